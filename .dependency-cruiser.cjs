@@ -1,0 +1,67 @@
+// The layer table of DESIGN.md §2 (kept identical in docs/architecture.md): a folder under src/
+// may import only itself and the folders listed for it.
+const layers = {
+  core: [],
+  encoding: ['core'],
+  crypto: ['core', 'encoding'],
+  vault: ['core', 'encoding', 'crypto'],
+  identity: ['core', 'encoding', 'crypto', 'vault'],
+  credentials: ['core', 'encoding', 'crypto', 'vault', 'identity'],
+  routing: ['core', 'encoding'],
+  channel: ['core', 'encoding', 'crypto', 'vault', 'identity', 'credentials', 'routing'],
+  policy: ['core', 'encoding', 'crypto'],
+  gates: ['core', 'encoding', 'crypto', 'identity', 'credentials', 'channel', 'policy'],
+  audit: ['core', 'encoding', 'crypto', 'vault', 'identity', 'credentials'],
+  broker: ['core', 'encoding', 'crypto', 'vault', 'identity', 'credentials', 'gates', 'audit'],
+  store: ['core', 'encoding', 'crypto', 'vault', 'identity', 'credentials', 'routing', 'channel', 'policy', 'gates', 'audit'],
+  bus: ['core', 'encoding', 'policy', 'credentials'],
+  node: null,
+  cli: null,
+  mcp: null,
+};
+const all = Object.keys(layers);
+
+const forbidden = Object.entries(layers)
+  .filter(([, allowed]) => allowed !== null)
+  .map(([layer, allowed]) => {
+    const banned = all.filter((l) => l !== layer && !allowed.includes(l));
+    return {
+      name: `layer-${layer}`,
+      comment: `src/${layer} may import only: ${allowed.join(', ') || '(nothing)'}`,
+      severity: 'error',
+      from: { path: `^src/${layer}/` },
+      to: { path: `^src/(${banned.join('|')})/` },
+    };
+  });
+
+forbidden.push(
+  {
+    name: 'no-circular',
+    severity: 'error',
+    from: {},
+    to: { circular: true },
+  },
+  {
+    name: 'native-crypto-only-in-crypto-and-vault',
+    comment: 'node:crypto and sodium-native are imported only in src/crypto and src/vault',
+    severity: 'error',
+    from: { path: '^src/', pathNot: '^src/(crypto|vault)/' },
+    to: { path: '^(crypto|sodium-native)$|node_modules/sodium-native' },
+  },
+  {
+    name: 'src-not-to-tests',
+    severity: 'error',
+    from: { path: '^src/', pathNot: '\\.test\\.ts$' },
+    to: { path: '(^test/|\\.test\\.ts$)' },
+  },
+);
+
+module.exports = {
+  forbidden,
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'], extensions: ['.ts', '.js'] },
+  },
+};

@@ -1,0 +1,52 @@
+/**
+ * The one error type Mandate throws on purpose. `code` is API (stable, listed in docs/errors.md,
+ * asserted by tests); `message` is for people and may change. Messages are lowercase, one line,
+ * no final period, with user values in backticks, and never carry a secret.
+ */
+export const ErrorKind = {
+  invalid: 'invalid',
+  unauthorized: 'unauthorized',
+  forbidden: 'forbidden',
+  notFound: 'not_found',
+  conflict: 'conflict',
+  exhausted: 'exhausted',
+  timeout: 'timeout',
+  unavailable: 'unavailable',
+  unsupported: 'unsupported',
+  internal: 'internal',
+} as const;
+export type ErrorKind = (typeof ErrorKind)[keyof typeof ErrorKind];
+
+export type ErrorCode = `ERR_${string}`;
+
+export class MandateError extends Error {
+  override readonly name = 'MandateError';
+  readonly code: ErrorCode;
+  readonly kind: ErrorKind;
+
+  constructor(code: ErrorCode, kind: ErrorKind, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.kind = kind;
+  }
+
+  toJSON(): { code: ErrorCode; kind: ErrorKind; message: string } {
+    return { code: this.code, kind: this.kind, message: this.message };
+  }
+}
+
+export function isMandateError(value: unknown, code?: ErrorCode): value is MandateError {
+  return value instanceof MandateError && (code === undefined || value.code === code);
+}
+
+/** Shorthands keep call sites one line long and the kind consistent for a family of codes. */
+export const invalid = (code: ErrorCode, message: string, cause?: unknown): MandateError =>
+  new MandateError(code, ErrorKind.invalid, message, cause === undefined ? undefined : { cause });
+export const conflict = (code: ErrorCode, message: string): MandateError =>
+  new MandateError(code, ErrorKind.conflict, message);
+export const notFound = (code: ErrorCode, message: string): MandateError =>
+  new MandateError(code, ErrorKind.notFound, message);
+export const unsupported = (code: ErrorCode, message: string): MandateError =>
+  new MandateError(code, ErrorKind.unsupported, message);
+export const internal = (code: ErrorCode, message: string, cause?: unknown): MandateError =>
+  new MandateError(code, ErrorKind.internal, message, cause === undefined ? undefined : { cause });

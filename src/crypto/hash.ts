@@ -1,0 +1,26 @@
+import { createHash, createHmac, hkdfSync } from 'node:crypto';
+import { asBuffer, sodium } from './sodium.js';
+
+// Below this size libsodium's one-shot SHA-256 avoids the cost of creating a node:crypto Hash
+// object; above it OpenSSL's SHA-NI code path is faster.
+const SODIUM_SHA256_MAX_BYTES = 4096;
+
+export const SHA256_BYTES = 32;
+
+export function sha256(data: Uint8Array): Uint8Array {
+  if (data.byteLength <= SODIUM_SHA256_MAX_BYTES) {
+    const out = Buffer.allocUnsafe(SHA256_BYTES);
+    sodium.crypto_hash_sha256(out, asBuffer(data));
+    return new Uint8Array(out.buffer, out.byteOffset, SHA256_BYTES);
+  }
+  return new Uint8Array(createHash('sha256').update(data).digest());
+}
+
+export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
+  return new Uint8Array(createHmac('sha256', key).update(data).digest());
+}
+
+/** HKDF-SHA-256 (RFC 5869). */
+export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+  return new Uint8Array(hkdfSync('sha256', ikm, salt, info, length));
+}

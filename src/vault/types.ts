@@ -1,0 +1,75 @@
+/**
+ * Vault interfaces, split by purpose as in Ockam: a signing vault for primary and credential
+ * keys, a secure-channel vault for X25519 static keys, DH, HKDF and AEAD. Everything is
+ * handle-based: no method returns private key bytes, so a PKCS#11 or KMS backend can implement
+ * the same interfaces with keys that never leave the device.
+ */
+
+export const SigningKeyType = { ed25519: 'ed25519', p256: 'p256' } as const;
+export type SigningKeyType = (typeof SigningKeyType)[keyof typeof SigningKeyType];
+
+/** A reference to a signing key held by a vault, with its public half. */
+export interface SigningKeyHandle {
+  readonly keyId: string;
+  readonly keyType: SigningKeyType;
+  /** Ed25519: 32 bytes; P-256: 65-byte SEC1 uncompressed point. */
+  readonly publicKey: Uint8Array;
+}
+
+export interface SigningVault {
+  /** Creates a key; with a persistent vault it is durable when the promise resolves. */
+  generateSigningKey(keyType: SigningKeyType): Promise<SigningKeyHandle>;
+  /** Throws `ERR_VAULT_KEY_NOT_FOUND` if the vault has no such key. */
+  getSigningKey(keyId: string): Promise<SigningKeyHandle>;
+  /** Ed25519 signs `message`; P-256 signs SHA-256(`message`) and returns raw r ‖ s. */
+  sign(keyId: string, message: Uint8Array): Promise<Uint8Array>;
+  /** Destroys the secret (wiped in memory, removed at rest). Idempotent. */
+  deleteSigningKey(keyId: string): Promise<void>;
+}
+
+/** A reference to an X25519 static key held by a vault. */
+export interface X25519KeyHandle {
+  readonly keyId: string;
+  readonly publicKey: Uint8Array;
+}
+
+/** A reference to a symmetric secret (DH output, HKDF output, AEAD key) held by a vault. */
+export interface SecretHandle {
+  readonly secretId: string;
+}
+
+export interface SecureChannelVault {
+  /** A persistent static key (durable on resolve with a persistent vault). */
+  generateX25519Key(): Promise<X25519KeyHandle>;
+  getX25519Key(keyId: string): Promise<X25519KeyHandle>;
+  deleteX25519Key(keyId: string): Promise<void>;
+  /** X25519(static secret, peer public) as a secret handle; low-order peers are refused. */
+  dh(keyId: string, peerPublicKey: Uint8Array): Promise<SecretHandle>;
+  /** HKDF-SHA-256 (Noise's HKDF: salt = chaining key) into `count` 32-byte secrets. */
+  hkdf(salt: SecretHandle, ikm: SecretHandle | undefined, info: Uint8Array, count: 1 | 2 | 3): Promise<SecretHandle[]>;
+  /** Imports bytes as an ephemeral secret (e.g. Noise's initial chaining key, which is public). */
+  importSecret(bytes: Uint8Array): Promise<SecretHandle>;
+  /** AES-256-GCM with a 12-byte nonce; returns ciphertext ‖ tag. */
+  aeadEncrypt(key: SecretHandle, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Promise<Uint8Array>;
+  /** Throws `ERR_CRYPTO_DECRYPT_FAILED` on authentication failure. */
+  aeadDecrypt(key: SecretHandle, nonce: Uint8Array, ciphertext: Uint8Array, aad: Uint8Array): Promise<Uint8Array>;
+  /** Wipes an ephemeral secret. Idempotent. */
+  deleteSecret(secret: SecretHandle): Promise<void>;
+}
+
+/** What a persistent vault stores per key: the secret only in sealed form. */
+export interface SealedKeyRecord {
+  readonly keyId: string;
+  readonly purpose: 'signing' | 'x25519';
+  readonly keyType: SigningKeyType | 'x25519';
+  readonly publicKey: Uint8Array;
+  /** version ‖ nonce ‖ AES-256-GCM(KEK, secret, aad = the fields above). */
+  readonly sealed: Uint8Array;
+}
+
+/** Storage for sealed keys; implemented in `store/` (SQLite) and in memory for tests. */
+export interface SealedKeyRepository {
+  putKey(record: SealedKeyRecord): Promise<void>;
+  getKey(keyId: string): Promise<SealedKeyRecord | undefined>;
+  deleteKey(keyId: string): Promise<void>;
+}
