@@ -1,5 +1,7 @@
 /** Structured logging: implementations decide where lines go; fields never carry secrets. */
-export type LogFields = Readonly<Record<string, string | number | boolean | bigint | null | undefined>>;
+export type LogFields = Readonly<
+  Record<string, string | number | boolean | bigint | null | undefined>
+>;
 
 export interface Logger {
   debug(message: string, fields?: LogFields): void;

@@ -6,16 +6,25 @@ export const AEAD_KEY_BYTES = 32;
 export const AEAD_NONCE_BYTES = 12;
 export const AEAD_TAG_BYTES = 16;
 
-export const AeadAlgorithm = { aes256gcm: 'aes-256-gcm', chacha20poly1305: 'chacha20-poly1305' } as const;
+export const AeadAlgorithm = {
+  aes256gcm: 'aes-256-gcm',
+  chacha20poly1305: 'chacha20-poly1305',
+} as const;
 export type AeadAlgorithm = (typeof AeadAlgorithm)[keyof typeof AeadAlgorithm];
 
 function checkParams(key: Uint8Array, nonce: Uint8Array): void {
-  if (key.byteLength !== AEAD_KEY_BYTES) throw invalid('ERR_CRYPTO_KEY_LENGTH', `AEAD keys must be ${AEAD_KEY_BYTES} bytes`);
-  if (nonce.byteLength !== AEAD_NONCE_BYTES) throw invalid('ERR_CRYPTO_NONCE_LENGTH', `AEAD nonces must be ${AEAD_NONCE_BYTES} bytes`);
+  if (key.byteLength !== AEAD_KEY_BYTES)
+    throw invalid('ERR_CRYPTO_KEY_LENGTH', `AEAD keys must be ${AEAD_KEY_BYTES} bytes`);
+  if (nonce.byteLength !== AEAD_NONCE_BYTES)
+    throw invalid('ERR_CRYPTO_NONCE_LENGTH', `AEAD nonces must be ${AEAD_NONCE_BYTES} bytes`);
 }
 
 const decryptFailed = (): MandateError =>
-  new MandateError('ERR_CRYPTO_DECRYPT_FAILED', ErrorKind.unauthorized, 'ciphertext failed authentication');
+  new MandateError(
+    'ERR_CRYPTO_DECRYPT_FAILED',
+    ErrorKind.unauthorized,
+    'ciphertext failed authentication',
+  );
 
 /** Returns ciphertext ‖ 16-byte tag. */
 export function aeadEncrypt(
@@ -28,7 +37,14 @@ export function aeadEncrypt(
   checkParams(key, nonce);
   if (algorithm === AeadAlgorithm.chacha20poly1305) {
     const out = Buffer.allocUnsafe(plaintext.byteLength + AEAD_TAG_BYTES);
-    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(out, asBuffer(plaintext), asBuffer(aad), null, asBuffer(nonce), asBuffer(key));
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
+      out,
+      asBuffer(plaintext),
+      asBuffer(aad),
+      null,
+      asBuffer(nonce),
+      asBuffer(key),
+    );
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }
   const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_BYTES });
@@ -50,7 +66,14 @@ export function aeadDecrypt(
   if (algorithm === AeadAlgorithm.chacha20poly1305) {
     const out = Buffer.allocUnsafe(ciphertext.byteLength - AEAD_TAG_BYTES);
     try {
-      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(out, null, asBuffer(ciphertext), asBuffer(aad), asBuffer(nonce), asBuffer(key));
+      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
+        out,
+        null,
+        asBuffer(ciphertext),
+        asBuffer(aad),
+        asBuffer(nonce),
+        asBuffer(key),
+      );
     } catch {
       throw decryptFailed();
     }

@@ -1,4 +1,9 @@
-import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  sign as nodeSign,
+  verify as nodeVerify,
+} from 'node:crypto';
 import { invalid } from '../core/index.js';
 import { asBuffer, sodium } from './sodium.js';
 
@@ -50,11 +55,22 @@ export function signEd25519(secretKey: Uint8Array, message: Uint8Array): Uint8Ar
  * Strict verification (libsodium: canonical S, canonical R and A, small-order A rejected).
  * Wrong-length inputs are simply invalid signatures, never exceptions.
  */
-export function verifyEd25519(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  if (publicKey.byteLength !== ED25519_PUBLIC_KEY_BYTES || signature.byteLength !== ED25519_SIGNATURE_BYTES) {
+export function verifyEd25519(
+  publicKey: Uint8Array,
+  message: Uint8Array,
+  signature: Uint8Array,
+): boolean {
+  if (
+    publicKey.byteLength !== ED25519_PUBLIC_KEY_BYTES ||
+    signature.byteLength !== ED25519_SIGNATURE_BYTES
+  ) {
     return false;
   }
-  return sodium.crypto_sign_verify_detached(asBuffer(signature), asBuffer(message), asBuffer(publicKey));
+  return sodium.crypto_sign_verify_detached(
+    asBuffer(signature),
+    asBuffer(message),
+    asBuffer(publicKey),
+  );
 }
 
 // --- node:crypto (OpenSSL) backend, kept for differential tests and benchmarks -------------------
@@ -64,17 +80,31 @@ const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'he
 
 export function signEd25519Node(secretKey: Uint8Array, message: Uint8Array): Uint8Array {
   checkLength(secretKey, ED25519_SECRET_KEY_BYTES, 'secretKey');
-  const der = Buffer.concat([ED25519_PKCS8_PREFIX, asBuffer(secretKey).subarray(0, ED25519_SEED_BYTES)]);
+  const der = Buffer.concat([
+    ED25519_PKCS8_PREFIX,
+    asBuffer(secretKey).subarray(0, ED25519_SEED_BYTES),
+  ]);
   const key = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
   return new Uint8Array(nodeSign(null, message, key));
 }
 
-export function verifyEd25519Node(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  if (publicKey.byteLength !== ED25519_PUBLIC_KEY_BYTES || signature.byteLength !== ED25519_SIGNATURE_BYTES) {
+export function verifyEd25519Node(
+  publicKey: Uint8Array,
+  message: Uint8Array,
+  signature: Uint8Array,
+): boolean {
+  if (
+    publicKey.byteLength !== ED25519_PUBLIC_KEY_BYTES ||
+    signature.byteLength !== ED25519_SIGNATURE_BYTES
+  ) {
     return false;
   }
   try {
-    const key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+    const key = createPublicKey({
+      key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]),
+      format: 'der',
+      type: 'spki',
+    });
     return nodeVerify(null, message, key, signature);
   } catch {
     return false;
@@ -83,6 +113,9 @@ export function verifyEd25519Node(publicKey: Uint8Array, message: Uint8Array, si
 
 function checkLength(bytes: Uint8Array, length: number, name: string): void {
   if (bytes.byteLength !== length) {
-    throw invalid('ERR_CRYPTO_KEY_LENGTH', `\`${name}\` must be ${length} bytes, got ${bytes.byteLength}`);
+    throw invalid(
+      'ERR_CRYPTO_KEY_LENGTH',
+      `\`${name}\` must be ${length} bytes, got ${bytes.byteLength}`,
+    );
   }
 }

@@ -32,5 +32,12 @@ export {
   x25519Into,
   X25519_KEY_BYTES,
 } from './x25519.js';
-export { aeadEncrypt, aeadDecrypt, AeadAlgorithm, AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES } from './aead.js';
+export {
+  aeadEncrypt,
+  aeadDecrypt,
+  AeadAlgorithm,
+  AEAD_KEY_BYTES,
+  AEAD_NONCE_BYTES,
+  AEAD_TAG_BYTES,
+} from './aead.js';
 export { SecureArena, SecretBytes } from './secure-memory.js';

@@ -1,4 +1,11 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign as nodeSign,
+  verify as nodeVerify,
+  type KeyObject,
+} from 'node:crypto';
 import { invalid } from '../core/index.js';
 
 export const P256_PUBLIC_KEY_BYTES = 65; // SEC1 uncompressed: 0x04 ‖ X ‖ Y
@@ -29,8 +36,13 @@ export function generateP256KeyPair(): P256KeyPair {
 /** Parses a PKCS#8 P-256 private key once, for callers that sign many times with it. */
 export function importP256PrivateKey(privateKeyPkcs8: Uint8Array): KeyObject {
   try {
-    const key = createPrivateKey({ key: Buffer.from(privateKeyPkcs8), format: 'der', type: 'pkcs8' });
-    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new Error('not P-256');
+    const key = createPrivateKey({
+      key: Buffer.from(privateKeyPkcs8),
+      format: 'der',
+      type: 'pkcs8',
+    });
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1')
+      throw new Error('not P-256');
     return key;
   } catch (cause) {
     throw invalid('ERR_CRYPTO_KEY_INVALID', 'not a PKCS#8 P-256 private key', cause);
@@ -44,13 +56,25 @@ export function signP256(privateKey: Uint8Array | KeyObject, message: Uint8Array
 }
 
 /** Verifies a raw r ‖ s ECDSA-SHA-256 signature; malformed keys or signatures are just invalid. */
-export function verifyP256(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  if (publicKey.byteLength !== P256_PUBLIC_KEY_BYTES || publicKey[0] !== 0x04 || signature.byteLength !== P256_SIGNATURE_BYTES) {
+export function verifyP256(
+  publicKey: Uint8Array,
+  message: Uint8Array,
+  signature: Uint8Array,
+): boolean {
+  if (
+    publicKey.byteLength !== P256_PUBLIC_KEY_BYTES ||
+    publicKey[0] !== 0x04 ||
+    signature.byteLength !== P256_SIGNATURE_BYTES
+  ) {
     return false;
   }
   let key: KeyObject;
   try {
-    key = createPublicKey({ key: Buffer.concat([P256_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+    key = createPublicKey({
+      key: Buffer.concat([P256_SPKI_PREFIX, publicKey]),
+      format: 'der',
+      type: 'spki',
+    });
   } catch {
     return false; // not a point on the curve
   }

@@ -11,7 +11,10 @@ export function generateX25519KeyPairInto(publicKey: Uint8Array, secretKey: Uint
   sodium.crypto_box_keypair(asBuffer(publicKey), asBuffer(secretKey));
 }
 
-export function generateX25519KeyPair(): { readonly publicKey: Uint8Array; readonly secretKey: Uint8Array } {
+export function generateX25519KeyPair(): {
+  readonly publicKey: Uint8Array;
+  readonly secretKey: Uint8Array;
+} {
   const publicKey = new Uint8Array(X25519_KEY_BYTES);
   const secretKey = new Uint8Array(X25519_KEY_BYTES);
   generateX25519KeyPairInto(publicKey, secretKey);
@@ -19,7 +22,8 @@ export function generateX25519KeyPair(): { readonly publicKey: Uint8Array; reado
 }
 
 export function x25519PublicKey(secretKey: Uint8Array): Uint8Array {
-  if (secretKey.byteLength !== X25519_KEY_BYTES) throw invalid('ERR_CRYPTO_KEY_LENGTH', `X25519 keys must be ${X25519_KEY_BYTES} bytes`);
+  if (secretKey.byteLength !== X25519_KEY_BYTES)
+    throw invalid('ERR_CRYPTO_KEY_LENGTH', `X25519 keys must be ${X25519_KEY_BYTES} bytes`);
   const out = Buffer.alloc(X25519_KEY_BYTES);
   sodium.crypto_scalarmult_base(out, asBuffer(secretKey));
   return new Uint8Array(out);
@@ -29,8 +33,16 @@ export function x25519PublicKey(secretKey: Uint8Array): Uint8Array {
  * X25519 (RFC 7748) into `out`. A peer key of low order yields the all-zero secret; libsodium
  * refuses it and so do we (`ERR_CRYPTO_DH_LOW_ORDER`), as Noise implementations must.
  */
-export function x25519Into(out: Uint8Array, secretKey: Uint8Array, peerPublicKey: Uint8Array): void {
-  if (secretKey.byteLength !== X25519_KEY_BYTES || peerPublicKey.byteLength !== X25519_KEY_BYTES || out.byteLength !== X25519_KEY_BYTES) {
+export function x25519Into(
+  out: Uint8Array,
+  secretKey: Uint8Array,
+  peerPublicKey: Uint8Array,
+): void {
+  if (
+    secretKey.byteLength !== X25519_KEY_BYTES ||
+    peerPublicKey.byteLength !== X25519_KEY_BYTES ||
+    out.byteLength !== X25519_KEY_BYTES
+  ) {
     throw invalid('ERR_CRYPTO_KEY_LENGTH', `X25519 keys must be ${X25519_KEY_BYTES} bytes`);
   }
   try {

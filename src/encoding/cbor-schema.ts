@@ -5,15 +5,29 @@ import { CborMap, type CborValue } from './cbor.js';
  * Typed accessors for decoded CBOR: each throws `invalid(code, ...)` naming the field, so a
  * structure's parser reads as a list of expectations and never `as`-casts untrusted data.
  */
-export function expectArray(v: CborValue, code: ErrorCode, what: string, min: number, max: number): CborValue[] {
+export function expectArray(
+  v: CborValue,
+  code: ErrorCode,
+  what: string,
+  min: number,
+  max: number,
+): CborValue[] {
   if (!Array.isArray(v)) throw invalid(code, `${what} must be an array`);
   if (v.length < min || v.length > max) {
-    throw invalid(code, `${what} must have ${min === max ? min : `${min} to ${max}`} items, found ${v.length}`);
+    throw invalid(
+      code,
+      `${what} must have ${min === max ? min : `${min} to ${max}`} items, found ${v.length}`,
+    );
   }
   return v;
 }
 
-export function expectBytes(v: CborValue | undefined, code: ErrorCode, what: string, length?: number): Uint8Array {
+export function expectBytes(
+  v: CborValue | undefined,
+  code: ErrorCode,
+  what: string,
+  length?: number,
+): Uint8Array {
   if (!(v instanceof Uint8Array)) throw invalid(code, `${what} must be a byte string`);
   if (length !== undefined && v.length !== length) {
     throw invalid(code, `${what} must be ${length} bytes, found ${v.length}`);
@@ -21,7 +35,12 @@ export function expectBytes(v: CborValue | undefined, code: ErrorCode, what: str
   return v;
 }
 
-export function expectUint(v: CborValue | undefined, code: ErrorCode, what: string, max = Number.MAX_SAFE_INTEGER): number {
+export function expectUint(
+  v: CborValue | undefined,
+  code: ErrorCode,
+  what: string,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) {
     throw invalid(code, `${what} must be an unsigned integer at most ${max}`);
   }

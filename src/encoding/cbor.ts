@@ -10,7 +10,8 @@ import { invalid, type ErrorCode } from '../core/index.js';
  * against the bytes that remain before anything is allocated, so a small input can never make
  * the decoder allocate much.
  */
-export type CborValue = number | bigint | Uint8Array | string | boolean | null | CborValue[] | CborMap;
+export type CborValue =
+  number | bigint | Uint8Array | string | boolean | null | CborValue[] | CborMap;
 
 /** Map entries in wire order; keys are unique (checked on decode and encode). */
 export class CborMap {
@@ -34,8 +35,11 @@ export interface CborDecodeOptions {
 export const CBOR_DEFAULT_MAX_DEPTH = 16;
 export const CBOR_DEFAULT_MAX_BYTES = 1024 * 1024;
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a leading U+FEFF as content; stripping it would let two encodings decode alike.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
+// With the u flag a surrogate pair is one code point, so \p{Cs} matches only unpaired halves.
+const LONE_SURROGATE = /\p{Cs}/u;
 
 class Decoder {
   pos = 0;
@@ -102,7 +106,8 @@ class Decoder {
 
   length(info: number): number {
     const n = this.argument(info);
-    if (typeof n === 'bigint' || n > this.bytes.length - this.pos) this.fail('length exceeds input');
+    if (typeof n === 'bigint' || n > this.bytes.length - this.pos)
+      this.fail('length exceeds input');
     return n;
   }
 
@@ -115,7 +120,11 @@ class Decoder {
         return this.argument(info);
       case 1: {
         const n = this.argument(info);
-        return typeof n === 'bigint' ? -1n - n : n >= Number.MAX_SAFE_INTEGER ? -1n - BigInt(n) : -1 - n;
+        return typeof n === 'bigint'
+          ? -1n - n
+          : n >= Number.MAX_SAFE_INTEGER
+            ? -1n - BigInt(n)
+            : -1 - n;
       }
       case 2: {
         const n = this.length(info);
@@ -162,7 +171,11 @@ class Decoder {
         if (info === 20) return false;
         if (info === 21) return true;
         if (info === 22) return null;
-        return this.fail(info >= 25 && info <= 27 ? 'floats are not allowed' : `simple value ${info} is not allowed`);
+        return this.fail(
+          info >= 25 && info <= 27
+            ? 'floats are not allowed'
+            : `simple value ${info} is not allowed`,
+        );
     }
   }
 }
@@ -172,7 +185,10 @@ export function decodeCbor(bytes: Uint8Array, options: CborDecodeOptions = {}): 
   const what = options.what ?? 'input';
   const maxBytes = options.maxBytes ?? CBOR_DEFAULT_MAX_BYTES;
   if (bytes.byteLength > maxBytes) {
-    throw invalid(code, `${what} is too large: ${bytes.byteLength} bytes, at most ${maxBytes} allowed`);
+    throw invalid(
+      code,
+      `${what} is too large: ${bytes.byteLength} bytes, at most ${maxBytes} allowed`,
+    );
   }
   const d = new Decoder(bytes, options.maxDepth ?? CBOR_DEFAULT_MAX_DEPTH, code, what);
   const v = d.value(0);
@@ -197,7 +213,8 @@ class Encoder {
   head(major: number, n: number | bigint): void {
     const m = major << 5;
     if (typeof n === 'bigint') {
-      if (n < 0n || n > 0xffffffffffffffffn) throw invalid('ERR_CBOR_UNENCODABLE', 'integer out of range');
+      if (n < 0n || n > 0xffffffffffffffffn)
+        throw invalid('ERR_CBOR_UNENCODABLE', 'integer out of range');
       if (n <= BigInt(Number.MAX_SAFE_INTEGER)) {
         this.head(major, Number(n));
         return;
@@ -208,7 +225,8 @@ class Encoder {
       this.pos += 8;
       return;
     }
-    if (!Number.isSafeInteger(n) || n < 0) throw invalid('ERR_CBOR_UNENCODABLE', 'integer out of range');
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw invalid('ERR_CBOR_UNENCODABLE', 'integer out of range');
     this.ensure(9);
     const b = this.buf;
     if (n < 24) b[this.pos++] = m | n;
@@ -243,7 +261,10 @@ class Encoder {
   }
 
   value(v: CborValue, depth: number): void {
-    if (depth > CBOR_DEFAULT_MAX_DEPTH) throw invalid('ERR_CBOR_UNENCODABLE', 'nesting too deep');
+    // Same rule as the decoder (containers count, leaves do not), so every output is decodable.
+    if (depth >= CBOR_DEFAULT_MAX_DEPTH && (Array.isArray(v) || v instanceof CborMap)) {
+      throw invalid('ERR_CBOR_UNENCODABLE', 'nesting too deep');
+    }
     if (typeof v === 'number') {
       if (v >= 0) this.head(0, v);
       else this.head(1, -1 - v);
@@ -254,6 +275,9 @@ class Encoder {
       this.head(2, v.length);
       this.raw(v);
     } else if (typeof v === 'string') {
+      // TextEncoder would silently turn a lone surrogate into U+FFFD, encoding another string.
+      if (LONE_SURROGATE.test(v))
+        throw invalid('ERR_CBOR_UNENCODABLE', 'text string has a lone surrogate');
       const bytes = utf8Encoder.encode(v);
       this.head(3, bytes.length);
       this.raw(bytes);

@@ -1,4 +1,17 @@
 export { toHex, fromHex, bytesEqual, concatBytes } from './hex.js';
-export { decodeCbor, encodeCbor, CborMap, CBOR_DEFAULT_MAX_BYTES, CBOR_DEFAULT_MAX_DEPTH } from './cbor.js';
+export {
+  decodeCbor,
+  encodeCbor,
+  CborMap,
+  CBOR_DEFAULT_MAX_BYTES,
+  CBOR_DEFAULT_MAX_DEPTH,
+} from './cbor.js';
 export type { CborValue, CborDecodeOptions } from './cbor.js';
-export { expectArray, expectBytes, expectUint, expectBool, expectMap, expectVariant } from './cbor-schema.js';
+export {
+  expectArray,
+  expectBytes,
+  expectUint,
+  expectBool,
+  expectMap,
+  expectVariant,
+} from './cbor-schema.js';

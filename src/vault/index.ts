@@ -8,3 +8,14 @@ export type {
   SealedKeyRecord,
   SealedKeyRepository,
 } from './types.js';
+export { MemoryVault } from './memory-vault.js';
+export type { MemoryVaultOptions } from './memory-vault.js';
+export { SoftwareVault } from './software-vault.js';
+export type { SoftwareVaultOptions } from './software-vault.js';
+export { InMemorySealedKeyRepository } from './in-memory-sealed-key-repository.js';
+export {
+  loadOrCreateKeyFile,
+  loadOrCreateSaltFile,
+  deriveKekFromPassphrase,
+} from './key-encryption-key.js';
+export type { KekOptions } from './key-encryption-key.js';

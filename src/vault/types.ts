@@ -46,13 +46,28 @@ export interface SecureChannelVault {
   /** X25519(static secret, peer public) as a secret handle; low-order peers are refused. */
   dh(keyId: string, peerPublicKey: Uint8Array): Promise<SecretHandle>;
   /** HKDF-SHA-256 (Noise's HKDF: salt = chaining key) into `count` 32-byte secrets. */
-  hkdf(salt: SecretHandle, ikm: SecretHandle | undefined, info: Uint8Array, count: 1 | 2 | 3): Promise<SecretHandle[]>;
+  hkdf(
+    salt: SecretHandle,
+    ikm: SecretHandle | undefined,
+    info: Uint8Array,
+    count: 1 | 2 | 3,
+  ): Promise<SecretHandle[]>;
   /** Imports bytes as an ephemeral secret (e.g. Noise's initial chaining key, which is public). */
   importSecret(bytes: Uint8Array): Promise<SecretHandle>;
   /** AES-256-GCM with a 12-byte nonce; returns ciphertext ‖ tag. */
-  aeadEncrypt(key: SecretHandle, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Promise<Uint8Array>;
+  aeadEncrypt(
+    key: SecretHandle,
+    nonce: Uint8Array,
+    plaintext: Uint8Array,
+    aad: Uint8Array,
+  ): Promise<Uint8Array>;
   /** Throws `ERR_CRYPTO_DECRYPT_FAILED` on authentication failure. */
-  aeadDecrypt(key: SecretHandle, nonce: Uint8Array, ciphertext: Uint8Array, aad: Uint8Array): Promise<Uint8Array>;
+  aeadDecrypt(
+    key: SecretHandle,
+    nonce: Uint8Array,
+    ciphertext: Uint8Array,
+    aad: Uint8Array,
+  ): Promise<Uint8Array>;
   /** Wipes an ephemeral secret. Idempotent. */
   deleteSecret(secret: SecretHandle): Promise<void>;
 }

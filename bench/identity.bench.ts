@@ -1,0 +1,193 @@
+/**
+ * Identity hot paths against their raw crypto floors, measured in the same run:
+ *   node --import tsx bench/identity.bench.ts
+ * The floor of creating an agent identity is what its primitives cost alone: two Ed25519 keygens
+ * (primary, credential key), one X25519 keygen, three Ed25519 signatures (the change, two
+ * attestations) and three SHA-256 of ~100 bytes. The floor of verifying a history is its
+ * signature verifications.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import {
+  generateEd25519KeyPairInto,
+  generateX25519KeyPairInto,
+  randomBytes,
+  SecureArena,
+  sha256,
+  signEd25519,
+  verifyEd25519,
+} from '../src/crypto/index.js';
+import {
+  Identities,
+  MemoryIdentityRepository,
+  verifyChangeHistory,
+  createIdentity,
+  rotateIdentity,
+} from '../src/identity/index.js';
+import { MemoryVault, SoftwareVault } from '../src/vault/index.js';
+import { openSqliteStore } from '../src/store/index.js';
+import { group, type TableRow } from './harness.js';
+
+const PER_CALL = 100;
+
+export async function identityBenchmarks(): Promise<TableRow[]> {
+  const rows: TableRow[] = [];
+
+  // --- creation -----------------------------------------------------------------------------
+  {
+    const pk = new Uint8Array(32);
+    const sk = new Uint8Array(64);
+    const xpk = new Uint8Array(32);
+    const xsk = new Uint8Array(32);
+    const data = randomBytes(110);
+    const floor = (): void => {
+      for (let i = 0; i < PER_CALL; i++) {
+        generateEd25519KeyPairInto(pk, sk);
+        signEd25519(sk, sha256(data));
+        generateEd25519KeyPairInto(pk, sk);
+        generateX25519KeyPairInto(xpk, xsk);
+        signEd25519(sk, sha256(data));
+        signEd25519(sk, sha256(data));
+      }
+    };
+    const memory = new Identities({
+      vault: new MemoryVault(),
+      repository: new MemoryIdentityRepository(),
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'mandate-bench-'));
+    const store = openSqliteStore(join(dir, 'bench.db'));
+    const kek = new SecureArena().allocateFrom(randomBytes(32));
+    const sqlite = new Identities({
+      vault: new SoftwareVault({ repository: store.vaultKeys, kek }),
+      repository: store.identities,
+    });
+    const results = await group('identity-create')
+      .add('floor', floor, { label: 'raw floor: 2 Ed25519 + 1 X25519 keygen, 3 signs, 3 SHA-256' })
+      .add('memory', () => memory.createMany(PER_CALL, { batchSize: PER_CALL }), {
+        label: 'create agent identity (memory vault)',
+      })
+      .add('sqlite', () => sqlite.createMany(PER_CALL, { batchSize: PER_CALL }), {
+        label: 'create agent identity (sealed vault + SQLite, batches of 100)',
+      })
+      .run();
+    const floorUs = results.get('floor').usPerOp / PER_CALL;
+    for (const [id, target] of [
+      ['memory', '≤ 1.25×'],
+      ['sqlite', '≤ 1.6×'],
+    ] as const) {
+      rows.push({
+        what: results.get(id).label,
+        usPerOp: results.get(id).usPerOp / PER_CALL,
+        baseline: 'raw floor',
+        baselineUsPerOp: floorUs,
+        ratio: results.ratio(id, 'floor'),
+        target,
+      });
+    }
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  // --- verification -------------------------------------------------------------------------
+  {
+    const vault = new MemoryVault();
+    const created = await createIdentity(vault, { nowSeconds: 1_800_000_000 });
+    let current = created;
+    for (let i = 1; i <= 2; i++)
+      current = await rotateIdentity(vault, current.identity, current.primaryKey.keyId, {
+        nowSeconds: 1_800_000_000 + i,
+      });
+    const one = created.identity.changeHistory;
+    const three = current.identity.changeHistory;
+    const sigs = current.identity.changes.flatMap((c, i) => {
+      const out: [Uint8Array, Uint8Array, Uint8Array][] = [
+        [c.primaryPublicKey.bytes, c.changeHash, c.signature],
+      ];
+      if (i > 0)
+        out.push([
+          current.identity.changes[i - 1]!.primaryPublicKey.bytes,
+          c.changeHash,
+          c.previousSignature!,
+        ]);
+      return out;
+    });
+    const first = sigs[0]!;
+    const results = await group('identity-verify')
+      .add('floor1', () => verifyEd25519(first[0], first[1], first[2]), {
+        label: 'raw floor: 1 Ed25519 verify',
+      })
+      .add('verify1', () => verifyChangeHistory(one), { label: 'verify a 1-change history' })
+      .add(
+        'floor3',
+        () => {
+          for (const [k, m, s] of sigs) verifyEd25519(k, m, s);
+        },
+        { label: 'raw floor: 5 Ed25519 verifies' },
+      )
+      .add('verify3', () => verifyChangeHistory(three), {
+        label: 'verify a 3-change history (2 rotations)',
+      })
+      .run();
+    rows.push(
+      {
+        what: results.get('verify1').label,
+        usPerOp: results.get('verify1').usPerOp,
+        baseline: 'raw floor: 1 verify',
+        baselineUsPerOp: results.get('floor1').usPerOp,
+        ratio: results.ratio('verify1', 'floor1'),
+        target: '≤ 1.15×',
+      },
+      {
+        what: results.get('verify3').label,
+        usPerOp: results.get('verify3').usPerOp,
+        baseline: 'raw floor: 5 verifies',
+        baselineUsPerOp: results.get('floor3').usPerOp,
+        ratio: results.ratio('verify3', 'floor3'),
+        target: '≤ 1.15×',
+      },
+    );
+  }
+
+  // --- agents per second with 1 and 2 worker threads ---------------------------------------
+  {
+    const seconds = process.env.MANDATE_BENCH_QUICK === '1' ? 0.3 : 2;
+    const rate = async (workers: number): Promise<number> => {
+      const counts = await Promise.all(
+        Array.from(
+          { length: workers },
+          () =>
+            new Promise<number>((resolve, reject) => {
+              // Workers do not inherit tsx's loader on Node 20: register it, then load the worker.
+              const bootstrap = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(new URL('./identity-worker.ts', import.meta.url).href)}); })`;
+              const worker = new Worker(bootstrap, { eval: true, workerData: { seconds } });
+              worker.once('message', (n: number) => {
+                resolve(n);
+              });
+              worker.once('error', reject);
+            }),
+        ),
+      );
+      return counts.reduce((a, b) => a + b, 0) / seconds;
+    };
+    const one = await rate(1);
+    const two = await rate(2);
+    rows.push(
+      {
+        what: 'agents per second, 1 worker thread (memory vault)',
+        usPerOp: 1e6 / one,
+        target: `${Math.round(one).toLocaleString('en-US')}/s`,
+      },
+      {
+        what: 'agents per second, 2 worker threads (memory vault)',
+        usPerOp: 1e6 / two,
+        baseline: '1 worker',
+        baselineUsPerOp: 1e6 / one,
+        ratio: one / two,
+        target: `${Math.round(two).toLocaleString('en-US')}/s`,
+      },
+    );
+  }
+  return rows;
+}

@@ -1,0 +1,14 @@
+/**
+ * `npm run bench`: every hot path next to its floor, measured in this run (ratios per round, see
+ * harness.ts). `--markdown` also prints the tables for the README. MANDATE_BENCH_QUICK=1 is a
+ * smoke run whose numbers mean nothing.
+ */
+import { markdownTable, printTable } from './harness.js';
+import { identityBenchmarks } from './identity.bench.js';
+
+console.log('# crypto floors\n');
+await import('./crypto.bench.js');
+console.log('\n# identities\n');
+const rows = await identityBenchmarks();
+printTable(rows);
+if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(rows)}`);

@@ -1,0 +1,61 @@
+import { join } from 'node:path';
+import { systemClock, type Clock } from '../core/index.js';
+import { Identities } from '../identity/index.js';
+import {
+  deriveKekFromPassphrase,
+  loadOrCreateKeyFile,
+  loadOrCreateSaltFile,
+  SoftwareVault,
+} from '../vault/index.js';
+import { openSqliteStore, type SqliteStore } from '../store/index.js';
+
+/** The environment variable that switches the vault's KEK from the key file to a passphrase. */
+export const PASSPHRASE_ENV = 'MANDATE_VAULT_PASSPHRASE';
+
+/**
+ * A Mandate home on the embedded default: `mandate.db` (SQLite, WAL) holds identities and
+ * sealed keys; the key-encryption key comes from `vault.key` (0600, created on first use) or,
+ * when MANDATE_VAULT_PASSPHRASE is set, from scrypt over the passphrase and `vault.salt`.
+ */
+export interface Home {
+  readonly dir: string;
+  readonly store: SqliteStore;
+  readonly vault: SoftwareVault;
+  readonly identities: Identities;
+  close(): void;
+}
+
+export async function openHome(
+  dir: string,
+  options: { readonly clock?: Clock; readonly passphrase?: string | undefined } = {},
+): Promise<Home> {
+  const store = openSqliteStore(join(dir, 'mandate.db'));
+  try {
+    const kek =
+      options.passphrase !== undefined && options.passphrase !== ''
+        ? await deriveKekFromPassphrase(
+            options.passphrase,
+            await loadOrCreateSaltFile(join(dir, 'vault.salt')),
+          )
+        : await loadOrCreateKeyFile(join(dir, 'vault.key'));
+    const vault = new SoftwareVault({ repository: store.vaultKeys, kek });
+    const identities = new Identities({
+      vault,
+      repository: store.identities,
+      clock: options.clock ?? systemClock,
+    });
+    return {
+      dir,
+      store,
+      vault,
+      identities,
+      close() {
+        store.close();
+        kek.destroy();
+      },
+    };
+  } catch (error) {
+    store.close();
+    throw error;
+  }
+}

@@ -1,0 +1,30 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { invalid } from '../core/index.js';
+import { fromHex } from '../encoding/index.js';
+
+const MAX_INPUT_BYTES = 1024 * 1024;
+const HEX_TEXT_RE = /^\s*(?:[0-9a-fA-F]{2})+\s*$/;
+
+/**
+ * `HEX|FILE|-`: `-` reads stdin, an existing path reads the file, anything else is hex. A file
+ * or stdin may hold hex text or raw bytes. Input is bounded before it is parsed.
+ */
+export function readBytesArgument(arg: string, what: string): Uint8Array {
+  let raw: Buffer;
+  if (arg === '-') {
+    raw = readFileSync(0);
+  } else if (existsSync(arg) && statSync(arg).isFile()) {
+    if (statSync(arg).size > MAX_INPUT_BYTES * 2)
+      throw invalid(
+        'ERR_INPUT_TOO_LARGE',
+        `\`${arg}\` is larger than ${MAX_INPUT_BYTES * 2} bytes`,
+      );
+    raw = readFileSync(arg);
+  } else {
+    return fromHex(arg, what);
+  }
+  if (raw.length > MAX_INPUT_BYTES * 2)
+    throw invalid('ERR_INPUT_TOO_LARGE', `${what} is larger than ${MAX_INPUT_BYTES * 2} bytes`);
+  const text = raw.toString('latin1');
+  return HEX_TEXT_RE.test(text) ? fromHex(text, what) : new Uint8Array(raw);
+}

@@ -1,0 +1,54 @@
+import type { Identifier, Purpose } from './model.js';
+import type { IdentityRepository, StoredIdentity, StoredPurposeKey } from './repository.js';
+
+/** An IdentityRepository in process memory: for tests and throwaway in-process swarms. */
+export class MemoryIdentityRepository implements IdentityRepository {
+  readonly #byId = new Map<Identifier, StoredIdentity>();
+  readonly #byName = new Map<string, Identifier>();
+  readonly #purposeKeys = new Map<string, StoredPurposeKey>();
+
+  getIdentity(identifier: Identifier): Promise<StoredIdentity | undefined> {
+    return Promise.resolve(this.#byId.get(identifier));
+  }
+
+  getIdentityByName(name: string): Promise<StoredIdentity | undefined> {
+    const id = this.#byName.get(name);
+    return Promise.resolve(id === undefined ? undefined : this.#byId.get(id));
+  }
+
+  putIdentity(identity: StoredIdentity): Promise<void> {
+    const previous = this.#byId.get(identity.identifier);
+    if (previous?.name != null) this.#byName.delete(previous.name);
+    this.#byId.set(identity.identifier, identity);
+    if (identity.name !== null) this.#byName.set(identity.name, identity.identifier);
+    return Promise.resolve();
+  }
+
+  listIdentities(
+    options: { readonly limit?: number; readonly offset?: number } = {},
+  ): Promise<StoredIdentity[]> {
+    const offset = options.offset ?? 0;
+    const all = [...this.#byId.values()];
+    return Promise.resolve(
+      all.slice(offset, options.limit === undefined ? undefined : offset + options.limit),
+    );
+  }
+
+  countIdentities(): Promise<number> {
+    return Promise.resolve(this.#byId.size);
+  }
+
+  putPurposeKey(key: StoredPurposeKey): Promise<void> {
+    this.#purposeKeys.set(`${key.identifier}/${key.purpose}`, key);
+    return Promise.resolve();
+  }
+
+  getPurposeKey(identifier: Identifier, purpose: Purpose): Promise<StoredPurposeKey | undefined> {
+    return Promise.resolve(this.#purposeKeys.get(`${identifier}/${purpose}`));
+  }
+
+  /** No durability to protect in memory; the work simply runs. */
+  transaction<T>(work: () => Promise<T>): Promise<T> {
+    return work();
+  }
+}

@@ -1,0 +1,10 @@
+export { SqliteDatabase } from './sqlite-database.js';
+export type { Migration } from './sqlite-database.js';
+export { SqliteIdentityRepository, IDENTITIES_MIGRATION } from './sqlite-identity-repository.js';
+export {
+  SqliteSealedKeyRepository,
+  VAULT_KEYS_MIGRATION_SQL,
+} from './sqlite-sealed-key-repository.js';
+export type { SqliteSealedKeyRepositoryOptions } from './sqlite-sealed-key-repository.js';
+export { openSqliteStore, SQLITE_MIGRATIONS } from './open-sqlite-store.js';
+export type { SqliteStore } from './open-sqlite-store.js';

@@ -1,0 +1,125 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { MandateError, ErrorKind } from '../core/index.js';
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+/**
+ * One better-sqlite3 connection in WAL mode with versioned migrations and an async-friendly
+ * transaction: writes from concurrent async tasks are serialised through one lock, so a task's
+ * writes can never land inside (and be rolled back with) another task's transaction.
+ *
+ * `synchronous = NORMAL` in WAL mode: a committed transaction survives a crash of the process
+ * (kill -9); only a power loss can drop the last commits.
+ */
+export class SqliteDatabase {
+  readonly db: Database.Database;
+  readonly #inTransaction = new AsyncLocalStorage<true>();
+  #tail: Promise<void> = Promise.resolve();
+
+  constructor(path: string, migrations: readonly Migration[]) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    try {
+      this.db = new Database(path);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('foreign_keys = ON');
+      this.db.pragma('busy_timeout = 5000');
+    } catch (cause) {
+      throw new MandateError(
+        'ERR_STORE_UNAVAILABLE',
+        ErrorKind.unavailable,
+        `cannot open the database at \`${path}\``,
+        { cause },
+      );
+    }
+    this.#migrate(migrations);
+  }
+
+  #migrate(migrations: readonly Migration[]): void {
+    this.db.exec(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT',
+    );
+    const applied = new Set(
+      this.db
+        .prepare<[], { version: number }>('SELECT version FROM schema_migrations')
+        .all()
+        .map((r) => r.version),
+    );
+    const known = new Set(migrations.map((m) => m.version));
+    for (const version of applied) {
+      if (!known.has(version)) {
+        throw new MandateError(
+          'ERR_STORE_SCHEMA_NEWER',
+          ErrorKind.unsupported,
+          `the database has schema version ${version}, which this Mandate does not know; upgrade Mandate`,
+        );
+      }
+    }
+    const record = this.db.prepare(
+      'INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)',
+    );
+    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+      if (applied.has(m.version)) continue;
+      this.db
+        .transaction(() => {
+          this.db.exec(m.sql);
+          record.run(m.version, m.name, Math.floor(Date.now() / 1000));
+        })
+        .immediate();
+    }
+  }
+
+  /**
+   * Runs `work` in one SQLite transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on any error).
+   * Nested calls join the outer transaction.
+   */
+  async transaction<T>(work: () => Promise<T>): Promise<T> {
+    if (this.#inTransaction.getStore() === true) return work();
+    const release = await this.#acquire();
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await this.#inTransaction.run(true, work);
+        this.db.exec('COMMIT');
+        return result;
+      } catch (error) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw error;
+      }
+    } finally {
+      release();
+    }
+  }
+
+  /** A single write: joins the current transaction, or waits for the lock and autocommits. */
+  async write<T>(statement: () => T): Promise<T> {
+    if (this.#inTransaction.getStore() === true) return statement();
+    const release = await this.#acquire();
+    try {
+      return statement();
+    } finally {
+      release();
+    }
+  }
+
+  async #acquire(): Promise<() => void> {
+    const previous = this.#tail;
+    let release!: () => void;
+    this.#tail = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await previous;
+    return release;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,112 @@
+import type { Database, Statement } from 'better-sqlite3';
+import { conflict, internal } from '../core/index.js';
+import type { SealedKeyRecord, SealedKeyRepository } from '../vault/index.js';
+
+/**
+ * The `vault_keys` table. STRICT and CHECK constraints make SQLite refuse a row the vault could
+ * never have written; WITHOUT ROWID because rows are looked up only by their text key.
+ */
+export const VAULT_KEYS_MIGRATION_SQL = `CREATE TABLE vault_keys (
+  key_id TEXT PRIMARY KEY NOT NULL,
+  purpose TEXT NOT NULL CHECK (purpose IN ('signing', 'x25519')),
+  key_type TEXT NOT NULL CHECK (key_type IN ('ed25519', 'p256', 'x25519')),
+  public_key BLOB NOT NULL,
+  sealed BLOB NOT NULL
+) STRICT, WITHOUT ROWID;`;
+
+export interface SqliteSealedKeyRepositoryOptions {
+  /**
+   * Runs a write under the connection's write lock (`SqliteDatabase.write`). better-sqlite3 has
+   * one connection per Database, so without it a key written while another task holds an open
+   * transaction lands inside that transaction, and is rolled back with it after the vault has
+   * reported the key durable. Omit it only when nothing else opens transactions on `db`.
+   */
+  readonly write?: <T>(statement: () => T) => Promise<T>;
+}
+
+const writeAtOnce = <T>(statement: () => T): Promise<T> => Promise.resolve(statement());
+
+/** Sealed vault keys in SQLite; the statements are prepared once, when the repository is made. */
+export class SqliteSealedKeyRepository implements SealedKeyRepository {
+  readonly #insert: Statement<[string, string, string, Uint8Array, Uint8Array]>;
+  readonly #select: Statement<[string]>;
+  readonly #delete: Statement<[string]>;
+  readonly #write: <T>(statement: () => T) => Promise<T>;
+
+  constructor(db: Database, options: SqliteSealedKeyRepositoryOptions = {}) {
+    this.#write = options.write ?? writeAtOnce;
+    this.#insert = db.prepare(
+      'INSERT INTO vault_keys (key_id, purpose, key_type, public_key, sealed) VALUES (?, ?, ?, ?, ?)',
+    );
+    this.#select = db.prepare(
+      'SELECT key_id, purpose, key_type, public_key, sealed FROM vault_keys WHERE key_id = ?',
+    );
+    this.#delete = db.prepare('DELETE FROM vault_keys WHERE key_id = ?');
+  }
+
+  async putKey(record: SealedKeyRecord): Promise<void> {
+    try {
+      await this.#write(() =>
+        this.#insert.run(
+          record.keyId,
+          record.purpose,
+          record.keyType,
+          record.publicKey,
+          record.sealed,
+        ),
+      );
+    } catch (error) {
+      if (isPrimaryKeyViolation(error))
+        throw conflict('ERR_VAULT_KEY_EXISTS', `key \`${record.keyId}\` already exists`);
+      throw error;
+    }
+  }
+
+  getKey(keyId: string): Promise<SealedKeyRecord | undefined> {
+    try {
+      const row = this.#select.get(keyId);
+      return Promise.resolve(row === undefined ? undefined : parseRow(keyId, row));
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  async deleteKey(keyId: string): Promise<void> {
+    await this.#write(() => this.#delete.run(keyId));
+  }
+}
+
+function isPrimaryKeyViolation(error: unknown): boolean {
+  return error instanceof Error && 'code' in error && error.code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+const rowInvalid = (keyId: string, column: string) =>
+  internal('ERR_STORE_CORRUPT', `row \`${keyId}\` of \`vault_keys\` has an invalid \`${column}\``);
+
+/** The table's constraints should make these checks redundant; a hand-edited database may not. */
+function parseRow(keyId: string, row: unknown): SealedKeyRecord {
+  if (typeof row !== 'object' || row === null) throw rowInvalid(keyId, 'row');
+  const keyIdColumn: unknown = Reflect.get(row, 'key_id');
+  const purpose: unknown = Reflect.get(row, 'purpose');
+  const keyType: unknown = Reflect.get(row, 'key_type');
+  const publicKey: unknown = Reflect.get(row, 'public_key');
+  const sealed: unknown = Reflect.get(row, 'sealed');
+  if (keyIdColumn !== keyId) throw rowInvalid(keyId, 'key_id');
+  if (purpose !== 'signing' && purpose !== 'x25519') throw rowInvalid(keyId, 'purpose');
+  if (keyType !== 'ed25519' && keyType !== 'p256' && keyType !== 'x25519')
+    throw rowInvalid(keyId, 'key_type');
+  if (!(publicKey instanceof Uint8Array)) throw rowInvalid(keyId, 'public_key');
+  if (!(sealed instanceof Uint8Array)) throw rowInvalid(keyId, 'sealed');
+  return {
+    keyId,
+    purpose,
+    keyType,
+    publicKey: toPlainBytes(publicKey),
+    sealed: toPlainBytes(sealed),
+  };
+}
+
+/** better-sqlite3 returns Buffers; the rest of Mandate speaks plain Uint8Array. */
+function toPlainBytes(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}

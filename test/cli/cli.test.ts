@@ -1,0 +1,179 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { repoRoot } from '../helpers/vectors.js';
+import { readVectorJson } from '../helpers/vectors.js';
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+let out: string[] = [];
+let err: string[] = [];
+
+beforeEach(() => {
+  out = [];
+  err = [];
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    out.push(String(chunk));
+    return true;
+  });
+  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    err.push(String(chunk));
+    return true;
+  });
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+async function run(...argv: string[]): Promise<Run> {
+  out = [];
+  err = [];
+  const code = await main(argv);
+  return { code, stdout: out.join(''), stderr: err.join('') };
+}
+
+const json = (r: Run): Record<string, unknown> => JSON.parse(r.stdout) as Record<string, unknown>;
+
+describe('mandate identity', () => {
+  it('creates, lists, shows, rotates, exports, verifies and imports', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'mandate-cli-'));
+    const created = await run('--home', home, '--json', 'identity', 'create', '--name', 'alice');
+    expect(created.code).toBe(0);
+    const identifier = json(created).identifier as string;
+    expect(identifier).toMatch(/^I[0-9a-f]{64}$/);
+
+    const p256 = json(
+      await run(
+        '--home',
+        home,
+        '--json',
+        'identity',
+        'create',
+        '--name',
+        'bob',
+        '--key-type',
+        'p256',
+      ),
+    );
+    expect(p256.keyType).toBe('p256');
+
+    const list = json(await run('--home', home, '--json', 'identity', 'list'));
+    expect(list.total).toBe(2);
+
+    const show = json(await run('--home', home, '--json', 'identity', 'show', 'alice'));
+    expect(show.identifier).toBe(identifier);
+    expect((show.purposeKeys as unknown[]).length).toBe(2);
+
+    const rotated = json(await run('--home', home, '--json', 'identity', 'rotate', 'alice'));
+    expect(rotated.identifier).toBe(identifier);
+    expect((rotated.changes as unknown[]).length).toBe(2);
+
+    const exported = await run('--home', home, 'identity', 'export', 'alice');
+    const hex = exported.stdout.trim();
+    expect(hex).toMatch(/^[0-9a-f]+$/);
+
+    const verified = json(await run('--json', 'identity', 'verify', hex));
+    expect(verified).toMatchObject({ identifier, keyType: 'ed25519' });
+    expect((verified.changes as unknown[]).length).toBe(2);
+
+    const file = join(home, 'alice.hex');
+    writeFileSync(file, `${hex}\n`);
+    expect((await run('identity', 'verify', file, '--expect', identifier)).code).toBe(0);
+    const human = await run('identity', 'verify', file);
+    expect(human.stdout).toContain(identifier);
+
+    const other = mkdtempSync(join(tmpdir(), 'mandate-cli-'));
+    const imported = json(await run('--home', other, '--json', 'identity', 'import', file));
+    expect(imported).toMatchObject({ identifier, relation: 'new' });
+    expect(json(await run('--home', other, '--json', 'identity', 'import', hex)).relation).toBe(
+      'equal',
+    );
+  });
+
+  it('creates many with --count', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'mandate-cli-'));
+    const r = await run(
+      '--home',
+      home,
+      '--json',
+      'identity',
+      'create',
+      '--count',
+      '30',
+      '--name',
+      'a-',
+    );
+    expect(r.code).toBe(0);
+    expect(json(r).created).toBe(30);
+    expect(json(await run('--home', home, '--json', 'identity', 'show', 'a-29')).name).toBe('a-29');
+  });
+
+  it('verifies the Ockam vector', async () => {
+    const vector = readVectorJson('ockam/identity-ed25519.json') as {
+      change_history_hex: string;
+      expected_identifier: string;
+    };
+    const r = await run('--json', 'identity', 'verify', vector.change_history_hex);
+    expect(r.code).toBe(0);
+    expect(json(r).identifier).toBe(vector.expected_identifier);
+  });
+
+  it('reports bad input as error[CODE] with an exit code by kind, and stores nothing', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'mandate-cli-'));
+    const cases: [string[], string, number][] = [
+      [['identity', 'verify', '8100'], 'ERR_IDENTITY_MALFORMED', 3],
+      [['identity', 'verify', 'zz'], 'ERR_HEX_INVALID', 3],
+      [['identity', 'verify', 'abc'], 'ERR_HEX_INVALID', 3],
+      [['--home', home, 'identity', 'show', 'nobody'], 'ERR_IDENTITY_NOT_FOUND', 6],
+      [['--home', home, 'identity', 'create', '--key-type', 'rsa'], 'ERR_ARGUMENT_INVALID', 3],
+      [['--home', home, 'identity', 'create', '--count', '0'], 'ERR_ARGUMENT_INVALID', 3],
+      [['--home', home, 'identity', 'import', '81'], 'ERR_IDENTITY_MALFORMED', 3],
+      [['identity', 'frobnicate'], 'ERR_USAGE', 2],
+    ];
+    for (const [argv, code, exit] of cases) {
+      const r = await run(...argv);
+      expect(r.stderr, argv.join(' ')).toMatch(new RegExp(`^error\\[${code}\\]: `));
+      expect(r.code, argv.join(' ')).toBe(exit);
+      expect(r.stderr).not.toContain('    at ');
+    }
+    expect(json(await run('--home', home, '--json', 'identity', 'list')).total).toBe(0);
+  });
+});
+
+describe('the mandate binary', () => {
+  it('runs as a separate process and exits by kind', () => {
+    const bin = join(repoRoot, 'src', 'cli', 'bin.ts');
+    const ok = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        bin,
+        '--json',
+        'identity',
+        'verify',
+        '81825837830101583285f68200815820f405e06d988fa8039cce1cd0ae607e46847c1b64bc459ca9d89dd9b21ae30681f41a654cebe91a7818eee98200815840494c9b70e8a9ad5593fceb478f722a513b4bd39fa70f4265d584253bc24617d0eb498ce532273f6d0d5326921e013696fce57c20cc6c4008f74b816810f0b009',
+      ],
+      { cwd: repoRoot, encoding: 'utf8' },
+    );
+    expect(ok.status).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({
+      identifier: 'I923829d0397a06fa862be5a87b7966959b8ef99ab6455b843ca9131a747b4819',
+    });
+    const bad = spawnSync(process.execPath, ['--import', 'tsx', bin, 'identity', 'verify', '-'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      input: 'not hex at all',
+    });
+    expect(bad.status).toBe(3);
+    expect(bad.stderr).toMatch(/^error\[ERR_IDENTITY_MALFORMED\]/);
+  });
+});

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import {
+  Purpose,
+  type Identifier,
+  type IdentityRepository,
+  type StoredIdentity,
+} from '../../src/identity/index.js';
+
+const id = (n: number): Identifier => `I${n.toString(16).padStart(64, '0')}`;
+const row = (n: number, name: string | null = null): StoredIdentity => ({
+  identifier: id(n),
+  changeHistory: new Uint8Array([n & 0xff, 1, 2, 3]),
+  name,
+  primaryKeyId: name === null ? null : `key-${n}`,
+  createdAt: 1000 + n,
+  updatedAt: 1000 + n,
+});
+
+/** One contract for every IdentityRepository implementation. */
+export function runIdentityRepositoryContract(
+  name: string,
+  create: () => { repository: IdentityRepository; close?: () => void },
+): void {
+  describe(`IdentityRepository contract: ${name}`, () => {
+    it('stores, finds by identifier and by name, and replaces', async () => {
+      const { repository, close } = create();
+      expect(await repository.getIdentity(id(1))).toBeUndefined();
+      await repository.putIdentity(row(1, 'alice'));
+      await repository.putIdentity(row(2));
+      expect(await repository.getIdentity(id(1))).toEqual(row(1, 'alice'));
+      expect(await repository.getIdentityByName('alice')).toEqual(row(1, 'alice'));
+      expect(await repository.getIdentityByName('bob')).toBeUndefined();
+      const updated = {
+        ...row(1, 'alice'),
+        changeHistory: new Uint8Array([9, 9]),
+        updatedAt: 5000,
+      };
+      await repository.putIdentity(updated);
+      expect(await repository.getIdentity(id(1))).toEqual(updated);
+      expect(await repository.countIdentities()).toBe(2);
+      close?.();
+    });
+
+    it('lists in insertion order with limit and offset', async () => {
+      const { repository, close } = create();
+      for (let n = 0; n < 10; n++) await repository.putIdentity(row(n));
+      expect((await repository.listIdentities()).map((r) => r.identifier)).toEqual(
+        [...Array(10).keys()].map(id),
+      );
+      expect(
+        (await repository.listIdentities({ limit: 3, offset: 4 })).map((r) => r.identifier),
+      ).toEqual([4, 5, 6].map(id));
+      close?.();
+    });
+
+    it('stores purpose keys per identity and purpose', async () => {
+      const { repository, close } = create();
+      await repository.putIdentity(row(1));
+      await repository.putPurposeKey({
+        identifier: id(1),
+        purpose: Purpose.credentials,
+        keyId: 'c1',
+        attestation: new Uint8Array([1]),
+      });
+      await repository.putPurposeKey({
+        identifier: id(1),
+        purpose: Purpose.secureChannel,
+        keyId: 's1',
+        attestation: new Uint8Array([2]),
+      });
+      await repository.putPurposeKey({
+        identifier: id(1),
+        purpose: Purpose.credentials,
+        keyId: 'c2',
+        attestation: new Uint8Array([3]),
+      });
+      expect(await repository.getPurposeKey(id(1), Purpose.credentials)).toEqual({
+        identifier: id(1),
+        purpose: Purpose.credentials,
+        keyId: 'c2',
+        attestation: new Uint8Array([3]),
+      });
+      expect((await repository.getPurposeKey(id(1), Purpose.secureChannel))?.keyId).toBe('s1');
+      expect(await repository.getPurposeKey(id(2), Purpose.credentials)).toBeUndefined();
+      close?.();
+    });
+
+    it('runs a transaction and returns its result', async () => {
+      const { repository, close } = create();
+      const result = await repository.transaction(async () => {
+        await repository.putIdentity(row(7));
+        return 42;
+      });
+      expect(result).toBe(42);
+      expect(await repository.getIdentity(id(7))).toBeDefined();
+      close?.();
+    });
+  });
+}
