@@ -31,6 +31,7 @@ import { openSqliteStore } from '../src/store/index.js';
 import { group, type TableRow } from './harness.js';
 
 const PER_CALL = 100;
+const SQLITE_BATCH = 500;
 
 export async function identityBenchmarks(): Promise<TableRow[]> {
   const rows: TableRow[] = [];
@@ -68,21 +69,22 @@ export async function identityBenchmarks(): Promise<TableRow[]> {
       .add('memory', () => memory.createMany(PER_CALL, { batchSize: PER_CALL }), {
         label: 'create agent identity (memory vault)',
       })
-      .add('sqlite', () => sqlite.createMany(PER_CALL, { batchSize: PER_CALL }), {
-        label: 'create agent identity (sealed vault + SQLite, batches of 100)',
+      .add('sqlite', () => sqlite.createMany(SQLITE_BATCH, { batchSize: SQLITE_BATCH }), {
+        label: `create agent identity (sealed vault + SQLite, batches of ${SQLITE_BATCH})`,
       })
       .run();
     const floorUs = results.get('floor').usPerOp / PER_CALL;
-    for (const [id, target] of [
-      ['memory', '≤ 1.25×'],
-      ['sqlite', '≤ 1.6×'],
+    for (const [id, perCall, target] of [
+      ['memory', PER_CALL, '≤ 1.25×'],
+      ['sqlite', SQLITE_BATCH, '≤ 1.6×'],
     ] as const) {
+      // Calls create different numbers of identities: scale the per-round ratio to one identity.
       rows.push({
         what: results.get(id).label,
-        usPerOp: results.get(id).usPerOp / PER_CALL,
+        usPerOp: results.get(id).usPerOp / perCall,
         baseline: 'raw floor',
         baselineUsPerOp: floorUs,
-        ratio: results.ratio(id, 'floor'),
+        ratio: (results.ratio(id, 'floor') * PER_CALL) / perCall,
         target,
       });
     }

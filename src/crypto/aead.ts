@@ -49,8 +49,14 @@ export function aeadEncrypt(
   }
   const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_BYTES });
   cipher.setAAD(aad);
-  const out = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  // GCM is a stream mode: update() returns every ciphertext byte and final() none, so the output
+  // is assembled once instead of through Buffer.concat (this runs once per sealed key).
+  const body = cipher.update(plaintext);
+  cipher.final();
+  const out = new Uint8Array(body.byteLength + AEAD_TAG_BYTES);
+  out.set(body);
+  out.set(cipher.getAuthTag(), body.byteLength);
+  return out;
 }
 
 /** Throws `ERR_CRYPTO_DECRYPT_FAILED` on any authentication failure. */

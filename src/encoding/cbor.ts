@@ -305,8 +305,17 @@ class Encoder {
   }
 }
 
+// Encoding is synchronous and calls no user code, so one scratch encoder serves every call; its
+// buffer is returned to a small size after an unusually large value.
+const scratch = new Encoder();
+const SCRATCH_KEEP_BYTES = 64 * 1024;
+
 export function encodeCbor(value: CborValue): Uint8Array {
-  const e = new Encoder();
-  e.value(value, 0);
-  return e.buf.slice(0, e.pos);
+  scratch.pos = 0;
+  try {
+    scratch.value(value, 0);
+    return scratch.buf.slice(0, scratch.pos);
+  } finally {
+    if (scratch.buf.length > SCRATCH_KEEP_BYTES) scratch.buf = new Uint8Array(256);
+  }
 }

@@ -126,22 +126,27 @@ export class Identities {
       nowSeconds: now,
       ...(options.keyType === undefined ? {} : { keyType: options.keyType }),
     });
-    await this.#repository.putIdentity({
-      identifier: identity.identifier,
-      changeHistory: identity.changeHistory,
-      name,
-      primaryKeyId: primaryKey.keyId,
-      createdAt: now,
-      updatedAt: now,
-    });
-    if (options.purposeKeys ?? true) {
-      await this.#createPurposeKeys(
-        identity,
-        primaryKey.keyId,
-        options.credentialKeyType ?? SigningKeyType.ed25519,
-        now,
-      );
-    }
+    const purposeKeys =
+      (options.purposeKeys ?? true)
+        ? await this.#createPurposeKeys(
+            identity,
+            primaryKey.keyId,
+            options.credentialKeyType ?? SigningKeyType.ed25519,
+            now,
+          )
+        : [];
+    // One write for the identity and its purpose keys.
+    await this.#repository.putIdentity(
+      {
+        identifier: identity.identifier,
+        changeHistory: identity.changeHistory,
+        name,
+        primaryKeyId: primaryKey.keyId,
+        createdAt: now,
+        updatedAt: now,
+      },
+      purposeKeys,
+    );
     return { identity, name, primaryKeyId: primaryKey.keyId };
   }
 
@@ -150,36 +155,28 @@ export class Identities {
     primaryKeyId: string,
     credentialKeyType: SigningKeyType,
     now: number,
-  ): Promise<void> {
+  ): Promise<StoredPurposeKey[]> {
     const credentialKey = await this.#vault.generateSigningKey(credentialKeyType);
     const channelKey = await this.#vault.generateX25519Key();
-    await this.#repository.putPurposeKey({
-      identifier: identity.identifier,
-      purpose: Purpose.credentials,
-      keyId: credentialKey.keyId,
-      attestation: await attestPurposeKey(
-        this.#vault,
-        identity,
-        primaryKeyId,
-        {
+    const attest = (key: PurposePublicKey): Promise<Uint8Array> =>
+      attestPurposeKey(this.#vault, identity, primaryKeyId, key, { nowSeconds: now });
+    return [
+      {
+        identifier: identity.identifier,
+        purpose: Purpose.credentials,
+        keyId: credentialKey.keyId,
+        attestation: await attest({
           purpose: Purpose.credentials,
           signingKey: { keyType: credentialKey.keyType, bytes: credentialKey.publicKey },
-        },
-        { nowSeconds: now },
-      ),
-    });
-    await this.#repository.putPurposeKey({
-      identifier: identity.identifier,
-      purpose: Purpose.secureChannel,
-      keyId: channelKey.keyId,
-      attestation: await attestPurposeKey(
-        this.#vault,
-        identity,
-        primaryKeyId,
-        { purpose: Purpose.secureChannel, x25519: channelKey.publicKey },
-        { nowSeconds: now },
-      ),
-    });
+        }),
+      },
+      {
+        identifier: identity.identifier,
+        purpose: Purpose.secureChannel,
+        keyId: channelKey.keyId,
+        attestation: await attest({ purpose: Purpose.secureChannel, x25519: channelKey.publicKey }),
+      },
+    ];
   }
 
   /**
@@ -209,26 +206,27 @@ export class Identities {
         revokeAllPurposeKeys: revokeAll,
         ...(options.keyType === undefined ? {} : { keyType: options.keyType }),
       });
-      await this.#repository.putIdentity({
-        ...stored,
-        changeHistory: identity.changeHistory,
-        primaryKeyId: primaryKey.keyId,
-        updatedAt: now,
-      });
       for (const purpose of [Purpose.credentials, Purpose.secureChannel]) {
         const existing = await this.#repository.getPurposeKey(identity.identifier, purpose);
         if (existing !== undefined) oldPurposeKeys.push(existing);
       }
+      let purposeKeys: StoredPurposeKey[];
       if (revokeAll || oldPurposeKeys.length < 2) {
         const credentialType =
           oldPurposeKeys.length > 0
             ? await this.#credentialKeyType(oldPurposeKeys)
             : SigningKeyType.ed25519;
-        await this.#createPurposeKeys(identity, primaryKey.keyId, credentialType, now);
+        purposeKeys = await this.#createPurposeKeys(
+          identity,
+          primaryKey.keyId,
+          credentialType,
+          now,
+        );
       } else {
+        purposeKeys = [];
         for (const old of oldPurposeKeys) {
           const key = await this.#purposePublicKey(old);
-          await this.#repository.putPurposeKey({
+          purposeKeys.push({
             ...old,
             attestation: await attestPurposeKey(this.#vault, identity, primaryKey.keyId, key, {
               nowSeconds: now,
@@ -236,6 +234,15 @@ export class Identities {
           });
         }
       }
+      await this.#repository.putIdentity(
+        {
+          ...stored,
+          changeHistory: identity.changeHistory,
+          primaryKeyId: primaryKey.keyId,
+          updatedAt: now,
+        },
+        purposeKeys,
+      );
       return { identity, name: stored.name, primaryKeyId: primaryKey.keyId };
     });
     // Only after the new history is durable: destroy the secrets it no longer needs.

@@ -1,3 +1,4 @@
+import { invalid } from '../core/index.js';
 import type { Identifier, Purpose } from './model.js';
 import type { IdentityRepository, StoredIdentity, StoredPurposeKey } from './repository.js';
 
@@ -16,7 +17,19 @@ export class MemoryIdentityRepository implements IdentityRepository {
     return Promise.resolve(id === undefined ? undefined : this.#byId.get(id));
   }
 
-  putIdentity(identity: StoredIdentity): Promise<void> {
+  putIdentity(
+    identity: StoredIdentity,
+    purposeKeys: readonly StoredPurposeKey[] = [],
+  ): Promise<void> {
+    if (purposeKeys.some((k) => k.identifier !== identity.identifier)) {
+      return Promise.reject(
+        invalid(
+          'ERR_ARGUMENT_INVALID',
+          'purpose keys must belong to the identity stored with them',
+        ),
+      );
+    }
+    for (const key of purposeKeys) this.#purposeKeys.set(`${key.identifier}/${key.purpose}`, key);
     const previous = this.#byId.get(identity.identifier);
     if (previous?.name != null) this.#byName.delete(previous.name);
     this.#byId.set(identity.identifier, identity);
@@ -36,11 +49,6 @@ export class MemoryIdentityRepository implements IdentityRepository {
 
   countIdentities(): Promise<number> {
     return Promise.resolve(this.#byId.size);
-  }
-
-  putPurposeKey(key: StoredPurposeKey): Promise<void> {
-    this.#purposeKeys.set(`${key.identifier}/${key.purpose}`, key);
-    return Promise.resolve();
   }
 
   getPurposeKey(identifier: Identifier, purpose: Purpose): Promise<StoredPurposeKey | undefined> {

@@ -28,14 +28,16 @@ export interface StoredPurposeKey {
 export interface IdentityRepository {
   getIdentity(identifier: Identifier): Promise<StoredIdentity | undefined>;
   getIdentityByName(name: string): Promise<StoredIdentity | undefined>;
-  /** Inserts or replaces the row for `identity.identifier`. */
-  putIdentity(identity: StoredIdentity): Promise<void>;
+  /**
+   * Inserts or replaces the row for `identity.identifier`, together with the purpose keys given
+   * (each replaces the key of its purpose; purposes not given keep what they had).
+   */
+  putIdentity(identity: StoredIdentity, purposeKeys?: readonly StoredPurposeKey[]): Promise<void>;
   listIdentities(options?: {
     readonly limit?: number;
     readonly offset?: number;
   }): Promise<StoredIdentity[]>;
   countIdentities(): Promise<number>;
-  putPurposeKey(key: StoredPurposeKey): Promise<void>;
   getPurposeKey(identifier: Identifier, purpose: Purpose): Promise<StoredPurposeKey | undefined>;
   transaction<T>(work: () => Promise<T>): Promise<T>;
 }

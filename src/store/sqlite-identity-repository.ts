@@ -7,7 +7,7 @@ import {
   type StoredIdentity,
   type StoredPurposeKey,
 } from '../identity/index.js';
-import { internal } from '../core/index.js';
+import { internal, invalid } from '../core/index.js';
 import type { Migration, SqliteDatabase } from './sqlite-database.js';
 
 export const IDENTITIES_MIGRATION: Migration = {
@@ -19,15 +19,14 @@ export const IDENTITIES_MIGRATION: Migration = {
       change_history BLOB NOT NULL,
       name TEXT UNIQUE,
       primary_key_id TEXT,
+      credentials_key_id TEXT,
+      credentials_attestation BLOB,
+      secure_channel_key_id TEXT,
+      secure_channel_attestation BLOB,
       created_at INTEGER NOT NULL,
-      updated_at INTEGER NOT NULL
-    ) STRICT;
-    CREATE TABLE purpose_keys (
-      identifier TEXT NOT NULL REFERENCES identities (identifier),
-      purpose TEXT NOT NULL,
-      key_id TEXT NOT NULL,
-      attestation BLOB NOT NULL,
-      PRIMARY KEY (identifier, purpose)
+      updated_at INTEGER NOT NULL,
+      CHECK ((credentials_key_id IS NULL) = (credentials_attestation IS NULL)),
+      CHECK ((secure_channel_key_id IS NULL) = (secure_channel_attestation IS NULL))
     ) STRICT;
   `,
 };
@@ -42,10 +41,8 @@ interface IdentityRow {
 }
 
 interface PurposeKeyRow {
-  identifier: string;
-  purpose: string;
-  key_id: string;
-  attestation: Buffer;
+  key_id: string | null;
+  attestation: Buffer | null;
 }
 
 /** IdentityRepository on SQLite; statements are prepared once. */
@@ -53,30 +50,54 @@ export class SqliteIdentityRepository implements IdentityRepository {
   readonly #database: SqliteDatabase;
   readonly #get: Statement<[string], IdentityRow>;
   readonly #getByName: Statement<[string], IdentityRow>;
-  readonly #put: Statement<[string, Buffer, string | null, string | null, number, number]>;
+  readonly #put: Statement<
+    [
+      string,
+      Buffer,
+      string | null,
+      string | null,
+      string | null,
+      Buffer | null,
+      string | null,
+      Buffer | null,
+      number,
+      number,
+    ]
+  >;
   readonly #list: Statement<[number, number], IdentityRow>;
   readonly #count: Statement<[], { n: number }>;
-  readonly #putPurposeKey: Statement<[string, string, string, Buffer]>;
-  readonly #getPurposeKey: Statement<[string, string], PurposeKeyRow>;
+  readonly #getPurposeKey: Record<Purpose, Statement<[string], PurposeKeyRow>>;
 
   constructor(database: SqliteDatabase) {
     this.#database = database;
     const db = database.db;
     this.#get = db.prepare('SELECT * FROM identities WHERE identifier = ?');
     this.#getByName = db.prepare('SELECT * FROM identities WHERE name = ?');
+    // The two purpose keys are columns of the identity's row, written by the same statement:
+    // bulk provisioning then costs one row and one index entry per identity. A purpose passed
+    // as NULL keeps the key it had.
     this.#put = db.prepare(`
-      INSERT INTO identities (identifier, change_history, name, primary_key_id, created_at, updated_at)
-      VALUES (?, ?, ?, ?, ?, ?)
-      ON CONFLICT (identifier) DO UPDATE SET change_history = excluded.change_history, name = excluded.name,
-        primary_key_id = excluded.primary_key_id, updated_at = excluded.updated_at`);
+      INSERT INTO identities (identifier, change_history, name, primary_key_id,
+        credentials_key_id, credentials_attestation, secure_channel_key_id, secure_channel_attestation,
+        created_at, updated_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT (identifier) DO UPDATE SET change_history = excluded.change_history,
+        name = excluded.name, primary_key_id = excluded.primary_key_id,
+        credentials_key_id = coalesce(excluded.credentials_key_id, credentials_key_id),
+        credentials_attestation = coalesce(excluded.credentials_attestation, credentials_attestation),
+        secure_channel_key_id = coalesce(excluded.secure_channel_key_id, secure_channel_key_id),
+        secure_channel_attestation = coalesce(excluded.secure_channel_attestation, secure_channel_attestation),
+        updated_at = excluded.updated_at`);
     this.#list = db.prepare('SELECT * FROM identities ORDER BY rowid LIMIT ? OFFSET ?');
     this.#count = db.prepare('SELECT count(*) AS n FROM identities');
-    this.#putPurposeKey = db.prepare(`
-      INSERT INTO purpose_keys (identifier, purpose, key_id, attestation) VALUES (?, ?, ?, ?)
-      ON CONFLICT (identifier, purpose) DO UPDATE SET key_id = excluded.key_id, attestation = excluded.attestation`);
-    this.#getPurposeKey = db.prepare(
-      'SELECT * FROM purpose_keys WHERE identifier = ? AND purpose = ?',
-    );
+    const get = (column: string): Statement<[string], PurposeKeyRow> =>
+      db.prepare(
+        `SELECT ${column}_key_id AS key_id, ${column}_attestation AS attestation FROM identities WHERE identifier = ?`,
+      );
+    this.#getPurposeKey = {
+      [Purpose.credentials]: get('credentials'),
+      [Purpose.secureChannel]: get('secure_channel'),
+    };
   }
 
   getIdentity(identifier: Identifier): Promise<StoredIdentity | undefined> {
@@ -87,13 +108,32 @@ export class SqliteIdentityRepository implements IdentityRepository {
     return Promise.resolve(toStoredIdentity(this.#getByName.get(name)));
   }
 
-  async putIdentity(identity: StoredIdentity): Promise<void> {
+  async putIdentity(
+    identity: StoredIdentity,
+    purposeKeys: readonly StoredPurposeKey[] = [],
+  ): Promise<void> {
+    const byPurpose = new Map(purposeKeys.map((k) => [k.purpose, k]));
+    if (
+      byPurpose.size !== purposeKeys.length ||
+      purposeKeys.some((k) => k.identifier !== identity.identifier)
+    ) {
+      throw invalid(
+        'ERR_ARGUMENT_INVALID',
+        'purpose keys must belong to the identity stored with them, one per purpose',
+      );
+    }
+    const credentials = byPurpose.get(Purpose.credentials);
+    const channel = byPurpose.get(Purpose.secureChannel);
     await this.#database.write(() =>
       this.#put.run(
         identity.identifier,
         toBuffer(identity.changeHistory),
         identity.name,
         identity.primaryKeyId,
+        credentials?.keyId ?? null,
+        credentials === undefined ? null : toBuffer(credentials.attestation),
+        channel?.keyId ?? null,
+        channel === undefined ? null : toBuffer(channel.attestation),
         identity.createdAt,
         identity.updatedAt,
       ),
@@ -111,21 +151,12 @@ export class SqliteIdentityRepository implements IdentityRepository {
     return Promise.resolve(this.#count.get()!.n);
   }
 
-  async putPurposeKey(key: StoredPurposeKey): Promise<void> {
-    await this.#database.write(() =>
-      this.#putPurposeKey.run(key.identifier, key.purpose, key.keyId, toBuffer(key.attestation)),
-    );
-  }
-
   getPurposeKey(identifier: Identifier, purpose: Purpose): Promise<StoredPurposeKey | undefined> {
-    const row = this.#getPurposeKey.get(identifier, purpose);
-    if (row === undefined) return Promise.resolve(undefined);
-    if (row.purpose !== Purpose.credentials && row.purpose !== Purpose.secureChannel) {
-      throw internal('ERR_STORE_CORRUPT', `purpose key row has unknown purpose \`${row.purpose}\``);
-    }
+    const row = this.#getPurposeKey[purpose].get(identifier);
+    if (row?.key_id == null || row.attestation === null) return Promise.resolve(undefined);
     return Promise.resolve({
       identifier,
-      purpose: row.purpose,
+      purpose,
       keyId: row.key_id,
       attestation: new Uint8Array(row.attestation),
     });

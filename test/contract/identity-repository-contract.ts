@@ -53,35 +53,38 @@ export function runIdentityRepositoryContract(
       close?.();
     });
 
-    it('stores purpose keys per identity and purpose', async () => {
+    it('stores purpose keys with their identity, per purpose', async () => {
       const { repository, close } = create();
-      await repository.putIdentity(row(1));
-      await repository.putPurposeKey({
+      const key = (purpose: Purpose, keyId: string, byte: number) => ({
         identifier: id(1),
-        purpose: Purpose.credentials,
-        keyId: 'c1',
-        attestation: new Uint8Array([1]),
+        purpose,
+        keyId,
+        attestation: new Uint8Array([byte]),
       });
-      await repository.putPurposeKey({
-        identifier: id(1),
-        purpose: Purpose.secureChannel,
-        keyId: 's1',
-        attestation: new Uint8Array([2]),
-      });
-      await repository.putPurposeKey({
-        identifier: id(1),
-        purpose: Purpose.credentials,
-        keyId: 'c2',
-        attestation: new Uint8Array([3]),
-      });
-      expect(await repository.getPurposeKey(id(1), Purpose.credentials)).toEqual({
-        identifier: id(1),
-        purpose: Purpose.credentials,
-        keyId: 'c2',
-        attestation: new Uint8Array([3]),
-      });
+      await repository.putIdentity(row(1), [
+        key(Purpose.credentials, 'c1', 1),
+        key(Purpose.secureChannel, 's1', 2),
+      ]);
+      expect(await repository.getPurposeKey(id(1), Purpose.credentials)).toEqual(
+        key(Purpose.credentials, 'c1', 1),
+      );
+      // Replacing one purpose keeps the other; replacing the identity alone keeps both.
+      await repository.putIdentity({ ...row(1), updatedAt: 9999 }, [
+        key(Purpose.credentials, 'c2', 3),
+      ]);
+      await repository.putIdentity({ ...row(1), updatedAt: 10000 });
+      expect(await repository.getPurposeKey(id(1), Purpose.credentials)).toEqual(
+        key(Purpose.credentials, 'c2', 3),
+      );
       expect((await repository.getPurposeKey(id(1), Purpose.secureChannel))?.keyId).toBe('s1');
       expect(await repository.getPurposeKey(id(2), Purpose.credentials)).toBeUndefined();
+      await repository.putIdentity(row(2));
+      expect(await repository.getPurposeKey(id(2), Purpose.credentials)).toBeUndefined();
+      // Keys of another identity are refused, and nothing is written.
+      await expect(
+        repository.putIdentity(row(3), [{ ...key(Purpose.credentials, 'x', 4) }]),
+      ).rejects.toMatchObject({ code: 'ERR_ARGUMENT_INVALID' });
+      expect(await repository.getIdentity(id(3))).toBeUndefined();
       close?.();
     });
 

@@ -63,7 +63,12 @@ describe('crash safety (kill -9 during bulk creation)', () => {
     expect(identities % BATCH).toBe(0);
     // Three vault keys per identity (primary, credential, secure channel): no orphan, no gap.
     expect(countRows(dbPath, 'vault_keys')).toBe(3 * identities);
-    expect(countRows(dbPath, 'purpose_keys')).toBe(2 * identities);
+    expect(
+      countRows(
+        dbPath,
+        'identities WHERE credentials_key_id IS NOT NULL AND secure_channel_key_id IS NOT NULL',
+      ),
+    ).toBe(identities);
 
     const reopened = await openHome(home);
     try {
