@@ -55,6 +55,35 @@ export function signP256(privateKey: Uint8Array | KeyObject, message: Uint8Array
   return new Uint8Array(nodeSign('sha256', message, { key, dsaEncoding: 'ieee-p1363' }));
 }
 
+// Parsing a public key costs about twice the verification itself, and verifiers see the same
+// keys again and again (an identity's primary key, an issuer's credential key): keep the last
+// few hundred parsed. Public keys only; nothing secret is cached.
+const PUBLIC_KEY_CACHE_SIZE = 512;
+const publicKeyCache = new Map<string, KeyObject>();
+
+function importP256PublicKey(publicKey: Uint8Array): KeyObject | undefined {
+  const id = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString(
+    'latin1',
+  );
+  let key = publicKeyCache.get(id);
+  if (key !== undefined) return key;
+  try {
+    key = createPublicKey({
+      key: Buffer.concat([P256_SPKI_PREFIX, publicKey]),
+      format: 'der',
+      type: 'spki',
+    });
+  } catch {
+    return undefined; // not a point on the curve
+  }
+  if (publicKeyCache.size >= PUBLIC_KEY_CACHE_SIZE) {
+    const oldest = publicKeyCache.keys().next();
+    if (oldest.done !== true) publicKeyCache.delete(oldest.value);
+  }
+  publicKeyCache.set(id, key);
+  return key;
+}
+
 /** Verifies a raw r ‖ s ECDSA-SHA-256 signature; malformed keys or signatures are just invalid. */
 export function verifyP256(
   publicKey: Uint8Array,
@@ -68,15 +97,7 @@ export function verifyP256(
   ) {
     return false;
   }
-  let key: KeyObject;
-  try {
-    key = createPublicKey({
-      key: Buffer.concat([P256_SPKI_PREFIX, publicKey]),
-      format: 'der',
-      type: 'spki',
-    });
-  } catch {
-    return false; // not a point on the curve
-  }
+  const key = importP256PublicKey(publicKey);
+  if (key === undefined) return false;
   return nodeVerify('sha256', message, { key, dsaEncoding: 'ieee-p1363' }, signature);
 }

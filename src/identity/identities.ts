@@ -346,10 +346,11 @@ export class Identities {
 
   /** The verified purpose key of a known identity, checked at the current time. */
   async purposeKey(
-    ref: string,
+    ref: string | KnownIdentity,
     purpose: Purpose,
   ): Promise<{ verified: VerifiedPurposeKey; keyId: string }> {
-    const known = await this.get(ref);
+    // A KnownIdentity was verified when it was read: no need to read and verify it again.
+    const known = typeof ref === 'string' ? await this.get(ref) : ref;
     const stored = await this.#repository.getPurposeKey(known.identity.identifier, purpose);
     if (stored === undefined)
       throw notFound(

@@ -89,7 +89,7 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
           for (const known of await home.identities.list({ limit: 1000, offset })) {
             if (known.identity.changes.length > 1) rotatedSeen++;
             for (const purpose of [Purpose.credentials, Purpose.secureChannel]) {
-              await home.identities.purposeKey(known.identity.identifier, purpose);
+              await home.identities.purposeKey(known, purpose);
               attestations++;
             }
             bar.update(++verified);

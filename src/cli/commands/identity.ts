@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { invalid } from '../../core/index.js';
+import { invalid, isMandateError } from '../../core/index.js';
 import { toHex } from '../../encoding/index.js';
 import {
   parseIdentifier,
@@ -156,26 +156,37 @@ export function registerIdentityCommands(program: Command, context: () => CliCon
       const home = await ctx.openHome();
       try {
         const known = await home.identities.get(ref);
-        const purposeKeys: (ReturnType<typeof describePurposeKey> & { expiresAt: number })[] = [];
+        const purposeKeys: ({ purpose: Purpose } & (
+          | (ReturnType<typeof describePurposeKey> & { expiresAt: number; valid: true })
+          | { valid: false; error: string }
+        ))[] = [];
         for (const purpose of [Purpose.credentials, Purpose.secureChannel]) {
           try {
-            const { verified } = await home.identities.purposeKey(
-              known.identity.identifier,
-              purpose,
-            );
+            const { verified } = await home.identities.purposeKey(known, purpose);
             purposeKeys.push({
               ...describePurposeKey(verified.key),
               expiresAt: verified.expiresAt,
+              valid: true,
             });
-          } catch {
-            // A remote identity has no local purpose keys; a stale one is simply not shown.
+          } catch (error) {
+            // Identities imported from elsewhere have no local purpose keys: nothing to show.
+            if (isMandateError(error, 'ERR_PURPOSE_KEY_NOT_FOUND')) continue;
+            // A stale, revoked or expired key is shown as such, with its code.
+            if (isMandateError(error))
+              purposeKeys.push({ purpose, valid: false, error: error.code });
+            else throw error;
           }
         }
         ctx.out.result({ ...summary(known), purposeKeys }, () =>
           [
             humanIdentity(known),
             ...purposeKeys.map((p) =>
-              formatFields([[`${p.purpose} key`, `${p.keyType} ${p.publicKey}`]]),
+              formatFields([
+                [
+                  `${p.purpose} key`,
+                  p.valid ? `${p.keyType} ${p.publicKey}` : `invalid (${p.error})`,
+                ],
+              ]),
             ),
           ].join('\n'),
         );
