@@ -10,7 +10,7 @@ import {
 import { format, inspect } from 'node:util';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ErrorKind, isMandateError, type ErrorCode } from '../core/index.js';
+import { ErrorKind, isMandateError } from '../core/index.js';
 import { fromHex, toHex } from '../encoding/index.js';
 import {
   AEAD_TAG_BYTES,
@@ -41,20 +41,7 @@ import {
   x25519PublicKey,
   type P256KeyPair,
 } from './index.js';
-
-function thrown(f: () => unknown): unknown {
-  try {
-    f();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}
-
-function expectCode(f: () => unknown, code: ErrorCode): void {
-  const error = thrown(f);
-  expect(isMandateError(error, code), String(error)).toBe(true);
-}
+import { expectCode, thrown } from '../../test/helpers/errors.js';
 
 const bytesOf = (length: number): fc.Arbitrary<Uint8Array> =>
   fc.uint8Array({ minLength: length, maxLength: length });

@@ -10,23 +10,10 @@ import {
   type CborValue,
 } from './cbor.js';
 import { fromHex, toHex } from './hex.js';
+import { expectCode, thrown } from '../../test/helpers/errors.js';
 
 const MALFORMED: ErrorCode = 'ERR_CBOR_MALFORMED';
 const UNENCODABLE: ErrorCode = 'ERR_CBOR_UNENCODABLE';
-
-function thrown(f: () => unknown): unknown {
-  try {
-    f();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}
-
-function expectCode(f: () => unknown, code: ErrorCode): void {
-  const error = thrown(f);
-  expect(isMandateError(error, code), String(error)).toBe(true);
-}
 
 const bytes = (...b: number[]): Uint8Array => new Uint8Array(b);
 const map = (...entries: [CborValue, CborValue][]): CborMap => new CborMap(entries);

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { isMandateError } from '../core/index.js';
 import { MemoryVault, SigningKeyType } from '../vault/index.js';
 import { createIdentity, rotateIdentity } from './create-identity.js';
 import { Purpose } from './model.js';
@@ -10,18 +9,9 @@ import {
   verifyPurposeKeyAttestation,
   type PurposePublicKey,
 } from './purpose-keys.js';
+import { codeOf } from '../../test/helpers/errors.js';
 
 const NOW = 1_800_000_000;
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    if (isMandateError(error)) return error.code;
-    throw error;
-  }
-  return 'accepted';
-}
 
 async function setup(keyType: SigningKeyType = SigningKeyType.ed25519) {
   const vault = new MemoryVault();

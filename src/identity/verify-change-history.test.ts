@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { isMandateError, ManualClock } from '../core/index.js';
+import { ManualClock } from '../core/index.js';
 import { encodeCbor, toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
 import { MemoryVault, SigningKeyType, type SigningVault } from '../vault/index.js';
@@ -13,18 +13,9 @@ import {
 import { createIdentity, rotateIdentity } from './create-identity.js';
 import { verifyChangeHistory } from './verify-change-history.js';
 import type { VerifiedIdentity } from './verified-identity.js';
+import { codeOf } from '../../test/helpers/errors.js';
 
 const NOW = 1_800_000_000;
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    if (isMandateError(error)) return error.code;
-    throw error;
-  }
-  return 'accepted';
-}
 
 async function rotatedTwice(
   vault: SigningVault,

@@ -14,3 +14,20 @@ export function readVectorJson(relativePath: string): unknown {
     throw new Error(`test vectors missing: ${path} (shared/vectors must sit beside the checkout)`);
   return JSON.parse(readFileSync(path, 'utf8')) as unknown;
 }
+
+// Narrowing helpers for vector files: parse, don't cast.
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+export function record(value: unknown, what: string): Record<string, unknown> {
+  if (!isRecord(value)) throw new Error(`${what} must be an object`);
+  return value;
+}
+export function list(value: unknown, what: string): unknown[] {
+  if (!Array.isArray(value)) throw new Error(`${what} must be an array`);
+  return value;
+}
+export function text(value: unknown, what: string): string {
+  if (typeof value !== 'string') throw new Error(`${what} must be a string`);
+  return value;
+}

@@ -1,7 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { list, readVectorJson, record, text } from '../helpers/vectors.js';
 import {
   ed25519KeyPairFromSeed,
   signEd25519,
@@ -10,36 +8,6 @@ import {
   verifyEd25519Node,
 } from '../../src/crypto/index.js';
 import { concatBytes, fromHex, toHex } from '../../src/encoding/index.js';
-
-// CI checks out the repository with a copy of shared/ beside it; a missing folder is a broken
-// setup, never a reason to skip.
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const vectorsDir = path.resolve(repoRoot, '..', 'shared', 'vectors');
-if (!existsSync(vectorsDir)) {
-  throw new Error(
-    `test vectors not found at ${vectorsDir}: shared/vectors must sit beside the repository`,
-  );
-}
-
-function readJson(relative: string): unknown {
-  return JSON.parse(readFileSync(path.join(vectorsDir, relative), 'utf8'));
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-function record(value: unknown, what: string): Record<string, unknown> {
-  if (!isRecord(value)) throw new Error(`${what} must be an object`);
-  return value;
-}
-function list(value: unknown, what: string): unknown[] {
-  if (!Array.isArray(value)) throw new Error(`${what} must be an array`);
-  return value;
-}
-function text(value: unknown, what: string): string {
-  if (typeof value !== 'string') throw new Error(`${what} must be a string`);
-  return value;
-}
 
 const flip = (bytes: Uint8Array, bit: number): Uint8Array => {
   const out = bytes.slice();
@@ -58,7 +26,7 @@ interface Rfc8032Vector {
 }
 
 const rfc8032: Rfc8032Vector[] = list(
-  record(readJson('ed25519/rfc8032-7.1-ed25519.json'), 'rfc8032').vectors,
+  record(readVectorJson('ed25519/rfc8032-7.1-ed25519.json'), 'rfc8032').vectors,
   'vectors',
 ).map((raw, i) => {
   const v = record(raw, `vector ${i}`);
@@ -115,7 +83,7 @@ interface WycheproofTest {
 }
 
 function loadWycheproof(): { readonly declared: number; readonly tests: WycheproofTest[] } {
-  const file = record(readJson('ed25519/wycheproof-ed25519_test.json'), 'wycheproof');
+  const file = record(readVectorJson('ed25519/wycheproof-ed25519_test.json'), 'wycheproof');
   const tests: WycheproofTest[] = [];
   for (const rawGroup of list(file.testGroups, 'testGroups')) {
     const group = record(rawGroup, 'group');

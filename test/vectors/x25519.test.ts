@@ -1,36 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { list, readVectorJson, record, text } from '../helpers/vectors.js';
 import { isMandateError } from '../../src/core/index.js';
 import { x25519, x25519Into } from '../../src/crypto/index.js';
 import { fromHex, toHex } from '../../src/encoding/index.js';
-
-// CI checks out the repository with a copy of shared/ beside it; a missing folder is a broken
-// setup, never a reason to skip.
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const vectorsDir = path.resolve(repoRoot, '..', 'shared', 'vectors');
-if (!existsSync(vectorsDir)) {
-  throw new Error(
-    `test vectors not found at ${vectorsDir}: shared/vectors must sit beside the repository`,
-  );
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-function record(value: unknown, what: string): Record<string, unknown> {
-  if (!isRecord(value)) throw new Error(`${what} must be an object`);
-  return value;
-}
-function list(value: unknown, what: string): unknown[] {
-  if (!Array.isArray(value)) throw new Error(`${what} must be an array`);
-  return value;
-}
-function text(value: unknown, what: string): string {
-  if (typeof value !== 'string') throw new Error(`${what} must be a string`);
-  return value;
-}
 
 const Result = { valid: 'valid', acceptable: 'acceptable', invalid: 'invalid' } as const;
 type Result = (typeof Result)[keyof typeof Result];
@@ -48,10 +20,7 @@ interface XdhTest {
 
 // C2SP/wycheproof testvectors_v1/x25519_test.json; provenance in shared/vectors/README.md.
 function loadWycheproof(): { readonly declared: number; readonly tests: XdhTest[] } {
-  const file = record(
-    JSON.parse(readFileSync(path.join(vectorsDir, 'ed25519/wycheproof-x25519_test.json'), 'utf8')),
-    'file',
-  );
+  const file = record(readVectorJson('ed25519/wycheproof-x25519_test.json'), 'file');
   const tests: XdhTest[] = [];
   for (const rawGroup of list(file.testGroups, 'testGroups')) {
     const group = record(rawGroup, 'group');
