@@ -8,6 +8,8 @@ import {
   SoftwareVault,
 } from '../vault/index.js';
 import { openSqliteStore, type SqliteStore } from '../store/index.js';
+import { provisionIdentities, type ProvisionOptions } from '../node/index.js';
+import type { Identifier } from '../identity/index.js';
 
 /** The environment variable that switches the vault's KEK from the key file to a passphrase. */
 export const PASSPHRASE_ENV = 'MANDATE_VAULT_PASSPHRASE';
@@ -22,6 +24,8 @@ export interface Home {
   readonly store: SqliteStore;
   readonly vault: SoftwareVault;
   readonly identities: Identities;
+  /** Bulk creation on worker threads (see provisionIdentities). */
+  provision(options: ProvisionOptions): Promise<Identifier[]>;
   close(): void;
 }
 
@@ -49,6 +53,11 @@ export async function openHome(
       store,
       vault,
       identities,
+      provision: (provisionOptions) =>
+        provisionIdentities(
+          { identities: store.identities, vaultKeys: store.vaultKeys, kek },
+          provisionOptions,
+        ),
       close() {
         store.close();
         kek.destroy();

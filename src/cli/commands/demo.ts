@@ -1,4 +1,5 @@
 import { rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { invalid, isMandateError } from '../../core/index.js';
@@ -44,11 +45,14 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
       try {
         // 1. Provisioning.
         say(
-          `1. provisioning ${agents} agents: primary key, change history, credential and secure-channel purpose keys`,
+          `1. provisioning ${agents} agents on ${availableParallelism()} worker threads: primary key, change history, credential and secure-channel purpose keys`,
         );
         let bar = startProgress('   agents', agents, showProgress);
         let t = process.hrtime.bigint();
-        const created = await home.identities.createMany(agents, {
+        // Worker threads, one per core: each seals its keys under the vault's KEK, this thread
+        // writes every batch in one transaction.
+        const created = await home.provision({
+          count: agents,
           namePrefix: 'agent-',
           onProgress: (done) => {
             bar.update(done);
@@ -59,7 +63,12 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
 
         // 2. Rotation.
         const step = Math.floor(agents / rotations);
-        const toRotate = created.filter((_, i) => i % step === 0).slice(0, rotations);
+        const toRotate = await Promise.all(
+          created
+            .filter((_, i) => i % step === 0)
+            .slice(0, rotations)
+            .map((identifier) => home.identities.get(identifier)),
+        );
         const before = new Map<Identifier, Uint8Array>(
           toRotate.map((a) => [a.identity.identifier, a.identity.changeHistory]),
         );
@@ -111,7 +120,7 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
         const rollbackCode = await errorCodeAsync(() =>
           home.identities.import(before.get(victim.identity.identifier)!),
         );
-        const other = created[1]!.identity;
+        const other = { identifier: created[1]! };
         const spliceCode = errorCode(() =>
           verifyChangeHistory(current, { expectedIdentifier: other.identifier }),
         );

@@ -67,10 +67,13 @@ export function registerIdentityCommands(program: Command, context: () => CliCon
     .option('--name <name>', 'a local name (with --count: a prefix, names become NAME0, NAME1, …)')
     .option('--key-type <type>', 'primary key type: ed25519 or p256', 'ed25519')
     .option('--count <n>', 'how many identities to create', '1')
-    .action(async (opts: { name?: string; keyType: string; count: string }) => {
+    .option('--workers <n>', 'worker threads for --count (default: one per core)')
+    .action(async (opts: { name?: string; keyType: string; count: string; workers?: string }) => {
       const ctx = context();
       const keyType = parseKeyType(opts.keyType);
       const count = parseCount(opts.count, '--count');
+      const workers =
+        opts.workers === undefined ? undefined : parseCount(opts.workers, '--workers');
       const home = await ctx.openHome();
       try {
         if (count === 1) {
@@ -92,8 +95,10 @@ export function registerIdentityCommands(program: Command, context: () => CliCon
           !ctx.out.json || process.stderr.isTTY,
         );
         const started = process.hrtime.bigint();
-        const created = await home.identities.createMany(count, {
+        const created = await home.provision({
+          count,
           keyType,
+          ...(workers === undefined ? {} : { workers }),
           ...(opts.name === undefined ? {} : { namePrefix: opts.name }),
           onProgress: (done) => {
             progress.update(done);
@@ -107,7 +112,7 @@ export function registerIdentityCommands(program: Command, context: () => CliCon
             created: created.length,
             seconds,
             perSecond: rate,
-            identifiers: created.map((c) => c.identity.identifier),
+            identifiers: created,
           },
           () => `created ${created.length} identities in ${seconds.toFixed(2)} s (${rate}/s)`,
         );
