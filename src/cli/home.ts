@@ -59,6 +59,7 @@ export async function openHome(
           provisionOptions,
         ),
       close() {
+        vault.destroy(); // wipes every unsealed key held in guarded memory
         store.close();
         kek.destroy();
       },

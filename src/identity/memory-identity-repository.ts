@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { conflict, invalid } from '../core/index.js';
 import type { Identifier, Purpose } from './model.js';
 import type { IdentityRepository, StoredIdentity, StoredPurposeKey } from './repository.js';
 
@@ -26,6 +26,15 @@ export class MemoryIdentityRepository implements IdentityRepository {
         invalid(
           'ERR_ARGUMENT_INVALID',
           'purpose keys must belong to the identity stored with them',
+        ),
+      );
+    }
+    const owner = identity.name === null ? undefined : this.#byName.get(identity.name);
+    if (owner !== undefined && owner !== identity.identifier) {
+      return Promise.reject(
+        conflict(
+          'ERR_IDENTITY_NAME_TAKEN',
+          `an identity named \`${identity.name ?? ''}\` already exists`,
         ),
       );
     }

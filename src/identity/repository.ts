@@ -30,7 +30,8 @@ export interface IdentityRepository {
   getIdentityByName(name: string): Promise<StoredIdentity | undefined>;
   /**
    * Inserts or replaces the row for `identity.identifier`, together with the purpose keys given
-   * (each replaces the key of its purpose; purposes not given keep what they had).
+   * (each replaces the key of its purpose; purposes not given keep what they had). A name held
+   * by another identity fails with `ERR_IDENTITY_NAME_TAKEN` and writes nothing.
    */
   putIdentity(identity: StoredIdentity, purposeKeys?: readonly StoredPurposeKey[]): Promise<void>;
   listIdentities(options?: {

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { MandateError, ErrorKind } from '../core/index.js';
@@ -27,6 +27,9 @@ export class SqliteDatabase {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     try {
       this.db = new Database(path);
+      // Sealed keys are safe to read, but histories, names and key ids are nobody else's
+      // business; SQLite gives the -wal and -shm files the database file's mode.
+      if (path !== ':memory:') chmodSync(path, 0o600);
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
       this.db.pragma('foreign_keys = ON');

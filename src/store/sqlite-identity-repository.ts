@@ -7,7 +7,7 @@ import {
   type StoredIdentity,
   type StoredPurposeKey,
 } from '../identity/index.js';
-import { internal, invalid } from '../core/index.js';
+import { conflict, internal, invalid } from '../core/index.js';
 import type { Migration, SqliteDatabase } from './sqlite-database.js';
 
 export const IDENTITIES_MIGRATION: Migration = {
@@ -124,20 +124,31 @@ export class SqliteIdentityRepository implements IdentityRepository {
     }
     const credentials = byPurpose.get(Purpose.credentials);
     const channel = byPurpose.get(Purpose.secureChannel);
-    await this.#database.write(() =>
-      this.#put.run(
-        identity.identifier,
-        toBuffer(identity.changeHistory),
-        identity.name,
-        identity.primaryKeyId,
-        credentials?.keyId ?? null,
-        credentials === undefined ? null : toBuffer(credentials.attestation),
-        channel?.keyId ?? null,
-        channel === undefined ? null : toBuffer(channel.attestation),
-        identity.createdAt,
-        identity.updatedAt,
-      ),
-    );
+    try {
+      await this.#database.write(() =>
+        this.#put.run(
+          identity.identifier,
+          toBuffer(identity.changeHistory),
+          identity.name,
+          identity.primaryKeyId,
+          credentials?.keyId ?? null,
+          credentials === undefined ? null : toBuffer(credentials.attestation),
+          channel?.keyId ?? null,
+          channel === undefined ? null : toBuffer(channel.attestation),
+          identity.createdAt,
+          identity.updatedAt,
+        ),
+      );
+    } catch (error) {
+      // Another writer (another process) took the name between our check and this write.
+      if (error instanceof Error && 'code' in error && error.code === 'SQLITE_CONSTRAINT_UNIQUE') {
+        throw conflict(
+          'ERR_IDENTITY_NAME_TAKEN',
+          `an identity named \`${identity.name ?? ''}\` already exists`,
+        );
+      }
+      throw error;
+    }
   }
 
   listIdentities(

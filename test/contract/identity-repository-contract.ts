@@ -41,6 +41,17 @@ export function runIdentityRepositoryContract(
       close?.();
     });
 
+    it('refuses a name held by another identity', async () => {
+      const { repository, close } = create();
+      await repository.putIdentity(row(1, 'alice'));
+      await expect(repository.putIdentity(row(2, 'alice'))).rejects.toMatchObject({
+        code: 'ERR_IDENTITY_NAME_TAKEN',
+      });
+      expect(await repository.getIdentity(id(2))).toBeUndefined();
+      expect((await repository.getIdentityByName('alice'))?.identifier).toBe(id(1));
+      close?.();
+    });
+
     it('lists in insertion order with limit and offset', async () => {
       const { repository, close } = create();
       for (let n = 0; n < 10; n++) await repository.putIdentity(row(n));
