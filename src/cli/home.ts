@@ -10,6 +10,15 @@ import {
 import { openSqliteStore, type SqliteStore } from '../store/index.js';
 import { provisionIdentities, type ProvisionOptions } from '../node/index.js';
 import type { Identifier } from '../identity/index.js';
+import {
+  Authority,
+  DenySet,
+  type DenySetRepository,
+  type TrustAnchorRepository,
+} from '../credentials/index.js';
+
+/** How old this home's own deny-set view may be: it is read fresh for every command. */
+const LOCAL_DENY_SET_STALENESS_SECONDS = 60;
 
 /** The environment variable that switches the vault's KEK from the key file to a passphrase. */
 export const PASSPHRASE_ENV = 'MANDATE_VAULT_PASSPHRASE';
@@ -24,6 +33,13 @@ export interface Home {
   readonly store: SqliteStore;
   readonly vault: SoftwareVault;
   readonly identities: Identities;
+  readonly trustAnchors: TrustAnchorRepository;
+  /** The authority's durable deny-set (this home's revocations). */
+  readonly denySetRepository: DenySetRepository;
+  /** A verifier's view of this home's deny-set as of `nowSeconds`. */
+  denySet(nowSeconds: number): Promise<DenySet>;
+  /** The authority service for a local authority identity (name or identifier). */
+  authority(ref: string, route?: string): Authority;
   /** Bulk creation on worker threads (see provisionIdentities). */
   provision(options: ProvisionOptions): Promise<Identifier[]>;
   close(): void;
@@ -53,6 +69,22 @@ export async function openHome(
       store,
       vault,
       identities,
+      trustAnchors: store.trustAnchors,
+      denySetRepository: store.denySet,
+      denySet: async (nowSeconds) =>
+        // The local repository is the source of truth: a snapshot taken now is fresh.
+        DenySet.fromSnapshot(await store.denySet.snapshot(nowSeconds), {
+          maxStalenessSeconds: LOCAL_DENY_SET_STALENESS_SECONDS,
+        }),
+      authority: (ref, route) =>
+        new Authority({
+          identities,
+          vault,
+          repository: store.authority,
+          authority: ref,
+          clock: options.clock ?? systemClock,
+          ...(route === undefined ? {} : { route }),
+        }),
       provision: (provisionOptions) =>
         provisionIdentities(
           { identities: store.identities, vaultKeys: store.vaultKeys, kek },

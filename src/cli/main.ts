@@ -4,6 +4,8 @@ import { createOutput, EXIT_CODES, reportError } from './output.js';
 import { openHome, PASSPHRASE_ENV } from './home.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerDemoCommand } from './commands/demo.js';
+import { registerCredentialCommands } from './commands/credentials.js';
+import { invalid, ManualClock, systemClock, type Clock } from '../core/index.js';
 import type { CliContext } from './context.js';
 
 const DEFAULT_HOME = './.mandate';
@@ -18,23 +20,30 @@ export async function main(argv: readonly string[]): Promise<number> {
     // Usage errors go through the one error funnel below, not commander's own printer.
     .configureOutput({ outputError: () => undefined });
 
+  // One context per run, made when the first action needs it (after options are parsed).
+  let made: CliContext | undefined;
   const context = (): CliContext => {
+    if (made !== undefined) return made;
     const opts = program.opts<{ home?: string; json?: boolean; debug?: boolean }>();
     const homeDir = resolve(opts.home ?? process.env.MANDATE_HOME ?? DEFAULT_HOME);
     const out = createOutput(opts.json === true, opts.debug === true);
-    return {
+    const clock = clockFromEnvironment(process.env.MANDATE_NOW_SECONDS);
+    made = {
       out,
       homeDir,
-      openHome: () => openHome(homeDir, { passphrase: process.env[PASSPHRASE_ENV] }),
+      clock,
+      openHome: () => openHome(homeDir, { clock, passphrase: process.env[PASSPHRASE_ENV] }),
     };
+    return made;
   };
 
   registerIdentityCommands(program, context);
   registerDemoCommand(program, context);
+  registerCredentialCommands(program, context);
 
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    return made?.out.exitCode ?? 0;
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version exit 0; usage errors were already printed by commander.
@@ -46,4 +55,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     return reportError(error, program.opts<{ debug?: boolean }>().debug === true);
   }
+}
+
+/**
+ * MANDATE_NOW_SECONDS pins the clock (unix seconds) for reproducible scripts and tests; the
+ * default is the system clock.
+ */
+function clockFromEnvironment(value: string | undefined): Clock {
+  if (value === undefined || value === '') return systemClock;
+  if (!/^\d{1,12}$/.test(value))
+    throw invalid('ERR_ARGUMENT_INVALID', '`MANDATE_NOW_SECONDS` must be unix seconds');
+  return new ManualClock(Number(value));
 }

@@ -18,6 +18,8 @@ export const EXIT_CODES: Readonly<Record<Kind | 'usage', number>> = {
 export interface Output {
   readonly json: boolean;
   readonly debug: boolean;
+  /** The process exit code for a command that answered without an error (e.g. a denial). */
+  exitCode: number;
   /** Prints a result: JSON on stdout with --json, else the human text. */
   result(value: unknown, human: () => string): void;
   /** Progress and notes for people: stderr, never part of --json output. */
@@ -28,6 +30,7 @@ export function createOutput(json: boolean, debug: boolean): Output {
   return {
     json,
     debug,
+    exitCode: 0,
     result(value, human) {
       process.stdout.write(json ? `${JSON.stringify(value, jsonReplacer, 2)}\n` : `${human()}\n`);
     },

@@ -4,18 +4,33 @@ import {
   SqliteSealedKeyRepository,
   VAULT_KEYS_MIGRATION_SQL,
 } from './sqlite-sealed-key-repository.js';
+import { DENY_SET_MIGRATION_SQL, SqliteDenySetRepository } from './sqlite-deny-set-repository.js';
+import {
+  SqliteTrustAnchorRepository,
+  TRUST_ANCHORS_MIGRATION_SQL,
+} from './sqlite-trust-anchor-repository.js';
+import {
+  AUTHORITY_MIGRATION_SQL,
+  SqliteAuthorityRepository,
+} from './sqlite-authority-repository.js';
 
 /** Every migration of the embedded store, in order; a version number is never reused. */
 export const SQLITE_MIGRATIONS: readonly Migration[] = [
   IDENTITIES_MIGRATION,
   { version: 2, name: 'vault_keys', sql: VAULT_KEYS_MIGRATION_SQL },
+  { version: 3, name: 'deny_set', sql: DENY_SET_MIGRATION_SQL },
+  { version: 4, name: 'trust_anchors', sql: TRUST_ANCHORS_MIGRATION_SQL },
+  { version: 5, name: 'authority', sql: AUTHORITY_MIGRATION_SQL },
 ];
 
-/** The embedded default: one SQLite file holding identities and sealed vault keys. */
+/** The embedded default: one SQLite file for identities, sealed keys and credentials state. */
 export interface SqliteStore {
   readonly database: SqliteDatabase;
   readonly identities: SqliteIdentityRepository;
   readonly vaultKeys: SqliteSealedKeyRepository;
+  readonly denySet: SqliteDenySetRepository;
+  readonly trustAnchors: SqliteTrustAnchorRepository;
+  readonly authority: SqliteAuthorityRepository;
   close(): void;
 }
 
@@ -27,6 +42,9 @@ export function openSqliteStore(path: string): SqliteStore {
     vaultKeys: new SqliteSealedKeyRepository(database.db, {
       write: (statement) => database.write(statement),
     }),
+    denySet: new SqliteDenySetRepository(database),
+    trustAnchors: new SqliteTrustAnchorRepository(database),
+    authority: new SqliteAuthorityRepository(database),
     close: () => {
       database.close();
     },

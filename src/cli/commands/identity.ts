@@ -12,6 +12,7 @@ import { SigningKeyType } from '../../vault/index.js';
 import { formatFields } from '../output.js';
 import { startProgress } from '../progress.js';
 import { readBytesArgument } from '../input.js';
+import { parsePositiveInteger } from '../parse.js';
 import type { CliContext } from '../context.js';
 
 function parseKeyType(value: string): SigningKeyType {
@@ -20,16 +21,6 @@ function parseKeyType(value: string): SigningKeyType {
     'ERR_ARGUMENT_INVALID',
     `\`--key-type\` must be \`ed25519\` or \`p256\`, not \`${value}\``,
   );
-}
-
-function parseCount(value: string, flag: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1)
-    throw invalid(
-      'ERR_ARGUMENT_INVALID',
-      `\`${flag}\` must be a positive integer, not \`${value}\``,
-    );
-  return n;
 }
 
 function summary(known: KnownIdentity) {
@@ -71,9 +62,9 @@ export function registerIdentityCommands(program: Command, context: () => CliCon
     .action(async (opts: { name?: string; keyType: string; count: string; workers?: string }) => {
       const ctx = context();
       const keyType = parseKeyType(opts.keyType);
-      const count = parseCount(opts.count, '--count');
+      const count = parsePositiveInteger(opts.count, '--count');
       const workers =
-        opts.workers === undefined ? undefined : parseCount(opts.workers, '--workers');
+        opts.workers === undefined ? undefined : parsePositiveInteger(opts.workers, '--workers');
       const home = await ctx.openHome();
       try {
         if (count === 1) {
@@ -130,9 +121,9 @@ export function registerIdentityCommands(program: Command, context: () => CliCon
       const ctx = context();
       const home = await ctx.openHome();
       try {
-        const offset = opts.offset === '0' ? 0 : parseCount(opts.offset, '--offset');
+        const offset = opts.offset === '0' ? 0 : parsePositiveInteger(opts.offset, '--offset');
         const rows = await home.identities.list({
-          limit: parseCount(opts.limit, '--limit'),
+          limit: parsePositiveInteger(opts.limit, '--limit'),
           offset,
         });
         const total = await home.identities.count();

@@ -1,0 +1,572 @@
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { invalid, MandateError, ErrorKind, type Clock } from '../../core/index.js';
+import { toHex } from '../../encoding/index.js';
+import {
+  authorize,
+  chainFromCredential,
+  ChainVerifier,
+  decodeChain,
+  decodeCredential,
+  delegate,
+  describeChain,
+  encodeConstraintValue,
+  parseConstraint,
+  parseEnrollmentTicket,
+  revocationIdOf,
+  verifyChain,
+  type Constraint,
+  type VerifiedChain,
+} from '../../credentials/index.js';
+import {
+  isIdentifier,
+  parseIdentifier,
+  Purpose,
+  type Identifier,
+  type VerifiedIdentity,
+} from '../../identity/index.js';
+import type { Home } from '../home.js';
+import type { CliContext } from '../context.js';
+import { readBytesArgument } from '../input.js';
+import { EXIT_CODES, formatFields } from '../output.js';
+import { collect, parseDuration, parsePositiveInteger } from '../parse.js';
+
+const DEFAULT_AUTHORITY = 'authority';
+/** Revoked identities stay on the deny-set this long (they have no expiry of their own). */
+const IDENTITY_REVOCATION_SECONDS = 10 * 365 * 86_400;
+/** A revoked credential or link expires at the latest this long after revocation. */
+const LINK_REVOCATION_SECONDS = 30 * 86_400;
+
+function parseConstraints(list: readonly string[] | undefined): Map<string, Constraint> {
+  const out = new Map<string, Constraint>();
+  for (const text of list ?? []) {
+    const [name, constraint] = parseConstraint(text);
+    if (out.has(name))
+      throw invalid('ERR_ARGUMENT_INVALID', `constraint \`${name}\` is given twice`);
+    out.set(name, constraint);
+  }
+  return out;
+}
+
+function attributesOf(constraints: ReadonlyMap<string, Constraint>): Map<string, Uint8Array> {
+  return new Map([...constraints].map(([name, c]) => [name, encodeConstraintValue(c)]));
+}
+
+function writeOrPrint(
+  ctx: CliContext,
+  file: string | undefined,
+  bytes: Uint8Array,
+  summary: Record<string, unknown>,
+  human: string,
+): void {
+  if (file !== undefined) {
+    writeFileSync(file, `${toHex(bytes)}\n`);
+    ctx.out.result({ ...summary, file }, () => `${human}\nwritten to ${file}`);
+  } else {
+    ctx.out.result({ ...summary, chain: toHex(bytes) }, () => `${human}\n${toHex(bytes)}`);
+  }
+}
+
+/** The verifier's view of this home: its trust anchors and its deny-set, as of now. */
+async function trustedAuthorities(home: Home): Promise<Map<Identifier, VerifiedIdentity>> {
+  const out = new Map<Identifier, VerifiedIdentity>();
+  for (const id of await home.trustAnchors.listTrustAnchors())
+    out.set(id, (await home.identities.get(id)).identity);
+  return out;
+}
+
+async function verifier(home: Home, clock: Clock): Promise<ChainVerifier> {
+  return new ChainVerifier({
+    authorities: await trustedAuthorities(home),
+    denySet: await home.denySet(clock.nowSeconds()),
+  });
+}
+
+/** A file holding a chain, or a bare credential whose subject's history this home knows. */
+async function readChain(home: Home, file: string): Promise<Uint8Array> {
+  const bytes = readBytesArgument(file, 'chain');
+  try {
+    decodeChain(bytes);
+    return bytes;
+  } catch (chainError) {
+    try {
+      const credential = decodeCredential(bytes);
+      return chainFromCredential(bytes, (await home.identities.get(credential.subject)).identity);
+    } catch {
+      throw chainError;
+    }
+  }
+}
+
+function chainSummary(chain: VerifiedChain) {
+  return {
+    actor: chain.actor,
+    issuer: chain.root.issuer,
+    expiresAt: chain.expiresAt,
+    remainingDepth: chain.remainingDepth,
+    revocationIds: [chain.root.revocationId, ...chain.links.map((l) => l.revocationId)],
+    chain: describeChain(chain),
+  };
+}
+
+function humanChain(chain: VerifiedChain): string {
+  const steps = describeChain(chain)
+    .map(
+      (s, i) =>
+        `  ${i === 0 ? 'root' : `link ${i}`}: ${s.issuer} → ${s.subject}${s.purpose === '' || i === 0 ? '' : ` "${s.purpose}"`}${s.constraints.length > 0 ? `\n    ${s.constraints.join('  ')}` : ''}`,
+    )
+    .join('\n');
+  return [
+    formatFields([
+      ['actor', chain.actor],
+      ['authority', chain.root.issuer],
+      ['expires', new Date(chain.expiresAt * 1000).toISOString()],
+      ['remaining depth', chain.remainingDepth],
+    ]),
+    steps,
+  ].join('\n');
+}
+
+export function registerCredentialCommands(program: Command, context: () => CliContext): void {
+  // --- authority -------------------------------------------------------------------------------
+  program
+    .command('authority')
+    .description('run this home as an authority')
+    .command('init')
+    .option('--name <name>', 'name of the authority identity', DEFAULT_AUTHORITY)
+    .description('create (or reuse) the authority identity and trust it as an issuer')
+    .action(async (opts: { name: string }) => {
+      const ctx = context();
+      const home = await ctx.openHome();
+      try {
+        let known;
+        try {
+          known = await home.identities.get(opts.name);
+        } catch {
+          const created = await home.identities.create({ name: opts.name });
+          known = {
+            identity: created.identity,
+            name: created.name,
+            primaryKeyId: created.primaryKeyId,
+          };
+        }
+        await home.trustAnchors.addTrustAnchor(known.identity.identifier, ctx.clock.nowSeconds());
+        ctx.out.result(
+          {
+            identifier: known.identity.identifier,
+            name: opts.name,
+            changeHistory: toHex(known.identity.changeHistory),
+          },
+          () =>
+            formatFields([
+              ['authority', known.identity.identifier],
+              ['name', opts.name],
+            ]),
+        );
+      } finally {
+        home.close();
+      }
+    });
+
+  // --- tickets ---------------------------------------------------------------------------------
+  const ticket = program.command('ticket').description('one-time enrollment tickets');
+  ticket
+    .command('create')
+    .description('create an enrollment ticket (the code is shown once and stored only as a hash)')
+    .option(
+      '--attr <constraint>',
+      'attribute the member gets, e.g. tools=read_orders or refund<=100 (repeatable)',
+      collect,
+    )
+    .option('--ttl <duration>', 'how long the ticket is valid', '10m')
+    .option('--uses <n>', 'how many identities may redeem it', '1')
+    .option('--enroller', 'the member may create tickets in turn (authority only)')
+    .option('--by <name>', 'the enroller creating the ticket (default: the authority)')
+    .option('--authority <name>', 'the authority identity', DEFAULT_AUTHORITY)
+    .option('--route <route>', 'where redeemers reach the authority', '')
+    .action(
+      async (opts: {
+        attr?: string[];
+        ttl: string;
+        uses: string;
+        enroller?: boolean;
+        by?: string;
+        authority: string;
+        route: string;
+      }) => {
+        const ctx = context();
+        const attributes = attributesOf(parseConstraints(opts.attr));
+        const home = await ctx.openHome();
+        try {
+          const authority = home.authority(opts.authority, opts.route);
+          const by =
+            opts.by === undefined
+              ? await authority.identifier()
+              : (await home.identities.get(opts.by)).identity.identifier;
+          const text = await authority.createTicket(by, {
+            attributes,
+            enroller: opts.enroller === true,
+            ttlSeconds: parseDuration(opts.ttl, '--ttl'),
+            uses: parsePositiveInteger(opts.uses, '--uses'),
+            nowSeconds: ctx.clock.nowSeconds(),
+          });
+          ctx.out.result({ ticket: text }, () => text);
+        } finally {
+          home.close();
+        }
+      },
+    );
+
+  ticket
+    .command('redeem')
+    .argument('<ticket>', 'the ticket text')
+    .option('--name <name>', 'the local identity that enrolls (created if missing)', 'member')
+    .option('--out <file>', 'write the credential (as a chain of length 0) here')
+    .description('enroll with a ticket: become a member and receive a first credential')
+    .action(async (text: string, opts: { name: string; out?: string }) => {
+      const ctx = context();
+      const parsed = parseEnrollmentTicket(text.trim());
+      const home = await ctx.openHome();
+      try {
+        const local = await home.identities.get(parsed.authority.identifier).catch(() => undefined);
+        if (local?.primaryKeyId == null) {
+          throw new MandateError(
+            'ERR_TICKET_AUTHORITY_UNREACHABLE',
+            ErrorKind.unavailable,
+            `authority \`${parsed.authority.identifier}\` is not in this home; redeeming over the network arrives with secure channels`,
+          );
+        }
+        const member = await home.identities.get(opts.name).catch(async () => {
+          const created = await home.identities.create({ name: opts.name });
+          return {
+            identity: created.identity,
+            name: created.name,
+            primaryKeyId: created.primaryKeyId,
+          };
+        });
+        const authority = home.authority(parsed.authority.identifier, parsed.route);
+        const { credential } = await authority.redeem(
+          { code: parsed.code, changeHistory: member.identity.changeHistory },
+          ctx.clock.nowSeconds(),
+        );
+        // The ticket brought the trust anchor: from now on this home trusts that authority.
+        await home.identities.import(parsed.authority.changeHistory);
+        await home.trustAnchors.addTrustAnchor(parsed.authority.identifier, ctx.clock.nowSeconds());
+        const chain = chainFromCredential(credential, member.identity);
+        writeOrPrint(
+          ctx,
+          opts.out,
+          chain,
+          { member: member.identity.identifier, authority: parsed.authority.identifier },
+          `enrolled ${member.identity.identifier} with ${parsed.authority.identifier}`,
+        );
+      } finally {
+        home.close();
+      }
+    });
+
+  // --- credentials -----------------------------------------------------------------------------
+  const credential = program
+    .command('credential')
+    .description('issue, show and verify credentials');
+  credential
+    .command('issue')
+    .requiredOption('--to <identity>', 'subject: a name or identifier this home knows')
+    .option(
+      '--attr <constraint>',
+      'attribute, e.g. tools=read_orders,issue_refund or refund<=1000 (repeatable)',
+      collect,
+    )
+    .option('--ttl <duration>', 'lifetime (default 1h)')
+    .option('--out <file>', 'write the credential (as a chain of length 0) here')
+    .option('--authority <name>', 'the issuing authority', DEFAULT_AUTHORITY)
+    .description(
+      'issue a credential from the authority: the subject becomes a member with these attributes',
+    )
+    .action(
+      async (opts: {
+        to: string;
+        attr?: string[];
+        ttl?: string;
+        out?: string;
+        authority: string;
+      }) => {
+        const ctx = context();
+        const attributes = attributesOf(parseConstraints(opts.attr));
+        const home = await ctx.openHome();
+        try {
+          const subject = (await home.identities.get(opts.to)).identity;
+          const authority = home.authority(opts.authority);
+          const authorityId = await authority.identifier();
+          await authority.addMember(authorityId, subject.identifier, attributes, {
+            nowSeconds: ctx.clock.nowSeconds(),
+          });
+          const bytes = await authority.issueCredential(
+            subject.identifier,
+            ctx.clock.nowSeconds(),
+            opts.ttl === undefined ? {} : { ttlSeconds: parseDuration(opts.ttl, '--ttl') },
+          );
+          const chain = chainFromCredential(bytes, subject);
+          const decoded = decodeCredential(bytes);
+          writeOrPrint(
+            ctx,
+            opts.out,
+            chain,
+            {
+              subject: subject.identifier,
+              issuer: authorityId,
+              expiresAt: decoded.expiresAt,
+              revocationId: revocationIdOf(decoded.signature.bytes),
+            },
+            `issued to ${subject.identifier}, expires ${new Date(decoded.expiresAt * 1000).toISOString()}`,
+          );
+        } finally {
+          home.close();
+        }
+      },
+    );
+
+  credential
+    .command('show')
+    .argument('<file>', 'a credential or chain: HEX, a FILE, or - for stdin')
+    .description('decode without verifying')
+    .action(async (file: string) => {
+      const ctx = context();
+      const home = await ctx.openHome();
+      try {
+        const decoded = decodeChain(await readChain(home, file));
+        const root = decodeCredential(decoded.root);
+        const attributes = Object.fromEntries(
+          [...root.attributes].map(([k, v]) => [k, new TextDecoder().decode(v)]),
+        );
+        ctx.out.result(
+          {
+            subject: root.subject,
+            attributes,
+            createdAt: root.createdAt,
+            expiresAt: root.expiresAt,
+            links: decoded.links.length,
+            revocationId: revocationIdOf(root.signature.bytes),
+          },
+          () =>
+            formatFields([
+              ['subject', root.subject],
+              ['created', new Date(root.createdAt * 1000).toISOString()],
+              ['expires', new Date(root.expiresAt * 1000).toISOString()],
+              ['revocation id', revocationIdOf(root.signature.bytes)],
+              ['links', decoded.links.length],
+              ...Object.entries(attributes).map(([k, v]): [string, string] => [`  ${k}`, v]),
+            ]),
+        );
+      } finally {
+        home.close();
+      }
+    });
+
+  const verifyAction = async (file: string, opts: { presenter?: string }): Promise<void> => {
+    const ctx = context();
+    const home = await ctx.openHome();
+    try {
+      const bytes = await readChain(home, file);
+      const chain = (await verifier(home, ctx.clock)).verify(bytes, {
+        nowSeconds: ctx.clock.nowSeconds(),
+        ...(opts.presenter === undefined
+          ? {}
+          : { presenter: await resolveIdentifier(home, opts.presenter) }),
+      });
+      ctx.out.result({ valid: true, ...chainSummary(chain) }, () => `valid\n${humanChain(chain)}`);
+    } finally {
+      home.close();
+    }
+  };
+  credential
+    .command('verify')
+    .argument('<file>')
+    .option('--presenter <identity>', 'who presents it')
+    .description('verify against this home’s trusted authorities and deny-set')
+    .action(verifyAction);
+
+  // --- revocation ------------------------------------------------------------------------------
+  program
+    .command('revoke')
+    .argument('<id>', 'a revocation id (32 hex digits) or an identifier')
+    .option('--reason <text>', 'why (kept with the entry)')
+    .description(
+      'revoke a credential or link (and every chain through it), or an identity (everything it issued or holds)',
+    )
+    .action(async (id: string, opts: { reason?: string }) => {
+      const ctx = context();
+      const now = ctx.clock.nowSeconds();
+      const identity = isIdentifier(id);
+      if (!identity && !/^[0-9a-f]{32}$/.test(id))
+        throw invalid(
+          'ERR_ARGUMENT_INVALID',
+          'give a revocation id (32 lowercase hex digits) or an identifier (`I` + 64 hex digits)',
+        );
+      const home = await ctx.openHome();
+      try {
+        const update = await home.denySetRepository.append(
+          [
+            {
+              kind: identity ? 'identity' : 'revocation-id',
+              id,
+              revokedAt: now,
+              expiresAt: now + (identity ? IDENTITY_REVOCATION_SECONDS : LINK_REVOCATION_SECONDS),
+              ...(opts.reason === undefined ? {} : { reason: opts.reason }),
+            },
+          ],
+          now,
+        );
+        ctx.out.result(
+          { revoked: id, sequence: update.toSequence },
+          () => `revoked ${id} (deny-set sequence ${update.toSequence})`,
+        );
+      } finally {
+        home.close();
+      }
+    });
+
+  // --- delegation ------------------------------------------------------------------------------
+  program
+    .command('delegate')
+    .requiredOption('--chain <file>', 'the chain to extend (a credential is a chain of length 0)')
+    .requiredOption('--from <name>', 'the local identity delegating: the chain’s last subject')
+    .requiredOption('--to <identity>', 'the identity delegated to (name or identifier known here)')
+    .option(
+      '--constraint <constraint>',
+      'narrowing, e.g. tools=read_orders or refund<=100 (repeatable)',
+      collect,
+    )
+    .option('--purpose <text>', 'why, e.g. "resolve complaint #4471"')
+    .option('--ttl <duration>', 'lifetime of the link (default: the parent’s)')
+    .option('--depth <n>', 'remaining depth after this link (default: one less than allowed)')
+    .option('--out <file>', 'write the longer chain here')
+    .description('delegate a narrower part of a chain to another identity')
+    .action(
+      async (opts: {
+        chain: string;
+        from: string;
+        to: string;
+        constraint?: string[];
+        purpose?: string;
+        ttl?: string;
+        depth?: string;
+        out?: string;
+      }) => {
+        const ctx = context();
+        const constraints = parseConstraints(opts.constraint);
+        const home = await ctx.openHome();
+        try {
+          const now = ctx.clock.nowSeconds();
+          const chain = verifyChain(await readChain(home, opts.chain), {
+            nowSeconds: now,
+            authorities: await trustedAuthorities(home),
+            denySet: await home.denySet(now),
+          });
+          const from = await home.identities.get(opts.from);
+          const subject = (await home.identities.get(opts.to)).identity;
+          const { verified, keyId } = await home.identities.purposeKey(from, Purpose.credentials);
+          const longer = await delegate(
+            home.vault,
+            {
+              identity: from.identity,
+              credentialKeyId: keyId,
+              credentialKeyAttestation: verified.attestation,
+            },
+            chain,
+            {
+              nowSeconds: now,
+              constraints,
+              subject,
+              ...(opts.purpose === undefined ? {} : { purpose: opts.purpose }),
+              ...(opts.ttl === undefined ? {} : { ttlSeconds: parseDuration(opts.ttl, '--ttl') }),
+              ...(opts.depth === undefined ? {} : { depth: Number.parseInt(opts.depth, 10) }),
+            },
+          );
+          const extended = verifyChain(longer, {
+            nowSeconds: now,
+            authorities: await trustedAuthorities(home),
+          });
+          writeOrPrint(
+            ctx,
+            opts.out,
+            longer,
+            chainSummary(extended),
+            `delegated to ${subject.identifier} (link ${extended.links.length}, revocation id ${extended.links.at(-1)?.revocationId ?? ''})`,
+          );
+        } finally {
+          home.close();
+        }
+      },
+    );
+
+  const chainCommand = program
+    .command('chain')
+    .description('verify delegation chains and check requests against them');
+  chainCommand
+    .command('verify')
+    .argument('<file>')
+    .option('--presenter <identity>', 'who presents it')
+    .description('verify a chain offline')
+    .action(verifyAction);
+  chainCommand
+    .command('check')
+    .argument('<file>')
+    .requiredOption('--action <tool>', 'the action (tool) requested')
+    .option('--arg <k=v>', 'an argument of the request (repeatable)', collect)
+    .option('--presenter <identity>', 'who presents it')
+    .description('may this chain do ACTION with these arguments? prints the decision and why')
+    .action(async (file: string, opts: { action: string; arg?: string[]; presenter?: string }) => {
+      const ctx = context();
+      const args = new Map<string, string>();
+      for (const pair of opts.arg ?? []) {
+        const at = pair.indexOf('=');
+        if (at <= 0)
+          throw invalid('ERR_ARGUMENT_INVALID', `\`--arg\` must be k=v, not \`${pair}\``);
+        args.set(pair.slice(0, at), pair.slice(at + 1));
+      }
+      const home = await ctx.openHome();
+      try {
+        const now = ctx.clock.nowSeconds();
+        const denySet = await home.denySet(now);
+        const chain = new ChainVerifier({
+          authorities: await trustedAuthorities(home),
+          denySet,
+        }).verify(await readChain(home, file), {
+          nowSeconds: now,
+          ...(opts.presenter === undefined
+            ? {}
+            : { presenter: await resolveIdentifier(home, opts.presenter) }),
+        });
+        const decision = authorize(
+          chain,
+          { action: opts.action, args, nowSeconds: now },
+          { denySet },
+        );
+        ctx.out.result(decision, () =>
+          [
+            `${decision.decision.toUpperCase()}: ${decision.actor} ${opts.action}`,
+            ...decision.chain.map(
+              (s, i) =>
+                `  ${i === 0 ? 'root' : `link ${i}`}: ${s.issuer} → ${s.subject}${i > 0 && s.purpose !== '' ? ` "${s.purpose}"` : ''}  ${s.constraints.join('  ')}`,
+            ),
+            ...(decision.decision === 'deny'
+              ? [
+                  `denied at ${decision.failed.link === 0 ? 'the root credential' : `link ${decision.failed.link}`}${decision.failed.constraint === null ? '' : `, constraint \`${decision.failed.constraint}\``}: ${decision.failed.reason}`,
+                ]
+              : []),
+          ].join('\n'),
+        );
+        // A denial is an answer, not an error; scripts read the exit code (that of `forbidden`).
+        if (decision.decision === 'deny') ctx.out.exitCode = EXIT_CODES.forbidden;
+      } finally {
+        home.close();
+      }
+    });
+}
+
+async function resolveIdentifier(home: Home, ref: string): Promise<Identifier> {
+  if (isIdentifier(ref)) return ref;
+  if (/^[0-9a-f]{64}$/.test(ref)) return parseIdentifier(`I${ref}`);
+  return (await home.identities.get(ref)).identity.identifier;
+}

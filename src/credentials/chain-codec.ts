@@ -1,0 +1,219 @@
+import { invalid } from '../core/index.js';
+import {
+  CborMap,
+  decodeCbor,
+  encodeCbor,
+  expectArray,
+  expectBytes,
+  expectMap,
+  expectUint,
+  type CborValue,
+} from '../encoding/index.js';
+import {
+  decodeSignature,
+  decodeVersionedData,
+  encodeVersionedData,
+  VERSION,
+  type DecodedSignature,
+} from '../identity/codec.js';
+
+/**
+ * Wire format of Mandate's delegation links and chains (docs/spec/delegation.md), in Ockam's
+ * minicbor conventions so a link sits beside Ockam's credentials:
+ *
+ *   DelegationLink = [ data: bstr(VersionedData [1, 16, bstr(LinkData)]),
+ *                      signature: [0|1, [bstr64]],
+ *                      issuer_key_attestation: PurposeKeyAttestation ]
+ *   LinkData       = [ issuer: bstr32, subject: bstr32, parent: bstr32,
+ *                      constraints: { bstr => bstr }, not_before: uint, expires_at: uint / null,
+ *                      depth: uint, purpose: tstr, nonce: bstr16 ]
+ *   Chain          = [ 1, root: CredentialAndPurposeKey, links: [DelegationLink…],
+ *                      histories: [ChangeHistory…] ]
+ */
+
+export const LINK_DATA_TYPE = 16;
+export const CHAIN_VERSION = 1;
+export const LINK_NONCE_BYTES = 16;
+export const MAX_PURPOSE_CHARS = 256;
+export const MAX_CHAIN_LINKS = 16;
+export const MAX_CHAIN_BYTES = 256 * 1024;
+const MAX_LINK_BYTES = 16 * 1024;
+const MAX_CONSTRAINTS = 64;
+
+const MALFORMED = 'ERR_DELEGATION_MALFORMED';
+const CHAIN_MALFORMED = 'ERR_CHAIN_MALFORMED';
+
+export interface LinkFields {
+  readonly issuer: Uint8Array;
+  readonly subject: Uint8Array;
+  readonly parent: Uint8Array;
+  /** Constraint name → encoded constraint value, in the order given (encoded sorted by name). */
+  readonly constraints: ReadonlyMap<string, Uint8Array>;
+  readonly notBefore: number;
+  /** null: the link inherits its parent's expiry. */
+  readonly expiresAt: number | null;
+  readonly depth: number;
+  readonly purpose: string;
+  readonly nonce: Uint8Array;
+}
+
+export interface DecodedLink extends LinkFields {
+  /** The signed VersionedData bytes as received. */
+  readonly data: Uint8Array;
+  readonly signature: DecodedSignature;
+  /** The issuer's credential-key attestation, re-encoded from the embedded item. */
+  readonly attestation: Uint8Array;
+}
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Encodes LinkData inside its VersionedData envelope: the bytes the issuer signs. */
+export function encodeLinkData(fields: LinkFields): Uint8Array {
+  const names = [...fields.constraints.keys()].sort();
+  const map = new CborMap(
+    names.map((name) => [utf8.encode(name), fields.constraints.get(name)!] as const),
+  );
+  return encodeVersionedData(
+    LINK_DATA_TYPE,
+    encodeCbor([
+      fields.issuer,
+      fields.subject,
+      fields.parent,
+      map,
+      fields.notBefore,
+      fields.expiresAt,
+      fields.depth,
+      fields.purpose,
+      fields.nonce,
+    ]),
+  );
+}
+
+export function encodeLink(
+  data: Uint8Array,
+  signature: CborValue,
+  attestation: Uint8Array,
+): Uint8Array {
+  return encodeCbor([data, signature, decodeCbor(attestation)]);
+}
+
+export function decodeLink(bytes: Uint8Array): DecodedLink {
+  const item = decodeCbor(bytes, {
+    errorCode: MALFORMED,
+    what: 'delegation link',
+    maxBytes: MAX_LINK_BYTES,
+    maxDepth: 8,
+  });
+  return decodeLinkItem(item);
+}
+
+function decodeLinkItem(item: CborValue): DecodedLink {
+  const outer = expectArray(item, MALFORMED, 'delegation link', 3, 3);
+  const data = expectBytes(outer[0], MALFORMED, 'link data');
+  const signature = decodeSignature(outer[1], MALFORMED, 'link signature');
+  const attestation = encodeCbor(
+    expectArray(outer[2]!, MALFORMED, 'link issuer attestation', 2, 2),
+  );
+  const versioned = decodeVersionedData(data, MALFORMED, 'link data');
+  if (versioned.version !== VERSION || versioned.dataType !== LINK_DATA_TYPE) {
+    throw invalid(
+      MALFORMED,
+      `link data has version ${versioned.version} and data type ${versioned.dataType}, expected ${VERSION} and ${LINK_DATA_TYPE}`,
+    );
+  }
+  const f = expectArray(
+    decodeCbor(versioned.data, { errorCode: MALFORMED, what: 'link data', maxDepth: 4 }),
+    MALFORMED,
+    'link data',
+    9,
+    9,
+  );
+  const map = expectMap(f[3], MALFORMED, 'link constraints');
+  if (map.entries.length > MAX_CONSTRAINTS)
+    throw invalid(MALFORMED, `a link carries at most ${MAX_CONSTRAINTS} constraints`);
+  const constraints = new Map<string, Uint8Array>();
+  let previousName: string | undefined;
+  for (const [key, value] of map.entries) {
+    let name: string;
+    try {
+      name = utf8Decoder.decode(expectBytes(key, MALFORMED, 'constraint name'));
+    } catch (error) {
+      throw invalid(MALFORMED, 'a constraint name is not UTF-8', error);
+    }
+    // Names are sorted so one set of constraints has one encoding.
+    if (previousName !== undefined && name <= previousName)
+      throw invalid(MALFORMED, 'link constraints are not in canonical order');
+    previousName = name;
+    constraints.set(name, expectBytes(value, MALFORMED, `constraint \`${name}\``));
+  }
+  const expiresAt = f[5] === null ? null : expectUint(f[5], MALFORMED, 'link expires_at');
+  const purpose = f[7];
+  if (typeof purpose !== 'string' || purpose.length > MAX_PURPOSE_CHARS) {
+    throw invalid(
+      MALFORMED,
+      `link purpose must be text of at most ${MAX_PURPOSE_CHARS} characters`,
+    );
+  }
+  return {
+    data,
+    signature,
+    attestation,
+    issuer: expectBytes(f[0], MALFORMED, 'link issuer', 32),
+    subject: expectBytes(f[1], MALFORMED, 'link subject', 32),
+    parent: expectBytes(f[2], MALFORMED, 'link parent', 32),
+    constraints,
+    notBefore: expectUint(f[4], MALFORMED, 'link not_before'),
+    expiresAt,
+    depth: expectUint(f[6], MALFORMED, 'link depth', 255),
+    purpose,
+    nonce: expectBytes(f[8], MALFORMED, 'link nonce', LINK_NONCE_BYTES),
+  };
+}
+
+export interface DecodedChain {
+  readonly root: Uint8Array;
+  readonly links: readonly DecodedLink[];
+  readonly linkBytes: readonly Uint8Array[];
+  readonly histories: readonly Uint8Array[];
+}
+
+export function encodeChain(
+  root: Uint8Array,
+  links: readonly Uint8Array[],
+  histories: readonly Uint8Array[],
+): Uint8Array {
+  return encodeCbor([
+    CHAIN_VERSION,
+    decodeCbor(root),
+    links.map((l) => decodeCbor(l)),
+    histories.map((h) => decodeCbor(h)),
+  ]);
+}
+
+export function decodeChain(bytes: Uint8Array): DecodedChain {
+  const item = decodeCbor(bytes, {
+    errorCode: CHAIN_MALFORMED,
+    what: 'delegation chain',
+    maxBytes: MAX_CHAIN_BYTES,
+    maxDepth: 12,
+  });
+  const outer = expectArray(item, CHAIN_MALFORMED, 'delegation chain', 4, 4);
+  if (expectUint(outer[0], CHAIN_MALFORMED, 'chain version', 0xff) !== CHAIN_VERSION) {
+    throw invalid(CHAIN_MALFORMED, `chain version must be ${CHAIN_VERSION}`);
+  }
+  const linkItems = expectArray(outer[2]!, CHAIN_MALFORMED, 'chain links', 0, MAX_CHAIN_LINKS);
+  const historyItems = expectArray(
+    outer[3]!,
+    CHAIN_MALFORMED,
+    'chain histories',
+    0,
+    MAX_CHAIN_LINKS + 1,
+  );
+  return {
+    root: encodeCbor(outer[1]!),
+    links: linkItems.map((l) => decodeLinkItem(l)),
+    linkBytes: linkItems.map((l) => encodeCbor(l)),
+    histories: historyItems.map((h) => encodeCbor(h)),
+  };
+}

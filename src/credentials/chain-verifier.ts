@@ -1,0 +1,93 @@
+import { toHex } from '../encoding/index.js';
+import { sha256 } from '../crypto/index.js';
+import { MandateError, ErrorKind } from '../core/index.js';
+import type { Identifier, VerifiedIdentity } from '../identity/index.js';
+import { verifyChain, type VerifiedChain } from './delegation.js';
+import type { DenySet } from './deny-set.js';
+
+export interface ChainVerifierOptions {
+  readonly authorities: ReadonlyMap<Identifier, VerifiedIdentity>;
+  readonly denySet?: DenySet;
+  /** Verified chains kept (default 10,000); the least recently used go first. */
+  readonly cacheSize?: number;
+  /**
+   * How long a verified chain is trusted without re-verifying its signatures (default 300 s).
+   * Expiry and the deny-set are re-checked on every call regardless; this bound limits how long
+   * an issuer's key rotation goes unnoticed by a cached chain.
+   */
+  readonly maxCacheAgeSeconds?: number;
+  readonly rotationGraceSeconds?: number;
+}
+
+interface Entry {
+  readonly chain: VerifiedChain;
+  readonly verifiedAt: number;
+}
+
+/**
+ * Verifies chains once and remembers them by the hash of their bytes: a presenter's later calls
+ * cost a hash, an expiry check and deny-set lookups — no signature check.
+ */
+export class ChainVerifier {
+  readonly #options: ChainVerifierOptions;
+  readonly #cache = new Map<string, Entry>();
+  readonly #cacheSize: number;
+  readonly #maxAge: number;
+
+  constructor(options: ChainVerifierOptions) {
+    this.#options = options;
+    this.#cacheSize = options.cacheSize ?? 10_000;
+    this.#maxAge = options.maxCacheAgeSeconds ?? 300;
+  }
+
+  verify(
+    bytes: Uint8Array,
+    options: { readonly nowSeconds: number; readonly presenter?: Identifier },
+  ): VerifiedChain {
+    const key = toHex(sha256(bytes));
+    const entry = this.#cache.get(key);
+    const now = options.nowSeconds;
+    if (entry !== undefined && now - entry.verifiedAt <= this.#maxAge && now >= entry.verifiedAt) {
+      const { chain } = entry;
+      if (now >= chain.expiresAt) {
+        this.#cache.delete(key);
+        throw new MandateError(
+          'ERR_DELEGATION_EXPIRED',
+          ErrorKind.unauthorized,
+          `the chain expired at ${chain.expiresAt}`,
+        );
+      }
+      if (options.presenter !== undefined && options.presenter !== chain.actor) {
+        throw new MandateError(
+          'ERR_CHAIN_PRESENTER_MISMATCH',
+          ErrorKind.forbidden,
+          `the chain was delegated to \`${chain.actor}\`, not to the presenter \`${options.presenter}\``,
+        );
+      }
+      this.#options.denySet?.assertNoneRevoked(chain.revocationSubjects, now);
+      this.#cache.delete(key);
+      this.#cache.set(key, entry);
+      return chain;
+    }
+    const chain = verifyChain(bytes, {
+      nowSeconds: now,
+      authorities: this.#options.authorities,
+      ...(options.presenter === undefined ? {} : { presenter: options.presenter }),
+      ...(this.#options.denySet === undefined ? {} : { denySet: this.#options.denySet }),
+      ...(this.#options.rotationGraceSeconds === undefined
+        ? {}
+        : { rotationGraceSeconds: this.#options.rotationGraceSeconds }),
+    });
+    this.#cache.delete(key);
+    this.#cache.set(key, { chain, verifiedAt: now });
+    if (this.#cache.size > this.#cacheSize) {
+      const oldest = this.#cache.keys().next();
+      if (oldest.done !== true) this.#cache.delete(oldest.value);
+    }
+    return chain;
+  }
+
+  get cached(): number {
+    return this.#cache.size;
+  }
+}

@@ -1,0 +1,312 @@
+import { ErrorKind, invalid, MandateError, type ErrorCode } from '../core/index.js';
+import { bytesEqual, toHex } from '../encoding/index.js';
+import { sha256 } from '../crypto/index.js';
+import type { SigningVault } from '../vault/index.js';
+import {
+  decodePurposeKeyAttestation,
+  Purpose,
+  verifyPurposeKeyAttestation,
+  type Identifier,
+  type VerifiedIdentity,
+  type VerifiedPurposeKey,
+  type VerifyPurposeKeyOptions,
+} from '../identity/index.js';
+import type { DecodedSignature } from '../identity/codec.js';
+import { verifyChangeSignature } from '../identity/verify-change-history.js';
+import {
+  decodeCredential,
+  encodeCredentialAndPurposeKey,
+  encodeCredentialData,
+  MAX_CREDENTIAL_BYTES,
+  type CredentialAttributes,
+} from './credential-codec.js';
+import { revocationIdOf, type RevocationId } from './revocation-id.js';
+
+export {
+  decodeCredential,
+  MAX_CREDENTIAL_BYTES,
+  MAX_ATTRIBUTE_NAME_BYTES,
+} from './credential-codec.js';
+export type { CredentialAttributes, DecodedCredential } from './credential-codec.js';
+
+/**
+ * Credentials (Ockam `data_type 3`): an issuer's credential purpose key signs a subject's
+ * attributes for a time window, and the key's attestation travels with the credential, so a
+ * verifier needs only the issuer's change history. Byte-compatible with Ockam in both directions;
+ * see credential-codec.ts for the layout.
+ *
+ * Deliberate differences from Ockam: credentials are short-lived by default (1 h, where an Ockam
+ * authority issues 30 days) and at most 30 days; `subject_latest_change_hash` is checked against
+ * the subject's history when the verifier knows it (a TODO in Ockam); the issuer's attestation
+ * may be under the change before a rotation for the identity layer's grace window.
+ */
+
+/** Short by default: revocation is a deny list, and a short expiry bounds how long it must hold. */
+export const DEFAULT_CREDENTIAL_TTL_SECONDS = 3600;
+export const MAX_CREDENTIAL_TTL_SECONDS = 30 * 24 * 3600;
+/** Ockam's `PROJECT_MEMBER_SCHEMA`, so an Ockam node reads the attributes as its own. */
+const DEFAULT_SCHEMA = 1;
+const DEFAULT_MAX_CLOCK_SKEW_SECONDS = 60;
+
+/** What an identity needs to issue: itself, its credential key in a vault, and its attestation. */
+export interface CredentialIssuer {
+  readonly identity: VerifiedIdentity;
+  readonly credentialKeyId: string;
+  readonly credentialKeyAttestation: Uint8Array;
+}
+
+export interface IssueCredentialOptions {
+  readonly nowSeconds: number;
+  /** Default 3600; more than 30 days is refused. Clipped to the attestation's expiry. */
+  readonly ttlSeconds?: number;
+  /** Default 1 (Ockam's project-member schema). */
+  readonly schema?: number;
+}
+
+const fail = (code: ErrorCode, kind: ErrorKind, message: string): MandateError =>
+  new MandateError(code, kind, message);
+
+/**
+ * Signs a credential for `subject` with the issuer's credential key and returns the
+ * CredentialAndPurposeKey bytes. The issuer's attestation is checked first (now, credential
+ * purpose, not under a rotation grace window), so an issuer never hands out a credential its own
+ * attestation would void; the window is `[max(now, attestation created_at),
+ * min(that + ttl, attestation expires_at)]`. The vault's signature is verified under the attested
+ * key before anything is returned: a vault holding another key, or signing wrongly, fails here
+ * rather than at every verifier.
+ */
+export async function issueCredential(
+  vault: SigningVault,
+  issuer: CredentialIssuer,
+  subject: VerifiedIdentity,
+  attributes: CredentialAttributes,
+  options: IssueCredentialOptions,
+): Promise<Uint8Array> {
+  const now = options.nowSeconds;
+  if (!Number.isSafeInteger(now) || now < 0)
+    throw invalid('ERR_ARGUMENT_INVALID', '`nowSeconds` must be a non-negative integer');
+  const ttl = options.ttlSeconds ?? DEFAULT_CREDENTIAL_TTL_SECONDS;
+  if (!Number.isSafeInteger(ttl) || ttl <= 0 || ttl > MAX_CREDENTIAL_TTL_SECONDS) {
+    throw invalid(
+      'ERR_CREDENTIAL_TTL_INVALID',
+      `\`ttlSeconds\` must be an integer from 1 to ${MAX_CREDENTIAL_TTL_SECONDS}`,
+    );
+  }
+  const schema = options.schema ?? DEFAULT_SCHEMA;
+  if (!Number.isSafeInteger(schema) || schema < 0)
+    throw invalid('ERR_ARGUMENT_INVALID', '`schema` must be a non-negative integer');
+
+  const key = verifyPurposeKeyAttestation(issuer.identity, issuer.credentialKeyAttestation, {
+    nowSeconds: now,
+    expectedPurpose: Purpose.credentials,
+  });
+  if (key.key.purpose !== Purpose.credentials)
+    throw invalid('ERR_PURPOSE_KEY_WRONG_PURPOSE', 'the issuer key is not a credential key');
+  if (key.inRotationGrace) {
+    throw fail(
+      'ERR_PURPOSE_KEY_STALE',
+      ErrorKind.unauthorized,
+      `the credential key of \`${issuer.identity.identifier}\` was attested before its latest rotation; attest it again`,
+    );
+  }
+  const createdAt = Math.max(now, key.createdAt);
+  const expiresAt = Math.min(createdAt + ttl, key.expiresAt);
+  if (expiresAt <= createdAt) {
+    throw invalid(
+      'ERR_CREDENTIAL_WINDOW',
+      'the credential key attestation expires before the credential would start; attest it again',
+    );
+  }
+
+  // The vault key must be the attested one. Comparing public keys costs a lookup; verifying the
+  // signature below would cost as much as issuing (bulk enrollment issues thousands).
+  const vaultKey = await vault.getSigningKey(issuer.credentialKeyId);
+  if (
+    vaultKey.keyType !== key.key.signingKey.keyType ||
+    !bytesEqual(vaultKey.publicKey, key.key.signingKey.bytes)
+  ) {
+    throw fail(
+      'ERR_CREDENTIAL_SIGNATURE_INVALID',
+      ErrorKind.unauthorized,
+      `vault key \`${issuer.credentialKeyId}\` is not the attested credential key`,
+    );
+  }
+  const data = encodeCredentialData({
+    subject: subject.changes[0]!.changeHash,
+    subjectLatestChangeHash: subject.latestChangeHash,
+    schema,
+    attributes,
+    createdAt,
+    expiresAt,
+  });
+  const hash = sha256(data);
+  const signature: DecodedSignature = {
+    keyType: key.key.signingKey.keyType,
+    bytes: await vault.sign(issuer.credentialKeyId, hash),
+  };
+  const bytes = encodeCredentialAndPurposeKey(data, signature, issuer.credentialKeyAttestation);
+  if (bytes.length > MAX_CREDENTIAL_BYTES) {
+    throw invalid(
+      'ERR_CREDENTIAL_ATTRIBUTES_INVALID',
+      `the credential would be ${bytes.length} bytes, at most ${MAX_CREDENTIAL_BYTES} allowed`,
+    );
+  }
+  return bytes;
+}
+
+export interface VerifyCredentialOptions {
+  readonly nowSeconds: number;
+  /** Trusted issuers by identifier, with their verified histories. An issuer not in here → ERR_CREDENTIAL_UNTRUSTED_ISSUER. */
+  readonly authorities: ReadonlyMap<Identifier, VerifiedIdentity>;
+  /** When given, the credential's subject must be this identity (ERR_CREDENTIAL_SUBJECT_MISMATCH) and subject_latest_change_hash must be a change of its history (ERR_CREDENTIAL_SUBJECT_CHANGE_UNKNOWN). */
+  readonly subject?: VerifiedIdentity;
+  /** How far a credential's created_at may be ahead of `nowSeconds` (default 60, as Ockam). */
+  readonly maxClockSkewSeconds?: number;
+  /** Passed to verifyPurposeKeyAttestation (default 300). */
+  readonly rotationGraceSeconds?: number;
+}
+
+const issued = Symbol('VerifiedCredential');
+
+/** A credential whose issuer, attestation, signature, subject and time window were checked. */
+export class VerifiedCredential {
+  /** @internal use verifyCredential */
+  constructor(
+    token: typeof issued,
+    readonly issuer: Identifier,
+    readonly subject: Identifier,
+    readonly attributes: CredentialAttributes,
+    readonly schema: number,
+    readonly createdAt: number,
+    readonly expiresAt: number,
+    readonly revocationId: RevocationId,
+    /** SHA-256 of the credential's signed data bytes: what a delegation link names as its parent. */
+    readonly hash: Uint8Array,
+    readonly issuerKey: VerifiedPurposeKey,
+    /** The CredentialAndPurposeKey bytes as received. */
+    readonly bytes: Uint8Array,
+  ) {
+    if (token !== issued)
+      throw new TypeError('VerifiedCredential is created by verifyCredential only');
+  }
+}
+
+/**
+ * bytes → VerifiedCredential, checking in this order (the first failure is reported):
+ *
+ * 1. strict decoding, at most 16 KiB (`ERR_CREDENTIAL_MALFORMED`);
+ * 2. the issuer is the attestation's subject and must be in `authorities`
+ *    (`ERR_CREDENTIAL_UNTRUSTED_ISSUER`); the attestation is verified against that verified
+ *    history as a credential key (`ERR_PURPOSE_KEY_*`, unchanged — including the rotation rule);
+ * 3. the signature over SHA-256(data bytes as received) under the attested key, with the
+ *    identity layer's Ed25519 / P-256 convention (`ERR_CREDENTIAL_SIGNATURE_INVALID`);
+ * 4. with `subject`: the subject is that identity (`ERR_CREDENTIAL_SUBJECT_MISMATCH`) and
+ *    `subject_latest_change_hash` names a change of its history
+ *    (`ERR_CREDENTIAL_SUBJECT_CHANGE_UNKNOWN`);
+ * 5. time: `created_at <= now + skew` (`ERR_CREDENTIAL_NOT_YET_VALID`), `now < expires_at`
+ *    (`ERR_CREDENTIAL_EXPIRED`), `created_at <= expires_at` and the window inside the
+ *    attestation's window (`ERR_CREDENTIAL_WINDOW`).
+ *
+ * Signatures come before anything the issuer asserts, so an unauthenticated credential never
+ * gets a more specific answer than "malformed", "untrusted" or "signature invalid". The issuer's
+ * history is not re-verified: a VerifiedIdentity already was. Pure and synchronous.
+ */
+export function verifyCredential(
+  bytes: Uint8Array,
+  options: VerifyCredentialOptions,
+): VerifiedCredential {
+  const now = options.nowSeconds;
+  if (!Number.isSafeInteger(now) || now < 0)
+    throw invalid('ERR_ARGUMENT_INVALID', '`nowSeconds` must be a non-negative integer');
+  const skew = options.maxClockSkewSeconds ?? DEFAULT_MAX_CLOCK_SKEW_SECONDS;
+  if (!Number.isSafeInteger(skew) || skew < 0)
+    throw invalid('ERR_ARGUMENT_INVALID', '`maxClockSkewSeconds` must be a non-negative integer');
+
+  // 1. Strict decoding.
+  const credential = decodeCredential(bytes);
+
+  // 2. The issuer and its attestation.
+  const issuer: Identifier = `I${toHex(decodePurposeKeyAttestation(credential.attestation).subject)}`;
+  const issuerIdentity = options.authorities.get(issuer);
+  if (issuerIdentity === undefined) {
+    throw fail(
+      'ERR_CREDENTIAL_UNTRUSTED_ISSUER',
+      ErrorKind.unauthorized,
+      `credential issuer \`${issuer}\` is not a trusted authority`,
+    );
+  }
+  const attestationOptions: VerifyPurposeKeyOptions =
+    options.rotationGraceSeconds === undefined
+      ? { nowSeconds: now, expectedPurpose: Purpose.credentials }
+      : {
+          nowSeconds: now,
+          expectedPurpose: Purpose.credentials,
+          rotationGraceSeconds: options.rotationGraceSeconds,
+        };
+  const issuerKey = verifyPurposeKeyAttestation(
+    issuerIdentity,
+    credential.attestation,
+    attestationOptions,
+  );
+  if (issuerKey.key.purpose !== Purpose.credentials)
+    throw invalid('ERR_PURPOSE_KEY_WRONG_PURPOSE', 'the issuer key is not a credential key');
+
+  // 3. The signature, over the data bytes as received.
+  const hash = sha256(credential.data);
+  if (!verifyChangeSignature(issuerKey.key.signingKey, hash, credential.signature)) {
+    throw fail(
+      'ERR_CREDENTIAL_SIGNATURE_INVALID',
+      ErrorKind.unauthorized,
+      `credential signature does not verify under the credential key of \`${issuer}\``,
+    );
+  }
+
+  // 4. The subject, when the verifier knows who it should be.
+  const expected = options.subject;
+  if (expected !== undefined) {
+    if (credential.subject !== expected.identifier) {
+      throw fail(
+        'ERR_CREDENTIAL_SUBJECT_MISMATCH',
+        ErrorKind.forbidden,
+        `credential is for \`${credential.subject}\`, not \`${expected.identifier}\``,
+      );
+    }
+    const changeHash = credential.subjectLatestChangeHash;
+    if (!expected.changes.some((c) => bytesEqual(c.changeHash, changeHash))) {
+      throw invalid(
+        'ERR_CREDENTIAL_SUBJECT_CHANGE_UNKNOWN',
+        `credential names a change of \`${expected.identifier}\` that is not in its known history`,
+      );
+    }
+  }
+
+  // 5. Time.
+  const { createdAt, expiresAt } = credential;
+  if (createdAt > now + skew)
+    throw invalid('ERR_CREDENTIAL_NOT_YET_VALID', 'credential is created in the future');
+  if (now >= expiresAt)
+    throw fail('ERR_CREDENTIAL_EXPIRED', ErrorKind.unauthorized, 'credential has expired');
+  if (createdAt > expiresAt) {
+    throw invalid('ERR_CREDENTIAL_WINDOW', 'credential expires before it is created');
+  }
+  if (createdAt < issuerKey.createdAt || expiresAt > issuerKey.expiresAt) {
+    throw invalid(
+      'ERR_CREDENTIAL_WINDOW',
+      'credential validity lies outside the window of its issuer key attestation',
+    );
+  }
+
+  return new VerifiedCredential(
+    issued,
+    issuer,
+    credential.subject,
+    credential.attributes,
+    credential.schema,
+    createdAt,
+    expiresAt,
+    revocationIdOf(credential.signature.bytes),
+    hash,
+    issuerKey,
+    bytes,
+  );
+}

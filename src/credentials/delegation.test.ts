@@ -1,0 +1,473 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { codeOf } from '../../test/helpers/errors.js';
+import { randomBytes, sha256 } from '../crypto/index.js';
+import {
+  Identities,
+  MemoryIdentityRepository,
+  Purpose,
+  type VerifiedIdentity,
+} from '../identity/index.js';
+import { encodeSignature } from '../identity/codec.js';
+import { MemoryVault } from '../vault/index.js';
+import {
+  decodeChain,
+  encodeChain,
+  encodeLink,
+  encodeLinkData,
+  LINK_NONCE_BYTES,
+} from './chain-codec.js';
+import { ChainVerifier } from './chain-verifier.js';
+import { constraintsToAttributes, parseConstraint, type Constraint } from './constraints.js';
+import { issueCredential, type CredentialIssuer } from './credential.js';
+import {
+  authorize,
+  chainFromCredential,
+  delegate,
+  verifyChain,
+  type VerifiedChain,
+} from './delegation.js';
+import { DenySet } from './deny-set.js';
+
+const NOW = 1_800_000_000;
+
+const constraints = (...texts: string[]): Map<string, Constraint> =>
+  new Map(texts.map((t) => parseConstraint(t)));
+const request = (action: string, args: Record<string, string> = {}, nowSeconds = NOW + 10) => ({
+  action,
+  args: new Map(Object.entries(args)),
+  nowSeconds,
+});
+
+async function world() {
+  const vault = new MemoryVault();
+  const identities = new Identities({
+    vault,
+    repository: new MemoryIdentityRepository(),
+    clock: { nowSeconds: () => NOW },
+  });
+  const make = async (name: string) => {
+    const local = await identities.create({ name });
+    const { verified, keyId } = await identities.purposeKey(name, Purpose.credentials);
+    const issuer: CredentialIssuer = {
+      identity: local.identity,
+      credentialKeyId: keyId,
+      credentialKeyAttestation: verified.attestation,
+    };
+    return { identity: local.identity, issuer };
+  };
+  const authority = await make('authority');
+  const alice = await make('alice');
+  const bob = await make('bob');
+  const carol = await make('carol');
+  const authorities = new Map([[authority.identity.identifier, authority.identity]]);
+  const root = await issueCredential(
+    vault,
+    authority.issuer,
+    alice.identity,
+    constraintsToAttributes(
+      constraints('tools=read_orders,issue_refund', 'refund<=1000', 'order=/orders/**'),
+    ),
+    { nowSeconds: NOW, ttlSeconds: 3600 },
+  );
+  const chain0 = chainFromCredential(root, alice.identity);
+  const verify = (
+    bytes: Uint8Array,
+    extra: { presenter?: `I${string}`; denySet?: DenySet; nowSeconds?: number } = {},
+  ): VerifiedChain =>
+    verifyChain(bytes, { nowSeconds: extra.nowSeconds ?? NOW + 10, authorities, ...extra });
+  return { vault, authority, alice, bob, carol, authorities, root, chain0, verify };
+}
+
+describe('delegation chains', () => {
+  it('delegates narrower, verifies offline and decides by the conjunction of every level', async () => {
+    const w = await world();
+    const c0 = w.verify(w.chain0, { presenter: w.alice.identity.identifier });
+    expect(c0.actor).toBe(w.alice.identity.identifier);
+    expect(c0.remainingDepth).toBe(3);
+    const chain1 = await delegate(w.vault, w.alice.issuer, c0, {
+      nowSeconds: NOW,
+      subject: w.bob.identity,
+      constraints: constraints('tools=read_orders', 'refund<=100', 'order=/orders/4471/**'),
+      purpose: 'resolve complaint #4471',
+      ttlSeconds: 600,
+    });
+    const c1 = w.verify(chain1, { presenter: w.bob.identity.identifier });
+    expect(c1.actor).toBe(w.bob.identity.identifier);
+    expect(c1.links[0]!.purpose).toBe('resolve complaint #4471');
+    expect(c1.expiresAt).toBe(NOW + 600);
+    expect(c1.remainingDepth).toBe(2);
+
+    expect(
+      authorize(c1, request('read_orders', { refund: '50', order: '/orders/4471/items' })).decision,
+    ).toBe('allow');
+    const deniedTool = authorize(
+      c1,
+      request('issue_refund', { refund: '50', order: '/orders/4471' }),
+    );
+    expect(deniedTool).toMatchObject({
+      decision: 'deny',
+      actor: w.bob.identity.identifier,
+      failed: { link: 1, constraint: 'tools' },
+    });
+    expect(
+      authorize(c1, request('read_orders', { refund: '500', order: '/orders/4471' })),
+    ).toMatchObject({ failed: { link: 1, constraint: 'refund' } });
+    expect(
+      authorize(c1, request('read_orders', { refund: '50', order: '/orders/9' })),
+    ).toMatchObject({ failed: { link: 1, constraint: 'order' } });
+    // A missing argument denies.
+    expect(authorize(c1, request('read_orders', { order: '/orders/4471' }))).toMatchObject({
+      decision: 'deny',
+      failed: { constraint: 'refund' },
+    });
+    // Expired by the time of the call.
+    expect(
+      authorize(c1, request('read_orders', { refund: '1', order: '/orders/4471' }, NOW + 700)),
+    ).toMatchObject({ decision: 'deny', failed: { link: 0, constraint: null } });
+    // The explanation names every step.
+    expect(deniedTool.chain.map((s) => [s.issuer, s.subject])).toEqual([
+      [w.authority.identity.identifier, w.alice.identity.identifier],
+      [w.alice.identity.identifier, w.bob.identity.identifier],
+    ]);
+  });
+
+  it('refuses amplification at issue, naming the constraint', async () => {
+    const w = await world();
+    const c0 = w.verify(w.chain0);
+    const attempt = (texts: string[], extra: { ttlSeconds?: number; depth?: number } = {}) =>
+      delegate(w.vault, w.alice.issuer, c0, {
+        nowSeconds: NOW,
+        subject: w.bob.identity,
+        constraints: constraints(...texts),
+        ...extra,
+      });
+    await expect(attempt(['tools=read_orders,delete_orders'])).rejects.toThrow(
+      /constraint `tools`/,
+    );
+    await expect(attempt(['refund<=5000'])).rejects.toThrow(/constraint `refund`/);
+    await expect(attempt(['refund<=5000'])).rejects.toMatchObject({
+      code: 'ERR_DELEGATION_AMPLIFIES',
+    });
+    await expect(attempt(['order=/**'])).rejects.toMatchObject({
+      code: 'ERR_DELEGATION_AMPLIFIES',
+    });
+    await expect(attempt(['tools=*'])).rejects.toMatchObject({ code: 'ERR_DELEGATION_AMPLIFIES' });
+    await expect(attempt([], { ttlSeconds: 7200 })).rejects.toMatchObject({
+      code: 'ERR_DELEGATION_AMPLIFIES',
+    });
+    await expect(attempt([], { depth: 3 })).rejects.toMatchObject({ code: 'ERR_DELEGATION_DEPTH' });
+    await expect(attempt(['mandate.max-depth=9'])).rejects.toMatchObject({
+      code: 'ERR_DELEGATION_MALFORMED',
+    });
+    // Only the chain's last subject may extend it.
+    await expect(
+      delegate(w.vault, w.carol.issuer, c0, {
+        nowSeconds: NOW,
+        subject: w.bob.identity,
+        constraints: new Map(),
+      }),
+    ).rejects.toMatchObject({ code: 'ERR_DELEGATION_PRINCIPAL_MISMATCH' });
+  });
+
+  it('enforces depth down to zero', async () => {
+    const w = await world();
+    let chain = w.verify(w.chain0);
+    const people = [w.bob, w.carol, w.alice];
+    for (const [i, next] of people.entries()) {
+      const from = [w.alice, w.bob, w.carol][i]!;
+      chain = w.verify(
+        await delegate(w.vault, from.issuer, chain, {
+          nowSeconds: NOW,
+          subject: next.identity,
+          constraints: new Map(),
+        }),
+      );
+    }
+    expect(chain.remainingDepth).toBe(0);
+    await expect(
+      delegate(w.vault, w.alice.issuer, chain, {
+        nowSeconds: NOW,
+        subject: w.bob.identity,
+        constraints: new Map(),
+      }),
+    ).rejects.toMatchObject({ code: 'ERR_DELEGATION_DEPTH' });
+  });
+
+  /** Signs a link without delegate()'s checks: what an attacker holding a key could produce. */
+  async function forge(
+    w: Awaited<ReturnType<typeof world>>,
+    parent: VerifiedChain,
+    by: { identity: VerifiedIdentity; issuer: CredentialIssuer },
+    subject: VerifiedIdentity,
+    fields: {
+      constraints?: Map<string, Constraint>;
+      expiresAt?: number | null;
+      notBefore?: number;
+      depth?: number;
+      parentHash?: Uint8Array;
+    },
+  ): Promise<Uint8Array> {
+    const data = encodeLinkData({
+      issuer: by.identity.changes[0]!.changeHash,
+      subject: subject.changes[0]!.changeHash,
+      parent: fields.parentHash ?? parent.hash,
+      constraints: constraintsToAttributes(fields.constraints ?? new Map()),
+      notBefore: fields.notBefore ?? NOW,
+      expiresAt: fields.expiresAt === undefined ? null : fields.expiresAt,
+      depth: fields.depth ?? parent.remainingDepth - 1,
+      purpose: 'forged',
+      nonce: randomBytes(LINK_NONCE_BYTES),
+    });
+    const signature = await w.vault.sign(by.issuer.credentialKeyId, sha256(data));
+    const link = encodeLink(
+      data,
+      encodeSignature('ed25519', signature),
+      by.issuer.credentialKeyAttestation,
+    );
+    const decoded = decodeChain(parent.bytes);
+    return encodeChain(
+      decoded.root,
+      [...decoded.linkBytes, link],
+      [...decoded.histories, by.identity.changeHistory, subject.changeHistory],
+    );
+  }
+
+  it('refuses forged links at verification, each with its code', async () => {
+    const w = await world();
+    const c0 = w.verify(w.chain0);
+    const cases: [string, Uint8Array][] = [
+      [
+        'ERR_DELEGATION_AMPLIFIES',
+        await forge(w, c0, w.alice, w.bob.identity, { constraints: constraints('refund<=2000') }),
+      ],
+      [
+        'ERR_DELEGATION_AMPLIFIES',
+        await forge(w, c0, w.alice, w.bob.identity, {
+          constraints: constraints('tools=read_orders,drop_tables'),
+        }),
+      ],
+      [
+        'ERR_DELEGATION_AMPLIFIES',
+        await forge(w, c0, w.alice, w.bob.identity, { expiresAt: NOW + 999_999 }),
+      ],
+      [
+        'ERR_DELEGATION_AMPLIFIES',
+        await forge(w, c0, w.alice, w.bob.identity, { notBefore: NOW - 100 }),
+      ],
+      ['ERR_DELEGATION_DEPTH', await forge(w, c0, w.alice, w.bob.identity, { depth: 3 })],
+      ['ERR_DELEGATION_PRINCIPAL_MISMATCH', await forge(w, c0, w.carol, w.bob.identity, {})],
+      [
+        'ERR_DELEGATION_PARENT_MISMATCH',
+        await forge(w, c0, w.alice, w.bob.identity, { parentHash: new Uint8Array(32) }),
+      ],
+      [
+        'ERR_DELEGATION_EXPIRED',
+        await forge(w, c0, w.alice, w.bob.identity, { expiresAt: NOW + 5 }),
+      ],
+      [
+        'ERR_DELEGATION_NOT_YET_VALID',
+        await forge(w, c0, w.alice, w.bob.identity, { notBefore: NOW + 500 }),
+      ],
+    ];
+    for (const [code, bytes] of cases)
+      expect(
+        codeOf(() => w.verify(bytes)),
+        code,
+      ).toBe(code);
+    // The amplification message names the link and the constraint.
+    expect(() => w.verify(cases[0]![1])).toThrow(/link 1 widens constraint `refund`/);
+  });
+
+  it('refuses a skipped link, a link reused under another parent, and the wrong presenter', async () => {
+    const w = await world();
+    const c0 = w.verify(w.chain0);
+    const c1 = w.verify(
+      await delegate(w.vault, w.alice.issuer, c0, {
+        nowSeconds: NOW,
+        subject: w.bob.identity,
+        constraints: new Map(),
+      }),
+    );
+    const c2 = w.verify(
+      await delegate(w.vault, w.bob.issuer, c1, {
+        nowSeconds: NOW,
+        subject: w.carol.identity,
+        constraints: new Map(),
+      }),
+    );
+    const d2 = decodeChain(c2.bytes);
+    // Skip link 1: bob's link to carol directly under alice's credential.
+    const skipped = encodeChain(d2.root, [d2.linkBytes[1]!], d2.histories);
+    expect(codeOf(() => w.verify(skipped))).toBe('ERR_DELEGATION_PRINCIPAL_MISMATCH');
+    // Reuse alice's link under another credential of alice's (another parent).
+    const otherRoot = await issueCredential(
+      w.vault,
+      w.authority.issuer,
+      w.alice.identity,
+      constraintsToAttributes(constraints('tools=read_orders')),
+      { nowSeconds: NOW, ttlSeconds: 3600 },
+    );
+    const reused = encodeChain(otherRoot, [d2.linkBytes[0]!], d2.histories);
+    expect(codeOf(() => w.verify(reused))).toBe('ERR_DELEGATION_PARENT_MISMATCH');
+    expect(codeOf(() => w.verify(c2.bytes, { presenter: w.bob.identity.identifier }))).toBe(
+      'ERR_CHAIN_PRESENTER_MISMATCH',
+    );
+    // A chain without the histories it needs.
+    expect(codeOf(() => w.verify(encodeChain(d2.root, d2.linkBytes, [])))).toBe(
+      'ERR_CHAIN_HISTORY_MISSING',
+    );
+    // An untrusted authority.
+    expect(
+      codeOf(() => verifyChain(c2.bytes, { nowSeconds: NOW + 10, authorities: new Map() })),
+    ).toBe('ERR_CREDENTIAL_UNTRUSTED_ISSUER');
+  });
+
+  it('revokes every descendant: a link, the root credential, or an identity in the chain', async () => {
+    const w = await world();
+    const c0 = w.verify(w.chain0);
+    const c1 = w.verify(
+      await delegate(w.vault, w.alice.issuer, c0, {
+        nowSeconds: NOW,
+        subject: w.bob.identity,
+        constraints: new Map(),
+      }),
+    );
+    const c2 = w.verify(
+      await delegate(w.vault, w.bob.issuer, c1, {
+        nowSeconds: NOW,
+        subject: w.carol.identity,
+        constraints: new Map(),
+      }),
+    );
+    const denySetWith = (kind: 'revocation-id' | 'identity', id: string): DenySet =>
+      DenySet.fromSnapshot(
+        {
+          sequence: 1,
+          issuedAt: NOW,
+          entries: [{ kind, id, expiresAt: NOW + 86_400, revokedAt: NOW }],
+        },
+        { maxStalenessSeconds: 60 },
+      );
+    for (const [kind, id] of [
+      ['revocation-id', c1.links[0]!.revocationId],
+      ['revocation-id', c0.root.revocationId],
+      ['identity', w.bob.identity.identifier],
+      ['identity', w.authority.identity.identifier],
+    ] as const) {
+      const denySet = denySetWith(kind, id);
+      expect(
+        codeOf(() => w.verify(c2.bytes, { denySet })),
+        id,
+      ).toBe('ERR_REVOKED');
+      expect(
+        authorize(c2, request('read_orders', { refund: '1', order: '/orders/1' }), { denySet })
+          .decision,
+      ).toBe('deny');
+    }
+    // An unrelated revocation changes nothing; a stale deny-set fails closed.
+    expect(
+      w.verify(c2.bytes, { denySet: denySetWith('revocation-id', '0'.repeat(32)) }).actor,
+    ).toBe(w.carol.identity.identifier);
+    expect(
+      codeOf(() =>
+        w.verify(c2.bytes, {
+          denySet: denySetWith('revocation-id', '0'.repeat(32)),
+          nowSeconds: NOW + 100,
+        }),
+      ),
+    ).toBe('ERR_DENY_SET_STALE');
+  });
+
+  it('caches verified chains but re-checks expiry, presenter and revocation on every call', async () => {
+    const w = await world();
+    let denySet = DenySet.fromSnapshot(
+      { sequence: 0, issuedAt: NOW, entries: [] },
+      { maxStalenessSeconds: 10_000 },
+    );
+    const verifier = new ChainVerifier({ authorities: w.authorities, denySet });
+    const first = verifier.verify(w.chain0, { nowSeconds: NOW + 1 });
+    expect(verifier.verify(w.chain0, { nowSeconds: NOW + 2 })).toBe(first);
+    expect(verifier.cached).toBe(1);
+    expect(
+      codeOf(() =>
+        verifier.verify(w.chain0, { nowSeconds: NOW + 3, presenter: w.bob.identity.identifier }),
+      ),
+    ).toBe('ERR_CHAIN_PRESENTER_MISMATCH');
+    denySet.apply({
+      fromSequence: 0,
+      toSequence: 1,
+      issuedAt: NOW + 4,
+      entries: [
+        {
+          kind: 'revocation-id',
+          id: first.root.revocationId,
+          expiresAt: NOW + 86_400,
+          revokedAt: NOW + 4,
+        },
+      ],
+    });
+    expect(codeOf(() => verifier.verify(w.chain0, { nowSeconds: NOW + 5 }))).toBe('ERR_REVOKED');
+    denySet = DenySet.fromSnapshot(
+      { sequence: 0, issuedAt: NOW, entries: [] },
+      { maxStalenessSeconds: 100_000 },
+    );
+    const fresh = new ChainVerifier({ authorities: w.authorities, denySet });
+    fresh.verify(w.chain0, { nowSeconds: NOW + 1 });
+    expect(codeOf(() => fresh.verify(w.chain0, { nowSeconds: NOW + 3600 }))).toMatch(
+      /^ERR_(DELEGATION|CREDENTIAL)_EXPIRED$/,
+    );
+  });
+
+  it('rejects any one-bit change of a chain (property)', async () => {
+    const w = await world();
+    const bytes = await delegate(w.vault, w.alice.issuer, w.verify(w.chain0), {
+      nowSeconds: NOW,
+      subject: w.bob.identity,
+      constraints: constraints('refund<=10'),
+    });
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: bytes.length * 8 - 1 }), (bit) => {
+        const mutated = bytes.slice();
+        mutated[bit >> 3]! ^= 1 << (bit & 7);
+        expect(codeOf(() => w.verify(mutated))).toMatch(/^ERR_/);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('never accepts a random amplification attempt, and never allows what the root would deny (property)', async () => {
+    const w = await world();
+    const c0 = w.verify(w.chain0);
+    const limit = fc.integer({ min: -5, max: 2000 });
+    const tools = fc.subarray(['read_orders', 'issue_refund', 'delete_orders', 'export_data'], {
+      minLength: 1,
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        limit,
+        tools,
+        fc.integer({ min: -10, max: 3000 }),
+        fc.constantFrom('read_orders', 'issue_refund', 'delete_orders'),
+        async (max, toolList, amount, action) => {
+          const child = constraints(`refund<=${max}`, `tools=${toolList.join(',')}`);
+          const widens =
+            max > 1000 || toolList.some((t) => t !== 'read_orders' && t !== 'issue_refund');
+          const forged = await forge(w, c0, w.alice, w.bob.identity, { constraints: child });
+          const code = codeOf(() => w.verify(forged));
+          expect(code).toBe(widens ? 'ERR_DELEGATION_AMPLIFIES' : 'accepted');
+          if (code !== 'accepted') return;
+          const decision = authorize(
+            w.verify(forged),
+            request(action, { refund: String(amount), order: '/orders/1' }),
+          );
+          const rootAllows =
+            authorize(c0, request(action, { refund: String(amount), order: '/orders/1' }))
+              .decision === 'allow';
+          if (decision.decision === 'allow') expect(rootAllows).toBe(true);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});

@@ -1,0 +1,568 @@
+import { invalid, MandateError, ErrorKind } from '../core/index.js';
+import { bytesEqual, toHex } from '../encoding/index.js';
+import { randomBytes, sha256 } from '../crypto/index.js';
+import type { SigningVault } from '../vault/index.js';
+import {
+  Purpose,
+  verifyChangeHistory,
+  verifyPurposeKeyAttestation,
+  type Identifier,
+  type VerifiedIdentity,
+  type VerifiedPurposeKey,
+} from '../identity/index.js';
+import { encodeSignature } from '../identity/codec.js';
+import { verifyChangeSignature } from '../identity/verify-change-history.js';
+import {
+  decodeChain,
+  encodeChain,
+  encodeLink,
+  encodeLinkData,
+  LINK_NONCE_BYTES,
+  MAX_CHAIN_LINKS,
+  MAX_PURPOSE_CHARS,
+  type DecodedLink,
+} from './chain-codec.js';
+import {
+  checkConstraintsNarrower,
+  checkRequest,
+  constraintsFromAttributes,
+  constraintsToAttributes,
+  formatConstraint,
+  type AuthorizationRequest,
+  type Constraint,
+  type Constraints,
+} from './constraints.js';
+import { verifyCredential, type CredentialIssuer, type VerifiedCredential } from './credential.js';
+import { revocationIdOf, type RevocationId } from './revocation-id.js';
+import type { DenySet } from './deny-set.js';
+
+/** Attribute names in this namespace are chain metadata, never constraints on requests. */
+export const RESERVED_PREFIX = 'mandate.';
+/** How many links a root credential allows below it unless it says `mandate.max-depth`. */
+export const DEFAULT_MAX_DEPTH = 3;
+export const DEFAULT_LINK_TTL_SECONDS = 900;
+
+/** One verified link of a chain. */
+export interface VerifiedLink {
+  readonly issuer: Identifier;
+  readonly subject: Identifier;
+  readonly constraints: Constraints;
+  readonly notBefore: number;
+  /** The link's own expiry, or its parent's when it left it out. */
+  readonly expiresAt: number;
+  readonly depth: number;
+  readonly purpose: string;
+  readonly revocationId: RevocationId;
+  /** SHA-256 of the link's signed data: what a child link names as its parent. */
+  readonly hash: Uint8Array;
+  readonly issuerKey: VerifiedPurposeKey;
+}
+
+const issued = Symbol('VerifiedChain');
+
+/**
+ * A root credential from a trusted authority plus delegation links, every one checked (see
+ * verifyChain). Later calls re-check only what changes with time: expiry, the deny-set and the
+ * request's constraints (`authorize`).
+ */
+export class VerifiedChain {
+  /** @internal use verifyChain */
+  constructor(
+    token: typeof issued,
+    readonly root: VerifiedCredential,
+    readonly links: readonly VerifiedLink[],
+    /** Root constraints (the credential's attributes minus the reserved namespace). */
+    readonly rootConstraints: Constraints,
+    readonly rootDepth: number,
+    /** The chain exactly as received. */
+    readonly bytes: Uint8Array,
+    /** Identities verified from the chain, by identifier (subjects and issuers). */
+    readonly identities: ReadonlyMap<Identifier, VerifiedIdentity>,
+  ) {
+    if (token !== issued) throw new TypeError('VerifiedChain is created by verifyChain only');
+  }
+
+  /** The agent that acts: the last subject. */
+  get actor(): Identifier {
+    return this.links.at(-1)?.subject ?? this.root.subject;
+  }
+
+  get notBefore(): number {
+    return Math.max(this.root.createdAt, ...this.links.map((l) => l.notBefore));
+  }
+
+  get expiresAt(): number {
+    return Math.min(this.root.expiresAt, ...this.links.map((l) => l.expiresAt));
+  }
+
+  /** Remaining delegation depth below the actor. */
+  get remainingDepth(): number {
+    return this.links.at(-1)?.depth ?? this.rootDepth;
+  }
+
+  /** Every revocation id and identity a revocation of which voids this chain. */
+  get revocationSubjects(): readonly string[] {
+    const ids: string[] = [this.root.revocationId, this.root.issuer, this.root.subject];
+    for (const l of this.links) ids.push(l.revocationId, l.issuer, l.subject);
+    return [...new Set(ids)];
+  }
+
+  /** For each name, the constraint declared nearest to the actor (what a new link must narrow). */
+  get effectiveConstraints(): Constraints {
+    const out = new Map(this.rootConstraints);
+    for (const l of this.links) for (const [name, c] of l.constraints) out.set(name, c);
+    return out;
+  }
+
+  get hash(): Uint8Array {
+    return this.links.at(-1)?.hash ?? this.root.hash;
+  }
+}
+
+export interface VerifyChainOptions {
+  readonly nowSeconds: number;
+  readonly authorities: ReadonlyMap<Identifier, VerifiedIdentity>;
+  /** The identity presenting the chain; it must be the last subject. */
+  readonly presenter?: Identifier;
+  readonly denySet?: DenySet;
+  readonly maxClockSkewSeconds?: number;
+  readonly rotationGraceSeconds?: number;
+}
+
+const fail = (
+  code: `ERR_${string}`,
+  kind: (typeof ErrorKind)[keyof typeof ErrorKind],
+  message: string,
+): MandateError => new MandateError(code, kind, message);
+
+/**
+ * bytes → VerifiedChain. In this order: strict parsing; every signature (root credential by a
+ * trusted authority's attested key, each link by its issuer's attested credential key); principal
+ * alignment (each link's issuer is the previous subject, its parent hash names the previous
+ * element, the last subject is the presenter); every time window against now; depth; revocation
+ * of every link and every identity in it; and that each link's declared constraints are a subset
+ * of the constraints in force above it. Any failure throws; nothing is cached on failure.
+ */
+export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): VerifiedChain {
+  const decoded = decodeChain(bytes);
+  const identities = new Map<Identifier, VerifiedIdentity>();
+  for (const history of decoded.histories) {
+    const identity = verifyChangeHistory(history);
+    identities.set(identity.identifier, identity);
+  }
+  for (const [id, identity] of options.authorities) identities.set(id, identity);
+
+  // 2. Signatures, starting with the root credential.
+  const root = verifyCredential(decoded.root, {
+    nowSeconds: options.nowSeconds,
+    authorities: options.authorities,
+    ...(options.maxClockSkewSeconds === undefined
+      ? {}
+      : { maxClockSkewSeconds: options.maxClockSkewSeconds }),
+    ...(options.rotationGraceSeconds === undefined
+      ? {}
+      : { rotationGraceSeconds: options.rotationGraceSeconds }),
+  });
+  const rootSubject = identities.get(root.subject);
+  if (rootSubject === undefined) {
+    throw invalid(
+      'ERR_CHAIN_HISTORY_MISSING',
+      `the chain lacks the change history of \`${root.subject}\``,
+    );
+  }
+  const rootAttributes = new Map(
+    [...root.attributes].filter(([name]) => !name.startsWith(RESERVED_PREFIX)),
+  );
+  const rootConstraints = constraintsFromAttributes(rootAttributes);
+  const rootDepth = readMaxDepth(root.attributes);
+
+  const links: VerifiedLink[] = [];
+  let parentSubject = root.subject;
+  let parentHash = root.hash;
+  let parentDepth = rootDepth;
+  let parentExpiresAt = root.expiresAt;
+  let parentNotBefore = root.createdAt;
+  let effective = new Map(rootConstraints);
+  for (const [index, link] of decoded.links.entries()) {
+    const where = `link ${index + 1}`;
+    const issuer: Identifier = `I${toHex(link.issuer)}`;
+    const subject: Identifier = `I${toHex(link.subject)}`;
+    // 3. Principal alignment.
+    if (issuer !== parentSubject) {
+      throw fail(
+        'ERR_DELEGATION_PRINCIPAL_MISMATCH',
+        ErrorKind.forbidden,
+        `${where} is issued by \`${issuer}\`, but the delegated party is \`${parentSubject}\``,
+      );
+    }
+    if (!bytesEqual(link.parent, parentHash)) {
+      throw fail(
+        'ERR_DELEGATION_PARENT_MISMATCH',
+        ErrorKind.forbidden,
+        `${where} does not name the element before it as its parent`,
+      );
+    }
+    const issuerIdentity = identities.get(issuer);
+    if (issuerIdentity === undefined)
+      throw invalid(
+        'ERR_CHAIN_HISTORY_MISSING',
+        `the chain lacks the change history of \`${issuer}\``,
+      );
+    if (!identities.has(subject))
+      throw invalid(
+        'ERR_CHAIN_HISTORY_MISSING',
+        `the chain lacks the change history of \`${subject}\``,
+      );
+    const issuerKey = verifyLinkSignature(link, issuerIdentity, options, where);
+    // 4. Time.
+    const expiresAt = link.expiresAt ?? parentExpiresAt;
+    if (link.notBefore < parentNotBefore) {
+      throw fail(
+        'ERR_DELEGATION_AMPLIFIES',
+        ErrorKind.forbidden,
+        `${where} starts before its parent (not_before ${link.notBefore} < ${parentNotBefore})`,
+      );
+    }
+    if (expiresAt > parentExpiresAt) {
+      throw fail(
+        'ERR_DELEGATION_AMPLIFIES',
+        ErrorKind.forbidden,
+        `${where} outlives its parent (expires ${expiresAt} > ${parentExpiresAt})`,
+      );
+    }
+    checkWindow(link.notBefore, expiresAt, options, where);
+    if (expiresAt > issuerKey.expiresAt) {
+      throw fail(
+        'ERR_DELEGATION_WINDOW',
+        ErrorKind.invalid,
+        `${where} outlives the key that signed it`,
+      );
+    }
+    // 5. Depth.
+    if (link.depth >= parentDepth) {
+      throw fail(
+        'ERR_DELEGATION_DEPTH',
+        ErrorKind.forbidden,
+        `${where} declares depth ${link.depth}, its parent allows at most ${parentDepth - 1}`,
+      );
+    }
+    // 7. Subset (decoded here; the deny-set check, 6, runs once for the whole chain below).
+    const constraints = decodeLinkConstraints(link, where);
+    const narrower = checkConstraintsNarrower(constraints, effective);
+    if (!narrower.ok) {
+      throw fail(
+        'ERR_DELEGATION_AMPLIFIES',
+        ErrorKind.forbidden,
+        `${where} widens constraint \`${narrower.name}\`: ${narrower.reason}`,
+      );
+    }
+    const hash = sha256(link.data);
+    links.push({
+      issuer,
+      subject,
+      constraints,
+      notBefore: link.notBefore,
+      expiresAt,
+      depth: link.depth,
+      purpose: link.purpose,
+      revocationId: revocationIdOf(link.signature.bytes),
+      hash,
+      issuerKey,
+    });
+    for (const [name, c] of constraints) effective.set(name, c);
+    effective = new Map(effective);
+    parentSubject = subject;
+    parentHash = hash;
+    parentDepth = link.depth;
+    parentExpiresAt = expiresAt;
+    parentNotBefore = link.notBefore;
+  }
+  if (options.presenter !== undefined && options.presenter !== parentSubject) {
+    throw fail(
+      'ERR_CHAIN_PRESENTER_MISMATCH',
+      ErrorKind.forbidden,
+      `the chain was delegated to \`${parentSubject}\`, not to the presenter \`${options.presenter}\``,
+    );
+  }
+  const chain = new VerifiedChain(
+    issued,
+    root,
+    links,
+    rootConstraints,
+    rootDepth,
+    bytes,
+    identities,
+  );
+  // 6. Revocation of every link and every identity in the chain.
+  options.denySet?.assertNoneRevoked(chain.revocationSubjects, options.nowSeconds);
+  return chain;
+}
+
+function verifyLinkSignature(
+  link: DecodedLink,
+  issuer: VerifiedIdentity,
+  options: VerifyChainOptions,
+  where: string,
+): VerifiedPurposeKey {
+  const key = verifyPurposeKeyAttestation(issuer, link.attestation, {
+    nowSeconds: options.nowSeconds,
+    expectedPurpose: Purpose.credentials,
+    ...(options.rotationGraceSeconds === undefined
+      ? {}
+      : { rotationGraceSeconds: options.rotationGraceSeconds }),
+  });
+  if (
+    key.key.purpose !== Purpose.credentials ||
+    !verifyChangeSignature(key.key.signingKey, sha256(link.data), link.signature)
+  ) {
+    throw fail(
+      'ERR_DELEGATION_SIGNATURE_INVALID',
+      ErrorKind.unauthorized,
+      `${where} has an invalid signature`,
+    );
+  }
+  return key;
+}
+
+function checkWindow(
+  notBefore: number,
+  expiresAt: number,
+  options: VerifyChainOptions,
+  where: string,
+): void {
+  const skew = options.maxClockSkewSeconds ?? 60;
+  if (notBefore > options.nowSeconds + skew)
+    throw fail(
+      'ERR_DELEGATION_NOT_YET_VALID',
+      ErrorKind.invalid,
+      `${where} is not valid before ${notBefore}`,
+    );
+  if (options.nowSeconds >= expiresAt)
+    throw fail(
+      'ERR_DELEGATION_EXPIRED',
+      ErrorKind.unauthorized,
+      `${where} expired at ${expiresAt}`,
+    );
+}
+
+function decodeLinkConstraints(link: DecodedLink, where: string): Constraints {
+  for (const name of link.constraints.keys()) {
+    if (name.startsWith(RESERVED_PREFIX))
+      throw invalid(
+        'ERR_DELEGATION_MALFORMED',
+        `${where} uses the reserved constraint name \`${name}\``,
+      );
+  }
+  return constraintsFromAttributes(link.constraints);
+}
+
+function readMaxDepth(attributes: ReadonlyMap<string, Uint8Array>): number {
+  const raw = attributes.get(`${RESERVED_PREFIX}max-depth`);
+  if (raw === undefined) return DEFAULT_MAX_DEPTH;
+  const text = new TextDecoder().decode(raw);
+  if (!/^(?:0|[1-9]\d?)$/.test(text))
+    throw invalid(
+      'ERR_CREDENTIAL_ATTRIBUTES_INVALID',
+      '`mandate.max-depth` must be an integer from 0 to 99',
+    );
+  return Number(text);
+}
+
+// --- issuing a link ---------------------------------------------------------------------------
+
+export interface DelegateOptions {
+  readonly nowSeconds: number;
+  readonly constraints: Constraints;
+  readonly purpose?: string;
+  /** Lifetime of the link; omitted, the link inherits its parent's expiry. */
+  readonly ttlSeconds?: number;
+  /** Remaining depth after this link (default: one less than the parent allows). */
+  readonly depth?: number;
+  /** The subject's verified identity; its history travels in the chain. */
+  readonly subject: VerifiedIdentity;
+}
+
+/**
+ * Extends a verified chain by a link signed by its actor. The same rules verifyChain applies are
+ * applied here first, so a widening link is refused before it is ever signed
+ * (`ERR_DELEGATION_AMPLIFIES`, naming the constraint).
+ */
+export async function delegate(
+  vault: SigningVault,
+  issuer: CredentialIssuer,
+  chain: VerifiedChain,
+  options: DelegateOptions,
+): Promise<Uint8Array> {
+  if (issuer.identity.identifier !== chain.actor) {
+    throw fail(
+      'ERR_DELEGATION_PRINCIPAL_MISMATCH',
+      ErrorKind.forbidden,
+      `only \`${chain.actor}\`, the chain's last subject, may extend it`,
+    );
+  }
+  if (chain.links.length >= MAX_CHAIN_LINKS)
+    throw fail(
+      'ERR_DELEGATION_DEPTH',
+      ErrorKind.forbidden,
+      `a chain holds at most ${MAX_CHAIN_LINKS} links`,
+    );
+  const depth = options.depth ?? chain.remainingDepth - 1;
+  if (
+    chain.remainingDepth <= 0 ||
+    !Number.isSafeInteger(depth) ||
+    depth < 0 ||
+    depth >= chain.remainingDepth
+  ) {
+    throw fail(
+      'ERR_DELEGATION_DEPTH',
+      ErrorKind.forbidden,
+      `the chain allows no further delegation at depth ${depth}`,
+    );
+  }
+  const purpose = options.purpose ?? '';
+  if (purpose.length > MAX_PURPOSE_CHARS)
+    throw invalid('ERR_ARGUMENT_INVALID', `a purpose has at most ${MAX_PURPOSE_CHARS} characters`);
+  for (const name of options.constraints.keys()) {
+    if (name.startsWith(RESERVED_PREFIX))
+      throw invalid('ERR_DELEGATION_MALFORMED', `\`${name}\` is a reserved name`);
+  }
+  const narrower = checkConstraintsNarrower(options.constraints, chain.effectiveConstraints);
+  if (!narrower.ok) {
+    throw fail(
+      'ERR_DELEGATION_AMPLIFIES',
+      ErrorKind.forbidden,
+      `constraint \`${narrower.name}\` would widen the chain: ${narrower.reason}`,
+    );
+  }
+  const notBefore = Math.max(options.nowSeconds, chain.notBefore);
+  let expiresAt: number | null = null;
+  if (options.ttlSeconds !== undefined) {
+    if (!Number.isSafeInteger(options.ttlSeconds) || options.ttlSeconds <= 0)
+      throw invalid('ERR_ARGUMENT_INVALID', '`ttlSeconds` must be a positive integer');
+    expiresAt = options.nowSeconds + options.ttlSeconds;
+    if (expiresAt > chain.expiresAt) {
+      throw fail(
+        'ERR_DELEGATION_AMPLIFIES',
+        ErrorKind.forbidden,
+        `the link would outlive its chain (${expiresAt} > ${chain.expiresAt})`,
+      );
+    }
+  }
+  const data = encodeLinkData({
+    issuer: identifierBytes(issuer.identity),
+    subject: identifierBytes(options.subject),
+    parent: chain.hash,
+    constraints: constraintsToAttributes(options.constraints),
+    notBefore,
+    expiresAt,
+    depth,
+    purpose,
+    nonce: randomBytes(LINK_NONCE_BYTES),
+  });
+  const signature = await vault.sign(issuer.credentialKeyId, sha256(data));
+  const keyType = (await vault.getSigningKey(issuer.credentialKeyId)).keyType;
+  const link = encodeLink(
+    data,
+    encodeSignature(keyType, signature),
+    issuer.credentialKeyAttestation,
+  );
+  const decoded = decodeChain(chain.bytes);
+  const histories = new Map<Identifier, Uint8Array>();
+  for (const h of decoded.histories) histories.set(verifyChangeHistory(h).identifier, h);
+  histories.set(issuer.identity.identifier, issuer.identity.changeHistory);
+  histories.set(options.subject.identifier, options.subject.changeHistory);
+  return encodeChain(decoded.root, [...decoded.linkBytes, link], [...histories.values()]);
+}
+
+/** A chain of length 0: a root credential with the histories a verifier needs. */
+export function chainFromCredential(credential: Uint8Array, subject: VerifiedIdentity): Uint8Array {
+  return encodeChain(credential, [], [subject.changeHistory]);
+}
+
+function identifierBytes(identity: VerifiedIdentity): Uint8Array {
+  return identity.changes[0]!.changeHash;
+}
+
+// --- authorization -------------------------------------------------------------------------------
+
+export interface ChainStep {
+  readonly issuer: Identifier;
+  readonly subject: Identifier;
+  readonly purpose: string;
+  readonly constraints: readonly string[];
+}
+
+export type Decision =
+  | { readonly decision: 'allow'; readonly actor: Identifier; readonly chain: readonly ChainStep[] }
+  | {
+      readonly decision: 'deny';
+      readonly actor: Identifier;
+      readonly chain: readonly ChainStep[];
+      readonly failed: {
+        readonly link: number;
+        readonly constraint: string | null;
+        readonly reason: string;
+      };
+    };
+
+/**
+ * "May this chain do `request.action` with `request.args`?" Re-checks time and revocation, then
+ * evaluates the CONJUNCTION of every link's constraints (the root's included) against the
+ * request, so a gap in the subset check can never widen authority. Link 0 is the root credential.
+ * Never throws for a denial; the answer says which link and which constraint failed.
+ */
+export function authorize(
+  chain: VerifiedChain,
+  request: AuthorizationRequest,
+  options: { readonly denySet?: DenySet } = {},
+): Decision {
+  const steps = describeChain(chain);
+  const deny = (link: number, constraint: string | null, reason: string): Decision => ({
+    decision: 'deny',
+    actor: chain.actor,
+    chain: steps,
+    failed: { link, constraint, reason },
+  });
+  if (request.nowSeconds < chain.notBefore) return deny(0, null, 'the chain is not valid yet');
+  if (request.nowSeconds >= chain.expiresAt) return deny(0, null, 'the chain has expired');
+  if (options.denySet !== undefined) {
+    try {
+      options.denySet.assertNoneRevoked(chain.revocationSubjects, request.nowSeconds);
+    } catch (error) {
+      return deny(
+        0,
+        null,
+        error instanceof MandateError
+          ? `${error.code}: ${error.message}`
+          : 'revocation check failed',
+      );
+    }
+  }
+  const levels: Constraints[] = [chain.rootConstraints, ...chain.links.map((l) => l.constraints)];
+  for (const [index, constraints] of levels.entries()) {
+    for (const [name, constraint] of constraints) {
+      const check = checkRequest(name, constraint, request);
+      if (!check.ok) return deny(index, name, check.reason);
+    }
+  }
+  return { decision: 'allow', actor: chain.actor, chain: steps };
+}
+
+export function describeChain(chain: VerifiedChain): ChainStep[] {
+  const format = (constraints: Constraints): string[] =>
+    [...constraints].map(([n, c]: [string, Constraint]) => formatConstraint(n, c));
+  return [
+    {
+      issuer: chain.root.issuer,
+      subject: chain.root.subject,
+      purpose: 'root credential',
+      constraints: format(chain.rootConstraints),
+    },
+    ...chain.links.map((l) => ({
+      issuer: l.issuer,
+      subject: l.subject,
+      purpose: l.purpose,
+      constraints: format(l.constraints),
+    })),
+  ];
+}
