@@ -5,6 +5,7 @@
  */
 import { markdownTable, printTable } from './harness.js';
 import { identityBenchmarks } from './identity.bench.js';
+import { credentialBenchmarks } from './credentials.bench.js';
 
 console.log('# crypto floors\n');
 await import('./crypto.bench.js');
@@ -12,3 +13,7 @@ console.log('\n# identities\n');
 const rows = await identityBenchmarks();
 printTable(rows);
 if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(rows)}`);
+console.log('\n# credentials\n');
+const credentialRows = await credentialBenchmarks();
+printTable(credentialRows);
+if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(credentialRows)}`);

@@ -17,6 +17,8 @@ export interface ChainVerifierOptions {
    */
   readonly maxCacheAgeSeconds?: number;
   readonly rotationGraceSeconds?: number;
+  /** See VerifyChainOptions.knownIdentities. */
+  readonly knownIdentities?: ReadonlyMap<Identifier, VerifiedIdentity>;
 }
 
 interface Entry {
@@ -74,6 +76,9 @@ export class ChainVerifier {
       authorities: this.#options.authorities,
       ...(options.presenter === undefined ? {} : { presenter: options.presenter }),
       ...(this.#options.denySet === undefined ? {} : { denySet: this.#options.denySet }),
+      ...(this.#options.knownIdentities === undefined
+        ? {}
+        : { knownIdentities: this.#options.knownIdentities }),
       ...(this.#options.rotationGraceSeconds === undefined
         ? {}
         : { rotationGraceSeconds: this.#options.rotationGraceSeconds }),

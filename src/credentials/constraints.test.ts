@@ -28,8 +28,11 @@ const decoded = (value: string): Constraint => decodeConstraintValue(utf8.encode
 
 /** A request that gives `value` to the constraint named `name` (the action for `tools`). */
 function requestFor(name: string, value: string, nowSeconds = 0): AuthorizationRequest {
-  return name === 'tools'
-    ? { action: value, args: new Map(), nowSeconds }
+  if (name === 'tools') return { action: value, args: new Map(), nowSeconds };
+  // `tool.arg` reads `arg` on calls of `tool`.
+  const dot = name.indexOf('.');
+  return dot > 0
+    ? { action: name.slice(0, dot), args: new Map([[name.slice(dot + 1), value]]), nowSeconds }
     : { action: 'noop', args: new Map([[name, value]]), nowSeconds };
 }
 const accepts = (name: string, constraint: Constraint, value: string, nowSeconds = 0): boolean =>
@@ -868,5 +871,25 @@ describe('constraint maps', () => {
     expect(() => constraintsFromAttributes(attributes)).toThrow(/attribute `amount`/);
     expectCode(() => constraintsFromAttributes(new Map([['Role', utf8.encode('x')]])), SYNTAX);
     expectCode(() => constraintsToAttributes(new Map([['Role', parsed('k=x')]])), SYNTAX);
+  });
+});
+
+describe('tool-scoped constraints', () => {
+  const req = (action: string, args: Record<string, string>) => ({
+    action,
+    args: new Map(Object.entries(args)),
+    nowSeconds: 0,
+  });
+  it('apply only to calls of their tool', () => {
+    const [name, constraint] = parseConstraint('issue_refund.amount<=100');
+    expect(checkRequest(name, constraint, req('read_orders', {})).ok).toBe(true);
+    expect(checkRequest(name, constraint, req('issue_refund', { amount: '100' })).ok).toBe(true);
+    expect(checkRequest(name, constraint, req('issue_refund', { amount: '101' })).ok).toBe(false);
+    // The tool's own argument is required: missing denies.
+    expect(checkRequest(name, constraint, req('issue_refund', {})).ok).toBe(false);
+    // The full name is not read as an argument.
+    expect(
+      checkRequest(name, constraint, req('issue_refund', { 'issue_refund.amount': '1' })).ok,
+    ).toBe(false);
   });
 });

@@ -26,8 +26,9 @@ import { invalid, isMandateError, type ErrorCode, type MandateError } from '../c
  * | malformed either side |                                                     | denied                                                                        | never                                                                                               |
  *
  * Which value a constraint reads: the name `tools` reads `request.action`; a `window` reads
- * `request.nowSeconds`; any other name reads `request.args.get(name)`, and a missing argument is
- * denied (fail closed).
+ * `request.nowSeconds`; a name `TOOL.ARG` applies only to calls of TOOL and reads argument ARG;
+ * any other name reads `request.args.get(name)` on every call. A missing argument is denied
+ * (fail closed).
  *
  * Lexical rules (all ASCII; anything else is `ERR_CONSTRAINT_SYNTAX`):
  * - names: 1–64 of `a-z 0-9 _ . -` (lowercase only);
@@ -551,10 +552,22 @@ export function checkRequest(
         : `\`${show(name)}\` is not valid from ${compiled.notAfter} (now ${String(now)})`,
     );
   }
-  const value = name === ACTION_NAME ? request.action : request.args.get(name);
+  // `tool.argument` scopes a constraint to one tool: it applies only to calls of that tool
+  // (`issue_refund.amount<=100` leaves `read_orders` alone). Unscoped names apply to every call.
+  let argument = name;
+  if (name !== ACTION_NAME) {
+    const dot = name.indexOf('.');
+    if (dot > 0) {
+      if (request.action !== name.slice(0, dot)) return OK;
+      argument = name.slice(dot + 1);
+    }
+  }
+  const value = name === ACTION_NAME ? request.action : request.args.get(argument);
   if (typeof value !== 'string')
     return deny(
-      name === ACTION_NAME ? 'the request has no action' : `argument \`${show(name)}\` is missing`,
+      name === ACTION_NAME
+        ? 'the request has no action'
+        : `argument \`${show(argument)}\` is missing`,
     );
   switch (compiled.kind) {
     case 'set':

@@ -76,7 +76,7 @@ async function world() {
     extra: { presenter?: `I${string}`; denySet?: DenySet; nowSeconds?: number } = {},
   ): VerifiedChain =>
     verifyChain(bytes, { nowSeconds: extra.nowSeconds ?? NOW + 10, authorities, ...extra });
-  return { vault, authority, alice, bob, carol, authorities, root, chain0, verify };
+  return { vault, identities, authority, alice, bob, carol, authorities, root, chain0, verify };
 }
 
 describe('delegation chains', () => {
@@ -469,5 +469,48 @@ describe('delegation chains', () => {
       ),
       { numRuns: 60 },
     );
+  });
+
+  it('uses the newer history a verifier knows: a rotation that revokes purpose keys cannot be undone by carrying the old one', async () => {
+    const w = await world();
+    const c1 = w.verify(
+      await delegate(w.vault, w.alice.issuer, w.verify(w.chain0), {
+        nowSeconds: NOW,
+        subject: w.bob.identity,
+        constraints: new Map(),
+      }),
+    );
+    const c2bytes = await delegate(w.vault, w.bob.issuer, c1, {
+      nowSeconds: NOW,
+      subject: w.carol.identity,
+      constraints: new Map(),
+    });
+    // Bob's credential key is compromised: he rotates, voiding every purpose key at once.
+    const rotated = await w.identities.rotate('bob', { revokeAllPurposeKeys: true });
+    const known = new Map([[w.bob.identity.identifier, rotated.identity]]);
+    // Carrying bob's old history still verifies for a verifier that knows nothing newer…
+    expect(w.verify(c2bytes).actor).toBe(w.carol.identity.identifier);
+    // …but not for one that knows the rotation.
+    expect(
+      codeOf(() =>
+        verifyChain(c2bytes, {
+          nowSeconds: NOW + 10,
+          authorities: w.authorities,
+          knownIdentities: known,
+        }),
+      ),
+    ).toBe('ERR_PURPOSE_KEY_REVOKED');
+    // A known history that diverges from the carried one is a fork.
+    const other = await w.identities.create({ name: 'other' });
+    const forked = new Map([[w.bob.identity.identifier, other.identity]]);
+    expect(
+      codeOf(() =>
+        verifyChain(c2bytes, {
+          nowSeconds: NOW + 10,
+          authorities: w.authorities,
+          knownIdentities: forked,
+        }),
+      ),
+    ).toBe('ERR_IDENTITY_HISTORY_FORK');
   });
 });

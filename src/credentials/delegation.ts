@@ -3,6 +3,8 @@ import { bytesEqual, toHex } from '../encoding/index.js';
 import { randomBytes, sha256 } from '../crypto/index.js';
 import type { SigningVault } from '../vault/index.js';
 import {
+  compareHistories,
+  HistoryRelation,
   Purpose,
   verifyChangeHistory,
   verifyPurposeKeyAttestation,
@@ -32,7 +34,12 @@ import {
   type Constraint,
   type Constraints,
 } from './constraints.js';
-import { verifyCredential, type CredentialIssuer, type VerifiedCredential } from './credential.js';
+import {
+  decodeCredential,
+  verifyCredential,
+  type CredentialIssuer,
+  type VerifiedCredential,
+} from './credential.js';
 import { revocationIdOf, type RevocationId } from './revocation-id.js';
 import type { DenySet } from './deny-set.js';
 
@@ -127,6 +134,13 @@ export interface VerifyChainOptions {
   readonly denySet?: DenySet;
   readonly maxClockSkewSeconds?: number;
   readonly rotationGraceSeconds?: number;
+  /**
+   * Histories the verifier already knows. A history carried in the chain is only a claim: when
+   * the verifier knows a longer one (the identity rotated since), the known one is used, so a
+   * rotation — above all one that revokes purpose keys after a compromise — cannot be undone by
+   * presenting the old history. A carried history that diverges from the known one is a fork.
+   */
+  readonly knownIdentities?: ReadonlyMap<Identifier, VerifiedIdentity>;
 }
 
 const fail = (
@@ -147,15 +161,27 @@ export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): Ver
   const decoded = decodeChain(bytes);
   const identities = new Map<Identifier, VerifiedIdentity>();
   for (const history of decoded.histories) {
-    const identity = verifyChangeHistory(history);
-    identities.set(identity.identifier, identity);
+    const carried = verifyChangeHistory(history);
+    identities.set(
+      carried.identifier,
+      newest(carried, options.knownIdentities?.get(carried.identifier)),
+    );
   }
   for (const [id, identity] of options.authorities) identities.set(id, identity);
 
-  // 2. Signatures, starting with the root credential.
+  // 2. Signatures, starting with the root credential, whose subject's history must be in the
+  // chain: the credential names that subject's latest change, which must be one of its changes.
+  const rootSubject = identities.get(decodeCredential(decoded.root).subject);
+  if (rootSubject === undefined) {
+    throw invalid(
+      'ERR_CHAIN_HISTORY_MISSING',
+      "the chain lacks the change history of its root credential's subject",
+    );
+  }
   const root = verifyCredential(decoded.root, {
     nowSeconds: options.nowSeconds,
     authorities: options.authorities,
+    subject: rootSubject,
     ...(options.maxClockSkewSeconds === undefined
       ? {}
       : { maxClockSkewSeconds: options.maxClockSkewSeconds }),
@@ -163,13 +189,6 @@ export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): Ver
       ? {}
       : { rotationGraceSeconds: options.rotationGraceSeconds }),
   });
-  const rootSubject = identities.get(root.subject);
-  if (rootSubject === undefined) {
-    throw invalid(
-      'ERR_CHAIN_HISTORY_MISSING',
-      `the chain lacks the change history of \`${root.subject}\``,
-    );
-  }
   const rootAttributes = new Map(
     [...root.attributes].filter(([name]) => !name.startsWith(RESERVED_PREFIX)),
   );
@@ -296,6 +315,20 @@ export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): Ver
   // 6. Revocation of every link and every identity in the chain.
   options.denySet?.assertNoneRevoked(chain.revocationSubjects, options.nowSeconds);
   return chain;
+}
+
+/** The newer of a carried and a known history of one identity; diverging ones are refused. */
+function newest(carried: VerifiedIdentity, known: VerifiedIdentity | undefined): VerifiedIdentity {
+  if (known === undefined) return carried;
+  const relation = compareHistories(known, carried);
+  if (relation === HistoryRelation.conflict) {
+    throw fail(
+      'ERR_IDENTITY_HISTORY_FORK',
+      ErrorKind.conflict,
+      `the chain carries a history of \`${carried.identifier}\` that diverges from the known one`,
+    );
+  }
+  return relation === HistoryRelation.newer ? carried : known;
 }
 
 function verifyLinkSignature(
@@ -467,8 +500,9 @@ export async function delegate(
     issuer.credentialKeyAttestation,
   );
   const decoded = decodeChain(chain.bytes);
+  // Every history the chain was verified with, plus the new link's two parties.
   const histories = new Map<Identifier, Uint8Array>();
-  for (const h of decoded.histories) histories.set(verifyChangeHistory(h).identifier, h);
+  for (const [id, identity] of chain.identities) histories.set(id, identity.changeHistory);
   histories.set(issuer.identity.identifier, issuer.identity.changeHistory);
   histories.set(options.subject.identifier, options.subject.changeHistory);
   return encodeChain(decoded.root, [...decoded.linkBytes, link], [...histories.values()]);

@@ -2,45 +2,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { describe, expect, it } from 'vitest';
+import { json, run } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/vectors.js';
 import { readVectorJson } from '../helpers/vectors.js';
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-let out: string[] = [];
-let err: string[] = [];
-
-beforeEach(() => {
-  out = [];
-  err = [];
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out.push(String(chunk));
-    return true;
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    err.push(String(chunk));
-    return true;
-  });
-});
-
-afterEach(() => {
-  vi.restoreAllMocks();
-});
-
-async function run(...argv: string[]): Promise<Run> {
-  out = [];
-  err = [];
-  const code = await main(argv);
-  return { code, stdout: out.join(''), stderr: err.join('') };
-}
-
-const json = (r: Run): Record<string, unknown> => JSON.parse(r.stdout) as Record<string, unknown>;
 
 describe('mandate identity', () => {
   it('creates, lists, shows, rotates, exports, verifies and imports', async () => {

@@ -1,6 +1,7 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { invalid, MandateError, ErrorKind, type Clock } from '../../core/index.js';
+import { invalid, MandateError, ErrorKind } from '../../core/index.js';
 import { toHex } from '../../encoding/index.js';
 import {
   authorize,
@@ -13,6 +14,7 @@ import {
   encodeConstraintValue,
   parseConstraint,
   parseEnrollmentTicket,
+  RESERVED_PREFIX,
   revocationIdOf,
   verifyChain,
   type Constraint,
@@ -20,6 +22,7 @@ import {
 } from '../../credentials/index.js';
 import {
   isIdentifier,
+  verifyChangeHistory,
   parseIdentifier,
   Purpose,
   type Identifier,
@@ -49,6 +52,12 @@ function parseConstraints(list: readonly string[] | undefined): Map<string, Cons
 }
 
 function attributesOf(constraints: ReadonlyMap<string, Constraint>): Map<string, Uint8Array> {
+  for (const name of constraints.keys()) {
+    // `mandate.` attributes are chain metadata in their own format (e.g. `mandate.max-depth` is
+    // `1`, not `=1`): written as a constraint they would make a credential that never verifies.
+    if (name.startsWith(RESERVED_PREFIX))
+      throw invalid('ERR_ARGUMENT_INVALID', `\`${name}\` is a reserved attribute name`);
+  }
   return new Map([...constraints].map(([name, c]) => [name, encodeConstraintValue(c)]));
 }
 
@@ -60,7 +69,12 @@ function writeOrPrint(
   human: string,
 ): void {
   if (file !== undefined) {
-    writeFileSync(file, `${toHex(bytes)}\n`);
+    try {
+      writeFileSync(file, `${toHex(bytes)}\n`);
+    } catch (cause) {
+      // A missing directory or a read-only path is the caller's mistake, not ERR_INTERNAL.
+      throw invalid('ERR_ARGUMENT_INVALID', `cannot write \`${file}\``, cause);
+    }
     ctx.out.result({ ...summary, file }, () => `${human}\nwritten to ${file}`);
   } else {
     ctx.out.result({ ...summary, chain: toHex(bytes) }, () => `${human}\n${toHex(bytes)}`);
@@ -75,11 +89,22 @@ async function trustedAuthorities(home: Home): Promise<Map<Identifier, VerifiedI
   return out;
 }
 
-async function verifier(home: Home, clock: Clock): Promise<ChainVerifier> {
-  return new ChainVerifier({
+/**
+ * What this home knows for verifying `chain`: its trust anchors, its deny-set, and its own
+ * histories of the identities the chain carries (a newer one here overrides the carried one).
+ */
+async function verification(home: Home, nowSeconds: number, chain: Uint8Array) {
+  const knownIdentities = new Map<Identifier, VerifiedIdentity>();
+  for (const history of decodeChain(chain).histories) {
+    const { identifier } = verifyChangeHistory(history);
+    const local = await home.identities.get(identifier).catch(() => undefined);
+    if (local !== undefined) knownIdentities.set(identifier, local.identity);
+  }
+  return {
     authorities: await trustedAuthorities(home),
-    denySet: await home.denySet(clock.nowSeconds()),
-  });
+    denySet: await home.denySet(nowSeconds),
+    knownIdentities,
+  };
 }
 
 /** A file holding a chain, or a bare credential whose subject's history this home knows. */
@@ -226,6 +251,10 @@ export function registerCredentialCommands(program: Command, context: () => CliC
     .action(async (text: string, opts: { name: string; out?: string }) => {
       const ctx = context();
       const parsed = parseEnrollmentTicket(text.trim());
+      // Redeeming uses the ticket up: make sure the credential can be written before that.
+      if (opts.out !== undefined && !existsSync(dirname(resolve(opts.out)))) {
+        throw invalid('ERR_ARGUMENT_INVALID', `cannot write \`${opts.out}\`: no such directory`);
+      }
       const home = await ctx.openHome();
       try {
         const local = await home.identities.get(parsed.authority.identifier).catch(() => undefined);
@@ -293,6 +322,8 @@ export function registerCredentialCommands(program: Command, context: () => CliC
       }) => {
         const ctx = context();
         const attributes = attributesOf(parseConstraints(opts.attr));
+        // Parsed before anything is stored: a bad TTL must not leave the membership changed.
+        const ttl = opts.ttl === undefined ? {} : { ttlSeconds: parseDuration(opts.ttl, '--ttl') };
         const home = await ctx.openHome();
         try {
           const subject = (await home.identities.get(opts.to)).identity;
@@ -304,7 +335,7 @@ export function registerCredentialCommands(program: Command, context: () => CliC
           const bytes = await authority.issueCredential(
             subject.identifier,
             ctx.clock.nowSeconds(),
-            opts.ttl === undefined ? {} : { ttlSeconds: parseDuration(opts.ttl, '--ttl') },
+            ttl,
           );
           const chain = chainFromCredential(bytes, subject);
           const decoded = decodeCredential(bytes);
@@ -368,7 +399,9 @@ export function registerCredentialCommands(program: Command, context: () => CliC
     const home = await ctx.openHome();
     try {
       const bytes = await readChain(home, file);
-      const chain = (await verifier(home, ctx.clock)).verify(bytes, {
+      const chain = new ChainVerifier(
+        await verification(home, ctx.clock.nowSeconds(), bytes),
+      ).verify(bytes, {
         nowSeconds: ctx.clock.nowSeconds(),
         ...(opts.presenter === undefined
           ? {}
@@ -455,13 +488,14 @@ export function registerCredentialCommands(program: Command, context: () => CliC
       }) => {
         const ctx = context();
         const constraints = parseConstraints(opts.constraint);
+        const depth = opts.depth === undefined ? undefined : parseDepth(opts.depth);
         const home = await ctx.openHome();
         try {
           const now = ctx.clock.nowSeconds();
-          const chain = verifyChain(await readChain(home, opts.chain), {
+          const parent = await readChain(home, opts.chain);
+          const chain = verifyChain(parent, {
             nowSeconds: now,
-            authorities: await trustedAuthorities(home),
-            denySet: await home.denySet(now),
+            ...(await verification(home, now, parent)),
           });
           const from = await home.identities.get(opts.from);
           const subject = (await home.identities.get(opts.to)).identity;
@@ -480,12 +514,14 @@ export function registerCredentialCommands(program: Command, context: () => CliC
               subject,
               ...(opts.purpose === undefined ? {} : { purpose: opts.purpose }),
               ...(opts.ttl === undefined ? {} : { ttlSeconds: parseDuration(opts.ttl, '--ttl') }),
-              ...(opts.depth === undefined ? {} : { depth: Number.parseInt(opts.depth, 10) }),
+              ...(depth === undefined ? {} : { depth }),
             },
           );
+          // The longer chain is checked like any verifier would, deny-set included: delegating
+          // to a revoked identity fails here instead of producing a chain that never verifies.
           const extended = verifyChain(longer, {
             nowSeconds: now,
-            authorities: await trustedAuthorities(home),
+            ...(await verification(home, now, longer)),
           });
           writeOrPrint(
             ctx,
@@ -529,10 +565,11 @@ export function registerCredentialCommands(program: Command, context: () => CliC
       try {
         const now = ctx.clock.nowSeconds();
         const denySet = await home.denySet(now);
+        const bytes = await readChain(home, file);
         const chain = new ChainVerifier({
-          authorities: await trustedAuthorities(home),
+          ...(await verification(home, now, bytes)),
           denySet,
-        }).verify(await readChain(home, file), {
+        }).verify(bytes, {
           nowSeconds: now,
           ...(opts.presenter === undefined
             ? {}
@@ -563,6 +600,16 @@ export function registerCredentialCommands(program: Command, context: () => CliC
         home.close();
       }
     });
+}
+
+/** `--depth`: 0 to 99, digits only (parseInt would read `1x` as 1 and `x` as NaN). */
+function parseDepth(text: string): number {
+  if (!/^(?:0|[1-9]\d?)$/.test(text))
+    throw invalid(
+      'ERR_ARGUMENT_INVALID',
+      `\`--depth\` must be an integer from 0 to 99, not \`${text}\``,
+    );
+  return Number(text);
 }
 
 async function resolveIdentifier(home: Home, ref: string): Promise<Identifier> {

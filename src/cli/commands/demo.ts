@@ -8,6 +8,7 @@ import { Purpose, verifyChangeHistory, type Identifier } from '../../identity/in
 import { openHome } from '../home.js';
 import { formatFields } from '../output.js';
 import { startProgress } from '../progress.js';
+import { runCredentialScenario } from './demo-credentials.js';
 import type { CliContext } from '../context.js';
 
 interface DemoOptions {
@@ -128,6 +129,14 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
         say(`   rollback to the pre-rotation history → ${rollbackCode}`);
         say(`   history presented as another agent → ${spliceCode}`);
 
+        const credentials = await runCredentialScenario(
+          home,
+          created,
+          ctx.clock,
+          say,
+          showProgress,
+        );
+
         const summary = {
           home: dir,
           agents,
@@ -151,6 +160,7 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
             rollback: rollbackCode,
             wrongIdentifier: spliceCode,
           },
+          credentials,
           example: { identifier: victim.identity.identifier, changeHistory: toHex(current) },
         };
         ctx.out.result(summary, () =>
@@ -171,6 +181,18 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
                 `${verified} histories + ${attestations} attestations in ${verifySeconds.toFixed(2)} s (${summary.verification.perSecond} agents/s)`,
               ],
               ['attacks refused', `3 of 3`],
+              [
+                'agents enrolled',
+                `${credentials.enrolled} with one-time tickets in ${credentials.enrollSeconds.toFixed(2)} s (${Math.round(credentials.enrolled / credentials.enrollSeconds)}/s); ${credentials.credentialsVerified} credentials verified in ${credentials.verifySeconds.toFixed(2)} s`,
+              ],
+              [
+                'delegation',
+                `human → support agent → ${credentials.subAgents} sub-agents: ${credentials.decisions.allowed} reads allowed, ${credentials.decisions.denied} refunds denied, injected call denied (${credentials.decisions.injectedCallDenied})`,
+              ],
+              [
+                'revocation',
+                `${credentials.revocation.subAgentsDeniedAfter}/${credentials.subAgents} sub-agents denied at once; human unaffected: ${credentials.revocation.humanStillAllowed ? 'yes' : 'no'}`,
+              ],
               ['example agent', victim.identity.identifier],
             ]),
             '',
