@@ -68,8 +68,10 @@ export interface AuthorityRepository {
  * outside a transaction waits for the open one instead of being rolled back with it.
  */
 export class MemoryAuthorityRepository implements AuthorityRepository {
-  #members = new Map<Identifier, Member>();
-  #tickets = new Map<string, StoredTicket>();
+  readonly #members = new Map<Identifier, Member>();
+  readonly #tickets = new Map<string, StoredTicket>();
+  /** Inside a transaction: how to undo each write, newest last (a rollback replays it backwards). */
+  #undo: (() => void)[] | undefined;
   readonly #inTransaction = new AsyncLocalStorage<true>();
   #tail: Promise<void> = Promise.resolve();
 
@@ -79,12 +81,12 @@ export class MemoryAuthorityRepository implements AuthorityRepository {
 
   putMember(member: Member): Promise<void> {
     return this.#write(() => {
-      this.#members.set(member.identifier, copyMember(member));
+      this.#set(this.#members, member.identifier, copyMember(member));
     });
   }
 
   deleteMember(identifier: Identifier): Promise<boolean> {
-    return this.#write(() => this.#members.delete(identifier));
+    return this.#write(() => this.#delete(this.#members, identifier));
   }
 
   listMembers(): Promise<Member[]> {
@@ -97,7 +99,7 @@ export class MemoryAuthorityRepository implements AuthorityRepository {
 
   putTicket(ticket: StoredTicket): Promise<void> {
     return this.#write(() => {
-      this.#tickets.set(toHex(ticket.codeHash), copyTicket(ticket));
+      this.#set(this.#tickets, toHex(ticket.codeHash), copyTicket(ticket));
     });
   }
 
@@ -112,8 +114,8 @@ export class MemoryAuthorityRepository implements AuthorityRepository {
       if (ticket === undefined || nowSeconds >= ticket.expiresAt || ticket.usesLeft <= 0)
         return undefined;
       const used = { ...ticket, usesLeft: ticket.usesLeft - 1 };
-      if (used.usesLeft === 0) this.#tickets.delete(key);
-      else this.#tickets.set(key, used);
+      if (used.usesLeft === 0) this.#delete(this.#tickets, key);
+      else this.#set(this.#tickets, key, used);
       return used;
     });
   }
@@ -123,7 +125,7 @@ export class MemoryAuthorityRepository implements AuthorityRepository {
       let deleted = 0;
       for (const [key, ticket] of this.#tickets) {
         if (ticket.expiresAt <= nowSeconds) {
-          this.#tickets.delete(key);
+          this.#delete(this.#tickets, key);
           deleted++;
         }
       }
@@ -134,17 +136,39 @@ export class MemoryAuthorityRepository implements AuthorityRepository {
   async transaction<T>(work: () => Promise<T>): Promise<T> {
     if (this.#inTransaction.getStore() === true) return work();
     const release = await this.#acquire();
-    const members = new Map(this.#members);
-    const tickets = new Map(this.#tickets);
+    const undo: (() => void)[] = [];
+    this.#undo = undo;
     try {
       return await this.#inTransaction.run(true, work);
     } catch (error) {
-      this.#members = members;
-      this.#tickets = tickets;
+      for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
       throw error;
     } finally {
+      this.#undo = undefined;
       release();
     }
+  }
+
+  // Writes go through these two so a transaction can undo them in O(writes), not O(size).
+  #set<K, V>(map: Map<K, V>, key: K, value: V): void {
+    if (this.#undo !== undefined) {
+      const had = map.has(key);
+      const previous = map.get(key);
+      this.#undo.push(() => {
+        if (had) map.set(key, previous as V);
+        else map.delete(key);
+      });
+    }
+    map.set(key, value);
+  }
+
+  #delete<K, V>(map: Map<K, V>, key: K): boolean {
+    if (!map.has(key)) return false;
+    if (this.#undo !== undefined) {
+      const previous = map.get(key) as V;
+      this.#undo.push(() => map.set(key, previous));
+    }
+    return map.delete(key);
   }
 
   async #write<T>(statement: () => T): Promise<T> {

@@ -59,6 +59,8 @@ import { ENROLLMENT_CODE_BYTES, formatEnrollmentTicket } from './enrollment-tick
 export const DEFAULT_TICKET_TTL_SECONDS = 600;
 export const MAX_TICKET_TTL_SECONDS = 7 * 24 * 3600;
 export const MAX_TICKET_USES = 1000;
+/** How long an authority reuses its own verified identity and credential key between checks. */
+const ISSUER_CACHE_SECONDS = 10;
 /** A day: a deny-list entry must outlive the credentials it voids, so keep the longest short. */
 export const DEFAULT_MAX_CREDENTIAL_TTL_SECONDS = 24 * 3600;
 
@@ -131,6 +133,7 @@ export class Authority {
   readonly #policy: AuthorityPolicy;
   readonly #route: string;
   readonly #clock: Clock;
+  #cachedIssuer: { readonly issuer: CredentialIssuer; readonly at: number } | undefined;
 
   constructor(options: AuthorityOptions) {
     this.#identities = options.identities;
@@ -311,14 +314,26 @@ export class Authority {
     return known;
   }
 
+  /**
+   * The authority's own identity and verified credential key, read and verified at most every
+   * ISSUER_CACHE_SECONDS: an authority enrolling thousands of agents would otherwise verify its
+   * own history and attestation for each. A rotation of the authority is seen within that time.
+   */
   async #issuer(): Promise<CredentialIssuer> {
+    const now = this.#clock.nowSeconds();
+    const cached = this.#cachedIssuer;
+    if (cached !== undefined && now >= cached.at && now - cached.at < ISSUER_CACHE_SECONDS)
+      return cached.issuer;
     const known = await this.#local();
     const { verified, keyId } = await this.#identities.purposeKey(known, Purpose.credentials);
-    return {
+    const issuer: CredentialIssuer = {
       identity: known.identity,
       credentialKeyId: keyId,
       credentialKeyAttestation: verified.attestation,
+      verifiedKey: verified,
     };
+    this.#cachedIssuer = { issuer, at: now };
+    return issuer;
   }
 
   #issue(

@@ -23,12 +23,15 @@ import {
  *
  *   DelegationLink = [ data: bstr(VersionedData [1, 16, bstr(LinkData)]),
  *                      signature: [0|1, [bstr64]],
- *                      issuer_key_attestation: PurposeKeyAttestation ]
+ *                      issuer_key_attestation: bstr(PurposeKeyAttestation) ]
  *   LinkData       = [ issuer: bstr32, subject: bstr32, parent: bstr32,
  *                      constraints: { bstr => bstr }, not_before: uint, expires_at: uint / null,
  *                      depth: uint, purpose: tstr, nonce: bstr16 ]
- *   Chain          = [ 1, root: CredentialAndPurposeKey, links: [DelegationLink…],
- *                      histories: [ChangeHistory…] ]
+ *   Chain          = [ 1, root: bstr(CredentialAndPurposeKey), links: [bstr(DelegationLink)…],
+ *                      histories: [bstr(ChangeHistory)…] ]
+ *
+ * Parts that are signed or verified on their own travel as byte strings, so a verifier hands
+ * each one on exactly as received, without re-encoding anything.
  */
 
 export const LINK_DATA_TYPE = 16;
@@ -95,7 +98,7 @@ export function encodeLink(
   signature: CborValue,
   attestation: Uint8Array,
 ): Uint8Array {
-  return encodeCbor([data, signature, decodeCbor(attestation)]);
+  return encodeCbor([data, signature, attestation]);
 }
 
 export function decodeLink(bytes: Uint8Array): DecodedLink {
@@ -112,9 +115,7 @@ function decodeLinkItem(item: CborValue): DecodedLink {
   const outer = expectArray(item, MALFORMED, 'delegation link', 3, 3);
   const data = expectBytes(outer[0], MALFORMED, 'link data');
   const signature = decodeSignature(outer[1], MALFORMED, 'link signature');
-  const attestation = encodeCbor(
-    expectArray(outer[2]!, MALFORMED, 'link issuer attestation', 2, 2),
-  );
+  const attestation = expectBytes(outer[2], MALFORMED, 'link issuer attestation');
   const versioned = decodeVersionedData(data, MALFORMED, 'link data');
   if (versioned.version !== VERSION || versioned.dataType !== LINK_DATA_TYPE) {
     throw invalid(
@@ -183,12 +184,7 @@ export function encodeChain(
   links: readonly Uint8Array[],
   histories: readonly Uint8Array[],
 ): Uint8Array {
-  return encodeCbor([
-    CHAIN_VERSION,
-    decodeCbor(root),
-    links.map((l) => decodeCbor(l)),
-    histories.map((h) => decodeCbor(h)),
-  ]);
+  return encodeCbor([CHAIN_VERSION, root, [...links], [...histories]]);
 }
 
 export function decodeChain(bytes: Uint8Array): DecodedChain {
@@ -196,7 +192,7 @@ export function decodeChain(bytes: Uint8Array): DecodedChain {
     errorCode: CHAIN_MALFORMED,
     what: 'delegation chain',
     maxBytes: MAX_CHAIN_BYTES,
-    maxDepth: 12,
+    maxDepth: 3,
   });
   const outer = expectArray(item, CHAIN_MALFORMED, 'delegation chain', 4, 4);
   if (expectUint(outer[0], CHAIN_MALFORMED, 'chain version', 0xff) !== CHAIN_VERSION) {
@@ -210,10 +206,13 @@ export function decodeChain(bytes: Uint8Array): DecodedChain {
     0,
     MAX_CHAIN_LINKS + 1,
   );
+  const linkBytes = linkItems.map((l, i) => expectBytes(l, CHAIN_MALFORMED, `chain link ${i + 1}`));
   return {
-    root: encodeCbor(outer[1]!),
-    links: linkItems.map((l) => decodeLinkItem(l)),
-    linkBytes: linkItems.map((l) => encodeCbor(l)),
-    histories: historyItems.map((h) => encodeCbor(h)),
+    root: expectBytes(outer[1], CHAIN_MALFORMED, 'chain root credential'),
+    links: linkBytes.map((l) => decodeLink(l)),
+    linkBytes,
+    histories: historyItems.map((h, i) =>
+      expectBytes(h, CHAIN_MALFORMED, `chain history ${i + 1}`),
+    ),
   };
 }

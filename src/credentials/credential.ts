@@ -53,6 +53,11 @@ export interface CredentialIssuer {
   readonly identity: VerifiedIdentity;
   readonly credentialKeyId: string;
   readonly credentialKeyAttestation: Uint8Array;
+  /**
+   * The attestation already verified (by an issuer that issues many credentials): used instead
+   * of verifying it again when it is this very attestation and `now` lies in its window.
+   */
+  readonly verifiedKey?: VerifiedPurposeKey;
 }
 
 export interface IssueCredentialOptions {
@@ -96,10 +101,18 @@ export async function issueCredential(
   if (!Number.isSafeInteger(schema) || schema < 0)
     throw invalid('ERR_ARGUMENT_INVALID', '`schema` must be a non-negative integer');
 
-  const key = verifyPurposeKeyAttestation(issuer.identity, issuer.credentialKeyAttestation, {
-    nowSeconds: now,
-    expectedPurpose: Purpose.credentials,
-  });
+  const reusable = issuer.verifiedKey;
+  const key =
+    reusable !== undefined &&
+    reusable.attestation === issuer.credentialKeyAttestation &&
+    reusable.subject === issuer.identity.identifier &&
+    reusable.createdAt <= now + 60 &&
+    now < reusable.expiresAt
+      ? reusable
+      : verifyPurposeKeyAttestation(issuer.identity, issuer.credentialKeyAttestation, {
+          nowSeconds: now,
+          expectedPurpose: Purpose.credentials,
+        });
   if (key.key.purpose !== Purpose.credentials)
     throw invalid('ERR_PURPOSE_KEY_WRONG_PURPOSE', 'the issuer key is not a credential key');
   if (key.inRotationGrace) {

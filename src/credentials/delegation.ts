@@ -83,7 +83,7 @@ export class VerifiedChain {
     readonly rootDepth: number,
     /** The chain exactly as received. */
     readonly bytes: Uint8Array,
-    /** Identities verified from the chain, by identifier (subjects and issuers). */
+    /** The identities the chain carries (each the newest version known), by identifier. */
     readonly identities: ReadonlyMap<Identifier, VerifiedIdentity>,
   ) {
     if (token !== issued) throw new TypeError('VerifiedChain is created by verifyChain only');
@@ -123,6 +123,14 @@ export class VerifiedChain {
 
   get hash(): Uint8Array {
     return this.links.at(-1)?.hash ?? this.root.hash;
+  }
+
+  #steps: readonly ChainStep[] | undefined;
+
+  /** Who delegated to whom, why, under which constraints: built once, shown in every decision. */
+  get steps(): readonly ChainStep[] {
+    this.#steps ??= Object.freeze(buildSteps(this));
+    return this.#steps;
   }
 }
 
@@ -167,6 +175,9 @@ export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): Ver
       newest(carried, options.knownIdentities?.get(carried.identifier)),
     );
   }
+  // What the chain carries (newest known) is what a longer chain carries on; lookups also see
+  // the trusted authorities, whose own copies always win.
+  const carried = new Map(identities);
   for (const [id, identity] of options.authorities) identities.set(id, identity);
 
   // 2. Signatures, starting with the root credential, whose subject's history must be in the
@@ -303,15 +314,7 @@ export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): Ver
       `the chain was delegated to \`${parentSubject}\`, not to the presenter \`${options.presenter}\``,
     );
   }
-  const chain = new VerifiedChain(
-    issued,
-    root,
-    links,
-    rootConstraints,
-    rootDepth,
-    bytes,
-    identities,
-  );
+  const chain = new VerifiedChain(issued, root, links, rootConstraints, rootDepth, bytes, carried);
   // 6. Revocation of every link and every identity in the chain.
   options.denySet?.assertNoneRevoked(chain.revocationSubjects, options.nowSeconds);
   return chain;
@@ -550,7 +553,7 @@ export function authorize(
   request: AuthorizationRequest,
   options: { readonly denySet?: DenySet } = {},
 ): Decision {
-  const steps = describeChain(chain);
+  const steps = chain.steps;
   const deny = (link: number, constraint: string | null, reason: string): Decision => ({
     decision: 'deny',
     actor: chain.actor,
@@ -582,7 +585,11 @@ export function authorize(
   return { decision: 'allow', actor: chain.actor, chain: steps };
 }
 
-export function describeChain(chain: VerifiedChain): ChainStep[] {
+export function describeChain(chain: VerifiedChain): readonly ChainStep[] {
+  return chain.steps;
+}
+
+function buildSteps(chain: VerifiedChain): ChainStep[] {
   const format = (constraints: Constraints): string[] =>
     [...constraints].map(([n, c]: [string, Constraint]) => formatConstraint(n, c));
   return [

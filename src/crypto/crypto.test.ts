@@ -481,12 +481,12 @@ describe('SHA-256, HMAC, HKDF', () => {
     );
   });
 
-  it('both code paths (libsodium up to 4 KiB, OpenSSL above) equal node:crypto', () => {
+  it('both code paths (libsodium up to 128 B, OpenSSL above) equal node:crypto', () => {
     const reference = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
     const big = randomBytes(64 * 1024 + 3);
     expect(toHex(sha256(big))).toBe(reference(big));
     fc.assert(
-      fc.property(fc.integer({ min: 4090, max: 4110 }), fc.nat(255), (length, fill) => {
+      fc.property(fc.integer({ min: 120, max: 140 }), fc.nat(255), (length, fill) => {
         const data = new Uint8Array(length).map((_, i) => (i * 31 + fill) & 0xff);
         expect(toHex(sha256(data))).toBe(reference(data));
       }),
