@@ -109,9 +109,21 @@ export class VerifiedChain {
 
   /** Every revocation id and identity a revocation of which voids this chain. */
   get revocationSubjects(): readonly string[] {
-    const ids: string[] = [this.root.revocationId, this.root.issuer, this.root.subject];
-    for (const l of this.links) ids.push(l.revocationId, l.issuer, l.subject);
-    return [...new Set(ids)];
+    if (this.#revocationSubjects === undefined) {
+      const ids: string[] = [this.root.revocationId, this.root.issuer, this.root.subject];
+      for (const l of this.links) ids.push(l.revocationId, l.issuer, l.subject);
+      this.#revocationSubjects = Object.freeze([...new Set(ids)]);
+    }
+    return this.#revocationSubjects;
+  }
+
+  #revocationSubjects: readonly string[] | undefined;
+  #levels: readonly Constraints[] | undefined;
+
+  /** Each level's constraints, the root's first: what a decision evaluates, in order. */
+  get levels(): readonly Constraints[] {
+    this.#levels ??= Object.freeze([this.rootConstraints, ...this.links.map((l) => l.constraints)]);
+    return this.#levels;
   }
 
   /** For each name, the constraint declared nearest to the actor (what a new link must narrow). */
@@ -575,9 +587,9 @@ export function authorize(
       );
     }
   }
-  const levels: Constraints[] = [chain.rootConstraints, ...chain.links.map((l) => l.constraints)];
-  for (const [index, constraints] of levels.entries()) {
-    for (const [name, constraint] of constraints) {
+  const levels = chain.levels;
+  for (let index = 0; index < levels.length; index++) {
+    for (const [name, constraint] of levels[index]!) {
       const check = checkRequest(name, constraint, request);
       if (!check.ok) return deny(index, name, check.reason);
     }
