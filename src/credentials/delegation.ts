@@ -170,21 +170,22 @@ const fail = (
 ): MandateError => new MandateError(code, kind, message);
 
 /**
- * bytes → VerifiedChain. In this order: strict parsing; every signature (root credential by a
- * trusted authority's attested key, each link by its issuer's attested credential key); principal
- * alignment (each link's issuer is the previous subject, its parent hash names the previous
- * element, the last subject is the presenter); every time window against now; depth; revocation
- * of every link and every identity in it; and that each link's declared constraints are a subset
- * of the constraints in force above it. Any failure throws; nothing is cached on failure.
+ * bytes → VerifiedChain (docs/spec/delegation.md §Verification). Strict parsing and every carried
+ * history first (the newer one the verifier knows wins); then the root credential (a trusted
+ * authority's attested key, its subject's latest change); then link by link: principal alignment
+ * (issuer = previous subject, parent hash = previous element), the signature by the issuer's
+ * attested credential key, time (within the parent, within the signing key's attestation, against
+ * now), depth, and that its constraints narrow those in force above it; then the presenter; and
+ * last the deny-set, for every revocation id and identity in the chain. Any failure throws.
  */
 export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): VerifiedChain {
   const decoded = decodeChain(bytes);
   const identities = new Map<Identifier, VerifiedIdentity>();
   for (const history of decoded.histories) {
-    const carried = verifyChangeHistory(history);
+    const fromChain = verifyChangeHistory(history);
     identities.set(
-      carried.identifier,
-      newest(carried, options.knownIdentities?.get(carried.identifier)),
+      fromChain.identifier,
+      newest(fromChain, options.knownIdentities?.get(fromChain.identifier)),
     );
   }
   // What the chain carries (newest known) is what a longer chain carries on; lookups also see
@@ -224,7 +225,7 @@ export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): Ver
   let parentDepth = rootDepth;
   let parentExpiresAt = root.expiresAt;
   let parentNotBefore = root.createdAt;
-  let effective = new Map(rootConstraints);
+  const effective = new Map(rootConstraints);
   for (const [index, link] of decoded.links.entries()) {
     const where = `link ${index + 1}`;
     const issuer: Identifier = `I${toHex(link.issuer)}`;
@@ -312,7 +313,6 @@ export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): Ver
       issuerKey,
     });
     for (const [name, c] of constraints) effective.set(name, c);
-    effective = new Map(effective);
     parentSubject = subject;
     parentHash = hash;
     parentDepth = link.depth;
