@@ -13,3 +13,4 @@ export { systemClock, ManualClock } from './clock.js';
 export type { Clock } from './clock.js';
 export { silentLogger } from './logger.js';
 export type { Logger, LogFields } from './logger.js';
+export { SerialScope } from './serial-scope.js';

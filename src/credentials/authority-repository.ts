@@ -1,4 +1,4 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { SerialScope } from '../core/index.js';
 import { toHex } from '../encoding/index.js';
 import type { Identifier } from '../identity/index.js';
 import type { CredentialAttributes } from './credential.js';
@@ -72,8 +72,7 @@ export class MemoryAuthorityRepository implements AuthorityRepository {
   readonly #tickets = new Map<string, StoredTicket>();
   /** Inside a transaction: how to undo each write, newest last (a rollback replays it backwards). */
   #undo: (() => void)[] | undefined;
-  readonly #inTransaction = new AsyncLocalStorage<true>();
-  #tail: Promise<void> = Promise.resolve();
+  readonly #scope = new SerialScope();
 
   getMember(identifier: Identifier): Promise<Member | undefined> {
     return Promise.resolve(this.#members.get(identifier));
@@ -133,20 +132,21 @@ export class MemoryAuthorityRepository implements AuthorityRepository {
     });
   }
 
-  async transaction<T>(work: () => Promise<T>): Promise<T> {
-    if (this.#inTransaction.getStore() === true) return work();
-    const release = await this.#acquire();
-    const undo: (() => void)[] = [];
-    this.#undo = undo;
-    try {
-      return await this.#inTransaction.run(true, work);
-    } catch (error) {
-      for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
-      throw error;
-    } finally {
-      this.#undo = undefined;
-      release();
-    }
+  transaction<T>(work: () => Promise<T>): Promise<T> {
+    let undo: (() => void)[] = [];
+    return this.#scope.transaction(work, {
+      begin: () => {
+        undo = [];
+        this.#undo = undo;
+      },
+      commit: () => {
+        this.#undo = undefined;
+      },
+      rollback: () => {
+        for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
+        this.#undo = undefined;
+      },
+    });
   }
 
   // Writes go through these two so a transaction can undo them in O(writes), not O(size).
@@ -171,24 +171,8 @@ export class MemoryAuthorityRepository implements AuthorityRepository {
     return map.delete(key);
   }
 
-  async #write<T>(statement: () => T): Promise<T> {
-    if (this.#inTransaction.getStore() === true) return statement();
-    const release = await this.#acquire();
-    try {
-      return statement();
-    } finally {
-      release();
-    }
-  }
-
-  async #acquire(): Promise<() => void> {
-    const previous = this.#tail;
-    let release!: () => void;
-    this.#tail = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    await previous;
-    return release;
+  #write<T>(statement: () => T): Promise<T> {
+    return this.#scope.write(statement);
   }
 }
 

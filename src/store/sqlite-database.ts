@@ -1,8 +1,7 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { MandateError, ErrorKind } from '../core/index.js';
+import { MandateError, ErrorKind, SerialScope } from '../core/index.js';
 
 export interface Migration {
   readonly version: number;
@@ -20,8 +19,7 @@ export interface Migration {
  */
 export class SqliteDatabase {
   readonly db: Database.Database;
-  readonly #inTransaction = new AsyncLocalStorage<true>();
-  #tail: Promise<void> = Promise.resolve();
+  readonly #scope = new SerialScope();
 
   constructor(path: string, migrations: readonly Migration[]) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -83,43 +81,19 @@ export class SqliteDatabase {
    * Runs `work` in one SQLite transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on any error).
    * Nested calls join the outer transaction.
    */
-  async transaction<T>(work: () => Promise<T>): Promise<T> {
-    if (this.#inTransaction.getStore() === true) return work();
-    const release = await this.#acquire();
-    try {
-      this.db.exec('BEGIN IMMEDIATE');
-      try {
-        const result = await this.#inTransaction.run(true, work);
-        this.db.exec('COMMIT');
-        return result;
-      } catch (error) {
+  transaction<T>(work: () => Promise<T>): Promise<T> {
+    return this.#scope.transaction(work, {
+      begin: () => this.db.exec('BEGIN IMMEDIATE'),
+      commit: () => this.db.exec('COMMIT'),
+      rollback: () => {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
-        throw error;
-      }
-    } finally {
-      release();
-    }
+      },
+    });
   }
 
   /** A single write: joins the current transaction, or waits for the lock and autocommits. */
-  async write<T>(statement: () => T): Promise<T> {
-    if (this.#inTransaction.getStore() === true) return statement();
-    const release = await this.#acquire();
-    try {
-      return statement();
-    } finally {
-      release();
-    }
-  }
-
-  async #acquire(): Promise<() => void> {
-    const previous = this.#tail;
-    let release!: () => void;
-    this.#tail = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    await previous;
-    return release;
+  write<T>(statement: () => T): Promise<T> {
+    return this.#scope.write(statement);
   }
 
   close(): void {
