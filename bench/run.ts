@@ -6,6 +6,7 @@
 import { markdownTable, printTable } from './harness.js';
 import { identityBenchmarks } from './identity.bench.js';
 import { credentialBenchmarks } from './credentials.bench.js';
+import { channelBenchmarks } from './channel.bench.js';
 
 console.log('# crypto floors\n');
 await import('./crypto.bench.js');
@@ -17,3 +18,7 @@ console.log('\n# credentials\n');
 const credentialRows = await credentialBenchmarks();
 printTable(credentialRows);
 if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(credentialRows)}`);
+console.log('\n# secure channels\n');
+const channelRows = await channelBenchmarks();
+printTable(channelRows);
+if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(channelRows)}`);
