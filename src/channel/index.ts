@@ -14,3 +14,15 @@ export type {
   NoiseStaticKey,
   TransportCipherStates,
 } from './noise.js';
+export {
+  encodeIdentityPayload,
+  decodeIdentityPayload,
+  verifyPeer,
+  TrustPolicies,
+} from './identity-payload.js';
+export type {
+  IdentityPayload,
+  VerifiedPeer,
+  TrustPolicy,
+  VerifyPeerOptions,
+} from './identity-payload.js';

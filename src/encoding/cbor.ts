@@ -319,3 +319,22 @@ export function encodeCbor(value: CborValue): Uint8Array {
     if (scratch.buf.length > SCRATCH_KEEP_BYTES) scratch.buf = new Uint8Array(256);
   }
 }
+
+/**
+ * An array whose items are already CBOR-encoded, written without decoding them: for containers
+ * that carry signed structures exactly as received.
+ */
+export function encodeCborArrayOfEncoded(items: readonly Uint8Array[]): Uint8Array {
+  const head = new Encoder();
+  head.head(4, items.length);
+  let length = head.pos;
+  for (const item of items) length += item.byteLength;
+  const out = new Uint8Array(length);
+  out.set(head.buf.subarray(0, head.pos));
+  let offset = head.pos;
+  for (const item of items) {
+    out.set(item, offset);
+    offset += item.byteLength;
+  }
+  return out;
+}

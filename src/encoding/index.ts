@@ -2,6 +2,7 @@ export { toHex, fromHex, bytesEqual, concatBytes } from './hex.js';
 export {
   decodeCbor,
   encodeCbor,
+  encodeCborArrayOfEncoded,
   CborMap,
   CBOR_DEFAULT_MAX_BYTES,
   CBOR_DEFAULT_MAX_DEPTH,

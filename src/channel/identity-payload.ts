@@ -1,0 +1,241 @@
+import { MandateError, ErrorKind, invalid } from '../core/index.js';
+import {
+  bytesEqual,
+  decodeCbor,
+  encodeCbor,
+  encodeCborArrayOfEncoded,
+  expectArray,
+  expectBytes,
+} from '../encoding/index.js';
+import {
+  compareHistories,
+  HistoryRelation,
+  Purpose,
+  verifyChangeHistory,
+  verifyPurposeKeyAttestation,
+  type Identifier,
+  type VerifiedIdentity,
+  type VerifiedPurposeKey,
+} from '../identity/index.js';
+import {
+  ChainVerifier,
+  verifyCredential,
+  type VerifiedChain,
+  type VerifiedCredential,
+} from '../credentials/index.js';
+
+/**
+ * What each side of a secure channel proves about itself inside the Noise handshake: the
+ * responder in message 2, the initiator in message 3 (docs/spec/channel.md). Byte-compatible
+ * with Ockam's `IdentityAndCredentials` for its three fields; Mandate appends a fourth, optional
+ * field with delegation chains (each a byte string), which Ockam's decoder ignores:
+ *
+ *   IdentityAndCredentials = [ change_history: ChangeHistory,
+ *                              purpose_key_attestation: PurposeKeyAttestation,   ; secure-channel key
+ *                              credentials: [ CredentialAndPurposeKey … ],
+ *                              ? chains: [ bstr(Chain) … ] ]
+ */
+export interface IdentityPayload {
+  readonly changeHistory: Uint8Array;
+  readonly secureChannelAttestation: Uint8Array;
+  readonly credentials: readonly Uint8Array[];
+  readonly chains: readonly Uint8Array[];
+}
+
+const MALFORMED = 'ERR_CHANNEL_PAYLOAD_MALFORMED';
+/** A Noise message carries at most 65,535 bytes; the payload must fit in one. */
+const MAX_PAYLOAD_BYTES = 65_535;
+const MAX_CREDENTIALS = 8;
+const MAX_CHAINS = 8;
+
+export function encodeIdentityPayload(payload: IdentityPayload): Uint8Array {
+  const fields = [
+    payload.changeHistory,
+    payload.secureChannelAttestation,
+    encodeCborArrayOfEncoded(payload.credentials),
+  ];
+  if (payload.chains.length > 0) fields.push(encodeCbor([...payload.chains]));
+  const bytes = encodeCborArrayOfEncoded(fields);
+  if (bytes.byteLength > MAX_PAYLOAD_BYTES) {
+    throw invalid(
+      'ERR_CHANNEL_PAYLOAD_TOO_LARGE',
+      `the identity payload is ${bytes.byteLength} bytes, at most ${MAX_PAYLOAD_BYTES} fit in a handshake message`,
+    );
+  }
+  return bytes;
+}
+
+/**
+ * Strict decoding. Embedded structures are re-encoded from the strict decoder's values, which
+ * reproduces their bytes (the decoder accepts only shortest forms); what is signed inside them
+ * are byte strings, kept as received.
+ */
+export function decodeIdentityPayload(bytes: Uint8Array): IdentityPayload {
+  const items = expectArray(
+    decodeCbor(bytes, {
+      errorCode: MALFORMED,
+      what: 'identity payload',
+      maxBytes: MAX_PAYLOAD_BYTES,
+      maxDepth: 10,
+    }),
+    MALFORMED,
+    'identity payload',
+    3,
+    4,
+  );
+  const credentials = expectArray(items[2]!, MALFORMED, 'payload credentials', 0, MAX_CREDENTIALS);
+  const chains =
+    items[3] === undefined ? [] : expectArray(items[3], MALFORMED, 'payload chains', 0, MAX_CHAINS);
+  return {
+    changeHistory: encodeCbor(items[0]!),
+    secureChannelAttestation: encodeCbor(items[1]!),
+    credentials: credentials.map((c) => encodeCbor(c)),
+    chains: chains.map((c, i) => expectBytes(c, MALFORMED, `payload chain ${i + 1}`)),
+  };
+}
+
+/** A peer whose identity, secure-channel key and credentials were checked during a handshake. */
+export interface VerifiedPeer {
+  readonly identity: VerifiedIdentity;
+  readonly identifier: Identifier;
+  readonly channelKey: VerifiedPurposeKey;
+  /** The credentials that verified against the trusted authorities; the others are dropped. */
+  readonly credentials: readonly VerifiedCredential[];
+  /** The delegation chains whose actor is this peer and that verified. */
+  readonly chains: readonly VerifiedChain[];
+  /** The reasons credentials or chains were dropped (for the local log, never for the peer). */
+  readonly rejected: readonly string[];
+}
+
+/** Who may complete a handshake; deny by default. */
+export type TrustPolicy = (peer: VerifiedPeer) => boolean;
+
+export const TrustPolicies = {
+  /** Only this identifier. */
+  identifier:
+    (expected: Identifier): TrustPolicy =>
+    (peer) =>
+      peer.identifier === expected,
+  /** Anyone holding a valid credential from a trusted authority (or a valid chain). */
+  credentialHolder: (): TrustPolicy => (peer) =>
+    peer.credentials.length > 0 || peer.chains.length > 0,
+  /** Every one of the policies. */
+  all:
+    (...policies: TrustPolicy[]): TrustPolicy =>
+    (peer) =>
+      policies.every((p) => p(peer)),
+  /** Any one of the policies. */
+  any:
+    (...policies: TrustPolicy[]): TrustPolicy =>
+    (peer) =>
+      policies.some((p) => p(peer)),
+} as const;
+
+export interface VerifyPeerOptions {
+  readonly nowSeconds: number;
+  /** The peer's static key as Noise authenticated it (`rs`). */
+  readonly remoteStaticKey: Uint8Array;
+  readonly authorities: ReadonlyMap<Identifier, VerifiedIdentity>;
+  readonly trustPolicy: TrustPolicy;
+  /** Newer histories the verifier knows win over the one presented (rotations propagate). */
+  readonly knownIdentities?: ReadonlyMap<Identifier, VerifiedIdentity>;
+  readonly chainVerifier?: ChainVerifier;
+}
+
+/**
+ * Turns Noise static-key authentication into identity authentication, as Ockam does: the history
+ * verifies (a newer one known locally wins, a diverging one is a fork), its secure-channel
+ * attestation verifies, and the attested X25519 key equals the key Noise authenticated. Then the
+ * credentials and chains are verified — invalid ones are dropped, not fatal, so the trust policy
+ * decides — and the trust policy must accept. Every failure is `ERR_CHANNEL_PEER_REJECTED` with
+ * the reason as its cause: the peer learns nothing about why.
+ */
+export function verifyPeer(payloadBytes: Uint8Array, options: VerifyPeerOptions): VerifiedPeer {
+  try {
+    const payload = decodeIdentityPayload(payloadBytes);
+    const presented = verifyChangeHistory(payload.changeHistory);
+    const known = options.knownIdentities?.get(presented.identifier);
+    let identity = presented;
+    if (known !== undefined) {
+      const relation = compareHistories(known, presented);
+      if (relation === HistoryRelation.conflict) {
+        throw new MandateError(
+          'ERR_IDENTITY_HISTORY_FORK',
+          ErrorKind.conflict,
+          `the peer presented a history of \`${presented.identifier}\` that diverges from the known one`,
+        );
+      }
+      if (relation !== HistoryRelation.newer) identity = known;
+    }
+    const channelKey = verifyPurposeKeyAttestation(identity, payload.secureChannelAttestation, {
+      nowSeconds: options.nowSeconds,
+      expectedPurpose: Purpose.secureChannel,
+    });
+    if (
+      channelKey.key.purpose !== Purpose.secureChannel ||
+      !bytesEqual(channelKey.key.x25519, options.remoteStaticKey)
+    ) {
+      throw invalid(
+        'ERR_CHANNEL_KEY_MISMATCH',
+        'the Noise static key is not the attested secure-channel key',
+      );
+    }
+    const rejected: string[] = [];
+    const credentials: VerifiedCredential[] = [];
+    for (const bytes of payload.credentials) {
+      try {
+        credentials.push(
+          verifyCredential(bytes, {
+            nowSeconds: options.nowSeconds,
+            authorities: options.authorities,
+            subject: identity,
+          }),
+        );
+      } catch (error) {
+        rejected.push(reason(error));
+      }
+    }
+    const chains: VerifiedChain[] = [];
+    const verifier =
+      options.chainVerifier ?? new ChainVerifier({ authorities: options.authorities });
+    for (const bytes of payload.chains) {
+      try {
+        chains.push(
+          verifier.verify(bytes, {
+            nowSeconds: options.nowSeconds,
+            presenter: identity.identifier,
+          }),
+        );
+      } catch (error) {
+        rejected.push(reason(error));
+      }
+    }
+    const peer: VerifiedPeer = {
+      identity,
+      identifier: identity.identifier,
+      channelKey,
+      credentials,
+      chains,
+      rejected,
+    };
+    if (!options.trustPolicy(peer)) {
+      throw new MandateError(
+        'ERR_CHANNEL_UNTRUSTED',
+        ErrorKind.forbidden,
+        `the trust policy refuses \`${identity.identifier}\``,
+      );
+    }
+    return peer;
+  } catch (cause) {
+    throw new MandateError(
+      'ERR_CHANNEL_PEER_REJECTED',
+      ErrorKind.unauthorized,
+      'the peer failed authentication',
+      { cause },
+    );
+  }
+}
+
+function reason(error: unknown): string {
+  return error instanceof MandateError ? `${error.code}: ${error.message}` : 'unexpected error';
+}
