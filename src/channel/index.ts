@@ -26,3 +26,9 @@ export type {
   TrustPolicy,
   VerifyPeerOptions,
 } from './identity-payload.js';
+export {
+  ChannelEncryptor,
+  ChannelDecryptor,
+  REKEY_INTERVAL,
+  REPLAY_WINDOW,
+} from './transport-cipher.js';
