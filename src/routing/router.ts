@@ -1,0 +1,286 @@
+import { conflict, invalid, notFound, silentLogger, type Logger } from '../core/index.js';
+import {
+  localAddress,
+  MAX_ROUTE_HOPS,
+  prependAddress,
+  stepRoute,
+  TransportType,
+  type Address,
+} from './address.js';
+import { checkEnvelope, type Envelope } from './envelope.js';
+
+/** What a worker learns with each message, beside the envelope. */
+export interface MessageContext {
+  /** The local address the message was delivered to. */
+  readonly address: string;
+  /** The connection the message came in on (`tcp-3`, `memory-1`), undefined for a local send. */
+  readonly sourceConnection: string | undefined;
+  readonly router: Router;
+  /** Sends `payload` back along the message's return route, with this worker as return route. */
+  reply(payload: Uint8Array): Promise<void>;
+  /** Passes the envelope on along its remaining onward route, adding this worker to its return route. */
+  forward(envelope: Envelope): Promise<void>;
+}
+
+export interface Worker {
+  /** Called once per message, in arrival order; the envelope's onward route no longer holds this worker. */
+  handleMessage(ctx: MessageContext, envelope: Envelope): void | Promise<void>;
+}
+
+/** A transport moves envelopes to addresses of one non-local type. */
+export interface Transport {
+  readonly type: number;
+  /** `envelope`'s onward route already has `address` removed. */
+  send(address: Address, envelope: Envelope): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A transport's side of one connection, as seen by the router. */
+export interface ConnectionEndpoint {
+  /** Writes `envelope` (whose onward route continues on the peer) to the connection. */
+  send(envelope: Envelope): Promise<void>;
+}
+
+export interface ConnectionHandle {
+  /** The connection's id, also the local address replies to the peer go to. */
+  readonly id: string;
+  /** Hands an envelope received on the connection to the router (flow control applies). */
+  receive(envelope: Envelope): void;
+  /** Removes the connection from the router. */
+  detach(): void;
+}
+
+export const DropReason = {
+  /** No worker with that address. */
+  workerNotFound: 'worker_not_found',
+  /** The worker is not opened to the connection the message came in on. */
+  flowControl: 'flow_control',
+  /** The message names a non-local next hop; routers never relay network traffic by themselves. */
+  notLocal: 'not_local',
+  /** The envelope has no next hop or breaks the bounds once the connection is added. */
+  invalid: 'invalid',
+} as const;
+export type DropReason = (typeof DropReason)[keyof typeof DropReason];
+
+export interface DropEvent {
+  readonly reason: DropReason;
+  readonly connectionId: string;
+  /** The local address the message was for, when there was one. */
+  readonly address: string | undefined;
+}
+
+export interface RouterOptions {
+  readonly logger?: Logger;
+  /** Told about every message flow control or routing drops (after it is counted). */
+  readonly onDrop?: (event: DropEvent) => void;
+}
+
+interface Mailbox {
+  readonly worker: Worker;
+  readonly queue: { ctx: MessageContext; envelope: Envelope }[];
+  running: boolean;
+}
+
+/**
+ * A node-local message bus (research/ockam.md §4.3). Workers register under local addresses;
+ * `send` delivers to the worker the first onward address names, or hands the envelope to the
+ * transport of that address's type. Each worker has a mailbox handled one message at a time.
+ *
+ * Flow control is deny by default: a message arriving on a connection reaches a worker only if
+ * `allowFromConnection(worker, connection)` or `allowFromAnyConnection(worker)` was called;
+ * otherwise it is dropped, counted and reported, never delivered. Local sends are allowed.
+ */
+export class Router {
+  readonly #logger: Logger;
+  readonly #onDrop: ((event: DropEvent) => void) | undefined;
+  readonly #mailboxes = new Map<string, Mailbox>();
+  readonly #connections = new Map<string, ConnectionEndpoint>();
+  readonly #transports = new Map<number, Transport>();
+  readonly #allowedFrom = new Map<string, Set<string>>();
+  readonly #allowedFromAny = new Set<string>();
+  #nextConnection = 1;
+  #dropped = 0;
+
+  constructor(options: RouterOptions = {}) {
+    this.#logger = options.logger ?? silentLogger;
+    this.#onDrop = options.onDrop;
+  }
+
+  /** Messages dropped so far (flow control, unknown worker, bad route). */
+  get droppedCount(): number {
+    return this.#dropped;
+  }
+
+  registerWorker(address: string, worker: Worker): void {
+    localAddress(address);
+    if (this.#mailboxes.has(address) || this.#connections.has(address)) {
+      throw conflict('ERR_WORKER_EXISTS', `a worker is already registered at \`${address}\``);
+    }
+    this.#mailboxes.set(address, { worker, queue: [], running: false });
+  }
+
+  unregisterWorker(address: string): void {
+    this.#mailboxes.delete(address);
+    this.#allowedFrom.delete(address);
+    this.#allowedFromAny.delete(address);
+  }
+
+  registerTransport(transport: Transport): void {
+    if (transport.type === TransportType.local || this.#transports.has(transport.type)) {
+      throw conflict(
+        'ERR_TRANSPORT_EXISTS',
+        `a transport for address type ${transport.type} is already registered`,
+      );
+    }
+    this.#transports.set(transport.type, transport);
+  }
+
+  /** Opens `workerAddress` to messages arriving on connection `connectionId`. */
+  allowFromConnection(workerAddress: string, connectionId: string): void {
+    let set = this.#allowedFrom.get(workerAddress);
+    if (set === undefined) this.#allowedFrom.set(workerAddress, (set = new Set()));
+    set.add(connectionId);
+  }
+
+  /** Opens `workerAddress` to messages from every connection: a listener-level policy, never implied. */
+  allowFromAnyConnection(workerAddress: string): void {
+    this.#allowedFromAny.add(workerAddress);
+  }
+
+  /** Called by transports for each new connection. */
+  attachConnection(prefix: string, endpoint: ConnectionEndpoint): ConnectionHandle {
+    let id: string;
+    do id = `${prefix}-${this.#nextConnection++}`;
+    while (this.#mailboxes.has(id) || this.#connections.has(id));
+    localAddress(id);
+    this.#connections.set(id, endpoint);
+    return {
+      id,
+      receive: (envelope) => {
+        this.#receive(id, envelope);
+      },
+      detach: () => {
+        this.#connections.delete(id);
+        for (const set of this.#allowedFrom.values()) set.delete(id);
+      },
+    };
+  }
+
+  /** A local send: allowed to any worker, connection or transport. */
+  async send(envelope: Envelope): Promise<void> {
+    checkEnvelope(envelope);
+    const { next, rest } = stepRoute(envelope.onwardRoute);
+    const stepped: Envelope = { ...envelope, onwardRoute: rest };
+    if (next.type !== TransportType.local) {
+      const transport = this.#transports.get(next.type);
+      if (transport === undefined) {
+        throw invalid('ERR_ROUTE_INVALID', `no transport for address type ${next.type}`);
+      }
+      await transport.send(next, stepped);
+      return;
+    }
+    const connection = this.#connections.get(next.value);
+    if (connection !== undefined) {
+      await connection.send(stepped);
+      return;
+    }
+    const mailbox = this.#mailboxes.get(next.value);
+    if (mailbox === undefined) {
+      throw notFound('ERR_WORKER_NOT_FOUND', `no worker at \`${next.value}\``);
+    }
+    this.#enqueue(mailbox, next.value, undefined, stepped);
+  }
+
+  #receive(connectionId: string, arrived: Envelope): void {
+    const next = arrived.onwardRoute[0];
+    if (next === undefined) {
+      this.#drop(DropReason.invalid, connectionId, undefined);
+      return;
+    }
+    if (next.type !== TransportType.local) {
+      this.#drop(DropReason.notLocal, connectionId, undefined);
+      return;
+    }
+    const address = next.value;
+    const mailbox = this.#mailboxes.get(address);
+    const connection = this.#connections.get(address);
+    if (mailbox === undefined && connection === undefined) {
+      this.#drop(DropReason.workerNotFound, connectionId, address);
+      return;
+    }
+    if (!this.#allowedFromAny.has(address) && !this.#allowedFrom.get(address)?.has(connectionId)) {
+      this.#drop(DropReason.flowControl, connectionId, address);
+      return;
+    }
+    if (arrived.returnRoute.length >= MAX_ROUTE_HOPS) {
+      this.#drop(DropReason.invalid, connectionId, address);
+      return;
+    }
+    const envelope: Envelope = {
+      onwardRoute: arrived.onwardRoute.slice(1),
+      returnRoute: prependAddress(localAddress(connectionId), arrived.returnRoute),
+      payload: arrived.payload,
+    };
+    if (mailbox !== undefined) this.#enqueue(mailbox, address, connectionId, envelope);
+    else if (connection !== undefined) {
+      connection.send(envelope).catch((error: unknown) => {
+        this.#logger.warn('routing: forwarding between connections failed', {
+          connection: connectionId,
+          error: String(error),
+        });
+      });
+    }
+  }
+
+  #drop(reason: DropReason, connectionId: string, address: string | undefined): void {
+    this.#dropped++;
+    this.#logger.warn('routing: message dropped', { reason, connection: connectionId, address });
+    this.#onDrop?.({ reason, connectionId, address });
+  }
+
+  #enqueue(
+    mailbox: Mailbox,
+    address: string,
+    sourceConnection: string | undefined,
+    envelope: Envelope,
+  ): void {
+    const self = localAddress(address);
+    const ctx: MessageContext = {
+      address,
+      sourceConnection,
+      router: this,
+      reply: (payload) =>
+        this.send({ onwardRoute: envelope.returnRoute, returnRoute: [self], payload }),
+      forward: (next) =>
+        this.send({
+          onwardRoute: next.onwardRoute,
+          returnRoute: prependAddress(self, next.returnRoute),
+          payload: next.payload,
+        }),
+    };
+    mailbox.queue.push({ ctx, envelope });
+    if (!mailbox.running) void this.#drain(mailbox);
+  }
+
+  async #drain(mailbox: Mailbox): Promise<void> {
+    mailbox.running = true;
+    // Yield first so a send never runs the worker inside the sender's call stack.
+    await Promise.resolve();
+    for (let item = mailbox.queue.shift(); item !== undefined; item = mailbox.queue.shift()) {
+      try {
+        await mailbox.worker.handleMessage(item.ctx, item.envelope);
+      } catch (error) {
+        this.#logger.warn('routing: worker failed', {
+          address: item.ctx.address,
+          error: String(error),
+        });
+      }
+    }
+    mailbox.running = false;
+  }
+
+  /** Closes every registered transport (listeners, connections, pending sends). */
+  async close(): Promise<void> {
+    await Promise.all([...this.#transports.values()].map((t) => t.close()));
+  }
+}
