@@ -157,6 +157,28 @@ describe('Authority: tickets and redemption', () => {
     expect(verified.expiresAt - verified.createdAt).toBe(DEFAULT_CREDENTIAL_TTL_SECONDS);
   });
 
+  it("remembers a remote member's history, so later credentials can be issued by identifier", async () => {
+    const { authority, authorityId } = await setup();
+    const elsewhere = new Identities({
+      vault: new MemoryVault(),
+      repository: new MemoryIdentityRepository(),
+      clock: new ManualClock(NOW),
+    });
+    const remote = (await elsewhere.create({ name: 'remote' })).identity;
+    const parsed = parseEnrollmentTicket(
+      await authority.createTicket(authorityId, { attributes: attrs(...SHOP), nowSeconds: NOW }),
+    );
+    await authority.redeem({ code: parsed.code, changeHistory: remote.changeHistory }, NOW + 1);
+    const later = await authority.issueCredential(remote.identifier, NOW + 2);
+    expect(
+      verifyCredential(later, {
+        nowSeconds: NOW + 2,
+        authorities: new Map([[authorityId, parsed.authority]]),
+        subject: remote,
+      }).subject,
+    ).toBe(remote.identifier);
+  });
+
   it('stores only the hash of the code, never the code', async () => {
     const { authority, authorityId, repository } = await setup();
     const tickets = await Promise.all(

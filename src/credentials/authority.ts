@@ -236,6 +236,11 @@ export class Authority {
         addedBy: ticket.createdBy,
       };
       await this.#repository.putMember(member);
+      // Remember the member's history, so later credentials can be issued by identifier; a
+      // history older than or diverging from the one known is refused like any import.
+      await this.#identities.import(request.changeHistory, {
+        expectedIdentifier: subject.identifier,
+      });
       const credential = await this.#issue(issuer, subject, member.attributes, now, undefined);
       return { member, credential };
     });
