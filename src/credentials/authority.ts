@@ -268,6 +268,11 @@ export class Authority {
     return this.#issue(await this.#issuer(), subject, stored.attributes, now, options.ttlSeconds);
   }
 
+  /** The member with this identifier, if any. */
+  member(identifier: Identifier): Promise<Member | undefined> {
+    return this.#repository.getMember(identifier);
+  }
+
   /** Adds or replaces a member directly; `by` is the authority or an enroller, as for tickets. */
   async addMember(
     by: Identifier,

@@ -752,6 +752,27 @@ describe('mandate ticket create | redeem', () => {
     );
     await home.fails('ERR_ENROLLER_FORBIDDEN', 'ticket', 'create', '--by', 'outsider');
     await home.fails('ERR_ENROLLER_FORBIDDEN', 'ticket', 'create', '--by', 'erin');
+    // A successful issuance to the enroller changes its attributes, not its enroller status.
+    await home.ok(
+      'credential',
+      'issue',
+      '--to',
+      'hr',
+      '--attr',
+      'tools=issue_refund,read_orders',
+      '--attr',
+      'refund<=1000',
+    );
+    await home.ok(
+      'ticket',
+      'create',
+      '--by',
+      'hr',
+      '--attr',
+      'tools=read_orders',
+      '--attr',
+      'refund<=5',
+    );
   });
 });
 

@@ -329,8 +329,11 @@ export function registerCredentialCommands(program: Command, context: () => CliC
           const subject = (await home.identities.get(opts.to)).identity;
           const authority = home.authority(opts.authority);
           const authorityId = await authority.identifier();
+          // Issuing sets the member's attributes; an enroller stays an enroller.
+          const existing = await authority.member(subject.identifier);
           await authority.addMember(authorityId, subject.identifier, attributes, {
             nowSeconds: ctx.clock.nowSeconds(),
+            enroller: existing?.enroller ?? false,
           });
           const bytes = await authority.issueCredential(
             subject.identifier,
