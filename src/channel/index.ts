@@ -38,3 +38,19 @@ export type {
   EstablishedChannel,
   HandshakeStep,
 } from './channel-handshake.js';
+export {
+  openSecureChannel,
+  SecureChannelListener,
+  SecureChannelLocalInfo,
+  channelPeerOf,
+  ChannelMessageType,
+  DEFAULT_LISTENER_ADDRESS,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MAX_HANDSHAKES,
+} from './secure-channel.js';
+export type {
+  SecureChannel,
+  SecureChannelEvent,
+  SecureChannelOptions,
+  SecureChannelListenerOptions,
+} from './secure-channel.js';

@@ -29,6 +29,7 @@ export type {
   ConnectionHandle,
   DropEvent,
   RouterOptions,
+  SendOptions,
 } from './router.js';
 export { MemoryNetwork, MemoryTransport } from './memory-transport.js';
 export type { FaultOptions, FaultStats, MemoryTransportOptions } from './memory-transport.js';

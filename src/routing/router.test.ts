@@ -119,6 +119,48 @@ describe('router, locally', () => {
   });
 });
 
+describe('local info', () => {
+  it('carries localInfo from a local send to the worker, never from the network or a reply', async () => {
+    const network = new MemoryNetwork();
+    const a = node(network, 'a');
+    const b = node(network, 'b');
+    const app = recorder();
+    const seen = recorder();
+    a.router.registerWorker('app', app);
+    a.router.allowFromConnection('app', a.transport.connect('b'));
+    b.router.registerWorker('echo', {
+      async handleMessage(ctx, envelope) {
+        seen.seen.push({ ctx, envelope });
+        await echo.handleMessage(ctx, envelope);
+      },
+    });
+    b.router.allowFromAnyConnection('echo');
+    const info = { peer: 'alice' };
+    await b.router.send(
+      { onwardRoute: [localAddress('echo')], returnRoute: [], payload: bytes('local') },
+      { localInfo: info },
+    );
+    await b.router.send({
+      onwardRoute: [localAddress('echo')],
+      returnRoute: [],
+      payload: bytes(''),
+    });
+    // localInfo on a send that leaves the router is not carried.
+    await a.router.send(
+      {
+        onwardRoute: [mem('b'), localAddress('echo')],
+        returnRoute: [localAddress('app')],
+        payload: bytes('net'),
+      },
+      { localInfo: info },
+    );
+    for (let i = 0; i < 3; i++) await settle();
+    expect(seen.seen.map((s) => s.ctx.localInfo)).toEqual([info, undefined, undefined]);
+    expect(app.seen).toHaveLength(1);
+    expect(app.seen[0]!.ctx.localInfo).toBeUndefined();
+  });
+});
+
 describe('memory transport and flow control', () => {
   it('does not deliver a network message to a worker not opened to the connection', async () => {
     const network = new MemoryNetwork();

@@ -16,6 +16,11 @@ export interface MessageContext {
   /** The connection the message came in on (`tcp-3`, `memory-1`), undefined for a local send. */
   readonly sourceConnection: string | undefined;
   readonly router: Router;
+  /**
+   * What an in-process sender attached to this message (`send(envelope, { localInfo })`), e.g. a
+   * secure channel's verified peer. Never on the wire: a message from a connection has none.
+   */
+  readonly localInfo?: unknown;
   /** Sends `payload` back along the message's return route, with this worker as return route. */
   reply(payload: Uint8Array): Promise<void>;
   /** Passes the envelope on along its remaining onward route, adding this worker to its return route. */
@@ -67,6 +72,12 @@ export interface DropEvent {
   readonly connectionId: string;
   /** The local address the message was for, when there was one. */
   readonly address: string | undefined;
+}
+
+/** Options of a local send. */
+export interface SendOptions {
+  /** Surfaced to the receiving worker as `ctx.localInfo`; only local senders can set it. */
+  readonly localInfo?: unknown;
 }
 
 export interface RouterOptions {
@@ -167,7 +178,7 @@ export class Router {
   }
 
   /** A local send: allowed to any worker, connection or transport. */
-  async send(envelope: Envelope): Promise<void> {
+  async send(envelope: Envelope, options: SendOptions = {}): Promise<void> {
     checkEnvelope(envelope);
     const { next, rest } = stepRoute(envelope.onwardRoute);
     const stepped: Envelope = { ...envelope, onwardRoute: rest };
@@ -188,7 +199,7 @@ export class Router {
     if (mailbox === undefined) {
       throw notFound('ERR_WORKER_NOT_FOUND', `no worker at \`${next.value}\``);
     }
-    this.#enqueue(mailbox, next.value, undefined, stepped);
+    this.#enqueue(mailbox, next.value, undefined, stepped, options.localInfo);
   }
 
   #receive(connectionId: string, arrived: Envelope): void {
@@ -243,12 +254,14 @@ export class Router {
     address: string,
     sourceConnection: string | undefined,
     envelope: Envelope,
+    localInfo?: unknown,
   ): void {
     const self = localAddress(address);
     const ctx: MessageContext = {
       address,
       sourceConnection,
       router: this,
+      localInfo,
       reply: (payload) =>
         this.send({ onwardRoute: envelope.returnRoute, returnRoute: [self], payload }),
       forward: (next) =>

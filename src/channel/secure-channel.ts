@@ -1,0 +1,601 @@
+import {
+  ErrorKind,
+  invalid,
+  isMandateError,
+  MandateError,
+  silentLogger,
+  systemClock,
+  type Clock,
+  type Logger,
+} from '../core/index.js';
+import { generateX25519KeyPair } from '../crypto/index.js';
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  localAddress,
+  TransportType,
+  type Envelope,
+  type MessageContext,
+  type Route,
+  type Router,
+  type Worker,
+} from '../routing/index.js';
+import { ChannelHandshake } from './channel-handshake.js';
+import type { VerifiedPeer, VerifyPeerOptions } from './identity-payload.js';
+import type { NoiseKeyPair, NoiseStaticKey } from './noise.js';
+import type { ChannelDecryptor, ChannelEncryptor } from './transport-cipher.js';
+
+/**
+ * Secure channels over routes (docs/spec/channel.md, "Channels over routes"), as Ockam runs them
+ * (research/ockam.md §4.1–4.3). A listener at a local address (default `api`) spawns a responder
+ * for each handshake message 1; each end of an established channel is two local workers:
+ *
+ * - the **encryptor** (`sc-N-enc`) takes local messages sent to `[encryptor, …rest]`, encrypts
+ *   `[rest, return_route, payload]` (a routing envelope) and sends the frame to the peer's
+ *   decryptor;
+ * - the **decryptor** (`sc-N-dec`) takes frames from the network, decrypts them and delivers the
+ *   inner message to the local worker its onward route names — only to workers opened to the
+ *   channel — with the return route prefixed by the encryptor (replies go back encrypted) and
+ *   `ctx.localInfo` a `SecureChannelLocalInfo` holding the verified peer.
+ *
+ * Every routing payload of a channel is `type: u8 ‖ body`: 0 a handshake message, 1 a transport
+ * frame, 2 a close (a transport frame of an empty plaintext, so only the peer can close).
+ */
+export const ChannelMessageType = { handshake: 0, transport: 1, close: 2 } as const;
+
+export const DEFAULT_LISTENER_ADDRESS = 'api';
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+export const DEFAULT_MAX_HANDSHAKES = 128;
+
+/** What a worker finds in `ctx.localInfo` for a message that came through a secure channel. */
+export class SecureChannelLocalInfo {
+  constructor(
+    readonly peer: VerifiedPeer,
+    /** The local encryptor of the channel: replies sent to it go back encrypted. */
+    readonly channelAddress: string,
+  ) {}
+}
+
+/** The verified peer of a message that came through a secure channel, else undefined. */
+export function channelPeerOf(ctx: MessageContext): VerifiedPeer | undefined {
+  return ctx.localInfo instanceof SecureChannelLocalInfo ? ctx.localInfo.peer : undefined;
+}
+
+export type SecureChannelEvent =
+  | { readonly type: 'established'; readonly address: string; readonly peer: string }
+  | { readonly type: 'rejected'; readonly address: string; readonly reason: string }
+  | { readonly type: 'timeout'; readonly address: string }
+  | { readonly type: 'dropped'; readonly address: string; readonly reason: string }
+  | { readonly type: 'closed'; readonly address: string; readonly byPeer: boolean };
+
+export interface SecureChannelOptions {
+  /** This side's secure-channel static key (its attested X25519 purpose key). */
+  readonly staticKey: NoiseStaticKey;
+  /** This side's encoded identity payload (encodeIdentityPayload). */
+  readonly identityPayload: Uint8Array;
+  /** How the peer is judged; the static key comes from the handshake, the time from `clock`. */
+  readonly verify: Omit<VerifyPeerOptions, 'remoteStaticKey' | 'nowSeconds'>;
+  readonly clock?: Clock;
+  /** Default 10 000; a handshake not complete by then is abandoned. */
+  readonly handshakeTimeoutMs?: number;
+  /** Local workers the channel may deliver to; deny by default (see also `allow`). */
+  readonly deliverTo?: readonly string[];
+  readonly logger?: Logger;
+  readonly onEvent?: (event: SecureChannelEvent) => void;
+  /** Tests only: ephemeral keys. */
+  readonly generateEphemeral?: () => NoiseKeyPair;
+}
+
+let nextChannel = 1;
+
+/** Registers the two workers of a channel end under a fresh `sc-N`; returns N's name. */
+function registerPair(router: Router, decryptor: Worker, encryptor: Worker): string {
+  for (;;) {
+    const name = `sc-${nextChannel++}`;
+    try {
+      router.registerWorker(`${name}-dec`, decryptor);
+    } catch (error) {
+      if (isMandateError(error, 'ERR_WORKER_EXISTS')) continue;
+      throw error;
+    }
+    try {
+      router.registerWorker(`${name}-enc`, encryptor);
+    } catch (error) {
+      router.unregisterWorker(`${name}-dec`);
+      if (isMandateError(error, 'ERR_WORKER_EXISTS')) continue;
+      throw error;
+    }
+    return name;
+  }
+}
+
+const frame = (type: number, body: Uint8Array): Uint8Array => {
+  const bytes = new Uint8Array(1 + body.byteLength);
+  bytes[0] = type;
+  bytes.set(body, 1);
+  return bytes;
+};
+
+const reasonOf = (error: unknown): string => {
+  if (isMandateError(error, 'ERR_CHANNEL_PEER_REJECTED') && isMandateError(error.cause)) {
+    return error.cause.code;
+  }
+  return isMandateError(error) ? error.code : 'error';
+};
+
+/**
+ * One end of a channel, in every state: handshaking, established, closed. It owns the
+ * decryptor worker (handshake messages and frames from the network) and, once established,
+ * the encryptor worker.
+ */
+class ChannelEnd {
+  readonly decryptorAddress: string;
+  readonly encryptorAddress: string;
+  readonly #router: Router;
+  readonly #options: SecureChannelOptions;
+  readonly #logger: Logger;
+  readonly #handshake: ChannelHandshake;
+  readonly #allowed: Set<string>;
+  /** The connection the channel's traffic comes in on; undefined for a local peer. */
+  readonly #connection: string | undefined;
+  #remoteRoute: Route = [];
+  readonly #initiator: boolean;
+  #peer: VerifiedPeer | undefined;
+  /** Initiator: the verified responder, until it confirms the channel. */
+  #pendingPeer: VerifiedPeer | undefined;
+  #encryptor: ChannelEncryptor | undefined;
+  #decryptor: ChannelDecryptor | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  #dropped = 0;
+  readonly #settled: {
+    resolve: (end: ChannelEnd) => void;
+    reject: (error: unknown) => void;
+  };
+  readonly #onGone: (end: ChannelEnd) => void;
+
+  constructor(
+    router: Router,
+    initiator: boolean,
+    connection: string | undefined,
+    options: SecureChannelOptions,
+    allowed: Set<string>,
+    settled: { resolve: (end: ChannelEnd) => void; reject: (error: unknown) => void },
+    onGone: (end: ChannelEnd) => void,
+  ) {
+    this.#router = router;
+    this.#initiator = initiator;
+    this.#options = options;
+    this.#logger = options.logger ?? silentLogger;
+    this.#connection = connection;
+    this.#allowed = allowed;
+    this.#settled = settled;
+    this.#onGone = onGone;
+    this.#handshake = new ChannelHandshake({
+      initiator,
+      staticKey: options.staticKey,
+      identityPayload: options.identityPayload,
+      generateEphemeral: options.generateEphemeral ?? generateX25519KeyPair,
+      verify: { ...options.verify, nowSeconds: (options.clock ?? systemClock).nowSeconds() },
+    });
+    const name = registerPair(
+      router,
+      { handleMessage: (ctx, envelope) => this.#fromNetwork(ctx, envelope) },
+      { handleMessage: (_ctx, envelope) => this.#fromLocal(envelope) },
+    );
+    this.decryptorAddress = `${name}-dec`;
+    this.encryptorAddress = `${name}-enc`;
+    if (connection !== undefined) router.allowFromConnection(this.decryptorAddress, connection);
+    const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#peer !== undefined || this.#closed) return;
+      this.#event({ type: 'timeout', address: this.decryptorAddress });
+      this.#fail(
+        new MandateError(
+          'ERR_CHANNEL_HANDSHAKE_TIMEOUT',
+          ErrorKind.timeout,
+          `the secure-channel handshake did not complete within ${timeoutMs} ms`,
+        ),
+      );
+    }, timeoutMs);
+  }
+
+  get peer(): VerifiedPeer | undefined {
+    return this.#peer;
+  }
+
+  get droppedCount(): number {
+    return this.#dropped;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  allow(workerAddress: string): void {
+    localAddress(workerAddress);
+    this.#allowed.add(workerAddress);
+  }
+
+  /** Initiator: sends message 1 along `route`. */
+  async start(route: Route): Promise<void> {
+    this.#remoteRoute = route;
+    await this.#router.send({
+      onwardRoute: route,
+      returnRoute: [localAddress(this.decryptorAddress)],
+      payload: frame(ChannelMessageType.handshake, this.#handshake.start()),
+    });
+  }
+
+  /** Responder: message 1, as the listener received it. */
+  async accept(envelope: Envelope): Promise<void> {
+    await this.#onHandshake(envelope, envelope.payload.subarray(1), true);
+  }
+
+  /** Tells the peer (authenticated) and drops both workers. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    const encryptor = this.#encryptor;
+    if (encryptor !== undefined) {
+      const payload = frame(ChannelMessageType.close, encryptor.encrypt(new Uint8Array(0)));
+      try {
+        await this.#sendToPeer(payload);
+      } catch (error) {
+        this.#logger.warn('channel: close could not reach the peer', { error: reasonOf(error) });
+      }
+    }
+    this.#teardown(false);
+  }
+
+  async #sendToPeer(payload: Uint8Array): Promise<void> {
+    await this.#router.send({
+      onwardRoute: this.#remoteRoute,
+      returnRoute: [localAddress(this.decryptorAddress)],
+      payload,
+    });
+  }
+
+  #drop(reason: string): void {
+    this.#dropped++;
+    this.#logger.warn('channel: message dropped', { address: this.decryptorAddress, reason });
+    this.#event({ type: 'dropped', address: this.decryptorAddress, reason });
+  }
+
+  #event(event: SecureChannelEvent): void {
+    this.#options.onEvent?.(event);
+  }
+
+  async #fromNetwork(ctx: MessageContext, envelope: Envelope): Promise<void> {
+    if (this.#closed) return;
+    // The router already admits only this connection; local senders are trusted.
+    if (ctx.sourceConnection !== undefined && ctx.sourceConnection !== this.#connection) {
+      this.#drop('wrong_connection');
+      return;
+    }
+    const type = envelope.payload[0];
+    const body = envelope.payload.subarray(1);
+    const decryptor = this.#decryptor;
+    if (type === ChannelMessageType.handshake) {
+      if (decryptor === undefined) await this.#onHandshake(envelope, body);
+      else if (this.#peer === undefined) this.#onConfirmation(decryptor, body);
+      else this.#drop('unexpected_handshake');
+      return;
+    }
+    if (decryptor === undefined) {
+      this.#drop('not_established');
+      return;
+    }
+    if (type !== ChannelMessageType.transport && type !== ChannelMessageType.close) {
+      this.#drop('unknown_type');
+      return;
+    }
+    let plaintext: Uint8Array;
+    try {
+      plaintext = decryptor.decrypt(body);
+    } catch (error) {
+      this.#drop(reasonOf(error));
+      return;
+    }
+    if (type === ChannelMessageType.close) this.#teardown(true);
+    else if (this.#peer === undefined) this.#drop('not_established');
+    else await this.#deliver(plaintext);
+  }
+
+  async #onHandshake(envelope: Envelope, message: Uint8Array, first = false): Promise<void> {
+    let step;
+    try {
+      step = this.#handshake.receive(message);
+    } catch (error) {
+      const reason = reasonOf(error);
+      const stray =
+        reason === 'ERR_NOISE_DECRYPT_FAILED' || reason === 'ERR_NOISE_MESSAGE_MALFORMED';
+      if (stray && !first) {
+        // A tampered or stray message: the handshake state is unchanged, the honest one may follow.
+        this.#drop(reason);
+        return;
+      }
+      this.#event({ type: 'rejected', address: this.decryptorAddress, reason });
+      this.#logger.warn('channel: handshake failed', { address: this.decryptorAddress, reason });
+      this.#fail(error);
+      return;
+    }
+    this.#remoteRoute = envelope.returnRoute;
+    if (step.send !== undefined) {
+      await this.#sendToPeer(frame(ChannelMessageType.handshake, step.send));
+    }
+    const established = step.established;
+    if (established === undefined) return;
+    this.#encryptor = established.encryptor;
+    this.#decryptor = established.decryptor;
+    if (this.#initiator) {
+      // Established on our side, but the responder has yet to accept us: wait for its word.
+      this.#pendingPeer = established.peer;
+      return;
+    }
+    // Responder: the initiator is verified; confirm, under the channel's key, that it may talk.
+    const confirmation = established.encryptor.encrypt(new Uint8Array(0));
+    this.#ready(established.peer);
+    await this.#sendToPeer(frame(ChannelMessageType.handshake, confirmation));
+  }
+
+  /** Initiator: the responder's confirmation, an empty frame under the channel's key. */
+  #onConfirmation(decryptor: ChannelDecryptor, body: Uint8Array): void {
+    const peer = this.#pendingPeer;
+    if (!this.#initiator || peer === undefined) {
+      this.#drop('unexpected_handshake');
+      return;
+    }
+    try {
+      decryptor.decrypt(body);
+    } catch (error) {
+      this.#drop(reasonOf(error));
+      return;
+    }
+    this.#ready(peer);
+  }
+
+  #ready(peer: VerifiedPeer): void {
+    this.#clearTimer();
+    this.#peer = peer;
+    this.#event({ type: 'established', address: this.encryptorAddress, peer: peer.identifier });
+    this.#settled.resolve(this);
+  }
+
+  async #fromLocal(envelope: Envelope): Promise<void> {
+    const encryptor = this.#encryptor;
+    if (this.#closed) return;
+    if (encryptor === undefined || this.#peer === undefined) {
+      this.#drop('not_established');
+      return;
+    }
+    const inner = encodeEnvelope(envelope);
+    await this.#sendToPeer(frame(ChannelMessageType.transport, encryptor.encrypt(inner)));
+  }
+
+  async #deliver(plaintext: Uint8Array): Promise<void> {
+    let inner: Envelope;
+    try {
+      inner = decodeEnvelope(plaintext);
+    } catch {
+      this.#drop('inner_malformed');
+      return;
+    }
+    const next = inner.onwardRoute[0];
+    if (next?.type !== TransportType.local || !this.#allowed.has(next.value)) {
+      this.#drop('not_allowed');
+      return;
+    }
+    const peer = this.#peer;
+    if (peer === undefined) return;
+    try {
+      await this.#router.send(
+        {
+          onwardRoute: inner.onwardRoute,
+          returnRoute: [localAddress(this.encryptorAddress), ...inner.returnRoute],
+          payload: inner.payload,
+        },
+        { localInfo: new SecureChannelLocalInfo(peer, this.encryptorAddress) },
+      );
+    } catch (error) {
+      this.#drop(reasonOf(error));
+    }
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #fail(error: unknown): void {
+    this.#settled.reject(error);
+    this.#teardown(false);
+  }
+
+  #teardown(byPeer: boolean): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#clearTimer();
+    this.#handshake.destroy();
+    this.#encryptor?.destroy();
+    this.#decryptor?.destroy();
+    this.#router.unregisterWorker(this.decryptorAddress);
+    this.#router.unregisterWorker(this.encryptorAddress);
+    if (this.#peer !== undefined) {
+      this.#event({ type: 'closed', address: this.encryptorAddress, byPeer });
+    }
+    this.#settled.reject(
+      new MandateError('ERR_CHANNEL_CLOSED', ErrorKind.unavailable, 'the secure channel closed'),
+    );
+    this.#onGone(this);
+  }
+}
+
+/** The initiator's view of an established channel. */
+export interface SecureChannel {
+  /** The local encryptor: send to `[address, …route on the peer]`. */
+  readonly address: string;
+  readonly peer: VerifiedPeer;
+  /** Frames dropped so far (tampered, replayed, not allowed, from elsewhere). */
+  readonly droppedCount: number;
+  /** Opens a local worker to messages coming through this channel. */
+  allow(workerAddress: string): void;
+  /** Tells the peer and removes both workers. */
+  close(): Promise<void>;
+}
+
+function publicChannel(end: ChannelEnd, peer: VerifiedPeer): SecureChannel {
+  return {
+    address: end.encryptorAddress,
+    peer,
+    get droppedCount() {
+      return end.droppedCount;
+    },
+    allow: (workerAddress) => {
+      end.allow(workerAddress);
+    },
+    close: () => end.close(),
+  };
+}
+
+/**
+ * Opens a channel to the listener at the end of `route` (e.g. `[connection, 'api']`). The first
+ * hop must be a local address — a connection made with the transport's `connect`, or a local
+ * worker — so that the channel can accept its answers from that connection only. Rejects with
+ * `ERR_CHANNEL_HANDSHAKE_TIMEOUT`, `ERR_CHANNEL_PEER_REJECTED` (the responder failed
+ * verification) or `ERR_CHANNEL_CLOSED`.
+ */
+export async function openSecureChannel(
+  router: Router,
+  route: Route,
+  options: SecureChannelOptions,
+): Promise<SecureChannel> {
+  const first = route[0];
+  if (first?.type !== TransportType.local) {
+    throw invalid(
+      'ERR_CHANNEL_ROUTE_INVALID',
+      'a secure-channel route must start with a local address (a connection from `connect`)',
+    );
+  }
+  let settle!: { resolve: (end: ChannelEnd) => void; reject: (error: unknown) => void };
+  const done = new Promise<ChannelEnd>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  done.catch(() => undefined);
+  // Answers come back on the connection the route starts with (or locally).
+  const allowed = new Set(options.deliverTo ?? []);
+  const end = new ChannelEnd(router, true, first.value, options, allowed, settle, () => undefined);
+  try {
+    await end.start(route);
+  } catch (error) {
+    await end.close();
+    throw error;
+  }
+  const established = await done;
+  const peer = established.peer;
+  if (peer === undefined) {
+    throw new MandateError(
+      'ERR_CHANNEL_CLOSED',
+      ErrorKind.unavailable,
+      'the secure channel closed',
+    );
+  }
+  return publicChannel(established, peer);
+}
+
+export interface SecureChannelListenerOptions extends SecureChannelOptions {
+  /** The local address of the listener; default `api`. */
+  readonly address?: string;
+  /** Handshakes in progress at once (default 128); message 1 beyond it is dropped. */
+  readonly maxHandshakes?: number;
+}
+
+/**
+ * Accepts channels at a local address (default `api`). The caller opens it to the network
+ * (`router.allowFromAnyConnection('api')` on a server); each handshake message 1 spawns a
+ * responder that accepts the rest of the channel's traffic from that connection only. Messages
+ * through its channels reach only the workers given in `deliverTo` or to `allow`.
+ */
+export class SecureChannelListener {
+  readonly address: string;
+  readonly #router: Router;
+  readonly #options: SecureChannelListenerOptions;
+  readonly #allowed: Set<string>;
+  readonly #ends = new Set<ChannelEnd>();
+  #dropped = 0;
+  #closed = false;
+
+  constructor(router: Router, options: SecureChannelListenerOptions) {
+    this.address = options.address ?? DEFAULT_LISTENER_ADDRESS;
+    this.#router = router;
+    this.#options = options;
+    this.#allowed = new Set(options.deliverTo ?? []);
+    for (const address of this.#allowed) localAddress(address);
+    router.registerWorker(this.address, {
+      handleMessage: (ctx, envelope) => this.#accept(ctx, envelope),
+    });
+  }
+
+  /** Opens a local worker to messages through this listener's channels, present and future. */
+  allow(workerAddress: string): void {
+    localAddress(workerAddress);
+    this.#allowed.add(workerAddress);
+  }
+
+  /** Channels open or handshaking. */
+  get channelCount(): number {
+    return this.#ends.size;
+  }
+
+  /** Messages dropped by the listener and its channels so far. */
+  get droppedCount(): number {
+    let total = this.#dropped;
+    for (const end of this.#ends) total += end.droppedCount;
+    return total;
+  }
+
+  async #accept(ctx: MessageContext, envelope: Envelope): Promise<void> {
+    if (this.#closed) return;
+    if (envelope.payload[0] !== ChannelMessageType.handshake) {
+      this.#dropped++;
+      this.#options.onEvent?.({ type: 'dropped', address: this.address, reason: 'not_handshake' });
+      return;
+    }
+    let handshaking = 0;
+    for (const end of this.#ends) if (end.peer === undefined) handshaking++;
+    if (handshaking >= (this.#options.maxHandshakes ?? DEFAULT_MAX_HANDSHAKES)) {
+      this.#dropped++;
+      this.#options.onEvent?.({ type: 'dropped', address: this.address, reason: 'busy' });
+      return;
+    }
+    const noop = (): void => undefined;
+    const end = new ChannelEnd(
+      this.#router,
+      false,
+      ctx.sourceConnection,
+      this.#options,
+      this.#allowed,
+      { resolve: noop, reject: noop },
+      (gone) => {
+        this.#dropped += gone.droppedCount;
+        this.#ends.delete(gone);
+      },
+    );
+    this.#ends.add(end);
+    try {
+      await end.accept(envelope);
+    } catch (error) {
+      (this.#options.logger ?? silentLogger).warn('channel: responder failed', {
+        error: reasonOf(error),
+      });
+      await end.close();
+    }
+  }
+
+  /** Closes every channel (telling each peer) and stops listening. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#router.unregisterWorker(this.address);
+    await Promise.all([...this.#ends].map((end) => end.close()));
+  }
+}
