@@ -54,3 +54,22 @@ export type {
   SecureChannelOptions,
   SecureChannelListenerOptions,
 } from './secure-channel.js';
+export {
+  RelayService,
+  RelayRegistration,
+  registerRelay,
+  checkRelayName,
+  relayAddress,
+  mayRegisterRelay,
+  RELAY_SERVICE_ADDRESS,
+  RELAY_ATTRIBUTE,
+  DEFAULT_RELAY_TIMEOUT_MS,
+} from './relay.js';
+export type {
+  RelayEvent,
+  RelayServiceOptions,
+  RegisterRelayOptions,
+  RelayRegistrationResult,
+  RelayRegistrationOptions,
+  RelayRegistrationEvent,
+} from './relay.js';

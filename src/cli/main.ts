@@ -5,6 +5,7 @@ import { openHome, PASSPHRASE_ENV } from './home.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerCredentialCommands } from './commands/credentials.js';
+import { registerRelayCommands } from './commands/relay.js';
 import { invalid, ManualClock, systemClock, type Clock } from '../core/index.js';
 import type { CliContext } from './context.js';
 
@@ -40,6 +41,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerIdentityCommands(program, context);
   registerDemoCommand(program, context);
   registerCredentialCommands(program, context);
+  registerRelayCommands(program, context);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

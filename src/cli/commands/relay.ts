@@ -1,0 +1,349 @@
+import type { Command } from 'commander';
+import { ErrorKind, invalid, MandateError, type Logger, type LogFields } from '../../core/index.js';
+import { generateX25519KeyPair } from '../../crypto/index.js';
+import { toHex } from '../../encoding/index.js';
+import { decodeChain, decodeConstraintValue, formatConstraint } from '../../credentials/index.js';
+import {
+  attestPurposeKey,
+  Purpose,
+  type Identifier,
+  type VerifiedIdentity,
+} from '../../identity/index.js';
+import {
+  encodeIdentityPayload,
+  openSecureChannel,
+  registerRelay,
+  RelayRegistration,
+  RelayService,
+  SecureChannelListener,
+  staticKeyFromSecret,
+  TrustPolicies,
+  type SecureChannelOptions,
+  type VerifiedPeer,
+} from '../../channel/index.js';
+import {
+  localAddress,
+  parseRoute,
+  parseTcpPeer,
+  RELAY_PREFIX,
+  Router,
+  TcpTransport,
+  TransportType,
+  type Route,
+  type Worker,
+} from '../../routing/index.js';
+import type { CliContext } from '../context.js';
+import type { Home } from '../home.js';
+import { readBytesArgument } from '../input.js';
+import { collect, parsePositiveInteger } from '../parse.js';
+
+const ECHO = 'echo';
+const API = 'api';
+
+interface NodeOptions {
+  identity: string;
+  credential?: string[];
+}
+
+/** Logs to stderr, one line per event: `mandate: message key=value …`. */
+function stderrLogger(): Logger {
+  const line = (level: string, message: string, fields?: LogFields): void => {
+    const rest = Object.entries(fields ?? {})
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join(' ');
+    process.stderr.write(`${level} ${message}${rest === '' ? '' : ` ${rest}`}\n`);
+  };
+  return {
+    debug: () => undefined,
+    info: (message, fields) => {
+      line('info', message, fields);
+    },
+    warn: (message, fields) => {
+      line('warn', message, fields);
+    },
+    error: (message, fields) => {
+      line('error', message, fields);
+    },
+  };
+}
+
+/**
+ * This process's side of secure channels: the home's identity, a fresh X25519 key attested by
+ * its primary key for this run (the key lives only in memory), and the credentials given as files
+ * (chains of length 0, as `credential issue --out` writes them). Peers must hold a credential from
+ * one of this home's trust anchors.
+ */
+async function channelOptions(
+  ctx: CliContext,
+  home: Home,
+  opts: NodeOptions,
+  logger: Logger,
+): Promise<{ identity: VerifiedIdentity; options: SecureChannelOptions }> {
+  const known = await home.identities.get(opts.identity);
+  if (known.primaryKeyId === null) {
+    throw invalid(
+      'ERR_IDENTITY_NOT_LOCAL',
+      `identity \`${opts.identity}\` has no key in this vault`,
+    );
+  }
+  const keyPair = generateX25519KeyPair();
+  const attestation = await attestPurposeKey(
+    home.vault,
+    known.identity,
+    known.primaryKeyId,
+    { purpose: Purpose.secureChannel, x25519: keyPair.publicKey },
+    { nowSeconds: ctx.clock.nowSeconds() },
+  );
+  const credentials = (opts.credential ?? []).map(
+    (file) => decodeChain(readBytesArgument(file, 'credential')).root,
+  );
+  const authorities = new Map<Identifier, VerifiedIdentity>();
+  for (const id of await home.trustAnchors.listTrustAnchors())
+    authorities.set(id, (await home.identities.get(id)).identity);
+  return {
+    identity: known.identity,
+    options: {
+      staticKey: staticKeyFromSecret(keyPair.secretKey),
+      identityPayload: encodeIdentityPayload({
+        changeHistory: known.identity.changeHistory,
+        secureChannelAttestation: attestation,
+        credentials,
+        chains: [],
+      }),
+      verify: { authorities, trustPolicy: TrustPolicies.credentialHolder() },
+      clock: ctx.clock,
+      logger,
+    },
+  };
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (signal: string): void => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve(signal);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}
+
+async function listen(transport: TcpTransport, text: string, logger: Logger): Promise<void> {
+  const { host, port } = parseTcpPeer(text);
+  const listener = await transport.listen({ host, port });
+  logger.info('listening', { address: `${listener.host}:${String(listener.port)}` });
+}
+
+/** A route whose first hop is a TCP address, with that hop replaced by a connection. */
+function connectRoute(transport: TcpTransport, text: string): Route {
+  const route = parseRoute(text);
+  const first = route[0];
+  if (first?.type !== TransportType.tcp) {
+    throw invalid('ERR_ARGUMENT_INVALID', `route \`${text}\` must start with /ip4 or /dnsaddr`);
+  }
+  return [localAddress(transport.connect(first.value)), ...route.slice(1)];
+}
+
+/** The route to a node's channel listener: `api` is added unless the route names a service. */
+function toListener(route: Route): Route {
+  const last = route[route.length - 1];
+  const namesService =
+    last?.type === TransportType.local && !last.value.startsWith(RELAY_PREFIX) && route.length > 1;
+  return namesService ? route : [...route, localAddress(API)];
+}
+
+const echoWorker: Worker = {
+  async handleMessage(ctx, envelope) {
+    await ctx.reply(envelope.payload);
+  },
+};
+
+function describePeer(peer: VerifiedPeer): {
+  identifier: string;
+  attributes: Record<string, string>;
+} {
+  const attributes: Record<string, string> = {};
+  for (const credential of peer.credentials) {
+    for (const [name, value] of credential.attributes) {
+      let text: string;
+      try {
+        text = formatConstraint(name, decodeConstraintValue(value)).slice(name.length);
+      } catch {
+        text = `0x${toHex(value)}`;
+      }
+      attributes[name] = text;
+    }
+  }
+  return { identifier: peer.identifier, attributes };
+}
+
+export function registerRelayCommands(program: Command, context: () => CliContext): void {
+  program
+    .command('relay')
+    .description('relays: reach nodes that cannot be dialled')
+    .command('start')
+    .description('run a relay node until SIGINT or SIGTERM (logs on stderr)')
+    .requiredOption('--listen <host:port>', 'where to listen, e.g. 127.0.0.1:4100')
+    .requiredOption('--identity <name>', 'the local identity of this node')
+    .option('--credential <file>', 'a credential to present (repeatable)', collect)
+    .action(async (opts: NodeOptions & { listen: string }) => {
+      const ctx = context();
+      const logger = stderrLogger();
+      const home = await ctx.openHome();
+      const router = new Router({ logger });
+      try {
+        const { options } = await channelOptions(ctx, home, opts, logger);
+        const transport = new TcpTransport(router, { logger });
+        const listener = new SecureChannelListener(router, options);
+        router.allowFromAnyConnection(API);
+        const service = new RelayService(router, {
+          listener,
+          logger,
+          // Binds and refusals the service logs itself.
+          onEvent: (event) => {
+            if (event.type === 'registered') logger.info('relay registered', { ...event });
+          },
+        });
+        await listen(transport, opts.listen, logger);
+        const signal = await untilSignal();
+        logger.info('stopping', { signal });
+        service.close();
+        await listener.close();
+      } finally {
+        await router.close();
+        home.close();
+      }
+    });
+
+  program
+    .command('node')
+    .description('a node with a channel listener (`api`) and an echo service (`echo`)')
+    .command('start')
+    .description('run a node until SIGINT or SIGTERM (logs on stderr)')
+    .requiredOption('--listen <host:port>', 'where to listen, e.g. 127.0.0.1:4000')
+    .requiredOption('--identity <name>', 'the local identity of this node')
+    .option('--credential <file>', 'a credential to present (repeatable)', collect)
+    .option(
+      '--relay <route>',
+      'register at the relay node at this route, e.g. /ip4/127.0.0.1/tcp/4100',
+    )
+    .option('--relay-name <name>', 'the name to register (needs a credential with relay=NAME)')
+    .action(async (opts: NodeOptions & { listen: string; relay?: string; relayName?: string }) => {
+      const ctx = context();
+      if ((opts.relay === undefined) !== (opts.relayName === undefined)) {
+        throw invalid('ERR_ARGUMENT_INVALID', '`--relay` and `--relay-name` go together');
+      }
+      const logger = stderrLogger();
+      const home = await ctx.openHome();
+      const router = new Router({ logger });
+      const lost = new Map<string, () => void>();
+      try {
+        const { options } = await channelOptions(ctx, home, opts, logger);
+        const transport = new TcpTransport(router, {
+          logger,
+          onConnectionClosed: (id) => {
+            lost.get(id)?.();
+            lost.delete(id);
+          },
+        });
+        const listener = new SecureChannelListener(router, { ...options, deliverTo: [ECHO] });
+        router.allowFromAnyConnection(API);
+        router.registerWorker(ECHO, echoWorker);
+        await listen(transport, opts.listen, logger);
+        let registration: RelayRegistration | undefined;
+        const relay = opts.relay;
+        const name = opts.relayName;
+        if (relay !== undefined && name !== undefined) {
+          registration = new RelayRegistration({
+            attempt: async () => {
+              const route = connectRoute(transport, relay);
+              const first = route[0];
+              const connection = first === undefined ? '' : first.value;
+              const dropped = new Promise<void>((resolve) => lost.set(connection, resolve));
+              const channel = await openSecureChannel(router, toListener(route), options);
+              await registerRelay(router, { channel, connection, name });
+              return { lost: dropped };
+            },
+            onEvent: (event) => {
+              logger.info(`relay registration ${event.type}`, { ...event, name });
+            },
+          });
+          registration.start();
+        }
+        const signal = await untilSignal();
+        logger.info('stopping', { signal });
+        registration?.stop();
+        await listener.close();
+      } finally {
+        await router.close();
+        home.close();
+      }
+    });
+
+  program
+    .command('channel')
+    .description('secure channels')
+    .command('ping')
+    .argument('<route>', 'route to a node, e.g. /ip4/127.0.0.1/tcp/4100/relay/bob')
+    .description('open a secure channel and time round trips to the `echo` service')
+    .requiredOption('--identity <name>', 'the local identity to present')
+    .option('--credential <file>', 'a credential to present (repeatable)', collect)
+    .option('--count <n>', 'how many round trips', '3')
+    .action(async (routeText: string, opts: NodeOptions & { count: string }) => {
+      const ctx = context();
+      const count = parsePositiveInteger(opts.count, '--count');
+      const logger = stderrLogger();
+      const home = await ctx.openHome();
+      const router = new Router();
+      try {
+        const { options } = await channelOptions(ctx, home, opts, logger);
+        const transport = new TcpTransport(router, { logger });
+        const route = toListener(connectRoute(transport, routeText));
+        const opened = Date.now();
+        const channel = await openSecureChannel(router, route, options);
+        const handshakeMs = Date.now() - opened;
+        let answer: (() => void) | undefined;
+        router.registerWorker('ping', {
+          handleMessage: () => {
+            answer?.();
+          },
+        });
+        channel.allow('ping');
+        const rttsMs: number[] = [];
+        for (let i = 0; i < count; i++) {
+          const started = process.hrtime.bigint();
+          const answered = new Promise<void>((resolve, reject) => {
+            answer = resolve;
+            setTimeout(() => {
+              reject(
+                new MandateError('ERR_PING_TIMEOUT', ErrorKind.timeout, 'no echo within 10000 ms'),
+              );
+            }, 10_000).unref();
+          });
+          await router.send({
+            onwardRoute: [localAddress(channel.address), localAddress(ECHO)],
+            returnRoute: [localAddress('ping')],
+            payload: new TextEncoder().encode(`ping ${String(i)}`),
+          });
+          await answered;
+          rttsMs.push(Number(process.hrtime.bigint() - started) / 1e6);
+        }
+        await channel.close();
+        const peer = describePeer(channel.peer);
+        ctx.out.result({ route: routeText, peer, handshakeMs, rttsMs }, () =>
+          [
+            `peer ${peer.identifier}`,
+            ...Object.entries(peer.attributes).map(([k, v]) => `  ${k}${v}`),
+            `handshake ${String(handshakeMs)} ms`,
+            ...rttsMs.map((ms, i) => `echo ${String(i)}: ${ms.toFixed(2)} ms`),
+          ].join('\n'),
+        );
+      } finally {
+        await router.close();
+        home.close();
+      }
+    });
+}
