@@ -9,6 +9,7 @@ import { openHome } from '../home.js';
 import { formatFields } from '../output.js';
 import { startProgress } from '../progress.js';
 import { runCredentialScenario } from './demo-credentials.js';
+import { runChannelScenario } from './demo-channels.js';
 import type { CliContext } from '../context.js';
 
 interface DemoOptions {
@@ -136,6 +137,13 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
           say,
           showProgress,
         );
+        const channels = await runChannelScenario(
+          home,
+          home.authority('authority'),
+          created,
+          ctx.clock.nowSeconds(),
+          say,
+        );
 
         const summary = {
           home: dir,
@@ -161,6 +169,7 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
             wrongIdentifier: spliceCode,
           },
           credentials,
+          channels,
           example: { identifier: victim.identity.identifier, changeHistory: toHex(current) },
         };
         ctx.out.result(summary, () =>
@@ -192,6 +201,10 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
               [
                 'revocation',
                 `${credentials.revocation.subAgentsDeniedAfter}/${credentials.subAgents} sub-agents denied at once; human unaffected: ${credentials.revocation.humanStillAllowed ? 'yes' : 'no'}`,
+              ],
+              [
+                'secure channels',
+                `${channels.channels} through a relay (${channels.handshakesPerSecond} handshakes/s, identities and credentials verified), ${channels.echoed} echoed end to end, ${channels.bytesRelayed} bytes relayed, plaintext seen by the relay: ${channels.plaintextSeenByRelay ? 'YES' : 'no'}, tampered frame ${channels.tamperedFrameDropped ? 'detected' : 'NOT detected'}`,
               ],
               ['example agent', victim.identity.identifier],
             ]),
