@@ -73,3 +73,5 @@ export type {
   RelayRegistrationOptions,
   RelayRegistrationEvent,
 } from './relay.js';
+export { prepareChannelIdentity, DEFAULT_CHANNEL_KEY_TTL_SECONDS } from './channel-identity.js';
+export type { ChannelIdentity, ChannelIdentityOptions } from './channel-identity.js';

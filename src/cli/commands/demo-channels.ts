@@ -1,16 +1,10 @@
 import { MandateError, ErrorKind } from '../../core/index.js';
-import { generateX25519KeyPair } from '../../crypto/index.js';
 import {
   constraintsToAttributes,
   parseConstraint,
   type Authority,
 } from '../../credentials/index.js';
-import {
-  attestPurposeKey,
-  Purpose,
-  type Identifier,
-  type VerifiedIdentity,
-} from '../../identity/index.js';
+import type { Identifier, VerifiedIdentity } from '../../identity/index.js';
 import {
   localAddress,
   MemoryNetwork,
@@ -20,12 +14,11 @@ import {
   type Envelope,
 } from '../../routing/index.js';
 import {
-  encodeIdentityPayload,
   openSecureChannel,
+  prepareChannelIdentity,
   registerRelay,
   RelayService,
   SecureChannelListener,
-  staticKeyFromSecret,
   TrustPolicies,
   type SecureChannelOptions,
 } from '../../channel/index.js';
@@ -65,14 +58,6 @@ export async function runChannelScenario(
     primaryKeyId: string,
     grant: readonly string[],
   ): Promise<SecureChannelOptions> => {
-    const keyPair = generateX25519KeyPair();
-    const attestation = await attestPurposeKey(
-      home.vault,
-      identity,
-      primaryKeyId,
-      { purpose: Purpose.secureChannel, x25519: keyPair.publicKey },
-      { nowSeconds },
-    );
     await authority.addMember(
       authorityId,
       identity.identifier,
@@ -81,13 +66,12 @@ export async function runChannelScenario(
     );
     const credential = await authority.issueCredential(identity, nowSeconds);
     return {
-      staticKey: staticKeyFromSecret(keyPair.secretKey),
-      identityPayload: encodeIdentityPayload({
-        changeHistory: identity.changeHistory,
-        secureChannelAttestation: attestation,
+      ...(await prepareChannelIdentity(home.vault, {
+        identity,
+        primaryKeyId,
         credentials: [credential],
-        chains: [],
-      }),
+        nowSeconds,
+      })),
       verify: { authorities, trustPolicy: TrustPolicies.credentialHolder() },
       clock,
     };

@@ -1,22 +1,15 @@
 import type { Command } from 'commander';
 import { ErrorKind, invalid, MandateError, type Logger, type LogFields } from '../../core/index.js';
-import { generateX25519KeyPair } from '../../crypto/index.js';
 import { toHex } from '../../encoding/index.js';
 import { decodeChain, decodeConstraintValue, formatConstraint } from '../../credentials/index.js';
+import type { Identifier, VerifiedIdentity } from '../../identity/index.js';
 import {
-  attestPurposeKey,
-  Purpose,
-  type Identifier,
-  type VerifiedIdentity,
-} from '../../identity/index.js';
-import {
-  encodeIdentityPayload,
   openSecureChannel,
+  prepareChannelIdentity,
   registerRelay,
   RelayRegistration,
   RelayService,
   SecureChannelListener,
-  staticKeyFromSecret,
   TrustPolicies,
   type SecureChannelOptions,
   type VerifiedPeer,
@@ -87,30 +80,22 @@ async function channelOptions(
       `identity \`${opts.identity}\` has no key in this vault`,
     );
   }
-  const keyPair = generateX25519KeyPair();
-  const attestation = await attestPurposeKey(
-    home.vault,
-    known.identity,
-    known.primaryKeyId,
-    { purpose: Purpose.secureChannel, x25519: keyPair.publicKey },
-    { nowSeconds: ctx.clock.nowSeconds() },
-  );
   const credentials = (opts.credential ?? []).map(
     (file) => decodeChain(readBytesArgument(file, 'credential')).root,
   );
   const authorities = new Map<Identifier, VerifiedIdentity>();
   for (const id of await home.trustAnchors.listTrustAnchors())
     authorities.set(id, (await home.identities.get(id)).identity);
+  const prepared = await prepareChannelIdentity(home.vault, {
+    identity: known.identity,
+    primaryKeyId: known.primaryKeyId,
+    credentials,
+    nowSeconds: ctx.clock.nowSeconds(),
+  });
   return {
     identity: known.identity,
     options: {
-      staticKey: staticKeyFromSecret(keyPair.secretKey),
-      identityPayload: encodeIdentityPayload({
-        changeHistory: known.identity.changeHistory,
-        secureChannelAttestation: attestation,
-        credentials,
-        chains: [],
-      }),
+      ...prepared,
       verify: { authorities, trustPolicy: TrustPolicies.credentialHolder() },
       clock: ctx.clock,
       logger,
