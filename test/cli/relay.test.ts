@@ -181,6 +181,22 @@ describe('relay and node commands', () => {
     expect(result.rttsMs).toHaveLength(3);
     expect(relay.stderr()).toMatch(/relay: bound name=bob/);
 
+    // `channel open`: the handshake alone, the verified peer printed.
+    const open = await run(
+      '--home',
+      home,
+      '--json',
+      'channel',
+      'open',
+      `${relayRoute}/relay/bob`,
+      '--identity',
+      'alice',
+      '--credential',
+      aliceCred,
+    );
+    expect(open.code, open.stderr).toBe(0);
+    expect(json(open).peer).toEqual(result.peer);
+
     expect(await bob.stop('SIGTERM')).toBe(0);
     expect(bob.stderr()).toMatch(/stopping signal=SIGTERM/);
     expect(await relay.stop('SIGINT')).toBe(0);

@@ -268,9 +268,43 @@ export function registerRelayCommands(program: Command, context: () => CliContex
       }
     });
 
-  program
-    .command('channel')
-    .description('secure channels')
+  const channel = program.command('channel').description('secure channels');
+  channel
+    .command('open')
+    .argument('<route>', 'route to a node, e.g. /ip4/127.0.0.1/tcp/4000')
+    .description('open a secure channel, print the verified peer, and close it')
+    .requiredOption('--identity <name>', 'the local identity to present')
+    .option('--credential <file>', 'a credential to present (repeatable)', collect)
+    .action(async (routeText: string, opts: NodeOptions) => {
+      const ctx = context();
+      const logger = stderrLogger();
+      const home = await ctx.openHome();
+      const router = new Router();
+      try {
+        const { options } = await channelOptions(ctx, home, opts, logger);
+        const transport = new TcpTransport(router, { logger });
+        const opened = Date.now();
+        const secureChannel = await openSecureChannel(
+          router,
+          toListener(connectRoute(transport, routeText)),
+          options,
+        );
+        const handshakeMs = Date.now() - opened;
+        await secureChannel.close();
+        const peer = describePeer(secureChannel.peer);
+        ctx.out.result({ route: routeText, peer, handshakeMs }, () =>
+          [
+            `peer ${peer.identifier}`,
+            ...Object.entries(peer.attributes).map(([k, v]) => `  ${k}${v}`),
+            `handshake ${String(handshakeMs)} ms`,
+          ].join('\n'),
+        );
+      } finally {
+        await router.close();
+        home.close();
+      }
+    });
+  channel
     .command('ping')
     .argument('<route>', 'route to a node, e.g. /ip4/127.0.0.1/tcp/4100/relay/bob')
     .description('open a secure channel and time round trips to the `echo` service')
