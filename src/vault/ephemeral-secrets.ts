@@ -123,3 +123,62 @@ export class EphemeralSecrets {
     this.#secrets.clear();
   }
 }
+
+/**
+ * The secure-channel vault operations on ephemeral secrets (DH outputs, HKDF outputs, imported
+ * keys), shared by the vaults that keep them in guarded memory: one implementation instead of a
+ * copy per vault.
+ */
+export abstract class GuardedSecretOperations {
+  protected readonly secrets: EphemeralSecrets;
+
+  protected constructor(arena: SecureArena) {
+    this.secrets = new EphemeralSecrets(arena);
+  }
+
+  hkdf(
+    salt: SecretHandle,
+    ikm: SecretHandle | undefined,
+    info: Uint8Array,
+    count: 1 | 2 | 3,
+  ): Promise<SecretHandle[]> {
+    return attempt(() => this.secrets.hkdf(salt, ikm, info, count));
+  }
+
+  importSecret(bytes: Uint8Array): Promise<SecretHandle> {
+    return attempt(() => this.secrets.import(bytes));
+  }
+
+  aeadEncrypt(
+    key: SecretHandle,
+    nonce: Uint8Array,
+    plaintext: Uint8Array,
+    aad: Uint8Array,
+  ): Promise<Uint8Array> {
+    return attempt(() => this.secrets.aeadEncrypt(key, nonce, plaintext, aad));
+  }
+
+  aeadDecrypt(
+    key: SecretHandle,
+    nonce: Uint8Array,
+    ciphertext: Uint8Array,
+    aad: Uint8Array,
+  ): Promise<Uint8Array> {
+    return attempt(() => this.secrets.aeadDecrypt(key, nonce, ciphertext, aad));
+  }
+
+  deleteSecret(secret: SecretHandle): Promise<void> {
+    return attempt(() => {
+      this.secrets.delete(secret);
+    });
+  }
+}
+
+/** Synchronous work as a promise: a throw becomes a rejection, as the async interfaces promise. */
+function attempt<T>(work: () => T): Promise<T> {
+  try {
+    return Promise.resolve(work());
+  } catch (error) {
+    return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+  }
+}

@@ -1,6 +1,6 @@
 /* eslint-disable @typescript-eslint/require-await -- the interfaces are async for persistent and HSM vaults; here the work is synchronous and `async` only turns throws into rejections */
 import { SecureArena } from '../crypto/index.js';
-import { EphemeralSecrets } from './ephemeral-secrets.js';
+import { GuardedSecretOperations } from './ephemeral-secrets.js';
 import {
   generateSigningKeyEntry,
   generateX25519KeyEntry,
@@ -29,14 +29,17 @@ export interface MemoryVaultOptions {
  * tests, ephemeral agents and in-process work. One map of entries, so a signature costs a
  * lookup over the raw primitive.
  */
-export class MemoryVault implements SigningVault, SecureChannelVault {
+export class MemoryVault
+  extends GuardedSecretOperations
+  implements SigningVault, SecureChannelVault
+{
   readonly #arena: SecureArena;
   readonly #keys = new Map<string, KeyEntry>();
-  readonly #secrets: EphemeralSecrets;
 
   constructor(options: MemoryVaultOptions = {}) {
-    this.#arena = options.arena ?? new SecureArena();
-    this.#secrets = new EphemeralSecrets(this.#arena);
+    const arena = options.arena ?? new SecureArena();
+    super(arena);
+    this.#arena = arena;
   }
 
   async generateSigningKey(keyType: SigningKeyType): Promise<SigningKeyHandle> {
@@ -72,49 +75,14 @@ export class MemoryVault implements SigningVault, SecureChannelVault {
   }
 
   async dh(keyId: string, peerPublicKey: Uint8Array): Promise<SecretHandle> {
-    return this.#secrets.add(this.#x25519Entry(keyId).dh(this.#arena, peerPublicKey));
-  }
-
-  async hkdf(
-    salt: SecretHandle,
-    ikm: SecretHandle | undefined,
-    info: Uint8Array,
-    count: 1 | 2 | 3,
-  ): Promise<SecretHandle[]> {
-    return this.#secrets.hkdf(salt, ikm, info, count);
-  }
-
-  async importSecret(bytes: Uint8Array): Promise<SecretHandle> {
-    return this.#secrets.import(bytes);
-  }
-
-  async aeadEncrypt(
-    key: SecretHandle,
-    nonce: Uint8Array,
-    plaintext: Uint8Array,
-    aad: Uint8Array,
-  ): Promise<Uint8Array> {
-    return this.#secrets.aeadEncrypt(key, nonce, plaintext, aad);
-  }
-
-  async aeadDecrypt(
-    key: SecretHandle,
-    nonce: Uint8Array,
-    ciphertext: Uint8Array,
-    aad: Uint8Array,
-  ): Promise<Uint8Array> {
-    return this.#secrets.aeadDecrypt(key, nonce, ciphertext, aad);
-  }
-
-  async deleteSecret(secret: SecretHandle): Promise<void> {
-    this.#secrets.delete(secret);
+    return this.secrets.add(this.#x25519Entry(keyId).dh(this.#arena, peerPublicKey));
   }
 
   /** Wipes every key and secret; the vault stays usable but empty. */
   destroy(): void {
     for (const entry of this.#keys.values()) entry.destroy();
     this.#keys.clear();
-    this.#secrets.destroyAll();
+    this.secrets.destroyAll();
   }
 
   #signingEntry(keyId: string): SigningKeyEntry {

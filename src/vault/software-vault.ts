@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/require-await -- the interfaces are async; the ephemeral-secret work is synchronous and `async` only turns throws into rejections */
 import { invalid } from '../core/index.js';
 import {
   AEAD_KEY_BYTES,
@@ -7,7 +6,7 @@ import {
   X25519_KEY_BYTES,
   type SecretBytes,
 } from '../crypto/index.js';
-import { EphemeralSecrets } from './ephemeral-secrets.js';
+import { GuardedSecretOperations } from './ephemeral-secrets.js';
 import {
   SigningKeyEntry,
   X25519KeyEntry,
@@ -55,7 +54,10 @@ export interface SoftwareVaultOptions {
  * Concurrent first uses of one key share one unseal; a delete racing with an unseal wins (the
  * unsealed copy is wiped and the caller gets `ERR_VAULT_KEY_NOT_FOUND`).
  */
-export class SoftwareVault implements SigningVault, SecureChannelVault {
+export class SoftwareVault
+  extends GuardedSecretOperations
+  implements SigningVault, SecureChannelVault
+{
   readonly #repository: SealedKeyRepository;
   readonly #kek: SecretBytes;
   readonly #arena: SecureArena;
@@ -63,9 +65,10 @@ export class SoftwareVault implements SigningVault, SecureChannelVault {
   /** Insertion order is recency order: a hit moves the key to the end, eviction takes the front. */
   readonly #cache = new Map<string, KeyEntry>();
   readonly #loading = new Map<string, Promise<KeyEntry>>();
-  readonly #secrets: EphemeralSecrets;
 
   constructor(options: SoftwareVaultOptions) {
+    const arena = options.arena ?? new SecureArena();
+    super(arena);
     if (options.kek.byteLength !== AEAD_KEY_BYTES) {
       throw invalid(
         'ERR_CRYPTO_KEY_LENGTH',
@@ -81,9 +84,8 @@ export class SoftwareVault implements SigningVault, SecureChannelVault {
     }
     this.#repository = options.repository;
     this.#kek = options.kek;
-    this.#arena = options.arena ?? new SecureArena();
+    this.#arena = arena;
     this.#cacheKeys = cacheKeys;
-    this.#secrets = new EphemeralSecrets(this.#arena);
   }
 
   async generateSigningKey(keyType: SigningKeyType): Promise<SigningKeyHandle> {
@@ -133,49 +135,14 @@ export class SoftwareVault implements SigningVault, SecureChannelVault {
     let entry = this.#cached(keyId);
     while (entry === undefined || entry.secret.destroyed) entry = await this.#load(keyId);
     if (entry.purpose !== 'x25519') throw wrongPurpose(keyId, 'x25519');
-    return this.#secrets.add(entry.dh(this.#arena, peerPublicKey));
-  }
-
-  async hkdf(
-    salt: SecretHandle,
-    ikm: SecretHandle | undefined,
-    info: Uint8Array,
-    count: 1 | 2 | 3,
-  ): Promise<SecretHandle[]> {
-    return this.#secrets.hkdf(salt, ikm, info, count);
-  }
-
-  async importSecret(bytes: Uint8Array): Promise<SecretHandle> {
-    return this.#secrets.import(bytes);
-  }
-
-  async aeadEncrypt(
-    key: SecretHandle,
-    nonce: Uint8Array,
-    plaintext: Uint8Array,
-    aad: Uint8Array,
-  ): Promise<Uint8Array> {
-    return this.#secrets.aeadEncrypt(key, nonce, plaintext, aad);
-  }
-
-  async aeadDecrypt(
-    key: SecretHandle,
-    nonce: Uint8Array,
-    ciphertext: Uint8Array,
-    aad: Uint8Array,
-  ): Promise<Uint8Array> {
-    return this.#secrets.aeadDecrypt(key, nonce, ciphertext, aad);
-  }
-
-  async deleteSecret(secret: SecretHandle): Promise<void> {
-    this.#secrets.delete(secret);
+    return this.secrets.add(entry.dh(this.#arena, peerPublicKey));
   }
 
   /** Wipes every unsealed key and ephemeral secret in memory; sealed keys stay and reload on use. */
   destroy(): void {
     for (const entry of this.#cache.values()) entry.destroy();
     this.#cache.clear();
-    this.#secrets.destroyAll();
+    this.secrets.destroyAll();
   }
 
   /** The number of unsealed keys in memory (for tests and metrics). */
