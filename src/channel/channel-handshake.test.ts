@@ -1,90 +1,25 @@
 import { describe, expect, it } from 'vitest';
 import { isMandateError } from '../core/index.js';
 import { generateX25519KeyPair } from '../crypto/index.js';
-import {
-  attestPurposeKey,
-  Identities,
-  MemoryIdentityRepository,
-  Purpose,
-} from '../identity/index.js';
-import { MemoryVault } from '../vault/index.js';
-import {
-  constraintsToAttributes,
-  issueCredential,
-  parseConstraint,
-  type CredentialIssuer,
-} from '../credentials/index.js';
+import type { Identifier, VerifiedIdentity } from '../identity/index.js';
+import { channelWorld, CHANNEL_NOW, type ChannelParty } from '../../test/helpers/channel-world.js';
 import { ChannelHandshake } from './channel-handshake.js';
-import { encodeIdentityPayload, TrustPolicies, type TrustPolicy } from './identity-payload.js';
+import { TrustPolicies, type TrustPolicy } from './identity-payload.js';
 import { staticKeyFromSecret } from './noise.js';
 
-const NOW = 1_800_000_000;
-
-async function world() {
-  const vault = new MemoryVault();
-  const identities = new Identities({
-    vault,
-    repository: new MemoryIdentityRepository(),
-    clock: { nowSeconds: () => NOW },
-  });
-  const authorityLocal = await identities.create({ name: 'authority' });
-  const authorityKey = await identities.purposeKey('authority', Purpose.credentials);
-  const authority: CredentialIssuer = {
-    identity: authorityLocal.identity,
-    credentialKeyId: authorityKey.keyId,
-    credentialKeyAttestation: authorityKey.verified.attestation,
-  };
-  const authorities = new Map([[authorityLocal.identity.identifier, authorityLocal.identity]]);
-  const party = async (name: string, credentialed: boolean, attested = generateX25519KeyPair()) => {
-    const local = await identities.create({ name, purposeKeys: false });
-    // The Noise static key: attested by the primary key like any secure-channel purpose key.
-    const attestation = await attestPurposeKey(
-      vault,
-      local.identity,
-      local.primaryKeyId,
-      { purpose: Purpose.secureChannel, x25519: attested.publicKey },
-      { nowSeconds: NOW },
-    );
-    const credentials = credentialed
-      ? [
-          await issueCredential(
-            vault,
-            authority,
-            local.identity,
-            constraintsToAttributes(new Map([parseConstraint('tools=read_orders')])),
-            { nowSeconds: NOW },
-          ),
-        ]
-      : [];
-    return {
-      identity: local.identity,
-      payload: encodeIdentityPayload({
-        changeHistory: local.identity.changeHistory,
-        secureChannelAttestation: attestation,
-        credentials,
-        chains: [],
-      }),
-      keyPair: attested,
-    };
-  };
-  return { authorities, party };
-}
-
-type Party = Awaited<ReturnType<Awaited<ReturnType<typeof world>>['party']>>;
+const NOW = CHANNEL_NOW;
 
 function handshake(
-  authorities:
-    | Map<`I${string}`, never>
-    | ReadonlyMap<`I${string}`, import('../identity/index.js').VerifiedIdentity>,
-  party: Party,
+  authorities: ReadonlyMap<Identifier, VerifiedIdentity>,
+  party: ChannelParty,
   initiator: boolean,
   trustPolicy: TrustPolicy,
-  staticSecret = party.keyPair.secretKey,
+  staticKey = party.staticKey,
 ) {
   return new ChannelHandshake({
     initiator,
-    staticKey: staticKeyFromSecret(staticSecret),
-    identityPayload: party.payload,
+    staticKey,
+    identityPayload: party.identityPayload,
     generateEphemeral: generateX25519KeyPair,
     verify: { nowSeconds: NOW + 1, authorities, trustPolicy },
   });
@@ -104,9 +39,9 @@ const causeOf = (fn: () => unknown): string => {
 
 describe('ChannelHandshake', () => {
   it('authenticates both identities and their credentials, then carries messages both ways', async () => {
-    const w = await world();
-    const alice = await w.party('alice', true);
-    const bob = await w.party('bob', true);
+    const w = await channelWorld();
+    const alice = await w.party('alice', ['tools=read_orders']);
+    const bob = await w.party('bob', ['tools=read_orders']);
     const a = handshake(w.authorities, alice, true, TrustPolicies.credentialHolder());
     const b = handshake(
       w.authorities,
@@ -132,9 +67,9 @@ describe('ChannelHandshake', () => {
   });
 
   it('refuses peers the trust policy does not accept, and a static key that is not the attested one', async () => {
-    const w = await world();
-    const alice = await w.party('alice', false);
-    const bob = await w.party('bob', true);
+    const w = await channelWorld();
+    const alice = await w.party('alice', null);
+    const bob = await w.party('bob', ['tools=read_orders']);
     // Bob requires a credential; Alice has none: refused when message 3 arrives.
     const a = handshake(w.authorities, alice, true, TrustPolicies.credentialHolder());
     const b = handshake(w.authorities, bob, false, TrustPolicies.credentialHolder());
@@ -146,7 +81,7 @@ describe('ChannelHandshake', () => {
       bob,
       false,
       TrustPolicies.credentialHolder(),
-      generateX25519KeyPair().secretKey,
+      staticKeyFromSecret(generateX25519KeyPair().secretKey),
     );
     const a2 = handshake(w.authorities, alice, true, TrustPolicies.credentialHolder());
     expect(causeOf(() => a2.receive(mallory.receive(a2.start()).send!))).toBe(
@@ -155,9 +90,9 @@ describe('ChannelHandshake', () => {
   });
 
   it('survives a tampered message: the honest one still completes', async () => {
-    const w = await world();
-    const alice = await w.party('alice', true);
-    const bob = await w.party('bob', true);
+    const w = await channelWorld();
+    const alice = await w.party('alice', ['tools=read_orders']);
+    const bob = await w.party('bob', ['tools=read_orders']);
     const a = handshake(w.authorities, alice, true, TrustPolicies.credentialHolder());
     const b = handshake(w.authorities, bob, false, TrustPolicies.credentialHolder());
     const m2 = b.receive(a.start()).send!;

@@ -1,21 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { MandateError } from '../core/index.js';
-import { generateX25519KeyPair } from '../crypto/index.js';
-import {
-  attestPurposeKey,
-  Identities,
-  MemoryIdentityRepository,
-  Purpose,
-  type VerifiedIdentity,
-} from '../identity/index.js';
-import { MemoryVault } from '../vault/index.js';
-import {
-  constraintsToAttributes,
-  issueCredential,
-  parseConstraint,
-  type CredentialIssuer,
-} from '../credentials/index.js';
+import { channelWorld } from '../../test/helpers/channel-world.js';
 import {
   localAddress,
   MemoryNetwork,
@@ -26,8 +12,7 @@ import {
   type MessageContext,
   type Worker,
 } from '../routing/index.js';
-import { encodeIdentityPayload, TrustPolicies } from './identity-payload.js';
-import { staticKeyFromSecret } from './noise.js';
+import { TrustPolicies } from './identity-payload.js';
 import {
   channelPeerOf,
   openSecureChannel,
@@ -53,54 +38,20 @@ const settle = async (turns = 10): Promise<void> => {
 const contains = (haystack: Uint8Array, needle: Uint8Array): boolean =>
   Buffer.from(haystack).includes(Buffer.from(needle));
 
+/** Parties as channel options, over the shared channel test world. */
 async function world() {
-  const vault = new MemoryVault();
-  const identities = new Identities({
-    vault,
-    repository: new MemoryIdentityRepository(),
-    clock: { nowSeconds: () => NOW },
-  });
-  const authorityLocal = await identities.create({ name: 'authority' });
-  const authorityKey = await identities.purposeKey('authority', Purpose.credentials);
-  const authority: CredentialIssuer = {
-    identity: authorityLocal.identity,
-    credentialKeyId: authorityKey.keyId,
-    credentialKeyAttestation: authorityKey.verified.attestation,
-  };
-  const authorities: ReadonlyMap<`I${string}`, VerifiedIdentity> = new Map([
-    [authorityLocal.identity.identifier, authorityLocal.identity],
-  ]);
+  const w = await channelWorld(NOW);
   /** A party holding one credential with the given constraints (`relay=bob`, `tools=x`). */
   const party = async (name: string, constraints: readonly string[]) => {
-    const keyPair = generateX25519KeyPair();
-    const local = await identities.create({ name, purposeKeys: false });
-    const attestation = await attestPurposeKey(
-      vault,
-      local.identity,
-      local.primaryKeyId,
-      { purpose: Purpose.secureChannel, x25519: keyPair.publicKey },
-      { nowSeconds: NOW },
-    );
-    const credential = await issueCredential(
-      vault,
-      authority,
-      local.identity,
-      constraintsToAttributes(new Map(constraints.map((c) => parseConstraint(c)))),
-      { nowSeconds: NOW },
-    );
+    const p = await w.party(name, constraints);
     const options = (extra: Partial<SecureChannelOptions> = {}): SecureChannelOptions => ({
-      staticKey: staticKeyFromSecret(keyPair.secretKey),
-      identityPayload: encodeIdentityPayload({
-        changeHistory: local.identity.changeHistory,
-        secureChannelAttestation: attestation,
-        credentials: [credential],
-        chains: [],
-      }),
-      verify: { authorities, trustPolicy: TrustPolicies.credentialHolder() },
+      staticKey: p.staticKey,
+      identityPayload: p.identityPayload,
+      verify: { authorities: w.authorities, trustPolicy: TrustPolicies.credentialHolder() },
       clock,
       ...extra,
     });
-    return { identity: local.identity, options };
+    return { identity: p.identity, options };
   };
   return { party };
 }

@@ -1,19 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { generateX25519KeyPair } from '../crypto/index.js';
-import {
-  attestPurposeKey,
-  Identities,
-  MemoryIdentityRepository,
-  Purpose,
-  type VerifiedIdentity,
-} from '../identity/index.js';
-import { MemoryVault } from '../vault/index.js';
-import {
-  constraintsToAttributes,
-  issueCredential,
-  parseConstraint,
-  type CredentialIssuer,
-} from '../credentials/index.js';
+import { channelWorld } from '../../test/helpers/channel-world.js';
 import {
   localAddress,
   MemoryNetwork,
@@ -24,8 +10,7 @@ import {
   type MessageContext,
   type Worker,
 } from '../routing/index.js';
-import { encodeIdentityPayload, TrustPolicies, type TrustPolicy } from './identity-payload.js';
-import { staticKeyFromSecret } from './noise.js';
+import { TrustPolicies, type TrustPolicy } from './identity-payload.js';
 import {
   channelPeerOf,
   ChannelMessageType,
@@ -45,61 +30,22 @@ const settle = async (turns = 10): Promise<void> => {
   for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
 };
 
+/** Parties as channel options, over the shared channel test world. */
 async function world() {
-  const vault = new MemoryVault();
-  const identities = new Identities({
-    vault,
-    repository: new MemoryIdentityRepository(),
-    clock: { nowSeconds: () => NOW },
-  });
-  const authorityLocal = await identities.create({ name: 'authority' });
-  const authorityKey = await identities.purposeKey('authority', Purpose.credentials);
-  const authority: CredentialIssuer = {
-    identity: authorityLocal.identity,
-    credentialKeyId: authorityKey.keyId,
-    credentialKeyAttestation: authorityKey.verified.attestation,
-  };
-  const authorities: ReadonlyMap<`I${string}`, VerifiedIdentity> = new Map([
-    [authorityLocal.identity.identifier, authorityLocal.identity],
-  ]);
+  const w = await channelWorld(NOW);
   const party = async (name: string, credentialed: boolean) => {
-    const keyPair = generateX25519KeyPair();
-    const local = await identities.create({ name, purposeKeys: false });
-    const attestation = await attestPurposeKey(
-      vault,
-      local.identity,
-      local.primaryKeyId,
-      { purpose: Purpose.secureChannel, x25519: keyPair.publicKey },
-      { nowSeconds: NOW },
-    );
-    const credentials = credentialed
-      ? [
-          await issueCredential(
-            vault,
-            authority,
-            local.identity,
-            constraintsToAttributes(new Map([parseConstraint('tools=read_orders')])),
-            { nowSeconds: NOW },
-          ),
-        ]
-      : [];
-    const payload = encodeIdentityPayload({
-      changeHistory: local.identity.changeHistory,
-      secureChannelAttestation: attestation,
-      credentials,
-      chains: [],
-    });
+    const p = await w.party(name, credentialed ? ['tools=read_orders'] : null);
     const options = (
       trustPolicy: TrustPolicy,
       extra: Partial<SecureChannelOptions> = {},
     ): SecureChannelOptions => ({
-      staticKey: staticKeyFromSecret(keyPair.secretKey),
-      identityPayload: payload,
-      verify: { authorities, trustPolicy },
+      staticKey: p.staticKey,
+      identityPayload: p.identityPayload,
+      verify: { authorities: w.authorities, trustPolicy },
       clock,
       ...extra,
     });
-    return { identity: local.identity, options };
+    return { identity: p.identity, options };
   };
   return { party };
 }
