@@ -1,6 +1,17 @@
-import { Identities, MemoryIdentityRepository, Purpose, type Identifier, type VerifiedIdentity } from '../../src/identity/index.js';
+import {
+  Identities,
+  MemoryIdentityRepository,
+  Purpose,
+  type Identifier,
+  type VerifiedIdentity,
+} from '../../src/identity/index.js';
 import { MemoryVault } from '../../src/vault/index.js';
-import { constraintsToAttributes, issueCredential, parseConstraint, type CredentialIssuer } from '../../src/credentials/index.js';
+import {
+  constraintsToAttributes,
+  issueCredential,
+  parseConstraint,
+  type CredentialIssuer,
+} from '../../src/credentials/index.js';
 import { prepareChannelIdentity, type NoiseStaticKey } from '../../src/channel/index.js';
 
 export const CHANNEL_NOW = 1_800_000_000;
@@ -19,7 +30,11 @@ export interface ChannelParty {
  */
 export async function channelWorld(now = CHANNEL_NOW) {
   const vault = new MemoryVault();
-  const identities = new Identities({ vault, repository: new MemoryIdentityRepository(), clock: { nowSeconds: () => now } });
+  const identities = new Identities({
+    vault,
+    repository: new MemoryIdentityRepository(),
+    clock: { nowSeconds: () => now },
+  });
   const authorityLocal = await identities.create({ name: 'authority' });
   const authorityKey = await identities.purposeKey('authority', Purpose.credentials);
   const authority: CredentialIssuer = {
@@ -27,14 +42,32 @@ export async function channelWorld(now = CHANNEL_NOW) {
     credentialKeyId: authorityKey.keyId,
     credentialKeyAttestation: authorityKey.verified.attestation,
   };
-  const authorities: ReadonlyMap<Identifier, VerifiedIdentity> = new Map([[authorityLocal.identity.identifier, authorityLocal.identity]]);
+  const authorities: ReadonlyMap<Identifier, VerifiedIdentity> = new Map([
+    [authorityLocal.identity.identifier, authorityLocal.identity],
+  ]);
   const party = async (name: string, grant: readonly string[] | null): Promise<ChannelParty> => {
     const local = await identities.create({ name, purposeKeys: false });
     const credentials =
       grant === null
         ? []
-        : [await issueCredential(vault, authority, local.identity, constraintsToAttributes(new Map(grant.map((g) => parseConstraint(g)))), { nowSeconds: now })];
-    return { identity: local.identity, ...(await prepareChannelIdentity(vault, { identity: local.identity, primaryKeyId: local.primaryKeyId, credentials, nowSeconds: now })) };
+        : [
+            await issueCredential(
+              vault,
+              authority,
+              local.identity,
+              constraintsToAttributes(new Map(grant.map((g) => parseConstraint(g)))),
+              { nowSeconds: now },
+            ),
+          ];
+    return {
+      identity: local.identity,
+      ...(await prepareChannelIdentity(vault, {
+        identity: local.identity,
+        primaryKeyId: local.primaryKeyId,
+        credentials,
+        nowSeconds: now,
+      })),
+    };
   };
   return { vault, identities, authority, authorities, party };
 }
