@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { MandateError } from '../core/index.js';
 import { channelWorld } from '../../test/helpers/channel-world.js';
 import {
+  encodeEnvelope,
   localAddress,
   MemoryNetwork,
   MemoryTransport,
@@ -250,6 +251,44 @@ describe('relays', () => {
     expect(target.seen.map((x) => x.envelope.payload)).toEqual([bytes('hello')]);
   });
 
+  it("an agent's replies may name the relay's local addresses, never one it would dial", async () => {
+    const s = await setup();
+    const bob = await s.agent('bob', ['relay=bob']);
+    await registerRelay(bob.router, {
+      channel: bob.channel,
+      connection: bob.connection,
+      name: 'bob',
+    });
+    const local = recorder();
+    s.r.router.registerWorker('sink', local);
+    const victim = node(s.network, 'victim');
+    const target = recorder();
+    victim.router.registerWorker('w', target);
+    victim.router.allowFromAnyConnection('w');
+    const viaBob = (onward: Envelope['onwardRoute']) =>
+      bob.router.send({
+        onwardRoute: [localAddress(bob.connection), localAddress(relayAddress('bob')), ...onward],
+        returnRoute: [],
+        payload: bytes('hi'),
+      });
+    await viaBob([mem('victim'), localAddress('w')]);
+    await viaBob([localAddress('sink')]);
+    await settle();
+    expect(target.seen).toEqual([]);
+    expect(local.seen.map((x) => x.envelope.payload)).toEqual([bytes('hi')]);
+    expect(s.events.filter((e) => e.type === 'dropped')).toEqual([
+      { type: 'dropped', name: 'bob', reason: 'not_local' },
+    ]);
+    // Control: the victim is reachable from the relay by a local send.
+    await s.r.router.send({
+      onwardRoute: [mem('victim'), localAddress('w')],
+      returnRoute: [],
+      payload: bytes('direct'),
+    });
+    await settle();
+    expect(target.seen.map((x) => x.envelope.payload)).toEqual([bytes('direct')]);
+  });
+
   it('refuses a register in the clear and a bind with an unknown secret', async () => {
     const s = await setup();
     const n = node(s.network, 'x');
@@ -424,5 +463,142 @@ describe('RelayRegistration', () => {
     expect(timers.pending).toBe(true);
     other.stop();
     expect(timers.pending).toBe(false);
+  });
+});
+
+/**
+ * Records every envelope `router` sends or receives on any of its connections, encoded as on the
+ * wire: wraps `attachConnection`, which every transport calls for every connection (both ends of a
+ * memory link attach through their own router). Must run before the router has connections.
+ */
+function tapConnections(router: Router): Uint8Array[] {
+  const frames: Uint8Array[] = [];
+  const attach = router.attachConnection.bind(router);
+  router.attachConnection = (prefix, endpoint) => {
+    const handle = attach(prefix, {
+      send: (envelope) => {
+        frames.push(encodeEnvelope(envelope));
+        return endpoint.send(envelope);
+      },
+    });
+    return {
+      id: handle.id,
+      receive: (envelope) => {
+        frames.push(encodeEnvelope(envelope));
+        handle.receive(envelope);
+      },
+      detach: () => {
+        handle.detach();
+      },
+    };
+  };
+  return frames;
+}
+
+describe('relay chains', () => {
+  it('A reaches B through R1 and R2 (R2 registered at R1 as `r2`); neither relay sees plaintext', async () => {
+    const w = await world();
+    const network = new MemoryNetwork();
+    /** A relay node: listener at `api` opened to every connection, relay service, taps. */
+    const relayNode = async (name: string, constraints: readonly string[]) => {
+      const party = await w.party(name, constraints);
+      const router = new Router();
+      const frames = tapConnections(router);
+      const transport = new MemoryTransport(router, network);
+      transport.listen(name);
+      cleanups.push(() => transport.close());
+      const listener = new SecureChannelListener(router, party.options());
+      cleanups.push(() => listener.close());
+      router.allowFromAnyConnection('api');
+      const events: RelayEvent[] = [];
+      const service = new RelayService(router, { listener, onEvent: (e) => events.push(e) });
+      cleanups.push(() => {
+        service.close();
+      });
+      return { party, router, transport, service, events, frames };
+    };
+    const r1 = await relayNode('r1', ['tools=relay']);
+    const r2 = await relayNode('r2', ['relay=r2']);
+
+    // R2 registers at R1 exactly as an agent does, exposing nothing: its forwarders are open to
+    // every connection already, and nothing else of R2 need be reachable through R1.
+    const r2Connection = r2.transport.connect('r1');
+    const r2Channel = await openSecureChannel(
+      r2.router,
+      [localAddress(r2Connection), localAddress('api')],
+      r2.party.options(),
+    );
+    cleanups.push(() => r2Channel.close());
+    await registerRelay(r2.router, {
+      channel: r2Channel,
+      connection: r2Connection,
+      name: 'r2',
+      expose: [],
+    });
+    expect(r1.service.relays.get('r2')).toBe(r2.party.identity.identifier);
+
+    // B registers `bob` at R2 and serves an echo through its channel listener.
+    const bobParty = await w.party('bob', ['relay=bob']);
+    const b = node(network, 'bob');
+    const bConnection = b.transport.connect('r2');
+    const bChannel = await openSecureChannel(
+      b.router,
+      [localAddress(bConnection), localAddress('api')],
+      bobParty.options(),
+    );
+    cleanups.push(() => bChannel.close());
+    await registerRelay(b.router, { channel: bChannel, connection: bConnection, name: 'bob' });
+    expect(r2.service.relays.get('bob')).toBe(bobParty.identity.identifier);
+    const bobListener = new SecureChannelListener(b.router, bobParty.options());
+    cleanups.push(() => bobListener.close());
+    const bobEcho = echo();
+    b.router.registerWorker('echo', bobEcho);
+    bobListener.allow('echo');
+
+    // A knows only R1 and the names: /memory/r1/relay/r2/relay/bob/service/api.
+    const alice = await w.party('alice', ['tools=read']);
+    const a = node(network, 'alice');
+    const route = [
+      localAddress(a.transport.connect('r1')),
+      ...parseRoute('/relay/r2/relay/bob/service/api'),
+    ];
+    const before = { r1: r1.frames.length, r2: r2.frames.length };
+    const channel = await openSecureChannel(a.router, route, alice.options());
+    cleanups.push(() => channel.close());
+    expect(channel.peer.identifier).toBe(bobParty.identity.identifier);
+    const app = recorder();
+    a.router.registerWorker('app', app);
+    channel.allow('app');
+    const marker = bytes(`plaintext-marker-${String(NOW)}-through-two-relays`);
+    for (let i = 0; i < 3; i++) {
+      await a.router.send({
+        onwardRoute: [localAddress(channel.address), localAddress('echo')],
+        returnRoute: [localAddress('app')],
+        payload: marker,
+      });
+    }
+    await settle(60);
+    expect(app.seen.map((x) => x.envelope.payload)).toEqual([marker, marker, marker]);
+    const seenByBob = bobEcho.seen[0];
+    expect(seenByBob === undefined ? undefined : channelPeerOf(seenByBob.ctx)?.identifier).toBe(
+      alice.identity.identifier,
+    );
+
+    // Control: the search finds the marker where it is in the clear (B's deliveries), and the
+    // taps saw the chain's traffic (4 handshake messages and 6 frames crossed each relay twice,
+    // in and out, with the relay names in the clear routing headers).
+    expect(bobEcho.seen.some((x) => contains(x.envelope.payload, marker))).toBe(true);
+    for (const relay of [r1, r2]) {
+      const frames = relay.frames.slice(before[relay === r1 ? 'r1' : 'r2']);
+      expect(frames.length).toBeGreaterThanOrEqual(20);
+      expect(frames.some((f) => contains(f, bytes('forward_to_bob')))).toBe(true);
+    }
+    // Every byte either relay sent or received, registration included, never holds the marker.
+    for (const frame of [...r1.frames, ...r2.frames]) {
+      expect(contains(frame, marker)).toBe(false);
+      expect(contains(frame, bytes('echo'))).toBe(false);
+    }
+    expect(r1.events.filter((e) => e.type === 'dropped')).toEqual([]);
+    expect(r2.events.filter((e) => e.type === 'dropped')).toEqual([]);
   });
 });

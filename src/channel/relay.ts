@@ -20,6 +20,7 @@ import { decodeConstraintValue } from '../credentials/index.js';
 import {
   localAddress,
   RELAY_PREFIX,
+  TransportType,
   type Envelope,
   type MessageContext,
   type Router,
@@ -188,7 +189,8 @@ interface Registration {
  * message from the agent's connection is a reply and continues along its own onward route, with
  * the agent's connection replaced by the forwarder on its return route (as Ockam's relay does),
  * so both ends address each other through `forward_to_NAME`. The registered agent is trusted as
- * far as any local sender on the relay: its replies may name any local address of the relay.
+ * far as any local sender on the relay: its replies may name any local address of the relay, but
+ * not a transport address (the relay dials nobody for it).
  */
 export class RelayService {
   readonly address: string;
@@ -295,8 +297,17 @@ export class RelayService {
     try {
       if (ctx.sourceConnection === connection) {
         // A reply from the agent: on along the route the forwarder recorded on the way in.
-        if (envelope.onwardRoute.length === 0) {
+        const next = envelope.onwardRoute[0];
+        if (next === undefined) {
           this.#dropped(name, 'no_route');
+          return;
+        }
+        // That route starts with the caller's connection (or a local worker), never a transport
+        // address: refusing one keeps the agent from making the relay dial out. Along a chain this
+        // matters, as every agent registered at a downstream relay is trusted here as far as the
+        // downstream relay is (docs/spec/relay.md, "Chaining").
+        if (next.type !== TransportType.local) {
+          this.#dropped(name, 'not_local');
           return;
         }
         // The return route starts with the agent's connection (the router added it); the

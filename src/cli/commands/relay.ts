@@ -140,6 +140,61 @@ function toListener(route: Route): Route {
   return namesService ? route : [...route, localAddress(API)];
 }
 
+interface UpstreamOptions {
+  relay?: string;
+  relayName?: string;
+}
+
+/**
+ * `--relay ROUTE --relay-name NAME`, on `node start` and `relay start`: keeps this node registered
+ * as NAME at the relay node at ROUTE. Give `onConnectionClosed` to the TCP transport: the loss of
+ * the relay connection ends a registration, and RelayRegistration registers again with backoff.
+ * `expose` is what the node opens to its relay connection (registerRelay's option).
+ */
+function upstreamRelay(opts: UpstreamOptions) {
+  const route = opts.relay;
+  const name = opts.relayName;
+  if ((route === undefined) !== (name === undefined)) {
+    throw invalid('ERR_ARGUMENT_INVALID', '`--relay` and `--relay-name` go together');
+  }
+  const lost = new Map<string, () => void>();
+  return {
+    onConnectionClosed: (id: string): void => {
+      lost.get(id)?.();
+      lost.delete(id);
+    },
+    start(
+      router: Router,
+      transport: TcpTransport,
+      options: SecureChannelOptions,
+      logger: Logger,
+      expose?: readonly string[],
+    ): RelayRegistration | undefined {
+      if (route === undefined || name === undefined) return undefined;
+      const registration = new RelayRegistration({
+        attempt: async () => {
+          const relayRoute = connectRoute(transport, route);
+          const connection = relayRoute[0]?.value ?? '';
+          const dropped = new Promise<void>((resolve) => lost.set(connection, resolve));
+          const channel = await openSecureChannel(router, toListener(relayRoute), options);
+          await registerRelay(router, {
+            channel,
+            connection,
+            name,
+            ...(expose === undefined ? {} : { expose }),
+          });
+          return { lost: dropped };
+        },
+        onEvent: (event) => {
+          logger.info(`relay registration ${event.type}`, { ...event, name });
+        },
+      });
+      registration.start();
+      return registration;
+    },
+  };
+}
+
 const echoWorker: Worker = {
   async handleMessage(ctx, envelope) {
     await ctx.reply(envelope.payload);
@@ -174,14 +229,23 @@ export function registerRelayCommands(program: Command, context: () => CliContex
     .requiredOption('--listen <host:port>', 'where to listen, e.g. 127.0.0.1:4100')
     .requiredOption('--identity <name>', 'the local identity of this node')
     .option('--credential <file>', 'a credential to present (repeatable)', collect)
-    .action(async (opts: NodeOptions & { listen: string }) => {
+    .option(
+      '--relay <route>',
+      'register this relay at an upstream relay node at this route (chaining)',
+    )
+    .option('--relay-name <name>', 'the name to register (needs a credential with relay=NAME)')
+    .action(async (opts: NodeOptions & UpstreamOptions & { listen: string }) => {
       const ctx = context();
+      const upstream = upstreamRelay(opts);
       const logger = stderrLogger();
       const home = await ctx.openHome();
       const router = new Router({ logger });
       try {
         const { options } = await channelOptions(ctx, home, opts, logger);
-        const transport = new TcpTransport(router, { logger });
+        const transport = new TcpTransport(router, {
+          logger,
+          onConnectionClosed: upstream.onConnectionClosed,
+        });
         const listener = new SecureChannelListener(router, options);
         router.allowFromAnyConnection(API);
         const service = new RelayService(router, {
@@ -193,8 +257,13 @@ export function registerRelayCommands(program: Command, context: () => CliContex
           },
         });
         await listen(transport, opts.listen, logger);
+        // A chained relay exposes nothing to its upstream connection: its `forward_to_*` workers
+        // are open to every connection already (the service opens them), and nothing else of
+        // this node need be reachable through the upstream relay.
+        const registration = upstream.start(router, transport, options, logger, []);
         const signal = await untilSignal();
         logger.info('stopping', { signal });
+        registration?.stop();
         service.close();
         await listener.close();
       } finally {
@@ -216,48 +285,23 @@ export function registerRelayCommands(program: Command, context: () => CliContex
       'register at the relay node at this route, e.g. /ip4/127.0.0.1/tcp/4100',
     )
     .option('--relay-name <name>', 'the name to register (needs a credential with relay=NAME)')
-    .action(async (opts: NodeOptions & { listen: string; relay?: string; relayName?: string }) => {
+    .action(async (opts: NodeOptions & UpstreamOptions & { listen: string }) => {
       const ctx = context();
-      if ((opts.relay === undefined) !== (opts.relayName === undefined)) {
-        throw invalid('ERR_ARGUMENT_INVALID', '`--relay` and `--relay-name` go together');
-      }
+      const upstream = upstreamRelay(opts);
       const logger = stderrLogger();
       const home = await ctx.openHome();
       const router = new Router({ logger });
-      const lost = new Map<string, () => void>();
       try {
         const { options } = await channelOptions(ctx, home, opts, logger);
         const transport = new TcpTransport(router, {
           logger,
-          onConnectionClosed: (id) => {
-            lost.get(id)?.();
-            lost.delete(id);
-          },
+          onConnectionClosed: upstream.onConnectionClosed,
         });
         const listener = new SecureChannelListener(router, { ...options, deliverTo: [ECHO] });
         router.allowFromAnyConnection(API);
         router.registerWorker(ECHO, echoWorker);
         await listen(transport, opts.listen, logger);
-        let registration: RelayRegistration | undefined;
-        const relay = opts.relay;
-        const name = opts.relayName;
-        if (relay !== undefined && name !== undefined) {
-          registration = new RelayRegistration({
-            attempt: async () => {
-              const route = connectRoute(transport, relay);
-              const first = route[0];
-              const connection = first === undefined ? '' : first.value;
-              const dropped = new Promise<void>((resolve) => lost.set(connection, resolve));
-              const channel = await openSecureChannel(router, toListener(route), options);
-              await registerRelay(router, { channel, connection, name });
-              return { lost: dropped };
-            },
-            onEvent: (event) => {
-              logger.info(`relay registration ${event.type}`, { ...event, name });
-            },
-          });
-          registration.start();
-        }
+        const registration = upstream.start(router, transport, options, logger);
         const signal = await untilSignal();
         logger.info('stopping', { signal });
         registration?.stop();
@@ -311,9 +355,11 @@ export function registerRelayCommands(program: Command, context: () => CliContex
     .requiredOption('--identity <name>', 'the local identity to present')
     .option('--credential <file>', 'a credential to present (repeatable)', collect)
     .option('--count <n>', 'how many round trips', '3')
-    .action(async (routeText: string, opts: NodeOptions & { count: string }) => {
+    .option('--message <text>', 'the text each round trip carries (default `ping N`)')
+    .action(async (routeText: string, opts: NodeOptions & { count: string; message?: string }) => {
       const ctx = context();
       const count = parsePositiveInteger(opts.count, '--count');
+      const message = opts.message;
       const logger = stderrLogger();
       const home = await ctx.openHome();
       const router = new Router();
@@ -345,7 +391,7 @@ export function registerRelayCommands(program: Command, context: () => CliContex
           await router.send({
             onwardRoute: [localAddress(channel.address), localAddress(ECHO)],
             returnRoute: [localAddress('ping')],
-            payload: new TextEncoder().encode(`ping ${String(i)}`),
+            payload: new TextEncoder().encode(message ?? `ping ${String(i)}`),
           });
           await answered;
           rttsMs.push(Number(process.hrtime.bigint() - started) / 1e6);
