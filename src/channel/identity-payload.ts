@@ -19,7 +19,10 @@ import {
 } from '../identity/index.js';
 import {
   ChainVerifier,
+  decodeChain,
+  decodeCredential,
   verifyCredential,
+  type DenySet,
   type VerifiedChain,
   type VerifiedCredential,
 } from '../credentials/index.js';
@@ -94,6 +97,25 @@ export function decodeIdentityPayload(bytes: Uint8Array): IdentityPayload {
   };
 }
 
+/**
+ * When the first credential or chain of an encoded payload expires (Infinity when it carries
+ * none): the time by which its owner must present fresh ones. Decodes, does not verify — it is
+ * for a payload of one's own.
+ */
+export function payloadExpiresAt(bytes: Uint8Array): number {
+  const payload = decodeIdentityPayload(bytes);
+  let at = Number.POSITIVE_INFINITY;
+  for (const credential of payload.credentials) {
+    at = Math.min(at, decodeCredential(credential).expiresAt);
+  }
+  for (const chainBytes of payload.chains) {
+    const chain = decodeChain(chainBytes);
+    at = Math.min(at, decodeCredential(chain.root).expiresAt);
+    for (const link of chain.links) if (link.expiresAt !== null) at = Math.min(at, link.expiresAt);
+  }
+  return at;
+}
+
 /** A peer whose identity, secure-channel key and credentials were checked during a handshake. */
 export interface VerifiedPeer {
   readonly identity: VerifiedIdentity;
@@ -116,6 +138,11 @@ export const TrustPolicies = {
     (expected: Identifier): TrustPolicy =>
     (peer) =>
       peer.identifier === expected,
+  /**
+   * Any identity that proves itself, credentials or not: only for listeners whose workers decide
+   * per message who may do what (enrollment, where the initiator is not a member yet).
+   */
+  anyIdentity: (): TrustPolicy => () => true,
   /** Anyone holding a valid credential from a trusted authority (or a valid chain). */
   credentialHolder: (): TrustPolicy => (peer) =>
     peer.credentials.length > 0 || peer.chains.length > 0,
@@ -140,6 +167,12 @@ export interface VerifyPeerOptions {
   /** Newer histories the verifier knows win over the one presented (rotations propagate). */
   readonly knownIdentities?: ReadonlyMap<Identifier, VerifiedIdentity>;
   readonly chainVerifier?: ChainVerifier;
+  /**
+   * Revocations: a revoked identity is rejected; a credential whose revocation id, issuer or
+   * subject is revoked, and a chain with any revoked link or identity, are dropped. A stale set
+   * fails closed (every credential and chain is dropped: ERR_DENY_SET_STALE).
+   */
+  readonly denySet?: DenySet;
 }
 
 /**
@@ -167,6 +200,13 @@ export function verifyPeer(payloadBytes: Uint8Array, options: VerifyPeerOptions)
       }
       if (relation !== HistoryRelation.newer) identity = known;
     }
+    if (options.denySet?.isRevoked(identity.identifier) === true) {
+      throw new MandateError(
+        'ERR_REVOKED',
+        ErrorKind.forbidden,
+        `identity \`${identity.identifier}\` is revoked`,
+      );
+    }
     const channelKey = verifyPurposeKeyAttestation(identity, payload.secureChannelAttestation, {
       nowSeconds: options.nowSeconds,
       expectedPurpose: Purpose.secureChannel,
@@ -184,20 +224,24 @@ export function verifyPeer(payloadBytes: Uint8Array, options: VerifyPeerOptions)
     const credentials: VerifiedCredential[] = [];
     for (const bytes of payload.credentials) {
       try {
-        credentials.push(
-          verifyCredential(bytes, {
-            nowSeconds: options.nowSeconds,
-            authorities: options.authorities,
-            subject: identity,
-          }),
-        );
+        const credential = verifyCredential(bytes, {
+          nowSeconds: options.nowSeconds,
+          authorities: options.authorities,
+          subject: identity,
+        });
+        options.denySet?.assertNoneRevoked(credentialRevocationIds(credential), options.nowSeconds);
+        credentials.push(credential);
       } catch (error) {
         rejected.push(reason(error));
       }
     }
     const chains: VerifiedChain[] = [];
     const verifier =
-      options.chainVerifier ?? new ChainVerifier({ authorities: options.authorities });
+      options.chainVerifier ??
+      new ChainVerifier({
+        authorities: options.authorities,
+        ...(options.denySet === undefined ? {} : { denySet: options.denySet }),
+      });
     for (const bytes of payload.chains) {
       try {
         chains.push(
@@ -234,6 +278,75 @@ export function verifyPeer(payloadBytes: Uint8Array, options: VerifyPeerOptions)
       { cause },
     );
   }
+}
+
+const credentialRevocationIds = (credential: VerifiedCredential): readonly string[] => [
+  credential.revocationId,
+  credential.issuer,
+  credential.subject,
+];
+
+/** When the first of the peer's credentials and chains expires; Infinity when it holds none. */
+export function peerExpiresAt(peer: VerifiedPeer): number {
+  let at = Number.POSITIVE_INFINITY;
+  for (const credential of peer.credentials) at = Math.min(at, credential.expiresAt);
+  for (const chain of peer.chains) at = Math.min(at, chain.expiresAt);
+  return at;
+}
+
+/**
+ * The peer as it stands at `nowSeconds`, for a channel that keeps checking it after the
+ * handshake: credentials and chains that have expired, or whose ids the deny-set now holds, are
+ * dropped (a stale deny-set drops them all: fail closed), and the trust policy must still accept
+ * what is left. Returns the peer itself when nothing changed. Throws `ERR_REVOKED` when the
+ * peer's identity is revoked, `ERR_CHANNEL_PEER_EXPIRED` when the policy refuses what is left.
+ * Pure and synchronous.
+ */
+export function revalidatePeer(
+  peer: VerifiedPeer,
+  options: {
+    readonly nowSeconds: number;
+    readonly trustPolicy: TrustPolicy;
+    readonly denySet?: DenySet | undefined;
+  },
+): VerifiedPeer {
+  const now = options.nowSeconds;
+  const denySet = options.denySet;
+  if (denySet?.isRevoked(peer.identifier) === true) {
+    throw new MandateError(
+      'ERR_REVOKED',
+      ErrorKind.forbidden,
+      `identity \`${peer.identifier}\` is revoked`,
+    );
+  }
+  const rejected = [...peer.rejected];
+  const keep = (expiresAt: number, ids: readonly string[]): boolean => {
+    if (now >= expiresAt) {
+      rejected.push(`ERR_CREDENTIAL_EXPIRED: expired at \`${expiresAt}\``);
+      return false;
+    }
+    try {
+      denySet?.assertNoneRevoked(ids, now);
+      return true;
+    } catch (error) {
+      rejected.push(reason(error));
+      return false;
+    }
+  };
+  const credentials = peer.credentials.filter((c) => keep(c.expiresAt, credentialRevocationIds(c)));
+  const chains = peer.chains.filter((c) => keep(c.expiresAt, c.revocationSubjects));
+  if (credentials.length === peer.credentials.length && chains.length === peer.chains.length) {
+    return peer;
+  }
+  const next: VerifiedPeer = { ...peer, credentials, chains, rejected };
+  if (!options.trustPolicy(next)) {
+    throw new MandateError(
+      'ERR_CHANNEL_PEER_EXPIRED',
+      ErrorKind.unauthorized,
+      `the credentials \`${peer.identifier}\` was trusted for have expired or were revoked`,
+    );
+  }
+  return next;
 }
 
 function reason(error: unknown): string {

@@ -9,6 +9,7 @@ import {
   type Logger,
 } from '../core/index.js';
 import { generateX25519KeyPair } from '../crypto/index.js';
+import { compareHistories, HistoryRelation, Purpose } from '../identity/index.js';
 import {
   decodeEnvelope,
   encodeEnvelope,
@@ -21,7 +22,14 @@ import {
   type Worker,
 } from '../routing/index.js';
 import { ChannelHandshake } from './channel-handshake.js';
-import type { VerifiedPeer, VerifyPeerOptions } from './identity-payload.js';
+import {
+  payloadExpiresAt,
+  peerExpiresAt,
+  revalidatePeer,
+  verifyPeer,
+  type VerifiedPeer,
+  type VerifyPeerOptions,
+} from './identity-payload.js';
 import type { NoiseKeyPair, NoiseStaticKey } from './noise.js';
 import type { ChannelDecryptor, ChannelEncryptor } from './transport-cipher.js';
 
@@ -39,13 +47,23 @@ import type { ChannelDecryptor, ChannelEncryptor } from './transport-cipher.js';
  *   `ctx.localInfo` a `SecureChannelLocalInfo` holding the verified peer.
  *
  * Every routing payload of a channel is `type: u8 ‖ body`: 0 a handshake message, 1 a transport
- * frame, 2 a close (a transport frame of an empty plaintext, so only the peer can close).
+ * frame, 2 a close (a transport frame of an empty plaintext, so only the peer can close), 3 a
+ * credential refresh (a transport frame whose plaintext is the sender's new identity payload).
+ *
+ * After the handshake each end keeps judging its peer: before every delivery, credentials and
+ * chains that have expired (or that the deny-set now holds) are dropped from the peer, and when
+ * the trust policy no longer accepts what is left, nothing more is delivered until a refresh
+ * brings fresh ones; a revoked identity closes the channel.
  */
-export const ChannelMessageType = { handshake: 0, transport: 1, close: 2 } as const;
+export const ChannelMessageType = { handshake: 0, transport: 1, close: 2, refresh: 3 } as const;
 
 export const DEFAULT_LISTENER_ADDRESS = 'api';
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_HANDSHAKES = 128;
+export const DEFAULT_REFRESH_LEAD_SECONDS = 60;
+export const DEFAULT_REFRESH_RETRY_MS = 5_000;
+/** setTimeout fires at once beyond 2^31 − 1 ms; longer waits are taken in steps. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /** What a worker finds in `ctx.localInfo` for a message that came through a secure channel. */
 export class SecureChannelLocalInfo {
@@ -66,7 +84,29 @@ export type SecureChannelEvent =
   | { readonly type: 'rejected'; readonly address: string; readonly reason: string }
   | { readonly type: 'timeout'; readonly address: string }
   | { readonly type: 'dropped'; readonly address: string; readonly reason: string }
-  | { readonly type: 'closed'; readonly address: string; readonly byPeer: boolean };
+  | { readonly type: 'closed'; readonly address: string; readonly byPeer: boolean }
+  | {
+      readonly type: 'refreshed';
+      readonly address: string;
+      readonly peer: string;
+      /** `sent`: this side presented new credentials; `received`: the peer did. */
+      readonly direction: 'sent' | 'received';
+    }
+  | { readonly type: 'refresh_failed'; readonly address: string; readonly reason: string };
+
+/** How an end renews its own credentials before they expire (docs/spec/channel.md). */
+export interface CredentialRefreshOptions {
+  /**
+   * Returns this side's identity payload with fresh credentials, attesting the same
+   * secure-channel key. Every channel end calls it when its credentials near expiry, so it should
+   * serve a cached payload while that one is fresh enough.
+   */
+  readonly renew: () => Promise<Uint8Array>;
+  /** Refresh this long before the first credential or chain expires; default 60. */
+  readonly leadSeconds?: number;
+  /** After a failed renewal, try again after this long; default 5 000. */
+  readonly retryMs?: number;
+}
 
 export interface SecureChannelOptions {
   /** This side's secure-channel static key (its attested X25519 purpose key). */
@@ -82,6 +122,8 @@ export interface SecureChannelOptions {
   readonly deliverTo?: readonly string[];
   readonly logger?: Logger;
   readonly onEvent?: (event: SecureChannelEvent) => void;
+  /** Renew this side's credentials in-band before they expire; off by default. */
+  readonly credentialRefresh?: CredentialRefreshOptions;
   /** Tests only: ephemeral keys. */
   readonly generateEphemeral?: () => NoiseKeyPair;
 }
@@ -134,6 +176,7 @@ class ChannelEnd {
   readonly #router: Router;
   readonly #options: SecureChannelOptions;
   readonly #logger: Logger;
+  readonly #clock: Clock;
   readonly #handshake: ChannelHandshake;
   readonly #allowed: Set<string>;
   /** The connection the channel's traffic comes in on; undefined for a local peer. */
@@ -146,6 +189,13 @@ class ChannelEnd {
   #encryptor: ChannelEncryptor | undefined;
   #decryptor: ChannelDecryptor | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** The peer's checks hold until then (its first credential or chain expiry). */
+  #peerValidUntil = Number.POSITIVE_INFINITY;
+  /** The ids a deny-set must not hold: the peer, and its credentials' and chains' ids. */
+  #peerRevocationIds: readonly string[] = [];
+  /** This side's identity payload as last presented (handshake or refresh). */
+  #ownPayload: Uint8Array;
+  #refreshTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   #dropped = 0;
   readonly #settled: {
@@ -167,6 +217,8 @@ class ChannelEnd {
     this.#initiator = initiator;
     this.#options = options;
     this.#logger = options.logger ?? silentLogger;
+    this.#clock = options.clock ?? systemClock;
+    this.#ownPayload = options.identityPayload;
     this.#connection = connection;
     this.#allowed = allowed;
     this.#settled = settled;
@@ -176,7 +228,7 @@ class ChannelEnd {
       staticKey: options.staticKey,
       identityPayload: options.identityPayload,
       generateEphemeral: options.generateEphemeral ?? generateX25519KeyPair,
-      verify: { ...options.verify, nowSeconds: (options.clock ?? systemClock).nowSeconds() },
+      verify: { ...options.verify, nowSeconds: this.#clock.nowSeconds() },
     });
     const name = registerPair(
       router,
@@ -286,7 +338,11 @@ class ChannelEnd {
       this.#drop('not_established');
       return;
     }
-    if (type !== ChannelMessageType.transport && type !== ChannelMessageType.close) {
+    if (
+      type !== ChannelMessageType.transport &&
+      type !== ChannelMessageType.close &&
+      type !== ChannelMessageType.refresh
+    ) {
       this.#drop('unknown_type');
       return;
     }
@@ -299,6 +355,7 @@ class ChannelEnd {
     }
     if (type === ChannelMessageType.close) this.#teardown(true);
     else if (this.#peer === undefined) this.#drop('not_established');
+    else if (type === ChannelMessageType.refresh) this.#onRefresh(plaintext);
     else await this.#deliver(plaintext);
   }
 
@@ -357,9 +414,188 @@ class ChannelEnd {
 
   #ready(peer: VerifiedPeer): void {
     this.#clearTimer();
-    this.#peer = peer;
+    this.#setPeer(peer);
     this.#event({ type: 'established', address: this.encryptorAddress, peer: peer.identifier });
     this.#settled.resolve(this);
+    this.#scheduleRefresh();
+  }
+
+  #setPeer(peer: VerifiedPeer): void {
+    this.#peer = peer;
+    this.#peerValidUntil = peerExpiresAt(peer);
+    if (this.#options.verify.denySet !== undefined) {
+      const ids: string[] = [peer.identifier];
+      for (const c of peer.credentials) ids.push(c.revocationId, c.issuer, c.subject);
+      for (const c of peer.chains) ids.push(...c.revocationSubjects);
+      this.#peerRevocationIds = [...new Set(ids)];
+    }
+  }
+
+  /**
+   * The peer as it stands now, or undefined when nothing may be delivered: its expired or revoked
+   * credentials are dropped and the trust policy asked again (the fast path is one clock read,
+   * and a deny-set lookup per id when there is a deny-set).
+   */
+  #currentPeer(): VerifiedPeer | undefined {
+    const peer = this.#peer;
+    if (peer === undefined) return undefined;
+    const now = this.#clock.nowSeconds();
+    const { denySet, trustPolicy } = this.#options.verify;
+    if (now < this.#peerValidUntil) {
+      if (denySet === undefined) return peer;
+      try {
+        denySet.assertNoneRevoked(this.#peerRevocationIds, now);
+        return peer;
+      } catch {
+        // Something the peer holds was revoked (or the set is stale): look closer below.
+      }
+    }
+    try {
+      const next = revalidatePeer(peer, { nowSeconds: now, trustPolicy, denySet });
+      if (next !== peer) this.#setPeer(next);
+      return next;
+    } catch (error) {
+      this.#drop(reasonOf(error));
+      if (isMandateError(error, 'ERR_REVOKED')) {
+        this.#logger.warn('channel: the peer is revoked, closing', {
+          address: this.encryptorAddress,
+        });
+        void this.close();
+      }
+      return undefined;
+    }
+  }
+
+  /** The peer's new credentials: verified as in the handshake, for the same identity and key. */
+  #onRefresh(payload: Uint8Array): void {
+    const peer = this.#peer;
+    // The handshake only admits a secure-channel key; the check narrows its type.
+    const key = peer?.channelKey.key;
+    if (peer === undefined || key?.purpose !== Purpose.secureChannel) return;
+    const verify = this.#options.verify;
+    // Never older than the history this channel already knows the peer by (no rollback).
+    const known = verify.knownIdentities?.get(peer.identifier);
+    const newest =
+      known !== undefined && compareHistories(peer.identity, known) === HistoryRelation.newer
+        ? known
+        : peer.identity;
+    let next: VerifiedPeer;
+    try {
+      next = verifyPeer(payload, {
+        ...verify,
+        knownIdentities: new Map([[peer.identifier, newest]]),
+        remoteStaticKey: key.x25519,
+        nowSeconds: this.#clock.nowSeconds(),
+      });
+      if (next.identifier !== peer.identifier) {
+        throw invalid(
+          'ERR_CHANNEL_REFRESH_INVALID',
+          'a credential refresh names another identity than the channel peer',
+        );
+      }
+    } catch (error) {
+      const reason = reasonOf(error);
+      this.#drop(reason);
+      this.#event({ type: 'refresh_failed', address: this.encryptorAddress, reason });
+      return;
+    }
+    this.#setPeer(next);
+    this.#event({
+      type: 'refreshed',
+      address: this.encryptorAddress,
+      peer: next.identifier,
+      direction: 'received',
+    });
+  }
+
+  /**
+   * Presents new credentials to the peer: `payload` (an identity payload attesting this side's
+   * secure-channel key), or else what `credentialRefresh.renew` returns.
+   */
+  async refreshCredentials(payload?: Uint8Array): Promise<void> {
+    const renew = this.#options.credentialRefresh?.renew;
+    if (payload === undefined && renew === undefined) {
+      throw invalid(
+        'ERR_ARGUMENT_INVALID',
+        'refreshCredentials needs a payload when the channel has no `credentialRefresh.renew`',
+      );
+    }
+    const bytes = payload ?? (await renew!());
+    // Checks that it decodes before the peer has to.
+    payloadExpiresAt(bytes);
+    const encryptor = this.#encryptor;
+    if (this.#closed || encryptor === undefined || this.#peer === undefined) {
+      throw new MandateError(
+        'ERR_CHANNEL_CLOSED',
+        ErrorKind.unavailable,
+        'the secure channel is not open',
+      );
+    }
+    this.#ownPayload = bytes;
+    await this.#sendToPeer(frame(ChannelMessageType.refresh, encryptor.encrypt(bytes)));
+    this.#event({
+      type: 'refreshed',
+      address: this.encryptorAddress,
+      peer: this.#peer.identifier,
+      direction: 'sent',
+    });
+    this.#scheduleRefresh();
+  }
+
+  /** With `credentialRefresh`: a timer for `leadSeconds` before this side's credentials expire. */
+  #scheduleRefresh(delayMs?: number): void {
+    const refresh = this.#options.credentialRefresh;
+    if (refresh === undefined || this.#closed) return;
+    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+    let dueAt: number;
+    try {
+      dueAt =
+        payloadExpiresAt(this.#ownPayload) - (refresh.leadSeconds ?? DEFAULT_REFRESH_LEAD_SECONDS);
+    } catch {
+      return;
+    }
+    if (!Number.isFinite(dueAt)) return;
+    const waitMs = delayMs ?? (dueAt - this.#clock.nowSeconds()) * 1000;
+    this.#refreshTimer = setTimeout(
+      () => {
+        this.#refreshTimer = undefined;
+        void this.#autoRefresh(dueAt);
+      },
+      Math.min(Math.max(0, waitMs), MAX_TIMER_MS),
+    );
+    this.#refreshTimer.unref();
+  }
+
+  async #autoRefresh(dueAt: number): Promise<void> {
+    if (this.#closed) return;
+    // A long wait is taken in steps: not due yet, wait again.
+    if (this.#clock.nowSeconds() < dueAt) {
+      this.#scheduleRefresh();
+      return;
+    }
+    const refresh = this.#options.credentialRefresh;
+    if (refresh === undefined) return;
+    try {
+      const current = payloadExpiresAt(this.#ownPayload);
+      const renewed = await refresh.renew();
+      if (!(payloadExpiresAt(renewed) > current)) {
+        throw invalid(
+          'ERR_CHANNEL_REFRESH_INVALID',
+          'the renewed credentials expire no later than the current ones',
+        );
+      }
+      await this.refreshCredentials(renewed);
+    } catch (error) {
+      if (this.#closed) return;
+      const reason = isMandateError(error) ? error.code : 'error';
+      this.#logger.warn('channel: credential refresh failed', {
+        address: this.encryptorAddress,
+        reason,
+      });
+      this.#event({ type: 'refresh_failed', address: this.encryptorAddress, reason });
+      this.#scheduleRefresh(refresh.retryMs ?? DEFAULT_REFRESH_RETRY_MS);
+    }
   }
 
   async #fromLocal(envelope: Envelope): Promise<void> {
@@ -386,7 +622,7 @@ class ChannelEnd {
       this.#drop('not_allowed');
       return;
     }
-    const peer = this.#peer;
+    const peer = this.#currentPeer();
     if (peer === undefined) return;
     try {
       await this.#router.send(
@@ -416,6 +652,8 @@ class ChannelEnd {
     if (this.#closed) return;
     this.#closed = true;
     this.#clearTimer();
+    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
     this.#handshake.destroy();
     this.#encryptor?.destroy();
     this.#decryptor?.destroy();
@@ -435,11 +673,18 @@ class ChannelEnd {
 export interface SecureChannel {
   /** The local encryptor: send to `[address, …route on the peer]`. */
   readonly address: string;
+  /** The peer as last verified (the handshake, or its latest credential refresh). */
   readonly peer: VerifiedPeer;
   /** Frames dropped so far (tampered, replayed, not allowed, from elsewhere). */
   readonly droppedCount: number;
   /** Opens a local worker to messages coming through this channel. */
   allow(workerAddress: string): void;
+  /**
+   * Presents new credentials to the peer in-band: `identityPayload` (attesting the same
+   * secure-channel key), or else what `credentialRefresh.renew` returns. Rejects with
+   * `ERR_CHANNEL_CLOSED` once the channel is closed.
+   */
+  refreshCredentials(identityPayload?: Uint8Array): Promise<void>;
   /** Tells the peer and removes both workers. */
   close(): Promise<void>;
 }
@@ -447,10 +692,13 @@ export interface SecureChannel {
 function publicChannel(end: ChannelEnd, peer: VerifiedPeer): SecureChannel {
   return {
     address: end.encryptorAddress,
-    peer,
+    get peer() {
+      return end.peer ?? peer;
+    },
     get droppedCount() {
       return end.droppedCount;
     },
+    refreshCredentials: (identityPayload) => end.refreshCredentials(identityPayload),
     allow: (workerAddress) => {
       end.allow(workerAddress);
     },
@@ -519,9 +767,9 @@ export interface SecureChannelListenerOptions extends SecureChannelOptions {
 export class SecureChannelListener {
   readonly address: string;
   readonly #router: Router;
-  readonly #options: SecureChannelListenerOptions;
   readonly #allowed: Set<string>;
   readonly #ends = new Set<ChannelEnd>();
+  #options: SecureChannelListenerOptions;
   #dropped = 0;
   #closed = false;
 
@@ -590,6 +838,24 @@ export class SecureChannelListener {
       });
       await end.close();
     }
+  }
+
+  /**
+   * New credentials for this listener: handshakes from now on present `identityPayload` (which
+   * must attest the same secure-channel key), and every established channel gets it in-band.
+   * Resolves once each has been sent; a channel that closed meanwhile is skipped.
+   */
+  async refreshCredentials(identityPayload: Uint8Array): Promise<void> {
+    payloadExpiresAt(identityPayload);
+    this.#options = { ...this.#options, identityPayload };
+    const established = [...this.#ends].filter((end) => end.peer !== undefined && !end.closed);
+    await Promise.all(
+      established.map((end) =>
+        end.refreshCredentials(identityPayload).catch((error: unknown) => {
+          if (!isMandateError(error, 'ERR_CHANNEL_CLOSED')) throw error;
+        }),
+      ),
+    );
   }
 
   /** Closes every channel (telling each peer) and stops listening. */
