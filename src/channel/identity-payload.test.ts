@@ -16,8 +16,11 @@ import {
   decodeIdentityPayload,
   encodeIdentityPayload,
   TrustPolicies,
+  VerifiedPeerCache,
   verifyPeer,
+  type VerifyPeerOptions,
 } from './identity-payload.js';
+import { DenyEntryKind, DenySet, verifyCredential } from '../credentials/index.js';
 
 const NOW = 1_800_000_000;
 
@@ -227,6 +230,159 @@ describe('the identity payload of a handshake', () => {
           expect(isMandateError(error)).toBe(true);
         }
       }),
+    );
+  });
+});
+
+describe('the verified-peer cache', () => {
+  async function cached() {
+    const w = await world();
+    const payload = encodeIdentityPayload({
+      changeHistory: w.alice.identity.changeHistory,
+      secureChannelAttestation: w.alice.channelAttestation,
+      credentials: [w.credential],
+      chains: [],
+    });
+    const cache = new VerifiedPeerCache();
+    const options: VerifyPeerOptions = {
+      nowSeconds: NOW + 1,
+      remoteStaticKey: w.alice.x25519,
+      authorities: w.authorities,
+      trustPolicy: TrustPolicies.credentialHolder(),
+      cache,
+    };
+    const first = verifyPeer(payload, options);
+    return { w, payload, cache, options, first };
+  }
+
+  it('answers a payload seen before without verifying it again, still checking key and policy', async () => {
+    const { w, payload, cache, options, first } = await cached();
+    expect(cache.size).toBe(1);
+    expect(cache.hits).toBe(0);
+    expect(verifyPeer(payload, { ...options, nowSeconds: NOW + 60 })).toBe(first);
+    expect(cache.hits).toBe(1);
+    // The binding to the Noise key and the trust policy are never taken from the cache.
+    expect(
+      causeCode(() => verifyPeer(payload, { ...options, remoteStaticKey: w.bob.x25519 })),
+    ).toBe('ERR_CHANNEL_KEY_MISMATCH');
+    expect(causeCode(() => verifyPeer(payload, { ...options, trustPolicy: () => false }))).toBe(
+      'ERR_CHANNEL_UNTRUSTED',
+    );
+    expect(cache.hits).toBe(3);
+  });
+
+  it('verifies again once time, authorities, known history or the deny-set say otherwise', async () => {
+    const { w, payload, cache, options, first } = await cached();
+    // Past the credential's expiry: verified afresh, and the credential is gone.
+    const late = verifyPeer(payload, {
+      ...options,
+      nowSeconds: first.credentials[0]!.expiresAt,
+      trustPolicy: () => true,
+    });
+    expect(late.credentials).toEqual([]);
+    expect(cache.hits).toBe(0);
+    // A clock before the time of verification is not trusted to the cache either.
+    expect(verifyPeer(payload, { ...options, nowSeconds: NOW })).not.toBe(first);
+    // Another authorities map: maybe another trust; verify.
+    const again = verifyPeer(payload, { ...options, authorities: new Map(w.authorities) });
+    expect(again).not.toBe(first);
+    expect(cache.hits).toBe(0);
+    // A deny-set holding the credential.
+    const held = verifyCredential(w.credential, {
+      nowSeconds: NOW + 1,
+      authorities: w.authorities,
+    });
+    const denySet = new DenySet({ maxStalenessSeconds: 600 });
+    denySet.apply({
+      fromSequence: 0,
+      toSequence: 1,
+      issuedAt: NOW,
+      entries: [
+        {
+          kind: DenyEntryKind.revocationId,
+          id: held.revocationId,
+          expiresAt: held.expiresAt,
+          revokedAt: NOW,
+        },
+      ],
+    });
+    expect(causeCode(() => verifyPeer(payload, { ...options, denySet }))).toBe(
+      'ERR_CHANNEL_UNTRUSTED',
+    );
+    // A newer history known for the peer.
+    verifyPeer(payload, options);
+    const hits = cache.hits;
+    const rotated = await w.identities.rotate('alice', { revokeAllPurposeKeys: true });
+    const knownIdentities = new Map([[rotated.identity.identifier, rotated.identity]]);
+    expect(causeCode(() => verifyPeer(payload, { ...options, knownIdentities }))).toBe(
+      'ERR_PURPOSE_KEY_REVOKED',
+    );
+    expect(cache.hits).toBe(hits);
+  });
+
+  it('keeps nothing that failed in part, and stays within its bound', async () => {
+    const w = await world();
+    const cache = new VerifiedPeerCache({ maxEntries: 2 });
+    const base = {
+      nowSeconds: NOW + 1,
+      authorities: w.authorities,
+      trustPolicy: () => true,
+      cache,
+    };
+    // Alice's credential presented by Bob: dropped (subject mismatch), so not cached.
+    const stolen = encodeIdentityPayload({
+      changeHistory: w.bob.identity.changeHistory,
+      secureChannelAttestation: w.bob.channelAttestation,
+      credentials: [w.credential],
+      chains: [],
+    });
+    expect(verifyPeer(stolen, { ...base, remoteStaticKey: w.bob.x25519 }).rejected).toHaveLength(1);
+    expect(cache.size).toBe(0);
+    for (const party of [w.alice, w.bob, w.authority]) {
+      const bytes = encodeIdentityPayload({
+        changeHistory: party.identity.changeHistory,
+        secureChannelAttestation: party.channelAttestation,
+        credentials: [],
+        chains: [],
+      });
+      verifyPeer(bytes, { ...base, remoteStaticKey: party.x25519 });
+    }
+    expect(cache.size).toBe(2);
+    expect(() => new VerifiedPeerCache({ maxEntries: 0 })).toThrow(
+      expect.objectContaining({ code: 'ERR_ARGUMENT_INVALID' }),
+    );
+  });
+
+  it('gives the verdict the full verification gives, at any time (property)', async () => {
+    const { w, payload, options } = await cached();
+    const uncached: VerifyPeerOptions = {
+      nowSeconds: options.nowSeconds,
+      remoteStaticKey: options.remoteStaticKey,
+      authorities: options.authorities,
+      trustPolicy: options.trustPolicy,
+    };
+    const verdict = (o: VerifyPeerOptions): string => {
+      try {
+        const peer = verifyPeer(payload, o);
+        return `${peer.identifier}:${peer.credentials.length}`;
+      } catch (error) {
+        return isMandateError(error) && isMandateError(error.cause) ? error.cause.code : 'other';
+      }
+    };
+    fc.assert(
+      fc.property(
+        fc.integer({ min: NOW - 100, max: NOW + 2 * 86_400 }),
+        fc.boolean(),
+        (now, pinned) => {
+          const trustPolicy = pinned
+            ? TrustPolicies.identifier(w.alice.identity.identifier)
+            : TrustPolicies.credentialHolder();
+          expect(verdict({ ...options, nowSeconds: now, trustPolicy })).toBe(
+            verdict({ ...uncached, nowSeconds: now, trustPolicy }),
+          );
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 });

@@ -1,4 +1,5 @@
 import { MandateError, ErrorKind, invalid } from '../core/index.js';
+import { sha256 } from '../crypto/index.js';
 import {
   bytesEqual,
   decodeCbor,
@@ -6,6 +7,7 @@ import {
   encodeCborArrayOfEncoded,
   expectArray,
   expectBytes,
+  toHex,
 } from '../encoding/index.js';
 import {
   compareHistories,
@@ -173,6 +175,105 @@ export interface VerifyPeerOptions {
    * fails closed (every credential and chain is dropped: ERR_DENY_SET_STALE).
    */
   readonly denySet?: DenySet;
+  /**
+   * Peers verified before: a payload seen again (same bytes) skips the signature checks while
+   * what was verified still holds (see VerifiedPeerCache). The key binding, deny-set and trust
+   * policy are checked every time.
+   */
+  readonly cache?: VerifiedPeerCache;
+}
+
+interface CachedPeer {
+  readonly peer: VerifiedPeer;
+  readonly authorities: ReadonlyMap<Identifier, VerifiedIdentity>;
+  readonly verifiedAt: number;
+  /** The first expiry of the attested key, the credentials and the chains. */
+  readonly validUntil: number;
+  readonly revocationIds: readonly string[];
+}
+
+export const DEFAULT_PEER_CACHE_ENTRIES = 10_000;
+
+/**
+ * Verified identity payloads by the SHA-256 of their bytes, so that a peer who comes back (a
+ * reconnect, a second channel) costs no signature verification. A hit is used only while it
+ * still stands: the same `authorities` map (pass a new map when the authorities change; a map
+ * mutated in place is not noticed), the clock inside the window verified (not before the time of
+ * verification, before the first expiry of the key and credentials), no newer history known for
+ * the peer, nothing of it in the deny-set. Payloads with a credential or chain that failed, or
+ * with a key under a rotation grace window, are not kept. Bounded: the oldest entry goes first.
+ */
+export class VerifiedPeerCache {
+  readonly #entries = new Map<string, CachedPeer>();
+  readonly #maxEntries: number;
+  #hits = 0;
+
+  constructor(options: { readonly maxEntries?: number } = {}) {
+    const max = options.maxEntries ?? DEFAULT_PEER_CACHE_ENTRIES;
+    if (!Number.isSafeInteger(max) || max < 1)
+      throw invalid('ERR_ARGUMENT_INVALID', '`maxEntries` must be a positive integer');
+    this.#maxEntries = max;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Lookups answered from the cache so far. */
+  get hits(): number {
+    return this.#hits;
+  }
+
+  /** @internal verifyPeer's lookup: the cached peer if it still stands, else undefined. */
+  lookup(key: string, options: VerifyPeerOptions): VerifiedPeer | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    const now = options.nowSeconds;
+    const peer = entry.peer;
+    const known = options.knownIdentities?.get(peer.identifier);
+    const stands =
+      entry.authorities === options.authorities &&
+      now >= entry.verifiedAt &&
+      now < entry.validUntil &&
+      (known === undefined || bytesEqual(known.latestChangeHash, peer.identity.latestChangeHash));
+    if (!stands) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    if (options.denySet !== undefined) {
+      try {
+        options.denySet.assertNoneRevoked(entry.revocationIds, now);
+      } catch {
+        // The full verification says precisely what is revoked or stale.
+        return undefined;
+      }
+    }
+    this.#hits++;
+    return peer;
+  }
+
+  /** @internal verifyPeer's store, for a fully verified peer. */
+  store(key: string, peer: VerifiedPeer, options: VerifyPeerOptions): void {
+    const cacheable =
+      peer.rejected.length === 0 &&
+      !peer.channelKey.inRotationGrace &&
+      peer.credentials.every((c) => !c.issuerKey.inRotationGrace);
+    if (!cacheable) return;
+    if (this.#entries.size >= this.#maxEntries) {
+      const oldest = this.#entries.keys().next();
+      if (oldest.done !== true) this.#entries.delete(oldest.value);
+    }
+    const revocationIds: string[] = [peer.identifier];
+    for (const c of peer.credentials) revocationIds.push(...credentialRevocationIds(c));
+    for (const c of peer.chains) revocationIds.push(...c.revocationSubjects);
+    this.#entries.set(key, {
+      peer,
+      authorities: options.authorities,
+      verifiedAt: options.nowSeconds,
+      validUntil: Math.min(peer.channelKey.expiresAt, peerExpiresAt(peer)),
+      revocationIds,
+    });
+  }
 }
 
 /**
@@ -185,88 +286,23 @@ export interface VerifyPeerOptions {
  */
 export function verifyPeer(payloadBytes: Uint8Array, options: VerifyPeerOptions): VerifiedPeer {
   try {
-    const payload = decodeIdentityPayload(payloadBytes);
-    const presented = verifyChangeHistory(payload.changeHistory);
-    const known = options.knownIdentities?.get(presented.identifier);
-    let identity = presented;
-    if (known !== undefined) {
-      const relation = compareHistories(known, presented);
-      if (relation === HistoryRelation.conflict) {
-        throw new MandateError(
-          'ERR_IDENTITY_HISTORY_FORK',
-          ErrorKind.conflict,
-          `the peer presented a history of \`${presented.identifier}\` that diverges from the known one`,
-        );
-      }
-      if (relation !== HistoryRelation.newer) identity = known;
-    }
-    if (options.denySet?.isRevoked(identity.identifier) === true) {
-      throw new MandateError(
-        'ERR_REVOKED',
-        ErrorKind.forbidden,
-        `identity \`${identity.identifier}\` is revoked`,
-      );
-    }
-    const channelKey = verifyPurposeKeyAttestation(identity, payload.secureChannelAttestation, {
-      nowSeconds: options.nowSeconds,
-      expectedPurpose: Purpose.secureChannel,
-    });
-    if (
-      channelKey.key.purpose !== Purpose.secureChannel ||
-      !bytesEqual(channelKey.key.x25519, options.remoteStaticKey)
+    const cache = options.cache;
+    const key = cache === undefined ? '' : toHex(sha256(payloadBytes));
+    let peer = cache?.lookup(key, options);
+    if (peer === undefined) {
+      peer = verifyPresented(payloadBytes, options);
+      cache?.store(key, peer, options);
+    } else if (
+      peer.channelKey.key.purpose !== Purpose.secureChannel ||
+      !bytesEqual(peer.channelKey.key.x25519, options.remoteStaticKey)
     ) {
-      throw invalid(
-        'ERR_CHANNEL_KEY_MISMATCH',
-        'the Noise static key is not the attested secure-channel key',
-      );
+      throw keyMismatch();
     }
-    const rejected: string[] = [];
-    const credentials: VerifiedCredential[] = [];
-    for (const bytes of payload.credentials) {
-      try {
-        const credential = verifyCredential(bytes, {
-          nowSeconds: options.nowSeconds,
-          authorities: options.authorities,
-          subject: identity,
-        });
-        options.denySet?.assertNoneRevoked(credentialRevocationIds(credential), options.nowSeconds);
-        credentials.push(credential);
-      } catch (error) {
-        rejected.push(reason(error));
-      }
-    }
-    const chains: VerifiedChain[] = [];
-    const verifier =
-      options.chainVerifier ??
-      new ChainVerifier({
-        authorities: options.authorities,
-        ...(options.denySet === undefined ? {} : { denySet: options.denySet }),
-      });
-    for (const bytes of payload.chains) {
-      try {
-        chains.push(
-          verifier.verify(bytes, {
-            nowSeconds: options.nowSeconds,
-            presenter: identity.identifier,
-          }),
-        );
-      } catch (error) {
-        rejected.push(reason(error));
-      }
-    }
-    const peer: VerifiedPeer = {
-      identity,
-      identifier: identity.identifier,
-      channelKey,
-      credentials,
-      chains,
-      rejected,
-    };
     if (!options.trustPolicy(peer)) {
       throw new MandateError(
         'ERR_CHANNEL_UNTRUSTED',
         ErrorKind.forbidden,
-        `the trust policy refuses \`${identity.identifier}\``,
+        `the trust policy refuses \`${peer.identifier}\``,
       );
     }
     return peer;
@@ -278,6 +314,90 @@ export function verifyPeer(payloadBytes: Uint8Array, options: VerifyPeerOptions)
       { cause },
     );
   }
+}
+
+const keyMismatch = (): MandateError =>
+  invalid(
+    'ERR_CHANNEL_KEY_MISMATCH',
+    'the Noise static key is not the attested secure-channel key',
+  );
+
+/** Everything of verifyPeer but the trust policy; throws the cause itself. */
+function verifyPresented(payloadBytes: Uint8Array, options: VerifyPeerOptions): VerifiedPeer {
+  const payload = decodeIdentityPayload(payloadBytes);
+  const presented = verifyChangeHistory(payload.changeHistory);
+  const known = options.knownIdentities?.get(presented.identifier);
+  let identity = presented;
+  if (known !== undefined) {
+    const relation = compareHistories(known, presented);
+    if (relation === HistoryRelation.conflict) {
+      throw new MandateError(
+        'ERR_IDENTITY_HISTORY_FORK',
+        ErrorKind.conflict,
+        `the peer presented a history of \`${presented.identifier}\` that diverges from the known one`,
+      );
+    }
+    if (relation !== HistoryRelation.newer) identity = known;
+  }
+  if (options.denySet?.isRevoked(identity.identifier) === true) {
+    throw new MandateError(
+      'ERR_REVOKED',
+      ErrorKind.forbidden,
+      `identity \`${identity.identifier}\` is revoked`,
+    );
+  }
+  const channelKey = verifyPurposeKeyAttestation(identity, payload.secureChannelAttestation, {
+    nowSeconds: options.nowSeconds,
+    expectedPurpose: Purpose.secureChannel,
+  });
+  if (
+    channelKey.key.purpose !== Purpose.secureChannel ||
+    !bytesEqual(channelKey.key.x25519, options.remoteStaticKey)
+  ) {
+    throw keyMismatch();
+  }
+  const rejected: string[] = [];
+  const credentials: VerifiedCredential[] = [];
+  for (const bytes of payload.credentials) {
+    try {
+      const credential = verifyCredential(bytes, {
+        nowSeconds: options.nowSeconds,
+        authorities: options.authorities,
+        subject: identity,
+      });
+      options.denySet?.assertNoneRevoked(credentialRevocationIds(credential), options.nowSeconds);
+      credentials.push(credential);
+    } catch (error) {
+      rejected.push(reason(error));
+    }
+  }
+  const chains: VerifiedChain[] = [];
+  const verifier =
+    options.chainVerifier ??
+    new ChainVerifier({
+      authorities: options.authorities,
+      ...(options.denySet === undefined ? {} : { denySet: options.denySet }),
+    });
+  for (const bytes of payload.chains) {
+    try {
+      chains.push(
+        verifier.verify(bytes, {
+          nowSeconds: options.nowSeconds,
+          presenter: identity.identifier,
+        }),
+      );
+    } catch (error) {
+      rejected.push(reason(error));
+    }
+  }
+  return {
+    identity,
+    identifier: identity.identifier,
+    channelKey,
+    credentials,
+    chains,
+    rejected,
+  };
 }
 
 const credentialRevocationIds = (credential: VerifiedCredential): readonly string[] => [

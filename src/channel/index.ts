@@ -19,6 +19,7 @@ export {
   decodeIdentityPayload,
   verifyPeer,
   TrustPolicies,
+  VerifiedPeerCache,
 } from './identity-payload.js';
 export type {
   IdentityPayload,

@@ -11,6 +11,7 @@ import {
   RelayService,
   SecureChannelListener,
   TrustPolicies,
+  VerifiedPeerCache,
   type SecureChannelOptions,
   type VerifiedPeer,
 } from '../../channel/index.js';
@@ -96,7 +97,12 @@ async function channelOptions(
     identity: known.identity,
     options: {
       ...prepared,
-      verify: { authorities, trustPolicy: TrustPolicies.credentialHolder() },
+      verify: {
+        authorities,
+        trustPolicy: TrustPolicies.credentialHolder(),
+        // Peers that come back (reconnects, many channels from one agent) skip the signatures.
+        cache: new VerifiedPeerCache(),
+      },
       clock: ctx.clock,
       logger,
     },
