@@ -24,6 +24,7 @@ import {
   encodeIdentityPayload,
   TrustPolicies,
   verifyPeer,
+  withCredentials,
   type TrustPolicy,
   type VerifiedPeer,
 } from './identity-payload.js';
@@ -47,11 +48,6 @@ const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
-/** A payload presenting the same identity and attested key with other credentials. */
-function withCredentials(payload: Uint8Array, credentials: readonly Uint8Array[]): Uint8Array {
-  return encodeIdentityPayload({ ...decodeIdentityPayload(payload), credentials });
-}
 
 interface Delivery {
   readonly text: string;

@@ -100,6 +100,19 @@ export function decodeIdentityPayload(bytes: Uint8Array): IdentityPayload {
 }
 
 /**
+ * The same identity and attested secure-channel key presenting other credentials (and, when
+ * given, other chains): what a credential refresh sends.
+ */
+export function withCredentials(
+  identityPayload: Uint8Array,
+  credentials: readonly Uint8Array[],
+  chains?: readonly Uint8Array[],
+): Uint8Array {
+  const payload = decodeIdentityPayload(identityPayload);
+  return encodeIdentityPayload({ ...payload, credentials, chains: chains ?? payload.chains });
+}
+
+/**
  * When the first credential or chain of an encoded payload expires (Infinity when it carries
  * none): the time by which its owner must present fresh ones. Decodes, does not verify — it is
  * for a payload of one's own.

@@ -20,6 +20,7 @@ export {
   verifyPeer,
   TrustPolicies,
   VerifiedPeerCache,
+  withCredentials,
 } from './identity-payload.js';
 export type {
   IdentityPayload,

@@ -29,6 +29,8 @@ describe('mandate demo', () => {
         bytesRelayed: number;
         plaintextSeenByRelay: boolean;
         tamperedFrameDropped: boolean;
+        refreshedStillAnswered: number;
+        expiredCutOff: number;
       };
     };
     expect(summary.agents).toBe(40);
@@ -56,6 +58,9 @@ describe('mandate demo', () => {
       echoed: 39,
       plaintextSeenByRelay: false,
       tamperedFrameDropped: true,
+      // 39 callers: the 20 at even positions refreshed in-band, the other 19 expired.
+      refreshedStillAnswered: 20,
+      expiredCutOff: 19,
     });
     expect(summary.channels.bytesRelayed).toBeGreaterThan(0);
   });

@@ -20,6 +20,7 @@ import {
   RelayService,
   SecureChannelListener,
   TrustPolicies,
+  withCredentials,
   type SecureChannelOptions,
 } from '../../channel/index.js';
 import type { Home } from '../home.js';
@@ -31,6 +32,10 @@ export interface ChannelScenarioSummary {
   readonly bytesRelayed: number;
   readonly plaintextSeenByRelay: boolean;
   readonly tamperedFrameDropped: boolean;
+  /** After every credential's expiry: callers whose credentials were refreshed in-band, answered. */
+  readonly refreshedStillAnswered: number;
+  /** Callers that were not refreshed: their messages were dropped by the support agent. */
+  readonly expiredCutOff: number;
 }
 
 const settle = async (turns = 20): Promise<void> => {
@@ -51,13 +56,15 @@ export async function runChannelScenario(
 ): Promise<ChannelScenarioSummary> {
   const authorityId = await authority.identifier();
   const authorities = new Map([[authorityId, await authority.identity()]]);
-  const clock = { nowSeconds: () => nowSeconds };
+  // The scenario moves the clock on once, past the first credentials' expiry.
+  let now = nowSeconds;
+  const clock = { nowSeconds: () => now };
   // Each party: a fresh X25519 key attested by its primary key, and a credential from the authority.
   const party = async (
     identity: VerifiedIdentity,
     primaryKeyId: string,
     grant: readonly string[],
-  ): Promise<SecureChannelOptions> => {
+  ): Promise<SecureChannelOptions & { readonly identity: VerifiedIdentity }> => {
     await authority.addMember(
       authorityId,
       identity.identifier,
@@ -66,6 +73,7 @@ export async function runChannelScenario(
     );
     const credential = await authority.issueCredential(identity, nowSeconds);
     return {
+      identity,
       ...(await prepareChannelIdentity(home.vault, {
         identity,
         primaryKeyId,
@@ -164,12 +172,9 @@ export async function runChannelScenario(
           localAddress(n.transport.connect('relay')),
           ...parseRoute('/relay/support/service/api'),
         ];
-        const channel = await openSecureChannel(
-          n.router,
-          route,
-          await party(me.identity, me.primaryKeyId, ['tools=read_orders']),
-        );
-        return { router: n.router, channel };
+        const options = await party(me.identity, me.primaryKeyId, ['tools=read_orders']);
+        const channel = await openSecureChannel(n.router, route, options);
+        return { router: n.router, channel, options };
       }),
     );
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -209,6 +214,38 @@ export async function runChannelScenario(
       `   a relay flipping one bit of a frame → ${tamperedFrameDropped ? 'detected and dropped' : 'NOT DETECTED'}`,
     );
 
+    // Credentials last an hour. Half an hour in, the authority issues fresh ones to the support
+    // agent and to every other caller, which present them in-band on their open channels; then
+    // the clock passes the first hour. The refreshed keep talking; the others are cut off.
+    say('   credentials refreshed in-band on open channels; then the first credentials expire');
+    now = nowSeconds + 1800;
+    const renew = async (options: (typeof channels)[number]['options']): Promise<Uint8Array> =>
+      withCredentials(options.identityPayload, [
+        await authority.issueCredential(options.identity, now),
+      ]);
+    await supportListener.refreshCredentials(await renew(supportOptions));
+    const refreshed = channels.filter((_, i) => i % 2 === 0);
+    for (const { channel, options } of refreshed) {
+      await channel.refreshCredentials(await renew(options));
+    }
+    await settle(50);
+    now = nowSeconds + 3600 + 60;
+    const echoedBefore = echoed;
+    const droppedBefore = supportListener.droppedCount;
+    for (const { router, channel } of channels) {
+      await router.send({
+        onwardRoute: [localAddress(channel.address), localAddress('echo')],
+        returnRoute: [localAddress('inbox')],
+        payload: secret,
+      });
+    }
+    await settle(50);
+    const refreshedStillAnswered = echoed - echoedBefore;
+    const expiredCutOff = supportListener.droppedCount - droppedBefore;
+    say(
+      `   ${refreshedStillAnswered}/${refreshed.length} refreshed callers still answered; ${expiredCutOff}/${channels.length - refreshed.length} with expired credentials cut off`,
+    );
+
     for (const { channel } of channels) await channel.close();
     await supportChannel.close();
     await supportListener.close();
@@ -217,10 +254,12 @@ export async function runChannelScenario(
     return {
       channels: channels.length,
       handshakesPerSecond: Math.round(channels.length / seconds),
-      echoed,
+      echoed: echoedBefore,
       bytesRelayed,
       plaintextSeenByRelay,
       tamperedFrameDropped,
+      refreshedStillAnswered,
+      expiredCutOff,
     };
   } finally {
     for (const t of transports) await t.close();

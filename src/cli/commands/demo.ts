@@ -204,7 +204,7 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
               ],
               [
                 'secure channels',
-                `${channels.channels} through a relay (${channels.handshakesPerSecond} handshakes/s, identities and credentials verified), ${channels.echoed} echoed end to end, ${channels.bytesRelayed} bytes relayed, plaintext seen by the relay: ${channels.plaintextSeenByRelay ? 'YES' : 'no'}, tampered frame ${channels.tamperedFrameDropped ? 'detected' : 'NOT detected'}`,
+                `${channels.channels} through a relay (${channels.handshakesPerSecond} handshakes/s, identities and credentials verified), ${channels.echoed} echoed end to end, ${channels.bytesRelayed} bytes relayed, plaintext seen by the relay: ${channels.plaintextSeenByRelay ? 'YES' : 'no'}, tampered frame ${channels.tamperedFrameDropped ? 'detected' : 'NOT detected'}; after expiry ${channels.refreshedStillAnswered} refreshed in-band still answered, ${channels.expiredCutOff} expired cut off`,
               ],
               ['example agent', victim.identity.identifier],
             ]),
