@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { channelWorld } from '../../test/helpers/channel-world.js';
 import {
   localAddress,
@@ -298,6 +299,100 @@ describe('secure channel over memory routing', () => {
       'ERR_NOISE_DECRYPT_FAILED',
       'ERR_CHANNEL_REPLAY',
     ]);
+  });
+
+  it('through a hop that drops, duplicates and reorders frames, delivers each at most once and intact (property)', async () => {
+    const w = await world();
+    const alice = await w.party('alice', true);
+    const carol = await w.party('carol', true);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.constantFrom('pass', 'drop', 'duplicate', 'hold', 'flip'), {
+          minLength: 40,
+          maxLength: 80,
+        }),
+        async (faults) => {
+          const network = new MemoryNetwork();
+          const a = node(network, 'a');
+          const b = node(network, 'b');
+          const c = node(network, 'c');
+          // Faults apply to transport frames only, once the channel is up: the handshake has
+          // no retransmission (Ockam's has none either; TCP is reliable).
+          let next = 0;
+          let held: Uint8Array | undefined;
+          const hop = relay((payload) => {
+            if (payload[0] !== ChannelMessageType.transport) return [payload];
+            const fault = faults[next++ % faults.length];
+            const release = held === undefined ? [] : [held];
+            held = undefined;
+            switch (fault) {
+              case 'drop':
+                return release;
+              case 'duplicate':
+                return [payload, payload, ...release];
+              case 'hold':
+                held = payload;
+                return release;
+              case 'flip': {
+                const flipped = payload.slice();
+                flipped[1 + (next % (flipped.length - 1))]! ^= 0x40;
+                return [flipped, ...release];
+              }
+              default:
+                return [payload, ...release];
+            }
+          });
+          b.router.registerWorker('fwd', hop);
+          b.router.allowFromAnyConnection('fwd');
+          const listener = new SecureChannelListener(
+            c.router,
+            carol.options(TrustPolicies.credentialHolder(), { deliverTo: ['sink'] }),
+          );
+          c.router.allowFromAnyConnection('api');
+          const sink = recorder();
+          c.router.registerWorker('sink', sink);
+          const channel = await openSecureChannel(
+            a.router,
+            [
+              localAddress(a.transport.connect('b')),
+              localAddress('fwd'),
+              mem('c'),
+              localAddress('api'),
+            ],
+            alice.options(TrustPolicies.credentialHolder()),
+          );
+          const sent = Array.from({ length: faults.length }, (_, i) => `message ${i}`);
+          for (const text of sent) {
+            await a.router.send({
+              onwardRoute: [localAddress(channel.address), localAddress('sink')],
+              returnRoute: [],
+              payload: bytes(text),
+            });
+          }
+          await settle(40);
+          const received = sink.seen.map((s) => str(s.envelope.payload));
+          // Only what was sent, intact, each at most once; passed frames always arrive.
+          expect(received.every((text) => sent.includes(text))).toBe(true);
+          expect(new Set(received).size).toBe(received.length);
+          faults.forEach((fault, i) => {
+            if (fault === 'pass' || fault === 'duplicate')
+              expect(received).toContain(`message ${i}`);
+            if (fault === 'drop' || fault === 'flip')
+              expect(received).not.toContain(`message ${i}`);
+          });
+          // Every worker message came through the channel, from Alice.
+          for (const seen of sink.seen) {
+            expect(channelPeerOf(seen.ctx)?.identifier).toBe(alice.identity.identifier);
+          }
+          await channel.close();
+          await listener.close();
+          await a.transport.close();
+          await b.transport.close();
+          await c.transport.close();
+        },
+      ),
+      { numRuns: 15 },
+    );
   });
 
   it('never gives an untrusted initiator a channel', async () => {
