@@ -1,2 +1,14 @@
 export { provisionIdentities, IdentityProvisioner } from './provision.js';
 export type { ProvisionOptions, ProvisionTarget, ProvisionerOptions } from './provision.js';
+export {
+  EnrollmentService,
+  redeemTicketOverChannel,
+  ENROLLMENT_SERVICE_ADDRESS,
+  DEFAULT_ENROLLMENT_TIMEOUT_MS,
+} from './enrollment-service.js';
+export type {
+  EnrollmentEvent,
+  EnrollmentServiceOptions,
+  RedeemTicketOptions,
+  RedeemedTicket,
+} from './enrollment-service.js';

@@ -1,7 +1,15 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { invalid, MandateError, ErrorKind } from '../../core/index.js';
+import {
+  conflict,
+  ErrorKind,
+  invalid,
+  isMandateError,
+  MandateError,
+  notFound,
+  type Logger,
+} from '../../core/index.js';
 import { toHex } from '../../encoding/index.js';
 import {
   authorize,
@@ -15,26 +23,51 @@ import {
   parseConstraint,
   parseEnrollmentTicket,
   RESERVED_PREFIX,
+  type EnrollmentTicket,
   revocationIdOf,
   verifyChain,
   type Constraint,
   type VerifiedChain,
 } from '../../credentials/index.js';
 import {
+  compareHistories,
+  HistoryRelation,
   isIdentifier,
   verifyChangeHistory,
   parseIdentifier,
   Purpose,
   type Identifier,
+  type KnownIdentity,
   type VerifiedIdentity,
 } from '../../identity/index.js';
+import {
+  openSecureChannel,
+  prepareChannelIdentity,
+  SecureChannelListener,
+  TrustPolicies,
+} from '../../channel/index.js';
+import { Router, TcpTransport } from '../../routing/index.js';
+import {
+  ENROLLMENT_SERVICE_ADDRESS,
+  EnrollmentService,
+  redeemTicketOverChannel,
+} from '../../node/index.js';
 import type { Home } from '../home.js';
 import type { CliContext } from '../context.js';
 import { readBytesArgument } from '../input.js';
 import { EXIT_CODES, formatFields } from '../output.js';
 import { collect, parseDuration, parsePositiveInteger } from '../parse.js';
+import {
+  connectRoute,
+  listenTcp,
+  parseDialRoute,
+  stderrLogger,
+  toListener,
+  untilSignal,
+} from '../node-runtime.js';
 
 const DEFAULT_AUTHORITY = 'authority';
+const DEFAULT_MEMBER = 'member';
 /** Revoked identities stay on the deny-set this long (they have no expiry of their own). */
 const IDENTITY_REVOCATION_SECONDS = 10 * 365 * 86_400;
 /** A revoked credential or link expires at the latest this long after revocation. */
@@ -154,9 +187,10 @@ function humanChain(chain: VerifiedChain): string {
 
 export function registerCredentialCommands(program: Command, context: () => CliContext): void {
   // --- authority -------------------------------------------------------------------------------
-  program
+  const authorityCommand = program
     .command('authority')
-    .description('run this home as an authority')
+    .description('run this home as an authority');
+  authorityCommand
     .command('init')
     .option('--name <name>', 'name of the authority identity', DEFAULT_AUTHORITY)
     .description('create (or reuse) the authority identity and trust it as an issuer')
@@ -193,6 +227,66 @@ export function registerCredentialCommands(program: Command, context: () => CliC
       }
     });
 
+  authorityCommand
+    .command('start')
+    .description(
+      'run the authority node until SIGINT or SIGTERM: redeems tickets over secure channels (logs on stderr)',
+    )
+    .requiredOption('--listen <host:port>', 'where to listen, e.g. 127.0.0.1:4200')
+    .option('--name <name>', 'name of the authority identity', DEFAULT_AUTHORITY)
+    .action(async (opts: { listen: string; name: string }) => {
+      const ctx = context();
+      const logger = stderrLogger();
+      const home = await ctx.openHome();
+      const router = new Router({ logger });
+      try {
+        const known = await home.identities.get(opts.name).catch((error: unknown) => {
+          if (!isMandateError(error, 'ERR_IDENTITY_NOT_FOUND')) throw error;
+          throw notFound(
+            'ERR_IDENTITY_NOT_FOUND',
+            `no authority \`${opts.name}\` in this home: create it with \`mandate authority init\``,
+          );
+        });
+        const primaryKeyId = requireLocal(known, opts.name);
+        // The channel key lives in this process only, attested for this run (a day).
+        const prepared = await prepareChannelIdentity(home.vault, {
+          identity: known.identity,
+          primaryKeyId,
+          nowSeconds: ctx.clock.nowSeconds(),
+        });
+        const transport = new TcpTransport(router, { logger });
+        // Redeemers are no members yet: any identity that proves itself may open a channel, and
+        // its messages reach the enrollment service only, which enrolls exactly that identity.
+        const listener = new SecureChannelListener(router, {
+          ...prepared,
+          verify: { authorities: new Map(), trustPolicy: TrustPolicies.anyIdentity() },
+          deliverTo: [ENROLLMENT_SERVICE_ADDRESS],
+          clock: ctx.clock,
+          logger,
+        });
+        router.allowFromAnyConnection(listener.address);
+        const service = new EnrollmentService(router, {
+          authority: home.authority(known.identity.identifier),
+          clock: ctx.clock,
+          logger,
+        });
+        const bound = await listenTcp(transport, opts.listen);
+        logger.info('listening', {
+          address: bound.address,
+          route: bound.route,
+          authority: known.identity.identifier,
+        });
+        const signal = await untilSignal();
+        logger.info('stopping', { signal });
+        // Channels first (no new requests), then the redemption in flight, if any.
+        await listener.close();
+        await service.close();
+      } finally {
+        await router.close();
+        home.close();
+      }
+    });
+
   // --- tickets ---------------------------------------------------------------------------------
   const ticket = program.command('ticket').description('one-time enrollment tickets');
   ticket
@@ -208,7 +302,11 @@ export function registerCredentialCommands(program: Command, context: () => CliC
     .option('--enroller', 'the member may create tickets in turn (authority only)')
     .option('--by <name>', 'the enroller creating the ticket (default: the authority)')
     .option('--authority <name>', 'the authority identity', DEFAULT_AUTHORITY)
-    .option('--route <route>', 'where redeemers reach the authority', '')
+    .option(
+      '--route <route>',
+      'where redeemers reach `authority start`, e.g. /ip4/127.0.0.1/tcp/4200 (default: none, redeem in this home only)',
+      '',
+    )
     .action(
       async (opts: {
         attr?: string[];
@@ -221,6 +319,8 @@ export function registerCredentialCommands(program: Command, context: () => CliC
       }) => {
         const ctx = context();
         const attributes = attributesOf(parseConstraints(opts.attr));
+        // A ticket must not carry a route its redeemer cannot dial.
+        if (opts.route !== '') parseDialRoute(opts.route);
         const home = await ctx.openHome();
         try {
           const authority = home.authority(opts.authority, opts.route);
@@ -245,11 +345,20 @@ export function registerCredentialCommands(program: Command, context: () => CliC
   ticket
     .command('redeem')
     .argument('<ticket>', 'the ticket text')
-    .option('--name <name>', 'the local identity that enrolls (created if missing)', 'member')
+    .option('--identity <name>', 'the local identity that enrolls (default `member`)')
+    .option('--name <name>', 'the same as --identity')
     .option('--out <file>', 'write the credential (as a chain of length 0) here')
-    .description('enroll with a ticket: become a member and receive a first credential')
-    .action(async (text: string, opts: { name: string; out?: string }) => {
+    .description(
+      'enroll with a ticket: become a member and receive a first credential, from the authority in this home or over the network at the ticket’s route',
+    )
+    .action(async (text: string, opts: { identity?: string; name?: string; out?: string }) => {
       const ctx = context();
+      if (opts.identity !== undefined && opts.name !== undefined && opts.identity !== opts.name)
+        throw invalid(
+          'ERR_ARGUMENT_INVALID',
+          '`--identity` and `--name` name different identities',
+        );
+      const name = opts.identity ?? opts.name ?? DEFAULT_MEMBER;
       const parsed = parseEnrollmentTicket(text.trim());
       // Redeeming uses the ticket up: make sure the credential can be written before that.
       if (opts.out !== undefined && !existsSync(dirname(resolve(opts.out)))) {
@@ -258,36 +367,42 @@ export function registerCredentialCommands(program: Command, context: () => CliC
       const home = await ctx.openHome();
       try {
         const local = await home.identities.get(parsed.authority.identifier).catch(() => undefined);
-        if (local?.primaryKeyId == null) {
-          throw new MandateError(
-            'ERR_TICKET_AUTHORITY_UNREACHABLE',
-            ErrorKind.unavailable,
-            `authority \`${parsed.authority.identifier}\` is not in this home; redeeming over the network arrives with secure channels`,
-          );
+        let member: VerifiedIdentity;
+        let credential: Uint8Array;
+        let authorityHistory: Uint8Array;
+        if (local?.primaryKeyId != null) {
+          // The authority is in this home: redeem in process.
+          const known = await home.identities.get(name).catch(async () => {
+            const created = await home.identities.create({ name });
+            return {
+              identity: created.identity,
+              name: created.name,
+              primaryKeyId: created.primaryKeyId,
+            };
+          });
+          member = known.identity;
+          const authority = home.authority(parsed.authority.identifier, parsed.route);
+          ({ credential } = await authority.redeem(
+            { code: parsed.code, changeHistory: member.changeHistory },
+            ctx.clock.nowSeconds(),
+          ));
+          authorityHistory = parsed.authority.changeHistory;
+        } else {
+          const redeemed = await redeemOverNetwork(ctx, home, parsed, local?.identity, name);
+          member = redeemed.member;
+          credential = redeemed.credential;
+          authorityHistory = redeemed.authority.changeHistory;
         }
-        const member = await home.identities.get(opts.name).catch(async () => {
-          const created = await home.identities.create({ name: opts.name });
-          return {
-            identity: created.identity,
-            name: created.name,
-            primaryKeyId: created.primaryKeyId,
-          };
-        });
-        const authority = home.authority(parsed.authority.identifier, parsed.route);
-        const { credential } = await authority.redeem(
-          { code: parsed.code, changeHistory: member.identity.changeHistory },
-          ctx.clock.nowSeconds(),
-        );
         // The ticket brought the trust anchor: from now on this home trusts that authority.
-        await home.identities.import(parsed.authority.changeHistory);
+        await home.identities.import(authorityHistory);
         await home.trustAnchors.addTrustAnchor(parsed.authority.identifier, ctx.clock.nowSeconds());
-        const chain = chainFromCredential(credential, member.identity);
+        const chain = chainFromCredential(credential, member);
         writeOrPrint(
           ctx,
           opts.out,
           chain,
-          { member: member.identity.identifier, authority: parsed.authority.identifier },
-          `enrolled ${member.identity.identifier} with ${parsed.authority.identifier}`,
+          { member: member.identifier, authority: parsed.authority.identifier },
+          `enrolled ${member.identifier} with ${parsed.authority.identifier}`,
         );
       } finally {
         home.close();
@@ -619,4 +734,111 @@ async function resolveIdentifier(home: Home, ref: string): Promise<Identifier> {
   if (isIdentifier(ref)) return ref;
   if (/^[0-9a-f]{64}$/.test(ref)) return parseIdentifier(`I${ref}`);
   return (await home.identities.get(ref)).identity.identifier;
+}
+
+function requireLocal(known: KnownIdentity, ref: string): string {
+  if (known.primaryKeyId === null)
+    throw invalid('ERR_IDENTITY_NOT_LOCAL', `identity \`${ref}\` has no key in this vault`);
+  return known.primaryKeyId;
+}
+
+/** Logs warnings and errors on stderr; a one-shot command's progress is its result. */
+function warningLogger(): Logger {
+  return { ...stderrLogger(), info: () => undefined };
+}
+
+/**
+ * `ticket redeem` when the authority is not in this home: a secure channel to the ticket's route
+ * that trusts only the ticket's authority, the code through it, and a credential that must verify
+ * against that authority with `name` as its subject. Nothing is written here; the caller stores
+ * the result. Everything that can fail locally is checked before the code leaves this process.
+ */
+async function redeemOverNetwork(
+  ctx: CliContext,
+  home: Home,
+  ticket: EnrollmentTicket,
+  localAuthority: VerifiedIdentity | undefined,
+  name: string,
+): Promise<{ member: VerifiedIdentity; credential: Uint8Array; authority: VerifiedIdentity }> {
+  const authorityId = ticket.authority.identifier;
+  if (ticket.route === '')
+    throw new MandateError(
+      'ERR_TICKET_AUTHORITY_UNREACHABLE',
+      ErrorKind.unavailable,
+      `authority \`${authorityId}\` is not in this home and the ticket names no route to it`,
+    );
+  parseDialRoute(ticket.route);
+  // The network path creates nothing: the identity must exist (`identity create`) with its key.
+  const known = await home.identities.get(name).catch((error: unknown) => {
+    if (!isMandateError(error, 'ERR_IDENTITY_NOT_FOUND')) throw error;
+    throw notFound(
+      'ERR_IDENTITY_NOT_FOUND',
+      `no identity \`${name}\`: create it first (\`mandate identity create --name ${name}\`)`,
+    );
+  });
+  const primaryKeyId = requireLocal(known, name);
+  // What this home knows of the authority counts: a newer history is expected from it, and a
+  // history that forks from the ticket's stops here, before anything is sent.
+  let authority = ticket.authority;
+  if (localAuthority !== undefined) {
+    const relation = compareHistories(ticket.authority, localAuthority);
+    if (relation === HistoryRelation.conflict)
+      throw conflict(
+        'ERR_IDENTITY_HISTORY_FORK',
+        `the ticket's history of \`${authorityId}\` diverges from the one this home knows`,
+      );
+    if (relation === HistoryRelation.newer) authority = localAuthority;
+  }
+  const logger = warningLogger();
+  const router = new Router({ logger });
+  try {
+    // Silent: a connection that fails is the command's error, not a warning besides it.
+    const transport = new TcpTransport(router);
+    const prepared = await prepareChannelIdentity(home.vault, {
+      identity: known.identity,
+      primaryKeyId,
+      nowSeconds: ctx.clock.nowSeconds(),
+    });
+    const anchors = new Map([[authorityId, authority]]);
+    // Only the ticket's authority may answer: anyone else listening at the route fails the
+    // handshake, and the code is never sent to it.
+    const channel = await openSecureChannel(
+      router,
+      toListener(connectRoute(transport, ticket.route)),
+      {
+        ...prepared,
+        verify: {
+          authorities: anchors,
+          knownIdentities: anchors,
+          trustPolicy: TrustPolicies.identifier(authorityId),
+        },
+        clock: ctx.clock,
+        logger,
+      },
+    ).catch((error: unknown) => {
+      if (!isMandateError(error, 'ERR_CHANNEL_PEER_REJECTED')) throw error;
+      throw new MandateError(
+        error.code,
+        error.kind,
+        `the node at \`${ticket.route}\` is not the ticket's authority \`${authorityId}\` (or failed to prove it)`,
+        { cause: error.cause },
+      );
+    });
+    try {
+      const redeemed = await redeemTicketOverChannel(router, channel, ticket.code, {
+        authority,
+        subject: known.identity,
+        clock: ctx.clock,
+      });
+      return {
+        member: known.identity,
+        credential: redeemed.credential,
+        authority: redeemed.authority,
+      };
+    } finally {
+      await channel.close();
+    }
+  } finally {
+    await router.close();
+  }
 }

@@ -1,0 +1,270 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { json, run, type Run } from '../helpers/cli.js';
+import { repoRoot } from '../helpers/vectors.js';
+
+// `mandate authority start` and `mandate ticket redeem` over TCP: home A runs the authority as a
+// child process on 127.0.0.1; homes B and C redeem in this process, with no authority of their
+// own. (The process helpers are those of relay.test.ts.)
+
+const children: ChildProcess[] = [];
+afterEach(async () => {
+  for (const child of children.splice(0)) {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    }
+  }
+});
+
+/** A port that was free a moment ago (listen on 0, close). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+interface Started {
+  readonly stderr: () => string;
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  stop(signal: NodeJS.Signals): Promise<number | null>;
+}
+
+function start(home: string, ...argv: string[]): Started {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'bin.ts'), '--home', home, ...argv],
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  children.push(child);
+  let err = '';
+  const waiters: (() => void)[] = [];
+  child.stderr?.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+    for (const w of waiters.splice(0)) w();
+  });
+  child.stdout?.resume();
+  const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return {
+    stderr: () => err,
+    waitFor: (pattern, timeoutMs = 15_000) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          reject(new Error(`timed out waiting for ${String(pattern)}; stderr:\n${err}`));
+        }, timeoutMs);
+        const check = (): void => {
+          if (pattern.test(err)) {
+            clearTimeout(timer);
+            resolve();
+          } else if (child.exitCode !== null) {
+            clearTimeout(timer);
+            reject(new Error(`exited ${String(child.exitCode)}; stderr:\n${err}`));
+          } else waiters.push(check);
+        };
+        check();
+      }),
+    stop: async (signal) => {
+      child.kill(signal);
+      return exit;
+    },
+  };
+}
+
+const newHome = (): string => mkdtempSync(join(tmpdir(), 'mandate-ticket-net-'));
+
+/** `mandate --home HOME --json ARGV…`, which must succeed. */
+async function ok<T = Record<string, unknown>>(home: string, ...argv: string[]): Promise<T> {
+  const r = await run('--home', home, '--json', ...argv);
+  expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(0);
+  expect(r.stderr, argv.join(' ')).toBe('');
+  return json(r) as T;
+}
+
+/**
+ * A failed run: one `error[CODE]: ` line (after the channel's warnings, if any: its local log),
+ * the exit code of its kind, nothing on stdout.
+ */
+function expectError(r: Run, code: string, exit: number): void {
+  expect(r.stderr).toMatch(new RegExp(`^(?:warn [^\\n]*\\n)*error\\[${code}\\]: \\S[^\\n]*\\n$`));
+  expect(r.code, r.stderr).toBe(exit);
+  expect(r.stdout).toBe('');
+}
+
+describe('ticket redeem over the network', () => {
+  it('enrolls a home without the authority through `authority start`, once per ticket', async () => {
+    const a = newHome();
+    const authority = (await ok<{ identifier: string }>(a, 'authority', 'init')).identifier;
+    const port = await freePort();
+    const route = `/ip4/127.0.0.1/tcp/${String(port)}`;
+    const { ticket } = await ok<{ ticket: string }>(
+      a,
+      'ticket',
+      'create',
+      '--attr',
+      'tools=read_orders',
+      '--attr',
+      'refund<=50',
+      '--route',
+      route,
+    );
+    const node = start(a, 'authority', 'start', '--listen', `127.0.0.1:${String(port)}`);
+    await node.waitFor(/listening/);
+    expect(node.stderr()).toContain(`route=${route} authority=${authority}`);
+
+    const b = newHome();
+    const bob = (await ok<{ identifier: string }>(b, 'identity', 'create', '--name', 'bob'))
+      .identifier;
+    const chain = join(b, 'bob.chain');
+    const redeemed = await ok<{ member: string; authority: string; file: string }>(
+      b,
+      'ticket',
+      'redeem',
+      ticket,
+      '--identity',
+      'bob',
+      '--out',
+      chain,
+    );
+    expect(redeemed).toEqual({ member: bob, authority, file: chain });
+    await node.waitFor(/enrollment: enrolled/);
+    expect(node.stderr()).toContain(`enrollment: enrolled identifier=${bob}`);
+
+    // B now holds bob's credential and trusts the authority, exactly as after an in-home redeem.
+    const shown = await ok<{ subject: string; attributes: Record<string, string> }>(
+      b,
+      'credential',
+      'show',
+      chain,
+    );
+    expect(shown.subject).toBe(bob);
+    expect(shown.attributes).toEqual({ tools: '=read_orders', refund: '<=50' });
+    const verified = await ok<{ valid: boolean; actor: string; issuer: string }>(
+      b,
+      'credential',
+      'verify',
+      chain,
+      '--presenter',
+      'bob',
+    );
+    expect(verified).toMatchObject({ valid: true, actor: bob, issuer: authority });
+
+    // The ticket was for one use: a second redeem (another identity, another home) is refused,
+    // and that home writes nothing — no credential file, no authority, no trust anchor.
+    const c = newHome();
+    await ok(c, 'identity', 'create', '--name', 'carol');
+    const carolChain = join(c, 'carol.chain');
+    const second = await run(
+      '--home',
+      c,
+      '--json',
+      'ticket',
+      'redeem',
+      ticket,
+      '--identity',
+      'carol',
+      '--out',
+      carolChain,
+    );
+    expectError(second, 'ERR_TICKET_INVALID', 4);
+    expect(existsSync(carolChain)).toBe(false);
+    expect((await ok<{ total: number }>(c, 'identity', 'list')).total).toBe(1);
+    const again = await run('--home', b, '--json', 'ticket', 'redeem', ticket, '--identity', 'bob');
+    expectError(again, 'ERR_TICKET_INVALID', 4);
+    await node.waitFor(/enrollment: refused[\s\S]*enrollment: refused/);
+    expect(node.stderr()).toMatch(
+      /enrollment: refused identifier=I[0-9a-f]{64} reason=ERR_TICKET_INVALID/,
+    );
+    // The one-time code never reaches a log.
+    expect(node.stderr()).not.toContain(ticket.slice('mandate1.'.length, 60));
+
+    // The network path creates no identity: it must exist.
+    const missing = await run('--home', c, 'ticket', 'redeem', ticket, '--identity', 'nobody');
+    expectError(missing, 'ERR_IDENTITY_NOT_FOUND', 6);
+
+    expect(await node.stop('SIGTERM')).toBe(0);
+    expect(node.stderr()).toMatch(/stopping signal=SIGTERM/);
+  }, 60_000);
+
+  it('refuses another identity listening at the ticket’s route, which never sees the code', async () => {
+    const a = newHome();
+    await ok(a, 'authority', 'init');
+    const e = newHome();
+    await ok(e, 'authority', 'init'); // another authority: same name, another identity
+    const port = await freePort();
+    const { ticket } = await ok<{ ticket: string }>(
+      a,
+      'ticket',
+      'create',
+      '--route',
+      `/ip4/127.0.0.1/tcp/${String(port)}`,
+    );
+    const impostor = start(e, 'authority', 'start', '--listen', `127.0.0.1:${String(port)}`);
+    await impostor.waitFor(/listening/);
+
+    const b = newHome();
+    await ok(b, 'identity', 'create', '--name', 'bob');
+    const chain = join(b, 'bob.chain');
+    const r = await run(
+      '--home',
+      b,
+      'ticket',
+      'redeem',
+      ticket,
+      '--identity',
+      'bob',
+      '--out',
+      chain,
+    );
+    expectError(r, 'ERR_CHANNEL_PEER_REJECTED', 4);
+    // The local log says why: the trust policy (only the ticket's authority) refused the peer.
+    expect(r.stderr).toMatch(/reason=ERR_CHANNEL_UNTRUSTED/);
+    expect(r.stderr).toContain("is not the ticket's authority");
+    expect(existsSync(chain)).toBe(false);
+    expect((await ok<{ total: number }>(b, 'identity', 'list')).total).toBe(1);
+    expect(await impostor.stop('SIGINT')).toBe(0);
+    expect(impostor.stderr()).not.toMatch(/enrollment:/);
+
+    // The ticket is still good at its authority.
+    const real = start(a, 'authority', 'start', '--listen', `127.0.0.1:${String(port)}`);
+    await real.waitFor(/listening/);
+    await ok(b, 'ticket', 'redeem', ticket, '--identity', 'bob', '--out', chain);
+    expect(existsSync(chain)).toBe(true);
+    expect(await real.stop('SIGTERM')).toBe(0);
+  }, 60_000);
+
+  it('checks the route at ticket creation and reports a ticket without one', async () => {
+    const a = newHome();
+    await ok(a, 'authority', 'init');
+    expectError(
+      await run('--home', a, 'ticket', 'create', '--route', '/ip4/127.0.0.1'),
+      'ERR_ROUTE_SYNTAX',
+      3,
+    );
+    expectError(
+      await run('--home', a, 'ticket', 'create', '--route', '/service/api'),
+      'ERR_ARGUMENT_INVALID',
+      3,
+    );
+    const { ticket } = await ok<{ ticket: string }>(a, 'ticket', 'create');
+    const b = newHome();
+    await ok(b, 'identity', 'create', '--name', 'bob');
+    expectError(
+      await run('--home', b, 'ticket', 'redeem', ticket, '--identity', 'bob'),
+      'ERR_TICKET_AUTHORITY_UNREACHABLE',
+      10,
+    );
+    expectError(
+      await run('--home', b, 'ticket', 'redeem', ticket, '--identity', 'bob', '--name', 'carol'),
+      'ERR_ARGUMENT_INVALID',
+      3,
+    );
+  });
+});
