@@ -12,7 +12,6 @@ import {
 
 // What the commands that run or reach a node share: a stderr logger, waiting for a signal,
 // listening, and turning route text into a route that starts with a TCP connection.
-// (commands/relay.ts has private copies of the same helpers; one of the two goes.)
 
 /** The local address of a node's secure-channel listener. */
 export const API = 'api';

@@ -1,11 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort, killChildren, startMandate } from '../helpers/processes.js';
 import { json, run } from '../helpers/cli.js';
-import { repoRoot } from '../helpers/vectors.js';
 
 // A channel over two relays, across processes over TCP: relay R1, relay R2 registered at R1 as
 // `r2` (`relay start --relay`), node B registered at R2 as `bob`, and `channel ping` (in process)
@@ -13,28 +12,11 @@ import { repoRoot } from '../helpers/vectors.js';
 // recording proxy (a tap) in front of it, so the test sees every byte each relay sends or
 // receives, and checks that the ping's plaintext is in none of them.
 
-const children: ChildProcess[] = [];
 const taps: (() => Promise<void>)[] = [];
 afterEach(async () => {
-  for (const child of children.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGKILL');
-      await exited;
-    }
-  }
+  await killChildren();
   for (const close of taps.splice(0)) await close();
 });
-
-/** A port that was free a moment ago (listen on 0, close). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 /** What a tap saw on one proxied connection, chunk by chunk, in each direction. */
 interface TappedConnection {
@@ -90,57 +72,6 @@ const streams = (t: Tap): Buffer[] =>
 const seen = (t: Tap, needle: Buffer): boolean => streams(t).some((s) => s.includes(needle));
 const bytesSeen = (t: Tap): number => streams(t).reduce((n, s) => n + s.byteLength, 0);
 
-interface Started {
-  readonly stderr: () => string;
-  waitFor(pattern: RegExp): Promise<void>;
-  stop(signal: NodeJS.Signals): Promise<number | null>;
-}
-
-function start(home: string, ...argv: string[]): Started {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'bin.ts'), '--home', home, ...argv],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.push(child);
-  let err = '';
-  const waiters: (() => void)[] = [];
-  const wake = (): void => {
-    for (const w of waiters.splice(0)) w();
-  };
-  child.stderr?.on('data', (chunk: Buffer) => {
-    err += chunk.toString();
-    wake();
-  });
-  child.stdout?.resume();
-  const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  child.once('exit', wake);
-  return {
-    stderr: () => err,
-    waitFor: (pattern) =>
-      new Promise<void>((resolve, reject) => {
-        // Generous: a child starts tsx and a node on a noisy 2-core machine.
-        const timer = setTimeout(() => {
-          reject(new Error(`timed out waiting for ${String(pattern)}; stderr:\n${err}`));
-        }, 30_000);
-        const check = (): void => {
-          if (pattern.test(err)) {
-            clearTimeout(timer);
-            resolve();
-          } else if (child.exitCode !== null || child.signalCode !== null) {
-            clearTimeout(timer);
-            reject(new Error(`exited ${String(child.exitCode)}; stderr:\n${err}`));
-          } else waiters.push(check);
-        };
-        check();
-      }),
-    stop: async (signal) => {
-      child.kill(signal);
-      return exit;
-    },
-  };
-}
-
 describe('a channel over two relays', () => {
   it('pings B through R1 and R2 by name; no byte either relay sent or received holds the plaintext', async () => {
     const home = mkdtempSync(join(tmpdir(), 'mandate-chain-'));
@@ -179,7 +110,7 @@ describe('a channel over two relays', () => {
     const viaTap1 = `/ip4/127.0.0.1/tcp/${String(tap1.port)}`;
     const viaTap2 = `/ip4/127.0.0.1/tcp/${String(tap2.port)}`;
 
-    const r1 = start(
+    const r1 = startMandate(
       home,
       'relay',
       'start',
@@ -191,7 +122,7 @@ describe('a channel over two relays', () => {
       relay1Cred,
     );
     await r1.waitFor(/listening/);
-    const r2 = start(
+    const r2 = startMandate(
       home,
       'relay',
       'start',
@@ -207,7 +138,7 @@ describe('a channel over two relays', () => {
       'r2',
     );
     await r2.waitFor(/relay registration registered/);
-    const bob = start(
+    const bob = startMandate(
       home,
       'node',
       'start',

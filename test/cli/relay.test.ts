@@ -1,83 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort, killChildren, startMandate } from '../helpers/processes.js';
 import { json, run } from '../helpers/cli.js';
-import { repoRoot } from '../helpers/vectors.js';
 
 // `mandate relay start`, `mandate node start --relay`, `mandate channel ping` across processes:
 // a relay and a node run as children on 127.0.0.1; the ping runs in process.
 
-const children: ChildProcess[] = [];
-afterEach(async () => {
-  for (const child of children.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGKILL');
-      await exited;
-    }
-  }
-});
-
-/** A port that was free a moment ago (listen on 0, close). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
-interface Started {
-  readonly child: ChildProcess;
-  readonly stderr: () => string;
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
-  stop(signal: NodeJS.Signals): Promise<number | null>;
-}
-
-function start(home: string, ...argv: string[]): Started {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'bin.ts'), '--home', home, ...argv],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.push(child);
-  let err = '';
-  const waiters: (() => void)[] = [];
-  child.stderr?.on('data', (chunk: Buffer) => {
-    err += chunk.toString();
-    for (const w of waiters.splice(0)) w();
-  });
-  child.stdout?.resume();
-  const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  return {
-    child,
-    stderr: () => err,
-    waitFor: (pattern, timeoutMs = 8000) =>
-      new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          reject(new Error(`timed out waiting for ${String(pattern)}; stderr:\n${err}`));
-        }, timeoutMs);
-        const check = (): void => {
-          if (pattern.test(err)) {
-            clearTimeout(timer);
-            resolve();
-          } else if (child.exitCode !== null) {
-            clearTimeout(timer);
-            reject(new Error(`exited ${String(child.exitCode)}; stderr:\n${err}`));
-          } else waiters.push(check);
-        };
-        check();
-      }),
-    stop: async (signal) => {
-      child.kill(signal);
-      return exit;
-    },
-  };
-}
+afterEach(killChildren);
 
 describe('relay and node commands', () => {
   it('pings a node through a relay by name, and both stop cleanly on SIGINT / SIGTERM', async () => {
@@ -110,7 +41,7 @@ describe('relay and node commands', () => {
     const eveCred = await issue('eve', 'role=client');
 
     const relayPort = await freePort();
-    const relay = start(
+    const relay = startMandate(
       home,
       'relay',
       'start',
@@ -123,7 +54,7 @@ describe('relay and node commands', () => {
     );
     await relay.waitFor(/listening/);
     const relayRoute = `/ip4/127.0.0.1/tcp/${String(relayPort)}`;
-    const bob = start(
+    const bob = startMandate(
       home,
       'node',
       'start',
@@ -140,7 +71,7 @@ describe('relay and node commands', () => {
     );
     await bob.waitFor(/relay registration registered/);
     // Eve may not take a name her credential does not grant.
-    const eve = start(
+    const eve = startMandate(
       home,
       'node',
       'start',

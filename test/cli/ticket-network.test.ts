@@ -1,82 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort, killChildren, startMandate } from '../helpers/processes.js';
 import { json, run, type Run } from '../helpers/cli.js';
-import { repoRoot } from '../helpers/vectors.js';
 
 // `mandate authority start` and `mandate ticket redeem` over TCP: home A runs the authority as a
 // child process on 127.0.0.1; homes B and C redeem in this process, with no authority of their
-// own. (The process helpers are those of relay.test.ts.)
+// own.
 
-const children: ChildProcess[] = [];
-afterEach(async () => {
-  for (const child of children.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGKILL');
-      await exited;
-    }
-  }
-});
-
-/** A port that was free a moment ago (listen on 0, close). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
-interface Started {
-  readonly stderr: () => string;
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
-  stop(signal: NodeJS.Signals): Promise<number | null>;
-}
-
-function start(home: string, ...argv: string[]): Started {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'bin.ts'), '--home', home, ...argv],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.push(child);
-  let err = '';
-  const waiters: (() => void)[] = [];
-  child.stderr?.on('data', (chunk: Buffer) => {
-    err += chunk.toString();
-    for (const w of waiters.splice(0)) w();
-  });
-  child.stdout?.resume();
-  const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  return {
-    stderr: () => err,
-    waitFor: (pattern, timeoutMs = 15_000) =>
-      new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          reject(new Error(`timed out waiting for ${String(pattern)}; stderr:\n${err}`));
-        }, timeoutMs);
-        const check = (): void => {
-          if (pattern.test(err)) {
-            clearTimeout(timer);
-            resolve();
-          } else if (child.exitCode !== null) {
-            clearTimeout(timer);
-            reject(new Error(`exited ${String(child.exitCode)}; stderr:\n${err}`));
-          } else waiters.push(check);
-        };
-        check();
-      }),
-    stop: async (signal) => {
-      child.kill(signal);
-      return exit;
-    },
-  };
-}
+afterEach(killChildren);
 
 const newHome = (): string => mkdtempSync(join(tmpdir(), 'mandate-ticket-net-'));
 
@@ -115,7 +48,7 @@ describe('ticket redeem over the network', () => {
       '--route',
       route,
     );
-    const node = start(a, 'authority', 'start', '--listen', `127.0.0.1:${String(port)}`);
+    const node = startMandate(a, 'authority', 'start', '--listen', `127.0.0.1:${String(port)}`);
     await node.waitFor(/listening/);
     expect(node.stderr()).toContain(`route=${route} authority=${authority}`);
 
@@ -206,7 +139,7 @@ describe('ticket redeem over the network', () => {
       '--route',
       `/ip4/127.0.0.1/tcp/${String(port)}`,
     );
-    const impostor = start(e, 'authority', 'start', '--listen', `127.0.0.1:${String(port)}`);
+    const impostor = startMandate(e, 'authority', 'start', '--listen', `127.0.0.1:${String(port)}`);
     await impostor.waitFor(/listening/);
 
     const b = newHome();
@@ -233,7 +166,7 @@ describe('ticket redeem over the network', () => {
     expect(impostor.stderr()).not.toMatch(/enrollment:/);
 
     // The ticket is still good at its authority.
-    const real = start(a, 'authority', 'start', '--listen', `127.0.0.1:${String(port)}`);
+    const real = startMandate(a, 'authority', 'start', '--listen', `127.0.0.1:${String(port)}`);
     await real.waitFor(/listening/);
     await ok(b, 'ticket', 'redeem', ticket, '--identity', 'bob', '--out', chain);
     expect(existsSync(chain)).toBe(true);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ErrorKind, invalid, MandateError, type Logger, type LogFields } from '../../core/index.js';
+import { ErrorKind, invalid, MandateError, type Logger } from '../../core/index.js';
 import { toHex } from '../../encoding/index.js';
 import { decodeChain, decodeConstraintValue, formatConstraint } from '../../credentials/index.js';
 import type { Identifier, VerifiedIdentity } from '../../identity/index.js';
@@ -15,51 +15,25 @@ import {
   type SecureChannelOptions,
   type VerifiedPeer,
 } from '../../channel/index.js';
-import {
-  localAddress,
-  parseRoute,
-  parseTcpPeer,
-  RELAY_PREFIX,
-  Router,
-  TcpTransport,
-  TransportType,
-  type Route,
-  type Worker,
-} from '../../routing/index.js';
+import { localAddress, Router, TcpTransport, type Worker } from '../../routing/index.js';
 import type { CliContext } from '../context.js';
 import type { Home } from '../home.js';
 import { readBytesArgument } from '../input.js';
+import {
+  API,
+  connectRoute,
+  listenTcp,
+  stderrLogger,
+  toListener,
+  untilSignal,
+} from '../node-runtime.js';
 import { collect, parsePositiveInteger } from '../parse.js';
 
 const ECHO = 'echo';
-const API = 'api';
 
 interface NodeOptions {
   identity: string;
   credential?: string[];
-}
-
-/** Logs to stderr, one line per event: `mandate: message key=value …`. */
-function stderrLogger(): Logger {
-  const line = (level: string, message: string, fields?: LogFields): void => {
-    const rest = Object.entries(fields ?? {})
-      .filter(([, v]) => v !== undefined)
-      .map(([k, v]) => `${k}=${String(v)}`)
-      .join(' ');
-    process.stderr.write(`${level} ${message}${rest === '' ? '' : ` ${rest}`}\n`);
-  };
-  return {
-    debug: () => undefined,
-    info: (message, fields) => {
-      line('info', message, fields);
-    },
-    warn: (message, fields) => {
-      line('warn', message, fields);
-    },
-    error: (message, fields) => {
-      line('error', message, fields);
-    },
-  };
 }
 
 /**
@@ -107,43 +81,6 @@ async function channelOptions(
       logger,
     },
   };
-}
-
-/** Resolves on the first SIGINT or SIGTERM. */
-function untilSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const on = (signal: string): void => {
-      process.off('SIGINT', on);
-      process.off('SIGTERM', on);
-      resolve(signal);
-    };
-    process.on('SIGINT', on);
-    process.on('SIGTERM', on);
-  });
-}
-
-async function listen(transport: TcpTransport, text: string, logger: Logger): Promise<void> {
-  const { host, port } = parseTcpPeer(text);
-  const listener = await transport.listen({ host, port });
-  logger.info('listening', { address: `${listener.host}:${String(listener.port)}` });
-}
-
-/** A route whose first hop is a TCP address, with that hop replaced by a connection. */
-function connectRoute(transport: TcpTransport, text: string): Route {
-  const route = parseRoute(text);
-  const first = route[0];
-  if (first?.type !== TransportType.tcp) {
-    throw invalid('ERR_ARGUMENT_INVALID', `route \`${text}\` must start with /ip4 or /dnsaddr`);
-  }
-  return [localAddress(transport.connect(first.value)), ...route.slice(1)];
-}
-
-/** The route to a node's channel listener: `api` is added unless the route names a service. */
-function toListener(route: Route): Route {
-  const last = route[route.length - 1];
-  const namesService =
-    last?.type === TransportType.local && !last.value.startsWith(RELAY_PREFIX) && route.length > 1;
-  return namesService ? route : [...route, localAddress(API)];
 }
 
 interface UpstreamOptions {
@@ -262,7 +199,7 @@ export function registerRelayCommands(program: Command, context: () => CliContex
             if (event.type === 'registered') logger.info('relay registered', { ...event });
           },
         });
-        await listen(transport, opts.listen, logger);
+        logger.info('listening', await listenTcp(transport, opts.listen));
         // A chained relay exposes nothing to its upstream connection: its `forward_to_*` workers
         // are open to every connection already (the service opens them), and nothing else of
         // this node need be reachable through the upstream relay.
@@ -306,7 +243,7 @@ export function registerRelayCommands(program: Command, context: () => CliContex
         const listener = new SecureChannelListener(router, { ...options, deliverTo: [ECHO] });
         router.allowFromAnyConnection(API);
         router.registerWorker(ECHO, echoWorker);
-        await listen(transport, opts.listen, logger);
+        logger.info('listening', await listenTcp(transport, opts.listen));
         const registration = upstream.start(router, transport, options, logger);
         const signal = await untilSignal();
         logger.info('stopping', { signal });
