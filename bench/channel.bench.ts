@@ -6,14 +6,17 @@
  *   curve can be swapped), plus the handshake's own DH floor;
  * - the full mutual ChannelHandshake (identities, one credential each side, peers verified)
  *   against the raw cost of its X25519, AES-GCM and Ed25519 operations timed alone;
- * - the throughput of 16 KiB messages over one secure channel on loopback TCP against raw
- *   AES-256-GCM encryption of 16 KiB;
- * - the memory one channel costs, over the memory transport.
+ * - traffic: 16 KiB messages over one secure channel on loopback TCP, the receiver in a process
+ *   of its own, directly and through a relay (a third process). The sender's MB/s is compared
+ *   with raw AES-256-GCM encryption of 16 KiB in this process; the CPU time of every party per
+ *   message (relayed against direct) is the cost of a relay hop;
+ * - memory: 1,000 channels through one relay to one responder, both in processes of their own.
+ *
+ * Run alone: `node --import tsx bench/channel.bench.ts [handshake] [traffic] [memory] [--markdown]`.
  */
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { pathToFileURL } from 'node:url';
 import {
   AEAD_KEY_BYTES,
   AEAD_NONCE_BYTES,
@@ -32,38 +35,17 @@ import {
 import {
   ChannelHandshake,
   createHandshake,
-  encodeIdentityPayload,
   NoiseSuite,
   openSecureChannel,
-  SecureChannelListener,
+  relayAddress,
   staticKeyFromSecret,
   TrustPolicies,
   type SecureChannel,
-  type SecureChannelOptions,
 } from '../src/channel/index.js';
-import {
-  constraintsToAttributes,
-  issueCredential,
-  parseConstraint,
-  type CredentialIssuer,
-} from '../src/credentials/index.js';
-import {
-  attestPurposeKey,
-  Identities,
-  MemoryIdentityRepository,
-  Purpose,
-  type Identifier,
-  type VerifiedIdentity,
-} from '../src/identity/index.js';
-import {
-  localAddress,
-  MemoryNetwork,
-  MemoryTransport,
-  Router,
-  TcpTransport,
-} from '../src/routing/index.js';
-import { MemoryVault } from '../src/vault/index.js';
-import { group, median, type TableRow } from './harness.js';
+import { localAddress, Router, TcpTransport, type Route } from '../src/routing/index.js';
+import { PartyProcess, type PartyUsage } from './channel-parties.js';
+import { BENCH_NOW, benchChannelOptions, benchWorld, worldKeys } from './channel-world.js';
+import { group, markdownTable, median, printTable, type TableRow } from './harness.js';
 
 interface NoiseHandshakePeer {
   initialise(prologue: Uint8Array, remoteStatic?: Uint8Array): void;
@@ -78,13 +60,17 @@ type NoiseHandshakeClass = new (
   staticKeypair?: unknown,
 ) => NoiseHandshakePeer;
 
-export async function channelBenchmarks(): Promise<TableRow[]> {
-  return [
-    ...(await bareHandshakeBenchmarks()),
-    ...(await fullHandshakeBenchmarks()),
-    await throughputBenchmark(),
-    await memoryBenchmark(),
-  ];
+export type ChannelBenchPart = 'handshake' | 'traffic' | 'memory';
+
+export async function channelBenchmarks(
+  parts: readonly ChannelBenchPart[] = ['handshake', 'traffic', 'memory'],
+): Promise<TableRow[]> {
+  const rows: TableRow[] = [];
+  if (parts.includes('handshake'))
+    rows.push(...(await bareHandshakeBenchmarks()), ...(await fullHandshakeBenchmarks()));
+  if (parts.includes('traffic')) rows.push(...(await trafficBenchmarks()));
+  if (parts.includes('memory')) rows.push(await relayMemoryBenchmark());
+  return rows;
 }
 
 async function bareHandshakeBenchmarks(): Promise<TableRow[]> {
@@ -163,96 +149,7 @@ async function bareHandshakeBenchmarks(): Promise<TableRow[]> {
   ];
 }
 
-// --- the full channel handshake, throughput and memory ------------------------------------------
-
-const NOW = 1_800_000_000;
-const MESSAGE_BYTES = 16 * 1024;
-/** Messages in flight at once in the throughput run. */
-const WINDOW = 64;
-
-interface BenchParty {
-  readonly identity: VerifiedIdentity;
-  readonly staticSecret: Uint8Array;
-  /** The identity payload: change history, secure-channel attestation, one credential. */
-  readonly payload: Uint8Array;
-}
-
-interface BenchWorld {
-  readonly authorities: ReadonlyMap<Identifier, VerifiedIdentity>;
-  readonly alice: BenchParty;
-  readonly bob: BenchParty;
-}
-
-/** Two identities with a one-change history, an attested X25519 key and one credential each. */
-async function benchWorld(): Promise<BenchWorld> {
-  const vault = new MemoryVault();
-  const identities = new Identities({
-    vault,
-    repository: new MemoryIdentityRepository(),
-    clock: { nowSeconds: () => NOW },
-  });
-  const authorityLocal = await identities.create({ name: 'authority' });
-  const authorityKey = await identities.purposeKey('authority', Purpose.credentials);
-  const authority: CredentialIssuer = {
-    identity: authorityLocal.identity,
-    credentialKeyId: authorityKey.keyId,
-    credentialKeyAttestation: authorityKey.verified.attestation,
-  };
-  const party = async (name: string): Promise<BenchParty> => {
-    const keyPair = generateX25519KeyPair();
-    const local = await identities.create({ name, purposeKeys: false });
-    const attestation = await attestPurposeKey(
-      vault,
-      local.identity,
-      local.primaryKeyId,
-      { purpose: Purpose.secureChannel, x25519: keyPair.publicKey },
-      { nowSeconds: NOW },
-    );
-    const credential = await issueCredential(
-      vault,
-      authority,
-      local.identity,
-      constraintsToAttributes(new Map([parseConstraint('tools=read_orders')])),
-      { nowSeconds: NOW },
-    );
-    return {
-      identity: local.identity,
-      staticSecret: keyPair.secretKey,
-      payload: encodeIdentityPayload({
-        changeHistory: local.identity.changeHistory,
-        secureChannelAttestation: attestation,
-        credentials: [credential],
-        chains: [],
-      }),
-    };
-  };
-  return {
-    authorities: new Map([[authorityLocal.identity.identifier, authorityLocal.identity]]),
-    alice: await party('alice'),
-    bob: await party('bob'),
-  };
-}
-
-function channelOptions(
-  world: BenchWorld,
-  self: BenchParty,
-  peer: BenchParty,
-  deliverTo: readonly string[],
-): SecureChannelOptions {
-  return {
-    staticKey: staticKeyFromSecret(self.staticSecret),
-    identityPayload: self.payload,
-    verify: {
-      authorities: world.authorities,
-      trustPolicy: TrustPolicies.all(
-        TrustPolicies.identifier(peer.identity.identifier),
-        TrustPolicies.credentialHolder(),
-      ),
-    },
-    clock: { nowSeconds: () => NOW + 1 },
-    deliverTo,
-  };
-}
+// --- the full channel handshake --------------------------------------------------------------
 
 async function fullHandshakeBenchmarks(): Promise<TableRow[]> {
   const world = await benchWorld();
@@ -260,7 +157,7 @@ async function fullHandshakeBenchmarks(): Promise<TableRow[]> {
   const aliceKey = staticKeyFromSecret(alice.staticSecret);
   const bobKey = staticKeyFromSecret(bob.staticSecret);
   const verify = {
-    nowSeconds: NOW + 1,
+    nowSeconds: BENCH_NOW + 1,
     authorities: world.authorities,
     trustPolicy: TrustPolicies.credentialHolder(),
   };
@@ -346,74 +243,130 @@ async function fullHandshakeBenchmarks(): Promise<TableRow[]> {
   ];
 }
 
+// --- traffic: throughput and the CPU of a relay hop -------------------------------------------
+
+const MESSAGE_BYTES = 16 * 1024;
+/** Messages unacknowledged by the sink at most. */
+const WINDOW = 64;
+/** The sink answers (through the channel) once per this many messages. */
+const ACK_EVERY = 16;
+const RELAY_NAME = 'bob';
+
+type Traffic = 'raw' | 'direct' | 'relayed';
+
+interface TrafficRound {
+  /** Wall time per message (per encryption for `raw`), µs. */
+  readonly usPerMessage: number;
+  /** CPU time per message of each party that carried the traffic, µs. */
+  readonly senderCpuUs: number;
+  readonly relayCpuUs: number;
+  readonly receiverCpuUs: number;
+}
+
+const cpuNowUs = (): number => {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+};
+
 /**
- * One direction, 16 KiB messages through `[channel, sink]` over loopback TCP, at most WINDOW
- * unacknowledged by the sink; both ends run in this process (and on this thread). Rounds
- * alternate with raw AES-256-GCM encryption of the same 16 KiB, and the ratio is taken per round.
+ * One direction, 16 KiB messages from this process through `[channel, sink]`, 1,024 per round
+ * (160 in a quick run), at most WINDOW (64) unacknowledged; the sink answers through the channel
+ * every ACK_EVERY (16). `direct`: the receiver (router, TCP transport, SecureChannelListener,
+ * sink) is another process. `relayed`: the same receiver registered at a relay process, the
+ * channel running sender → relay → receiver. Rounds rotate raw AES-256-GCM encryption of the same
+ * 16 KiB (aeadEncrypt, this process), direct and relayed; every ratio is taken per round.
+ *
+ * Throughput is the sender's wall time per message (the ends run in parallel, so the slower one
+ * sets the pace). CPU is user + system time of each process that carried the traffic, GC threads
+ * included, per message; relayed ÷ direct is what one relay hop costs in CPU.
  */
-async function throughputBenchmark(): Promise<TableRow> {
+async function trafficBenchmarks(): Promise<TableRow[]> {
   const quick = process.env.MANDATE_BENCH_QUICK === '1';
-  const rounds = quick ? 1 : 5;
-  const count = quick ? 200 : 2000;
+  // Short rounds, many of them: each ratio pairs measurements taken moments apart.
+  const rounds = quick ? 1 : 11;
+  const count = quick ? 160 : 1024;
   const world = await benchWorld();
-  const server = new Router();
-  const serverTcp = new TcpTransport(server);
-  const client = new Router();
-  const clientTcp = new TcpTransport(client);
-  let received = 0;
-  let wake: (() => void) | undefined;
-  server.registerWorker('sink', {
-    handleMessage(_ctx, envelope) {
-      if (envelope.payload.byteLength !== MESSAGE_BYTES) throw new Error('wrong message size');
-      received++;
-      const w = wake;
-      wake = undefined;
-      w?.();
-    },
-  });
-  const listener = new SecureChannelListener(
-    server,
-    channelOptions(world, world.bob, world.alice, ['sink']),
-  );
-  server.allowFromAnyConnection('api');
-  let channel: SecureChannel | undefined;
+  const direct = PartyProcess.start();
+  const relay = PartyProcess.start();
+  const relayed = PartyProcess.start();
+  const router = new Router();
+  const tcp = new TcpTransport(router);
+  const channels: SecureChannel[] = [];
   try {
-    const { port } = await serverTcp.listen({ host: '127.0.0.1', port: 0 });
-    const connection = clientTcp.connect(`127.0.0.1:${port}`);
-    channel = await openSecureChannel(
-      client,
-      [localAddress(connection), localAddress('api')],
-      channelOptions(world, world.alice, world.bob, []),
+    const receiver = (relayAt?: number) => ({
+      type: 'receiver' as const,
+      keys: worldKeys(world, world.bob),
+      messageBytes: MESSAGE_BYTES,
+      ackEvery: ACK_EVERY,
+      ...(relayAt === undefined ? {} : { relay: { port: relayAt, name: RELAY_NAME } }),
+    });
+    const [directPort, relayPort] = await Promise.all([
+      direct.start(receiver()),
+      relay.start({ type: 'relay', keys: worldKeys(world, world.relay) }),
+    ]);
+    await relayed.start(receiver(relayPort));
+
+    let acked = 0;
+    let wake: (() => void) | undefined;
+    router.registerWorker('bench', {
+      handleMessage() {
+        acked += ACK_EVERY;
+        const w = wake;
+        wake = undefined;
+        w?.();
+      },
+    });
+    const options = benchChannelOptions(
+      world.authorities,
+      world.alice,
+      ['bench'],
+      world.bob.identity.identifier,
     );
-    const payload = randomBytes(MESSAGE_BYTES);
-    const envelope = {
-      onwardRoute: [localAddress(channel.address), localAddress('sink')],
-      returnRoute: [localAddress('bench')],
-      payload,
+    const open = async (route: Route): Promise<SecureChannel> => {
+      const channel = await openSecureChannel(router, route, options);
+      channels.push(channel);
+      return channel;
     };
+    const toDirect = await open([
+      localAddress(tcp.connect(`127.0.0.1:${directPort}`)),
+      localAddress('api'),
+    ]);
+    const toRelayed = await open([
+      localAddress(tcp.connect(`127.0.0.1:${relayPort}`)),
+      localAddress(relayAddress(RELAY_NAME)),
+      localAddress('api'),
+    ]);
+
+    const payload = randomBytes(MESSAGE_BYTES);
     const arrival = (): Promise<void> =>
       new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
-          reject(new Error('the throughput run stalled (a frame was dropped?)'));
-        }, 10_000);
+          reject(new Error('the traffic run stalled (a frame was dropped?)'));
+        }, 20_000);
         wake = () => {
           clearTimeout(timer);
           resolve();
         };
       });
-    const stream = async (n: number): Promise<number> => {
-      const base = received;
+    const stream = async (channel: SecureChannel, n: number): Promise<number> => {
+      if (n % ACK_EVERY !== 0) throw new Error(`stream ${n}: not a multiple of ${ACK_EVERY}`);
+      const envelope = {
+        onwardRoute: [localAddress(channel.address), localAddress('sink')],
+        returnRoute: [localAddress('bench')],
+        payload,
+      };
+      acked = 0;
       let sent = 0;
       const start = performance.now();
-      while (received - base < n) {
-        if (sent < n && sent - (received - base) < WINDOW) {
-          await client.send(envelope);
+      while (acked < n) {
+        if (sent < n && sent - acked < WINDOW) {
+          await router.send(envelope);
           sent++;
         } else {
           await arrival();
         }
       }
-      return ((performance.now() - start) * 1000) / n;
+      return performance.now() - start;
     };
     const rawKey = randomBytes(AEAD_KEY_BYTES);
     const rawNonce = new Uint8Array(AEAD_NONCE_BYTES);
@@ -422,120 +375,200 @@ async function throughputBenchmark(): Promise<TableRow> {
       const start = performance.now();
       for (let i = 0; i < n; i++)
         rawSink ^= aeadEncrypt(AeadAlgorithm.aes256gcm, rawKey, rawNonce, payload).byteLength;
-      return ((performance.now() - start) * 1000) / n;
+      return performance.now() - start;
     };
-    await stream(Math.min(count, 500));
-    raw(Math.min(count, 500));
-    const channelUs: number[] = [];
-    const rawUs: number[] = [];
+    const run = async (traffic: Traffic, n: number): Promise<TrafficRound> => {
+      if (traffic === 'raw') {
+        const cpu = cpuNowUs();
+        const ms = raw(n);
+        return {
+          usPerMessage: (ms * 1000) / n,
+          senderCpuUs: (cpuNowUs() - cpu) / n,
+          relayCpuUs: 0,
+          receiverCpuUs: 0,
+        };
+      }
+      const far = traffic === 'direct' ? direct : relayed;
+      const usage = (): Promise<[PartyUsage, PartyUsage | undefined]> =>
+        Promise.all([far.usage(), traffic === 'relayed' ? relay.usage() : undefined]);
+      const [farBefore, relayBefore] = await usage();
+      const cpu = cpuNowUs();
+      const ms = await stream(traffic === 'direct' ? toDirect : toRelayed, n);
+      const senderCpu = cpuNowUs() - cpu;
+      const [farAfter, relayAfter] = await usage();
+      return {
+        usPerMessage: (ms * 1000) / n,
+        senderCpuUs: senderCpu / n,
+        relayCpuUs:
+          relayAfter === undefined || relayBefore === undefined
+            ? 0
+            : (relayAfter.cpuUs - relayBefore.cpuUs) / n,
+        receiverCpuUs: (farAfter.cpuUs - farBefore.cpuUs) / n,
+      };
+    };
+
+    const order: Traffic[] = ['raw', 'direct', 'relayed'];
+    for (const traffic of order) await run(traffic, Math.min(count, 512));
+    const results = new Map<Traffic, TrafficRound[]>(order.map((t) => [t, []]));
     for (let round = 0; round < rounds; round++) {
-      if (round % 2 === 0) {
-        channelUs.push(await stream(count));
-        rawUs.push(raw(count));
-      } else {
-        rawUs.push(raw(count));
-        channelUs.push(await stream(count));
+      for (let k = 0; k < order.length; k++) {
+        const traffic = order[(round + k) % order.length]!;
+        results.get(traffic)!.push(await run(traffic, count));
       }
     }
     if (rawSink === -1) throw new Error('unreachable');
-    const usPerOp = median(channelUs);
-    const baselineUsPerOp = median(rawUs);
-    const ratio = median(channelUs.map((v, i) => v / rawUs[i]!));
-    const mbps = (us: number): string => (MESSAGE_BYTES / us).toFixed(0);
-    return {
-      what: `16 KiB messages over 1 secure channel, loopback TCP, one direction, ${WINDOW} in flight, both ends on one thread (${mbps(usPerOp)} MB/s, ${(100 / ratio).toFixed(0)}% of raw)`,
-      usPerOp,
-      baseline: `AES-256-GCM encrypt 16 KiB, aeadEncrypt (${mbps(baselineUsPerOp)} MB/s)`,
-      baselineUsPerOp,
-      ratio,
-      target: '≥ 50% of raw MB/s (ratio ≤ 2×)',
-    };
+    return trafficRows(results);
   } finally {
-    await channel?.close();
-    await listener.close();
-    await clientTcp.close();
-    await serverTcp.close();
+    for (const channel of channels) await channel.close();
+    await tcp.close();
+    await Promise.all([direct.stop(), relayed.stop(), relay.stop()]);
   }
 }
 
-/** global.gc when node runs with --expose-gc, else the same function exposed at run time. */
-function findGc(): (() => void) | undefined {
-  const exposed: unknown = Reflect.get(globalThis, 'gc');
-  const fn: unknown = typeof exposed === 'function' ? exposed : exposeGcNow();
-  if (typeof fn !== 'function') return undefined;
-  return () => {
-    Reflect.apply(fn, undefined, []);
-  };
+function trafficRows(results: ReadonlyMap<Traffic, readonly TrafficRound[]>): TableRow[] {
+  const rounds = (t: Traffic): readonly TrafficRound[] => results.get(t)!;
+  const cpu = (r: TrafficRound): number => r.senderCpuUs + r.relayCpuUs + r.receiverCpuUs;
+  const perRound = <T>(a: Traffic, b: Traffic, f: (x: TrafficRound, y: TrafficRound) => T): T[] =>
+    rounds(a).map((x, i) => f(x, rounds(b)[i]!));
+  const med = (t: Traffic, f: (r: TrafficRound) => number): number => median(rounds(t).map(f));
+  const wall = (r: TrafficRound): number => r.usPerMessage;
+  const mbps = (us: number): string => (MESSAGE_BYTES / us).toFixed(0);
+  const pct = (x: number): string => `${(100 * x).toFixed(0)}%`;
+
+  const rawUs = med('raw', wall);
+  const directUs = med('direct', wall);
+  const relayedUs = med('relayed', wall);
+  const directRatio = median(perRound('direct', 'raw', (x, y) => x.usPerMessage / y.usPerMessage));
+  const relayedRatio = median(
+    perRound('relayed', 'direct', (x, y) => x.usPerMessage / y.usPerMessage),
+  );
+  const hopRatio = median(perRound('relayed', 'direct', (x, y) => cpu(x) / cpu(y)));
+  const relayShare = median(rounds('relayed').map((r) => r.relayCpuUs / cpu(r)));
+  const us = (t: Traffic, f: (r: TrafficRound) => number): string => med(t, f).toFixed(0);
+  const rawLabel = `AES-256-GCM encrypt 16 KiB, aeadEncrypt (${mbps(rawUs)} MB/s)`;
+  return [
+    {
+      what: `16 KiB messages, 1 secure channel, loopback TCP, receiver in its own process (${mbps(directUs)} MB/s, ${pct(1 / directRatio)} of raw)`,
+      usPerOp: directUs,
+      baseline: rawLabel,
+      baselineUsPerOp: rawUs,
+      ratio: directRatio,
+      target: '≥ 50% of raw MB/s (ratio ≤ 2×)',
+    },
+    {
+      what: `the same through one relay, relay in its own process (${mbps(relayedUs)} MB/s)`,
+      usPerOp: relayedUs,
+      baseline: 'direct',
+      baselineUsPerOp: directUs,
+      ratio: relayedRatio,
+    },
+    {
+      what: `CPU per message, direct: sender ${us('direct', (r) => r.senderCpuUs)} + receiver ${us('direct', (r) => r.receiverCpuUs)} µs`,
+      usPerOp: med('direct', cpu),
+      baseline: 'CPU per raw AES-GCM encryption',
+      baselineUsPerOp: med('raw', (r) => r.senderCpuUs),
+      ratio: median(perRound('direct', 'raw', (x, y) => cpu(x) / y.senderCpuUs)),
+    },
+    {
+      what: `CPU per message through one relay: sender ${us('relayed', (r) => r.senderCpuUs)} + relay ${us('relayed', (r) => r.relayCpuUs)} + receiver ${us('relayed', (r) => r.receiverCpuUs)} µs (relay ${pct(relayShare)})`,
+      usPerOp: med('relayed', cpu),
+      baseline: 'CPU per message, direct',
+      baselineUsPerOp: med('direct', cpu),
+      ratio: hopRatio,
+      target: '≤ 1.15× (one hop)',
+    },
+  ];
 }
 
-function exposeGcNow(): unknown {
-  try {
-    setFlagsFromString('--expose-gc');
-    return runInNewContext('gc');
-  } catch {
-    return undefined;
-  }
-}
-
-function memoryNow(gc: (() => void) | undefined): { heapUsed: number; rss: number } {
-  gc?.();
-  gc?.();
-  const { heapUsed, rss } = process.memoryUsage();
-  return { heapUsed, rss };
-}
+// --- memory: 1,000 channels through one relay --------------------------------------------------
 
 /**
- * Opens 1,000 channels (100 in a quick run), in batches below the listener's handshake limit,
- * from one router directly to one listener over the memory transport (no relay hop), and keeps
- * them open while the heap is measured. Both ends of every channel live in this process,
- * so the figure is a whole channel: two ends, four workers, their routing entries.
+ * Opens 1,000 channels (100 in a quick run), 100 at a time, each from an initiator with its own
+ * router and TCP connection to the relay, through the relay to one responder registered there;
+ * relay and responder are processes of their own and report heap and rss (after full
+ * collections) before and after, with every channel open. µs is the wall time to open one
+ * channel (TCP connect and the full identity handshake through the relay), 100 at a time.
  */
-async function memoryBenchmark(): Promise<TableRow> {
+async function relayMemoryBenchmark(): Promise<TableRow> {
   const quick = process.env.MANDATE_BENCH_QUICK === '1';
   const channelCount = quick ? 100 : 1000;
   const batch = 100;
-  const gc = findGc();
   const world = await benchWorld();
-  const network = new MemoryNetwork();
-  const server = new Router();
-  const serverTransport = new MemoryTransport(server, network);
-  serverTransport.listen('server');
-  const client = new Router();
-  const clientTransport = new MemoryTransport(client, network);
-  const listener = new SecureChannelListener(
-    server,
-    channelOptions(world, world.bob, world.alice, []),
-  );
-  server.allowFromAnyConnection('api');
-  const route = [localAddress(clientTransport.connect('server')), localAddress('api')];
-  const options = channelOptions(world, world.alice, world.bob, []);
+  const relay = PartyProcess.start();
+  const responder = PartyProcess.start();
+  const initiators: { router: Router; tcp: TcpTransport }[] = [];
   const channels: SecureChannel[] = [];
   try {
+    const relayPort = await relay.start({ type: 'relay', keys: worldKeys(world, world.relay) });
+    await responder.start({
+      type: 'receiver',
+      keys: worldKeys(world, world.bob),
+      messageBytes: MESSAGE_BYTES,
+      ackEvery: ACK_EVERY,
+      relay: { port: relayPort, name: RELAY_NAME },
+    });
+    const options = benchChannelOptions(
+      world.authorities,
+      world.alice,
+      [],
+      world.bob.identity.identifier,
+    );
+    const openOne = async (): Promise<void> => {
+      const router = new Router();
+      const tcp = new TcpTransport(router);
+      initiators.push({ router, tcp });
+      channels.push(
+        await openSecureChannel(
+          router,
+          [
+            localAddress(tcp.connect(`127.0.0.1:${relayPort}`)),
+            localAddress(relayAddress(RELAY_NAME)),
+            localAddress('api'),
+          ],
+          options,
+        ),
+      );
+    };
     // One channel first, so code and caches are warm before the baseline.
-    channels.push(await openSecureChannel(client, route, options));
-    const before = memoryNow(gc);
+    await openOne();
+    const [relayBefore, responderBefore] = await Promise.all([
+      relay.usage(true),
+      responder.usage(true),
+    ]);
     const start = performance.now();
     for (let opened = 0; opened < channelCount; opened += batch) {
       const n = Math.min(batch, channelCount - opened);
-      channels.push(
-        ...(await Promise.all(
-          Array.from({ length: n }, () => openSecureChannel(client, route, options)),
-        )),
-      );
+      await Promise.all(Array.from({ length: n }, openOne));
     }
     const usPerOp = ((performance.now() - start) * 1000) / channelCount;
-    const after = memoryNow(gc);
-    if (listener.channelCount !== channelCount + 1) throw new Error('a channel did not open');
-    const per = (a: number, b: number): string =>
-      Math.round((a - b) / channelCount).toLocaleString('en-US');
+    const [relayAfter, responderAfter] = await Promise.all([
+      relay.usage(true),
+      responder.usage(true),
+    ]);
+    if (responderAfter.channels !== channelCount + 1) throw new Error('a channel did not open');
+    const kb = (after: number, before: number): string =>
+      ((after - before) / channelCount / 1000).toFixed(1);
+    const side = (name: string, before: PartyUsage, after: PartyUsage): string =>
+      `${name} ${kb(after.heapUsed, before.heapUsed)} KB heap + ${kb(after.arrayBuffers, before.arrayBuffers)} KB buffers (${kb(after.rss, before.rss)} KB rss)`;
     return {
-      what: `${channelCount.toLocaleString('en-US')} channels directly to one listener over the memory transport (no relay hop), both ends in-process: ${per(after.heapUsed, before.heapUsed)} B heap + ${per(after.rss, before.rss)} B rss per channel, ${gc === undefined ? 'no gc available' : 'after gc'}; µs = open one channel (100 at a time)`,
+      what: `${channelCount.toLocaleString('en-US')} channels through one relay, per channel after GC: ${side('relay', relayBefore, relayAfter)}, ${side('responder', responderBefore, responderAfter)}; µs = open one, ${batch} at a time`,
       usPerOp,
-      target: 'none',
+      target: 'memory reported',
     };
   } finally {
-    await listener.close();
-    await clientTransport.close();
-    await serverTransport.close();
+    for (const channel of channels) await channel.close();
+    await Promise.all(initiators.map(({ tcp }) => tcp.close()));
+    await Promise.all([responder.stop(), relay.stop()]);
   }
+}
+
+const invokedDirectly =
+  process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (invokedDirectly) {
+  const parts = process.argv
+    .slice(2)
+    .filter((a): a is ChannelBenchPart => a === 'handshake' || a === 'traffic' || a === 'memory');
+  const rows = await channelBenchmarks(parts.length === 0 ? undefined : parts);
+  printTable(rows);
+  if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(rows)}`);
 }

@@ -43,8 +43,10 @@ export class ChannelEncryptor {
     if (n > 0n && n % REKEY_INTERVAL === 0n) this.#cipher.rekey();
     const ciphertext = this.#cipher.encryptAt(n, EMPTY, plaintext);
     this.#next = n + 1n;
-    const frame = new Uint8Array(NONCE_BYTES + ciphertext.byteLength);
-    new DataView(frame.buffer).setBigUint64(0, n);
+    // Every byte is written below: no zero fill first (it costs more than the copy at 16 KiB).
+    const buffer = Buffer.allocUnsafeSlow(NONCE_BYTES + ciphertext.byteLength);
+    const frame = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    new DataView(frame.buffer, frame.byteOffset).setBigUint64(0, n);
     frame.set(ciphertext, NONCE_BYTES);
     return frame;
   }

@@ -48,15 +48,26 @@ export function aeadEncrypt(
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }
   const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_BYTES });
-  cipher.setAAD(aad);
+  // An empty AAD authenticates exactly like none; skipping the call saves a native round trip.
+  if (aad.byteLength > 0) cipher.setAAD(aad);
   // GCM is a stream mode: update() returns every ciphertext byte and final() none, so the output
-  // is assembled once instead of through Buffer.concat (this runs once per sealed key).
+  // is assembled once, into memory left unfilled because every byte of it is written here.
   const body = cipher.update(plaintext);
   cipher.final();
-  const out = new Uint8Array(body.byteLength + AEAD_TAG_BYTES);
+  const out = unfilledBytes(body.byteLength + AEAD_TAG_BYTES);
   out.set(body);
   out.set(cipher.getAuthTag(), body.byteLength);
   return out;
+}
+
+/**
+ * A Uint8Array with an ArrayBuffer of its own (not a slice of Buffer's shared pool), not
+ * zero-filled: only for output the caller overwrites completely. Allocating a fresh 16 KiB
+ * zeroed buffer costs several times the copy into it, and a channel does it per message.
+ */
+function unfilledBytes(length: number): Uint8Array {
+  const buffer = Buffer.allocUnsafeSlow(length);
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, length);
 }
 
 /** Throws `ERR_CRYPTO_DECRYPT_FAILED` on any authentication failure. */
@@ -88,12 +99,16 @@ export function aeadDecrypt(
   const body = ciphertext.subarray(0, ciphertext.byteLength - AEAD_TAG_BYTES);
   const tag = ciphertext.subarray(ciphertext.byteLength - AEAD_TAG_BYTES);
   const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_BYTES });
-  decipher.setAAD(aad);
+  if (aad.byteLength > 0) decipher.setAAD(aad);
   decipher.setAuthTag(tag);
+  let out: Buffer;
   try {
-    const out = Buffer.concat([decipher.update(body), decipher.final()]);
-    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    out = decipher.update(body);
+    // final() checks the tag and, GCM being a stream mode, returns no bytes: update()'s output is
+    // the whole plaintext, released only once the tag has verified.
+    if (decipher.final().byteLength !== 0) throw new Error('unreachable: GCM final() is empty');
   } catch {
     throw decryptFailed();
   }
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }

@@ -423,6 +423,17 @@ describe('AEAD', () => {
     );
   });
 
+  it('AES-GCM output has an ArrayBuffer of its own, so wiping it touches nothing else', () => {
+    const key = new Uint8Array(32).fill(1);
+    const nonce = new Uint8Array(12);
+    for (const length of [0, 1, 100, 16 * 1024]) {
+      const sealed = aeadEncrypt(AeadAlgorithm.aes256gcm, key, nonce, new Uint8Array(length));
+      expect([sealed.byteOffset, sealed.buffer.byteLength]).toEqual([0, length + AEAD_TAG_BYTES]);
+      const opened = aeadDecrypt(AeadAlgorithm.aes256gcm, key, nonce, sealed);
+      expect(opened).toStrictEqual(new Uint8Array(length));
+    }
+  });
+
   it.each(algorithms)('%s: any tampering throws ERR_CRYPTO_DECRYPT_FAILED', (algorithm) => {
     const expectRefused = (f: () => unknown): void => {
       const error = thrown(f);

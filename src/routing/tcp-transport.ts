@@ -2,6 +2,7 @@ import { createServer, Socket, type Server } from 'node:net';
 import { ErrorKind, invalid, MandateError, silentLogger, type Logger } from '../core/index.js';
 import { TransportType, type Address } from './address.js';
 import { decodeEnvelope, encodeEnvelope, MAX_ENVELOPE_BYTES, type Envelope } from './envelope.js';
+import { FramePool } from './frame-pool.js';
 import type { ConnectionHandle, Router, Transport } from './router.js';
 
 /**
@@ -20,6 +21,17 @@ export interface TcpTransportOptions {
   readonly idleTimeoutMs?: number;
   /** Close a connection whose setup (connect and version byte) takes longer (default 10 000). */
   readonly handshakeTimeoutMs?: number;
+  /**
+   * Open connections, incoming and outgoing, at most (default 4096). An incoming socket beyond it
+   * is destroyed at once; `connect` beyond it throws `ERR_TRANSPORT_CONNECTION_LIMIT`.
+   */
+  readonly maxConnections?: number;
+  /**
+   * Incoming connections still in setup (the peer's version byte not yet read) at most
+   * (default 256); an incoming socket beyond it is destroyed at once. With `handshakeTimeoutMs`
+   * this bounds what a flood of half-open connections can hold.
+   */
+  readonly maxPendingConnections?: number;
   readonly logger?: Logger;
   /** Told once per connection when it closes; `error` says why, undefined for a clean close. */
   readonly onConnectionClosed?: (connectionId: string, error: MandateError | undefined) => void;
@@ -59,6 +71,10 @@ export function parseTcpPeer(value: string): { readonly host: string; readonly p
   }
   return { host, port };
 }
+
+/** Outgoing frame buffers, shared by every connection of the process (see FramePool). */
+const framePool = new FramePool();
+const takeFrame = (length: number): Uint8Array => framePool.take(length);
 
 class TcpConnection {
   readonly handle: ConnectionHandle;
@@ -121,29 +137,43 @@ class TcpConnection {
     return this.handle.id;
   }
 
+  /** Past setup: the peer's version byte was read and the connection is not closed. */
+  get established(): boolean {
+    return this.#state === 'open';
+  }
+
   async send(envelope: Envelope): Promise<void> {
     if (this.#state === 'closed') throw closedError();
-    const body = encodeEnvelope(envelope);
-    if (body.byteLength > this.options.maxFrameBytes) {
+    // The envelope is encoded after 4 bytes of room for the frame's length, into a buffer of the
+    // frame pool: the payload is copied once, and the buffer is reused once the socket has it.
+    const frame = encodeEnvelope(envelope, { headroom: 4, allocate: takeFrame });
+    const length = frame.byteLength - 4;
+    if (length > this.options.maxFrameBytes) {
+      framePool.give(frame);
       throw invalid(
         'ERR_FRAME_TOO_LARGE',
-        `frame is ${body.byteLength} bytes, at most ${this.options.maxFrameBytes} allowed`,
+        `frame is ${length} bytes, at most ${this.options.maxFrameBytes} allowed`,
       );
     }
     if (this.#queue.length >= this.options.maxQueuedFrames) {
+      framePool.give(frame);
       throw transportError(
         'ERR_TRANSPORT_BACKPRESSURE',
         ErrorKind.exhausted,
         `tcp send queue is full (${this.options.maxQueuedFrames} frames)`,
       );
     }
-    const frame = new Uint8Array(4 + body.byteLength);
-    new DataView(frame.buffer).setUint32(0, body.byteLength);
-    frame.set(body, 4);
+    frame[0] = length >>> 24;
+    frame[1] = (length >>> 16) & 0xff;
+    frame[2] = (length >>> 8) & 0xff;
+    frame[3] = length & 0xff;
     await new Promise<void>((resolve, reject) => {
       this.#queue.push({ frame, resolve, reject });
       this.#pump();
     });
+    // Written: the kernel has its own copy. (A frame whose write failed is left to the collector:
+    // the socket may still hold it while it closes.)
+    framePool.give(frame);
   }
 
   #pump(): void {
@@ -166,11 +196,33 @@ class TcpConnection {
     }
   }
 
+  /**
+   * Frames are read in place: a body that lies within one chunk is decoded from a view of it
+   * (the envelope's payload stays a view of the chunk, which nothing writes to again), and only
+   * a frame split across chunks is assembled, once. Chunks are fresh buffers from the socket.
+   */
   #onData(chunk: Buffer): void {
     if (this.#state === 'closed') return;
-    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
+    const pending = this.#buffer;
+    /** A frame body assembled from the pending bytes and this chunk, delivered first. */
+    let assembled: Buffer | undefined;
+    let data: Buffer;
+    if (pending.length === 0) data = chunk;
+    else if (
+      this.#state === 'open' &&
+      pending.length >= 4 &&
+      4 + pending.readUInt32BE(0) - pending.length <= chunk.length
+    ) {
+      // The chunk completes a frame begun earlier (its length was checked when its header came):
+      // copy just that frame's body together, then read the rest of the chunk in place.
+      const missing = 4 + pending.readUInt32BE(0) - pending.length;
+      assembled = Buffer.allocUnsafeSlow(pending.length - 4 + missing);
+      pending.copy(assembled, 0, 4);
+      chunk.copy(assembled, pending.length - 4, 0, missing);
+      data = chunk.subarray(missing);
+    } else data = Buffer.concat([pending, chunk]);
     if (this.#state === 'handshake') {
-      const version = this.#buffer[0];
+      const version = data[0];
       if (version === undefined) return;
       if (version !== TCP_PROTOCOL_VERSION) {
         this.fail(
@@ -182,26 +234,34 @@ class TcpConnection {
         );
         return;
       }
-      this.#buffer = this.#buffer.subarray(1);
+      data = data.subarray(1);
       this.#state = 'open';
       clearTimeout(this.#handshakeTimer);
       if (this.options.idleTimeoutMs > 0) this.socket.setTimeout(this.options.idleTimeoutMs);
       this.#pump();
     }
-    while (this.#state === 'open' && this.#buffer.length >= 4) {
-      const length = this.#buffer.readUInt32BE(0);
-      if (length > this.options.maxFrameBytes) {
-        this.fail(
-          invalid(
-            'ERR_FRAME_TOO_LARGE',
-            `tcp frame of ${length} bytes exceeds ${this.options.maxFrameBytes}`,
-          ),
-        );
-        return;
+    let at = 0;
+    while (this.#state === 'open') {
+      let body: Uint8Array;
+      if (assembled !== undefined) {
+        body = assembled;
+        assembled = undefined;
+      } else {
+        if (data.length - at < 4) break;
+        const length = data.readUInt32BE(at);
+        if (length > this.options.maxFrameBytes) {
+          this.fail(
+            invalid(
+              'ERR_FRAME_TOO_LARGE',
+              `tcp frame of ${length} bytes exceeds ${this.options.maxFrameBytes}`,
+            ),
+          );
+          return;
+        }
+        if (data.length - at < 4 + length) break;
+        body = data.subarray(at + 4, at + 4 + length);
+        at += 4 + length;
       }
-      if (this.#buffer.length < 4 + length) return;
-      const body = Uint8Array.prototype.slice.call(this.#buffer, 4, 4 + length);
-      this.#buffer = this.#buffer.subarray(4 + length);
       let envelope: Envelope;
       try {
         envelope = decodeEnvelope(body);
@@ -212,6 +272,8 @@ class TcpConnection {
       }
       this.handle.receive(envelope);
     }
+    // A view keeps its whole chunk alive: none is kept once every byte has been read.
+    this.#buffer = at === data.length ? Buffer.alloc(0) : data.subarray(at);
   }
 
   /** Closes the connection once; pending sends are rejected (timeouts and unreachable as such). */
@@ -239,6 +301,16 @@ class TcpConnection {
   }
 }
 
+const positiveInteger = (value: number, name: string): number => {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw invalid('ERR_ARGUMENT_INVALID', `\`${name}\` must be a positive integer`);
+  }
+  return value;
+};
+
+/** Refusals logged: the first, then every this many (a flood must not flood the log). */
+const REFUSAL_LOG_EVERY = 1000;
+
 /** Moves envelopes to `host:port` addresses over TCP; see TcpTransportOptions for the bounds. */
 export class TcpTransport implements Transport {
   readonly type = TransportType.tcp;
@@ -246,7 +318,10 @@ export class TcpTransport implements Transport {
   readonly #options: TcpConnection['options'];
   readonly #servers = new Set<Server>();
   readonly #connections = new Set<TcpConnection>();
+  /** Incoming connections whose peer had not sent its version byte when last looked at. */
+  readonly #pending = new Set<TcpConnection>();
   readonly #outgoing = new Map<string, TcpConnection>();
+  #refused = 0;
   #closed = false;
 
   constructor(router: Router, options: TcpTransportOptions = {}) {
@@ -256,6 +331,11 @@ export class TcpTransport implements Transport {
       maxQueuedFrames: options.maxQueuedFrames ?? 1024,
       idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+      maxConnections: positiveInteger(options.maxConnections ?? 4096, 'maxConnections'),
+      maxPendingConnections: positiveInteger(
+        options.maxPendingConnections ?? 256,
+        'maxPendingConnections',
+      ),
       logger: options.logger ?? silentLogger,
       ...(options.onConnectionClosed === undefined
         ? {}
@@ -264,13 +344,23 @@ export class TcpTransport implements Transport {
     router.registerTransport(this);
   }
 
+  /** Open connections, incoming and outgoing (setup included). */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /** Incoming sockets destroyed on arrival: `maxConnections` or `maxPendingConnections` reached. */
+  get refusedConnections(): number {
+    return this.#refused;
+  }
+
   /** Listens on `host` (default 127.0.0.1) and `port` (default 0: any free port). */
   listen(options: { readonly host?: string; readonly port?: number } = {}): Promise<TcpListener> {
     if (this.#closed) return Promise.reject(closedError());
     const host = options.host ?? '127.0.0.1';
     const server = createServer((socket) => {
       if (this.#closed) socket.destroy();
-      else this.#adopt(socket);
+      else this.#admit(socket);
     });
     this.#servers.add(server);
     return new Promise((resolve, reject) => {
@@ -299,7 +389,14 @@ export class TcpTransport implements Transport {
     const existing = this.#outgoing.get(peer);
     if (existing !== undefined) return existing.id;
     const { host, port } = parseTcpPeer(peer);
-    const connection = this.#adopt(new Socket().connect({ host, port }));
+    if (this.#connections.size >= this.#options.maxConnections) {
+      throw transportError(
+        'ERR_TRANSPORT_CONNECTION_LIMIT',
+        ErrorKind.exhausted,
+        `tcp transport already holds its maximum of ${this.#options.maxConnections} connections`,
+      );
+    }
+    const connection = this.#adopt(new Socket().connect({ host, port }), false);
     this.#outgoing.set(peer, connection);
     return connection.id;
   }
@@ -311,12 +408,44 @@ export class TcpTransport implements Transport {
     await connection.send(envelope);
   }
 
-  #adopt(socket: Socket): TcpConnection {
+  /**
+   * An incoming socket: adopted within the bounds, else destroyed before anything is read or
+   * written, so a flood of sockets holds no more than the bounds' worth of connections and timers.
+   */
+  #admit(socket: Socket): void {
+    if (this.#pending.size >= this.#options.maxPendingConnections) {
+      // Connections leave the pending set lazily, here, once past the version byte (and at once
+      // when they close): at most maxPendingConnections checks, only when the bound is reached.
+      for (const c of this.#pending) if (c.established) this.#pending.delete(c);
+    }
+    const refusal =
+      this.#connections.size >= this.#options.maxConnections
+        ? 'max_connections'
+        : this.#pending.size >= this.#options.maxPendingConnections
+          ? 'max_pending_connections'
+          : undefined;
+    if (refusal === undefined) {
+      this.#adopt(socket, true);
+      return;
+    }
+    socket.destroy();
+    this.#refused++;
+    if (this.#refused % REFUSAL_LOG_EVERY === 1) {
+      this.#options.logger.warn('routing: tcp connection refused', {
+        reason: refusal,
+        refused: this.#refused,
+      });
+    }
+  }
+
+  #adopt(socket: Socket, incoming: boolean): TcpConnection {
     const connection = new TcpConnection(socket, this.#router, this.#options, (gone) => {
       this.#connections.delete(gone);
+      this.#pending.delete(gone);
       for (const [peer, c] of this.#outgoing) if (c === gone) this.#outgoing.delete(peer);
     });
     this.#connections.add(connection);
+    if (incoming) this.#pending.add(connection);
     return connection;
   }
 
