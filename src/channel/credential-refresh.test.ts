@@ -164,6 +164,7 @@ async function setup(
     aliceEvents,
     routerA,
     routerB,
+    transportA,
   };
 }
 
@@ -311,6 +312,38 @@ describe('credentials over an open channel', () => {
     expect(t.inbox.map((d) => d.text)).toEqual(['still me']);
     expect(t.inbox[0]!.peer!.credentials[0]!.expiresAt).toBe(NOW + 100);
     expect(t.inbox[0]!.peer!.identifier).toBe(t.local.identity.identifier);
+  });
+
+  it('sends a renewal once, however many times it is presented', async () => {
+    const t = await setup({ ttlSeconds: 100 });
+    const renewed = withCredentials(t.alice.identityPayload, [
+      await t.credential('tools=read_orders', 3600),
+    ]);
+    await t.channel.refreshCredentials(renewed);
+    await t.channel.refreshCredentials(renewed.slice());
+    await settle();
+    const received = t.bobEvents.filter((e) => e.type === 'refreshed');
+    expect(received).toHaveLength(1);
+  });
+
+  it('ends both sides of a channel when its connection closes, timers included', async () => {
+    const t = await setup({
+      ttlSeconds: 100,
+      alice: {
+        credentialRefresh: { leadSeconds: 50, renew: () => Promise.resolve(new Uint8Array(0)) },
+      },
+    });
+    expect(t.listener.channelCount).toBe(1);
+    await t.transportA.close();
+    await settle();
+    expect(t.aliceEvents).toContainEqual(
+      expect.objectContaining({ type: 'closed', byPeer: false }),
+    );
+    expect(t.bobEvents).toContainEqual(expect.objectContaining({ type: 'closed', byPeer: false }));
+    expect(t.listener.channelCount).toBe(0);
+    await expect(t.channel.refreshCredentials(t.alice.identityPayload)).rejects.toMatchObject({
+      code: 'ERR_CHANNEL_CLOSED',
+    });
   });
 
   it('refuses to refresh without a payload or renewer, and after close', async () => {

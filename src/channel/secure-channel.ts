@@ -9,6 +9,7 @@ import {
   type Logger,
 } from '../core/index.js';
 import { generateX25519KeyPair } from '../crypto/index.js';
+import { bytesEqual } from '../encoding/index.js';
 import { compareHistories, HistoryRelation, Purpose } from '../identity/index.js';
 import {
   decodeEnvelope,
@@ -196,6 +197,8 @@ class ChannelEnd {
   /** This side's identity payload as last presented (handshake or refresh). */
   #ownPayload: Uint8Array;
   #refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Cancels the watch on the connection the channel runs over. */
+  readonly #unwatch: () => void;
   #closed = false;
   #dropped = 0;
   readonly #settled: {
@@ -238,6 +241,13 @@ class ChannelEnd {
     this.decryptorAddress = `${name}-dec`;
     this.encryptorAddress = `${name}-enc`;
     if (connection !== undefined) router.allowFromConnection(this.decryptorAddress, connection);
+    // A channel cannot outlive the connection its route starts on (nor keep timers for it).
+    this.#unwatch =
+      connection === undefined
+        ? () => undefined
+        : router.onConnectionClosed(connection, () => {
+            this.#connectionLost();
+          });
     const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
@@ -283,6 +293,20 @@ class ChannelEnd {
   /** Responder: message 1, as the listener received it. */
   async accept(envelope: Envelope): Promise<void> {
     await this.#onHandshake(envelope, envelope.payload.subarray(1), true);
+  }
+
+  #connectionLost(): void {
+    if (this.#closed) return;
+    this.#logger.info('channel: its connection closed', { address: this.encryptorAddress });
+    if (this.#peer === undefined) {
+      this.#fail(
+        new MandateError(
+          'ERR_CHANNEL_CLOSED',
+          ErrorKind.unavailable,
+          'the connection of the secure channel closed during the handshake',
+        ),
+      );
+    } else this.#teardown(false);
   }
 
   /** Tells the peer (authenticated) and drops both workers. */
@@ -531,6 +555,8 @@ class ChannelEnd {
         'the secure channel is not open',
       );
     }
+    // Already presented (the listener and this end's own timer may both bring the same renewal).
+    if (bytesEqual(bytes, this.#ownPayload)) return;
     this.#ownPayload = bytes;
     await this.#sendToPeer(frame(ChannelMessageType.refresh, encryptor.encrypt(bytes)));
     this.#event({
@@ -654,6 +680,7 @@ class ChannelEnd {
     this.#clearTimer();
     if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
     this.#refreshTimer = undefined;
+    this.#unwatch();
     this.#handshake.destroy();
     this.#encryptor?.destroy();
     this.#decryptor?.destroy();

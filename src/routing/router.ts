@@ -109,6 +109,7 @@ export class Router {
   readonly #transports = new Map<number, Transport>();
   readonly #allowedFrom = new Map<string, Set<string>>();
   readonly #allowedFromAny = new Set<string>();
+  readonly #onClosed = new Map<string, Set<() => void>>();
   #nextConnection = 1;
   #dropped = 0;
 
@@ -173,7 +174,28 @@ export class Router {
       detach: () => {
         this.#connections.delete(id);
         for (const set of this.#allowedFrom.values()) set.delete(id);
+        const callbacks = this.#onClosed.get(id);
+        this.#onClosed.delete(id);
+        for (const callback of callbacks ?? []) callback();
       },
+    };
+  }
+
+  /**
+   * Calls `callback` once when connection `connectionId` closes; does nothing for an address that
+   * is not an open connection (a local worker). Returns a function that cancels the call. What
+   * lives on a connection — the ends of secure channels that run over it — goes with it.
+   */
+  onConnectionClosed(connectionId: string, callback: () => void): () => void {
+    if (!this.#connections.has(connectionId)) return () => undefined;
+    let callbacks = this.#onClosed.get(connectionId);
+    if (callbacks === undefined) this.#onClosed.set(connectionId, (callbacks = new Set()));
+    const once = (): void => {
+      callback();
+    };
+    callbacks.add(once);
+    return () => {
+      callbacks.delete(once);
     };
   }
 
