@@ -14,6 +14,7 @@ import {
 import {
   Authority,
   constraintsToAttributes,
+  type AuthorityPolicy,
   decodeCredential,
   issueCredential,
   MemoryAuthorityRepository,
@@ -40,6 +41,7 @@ import {
 } from '../routing/index.js';
 import {
   EnrollmentService,
+  fetchCredentialOverChannel,
   redeemTicketOverChannel,
   type EnrollmentEvent,
 } from './enrollment-service.js';
@@ -96,7 +98,7 @@ function node(network: MemoryNetwork, name: string, clock: ManualClock) {
   return { vault, identities, router, transport, channelKey, listen };
 }
 
-async function setup() {
+async function setup(policy?: Partial<AuthorityPolicy>) {
   const clock = new ManualClock(NOW);
   const network = new MemoryNetwork();
   const a = node(network, 'authority', clock);
@@ -109,6 +111,7 @@ async function setup() {
     authority: 'authority',
     route: '/memory/authority',
     clock,
+    ...(policy === undefined ? {} : { policy }),
   });
   const ticket = async (uses = 1): Promise<EnrollmentTicket> =>
     parseEnrollmentTicket(
@@ -124,6 +127,7 @@ async function setup() {
     await a.listen(local);
     const service = new EnrollmentService(a.router, {
       authority,
+      identities: a.identities,
       clock,
       onEvent: (e) => events.push(e),
     });
@@ -138,6 +142,7 @@ async function setup() {
     const open = async (
       target: string,
       trust: { anchor: VerifiedIdentity; policy?: TrustPolicy },
+      as: LocalIdentity = local,
     ): Promise<SecureChannel> => {
       const connection = r.transport.connect(target);
       const anchors = new Map<Identifier, VerifiedIdentity>([
@@ -147,7 +152,7 @@ async function setup() {
         r.router,
         [localAddress(connection), localAddress('api')],
         {
-          ...(await r.channelKey(local)),
+          ...(await r.channelKey(as)),
           verify: {
             authorities: anchors,
             knownIdentities: anchors,
@@ -167,6 +172,13 @@ async function setup() {
         code,
         { authority: t.authority, subject: local.identity, clock },
       );
+    /** Asks the authority for a fresh credential, through `channel` or a new one. */
+    const fetch = async (channel?: SecureChannel, subject: VerifiedIdentity = local.identity) =>
+      fetchCredentialOverChannel(
+        r.router,
+        channel ?? (await open('authority', { anchor: authorityLocal.identity })),
+        { authority: authorityLocal.identity, subject, clock },
+      );
     /** Sends raw bytes to `enroll` through `channel` and returns the decoded answer. */
     const raw = async (channel: SecureChannel, payload: Uint8Array): Promise<unknown> => {
       const answers = recorder();
@@ -181,7 +193,7 @@ async function setup() {
       await until(() => answers.seen.length > 0);
       return decodeCbor(answers.seen[0]!.envelope.payload);
     };
-    return { ...r, local, open, redeem, raw };
+    return { ...r, local, open, redeem, fetch, raw };
   };
   return {
     clock,
@@ -332,6 +344,8 @@ describe('EnrollmentService and redeemTicketOverChannel', () => {
       encodeCbor([1, 0, t.code.subarray(0, 31)]), // a code of 31 bytes
       encodeCbor([1, 0, Buffer.from(t.code).toString('hex')]), // text, not bytes
       encodeCbor([1, 0, new Uint8Array(100)]), // beyond the bound
+      encodeCbor([1, 3, new Uint8Array(0)]), // a renewal carries no body
+      encodeCbor([1, 2]), // only a renewal has no body
       encodeCbor(new CborMap([[0, 1]])),
     ];
     for (const payload of malformed) {
@@ -346,17 +360,33 @@ describe('EnrollmentService and redeemTicketOverChannel', () => {
   it('maps a failure of the authority itself to ERR_ENROLLMENT_FAILED, without its message', async () => {
     const w = await setup();
     await w.a.listen(w.authorityLocal);
+    const fault = () => Promise.reject(new Error('disk on fire at /var/db'));
     const service = new EnrollmentService(w.a.router, {
-      // Fault injection: the authority's store is down.
-      authority: { redeem: () => Promise.reject(new Error('disk on fire at /var/db')) },
+      // Fault injection: the authority's store is down (its member list still reads).
+      authority: {
+        redeem: fault,
+        member: (identifier) => w.authority.member(identifier),
+        issueCredential: fault,
+      },
+      identities: w.a.identities,
       clock: w.clock,
     });
     cleanups.push(() => service.close());
     const t = await w.ticket();
-    const error = await rejection((await w.redeemer('x')).redeem(t));
+    const x = await w.redeemer('x');
+    const error = await rejection(x.redeem(t));
     expect(error.code).toBe('ERR_ENROLLMENT_FAILED');
     expect(error.kind).toBe('unavailable');
     expect(error.message).not.toContain('disk');
+    // The same for a member's renewal.
+    await w.authority.addMember(
+      w.authorityLocal.identity.identifier,
+      x.local.identity.identifier,
+      new Map(),
+    );
+    const renewal = await rejection(x.fetch());
+    expect(renewal.code).toBe('ERR_ENROLLMENT_FAILED');
+    expect(renewal.message).not.toContain('disk');
   });
 
   it('lets the redemption in flight finish when it closes', async () => {
@@ -372,7 +402,10 @@ describe('EnrollmentService and redeemTicketOverChannel', () => {
           await gate;
           return w.authority.redeem(request, nowSeconds);
         },
+        member: (identifier) => w.authority.member(identifier),
+        issueCredential: (member, nowSeconds) => w.authority.issueCredential(member, nowSeconds),
       },
+      identities: w.a.identities,
       clock: w.clock,
     });
     const t = await w.ticket();
@@ -491,6 +524,13 @@ describe('EnrollmentService and redeemTicketOverChannel', () => {
     }
     // Every request was docs/spec/enrollment.md's `[1, 0, code]`.
     expect(requests.map(toHex)).toEqual(cases.map(() => `8301005820${toHex(t.code)}`));
+    // A renewal is `[1, 3]`, and the refusal of a non-member docs/spec/enrollment.md's example.
+    requests.length = 0;
+    answer = (ctx) => ctx.reply(fromHex('830102744552525f4d454d4245525f4e4f545f464f554e44'));
+    const notMember = await rejection(dave.fetch(channel));
+    expect(notMember.code).toBe('ERR_MEMBER_NOT_FOUND');
+    expect(notMember.kind).toBe('not_found');
+    expect(requests.map(toHex)).toEqual(['820103']);
     // No answer at all.
     answer = undefined;
     const silent = await rejection(
@@ -520,5 +560,179 @@ describe('EnrollmentService and redeemTicketOverChannel', () => {
       expect(error.code).toBe('ERR_ARGUMENT_INVALID');
     }
     expect(w.events).toEqual([]);
+  });
+});
+
+describe('renewal: fetchCredentialOverChannel', () => {
+  it('issues a member a fresh credential with its stored attributes, as often as asked', async () => {
+    const w = await setup({ defaultCredentialTtlSeconds: 30 });
+    await w.start();
+    const dave = await w.redeemer('dave');
+    const first = await dave.redeem(await w.ticket());
+    expect(first.verified.expiresAt).toBe(NOW + 30);
+
+    w.clock.advance(20);
+    const channel = await dave.open('authority', { anchor: w.authorityLocal.identity });
+    const fresh = await dave.fetch(channel);
+    expect(fresh.verified.subject).toBe(dave.local.identity.identifier);
+    expect(fresh.verified.issuer).toBe(w.authorityLocal.identity.identifier);
+    expect(new TextDecoder().decode(fresh.verified.attributes.get('tools'))).toBe('=read_orders');
+    expect(fresh.verified.createdAt).toBe(NOW + 20);
+    expect(fresh.verified.expiresAt).toBe(NOW + 50);
+    expect(fresh.verified.revocationId).not.toBe(first.verified.revocationId);
+    expect(fresh.authority.identifier).toBe(w.authorityLocal.identity.identifier);
+    // The same channel serves the next renewal.
+    w.clock.advance(20);
+    expect((await dave.fetch(channel)).verified.expiresAt).toBe(NOW + 70);
+    const identifier = dave.local.identity.identifier;
+    expect(w.events).toEqual([
+      { type: 'enrolled', identifier },
+      { type: 'renewed', identifier, expiresAt: NOW + 50 },
+      { type: 'renewed', identifier, expiresAt: NOW + 70 },
+    ]);
+  });
+
+  it('refuses a non-member and a removed member with ERR_MEMBER_NOT_FOUND, storing nothing', async () => {
+    const w = await setup();
+    await w.start();
+    const eve = await w.redeemer('eve');
+    const stranger = await rejection(eve.fetch());
+    expect(stranger.code).toBe('ERR_MEMBER_NOT_FOUND');
+    expect(stranger.kind).toBe('not_found');
+    // A stranger's history is not written to the authority's store.
+    const known = await w.a.identities.get(eve.local.identity.identifier).catch(() => undefined);
+    expect(known).toBeUndefined();
+
+    const dave = await w.redeemer('dave');
+    await dave.redeem(await w.ticket());
+    await dave.fetch();
+    await w.authority.removeMember(
+      w.authorityLocal.identity.identifier,
+      dave.local.identity.identifier,
+    );
+    const removed = await rejection(dave.fetch());
+    expect(removed.code).toBe('ERR_MEMBER_NOT_FOUND');
+    expect(w.events.filter((e) => e.type === 'refused')).toEqual([
+      {
+        type: 'refused',
+        identifier: eve.local.identity.identifier,
+        reason: 'ERR_MEMBER_NOT_FOUND',
+      },
+      {
+        type: 'refused',
+        identifier: dave.local.identity.identifier,
+        reason: 'ERR_MEMBER_NOT_FOUND',
+      },
+    ]);
+  });
+
+  it('refuses a renewal that did not come through a secure channel', async () => {
+    const w = await setup();
+    await w.start();
+    const dave = await w.redeemer('dave');
+    await dave.redeem(await w.ticket());
+    // A local sender, and a clear message over the network to an `enroll` opened by mistake.
+    const answers = recorder();
+    w.a.router.registerWorker('local-client', answers);
+    await w.a.router.send({
+      onwardRoute: [localAddress('enroll')],
+      returnRoute: [localAddress('local-client')],
+      payload: encodeCbor([1, 3]),
+    });
+    w.a.router.allowFromAnyConnection('enroll');
+    dave.router.registerWorker('clear', answers);
+    const connection = dave.transport.connect('authority');
+    dave.router.allowFromConnection('clear', connection);
+    await dave.router.send({
+      onwardRoute: [localAddress(connection), localAddress('enroll')],
+      returnRoute: [localAddress('clear')],
+      payload: encodeCbor([1, 3]),
+    });
+    await until(() => answers.seen.length === 2);
+    for (const { envelope } of answers.seen)
+      expect(decodeCbor(envelope.payload)).toEqual(refused('ERR_ENROLLMENT_FORBIDDEN'));
+    expect(w.events.filter((e) => e.type === 'renewed')).toEqual([]);
+  });
+
+  it('refuses a member’s older history once the authority knows a newer one, and records it', async () => {
+    const w = await setup();
+    await w.start();
+    const dave = await w.redeemer('dave');
+    await dave.redeem(await w.ticket());
+    const anchor = { anchor: w.authorityLocal.identity };
+    const before = await dave.open('authority', anchor);
+    w.clock.advance(10);
+    const rotated = await dave.identities.rotate('dave');
+    // Renewing with the rotated history: the authority records it…
+    const fresh = await dave.fetch(await dave.open('authority', anchor, rotated), rotated.identity);
+    expect(fresh.verified.subject).toBe(dave.local.identity.identifier);
+    const recorded = await w.a.identities.get(dave.local.identity.identifier);
+    expect(recorded.identity.changes).toHaveLength(2);
+    // …and from then on the rotated-out key gets nothing, even on a channel it opened before.
+    const older = await rejection(dave.fetch(before));
+    expect(older.code).toBe('ERR_IDENTITY_HISTORY_OLDER');
+    expect(older.kind).toBe('conflict');
+  });
+
+  it('refuses a member whose attributes the authority no longer grants (ERR_AUTHORITY_POLICY)', async () => {
+    const w = await setup();
+    await w.a.listen(w.authorityLocal);
+    // The same authority and store, its policy narrowed since the member was added.
+    const narrowed = new Authority({
+      identities: w.a.identities,
+      vault: w.a.vault,
+      repository: w.repository,
+      authority: 'authority',
+      clock: w.clock,
+      policy: { grantable: new Map([parseConstraint('tools=write_orders')]) },
+    });
+    const service = new EnrollmentService(w.a.router, {
+      authority: narrowed,
+      identities: w.a.identities,
+      clock: w.clock,
+    });
+    cleanups.push(() => service.close());
+    const dave = await w.redeemer('dave');
+    await w.authority.addMember(
+      w.authorityLocal.identity.identifier,
+      dave.local.identity.identifier,
+      constraintsToAttributes(new Map([parseConstraint('tools=read_orders')])),
+    );
+    const error = await rejection(dave.fetch());
+    expect(error.code).toBe('ERR_AUTHORITY_POLICY');
+    expect(error.kind).toBe('forbidden');
+  });
+
+  it('asks nobody but the authority, and checks its arguments before sending', async () => {
+    const w = await setup();
+    await w.start();
+    const impostor = node(w.network, 'impostor', w.clock);
+    const eve = await impostor.identities.create({ name: 'eve' });
+    await impostor.listen(eve);
+    const stolen = recorder();
+    impostor.router.registerWorker('enroll', stolen);
+    const dave = await w.redeemer('dave');
+    await dave.redeem(await w.ticket());
+    const anchor = w.authorityLocal.identity;
+
+    const rejected = await rejection(dave.open('impostor', { anchor }));
+    expect(rejected.code).toBe('ERR_CHANNEL_PEER_REJECTED');
+    const lax = await dave.open('impostor', { anchor, policy: TrustPolicies.anyIdentity() });
+    const mismatch = await rejection(dave.fetch(lax));
+    expect(mismatch.code).toBe('ERR_ENROLLMENT_AUTHORITY_MISMATCH');
+    expect(mismatch.kind).toBe('unauthorized');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(stolen.seen).toEqual([]);
+
+    const channel = await dave.open('authority', { anchor });
+    const zero = await rejection(
+      fetchCredentialOverChannel(dave.router, channel, {
+        authority: anchor,
+        subject: dave.local.identity,
+        timeoutMs: 0,
+      }),
+    );
+    expect(zero.code).toBe('ERR_ARGUMENT_INVALID');
+    expect(w.events.map((e) => e.type)).toEqual(['enrolled']);
   });
 });

@@ -3,6 +3,7 @@ export type { ProvisionOptions, ProvisionTarget, ProvisionerOptions } from './pr
 export {
   EnrollmentService,
   redeemTicketOverChannel,
+  fetchCredentialOverChannel,
   ENROLLMENT_SERVICE_ADDRESS,
   DEFAULT_ENROLLMENT_TIMEOUT_MS,
 } from './enrollment-service.js';
@@ -11,4 +12,6 @@ export type {
   EnrollmentServiceOptions,
   RedeemTicketOptions,
   RedeemedTicket,
+  FetchCredentialOptions,
+  IssuedCredential,
 } from './enrollment-service.js';

@@ -12,6 +12,7 @@ import {
 } from '../../core/index.js';
 import { toHex } from '../../encoding/index.js';
 import {
+  Authority,
   authorize,
   chainFromCredential,
   ChainVerifier,
@@ -230,12 +231,20 @@ export function registerCredentialCommands(program: Command, context: () => CliC
   authorityCommand
     .command('start')
     .description(
-      'run the authority node until SIGINT or SIGTERM: redeems tickets over secure channels (logs on stderr)',
+      'run the authority node until SIGINT or SIGTERM: redeems tickets and renews members’ credentials over secure channels (logs on stderr)',
     )
     .requiredOption('--listen <host:port>', 'where to listen, e.g. 127.0.0.1:4200')
     .option('--name <name>', 'name of the authority identity', DEFAULT_AUTHORITY)
-    .action(async (opts: { listen: string; name: string }) => {
+    .option(
+      '--credential-ttl <duration>',
+      'lifetime of the credentials it issues (redeemed and renewed), at most 1d (default 1h)',
+    )
+    .action(async (opts: { listen: string; name: string; credentialTtl?: string }) => {
       const ctx = context();
+      const ttlSeconds =
+        opts.credentialTtl === undefined
+          ? undefined
+          : parseDuration(opts.credentialTtl, '--credential-ttl');
       const logger = stderrLogger();
       const home = await ctx.openHome();
       const router = new Router({ logger });
@@ -265,8 +274,10 @@ export function registerCredentialCommands(program: Command, context: () => CliC
           logger,
         });
         router.allowFromAnyConnection(listener.address);
+        const authority = authorityWithTtl(home, ctx, known.identity.identifier, ttlSeconds);
         const service = new EnrollmentService(router, {
-          authority: home.authority(known.identity.identifier),
+          authority,
+          identities: home.identities,
           clock: ctx.clock,
           logger,
         });
@@ -275,6 +286,7 @@ export function registerCredentialCommands(program: Command, context: () => CliC
           address: bound.address,
           route: bound.route,
           authority: known.identity.identifier,
+          credentialTtlSeconds: authority.policy.defaultCredentialTtlSeconds,
         });
         const signal = await untilSignal();
         logger.info('stopping', { signal });
@@ -718,6 +730,31 @@ export function registerCredentialCommands(program: Command, context: () => CliC
         home.close();
       }
     });
+}
+
+/**
+ * The authority service of `authority start`: this home's, issuing credentials that live
+ * `ttlSeconds` (`--credential-ttl`) instead of the policy's default; at most the policy's maximum.
+ */
+function authorityWithTtl(
+  home: Home,
+  ctx: CliContext,
+  identifier: Identifier,
+  ttlSeconds: number | undefined,
+): Authority {
+  const standard = home.authority(identifier);
+  if (ttlSeconds === undefined) return standard;
+  const max = standard.policy.maxCredentialTtlSeconds;
+  if (ttlSeconds > max)
+    throw invalid('ERR_ARGUMENT_INVALID', `\`--credential-ttl\` must be at most ${max} seconds`);
+  return new Authority({
+    identities: home.identities,
+    vault: home.vault,
+    repository: home.store.authority,
+    authority: identifier,
+    clock: ctx.clock,
+    policy: { ...standard.policy, defaultCredentialTtlSeconds: ttlSeconds },
+  });
 }
 
 /** `--depth`: 0 to 99, digits only (parseInt would read `1x` as 1 and `x` as NaN). */

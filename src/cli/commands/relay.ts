@@ -22,14 +22,25 @@ import { readBytesArgument } from '../input.js';
 import {
   API,
   connectRoute,
+  CredentialRenewer,
   listenTcp,
+  parseDialRoute,
   stderrLogger,
   toListener,
   untilSignal,
 } from '../node-runtime.js';
-import { collect, parsePositiveInteger } from '../parse.js';
+import { collect, parseDuration, parsePositiveInteger } from '../parse.js';
 
 const ECHO = 'echo';
+const DEFAULT_REFRESH_LEAD = '60s';
+const AUTHORITY_OPTION = [
+  '--authority <route>',
+  'fetch credentials from the authority node at this route (`authority start`) and renew them before they expire',
+] as const;
+const REFRESH_LEAD_OPTION = [
+  '--refresh-lead <duration>',
+  'with --authority: renew this long before the credentials expire (default 60s)',
+] as const;
 
 interface NodeOptions {
   identity: string;
@@ -47,7 +58,12 @@ async function channelOptions(
   home: Home,
   opts: NodeOptions,
   logger: Logger,
-): Promise<{ identity: VerifiedIdentity; options: SecureChannelOptions }> {
+): Promise<{
+  identity: VerifiedIdentity;
+  options: SecureChannelOptions;
+  /** The credentials of the `--credential` files. */
+  credentials: readonly Uint8Array[];
+}> {
   const known = await home.identities.get(opts.identity);
   if (known.primaryKeyId === null) {
     throw invalid(
@@ -69,6 +85,7 @@ async function channelOptions(
   });
   return {
     identity: known.identity,
+    credentials,
     options: {
       ...prepared,
       verify: {
@@ -80,6 +97,65 @@ async function channelOptions(
       clock: ctx.clock,
       logger,
     },
+  };
+}
+
+interface RenewalOptions {
+  authority?: string;
+  refreshLead?: string;
+}
+
+/** `--authority` and `--refresh-lead`, checked before anything runs; undefined without them. */
+function parseRenewal(opts: RenewalOptions): { route: string; leadSeconds: number } | undefined {
+  if (opts.authority === undefined) {
+    if (opts.refreshLead !== undefined)
+      throw invalid('ERR_ARGUMENT_INVALID', '`--refresh-lead` needs `--authority`');
+    return undefined;
+  }
+  parseDialRoute(opts.authority);
+  return {
+    route: opts.authority,
+    leadSeconds: parseDuration(opts.refreshLead ?? DEFAULT_REFRESH_LEAD, '--refresh-lead'),
+  };
+}
+
+/**
+ * The channel options of a long-running node (`node start`, `relay start`). With `--authority
+ * ROUTE` the node fetches a fresh credential from the authority at ROUTE before it starts (in
+ * addition to the `--credential` files; it must be a member, and the authority one of this home's
+ * trust anchors) and renews it `--refresh-lead` before it expires: `options()` gives the options
+ * for a channel opened now (the current credentials, and `credentialRefresh` so that the channel
+ * renews in-band), and the renewer hands each renewal to the listener (`onRenewed`).
+ */
+async function nodeChannelOptions(
+  ctx: CliContext,
+  home: Home,
+  opts: NodeOptions,
+  renewal: { route: string; leadSeconds: number } | undefined,
+  logger: Logger,
+  router: Router,
+  transport: TcpTransport,
+): Promise<{ options: () => SecureChannelOptions; renewer: CredentialRenewer | undefined }> {
+  const { identity, options, credentials } = await channelOptions(ctx, home, opts, logger);
+  if (renewal === undefined) return { options: () => options, renewer: undefined };
+  const renewer = new CredentialRenewer({
+    router,
+    transport,
+    route: renewal.route,
+    identity,
+    staticKey: options.staticKey,
+    identityPayload: options.identityPayload,
+    fileCredentials: credentials,
+    anchors: options.verify.authorities,
+    leadSeconds: renewal.leadSeconds,
+    clock: ctx.clock,
+    logger,
+  });
+  await renewer.start();
+  const credentialRefresh = { renew: renewer.renew, leadSeconds: renewal.leadSeconds };
+  return {
+    options: () => ({ ...options, identityPayload: renewer.identityPayload, credentialRefresh }),
+    renewer,
   };
 }
 
@@ -106,10 +182,11 @@ function upstreamRelay(opts: UpstreamOptions) {
       lost.get(id)?.();
       lost.delete(id);
     },
+    /** `options()` is called for each attempt: a registration made later presents fresh credentials. */
     start(
       router: Router,
       transport: TcpTransport,
-      options: SecureChannelOptions,
+      options: () => SecureChannelOptions,
       logger: Logger,
       expose?: readonly string[],
     ): RelayRegistration | undefined {
@@ -119,14 +196,21 @@ function upstreamRelay(opts: UpstreamOptions) {
           const relayRoute = connectRoute(transport, route);
           const connection = relayRoute[0]?.value ?? '';
           const dropped = new Promise<void>((resolve) => lost.set(connection, resolve));
-          const channel = await openSecureChannel(router, toListener(relayRoute), options);
-          await registerRelay(router, {
-            channel,
-            connection,
-            name,
-            ...(expose === undefined ? {} : { expose }),
-          });
-          return { lost: dropped };
+          const channel = await openSecureChannel(router, toListener(relayRoute), options());
+          try {
+            await registerRelay(router, {
+              channel,
+              connection,
+              name,
+              ...(expose === undefined ? {} : { expose }),
+            });
+          } catch (error) {
+            await channel.close();
+            throw error;
+          }
+          // The channel goes with its registration: left open on a dead connection, it would
+          // keep trying to renew its credentials there.
+          return { lost: dropped.finally(() => channel.close()) };
         },
         onEvent: (event) => {
           logger.info(`relay registration ${event.type}`, { ...event, name });
@@ -177,19 +261,26 @@ export function registerRelayCommands(program: Command, context: () => CliContex
       'register this relay at an upstream relay node at this route (chaining)',
     )
     .option('--relay-name <name>', 'the name to register (needs a credential with relay=NAME)')
-    .action(async (opts: NodeOptions & UpstreamOptions & { listen: string }) => {
+    .option(...AUTHORITY_OPTION)
+    .option(...REFRESH_LEAD_OPTION)
+    .action(async (opts: NodeOptions & UpstreamOptions & RenewalOptions & { listen: string }) => {
       const ctx = context();
       const upstream = upstreamRelay(opts);
+      const renewal = parseRenewal(opts);
       const logger = stderrLogger();
       const home = await ctx.openHome();
       const router = new Router({ logger });
+      let renewer: CredentialRenewer | undefined;
       try {
-        const { options } = await channelOptions(ctx, home, opts, logger);
         const transport = new TcpTransport(router, {
           logger,
           onConnectionClosed: upstream.onConnectionClosed,
         });
-        const listener = new SecureChannelListener(router, options);
+        const node = await nodeChannelOptions(ctx, home, opts, renewal, logger, router, transport);
+        const options = node.options;
+        renewer = node.renewer;
+        const listener = new SecureChannelListener(router, options());
+        renewer?.onRenewed((payload) => listener.refreshCredentials(payload));
         router.allowFromAnyConnection(API);
         const service = new RelayService(router, {
           listener,
@@ -210,6 +301,8 @@ export function registerRelayCommands(program: Command, context: () => CliContex
         service.close();
         await listener.close();
       } finally {
+        // Also when starting failed after the first fetch (e.g. the port is taken).
+        await renewer?.stop();
         await router.close();
         home.close();
       }
@@ -228,19 +321,26 @@ export function registerRelayCommands(program: Command, context: () => CliContex
       'register at the relay node at this route, e.g. /ip4/127.0.0.1/tcp/4100',
     )
     .option('--relay-name <name>', 'the name to register (needs a credential with relay=NAME)')
-    .action(async (opts: NodeOptions & UpstreamOptions & { listen: string }) => {
+    .option(...AUTHORITY_OPTION)
+    .option(...REFRESH_LEAD_OPTION)
+    .action(async (opts: NodeOptions & UpstreamOptions & RenewalOptions & { listen: string }) => {
       const ctx = context();
       const upstream = upstreamRelay(opts);
+      const renewal = parseRenewal(opts);
       const logger = stderrLogger();
       const home = await ctx.openHome();
       const router = new Router({ logger });
+      let renewer: CredentialRenewer | undefined;
       try {
-        const { options } = await channelOptions(ctx, home, opts, logger);
         const transport = new TcpTransport(router, {
           logger,
           onConnectionClosed: upstream.onConnectionClosed,
         });
-        const listener = new SecureChannelListener(router, { ...options, deliverTo: [ECHO] });
+        const node = await nodeChannelOptions(ctx, home, opts, renewal, logger, router, transport);
+        const options = node.options;
+        renewer = node.renewer;
+        const listener = new SecureChannelListener(router, { ...options(), deliverTo: [ECHO] });
+        renewer?.onRenewed((payload) => listener.refreshCredentials(payload));
         router.allowFromAnyConnection(API);
         router.registerWorker(ECHO, echoWorker);
         logger.info('listening', await listenTcp(transport, opts.listen));
@@ -250,6 +350,8 @@ export function registerRelayCommands(program: Command, context: () => CliContex
         registration?.stop();
         await listener.close();
       } finally {
+        // Also when starting failed after the first fetch (e.g. the port is taken).
+        await renewer?.stop();
         await router.close();
         home.close();
       }
