@@ -33,6 +33,7 @@ import {
   channelPeerOf,
   openSecureChannel,
   SecureChannelListener,
+  SecureChannelLocalInfo,
   type SecureChannelEvent,
   type SecureChannelOptions,
 } from './secure-channel.js';
@@ -312,6 +313,36 @@ describe('credentials over an open channel', () => {
     expect(t.inbox.map((d) => d.text)).toEqual(['still me']);
     expect(t.inbox[0]!.peer!.credentials[0]!.expiresAt).toBe(NOW + 100);
     expect(t.inbox[0]!.peer!.identifier).toBe(t.local.identity.identifier);
+  });
+
+  it('lets a worker ask later how the peer of a message stands now', async () => {
+    const t = await setup({ ttlSeconds: 100 });
+    const infos: SecureChannelLocalInfo[] = [];
+    t.routerB.registerWorker('keeper', {
+      handleMessage(ctx) {
+        if (ctx.localInfo instanceof SecureChannelLocalInfo) infos.push(ctx.localInfo);
+      },
+    });
+    t.listener.allow('keeper');
+    await t.routerA.send({
+      onwardRoute: [localAddress(t.channel.address), localAddress('keeper')],
+      returnRoute: [],
+      payload: bytes('remember me'),
+    });
+    await settle();
+    const info = infos[0]!;
+    expect(info.currentPeer()).toBe(info.peer);
+    t.clock.now = NOW + 100;
+    expect(info.currentPeer()).toBeUndefined();
+    await t.channel.refreshCredentials(
+      withCredentials(t.alice.identityPayload, [await t.credential('tools=read_orders', 600)]),
+    );
+    await settle();
+    expect(info.currentPeer()?.credentials[0]?.expiresAt).toBe(NOW + 100 + 600);
+    expect(info.peer.credentials[0]?.expiresAt).toBe(NOW + 100);
+    await t.channel.close();
+    await settle();
+    expect(info.currentPeer()).toBeUndefined();
   });
 
   it('sends a renewal once, however many times it is presented', async () => {

@@ -13,7 +13,7 @@ import { bytesEqual } from '../encoding/index.js';
 import { compareHistories, HistoryRelation, Purpose } from '../identity/index.js';
 import {
   decodeEnvelope,
-  encodeEnvelope,
+  encodeEnvelopeHead,
   localAddress,
   TransportType,
   type Envelope,
@@ -69,9 +69,16 @@ const MAX_TIMER_MS = 2_147_483_647;
 /** What a worker finds in `ctx.localInfo` for a message that came through a secure channel. */
 export class SecureChannelLocalInfo {
   constructor(
+    /** The peer as it stood when this message was delivered. */
     readonly peer: VerifiedPeer,
     /** The local encryptor of the channel: replies sent to it go back encrypted. */
     readonly channelAddress: string,
+    /**
+     * The peer as it stands now — refreshed, with what expired or was revoked dropped — or
+     * undefined once the channel closed or the trust policy no longer accepts it: for workers
+     * that keep acting on a message's authority later (a relay's registration).
+     */
+    readonly currentPeer: () => VerifiedPeer | undefined = () => peer,
   ) {}
 }
 
@@ -158,6 +165,22 @@ const frame = (type: number, body: Uint8Array): Uint8Array => {
   bytes.set(body, 1);
   return bytes;
 };
+
+/**
+ * A frame sealed by the channel's key: the encryptor leaves one byte in front of its output for
+ * the type, so the frame is built in one buffer (no copy behind a type byte).
+ */
+const sealedFrame = (
+  type: number,
+  encryptor: ChannelEncryptor,
+  plaintext: Uint8Array | readonly Uint8Array[],
+): Uint8Array => {
+  const bytes = encryptor.encrypt(plaintext, 1);
+  bytes[0] = type;
+  return bytes;
+};
+
+const NO_BYTES = new Uint8Array(0);
 
 const reasonOf = (error: unknown): string => {
   if (isMandateError(error, 'ERR_CHANNEL_PEER_REJECTED') && isMandateError(error.cause)) {
@@ -314,7 +337,7 @@ class ChannelEnd {
     if (this.#closed) return;
     const encryptor = this.#encryptor;
     if (encryptor !== undefined) {
-      const payload = frame(ChannelMessageType.close, encryptor.encrypt(new Uint8Array(0)));
+      const payload = sealedFrame(ChannelMessageType.close, encryptor, NO_BYTES);
       try {
         await this.#sendToPeer(payload);
       } catch (error) {
@@ -415,9 +438,9 @@ class ChannelEnd {
       return;
     }
     // Responder: the initiator is verified; confirm, under the channel's key, that it may talk.
-    const confirmation = established.encryptor.encrypt(new Uint8Array(0));
+    const confirmation = sealedFrame(ChannelMessageType.handshake, established.encryptor, NO_BYTES);
     this.#ready(established.peer);
-    await this.#sendToPeer(frame(ChannelMessageType.handshake, confirmation));
+    await this.#sendToPeer(confirmation);
   }
 
   /** Initiator: the responder's confirmation, an empty frame under the channel's key. */
@@ -461,6 +484,32 @@ class ChannelEnd {
    * and a deny-set lookup per id when there is a deny-set).
    */
   #currentPeer(): VerifiedPeer | undefined {
+    try {
+      return this.#peerNow();
+    } catch (error) {
+      this.#drop(reasonOf(error));
+      if (isMandateError(error, 'ERR_REVOKED')) {
+        this.#logger.warn('channel: the peer is revoked, closing', {
+          address: this.encryptorAddress,
+        });
+        void this.close();
+      }
+      return undefined;
+    }
+  }
+
+  /** For SecureChannelLocalInfo: the peer now, without reporting anything. */
+  readonly #livePeer = (): VerifiedPeer | undefined => {
+    if (this.#closed) return undefined;
+    try {
+      return this.#peerNow();
+    } catch {
+      return undefined;
+    }
+  };
+
+  /** The peer now; throws ERR_REVOKED or ERR_CHANNEL_PEER_EXPIRED (see revalidatePeer). */
+  #peerNow(): VerifiedPeer | undefined {
     const peer = this.#peer;
     if (peer === undefined) return undefined;
     const now = this.#clock.nowSeconds();
@@ -474,20 +523,9 @@ class ChannelEnd {
         // Something the peer holds was revoked (or the set is stale): look closer below.
       }
     }
-    try {
-      const next = revalidatePeer(peer, { nowSeconds: now, trustPolicy, denySet });
-      if (next !== peer) this.#setPeer(next);
-      return next;
-    } catch (error) {
-      this.#drop(reasonOf(error));
-      if (isMandateError(error, 'ERR_REVOKED')) {
-        this.#logger.warn('channel: the peer is revoked, closing', {
-          address: this.encryptorAddress,
-        });
-        void this.close();
-      }
-      return undefined;
-    }
+    const next = revalidatePeer(peer, { nowSeconds: now, trustPolicy, denySet });
+    if (next !== peer) this.#setPeer(next);
+    return next;
   }
 
   /** The peer's new credentials: verified as in the handshake, for the same identity and key. */
@@ -558,7 +596,7 @@ class ChannelEnd {
     // Already presented (the listener and this end's own timer may both bring the same renewal).
     if (bytesEqual(bytes, this.#ownPayload)) return;
     this.#ownPayload = bytes;
-    await this.#sendToPeer(frame(ChannelMessageType.refresh, encryptor.encrypt(bytes)));
+    await this.#sendToPeer(sealedFrame(ChannelMessageType.refresh, encryptor, bytes));
     this.#event({
       type: 'refreshed',
       address: this.encryptorAddress,
@@ -631,8 +669,14 @@ class ChannelEnd {
       this.#drop('not_established');
       return;
     }
-    const inner = encodeEnvelope(envelope);
-    await this.#sendToPeer(frame(ChannelMessageType.transport, encryptor.encrypt(inner)));
+    // The inner envelope is sealed as its head and its payload, never joined: the payload's
+    // bytes are copied once, as ciphertext, into the frame.
+    await this.#sendToPeer(
+      sealedFrame(ChannelMessageType.transport, encryptor, [
+        encodeEnvelopeHead(envelope),
+        envelope.payload,
+      ]),
+    );
   }
 
   async #deliver(plaintext: Uint8Array): Promise<void> {
@@ -657,7 +701,7 @@ class ChannelEnd {
           returnRoute: [localAddress(this.encryptorAddress), ...inner.returnRoute],
           payload: inner.payload,
         },
-        { localInfo: new SecureChannelLocalInfo(peer, this.encryptorAddress) },
+        { localInfo: new SecureChannelLocalInfo(peer, this.encryptorAddress, this.#livePeer) },
       );
     } catch (error) {
       this.#drop(reasonOf(error));
