@@ -131,12 +131,6 @@ function cipherOf(suite: NoiseSuite): Cipher {
   }
 }
 
-function nonceBytes(cipher: Cipher, n: bigint): Uint8Array {
-  const nonce = new Uint8Array(AEAD_NONCE_BYTES);
-  new DataView(nonce.buffer).setBigUint64(4, n, cipher.littleEndian);
-  return nonce;
-}
-
 function checkExplicitNonce(n: bigint): void {
   if (typeof n !== 'bigint' || n < 0n || n >= MAX_NONCE)
     throw invalid('ERR_NOISE_NONCE_INVALID', 'an explicit nonce must be a bigint in [0, 2^64 - 2]');
@@ -166,6 +160,12 @@ export class CipherState {
   #k: Uint8Array | undefined;
   #n = 0n;
   #destroyed = false;
+  /**
+   * The AEAD nonce of the current call, rewritten each time (the AEAD copies it): a fresh small
+   * array per message would also get an ArrayBuffer of its own once the AEAD looks at its bytes.
+   */
+  readonly #nonce = new Uint8Array(new ArrayBuffer(AEAD_NONCE_BYTES));
+  readonly #nonceView = new DataView(this.#nonce.buffer);
 
   /** Takes ownership of `key` (wiped on rekey and destroy); no key means pass-through (§5.1). */
   constructor(suite: NoiseSuite, key?: Uint8Array) {
@@ -212,9 +212,19 @@ export class CipherState {
     return plaintext;
   }
 
-  encryptAt(n: bigint, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+  /**
+   * ENCRYPT(k, n, ad, plaintext) with the caller's `n`. `plaintext` may come in pieces (sealed as
+   * their concatenation); the ciphertext follows `headroom` zero bytes the caller fills (a frame's
+   * header), in one buffer.
+   */
+  encryptAt(
+    n: bigint,
+    ad: Uint8Array,
+    plaintext: Uint8Array | readonly Uint8Array[],
+    headroom = 0,
+  ): Uint8Array {
     checkExplicitNonce(n);
-    return this.#encrypt(this.#requireKey(), n, ad, plaintext);
+    return this.#encrypt(this.#requireKey(), n, ad, plaintext, headroom);
   }
 
   decryptAt(n: bigint, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
@@ -228,7 +238,7 @@ export class CipherState {
     const sealed = aeadEncrypt(
       this.#cipher.algorithm,
       key,
-      nonceBytes(this.#cipher, MAX_NONCE),
+      this.#nonceFor(MAX_NONCE),
       ZEROS,
       EMPTY,
     );
@@ -265,6 +275,12 @@ export class CipherState {
     return this.#k;
   }
 
+  /** §5.1: 32 zero bits, then n as 64 bits (§12.3 ChaChaPoly little-endian, §12.4 AESGCM big). */
+  #nonceFor(n: bigint): Uint8Array {
+    this.#nonceView.setBigUint64(4, n, this.#cipher.littleEndian);
+    return this.#nonce;
+  }
+
   #checkCounter(): void {
     if (this.#n >= MAX_NONCE)
       throw new MandateError(
@@ -279,10 +295,18 @@ export class CipherState {
     return bytes.slice();
   }
 
-  #encrypt(key: Uint8Array, n: bigint, ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
-    const length = plaintext.byteLength + AEAD_TAG_BYTES;
+  #encrypt(
+    key: Uint8Array,
+    n: bigint,
+    ad: Uint8Array,
+    plaintext: Uint8Array | readonly Uint8Array[],
+    headroom = 0,
+  ): Uint8Array {
+    let length = AEAD_TAG_BYTES;
+    if (ArrayBuffer.isView(plaintext)) length += plaintext.byteLength;
+    else for (const piece of plaintext) length += piece.byteLength;
     if (length > NOISE_MAX_MESSAGE_BYTES) throw tooLarge(length);
-    return aeadEncrypt(this.#cipher.algorithm, key, nonceBytes(this.#cipher, n), plaintext, ad);
+    return aeadEncrypt(this.#cipher.algorithm, key, this.#nonceFor(n), plaintext, ad, headroom);
   }
 
   #decrypt(key: Uint8Array, n: bigint, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
@@ -291,7 +315,7 @@ export class CipherState {
     if (ciphertext.byteLength < AEAD_TAG_BYTES)
       throw malformed(`a ciphertext of ${ciphertext.byteLength} bytes is shorter than its tag`);
     try {
-      return aeadDecrypt(this.#cipher.algorithm, key, nonceBytes(this.#cipher, n), ciphertext, ad);
+      return aeadDecrypt(this.#cipher.algorithm, key, this.#nonceFor(n), ciphertext, ad);
     } catch (error) {
       if (isMandateError(error, 'ERR_CRYPTO_DECRYPT_FAILED'))
         throw new MandateError(

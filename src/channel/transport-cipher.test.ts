@@ -34,6 +34,8 @@ function channel() {
   const a = i.split();
   const b = r.split();
   return {
+    /** Another encryptor with the same key and nonces as `send`. */
+    twin: new ChannelEncryptor(a.send.clone()),
     send: new ChannelEncryptor(a.send),
     receive: new ChannelDecryptor(b.receive),
     back: new ChannelEncryptor(b.send),
@@ -62,6 +64,33 @@ describe('channel transport frames', () => {
     for (const n of order) expect(c.receive.decrypt(frames[n]!)).toEqual(text(n));
     for (const n of [0, 40, 79])
       expect(codeOf(() => c.receive.decrypt(frames[n]!))).toBe('ERR_CHANNEL_REPLAY');
+  });
+
+  it('seals a message given in pieces, after headroom, as the same frame (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 4 }), {
+          minLength: 1,
+          maxLength: 70,
+        }),
+        fc.nat(12),
+        (messages, headroom) => {
+          const c = channel();
+          // 70 messages cross two rekeys (every 32): both encryptors rekey alike.
+          for (const pieces of messages) {
+            const whole = Buffer.concat(pieces);
+            const frame = c.send.encrypt(whole);
+            const framed = c.twin.encrypt(pieces, headroom);
+            expect(framed.subarray(0, headroom)).toStrictEqual(new Uint8Array(headroom));
+            expect(framed.subarray(headroom)).toStrictEqual(frame);
+            expect(c.receive.decrypt(framed.subarray(headroom))).toEqual(new Uint8Array(whole));
+          }
+          expect(c.twin.sent).toBe(c.send.sent);
+        },
+      ),
+      { numRuns: 30 },
+    );
+    expect(codeOf(() => channel().send.encrypt(text(0), -1))).toBe('ERR_ARGUMENT_INVALID');
   });
 
   it('refuses too old, too far ahead and malformed frames', () => {

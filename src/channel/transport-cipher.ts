@@ -32,7 +32,14 @@ export class ChannelEncryptor {
     this.#cipher = cipher;
   }
 
-  encrypt(plaintext: Uint8Array): Uint8Array {
+  /**
+   * The frame `[headroom zero bytes][nonce][ciphertext ‖ tag]` in one buffer: the caller writes
+   * its own header into the headroom. `plaintext` may come in pieces, sealed as their
+   * concatenation, so a message and its header need not be joined first.
+   */
+  encrypt(plaintext: Uint8Array | readonly Uint8Array[], headroom = 0): Uint8Array {
+    if (!Number.isSafeInteger(headroom) || headroom < 0)
+      throw invalid('ERR_ARGUMENT_INVALID', '`headroom` must be a non-negative integer');
     const n = this.#next;
     if (n > MAX_NONCE)
       throw new MandateError(
@@ -41,13 +48,9 @@ export class ChannelEncryptor {
         'the channel has used up its nonces; open a new one',
       );
     if (n > 0n && n % REKEY_INTERVAL === 0n) this.#cipher.rekey();
-    const ciphertext = this.#cipher.encryptAt(n, EMPTY, plaintext);
+    const frame = this.#cipher.encryptAt(n, EMPTY, plaintext, headroom + NONCE_BYTES);
     this.#next = n + 1n;
-    // Every byte is written below: no zero fill first (it costs more than the copy at 16 KiB).
-    const buffer = Buffer.allocUnsafeSlow(NONCE_BYTES + ciphertext.byteLength);
-    const frame = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-    new DataView(frame.buffer, frame.byteOffset).setBigUint64(0, n);
-    frame.set(ciphertext, NONCE_BYTES);
+    new DataView(frame.buffer, frame.byteOffset).setBigUint64(headroom, n);
     return frame;
   }
 

@@ -19,6 +19,8 @@ function checkParams(key: Uint8Array, nonce: Uint8Array): void {
     throw invalid('ERR_CRYPTO_NONCE_LENGTH', `AEAD nonces must be ${AEAD_NONCE_BYTES} bytes`);
 }
 
+const EMPTY = new Uint8Array(0);
+
 const decryptFailed = (): MandateError =>
   new MandateError(
     'ERR_CRYPTO_DECRYPT_FAILED',
@@ -26,38 +28,70 @@ const decryptFailed = (): MandateError =>
     'ciphertext failed authentication',
   );
 
-/** Returns ciphertext ‖ 16-byte tag. */
+/**
+ * Returns ciphertext ‖ 16-byte tag, after `headroom` zero bytes left for the caller (a frame's
+ * header), all in one buffer. `plaintext` may come in pieces, encrypted as their concatenation:
+ * a message and its header then need not be joined first.
+ */
 export function aeadEncrypt(
   algorithm: AeadAlgorithm,
   key: Uint8Array,
   nonce: Uint8Array,
-  plaintext: Uint8Array,
-  aad: Uint8Array = new Uint8Array(0),
+  plaintext: Uint8Array | readonly Uint8Array[],
+  aad: Uint8Array = EMPTY,
+  headroom = 0,
 ): Uint8Array {
   checkParams(key, nonce);
+  if (!Number.isSafeInteger(headroom) || headroom < 0)
+    throw invalid('ERR_ARGUMENT_INVALID', '`headroom` must be a non-negative integer');
+  const pieces = ArrayBuffer.isView(plaintext) ? [plaintext] : plaintext;
   if (algorithm === AeadAlgorithm.chacha20poly1305) {
-    const out = Buffer.allocUnsafe(plaintext.byteLength + AEAD_TAG_BYTES);
+    // libsodium seals one contiguous message (its output lands right after the headroom).
+    const whole = pieces.length === 1 ? pieces[0]! : joinPieces(pieces);
+    const out = unfilledBytes(headroom + whole.byteLength + AEAD_TAG_BYTES);
+    out.fill(0, 0, headroom);
     sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
-      out,
-      asBuffer(plaintext),
+      asBuffer(out.subarray(headroom)),
+      asBuffer(whole),
       asBuffer(aad),
       null,
       asBuffer(nonce),
       asBuffer(key),
     );
-    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    return out;
   }
   const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_BYTES });
   // An empty AAD authenticates exactly like none; skipping the call saves a native round trip.
   if (aad.byteLength > 0) cipher.setAAD(aad);
-  // GCM is a stream mode: update() returns every ciphertext byte and final() none, so the output
-  // is assembled once, into memory left unfilled because every byte of it is written here.
-  const body = cipher.update(plaintext);
+  // GCM is a stream mode: update() returns every ciphertext byte of its piece and final() none,
+  // so the pieces' outputs and the tag are copied once, side by side, into memory left unfilled
+  // because every byte of it (but the headroom, zeroed) is written here. Measured: cheaper than
+  // joining the plaintext first.
+  const bodies = pieces.map((piece) => cipher.update(piece));
   cipher.final();
-  const out = unfilledBytes(body.byteLength + AEAD_TAG_BYTES);
-  out.set(body);
-  out.set(cipher.getAuthTag(), body.byteLength);
+  let length = headroom + AEAD_TAG_BYTES;
+  for (const body of bodies) length += body.byteLength;
+  const out = unfilledBytes(length);
+  out.fill(0, 0, headroom);
+  let at = headroom;
+  for (const body of bodies) {
+    out.set(body, at);
+    at += body.byteLength;
+  }
+  out.set(cipher.getAuthTag(), at);
   return out;
+}
+
+function joinPieces(pieces: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const piece of pieces) length += piece.byteLength;
+  const whole = unfilledBytes(length);
+  let at = 0;
+  for (const piece of pieces) {
+    whole.set(piece, at);
+    at += piece.byteLength;
+  }
+  return whole;
 }
 
 /**
@@ -76,7 +110,7 @@ export function aeadDecrypt(
   key: Uint8Array,
   nonce: Uint8Array,
   ciphertext: Uint8Array,
-  aad: Uint8Array = new Uint8Array(0),
+  aad: Uint8Array = EMPTY,
 ): Uint8Array {
   checkParams(key, nonce);
   if (ciphertext.byteLength < AEAD_TAG_BYTES) throw decryptFailed();

@@ -21,6 +21,7 @@ import {
 import {
   decodeEnvelope,
   encodeEnvelope,
+  encodeEnvelopeHead,
   MAX_ENVELOPE_BYTES,
   MAX_PAYLOAD_BYTES,
   type Envelope,
@@ -227,6 +228,43 @@ describe('envelope codec against the generic CBOR codec', () => {
       const encoded = Buffer.from(encodeEnvelope(envelope));
       expect(encoded.equals(referenceEncode(envelope))).toBe(true);
     }
+  });
+
+  it('encodeEnvelopeHead is the encoding up to the payload: head ‖ payload is the envelope', () => {
+    fc.assert(
+      fc.property(arbEnvelope, (envelope) => {
+        const head = encodeEnvelopeHead(envelope);
+        const joined = new Uint8Array(head.byteLength + envelope.payload.byteLength);
+        joined.set(head);
+        joined.set(envelope.payload, head.byteLength);
+        expect(joined).toStrictEqual(encodeEnvelope(envelope));
+        expect(joined).toStrictEqual(referenceEncode(envelope));
+      }),
+    );
+    for (const length of [0, 23, 24, 255, 256, 65535, 65536, MAX_PAYLOAD_BYTES]) {
+      const envelope = { onwardRoute: [], returnRoute: [], payload: randomPayload(length) };
+      const head = encodeEnvelopeHead(envelope);
+      expect(Buffer.concat([head, envelope.payload]).equals(referenceEncode(envelope))).toBe(true);
+    }
+    // The same bounds as encodeEnvelope.
+    expectCode(
+      () =>
+        encodeEnvelopeHead({
+          onwardRoute: [],
+          returnRoute: [],
+          payload: new Uint8Array(MAX_PAYLOAD_BYTES + 1),
+        }),
+      'ERR_PAYLOAD_TOO_LARGE',
+    );
+    expectCode(
+      () =>
+        encodeEnvelopeHead({
+          onwardRoute: [{ type: 0, value: 'a b' }],
+          returnRoute: [],
+          payload: new Uint8Array(1),
+        }),
+      'ERR_ROUTE_INVALID',
+    );
   });
 
   it('writes every byte of the memory `allocate` gives it', () => {

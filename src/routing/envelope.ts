@@ -131,14 +131,8 @@ export function encodeEnvelope(
   if (!Number.isSafeInteger(headroom) || headroom < 0) {
     throw invalid('ERR_ARGUMENT_INVALID', '`headroom` must be a non-negative integer');
   }
-  const { onwardRoute, returnRoute, payload } = envelope;
-  const length =
-    headroom +
-    2 +
-    routeBytes(onwardRoute) +
-    routeBytes(returnRoute) +
-    headBytes(payload.byteLength) +
-    payload.byteLength;
+  const { payload } = envelope;
+  const length = headroom + headLength(envelope) + payload.byteLength;
   const out = (options.allocate ?? unfilledBytes)(length);
   if (out.byteLength !== length) {
     throw invalid(
@@ -147,13 +141,37 @@ export function encodeEnvelope(
     );
   }
   out.fill(0, 0, headroom);
-  out[headroom] = ARRAY_4;
-  out[headroom + 1] = ENVELOPE_VERSION;
-  let p = writeRoute(out, headroom + 2, onwardRoute);
-  p = writeRoute(out, p, returnRoute);
-  p = writeHead(out, p, MAJOR_BYTES, payload.byteLength);
-  out.set(payload, p);
+  out.set(payload, writeEnvelopeHead(out, headroom, envelope));
   return out;
+}
+
+/**
+ * The envelope's bytes before its payload: `encodeEnvelopeHead(e) ‖ e.payload` is exactly
+ * `encodeEnvelope(e)`. For a writer that takes its input in pieces (an AEAD, a vectored socket
+ * write), so the payload is never copied just to sit behind its head.
+ */
+export function encodeEnvelopeHead(envelope: Envelope): Uint8Array {
+  checkEnvelope(envelope);
+  // A few dozen bytes: from Buffer's shared pool, as a view. (A small Uint8Array of its own
+  // would be given an ArrayBuffer of its own by the first native call that reads it.)
+  const length = headLength(envelope);
+  const pooled = Buffer.allocUnsafe(length);
+  const out = new Uint8Array(pooled.buffer, pooled.byteOffset, length);
+  writeEnvelopeHead(out, 0, envelope);
+  return out;
+}
+
+function headLength({ onwardRoute, returnRoute, payload }: Envelope): number {
+  return 2 + routeBytes(onwardRoute) + routeBytes(returnRoute) + headBytes(payload.byteLength);
+}
+
+/** Writes everything but the payload's bytes at `at`; returns where the payload goes. */
+function writeEnvelopeHead(out: Uint8Array, at: number, envelope: Envelope): number {
+  out[at] = ARRAY_4;
+  out[at + 1] = ENVELOPE_VERSION;
+  let p = writeRoute(out, at + 2, envelope.onwardRoute);
+  p = writeRoute(out, p, envelope.returnRoute);
+  return writeHead(out, p, MAJOR_BYTES, envelope.payload.byteLength);
 }
 
 const CODE = 'ERR_ENVELOPE_MALFORMED';

@@ -16,6 +16,7 @@ export {
   MAX_ENVELOPE_BYTES,
   checkEnvelope,
   encodeEnvelope,
+  encodeEnvelopeHead,
   decodeEnvelope,
 } from './envelope.js';
 export type { Envelope } from './envelope.js';

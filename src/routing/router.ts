@@ -3,7 +3,6 @@ import {
   localAddress,
   MAX_ROUTE_HOPS,
   prependAddress,
-  stepRoute,
   TransportType,
   type Address,
 } from './address.js';
@@ -88,8 +87,52 @@ export interface RouterOptions {
 
 interface Mailbox {
   readonly worker: Worker;
-  readonly queue: { ctx: MessageContext; envelope: Envelope }[];
+  /** This worker's own address, as the return route of what it sends. */
+  readonly self: Address;
+  readonly queue: Delivery[];
   running: boolean;
+}
+
+/**
+ * One message for a worker and its MessageContext, in one object: reply and forward are methods,
+ * not closures made per message (a relay or a channel end handles every message of a stream).
+ */
+class Delivery implements MessageContext {
+  readonly #self: Address;
+  readonly #envelope: Envelope;
+
+  constructor(
+    readonly router: Router,
+    readonly address: string,
+    self: Address,
+    readonly sourceConnection: string | undefined,
+    readonly localInfo: unknown,
+    envelope: Envelope,
+  ) {
+    this.#self = self;
+    this.#envelope = envelope;
+  }
+
+  /** Runs `worker` on the message. */
+  handOver(worker: Worker): void | Promise<void> {
+    return worker.handleMessage(this, this.#envelope);
+  }
+
+  reply(payload: Uint8Array): Promise<void> {
+    return this.router.send({
+      onwardRoute: this.#envelope.returnRoute,
+      returnRoute: [this.#self],
+      payload,
+    });
+  }
+
+  forward(next: Envelope): Promise<void> {
+    return this.router.send({
+      onwardRoute: next.onwardRoute,
+      returnRoute: prependAddress(this.#self, next.returnRoute),
+      payload: next.payload,
+    });
+  }
 }
 
 /**
@@ -124,11 +167,11 @@ export class Router {
   }
 
   registerWorker(address: string, worker: Worker): void {
-    localAddress(address);
+    const self = localAddress(address);
     if (this.#mailboxes.has(address) || this.#connections.has(address)) {
       throw conflict('ERR_WORKER_EXISTS', `a worker is already registered at \`${address}\``);
     }
-    this.#mailboxes.set(address, { worker, queue: [], running: false });
+    this.#mailboxes.set(address, { worker, self, queue: [], running: false });
   }
 
   unregisterWorker(address: string): void {
@@ -164,12 +207,12 @@ export class Router {
     let id: string;
     do id = `${prefix}-${this.#nextConnection++}`;
     while (this.#mailboxes.has(id) || this.#connections.has(id));
-    localAddress(id);
+    const self = localAddress(id);
     this.#connections.set(id, endpoint);
     return {
       id,
       receive: (envelope) => {
-        this.#receive(id, envelope);
+        this.#receive(self, envelope);
       },
       detach: () => {
         this.#connections.delete(id);
@@ -202,8 +245,13 @@ export class Router {
   /** A local send: allowed to any worker, connection or transport. */
   async send(envelope: Envelope, options: SendOptions = {}): Promise<void> {
     checkEnvelope(envelope);
-    const { next, rest } = stepRoute(envelope.onwardRoute);
-    const stepped: Envelope = { ...envelope, onwardRoute: rest };
+    const next = envelope.onwardRoute[0];
+    if (next === undefined) throw invalid('ERR_ROUTE_INVALID', 'route is empty');
+    const stepped: Envelope = {
+      onwardRoute: envelope.onwardRoute.slice(1),
+      returnRoute: envelope.returnRoute,
+      payload: envelope.payload,
+    };
     if (next.type !== TransportType.local) {
       const transport = this.#transports.get(next.type);
       if (transport === undefined) {
@@ -224,7 +272,9 @@ export class Router {
     this.#enqueue(mailbox, next.value, undefined, stepped, options.localInfo);
   }
 
-  #receive(connectionId: string, arrived: Envelope): void {
+  /** `from`: the connection's own local address (its id), validated once when it attached. */
+  #receive(from: Address, arrived: Envelope): void {
+    const connectionId = from.value;
     const next = arrived.onwardRoute[0];
     if (next === undefined) {
       this.#drop(DropReason.invalid, connectionId, undefined);
@@ -251,7 +301,7 @@ export class Router {
     }
     const envelope: Envelope = {
       onwardRoute: arrived.onwardRoute.slice(1),
-      returnRoute: prependAddress(localAddress(connectionId), arrived.returnRoute),
+      returnRoute: prependAddress(from, arrived.returnRoute),
       payload: arrived.payload,
     };
     if (mailbox !== undefined) this.#enqueue(mailbox, address, connectionId, envelope);
@@ -278,22 +328,9 @@ export class Router {
     envelope: Envelope,
     localInfo?: unknown,
   ): void {
-    const self = localAddress(address);
-    const ctx: MessageContext = {
-      address,
-      sourceConnection,
-      router: this,
-      localInfo,
-      reply: (payload) =>
-        this.send({ onwardRoute: envelope.returnRoute, returnRoute: [self], payload }),
-      forward: (next) =>
-        this.send({
-          onwardRoute: next.onwardRoute,
-          returnRoute: prependAddress(self, next.returnRoute),
-          payload: next.payload,
-        }),
-    };
-    mailbox.queue.push({ ctx, envelope });
+    mailbox.queue.push(
+      new Delivery(this, address, mailbox.self, sourceConnection, localInfo, envelope),
+    );
     if (!mailbox.running) void this.#drain(mailbox);
   }
 
@@ -303,10 +340,10 @@ export class Router {
     await Promise.resolve();
     for (let item = mailbox.queue.shift(); item !== undefined; item = mailbox.queue.shift()) {
       try {
-        await mailbox.worker.handleMessage(item.ctx, item.envelope);
+        await item.handOver(mailbox.worker);
       } catch (error) {
         this.#logger.warn('routing: worker failed', {
-          address: item.ctx.address,
+          address: item.address,
           error: String(error),
         });
       }
