@@ -31,7 +31,8 @@ import {
 } from './relay.js';
 
 const NOW = 1_800_000_000;
-const clock = { nowSeconds: () => NOW + 1 };
+let now = NOW + 1;
+const clock = { nowSeconds: () => now };
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 const settle = async (turns = 10): Promise<void> => {
   for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
@@ -59,6 +60,7 @@ async function world() {
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
+  now = NOW + 1;
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
@@ -178,6 +180,45 @@ describe('relays', () => {
     expect(wire.length).toBeGreaterThanOrEqual(10);
     expect(wire.some((p) => contains(p, secret))).toBe(false);
     expect(wire.some((p) => contains(p, bytes('echo')))).toBe(false);
+  });
+
+  it('forwards only while the registration channel is open and its credential still grants the name', async () => {
+    const s = await setup();
+    const bob = await s.agent('bob', ['relay=bob']);
+    await registerRelay(bob.router, {
+      channel: bob.channel,
+      connection: bob.connection,
+      name: 'bob',
+    });
+    const bobListener = new SecureChannelListener(bob.router, bob.party.options());
+    cleanups.push(() => bobListener.close());
+    const alice = await s.w.party('alice', ['tools=read']);
+    const a = node(s.network, 'alice');
+    const open = () =>
+      openSecureChannel(
+        a.router,
+        [localAddress(a.transport.connect('r')), ...parseRoute('/relay/bob/service/api')],
+        alice.options({ handshakeTimeoutMs: 500 }),
+      );
+    const first = await open();
+    cleanups.push(() => first.close());
+    const notGranted = () =>
+      s.events.filter((e) => e.type === 'dropped' && e.reason === 'not_granted').length;
+    expect(notGranted()).toBe(0);
+    // Bob's credential (an hour from NOW) expires: the relay's channel with Bob no longer holds
+    // one granting `bob`, so the name stops forwarding.
+    now = NOW + 3600;
+    await expect(open()).rejects.toMatchObject({ code: 'ERR_CHANNEL_HANDSHAKE_TIMEOUT' });
+    expect(notGranted()).toBeGreaterThan(0);
+    // Back in time, the registration holds again; once Bob closes its registration channel, not.
+    now = NOW + 1;
+    const second = await open();
+    cleanups.push(() => second.close());
+    await bob.channel.close();
+    await settle();
+    const before = notGranted();
+    await expect(open()).rejects.toMatchObject({ code: 'ERR_CHANNEL_HANDSHAKE_TIMEOUT' });
+    expect(notGranted()).toBeGreaterThan(before);
   });
 
   it('refuses a registration without the relay attribute, or for another name', async () => {

@@ -27,7 +27,7 @@ import {
 } from '../routing/index.js';
 import type { Identifier } from '../identity/index.js';
 import type { VerifiedPeer } from './identity-payload.js';
-import { channelPeerOf } from './secure-channel.js';
+import { SecureChannelLocalInfo } from './secure-channel.js';
 
 /**
  * Relays (Ockam's forwarders, research/ockam.md §4.4): an agent that cannot be dialled registers
@@ -175,8 +175,15 @@ interface Registration {
   readonly identifier: Identifier;
   /** The secret of the latest `register`, until it is bound. */
   pending: Uint8Array | undefined;
+  /** How the peer of the latest `register` stands now (its channel's view), until bound. */
+  pendingPeer: (() => VerifiedPeer | undefined) | undefined;
   /** The agent's connection once bound. */
   connection: string | undefined;
+  /** The bound registration's peer as its registration channel sees it now. */
+  currentPeer: () => VerifiedPeer | undefined;
+  /** The peer last checked against the name, and whether it held the grant. */
+  checkedPeer: VerifiedPeer | undefined;
+  granted: boolean;
   forwarded: number;
 }
 
@@ -190,7 +197,9 @@ interface Registration {
  * the agent's connection replaced by the forwarder on its return route (as Ockam's relay does),
  * so both ends address each other through `forward_to_NAME`. The registered agent is trusted as
  * far as any local sender on the relay: its replies may name any local address of the relay, but
- * not a transport address (the relay dials nobody for it).
+ * not a transport address (the relay dials nobody for it). A bound name forwards only while the
+ * registration channel is open and the agent's credentials on it (refreshed in-band, expired or
+ * revoked ones dropped) still grant the name.
  */
 export class RelayService {
   readonly address: string;
@@ -238,7 +247,8 @@ export class RelayService {
   }
 
   async #register(ctx: MessageContext, name: string): Promise<void> {
-    const peer = channelPeerOf(ctx);
+    const info = ctx.localInfo instanceof SecureChannelLocalInfo ? ctx.localInfo : undefined;
+    const peer = info?.peer;
     // Only through a secure channel: a clear register has no verified identity.
     if (peer === undefined) return this.#refuse(ctx, name, 'ERR_RELAY_FORBIDDEN');
     try {
@@ -252,14 +262,22 @@ export class RelayService {
       return this.#refuse(ctx, name, 'ERR_RELAY_NAME_TAKEN');
     }
     const secret = this.#random(SECRET_BYTES);
+    const currentPeer = info?.currentPeer ?? (() => undefined);
     if (existing === undefined) {
       this.#names.set(name, {
         identifier: peer.identifier,
         pending: secret,
+        pendingPeer: currentPeer,
         connection: undefined,
+        currentPeer: () => undefined,
+        checkedPeer: undefined,
+        granted: false,
         forwarded: 0,
       });
-    } else existing.pending = secret;
+    } else {
+      existing.pending = secret;
+      existing.pendingPeer = currentPeer;
+    }
     this.#onEvent?.({ type: 'registered', name, identifier: peer.identifier });
     await ctx.reply(encodeRelayMessage({ op: Op.registered, secret }));
   }
@@ -276,6 +294,9 @@ export class RelayService {
     }
     const [name, registration] = found;
     registration.pending = undefined;
+    registration.currentPeer = registration.pendingPeer ?? (() => undefined);
+    registration.pendingPeer = undefined;
+    registration.checkedPeer = undefined;
     const first = registration.connection === undefined;
     registration.connection = connection;
     if (first) {
@@ -294,6 +315,10 @@ export class RelayService {
     const registration = this.#names.get(name);
     const connection = registration?.connection;
     if (registration === undefined || connection === undefined) return;
+    if (!this.#stillGranted(name, registration)) {
+      this.#dropped(name, 'not_granted');
+      return;
+    }
     try {
       if (ctx.sourceConnection === connection) {
         // A reply from the agent: on along the route the forwarder recorded on the way in.
@@ -323,6 +348,22 @@ export class RelayService {
     } catch (error) {
       this.#dropped(name, isMandateError(error) ? error.code : 'error');
     }
+  }
+
+  /**
+   * A registration holds while its registration channel is open and the agent's credentials on
+   * it — refreshed in-band, expired or revoked ones dropped — still grant the name. Re-checked
+   * only when the channel's view of the peer changes.
+   */
+  #stillGranted(name: string, registration: Registration): boolean {
+    const peer = registration.currentPeer();
+    if (peer === undefined) return false;
+    if (peer !== registration.checkedPeer) {
+      registration.checkedPeer = peer;
+      registration.granted =
+        peer.identifier === registration.identifier && mayRegisterRelay(peer, name);
+    }
+    return registration.granted;
   }
 
   #dropped(name: string, reason: string): void {

@@ -223,7 +223,11 @@ export async function runChannelScenario(
       withCredentials(options.identityPayload, [
         await authority.issueCredential(options.identity, now),
       ]);
-    await supportListener.refreshCredentials(await renew(supportOptions));
+    // The support agent presents its renewal to its callers and to the relay, whose `support`
+    // name holds only while the registration channel's credential grants it.
+    const supportRenewed = await renew(supportOptions);
+    await supportListener.refreshCredentials(supportRenewed);
+    await supportChannel.refreshCredentials(supportRenewed);
     const refreshed = channels.filter((_, i) => i % 2 === 0);
     for (const { channel, options } of refreshed) {
       await channel.refreshCredentials(await renew(options));
