@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { channelWorld } from '../../test/helpers/channel-world.js';
+import { freshDenySet, revoke } from '../../test/helpers/deny-set.js';
 import {
   constraintsToAttributes,
-  DenyEntryKind,
   DenySet,
   issueCredential,
   parseConstraint,
@@ -393,46 +393,20 @@ describe('credentials over an open channel', () => {
 });
 
 describe('revocation over an open channel', () => {
-  const fresh = (): DenySet => {
-    const set = new DenySet({ maxStalenessSeconds: 600 });
-    set.markFresh(0, NOW);
-    return set;
-  };
-
   it('a revoked credential stops delivery; a revoked identity closes the channel', async () => {
-    const denySet = fresh();
+    const denySet = freshDenySet(NOW);
     const t = await setup({ ttlSeconds: 3600, denySet });
     await t.send('before');
     const held = t.inbox[0]!.peer!.credentials[0]!;
-    denySet.apply({
-      fromSequence: 0,
-      toSequence: 1,
-      issuedAt: NOW,
-      entries: [
-        {
-          kind: DenyEntryKind.revocationId,
-          id: held.revocationId,
-          expiresAt: held.expiresAt,
-          revokedAt: NOW,
-        },
-      ],
-    });
+    revoke(denySet, held.revocationId, { expiresAt: held.expiresAt, nowSeconds: NOW });
     await t.send('after the credential is revoked');
     expect(t.inbox.map((d) => d.text)).toEqual(['before']);
     expect(reasons(t.bobEvents)).toEqual(['ERR_CHANNEL_PEER_EXPIRED']);
 
-    denySet.apply({
-      fromSequence: 1,
-      toSequence: 2,
-      issuedAt: NOW,
-      entries: [
-        {
-          kind: DenyEntryKind.identity,
-          id: t.local.identity.identifier,
-          expiresAt: NOW + 86_400,
-          revokedAt: NOW,
-        },
-      ],
+    revoke(denySet, t.local.identity.identifier, {
+      expiresAt: NOW + 86_400,
+      nowSeconds: NOW,
+      identity: true,
     });
     await t.send('after the identity is revoked');
     await settle();
@@ -444,7 +418,7 @@ describe('revocation over an open channel', () => {
   });
 
   it('a stale deny-set fails closed', async () => {
-    const denySet = fresh();
+    const denySet = freshDenySet(NOW);
     const t = await setup({ ttlSeconds: 3600, denySet });
     t.clock.now = NOW + 601;
     await t.send('stale');
@@ -460,20 +434,8 @@ describe('revocation over an open channel', () => {
       nowSeconds: NOW,
       authorities: w.authorities,
     });
-    const denySet = fresh();
-    denySet.apply({
-      fromSequence: 0,
-      toSequence: 1,
-      issuedAt: NOW,
-      entries: [
-        {
-          kind: DenyEntryKind.revocationId,
-          id: credential.revocationId,
-          expiresAt: credential.expiresAt,
-          revokedAt: NOW,
-        },
-      ],
-    });
+    const denySet = freshDenySet(NOW);
+    revoke(denySet, credential.revocationId, { expiresAt: credential.expiresAt, nowSeconds: NOW });
     const options = {
       nowSeconds: NOW,
       remoteStaticKey: alice.staticKey.publicKey,
@@ -492,18 +454,10 @@ describe('revocation over an open channel', () => {
     });
     expect(pinned.credentials).toEqual([]);
     expect(pinned.rejected.join()).toContain('ERR_REVOKED');
-    denySet.apply({
-      fromSequence: 1,
-      toSequence: 2,
-      issuedAt: NOW,
-      entries: [
-        {
-          kind: DenyEntryKind.identity,
-          id: alice.identity.identifier,
-          expiresAt: NOW + 86_400,
-          revokedAt: NOW,
-        },
-      ],
+    revoke(denySet, alice.identity.identifier, {
+      expiresAt: NOW + 86_400,
+      nowSeconds: NOW,
+      identity: true,
     });
     expect(
       thrown(() =>

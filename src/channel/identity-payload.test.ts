@@ -20,7 +20,8 @@ import {
   verifyPeer,
   type VerifyPeerOptions,
 } from './identity-payload.js';
-import { DenyEntryKind, DenySet, verifyCredential } from '../credentials/index.js';
+import { verifyCredential } from '../credentials/index.js';
+import { freshDenySet, revoke } from '../../test/helpers/deny-set.js';
 
 const NOW = 1_800_000_000;
 
@@ -292,20 +293,8 @@ describe('the verified-peer cache', () => {
       nowSeconds: NOW + 1,
       authorities: w.authorities,
     });
-    const denySet = new DenySet({ maxStalenessSeconds: 600 });
-    denySet.apply({
-      fromSequence: 0,
-      toSequence: 1,
-      issuedAt: NOW,
-      entries: [
-        {
-          kind: DenyEntryKind.revocationId,
-          id: held.revocationId,
-          expiresAt: held.expiresAt,
-          revokedAt: NOW,
-        },
-      ],
-    });
+    const denySet = freshDenySet(NOW);
+    revoke(denySet, held.revocationId, { expiresAt: held.expiresAt, nowSeconds: NOW });
     expect(causeCode(() => verifyPeer(payload, { ...options, denySet }))).toBe(
       'ERR_CHANNEL_UNTRUSTED',
     );

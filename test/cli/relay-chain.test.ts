@@ -1,10 +1,7 @@
-import { mkdtempSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, killChildren, startMandate } from '../helpers/processes.js';
-import { json, run } from '../helpers/cli.js';
+import { authorityHome, json, run } from '../helpers/cli.js';
 
 // A channel over two relays, across processes over TCP: relay R1, relay R2 registered at R1 as
 // `r2` (`relay start --relay`), node B registered at R2 as `bob`, and `channel ping` (in process)
@@ -74,29 +71,12 @@ const bytesSeen = (t: Tap): number => streams(t).reduce((n, s) => n + s.byteLeng
 
 describe('a channel over two relays', () => {
   it('pings B through R1 and R2 by name; no byte either relay sent or received holds the plaintext', async () => {
-    const home = mkdtempSync(join(tmpdir(), 'mandate-chain-'));
-    const dir = mkdtempSync(join(tmpdir(), 'mandate-chain-files-'));
-    expect((await run('--home', home, 'authority', 'init')).code).toBe(0);
-    for (const name of ['relay1', 'relay2', 'bob', 'alice']) {
-      expect((await run('--home', home, 'identity', 'create', '--name', name)).code).toBe(0);
-    }
-    const issue = async (to: string, attr: string): Promise<string> => {
-      const out = join(dir, `${to}.cred`);
-      const r = await run(
-        '--home',
-        home,
-        'credential',
-        'issue',
-        '--to',
-        to,
-        '--attr',
-        attr,
-        '--out',
-        out,
-      );
-      expect(r.code, r.stderr).toBe(0);
-      return out;
-    };
+    const { home, issue } = await authorityHome('mandate-chain', [
+      'relay1',
+      'relay2',
+      'bob',
+      'alice',
+    ]);
     const relay1Cred = await issue('relay1', 'role=relay');
     const relay2Cred = await issue('relay2', 'relay=r2');
     const bobCred = await issue('bob', 'relay=bob');

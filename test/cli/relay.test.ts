@@ -1,9 +1,6 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, killChildren, startMandate } from '../helpers/processes.js';
-import { json, run } from '../helpers/cli.js';
+import { authorityHome, json, run } from '../helpers/cli.js';
 
 // `mandate relay start`, `mandate node start --relay`, `mandate channel ping` across processes:
 // a relay and a node run as children on 127.0.0.1; the ping runs in process.
@@ -12,29 +9,7 @@ afterEach(killChildren);
 
 describe('relay and node commands', () => {
   it('pings a node through a relay by name, and both stop cleanly on SIGINT / SIGTERM', async () => {
-    const home = mkdtempSync(join(tmpdir(), 'mandate-relay-'));
-    const dir = mkdtempSync(join(tmpdir(), 'mandate-relay-files-'));
-    expect((await run('--home', home, 'authority', 'init')).code).toBe(0);
-    for (const name of ['relay', 'bob', 'alice', 'eve']) {
-      expect((await run('--home', home, 'identity', 'create', '--name', name)).code).toBe(0);
-    }
-    const issue = async (to: string, attr: string): Promise<string> => {
-      const out = join(dir, `${to}.cred`);
-      const r = await run(
-        '--home',
-        home,
-        'credential',
-        'issue',
-        '--to',
-        to,
-        '--attr',
-        attr,
-        '--out',
-        out,
-      );
-      expect(r.code, r.stderr).toBe(0);
-      return out;
-    };
+    const { home, issue } = await authorityHome('mandate-relay', ['relay', 'bob', 'alice', 'eve']);
     const relayCred = await issue('relay', 'role=relay');
     const bobCred = await issue('bob', 'relay=bob');
     const aliceCred = await issue('alice', 'role=client');
