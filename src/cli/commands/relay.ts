@@ -247,6 +247,57 @@ function describePeer(peer: VerifiedPeer): {
   return { identifier: peer.identifier, attributes };
 }
 
+/**
+ * What `node start` and `relay start` share: the home's channel identity (renewed from the
+ * authority with `--authority`), a TCP transport, a listener at `api`, the optional registration
+ * at an upstream relay, and a clean stop on SIGINT or SIGTERM. `serve` adds the node's own
+ * services and returns how to stop them; `expose` is what the upstream registration opens.
+ */
+async function runNode(
+  ctx: CliContext,
+  opts: NodeOptions & UpstreamOptions & RenewalOptions & { listen: string },
+  role: {
+    readonly deliverTo?: readonly string[];
+    readonly expose?: readonly string[];
+    serve(router: Router, listener: SecureChannelListener, logger: Logger): () => void;
+  },
+): Promise<void> {
+  const upstream = upstreamRelay(opts);
+  const renewal = parseRenewal(opts);
+  const logger = stderrLogger();
+  const home = await ctx.openHome();
+  const router = new Router({ logger });
+  let renewer: CredentialRenewer | undefined;
+  try {
+    const transport = new TcpTransport(router, {
+      logger,
+      onConnectionClosed: upstream.onConnectionClosed,
+    });
+    const node = await nodeChannelOptions(ctx, home, opts, renewal, logger, router, transport);
+    const options = node.options;
+    renewer = node.renewer;
+    const listener = new SecureChannelListener(
+      router,
+      role.deliverTo === undefined ? options() : { ...options(), deliverTo: role.deliverTo },
+    );
+    renewer?.onRenewed((payload) => listener.refreshCredentials(payload));
+    router.allowFromAnyConnection(API);
+    const stopServices = role.serve(router, listener, logger);
+    logger.info('listening', await listenTcp(transport, opts.listen));
+    const registration = upstream.start(router, transport, options, logger, role.expose);
+    const signal = await untilSignal();
+    logger.info('stopping', { signal });
+    registration?.stop();
+    stopServices();
+    await listener.close();
+  } finally {
+    // Also when starting failed after the first fetch (e.g. the port is taken).
+    await renewer?.stop();
+    await router.close();
+    home.close();
+  }
+}
+
 export function registerRelayCommands(program: Command, context: () => CliContext): void {
   program
     .command('relay')
@@ -264,48 +315,25 @@ export function registerRelayCommands(program: Command, context: () => CliContex
     .option(...AUTHORITY_OPTION)
     .option(...REFRESH_LEAD_OPTION)
     .action(async (opts: NodeOptions & UpstreamOptions & RenewalOptions & { listen: string }) => {
-      const ctx = context();
-      const upstream = upstreamRelay(opts);
-      const renewal = parseRenewal(opts);
-      const logger = stderrLogger();
-      const home = await ctx.openHome();
-      const router = new Router({ logger });
-      let renewer: CredentialRenewer | undefined;
-      try {
-        const transport = new TcpTransport(router, {
-          logger,
-          onConnectionClosed: upstream.onConnectionClosed,
-        });
-        const node = await nodeChannelOptions(ctx, home, opts, renewal, logger, router, transport);
-        const options = node.options;
-        renewer = node.renewer;
-        const listener = new SecureChannelListener(router, options());
-        renewer?.onRenewed((payload) => listener.refreshCredentials(payload));
-        router.allowFromAnyConnection(API);
-        const service = new RelayService(router, {
-          listener,
-          logger,
-          // Binds and refusals the service logs itself.
-          onEvent: (event) => {
-            if (event.type === 'registered') logger.info('relay registered', { ...event });
-          },
-        });
-        logger.info('listening', await listenTcp(transport, opts.listen));
+      await runNode(context(), opts, {
         // A chained relay exposes nothing to its upstream connection: its `forward_to_*` workers
         // are open to every connection already (the service opens them), and nothing else of
         // this node need be reachable through the upstream relay.
-        const registration = upstream.start(router, transport, options, logger, []);
-        const signal = await untilSignal();
-        logger.info('stopping', { signal });
-        registration?.stop();
-        service.close();
-        await listener.close();
-      } finally {
-        // Also when starting failed after the first fetch (e.g. the port is taken).
-        await renewer?.stop();
-        await router.close();
-        home.close();
-      }
+        expose: [],
+        serve: (router, listener, logger) => {
+          const service = new RelayService(router, {
+            listener,
+            logger,
+            // Binds and refusals the service logs itself.
+            onEvent: (event) => {
+              if (event.type === 'registered') logger.info('relay registered', { ...event });
+            },
+          });
+          return () => {
+            service.close();
+          };
+        },
+      });
     });
 
   program
@@ -324,37 +352,13 @@ export function registerRelayCommands(program: Command, context: () => CliContex
     .option(...AUTHORITY_OPTION)
     .option(...REFRESH_LEAD_OPTION)
     .action(async (opts: NodeOptions & UpstreamOptions & RenewalOptions & { listen: string }) => {
-      const ctx = context();
-      const upstream = upstreamRelay(opts);
-      const renewal = parseRenewal(opts);
-      const logger = stderrLogger();
-      const home = await ctx.openHome();
-      const router = new Router({ logger });
-      let renewer: CredentialRenewer | undefined;
-      try {
-        const transport = new TcpTransport(router, {
-          logger,
-          onConnectionClosed: upstream.onConnectionClosed,
-        });
-        const node = await nodeChannelOptions(ctx, home, opts, renewal, logger, router, transport);
-        const options = node.options;
-        renewer = node.renewer;
-        const listener = new SecureChannelListener(router, { ...options(), deliverTo: [ECHO] });
-        renewer?.onRenewed((payload) => listener.refreshCredentials(payload));
-        router.allowFromAnyConnection(API);
-        router.registerWorker(ECHO, echoWorker);
-        logger.info('listening', await listenTcp(transport, opts.listen));
-        const registration = upstream.start(router, transport, options, logger);
-        const signal = await untilSignal();
-        logger.info('stopping', { signal });
-        registration?.stop();
-        await listener.close();
-      } finally {
-        // Also when starting failed after the first fetch (e.g. the port is taken).
-        await renewer?.stop();
-        await router.close();
-        home.close();
-      }
+      await runNode(context(), opts, {
+        deliverTo: [ECHO],
+        serve: (router) => {
+          router.registerWorker(ECHO, echoWorker);
+          return () => undefined;
+        },
+      });
     });
 
   const channel = program.command('channel').description('secure channels');
