@@ -298,23 +298,27 @@ async function runNode(
   }
 }
 
+/** The options `node start` and `relay start` share (`--listen` aside). */
+function nodeOptions(command: Command, relayHelp: string): void {
+  command
+    .requiredOption('--identity <name>', 'the local identity of this node')
+    .option('--credential <file>', 'a credential to present (repeatable)', collect)
+    .option('--relay <route>', relayHelp)
+    .option('--relay-name <name>', 'the name to register (needs a credential with relay=NAME)')
+    .option(...AUTHORITY_OPTION)
+    .option(...REFRESH_LEAD_OPTION);
+}
+
 export function registerRelayCommands(program: Command, context: () => CliContext): void {
-  program
+  const relayStart = program
     .command('relay')
     .description('relays: reach nodes that cannot be dialled')
     .command('start')
     .description('run a relay node until SIGINT or SIGTERM (logs on stderr)')
-    .requiredOption('--listen <host:port>', 'where to listen, e.g. 127.0.0.1:4100')
-    .requiredOption('--identity <name>', 'the local identity of this node')
-    .option('--credential <file>', 'a credential to present (repeatable)', collect)
-    .option(
-      '--relay <route>',
-      'register this relay at an upstream relay node at this route (chaining)',
-    )
-    .option('--relay-name <name>', 'the name to register (needs a credential with relay=NAME)')
-    .option(...AUTHORITY_OPTION)
-    .option(...REFRESH_LEAD_OPTION)
-    .action(async (opts: NodeOptions & UpstreamOptions & RenewalOptions & { listen: string }) => {
+    .requiredOption('--listen <host:port>', 'where to listen, e.g. 127.0.0.1:4100');
+  nodeOptions(relayStart, 'register this relay at an upstream relay node at this route (chaining)');
+  relayStart.action(
+    async (opts: NodeOptions & UpstreamOptions & RenewalOptions & { listen: string }) => {
       await runNode(context(), opts, {
         // A chained relay exposes nothing to its upstream connection: its `forward_to_*` workers
         // are open to every connection already (the service opens them), and nothing else of
@@ -334,24 +338,18 @@ export function registerRelayCommands(program: Command, context: () => CliContex
           };
         },
       });
-    });
+    },
+  );
 
-  program
+  const nodeStart = program
     .command('node')
     .description('a node with a channel listener (`api`) and an echo service (`echo`)')
     .command('start')
     .description('run a node until SIGINT or SIGTERM (logs on stderr)')
-    .requiredOption('--listen <host:port>', 'where to listen, e.g. 127.0.0.1:4000')
-    .requiredOption('--identity <name>', 'the local identity of this node')
-    .option('--credential <file>', 'a credential to present (repeatable)', collect)
-    .option(
-      '--relay <route>',
-      'register at the relay node at this route, e.g. /ip4/127.0.0.1/tcp/4100',
-    )
-    .option('--relay-name <name>', 'the name to register (needs a credential with relay=NAME)')
-    .option(...AUTHORITY_OPTION)
-    .option(...REFRESH_LEAD_OPTION)
-    .action(async (opts: NodeOptions & UpstreamOptions & RenewalOptions & { listen: string }) => {
+    .requiredOption('--listen <host:port>', 'where to listen, e.g. 127.0.0.1:4000');
+  nodeOptions(nodeStart, 'register at the relay node at this route, e.g. /ip4/127.0.0.1/tcp/4100');
+  nodeStart.action(
+    async (opts: NodeOptions & UpstreamOptions & RenewalOptions & { listen: string }) => {
       await runNode(context(), opts, {
         deliverTo: [ECHO],
         serve: (router) => {
@@ -359,7 +357,8 @@ export function registerRelayCommands(program: Command, context: () => CliContex
           return () => undefined;
         },
       });
-    });
+    },
+  );
 
   const channel = program.command('channel').description('secure channels');
   channel
