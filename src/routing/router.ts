@@ -3,6 +3,7 @@ import {
   localAddress,
   MAX_ROUTE_HOPS,
   prependAddress,
+  stepRoute,
   TransportType,
   type Address,
 } from './address.js';
@@ -233,6 +234,7 @@ export class Router {
     if (!this.#connections.has(connectionId)) return () => undefined;
     let callbacks = this.#onClosed.get(connectionId);
     if (callbacks === undefined) this.#onClosed.set(connectionId, (callbacks = new Set()));
+    // A wrapper of its own, so the same callback watched twice is cancelled one watch at a time.
     const once = (): void => {
       callback();
     };
@@ -245,10 +247,9 @@ export class Router {
   /** A local send: allowed to any worker, connection or transport. */
   async send(envelope: Envelope, options: SendOptions = {}): Promise<void> {
     checkEnvelope(envelope);
-    const next = envelope.onwardRoute[0];
-    if (next === undefined) throw invalid('ERR_ROUTE_INVALID', 'route is empty');
+    const { next, rest } = stepRoute(envelope.onwardRoute);
     const stepped: Envelope = {
-      onwardRoute: envelope.onwardRoute.slice(1),
+      onwardRoute: rest,
       returnRoute: envelope.returnRoute,
       payload: envelope.payload,
     };
