@@ -1,17 +1,27 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root, found from this file's location (test/helpers/). */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** shared/vectors lives beside the checkout, in development and in CI alike. */
-export const vectorsDir = resolve(repoRoot, '..', 'shared', 'vectors');
+/**
+ * The public vectors the tests use, copied into the repository with their sources
+ * (test/vectors/data/README.md): a clone with nothing beside it passes its own tests.
+ */
+export const vectorsDir = resolve(repoRoot, 'test', 'vectors', 'data');
 
 export function readVectorJson(relativePath: string): unknown {
   const path = resolve(vectorsDir, relativePath);
-  if (!existsSync(path))
-    throw new Error(`test vectors missing: ${path} (shared/vectors must sit beside the checkout)`);
+  const inside = relative(vectorsDir, path);
+  if (
+    inside === '' ||
+    inside.startsWith(`..${sep}`) ||
+    inside === '..' ||
+    resolve(inside) === inside
+  )
+    throw new Error(`vector path \`${relativePath}\` leaves test/vectors/data`);
+  if (!existsSync(path)) throw new Error(`test vectors missing: ${path}`);
   return JSON.parse(readFileSync(path, 'utf8')) as unknown;
 }
 

@@ -17,7 +17,7 @@ import { expectCode } from '../helpers/errors.js';
 import { list, readVectorJson, record, text } from '../helpers/vectors.js';
 
 // credential-refresh.json: a Rust-encoded RefreshCredentials secure-channel message from Ockam's
-// Elixir test suite (see shared/vectors/ockam/README.md).
+// Elixir test suite (see test/vectors/data/ockam/README.md).
 const root = record(
   record(readVectorJson('ockam/credential-refresh.json'), 'vector').refresh_credentials,
   'refresh_credentials',

@@ -18,7 +18,7 @@ interface XdhTest {
   readonly result: Result;
 }
 
-// C2SP/wycheproof testvectors_v1/x25519_test.json; provenance in shared/vectors/README.md.
+// C2SP/wycheproof testvectors_v1/x25519_test.json; provenance in test/vectors/data/README.md.
 function loadWycheproof(): { readonly declared: number; readonly tests: XdhTest[] } {
   const file = record(readVectorJson('ed25519/wycheproof-x25519_test.json'), 'file');
   const tests: XdhTest[] = [];
