@@ -6,17 +6,16 @@ export interface Progress {
 }
 
 /**
- * A progress bar on stderr (never on stdout, which may be --json). Without a terminal it prints
- * a plain line every second instead of redrawing, so CI logs stay readable.
+ * A progress bar on stderr (never on stdout, which may be --json), drawn only when stderr is a
+ * terminal and `enabled` (callers pass `!json`): piped or logged output gets no bar at all.
+ * Callers stop it in a `finally`, or its redraw timer keeps the process alive after an error.
  */
 export function startProgress(label: string, total: number, enabled = true): Progress {
-  if (!enabled) return { update: () => undefined, stop: () => undefined };
+  if (!enabled || !process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,
       format: `${label} [{bar}] {percentage}% | {value}/{total} | {rate}/s | eta {eta_formatted}`,
-      noTTYOutput: true,
-      notTTYSchedule: 1000,
       hideCursor: true,
       etaBuffer: 50,
     },
@@ -33,4 +32,21 @@ export function startProgress(label: string, total: number, enabled = true): Pro
       bar.stop();
     },
   };
+}
+
+/** Runs `work` with a progress bar that is stopped however `work` ends. */
+export async function withProgress<T>(
+  label: string,
+  total: number,
+  enabled: boolean,
+  work: (update: (done: number) => void) => Promise<T>,
+): Promise<T> {
+  const bar = startProgress(label, total, enabled);
+  try {
+    return await work((done) => {
+      bar.update(done);
+    });
+  } finally {
+    bar.stop();
+  }
 }

@@ -95,6 +95,15 @@ export class IdentityProvisioner {
       throw invalid('ERR_ARGUMENT_INVALID', '`batchSize` must be a positive integer');
     }
     const keyType = options.keyType ?? SigningKeyType.ed25519;
+    // Refuse a taken name before any worker starts: finding it in batch 7 would leave batches
+    // 0–6 written and the caller with half a swarm. (The check in `store` still guards a race.)
+    if (options.namePrefix !== undefined) {
+      for (let i = 0; i < count; i++) {
+        const name = `${options.namePrefix}${i}`;
+        if ((await this.#target.identities.getIdentityByName(name)) !== undefined)
+          throw conflict('ERR_IDENTITY_NAME_TAKEN', `an identity named \`${name}\` already exists`);
+      }
+    }
     const batches = Math.ceil(count / batchSize);
     const created: Identifier[] = new Array<Identifier>(count);
     let done = 0;

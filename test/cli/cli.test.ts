@@ -2,10 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { json, run } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/vectors.js';
+import { killChildren, startMandate } from '../helpers/processes.js';
 import { readVectorJson } from '../helpers/vectors.js';
+
+afterEach(killChildren);
 
 describe('mandate identity', () => {
   it('creates, lists, shows, rotates, exports, verifies and imports', async () => {
@@ -79,6 +82,22 @@ describe('mandate identity', () => {
     expect(r.code).toBe(0);
     expect(json(r).created).toBe(30);
     expect(json(await run('--home', home, '--json', 'identity', 'show', 'a-29')).name).toBe('a-29');
+  });
+
+  it('bulk create refuses a taken name before starting, exits, and prints no bar off a terminal', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'mandate-cli-'));
+    expect((await run('--home', home, 'identity', 'create', '--name', 'a-599')).code).toBe(0);
+    // A child process: a progress bar's redraw timer left running would keep it alive forever.
+    const child = startMandate(home, 'identity', 'create', '--count', '600', '--name', 'a-');
+    const timeout = new Promise<'hung'>((resolve) =>
+      setTimeout(() => {
+        resolve('hung');
+      }, 25_000),
+    );
+    expect(await Promise.race([child.exited, timeout])).toBe(7);
+    expect(child.stderr()).toContain('error[ERR_IDENTITY_NAME_TAKEN]');
+    expect(child.stderr()).not.toContain('creating identities');
+    expect(json(await run('--home', home, '--json', 'identity', 'list')).total).toBe(1);
   });
 
   it('verifies the Ockam vector', async () => {

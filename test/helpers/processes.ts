@@ -37,6 +37,8 @@ export interface Started {
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
   /** Sends `signal` and resolves with the exit code. */
   stop(signal: NodeJS.Signals): Promise<number | null>;
+  /** Resolves with the exit code when the child exits by itself. */
+  readonly exited: Promise<number | null>;
 }
 
 /** Runs `mandate --home HOME ARGV…` from the sources (tsx) as a child process. */
@@ -83,5 +85,6 @@ export function startMandate(home: string, ...argv: string[]): Started {
       child.kill(signal);
       return exit;
     },
+    exited: exit,
   };
 }

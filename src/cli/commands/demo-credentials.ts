@@ -15,7 +15,7 @@ import {
 } from '../../credentials/index.js';
 import { Purpose, type Identifier, type VerifiedIdentity } from '../../identity/index.js';
 import type { Home } from '../home.js';
-import { startProgress } from '../progress.js';
+import { withProgress } from '../progress.js';
 
 const constraints = (...texts: string[]): Map<string, Constraint> =>
   new Map(texts.map((t) => parseConstraint(t)));
@@ -72,36 +72,36 @@ export async function runCredentialScenario(
       nowSeconds: now,
     }),
   );
-  const bar = startProgress('   enrolled', agents.length, showProgress);
   let t = process.hrtime.bigint();
   const credentials: Uint8Array[] = [];
   let code = ticket.code;
-  // Redemptions are written 500 to a transaction, as a busy authority would batch them.
-  for (let start = 0; start < agents.length; start += 500) {
-    await home.store.database.transaction(async () => {
-      for (let i = start; i < Math.min(agents.length, start + 500); i++) {
-        // A ticket allows at most 1,000 uses: the authority hands out a fresh one per thousand.
-        if (i > 0 && i % 1000 === 0) {
-          code = parseEnrollmentTicket(
-            await authority.createTicket(authorityIdentity.identifier, {
-              attributes: grant,
-              uses: Math.min(agents.length - i, 1000),
-              ttlSeconds: 3600,
-              nowSeconds: now,
-            }),
-          ).code;
+  await withProgress('   enrolled', agents.length, showProgress, async (update) => {
+    // Redemptions are written 500 to a transaction, as a busy authority would batch them.
+    for (let start = 0; start < agents.length; start += 500) {
+      await home.store.database.transaction(async () => {
+        for (let i = start; i < Math.min(agents.length, start + 500); i++) {
+          // A ticket allows at most 1,000 uses: the authority hands out a fresh one per thousand.
+          if (i > 0 && i % 1000 === 0) {
+            code = parseEnrollmentTicket(
+              await authority.createTicket(authorityIdentity.identifier, {
+                attributes: grant,
+                uses: Math.min(agents.length - i, 1000),
+                ttlSeconds: 3600,
+                nowSeconds: now,
+              }),
+            ).code;
+          }
+          const known = await home.identities.get(agents[i]!);
+          const { credential } = await authority.redeem(
+            { code, changeHistory: known.identity.changeHistory },
+            now,
+          );
+          credentials.push(credential);
+          update(i + 1);
         }
-        const known = await home.identities.get(agents[i]!);
-        const { credential } = await authority.redeem(
-          { code, changeHistory: known.identity.changeHistory },
-          now,
-        );
-        credentials.push(credential);
-        bar.update(i + 1);
-      }
-    });
-  }
-  bar.stop();
+      });
+    }
+  });
   const enrollSeconds = elapsed(t);
 
   t = process.hrtime.bigint();

@@ -7,7 +7,7 @@ import { toHex } from '../../encoding/index.js';
 import { Purpose, verifyChangeHistory, type Identifier } from '../../identity/index.js';
 import { openHome } from '../home.js';
 import { formatFields } from '../output.js';
-import { startProgress } from '../progress.js';
+import { withProgress } from '../progress.js';
 import { runCredentialScenario } from './demo-credentials.js';
 import { runChannelScenario } from './demo-channels.js';
 import type { CliContext } from '../context.js';
@@ -49,18 +49,12 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
         say(
           `1. provisioning ${agents} agents on ${availableParallelism()} worker threads: primary key, change history, credential and secure-channel purpose keys`,
         );
-        let bar = startProgress('   agents', agents, showProgress);
         let t = process.hrtime.bigint();
         // Worker threads, one per core: each seals its keys under the vault's KEK, this thread
         // writes every batch in one transaction.
-        const created = await home.provision({
-          count: agents,
-          namePrefix: 'agent-',
-          onProgress: (done) => {
-            bar.update(done);
-          },
-        });
-        bar.stop();
+        const created = await withProgress('   agents', agents, showProgress, (update) =>
+          home.provision({ count: agents, namePrefix: 'agent-', onProgress: update }),
+        );
         const provisionSeconds = elapsed(t);
 
         // 2. Rotation.
@@ -77,36 +71,36 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
         say(
           `2. rotating the primary key of ${toRotate.length} agents (the old secret is destroyed, the identifier stays)`,
         );
-        bar = startProgress('   rotations', toRotate.length, showProgress);
         t = process.hrtime.bigint();
-        let done = 0;
-        for (const agent of toRotate) {
-          const rotated = await home.identities.rotate(agent.identity.identifier);
-          if (rotated.identity.identifier !== agent.identity.identifier)
-            throw new Error('rotation changed an identifier');
-          bar.update(++done);
-        }
-        bar.stop();
+        await withProgress('   rotations', toRotate.length, showProgress, async (update) => {
+          let done = 0;
+          for (const agent of toRotate) {
+            const rotated = await home.identities.rotate(agent.identity.identifier);
+            if (rotated.identity.identifier !== agent.identity.identifier)
+              throw new Error('rotation changed an identifier');
+            update(++done);
+          }
+        });
         const rotateSeconds = elapsed(t);
 
         // 3. Verification of everything, from the stored bytes.
         say(`3. verifying every stored change history and purpose-key attestation`);
-        bar = startProgress('   verified', agents, showProgress);
         t = process.hrtime.bigint();
         let verified = 0;
         let rotatedSeen = 0;
         let attestations = 0;
-        for (let offset = 0; offset < agents; offset += 1000) {
-          for (const known of await home.identities.list({ limit: 1000, offset })) {
-            if (known.identity.changes.length > 1) rotatedSeen++;
-            for (const purpose of [Purpose.credentials, Purpose.secureChannel]) {
-              await home.identities.purposeKey(known, purpose);
-              attestations++;
+        await withProgress('   verified', agents, showProgress, async (update) => {
+          for (let offset = 0; offset < agents; offset += 1000) {
+            for (const known of await home.identities.list({ limit: 1000, offset })) {
+              if (known.identity.changes.length > 1) rotatedSeen++;
+              for (const purpose of [Purpose.credentials, Purpose.secureChannel]) {
+                await home.identities.purposeKey(known, purpose);
+                attestations++;
+              }
+              update(++verified);
             }
-            bar.update(++verified);
           }
-        }
-        bar.stop();
+        });
         const verifySeconds = elapsed(t);
         if (verified !== agents || rotatedSeen !== toRotate.length)
           throw new Error('verification count mismatch');

@@ -10,7 +10,7 @@ import {
 } from '../../identity/index.js';
 import { SigningKeyType } from '../../vault/index.js';
 import { formatFields } from '../output.js';
-import { startProgress } from '../progress.js';
+import { withProgress } from '../progress.js';
 import { readBytesArgument } from '../input.js';
 import { parsePositiveInteger } from '../parse.js';
 import type { CliContext } from '../context.js';
@@ -80,22 +80,16 @@ export function registerIdentityCommands(program: Command, context: () => CliCon
           ctx.out.result(summary(known), () => humanIdentity(known));
           return;
         }
-        const progress = startProgress(
-          'creating identities',
-          count,
-          !ctx.out.json || process.stderr.isTTY,
-        );
         const started = process.hrtime.bigint();
-        const created = await home.provision({
-          count,
-          keyType,
-          ...(workers === undefined ? {} : { workers }),
-          ...(opts.name === undefined ? {} : { namePrefix: opts.name }),
-          onProgress: (done) => {
-            progress.update(done);
-          },
-        });
-        progress.stop();
+        const created = await withProgress('creating identities', count, !ctx.out.json, (update) =>
+          home.provision({
+            count,
+            keyType,
+            ...(workers === undefined ? {} : { workers }),
+            ...(opts.name === undefined ? {} : { namePrefix: opts.name }),
+            onProgress: update,
+          }),
+        );
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
         const rate = Math.round(count / seconds);
         ctx.out.result(
