@@ -1,6 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { createOutput, EXIT_CODES, reportError } from './output.js';
+import { createOutput, reportError, reportUsageError } from './output.js';
 import { openHome, PASSPHRASE_ENV } from './home.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerDemoCommand } from './commands/demo.js';
@@ -17,6 +18,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--home <dir>', 'state directory (default ./.mandate, or $MANDATE_HOME)')
     .option('--json', 'machine-readable output on stdout')
     .option('--debug', 'print stacks and causes of errors')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
     .exitOverride()
     // Usage errors go through the one error funnel below, not commander's own printer.
     .configureOutput({ outputError: () => undefined });
@@ -47,16 +49,24 @@ export async function main(argv: readonly string[]): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
     return made?.out.exitCode ?? 0;
   } catch (error) {
+    const opts = program.opts<{ debug?: boolean; json?: boolean }>();
     if (error instanceof CommanderError) {
       // Help and version exit 0; usage errors were already printed by commander.
       if (error.exitCode === 0) return 0;
-      process.stderr.write(
-        `error[ERR_USAGE]: ${error.message.replace(/^error: /, '')} (see \`mandate --help\`)\n`,
+      return reportUsageError(
+        `${error.message.replace(/^error: /, '')} (see \`mandate --help\`)`,
+        opts.json === true || argv.includes('--json'),
       );
-      return EXIT_CODES.usage;
     }
-    return reportError(error, program.opts<{ debug?: boolean }>().debug === true);
+    return reportError(error, { debug: opts.debug === true, json: opts.json === true });
   }
+}
+
+/** The version in this package's package.json (two folders up from src/cli or dist/cli). */
+function packageVersion(): string {
+  const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+  const version = (JSON.parse(text) as { version?: unknown }).version;
+  return typeof version === 'string' ? version : 'unknown';
 }
 
 /**

@@ -46,12 +46,18 @@ function jsonReplacer(_key: string, value: unknown): unknown {
 
 /**
  * The one error funnel: `error[CODE]: message` on stderr, an exit code by kind, and a stack only
- * with --debug. Errors that are not MandateErrors are bugs: reported as ERR_INTERNAL without
- * their message, which could carry anything.
+ * with --debug. With --json the same error is also printed on stdout as
+ * `{"error":{"code","kind","message"}}`, so a script reading stdout always gets one JSON value.
+ * Errors that are not MandateErrors are bugs: reported as ERR_INTERNAL without their message,
+ * which could carry anything.
  */
-export function reportError(error: unknown, debug: boolean): number {
+export function reportError(
+  error: unknown,
+  options: { readonly debug: boolean; readonly json: boolean },
+): number {
+  const { debug, json } = options;
   if (isMandateError(error)) {
-    process.stderr.write(`error[${error.code}]: ${error.message}\n`);
+    printError(error.code, error.kind, error.message, json);
     if (debug && error.stack !== undefined) process.stderr.write(`${error.stack}\n`);
     if (debug && error.cause !== undefined)
       process.stderr.write(
@@ -59,14 +65,28 @@ export function reportError(error: unknown, debug: boolean): number {
       );
     return EXIT_CODES[error.kind];
   }
-  process.stderr.write(
-    'error[ERR_INTERNAL]: unexpected internal error (run with --debug for details)\n',
+  printError(
+    'ERR_INTERNAL',
+    ErrorKind.internal,
+    'unexpected internal error (run with --debug for details)',
+    json,
   );
   if (debug)
     process.stderr.write(
       `${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
     );
   return EXIT_CODES.internal;
+}
+
+/** A command line the CLI cannot parse: `ERR_USAGE`, exit 2, through the same funnel. */
+export function reportUsageError(message: string, json: boolean): number {
+  printError('ERR_USAGE', 'usage', message, json);
+  return EXIT_CODES.usage;
+}
+
+function printError(code: string, kind: string, message: string, json: boolean): void {
+  process.stderr.write(`error[${code}]: ${message}\n`);
+  if (json) process.stdout.write(`${JSON.stringify({ error: { code, kind, message } })}\n`);
 }
 
 /** Aligned `key: value` lines for human output. */

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -98,6 +98,31 @@ describe('mandate identity', () => {
     expect(child.stderr()).toContain('error[ERR_IDENTITY_NAME_TAKEN]');
     expect(child.stderr()).not.toContain('creating identities');
     expect(json(await run('--home', home, '--json', 'identity', 'list')).total).toBe(1);
+  });
+
+  it('prints its version', async () => {
+    const version = (
+      JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
+        version: string;
+      }
+    ).version;
+    const r = await run('--version');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(version);
+  });
+
+  it('with --json, an error is also a JSON object on stdout', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'mandate-cli-'));
+    const r = await run('--home', home, '--json', 'identity', 'show', 'nobody');
+    expect(r.code).toBe(6);
+    const printed = JSON.parse(r.stdout) as { error: Record<string, unknown> };
+    expect(Object.keys(printed)).toStrictEqual(['error']);
+    expect(printed.error).toMatchObject({ code: 'ERR_IDENTITY_NOT_FOUND', kind: 'not_found' });
+    expect(typeof printed.error.message).toBe('string');
+    expect(r.stderr).toContain('error[ERR_IDENTITY_NOT_FOUND]');
+    const usage = await run('--json', 'identity', 'frobnicate');
+    expect(usage.code).toBe(2);
+    expect(JSON.parse(usage.stdout)).toMatchObject({ error: { code: 'ERR_USAGE', kind: 'usage' } });
   });
 
   it('verifies the Ockam vector', async () => {
