@@ -364,16 +364,9 @@ export class TcpTransport implements Transport {
     });
     this.#servers.add(server);
     return new Promise((resolve, reject) => {
-      server.once('error', (error) => {
+      server.once('error', (error: NodeJS.ErrnoException) => {
         this.#servers.delete(server);
-        reject(
-          transportError(
-            'ERR_TRANSPORT_UNREACHABLE',
-            ErrorKind.unavailable,
-            `cannot listen on \`${host}\``,
-            error,
-          ),
-        );
+        reject(listenError(host, options.port ?? 0, error));
       });
       server.listen(options.port ?? 0, host, () => {
         const bound = server.address();
@@ -464,5 +457,40 @@ export class TcpTransport implements Transport {
     );
     this.#servers.clear();
     await Promise.all([...servers, ...connections.map((c) => c.closed)]);
+  }
+}
+
+/** Why a listen failed, named: the port taken, an address not of this machine, a privileged port. */
+function listenError(host: string, port: number, error: NodeJS.ErrnoException): MandateError {
+  const where = `\`${host}:${String(port)}\``;
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return transportError(
+        'ERR_TRANSPORT_ADDRESS_IN_USE',
+        ErrorKind.conflict,
+        `cannot listen on ${where}: the port is already in use (stop what holds it, or pick another port)`,
+        error,
+      );
+    case 'EADDRNOTAVAIL':
+      return transportError(
+        'ERR_TRANSPORT_ADDRESS_UNAVAILABLE',
+        ErrorKind.invalid,
+        `cannot listen on ${where}: \`${host}\` is not an address of this machine`,
+        error,
+      );
+    case 'EACCES':
+      return transportError(
+        'ERR_TRANSPORT_PERMISSION_DENIED',
+        ErrorKind.forbidden,
+        `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`,
+        error,
+      );
+    default:
+      return transportError(
+        'ERR_TRANSPORT_UNREACHABLE',
+        ErrorKind.unavailable,
+        `cannot listen on ${where}${error.code === undefined ? '' : ` (${error.code})`}`,
+        error,
+      );
   }
 }

@@ -189,6 +189,20 @@ describe('tcp transport', () => {
     ).rejects.toMatchObject({ code: 'ERR_TRANSPORT_TIMEOUT' });
   });
 
+  it('names why a listen fails: a port in use, an address not of this machine', async () => {
+    const first = tcpNode();
+    const { port } = await first.transport.listen();
+    const second = tcpNode();
+    await expect(second.transport.listen({ port })).rejects.toMatchObject({
+      code: 'ERR_TRANSPORT_ADDRESS_IN_USE',
+      kind: 'conflict',
+      message: expect.stringContaining(`127.0.0.1:${String(port)}`) as unknown,
+    });
+    await expect(second.transport.listen({ host: '192.0.2.1', port: 0 })).rejects.toMatchObject({
+      code: 'ERR_TRANSPORT_ADDRESS_UNAVAILABLE',
+    });
+  });
+
   it('reports an unreachable peer', async () => {
     const { server, port } = await rawServer(() => undefined);
     await new Promise<void>((r) =>
