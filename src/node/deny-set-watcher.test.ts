@@ -197,8 +197,8 @@ describe('DenySetWatcher', () => {
       DenySetWatcher.start({ repository, maxStalenessSeconds: -1 }),
     ).rejects.toMatchObject({ code: 'ERR_ARGUMENT_INVALID' });
     repository.failing = true;
-    await expect(
-      DenySetWatcher.start({ repository, maxStalenessSeconds: 10 }),
-    ).rejects.toThrow('database is locked');
+    await expect(DenySetWatcher.start({ repository, maxStalenessSeconds: 10 })).rejects.toThrow(
+      'database is locked',
+    );
   });
 });
