@@ -94,9 +94,11 @@ describe('DenySetWatcher', () => {
     while (!set.isRevoked(identity(2)) && Date.now() - started < 2_000) await sleep(10);
     // The same object every verifier holds, updated in place.
     expect(watcher.denySet).toBe(set);
-    expect(codeOf(() => set.assertNoneRevoked([identity(2)], systemClock.nowSeconds()))).toBe(
-      'ERR_REVOKED',
-    );
+    expect(
+      codeOf(() => {
+        set.assertNoneRevoked([identity(2)], systemClock.nowSeconds());
+      }),
+    ).toBe('ERR_REVOKED');
     expect(set.sequence).toBe(2);
   });
 
@@ -121,18 +123,22 @@ describe('DenySetWatcher', () => {
     // Last refreshed at NOW: still within the bound.
     set.assertNoneRevoked([identity(1)], clock.nowSeconds());
     clock.advance(1);
-    expect(codeOf(() => set.assertNoneRevoked([identity(1)], clock.nowSeconds()))).toBe(
-      'ERR_DENY_SET_STALE',
-    );
+    expect(
+      codeOf(() => {
+        set.assertNoneRevoked([identity(1)], clock.nowSeconds());
+      }),
+    ).toBe('ERR_DENY_SET_STALE');
     // A lasting failure is logged once.
     expect(logger.lines.filter((l) => l.startsWith('warn deny-set: poll failed'))).toHaveLength(1);
 
     repository.failing = false;
     await memory.append([revoked(1)], clock.nowSeconds());
     await watcher.refresh();
-    expect(codeOf(() => set.assertNoneRevoked([identity(1)], clock.nowSeconds()))).toBe(
-      'ERR_REVOKED',
-    );
+    expect(
+      codeOf(() => {
+        set.assertNoneRevoked([identity(1)], clock.nowSeconds());
+      }),
+    ).toBe('ERR_REVOKED');
     set.assertNoneRevoked([identity(2)], clock.nowSeconds());
     expect(logger.lines.some((l) => l.startsWith('info deny-set: poll recovered'))).toBe(true);
   });
@@ -164,9 +170,11 @@ describe('DenySetWatcher', () => {
     await watcher.refresh();
     expect(set.sequence).toBe(3);
     expect(set.isRevoked(identity(3))).toBe(true);
-    expect(codeOf(() => set.assertNoneRevoked([identity(4)], clock.nowSeconds()))).toBe(
-      'ERR_DENY_SET_STALE',
-    );
+    expect(
+      codeOf(() => {
+        set.assertNoneRevoked([identity(4)], clock.nowSeconds());
+      }),
+    ).toBe('ERR_DENY_SET_STALE');
   });
 
   it('stops cleanly: the poll in flight finishes, and no timer is left', async () => {
