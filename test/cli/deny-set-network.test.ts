@@ -44,7 +44,7 @@ const listen = async (): Promise<{ address: string; route: string }> => {
 };
 
 /** A responder's log line for a handshake it refused because the initiator is revoked. */
-const REFUSED_REVOKED = /channel: handshake failed [^\n]*reason=ERR_REVOKED/g;
+const REFUSED_REVOKED = /channel: handshake failed [^\n]*reason=ERR_REVOKED/;
 
 /**
  * This process as `name` of `home`, with the library: a secure channel along `route` (given the
@@ -240,7 +240,7 @@ describe('the network paths apply the home’s deny-set', () => {
     expect(await bobNode.stop('SIGTERM')).toBe(0);
   }, 90_000);
 
-  it('has running nodes, relays and authorities see a revocation within two seconds', async () => {
+  it('has running nodes, relays and authorities see a revocation within about two seconds', async () => {
     const { home, issue } = await authorityHome('mandate-deny-live', ['relay', 'bob', 'alice']);
     const relayCred = await issue('relay', 'role=relay');
     // Also makes bob a member with relay=bob: the authority renews that.
@@ -322,21 +322,23 @@ describe('the network paths apply the home’s deny-set', () => {
 
       await ok(home, 'revoke', bobId);
       const revokedAt = Date.now();
-      const cutAt: { bobToAlice?: number; aliceToBob?: number } = {};
-      while (
-        (cutAt.bobToAlice === undefined || cutAt.aliceToBob === undefined) &&
-        Date.now() - revokedAt < 6_000
-      ) {
-        await sleep(200);
-        if (cutAt.bobToAlice === undefined && !(await bobToAlice.echo('after', 1_000)))
-          cutAt.bobToAlice = Date.now() - revokedAt;
-        if (cutAt.aliceToBob === undefined && !(await aliceToBob.echo('after', 1_000)))
-          cutAt.aliceToBob = Date.now() - revokedAt;
-      }
+      // When the first echo that did not come back was sent (ms after `revoke`), per channel.
+      const cutAt = async (echo: (text: string, timeoutMs: number) => Promise<boolean>) => {
+        while (Date.now() - revokedAt < 6_000) {
+          await sleep(100);
+          const sentAt = Date.now() - revokedAt;
+          if (!(await echo('after', 1_000))) return sentAt;
+        }
+        return undefined;
+      };
+      const [bobToAliceCut, aliceToBobCut] = await Promise.all([
+        cutAt(bobToAlice.echo),
+        cutAt(aliceToBob.echo),
+      ]);
       // (d) Alice's node closes bob's channel on its next delivery; the relay stops forwarding
-      // to bob's name. Both within the watcher's poll (1 s) and an echo's wait, on a busy machine.
-      expect(cutAt.bobToAlice).toBeLessThan(3_500);
-      expect(cutAt.aliceToBob).toBeLessThan(3_500);
+      // to bob's name. Both within the watcher's poll (1 s), with room for a busy machine.
+      expect(bobToAliceCut).toBeLessThan(2_500);
+      expect(aliceToBobCut).toBeLessThan(2_500);
       await aliceNode.waitFor(/channel: the peer is revoked, closing/);
       await relay.waitFor(/relay: message dropped name=bob reason=not_granted/);
       // The authority refuses bob's next renewal (due within a few seconds), and renews nothing
