@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { systemClock, type Clock } from '../core/index.js';
+import { systemClock, type Clock, type Logger } from '../core/index.js';
 import { Identities } from '../identity/index.js';
 import {
   deriveKekFromPassphrase,
@@ -8,7 +8,7 @@ import {
   SoftwareVault,
 } from '../vault/index.js';
 import { openSqliteStore, type SqliteStore } from '../store/index.js';
-import { provisionIdentities, type ProvisionOptions } from '../node/index.js';
+import { DenySetWatcher, provisionIdentities, type ProvisionOptions } from '../node/index.js';
 import type { Identifier } from '../identity/index.js';
 import {
   Authority,
@@ -17,8 +17,13 @@ import {
   type TrustAnchorRepository,
 } from '../credentials/index.js';
 
-/** How old this home's own deny-set view may be: it is read fresh for every command. */
+/** How old a one-shot command's deny-set view may be: it is read fresh for every command. */
 const LOCAL_DENY_SET_STALENESS_SECONDS = 60;
+/**
+ * How long a running process's live view may go without reading the store (a poll a second)
+ * before every check fails closed.
+ */
+const LIVE_DENY_SET_STALENESS_SECONDS = 10;
 
 /** The environment variable that switches the vault's KEK from the key file to a passphrase. */
 export const PASSPHRASE_ENV = 'MANDATE_VAULT_PASSPHRASE';
@@ -36,8 +41,18 @@ export interface Home {
   readonly trustAnchors: TrustAnchorRepository;
   /** The authority's durable deny-set (this home's revocations). */
   readonly denySetRepository: DenySetRepository;
-  /** A verifier's view of this home's deny-set as of `nowSeconds`. */
+  /** A verifier's view of this home's deny-set as of `nowSeconds`, for a one-shot command. */
   denySet(nowSeconds: number): Promise<DenySet>;
+  /**
+   * The live deny-set of a process that verifies peers over the network (nodes, relays, the
+   * authority, channel commands): a snapshot now, then the store polled for revocations made
+   * later (`watcher.denySet`, updated in place). `stop()` it before `close()`.
+   */
+  watchDenySet(options?: {
+    readonly logger?: Logger;
+    readonly clock?: Clock;
+    readonly pollIntervalMs?: number;
+  }): Promise<DenySetWatcher>;
   /** The authority service for a local authority identity (name or identifier). */
   authority(ref: string, route?: string): Authority;
   /** Bulk creation on worker threads (see provisionIdentities). */
@@ -75,6 +90,16 @@ export async function openHome(
         // The local repository is the source of truth: a snapshot taken now is fresh.
         DenySet.fromSnapshot(await store.denySet.snapshot(nowSeconds), {
           maxStalenessSeconds: LOCAL_DENY_SET_STALENESS_SECONDS,
+        }),
+      watchDenySet: (watchOptions = {}) =>
+        DenySetWatcher.start({
+          repository: store.denySet,
+          maxStalenessSeconds: LIVE_DENY_SET_STALENESS_SECONDS,
+          clock: watchOptions.clock ?? options.clock ?? systemClock,
+          ...(watchOptions.logger === undefined ? {} : { logger: watchOptions.logger }),
+          ...(watchOptions.pollIntervalMs === undefined
+            ? {}
+            : { pollIntervalMs: watchOptions.pollIntervalMs }),
         }),
       authority: (ref, route) =>
         new Authority({

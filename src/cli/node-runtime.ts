@@ -7,7 +7,7 @@ import {
   type LogFields,
   type Logger,
 } from '../core/index.js';
-import { decodeCredential } from '../credentials/index.js';
+import { decodeCredential, type DenySet } from '../credentials/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import {
   openSecureChannel,
@@ -143,6 +143,8 @@ export interface CredentialRenewerOptions {
   readonly fileCredentials: readonly Uint8Array[];
   /** This home's trust anchors: the node at `route` must be one of them. */
   readonly anchors: ReadonlyMap<Identifier, VerifiedIdentity>;
+  /** This home's live deny-set: a revoked authority is not asked. */
+  readonly denySet: DenySet;
   /** Renew this long before the first credential presented expires. */
   readonly leadSeconds: number;
   readonly clock: Clock;
@@ -314,8 +316,17 @@ export class CredentialRenewer {
   }
 
   async #fetch(): Promise<IssuedCredential> {
-    const { router, transport, route, identity, staticKey, identityPayload, anchors, clock } =
-      this.#options;
+    const {
+      router,
+      transport,
+      route,
+      identity,
+      staticKey,
+      identityPayload,
+      anchors,
+      denySet,
+      clock,
+    } = this.#options;
     const pinned = this.#authority;
     // Before the first fetch, any trust anchor of this home; then the one that answered.
     const trusted: ReadonlyMap<Identifier, VerifiedIdentity> =
@@ -330,6 +341,7 @@ export class CredentialRenewer {
         trustPolicy: TrustPolicies.any(
           ...[...trusted.keys()].map((id) => TrustPolicies.identifier(id)),
         ),
+        denySet,
       },
       clock,
       logger: this.#options.logger,

@@ -376,6 +376,42 @@ describe('DenySet', () => {
     expect(copy.isRevoked(revocationId(5))).toBe(true);
   });
 
+  it('catches up from a snapshot after a gap, keeping what it holds; refuses one that went back', () => {
+    const set = populated();
+    set.apply(update(3, [link(4)], NOW + 1));
+    // Entries 5 and 6 were appended, then 5 and link 1 pruned: the snapshot at 6 holds the rest.
+    const later: DenySetSnapshot = {
+      sequence: 6,
+      entries: [revokedIdentity(2), link(3), link(4), link(6)],
+      issuedAt: NOW + 9,
+    };
+    expect(
+      codeOf(() => {
+        set.apply(update(5, [link(6)], NOW + 9));
+      }),
+    ).toBe('ERR_DENY_SET_GAP');
+    set.applySnapshot(later);
+    expect(set.sequence).toBe(6);
+    expect(set.isRevoked(revocationId(6))).toBe(true);
+    // Revocation is never undone by a catch-up: link 1 stays until this set prunes it.
+    expect(set.isRevoked(revocationId(1))).toBe(true);
+    set.assertNoneRevoked([], NOW + 9 + MAX_STALENESS);
+    // The list went back (a reset): nothing changes, freshness included.
+    const reset: DenySetSnapshot = { sequence: 2, entries: [link(7), link(8)], issuedAt: NOW + 20 };
+    expect(
+      codeOf(() => {
+        set.applySnapshot(reset);
+      }),
+    ).toBe('ERR_DENY_SET_GAP');
+    expect(set.sequence).toBe(6);
+    expect(set.isRevoked(revocationId(7))).toBe(false);
+    expect(
+      codeOf(() => {
+        set.assertNoneRevoked([], NOW + 10 + MAX_STALENESS);
+      }),
+    ).toBe('ERR_DENY_SET_STALE');
+  });
+
   it('refuses a malformed snapshot', () => {
     const valid: DenySetSnapshot = { sequence: 2, entries: [link(1), link(2)], issuedAt: NOW };
     const malformed: unknown[] = [

@@ -120,18 +120,7 @@ export class DenySet {
   /** A set holding exactly the snapshot's entries, at its sequence, fresh as of its `issuedAt`. */
   static fromSnapshot(snapshot: DenySetSnapshot, options: DenySetOptions): DenySet {
     const set = new DenySet(options);
-    const { sequence, issuedAt } = snapshot;
-    if (!isTime(sequence) || !isTime(issuedAt))
-      throw updateInvalid('a snapshot needs a non-negative integer `sequence` and `issuedAt`');
-    const entries = parseEntries(snapshot.entries, 'snapshot');
-    // Each entry took one sequence step when it was appended; pruning only ever removes some.
-    if (entries.length > sequence)
-      throw updateInvalid(
-        `a snapshot at sequence \`${sequence}\` cannot hold ${entries.length} entries`,
-      );
-    for (const entry of entries) set.#entries.set(entry.id, entry);
-    set.#sequence = sequence;
-    set.#freshAt = issuedAt;
+    set.applySnapshot(snapshot);
     return set;
   }
 
@@ -168,6 +157,33 @@ export class DenySet {
       this.#entries.set(entry.id, entry);
     }
     this.#sequence = toSequence;
+    if (issuedAt > this.#freshAt) this.#freshAt = issuedAt;
+  }
+
+  /**
+   * Catches up from a snapshot, when updates cannot (ERR_DENY_SET_GAP: the entries this set
+   * misses were pruned). Adds every entry of the snapshot, moves to its sequence and refreshes to
+   * its `issuedAt`; entries this set holds and the snapshot no longer does are kept (they were
+   * pruned as expired: revocation is never undone here). A snapshot behind this set's sequence
+   * means the list went back (a reset or a foreign list): ERR_DENY_SET_GAP, nothing changes, and
+   * the set goes stale. Malformed → ERR_DENY_SET_UPDATE_INVALID.
+   */
+  applySnapshot(snapshot: DenySetSnapshot): void {
+    const { sequence, issuedAt } = snapshot;
+    if (!isTime(sequence) || !isTime(issuedAt))
+      throw updateInvalid('a snapshot needs a non-negative integer `sequence` and `issuedAt`');
+    const entries = parseEntries(snapshot.entries, 'snapshot');
+    if (entries.length > sequence)
+      throw updateInvalid(
+        `a snapshot at sequence \`${sequence}\` cannot hold ${entries.length} entries`,
+      );
+    if (sequence < this.#sequence)
+      throw conflict(
+        'ERR_DENY_SET_GAP',
+        `the deny-set is at sequence \`${this.#sequence}\` and was sent a snapshot at \`${sequence}\`; the list went back`,
+      );
+    for (const entry of entries) this.#entries.set(entry.id, entry);
+    this.#sequence = sequence;
     if (issuedAt > this.#freshAt) this.#freshAt = issuedAt;
   }
 

@@ -45,6 +45,7 @@ import {
   redeemTicketOverChannel,
   type EnrollmentEvent,
 } from './enrollment-service.js';
+import { freshDenySet, revoke } from '../../test/helpers/deny-set.js';
 
 // The enrollment service and its client over the memory transport: an authority node, redeemer
 // nodes with their own vaults, and impostors listening where the authority should be.
@@ -122,12 +123,15 @@ async function setup(policy?: Partial<AuthorityPolicy>) {
       }),
     );
   const events: EnrollmentEvent[] = [];
+  /** The authority's deny-set (its listener here has none: the service's own check is tested). */
+  const denySet = freshDenySet(NOW, 3_600);
   /** Starts the authority node: listener and enrollment service. */
   const start = async (local: LocalIdentity = authorityLocal) => {
     await a.listen(local);
     const service = new EnrollmentService(a.router, {
       authority,
       identities: a.identities,
+      denySet,
       clock,
       onEvent: (e) => events.push(e),
     });
@@ -206,6 +210,7 @@ async function setup(policy?: Partial<AuthorityPolicy>) {
     start,
     redeemer,
     events,
+    denySet,
   };
 }
 
@@ -357,6 +362,40 @@ describe('EnrollmentService and redeemTicketOverChannel', () => {
     expect(Array.isArray(answer) && answer.slice(0, 2)).toEqual([1, 1]);
   });
 
+  it('neither enrolls nor renews a revoked identity, and refuses everyone on a stale deny-set', async () => {
+    const w = await setup();
+    await w.start();
+    const t = await w.ticket();
+    const dave = await w.redeemer('dave');
+    await dave.redeem(await w.ticket());
+    const mallory = await w.redeemer('mallory');
+    for (const who of [dave, mallory])
+      revoke(w.denySet, who.local.identity.identifier, {
+        identity: true,
+        expiresAt: NOW + 86_400,
+        nowSeconds: NOW,
+      });
+    const renewal = await rejection(dave.fetch());
+    expect(renewal.code).toBe('ERR_REVOKED');
+    expect(renewal.kind).toBe('forbidden');
+    expect(await rejection(mallory.redeem(t))).toMatchObject({ code: 'ERR_REVOKED' });
+    expect(await w.authority.member(mallory.local.identity.identifier)).toBeUndefined();
+    expect(w.events.filter((e) => e.type === 'refused').map((e) => e.reason)).toEqual([
+      'ERR_REVOKED',
+      'ERR_REVOKED',
+    ]);
+    // The refused redemption did not use the one-time ticket up.
+    const carol = await w.redeemer('carol');
+    await carol.redeem(t);
+    // A deny-set not refreshed within its bound refuses everyone: fail closed.
+    w.clock.advance(3_601);
+    const stale = await rejection(carol.fetch());
+    expect(stale.code).toBe('ERR_ENROLLMENT_FAILED');
+    expect(await rejection(carol.redeem(await w.ticket()))).toMatchObject({
+      code: 'ERR_ENROLLMENT_FAILED',
+    });
+  });
+
   it('maps a failure of the authority itself to ERR_ENROLLMENT_FAILED, without its message', async () => {
     const w = await setup();
     await w.a.listen(w.authorityLocal);
@@ -369,6 +408,7 @@ describe('EnrollmentService and redeemTicketOverChannel', () => {
         issueCredential: fault,
       },
       identities: w.a.identities,
+      denySet: w.denySet,
       clock: w.clock,
     });
     cleanups.push(() => service.close());
@@ -406,6 +446,7 @@ describe('EnrollmentService and redeemTicketOverChannel', () => {
         issueCredential: (member, nowSeconds) => w.authority.issueCredential(member, nowSeconds),
       },
       identities: w.a.identities,
+      denySet: w.denySet,
       clock: w.clock,
     });
     const t = await w.ticket();
@@ -689,6 +730,7 @@ describe('renewal: fetchCredentialOverChannel', () => {
     const service = new EnrollmentService(w.a.router, {
       authority: narrowed,
       identities: w.a.identities,
+      denySet: w.denySet,
       clock: w.clock,
     });
     cleanups.push(() => service.close());

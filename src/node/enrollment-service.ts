@@ -21,6 +21,7 @@ import {
 import {
   decodeCredential,
   verifyCredential,
+  type DenySet,
   type Enrollment,
   type Member,
   type RedeemRequest,
@@ -83,6 +84,8 @@ const REFUSALS: ReadonlyMap<string, readonly [ErrorCode, ErrorKind]> = new Map(
       // Renewals: the peer is no member (any more), or its attributes are outside the policy now.
       ['ERR_MEMBER_NOT_FOUND', ErrorKind.notFound],
       ['ERR_AUTHORITY_POLICY', ErrorKind.forbidden],
+      // The authority's deny-set holds the peer's identity: it neither enrolls nor renews it.
+      ['ERR_REVOKED', ErrorKind.forbidden],
     ] as const
   ).map(([code, kind]) => [code, [code, kind]]),
 );
@@ -160,6 +163,12 @@ export interface EnrollmentServiceOptions {
       options: { readonly expectedIdentifier: Identifier },
     ): Promise<unknown>;
   };
+  /**
+   * The authority's deny-set, live (its listener's too): a revoked identity is neither enrolled
+   * nor renewed (`ERR_REVOKED`); a stale set refuses everyone (`ERR_ENROLLMENT_FAILED`, the
+   * reason in the log). Required: a service that issues credentials never skips it.
+   */
+  readonly denySet: DenySet;
   /** The service's local address; default `enroll`. */
   readonly address?: string;
   readonly clock?: Clock;
@@ -184,6 +193,7 @@ export class EnrollmentService {
   readonly #router: Router;
   readonly #authority: EnrollmentServiceOptions['authority'];
   readonly #identities: EnrollmentServiceOptions['identities'];
+  readonly #denySet: DenySet;
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #onEvent: ((event: EnrollmentEvent) => void) | undefined;
@@ -196,6 +206,7 @@ export class EnrollmentService {
     this.#router = router;
     this.#authority = options.authority;
     this.#identities = options.identities;
+    this.#denySet = options.denySet;
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
     this.#onEvent = options.onEvent;
@@ -227,6 +238,8 @@ export class EnrollmentService {
     if (message.op !== Op.redeem) return this.#refuse(ctx, peer, MALFORMED);
     let enrollment: Enrollment;
     try {
+      // Before the ticket is touched: a revoked identity's redemption does not use it up.
+      this.#assertNotRevoked(peer);
       enrollment = await this.#authority.redeem(
         { code: message.code, changeHistory: peer.identity.changeHistory },
         this.#clock.nowSeconds(),
@@ -249,6 +262,7 @@ export class EnrollmentService {
   async #renew(ctx: MessageContext, peer: VerifiedPeer): Promise<void> {
     let credential: Uint8Array;
     try {
+      this.#assertNotRevoked(peer);
       // Membership first: a stranger's history is not written to the authority's store.
       if ((await this.#authority.member(peer.identifier)) === undefined) {
         throw notFound(
@@ -271,6 +285,14 @@ export class EnrollmentService {
     this.#logger.info('enrollment: renewed', { identifier: peer.identifier, expiresAt });
     this.#onEvent?.({ type: 'renewed', identifier: peer.identifier, expiresAt });
     await this.#reply(ctx, encodeEnrollmentMessage({ op: Op.enrolled, credential }));
+  }
+
+  /**
+   * The deny-set as of now, for the identity the request acts for (the channel's verification
+   * checked it too, at the handshake and at this delivery; this check holds whatever the listener).
+   */
+  #assertNotRevoked(peer: VerifiedPeer): void {
+    this.#denySet.assertNoneRevoked([peer.identifier], this.#clock.nowSeconds());
   }
 
   async #refuse(

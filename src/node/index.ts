@@ -15,3 +15,5 @@ export type {
   FetchCredentialOptions,
   IssuedCredential,
 } from './enrollment-service.js';
+export { DenySetWatcher, DEFAULT_DENY_SET_POLL_MS } from './deny-set-watcher.js';
+export type { DenySetWatcherOptions } from './deny-set-watcher.js';

@@ -52,6 +52,7 @@ import {
   ENROLLMENT_SERVICE_ADDRESS,
   EnrollmentService,
   redeemTicketOverChannel,
+  type DenySetWatcher,
 } from '../../node/index.js';
 import type { Home } from '../home.js';
 import type { CliContext } from '../context.js';
@@ -248,6 +249,7 @@ export function registerCredentialCommands(program: Command, context: () => CliC
       const logger = stderrLogger();
       const home = await ctx.openHome();
       const router = new Router({ logger });
+      let watcher: DenySetWatcher | undefined;
       try {
         const known = await home.identities.get(opts.name).catch((error: unknown) => {
           if (!isMandateError(error, 'ERR_IDENTITY_NOT_FOUND')) throw error;
@@ -264,11 +266,15 @@ export function registerCredentialCommands(program: Command, context: () => CliC
           nowSeconds: ctx.clock.nowSeconds(),
         });
         const transport = new TcpTransport(router, { logger });
+        // Revocations made in this home after the start reach the listener and the service.
+        watcher = await home.watchDenySet({ logger });
+        const denySet = watcher.denySet;
         // Redeemers are no members yet: any identity that proves itself may open a channel, and
         // its messages reach the enrollment service only, which enrolls exactly that identity.
+        // A revoked identity fails the handshake, and an open channel of one closes.
         const listener = new SecureChannelListener(router, {
           ...prepared,
-          verify: { authorities: new Map(), trustPolicy: TrustPolicies.anyIdentity() },
+          verify: { authorities: new Map(), trustPolicy: TrustPolicies.anyIdentity(), denySet },
           deliverTo: [ENROLLMENT_SERVICE_ADDRESS],
           clock: ctx.clock,
           logger,
@@ -278,6 +284,7 @@ export function registerCredentialCommands(program: Command, context: () => CliC
         const service = new EnrollmentService(router, {
           authority,
           identities: home.identities,
+          denySet,
           clock: ctx.clock,
           logger,
         });
@@ -295,6 +302,7 @@ export function registerCredentialCommands(program: Command, context: () => CliC
         await service.close();
       } finally {
         await router.close();
+        await watcher?.stop();
         home.close();
       }
     });
@@ -837,8 +845,9 @@ async function redeemOverNetwork(
       nowSeconds: ctx.clock.nowSeconds(),
     });
     const anchors = new Map([[authorityId, authority]]);
-    // Only the ticket's authority may answer: anyone else listening at the route fails the
-    // handshake, and the code is never sent to it.
+    const denySet = await home.denySet(ctx.clock.nowSeconds());
+    // Only the ticket's authority may answer (and not one this home revoked): anyone else
+    // listening at the route fails the handshake, and the code is never sent to it.
     const channel = await openSecureChannel(
       router,
       toListener(connectRoute(transport, ticket.route)),
@@ -848,6 +857,7 @@ async function redeemOverNetwork(
           authorities: anchors,
           knownIdentities: anchors,
           trustPolicy: TrustPolicies.identifier(authorityId),
+          denySet,
         },
         clock: ctx.clock,
         logger,

@@ -59,6 +59,10 @@ export async function runChannelScenario(
   // The scenario moves the clock on once, past the first credentials' expiry.
   let now = nowSeconds;
   const clock = { nowSeconds: () => now };
+  // Every party checks its peers against the home's deny-set, as nodes do; on the scenario's
+  // clock, so it is polled again (`refresh`) whenever that clock moves.
+  const watcher = await home.watchDenySet({ clock });
+  const denySet = watcher.denySet;
   // Each party: a fresh X25519 key attested by its primary key, and a credential from the authority.
   const party = async (
     identity: VerifiedIdentity,
@@ -80,7 +84,7 @@ export async function runChannelScenario(
         credentials: [credential],
         nowSeconds,
       })),
-      verify: { authorities, trustPolicy: TrustPolicies.credentialHolder() },
+      verify: { authorities, trustPolicy: TrustPolicies.credentialHolder(), denySet },
       clock,
     };
   };
@@ -219,6 +223,7 @@ export async function runChannelScenario(
     // the clock passes the first hour. The refreshed keep talking; the others are cut off.
     say('   credentials refreshed in-band on open channels; then the first credentials expire');
     now = nowSeconds + 1800;
+    await watcher.refresh();
     const renew = async (options: (typeof channels)[number]['options']): Promise<Uint8Array> =>
       withCredentials(options.identityPayload, [
         await authority.issueCredential(options.identity, now),
@@ -234,6 +239,7 @@ export async function runChannelScenario(
     }
     await settle(50);
     now = nowSeconds + 3600 + 60;
+    await watcher.refresh();
     const echoedBefore = echoed;
     const droppedBefore = supportListener.droppedCount;
     for (const { router, channel } of channels) {
@@ -267,5 +273,6 @@ export async function runChannelScenario(
     };
   } finally {
     for (const t of transports) await t.close();
+    await watcher.stop();
   }
 }

@@ -1,7 +1,12 @@
 import type { Command } from 'commander';
 import { ErrorKind, invalid, MandateError, type Logger } from '../../core/index.js';
 import { toHex } from '../../encoding/index.js';
-import { decodeChain, decodeConstraintValue, formatConstraint } from '../../credentials/index.js';
+import {
+  decodeChain,
+  decodeConstraintValue,
+  formatConstraint,
+  type DenySet,
+} from '../../credentials/index.js';
 import type { Identifier, VerifiedIdentity } from '../../identity/index.js';
 import {
   openSecureChannel,
@@ -16,6 +21,7 @@ import {
   type VerifiedPeer,
 } from '../../channel/index.js';
 import { localAddress, Router, TcpTransport, type Worker } from '../../routing/index.js';
+import type { DenySetWatcher } from '../../node/index.js';
 import type { CliContext } from '../context.js';
 import type { Home } from '../home.js';
 import { readBytesArgument } from '../input.js';
@@ -51,13 +57,15 @@ interface NodeOptions {
  * This process's side of secure channels: the home's identity, a fresh X25519 key attested by
  * its primary key for this run (the key lives only in memory), and the credentials given as files
  * (chains of length 0, as `credential issue --out` writes them). Peers must hold a credential from
- * one of this home's trust anchors.
+ * one of this home's trust anchors, and nothing of them may be on `denySet` — the home's live
+ * deny-set (`home.watchDenySet`), checked at the handshake and again on every delivery.
  */
 async function channelOptions(
   ctx: CliContext,
   home: Home,
   opts: NodeOptions,
   logger: Logger,
+  denySet: DenySet,
 ): Promise<{
   identity: VerifiedIdentity;
   options: SecureChannelOptions;
@@ -91,6 +99,7 @@ async function channelOptions(
       verify: {
         authorities,
         trustPolicy: TrustPolicies.credentialHolder(),
+        denySet,
         // Peers that come back (reconnects, many channels from one agent) skip the signatures.
         cache: new VerifiedPeerCache(),
       },
@@ -135,8 +144,9 @@ async function nodeChannelOptions(
   logger: Logger,
   router: Router,
   transport: TcpTransport,
+  denySet: DenySet,
 ): Promise<{ options: () => SecureChannelOptions; renewer: CredentialRenewer | undefined }> {
-  const { identity, options, credentials } = await channelOptions(ctx, home, opts, logger);
+  const { identity, options, credentials } = await channelOptions(ctx, home, opts, logger, denySet);
   if (renewal === undefined) return { options: () => options, renewer: undefined };
   const renewer = new CredentialRenewer({
     router,
@@ -147,6 +157,7 @@ async function nodeChannelOptions(
     identityPayload: options.identityPayload,
     fileCredentials: credentials,
     anchors: options.verify.authorities,
+    denySet,
     leadSeconds: renewal.leadSeconds,
     clock: ctx.clock,
     logger,
@@ -249,8 +260,10 @@ function describePeer(peer: VerifiedPeer): {
 
 /**
  * What `node start` and `relay start` share: the home's channel identity (renewed from the
- * authority with `--authority`), a TCP transport, a listener at `api`, the optional registration
- * at an upstream relay, and a clean stop on SIGINT or SIGTERM. `serve` adds the node's own
+ * authority with `--authority`), the home's live deny-set (every channel, the listener's and the
+ * node's own, checks peers against it; the relay service acts on what those channels verified),
+ * a TCP transport, a listener at `api`, the optional registration at an upstream relay, and a
+ * clean stop on SIGINT or SIGTERM. `serve` adds the node's own
  * services and returns how to stop them; `expose` is what the upstream registration opens.
  */
 async function runNode(
@@ -268,12 +281,23 @@ async function runNode(
   const home = await ctx.openHome();
   const router = new Router({ logger });
   let renewer: CredentialRenewer | undefined;
+  let watcher: DenySetWatcher | undefined;
   try {
+    watcher = await home.watchDenySet({ logger });
     const transport = new TcpTransport(router, {
       logger,
       onConnectionClosed: upstream.onConnectionClosed,
     });
-    const node = await nodeChannelOptions(ctx, home, opts, renewal, logger, router, transport);
+    const node = await nodeChannelOptions(
+      ctx,
+      home,
+      opts,
+      renewal,
+      logger,
+      router,
+      transport,
+      watcher.denySet,
+    );
     const options = node.options;
     renewer = node.renewer;
     const listener = new SecureChannelListener(
@@ -294,6 +318,7 @@ async function runNode(
     // Also when starting failed after the first fetch (e.g. the port is taken).
     await renewer?.stop();
     await router.close();
+    await watcher?.stop();
     home.close();
   }
 }
@@ -372,8 +397,10 @@ export function registerRelayCommands(program: Command, context: () => CliContex
       const logger = stderrLogger();
       const home = await ctx.openHome();
       const router = new Router();
+      let watcher: DenySetWatcher | undefined;
       try {
-        const { options } = await channelOptions(ctx, home, opts, logger);
+        watcher = await home.watchDenySet({ logger });
+        const { options } = await channelOptions(ctx, home, opts, logger, watcher.denySet);
         const transport = new TcpTransport(router, { logger });
         const opened = Date.now();
         const secureChannel = await openSecureChannel(
@@ -393,6 +420,7 @@ export function registerRelayCommands(program: Command, context: () => CliContex
         );
       } finally {
         await router.close();
+        await watcher?.stop();
         home.close();
       }
     });
@@ -411,8 +439,11 @@ export function registerRelayCommands(program: Command, context: () => CliContex
       const logger = stderrLogger();
       const home = await ctx.openHome();
       const router = new Router();
+      let watcher: DenySetWatcher | undefined;
       try {
-        const { options } = await channelOptions(ctx, home, opts, logger);
+        // Live, like a node's: a revocation made during a long ping stops it.
+        watcher = await home.watchDenySet({ logger });
+        const { options } = await channelOptions(ctx, home, opts, logger, watcher.denySet);
         const transport = new TcpTransport(router, { logger });
         const route = toListener(connectRoute(transport, routeText));
         const opened = Date.now();
@@ -456,6 +487,7 @@ export function registerRelayCommands(program: Command, context: () => CliContex
         );
       } finally {
         await router.close();
+        await watcher?.stop();
         home.close();
       }
     });
