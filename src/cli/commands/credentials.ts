@@ -854,10 +854,13 @@ async function redeemOverNetwork(
       },
     ).catch((error: unknown) => {
       if (!isMandateError(error, 'ERR_CHANNEL_PEER_REJECTED')) throw error;
+      // With a cause, this side refused the peer; without, the peer refused this side.
       throw new MandateError(
         error.code,
         error.kind,
-        `the node at \`${ticket.route}\` is not the ticket's authority \`${authorityId}\` (or failed to prove it)`,
+        error.cause === undefined
+          ? `the authority at \`${ticket.route}\` refused identity \`${name}\``
+          : `the node at \`${ticket.route}\` is not the ticket's authority \`${authorityId}\` (or failed to prove it)`,
         { cause: error.cause },
       );
     });
