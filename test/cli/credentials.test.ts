@@ -1348,6 +1348,21 @@ describe('expiry (MANDATE_NOW_SECONDS pins the clock)', () => {
     );
   });
 
+  it('says so when the authority key attestation ends before the requested lifetime', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    pinNow(now);
+    const home = new Home();
+    await home.authorityInit();
+    await home.identity('alice');
+    // An hour before the authority's credential key attestation (a year) runs out.
+    pinNow(now + 365 * 86_400 - 3600);
+    const r = await home.run('--json', 'credential', 'issue', '--to', 'alice', '--ttl', '1d');
+    expect(r.code).toBe(0);
+    const issued = json(r) as { expiresAt: number };
+    expect(issued.expiresAt).toBe(now + 365 * 86_400);
+    expect(r.stderr).toMatch(/^note: [^\n]*attestation[^\n]*\n$/);
+  });
+
   it('refuses a malformed MANDATE_NOW_SECONDS', async () => {
     process.env.MANDATE_NOW_SECONDS = 'yesterday';
     const home = new Home();

@@ -475,6 +475,12 @@ export function registerCredentialCommands(program: Command, context: () => CliC
           );
           const chain = chainFromCredential(bytes, subject);
           const decoded = decodeCredential(bytes);
+          // issueCredential ends a credential no later than the issuer's key attestation.
+          const requested = ttl.ttlSeconds ?? authority.policy.defaultCredentialTtlSeconds;
+          if (decoded.expiresAt - decoded.createdAt < requested)
+            ctx.out.note(
+              `note: the credential expires ${new Date(decoded.expiresAt * 1000).toISOString()}, sooner than asked: the authority's credential key attestation ends then`,
+            );
           writeOrPrint(
             ctx,
             opts.out,
