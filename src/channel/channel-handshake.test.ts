@@ -73,8 +73,12 @@ describe('ChannelHandshake', () => {
     // Bob requires a credential; Alice has none: refused when message 3 arrives.
     const a = handshake(w.authorities, alice, true, TrustPolicies.credentialHolder());
     const b = handshake(w.authorities, bob, false, TrustPolicies.credentialHolder());
-    const m3 = a.receive(b.receive(a.start()).send!).send!;
-    expect(causeOf(() => b.receive(m3))).toBe('ERR_CHANNEL_UNTRUSTED');
+    const atA = a.receive(b.receive(a.start()).send!);
+    expect(causeOf(() => b.receive(atA.send!))).toBe('ERR_CHANNEL_UNTRUSTED');
+    // Bob's rejection, once: an empty frame only Alice's keys of this handshake open.
+    const rejection = b.takeRejection()!;
+    expect(b.takeRejection()).toBeUndefined();
+    expect(atA.established!.decryptor.decrypt(rejection)).toEqual(new Uint8Array(0));
     // Mallory presents Bob's payload with her own Noise key: refused at message 2.
     const mallory = handshake(
       w.authorities,
@@ -87,6 +91,8 @@ describe('ChannelHandshake', () => {
     expect(causeOf(() => a2.receive(mallory.receive(a2.start()).send!))).toBe(
       'ERR_CHANNEL_KEY_MISMATCH',
     );
+    // An initiator refusing at message 2 has no transport key yet: no rejection to send.
+    expect(a2.takeRejection()).toBeUndefined();
   });
 
   it('survives a tampered message: the honest one still completes', async () => {

@@ -45,6 +45,7 @@ export class ChannelHandshake {
   readonly #options: ChannelHandshakeOptions;
   readonly #noise: NoiseHandshake;
   #done = false;
+  #rejection: Uint8Array | undefined;
 
   constructor(options: ChannelHandshakeOptions) {
     this.#options = options;
@@ -68,7 +69,8 @@ export class ChannelHandshake {
   /**
    * Feeds the peer's next message. The responder answers message 1 with message 2; the initiator
    * answers message 2 with message 3 and is then established; the responder is established by
-   * message 3. A peer that fails verification throws `ERR_CHANNEL_PEER_REJECTED`.
+   * message 3. A peer that fails verification throws `ERR_CHANNEL_PEER_REJECTED`; a responder
+   * then has a rejection for the initiator (`takeRejection`).
    */
   receive(message: Uint8Array): HandshakeStep {
     if (this.#done) throw invalid('ERR_NOISE_STATE', 'the handshake is already complete');
@@ -83,6 +85,18 @@ export class ChannelHandshake {
       return { send, established: this.#establish(peer) };
     }
     return { established: this.#establish(peer) };
+  }
+
+  /**
+   * Responder, once `receive` refused the initiator's message 3: the rejection to send it, once.
+   * A transport frame of an empty plaintext (nonce 0) under the channel's key, like the
+   * confirmation: only this responder can make it, so a forged one is dropped, and it says
+   * nothing of why (the reason stays in the thrown error, for the local log).
+   */
+  takeRejection(): Uint8Array | undefined {
+    const rejection = this.#rejection;
+    this.#rejection = undefined;
+    return rejection;
   }
 
   /** Wipes the handshake's secrets (a failed or abandoned handshake). */
@@ -102,8 +116,21 @@ export class ChannelHandshake {
     try {
       return verifyPeer(payload, { ...this.#options.verify, remoteStaticKey });
     } catch (error) {
+      if (!this.#options.initiator) this.#rejection = this.#sealRejection();
       this.#noise.destroy();
       throw error;
+    }
+  }
+
+  /** Message 3 was read, so the transport keys exist: seal the empty rejection, then wipe them. */
+  #sealRejection(): Uint8Array {
+    const { send, receive } = this.#noise.split();
+    receive.destroy();
+    const encryptor = new ChannelEncryptor(send);
+    try {
+      return encryptor.encrypt(new Uint8Array(0));
+    } finally {
+      encryptor.destroy();
     }
   }
 

@@ -395,7 +395,7 @@ describe('secure channel over memory routing', () => {
     );
   });
 
-  it('never gives an untrusted initiator a channel', async () => {
+  it('never gives an untrusted initiator a channel, and tells it at once', async () => {
     const w = await world();
     const mallory = await w.party('mallory', false);
     const bob = await w.party('bob', true);
@@ -403,6 +403,7 @@ describe('secure channel over memory routing', () => {
     const a = node(network, 'mallory');
     const b = node(network, 'bob');
     const events: SecureChannelEvent[] = [];
+    const malloryEvents: SecureChannelEvent[] = [];
     const listener = new SecureChannelListener(
       b.router,
       bob.options(TrustPolicies.credentialHolder(), {
@@ -414,20 +415,92 @@ describe('secure channel over memory routing', () => {
     b.router.allowFromAnyConnection('api');
     const bobEcho = echo();
     b.router.registerWorker('echo', bobEcho);
-    const started = Date.now();
+    // The rejection beats a timeout far longer than a memory round trip: not a timeout in disguise.
     await expect(
       openSecureChannel(
         a.router,
         [localAddress(a.transport.connect('bob')), localAddress('api')],
-        mallory.options(TrustPolicies.credentialHolder(), { handshakeTimeoutMs: 200 }),
+        mallory.options(TrustPolicies.credentialHolder(), {
+          handshakeTimeoutMs: 5_000,
+          onEvent: (e) => malloryEvents.push(e),
+        }),
       ),
-    ).rejects.toMatchObject({ code: 'ERR_CHANNEL_HANDSHAKE_TIMEOUT' });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+    ).rejects.toMatchObject({ code: 'ERR_CHANNEL_PEER_REJECTED', kind: 'unauthorized' });
+    // The reason stays with the responder; the initiator learns only that it was refused.
     expect(events).toEqual([
       expect.objectContaining({ type: 'rejected', reason: 'ERR_CHANNEL_UNTRUSTED' }),
     ]);
+    expect(malloryEvents).toEqual([
+      expect.objectContaining({ type: 'rejected', reason: 'ERR_CHANNEL_PEER_REJECTED' }),
+    ]);
     expect(listener.channelCount).toBe(0);
     expect(bobEcho.seen).toEqual([]);
+  });
+
+  it('ignores a rejection it cannot authenticate', async () => {
+    const w = await world();
+    const alice = await w.party('alice', true);
+    const mallory = await w.party('mallory', false);
+    const bob = await w.party('bob', true);
+    const network = new MemoryNetwork();
+    const a = node(network, 'a');
+    const b = node(network, 'b');
+    const c = node(network, 'c');
+    const listener = new SecureChannelListener(
+      c.router,
+      bob.options(TrustPolicies.credentialHolder(), { deliverTo: ['echo'] }),
+    );
+    cleanups.push(() => listener.close());
+    c.router.allowFromAnyConnection('api');
+    c.router.registerWorker('echo', echo());
+    const forged = (): Uint8Array => {
+      const bytes = new Uint8Array(25);
+      bytes[0] = ChannelMessageType.rejection;
+      return bytes;
+    };
+    // A hop that puts a forged rejection before every handshake message it passes on.
+    const forging = relay((p) => (p[0] === ChannelMessageType.handshake ? [forged(), p] : [p]));
+    b.router.registerWorker('forge', forging);
+    b.router.allowFromAnyConnection('forge');
+    const viaForger = (party: typeof alice, timeoutMs: number) =>
+      openSecureChannel(
+        a.router,
+        [
+          localAddress(a.transport.connect('b')),
+          localAddress('forge'),
+          mem('c'),
+          localAddress('api'),
+        ],
+        party.options(TrustPolicies.credentialHolder(), { handshakeTimeoutMs: timeoutMs }),
+      );
+    const channel = await viaForger(alice, 5_000);
+    cleanups.push(() => channel.close());
+    expect(channel.peer.identifier).toBe(bob.identity.identifier);
+    expect(channel.droppedCount).toBeGreaterThan(0);
+
+    // A hop that swaps the responder's real rejection for a forged one: the initiator waits.
+    const real: Uint8Array[] = [];
+    const swapping = relay((p) => {
+      if (p[0] !== ChannelMessageType.rejection) return [p];
+      real.push(p);
+      return [forged()];
+    });
+    b.router.registerWorker('swap', swapping);
+    b.router.allowFromAnyConnection('swap');
+    await expect(
+      openSecureChannel(
+        a.router,
+        [
+          localAddress(a.transport.connect('b')),
+          localAddress('swap'),
+          mem('c'),
+          localAddress('api'),
+        ],
+        mallory.options(TrustPolicies.credentialHolder(), { handshakeTimeoutMs: 200 }),
+      ),
+    ).rejects.toMatchObject({ code: 'ERR_CHANNEL_HANDSHAKE_TIMEOUT' });
+    // The real one was uniform: a type byte, a nonce and a tag, no reason.
+    expect(real.map((p) => p.byteLength)).toEqual([1 + 8 + 16]);
   });
 
   it('times out against silence and cleans up, and refuses a route not starting locally', async () => {

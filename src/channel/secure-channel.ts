@@ -49,14 +49,22 @@ import type { ChannelDecryptor, ChannelEncryptor } from './transport-cipher.js';
  *
  * Every routing payload of a channel is `type: u8 ‖ body`: 0 a handshake message, 1 a transport
  * frame, 2 a close (a transport frame of an empty plaintext, so only the peer can close), 3 a
- * credential refresh (a transport frame whose plaintext is the sender's new identity payload).
+ * credential refresh (a transport frame whose plaintext is the sender's new identity payload),
+ * 4 the responder's rejection of an initiator it refused after message 3 (a transport frame of an
+ * empty plaintext: authenticated like the confirmation, and saying nothing of why).
  *
  * After the handshake each end keeps judging its peer: before every delivery, credentials and
  * chains that have expired (or that the deny-set now holds) are dropped from the peer, and when
  * the trust policy no longer accepts what is left, nothing more is delivered until a refresh
  * brings fresh ones; a revoked identity closes the channel.
  */
-export const ChannelMessageType = { handshake: 0, transport: 1, close: 2, refresh: 3 } as const;
+export const ChannelMessageType = {
+  handshake: 0,
+  transport: 1,
+  close: 2,
+  refresh: 3,
+  rejection: 4,
+} as const;
 
 export const DEFAULT_LISTENER_ADDRESS = 'api';
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -375,6 +383,11 @@ class ChannelEnd {
     const type = envelope.payload[0];
     const body = envelope.payload.subarray(1);
     const decryptor = this.#decryptor;
+    if (type === ChannelMessageType.rejection) {
+      if (decryptor !== undefined && this.#peer === undefined) this.#onRejection(decryptor, body);
+      else this.#drop('unexpected_rejection');
+      return;
+    }
     if (type === ChannelMessageType.handshake) {
       if (decryptor === undefined) await this.#onHandshake(envelope, body);
       else if (this.#peer === undefined) this.#onConfirmation(decryptor, body);
@@ -422,6 +435,19 @@ class ChannelEnd {
       this.#event({ type: 'rejected', address: this.decryptorAddress, reason });
       this.#logger.warn('channel: handshake failed', { address: this.decryptorAddress, reason });
       this.#fail(error);
+      // A responder that refused message 3 says so, under the channel's key, instead of leaving
+      // the initiator to time out; the reason stays here.
+      const rejection = this.#handshake.takeRejection();
+      if (rejection !== undefined) {
+        this.#remoteRoute = envelope.returnRoute;
+        try {
+          await this.#sendToPeer(frame(ChannelMessageType.rejection, rejection));
+        } catch (sendError) {
+          this.#logger.warn('channel: the rejection could not reach the peer', {
+            error: reasonOf(sendError),
+          });
+        }
+      }
       return;
     }
     this.#remoteRoute = envelope.returnRoute;
@@ -457,6 +483,35 @@ class ChannelEnd {
       return;
     }
     this.#ready(peer);
+  }
+
+  /**
+   * Initiator: the responder refused us after message 3. Only a frame under the channel's key
+   * counts; anything else is dropped and the handshake goes on (or times out).
+   */
+  #onRejection(decryptor: ChannelDecryptor, body: Uint8Array): void {
+    if (!this.#initiator || this.#pendingPeer === undefined) {
+      this.#drop('unexpected_rejection');
+      return;
+    }
+    try {
+      decryptor.decrypt(body);
+    } catch (error) {
+      this.#drop(reasonOf(error));
+      return;
+    }
+    const reason = 'ERR_CHANNEL_PEER_REJECTED';
+    this.#event({ type: 'rejected', address: this.decryptorAddress, reason });
+    this.#logger.warn('channel: the responder refused this side', {
+      address: this.decryptorAddress,
+    });
+    this.#fail(
+      new MandateError(
+        reason,
+        ErrorKind.unauthorized,
+        'the responder refused this side (its trust policy or verification failed; it keeps the reason)',
+      ),
+    );
   }
 
   #ready(peer: VerifiedPeer): void {
@@ -782,7 +837,7 @@ function publicChannel(end: ChannelEnd, peer: VerifiedPeer): SecureChannel {
  * hop must be a local address — a connection made with the transport's `connect`, or a local
  * worker — so that the channel can accept its answers from that connection only. Rejects with
  * `ERR_CHANNEL_HANDSHAKE_TIMEOUT`, `ERR_CHANNEL_PEER_REJECTED` (the responder failed
- * verification) or `ERR_CHANNEL_CLOSED`.
+ * verification, or it refused this side) or `ERR_CHANNEL_CLOSED`.
  */
 export async function openSecureChannel(
   router: Router,

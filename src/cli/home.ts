@@ -1,12 +1,7 @@
 import { join } from 'node:path';
 import { systemClock, type Clock, type Logger } from '../core/index.js';
 import { Identities } from '../identity/index.js';
-import {
-  deriveKekFromPassphrase,
-  loadOrCreateKeyFile,
-  loadOrCreateSaltFile,
-  SoftwareVault,
-} from '../vault/index.js';
+import { openKek, SoftwareVault } from '../vault/index.js';
 import { openSqliteStore, type SqliteStore } from '../store/index.js';
 import { DenySetWatcher, provisionIdentities, type ProvisionOptions } from '../node/index.js';
 import type { Identifier } from '../identity/index.js';
@@ -31,7 +26,8 @@ export const PASSPHRASE_ENV = 'MANDATE_VAULT_PASSPHRASE';
 /**
  * A Mandate home on the embedded default: `mandate.db` (SQLite, WAL) holds identities and
  * sealed keys; the key-encryption key comes from `vault.key` (0600, created on first use) or,
- * when MANDATE_VAULT_PASSPHRASE is set, from scrypt over the passphrase and `vault.salt`.
+ * when MANDATE_VAULT_PASSPHRASE is set, from scrypt over the passphrase and `vault.salt`. The
+ * first open records which, and a verifier of the KEK; later opens must match it (openKek).
  */
 export interface Home {
   readonly dir: string;
@@ -66,13 +62,13 @@ export async function openHome(
 ): Promise<Home> {
   const store = openSqliteStore(join(dir, 'mandate.db'));
   try {
-    const kek =
-      options.passphrase !== undefined && options.passphrase !== ''
-        ? await deriveKekFromPassphrase(
-            options.passphrase,
-            await loadOrCreateSaltFile(join(dir, 'vault.salt')),
-          )
-        : await loadOrCreateKeyFile(join(dir, 'vault.key'));
+    const kek = await openKek({
+      repository: store.vaultKeys,
+      keyFile: join(dir, 'vault.key'),
+      saltFile: join(dir, 'vault.salt'),
+      passphrase: options.passphrase,
+      passphraseName: PASSPHRASE_ENV,
+    });
     const vault = new SoftwareVault({ repository: store.vaultKeys, kek });
     const identities = new Identities({
       vault,

@@ -381,10 +381,13 @@ const UNREACHABLE: ReadonlySet<string> = new Set([
 function unreachable(route: string, error: unknown): unknown {
   if (!isMandateError(error)) return error;
   if (error.code === 'ERR_CHANNEL_PEER_REJECTED') {
+    // With a cause, this side refused the peer; without, the peer refused this side.
     return new MandateError(
       error.code,
       error.kind,
-      `the node at \`${route}\` is not an authority this home trusts (or failed to prove it)`,
+      error.cause === undefined
+        ? `the authority at \`${route}\` refused this node's identity or credentials`
+        : `the node at \`${route}\` is not an authority this home trusts (or failed to prove it)`,
       { cause: error.cause },
     );
   }

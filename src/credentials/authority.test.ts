@@ -620,7 +620,7 @@ describe('Authority: policy and issuing on request', () => {
     });
   });
 
-  it('issues a member its stored attributes, TTL clipped to the policy', async () => {
+  it('issues a member its stored attributes, and refuses a TTL beyond the policy', async () => {
     const { authority, authorityId, agents, withPolicy } = await setup({
       maxCredentialTtlSeconds: 7200,
       defaultCredentialTtlSeconds: 600,
@@ -635,7 +635,15 @@ describe('Authority: policy and issuing on request', () => {
     };
     expect(window(await authority.issueCredential(agent.identifier, NOW))).toBe(600);
     expect(window(await authority.issueCredential(agent, NOW, { ttlSeconds: 100 }))).toBe(100);
-    expect(window(await authority.issueCredential(agent, NOW, { ttlSeconds: 999_999 }))).toBe(7200);
+    expect(window(await authority.issueCredential(agent, NOW, { ttlSeconds: 7200 }))).toBe(7200);
+    // Never cut short in silence: a caller asking for more than the maximum is told.
+    for (const ttlSeconds of [7201, 999_999]) {
+      await expect(authority.issueCredential(agent, NOW, { ttlSeconds })).rejects.toMatchObject({
+        code: 'ERR_CREDENTIAL_TTL_TOO_LONG',
+        kind: 'invalid',
+      });
+    }
+    expect(authority.checkCredentialTtl(7200)).toBe(7200);
     await expect(authority.issueCredential(agent, NOW, { ttlSeconds: 0 })).rejects.toMatchObject({
       code: 'ERR_ARGUMENT_INVALID',
     });

@@ -65,7 +65,7 @@ const ISSUER_CACHE_SECONDS = 10;
 export const DEFAULT_MAX_CREDENTIAL_TTL_SECONDS = 24 * 3600;
 
 export interface AuthorityPolicy {
-  /** Longer requests are clipped to this (at most 30 days). */
+  /** Longer requests are refused with `ERR_CREDENTIAL_TTL_TOO_LONG` (at most 30 days). */
   readonly maxCredentialTtlSeconds: number;
   /** Used when a request names no TTL, and for the credential a redemption returns. */
   readonly defaultCredentialTtlSeconds: number;
@@ -247,8 +247,8 @@ export class Authority {
   }
 
   /**
-   * Issues a credential to an existing member with its stored attributes, the TTL clipped to
-   * the policy. Give the member's verified identity when the caller has it (a secure channel
+   * Issues a credential to an existing member with its stored attributes, for `ttlSeconds` (at
+   * most the policy's maximum: see checkCredentialTtl) or the policy's default. Give the member's verified identity when the caller has it (a secure channel
    * does); an identifier is resolved through the identities this authority knows.
    */
   async issueCredential(
@@ -266,6 +266,22 @@ export class Authority {
     // The policy may have narrowed since the member was added.
     this.#checkPolicy(constraintsFromAttributes(stored.attributes));
     return this.#issue(await this.#issuer(), subject, stored.attributes, now, options.ttlSeconds);
+  }
+
+  /**
+   * `ttlSeconds` if this authority may issue a credential that long: a positive integer of at
+   * most `policy.maxCredentialTtlSeconds`. A longer request is refused, never cut short: a
+   * caller asking for a month must not get a day without being told.
+   */
+  checkCredentialTtl(ttlSeconds: number): number {
+    const ttl = checkCount(ttlSeconds, 'ttlSeconds', Number.MAX_SAFE_INTEGER);
+    const max = this.#policy.maxCredentialTtlSeconds;
+    if (ttl > max)
+      throw invalid(
+        'ERR_CREDENTIAL_TTL_TOO_LONG',
+        `a credential lifetime of ${ttl} s is longer than this authority's maximum of ${max} s`,
+      );
+    return ttl;
   }
 
   /** The member with this identifier, if any. */
@@ -353,13 +369,12 @@ export class Authority {
     now: number,
     ttlSeconds: number | undefined,
   ): Promise<Uint8Array> {
-    const requested =
-      ttlSeconds === undefined
-        ? this.#policy.defaultCredentialTtlSeconds
-        : checkCount(ttlSeconds, 'ttlSeconds', Number.MAX_SAFE_INTEGER);
     return issueCredential(this.#vault, issuer, subject, attributes, {
       nowSeconds: now,
-      ttlSeconds: Math.min(requested, this.#policy.maxCredentialTtlSeconds),
+      ttlSeconds:
+        ttlSeconds === undefined
+          ? this.#policy.defaultCredentialTtlSeconds
+          : this.checkCredentialTtl(ttlSeconds),
     });
   }
 

@@ -3,6 +3,7 @@ export type { Migration } from './sqlite-database.js';
 export { SqliteIdentityRepository, IDENTITIES_MIGRATION } from './sqlite-identity-repository.js';
 export {
   SqliteSealedKeyRepository,
+  VAULT_KEK_MIGRATION_SQL,
   VAULT_KEYS_MIGRATION_SQL,
 } from './sqlite-sealed-key-repository.js';
 export type { SqliteSealedKeyRepositoryOptions } from './sqlite-sealed-key-repository.js';

@@ -2,6 +2,7 @@ import { SqliteDatabase, type Migration } from './sqlite-database.js';
 import { IDENTITIES_MIGRATION, SqliteIdentityRepository } from './sqlite-identity-repository.js';
 import {
   SqliteSealedKeyRepository,
+  VAULT_KEK_MIGRATION_SQL,
   VAULT_KEYS_MIGRATION_SQL,
 } from './sqlite-sealed-key-repository.js';
 import { DENY_SET_MIGRATION_SQL, SqliteDenySetRepository } from './sqlite-deny-set-repository.js';
@@ -21,6 +22,7 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   { version: 3, name: 'deny_set', sql: DENY_SET_MIGRATION_SQL },
   { version: 4, name: 'trust_anchors', sql: TRUST_ANCHORS_MIGRATION_SQL },
   { version: 5, name: 'authority', sql: AUTHORITY_MIGRATION_SQL },
+  { version: 6, name: 'vault_kek', sql: VAULT_KEK_MIGRATION_SQL },
 ];
 
 /** The embedded default: one SQLite file for identities, sealed keys and credentials state. */

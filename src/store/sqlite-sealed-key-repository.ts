@@ -1,6 +1,11 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { conflict, internal } from '../core/index.js';
-import type { SealedKeyRecord, SealedKeyRepository } from '../vault/index.js';
+import type {
+  KekVerifierRecord,
+  KekVerifierRepository,
+  SealedKeyRecord,
+  SealedKeyRepository,
+} from '../vault/index.js';
 
 /**
  * The `vault_keys` table. STRICT and CHECK constraints make SQLite refuse a row the vault could
@@ -14,6 +19,16 @@ export const VAULT_KEYS_MIGRATION_SQL = `CREATE TABLE vault_keys (
   sealed BLOB NOT NULL
 ) STRICT, WITHOUT ROWID;`;
 
+/**
+ * The `vault_kek` table: at most one row, the source of the vault's key-encryption key and its
+ * verifier (vault/kek-verifier.ts), written once by the first open of the store.
+ */
+export const VAULT_KEK_MIGRATION_SQL = `CREATE TABLE vault_kek (
+  id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+  source TEXT NOT NULL CHECK (source IN ('key-file', 'passphrase')),
+  verifier BLOB NOT NULL
+) STRICT;`;
+
 export interface SqliteSealedKeyRepositoryOptions {
   /**
    * Runs a write under the connection's write lock (`SqliteDatabase.write`). better-sqlite3 has
@@ -26,11 +41,17 @@ export interface SqliteSealedKeyRepositoryOptions {
 
 const writeAtOnce = <T>(statement: () => T): Promise<T> => Promise.resolve(statement());
 
-/** Sealed vault keys in SQLite; the statements are prepared once, when the repository is made. */
-export class SqliteSealedKeyRepository implements SealedKeyRepository {
+/**
+ * Sealed vault keys and the KEK verifier in SQLite (both tables above must exist); the
+ * statements are prepared once, when the repository is made.
+ */
+export class SqliteSealedKeyRepository implements SealedKeyRepository, KekVerifierRepository {
   readonly #insert: Statement<[string, string, string, Uint8Array, Uint8Array]>;
   readonly #select: Statement<[string]>;
+  readonly #selectAny: Statement<[]>;
   readonly #delete: Statement<[string]>;
+  readonly #insertVerifier: Statement<[string, Uint8Array]>;
+  readonly #selectVerifier: Statement<[]>;
   readonly #write: <T>(statement: () => T) => Promise<T>;
 
   constructor(db: Database, options: SqliteSealedKeyRepositoryOptions = {}) {
@@ -41,7 +62,14 @@ export class SqliteSealedKeyRepository implements SealedKeyRepository {
     this.#select = db.prepare(
       'SELECT key_id, purpose, key_type, public_key, sealed FROM vault_keys WHERE key_id = ?',
     );
+    this.#selectAny = db.prepare(
+      'SELECT key_id, purpose, key_type, public_key, sealed FROM vault_keys LIMIT 1',
+    );
     this.#delete = db.prepare('DELETE FROM vault_keys WHERE key_id = ?');
+    this.#insertVerifier = db.prepare(
+      'INSERT INTO vault_kek (id, source, verifier) VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING',
+    );
+    this.#selectVerifier = db.prepare('SELECT source, verifier FROM vault_kek WHERE id = 1');
   }
 
   async putKey(record: SealedKeyRecord): Promise<void> {
@@ -74,6 +102,49 @@ export class SqliteSealedKeyRepository implements SealedKeyRepository {
   async deleteKey(keyId: string): Promise<void> {
     await this.#write(() => this.#delete.run(keyId));
   }
+
+  getKekVerifier(): Promise<KekVerifierRecord | undefined> {
+    try {
+      return Promise.resolve(parseVerifierRow(this.#selectVerifier.get()));
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  async putKekVerifier(record: KekVerifierRecord): Promise<KekVerifierRecord> {
+    // Insert-if-absent and read back under one write lock: two first opens agree on one verifier.
+    const stored = await this.#write(() => {
+      this.#insertVerifier.run(record.source, record.verifier);
+      return parseVerifierRow(this.#selectVerifier.get());
+    });
+    if (stored === undefined) throw internal('ERR_STORE_CORRUPT', '`vault_kek` lost its row');
+    return stored;
+  }
+
+  anyKey(): Promise<SealedKeyRecord | undefined> {
+    try {
+      const row = this.#selectAny.get();
+      if (row === undefined) return Promise.resolve(undefined);
+      const keyId: unknown =
+        typeof row === 'object' && row !== null ? Reflect.get(row, 'key_id') : undefined;
+      if (typeof keyId !== 'string') throw rowInvalid('?', 'key_id');
+      return Promise.resolve(parseRow(keyId, row));
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+}
+
+function parseVerifierRow(row: unknown): KekVerifierRecord | undefined {
+  if (row === undefined) return undefined;
+  const invalidColumn = (column: string) =>
+    internal('ERR_STORE_CORRUPT', `the row of \`vault_kek\` has an invalid \`${column}\``);
+  if (typeof row !== 'object' || row === null) throw invalidColumn('row');
+  const source: unknown = Reflect.get(row, 'source');
+  const verifier: unknown = Reflect.get(row, 'verifier');
+  if (source !== 'key-file' && source !== 'passphrase') throw invalidColumn('source');
+  if (!(verifier instanceof Uint8Array)) throw invalidColumn('verifier');
+  return { source, verifier: toPlainBytes(verifier) };
 }
 
 function isPrimaryKeyViolation(error: unknown): boolean {

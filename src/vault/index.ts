@@ -1,5 +1,7 @@
-export { SigningKeyType } from './types.js';
+export { KekSource, SigningKeyType } from './types.js';
 export type {
+  KekVerifierRecord,
+  KekVerifierRepository,
   SigningKeyHandle,
   SigningVault,
   X25519KeyHandle,
@@ -19,3 +21,5 @@ export {
   deriveKekFromPassphrase,
 } from './key-encryption-key.js';
 export type { KekOptions } from './key-encryption-key.js';
+export { openKek } from './open-kek.js';
+export type { OpenKekOptions } from './open-kek.js';

@@ -1,7 +1,7 @@
 import { scrypt } from 'node:crypto';
 import { link, open, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { invalid, MandateError, ErrorKind } from '../core/index.js';
+import { invalid, MandateError, ErrorKind, notFound } from '../core/index.js';
 import { randomBytes, SecureArena, wipe, type SecretBytes } from '../crypto/index.js';
 import { toHex } from '../encoding/index.js';
 
@@ -16,7 +16,8 @@ import { toHex } from '../encoding/index.js';
  *   loses every sealed key, so it is written like the key file. The scrypt parameters are part
  *   of this format: changing them needs a new salt-file format, not a silent re-derivation.
  *
- * Either way the KEK ends up in guarded memory and the heap copies are wiped.
+ * Either way the KEK ends up in guarded memory and the heap copies are wiped. A persistent vault
+ * opens its KEK through `openKek` (open-kek.ts), which checks it against the store's verifier.
  */
 export const KEK_BYTES = 32;
 export const KEK_SALT_BYTES = 16;
@@ -62,6 +63,28 @@ export async function loadOrCreateKeyFile(
     secret.destroy();
     throw error;
   }
+}
+
+const fileMissing = (path: string): MandateError =>
+  notFound(
+    'ERR_VAULT_KEY_FILE_MISSING',
+    `\`${path}\` is missing: this vault's keys are sealed under it and cannot be opened without it`,
+  );
+
+/** Loads the 32-byte KEK at `path`, which must exist (an established vault's: never re-created). */
+export async function loadKeyFile(path: string, options: KekOptions = {}): Promise<SecretBytes> {
+  const existing = await readExactFile(path, KEK_BYTES, true);
+  if (existing === undefined) throw fileMissing(path);
+  const secret = (options.arena ?? new SecureArena(KEK_BYTES)).allocate(KEK_BYTES);
+  moveInto(secret, existing);
+  return secret;
+}
+
+/** Loads the 16-byte scrypt salt at `path`, which must exist (see loadKeyFile). */
+export async function loadSaltFile(path: string): Promise<Uint8Array> {
+  const existing = await readExactFile(path, KEK_SALT_BYTES, false);
+  if (existing === undefined) throw fileMissing(path);
+  return existing;
 }
 
 /** Loads the 16-byte scrypt salt at `path`, creating a random one if it does not exist. */

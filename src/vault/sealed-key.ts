@@ -173,3 +173,26 @@ export function unsealKey(
     wipe(plaintext);
   }
 }
+
+/**
+ * True when `record` opens under `kek` (its secret is wiped at once): how a store that predates
+ * KEK verifiers has its KEK checked before anything is sealed under it.
+ */
+export function sealedKeyOpens(kek: SecretBytes, record: SealedKeyRecord): boolean {
+  const { sealed } = record;
+  if (sealed.byteLength < HEADER_BYTES || sealed[0] !== SEALED_KEY_VERSION) return false;
+  try {
+    wipe(
+      aeadDecrypt(
+        AeadAlgorithm.aes256gcm,
+        kek.expose(),
+        sealed.subarray(1, HEADER_BYTES),
+        sealed.subarray(HEADER_BYTES),
+        sealedKeyAad(record),
+      ),
+    );
+    return true;
+  } catch {
+    return false;
+  }
+}

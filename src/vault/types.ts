@@ -88,3 +88,23 @@ export interface SealedKeyRepository {
   getKey(keyId: string): Promise<SealedKeyRecord | undefined>;
   deleteKey(keyId: string): Promise<void>;
 }
+
+/** Where a vault's key-encryption key comes from (see key-encryption-key.ts). */
+export const KekSource = { keyFile: 'key-file', passphrase: 'passphrase' } as const;
+export type KekSource = (typeof KekSource)[keyof typeof KekSource];
+
+/** What a persistent vault stores of its KEK: the source, and a verifier (kek-verifier.ts). */
+export interface KekVerifierRecord {
+  readonly source: KekSource;
+  /** version ‖ nonce ‖ AES-256-GCM(KEK, empty plaintext, aad = label and source); never the KEK. */
+  readonly verifier: Uint8Array;
+}
+
+/** Storage for the KEK verifier, beside the sealed keys it vouches for (`store/` and memory). */
+export interface KekVerifierRepository {
+  getKekVerifier(): Promise<KekVerifierRecord | undefined>;
+  /** Stores `record` unless a verifier is stored already; returns the stored one (first wins). */
+  putKekVerifier(record: KekVerifierRecord): Promise<KekVerifierRecord>;
+  /** Any one sealed key, to check a KEK against a store written before verifiers existed. */
+  anyKey(): Promise<SealedKeyRecord | undefined>;
+}

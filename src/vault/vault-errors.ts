@@ -25,3 +25,40 @@ export const unsealFailed = (keyId: string, cause?: unknown): MandateError =>
     `sealed key \`${keyId}\` failed to unseal (wrong key-encryption key or tampered record)`,
     cause === undefined ? undefined : { cause },
   );
+
+/**
+ * How the user gives the passphrase, for messages: an environment variable's name in backticks
+ * when the caller names one, else plain words.
+ */
+const passphraseVia = (name: string | undefined): string =>
+  name === undefined ? 'the passphrase' : `\`${name}\``;
+
+export const passphraseEmpty = (name: string | undefined): MandateError =>
+  invalid('ERR_VAULT_PASSPHRASE_EMPTY', `${passphraseVia(name)} is set but empty`);
+
+export const passphraseRequired = (name: string | undefined): MandateError =>
+  new MandateError(
+    'ERR_VAULT_PASSPHRASE_REQUIRED',
+    ErrorKind.unauthorized,
+    `this vault's keys are sealed under a passphrase and ${passphraseVia(name)} is not set`,
+  );
+
+export const passphraseUnexpected = (name: string | undefined, keyFile: string): MandateError =>
+  invalid(
+    'ERR_VAULT_PASSPHRASE_UNEXPECTED',
+    `this vault's keys are sealed under the key file \`${keyFile}\`, not a passphrase: unset ${passphraseVia(name)}`,
+  );
+
+export const passphraseWrong = (name: string | undefined): MandateError =>
+  new MandateError(
+    'ERR_VAULT_PASSPHRASE_WRONG',
+    ErrorKind.unauthorized,
+    `wrong passphrase: ${passphraseVia(name)} does not open this vault's keys`,
+  );
+
+export const keyFileWrong = (keyFile: string): MandateError =>
+  new MandateError(
+    'ERR_VAULT_KEY_FILE_WRONG',
+    ErrorKind.unauthorized,
+    `the key file \`${keyFile}\` does not open this vault's keys`,
+  );

@@ -1,8 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { json, run } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/vectors.js';
 import { killChildren, startMandate } from '../helpers/processes.js';
@@ -154,6 +155,99 @@ describe('mandate identity', () => {
       expect(r.stderr).not.toContain('    at ');
     }
     expect(json(await run('--home', home, '--json', 'identity', 'list')).total).toBe(0);
+  });
+});
+
+describe('the vault passphrase (MANDATE_VAULT_PASSPHRASE)', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+  const withPassphrase = (passphrase: string | undefined, ...argv: string[]) => {
+    vi.unstubAllEnvs();
+    if (passphrase !== undefined) vi.stubEnv('MANDATE_VAULT_PASSPHRASE', passphrase);
+    return run(...argv);
+  };
+  const total = async (home: string, passphrase: string | undefined): Promise<unknown> =>
+    json(await withPassphrase(passphrase, '--home', home, '--json', 'identity', 'list')).total;
+
+  it('refuses a wrong passphrase before sealing anything', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'mandate-pass-'));
+    expect(
+      (await withPassphrase('right', '--home', home, 'identity', 'create', '--name', 'a')).code,
+    ).toBe(0);
+    const wrong = await withPassphrase(
+      'wrong',
+      '--home',
+      home,
+      'identity',
+      'create',
+      '--name',
+      'b',
+    );
+    expect(wrong.stderr).toMatch(/^error\[ERR_VAULT_PASSPHRASE_WRONG\]: /);
+    expect(wrong.code).toBe(4);
+    // Nothing was sealed under the wrong key: the home holds `a` alone, and `a` still signs.
+    expect(await total(home, 'right')).toBe(1);
+    expect((await withPassphrase('right', '--home', home, 'identity', 'rotate', 'a')).code).toBe(0);
+  });
+
+  it('refuses to open a passphrase home without the passphrase, and creates no key file', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'mandate-pass-'));
+    expect(
+      (await withPassphrase('right', '--home', home, 'identity', 'create', '--name', 'a')).code,
+    ).toBe(0);
+    for (const argv of [
+      ['identity', 'create', '--name', 'b'],
+      ['identity', 'list'],
+    ]) {
+      const r = await withPassphrase(undefined, '--home', home, ...argv);
+      expect(r.stderr).toMatch(
+        /^error\[ERR_VAULT_PASSPHRASE_REQUIRED\]: .*MANDATE_VAULT_PASSPHRASE/,
+      );
+      expect(r.code).toBe(4);
+    }
+    expect(existsSync(join(home, 'vault.key'))).toBe(false);
+    expect(await total(home, 'right')).toBe(1);
+  });
+
+  it('refuses an empty passphrase, and a passphrase for a key-file home', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'mandate-pass-'));
+    const empty = await withPassphrase('', '--home', home, 'identity', 'create', '--name', 'a');
+    expect(empty.stderr).toMatch(/^error\[ERR_VAULT_PASSPHRASE_EMPTY\]: /);
+    expect(empty.code).toBe(3);
+    expect(existsSync(join(home, 'vault.key'))).toBe(false);
+    expect(
+      (await withPassphrase(undefined, '--home', home, 'identity', 'create', '--name', 'a')).code,
+    ).toBe(0);
+    const stray = await withPassphrase('x', '--home', home, 'identity', 'create', '--name', 'b');
+    expect(stray.stderr).toMatch(
+      /^error\[ERR_VAULT_PASSPHRASE_UNEXPECTED\]: .*MANDATE_VAULT_PASSPHRASE/,
+    );
+    expect(stray.code).toBe(3);
+    expect(existsSync(join(home, 'vault.salt'))).toBe(false);
+    expect(await total(home, undefined)).toBe(1);
+  });
+
+  it('checks a home made before verifiers against its sealed keys, then records the verifier', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'mandate-pass-'));
+    expect(
+      (await withPassphrase('right', '--home', home, 'identity', 'create', '--name', 'a')).code,
+    ).toBe(0);
+    // As an earlier Mandate left it: sealed keys, no verifier.
+    const db = new Database(join(home, 'mandate.db'));
+    db.exec('DELETE FROM vault_kek');
+    db.close();
+    const wrong = await withPassphrase('wrong', '--home', home, 'identity', 'list');
+    expect(wrong.stderr).toMatch(/^error\[ERR_VAULT_PASSPHRASE_WRONG\]: /);
+    const none = await withPassphrase(undefined, '--home', home, 'identity', 'list');
+    expect(none.stderr).toMatch(/^error\[ERR_VAULT_PASSPHRASE_REQUIRED\]: /);
+    expect(existsSync(join(home, 'vault.key'))).toBe(false);
+    expect(await total(home, 'right')).toBe(1);
+    // The verifier is recorded now: a wrong passphrase is refused even with no key at hand.
+    const check = new Database(join(home, 'mandate.db'));
+    const row = check.prepare('SELECT source FROM vault_kek').get() as { source: string };
+    check.close();
+    expect(row.source).toBe('passphrase');
   });
 });
 

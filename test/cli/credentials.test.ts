@@ -343,6 +343,8 @@ describe('issue, delegate twice, verify and check (the happy path)', () => {
       'refund=50',
       '--arg',
       'order=/orders/4471',
+      '--presenter',
+      'carol',
     );
     expect(denyTool.code).toBe(5);
     expect(denyTool.stderr).toBe('');
@@ -362,6 +364,8 @@ describe('issue, delegate twice, verify and check (the happy path)', () => {
         bobChain,
         '--action',
         'issue_refund',
+        '--presenter',
+        'bob',
         ...args.flatMap((a) => ['--arg', a]),
       );
       expect(r.stderr).toBe('');
@@ -392,6 +396,8 @@ describe('issue, delegate twice, verify and check (the happy path)', () => {
       'chain',
       'check',
       carolChain,
+      '--presenter',
+      'carol',
       '--action',
       'issue_refund',
       '--arg',
@@ -408,6 +414,8 @@ describe('issue, delegate twice, verify and check (the happy path)', () => {
       'chain',
       'check',
       carolChain,
+      '--presenter',
+      'carol',
       '--action',
       'read_orders',
       '--arg',
@@ -555,6 +563,8 @@ describe('mandate ticket create | redeem', () => {
       'chain',
       'check',
       chain,
+      '--presenter',
+      'dave',
       '--action',
       'read_orders',
       '--arg',
@@ -605,6 +615,8 @@ describe('mandate ticket create | redeem', () => {
       out,
     );
     expect(existsSync(out)).toBe(false);
+    // A failed redemption leaves nothing behind: not even the identity it would have created.
+    await home.fails('ERR_IDENTITY_NOT_FOUND', 'identity', 'show', 'second');
     await home.fails('ERR_TICKET_INVALID', 'ticket', 'redeem', ticket, '--name', 'first');
 
     // --uses 2: two redemptions, not three
@@ -619,6 +631,8 @@ describe('mandate ticket create | redeem', () => {
     const short = (await home.ok<{ ticket: string }>('ticket', 'create', '--ttl', '60s')).ticket;
     pinNow(now + 61);
     await home.fails('ERR_TICKET_INVALID', 'ticket', 'redeem', short, '--name', 'late');
+    await home.fails('ERR_IDENTITY_NOT_FOUND', 'identity', 'show', 'late');
+    expect((await home.ok<{ total: number }>('identity', 'list')).total).toBe(4);
   });
 
   it('refuses malformed tickets, tickets of an authority not in this home, and bad options', async () => {
@@ -1061,6 +1075,21 @@ describe('mandate credential issue | show | verify', () => {
       '--out',
       out,
     );
+    // Beyond the authority's maximum (a day): refused, never silently cut to the maximum.
+    for (const ttl of ['31d', '2d', '86401s']) {
+      const r = await home.fails(
+        'ERR_CREDENTIAL_TTL_TOO_LONG',
+        'credential',
+        'issue',
+        '--to',
+        'alice',
+        '--ttl',
+        ttl,
+        '--out',
+        out,
+      );
+      expect(r.stderr).toContain('86400');
+    }
     await home.fails(
       'ERR_ARGUMENT_INVALID',
       'credential',
@@ -1277,7 +1306,17 @@ describe('expiry (MANDATE_NOW_SECONDS pins the clock)', () => {
     pinNow(now + 599);
     await home.ok('chain', 'verify', link);
     expect(
-      (await home.ok<Decision>('chain', 'check', link, '--action', 'read_orders')).decision,
+      (
+        await home.ok<Decision>(
+          'chain',
+          'check',
+          link,
+          '--action',
+          'read_orders',
+          '--presenter',
+          'bob',
+        )
+      ).decision,
     ).toBe('allow');
 
     pinNow(now + 600);
@@ -1309,10 +1348,45 @@ describe('expiry (MANDATE_NOW_SECONDS pins the clock)', () => {
     );
   });
 
+  it('says so when the authority key attestation ends before the requested lifetime', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    pinNow(now);
+    const home = new Home();
+    await home.authorityInit();
+    await home.identity('alice');
+    // An hour before the authority's credential key attestation (a year) runs out.
+    pinNow(now + 365 * 86_400 - 3600);
+    const r = await home.run('--json', 'credential', 'issue', '--to', 'alice', '--ttl', '1d');
+    expect(r.code).toBe(0);
+    const issued = json(r) as { expiresAt: number };
+    expect(issued.expiresAt).toBe(now + 365 * 86_400);
+    expect(r.stderr).toMatch(/^note: [^\n]*attestation[^\n]*\n$/);
+  });
+
   it('refuses a malformed MANDATE_NOW_SECONDS', async () => {
     process.env.MANDATE_NOW_SECONDS = 'yesterday';
     const home = new Home();
     await home.fails('ERR_ARGUMENT_INVALID', 'chain', 'verify', '00');
+  });
+});
+
+describe('mandate chain check without --presenter (a bearer check)', () => {
+  it('says so in its help, and warns on stderr only, never in the --json result', async () => {
+    const help = await run('chain', 'check', '--help');
+    expect(help.stdout).toMatch(/bearer token/);
+    const { home, carolChain } = await shop();
+    const args = ['chain', 'check', carolChain, '--action', 'read_orders', '--arg', 'refund=0'];
+    const bearer = await home.run('--json', ...args, '--arg', 'order=/orders/4471');
+    expect(bearer.code).toBe(0);
+    expect(bearer.stderr).toMatch(/^warning: [^\n]*--presenter[^\n]*\n$/);
+    expect(json(bearer)).toMatchObject({ decision: 'allow' });
+    const human = await home.run(...args, '--arg', 'order=/orders/4471');
+    expect(human.stderr).toBe(bearer.stderr);
+    expect(human.stdout).not.toContain('warning');
+    // With the presenter named, nothing but the decision.
+    await home.ok(...args, '--arg', 'order=/orders/4471', '--presenter', 'carol');
+    // A chain that fails verification gets its error line alone.
+    await home.fails('ERR_IDENTITY_NOT_FOUND', ...args, '--presenter', 'nobody');
   });
 });
 

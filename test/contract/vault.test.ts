@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { SqliteDatabase } from '../../src/store/sqlite-database.js';
 import {
   SqliteSealedKeyRepository,
+  VAULT_KEK_MIGRATION_SQL,
   VAULT_KEYS_MIGRATION_SQL,
 } from '../../src/store/sqlite-sealed-key-repository.js';
 import { SecureArena, randomBytes } from '../../src/crypto/index.js';
@@ -13,6 +14,7 @@ import {
   InMemorySealedKeyRepository,
   MemoryVault,
   SoftwareVault,
+  type KekVerifierRepository,
   type SealedKeyRecord,
   type SealedKeyRepository,
 } from '../../src/vault/index.js';
@@ -44,6 +46,7 @@ function softwareVaultOver(
 function openSqlite(path: string): Database.Database {
   const db = new Database(path);
   db.exec(VAULT_KEYS_MIGRATION_SQL);
+  db.exec(VAULT_KEK_MIGRATION_SQL);
   return db;
 }
 
@@ -93,7 +96,10 @@ describe('sealed key repositories', () => {
     sealed: randomBytes(93),
   });
 
-  const repositories: [string, () => { repository: SealedKeyRepository; close: () => void }][] = [
+  const repositories: [
+    string,
+    () => { repository: SealedKeyRepository & KekVerifierRepository; close: () => void },
+  ][] = [
     [
       'in-memory',
       () => ({ repository: new InMemorySealedKeyRepository(), close: () => undefined }),
@@ -133,11 +139,33 @@ describe('sealed key repositories', () => {
         close();
       }
     });
+
+    it(`${name}: keeps the first KEK verifier, and returns any one sealed key`, async () => {
+      const { repository, close } = make();
+      try {
+        expect(await repository.getKekVerifier()).toBeUndefined();
+        expect(await repository.anyKey()).toBeUndefined();
+        const first = { source: 'passphrase', verifier: randomBytes(29) } as const;
+        expect(await repository.putKekVerifier(first)).toEqual(first);
+        // A second writer (another process opening the new home at once) gets the first's back.
+        const second = { source: 'key-file', verifier: randomBytes(29) } as const;
+        expect(await repository.putKekVerifier(second)).toEqual(first);
+        const got = await repository.getKekVerifier();
+        expect(got).toEqual(first);
+        expect(Object.getPrototypeOf(got?.verifier)).toBe(Uint8Array.prototype);
+        const a = record('a');
+        await repository.putKey(a);
+        expect(await repository.anyKey()).toEqual(a);
+      } finally {
+        close();
+      }
+    });
   }
 
   it("sqlite: with the write lock, a key put during another task's transaction survives its rollback", async () => {
     const database = new SqliteDatabase(':memory:', [
       { version: 1, name: 'vault_keys', sql: VAULT_KEYS_MIGRATION_SQL },
+      { version: 2, name: 'vault_kek', sql: VAULT_KEK_MIGRATION_SQL },
     ]);
     try {
       const repository = new SqliteSealedKeyRepository(database.db, {
@@ -188,6 +216,8 @@ describe('sealed key repositories', () => {
       db.exec(
         'CREATE TABLE vault_keys (key_id TEXT PRIMARY KEY, purpose TEXT, key_type TEXT, public_key BLOB, sealed BLOB)',
       );
+      db.exec('CREATE TABLE vault_kek (id INTEGER PRIMARY KEY, source TEXT, verifier BLOB)');
+      db.prepare('INSERT INTO vault_kek VALUES (1, ?, ?)').run('rot13', Buffer.alloc(29));
       db.prepare('INSERT INTO vault_keys VALUES (?, ?, ?, ?, ?)').run(
         'p',
         'encryption',
@@ -213,6 +243,9 @@ describe('sealed key repositories', () => {
       for (const keyId of ['p', 't', 's']) {
         await expect(repository.getKey(keyId)).rejects.toMatchObject({ code: 'ERR_STORE_CORRUPT' });
       }
+      await expect(repository.getKekVerifier()).rejects.toMatchObject({
+        code: 'ERR_STORE_CORRUPT',
+      });
     } finally {
       db.close();
     }

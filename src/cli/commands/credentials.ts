@@ -387,35 +387,39 @@ export function registerCredentialCommands(program: Command, context: () => CliC
       const home = await ctx.openHome();
       try {
         const local = await home.identities.get(parsed.authority.identifier).catch(() => undefined);
+        // The ticket brought the trust anchor: from now on this home trusts that authority.
+        const trust = async (authorityHistory: Uint8Array): Promise<void> => {
+          await home.identities.import(authorityHistory);
+          await home.trustAnchors.addTrustAnchor(
+            parsed.authority.identifier,
+            ctx.clock.nowSeconds(),
+          );
+        };
         let member: VerifiedIdentity;
         let credential: Uint8Array;
-        let authorityHistory: Uint8Array;
         if (local?.primaryKeyId != null) {
-          // The authority is in this home: redeem in process.
-          const known = await home.identities.get(name).catch(async () => {
-            const created = await home.identities.create({ name });
-            return {
-              identity: created.identity,
-              name: created.name,
-              primaryKeyId: created.primaryKeyId,
-            };
-          });
-          member = known.identity;
-          const authority = home.authority(parsed.authority.identifier, parsed.route);
-          ({ credential } = await authority.redeem(
-            { code: parsed.code, changeHistory: member.changeHistory },
-            ctx.clock.nowSeconds(),
-          ));
-          authorityHistory = parsed.authority.changeHistory;
+          // The authority is in this home: redeem in process, all or nothing. The identity this
+          // creates, the used ticket, the membership and the trust anchor commit together, so a
+          // refused redemption leaves no identity behind.
+          ({ member, credential } = await home.store.database.transaction(async () => {
+            const known = await home.identities.get(name).catch(async (error: unknown) => {
+              if (!isMandateError(error, 'ERR_IDENTITY_NOT_FOUND')) throw error;
+              return home.identities.create({ name });
+            });
+            const authority = home.authority(parsed.authority.identifier, parsed.route);
+            const enrolled = await authority.redeem(
+              { code: parsed.code, changeHistory: known.identity.changeHistory },
+              ctx.clock.nowSeconds(),
+            );
+            await trust(parsed.authority.changeHistory);
+            return { member: known.identity, credential: enrolled.credential };
+          }));
         } else {
+          // The network path creates nothing, and holds no transaction while it waits.
           const redeemed = await redeemOverNetwork(ctx, home, parsed, local?.identity, name);
-          member = redeemed.member;
-          credential = redeemed.credential;
-          authorityHistory = redeemed.authority.changeHistory;
+          ({ member, credential } = redeemed);
+          await home.store.database.transaction(() => trust(redeemed.authority.changeHistory));
         }
-        // The ticket brought the trust anchor: from now on this home trusts that authority.
-        await home.identities.import(authorityHistory);
-        await home.trustAnchors.addTrustAnchor(parsed.authority.identifier, ctx.clock.nowSeconds());
         const chain = chainFromCredential(credential, member);
         writeOrPrint(
           ctx,
@@ -441,7 +445,7 @@ export function registerCredentialCommands(program: Command, context: () => CliC
       'attribute, e.g. tools=read_orders,issue_refund or refund<=1000 (repeatable)',
       collect,
     )
-    .option('--ttl <duration>', 'lifetime (default 1h)')
+    .option('--ttl <duration>', 'lifetime (default 1h, at most 1d: longer is refused)')
     .option('--out <file>', 'write the credential (as a chain of length 0) here')
     .option('--authority <name>', 'the issuing authority', DEFAULT_AUTHORITY)
     .description(
@@ -463,6 +467,8 @@ export function registerCredentialCommands(program: Command, context: () => CliC
         try {
           const subject = (await home.identities.get(opts.to)).identity;
           const authority = home.authority(opts.authority);
+          // Refused before the membership changes, not cut short after.
+          if (ttl.ttlSeconds !== undefined) authority.checkCredentialTtl(ttl.ttlSeconds);
           const authorityId = await authority.identifier();
           // Issuing sets the member's attributes; an enroller stays an enroller.
           const existing = await authority.member(subject.identifier);
@@ -477,6 +483,12 @@ export function registerCredentialCommands(program: Command, context: () => CliC
           );
           const chain = chainFromCredential(bytes, subject);
           const decoded = decodeCredential(bytes);
+          // issueCredential ends a credential no later than the issuer's key attestation.
+          const requested = ttl.ttlSeconds ?? authority.policy.defaultCredentialTtlSeconds;
+          if (decoded.expiresAt - decoded.createdAt < requested)
+            ctx.out.note(
+              `note: the credential expires ${new Date(decoded.expiresAt * 1000).toISOString()}, sooner than asked: the authority's credential key attestation ends then`,
+            );
           writeOrPrint(
             ctx,
             opts.out,
@@ -688,8 +700,15 @@ export function registerCredentialCommands(program: Command, context: () => CliC
     .argument('<file>')
     .requiredOption('--action <tool>', 'the action (tool) requested')
     .option('--arg <k=v>', 'an argument of the request (repeatable)', collect)
-    .option('--presenter <identity>', 'who presents it')
+    .option(
+      '--presenter <identity>',
+      'who presents it: the chain must end with this identity (without it, see below)',
+    )
     .description('may this chain do ACTION with these arguments? prints the decision and why')
+    .addHelpText(
+      'after',
+      '\nWithout --presenter the chain is checked as a bearer token: anyone holding the file passes,\nsince nothing proves that the caller is the chain’s last subject. A gate must check who\npresents it (over a secure channel, the channel’s verified peer).',
+    )
     .action(async (file: string, opts: { action: string; arg?: string[]; presenter?: string }) => {
       const ctx = context();
       const args = new Map<string, string>();
@@ -718,6 +737,10 @@ export function registerCredentialCommands(program: Command, context: () => CliC
           { action: opts.action, args, nowSeconds: now },
           { denySet },
         );
+        if (opts.presenter === undefined)
+          ctx.out.note(
+            `warning: no --presenter: checked as a bearer token, anyone holding this chain would pass as ${chain.actor}`,
+          );
         ctx.out.result(decision, () =>
           [
             `${decision.decision.toUpperCase()}: ${decision.actor} ${opts.action}`,
@@ -864,10 +887,13 @@ async function redeemOverNetwork(
       },
     ).catch((error: unknown) => {
       if (!isMandateError(error, 'ERR_CHANNEL_PEER_REJECTED')) throw error;
+      // With a cause, this side refused the peer; without, the peer refused this side.
       throw new MandateError(
         error.code,
         error.kind,
-        `the node at \`${ticket.route}\` is not the ticket's authority \`${authorityId}\` (or failed to prove it)`,
+        error.cause === undefined
+          ? `the authority at \`${ticket.route}\` refused identity \`${name}\``
+          : `the node at \`${ticket.route}\` is not the ticket's authority \`${authorityId}\` (or failed to prove it)`,
         { cause: error.cause },
       );
     });
