@@ -451,6 +451,44 @@ describe('Authority: enrollers', () => {
     expect(repository.written).toEqual([]);
   });
 
+  // Issue 8, vulnerability 4: a missing `tools` grants no tool, so it bounds what is passed on.
+  it('refuses an enroller that holds no `tools` granting tools', async () => {
+    const { authority, enroller, repository } = await withEnroller(['refund<=1000']);
+    const error = await rejection(
+      authority.createTicket(enroller, {
+        attributes: attrs('tools=read_orders', 'refund<=10'),
+        nowSeconds: NOW,
+      }),
+    );
+    expect(error).toMatchObject({ code: 'ERR_TICKET_ATTRIBUTES_EXCEED', kind: 'forbidden' });
+    expect(repository.written).toEqual([]);
+  });
+
+  // Issue 8, vulnerability 3: a constraint scoped to a tool nobody granted is a mistake.
+  it('refuses a constraint scoped to a tool no `tools` grants, by ticket or directly', async () => {
+    const { authority, authorityId, agents, repository } = await withEnroller();
+    for (const granted of [
+      ['tools=read_orders', 'issue_refund#refund<=10'],
+      ['issue_refund#refund<=10'],
+    ]) {
+      const error = await rejection(
+        authority.createTicket(authorityId, { attributes: attrs(...granted), nowSeconds: NOW }),
+      );
+      expect(error).toMatchObject({ code: 'ERR_CONSTRAINT_TOOL_NOT_GRANTED' });
+      const direct = await rejection(
+        authority.addMember(authorityId, agents[2]!.identity.identifier, attrs(...granted), {
+          nowSeconds: NOW,
+        }),
+      );
+      expect(direct).toMatchObject({ code: 'ERR_CONSTRAINT_TOOL_NOT_GRANTED' });
+    }
+    expect(repository.written).toEqual([]);
+    await authority.createTicket(authorityId, {
+      attributes: attrs('tools=orders.refund,read_orders', 'orders.refund#amount<=10'),
+      nowSeconds: NOW,
+    });
+  });
+
   it('passes reserved attributes on only exactly as the enroller holds them', async () => {
     const { authority, enroller } = await withEnroller([...SHOP, 'mandate.max-depth:1']);
     await authority.createTicket(enroller, {
