@@ -445,8 +445,8 @@ describe('encodeConstraintValue / decodeConstraintValue', () => {
       values: ['0b6b0c4a-1c3e-4e55-9f7e-6b8a1e9d4c21'],
     });
     expect(decoded('I0123abcd')).toEqual({ kind: 'set', values: ['I0123abcd'] });
-    expect(accepts('ockam-role', decoded('enroller'), 'enroller')).toBe(true);
-    expect(accepts('ockam-role', decoded('enroller'), 'member')).toBe(false);
+    expect(accepts('role', decoded('enroller'), 'enroller')).toBe(true);
+    expect(accepts('role', decoded('enroller'), 'member')).toBe(false);
   });
 
   it.each([
