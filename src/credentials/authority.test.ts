@@ -369,6 +369,18 @@ describe('Authority: tickets and redemption', () => {
         authority.createTicket(authorityId, { ...base, ...options }),
       ).rejects.toMatchObject({ code: 'ERR_ARGUMENT_INVALID' });
     }
+    // Issue 8, vulnerability 7: a ticket's expiry is never compared with a time that is not
+    // unix seconds, at creation or at redemption.
+    const code = codeOfTicket(await authority.createTicket(authorityId, base));
+    const { agents } = await setup({}, 1);
+    for (const now of [Number.NaN, undefined, Infinity, -Infinity, NOW + 0.5]) {
+      await expect(
+        authority.createTicket(authorityId, { ...base, nowSeconds: now as number }),
+      ).rejects.toMatchObject({ code: 'ERR_ARGUMENT_INVALID' });
+      await expect(
+        authority.redeem({ code, changeHistory: agents[0]!.identity.changeHistory }, now as number),
+      ).rejects.toMatchObject({ code: 'ERR_ARGUMENT_INVALID' });
+    }
     await authority.createTicket(authorityId, { ...base, ttlSeconds: 7 * 24 * 3600, uses: 1000 });
     await expect(
       authority.createTicket(authorityId, {

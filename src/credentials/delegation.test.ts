@@ -549,6 +549,43 @@ describe('delegation chains', () => {
     });
   });
 
+  it('never skips a scoped constraint in a decision, whatever the tool name (property)', async () => {
+    const w = await world();
+    const toolName = fc.oneof(
+      fc.constantFrom('orders', 'orders.refund', 'orders.refund.amount', 'github/create_issue'),
+      fc.stringMatching(/^[A-Za-z0-9_.:-][A-Za-z0-9_.:@/-]{0,40}$/),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        toolName,
+        toolName,
+        fc.integer({ min: -50, max: 50 }),
+        fc.integer({ min: -100, max: 100 }),
+        async (tool, other, limit, amount) => {
+          fc.pre(tool !== other);
+          const root = await issueCredential(
+            w.vault,
+            w.authority.issuer,
+            w.alice.identity,
+            constraintsToAttributes(
+              constraints(`tools=${tool},${other}`, `${tool}#amount<=${limit}`),
+            ),
+            { nowSeconds: NOW, ttlSeconds: 3600 },
+          );
+          const chain = w.verify(chainFromCredential(root, w.alice.identity));
+          const own = authorize(chain, request(tool, { amount: String(amount) }));
+          expect(own.decision).toBe(amount <= limit ? 'allow' : 'deny');
+          expect(authorize(chain, request(tool)).decision).toBe('deny');
+          expect(authorize(chain, request(other, { amount: String(amount) })).decision).toBe(
+            'allow',
+          );
+          expect(authorize(chain, request(other)).decision).toBe('allow');
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
   it('refuses a scoped constraint on a tool no `tools` constraint grants, at issue and at verify', async () => {
     const ungranted = await world(['tools=read_orders', 'issue_refund#amount<=100']);
     expect(codeOf(() => ungranted.verify(ungranted.chain0))).toBe(
