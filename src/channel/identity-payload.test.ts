@@ -15,6 +15,7 @@ import {
 import {
   decodeIdentityPayload,
   encodeIdentityPayload,
+  revalidatePeer,
   TrustPolicies,
   VerifiedPeerCache,
   verifyPeer,
@@ -22,6 +23,7 @@ import {
 } from './identity-payload.js';
 import { verifyCredential } from '../credentials/index.js';
 import { freshDenySet, revoke } from '../../test/helpers/deny-set.js';
+import { codeOf } from '../../test/helpers/errors.js';
 
 const NOW = 1_800_000_000;
 
@@ -231,6 +233,42 @@ describe('the identity payload of a handshake', () => {
           expect(isMandateError(error)).toBe(true);
         }
       }),
+    );
+  });
+});
+
+describe('revalidating a peer', () => {
+  // Issue 8, vulnerability 7: a NaN clock compared false against every expiry and kept them all.
+  it.each([
+    ['NaN', Number.NaN],
+    ['undefined', undefined],
+    ['Infinity', Number.POSITIVE_INFINITY],
+    ['-Infinity', Number.NEGATIVE_INFINITY],
+    ['1.5', 1.5],
+  ])('refuses a `nowSeconds` of %s, and so does verifyPeer', async (_, now) => {
+    const w = await world();
+    const bytes = encodeIdentityPayload({
+      changeHistory: w.alice.identity.changeHistory,
+      secureChannelAttestation: w.alice.channelAttestation,
+      credentials: [w.credential],
+      chains: [],
+    });
+    const options = {
+      remoteStaticKey: w.alice.x25519,
+      authorities: w.authorities,
+      trustPolicy: TrustPolicies.credentialHolder(),
+    };
+    const peer = verifyPeer(bytes, { ...options, nowSeconds: NOW + 1 });
+    expect(
+      codeOf(() =>
+        revalidatePeer(peer, {
+          nowSeconds: now as number,
+          trustPolicy: TrustPolicies.credentialHolder(),
+        }),
+      ),
+    ).toBe('ERR_ARGUMENT_INVALID');
+    expect(causeCode(() => verifyPeer(bytes, { ...options, nowSeconds: now as number }))).toBe(
+      'ERR_ARGUMENT_INVALID',
     );
   });
 });

@@ -1,4 +1,10 @@
-import { MandateError, ErrorKind, invalid } from '../core/index.js';
+import {
+  checkUnixSeconds,
+  isUnixSeconds,
+  MandateError,
+  ErrorKind,
+  invalid,
+} from '../core/index.js';
 import { sha256 } from '../crypto/index.js';
 import {
   bytesEqual,
@@ -245,6 +251,7 @@ export class VerifiedPeerCache {
     const peer = entry.peer;
     const known = options.knownIdentities?.get(peer.identifier);
     const stands =
+      isUnixSeconds(now) &&
       entry.authorities === options.authorities &&
       now >= entry.verifiedAt &&
       now < entry.validUntil &&
@@ -299,6 +306,7 @@ export class VerifiedPeerCache {
  */
 export function verifyPeer(payloadBytes: Uint8Array, options: VerifyPeerOptions): VerifiedPeer {
   try {
+    checkUnixSeconds(options.nowSeconds);
     const cache = options.cache;
     const key = cache === undefined ? '' : toHex(sha256(payloadBytes));
     let peer = cache?.lookup(key, options);
@@ -432,8 +440,8 @@ export function peerExpiresAt(peer: VerifiedPeer): number {
  * handshake: credentials and chains that have expired, or whose ids the deny-set now holds, are
  * dropped (a stale deny-set drops them all: fail closed), and the trust policy must still accept
  * what is left. Returns the peer itself when nothing changed. Throws `ERR_REVOKED` when the
- * peer's identity is revoked, `ERR_CHANNEL_PEER_EXPIRED` when the policy refuses what is left.
- * Pure and synchronous.
+ * peer's identity is revoked, `ERR_CHANNEL_PEER_EXPIRED` when the policy refuses what is left,
+ * `ERR_ARGUMENT_INVALID` when `nowSeconds` is not unix seconds. Pure and synchronous.
  */
 export function revalidatePeer(
   peer: VerifiedPeer,
@@ -443,7 +451,8 @@ export function revalidatePeer(
     readonly denySet?: DenySet | undefined;
   },
 ): VerifiedPeer {
-  const now = options.nowSeconds;
+  // A time that is not unix seconds would keep every credential (`NaN >= expiresAt` is false).
+  const now = checkUnixSeconds(options.nowSeconds);
   const denySet = options.denySet;
   if (denySet?.isRevoked(peer.identifier) === true) {
     throw new MandateError(

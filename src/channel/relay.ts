@@ -16,7 +16,7 @@ import {
   expectUint,
   type CborValue,
 } from '../encoding/index.js';
-import { decodeConstraintValue } from '../credentials/index.js';
+import { decodeConstraintValue, RELAY_ATTRIBUTE } from '../credentials/index.js';
 import {
   localAddress,
   RELAY_PREFIX,
@@ -50,7 +50,8 @@ import { SecureChannelLocalInfo } from './secure-channel.js';
  * answers `[1, 2, secret]` (registered), `[1, 3, name]` (bound), `[1, 4, code: tstr]` (refused).
  */
 export const RELAY_SERVICE_ADDRESS = 'relay';
-export const RELAY_ATTRIBUTE = 'relay';
+// One list of infrastructure attribute names lives in credentials/constraints.ts; `relay` is one.
+export { RELAY_ATTRIBUTE };
 export const DEFAULT_RELAY_TIMEOUT_MS = 10_000;
 
 const VERSION = 1;

@@ -2,6 +2,7 @@ import {
   ErrorKind,
   invalid,
   isMandateError,
+  isUnixSeconds,
   MandateError,
   silentLogger,
   systemClock,
@@ -563,13 +564,16 @@ class ChannelEnd {
     }
   };
 
-  /** The peer now; throws ERR_REVOKED or ERR_CHANNEL_PEER_EXPIRED (see revalidatePeer). */
+  /**
+   * The peer now; throws ERR_REVOKED, ERR_CHANNEL_PEER_EXPIRED or, for a clock that is not unix
+   * seconds, ERR_ARGUMENT_INVALID (see revalidatePeer): the peer is then dropped.
+   */
   #peerNow(): VerifiedPeer | undefined {
     const peer = this.#peer;
     if (peer === undefined) return undefined;
     const now = this.#clock.nowSeconds();
     const { denySet, trustPolicy } = this.#options.verify;
-    if (now < this.#peerValidUntil) {
+    if (isUnixSeconds(now) && now < this.#peerValidUntil) {
       if (denySet === undefined) return peer;
       try {
         denySet.assertNoneRevoked(this.#peerRevocationIds, now);

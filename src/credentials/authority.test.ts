@@ -369,6 +369,18 @@ describe('Authority: tickets and redemption', () => {
         authority.createTicket(authorityId, { ...base, ...options }),
       ).rejects.toMatchObject({ code: 'ERR_ARGUMENT_INVALID' });
     }
+    // Issue 8, vulnerability 7: a ticket's expiry is never compared with a time that is not
+    // unix seconds, at creation or at redemption.
+    const code = codeOfTicket(await authority.createTicket(authorityId, base));
+    const { agents } = await setup({}, 1);
+    for (const now of [Number.NaN, undefined, Infinity, -Infinity, NOW + 0.5]) {
+      await expect(
+        authority.createTicket(authorityId, { ...base, nowSeconds: now as number }),
+      ).rejects.toMatchObject({ code: 'ERR_ARGUMENT_INVALID' });
+      await expect(
+        authority.redeem({ code, changeHistory: agents[0]!.identity.changeHistory }, now as number),
+      ).rejects.toMatchObject({ code: 'ERR_ARGUMENT_INVALID' });
+    }
     await authority.createTicket(authorityId, { ...base, ttlSeconds: 7 * 24 * 3600, uses: 1000 });
     await expect(
       authority.createTicket(authorityId, {
@@ -449,6 +461,44 @@ describe('Authority: enrollers', () => {
     );
     expect(error).toMatchObject({ code: 'ERR_TICKET_ATTRIBUTES_EXCEED', kind: 'forbidden' });
     expect(repository.written).toEqual([]);
+  });
+
+  // Issue 8, vulnerability 4: a missing `tools` grants no tool, so it bounds what is passed on.
+  it('refuses an enroller that holds no `tools` granting tools', async () => {
+    const { authority, enroller, repository } = await withEnroller(['refund<=1000']);
+    const error = await rejection(
+      authority.createTicket(enroller, {
+        attributes: attrs('tools=read_orders', 'refund<=10'),
+        nowSeconds: NOW,
+      }),
+    );
+    expect(error).toMatchObject({ code: 'ERR_TICKET_ATTRIBUTES_EXCEED', kind: 'forbidden' });
+    expect(repository.written).toEqual([]);
+  });
+
+  // Issue 8, vulnerability 3: a constraint scoped to a tool nobody granted is a mistake.
+  it('refuses a constraint scoped to a tool no `tools` grants, by ticket or directly', async () => {
+    const { authority, authorityId, agents, repository } = await withEnroller();
+    for (const granted of [
+      ['tools=read_orders', 'issue_refund#refund<=10'],
+      ['issue_refund#refund<=10'],
+    ]) {
+      const error = await rejection(
+        authority.createTicket(authorityId, { attributes: attrs(...granted), nowSeconds: NOW }),
+      );
+      expect(error).toMatchObject({ code: 'ERR_CONSTRAINT_TOOL_NOT_GRANTED' });
+      const direct = await rejection(
+        authority.addMember(authorityId, agents[2]!.identity.identifier, attrs(...granted), {
+          nowSeconds: NOW,
+        }),
+      );
+      expect(direct).toMatchObject({ code: 'ERR_CONSTRAINT_TOOL_NOT_GRANTED' });
+    }
+    expect(repository.written).toEqual([]);
+    await authority.createTicket(authorityId, {
+      attributes: attrs('tools=orders.refund,read_orders', 'orders.refund#amount<=10'),
+      nowSeconds: NOW,
+    });
   });
 
   it('passes reserved attributes on only exactly as the enroller holds them', async () => {

@@ -1,4 +1,5 @@
 import {
+  checkUnixSeconds,
   ErrorKind,
   invalid,
   MandateError,
@@ -21,6 +22,7 @@ import {
 } from '../identity/index.js';
 import type { AuthorityRepository, Member, StoredTicket } from './authority-repository.js';
 import {
+  assertScopedToolsGranted,
   checkConstraintsNarrower,
   constraintsFromAttributes,
   type Constraints,
@@ -49,10 +51,13 @@ import { ENROLLMENT_CODE_BYTES, formatEnrollmentTicket } from './enrollment-tick
  * - every failure to redeem is the same `ERR_TICKET_INVALID`; the local reason is its `cause`.
  *
  * Attributes are constraints (constraints.ts): a name a credential lacks is a dimension its
- * holder is NOT restricted in. So "at most as wide" means: every name the bound carries is in
- * the grant and narrower-or-equal (`checkConstraintsNarrower` alone lets a child omit a name,
- * which is right for a delegation link, where the parent's constraint still applies, but would
- * make a root credential unrestricted in that name). Reserved `mandate.` attributes (chain
+ * holder is NOT restricted in — except `tools`, whose absence grants no tool at all (deny by
+ * default). So "at most as wide" means: every name the bound carries is in the grant and
+ * narrower-or-equal (`checkConstraintsNarrower` alone lets a child omit a name, which is right
+ * for a delegation link, where the parent's constraint still applies, but would make a root
+ * credential unrestricted in that name), and a grant carries `tools` only if the bound does. A
+ * constraint scoped to a tool (`TOOL#ARG`) must name a tool the grant's `tools` grants
+ * (`ERR_CONSTRAINT_TOOL_NOT_GRANTED`). Reserved `mandate.` attributes (chain
  * metadata such as `mandate.max-depth`) pass from an enroller only exactly as it holds them.
  */
 
@@ -263,8 +268,11 @@ export class Authority {
       throw notFound('ERR_MEMBER_NOT_FOUND', `\`${identifier}\` is not a member of this authority`);
     const subject =
       typeof member === 'string' ? (await this.#identities.get(member)).identity : member;
-    // The policy may have narrowed since the member was added.
-    this.#checkPolicy(constraintsFromAttributes(stored.attributes));
+    // The policy may have narrowed since the member was added; a stored grant from before scoped
+    // constraints had to name a granted tool is refused rather than issued.
+    const constraints = constraintsFromAttributes(stored.attributes);
+    assertScopedToolsGranted(constraints, undefined);
+    this.#checkPolicy(constraints);
     return this.#issue(await this.#issuer(), subject, stored.attributes, now, options.ttlSeconds);
   }
 
@@ -389,6 +397,7 @@ export class Authority {
     makeEnroller: boolean,
   ): Promise<void> {
     const constraints = constraintsFromAttributes(attributes);
+    assertScopedToolsGranted(constraints, undefined);
     if (by !== authority) {
       const grantor = await this.#requireEnroller(by);
       if (makeEnroller)
@@ -498,7 +507,5 @@ function checkCount(value: number, name: string, max: number): number {
 }
 
 function checkNow(nowSeconds: number): number {
-  if (!Number.isSafeInteger(nowSeconds) || nowSeconds < 0)
-    throw invalid('ERR_ARGUMENT_INVALID', '`nowSeconds` must be a non-negative integer');
-  return nowSeconds;
+  return checkUnixSeconds(nowSeconds);
 }

@@ -1,6 +1,6 @@
 import { toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
-import { MandateError, ErrorKind } from '../core/index.js';
+import { checkUnixSeconds, MandateError, ErrorKind } from '../core/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import { verifyChain, type VerifiedChain } from './delegation.js';
 import type { DenySet } from './deny-set.js';
@@ -46,9 +46,9 @@ export class ChainVerifier {
     bytes: Uint8Array,
     options: { readonly nowSeconds: number; readonly presenter?: Identifier },
   ): VerifiedChain {
+    const now = checkUnixSeconds(options.nowSeconds);
     const key = toHex(sha256(bytes));
     const entry = this.#cache.get(key);
-    const now = options.nowSeconds;
     if (entry !== undefined && now - entry.verifiedAt <= this.#maxAge && now >= entry.verifiedAt) {
       const { chain } = entry;
       if (now >= chain.expiresAt) {

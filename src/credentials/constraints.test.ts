@@ -9,6 +9,8 @@ import {
   constraintsFromAttributes,
   constraintsToAttributes,
   decodeConstraintValue,
+  assertScopedToolsGranted,
+  INFRASTRUCTURE_ATTRIBUTES,
   encodeConstraintValue,
   formatConstraint,
   parseConstraint,
@@ -29,10 +31,10 @@ const decoded = (value: string): Constraint => decodeConstraintValue(utf8.encode
 /** A request that gives `value` to the constraint named `name` (the action for `tools`). */
 function requestFor(name: string, value: string, nowSeconds = 0): AuthorizationRequest {
   if (name === 'tools') return { action: value, args: new Map(), nowSeconds };
-  // `tool.arg` reads `arg` on calls of `tool`.
-  const dot = name.indexOf('.');
-  return dot > 0
-    ? { action: name.slice(0, dot), args: new Map([[name.slice(dot + 1), value]]), nowSeconds }
+  // `tool#arg` reads `arg` on calls of `tool`.
+  const hash = name.indexOf('#');
+  return hash > 0
+    ? { action: name.slice(0, hash), args: new Map([[name.slice(hash + 1), value]]), nowSeconds }
     : { action: 'noop', args: new Map([[name, value]]), nowSeconds };
 }
 const wellFormed = (constraint: Constraint): boolean => {
@@ -49,9 +51,24 @@ const accepts = (name: string, constraint: Constraint, value: string, nowSeconds
 // ---------------------------------------------------------------------------------------------
 // Arbitraries: small alphabets so that random parents and children overlap often.
 
+const argumentNameArb = fc
+  .stringMatching(/^[a-z0-9_.-]{1,64}$/)
+  .filter((name) => !INFRASTRUCTURE_ATTRIBUTES.includes(name) && name !== 'tools');
+/** Tool names as MCP servers write them: dots, slashes, colons, mixed case. */
+const toolNameArb = fc.oneof(
+  fc.constantFrom(
+    'orders',
+    'orders.refund',
+    'orders.refund.amount',
+    'github/create_issue',
+    'db:query',
+  ),
+  fc.stringMatching(/^[A-Za-z0-9_.:-][A-Za-z0-9_.:@/-]{0,127}$/),
+);
 const nameArb = fc.oneof(
-  fc.constantFrom('tools', 'refund', 'file', 'x'),
-  fc.stringMatching(/^[a-z0-9_.-]{1,64}$/),
+  fc.constantFrom('tools', 'refund', 'file', 'x', 'orders.refund#amount'),
+  argumentNameArb,
+  fc.tuple(toolNameArb, argumentNameArb).map(([tool, argument]) => `${tool}#${argument}`),
 );
 const setValueArb = fc.oneof(
   {
@@ -71,7 +88,7 @@ const setValueArb = fc.oneof(
       'x:y',
     ),
   },
-  { weight: 1, arbitrary: fc.stringMatching(/^[A-Za-z0-9_.:-][A-Za-z0-9_.:@-]{0,127}$/) },
+  { weight: 1, arbitrary: fc.stringMatching(/^[A-Za-z0-9_.:-][A-Za-z0-9_.:@/-]{0,127}$/) },
 );
 const segmentArb = fc.oneof(
   {
@@ -428,8 +445,8 @@ describe('encodeConstraintValue / decodeConstraintValue', () => {
       values: ['0b6b0c4a-1c3e-4e55-9f7e-6b8a1e9d4c21'],
     });
     expect(decoded('I0123abcd')).toEqual({ kind: 'set', values: ['I0123abcd'] });
-    expect(accepts('ockam-role', decoded('enroller'), 'enroller')).toBe(true);
-    expect(accepts('ockam-role', decoded('enroller'), 'member')).toBe(false);
+    expect(accepts('role', decoded('enroller'), 'enroller')).toBe(true);
+    expect(accepts('role', decoded('enroller'), 'member')).toBe(false);
   });
 
   it.each([
@@ -887,13 +904,14 @@ describe('constraint maps', () => {
 });
 
 describe('tool-scoped constraints', () => {
-  const req = (action: string, args: Record<string, string>) => ({
+  const req = (action: string, args: Record<string, string>, nowSeconds = 0) => ({
     action,
     args: new Map(Object.entries(args)),
-    nowSeconds: 0,
+    nowSeconds,
   });
-  it('apply only to calls of their tool', () => {
-    const [name, constraint] = parseConstraint('issue_refund.amount<=100');
+  it('apply only to calls of the tool named before `#`', () => {
+    const [name, constraint] = parseConstraint('issue_refund#amount<=100');
+    expect(name).toBe('issue_refund#amount');
     expect(checkRequest(name, constraint, req('read_orders', {})).ok).toBe(true);
     expect(checkRequest(name, constraint, req('issue_refund', { amount: '100' })).ok).toBe(true);
     expect(checkRequest(name, constraint, req('issue_refund', { amount: '101' })).ok).toBe(false);
@@ -901,7 +919,126 @@ describe('tool-scoped constraints', () => {
     expect(checkRequest(name, constraint, req('issue_refund', {})).ok).toBe(false);
     // The full name is not read as an argument.
     expect(
-      checkRequest(name, constraint, req('issue_refund', { 'issue_refund.amount': '1' })).ok,
+      checkRequest(name, constraint, req('issue_refund', { 'issue_refund#amount': '1' })).ok,
     ).toBe(false);
+    // A scoped window bounds only its tool's calls.
+    const [wName, window] = parseConstraint('issue_refund#hours=@10..20');
+    expect(checkRequest(wName, window, req('read_orders', {}, 30)).ok).toBe(true);
+    expect(checkRequest(wName, window, req('issue_refund', {}, 30)).ok).toBe(false);
+    expect(checkRequest(wName, window, req('issue_refund', {}, 15)).ok).toBe(true);
+  });
+
+  // Issue 8, vulnerability 3: `orders.refund.amount<=100` split at the first dot, scoped itself to
+  // a tool `orders` and so never applied to `orders.refund`.
+  it('reads a dotted name as one argument name on every call: the old `TOOL.ARG` form fails closed', () => {
+    const [name, constraint] = parseConstraint('orders.refund.amount<=100');
+    expect(checkRequest(name, constraint, req('orders.refund', { amount: '1000000' })).ok).toBe(
+      false,
+    );
+    expect(checkRequest(name, constraint, req('orders', { 'refund.amount': '1000000' })).ok).toBe(
+      false,
+    );
+    expect(checkRequest(name, constraint, req('other', {})).ok).toBe(false);
+    expect(checkRequest(name, constraint, req('other', { 'orders.refund.amount': '100' })).ok).toBe(
+      true,
+    );
+  });
+
+  it('parses tool names with dots, slashes and colons; a value starting with `/` stays a path', () => {
+    expect(parseConstraint('github/create_issue#repo=mandate')[0]).toBe('github/create_issue#repo');
+    expect(parseConstraint('Orders.Refund:v2#amount<=5')[0]).toBe('Orders.Refund:v2#amount');
+    expect(parsed('tools=github/create_issue,orders.refund')).toEqual({
+      kind: 'set',
+      values: ['github/create_issue', 'orders.refund'],
+    });
+    expect(parsed('tools=/github/create_issue').kind).toBe('path');
+    for (const bad of [
+      '#amount<=1',
+      'refund#<=1',
+      'a#b#c<=1',
+      '/refund#amount<=1',
+      'refund#Amount<=1',
+      're fund#amount<=1',
+      'refund,x#amount<=1',
+      `${'t'.repeat(129)}#amount<=1`,
+      'refund#a*<=1',
+    ])
+      expectCode(() => parseConstraint(bad), SYNTAX);
+    expectCode(() => constraintsFromAttributes(new Map([['x#', utf8.encode('=1')]])), SYNTAX);
+  });
+
+  it('never skips a scoped constraint, and never lets one touch another tool (property)', () => {
+    fc.assert(
+      fc.property(
+        toolNameArb,
+        toolNameArb,
+        argumentNameArb,
+        constraintArb,
+        fc.oneof(setValueArb, fc.integer({ min: -30, max: 30 }).map(String), fc.constant('/a/b')),
+        fc.nat({ max: 50 }),
+        (tool, other, argument, constraint, value, now) => {
+          const [name, parsedConstraint] = parseConstraint(
+            formatConstraint(`${tool}#${argument}`, constraint),
+          );
+          expect(name).toBe(`${tool}#${argument}`);
+          // On its tool: exactly what the unscoped constraint on the argument answers.
+          const own = checkRequest(name, parsedConstraint, req(tool, { [argument]: value }, now));
+          const plain = checkRequest(
+            argument,
+            parsedConstraint,
+            req(tool, { [argument]: value }, now),
+          );
+          expect(own.ok).toBe(plain.ok);
+          if (parsedConstraint.kind !== 'window')
+            expect(checkRequest(name, parsedConstraint, req(tool, {}, now)).ok).toBe(false);
+          // On any other tool: no effect, whatever the arguments.
+          if (other !== tool)
+            expect(
+              checkRequest(name, parsedConstraint, req(other, { [argument]: value }, now)).ok,
+            ).toBe(true);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('must name a tool the `tools` constraint in force grants', () => {
+    const map = (...cli: string[]): Constraints => new Map(cli.map(parseConstraint));
+    const check = (declared: Constraints, inherited?: string): string =>
+      codeOf(() => {
+        assertScopedToolsGranted(declared, inherited === undefined ? undefined : parsed(inherited));
+      });
+    const NOT_GRANTED = 'ERR_CONSTRAINT_TOOL_NOT_GRANTED';
+    expect(check(map('tools=orders.refund,github/create_issue', 'orders.refund#amount<=1'))).toBe(
+      'accepted',
+    );
+    expect(check(map('tools=orders', 'orders.refund#amount<=1'))).toBe(NOT_GRANTED);
+    expect(check(map('orders.refund#amount<=1'))).toBe(NOT_GRANTED);
+    // Inherited when the level carries no `tools` of its own; its own wins when it does.
+    expect(check(map('orders.refund#amount<=1'), 'tools=orders.refund')).toBe('accepted');
+    expect(check(map('orders.refund#amount<=1'), 'tools=*')).toBe('accepted');
+    expect(check(map('tools=x', 'orders.refund#amount<=1'), 'tools=orders.refund,x')).toBe(
+      NOT_GRANTED,
+    );
+    // Unscoped names need no grant.
+    expect(check(map('amount<=1', 'relay=bob'))).toBe('accepted');
+  });
+});
+
+describe('infrastructure attributes', () => {
+  // Issue 8, vulnerability 4: `relay=bob` allowed any tool whose request carried `relay=bob`.
+  it('are never read from, nor satisfied by, tool-call arguments', () => {
+    for (const name of INFRASTRUCTURE_ATTRIBUTES) {
+      const constraint = parsed(`${name}=bob`);
+      expect(checkRequest(name, constraint, req0({ [name]: 'mallory' })).ok).toBe(true);
+      expect(checkRequest(name, constraint, req0({})).ok).toBe(true);
+    }
+    expect(INFRASTRUCTURE_ATTRIBUTES).toContain('relay');
+    expect(INFRASTRUCTURE_ATTRIBUTES).not.toContain('tools');
+  });
+  const req0 = (args: Record<string, string>): AuthorizationRequest => ({
+    action: 'any',
+    args: new Map(Object.entries(args)),
+    nowSeconds: 0,
   });
 });

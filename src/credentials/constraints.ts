@@ -1,4 +1,10 @@
-import { invalid, isMandateError, type ErrorCode, type MandateError } from '../core/index.js';
+import {
+  invalid,
+  isMandateError,
+  isUnixSeconds,
+  type ErrorCode,
+  type MandateError,
+} from '../core/index.js';
 
 /**
  * Constraints: what a mandate credential or a delegation link allows, one constraint per
@@ -25,15 +31,39 @@ import { invalid, isMandateError, type ErrorCode, type MandateError } from '../c
  * | name only in C        |                                                     | C's constraint applies                                                        | always: C may add names                                                                             |
  * | malformed either side |                                                     | denied                                                                        | never                                                                                               |
  *
- * Which value a constraint reads: the name `tools` reads `request.action`; a `window` reads
- * `request.nowSeconds`; a name `TOOL.ARG` applies only to calls of TOOL and reads argument ARG;
- * any other name reads `request.args.get(name)` on every call. A missing argument is denied
- * (fail closed).
+ * Deny by default: absent `tools` grants no tool. So a chain allows an action only when some level
+ * carries `tools` and every level that carries it accepts the action (delegation.ts `authorize`),
+ * and a child may not add `tools` below a parent that has none (that would grant from nothing).
+ *
+ * Which value a constraint reads (names are exact strings; see the lexical rules):
+ * - `tools` reads `request.action`;
+ * - a scoped name `TOOL#ARG` applies only to calls whose action is exactly TOOL, and there reads
+ *   argument ARG (or, for a window, `request.nowSeconds`); calls of other tools it leaves alone;
+ * - an infrastructure name (`INFRASTRUCTURE_ATTRIBUTES`: `relay`, Ockam's `ockam-relay`,
+ *   `ockam-role`, `project_id`, `trust_context_id`) is a capability of the network (a relay
+ *   registration, an enroller role), never a constraint on tool calls: it is not evaluated here,
+ *   so an argument can neither satisfy nor fail it;
+ * - a `window` reads `request.nowSeconds`, which must be unix seconds (a safe non-negative
+ *   integer; anything else is denied);
+ * - any other name — dots included: `orders.refund.amount` is one argument name, not a scope —
+ *   reads `request.args.get(name)` on every call.
+ * A missing argument is denied (fail closed).
+ *
+ * A scoped constraint must name a tool that the `tools` constraint in force at its level (the
+ * level's own, else the nearest above; `tools=*` grants any) accepts: `assertScopedToolsGranted`,
+ * run when a credential, ticket or link is issued and when a chain is verified
+ * (`ERR_CONSTRAINT_TOOL_NOT_GRANTED`). A constraint on a tool nobody may call is a mistake (a
+ * misspelled tool), not a restriction.
  *
  * Lexical rules (all ASCII; anything else is `ERR_CONSTRAINT_SYNTAX`):
- * - names: 1–64 of `a-z 0-9 _ . -` (lowercase only);
- * - set values: 1–128 of `A-Z a-z 0-9 _ . : @ -`, not starting with `@` (that marks a window), or
- *   exactly `*` alone; at most 256 values;
+ * - names: an argument name, 1–64 of `a-z 0-9 _ . -` (lowercase only), or a scoped name
+ *   `TOOL#ARG`: a tool name, one `#`, an argument name. `#` appears in neither part, so the split
+ *   is unambiguous;
+ * - tool names (in `tools` and before `#`): 1–128 of `A-Z a-z 0-9 _ . : @ / -`, case-sensitive,
+ *   not starting with `@` or `/` (so an MCP name such as `github/create_issue` or `db:query` is a
+ *   tool name, while a value starting with `/` is a path). A tool name never holds `#`, `,`, `*`,
+ *   `=`, `<`, `>`, `!`, `~` or whitespace;
+ * - set values: exactly the tool names, or exactly `*` alone; at most 256 values;
  * - integers: optional `-`, digits, no leading zeros, not `-0`, within ±(2^53−1) — no `+`, spaces,
  *   exponents, hex or fractions; the same rule applies to request values checked by `max`/`min`;
  * - paths: `/` then segments of 1–128 of `A-Z a-z 0-9 _ . : @ -`, never only dots (`.`, `..`),
@@ -63,6 +93,9 @@ export interface AuthorizationRequest {
 }
 export type ConstraintCheck =
   { readonly ok: true } | { readonly ok: false; readonly reason: string };
+/** A check over a map of constraints: the first failing name and why. */
+export type NamedCheck =
+  { readonly ok: true } | { readonly ok: false; readonly name: string; readonly reason: string };
 
 const SYNTAX: ErrorCode = 'ERR_CONSTRAINT_SYNTAX';
 const UNKNOWN_KIND: ErrorCode = 'ERR_CONSTRAINT_UNKNOWN_KIND';
@@ -70,11 +103,32 @@ const UNKNOWN_KIND: ErrorCode = 'ERR_CONSTRAINT_UNKNOWN_KIND';
 const MAX_SET_VALUES = 256;
 const MAX_PATH_CHARS = 2048;
 const MAX_VALUE_BYTES = 64 * 1024;
-/** The name whose constraint reads `request.action` instead of an argument. */
-const ACTION_NAME = 'tools';
+/** The name whose constraint reads `request.action` instead of an argument: the grant of tools. */
+export const TOOLS_ATTRIBUTE = 'tools';
+const ACTION_NAME = TOOLS_ATTRIBUTE;
+/** Which names a relay registration reads (channel/relay.ts). */
+export const RELAY_ATTRIBUTE = 'relay';
+/**
+ * Attribute names that are capabilities of the infrastructure, never constraints on a tool call:
+ * Mandate's relay registration, and the names Ockam's authority writes (research/ockam.md §3).
+ * checkRequest does not evaluate them, so `relay=bob` neither needs nor is satisfied by an
+ * argument `relay`. One list, here; the code that reads them (relays, enrollers) looks them up by
+ * name.
+ */
+export const INFRASTRUCTURE_ATTRIBUTES: readonly string[] = Object.freeze([
+  RELAY_ATTRIBUTE,
+  'ockam-relay',
+  'ockam-role',
+  'project_id',
+  'trust_context_id',
+]);
+const infrastructure: ReadonlySet<string> = new Set(INFRASTRUCTURE_ATTRIBUTES);
+/** Separates the tool from the argument in a scoped name; in neither a tool nor an argument name. */
+const SCOPE = '#';
 
-const NAME_RE = /^[a-z0-9_.-]{1,64}$/;
-const SET_VALUE_RE = /^[A-Za-z0-9_.:-][A-Za-z0-9_.:@-]{0,127}$/;
+const ARGUMENT_NAME_RE = /^[a-z0-9_.-]{1,64}$/;
+/** A tool name, and so a set value (`tools=…`); a first `/` would make it a path, `@` a window. */
+const SET_VALUE_RE = /^[A-Za-z0-9_.:-][A-Za-z0-9_.:@/-]{0,127}$/;
 const SEGMENT_RE = /^(?!\.+$)[A-Za-z0-9_.:@-]{1,128}$/;
 const UNSIGNED_RE = /^(?:0|[1-9][0-9]*)$/;
 // Segments are separated by `/`, which no segment contains, so this cannot backtrack badly.
@@ -255,11 +309,17 @@ function makePath(segments: readonly string[], subtree: boolean): Constraint {
 type Mode = 'cli' | 'wire';
 
 function checkName(name: string): void {
-  if (!NAME_RE.test(name))
+  const scope = name.indexOf(SCOPE);
+  const argument = scope < 0 ? name : name.slice(scope + 1);
+  if (scope >= 0 && !SET_VALUE_RE.test(name.slice(0, scope)))
     throw syntax(
-      name.length > 0 && NAME_RE.test(name.toLowerCase())
+      `the tool in constraint name \`${show(name)}\` must be 1 to 128 of \`A-Z a-z 0-9 _ . : @ / -\`, not starting with \`@\` or \`/\``,
+    );
+  if (!ARGUMENT_NAME_RE.test(argument))
+    throw syntax(
+      argument.length > 0 && ARGUMENT_NAME_RE.test(argument.toLowerCase())
         ? `constraint name \`${show(name)}\` must be lowercase`
-        : `constraint name \`${show(name)}\` must be 1 to 64 of \`a-z 0-9 _ . -\``,
+        : `constraint name \`${show(name)}\` must be 1 to 64 of \`a-z 0-9 _ . -\`, or \`TOOL#ARGUMENT\``,
     );
 }
 
@@ -372,7 +432,7 @@ function parseSet(text: string, mode: Mode): Constraint {
     if (value === '*') throw syntax(`set \`${show(text)}\`: \`*\` must stand alone`);
     if (!SET_VALUE_RE.test(value))
       throw syntax(
-        `set value \`${show(value)}\` must be 1 to 128 of \`A-Z a-z 0-9 _ . : @ -\`, not starting with \`@\``,
+        `set value \`${show(value)}\` must be 1 to 128 of \`A-Z a-z 0-9 _ . : @ / -\`, not starting with \`@\``,
       );
   }
   if (mode === 'cli') return makeSet([...new Set(values)].sort(compareAscii));
@@ -511,12 +571,17 @@ export function checkNarrower(child: Constraint, parent: Constraint): Constraint
 /**
  * Whole-map subset rule: every parent name that the child carries must be equal or narrower;
  * a name the child omits is inherited (allowed: evaluation is a conjunction over all links); a
- * child may add names. Returns the first failing name, in the parent's order.
+ * child may add names — except `tools`: a parent without `tools` grants no tool (deny by
+ * default), so a child adding `tools` would grant from nothing. Returns the first failing name,
+ * `tools` first, then in the parent's order.
  */
-export function checkConstraintsNarrower(
-  child: Constraints,
-  parent: Constraints,
-): { readonly ok: true } | { readonly ok: false; readonly name: string; readonly reason: string } {
+export function checkConstraintsNarrower(child: Constraints, parent: Constraints): NamedCheck {
+  if (child.has(ACTION_NAME) && !parent.has(ACTION_NAME))
+    return {
+      ok: false,
+      name: ACTION_NAME,
+      reason: 'nothing above grants any tool, so no `tools` can narrow it',
+    };
   for (const [name, parentConstraint] of parent) {
     const childConstraint = child.get(name);
     if (childConstraint === undefined) continue;
@@ -530,10 +595,11 @@ export function checkConstraintsNarrower(
 // Evaluation (runs on every tool call: no allocation on success for constraints from this module)
 
 /**
- * Does the request satisfy this one constraint? `tools` reads `request.action`, a window reads
- * `request.nowSeconds`, any other name reads `request.args.get(name)`; a missing argument is
- * denied. max/min accept only strict integers (`-?(0|[1-9][0-9]*)`, safe, not `-0`); a path
- * value must itself be a valid exact path.
+ * Does the request satisfy this one constraint? `tools` reads `request.action`; `TOOL#ARG`
+ * applies only to calls of TOOL and reads ARG; an infrastructure name is not evaluated; a window
+ * reads `request.nowSeconds` (denied unless unix seconds); any other name reads
+ * `request.args.get(name)`; a missing argument is denied. max/min accept only strict integers
+ * (`-?(0|[1-9][0-9]*)`, safe, not `-0`); a path value must itself be a valid exact path.
  */
 export function checkRequest(
   name: string,
@@ -543,24 +609,26 @@ export function checkRequest(
   const compiled = compiledOf(constraint);
   if (compiled.kind === 'malformed')
     return deny(`constraint \`${show(name)}\` is malformed: ${compiled.reason}`);
+  // `TOOL#ARG` scopes a constraint to one tool: it applies only to calls of exactly that tool
+  // (`issue_refund#amount<=100` leaves `read_orders` alone). Unscoped names apply to every call.
+  let argument = name;
+  const scope = name.indexOf(SCOPE);
+  if (scope >= 0) {
+    if (request.action !== name.slice(0, scope)) return OK;
+    argument = name.slice(scope + 1);
+  } else if (infrastructure.has(name)) {
+    return OK;
+  }
   if (compiled.kind === 'window') {
     const now = request.nowSeconds;
-    if (compiled.notBefore <= now && now < compiled.notAfter) return OK;
+    if (isUnixSeconds(now) && compiled.notBefore <= now && now < compiled.notAfter) return OK;
     return deny(
-      typeof now === 'number' && now < compiled.notBefore
-        ? `\`${show(name)}\` is not valid before ${compiled.notBefore} (now ${now})`
-        : `\`${show(name)}\` is not valid from ${compiled.notAfter} (now ${String(now)})`,
+      !isUnixSeconds(now)
+        ? `\`${show(name)}\`: the time \`${show(String(now))}\` is not unix seconds`
+        : now < compiled.notBefore
+          ? `\`${show(name)}\` is not valid before ${compiled.notBefore} (now ${now})`
+          : `\`${show(name)}\` is not valid from ${compiled.notAfter} (now ${now})`,
     );
-  }
-  // `tool.argument` scopes a constraint to one tool: it applies only to calls of that tool
-  // (`issue_refund.amount<=100` leaves `read_orders` alone). Unscoped names apply to every call.
-  let argument = name;
-  if (name !== ACTION_NAME) {
-    const dot = name.indexOf('.');
-    if (dot > 0) {
-      if (request.action !== name.slice(0, dot)) return OK;
-      argument = name.slice(dot + 1);
-    }
   }
   const value = name === ACTION_NAME ? request.action : request.args.get(argument);
   if (typeof value !== 'string')
@@ -594,6 +662,35 @@ export function checkRequest(
         `\`${show(name)}\` value \`${show(value)}\` is outside \`${describe(compiled)}\``,
       );
     }
+  }
+}
+
+const NO_ARGUMENTS: ReadonlyMap<string, string> = new Map();
+
+/**
+ * Every scoped constraint `TOOL#ARG` that `declared` (one level: a credential, a ticket, a link)
+ * carries must name a tool that the `tools` constraint in force at that level grants: the
+ * level's own `tools`, else `inherited` (the nearest above); none grants nothing, `tools=*` any.
+ * Throws ERR_CONSTRAINT_TOOL_NOT_GRANTED naming the first that does not, prefixed by `where`.
+ */
+export function assertScopedToolsGranted(
+  declared: Constraints,
+  inherited: Constraint | undefined,
+  where = '',
+): void {
+  const tools = declared.get(ACTION_NAME) ?? inherited;
+  for (const name of declared.keys()) {
+    const scope = name.indexOf(SCOPE);
+    if (scope < 0) continue;
+    const tool = name.slice(0, scope);
+    const granted =
+      tools !== undefined &&
+      checkRequest(ACTION_NAME, tools, { action: tool, args: NO_ARGUMENTS, nowSeconds: 0 }).ok;
+    if (!granted)
+      throw invalid(
+        'ERR_CONSTRAINT_TOOL_NOT_GRANTED',
+        `${where}constraint \`${show(name)}\` is scoped to tool \`${show(tool)}\`, which no \`tools\` constraint grants`,
+      );
   }
 }
 

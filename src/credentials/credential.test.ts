@@ -190,6 +190,9 @@ describe('issueCredential → verifyCredential', () => {
     expect(at(NOW, 0)).toBe('accepted');
     expect(at(NOW + DEFAULT_CREDENTIAL_TTL_SECONDS - 1)).toBe('accepted');
     expect(at(NOW + DEFAULT_CREDENTIAL_TTL_SECONDS)).toBe('ERR_CREDENTIAL_EXPIRED');
+    // Issue 8, vulnerability 7: a clock that is not a safe non-negative integer is refused.
+    for (const now of [Number.NaN, undefined, Infinity, -Infinity, NOW + 0.5, -1])
+      expect(at(now as number), String(now)).toBe('ERR_ARGUMENT_INVALID');
   });
 
   it('takes ttl and schema, and clips expires_at to the attestation', async () => {

@@ -1,4 +1,10 @@
-import { ErrorKind, invalid, MandateError, type ErrorCode } from '../core/index.js';
+import {
+  checkUnixSeconds,
+  ErrorKind,
+  invalid,
+  MandateError,
+  type ErrorCode,
+} from '../core/index.js';
 import { bytesEqual, toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
 import type { SigningVault } from '../vault/index.js';
@@ -87,9 +93,7 @@ export async function issueCredential(
   attributes: CredentialAttributes,
   options: IssueCredentialOptions,
 ): Promise<Uint8Array> {
-  const now = options.nowSeconds;
-  if (!Number.isSafeInteger(now) || now < 0)
-    throw invalid('ERR_ARGUMENT_INVALID', '`nowSeconds` must be a non-negative integer');
+  const now = checkUnixSeconds(options.nowSeconds);
   const ttl = options.ttlSeconds ?? DEFAULT_CREDENTIAL_TTL_SECONDS;
   if (!Number.isSafeInteger(ttl) || ttl <= 0 || ttl > MAX_CREDENTIAL_TTL_SECONDS) {
     throw invalid(
@@ -228,9 +232,7 @@ export function verifyCredential(
   bytes: Uint8Array,
   options: VerifyCredentialOptions,
 ): VerifiedCredential {
-  const now = options.nowSeconds;
-  if (!Number.isSafeInteger(now) || now < 0)
-    throw invalid('ERR_ARGUMENT_INVALID', '`nowSeconds` must be a non-negative integer');
+  const now = checkUnixSeconds(options.nowSeconds);
   const skew = options.maxClockSkewSeconds ?? DEFAULT_MAX_CLOCK_SKEW_SECONDS;
   if (!Number.isSafeInteger(skew) || skew < 0)
     throw invalid('ERR_ARGUMENT_INVALID', '`maxClockSkewSeconds` must be a non-negative integer');

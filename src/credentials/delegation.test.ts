@@ -39,7 +39,13 @@ const request = (action: string, args: Record<string, string> = {}, nowSeconds =
   nowSeconds,
 });
 
-async function world() {
+async function world(
+  rootConstraints: readonly string[] = [
+    'tools=read_orders,issue_refund',
+    'refund<=1000',
+    'order=/orders/**',
+  ],
+) {
   const vault = new MemoryVault();
   const identities = new Identities({
     vault,
@@ -65,9 +71,7 @@ async function world() {
     vault,
     authority.issuer,
     alice.identity,
-    constraintsToAttributes(
-      constraints('tools=read_orders,issue_refund', 'refund<=1000', 'order=/orders/**'),
-    ),
+    constraintsToAttributes(constraints(...rootConstraints)),
     { nowSeconds: NOW, ttlSeconds: 3600 },
   );
   const chain0 = chainFromCredential(root, alice.identity);
@@ -512,5 +516,184 @@ describe('delegation chains', () => {
         }),
       ),
     ).toBe('ERR_IDENTITY_HISTORY_FORK');
+  });
+
+  // Issue 8, vulnerability 3: a scoped constraint on a dotted tool name was silently skipped.
+  it('applies a scoped constraint to a tool whose name holds dots, slashes and colons', async () => {
+    const w = await world([
+      'tools=orders.refund,github/create_issue,db:query',
+      'orders.refund#amount<=100',
+      'github/create_issue#repo=mandate',
+      'db:query#table=orders',
+    ]);
+    const c0 = w.verify(w.chain0);
+    expect(authorize(c0, request('orders.refund', { amount: '1000000' }))).toMatchObject({
+      decision: 'deny',
+      failed: { link: 0, constraint: 'orders.refund#amount' },
+    });
+    expect(authorize(c0, request('orders.refund', { amount: '100' })).decision).toBe('allow');
+    expect(authorize(c0, request('github/create_issue', { repo: 'other' }))).toMatchObject({
+      decision: 'deny',
+      failed: { constraint: 'github/create_issue#repo' },
+    });
+    expect(authorize(c0, request('db:query', { table: 'orders' })).decision).toBe('allow');
+    expect(authorize(c0, request('db:query', { table: 'users' })).decision).toBe('deny');
+  });
+
+  it('reads the old dotted form `TOOL.ARG` as one argument name: it can only fail closed', async () => {
+    const w = await world(['tools=orders.refund', 'orders.refund.amount<=100']);
+    const c0 = w.verify(w.chain0);
+    expect(authorize(c0, request('orders.refund', { amount: '1000000' }))).toMatchObject({
+      decision: 'deny',
+      failed: { constraint: 'orders.refund.amount' },
+    });
+  });
+
+  it('never skips a scoped constraint in a decision, whatever the tool name (property)', async () => {
+    const w = await world();
+    const toolName = fc.oneof(
+      fc.constantFrom('orders', 'orders.refund', 'orders.refund.amount', 'github/create_issue'),
+      fc.stringMatching(/^[A-Za-z0-9_.:-][A-Za-z0-9_.:@/-]{0,40}$/),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        toolName,
+        toolName,
+        fc.integer({ min: -50, max: 50 }),
+        fc.integer({ min: -100, max: 100 }),
+        async (tool, other, limit, amount) => {
+          fc.pre(tool !== other);
+          const root = await issueCredential(
+            w.vault,
+            w.authority.issuer,
+            w.alice.identity,
+            constraintsToAttributes(
+              constraints(`tools=${tool},${other}`, `${tool}#amount<=${limit}`),
+            ),
+            { nowSeconds: NOW, ttlSeconds: 3600 },
+          );
+          const chain = w.verify(chainFromCredential(root, w.alice.identity));
+          const own = authorize(chain, request(tool, { amount: String(amount) }));
+          expect(own.decision).toBe(amount <= limit ? 'allow' : 'deny');
+          expect(authorize(chain, request(tool)).decision).toBe('deny');
+          expect(authorize(chain, request(other, { amount: String(amount) })).decision).toBe(
+            'allow',
+          );
+          expect(authorize(chain, request(other)).decision).toBe('allow');
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('refuses a scoped constraint on a tool no `tools` constraint grants, at issue and at verify', async () => {
+    const ungranted = await world(['tools=read_orders', 'issue_refund#amount<=100']);
+    expect(codeOf(() => ungranted.verify(ungranted.chain0))).toBe(
+      'ERR_CONSTRAINT_TOOL_NOT_GRANTED',
+    );
+    const toolless = await world(['issue_refund#amount<=100']);
+    expect(codeOf(() => toolless.verify(toolless.chain0))).toBe('ERR_CONSTRAINT_TOOL_NOT_GRANTED');
+    const any = await world(['tools=*', 'issue_refund#amount<=100']);
+    expect(codeOf(() => any.verify(any.chain0))).toBe('accepted');
+
+    const w = await world();
+    const c0 = w.verify(w.chain0);
+    const attempt = (...texts: string[]) =>
+      delegate(w.vault, w.alice.issuer, c0, {
+        nowSeconds: NOW,
+        subject: w.bob.identity,
+        constraints: constraints(...texts),
+      });
+    // Inherited `tools` grants issue_refund; the link's own `tools` narrows it away.
+    await expect(attempt('issue_refund#refund<=10')).resolves.toBeInstanceOf(Uint8Array);
+    await expect(attempt('drop_tables#refund<=10')).rejects.toMatchObject({
+      code: 'ERR_CONSTRAINT_TOOL_NOT_GRANTED',
+    });
+    await expect(attempt('tools=read_orders', 'issue_refund#refund<=10')).rejects.toMatchObject({
+      code: 'ERR_CONSTRAINT_TOOL_NOT_GRANTED',
+    });
+    const forged = await forge(w, c0, w.alice, w.bob.identity, {
+      constraints: constraints('tools=read_orders', 'issue_refund#refund<=10'),
+    });
+    expect(codeOf(() => w.verify(forged))).toBe('ERR_CONSTRAINT_TOOL_NOT_GRANTED');
+  });
+
+  // Issue 8, vulnerability 4: no attribute meant no restriction.
+  it('denies by default: a chain whose root carries no `tools` allows no action', async () => {
+    const w = await world(['refund<=1000']);
+    const c0 = w.verify(w.chain0);
+    expect(authorize(c0, request('drop_all_tables', { refund: '1' }))).toMatchObject({
+      decision: 'deny',
+      failed: { link: 0, constraint: 'tools' },
+    });
+    const empty = await world([]);
+    expect(authorize(empty.verify(empty.chain0), request('drop_all_tables')).decision).toBe('deny');
+    // A link cannot grant what its root never had: adding `tools` below a tool-less root widens.
+    await expect(
+      delegate(w.vault, w.alice.issuer, c0, {
+        nowSeconds: NOW,
+        subject: w.bob.identity,
+        constraints: constraints('tools=drop_all_tables'),
+      }),
+    ).rejects.toMatchObject({ code: 'ERR_DELEGATION_AMPLIFIES' });
+    const forged = await forge(w, c0, w.alice, w.bob.identity, {
+      constraints: constraints('tools=drop_all_tables'),
+    });
+    expect(codeOf(() => w.verify(forged))).toBe('ERR_DELEGATION_AMPLIFIES');
+  });
+
+  it('never reads an infrastructure attribute such as `relay` as a tool argument', async () => {
+    const relayOnly = await world(['relay=bob']);
+    expect(
+      authorize(relayOnly.verify(relayOnly.chain0), request('anything', { relay: 'bob' })).decision,
+    ).toBe('deny');
+    const w = await world(['tools=read_orders', 'relay=bob', 'ockam-role=enroller']);
+    const c0 = w.verify(w.chain0);
+    // Neither refused for a missing argument nor satisfied by one.
+    expect(authorize(c0, request('read_orders')).decision).toBe('allow');
+    expect(authorize(c0, request('issue_refund', { relay: 'bob' })).decision).toBe('deny');
+  });
+
+  // Issue 8, vulnerability 7: a missing clock failed open.
+  it.each([
+    ['NaN', Number.NaN],
+    ['undefined', undefined],
+    ['Infinity', Number.POSITIVE_INFINITY],
+    ['-Infinity', Number.NEGATIVE_INFINITY],
+    ['1.5', 1.5],
+    ['-1', -1],
+  ])('treats a `nowSeconds` of %s as a failure everywhere', async (_, now) => {
+    const w = await world();
+    const c0 = w.verify(w.chain0);
+    const at = now as number;
+    expect(authorize(c0, { action: 'read_orders', args: new Map(), nowSeconds: at })).toMatchObject(
+      { decision: 'deny', failed: { link: 0, constraint: null } },
+    );
+    // Every argument satisfied, no deny-set: the case that allowed, whatever the chain's window.
+    expect(
+      authorize(c0, {
+        action: 'read_orders',
+        args: new Map([
+          ['refund', '1'],
+          ['order', '/orders/1'],
+        ]),
+        nowSeconds: at,
+      }).decision,
+    ).toBe('deny');
+    expect(
+      codeOf(() => verifyChain(w.chain0, { nowSeconds: at, authorities: w.authorities })),
+    ).toBe('ERR_ARGUMENT_INVALID');
+    const verifier = new ChainVerifier({ authorities: w.authorities });
+    verifier.verify(w.chain0, { nowSeconds: NOW + 1 });
+    expect(codeOf(() => verifier.verify(w.chain0, { nowSeconds: at }))).toBe(
+      'ERR_ARGUMENT_INVALID',
+    );
+    await expect(
+      delegate(w.vault, w.alice.issuer, c0, {
+        nowSeconds: at,
+        subject: w.bob.identity,
+        constraints: constraints('refund<=10'),
+      }),
+    ).rejects.toMatchObject({ code: 'ERR_ARGUMENT_INVALID' });
   });
 });

@@ -1,4 +1,10 @@
-import { invalid, MandateError, ErrorKind } from '../core/index.js';
+import {
+  checkUnixSeconds,
+  invalid,
+  isUnixSeconds,
+  MandateError,
+  ErrorKind,
+} from '../core/index.js';
 import { bytesEqual, toHex } from '../encoding/index.js';
 import { randomBytes, sha256 } from '../crypto/index.js';
 import type { SigningVault } from '../vault/index.js';
@@ -25,11 +31,13 @@ import {
   type DecodedLink,
 } from './chain-codec.js';
 import {
+  assertScopedToolsGranted,
   checkConstraintsNarrower,
   checkRequest,
   constraintsFromAttributes,
   constraintsToAttributes,
   formatConstraint,
+  TOOLS_ATTRIBUTE,
   type AuthorizationRequest,
   type Constraint,
   type Constraints,
@@ -179,6 +187,7 @@ const fail = (
  * last the deny-set, for every revocation id and identity in the chain. Any failure throws.
  */
 export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): VerifiedChain {
+  checkUnixSeconds(options.nowSeconds);
   const decoded = decodeChain(bytes);
   const identities = new Map<Identifier, VerifiedIdentity>();
   for (const history of decoded.histories) {
@@ -217,6 +226,7 @@ export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): Ver
     [...root.attributes].filter(([name]) => !name.startsWith(RESERVED_PREFIX)),
   );
   const rootConstraints = constraintsFromAttributes(rootAttributes);
+  assertScopedToolsGranted(rootConstraints, undefined, 'the root credential: ');
   const rootDepth = readMaxDepth(root.attributes);
 
   const links: VerifiedLink[] = [];
@@ -299,6 +309,7 @@ export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): Ver
         `${where} widens constraint \`${narrower.name}\`: ${narrower.reason}`,
       );
     }
+    assertScopedToolsGranted(constraints, effective.get(TOOLS_ATTRIBUTE), `${where}: `);
     const hash = sha256(link.data);
     links.push({
       issuer,
@@ -441,6 +452,7 @@ export async function delegate(
   chain: VerifiedChain,
   options: DelegateOptions,
 ): Promise<Uint8Array> {
+  checkUnixSeconds(options.nowSeconds);
   if (issuer.identity.identifier !== chain.actor) {
     throw fail(
       'ERR_DELEGATION_PRINCIPAL_MISMATCH',
@@ -482,6 +494,7 @@ export async function delegate(
       `constraint \`${narrower.name}\` would widen the chain: ${narrower.reason}`,
     );
   }
+  assertScopedToolsGranted(options.constraints, chain.effectiveConstraints.get(TOOLS_ATTRIBUTE));
   const notBefore = Math.max(options.nowSeconds, chain.notBefore);
   let expiresAt: number | null = null;
   if (options.ttlSeconds !== undefined) {
@@ -558,7 +571,10 @@ export type Decision =
  * "May this chain do `request.action` with `request.args`?" Re-checks time and revocation, then
  * evaluates the CONJUNCTION of every link's constraints (the root's included) against the
  * request, so a gap in the subset check can never widen authority. Link 0 is the root credential.
- * Never throws for a denial; the answer says which link and which constraint failed.
+ * Deny by default: some level must carry `tools` (a grant of the action), and every level that
+ * does must accept it; a chain without `tools` allows nothing. A `nowSeconds` that is not unix
+ * seconds (NaN, a missing clock, ±Infinity, a fraction) denies. Never throws for a denial; the
+ * answer says which link and which constraint failed.
  */
 export function authorize(
   chain: VerifiedChain,
@@ -572,6 +588,8 @@ export function authorize(
     chain: steps,
     failed: { link, constraint, reason },
   });
+  if (!isUnixSeconds(request.nowSeconds))
+    return deny(0, null, `the time \`${String(request.nowSeconds)}\` is not unix seconds`);
   if (request.nowSeconds < chain.notBefore) return deny(0, null, 'the chain is not valid yet');
   if (request.nowSeconds >= chain.expiresAt) return deny(0, null, 'the chain has expired');
   if (options.denySet !== undefined) {
@@ -588,6 +606,10 @@ export function authorize(
     }
   }
   const levels = chain.levels;
+  let granted = false;
+  for (let index = 0; index < levels.length && !granted; index++)
+    granted = levels[index]!.has(TOOLS_ATTRIBUTE);
+  if (!granted) return deny(0, TOOLS_ATTRIBUTE, 'no credential or link grants any tool');
   for (let index = 0; index < levels.length; index++) {
     for (const [name, constraint] of levels[index]!) {
       const check = checkRequest(name, constraint, request);

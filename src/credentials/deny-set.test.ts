@@ -176,18 +176,21 @@ describe('DenySet', () => {
     expect((identityError as Error).message).toBe(`identity \`${identity(2)}\` is revoked`);
   });
 
-  it('reports staleness before revocation, and treats a NaN time as stale', () => {
+  it('reports staleness before revocation, and treats a time that is not a safe non-negative integer as stale', () => {
     const set = populated();
     expect(
       codeOf(() => {
         set.assertNoneRevoked([revocationId(1)], NOW + MAX_STALENESS + 1);
       }),
     ).toBe('ERR_DENY_SET_STALE');
-    expect(
-      codeOf(() => {
-        set.assertNoneRevoked([], Number.NaN);
-      }),
-    ).toBe('ERR_DENY_SET_STALE');
+    // Issue 8, vulnerability 7: every time that is not a safe non-negative integer fails closed.
+    for (const now of [Number.NaN, undefined, Infinity, -Infinity, NOW + 0.5, -1])
+      expect(
+        codeOf(() => {
+          set.assertNoneRevoked([], now as number);
+        }),
+        String(now),
+      ).toBe('ERR_DENY_SET_STALE');
     expect(
       (
         thrown(() => {

@@ -1,4 +1,11 @@
-import { conflict, ErrorKind, invalid, isMandateError, MandateError } from '../core/index.js';
+import {
+  conflict,
+  ErrorKind,
+  invalid,
+  isMandateError,
+  isUnixSeconds,
+  MandateError,
+} from '../core/index.js';
 import { isIdentifier } from '../identity/index.js';
 
 /**
@@ -208,12 +215,13 @@ export class DenySet {
   /**
    * The per-call check, with every id of a chain (each link's revocation id and each identity in
    * it). Throws ERR_DENY_SET_STALE when `nowSeconds - lastFreshAt > maxStalenessSeconds` (and when
-   * the set was never refreshed, or `nowSeconds` is not a number: fail closed), ERR_REVOKED when
+   * the set was never refreshed, or `nowSeconds` is not unix seconds: fail closed), ERR_REVOKED when
    * any id is in the set.
    */
   assertNoneRevoked(ids: readonly string[], nowSeconds: number): void {
-    // Written so that NaN compares false and lands in the stale branch.
-    if (!(nowSeconds - this.#freshAt <= this.#maxStalenessSeconds)) throw this.#stale(nowSeconds);
+    // A time that is not unix seconds (NaN, ±Infinity, a fraction, a missing clock) is stale.
+    if (!isUnixSeconds(nowSeconds) || nowSeconds - this.#freshAt > this.#maxStalenessSeconds)
+      throw this.#stale(nowSeconds);
     // An index loop, not for-of: no iterator object on the hot path, even before optimisation.
     for (let i = 0; i < ids.length; i++) {
       const entry = this.#entries.get(ids[i]!);
@@ -256,8 +264,9 @@ export class DenySet {
   }
 
   #stale(nowSeconds: number): MandateError {
-    const message =
-      this.#freshAt === Number.NEGATIVE_INFINITY
+    const message = !isUnixSeconds(nowSeconds)
+      ? `the time \`${String(nowSeconds)}\` is not unix seconds, so the deny-set cannot be fresh`
+      : this.#freshAt === Number.NEGATIVE_INFINITY
         ? 'the deny-set has never been refreshed'
         : `the deny-set was last refreshed at \`${this.#freshAt}\`, more than \`${this.#maxStalenessSeconds}\` s before \`${nowSeconds}\``;
     return new MandateError('ERR_DENY_SET_STALE', ErrorKind.unavailable, message);
@@ -379,7 +388,7 @@ export function checkNonNegativeInteger(name: string, value: number): void {
 }
 
 function isTime(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+  return isUnixSeconds(value);
 }
 
 /** Parses the entries of an update or snapshot; any fault makes the whole message invalid. */

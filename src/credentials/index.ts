@@ -25,6 +25,7 @@ export {
   checkRequest,
   constraintsFromAttributes,
   constraintsToAttributes,
+  RELAY_ATTRIBUTE,
 } from './constraints.js';
 export type {
   Constraint,

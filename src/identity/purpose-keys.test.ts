@@ -222,4 +222,31 @@ describe('the rotation grace rule', () => {
       codeOf(() => verifyPurposeKeyAttestation(identity, attestation, { nowSeconds: NOW + 2 })),
     ).toBe('ERR_PURPOSE_KEY_UNKNOWN_CHANGE');
   });
+
+  // Issue 8, vulnerability 7: a non-finite or fractional clock compared false and let an
+  // attestation through.
+  it.each([
+    ['NaN', Number.NaN],
+    ['undefined', undefined],
+    ['Infinity', Number.POSITIVE_INFINITY],
+    ['-Infinity', Number.NEGATIVE_INFINITY],
+    ['1.5', 1.5],
+    ['-1', -1],
+  ])('refuses a `nowSeconds` of %s when verifying or attesting', async (_, now) => {
+    const { vault, identity, primaryKey, credential } = await setup();
+    const attestation = await attestPurposeKey(vault, identity, primaryKey.keyId, credential, {
+      nowSeconds: NOW,
+      ttlSeconds: 3600,
+    });
+    expect(
+      codeOf(() =>
+        verifyPurposeKeyAttestation(identity, attestation, { nowSeconds: now as number }),
+      ),
+    ).toBe('ERR_ARGUMENT_INVALID');
+    await expect(
+      attestPurposeKey(vault, identity, primaryKey.keyId, credential, {
+        nowSeconds: now as number,
+      }),
+    ).rejects.toMatchObject({ code: 'ERR_ARGUMENT_INVALID' });
+  });
 });

@@ -1,4 +1,4 @@
-import { invalid, MandateError, ErrorKind } from '../core/index.js';
+import { checkUnixSeconds, invalid, MandateError, ErrorKind } from '../core/index.js';
 import {
   bytesEqual,
   decodeCbor,
@@ -108,8 +108,9 @@ export async function attestPurposeKey(
   key: PurposePublicKey,
   options: AttestPurposeKeyOptions,
 ): Promise<Uint8Array> {
+  const now = checkUnixSeconds(options.nowSeconds);
   const latest = identity.latestChange;
-  const createdAt = Math.max(options.nowSeconds, latest.attestationsValidFrom);
+  const createdAt = Math.max(now, latest.attestationsValidFrom);
   const expiresAt = Math.min(
     createdAt + (options.ttlSeconds ?? DEFAULT_PURPOSE_KEY_TTL_SECONDS),
     latest.attestationsValidUntil,
@@ -199,6 +200,8 @@ export function verifyPurposeKeyAttestation(
   attestation: Uint8Array,
   options: VerifyPurposeKeyOptions,
 ): VerifiedPurposeKey {
+  // First: a time that is not unix seconds would pass every comparison below.
+  const now = checkUnixSeconds(options.nowSeconds);
   const { subject, changeHash, key, createdAt, expiresAt, dataBytes, signature } =
     decodePurposeKeyAttestation(attestation);
   if (`I${toHex(subject)}` !== identity.identifier) {
@@ -222,7 +225,6 @@ export function verifyPurposeKeyAttestation(
   }
   const change = identity.changes[index]!;
   const latestIndex = identity.changes.length - 1;
-  const now = options.nowSeconds;
   if (index < latestIndex) {
     const laterChanges = identity.changes.slice(index + 1);
     if (laterChanges.some((c) => c.revokeAllPurposeKeys)) {

@@ -1432,3 +1432,79 @@ describe('mandate chain check arguments', () => {
     expect(r.code).toBe(0);
   });
 });
+
+describe('mandate chain check: no constraint is skipped, nothing is granted by omission', () => {
+  /** A home whose authority issued alice a credential with exactly these attributes. */
+  async function credentialWith(...attrs: string[]) {
+    const home = new Home();
+    await home.authorityInit();
+    await home.identity('alice');
+    const root = home.path('alice.chain');
+    await home.ok(
+      'credential',
+      'issue',
+      '--to',
+      'alice',
+      ...attrs.flatMap((a) => ['--attr', a]),
+      '--out',
+      root,
+    );
+    const check = async (action: string, ...args: string[]): Promise<Decision> => {
+      const r = await home.run(
+        '--json',
+        'chain',
+        'check',
+        root,
+        '--action',
+        action,
+        ...args.flatMap((a) => ['--arg', a]),
+      );
+      expect(r.stderr).toBe('');
+      const decision = json(r) as unknown as Decision;
+      expect(r.code).toBe(decision.decision === 'deny' ? 5 : 0);
+      return decision;
+    };
+    return { home, root, check };
+  }
+
+  // Issue 8, vulnerability 3.
+  it('applies a constraint scoped to a tool whose name holds a dot', async () => {
+    const scoped = await credentialWith('tools=orders.refund', 'orders.refund#amount<=100');
+    expect(await scoped.check('orders.refund', 'amount=1000000')).toMatchObject({
+      decision: 'deny',
+      failed: { link: 0, constraint: 'orders.refund#amount' },
+    });
+    expect((await scoped.check('orders.refund', 'amount=100')).decision).toBe('allow');
+    // The old dotted form is one argument name: it can only fail closed.
+    const dotted = await credentialWith('tools=orders.refund', 'orders.refund.amount<=100');
+    expect((await dotted.check('orders.refund', 'amount=1000000')).decision).toBe('deny');
+  });
+
+  it('refuses to issue a constraint scoped to a tool the credential does not grant', async () => {
+    const home = new Home();
+    await home.authorityInit();
+    await home.identity('alice');
+    await home.fails(
+      'ERR_CONSTRAINT_TOOL_NOT_GRANTED',
+      'credential',
+      'issue',
+      '--to',
+      'alice',
+      '--attr',
+      'tools=read_orders',
+      '--attr',
+      'orders.refund#amount<=100',
+    );
+  });
+
+  // Issue 8, vulnerability 4.
+  it('denies every action to a credential without `tools`, and never reads `relay` from the call', async () => {
+    const toolless = await credentialWith('refund<=1000');
+    expect(await toolless.check('drop_all_tables', 'refund=1')).toMatchObject({
+      decision: 'deny',
+      failed: { link: 0, constraint: 'tools' },
+    });
+    const relayOnly = await credentialWith('relay=bob');
+    expect((await relayOnly.check('drop_all_tables', 'relay=bob')).decision).toBe('deny');
+  });
+});

@@ -442,7 +442,7 @@ export function registerCredentialCommands(program: Command, context: () => CliC
     .requiredOption('--to <identity>', 'subject: a name or identifier this home knows')
     .option(
       '--attr <constraint>',
-      'attribute, e.g. tools=read_orders,issue_refund or refund<=1000 (repeatable)',
+      'attribute, e.g. tools=read_orders,issue_refund or issue_refund#amount<=1000 (repeatable; without tools=… no action is allowed)',
       collect,
     )
     .option('--ttl <duration>', 'lifetime (default 1h, at most 1d: longer is refused)')
@@ -617,7 +617,7 @@ export function registerCredentialCommands(program: Command, context: () => CliC
     .requiredOption('--to <identity>', 'the identity delegated to (name or identifier known here)')
     .option(
       '--constraint <constraint>',
-      'narrowing, e.g. tools=read_orders or refund<=100 (repeatable)',
+      'narrowing, e.g. tools=read_orders or issue_refund#amount<=100 (repeatable)',
       collect,
     )
     .option('--purpose <text>', 'why, e.g. "resolve complaint #4471"')

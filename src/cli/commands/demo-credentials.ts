@@ -122,7 +122,7 @@ export async function runCredentialScenario(
     constraintsToAttributes(
       constraints(
         'tools=issue_refund,read_orders',
-        'issue_refund.amount<=1000',
+        'issue_refund#amount<=1000',
         'order=/orders/**',
       ),
     ),
@@ -142,7 +142,7 @@ export async function runCredentialScenario(
     {
       nowSeconds: now,
       subject: support,
-      constraints: constraints('issue_refund.amount<=200'),
+      constraints: constraints('issue_refund#amount<=200'),
       purpose: 'support shift',
       ttlSeconds: 1800,
     },
