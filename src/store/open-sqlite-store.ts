@@ -7,6 +7,7 @@ import {
 import { DENY_SET_MIGRATION_SQL, SqliteDenySetRepository } from './sqlite-deny-set-repository.js';
 import {
   SqliteTrustAnchorRepository,
+  TRUST_ANCHOR_SCOPE_MIGRATION_SQL,
   TRUST_ANCHORS_MIGRATION_SQL,
 } from './sqlite-trust-anchor-repository.js';
 import {
@@ -21,6 +22,7 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   { version: 3, name: 'deny_set', sql: DENY_SET_MIGRATION_SQL },
   { version: 4, name: 'trust_anchors', sql: TRUST_ANCHORS_MIGRATION_SQL },
   { version: 5, name: 'authority', sql: AUTHORITY_MIGRATION_SQL },
+  { version: 6, name: 'trust_anchor_scope', sql: TRUST_ANCHOR_SCOPE_MIGRATION_SQL },
 ];
 
 /** The embedded default: one SQLite file for identities, sealed keys and credentials state. */
