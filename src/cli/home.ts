@@ -4,10 +4,11 @@ import { Identities } from '../identity/index.js';
 import { openKek, SoftwareVault } from '../vault/index.js';
 import { openSqliteStore, type SqliteStore } from '../store/index.js';
 import { DenySetWatcher, provisionIdentities, type ProvisionOptions } from '../node/index.js';
-import type { Identifier } from '../identity/index.js';
+import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import {
   Authority,
   DenySet,
+  trustedIdentifiers,
   type DenySetRepository,
   type TrustAnchorRepository,
 } from '../credentials/index.js';
@@ -35,6 +36,14 @@ export interface Home {
   readonly vault: SoftwareVault;
   readonly identities: Identities;
   readonly trustAnchors: TrustAnchorRepository;
+  /**
+   * The authorities a verifier in this home trusts, with their histories: the `all` anchors, and
+   * with `forIdentity` (a local identity holding or presenting what is verified) those scoped to
+   * it. Every verifier of the CLI gets its authorities here.
+   */
+  trustedAuthorities(options?: {
+    readonly forIdentity?: Identifier;
+  }): Promise<Map<Identifier, VerifiedIdentity>>;
   /** The authority's durable deny-set (this home's revocations). */
   readonly denySetRepository: DenySetRepository;
   /** A verifier's view of this home's deny-set as of `nowSeconds`, for a one-shot command. */
@@ -81,6 +90,13 @@ export async function openHome(
       vault,
       identities,
       trustAnchors: store.trustAnchors,
+      trustedAuthorities: async (trustOptions) => {
+        const out = new Map<Identifier, VerifiedIdentity>();
+        const anchors = await store.trustAnchors.listTrustAnchors();
+        for (const id of trustedIdentifiers(anchors, trustOptions))
+          out.set(id, (await identities.get(id)).identity);
+        return out;
+      },
       denySetRepository: store.denySet,
       denySet: async (nowSeconds) =>
         // The local repository is the source of truth: a snapshot taken now is fresh.

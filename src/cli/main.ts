@@ -7,6 +7,7 @@ import { registerIdentityCommands } from './commands/identity.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerCredentialCommands } from './commands/credentials.js';
 import { registerRelayCommands } from './commands/relay.js';
+import { registerTrustCommands } from './commands/trust.js';
 import { invalid, ManualClock, systemClock, type Clock } from '../core/index.js';
 import type { CliContext } from './context.js';
 
@@ -44,6 +45,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerDemoCommand(program, context);
   registerCredentialCommands(program, context);
   registerRelayCommands(program, context);
+  registerTrustCommands(program, context);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -8,6 +8,7 @@ import {
   type Logger,
 } from '../core/index.js';
 import { decodeCredential, type DenySet } from '../credentials/index.js';
+import { escapeControlCharacters } from '../encoding/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import {
   openSecureChannel,
@@ -42,7 +43,9 @@ export function stderrLogger(): Logger {
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}=${String(v)}`)
       .join(' ');
-    process.stderr.write(`${level} ${message}${rest === '' ? '' : ` ${rest}`}\n`);
+    // One line whatever a field holds: values can come from peers (see output.ts).
+    const text = `${level} ${message}${rest === '' ? '' : ` ${rest}`}`;
+    process.stderr.write(`${escapeControlCharacters(text)}\n`);
   };
   return {
     debug: () => undefined,

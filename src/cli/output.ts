@@ -1,4 +1,5 @@
 import { ErrorKind, isMandateError, type ErrorKind as Kind } from '../core/index.js';
+import { escapeControlCharacters } from '../encoding/index.js';
 
 /** Exit codes by error kind: stable, documented in docs/errors.md. */
 export const EXIT_CODES: Readonly<Record<Kind | 'usage', number>> = {
@@ -26,16 +27,30 @@ export interface Output {
   note(text: string): void;
 }
 
+/**
+ * Everything the CLI prints passes through here, and much of it came from outside: a chain's
+ * purposes, a credential's attribute values, a peer's attributes, names in error messages. No
+ * control or bidi control character reaches the terminal raw, so nothing printed can move the
+ * cursor, rewrite a line (a DENY repainted as ALLOW) or reorder text. Human text keeps its line
+ * feeds (a one-line field escapes them: formatFields); JSON keeps its value (the escapes are
+ * JSON's own, and JSON.stringify already escapes C0 in strings).
+ */
+function printable(text: string): string {
+  return escapeControlCharacters(text, '\n');
+}
+
 export function createOutput(json: boolean, debug: boolean): Output {
   return {
     json,
     debug,
     exitCode: 0,
     result(value, human) {
-      process.stdout.write(json ? `${JSON.stringify(value, jsonReplacer, 2)}\n` : `${human()}\n`);
+      process.stdout.write(
+        `${printable(json ? JSON.stringify(value, jsonReplacer, 2) : human())}\n`,
+      );
     },
     note(text) {
-      process.stderr.write(`${text}\n`);
+      process.stderr.write(`${printable(text)}\n`);
     },
   };
 }
@@ -58,10 +73,10 @@ export function reportError(
   const { debug, json } = options;
   if (isMandateError(error)) {
     printError(error.code, error.kind, error.message, json);
-    if (debug && error.stack !== undefined) process.stderr.write(`${error.stack}\n`);
+    if (debug && error.stack !== undefined) process.stderr.write(`${printable(error.stack)}\n`);
     if (debug && error.cause !== undefined)
       process.stderr.write(
-        `caused by: ${error.cause instanceof Error ? (error.cause.stack ?? error.cause.message) : JSON.stringify(error.cause)}\n`,
+        `caused by: ${printable(error.cause instanceof Error ? (error.cause.stack ?? error.cause.message) : JSON.stringify(error.cause))}\n`,
       );
     return EXIT_CODES[error.kind];
   }
@@ -73,7 +88,7 @@ export function reportError(
   );
   if (debug)
     process.stderr.write(
-      `${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+      `${printable(error instanceof Error ? (error.stack ?? error.message) : String(error))}\n`,
     );
   return EXIT_CODES.internal;
 }
@@ -85,14 +100,22 @@ export function reportUsageError(message: string, json: boolean): number {
 }
 
 function printError(code: string, kind: string, message: string, json: boolean): void {
-  process.stderr.write(`error[${code}]: ${message}\n`);
-  if (json) process.stdout.write(`${JSON.stringify({ error: { code, kind, message } })}\n`);
+  // One line, whatever a message quotes; the JSON form keeps its value, escaped alike.
+  process.stderr.write(`error[${code}]: ${escapeControlCharacters(message)}\n`);
+  if (json)
+    process.stdout.write(
+      `${escapeControlCharacters(JSON.stringify({ error: { code, kind, message } }))}\n`,
+    );
 }
 
-/** Aligned `key: value` lines for human output. */
+/** Aligned `key: value` lines for human output; a value stays on its line (escaped). */
 export function formatFields(
   fields: readonly (readonly [string, string | number | boolean])[],
 ): string {
-  const width = Math.max(...fields.map(([k]) => k.length)) + 1;
-  return fields.map(([k, v]) => `${`${k}:`.padEnd(width + 1)}${String(v)}`).join('\n');
+  const lines = fields.map(([k, v]): [string, string] => [
+    escapeControlCharacters(k),
+    escapeControlCharacters(String(v)),
+  ]);
+  const width = Math.max(...lines.map(([k]) => k.length)) + 1;
+  return lines.map(([k, v]) => `${`${k}:`.padEnd(width + 1)}${v}`).join('\n');
 }

@@ -7,6 +7,7 @@ import {
   expectBytes,
   expectMap,
   expectUint,
+  hasControlCharacters,
   type CborValue,
 } from '../encoding/index.js';
 import {
@@ -150,12 +151,10 @@ function decodeLinkItem(item: CborValue): DecodedLink {
   }
   const expiresAt = f[5] === null ? null : expectUint(f[5], MALFORMED, 'link expires_at');
   const purpose = f[7];
-  if (typeof purpose !== 'string' || purpose.length > MAX_PURPOSE_CHARS) {
-    throw invalid(
-      MALFORMED,
-      `link purpose must be text of at most ${MAX_PURPOSE_CHARS} characters`,
-    );
-  }
+  if (typeof purpose !== 'string') throw invalid(MALFORMED, 'link purpose must be text');
+  // A purpose is shown to people deciding on the chain: text that repaints a terminal or
+  // reorders a line (an ESC sequence turning DENY into ALLOW) is refused, not merely escaped.
+  checkPurpose(purpose, MALFORMED);
   return {
     data,
     signature,
@@ -170,6 +169,21 @@ function decodeLinkItem(item: CborValue): DecodedLink {
     purpose,
     nonce: expectBytes(f[8], MALFORMED, 'link nonce', LINK_NONCE_BYTES),
   };
+}
+
+/**
+ * A link's purpose: at most MAX_PURPOSE_CHARS characters and no control, separator or bidi
+ * control character. Checked when a link is issued (`ERR_ARGUMENT_INVALID`) and decoded
+ * (`ERR_DELEGATION_MALFORMED`).
+ */
+export function checkPurpose(
+  purpose: string,
+  code: 'ERR_DELEGATION_MALFORMED' | 'ERR_ARGUMENT_INVALID',
+): void {
+  if (purpose.length > MAX_PURPOSE_CHARS)
+    throw invalid(code, `a purpose has at most ${MAX_PURPOSE_CHARS} characters`);
+  if (hasControlCharacters(purpose))
+    throw invalid(code, 'a purpose must not contain control or bidi control characters');
 }
 
 export interface DecodedChain {

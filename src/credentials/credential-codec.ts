@@ -8,6 +8,7 @@ import {
   expectBytes,
   expectMap,
   expectUint,
+  hasControlCharacters,
   toHex,
   type CborValue,
 } from '../encoding/index.js';
@@ -94,6 +95,11 @@ function attributeEntries(attributes: CredentialAttributes): [Uint8Array, Uint8A
     // TextEncoder would silently turn a lone surrogate into U+FFFD: another name than the caller's.
     if (LONE_SURROGATE.test(name))
       throw invalid(ATTRIBUTES_INVALID, 'an attribute name must be valid UTF-8 text');
+    if (hasControlCharacters(name))
+      throw invalid(
+        ATTRIBUTES_INVALID,
+        'an attribute name must not contain control or bidi control characters',
+      );
     const key = utf8Encoder.encode(name);
     if (key.length > MAX_ATTRIBUTE_NAME_BYTES) {
       throw invalid(
@@ -172,11 +178,17 @@ function itemEnd(bytes: Uint8Array, pos: number): number {
 }
 
 function decodeName(name: Uint8Array): string {
+  let text: string;
   try {
-    return utf8Decoder.decode(name);
+    text = utf8Decoder.decode(name);
   } catch {
     throw invalid(MALFORMED, 'an attribute name is not valid UTF-8');
   }
+  // Names are shown to people (`credential show`, a peer's attributes): no terminal escapes.
+  // Values are any bytes (Ockam's plain values) and are escaped where they are shown instead.
+  if (hasControlCharacters(text))
+    throw invalid(MALFORMED, 'an attribute name contains control or bidi control characters');
+  return text;
 }
 
 function decodeAttributes(v: CborValue): {

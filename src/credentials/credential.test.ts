@@ -273,7 +273,19 @@ describe('issueCredential refuses', () => {
 
   it('attribute names that are empty, not UTF-8 or too long, and oversize credentials', async () => {
     const { vault, issuer, subject } = await setup();
-    const bad = ['', '\uD800', 'a\uDC00b', 'x'.repeat(257), '\u00e9'.repeat(129)];
+    const bad = [
+      '',
+      '\uD800',
+      'a\uDC00b',
+      'x'.repeat(257),
+      '\u00e9'.repeat(129),
+      // shown to people: no terminal escapes, C1 or bidi controls
+      'tools\x1b[2K',
+      'a\rb',
+      'c1\x9b',
+      'rlo\u202e',
+      'lri\u2066',
+    ];
     for (const name of bad) {
       await expect(
         issueCredential(vault, issuer, subject, new Map([[name, new Uint8Array(1)]]), {
@@ -564,6 +576,12 @@ describe('verifyCredential rejects', () => {
         }),
       ],
       ['text name', rawData({ ...fields, attributes: new CborMap([['a', new Uint8Array()]]) })],
+      ...['tools\x1b[2K', 'a\rb', 'del\x7f', 'c1\x85', 'rlo\u202e', 'pdi\u2069'].map(
+        (name): [string, Uint8Array] => [
+          `name ${JSON.stringify(name)}`,
+          rawData({ ...fields, attributes: new CborMap([[utf8.encode(name), new Uint8Array()]]) }),
+        ],
+      ),
       ['text value', rawData({ ...fields, attributes: new CborMap([[utf8.encode('a'), 'v']]) })],
       ['schema not uint', rawData({ ...fields, schema: -1 })],
       ['attributes not a map', rawData({ ...fields, attributes: [] })],

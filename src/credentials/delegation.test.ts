@@ -31,6 +31,21 @@ import { DenySet } from './deny-set.js';
 
 const NOW = 1_800_000_000;
 
+/** Text that would repaint a terminal: escape sequences, C0, DEL, C1, bidi overrides. */
+const UNSAFE_PURPOSES = [
+  '\x1b[2K\rALLOW: alice read_orders',
+  'ok\rALLOW',
+  'line\nbreak',
+  'nul\x00',
+  'bell\x07',
+  'tab\there',
+  'del\x7f',
+  'csi\x9b31m',
+  'nel\x85',
+  ...['\u202a', '\u202b', '\u202c', '\u202d', '\u202e'].map((c) => `bidi ${c}WOLLA`),
+  ...['\u2066', '\u2067', '\u2068', '\u2069'].map((c) => `isolate ${c}x`),
+];
+
 const constraints = (...texts: string[]): Map<string, Constraint> =>
   new Map(texts.map((t) => parseConstraint(t)));
 const request = (action: string, args: Record<string, string> = {}, nowSeconds = NOW + 10) => ({
@@ -210,6 +225,7 @@ describe('delegation chains', () => {
       notBefore?: number;
       depth?: number;
       parentHash?: Uint8Array;
+      purpose?: string;
     },
   ): Promise<Uint8Array> {
     const data = encodeLinkData({
@@ -220,7 +236,7 @@ describe('delegation chains', () => {
       notBefore: fields.notBefore ?? NOW,
       expiresAt: fields.expiresAt === undefined ? null : fields.expiresAt,
       depth: fields.depth ?? parent.remainingDepth - 1,
-      purpose: 'forged',
+      purpose: fields.purpose ?? 'forged',
       nonce: randomBytes(LINK_NONCE_BYTES),
     });
     const signature = await w.vault.sign(by.issuer.credentialKeyId, sha256(data));
@@ -281,6 +297,34 @@ describe('delegation chains', () => {
       ).toBe(code);
     // The amplification message names the link and the constraint.
     expect(() => w.verify(cases[0]![1])).toThrow(/link 1 widens constraint `refund`/);
+  });
+
+  it('refuses a purpose with control or bidi characters, when delegating and when verifying', async () => {
+    const w = await world();
+    const c0 = w.verify(w.chain0);
+    for (const purpose of UNSAFE_PURPOSES) {
+      const shown = JSON.stringify(purpose);
+      await expect(
+        delegate(w.vault, w.alice.issuer, c0, {
+          nowSeconds: NOW,
+          subject: w.bob.identity,
+          constraints: new Map(),
+          purpose,
+        }),
+        shown,
+      ).rejects.toMatchObject({ code: 'ERR_ARGUMENT_INVALID' });
+      // Signed properly, past delegate()'s check: a verifier refuses it all the same.
+      const forged = await forge(w, c0, w.alice, w.bob.identity, { purpose });
+      expect(
+        codeOf(() => w.verify(forged)),
+        shown,
+      ).toBe('ERR_DELEGATION_MALFORMED');
+    }
+    // Printable text of any script stays welcome.
+    const kept = await forge(w, c0, w.alice, w.bob.identity, {
+      purpose: 'résoudre la plainte n° 4471 — 顧客 🙂 (ok)',
+    });
+    expect(w.verify(kept).links[0]!.purpose).toBe('résoudre la plainte n° 4471 — 顧客 🙂 (ok)');
   });
 
   it('refuses a skipped link, a link reused under another parent, and the wrong presenter', async () => {

@@ -25,9 +25,9 @@ import {
   encodeChain,
   encodeLink,
   encodeLinkData,
+  checkPurpose,
   LINK_NONCE_BYTES,
   MAX_CHAIN_LINKS,
-  MAX_PURPOSE_CHARS,
   type DecodedLink,
 } from './chain-codec.js';
 import {
@@ -480,8 +480,7 @@ export async function delegate(
     );
   }
   const purpose = options.purpose ?? '';
-  if (purpose.length > MAX_PURPOSE_CHARS)
-    throw invalid('ERR_ARGUMENT_INVALID', `a purpose has at most ${MAX_PURPOSE_CHARS} characters`);
+  checkPurpose(purpose, 'ERR_ARGUMENT_INVALID');
   for (const name of options.constraints.keys()) {
     if (name.startsWith(RESERVED_PREFIX))
       throw invalid('ERR_DELEGATION_MALFORMED', `\`${name}\` is a reserved name`);

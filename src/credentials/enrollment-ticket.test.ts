@@ -98,6 +98,11 @@ describe('enrollment ticket text', () => {
       textOf(fields({ 2: '/ip4/\u001b[2J' })),
       'ERR_TICKET_MALFORMED',
     ],
+    [
+      'a bidi override in the route',
+      textOf(fields({ 2: '/ip4/127.0.0.1/tcp/4200\u202e' })),
+      'ERR_TICKET_MALFORMED',
+    ],
     ['a too-long route', textOf(fields({ 2: '/'.repeat(1025) })), 'ERR_TICKET_MALFORMED'],
     ['a 31-byte code', textOf(fields({ 3: code.subarray(0, 31) })), 'ERR_TICKET_MALFORMED'],
     ['a 33-byte code', textOf(fields({ 3: new Uint8Array(33) })), 'ERR_TICKET_MALFORMED'],
@@ -137,6 +142,9 @@ describe('enrollment ticket text', () => {
       'ERR_ARGUMENT_INVALID',
     );
     expect(codeOf(() => formatEnrollmentTicket({ ...base, route: 'a\nb' }))).toBe(
+      'ERR_ARGUMENT_INVALID',
+    );
+    expect(codeOf(() => formatEnrollmentTicket({ ...base, route: 'a\u2067b' }))).toBe(
       'ERR_ARGUMENT_INVALID',
     );
     expect(codeOf(() => formatEnrollmentTicket({ ...base, expiresAt: 1.5 }))).toBe(

@@ -1,5 +1,12 @@
 import { invalid } from '../core/index.js';
-import { decodeCbor, encodeCbor, expectArray, expectBytes, expectUint } from '../encoding/index.js';
+import {
+  decodeCbor,
+  encodeCbor,
+  expectArray,
+  expectBytes,
+  expectUint,
+  hasControlCharacters,
+} from '../encoding/index.js';
 import {
   MAX_CHANGE_HISTORY_BYTES,
   verifyChangeHistory,
@@ -29,8 +36,6 @@ export const MAX_ENROLLMENT_TICKET_CHARS =
 
 const MALFORMED = 'ERR_TICKET_MALFORMED';
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
-// Control characters would let a route rewrite the terminal that shows it.
-const CONTROL = /\p{Cc}/u;
 
 export interface EnrollmentTicketFields {
   readonly authority: VerifiedIdentity;
@@ -119,7 +124,9 @@ export function parseEnrollmentTicket(text: string): EnrollmentTicket {
 function checkRoute(route: string, code: 'ERR_TICKET_MALFORMED' | 'ERR_ARGUMENT_INVALID'): void {
   if (route.length > MAX_ROUTE_CHARS)
     throw invalid(code, `a route has at most ${MAX_ROUTE_CHARS} characters`);
-  if (CONTROL.test(route)) throw invalid(code, 'a route must not contain control characters');
+  // Control characters would let a route rewrite the terminal that shows it.
+  if (hasControlCharacters(route))
+    throw invalid(code, 'a route must not contain control or bidi control characters');
 }
 
 /** Strict base64url: the URL-safe alphabet, no padding, and the one canonical encoding. */

@@ -62,8 +62,15 @@ export { decodeChain } from './chain-codec.js';
 export type { DecodedChain, DecodedLink } from './chain-codec.js';
 export { ChainVerifier } from './chain-verifier.js';
 export type { ChainVerifierOptions } from './chain-verifier.js';
-export { MemoryTrustAnchorRepository } from './trust-anchors.js';
-export type { TrustAnchorRepository } from './trust-anchors.js';
+export {
+  checkTrustAnchor,
+  identityScope,
+  MemoryTrustAnchorRepository,
+  parseTrustScope,
+  TRUST_SCOPE_ALL,
+  trustedIdentifiers,
+} from './trust-anchors.js';
+export type { TrustAnchor, TrustAnchorRepository, TrustScope } from './trust-anchors.js';
 export {
   Authority,
   DEFAULT_TICKET_TTL_SECONDS,

@@ -1,4 +1,5 @@
 export { toHex, fromHex, bytesEqual, concatBytes } from './hex.js';
+export { hasControlCharacters, escapeControlCharacters } from './text.js';
 export {
   decodeCbor,
   encodeCbor,

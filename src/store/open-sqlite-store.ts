@@ -8,6 +8,7 @@ import {
 import { DENY_SET_MIGRATION_SQL, SqliteDenySetRepository } from './sqlite-deny-set-repository.js';
 import {
   SqliteTrustAnchorRepository,
+  TRUST_ANCHOR_SCOPE_MIGRATION_SQL,
   TRUST_ANCHORS_MIGRATION_SQL,
 } from './sqlite-trust-anchor-repository.js';
 import {
@@ -23,6 +24,7 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   { version: 4, name: 'trust_anchors', sql: TRUST_ANCHORS_MIGRATION_SQL },
   { version: 5, name: 'authority', sql: AUTHORITY_MIGRATION_SQL },
   { version: 6, name: 'vault_kek', sql: VAULT_KEK_MIGRATION_SQL },
+  { version: 7, name: 'trust_anchor_scope', sql: TRUST_ANCHOR_SCOPE_MIGRATION_SQL },
 ];
 
 /** The embedded default: one SQLite file for identities, sealed keys and credentials state. */

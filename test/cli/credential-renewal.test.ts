@@ -5,7 +5,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openHome } from '../../src/cli/home.js';
 import { decodeChain } from '../../src/credentials/index.js';
 import { fromHex } from '../../src/encoding/index.js';
-import type { Identifier, VerifiedIdentity } from '../../src/identity/index.js';
 import {
   openSecureChannel,
   prepareChannelIdentity,
@@ -64,9 +63,7 @@ async function aliceChannel(home: string, chainFile: string, address: string) {
   try {
     const alice = await opened.identities.get('alice');
     if (alice.primaryKeyId === null) throw new Error('alice has no key');
-    const authorities = new Map<Identifier, VerifiedIdentity>();
-    for (const id of await opened.trustAnchors.listTrustAnchors())
-      authorities.set(id, (await opened.identities.get(id)).identity);
+    const authorities = await opened.trustedAuthorities();
     const chain = decodeChain(fromHex(readFileSync(chainFile, 'utf8').trim()));
     const prepared = await prepareChannelIdentity(opened.vault, {
       identity: alice.identity,
@@ -170,7 +167,8 @@ describe('credential renewal from the authority', () => {
       3,
     );
 
-    // B (bob), C (alice) and D (hub, a relay) enroll over the network: each home now trusts A.
+    // B (bob), C (alice) and D (hub, a relay) enroll over the network, and each home trusts A
+    // for its peers too (`trust add`): a redeemed ticket trusts A for the enrolled identity only.
     const homes = { bob: newHome('b'), alice: newHome('c'), hub: newHome('d') };
     const ids: Record<string, string> = {};
     for (const name of ['bob', 'alice', 'hub'] as const) {
@@ -179,6 +177,7 @@ describe('credential renewal from the authority', () => {
         await ok<{ identifier: string }>(home, 'identity', 'create', '--name', name)
       ).identifier;
       await ok(home, 'ticket', 'redeem', tickets[name], '--identity', name);
+      await ok(home, 'trust', 'add', authority);
     }
     const alice = ids.alice ?? '';
     const bobId = ids.bob ?? '';

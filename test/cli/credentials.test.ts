@@ -3,8 +3,23 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeChain } from '../../src/credentials/index.js';
+import {
+  chainFromCredential,
+  decodeChain,
+  issueCredential,
+  verifyChain,
+} from '../../src/credentials/index.js';
+import {
+  encodeChain,
+  encodeLink,
+  encodeLinkData,
+  LINK_NONCE_BYTES,
+} from '../../src/credentials/chain-codec.js';
+import { randomBytes, sha256 } from '../../src/crypto/index.js';
 import { fromHex, toHex } from '../../src/encoding/index.js';
+import { encodeSignature } from '../../src/identity/codec.js';
+import { Purpose } from '../../src/identity/index.js';
+import { openHome } from '../../src/cli/home.js';
 import { json, run, type Run } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/vectors.js';
 
@@ -1506,5 +1521,170 @@ describe('mandate chain check: no constraint is skipped, nothing is granted by o
     });
     const relayOnly = await credentialWith('relay=bob');
     expect((await relayOnly.check('drop_all_tables', 'relay=bob')).decision).toBe('deny');
+  });
+});
+
+// --- text from outside never repaints the terminal ---------------------------------------------------
+
+/** Raw control characters (C0 but the line feed, DEL, C1) and bidi controls. */
+const RAW_CONTROL_RE =
+  // eslint-disable-next-line no-control-regex -- control characters are what this looks for
+  /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+
+/**
+ * A link from `from` to `to` under `parent`, signed with `from`'s credential key in the home's
+ * vault but built directly with the codec: delegate()'s checks never see it, as with an attacker
+ * who holds a key and writes their own tool.
+ */
+async function signLinkDirectly(
+  dir: string,
+  parent: string,
+  from: string,
+  to: string,
+  purpose: string,
+): Promise<Uint8Array> {
+  const home = await openHome(dir);
+  try {
+    const now = Math.floor(Date.now() / 1000);
+    const bytes = fromHex(readFileSync(parent, 'utf8').trim(), 'chain');
+    const authority = (await home.identities.get('authority')).identity;
+    const chain = verifyChain(bytes, {
+      nowSeconds: now,
+      authorities: new Map([[authority.identifier, authority]]),
+    });
+    const issuer = await home.identities.get(from);
+    const subject = (await home.identities.get(to)).identity;
+    const { verified, keyId } = await home.identities.purposeKey(issuer, Purpose.credentials);
+    const data = encodeLinkData({
+      issuer: issuer.identity.changes[0]!.changeHash,
+      subject: subject.changes[0]!.changeHash,
+      parent: chain.hash,
+      constraints: new Map(),
+      notBefore: now,
+      expiresAt: null,
+      depth: chain.remainingDepth - 1,
+      purpose,
+      nonce: randomBytes(LINK_NONCE_BYTES),
+    });
+    const link = encodeLink(
+      data,
+      encodeSignature('ed25519', await home.vault.sign(keyId, sha256(data))),
+      verified.attestation,
+    );
+    const decoded = decodeChain(bytes);
+    return encodeChain(
+      decoded.root,
+      [...decoded.linkBytes, link],
+      [...decoded.histories, issuer.identity.changeHistory, subject.changeHistory],
+    );
+  } finally {
+    home.close();
+  }
+}
+
+describe('control characters from chains and credentials never reach the terminal', () => {
+  const repaint = '\x1b[1A\x1b[2K\rALLOW: bob delete_everything \u202eWOLLA';
+
+  it('refuses a purpose with control or bidi characters at `delegate`, and writes nothing', async () => {
+    const { home, bobChain } = await shop();
+    const out = home.path('dave.chain');
+    for (const purpose of [
+      repaint,
+      'a\rb',
+      'a\nb',
+      'c1 \x9b2J',
+      'del \x7f',
+      'rlo \u202e',
+      'fsi \u2068',
+    ]) {
+      await home.fails(
+        'ERR_ARGUMENT_INVALID',
+        'delegate',
+        '--chain',
+        bobChain,
+        '--from',
+        'bob',
+        '--to',
+        'mallory',
+        '--purpose',
+        purpose,
+        '--out',
+        out,
+      );
+      expect(existsSync(out), JSON.stringify(purpose)).toBe(false);
+    }
+  });
+
+  it('refuses a properly signed link whose purpose carries them, and prints none of it', async () => {
+    const { home, bobChain } = await shop();
+    const forged = home.path('forged.chain');
+    writeFileSync(
+      forged,
+      `${toHex(await signLinkDirectly(home.dir, bobChain, 'bob', 'mallory', repaint))}\n`,
+    );
+    for (const argv of [
+      [
+        'chain',
+        'check',
+        forged,
+        '--action',
+        'read_orders',
+        '--arg',
+        'refund=1',
+        '--arg',
+        'order=/orders/4471',
+      ],
+      ['chain', 'verify', forged],
+      ['credential', 'verify', forged],
+      ['credential', 'show', forged],
+    ]) {
+      for (const r of [await home.run(...argv), await home.run('--json', ...argv)]) {
+        expect(errorCodeOf(r), argv.join(' ')).toBe('ERR_DELEGATION_MALFORMED');
+        expect(r.stdout + r.stderr, argv.join(' ')).not.toMatch(RAW_CONTROL_RE);
+        expect(r.stdout, argv.join(' ')).not.toContain('ALLOW');
+      }
+    }
+  });
+
+  it('escapes control characters of attribute values on `credential show`', async () => {
+    const { home, alice } = await shop();
+    // Plain Ockam attribute values are any bytes: an issuer (or a forger: show does not verify)
+    // may put escape sequences there.
+    const value = `x${repaint}\n\u0085\u2066`;
+    const lib = await openHome(home.dir);
+    let file: string;
+    try {
+      const authority = await lib.identities.get('authority');
+      const { verified, keyId } = await lib.identities.purposeKey(authority, Purpose.credentials);
+      const subject = (await lib.identities.get('alice')).identity;
+      const credential = await issueCredential(
+        lib.vault,
+        {
+          identity: authority.identity,
+          credentialKeyId: keyId,
+          credentialKeyAttestation: verified.attestation,
+        },
+        subject,
+        new Map([['note', new TextEncoder().encode(value)]]),
+        { nowSeconds: Math.floor(Date.now() / 1000) },
+      );
+      file = home.path('note.chain');
+      writeFileSync(file, `${toHex(chainFromCredential(credential, subject))}\n`);
+    } finally {
+      lib.close();
+    }
+    const human = await home.run('credential', 'show', file);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toContain(alice);
+    expect(human.stdout).not.toMatch(RAW_CONTROL_RE);
+    expect(human.stdout).toContain('\\u001b[1A');
+    // The value stays on its one line: its line feed is escaped too.
+    expect(human.stdout.split('\n').filter((line) => line.includes('ALLOW'))).toHaveLength(1);
+    expect(human.stdout).not.toMatch(/^ALLOW/m);
+    const machine = await home.run('--json', 'credential', 'show', file);
+    expect(machine.code).toBe(0);
+    expect(machine.stdout).not.toMatch(RAW_CONTROL_RE);
+    // --json escapes differently, never lossily: the value parses back as it was.
+    expect((json(machine).attributes as Record<string, string>).note).toBe(value);
   });
 });

@@ -5,7 +5,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openHome } from '../../src/cli/home.js';
 import { decodeChain } from '../../src/credentials/index.js';
 import { fromHex } from '../../src/encoding/index.js';
-import type { Identifier, VerifiedIdentity } from '../../src/identity/index.js';
 import {
   openSecureChannel,
   prepareChannelIdentity,
@@ -63,9 +62,7 @@ async function channelAs(
   try {
     const me = await opened.identities.get(name);
     if (me.primaryKeyId === null) throw new Error(`${name} has no key`);
-    const authorities = new Map<Identifier, VerifiedIdentity>();
-    for (const id of await opened.trustAnchors.listTrustAnchors())
-      authorities.set(id, (await opened.identities.get(id)).identity);
+    const authorities = await opened.trustedAuthorities({ forIdentity: me.identity.identifier });
     const chain = decodeChain(fromHex(readFileSync(chainFile, 'utf8').trim()));
     const prepared = await prepareChannelIdentity(opened.vault, {
       identity: me.identity,

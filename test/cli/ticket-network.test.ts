@@ -70,7 +70,7 @@ describe('ticket redeem over the network', () => {
     await node.waitFor(/enrollment: enrolled/);
     expect(node.stderr()).toContain(`enrollment: enrolled identifier=${bob}`);
 
-    // B now holds bob's credential and trusts the authority, exactly as after an in-home redeem.
+    // B now holds bob's credential and trusts the authority for bob, as after an in-home redeem.
     const shown = await ok<{ subject: string; attributes: Record<string, string> }>(
       b,
       'credential',
@@ -88,6 +88,31 @@ describe('ticket redeem over the network', () => {
       'bob',
     );
     expect(verified).toMatchObject({ valid: true, actor: bob, issuer: authority });
+
+    // …but only for bob: the ticket does not make A an authority for every verifier in B.
+    // A's credential for another identity, `tools=*`, is refused there until B trusts A itself.
+    await ok(a, 'identity', 'create', '--name', 'mallory');
+    const malloryChain = join(b, 'mallory.chain');
+    await ok(
+      a,
+      'credential',
+      'issue',
+      '--to',
+      'mallory',
+      '--attr',
+      'tools=*',
+      '--out',
+      malloryChain,
+    );
+    const check = ['chain', 'check', malloryChain, '--action', 'delete_everything'];
+    expectError(await run('--home', b, '--json', ...check), 'ERR_CREDENTIAL_UNTRUSTED_ISSUER', 4);
+    expectError(
+      await run('--home', b, '--json', 'credential', 'verify', chain),
+      'ERR_CREDENTIAL_UNTRUSTED_ISSUER',
+      4,
+    );
+    await ok(b, 'trust', 'add', authority);
+    expect(await ok(b, ...check)).toMatchObject({ decision: 'allow' });
 
     // The ticket was for one use: a second redeem (another identity, another home) is refused,
     // and that home writes nothing — no credential file, no authority, no trust anchor.

@@ -25,7 +25,9 @@ import {
   parseEnrollmentTicket,
   RESERVED_PREFIX,
   type EnrollmentTicket,
+  identityScope,
   revocationIdOf,
+  TRUST_SCOPE_ALL,
   verifyChain,
   type Constraint,
   type VerifiedChain,
@@ -116,19 +118,17 @@ function writeOrPrint(
   }
 }
 
-/** The verifier's view of this home: its trust anchors and its deny-set, as of now. */
-async function trustedAuthorities(home: Home): Promise<Map<Identifier, VerifiedIdentity>> {
-  const out = new Map<Identifier, VerifiedIdentity>();
-  for (const id of await home.trustAnchors.listTrustAnchors())
-    out.set(id, (await home.identities.get(id)).identity);
-  return out;
-}
-
 /**
- * What this home knows for verifying `chain`: its trust anchors, its deny-set, and its own
- * histories of the identities the chain carries (a newer one here overrides the carried one).
+ * What this home knows for verifying `chain`: its trust anchors (those for `forIdentity` too, the
+ * local identity that holds or presents the chain, if any), its deny-set, and its own histories
+ * of the identities the chain carries (a newer one here overrides the carried one).
  */
-async function verification(home: Home, nowSeconds: number, chain: Uint8Array) {
+async function verification(
+  home: Home,
+  nowSeconds: number,
+  chain: Uint8Array,
+  forIdentity?: Identifier,
+) {
   const knownIdentities = new Map<Identifier, VerifiedIdentity>();
   for (const history of decodeChain(chain).histories) {
     const { identifier } = verifyChangeHistory(history);
@@ -136,7 +136,7 @@ async function verification(home: Home, nowSeconds: number, chain: Uint8Array) {
     if (local !== undefined) knownIdentities.set(identifier, local.identity);
   }
   return {
-    authorities: await trustedAuthorities(home),
+    authorities: await home.trustedAuthorities(forIdentity === undefined ? {} : { forIdentity }),
     denySet: await home.denySet(nowSeconds),
     knownIdentities,
   };
@@ -211,7 +211,11 @@ export function registerCredentialCommands(program: Command, context: () => CliC
             primaryKeyId: created.primaryKeyId,
           };
         }
-        await home.trustAnchors.addTrustAnchor(known.identity.identifier, ctx.clock.nowSeconds());
+        await home.trustAnchors.addTrustAnchor({
+          identifier: known.identity.identifier,
+          scope: TRUST_SCOPE_ALL,
+          addedAt: ctx.clock.nowSeconds(),
+        });
         ctx.out.result(
           {
             identifier: known.identity.identifier,
@@ -387,13 +391,16 @@ export function registerCredentialCommands(program: Command, context: () => CliC
       const home = await ctx.openHome();
       try {
         const local = await home.identities.get(parsed.authority.identifier).catch(() => undefined);
-        // The ticket brought the trust anchor: from now on this home trusts that authority.
-        const trust = async (authorityHistory: Uint8Array): Promise<void> => {
+        // The ticket brought the trust anchor, for the enrolled identity only: its own credential
+        // and chains (renewal, delegation) verify; the home's other verifiers do not trust that
+        // authority until `mandate trust add` says so.
+        const trust = async (authorityHistory: Uint8Array, enrolled: Identifier): Promise<void> => {
           await home.identities.import(authorityHistory);
-          await home.trustAnchors.addTrustAnchor(
-            parsed.authority.identifier,
-            ctx.clock.nowSeconds(),
-          );
+          await home.trustAnchors.addTrustAnchor({
+            identifier: parsed.authority.identifier,
+            scope: identityScope(enrolled),
+            addedAt: ctx.clock.nowSeconds(),
+          });
         };
         let member: VerifiedIdentity;
         let credential: Uint8Array;
@@ -411,14 +418,16 @@ export function registerCredentialCommands(program: Command, context: () => CliC
               { code: parsed.code, changeHistory: known.identity.changeHistory },
               ctx.clock.nowSeconds(),
             );
-            await trust(parsed.authority.changeHistory);
+            await trust(parsed.authority.changeHistory, known.identity.identifier);
             return { member: known.identity, credential: enrolled.credential };
           }));
         } else {
           // The network path creates nothing, and holds no transaction while it waits.
           const redeemed = await redeemOverNetwork(ctx, home, parsed, local?.identity, name);
           ({ member, credential } = redeemed);
-          await home.store.database.transaction(() => trust(redeemed.authority.changeHistory));
+          await home.store.database.transaction(() =>
+            trust(redeemed.authority.changeHistory, redeemed.member.identifier),
+          );
         }
         const chain = chainFromCredential(credential, member);
         writeOrPrint(
@@ -549,13 +558,13 @@ export function registerCredentialCommands(program: Command, context: () => CliC
     const home = await ctx.openHome();
     try {
       const bytes = await readChain(home, file);
+      const presenter =
+        opts.presenter === undefined ? undefined : await resolveIdentifier(home, opts.presenter);
       const chain = new ChainVerifier(
-        await verification(home, ctx.clock.nowSeconds(), bytes),
+        await verification(home, ctx.clock.nowSeconds(), bytes, presenter),
       ).verify(bytes, {
         nowSeconds: ctx.clock.nowSeconds(),
-        ...(opts.presenter === undefined
-          ? {}
-          : { presenter: await resolveIdentifier(home, opts.presenter) }),
+        ...(presenter === undefined ? {} : { presenter }),
       });
       ctx.out.result({ valid: true, ...chainSummary(chain) }, () => `valid\n${humanChain(chain)}`);
     } finally {
@@ -643,11 +652,12 @@ export function registerCredentialCommands(program: Command, context: () => CliC
         try {
           const now = ctx.clock.nowSeconds();
           const parent = await readChain(home, opts.chain);
+          const from = await home.identities.get(opts.from);
+          // The delegator holds the chain: an authority trusted for it alone counts here.
           const chain = verifyChain(parent, {
             nowSeconds: now,
-            ...(await verification(home, now, parent)),
+            ...(await verification(home, now, parent, from.identity.identifier)),
           });
-          const from = await home.identities.get(opts.from);
           const subject = (await home.identities.get(opts.to)).identity;
           const { verified, keyId } = await home.identities.purposeKey(from, Purpose.credentials);
           const longer = await delegate(
@@ -671,7 +681,7 @@ export function registerCredentialCommands(program: Command, context: () => CliC
           // to a revoked identity fails here instead of producing a chain that never verifies.
           const extended = verifyChain(longer, {
             nowSeconds: now,
-            ...(await verification(home, now, longer)),
+            ...(await verification(home, now, longer, from.identity.identifier)),
           });
           writeOrPrint(
             ctx,
@@ -723,14 +733,14 @@ export function registerCredentialCommands(program: Command, context: () => CliC
         const now = ctx.clock.nowSeconds();
         const denySet = await home.denySet(now);
         const bytes = await readChain(home, file);
+        const presenter =
+          opts.presenter === undefined ? undefined : await resolveIdentifier(home, opts.presenter);
         const chain = new ChainVerifier({
-          ...(await verification(home, now, bytes)),
+          ...(await verification(home, now, bytes, presenter)),
           denySet,
         }).verify(bytes, {
           nowSeconds: now,
-          ...(opts.presenter === undefined
-            ? {}
-            : { presenter: await resolveIdentifier(home, opts.presenter) }),
+          ...(presenter === undefined ? {} : { presenter }),
         });
         const decision = authorize(
           chain,

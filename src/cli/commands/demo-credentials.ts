@@ -8,6 +8,7 @@ import {
   delegate,
   parseConstraint,
   parseEnrollmentTicket,
+  TRUST_SCOPE_ALL,
   verifyCredential,
   type Constraint,
   type CredentialIssuer,
@@ -53,7 +54,11 @@ export async function runCredentialScenario(
 ): Promise<CredentialScenarioSummary> {
   const now = clock.nowSeconds();
   const authorityIdentity = (await home.identities.create({ name: 'authority' })).identity;
-  await home.trustAnchors.addTrustAnchor(authorityIdentity.identifier, now);
+  await home.trustAnchors.addTrustAnchor({
+    identifier: authorityIdentity.identifier,
+    scope: TRUST_SCOPE_ALL,
+    addedAt: now,
+  });
   const authority = home.authority('authority');
   const authorities = new Map([[authorityIdentity.identifier, authorityIdentity]]);
 

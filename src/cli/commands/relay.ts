@@ -7,7 +7,7 @@ import {
   formatConstraint,
   type DenySet,
 } from '../../credentials/index.js';
-import type { Identifier, VerifiedIdentity } from '../../identity/index.js';
+import type { VerifiedIdentity } from '../../identity/index.js';
 import {
   openSecureChannel,
   prepareChannelIdentity,
@@ -82,9 +82,8 @@ async function channelOptions(
   const credentials = (opts.credential ?? []).map(
     (file) => decodeChain(readBytesArgument(file, 'credential')).root,
   );
-  const authorities = new Map<Identifier, VerifiedIdentity>();
-  for (const id of await home.trustAnchors.listTrustAnchors())
-    authorities.set(id, (await home.identities.get(id)).identity);
+  // Peers are verified against the home-wide anchors only, never those of one enrollment.
+  const authorities = await home.trustedAuthorities();
   const prepared = await prepareChannelIdentity(home.vault, {
     identity: known.identity,
     primaryKeyId: known.primaryKeyId,
@@ -156,7 +155,8 @@ async function nodeChannelOptions(
     staticKey: options.staticKey,
     identityPayload: options.identityPayload,
     fileCredentials: credentials,
-    anchors: options.verify.authorities,
+    // The node's own credential: an authority that enrolled this identity counts.
+    anchors: await home.trustedAuthorities({ forIdentity: identity.identifier }),
     denySet,
     leadSeconds: renewal.leadSeconds,
     clock: ctx.clock,
