@@ -51,9 +51,11 @@ export function importP256PrivateKey(privateKeyPkcs8: Uint8Array): KeyObject {
 
 // ECDSA is malleable: when (r, s) verifies, so does (r, n − s), and anyone can compute it without
 // the key. OpenSSL accepts both. Mandate signs and accepts only the low-S form, s ≤ (n − 1) / 2
-// (as Bitcoin's BIP 146 and @noble/curves' default), so every message has at most one signature
-// per nonce that verifies here, and signed bytes cannot be rewritten by whoever holds them.
-// Group order n of P-256 (SEC 2 §2.4.2), big-endian.
+// (as Bitcoin's BIP 146 and @noble/curves' default), so whoever holds a signed object cannot turn
+// its signature into another valid one (issue 8: a rewritten signature must not pass for a new
+// object anywhere — identities, attestations, credentials, links).
+
+/** Group order n of P-256 (SEC 2 §2.4.2), big-endian, and (n − 1) / 2. */
 const P256_ORDER = Buffer.from(
   'ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551',
   'hex',
