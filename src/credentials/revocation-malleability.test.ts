@@ -384,6 +384,12 @@ function signatureBytes(
   return { variant, bytes };
 }
 
+/** New content for a byte string (a signature that happened to parse as CBOR is one no more). */
+function setBytes(item: Extract<Item, { t: 'bytes' }>, bytes: Uint8Array): void {
+  item.v = bytes;
+  delete item.inner;
+}
+
 /** DER `SEQUENCE { INTEGER r, INTEGER s }` of a raw r ‖ s: what ASN.1-minded signers emit. */
 function derOf(raw: Uint8Array): Uint8Array {
   const integer = (scalar: Uint8Array): number[] => {
@@ -440,18 +446,18 @@ function mutate(
         );
         if (s === undefined) break;
         const p256 = s.variant.v === 1n;
-        s.bytes.v = p256 ? malleateP256(s.bytes.v) : malleateEd25519(s.bytes.v);
+        setBytes(s.bytes, p256 ? malleateP256(s.bytes.v) : malleateEd25519(s.bytes.v));
         malleatedP256 ||= p256;
         break;
       }
       case MutationKind.der: {
         const s = pick(signatures);
-        if (s !== undefined) s.bytes.v = derOf(s.bytes.v);
+        if (s !== undefined) setBytes(s.bytes, derOf(s.bytes.v));
         break;
       }
       case MutationKind.pad: {
         const s = pick(signatures);
-        if (s !== undefined) s.bytes.v = Uint8Array.of(0, ...s.bytes.v);
+        if (s !== undefined) setBytes(s.bytes, Uint8Array.of(0, ...s.bytes.v));
         break;
       }
       case MutationKind.variant: {
