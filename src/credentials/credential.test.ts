@@ -16,6 +16,7 @@ import {
 } from '../identity/index.js';
 import { encodeVersionedData } from '../identity/codec.js';
 import {
+  credentialRevocationId,
   DEFAULT_CREDENTIAL_TTL_SECONDS,
   decodeCredential,
   issueCredential,
@@ -155,7 +156,7 @@ describe('issueCredential → verifyCredential', () => {
         expect(verified.attributes).toEqual(ATTRIBUTES);
         // Encoded (and decoded) in byte order of the names.
         expect([...verified.attributes.keys()]).toEqual(['ockam-relay', 'project', 'role']);
-        expect(verified.revocationId).toBe(revocationIdOf(decoded.signature.bytes));
+        expect(verified.revocationId).toBe(revocationIdOf(verified.issuer, sha256(decoded.data)));
         expect(verified.revocationId).toMatch(/^[0-9a-f]{32}$/);
         expect(toHex(verified.hash)).toBe(toHex(sha256(decoded.data)));
         expect(verified.bytes).toBe(credential);
@@ -744,16 +745,34 @@ describe('verifyCredential rejects', () => {
 });
 
 describe('revocationIdOf', () => {
-  it('is 32 lowercase hex digits of the signature, domain-separated', () => {
-    const signature = new Uint8Array(64).fill(7);
-    const id = revocationIdOf(signature);
+  it('is 32 lowercase hex digits of the issuer and the signed data hash, domain-separated', () => {
+    const issuer: Identifier = `I${'ab'.repeat(32)}`;
+    const hash = new Uint8Array(32).fill(7);
+    const id = revocationIdOf(issuer, hash);
     expect(id).toMatch(/^[0-9a-f]{32}$/);
-    const domain = utf8.encode('mandate/revocation-id/v1');
-    expect(id).toBe(toHex(sha256(Uint8Array.from([...domain, ...signature])).subarray(0, 16)));
-    expect(revocationIdOf(new Uint8Array(64).fill(8))).not.toBe(id);
+    const domain = utf8.encode('mandate/revocation-id/v2');
+    expect(id).toBe(
+      toHex(
+        sha256(Uint8Array.from([...domain, ...new Uint8Array(32).fill(0xab), ...hash])).subarray(
+          0,
+          16,
+        ),
+      ),
+    );
+    expect(revocationIdOf(issuer, new Uint8Array(32).fill(8))).not.toBe(id);
+    expect(revocationIdOf(`I${'cd'.repeat(32)}`, hash)).not.toBe(id);
   });
 
-  it('differs for two P-256 credentials with identical content issued at the same second', async () => {
+  it('refuses a signature (or anything but a 32-byte hash) and a malformed issuer', () => {
+    const issuer: Identifier = `I${'ab'.repeat(32)}`;
+    for (const bad of [new Uint8Array(64), new Uint8Array(31), new Uint8Array(0)])
+      expectCode(() => revocationIdOf(issuer, bad), 'ERR_ARGUMENT_INVALID');
+    expectCode(() => revocationIdOf('Iab', new Uint8Array(32)), 'ERR_ARGUMENT_INVALID');
+  });
+
+  it('is the same for two P-256 credentials with identical content: it names the content, not the signature', async () => {
+    // P-256 signatures are randomised, so the two signatures differ; the revocation id must not,
+    // or a second signature (or a malleated one) would be a way around a revocation (issue 8).
     const { vault, issuer, subject, options } = await setup(
       SigningKeyType.ed25519,
       SigningKeyType.p256,
@@ -761,12 +780,18 @@ describe('revocationIdOf', () => {
     const a = await issueCredential(vault, issuer, subject, ATTRIBUTES, { nowSeconds: NOW });
     const b = await issueCredential(vault, issuer, subject, ATTRIBUTES, { nowSeconds: NOW });
     expect(toHex(decodeCredential(a).data)).toBe(toHex(decodeCredential(b).data));
-    expect(verifyCredential(a, options).revocationId).not.toBe(
+    expect(toHex(decodeCredential(a).signature.bytes)).not.toBe(
+      toHex(decodeCredential(b).signature.bytes),
+    );
+    expect(verifyCredential(a, options).revocationId).toBe(
       verifyCredential(b, options).revocationId,
+    );
+    expect(credentialRevocationId(decodeCredential(a))).toBe(
+      verifyCredential(a, options).revocationId,
     );
   });
 
-  it('is the same for byte-identical Ed25519 credentials: Ed25519 signatures are deterministic', async () => {
+  it('is the same for identical content, and differs with anything that differs', async () => {
     // Documented behaviour, not a goal: two issuances of the same content in the same second are
     // the same credential, so revoking one revokes both. Anything that differs separates them.
     const { vault, issuer, subject, credential, options } = await setup();

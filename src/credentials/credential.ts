@@ -25,6 +25,7 @@ import {
   encodeCredentialData,
   MAX_CREDENTIAL_BYTES,
   type CredentialAttributes,
+  type DecodedCredential,
 } from './credential-codec.js';
 import { revocationIdOf, type RevocationId } from './revocation-id.js';
 
@@ -183,6 +184,15 @@ export interface VerifyCredentialOptions {
   readonly rotationGraceSeconds?: number;
 }
 
+/**
+ * The revocation id of a credential decoded but not verified (what `mandate credential show`
+ * prints): the issuer is read from the attestation, as verifyCredential does before trusting it.
+ */
+export function credentialRevocationId(credential: DecodedCredential): RevocationId {
+  const issuer: Identifier = `I${toHex(decodePurposeKeyAttestation(credential.attestation).subject)}`;
+  return revocationIdOf(issuer, sha256(credential.data));
+}
+
 const issued = Symbol('VerifiedCredential');
 
 /** A credential whose issuer, attestation, signature, subject and time window were checked. */
@@ -319,7 +329,7 @@ export function verifyCredential(
     credential.schema,
     createdAt,
     expiresAt,
-    revocationIdOf(credential.signature.bytes),
+    revocationIdOf(issuer, hash),
     hash,
     issuerKey,
     bytes,

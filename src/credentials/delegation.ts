@@ -319,7 +319,7 @@ export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): Ver
       expiresAt,
       depth: link.depth,
       purpose: link.purpose,
-      revocationId: revocationIdOf(link.signature.bytes),
+      revocationId: revocationIdOf(issuer, hash),
       hash,
       issuerKey,
     });

@@ -2,6 +2,7 @@ export {
   issueCredential,
   verifyCredential,
   decodeCredential,
+  credentialRevocationId,
   VerifiedCredential,
   DEFAULT_CREDENTIAL_TTL_SECONDS,
   MAX_CREDENTIAL_TTL_SECONDS,

@@ -5,6 +5,7 @@ import {
   createPublicKey,
   diffieHellman,
   generateKeyPairSync,
+  verify as nodeVerify,
   webcrypto,
 } from 'node:crypto';
 import { format, inspect } from 'node:util';
@@ -173,6 +174,25 @@ describe('X25519', () => {
 
 // Group order n of P-256 (SEC 2 §2.4.2): r or s equal to n is out of range.
 const P256_ORDER = fromHex('ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+const bigIntOf = (bytes: Uint8Array): bigint => BigInt(`0x${toHex(bytes)}`);
+const P256_HALF_ORDER = bigIntOf(P256_ORDER) >> 1n;
+/** (r, s) → (r, n − s), the other solution of the ECDSA equation. */
+const highSTwin = (signature: Uint8Array): Uint8Array =>
+  Uint8Array.of(
+    ...signature.subarray(0, 32),
+    ...fromHex(
+      (bigIntOf(P256_ORDER) - bigIntOf(signature.subarray(32))).toString(16).padStart(64, '0'),
+    ),
+  );
+const spkiOf = (publicKey: Uint8Array) =>
+  createPublicKey({
+    key: Buffer.concat([
+      Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex'),
+      publicKey,
+    ]),
+    format: 'der',
+    type: 'spki',
+  });
 
 describe('P-256', () => {
   let keys: P256KeyPair[] = [];
@@ -197,6 +217,31 @@ describe('P-256', () => {
         expect(verifyP256(keys[(k + 1) % 3]!.publicKey, msg, signature)).toBe(false);
       }),
       { numRuns: 100 },
+    );
+  });
+
+  // Issue 8: (r, s) and (r, n − s) both satisfy the ECDSA equation, so a signature could be
+  // rewritten without the key. Mandate signs and accepts only s ≤ (n − 1) / 2.
+  it('signs in low-S form only, and refuses the high-S twin (r, n − s) of every signature', () => {
+    fc.assert(
+      fc.property(fc.nat(2), message, (k, msg) => {
+        const pair = keys[k]!;
+        const signature = signP256(pair.privateKeyPkcs8, msg);
+        expect(bigIntOf(signature.subarray(32)) <= P256_HALF_ORDER).toBe(true);
+        const twin = highSTwin(signature);
+        expect(bigIntOf(twin.subarray(32)) > P256_HALF_ORDER).toBe(true);
+        expect(verifyP256(pair.publicKey, msg, twin)).toBe(false);
+        // OpenSSL alone accepts the twin: the rule is Mandate's, not the library's.
+        expect(
+          nodeVerify(
+            'sha256',
+            msg,
+            { key: spkiOf(pair.publicKey), dsaEncoding: 'ieee-p1363' },
+            twin,
+          ),
+        ).toBe(true);
+      }),
+      { numRuns: 200 },
     );
   });
 
@@ -270,9 +315,14 @@ describe('P-256', () => {
     const signKey = await webcrypto.subtle.importKey('pkcs8', privateKeyPkcs8, params, false, [
       'sign',
     ]);
-    expect(
-      verifyP256(publicKey, msg, new Uint8Array(await webcrypto.subtle.sign(hash, signKey, msg))),
-    ).toBe(true);
+    // WebCrypto signs with either s; its low-S form verifies here, its high-S form does not.
+    for (let i = 0; i < 16; i++) {
+      const signature = new Uint8Array(await webcrypto.subtle.sign(hash, signKey, msg));
+      const high = bigIntOf(signature.subarray(32)) > P256_HALF_ORDER;
+      const low = high ? highSTwin(signature) : signature;
+      expect(verifyP256(publicKey, msg, low)).toBe(true);
+      expect(verifyP256(publicKey, msg, highSTwin(low))).toBe(false);
+    }
   });
 
   it('importP256PrivateKey refuses what is not a P-256 PKCS#8 key', () => {

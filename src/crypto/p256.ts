@@ -49,10 +49,67 @@ export function importP256PrivateKey(privateKeyPkcs8: Uint8Array): KeyObject {
   }
 }
 
-/** ECDSA P-256 with SHA-256 over `message`; returns raw r ‖ s. */
+// ECDSA is malleable: when (r, s) verifies, so does (r, n − s), and anyone can compute it without
+// the key. OpenSSL accepts both. Mandate signs and accepts only the low-S form, s ≤ (n − 1) / 2
+// (as Bitcoin's BIP 146 and @noble/curves' default), so whoever holds a signed object cannot turn
+// its signature into another valid one (issue 8: a rewritten signature must not pass for a new
+// object anywhere — identities, attestations, credentials, links).
+
+/** Group order n of P-256 (SEC 2 §2.4.2), big-endian, and (n − 1) / 2. */
+const P256_ORDER = Buffer.from(
+  'ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551',
+  'hex',
+);
+const P256_HALF_ORDER = Buffer.from(
+  '7fffffff800000007fffffffffffffffde737d56d38bcf4279dce5617e3192a8',
+  'hex',
+);
+const P256_SCALAR_BYTES = 32;
+
+/** Big-endian comparison of two 32-byte scalars (public values: no constant time needed). */
+const compareScalars = (a: Uint8Array, b: Uint8Array): number =>
+  Buffer.compare(
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength),
+    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+  );
+
+const isZero = (scalar: Uint8Array): boolean => scalar.every((b) => b === 0);
+
+/** n − s for a 32-byte big-endian 0 < s < n. */
+function negateScalar(s: Uint8Array): Uint8Array {
+  const out = new Uint8Array(P256_SCALAR_BYTES);
+  let borrow = 0;
+  for (let i = P256_SCALAR_BYTES - 1; i >= 0; i--) {
+    const d = P256_ORDER[i]! - s[i]! - borrow;
+    out[i] = d & 0xff;
+    borrow = d < 0 ? 1 : 0;
+  }
+  return out;
+}
+
+/**
+ * Whether a raw r ‖ s signature is in the only form Mandate accepts: 0 < r < n and
+ * 0 < s ≤ (n − 1) / 2. Bytes of another length are not.
+ */
+function isCanonicalP256Signature(signature: Uint8Array): boolean {
+  if (signature.byteLength !== P256_SIGNATURE_BYTES) return false;
+  const r = signature.subarray(0, P256_SCALAR_BYTES);
+  const s = signature.subarray(P256_SCALAR_BYTES);
+  return (
+    !isZero(r) &&
+    compareScalars(r, P256_ORDER) < 0 &&
+    !isZero(s) &&
+    compareScalars(s, P256_HALF_ORDER) <= 0
+  );
+}
+
+/** ECDSA P-256 with SHA-256 over `message`; returns raw r ‖ s in low-S form. */
 export function signP256(privateKey: Uint8Array | KeyObject, message: Uint8Array): Uint8Array {
   const key = privateKey instanceof Uint8Array ? importP256PrivateKey(privateKey) : privateKey;
-  return new Uint8Array(nodeSign('sha256', message, { key, dsaEncoding: 'ieee-p1363' }));
+  const signature = new Uint8Array(nodeSign('sha256', message, { key, dsaEncoding: 'ieee-p1363' }));
+  const s = signature.subarray(P256_SCALAR_BYTES);
+  if (compareScalars(s, P256_HALF_ORDER) > 0) s.set(negateScalar(s));
+  return signature;
 }
 
 // Parsing a public key costs about twice the verification itself, and verifiers see the same
@@ -84,7 +141,11 @@ function importP256PublicKey(publicKey: Uint8Array): KeyObject | undefined {
   return key;
 }
 
-/** Verifies a raw r ‖ s ECDSA-SHA-256 signature; malformed keys or signatures are just invalid. */
+/**
+ * Verifies a raw r ‖ s ECDSA-SHA-256 signature in low-S form (see isCanonicalP256Signature): a
+ * high-S signature is invalid even where OpenSSL would accept it. Malformed keys or signatures
+ * are just invalid.
+ */
 export function verifyP256(
   publicKey: Uint8Array,
   message: Uint8Array,
@@ -93,7 +154,7 @@ export function verifyP256(
   if (
     publicKey.byteLength !== P256_PUBLIC_KEY_BYTES ||
     publicKey[0] !== 0x04 ||
-    signature.byteLength !== P256_SIGNATURE_BYTES
+    !isCanonicalP256Signature(signature)
   ) {
     return false;
   }

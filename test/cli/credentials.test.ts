@@ -6,8 +6,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   chainFromCredential,
   decodeChain,
+  decodeCredential,
   issueCredential,
   verifyChain,
+  type DecodedChain,
 } from '../../src/credentials/index.js';
 import {
   encodeChain,
@@ -16,6 +18,8 @@ import {
   LINK_NONCE_BYTES,
 } from '../../src/credentials/chain-codec.js';
 import { randomBytes, sha256 } from '../../src/crypto/index.js';
+import type { DecodedSignature } from '../../src/identity/codec.js';
+import { SigningKeyType } from '../../src/vault/index.js';
 import { fromHex, toHex } from '../../src/encoding/index.js';
 import { encodeSignature } from '../../src/identity/codec.js';
 import { Purpose } from '../../src/identity/index.js';
@@ -874,6 +878,77 @@ describe('mandate revoke', () => {
     // the authority itself
     await home.ok('revoke', authority);
     for (const chain of [root, other]) await home.fails('ERR_REVOKED', 'chain', 'verify', chain);
+  });
+
+  it('a revoked P-256-signed credential or link stays revoked when its signature is malleated', async () => {
+    // Issue 8: (r, s) → (r, n − s) needs no key. The CLI makes Ed25519 credential keys; these
+    // identities get P-256 ones through the library, then live in the home like any other.
+    const home = new Home();
+    const lib = await openHome(home.dir);
+    try {
+      for (const name of ['authority', 'alice', 'bob'])
+        await lib.identities.create({
+          name,
+          keyType: SigningKeyType.p256,
+          credentialKeyType: SigningKeyType.p256,
+        });
+    } finally {
+      lib.close();
+    }
+    await home.authorityInit();
+    const root = home.path('alice.chain');
+    await home.ok(
+      'credential',
+      'issue',
+      '--to',
+      'alice',
+      '--attr',
+      'tools=read_orders',
+      '--out',
+      root,
+    );
+    const bobChain = home.path('bob.chain');
+    await home.ok('delegate', '--chain', root, '--from', 'alice', '--to', 'bob', '--out', bobChain);
+    const ids = (await home.ok<ChainSummary>('chain', 'verify', bobChain)).revocationIds;
+
+    /** Rewrites s → n − s in the signature `pick` chooses, in the hex chain file. */
+    const malleate = (file: string, pick: (c: DecodedChain) => DecodedSignature): void => {
+      const bytes = fromHex(readFileSync(file, 'utf8').trim());
+      const { keyType, bytes: signature } = pick(decodeChain(bytes));
+      expect(keyType).toBe(SigningKeyType.p256);
+      const n = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+      const s = BigInt(`0x${toHex(signature.subarray(32))}`);
+      const twin = fromHex(
+        toHex(signature.subarray(0, 32)) + (n - s).toString(16).padStart(64, '0'),
+      );
+      const at = Buffer.from(bytes).indexOf(signature);
+      bytes.set(twin, at);
+      writeFileSync(file, `${toHex(bytes)}\n`);
+    };
+
+    await home.ok('revoke', ids[1]!);
+    await home.fails('ERR_REVOKED', 'chain', 'check', bobChain, '--action', 'read_orders');
+    malleate(bobChain, (c) => c.links[0]!.signature);
+    await home.fails(
+      'ERR_DELEGATION_SIGNATURE_INVALID',
+      'chain',
+      'check',
+      bobChain,
+      '--action',
+      'read_orders',
+    );
+
+    await home.ok('revoke', ids[0]!);
+    await home.fails('ERR_REVOKED', 'chain', 'check', root, '--action', 'read_orders');
+    malleate(root, (c) => decodeCredential(c.root).signature);
+    await home.fails(
+      'ERR_CREDENTIAL_SIGNATURE_INVALID',
+      'chain',
+      'check',
+      root,
+      '--action',
+      'read_orders',
+    );
   });
 
   it('refuses what is neither a revocation id nor an identifier', async () => {

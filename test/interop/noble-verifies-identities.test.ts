@@ -27,7 +27,7 @@ function nobleVerify(
   const hash = nobleSha256(data);
   return keyType === SigningKeyType.ed25519
     ? ed25519.verify(signature, hash, publicKey)
-    : p256.verify(signature, nobleSha256(hash), publicKey, { prehash: false, lowS: false });
+    : p256.verify(signature, nobleSha256(hash), publicKey, { prehash: false, lowS: true });
 }
 
 function checkHistoryWithNoble(identity: VerifiedIdentity): void {

@@ -102,11 +102,24 @@ function summarise(attributes: ReadonlyMap<string, Uint8Array>): Record<string, 
   );
 }
 
-/** Recomputed here rather than imported: `hex(SHA-256("mandate/revocation-id/v1" ‖ signature))[0..32]`. */
-function revocationId(signature: Uint8Array): string {
+/**
+ * Recomputed here rather than imported:
+ * `hex(SHA-256("mandate/revocation-id/v2" ‖ issuer identifier bytes ‖ SHA-256(data)))[0..32]`.
+ */
+function revocationId(issuer: Uint8Array, dataHash: Uint8Array): string {
   return toHex(
-    sha256(concatBytes(utf8.encode('mandate/revocation-id/v1'), signature)).subarray(0, 16),
+    sha256(concatBytes(utf8.encode('mandate/revocation-id/v2'), issuer, dataHash)).subarray(0, 16),
   );
+}
+
+/** Order L of the Ed25519 prime-order subgroup (RFC 8032 §5.1). */
+const ED25519_L = 2n ** 252n + 27742317777372353535851937790883648493n;
+
+/** (R, S) → (R, S + L): what a lax verifier accepts as the same signature; S is little-endian. */
+function malleateEd25519(signature: Uint8Array): Uint8Array {
+  const s = BigInt(`0x${toHex(signature.slice(32).reverse())}`) + ED25519_L;
+  const sBytes = Uint8Array.from(Buffer.from(s.toString(16).padStart(64, '0'), 'hex')).reverse();
+  return concatBytes(signature.subarray(0, 32), sBytes);
 }
 
 interface LinkSpec {
@@ -162,7 +175,7 @@ function buildLink(spec: LinkSpec) {
       data: toHex(data),
       hash: toHex(hash),
       signature: toHex(signature),
-      revocationId: revocationId(signature),
+      revocationId: revocationId(spec.issuer.id, hash),
       link: toHex(bytes),
     },
   };
@@ -207,7 +220,7 @@ function buildCredential(
       data: toHex(data),
       hash: toHex(hash),
       signature: toHex(signature),
-      revocationId: revocationId(signature),
+      revocationId: revocationId(issuer.id, hash),
       credential: toHex(bytes),
     },
   };
@@ -284,6 +297,13 @@ export function buildDelegationVectors() {
   const tampered = encodeLink(
     tamperedData,
     encodeSignature('ed25519', link1.signature),
+    alice.attestation,
+  );
+  // Link 1 with S rewritten to S + L: no key needed, and equivalent for a verifier that does not
+  // insist on a canonical S (RFC 8032 §5.1.7 does).
+  const malleated = encodeLink(
+    link1.data,
+    encodeSignature('ed25519', malleateEd25519(link1.signature)),
     alice.attestation,
   );
   // The same grant as link 1 issued twice: another nonce, so another hash and revocation id.
@@ -367,6 +387,15 @@ export function buildDelegationVectors() {
       nowSeconds: VERIFIED_AT,
       revoked: [link1.json.revocationId],
       code: 'ERR_REVOKED',
+    },
+    {
+      name: 'malleated-revoked-link',
+      description:
+        'link 1 revoked, then its Ed25519 signature rewritten from S to S + L (non-canonical): refused as a signature, and its revocation id would not have moved anyway',
+      chain: full([malleated, link2.bytes]),
+      nowSeconds: VERIFIED_AT,
+      revoked: [link1.json.revocationId],
+      code: 'ERR_DELEGATION_SIGNATURE_INVALID',
     },
     {
       name: 'untrusted-root-issuer',

@@ -25,8 +25,8 @@ import {
   parseEnrollmentTicket,
   RESERVED_PREFIX,
   type EnrollmentTicket,
+  credentialRevocationId,
   identityScope,
-  revocationIdOf,
   TRUST_SCOPE_ALL,
   verifyChain,
   type Constraint,
@@ -506,7 +506,7 @@ export function registerCredentialCommands(program: Command, context: () => CliC
               subject: subject.identifier,
               issuer: authorityId,
               expiresAt: decoded.expiresAt,
-              revocationId: revocationIdOf(decoded.signature.bytes),
+              revocationId: credentialRevocationId(decoded),
             },
             `issued to ${subject.identifier}, expires ${new Date(decoded.expiresAt * 1000).toISOString()}`,
           );
@@ -526,6 +526,7 @@ export function registerCredentialCommands(program: Command, context: () => CliC
       try {
         const decoded = decodeChain(await readChain(home, file));
         const root = decodeCredential(decoded.root);
+        const revocationId = credentialRevocationId(root);
         const attributes = Object.fromEntries(
           [...root.attributes].map(([k, v]) => [k, new TextDecoder().decode(v)]),
         );
@@ -536,14 +537,14 @@ export function registerCredentialCommands(program: Command, context: () => CliC
             createdAt: root.createdAt,
             expiresAt: root.expiresAt,
             links: decoded.links.length,
-            revocationId: revocationIdOf(root.signature.bytes),
+            revocationId,
           },
           () =>
             formatFields([
               ['subject', root.subject],
               ['created', new Date(root.createdAt * 1000).toISOString()],
               ['expires', new Date(root.expiresAt * 1000).toISOString()],
-              ['revocation id', revocationIdOf(root.signature.bytes)],
+              ['revocation id', revocationId],
               ['links', decoded.links.length],
               ...Object.entries(attributes).map(([k, v]): [string, string] => [`  ${k}`, v]),
             ]),
