@@ -12,7 +12,7 @@ import {
 } from '../../src/channel/index.js';
 import { localAddress, Router, TcpTransport } from '../../src/routing/index.js';
 import { freePort, killChildren, startMandate } from '../helpers/processes.js';
-import { json, run, type Run } from '../helpers/cli.js';
+import { okJson as ok, run, type Run } from '../helpers/cli.js';
 
 // `node start` / `relay start --authority ROUTE` across processes, in real time: the authority
 // (home A) issues credentials that live 10 s; bob's node (B) and a relay node (D) enrolled over
@@ -27,14 +27,6 @@ const CREDENTIAL_TTL = '10s';
 const REFRESH_LEAD = '6s';
 
 const newHome = (label: string): string => mkdtempSync(join(tmpdir(), `mandate-renew-${label}-`));
-
-/** `mandate --home HOME --json ARGV…`, which must succeed without a word on stderr. */
-async function ok<T = Record<string, unknown>>(home: string, ...argv: string[]): Promise<T> {
-  const r = await run('--home', home, '--json', ...argv);
-  expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(0);
-  expect(r.stderr, argv.join(' ')).toBe('');
-  return json(r) as T;
-}
 
 /** A failed run: its `error[CODE]: ` line last on stderr, the exit code of its kind. */
 function expectError(r: Run, code: string, exit: number): void {

@@ -24,7 +24,7 @@ import { fromHex, toHex } from '../../src/encoding/index.js';
 import { encodeSignature } from '../../src/identity/codec.js';
 import { Purpose } from '../../src/identity/index.js';
 import { openHome } from '../../src/cli/home.js';
-import { json, run, type Run } from '../helpers/cli.js';
+import { expectErrorStdout, json, run, type Run } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/vectors.js';
 
 // `mandate authority|ticket|credential|revoke|delegate|chain` end to end, in process: every
@@ -58,11 +58,11 @@ function documentedExit(code: string): number {
   return exit;
 }
 
-/** A failed run: one `error[CODE]: ` line on stderr, no stack, nothing on stdout, exit by kind. */
+/** A failed run: one `error[CODE]: ` line on stderr, no stack, exit by kind; stdout: nothing or the JSON error. */
 function expectError(r: Run, code: string, what = code): void {
   expect(r.stderr, what).toMatch(new RegExp(`^error\\[${code}\\]: \\S[^\\n]*\\n$`));
   expect(r.code, `${what}: ${r.stderr}`).toBe(documentedExit(code));
-  expect(r.stdout, what).toBe('');
+  expectErrorStdout(r, code, what);
   expect(r.stderr, what).not.toContain('    at ');
 }
 
@@ -1545,6 +1545,8 @@ describe('mandate chain check: no constraint is skipped, nothing is granted by o
         'chain',
         'check',
         root,
+        '--presenter',
+        'alice',
         '--action',
         action,
         ...args.flatMap((a) => ['--arg', a]),

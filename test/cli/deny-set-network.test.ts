@@ -13,7 +13,7 @@ import {
 } from '../../src/channel/index.js';
 import { localAddress, Router, TcpTransport, type Route } from '../../src/routing/index.js';
 import { freePort, killChildren, startMandate } from '../helpers/processes.js';
-import { authorityHome, json, run, type Run } from '../helpers/cli.js';
+import { authorityHome, okJson as ok, run, type Run } from '../helpers/cli.js';
 
 // The network paths consult the home's deny-set (issue 8, vulnerability 2). In one home, where
 // `mandate revoke` revokes bob: a channel to bob is refused, a relay refuses bob's registration,
@@ -26,12 +26,6 @@ afterEach(killChildren);
 function expectError(r: Run, code: string, exit: number): void {
   expect(r.stderr).toMatch(new RegExp(`error\\[${code}\\]: \\S[^\\n]*\\n$`));
   expect(r.code, r.stderr).toBe(exit);
-}
-
-async function ok<T = Record<string, unknown>>(home: string, ...argv: string[]): Promise<T> {
-  const r = await run('--home', home, '--json', ...argv);
-  expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(0);
-  return json(r) as T;
 }
 
 const sleep = (ms: number): Promise<void> =>

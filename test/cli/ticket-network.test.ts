@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, killChildren, startMandate } from '../helpers/processes.js';
-import { json, run, type Run } from '../helpers/cli.js';
+import { expectErrorStdout, okJson as ok, run, type Run } from '../helpers/cli.js';
 
 // `mandate authority start` and `mandate ticket redeem` over TCP: home A runs the authority as a
 // child process on 127.0.0.1; homes B and C redeem in this process, with no authority of their
@@ -13,22 +13,14 @@ afterEach(killChildren);
 
 const newHome = (): string => mkdtempSync(join(tmpdir(), 'mandate-ticket-net-'));
 
-/** `mandate --home HOME --json ARGV…`, which must succeed. */
-async function ok<T = Record<string, unknown>>(home: string, ...argv: string[]): Promise<T> {
-  const r = await run('--home', home, '--json', ...argv);
-  expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(0);
-  expect(r.stderr, argv.join(' ')).toBe('');
-  return json(r) as T;
-}
-
 /**
  * A failed run: one `error[CODE]: ` line (after the channel's warnings, if any: its local log),
- * the exit code of its kind, nothing on stdout.
+ * the exit code of its kind; on stdout nothing, or the JSON error.
  */
 function expectError(r: Run, code: string, exit: number): void {
   expect(r.stderr).toMatch(new RegExp(`^(?:warn [^\\n]*\\n)*error\\[${code}\\]: \\S[^\\n]*\\n$`));
   expect(r.code, r.stderr).toBe(exit);
-  expect(r.stdout).toBe('');
+  expectErrorStdout(r, code);
 }
 
 describe('ticket redeem over the network', () => {

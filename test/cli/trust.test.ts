@@ -2,29 +2,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { json, run, type Run } from '../helpers/cli.js';
+import { failsJson as fails, okJson as ok, run } from '../helpers/cli.js';
 
 // Trust anchors have a scope (issue 8, vulnerability 6): redeeming a ticket trusts its authority
 // for the enrolled identity only; `mandate trust add|list|remove` is the explicit, listed,
 // removable act that trusts an authority for every verifier of the home.
 
 const newHome = (): string => mkdtempSync(join(tmpdir(), 'mandate-trust-'));
-
-async function ok<T = Record<string, unknown>>(home: string, ...argv: string[]): Promise<T> {
-  const r = await run('--home', home, '--json', ...argv);
-  expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(0);
-  expect(r.stderr, argv.join(' ')).toBe('');
-  return json(r) as T;
-}
-
-/** A failed run: one `error[CODE]: ` line, the exit code of its kind, nothing on stdout. */
-async function fails(home: string, code: string, exit: number, ...argv: string[]): Promise<Run> {
-  const r = await run('--home', home, '--json', ...argv);
-  expect(r.stderr, argv.join(' ')).toMatch(new RegExp(`^error\\[${code}\\]: \\S[^\\n]*\\n$`));
-  expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(exit);
-  expect(r.stdout).toBe('');
-  return r;
-}
 
 interface Anchor {
   identifier: string;

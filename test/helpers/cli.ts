@@ -39,6 +39,52 @@ export async function run(...argv: string[]): Promise<Run> {
   }
 }
 
+/**
+ * A failed run's stdout: nothing, or (with --json) exactly one JSON error object naming `code`,
+ * so a script reading stdout always gets one value and never half a result.
+ */
+export function expectErrorStdout(r: Run, code: string, what = code): void {
+  if (r.stdout === '') return;
+  const printed = JSON.parse(r.stdout) as { error?: { code?: unknown; message?: unknown } };
+  expect(Object.keys(printed), what).toStrictEqual(['error']);
+  expect(printed.error?.code, what).toBe(code);
+  expect(typeof printed.error?.message, what).toBe('string');
+}
+
+/** The bearer-check warning `chain check` prints on stderr when it runs without `--presenter`. */
+const BEARER_WARNING_RE = /^warning: no --presenter[^\n]*\n/;
+
+/**
+ * `mandate --home HOME --json ARGV…`, which must succeed with nothing on stderr (but the
+ * bearer-check warning of a `chain check` without `--presenter`); returns the JSON result.
+ */
+export async function okJson<T = Record<string, unknown>>(
+  home: string,
+  ...argv: string[]
+): Promise<T> {
+  const r = await run('--home', home, '--json', ...argv);
+  expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(0);
+  expect(r.stderr.replace(BEARER_WARNING_RE, ''), argv.join(' ')).toBe('');
+  return json(r) as T;
+}
+
+/**
+ * `mandate --home HOME --json ARGV…`, which must fail: one `error[CODE]: ` line on stderr, the
+ * exit code `exit`, and on stdout nothing or the JSON error.
+ */
+export async function failsJson(
+  home: string,
+  code: string,
+  exit: number,
+  ...argv: string[]
+): Promise<Run> {
+  const r = await run('--home', home, '--json', ...argv);
+  expect(r.stderr, argv.join(' ')).toMatch(new RegExp(`^error\\[${code}\\]: \\S[^\\n]*\\n$`));
+  expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(exit);
+  expectErrorStdout(r, code);
+  return r;
+}
+
 /** The --json result of a run. */
 export const json = (r: Run): Record<string, unknown> =>
   JSON.parse(r.stdout) as Record<string, unknown>;
