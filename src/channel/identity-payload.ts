@@ -16,8 +16,7 @@ import {
   toHex,
 } from '../encoding/index.js';
 import {
-  compareHistories,
-  HistoryRelation,
+  newerHistory,
   Purpose,
   verifyChangeHistory,
   verifyPurposeKeyAttestation,
@@ -348,18 +347,7 @@ function verifyPresented(payloadBytes: Uint8Array, options: VerifyPeerOptions): 
   const payload = decodeIdentityPayload(payloadBytes);
   const presented = verifyChangeHistory(payload.changeHistory);
   const known = options.knownIdentities?.get(presented.identifier);
-  let identity = presented;
-  if (known !== undefined) {
-    const relation = compareHistories(known, presented);
-    if (relation === HistoryRelation.conflict) {
-      throw new MandateError(
-        'ERR_IDENTITY_HISTORY_FORK',
-        ErrorKind.conflict,
-        `the peer presented a history of \`${presented.identifier}\` that diverges from the known one`,
-      );
-    }
-    if (relation !== HistoryRelation.newer) identity = known;
-  }
+  const identity = newerHistory(known, presented);
   if (options.denySet?.isRevoked(identity.identifier) === true) {
     throw new MandateError(
       'ERR_REVOKED',

@@ -11,7 +11,7 @@ import {
 } from '../core/index.js';
 import { generateX25519KeyPair } from '../crypto/index.js';
 import { bytesEqual } from '../encoding/index.js';
-import { compareHistories, HistoryRelation, Purpose } from '../identity/index.js';
+import { newerHistory, Purpose } from '../identity/index.js';
 import {
   decodeEnvelope,
   encodeEnvelopeHead,
@@ -594,14 +594,11 @@ class ChannelEnd {
     const key = peer?.channelKey.key;
     if (peer === undefined || key?.purpose !== Purpose.secureChannel) return;
     const verify = this.#options.verify;
-    // Never older than the history this channel already knows the peer by (no rollback).
-    const known = verify.knownIdentities?.get(peer.identifier);
-    const newest =
-      known !== undefined && compareHistories(peer.identity, known) === HistoryRelation.newer
-        ? known
-        : peer.identity;
     let next: VerifiedPeer;
     try {
+      // Never older than the history this channel already knows the peer by (no rollback), and
+      // a fork of it is refused like any other presented history.
+      const newest = newerHistory(verify.knownIdentities?.get(peer.identifier), peer.identity);
       next = verifyPeer(payload, {
         ...verify,
         knownIdentities: new Map([[peer.identifier, newest]]),

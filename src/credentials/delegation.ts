@@ -9,8 +9,7 @@ import { bytesEqual, toHex } from '../encoding/index.js';
 import { randomBytes, sha256 } from '../crypto/index.js';
 import type { SigningVault } from '../vault/index.js';
 import {
-  compareHistories,
-  HistoryRelation,
+  newerHistory,
   Purpose,
   verifyChangeHistory,
   verifyPurposeKeyAttestation,
@@ -194,7 +193,7 @@ export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): Ver
     const fromChain = verifyChangeHistory(history);
     identities.set(
       fromChain.identifier,
-      newest(fromChain, options.knownIdentities?.get(fromChain.identifier)),
+      newerHistory(options.knownIdentities?.get(fromChain.identifier), fromChain),
     );
   }
   // What the chain carries (newest known) is what a longer chain carries on; lookups also see
@@ -341,20 +340,6 @@ export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): Ver
   // 6. Revocation of every link and every identity in the chain.
   options.denySet?.assertNoneRevoked(chain.revocationSubjects, options.nowSeconds);
   return chain;
-}
-
-/** The newer of a carried and a known history of one identity; diverging ones are refused. */
-function newest(carried: VerifiedIdentity, known: VerifiedIdentity | undefined): VerifiedIdentity {
-  if (known === undefined) return carried;
-  const relation = compareHistories(known, carried);
-  if (relation === HistoryRelation.conflict) {
-    throw fail(
-      'ERR_IDENTITY_HISTORY_FORK',
-      ErrorKind.conflict,
-      `the chain carries a history of \`${carried.identifier}\` that diverges from the known one`,
-    );
-  }
-  return relation === HistoryRelation.newer ? carried : known;
 }
 
 function verifyLinkSignature(

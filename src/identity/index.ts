@@ -34,7 +34,7 @@ export type {
   AttestPurposeKeyOptions,
   VerifyPurposeKeyOptions,
 } from './purpose-keys.js';
-export { compareHistories, HistoryRelation } from './compare-histories.js';
+export { compareHistories, HistoryRelation, newerHistory } from './compare-histories.js';
 export { Identities } from './identities.js';
 export type {
   IdentitiesOptions,

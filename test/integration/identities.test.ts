@@ -8,6 +8,8 @@ import { Identities, type IdentityVault } from '../../src/identity/identities.js
 import { MemoryIdentityRepository } from '../../src/identity/memory-identity-repository.js';
 import { Purpose } from '../../src/identity/model.js';
 import type { IdentityRepository } from '../../src/identity/repository.js';
+import { newerHistory } from '../../src/identity/index.js';
+import { expectCode } from '../helpers/errors.js';
 
 const NOW = 1_800_000_000;
 
@@ -152,6 +154,12 @@ describe.each([
     expect((await b.identities.get(base.identifier)).identity.changeHistory).toEqual(
       left.identity.changeHistory,
     );
+    // The one rule every verifier applies when a presented history meets a known one.
+    expect(newerHistory(undefined, base)).toBe(base);
+    expect(newerHistory(base, left.identity)).toBe(left.identity);
+    expect(newerHistory(left.identity, base)).toBe(left.identity);
+    expect(newerHistory(left.identity, left.identity)).toBe(left.identity);
+    expectCode(() => newerHistory(left.identity, right.identity), 'ERR_IDENTITY_HISTORY_FORK');
     await expect(
       b.identities.import(base.changeHistory, { expectedIdentifier: `I${'0'.repeat(64)}` }),
     ).rejects.toMatchObject({ code: 'ERR_IDENTITY_IDENTIFIER_MISMATCH' });
