@@ -12,9 +12,8 @@ import {
 } from '../encoding/index.js';
 import {
   decodeSignature,
-  decodeVersionedData,
+  decodeVersionedDataOf,
   encodeVersionedData,
-  VERSION,
   type DecodedSignature,
 } from '../identity/codec.js';
 
@@ -117,13 +116,12 @@ function decodeLinkItem(item: CborValue): DecodedLink {
   const data = expectBytes(outer[0], MALFORMED, 'link data');
   const signature = decodeSignature(outer[1], MALFORMED, 'link signature');
   const attestation = expectBytes(outer[2], MALFORMED, 'link issuer attestation');
-  const versioned = decodeVersionedData(data, MALFORMED, 'link data');
-  if (versioned.version !== VERSION || versioned.dataType !== LINK_DATA_TYPE) {
-    throw invalid(
-      MALFORMED,
-      `link data has version ${versioned.version} and data type ${versioned.dataType}, expected ${VERSION} and ${LINK_DATA_TYPE}`,
-    );
-  }
+  const versioned = decodeVersionedDataOf(
+    data,
+    LINK_DATA_TYPE,
+    { malformed: MALFORMED },
+    'link data',
+  );
   const f = expectArray(
     decodeCbor(versioned.data, { errorCode: MALFORMED, what: 'link data', maxDepth: 4 }),
     MALFORMED,

@@ -15,10 +15,9 @@ import {
 import { DataType, type Identifier } from '../identity/index.js';
 import {
   decodeSignature,
-  decodeVersionedData,
+  decodeVersionedDataOf,
   encodeSignature,
   encodeVersionedData,
-  VERSION,
   type DecodedSignature,
 } from '../identity/codec.js';
 
@@ -238,19 +237,12 @@ export function decodeCredential(bytes: Uint8Array): DecodedCredential {
   const data = expectBytes(credential[0], MALFORMED, 'credential data');
   const signature = decodeSignature(credential[1], MALFORMED, 'credential signature');
 
-  const versioned = decodeVersionedData(data, MALFORMED, 'credential data');
-  if (versioned.version !== VERSION) {
-    throw invalid(
-      MALFORMED,
-      `credential has version ${versioned.version}, only ${VERSION} is supported`,
-    );
-  }
-  if (versioned.dataType !== DataType.credential) {
-    throw invalid(
-      MALFORMED,
-      `credential has data type ${versioned.dataType}, expected ${DataType.credential}`,
-    );
-  }
+  const versioned = decodeVersionedDataOf(
+    data,
+    DataType.credential,
+    { malformed: MALFORMED },
+    'credential data',
+  );
   const fields = expectArray(
     // CredentialData → Attributes → attribute map.
     decodeCbor(versioned.data, { errorCode: MALFORMED, what: 'credential data', maxDepth: 3 }),

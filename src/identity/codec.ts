@@ -1,4 +1,4 @@
-import { invalid, type ErrorCode } from '../core/index.js';
+import { ErrorKind, invalid, MandateError, type ErrorCode } from '../core/index.js';
 import {
   decodeCbor,
   encodeCbor,
@@ -52,6 +52,39 @@ export function decodeVersionedData(
     dataType: expectUint(v[1], code, `${what} data type`, 0xff),
     data: expectBytes(v[2], code, `${what} data`),
   };
+}
+
+/**
+ * The one envelope check of Ockam's `VersionedData{version, data_type, data}`: decodes `bytes`
+ * and refuses any version but 1 and any data type but `dataType`. `codes.version` and
+ * `codes.dataType` name the codes those two refusals raise where a caller has its own (an
+ * unknown version is `unsupported` then); otherwise both are `codes.malformed`, like every
+ * structural fault.
+ */
+export function decodeVersionedDataOf(
+  bytes: Uint8Array,
+  dataType: number,
+  codes: {
+    readonly malformed: ErrorCode;
+    readonly version?: ErrorCode;
+    readonly dataType?: ErrorCode;
+  },
+  what: string,
+): VersionedData {
+  const versioned = decodeVersionedData(bytes, codes.malformed, what);
+  if (versioned.version !== VERSION) {
+    const message = `${what} has version ${versioned.version}, only ${VERSION} is supported`;
+    throw codes.version === undefined
+      ? invalid(codes.malformed, message)
+      : new MandateError(codes.version, ErrorKind.unsupported, message);
+  }
+  if (versioned.dataType !== dataType) {
+    throw invalid(
+      codes.dataType ?? codes.malformed,
+      `${what} has data type ${versioned.dataType}, expected ${dataType}`,
+    );
+  }
+  return versioned;
 }
 
 export function encodeVersionedData(dataType: number, data: Uint8Array): Uint8Array {

@@ -16,11 +16,10 @@ import {
   decodePublicSigningKey,
   decodeSignature,
   type DecodedSignature,
-  decodeVersionedData,
+  decodeVersionedDataOf,
   encodePublicSigningKey,
   encodeSignature,
   encodeVersionedData,
-  VERSION,
 } from './codec.js';
 import { DataType, Purpose, type Identifier, type PublicSigningKey } from './model.js';
 import type { VerifiedIdentity } from './verified-identity.js';
@@ -164,18 +163,12 @@ export function decodePurposeKeyAttestation(attestation: Uint8Array): DecodedPur
   );
   const dataBytes = expectBytes(outer[0], MALFORMED, 'attestation data');
   const signature = decodeSignature(outer[1], MALFORMED, 'attestation signature');
-  const versioned = decodeVersionedData(dataBytes, MALFORMED, 'attestation data');
-  if (versioned.version !== VERSION)
-    throw invalid(
-      MALFORMED,
-      `attestation has version ${versioned.version}, only ${VERSION} is supported`,
-    );
-  if (versioned.dataType !== DataType.purposeKeyAttestation) {
-    throw invalid(
-      MALFORMED,
-      `attestation has data type ${versioned.dataType}, expected ${DataType.purposeKeyAttestation}`,
-    );
-  }
+  const versioned = decodeVersionedDataOf(
+    dataBytes,
+    DataType.purposeKeyAttestation,
+    { malformed: MALFORMED },
+    'attestation data',
+  );
   const fields = expectArray(
     decodeCbor(versioned.data, { errorCode: MALFORMED, what: 'attestation data', maxDepth: 6 }),
     MALFORMED,

@@ -1,12 +1,11 @@
-import { invalid, MandateError, ErrorKind } from '../core/index.js';
+import { invalid } from '../core/index.js';
 import { bytesEqual, toHex } from '../encoding/index.js';
 import { sha256, verifyEd25519, verifyP256 } from '../crypto/index.js';
 import { SigningKeyType } from '../vault/index.js';
 import {
   decodeChangeData,
   decodeChangeHistoryEnvelope,
-  decodeVersionedData,
-  VERSION,
+  decodeVersionedDataOf,
   type DecodedSignature,
 } from './codec.js';
 import {
@@ -45,20 +44,16 @@ export function verifyChangeHistory(
   for (let i = 0; i < encoded.length; i++) {
     const e = encoded[i]!;
     const what = `change ${i}`;
-    const versioned = decodeVersionedData(e.data, 'ERR_IDENTITY_MALFORMED', `${what} data`);
-    if (versioned.version !== VERSION) {
-      throw new MandateError(
-        'ERR_IDENTITY_VERSION_UNSUPPORTED',
-        ErrorKind.unsupported,
-        `${what} has version ${versioned.version}, only ${VERSION} is supported`,
-      );
-    }
-    if (versioned.dataType !== DataType.change) {
-      throw invalid(
-        'ERR_IDENTITY_DATA_TYPE',
-        `${what} has data type ${versioned.dataType}, expected ${DataType.change} (change)`,
-      );
-    }
+    const versioned = decodeVersionedDataOf(
+      e.data,
+      DataType.change,
+      {
+        malformed: 'ERR_IDENTITY_MALFORMED',
+        version: 'ERR_IDENTITY_VERSION_UNSUPPORTED',
+        dataType: 'ERR_IDENTITY_DATA_TYPE',
+      },
+      `${what} data`,
+    );
     if (versioned.version < previousVersion)
       throw invalid('ERR_IDENTITY_ORDER', `${what} lowers the version`);
     previousVersion = versioned.version;
