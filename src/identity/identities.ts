@@ -333,6 +333,17 @@ export class Identities {
     return this.#verifyStored(stored);
   }
 
+  /**
+   * As `get`, but `undefined` when no identity has that identifier or name. Only absence is
+   * `undefined`: a stored history that no longer verifies, or a store that fails, still throws.
+   */
+  async find(ref: string): Promise<KnownIdentity | undefined> {
+    const stored = isIdentifier(ref)
+      ? await this.#repository.getIdentity(ref)
+      : await this.#repository.getIdentityByName(ref);
+    return stored === undefined ? undefined : this.#verifyStored(stored);
+  }
+
   async list(
     options: { readonly limit?: number; readonly offset?: number } = {},
   ): Promise<KnownIdentity[]> {

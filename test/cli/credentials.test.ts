@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   chainFromCredential,
@@ -1763,5 +1764,33 @@ describe('control characters from chains and credentials never reach the termina
     expect(machine.stdout).not.toMatch(RAW_CONTROL_RE);
     // --json escapes differently, never lossily: the value parses back as it was.
     expect((json(machine).attributes as Record<string, string>).note).toBe(value);
+  });
+});
+
+describe('a stored history that no longer verifies', () => {
+  // Issue 9: loading the stored history swallowed every error, so a corrupt (or tampered) row
+  // silently fell back to the history the presented chain carries. Only absence may do that.
+  it('is an error, never replaced by the history the chain carries', async () => {
+    const { home, bob, bobChain } = await shop();
+    const db = new Database(join(home.dir, 'mandate.db'));
+    try {
+      const row = db
+        .prepare<[string], { change_history: Buffer }>(
+          'SELECT change_history FROM identities WHERE identifier = ?',
+        )
+        .get(bob);
+      if (row === undefined) throw new Error('bob is not stored');
+      const tampered = Buffer.from(row.change_history);
+      tampered[tampered.length - 1]! ^= 1; // a bit of the last signature
+      db.prepare('UPDATE identities SET change_history = ? WHERE identifier = ?').run(
+        tampered,
+        bob,
+      );
+    } finally {
+      db.close();
+    }
+    const r = await home.run('chain', 'verify', bobChain);
+    expect(r.code).not.toBe(0);
+    expect(errorCodeOf(r)).toMatch(/^ERR_IDENTITY_/);
   });
 });

@@ -132,7 +132,9 @@ async function verification(
   const knownIdentities = new Map<Identifier, VerifiedIdentity>();
   for (const history of decodeChain(chain).histories) {
     const { identifier } = verifyChangeHistory(history);
-    const local = await home.identities.get(identifier).catch(() => undefined);
+    // Only absence falls back to the history the chain carries: a stored history that fails to
+    // verify is an error, never silently replaced by what the presenter brought.
+    const local = await home.identities.find(identifier);
     if (local !== undefined) knownIdentities.set(identifier, local.identity);
   }
   return {
@@ -390,7 +392,7 @@ export function registerCredentialCommands(program: Command, context: () => CliC
       }
       const home = await ctx.openHome();
       try {
-        const local = await home.identities.get(parsed.authority.identifier).catch(() => undefined);
+        const local = await home.identities.find(parsed.authority.identifier);
         // The ticket brought the trust anchor, for the enrolled identity only: its own credential
         // and chains (renewal, delegation) verify; the home's other verifiers do not trust that
         // authority until `mandate trust add` says so.
@@ -409,10 +411,8 @@ export function registerCredentialCommands(program: Command, context: () => CliC
           // creates, the used ticket, the membership and the trust anchor commit together, so a
           // refused redemption leaves no identity behind.
           ({ member, credential } = await home.store.database.transaction(async () => {
-            const known = await home.identities.get(name).catch(async (error: unknown) => {
-              if (!isMandateError(error, 'ERR_IDENTITY_NOT_FOUND')) throw error;
-              return home.identities.create({ name });
-            });
+            const known =
+              (await home.identities.find(name)) ?? (await home.identities.create({ name }));
             const authority = home.authority(parsed.authority.identifier, parsed.route);
             const enrolled = await authority.redeem(
               { code: parsed.code, changeHistory: known.identity.changeHistory },
