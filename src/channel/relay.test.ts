@@ -428,6 +428,25 @@ describe('RelayRegistration', () => {
   const refuse = (code: `ERR_${string}`) =>
     Promise.reject(new MandateError(code, 'unavailable', 'no'));
 
+  it('jitters every retry over the upper half of its delay', async () => {
+    const timers = fakeTimers();
+    const draws = [0, 0.5, 0.25];
+    const registration = new RelayRegistration({
+      attempt: () => refuse('ERR_TRANSPORT_UNREACHABLE'),
+      initialDelayMs: 100,
+      maxDelayMs: 400,
+      random: () => draws.shift() ?? 0,
+      setTimer: timers.setTimer,
+      clearTimer: timers.clearTimer,
+    });
+    registration.start();
+    await settle(2);
+    await timers.fire();
+    await timers.fire();
+    expect(timers.delays).toEqual([50, 150, 250]); // 100·[½,1], 200·[½,1], 400·[½,1]
+    registration.stop();
+  });
+
   it('retries with exponential backoff, resets after a success, re-registers when lost', async () => {
     const timers = fakeTimers();
     let lose: (() => void) | undefined;
@@ -445,6 +464,7 @@ describe('RelayRegistration', () => {
       },
       initialDelayMs: 100,
       maxDelayMs: 300,
+      random: () => 1, // no jitter: the delays below are the backoff itself
       setTimer: timers.setTimer,
       clearTimer: timers.clearTimer,
       onEvent: (e) => events.push(e),

@@ -4,10 +4,11 @@ import {
   isMandateError,
   MandateError,
   silentLogger,
+  withJitter,
   type ErrorCode,
   type Logger,
 } from '../core/index.js';
-import { constantTimeEqual, randomBytes } from '../crypto/index.js';
+import { constantTimeEqual, randomBytes, randomUnit } from '../crypto/index.js';
 import {
   decodeCbor,
   encodeCbor,
@@ -522,6 +523,8 @@ export interface RelayRegistrationOptions {
   readonly setTimer?: (callback: () => void, delayMs: number) => unknown;
   readonly clearTimer?: (handle: unknown) => void;
   readonly onEvent?: (event: RelayRegistrationEvent) => void;
+  /** [0, 1) for the retry jitter (default: the CSPRNG); tests pin it. */
+  readonly random?: () => number;
 }
 
 /** Refusals no retry can change: the agent's credentials or the name must change first. */
@@ -532,8 +535,9 @@ const FINAL_REFUSALS: ReadonlySet<string> = new Set([
 
 /**
  * Keeps an agent registered at a relay: runs `attempt`, and when it fails or the registration is
- * lost, tries again after an exponentially growing delay (reset by each success), until `stop()`
- * or a final refusal (`ERR_RELAY_FORBIDDEN`, `ERR_RELAY_NAME_INVALID`).
+ * lost, tries again after an exponentially growing delay (reset by each success, each retry
+ * jittered over the upper half of its delay so a swarm does not reconnect in lockstep), until
+ * `stop()` or a final refusal (`ERR_RELAY_FORBIDDEN`, `ERR_RELAY_NAME_INVALID`).
  */
 export class RelayRegistration {
   readonly #options: RelayRegistrationOptions;
@@ -584,9 +588,9 @@ export class RelayRegistration {
       const reason = isMandateError(error) ? error.code : 'error';
       const final = FINAL_REFUSALS.has(reason);
       if (final) this.#stopped = true;
-      const retryInMs = this.#stopped ? undefined : this.#delayMs;
+      const retryInMs = this.#stopped ? undefined : this.#nextDelayMs();
       this.#options.onEvent?.({ type: 'failed', attempt, reason, retryInMs });
-      this.#schedule();
+      if (retryInMs !== undefined) this.#schedule(retryInMs);
       return;
     }
     this.#registered = true;
@@ -596,13 +600,18 @@ export class RelayRegistration {
     this.#registered = false;
     if (this.#stopped) return;
     this.#options.onEvent?.({ type: 'lost' });
-    this.#schedule();
+    this.#schedule(this.#nextDelayMs());
   }
 
-  #schedule(): void {
-    if (this.#stopped) return;
+  /** This retry's delay (jittered), doubling the next one up to the maximum. */
+  #nextDelayMs(): number {
     const delayMs = this.#delayMs;
     this.#delayMs = Math.min(delayMs * 2, this.#options.maxDelayMs ?? 30_000);
+    return withJitter(delayMs, this.#options.random ?? randomUnit);
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#stopped) return;
     this.#timer = this.#setTimer(() => {
       this.#timer = undefined;
       void this.#run();

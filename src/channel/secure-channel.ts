@@ -8,8 +8,9 @@ import {
   systemClock,
   type Clock,
   type Logger,
+  withJitter,
 } from '../core/index.js';
-import { generateX25519KeyPair } from '../crypto/index.js';
+import { generateX25519KeyPair, randomUnit } from '../crypto/index.js';
 import { bytesEqual } from '../encoding/index.js';
 import { newerHistory, Purpose } from '../identity/index.js';
 import {
@@ -714,7 +715,8 @@ class ChannelEnd {
         reason,
       });
       this.#event({ type: 'refresh_failed', address: this.encryptorAddress, reason });
-      this.#scheduleRefresh(refresh.retryMs ?? DEFAULT_REFRESH_RETRY_MS);
+      // Jittered: every channel of a swarm whose authority was down would otherwise retry at once.
+      this.#scheduleRefresh(withJitter(refresh.retryMs ?? DEFAULT_REFRESH_RETRY_MS, randomUnit));
     }
   }
 

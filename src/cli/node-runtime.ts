@@ -6,7 +6,9 @@ import {
   type Clock,
   type LogFields,
   type Logger,
+  withJitter,
 } from '../core/index.js';
+import { randomUnit } from '../crypto/index.js';
 import { decodeCredential, type DenySet } from '../credentials/index.js';
 import { escapeControlCharacters } from '../encoding/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
@@ -290,11 +292,13 @@ export class CredentialRenewer {
         }
         this.#renew().catch((error: unknown) => {
           if (this.#stopped) return;
+          // Jittered, so nodes that lost their authority together do not return in lockstep.
+          const retryInMs = withJitter(RENEW_RETRY_MS, randomUnit);
           this.#options.logger.warn('credentials renewal failed', {
             reason: codeOf(error),
-            retryInMs: RENEW_RETRY_MS,
+            retryInMs,
           });
-          this.#schedule(RENEW_RETRY_MS);
+          this.#schedule(retryInMs);
         });
       },
       Math.min(Math.max(MIN_RENEW_INTERVAL_MS, waitMs), MAX_TIMER_MS),

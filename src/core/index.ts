@@ -15,3 +15,4 @@ export type { Clock } from './clock.js';
 export { silentLogger } from './logger.js';
 export type { Logger, LogFields } from './logger.js';
 export { SerialScope } from './serial-scope.js';
+export { withJitter } from './backoff.js';

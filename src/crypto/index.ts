@@ -1,5 +1,5 @@
 export { sha256, hmacSha256, hkdfSha256, SHA256_BYTES } from './hash.js';
-export { randomBytes } from './random.js';
+export { randomBytes, randomUnit } from './random.js';
 export { constantTimeEqual, wipe } from './constant-time.js';
 export {
   generateEd25519KeyPair,

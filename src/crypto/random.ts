@@ -6,3 +6,8 @@ export function randomBytes(length: number): Uint8Array {
   sodium.randombytes_buf(out);
   return new Uint8Array(out.buffer, out.byteOffset, length);
 }
+
+/** A uniform number in [0, 1) from libsodium's CSPRNG (for jitter; `Math.random` is banned). */
+export function randomUnit(): number {
+  return sodium.randombytes_random() / 0x1_0000_0000;
+}

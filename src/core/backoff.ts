@@ -1,0 +1,11 @@
+/**
+ * A retry delay with jitter: `delayMs` spread uniformly over [delayMs / 2, delayMs] ("equal
+ * jitter"). A swarm that lost its relay or authority at the same moment then comes back spread
+ * over half the backoff instead of in lockstep, while no retry comes sooner than half the delay.
+ * `random` returns a number in [0, 1) (the crypto layer's `randomUnit`; a fixed value in tests).
+ */
+export function withJitter(delayMs: number, random: () => number): number {
+  const r = random();
+  const unit = Number.isFinite(r) ? Math.min(Math.max(r, 0), 1) : 1;
+  return Math.round(delayMs / 2 + (delayMs / 2) * unit);
+}
