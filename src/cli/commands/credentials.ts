@@ -654,11 +654,10 @@ export function registerCredentialCommands(program: Command, context: () => CliC
           const now = ctx.clock.nowSeconds();
           const parent = await readChain(home, opts.chain);
           const from = await home.identities.get(opts.from);
-          // The delegator holds the chain: an authority trusted for it alone counts here.
-          const chain = verifyChain(parent, {
-            nowSeconds: now,
-            ...(await verification(home, now, parent, from.identity.identifier)),
-          });
+          // The delegator holds the chain: an authority trusted for it alone counts here. What
+          // this home knows is read once and serves both verifications below.
+          const known = await verification(home, now, parent, from.identity.identifier);
+          const chain = verifyChain(parent, { nowSeconds: now, ...known });
           const subject = (await home.identities.get(opts.to)).identity;
           const { verified, keyId } = await home.identities.purposeKey(from, Purpose.credentials);
           const longer = await delegate(
@@ -682,7 +681,12 @@ export function registerCredentialCommands(program: Command, context: () => CliC
           // to a revoked identity fails here instead of producing a chain that never verifies.
           const extended = verifyChain(longer, {
             nowSeconds: now,
-            ...(await verification(home, now, longer, from.identity.identifier)),
+            ...known,
+            knownIdentities: new Map([
+              ...known.knownIdentities,
+              ...chain.identities,
+              [subject.identifier, subject],
+            ]),
           });
           writeOrPrint(
             ctx,
