@@ -662,12 +662,26 @@ describe('Authority: policy and issuing on request', () => {
     ).rejects.toMatchObject({ code: 'ERR_AUTHORITY_POLICY' });
   });
 
-  it('grants within the policy', async () => {
-    const { authority, authorityId } = await setup({ grantable });
-    await authority.createTicket(authorityId, {
-      attributes: attrs('tools=read_orders', 'refund<=500', 'region=eu'),
+  it('grants within the policy: the redeemer holds exactly what the ticket granted', async () => {
+    const { authority, authorityId, agents } = await setup({ grantable });
+    const granted = attrs('tools=read_orders', 'refund<=500', 'region=eu');
+    const ticket = await authority.createTicket(authorityId, {
+      attributes: granted,
       nowSeconds: NOW,
     });
+    const agent = agents[0]!.identity;
+    const { member, credential } = await authority.redeem(
+      { code: codeOfTicket(ticket), changeHistory: agent.changeHistory },
+      NOW + 1,
+    );
+    expect(text(member.attributes)).toEqual(text(granted));
+    const authorities = new Map([[authorityId, await authority.identity()]]);
+    const verified = verifyCredential(credential, {
+      nowSeconds: NOW + 1,
+      authorities,
+      subject: agent,
+    });
+    expect(text(verified.attributes)).toEqual(text(granted));
   });
 
   it('issues a member its stored attributes, and refuses a TTL beyond the policy', async () => {
