@@ -10,6 +10,7 @@ import { registerRelayCommands } from './commands/relay.js';
 import { registerTrustCommands } from './commands/trust.js';
 import { invalid, ManualClock, systemClock, type Clock } from '../core/index.js';
 import type { CliContext } from './context.js';
+import { configureLogging, LogFormat, LogLevel } from './logging.js';
 
 const DEFAULT_HOME = './.mandate';
 
@@ -19,6 +20,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--home <dir>', 'state directory (default ./.mandate, or $MANDATE_HOME)')
     .option('--json', 'machine-readable output on stdout')
     .option('--debug', 'print stacks and causes of errors')
+    .option('-q, --quiet', 'only warnings and errors on stderr (no notes, no info logs)')
+    .option('-v, --verbose', 'debug logs as well')
+    .option(
+      '--log-format <format>',
+      'log lines of long-running commands: text or json (default text, or $MANDATE_LOG_FORMAT)',
+    )
     .version(packageVersion(), '-V, --version', 'print the version and exit')
     .exitOverride()
     // Usage errors go through the one error funnel below, not commander's own printer.
@@ -28,9 +35,27 @@ export async function main(argv: readonly string[]): Promise<number> {
   let made: CliContext | undefined;
   const context = (): CliContext => {
     if (made !== undefined) return made;
-    const opts = program.opts<{ home?: string; json?: boolean; debug?: boolean }>();
+    const opts = program.opts<{
+      home?: string;
+      json?: boolean;
+      debug?: boolean;
+      quiet?: boolean;
+      verbose?: boolean;
+      logFormat?: string;
+    }>();
     const homeDir = resolve(opts.home ?? process.env.MANDATE_HOME ?? DEFAULT_HOME);
-    const out = createOutput(opts.json === true, opts.debug === true);
+    if (opts.quiet === true && opts.verbose === true)
+      throw invalid('ERR_ARGUMENT_INVALID', '`--quiet` and `--verbose` exclude each other');
+    configureLogging({
+      format: parseLogFormat(opts.logFormat ?? process.env.MANDATE_LOG_FORMAT),
+      level:
+        opts.quiet === true
+          ? LogLevel.warn
+          : opts.verbose === true
+            ? LogLevel.debug
+            : LogLevel.info,
+    });
+    const out = createOutput(opts.json === true, opts.debug === true, opts.quiet === true);
     const clock = clockFromEnvironment(process.env.MANDATE_NOW_SECONDS);
     made = {
       out,
@@ -62,6 +87,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     return reportError(error, { debug: opts.debug === true, json: opts.json === true });
   }
+}
+
+function parseLogFormat(value: string | undefined): LogFormat {
+  if (value === undefined || value === '') return LogFormat.text;
+  if (value === LogFormat.text || value === LogFormat.json) return value;
+  throw invalid(
+    'ERR_ARGUMENT_INVALID',
+    `the log format must be \`text\` or \`json\`, not \`${value}\``,
+  );
 }
 
 /** The version in this package's package.json (two folders up from src/cli or dist/cli). */

@@ -4,13 +4,11 @@ import {
   isMandateError,
   MandateError,
   type Clock,
-  type LogFields,
   type Logger,
   withJitter,
 } from '../core/index.js';
 import { randomUnit } from '../crypto/index.js';
 import { decodeCredential, type DenySet } from '../credentials/index.js';
-import { escapeControlCharacters } from '../encoding/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import {
   openSecureChannel,
@@ -37,31 +35,6 @@ import {
 
 /** The local address of a node's secure-channel listener. */
 export const API = 'api';
-
-/** Logs to stderr, one line per event: `level message key=value …`. */
-export function stderrLogger(): Logger {
-  const line = (level: string, message: string, fields?: LogFields): void => {
-    const rest = Object.entries(fields ?? {})
-      .filter(([, v]) => v !== undefined)
-      .map(([k, v]) => `${k}=${String(v)}`)
-      .join(' ');
-    // One line whatever a field holds: values can come from peers (see output.ts).
-    const text = `${level} ${message}${rest === '' ? '' : ` ${rest}`}`;
-    process.stderr.write(`${escapeControlCharacters(text)}\n`);
-  };
-  return {
-    debug: () => undefined,
-    info: (message, fields) => {
-      line('info', message, fields);
-    },
-    warn: (message, fields) => {
-      line('warn', message, fields);
-    },
-    error: (message, fields) => {
-      line('error', message, fields);
-    },
-  };
-}
 
 /** Resolves on the first SIGINT or SIGTERM. */
 export function untilSignal(): Promise<string> {

@@ -23,7 +23,7 @@ export interface Output {
   exitCode: number;
   /** Prints a result: JSON on stdout with --json, else the human text. */
   result(value: unknown, human: () => string): void;
-  /** Progress and notes for people: stderr, never part of --json output. */
+  /** Progress and notes for people: stderr, never part of --json output; none with --quiet. */
   note(text: string): void;
 }
 
@@ -39,7 +39,7 @@ function printable(text: string): string {
   return escapeControlCharacters(text, '\n');
 }
 
-export function createOutput(json: boolean, debug: boolean): Output {
+export function createOutput(json: boolean, debug: boolean, quiet = false): Output {
   return {
     json,
     debug,
@@ -50,7 +50,7 @@ export function createOutput(json: boolean, debug: boolean): Output {
       );
     },
     note(text) {
-      process.stderr.write(`${printable(text)}\n`);
+      if (!quiet) process.stderr.write(`${printable(text)}\n`);
     },
   };
 }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { invalid } from '../../src/core/index.js';
 import { createOutput, formatFields, reportError } from '../../src/cli/output.js';
-import { stderrLogger } from '../../src/cli/node-runtime.js';
+import { stderrLogger } from '../../src/cli/logging.js';
 
 // Defence in depth (issue 8, #5): whatever text from outside reaches the CLI's printers, no raw
 // control or bidi control character reaches the terminal.
@@ -63,5 +63,30 @@ describe('CLI output escapes control characters', () => {
     stderrLogger().warn(`refused ${REPAINT}`, { name: REPAINT });
     expect(printed.stderr()).not.toMatch(RAW);
     expect(printed.stderr().split('\n')).toHaveLength(2);
+  });
+});
+
+describe('CLI log lines', () => {
+  it('are timestamped text by default and JSON lines when asked, at the level asked', () => {
+    const printed = capture();
+    stderrLogger({ format: 'text', level: 'info' }).info('listening', { address: '127.0.0.1:1' });
+    stderrLogger({ format: 'text', level: 'info' }).debug('hidden');
+    stderrLogger({ format: 'json', level: 'warn' }).info('hidden too');
+    stderrLogger({ format: 'json', level: 'warn' }).warn('refused', {
+      reason: 'ERR_REVOKED',
+      n: 3,
+    });
+    const [text, json, rest] = printed.stderr().split('\n');
+    expect(text).toMatch(
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info listening address=127\.0\.0\.1:1$/,
+    );
+    expect(JSON.parse(json!)).toMatchObject({
+      level: 'warn',
+      msg: 'refused',
+      reason: 'ERR_REVOKED',
+      n: 3,
+      time: expect.stringMatching(/Z$/) as unknown,
+    });
+    expect(rest).toBe('');
   });
 });

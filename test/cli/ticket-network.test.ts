@@ -18,7 +18,9 @@ const newHome = (): string => mkdtempSync(join(tmpdir(), 'mandate-ticket-net-'))
  * the exit code of its kind; on stdout nothing, or the JSON error.
  */
 function expectError(r: Run, code: string, exit: number): void {
-  expect(r.stderr).toMatch(new RegExp(`^(?:warn [^\\n]*\\n)*error\\[${code}\\]: \\S[^\\n]*\\n$`));
+  expect(r.stderr).toMatch(
+    new RegExp(`^(?:\\S+ warn [^\\n]*\\n)*error\\[${code}\\]: \\S[^\\n]*\\n$`),
+  );
   expect(r.code, r.stderr).toBe(exit);
   expectErrorStdout(r, code);
 }

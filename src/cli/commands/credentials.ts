@@ -65,10 +65,10 @@ import {
   connectRoute,
   listenTcp,
   parseDialRoute,
-  stderrLogger,
   toListener,
   untilSignal,
 } from '../node-runtime.js';
+import { stderrLogger } from '../logging.js';
 
 const DEFAULT_AUTHORITY = 'authority';
 const DEFAULT_MEMBER = 'member';

@@ -31,10 +31,10 @@ import {
   CredentialRenewer,
   listenTcp,
   parseDialRoute,
-  stderrLogger,
   toListener,
   untilSignal,
 } from '../node-runtime.js';
+import { stderrLogger } from '../logging.js';
 import { collect, parseDuration, parsePositiveInteger } from '../parse.js';
 
 const ECHO = 'echo';
