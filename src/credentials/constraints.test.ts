@@ -602,6 +602,9 @@ describe('checkNarrower', () => {
         // A malformed child (e.g. an empty window at the top of the integer range) is refused
         // without accepting anything: there is no witness to find.
         if (!wellFormed(child)) return;
+        // A path on `tools` admits no action at all (a tool name never starts with `/`): the
+        // subset rule stays conservative there, with no witness either.
+        if (name === 'tools' && child.kind === 'path') return;
         refused++;
         expect(widening(name, child, parent)).not.toBeUndefined();
       }),
@@ -1040,5 +1043,45 @@ describe('infrastructure attributes', () => {
     action: 'any',
     args: new Map(Object.entries(args)),
     nowSeconds: 0,
+  });
+});
+
+describe('found by the outside attack on the issue 8 fixes', () => {
+  const request = (action: string, args: Record<string, string> = {}): AuthorizationRequest => ({
+    action,
+    args: new Map(Object.entries(args)),
+    nowSeconds: 0,
+  });
+
+  it('`tools=*` admits only actions in the tool-name grammar, so no spelling skips a scoped constraint', () => {
+    const any = parsed('tools=*');
+    expect(checkRequest('tools', any, request('orders.refund')).ok).toBe(true);
+    expect(checkRequest('tools', any, request('github/create_issue')).ok).toBe(true);
+    for (const action of [
+      '',
+      'orders.refund ',
+      ' orders.refund',
+      'orders.refund\u200b',
+      'orders\u2024refund',
+      'orders.refund#x',
+      '\x1b[31mALLOW',
+      '/orders.refund',
+      '@orders',
+      'a'.repeat(129),
+    ])
+      expect(checkRequest('tools', any, request(action)).ok, JSON.stringify(action)).toBe(false);
+  });
+
+  it('a link may not add an infrastructure capability its parent lacks', () => {
+    const parent = new Map([['tools', parsed('tools=echo')]]);
+    for (const name of INFRASTRUCTURE_ATTRIBUTES) {
+      const child = new Map([[name, parsed(`${name}=*`)]]);
+      expect(checkConstraintsNarrower(child, parent)).toMatchObject({ ok: false, name });
+      // Where the parent holds it, the child narrows it as any other name.
+      const holding = new Map([...parent, [name, parsed(`${name}=*`)]]);
+      expect(checkConstraintsNarrower(new Map([[name, parsed(`${name}=bob`)]]), holding)).toEqual({
+        ok: true,
+      });
+    }
   });
 });

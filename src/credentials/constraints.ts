@@ -572,7 +572,8 @@ export function checkNarrower(child: Constraint, parent: Constraint): Constraint
  * Whole-map subset rule: every parent name that the child carries must be equal or narrower;
  * a name the child omits is inherited (allowed: evaluation is a conjunction over all links); a
  * child may add names — except `tools`: a parent without `tools` grants no tool (deny by
- * default), so a child adding `tools` would grant from nothing. Returns the first failing name,
+ * default), so a child adding `tools` would grant from nothing; and except an infrastructure
+ * attribute (`relay`, …), a capability that only narrows where the parent holds it. Returns the first failing name,
  * `tools` first, then in the parent's order.
  */
 export function checkConstraintsNarrower(child: Constraints, parent: Constraints): NamedCheck {
@@ -582,6 +583,16 @@ export function checkConstraintsNarrower(child: Constraints, parent: Constraints
       name: ACTION_NAME,
       reason: 'nothing above grants any tool, so no `tools` can narrow it',
     };
+  // An infrastructure attribute is a capability, not a restriction (no call reads it): a child
+  // adding one would grant what nothing above holds (`relay=*` under a chain without `relay`).
+  for (const name of child.keys()) {
+    if (infrastructure.has(name) && !parent.has(name))
+      return {
+        ok: false,
+        name,
+        reason: `\`${show(name)}\` is a capability nothing above grants, so a link cannot add it`,
+      };
+  }
   for (const [name, parentConstraint] of parent) {
     const childConstraint = child.get(name);
     if (childConstraint === undefined) continue;
@@ -637,6 +648,11 @@ export function checkRequest(
         ? 'the request has no action'
         : `argument \`${show(argument)}\` is missing`,
     );
+  // An action outside the tool-name grammar names no tool a grant could mean: `tools=*` must not
+  // admit `orders.refund ` (or a zero-width space, an empty name, `a#b`) and thereby skip every
+  // `orders.refund#…` constraint for a gate that trims or normalises names before dispatching.
+  if (name === ACTION_NAME && !SET_VALUE_RE.test(value))
+    return deny(`the action \`${show(value)}\` is not a tool name`);
   switch (compiled.kind) {
     case 'set':
       if (compiled.any || compiled.members.has(value)) return OK;
