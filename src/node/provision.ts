@@ -37,6 +37,8 @@ export interface ProvisionOptions extends ProvisionerOptions {
 }
 
 const DEFAULT_BATCH_SIZE = 500;
+/** Identities one call creates at most: a bound on its memory (their identifiers are returned). */
+export const MAX_PROVISION_COUNT = 1_000_000;
 const MAX_WORKERS = 16;
 
 /**
@@ -87,9 +89,7 @@ export class IdentityProvisioner {
   async #provision(options: Omit<ProvisionOptions, 'workers'>): Promise<Identifier[]> {
     if (this.#closed) throw invalid('ERR_ARGUMENT_INVALID', 'the provisioner is closed');
     const { count } = options;
-    if (!Number.isSafeInteger(count) || count < 1) {
-      throw invalid('ERR_ARGUMENT_INVALID', '`count` must be a positive integer');
-    }
+    checkCount(count);
     const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
     if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
       throw invalid('ERR_ARGUMENT_INVALID', '`batchSize` must be a positive integer');
@@ -163,9 +163,7 @@ export async function provisionIdentities(
   options: ProvisionOptions,
 ): Promise<Identifier[]> {
   const { count } = options;
-  if (!Number.isSafeInteger(count) || count < 1) {
-    throw invalid('ERR_ARGUMENT_INVALID', '`count` must be a positive integer');
-  }
+  checkCount(count);
   // No more workers than batches: a small job need not start every core.
   const batches = Math.ceil(count / (options.batchSize ?? DEFAULT_BATCH_SIZE));
   const workers = Math.min(
@@ -260,4 +258,13 @@ function startWorker(): Worker {
     `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(workerUrl)}); })`,
     { eval: true },
   );
+}
+
+function checkCount(count: number): void {
+  if (!Number.isSafeInteger(count) || count < 1 || count > MAX_PROVISION_COUNT) {
+    throw invalid(
+      'ERR_ARGUMENT_INVALID',
+      `\`count\` must be an integer from 1 to ${MAX_PROVISION_COUNT.toLocaleString('en-US')}`,
+    );
+  }
 }

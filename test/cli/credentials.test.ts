@@ -1794,3 +1794,99 @@ describe('a stored history that no longer verifies', () => {
     expect(errorCodeOf(r)).toMatch(/^ERR_IDENTITY_/);
   });
 });
+
+describe('found by the outside attack on the issue 8 fixes (CLI)', () => {
+  it('refuses an argument given twice (a tool could read the value that was not checked)', async () => {
+    const { home, bobChain } = await shop();
+    await home.fails(
+      'ERR_ARGUMENT_INVALID',
+      'chain',
+      'check',
+      bobChain,
+      '--presenter',
+      'bob',
+      '--action',
+      'issue_refund',
+      '--arg',
+      'refund=1000',
+      '--arg',
+      'refund=50',
+      '--arg',
+      'order=/orders/4471',
+    );
+  });
+
+  it('refuses an --out it cannot write before redeeming or issuing anything', async () => {
+    const home = new Home();
+    await home.authorityInit();
+    await home.identity('carol');
+    const ticket = json(await home.run('--json', 'ticket', 'create', '--attr', 'tools=read_orders'))
+      .ticket as string;
+    await home.fails(
+      'ERR_ARGUMENT_INVALID',
+      'ticket',
+      'redeem',
+      ticket,
+      '--name',
+      'r7',
+      '--out',
+      home.dir,
+    );
+    expect((await home.run('identity', 'show', 'r7')).code).toBe(6);
+    // The ticket was not used up: it still enrolls.
+    await home.ok('ticket', 'redeem', ticket, '--name', 'r8', '--out', home.path('r8.chain'));
+    const before = await home.ok<{ attributes?: unknown }>(
+      'credential',
+      'show',
+      home.path('r8.chain'),
+    );
+    await home.fails(
+      'ERR_ARGUMENT_INVALID',
+      'credential',
+      'issue',
+      '--to',
+      'carol',
+      '--attr',
+      'tools=zzz',
+      '--out',
+      home.dir,
+    );
+    expect(before).toBeDefined();
+  });
+
+  it('without --out prints the chain alone on stdout, the status on stderr', async () => {
+    const home = new Home();
+    await home.authorityInit();
+    await home.identity('carol');
+    const r = await home.run('credential', 'issue', '--to', 'carol', '--attr', 'tools=read_orders');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(HEX_FILE_RE);
+    expect(r.stderr).toMatch(/issued/);
+    const file = home.path('carol.chain');
+    writeFileSync(file, r.stdout);
+    expect((await home.run('chain', 'verify', file, '--presenter', 'carol')).code).toBe(0);
+  });
+
+  it('enrolls and issues nothing for a revoked identity or by a revoked authority', async () => {
+    const home = new Home();
+    const authority = await home.authorityInit();
+    const bob = await home.identity('bob');
+    await home.ok('revoke', bob);
+    const ticket = json(await home.run('--json', 'ticket', 'create', '--attr', 'tools=read_orders'))
+      .ticket as string;
+    await home.fails(
+      'ERR_REVOKED',
+      'ticket',
+      'redeem',
+      ticket,
+      '--identity',
+      'bob',
+      '--out',
+      home.path('b.chain'),
+    );
+    await home.fails('ERR_REVOKED', 'credential', 'issue', '--to', 'bob', '--attr', 'tools=x');
+    await home.identity('carol');
+    await home.ok('revoke', authority);
+    await home.fails('ERR_REVOKED', 'credential', 'issue', '--to', 'carol', '--attr', 'tools=x');
+  });
+});

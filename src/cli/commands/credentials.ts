@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import {
@@ -98,6 +98,36 @@ function attributesOf(constraints: ReadonlyMap<string, Constraint>): Map<string,
   return new Map([...constraints].map(([name, c]) => [name, encodeConstraintValue(c)]));
 }
 
+/**
+ * Refuses an `--out` that cannot be written (a directory, a missing or read-only directory, a
+ * read-only file) before the command changes anything: a ticket used up, or a membership written,
+ * for a credential that then cannot be saved would be lost.
+ */
+function checkOutputFile(file: string | undefined): void {
+  if (file === undefined) return;
+  const path = resolve(file);
+  const refuse = (why: string, cause?: unknown): never => {
+    throw invalid('ERR_ARGUMENT_INVALID', `cannot write \`${file}\`: ${why}`, cause);
+  };
+  let isDirectory = false;
+  let exists = true;
+  try {
+    isDirectory = statSync(path).isDirectory();
+  } catch {
+    exists = false;
+  }
+  if (isDirectory) refuse('it is a directory');
+  try {
+    accessSync(exists ? path : dirname(path), constants.W_OK);
+  } catch (cause) {
+    refuse(exists ? 'the file is not writable' : 'no such directory, or it is not writable', cause);
+  }
+}
+
+/**
+ * Writes the chain to `file`, or prints it: on stdout the chain alone (so `> file` holds exactly
+ * the chain), the status line on stderr; with --json one object either way.
+ */
 function writeOrPrint(
   ctx: CliContext,
   file: string | undefined,
@@ -113,8 +143,11 @@ function writeOrPrint(
       throw invalid('ERR_ARGUMENT_INVALID', `cannot write \`${file}\``, cause);
     }
     ctx.out.result({ ...summary, file }, () => `${human}\nwritten to ${file}`);
+  } else if (ctx.out.json) {
+    ctx.out.result({ ...summary, chain: toHex(bytes) }, () => '');
   } else {
-    ctx.out.result({ ...summary, chain: toHex(bytes) }, () => `${human}\n${toHex(bytes)}`);
+    ctx.out.note(human);
+    ctx.out.result({}, () => toHex(bytes));
   }
 }
 
@@ -387,9 +420,7 @@ export function registerCredentialCommands(program: Command, context: () => CliC
       const name = opts.identity ?? opts.name ?? DEFAULT_MEMBER;
       const parsed = parseEnrollmentTicket(text.trim());
       // Redeeming uses the ticket up: make sure the credential can be written before that.
-      if (opts.out !== undefined && !existsSync(dirname(resolve(opts.out)))) {
-        throw invalid('ERR_ARGUMENT_INVALID', `cannot write \`${opts.out}\`: no such directory`);
-      }
+      checkOutputFile(opts.out);
       const home = await ctx.openHome();
       try {
         const local = await home.identities.find(parsed.authority.identifier);
@@ -413,6 +444,12 @@ export function registerCredentialCommands(program: Command, context: () => CliC
           ({ member, credential } = await home.store.database.transaction(async () => {
             const known =
               (await home.identities.find(name)) ?? (await home.identities.create({ name }));
+            // As over the network: a revoked member or authority enrolls nothing.
+            const now = ctx.clock.nowSeconds();
+            (await home.denySet(now)).assertNoneRevoked(
+              [known.identity.identifier, parsed.authority.identifier],
+              now,
+            );
             const authority = home.authority(parsed.authority.identifier, parsed.route);
             const enrolled = await authority.redeem(
               { code: parsed.code, changeHistory: known.identity.changeHistory },
@@ -472,6 +509,7 @@ export function registerCredentialCommands(program: Command, context: () => CliC
         const attributes = attributesOf(parseConstraints(opts.attr));
         // Parsed before anything is stored: a bad TTL must not leave the membership changed.
         const ttl = opts.ttl === undefined ? {} : { ttlSeconds: parseDuration(opts.ttl, '--ttl') };
+        checkOutputFile(opts.out);
         const home = await ctx.openHome();
         try {
           const subject = (await home.identities.get(opts.to)).identity;
@@ -479,6 +517,9 @@ export function registerCredentialCommands(program: Command, context: () => CliC
           // Refused before the membership changes, not cut short after.
           if (ttl.ttlSeconds !== undefined) authority.checkCredentialTtl(ttl.ttlSeconds);
           const authorityId = await authority.identifier();
+          // Neither a revoked subject nor a revoked authority gets a credential from this home.
+          const now = ctx.clock.nowSeconds();
+          (await home.denySet(now)).assertNoneRevoked([subject.identifier, authorityId], now);
           // Issuing sets the member's attributes; an enroller stays an enroller.
           const existing = await authority.member(subject.identifier);
           await authority.addMember(authorityId, subject.identifier, attributes, {
@@ -731,7 +772,11 @@ export function registerCredentialCommands(program: Command, context: () => CliC
         const at = pair.indexOf('=');
         if (at <= 0)
           throw invalid('ERR_ARGUMENT_INVALID', `\`--arg\` must be k=v, not \`${pair}\``);
-        args.set(pair.slice(0, at), pair.slice(at + 1));
+        const name = pair.slice(0, at);
+        // One value per argument: with two, whichever a tool reads could be the one not checked.
+        if (args.has(name))
+          throw invalid('ERR_ARGUMENT_INVALID', `\`--arg ${name}\` is given more than once`);
+        args.set(name, pair.slice(at + 1));
       }
       const home = await ctx.openHome();
       try {
