@@ -63,7 +63,7 @@ function script(blocks: readonly Block[]): { text: string; origin: Map<number, n
   const head = [
     'set -euo pipefail',
     'shopt -s inherit_errexit',
-    `trap 'status=$?; echo "@@failed $LINENO $status $BASH_COMMAND" >&2' ERR`,
+    `trap 'status=$?; { set +x; } 2>/dev/null; echo "@@failed $LINENO $status $BASH_COMMAND" >&2' ERR`,
     `trap 'kill $(jobs -p) 2>/dev/null || true' EXIT`,
     'set -x',
   ];
@@ -240,7 +240,7 @@ describe('the documents’ shell blocks', () => {
       };
       const outcome = await runScript(file, env);
 
-      const failed = /@@failed (\d+) (\d+) (.*)/.exec(outcome.output);
+      const failed = /^@@failed (\d+) (\d+) (.*)$/m.exec(outcome.output);
       const where =
         failed === null
           ? ''
