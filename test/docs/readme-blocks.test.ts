@@ -12,7 +12,7 @@ import {
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/vectors.js';
 
@@ -89,18 +89,23 @@ function ports(text: string): number[] {
 async function portIsFree(port: number): Promise<boolean> {
   const server = createServer();
   return new Promise((resolve) => {
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    server.once('error', () => {
+      resolve(false);
+    });
+    server.listen(port, '127.0.0.1', () =>
+      server.close(() => {
+        resolve(true);
+      }),
+    );
   });
 }
 
-/** Everything under `dir` (relative paths, files last-modified after `since`). */
+/** The newest modification time of the non-test `.ts` files under `dir`. */
 function newestMtime(dir: string): number {
   let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (!entry.isFile() || !entry.name.endsWith('.ts') || entry.name.endsWith('.test.ts')) continue;
-    newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
-  }
+  for (const path of readdirSync(dir, { encoding: 'utf8', recursive: true }))
+    if (path.endsWith('.ts') && !path.endsWith('.test.ts'))
+      newest = Math.max(newest, statSync(join(dir, path)).mtimeMs);
   return newest;
 }
 
@@ -149,7 +154,9 @@ function runScript(file: string, env: NodeJS.ProcessEnv): Promise<Outcome> {
       clearTimeout(timer);
       killGroup(); // background services the script left behind
       // Let the pipes drain (they close once every holder of them is dead).
-      setTimeout(() => resolve({ status, timedOut, output: chunks.join('') }), 200);
+      setTimeout(() => {
+        resolve({ status, timedOut, output: chunks.join('') });
+      }, 200);
     });
   });
 }
@@ -157,11 +164,10 @@ function runScript(file: string, env: NodeJS.ProcessEnv): Promise<Outcome> {
 /** The tail of every `*.log` the script wrote under `dir` (logs of background services). */
 function logs(dir: string): string {
   const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (!entry.isFile() || !entry.name.endsWith('.log')) continue;
-    const path = join(entry.parentPath, entry.name);
-    const text = readFileSync(path, 'utf8').split('\n').slice(-20).join('\n');
-    out.push(`--- ${relative(dir, path)} (last 20 lines)\n${text}`);
+  for (const path of readdirSync(dir, { encoding: 'utf8', recursive: true })) {
+    if (!path.endsWith('.log')) continue;
+    const tail = readFileSync(join(dir, path), 'utf8').split('\n').slice(-20).join('\n');
+    out.push(`--- ${path} (last 20 lines)\n${tail}`);
   }
   return out.join('\n');
 }
@@ -192,65 +198,72 @@ describe('the documents’ shell blocks', () => {
       bin: { mandate: string };
     };
     expect(pkg.bin.mandate).toBe('dist/cli/bin.js');
-    const r = spawnSync('npx', ['--no-install', 'mandate', '--version'], {
+    // No network: npx links the checkout itself into its cache (on its first call in a fresh npm
+    // cache that takes npm 10–30 s on a 2-core machine; later calls about a second).
+    const r = spawnSync('npx', ['mandate', '--version'], {
       cwd: repoRoot,
       encoding: 'utf8',
+      env: { ...process.env, npm_config_offline: 'true' },
     });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(pkg.version);
-  }, 60_000);
+  }, 120_000);
 
   for (const doc of DOCUMENTS) {
-    it(`${doc}: every sh block runs, top to bottom, as written`, async () => {
-      const { run: blocks, skipped } = shellBlocks(readFileSync(join(repoRoot, doc), 'utf8'));
-      expect(blocks.length, `${doc} has no sh block`).toBeGreaterThan(0);
-      for (const block of skipped)
-        for (const l of block.lines)
-          expect(l, `${doc}:${String(block.line)}: only npm commands may skip`).toMatch(/^npm /);
+    it(
+      `${doc}: every sh block runs, top to bottom, as written`,
+      async () => {
+        const { run: blocks, skipped } = shellBlocks(readFileSync(join(repoRoot, doc), 'utf8'));
+        expect(blocks.length, `${doc} has no sh block`).toBeGreaterThan(0);
+        for (const block of skipped)
+          for (const l of block.lines)
+            expect(l, `${doc}:${String(block.line)}: only npm commands may skip`).toMatch(/^npm /);
 
-      const { text, origin } = script(blocks);
-      for (const port of ports(text))
-        expect(await portIsFree(port), `${doc} needs port ${String(port)}, which is taken`).toBe(
-          true,
+        const { text, origin } = script(blocks);
+        for (const port of ports(text))
+          expect(await portIsFree(port), `${doc} needs port ${String(port)}, which is taken`).toBe(
+            true,
+          );
+
+        const root = mkdtempSync(join(tmpdir(), 'mandate-doc-blocks-'));
+        scratch.push(root);
+        for (const d of ['home', 'tmp', 'bin']) mkdirSync(join(root, d));
+        const shim = join(root, 'bin', 'npx');
+        writeFileSync(
+          shim,
+          [
+            '#!/bin/sh',
+            `if [ "$1" = mandate ]; then shift; exec '${process.execPath}' '${bin}' "$@"; fi`,
+            'echo "only \\`npx mandate\\` is available here" >&2; exit 127',
+            '',
+          ].join('\n'),
         );
+        chmodSync(shim, 0o755);
+        const file = join(root, 'blocks.sh');
+        writeFileSync(file, text);
 
-      const root = mkdtempSync(join(tmpdir(), 'mandate-doc-blocks-'));
-      scratch.push(root);
-      for (const d of ['home', 'tmp', 'bin']) mkdirSync(join(root, d));
-      const shim = join(root, 'bin', 'npx');
-      writeFileSync(
-        shim,
-        [
-          '#!/bin/sh',
-          `if [ "$1" = mandate ]; then shift; exec '${process.execPath}' '${bin}' "$@"; fi`,
-          'echo "only \\`npx mandate\\` is available here" >&2; exit 127',
-          '',
-        ].join('\n'),
-      );
-      chmodSync(shim, 0o755);
-      const file = join(root, 'blocks.sh');
-      writeFileSync(file, text);
+        const before = untracked();
+        const env = {
+          PATH: `${join(root, 'bin')}:${process.env.PATH ?? ''}`,
+          HOME: join(root, 'home'),
+          TMPDIR: join(root, 'tmp'),
+          LANG: 'C.UTF-8',
+        };
+        const outcome = await runScript(file, env);
 
-      const before = untracked();
-      const env = {
-        PATH: `${join(root, 'bin')}:${process.env.PATH ?? ''}`,
-        HOME: join(root, 'home'),
-        TMPDIR: join(root, 'tmp'),
-        LANG: 'C.UTF-8',
-      };
-      const outcome = await runScript(file, env);
-
-      const failed = /^@@failed (\d+) (\d+) (.*)$/m.exec(outcome.output);
-      const where =
-        failed === null
-          ? ''
-          : `${doc}:${String(origin.get(Number(failed[1])) ?? '?')} exited ${failed[2] ?? '?'}: ${failed[3] ?? ''}\n`;
-      const report =
-        `${outcome.timedOut ? `timed out after ${String(RUN_TIMEOUT_MS)} ms\n` : ''}${where}` +
-        `--- output (last 80 lines)\n${outcome.output.split('\n').slice(-80).join('\n')}\n${logs(root)}`;
-      expect(outcome.timedOut, report).toBe(false);
-      expect(outcome.status, report).toBe(0);
-      expect(untracked(), `${doc} wrote into the repository`).toEqual(before);
-    }, RUN_TIMEOUT_MS + 30_000);
+        const failed = /^@@failed (\d+) (\d+) (.*)$/m.exec(outcome.output);
+        const where =
+          failed === null
+            ? ''
+            : `${doc}:${String(origin.get(Number(failed[1])) ?? '?')} exited ${failed[2] ?? '?'}: ${failed[3] ?? ''}\n`;
+        const report =
+          `${outcome.timedOut ? `timed out after ${String(RUN_TIMEOUT_MS)} ms\n` : ''}${where}` +
+          `--- output (last 80 lines)\n${outcome.output.split('\n').slice(-80).join('\n')}\n${logs(root)}`;
+        expect(outcome.timedOut, report).toBe(false);
+        expect(outcome.status, report).toBe(0);
+        expect(untracked(), `${doc} wrote into the repository`).toEqual(before);
+      },
+      RUN_TIMEOUT_MS + 30_000,
+    );
   }
 });
