@@ -1,5 +1,6 @@
 import { generateX25519KeyPair, wipe } from '../crypto/index.js';
-import { attestPurposeKey, Purpose, type VerifiedIdentity } from '../identity/index.js';
+import { attestPurposeKey } from '../identity/internal.js';
+import { Purpose, type VerifiedIdentity } from '../identity/index.js';
 import type { SigningVault } from '../vault/index.js';
 import { encodeIdentityPayload } from './identity-payload.js';
 import { staticKeyFromSecret, type NoiseStaticKey } from './noise.js';

@@ -1,10 +1,5 @@
-import {
-  checkUnixSeconds,
-  isUnixSeconds,
-  MandateError,
-  ErrorKind,
-  invalid,
-} from '../core/index.js';
+import { checkUnixSeconds, isUnixSeconds, invalid } from '../core/internal.js';
+import { MandateError, ErrorKind } from '../core/index.js';
 import { sha256 } from '../crypto/index.js';
 import {
   bytesEqual,
@@ -15,8 +10,8 @@ import {
   expectBytes,
   toHex,
 } from '../encoding/index.js';
+import { newerHistory } from '../identity/internal.js';
 import {
-  newerHistory,
   Purpose,
   verifyChangeHistory,
   verifyPurposeKeyAttestation,

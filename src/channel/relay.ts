@@ -1,13 +1,11 @@
 import {
   ErrorKind,
-  invalid,
   isMandateError,
   MandateError,
-  silentLogger,
-  withJitter,
   type ErrorCode,
   type Logger,
 } from '../core/index.js';
+import { invalid, silentLogger, withJitter } from '../core/internal.js';
 import { constantTimeEqual, randomBytes, randomUnit } from '../crypto/index.js';
 import {
   decodeCbor,
@@ -17,15 +15,16 @@ import {
   expectUint,
   type CborValue,
 } from '../encoding/index.js';
-import { decodeConstraintValue, RELAY_ATTRIBUTE } from '../credentials/index.js';
+import { decodeConstraintValue } from '../credentials/internal.js';
+import { RELAY_ATTRIBUTE } from '../credentials/index.js';
 import {
   localAddress,
-  RELAY_PREFIX,
   TransportType,
   type Envelope,
   type MessageContext,
   type Router,
 } from '../routing/index.js';
+import { RELAY_PREFIX } from '../routing/internal.js';
 import type { Identifier } from '../identity/index.js';
 import type { VerifiedPeer } from './identity-payload.js';
 import { SecureChannelLocalInfo } from './secure-channel.js';

@@ -1,21 +1,18 @@
 import {
   ErrorKind,
-  invalid,
   isMandateError,
-  isUnixSeconds,
   MandateError,
-  silentLogger,
   systemClock,
   type Clock,
   type Logger,
-  withJitter,
 } from '../core/index.js';
+import { invalid, isUnixSeconds, silentLogger, withJitter } from '../core/internal.js';
 import { generateX25519KeyPair, randomUnit } from '../crypto/index.js';
 import { bytesEqual } from '../encoding/index.js';
-import { newerHistory, Purpose } from '../identity/index.js';
+import { newerHistory } from '../identity/internal.js';
+import { Purpose } from '../identity/index.js';
+import { decodeEnvelope, encodeEnvelopeHead } from '../routing/internal.js';
 import {
-  decodeEnvelope,
-  encodeEnvelopeHead,
   localAddress,
   TransportType,
   type Envelope,

@@ -1,13 +1,5 @@
-import {
-  checkUnixSeconds,
-  ErrorKind,
-  invalid,
-  MandateError,
-  notFound,
-  systemClock,
-  type Clock,
-  type ErrorCode,
-} from '../core/index.js';
+import { checkUnixSeconds, invalid, notFound } from '../core/internal.js';
+import { ErrorKind, MandateError, systemClock, type Clock, type ErrorCode } from '../core/index.js';
 import { bytesEqual } from '../encoding/index.js';
 import { randomBytes, sha256, wipe } from '../crypto/index.js';
 import type { SigningVault } from '../vault/index.js';

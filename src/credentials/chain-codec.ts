@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import {
   CborMap,
   decodeCbor,
@@ -15,7 +15,7 @@ import {
   decodeVersionedDataOf,
   encodeVersionedData,
   type DecodedSignature,
-} from '../identity/codec.js';
+} from '../identity/internal.js';
 
 /**
  * Wire format of Mandate's delegation links and chains (docs/spec/delegation.md), in Ockam's

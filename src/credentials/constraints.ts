@@ -1,10 +1,5 @@
-import {
-  invalid,
-  isMandateError,
-  isUnixSeconds,
-  type ErrorCode,
-  type MandateError,
-} from '../core/index.js';
+import { invalid, isUnixSeconds } from '../core/internal.js';
+import { isMandateError, type ErrorCode, type MandateError } from '../core/index.js';
 
 /**
  * Constraints: what a mandate credential or a delegation link allows, one constraint per

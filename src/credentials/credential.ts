@@ -1,15 +1,14 @@
-import {
-  checkUnixSeconds,
-  ErrorKind,
-  invalid,
-  MandateError,
-  type ErrorCode,
-} from '../core/index.js';
+import { checkUnixSeconds, invalid } from '../core/internal.js';
+import { ErrorKind, MandateError, type ErrorCode } from '../core/index.js';
 import { bytesEqual, toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
 import type { SigningVault } from '../vault/index.js';
 import {
   decodePurposeKeyAttestation,
+  type DecodedSignature,
+  verifyChangeSignature,
+} from '../identity/internal.js';
+import {
   Purpose,
   verifyPurposeKeyAttestation,
   type Identifier,
@@ -17,8 +16,6 @@ import {
   type VerifiedPurposeKey,
   type VerifyPurposeKeyOptions,
 } from '../identity/index.js';
-import type { DecodedSignature } from '../identity/codec.js';
-import { verifyChangeSignature } from '../identity/verify-change-history.js';
 import {
   decodeCredential,
   encodeCredentialAndPurposeKey,

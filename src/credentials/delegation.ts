@@ -1,15 +1,10 @@
-import {
-  checkUnixSeconds,
-  invalid,
-  isUnixSeconds,
-  MandateError,
-  ErrorKind,
-} from '../core/index.js';
+import { checkUnixSeconds, invalid, isUnixSeconds } from '../core/internal.js';
+import { MandateError, ErrorKind } from '../core/index.js';
 import { bytesEqual, toHex } from '../encoding/index.js';
 import { randomBytes, sha256 } from '../crypto/index.js';
 import type { SigningVault } from '../vault/index.js';
+import { newerHistory, encodeSignature, verifyChangeSignature } from '../identity/internal.js';
 import {
-  newerHistory,
   Purpose,
   verifyChangeHistory,
   verifyPurposeKeyAttestation,
@@ -17,8 +12,6 @@ import {
   type VerifiedIdentity,
   type VerifiedPurposeKey,
 } from '../identity/index.js';
-import { encodeSignature } from '../identity/codec.js';
-import { verifyChangeSignature } from '../identity/verify-change-history.js';
 import {
   decodeChain,
   encodeChain,
@@ -54,7 +47,6 @@ import type { DenySet } from './deny-set.js';
 export const RESERVED_PREFIX = 'mandate.';
 /** How many links a root credential allows below it unless it says `mandate.max-depth`. */
 export const DEFAULT_MAX_DEPTH = 3;
-export const DEFAULT_LINK_TTL_SECONDS = 900;
 
 /** One verified link of a chain. */
 export interface VerifiedLink {
@@ -601,10 +593,6 @@ export function authorize(
     }
   }
   return { decision: 'allow', actor: chain.actor, chain: steps };
-}
-
-export function describeChain(chain: VerifiedChain): readonly ChainStep[] {
-  return chain.steps;
 }
 
 function buildSteps(chain: VerifiedChain): ChainStep[] {

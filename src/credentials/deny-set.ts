@@ -1,11 +1,5 @@
-import {
-  conflict,
-  ErrorKind,
-  invalid,
-  isMandateError,
-  isUnixSeconds,
-  MandateError,
-} from '../core/index.js';
+import { conflict, invalid, isUnixSeconds } from '../core/internal.js';
+import { ErrorKind, isMandateError, MandateError } from '../core/index.js';
 import { isIdentifier } from '../identity/index.js';
 
 /**

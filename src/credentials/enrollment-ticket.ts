@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import {
   decodeCbor,
   encodeCbor,
@@ -7,11 +7,8 @@ import {
   expectUint,
   hasControlCharacters,
 } from '../encoding/index.js';
-import {
-  MAX_CHANGE_HISTORY_BYTES,
-  verifyChangeHistory,
-  type VerifiedIdentity,
-} from '../identity/index.js';
+import { MAX_CHANGE_HISTORY_BYTES } from '../identity/internal.js';
+import { verifyChangeHistory, type VerifiedIdentity } from '../identity/index.js';
 
 /**
  * Enrollment tickets: the text a person copies to enroll a new agent.

@@ -1,4 +1,5 @@
-import { conflict, invalid, notFound, systemClock, type Clock } from '../core/index.js';
+import { conflict, invalid, notFound } from '../core/internal.js';
+import { systemClock, type Clock } from '../core/index.js';
 import { SigningKeyType, type SecureChannelVault, type SigningVault } from '../vault/index.js';
 import { compareHistories, HistoryRelation } from './compare-histories.js';
 import { createIdentity, rotateIdentity } from './create-identity.js';

@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import type { SigningKeyType } from '../vault/index.js';
 
 /** `I` + 64 lowercase hex digits: SHA-256 of the first change's data bytes. */

@@ -1,4 +1,5 @@
-import { checkUnixSeconds, invalid, MandateError, ErrorKind } from '../core/index.js';
+import { checkUnixSeconds, invalid } from '../core/internal.js';
+import { MandateError, ErrorKind } from '../core/index.js';
 import {
   bytesEqual,
   decodeCbor,

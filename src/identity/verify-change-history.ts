@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import { bytesEqual, toHex } from '../encoding/index.js';
 import { sha256, verifyEd25519, verifyP256 } from '../crypto/index.js';
 import { SigningKeyType } from '../vault/index.js';

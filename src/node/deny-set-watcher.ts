@@ -1,11 +1,5 @@
-import {
-  invalid,
-  isMandateError,
-  silentLogger,
-  systemClock,
-  type Clock,
-  type Logger,
-} from '../core/index.js';
+import { invalid, silentLogger } from '../core/internal.js';
+import { isMandateError, systemClock, type Clock, type Logger } from '../core/index.js';
 import { DenySet, type DenySetRepository } from '../credentials/index.js';
 
 /** How often a watcher asks the repository for updates, by default. */

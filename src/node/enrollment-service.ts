@@ -1,23 +1,17 @@
 import {
   ErrorKind,
-  invalid,
   isMandateError,
   MandateError,
-  notFound,
-  silentLogger,
   systemClock,
   type Clock,
   type ErrorCode,
   type Logger,
 } from '../core/index.js';
+import { invalid, notFound, silentLogger } from '../core/internal.js';
 import { wipe } from '../crypto/index.js';
 import { decodeCbor, encodeCbor, expectArray, expectBytes, expectUint } from '../encoding/index.js';
-import {
-  compareHistories,
-  HistoryRelation,
-  type Identifier,
-  type VerifiedIdentity,
-} from '../identity/index.js';
+import { compareHistories, HistoryRelation } from '../identity/internal.js';
+import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import {
   decodeCredential,
   verifyCredential,

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { conflict, internal, invalid, MandateError } from '../core/index.js';
+import { conflict, internal, invalid } from '../core/internal.js';
+import { MandateError } from '../core/index.js';
 import { wipe, type SecretBytes } from '../crypto/index.js';
 import type { Identifier, IdentityRepository } from '../identity/index.js';
 import { SigningKeyType, type SealedKeyRepository } from '../vault/index.js';

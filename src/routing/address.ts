@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 
 /**
  * An address names one hop: a transport type (Ockam's `[transport_type: u8, bytes]`, DESIGN.md §2
@@ -71,8 +71,4 @@ export function stepRoute(route: Route): { readonly next: Address; readonly rest
   const next = route[0];
   if (next === undefined) throw invalid('ERR_ROUTE_INVALID', 'route is empty');
   return { next, rest: route.slice(1) };
-}
-
-export function addressEquals(a: Address, b: Address): boolean {
-  return a.type === b.type && a.value === b.value;
 }

@@ -1,4 +1,5 @@
-import { conflict, ErrorKind, MandateError } from '../core/index.js';
+import { conflict } from '../core/internal.js';
+import { ErrorKind, MandateError } from '../core/index.js';
 import { TransportType, type Address } from './address.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js';
 import type { ConnectionHandle, Router, Transport } from './router.js';

@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import { MAX_ROUTE_HOPS, TransportType, type Address, type Route } from './address.js';
 
 /**

@@ -1,4 +1,5 @@
-import { conflict, invalid, notFound, silentLogger, type Logger } from '../core/index.js';
+import { conflict, invalid, notFound, silentLogger } from '../core/internal.js';
+import type { Logger } from '../core/index.js';
 import {
   localAddress,
   MAX_ROUTE_HOPS,

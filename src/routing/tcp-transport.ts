@@ -1,5 +1,6 @@
 import { createServer, Socket, type Server } from 'node:net';
-import { ErrorKind, invalid, MandateError, silentLogger, type Logger } from '../core/index.js';
+import { ErrorKind, MandateError, type Logger } from '../core/index.js';
+import { invalid, silentLogger } from '../core/internal.js';
 import { TransportType, type Address } from './address.js';
 import { decodeEnvelope, encodeEnvelope, MAX_ENVELOPE_BYTES, type Envelope } from './envelope.js';
 import { FramePool } from './frame-pool.js';

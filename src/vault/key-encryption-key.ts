@@ -1,7 +1,8 @@
 import { scrypt } from 'node:crypto';
 import { link, open, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { invalid, MandateError, ErrorKind, notFound } from '../core/index.js';
+import { invalid, notFound } from '../core/internal.js';
+import { MandateError, ErrorKind } from '../core/index.js';
 import { randomBytes, SecureArena, wipe, type SecretBytes } from '../crypto/index.js';
 import { toHex } from '../encoding/index.js';
 

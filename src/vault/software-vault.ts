@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import {
   AEAD_KEY_BYTES,
   ED25519_SECRET_KEY_BYTES,
