@@ -147,6 +147,10 @@ export interface VerifiedPeer {
 /** Who may complete a handshake; deny by default. */
 export type TrustPolicy = (peer: VerifiedPeer) => boolean;
 
+/**
+ * Ready-made trust policies: which verified peers a channel end accepts (after the peer's
+ * identity, key, credentials and chains were verified).
+ */
 export const TrustPolicies = {
   /** Only this identifier. */
   identifier:
@@ -173,6 +177,9 @@ export const TrustPolicies = {
       policies.some((p) => p(peer)),
 } as const;
 
+/**
+ * How a channel end verifies its peer: trusted authorities, trust policy, deny-set, caches.
+ */
 export interface VerifyPeerOptions {
   readonly nowSeconds: number;
   /** The peer's static key as Noise authenticated it (`rs`). */

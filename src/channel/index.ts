@@ -4,7 +4,7 @@
 // (tests import their files directly); nothing here is needed by another layer's internals.
 export type { NoiseStaticKey } from './noise.js';
 export { TrustPolicies, VerifiedPeerCache, withCredentials } from './identity-payload.js';
-export type { VerifiedPeer, TrustPolicy } from './identity-payload.js';
+export type { VerifiedPeer, TrustPolicy, VerifyPeerOptions } from './identity-payload.js';
 export {
   openSecureChannel,
   SecureChannelListener,

@@ -6,6 +6,9 @@ import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import { verifyChain, type VerifiedChain } from './delegation.js';
 import type { DenySet } from './deny-set.js';
 
+/**
+ * Options of {@link ChainVerifier}: the trusted authorities, the deny-set and the cache size.
+ */
 export interface ChainVerifierOptions {
   readonly authorities: ReadonlyMap<Identifier, VerifiedIdentity>;
   readonly denySet?: DenySet;

@@ -80,7 +80,14 @@ export type Constraint =
   | { readonly kind: 'min'; readonly limit: number }
   | { readonly kind: 'path'; readonly segments: readonly string[]; readonly subtree: boolean }
   | { readonly kind: 'window'; readonly notBefore: number; readonly notAfter: number };
+/**
+ * The constraints of one credential or link, by attribute name.
+ */
 export type Constraints = ReadonlyMap<string, Constraint>;
+/**
+ * What {@link authorize} decides on: an action (a tool name, checked against `tools`), its
+ * arguments by name, and the time.
+ */
 export interface AuthorizationRequest {
   readonly action: string;
   readonly args: ReadonlyMap<string, string>;

@@ -69,6 +69,9 @@ export interface CredentialFields {
   readonly expiresAt: number;
 }
 
+/**
+ * A credential decoded but not verified (`verifyCredential` checks it).
+ */
 export interface DecodedCredential {
   readonly subject: Identifier;
   readonly subjectLatestChangeHash: Uint8Array;

@@ -34,6 +34,9 @@ export const MAX_ENROLLMENT_TICKET_CHARS =
 const MALFORMED = 'ERR_TICKET_MALFORMED';
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
+/**
+ * What an enrollment ticket carries: the authority, the route to it, the one-time code and the expiry.
+ */
 export interface EnrollmentTicketFields {
   readonly authority: VerifiedIdentity;
   readonly route: string;
@@ -61,6 +64,10 @@ export class EnrollmentTicket implements EnrollmentTicketFields {
   }
 }
 
+/**
+ * The text form of a ticket (what `Authority.createTicket` returns). Throws
+ * `ERR_ARGUMENT_INVALID` for a code of the wrong size, a bad expiry or route.
+ */
 export function formatEnrollmentTicket(fields: EnrollmentTicketFields): string {
   if (fields.code.length !== ENROLLMENT_CODE_BYTES)
     throw invalid('ERR_ARGUMENT_INVALID', `the code must be ${ENROLLMENT_CODE_BYTES} bytes`);

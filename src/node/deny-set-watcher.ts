@@ -5,6 +5,9 @@ import { DenySet, type DenySetRepository } from '../credentials/index.js';
 /** How often a watcher asks the repository for updates, by default. */
 export const DEFAULT_DENY_SET_POLL_MS = 1_000;
 
+/**
+ * Options of {@link DenySetWatcher}.
+ */
 export interface DenySetWatcherOptions {
   /** The durable list to follow: on one home, its SQLite repository (written by `revoke`). */
   readonly repository: Pick<DenySetRepository, 'snapshot' | 'updatesSince'>;

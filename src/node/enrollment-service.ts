@@ -129,6 +129,9 @@ function decodeEnrollmentMessage(bytes: Uint8Array, maxBytes: number): Enrollmen
   }
 }
 
+/**
+ * What an {@link EnrollmentService} reports to its `onEvent`.
+ */
 export type EnrollmentEvent =
   | { readonly type: 'enrolled'; readonly identifier: Identifier }
   /** A member got a fresh credential (a renew request). */
@@ -140,6 +143,9 @@ export type EnrollmentEvent =
       readonly reason: ErrorCode;
     };
 
+/**
+ * Options of {@link EnrollmentService}.
+ */
 export interface EnrollmentServiceOptions {
   /** The authority whose tickets are redeemed and whose members' credentials are renewed. */
   readonly authority: {
@@ -335,6 +341,9 @@ function detailOf(error: unknown): string | undefined {
   return error.code;
 }
 
+/**
+ * Options of {@link redeemTicketOverChannel}.
+ */
 export interface RedeemTicketOptions {
   /** The authority the ticket names (its verified history, from the ticket). */
   readonly authority: VerifiedIdentity;
@@ -347,6 +356,9 @@ export interface RedeemTicketOptions {
   readonly clock?: Clock;
 }
 
+/**
+ * Options of {@link fetchCredentialOverChannel}.
+ */
 export interface FetchCredentialOptions {
   /** The authority to ask, as this side trusts it (a trust anchor's verified history). */
   readonly authority: VerifiedIdentity;

@@ -13,6 +13,9 @@ import type {
   ProvisionResult,
 } from './provision-protocol.js';
 
+/**
+ * Where {@link provisionIdentities} writes: the identity repository and the sealed-key repository, sharing transactions.
+ */
 export interface ProvisionTarget {
   /** Where identities and their purpose keys go; its `transaction` must also cover `vaultKeys`. */
   readonly identities: IdentityRepository;
@@ -22,11 +25,17 @@ export interface ProvisionTarget {
   readonly kek: SecretBytes;
 }
 
+/**
+ * Options of {@link IdentityProvisioner}.
+ */
 export interface ProvisionerOptions {
   /** Worker threads (default: one per core; at most 16). */
   readonly workers?: number;
 }
 
+/**
+ * Options of {@link provisionIdentities}: how many identities, in batches of what size, named how.
+ */
 export interface ProvisionOptions extends ProvisionerOptions {
   readonly count: number;
   /** Identities per worker request and per transaction (default 500). */

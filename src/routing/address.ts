@@ -15,6 +15,9 @@ export const TransportType = {
 } as const;
 export type TransportType = (typeof TransportType)[keyof typeof TransportType];
 
+/**
+ * One hop of a route: a transport type and a value (a local worker name, a TCP `host:port`, …).
+ */
 export interface Address {
   /** 0–255; see TransportType. */
   readonly type: number;
@@ -53,6 +56,10 @@ export function checkRoute(route: Route, what: string): Route {
   return route;
 }
 
+/**
+ * The local address `value` (a worker or connection on this router); throws `ERR_ROUTE_INVALID`
+ * unless it is 1–255 printable ASCII characters.
+ */
 export function localAddress(value: string): Address {
   const address = { type: TransportType.local, value };
   if (!isValidAddress(address)) {

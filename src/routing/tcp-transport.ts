@@ -13,6 +13,9 @@ import type { ConnectionHandle, Router, Transport } from './router.js';
  */
 export const TCP_PROTOCOL_VERSION = 1;
 
+/**
+ * Options of {@link TcpTransport}: frame and queue bounds, timeouts.
+ */
 export interface TcpTransportOptions {
   /** Largest frame body accepted or sent (default MAX_ENVELOPE_BYTES, 272 KiB). */
   readonly maxFrameBytes?: number;
@@ -38,6 +41,9 @@ export interface TcpTransportOptions {
   readonly onConnectionClosed?: (connectionId: string, error: MandateError | undefined) => void;
 }
 
+/**
+ * A listening TCP socket of a {@link TcpTransport}.
+ */
 export interface TcpListener {
   readonly host: string;
   readonly port: number;

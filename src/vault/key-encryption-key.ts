@@ -25,6 +25,9 @@ export const KEK_SALT_BYTES = 16;
 const SCRYPT_PARAMS = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
 const GROUP_OR_OTHER_BITS = 0o077;
 
+/**
+ * Options of `loadOrCreateKeyFile`, `loadOrCreateSaltFile` and `deriveKekFromPassphrase`.
+ */
 export interface KekOptions {
   /** Guarded memory for the KEK; by default a small arena of its own. */
   readonly arena?: SecureArena;
