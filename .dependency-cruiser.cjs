@@ -61,6 +61,23 @@ forbidden.push(
     to: { path: '^(crypto|sodium-native)$|node_modules/sodium-native' },
   },
   {
+    // docs/architecture.md, "Public API and internal barrels": another folder's files are
+    // reached only through its index.ts (the public API, exported by package.json) or its
+    // internal.ts (shared with the layers above, never exported). Tests may import any file.
+    name: 'cross-folder-through-index',
+    comment: 'import another folder of src/ only through its index.ts or internal.ts',
+    severity: 'error',
+    from: { path: '^src/([^/]+)/', pathNot: '\\.test\\.ts$' },
+    to: { path: '^src/[^/]+/', pathNot: '^src/($1/|[^/]+/(index|internal)\\.ts$)' },
+  },
+  {
+    name: 'root-index-public-only',
+    comment: "src/index.ts (the package root export) re-exports only the folders' public indexes",
+    severity: 'error',
+    from: { path: '^src/index\\.ts$' },
+    to: { path: '^src/', pathNot: '^src/[^/]+/index\\.ts$' },
+  },
+  {
     name: 'src-not-to-tests',
     severity: 'error',
     from: { path: '^src/', pathNot: '\\.test\\.ts$' },

@@ -5,20 +5,17 @@
  * authority's history itself, so every handshake it runs is the full one.
  */
 import { generateX25519KeyPair } from '../src/crypto/index.js';
-import {
-  encodeIdentityPayload,
-  staticKeyFromSecret,
-  TrustPolicies,
-  type SecureChannelOptions,
-} from '../src/channel/index.js';
+import { encodeIdentityPayload } from '../src/channel/identity-payload.js';
+import { staticKeyFromSecret } from '../src/channel/noise.js';
+import { TrustPolicies, type SecureChannelOptions } from '../src/channel/index.js';
 import {
   constraintsToAttributes,
   issueCredential,
   parseConstraint,
   type CredentialIssuer,
 } from '../src/credentials/index.js';
+import { attestPurposeKey } from '../src/identity/internal.js';
 import {
-  attestPurposeKey,
   Identities,
   MemoryIdentityRepository,
   Purpose,

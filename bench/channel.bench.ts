@@ -32,13 +32,11 @@ import {
   verifyEd25519,
   x25519Into,
 } from '../src/crypto/index.js';
+import { ChannelHandshake } from '../src/channel/channel-handshake.js';
+import { createHandshake, NoiseSuite, staticKeyFromSecret } from '../src/channel/noise.js';
 import {
-  ChannelHandshake,
-  createHandshake,
-  NoiseSuite,
   openSecureChannel,
   relayAddress,
-  staticKeyFromSecret,
   TrustPolicies,
   VerifiedPeerCache,
   type SecureChannel,

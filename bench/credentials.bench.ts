@@ -14,8 +14,8 @@ import {
   verifyEd25519,
 } from '../src/crypto/index.js';
 import { toHex } from '../src/encoding/index.js';
+import { decodePurposeKeyAttestation } from '../src/identity/internal.js';
 import {
-  decodePurposeKeyAttestation,
   Identities,
   MemoryIdentityRepository,
   Purpose,

@@ -22,9 +22,8 @@ import {
   Identities,
   MemoryIdentityRepository,
   verifyChangeHistory,
-  createIdentity,
-  rotateIdentity,
 } from '../src/identity/index.js';
+import { createIdentity, rotateIdentity } from '../src/identity/create-identity.js';
 import { MemoryVault, SoftwareVault } from '../src/vault/index.js';
 import { openSqliteStore } from '../src/store/index.js';
 import { IdentityProvisioner } from '../src/node/index.js';

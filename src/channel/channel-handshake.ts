@@ -1,4 +1,5 @@
-import { invalid, MandateError, ErrorKind } from '../core/index.js';
+import { invalid } from '../core/internal.js';
+import { MandateError, ErrorKind } from '../core/index.js';
 import {
   createHandshake,
   NoiseSuite,

@@ -1,5 +1,6 @@
 import { generateX25519KeyPair, wipe } from '../crypto/index.js';
-import { attestPurposeKey, Purpose, type VerifiedIdentity } from '../identity/index.js';
+import { attestPurposeKey } from '../identity/internal.js';
+import { Purpose, type VerifiedIdentity } from '../identity/index.js';
 import type { SigningVault } from '../vault/index.js';
 import { encodeIdentityPayload } from './identity-payload.js';
 import { staticKeyFromSecret, type NoiseStaticKey } from './noise.js';
@@ -7,6 +8,9 @@ import { staticKeyFromSecret, type NoiseStaticKey } from './noise.js';
 /** How long the attestation of a channel key made for one process run is valid by default. */
 export const DEFAULT_CHANNEL_KEY_TTL_SECONDS = 24 * 3600;
 
+/**
+ * Options of {@link prepareChannelIdentity}: the local identity, the vault key id of its primary key, and what it presents.
+ */
 export interface ChannelIdentityOptions {
   readonly identity: VerifiedIdentity;
   /** The vault key id of the identity's current primary key, which attests the channel key. */
@@ -19,6 +23,10 @@ export interface ChannelIdentityOptions {
   readonly ttlSeconds?: number;
 }
 
+/**
+ * This side of a channel, as `SecureChannelOptions` takes it: the static key (in process memory)
+ * and the identity payload that presents it.
+ */
 export interface ChannelIdentity {
   readonly staticKey: NoiseStaticKey;
   readonly identityPayload: Uint8Array;

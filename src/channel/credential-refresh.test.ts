@@ -8,8 +8,8 @@ import {
   parseConstraint,
   verifyCredential,
 } from '../credentials/index.js';
-import { attestPurposeKey, Identities, MemoryIdentityRepository } from '../identity/index.js';
-import { Purpose } from '../identity/index.js';
+import { attestPurposeKey } from '../identity/internal.js';
+import { Identities, MemoryIdentityRepository, Purpose } from '../identity/index.js';
 import {
   localAddress,
   MemoryNetwork,

@@ -1,10 +1,5 @@
-import {
-  checkUnixSeconds,
-  isUnixSeconds,
-  MandateError,
-  ErrorKind,
-  invalid,
-} from '../core/index.js';
+import { checkUnixSeconds, isUnixSeconds, invalid } from '../core/internal.js';
+import { MandateError, ErrorKind } from '../core/index.js';
 import { sha256 } from '../crypto/index.js';
 import {
   bytesEqual,
@@ -15,8 +10,8 @@ import {
   expectBytes,
   toHex,
 } from '../encoding/index.js';
+import { newerHistory } from '../identity/internal.js';
 import {
-  newerHistory,
   Purpose,
   verifyChangeHistory,
   verifyPurposeKeyAttestation,
@@ -152,6 +147,10 @@ export interface VerifiedPeer {
 /** Who may complete a handshake; deny by default. */
 export type TrustPolicy = (peer: VerifiedPeer) => boolean;
 
+/**
+ * Ready-made trust policies: which verified peers a channel end accepts (after the peer's
+ * identity, key, credentials and chains were verified).
+ */
 export const TrustPolicies = {
   /** Only this identifier. */
   identifier:
@@ -178,6 +177,9 @@ export const TrustPolicies = {
       policies.some((p) => p(peer)),
 } as const;
 
+/**
+ * How a channel end verifies its peer: trusted authorities, trust policy, deny-set, caches.
+ */
 export interface VerifyPeerOptions {
   readonly nowSeconds: number;
   /** The peer's static key as Noise authenticated it (`rs`). */

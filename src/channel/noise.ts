@@ -12,7 +12,8 @@
  * Every operation either completes or leaves the state exactly as it was: a message that fails to
  * authenticate, or a DH with a low-order key, changes nothing, and the right message still works.
  */
-import { ErrorKind, MandateError, conflict, invalid, isMandateError } from '../core/index.js';
+import { ErrorKind, MandateError, isMandateError } from '../core/index.js';
+import { conflict, invalid } from '../core/internal.js';
 import {
   AEAD_KEY_BYTES,
   AEAD_NONCE_BYTES,

@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { MandateError } from '../core/index.js';
 import { channelWorld } from '../../test/helpers/channel-world.js';
+import { encodeEnvelope } from '../routing/envelope.js';
 import {
-  encodeEnvelope,
   localAddress,
   MemoryNetwork,
   MemoryTransport,

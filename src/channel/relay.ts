@@ -1,13 +1,11 @@
 import {
   ErrorKind,
-  invalid,
   isMandateError,
   MandateError,
-  silentLogger,
-  withJitter,
   type ErrorCode,
   type Logger,
 } from '../core/index.js';
+import { invalid, silentLogger, withJitter } from '../core/internal.js';
 import { constantTimeEqual, randomBytes, randomUnit } from '../crypto/index.js';
 import {
   decodeCbor,
@@ -17,15 +15,16 @@ import {
   expectUint,
   type CborValue,
 } from '../encoding/index.js';
-import { decodeConstraintValue, RELAY_ATTRIBUTE } from '../credentials/index.js';
+import { decodeConstraintValue } from '../credentials/internal.js';
+import { RELAY_ATTRIBUTE } from '../credentials/index.js';
 import {
   localAddress,
-  RELAY_PREFIX,
   TransportType,
   type Envelope,
   type MessageContext,
   type Router,
 } from '../routing/index.js';
+import { RELAY_PREFIX } from '../routing/internal.js';
 import type { Identifier } from '../identity/index.js';
 import type { VerifiedPeer } from './identity-payload.js';
 import { SecureChannelLocalInfo } from './secure-channel.js';
@@ -153,12 +152,18 @@ function decodeRelayMessage(bytes: Uint8Array): RelayMessage {
   }
 }
 
+/**
+ * What a {@link RelayService} reports to its `onEvent`.
+ */
 export type RelayEvent =
   | { readonly type: 'registered'; readonly name: string; readonly identifier: Identifier }
   | { readonly type: 'bound'; readonly name: string; readonly connection: string }
   | { readonly type: 'refused'; readonly name: string | undefined; readonly reason: ErrorCode }
   | { readonly type: 'dropped'; readonly name: string; readonly reason: string };
 
+/**
+ * Options of {@link RelayService}.
+ */
 export interface RelayServiceOptions {
   /** The service's local address; default `relay`. */
   readonly address?: string;
@@ -394,6 +399,9 @@ export class RelayService {
   }
 }
 
+/**
+ * Options of {@link registerRelay}: the channel to the relay, the connection it runs on, and the name.
+ */
 export interface RegisterRelayOptions {
   /** An established secure channel to the relay node (its local encryptor address and `allow`). */
   readonly channel: { readonly address: string; allow(workerAddress: string): void };
@@ -408,6 +416,9 @@ export interface RegisterRelayOptions {
   readonly timeoutMs?: number;
 }
 
+/**
+ * A registered relay name and the forwarding address on the relay node.
+ */
 export interface RelayRegistrationResult {
   readonly name: string;
   /** The forwarding worker's address on the relay node: `forward_to_NAME`. */
@@ -499,6 +510,9 @@ export async function registerRelay(
   }
 }
 
+/**
+ * What a {@link RelayRegistration} reports to its `onEvent`.
+ */
 export type RelayRegistrationEvent =
   | { readonly type: 'registered'; readonly attempt: number }
   | {
@@ -509,6 +523,9 @@ export type RelayRegistrationEvent =
     }
   | { readonly type: 'lost' };
 
+/**
+ * Options of {@link RelayRegistration}: one attempt, and the backoff between attempts.
+ */
 export interface RelayRegistrationOptions {
   /**
    * One registration attempt: connect to the relay, open the channel, `registerRelay`. Resolves

@@ -1,21 +1,18 @@
 import {
   ErrorKind,
-  invalid,
   isMandateError,
-  isUnixSeconds,
   MandateError,
-  silentLogger,
   systemClock,
   type Clock,
   type Logger,
-  withJitter,
 } from '../core/index.js';
+import { invalid, isUnixSeconds, silentLogger, withJitter } from '../core/internal.js';
 import { generateX25519KeyPair, randomUnit } from '../crypto/index.js';
 import { bytesEqual } from '../encoding/index.js';
-import { newerHistory, Purpose } from '../identity/index.js';
+import { newerHistory } from '../identity/internal.js';
+import { Purpose } from '../identity/index.js';
+import { decodeEnvelope, encodeEnvelopeHead } from '../routing/internal.js';
 import {
-  decodeEnvelope,
-  encodeEnvelopeHead,
   localAddress,
   TransportType,
   type Envelope,
@@ -97,6 +94,9 @@ export function channelPeerOf(ctx: MessageContext): VerifiedPeer | undefined {
   return ctx.localInfo instanceof SecureChannelLocalInfo ? ctx.localInfo.peer : undefined;
 }
 
+/**
+ * What a channel end reports to its `onEvent`: established, rejected, timed out, dropped, closed, refreshed.
+ */
 export type SecureChannelEvent =
   | { readonly type: 'established'; readonly address: string; readonly peer: string }
   | { readonly type: 'rejected'; readonly address: string; readonly reason: string }
@@ -126,6 +126,10 @@ export interface CredentialRefreshOptions {
   readonly retryMs?: number;
 }
 
+/**
+ * Options of {@link openSecureChannel} (and, with a listener's own fields, of
+ * {@link SecureChannelListener}): this side's key and payload, and how the peer is verified.
+ */
 export interface SecureChannelOptions {
   /** This side's secure-channel static key (its attested X25519 purpose key). */
   readonly staticKey: NoiseStaticKey;
@@ -841,6 +845,28 @@ function publicChannel(end: ChannelEnd, peer: VerifiedPeer): SecureChannel {
  * worker — so that the channel can accept its answers from that connection only. Rejects with
  * `ERR_CHANNEL_HANDSHAKE_TIMEOUT`, `ERR_CHANNEL_PEER_REJECTED` (the responder failed
  * verification, or it refused this side) or `ERR_CHANNEL_CLOSED`.
+ *
+ * @example
+ * ```ts
+ * const router = new Router();
+ * const tcp = new TcpTransport(router);
+ * const me = await prepareChannelIdentity(vault, {
+ *   identity: agent.identity,
+ *   primaryKeyId: agent.primaryKeyId,
+ *   credentials: [credential],
+ *   nowSeconds: Math.floor(Date.now() / 1000),
+ * });
+ * const channel = await openSecureChannel(router, [localAddress(tcp.connect('127.0.0.1:4000')), localAddress('api')], {
+ *   staticKey: me.staticKey,
+ *   identityPayload: me.identityPayload,
+ *   verify: { authorities, trustPolicy: TrustPolicies.identifier(server) },
+ * });
+ * await router.send({
+ *   onwardRoute: [localAddress(channel.address), localAddress('echo')],
+ *   returnRoute: [],
+ *   payload: new TextEncoder().encode('hi'),
+ * });
+ * ```
  */
 export async function openSecureChannel(
   router: Router,
@@ -880,6 +906,9 @@ export async function openSecureChannel(
   return publicChannel(established, peer);
 }
 
+/**
+ * Options of {@link SecureChannelListener}.
+ */
 export interface SecureChannelListenerOptions extends SecureChannelOptions {
   /** The local address of the listener; default `api`. */
   readonly address?: string;

@@ -1,4 +1,5 @@
-import { MandateError, ErrorKind, invalid } from '../core/index.js';
+import { MandateError, ErrorKind } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import type { CipherState } from './noise.js';
 
 /**

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import { fromHex } from '../encoding/index.js';
 
 const MAX_INPUT_BYTES = 1024 * 1024;

@@ -8,7 +8,8 @@ import { registerDemoCommand } from './commands/demo.js';
 import { registerCredentialCommands } from './commands/credentials.js';
 import { registerRelayCommands } from './commands/relay.js';
 import { registerTrustCommands } from './commands/trust.js';
-import { invalid, ManualClock, systemClock, type Clock } from '../core/index.js';
+import { invalid } from '../core/internal.js';
+import { ManualClock, systemClock, type Clock } from '../core/index.js';
 import type { CliContext } from './context.js';
 import { configureLogging, LogFormat, LogLevel } from './logging.js';
 

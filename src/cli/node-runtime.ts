@@ -1,12 +1,11 @@
 import {
   ErrorKind,
-  invalid,
   isMandateError,
   MandateError,
   type Clock,
   type Logger,
-  withJitter,
 } from '../core/index.js';
+import { invalid, withJitter } from '../core/internal.js';
 import { randomUnit } from '../crypto/index.js';
 import { decodeCredential, type DenySet } from '../credentials/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
@@ -21,13 +20,12 @@ import {
   formatRoute,
   localAddress,
   parseRoute,
-  parseTcpPeer,
-  RELAY_PREFIX,
   TransportType,
   type Route,
   type Router,
   type TcpTransport,
 } from '../routing/index.js';
+import { parseTcpPeer, RELAY_PREFIX } from '../routing/internal.js';
 
 // What the commands that run or reach a node share: a stderr logger, waiting for a signal,
 // listening, turning route text into a route that starts with a TCP connection, and keeping a

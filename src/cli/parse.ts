@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 
 // `90`, or one or more amount+unit parts from the largest unit down, each unit at most once:
 // `1h30m`, `2d12h`, `1m30s`.

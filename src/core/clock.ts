@@ -4,6 +4,9 @@ export interface Clock {
   nowSeconds(): number;
 }
 
+/**
+ * The clock services use unless given another: `Date.now()` in whole seconds.
+ */
 export const systemClock: Clock = {
   nowSeconds: () => Math.floor(Date.now() / 1000),
 };

@@ -17,8 +17,29 @@ export const ErrorKind = {
 } as const;
 export type ErrorKind = (typeof ErrorKind)[keyof typeof ErrorKind];
 
+/**
+ * A stable error code, `ERR_` and upper-case words; every code is listed in docs/errors.md.
+ */
 export type ErrorCode = `ERR_${string}`;
 
+/**
+ * The one error type Mandate throws on purpose. `code` is API (stable, listed in
+ * docs/errors.md); `kind` groups codes by what the caller can do about them (`invalid`,
+ * `unauthorized`, `forbidden`, `not_found`, `conflict`, `exhausted`, `timeout`, `unavailable`,
+ * `unsupported`, `internal`); `message` is for people and may change. `toJSON` gives
+ * `{ code, kind, message }` and never a secret or a stack.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   verifyChangeHistory(bytes);
+ * } catch (error) {
+ *   if (error instanceof MandateError && error.kind === ErrorKind.invalid) {
+ *     console.error(`rejected: ${error.code}`);
+ *   } else throw error;
+ * }
+ * ```
+ */
 export class MandateError extends Error {
   override readonly name = 'MandateError';
   readonly code: ErrorCode;
@@ -35,6 +56,15 @@ export class MandateError extends Error {
   }
 }
 
+/**
+ * Whether `value` is a {@link MandateError}, and with `code` also whether it has that code.
+ * Branch on codes, never on messages.
+ *
+ * @example
+ * ```ts
+ * if (isMandateError(error, 'ERR_IDENTITY_NOT_FOUND')) return undefined;
+ * ```
+ */
 export function isMandateError(value: unknown, code?: ErrorCode): value is MandateError {
   return value instanceof MandateError && (code === undefined || value.code === code);
 }

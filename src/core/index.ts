@@ -1,18 +1,8 @@
-export {
-  ErrorKind,
-  MandateError,
-  isMandateError,
-  invalid,
-  conflict,
-  notFound,
-  unsupported,
-  internal,
-} from './errors.js';
+// The public API of `mandate/core`: the error type every layer throws, and the clock and logger
+// every service takes. Helpers the other layers share (error shorthands, time checks, backoff)
+// are in ./internal.ts, which the package does not export.
+export { ErrorKind, MandateError, isMandateError } from './errors.js';
 export type { ErrorCode } from './errors.js';
 export { systemClock, ManualClock } from './clock.js';
-export { isUnixSeconds, checkUnixSeconds } from './time.js';
 export type { Clock } from './clock.js';
-export { silentLogger } from './logger.js';
 export type { Logger, LogFields } from './logger.js';
-export { SerialScope } from './serial-scope.js';
-export { withJitter } from './backoff.js';

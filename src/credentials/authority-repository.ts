@@ -1,4 +1,4 @@
-import { SerialScope } from '../core/index.js';
+import { SerialScope } from '../core/internal.js';
 import { toHex } from '../encoding/index.js';
 import type { Identifier } from '../identity/index.js';
 import type { CredentialAttributes } from './credential.js';

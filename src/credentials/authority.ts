@@ -1,13 +1,5 @@
-import {
-  checkUnixSeconds,
-  ErrorKind,
-  invalid,
-  MandateError,
-  notFound,
-  systemClock,
-  type Clock,
-  type ErrorCode,
-} from '../core/index.js';
+import { checkUnixSeconds, invalid, notFound } from '../core/internal.js';
+import { ErrorKind, MandateError, systemClock, type Clock, type ErrorCode } from '../core/index.js';
 import { bytesEqual } from '../encoding/index.js';
 import { randomBytes, sha256, wipe } from '../crypto/index.js';
 import type { SigningVault } from '../vault/index.js';
@@ -37,6 +29,93 @@ import {
 import { RESERVED_PREFIX } from './delegation.js';
 import { ENROLLMENT_CODE_BYTES, formatEnrollmentTicket } from './enrollment-ticket.js';
 
+/** A ticket's lifetime unless `createTicket` is given one (Ockam's). */
+export const DEFAULT_TICKET_TTL_SECONDS = 600;
+/** The longest ticket lifetime: a week. */
+export const MAX_TICKET_TTL_SECONDS = 7 * 24 * 3600;
+/** The most redemptions one ticket may allow. */
+export const MAX_TICKET_USES = 1000;
+/** How long an authority reuses its own verified identity and credential key between checks. */
+const ISSUER_CACHE_SECONDS = 10;
+/** A day: a deny-list entry must outlive the credentials it voids, so keep the longest short. */
+export const DEFAULT_MAX_CREDENTIAL_TTL_SECONDS = 24 * 3600;
+
+/**
+ * What an {@link Authority} issues: credential lifetimes and, optionally, the widest grant.
+ */
+export interface AuthorityPolicy {
+  /** Longer requests are refused with `ERR_CREDENTIAL_TTL_TOO_LONG` (at most 30 days). */
+  readonly maxCredentialTtlSeconds: number;
+  /** Used when a request names no TTL, and for the credential a redemption returns. */
+  readonly defaultCredentialTtlSeconds: number;
+  /** When set, every grant must be within it (each name present and narrower-or-equal). */
+  readonly grantable?: Constraints;
+}
+
+/**
+ * Options of {@link Authority}.
+ */
+export interface AuthorityOptions {
+  readonly identities: Identities;
+  /** The vault holding the authority's credential purpose key. */
+  readonly vault: SigningVault;
+  readonly repository: AuthorityRepository;
+  /** Name or identifier of the local identity that is the authority. */
+  readonly authority: string;
+  readonly policy?: Partial<AuthorityPolicy>;
+  /** Where agents reach the authority, written into tickets (opaque here; may be empty). */
+  readonly route?: string;
+  /** For `addMember` when it is given no time (default: the system clock). */
+  readonly clock?: Clock;
+}
+
+/**
+ * Options of `Authority.createTicket`: the attributes the ticket grants, its lifetime and uses.
+ */
+export interface CreateTicketOptions {
+  readonly attributes: CredentialAttributes;
+  /** Make the redeemer an enroller; only the authority itself may (default false). */
+  readonly enroller?: boolean;
+  /** Default 600 s (Ockam's), at most 7 days. */
+  readonly ttlSeconds?: number;
+  /** Redemptions allowed, 1 to 1000 (default 1). */
+  readonly uses?: number;
+  readonly nowSeconds: number;
+}
+
+/**
+ * What a redeemer presents to `Authority.redeem`: the ticket code and its own change history.
+ */
+export interface RedeemRequest {
+  /** The ticket's one-time code. */
+  readonly code: Uint8Array;
+  /** The redeemer's change history: the credential's subject. */
+  readonly changeHistory: Uint8Array;
+}
+
+/**
+ * The result of `Authority.redeem`: the new member and its first credential.
+ */
+export interface Enrollment {
+  readonly member: Member;
+  /** The member's first credential (CredentialAndPurposeKey bytes). */
+  readonly credential: Uint8Array;
+}
+
+const forbidden = (code: ErrorCode, message: string): MandateError =>
+  new MandateError(code, ErrorKind.forbidden, message);
+
+/** One answer for unknown, expired, used-up and no-longer-grantable tickets. */
+const ticketInvalid = (cause: unknown): MandateError =>
+  new MandateError(
+    'ERR_TICKET_INVALID',
+    ErrorKind.unauthorized,
+    'the enrollment ticket is not valid',
+    {
+      cause,
+    },
+  );
+
 /**
  * An authority: a local identity that keeps members (identifier → attributes), hands out
  * one-time enrollment tickets and issues its members' credentials (Ockam's authority node,
@@ -59,77 +138,24 @@ import { ENROLLMENT_CODE_BYTES, formatEnrollmentTicket } from './enrollment-tick
  * constraint scoped to a tool (`TOOL#ARG`) must name a tool the grant's `tools` grants
  * (`ERR_CONSTRAINT_TOOL_NOT_GRANTED`). Reserved `mandate.` attributes (chain
  * metadata such as `mandate.max-depth`) pass from an enroller only exactly as it holds them.
+ *
+ * @example
+ * ```ts
+ * const authority = new Authority({
+ *   identities,
+ *   vault,
+ *   repository: store.authority,
+ *   authority: 'authority', // a local identity's name
+ *   route: '/ip4/10.0.0.1/tcp/4000',
+ * });
+ * const me = await authority.identifier();
+ * const ticket = await authority.createTicket(me, {
+ *   attributes: constraintsToAttributes(new Map([parseConstraint('tools=orders.refund')])),
+ *   nowSeconds: Math.floor(Date.now() / 1000),
+ * });
+ * // the agent: parseEnrollmentTicket(ticket), then redeem its code over a secure channel
+ * ```
  */
-
-export const DEFAULT_TICKET_TTL_SECONDS = 600;
-export const MAX_TICKET_TTL_SECONDS = 7 * 24 * 3600;
-export const MAX_TICKET_USES = 1000;
-/** How long an authority reuses its own verified identity and credential key between checks. */
-const ISSUER_CACHE_SECONDS = 10;
-/** A day: a deny-list entry must outlive the credentials it voids, so keep the longest short. */
-export const DEFAULT_MAX_CREDENTIAL_TTL_SECONDS = 24 * 3600;
-
-export interface AuthorityPolicy {
-  /** Longer requests are refused with `ERR_CREDENTIAL_TTL_TOO_LONG` (at most 30 days). */
-  readonly maxCredentialTtlSeconds: number;
-  /** Used when a request names no TTL, and for the credential a redemption returns. */
-  readonly defaultCredentialTtlSeconds: number;
-  /** When set, every grant must be within it (each name present and narrower-or-equal). */
-  readonly grantable?: Constraints;
-}
-
-export interface AuthorityOptions {
-  readonly identities: Identities;
-  /** The vault holding the authority's credential purpose key. */
-  readonly vault: SigningVault;
-  readonly repository: AuthorityRepository;
-  /** Name or identifier of the local identity that is the authority. */
-  readonly authority: string;
-  readonly policy?: Partial<AuthorityPolicy>;
-  /** Where agents reach the authority, written into tickets (opaque here; may be empty). */
-  readonly route?: string;
-  /** For `addMember` when it is given no time (default: the system clock). */
-  readonly clock?: Clock;
-}
-
-export interface CreateTicketOptions {
-  readonly attributes: CredentialAttributes;
-  /** Make the redeemer an enroller; only the authority itself may (default false). */
-  readonly enroller?: boolean;
-  /** Default 600 s (Ockam's), at most 7 days. */
-  readonly ttlSeconds?: number;
-  /** Redemptions allowed, 1 to 1000 (default 1). */
-  readonly uses?: number;
-  readonly nowSeconds: number;
-}
-
-export interface RedeemRequest {
-  /** The ticket's one-time code. */
-  readonly code: Uint8Array;
-  /** The redeemer's change history: the credential's subject. */
-  readonly changeHistory: Uint8Array;
-}
-
-export interface Enrollment {
-  readonly member: Member;
-  /** The member's first credential (CredentialAndPurposeKey bytes). */
-  readonly credential: Uint8Array;
-}
-
-const forbidden = (code: ErrorCode, message: string): MandateError =>
-  new MandateError(code, ErrorKind.forbidden, message);
-
-/** One answer for unknown, expired, used-up and no-longer-grantable tickets. */
-const ticketInvalid = (cause: unknown): MandateError =>
-  new MandateError(
-    'ERR_TICKET_INVALID',
-    ErrorKind.unauthorized,
-    'the enrollment ticket is not valid',
-    {
-      cause,
-    },
-  );
-
 export class Authority {
   readonly #identities: Identities;
   readonly #vault: SigningVault;

@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import {
   CborMap,
   decodeCbor,
@@ -15,7 +15,7 @@ import {
   decodeVersionedDataOf,
   encodeVersionedData,
   type DecodedSignature,
-} from '../identity/codec.js';
+} from '../identity/internal.js';
 
 /**
  * Wire format of Mandate's delegation links and chains (docs/spec/delegation.md), in Ockam's
@@ -60,6 +60,9 @@ export interface LinkFields {
   readonly nonce: Uint8Array;
 }
 
+/**
+ * One delegation link decoded but not verified.
+ */
 export interface DecodedLink extends LinkFields {
   /** The signed VersionedData bytes as received. */
   readonly data: Uint8Array;
@@ -184,6 +187,9 @@ export function checkPurpose(
     throw invalid(code, 'a purpose must not contain control or bidi control characters');
 }
 
+/**
+ * A delegation chain decoded but not verified: the root credential, the links and the carried histories, as received.
+ */
 export interface DecodedChain {
   readonly root: Uint8Array;
   readonly links: readonly DecodedLink[];
@@ -199,6 +205,11 @@ export function encodeChain(
   return encodeCbor([CHAIN_VERSION, root, [...links], [...histories]]);
 }
 
+/**
+ * Decodes delegation-chain bytes without verifying anything (for inspection: `verifyChain` is the
+ * only way to a {@link VerifiedChain}). Throws `ERR_CHAIN_MALFORMED` or `ERR_DELEGATION_MALFORMED`
+ * for bytes that are not a well-formed chain.
+ */
 export function decodeChain(bytes: Uint8Array): DecodedChain {
   const item = decodeCbor(bytes, {
     errorCode: CHAIN_MALFORMED,

@@ -1,10 +1,14 @@
 import { toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
-import { checkUnixSeconds, MandateError, ErrorKind } from '../core/index.js';
+import { checkUnixSeconds } from '../core/internal.js';
+import { MandateError, ErrorKind } from '../core/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import { verifyChain, type VerifiedChain } from './delegation.js';
 import type { DenySet } from './deny-set.js';
 
+/**
+ * Options of {@link ChainVerifier}: the trusted authorities, the deny-set and the cache size.
+ */
 export interface ChainVerifierOptions {
   readonly authorities: ReadonlyMap<Identifier, VerifiedIdentity>;
   readonly denySet?: DenySet;

@@ -1,10 +1,5 @@
-import {
-  invalid,
-  isMandateError,
-  isUnixSeconds,
-  type ErrorCode,
-  type MandateError,
-} from '../core/index.js';
+import { invalid, isUnixSeconds } from '../core/internal.js';
+import { isMandateError, type ErrorCode, type MandateError } from '../core/index.js';
 
 /**
  * Constraints: what a mandate credential or a delegation link allows, one constraint per
@@ -85,7 +80,14 @@ export type Constraint =
   | { readonly kind: 'min'; readonly limit: number }
   | { readonly kind: 'path'; readonly segments: readonly string[]; readonly subtree: boolean }
   | { readonly kind: 'window'; readonly notBefore: number; readonly notAfter: number };
+/**
+ * The constraints of one credential or link, by attribute name.
+ */
 export type Constraints = ReadonlyMap<string, Constraint>;
+/**
+ * What {@link authorize} decides on: an action (a tool name, checked against `tools`), its
+ * arguments by name, and the time.
+ */
 export interface AuthorizationRequest {
   readonly action: string;
   readonly args: ReadonlyMap<string, string>;

@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import {
   CborMap,
   concatBytes,
@@ -12,14 +12,15 @@ import {
   toHex,
   type CborValue,
 } from '../encoding/index.js';
-import { DataType, type Identifier } from '../identity/index.js';
 import {
+  DataType,
   decodeSignature,
   decodeVersionedDataOf,
   encodeSignature,
   encodeVersionedData,
   type DecodedSignature,
-} from '../identity/codec.js';
+} from '../identity/internal.js';
+import type { Identifier } from '../identity/index.js';
 
 /**
  * Ockam's credential wire format (`ockam_identity/src/models/credential.rs`,
@@ -68,6 +69,9 @@ export interface CredentialFields {
   readonly expiresAt: number;
 }
 
+/**
+ * A credential decoded but not verified (`verifyCredential` checks it).
+ */
 export interface DecodedCredential {
   readonly subject: Identifier;
   readonly subjectLatestChangeHash: Uint8Array;

@@ -6,15 +6,12 @@ import { sha256 } from '../crypto/index.js';
 import { MemoryVault, SigningKeyType, type SigningKeyHandle } from '../vault/index.js';
 import {
   attestPurposeKey,
-  createIdentity,
   decodePurposeKeyAttestation,
-  DEFAULT_ROTATION_GRACE_SECONDS,
-  Purpose,
-  rotateIdentity,
-  type Identifier,
-  type VerifiedIdentity,
-} from '../identity/index.js';
-import { encodeVersionedData } from '../identity/codec.js';
+  encodeVersionedData,
+} from '../identity/internal.js';
+import { createIdentity, rotateIdentity } from '../identity/create-identity.js';
+import { DEFAULT_ROTATION_GRACE_SECONDS } from '../identity/purpose-keys.js';
+import { Purpose, type Identifier, type VerifiedIdentity } from '../identity/index.js';
 import {
   credentialRevocationId,
   DEFAULT_CREDENTIAL_TTL_SECONDS,

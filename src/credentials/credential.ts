@@ -1,15 +1,14 @@
-import {
-  checkUnixSeconds,
-  ErrorKind,
-  invalid,
-  MandateError,
-  type ErrorCode,
-} from '../core/index.js';
+import { checkUnixSeconds, invalid } from '../core/internal.js';
+import { ErrorKind, MandateError, type ErrorCode } from '../core/index.js';
 import { bytesEqual, toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
 import type { SigningVault } from '../vault/index.js';
 import {
   decodePurposeKeyAttestation,
+  type DecodedSignature,
+  verifyChangeSignature,
+} from '../identity/internal.js';
+import {
   Purpose,
   verifyPurposeKeyAttestation,
   type Identifier,
@@ -17,8 +16,6 @@ import {
   type VerifiedPurposeKey,
   type VerifyPurposeKeyOptions,
 } from '../identity/index.js';
-import type { DecodedSignature } from '../identity/codec.js';
-import { verifyChangeSignature } from '../identity/verify-change-history.js';
 import {
   decodeCredential,
   encodeCredentialAndPurposeKey,
@@ -67,6 +64,9 @@ export interface CredentialIssuer {
   readonly verifiedKey?: VerifiedPurposeKey;
 }
 
+/**
+ * Options of {@link issueCredential}: the time, the lifetime (default 3600 s, at most 30 days) and the schema.
+ */
 export interface IssueCredentialOptions {
   readonly nowSeconds: number;
   /** Default 3600; more than 30 days is refused. Clipped to the attestation's expiry. */
@@ -86,6 +86,19 @@ const fail = (code: ErrorCode, kind: ErrorKind, message: string): MandateError =
  * min(that + ttl, attestation expires_at)]`. The vault's signature is verified under the attested
  * key before anything is returned: a vault holding another key, or signing wrongly, fails here
  * rather than at every verifier.
+ *
+ * @example
+ * ```ts
+ * const { keyId, verified } = await identities.purposeKey('authority', Purpose.credentials);
+ * const issuer = { identity: authority.identity, credentialKeyId: keyId, credentialKeyAttestation: verified.attestation };
+ * const credential = await issueCredential(
+ *   vault,
+ *   issuer,
+ *   agent.identity,
+ *   constraintsToAttributes(new Map([parseConstraint('tools=orders.refund')])),
+ *   { nowSeconds: Math.floor(Date.now() / 1000), ttlSeconds: 3600 },
+ * );
+ * ```
  */
 export async function issueCredential(
   vault: SigningVault,
@@ -172,6 +185,9 @@ export async function issueCredential(
   return bytes;
 }
 
+/**
+ * Options of {@link verifyCredential}: the time, the trusted issuers, and optionally the expected subject and deny-set.
+ */
 export interface VerifyCredentialOptions {
   readonly nowSeconds: number;
   /** Trusted issuers by identifier, with their verified histories. An issuer not in here → ERR_CREDENTIAL_UNTRUSTED_ISSUER. */

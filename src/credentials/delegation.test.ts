@@ -8,7 +8,7 @@ import {
   Purpose,
   type VerifiedIdentity,
 } from '../identity/index.js';
-import { encodeSignature } from '../identity/codec.js';
+import { encodeSignature } from '../identity/internal.js';
 import { MemoryVault } from '../vault/index.js';
 import {
   decodeChain,

@@ -1,15 +1,10 @@
-import {
-  checkUnixSeconds,
-  invalid,
-  isUnixSeconds,
-  MandateError,
-  ErrorKind,
-} from '../core/index.js';
+import { checkUnixSeconds, invalid, isUnixSeconds } from '../core/internal.js';
+import { MandateError, ErrorKind } from '../core/index.js';
 import { bytesEqual, toHex } from '../encoding/index.js';
 import { randomBytes, sha256 } from '../crypto/index.js';
 import type { SigningVault } from '../vault/index.js';
+import { newerHistory, encodeSignature, verifyChangeSignature } from '../identity/internal.js';
 import {
-  newerHistory,
   Purpose,
   verifyChangeHistory,
   verifyPurposeKeyAttestation,
@@ -17,8 +12,6 @@ import {
   type VerifiedIdentity,
   type VerifiedPurposeKey,
 } from '../identity/index.js';
-import { encodeSignature } from '../identity/codec.js';
-import { verifyChangeSignature } from '../identity/verify-change-history.js';
 import {
   decodeChain,
   encodeChain,
@@ -54,7 +47,6 @@ import type { DenySet } from './deny-set.js';
 export const RESERVED_PREFIX = 'mandate.';
 /** How many links a root credential allows below it unless it says `mandate.max-depth`. */
 export const DEFAULT_MAX_DEPTH = 3;
-export const DEFAULT_LINK_TTL_SECONDS = 900;
 
 /** One verified link of a chain. */
 export interface VerifiedLink {
@@ -153,6 +145,10 @@ export class VerifiedChain {
   }
 }
 
+/**
+ * Options of {@link verifyChain}: the time, the trusted authorities, optionally the presenter,
+ * the deny-set, and newer histories the verifier knows.
+ */
 export interface VerifyChainOptions {
   readonly nowSeconds: number;
   readonly authorities: ReadonlyMap<Identifier, VerifiedIdentity>;
@@ -184,6 +180,17 @@ const fail = (
  * attested credential key, time (within the parent, within the signing key's attestation, against
  * now), depth, and that its constraints narrow those in force above it; then the presenter; and
  * last the deny-set, for every revocation id and identity in the chain. Any failure throws.
+ *
+ * @example
+ * ```ts
+ * const authorities = new Map([[authority.identifier, authority]]);
+ * const chain = verifyChain(bytes, { nowSeconds: Math.floor(Date.now() / 1000), authorities, denySet });
+ * const decision = authorize(chain, {
+ *   action: 'orders.refund',
+ *   args: new Map([['amount', '40']]),
+ *   nowSeconds: Math.floor(Date.now() / 1000),
+ * });
+ * ```
  */
 export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): VerifiedChain {
   checkUnixSeconds(options.nowSeconds);
@@ -414,6 +421,10 @@ function readMaxDepth(attributes: ReadonlyMap<string, Uint8Array>): number {
 
 // --- issuing a link ---------------------------------------------------------------------------
 
+/**
+ * Options of {@link delegate}: the subject, the link's constraints (each at most as wide as the
+ * constraint in force above it), its purpose, lifetime and remaining depth.
+ */
 export interface DelegateOptions {
   readonly nowSeconds: number;
   readonly constraints: Constraints;
@@ -430,6 +441,17 @@ export interface DelegateOptions {
  * Extends a verified chain by a link signed by its actor. The same rules verifyChain applies are
  * applied here first, so a widening link is refused before it is ever signed
  * (`ERR_DELEGATION_AMPLIFIES`, naming the constraint).
+ *
+ * @example
+ * ```ts
+ * const link = await delegate(vault, issuer, chain, {
+ *   subject: helper.identity,
+ *   constraints: new Map([parseConstraint('tools=orders.refund'), parseConstraint('amount<=100')]),
+ *   purpose: 'refunds under 100',
+ *   ttlSeconds: 900,
+ *   nowSeconds: Math.floor(Date.now() / 1000),
+ * });
+ * ```
  */
 export async function delegate(
   vault: SigningVault,
@@ -531,6 +553,9 @@ function identifierBytes(identity: VerifiedIdentity): Uint8Array {
 
 // --- authorization -------------------------------------------------------------------------------
 
+/**
+ * One level of a verified chain in readable form (the root credential, then each link): who gave what to whom.
+ */
 export interface ChainStep {
   readonly issuer: Identifier;
   readonly subject: Identifier;
@@ -538,6 +563,10 @@ export interface ChainStep {
   readonly constraints: readonly string[];
 }
 
+/**
+ * The answer of {@link authorize}: `allow`, or `deny` naming the level (0 = the root credential)
+ * and the constraint that refused, with a reason for people.
+ */
 export type Decision =
   | { readonly decision: 'allow'; readonly actor: Identifier; readonly chain: readonly ChainStep[] }
   | {
@@ -559,6 +588,16 @@ export type Decision =
  * does must accept it; a chain without `tools` allows nothing. A `nowSeconds` that is not unix
  * seconds (NaN, a missing clock, ±Infinity, a fraction) denies. Never throws for a denial; the
  * answer says which link and which constraint failed.
+ *
+ * @example
+ * ```ts
+ * const decision = authorize(chain, {
+ *   action: 'github/create_issue',
+ *   args: new Map([['repo', 'mandate']]),
+ *   nowSeconds: Math.floor(Date.now() / 1000),
+ * });
+ * if (decision.decision === 'deny') console.log(decision.failed.reason);
+ * ```
  */
 export function authorize(
   chain: VerifiedChain,
@@ -601,10 +640,6 @@ export function authorize(
     }
   }
   return { decision: 'allow', actor: chain.actor, chain: steps };
-}
-
-export function describeChain(chain: VerifiedChain): readonly ChainStep[] {
-  return chain.steps;
 }
 
 function buildSteps(chain: VerifiedChain): ChainStep[] {

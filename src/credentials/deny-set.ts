@@ -1,11 +1,5 @@
-import {
-  conflict,
-  ErrorKind,
-  invalid,
-  isMandateError,
-  isUnixSeconds,
-  MandateError,
-} from '../core/index.js';
+import { conflict, invalid, isUnixSeconds } from '../core/internal.js';
+import { ErrorKind, isMandateError, MandateError } from '../core/index.js';
 import { isIdentifier } from '../identity/index.js';
 
 /**
@@ -24,6 +18,9 @@ export const DenyEntryKind = {
 } as const;
 export type DenyEntryKind = (typeof DenyEntryKind)[keyof typeof DenyEntryKind];
 
+/**
+ * One revocation: a credential or link (by revocation id) or a whole identity, and until when it matters.
+ */
 export interface DenyEntry {
   readonly kind: DenyEntryKind;
   readonly id: string;
@@ -54,6 +51,9 @@ export interface DenySetSnapshot {
   readonly issuedAt: number;
 }
 
+/**
+ * Options of {@link DenySet}.
+ */
 export interface DenySetOptions {
   /** How old (now − the last update or heartbeat) the view may be before every check fails. */
   readonly maxStalenessSeconds: number;
@@ -109,6 +109,13 @@ export function parseDenyEntry(fields: DenyEntryFields): DenyEntry {
 /**
  * The verifier's view of the deny-set. `isRevoked` and `assertNoneRevoked` run on every tool call:
  * they are one `Map` lookup per id and allocate nothing unless they throw.
+ *
+ * @example
+ * ```ts
+ * const denySet = new DenySet({ maxStalenessSeconds: 30 });
+ * denySet.applySnapshot(await store.denySet.snapshot(now)); // fresh from now on
+ * const chain = verifyChain(bytes, { nowSeconds: now, authorities, denySet }); // a revoked link: ERR_REVOKED
+ * ```
  */
 export class DenySet {
   // One map for both kinds: the shapes (32 hex digits vs `I` + 64) cannot collide.

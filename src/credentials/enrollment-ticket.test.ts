@@ -4,7 +4,8 @@ import fc from 'fast-check';
 import { isMandateError } from '../core/index.js';
 import { CborMap, encodeCbor, type CborValue } from '../encoding/index.js';
 import { MemoryVault, SigningKeyType } from '../vault/index.js';
-import { createIdentity, MAX_CHANGE_HISTORY_BYTES } from '../identity/index.js';
+import { createIdentity } from '../identity/create-identity.js';
+import { MAX_CHANGE_HISTORY_BYTES } from '../identity/internal.js';
 import { codeOf } from '../../test/helpers/errors.js';
 import {
   ENROLLMENT_TICKET_PREFIX,

@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import {
   decodeCbor,
   encodeCbor,
@@ -7,11 +7,8 @@ import {
   expectUint,
   hasControlCharacters,
 } from '../encoding/index.js';
-import {
-  MAX_CHANGE_HISTORY_BYTES,
-  verifyChangeHistory,
-  type VerifiedIdentity,
-} from '../identity/index.js';
+import { MAX_CHANGE_HISTORY_BYTES } from '../identity/internal.js';
+import { verifyChangeHistory, type VerifiedIdentity } from '../identity/index.js';
 
 /**
  * Enrollment tickets: the text a person copies to enroll a new agent.
@@ -37,6 +34,9 @@ export const MAX_ENROLLMENT_TICKET_CHARS =
 const MALFORMED = 'ERR_TICKET_MALFORMED';
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
+/**
+ * What an enrollment ticket carries: the authority, the route to it, the one-time code and the expiry.
+ */
 export interface EnrollmentTicketFields {
   readonly authority: VerifiedIdentity;
   readonly route: string;
@@ -64,6 +64,10 @@ export class EnrollmentTicket implements EnrollmentTicketFields {
   }
 }
 
+/**
+ * The text form of a ticket (what `Authority.createTicket` returns). Throws
+ * `ERR_ARGUMENT_INVALID` for a code of the wrong size, a bad expiry or route.
+ */
 export function formatEnrollmentTicket(fields: EnrollmentTicketFields): string {
   if (fields.code.length !== ENROLLMENT_CODE_BYTES)
     throw invalid('ERR_ARGUMENT_INVALID', `the code must be ${ENROLLMENT_CODE_BYTES} bytes`);

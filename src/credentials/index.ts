@@ -1,11 +1,13 @@
+// The public API of `mandate/credentials`: issuing and verifying credentials, delegation chains
+// and decisions, deny-sets, trust anchors, the enrollment authority, and the repository
+// interfaces stores implement. What the layers above share but users do not need is in
+// ./internal.ts (not exported by the package).
 export {
   issueCredential,
   verifyCredential,
   decodeCredential,
   credentialRevocationId,
   VerifiedCredential,
-  DEFAULT_CREDENTIAL_TTL_SECONDS,
-  MAX_CREDENTIAL_TTL_SECONDS,
 } from './credential.js';
 export type {
   CredentialIssuer,
@@ -14,26 +16,15 @@ export type {
   CredentialAttributes,
   DecodedCredential,
 } from './credential.js';
-export { revocationIdOf } from './revocation-id.js';
 export type { RevocationId } from './revocation-id.js';
 export {
   parseConstraint,
-  encodeConstraintValue,
-  decodeConstraintValue,
   formatConstraint,
-  checkNarrower,
-  checkConstraintsNarrower,
-  checkRequest,
   constraintsFromAttributes,
   constraintsToAttributes,
   RELAY_ATTRIBUTE,
 } from './constraints.js';
-export type {
-  Constraint,
-  Constraints,
-  AuthorizationRequest,
-  ConstraintCheck,
-} from './constraints.js';
+export type { Constraint, Constraints, AuthorizationRequest } from './constraints.js';
 export { DenySet, DenyEntryKind, MemoryDenySetRepository } from './deny-set.js';
 export type {
   DenyEntry,
@@ -46,11 +37,8 @@ export {
   verifyChain,
   delegate,
   authorize,
-  describeChain,
   chainFromCredential,
   VerifiedChain,
-  RESERVED_PREFIX,
-  DEFAULT_MAX_DEPTH,
 } from './delegation.js';
 export type {
   VerifiedLink,
@@ -64,7 +52,6 @@ export type { DecodedChain, DecodedLink } from './chain-codec.js';
 export { ChainVerifier } from './chain-verifier.js';
 export type { ChainVerifierOptions } from './chain-verifier.js';
 export {
-  checkTrustAnchor,
   identityScope,
   MemoryTrustAnchorRepository,
   parseTrustScope,
@@ -72,12 +59,7 @@ export {
   trustedIdentifiers,
 } from './trust-anchors.js';
 export type { TrustAnchor, TrustAnchorRepository, TrustScope } from './trust-anchors.js';
-export {
-  Authority,
-  DEFAULT_TICKET_TTL_SECONDS,
-  MAX_TICKET_TTL_SECONDS,
-  MAX_TICKET_USES,
-} from './authority.js';
+export { Authority } from './authority.js';
 export type {
   AuthorityPolicy,
   AuthorityOptions,
@@ -89,7 +71,6 @@ export {
   parseEnrollmentTicket,
   formatEnrollmentTicket,
   EnrollmentTicket,
-  ENROLLMENT_TICKET_PREFIX,
 } from './enrollment-ticket.js';
 export type { EnrollmentTicketFields } from './enrollment-ticket.js';
 export { MemoryAuthorityRepository } from './authority-repository.js';

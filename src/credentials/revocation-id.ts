@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import { concatBytes, fromHex, toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
 import { isIdentifier, type Identifier } from '../identity/index.js';

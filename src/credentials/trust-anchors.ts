@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import { isIdentifier, type Identifier } from '../identity/index.js';
 
 /**
@@ -11,9 +11,15 @@ import { isIdentifier, type Identifier } from '../identity/index.js';
  */
 export type TrustScope = 'all' | `identity:${Identifier}`;
 
+/**
+ * The scope of an anchor every verifier of the node trusts.
+ */
 export const TRUST_SCOPE_ALL = 'all' satisfies TrustScope;
 const IDENTITY_SCOPE_PREFIX = 'identity:';
 
+/**
+ * One trusted authority and where it counts.
+ */
 export interface TrustAnchor {
   readonly identifier: Identifier;
   readonly scope: TrustScope;
@@ -81,6 +87,9 @@ export function checkTrustAnchor(anchor: TrustAnchor): TrustAnchor {
   };
 }
 
+/**
+ * A {@link TrustAnchorRepository} in memory, for tests and ephemeral nodes.
+ */
 export class MemoryTrustAnchorRepository implements TrustAnchorRepository {
   readonly #anchors: TrustAnchor[] = [];
 

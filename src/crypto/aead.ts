@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { invalid, MandateError, ErrorKind } from '../core/index.js';
+import { invalid } from '../core/internal.js';
+import { MandateError, ErrorKind } from '../core/index.js';
 import { asBuffer, sodium } from './sodium.js';
 
 export const AEAD_KEY_BYTES = 32;

@@ -4,7 +4,7 @@ import {
   sign as nodeSign,
   verify as nodeVerify,
 } from 'node:crypto';
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import { asBuffer, sodium } from './sodium.js';
 
 export const ED25519_PUBLIC_KEY_BYTES = 32;

@@ -6,7 +6,7 @@ import {
   verify as nodeVerify,
   type KeyObject,
 } from 'node:crypto';
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 
 export const P256_PUBLIC_KEY_BYTES = 65; // SEC1 uncompressed: 0x04 ‖ X ‖ Y
 export const P256_SIGNATURE_BYTES = 64; // raw r ‖ s (IEEE P1363), not DER

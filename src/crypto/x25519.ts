@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import { asBuffer, sodium } from './sodium.js';
 
 export const X25519_KEY_BYTES = 32;

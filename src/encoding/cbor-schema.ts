@@ -1,4 +1,5 @@
-import { invalid, type ErrorCode } from '../core/index.js';
+import { invalid } from '../core/internal.js';
+import type { ErrorCode } from '../core/index.js';
 import { CborMap, type CborValue } from './cbor.js';
 
 /**

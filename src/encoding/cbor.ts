@@ -1,4 +1,5 @@
-import { invalid, type ErrorCode } from '../core/index.js';
+import { invalid } from '../core/internal.js';
+import type { ErrorCode } from '../core/index.js';
 
 /**
  * A strict, bounded CBOR (RFC 8949) codec for the subset Ockam's minicbor structures use:

@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 
 const HEX_RE = /^(?:[0-9a-fA-F]{2})*$/;
 

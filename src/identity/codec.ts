@@ -1,4 +1,5 @@
-import { ErrorKind, invalid, MandateError, type ErrorCode } from '../core/index.js';
+import { ErrorKind, MandateError, type ErrorCode } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import {
   decodeCbor,
   encodeCbor,

@@ -1,4 +1,4 @@
-import { conflict } from '../core/index.js';
+import { conflict } from '../core/internal.js';
 import { bytesEqual } from '../encoding/index.js';
 import type { VerifiedIdentity } from './verified-identity.js';
 

@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import { toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
 import { SigningKeyType, type SigningKeyHandle, type SigningVault } from '../vault/index.js';

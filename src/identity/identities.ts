@@ -1,4 +1,5 @@
-import { conflict, invalid, notFound, systemClock, type Clock } from '../core/index.js';
+import { conflict, invalid, notFound } from '../core/internal.js';
+import { systemClock, type Clock } from '../core/index.js';
 import { SigningKeyType, type SecureChannelVault, type SigningVault } from '../vault/index.js';
 import { compareHistories, HistoryRelation } from './compare-histories.js';
 import { createIdentity, rotateIdentity } from './create-identity.js';
@@ -13,8 +14,15 @@ import type { IdentityRepository, StoredIdentity, StoredPurposeKey } from './rep
 import type { VerifiedIdentity } from './verified-identity.js';
 import { verifyChangeHistory } from './verify-change-history.js';
 
+/**
+ * What {@link Identities} needs of a vault: signing keys and secure-channel keys.
+ */
 export type IdentityVault = SigningVault & SecureChannelVault;
 
+/**
+ * Options of {@link Identities}. `rotationGraceSeconds` (default 300): how long purpose-key
+ * attestations made under the previous change stay valid after a rotation.
+ */
 export interface IdentitiesOptions {
   readonly vault: IdentityVault;
   readonly repository: IdentityRepository;
@@ -22,6 +30,11 @@ export interface IdentitiesOptions {
   readonly rotationGraceSeconds?: number;
 }
 
+/**
+ * Options of `Identities.create`: an optional unique `name` (1–64 of `A-Z a-z 0-9 . _ -`,
+ * starting with a letter or digit; a taken name is `ERR_IDENTITY_NAME_TAKEN`) and the primary key
+ * type (default Ed25519).
+ */
 export interface CreateLocalIdentityOptions {
   readonly name?: string;
   readonly keyType?: SigningKeyType;
@@ -38,6 +51,10 @@ export interface LocalIdentity {
   readonly primaryKeyId: string;
 }
 
+/**
+ * An identity the repository holds, verified when read. `primaryKeyId` is the vault key id of
+ * its primary key when this vault controls it (a local identity), else `null`.
+ */
 export interface KnownIdentity {
   readonly identity: VerifiedIdentity;
   readonly name: string | null;
@@ -51,6 +68,17 @@ const DEFAULT_BATCH_SIZE = 500;
  * The identity service: creates, rotates, imports and looks up identities, keeping vault keys,
  * change histories and purpose-key attestations consistent through one repository transaction
  * per operation (or per batch).
+ *
+ * @example
+ * ```ts
+ * const store = openSqliteStore('./.mandate/mandate.db');
+ * const kek = await loadOrCreateKeyFile('./.mandate/vault.key');
+ * const vault = new SoftwareVault({ repository: store.vaultKeys, kek });
+ * const identities = new Identities({ vault, repository: store.identities });
+ * const agent = await identities.create({ name: 'support-agent' });
+ * await identities.rotate('support-agent');
+ * const { verified } = await identities.purposeKey('support-agent', Purpose.credentials);
+ * ```
  */
 export class Identities {
   readonly #vault: IdentityVault;

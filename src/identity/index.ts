@@ -1,40 +1,15 @@
-export {
-  parseIdentifier,
-  isIdentifier,
-  Purpose,
-  DataType,
-  MAX_CHANGE_HISTORY_BYTES,
-  MAX_CHANGES,
-} from './model.js';
+// The public API of `mandate/identity`: the `Identities` service, verification of change
+// histories and purpose-key attestations, and the repository interface stores implement.
+// What the layers above share but users do not need is in ./internal.ts (not exported by the
+// package).
+export { parseIdentifier, isIdentifier, Purpose } from './model.js';
 export type { Identifier, Change, PublicSigningKey } from './model.js';
 export { VerifiedIdentity } from './verified-identity.js';
 export type { IdentitySummary } from './verified-identity.js';
 export { verifyChangeHistory } from './verify-change-history.js';
 export type { VerifyChangeHistoryOptions } from './verify-change-history.js';
-export { createIdentity, rotateIdentity, DEFAULT_IDENTITY_TTL_SECONDS } from './create-identity.js';
-export type {
-  CreateIdentityOptions,
-  CreatedIdentity,
-  RotateIdentityOptions,
-  RotatedIdentity,
-} from './create-identity.js';
-export {
-  attestPurposeKey,
-  verifyPurposeKeyAttestation,
-  decodePurposeKeyAttestation,
-  describePurposeKey,
-  VerifiedPurposeKey,
-  DEFAULT_PURPOSE_KEY_TTL_SECONDS,
-  DEFAULT_ROTATION_GRACE_SECONDS,
-  MAX_CLOCK_SKEW_SECONDS,
-} from './purpose-keys.js';
-export type {
-  DecodedPurposeKeyAttestation,
-  PurposePublicKey,
-  AttestPurposeKeyOptions,
-  VerifyPurposeKeyOptions,
-} from './purpose-keys.js';
-export { compareHistories, HistoryRelation, newerHistory } from './compare-histories.js';
+export { verifyPurposeKeyAttestation, VerifiedPurposeKey } from './purpose-keys.js';
+export type { PurposePublicKey, VerifyPurposeKeyOptions } from './purpose-keys.js';
 export { Identities } from './identities.js';
 export type {
   IdentitiesOptions,

@@ -1,4 +1,4 @@
-import { conflict, invalid } from '../core/index.js';
+import { conflict, invalid } from '../core/internal.js';
 import type { Identifier, Purpose } from './model.js';
 import type { IdentityRepository, StoredIdentity, StoredPurposeKey } from './repository.js';
 

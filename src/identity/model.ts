@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import type { SigningKeyType } from '../vault/index.js';
 
 /** `I` + 64 lowercase hex digits: SHA-256 of the first change's data bytes. */
@@ -6,10 +6,22 @@ export type Identifier = `I${string}`;
 
 const IDENTIFIER_RE = /^I[0-9a-f]{64}$/;
 
+/**
+ * Whether `text` is an identifier: `I` followed by 64 lowercase hex digits.
+ */
 export function isIdentifier(text: string): text is Identifier {
   return IDENTIFIER_RE.test(text);
 }
 
+/**
+ * `text` (surrounding white space trimmed) as an {@link Identifier}; throws
+ * `ERR_IDENTIFIER_INVALID` unless it is `I` followed by 64 lowercase hex digits.
+ *
+ * @example
+ * ```ts
+ * const id = parseIdentifier(process.argv[2] ?? '');
+ * ```
+ */
 export function parseIdentifier(text: string): Identifier {
   const trimmed = text.trim();
   if (!isIdentifier(trimmed)) {
@@ -45,6 +57,10 @@ export interface Change {
 /** Ockam's `VersionedData.data_type` values. */
 export const DataType = { change: 1, purposeKeyAttestation: 2, credential: 3 } as const;
 
+/**
+ * The purposes a purpose key can serve: `credentials` (an Ed25519 or P-256 key that signs
+ * credentials and delegation links) and `secure-channel` (the X25519 static key of Noise).
+ */
 export const Purpose = { credentials: 'credentials', secureChannel: 'secure-channel' } as const;
 export type Purpose = (typeof Purpose)[keyof typeof Purpose];
 

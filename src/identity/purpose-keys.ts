@@ -1,4 +1,5 @@
-import { checkUnixSeconds, invalid, MandateError, ErrorKind } from '../core/index.js';
+import { checkUnixSeconds, invalid } from '../core/internal.js';
+import { MandateError, ErrorKind } from '../core/index.js';
 import {
   bytesEqual,
   decodeCbor,
@@ -47,6 +48,9 @@ const MAX_ATTESTATION_BYTES = 4096;
 
 const MALFORMED = 'ERR_PURPOSE_KEY_MALFORMED';
 
+/**
+ * The public key a purpose-key attestation binds: an X25519 key for secure channels, a signing key for credentials.
+ */
 export type PurposePublicKey =
   | { readonly purpose: typeof Purpose.secureChannel; readonly x25519: Uint8Array }
   | { readonly purpose: typeof Purpose.credentials; readonly signingKey: PublicSigningKey };
@@ -129,6 +133,10 @@ export async function attestPurposeKey(
   return encodeCbor([data, encodeSignature(latest.primaryPublicKey.keyType, signature)]);
 }
 
+/**
+ * Options of {@link verifyPurposeKeyAttestation}: the time to check against, the purpose the key
+ * must have (else `ERR_PURPOSE_KEY_WRONG_PURPOSE`) and the grace after a rotation.
+ */
 export interface VerifyPurposeKeyOptions {
   readonly nowSeconds: number;
   readonly expectedPurpose?: Purpose;

@@ -12,6 +12,9 @@ export interface StoredIdentity {
   readonly updatedAt: number;
 }
 
+/**
+ * A purpose key as a repository keeps it: the vault key id of its secret and its attestation bytes.
+ */
 export interface StoredPurposeKey {
   readonly identifier: Identifier;
   readonly purpose: Purpose;

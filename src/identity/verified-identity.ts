@@ -64,6 +64,9 @@ export class VerifiedIdentity {
   }
 }
 
+/**
+ * The JSON-friendly form of a {@link VerifiedIdentity} (hex bytes), as `VerifiedIdentity.summary()` gives it.
+ */
 export interface IdentitySummary {
   readonly identifier: Identifier;
   readonly keyType: SigningKeyType;

@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import { bytesEqual, toHex } from '../encoding/index.js';
 import { sha256, verifyEd25519, verifyP256 } from '../crypto/index.js';
 import { SigningKeyType } from '../vault/index.js';
@@ -18,6 +18,9 @@ import {
 } from './model.js';
 import { issueVerifiedIdentity, type VerifiedIdentity } from './verified-identity.js';
 
+/**
+ * Options of {@link verifyChangeHistory}.
+ */
 export interface VerifyChangeHistoryOptions {
   /** Fails with `ERR_IDENTITY_IDENTIFIER_MISMATCH` unless the history has this identifier. */
   readonly expectedIdentifier?: Identifier;
@@ -32,6 +35,12 @@ export interface VerifyChangeHistoryOptions {
  *
  * Stricter than Ockam: `attestations_valid_from <= attestations_valid_until`, bounded size and
  * change count, a signature's type must match its key's.
+ *
+ * @example
+ * ```ts
+ * const identity = verifyChangeHistory(bytes, { expectedIdentifier: parseIdentifier(claimed) });
+ * console.log(identity.identifier, identity.changes.length);
+ * ```
  */
 export function verifyChangeHistory(
   bytes: Uint8Array,

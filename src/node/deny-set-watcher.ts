@@ -1,16 +1,13 @@
-import {
-  invalid,
-  isMandateError,
-  silentLogger,
-  systemClock,
-  type Clock,
-  type Logger,
-} from '../core/index.js';
+import { invalid, silentLogger } from '../core/internal.js';
+import { isMandateError, systemClock, type Clock, type Logger } from '../core/index.js';
 import { DenySet, type DenySetRepository } from '../credentials/index.js';
 
 /** How often a watcher asks the repository for updates, by default. */
 export const DEFAULT_DENY_SET_POLL_MS = 1_000;
 
+/**
+ * Options of {@link DenySetWatcher}.
+ */
 export interface DenySetWatcherOptions {
   /** The durable list to follow: on one home, its SQLite repository (written by `revoke`). */
   readonly repository: Pick<DenySetRepository, 'snapshot' | 'updatesSince'>;

@@ -1,23 +1,17 @@
 import {
   ErrorKind,
-  invalid,
   isMandateError,
   MandateError,
-  notFound,
-  silentLogger,
   systemClock,
   type Clock,
   type ErrorCode,
   type Logger,
 } from '../core/index.js';
+import { invalid, notFound, silentLogger } from '../core/internal.js';
 import { wipe } from '../crypto/index.js';
 import { decodeCbor, encodeCbor, expectArray, expectBytes, expectUint } from '../encoding/index.js';
-import {
-  compareHistories,
-  HistoryRelation,
-  type Identifier,
-  type VerifiedIdentity,
-} from '../identity/index.js';
+import { compareHistories, HistoryRelation } from '../identity/internal.js';
+import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import {
   decodeCredential,
   verifyCredential,
@@ -135,6 +129,9 @@ function decodeEnrollmentMessage(bytes: Uint8Array, maxBytes: number): Enrollmen
   }
 }
 
+/**
+ * What an {@link EnrollmentService} reports to its `onEvent`.
+ */
 export type EnrollmentEvent =
   | { readonly type: 'enrolled'; readonly identifier: Identifier }
   /** A member got a fresh credential (a renew request). */
@@ -146,6 +143,9 @@ export type EnrollmentEvent =
       readonly reason: ErrorCode;
     };
 
+/**
+ * Options of {@link EnrollmentService}.
+ */
 export interface EnrollmentServiceOptions {
   /** The authority whose tickets are redeemed and whose members' credentials are renewed. */
   readonly authority: {
@@ -341,6 +341,9 @@ function detailOf(error: unknown): string | undefined {
   return error.code;
 }
 
+/**
+ * Options of {@link redeemTicketOverChannel}.
+ */
 export interface RedeemTicketOptions {
   /** The authority the ticket names (its verified history, from the ticket). */
   readonly authority: VerifiedIdentity;
@@ -353,6 +356,9 @@ export interface RedeemTicketOptions {
   readonly clock?: Clock;
 }
 
+/**
+ * Options of {@link fetchCredentialOverChannel}.
+ */
 export interface FetchCredentialOptions {
   /** The authority to ask, as this side trusts it (a trust anchor's verified history). */
   readonly authority: VerifiedIdentity;

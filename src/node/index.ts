@@ -1,3 +1,5 @@
+// The public API of `mandate/node`: services that join layers — identity provisioning on every
+// core, the enrollment service and its clients, the live deny-set of a process.
 export { provisionIdentities, IdentityProvisioner } from './provision.js';
 export type { ProvisionOptions, ProvisionTarget, ProvisionerOptions } from './provision.js';
 export {
@@ -5,7 +7,6 @@ export {
   redeemTicketOverChannel,
   fetchCredentialOverChannel,
   ENROLLMENT_SERVICE_ADDRESS,
-  DEFAULT_ENROLLMENT_TIMEOUT_MS,
 } from './enrollment-service.js';
 export type {
   EnrollmentEvent,
@@ -15,5 +16,5 @@ export type {
   FetchCredentialOptions,
   IssuedCredential,
 } from './enrollment-service.js';
-export { DenySetWatcher, DEFAULT_DENY_SET_POLL_MS } from './deny-set-watcher.js';
+export { DenySetWatcher } from './deny-set-watcher.js';
 export type { DenySetWatcherOptions } from './deny-set-watcher.js';

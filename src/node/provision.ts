@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { conflict, internal, invalid, MandateError } from '../core/index.js';
+import { conflict, internal, invalid } from '../core/internal.js';
+import { MandateError } from '../core/index.js';
 import { wipe, type SecretBytes } from '../crypto/index.js';
 import type { Identifier, IdentityRepository } from '../identity/index.js';
 import { SigningKeyType, type SealedKeyRepository } from '../vault/index.js';
@@ -12,6 +13,9 @@ import type {
   ProvisionResult,
 } from './provision-protocol.js';
 
+/**
+ * Where {@link provisionIdentities} writes: the identity repository and the sealed-key repository, sharing transactions.
+ */
 export interface ProvisionTarget {
   /** Where identities and their purpose keys go; its `transaction` must also cover `vaultKeys`. */
   readonly identities: IdentityRepository;
@@ -21,11 +25,17 @@ export interface ProvisionTarget {
   readonly kek: SecretBytes;
 }
 
+/**
+ * Options of {@link IdentityProvisioner}.
+ */
 export interface ProvisionerOptions {
   /** Worker threads (default: one per core; at most 16). */
   readonly workers?: number;
 }
 
+/**
+ * Options of {@link provisionIdentities}: how many identities, in batches of what size, named how.
+ */
 export interface ProvisionOptions extends ProvisionerOptions {
   readonly count: number;
   /** Identities per worker request and per transaction (default 500). */

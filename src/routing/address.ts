@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 
 /**
  * An address names one hop: a transport type (Ockam's `[transport_type: u8, bytes]`, DESIGN.md §2
@@ -15,6 +15,9 @@ export const TransportType = {
 } as const;
 export type TransportType = (typeof TransportType)[keyof typeof TransportType];
 
+/**
+ * One hop of a route: a transport type and a value (a local worker name, a TCP `host:port`, …).
+ */
 export interface Address {
   /** 0–255; see TransportType. */
   readonly type: number;
@@ -53,6 +56,10 @@ export function checkRoute(route: Route, what: string): Route {
   return route;
 }
 
+/**
+ * The local address `value` (a worker or connection on this router); throws `ERR_ROUTE_INVALID`
+ * unless it is 1–255 printable ASCII characters.
+ */
 export function localAddress(value: string): Address {
   const address = { type: TransportType.local, value };
   if (!isValidAddress(address)) {
@@ -71,8 +78,4 @@ export function stepRoute(route: Route): { readonly next: Address; readonly rest
   const next = route[0];
   if (next === undefined) throw invalid('ERR_ROUTE_INVALID', 'route is empty');
   return { next, rest: route.slice(1) };
-}
-
-export function addressEquals(a: Address, b: Address): boolean {
-  return a.type === b.type && a.value === b.value;
 }

@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import {
   checkRoute,
   MAX_ADDRESS_LENGTH,

@@ -1,26 +1,10 @@
-export {
-  TransportType,
-  MAX_ROUTE_HOPS,
-  MAX_ADDRESS_LENGTH,
-  isValidAddress,
-  checkRoute,
-  localAddress,
-  prependAddress,
-  stepRoute,
-  addressEquals,
-} from './address.js';
+// The public API of `mandate/routing`: the router and its workers, addresses and routes (with
+// their text form), and the TCP and in-memory transports. Envelope codecs and limits the
+// channel layer needs are in ./internal.ts (not exported by the package).
+export { TransportType, localAddress } from './address.js';
 export type { Address, Route } from './address.js';
-export {
-  ENVELOPE_VERSION,
-  MAX_PAYLOAD_BYTES,
-  MAX_ENVELOPE_BYTES,
-  checkEnvelope,
-  encodeEnvelope,
-  encodeEnvelopeHead,
-  decodeEnvelope,
-} from './envelope.js';
 export type { Envelope } from './envelope.js';
-export { parseRoute, formatRoute, RELAY_PREFIX, MAX_ROUTE_TEXT_LENGTH } from './route-text.js';
+export { parseRoute, formatRoute } from './route-text.js';
 export { Router, DropReason } from './router.js';
 export type {
   MessageContext,
@@ -34,6 +18,5 @@ export type {
 } from './router.js';
 export { MemoryNetwork, MemoryTransport } from './memory-transport.js';
 export type { FaultOptions, FaultStats, MemoryTransportOptions } from './memory-transport.js';
-export { createSeededPrng } from './seeded-prng.js';
-export { TcpTransport, TCP_PROTOCOL_VERSION, parseTcpPeer } from './tcp-transport.js';
+export { TcpTransport } from './tcp-transport.js';
 export type { TcpTransportOptions, TcpListener } from './tcp-transport.js';

@@ -1,4 +1,5 @@
-import { conflict, ErrorKind, MandateError } from '../core/index.js';
+import { conflict } from '../core/internal.js';
+import { ErrorKind, MandateError } from '../core/index.js';
 import { TransportType, type Address } from './address.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js';
 import type { ConnectionHandle, Router, Transport } from './router.js';
@@ -21,10 +22,17 @@ export interface FaultOptions {
   readonly reorderRate?: number;
 }
 
+/**
+ * Options of {@link MemoryTransport}: `faults` makes it drop, duplicate and reorder envelopes
+ * (seeded, so a seed replays the same faults), for testing code over a lossy network.
+ */
 export interface MemoryTransportOptions {
   readonly faults?: FaultOptions;
 }
 
+/**
+ * What a {@link MemoryTransport} with faults has done so far.
+ */
 export interface FaultStats {
   sent: number;
   dropped: number;

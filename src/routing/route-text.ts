@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import { MAX_ROUTE_HOPS, TransportType, type Address, type Route } from './address.js';
 
 /**
@@ -41,6 +41,15 @@ function isPort(text: string): boolean {
   return PORT.test(text) && Number(text) <= 65535;
 }
 
+/**
+ * A route from its text form (`/ip4/127.0.0.1/tcp/4000/service/api`, `/node/n1/relay/bob`);
+ * throws `ERR_ROUTE_SYNTAX` for text that is not one.
+ *
+ * @example
+ * ```ts
+ * const route = parseRoute('/ip4/127.0.0.1/tcp/4000/service/api');
+ * ```
+ */
 export function parseRoute(text: string): Route {
   if (text.length > MAX_ROUTE_TEXT_LENGTH) {
     syntax(`route text is ${text.length} characters, at most ${MAX_ROUTE_TEXT_LENGTH} allowed`);
@@ -115,6 +124,9 @@ function formatAddress(address: Address): string {
   return syntax(`address of type ${address.type} has no text form`);
 }
 
+/**
+ * The text form of `route` (what {@link parseRoute} reads); throws `ERR_ROUTE_SYNTAX` for an empty or too long route.
+ */
 export function formatRoute(route: Route): string {
   if (route.length === 0) syntax('an empty route has no text form');
   if (route.length > MAX_ROUTE_HOPS) syntax(`route has more than ${MAX_ROUTE_HOPS} hops`);

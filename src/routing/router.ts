@@ -1,4 +1,5 @@
-import { conflict, invalid, notFound, silentLogger, type Logger } from '../core/index.js';
+import { conflict, invalid, notFound, silentLogger } from '../core/internal.js';
+import type { Logger } from '../core/index.js';
 import {
   localAddress,
   MAX_ROUTE_HOPS,
@@ -27,6 +28,9 @@ export interface MessageContext {
   forward(envelope: Envelope): Promise<void>;
 }
 
+/**
+ * A message handler registered at a local address (`Router.registerWorker`).
+ */
 export interface Worker {
   /** Called once per message, in arrival order; the envelope's onward route no longer holds this worker. */
   handleMessage(ctx: MessageContext, envelope: Envelope): void | Promise<void>;
@@ -46,6 +50,9 @@ export interface ConnectionEndpoint {
   send(envelope: Envelope): Promise<void>;
 }
 
+/**
+ * What a transport gets from `Router.attachConnection`: the id of the connection and how it hands envelopes in.
+ */
 export interface ConnectionHandle {
   /** The connection's id, also the local address replies to the peer go to. */
   readonly id: string;
@@ -55,6 +62,9 @@ export interface ConnectionHandle {
   detach(): void;
 }
 
+/**
+ * Why the router dropped a message.
+ */
 export const DropReason = {
   /** No worker with that address. */
   workerNotFound: 'worker_not_found',
@@ -67,6 +77,9 @@ export const DropReason = {
 } as const;
 export type DropReason = (typeof DropReason)[keyof typeof DropReason];
 
+/**
+ * A message the router dropped, and why (given to `RouterOptions.onDrop`).
+ */
 export interface DropEvent {
   readonly reason: DropReason;
   readonly connectionId: string;
@@ -80,6 +93,9 @@ export interface SendOptions {
   readonly localInfo?: unknown;
 }
 
+/**
+ * Options of {@link Router}.
+ */
 export interface RouterOptions {
   readonly logger?: Logger;
   /** Told about every message flow control or routing drops (after it is counted). */

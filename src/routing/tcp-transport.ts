@@ -1,5 +1,6 @@
 import { createServer, Socket, type Server } from 'node:net';
-import { ErrorKind, invalid, MandateError, silentLogger, type Logger } from '../core/index.js';
+import { ErrorKind, MandateError, type Logger } from '../core/index.js';
+import { invalid, silentLogger } from '../core/internal.js';
 import { TransportType, type Address } from './address.js';
 import { decodeEnvelope, encodeEnvelope, MAX_ENVELOPE_BYTES, type Envelope } from './envelope.js';
 import { FramePool } from './frame-pool.js';
@@ -12,6 +13,9 @@ import type { ConnectionHandle, Router, Transport } from './router.js';
  */
 export const TCP_PROTOCOL_VERSION = 1;
 
+/**
+ * Options of {@link TcpTransport}: frame and queue bounds, timeouts.
+ */
 export interface TcpTransportOptions {
   /** Largest frame body accepted or sent (default MAX_ENVELOPE_BYTES, 272 KiB). */
   readonly maxFrameBytes?: number;
@@ -37,6 +41,9 @@ export interface TcpTransportOptions {
   readonly onConnectionClosed?: (connectionId: string, error: MandateError | undefined) => void;
 }
 
+/**
+ * A listening TCP socket of a {@link TcpTransport}.
+ */
 export interface TcpListener {
   readonly host: string;
   readonly port: number;

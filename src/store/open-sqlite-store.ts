@@ -38,6 +38,24 @@ export interface SqliteStore {
   close(): void;
 }
 
+/**
+ * Opens (creating it, and its directory with mode 0700, if absent) the SQLite database at `path`
+ * (or `:memory:`), applies any pending migration, and returns every repository over it: the
+ * embedded default store. The file is made 0600 and runs in WAL mode. Throws
+ * `ERR_STORE_UNAVAILABLE` when the file cannot be opened and `ERR_STORE_SCHEMA_NEWER` when a newer
+ * Mandate wrote it. Call `close()` when done.
+ *
+ * @example
+ * ```ts
+ * const store = openSqliteStore('./.mandate/mandate.db');
+ * try {
+ *   const identities = new Identities({ vault, repository: store.identities });
+ *   // …
+ * } finally {
+ *   store.close();
+ * }
+ * ```
+ */
 export function openSqliteStore(path: string): SqliteStore {
   const database = new SqliteDatabase(path, SQLITE_MIGRATIONS);
   return {

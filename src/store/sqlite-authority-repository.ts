@@ -1,13 +1,13 @@
 import type { Statement } from 'better-sqlite3';
-import { internal } from '../core/index.js';
+import { internal } from '../core/internal.js';
 import { CborMap, decodeCbor, encodeCbor } from '../encoding/index.js';
 import { isIdentifier, type Identifier } from '../identity/index.js';
 import type {
   AuthorityRepository,
   Member,
   StoredTicket,
-} from '../credentials/authority-repository.js';
-import type { CredentialAttributes } from '../credentials/credential.js';
+  CredentialAttributes,
+} from '../credentials/index.js';
 import type { SqliteDatabase } from './sqlite-database.js';
 
 /**

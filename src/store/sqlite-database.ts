@@ -1,7 +1,8 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { MandateError, ErrorKind, SerialScope } from '../core/index.js';
+import { MandateError, ErrorKind } from '../core/index.js';
+import { SerialScope } from '../core/internal.js';
 
 export interface Migration {
   readonly version: number;

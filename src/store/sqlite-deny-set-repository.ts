@@ -1,15 +1,18 @@
 import type { Statement, Transaction } from 'better-sqlite3';
-import { internal, isMandateError } from '../core/index.js';
+import { internal } from '../core/internal.js';
+import { isMandateError } from '../core/index.js';
+import type {
+  DenyEntry,
+  DenySetRepository,
+  DenySetSnapshot,
+  DenySetUpdate,
+} from '../credentials/index.js';
 import {
   checkNonNegativeInteger,
   denySetAheadError,
   denySetPrunedError,
   parseDenyEntry,
-  type DenyEntry,
-  type DenySetRepository,
-  type DenySetSnapshot,
-  type DenySetUpdate,
-} from '../credentials/deny-set.js';
+} from '../credentials/internal.js';
 import type { SqliteDatabase } from './sqlite-database.js';
 
 /**

@@ -7,7 +7,7 @@ import {
   type StoredIdentity,
   type StoredPurposeKey,
 } from '../identity/index.js';
-import { conflict, internal, invalid } from '../core/index.js';
+import { conflict, internal, invalid } from '../core/internal.js';
 import type { Migration, SqliteDatabase } from './sqlite-database.js';
 
 export const IDENTITIES_MIGRATION: Migration = {

@@ -1,5 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3';
-import { conflict, internal } from '../core/index.js';
+import { conflict, internal } from '../core/internal.js';
 import type {
   KekVerifierRecord,
   KekVerifierRepository,

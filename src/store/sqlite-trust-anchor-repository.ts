@@ -1,8 +1,9 @@
 import type { Statement } from 'better-sqlite3';
-import { internal, isMandateError } from '../core/index.js';
+import { internal } from '../core/internal.js';
+import { isMandateError } from '../core/index.js';
 import { isIdentifier, type Identifier } from '../identity/index.js';
+import { checkTrustAnchor } from '../credentials/internal.js';
 import {
-  checkTrustAnchor,
   parseTrustScope,
   type TrustAnchor,
   type TrustAnchorRepository,

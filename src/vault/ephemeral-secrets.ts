@@ -8,7 +8,7 @@ import {
   type SecretBytes,
   type SecureArena,
 } from '../crypto/index.js';
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import { newKeyId } from './key-entries.js';
 import type { SecretHandle } from './types.js';
 import { secretNotFound } from './vault-errors.js';

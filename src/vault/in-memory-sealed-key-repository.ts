@@ -1,5 +1,6 @@
 /* eslint-disable @typescript-eslint/require-await -- SealedKeyRepository is async for real databases; a Map answers at once */
-import { conflict, type MandateError } from '../core/index.js';
+import { conflict } from '../core/internal.js';
+import type { MandateError } from '../core/index.js';
 import type {
   KekVerifierRecord,
   KekVerifierRepository,

@@ -23,3 +23,6 @@ export {
 export type { KekOptions } from './key-encryption-key.js';
 export { openKek } from './open-kek.js';
 export type { OpenKekOptions } from './open-kek.js';
+// The guarded-memory types of this layer's signatures (a KEK is a SecretBytes; vaults may share
+// a SecureArena), re-exported because `mandate/crypto` is not part of the package's API.
+export { SecretBytes, SecureArena } from '../crypto/index.js';

@@ -1,7 +1,8 @@
 import { scrypt } from 'node:crypto';
 import { link, open, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { invalid, MandateError, ErrorKind, notFound } from '../core/index.js';
+import { invalid, notFound } from '../core/internal.js';
+import { MandateError, ErrorKind } from '../core/index.js';
 import { randomBytes, SecureArena, wipe, type SecretBytes } from '../crypto/index.js';
 import { toHex } from '../encoding/index.js';
 
@@ -24,6 +25,9 @@ export const KEK_SALT_BYTES = 16;
 const SCRYPT_PARAMS = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
 const GROUP_OR_OTHER_BITS = 0o077;
 
+/**
+ * Options of `loadOrCreateKeyFile`, `loadOrCreateSaltFile` and `deriveKekFromPassphrase`.
+ */
 export interface KekOptions {
   /** Guarded memory for the KEK; by default a small arena of its own. */
   readonly arena?: SecureArena;

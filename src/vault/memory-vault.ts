@@ -19,6 +19,9 @@ import type {
 } from './types.js';
 import { keyNotFound, wrongPurpose } from './vault-errors.js';
 
+/**
+ * Options of {@link MemoryVault}.
+ */
 export interface MemoryVaultOptions {
   /** Guarded memory for the secrets; vaults may share one to save locked pages. */
   readonly arena?: SecureArena;

@@ -18,6 +18,9 @@ import {
   passphraseWrong,
 } from './vault-errors.js';
 
+/**
+ * Options of {@link openKek}: where the KEK comes from and where its verifier is kept.
+ */
 export interface OpenKekOptions {
   /** Where the vault's sealed keys and its KEK verifier live. */
   readonly repository: KekVerifierRepository;

@@ -1,4 +1,4 @@
-import { invalid } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import {
   AEAD_KEY_BYTES,
   ED25519_SECRET_KEY_BYTES,
@@ -30,6 +30,9 @@ import { keyNotFound, unsealFailed, wrongPurpose } from './vault-errors.js';
 
 export const SOFTWARE_VAULT_DEFAULT_CACHE_KEYS = 16_384;
 
+/**
+ * Options of {@link SoftwareVault}: where sealed keys live and the key that seals them.
+ */
 export interface SoftwareVaultOptions {
   /** Where sealed keys live (SQLite in production, a Map in tests). */
   readonly repository: SealedKeyRepository;

@@ -16,6 +16,11 @@ export interface SigningKeyHandle {
   readonly publicKey: Uint8Array;
 }
 
+/**
+ * Signing keys behind handles: the secret never leaves the vault. Implemented by
+ * `MemoryVault` and `SoftwareVault`; a custom vault (an HSM) implements this and
+ * `SecureChannelVault` and passes the contract suite in test/contract/vault-contract.ts.
+ */
 export interface SigningVault {
   /** Creates a key; with a persistent vault it is durable when the promise resolves. */
   generateSigningKey(keyType: SigningKeyType): Promise<SigningKeyHandle>;
@@ -38,6 +43,10 @@ export interface SecretHandle {
   readonly secretId: string;
 }
 
+/**
+ * X25519 static keys and the Noise key schedule behind handles: Diffie-Hellman, HKDF and AEAD
+ * run inside the vault, so secure-channel secrets never reach the caller.
+ */
 export interface SecureChannelVault {
   /** A persistent static key (durable on resolve with a persistent vault). */
   generateX25519Key(): Promise<X25519KeyHandle>;

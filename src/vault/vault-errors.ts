@@ -1,4 +1,5 @@
-import { ErrorKind, MandateError, invalid, notFound, unsupported } from '../core/index.js';
+import { ErrorKind, MandateError } from '../core/index.js';
+import { invalid, notFound, unsupported } from '../core/internal.js';
 
 /** The error codes of the vault layer, one place so every vault words them the same way. */
 

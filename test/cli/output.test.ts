@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { invalid } from '../../src/core/index.js';
+import { invalid } from '../../src/core/internal.js';
 import { createOutput, formatFields, reportError } from '../../src/cli/output.js';
 import { stderrLogger } from '../../src/cli/logging.js';
 

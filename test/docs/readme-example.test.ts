@@ -18,8 +18,9 @@ describe('README library example', () => {
     const home = mkdtempSync(join(tmpdir(), 'mandate-readme-'));
     const program = code!
       .replace(
-        /'mandate\/(\w+)'/g,
-        (_m, layer: string) => `'${pathToFileURL(join(repoRoot, 'src', layer, 'index.ts')).href}'`,
+        /'mandate(?:\/(\w+))?'/g,
+        (_m, layer: string | undefined) =>
+          `'${pathToFileURL(join(repoRoot, 'src', ...(layer === undefined ? [] : [layer]), 'index.ts')).href}'`,
       )
       .replaceAll('./.mandate', home);
     const file = join(home, 'example.mts');

@@ -21,23 +21,19 @@ import {
   x25519,
   x25519PublicKey,
 } from '../../src/crypto/index.js';
+import { ChannelHandshake } from '../../src/channel/channel-handshake.js';
+import { encodeIdentityPayload } from '../../src/channel/identity-payload.js';
 import {
-  ChannelHandshake,
-  encodeIdentityPayload,
   NoiseSuite,
   OCKAM_PROTOCOL_NAME,
   staticKeyFromSecret,
-  TrustPolicies,
   type NoiseKeyPair,
-} from '../../src/channel/index.js';
-import { CipherState } from '../../src/channel/noise.js';
+  CipherState,
+} from '../../src/channel/noise.js';
+import { TrustPolicies } from '../../src/channel/index.js';
 import { REKEY_INTERVAL } from '../../src/channel/transport-cipher.js';
-import {
-  attestPurposeKey,
-  Identities,
-  MemoryIdentityRepository,
-  Purpose,
-} from '../../src/identity/index.js';
+import { attestPurposeKey } from '../../src/identity/internal.js';
+import { Identities, MemoryIdentityRepository, Purpose } from '../../src/identity/index.js';
 import { MemoryVault } from '../../src/vault/index.js';
 
 const NOW = 1_800_000_000;

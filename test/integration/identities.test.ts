@@ -8,7 +8,7 @@ import { Identities, type IdentityVault } from '../../src/identity/identities.js
 import { MemoryIdentityRepository } from '../../src/identity/memory-identity-repository.js';
 import { Purpose } from '../../src/identity/model.js';
 import type { IdentityRepository } from '../../src/identity/repository.js';
-import { newerHistory } from '../../src/identity/index.js';
+import { newerHistory } from '../../src/identity/internal.js';
 import { expectCode } from '../helpers/errors.js';
 
 const NOW = 1_800_000_000;

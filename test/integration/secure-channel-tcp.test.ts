@@ -1,20 +1,16 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   channelPeerOf,
-  encodeIdentityPayload,
   openSecureChannel,
   SecureChannelListener,
-  staticKeyFromSecret,
   TrustPolicies,
   type SecureChannelOptions,
 } from '../../src/channel/index.js';
+import { encodeIdentityPayload } from '../../src/channel/identity-payload.js';
+import { staticKeyFromSecret } from '../../src/channel/noise.js';
 import { generateX25519KeyPair } from '../../src/crypto/index.js';
-import {
-  attestPurposeKey,
-  Identities,
-  MemoryIdentityRepository,
-  Purpose,
-} from '../../src/identity/index.js';
+import { attestPurposeKey } from '../../src/identity/internal.js';
+import { Identities, MemoryIdentityRepository, Purpose } from '../../src/identity/index.js';
 import {
   localAddress,
   Router,

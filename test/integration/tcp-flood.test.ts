@@ -1,8 +1,8 @@
 import { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ChannelHandshake } from '../../src/channel/channel-handshake.js';
+import { ChannelMessageType } from '../../src/channel/secure-channel.js';
 import {
-  ChannelHandshake,
-  ChannelMessageType,
   openSecureChannel,
   SecureChannelListener,
   TrustPolicies,
@@ -11,8 +11,8 @@ import {
 } from '../../src/channel/index.js';
 import type { MandateError } from '../../src/core/index.js';
 import { generateX25519KeyPair } from '../../src/crypto/index.js';
+import { encodeEnvelope } from '../../src/routing/envelope.js';
 import {
-  encodeEnvelope,
   localAddress,
   Router,
   TcpTransport,

@@ -1,13 +1,8 @@
 import { Socket } from 'node:net';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  encodeEnvelope,
-  localAddress,
-  Router,
-  TcpTransport,
-  type Envelope,
-} from '../../src/routing/index.js';
+import { encodeEnvelope } from '../../src/routing/envelope.js';
+import { localAddress, Router, TcpTransport, type Envelope } from '../../src/routing/index.js';
 
 /*
  * TCP delivers a byte stream in chunks of any size: frames must come out the same however the

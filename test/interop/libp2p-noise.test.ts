@@ -12,7 +12,7 @@ import {
   staticKeyFromSecret,
   type NoiseHandshake,
   type TransportCipherStates,
-} from '../../src/channel/index.js';
+} from '../../src/channel/noise.js';
 import { generateX25519KeyPair } from '../../src/crypto/index.js';
 import { toHex } from '../../src/encoding/index.js';
 

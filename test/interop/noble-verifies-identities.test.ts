@@ -7,15 +7,9 @@ import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { MemoryVault, SigningKeyType } from '../../src/vault/index.js';
-import {
-  attestPurposeKey,
-  createIdentity,
-  decodePurposeKeyAttestation,
-  Purpose,
-  rotateIdentity,
-  verifyChangeHistory,
-  type VerifiedIdentity,
-} from '../../src/identity/index.js';
+import { attestPurposeKey, decodePurposeKeyAttestation } from '../../src/identity/internal.js';
+import { createIdentity, rotateIdentity } from '../../src/identity/create-identity.js';
+import { Purpose, verifyChangeHistory, type VerifiedIdentity } from '../../src/identity/index.js';
 import { decodeChangeHistoryEnvelope, encodeChangeHistory } from '../../src/identity/codec.js';
 
 function nobleVerify(

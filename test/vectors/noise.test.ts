@@ -6,7 +6,7 @@ import {
   staticKeyFromSecret,
   type NoiseHandshake,
   type NoiseKeyPair,
-} from '../../src/channel/index.js';
+} from '../../src/channel/noise.js';
 import { x25519PublicKey } from '../../src/crypto/index.js';
 import { fromHex, toHex } from '../../src/encoding/index.js';
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../../src/encoding/index.js';
 import { sha256, verifyEd25519 } from '../../src/crypto/index.js';
+import { decodePurposeKeyAttestation } from '../../src/identity/internal.js';
 import {
-  decodePurposeKeyAttestation,
   Purpose,
   verifyChangeHistory,
   type Identifier,

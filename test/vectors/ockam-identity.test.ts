@@ -2,12 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { isMandateError } from '../../src/core/index.js';
 import { fromHex, toHex } from '../../src/encoding/index.js';
 import { sha256, verifyEd25519 } from '../../src/crypto/index.js';
-import {
-  decodePurposeKeyAttestation,
-  parseIdentifier,
-  Purpose,
-  verifyChangeHistory,
-} from '../../src/identity/index.js';
+import { decodePurposeKeyAttestation } from '../../src/identity/internal.js';
+import { parseIdentifier, Purpose, verifyChangeHistory } from '../../src/identity/index.js';
 import { decodeChangeHistoryEnvelope, encodeChangeHistory } from '../../src/identity/codec.js';
 import { readVectorJson } from '../helpers/vectors.js';
 

@@ -7,7 +7,7 @@ import {
   OCKAM_PROTOCOL_NAME,
   SplitOrder,
   staticKeyFromSecret,
-} from '../../src/channel/index.js';
+} from '../../src/channel/noise.js';
 import { readVectorJson } from '../helpers/vectors.js';
 
 interface OckamNoiseCase {

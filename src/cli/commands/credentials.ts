@@ -1,15 +1,8 @@
 import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import {
-  conflict,
-  ErrorKind,
-  invalid,
-  isMandateError,
-  MandateError,
-  notFound,
-  type Logger,
-} from '../../core/index.js';
+import { conflict, invalid, notFound } from '../../core/internal.js';
+import { ErrorKind, isMandateError, MandateError, type Logger } from '../../core/index.js';
 import { toHex } from '../../encoding/index.js';
 import {
   Authority,
@@ -19,11 +12,8 @@ import {
   decodeChain,
   decodeCredential,
   delegate,
-  describeChain,
-  encodeConstraintValue,
   parseConstraint,
   parseEnrollmentTicket,
-  RESERVED_PREFIX,
   type EnrollmentTicket,
   credentialRevocationId,
   identityScope,
@@ -32,9 +22,9 @@ import {
   type Constraint,
   type VerifiedChain,
 } from '../../credentials/index.js';
+import { encodeConstraintValue, RESERVED_PREFIX } from '../../credentials/internal.js';
+import { compareHistories, HistoryRelation } from '../../identity/internal.js';
 import {
-  compareHistories,
-  HistoryRelation,
   isIdentifier,
   verifyChangeHistory,
   parseIdentifier,
@@ -200,12 +190,12 @@ function chainSummary(chain: VerifiedChain) {
     expiresAt: chain.expiresAt,
     remainingDepth: chain.remainingDepth,
     revocationIds: [chain.root.revocationId, ...chain.links.map((l) => l.revocationId)],
-    chain: describeChain(chain),
+    chain: chain.steps,
   };
 }
 
 function humanChain(chain: VerifiedChain): string {
-  const steps = describeChain(chain)
+  const steps = chain.steps
     .map(
       (s, i) =>
         `  ${i === 0 ? 'root' : `link ${i}`}: ${s.issuer} → ${s.subject}${s.purpose === '' || i === 0 ? '' : ` "${s.purpose}"`}${s.constraints.length > 0 ? `\n    ${s.constraints.join('  ')}` : ''}`,

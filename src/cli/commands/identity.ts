@@ -1,13 +1,14 @@
 import type { Command } from 'commander';
-import { invalid, isMandateError } from '../../core/index.js';
+import { invalid } from '../../core/internal.js';
+import { isMandateError } from '../../core/index.js';
 import { toHex } from '../../encoding/index.js';
 import {
   parseIdentifier,
   Purpose,
   verifyChangeHistory,
-  describePurposeKey,
   type KnownIdentity,
 } from '../../identity/index.js';
+import { describePurposeKey } from '../../identity/internal.js';
 import { SigningKeyType } from '../../vault/index.js';
 import { formatFields } from '../output.js';
 import { withProgress } from '../progress.js';

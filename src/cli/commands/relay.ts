@@ -1,12 +1,9 @@
 import type { Command } from 'commander';
-import { ErrorKind, invalid, MandateError, type Logger } from '../../core/index.js';
+import { ErrorKind, MandateError, type Logger } from '../../core/index.js';
+import { invalid } from '../../core/internal.js';
 import { toHex } from '../../encoding/index.js';
-import {
-  decodeChain,
-  decodeConstraintValue,
-  formatConstraint,
-  type DenySet,
-} from '../../credentials/index.js';
+import { decodeChain, formatConstraint, type DenySet } from '../../credentials/index.js';
+import { decodeConstraintValue } from '../../credentials/internal.js';
 import type { VerifiedIdentity } from '../../identity/index.js';
 import {
   openSecureChannel,

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { isMandateError, notFound } from '../../core/index.js';
+import { isMandateError } from '../../core/index.js';
+import { notFound } from '../../core/internal.js';
 import {
   identityScope,
   parseTrustScope,

@@ -1,0 +1,13 @@
+// Shared by the layers above (channel, store, node, cli), not part of the package's API: the
+// constraint value codec, reserved attribute names, and the checks every repository
+// implementation applies to what it stores. See docs/architecture.md, "Public API and internal
+// barrels".
+export { encodeConstraintValue, decodeConstraintValue } from './constraints.js';
+export { RESERVED_PREFIX } from './delegation.js';
+export {
+  checkNonNegativeInteger,
+  denySetAheadError,
+  denySetPrunedError,
+  parseDenyEntry,
+} from './deny-set.js';
+export { checkTrustAnchor } from './trust-anchors.js';
