@@ -1,10 +1,4 @@
-import {
-  ErrorKind,
-  isMandateError,
-  MandateError,
-  type Clock,
-  type Logger,
-} from '../core/index.js';
+import { ErrorKind, isMandateError, MandateError, type Clock, type Logger } from '../core/index.js';
 import { invalid, withJitter } from '../core/internal.js';
 import { randomUnit } from '../crypto/index.js';
 import { decodeCredential, type DenySet } from '../credentials/index.js';
