@@ -214,6 +214,9 @@ describe('the network paths apply the home’s deny-set', () => {
     const carol = (await ok<{ identifier: string }>(other, 'identity', 'create', '--name', 'carol'))
       .identifier;
     await ok(home, 'revoke', carol);
+    // A running authority sees a revocation at its next poll (about a second): wait for it, or
+    // a fast redemption could arrive first.
+    await authority.waitFor(/deny-set: updated/);
     const { ticket } = await ok<{ ticket: string }>(
       home,
       'ticket',
