@@ -478,17 +478,27 @@ class ChannelEnd {
   /** Initiator: the responder's confirmation, an empty frame under the channel's key. */
   #onConfirmation(decryptor: ChannelDecryptor, body: Uint8Array): void {
     const peer = this.#pendingPeer;
-    if (!this.#initiator || peer === undefined) {
-      this.#drop('unexpected_handshake');
-      return;
+    if (peer === undefined || !this.#openAnswer(decryptor, body, 'unexpected_handshake')) return;
+    this.#ready(peer);
+  }
+
+  /**
+   * Whether `body` is the responder's answer to our message 3 (a confirmation or a rejection):
+   * only an initiator still waiting takes one, and only a frame that opens under the channel's
+   * key counts; anything else is dropped (and counted) with its reason.
+   */
+  #openAnswer(decryptor: ChannelDecryptor, body: Uint8Array, unexpected: string): boolean {
+    if (!this.#initiator || this.#pendingPeer === undefined) {
+      this.#drop(unexpected);
+      return false;
     }
     try {
       decryptor.decrypt(body);
     } catch (error) {
       this.#drop(reasonOf(error));
-      return;
+      return false;
     }
-    this.#ready(peer);
+    return true;
   }
 
   /**
@@ -496,16 +506,7 @@ class ChannelEnd {
    * counts; anything else is dropped and the handshake goes on (or times out).
    */
   #onRejection(decryptor: ChannelDecryptor, body: Uint8Array): void {
-    if (!this.#initiator || this.#pendingPeer === undefined) {
-      this.#drop('unexpected_rejection');
-      return;
-    }
-    try {
-      decryptor.decrypt(body);
-    } catch (error) {
-      this.#drop(reasonOf(error));
-      return;
-    }
+    if (!this.#openAnswer(decryptor, body, 'unexpected_rejection')) return;
     const reason = 'ERR_CHANNEL_PEER_REJECTED';
     this.#event({ type: 'rejected', address: this.decryptorAddress, reason });
     this.#logger.warn('channel: the responder refused this side', {

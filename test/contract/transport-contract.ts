@@ -1,13 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { collector } from '../helpers/collector.js';
 import type { MandateError } from '../../src/core/index.js';
-import {
-  localAddress,
-  Router,
-  type Address,
-  type Envelope,
-  type Transport,
-  type Worker,
-} from '../../src/routing/index.js';
+import { localAddress, Router, type Address, type Transport } from '../../src/routing/index.js';
 
 /**
  * What every transport promises the router, whatever carries the bytes: one suite, run against
@@ -32,23 +26,6 @@ export interface TransportFactory {
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
-
-function collector(): Worker & { received: Envelope[]; waitFor(n: number): Promise<void> } {
-  const received: Envelope[] = [];
-  let wake: (() => void) | undefined;
-  let want = Infinity;
-  return {
-    received,
-    handleMessage(_ctx, envelope) {
-      received.push(envelope);
-      if (received.length >= want) wake?.();
-    },
-    waitFor(n) {
-      want = n;
-      return received.length >= n ? Promise.resolve() : new Promise((r) => (wake = r));
-    },
-  };
-}
 
 export function transportContract(factory: TransportFactory): void {
   describe(`transport contract: ${factory.name}`, () => {

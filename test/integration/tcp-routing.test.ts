@@ -1,14 +1,13 @@
 import { createServer, Socket, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { collector } from '../helpers/collector.js';
 import type { MandateError } from '../../src/core/index.js';
 import {
   localAddress,
   Router,
   TcpTransport,
   TransportType,
-  type Envelope,
   type TcpTransportOptions,
-  type Worker,
 } from '../../src/routing/index.js';
 
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -25,23 +24,6 @@ function tcpNode(options: TcpTransportOptions = {}) {
   const transport = new TcpTransport(router, options);
   cleanups.push(() => transport.close());
   return { router, transport };
-}
-
-function collector(): Worker & { received: Envelope[]; waitFor(n: number): Promise<void> } {
-  const received: Envelope[] = [];
-  let wake: (() => void) | undefined;
-  let want = Infinity;
-  return {
-    received,
-    handleMessage(_ctx, envelope) {
-      received.push(envelope);
-      if (received.length >= want) wake?.();
-    },
-    waitFor(n) {
-      want = n;
-      return received.length >= n ? Promise.resolve() : new Promise((r) => (wake = r));
-    },
-  };
 }
 
 function rawServer(onSocket: (socket: Socket) => void): Promise<{ server: Server; port: number }> {
