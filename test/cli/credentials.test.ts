@@ -1890,3 +1890,18 @@ describe('found by the outside attack on the issue 8 fixes (CLI)', () => {
     await home.fails('ERR_REVOKED', 'credential', 'issue', '--to', 'carol', '--attr', 'tools=x');
   });
 });
+
+describe('mandate revoke: what it names', () => {
+  it('takes a local name for its identifier, and says so when an identifier is unknown here', async () => {
+    const home = new Home();
+    await home.authorityInit();
+    const bob = await home.identity('bob');
+    const byName = json(await home.run('--json', 'revoke', 'bob'));
+    expect(byName).toMatchObject({ revoked: bob, kind: 'identity', known: true });
+    const stranger = `I${'ab'.repeat(32)}`;
+    const r = await home.run('revoke', stranger);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/not an identity this home knows; recorded anyway/);
+    await home.fails('ERR_ARGUMENT_INVALID', 'revoke', 'nobody-by-that-name');
+  });
+});

@@ -613,22 +613,34 @@ export function registerCredentialCommands(program: Command, context: () => CliC
   // --- revocation ------------------------------------------------------------------------------
   program
     .command('revoke')
-    .argument('<id>', 'a revocation id (32 hex digits) or an identifier')
+    .argument('<id>', 'a revocation id (32 hex digits), an identifier, or a local identity name')
+    .addHelpText(
+      'after',
+      '\nA revocation id names one credential or link, derived from its signed bytes: this home cannot\ntell which until a chain carrying it is presented, and refuses that chain from then on. An\nidentifier this home has never seen is recorded too (a chain from elsewhere may carry it), with a\nnote on stderr.',
+    )
     .option('--reason <text>', 'why (kept with the entry)')
     .description(
       'revoke a credential or link (and every chain through it), or an identity (everything it issued or holds)',
     )
-    .action(async (id: string, opts: { reason?: string }) => {
+    .action(async (ref: string, opts: { reason?: string }) => {
       const ctx = context();
       const now = ctx.clock.nowSeconds();
-      const identity = isIdentifier(id);
-      if (!identity && !/^[0-9a-f]{32}$/.test(id))
-        throw invalid(
-          'ERR_ARGUMENT_INVALID',
-          'give a revocation id (32 lowercase hex digits) or an identifier (`I` + 64 hex digits)',
-        );
       const home = await ctx.openHome();
       try {
+        let id = ref;
+        let identity = isIdentifier(ref);
+        if (!identity && !/^[0-9a-f]{32}$/.test(ref)) {
+          // A local name stands for its identifier (never a guess: the name must exist here).
+          const named = await home.identities.find(ref);
+          if (named === undefined)
+            throw invalid(
+              'ERR_ARGUMENT_INVALID',
+              `\`${ref}\` is neither a revocation id (32 lowercase hex digits), an identifier (\`I\` + 64 hex digits) nor an identity of this home`,
+            );
+          id = named.identity.identifier;
+          identity = true;
+        }
+        const known = identity ? (await home.identities.find(id)) !== undefined : undefined;
         const update = await home.denySetRepository.append(
           [
             {
@@ -641,8 +653,19 @@ export function registerCredentialCommands(program: Command, context: () => CliC
           ],
           now,
         );
+        // Recorded even when this home has never seen it (a chain from elsewhere may carry it),
+        // but said plainly, so a mistyped id is noticed.
+        if (identity && known === false)
+          ctx.out.note(
+            `note: \`${id}\` is not an identity this home knows; recorded anyway, so any chain or peer carrying it is refused here`,
+          );
         ctx.out.result(
-          { revoked: id, sequence: update.toSequence },
+          {
+            revoked: id,
+            kind: identity ? 'identity' : 'revocation-id',
+            known,
+            sequence: update.toSequence,
+          },
           () => `revoked ${id} (deny-set sequence ${update.toSequence})`,
         );
       } finally {
