@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { invalid } from '../core/internal.js';
+import { invalid, notFound } from '../core/internal.js';
 import { fromHex } from '../encoding/index.js';
 
 const MAX_INPUT_BYTES = 1024 * 1024;
@@ -20,6 +20,11 @@ export function readBytesArgument(arg: string, what: string): Uint8Array {
         `\`${arg}\` is larger than ${MAX_INPUT_BYTES * 2} bytes`,
       );
     raw = readFileSync(arg);
+  } else if (existsSync(arg)) {
+    throw invalid('ERR_ARGUMENT_INVALID', `\`${arg}\` is not a file (a directory?)`);
+  } else if (/[/\\.]/.test(arg)) {
+    // Hex never holds a dot or a slash: this is a path, and the file is not there.
+    throw notFound('ERR_FILE_NOT_FOUND', `no such file \`${arg}\``);
   } else {
     return fromHex(arg, what);
   }

@@ -364,7 +364,12 @@ export class Authority {
   }
 
   async #local(): Promise<KnownIdentity> {
-    const known = await this.#identities.get(this.#ref);
+    const known = await this.#identities.find(this.#ref);
+    if (known === undefined)
+      throw notFound(
+        'ERR_IDENTITY_NOT_FOUND',
+        `this home has no authority identity \`${this.#ref}\` (\`mandate authority init\` creates one)`,
+      );
     if (known.primaryKeyId === null) {
       throw invalid(
         'ERR_IDENTITY_NOT_LOCAL',

@@ -142,6 +142,7 @@ describe('mandate identity', () => {
       [['identity', 'verify', '8100'], 'ERR_IDENTITY_MALFORMED', 3],
       [['identity', 'verify', 'zz'], 'ERR_HEX_INVALID', 3],
       [['identity', 'verify', 'abc'], 'ERR_HEX_INVALID', 3],
+      [['identity', 'verify', './no/such/file.hex'], 'ERR_FILE_NOT_FOUND', 6],
       [['--home', home, 'identity', 'show', 'nobody'], 'ERR_IDENTITY_NOT_FOUND', 6],
       [['--home', home, 'identity', 'create', '--key-type', 'rsa'], 'ERR_ARGUMENT_INVALID', 3],
       [['--home', home, 'identity', 'create', '--count', '0'], 'ERR_ARGUMENT_INVALID', 3],

@@ -1123,8 +1123,9 @@ describe('mandate delegate refusals (nothing is written)', () => {
       '--out',
       out,
     );
+    // A missing file says so (it used to be read as bad hex).
     await home.fails(
-      'ERR_HEX_INVALID',
+      'ERR_FILE_NOT_FOUND',
       'delegate',
       '--chain',
       home.path('missing.chain'),
@@ -1903,5 +1904,15 @@ describe('mandate revoke: what it names', () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/not an identity this home knows; recorded anyway/);
     await home.fails('ERR_ARGUMENT_INVALID', 'revoke', 'nobody-by-that-name');
+  });
+});
+
+describe('a home without an authority', () => {
+  it('says so, and how to make one', async () => {
+    const home = new Home();
+    await home.identity('bob');
+    const r = await home.run('credential', 'issue', '--to', 'bob', '--attr', 'tools=x');
+    expect(r.code).toBe(6);
+    expect(r.stderr).toMatch(/no authority identity `authority`.*mandate authority init/);
   });
 });
