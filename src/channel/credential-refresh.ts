@@ -37,6 +37,7 @@ export type CredentialRefreshEvent =
       readonly type: 'refreshed';
       readonly address: string;
       readonly peer: string;
+      /** `sent`: this side presented new credentials; `received`: the peer did. */
       readonly direction: 'sent' | 'received';
     }
   | { readonly type: 'refresh_failed'; readonly address: string; readonly reason: string };

@@ -19,7 +19,11 @@ import {
   type Worker,
 } from '../routing/index.js';
 import { ChannelHandshake } from './channel-handshake.js';
-import { CredentialRefresh, type CredentialRefreshOptions } from './credential-refresh.js';
+import {
+  CredentialRefresh,
+  type CredentialRefreshEvent,
+  type CredentialRefreshOptions,
+} from './credential-refresh.js';
 import {
   payloadExpiresAt,
   peerExpiresAt,
@@ -97,14 +101,7 @@ export type SecureChannelEvent =
   | { readonly type: 'timeout'; readonly address: string }
   | { readonly type: 'dropped'; readonly address: string; readonly reason: string }
   | { readonly type: 'closed'; readonly address: string; readonly byPeer: boolean }
-  | {
-      readonly type: 'refreshed';
-      readonly address: string;
-      readonly peer: string;
-      /** `sent`: this side presented new credentials; `received`: the peer did. */
-      readonly direction: 'sent' | 'received';
-    }
-  | { readonly type: 'refresh_failed'; readonly address: string; readonly reason: string };
+  | CredentialRefreshEvent;
 
 /**
  * Options of {@link openSecureChannel} (and, with a listener's own fields, of
