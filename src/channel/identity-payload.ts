@@ -1,5 +1,5 @@
 import { checkUnixSeconds, isUnixSeconds, invalid } from '../core/internal.js';
-import { MandateError, ErrorKind } from '../core/index.js';
+import { MandateError, ErrorKind, isMandateError } from '../core/index.js';
 import { sha256 } from '../crypto/index.js';
 import {
   bytesEqual,
@@ -337,6 +337,17 @@ export function verifyPeer(payloadBytes: Uint8Array, options: VerifyPeerOptions)
     );
   }
 }
+
+/**
+ * The code a failure is reported by: for a peer that failed verification, the reason it was
+ * rejected (the cause verifyPeer keeps); for another error its code, else `error`.
+ */
+export const reasonOf = (error: unknown): string => {
+  if (isMandateError(error, 'ERR_CHANNEL_PEER_REJECTED') && isMandateError(error.cause)) {
+    return error.cause.code;
+  }
+  return isMandateError(error) ? error.code : 'error';
+};
 
 const keyMismatch = (): MandateError =>
   invalid(

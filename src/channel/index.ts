@@ -11,8 +11,8 @@ export {
   SecureChannelLocalInfo,
   channelPeerOf,
 } from './secure-channel.js';
+export type { CredentialRefreshOptions } from './credential-refresh.js';
 export type {
-  CredentialRefreshOptions,
   SecureChannel,
   SecureChannelEvent,
   SecureChannelOptions,

@@ -6,11 +6,8 @@ import {
   type Clock,
   type Logger,
 } from '../core/index.js';
-import { invalid, isUnixSeconds, silentLogger, withJitter } from '../core/internal.js';
-import { generateX25519KeyPair, randomUnit } from '../crypto/index.js';
-import { bytesEqual } from '../encoding/index.js';
-import { newerHistory } from '../identity/internal.js';
-import { Purpose } from '../identity/index.js';
+import { invalid, isUnixSeconds, silentLogger } from '../core/internal.js';
+import { generateX25519KeyPair } from '../crypto/index.js';
 import { decodeEnvelope, encodeEnvelopeHead } from '../routing/internal.js';
 import {
   localAddress,
@@ -23,10 +20,15 @@ import {
 } from '../routing/index.js';
 import { ChannelHandshake } from './channel-handshake.js';
 import {
+  CredentialRefresh,
+  type CredentialRefreshEvent,
+  type CredentialRefreshOptions,
+} from './credential-refresh.js';
+import {
   payloadExpiresAt,
   peerExpiresAt,
+  reasonOf,
   revalidatePeer,
-  verifyPeer,
   type VerifiedPeer,
   type VerifyPeerOptions,
 } from './identity-payload.js';
@@ -68,10 +70,6 @@ export const ChannelMessageType = {
 export const DEFAULT_LISTENER_ADDRESS = 'api';
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_HANDSHAKES = 128;
-export const DEFAULT_REFRESH_LEAD_SECONDS = 60;
-export const DEFAULT_REFRESH_RETRY_MS = 5_000;
-/** setTimeout fires at once beyond 2^31 − 1 ms; longer waits are taken in steps. */
-const MAX_TIMER_MS = 2_147_483_647;
 
 /** What a worker finds in `ctx.localInfo` for a message that came through a secure channel. */
 export class SecureChannelLocalInfo {
@@ -103,28 +101,7 @@ export type SecureChannelEvent =
   | { readonly type: 'timeout'; readonly address: string }
   | { readonly type: 'dropped'; readonly address: string; readonly reason: string }
   | { readonly type: 'closed'; readonly address: string; readonly byPeer: boolean }
-  | {
-      readonly type: 'refreshed';
-      readonly address: string;
-      readonly peer: string;
-      /** `sent`: this side presented new credentials; `received`: the peer did. */
-      readonly direction: 'sent' | 'received';
-    }
-  | { readonly type: 'refresh_failed'; readonly address: string; readonly reason: string };
-
-/** How an end renews its own credentials before they expire (docs/spec/channel.md). */
-export interface CredentialRefreshOptions {
-  /**
-   * Returns this side's identity payload with fresh credentials, attesting the same
-   * secure-channel key. Every channel end calls it when its credentials near expiry, so it should
-   * serve a cached payload while that one is fresh enough.
-   */
-  readonly renew: () => Promise<Uint8Array>;
-  /** Refresh this long before the first credential or chain expires; default 60. */
-  readonly leadSeconds?: number;
-  /** After a failed renewal, try again after this long; default 5 000. */
-  readonly retryMs?: number;
-}
+  | CredentialRefreshEvent;
 
 /**
  * Options of {@link openSecureChannel} (and, with a listener's own fields, of
@@ -196,13 +173,6 @@ const sealedFrame = (
 
 const NO_BYTES = new Uint8Array(0);
 
-const reasonOf = (error: unknown): string => {
-  if (isMandateError(error, 'ERR_CHANNEL_PEER_REJECTED') && isMandateError(error.cause)) {
-    return error.cause.code;
-  }
-  return isMandateError(error) ? error.code : 'error';
-};
-
 /**
  * One end of a channel, in every state: handshaking, established, closed. It owns the
  * decryptor worker (handshake messages and frames from the network) and, once established,
@@ -231,9 +201,7 @@ class ChannelEnd {
   #peerValidUntil = Number.POSITIVE_INFINITY;
   /** The ids a deny-set must not hold: the peer, and its credentials' and chains' ids. */
   #peerRevocationIds: readonly string[] = [];
-  /** This side's identity payload as last presented (handshake or refresh). */
-  #ownPayload: Uint8Array;
-  #refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #refresh: CredentialRefresh;
   /** Cancels the watch on the connection the channel runs over. */
   readonly #unwatch: () => void;
   #closed = false;
@@ -258,7 +226,6 @@ class ChannelEnd {
     this.#options = options;
     this.#logger = options.logger ?? silentLogger;
     this.#clock = options.clock ?? systemClock;
-    this.#ownPayload = options.identityPayload;
     this.#connection = connection;
     this.#allowed = allowed;
     this.#settled = settled;
@@ -277,6 +244,31 @@ class ChannelEnd {
     );
     this.decryptorAddress = `${name}-dec`;
     this.encryptorAddress = `${name}-enc`;
+    this.#refresh = new CredentialRefresh({
+      address: this.encryptorAddress,
+      clock: this.#clock,
+      logger: this.#logger,
+      options: options.credentialRefresh,
+      verify: options.verify,
+      ownPayload: options.identityPayload,
+      sender: () => {
+        const encryptor = this.#encryptor;
+        if (this.#closed || encryptor === undefined) return undefined;
+        return (payload) =>
+          this.#sendToPeer(sealedFrame(ChannelMessageType.refresh, encryptor, payload));
+      },
+      peer: () => this.#peer,
+      setPeer: (peer) => {
+        this.#setPeer(peer);
+      },
+      closed: () => this.#closed,
+      drop: (reason) => {
+        this.#drop(reason);
+      },
+      onEvent: (event) => {
+        this.#event(event);
+      },
+    });
     if (connection !== undefined) router.allowFromConnection(this.decryptorAddress, connection);
     // A channel cannot outlive the connection its route starts on (nor keep timers for it).
     this.#unwatch =
@@ -421,7 +413,7 @@ class ChannelEnd {
     }
     if (type === ChannelMessageType.close) this.#teardown(true);
     else if (this.#peer === undefined) this.#drop('not_established');
-    else if (type === ChannelMessageType.refresh) this.#onRefresh(plaintext);
+    else if (type === ChannelMessageType.refresh) this.#refresh.receive(plaintext);
     else await this.#deliver(plaintext);
   }
 
@@ -526,7 +518,7 @@ class ChannelEnd {
     this.#setPeer(peer);
     this.#event({ type: 'established', address: this.encryptorAddress, peer: peer.identifier });
     this.#settled.resolve(this);
-    this.#scheduleRefresh();
+    this.#refresh.schedule();
   }
 
   #setPeer(peer: VerifiedPeer): void {
@@ -593,136 +585,12 @@ class ChannelEnd {
     return next;
   }
 
-  /** The peer's new credentials: verified as in the handshake, for the same identity and key. */
-  #onRefresh(payload: Uint8Array): void {
-    const peer = this.#peer;
-    // The handshake only admits a secure-channel key; the check narrows its type.
-    const key = peer?.channelKey.key;
-    if (peer === undefined || key?.purpose !== Purpose.secureChannel) return;
-    const verify = this.#options.verify;
-    let next: VerifiedPeer;
-    try {
-      // Never older than the history this channel already knows the peer by (no rollback), and
-      // a fork of it is refused like any other presented history.
-      const newest = newerHistory(verify.knownIdentities?.get(peer.identifier), peer.identity);
-      next = verifyPeer(payload, {
-        ...verify,
-        knownIdentities: new Map([[peer.identifier, newest]]),
-        remoteStaticKey: key.x25519,
-        nowSeconds: this.#clock.nowSeconds(),
-      });
-      if (next.identifier !== peer.identifier) {
-        throw invalid(
-          'ERR_CHANNEL_REFRESH_INVALID',
-          'a credential refresh names another identity than the channel peer',
-        );
-      }
-    } catch (error) {
-      const reason = reasonOf(error);
-      this.#drop(reason);
-      this.#event({ type: 'refresh_failed', address: this.encryptorAddress, reason });
-      return;
-    }
-    this.#setPeer(next);
-    this.#event({
-      type: 'refreshed',
-      address: this.encryptorAddress,
-      peer: next.identifier,
-      direction: 'received',
-    });
-  }
-
   /**
    * Presents new credentials to the peer: `payload` (an identity payload attesting this side's
    * secure-channel key), or else what `credentialRefresh.renew` returns.
    */
-  async refreshCredentials(payload?: Uint8Array): Promise<void> {
-    const renew = this.#options.credentialRefresh?.renew;
-    if (payload === undefined && renew === undefined) {
-      throw invalid(
-        'ERR_ARGUMENT_INVALID',
-        'refreshCredentials needs a payload when the channel has no `credentialRefresh.renew`',
-      );
-    }
-    const bytes = payload ?? (await renew!());
-    // Checks that it decodes before the peer has to.
-    payloadExpiresAt(bytes);
-    const encryptor = this.#encryptor;
-    if (this.#closed || encryptor === undefined || this.#peer === undefined) {
-      throw new MandateError(
-        'ERR_CHANNEL_CLOSED',
-        ErrorKind.unavailable,
-        'the secure channel is not open',
-      );
-    }
-    // Already presented (the listener and this end's own timer may both bring the same renewal).
-    if (bytesEqual(bytes, this.#ownPayload)) return;
-    this.#ownPayload = bytes;
-    await this.#sendToPeer(sealedFrame(ChannelMessageType.refresh, encryptor, bytes));
-    this.#event({
-      type: 'refreshed',
-      address: this.encryptorAddress,
-      peer: this.#peer.identifier,
-      direction: 'sent',
-    });
-    this.#scheduleRefresh();
-  }
-
-  /** With `credentialRefresh`: a timer for `leadSeconds` before this side's credentials expire. */
-  #scheduleRefresh(delayMs?: number): void {
-    const refresh = this.#options.credentialRefresh;
-    if (refresh === undefined || this.#closed) return;
-    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
-    this.#refreshTimer = undefined;
-    let dueAt: number;
-    try {
-      dueAt =
-        payloadExpiresAt(this.#ownPayload) - (refresh.leadSeconds ?? DEFAULT_REFRESH_LEAD_SECONDS);
-    } catch {
-      return;
-    }
-    if (!Number.isFinite(dueAt)) return;
-    const waitMs = delayMs ?? (dueAt - this.#clock.nowSeconds()) * 1000;
-    this.#refreshTimer = setTimeout(
-      () => {
-        this.#refreshTimer = undefined;
-        void this.#autoRefresh(dueAt);
-      },
-      Math.min(Math.max(0, waitMs), MAX_TIMER_MS),
-    );
-    this.#refreshTimer.unref();
-  }
-
-  async #autoRefresh(dueAt: number): Promise<void> {
-    if (this.#closed) return;
-    // A long wait is taken in steps: not due yet, wait again.
-    if (this.#clock.nowSeconds() < dueAt) {
-      this.#scheduleRefresh();
-      return;
-    }
-    const refresh = this.#options.credentialRefresh;
-    if (refresh === undefined) return;
-    try {
-      const current = payloadExpiresAt(this.#ownPayload);
-      const renewed = await refresh.renew();
-      if (!(payloadExpiresAt(renewed) > current)) {
-        throw invalid(
-          'ERR_CHANNEL_REFRESH_INVALID',
-          'the renewed credentials expire no later than the current ones',
-        );
-      }
-      await this.refreshCredentials(renewed);
-    } catch (error) {
-      if (this.#closed) return;
-      const reason = isMandateError(error) ? error.code : 'error';
-      this.#logger.warn('channel: credential refresh failed', {
-        address: this.encryptorAddress,
-        reason,
-      });
-      this.#event({ type: 'refresh_failed', address: this.encryptorAddress, reason });
-      // Jittered: every channel of a swarm whose authority was down would otherwise retry at once.
-      this.#scheduleRefresh(withJitter(refresh.retryMs ?? DEFAULT_REFRESH_RETRY_MS, randomUnit));
-    }
+  refreshCredentials(payload?: Uint8Array): Promise<void> {
+    return this.#refresh.present(payload);
   }
 
   async #fromLocal(envelope: Envelope): Promise<void> {
@@ -785,8 +653,7 @@ class ChannelEnd {
     if (this.#closed) return;
     this.#closed = true;
     this.#clearTimer();
-    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
-    this.#refreshTimer = undefined;
+    this.#refresh.stop();
     this.#unwatch();
     this.#handshake.destroy();
     this.#encryptor?.destroy();
