@@ -213,7 +213,10 @@ describe('the network paths apply the home’s deny-set', () => {
     const other = mkdtempSync(join(tmpdir(), 'mandate-deny-carol-'));
     const carol = (await ok<{ identifier: string }>(other, 'identity', 'create', '--name', 'carol'))
       .identifier;
-    await ok(home, 'revoke', carol);
+    // carol is not an identity of this home: the revocation is recorded, with a note saying so.
+    const revoked = await run('--home', home, 'revoke', carol);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect(revoked.stderr).toMatch(/not an identity this home knows/);
     // A running authority sees a revocation at its next poll (about a second): wait for it, or
     // a fast redemption could arrive first.
     await authority.waitFor(/deny-set: updated/);
