@@ -5,6 +5,7 @@ import { createOutput, reportError, reportUsageError } from './output.js';
 import { openHome, PASSPHRASE_ENV } from './home.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerDemoCommand } from './commands/demo.js';
+import { registerAuthorityCommands } from './commands/authority.js';
 import { registerCredentialCommands } from './commands/credentials.js';
 import { registerRelayCommands } from './commands/relay.js';
 import { registerTrustCommands } from './commands/trust.js';
@@ -69,6 +70,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   registerIdentityCommands(program, context);
   registerDemoCommand(program, context);
+  registerAuthorityCommands(program, context);
   registerCredentialCommands(program, context);
   registerRelayCommands(program, context);
   registerTrustCommands(program, context);

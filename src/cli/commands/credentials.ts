@@ -59,140 +59,23 @@ import {
   untilSignal,
 } from '../node-runtime.js';
 import { stderrLogger } from '../logging.js';
+import {
+  attributesOf,
+  chainSummary,
+  checkOutputFile,
+  DEFAULT_AUTHORITY,
+  parseConstraints,
+  readChain,
+  requireLocal,
+  verification,
+  writeOrPrint,
+} from '../chains.js';
 
-const DEFAULT_AUTHORITY = 'authority';
 const DEFAULT_MEMBER = 'member';
 /** Revoked identities stay on the deny-set this long (they have no expiry of their own). */
 const IDENTITY_REVOCATION_SECONDS = 10 * 365 * 86_400;
 /** A revoked credential or link expires at the latest this long after revocation. */
 const LINK_REVOCATION_SECONDS = 30 * 86_400;
-
-function parseConstraints(list: readonly string[] | undefined): Map<string, Constraint> {
-  const out = new Map<string, Constraint>();
-  for (const text of list ?? []) {
-    const [name, constraint] = parseConstraint(text);
-    if (out.has(name))
-      throw invalid('ERR_ARGUMENT_INVALID', `constraint \`${name}\` is given twice`);
-    out.set(name, constraint);
-  }
-  return out;
-}
-
-function attributesOf(constraints: ReadonlyMap<string, Constraint>): Map<string, Uint8Array> {
-  for (const name of constraints.keys()) {
-    // `mandate.` attributes are chain metadata in their own format (e.g. `mandate.max-depth` is
-    // `1`, not `=1`): written as a constraint they would make a credential that never verifies.
-    if (name.startsWith(RESERVED_PREFIX))
-      throw invalid('ERR_ARGUMENT_INVALID', `\`${name}\` is a reserved attribute name`);
-  }
-  return new Map([...constraints].map(([name, c]) => [name, encodeConstraintValue(c)]));
-}
-
-/**
- * Refuses an `--out` that cannot be written (a directory, a missing or read-only directory, a
- * read-only file) before the command changes anything: a ticket used up, or a membership written,
- * for a credential that then cannot be saved would be lost.
- */
-function checkOutputFile(file: string | undefined): void {
-  if (file === undefined) return;
-  const path = resolve(file);
-  const refuse = (why: string, cause?: unknown): never => {
-    throw invalid('ERR_ARGUMENT_INVALID', `cannot write \`${file}\`: ${why}`, cause);
-  };
-  let isDirectory = false;
-  let exists = true;
-  try {
-    isDirectory = statSync(path).isDirectory();
-  } catch {
-    exists = false;
-  }
-  if (isDirectory) refuse('it is a directory');
-  try {
-    accessSync(exists ? path : dirname(path), constants.W_OK);
-  } catch (cause) {
-    refuse(exists ? 'the file is not writable' : 'no such directory, or it is not writable', cause);
-  }
-}
-
-/**
- * Writes the chain to `file`, or prints it: on stdout the chain alone (so `> file` holds exactly
- * the chain), the status line on stderr; with --json one object either way.
- */
-function writeOrPrint(
-  ctx: CliContext,
-  file: string | undefined,
-  bytes: Uint8Array,
-  summary: Record<string, unknown>,
-  human: string,
-): void {
-  if (file !== undefined) {
-    try {
-      writeFileSync(file, `${toHex(bytes)}\n`);
-    } catch (cause) {
-      // A missing directory or a read-only path is the caller's mistake, not ERR_INTERNAL.
-      throw invalid('ERR_ARGUMENT_INVALID', `cannot write \`${file}\``, cause);
-    }
-    ctx.out.result({ ...summary, file }, () => `${human}\nwritten to ${file}`);
-  } else if (ctx.out.json) {
-    ctx.out.result({ ...summary, chain: toHex(bytes) }, () => '');
-  } else {
-    ctx.out.note(human);
-    ctx.out.result({}, () => toHex(bytes));
-  }
-}
-
-/**
- * What this home knows for verifying `chain`: its trust anchors (those for `forIdentity` too, the
- * local identity that holds or presents the chain, if any), its deny-set, and its own histories
- * of the identities the chain carries (a newer one here overrides the carried one).
- */
-async function verification(
-  home: Home,
-  nowSeconds: number,
-  chain: Uint8Array,
-  forIdentity?: Identifier,
-) {
-  const knownIdentities = new Map<Identifier, VerifiedIdentity>();
-  for (const history of decodeChain(chain).histories) {
-    const { identifier } = verifyChangeHistory(history);
-    // Only absence falls back to the history the chain carries: a stored history that fails to
-    // verify is an error, never silently replaced by what the presenter brought.
-    const local = await home.identities.find(identifier);
-    if (local !== undefined) knownIdentities.set(identifier, local.identity);
-  }
-  return {
-    authorities: await home.trustedAuthorities(forIdentity === undefined ? {} : { forIdentity }),
-    denySet: await home.denySet(nowSeconds),
-    knownIdentities,
-  };
-}
-
-/** A file holding a chain, or a bare credential whose subject's history this home knows. */
-async function readChain(home: Home, file: string): Promise<Uint8Array> {
-  const bytes = readBytesArgument(file, 'chain');
-  try {
-    decodeChain(bytes);
-    return bytes;
-  } catch (chainError) {
-    try {
-      const credential = decodeCredential(bytes);
-      return chainFromCredential(bytes, (await home.identities.get(credential.subject)).identity);
-    } catch {
-      throw chainError;
-    }
-  }
-}
-
-function chainSummary(chain: VerifiedChain) {
-  return {
-    actor: chain.actor,
-    issuer: chain.root.issuer,
-    expiresAt: chain.expiresAt,
-    remainingDepth: chain.remainingDepth,
-    revocationIds: [chain.root.revocationId, ...chain.links.map((l) => l.revocationId)],
-    chain: chain.steps,
-  };
-}
 
 function humanChain(chain: VerifiedChain): string {
   const steps = chain.steps
@@ -213,129 +96,6 @@ function humanChain(chain: VerifiedChain): string {
 }
 
 export function registerCredentialCommands(program: Command, context: () => CliContext): void {
-  // --- authority -------------------------------------------------------------------------------
-  const authorityCommand = program
-    .command('authority')
-    .description('run this home as an authority');
-  authorityCommand
-    .command('init')
-    .option('--name <name>', 'name of the authority identity', DEFAULT_AUTHORITY)
-    .description('create (or reuse) the authority identity and trust it as an issuer')
-    .action(async (opts: { name: string }) => {
-      const ctx = context();
-      const home = await ctx.openHome();
-      try {
-        let known;
-        try {
-          known = await home.identities.get(opts.name);
-        } catch {
-          const created = await home.identities.create({ name: opts.name });
-          known = {
-            identity: created.identity,
-            name: created.name,
-            primaryKeyId: created.primaryKeyId,
-          };
-        }
-        await home.trustAnchors.addTrustAnchor({
-          identifier: known.identity.identifier,
-          scope: TRUST_SCOPE_ALL,
-          addedAt: ctx.clock.nowSeconds(),
-        });
-        ctx.out.result(
-          {
-            identifier: known.identity.identifier,
-            name: opts.name,
-            changeHistory: toHex(known.identity.changeHistory),
-          },
-          () =>
-            formatFields([
-              ['authority', known.identity.identifier],
-              ['name', opts.name],
-            ]),
-        );
-      } finally {
-        home.close();
-      }
-    });
-
-  authorityCommand
-    .command('start')
-    .description(
-      'run the authority node until SIGINT or SIGTERM: redeems tickets and renews members’ credentials over secure channels (logs on stderr)',
-    )
-    .requiredOption('--listen <host:port>', 'where to listen, e.g. 127.0.0.1:4200')
-    .option('--name <name>', 'name of the authority identity', DEFAULT_AUTHORITY)
-    .option(
-      '--credential-ttl <duration>',
-      'lifetime of the credentials it issues (redeemed and renewed), at most 1d (default 1h)',
-    )
-    .action(async (opts: { listen: string; name: string; credentialTtl?: string }) => {
-      const ctx = context();
-      const ttlSeconds =
-        opts.credentialTtl === undefined
-          ? undefined
-          : parseDuration(opts.credentialTtl, '--credential-ttl');
-      const logger = stderrLogger();
-      const home = await ctx.openHome();
-      const router = new Router({ logger });
-      let watcher: DenySetWatcher | undefined;
-      try {
-        const known = await home.identities.get(opts.name).catch((error: unknown) => {
-          if (!isMandateError(error, 'ERR_IDENTITY_NOT_FOUND')) throw error;
-          throw notFound(
-            'ERR_IDENTITY_NOT_FOUND',
-            `no authority \`${opts.name}\` in this home: create it with \`mandate authority init\``,
-          );
-        });
-        const primaryKeyId = requireLocal(known, opts.name);
-        // The channel key lives in this process only, attested for this run (a day).
-        const prepared = await prepareChannelIdentity(home.vault, {
-          identity: known.identity,
-          primaryKeyId,
-          nowSeconds: ctx.clock.nowSeconds(),
-        });
-        const transport = new TcpTransport(router, { logger });
-        // Revocations made in this home after the start reach the listener and the service.
-        watcher = await home.watchDenySet({ logger });
-        const denySet = watcher.denySet;
-        // Redeemers are no members yet: any identity that proves itself may open a channel, and
-        // its messages reach the enrollment service only, which enrolls exactly that identity.
-        // A revoked identity fails the handshake, and an open channel of one closes.
-        const listener = new SecureChannelListener(router, {
-          ...prepared,
-          verify: { authorities: new Map(), trustPolicy: TrustPolicies.anyIdentity(), denySet },
-          deliverTo: [ENROLLMENT_SERVICE_ADDRESS],
-          clock: ctx.clock,
-          logger,
-        });
-        router.allowFromAnyConnection(listener.address);
-        const authority = authorityWithTtl(home, ctx, known.identity.identifier, ttlSeconds);
-        const service = new EnrollmentService(router, {
-          authority,
-          identities: home.identities,
-          denySet,
-          clock: ctx.clock,
-          logger,
-        });
-        const bound = await listenTcp(transport, opts.listen);
-        logger.info('listening', {
-          address: bound.address,
-          route: bound.route,
-          authority: known.identity.identifier,
-          credentialTtlSeconds: authority.policy.defaultCredentialTtlSeconds,
-        });
-        const signal = await untilSignal();
-        logger.info('stopping', { signal });
-        // Channels first (no new requests), then the redemption in flight, if any.
-        await listener.close();
-        await service.close();
-      } finally {
-        await router.close();
-        await watcher?.stop();
-        home.close();
-      }
-    });
-
   // --- tickets ---------------------------------------------------------------------------------
   const ticket = program.command('ticket').description('one-time enrollment tickets');
   ticket
@@ -836,31 +596,6 @@ export function registerCredentialCommands(program: Command, context: () => CliC
     });
 }
 
-/**
- * The authority service of `authority start`: this home's, issuing credentials that live
- * `ttlSeconds` (`--credential-ttl`) instead of the policy's default; at most the policy's maximum.
- */
-function authorityWithTtl(
-  home: Home,
-  ctx: CliContext,
-  identifier: Identifier,
-  ttlSeconds: number | undefined,
-): Authority {
-  const standard = home.authority(identifier);
-  if (ttlSeconds === undefined) return standard;
-  const max = standard.policy.maxCredentialTtlSeconds;
-  if (ttlSeconds > max)
-    throw invalid('ERR_ARGUMENT_INVALID', `\`--credential-ttl\` must be at most ${max} seconds`);
-  return new Authority({
-    identities: home.identities,
-    vault: home.vault,
-    repository: home.store.authority,
-    authority: identifier,
-    clock: ctx.clock,
-    policy: { ...standard.policy, defaultCredentialTtlSeconds: ttlSeconds },
-  });
-}
-
 /** `--depth`: 0 to 99, digits only (parseInt would read `1x` as 1 and `x` as NaN). */
 function parseDepth(text: string): number {
   if (!/^(?:0|[1-9]\d?)$/.test(text))
@@ -875,12 +610,6 @@ async function resolveIdentifier(home: Home, ref: string): Promise<Identifier> {
   if (isIdentifier(ref)) return ref;
   if (/^[0-9a-f]{64}$/.test(ref)) return parseIdentifier(`I${ref}`);
   return (await home.identities.get(ref)).identity.identifier;
-}
-
-function requireLocal(known: KnownIdentity, ref: string): string {
-  if (known.primaryKeyId === null)
-    throw invalid('ERR_IDENTITY_NOT_LOCAL', `identity \`${ref}\` has no key in this vault`);
-  return known.primaryKeyId;
 }
 
 /** Logs warnings and errors on stderr; a one-shot command's progress is its result. */
