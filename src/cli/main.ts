@@ -6,7 +6,11 @@ import { openHome, PASSPHRASE_ENV } from './home.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerAuthorityCommands } from './commands/authority.js';
-import { registerCredentialCommands } from './commands/credentials.js';
+import { registerTicketCommands } from './commands/ticket.js';
+import { registerCredentialCommands } from './commands/credential.js';
+import { registerRevokeCommands } from './commands/revoke.js';
+import { registerDelegateCommands } from './commands/delegate.js';
+import { registerChainCommands } from './commands/chain.js';
 import { registerRelayCommands } from './commands/relay.js';
 import { registerTrustCommands } from './commands/trust.js';
 import { invalid } from '../core/internal.js';
@@ -71,7 +75,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerIdentityCommands(program, context);
   registerDemoCommand(program, context);
   registerAuthorityCommands(program, context);
+  registerTicketCommands(program, context);
   registerCredentialCommands(program, context);
+  registerRevokeCommands(program, context);
+  registerDelegateCommands(program, context);
+  registerChainCommands(program, context);
   registerRelayCommands(program, context);
   registerTrustCommands(program, context);
 
