@@ -11,7 +11,8 @@ import { registerCredentialCommands } from './commands/credential.js';
 import { registerRevokeCommands } from './commands/revoke.js';
 import { registerDelegateCommands } from './commands/delegate.js';
 import { registerChainCommands } from './commands/chain.js';
-import { registerRelayCommands } from './commands/relay.js';
+import { registerNodeCommands } from './commands/node.js';
+import { registerChannelCommands } from './commands/channel.js';
 import { registerTrustCommands } from './commands/trust.js';
 import { invalid } from '../core/internal.js';
 import { ManualClock, systemClock, type Clock } from '../core/index.js';
@@ -80,7 +81,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerRevokeCommands(program, context);
   registerDelegateCommands(program, context);
   registerChainCommands(program, context);
-  registerRelayCommands(program, context);
+  registerNodeCommands(program, context);
+  registerChannelCommands(program, context);
   registerTrustCommands(program, context);
 
   try {
