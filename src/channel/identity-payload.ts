@@ -1,5 +1,11 @@
-import { checkUnixSeconds, isUnixSeconds, invalid } from '../core/internal.js';
-import { MandateError, ErrorKind } from '../core/index.js';
+import {
+  checkUnixSeconds,
+  isUnixSeconds,
+  invalid,
+  forbidden,
+  unauthorized,
+} from '../core/internal.js';
+import { MandateError } from '../core/index.js';
 import { sha256 } from '../crypto/index.js';
 import {
   bytesEqual,
@@ -321,20 +327,11 @@ export function verifyPeer(payloadBytes: Uint8Array, options: VerifyPeerOptions)
       throw keyMismatch();
     }
     if (!options.trustPolicy(peer)) {
-      throw new MandateError(
-        'ERR_CHANNEL_UNTRUSTED',
-        ErrorKind.forbidden,
-        `the trust policy refuses \`${peer.identifier}\``,
-      );
+      throw forbidden('ERR_CHANNEL_UNTRUSTED', `the trust policy refuses \`${peer.identifier}\``);
     }
     return peer;
   } catch (cause) {
-    throw new MandateError(
-      'ERR_CHANNEL_PEER_REJECTED',
-      ErrorKind.unauthorized,
-      'the peer failed authentication',
-      { cause },
-    );
+    throw unauthorized('ERR_CHANNEL_PEER_REJECTED', 'the peer failed authentication', cause);
   }
 }
 
@@ -351,11 +348,7 @@ function verifyPresented(payloadBytes: Uint8Array, options: VerifyPeerOptions): 
   const known = options.knownIdentities?.get(presented.identifier);
   const identity = newerHistory(known, presented);
   if (options.denySet?.isRevoked(identity.identifier) === true) {
-    throw new MandateError(
-      'ERR_REVOKED',
-      ErrorKind.forbidden,
-      `identity \`${identity.identifier}\` is revoked`,
-    );
+    throw forbidden('ERR_REVOKED', `identity \`${identity.identifier}\` is revoked`);
   }
   const channelKey = verifyPurposeKeyAttestation(identity, payload.secureChannelAttestation, {
     nowSeconds: options.nowSeconds,
@@ -445,11 +438,7 @@ export function revalidatePeer(
   const now = checkUnixSeconds(options.nowSeconds);
   const denySet = options.denySet;
   if (denySet?.isRevoked(peer.identifier) === true) {
-    throw new MandateError(
-      'ERR_REVOKED',
-      ErrorKind.forbidden,
-      `identity \`${peer.identifier}\` is revoked`,
-    );
+    throw forbidden('ERR_REVOKED', `identity \`${peer.identifier}\` is revoked`);
   }
   const rejected = [...peer.rejected];
   const keep = (expiresAt: number, ids: readonly string[]): boolean => {
@@ -472,9 +461,8 @@ export function revalidatePeer(
   }
   const next: VerifiedPeer = { ...peer, credentials, chains, rejected };
   if (!options.trustPolicy(next)) {
-    throw new MandateError(
+    throw unauthorized(
       'ERR_CHANNEL_PEER_EXPIRED',
-      ErrorKind.unauthorized,
       `the credentials \`${peer.identifier}\` was trusted for have expired or were revoked`,
     );
   }

@@ -1,12 +1,13 @@
+import { isMandateError, systemClock, type Clock, type Logger } from '../core/index.js';
 import {
-  ErrorKind,
-  isMandateError,
-  MandateError,
-  systemClock,
-  type Clock,
-  type Logger,
-} from '../core/index.js';
-import { invalid, isUnixSeconds, silentLogger, withJitter } from '../core/internal.js';
+  invalid,
+  isUnixSeconds,
+  silentLogger,
+  withJitter,
+  timeout,
+  unauthorized,
+  unavailable,
+} from '../core/internal.js';
 import { generateX25519KeyPair, randomUnit } from '../crypto/index.js';
 import { bytesEqual } from '../encoding/index.js';
 import { newerHistory } from '../identity/internal.js';
@@ -291,9 +292,8 @@ class ChannelEnd {
       if (this.#peer !== undefined || this.#closed) return;
       this.#event({ type: 'timeout', address: this.decryptorAddress });
       this.#fail(
-        new MandateError(
+        timeout(
           'ERR_CHANNEL_HANDSHAKE_TIMEOUT',
-          ErrorKind.timeout,
           `the secure-channel handshake did not complete within ${timeoutMs} ms`,
         ),
       );
@@ -337,9 +337,8 @@ class ChannelEnd {
     this.#logger.info('channel: its connection closed', { address: this.encryptorAddress });
     if (this.#peer === undefined) {
       this.#fail(
-        new MandateError(
+        unavailable(
           'ERR_CHANNEL_CLOSED',
-          ErrorKind.unavailable,
           'the connection of the secure channel closed during the handshake',
         ),
       );
@@ -513,9 +512,8 @@ class ChannelEnd {
       address: this.decryptorAddress,
     });
     this.#fail(
-      new MandateError(
+      unauthorized(
         reason,
-        ErrorKind.unauthorized,
         'the responder refused this side (its trust policy or verification failed; it keeps the reason)',
       ),
     );
@@ -649,11 +647,7 @@ class ChannelEnd {
     payloadExpiresAt(bytes);
     const encryptor = this.#encryptor;
     if (this.#closed || encryptor === undefined || this.#peer === undefined) {
-      throw new MandateError(
-        'ERR_CHANNEL_CLOSED',
-        ErrorKind.unavailable,
-        'the secure channel is not open',
-      );
+      throw unavailable('ERR_CHANNEL_CLOSED', 'the secure channel is not open');
     }
     // Already presented (the listener and this end's own timer may both bring the same renewal).
     if (bytesEqual(bytes, this.#ownPayload)) return;
@@ -796,9 +790,7 @@ class ChannelEnd {
     if (this.#peer !== undefined) {
       this.#event({ type: 'closed', address: this.encryptorAddress, byPeer });
     }
-    this.#settled.reject(
-      new MandateError('ERR_CHANNEL_CLOSED', ErrorKind.unavailable, 'the secure channel closed'),
-    );
+    this.#settled.reject(unavailable('ERR_CHANNEL_CLOSED', 'the secure channel closed'));
     this.#onGone(this);
   }
 }
@@ -898,11 +890,7 @@ export async function openSecureChannel(
   const established = await done;
   const peer = established.peer;
   if (peer === undefined) {
-    throw new MandateError(
-      'ERR_CHANNEL_CLOSED',
-      ErrorKind.unavailable,
-      'the secure channel closed',
-    );
+    throw unavailable('ERR_CHANNEL_CLOSED', 'the secure channel closed');
   }
   return publicChannel(established, peer);
 }

@@ -1,5 +1,5 @@
-import { ErrorKind, isMandateError, MandateError, type Clock, type Logger } from '../core/index.js';
-import { invalid, withJitter } from '../core/internal.js';
+import { isMandateError, MandateError, type Clock, type Logger } from '../core/index.js';
+import { invalid, withJitter, unauthorized, unavailable } from '../core/internal.js';
 import { randomUnit } from '../crypto/index.js';
 import { decodeChain, decodeCredential, type DenySet } from '../credentials/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
@@ -328,9 +328,8 @@ export class CredentialRenewer {
       // The trust policy admits anchors only; fetchCredentialOverChannel checks the peer again.
       const authority = trusted.get(channel.peer.identifier);
       if (authority === undefined) {
-        throw new MandateError(
+        throw unauthorized(
           'ERR_ENROLLMENT_AUTHORITY_MISMATCH',
-          ErrorKind.unauthorized,
           `the channel's peer \`${channel.peer.identifier}\` is not a trusted authority`,
         );
       }
@@ -370,11 +369,10 @@ function unreachable(route: string, error: unknown): unknown {
     );
   }
   if (UNREACHABLE.has(error.code) || error.code.startsWith('ERR_TRANSPORT_')) {
-    return new MandateError(
+    return unavailable(
       'ERR_AUTHORITY_UNREACHABLE',
-      ErrorKind.unavailable,
       `cannot reach the authority at \`${route}\` (${error.code})`,
-      { cause: error },
+      error,
     );
   }
   return error;

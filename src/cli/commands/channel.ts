@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ErrorKind, MandateError } from '../../core/index.js';
+
 import { toHex } from '../../encoding/index.js';
 import { formatConstraint } from '../../credentials/index.js';
 import { decodeConstraintValue } from '../../credentials/internal.js';
@@ -16,6 +16,7 @@ import {
 } from '../node-runtime.js';
 import { stderrLogger } from '../logging.js';
 import { collect, parsePositiveInteger } from '../parse.js';
+import { timeout } from '../../core/internal.js';
 
 type ChannelPingOptions = NodeOptions & { count: string; message?: string };
 
@@ -112,9 +113,7 @@ export async function runChannelPing(
       const answered = new Promise<void>((resolve, reject) => {
         answer = resolve;
         setTimeout(() => {
-          reject(
-            new MandateError('ERR_PING_TIMEOUT', ErrorKind.timeout, 'no echo within 10000 ms'),
-          );
+          reject(timeout('ERR_PING_TIMEOUT', 'no echo within 10000 ms'));
         }, 10_000).unref();
       });
       await router.send({

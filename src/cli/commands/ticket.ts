@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { conflict, invalid, notFound } from '../../core/internal.js';
-import { ErrorKind, isMandateError, MandateError, type Logger } from '../../core/index.js';
+import { conflict, invalid, notFound, unavailable } from '../../core/internal.js';
+import { isMandateError, MandateError, type Logger } from '../../core/index.js';
 import {
   chainFromCredential,
   identityScope,
@@ -193,9 +193,8 @@ async function redeemOverNetwork(
 ): Promise<{ member: VerifiedIdentity; credential: Uint8Array; authority: VerifiedIdentity }> {
   const authorityId = ticket.authority.identifier;
   if (ticket.route === '')
-    throw new MandateError(
+    throw unavailable(
       'ERR_TICKET_AUTHORITY_UNREACHABLE',
-      ErrorKind.unavailable,
       `authority \`${authorityId}\` is not in this home and the ticket names no route to it`,
     );
   parseDialRoute(ticket.route);
