@@ -1,4 +1,4 @@
-import { ErrorKind, MandateError } from '../core/index.js';
+import type { MandateError } from '../core/index.js';
 import { invalid, notFound, unsupported, unauthorized } from '../core/internal.js';
 
 /** The error codes of the vault layer, one place so every vault words them the same way. */
@@ -20,11 +20,10 @@ export const keyTypeUnsupported = (keyType: unknown): MandateError =>
 
 /** One code for every way a sealed key can fail to open: wrong KEK, tampering, swapped records. */
 export const unsealFailed = (keyId: string, cause?: unknown): MandateError =>
-  new MandateError(
+  unauthorized(
     'ERR_VAULT_UNSEAL_FAILED',
-    ErrorKind.unauthorized,
     `sealed key \`${keyId}\` failed to unseal (wrong key-encryption key or tampered record)`,
-    cause === undefined ? undefined : { cause },
+    cause,
   );
 
 /**
