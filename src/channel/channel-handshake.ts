@@ -1,5 +1,4 @@
 import { invalid, conflict } from '../core/internal.js';
-
 import {
   createHandshake,
   NoiseSuite,

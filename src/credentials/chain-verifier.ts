@@ -1,7 +1,6 @@
 import { toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
 import { checkUnixSeconds, forbidden, unauthorized } from '../core/internal.js';
-
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import { verifyChain, type VerifiedChain } from './delegation.js';
 import type { DenySet } from './deny-set.js';

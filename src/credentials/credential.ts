@@ -1,5 +1,4 @@
 import { checkUnixSeconds, invalid, forbidden, unauthorized } from '../core/internal.js';
-
 import { bytesEqual, toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
 import type { SigningVault } from '../vault/index.js';

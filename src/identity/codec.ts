@@ -1,4 +1,4 @@
-import { type ErrorCode } from '../core/index.js';
+import type { ErrorCode } from '../core/index.js';
 import { invalid, unsupported } from '../core/internal.js';
 import {
   decodeCbor,

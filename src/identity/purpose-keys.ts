@@ -1,5 +1,4 @@
 import { checkUnixSeconds, invalid, unauthorized } from '../core/internal.js';
-
 import {
   bytesEqual,
   decodeCbor,

@@ -1,7 +1,6 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-
 import { SerialScope, unavailable, unsupported } from '../core/internal.js';
 
 export interface Migration {
