@@ -1,5 +1,4 @@
-import { invalid } from '../core/internal.js';
-import { MandateError, ErrorKind } from '../core/index.js';
+import { invalid, conflict } from '../core/internal.js';
 import {
   createHandshake,
   NoiseSuite,
@@ -108,11 +107,7 @@ export class ChannelHandshake {
   #verify(payload: Uint8Array): VerifiedPeer {
     const remoteStaticKey = this.#noise.remoteStaticKey;
     if (remoteStaticKey === undefined) {
-      throw new MandateError(
-        'ERR_NOISE_STATE',
-        ErrorKind.conflict,
-        'the peer has not sent its static key',
-      );
+      throw conflict('ERR_NOISE_STATE', 'the peer has not sent its static key');
     }
     try {
       return verifyPeer(payload, { ...this.#options.verify, remoteStaticKey });

@@ -1,5 +1,5 @@
-import { ErrorKind, isMandateError, MandateError, type Clock, type Logger } from '../core/index.js';
-import { invalid, withJitter } from '../core/internal.js';
+import { isMandateError, type Clock, type Logger } from '../core/index.js';
+import { invalid, unavailable, withJitter } from '../core/internal.js';
 import { randomUnit } from '../crypto/index.js';
 import { bytesEqual } from '../encoding/index.js';
 import { newerHistory } from '../identity/internal.js';
@@ -140,11 +140,7 @@ export class CredentialRefresh {
     const send = this.#in.sender();
     const peer = this.#in.peer();
     if (send === undefined || peer === undefined) {
-      throw new MandateError(
-        'ERR_CHANNEL_CLOSED',
-        ErrorKind.unavailable,
-        'the secure channel is not open',
-      );
+      throw unavailable('ERR_CHANNEL_CLOSED', 'the secure channel is not open');
     }
     // Already presented (the listener and this end's own timer may both bring the same renewal).
     if (bytesEqual(bytes, this.#ownPayload)) return;

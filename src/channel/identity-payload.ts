@@ -1,5 +1,11 @@
-import { checkUnixSeconds, isUnixSeconds, invalid } from '../core/internal.js';
-import { MandateError, ErrorKind, isMandateError } from '../core/index.js';
+import {
+  checkUnixSeconds,
+  forbidden,
+  invalid,
+  isUnixSeconds,
+  unauthorized,
+} from '../core/internal.js';
+import { MandateError, isMandateError } from '../core/index.js';
 import { sha256 } from '../crypto/index.js';
 import {
   bytesEqual,
@@ -321,20 +327,11 @@ export function verifyPeer(payloadBytes: Uint8Array, options: VerifyPeerOptions)
       throw keyMismatch();
     }
     if (!options.trustPolicy(peer)) {
-      throw new MandateError(
-        'ERR_CHANNEL_UNTRUSTED',
-        ErrorKind.forbidden,
-        `the trust policy refuses \`${peer.identifier}\``,
-      );
+      throw forbidden('ERR_CHANNEL_UNTRUSTED', `the trust policy refuses \`${peer.identifier}\``);
     }
     return peer;
   } catch (cause) {
-    throw new MandateError(
-      'ERR_CHANNEL_PEER_REJECTED',
-      ErrorKind.unauthorized,
-      'the peer failed authentication',
-      { cause },
-    );
+    throw unauthorized('ERR_CHANNEL_PEER_REJECTED', 'the peer failed authentication', cause);
   }
 }
 
@@ -362,11 +359,7 @@ function verifyPresented(payloadBytes: Uint8Array, options: VerifyPeerOptions): 
   const known = options.knownIdentities?.get(presented.identifier);
   const identity = newerHistory(known, presented);
   if (options.denySet?.isRevoked(identity.identifier) === true) {
-    throw new MandateError(
-      'ERR_REVOKED',
-      ErrorKind.forbidden,
-      `identity \`${identity.identifier}\` is revoked`,
-    );
+    throw forbidden('ERR_REVOKED', `identity \`${identity.identifier}\` is revoked`);
   }
   const channelKey = verifyPurposeKeyAttestation(identity, payload.secureChannelAttestation, {
     nowSeconds: options.nowSeconds,
@@ -456,11 +449,7 @@ export function revalidatePeer(
   const now = checkUnixSeconds(options.nowSeconds);
   const denySet = options.denySet;
   if (denySet?.isRevoked(peer.identifier) === true) {
-    throw new MandateError(
-      'ERR_REVOKED',
-      ErrorKind.forbidden,
-      `identity \`${peer.identifier}\` is revoked`,
-    );
+    throw forbidden('ERR_REVOKED', `identity \`${peer.identifier}\` is revoked`);
   }
   const rejected = [...peer.rejected];
   const keep = (expiresAt: number, ids: readonly string[]): boolean => {
@@ -483,9 +472,8 @@ export function revalidatePeer(
   }
   const next: VerifiedPeer = { ...peer, credentials, chains, rejected };
   if (!options.trustPolicy(next)) {
-    throw new MandateError(
+    throw unauthorized(
       'ERR_CHANNEL_PEER_EXPIRED',
-      ErrorKind.unauthorized,
       `the credentials \`${peer.identifier}\` was trusted for have expired or were revoked`,
     );
   }

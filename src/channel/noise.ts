@@ -12,8 +12,8 @@
  * Every operation either completes or leaves the state exactly as it was: a message that fails to
  * authenticate, or a DH with a low-order key, changes nothing, and the right message still works.
  */
-import { ErrorKind, MandateError, isMandateError } from '../core/index.js';
-import { conflict, invalid } from '../core/internal.js';
+import { MandateError, isMandateError } from '../core/index.js';
+import { conflict, invalid, exhausted, unauthorized } from '../core/internal.js';
 import {
   AEAD_KEY_BYTES,
   AEAD_NONCE_BYTES,
@@ -284,9 +284,8 @@ export class CipherState {
 
   #checkCounter(): void {
     if (this.#n >= MAX_NONCE)
-      throw new MandateError(
+      throw exhausted(
         'ERR_NOISE_NONCE_EXHAUSTED',
-        ErrorKind.exhausted,
         'the cipher state nonce is exhausted: a new handshake is needed',
       );
   }
@@ -319,11 +318,7 @@ export class CipherState {
       return aeadDecrypt(this.#cipher.algorithm, key, this.#nonceFor(n), ciphertext, ad);
     } catch (error) {
       if (isMandateError(error, 'ERR_CRYPTO_DECRYPT_FAILED'))
-        throw new MandateError(
-          'ERR_NOISE_DECRYPT_FAILED',
-          ErrorKind.unauthorized,
-          'noise message failed authentication',
-        );
+        throw unauthorized('ERR_NOISE_DECRYPT_FAILED', 'noise message failed authentication');
       throw error;
     }
   }

@@ -5,7 +5,7 @@ import {
   type ErrorCode,
   type Logger,
 } from '../core/index.js';
-import { invalid, silentLogger, withJitter } from '../core/internal.js';
+import { invalid, silentLogger, withJitter, timeout } from '../core/internal.js';
 import { constantTimeEqual, randomBytes, randomUnit } from '../crypto/index.js';
 import {
   decodeCbor,
@@ -460,13 +460,7 @@ export async function registerRelay(
       await new Promise<void>((resolve, reject) => {
         wake = resolve;
         timer = setTimeout(() => {
-          reject(
-            new MandateError(
-              'ERR_RELAY_TIMEOUT',
-              ErrorKind.timeout,
-              `the relay did not answer within ${timeoutMs} ms`,
-            ),
-          );
+          reject(timeout('ERR_RELAY_TIMEOUT', `the relay did not answer within ${timeoutMs} ms`));
         }, timeoutMs);
       });
     } finally {

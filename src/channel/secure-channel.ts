@@ -1,12 +1,12 @@
+import { isMandateError, systemClock, type Clock, type Logger } from '../core/index.js';
 import {
-  ErrorKind,
-  isMandateError,
-  MandateError,
-  systemClock,
-  type Clock,
-  type Logger,
-} from '../core/index.js';
-import { invalid, isUnixSeconds, silentLogger } from '../core/internal.js';
+  invalid,
+  isUnixSeconds,
+  silentLogger,
+  timeout,
+  unauthorized,
+  unavailable,
+} from '../core/internal.js';
 import { generateX25519KeyPair } from '../crypto/index.js';
 import { decodeEnvelope, encodeEnvelopeHead } from '../routing/internal.js';
 import {
@@ -283,9 +283,8 @@ class ChannelEnd {
       if (this.#peer !== undefined || this.#closed) return;
       this.#event({ type: 'timeout', address: this.decryptorAddress });
       this.#fail(
-        new MandateError(
+        timeout(
           'ERR_CHANNEL_HANDSHAKE_TIMEOUT',
-          ErrorKind.timeout,
           `the secure-channel handshake did not complete within ${timeoutMs} ms`,
         ),
       );
@@ -329,9 +328,8 @@ class ChannelEnd {
     this.#logger.info('channel: its connection closed', { address: this.encryptorAddress });
     if (this.#peer === undefined) {
       this.#fail(
-        new MandateError(
+        unavailable(
           'ERR_CHANNEL_CLOSED',
-          ErrorKind.unavailable,
           'the connection of the secure channel closed during the handshake',
         ),
       );
@@ -505,9 +503,8 @@ class ChannelEnd {
       address: this.decryptorAddress,
     });
     this.#fail(
-      new MandateError(
+      unauthorized(
         reason,
-        ErrorKind.unauthorized,
         'the responder refused this side (its trust policy or verification failed; it keeps the reason)',
       ),
     );
@@ -663,9 +660,7 @@ class ChannelEnd {
     if (this.#peer !== undefined) {
       this.#event({ type: 'closed', address: this.encryptorAddress, byPeer });
     }
-    this.#settled.reject(
-      new MandateError('ERR_CHANNEL_CLOSED', ErrorKind.unavailable, 'the secure channel closed'),
-    );
+    this.#settled.reject(unavailable('ERR_CHANNEL_CLOSED', 'the secure channel closed'));
     this.#onGone(this);
   }
 }
@@ -765,11 +760,7 @@ export async function openSecureChannel(
   const established = await done;
   const peer = established.peer;
   if (peer === undefined) {
-    throw new MandateError(
-      'ERR_CHANNEL_CLOSED',
-      ErrorKind.unavailable,
-      'the secure channel closed',
-    );
+    throw unavailable('ERR_CHANNEL_CLOSED', 'the secure channel closed');
   }
   return publicChannel(established, peer);
 }

@@ -1,5 +1,4 @@
-import { MandateError, ErrorKind } from '../core/index.js';
-import { invalid } from '../core/internal.js';
+import { invalid, exhausted, unauthorized } from '../core/internal.js';
 import type { CipherState } from './noise.js';
 
 /**
@@ -21,9 +20,6 @@ const MAX_NONCE = (1n << 64n) - 2n;
 
 const EMPTY = new Uint8Array(0);
 
-const rejected = (code: `ERR_${string}`, message: string): MandateError =>
-  new MandateError(code, ErrorKind.unauthorized, message);
-
 export class ChannelEncryptor {
   readonly #cipher: CipherState;
   #next = 0n;
@@ -43,9 +39,8 @@ export class ChannelEncryptor {
       throw invalid('ERR_ARGUMENT_INVALID', '`headroom` must be a non-negative integer');
     const n = this.#next;
     if (n > MAX_NONCE)
-      throw new MandateError(
+      throw exhausted(
         'ERR_CHANNEL_NONCE_EXHAUSTED',
-        ErrorKind.exhausted,
         'the channel has used up its nonces; open a new one',
       );
     if (n > 0n && n % REKEY_INTERVAL === 0n) this.#cipher.rekey();
@@ -83,17 +78,17 @@ export class ChannelDecryptor {
     if (frame.byteLength < NONCE_BYTES)
       throw invalid('ERR_CHANNEL_FRAME_MALFORMED', 'a channel frame is shorter than its nonce');
     const n = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getBigUint64(0);
-    if (n > MAX_NONCE) throw rejected('ERR_CHANNEL_REPLAY', 'nonce out of range');
+    if (n > MAX_NONCE) throw unauthorized('ERR_CHANNEL_REPLAY', 'nonce out of range');
     const highest = this.#highest;
     if (highest >= 0n) {
       if (n > highest + REPLAY_WINDOW)
-        throw rejected('ERR_CHANNEL_REPLAY', `nonce ${n} is too far ahead of ${highest}`);
+        throw unauthorized('ERR_CHANNEL_REPLAY', `nonce ${n} is too far ahead of ${highest}`);
       if (n + REPLAY_WINDOW < highest)
-        throw rejected('ERR_CHANNEL_REPLAY', `nonce ${n} is too far behind ${highest}`);
+        throw unauthorized('ERR_CHANNEL_REPLAY', `nonce ${n} is too far behind ${highest}`);
       if (n <= highest && ((this.#seen >> (highest - n)) & 1n) === 1n)
-        throw rejected('ERR_CHANNEL_REPLAY', `nonce ${n} was already received`);
+        throw unauthorized('ERR_CHANNEL_REPLAY', `nonce ${n} was already received`);
     } else if (n > REPLAY_WINDOW) {
-      throw rejected('ERR_CHANNEL_REPLAY', `nonce ${n} is too far ahead of the start`);
+      throw unauthorized('ERR_CHANNEL_REPLAY', `nonce ${n} is too far ahead of the start`);
     }
     const epoch = n / REKEY_INTERVAL;
     let key: CipherState;
@@ -105,7 +100,7 @@ export class ChannelDecryptor {
       next.rekey();
       key = next;
     } else {
-      throw rejected('ERR_CHANNEL_REPLAY', `nonce ${n} is outside the keys this channel holds`);
+      throw unauthorized('ERR_CHANNEL_REPLAY', `nonce ${n} is outside the keys this channel holds`);
     }
     let plaintext: Uint8Array;
     try {

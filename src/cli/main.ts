@@ -5,8 +5,14 @@ import { createOutput, reportError, reportUsageError } from './output.js';
 import { openHome, PASSPHRASE_ENV } from './home.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerDemoCommand } from './commands/demo.js';
-import { registerCredentialCommands } from './commands/credentials.js';
-import { registerRelayCommands } from './commands/relay.js';
+import { registerAuthorityCommands } from './commands/authority.js';
+import { registerTicketCommands } from './commands/ticket.js';
+import { registerCredentialCommands } from './commands/credential.js';
+import { registerRevokeCommands } from './commands/revoke.js';
+import { registerDelegateCommands } from './commands/delegate.js';
+import { registerChainCommands } from './commands/chain.js';
+import { registerNodeCommands } from './commands/node.js';
+import { registerChannelCommands } from './commands/channel.js';
 import { registerTrustCommands } from './commands/trust.js';
 import { invalid } from '../core/internal.js';
 import { ManualClock, systemClock, type Clock } from '../core/index.js';
@@ -69,8 +75,14 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   registerIdentityCommands(program, context);
   registerDemoCommand(program, context);
+  registerAuthorityCommands(program, context);
+  registerTicketCommands(program, context);
   registerCredentialCommands(program, context);
-  registerRelayCommands(program, context);
+  registerRevokeCommands(program, context);
+  registerDelegateCommands(program, context);
+  registerChainCommands(program, context);
+  registerNodeCommands(program, context);
+  registerChannelCommands(program, context);
   registerTrustCommands(program, context);
 
   try {

@@ -1,13 +1,16 @@
-import { ErrorKind, isMandateError, MandateError, type Clock, type Logger } from '../core/index.js';
-import { invalid, withJitter } from '../core/internal.js';
+import { isMandateError, MandateError, type Clock, type Logger } from '../core/index.js';
+import { invalid, withJitter, unauthorized, unavailable } from '../core/internal.js';
 import { randomUnit } from '../crypto/index.js';
-import { decodeCredential, type DenySet } from '../credentials/index.js';
+import { decodeChain, decodeCredential, type DenySet } from '../credentials/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import {
   openSecureChannel,
+  prepareChannelIdentity,
   TrustPolicies,
+  VerifiedPeerCache,
   withCredentials,
   type NoiseStaticKey,
+  type SecureChannelOptions,
 } from '../channel/index.js';
 import { fetchCredentialOverChannel, type IssuedCredential } from '../node/index.js';
 import {
@@ -20,10 +23,13 @@ import {
   type TcpTransport,
 } from '../routing/index.js';
 import { parseTcpPeer, RELAY_PREFIX } from '../routing/internal.js';
+import type { CliContext } from './context.js';
+import type { Home } from './home.js';
+import { readBytesArgument } from './input.js';
 
 // What the commands that run or reach a node share: a stderr logger, waiting for a signal,
 // listening, turning route text into a route that starts with a TCP connection, and keeping a
-// node's credentials fresh from its authority.
+// node's credentials fresh from its authority, and a home's side of secure channels.
 
 /** The local address of a node's secure-channel listener. */
 export const API = 'api';
@@ -322,9 +328,8 @@ export class CredentialRenewer {
       // The trust policy admits anchors only; fetchCredentialOverChannel checks the peer again.
       const authority = trusted.get(channel.peer.identifier);
       if (authority === undefined) {
-        throw new MandateError(
+        throw unauthorized(
           'ERR_ENROLLMENT_AUTHORITY_MISMATCH',
-          ErrorKind.unauthorized,
           `the channel's peer \`${channel.peer.identifier}\` is not a trusted authority`,
         );
       }
@@ -364,12 +369,74 @@ function unreachable(route: string, error: unknown): unknown {
     );
   }
   if (UNREACHABLE.has(error.code) || error.code.startsWith('ERR_TRANSPORT_')) {
-    return new MandateError(
+    return unavailable(
       'ERR_AUTHORITY_UNREACHABLE',
-      ErrorKind.unavailable,
       `cannot reach the authority at \`${route}\` (${error.code})`,
-      { cause: error },
+      error,
     );
   }
   return error;
+}
+
+/** The local address of a node's echo service (`node start`), which `channel ping` times. */
+export const ECHO = 'echo';
+
+export interface NodeOptions {
+  identity: string;
+  credential?: string[];
+}
+
+/**
+ * This process's side of secure channels: the home's identity, a fresh X25519 key attested by
+ * its primary key for this run (the key lives only in memory), and the credentials given as files
+ * (chains of length 0, as `credential issue --out` writes them). Peers must hold a credential from
+ * one of this home's trust anchors, and nothing of them may be on `denySet` — the home's live
+ * deny-set (`home.watchDenySet`), checked at the handshake and again on every delivery.
+ */
+export async function channelOptions(
+  ctx: CliContext,
+  home: Home,
+  opts: NodeOptions,
+  logger: Logger,
+  denySet: DenySet,
+): Promise<{
+  identity: VerifiedIdentity;
+  options: SecureChannelOptions;
+  /** The credentials of the `--credential` files. */
+  credentials: readonly Uint8Array[];
+}> {
+  const known = await home.identities.get(opts.identity);
+  if (known.primaryKeyId === null) {
+    throw invalid(
+      'ERR_IDENTITY_NOT_LOCAL',
+      `identity \`${opts.identity}\` has no key in this vault`,
+    );
+  }
+  const credentials = (opts.credential ?? []).map(
+    (file) => decodeChain(readBytesArgument(file, 'credential')).root,
+  );
+  // Peers are verified against the home-wide anchors only, never those of one enrollment.
+  const authorities = await home.trustedAuthorities();
+  const prepared = await prepareChannelIdentity(home.vault, {
+    identity: known.identity,
+    primaryKeyId: known.primaryKeyId,
+    credentials,
+    nowSeconds: ctx.clock.nowSeconds(),
+  });
+  return {
+    identity: known.identity,
+    credentials,
+    options: {
+      ...prepared,
+      verify: {
+        authorities,
+        trustPolicy: TrustPolicies.credentialHolder(),
+        denySet,
+        // Peers that come back (reconnects, many channels from one agent) skip the signatures.
+        cache: new VerifiedPeerCache(),
+      },
+      clock: ctx.clock,
+      logger,
+    },
+  };
 }

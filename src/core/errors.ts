@@ -80,3 +80,23 @@ export const unsupported = (code: ErrorCode, message: string): MandateError =>
   new MandateError(code, ErrorKind.unsupported, message);
 export const internal = (code: ErrorCode, message: string, cause?: unknown): MandateError =>
   new MandateError(code, ErrorKind.internal, message, cause === undefined ? undefined : { cause });
+export const unauthorized = (code: ErrorCode, message: string, cause?: unknown): MandateError =>
+  new MandateError(
+    code,
+    ErrorKind.unauthorized,
+    message,
+    cause === undefined ? undefined : { cause },
+  );
+export const forbidden = (code: ErrorCode, message: string, cause?: unknown): MandateError =>
+  new MandateError(code, ErrorKind.forbidden, message, cause === undefined ? undefined : { cause });
+export const exhausted = (code: ErrorCode, message: string, cause?: unknown): MandateError =>
+  new MandateError(code, ErrorKind.exhausted, message, cause === undefined ? undefined : { cause });
+export const timeout = (code: ErrorCode, message: string, cause?: unknown): MandateError =>
+  new MandateError(code, ErrorKind.timeout, message, cause === undefined ? undefined : { cause });
+export const unavailable = (code: ErrorCode, message: string, cause?: unknown): MandateError =>
+  new MandateError(
+    code,
+    ErrorKind.unavailable,
+    message,
+    cause === undefined ? undefined : { cause },
+  );

@@ -1,6 +1,17 @@
 // Shared by the layers above, not part of the package's API (package.json does not export this
 // file): see docs/architecture.md, "Public API and internal barrels".
-export { invalid, conflict, notFound, unsupported, internal } from './errors.js';
+export {
+  invalid,
+  conflict,
+  notFound,
+  unsupported,
+  internal,
+  unauthorized,
+  forbidden,
+  exhausted,
+  timeout,
+  unavailable,
+} from './errors.js';
 export { isUnixSeconds, checkUnixSeconds } from './time.js';
 export { silentLogger } from './logger.js';
 export { SerialScope } from './serial-scope.js';

@@ -1,5 +1,5 @@
-import { checkUnixSeconds, invalid, notFound } from '../core/internal.js';
-import { ErrorKind, MandateError, systemClock, type Clock, type ErrorCode } from '../core/index.js';
+import { checkUnixSeconds, forbidden, invalid, notFound, unauthorized } from '../core/internal.js';
+import { MandateError, systemClock, type Clock } from '../core/index.js';
 import { bytesEqual } from '../encoding/index.js';
 import { randomBytes, sha256, wipe } from '../crypto/index.js';
 import type { SigningVault } from '../vault/index.js';
@@ -102,19 +102,9 @@ export interface Enrollment {
   readonly credential: Uint8Array;
 }
 
-const forbidden = (code: ErrorCode, message: string): MandateError =>
-  new MandateError(code, ErrorKind.forbidden, message);
-
 /** One answer for unknown, expired, used-up and no-longer-grantable tickets. */
 const ticketInvalid = (cause: unknown): MandateError =>
-  new MandateError(
-    'ERR_TICKET_INVALID',
-    ErrorKind.unauthorized,
-    'the enrollment ticket is not valid',
-    {
-      cause,
-    },
-  );
+  unauthorized('ERR_TICKET_INVALID', 'the enrollment ticket is not valid', cause);
 
 /**
  * An authority: a local identity that keeps members (identifier → attributes), hands out

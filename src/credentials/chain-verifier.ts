@@ -1,7 +1,6 @@
 import { toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
-import { checkUnixSeconds } from '../core/internal.js';
-import { MandateError, ErrorKind } from '../core/index.js';
+import { checkUnixSeconds, forbidden, unauthorized } from '../core/internal.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import { verifyChain, type VerifiedChain } from './delegation.js';
 import type { DenySet } from './deny-set.js';
@@ -57,16 +56,11 @@ export class ChainVerifier {
       const { chain } = entry;
       if (now >= chain.expiresAt) {
         this.#cache.delete(key);
-        throw new MandateError(
-          'ERR_DELEGATION_EXPIRED',
-          ErrorKind.unauthorized,
-          `the chain expired at ${chain.expiresAt}`,
-        );
+        throw unauthorized('ERR_DELEGATION_EXPIRED', `the chain expired at ${chain.expiresAt}`);
       }
       if (options.presenter !== undefined && options.presenter !== chain.actor) {
-        throw new MandateError(
+        throw forbidden(
           'ERR_CHAIN_PRESENTER_MISMATCH',
-          ErrorKind.forbidden,
           `the chain was delegated to \`${chain.actor}\`, not to the presenter \`${options.presenter}\``,
         );
       }

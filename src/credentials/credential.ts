@@ -1,5 +1,4 @@
-import { checkUnixSeconds, invalid } from '../core/internal.js';
-import { ErrorKind, MandateError, type ErrorCode } from '../core/index.js';
+import { checkUnixSeconds, invalid, forbidden, unauthorized } from '../core/internal.js';
 import { bytesEqual, toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
 import type { SigningVault } from '../vault/index.js';
@@ -75,9 +74,6 @@ export interface IssueCredentialOptions {
   readonly schema?: number;
 }
 
-const fail = (code: ErrorCode, kind: ErrorKind, message: string): MandateError =>
-  new MandateError(code, kind, message);
-
 /**
  * Signs a credential for `subject` with the issuer's credential key and returns the
  * CredentialAndPurposeKey bytes. The issuer's attestation is checked first (now, credential
@@ -134,9 +130,8 @@ export async function issueCredential(
   if (key.key.purpose !== Purpose.credentials)
     throw invalid('ERR_PURPOSE_KEY_WRONG_PURPOSE', 'the issuer key is not a credential key');
   if (key.inRotationGrace) {
-    throw fail(
+    throw unauthorized(
       'ERR_PURPOSE_KEY_STALE',
-      ErrorKind.unauthorized,
       `the credential key of \`${issuer.identity.identifier}\` was attested before its latest rotation; attest it again`,
     );
   }
@@ -156,9 +151,8 @@ export async function issueCredential(
     vaultKey.keyType !== key.key.signingKey.keyType ||
     !bytesEqual(vaultKey.publicKey, key.key.signingKey.bytes)
   ) {
-    throw fail(
+    throw unauthorized(
       'ERR_CREDENTIAL_SIGNATURE_INVALID',
-      ErrorKind.unauthorized,
       `vault key \`${issuer.credentialKeyId}\` is not the attested credential key`,
     );
   }
@@ -270,9 +264,8 @@ export function verifyCredential(
   const issuer: Identifier = `I${toHex(decodePurposeKeyAttestation(credential.attestation).subject)}`;
   const issuerIdentity = options.authorities.get(issuer);
   if (issuerIdentity === undefined) {
-    throw fail(
+    throw unauthorized(
       'ERR_CREDENTIAL_UNTRUSTED_ISSUER',
-      ErrorKind.unauthorized,
       `credential issuer \`${issuer}\` is not a trusted authority`,
     );
   }
@@ -295,9 +288,8 @@ export function verifyCredential(
   // 3. The signature, over the data bytes as received.
   const hash = sha256(credential.data);
   if (!verifyChangeSignature(issuerKey.key.signingKey, hash, credential.signature)) {
-    throw fail(
+    throw unauthorized(
       'ERR_CREDENTIAL_SIGNATURE_INVALID',
-      ErrorKind.unauthorized,
       `credential signature does not verify under the credential key of \`${issuer}\``,
     );
   }
@@ -306,9 +298,8 @@ export function verifyCredential(
   const expected = options.subject;
   if (expected !== undefined) {
     if (credential.subject !== expected.identifier) {
-      throw fail(
+      throw forbidden(
         'ERR_CREDENTIAL_SUBJECT_MISMATCH',
-        ErrorKind.forbidden,
         `credential is for \`${credential.subject}\`, not \`${expected.identifier}\``,
       );
     }
@@ -325,8 +316,7 @@ export function verifyCredential(
   const { createdAt, expiresAt } = credential;
   if (createdAt > now + skew)
     throw invalid('ERR_CREDENTIAL_NOT_YET_VALID', 'credential is created in the future');
-  if (now >= expiresAt)
-    throw fail('ERR_CREDENTIAL_EXPIRED', ErrorKind.unauthorized, 'credential has expired');
+  if (now >= expiresAt) throw unauthorized('ERR_CREDENTIAL_EXPIRED', 'credential has expired');
   if (createdAt > expiresAt) {
     throw invalid('ERR_CREDENTIAL_WINDOW', 'credential expires before it is created');
   }

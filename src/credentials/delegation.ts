@@ -1,5 +1,11 @@
-import { checkUnixSeconds, invalid, isUnixSeconds } from '../core/internal.js';
-import { MandateError, ErrorKind } from '../core/index.js';
+import {
+  checkUnixSeconds,
+  invalid,
+  isUnixSeconds,
+  forbidden,
+  unauthorized,
+} from '../core/internal.js';
+import { MandateError } from '../core/index.js';
 import { bytesEqual, toHex } from '../encoding/index.js';
 import { randomBytes, sha256 } from '../crypto/index.js';
 import type { SigningVault } from '../vault/index.js';
@@ -166,12 +172,6 @@ export interface VerifyChainOptions {
   readonly knownIdentities?: ReadonlyMap<Identifier, VerifiedIdentity>;
 }
 
-const fail = (
-  code: `ERR_${string}`,
-  kind: (typeof ErrorKind)[keyof typeof ErrorKind],
-  message: string,
-): MandateError => new MandateError(code, kind, message);
-
 /**
  * bytes → VerifiedChain (docs/spec/delegation.md §Verification). Strict parsing and every carried
  * history first (the newer one the verifier knows wins); then the root credential (a trusted
@@ -248,16 +248,14 @@ export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): Ver
     const subject: Identifier = `I${toHex(link.subject)}`;
     // 3. Principal alignment.
     if (issuer !== parentSubject) {
-      throw fail(
+      throw forbidden(
         'ERR_DELEGATION_PRINCIPAL_MISMATCH',
-        ErrorKind.forbidden,
         `${where} is issued by \`${issuer}\`, but the delegated party is \`${parentSubject}\``,
       );
     }
     if (!bytesEqual(link.parent, parentHash)) {
-      throw fail(
+      throw forbidden(
         'ERR_DELEGATION_PARENT_MISMATCH',
-        ErrorKind.forbidden,
         `${where} does not name the element before it as its parent`,
       );
     }
@@ -276,32 +274,25 @@ export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): Ver
     // 4. Time.
     const expiresAt = link.expiresAt ?? parentExpiresAt;
     if (link.notBefore < parentNotBefore) {
-      throw fail(
+      throw forbidden(
         'ERR_DELEGATION_AMPLIFIES',
-        ErrorKind.forbidden,
         `${where} starts before its parent (not_before ${link.notBefore} < ${parentNotBefore})`,
       );
     }
     if (expiresAt > parentExpiresAt) {
-      throw fail(
+      throw forbidden(
         'ERR_DELEGATION_AMPLIFIES',
-        ErrorKind.forbidden,
         `${where} outlives its parent (expires ${expiresAt} > ${parentExpiresAt})`,
       );
     }
     checkWindow(link.notBefore, expiresAt, options, where);
     if (expiresAt > issuerKey.expiresAt) {
-      throw fail(
-        'ERR_DELEGATION_WINDOW',
-        ErrorKind.invalid,
-        `${where} outlives the key that signed it`,
-      );
+      throw invalid('ERR_DELEGATION_WINDOW', `${where} outlives the key that signed it`);
     }
     // 5. Depth.
     if (link.depth >= parentDepth) {
-      throw fail(
+      throw forbidden(
         'ERR_DELEGATION_DEPTH',
-        ErrorKind.forbidden,
         `${where} declares depth ${link.depth}, its parent allows at most ${parentDepth - 1}`,
       );
     }
@@ -309,9 +300,8 @@ export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): Ver
     const constraints = decodeLinkConstraints(link, where);
     const narrower = checkConstraintsNarrower(constraints, effective);
     if (!narrower.ok) {
-      throw fail(
+      throw forbidden(
         'ERR_DELEGATION_AMPLIFIES',
-        ErrorKind.forbidden,
         `${where} widens constraint \`${narrower.name}\`: ${narrower.reason}`,
       );
     }
@@ -337,9 +327,8 @@ export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): Ver
     parentNotBefore = link.notBefore;
   }
   if (options.presenter !== undefined && options.presenter !== parentSubject) {
-    throw fail(
+    throw forbidden(
       'ERR_CHAIN_PRESENTER_MISMATCH',
-      ErrorKind.forbidden,
       `the chain was delegated to \`${parentSubject}\`, not to the presenter \`${options.presenter}\``,
     );
   }
@@ -366,11 +355,7 @@ function verifyLinkSignature(
     key.key.purpose !== Purpose.credentials ||
     !verifyChangeSignature(key.key.signingKey, sha256(link.data), link.signature)
   ) {
-    throw fail(
-      'ERR_DELEGATION_SIGNATURE_INVALID',
-      ErrorKind.unauthorized,
-      `${where} has an invalid signature`,
-    );
+    throw unauthorized('ERR_DELEGATION_SIGNATURE_INVALID', `${where} has an invalid signature`);
   }
   return key;
 }
@@ -383,17 +368,9 @@ function checkWindow(
 ): void {
   const skew = options.maxClockSkewSeconds ?? 60;
   if (notBefore > options.nowSeconds + skew)
-    throw fail(
-      'ERR_DELEGATION_NOT_YET_VALID',
-      ErrorKind.invalid,
-      `${where} is not valid before ${notBefore}`,
-    );
+    throw invalid('ERR_DELEGATION_NOT_YET_VALID', `${where} is not valid before ${notBefore}`);
   if (options.nowSeconds >= expiresAt)
-    throw fail(
-      'ERR_DELEGATION_EXPIRED',
-      ErrorKind.unauthorized,
-      `${where} expired at ${expiresAt}`,
-    );
+    throw unauthorized('ERR_DELEGATION_EXPIRED', `${where} expired at ${expiresAt}`);
 }
 
 function decodeLinkConstraints(link: DecodedLink, where: string): Constraints {
@@ -461,18 +438,13 @@ export async function delegate(
 ): Promise<Uint8Array> {
   checkUnixSeconds(options.nowSeconds);
   if (issuer.identity.identifier !== chain.actor) {
-    throw fail(
+    throw forbidden(
       'ERR_DELEGATION_PRINCIPAL_MISMATCH',
-      ErrorKind.forbidden,
       `only \`${chain.actor}\`, the chain's last subject, may extend it`,
     );
   }
   if (chain.links.length >= MAX_CHAIN_LINKS)
-    throw fail(
-      'ERR_DELEGATION_DEPTH',
-      ErrorKind.forbidden,
-      `a chain holds at most ${MAX_CHAIN_LINKS} links`,
-    );
+    throw forbidden('ERR_DELEGATION_DEPTH', `a chain holds at most ${MAX_CHAIN_LINKS} links`);
   const depth = options.depth ?? chain.remainingDepth - 1;
   if (
     chain.remainingDepth <= 0 ||
@@ -480,9 +452,8 @@ export async function delegate(
     depth < 0 ||
     depth >= chain.remainingDepth
   ) {
-    throw fail(
+    throw forbidden(
       'ERR_DELEGATION_DEPTH',
-      ErrorKind.forbidden,
       `the chain allows no further delegation at depth ${depth}`,
     );
   }
@@ -494,9 +465,8 @@ export async function delegate(
   }
   const narrower = checkConstraintsNarrower(options.constraints, chain.effectiveConstraints);
   if (!narrower.ok) {
-    throw fail(
+    throw forbidden(
       'ERR_DELEGATION_AMPLIFIES',
-      ErrorKind.forbidden,
       `constraint \`${narrower.name}\` would widen the chain: ${narrower.reason}`,
     );
   }
@@ -508,9 +478,8 @@ export async function delegate(
       throw invalid('ERR_ARGUMENT_INVALID', '`ttlSeconds` must be a positive integer');
     expiresAt = options.nowSeconds + options.ttlSeconds;
     if (expiresAt > chain.expiresAt) {
-      throw fail(
+      throw forbidden(
         'ERR_DELEGATION_AMPLIFIES',
-        ErrorKind.forbidden,
         `the link would outlive its chain (${expiresAt} > ${chain.expiresAt})`,
       );
     }

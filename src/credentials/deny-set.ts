@@ -1,5 +1,5 @@
-import { conflict, invalid, isUnixSeconds } from '../core/internal.js';
-import { ErrorKind, isMandateError, MandateError } from '../core/index.js';
+import { conflict, invalid, isUnixSeconds, forbidden, unavailable } from '../core/internal.js';
+import { isMandateError, MandateError } from '../core/index.js';
 import { isIdentifier } from '../identity/index.js';
 
 /**
@@ -233,9 +233,8 @@ export class DenySet {
     for (let i = 0; i < ids.length; i++) {
       const entry = this.#entries.get(ids[i]!);
       if (entry !== undefined)
-        throw new MandateError(
+        throw forbidden(
           'ERR_REVOKED',
-          ErrorKind.forbidden,
           `${entry.kind === DenyEntryKind.identity ? 'identity' : 'revocation id'} \`${entry.id}\` is revoked`,
         );
     }
@@ -276,7 +275,7 @@ export class DenySet {
       : this.#freshAt === Number.NEGATIVE_INFINITY
         ? 'the deny-set has never been refreshed'
         : `the deny-set was last refreshed at \`${this.#freshAt}\`, more than \`${this.#maxStalenessSeconds}\` s before \`${nowSeconds}\``;
-    return new MandateError('ERR_DENY_SET_STALE', ErrorKind.unavailable, message);
+    return unavailable('ERR_DENY_SET_STALE', message);
   }
 }
 

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { invalid } from '../core/internal.js';
-import { MandateError, ErrorKind } from '../core/index.js';
+import { invalid, unauthorized } from '../core/internal.js';
+import { MandateError } from '../core/index.js';
 import { asBuffer, sodium } from './sodium.js';
 
 export const AEAD_KEY_BYTES = 32;
@@ -23,11 +23,7 @@ function checkParams(key: Uint8Array, nonce: Uint8Array): void {
 const EMPTY = new Uint8Array(0);
 
 const decryptFailed = (): MandateError =>
-  new MandateError(
-    'ERR_CRYPTO_DECRYPT_FAILED',
-    ErrorKind.unauthorized,
-    'ciphertext failed authentication',
-  );
+  unauthorized('ERR_CRYPTO_DECRYPT_FAILED', 'ciphertext failed authentication');
 
 /**
  * Returns ciphertext ‖ 16-byte tag, after `headroom` zero bytes left for the caller (a frame's

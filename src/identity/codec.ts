@@ -1,5 +1,5 @@
-import { ErrorKind, MandateError, type ErrorCode } from '../core/index.js';
-import { invalid } from '../core/internal.js';
+import type { ErrorCode } from '../core/index.js';
+import { invalid, unsupported } from '../core/internal.js';
 import {
   decodeCbor,
   encodeCbor,
@@ -77,7 +77,7 @@ export function decodeVersionedDataOf(
     const message = `${what} has version ${versioned.version}, only ${VERSION} is supported`;
     throw codes.version === undefined
       ? invalid(codes.malformed, message)
-      : new MandateError(codes.version, ErrorKind.unsupported, message);
+      : unsupported(codes.version, message);
   }
   if (versioned.dataType !== dataType) {
     throw invalid(

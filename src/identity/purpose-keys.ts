@@ -1,5 +1,4 @@
-import { checkUnixSeconds, invalid } from '../core/internal.js';
-import { MandateError, ErrorKind } from '../core/index.js';
+import { checkUnixSeconds, invalid, unauthorized } from '../core/internal.js';
 import {
   bytesEqual,
   decodeCbor,
@@ -229,19 +228,14 @@ export function verifyPurposeKeyAttestation(
   if (index < latestIndex) {
     const laterChanges = identity.changes.slice(index + 1);
     if (laterChanges.some((c) => c.revokeAllPurposeKeys)) {
-      throw new MandateError(
-        'ERR_PURPOSE_KEY_REVOKED',
-        ErrorKind.unauthorized,
-        'a later rotation revoked all purpose keys',
-      );
+      throw unauthorized('ERR_PURPOSE_KEY_REVOKED', 'a later rotation revoked all purpose keys');
     }
     const graceEnds =
       identity.changes[index + 1]!.attestationsValidFrom +
       (options.rotationGraceSeconds ?? DEFAULT_ROTATION_GRACE_SECONDS);
     if (now >= graceEnds || index < latestIndex - 1) {
-      throw new MandateError(
+      throw unauthorized(
         'ERR_PURPOSE_KEY_STALE',
-        ErrorKind.unauthorized,
         'attestation was made before a rotation and its grace window has passed',
       );
     }
@@ -258,12 +252,7 @@ export function verifyPurposeKeyAttestation(
   }
   if (createdAt > now + MAX_CLOCK_SKEW_SECONDS)
     throw invalid('ERR_PURPOSE_KEY_NOT_YET_VALID', 'attestation is created in the future');
-  if (expiresAt < now)
-    throw new MandateError(
-      'ERR_PURPOSE_KEY_EXPIRED',
-      ErrorKind.unauthorized,
-      'attestation has expired',
-    );
+  if (expiresAt < now) throw unauthorized('ERR_PURPOSE_KEY_EXPIRED', 'attestation has expired');
   if (!verifyChangeSignature(change.primaryPublicKey, sha256(dataBytes), signature)) {
     throw invalid(
       'ERR_PURPOSE_KEY_SIGNATURE_INVALID',

@@ -7,7 +7,7 @@ import {
   type ErrorCode,
   type Logger,
 } from '../core/index.js';
-import { invalid, notFound, silentLogger } from '../core/internal.js';
+import { invalid, notFound, silentLogger, timeout, unauthorized } from '../core/internal.js';
 import { wipe } from '../crypto/index.js';
 import { decodeCbor, encodeCbor, expectArray, expectBytes, expectUint } from '../encoding/index.js';
 import { compareHistories, HistoryRelation } from '../identity/internal.js';
@@ -389,11 +389,7 @@ export type RedeemedTicket = IssuedCredential;
 let nextClient = 1;
 
 const timeoutError = (timeoutMs: number): MandateError =>
-  new MandateError(
-    'ERR_ENROLLMENT_TIMEOUT',
-    ErrorKind.timeout,
-    `the authority did not answer within ${timeoutMs} ms`,
-  );
+  timeout('ERR_ENROLLMENT_TIMEOUT', `the authority did not answer within ${timeoutMs} ms`);
 
 function checkTimeout(timeoutMs: number): number {
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1)
@@ -547,9 +543,8 @@ function authorityOf(
       ? compareHistories(expected, peer.identity)
       : HistoryRelation.conflict;
   if (relation === HistoryRelation.conflict) {
-    throw new MandateError(
+    throw unauthorized(
       'ERR_ENROLLMENT_AUTHORITY_MISMATCH',
-      ErrorKind.unauthorized,
       `the channel's peer \`${peer.identifier}\` is not ${described} \`${expected.identifier}\``,
     );
   }

@@ -1,5 +1,5 @@
-import { conflict } from '../core/internal.js';
-import { ErrorKind, MandateError } from '../core/index.js';
+import { conflict, unavailable } from '../core/internal.js';
+import { MandateError } from '../core/index.js';
 import { TransportType, type Address } from './address.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js';
 import type { ConnectionHandle, Router, Transport } from './router.js';
@@ -58,7 +58,7 @@ interface Outgoing {
 }
 
 const closedError = (): MandateError =>
-  new MandateError('ERR_TRANSPORT_CLOSED', ErrorKind.unavailable, 'memory connection is closed');
+  unavailable('ERR_TRANSPORT_CLOSED', 'memory connection is closed');
 
 /**
  * Connects routers in one process. Envelopes are encoded on send and decoded on arrival, so the
@@ -108,11 +108,7 @@ export class MemoryTransport implements Transport {
     if (existing !== undefined && !existing.link.closed) return existing;
     const peer = this.#network.listeners.get(name);
     if (peer === undefined || peer.#closed) {
-      throw new MandateError(
-        'ERR_TRANSPORT_UNREACHABLE',
-        ErrorKind.unavailable,
-        `no memory listener \`${name}\``,
-      );
+      throw unavailable('ERR_TRANSPORT_UNREACHABLE', `no memory listener \`${name}\``);
     }
     const link: Link = { closed: false, ends: [] };
     const toPeer: Direction = { target: undefined, held: undefined };

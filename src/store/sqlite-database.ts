@@ -1,8 +1,7 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { MandateError, ErrorKind } from '../core/index.js';
-import { SerialScope } from '../core/internal.js';
+import { SerialScope, unavailable, unsupported } from '../core/internal.js';
 
 export interface Migration {
   readonly version: number;
@@ -34,12 +33,7 @@ export class SqliteDatabase {
       this.db.pragma('foreign_keys = ON');
       this.db.pragma('busy_timeout = 5000');
     } catch (cause) {
-      throw new MandateError(
-        'ERR_STORE_UNAVAILABLE',
-        ErrorKind.unavailable,
-        `cannot open the database at \`${path}\``,
-        { cause },
-      );
+      throw unavailable('ERR_STORE_UNAVAILABLE', `cannot open the database at \`${path}\``, cause);
     }
     this.#migrate(migrations);
   }
@@ -57,9 +51,8 @@ export class SqliteDatabase {
     const known = new Set(migrations.map((m) => m.version));
     for (const version of applied) {
       if (!known.has(version)) {
-        throw new MandateError(
+        throw unsupported(
           'ERR_STORE_SCHEMA_NEWER',
-          ErrorKind.unsupported,
           `the database has schema version ${version}, which this Mandate does not know; upgrade Mandate`,
         );
       }

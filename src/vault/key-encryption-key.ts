@@ -1,8 +1,8 @@
 import { scrypt } from 'node:crypto';
 import { link, open, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { invalid, notFound } from '../core/internal.js';
-import { MandateError, ErrorKind } from '../core/index.js';
+import { invalid, notFound, forbidden } from '../core/internal.js';
+import { MandateError } from '../core/index.js';
 import { randomBytes, SecureArena, wipe, type SecretBytes } from '../crypto/index.js';
 import { toHex } from '../encoding/index.js';
 
@@ -163,9 +163,8 @@ async function readExactFile(
         (stat.mode & GROUP_OR_OTHER_BITS) !== 0 ||
         (uid !== undefined && stat.uid !== uid && stat.uid !== 0)
       ) {
-        throw new MandateError(
+        throw forbidden(
           'ERR_VAULT_KEY_FILE_INSECURE',
-          ErrorKind.forbidden,
           `key file \`${path}\` has mode ${(stat.mode & 0o777).toString(8).padStart(4, '0')} or a foreign owner; it must be 0600 and ours`,
         );
       }

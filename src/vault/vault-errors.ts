@@ -1,5 +1,5 @@
-import { ErrorKind, MandateError } from '../core/index.js';
-import { invalid, notFound, unsupported } from '../core/internal.js';
+import type { MandateError } from '../core/index.js';
+import { invalid, notFound, unsupported, unauthorized } from '../core/internal.js';
 
 /** The error codes of the vault layer, one place so every vault words them the same way. */
 
@@ -20,11 +20,10 @@ export const keyTypeUnsupported = (keyType: unknown): MandateError =>
 
 /** One code for every way a sealed key can fail to open: wrong KEK, tampering, swapped records. */
 export const unsealFailed = (keyId: string, cause?: unknown): MandateError =>
-  new MandateError(
+  unauthorized(
     'ERR_VAULT_UNSEAL_FAILED',
-    ErrorKind.unauthorized,
     `sealed key \`${keyId}\` failed to unseal (wrong key-encryption key or tampered record)`,
-    cause === undefined ? undefined : { cause },
+    cause,
   );
 
 /**
@@ -38,9 +37,8 @@ export const passphraseEmpty = (name: string | undefined): MandateError =>
   invalid('ERR_VAULT_PASSPHRASE_EMPTY', `${passphraseVia(name)} is set but empty`);
 
 export const passphraseRequired = (name: string | undefined): MandateError =>
-  new MandateError(
+  unauthorized(
     'ERR_VAULT_PASSPHRASE_REQUIRED',
-    ErrorKind.unauthorized,
     `this vault's keys are sealed under a passphrase and ${passphraseVia(name)} is not set`,
   );
 
@@ -51,15 +49,13 @@ export const passphraseUnexpected = (name: string | undefined, keyFile: string):
   );
 
 export const passphraseWrong = (name: string | undefined): MandateError =>
-  new MandateError(
+  unauthorized(
     'ERR_VAULT_PASSPHRASE_WRONG',
-    ErrorKind.unauthorized,
     `wrong passphrase: ${passphraseVia(name)} does not open this vault's keys`,
   );
 
 export const keyFileWrong = (keyFile: string): MandateError =>
-  new MandateError(
+  unauthorized(
     'ERR_VAULT_KEY_FILE_WRONG',
-    ErrorKind.unauthorized,
     `the key file \`${keyFile}\` does not open this vault's keys`,
   );

@@ -1,4 +1,3 @@
-import { MandateError, ErrorKind } from '../../core/index.js';
 import {
   constraintsToAttributes,
   parseConstraint,
@@ -24,6 +23,7 @@ import {
   type SecureChannelOptions,
 } from '../../channel/index.js';
 import type { Home } from '../home.js';
+import { invalid } from '../../core/internal.js';
 
 export interface ChannelScenarioSummary {
   readonly channels: number;
@@ -91,11 +91,7 @@ export async function runChannelScenario(
   const local = async (ref: string) => {
     const known = await home.identities.get(ref);
     if (known.primaryKeyId === null)
-      throw new MandateError(
-        'ERR_IDENTITY_NOT_LOCAL',
-        ErrorKind.invalid,
-        `\`${ref}\` is not local`,
-      );
+      throw invalid('ERR_IDENTITY_NOT_LOCAL', `\`${ref}\` is not local`);
     return { identity: known.identity, primaryKeyId: known.primaryKeyId };
   };
   const network = new MemoryNetwork();

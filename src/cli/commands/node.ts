@@ -1,40 +1,34 @@
 import type { Command } from 'commander';
-import { ErrorKind, MandateError, type Logger } from '../../core/index.js';
+import type { Logger } from '../../core/index.js';
 import { invalid } from '../../core/internal.js';
-import { toHex } from '../../encoding/index.js';
-import { decodeChain, formatConstraint, type DenySet } from '../../credentials/index.js';
-import { decodeConstraintValue } from '../../credentials/internal.js';
-import type { VerifiedIdentity } from '../../identity/index.js';
+import type { DenySet } from '../../credentials/index.js';
 import {
   openSecureChannel,
-  prepareChannelIdentity,
   registerRelay,
   RelayRegistration,
   RelayService,
   SecureChannelListener,
-  TrustPolicies,
-  VerifiedPeerCache,
   type SecureChannelOptions,
-  type VerifiedPeer,
 } from '../../channel/index.js';
-import { localAddress, Router, TcpTransport, type Worker } from '../../routing/index.js';
+import { Router, TcpTransport, type Worker } from '../../routing/index.js';
 import type { DenySetWatcher } from '../../node/index.js';
 import type { CliContext } from '../context.js';
 import type { Home } from '../home.js';
-import { readBytesArgument } from '../input.js';
 import {
   API,
+  channelOptions,
   connectRoute,
   CredentialRenewer,
+  ECHO,
   listenTcp,
   parseDialRoute,
   toListener,
   untilSignal,
+  type NodeOptions,
 } from '../node-runtime.js';
 import { stderrLogger } from '../logging.js';
-import { collect, parseDuration, parsePositiveInteger } from '../parse.js';
+import { collect, parseDuration } from '../parse.js';
 
-const ECHO = 'echo';
 const DEFAULT_REFRESH_LEAD = '60s';
 const AUTHORITY_OPTION = [
   '--authority <route>',
@@ -44,66 +38,6 @@ const REFRESH_LEAD_OPTION = [
   '--refresh-lead <duration>',
   'with --authority: renew this long before the credentials expire (default 60s)',
 ] as const;
-
-interface NodeOptions {
-  identity: string;
-  credential?: string[];
-}
-
-/**
- * This process's side of secure channels: the home's identity, a fresh X25519 key attested by
- * its primary key for this run (the key lives only in memory), and the credentials given as files
- * (chains of length 0, as `credential issue --out` writes them). Peers must hold a credential from
- * one of this home's trust anchors, and nothing of them may be on `denySet` — the home's live
- * deny-set (`home.watchDenySet`), checked at the handshake and again on every delivery.
- */
-async function channelOptions(
-  ctx: CliContext,
-  home: Home,
-  opts: NodeOptions,
-  logger: Logger,
-  denySet: DenySet,
-): Promise<{
-  identity: VerifiedIdentity;
-  options: SecureChannelOptions;
-  /** The credentials of the `--credential` files. */
-  credentials: readonly Uint8Array[];
-}> {
-  const known = await home.identities.get(opts.identity);
-  if (known.primaryKeyId === null) {
-    throw invalid(
-      'ERR_IDENTITY_NOT_LOCAL',
-      `identity \`${opts.identity}\` has no key in this vault`,
-    );
-  }
-  const credentials = (opts.credential ?? []).map(
-    (file) => decodeChain(readBytesArgument(file, 'credential')).root,
-  );
-  // Peers are verified against the home-wide anchors only, never those of one enrollment.
-  const authorities = await home.trustedAuthorities();
-  const prepared = await prepareChannelIdentity(home.vault, {
-    identity: known.identity,
-    primaryKeyId: known.primaryKeyId,
-    credentials,
-    nowSeconds: ctx.clock.nowSeconds(),
-  });
-  return {
-    identity: known.identity,
-    credentials,
-    options: {
-      ...prepared,
-      verify: {
-        authorities,
-        trustPolicy: TrustPolicies.credentialHolder(),
-        denySet,
-        // Peers that come back (reconnects, many channels from one agent) skip the signatures.
-        cache: new VerifiedPeerCache(),
-      },
-      clock: ctx.clock,
-      logger,
-    },
-  };
-}
 
 interface RenewalOptions {
   authority?: string;
@@ -236,25 +170,6 @@ const echoWorker: Worker = {
   },
 };
 
-function describePeer(peer: VerifiedPeer): {
-  identifier: string;
-  attributes: Record<string, string>;
-} {
-  const attributes: Record<string, string> = {};
-  for (const credential of peer.credentials) {
-    for (const [name, value] of credential.attributes) {
-      let text: string;
-      try {
-        text = formatConstraint(name, decodeConstraintValue(value)).slice(name.length);
-      } catch {
-        text = `0x${toHex(value)}`;
-      }
-      attributes[name] = text;
-    }
-  }
-  return { identifier: peer.identifier, attributes };
-}
-
 /**
  * What `node start` and `relay start` share: the home's channel identity (renewed from the
  * authority with `--authority`), the home's live deny-set (every channel, the listener's and the
@@ -331,7 +246,9 @@ function nodeOptions(command: Command, relayHelp: string): void {
     .option(...REFRESH_LEAD_OPTION);
 }
 
-export function registerRelayCommands(program: Command, context: () => CliContext): void {
+type NodeStartOptions = NodeOptions & UpstreamOptions & RenewalOptions & { listen: string };
+
+export function registerNodeCommands(program: Command, context: () => CliContext): void {
   const relayStart = program
     .command('relay')
     .description('relays: reach nodes that cannot be dialled')
@@ -339,29 +256,7 @@ export function registerRelayCommands(program: Command, context: () => CliContex
     .description('run a relay node until SIGINT or SIGTERM (logs on stderr)')
     .requiredOption('--listen <host:port>', 'where to listen, e.g. 127.0.0.1:4100');
   nodeOptions(relayStart, 'register this relay at an upstream relay node at this route (chaining)');
-  relayStart.action(
-    async (opts: NodeOptions & UpstreamOptions & RenewalOptions & { listen: string }) => {
-      await runNode(context(), opts, {
-        // A chained relay exposes nothing to its upstream connection: its `forward_to_*` workers
-        // are open to every connection already (the service opens them), and nothing else of
-        // this node need be reachable through the upstream relay.
-        expose: [],
-        serve: (router, listener, logger) => {
-          const service = new RelayService(router, {
-            listener,
-            logger,
-            // Binds and refusals the service logs itself.
-            onEvent: (event) => {
-              if (event.type === 'registered') logger.info('relay registered', { ...event });
-            },
-          });
-          return () => {
-            service.close();
-          };
-        },
-      });
-    },
-  );
+  relayStart.action((opts: NodeStartOptions) => runRelayStart(context(), opts));
 
   const nodeStart = program
     .command('node')
@@ -370,122 +265,39 @@ export function registerRelayCommands(program: Command, context: () => CliContex
     .description('run a node until SIGINT or SIGTERM (logs on stderr)')
     .requiredOption('--listen <host:port>', 'where to listen, e.g. 127.0.0.1:4000');
   nodeOptions(nodeStart, 'register at the relay node at this route, e.g. /ip4/127.0.0.1/tcp/4100');
-  nodeStart.action(
-    async (opts: NodeOptions & UpstreamOptions & RenewalOptions & { listen: string }) => {
-      await runNode(context(), opts, {
-        deliverTo: [ECHO],
-        serve: (router) => {
-          router.registerWorker(ECHO, echoWorker);
-          return () => undefined;
+  nodeStart.action((opts: NodeStartOptions) => runNodeStart(context(), opts));
+}
+
+/** `relay start`: a relay node, until SIGINT or SIGTERM. */
+export async function runRelayStart(ctx: CliContext, opts: NodeStartOptions): Promise<void> {
+  await runNode(ctx, opts, {
+    // A chained relay exposes nothing to its upstream connection: its `forward_to_*` workers
+    // are open to every connection already (the service opens them), and nothing else of
+    // this node need be reachable through the upstream relay.
+    expose: [],
+    serve: (router, listener, logger) => {
+      const service = new RelayService(router, {
+        listener,
+        logger,
+        // Binds and refusals the service logs itself.
+        onEvent: (event) => {
+          if (event.type === 'registered') logger.info('relay registered', { ...event });
         },
       });
+      return () => {
+        service.close();
+      };
     },
-  );
+  });
+}
 
-  const channel = program.command('channel').description('secure channels');
-  channel
-    .command('open')
-    .argument('<route>', 'route to a node, e.g. /ip4/127.0.0.1/tcp/4000')
-    .description('open a secure channel, print the verified peer, and close it')
-    .requiredOption('--identity <name>', 'the local identity to present')
-    .option('--credential <file>', 'a credential to present (repeatable)', collect)
-    .action(async (routeText: string, opts: NodeOptions) => {
-      const ctx = context();
-      const logger = stderrLogger();
-      const home = await ctx.openHome();
-      const router = new Router();
-      let watcher: DenySetWatcher | undefined;
-      try {
-        watcher = await home.watchDenySet({ logger });
-        const { options } = await channelOptions(ctx, home, opts, logger, watcher.denySet);
-        const transport = new TcpTransport(router, { logger });
-        const opened = Date.now();
-        const secureChannel = await openSecureChannel(
-          router,
-          toListener(connectRoute(transport, routeText)),
-          options,
-        );
-        const handshakeMs = Date.now() - opened;
-        await secureChannel.close();
-        const peer = describePeer(secureChannel.peer);
-        ctx.out.result({ route: routeText, peer, handshakeMs }, () =>
-          [
-            `peer ${peer.identifier}`,
-            ...Object.entries(peer.attributes).map(([k, v]) => `  ${k}${v}`),
-            `handshake ${String(handshakeMs)} ms`,
-          ].join('\n'),
-        );
-      } finally {
-        await router.close();
-        await watcher?.stop();
-        home.close();
-      }
-    });
-  channel
-    .command('ping')
-    .argument('<route>', 'route to a node, e.g. /ip4/127.0.0.1/tcp/4100/relay/bob')
-    .description('open a secure channel and time round trips to the `echo` service')
-    .requiredOption('--identity <name>', 'the local identity to present')
-    .option('--credential <file>', 'a credential to present (repeatable)', collect)
-    .option('--count <n>', 'how many round trips', '3')
-    .option('--message <text>', 'the text each round trip carries (default `ping N`)')
-    .action(async (routeText: string, opts: NodeOptions & { count: string; message?: string }) => {
-      const ctx = context();
-      const count = parsePositiveInteger(opts.count, '--count');
-      const message = opts.message;
-      const logger = stderrLogger();
-      const home = await ctx.openHome();
-      const router = new Router();
-      let watcher: DenySetWatcher | undefined;
-      try {
-        // Live, like a node's: a revocation made during a long ping stops it.
-        watcher = await home.watchDenySet({ logger });
-        const { options } = await channelOptions(ctx, home, opts, logger, watcher.denySet);
-        const transport = new TcpTransport(router, { logger });
-        const route = toListener(connectRoute(transport, routeText));
-        const opened = Date.now();
-        const channel = await openSecureChannel(router, route, options);
-        const handshakeMs = Date.now() - opened;
-        let answer: (() => void) | undefined;
-        router.registerWorker('ping', {
-          handleMessage: () => {
-            answer?.();
-          },
-        });
-        channel.allow('ping');
-        const rttsMs: number[] = [];
-        for (let i = 0; i < count; i++) {
-          const started = process.hrtime.bigint();
-          const answered = new Promise<void>((resolve, reject) => {
-            answer = resolve;
-            setTimeout(() => {
-              reject(
-                new MandateError('ERR_PING_TIMEOUT', ErrorKind.timeout, 'no echo within 10000 ms'),
-              );
-            }, 10_000).unref();
-          });
-          await router.send({
-            onwardRoute: [localAddress(channel.address), localAddress(ECHO)],
-            returnRoute: [localAddress('ping')],
-            payload: new TextEncoder().encode(message ?? `ping ${String(i)}`),
-          });
-          await answered;
-          rttsMs.push(Number(process.hrtime.bigint() - started) / 1e6);
-        }
-        await channel.close();
-        const peer = describePeer(channel.peer);
-        ctx.out.result({ route: routeText, peer, handshakeMs, rttsMs }, () =>
-          [
-            `peer ${peer.identifier}`,
-            ...Object.entries(peer.attributes).map(([k, v]) => `  ${k}${v}`),
-            `handshake ${String(handshakeMs)} ms`,
-            ...rttsMs.map((ms, i) => `echo ${String(i)}: ${ms.toFixed(2)} ms`),
-          ].join('\n'),
-        );
-      } finally {
-        await router.close();
-        await watcher?.stop();
-        home.close();
-      }
-    });
+/** `node start`: a node with an echo service, until SIGINT or SIGTERM. */
+export async function runNodeStart(ctx: CliContext, opts: NodeStartOptions): Promise<void> {
+  await runNode(ctx, opts, {
+    deliverTo: [ECHO],
+    serve: (router) => {
+      router.registerWorker(ECHO, echoWorker);
+      return () => undefined;
+    },
+  });
 }

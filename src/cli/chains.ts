@@ -1,0 +1,163 @@
+/**
+ * What the credential and chain commands share: parsing constraints, reading and verifying chains
+ * against what this home knows, and writing a chain to a file or stdout.
+ */
+import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { invalid } from '../core/internal.js';
+import { toHex } from '../encoding/index.js';
+import {
+  chainFromCredential,
+  decodeChain,
+  decodeCredential,
+  parseConstraint,
+  type Constraint,
+  type VerifiedChain,
+} from '../credentials/index.js';
+import { encodeConstraintValue, RESERVED_PREFIX } from '../credentials/internal.js';
+import {
+  verifyChangeHistory,
+  type Identifier,
+  type KnownIdentity,
+  type VerifiedIdentity,
+} from '../identity/index.js';
+import type { Home } from './home.js';
+import type { CliContext } from './context.js';
+import { readBytesArgument } from './input.js';
+
+export const DEFAULT_AUTHORITY = 'authority';
+
+export function parseConstraints(list: readonly string[] | undefined): Map<string, Constraint> {
+  const out = new Map<string, Constraint>();
+  for (const text of list ?? []) {
+    const [name, constraint] = parseConstraint(text);
+    if (out.has(name))
+      throw invalid('ERR_ARGUMENT_INVALID', `constraint \`${name}\` is given twice`);
+    out.set(name, constraint);
+  }
+  return out;
+}
+
+export function attributesOf(
+  constraints: ReadonlyMap<string, Constraint>,
+): Map<string, Uint8Array> {
+  for (const name of constraints.keys()) {
+    // `mandate.` attributes are chain metadata in their own format (e.g. `mandate.max-depth` is
+    // `1`, not `=1`): written as a constraint they would make a credential that never verifies.
+    if (name.startsWith(RESERVED_PREFIX))
+      throw invalid('ERR_ARGUMENT_INVALID', `\`${name}\` is a reserved attribute name`);
+  }
+  return new Map([...constraints].map(([name, c]) => [name, encodeConstraintValue(c)]));
+}
+
+/**
+ * Refuses an `--out` that cannot be written (a directory, a missing or read-only directory, a
+ * read-only file) before the command changes anything: a ticket used up, or a membership written,
+ * for a credential that then cannot be saved would be lost.
+ */
+export function checkOutputFile(file: string | undefined): void {
+  if (file === undefined) return;
+  const path = resolve(file);
+  const refuse = (why: string, cause?: unknown): never => {
+    throw invalid('ERR_ARGUMENT_INVALID', `cannot write \`${file}\`: ${why}`, cause);
+  };
+  let isDirectory = false;
+  let exists = true;
+  try {
+    isDirectory = statSync(path).isDirectory();
+  } catch {
+    exists = false;
+  }
+  if (isDirectory) refuse('it is a directory');
+  try {
+    accessSync(exists ? path : dirname(path), constants.W_OK);
+  } catch (cause) {
+    refuse(exists ? 'the file is not writable' : 'no such directory, or it is not writable', cause);
+  }
+}
+
+/**
+ * Writes the chain to `file`, or prints it: on stdout the chain alone (so `> file` holds exactly
+ * the chain), the status line on stderr; with --json one object either way.
+ */
+export function writeOrPrint(
+  ctx: CliContext,
+  file: string | undefined,
+  bytes: Uint8Array,
+  summary: Record<string, unknown>,
+  human: string,
+): void {
+  if (file !== undefined) {
+    try {
+      writeFileSync(file, `${toHex(bytes)}\n`);
+    } catch (cause) {
+      // A missing directory or a read-only path is the caller's mistake, not ERR_INTERNAL.
+      throw invalid('ERR_ARGUMENT_INVALID', `cannot write \`${file}\``, cause);
+    }
+    ctx.out.result({ ...summary, file }, () => `${human}\nwritten to ${file}`);
+  } else if (ctx.out.json) {
+    ctx.out.result({ ...summary, chain: toHex(bytes) }, () => '');
+  } else {
+    ctx.out.note(human);
+    ctx.out.result({}, () => toHex(bytes));
+  }
+}
+
+/**
+ * What this home knows for verifying `chain`: its trust anchors (those for `forIdentity` too, the
+ * local identity that holds or presents the chain, if any), its deny-set, and its own histories
+ * of the identities the chain carries (a newer one here overrides the carried one).
+ */
+export async function verification(
+  home: Home,
+  nowSeconds: number,
+  chain: Uint8Array,
+  forIdentity?: Identifier,
+) {
+  const knownIdentities = new Map<Identifier, VerifiedIdentity>();
+  for (const history of decodeChain(chain).histories) {
+    const { identifier } = verifyChangeHistory(history);
+    // Only absence falls back to the history the chain carries: a stored history that fails to
+    // verify is an error, never silently replaced by what the presenter brought.
+    const local = await home.identities.find(identifier);
+    if (local !== undefined) knownIdentities.set(identifier, local.identity);
+  }
+  return {
+    authorities: await home.trustedAuthorities(forIdentity === undefined ? {} : { forIdentity }),
+    denySet: await home.denySet(nowSeconds),
+    knownIdentities,
+  };
+}
+
+/** A file holding a chain, or a bare credential whose subject's history this home knows. */
+export async function readChain(home: Home, file: string): Promise<Uint8Array> {
+  const bytes = readBytesArgument(file, 'chain');
+  try {
+    decodeChain(bytes);
+    return bytes;
+  } catch (chainError) {
+    try {
+      const credential = decodeCredential(bytes);
+      return chainFromCredential(bytes, (await home.identities.get(credential.subject)).identity);
+    } catch {
+      throw chainError;
+    }
+  }
+}
+
+export function chainSummary(chain: VerifiedChain) {
+  return {
+    actor: chain.actor,
+    issuer: chain.root.issuer,
+    expiresAt: chain.expiresAt,
+    remainingDepth: chain.remainingDepth,
+    revocationIds: [chain.root.revocationId, ...chain.links.map((l) => l.revocationId)],
+    chain: chain.steps,
+  };
+}
+
+export function requireLocal(known: KnownIdentity, ref: string): string {
+  if (known.primaryKeyId === null)
+    throw invalid('ERR_IDENTITY_NOT_LOCAL', `identity \`${ref}\` has no key in this vault`);
+  return known.primaryKeyId;
+}

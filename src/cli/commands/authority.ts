@@ -1,0 +1,182 @@
+import type { Command } from 'commander';
+import { invalid, notFound } from '../../core/internal.js';
+import { isMandateError } from '../../core/index.js';
+import { toHex } from '../../encoding/index.js';
+import { Authority, TRUST_SCOPE_ALL } from '../../credentials/index.js';
+import type { Identifier } from '../../identity/index.js';
+import {
+  prepareChannelIdentity,
+  SecureChannelListener,
+  TrustPolicies,
+} from '../../channel/index.js';
+import { Router, TcpTransport } from '../../routing/index.js';
+import {
+  ENROLLMENT_SERVICE_ADDRESS,
+  EnrollmentService,
+  type DenySetWatcher,
+} from '../../node/index.js';
+import type { Home } from '../home.js';
+import type { CliContext } from '../context.js';
+import { formatFields } from '../output.js';
+import { parseDuration } from '../parse.js';
+import { listenTcp, untilSignal } from '../node-runtime.js';
+import { stderrLogger } from '../logging.js';
+import { DEFAULT_AUTHORITY, requireLocal } from '../chains.js';
+
+export function registerAuthorityCommands(program: Command, context: () => CliContext): void {
+  const authorityCommand = program
+    .command('authority')
+    .description('run this home as an authority');
+  authorityCommand
+    .command('init')
+    .option('--name <name>', 'name of the authority identity', DEFAULT_AUTHORITY)
+    .description('create (or reuse) the authority identity and trust it as an issuer')
+    .action((opts: { name: string }) => runAuthorityInit(context(), opts));
+
+  authorityCommand
+    .command('start')
+    .description(
+      'run the authority node until SIGINT or SIGTERM: redeems tickets and renews members’ credentials over secure channels (logs on stderr)',
+    )
+    .requiredOption('--listen <host:port>', 'where to listen, e.g. 127.0.0.1:4200')
+    .option('--name <name>', 'name of the authority identity', DEFAULT_AUTHORITY)
+    .option(
+      '--credential-ttl <duration>',
+      'lifetime of the credentials it issues (redeemed and renewed), at most 1d (default 1h)',
+    )
+    .action((opts: { listen: string; name: string; credentialTtl?: string }) =>
+      runAuthorityStart(context(), opts),
+    );
+}
+
+/** `authority init`: create (or reuse) the authority identity and trust it as an issuer. */
+export async function runAuthorityInit(ctx: CliContext, opts: { name: string }): Promise<void> {
+  const home = await ctx.openHome();
+  try {
+    let known;
+    try {
+      known = await home.identities.get(opts.name);
+    } catch {
+      const created = await home.identities.create({ name: opts.name });
+      known = {
+        identity: created.identity,
+        name: created.name,
+        primaryKeyId: created.primaryKeyId,
+      };
+    }
+    await home.trustAnchors.addTrustAnchor({
+      identifier: known.identity.identifier,
+      scope: TRUST_SCOPE_ALL,
+      addedAt: ctx.clock.nowSeconds(),
+    });
+    ctx.out.result(
+      {
+        identifier: known.identity.identifier,
+        name: opts.name,
+        changeHistory: toHex(known.identity.changeHistory),
+      },
+      () =>
+        formatFields([
+          ['authority', known.identity.identifier],
+          ['name', opts.name],
+        ]),
+    );
+  } finally {
+    home.close();
+  }
+}
+
+/** `authority start`: the authority node, until SIGINT or SIGTERM. */
+export async function runAuthorityStart(
+  ctx: CliContext,
+  opts: { listen: string; name: string; credentialTtl?: string },
+): Promise<void> {
+  const ttlSeconds =
+    opts.credentialTtl === undefined
+      ? undefined
+      : parseDuration(opts.credentialTtl, '--credential-ttl');
+  const logger = stderrLogger();
+  const home = await ctx.openHome();
+  const router = new Router({ logger });
+  let watcher: DenySetWatcher | undefined;
+  try {
+    const known = await home.identities.get(opts.name).catch((error: unknown) => {
+      if (!isMandateError(error, 'ERR_IDENTITY_NOT_FOUND')) throw error;
+      throw notFound(
+        'ERR_IDENTITY_NOT_FOUND',
+        `no authority \`${opts.name}\` in this home: create it with \`mandate authority init\``,
+      );
+    });
+    const primaryKeyId = requireLocal(known, opts.name);
+    // The channel key lives in this process only, attested for this run (a day).
+    const prepared = await prepareChannelIdentity(home.vault, {
+      identity: known.identity,
+      primaryKeyId,
+      nowSeconds: ctx.clock.nowSeconds(),
+    });
+    const transport = new TcpTransport(router, { logger });
+    // Revocations made in this home after the start reach the listener and the service.
+    watcher = await home.watchDenySet({ logger });
+    const denySet = watcher.denySet;
+    // Redeemers are no members yet: any identity that proves itself may open a channel, and
+    // its messages reach the enrollment service only, which enrolls exactly that identity.
+    // A revoked identity fails the handshake, and an open channel of one closes.
+    const listener = new SecureChannelListener(router, {
+      ...prepared,
+      verify: { authorities: new Map(), trustPolicy: TrustPolicies.anyIdentity(), denySet },
+      deliverTo: [ENROLLMENT_SERVICE_ADDRESS],
+      clock: ctx.clock,
+      logger,
+    });
+    router.allowFromAnyConnection(listener.address);
+    const authority = authorityWithTtl(home, ctx, known.identity.identifier, ttlSeconds);
+    const service = new EnrollmentService(router, {
+      authority,
+      identities: home.identities,
+      denySet,
+      clock: ctx.clock,
+      logger,
+    });
+    const bound = await listenTcp(transport, opts.listen);
+    logger.info('listening', {
+      address: bound.address,
+      route: bound.route,
+      authority: known.identity.identifier,
+      credentialTtlSeconds: authority.policy.defaultCredentialTtlSeconds,
+    });
+    const signal = await untilSignal();
+    logger.info('stopping', { signal });
+    // Channels first (no new requests), then the redemption in flight, if any.
+    await listener.close();
+    await service.close();
+  } finally {
+    await router.close();
+    await watcher?.stop();
+    home.close();
+  }
+}
+
+/**
+ * The authority service of `authority start`: this home's, issuing credentials that live
+ * `ttlSeconds` (`--credential-ttl`) instead of the policy's default; at most the policy's maximum.
+ */
+function authorityWithTtl(
+  home: Home,
+  ctx: CliContext,
+  identifier: Identifier,
+  ttlSeconds: number | undefined,
+): Authority {
+  const standard = home.authority(identifier);
+  if (ttlSeconds === undefined) return standard;
+  const max = standard.policy.maxCredentialTtlSeconds;
+  if (ttlSeconds > max)
+    throw invalid('ERR_ARGUMENT_INVALID', `\`--credential-ttl\` must be at most ${max} seconds`);
+  return new Authority({
+    identities: home.identities,
+    vault: home.vault,
+    repository: home.store.authority,
+    authority: identifier,
+    clock: ctx.clock,
+    policy: { ...standard.policy, defaultCredentialTtlSeconds: ttlSeconds },
+  });
+}
