@@ -1,5 +1,5 @@
 import { isMandateError, type Clock, type Logger } from '../core/index.js';
-import { invalid, unavailable, withJitter } from '../core/internal.js';
+import { invalid, MAX_TIMER_MS, unavailable, withJitter } from '../core/internal.js';
 import { randomUnit } from '../crypto/index.js';
 import { bytesEqual } from '../encoding/index.js';
 import { newerHistory } from '../identity/internal.js';
@@ -14,8 +14,6 @@ import {
 
 export const DEFAULT_REFRESH_LEAD_SECONDS = 60;
 export const DEFAULT_REFRESH_RETRY_MS = 5_000;
-/** setTimeout fires at once beyond 2^31 − 1 ms; longer waits are taken in steps. */
-const MAX_TIMER_MS = 2_147_483_647;
 
 /** How an end renews its own credentials before they expire (docs/spec/channel.md). */
 export interface CredentialRefreshOptions {

@@ -202,8 +202,8 @@ interface Registration {
  * connection goes to the agent's connection, with the forwarder pushed on its return route; a
  * message from the agent's connection is a reply and continues along its own onward route, with
  * the agent's connection replaced by the forwarder on its return route (as Ockam's relay does),
- * so both ends address each other through `forward_to_NAME`. The registered agent is trusted as
- * far as any local sender on the relay: its replies may name any local address of the relay, but
+ * so both ends address each other through `forward_to_NAME`. The registered agent is trusted like
+ * every other local sender on the relay: its replies may name any local address of the relay, but
  * not a transport address (the relay dials nobody for it). A bound name forwards only while the
  * registration channel is open and the agent's credentials on it (refreshed in-band, expired or
  * revoked ones dropped) still grant the name.

@@ -1,5 +1,5 @@
 import { isMandateError, MandateError, type Clock, type Logger } from '../core/index.js';
-import { invalid, withJitter, unauthorized, unavailable } from '../core/internal.js';
+import { invalid, MAX_TIMER_MS, withJitter, unauthorized, unavailable } from '../core/internal.js';
 import { randomUnit } from '../crypto/index.js';
 import { decodeChain, decodeCredential, type DenySet } from '../credentials/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
@@ -100,8 +100,6 @@ const RENEW_AHEAD_SECONDS = 1;
 const RENEW_RETRY_MS = 5_000;
 /** Never fetch more often than this, whatever the credentials' lifetime. */
 const MIN_RENEW_INTERVAL_MS = 1_000;
-/** setTimeout fires at once beyond 2^31 − 1 ms; longer waits are taken in steps. */
-const MAX_TIMER_MS = 2_147_483_647;
 
 const iso = (seconds: number): string => new Date(seconds * 1000).toISOString();
 

@@ -9,3 +9,6 @@ export function withJitter(delayMs: number, random: () => number): number {
   const unit = Number.isFinite(r) ? Math.min(Math.max(r, 0), 1) : 1;
   return Math.round(delayMs / 2 + (delayMs / 2) * unit);
 }
+
+/** setTimeout fires at once beyond 2^31 − 1 ms: longer waits are taken in steps of at most this. */
+export const MAX_TIMER_MS = 2_147_483_647;

@@ -15,4 +15,4 @@ export {
 export { isUnixSeconds, checkUnixSeconds } from './time.js';
 export { silentLogger } from './logger.js';
 export { SerialScope } from './serial-scope.js';
-export { withJitter } from './backoff.js';
+export { MAX_TIMER_MS, withJitter } from './backoff.js';

@@ -1077,7 +1077,7 @@ describe('found by the outside attack on the issue 8 fixes', () => {
     for (const name of INFRASTRUCTURE_ATTRIBUTES) {
       const child = new Map([[name, parsed(`${name}=*`)]]);
       expect(checkConstraintsNarrower(child, parent)).toMatchObject({ ok: false, name });
-      // Where the parent holds it, the child narrows it as any other name.
+      // Where the parent holds it, the child narrows it like every other name.
       const holding = new Map([...parent, [name, parsed(`${name}=*`)]]);
       expect(checkConstraintsNarrower(new Map([[name, parsed(`${name}=bob`)]]), holding)).toEqual({
         ok: true,

@@ -653,7 +653,13 @@ export function checkRequest(
   // An action outside the tool-name grammar names no tool a grant could mean: `tools=*` must not
   // admit `orders.refund ` (or a zero-width space, an empty name, `a#b`) and thereby skip every
   // `orders.refund#…` constraint for a gate that trims or normalises names before dispatching.
-  if (name === ACTION_NAME && !SET_VALUE_RE.test(value))
+  // A set of named tools admits only its members, which the set grammar already keeps to tool
+  // names: the pattern runs only where something wider (`*`, another kind) reads the action.
+  if (
+    name === ACTION_NAME &&
+    (compiled.kind !== 'set' || compiled.any) &&
+    !SET_VALUE_RE.test(value)
+  )
     return deny(`the action \`${show(value)}\` is not a tool name`);
   switch (compiled.kind) {
     case 'set':

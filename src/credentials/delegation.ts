@@ -565,7 +565,7 @@ export type Decision =
  *   args: new Map([['repo', 'mandate']]),
  *   nowSeconds: Math.floor(Date.now() / 1000),
  * });
- * if (decision.decision === 'deny') console.log(decision.failed.reason);
+ * const reason = decision.decision === 'deny' ? decision.failed.reason : undefined;
  * ```
  */
 export function authorize(

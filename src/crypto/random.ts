@@ -7,7 +7,7 @@ export function randomBytes(length: number): Uint8Array {
   return new Uint8Array(out.buffer, out.byteOffset, length);
 }
 
-/** A uniform number in [0, 1) from libsodium's CSPRNG (for jitter; `Math.random` is banned). */
+/** A uniform number in [0, 1) from libsodium's CSPRNG (for jitter; the global PRNG is banned). */
 export function randomUnit(): number {
   return sodium.randombytes_random() / 0x1_0000_0000;
 }

@@ -39,7 +39,7 @@ export interface VerifyChangeHistoryOptions {
  * @example
  * ```ts
  * const identity = verifyChangeHistory(bytes, { expectedIdentifier: parseIdentifier(claimed) });
- * console.log(identity.identifier, identity.changes.length);
+ * const { identifier, changes } = identity; // verified: safe to store and compare
  * ```
  */
 export function verifyChangeHistory(

@@ -1,6 +1,6 @@
 /**
  * A small deterministic generator for fault injection in tests (never for anything secret, and
- * never Math.random): xorshift32 (Marsaglia 2003) seeded through one round of a 32-bit mix so
+ * never the global PRNG): xorshift32 (Marsaglia 2003) seeded through one round of a 32-bit mix so
  * that nearby seeds diverge at once. Returns numbers in [0, 1).
  */
 export function createSeededPrng(seed: number): () => number {
