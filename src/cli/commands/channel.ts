@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { toHex } from '../../encoding/index.js';
 import { formatConstraint } from '../../credentials/index.js';
 import { decodeConstraintValue } from '../../credentials/internal.js';
-import { openSecureChannel, type VerifiedPeer } from '../../channel/index.js';
+import { openSecureChannel, type SecureChannel, type VerifiedPeer } from '../../channel/index.js';
 import { localAddress, Router, TcpTransport } from '../../routing/index.js';
 import type { DenySetWatcher } from '../../node/index.js';
 import type { CliContext } from '../context.js';
@@ -42,12 +42,24 @@ export function registerChannelCommands(program: Command, context: () => CliCont
     );
 }
 
-/** `channel open`: open a secure channel, print the verified peer, and close it. */
-export async function runChannelOpen(
+/** An open secure channel to a route, and what opening it took. */
+interface OpenedChannel {
+  readonly channel: SecureChannel;
+  readonly router: Router;
+  readonly handshakeMs: number;
+}
+
+/**
+ * Opens a secure channel to `routeText` as `opts.identity` and runs `use` with it. The home's
+ * deny-set is live, as a node's is: a revocation made while `use` runs stops it. The channel is
+ * closed, and the router, watcher and home released, however `use` ends.
+ */
+async function withOpenChannel<T>(
   ctx: CliContext,
   routeText: string,
   opts: NodeOptions,
-): Promise<void> {
+  use: (opened: OpenedChannel) => Promise<T>,
+): Promise<T> {
   const logger = stderrLogger();
   const home = await ctx.openHome();
   const router = new Router();
@@ -56,27 +68,35 @@ export async function runChannelOpen(
     watcher = await home.watchDenySet({ logger });
     const { options } = await channelOptions(ctx, home, opts, logger, watcher.denySet);
     const transport = new TcpTransport(router, { logger });
+    const route = toListener(connectRoute(transport, routeText));
     const opened = Date.now();
-    const secureChannel = await openSecureChannel(
-      router,
-      toListener(connectRoute(transport, routeText)),
-      options,
-    );
+    const channel = await openSecureChannel(router, route, options);
     const handshakeMs = Date.now() - opened;
-    await secureChannel.close();
-    const peer = describePeer(secureChannel.peer);
-    ctx.out.result({ route: routeText, peer, handshakeMs }, () =>
-      [
-        `peer ${peer.identifier}`,
-        ...Object.entries(peer.attributes).map(([k, v]) => `  ${k}${v}`),
-        `handshake ${String(handshakeMs)} ms`,
-      ].join('\n'),
-    );
+    try {
+      return await use({ channel, router, handshakeMs });
+    } finally {
+      await channel.close();
+    }
   } finally {
     await router.close();
     await watcher?.stop();
     home.close();
   }
+}
+
+/** `channel open`: open a secure channel, print the verified peer, and close it. */
+export async function runChannelOpen(
+  ctx: CliContext,
+  routeText: string,
+  opts: NodeOptions,
+): Promise<void> {
+  await withOpenChannel(ctx, routeText, opts, ({ channel, handshakeMs }) => {
+    const peer = describePeer(channel.peer);
+    ctx.out.result({ route: routeText, peer, handshakeMs }, () =>
+      peerLines(peer, handshakeMs).join('\n'),
+    );
+    return Promise.resolve();
+  });
 }
 
 /** `channel ping`: time round trips to the `echo` service over a secure channel. */
@@ -87,19 +107,7 @@ export async function runChannelPing(
 ): Promise<void> {
   const count = parsePositiveInteger(opts.count, '--count');
   const message = opts.message;
-  const logger = stderrLogger();
-  const home = await ctx.openHome();
-  const router = new Router();
-  let watcher: DenySetWatcher | undefined;
-  try {
-    // Live, like a node's: a revocation made during a long ping stops it.
-    watcher = await home.watchDenySet({ logger });
-    const { options } = await channelOptions(ctx, home, opts, logger, watcher.denySet);
-    const transport = new TcpTransport(router, { logger });
-    const route = toListener(connectRoute(transport, routeText));
-    const opened = Date.now();
-    const channel = await openSecureChannel(router, route, options);
-    const handshakeMs = Date.now() - opened;
+  await withOpenChannel(ctx, routeText, opts, async ({ channel, router, handshakeMs }) => {
     let answer: (() => void) | undefined;
     router.registerWorker('ping', {
       handleMessage: () => {
@@ -124,21 +132,22 @@ export async function runChannelPing(
       await answered;
       rttsMs.push(Number(process.hrtime.bigint() - started) / 1e6);
     }
-    await channel.close();
     const peer = describePeer(channel.peer);
     ctx.out.result({ route: routeText, peer, handshakeMs, rttsMs }, () =>
       [
-        `peer ${peer.identifier}`,
-        ...Object.entries(peer.attributes).map(([k, v]) => `  ${k}${v}`),
-        `handshake ${String(handshakeMs)} ms`,
+        ...peerLines(peer, handshakeMs),
         ...rttsMs.map((ms, i) => `echo ${String(i)}: ${ms.toFixed(2)} ms`),
       ].join('\n'),
     );
-  } finally {
-    await router.close();
-    await watcher?.stop();
-    home.close();
-  }
+  });
+}
+
+function peerLines(peer: ReturnType<typeof describePeer>, handshakeMs: number): string[] {
+  return [
+    `peer ${peer.identifier}`,
+    ...Object.entries(peer.attributes).map(([k, v]) => `  ${k}${v}`),
+    `handshake ${String(handshakeMs)} ms`,
+  ];
 }
 
 function describePeer(peer: VerifiedPeer): {
