@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isMandateError } from '../core/index.js';
@@ -21,12 +21,12 @@ import {
 } from './merkle.js';
 
 // --- an independent reference: RFC 6962 §2.1 as written, recursive, over the entries ---------
-// (node:crypto's SHA-256, not the code under test's).
+// (noble's SHA-256, not the code under test's).
 
 const H = (...parts: Uint8Array[]): Uint8Array => {
-  const h = createHash('sha256');
+  const h = nobleSha256.create();
   for (const p of parts) h.update(p);
-  return new Uint8Array(h.digest());
+  return h.digest();
 };
 const k = (n: number): number => {
   let p = 1;
@@ -249,27 +249,45 @@ describe('Merkle proofs against the recursive RFC 6962 reference', () => {
           if (proof.length > 0) {
             const i = pick % proof.length;
             const mutated = proof.map((p, j) => (j === i ? flip(p, bit) : p));
-            expectCode(() => verifyInclusion(index, size, leaf, mutated, root), code);
-            expectCode(() => verifyInclusion(index, size, leaf, proof.slice(0, -1), root), code);
+            expectCode(() => {
+              verifyInclusion(index, size, leaf, mutated, root);
+            }, code);
+            expectCode(() => {
+              verifyInclusion(index, size, leaf, proof.slice(0, -1), root);
+            }, code);
             const swapped = [...proof].reverse();
             if (proof.length > 1 && hexes(swapped).join() !== hexes(proof).join()) {
-              expectCode(() => verifyInclusion(index, size, leaf, swapped, root), code);
+              expectCode(() => {
+                verifyInclusion(index, size, leaf, swapped, root);
+              }, code);
             }
           }
-          expectCode(() => verifyInclusion(index, size, leaf, [...proof, root], root), code);
-          expectCode(() => verifyInclusion(index, size, flip(leaf, bit), proof, root), code);
-          expectCode(() => verifyInclusion(index, size, leaf, proof, flip(root, bit)), code);
+          expectCode(() => {
+            verifyInclusion(index, size, leaf, [...proof, root], root);
+          }, code);
+          expectCode(() => {
+            verifyInclusion(index, size, flip(leaf, bit), proof, root);
+          }, code);
+          expectCode(() => {
+            verifyInclusion(index, size, leaf, proof, flip(root, bit));
+          }, code);
           const wrongIndex = other % (size + 3);
           if (wrongIndex !== index) {
-            expectCode(() => verifyInclusion(wrongIndex, size, leaf, proof, root), code);
+            expectCode(() => {
+              verifyInclusion(wrongIndex, size, leaf, proof, root);
+            }, code);
           }
           // RFC 9162's algorithm checks the size only through the path's shape (the root binds
           // the size through the checkpoint): against another tree's real root, it must fail.
           if (other !== size && other <= MAX) {
-            expectCode(() => verifyInclusion(index, other, leaf, proof, rootOf(other)), code);
+            expectCode(() => {
+              verifyInclusion(index, other, leaf, proof, rootOf(other));
+            }, code);
           }
           if (size > 1) {
-            expectCode(() => verifyInclusion(index, size * 2, leaf, proof, root), code);
+            expectCode(() => {
+              verifyInclusion(index, size * 2, leaf, proof, root);
+            }, code);
           }
         },
       ),
@@ -305,22 +323,39 @@ describe('Merkle proofs against the recursive RFC 6962 reference', () => {
           const r1 = rootOf(m);
           const r2 = rootOf(n);
           const code = 'ERR_MERKLE_CONSISTENCY_INVALID';
-          expectCode(() => verifyConsistency(m, n, flip(r1, bit), r2, proof), code);
-          if (m !== 0) expectCode(() => verifyConsistency(m, n, r1, flip(r2, bit), proof), code);
+          expectCode(() => {
+            verifyConsistency(m, n, flip(r1, bit), r2, proof);
+          }, code);
+          if (m !== 0)
+            expectCode(() => {
+              verifyConsistency(m, n, r1, flip(r2, bit), proof);
+            }, code);
           if (proof.length > 0) {
             const i = pick % proof.length;
             const mutated = proof.map((p, j) => (j === i ? flip(p, bit) : p));
-            expectCode(() => verifyConsistency(m, n, r1, r2, mutated), code);
-            expectCode(() => verifyConsistency(m, n, r1, r2, proof.slice(0, -1)), code);
-            expectCode(() => verifyConsistency(m, n, r1, r2, [proof[0]!, ...proof]), code);
+            expectCode(() => {
+              verifyConsistency(m, n, r1, r2, mutated);
+            }, code);
+            expectCode(() => {
+              verifyConsistency(m, n, r1, r2, proof.slice(0, -1));
+            }, code);
+            expectCode(() => {
+              verifyConsistency(m, n, r1, r2, [proof[0]!, ...proof]);
+            }, code);
           }
-          expectCode(() => verifyConsistency(m, n, r1, r2, [...proof, r2]), code);
+          expectCode(() => {
+            verifyConsistency(m, n, r1, r2, [...proof, r2]);
+          }, code);
           if (other !== m && other !== 0 && other !== n && other <= MAX) {
             // The real root of another first size: right root, wrong size — still fails.
-            expectCode(() => verifyConsistency(other, n, rootOf(other), r2, proof), code);
+            expectCode(() => {
+              verifyConsistency(other, n, rootOf(other), r2, proof);
+            }, code);
           }
           if (other !== n && other >= m && other <= MAX && m !== 0) {
-            expectCode(() => verifyConsistency(m, other, r1, rootOf(other), proof), code);
+            expectCode(() => {
+              verifyConsistency(m, other, r1, rootOf(other), proof);
+            }, code);
           }
         },
       ),
@@ -339,29 +374,24 @@ describe('Merkle argument and bound checks', () => {
 
   it('rejects proofs with too many or wrongly sized hashes', () => {
     const h = new Uint8Array(32);
-    expectCode(
-      () =>
-        verifyInclusion(
-          0,
-          2,
-          h,
-          Array.from({ length: 65 }, () => h),
-          h,
-        ),
-      'ERR_MERKLE_INCLUSION_INVALID',
-    );
-    expectCode(
-      () => verifyInclusion(0, 2, h, [new Uint8Array(31)], h),
-      'ERR_MERKLE_INCLUSION_INVALID',
-    );
-    expectCode(
-      () => verifyInclusion(0, 1, h, [], new Uint8Array(0)),
-      'ERR_MERKLE_INCLUSION_INVALID',
-    );
-    expectCode(
-      () => verifyConsistency(1, 2, h, h, [new Uint8Array(33)]),
-      'ERR_MERKLE_CONSISTENCY_INVALID',
-    );
+    expectCode(() => {
+      verifyInclusion(
+        0,
+        2,
+        h,
+        Array.from({ length: 65 }, () => h),
+        h,
+      );
+    }, 'ERR_MERKLE_INCLUSION_INVALID');
+    expectCode(() => {
+      verifyInclusion(0, 2, h, [new Uint8Array(31)], h);
+    }, 'ERR_MERKLE_INCLUSION_INVALID');
+    expectCode(() => {
+      verifyInclusion(0, 1, h, [], new Uint8Array(0));
+    }, 'ERR_MERKLE_INCLUSION_INVALID');
+    expectCode(() => {
+      verifyConsistency(1, 2, h, h, [new Uint8Array(33)]);
+    }, 'ERR_MERKLE_CONSISTENCY_INVALID');
   });
 
   it('handles trees far beyond 2^32 leaves (bigint bit shifts)', () => {
@@ -379,10 +409,9 @@ describe('Merkle argument and bound checks', () => {
       root = r.start > index ? hashChildren(root, proof[i]!) : hashChildren(proof[i]!, root);
     });
     verifyInclusion(index, size, leaf, proof, root);
-    expectCode(
-      () => verifyInclusion(index - 1, size, leaf, proof, root),
-      'ERR_MERKLE_INCLUSION_INVALID',
-    );
+    expectCode(() => {
+      verifyInclusion(index - 1, size, leaf, proof, root);
+    }, 'ERR_MERKLE_INCLUSION_INVALID');
     expect(subtreeNodes({ start: 0, end: size })).toEqual([
       { level: 40, index: 0 },
       { level: 1, index: 2 ** 39 },
