@@ -12,6 +12,10 @@ import {
   TRUST_ANCHORS_MIGRATION_SQL,
 } from './sqlite-trust-anchor-repository.js';
 import {
+  AUDIT_LOG_MIGRATION_SQL,
+  SqliteAuditLogRepository,
+} from './sqlite-audit-log-repository.js';
+import {
   AUTHORITY_MIGRATION_SQL,
   SqliteAuthorityRepository,
 } from './sqlite-authority-repository.js';
@@ -25,6 +29,8 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   { version: 5, name: 'authority', sql: AUTHORITY_MIGRATION_SQL },
   { version: 6, name: 'vault_kek', sql: VAULT_KEK_MIGRATION_SQL },
   { version: 7, name: 'trust_anchor_scope', sql: TRUST_ANCHOR_SCOPE_MIGRATION_SQL },
+  // 8 and 9 belong to the policy and gates work (issue 10); versions may have gaps.
+  { version: 10, name: 'audit_log', sql: AUDIT_LOG_MIGRATION_SQL },
 ];
 
 /** The embedded default: one SQLite file for identities, sealed keys and credentials state. */
@@ -35,6 +41,7 @@ export interface SqliteStore {
   readonly denySet: SqliteDenySetRepository;
   readonly trustAnchors: SqliteTrustAnchorRepository;
   readonly authority: SqliteAuthorityRepository;
+  readonly auditLog: SqliteAuditLogRepository;
   close(): void;
 }
 
@@ -67,6 +74,7 @@ export function openSqliteStore(path: string): SqliteStore {
     denySet: new SqliteDenySetRepository(database),
     trustAnchors: new SqliteTrustAnchorRepository(database),
     authority: new SqliteAuthorityRepository(database),
+    auditLog: new SqliteAuditLogRepository(database),
     close: () => {
       database.close();
     },

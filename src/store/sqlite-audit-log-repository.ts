@@ -1,0 +1,179 @@
+import type { Statement, Transaction } from 'better-sqlite3';
+import type {
+  AuditLogEntry,
+  AuditLogRepository,
+  MerkleNodeId,
+  StoredCheckpoint,
+  StoredMerkleNode,
+} from '../audit/index.js';
+import {
+  checkAppend,
+  checkCheckpoint,
+  checkNode,
+  checkRange,
+  entryNotFound,
+} from '../audit/internal.js';
+import type { SqliteDatabase } from './sqlite-database.js';
+
+/**
+ * Migration 10: the audit log. Entries are dense from 0 and, like the perfect subtree hashes,
+ * append-only: triggers refuse an update, a delete or a gap. (The triggers stop mistakes, not an
+ * attacker with the file; `verifyStoredLog` and the signed checkpoints detect those.)
+ */
+export const AUDIT_LOG_MIGRATION_SQL = `
+  CREATE TABLE audit_log_entries (
+    idx INTEGER PRIMARY KEY CHECK (idx >= 0),
+    record BLOB NOT NULL CHECK (length(record) <= 1048576),
+    leaf_hash BLOB NOT NULL CHECK (length(leaf_hash) = 32)
+  ) STRICT;
+  CREATE TABLE audit_log_nodes (
+    level INTEGER NOT NULL CHECK (level BETWEEN 1 AND 52),
+    idx INTEGER NOT NULL CHECK (idx >= 0),
+    hash BLOB NOT NULL CHECK (length(hash) = 32),
+    PRIMARY KEY (level, idx)
+  ) STRICT, WITHOUT ROWID;
+  CREATE TABLE audit_log_checkpoints (
+    tree_size INTEGER PRIMARY KEY CHECK (tree_size >= 0),
+    note TEXT NOT NULL CHECK (length(note) > 0),
+    created_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE TRIGGER audit_log_entries_dense BEFORE INSERT ON audit_log_entries
+    WHEN NEW.idx <> (SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_log_entries)
+    BEGIN SELECT RAISE(ABORT, 'audit log entries are appended at the end'); END;
+  CREATE TRIGGER audit_log_entries_no_update BEFORE UPDATE ON audit_log_entries
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+  CREATE TRIGGER audit_log_entries_no_delete BEFORE DELETE ON audit_log_entries
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+  CREATE TRIGGER audit_log_nodes_no_update BEFORE UPDATE ON audit_log_nodes
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+  CREATE TRIGGER audit_log_nodes_no_delete BEFORE DELETE ON audit_log_nodes
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;`;
+
+interface EntryRow {
+  idx: number;
+  record: Buffer;
+  leaf_hash: Buffer;
+}
+
+/**
+ * AuditLogRepository on SQLite. `append` is one transaction (entries and nodes), committed before
+ * its promise resolves: in WAL mode with `synchronous = NORMAL`, a committed transaction survives
+ * a kill of the process (a power loss may drop the last ones). Reads go through the database's
+ * write lock, so they never see another task's uncommitted transaction.
+ */
+export class SqliteAuditLogRepository implements AuditLogRepository {
+  readonly #database: SqliteDatabase;
+  readonly #size: Statement<[], { n: number | null }>;
+  readonly #insertEntry: Statement<[number, Uint8Array, Uint8Array]>;
+  readonly #insertNode: Statement<[number, number, Uint8Array]>;
+  readonly #entries: Statement<[number, number], EntryRow>;
+  readonly #leaf: Statement<[number], { leaf_hash: Buffer }>;
+  readonly #node: Statement<[number, number], { hash: Buffer }>;
+  readonly #putCheckpoint: Statement<[number, string, number]>;
+  readonly #checkpoints: Statement<[], { tree_size: number; note: string }>;
+  readonly #latest: Statement<[], { tree_size: number; note: string }>;
+  readonly #append: Transaction<
+    (from: number, entries: readonly AuditLogEntry[], nodes: readonly StoredMerkleNode[]) => void
+  >;
+
+  constructor(database: SqliteDatabase) {
+    this.#database = database;
+    const db = database.db;
+    this.#size = db.prepare('SELECT MAX(idx) + 1 AS n FROM audit_log_entries');
+    this.#insertEntry = db.prepare(
+      'INSERT INTO audit_log_entries (idx, record, leaf_hash) VALUES (?, ?, ?)',
+    );
+    this.#insertNode = db.prepare(
+      'INSERT INTO audit_log_nodes (level, idx, hash) VALUES (?, ?, ?)',
+    );
+    this.#entries = db.prepare(
+      'SELECT idx, record, leaf_hash FROM audit_log_entries WHERE idx >= ? AND idx < ? ORDER BY idx',
+    );
+    this.#leaf = db.prepare('SELECT leaf_hash FROM audit_log_entries WHERE idx = ?');
+    this.#node = db.prepare('SELECT hash FROM audit_log_nodes WHERE level = ? AND idx = ?');
+    this.#putCheckpoint = db.prepare(
+      'INSERT INTO audit_log_checkpoints (tree_size, note, created_at) VALUES (?, ?, ?) ON CONFLICT (tree_size) DO NOTHING',
+    );
+    this.#checkpoints = db.prepare(
+      'SELECT tree_size, note FROM audit_log_checkpoints ORDER BY tree_size',
+    );
+    this.#latest = db.prepare(
+      'SELECT tree_size, note FROM audit_log_checkpoints ORDER BY tree_size DESC LIMIT 1',
+    );
+    this.#append = db.transaction((from, entries, nodes) => {
+      checkAppend(this.#currentSize(), from, entries, nodes);
+      entries.forEach((entry, i) => {
+        this.#insertEntry.run(from + i, entry.record, entry.leafHash);
+      });
+      for (const node of nodes) this.#insertNode.run(node.level, node.index, node.hash);
+    });
+  }
+
+  #currentSize(): number {
+    return this.#size.get()?.n ?? 0;
+  }
+
+  size(): Promise<number> {
+    return this.#database.write(() => this.#currentSize());
+  }
+
+  append(
+    fromIndex: number,
+    entries: readonly AuditLogEntry[],
+    nodes: readonly StoredMerkleNode[],
+  ): Promise<void> {
+    return this.#database.write(() => {
+      this.#append.immediate(fromIndex, entries, nodes);
+    });
+  }
+
+  readEntries(from: number, to: number): Promise<AuditLogEntry[]> {
+    return this.#database.write(() => {
+      checkRange(this.#currentSize(), from, to);
+      const rows = this.#entries.all(from, to);
+      for (let i = 0; i < to - from; i++) {
+        // A gap is a row deleted behind the triggers' back.
+        if (rows[i]?.idx !== from + i) throw entryNotFound(from + i);
+      }
+      return rows.map((row) => ({
+        record: new Uint8Array(row.record),
+        leafHash: new Uint8Array(row.leaf_hash),
+      }));
+    });
+  }
+
+  readNodes(nodes: readonly MerkleNodeId[]): Promise<Uint8Array[]> {
+    return this.#database.write(() => {
+      const size = this.#currentSize();
+      return nodes.map((node) => {
+        checkNode(size, node);
+        const row =
+          node.level === 0
+            ? this.#leaf.get(node.index)?.leaf_hash
+            : this.#node.get(node.level, node.index)?.hash;
+        if (row === undefined) throw entryNotFound(node.index);
+        return new Uint8Array(row);
+      });
+    });
+  }
+
+  putCheckpoint(checkpoint: StoredCheckpoint): Promise<void> {
+    return this.#database.write(() => {
+      checkCheckpoint(checkpoint.treeSize, checkpoint.note, this.#currentSize());
+      this.#putCheckpoint.run(checkpoint.treeSize, checkpoint.note, Math.floor(Date.now() / 1000));
+    });
+  }
+
+  latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    return this.#database.write(() => {
+      const row = this.#latest.get();
+      return row === undefined ? undefined : { treeSize: row.tree_size, note: row.note };
+    });
+  }
+
+  listCheckpoints(): Promise<StoredCheckpoint[]> {
+    return this.#database.write(() =>
+      this.#checkpoints.all().map((row) => ({ treeSize: row.tree_size, note: row.note })),
+    );
+  }
+}
