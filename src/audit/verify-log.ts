@@ -334,6 +334,7 @@ export async function verifyStoredLog(
   }
   const range = new CompactRange();
   let c = 0;
+  let rootProblem: LogVerification | undefined;
   for (let from = 0; from < size; from += MAX_AUDIT_READ_ENTRIES) {
     const to = Math.min(size, from + MAX_AUDIT_READ_ENTRIES);
     let entries;
@@ -364,10 +365,10 @@ export async function verifyStoredLog(
         );
       }
       range.append(entry.leafHash, (node, hash) => completed.push({ node, hash }));
-      while (c < sorted.length && sorted[c]!.treeSize === range.size) {
+      while (rootProblem === undefined && c < sorted.length && sorted[c]!.treeSize === range.size) {
         if (!bytesEqual(range.root(), sorted[c]!.rootHash)) {
           const start = c === 0 ? 0 : sorted[c - 1]!.treeSize;
-          return fail(
+          rootProblem = fail(
             LogProblemCode.recordEdited,
             `an entry in ${start}…${range.size - 1} differs from those the checkpoint signed`,
             { index: start, until: range.size, checkpoint: sorted[c]!.at },
@@ -387,6 +388,8 @@ export async function verifyStoredLog(
         );
       }
     }
+    // The stored hashes point closer than a checkpoint does: they are compared first.
+    if (rootProblem !== undefined) return rootProblem;
   }
   // The compact range the log continues from must be the one just recomputed.
   const tops = size === 0 ? [] : subtreeNodes({ start: 0, end: size });
