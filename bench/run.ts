@@ -7,6 +7,7 @@ import { markdownTable, printTable } from './harness.js';
 import { identityBenchmarks } from './identity.bench.js';
 import { credentialBenchmarks } from './credentials.bench.js';
 import { channelBenchmarks } from './channel.bench.js';
+import { auditBenchmarks } from './audit.bench.js';
 
 console.log('# crypto floors\n');
 await import('./crypto.bench.js');
@@ -22,3 +23,7 @@ console.log('\n# secure channels\n');
 const channelRows = await channelBenchmarks();
 printTable(channelRows);
 if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(channelRows)}`);
+console.log('\n# audit log\n');
+const auditRows = await auditBenchmarks();
+printTable(auditRows);
+if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(auditRows)}`);
