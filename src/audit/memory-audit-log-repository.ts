@@ -1,5 +1,4 @@
 /* eslint-disable @typescript-eslint/require-await -- the interface is async for databases; here the work is synchronous and `async` only turns throws into rejections */
-import { invalid } from '../core/internal.js';
 import { MERKLE_HASH_BYTES, type MerkleNodeId } from './merkle.js';
 import type {
   AuditLogEntry,
@@ -60,20 +59,13 @@ export class MemoryAuditLogRepository implements AuditLogRepository {
     nodes: readonly StoredMerkleNode[],
   ): Promise<void> {
     checkAppend(this.#records.length, fromIndex, entries, nodes);
-    // Nodes arrive in completion order; each level's column only grows by one at its end.
-    const sorted = [...nodes].sort((a, b) => a.level - b.level || a.index - b.index);
-    const next = this.#levels.map((column) => column.length);
-    for (const node of sorted) {
-      if ((next[node.level - 1] ?? 0) !== node.index) {
-        throw invalid('ERR_ARGUMENT_INVALID', 'the Merkle nodes do not continue the stored ones');
-      }
-      next[node.level - 1] = node.index + 1;
-    }
     for (const entry of entries) {
       this.#records.push(entry.record.slice());
       this.#leaves.push(entry.leafHash);
     }
-    for (const node of sorted) {
+    // checkAppend made sure these are the nodes the entries complete: each level's column
+    // grows by its next index.
+    for (const node of nodes) {
       (this.#levels[node.level - 1] ??= new HashColumn()).push(node.hash);
     }
   }

@@ -31,23 +31,21 @@ export function checkAppend(
     }
     checkHash(entry.leafHash);
   }
-  const end = fromIndex + entries.length;
-  for (const node of nodes) {
-    checkHash(node.hash);
-    const span = 2 ** node.level;
-    if (
-      !Number.isSafeInteger(node.level) ||
-      node.level < 1 ||
-      node.level > 52 ||
-      !Number.isSafeInteger(node.index) ||
-      node.index < 0 ||
-      (node.index + 1) * span > end ||
-      (node.index + 1) * span <= fromIndex
-    ) {
-      throw invalid('ERR_ARGUMENT_INVALID', 'a Merkle node outside the appended entries');
+  // The nodes must be exactly those the entries complete, in completion order: entry j
+  // completes one node per trailing 1 bit of j, levels 1, 2, … (node (ℓ, (j + 1) / 2^ℓ − 1)).
+  let k = 0;
+  for (let j = fromIndex; j < fromIndex + entries.length; j++) {
+    for (let level = 1, span = 2; (j + 1) % span === 0; level++, span *= 2) {
+      const node = nodes[k++];
+      if (node?.level !== level || node.index !== (j + 1) / span - 1) throw nodesInvalid();
+      checkHash(node.hash);
     }
   }
+  if (k !== nodes.length) throw nodesInvalid();
 }
+
+const nodesInvalid = () =>
+  invalid('ERR_ARGUMENT_INVALID', 'the Merkle nodes are not those the entries complete, in order');
 
 function checkHash(hash: Uint8Array): void {
   if (!(hash instanceof Uint8Array) || hash.byteLength !== MERKLE_HASH_BYTES) {

@@ -36,8 +36,9 @@ export interface AuditLogRepository {
   /** The number of entries. */
   size(): Promise<number>;
   /**
-   * Appends `entries` at indices `fromIndex…` and the perfect subtree nodes they complete, in one
-   * transaction: durable (survives a kill of the process) when the promise resolves. Throws
+   * Appends `entries` at indices `fromIndex…` and the perfect subtree nodes they complete (all of
+   * them, in completion order: by entry, then by level, as `CompactRange.append` reports them), in
+   * one transaction: durable (survives a kill of the process) when the promise resolves. Throws
    * `ERR_AUDIT_LOG_CONFLICT` when the log does not hold exactly `fromIndex` entries (another
    * writer appended), `ERR_ARGUMENT_INVALID` for a hash that is not 32 bytes or a record over
    * {@link MAX_AUDIT_RECORD_BYTES}; nothing is written then.

@@ -13,25 +13,24 @@ import {
   checkRange,
   entryNotFound,
 } from '../audit/internal.js';
+import { concatBytes } from '../encoding/index.js';
 import type { SqliteDatabase } from './sqlite-database.js';
 
 /**
- * Migration 10: the audit log. Entries are dense from 0 and, like the perfect subtree hashes,
- * append-only: triggers refuse an update, a delete or a gap. (The triggers stop mistakes, not an
- * attacker with the file; `verifyStoredLog` and the signed checkpoints detect those.)
+ * Migration 10: the audit log, one row per entry. Entry j also carries the perfect subtree
+ * hashes it completes — one per trailing 1 bit of j, levels 1, 2, … — in `nodes` (32 bytes each),
+ * so node (ℓ, i) lives in row (i + 1)·2^ℓ − 1 at offset (ℓ − 1)·32: every node, one row per entry.
+ * Entries are dense from 0 and append-only: triggers refuse an update, a delete or a gap. (The
+ * triggers stop mistakes, not an attacker with the file; `verifyStoredLog` and the signed
+ * checkpoints detect those.)
  */
 export const AUDIT_LOG_MIGRATION_SQL = `
   CREATE TABLE audit_log_entries (
     idx INTEGER PRIMARY KEY CHECK (idx >= 0),
     record BLOB NOT NULL CHECK (length(record) <= 1048576),
-    leaf_hash BLOB NOT NULL CHECK (length(leaf_hash) = 32)
+    leaf_hash BLOB NOT NULL CHECK (length(leaf_hash) = 32),
+    nodes BLOB NOT NULL CHECK (length(nodes) % 32 = 0 AND length(nodes) <= 1664)
   ) STRICT;
-  CREATE TABLE audit_log_nodes (
-    level INTEGER NOT NULL CHECK (level BETWEEN 1 AND 52),
-    idx INTEGER NOT NULL CHECK (idx >= 0),
-    hash BLOB NOT NULL CHECK (length(hash) = 32),
-    PRIMARY KEY (level, idx)
-  ) STRICT, WITHOUT ROWID;
   CREATE TABLE audit_log_checkpoints (
     tree_size INTEGER PRIMARY KEY CHECK (tree_size >= 0),
     note TEXT NOT NULL CHECK (length(note) > 0),
@@ -43,10 +42,6 @@ export const AUDIT_LOG_MIGRATION_SQL = `
   CREATE TRIGGER audit_log_entries_no_update BEFORE UPDATE ON audit_log_entries
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
   CREATE TRIGGER audit_log_entries_no_delete BEFORE DELETE ON audit_log_entries
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-  CREATE TRIGGER audit_log_nodes_no_update BEFORE UPDATE ON audit_log_nodes
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-  CREATE TRIGGER audit_log_nodes_no_delete BEFORE DELETE ON audit_log_nodes
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;`;
 
 interface EntryRow {
@@ -64,11 +59,10 @@ interface EntryRow {
 export class SqliteAuditLogRepository implements AuditLogRepository {
   readonly #database: SqliteDatabase;
   readonly #size: Statement<[], { n: number | null }>;
-  readonly #insertEntry: Statement<[number, Uint8Array, Uint8Array]>;
-  readonly #insertNode: Statement<[number, number, Uint8Array]>;
+  readonly #insertEntry: Statement<[number, Uint8Array, Uint8Array, Uint8Array]>;
   readonly #entries: Statement<[number, number], EntryRow>;
   readonly #leaf: Statement<[number], { leaf_hash: Buffer }>;
-  readonly #node: Statement<[number, number], { hash: Buffer }>;
+  readonly #node: Statement<[number, number, number], { hash: Buffer }>;
   readonly #putCheckpoint: Statement<[number, string, number]>;
   readonly #checkpoints: Statement<[], { tree_size: number; note: string }>;
   readonly #latest: Statement<[], { tree_size: number; note: string }>;
@@ -81,16 +75,15 @@ export class SqliteAuditLogRepository implements AuditLogRepository {
     const db = database.db;
     this.#size = db.prepare('SELECT MAX(idx) + 1 AS n FROM audit_log_entries');
     this.#insertEntry = db.prepare(
-      'INSERT INTO audit_log_entries (idx, record, leaf_hash) VALUES (?, ?, ?)',
-    );
-    this.#insertNode = db.prepare(
-      'INSERT INTO audit_log_nodes (level, idx, hash) VALUES (?, ?, ?)',
+      'INSERT INTO audit_log_entries (idx, record, leaf_hash, nodes) VALUES (?, ?, ?, ?)',
     );
     this.#entries = db.prepare(
       'SELECT idx, record, leaf_hash FROM audit_log_entries WHERE idx >= ? AND idx < ? ORDER BY idx',
     );
     this.#leaf = db.prepare('SELECT leaf_hash FROM audit_log_entries WHERE idx = ?');
-    this.#node = db.prepare('SELECT hash FROM audit_log_nodes WHERE level = ? AND idx = ?');
+    this.#node = db.prepare(
+      'SELECT substr(nodes, ?, 32) AS hash FROM audit_log_entries WHERE idx = ? AND length(nodes) >= ?',
+    );
     this.#putCheckpoint = db.prepare(
       'INSERT INTO audit_log_checkpoints (tree_size, note, created_at) VALUES (?, ?, ?) ON CONFLICT (tree_size) DO NOTHING',
     );
@@ -102,10 +95,16 @@ export class SqliteAuditLogRepository implements AuditLogRepository {
     );
     this.#append = db.transaction((from, entries, nodes) => {
       checkAppend(this.#currentSize(), from, entries, nodes);
+      // checkAppend made sure the nodes are those the entries complete, in order: entry j takes
+      // as many as j has trailing 1 bits.
+      let k = 0;
       entries.forEach((entry, i) => {
-        this.#insertEntry.run(from + i, entry.record, entry.leafHash);
+        let count = 0;
+        for (let j = from + i; j % 2 === 1; j = (j - 1) / 2) count++;
+        const own = nodes.slice(k, k + count).map((n) => n.hash);
+        k += count;
+        this.#insertEntry.run(from + i, entry.record, entry.leafHash, concatBytes(...own));
       });
-      for (const node of nodes) this.#insertNode.run(node.level, node.index, node.hash);
     });
   }
 
@@ -150,7 +149,11 @@ export class SqliteAuditLogRepository implements AuditLogRepository {
         const row =
           node.level === 0
             ? this.#leaf.get(node.index)?.leaf_hash
-            : this.#node.get(node.level, node.index)?.hash;
+            : this.#node.get(
+                (node.level - 1) * 32 + 1,
+                (node.index + 1) * 2 ** node.level - 1,
+                node.level * 32,
+              )?.hash;
         if (row === undefined) throw entryNotFound(node.index);
         return new Uint8Array(row);
       });

@@ -97,9 +97,24 @@ export function runAuditLogRepositoryContract(name: string, open: () => AuditLog
           repo.append(2, next.entries, [{ level: 2, index: 0, hash: new Uint8Array(32) }]),
         ),
       ).toBe('ERR_ARGUMENT_INVALID');
+      // Every node the entries complete, no fewer: entry 3 completes (1, 1) and (2, 0).
+      const four = prepare(next.next, [enc('d')]);
+      expect(four.nodes.map((n) => [n.level, n.index])).toEqual([
+        [1, 1],
+        [2, 0],
+      ]);
+      await repo.append(2, next.entries, next.nodes);
+      expect(await codeOf(() => repo.append(3, four.entries, four.nodes.slice(0, 1)))).toBe(
+        'ERR_ARGUMENT_INVALID',
+      );
+      expect(await codeOf(() => repo.append(3, four.entries, [...four.nodes].reverse()))).toBe(
+        'ERR_ARGUMENT_INVALID',
+      );
+      await repo.append(3, four.entries, four.nodes);
       const huge = [{ record: new Uint8Array(1024 * 1024 + 1), leafHash: new Uint8Array(32) }];
-      expect(await codeOf(() => repo.append(2, huge, []))).toBe('ERR_ARGUMENT_INVALID');
-      expect(await repo.size()).toBe(2);
+      expect(await codeOf(() => repo.append(4, huge, []))).toBe('ERR_ARGUMENT_INVALID');
+      expect(await repo.size()).toBe(4);
+      expect(await repo.readNodes([{ level: 2, index: 0 }])).toEqual([four.nodes[1]!.hash]);
     });
 
     it('answers reads past the end with a typed not-found and bounds reads', async () => {

@@ -32,7 +32,6 @@ describe('SqliteAuditLogRepository', () => {
     expect(() => db.prepare('DELETE FROM audit_log_entries WHERE idx = 2').run()).toThrow(
       /append-only/,
     );
-    expect(() => db.prepare('DELETE FROM audit_log_nodes').run()).toThrow(/append-only/);
     expect(() =>
       db
         .prepare("INSERT INTO audit_log_entries (idx, record, leaf_hash) VALUES (5, x'00', ?)")

@@ -31,11 +31,7 @@ describe('verifyStoredLog (SQLite)', () => {
     const db = store.database.db;
     // An attacker with the file drops the guards first.
     const unguard = (): void => {
-      for (const t of [
-        'audit_log_entries_no_update',
-        'audit_log_entries_no_delete',
-        'audit_log_nodes_no_update',
-      ]) {
+      for (const t of ['audit_log_entries_no_update', 'audit_log_entries_no_delete']) {
         db.exec(`DROP TRIGGER ${t}`);
       }
     };
