@@ -122,7 +122,7 @@ async function proofRows(): Promise<TableRow[]> {
     'SELECT leaf_hash FROM audit_log_entries WHERE idx = ?',
   );
   const node = db.prepare<[number, number], { hash: Buffer }>(
-    'SELECT hash FROM audit_log_nodes WHERE level = ? AND idx = ?',
+    'SELECT substr(nodes, ?, 32) AS hash FROM audit_log_entries WHERE idx = ?',
   );
 
   const PROBES = 256;
@@ -142,7 +142,9 @@ async function proofRows(): Promise<TableRow[]> {
     let bytes = 0;
     for (const id of ids) {
       const row =
-        id.level === 0 ? leaf.get(id.index)?.leaf_hash : node.get(id.level, id.index)?.hash;
+        id.level === 0
+          ? leaf.get(id.index)?.leaf_hash
+          : node.get((id.level - 1) * 32 + 1, (id.index + 1) * 2 ** id.level - 1)?.hash;
       bytes += row!.byteLength;
     }
     return bytes;

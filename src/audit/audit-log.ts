@@ -121,8 +121,10 @@ export class AuditLog {
   #schedule(): void {
     if (this.#scheduled || this.#committing !== undefined || this.#pending.length === 0) return;
     this.#scheduled = true;
-    // setImmediate, not a microtask: callers woken by the last commit get to append first.
-    setImmediate(() => {
+    // A microtask: it runs after every task already queued — the callers the last commit woke,
+    // and the rest of the current tick's appends — so they join this commit, and a lone append
+    // waits for no event-loop turn.
+    queueMicrotask(() => {
       this.#scheduled = false;
       this.#committing = this.#commit().finally(() => {
         this.#committing = undefined;
