@@ -370,6 +370,12 @@ describe('Merkle argument and bound checks', () => {
     expectCode(() => inclusionProofRanges(-1, 3), 'ERR_ARGUMENT_INVALID');
     expectCode(() => inclusionProofRanges(0, 2 ** 53), 'ERR_ARGUMENT_INVALID');
     expectCode(() => consistencyProofRanges(4, 3), 'ERR_ARGUMENT_INVALID');
+    expectCode(() => subtreeNodes({ start: 3, end: 7 }), 'ERR_ARGUMENT_INVALID');
+    expectCode(() => subtreeNodes({ start: 2, end: 2 }), 'ERR_ARGUMENT_INVALID');
+    expect(subtreeNodes({ start: 4, end: 7 })).toEqual([
+      { level: 1, index: 2 },
+      { level: 0, index: 6 },
+    ]);
   });
 
   it('rejects proofs with too many or wrongly sized hashes', () => {

@@ -145,14 +145,21 @@ export function consistencyProofRanges(firstSize: number, secondSize: number): S
 }
 
 /**
- * The perfect subtrees `range` decomposes into, left to right: for a range of RFC 9162's
- * recursion (a start aligned to the range's largest power of two) these are the binary digits of
- * its size. At most 53 nodes.
+ * The perfect subtrees `range` decomposes into, left to right: the binary digits of its size. A
+ * range must be one of RFC 9162's recursion (its start a multiple of the smallest power of two ≥
+ * its size), else `ERR_ARGUMENT_INVALID`. At most 53 nodes.
  */
 export function subtreeNodes(range: SubtreeRange): MerkleNodeId[] {
   checkSize(range.start, 'start');
   checkSize(range.end, 'end');
   if (range.end <= range.start) throw invalid('ERR_ARGUMENT_INVALID', 'an empty subtree range');
+  // Only a range of the recursion (start a multiple of the power of two that covers its size)
+  // has MTH equal to the right fold of its binary decomposition.
+  let cover = 1;
+  while (cover < range.end - range.start) cover *= 2;
+  if (range.start % cover !== 0) {
+    throw invalid('ERR_ARGUMENT_INVALID', `[${range.start}, ${range.end}) is not a subtree range`);
+  }
   const nodes: MerkleNodeId[] = [];
   let s = range.start;
   while (s < range.end) {
