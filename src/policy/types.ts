@@ -1,0 +1,60 @@
+// The contract between the policy engine (src/policy) and its users (src/gates, the CLI, the
+// differential tests). Types only; the engine implements them.
+
+/** A Cedar entity reference: `Type::"id"`. */
+export interface EntityUid {
+  readonly type: string;
+  readonly id: string;
+}
+
+/**
+ * A Cedar value as the compiled engine sees it: Bool, Long (a safe JS integer; see
+ * docs/spec/policy.md for the range rule), String, entity reference, Set (a ReadonlyArray), Record
+ * (a ReadonlyMap from attribute name to value) and, where supported, extension values.
+ */
+export type CedarValue =
+  | boolean
+  | number
+  | string
+  | EntityUid
+  | readonly CedarValue[]
+  | ReadonlyMap<string, CedarValue>
+  | CedarExtensionValue;
+
+/** An extension value (`decimal`, `ip`, …) once constructed; opaque to callers. */
+export interface CedarExtensionValue {
+  readonly extension: string;
+  readonly text: string;
+}
+
+/** One entity: its reference, attributes and direct parents. */
+export interface EntityInput {
+  readonly uid: EntityUid;
+  readonly attrs: ReadonlyMap<string, CedarValue>;
+  readonly parents: readonly EntityUid[];
+}
+
+/** A request to decide. `context` is a record. */
+export interface PolicyRequest {
+  readonly principal: EntityUid;
+  readonly action: EntityUid;
+  readonly resource: EntityUid;
+  readonly context: ReadonlyMap<string, CedarValue>;
+}
+
+/** An evaluation error of one policy: it makes the decision deny (unlike Cedar, which skips it). */
+export interface PolicyEvaluationError {
+  readonly policy: string;
+  readonly message: string;
+}
+
+/**
+ * What the engine decided. `policies` are the determining policy ids: the satisfied forbids when
+ * a forbid decided, else the satisfied permits; empty when nothing matched (deny by default).
+ * `errors` non-empty always means `deny`.
+ */
+export interface PolicyDecision {
+  readonly decision: 'allow' | 'deny';
+  readonly policies: readonly string[];
+  readonly errors: readonly PolicyEvaluationError[];
+}
