@@ -1,14 +1,6 @@
 // The contract between the gates (src/gates) and where their policy bundle comes from (a store,
 // a bus subscription). Types only.
-import type { PolicyDecision, PolicyRequest } from '../policy/types.js';
-
-/**
- * A compiled, verified policy set, as the gates evaluate it. The policy engine's compiled set
- * satisfies it.
- */
-export interface EvaluablePolicySet {
-  evaluate(request: PolicyRequest, entities: unknown): PolicyDecision;
-}
+import type { EvaluablePolicySet } from '../policy/types.js';
 
 /** The bundle in force: verified (signature, trusted issuer, newer than the last) before it gets here. */
 export interface ActiveBundle {
@@ -20,6 +12,8 @@ export interface ActiveBundle {
   readonly issuer: string;
   /** Unix seconds: when the authority signed it. */
   readonly createdAt: number;
+  /** The bundle's policies, compiled. */
+  readonly policySet: EvaluablePolicySet;
 }
 
 /**

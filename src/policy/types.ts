@@ -58,3 +58,22 @@ export interface PolicyDecision {
   readonly policies: readonly string[];
   readonly errors: readonly PolicyEvaluationError[];
 }
+
+/** An entity with its transitive ancestors resolved (keys as {@link entityKey} writes them). */
+export interface ResolvedEntity {
+  readonly uid: EntityUid;
+  readonly attrs: ReadonlyMap<string, CedarValue>;
+  readonly ancestors: ReadonlySet<string>;
+}
+
+/** Entities by reference. The engine's entity store implements it; gates may layer their own. */
+export interface EntityLookup {
+  get(uid: EntityUid): ResolvedEntity | undefined;
+}
+
+/** A compiled policy set: what the gates evaluate on every call. */
+export interface EvaluablePolicySet {
+  evaluate(request: PolicyRequest, entities: EntityLookup): PolicyDecision;
+  /** A policy's annotations (`@id`, `@approval`, …) by policy id; `undefined` for an unknown id. */
+  annotations(policyId: string): ReadonlyMap<string, string> | undefined;
+}
