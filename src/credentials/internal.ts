@@ -11,3 +11,9 @@ export {
   parseDenyEntry,
 } from './deny-set.js';
 export { checkTrustAnchor } from './trust-anchors.js';
+export {
+  credentialSigningKey,
+  signWithCredentialKey,
+  verifyCredentialKeySignature,
+} from './credential-key.js';
+export type { CredentialKeySignature, CredentialKeySignatureOptions } from './credential-key.js';
