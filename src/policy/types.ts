@@ -27,11 +27,13 @@ export interface CedarExtensionValue {
   readonly text: string;
 }
 
-/** One entity: its reference, attributes and direct parents. */
+/** One entity: its reference, attributes, direct parents and (optionally) tags. */
 export interface EntityInput {
   readonly uid: EntityUid;
   readonly attrs: ReadonlyMap<string, CedarValue>;
   readonly parents: readonly EntityUid[];
+  /** Cedar entity tags (`hasTag`/`getTag`); absent means none. */
+  readonly tags?: ReadonlyMap<string, CedarValue>;
 }
 
 /** A request to decide. `context` is a record. */
@@ -64,6 +66,8 @@ export interface ResolvedEntity {
   readonly uid: EntityUid;
   readonly attrs: ReadonlyMap<string, CedarValue>;
   readonly ancestors: ReadonlySet<string>;
+  /** Cedar entity tags (`hasTag`/`getTag`); absent means none. */
+  readonly tags?: ReadonlyMap<string, CedarValue>;
 }
 
 /** Entities by reference. The engine's entity store implements it; gates may layer their own. */

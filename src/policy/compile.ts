@@ -1,0 +1,514 @@
+// A parsed policy set → a CompiledPolicySet: each policy's scope becomes index entries (action,
+// then resource) and a residual check; its conditions become closures. Evaluation visits only the
+// policies the request's action and resource can select, denies by default, lets forbid win and
+// denies on any evaluation error.
+import { invalid, unsupported } from '../core/internal.js';
+import type { ParsedPolicy } from './cedar.js';
+import {
+  compileExpression,
+  EvaluationError,
+  type CompiledExpression,
+  type EvalScope,
+} from './compile-expression.js';
+import { DEFAULT_JSON_LIMITS, JsonBudget, isObject, parseEntityUid } from './json-values.js';
+import type {
+  CedarValue,
+  EntityLookup,
+  EntityUid,
+  EvaluablePolicySet,
+  PolicyDecision,
+  PolicyEvaluationError,
+  PolicyRequest,
+  ResolvedEntity,
+} from './types.js';
+import { entityKey } from './values.js';
+
+/** What a compiled policy set says about one of its policies. */
+export interface PolicyInfo {
+  /** Cedar's id: `policy0`, `policy1`, … in source order. */
+  readonly id: string;
+  readonly effect: 'permit' | 'forbid';
+  /** Annotations (`@id("x")`, `@approval("why")`; a bare `@flag` has the value `""`). */
+  readonly annotations: ReadonlyMap<string, string>;
+  /** The policy's Cedar text as cedar-wasm split it from the set. */
+  readonly text: string;
+}
+
+type ActionScope =
+  | { readonly kind: 'all' }
+  | { readonly kind: 'eq'; readonly uid: EntityUid }
+  | { readonly kind: 'in'; readonly targets: readonly EntityUid[] };
+
+type ResourceScope =
+  | { readonly kind: 'all' }
+  | { readonly kind: 'eq'; readonly uid: EntityUid }
+  | { readonly kind: 'is'; readonly type: string }
+  | { readonly kind: 'in'; readonly target: EntityUid };
+
+interface CompiledPolicy {
+  readonly index: number;
+  readonly id: string;
+  readonly forbid: boolean;
+  readonly action: ActionScope;
+  readonly resource: ResourceScope;
+  /** Principal scope, the resource type of `is T in E`, then the conditions in order. */
+  readonly check: (scope: EvalScope) => boolean;
+}
+
+const budget = (): JsonBudget => new JsonBudget(DEFAULT_JSON_LIMITS);
+
+function refuse(construct: string): never {
+  throw unsupported('ERR_POLICY_UNSUPPORTED', `${construct} is not supported`);
+}
+
+function scopeEntity(constraint: Record<string, unknown>, where: string): EntityUid {
+  if ('slot' in constraint) refuse(`a template slot in the ${where} scope`);
+  return parseEntityUid(constraint.entity, where, budget());
+}
+
+type EntityTest = (scope: EvalScope, uid: EntityUid) => boolean;
+
+function sameUid(a: EntityUid, b: EntityUid): boolean {
+  return a.type === b.type && a.id === b.id;
+}
+
+function inTest(target: EntityUid): EntityTest {
+  const key = entityKey(target);
+  return (scope, uid) => {
+    if (sameUid(uid, target)) return true;
+    const entity = scope.lookup(uid);
+    return entity !== undefined && entity.ancestors.has(key);
+  };
+}
+
+/** A principal or resource scope constraint: a test and, for the resource, its index entry. */
+function compileEntityScope(
+  json: unknown,
+  where: 'principal' | 'resource',
+): { test: EntityTest | undefined; index: ResourceScope } {
+  if (!isObject(json) || typeof json.op !== 'string')
+    return refuse(`a ${where} scope of unknown shape`);
+  switch (json.op) {
+    case 'All':
+      return { test: undefined, index: { kind: 'all' } };
+    case '==': {
+      const uid = scopeEntity(json, where);
+      return { test: (_s, u) => sameUid(u, uid), index: { kind: 'eq', uid } };
+    }
+    case 'in': {
+      const target = scopeEntity(json, where);
+      return { test: inTest(target), index: { kind: 'in', target } };
+    }
+    case 'is': {
+      const type = json.entity_type;
+      if (typeof type !== 'string') return refuse(`a ${where} scope of unknown shape`);
+      if (json.in === undefined)
+        return { test: (_s, u) => u.type === type, index: { kind: 'is', type } };
+      if (!isObject(json.in)) return refuse(`a ${where} scope of unknown shape`);
+      const target = scopeEntity(json.in, where);
+      const within = inTest(target);
+      return {
+        test: (s, u) => u.type === type && within(s, u),
+        index: { kind: 'in', target },
+      };
+    }
+    default:
+      return refuse(`the ${where} scope operator \`${json.op}\``);
+  }
+}
+
+function compileActionScope(json: unknown): ActionScope {
+  if (!isObject(json) || typeof json.op !== 'string')
+    return refuse('an action scope of unknown shape');
+  switch (json.op) {
+    case 'All':
+      return { kind: 'all' };
+    case '==':
+      return { kind: 'eq', uid: scopeEntity(json, 'action') };
+    case 'in': {
+      if (Array.isArray(json.entities))
+        return {
+          kind: 'in',
+          targets: (json.entities as unknown[]).map((e) => parseEntityUid(e, 'action', budget())),
+        };
+      return { kind: 'in', targets: [scopeEntity(json, 'action')] };
+    }
+    default:
+      return refuse(`the action scope operator \`${json.op}\``);
+  }
+}
+
+function compileCondition(json: unknown): CompiledExpression {
+  if (!isObject(json) || (json.kind !== 'when' && json.kind !== 'unless'))
+    return refuse('a condition of unknown shape');
+  const body = compileExpression(json.body);
+  if (json.kind === 'when')
+    return (s) => {
+      const v = body(s);
+      if (typeof v !== 'boolean') throw typeErrorBool(v);
+      return v;
+    };
+  return (s) => {
+    const v = body(s);
+    if (typeof v !== 'boolean') throw typeErrorBool(v);
+    return !v;
+  };
+}
+
+function typeErrorBool(value: CedarValue): EvaluationError {
+  return new EvaluationError(
+    `type error: expected bool, got ${Array.isArray(value) ? 'set' : value instanceof Map ? 'record' : typeof value === 'object' ? 'entity' : typeof value === 'number' ? 'long' : typeof value}`,
+  );
+}
+
+function annotationsOf(json: unknown): ReadonlyMap<string, string> {
+  const annotations = new Map<string, string>();
+  if (json === undefined) return annotations;
+  if (!isObject(json)) return refuse('annotations of unknown shape');
+  for (const [k, v] of Object.entries(json)) {
+    if (v !== null && typeof v !== 'string') refuse('annotations of unknown shape');
+    annotations.set(k, v ?? '');
+  }
+  return annotations;
+}
+
+function compilePolicy(
+  parsed: ParsedPolicy,
+  index: number,
+): { policy: CompiledPolicy; info: PolicyInfo } {
+  const { est } = parsed;
+  if (est.effect !== 'permit' && est.effect !== 'forbid')
+    refuse(`the effect \`${String(est.effect)}\``);
+  const principal = compileEntityScope(est.principal, 'principal');
+  const action = compileActionScope(est.action);
+  const resource = compileEntityScope(est.resource, 'resource');
+  if (!Array.isArray(est.conditions)) refuse('conditions of unknown shape');
+  const conditions = est.conditions.map(compileCondition);
+  // The resource index is exact for ==, is and in; `is T in E` is indexed under E and keeps
+  // its type test here.
+  const resourceTest =
+    resource.index.kind === 'in' && resource.test !== undefined && isTypedIn(est.resource)
+      ? resource.test
+      : undefined;
+  const principalTest = principal.test;
+  const check = buildCheck(principalTest, resourceTest, conditions);
+  const annotations = annotationsOf(est.annotations);
+  return {
+    policy: {
+      index,
+      id: parsed.id,
+      forbid: est.effect === 'forbid',
+      action,
+      resource: resource.index,
+      check,
+    },
+    info: { id: parsed.id, effect: est.effect, annotations, text: parsed.text },
+  };
+}
+
+function isTypedIn(json: unknown): boolean {
+  return isObject(json) && json.op === 'is' && json.in !== undefined;
+}
+
+function buildCheck(
+  principal: EntityTest | undefined,
+  resource: EntityTest | undefined,
+  conditions: readonly CompiledExpression[],
+): (s: EvalScope) => boolean {
+  // Cedar evaluates a policy as `scope && when && !unless …` left to right, so a condition after
+  // a false one is never evaluated and cannot error.
+  const n = conditions.length;
+  const c0 = conditions[0];
+  const c1 = conditions[1];
+  const body: (s: EvalScope) => boolean =
+    n === 0
+      ? () => true
+      : n === 1
+        ? (s) => c0!(s) === true
+        : n === 2
+          ? (s) => c0!(s) === true && c1!(s) === true
+          : (s) => {
+              for (let i = 0; i < n; i++) if (conditions[i]!(s) !== true) return false;
+              return true;
+            };
+  if (principal === undefined && resource === undefined) return body;
+  if (resource === undefined) return (s) => principal!(s, s.principal) && body(s);
+  if (principal === undefined) return (s) => resource(s, s.resource) && body(s);
+  return (s) => principal(s, s.principal) && resource(s, s.resource) && body(s);
+}
+
+// --- the index -----------------------------------------------------------------------------------
+
+type ByUid = Map<string, Map<string, CompiledPolicy[]>>;
+
+function addByUid(map: ByUid, uid: EntityUid, policy: CompiledPolicy): void {
+  let ids = map.get(uid.type);
+  if (ids === undefined) map.set(uid.type, (ids = new Map()));
+  const list = ids.get(uid.id);
+  if (list === undefined) ids.set(uid.id, [policy]);
+  else list.push(policy);
+}
+
+function addTo<K>(map: Map<K, CompiledPolicy[]>, key: K, policy: CompiledPolicy): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [policy]);
+  else list.push(policy);
+}
+
+/** The policies one action selects, by resource scope. */
+class ResourceIndex {
+  readonly any: CompiledPolicy[] = [];
+  readonly eq: ByUid = new Map();
+  readonly byType = new Map<string, CompiledPolicy[]>();
+  readonly inSelf: ByUid = new Map();
+  readonly inKey = new Map<string, CompiledPolicy[]>();
+
+  add(policy: CompiledPolicy): void {
+    const r = policy.resource;
+    switch (r.kind) {
+      case 'all':
+        this.any.push(policy);
+        break;
+      case 'eq':
+        addByUid(this.eq, r.uid, policy);
+        break;
+      case 'is':
+        addTo(this.byType, r.type, policy);
+        break;
+      case 'in':
+        addByUid(this.inSelf, r.target, policy);
+        addTo(this.inKey, entityKey(r.target), policy);
+        break;
+    }
+  }
+}
+
+interface ActionEntry {
+  /** The ancestor set the entry was built for (re-built when an entity store changes it). */
+  readonly ancestors: ReadonlySet<string> | undefined;
+  readonly index: ResourceIndex;
+}
+
+const EMPTY: readonly never[] = Object.freeze([]);
+const DENY: PolicyDecision = Object.freeze({ decision: 'deny', policies: EMPTY, errors: EMPTY });
+const MAX_ACTION_ENTRIES = 4096;
+
+/** One evaluation: the request, the entities, and what the visited policies said. */
+class Evaluation implements EvalScope {
+  readonly principal: EntityUid;
+  readonly action: EntityUid;
+  readonly resource: EntityUid;
+  readonly context: ReadonlyMap<string, CedarValue>;
+  permits: CompiledPolicy[] | undefined = undefined;
+  forbids: CompiledPolicy[] | undefined = undefined;
+  errors: PolicyEvaluationError[] | undefined = undefined;
+
+  constructor(
+    request: PolicyRequest,
+    private readonly entities: EntityLookup,
+    private readonly schemaActions: ByUidEntities | undefined,
+  ) {
+    this.principal = request.principal;
+    this.action = request.action;
+    this.resource = request.resource;
+    this.context = request.context;
+  }
+
+  lookup(uid: EntityUid): ResolvedEntity | undefined {
+    if (this.schemaActions !== undefined) {
+      const action = this.schemaActions.get(uid.type)?.get(uid.id);
+      if (action !== undefined) return action;
+    }
+    return this.entities.get(uid);
+  }
+
+  run(list: readonly CompiledPolicy[] | undefined): void {
+    if (list === undefined) return;
+    for (let i = 0; i < list.length; i++) {
+      const policy = list[i]!;
+      let satisfied: boolean;
+      try {
+        satisfied = policy.check(this);
+      } catch (error) {
+        (this.errors ??= []).push({ policy: policy.id, message: errorMessage(error) });
+        continue;
+      }
+      if (!satisfied) continue;
+      if (policy.forbid) (this.forbids ??= []).push(policy);
+      else (this.permits ??= []).push(policy);
+    }
+  }
+}
+
+type ByUidEntities = Map<string, Map<string, ResolvedEntity>>;
+
+function errorMessage(error: unknown): string {
+  if (error instanceof EvaluationError) return error.message;
+  // A RangeError (stack overflow on a deep value) or any other surprise still only denies.
+  return `evaluation failed: ${error instanceof Error ? error.message : String(error)}`;
+}
+
+function ids(policies: CompiledPolicy[]): readonly string[] {
+  if (policies.length > 1) policies.sort((a, b) => a.index - b.index);
+  return policies.map((p) => p.id);
+}
+
+/**
+ * A compiled Cedar policy set: evaluate requests against entities on the hot path. Obtained only
+ * from {@link compilePolicySet}.
+ */
+export class CompiledPolicySet implements EvaluablePolicySet {
+  /** Each policy's id, effect, annotations and text, in source order. */
+  readonly policies: readonly PolicyInfo[];
+  private readonly compiled: readonly CompiledPolicy[];
+  private readonly byId: ReadonlyMap<string, PolicyInfo>;
+  private readonly actionEntries: ByUidMap<ActionEntry> = new Map();
+  private actionEntryCount = 0;
+  private readonly schemaActions: ByUidEntities | undefined;
+
+  /** @internal Use {@link compilePolicySet}. */
+  constructor(parsed: readonly ParsedPolicy[], schemaActions: ByUidEntities | undefined) {
+    const compiled: CompiledPolicy[] = [];
+    const infos: PolicyInfo[] = [];
+    parsed.forEach((p, i) => {
+      const { policy, info } = compilePolicy(p, i);
+      compiled.push(policy);
+      infos.push(info);
+    });
+    this.compiled = compiled;
+    this.policies = Object.freeze(infos);
+    this.byId = new Map(infos.map((i) => [i.id, i]));
+    this.schemaActions = schemaActions;
+  }
+
+  /** A policy's annotations by id; `undefined` for an unknown id. */
+  annotations(policyId: string): ReadonlyMap<string, string> | undefined {
+    return this.byId.get(policyId)?.annotations;
+  }
+
+  /**
+   * Decides a request: deny by default, forbid over permit, and deny on any evaluation error
+   * (where Cedar would skip the policy that errs). `policies` names the satisfied forbids when
+   * the decision is deny, else the satisfied permits, in source order.
+   */
+  evaluate(request: PolicyRequest, entities: EntityLookup): PolicyDecision {
+    const evaluation = new Evaluation(request, entities, this.schemaActions);
+    const index = this.resourceIndexFor(evaluation);
+    const resource = request.resource;
+    evaluation.run(index.any);
+    evaluation.run(index.eq.get(resource.type)?.get(resource.id));
+    evaluation.run(index.byType.get(resource.type));
+    evaluation.run(index.inSelf.get(resource.type)?.get(resource.id));
+    if (index.inKey.size > 0) {
+      const ancestors = evaluation.lookup(resource)?.ancestors;
+      if (ancestors !== undefined && ancestors.size > 0) {
+        if (ancestors.size <= index.inKey.size) {
+          for (const key of ancestors) evaluation.run(index.inKey.get(key));
+        } else {
+          for (const [key, list] of index.inKey) if (ancestors.has(key)) evaluation.run(list);
+        }
+      }
+    }
+    const { permits, forbids, errors } = evaluation;
+    if (errors !== undefined)
+      return { decision: 'deny', policies: forbids === undefined ? EMPTY : ids(forbids), errors };
+    if (forbids !== undefined) return { decision: 'deny', policies: ids(forbids), errors: EMPTY };
+    if (permits !== undefined) return { decision: 'allow', policies: ids(permits), errors: EMPTY };
+    return DENY;
+  }
+
+  /** The resource index of the policies whose action scope selects the request's action. */
+  private resourceIndexFor(evaluation: Evaluation): ResourceIndex {
+    const action = evaluation.action;
+    const ancestors = evaluation.lookup(action)?.ancestors;
+    const cached = this.actionEntries.get(action.type)?.get(action.id);
+    if (cached !== undefined && cached.ancestors === ancestors) return cached.index;
+    const index = new ResourceIndex();
+    for (const policy of this.compiled)
+      if (actionSelects(policy.action, action, ancestors)) index.add(policy);
+    if (this.actionEntryCount >= MAX_ACTION_ENTRIES) {
+      this.actionEntries.clear();
+      this.actionEntryCount = 0;
+    }
+    let byId = this.actionEntries.get(action.type);
+    if (byId === undefined) this.actionEntries.set(action.type, (byId = new Map()));
+    if (!byId.has(action.id)) this.actionEntryCount++;
+    byId.set(action.id, { ancestors, index });
+    return index;
+  }
+}
+
+type ByUidMap<T> = Map<string, Map<string, T>>;
+
+function actionSelects(
+  scope: ActionScope,
+  action: EntityUid,
+  ancestors: ReadonlySet<string> | undefined,
+): boolean {
+  switch (scope.kind) {
+    case 'all':
+      return true;
+    case 'eq':
+      return sameUid(scope.uid, action);
+    case 'in':
+      return scope.targets.some(
+        (t) => sameUid(t, action) || (ancestors !== undefined && ancestors.has(entityKey(t))),
+      );
+  }
+}
+
+/**
+ * The action hierarchy a schema declares (Cedar's `action a in [g]`), as resolved entities.
+ * With a schema, evaluation takes action entities from it, as Cedar's authorizer does.
+ */
+export function schemaActionEntities(schemaJson: unknown): ByUidEntities {
+  const parents = new Map<string, { uid: EntityUid; parents: EntityUid[] }>();
+  if (!isObject(schemaJson)) return new Map();
+  for (const [namespace, definition] of Object.entries(schemaJson)) {
+    if (!isObject(definition) || !isObject(definition.actions)) continue;
+    const actionType = namespace === '' ? 'Action' : `${namespace}::Action`;
+    for (const [id, action] of Object.entries(definition.actions)) {
+      const uid = { type: actionType, id };
+      const memberOf = isObject(action) && Array.isArray(action.memberOf) ? action.memberOf : [];
+      const ps: EntityUid[] = [];
+      for (const m of memberOf as unknown[]) {
+        if (!isObject(m) || typeof m.id !== 'string') continue;
+        const type = typeof m.type === 'string' ? qualify(m.type, namespace) : actionType;
+        ps.push({ type, id: m.id });
+      }
+      parents.set(entityKey(uid), { uid, parents: ps });
+    }
+  }
+  const resolved: ByUidEntities = new Map();
+  const ancestorsOf = (key: string, seen: Set<string>): Set<string> => {
+    const out = new Set<string>();
+    const node = parents.get(key);
+    if (node === undefined) return out;
+    for (const p of node.parents) {
+      const pk = entityKey(p);
+      if (seen.has(pk))
+        throw invalid('ERR_POLICY_SCHEMA_INVALID', `the action hierarchy has a cycle at \`${pk}\``);
+      out.add(pk);
+      seen.add(pk);
+      for (const a of ancestorsOf(pk, seen)) out.add(a);
+      seen.delete(pk);
+    }
+    return out;
+  };
+  for (const [key, node] of parents) {
+    let byId = resolved.get(node.uid.type);
+    if (byId === undefined) resolved.set(node.uid.type, (byId = new Map()));
+    byId.set(node.uid.id, {
+      uid: node.uid,
+      attrs: new Map(),
+      ancestors: ancestorsOf(key, new Set([key])),
+    });
+  }
+  return resolved;
+}
+
+function qualify(type: string, namespace: string): string {
+  // In Cedar's JSON schema a memberOf type is written as in the schema text: an unqualified name
+  // refers to the enclosing namespace.
+  return type.includes('::') || namespace === '' ? type : `${namespace}::${type}`;
+}

@@ -1,0 +1,105 @@
+// Cedar values as the compiled engine holds them, and the few operations every part needs:
+// the kind of a value, Cedar equality, and the string key of an entity reference.
+import type { CedarExtensionValue, CedarValue, EntityUid } from './types.js';
+
+/**
+ * The key of an entity reference as {@link ResolvedEntity.ancestors} holds it: `Type::"id"` with
+ * the id JSON-quoted, so two references have the same key exactly when type and id are equal.
+ *
+ * @example
+ * ```ts
+ * entityKey({ type: 'Server', id: 'files' }); // 'Server::"files"'
+ * ```
+ */
+export function entityKey(uid: EntityUid): string {
+  return `${uid.type}::${JSON.stringify(uid.id)}`;
+}
+
+/** The kinds Cedar's type errors speak of. */
+export type ValueKind = 'bool' | 'long' | 'string' | 'entity' | 'set' | 'record' | 'extension';
+
+export function kindOf(value: CedarValue): ValueKind {
+  switch (typeof value) {
+    case 'boolean':
+      return 'bool';
+    case 'number':
+      return 'long';
+    case 'string':
+      return 'string';
+    default:
+      if (Array.isArray(value)) return 'set';
+      if (value instanceof Map) return 'record';
+      return 'extension' in value ? 'extension' : 'entity';
+  }
+}
+
+/** Whether `value` is an entity reference (and not a set, record or extension value). */
+export function isEntity(value: CedarValue): value is EntityUid {
+  return (
+    typeof value === 'object' &&
+    !Array.isArray(value) &&
+    !(value instanceof Map) &&
+    !('extension' in value)
+  );
+}
+
+export function isSet(value: CedarValue): value is readonly CedarValue[] {
+  return Array.isArray(value);
+}
+
+export function isRecord(value: CedarValue): value is ReadonlyMap<string, CedarValue> {
+  return value instanceof Map;
+}
+
+/**
+ * Cedar's `==`: values of different kinds are unequal (never an error); sets compare as sets
+ * (order and duplicates do not matter), records by their keys and values, entities by type and
+ * id, extension values by their canonical text.
+ */
+export function cedarEquals(a: CedarValue, b: CedarValue): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object') return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b)) return false;
+    return setContainsAll(a, b) && setContainsAll(b, a);
+  }
+  if (Array.isArray(b)) return false;
+  if (a instanceof Map) {
+    if (!(b instanceof Map) || a.size !== b.size) return false;
+    for (const [k, v] of a) {
+      const w = b.get(k);
+      if (w === undefined || !cedarEquals(v, w)) return false;
+    }
+    return true;
+  }
+  if (b instanceof Map) return false;
+  const aExt = 'extension' in a;
+  const bExt = 'extension' in b;
+  if (aExt || bExt) {
+    return (
+      aExt &&
+      bExt &&
+      (a as CedarExtensionValue).extension === (b as CedarExtensionValue).extension &&
+      (a as CedarExtensionValue).text === (b as CedarExtensionValue).text
+    );
+  }
+  return (
+    (a as EntityUid).type === (b as EntityUid).type && (a as EntityUid).id === (b as EntityUid).id
+  );
+}
+
+export function setContains(set: readonly CedarValue[], value: CedarValue): boolean {
+  for (let i = 0; i < set.length; i++) if (cedarEquals(set[i]!, value)) return true;
+  return false;
+}
+
+/** Whether every element of `subset` is in `set`. */
+export function setContainsAll(set: readonly CedarValue[], subset: readonly CedarValue[]): boolean {
+  for (let i = 0; i < subset.length; i++) if (!setContains(set, subset[i]!)) return false;
+  return true;
+}
+
+export function setContainsAny(set: readonly CedarValue[], other: readonly CedarValue[]): boolean {
+  for (let i = 0; i < other.length; i++) if (setContains(set, other[i]!)) return true;
+  return false;
+}
