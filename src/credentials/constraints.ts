@@ -119,6 +119,9 @@ export const RELAY_ATTRIBUTE = 'relay';
  */
 export const INFRASTRUCTURE_ATTRIBUTES: readonly string[] = Object.freeze([
   RELAY_ATTRIBUTE,
+  // `human=true`: the authority marks a member as a person (gates: a `Human` delegator, an
+  // approver); a fact about the subject, not a constraint on its calls.
+  'human',
   'ockam-relay',
   'ockam-role',
   'project_id',

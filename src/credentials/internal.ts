@@ -2,7 +2,12 @@
 // constraint value codec, reserved attribute names, and the checks every repository
 // implementation applies to what it stores. See docs/architecture.md, "Public API and internal
 // barrels".
-export { encodeConstraintValue, decodeConstraintValue } from './constraints.js';
+export {
+  encodeConstraintValue,
+  decodeConstraintValue,
+  checkRequest,
+  TOOLS_ATTRIBUTE,
+} from './constraints.js';
 export { RESERVED_PREFIX } from './delegation.js';
 export {
   checkNonNegativeInteger,

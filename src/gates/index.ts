@@ -1,0 +1,52 @@
+// The public API of `mandate/gates`: gate 1 (which tools a chain may see), gate 2 (may this call
+// run), human approvals, budgets and rate limits, the Mandate Cedar schema and the mapping from a
+// chain and a call to a Cedar request (docs/spec/policy.md §4–5).
+export { Gate, toolGranted } from './gate.js';
+export type {
+  GateOptions,
+  GateDecision,
+  GateLock,
+  ToolCall,
+  ApprovalPrompt,
+  ApprovalState,
+} from './gate.js';
+export { enforceCall } from './enforce.js';
+export type { EnforcementOptions } from './enforce.js';
+export { ToolCatalog, toolUid } from './catalog.js';
+export type { ToolDescriptor, CatalogTool } from './catalog.js';
+export {
+  MANDATE_CEDAR_SCHEMA,
+  DEFAULT_GRANT_ATTRIBUTES,
+  mandateCedarSchema,
+  cedarTypeOfJsonSchema,
+} from './schema.js';
+export type { GrantAttributeType, MandateSchemaOptions } from './schema.js';
+export {
+  agentViewOf,
+  chainArguments,
+  checkArgumentBounds,
+  compileArgumentConverter,
+  constraintsRecord,
+  rootIsHuman,
+  DEFAULT_ARGUMENT_LIMITS,
+  HUMAN_ATTRIBUTE,
+} from './request.js';
+export type { AgentView, ArgumentConverter, ArgumentLimits } from './request.js';
+export {
+  MemoryApprovalRepository,
+  answerApproval,
+  verifyApprovalAnswer,
+  argumentsDigest,
+  approvalSignedText,
+} from './approvals.js';
+export type {
+  ApprovalRepository,
+  ApprovalRecord,
+  ApprovalBinding,
+  ApprovalAnswer,
+  ApprovalStatus,
+  AnswerApprovalOptions,
+} from './approvals.js';
+export { MemoryBudgetRepository, budgetsOf, BUDGET_ATTRIBUTE_PREFIX } from './budgets.js';
+export type { BudgetRepository, BudgetDeclaration, CounterResult } from './budgets.js';
+export type { ActiveBundle, BundleSource } from './types.js';
