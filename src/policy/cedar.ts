@@ -17,6 +17,8 @@ export interface PolicyEst {
 /** One parsed static policy: Cedar's id (`policy0`, `policy1`, … in source order) and its EST. */
 export interface ParsedPolicy {
   readonly id: string;
+  /** Position in the source (the number in the id). */
+  readonly index: number;
   readonly text: string;
   readonly est: PolicyEst;
 }
@@ -112,15 +114,20 @@ export function parsePolicySet(text: string): ParsedPolicy[] {
       'ERR_POLICY_UNSUPPORTED',
       'policy templates (slots `?principal`, `?resource`) are not supported',
     );
-  return parts.policies.map((policyText, index) => {
+  // cedar-wasm returns the parts ordered by policy id as strings (`policy0`, `policy1`,
+  // `policy10`, …, `policy2`, …), not in source order: give each part the id in that order.
+  const ids = parts.policies.map((_, i) => `policy${i}`).sort();
+  const parsed = parts.policies.map((policyText, index) => {
+    const id = ids[index]!;
     const answer = cedar.policyToJson(policyText);
     if (answer.type === 'failure')
       throw invalid(
         'ERR_POLICY_SYNTAX',
-        `policy \`policy${index}\` does not parse: ${describe(answer.errors, policyText)}`,
+        `policy \`${id}\` does not parse: ${describe(answer.errors, policyText)}`,
       );
-    return { id: `policy${index}`, text: policyText, est: answer.json };
+    return { id, index: Number(id.slice('policy'.length)), text: policyText, est: answer.json };
   });
+  return parsed.sort((a, b) => a.index - b.index);
 }
 
 /** Checks that a schema (Cedar's human-readable schema format) parses; returns its JSON form. */
