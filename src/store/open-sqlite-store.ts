@@ -15,6 +15,10 @@ import {
   AUTHORITY_MIGRATION_SQL,
   SqliteAuthorityRepository,
 } from './sqlite-authority-repository.js';
+import {
+  POLICY_BUNDLES_MIGRATION_SQL,
+  SqlitePolicyBundleRepository,
+} from './sqlite-policy-bundle-repository.js';
 
 /** Every migration of the embedded store, in order; a version number is never reused. */
 export const SQLITE_MIGRATIONS: readonly Migration[] = [
@@ -25,6 +29,7 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   { version: 5, name: 'authority', sql: AUTHORITY_MIGRATION_SQL },
   { version: 6, name: 'vault_kek', sql: VAULT_KEK_MIGRATION_SQL },
   { version: 7, name: 'trust_anchor_scope', sql: TRUST_ANCHOR_SCOPE_MIGRATION_SQL },
+  { version: 8, name: 'policy_bundles', sql: POLICY_BUNDLES_MIGRATION_SQL },
 ];
 
 /** The embedded default: one SQLite file for identities, sealed keys and credentials state. */
@@ -35,6 +40,7 @@ export interface SqliteStore {
   readonly denySet: SqliteDenySetRepository;
   readonly trustAnchors: SqliteTrustAnchorRepository;
   readonly authority: SqliteAuthorityRepository;
+  readonly policyBundles: SqlitePolicyBundleRepository;
   close(): void;
 }
 
@@ -67,6 +73,7 @@ export function openSqliteStore(path: string): SqliteStore {
     denySet: new SqliteDenySetRepository(database),
     trustAnchors: new SqliteTrustAnchorRepository(database),
     authority: new SqliteAuthorityRepository(database),
+    policyBundles: new SqlitePolicyBundleRepository(database),
     close: () => {
       database.close();
     },
