@@ -49,4 +49,14 @@ export type {
 } from './approvals.js';
 export { MemoryBudgetRepository, budgetsOf, BUDGET_ATTRIBUTE_PREFIX } from './budgets.js';
 export type { BudgetRepository, BudgetDeclaration, CounterResult } from './budgets.js';
+export {
+  signBundle,
+  verifyBundle,
+  peekBundle,
+  VerifiedBundle,
+  BUNDLE_DATA_TYPE,
+} from './bundle.js';
+export type { BundleToSign, VerifyBundleOptions } from './bundle.js';
+export { MemoryPolicyBundleRepository } from './bundle-repository.js';
+export type { PolicyBundleRepository, StoredBundle, BundleSummary } from './bundle-repository.js';
 export type { ActiveBundle, BundleSource } from './types.js';
