@@ -7,6 +7,7 @@ export {
   decodeConstraintValue,
   checkRequest,
   TOOLS_ATTRIBUTE,
+  LABEL_PREFIX,
 } from './constraints.js';
 export { RESERVED_PREFIX } from './delegation.js';
 export {

@@ -294,8 +294,8 @@ export class Gate {
         decision: 'deny',
         lock: 'policy',
         code: 'ERR_GATE_POLICY_ERROR',
-        reasons: decision.errors.map((e) => `policy \`${e.policy}\` failed: ${e.message}`),
-        policies: decision.errors.map((e) => e.policy),
+        reasons: decision.errors.map((e) => `policy \`${policyName(bundle, e.policy)}\` failed: ${e.message}`),
+        policies: decision.errors.map((e) => policyName(bundle, e.policy)),
         bundle: bundle.hash,
       };
     if (decision.decision === 'deny')
@@ -306,9 +306,9 @@ export class Gate {
         reasons: [
           decision.policies.length === 0
             ? 'no policy permits this call'
-            : `forbidden by ${decision.policies.map((p) => `\`${p}\``).join(', ')}`,
+            : `forbidden by ${decision.policies.map((p) => `\`${policyName(bundle, p)}\``).join(', ')}`,
         ],
-        policies: decision.policies,
+        policies: namesOf(bundle, decision.policies),
         bundle: bundle.hash,
       };
     const prompt = approvalPrompt(bundle, decision.policies);
@@ -317,11 +317,17 @@ export class Gate {
         decision: 'approval_required',
         lock: 'approval',
         reasons: [prompt.reason],
-        policies: decision.policies,
+        policies: namesOf(bundle, decision.policies),
         bundle: bundle.hash,
         approval: prompt,
       };
-    return { decision: 'allow', lock: null, reasons: NO_STRINGS, policies: decision.policies, bundle: bundle.hash };
+    return {
+      decision: 'allow',
+      lock: null,
+      reasons: NO_STRINGS,
+      policies: namesOf(bundle, decision.policies),
+      bundle: bundle.hash,
+    };
   }
 }
 
@@ -338,10 +344,23 @@ function approvalPrompt(bundle: ActiveBundle, policies: readonly string[]): Appr
   for (const id of policies) {
     const text = bundle.policySet.annotations(id)?.get(APPROVAL_ANNOTATION);
     if (text === undefined) continue;
-    (reasons ??= []).push(text === '' ? `policy \`${id}\` requires a human approval` : text);
-    (asking ??= []).push(id);
+    (reasons ??= []).push(text === '' ? `policy \`${policyName(bundle, id)}\` requires a human approval` : text);
+    (asking ??= []).push(policyName(bundle, id));
   }
   return reasons === undefined ? undefined : { reason: reasons.join('; '), policies: asking! };
+}
+
+/** A policy as decisions name it: its `@id` annotation when it has one, else Cedar's id (`policy0`, …). */
+function policyName(bundle: ActiveBundle, id: string): string {
+  return bundle.policySet.annotations(id)?.get('id') ?? id;
+}
+
+function namesOf(bundle: ActiveBundle, ids: readonly string[]): readonly string[] {
+  if (ids.length === 1) {
+    const name = policyName(bundle, ids[0]!);
+    return name === ids[0] ? ids : [name];
+  }
+  return ids.map((id) => policyName(bundle, id));
 }
 
 function deny(lock: GateLock, code: ErrorCode, reason: string, bundle: string | null): GateDecision {

@@ -17,6 +17,7 @@ export type { ToolDescriptor, CatalogTool } from './catalog.js';
 export {
   MANDATE_CEDAR_SCHEMA,
   DEFAULT_GRANT_ATTRIBUTES,
+  DEFAULT_LABELS,
   mandateCedarSchema,
   cedarTypeOfJsonSchema,
 } from './schema.js';
@@ -27,6 +28,7 @@ export {
   checkArgumentBounds,
   compileArgumentConverter,
   constraintsRecord,
+  labelsRecord,
   rootIsHuman,
   DEFAULT_ARGUMENT_LIMITS,
   HUMAN_ATTRIBUTE,

@@ -3,6 +3,8 @@
 // derived from a tool once per catalog; a call adds only its arguments.
 import { invalid } from '../core/internal.js';
 import type { Constraint, Constraints, VerifiedChain } from '../credentials/index.js';
+import { LABEL_PREFIX } from '../credentials/internal.js';
+import { toHex } from '../encoding/index.js';
 import {
   entityKey,
   type CedarValue,
@@ -288,6 +290,7 @@ function buildView(chain: VerifiedChain): AgentView {
           ['expiresAt', expiresAt],
           ['grant', grant],
           ['narrowed', constraintsRecord(narrowed)],
+          ['labels', labelsRecord(narrowed)],
         ]);
     byType.get(uid.type)!.set(identifier, { uid, attrs, ancestors: new Set(ancestors) });
     ancestors.push(entityKey(uid));
@@ -296,16 +299,31 @@ function buildView(chain: VerifiedChain): AgentView {
   return {
     principal,
     entities: byType,
-    chainHash: Buffer.from(chain.hash).toString('hex'),
+    chainHash: toHex(chain.hash),
   };
 }
 
-/** Constraints as a Cedar record: set → Set<String>, max/min → Long, path → String; windows are left out. */
+/**
+ * Constraints as a Cedar record: set → Set<String>, max/min → Long, path → String; windows and
+ * labels are left out.
+ */
 export function constraintsRecord(constraints: Constraints): ReadonlyMap<string, CedarValue> {
   const out = new Map<string, CedarValue>();
   for (const [name, constraint] of constraints) {
+    if (name.startsWith(LABEL_PREFIX)) continue;
     const value = constraintValue(constraint);
     if (value !== undefined) out.set(name, value);
+  }
+  return out;
+}
+
+/** The labels (`label.NAME`) as a Cedar record by NAME, valued as {@link constraintsRecord} values them. */
+export function labelsRecord(constraints: Constraints): ReadonlyMap<string, CedarValue> {
+  const out = new Map<string, CedarValue>();
+  for (const [name, constraint] of constraints) {
+    if (!name.startsWith(LABEL_PREFIX)) continue;
+    const value = constraintValue(constraint);
+    if (value !== undefined) out.set(name.slice(LABEL_PREFIX.length), value);
   }
   return out;
 }

@@ -1,39 +1,30 @@
 import { invalid } from '../core/internal.js';
 import type { ToolDescriptor } from './catalog.js';
 
-/**
- * The Mandate Cedar schema (docs/spec/policy.md §4): the entity types and actions every bundle's
- * policies are written against.
- *
- * - `Agent`: the identity that presents a chain and acts (always the principal, also a human
- *   acting under its own credential, with `human == true`); its parents are the delegators
- *   (`Human` for a root credential subject the authority marked `human=true`, else `Agent`).
- * - `grant` holds the root credential's attributes, `narrowed` each constraint as declared nearest
- *   to the actor; both are typed by the `Grant` record (declared attributes only, all optional).
- * - `callTool`'s `context.args` is the tool's arguments converted per its JSON Schema; its
- *   attributes are the union of the catalog's top-level arguments, all optional (a policy tests
- *   `context.args has amount` first). The default schema declares none: generate one for a catalog
- *   with {@link mandateCedarSchema}.
- */
-export const MANDATE_CEDAR_SCHEMA: string = mandateCedarSchema();
+
 
 /** The Cedar type of a grant attribute: a `set` constraint is `Set<String>`, `max`/`min` `Long`, `path` `String`. */
 export type GrantAttributeType = 'Set<String>' | 'Long' | 'String';
 
-/** Grant attributes the default schema declares (all optional). */
+/** Constraint attributes the default schema declares in `grant`/`narrowed` (all optional). */
 export const DEFAULT_GRANT_ATTRIBUTES: Readonly<Record<string, GrantAttributeType>> = Object.freeze({
   tools: 'Set<String>',
+});
+
+/** Labels the default schema declares in `labels` (names without `label.`; all optional). */
+export const DEFAULT_LABELS: Readonly<Record<string, GrantAttributeType>> = Object.freeze({
   environments: 'Set<String>',
   regions: 'Set<String>',
   teams: 'Set<String>',
   approved_by: 'Set<String>',
-  human: 'Set<String>',
 });
 
 /** Options of {@link mandateCedarSchema}. */
 export interface MandateSchemaOptions {
-  /** Grant attributes to declare (default {@link DEFAULT_GRANT_ATTRIBUTES}); names are credential attribute names. */
+  /** Constraint attributes to declare (default {@link DEFAULT_GRANT_ATTRIBUTES}). */
   readonly grant?: Readonly<Record<string, GrantAttributeType>>;
+  /** Labels to declare, by name without `label.` (default {@link DEFAULT_LABELS}). */
+  readonly labels?: Readonly<Record<string, GrantAttributeType>>;
   /** The tool catalog whose arguments `context.args` declares. */
   readonly tools?: readonly ToolDescriptor[];
 }
@@ -123,6 +114,9 @@ export function mandateCedarSchema(options: MandateSchemaOptions = {}): string {
   const grant = Object.entries(options.grant ?? DEFAULT_GRANT_ATTRIBUTES)
     .map(([name, type]) => `${attributeName(name)}?: ${type}`)
     .join(', ');
+  const labels = Object.entries(options.labels ?? DEFAULT_LABELS)
+    .map(([name, type]) => `${attributeName(name)}?: ${type}`)
+    .join(', ');
   const args = new Map<string, string>();
   for (const tool of options.tools ?? []) {
     const fields = objectFields(tool.inputSchema as Record<string, unknown>, 0) ?? [];
@@ -139,6 +133,7 @@ export function mandateCedarSchema(options: MandateSchemaOptions = {}): string {
   const argsType = [...args].map(([name, type]) => `${attributeName(name)}?: ${type}`).join(', ');
   return `// The Mandate Cedar schema (docs/spec/policy.md §4). Generated; do not edit by hand.
 type Grant = {${grant}};
+type Labels = {${labels}};
 type Args = {${argsType}};
 type ApprovalState = {granted: Bool, approvers: Set<String>};
 entity Human = {identifier: String};
@@ -159,6 +154,7 @@ entity Agent in [Human, Agent] = {
   expiresAt: Long,
   grant: Grant,
   narrowed: Grant,
+  labels: Labels,
 };
 action listTool appliesTo {principal: [Agent], resource: [Tool], context: {now: Long}};
 action callTool appliesTo {
@@ -171,3 +167,20 @@ action relay appliesTo {principal: [Agent], resource: [Agent], context: {now: Lo
 action connect appliesTo {principal: [Agent], resource: [Agent, Server], context: {now: Long}};
 `;
 }
+
+/**
+ * The Mandate Cedar schema (docs/spec/policy.md §4): the entity types and actions every bundle's
+ * policies are written against.
+ *
+ * - `Agent`: the identity that presents a chain and acts (always the principal, also a human
+ *   acting under its own credential, with `human == true`); its parents are the delegators
+ *   (`Human` for a root credential subject the authority marked `human=true`, else `Agent`).
+ * - `grant` holds the root credential's constraints, `narrowed` each constraint as declared
+ *   nearest to the actor (both typed by the `Grant` record), `labels` the credential labels
+ *   (`label.NAME` attributes, which constrain no call) as narrowed along the chain, by NAME.
+ * - `callTool`'s `context.args` is the tool's arguments converted per its JSON Schema; its
+ *   attributes are the union of the catalog's top-level arguments, all optional (a policy tests
+ *   `context.args has amount` first). The default schema declares none: generate one for a catalog
+ *   with {@link mandateCedarSchema}.
+ */
+export const MANDATE_CEDAR_SCHEMA: string = mandateCedarSchema();
