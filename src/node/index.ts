@@ -18,3 +18,5 @@ export type {
 } from './enrollment-service.js';
 export { DenySetWatcher } from './deny-set-watcher.js';
 export type { DenySetWatcherOptions } from './deny-set-watcher.js';
+export { StoreBundleSource, DEFAULT_BUNDLE_POLL_MS } from './store-bundle-source.js';
+export type { StoreBundleSourceOptions } from './store-bundle-source.js';
