@@ -16,6 +16,11 @@ import {
   SqliteAuthorityRepository,
 } from './sqlite-authority-repository.js';
 import {
+  GATES_MIGRATION_SQL,
+  SqliteApprovalRepository,
+  SqliteBudgetRepository,
+} from './sqlite-gate-repositories.js';
+import {
   POLICY_BUNDLES_MIGRATION_SQL,
   SqlitePolicyBundleRepository,
 } from './sqlite-policy-bundle-repository.js';
@@ -30,6 +35,7 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   { version: 6, name: 'vault_kek', sql: VAULT_KEK_MIGRATION_SQL },
   { version: 7, name: 'trust_anchor_scope', sql: TRUST_ANCHOR_SCOPE_MIGRATION_SQL },
   { version: 8, name: 'policy_bundles', sql: POLICY_BUNDLES_MIGRATION_SQL },
+  { version: 9, name: 'gates', sql: GATES_MIGRATION_SQL },
 ];
 
 /** The embedded default: one SQLite file for identities, sealed keys and credentials state. */
@@ -41,6 +47,8 @@ export interface SqliteStore {
   readonly trustAnchors: SqliteTrustAnchorRepository;
   readonly authority: SqliteAuthorityRepository;
   readonly policyBundles: SqlitePolicyBundleRepository;
+  readonly approvals: SqliteApprovalRepository;
+  readonly budgets: SqliteBudgetRepository;
   close(): void;
 }
 
@@ -74,6 +82,8 @@ export function openSqliteStore(path: string): SqliteStore {
     trustAnchors: new SqliteTrustAnchorRepository(database),
     authority: new SqliteAuthorityRepository(database),
     policyBundles: new SqlitePolicyBundleRepository(database),
+    approvals: new SqliteApprovalRepository(database),
+    budgets: new SqliteBudgetRepository(database),
     close: () => {
       database.close();
     },
