@@ -7,6 +7,7 @@ import { markdownTable, printTable } from './harness.js';
 import { identityBenchmarks } from './identity.bench.js';
 import { credentialBenchmarks } from './credentials.bench.js';
 import { channelBenchmarks } from './channel.bench.js';
+import { policyBenchmarks } from './policy.bench.js';
 
 console.log('# crypto floors\n');
 await import('./crypto.bench.js');
@@ -22,3 +23,10 @@ console.log('\n# secure channels\n');
 const channelRows = await channelBenchmarks();
 printTable(channelRows);
 if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(channelRows)}`);
+console.log('\n# policy decisions\n');
+const policyRows = await policyBenchmarks();
+printTable(policyRows);
+for (const r of policyRows)
+  if (r.ratio !== undefined)
+    console.log(`${r.what}: ${Math.round(1 / r.ratio)}× faster than cedar-wasm`);
+if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(policyRows)}`);

@@ -25,11 +25,9 @@ describe('parse and validate', () => {
     expect(codeOf(() => compilePolicySet({ policies: 'permit(principal, action, resource' }))).toBe(
       'ERR_POLICY_SYNTAX',
     );
-    try {
-      compilePolicySet({ policies: 'permit(principal, action, resource) when { 1 + };' });
-    } catch (error) {
-      expect(String((error as Error).message)).toMatch(/^policy set does not parse: .* at 1:\d+/);
-    }
+    expect(() =>
+      compilePolicySet({ policies: 'permit(principal, action, resource) when { 1 + };' }),
+    ).toThrow(/^policy set does not parse: .* at 1:\d+/);
     expect(
       codeOf(() =>
         compilePolicySet({ policies: 'permit(principal, action, resource) when { nope(1) };' }),
@@ -44,18 +42,20 @@ describe('parse and validate', () => {
 
   it('refuses a schema that does not parse with ERR_POLICY_SCHEMA_INVALID', () => {
     expect(
-      codeOf(() => validatePolicies('permit(principal, action, resource);', 'entity Agent {')),
+      codeOf(() => {
+        validatePolicies('permit(principal, action, resource);', 'entity Agent {');
+      }),
     ).toBe('ERR_POLICY_SCHEMA_INVALID');
   });
 
   it('validates strictly against the schema (ERR_POLICY_INVALID names the policy)', () => {
     expect(
-      codeOf(() =>
+      codeOf(() => {
         validatePolicies(
           'permit(principal is Agent, action == Action::"callTool", resource is Tool) when { principal.level > 2 && context.amount < 100 };',
           SCHEMA,
-        ),
-      ),
+        );
+      }),
     ).toBeUndefined();
     for (const bad of [
       'permit(principal, action == Action::"callTool", resource) when { principal.nope };',

@@ -148,7 +148,7 @@ function compileLike(pattern: unknown): (text: string) => boolean {
   for (const element of pattern as unknown[]) {
     if (element === 'Wildcard') pieces.push('');
     else if (isObject(element) && typeof element.Literal === 'string')
-      pieces[pieces.length - 1] += element.Literal;
+      pieces[pieces.length - 1] = `${pieces[pieces.length - 1]!}${element.Literal}`;
     else notExpression();
   }
   if (pieces.length === 1) {
@@ -280,6 +280,15 @@ export function compileExpression(node: unknown, depth = 0): CompiledExpression 
       const { left, right } = binaryArgs(body);
       const l = sub(left);
       const r = sub(right);
+      // A constant side (the common `principal.region == "eu"`) is compared without a call.
+      const rightConstant = constantValue(right);
+      const k = rightConstant ?? constantValue(left);
+      if (k !== undefined) {
+        const other = rightConstant !== undefined ? l : r;
+        if (typeof k !== 'object')
+          return op === '==' ? (s) => other(s) === k : (s) => other(s) !== k;
+        return op === '==' ? (s) => cedarEquals(other(s), k) : (s) => !cedarEquals(other(s), k);
+      }
       return op === '==' ? (s) => cedarEquals(l(s), r(s)) : (s) => !cedarEquals(l(s), r(s));
     }
     case 'in': {
@@ -373,7 +382,26 @@ export function compileExpression(node: unknown, depth = 0): CompiledExpression 
     case '.': {
       if (!isObject(body) || typeof body.attr !== 'string') return notExpression();
       const attr = body.attr;
-      const l = sub(body.left);
+      const left = body.left;
+      if (isObject(left) && Object.keys(left).length === 1) {
+        // Attributes of the request's variables, without the call that reads the variable.
+        switch (left.Var) {
+          case 'context':
+            return (s) => {
+              const found = s.context.get(attr);
+              if (found === undefined)
+                throw new EvaluationError(`record does not have the attribute \`${attr}\``);
+              return found;
+            };
+          case 'principal':
+            return (s) => getAttribute(s, s.principal, attr);
+          case 'resource':
+            return (s) => getAttribute(s, s.resource, attr);
+          case 'action':
+            return (s) => getAttribute(s, s.action, attr);
+        }
+      }
+      const l = sub(left);
       return (s) => getAttribute(s, l(s), attr);
     }
     case 'has': {
@@ -382,7 +410,7 @@ export function compileExpression(node: unknown, depth = 0): CompiledExpression 
       const attrs = typeof body.attr === 'string' ? [body.attr] : body.attr;
       if (!Array.isArray(attrs) || attrs.length === 0 || !attrs.every((a) => typeof a === 'string'))
         return notExpression();
-      const path = attrs as string[];
+      const path = attrs;
       if (path.length === 1) {
         const attr = path[0]!;
         return (s) => hasAttribute(s, l(s), attr);
@@ -459,6 +487,20 @@ function compileComparison(
 ): CompiledExpression {
   const l = sub(left);
   const r = sub(right);
+  const k = constantValue(right);
+  if (typeof k === 'number') {
+    // `principal.level >= 2`: the constant needs no call and no type check.
+    switch (op) {
+      case '<':
+        return (s) => expectLong(l(s)) < k;
+      case '<=':
+        return (s) => expectLong(l(s)) <= k;
+      case '>':
+        return (s) => expectLong(l(s)) > k;
+      case '>=':
+        return (s) => expectLong(l(s)) >= k;
+    }
+  }
   switch (op) {
     case '<':
       return (s) => {

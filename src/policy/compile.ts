@@ -3,7 +3,7 @@
 // policies the request's action and resource can select, denies by default, lets forbid win and
 // denies on any evaluation error.
 import { invalid, unsupported } from '../core/internal.js';
-import type { ParsedPolicy } from './cedar.js';
+import { parsePolicySet, parseSchema, validatePolicySet, type ParsedPolicy } from './cedar.js';
 import {
   compileExpression,
   EvaluationError,
@@ -177,8 +177,7 @@ function compilePolicy(
   index: number,
 ): { policy: CompiledPolicy; info: PolicyInfo } {
   const { est } = parsed;
-  if (est.effect !== 'permit' && est.effect !== 'forbid')
-    refuse(`the effect \`${String(est.effect)}\``);
+  if (est.effect !== 'permit' && est.effect !== 'forbid') refuse(`the effect \`${est.effect}\``);
   const principal = compileEntityScope(est.principal, 'principal');
   const action = compileActionScope(est.action);
   const resource = compileEntityScope(est.resource, 'resource');
@@ -243,7 +242,7 @@ type ByUid = Map<string, Map<string, CompiledPolicy[]>>;
 
 function addByUid(map: ByUid, uid: EntityUid, policy: CompiledPolicy): void {
   let ids = map.get(uid.type);
-  if (ids === undefined) map.set(uid.type, (ids = new Map()));
+  if (ids === undefined) map.set(uid.type, (ids = new Map<string, CompiledPolicy[]>()));
   const list = ids.get(uid.id);
   if (list === undefined) ids.set(uid.id, [policy]);
   else list.push(policy);
@@ -293,6 +292,8 @@ const EMPTY: readonly never[] = Object.freeze([]);
 const DENY: PolicyDecision = Object.freeze({ decision: 'deny', policies: EMPTY, errors: EMPTY });
 const MAX_ACTION_ENTRIES = 4096;
 
+const NOT_LOOKED_UP: unique symbol = Symbol('not looked up');
+
 /** One evaluation: the request, the entities, and what the visited policies said. */
 class Evaluation implements EvalScope {
   readonly principal: EntityUid;
@@ -314,7 +315,23 @@ class Evaluation implements EvalScope {
     this.context = request.context;
   }
 
+  // The principal and resource are read again and again (scope, attributes): look each up once.
+  private principalEntity: ResolvedEntity | undefined | typeof NOT_LOOKED_UP = NOT_LOOKED_UP;
+  private resourceEntity: ResolvedEntity | undefined | typeof NOT_LOOKED_UP = NOT_LOOKED_UP;
+
   lookup(uid: EntityUid): ResolvedEntity | undefined {
+    if (uid === this.principal) {
+      if (this.principalEntity === NOT_LOOKED_UP) this.principalEntity = this.find(uid);
+      return this.principalEntity;
+    }
+    if (uid === this.resource) {
+      if (this.resourceEntity === NOT_LOOKED_UP) this.resourceEntity = this.find(uid);
+      return this.resourceEntity;
+    }
+    return this.find(uid);
+  }
+
+  private find(uid: EntityUid): ResolvedEntity | undefined {
     if (this.schemaActions !== undefined) {
       const action = this.schemaActions.get(uid.type)?.get(uid.id);
       if (action !== undefined) return action;
@@ -353,6 +370,58 @@ function ids(policies: CompiledPolicy[]): readonly string[] {
   return policies.map((p) => p.id);
 }
 
+// The only way to a CompiledPolicySet is compilePolicySet, which parses and validates first.
+let construct: (
+  parsed: readonly ParsedPolicy[],
+  schemaActions: ByUidEntities | undefined,
+) => CompiledPolicySet;
+
+/** What {@link compilePolicySet} compiles. */
+export interface PolicySetSource {
+  /** The policy set in Cedar's policy language. */
+  readonly policies: string;
+  /**
+   * A schema in Cedar's human-readable schema format. When given, the policies must validate
+   * against it in strict mode, and evaluation takes action entities (the action hierarchy) from
+   * it, as Cedar's authorizer does when given a schema.
+   */
+  readonly schema?: string;
+}
+
+/**
+ * Parses, (with a schema) validates, and compiles a Cedar policy set.
+ *
+ * Throws `ERR_POLICY_SYNTAX` when the text does not parse, `ERR_POLICY_SCHEMA_INVALID` when the
+ * schema does not, `ERR_POLICY_INVALID` when a policy fails strict validation against the
+ * schema, and `ERR_POLICY_UNSUPPORTED` naming a construct the compiler does not support
+ * (templates, extension functions such as `decimal`, `ip`, `datetime`).
+ *
+ * @example
+ * ```ts
+ * const set = compilePolicySet({
+ *   policies: 'permit(principal, action == Action::"callTool", resource is Tool) when { principal.level > 2 };',
+ * });
+ * const entities = parseCedarEntities([{ uid: { type: 'Agent', id: 'a' }, attrs: { level: 3 }, parents: [] }]);
+ * const decision = set.evaluate(
+ *   parseCedarRequest({
+ *     principal: { type: 'Agent', id: 'a' },
+ *     action: { type: 'Action', id: 'callTool' },
+ *     resource: { type: 'Tool', id: 'refund' },
+ *     context: {},
+ *   }),
+ *   entities,
+ * );
+ * decision.decision; // 'allow'; decision.policies: ['policy0']
+ * ```
+ */
+export function compilePolicySet(source: PolicySetSource): CompiledPolicySet {
+  const parsed = parsePolicySet(source.policies);
+  if (source.schema === undefined) return construct(parsed, undefined);
+  const schemaJson = parseSchema(source.schema);
+  validatePolicySet(source.policies, source.schema);
+  return construct(parsed, schemaActionEntities(schemaJson));
+}
+
 /**
  * A compiled Cedar policy set: evaluate requests against entities on the hot path. Obtained only
  * from {@link compilePolicySet}.
@@ -366,8 +435,11 @@ export class CompiledPolicySet implements EvaluablePolicySet {
   private actionEntryCount = 0;
   private readonly schemaActions: ByUidEntities | undefined;
 
-  /** @internal Use {@link compilePolicySet}. */
-  constructor(parsed: readonly ParsedPolicy[], schemaActions: ByUidEntities | undefined) {
+  static {
+    construct = (parsed, schemaActions) => new CompiledPolicySet(parsed, schemaActions);
+  }
+
+  private constructor(parsed: readonly ParsedPolicy[], schemaActions: ByUidEntities | undefined) {
     const compiled: CompiledPolicy[] = [];
     const infos: PolicyInfo[] = [];
     parsed.forEach((p, i) => {
@@ -431,7 +503,8 @@ export class CompiledPolicySet implements EvaluablePolicySet {
       this.actionEntryCount = 0;
     }
     let byId = this.actionEntries.get(action.type);
-    if (byId === undefined) this.actionEntries.set(action.type, (byId = new Map()));
+    if (byId === undefined)
+      this.actionEntries.set(action.type, (byId = new Map<string, ActionEntry>()));
     if (!byId.has(action.id)) this.actionEntryCount++;
     byId.set(action.id, { ancestors, index });
     return index;
@@ -497,7 +570,7 @@ export function schemaActionEntities(schemaJson: unknown): ByUidEntities {
   };
   for (const [key, node] of parents) {
     let byId = resolved.get(node.uid.type);
-    if (byId === undefined) resolved.set(node.uid.type, (byId = new Map()));
+    if (byId === undefined) resolved.set(node.uid.type, (byId = new Map<string, ResolvedEntity>()));
     byId.set(node.uid.id, {
       uid: node.uid,
       attrs: new Map(),

@@ -117,7 +117,8 @@ export class EntityStore implements EntityLookup {
             ? { uid: input.uid, attrs: input.attrs, ancestors: resolve(key) }
             : { uid: input.uid, attrs: input.attrs, ancestors: resolve(key), tags: input.tags };
         let ids = byType.get(input.uid.type);
-        if (ids === undefined) byType.set(input.uid.type, (ids = new Map()));
+        if (ids === undefined)
+          byType.set(input.uid.type, (ids = new Map<string, ResolvedEntity>()));
         ids.set(input.uid.id, Object.freeze(resolved));
       }
     } catch (error) {
@@ -134,8 +135,8 @@ export class EntityStore implements EntityLookup {
 }
 
 function sameEntity(a: EntityInput, b: EntityInput): boolean {
-  const parentsA = a.parents.map((p) => p as EntityUid);
-  const parentsB = b.parents.map((p) => p as EntityUid);
+  const parentsA = a.parents.map((p) => p);
+  const parentsB = b.parents.map((p) => p);
   return (
     cedarEquals(a.attrs, b.attrs) &&
     cedarEquals(parentsA, parentsB) &&

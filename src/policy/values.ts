@@ -1,6 +1,6 @@
 // Cedar values as the compiled engine holds them, and the few operations every part needs:
 // the kind of a value, Cedar equality, and the string key of an entity reference.
-import type { CedarExtensionValue, CedarValue, EntityUid } from './types.js';
+import type { CedarValue, EntityUid } from './types.js';
 
 /**
  * The key of an entity reference as {@link ResolvedEntity.ancestors} holds it: `Type::"id"` with
@@ -66,8 +66,9 @@ export function cedarEquals(a: CedarValue, b: CedarValue): boolean {
   if (Array.isArray(b)) return false;
   if (a instanceof Map) {
     if (!(b instanceof Map) || a.size !== b.size) return false;
-    for (const [k, v] of a) {
-      const w = b.get(k);
+    const other = b as ReadonlyMap<string, CedarValue>;
+    for (const [k, v] of a as ReadonlyMap<string, CedarValue>) {
+      const w = other.get(k);
       if (w === undefined || !cedarEquals(v, w)) return false;
     }
     return true;
@@ -76,12 +77,7 @@ export function cedarEquals(a: CedarValue, b: CedarValue): boolean {
   const aExt = 'extension' in a;
   const bExt = 'extension' in b;
   if (aExt || bExt) {
-    return (
-      aExt &&
-      bExt &&
-      (a as CedarExtensionValue).extension === (b as CedarExtensionValue).extension &&
-      (a as CedarExtensionValue).text === (b as CedarExtensionValue).text
-    );
+    return aExt && bExt && a.extension === b.extension && a.text === b.text;
   }
   return (
     (a as EntityUid).type === (b as EntityUid).type && (a as EntityUid).id === (b as EntityUid).id
