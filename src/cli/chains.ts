@@ -77,8 +77,9 @@ export function checkOutputFile(file: string | undefined): void {
 }
 
 /**
- * Writes the chain to `file`, or prints it: on stdout the chain alone (so `> file` holds exactly
- * the chain), the status line on stderr; with --json one object either way.
+ * Writes the chain (or other signed bytes, named `key` in JSON) to `file` as hex, or prints it:
+ * on stdout the bytes alone (so `> file` holds exactly them), the status line on stderr; with
+ * --json one object either way.
  */
 export function writeOrPrint(
   ctx: CliContext,
@@ -86,6 +87,7 @@ export function writeOrPrint(
   bytes: Uint8Array,
   summary: Record<string, unknown>,
   human: string,
+  key = 'chain',
 ): void {
   if (file !== undefined) {
     try {
@@ -96,7 +98,7 @@ export function writeOrPrint(
     }
     ctx.out.result({ ...summary, file }, () => `${human}\nwritten to ${file}`);
   } else if (ctx.out.json) {
-    ctx.out.result({ ...summary, chain: toHex(bytes) }, () => '');
+    ctx.out.result({ ...summary, [key]: toHex(bytes) }, () => '');
   } else {
     ctx.out.note(human);
     ctx.out.result({}, () => toHex(bytes));

@@ -21,8 +21,8 @@ import type { CliContext } from '../context.js';
 import type { Home } from '../home.js';
 import { EXIT_CODES, formatFields } from '../output.js';
 import { parsePositiveInteger } from '../parse.js';
-import { readTextArgument } from '../input.js';
-import { DEFAULT_AUTHORITY, requireLocal } from '../chains.js';
+import { readBytesArgument, readTextArgument } from '../input.js';
+import { checkOutputFile, DEFAULT_AUTHORITY, requireLocal, writeOrPrint } from '../chains.js';
 
 /** Cedar entities and request lists may be larger than the CLI's usual inputs. */
 const MAX_CEDAR_JSON_BYTES = 16 * 1024 * 1024;
@@ -71,6 +71,21 @@ export function registerPolicyCommands(program: Command, context: () => CliConte
     .command('history')
     .description('list every published bundle version, oldest first (not verified)')
     .action(() => runPolicyHistory(context()));
+
+  policy
+    .command('export')
+    .option('--version <n>', 'a version of the history (default: the latest)')
+    .option('--out <file>', 'write the signed bundle here (hex) instead of stdout')
+    .description('print a published bundle as signed (hex), for `policy import` on another home')
+    .action((opts: { version?: string; out?: string }) => runPolicyExport(context(), opts));
+
+  policy
+    .command('import')
+    .argument('<bundle>', 'a signed bundle: FILE, HEX or -')
+    .description(
+      'verify a bundle signed by a trusted authority (newer than the latest here) and store it as the latest',
+    )
+    .action((arg: string) => runPolicyImport(context(), arg));
 
   policy
     .command('eval')
@@ -255,6 +270,52 @@ export async function runPolicyHistory(ctx: CliContext): Promise<void> {
                 `${b.version}  ${new Date(b.createdAt * 1000).toISOString()}  ${b.hash}  ${b.issuer}`,
             )
             .join('\n'),
+    );
+  } finally {
+    home.close();
+  }
+}
+
+/** `policy export`: a stored bundle's signed bytes, verified first. */
+export async function runPolicyExport(
+  ctx: CliContext,
+  opts: { version?: string; out?: string },
+): Promise<void> {
+  const version =
+    opts.version === undefined ? undefined : parsePositiveInteger(opts.version, '--version');
+  checkOutputFile(opts.out);
+  const home = await ctx.openHome();
+  try {
+    const { bundle } = await loadBundle(home, ctx.clock.nowSeconds(), version);
+    writeOrPrint(
+      ctx,
+      opts.out,
+      bundle.bytes,
+      { version: bundle.version, hash: bundle.hash, issuer: bundle.issuer },
+      `policy bundle version ${bundle.version}, hash ${bundle.hash}`,
+      'bundle',
+    );
+  } finally {
+    home.close();
+  }
+}
+
+/** `policy import`: a bundle signed elsewhere, verified as the home's processes will, stored. */
+export async function runPolicyImport(ctx: CliContext, arg: string): Promise<void> {
+  const bytes = readBytesArgument(arg, 'bundle');
+  const home = await ctx.openHome();
+  try {
+    const now = ctx.clock.nowSeconds();
+    const previous = await home.store.policyBundles.latestBundle();
+    const bundle = verifyBundle(bytes, {
+      nowSeconds: now,
+      authorities: await home.trustedAuthorities(),
+      ...(previous === undefined ? {} : { known: previous }),
+    });
+    await home.store.policyBundles.publishBundle(bytes, now);
+    ctx.out.result(
+      { version: bundle.version, hash: bundle.hash, issuer: bundle.issuer },
+      () => `imported policy bundle version ${bundle.version}\nhash: ${bundle.hash}`,
     );
   } finally {
     home.close();
