@@ -15,6 +15,7 @@ import {
   type VerifiedChain,
 } from '../credentials/index.js';
 import { encodeConstraintValue, RESERVED_PREFIX } from '../credentials/internal.js';
+import { BUDGET_ATTRIBUTE_PREFIX } from '../gates/index.js';
 import {
   verifyChangeHistory,
   type Identifier,
@@ -44,6 +45,9 @@ export function attributesOf(
   for (const name of constraints.keys()) {
     // `mandate.` attributes are chain metadata in their own format (e.g. `mandate.max-depth` is
     // `1`, not `=1`): written as a constraint they would make a credential that never verifies.
+    // …except a cumulative budget (`mandate.budget:TOOL#ARG<=N`, gates/budgets.ts), whose value
+    // is written exactly as a `max` constraint's.
+    if (name.startsWith(BUDGET_ATTRIBUTE_PREFIX) && constraints.get(name)?.kind === 'max') continue;
     if (name.startsWith(RESERVED_PREFIX))
       throw invalid('ERR_ARGUMENT_INVALID', `\`${name}\` is a reserved attribute name`);
   }

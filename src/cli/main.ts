@@ -14,6 +14,8 @@ import { registerChainCommands } from './commands/chain.js';
 import { registerNodeCommands } from './commands/node.js';
 import { registerChannelCommands } from './commands/channel.js';
 import { registerTrustCommands } from './commands/trust.js';
+import { registerGateCommands } from './commands/gate.js';
+import { registerApprovalCommands } from './commands/approvals.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { invalid } from '../core/internal.js';
 import { ManualClock, systemClock, type Clock } from '../core/index.js';
@@ -85,6 +87,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerNodeCommands(program, context);
   registerChannelCommands(program, context);
   registerTrustCommands(program, context);
+  registerGateCommands(program, context);
+  registerApprovalCommands(program, context);
   registerPolicyCommands(program, context);
 
   try {
