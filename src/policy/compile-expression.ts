@@ -4,6 +4,15 @@
 // in test/policy/); an error is thrown as an EvaluationError and the policy set denies.
 import { unsupported } from '../core/internal.js';
 import { DEFAULT_JSON_LIMITS, JsonBudget, isObject, parseCedarJsonValue } from './json-values.js';
+import {
+  DecimalValue,
+  IpValue,
+  ipInRange,
+  ipIsLoopback,
+  ipIsMulticast,
+  parseDecimal,
+  parseIp,
+} from './extensions.js';
 import type { CedarValue, EntityUid, ResolvedEntity } from './types.js';
 import {
   cedarEquals,
@@ -250,7 +259,7 @@ export function compileExpression(node: unknown, depth = 0): CompiledExpression 
   const op = keys[0]!;
   const body = node[op];
   const sub = (n: unknown): CompiledExpression => compileExpression(n, depth + 1);
-  if (!BUILTINS.has(op)) return refuse(`the extension function \`${op}\``);
+  if (!BUILTINS.has(op)) return compileExtensionCall(op, body, sub);
   switch (op) {
     case 'Value':
       return compileLiteral(body);
@@ -477,6 +486,114 @@ export function compileExpression(node: unknown, depth = 0): CompiledExpression 
     }
     default:
       return refuse(`the operator \`${op}\``);
+  }
+}
+
+function expectDecimal(value: CedarValue): DecimalValue {
+  if (!(value instanceof DecimalValue)) throw typeError('decimal', value);
+  return value;
+}
+
+function expectIp(value: CedarValue): IpValue {
+  if (!(value instanceof IpValue)) throw typeError('ipaddr', value);
+  return value;
+}
+
+/** The extension functions supported, with their arity (receiver included for methods). */
+const EXTENSION_ARITY: Readonly<Record<string, number>> = {
+  decimal: 1,
+  ip: 1,
+  lessThan: 2,
+  lessThanOrEqual: 2,
+  greaterThan: 2,
+  greaterThanOrEqual: 2,
+  isIpv4: 1,
+  isIpv6: 1,
+  isLoopback: 1,
+  isMulticast: 1,
+  isInRange: 2,
+};
+
+/** `decimal`/`ip` constructors and their methods; any other extension function is refused. */
+function compileExtensionCall(
+  name: string,
+  body: unknown,
+  sub: (n: unknown) => CompiledExpression,
+): CompiledExpression {
+  const arity = EXTENSION_ARITY[name];
+  if (arity === undefined) return refuse(`the extension function \`${name.slice(0, 64)}\``);
+  if (!Array.isArray(body)) return notExpression();
+  const args = (body as unknown[]).map(sub);
+  if (args.length !== arity) {
+    // Cedar parses a call with the wrong number of arguments and fails when evaluating it.
+    const message = `wrong number of arguments provided to extension function \`${name}\`: expected ${arity}, got ${args.length}`;
+    return () => {
+      throw new EvaluationError(message);
+    };
+  }
+  const a = args[0]!;
+  const b = args[1]!;
+  switch (name) {
+    case 'decimal':
+    case 'ip': {
+      const parse = name === 'decimal' ? parseDecimal : parseIp;
+      const what = name === 'decimal' ? 'decimal' : 'ipaddr';
+      const construct = (text: string): CedarValue => {
+        const value = parse(text);
+        if (typeof value === 'string')
+          throw new EvaluationError(
+            `error while evaluating \`${what}\` extension function: ${value}`,
+          );
+        return value;
+      };
+      const constant = constantValue((body as unknown[])[0]);
+      if (typeof constant === 'string') {
+        // A literal argument is parsed once; a bad one still errs only when evaluated, as in Cedar.
+        let value: CedarValue;
+        try {
+          value = construct(constant);
+        } catch (error) {
+          return () => {
+            throw error;
+          };
+        }
+        return () => value;
+      }
+      return (s) => construct(expectString(a(s)));
+    }
+    case 'lessThan':
+      return (s) => {
+        const x = expectDecimal(a(s));
+        return x.scaled < expectDecimal(b(s)).scaled;
+      };
+    case 'lessThanOrEqual':
+      return (s) => {
+        const x = expectDecimal(a(s));
+        return x.scaled <= expectDecimal(b(s)).scaled;
+      };
+    case 'greaterThan':
+      return (s) => {
+        const x = expectDecimal(a(s));
+        return x.scaled > expectDecimal(b(s)).scaled;
+      };
+    case 'greaterThanOrEqual':
+      return (s) => {
+        const x = expectDecimal(a(s));
+        return x.scaled >= expectDecimal(b(s)).scaled;
+      };
+    case 'isIpv4':
+      return (s) => !expectIp(a(s)).v6;
+    case 'isIpv6':
+      return (s) => expectIp(a(s)).v6;
+    case 'isLoopback':
+      return (s) => ipIsLoopback(expectIp(a(s)));
+    case 'isMulticast':
+      return (s) => ipIsMulticast(expectIp(a(s)));
+    default:
+      return (s) => {
+        const x = expectIp(a(s));
+        return ipInRange(x, expectIp(b(s)));
+      };
   }
 }
 

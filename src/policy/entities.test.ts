@@ -120,22 +120,36 @@ describe("Cedar's JSON forms", () => {
     expect(codeOf(() => parseCedarEntities('{}'))).toBe('ERR_POLICY_INPUT_INVALID');
   });
 
-  it('refuses Longs beyond ±(2^53 − 1) and extension values (a divergence that only denies)', () => {
+  it('refuses Longs beyond ±(2^53 − 1) (a divergence that only denies)', () => {
     expect(
       codeOf(() =>
         parseCedarEntities([{ uid: uid('A', 'a'), attrs: { n: 2 ** 60 }, parents: [] }]),
       ),
     ).toBe('ERR_POLICY_INPUT_INVALID');
+  });
+
+  it('reads decimal and ip escapes; refuses what Cedar refuses; other extensions unsupported', () => {
+    const withAttr = (d: unknown) => [{ uid: uid('A', 'a'), attrs: { d }, parents: [] }];
     expect(
-      codeOf(() =>
-        parseCedarEntities([
-          {
-            uid: uid('A', 'a'),
-            attrs: { d: { __extn: { fn: 'decimal', arg: '1.0' } } },
-            parents: [],
-          },
-        ]),
-      ),
+      parseCedarEntities(withAttr({ __extn: { fn: 'decimal', arg: '1.5' } }))
+        .get(uid('A', 'a'))
+        ?.attrs.get('d'),
+    ).toMatchObject({ extension: 'decimal', text: '1.5000' });
+    for (const bad of [
+      { __extn: { fn: 'decimal', arg: '1.23456' } },
+      { __extn: { fn: 'decimal', arg: 1 } },
+      { __extn: { fn: 'decimal', args: ['1.5', '2.5'] } },
+      { __extn: { fn: 'ip', arg: '01.2.3.4' } },
+      { __extn: { fn: 'ipaddr', arg: '1.2.3.4' } },
+    ]) {
+      expect(
+        codeOf(() => parseCedarEntities(withAttr(bad))),
+        JSON.stringify(bad),
+      ).toMatch(/^ERR_POLICY_(INPUT_INVALID|UNSUPPORTED)$/);
+      expect(cedarOutcome({ policies: '', entities: withAttr(bad) })).toBeUndefined();
+    }
+    expect(
+      codeOf(() => parseCedarEntities(withAttr({ __extn: { fn: 'datetime', arg: '2024-01-01' } }))),
     ).toBe('ERR_POLICY_UNSUPPORTED');
   });
 

@@ -4,6 +4,7 @@
 // escape is its single key, as in Cedar; `{"type", "id"}` without `__entity` is a record.
 // Bounded in depth and in the number of values, since it reads untrusted input.
 import { invalid, unsupported } from '../core/internal.js';
+import { parseDecimal, parseIp } from './extensions.js';
 import type { CedarValue, EntityUid } from './types.js';
 
 /** Limits on one JSON input (an entity list, a request). */
@@ -127,10 +128,7 @@ export function parseCedarJsonValue(
       if (keys.length === 1 && keys[0] === '__entity')
         return parseTypeAndId((json as { __entity: unknown }).__entity, path, budget);
       if (keys.length === 1 && keys[0] === '__extn')
-        throw unsupported(
-          'ERR_POLICY_UNSUPPORTED',
-          `\`${path}\`: extension values (\`__extn\`) are not supported`,
-        );
+        return parseExtensionValue((json as { __extn: unknown }).__extn, path, budget);
       const record = new Map<string, CedarValue>();
       for (const key of keys) {
         checkString(key, path, budget);
@@ -149,6 +147,35 @@ export function parseCedarJsonValue(
     default:
       fail(path, `a ${typeof json} is not a cedar value`);
   }
+}
+
+/**
+ * `{"__extn": {"fn": "decimal" | "ip", "arg": "…"}}` (or `"args": ["…"]`): the value, or
+ * `ERR_POLICY_INPUT_INVALID` where Cedar refuses the text; other functions are unsupported.
+ */
+function parseExtensionValue(json: unknown, path: string, budget: JsonBudget): CedarValue {
+  if (!isObject(json) || typeof json.fn !== 'string') fail(path, 'malformed `__extn` escape');
+  const args = json.args === undefined ? [json.arg] : json.args;
+  if (!Array.isArray(args) || args.length !== 1 || typeof args[0] !== 'string')
+    fail(path, `\`${json.fn}\` takes one string`);
+  const text = checkString(args[0], path, budget);
+  budget.take(path);
+  let value;
+  switch (json.fn) {
+    case 'decimal':
+      value = parseDecimal(text);
+      break;
+    case 'ip':
+      value = parseIp(text);
+      break;
+    default:
+      throw unsupported(
+        'ERR_POLICY_UNSUPPORTED',
+        `\`${path}\`: the extension function \`${json.fn.slice(0, 64)}\` is not supported`,
+      );
+  }
+  if (typeof value === 'string') fail(path, value);
+  return value;
 }
 
 /** A JSON object as a Cedar record (attributes, context). */

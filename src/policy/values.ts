@@ -15,8 +15,8 @@ export function entityKey(uid: EntityUid): string {
   return `${uid.type}::${JSON.stringify(uid.id)}`;
 }
 
-/** The kinds Cedar's type errors speak of. */
-export type ValueKind = 'bool' | 'long' | 'string' | 'entity' | 'set' | 'record' | 'extension';
+/** The kinds Cedar's type errors speak of (an extension value by its type: `decimal`, `ipaddr`). */
+export type ValueKind = 'bool' | 'long' | 'string' | 'entity' | 'set' | 'record' | (string & {});
 
 export function kindOf(value: CedarValue): ValueKind {
   switch (typeof value) {
@@ -29,7 +29,7 @@ export function kindOf(value: CedarValue): ValueKind {
     default:
       if (Array.isArray(value)) return 'set';
       if (value instanceof Map) return 'record';
-      return 'extension' in value ? 'extension' : 'entity';
+      return 'extension' in value ? value.extension : 'entity';
   }
 }
 
