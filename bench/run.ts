@@ -8,6 +8,7 @@ import { identityBenchmarks } from './identity.bench.js';
 import { credentialBenchmarks } from './credentials.bench.js';
 import { channelBenchmarks } from './channel.bench.js';
 import { policyBenchmarks } from './policy.bench.js';
+import { gateBenchmarks } from './gates.bench.js';
 
 console.log('# crypto floors\n');
 await import('./crypto.bench.js');
@@ -30,3 +31,7 @@ for (const r of policyRows)
   if (r.ratio !== undefined)
     console.log(`${r.what}: ${Math.round(1 / r.ratio)}× faster than cedar-wasm`);
 if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(policyRows)}`);
+console.log('\n# gates\n');
+const gateRows = await gateBenchmarks();
+printTable(gateRows);
+if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(gateRows)}`);

@@ -148,9 +148,12 @@ export interface GateWorldOptions {
   readonly root?: readonly string[];
   readonly budget?: number;
   readonly subAgents?: number;
+  /** The `tools` constraint of every link (default the three tools the tests call). */
+  readonly linkTools?: string;
 }
 
 export async function gateWorld(options: GateWorldOptions = {}) {
+  const linkTools = `tools=${options.linkTools ?? 'read_orders,issue_refund,deploy'}`;
   const vault = new MemoryVault();
   const identities = new Identities({
     vault,
@@ -203,7 +206,7 @@ export async function gateWorld(options: GateWorldOptions = {}) {
   const supportChainBytes = await delegate(vault, dana.issuer, danaChain, {
     nowSeconds: GATE_NOW,
     subject: support.identity,
-    constraints: constraints('tools=read_orders,issue_refund,deploy', 'issue_refund#amount<=1000'),
+    constraints: constraints(linkTools, 'issue_refund#amount<=1000'),
     purpose: 'support shift',
     ttlSeconds: 1800,
   });
@@ -214,7 +217,7 @@ export async function gateWorld(options: GateWorldOptions = {}) {
     const bytes = await delegate(vault, support.issuer, supportChain, {
       nowSeconds: GATE_NOW,
       subject: sub.identity,
-      constraints: constraints('tools=read_orders,issue_refund,deploy', 'issue_refund#amount<=400'),
+      constraints: constraints(linkTools, 'issue_refund#amount<=400'),
       purpose: `complaint #${4470 + i}`,
       ttlSeconds: 600,
     });
