@@ -89,7 +89,7 @@ describe('signBundle / verifyBundle', () => {
       world.sign(
         authority,
         1,
-        'permit(principal, action, resource) when { decimal("1.5").lessThan(decimal("2.0")) };',
+        'permit(principal, action, resource) when { datetime("2024-10-15") < datetime("2024-10-16") };',
       ),
       'ERR_POLICY_UNSUPPORTED',
     );

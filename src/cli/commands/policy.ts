@@ -59,13 +59,14 @@ export function registerPolicyCommands(program: Command, context: () => CliConte
       runPolicyPublish(context(), file, opts),
     );
 
+  // A version is an argument, not `--version`: that is the program's own option.
   policy
     .command('show')
-    .option('--version <n>', 'a version of the history (default: the latest, the one in force)')
+    .argument('[version]', 'a version of the history (default: the latest, the one in force)')
     .description(
       'show the policy bundle in force (verified): version, hash, issuer, policies and their text',
     )
-    .action((opts: { version?: string }) => runPolicyShow(context(), opts));
+    .action((version: string | undefined) => runPolicyShow(context(), version));
 
   policy
     .command('history')
@@ -74,10 +75,12 @@ export function registerPolicyCommands(program: Command, context: () => CliConte
 
   policy
     .command('export')
-    .option('--version <n>', 'a version of the history (default: the latest)')
+    .argument('[version]', 'a version of the history (default: the latest)')
     .option('--out <file>', 'write the signed bundle here (hex) instead of stdout')
     .description('print a published bundle as signed (hex), for `policy import` on another home')
-    .action((opts: { version?: string; out?: string }) => runPolicyExport(context(), opts));
+    .action((version: string | undefined, opts: { out?: string }) =>
+      runPolicyExport(context(), version, opts),
+    );
 
   policy
     .command('import')
@@ -220,9 +223,9 @@ async function loadBundle(
 }
 
 /** `policy show`: the bundle in force (or a version of the history), verified. */
-export async function runPolicyShow(ctx: CliContext, opts: { version?: string }): Promise<void> {
+export async function runPolicyShow(ctx: CliContext, versionText?: string): Promise<void> {
   const version =
-    opts.version === undefined ? undefined : parsePositiveInteger(opts.version, '--version');
+    versionText === undefined ? undefined : parsePositiveInteger(versionText, 'version');
   const home = await ctx.openHome();
   try {
     const { stored, bundle } = await loadBundle(home, ctx.clock.nowSeconds(), version);
@@ -279,10 +282,11 @@ export async function runPolicyHistory(ctx: CliContext): Promise<void> {
 /** `policy export`: a stored bundle's signed bytes, verified first. */
 export async function runPolicyExport(
   ctx: CliContext,
-  opts: { version?: string; out?: string },
+  versionText: string | undefined,
+  opts: { out?: string },
 ): Promise<void> {
   const version =
-    opts.version === undefined ? undefined : parsePositiveInteger(opts.version, '--version');
+    versionText === undefined ? undefined : parsePositiveInteger(versionText, 'version');
   checkOutputFile(opts.out);
   const home = await ctx.openHome();
   try {
