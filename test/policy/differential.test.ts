@@ -1,0 +1,59 @@
+// Mandate's compiled Cedar engine against cedar-wasm on ≥ 100,000 generated cases (one request
+// against one policy set is one case), with a fixed seed. The rule is in differential.ts; longer
+// runs with other seeds: `npm run fuzz:policy -- --cases N [--seed S]`.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { cedarVersion } from './cedar-oracle.js';
+import {
+  checkCase,
+  emptyStats,
+  formatRegression,
+  formatStats,
+  type CaseOutcome,
+} from './differential.js';
+import { caseArbitrary, type GeneratedCase } from './generator.js';
+
+const SEED = 20_261_202;
+const MIN_CASES = 100_000;
+/** Policy sets; each serves 40 to 100 requests (uniform), about 70 on average. */
+const POLICY_SETS = 1_500;
+/** At most this share of cases may have a policy set the engine refuses to compile. */
+const MAX_REFUSED_SHARE = 0.02;
+
+describe('the compiled engine agrees with cedar-wasm', () => {
+  it(`on at least ${MIN_CASES} generated cases (seed ${SEED})`, () => {
+    const stats = emptyStats();
+    let failure: { c: GeneratedCase; outcome: CaseOutcome } | undefined;
+    const started = performance.now();
+    const result = fc.check(
+      fc.property(caseArbitrary({ minRequests: 40, maxRequests: 100 }), (c) => {
+        const outcome = checkCase(c, failure === undefined ? stats : emptyStats());
+        const ok = outcome.problem === undefined && outcome.disagreements.length === 0;
+        // fast-check shrinks from the first failure on: keep the smallest failing case.
+        if (!ok) failure = { c, outcome };
+        return ok;
+      }),
+      { seed: SEED, numRuns: POLICY_SETS },
+    );
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    process.stdout.write(
+      `policy differential (cedar-wasm ${cedarVersion}, seed ${SEED}, ${seconds}s): ${formatStats(stats)}\n`,
+    );
+    if (result.failed && failure !== undefined) {
+      const first = failure.outcome.disagreements[0];
+      const detail =
+        first === undefined
+          ? `${failure.outcome.problem}\n${JSON.stringify(failure.c, null, 2)}`
+          : `${first.reason}\ncedar:   ${JSON.stringify(first.cedar)}\nmandate: ${JSON.stringify(first.mandate)}\n` +
+            formatRegression(failure.c, first, `seed ${SEED}: ${first.reason}`);
+      expect.fail(`disagreement (shrunk ${result.numShrinks} times):\n${detail}`);
+    }
+    expect(result.failed).toBe(false);
+    expect(stats.cases).toBeGreaterThanOrEqual(MIN_CASES);
+    expect(stats.refused / stats.cases).toBeLessThanOrEqual(MAX_REFUSED_SHARE);
+    // The generator must reach every outcome, not just deny-by-default.
+    for (const n of [stats.allow, stats.deny, stats.cedarErrors, stats.rangeDivergences])
+      expect(n).toBeGreaterThan(stats.cases / 100);
+    expect(stats.validatedSets).toBeGreaterThan(stats.schemaSets / 2);
+  }, 600_000);
+});
