@@ -16,7 +16,6 @@ import {
   type VerifiedPurposeKey,
   type VerifyPurposeKeyOptions,
 } from '../identity/index.js';
-import type { CredentialIssuer } from './credential.js';
 
 /**
  * Signing and verifying with an authority's credential purpose key: what a credential and every
@@ -24,6 +23,18 @@ import type { CredentialIssuer } from './credential.js';
  * VersionedData envelope; the signature is over SHA-256 of those bytes as received, and the
  * key's attestation travels with them, so a verifier needs only the issuer's change history.
  */
+
+/** What an identity needs to issue: itself, its credential key in a vault, and its attestation. */
+export interface CredentialIssuer {
+  readonly identity: VerifiedIdentity;
+  readonly credentialKeyId: string;
+  readonly credentialKeyAttestation: Uint8Array;
+  /**
+   * The attestation already verified (by an issuer that issues many credentials): used instead
+   * of verifying it again when it is this very attestation and `now` lies in its window.
+   */
+  readonly verifiedKey?: VerifiedPurposeKey;
+}
 
 /**
  * The issuer's credential key as it may sign at `nowSeconds`: its attestation verified (or the

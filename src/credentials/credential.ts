@@ -17,7 +17,10 @@ import {
   credentialSigningKey,
   signWithCredentialKey,
   verifyCredentialKeySignature,
+  type CredentialIssuer,
 } from './credential-key.js';
+
+export type { CredentialIssuer } from './credential-key.js';
 
 export {
   decodeCredential,
@@ -44,18 +47,6 @@ export const MAX_CREDENTIAL_TTL_SECONDS = 30 * 24 * 3600;
 /** Ockam's `PROJECT_MEMBER_SCHEMA`, so an Ockam node reads the attributes as its own. */
 const DEFAULT_SCHEMA = 1;
 const DEFAULT_MAX_CLOCK_SKEW_SECONDS = 60;
-
-/** What an identity needs to issue: itself, its credential key in a vault, and its attestation. */
-export interface CredentialIssuer {
-  readonly identity: VerifiedIdentity;
-  readonly credentialKeyId: string;
-  readonly credentialKeyAttestation: Uint8Array;
-  /**
-   * The attestation already verified (by an issuer that issues many credentials): used instead
-   * of verifying it again when it is this very attestation and `now` lies in its window.
-   */
-  readonly verifiedKey?: VerifiedPurposeKey;
-}
 
 /**
  * Options of {@link issueCredential}: the time, the lifetime (default 3600 s, at most 30 days) and the schema.

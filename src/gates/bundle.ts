@@ -7,7 +7,6 @@ import {
 } from '../core/internal.js';
 import { decodeCbor, encodeCbor, expectArray, expectBytes, toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
-import type { SigningVault } from '../vault/index.js';
 import {
   isIdentifier,
   type Identifier,
@@ -26,6 +25,7 @@ import {
   credentialSigningKey,
   signWithCredentialKey,
   verifyCredentialKeySignature,
+  type SigningVault,
 } from '../credentials/internal.js';
 import { compilePolicySet, type CompiledPolicySet } from '../policy/index.js';
 import {
