@@ -29,7 +29,7 @@ export class DenySetFollower {
   #subscription: BusSubscription | undefined;
   #stopped = false;
   #fresh: (() => void) | undefined;
-  /** Resolves once the set has been refreshed from the bus for the first time. */
+  /** Resolves once a message from the bus has refreshed the set for the first time. */
   readonly ready: Promise<void>;
 
   constructor(subscriber: BusSubscriber, denySet: DenySet, options: DenySetFollowerOptions = {}) {
@@ -91,6 +91,14 @@ export class DenySetFollower {
     }
     if (set.sequence !== before)
       this.#logger.info('deny-set: updated', { from: before, to: set.sequence });
+    // A snapshot of a bus that never heard from its publisher (issuedAt 0) does not make it fresh.
+    const issuedAt =
+      message.type === 'snapshot'
+        ? message.snapshot.issuedAt
+        : message.type === 'update'
+          ? message.update.issuedAt
+          : message.issuedAt;
+    if (issuedAt === 0) return;
     this.#fresh?.();
     this.#fresh = undefined;
   }

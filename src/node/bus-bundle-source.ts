@@ -166,6 +166,8 @@ export class BusBundleSource implements BundleSource {
 
   #fresh(issuedAt: number): void {
     if (issuedAt > this.#freshAt) this.#freshAt = issuedAt;
+    // A snapshot of a bus that never heard from its publisher (issuedAt 0) is not word yet.
+    if (issuedAt === 0) return;
     this.#ready?.();
     this.#ready = undefined;
   }
