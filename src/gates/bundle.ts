@@ -250,11 +250,7 @@ export function verifyBundle(bytes: Uint8Array, options: VerifyBundleOptions): V
   // 4.
   if (content.createdAt > now + skew)
     throw invalid('ERR_BUNDLE_NOT_YET_VALID', 'bundle is created in the future');
-  if (maxAge !== undefined && now - content.createdAt > maxAge)
-    throw unavailable(
-      'ERR_BUNDLE_STALE',
-      `bundle version ${content.version} was created ${now - content.createdAt} s ago, more than the bound of ${maxAge} s`,
-    );
+  checkBundleAge(content, now, maxAge);
   // 5.
   const known = options.known;
   if (known !== undefined) {
@@ -283,6 +279,22 @@ export function verifyBundle(bytes: Uint8Array, options: VerifyBundleOptions): V
     issuerKey,
     bytes,
   );
+}
+
+/**
+ * `ERR_BUNDLE_STALE` when `bundle` was created more than `maxAgeSeconds` before `nowSeconds`
+ * (nothing when no bound is given): the age rule of verifyBundle and of every bundle source.
+ */
+export function checkBundleAge(
+  bundle: { readonly version: number; readonly createdAt: number },
+  nowSeconds: number,
+  maxAgeSeconds: number | undefined,
+): void {
+  if (maxAgeSeconds !== undefined && nowSeconds - bundle.createdAt > maxAgeSeconds)
+    throw unavailable(
+      'ERR_BUNDLE_STALE',
+      `policy bundle version ${bundle.version} was created ${nowSeconds - bundle.createdAt} s ago, more than the bound of ${maxAgeSeconds} s`,
+    );
 }
 
 /**

@@ -55,6 +55,7 @@ export {
   signBundle,
   verifyBundle,
   peekBundle,
+  checkBundleAge,
   VerifiedBundle,
   BUNDLE_DATA_TYPE,
 } from './bundle.js';

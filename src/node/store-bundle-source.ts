@@ -2,6 +2,7 @@ import { invalid, silentLogger, unavailable } from '../core/internal.js';
 import { isMandateError, systemClock, type Clock, type Logger } from '../core/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import {
+  checkBundleAge,
   verifyBundle,
   type BundleSource,
   type PolicyBundleRepository,
@@ -107,13 +108,7 @@ export class StoreBundleSource implements BundleSource {
         `the policy bundle was last confirmed ${since} s ago, more than the bound of ${this.#options.maxStalenessSeconds} s`,
       );
     const bundle = this.#bundle;
-    if (bundle === undefined) return undefined;
-    const maxAge = this.#options.maxAgeSeconds;
-    if (maxAge !== undefined && now - bundle.createdAt > maxAge)
-      throw unavailable(
-        'ERR_BUNDLE_STALE',
-        `policy bundle version ${bundle.version} was created ${now - bundle.createdAt} s ago, more than the bound of ${maxAge} s`,
-      );
+    if (bundle !== undefined) checkBundleAge(bundle, now, this.#options.maxAgeSeconds);
     return bundle;
   }
 

@@ -177,12 +177,7 @@ export async function runPolicyPublish(
     );
     // As every process of this home will verify it: an authority this home does not trust, or
     // one other than the previous bundle's, is refused here rather than by every gate.
-    const bundle = verifyBundle(bytes, {
-      nowSeconds: now,
-      authorities: await home.trustedAuthorities(),
-      ...(previous === undefined ? {} : { known: previous }),
-    });
-    await home.store.policyBundles.publishBundle(bytes, now);
+    const bundle = await storeVerified(home, bytes, now, previous);
     ctx.out.result(
       {
         version: bundle.version,
@@ -197,6 +192,25 @@ export async function runPolicyPublish(
   } finally {
     home.close();
   }
+}
+
+/**
+ * Verifies `bytes` as the home's processes will (a trusted authority, the issuer of `previous`,
+ * a newer version, policies that compile) and stores it as the latest.
+ */
+async function storeVerified(
+  home: Home,
+  bytes: Uint8Array,
+  nowSeconds: number,
+  previous: StoredBundle | undefined,
+): Promise<VerifiedBundle> {
+  const bundle = verifyBundle(bytes, {
+    nowSeconds,
+    authorities: await home.trustedAuthorities(),
+    ...(previous === undefined ? {} : { known: previous }),
+  });
+  await home.store.policyBundles.publishBundle(bytes, nowSeconds);
+  return bundle;
 }
 
 /** The stored bundle of `version` (default the latest), verified as a gate would. */
@@ -311,12 +325,7 @@ export async function runPolicyImport(ctx: CliContext, arg: string): Promise<voi
   try {
     const now = ctx.clock.nowSeconds();
     const previous = await home.store.policyBundles.latestBundle();
-    const bundle = verifyBundle(bytes, {
-      nowSeconds: now,
-      authorities: await home.trustedAuthorities(),
-      ...(previous === undefined ? {} : { known: previous }),
-    });
-    await home.store.policyBundles.publishBundle(bytes, now);
+    const bundle = await storeVerified(home, bytes, now, previous);
     ctx.out.result(
       { version: bundle.version, hash: bundle.hash, issuer: bundle.issuer },
       () => `imported policy bundle version ${bundle.version}\nhash: ${bundle.hash}`,
