@@ -37,7 +37,7 @@ interface CedarWasm {
   policySetTextToParts(text: string): Answer<{ policies: string[]; policy_templates: string[] }>;
   policyToJson(policy: string): Answer<{ json: PolicyEst }>;
   checkParseSchema(schema: string): Answer<object>;
-  schemaToJson(schema: string): Answer<{ json: unknown }>;
+  schemaToJsonWithResolvedTypes(schema: string): Answer<{ json: unknown }>;
   validate(call: {
     validationSettings: { mode: 'strict' };
     schema: string;
@@ -130,10 +130,13 @@ export function parsePolicySet(text: string): ParsedPolicy[] {
   return parsed.sort((a, b) => a.index - b.index);
 }
 
-/** Checks that a schema (Cedar's human-readable schema format) parses; returns its JSON form. */
+/**
+ * Checks that a schema (Cedar's human-readable schema format) parses; returns its JSON form with
+ * every type name resolved (entity or common type, fully qualified).
+ */
 export function parseSchema(schema: string): unknown {
   checkTextSize(schema, 'schema', 'ERR_POLICY_SCHEMA_INVALID');
-  const answer = cedarWasm().schemaToJson(schema);
+  const answer = cedarWasm().schemaToJsonWithResolvedTypes(schema);
   if (answer.type === 'failure')
     throw invalid(
       'ERR_POLICY_SCHEMA_INVALID',

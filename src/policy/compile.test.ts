@@ -424,7 +424,10 @@ describe('decisions', () => {
       action callTool in [all] appliesTo { principal: Agent, resource: Tool };`;
     const policies = 'permit(principal, action in Action::"all", resource);';
     const set = compilePolicySet({ policies, schema });
-    expect(set.evaluate(request, EntityStore.fromEntities([])).decision).toBe('allow');
+    const noContext = { ...request, context: new Map() };
+    expect(set.evaluate(noContext, EntityStore.fromEntities([])).decision).toBe('allow');
+    // The request's context does not conform (callTool declares none): Cedar refuses, we deny.
+    expect(set.evaluate(request, EntityStore.fromEntities([])).errors).toHaveLength(1);
     expectSameAsCedar({ policies, schema, entities: [] });
   });
 });

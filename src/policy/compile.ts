@@ -2,7 +2,7 @@
 // then resource) and a residual check; its conditions become closures. Evaluation visits only the
 // policies the request's action and resource can select, denies by default, lets forbid win and
 // denies on any evaluation error.
-import { invalid, unsupported } from '../core/internal.js';
+import { unsupported } from '../core/internal.js';
 import { parsePolicySet, parseSchema, validatePolicySet, type ParsedPolicy } from './cedar.js';
 import {
   compileExpression,
@@ -10,7 +10,9 @@ import {
   type CompiledExpression,
   type EvalScope,
 } from './compile-expression.js';
+import { conformStore, EntityStore } from './entities.js';
 import { DEFAULT_JSON_LIMITS, JsonBudget, isObject, parseEntityUid } from './json-values.js';
+import { CedarSchema, SchemaMismatch } from './schema.js';
 import type {
   CedarValue,
   EntityLookup,
@@ -304,15 +306,20 @@ class Evaluation implements EvalScope {
   forbids: CompiledPolicy[] | undefined = undefined;
   errors: PolicyEvaluationError[] | undefined = undefined;
 
+  /** Set when a looked-up entity does not conform to the schema: the decision denies. */
+  inputError: string | undefined = undefined;
+
   constructor(
     request: PolicyRequest,
+    context: ReadonlyMap<string, CedarValue>,
     private readonly entities: EntityLookup,
     private readonly schemaActions: ByUidEntities | undefined,
+    private readonly checker: ((entity: ResolvedEntity) => ResolvedEntity | string) | undefined,
   ) {
     this.principal = request.principal;
     this.action = request.action;
     this.resource = request.resource;
-    this.context = request.context;
+    this.context = context;
   }
 
   // The principal and resource are read again and again (scope, attributes): look each up once.
@@ -336,7 +343,12 @@ class Evaluation implements EvalScope {
       const action = this.schemaActions.get(uid.type)?.get(uid.id);
       if (action !== undefined) return action;
     }
-    return this.entities.get(uid);
+    const entity = this.entities.get(uid);
+    if (entity === undefined || this.checker === undefined) return entity;
+    const checked = this.checker(entity);
+    if (typeof checked !== 'string') return checked;
+    this.inputError ??= checked;
+    return undefined;
   }
 
   run(list: readonly CompiledPolicy[] | undefined): void {
@@ -359,6 +371,15 @@ class Evaluation implements EvalScope {
 
 type ByUidEntities = Map<string, Map<string, ResolvedEntity>>;
 
+/** The request or the entities do not conform to the schema: Cedar refuses them, Mandate denies. */
+function inputDenied(message: string): PolicyDecision {
+  return {
+    decision: 'deny',
+    policies: EMPTY,
+    errors: [{ policy: '', message: `does not conform to the schema: ${message}` }],
+  };
+}
+
 function errorMessage(error: unknown): string {
   if (error instanceof EvaluationError) return error.message;
   // A RangeError (stack overflow on a deep value) or any other surprise still only denies.
@@ -373,7 +394,7 @@ function ids(policies: CompiledPolicy[]): readonly string[] {
 // The only way to a CompiledPolicySet is compilePolicySet, which parses and validates first.
 let construct: (
   parsed: readonly ParsedPolicy[],
-  schemaActions: ByUidEntities | undefined,
+  schema: CedarSchema | undefined,
 ) => CompiledPolicySet;
 
 /** What {@link compilePolicySet} compiles. */
@@ -417,9 +438,9 @@ export interface PolicySetSource {
 export function compilePolicySet(source: PolicySetSource): CompiledPolicySet {
   const parsed = parsePolicySet(source.policies);
   if (source.schema === undefined) return construct(parsed, undefined);
-  const schemaJson = parseSchema(source.schema);
+  const schema = new CedarSchema(parseSchema(source.schema));
   validatePolicySet(source.policies, source.schema);
-  return construct(parsed, schemaActionEntities(schemaJson));
+  return construct(parsed, schema);
 }
 
 /**
@@ -433,13 +454,29 @@ export class CompiledPolicySet implements EvaluablePolicySet {
   private readonly byId: ReadonlyMap<string, PolicyInfo>;
   private readonly actionEntries: ByUidMap<ActionEntry> = new Map();
   private actionEntryCount = 0;
+  private readonly schema: CedarSchema | undefined;
   private readonly schemaActions: ByUidEntities | undefined;
+  private readonly conformedStores = new WeakMap<EntityStore, EntityStore | string>();
+  private readonly conformedEntities = new WeakMap<ResolvedEntity, ResolvedEntity | string>();
+  private readonly checkEntity = (entity: ResolvedEntity): ResolvedEntity | string => {
+    let checked = this.conformedEntities.get(entity);
+    if (checked === undefined) {
+      try {
+        checked = this.schema!.conformEntity(entity, undefined);
+      } catch (error) {
+        if (!(error instanceof SchemaMismatch)) throw error;
+        checked = error.message;
+      }
+      this.conformedEntities.set(entity, checked);
+    }
+    return checked;
+  };
 
   static {
-    construct = (parsed, schemaActions) => new CompiledPolicySet(parsed, schemaActions);
+    construct = (parsed, schema) => new CompiledPolicySet(parsed, schema);
   }
 
-  private constructor(parsed: readonly ParsedPolicy[], schemaActions: ByUidEntities | undefined) {
+  private constructor(parsed: readonly ParsedPolicy[], schema: CedarSchema | undefined) {
     const compiled: CompiledPolicy[] = [];
     const infos: PolicyInfo[] = [];
     parsed.forEach((p, i) => {
@@ -450,7 +487,8 @@ export class CompiledPolicySet implements EvaluablePolicySet {
     this.compiled = compiled;
     this.policies = Object.freeze(infos);
     this.byId = new Map(infos.map((i) => [i.id, i]));
-    this.schemaActions = schemaActions;
+    this.schema = schema;
+    this.schemaActions = schema?.actionEntities;
   }
 
   /** A policy's annotations by id; `undefined` for an unknown id. */
@@ -464,7 +502,29 @@ export class CompiledPolicySet implements EvaluablePolicySet {
    * the decision is deny, else the satisfied permits, in source order.
    */
   evaluate(request: PolicyRequest, entities: EntityLookup): PolicyDecision {
-    const evaluation = new Evaluation(request, entities, this.schemaActions);
+    let context = request.context;
+    let lookup = entities;
+    let checker: ((entity: ResolvedEntity) => ResolvedEntity | string) | undefined;
+    if (this.schema !== undefined) {
+      // With a schema, Cedar refuses a request or entities that do not conform: deny.
+      try {
+        context = this.schema.conformRequest(
+          request.principal,
+          request.action,
+          request.resource,
+          request.context,
+        );
+      } catch (error) {
+        if (error instanceof SchemaMismatch) return inputDenied(error.message);
+        throw error;
+      }
+      if (entities instanceof EntityStore) {
+        const conformed = this.conformedStore(entities);
+        if (typeof conformed === 'string') return inputDenied(conformed);
+        lookup = conformed;
+      } else checker = this.checkEntity;
+    }
+    const evaluation = new Evaluation(request, context, lookup, this.schemaActions, checker);
     const index = this.resourceIndexFor(evaluation);
     const resource = request.resource;
     evaluation.run(index.any);
@@ -481,12 +541,27 @@ export class CompiledPolicySet implements EvaluablePolicySet {
         }
       }
     }
+    if (evaluation.inputError !== undefined) return inputDenied(evaluation.inputError);
     const { permits, forbids, errors } = evaluation;
     if (errors !== undefined)
       return { decision: 'deny', policies: forbids === undefined ? EMPTY : ids(forbids), errors };
     if (forbids !== undefined) return { decision: 'deny', policies: ids(forbids), errors: EMPTY };
     if (permits !== undefined) return { decision: 'allow', policies: ids(permits), errors: EMPTY };
     return DENY;
+  }
+
+  private conformedStore(store: EntityStore): EntityStore | string {
+    let conformed = this.conformedStores.get(store);
+    if (conformed === undefined) {
+      try {
+        conformed = conformStore(store, this.schema!);
+      } catch (error) {
+        if (!(error instanceof SchemaMismatch)) throw error;
+        conformed = error.message;
+      }
+      this.conformedStores.set(store, conformed);
+    }
+    return conformed;
   }
 
   /** The resource index of the policies whose action scope selects the request's action. */
@@ -528,60 +603,4 @@ function actionSelects(
         (t) => sameUid(t, action) || (ancestors !== undefined && ancestors.has(entityKey(t))),
       );
   }
-}
-
-/**
- * The action hierarchy a schema declares (Cedar's `action a in [g]`), as resolved entities.
- * With a schema, evaluation takes action entities from it, as Cedar's authorizer does.
- */
-export function schemaActionEntities(schemaJson: unknown): ByUidEntities {
-  const parents = new Map<string, { uid: EntityUid; parents: EntityUid[] }>();
-  if (!isObject(schemaJson)) return new Map();
-  for (const [namespace, definition] of Object.entries(schemaJson)) {
-    if (!isObject(definition) || !isObject(definition.actions)) continue;
-    const actionType = namespace === '' ? 'Action' : `${namespace}::Action`;
-    for (const [id, action] of Object.entries(definition.actions)) {
-      const uid = { type: actionType, id };
-      const memberOf = isObject(action) && Array.isArray(action.memberOf) ? action.memberOf : [];
-      const ps: EntityUid[] = [];
-      for (const m of memberOf as unknown[]) {
-        if (!isObject(m) || typeof m.id !== 'string') continue;
-        const type = typeof m.type === 'string' ? qualify(m.type, namespace) : actionType;
-        ps.push({ type, id: m.id });
-      }
-      parents.set(entityKey(uid), { uid, parents: ps });
-    }
-  }
-  const resolved: ByUidEntities = new Map();
-  const ancestorsOf = (key: string, seen: Set<string>): Set<string> => {
-    const out = new Set<string>();
-    const node = parents.get(key);
-    if (node === undefined) return out;
-    for (const p of node.parents) {
-      const pk = entityKey(p);
-      if (seen.has(pk))
-        throw invalid('ERR_POLICY_SCHEMA_INVALID', `the action hierarchy has a cycle at \`${pk}\``);
-      out.add(pk);
-      seen.add(pk);
-      for (const a of ancestorsOf(pk, seen)) out.add(a);
-      seen.delete(pk);
-    }
-    return out;
-  };
-  for (const [key, node] of parents) {
-    let byId = resolved.get(node.uid.type);
-    if (byId === undefined) resolved.set(node.uid.type, (byId = new Map<string, ResolvedEntity>()));
-    byId.set(node.uid.id, {
-      uid: node.uid,
-      attrs: new Map(),
-      ancestors: ancestorsOf(key, new Set([key])),
-    });
-  }
-  return resolved;
-}
-
-function qualify(type: string, namespace: string): string {
-  // In Cedar's JSON schema a memberOf type is written as in the schema text: an unqualified name
-  // refers to the enclosing namespace.
-  return type.includes('::') || namespace === '' ? type : `${namespace}::${type}`;
 }

@@ -16,6 +16,7 @@ import type {
   PolicyRequest,
   ResolvedEntity,
 } from './types.js';
+import type { CedarSchema } from './schema.js';
 import { cedarEquals, entityKey } from './values.js';
 
 /** Limits on Cedar JSON input: {@link JsonLimits} plus the size of the text and entity count. */
@@ -125,13 +126,48 @@ export class EntityStore implements EntityLookup {
       if (error instanceof RangeError) fail('the entity hierarchy is too deep');
       throw error;
     }
-    return new EntityStore(byType, byKey.size);
+    const store = new EntityStore(byType, byKey.size);
+    storeInputs.set(store, [...byKey.values()]);
+    return store;
   }
 
   /** The entity with this reference, or `undefined`. */
   get(uid: EntityUid): ResolvedEntity | undefined {
     return this.byType.get(uid.type)?.get(uid.id);
   }
+}
+
+// Each store's inputs (direct parents included), for the schema check; not part of the API.
+const storeInputs = new WeakMap<EntityStore, readonly EntityInput[]>();
+
+/**
+ * A store whose entities conform to `schema`: the same store when they do as they are, a new
+ * one when Cedar's schema-directed forms had to be converted; throws SchemaMismatch otherwise.
+ */
+export function conformStore(store: EntityStore, schema: CedarSchema): EntityStore {
+  const inputs = storeInputs.get(store) ?? [];
+  let converted: EntityInput[] | undefined;
+  for (let i = 0; i < inputs.length; i++) {
+    const input = inputs[i]!;
+    const resolved = store.get(input.uid)!;
+    const conformed = schema.conformEntity(resolved, input.parents);
+    if (conformed !== resolved && converted === undefined) converted = inputs.slice(0, i);
+    if (converted !== undefined) {
+      const next: EntityInput =
+        conformed.tags === undefined
+          ? { uid: input.uid, attrs: conformed.attrs, parents: input.parents }
+          : {
+              uid: input.uid,
+              attrs: conformed.attrs,
+              parents: input.parents,
+              tags: conformed.tags,
+            };
+      converted.push(next);
+    }
+  }
+  return converted === undefined
+    ? store
+    : EntityStore.fromEntities(converted, { maxEntities: Number.MAX_SAFE_INTEGER });
 }
 
 function sameEntity(a: EntityInput, b: EntityInput): boolean {

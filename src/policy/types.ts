@@ -46,6 +46,10 @@ export interface PolicyRequest {
 
 /** An evaluation error of one policy: it makes the decision deny (unlike Cedar, which skips it). */
 export interface PolicyEvaluationError {
+  /**
+   * The policy id; `''` when the request or the entities do not conform to the schema the set
+   * was compiled with (Cedar refuses such a request as a whole).
+   */
   readonly policy: string;
   readonly message: string;
 }
