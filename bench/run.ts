@@ -7,6 +7,7 @@ import { markdownTable, printTable } from './harness.js';
 import { identityBenchmarks } from './identity.bench.js';
 import { credentialBenchmarks } from './credentials.bench.js';
 import { channelBenchmarks } from './channel.bench.js';
+import { busBenchmarks } from './bus.bench.js';
 import { policyBenchmarks } from './policy.bench.js';
 import { gateBenchmarks } from './gates.bench.js';
 
@@ -35,3 +36,7 @@ console.log('\n# gates\n');
 const gateRows = await gateBenchmarks();
 printTable(gateRows);
 if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(gateRows)}`);
+console.log('\n# revocation to enforcement on a running node\n');
+const busRows = await busBenchmarks();
+printTable(busRows);
+if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(busRows)}`);
