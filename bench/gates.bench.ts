@@ -56,14 +56,14 @@ function catalog(): ToolDescriptor[] {
 function policies(count: number): string {
   const out: string[] = [
     'forbid(principal, action, resource) when { principal.depth > 4 };',
-    '@id("list") permit(principal, action == Action::"listTool", resource) when { principal.labels has teams && principal.labels.teams.contains("support") };',
+    '@id("list") permit(principal, action == Action::"listTool", resource) when { principal.hasTag("teams") && principal.getTag("teams").contains("support") };',
   ];
   for (let i = 0; out.length < count; i++) {
     const tool = `Tool::"server${i % 5}/tool${i % TOOLS}"`;
     switch (i % 4) {
       case 0:
         out.push(
-          `permit(principal, action == Action::"callTool", resource == ${tool}) when { context.args has amount && context.args.amount <= 500 && principal.labels has environments && principal.labels.environments.contains("prod") };`,
+          `permit(principal, action == Action::"callTool", resource == ${tool}) when { context.args has amount && context.args.amount <= 500 && principal.hasTag("environments") && principal.getTag("environments").contains("prod") };`,
         );
         break;
       case 1:
@@ -88,10 +88,12 @@ function policies(count: number): string {
 /** A Cedar value as Cedar's JSON writes it. */
 function toJson(value: CedarValue): unknown {
   if (typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map(toJson);
-  if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [k, toJson(v)]));
+  if (Array.isArray(value)) return (value as readonly CedarValue[]).map(toJson);
+  if (value instanceof Map)
+    return Object.fromEntries([...(value as ReadonlyMap<string, CedarValue>)].map(([k, v]) => [k, toJson(v)]));
   if ('extension' in value) return { __extn: { fn: value.extension, arg: value.text } };
-  return { __entity: { type: value.type, id: value.id } };
+  const uid = value as { type: string; id: string };
+  return { __entity: { type: uid.type, id: uid.id } };
 }
 
 function check(condition: boolean, what: string): void {
@@ -107,7 +109,7 @@ export async function gateBenchmarks(): Promise<TableRow[]> {
   });
   const chain = w.subAgents[0]!.chain;
   const text = policies(100);
-  const schema = mandateCedarSchema({ tools, labels: { environments: 'Set<String>', teams: 'Set<String>' } });
+  const schema = mandateCedarSchema({ tools });
   const bundle: ActiveBundle = {
     version: 1,
     hash: 'bench',
@@ -135,6 +137,7 @@ export async function gateBenchmarks(): Promise<TableRow[]> {
       entityJson.push({
         uid: e.uid,
         attrs: toJson(e.attrs),
+        ...(e.tags === undefined ? {} : { tags: toJson(e.tags) }),
         parents: [...e.ancestors].map((key) => {
           const at = key.indexOf('::');
           return { type: key.slice(0, at), id: JSON.parse(key.slice(at + 2)) as string };

@@ -19,7 +19,7 @@ import { entityKey } from '../policy/index.js';
 import type { CatalogTool, ToolCatalog, ToolDescriptor } from './catalog.js';
 import {
   agentViewOf,
-  chainArguments,
+  ChainArgumentsView,
   checkArgumentBounds,
   DEFAULT_ARGUMENT_LIMITS,
   type AgentView,
@@ -86,6 +86,11 @@ const CALL_TOOL: EntityUid = Object.freeze({ type: 'Action', id: 'callTool' });
 const LIST_TOOL: EntityUid = Object.freeze({ type: 'Action', id: 'listTool' });
 const APPROVAL_ANNOTATION = 'approval';
 const NOT_GRANTED: ApprovalState = Object.freeze({ granted: false, approvers: [] });
+const NOT_GRANTED_RECORD: ReadonlyMap<string, CedarValue> = new Map<string, CedarValue>([
+  ['granted', false],
+  ['approvers', []],
+]);
+const EMPTY_RECORD: ReadonlyMap<string, CedarValue> = new Map();
 const NO_STRINGS: readonly string[] = Object.freeze([]);
 
 /**
@@ -136,6 +141,14 @@ export class Gate {
   readonly #listCache = new Map<string, ListEntry>();
   readonly #listCacheSize: number;
   readonly #listCacheSeconds: number;
+  readonly #chainArgs = new ChainArgumentsView();
+  readonly #callContext = new Map<string, CedarValue>();
+  readonly #request: { -readonly [K in keyof PolicyRequest]: PolicyRequest[K] } = {
+    principal: LIST_TOOL,
+    action: LIST_TOOL,
+    resource: LIST_TOOL,
+    context: EMPTY_RECORD,
+  };
 
   constructor(options: GateOptions) {
     this.#catalog = options.catalog;
@@ -206,7 +219,11 @@ export class Gate {
     action: EntityUid,
     context: ReadonlyMap<string, CedarValue>,
   ): PolicyDecision | undefined {
-    const request: PolicyRequest = { principal: view.principal, action, resource: tool.uid, context };
+    const request = this.#request;
+    request.principal = view.principal;
+    request.action = action;
+    request.resource = tool.uid;
+    request.context = context;
     const entities = this.#entities;
     entities.view = view;
     entities.tool = tool;
@@ -217,6 +234,7 @@ export class Gate {
     } finally {
       entities.view = undefined;
       entities.tool = undefined;
+      request.context = EMPTY_RECORD;
     }
   }
 
@@ -245,7 +263,7 @@ export class Gate {
     // Lock 1: what the humans delegated.
     const delegated = authorize(
       chain,
-      { action: call.tool, args: chainArguments(record), nowSeconds },
+      { action: call.tool, args: this.#chainArgs.of(record), nowSeconds },
       this.#denySet === undefined ? {} : { denySet: this.#denySet },
     );
     if (delegated.decision === 'deny')
@@ -275,18 +293,21 @@ export class Gate {
     const bundle = this.#bundle();
     if (!('policySet' in bundle)) return bundle;
     const approval = options.approval ?? NOT_GRANTED;
-    const context = new Map<string, CedarValue>([
-      ['now', nowSeconds],
-      ['args', cedarArgs],
-      [
+    // One context record per gate, re-filled per call: evaluation is synchronous and keeps nothing.
+    const context = this.#callContext
+      .set('now', nowSeconds)
+      .set('args', cedarArgs)
+      .set(
         'approval',
-        new Map<string, CedarValue>([
-          ['granted', approval.granted],
-          ['approvers', approval.approvers],
-        ]),
-      ],
-    ]);
+        approval === NOT_GRANTED
+          ? NOT_GRANTED_RECORD
+          : new Map<string, CedarValue>([
+              ['granted', approval.granted],
+              ['approvers', approval.approvers],
+            ]),
+      );
     const decision = this.#evaluate(bundle, agentViewOf(chain), tool, CALL_TOOL, context);
+    context.set('args', EMPTY_RECORD);
     if (decision === undefined)
       return deny('policy', 'ERR_GATE_POLICY_ERROR', 'the policy evaluation failed', bundle.hash);
     if (decision.errors.length > 0)
@@ -294,8 +315,11 @@ export class Gate {
         decision: 'deny',
         lock: 'policy',
         code: 'ERR_GATE_POLICY_ERROR',
-        reasons: decision.errors.map((e) => `policy \`${policyName(bundle, e.policy)}\` failed: ${e.message}`),
-        policies: decision.errors.map((e) => policyName(bundle, e.policy)),
+        // An error of no policy (id '') is the request's: it does not conform to the schema.
+        reasons: decision.errors.map((e) =>
+          e.policy === '' ? `the request ${e.message}` : `policy \`${policyName(bundle, e.policy)}\` failed: ${e.message}`,
+        ),
+        policies: decision.errors.filter((e) => e.policy !== '').map((e) => policyName(bundle, e.policy)),
         bundle: bundle.hash,
       };
     if (decision.decision === 'deny')

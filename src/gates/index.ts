@@ -16,18 +16,15 @@ export { ToolCatalog, toolUid } from './catalog.js';
 export type { ToolDescriptor, CatalogTool } from './catalog.js';
 export {
   MANDATE_CEDAR_SCHEMA,
-  DEFAULT_GRANT_ATTRIBUTES,
-  DEFAULT_LABELS,
   mandateCedarSchema,
   cedarTypeOfJsonSchema,
 } from './schema.js';
-export type { GrantAttributeType, MandateSchemaOptions } from './schema.js';
+export type { MandateSchemaOptions } from './schema.js';
 export {
   agentViewOf,
   chainArguments,
   checkArgumentBounds,
   compileArgumentConverter,
-  constraintsRecord,
   labelsRecord,
   rootIsHuman,
   DEFAULT_ARGUMENT_LIMITS,

@@ -3,7 +3,7 @@
 // derived from a tool once per catalog; a call adds only its arguments.
 import { invalid } from '../core/internal.js';
 import type { Constraint, Constraints, VerifiedChain } from '../credentials/index.js';
-import { LABEL_PREFIX } from '../credentials/internal.js';
+import { LABEL_PREFIX, TOOLS_ATTRIBUTE } from '../credentials/internal.js';
 import { toHex } from '../encoding/index.js';
 import {
   entityKey,
@@ -193,6 +193,60 @@ export function compileArgumentConverter(inputSchema: Readonly<Record<string, un
 const EMPTY_RECORD: ReadonlyMap<string, CedarValue> = new Map();
 
 /**
+ * {@link chainArguments} as a view that converts on read: gate 2 re-points one instance per call
+ * (`of`) instead of building a Map, since `authorize` only `get`s the few names its constraints
+ * name. The other ReadonlyMap methods materialise the same entries.
+ */
+export class ChainArgumentsView implements ReadonlyMap<string, string> {
+  #record: Readonly<Record<string, unknown>> = EMPTY_ARGS;
+
+  /** Re-points the view at `record` and returns it. */
+  of(record: Readonly<Record<string, unknown>>): this {
+    this.#record = record;
+    return this;
+  }
+
+  get(key: string): string | undefined {
+    if (!Object.hasOwn(this.#record, key)) return undefined;
+    const value = this.#record[key];
+    if (typeof value === 'string') return value;
+    if (typeof value === 'boolean') return value ? 'true' : 'false';
+    if (Number.isSafeInteger(value)) return String(value);
+    return undefined;
+  }
+
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  get size(): number {
+    return chainArguments(this.#record).size;
+  }
+
+  forEach(fn: (value: string, key: string, map: ReadonlyMap<string, string>) => void): void {
+    for (const [key, value] of chainArguments(this.#record)) fn(value, key, this);
+  }
+
+  entries(): MapIterator<[string, string]> {
+    return chainArguments(this.#record).entries() as MapIterator<[string, string]>;
+  }
+
+  keys(): MapIterator<string> {
+    return chainArguments(this.#record).keys() as MapIterator<string>;
+  }
+
+  values(): MapIterator<string> {
+    return chainArguments(this.#record).values() as MapIterator<string>;
+  }
+
+  [Symbol.iterator](): MapIterator<[string, string]> {
+    return this.entries();
+  }
+}
+
+const EMPTY_ARGS: Readonly<Record<string, unknown>> = Object.freeze({});
+
+/**
  * The arguments as lock 1 (the chain's constraints, `authorize`) reads them: each top-level
  * string as is, each safe integer in decimal, each boolean as `true`/`false`; other values
  * (decimals, arrays, objects, null) are absent, so a constraint on them denies.
@@ -253,10 +307,9 @@ function buildView(chain: VerifiedChain): AgentView {
     ['Agent', new Map()],
     ['Human', new Map()],
   ]);
-  const grant = constraintsRecord(chain.rootConstraints);
   const subjects = [chain.root.subject, ...chain.links.map((l) => l.subject)];
   const ancestors: string[] = [];
-  let narrowed = new Map(chain.rootConstraints);
+  let narrowed: Map<string, Constraint> = new Map(chain.rootConstraints);
   let notBefore = chain.root.createdAt;
   let expiresAt = chain.root.expiresAt;
   const purposes: string[] = [];
@@ -274,25 +327,28 @@ function buildView(chain: VerifiedChain): AgentView {
     const uid: EntityUid = isHumanRoot
       ? { type: 'Human', id: identifier }
       : { type: 'Agent', id: identifier };
-    const attrs = isHumanRoot
-      ? new Map<string, CedarValue>([['identifier', identifier]])
-      : new Map<string, CedarValue>([
-          ['identifier', identifier],
-          ['authority', chain.root.issuer],
-          ['root', chain.root.subject],
-          ['human', level === 0 && human],
-          ['depth', level],
-          ['remainingDepth', link?.depth ?? chain.rootDepth],
-          ['purpose', link?.purpose ?? ''],
-          ['purposes', [...purposes]],
-          ['delegators', subjects.slice(0, level)],
-          ['notBefore', notBefore],
-          ['expiresAt', expiresAt],
-          ['grant', grant],
-          ['narrowed', constraintsRecord(narrowed)],
-          ['labels', labelsRecord(narrowed)],
-        ]);
-    byType.get(uid.type)!.set(identifier, { uid, attrs, ancestors: new Set(ancestors) });
+    const entity: ResolvedEntity = isHumanRoot
+      ? { uid, attrs: new Map<string, CedarValue>([['identifier', identifier]]), ancestors: new Set(ancestors) }
+      : {
+          uid,
+          attrs: new Map<string, CedarValue>([
+            ['identifier', identifier],
+            ['authority', chain.root.issuer],
+            ['root', chain.root.subject],
+            ['human', level === 0 && human],
+            ['depth', level],
+            ['remainingDepth', link?.depth ?? chain.rootDepth],
+            ['purpose', link?.purpose ?? ''],
+            ['purposes', [...purposes]],
+            ['delegators', subjects.slice(0, level)],
+            ['notBefore', notBefore],
+            ['expiresAt', expiresAt],
+            ['tools', toolsOf(narrowed)],
+          ]),
+          ancestors: new Set(ancestors),
+          tags: labelsRecord(narrowed),
+        };
+    byType.get(uid.type)!.set(identifier, entity);
     ancestors.push(entityKey(uid));
     principal = uid;
   }
@@ -303,41 +359,19 @@ function buildView(chain: VerifiedChain): AgentView {
   };
 }
 
-/**
- * Constraints as a Cedar record: set → Set<String>, max/min → Long, path → String; windows and
- * labels are left out.
- */
-export function constraintsRecord(constraints: Constraints): ReadonlyMap<string, CedarValue> {
-  const out = new Map<string, CedarValue>();
-  for (const [name, constraint] of constraints) {
-    if (name.startsWith(LABEL_PREFIX)) continue;
-    const value = constraintValue(constraint);
-    if (value !== undefined) out.set(name, value);
-  }
-  return out;
+/** The `tools` grant nearest to the actor as a set (`["*"]` for any); empty when none. */
+function toolsOf(constraints: ReadonlyMap<string, Constraint>): CedarValue {
+  const tools = constraints.get(TOOLS_ATTRIBUTE);
+  return tools?.kind === 'set' ? [...tools.values] : [];
 }
 
-/** The labels (`label.NAME`) as a Cedar record by NAME, valued as {@link constraintsRecord} values them. */
+/** The labels (`label.NAME` sets) by NAME: the Agent entity's tags. */
 export function labelsRecord(constraints: Constraints): ReadonlyMap<string, CedarValue> {
   const out = new Map<string, CedarValue>();
   for (const [name, constraint] of constraints) {
-    if (!name.startsWith(LABEL_PREFIX)) continue;
-    const value = constraintValue(constraint);
-    if (value !== undefined) out.set(name.slice(LABEL_PREFIX.length), value);
+    // Tags share one type (`Set<String>`): a label is a set; one of another kind is not shown.
+    if (name.startsWith(LABEL_PREFIX) && constraint.kind === 'set')
+      out.set(name.slice(LABEL_PREFIX.length), [...constraint.values]);
   }
   return out;
-}
-
-function constraintValue(constraint: Constraint): CedarValue | undefined {
-  switch (constraint.kind) {
-    case 'set':
-      return [...constraint.values];
-    case 'max':
-    case 'min':
-      return constraint.limit;
-    case 'path':
-      return `/${constraint.segments.join('/')}${constraint.subtree ? (constraint.segments.length === 0 ? '**' : '/**') : ''}`;
-    case 'window':
-      return undefined;
-  }
 }

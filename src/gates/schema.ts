@@ -3,28 +3,8 @@ import type { ToolDescriptor } from './catalog.js';
 
 
 
-/** The Cedar type of a grant attribute: a `set` constraint is `Set<String>`, `max`/`min` `Long`, `path` `String`. */
-export type GrantAttributeType = 'Set<String>' | 'Long' | 'String';
-
-/** Constraint attributes the default schema declares in `grant`/`narrowed` (all optional). */
-export const DEFAULT_GRANT_ATTRIBUTES: Readonly<Record<string, GrantAttributeType>> = Object.freeze({
-  tools: 'Set<String>',
-});
-
-/** Labels the default schema declares in `labels` (names without `label.`; all optional). */
-export const DEFAULT_LABELS: Readonly<Record<string, GrantAttributeType>> = Object.freeze({
-  environments: 'Set<String>',
-  regions: 'Set<String>',
-  teams: 'Set<String>',
-  approved_by: 'Set<String>',
-});
-
 /** Options of {@link mandateCedarSchema}. */
 export interface MandateSchemaOptions {
-  /** Constraint attributes to declare (default {@link DEFAULT_GRANT_ATTRIBUTES}). */
-  readonly grant?: Readonly<Record<string, GrantAttributeType>>;
-  /** Labels to declare, by name without `label.` (default {@link DEFAULT_LABELS}). */
-  readonly labels?: Readonly<Record<string, GrantAttributeType>>;
   /** The tool catalog whose arguments `context.args` declares. */
   readonly tools?: readonly ToolDescriptor[];
 }
@@ -105,18 +85,12 @@ export function objectFields(
 }
 
 /**
- * The Mandate Cedar schema text with the given grant attributes and, for a catalog, the union of
+ * The Mandate Cedar schema text and, for a catalog, the union of
  * its tools' top-level arguments in `context.args` (every one optional, since a call of one tool
  * lacks another's). Two tools that give one argument name different Cedar types are
  * `ERR_GATE_SCHEMA_CONFLICT`: rename one, or publish a schema of your own.
  */
 export function mandateCedarSchema(options: MandateSchemaOptions = {}): string {
-  const grant = Object.entries(options.grant ?? DEFAULT_GRANT_ATTRIBUTES)
-    .map(([name, type]) => `${attributeName(name)}?: ${type}`)
-    .join(', ');
-  const labels = Object.entries(options.labels ?? DEFAULT_LABELS)
-    .map(([name, type]) => `${attributeName(name)}?: ${type}`)
-    .join(', ');
   const args = new Map<string, string>();
   for (const tool of options.tools ?? []) {
     const fields = objectFields(tool.inputSchema as Record<string, unknown>, 0) ?? [];
@@ -132,8 +106,6 @@ export function mandateCedarSchema(options: MandateSchemaOptions = {}): string {
   }
   const argsType = [...args].map(([name, type]) => `${attributeName(name)}?: ${type}`).join(', ');
   return `// The Mandate Cedar schema (docs/spec/policy.md §4). Generated; do not edit by hand.
-type Grant = {${grant}};
-type Labels = {${labels}};
 type Args = {${argsType}};
 type ApprovalState = {granted: Bool, approvers: Set<String>};
 entity Human = {identifier: String};
@@ -152,10 +124,8 @@ entity Agent in [Human, Agent] = {
   delegators: Set<String>,
   notBefore: Long,
   expiresAt: Long,
-  grant: Grant,
-  narrowed: Grant,
-  labels: Labels,
-};
+  tools: Set<String>,
+} tags Set<String>;
 action listTool appliesTo {principal: [Agent], resource: [Tool], context: {now: Long}};
 action callTool appliesTo {
   principal: [Agent],
@@ -175,9 +145,9 @@ action connect appliesTo {principal: [Agent], resource: [Agent, Server], context
  * - `Agent`: the identity that presents a chain and acts (always the principal, also a human
  *   acting under its own credential, with `human == true`); its parents are the delegators
  *   (`Human` for a root credential subject the authority marked `human=true`, else `Agent`).
- * - `grant` holds the root credential's constraints, `narrowed` each constraint as declared
- *   nearest to the actor (both typed by the `Grant` record), `labels` the credential labels
- *   (`label.NAME` attributes, which constrain no call) as narrowed along the chain, by NAME.
+ * - its attributes are fixed (identifier, depth, purposes, delegators, window, `tools`); the
+ *   credential labels (`label.NAME` sets, which constrain no call) are its tags, by NAME:
+ *   `principal.hasTag("regions") && principal.getTag("regions").contains("eu-west-1")`.
  * - `callTool`'s `context.args` is the tool's arguments converted per its JSON Schema; its
  *   attributes are the union of the catalog's top-level arguments, all optional (a policy tests
  *   `context.args has amount` first). The default schema declares none: generate one for a catalog

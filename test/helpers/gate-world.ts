@@ -107,9 +107,9 @@ permit(principal, action in [Action::"listTool", Action::"callTool"], resource =
   when {
     action == Action::"listTool" ||
     (context.args has environment && context.args has region &&
-     principal.labels has environments && principal.labels.environments.contains(context.args.environment) &&
-     principal.labels has regions && principal.labels.regions.contains(context.args.region) &&
-     principal.labels has approved_by && principal.labels.approved_by.contains("security"))
+     principal.hasTag("environments") && principal.getTag("environments").contains(context.args.environment) &&
+     principal.hasTag("regions") && principal.getTag("regions").contains(context.args.region) &&
+     principal.hasTag("approved_by") && principal.getTag("approved_by").contains("security"))
   };
 
 @id("prod-needs-a-human-path")
