@@ -3,7 +3,13 @@ import { invalid } from '../../core/internal.js';
 import { isMandateError, MandateError } from '../../core/index.js';
 import { ChainVerifier, type VerifiedChain } from '../../credentials/index.js';
 import { isIdentifier, parseIdentifier, type Identifier } from '../../identity/index.js';
-import { Gate, ToolCatalog, enforceCall, type GateDecision } from '../../gates/index.js';
+import {
+  Gate,
+  ToolCatalog,
+  enforceCall,
+  mandateCedarSchema,
+  type GateDecision,
+} from '../../gates/index.js';
 import { StoreBundleSource } from '../../node/index.js';
 import type { CliContext } from '../context.js';
 import type { Home } from '../home.js';
@@ -42,6 +48,15 @@ export function registerGateCommands(program: Command, context: () => CliContext
     )
     .description("gate 1: the catalog's tools this chain may see under this home's policy bundle")
     .action((opts: GateCommonOptions) => runGateTools(context(), opts));
+  gate
+    .command('schema')
+    .option('--catalog <file>', 'the tool catalog whose arguments `context.args` declares')
+    .description(
+      'print the Mandate Cedar schema (for a catalog: with its tools’ arguments), to publish policies with',
+    )
+    .action((opts: { catalog?: string }) => {
+      runGateSchema(context(), opts);
+    });
   gate
     .command('call')
     .requiredOption('--chain <file>', 'the delegation chain presented')
@@ -136,6 +151,14 @@ async function withGate<T>(
   } finally {
     home.close();
   }
+}
+
+/** `gate schema`: the schema text (no home needed). */
+export function runGateSchema(ctx: CliContext, opts: { catalog?: string }): void {
+  const tools =
+    opts.catalog === undefined ? [] : readCatalog(opts.catalog).tools.map((t) => t.descriptor);
+  const schema = mandateCedarSchema({ tools });
+  ctx.out.result({ schema }, () => schema.trimEnd());
 }
 
 /** `gate tools`: gate 1 over a catalog. */
