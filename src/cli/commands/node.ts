@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { Logger } from '../../core/index.js';
 import { invalid } from '../../core/internal.js';
 import { DenySet } from '../../credentials/index.js';
+import type { Identifier, VerifiedIdentity } from '../../identity/index.js';
 import { randomUnit } from '../../crypto/index.js';
 import {
   openSecureChannel,
@@ -137,6 +138,11 @@ async function nodeChannelOptions(
     logger,
   });
   await renewer.start();
+  // Deny-set and bundles from the authority that answered, and from no other trust anchor: a
+  // second authority this home trusts must not be able to stand in for it at the route.
+  const pinned = renewer.authority;
+  const authority: ReadonlyMap<Identifier, VerifiedIdentity> =
+    pinned === undefined ? anchors : new Map([[pinned.identifier, pinned]]);
   let bus: AuthorityBus;
   try {
     bus = await AuthorityBus.start({
@@ -144,20 +150,20 @@ async function nodeChannelOptions(
       random: randomUnit,
       maxStalenessSeconds: renewal.maxStalenessSeconds,
       denySet: peerDenySet,
-      authorities: () => Promise.resolve(anchors),
+      authorities: () => Promise.resolve(authority),
       clock: ctx.clock,
       logger,
       // A channel that presents no credentials (the authority knows its members by identity)
-      // and trusts this home's anchors only.
+      // and trusts that authority only.
       connect: (onClosed) =>
         openSecureChannel(router, toListener(connectRoute(transport, renewal.route)), {
           staticKey: options.staticKey,
           identityPayload: withCredentials(options.identityPayload, []),
           verify: {
-            authorities: anchors,
-            knownIdentities: anchors,
+            authorities: authority,
+            knownIdentities: authority,
             trustPolicy: TrustPolicies.any(
-              ...[...anchors.keys()].map((id) => TrustPolicies.identifier(id)),
+              ...[...authority.keys()].map((id) => TrustPolicies.identifier(id)),
             ),
             denySet: localDenySet,
           },
