@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { invalid } from '../core/internal.js';
-import type { CedarValue, EntityInput, EntityUid } from '../policy/index.js';
+import { entityKey, type CedarValue, type EntityInput, type EntityUid, type ResolvedEntity } from '../policy/index.js';
 import { checkArgumentBounds, compileArgumentConverter, type ArgumentConverter } from './request.js';
 
 /** A tool as an MCP server lists it: name, server, description and the JSON Schema of its inputs. */
@@ -23,6 +23,9 @@ export interface CatalogTool {
   readonly lastError: () => string;
   readonly convert: ArgumentConverter;
   readonly entities: readonly EntityInput[];
+  /** The tool and its server as the engine reads them (ancestors resolved). */
+  readonly resolvedTool: ResolvedEntity;
+  readonly resolvedServer: ResolvedEntity;
 }
 
 const MAX_TOOLS = 10_000;
@@ -63,6 +66,7 @@ export function toolUid(server: string, name: string): EntityUid {
  */
 export class ToolCatalog {
   readonly #byKey = new Map<string, CatalogTool>();
+  readonly #byServer = new Map<string, Map<string, CatalogTool>>();
   readonly #byName = new Map<string, CatalogTool | null>();
   readonly tools: readonly CatalogTool[];
 
@@ -76,6 +80,9 @@ export class ToolCatalog {
       if (this.#byKey.has(key))
         throw invalid('ERR_GATE_CATALOG_INVALID', `tool \`${key}\` is listed twice`);
       this.#byKey.set(key, tool);
+      let onServer = this.#byServer.get(descriptor.server);
+      if (onServer === undefined) this.#byServer.set(descriptor.server, (onServer = new Map()));
+      onServer.set(descriptor.name, tool);
       this.#byName.set(descriptor.name, this.#byName.has(descriptor.name) ? null : tool);
       tools.push(tool);
     }
@@ -84,7 +91,7 @@ export class ToolCatalog {
 
   /** The tool, or `undefined` (unknown, or a name more than one server offers without `server`). */
   get(name: string, server?: string): CatalogTool | undefined {
-    if (server !== undefined) return this.#byKey.get(`${server}/${name}`);
+    if (server !== undefined) return this.#byServer.get(server)?.get(name);
     return this.#byName.get(name) ?? undefined;
   }
 
@@ -151,16 +158,19 @@ function compileTool(descriptor: ToolDescriptor): CatalogTool {
     ['server', server],
     ['description', descriptor.description ?? ''],
   ]);
+  const serverAttrs = new Map<string, CedarValue>([['name', server]]);
   return {
     descriptor,
     uid,
     serverUid,
+    resolvedTool: { uid, attrs, ancestors: new Set([entityKey(serverUid)]) },
+    resolvedServer: { uid: serverUid, attrs: serverAttrs, ancestors: new Set() },
     validate: (args) => validate(args) as boolean,
     lastError: () => describeError(validate.errors?.[0]),
     convert: compileArgumentConverter(descriptor.inputSchema),
     entities: Object.freeze([
       { uid, attrs, parents: [serverUid] },
-      { uid: serverUid, attrs: new Map<string, CedarValue>([['name', server]]), parents: [] },
+      { uid: serverUid, attrs: serverAttrs, parents: [] },
     ]),
   };
 }

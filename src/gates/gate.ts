@@ -116,7 +116,15 @@ class RequestEntities implements EntityLookup {
   }
 
   get(uid: EntityUid): ResolvedEntity | undefined {
-    if (uid.type === 'Tool' || uid.type === 'Server') return this.#tools.get(entityKey(uid));
+    const tool = this.tool;
+    if (uid.type === 'Tool') {
+      if (tool !== undefined && uid.id === tool.uid.id) return tool.resolvedTool;
+      return this.#tools.get(entityKey(uid));
+    }
+    if (uid.type === 'Server') {
+      if (tool !== undefined && uid.id === tool.serverUid.id) return tool.resolvedServer;
+      return this.#tools.get(entityKey(uid));
+    }
     return this.view?.entities.get(uid.type)?.get(uid.id);
   }
 }
@@ -357,6 +365,28 @@ export class Gate {
 
 const NO_TOOLS: readonly ToolDescriptor[] = Object.freeze([]);
 
+/** Per policy set: each policy's name (its `@id`, else Cedar's id) as a one-element list, and its `@approval` text. */
+interface PolicyFacts {
+  readonly names: readonly string[];
+  readonly approval: string | undefined;
+}
+const factsCache = new WeakMap<object, Map<string, PolicyFacts>>();
+
+function factsOf(bundle: ActiveBundle, id: string): PolicyFacts {
+  let byId = factsCache.get(bundle.policySet);
+  if (byId === undefined) factsCache.set(bundle.policySet, (byId = new Map()));
+  let facts = byId.get(id);
+  if (facts === undefined) {
+    const annotations = bundle.policySet.annotations(id);
+    facts = Object.freeze({
+      names: Object.freeze([annotations?.get('id') ?? id]),
+      approval: annotations?.get(APPROVAL_ANNOTATION),
+    });
+    byId.set(id, facts);
+  }
+  return facts;
+}
+
 /**
  * The `@approval` texts of the determining permits. Every determining permit is one that on its
  * own would allow the call, so an allow needs a person when ANY of them asks for one: otherwise
@@ -366,24 +396,22 @@ function approvalPrompt(bundle: ActiveBundle, policies: readonly string[]): Appr
   let reasons: string[] | undefined;
   let asking: string[] | undefined;
   for (const id of policies) {
-    const text = bundle.policySet.annotations(id)?.get(APPROVAL_ANNOTATION);
+    const facts = factsOf(bundle, id);
+    const text = facts.approval;
     if (text === undefined) continue;
-    (reasons ??= []).push(text === '' ? `policy \`${policyName(bundle, id)}\` requires a human approval` : text);
-    (asking ??= []).push(policyName(bundle, id));
+    (reasons ??= []).push(text === '' ? `policy \`${facts.names[0]!}\` requires a human approval` : text);
+    (asking ??= []).push(facts.names[0]!);
   }
   return reasons === undefined ? undefined : { reason: reasons.join('; '), policies: asking! };
 }
 
 /** A policy as decisions name it: its `@id` annotation when it has one, else Cedar's id (`policy0`, …). */
 function policyName(bundle: ActiveBundle, id: string): string {
-  return bundle.policySet.annotations(id)?.get('id') ?? id;
+  return factsOf(bundle, id).names[0]!;
 }
 
 function namesOf(bundle: ActiveBundle, ids: readonly string[]): readonly string[] {
-  if (ids.length === 1) {
-    const name = policyName(bundle, ids[0]!);
-    return name === ids[0] ? ids : [name];
-  }
+  if (ids.length === 1) return factsOf(bundle, ids[0]!).names;
   return ids.map((id) => policyName(bundle, id));
 }
 
