@@ -283,33 +283,31 @@ export function busContract(factory: BusFactory): void {
       );
       const update = { fromSequence: 0, toSequence: 1, entries: [revocation(1)], issuedAt: NOW };
       publisher.publish(BusTopic.denySet, update);
-      expectCode(() => { publisher.publish(BusTopic.denySet, update); }, 'ERR_BUS_SEQUENCE_CONFLICT');
-      expectCode(
-        () => { publisher.publish(BusTopic.denySet, { ...update, fromSequence: 1, toSequence: 3 }); },
-        'ERR_BUS_MESSAGE_INVALID',
-      );
-      expectCode(
-        () => { publisher.publish(BusTopic.denySet, {
-            fromSequence: 1,
-            toSequence: 2,
-            entries: [{ ...revocation(2), id: 'not-an-id' }],
-            issuedAt: NOW,
-          }); },
-        'ERR_BUS_MESSAGE_INVALID',
-      );
-      expectCode(
-        () => { publisher.publish(BusTopic.bundles, {
-            fromSequence: 0,
-            toSequence: 1,
-            bundles: [{ ...bundle(1), hash: 'AB' }],
-            issuedAt: NOW,
-          }); },
-        'ERR_BUS_MESSAGE_INVALID',
-      );
-      expectCode(
-        () => { publisher.publishSnapshot(BusTopic.denySet, { sequence: 0, entries: [], issuedAt: NOW }); },
-        'ERR_BUS_SEQUENCE_CONFLICT',
-      );
+      expectCode(() => {
+        publisher.publish(BusTopic.denySet, update);
+      }, 'ERR_BUS_SEQUENCE_CONFLICT');
+      expectCode(() => {
+        publisher.publish(BusTopic.denySet, { ...update, fromSequence: 1, toSequence: 3 });
+      }, 'ERR_BUS_MESSAGE_INVALID');
+      expectCode(() => {
+        publisher.publish(BusTopic.denySet, {
+          fromSequence: 1,
+          toSequence: 2,
+          entries: [{ ...revocation(2), id: 'not-an-id' }],
+          issuedAt: NOW,
+        });
+      }, 'ERR_BUS_MESSAGE_INVALID');
+      expectCode(() => {
+        publisher.publish(BusTopic.bundles, {
+          fromSequence: 0,
+          toSequence: 1,
+          bundles: [{ ...bundle(1), hash: 'AB' }],
+          issuedAt: NOW,
+        });
+      }, 'ERR_BUS_MESSAGE_INVALID');
+      expectCode(() => {
+        publisher.publishSnapshot(BusTopic.denySet, { sequence: 0, entries: [], issuedAt: NOW });
+      }, 'ERR_BUS_SEQUENCE_CONFLICT');
       expect(publisher.sequence(BusTopic.denySet)).toBe(1);
       expect(publisher.sequence(BusTopic.bundles)).toBe(0);
     });
