@@ -151,10 +151,17 @@ const ENTITY_TYPES: readonly EntityTypeDecl[] = [
     parentTypes: ['Agent', 'Human', 'Group'],
   },
   { name: 'Human', ids: ['h0', 'ü'], shape: PRINCIPAL_SHAPE, parentTypes: ['Group'] },
-  { name: 'Group', ids: ['g0', 'g1', 'g2', 'a0'], shape: GROUP_SHAPE, parentTypes: ['Group'] },
+  {
+    name: 'Group',
+    ids: ['g0', 'g1', 'g2', 'a0'],
+    shape: GROUP_SHAPE,
+    parentTypes: ['Group', 'Org::Team'],
+  },
   { name: 'Tool', ids: ['t0', 'a::"b'], shape: RESOURCE_SHAPE, parentTypes: ['Server', 'Group'] },
   { name: 'Server', ids: ['s0'], shape: RESOURCE_SHAPE, parentTypes: ['Group'] },
   { name: 'Secret', ids: [''], shape: RESOURCE_SHAPE, parentTypes: ['Server'] },
+  // A namespaced type, with an id another type also uses.
+  { name: 'Org::Team', ids: ['t0'], shape: GROUP_SHAPE, parentTypes: [] },
 ];
 
 const PRINCIPAL_TYPES = ['Agent', 'Human'] as const;
@@ -236,19 +243,44 @@ const STRINGS = [
   'tab\there',
 ] as const;
 
-const DECIMALS = ['0.0', '1.5', '-2.25', '1.0001', '922337203685477.5807', '-922337203685477.5808'];
+/** Decimals, with equal values in different spellings (`1.5`, `1.50`; `0.0`, `-0.0`). */
+const DECIMALS = [
+  '0.0',
+  '-0.0',
+  '1.5',
+  '1.50',
+  '-2.25',
+  '1.0001',
+  '922337203685477.5807',
+  '-922337203685477.5808',
+];
+/** Addresses and ranges, with equal values in different spellings (`::1`, `0:0:0:0:0:0:0:1`). */
 const IPS = [
   '10.0.0.1',
+  '10.0.0.1/32',
+  '10.0.0.0/24',
+  '10.0.0.0/8',
   '192.168.0.0/16',
   '127.0.0.1',
   '224.0.0.1',
+  '0.0.0.0/0',
   '::1',
+  '0:0:0:0:0:0:0:1',
+  '::/0',
+  'fe80::1',
   'fe80::/10',
-  '10.0.0.0/8',
+  'ff02::1',
 ];
 /** Arguments that the extension constructors reject (an evaluation error in Cedar). */
-const BAD_DECIMALS = ['1.23456', 'abc', '1e3'];
-const BAD_IPS = ['300.1.1.1', 'not-an-ip', '10.0.0.1/40'];
+const BAD_DECIMALS = ['1.23456', 'abc', '1e3', '922337203685477.5808', '1.', '.5', '+1.0'];
+const BAD_IPS = [
+  '300.1.1.1',
+  'not-an-ip',
+  '10.0.0.1/40',
+  '::ffff:10.0.0.1',
+  '010.0.0.1',
+  '::1/129',
+];
 
 /** A Cedar string literal for `s`. */
 export function cedarString(s: string): string {
@@ -415,6 +447,7 @@ const ENTITY_TYPE_NAMES = [
   'Server',
   'Secret',
   'Action',
+  'Org::Team',
 ] as const;
 
 function getTag(entity: fc.Arbitrary<string>): fc.Arbitrary<string> {
@@ -653,7 +686,7 @@ function scopeArbitrary(
   const ancestors = uidsOf(...new Set(types.flatMap((t) => typeDecl(t).parentTypes))).map(uidText);
   const anyInTarget = fc.constantFrom(...own, ...ancestors);
   return fc.oneof(
-    { weight: 5, arbitrary: fc.constant(variable) },
+    { weight: 9, arbitrary: fc.constant(variable) },
     { weight: 2, arbitrary: fc.constantFrom(...own).map((u) => `${variable} == ${u}`) },
     { weight: 3, arbitrary: anyInTarget.map((u) => `${variable} in ${u}`) },
     { weight: 2, arbitrary: fc.constantFrom(...types).map((t) => `${variable} is ${t}`) },
@@ -669,7 +702,7 @@ function scopeArbitrary(
 const actionText = (a: string): string => `Action::${cedarString(a)}`;
 
 const actionScope: fc.Arbitrary<string> = fc.oneof(
-  { weight: 4, arbitrary: fc.constant('action') },
+  { weight: 7, arbitrary: fc.constant('action') },
   { weight: 3, arbitrary: fc.constantFrom(...ACTIONS).map((a) => `action == ${actionText(a)}`) },
   { weight: 1, arbitrary: fc.constant(`action in ${actionText(ACTION_GROUP)}`) },
   {
@@ -689,13 +722,13 @@ export function policyArbitrary(typing: Typing, ext: boolean, maxDepth = 3): fc.
     condition,
   );
   const conditions: fc.Arbitrary<[string, string][]> = fc.oneof(
-    { weight: 2, arbitrary: fc.constant<[string, string][]>([]) },
+    { weight: 3, arbitrary: fc.constant<[string, string][]>([]) },
     { weight: 3, arbitrary: fc.array(clause, { minLength: 1, maxLength: 2 }) },
   );
   return fc
     .record({
       effect: fc.oneof(
-        { weight: 4, arbitrary: fc.constant('permit') },
+        { weight: 5, arbitrary: fc.constant('permit') },
         { weight: 1, arbitrary: fc.constant('forbid') },
       ),
       principal: scopeArbitrary('principal', PRINCIPAL_TYPES),
@@ -704,7 +737,14 @@ export function policyArbitrary(typing: Typing, ext: boolean, maxDepth = 3): fc.
       conditions,
       annotation: fc.oneof(
         { weight: 7, arbitrary: fc.constant(null) },
-        { weight: 1, arbitrary: fc.constantFrom('@approval("a person decides")', '@note("x")') },
+        {
+          weight: 1,
+          arbitrary: fc.constantFrom(
+            '@approval("a person decides")',
+            '@note("x")',
+            '@id("custom")',
+          ),
+        },
       ),
     })
     .map(({ effect, principal, action, resource, conditions, annotation }) => {
@@ -762,10 +802,13 @@ function shapeText(
 
 /** The Cedar schema text of the world, with the given optional attributes. */
 export function schemaText(optional: Optionality, ext: boolean): string {
-  const lines = ENTITY_TYPES.map(
-    (t) =>
-      `entity ${t.name} in [${t.parentTypes.join(', ')}] = ${shapeText(t.name, t.shape, optional, ext)};`,
-  );
+  const lines = ENTITY_TYPES.map((t) => {
+    const path = t.name.split('::');
+    const name = path.pop()!;
+    const parents = t.parentTypes.length === 0 ? '' : ` in [${t.parentTypes.join(', ')}]`;
+    const decl = `entity ${name}${parents} = ${shapeText(t.name, t.shape, optional, ext)};`;
+    return path.length === 0 ? decl : `namespace ${path.join('::')} { ${decl} }`;
+  });
   lines.push(`type Ctx = ${shapeText('context', CONTEXT_SHAPE, optional, ext)};`);
   lines.push(`action ${cedarString(ACTION_GROUP)};`);
   for (const a of ACTIONS) {
@@ -798,12 +841,31 @@ const stringData: fc.Arbitrary<string> = fc.oneof(
   { weight: 5, arbitrary: fc.constantFrom(...STRINGS) },
   { weight: 1, arbitrary: fc.string({ unit: 'grapheme', maxLength: 4 }) },
 );
-const entityRef = (types: readonly string[]): fc.Arbitrary<ValueJson> =>
+/**
+ * An entity reference value. With `schemaForms`, also in the form Cedar accepts only where a
+ * schema says the slot holds an entity: `{"type","id"}` without `__entity`.
+ */
+const entityRef = (types: readonly string[], schemaForms: boolean): fc.Arbitrary<ValueJson> =>
   fc
-    .constantFrom(...uidsOf(...types), { type: types[0]!, id: 'ghost' })
-    .map((u) => ({ __entity: u }));
+    .tuple(fc.constantFrom(...uidsOf(...types), { type: types[0]!, id: 'ghost' }), fc.nat(9))
+    .map(([u, form]) => (schemaForms && form < 3 ? { ...u } : { __entity: u }));
 
-function valueArbitrary(at: AttrType): fc.Arbitrary<ValueJson> {
+/**
+ * An extension value. With `schemaForms`, also the forms Cedar accepts only where a schema says
+ * the slot holds an extension value: the bare string, and `{"fn","arg"}` without `__extn`.
+ */
+const extensionValue = (
+  fn: string,
+  args: readonly string[],
+  schemaForms: boolean,
+): fc.Arbitrary<ValueJson> =>
+  fc.tuple(fc.constantFrom(...args), fc.nat(9)).map(([arg, form]): ValueJson => {
+    if (schemaForms && form < 2) return arg;
+    if (schemaForms && form < 3) return { fn, arg };
+    return { __extn: { fn, arg } };
+  });
+
+function valueArbitrary(at: AttrType, schemaForms = false): fc.Arbitrary<ValueJson> {
   switch (at) {
     case 'Bool':
       return fc.boolean();
@@ -816,22 +878,22 @@ function valueArbitrary(at: AttrType): fc.Arbitrary<ValueJson> {
     case 'SetLong':
       return fc.uniqueArray(longData, { maxLength: 3 });
     case 'SetEntity':
-      return fc.uniqueArray(entityRef(['Human']), {
+      return fc.uniqueArray(entityRef(['Human'], schemaForms), {
         maxLength: 3,
         selector: (v) => JSON.stringify(v),
       });
     case 'Human':
-      return entityRef(['Human']);
+      return entityRef(['Human'], schemaForms);
     case 'Server':
-      return entityRef(['Server']);
+      return entityRef(['Server'], schemaForms);
     case 'Limits':
       return recordArbitrary(LIMITS_SHAPE, new Set(), '', 'typed', false);
     case 'Args':
       return recordArbitrary(ARGS_SHAPE, new Set(), '', 'typed', false);
     case 'Decimal':
-      return fc.constantFrom(...DECIMALS).map((arg) => ({ __extn: { fn: 'decimal', arg } }));
+      return extensionValue('decimal', DECIMALS, schemaForms);
     case 'Ip':
-      return fc.constantFrom(...IPS).map((arg) => ({ __extn: { fn: 'ip', arg } }));
+      return extensionValue('ip', IPS, schemaForms);
   }
 }
 
@@ -866,19 +928,25 @@ function recordArbitrary(
     const isOptional = optional.has(`${prefix}.${name}`);
     const value =
       typing === 'typed'
-        ? valueArbitrary(at)
+        ? valueArbitrary(at, true)
         : fc.oneof(
-            { weight: 15, arbitrary: valueArbitrary(at) },
-            { weight: 1, arbitrary: fc.constantFrom(...attrTypes).chain(valueArbitrary) },
+            { weight: 30, arbitrary: valueArbitrary(at) },
+            { weight: 2, arbitrary: fc.constantFrom(...attrTypes).chain((t) => valueArbitrary(t)) },
+            // `{"type","id"}` without `__entity` is a record, not an entity reference.
+            {
+              weight: 1,
+              arbitrary: fc.constantFrom(...uidsOf('Human')).map((u): ValueJson => ({ ...u })),
+            },
           );
-    // Cedar's cost per request grows with the attributes it converts: loose records carry about
-    // half their attributes (missing ones are what the loose cases are about anyway).
+    // Cedar's cost per request grows with the attribute values it converts (about 15 µs each):
+    // loose records carry two in five of their attributes (missing ones are what the loose cases
+    // are about anyway).
     const presence =
       typing === 'typed' && !isOptional
         ? fc.constant(true)
         : fc.oneof(
-            { weight: 1, arbitrary: fc.constant(true) },
-            { weight: 1, arbitrary: fc.constant(false) },
+            { weight: 2, arbitrary: fc.constant(true) },
+            { weight: 3, arbitrary: fc.constant(false) },
           );
     return fc.tuple(fc.constant(name), presence, value);
   });
@@ -903,13 +971,19 @@ function entityArbitrary(
     forward.length === 0
       ? fc.constant([])
       : fc.subarray(forward, { maxLength: Math.min(3, forward.length) });
+  // Tags in one loose entity in eight (each value costs cedar-wasm microseconds per request).
   const tags: fc.Arbitrary<Record<string, ValueJson> | null> =
     typing === 'loose'
-      ? fc.option(
-          fc.dictionary(fc.constantFrom('role', 'env', 'n'), fc.oneof(stringData, longData), {
-            maxKeys: 2,
-          }),
-          { freq: 4 },
+      ? fc.oneof(
+          { weight: 7, arbitrary: fc.constant(null) },
+          {
+            weight: 1,
+            arbitrary: fc.dictionary(
+              fc.constantFrom('role', 'env', 'n'),
+              fc.oneof(stringData, longData),
+              { minKeys: 1, maxKeys: 2 },
+            ),
+          },
         )
       : fc.constant(null);
   return fc.option(
@@ -918,7 +992,8 @@ function entityArbitrary(
       .map(([attrs, ps, t]) =>
         t === null ? { uid, attrs, parents: ps } : { uid, attrs, parents: ps, tags: t },
       ),
-    // Groups have one attribute and make the hierarchies deep: present more often.
+    // (`freq: n` makes one in n null.) Groups have one attribute and make the hierarchies deep:
+    // present three times in four; the others half of the time.
     { freq: uid.type === 'Group' ? 4 : 2 },
   );
 }
@@ -965,14 +1040,14 @@ export interface CaseOptions {
   /** Most policies in a set (a few sets get up to this many; most get up to 5). */
   readonly maxPolicies?: number;
   readonly maxDepth?: number;
-  /** Whether to generate `decimal` and `ip` values and calls (off: the engine refuses them). */
+  /** Whether to generate `decimal` and `ip` values and calls (default on). */
   readonly extensions?: boolean;
   /** Whether a few schema cases carry data that does not conform to the schema (default on). */
   readonly nonconforming?: boolean;
 }
 
 /**
- * A whole case. About a third of the cases carry a schema; those are generated well typed (so
+ * A whole case. About a quarter of the cases carry a schema; those are generated well typed (so
  * most validate) and their data conforms to the schema. The rest are loose.
  */
 export function caseArbitrary(options: CaseOptions = {}): fc.Arbitrary<GeneratedCase> {
@@ -980,7 +1055,7 @@ export function caseArbitrary(options: CaseOptions = {}): fc.Arbitrary<Generated
   const maxRequests = options.maxRequests ?? 20;
   const maxPolicies = options.maxPolicies ?? 13;
   const maxDepth = options.maxDepth ?? 3;
-  const ext = options.extensions ?? false;
+  const ext = options.extensions ?? true;
   const nonconforming = options.nonconforming ?? true;
   const body = (
     typing: Typing,
@@ -1051,7 +1126,7 @@ export function caseArbitrary(options: CaseOptions = {}): fc.Arbitrary<Generated
     });
   return fc.oneof(
     { weight: 1, arbitrary: typed },
-    { weight: 2, arbitrary: body('loose', new Set(), undefined, 'loose') },
+    { weight: 3, arbitrary: body('loose', new Set(), undefined, 'loose') },
   );
 }
 
