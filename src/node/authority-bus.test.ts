@@ -132,16 +132,20 @@ describe('AuthorityBus', () => {
     });
     await until(() => follow.denySet.isRevoked(revoked));
     await until(() => codeOf(() => follow.bundles.current()) === 'accepted');
-    expect(codeOf(() => follow.denySet.assertNoneRevoked([revoked], nowSeconds()))).toBe(
-      'ERR_REVOKED',
-    );
+    expect(
+      codeOf(() => {
+        follow.denySet.assertNoneRevoked([revoked], nowSeconds());
+      }),
+    ).toBe('ERR_REVOKED');
 
     // Silent: the service is gone and nothing beats. Past the bound, both fail closed.
     beating = false;
     await stopServing();
     await until(
       () =>
-        codeOf(() => follow.denySet.assertNoneRevoked([], nowSeconds())) === 'ERR_DENY_SET_STALE',
+        codeOf(() => {
+          follow.denySet.assertNoneRevoked([], nowSeconds());
+        }) === 'ERR_DENY_SET_STALE',
     );
     expect(codeOf(() => follow.bundles.current())).toBe('ERR_BUNDLE_STALE');
 
@@ -149,7 +153,10 @@ describe('AuthorityBus', () => {
     stopServing = serve();
     beating = true;
     await until(
-      () => codeOf(() => follow.denySet.assertNoneRevoked([], nowSeconds())) === 'accepted',
+      () =>
+        codeOf(() => {
+          follow.denySet.assertNoneRevoked([], nowSeconds());
+        }) === 'accepted',
     );
     expect(follow.denySet.isRevoked(revoked)).toBe(true);
     expect(codeOf(() => follow.bundles.current())).toBe('accepted');
