@@ -90,7 +90,9 @@ function toJson(value: CedarValue): unknown {
   if (typeof value !== 'object') return value;
   if (Array.isArray(value)) return (value as readonly CedarValue[]).map(toJson);
   if (value instanceof Map)
-    return Object.fromEntries([...(value as ReadonlyMap<string, CedarValue>)].map(([k, v]) => [k, toJson(v)]));
+    return Object.fromEntries(
+      [...(value as ReadonlyMap<string, CedarValue>)].map(([k, v]) => [k, toJson(v)]),
+    );
   if ('extension' in value) return { __extn: { fn: value.extension, arg: value.text } };
   const uid = value as { type: string; id: string };
   return { __entity: { type: uid.type, id: uid.id } };
@@ -118,16 +120,34 @@ export async function gateBenchmarks(): Promise<TableRow[]> {
     policySet: compilePolicySet({ policies: text, schema }),
   };
   const toolCatalog = new ToolCatalog(tools);
-  const gate = new Gate({ catalog: toolCatalog, bundles: { current: () => bundle }, denySet: w.denySet });
-  const uncached = new Gate({ catalog: toolCatalog, bundles: { current: () => bundle }, denySet: w.denySet, listCacheSize: 0 });
+  const gate = new Gate({
+    catalog: toolCatalog,
+    bundles: { current: () => bundle },
+    denySet: w.denySet,
+  });
+  const uncached = new Gate({
+    catalog: toolCatalog,
+    bundles: { current: () => bundle },
+    denySet: w.denySet,
+    listCacheSize: 0,
+  });
   // 8 calls with 5 argument fields each, on tools the policies treat differently.
   const calls = Array.from({ length: 8 }, (_, k) => ({
     tool: `tool${(k * 4) % TOOLS}`,
     server: `server${((k * 4) % TOOLS) % 5}`,
-    args: { order: k === 3 ? 'test-1' : `o-${k}`, amount: 100 + 60 * k, note: 'customer asked', priority: k % 6, urgent: k === 5 },
+    args: {
+      order: k === 3 ? 'test-1' : `o-${k}`,
+      amount: 100 + 60 * k,
+      note: 'customer asked',
+      priority: k % 6,
+      urgent: k === 5,
+    },
   }));
   const decisions = calls.map((c) => gate.decide(chain, c, { nowSeconds: NOW }));
-  check(decisions.some((d) => d.decision === 'allow') && decisions.some((d) => d.decision !== 'allow'), 'calls mix allow and deny');
+  check(
+    decisions.some((d) => d.decision === 'allow') && decisions.some((d) => d.decision !== 'allow'),
+    'calls mix allow and deny',
+  );
 
   // The same requests in Cedar's JSON: the agent, its delegators, the tool and its server.
   const view = agentViewOf(chain);
@@ -144,9 +164,13 @@ export async function gateBenchmarks(): Promise<TableRow[]> {
         }),
       });
   for (const t of toolCatalog.tools)
-    for (const e of t.entities) entityJson.push({ uid: e.uid, attrs: toJson(e.attrs), parents: e.parents });
+    for (const e of t.entities)
+      entityJson.push({ uid: e.uid, attrs: toJson(e.attrs), parents: e.parents });
   const psetId = 'gates-bench-100';
-  check(cedar.preparsePolicySet(psetId, { staticPolicies: text }).type === 'success', 'cedar preparses');
+  check(
+    cedar.preparsePolicySet(psetId, { staticPolicies: text }).type === 'success',
+    'cedar preparses',
+  );
   const cedarCalls = calls.map((c) => ({
     principal: view.principal,
     action: { type: 'Action', id: 'callTool' },
@@ -182,13 +206,20 @@ export async function gateBenchmarks(): Promise<TableRow[]> {
     })
     .run();
   const gate1 = await group('gate-1')
-    .add('list', () => uncached.listTools(chain, NOW), { label: 'gate 1: 50-tool catalog (uncached)' })
+    .add('list', () => uncached.listTools(chain, NOW), {
+      label: 'gate 1: 50-tool catalog (uncached)',
+    })
     .add('cached', () => gate.listTools(chain, NOW), { label: 'gate 1: 50-tool catalog (cached)' })
-    .add('cedar', () => {
-      let allowed = 0;
-      for (const call of listCalls) if (cedar.statefulIsAuthorized(call).response?.decision === 'allow') allowed++;
-      return allowed;
-    }, { label: '50 cedar-wasm listTool calls' })
+    .add(
+      'cedar',
+      () => {
+        let allowed = 0;
+        for (const call of listCalls)
+          if (cedar.statefulIsAuthorized(call).response?.decision === 'allow') allowed++;
+        return allowed;
+      },
+      { label: '50 cedar-wasm listTool calls' },
+    )
     .run();
   return [
     row(gate2, 'gate', { baseline: 'cedar', target: '< 2 µs median' }),

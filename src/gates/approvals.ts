@@ -4,7 +4,6 @@ import { isMandateError } from '../core/index.js';
 import { conflict, forbidden, invalid, notFound, unauthorized } from '../core/internal.js';
 import { canonicalizeJson, fromHex, hasControlCharacters, toHex } from '../encoding/index.js';
 import { randomBytes, sha256 } from '../crypto/index.js';
-import type { SigningVault } from '../vault/index.js';
 import { verifyChangeHistory, type Identifier } from '../identity/index.js';
 import type { CredentialIssuer, DenySet, VerifiedChain } from '../credentials/index.js';
 import {
@@ -73,7 +72,10 @@ export interface ApprovalRepository {
   /** The newest request for exactly this binding that is pending, approved or denied and not expired (used ones are closed). */
   findOpen(binding: ApprovalBinding, nowSeconds: number): Promise<ApprovalRecord | undefined>;
   /** Newest first, at most `limit` (default 100). */
-  list(options?: { readonly status?: ApprovalStatus; readonly limit?: number }): Promise<ApprovalRecord[]>;
+  list(options?: {
+    readonly status?: ApprovalStatus;
+    readonly limit?: number;
+  }): Promise<ApprovalRecord[]>;
   /** pending → approved|denied with the answer; `false` if it was not pending or has expired. */
   answer(id: string, answer: ApprovalAnswer, nowSeconds: number): Promise<boolean>;
   /** approved → used; `false` if it was not approved, was used, or has expired. */
@@ -109,7 +111,9 @@ export class MemoryApprovalRepository implements ApprovalRepository {
     return Promise.resolve(found);
   }
 
-  list(options: { readonly status?: ApprovalStatus; readonly limit?: number } = {}): Promise<ApprovalRecord[]> {
+  list(
+    options: { readonly status?: ApprovalStatus; readonly limit?: number } = {},
+  ): Promise<ApprovalRecord[]> {
     const all = [...this.#records.values()]
       .filter((r) => options.status === undefined || r.status === options.status)
       .reverse()
@@ -119,7 +123,8 @@ export class MemoryApprovalRepository implements ApprovalRepository {
 
   answer(id: string, answer: ApprovalAnswer, nowSeconds: number): Promise<boolean> {
     const r = this.#records.get(id);
-    if (r === undefined || r.status !== 'pending' || nowSeconds >= r.expiresAt) return Promise.resolve(false);
+    if (r === undefined || r.status !== 'pending' || nowSeconds >= r.expiresAt)
+      return Promise.resolve(false);
     this.#records.set(id, {
       ...r,
       status: answer.decision === 'approve' ? 'approved' : 'denied',
@@ -130,7 +135,8 @@ export class MemoryApprovalRepository implements ApprovalRepository {
 
   consume(id: string, nowSeconds: number): Promise<boolean> {
     const r = this.#records.get(id);
-    if (r === undefined || r.status !== 'approved' || nowSeconds >= r.expiresAt) return Promise.resolve(false);
+    if (r === undefined || r.status !== 'approved' || nowSeconds >= r.expiresAt)
+      return Promise.resolve(false);
     this.#records.set(id, { ...r, status: 'used', usedAt: nowSeconds });
     return Promise.resolve(true);
   }
@@ -195,7 +201,8 @@ export interface AnswerApprovalOptions {
   readonly approver: VerifiedChain;
   /** The approver's credential key, as for issuing. */
   readonly signer: CredentialIssuer;
-  readonly vault: SigningVault;
+  /** The vault holding the approver's credential key (a `SigningVault`). */
+  readonly vault: Parameters<typeof signWithCredentialKey>[0];
   readonly nowSeconds: number;
 }
 
@@ -212,8 +219,16 @@ export async function answerApproval(
 ): Promise<ApprovalRecord> {
   const { approver, signer, nowSeconds } = options;
   const reason = options.reason;
-  if (typeof reason !== 'string' || reason.trim() === '' || reason.length > MAX_REASON_CHARS || hasControlCharacters(reason))
-    throw invalid('ERR_APPROVAL_REASON_INVALID', `a reason is 1 to ${MAX_REASON_CHARS} characters without control characters`);
+  if (
+    typeof reason !== 'string' ||
+    reason.trim() === '' ||
+    reason.length > MAX_REASON_CHARS ||
+    hasControlCharacters(reason)
+  )
+    throw invalid(
+      'ERR_APPROVAL_REASON_INVALID',
+      `a reason is 1 to ${MAX_REASON_CHARS} characters without control characters`,
+    );
   if (options.decision !== 'approve' && options.decision !== 'deny')
     throw invalid('ERR_APPROVAL_REASON_INVALID', 'a decision is `approve` or `deny`');
   if (approver.links.length > 0 || !rootIsHuman(approver))
@@ -224,7 +239,8 @@ export async function answerApproval(
   if (approver.actor !== signer.identity.identifier)
     throw forbidden('ERR_APPROVAL_NOT_HUMAN', 'the signing identity is not the credential subject');
   const record = await repository.get(options.id);
-  if (record === undefined) throw notFound('ERR_APPROVAL_NOT_FOUND', `no approval request \`${options.id}\``);
+  if (record === undefined)
+    throw notFound('ERR_APPROVAL_NOT_FOUND', `no approval request \`${options.id}\``);
   if (record.agent === approver.actor)
     throw forbidden('ERR_APPROVAL_SELF', 'an agent cannot answer its own approval request');
   if (record.status !== 'pending' || nowSeconds >= record.expiresAt)
@@ -232,10 +248,20 @@ export async function answerApproval(
       'ERR_APPROVAL_CLOSED',
       `approval \`${record.id}\` is ${nowSeconds >= record.expiresAt && record.status === 'pending' ? 'expired' : record.status}`,
     );
-  const fields = { approver: approver.actor, decision: options.decision, reason, answeredAt: nowSeconds } as const;
+  const fields = {
+    approver: approver.actor,
+    decision: options.decision,
+    reason,
+    answeredAt: nowSeconds,
+  } as const;
   const signed = approvalSignedText(record, fields);
   const key = await credentialSigningKey(options.vault, signer, nowSeconds);
-  const signature = await signWithCredentialKey(options.vault, signer, key, new TextEncoder().encode(signed));
+  const signature = await signWithCredentialKey(
+    options.vault,
+    signer,
+    key,
+    new TextEncoder().encode(signed),
+  );
   const answer: ApprovalAnswer = {
     ...fields,
     signed,
@@ -245,7 +271,10 @@ export async function answerApproval(
     approverHistory: toHex(signer.identity.changeHistory),
   };
   if (!(await repository.answer(record.id, answer, nowSeconds)))
-    throw conflict('ERR_APPROVAL_CLOSED', `approval \`${record.id}\` was answered or expired meanwhile`);
+    throw conflict(
+      'ERR_APPROVAL_CLOSED',
+      `approval \`${record.id}\` was answered or expired meanwhile`,
+    );
   return { ...record, status: options.decision === 'approve' ? 'approved' : 'denied', answer };
 }
 
@@ -267,7 +296,10 @@ export function verifyApprovalAnswer(
       throw unauthorized('ERR_APPROVAL_SIGNATURE_INVALID', 'the signed text is not this record');
     const identity = verifyChangeHistory(fromHex(answer.approverHistory));
     if (identity.identifier !== answer.approver)
-      throw unauthorized('ERR_APPROVAL_SIGNATURE_INVALID', 'the approver history is another identity');
+      throw unauthorized(
+        'ERR_APPROVAL_SIGNATURE_INVALID',
+        'the approver history is another identity',
+      );
     verifyCredentialKeySignature(
       new TextEncoder().encode(answer.signed),
       { keyType: answer.signatureKeyType, bytes: fromHex(answer.signature) },

@@ -55,7 +55,8 @@ export class MemoryBudgetRepository implements BudgetRepository {
   countCall(key: string, window: number, limit: number): Promise<CounterResult> {
     const entry = this.#calls.get(key);
     const count = entry === undefined || entry.window < window ? 0 : entry.count;
-    if (entry !== undefined && entry.window > window) return Promise.resolve({ ok: false, total: entry.count });
+    if (entry !== undefined && entry.window > window)
+      return Promise.resolve({ ok: false, total: entry.count });
     if (count >= limit) return Promise.resolve({ ok: false, total: count });
     this.#calls.set(key, { window, count: count + 1 });
     return Promise.resolve({ ok: true, total: count + 1 });
@@ -64,7 +65,10 @@ export class MemoryBudgetRepository implements BudgetRepository {
 
 export function checkAmount(amount: number): void {
   if (!Number.isSafeInteger(amount) || amount < 0)
-    throw invalid('ERR_BUDGET_AMOUNT_INVALID', `\`${String(amount)}\` is not a non-negative safe integer`);
+    throw invalid(
+      'ERR_BUDGET_AMOUNT_INVALID',
+      `\`${String(amount)}\` is not a non-negative safe integer`,
+    );
 }
 
 /**
@@ -113,7 +117,12 @@ export function budgetsOf(chain: VerifiedChain): readonly BudgetDeclaration[] {
         );
       const tool = scoped.slice(0, at);
       const argument = scoped.slice(at + 1);
-      out.push({ tool, argument, limit: constraint.limit, key: `${chain.root.revocationId}:${tool}#${argument}` });
+      out.push({
+        tool,
+        argument,
+        limit: constraint.limit,
+        key: `${chain.root.revocationId}:${tool}#${argument}`,
+      });
     }
     budgets = Object.freeze(out);
     budgetCache.set(chain, budgets);

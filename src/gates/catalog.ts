@@ -1,17 +1,19 @@
 import { createRequire } from 'node:module';
+import type { ToolDescriptor } from './types.js';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { invalid } from '../core/internal.js';
-import { entityKey, type CedarValue, type EntityInput, type EntityUid, type ResolvedEntity } from '../policy/index.js';
-import { checkArgumentBounds, compileArgumentConverter, type ArgumentConverter } from './request.js';
-
-/** A tool as an MCP server lists it: name, server, description and the JSON Schema of its inputs. */
-export interface ToolDescriptor {
-  readonly name: string;
-  readonly server: string;
-  readonly description?: string;
-  /** A JSON Schema (draft 2020-12 keywords as ajv 8 knows them) of the argument object. */
-  readonly inputSchema: Readonly<Record<string, unknown>>;
-}
+import {
+  entityKey,
+  type CedarValue,
+  type EntityInput,
+  type EntityUid,
+  type ResolvedEntity,
+} from '../policy/index.js';
+import {
+  checkArgumentBounds,
+  compileArgumentConverter,
+  type ArgumentConverter,
+} from './request.js';
 
 /** One catalog tool, prepared once: its validator, its argument converter, its Cedar entities. */
 export interface CatalogTool {
@@ -71,8 +73,13 @@ export class ToolCatalog {
   readonly tools: readonly CatalogTool[];
 
   constructor(descriptors: readonly ToolDescriptor[]) {
-    if (!Array.isArray(descriptors) || descriptors.length > MAX_TOOLS)
-      throw invalid('ERR_GATE_CATALOG_INVALID', `a catalog is an array of at most ${MAX_TOOLS} tools`);
+    // Checked as unknown: a caller in plain JavaScript may pass anything.
+    const given: unknown = descriptors;
+    if (!Array.isArray(given) || given.length > MAX_TOOLS)
+      throw invalid(
+        'ERR_GATE_CATALOG_INVALID',
+        `a catalog is an array of at most ${MAX_TOOLS} tools`,
+      );
     const tools: CatalogTool[] = [];
     for (const descriptor of descriptors) {
       const tool = compileTool(descriptor);
@@ -81,7 +88,8 @@ export class ToolCatalog {
         throw invalid('ERR_GATE_CATALOG_INVALID', `tool \`${key}\` is listed twice`);
       this.#byKey.set(key, tool);
       let onServer = this.#byServer.get(descriptor.server);
-      if (onServer === undefined) this.#byServer.set(descriptor.server, (onServer = new Map()));
+      if (onServer === undefined)
+        this.#byServer.set(descriptor.server, (onServer = new Map<string, CatalogTool>()));
       onServer.set(descriptor.name, tool);
       this.#byName.set(descriptor.name, this.#byName.has(descriptor.name) ? null : tool);
       tools.push(tool);
@@ -114,7 +122,10 @@ function parseDescriptor(entry: unknown, index: number): ToolDescriptor {
   const { name, server, description } = e;
   const inputSchema = e['inputSchema'] ?? e['input_schema'];
   if (typeof name !== 'string' || typeof server !== 'string')
-    throw invalid('ERR_GATE_CATALOG_INVALID', `tool ${index} needs a string \`name\` and \`server\``);
+    throw invalid(
+      'ERR_GATE_CATALOG_INVALID',
+      `tool ${index} needs a string \`name\` and \`server\``,
+    );
   if (description !== undefined && typeof description !== 'string')
     throw invalid('ERR_GATE_CATALOG_INVALID', `tool \`${name}\`: \`description\` is not a string`);
   if (typeof inputSchema !== 'object' || inputSchema === null || Array.isArray(inputSchema))
@@ -129,27 +140,43 @@ function parseDescriptor(entry: unknown, index: number): ToolDescriptor {
 
 function compileTool(descriptor: ToolDescriptor): CatalogTool {
   const { name, server } = descriptor;
+  const shown = (value: unknown): string =>
+    typeof value === 'string' ? JSON.stringify(value.slice(0, 64)).slice(1, -1) : typeof value;
   if (typeof name !== 'string' || !TOOL_NAME.test(name))
-    throw invalid('ERR_GATE_CATALOG_INVALID', `\`${String(name)}\` is not a tool name`);
+    throw invalid('ERR_GATE_CATALOG_INVALID', `\`${shown(name)}\` is not a tool name`);
   if (typeof server !== 'string' || !SERVER_NAME.test(server))
-    throw invalid('ERR_GATE_CATALOG_INVALID', `\`${String(server)}\` is not a server name`);
+    throw invalid('ERR_GATE_CATALOG_INVALID', `\`${shown(server)}\` is not a server name`);
   let text: string;
   try {
     checkArgumentBounds(descriptor.inputSchema);
     text = JSON.stringify(descriptor.inputSchema);
   } catch (cause) {
-    throw invalid('ERR_GATE_CATALOG_INVALID', `tool \`${name}\`: its input schema is too large or deep`, cause);
+    throw invalid(
+      'ERR_GATE_CATALOG_INVALID',
+      `tool \`${name}\`: its input schema is too large or deep`,
+      cause,
+    );
   }
   if (text.length > MAX_SCHEMA_BYTES)
-    throw invalid('ERR_GATE_CATALOG_INVALID', `tool \`${name}\`: its input schema exceeds ${MAX_SCHEMA_BYTES} bytes`);
+    throw invalid(
+      'ERR_GATE_CATALOG_INVALID',
+      `tool \`${name}\`: its input schema exceeds ${MAX_SCHEMA_BYTES} bytes`,
+    );
   if (descriptor.inputSchema['type'] !== 'object')
-    throw invalid('ERR_GATE_CATALOG_INVALID', `tool \`${name}\`: its input schema must have \`"type": "object"\``);
+    throw invalid(
+      'ERR_GATE_CATALOG_INVALID',
+      `tool \`${name}\`: its input schema must have \`"type": "object"\``,
+    );
   let validate: ValidateFunction;
   try {
     // A copy: ajv keeps the schema object, and the caller's could change later.
     validate = ajv().compile(JSON.parse(text));
   } catch (cause) {
-    throw invalid('ERR_GATE_CATALOG_INVALID', `tool \`${name}\`: its input schema does not compile`, cause);
+    throw invalid(
+      'ERR_GATE_CATALOG_INVALID',
+      `tool \`${name}\`: its input schema does not compile`,
+      cause,
+    );
   }
   const uid = toolUid(server, name);
   const serverUid: EntityUid = { type: 'Server', id: server };
@@ -165,7 +192,7 @@ function compileTool(descriptor: ToolDescriptor): CatalogTool {
     serverUid,
     resolvedTool: { uid, attrs, ancestors: new Set([entityKey(serverUid)]) },
     resolvedServer: { uid: serverUid, attrs: serverAttrs, ancestors: new Set() },
-    validate: (args) => validate(args) as boolean,
+    validate: (args) => validate(args),
     lastError: () => describeError(validate.errors?.[0]),
     convert: compileArgumentConverter(descriptor.inputSchema),
     entities: Object.freeze([

@@ -33,8 +33,20 @@ export interface EnforcementOptions {
 
 const DEFAULT_APPROVAL_TTL_SECONDS = 900;
 
-function denied(lock: GateLock, code: GateDecision['code'] & string, reason: string, from: GateDecision): GateDecision {
-  return { decision: 'deny', lock, code, reasons: [reason], policies: from.policies, bundle: from.bundle };
+function denied(
+  lock: GateLock,
+  code: GateDecision['code'] & string,
+  reason: string,
+  from: GateDecision,
+): GateDecision {
+  return {
+    decision: 'deny',
+    lock,
+    code,
+    reasons: [reason],
+    policies: from.policies,
+    bundle: from.bundle,
+  };
 }
 
 /**
@@ -72,10 +84,16 @@ async function enforce(
 ): Promise<GateDecision> {
   const first = options.gate.decide(chain, call, { nowSeconds });
   if (first.decision === 'deny') return first;
-  if (first.decision === 'allow') return spendAndCount(options, chain, call, nowSeconds, first, undefined);
+  if (first.decision === 'allow')
+    return spendAndCount(options, chain, call, nowSeconds, first, undefined);
   const approvals = options.approvals;
   if (approvals === undefined)
-    return denied('approval', 'ERR_GATE_APPROVAL_UNAVAILABLE', 'this call needs a human approval, and this gate records none', first);
+    return denied(
+      'approval',
+      'ERR_GATE_APPROVAL_UNAVAILABLE',
+      'this call needs a human approval, and this gate records none',
+      first,
+    );
   const tool = options.gate.catalog.get(call.tool, call.server)!;
   const bundle = options.bundles.current();
   if (bundle === undefined || bundle.hash !== first.bundle)
@@ -104,7 +122,8 @@ async function enforce(
     await approvals.create(record);
     return { ...first, approval: { ...first.approval!, id: record.id } };
   }
-  if (latest.status === 'pending') return { ...first, approval: { ...first.approval!, id: latest.id } };
+  if (latest.status === 'pending')
+    return { ...first, approval: { ...first.approval!, id: latest.id } };
   if (latest.status === 'denied')
     return denied(
       'approval',
@@ -134,8 +153,17 @@ async function spendAndCount(
   const declared = budgetsOf(chain).filter((b) => b.tool === call.tool);
   if (options.callsPerMinute !== undefined) {
     if (budgets === undefined)
-      return denied('rate', 'ERR_GATE_BUDGET_UNAVAILABLE', 'a rate limit is set, and this gate has no counters', decision);
-    const counted = await budgets.countCall(`rate:${chain.actor}`, Math.floor(nowSeconds / 60), options.callsPerMinute);
+      return denied(
+        'rate',
+        'ERR_GATE_BUDGET_UNAVAILABLE',
+        'a rate limit is set, and this gate has no counters',
+        decision,
+      );
+    const counted = await budgets.countCall(
+      `rate:${chain.actor}`,
+      Math.floor(nowSeconds / 60),
+      options.callsPerMinute,
+    );
     if (!counted.ok)
       return denied(
         'rate',
@@ -151,7 +179,12 @@ async function spendAndCount(
   };
   for (const budget of declared) {
     if (budgets === undefined)
-      return denied('budget', 'ERR_GATE_BUDGET_UNAVAILABLE', 'a budget is declared, and this gate has no counters', decision);
+      return denied(
+        'budget',
+        'ERR_GATE_BUDGET_UNAVAILABLE',
+        'a budget is declared, and this gate has no counters',
+        decision,
+      );
     const value = (call.args as Record<string, unknown>)[budget.argument];
     if (!Number.isSafeInteger(value) || (value as number) < 0) {
       await refundAll();
@@ -178,9 +211,17 @@ async function spendAndCount(
   if (approval !== undefined) {
     if (!(await options.approvals!.consume(approval.id, nowSeconds))) {
       await refundAll();
-      return denied('approval', 'ERR_APPROVAL_CLOSED', `approval \`${approval.id}\` was used or expired`, decision);
+      return denied(
+        'approval',
+        'ERR_APPROVAL_CLOSED',
+        `approval \`${approval.id}\` was used or expired`,
+        decision,
+      );
     }
-    return { ...decision, approval: { reason: approval.reason, policies: approval.policies, id: approval.id } };
+    return {
+      ...decision,
+      approval: { reason: approval.reason, policies: approval.policies, id: approval.id },
+    };
   }
   return decision;
 }

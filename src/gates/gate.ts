@@ -16,7 +16,7 @@ import type {
   ResolvedEntity,
 } from '../policy/index.js';
 import { entityKey } from '../policy/index.js';
-import type { CatalogTool, ToolCatalog, ToolDescriptor } from './catalog.js';
+import type { CatalogTool, ToolCatalog } from './catalog.js';
 import {
   agentViewOf,
   ChainArgumentsView,
@@ -25,7 +25,7 @@ import {
   type AgentView,
   type ArgumentLimits,
 } from './request.js';
-import type { ActiveBundle, BundleSource } from './types.js';
+import type { ActiveBundle, BundleSource, ToolDescriptor } from './types.js';
 
 /** Which lock refused (or, for `approval_required`, which lock waits). */
 export type GateLock = 'chain' | 'schema' | 'policy' | 'bundle' | 'approval' | 'budget' | 'rate';
@@ -201,7 +201,11 @@ export class Gate {
     const view = agentViewOf(chain);
     const key = `${view.chainHash}|${bundle.hash}|${this.#denySet?.sequence ?? -1}`;
     const cached = this.#listCache.get(key);
-    if (cached !== undefined && nowSeconds - cached.computedAt < this.#listCacheSeconds && nowSeconds >= cached.computedAt)
+    if (
+      cached !== undefined &&
+      nowSeconds - cached.computedAt < this.#listCacheSeconds &&
+      nowSeconds >= cached.computedAt
+    )
       return cached.tools;
     const visible: ToolDescriptor[] = [];
     const context = new Map<string, CedarValue>([['now', nowSeconds]]);
@@ -266,7 +270,12 @@ export class Gate {
       return denyFrom('schema', error);
     }
     if (typeof args !== 'object' || args === null || Array.isArray(args))
-      return deny('schema', 'ERR_GATE_ARGUMENTS_INVALID', 'the arguments are not a JSON object', null);
+      return deny(
+        'schema',
+        'ERR_GATE_ARGUMENTS_INVALID',
+        'the arguments are not a JSON object',
+        null,
+      );
     const record = args as Readonly<Record<string, unknown>>;
     // Lock 1: what the humans delegated.
     const delegated = authorize(
@@ -325,9 +334,13 @@ export class Gate {
         code: 'ERR_GATE_POLICY_ERROR',
         // An error of no policy (id '') is the request's: it does not conform to the schema.
         reasons: decision.errors.map((e) =>
-          e.policy === '' ? `the request ${e.message}` : `policy \`${policyName(bundle, e.policy)}\` failed: ${e.message}`,
+          e.policy === ''
+            ? `the request ${e.message}`
+            : `policy \`${policyName(bundle, e.policy)}\` failed: ${e.message}`,
         ),
-        policies: decision.errors.filter((e) => e.policy !== '').map((e) => policyName(bundle, e.policy)),
+        policies: decision.errors
+          .filter((e) => e.policy !== '')
+          .map((e) => policyName(bundle, e.policy)),
         bundle: bundle.hash,
       };
     if (decision.decision === 'deny')
@@ -374,7 +387,7 @@ const factsCache = new WeakMap<object, Map<string, PolicyFacts>>();
 
 function factsOf(bundle: ActiveBundle, id: string): PolicyFacts {
   let byId = factsCache.get(bundle.policySet);
-  if (byId === undefined) factsCache.set(bundle.policySet, (byId = new Map()));
+  if (byId === undefined) factsCache.set(bundle.policySet, (byId = new Map<string, PolicyFacts>()));
   let facts = byId.get(id);
   if (facts === undefined) {
     const annotations = bundle.policySet.annotations(id);
@@ -392,14 +405,19 @@ function factsOf(bundle: ActiveBundle, id: string): PolicyFacts {
  * own would allow the call, so an allow needs a person when ANY of them asks for one: otherwise
  * adding a second, broader permit would silently bypass an approval policy.
  */
-function approvalPrompt(bundle: ActiveBundle, policies: readonly string[]): ApprovalPrompt | undefined {
+function approvalPrompt(
+  bundle: ActiveBundle,
+  policies: readonly string[],
+): ApprovalPrompt | undefined {
   let reasons: string[] | undefined;
   let asking: string[] | undefined;
   for (const id of policies) {
     const facts = factsOf(bundle, id);
     const text = facts.approval;
     if (text === undefined) continue;
-    (reasons ??= []).push(text === '' ? `policy \`${facts.names[0]!}\` requires a human approval` : text);
+    (reasons ??= []).push(
+      text === '' ? `policy \`${facts.names[0]!}\` requires a human approval` : text,
+    );
     (asking ??= []).push(facts.names[0]!);
   }
   return reasons === undefined ? undefined : { reason: reasons.join('; '), policies: asking! };
@@ -415,7 +433,12 @@ function namesOf(bundle: ActiveBundle, ids: readonly string[]): readonly string[
   return ids.map((id) => policyName(bundle, id));
 }
 
-function deny(lock: GateLock, code: ErrorCode, reason: string, bundle: string | null): GateDecision {
+function deny(
+  lock: GateLock,
+  code: ErrorCode,
+  reason: string,
+  bundle: string | null,
+): GateDecision {
   return { decision: 'deny', lock, code, reasons: [reason], policies: NO_STRINGS, bundle };
 }
 
@@ -424,8 +447,16 @@ function denyFrom(lock: GateLock, error: unknown): GateDecision {
   return deny(lock, 'ERR_GATE_ARGUMENTS_INVALID', 'the arguments could not be checked', null);
 }
 
-function chainValid(chain: VerifiedChain, nowSeconds: number, denySet: DenySet | undefined): boolean {
-  if (!Number.isSafeInteger(nowSeconds) || nowSeconds < chain.notBefore || nowSeconds >= chain.expiresAt)
+function chainValid(
+  chain: VerifiedChain,
+  nowSeconds: number,
+  denySet: DenySet | undefined,
+): boolean {
+  if (
+    !Number.isSafeInteger(nowSeconds) ||
+    nowSeconds < chain.notBefore ||
+    nowSeconds >= chain.expiresAt
+  )
     return false;
   if (denySet === undefined) return true;
   try {

@@ -13,12 +13,8 @@ export type {
 export { enforceCall } from './enforce.js';
 export type { EnforcementOptions } from './enforce.js';
 export { ToolCatalog, toolUid } from './catalog.js';
-export type { ToolDescriptor, CatalogTool } from './catalog.js';
-export {
-  MANDATE_CEDAR_SCHEMA,
-  mandateCedarSchema,
-  cedarTypeOfJsonSchema,
-} from './schema.js';
+export type { CatalogTool } from './catalog.js';
+export { MANDATE_CEDAR_SCHEMA, mandateCedarSchema, cedarTypeOfJsonSchema } from './schema.js';
 export type { MandateSchemaOptions } from './schema.js';
 export {
   agentViewOf,
@@ -59,4 +55,4 @@ export {
 export type { BundleToSign, VerifyBundleOptions } from './bundle.js';
 export { MemoryPolicyBundleRepository } from './bundle-repository.js';
 export type { PolicyBundleRepository, StoredBundle, BundleSummary } from './bundle-repository.js';
-export type { ActiveBundle, BundleSource } from './types.js';
+export type { ActiveBundle, BundleSource, ToolDescriptor } from './types.js';

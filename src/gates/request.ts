@@ -56,28 +56,40 @@ function walk(
   budget: { nodes: number; chars: number },
 ): void {
   if (--budget.nodes < 0)
-    throw invalid('ERR_GATE_ARGUMENTS_TOO_LARGE', `the arguments hold more than ${limits.maxNodes} values`);
+    throw invalid(
+      'ERR_GATE_ARGUMENTS_TOO_LARGE',
+      `the arguments hold more than ${limits.maxNodes} values`,
+    );
   switch (typeof value) {
     case 'string':
       countString(value, limits, budget);
       return;
     case 'number':
       if (!Number.isFinite(value))
-        throw invalid('ERR_GATE_ARGUMENTS_INVALID', 'the arguments hold a number that is not finite');
+        throw invalid(
+          'ERR_GATE_ARGUMENTS_INVALID',
+          'the arguments hold a number that is not finite',
+        );
       return;
     case 'boolean':
       return;
     case 'object': {
       if (value === null) return;
       if (depth > limits.maxDepth)
-        throw invalid('ERR_GATE_ARGUMENTS_TOO_LARGE', `the arguments nest deeper than ${limits.maxDepth}`);
+        throw invalid(
+          'ERR_GATE_ARGUMENTS_TOO_LARGE',
+          `the arguments nest deeper than ${limits.maxDepth}`,
+        );
       if (Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) walk(value[i], depth + 1, limits, budget);
         return;
       }
       const prototype: unknown = Object.getPrototypeOf(value);
       if (prototype !== OBJECT_PROTOTYPE && prototype !== null)
-        throw invalid('ERR_GATE_ARGUMENTS_INVALID', 'the arguments hold a value that is not JSON data');
+        throw invalid(
+          'ERR_GATE_ARGUMENTS_INVALID',
+          'the arguments hold a value that is not JSON data',
+        );
       const record = value as Record<string, unknown>;
       for (const key in record) {
         if (!Object.hasOwn(record, key)) continue;
@@ -87,7 +99,10 @@ function walk(
       return;
     }
     default:
-      throw invalid('ERR_GATE_ARGUMENTS_INVALID', `the arguments hold a ${typeof value}, which is not JSON data`);
+      throw invalid(
+        'ERR_GATE_ARGUMENTS_INVALID',
+        `the arguments hold a ${typeof value}, which is not JSON data`,
+      );
   }
 }
 
@@ -97,7 +112,10 @@ function countString(
   budget: { nodes: number; chars: number },
 ): void {
   if (text.length > limits.maxStringLength)
-    throw invalid('ERR_GATE_ARGUMENTS_TOO_LARGE', `an argument string exceeds ${limits.maxStringLength} characters`);
+    throw invalid(
+      'ERR_GATE_ARGUMENTS_TOO_LARGE',
+      `an argument string exceeds ${limits.maxStringLength} characters`,
+    );
   budget.chars -= text.length;
   if (budget.chars < 0)
     throw invalid(
@@ -109,7 +127,9 @@ function countString(
 // --- arguments → Cedar ------------------------------------------------------------------------
 
 /** Converts a validated argument object into `context.args` (a Cedar record). */
-export type ArgumentConverter = (args: Readonly<Record<string, unknown>>) => ReadonlyMap<string, CedarValue>;
+export type ArgumentConverter = (
+  args: Readonly<Record<string, unknown>>,
+) => ReadonlyMap<string, CedarValue>;
 
 type ValueConverter = (value: unknown) => CedarValue;
 
@@ -124,13 +144,17 @@ function valueConverter(schema: unknown, depth: number): ValueConverter | undefi
   const s = schema as Record<string, unknown>;
   switch (jsonSchemaType(s)) {
     case 'string':
-      return (v) => (typeof v === 'string' ? v : unrepresentable('a string argument is not a string'));
+      return (v) =>
+        typeof v === 'string' ? v : unrepresentable('a string argument is not a string');
     case 'boolean':
-      return (v) => (typeof v === 'boolean' ? v : unrepresentable('a boolean argument is not a boolean'));
+      return (v) =>
+        typeof v === 'boolean' ? v : unrepresentable('a boolean argument is not a boolean');
     case 'integer':
       // Cedar's Long is 64-bit; Mandate's values are safe JavaScript integers (docs/spec/policy.md §1).
       return (v) =>
-        Number.isSafeInteger(v) ? (v as number) : unrepresentable(`\`${String(v)}\` is not a safe integer`);
+        Number.isSafeInteger(v)
+          ? (v as number)
+          : unrepresentable(`\`${String(v)}\` is not a safe integer`);
     case 'number':
       // JSON numbers become Cedar `decimal` (4 fraction digits, as Cedar's): an amount of 12.5
       // is `decimal("12.5")`; one that `decimal` cannot hold exactly is refused, never rounded.
@@ -143,7 +167,8 @@ function valueConverter(schema: unknown, depth: number): ValueConverter | undefi
     case 'array': {
       const item = valueConverter(s['items'], depth + 1);
       if (item === undefined) return undefined;
-      return (v) => (Array.isArray(v) ? v.map(item) : unrepresentable('an array argument is not an array'));
+      return (v) =>
+        Array.isArray(v) ? v.map(item) : unrepresentable('an array argument is not an array');
     }
     case 'object':
       return recordConverter(s, depth);
@@ -152,7 +177,10 @@ function valueConverter(schema: unknown, depth: number): ValueConverter | undefi
   }
 }
 
-function recordConverter(s: Readonly<Record<string, unknown>>, depth: number): ValueConverter | undefined {
+function recordConverter(
+  s: Readonly<Record<string, unknown>>,
+  depth: number,
+): ValueConverter | undefined {
   const properties = (s['properties'] ?? {}) as Record<string, unknown>;
   const fields = objectFields(s, depth);
   if (fields === undefined) return undefined;
@@ -184,7 +212,9 @@ function recordConverter(s: Readonly<Record<string, unknown>>, depth: number): V
  * Arguments whose schema has no single type, and arguments the schema does not declare, are not
  * shown to policies. Throws `ERR_GATE_ARGUMENT_UNREPRESENTABLE` for a value its type cannot hold.
  */
-export function compileArgumentConverter(inputSchema: Readonly<Record<string, unknown>>): ArgumentConverter {
+export function compileArgumentConverter(
+  inputSchema: Readonly<Record<string, unknown>>,
+): ArgumentConverter {
   const convert = recordConverter(inputSchema, 0);
   if (convert === undefined) return () => EMPTY_RECORD;
   return (args) => convert(args) as ReadonlyMap<string, CedarValue>;
@@ -228,15 +258,15 @@ export class ChainArgumentsView implements ReadonlyMap<string, string> {
   }
 
   entries(): MapIterator<[string, string]> {
-    return chainArguments(this.#record).entries() as MapIterator<[string, string]>;
+    return chainArguments(this.#record).entries();
   }
 
   keys(): MapIterator<string> {
-    return chainArguments(this.#record).keys() as MapIterator<string>;
+    return chainArguments(this.#record).keys();
   }
 
   values(): MapIterator<string> {
-    return chainArguments(this.#record).values() as MapIterator<string>;
+    return chainArguments(this.#record).values();
   }
 
   [Symbol.iterator](): MapIterator<[string, string]> {
@@ -251,7 +281,9 @@ const EMPTY_ARGS: Readonly<Record<string, unknown>> = Object.freeze({});
  * string as is, each safe integer in decimal, each boolean as `true`/`false`; other values
  * (decimals, arrays, objects, null) are absent, so a constraint on them denies.
  */
-export function chainArguments(args: Readonly<Record<string, unknown>>): ReadonlyMap<string, string> {
+export function chainArguments(
+  args: Readonly<Record<string, unknown>>,
+): ReadonlyMap<string, string> {
   const out = new Map<string, string>();
   for (const key in args) {
     if (!Object.hasOwn(args, key)) continue;
@@ -328,7 +360,11 @@ function buildView(chain: VerifiedChain): AgentView {
       ? { type: 'Human', id: identifier }
       : { type: 'Agent', id: identifier };
     const entity: ResolvedEntity = isHumanRoot
-      ? { uid, attrs: new Map<string, CedarValue>([['identifier', identifier]]), ancestors: new Set(ancestors) }
+      ? {
+          uid,
+          attrs: new Map<string, CedarValue>([['identifier', identifier]]),
+          ancestors: new Set(ancestors),
+        }
       : {
           uid,
           attrs: new Map<string, CedarValue>([

@@ -1,7 +1,5 @@
 import { invalid } from '../core/internal.js';
-import type { ToolDescriptor } from './catalog.js';
-
-
+import type { ToolDescriptor } from './types.js';
 
 /** Options of {@link mandateCedarSchema}. */
 export interface MandateSchemaOptions {
@@ -12,8 +10,24 @@ export interface MandateSchemaOptions {
 const MAX_SCHEMA_DEPTH = 8;
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const CEDAR_RESERVED = new Set([
-  'true', 'false', 'if', 'then', 'else', 'in', 'is', 'like', 'has', 'principal', 'action',
-  'resource', 'context', 'permit', 'forbid', 'when', 'unless', '__cedar',
+  'true',
+  'false',
+  'if',
+  'then',
+  'else',
+  'in',
+  'is',
+  'like',
+  'has',
+  'principal',
+  'action',
+  'resource',
+  'context',
+  'permit',
+  'forbid',
+  'when',
+  'unless',
+  '__cedar',
 ]);
 
 /** An attribute name as Cedar schema text: bare when an identifier, else a quoted string. */
@@ -58,7 +72,11 @@ export function jsonSchemaType(s: Readonly<Record<string, unknown>>): string | u
   if (typeof type === 'string') return type;
   if (Array.isArray(type) && type.length === 1 && typeof type[0] === 'string') return type[0];
   if (type !== undefined) return undefined;
-  const values = Array.isArray(s['enum']) ? (s['enum'] as unknown[]) : 'const' in s ? [s['const']] : [];
+  const values = Array.isArray(s['enum'])
+    ? (s['enum'] as unknown[])
+    : 'const' in s
+      ? [s['const']]
+      : [];
   if (values.length > 0 && values.every((v) => typeof v === 'string')) return 'string';
   if (values.length > 0 && values.every((v) => typeof v === 'boolean')) return 'boolean';
   if (values.length > 0 && values.every((v) => Number.isSafeInteger(v))) return 'integer';
@@ -93,7 +111,7 @@ export function objectFields(
 export function mandateCedarSchema(options: MandateSchemaOptions = {}): string {
   const args = new Map<string, string>();
   for (const tool of options.tools ?? []) {
-    const fields = objectFields(tool.inputSchema as Record<string, unknown>, 0) ?? [];
+    const fields = objectFields(tool.inputSchema, 0) ?? [];
     for (const [name, type] of fields) {
       const seen = args.get(name);
       if (seen !== undefined && seen !== type)

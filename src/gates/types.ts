@@ -1,6 +1,6 @@
 // The contract between the gates (src/gates) and where their policy bundle comes from (a store,
 // a bus subscription). Types only.
-import type { EvaluablePolicySet } from '../policy/types.js';
+import type { EvaluablePolicySet } from '../policy/index.js';
 
 /** The bundle in force: verified (signature, trusted issuer, newer than the last) before it gets here. */
 export interface ActiveBundle {
@@ -24,4 +24,13 @@ export interface ActiveBundle {
  */
 export interface BundleSource {
   current(): ActiveBundle | undefined;
+}
+
+/** A tool as an MCP server lists it: name, server, description and the JSON Schema of its inputs. */
+export interface ToolDescriptor {
+  readonly name: string;
+  readonly server: string;
+  readonly description?: string;
+  /** A JSON Schema (draft 2020-12 keywords as ajv 8 knows them) of the argument object. */
+  readonly inputSchema: Readonly<Record<string, unknown>>;
 }

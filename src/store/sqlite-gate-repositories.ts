@@ -67,7 +67,8 @@ interface ApprovalRow {
 const STATUSES: ReadonlySet<string> = new Set(['pending', 'approved', 'denied', 'used']);
 
 function recordOf(row: ApprovalRow): ApprovalRecord {
-  if (!STATUSES.has(row.status)) throw internal('ERR_STORE_CORRUPT', `approval \`${row.id}\` has an unknown status`);
+  if (!STATUSES.has(row.status))
+    throw internal('ERR_STORE_CORRUPT', `approval \`${row.id}\` has an unknown status`);
   let policies: unknown;
   let answer: unknown;
   try {
@@ -129,12 +130,15 @@ export class SqliteApprovalRepository implements ApprovalRepository {
           record.createdAt,
           record.expiresAt,
         );
-      if (result.changes === 0) throw conflict('ERR_APPROVAL_EXISTS', `approval \`${record.id}\` exists`);
+      if (result.changes === 0)
+        throw conflict('ERR_APPROVAL_EXISTS', `approval \`${record.id}\` exists`);
     });
   }
 
   get(id: string): Promise<ApprovalRecord | undefined> {
-    const row = this.#database.db.prepare<[string], ApprovalRow>('SELECT * FROM approvals WHERE id = ?').get(id);
+    const row = this.#database.db
+      .prepare<[string], ApprovalRow>('SELECT * FROM approvals WHERE id = ?')
+      .get(id);
     return Promise.resolve(row === undefined ? undefined : recordOf(row));
   }
 
@@ -145,16 +149,27 @@ export class SqliteApprovalRepository implements ApprovalRepository {
            AND bundle_version = ? AND status != 'used' AND expires_at > ?
          ORDER BY created_at DESC, rowid DESC LIMIT 1`,
       )
-      .get(binding.agent, binding.chainHash, binding.tool, binding.argumentsDigest, binding.bundleVersion, nowSeconds);
+      .get(
+        binding.agent,
+        binding.chainHash,
+        binding.tool,
+        binding.argumentsDigest,
+        binding.bundleVersion,
+        nowSeconds,
+      );
     return Promise.resolve(row === undefined ? undefined : recordOf(row));
   }
 
-  list(options: { readonly status?: ApprovalStatus; readonly limit?: number } = {}): Promise<ApprovalRecord[]> {
+  list(
+    options: { readonly status?: ApprovalStatus; readonly limit?: number } = {},
+  ): Promise<ApprovalRecord[]> {
     const limit = Math.max(0, Math.min(options.limit ?? 100, 10_000));
     const rows =
       options.status === undefined
         ? this.#database.db
-            .prepare<[number], ApprovalRow>('SELECT * FROM approvals ORDER BY created_at DESC, rowid DESC LIMIT ?')
+            .prepare<[number], ApprovalRow>(
+              'SELECT * FROM approvals ORDER BY created_at DESC, rowid DESC LIMIT ?',
+            )
             .all(limit)
         : this.#database.db
             .prepare<[string, number], ApprovalRow>(
@@ -172,8 +187,12 @@ export class SqliteApprovalRepository implements ApprovalRepository {
           .prepare(
             `UPDATE approvals SET status = ?, answer = ? WHERE id = ? AND status = 'pending' AND expires_at > ?`,
           )
-          .run(answer.decision === 'approve' ? 'approved' : 'denied', JSON.stringify(answer), id, nowSeconds)
-          .changes === 1,
+          .run(
+            answer.decision === 'approve' ? 'approved' : 'denied',
+            JSON.stringify(answer),
+            id,
+            nowSeconds,
+          ).changes === 1,
     );
   }
 
@@ -208,7 +227,9 @@ export class SqliteBudgetRepository implements BudgetRepository {
     return this.#database.write(() =>
       db
         .transaction((): CounterResult => {
-          const row = db.prepare<[string], { spent: number }>('SELECT spent FROM gate_budgets WHERE key = ?').get(key);
+          const row = db
+            .prepare<[string], { spent: number }>('SELECT spent FROM gate_budgets WHERE key = ?')
+            .get(key);
           const total = row?.spent ?? 0;
           if (total + amount > limit) return { ok: false, total };
           db.prepare(
@@ -224,7 +245,10 @@ export class SqliteBudgetRepository implements BudgetRepository {
     checkAmount(amount);
     const db = this.#database.db;
     return this.#database.write(() => {
-      db.prepare('UPDATE gate_budgets SET spent = max(0, spent - ?) WHERE key = ?').run(amount, key);
+      db.prepare('UPDATE gate_budgets SET spent = max(0, spent - ?) WHERE key = ?').run(
+        amount,
+        key,
+      );
     });
   }
 
@@ -245,7 +269,8 @@ export class SqliteBudgetRepository implements BudgetRepository {
               'SELECT window_index, count FROM gate_call_counts WHERE key = ?',
             )
             .get(key);
-          if (row !== undefined && row.window_index > window) return { ok: false, total: row.count };
+          if (row !== undefined && row.window_index > window)
+            return { ok: false, total: row.count };
           const count = row === undefined || row.window_index < window ? 0 : row.count;
           if (count >= limit) return { ok: false, total: count };
           db.prepare(

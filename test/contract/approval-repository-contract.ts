@@ -42,7 +42,10 @@ export interface ApprovalRepositoryFixture {
 }
 
 /** The contract every ApprovalRepository meets (memory, SQLite). */
-export function runApprovalRepositoryContract(name: string, open: () => ApprovalRepositoryFixture): void {
+export function runApprovalRepositoryContract(
+  name: string,
+  open: () => ApprovalRepositoryFixture,
+): void {
   describe(`ApprovalRepository contract: ${name}`, () => {
     const withRepo = async (fn: (r: ApprovalRepository) => Promise<void>) => {
       const fixture = open();
@@ -57,7 +60,9 @@ export function runApprovalRepositoryContract(name: string, open: () => Approval
       withRepo(async (r) => {
         await r.create(approvalRecord());
         expect(await r.get('a1')).toEqual(approvalRecord());
-        await expect(r.create(approvalRecord())).rejects.toMatchObject({ code: 'ERR_APPROVAL_EXISTS' });
+        await expect(r.create(approvalRecord())).rejects.toMatchObject({
+          code: 'ERR_APPROVAL_EXISTS',
+        });
         expect(await r.get('nope')).toBeUndefined();
       }));
 
@@ -66,7 +71,9 @@ export function runApprovalRepositoryContract(name: string, open: () => Approval
         const record = approvalRecord();
         await r.create(record);
         expect((await r.findOpen(record, NOW))?.id).toBe('a1');
-        expect(await r.findOpen({ ...record, argumentsDigest: 'e'.repeat(64) }, NOW)).toBeUndefined();
+        expect(
+          await r.findOpen({ ...record, argumentsDigest: 'e'.repeat(64) }, NOW),
+        ).toBeUndefined();
         expect(await r.findOpen({ ...record, bundleVersion: 4 }, NOW)).toBeUndefined();
         expect(await r.findOpen({ ...record, chainHash: 'f'.repeat(64) }, NOW)).toBeUndefined();
         expect(await r.findOpen(record, NOW + 900)).toBeUndefined();
@@ -91,7 +98,9 @@ export function runApprovalRepositoryContract(name: string, open: () => Approval
         await r.create(approvalRecord());
         expect(await r.consume('a1', NOW + 6)).toBe(false); // still pending
         await r.answer('a1', approvalAnswer(), NOW + 5);
-        const results = await Promise.all(Array.from({ length: 8 }, () => r.consume('a1', NOW + 6)));
+        const results = await Promise.all(
+          Array.from({ length: 8 }, () => r.consume('a1', NOW + 6)),
+        );
         expect(results.filter(Boolean)).toHaveLength(1);
         expect(await r.get('a1')).toMatchObject({ status: 'used', usedAt: NOW + 6 });
         expect(await r.findOpen(approvalRecord(), NOW + 7)).toBeUndefined();
@@ -110,7 +119,8 @@ export function runApprovalRepositoryContract(name: string, open: () => Approval
 
     it('lists newest first, by status, bounded', () =>
       withRepo(async (r) => {
-        for (let i = 0; i < 5; i++) await r.create(approvalRecord({ id: `r${i}`, createdAt: NOW + i }));
+        for (let i = 0; i < 5; i++)
+          await r.create(approvalRecord({ id: `r${i}`, createdAt: NOW + i }));
         await r.answer('r1', approvalAnswer(), NOW + 5);
         expect((await r.list()).map((x) => x.id)).toEqual(['r4', 'r3', 'r2', 'r1', 'r0']);
         expect((await r.list({ status: 'approved' })).map((x) => x.id)).toEqual(['r1']);

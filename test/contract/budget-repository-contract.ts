@@ -9,7 +9,10 @@ export interface BudgetRepositoryFixture {
 }
 
 /** The contract every BudgetRepository meets (memory, SQLite). */
-export function runBudgetRepositoryContract(name: string, open: () => BudgetRepositoryFixture): void {
+export function runBudgetRepositoryContract(
+  name: string,
+  open: () => BudgetRepositoryFixture,
+): void {
   describe(`BudgetRepository contract: ${name}`, () => {
     const withRepo = async (fn: (f: BudgetRepositoryFixture) => Promise<void>) => {
       const fixture = open();
@@ -43,7 +46,9 @@ export function runBudgetRepositoryContract(name: string, open: () => BudgetRepo
     it('refuses amounts that are not non-negative safe integers', () =>
       withRepo(async ({ repository: r }) => {
         for (const bad of [-1, 1.5, Number.NaN, 2 ** 53])
-          await expect(Promise.resolve().then(() => r.spend('k', bad, 100))).rejects.toMatchObject({ code: 'ERR_BUDGET_AMOUNT_INVALID' });
+          await expect(Promise.resolve().then(() => r.spend('k', bad, 100))).rejects.toMatchObject({
+            code: 'ERR_BUDGET_AMOUNT_INVALID',
+          });
         expect(await r.spent('k')).toBe(0);
       }));
 

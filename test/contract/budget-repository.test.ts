@@ -6,7 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { MemoryBudgetRepository } from '../../src/gates/index.js';
 import { openSqliteStore } from '../../src/store/index.js';
 import { SqliteDatabase } from '../../src/store/sqlite-database.js';
-import { GATES_MIGRATION_SQL, SqliteBudgetRepository } from '../../src/store/sqlite-gate-repositories.js';
+import {
+  GATES_MIGRATION_SQL,
+  SqliteBudgetRepository,
+} from '../../src/store/sqlite-gate-repositories.js';
 import { repoRoot } from '../helpers/vectors.js';
 import { runBudgetRepositoryContract } from './budget-repository-contract.js';
 
@@ -53,14 +56,19 @@ process.stdout.write(String(ok));
         child.stdout.on('data', (d: Buffer) => (out += d.toString()));
         child.stderr.on('data', (d: Buffer) => (err += d.toString()));
         child.on('error', reject);
-        child.on('exit', (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(err))));
+        child.on('exit', (code) => {
+          if (code === 0) resolve(Number(out));
+          else reject(new Error(err));
+        });
       });
     const successes = await Promise.all([run(), run(), run(), run()]);
     expect(successes.reduce((a, b) => a + b, 0)).toBe(33); // floor(100 / 3)
     const reopened = openSqliteStore(path);
     try {
       expect(await reopened.budgets.spent('root-grant:issue_refund#amount')).toBe(99);
-      expect((await reopened.budgets.spend('root-grant:issue_refund#amount', 2, 100)).ok).toBe(false);
+      expect((await reopened.budgets.spend('root-grant:issue_refund#amount', 2, 100)).ok).toBe(
+        false,
+      );
     } finally {
       reopened.close();
     }

@@ -15,7 +15,9 @@ import { GATE_NOW, HeldBundleSource, bundleOf, gateWorld } from '../helpers/gate
 
 const NOW = GATE_NOW + 20;
 
-async function setup(options: { budget?: number; callsPerMinute?: number; subAgents?: number } = {}) {
+async function setup(
+  options: { budget?: number; callsPerMinute?: number; subAgents?: number } = {},
+) {
   const w = await gateWorld({
     ...(options.budget === undefined ? {} : { budget: options.budget }),
     subAgents: options.subAgents ?? 2,
@@ -34,9 +36,19 @@ async function setup(options: { budget?: number; callsPerMinute?: number; subAge
   };
   const refund = (chain: VerifiedChain, amount: number, nowSeconds = NOW, order = 'o-1') =>
     enforceCall(enforcement, chain, { tool: 'issue_refund', args: { order, amount } }, nowSeconds);
-  const answer = (id: string, decision: 'approve' | 'deny', who: 'approver' | 'dana' | 'robot' | 'support' = 'approver', nowSeconds = NOW + 5) => {
+  const answer = (
+    id: string,
+    decision: 'approve' | 'deny',
+    who: 'approver' | 'dana' | 'robot' | 'support' = 'approver',
+    nowSeconds = NOW + 5,
+  ) => {
     const party = w[who];
-    const chain = { approver: w.approverChain, dana: w.danaChain, robot: w.robotChain, support: w.supportChain }[who];
+    const chain = {
+      approver: w.approverChain,
+      dana: w.danaChain,
+      robot: w.robotChain,
+      support: w.supportChain,
+    }[who];
     return answerApproval(approvals, {
       id,
       decision,
@@ -71,7 +83,11 @@ describe('human approvals', () => {
       bundleVersion: 1,
     });
     const answered = await s.answer(id, 'approve');
-    expect(answered.answer).toMatchObject({ approver: s.approver.identity.identifier, decision: 'approve', reason: 'checked with the customer' });
+    expect(answered.answer).toMatchObject({
+      approver: s.approver.identity.identifier,
+      decision: 'approve',
+      reason: 'checked with the customer',
+    });
     // other arguments: not this approval (a new request)
     const other = await s.refund(sub, 301);
     expect(other.decision).toBe('approval_required');
@@ -98,15 +114,21 @@ describe('human approvals', () => {
   it('only a human identity may answer: not an agent, not a delegated chain, not the asking agent', async () => {
     const s = await setup();
     const id = (await s.refund(s.subAgents[0]!.chain, 300)).approval!.id!;
-    await expect(s.answer(id, 'approve', 'robot')).rejects.toMatchObject({ code: 'ERR_APPROVAL_NOT_HUMAN' });
+    await expect(s.answer(id, 'approve', 'robot')).rejects.toMatchObject({
+      code: 'ERR_APPROVAL_NOT_HUMAN',
+    });
     // support acts for dana (a human), but is not one
-    await expect(s.answer(id, 'approve', 'support')).rejects.toMatchObject({ code: 'ERR_APPROVAL_NOT_HUMAN' });
+    await expect(s.answer(id, 'approve', 'support')).rejects.toMatchObject({
+      code: 'ERR_APPROVAL_NOT_HUMAN',
+    });
     expect((await s.approvals.get(id))?.status).toBe('pending');
     // dana is human (her own credential): she may
     await expect(s.answer(id, 'approve', 'dana')).resolves.toMatchObject({ status: 'approved' });
     // a human asking for herself cannot approve her own call
     const own = (await s.refund(s.danaChain, 300)).approval!.id!;
-    await expect(s.answer(own, 'approve', 'dana')).rejects.toMatchObject({ code: 'ERR_APPROVAL_SELF' });
+    await expect(s.answer(own, 'approve', 'dana')).rejects.toMatchObject({
+      code: 'ERR_APPROVAL_SELF',
+    });
   });
 
   it('a denial is kept and the call stays denied with the human reason', async () => {
@@ -123,10 +145,22 @@ describe('human approvals', () => {
   it('refuses an expired request, a missing one, and an empty reason', async () => {
     const s = await setup();
     const id = (await s.refund(s.subAgents[0]!.chain, 300)).approval!.id!;
-    await expect(s.answer(id, 'approve', 'approver', NOW + 900)).rejects.toMatchObject({ code: 'ERR_APPROVAL_CLOSED' });
-    await expect(s.answer('nope', 'approve')).rejects.toMatchObject({ code: 'ERR_APPROVAL_NOT_FOUND' });
+    await expect(s.answer(id, 'approve', 'approver', NOW + 900)).rejects.toMatchObject({
+      code: 'ERR_APPROVAL_CLOSED',
+    });
+    await expect(s.answer('nope', 'approve')).rejects.toMatchObject({
+      code: 'ERR_APPROVAL_NOT_FOUND',
+    });
     await expect(
-      answerApproval(s.approvals, { id, decision: 'approve', reason: ' ', approver: s.approverChain, signer: s.approver.issuer, vault: s.vault, nowSeconds: NOW + 5 }),
+      answerApproval(s.approvals, {
+        id,
+        decision: 'approve',
+        reason: ' ',
+        approver: s.approverChain,
+        signer: s.approver.issuer,
+        vault: s.vault,
+        nowSeconds: NOW + 5,
+      }),
     ).rejects.toMatchObject({ code: 'ERR_APPROVAL_REASON_INVALID' });
   });
 
@@ -147,13 +181,22 @@ describe('human approvals', () => {
     const sub = s.subAgents[0]!.chain;
     const id = (await s.refund(sub, 300)).approval!.id!;
     await s.answer(id, 'approve');
-    revoke(s.denySet, s.approver.identity.identifier, { identity: true, expiresAt: NOW + 3600, nowSeconds: NOW });
+    revoke(s.denySet, s.approver.identity.identifier, {
+      identity: true,
+      expiresAt: NOW + 3600,
+      nowSeconds: NOW,
+    });
     expect((await s.refund(sub, 300)).decision).toBe('deny');
   });
 
   it('without an approval store, approval_required is a deny that says so', async () => {
     const s = await setup();
-    const d = await enforceCall({ gate: s.gate, bundles: s.bundles }, s.subAgents[0]!.chain, { tool: 'issue_refund', args: { order: 'o', amount: 300 } }, NOW);
+    const d = await enforceCall(
+      { gate: s.gate, bundles: s.bundles },
+      s.subAgents[0]!.chain,
+      { tool: 'issue_refund', args: { order: 'o', amount: 300 } },
+      NOW,
+    );
     expect(d).toMatchObject({ decision: 'deny', code: 'ERR_GATE_APPROVAL_UNAVAILABLE' });
   });
 });
@@ -166,7 +209,11 @@ describe('budgets and rate limits', () => {
     expect((await s.refund(b!, 150)).decision).toBe('allow');
     expect((await s.refund(c!, 150)).decision).toBe('allow');
     const over = await s.refund(a!, 100);
-    expect(over).toMatchObject({ decision: 'deny', lock: 'budget', code: 'ERR_GATE_BUDGET_EXHAUSTED' });
+    expect(over).toMatchObject({
+      decision: 'deny',
+      lock: 'budget',
+      code: 'ERR_GATE_BUDGET_EXHAUSTED',
+    });
     expect(over.reasons[0]).toContain('50 left');
     expect((await s.refund(b!, 50)).decision).toBe('allow');
     expect((await s.refund(c!, 1)).decision).toBe('deny');
@@ -200,14 +247,27 @@ describe('budgets and rate limits', () => {
     const minute = Math.floor(NOW / 60) * 60;
     expect((await s.refund(a!, 1, minute)).decision).toBe('allow');
     expect((await s.refund(a!, 1, minute + 1)).decision).toBe('allow');
-    expect(await s.refund(a!, 1, minute + 2)).toMatchObject({ decision: 'deny', lock: 'rate', code: 'ERR_GATE_RATE_LIMITED' });
+    expect(await s.refund(a!, 1, minute + 2)).toMatchObject({
+      decision: 'deny',
+      lock: 'rate',
+      code: 'ERR_GATE_RATE_LIMITED',
+    });
     expect((await s.refund(b!, 1, minute + 3)).decision).toBe('allow');
     expect((await s.refund(a!, 1, minute + 60)).decision).toBe('allow');
   });
 
   it('a declared budget with no counters denies (fail closed)', async () => {
     const s = await setup({ budget: 100 });
-    const d = await enforceCall({ gate: s.gate, bundles: s.bundles }, s.subAgents[0]!.chain, { tool: 'issue_refund', args: { order: 'o', amount: 1 } }, NOW);
-    expect(d).toMatchObject({ decision: 'deny', lock: 'budget', code: 'ERR_GATE_BUDGET_UNAVAILABLE' });
+    const d = await enforceCall(
+      { gate: s.gate, bundles: s.bundles },
+      s.subAgents[0]!.chain,
+      { tool: 'issue_refund', args: { order: 'o', amount: 1 } },
+      NOW,
+    );
+    expect(d).toMatchObject({
+      decision: 'deny',
+      lock: 'budget',
+      code: 'ERR_GATE_BUDGET_UNAVAILABLE',
+    });
   });
 });

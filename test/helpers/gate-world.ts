@@ -120,7 +120,11 @@ forbid(principal, action == Action::"callTool", resource == Tool::"infra/deploy"
 export const SCHEMA = mandateCedarSchema({ tools: CATALOG });
 
 /** A bundle as a source hands it over, compiled from `policies` (validated against `schema` unless `null`). */
-export function bundleOf(policies = POLICIES, version = 1, schema: string | null = SCHEMA): ActiveBundle {
+export function bundleOf(
+  policies = POLICIES,
+  version = 1,
+  schema: string | null = SCHEMA,
+): ActiveBundle {
   return {
     version,
     hash: toHex(sha256(new TextEncoder().encode(`${version}\n${policies}`))),
@@ -200,7 +204,11 @@ export async function gateWorld(options: GateWorldOptions = {}) {
       ttlSeconds: 3600,
     });
   const danaChainBytes = chainFromCredential(await credential(dana, rootAttributes), dana.identity);
-  const verify = (bytes: Uint8Array, presenter?: `I${string}`, nowSeconds = GATE_NOW + 10): VerifiedChain =>
+  const verify = (
+    bytes: Uint8Array,
+    presenter?: `I${string}`,
+    nowSeconds = GATE_NOW + 10,
+  ): VerifiedChain =>
     verifier.verify(bytes, { nowSeconds, ...(presenter === undefined ? {} : { presenter }) });
   const danaChain = verify(danaChainBytes, dana.identity.identifier);
   const supportChainBytes = await delegate(vault, dana.issuer, danaChain, {
