@@ -230,6 +230,39 @@ describe('compiled conditions agree with cedar-wasm', () => {
   }
 });
 
+describe('policy values never reach generated source as code', () => {
+  // Strings that would break out of a string literal or a template if spliced into source.
+  const nasty = [
+    '"); throw 1; ("',
+    "'); throw 1; ('",
+    '`${process.exit(1)}`',
+    '\\n}}\\u2028',
+    '*/ throw 1; /*',
+  ];
+  for (const text of nasty)
+    it(JSON.stringify(text), () => {
+      const quoted = JSON.stringify(text);
+      const entities = [
+        {
+          uid: { type: 'Agent', id: text },
+          attrs: { [text]: text },
+          parents: [{ type: 'Team', id: text }],
+        },
+      ];
+      const policies = [
+        `permit(principal == Agent::${quoted}, action, resource) when { principal[${quoted}] == ${quoted} };`,
+        `permit(principal in Team::${quoted}, action, resource) when { principal has ${quoted} && {${quoted}: 1} has ${quoted} };`,
+        `permit(principal, action, resource) when { principal[${quoted}] like ${JSON.stringify(text.replaceAll('*', '\\*'))} };`,
+        `forbid(principal, action, resource) when { [${quoted}].contains(principal[${quoted}]) && context.x == ${quoted} };`,
+      ].join('\n');
+      expectSameAsCedar({
+        policies,
+        entities,
+        request: { principal: { type: 'Agent', id: text }, context: { x: 'y' } },
+      });
+    });
+});
+
 describe('the Long range divergence only denies', () => {
   // Mandate's Longs are JS numbers: a result or literal beyond ±(2^53 − 1) is an evaluation error
   // (deny) where Cedar, with i64, still computes. docs/spec/policy.md §1.

@@ -4,12 +4,8 @@
 // denies on any evaluation error.
 import { unsupported } from '../core/internal.js';
 import { parsePolicySet, parseSchema, validatePolicySet, type ParsedPolicy } from './cedar.js';
-import {
-  compileExpression,
-  EvaluationError,
-  type CompiledExpression,
-  type EvalScope,
-} from './compile-expression.js';
+import { PolicyCodegen, type EntityScopeTest } from './codegen.js';
+import { EvaluationError, type EvalScope } from './compile-expression.js';
 import { conformStore, EntityStore } from './entities.js';
 import { DEFAULT_JSON_LIMITS, JsonBudget, isObject, parseEntityUid } from './json-values.js';
 import { CedarSchema, SchemaMismatch } from './schema.js';
@@ -70,26 +66,15 @@ function scopeEntity(constraint: Record<string, unknown>, where: string): Entity
   return parseEntityUid(constraint.entity, where, budget());
 }
 
-type EntityTest = (scope: EvalScope, uid: EntityUid) => boolean;
-
 function sameUid(a: EntityUid, b: EntityUid): boolean {
   return a.type === b.type && a.id === b.id;
 }
 
-function inTest(target: EntityUid): EntityTest {
-  const key = entityKey(target);
-  return (scope, uid) => {
-    if (sameUid(uid, target)) return true;
-    const entity = scope.lookup(uid);
-    return entity !== undefined && entity.ancestors.has(key);
-  };
-}
-
-/** A principal or resource scope constraint: a test and, for the resource, its index entry. */
+/** A principal or resource scope constraint: its test (none when unconstrained) and index entry. */
 function compileEntityScope(
   json: unknown,
   where: 'principal' | 'resource',
-): { test: EntityTest | undefined; index: ResourceScope } {
+): { test: EntityScopeTest | undefined; index: ResourceScope } {
   if (!isObject(json) || typeof json.op !== 'string')
     return refuse(`a ${where} scope of unknown shape`);
   switch (json.op) {
@@ -97,24 +82,19 @@ function compileEntityScope(
       return { test: undefined, index: { kind: 'all' } };
     case '==': {
       const uid = scopeEntity(json, where);
-      return { test: (_s, u) => sameUid(u, uid), index: { kind: 'eq', uid } };
+      return { test: { kind: 'eq', uid }, index: { kind: 'eq', uid } };
     }
     case 'in': {
       const target = scopeEntity(json, where);
-      return { test: inTest(target), index: { kind: 'in', target } };
+      return { test: { kind: 'in', target }, index: { kind: 'in', target } };
     }
     case 'is': {
       const type = json.entity_type;
       if (typeof type !== 'string') return refuse(`a ${where} scope of unknown shape`);
-      if (json.in === undefined)
-        return { test: (_s, u) => u.type === type, index: { kind: 'is', type } };
+      if (json.in === undefined) return { test: { kind: 'is', type }, index: { kind: 'is', type } };
       if (!isObject(json.in)) return refuse(`a ${where} scope of unknown shape`);
       const target = scopeEntity(json.in, where);
-      const within = inTest(target);
-      return {
-        test: (s, u) => u.type === type && within(s, u),
-        index: { kind: 'in', target },
-      };
+      return { test: { kind: 'isIn', type, target }, index: { kind: 'in', target } };
     }
     default:
       return refuse(`the ${where} scope operator \`${json.op}\``);
@@ -142,29 +122,6 @@ function compileActionScope(json: unknown): ActionScope {
   }
 }
 
-function compileCondition(json: unknown): CompiledExpression {
-  if (!isObject(json) || (json.kind !== 'when' && json.kind !== 'unless'))
-    return refuse('a condition of unknown shape');
-  const body = compileExpression(json.body);
-  if (json.kind === 'when')
-    return (s) => {
-      const v = body(s);
-      if (typeof v !== 'boolean') throw typeErrorBool(v);
-      return v;
-    };
-  return (s) => {
-    const v = body(s);
-    if (typeof v !== 'boolean') throw typeErrorBool(v);
-    return !v;
-  };
-}
-
-function typeErrorBool(value: CedarValue): EvaluationError {
-  return new EvaluationError(
-    `type error: expected bool, got ${Array.isArray(value) ? 'set' : value instanceof Map ? 'record' : typeof value === 'object' ? 'entity' : typeof value === 'number' ? 'long' : typeof value}`,
-  );
-}
-
 function annotationsOf(json: unknown): ReadonlyMap<string, string> {
   const annotations = new Map<string, string>();
   if (json === undefined) return annotations;
@@ -186,15 +143,22 @@ function compilePolicy(
   const action = compileActionScope(est.action);
   const resource = compileEntityScope(est.resource, 'resource');
   if (!Array.isArray(est.conditions)) refuse('conditions of unknown shape');
-  const conditions = est.conditions.map(compileCondition);
-  // The resource index is exact for ==, is and in; `is T in E` is indexed under E and keeps
-  // its type test here.
-  const resourceTest =
-    resource.index.kind === 'in' && resource.test !== undefined && isTypedIn(est.resource)
-      ? resource.test
-      : undefined;
-  const principalTest = principal.test;
-  const check = buildCheck(principalTest, resourceTest, conditions);
+  const gen = new PolicyCodegen();
+  const scopeTests: string[] = [];
+  if (principal.test !== undefined) scopeTests.push(gen.scopeTest('s.principal', principal.test));
+  // The resource index is exact for ==, is and in; `is T in E` is indexed under E and keeps its
+  // type test here.
+  if (resource.test?.kind === 'isIn')
+    scopeTests.push(gen.scopeTest('s.resource', { kind: 'is', type: resource.test.type }));
+  const conditions = est.conditions.map((c) => {
+    if (!isObject(c) || (c.kind !== 'when' && c.kind !== 'unless'))
+      return refuse('a condition of unknown shape');
+    return {
+      kind: c.kind === 'when' ? ('when' as const) : ('unless' as const),
+      body: gen.expression(c.body),
+    };
+  });
+  const check = gen.build(scopeTests, conditions);
   const annotations = annotationsOf(est.annotations);
   return {
     policy: {
@@ -212,37 +176,6 @@ function compilePolicy(
     },
     info: { id: parsed.id, effect: est.effect, annotations, text: parsed.text },
   };
-}
-
-function isTypedIn(json: unknown): boolean {
-  return isObject(json) && json.op === 'is' && json.in !== undefined;
-}
-
-function buildCheck(
-  principal: EntityTest | undefined,
-  resource: EntityTest | undefined,
-  conditions: readonly CompiledExpression[],
-): (s: EvalScope) => boolean {
-  // Cedar evaluates a policy as `scope && when && !unless …` left to right, so a condition after
-  // a false one is never evaluated and cannot error.
-  const n = conditions.length;
-  const c0 = conditions[0];
-  const c1 = conditions[1];
-  const body: (s: EvalScope) => boolean =
-    n === 0
-      ? () => true
-      : n === 1
-        ? (s) => c0!(s) === true
-        : n === 2
-          ? (s) => c0!(s) === true && c1!(s) === true
-          : (s) => {
-              for (let i = 0; i < n; i++) if (conditions[i]!(s) !== true) return false;
-              return true;
-            };
-  if (principal === undefined && resource === undefined) return body;
-  if (resource === undefined) return (s) => principal!(s, s.principal) && body(s);
-  if (principal === undefined) return (s) => resource(s, s.resource) && body(s);
-  return (s) => principal(s, s.principal) && resource(s, s.resource) && body(s);
 }
 
 // --- the index -----------------------------------------------------------------------------------
