@@ -25,6 +25,7 @@ export interface ArgumentLimits {
   readonly maxTotalStringLength: number;
 }
 
+/** The default argument bounds: depth 8, 1,000 values, 16,384 characters a string, 65,536 in all. */
 export const DEFAULT_ARGUMENT_LIMITS: ArgumentLimits = Object.freeze({
   maxDepth: 8,
   maxNodes: 1000,
