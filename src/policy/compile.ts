@@ -1,7 +1,7 @@
 // A parsed policy set → a CompiledPolicySet: each policy's scope becomes index entries (action,
-// then resource) and a residual check; its conditions become closures. Evaluation visits only the
-// policies the request's action and resource can select, denies by default, lets forbid win and
-// denies on any evaluation error.
+// then resource), and its remaining scope tests and conditions one generated function. Evaluation
+// visits only the policies the request's action and resource can select, denies by default, lets
+// forbid win and denies on any evaluation error.
 import { unsupported } from '../core/internal.js';
 import { parsePolicySet, parseSchema, validatePolicySet, type ParsedPolicy } from './cedar.js';
 import { PolicyCodegen, type EntityScopeTest } from './codegen.js';

@@ -1,6 +1,6 @@
 // The public API of `mandate/policy`: Cedar policy sets validated with cedar-wasm and compiled to
-// JavaScript closures; entity stores; Cedar's JSON entity and request forms. The supported Cedar
-// subset and the evaluation semantics are in docs/spec/policy.md §1.
+// one JavaScript function per policy; entity stores; Cedar's JSON entity and request forms. The
+// supported Cedar subset and the evaluation semantics are in docs/spec/policy.md §1.
 import { validatePolicySet } from './cedar.js';
 
 export { CompiledPolicySet, compilePolicySet } from './compile.js';
