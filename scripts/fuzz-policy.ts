@@ -68,6 +68,10 @@ const property = fc.property(arbitrary, (c: GeneratedCase) => {
 const numRuns = Math.ceil(target / ((REQUESTS_PER_SET.min + REQUESTS_PER_SET.max) / 2));
 const result = fc.check(property, { seed, numRuns, endOnFailure: false });
 progress(stats);
+for (const example of stats.errorPolicyMismatchExamples)
+  process.stderr.write(
+    `[fuzz:policy seed ${seed}] erring policies named differently: ${example}\n`,
+  );
 if (!result.failed) {
   process.stderr.write(`[fuzz:policy seed ${seed}] no disagreement\n`);
   process.exit(0);

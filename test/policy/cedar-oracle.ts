@@ -111,7 +111,8 @@ export class CedarSession {
     slotOwner = this.#token;
   }
 
-  decide(r: RequestJson): CedarAnswer {
+  /** Decides `r` against the case's entities, or against `entities` when given. */
+  decide(r: RequestJson, entities?: readonly EntityJson[]): CedarAnswer {
     this.#claim();
     const call: CedarWasm.StatefulAuthorizationCall = {
       principal: r.principal,
@@ -119,7 +120,8 @@ export class CedarSession {
       resource: r.resource,
       context: r.context as CedarWasm.Context,
       preparsedPolicySetId: SET_SLOT,
-      entities: this.#entities,
+      entities:
+        entities === undefined ? this.#entities : (entities as EntityJson[] as CedarWasm.Entities),
     };
     if (this.#schema !== undefined) call.preparsedSchemaName = SCHEMA_SLOT;
     return toAnswer(cedar.statefulIsAuthorized(call));
@@ -131,6 +133,7 @@ export function cedarDecideOnce(
   c: GeneratedCase,
   r: RequestJson,
   withSchema: boolean,
+  entities: readonly EntityJson[] = c.entities,
 ): CedarAnswer {
   const call: CedarWasm.AuthorizationCall = {
     principal: r.principal,
@@ -138,7 +141,7 @@ export function cedarDecideOnce(
     resource: r.resource,
     context: r.context as CedarWasm.Context,
     policies: { staticPolicies: policyRecord(c.policies) },
-    entities: c.entities as CedarWasm.Entities,
+    entities: entities as EntityJson[] as CedarWasm.Entities,
   };
   if (withSchema && c.schema !== undefined) call.schema = c.schema;
   return toAnswer(cedar.isAuthorized(call));

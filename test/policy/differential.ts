@@ -20,6 +20,7 @@ import {
   parseCedarEntities,
   parseCedarRequest,
   type CompiledPolicySet,
+  type EntityLookup,
   type EntityStore,
   type PolicyDecision,
 } from '../../src/policy/index.js';
@@ -62,6 +63,13 @@ export interface DifferentialStats {
   refused: number;
   /** Requests where the documented safe-integer divergence applied. */
   rangeDivergences: number;
+  /**
+   * Of the requests where Cedar reports policy errors, those where the engine's errors (other
+   * than safe-integer ones) name other policies (informational: the rule only asks for a deny).
+   */
+  errorPolicyMismatches: number;
+  /** The first few of those, for a look. */
+  errorPolicyMismatchExamples: string[];
   /** Policy sets checked, and how many were validated against their schema. */
   policySets: number;
   validatedSets: number;
@@ -78,6 +86,8 @@ export function emptyStats(): DifferentialStats {
     cedarFailures: 0,
     refused: 0,
     rangeDivergences: 0,
+    errorPolicyMismatches: 0,
+    errorPolicyMismatchExamples: [],
     policySets: 0,
     validatedSets: 0,
     schemaSets: 0,
@@ -89,13 +99,17 @@ export function formatStats(s: DifferentialStats): string {
   return (
     `${s.cases} cases over ${s.policySets} policy sets (${s.validatedSets}/${s.schemaSets} with a schema validated): ` +
     `allow ${s.allow}, deny ${s.deny}, cedar errors ${s.cedarErrors}, cedar failures ${s.cedarFailures}, ` +
-    `safe-integer divergences ${s.rangeDivergences}, refused ${s.refused}, disagreements ${s.disagreements}`
+    `safe-integer divergences ${s.rangeDivergences}, erring policies named differently ${s.errorPolicyMismatches}, ` +
+    `refused ${s.refused}, disagreements ${s.disagreements}`
   );
 }
 
 /** One disagreement: the request, both answers and why they disagree. */
 export interface Disagreement {
   readonly request: RequestJson;
+  /** The entities the request was decided against, and how the engine reached them. */
+  readonly entities: readonly EntityJson[];
+  readonly variant: EntityVariant;
   readonly cedar: CedarAnswer;
   readonly mandate: MandateAnswer;
   readonly reason: string;
@@ -171,6 +185,20 @@ export function judge(cedar: CedarAnswer, mandate: MandateAnswer): string | unde
   return a === b ? undefined : `determining policies differ: cedar [${a}], mandate [${b}]`;
 }
 
+function sameErringPolicies(a: CedarAnswer & { kind: 'decision' }, b: MandateAnswer): boolean {
+  // A refused input names no policy (judge has checked the refusal).
+  if (b.kind !== 'decision') return true;
+  const ids = (xs: readonly { policy: string }[]): string =>
+    [...new Set(xs.map((x) => x.policy))].sort().join(',');
+  // The engine's safe-integer errors on policies Cedar evaluates without error are the
+  // documented divergence.
+  const cedarIds = new Set(a.errors.map((e) => e.policy));
+  const extra = b.errors.filter(
+    (e) => !cedarIds.has(e.policy) && isSafeIntegerRangeError(e.message),
+  );
+  return ids(a.errors) === ids(b.errors.filter((e) => !extra.includes(e)));
+}
+
 /** Whether the accepted divergence (not a plain agreement) decided a judged pair. */
 function isRangeDivergence(cedar: CedarAnswer, mandate: MandateAnswer): boolean {
   if (cedar.kind !== 'decision' || cedar.errors.length > 0) return false;
@@ -183,10 +211,36 @@ function refusal(error: unknown): { code: string; message: string } {
   throw error;
 }
 
-/** Mandate's side of a case: the compiled set (or the refusal) and the entity store (or its refusal). */
+type Refusal = { readonly code: string; readonly message: string };
+
+function parseEntities(entities: readonly EntityJson[]): EntityStore | Refusal {
+  try {
+    return parseCedarEntities(entities);
+  } catch (error) {
+    return refusal(error);
+  }
+}
+
+/**
+ * How a request reaches the engine's entities: the case's store; a second store (the entities
+ * without the action entities and without one other entity) evaluated by the same compiled set,
+ * as a gate evaluates one set against many stores; or the case's store behind a plain
+ * `EntityLookup` that is not an `EntityStore` (the engine checks such lookups entity by entity).
+ */
+export type EntityVariant = 'store' | 'other store' | 'plain lookup';
+
+/** The entities of the `other store` variant. */
+export function otherEntities(entities: readonly EntityJson[]): EntityJson[] {
+  const rest = entities.filter((e) => e.uid.type !== 'Action');
+  return rest.slice(1);
+}
+
+/** Mandate's side of a case: the compiled set (or the refusal) and the entity stores (or their refusal). */
 export class MandateSession {
-  readonly compiled: CompiledPolicySet | { readonly code: string; readonly message: string };
-  readonly #entities: EntityStore | { readonly code: string; readonly message: string };
+  readonly compiled: CompiledPolicySet | Refusal;
+  readonly #store: EntityStore | Refusal;
+  readonly #otherEntities: readonly EntityJson[];
+  #otherStore: EntityStore | Refusal | undefined;
 
   constructor(c: GeneratedCase, withSchema: boolean) {
     const text = policySetText(c.policies);
@@ -198,38 +252,36 @@ export class MandateSession {
     } catch (error) {
       this.compiled = refusal(error);
     }
-    try {
-      this.#entities = parseCedarEntities(c.entities);
-    } catch (error) {
-      this.#entities = refusal(error);
-    }
+    this.#store = parseEntities(c.entities);
+    this.#otherEntities = otherEntities(c.entities);
   }
 
   /** The compile-time refusal, if any. */
-  get compileError(): { readonly code: string; readonly message: string } | undefined {
+  get compileError(): Refusal | undefined {
     return 'evaluate' in this.compiled ? undefined : this.compiled;
   }
 
-  decide(r: RequestJson): MandateAnswer {
+  /** The entity list a variant evaluates against (what Cedar must be given). */
+  entitiesOf(variant: EntityVariant, c: GeneratedCase): readonly EntityJson[] {
+    return variant === 'other store' ? this.#otherEntities : c.entities;
+  }
+
+  decide(r: RequestJson, variant: EntityVariant = 'store'): MandateAnswer {
     const compiled = this.compiled;
     if (!('evaluate' in compiled)) throw new Error('the policy set did not compile');
-    const entities = this.#entities;
-    if (!('get' in entities)) return { kind: 'refused', ...entities };
+    let store = this.#store;
+    if (variant === 'other store') store = this.#otherStore ??= parseEntities(this.#otherEntities);
+    if (!('get' in store)) return { kind: 'refused', ...store };
+    const lookup: EntityLookup =
+      variant === 'plain lookup' ? { get: (uid) => store.get(uid) } : store;
     let request;
     try {
       request = parseCedarRequest(r);
     } catch (error) {
       return { kind: 'refused', ...refusal(error) };
     }
-    return { kind: 'decision', ...compiled.evaluate(request, entities) };
+    return { kind: 'decision', ...compiled.evaluate(request, lookup) };
   }
-}
-
-const CROSS_CHECK_EVERY = 101;
-
-/** An answer without Cedar's messages (a cycle's message names whichever vertex it met first). */
-function comparable(a: CedarAnswer): unknown {
-  return a.kind === 'failure' ? 'failure' : [a.decision, a.policies, a.errors.map((e) => e.policy)];
 }
 
 /** The outcome of checking one generated case. */
@@ -237,6 +289,13 @@ export interface CaseOutcome {
   readonly disagreements: readonly Disagreement[];
   /** Set when the case could not be compared at all (a generator or compile problem). */
   readonly problem?: string;
+}
+
+const CROSS_CHECK_EVERY = 101;
+
+/** An answer without Cedar's messages (a cycle's message names whichever vertex it met first). */
+function comparable(a: CedarAnswer): unknown {
+  return a.kind === 'failure' ? 'failure' : [a.decision, a.policies, a.errors.map((e) => e.policy)];
 }
 
 /**
@@ -276,13 +335,16 @@ export function checkCase(c: GeneratedCase, stats: DifferentialStats): CaseOutco
   }
   const cedar = new CedarSession(c, withSchema);
   const disagreements: Disagreement[] = [];
-  for (const request of c.requests) {
+  const variants: readonly EntityVariant[] = ['store', 'other store', 'plain lookup'];
+  for (const [i, request] of c.requests.entries()) {
     stats.cases++;
-    const a = cedar.decide(request);
+    const variant = variants[i % variants.length]!;
+    const entities = mandate.entitiesOf(variant, c);
+    const a = cedar.decide(request, entities);
     // The pre-parsed path stands in for `isAuthorized`: check it against the plain call on a
     // sample of the cases.
     if (stats.cases % CROSS_CHECK_EVERY === 0) {
-      const plain = cedarDecideOnce(c, request, withSchema);
+      const plain = cedarDecideOnce(c, request, withSchema, entities);
       if (JSON.stringify(comparable(plain)) !== JSON.stringify(comparable(a)))
         return {
           disagreements,
@@ -293,12 +355,19 @@ export function checkCase(c: GeneratedCase, stats: DifferentialStats): CaseOutco
     else if (a.errors.length > 0) stats.cedarErrors++;
     else if (a.decision === 'allow') stats.allow++;
     else stats.deny++;
-    const b = mandate.decide(request);
+    const b = mandate.decide(request, variant);
     const reason = judge(a, b);
     if (reason !== undefined) {
       stats.disagreements++;
-      disagreements.push({ request, cedar: a, mandate: b, reason, withSchema });
+      disagreements.push({ request, entities, variant, cedar: a, mandate: b, reason, withSchema });
     } else if (isRangeDivergence(a, b)) stats.rangeDivergences++;
+    else if (a.kind === 'decision' && a.errors.length > 0 && !sameErringPolicies(a, b)) {
+      stats.errorPolicyMismatches++;
+      if (stats.errorPolicyMismatchExamples.length < 5)
+        stats.errorPolicyMismatchExamples.push(
+          JSON.stringify({ policies: c.policies, variant, request, cedar: a, mandate: b }),
+        );
+    }
   }
   return { disagreements };
 }
@@ -314,6 +383,8 @@ export interface RegressionCase {
   readonly cedar: 'allow' | 'deny' | 'failure';
   /** What Mandate must answer. */
   readonly expected: 'allow' | 'deny';
+  /** `plain lookup`: the entities reach the engine through a plain `EntityLookup`. */
+  readonly lookup?: 'plain lookup';
 }
 
 /**
@@ -328,10 +399,13 @@ export function formatRegression(c: GeneratedCase, d: Disagreement, name: string
     name,
     ...(d.withSchema && c.schema !== undefined ? { schema: c.schema } : {}),
     policies: c.policies,
-    entities: c.entities,
+    // (A disagreement on the `other store` variant may need the first store evaluated before:
+    // replay it with checkCase if this case alone does not reproduce it.)
+    entities: d.entities,
     request: d.request,
     cedar,
     expected,
+    ...(d.variant === 'plain lookup' ? { lookup: 'plain lookup' as const } : {}),
   };
   return JSON.stringify(regression, null, 2);
 }

@@ -140,7 +140,7 @@ describe('differential regressions', () => {
       const c = regressionCase(r);
       const withSchema = r.schema !== undefined;
       const cedar = new CedarSession(c, withSchema).decide(r.request);
-      const mandate = new MandateSession(c, withSchema).decide(r.request);
+      const mandate = new MandateSession(c, withSchema).decide(r.request, r.lookup ?? 'store');
       expect(cedarKind(cedar)).toBe(r.cedar);
       expect(judge(cedar, mandate)).toBeUndefined();
       expect(mandateDecision(mandate)).toBe(r.expected);
