@@ -56,8 +56,10 @@ describe('the compiled engine agrees with cedar-wasm', () => {
     expect(stats.cases).toBeGreaterThanOrEqual(MIN_CASES);
     expect(stats.refused / stats.cases).toBeLessThanOrEqual(MAX_REFUSED_SHARE);
     // The generator must reach every outcome, not just deny-by-default.
-    for (const n of [stats.allow, stats.deny, stats.cedarErrors, stats.rangeDivergences])
-      expect(n).toBeGreaterThan(stats.cases / 100);
+    for (const n of [stats.allow, stats.deny, stats.cedarErrors])
+      expect(n).toBeGreaterThan(stats.cases / 20);
+    for (const n of [stats.cedarFailures, stats.rangeDivergences])
+      expect(n).toBeGreaterThan(stats.cases / 500);
     expect(stats.validatedSets).toBeGreaterThan(stats.schemaSets / 2);
     // Beyond the rule: where Cedar names erring policies, the engine's errors name the same
     // ones (the decision names its errors), safe-integer errors aside.
