@@ -4,8 +4,13 @@ import { isMandateError } from '../core/index.js';
 import { conflict, forbidden, invalid, notFound, unauthorized } from '../core/internal.js';
 import { canonicalizeJson, fromHex, hasControlCharacters, toHex } from '../encoding/index.js';
 import { randomBytes, sha256 } from '../crypto/index.js';
-import { verifyChangeHistory, type Identifier } from '../identity/index.js';
-import type { CredentialIssuer, DenySet, VerifiedChain } from '../credentials/index.js';
+import type { Identifier, VerifiedIdentity } from '../identity/index.js';
+import {
+  verifyChain,
+  type CredentialIssuer,
+  type DenySet,
+  type VerifiedChain,
+} from '../credentials/index.js';
 import {
   credentialSigningKey,
   signWithCredentialKey,
@@ -40,8 +45,11 @@ export interface ApprovalAnswer {
   readonly signature: string;
   /** Hex: the approver's credential-key attestation. */
   readonly attestation: string;
-  /** Hex: the approver's change history as it was verified. */
-  readonly approverHistory: string;
+  /**
+   * Hex: the approver's own credential (a chain without links) as presented: what proves, again
+   * at every use, that a trusted authority marked the approver `human=true`.
+   */
+  readonly approverChain: string;
 }
 
 /** One approval request and, once answered, its answer: what the human saw and why they decided. */
@@ -268,7 +276,7 @@ export async function answerApproval(
     signatureKeyType: signature.keyType,
     signature: toHex(signature.bytes),
     attestation: toHex(signer.credentialKeyAttestation),
-    approverHistory: toHex(signer.identity.changeHistory),
+    approverChain: toHex(approver.bytes),
   };
   if (!(await repository.answer(record.id, answer, nowSeconds)))
     throw conflict(
@@ -278,39 +286,69 @@ export async function answerApproval(
   return { ...record, status: options.decision === 'approve' ? 'approved' : 'denied', answer };
 }
 
+/** Options of {@link verifyApprovalAnswer}: whom the gate trusts, and its live deny-set. */
+export interface VerifyApprovalOptions {
+  /** The authorities whose `human=true` counts (as for verifying chains). */
+  readonly authorities: ReadonlyMap<Identifier, VerifiedIdentity>;
+  readonly denySet?: DenySet;
+}
+
 /**
- * Re-checks a recorded answer before it lets a call through: the signed text is exactly this
- * record's binding and answer, the signature verifies under the approver's attested credential
- * key, and (with a deny-set) the approver is not revoked. Throws `ERR_APPROVAL_SIGNATURE_INVALID`.
+ * Re-checks a recorded answer before it lets a call through, trusting nothing the store says:
+ * the answer falls in the request's window; the approver's credential verifies (as of the answer)
+ * under a trusted authority, carries no delegation and marks its subject `human=true`
+ * (`ERR_APPROVAL_NOT_HUMAN`); the signed text is exactly this record's binding and answer and its
+ * signature verifies under the approver's attested credential key; and, with a deny-set, neither
+ * the approver nor its credential is revoked now. Otherwise `ERR_APPROVAL_SIGNATURE_INVALID`.
  */
 export function verifyApprovalAnswer(
   record: ApprovalRecord,
   nowSeconds: number,
-  denySet?: DenySet,
+  options: VerifyApprovalOptions,
 ): ApprovalAnswer {
   const answer = record.answer;
   if (answer === undefined)
     throw unauthorized('ERR_APPROVAL_SIGNATURE_INVALID', `approval \`${record.id}\` has no answer`);
   try {
-    if (answer.signed !== approvalSignedText(record, answer))
-      throw unauthorized('ERR_APPROVAL_SIGNATURE_INVALID', 'the signed text is not this record');
-    const identity = verifyChangeHistory(fromHex(answer.approverHistory));
-    if (identity.identifier !== answer.approver)
+    if (
+      !Number.isSafeInteger(answer.answeredAt) ||
+      answer.answeredAt < record.createdAt ||
+      answer.answeredAt >= record.expiresAt
+    )
       throw unauthorized(
         'ERR_APPROVAL_SIGNATURE_INVALID',
-        'the approver history is another identity',
+        'the answer is outside the request window',
+      );
+    const chain = verifyChain(fromHex(answer.approverChain), {
+      nowSeconds: answer.answeredAt,
+      authorities: options.authorities,
+      presenter: answer.approver,
+    });
+    if (chain.links.length > 0 || !rootIsHuman(chain))
+      throw forbidden('ERR_APPROVAL_NOT_HUMAN', `\`${answer.approver}\` is not a human identity`);
+    if (answer.signed !== approvalSignedText(record, answer))
+      throw unauthorized('ERR_APPROVAL_SIGNATURE_INVALID', 'the signed text is not this record');
+    const identity = chain.identities.get(answer.approver);
+    if (identity === undefined)
+      throw unauthorized(
+        'ERR_APPROVAL_SIGNATURE_INVALID',
+        'the approver credential lacks its history',
       );
     verifyCredentialKeySignature(
       new TextEncoder().encode(answer.signed),
       { keyType: answer.signatureKeyType, bytes: fromHex(answer.signature) },
       fromHex(answer.attestation),
-      { nowSeconds, authorities: new Map([[identity.identifier, identity]]) },
+      { nowSeconds: answer.answeredAt, authorities: new Map([[identity.identifier, identity]]) },
       { untrusted: 'ERR_APPROVAL_SIGNATURE_INVALID', signature: 'ERR_APPROVAL_SIGNATURE_INVALID' },
       'approval',
     );
-    denySet?.assertNoneRevoked([answer.approver], nowSeconds);
+    options.denySet?.assertNoneRevoked(chain.revocationSubjects, nowSeconds);
   } catch (error) {
-    if (isMandateError(error, 'ERR_APPROVAL_SIGNATURE_INVALID')) throw error;
+    if (
+      isMandateError(error, 'ERR_APPROVAL_SIGNATURE_INVALID') ||
+      isMandateError(error, 'ERR_APPROVAL_NOT_HUMAN')
+    )
+      throw error;
     throw unauthorized(
       'ERR_APPROVAL_SIGNATURE_INVALID',
       `the answer to approval \`${record.id}\` does not verify`,

@@ -1,6 +1,7 @@
 // Gate 2 with its stateful locks (docs/spec/policy.md §5): approvals, rate limits, budgets.
 import { isMandateError } from '../core/index.js';
 import type { DenySet, VerifiedChain } from '../credentials/index.js';
+import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import {
   argumentsDigest,
   newApprovalId,
@@ -29,6 +30,11 @@ export interface EnforcementOptions {
   readonly approvalTtlSeconds?: number;
   /** Checked for the approver when an approval is used. */
   readonly denySet?: DenySet;
+  /**
+   * The authorities whose `human=true` an approval's answer must carry, checked again when the
+   * approval is used (without them an approved call is denied: `ERR_GATE_APPROVAL_UNAVAILABLE`).
+   */
+  readonly authorities?: ReadonlyMap<Identifier, VerifiedIdentity>;
 }
 
 const DEFAULT_APPROVAL_TTL_SECONDS = 900;
@@ -132,7 +138,17 @@ async function enforce(
       first,
     );
   // Approved: the answer must verify (signed by the human, for exactly this binding) before it counts.
-  const answer = verifyApprovalAnswer(latest, nowSeconds, options.denySet);
+  if (options.authorities === undefined)
+    return denied(
+      'approval',
+      'ERR_GATE_APPROVAL_UNAVAILABLE',
+      'this gate cannot check who approved: it has no authorities',
+      first,
+    );
+  const answer = verifyApprovalAnswer(latest, nowSeconds, {
+    authorities: options.authorities,
+    ...(options.denySet === undefined ? {} : { denySet: options.denySet }),
+  });
   const second = options.gate.decide(chain, call, {
     nowSeconds,
     approval: { granted: true, approvers: [answer.approver] },

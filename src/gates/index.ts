@@ -41,6 +41,7 @@ export type {
   ApprovalAnswer,
   ApprovalStatus,
   AnswerApprovalOptions,
+  VerifyApprovalOptions,
 } from './approvals.js';
 export { MemoryBudgetRepository, budgetsOf, BUDGET_ATTRIBUTE_PREFIX } from './budgets.js';
 export type { BudgetRepository, BudgetDeclaration, CounterResult } from './budgets.js';

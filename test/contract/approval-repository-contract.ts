@@ -32,7 +32,7 @@ export function approvalAnswer(decision: 'approve' | 'deny' = 'approve'): Approv
     signatureKeyType: 'ed25519',
     signature: '00',
     attestation: '00',
-    approverHistory: '00',
+    approverChain: '00',
   };
 }
 

@@ -4,12 +4,15 @@ import {
   MemoryApprovalRepository,
   MemoryBudgetRepository,
   answerApproval,
+  approvalSignedText,
   argumentsDigest,
   enforceCall,
   type ApprovalRepository,
   type EnforcementOptions,
 } from '../../src/gates/index.js';
 import type { VerifiedChain } from '../../src/credentials/index.js';
+import { credentialSigningKey, signWithCredentialKey } from '../../src/credentials/internal.js';
+import { toHex } from '../../src/encoding/index.js';
 import { revoke } from '../helpers/deny-set.js';
 import { GATE_NOW, HeldBundleSource, bundleOf, gateWorld } from '../helpers/gate-world.js';
 
@@ -32,6 +35,7 @@ async function setup(
     approvals,
     budgets,
     denySet: w.denySet,
+    authorities: w.authorities,
     ...(options.callsPerMinute === undefined ? {} : { callsPerMinute: options.callsPerMinute }),
   };
   const refund = (chain: VerifiedChain, amount: number, nowSeconds = NOW, order = 'o-1') =>
@@ -174,6 +178,64 @@ describe('human approvals', () => {
     await s.approvals.answer(id, signedElsewhere.answer!, NOW + 5);
     const d = await s.refund(sub, 300);
     expect(d).toMatchObject({ decision: 'deny', code: 'ERR_APPROVAL_SIGNATURE_INVALID' });
+  });
+
+  it('an answer forged into the store by an identity that is no human lets nothing through', async () => {
+    const s = await setup();
+    const sub = s.subAgents[0]!.chain;
+    const id = (await s.refund(sub, 300)).approval!.id!;
+    const record = (await s.approvals.get(id))!;
+    // the robot signs a well-formed answer with its own credential key, bypassing answerApproval
+    const fields = {
+      approver: s.robot.identity.identifier,
+      decision: 'approve',
+      reason: 'trust me',
+      answeredAt: NOW + 5,
+    } as const;
+    const signed = approvalSignedText(record, fields);
+    const key = await credentialSigningKey(s.vault, s.robot.issuer, NOW + 5);
+    const signature = await signWithCredentialKey(
+      s.vault,
+      s.robot.issuer,
+      key,
+      new TextEncoder().encode(signed),
+    );
+    await s.approvals.answer(
+      id,
+      {
+        ...fields,
+        signed,
+        signatureKeyType: signature.keyType,
+        signature: toHex(signature.bytes),
+        attestation: toHex(s.robot.issuer.credentialKeyAttestation),
+        approverChain: toHex(s.robotChain.bytes),
+      },
+      NOW + 5,
+    );
+    expect(await s.refund(sub, 300)).toMatchObject({
+      decision: 'deny',
+      code: 'ERR_APPROVAL_NOT_HUMAN',
+    });
+  });
+
+  it('without authorities to check the approver, an approved call is denied', async () => {
+    const s = await setup();
+    const sub = s.subAgents[0]!.chain;
+    const id = (await s.refund(sub, 300)).approval!.id!;
+    await s.answer(id, 'approve');
+    const d = await enforceCall(
+      {
+        gate: s.gate,
+        bundles: s.bundles,
+        approvals: s.approvals,
+        budgets: s.budgets,
+        denySet: s.denySet,
+      },
+      sub,
+      { tool: 'issue_refund', args: { order: 'o-1', amount: 300 } },
+      NOW,
+    );
+    expect(d).toMatchObject({ decision: 'deny', code: 'ERR_GATE_APPROVAL_UNAVAILABLE' });
   });
 
   it('a revoked approver’s approval no longer counts', async () => {

@@ -215,6 +215,7 @@ export async function runGateCall(
               approvals: home.store.approvals,
               budgets: home.store.budgets,
               denySet,
+              authorities: await home.trustedAuthorities(),
             },
             chain,
             {
