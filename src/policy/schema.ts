@@ -18,6 +18,9 @@ export type SchemaType =
   | {
       readonly kind: 'record';
       readonly attributes: ReadonlyMap<string, Attribute>;
+      /** The attributes as arrays, for the hot path (no iterator allocation). */
+      readonly names: readonly string[];
+      readonly types: readonly Attribute[];
       readonly additional: boolean;
     }
   | { readonly kind: 'entity'; readonly name: string }
@@ -47,6 +50,8 @@ interface ActionInfo {
 const EMPTY_RECORD: SchemaType & { kind: 'record' } = {
   kind: 'record',
   attributes: new Map(),
+  names: [],
+  types: [],
   additional: false,
 };
 
@@ -99,7 +104,13 @@ export class CedarSchema {
                 type: resolve(attr, namespace, depth + 1),
                 required: !isObject(attr) || attr.required !== false,
               });
-          return { kind: 'record', attributes, additional: json.additionalAttributes === true };
+          return {
+            kind: 'record',
+            attributes,
+            names: [...attributes.keys()],
+            types: [...attributes.values()],
+            additional: json.additionalAttributes === true,
+          };
         }
         case 'Entity':
           if (typeof json.name !== 'string') return schemaError('an entity type without a name');
@@ -313,7 +324,11 @@ export class CedarSchema {
     where: string,
   ): ReadonlyMap<string, CedarValue> {
     let out: Map<string, CedarValue> | undefined;
-    for (const [name, attr] of type.attributes) {
+    let present = 0;
+    const { names, types } = type;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      const attr = types[i]!;
       const v = record.get(name);
       if (v === undefined) {
         if (attr.required)
@@ -322,10 +337,20 @@ export class CedarSchema {
           );
         continue;
       }
-      const converted = this.conform(v, attr.type, `${where}.${name}`);
+      present++;
+      // The path is built only for a message, never on the way through.
+      let converted: CedarValue;
+      try {
+        converted = this.conform(v, attr.type, '');
+      } catch (error) {
+        if (error instanceof SchemaMismatch)
+          throw new SchemaMismatch(`${where}.${name}${error.message}`);
+        throw error;
+      }
       if (converted !== v) (out ??= new Map(record)).set(name, converted);
     }
-    if (!type.additional)
+    // Every key declared and present was counted: more keys means an undeclared one.
+    if (!type.additional && present !== record.size)
       for (const name of record.keys())
         if (!type.attributes.has(name))
           throw new SchemaMismatch(
