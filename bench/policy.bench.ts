@@ -23,6 +23,7 @@ interface CedarAnswer {
 }
 const cedar = createRequire(import.meta.url)('@cedar-policy/cedar-wasm/nodejs') as {
   preparsePolicySet(id: string, policies: { staticPolicies: string }): { type: string };
+  preparseSchema(name: string, schema: string): { type: string };
   statefulIsAuthorized(call: unknown): CedarAnswer;
 };
 
@@ -99,56 +100,73 @@ function check(condition: boolean, what: string): void {
   if (!condition) throw new Error(`benchmark setup: ${what}`);
 }
 
+/** The schema the policy sets validate against, for the run with request and entity checks. */
+const SCHEMA = `
+entity Team;
+entity Agent in [Team] {
+  limit: Long, level: Long, region: String, environments: Set<String>, revoked?: Bool
+};
+entity Server;
+entity Tool in [Server] { risk: Long };
+type Call = { amount: Long, args: { path?: String } };
+action listTool appliesTo { principal: [Agent], resource: [Tool], context: Call };
+action callTool appliesTo { principal: [Agent], resource: [Tool], context: Call };
+`;
+
+async function compare(count: number, withSchema: boolean): Promise<TableRow> {
+  const policies = policySet(count);
+  const set = compilePolicySet(withSchema ? { policies, schema: SCHEMA } : { policies });
+  check(set.policies.length === count, `${count} policies compiled`);
+  const entityJson = entitiesJson(count);
+  const entities = parseCedarEntities(entityJson);
+  const requestJson = requestsJson(count);
+  const requests: PolicyRequest[] = requestJson.map((r) => parseCedarRequest(r));
+  const psetId = `bench-${count}`;
+  check(
+    cedar.preparsePolicySet(psetId, { staticPolicies: policies }).type === 'success',
+    'cedar preparses the set',
+  );
+  if (withSchema)
+    check(cedar.preparseSchema('bench', SCHEMA).type === 'success', 'cedar preparses the schema');
+  // Calls are pre-built so the baseline times cedar-wasm, not object spreading.
+  const cedarCalls = requestJson.map((r) => ({
+    ...r,
+    preparsedPolicySetId: psetId,
+    ...(withSchema ? { preparsedSchemaName: 'bench' } : {}),
+    entities: entityJson,
+  }));
+  // Both engines decide every request the same way (none of these requests errs).
+  let allows = 0;
+  for (let k = 0; k < requests.length; k++) {
+    const ours = set.evaluate(requests[k]!, entities);
+    const theirs = cedar.statefulIsAuthorized(cedarCalls[k]!);
+    check(theirs.type === 'success', 'cedar decides');
+    check(ours.errors.length === 0, `no evaluation error: ${JSON.stringify(ours.errors)}`);
+    check(ours.decision === theirs.response?.decision, `request ${k} decided alike`);
+    if (ours.decision === 'allow') allows++;
+  }
+  check(allows > 0 && allows < requests.length, 'the requests mix allow and deny');
+  let i = 0;
+  let j = 0;
+  const what = withSchema ? `${count} policies and a schema` : `${count} policies`;
+  const results = await group(`policy-${count}${withSchema ? '-schema' : ''}`)
+    .add('mandate', () => set.evaluate(requests[i++ & 7]!, entities), {
+      label: `decide with ${what} (Mandate, compiled)`,
+    })
+    .add('cedar', () => cedar.statefulIsAuthorized(cedarCalls[j++ & 7]!), {
+      label: `cedar-wasm statefulIsAuthorized, ${what} pre-parsed`,
+    })
+    .run();
+  return row(results, 'mandate', {
+    baseline: 'cedar',
+    ...(count === 100 && !withSchema ? { target: '≤ 0.01× (≥ 100× faster)' } : {}),
+  });
+}
+
 export async function policyBenchmarks(): Promise<TableRow[]> {
   const rows: TableRow[] = [];
-  for (const count of [10, 100, 1000]) {
-    const policies = policySet(count);
-    const set = compilePolicySet({ policies });
-    check(set.policies.length === count, `${count} policies compiled`);
-    const entityJson = entitiesJson(count);
-    const entities = parseCedarEntities(entityJson);
-    const requestJson = requestsJson(count);
-    const requests: PolicyRequest[] = requestJson.map((r) => parseCedarRequest(r));
-    const psetId = `bench-${count}`;
-    check(
-      cedar.preparsePolicySet(psetId, { staticPolicies: policies }).type === 'success',
-      'cedar preparses the set',
-    );
-    const cedarCall = (r: Record<string, unknown>): CedarAnswer =>
-      cedar.statefulIsAuthorized({ ...r, preparsedPolicySetId: psetId, entities: entityJson });
-    // Both engines decide every request the same way (none of these requests errs).
-    let allows = 0;
-    for (let k = 0; k < requests.length; k++) {
-      const ours = set.evaluate(requests[k]!, entities);
-      const theirs = cedarCall(requestJson[k]!);
-      check(theirs.type === 'success', 'cedar decides');
-      check(ours.errors.length === 0, `no evaluation error: ${JSON.stringify(ours.errors)}`);
-      check(ours.decision === theirs.response?.decision, `request ${k} decided alike`);
-      if (ours.decision === 'allow') allows++;
-    }
-    check(allows > 0 && allows < requests.length, 'the requests mix allow and deny');
-    // Calls are pre-built so the baseline times cedar-wasm, not object spreading.
-    const cedarCalls = requestJson.map((r) => ({
-      ...r,
-      preparsedPolicySetId: psetId,
-      entities: entityJson,
-    }));
-    let i = 0;
-    let j = 0;
-    const results = await group(`policy-${count}`)
-      .add('mandate', () => set.evaluate(requests[i++ & 7]!, entities), {
-        label: `decide with ${count} policies (Mandate, compiled)`,
-      })
-      .add('cedar', () => cedar.statefulIsAuthorized(cedarCalls[j++ & 7]!), {
-        label: `cedar-wasm statefulIsAuthorized, ${count} policies pre-parsed`,
-      })
-      .run();
-    rows.push(
-      row(results, 'mandate', {
-        baseline: 'cedar',
-        ...(count === 100 ? { target: '≤ 0.01× (≥ 100× faster)' } : {}),
-      }),
-    );
-  }
+  for (const count of [10, 100, 1000]) rows.push(await compare(count, false));
+  // With a schema both engines also check the request and the entities against it.
+  rows.push(await compare(100, true));
   return rows;
 }
