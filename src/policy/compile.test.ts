@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { cedarOutcome, mandateOutcome, type Case } from '../../test/helpers/policy-oracle.js';
 import { compilePolicySet, EntityStore, parseCedarEntities, parseCedarRequest } from './index.js';
 
@@ -462,5 +463,53 @@ describe('decisions', () => {
     // The request's context does not conform (callTool declares none): Cedar refuses, we deny.
     expect(set.evaluate(request, EntityStore.fromEntities([])).errors).toHaveLength(1);
     expectSameAsCedar({ policies, schema, entities: [] });
+  });
+});
+
+describe('properties against cedar-wasm', () => {
+  const chars = fc.constantFrom('a', 'b', '*', '\\*', 'é');
+  const pattern = fc.array(chars, { maxLength: 7 }).map((parts) => parts.join(''));
+  const text = fc
+    .array(fc.constantFrom('a', 'b', '*', 'é'), { maxLength: 8 })
+    .map((p) => p.join(''));
+
+  it('like: Cedar and Mandate match the same texts', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(text, pattern), { minLength: 30, maxLength: 30 }), (pairs) => {
+        const policies = pairs
+          .map(
+            ([t, p]) =>
+              `permit(principal, action, resource) when { ${JSON.stringify(t)} like "${p}" };`,
+          )
+          .join('\n');
+        const c = { policies };
+        expect(mandateOutcome(c)).toEqual(cedarOutcome(c));
+      }),
+      { numRuns: 20 },
+    );
+  });
+
+  it('in: transitive ancestors over random hierarchies agree', () => {
+    // A random DAG over 8 entities (edges only from lower to higher index: no cycles).
+    const edges = fc.array(fc.tuple(fc.nat(7), fc.nat(7)), { maxLength: 14 });
+    fc.assert(
+      fc.property(edges, (pairs) => {
+        const parents = new Map<number, Set<number>>();
+        for (const [a, b] of pairs) if (a < b) parents.set(a, (parents.get(a) ?? new Set()).add(b));
+        const entities = Array.from({ length: 8 }, (_, i) => ({
+          uid: { type: 'G', id: String(i) },
+          attrs: {},
+          parents: [...(parents.get(i) ?? [])].map((p) => ({ type: 'G', id: String(p) })),
+        }));
+        const policies = Array.from(
+          { length: 8 },
+          (_, i) =>
+            `permit(principal, action, resource) when { G::"0" in G::"${i}" && G::"${i}" in [G::"7", G::"${(i + 3) % 8}"] };`,
+        ).join('\n');
+        const c = { policies, entities };
+        expect(mandateOutcome(c)).toEqual(cedarOutcome(c));
+      }),
+      { numRuns: 40 },
+    );
   });
 });
