@@ -385,8 +385,12 @@ interface PolicyFacts {
 }
 const factsCache = new WeakMap<object, Map<string, PolicyFacts>>();
 
+// The last policy set asked about: one bundle is in force for long stretches.
+let lastSet: object | undefined;
+let lastFacts: Map<string, PolicyFacts> | undefined;
+
 function factsOf(bundle: ActiveBundle, id: string): PolicyFacts {
-  let byId = factsCache.get(bundle.policySet);
+  let byId = bundle.policySet === lastSet ? lastFacts : factsCache.get(bundle.policySet);
   if (byId === undefined) factsCache.set(bundle.policySet, (byId = new Map<string, PolicyFacts>()));
   let facts = byId.get(id);
   if (facts === undefined) {
@@ -397,6 +401,8 @@ function factsOf(bundle: ActiveBundle, id: string): PolicyFacts {
     });
     byId.set(id, facts);
   }
+  lastSet = bundle.policySet;
+  lastFacts = byId;
   return facts;
 }
 
