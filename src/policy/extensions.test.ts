@@ -85,22 +85,27 @@ const decimalText = fc.oneof(
 describe('decimal and ipaddr parse exactly as Cedar parses them', () => {
   it('IPv4 texts', () => {
     fc.assert(
-      fc.property(fc.array(ipv4, { minLength: 20, maxLength: 20 }), (t) => { agreeOnTexts('ip', t); }),
+      fc.property(fc.array(ipv4, { minLength: 20, maxLength: 20 }), (t) => {
+        agreeOnTexts('ip', t);
+      }),
       { numRuns: 25 },
     );
   });
 
   it('IPv6 texts', () => {
     fc.assert(
-      fc.property(fc.array(ipv6, { minLength: 20, maxLength: 20 }), (t) => { agreeOnTexts('ip', t); }),
+      fc.property(fc.array(ipv6, { minLength: 20, maxLength: 20 }), (t) => {
+        agreeOnTexts('ip', t);
+      }),
       { numRuns: 25 },
     );
   });
 
   it('decimal texts', () => {
     fc.assert(
-      fc.property(fc.array(decimalText, { minLength: 20, maxLength: 20 }), (t) => { agreeOnTexts('decimal', t); },
-      ),
+      fc.property(fc.array(decimalText, { minLength: 20, maxLength: 20 }), (t) => {
+        agreeOnTexts('decimal', t);
+      }),
       { numRuns: 25 },
     );
   });
