@@ -241,6 +241,8 @@ const STRINGS = [
   'q"uote',
   'back\\slash',
   'tab\there',
+  '${x}`',
+  '\u2028',
 ] as const;
 
 /** Decimals, with equal values in different spellings (`1.5`, `1.50`; `0.0`, `-0.0`). */
@@ -638,6 +640,13 @@ const looseOddities: fc.Arbitrary<string> = fc.constantFrom(
   'Agent::"ghost".level',
   'action.name',
   '[1, "a", true]',
+  // Names that are special to JavaScript objects (the engine must not read prototypes).
+  '(principal has toString)',
+  '(context has constructor)',
+  'context["__proto__"]',
+  'principal["constructor"]',
+  '{"__proto__": 1}["__proto__"]',
+  '({"__proto__": 1} has "__proto__")',
 );
 
 /** An arbitrary for expressions of type `t`, nested up to `depth`. */
@@ -950,11 +959,28 @@ function recordArbitrary(
           );
     return fc.tuple(fc.constant(name), presence, value);
   });
-  return fc.tuple(...fields).map((entries) => {
-    const out: Record<string, ValueJson> = {};
-    for (const [name, present, value] of entries) if (present) out[name] = value;
-    return out;
-  });
+  // A loose record sometimes carries a key that is special to JavaScript objects, as an own
+  // property (Object.fromEntries defines it; an object literal would set the prototype).
+  const odd: fc.Arbitrary<[string, ValueJson] | null> =
+    typing === 'loose'
+      ? fc.oneof(
+          { weight: 30, arbitrary: fc.constant(null) },
+          {
+            weight: 1,
+            arbitrary: fc.tuple(fc.constantFrom('__proto__', 'constructor', 'toString'), longData),
+          },
+        )
+      : fc.constant(null);
+  return fc
+    .tuple(fc.tuple(...fields), odd)
+    .map(([entries, extra]) =>
+      Object.fromEntries([
+        ...entries
+          .filter(([, present]) => present)
+          .map(([name, , value]) => [name, value] as const),
+        ...(extra === null ? [] : [extra]),
+      ]),
+    );
 }
 
 function entityArbitrary(
