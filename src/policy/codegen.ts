@@ -337,12 +337,20 @@ export class PolicyCodegen {
         ? ''
         : `let ${Array.from({ length: this.temps }, (_, i) => `t${i}`).join(', ')};\n`;
     const source = `'use strict';\nreturn function check(s) {\n${temps}${lines.join('\n')}\n};`;
-    // The source holds no policy text (see the header): `new Function` compiles our own code.
-    // eslint-disable-next-line @typescript-eslint/no-implied-eval
-    const factory = new Function('k', 'h', source) as (
-      k: readonly unknown[],
-      h: typeof runtime,
-    ) => (scope: EvalScope) => boolean;
+    let factory: (k: readonly unknown[], h: typeof runtime) => (scope: EvalScope) => boolean;
+    try {
+      // The source holds no policy text (see the header): `new Function` compiles our own code.
+      // eslint-disable-next-line @typescript-eslint/no-implied-eval
+      factory = new Function('k', 'h', source) as typeof factory;
+    } catch (error) {
+      // Node started with --disallow-code-generation-from-strings (an EvalError).
+      if (error instanceof EvalError)
+        throw unsupported(
+          'ERR_POLICY_UNSUPPORTED',
+          'compiling policies needs code generation from strings, which this process disallows',
+        );
+      throw error;
+    }
     return factory(this.constants, runtime);
   }
 }
