@@ -68,12 +68,14 @@ export async function enforceCall(
   call: ToolCall,
   nowSeconds: number,
 ): Promise<GateDecision> {
+  // Which stored lock was being consulted when something threw: the deny names it.
+  const stage: { lock: GateLock } = { lock: 'approval' };
   try {
-    return await enforce(options, chain, call, nowSeconds);
+    return await enforce(options, chain, call, nowSeconds, stage);
   } catch (error) {
     return {
       decision: 'deny',
-      lock: 'approval',
+      lock: stage.lock,
       code: isMandateError(error) ? error.code : 'ERR_GATE_STORE_FAILED',
       reasons: [isMandateError(error) ? error.message : 'the gate could not reach its store'],
       policies: [],
@@ -87,11 +89,12 @@ async function enforce(
   chain: VerifiedChain,
   call: ToolCall,
   nowSeconds: number,
+  stage: { lock: GateLock },
 ): Promise<GateDecision> {
   const first = options.gate.decide(chain, call, { nowSeconds });
   if (first.decision === 'deny') return first;
   if (first.decision === 'allow')
-    return spendAndCount(options, chain, call, nowSeconds, first, undefined);
+    return spendAndCount(options, chain, call, nowSeconds, first, undefined, stage);
   const approvals = options.approvals;
   if (approvals === undefined)
     return denied(
@@ -154,7 +157,7 @@ async function enforce(
     approval: { granted: true, approvers: [answer.approver] },
   });
   if (second.decision !== 'allow') return second;
-  return spendAndCount(options, chain, call, nowSeconds, second, latest);
+  return spendAndCount(options, chain, call, nowSeconds, second, latest, stage);
 }
 
 async function spendAndCount(
@@ -164,9 +167,12 @@ async function spendAndCount(
   nowSeconds: number,
   decision: GateDecision,
   approval: ApprovalRecord | undefined,
+  stage: { lock: GateLock },
 ): Promise<GateDecision> {
+  stage.lock = 'budget';
   const budgets = options.budgets;
   const declared = budgetsOf(chain).filter((b) => b.tool === call.tool);
+  stage.lock = 'rate';
   if (options.callsPerMinute !== undefined) {
     if (budgets === undefined)
       return denied(
@@ -188,6 +194,7 @@ async function spendAndCount(
         decision,
       );
   }
+  stage.lock = 'budget';
   const spent: BudgetDeclaration[] = [];
   const amounts: number[] = [];
   const refundAll = async (): Promise<void> => {
@@ -225,6 +232,7 @@ async function spendAndCount(
     amounts.push(value as number);
   }
   if (approval !== undefined) {
+    stage.lock = 'approval';
     if (!(await options.approvals!.consume(approval.id, nowSeconds))) {
       await refundAll();
       return denied(

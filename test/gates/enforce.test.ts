@@ -318,6 +318,35 @@ describe('budgets and rate limits', () => {
     expect((await s.refund(a!, 1, minute + 60)).decision).toBe('allow');
   });
 
+  it('a malformed budget declaration denies every call under that root, naming the budget lock', async () => {
+    const w = await gateWorld({ root: ['tools=read_orders,issue_refund,deploy'] });
+    const { issueCredential, chainFromCredential, constraintsToAttributes, parseConstraint } =
+      await import('../../src/credentials/index.js');
+    const attributes = constraintsToAttributes(new Map([parseConstraint('tools=issue_refund')]));
+    attributes.set('mandate.budget:issue_refund#amount', new TextEncoder().encode('=many'));
+    const bytes = chainFromCredential(
+      await issueCredential(w.vault, w.authority.issuer, w.dana.identity, attributes, {
+        nowSeconds: GATE_NOW,
+        ttlSeconds: 600,
+      }),
+      w.dana.identity,
+    );
+    const chain = w.verify(bytes, w.dana.identity.identifier);
+    const bundles = new HeldBundleSource(bundleOf());
+    const gate = new Gate({ catalog: w.catalog, bundles, denySet: w.denySet });
+    const d = await enforceCall(
+      { gate, bundles, budgets: new MemoryBudgetRepository() },
+      chain,
+      { tool: 'issue_refund', args: { order: 'o', amount: 1 } },
+      NOW,
+    );
+    expect(d).toMatchObject({
+      decision: 'deny',
+      lock: 'budget',
+      code: 'ERR_BUDGET_DECLARATION_INVALID',
+    });
+  });
+
   it('a declared budget with no counters denies (fail closed)', async () => {
     const s = await setup({ budget: 100 });
     const d = await enforceCall(
