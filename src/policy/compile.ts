@@ -345,9 +345,21 @@ function errorMessage(error: unknown): string {
   return `evaluation failed: ${error instanceof Error ? error.message : String(error)}`;
 }
 
+/** The policies' ids in source order. Plain loops: the decision path calls no builtin with a
+ * callback (an insertion sort suits the few policies a decision names). */
 function ids(policies: CompiledPolicy[]): readonly string[] {
-  if (policies.length > 1) policies.sort((a, b) => a.index - b.index);
-  return policies.map((p) => p.id);
+  for (let i = 1; i < policies.length; i++) {
+    const p = policies[i]!;
+    let j = i - 1;
+    while (j >= 0 && policies[j]!.index > p.index) {
+      policies[j + 1] = policies[j]!;
+      j--;
+    }
+    policies[j + 1] = p;
+  }
+  const out = new Array<string>(policies.length);
+  for (let i = 0; i < policies.length; i++) out[i] = policies[i]!.id;
+  return out;
 }
 
 // The only way to a CompiledPolicySet is compilePolicySet, which parses and validates first.
