@@ -64,9 +64,17 @@ const property = fc.property(arbitrary, (c: GeneratedCase) => {
   return !failed;
 });
 
-// Sets hold about (min + max) / 2 requests each; stop at the first set past the target.
-const numRuns = Math.ceil(target / ((REQUESTS_PER_SET.min + REQUESTS_PER_SET.max) / 2));
-const result = fc.check(property, { seed, numRuns, endOnFailure: false });
+// Rounds of fast-check runs, seeds S, S + 1, …, until the requests reach the target: sets hold
+// about (min + max) / 2 requests each, so a round rarely falls short by much.
+const perSet = (REQUESTS_PER_SET.min + REQUESTS_PER_SET.max) / 2;
+let roundSeed = seed;
+let result: fc.RunDetails<[GeneratedCase]>;
+for (;;) {
+  const numRuns = Math.max(1, Math.ceil((target - stats.cases) / perSet));
+  result = fc.check(property, { seed: roundSeed, numRuns, endOnFailure: false });
+  if (result.failed || stats.cases >= target) break;
+  roundSeed++;
+}
 progress(stats);
 for (const example of stats.errorPolicyMismatchExamples)
   process.stderr.write(
@@ -84,7 +92,9 @@ if (counterexample === undefined) {
   process.exit(1);
 }
 const outcome = checkCase(counterexample, emptyStats());
-process.stdout.write(`disagreement found with seed ${seed} (shrunk ${result.numShrinks} times)\n`);
+process.stdout.write(
+  `disagreement found with seed ${roundSeed} (shrunk ${result.numShrinks} times; rerun: --seed ${roundSeed})\n`,
+);
 if (outcome.problem !== undefined) {
   process.stdout.write(`problem: ${outcome.problem}\n${JSON.stringify(counterexample, null, 2)}\n`);
 }
@@ -93,7 +103,7 @@ for (const [i, d] of outcome.disagreements.entries()) {
     `\n${d.reason}\ncedar:   ${JSON.stringify(d.cedar)}\nmandate: ${JSON.stringify(d.mandate)}\n`,
   );
   process.stdout.write(
-    `regression case:\n${formatRegression(counterexample, d, `seed ${seed} #${i}: ${d.reason}`)},\n`,
+    `regression case:\n${formatRegression(counterexample, d, `seed ${roundSeed} #${i}: ${d.reason}`)},\n`,
   );
 }
 process.exit(1);
