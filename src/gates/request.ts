@@ -134,8 +134,6 @@ export type ArgumentConverter = (
 
 type ValueConverter = (value: unknown) => CedarValue;
 
-const DECIMAL = /^-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,4})?$/;
-
 function unrepresentable(why: string): never {
   throw invalid('ERR_GATE_ARGUMENT_UNREPRESENTABLE', why);
 }
@@ -157,14 +155,8 @@ function valueConverter(schema: unknown, depth: number): ValueConverter | undefi
           ? (v as number)
           : unrepresentable(`\`${String(v)}\` is not a safe integer`);
     case 'number':
-      // JSON numbers become Cedar `decimal` (4 fraction digits, as Cedar's): an amount of 12.5
-      // is `decimal("12.5")`; one that `decimal` cannot hold exactly is refused, never rounded.
-      return (v) => {
-        if (typeof v !== 'number') return unrepresentable('a number argument is not a number');
-        const text = Number.isInteger(v) ? `${v}.0` : String(v);
-        if (!DECIMAL.test(text)) return unrepresentable(`\`${String(v)}\` is not a Cedar decimal`);
-        return { extension: 'decimal', text };
-      };
+      // Not shown to policies (as in schema.ts): see docs/spec/policy.md §4.3.
+      return undefined;
     case 'array': {
       const item = valueConverter(s['items'], depth + 1);
       if (item === undefined) return undefined;
@@ -208,8 +200,7 @@ function recordConverter(
 
 /**
  * The converter of one tool's arguments, compiled from its input schema (the rule in
- * docs/spec/policy.md §4): `string` → String, `integer` → Long, `number` → decimal, `boolean` →
- * Bool, `array` → Set of its `items`' type, `object` → Record of its typed `properties`.
+ * docs/spec/policy.md §4): `string` → String, `integer` → Long, `boolean` → Bool, `array` → Set of its `items`' type, `object` → Record of its typed `properties`.
  * Arguments whose schema has no single type, and arguments the schema does not declare, are not
  * shown to policies. Throws `ERR_GATE_ARGUMENT_UNREPRESENTABLE` for a value its type cannot hold.
  */

@@ -49,7 +49,9 @@ export function cedarTypeOfJsonSchema(schema: unknown, depth = 0): string | unde
     case 'integer':
       return 'Long';
     case 'number':
-      return 'decimal';
+      // Not shown to policies yet: the engine's decimal values are built by the policy layer,
+      // which does not export a constructor to the gates (docs/spec/policy.md §4.3).
+      return undefined;
     case 'boolean':
       return 'Bool';
     case 'array': {

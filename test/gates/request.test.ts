@@ -129,8 +129,8 @@ describe('arguments', () => {
     });
     expect(out.get('s')).toBe('a');
     expect(out.get('i')).toBe(3);
-    expect(out.get('n')).toEqual({ extension: 'decimal', text: '12.5' });
-    expect(convert({ n: 4 }).get('n')).toEqual({ extension: 'decimal', text: '4.0' });
+    // a JSON number has no Cedar form the gates can build yet (docs/spec/policy.md §4.3)
+    expect(out.has('n')).toBe(false);
     expect(out.get('b')).toBe(true);
     expect(out.get('list')).toEqual([1, 2]);
     expect(out.get('rec')).toEqual(new Map([['x', 'y']]));
@@ -141,8 +141,8 @@ describe('arguments', () => {
 
   it('refuses values their Cedar type cannot hold', () => {
     expect(codeOf(() => convert({ i: 2 ** 60 }))).toBe('ERR_GATE_ARGUMENT_UNREPRESENTABLE');
-    expect(codeOf(() => convert({ n: 0.123456 }))).toBe('ERR_GATE_ARGUMENT_UNREPRESENTABLE');
-    expect(codeOf(() => convert({ n: 1e300 }))).toBe('ERR_GATE_ARGUMENT_UNREPRESENTABLE');
+    expect(codeOf(() => convert({ s: 5 }))).toBe('ERR_GATE_ARGUMENT_UNREPRESENTABLE');
+    expect(codeOf(() => convert({ list: [1, 'x'] }))).toBe('ERR_GATE_ARGUMENT_UNREPRESENTABLE');
   });
 
   it('lock 1 sees top-level strings, safe integers and booleans as text, nothing else', () => {
