@@ -7,6 +7,7 @@
 import { invalid } from '../core/internal.js';
 import { DecimalValue, IpValue, parseDecimal, parseIp } from './extensions.js';
 import { isObject } from './json-values.js';
+import { compileSchemaCheck } from './schema-check.js';
 import type { CedarValue, EntityUid, ResolvedEntity } from './types.js';
 import { entityKey, isEntity, kindOf } from './values.js';
 
@@ -71,6 +72,7 @@ export class CedarSchema {
   readonly entityTypes = new Map<string, EntityTypeInfo>();
   readonly actions = new Map<string, ActionInfo>();
   private readonly actionsByUid = new Map<string, Map<string, ActionInfo>>();
+  private readonly contextChecks = new Map<ActionInfo, (value: CedarValue) => boolean>();
   /** Action entities with their transitive ancestors, by type then id. */
   readonly actionEntities = new Map<string, Map<string, ResolvedEntity>>();
 
@@ -458,6 +460,13 @@ export class CedarSchema {
     this.checkEnumId(resource);
     if (info.context.kind !== 'record')
       throw new SchemaMismatch(`the context of \`${entityKey(action)}\` is not a record type`);
+    // Most contexts conform as they are: a generated check says so without allocating.
+    let fast = this.contextChecks.get(info);
+    if (fast === undefined) {
+      fast = compileSchemaCheck(info.context, (t) => this.entityTypes.get(t)?.enumIds);
+      this.contextChecks.set(info, fast);
+    }
+    if (fast(context)) return context;
     return this.conformRecord(context, info.context, 'context');
   }
 }
