@@ -64,6 +64,12 @@ export interface DifferentialStats {
   /** Requests where the documented safe-integer divergence applied. */
   rangeDivergences: number;
   /**
+   * Requests through a plain `EntityLookup` that Cedar refuses for an entity the engine never
+   * looks up (the engine checks such lookups entity by entity, docs/spec/policy.md §1), where
+   * the same request through the `EntityStore` denies.
+   */
+  lazyLookupDivergences: number;
+  /**
    * Of the requests where Cedar reports policy errors, those where the engine's errors (other
    * than safe-integer ones) name other policies (informational: the rule only asks for a deny).
    */
@@ -86,6 +92,7 @@ export function emptyStats(): DifferentialStats {
     cedarFailures: 0,
     refused: 0,
     rangeDivergences: 0,
+    lazyLookupDivergences: 0,
     errorPolicyMismatches: 0,
     errorPolicyMismatchExamples: [],
     policySets: 0,
@@ -99,7 +106,7 @@ export function formatStats(s: DifferentialStats): string {
   return (
     `${s.cases} cases over ${s.policySets} policy sets (${s.validatedSets}/${s.schemaSets} with a schema validated): ` +
     `allow ${s.allow}, deny ${s.deny}, cedar errors ${s.cedarErrors}, cedar failures ${s.cedarFailures}, ` +
-    `safe-integer divergences ${s.rangeDivergences}, erring policies named differently ${s.errorPolicyMismatches}, ` +
+    `safe-integer divergences ${s.rangeDivergences}, plain-lookup divergences ${s.lazyLookupDivergences}, erring policies named differently ${s.errorPolicyMismatches}, ` +
     `refused ${s.refused}, disagreements ${s.disagreements}`
   );
 }
@@ -357,6 +364,15 @@ export function checkCase(c: GeneratedCase, stats: DifferentialStats): CaseOutco
     else stats.deny++;
     const b = mandate.decide(request, variant);
     const reason = judge(a, b);
+    if (reason !== undefined && variant === 'plain lookup' && a.kind === 'failure') {
+      // A plain lookup shows the engine only the entities it asks for: Cedar's refusal of an
+      // entity never asked for cannot reach it. Accepted only where the store path denies.
+      const viaStore = mandate.decide(request, 'store');
+      if (viaStore.kind === 'refused' || viaStore.errors.some((e) => e.policy === '')) {
+        stats.lazyLookupDivergences++;
+        continue;
+      }
+    }
     if (reason !== undefined) {
       stats.disagreements++;
       disagreements.push({ request, entities, variant, cedar: a, mandate: b, reason, withSchema });

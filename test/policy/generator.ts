@@ -1122,6 +1122,14 @@ export function caseArbitrary(options: CaseOptions = {}): fc.Arbitrary<Generated
           { weight: 1, arbitrary: fc.constant<Mutation>('duplicate') },
           { weight: 1, arbitrary: fc.constant<Mutation>('conflicting duplicate') },
         ),
+        // Schema cases: one small offence against the schema in otherwise conforming data.
+        offence: fc.oneof(
+          { weight: 12, arbitrary: fc.constant<Offence | null>(null) },
+          {
+            weight: schema !== undefined && nonconforming ? 1 : 0,
+            arbitrary: fc.constantFrom<Offence | null>(...OFFENCES),
+          },
+        ),
         pick: fc.nat(),
         requests: fc.array(requestArbitrary(optional, dataTyping, ext), {
           minLength: minRequests,
@@ -1130,19 +1138,25 @@ export function caseArbitrary(options: CaseOptions = {}): fc.Arbitrary<Generated
           size: 'max',
         }),
       })
-      .map(({ policies, actions, entities, mutation, pick, requests }) => ({
-        schema,
-        policies,
-        entities: mutate(
-          [
-            ...(actions ? ACTION_ENTITIES : []),
-            ...entities.filter((e): e is EntityJson => e !== null),
-          ],
-          mutation,
+      .map(({ policies, actions, entities, mutation, offence, pick, requests }) =>
+        offend(
+          {
+            schema,
+            policies,
+            entities: mutate(
+              [
+                ...(actions ? ACTION_ENTITIES : []),
+                ...entities.filter((e): e is EntityJson => e !== null),
+              ],
+              mutation,
+              pick,
+            ),
+            requests,
+          },
+          offence,
           pick,
         ),
-        requests,
-      }));
+      );
   };
   const typed = fc
     .tuple(
@@ -1186,6 +1200,75 @@ function mutate(entities: EntityJson[], mutation: Mutation, pick: number): Entit
       return [...entities, e];
     case 'conflicting duplicate':
       return [...entities, { ...e, attrs: { ...e.attrs, level: 999 } }];
+  }
+}
+
+const OFFENCES = [
+  'missing attribute',
+  'undeclared attribute',
+  'attribute of another type',
+  'parent of a type the schema does not allow',
+  'entity of an undeclared type',
+  'action entity with other parents',
+  'context without an attribute',
+  'context with an undeclared attribute',
+  'context attribute of another type',
+  'principal of a type the action does not apply to',
+] as const;
+type Offence = (typeof OFFENCES)[number];
+
+/** One offence against the schema (Cedar refuses the entities, or the one request it touches). */
+function offend(c: GeneratedCase, offence: Offence | null, pick: number): GeneratedCase {
+  if (offence === null) return c;
+  const entities = c.entities.filter((e) => e.uid.type !== 'Action');
+  const e = entities.length === 0 ? undefined : entities[pick % entities.length]!;
+  const withEntity = (f: (x: EntityJson) => EntityJson): GeneratedCase =>
+    e === undefined ? c : { ...c, entities: c.entities.map((x) => (x === e ? f(x) : x)) };
+  const r = pick % c.requests.length;
+  const withRequest = (f: (x: RequestJson) => RequestJson): GeneratedCase => ({
+    ...c,
+    requests: c.requests.map((x, i) => (i === r ? f(x) : x)),
+  });
+  switch (offence) {
+    case 'missing attribute':
+      return withEntity((x) => ({
+        ...x,
+        attrs: Object.fromEntries(Object.entries(x.attrs).slice(1)),
+      }));
+    case 'undeclared attribute':
+      return withEntity((x) => ({ ...x, attrs: { ...x.attrs, undeclared: 1 } }));
+    case 'attribute of another type':
+      return withEntity((x) => ({ ...x, attrs: { ...x.attrs, name: 7 } }));
+    case 'parent of a type the schema does not allow':
+      return withEntity((x) => ({ ...x, parents: [...x.parents, { type: 'Secret', id: '' }] }));
+    case 'entity of an undeclared type':
+      return {
+        ...c,
+        entities: [...c.entities, { uid: { type: 'Stranger', id: 'x' }, attrs: {}, parents: [] }],
+      };
+    case 'action entity with other parents':
+      return {
+        ...c,
+        entities: [
+          ...c.entities.filter((x) => !(x.uid.type === 'Action' && x.uid.id === 'relay')),
+          {
+            uid: { type: 'Action', id: 'relay' },
+            attrs: {},
+            parents: [{ type: 'Action', id: ACTION_GROUP }],
+          },
+        ],
+      };
+    case 'context without an attribute':
+      return withRequest((x) => ({
+        ...x,
+        context: Object.fromEntries(Object.entries(x.context).slice(1)),
+      }));
+    case 'context with an undeclared attribute':
+      return withRequest((x) => ({ ...x, context: { ...x.context, undeclared: true } }));
+    case 'context attribute of another type':
+      return withRequest((x) => ({ ...x, context: { ...x.context, count: 'many' } }));
+    case 'principal of a type the action does not apply to':
+      return withRequest((x) => ({ ...x, principal: { type: 'Group', id: 'g0' } }));
   }
 }
 

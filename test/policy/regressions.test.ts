@@ -43,6 +43,47 @@ const REGRESSIONS: readonly RegressionCase[] = [
     expected: 'deny',
   },
   {
+    // Found by fuzz:policy (seed 21, through a plain EntityLookup, where the engine checks only
+    // the entities it looks up: accepted there); through the EntityStore the engine denies.
+    name: 'seed 21: an entity of a type the schema does not declare',
+    schema: schemaText(new Set(['Secret.owners']), true),
+    policies: ['permit (principal, action, resource) when { principal.owner.active };'],
+    entities: [
+      {
+        uid: { type: 'Human', id: 'ü' },
+        attrs: {
+          level: 0,
+          name: '',
+          active: true,
+          tags: [],
+          owner: { type: 'Human', id: 'ü' },
+          limits: { max: 0, env: '' },
+          amount: '0.0',
+          addr: '10.0.0.1',
+        },
+        parents: [],
+      },
+      { uid: { type: 'Stranger', id: 'x' }, attrs: {}, parents: [] },
+    ],
+    request: {
+      principal: { type: 'Human', id: 'ü' },
+      action: { type: 'Action', id: 'listTool' },
+      resource: { type: 'Tool', id: 't0' },
+      context: {
+        args: { amount: 0, path: '', env: '' },
+        count: 9007199254740991,
+        scores: [],
+        approved: false,
+        envs: [],
+        who: { type: 'Human', id: 'h0' },
+        price: '0.0',
+        src: '10.0.0.1',
+      },
+    },
+    cedar: 'failure',
+    expected: 'deny',
+  },
+  {
     name: 'ids past policy9: cedar-wasm lists parts by id text (policy10 before policy2)',
     policies: Array.from(
       { length: 12 },
