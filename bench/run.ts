@@ -28,9 +28,6 @@ if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(channelR
 console.log('\n# policy decisions\n');
 const policyRows = await policyBenchmarks();
 printTable(policyRows);
-for (const r of policyRows)
-  if (r.ratio !== undefined)
-    console.log(`${r.what}: ${Math.round(1 / r.ratio)}× faster than cedar-wasm`);
 if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(policyRows)}`);
 console.log('\n# gates\n');
 const gateRows = await gateBenchmarks();
