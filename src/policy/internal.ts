@@ -9,3 +9,6 @@ export {
   MAX_BUNDLE_TEXT_BYTES,
 } from './bundle.js';
 export type { BundleContent } from './bundle.js';
+// Parsing only (cedar-wasm → EST): the CLI reads a policy set's action scopes (`policy publish`).
+export { parsePolicySet } from './cedar.js';
+export type { ParsedPolicy, PolicyEst } from './cedar.js';

@@ -5,7 +5,9 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { toHex } from '../../src/encoding/index.js';
 import { sha256 } from '../../src/crypto/index.js';
-import { failsJson as fails, okJson as ok, run } from '../helpers/cli.js';
+import { MANDATE_CEDAR_SCHEMA, mandateCedarSchema } from '../../src/gates/index.js';
+import { failsJson as fails, json, okJson as ok, run } from '../helpers/cli.js';
+import { CATALOG } from '../helpers/gate-world.js';
 
 // `mandate policy validate|publish|show|history|export|import|eval` (issue 10): Cedar policies
 // validated against the Mandate schema, published as signed versioned bundles in the home's
@@ -86,6 +88,73 @@ describe('mandate policy validate', () => {
     expect(human.stdout).toMatch(/^valid: 2 policies \(schema: mandate\)\n {2}policy0 {2}permit/);
   });
 
+  it('--catalog validates against the Mandate schema with the catalog’s tool arguments; not with --schema', async () => {
+    const files = dir();
+    const home = dir();
+    const refunds = file(
+      files,
+      'refunds.cedar',
+      'permit(principal, action == Action::"callTool", resource == Tool::"orders/issue_refund") when { context.args has amount && context.args.amount <= 200 };\n',
+    );
+    // Under the default schema (no arguments declared) `context.args has amount` validates but is
+    // always false, and a call with arguments does not conform: hence `--catalog`.
+    expect((await ok<{ schema: string }>(home, 'policy', 'validate', refunds)).schema).toBe(
+      'mandate',
+    );
+    const catalog = file(files, 'catalog.json', JSON.stringify({ tools: CATALOG }));
+    const r = await ok<{ schema: string }>(
+      home,
+      'policy',
+      'validate',
+      refunds,
+      '--catalog',
+      catalog,
+    );
+    expect(r.schema).toBe(`mandate + catalog ${catalog}`);
+    // The same as the schema `gate schema --catalog` prints.
+    const schema = file(files, 's.cedarschema', mandateCedarSchema({ tools: CATALOG }));
+    await ok(home, 'policy', 'validate', refunds, '--schema', schema);
+    const both = await fails(
+      home,
+      'ERR_ARGUMENT_INVALID',
+      3,
+      'policy',
+      'validate',
+      refunds,
+      '--schema',
+      schema,
+      '--catalog',
+      catalog,
+    );
+    expect(both.stderr).toContain('not both');
+    const { home: authority } = await authorityHome();
+    await fails(
+      authority,
+      'ERR_ARGUMENT_INVALID',
+      3,
+      'policy',
+      'publish',
+      refunds,
+      '--schema',
+      schema,
+      '--catalog',
+      catalog,
+    );
+    // Published with the catalog: no warning (okJson checks stderr is empty), and the bundle's
+    // schema is the catalog's.
+    await ok(authority, 'policy', 'publish', refunds, '--catalog', catalog);
+    expect((await ok<{ schema: string }>(authority, 'policy', 'show')).schema).toBe(
+      mandateCedarSchema({ tools: CATALOG }),
+    );
+    // Policies that cannot apply to callTool need no arguments: no warning either.
+    await ok(
+      authority,
+      'policy',
+      'publish',
+      file(files, 'list.cedar', 'permit(principal, action == Action::"listTool", resource);\n'),
+    );
+  });
+
   it('refuses what does not parse, validate or compile, naming why', async () => {
     const files = dir();
     const home = dir();
@@ -131,6 +200,16 @@ describe('mandate policy validate', () => {
       file(files, 'bad.cedarschema', 'entity Agent {'),
     );
     await fails(home, 'ERR_FILE_NOT_FOUND', 6, 'policy', 'validate', join(files, 'missing.cedar'));
+    await fails(
+      home,
+      'ERR_GATE_CATALOG_INVALID',
+      3,
+      'policy',
+      'validate',
+      file(files, 'e.cedar', POLICIES),
+      '--catalog',
+      file(files, 'bad.json', '{"tools": 1}'),
+    );
     await fails(home, 'ERR_ARGUMENT_INVALID', 3, 'policy', 'validate', files);
   });
 });
@@ -140,11 +219,19 @@ describe('mandate policy publish | show | history', () => {
     const { home, files, authority } = await authorityHome();
     await fails(home, 'ERR_BUNDLE_NOT_FOUND', 6, 'policy', 'show');
     const policies = file(files, 'p.cedar', POLICIES);
-    const v1 = await ok<Published>(home, 'policy', 'publish', policies);
+    // Without --schema or --catalog: the default schema, and a warning, since these policies
+    // apply to callTool and that schema declares no tool arguments.
+    const first = await run('--home', home, '--json', 'policy', 'publish', policies);
+    expect(first.code).toBe(0);
+    expect(first.stderr).toMatch(
+      /^warning: published with the default Mandate schema, which declares no tool arguments: every `callTool` with arguments will be denied .*--catalog FILE\.json/,
+    );
+    const v1 = json(first) as Published;
     expect(v1).toMatchObject({ version: 1, issuer: authority, schema: 'mandate', policies: 2 });
     expect(v1.hash).toMatch(/^[0-9a-f]{64}$/);
-    const v2 = await ok<Published>(home, 'policy', 'publish', policies);
-    expect(v2.version).toBe(2);
+    const catalog = file(files, 'catalog.json', JSON.stringify({ tools: CATALOG }));
+    const v2 = await ok<Published>(home, 'policy', 'publish', policies, '--catalog', catalog);
+    expect(v2).toMatchObject({ version: 2, schema: `mandate + catalog ${catalog}` });
     expect(v2.hash).not.toBe(v1.hash);
 
     const shown = await ok(home, 'policy', 'show');
@@ -223,7 +310,8 @@ describe('mandate policy publish | show | history', () => {
 
   it('refuses, on load, a bundle edited in the database', async () => {
     const { home, files } = await authorityHome();
-    await ok(home, 'policy', 'publish', file(files, 'p.cedar', POLICIES));
+    const mandate = file(files, 'mandate.cedarschema', MANDATE_CEDAR_SCHEMA);
+    await ok(home, 'policy', 'publish', file(files, 'p.cedar', POLICIES), '--schema', mandate);
     const db = new Database(join(home, 'mandate.db'));
     const { bytes } = db.prepare('SELECT bytes FROM policy_bundles WHERE version = 1').get() as {
       bytes: Buffer;
@@ -249,8 +337,9 @@ describe('mandate policy export | import', () => {
   it('carries a bundle to a home that trusts its authority, newer versions only', async () => {
     const a = await authorityHome();
     const policies = file(a.files, 'p.cedar', POLICIES);
-    await ok(a.home, 'policy', 'publish', policies);
-    await ok(a.home, 'policy', 'publish', policies);
+    const catalog = file(a.files, 'catalog.json', JSON.stringify(CATALOG));
+    await ok(a.home, 'policy', 'publish', policies, '--catalog', catalog);
+    await ok(a.home, 'policy', 'publish', policies, '--catalog', catalog);
     const v1 = join(a.files, 'v1.bundle');
     const v2 = join(a.files, 'v2.bundle');
     expect((await ok(a.home, 'policy', 'export', '1', '--out', v1)).file).toBe(v1);

@@ -10,8 +10,11 @@ import {
   type CompiledPolicySet,
   type PolicyDecision,
 } from '../../policy/index.js';
+import { parsePolicySet } from '../../policy/internal.js';
 import {
   MANDATE_CEDAR_SCHEMA,
+  ToolCatalog,
+  mandateCedarSchema,
   signBundle,
   verifyBundle,
   type StoredBundle,
@@ -29,7 +32,13 @@ const MAX_CEDAR_JSON_BYTES = 16 * 1024 * 1024;
 
 interface SchemaOption {
   schema?: string;
+  catalog?: string;
 }
+
+const SCHEMA_HELP =
+  'a Cedar schema (default: the Mandate schema, which declares no tool arguments)';
+const CATALOG_HELP =
+  'a tool catalog (JSON [{name, server, description, inputSchema}]): validate against the Mandate schema with its tools’ arguments (as `mandate gate schema --catalog`)';
 
 export function registerPolicyCommands(program: Command, context: () => CliContext): void {
   const policy = program
@@ -39,7 +48,8 @@ export function registerPolicyCommands(program: Command, context: () => CliConte
   policy
     .command('validate')
     .argument('<file>', 'a Cedar policy set (FILE.cedar, or - for stdin)')
-    .option('--schema <file>', 'a Cedar schema (default: the Mandate schema)')
+    .option('--schema <file>', SCHEMA_HELP)
+    .option('--catalog <file>', CATALOG_HELP)
     .description(
       'check that the policies parse, validate against the schema, and use only constructs Mandate compiles',
     )
@@ -50,7 +60,8 @@ export function registerPolicyCommands(program: Command, context: () => CliConte
   policy
     .command('publish')
     .argument('<file>', 'a Cedar policy set (FILE.cedar, or - for stdin)')
-    .option('--schema <file>', 'a Cedar schema (default: the Mandate schema)')
+    .option('--schema <file>', SCHEMA_HELP)
+    .option('--catalog <file>', CATALOG_HELP)
     .option('--authority <name>', 'the authority that signs it', DEFAULT_AUTHORITY)
     .description(
       'validate the policies and publish them as the next version of this home’s signed policy bundle',
@@ -109,11 +120,62 @@ export function registerPolicyCommands(program: Command, context: () => CliConte
     });
 }
 
-/** The schema text and what to call it: `--schema FILE`, else the Mandate schema. */
-function schemaOf(opts: SchemaOption): { text: string; name: string } {
-  return opts.schema === undefined
-    ? { text: MANDATE_CEDAR_SCHEMA, name: 'mandate' }
-    : { text: readTextArgument(opts.schema, 'schema'), name: opts.schema };
+/**
+ * The schema text and what to call it: `--schema FILE`; for `--catalog FILE`, the Mandate schema
+ * with the catalog's tool arguments (`mandateCedarSchema`); else the Mandate schema, which
+ * declares no tool arguments (`default` is then true).
+ */
+function schemaOf(opts: SchemaOption): { text: string; name: string; default: boolean } {
+  if (opts.schema !== undefined && opts.catalog !== undefined)
+    throw invalid(
+      'ERR_ARGUMENT_INVALID',
+      'give `--schema FILE` or `--catalog FILE`, not both (`--catalog` derives the schema from the tools)',
+    );
+  if (opts.schema !== undefined)
+    return { text: readTextArgument(opts.schema, 'schema'), name: opts.schema, default: false };
+  if (opts.catalog !== undefined)
+    return {
+      text: mandateCedarSchema({ tools: readCatalog(opts.catalog) }),
+      name: `mandate + catalog ${opts.catalog}`,
+      default: false,
+    };
+  return { text: MANDATE_CEDAR_SCHEMA, name: 'mandate', default: true };
+}
+
+/** The tools of a catalog file (JSON `[…]` or `{"tools": […]}`), checked as the gates check them. */
+function readCatalog(file: string) {
+  const text = readTextArgument(file, 'catalog');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw invalid('ERR_GATE_CATALOG_INVALID', `catalog \`${file}\` is not JSON`, cause);
+  }
+  return ToolCatalog.fromJson(value).tools.map((t) => t.descriptor);
+}
+
+/**
+ * Whether some policy's action scope admits `callTool`: `action` alone, `== Action::"callTool"`,
+ * or an `in` naming it. Under the default schema (no tool arguments declared) such a policy set
+ * denies every call that has arguments, so `policy publish` warns.
+ */
+function appliesToCallTool(policies: string): boolean {
+  const isCallTool = (e: unknown): boolean => {
+    const uid = (e as { __entity?: { type?: unknown; id?: unknown } } | null)?.__entity ?? e;
+    return (
+      typeof uid === 'object' &&
+      uid !== null &&
+      (uid as { type?: unknown }).type === 'Action' &&
+      (uid as { id?: unknown }).id === 'callTool'
+    );
+  };
+  return parsePolicySet(policies).some(({ est }) => {
+    const scope = est.action as { op?: unknown; entity?: unknown; entities?: unknown };
+    if (scope.op === '==' || (scope.op === 'in' && scope.entity !== undefined))
+      return isCallTool(scope.entity);
+    if (scope.op === 'in' && Array.isArray(scope.entities)) return scope.entities.some(isCallTool);
+    return true; // `action` alone (All), or a form this check does not know: warn rather than not
+  });
 }
 
 function policySummary(set: CompiledPolicySet) {
@@ -178,6 +240,10 @@ export async function runPolicyPublish(
     // As every process of this home will verify it: an authority this home does not trust, or
     // one other than the previous bundle's, is refused here rather than by every gate.
     const bundle = await storeVerified(home, bytes, now, previous);
+    if (schema.default && appliesToCallTool(policies))
+      ctx.out.note(
+        'warning: published with the default Mandate schema, which declares no tool arguments: every `callTool` with arguments will be denied (the request does not conform); publish with `--catalog FILE.json` (or `--schema FILE`)',
+      );
     ctx.out.result(
       {
         version: bundle.version,
