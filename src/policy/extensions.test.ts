@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { cedarOutcome, mandateOutcome } from '../../test/helpers/policy-oracle.js';
 import { parseDecimal, parseIp } from './extensions.js';
+import { cedarDecimal, cedarIp, compilePolicySet, EntityStore, type CedarValue } from './index.js';
 
 /** One policy per text: Cedar and Mandate must accept the same texts as the same values. */
 function agreeOnTexts(kind: 'ip' | 'decimal', texts: readonly string[]): void {
@@ -205,5 +206,67 @@ describe('decimal and ipaddr operations agree with Cedar', () => {
       };
       expect(mandateOutcome(c), condition).toEqual(cedarOutcome(c));
     }
+  });
+});
+
+describe('cedarDecimal and cedarIp build the values decimal() and ip() build', () => {
+  const set = compilePolicySet({
+    policies: `permit(principal, action, resource) when { context.d == decimal("12.5") && context.d.lessThan(decimal("12.5001")) };
+permit(principal, action, resource) when { context.i.isInRange(ip("10.0.0.0/8")) && context.i == ip("10.1.2.3") };`,
+  });
+  const decide = (d: unknown, i: unknown) =>
+    set.evaluate(
+      {
+        principal: { type: 'A', id: 'a' },
+        action: { type: 'Action', id: 'x' },
+        resource: { type: 'R', id: 'r' },
+        context: new Map([
+          ['d', d as CedarValue],
+          ['i', i as CedarValue],
+        ]),
+      },
+      EntityStore.fromEntities([]),
+    );
+
+  it('from text and from numbers a decimal holds exactly', () => {
+    for (const d of [cedarDecimal('12.5'), cedarDecimal('12.5000'), cedarDecimal(12.5)])
+      expect(decide(d, cedarIp('10.1.2.3'))).toEqual({
+        decision: 'allow',
+        policies: ['policy0', 'policy1'],
+        errors: [],
+      });
+    expect(cedarDecimal(4).text).toBe(cedarDecimal('4.0').text);
+    expect(cedarDecimal(-0).text).toBe(cedarDecimal('0.0').text);
+  });
+
+  it('refuses what a decimal cannot hold exactly, and what Cedar refuses', () => {
+    for (const bad of [12.34567, 0.1 + 0.2, 1e21, 1e-7, Number.NaN, Infinity, '1', '1.23456', 'x'])
+      expect(() => cedarDecimal(bad), String(bad)).toThrow(
+        expect.objectContaining({ code: 'ERR_POLICY_INPUT_INVALID' }),
+      );
+    expect(() => cedarIp('01.2.3.4')).toThrow(
+      expect.objectContaining({ code: 'ERR_POLICY_INPUT_INVALID' }),
+    );
+  });
+
+  it('look-alike objects are not extension values (never equal; a type error: deny)', () => {
+    const decision = decide({ extension: 'decimal', text: '12.5000' }, cedarIp('10.1.2.3'));
+    expect(decision).toEqual({ decision: 'allow', policies: ['policy1'], errors: [] });
+    const strict = compilePolicySet({
+      policies: 'permit(principal, action, resource) when { context.d.lessThan(decimal("13.0")) };',
+    });
+    const denied = strict.evaluate(
+      {
+        principal: { type: 'A', id: 'a' },
+        action: { type: 'Action', id: 'x' },
+        resource: { type: 'R', id: 'r' },
+        context: new Map([['d', { extension: 'decimal', text: '12.5000' }]]),
+      },
+      EntityStore.fromEntities([]),
+    );
+    expect(denied.decision).toBe('deny');
+    expect(denied.errors).toEqual([
+      { policy: 'policy0', message: 'type error: expected decimal, got unknown value' },
+    ]);
   });
 });

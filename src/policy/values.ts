@@ -1,5 +1,6 @@
 // Cedar values as the compiled engine holds them, and the few operations every part needs:
 // the kind of a value, Cedar equality, and the string key of an entity reference.
+import { DecimalValue, IpValue } from './extensions.js';
 import type { CedarValue, EntityUid } from './types.js';
 
 /**
@@ -29,7 +30,12 @@ export function kindOf(value: CedarValue): ValueKind {
     default:
       if (Array.isArray(value)) return 'set';
       if (value instanceof Map) return 'record';
-      return 'extension' in value ? value.extension : 'entity';
+      if (!('extension' in value)) return 'entity';
+      // Only values built by the engine (decimal(), ip(), cedarDecimal, cedarIp) are extension
+      // values; a look-alike object is not one.
+      return value instanceof DecimalValue || value instanceof IpValue
+        ? value.extension
+        : 'unknown value';
   }
 }
 
@@ -54,7 +60,7 @@ export function isRecord(value: CedarValue): value is ReadonlyMap<string, CedarV
 /**
  * Cedar's `==`: values of different kinds are unequal (never an error); sets compare as sets
  * (order and duplicates do not matter), records by their keys and values, entities by type and
- * id, extension values by their canonical text.
+ * id, extension values by their canonical text (only values the engine built).
  */
 export function cedarEquals(a: CedarValue, b: CedarValue): boolean {
   if (a === b) return true;
@@ -77,7 +83,12 @@ export function cedarEquals(a: CedarValue, b: CedarValue): boolean {
   const aExt = 'extension' in a;
   const bExt = 'extension' in b;
   if (aExt || bExt) {
-    return aExt && bExt && a.extension === b.extension && a.text === b.text;
+    // Canonical text is the value; look-alike objects (not built by the engine) equal nothing.
+    return (
+      ((a instanceof DecimalValue && b instanceof DecimalValue) ||
+        (a instanceof IpValue && b instanceof IpValue)) &&
+      a.text === b.text
+    );
   }
   return (
     (a as EntityUid).type === (b as EntityUid).type && (a as EntityUid).id === (b as EntityUid).id
