@@ -4,9 +4,30 @@
 // codegen.ts, the source is built from fixed templates only; every name and type from the schema
 // is passed in the constants array `k` and referenced by index.
 import { DecimalValue, IpValue } from './extensions.js';
-import type { SchemaType } from './schema.js';
 import type { CedarValue } from './types.js';
 import { isEntity } from './values.js';
+
+/** A type of a Cedar schema, resolved (common types inlined, names fully qualified). */
+export type SchemaType =
+  | { readonly kind: 'long' }
+  | { readonly kind: 'string' }
+  | { readonly kind: 'bool' }
+  | { readonly kind: 'set'; readonly element: SchemaType }
+  | {
+      readonly kind: 'record';
+      readonly attributes: ReadonlyMap<string, Attribute>;
+      /** The attributes as arrays, for the hot path (no iterator allocation). */
+      readonly names: readonly string[];
+      readonly types: readonly Attribute[];
+      readonly additional: boolean;
+    }
+  | { readonly kind: 'entity'; readonly name: string }
+  | { readonly kind: 'extension'; readonly name: string };
+
+export interface Attribute {
+  readonly type: SchemaType;
+  readonly required: boolean;
+}
 
 type Check = (value: CedarValue) => boolean;
 

@@ -7,30 +7,9 @@
 import { invalid } from '../core/internal.js';
 import { DecimalValue, IpValue, parseDecimal, parseIp } from './extensions.js';
 import { isObject } from './json-values.js';
-import { compileSchemaCheck } from './schema-check.js';
+import { compileSchemaCheck, type Attribute, type SchemaType } from './schema-check.js';
 import type { CedarValue, EntityUid, ResolvedEntity } from './types.js';
 import { entityKey, isEntity, kindOf } from './values.js';
-
-export type SchemaType =
-  | { readonly kind: 'long' }
-  | { readonly kind: 'string' }
-  | { readonly kind: 'bool' }
-  | { readonly kind: 'set'; readonly element: SchemaType }
-  | {
-      readonly kind: 'record';
-      readonly attributes: ReadonlyMap<string, Attribute>;
-      /** The attributes as arrays, for the hot path (no iterator allocation). */
-      readonly names: readonly string[];
-      readonly types: readonly Attribute[];
-      readonly additional: boolean;
-    }
-  | { readonly kind: 'entity'; readonly name: string }
-  | { readonly kind: 'extension'; readonly name: string };
-
-interface Attribute {
-  readonly type: SchemaType;
-  readonly required: boolean;
-}
 
 interface EntityTypeInfo {
   /** Types an entity of this type may have as ancestors (memberOfTypes, transitively). */
