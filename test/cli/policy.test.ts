@@ -226,7 +226,7 @@ describe('mandate policy publish | show | history', () => {
     expect(first.stderr).toMatch(
       /^warning: published with the default Mandate schema, which declares no tool arguments: every `callTool` with arguments will be denied .*--catalog FILE\.json/,
     );
-    const v1 = json(first) as Published;
+    const v1 = json(first) as unknown as Published;
     expect(v1).toMatchObject({ version: 1, issuer: authority, schema: 'mandate', policies: 2 });
     expect(v1.hash).toMatch(/^[0-9a-f]{64}$/);
     const catalog = file(files, 'catalog.json', JSON.stringify({ tools: CATALOG }));
