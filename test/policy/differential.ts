@@ -13,6 +13,13 @@
 //   names really do put the value outside the safe range (and inside Cedar's i64).
 // - A policy set Mandate refuses to compile with ERR_POLICY_UNSUPPORTED is not a disagreement;
 //   such cases are counted (the suite bounds their share).
+// - Through a plain `EntityLookup` (not an `EntityStore`) the engine checks, against a schema,
+//   only the entities it looks up: Cedar's refusal of the whole entity list is accepted there only
+//   where the same request through the `EntityStore` denies.
+//
+// Each case runs its requests in turn against the case's `EntityStore`, against a second store
+// (other entities, same compiled set), and through a plain lookup over the first store.
+// `statefulIsAuthorized` stands in for `isAuthorized`; one request in 101 checks that they agree.
 
 import { MandateError } from '../../src/core/errors.js';
 import {
