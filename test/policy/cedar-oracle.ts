@@ -9,8 +9,8 @@ import type { EntityJson, GeneratedCase, RequestJson } from './generator.js';
 // Long differential runs (Node 20.20, V8 11.3) died three times in about 350,000 cases with V8's
 // fatal `unreachable code` in Deoptimizer::DoComputeBuiltinContinuation. Our suspect, not proven:
 // deoptimisation inside a JS→Wasm call that TurboFan inlined into optimised JavaScript. Without
-// that inlining, 300,000 cases and repeated suite runs completed, and ran about twice as fast.
-// The flag only changes how V8 compiles calls into Wasm; it is set before any is optimised.
+// that inlining, 300,000 cases and repeated suite runs completed, in the same CPU time. The flag
+// only changes how V8 compiles calls into Wasm; it is set before any is optimised.
 setFlagsFromString('--no-turbo-inline-js-wasm-calls');
 
 const cedar = createRequire(import.meta.url)('@cedar-policy/cedar-wasm/nodejs') as typeof CedarWasm;
