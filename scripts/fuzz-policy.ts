@@ -47,7 +47,10 @@ let shrinking = false;
 let nextReport = 10_000;
 const started = performance.now();
 
+let reportedAt = -1;
 function progress(s: DifferentialStats): void {
+  if (s.cases === reportedAt) return;
+  reportedAt = s.cases;
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   process.stderr.write(`[fuzz:policy seed ${seed}] ${seconds}s ${formatStats(s)}\n`);
 }

@@ -291,6 +291,17 @@ const BAD_IPS = [
   '::1/129',
 ];
 
+/**
+ * Strings shaped like decimals and addresses, valid or not (digit counts past Cedar's limits,
+ * leading zeros, octets past 255, prefixes past the width, IPv6 with and without `::`), so the
+ * engine's parsers meet Cedar's on more than the pools above.
+ */
+const decimalLike: fc.Arbitrary<string> = fc.stringMatching(/^-?[0-9]{1,16}(\.[0-9]{0,5})?$/);
+const ipLike: fc.Arbitrary<string> = fc.oneof(
+  fc.stringMatching(/^([0-9]{1,3}\.){3}[0-9]{1,3}(\/[0-9]{1,2})?$/),
+  fc.stringMatching(/^([0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}(\/[0-9]{1,3})?$/),
+);
+
 /** A Cedar string literal for `s`. */
 export function cedarString(s: string): string {
   let out = '"';
@@ -413,6 +424,7 @@ function leaf(t: ExprType, typing: Typing, ext: boolean): fc.Arbitrary<string> {
           : fc.oneof(
               { weight: 9, arbitrary: good },
               { weight: 1, arbitrary: fc.constantFrom(...BAD_DECIMALS) },
+              { weight: 1, arbitrary: decimalLike },
             );
       return withReads(arg.map((d) => `decimal(${cedarString(d)})`));
     }
@@ -424,6 +436,7 @@ function leaf(t: ExprType, typing: Typing, ext: boolean): fc.Arbitrary<string> {
           : fc.oneof(
               { weight: 9, arbitrary: good },
               { weight: 1, arbitrary: fc.constantFrom(...BAD_IPS) },
+              { weight: 1, arbitrary: ipLike },
             );
       return withReads(arg.map((d) => `ip(${cedarString(d)})`));
     }
