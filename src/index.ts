@@ -49,3 +49,12 @@ export {
   RelayService,
 } from './channel/index.js';
 export type { SecureChannel, VerifiedPeer } from './channel/index.js';
+export {
+  Gate,
+  ToolCatalog,
+  enforceCall,
+  answerApproval,
+  mandateCedarSchema,
+  MANDATE_CEDAR_SCHEMA,
+} from './gates/index.js';
+export type { GateDecision, ToolCall, ToolDescriptor } from './gates/index.js';

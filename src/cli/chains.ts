@@ -16,6 +16,7 @@ import {
   type VerifiedChain,
 } from '../credentials/index.js';
 import { encodeConstraintValue, RESERVED_PREFIX } from '../credentials/internal.js';
+import { BUDGET_ATTRIBUTE_PREFIX } from '../gates/index.js';
 import { historyIdentifier } from '../identity/internal.js';
 import { type Identifier, type KnownIdentity, type VerifiedIdentity } from '../identity/index.js';
 import type { Home } from './home.js';
@@ -41,6 +42,9 @@ export function attributesOf(
   for (const name of constraints.keys()) {
     // `mandate.` attributes are chain metadata in their own format (e.g. `mandate.max-depth` is
     // `1`, not `=1`): written as a constraint they would make a credential that never verifies.
+    // …except a cumulative budget (`mandate.budget:TOOL#ARG<=N`, gates/budgets.ts), whose value
+    // is written exactly as a `max` constraint's.
+    if (name.startsWith(BUDGET_ATTRIBUTE_PREFIX) && constraints.get(name)?.kind === 'max') continue;
     if (name.startsWith(RESERVED_PREFIX))
       throw invalid('ERR_ARGUMENT_INVALID', `\`${name}\` is a reserved attribute name`);
   }
@@ -74,8 +78,9 @@ export function checkOutputFile(file: string | undefined): void {
 }
 
 /**
- * Writes the chain to `file`, or prints it: on stdout the chain alone (so `> file` holds exactly
- * the chain), the status line on stderr; with --json one object either way.
+ * Writes the chain (or other signed bytes, named `key` in JSON) to `file` as hex, or prints it:
+ * on stdout the bytes alone (so `> file` holds exactly them), the status line on stderr; with
+ * --json one object either way.
  */
 export function writeOrPrint(
   ctx: CliContext,
@@ -83,6 +88,7 @@ export function writeOrPrint(
   bytes: Uint8Array,
   summary: Record<string, unknown>,
   human: string,
+  key = 'chain',
 ): void {
   if (file !== undefined) {
     try {
@@ -93,7 +99,7 @@ export function writeOrPrint(
     }
     ctx.out.result({ ...summary, file }, () => `${human}\nwritten to ${file}`);
   } else if (ctx.out.json) {
-    ctx.out.result({ ...summary, chain: toHex(bytes) }, () => '');
+    ctx.out.result({ ...summary, [key]: toHex(bytes) }, () => '');
   } else {
     ctx.out.note(human);
     ctx.out.result({}, () => toHex(bytes));

@@ -19,7 +19,7 @@ const LOCAL_DENY_SET_STALENESS_SECONDS = 60;
  * How long a running process's live view may go without reading the store (a poll a second)
  * before every check fails closed.
  */
-const LIVE_DENY_SET_STALENESS_SECONDS = 10;
+export const LIVE_DENY_SET_STALENESS_SECONDS = 10;
 
 /** The environment variable that switches the vault's KEK from the key file to a passphrase. */
 export const PASSPHRASE_ENV = 'MANDATE_VAULT_PASSPHRASE';

@@ -14,6 +14,9 @@ import { registerChainCommands } from './commands/chain.js';
 import { registerNodeCommands } from './commands/node.js';
 import { registerChannelCommands } from './commands/channel.js';
 import { registerTrustCommands } from './commands/trust.js';
+import { registerGateCommands } from './commands/gate.js';
+import { registerApprovalCommands } from './commands/approvals.js';
+import { registerPolicyCommands } from './commands/policy.js';
 import { invalid } from '../core/internal.js';
 import { ManualClock, systemClock, type Clock } from '../core/index.js';
 import type { CliContext } from './context.js';
@@ -84,6 +87,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerNodeCommands(program, context);
   registerChannelCommands(program, context);
   registerTrustCommands(program, context);
+  registerGateCommands(program, context);
+  registerApprovalCommands(program, context);
+  registerPolicyCommands(program, context);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -161,6 +161,11 @@ export class CredentialRenewer {
     return this.#payload;
   }
 
+  /** The authority that answered the first fetch (as last seen); undefined before `start`. */
+  get authority(): VerifiedIdentity | undefined {
+    return this.#authority;
+  }
+
   /** `callback` gets every renewed payload (not the first one), e.g. a listener's refresh. */
   onRenewed(callback: (identityPayload: Uint8Array) => Promise<void>): void {
     this.#onRenewed = callback;

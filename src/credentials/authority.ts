@@ -287,7 +287,7 @@ export class Authority {
     // The policy may have narrowed since the member was added; a stored grant from before scoped
     // constraints had to name a granted tool is refused rather than issued.
     const constraints = constraintsFromAttributes(stored.attributes);
-    assertScopedToolsGranted(constraints, undefined);
+    assertScopedToolsGranted(withoutReserved(constraints), undefined);
     this.#checkPolicy(constraints);
     return this.#issue(await this.#issuer(), subject, stored.attributes, now, options.ttlSeconds);
   }
@@ -418,7 +418,7 @@ export class Authority {
     makeEnroller: boolean,
   ): Promise<void> {
     const constraints = constraintsFromAttributes(attributes);
-    assertScopedToolsGranted(constraints, undefined);
+    assertScopedToolsGranted(withoutReserved(constraints), undefined);
     if (by !== authority) {
       const grantor = await this.#requireEnroller(by);
       if (makeEnroller)
@@ -475,6 +475,15 @@ function checkWithin(grant: Constraints, bound: Constraints): WithinCheck {
       return { ok: false, name, reason: 'it is missing, which would leave it unrestricted' };
   }
   return checkConstraintsNarrower(grant, bound);
+}
+
+/**
+ * The constraints proper: reserved names (`mandate.…`) are chain metadata in their own format
+ * (`mandate.max-depth`, a gate budget `mandate.budget:TOOL#ARG`), never read against calls, as
+ * verifyChain leaves them out of the root's constraints.
+ */
+function withoutReserved(constraints: Constraints): Constraints {
+  return new Map([...constraints].filter(([name]) => !name.startsWith(RESERVED_PREFIX)));
 }
 
 function exceedsGrantor(

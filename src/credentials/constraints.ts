@@ -38,6 +38,10 @@ import { isMandateError, type ErrorCode, type MandateError } from '../core/index
  *   `ockam-role`, `project_id`, `trust_context_id`) is a capability of the network (a relay
  *   registration, an enroller role), never a constraint on tool calls: it is not evaluated here,
  *   so an argument can neither satisfy nor fail it;
+ * - a label (a name starting with `label.`, e.g. `label.environments=dev,staging`) is a fact
+ *   about the subject that policies read (the gates show it to Cedar as `principal.labels`), never
+ *   a constraint on tool calls: like an infrastructure name it is not evaluated here, and a link
+ *   may narrow but never add one;
  * - a `window` reads `request.nowSeconds`, which must be unix seconds (a safe non-negative
  *   integer; anything else is denied);
  * - any other name — dots included: `orders.refund.amount` is one argument name, not a scope —
@@ -119,12 +123,21 @@ export const RELAY_ATTRIBUTE = 'relay';
  */
 export const INFRASTRUCTURE_ATTRIBUTES: readonly string[] = Object.freeze([
   RELAY_ATTRIBUTE,
+  // `human=true`: the authority marks a member as a person (gates: a `Human` delegator, an
+  // approver); a fact about the subject, not a constraint on its calls.
+  'human',
   'ockam-relay',
   'ockam-role',
   'project_id',
   'trust_context_id',
 ]);
 const infrastructure: ReadonlySet<string> = new Set(INFRASTRUCTURE_ATTRIBUTES);
+/** Names under this prefix are labels: facts policies read, never constraints on calls. */
+export const LABEL_PREFIX = 'label.';
+/** An infrastructure capability or a label: not evaluated against calls, never added by a link. */
+function notACallConstraint(name: string): boolean {
+  return infrastructure.has(name) || name.startsWith(LABEL_PREFIX);
+}
 /** Separates the tool from the argument in a scoped name; in neither a tool nor an argument name. */
 const SCOPE = '#';
 
@@ -588,7 +601,7 @@ export function checkConstraintsNarrower(child: Constraints, parent: Constraints
   // An infrastructure attribute is a capability, not a restriction (no call reads it): a child
   // adding one would grant what nothing above holds (`relay=*` under a chain without `relay`).
   for (const name of child.keys()) {
-    if (infrastructure.has(name) && !parent.has(name))
+    if (notACallConstraint(name) && !parent.has(name))
       return {
         ok: false,
         name,
@@ -629,7 +642,7 @@ export function checkRequest(
   if (scope >= 0) {
     if (request.action !== name.slice(0, scope)) return OK;
     argument = name.slice(scope + 1);
-  } else if (infrastructure.has(name)) {
+  } else if (notACallConstraint(name)) {
     return OK;
   }
   if (compiled.kind === 'window') {

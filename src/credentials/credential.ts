@@ -2,19 +2,8 @@ import { checkUnixSeconds, invalid, forbidden, unauthorized } from '../core/inte
 import { bytesEqual, toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
 import type { SigningVault } from '../vault/index.js';
-import {
-  decodePurposeKeyAttestation,
-  type DecodedSignature,
-  verifyChangeSignature,
-} from '../identity/internal.js';
-import {
-  Purpose,
-  verifyPurposeKeyAttestation,
-  type Identifier,
-  type VerifiedIdentity,
-  type VerifiedPurposeKey,
-  type VerifyPurposeKeyOptions,
-} from '../identity/index.js';
+import { decodePurposeKeyAttestation } from '../identity/internal.js';
+import type { Identifier, VerifiedIdentity, VerifiedPurposeKey } from '../identity/index.js';
 import {
   decodeCredential,
   encodeCredentialAndPurposeKey,
@@ -24,6 +13,14 @@ import {
   type DecodedCredential,
 } from './credential-codec.js';
 import { revocationIdOf, type RevocationId } from './revocation-id.js';
+import {
+  credentialSigningKey,
+  signWithCredentialKey,
+  verifyCredentialKeySignature,
+  type CredentialIssuer,
+} from './credential-key.js';
+
+export type { CredentialIssuer } from './credential-key.js';
 
 export {
   decodeCredential,
@@ -50,18 +47,6 @@ export const MAX_CREDENTIAL_TTL_SECONDS = 30 * 24 * 3600;
 /** Ockam's `PROJECT_MEMBER_SCHEMA`, so an Ockam node reads the attributes as its own. */
 const DEFAULT_SCHEMA = 1;
 const DEFAULT_MAX_CLOCK_SKEW_SECONDS = 60;
-
-/** What an identity needs to issue: itself, its credential key in a vault, and its attestation. */
-export interface CredentialIssuer {
-  readonly identity: VerifiedIdentity;
-  readonly credentialKeyId: string;
-  readonly credentialKeyAttestation: Uint8Array;
-  /**
-   * The attestation already verified (by an issuer that issues many credentials): used instead
-   * of verifying it again when it is this very attestation and `now` lies in its window.
-   */
-  readonly verifiedKey?: VerifiedPurposeKey;
-}
 
 /**
  * Options of {@link issueCredential}: the time, the lifetime (default 3600 s, at most 30 days) and the schema.
@@ -115,45 +100,13 @@ export async function issueCredential(
   if (!Number.isSafeInteger(schema) || schema < 0)
     throw invalid('ERR_ARGUMENT_INVALID', '`schema` must be a non-negative integer');
 
-  const reusable = issuer.verifiedKey;
-  const key =
-    reusable !== undefined &&
-    reusable.attestation === issuer.credentialKeyAttestation &&
-    reusable.subject === issuer.identity.identifier &&
-    reusable.createdAt <= now + 60 &&
-    now < reusable.expiresAt
-      ? reusable
-      : verifyPurposeKeyAttestation(issuer.identity, issuer.credentialKeyAttestation, {
-          nowSeconds: now,
-          expectedPurpose: Purpose.credentials,
-        });
-  if (key.key.purpose !== Purpose.credentials)
-    throw invalid('ERR_PURPOSE_KEY_WRONG_PURPOSE', 'the issuer key is not a credential key');
-  if (key.inRotationGrace) {
-    throw unauthorized(
-      'ERR_PURPOSE_KEY_STALE',
-      `the credential key of \`${issuer.identity.identifier}\` was attested before its latest rotation; attest it again`,
-    );
-  }
+  const key = await credentialSigningKey(vault, issuer, now);
   const createdAt = Math.max(now, key.createdAt);
   const expiresAt = Math.min(createdAt + ttl, key.expiresAt);
   if (expiresAt <= createdAt) {
     throw invalid(
       'ERR_CREDENTIAL_WINDOW',
       'the credential key attestation expires before the credential would start; attest it again',
-    );
-  }
-
-  // The vault key must be the attested one. Comparing public keys costs a lookup; verifying the
-  // signature below would cost as much as issuing (bulk enrollment issues thousands).
-  const vaultKey = await vault.getSigningKey(issuer.credentialKeyId);
-  if (
-    vaultKey.keyType !== key.key.signingKey.keyType ||
-    !bytesEqual(vaultKey.publicKey, key.key.signingKey.bytes)
-  ) {
-    throw unauthorized(
-      'ERR_CREDENTIAL_SIGNATURE_INVALID',
-      `vault key \`${issuer.credentialKeyId}\` is not the attested credential key`,
     );
   }
   const data = encodeCredentialData({
@@ -164,11 +117,7 @@ export async function issueCredential(
     createdAt,
     expiresAt,
   });
-  const hash = sha256(data);
-  const signature: DecodedSignature = {
-    keyType: key.key.signingKey.keyType,
-    bytes: await vault.sign(issuer.credentialKeyId, hash),
-  };
+  const signature = await signWithCredentialKey(vault, issuer, key, data);
   const bytes = encodeCredentialAndPurposeKey(data, signature, issuer.credentialKeyAttestation);
   if (bytes.length > MAX_CREDENTIAL_BYTES) {
     throw invalid(
@@ -260,39 +209,15 @@ export function verifyCredential(
   // 1. Strict decoding.
   const credential = decodeCredential(bytes);
 
-  // 2. The issuer and its attestation.
-  const issuer: Identifier = `I${toHex(decodePurposeKeyAttestation(credential.attestation).subject)}`;
-  const issuerIdentity = options.authorities.get(issuer);
-  if (issuerIdentity === undefined) {
-    throw unauthorized(
-      'ERR_CREDENTIAL_UNTRUSTED_ISSUER',
-      `credential issuer \`${issuer}\` is not a trusted authority`,
-    );
-  }
-  const attestationOptions: VerifyPurposeKeyOptions =
-    options.rotationGraceSeconds === undefined
-      ? { nowSeconds: now, expectedPurpose: Purpose.credentials }
-      : {
-          nowSeconds: now,
-          expectedPurpose: Purpose.credentials,
-          rotationGraceSeconds: options.rotationGraceSeconds,
-        };
-  const issuerKey = verifyPurposeKeyAttestation(
-    issuerIdentity,
+  // 2. The issuer and its attestation; 3. the signature, over the data bytes as received.
+  const { issuer, issuerKey, hash } = verifyCredentialKeySignature(
+    credential.data,
+    credential.signature,
     credential.attestation,
-    attestationOptions,
+    options,
+    { untrusted: 'ERR_CREDENTIAL_UNTRUSTED_ISSUER', signature: 'ERR_CREDENTIAL_SIGNATURE_INVALID' },
+    'credential',
   );
-  if (issuerKey.key.purpose !== Purpose.credentials)
-    throw invalid('ERR_PURPOSE_KEY_WRONG_PURPOSE', 'the issuer key is not a credential key');
-
-  // 3. The signature, over the data bytes as received.
-  const hash = sha256(credential.data);
-  if (!verifyChangeSignature(issuerKey.key.signingKey, hash, credential.signature)) {
-    throw unauthorized(
-      'ERR_CREDENTIAL_SIGNATURE_INVALID',
-      `credential signature does not verify under the credential key of \`${issuer}\``,
-    );
-  }
 
   // 4. The subject, when the verifier knows who it should be.
   const expected = options.subject;

@@ -2,7 +2,13 @@
 // constraint value codec, reserved attribute names, and the checks every repository
 // implementation applies to what it stores. See docs/architecture.md, "Public API and internal
 // barrels".
-export { encodeConstraintValue, decodeConstraintValue } from './constraints.js';
+export {
+  encodeConstraintValue,
+  decodeConstraintValue,
+  checkRequest,
+  TOOLS_ATTRIBUTE,
+  LABEL_PREFIX,
+} from './constraints.js';
 export { RESERVED_PREFIX } from './delegation.js';
 export {
   checkNonNegativeInteger,
@@ -11,3 +17,12 @@ export {
   parseDenyEntry,
 } from './deny-set.js';
 export { checkTrustAnchor } from './trust-anchors.js';
+export {
+  credentialSigningKey,
+  signWithCredentialKey,
+  verifyCredentialKeySignature,
+} from './credential-key.js';
+export type { CredentialKeySignature, CredentialKeySignatureOptions } from './credential-key.js';
+// The vault handle the signing functions above take, for the layers that sign through them
+// (gates) without a dependency on the vault layer of their own.
+export type { SigningVault } from '../vault/index.js';

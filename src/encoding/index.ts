@@ -1,5 +1,6 @@
 export { toHex, fromHex, bytesEqual, concatBytes } from './hex.js';
 export { hasControlCharacters, escapeControlCharacters } from './text.js';
+export { canonicalizeJson } from './jcs.js';
 export {
   decodeCbor,
   encodeCbor,

@@ -1,6 +1,7 @@
-import { invalid, silentLogger } from '../core/internal.js';
+import { silentLogger } from '../core/internal.js';
 import { isMandateError, systemClock, type Clock, type Logger } from '../core/index.js';
 import { DenySet, type DenySetRepository } from '../credentials/index.js';
+import { checkPollInterval, Poller } from './poller.js';
 
 /** How often a watcher asks the repository for updates, by default. */
 export const DEFAULT_DENY_SET_POLL_MS = 1_000;
@@ -39,19 +40,16 @@ export class DenySetWatcher {
   /** The live view: hand this object to every verifier; it is updated in place. */
   readonly denySet: DenySet;
   readonly #repository: DenySetWatcherOptions['repository'];
-  readonly #pollIntervalMs: number;
+  readonly #poller: Poller;
   readonly #clock: Clock;
   readonly #logger: Logger;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #inFlight: Promise<void> | undefined;
-  #stopped = false;
   /** The code of the last failed poll, so a lasting failure is logged once, not every second. */
   #failing: string | undefined;
 
   private constructor(denySet: DenySet, options: DenySetWatcherOptions, pollIntervalMs: number) {
     this.denySet = denySet;
     this.#repository = options.repository;
-    this.#pollIntervalMs = pollIntervalMs;
+    this.#poller = new Poller(() => this.#poll(), pollIntervalMs);
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
   }
@@ -62,45 +60,25 @@ export class DenySetWatcher {
    * integer, or a staleness bound that is not a non-negative one.
    */
   static async start(options: DenySetWatcherOptions): Promise<DenySetWatcher> {
-    const pollIntervalMs = options.pollIntervalMs ?? DEFAULT_DENY_SET_POLL_MS;
-    if (!Number.isSafeInteger(pollIntervalMs) || pollIntervalMs < 1)
-      throw invalid('ERR_ARGUMENT_INVALID', '`pollIntervalMs` must be a positive integer');
+    const pollIntervalMs = checkPollInterval(options.pollIntervalMs ?? DEFAULT_DENY_SET_POLL_MS);
     const clock = options.clock ?? systemClock;
     const snapshot = await options.repository.snapshot(clock.nowSeconds());
     const denySet = DenySet.fromSnapshot(snapshot, {
       maxStalenessSeconds: options.maxStalenessSeconds,
     });
     const watcher = new DenySetWatcher(denySet, options, pollIntervalMs);
-    watcher.#schedule();
+    watcher.#poller.start();
     return watcher;
   }
 
   /** Polls now (and resolves once applied); polls run one at a time. For tests and scenarios. */
   refresh(): Promise<void> {
-    this.#inFlight ??= this.#poll().finally(() => {
-      this.#inFlight = undefined;
-    });
-    return this.#inFlight;
+    return this.#poller.refresh();
   }
 
   /** Stops polling and waits for a poll in flight: no timer is left behind. */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    await this.#inFlight;
-  }
-
-  #schedule(): void {
-    if (this.#stopped) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      void this.refresh().finally(() => {
-        this.#schedule();
-      });
-    }, this.#pollIntervalMs);
-    // The process lives for its listeners, not for this timer.
-    this.#timer.unref();
+  stop(): Promise<void> {
+    return this.#poller.stop();
   }
 
   /** One poll; never rejects (a failure is logged, and the set's staleness does the rest). */

@@ -18,3 +18,29 @@ export type {
 } from './enrollment-service.js';
 export { DenySetWatcher } from './deny-set-watcher.js';
 export type { DenySetWatcherOptions } from './deny-set-watcher.js';
+export { StoreBundleSource, DEFAULT_BUNDLE_POLL_MS } from './store-bundle-source.js';
+export type { StoreBundleSourceOptions } from './store-bundle-source.js';
+export { BusService, BUS_SERVICE_ADDRESS, BUS_END_CODES } from './bus-service.js';
+export type { BusServiceOptions } from './bus-service.js';
+export { ChannelBusSubscriber } from './channel-bus-subscriber.js';
+export type {
+  BusChannel,
+  ChannelBusEvent,
+  ChannelBusSubscriberOptions,
+} from './channel-bus-subscriber.js';
+export {
+  DenySetFeed,
+  BundleFeed,
+  DEFAULT_FEED_POLL_MS,
+  DEFAULT_HEARTBEAT_MS,
+} from './bus-feeds.js';
+export type {
+  FeedOptions,
+  DenySetFeedOptions,
+  BundleFeedOptions,
+  BundleFeedRepository,
+} from './bus-feeds.js';
+export { BusBundleSource } from './bus-bundle-source.js';
+export type { BusBundleSourceOptions } from './bus-bundle-source.js';
+export { AuthorityBus } from './authority-bus.js';
+export type { AuthorityBusOptions } from './authority-bus.js';

@@ -19,6 +19,15 @@ import {
   AUTHORITY_MIGRATION_SQL,
   SqliteAuthorityRepository,
 } from './sqlite-authority-repository.js';
+import {
+  GATES_MIGRATION_SQL,
+  SqliteApprovalRepository,
+  SqliteBudgetRepository,
+} from './sqlite-gate-repositories.js';
+import {
+  POLICY_BUNDLES_MIGRATION_SQL,
+  SqlitePolicyBundleRepository,
+} from './sqlite-policy-bundle-repository.js';
 
 /** Every migration of the embedded store, in order; a version number is never reused. */
 export const SQLITE_MIGRATIONS: readonly Migration[] = [
@@ -29,7 +38,8 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   { version: 5, name: 'authority', sql: AUTHORITY_MIGRATION_SQL },
   { version: 6, name: 'vault_kek', sql: VAULT_KEK_MIGRATION_SQL },
   { version: 7, name: 'trust_anchor_scope', sql: TRUST_ANCHOR_SCOPE_MIGRATION_SQL },
-  // 8 and 9 belong to the policy and gates work (issue 10); versions may have gaps.
+  { version: 8, name: 'policy_bundles', sql: POLICY_BUNDLES_MIGRATION_SQL },
+  { version: 9, name: 'gates', sql: GATES_MIGRATION_SQL },
   { version: 10, name: 'audit_log', sql: AUDIT_LOG_MIGRATION_SQL },
 ];
 
@@ -42,6 +52,9 @@ export interface SqliteStore {
   readonly trustAnchors: SqliteTrustAnchorRepository;
   readonly authority: SqliteAuthorityRepository;
   readonly auditLog: SqliteAuditLogRepository;
+  readonly policyBundles: SqlitePolicyBundleRepository;
+  readonly approvals: SqliteApprovalRepository;
+  readonly budgets: SqliteBudgetRepository;
   close(): void;
 }
 
@@ -75,6 +88,9 @@ export function openSqliteStore(path: string): SqliteStore {
     trustAnchors: new SqliteTrustAnchorRepository(database),
     authority: new SqliteAuthorityRepository(database),
     auditLog: new SqliteAuditLogRepository(database),
+    policyBundles: new SqlitePolicyBundleRepository(database),
+    approvals: new SqliteApprovalRepository(database),
+    budgets: new SqliteBudgetRepository(database),
     close: () => {
       database.close();
     },

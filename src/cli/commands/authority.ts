@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { invalid, notFound } from '../../core/internal.js';
+import { LIVE_DENY_SET_STALENESS_SECONDS } from '../home.js';
 import { isMandateError } from '../../core/index.js';
 import { toHex } from '../../encoding/index.js';
-import { Authority, TRUST_SCOPE_ALL } from '../../credentials/index.js';
+import { Authority, DenySet, TRUST_SCOPE_ALL } from '../../credentials/index.js';
 import type { Identifier } from '../../identity/index.js';
 import {
   prepareChannelIdentity,
@@ -11,10 +12,14 @@ import {
 } from '../../channel/index.js';
 import { Router, TcpTransport } from '../../routing/index.js';
 import {
+  BUS_SERVICE_ADDRESS,
+  BundleFeed,
+  BusService,
+  DenySetFeed,
   ENROLLMENT_SERVICE_ADDRESS,
   EnrollmentService,
-  type DenySetWatcher,
 } from '../../node/index.js';
+import { DenySetFollower, InProcessBus } from '../../bus/index.js';
 import type { Home } from '../home.js';
 import type { CliContext } from '../context.js';
 import { formatFields } from '../output.js';
@@ -36,7 +41,7 @@ export function registerAuthorityCommands(program: Command, context: () => CliCo
   authorityCommand
     .command('start')
     .description(
-      'run the authority node until SIGINT or SIGTERM: redeems tickets and renews members’ credentials over secure channels (logs on stderr)',
+      'run the authority node until SIGINT or SIGTERM: redeems tickets, renews members’ credentials and serves its deny-set and policy bundles to members’ nodes over secure channels (logs on stderr)',
     )
     .requiredOption('--listen <host:port>', 'where to listen, e.g. 127.0.0.1:4200')
     .option('--name <name>', 'name of the authority identity', DEFAULT_AUTHORITY)
@@ -98,7 +103,12 @@ export async function runAuthorityStart(
   const logger = stderrLogger();
   const home = await ctx.openHome();
   const router = new Router({ logger });
-  let watcher: DenySetWatcher | undefined;
+  // The authority's bus (docs/spec/policy.md §3): fed from this home's store, followed by this
+  // process's own verifiers and, through the bus service, by members' nodes.
+  const bus = new InProcessBus({ logger });
+  let denySetFeed: DenySetFeed | undefined;
+  let bundleFeed: BundleFeed | undefined;
+  let follower: DenySetFollower | undefined;
   try {
     const known = await home.identities.get(opts.name).catch((error: unknown) => {
       if (!isMandateError(error, 'ERR_IDENTITY_NOT_FOUND')) throw error;
@@ -115,16 +125,32 @@ export async function runAuthorityStart(
       nowSeconds: ctx.clock.nowSeconds(),
     });
     const transport = new TcpTransport(router, { logger });
-    // Revocations made in this home after the start reach the listener and the service.
-    watcher = await home.watchDenySet({ logger });
-    const denySet = watcher.denySet;
+    // Revocations made in this home after the start reach the bus within a poll (200 ms), and
+    // from it the listener and the services here, and every member's node that follows.
+    denySetFeed = await DenySetFeed.start({
+      repository: home.denySetRepository,
+      bus,
+      clock: ctx.clock,
+      logger,
+    });
+    bundleFeed = await BundleFeed.start({
+      repository: home.store.policyBundles,
+      bus,
+      clock: ctx.clock,
+      logger,
+    });
+    const denySet = new DenySet({ maxStalenessSeconds: LIVE_DENY_SET_STALENESS_SECONDS });
+    follower = new DenySetFollower(bus, denySet, { logger });
+    follower.start();
+    await follower.ready;
     // Redeemers are no members yet: any identity that proves itself may open a channel, and
     // its messages reach the enrollment service only, which enrolls exactly that identity.
-    // A revoked identity fails the handshake, and an open channel of one closes.
+    // A revoked identity fails the handshake, and an open channel of one closes. Members'
+    // nodes subscribe to the bus service through the same listener.
     const listener = new SecureChannelListener(router, {
       ...prepared,
       verify: { authorities: new Map(), trustPolicy: TrustPolicies.anyIdentity(), denySet },
-      deliverTo: [ENROLLMENT_SERVICE_ADDRESS],
+      deliverTo: [ENROLLMENT_SERVICE_ADDRESS, BUS_SERVICE_ADDRESS],
       clock: ctx.clock,
       logger,
     });
@@ -137,6 +163,19 @@ export async function runAuthorityStart(
       clock: ctx.clock,
       logger,
     });
+    // Members only, and never a revoked one (the listener's checks hold for every message too).
+    const busService = new BusService(router, {
+      bus,
+      logger,
+      authorize: async (peer) => {
+        denySet.assertNoneRevoked([peer.identifier], ctx.clock.nowSeconds());
+        if ((await authority.member(peer.identifier)) === undefined)
+          throw notFound(
+            'ERR_MEMBER_NOT_FOUND',
+            `\`${peer.identifier}\` is not a member of this authority`,
+          );
+      },
+    });
     const bound = await listenTcp(transport, opts.listen);
     logger.info('listening', {
       address: bound.address,
@@ -147,11 +186,15 @@ export async function runAuthorityStart(
     const signal = await untilSignal();
     logger.info('stopping', { signal });
     // Channels first (no new requests), then the redemption in flight, if any.
+    busService.close();
     await listener.close();
     await service.close();
   } finally {
     await router.close();
-    await watcher?.stop();
+    follower?.stop();
+    await denySetFeed?.stop();
+    await bundleFeed?.stop();
+    bus.close();
     home.close();
   }
 }

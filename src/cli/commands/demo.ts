@@ -11,6 +11,7 @@ import { formatFields } from '../output.js';
 import { withProgress } from '../progress.js';
 import { runCredentialScenario } from './demo-credentials.js';
 import { runChannelScenario } from './demo-channels.js';
+import { runGateScenario } from './demo-gates.js';
 import type { CliContext } from '../context.js';
 
 interface DemoOptions {
@@ -139,6 +140,7 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
           ctx.clock.nowSeconds(),
           say,
         );
+        const gates = await runGateScenario(home, created, ctx.clock, say);
 
         const summary = {
           home: dir,
@@ -165,6 +167,7 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
           },
           credentials,
           channels,
+          gates,
           example: { identifier: victim.identity.identifier, changeHistory: toHex(current) },
         };
         ctx.out.result(summary, () =>
@@ -200,6 +203,10 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
               [
                 'secure channels',
                 `${channels.channels} through a relay (${channels.handshakesPerSecond} handshakes/s, identities and credentials verified), ${channels.echoed} echoed end to end, ${channels.bytesRelayed} bytes relayed, plaintext seen by the relay: ${channels.plaintextSeenByRelay ? 'YES' : 'no'}, tampered frame ${channels.tamperedFrameDropped ? 'detected' : 'NOT detected'}; after expiry ${channels.refreshedStillAnswered} refreshed in-band still answered, ${channels.expiredCutOff} expired cut off`,
+              ],
+              [
+                'gates',
+                `bundle v${gates.bundle.version} (${gates.bundle.policies} Cedar policies) over ${gates.toolsListed.length} visible tools; ${gates.calls.count} gate-2 calls in ${gates.calls.seconds.toFixed(2)} s (${gates.calls.perSecond}/s); 4 injected calls denied (chain ×3, policy ×1); approval: ${gates.approval.first} → approved by a human → ${gates.approval.afterApproval} once, replay ${gates.approval.replay}; budget ${gates.budget.spent}/${gates.budget.limit} across ${gates.budget.agents} siblings, next ${gates.budget.next.code ?? gates.budget.next.decision}; revoked mid-run: next call ${gates.revocation.nextCall.decision} (${gates.revocation.nextCall.lock ?? '-'})`,
               ],
               ['example agent', victim.identity.identifier],
             ]),

@@ -1,9 +1,13 @@
 import type { Command } from 'commander';
 import type { Logger } from '../../core/index.js';
 import { invalid } from '../../core/internal.js';
-import type { DenySet } from '../../credentials/index.js';
+import { DenySet } from '../../credentials/index.js';
+import type { Identifier, VerifiedIdentity } from '../../identity/index.js';
+import { randomUnit } from '../../crypto/index.js';
 import {
   openSecureChannel,
+  TrustPolicies,
+  withCredentials,
   registerRelay,
   RelayRegistration,
   RelayService,
@@ -11,7 +15,7 @@ import {
   type SecureChannelOptions,
 } from '../../channel/index.js';
 import { Router, TcpTransport, type Worker } from '../../routing/index.js';
-import type { DenySetWatcher } from '../../node/index.js';
+import { AuthorityBus, type DenySetWatcher } from '../../node/index.js';
 import type { CliContext } from '../context.js';
 import type { Home } from '../home.js';
 import {
@@ -32,29 +36,47 @@ import { collect, parseDuration } from '../parse.js';
 const DEFAULT_REFRESH_LEAD = '60s';
 const AUTHORITY_OPTION = [
   '--authority <route>',
-  'fetch credentials from the authority node at this route (`authority start`) and renew them before they expire',
+  'fetch credentials from the authority node at this route (`authority start`) and renew them before they expire; follow its deny-set and policy bundles',
 ] as const;
 const REFRESH_LEAD_OPTION = [
   '--refresh-lead <duration>',
   'with --authority: renew this long before the credentials expire (default 60s)',
 ] as const;
+const DEFAULT_MAX_STALENESS = '10s';
+const MAX_STALENESS_OPTION = [
+  '--max-staleness <duration>',
+  'with --authority: refuse every peer once the authority has been silent this long (default 10s)',
+] as const;
 
 interface RenewalOptions {
   authority?: string;
   refreshLead?: string;
+  maxStaleness?: string;
 }
 
-/** `--authority` and `--refresh-lead`, checked before anything runs; undefined without them. */
-function parseRenewal(opts: RenewalOptions): { route: string; leadSeconds: number } | undefined {
+interface Renewal {
+  readonly route: string;
+  readonly leadSeconds: number;
+  readonly maxStalenessSeconds: number;
+}
+
+/** `--authority`, `--refresh-lead` and `--max-staleness`, checked before anything runs. */
+function parseRenewal(opts: RenewalOptions): Renewal | undefined {
   if (opts.authority === undefined) {
     if (opts.refreshLead !== undefined)
       throw invalid('ERR_ARGUMENT_INVALID', '`--refresh-lead` needs `--authority`');
+    if (opts.maxStaleness !== undefined)
+      throw invalid('ERR_ARGUMENT_INVALID', '`--max-staleness` needs `--authority`');
     return undefined;
   }
   parseDialRoute(opts.authority);
   return {
     route: opts.authority,
     leadSeconds: parseDuration(opts.refreshLead ?? DEFAULT_REFRESH_LEAD, '--refresh-lead'),
+    maxStalenessSeconds: parseDuration(
+      opts.maxStaleness ?? DEFAULT_MAX_STALENESS,
+      '--max-staleness',
+    ),
   };
 }
 
@@ -65,19 +87,42 @@ function parseRenewal(opts: RenewalOptions): { route: string; leadSeconds: numbe
  * trust anchors) and renews it `--refresh-lead` before it expires: `options()` gives the options
  * for a channel opened now (the current credentials, and `credentialRefresh` so that the channel
  * renews in-band), and the renewer hands each renewal to the listener (`onRenewed`).
+ *
+ * With `--authority`, peers are also checked against the authority's deny-set rather than this
+ * home's: the node follows it over the bus (AuthorityBus, docs/spec/policy.md §3), so a
+ * revocation on the authority's home reaches the node's listener — new channels and open ones —
+ * within about a second, and every peer is refused once the authority has been silent for
+ * `--max-staleness`. This home's own deny-set (`localDenySet`) still guards the channels to the
+ * authority itself.
  */
 async function nodeChannelOptions(
   ctx: CliContext,
   home: Home,
   opts: NodeOptions,
-  renewal: { route: string; leadSeconds: number } | undefined,
+  renewal: Renewal | undefined,
   logger: Logger,
   router: Router,
   transport: TcpTransport,
-  denySet: DenySet,
-): Promise<{ options: () => SecureChannelOptions; renewer: CredentialRenewer | undefined }> {
-  const { identity, options, credentials } = await channelOptions(ctx, home, opts, logger, denySet);
-  if (renewal === undefined) return { options: () => options, renewer: undefined };
+  localDenySet: DenySet,
+): Promise<{
+  options: () => SecureChannelOptions;
+  renewer: CredentialRenewer | undefined;
+  bus: AuthorityBus | undefined;
+}> {
+  const peerDenySet =
+    renewal === undefined
+      ? localDenySet
+      : new DenySet({ maxStalenessSeconds: renewal.maxStalenessSeconds });
+  const { identity, options, credentials } = await channelOptions(
+    ctx,
+    home,
+    opts,
+    logger,
+    peerDenySet,
+  );
+  if (renewal === undefined) return { options: () => options, renewer: undefined, bus: undefined };
+  // The node's own credential: an authority that enrolled this identity counts.
+  const anchors = await home.trustedAuthorities({ forIdentity: identity.identifier });
   const renewer = new CredentialRenewer({
     router,
     transport,
@@ -86,18 +131,58 @@ async function nodeChannelOptions(
     staticKey: options.staticKey,
     identityPayload: options.identityPayload,
     fileCredentials: credentials,
-    // The node's own credential: an authority that enrolled this identity counts.
-    anchors: await home.trustedAuthorities({ forIdentity: identity.identifier }),
-    denySet,
+    anchors,
+    denySet: localDenySet,
     leadSeconds: renewal.leadSeconds,
     clock: ctx.clock,
     logger,
   });
   await renewer.start();
+  // Deny-set and bundles from the authority that answered, and from no other trust anchor: a
+  // second authority this home trusts must not be able to stand in for it at the route.
+  const pinned = renewer.authority;
+  const authority: ReadonlyMap<Identifier, VerifiedIdentity> =
+    pinned === undefined ? anchors : new Map([[pinned.identifier, pinned]]);
+  let bus: AuthorityBus;
+  try {
+    bus = await AuthorityBus.start({
+      router,
+      random: randomUnit,
+      maxStalenessSeconds: renewal.maxStalenessSeconds,
+      denySet: peerDenySet,
+      authorities: () => Promise.resolve(authority),
+      clock: ctx.clock,
+      logger,
+      // A channel that presents no credentials (the authority knows its members by identity)
+      // and trusts that authority only.
+      connect: (onClosed) =>
+        openSecureChannel(router, toListener(connectRoute(transport, renewal.route)), {
+          staticKey: options.staticKey,
+          identityPayload: withCredentials(options.identityPayload, []),
+          verify: {
+            authorities: authority,
+            knownIdentities: authority,
+            trustPolicy: TrustPolicies.any(
+              ...[...authority.keys()].map((id) => TrustPolicies.identifier(id)),
+            ),
+            denySet: localDenySet,
+          },
+          clock: ctx.clock,
+          logger,
+          onEvent: (event) => {
+            if (event.type === 'closed') onClosed();
+          },
+        }),
+    });
+  } catch (error) {
+    await renewer.stop();
+    throw error;
+  }
   const credentialRefresh = { renew: renewer.renew, leadSeconds: renewal.leadSeconds };
   return {
     options: () => ({ ...options, identityPayload: renewer.identityPayload, credentialRefresh }),
     renewer,
+    bus,
   };
 }
 
@@ -194,6 +279,7 @@ async function runNode(
   const router = new Router({ logger });
   let renewer: CredentialRenewer | undefined;
   let watcher: DenySetWatcher | undefined;
+  let bus: AuthorityBus | undefined;
   try {
     watcher = await home.watchDenySet({ logger });
     const transport = new TcpTransport(router, {
@@ -212,6 +298,7 @@ async function runNode(
     );
     const options = node.options;
     renewer = node.renewer;
+    bus = node.bus;
     const listener = new SecureChannelListener(
       router,
       role.deliverTo === undefined ? options() : { ...options(), deliverTo: role.deliverTo },
@@ -228,6 +315,7 @@ async function runNode(
     await listener.close();
   } finally {
     // Also when starting failed after the first fetch (e.g. the port is taken).
+    await bus?.stop();
     await renewer?.stop();
     await router.close();
     await watcher?.stop();
@@ -243,7 +331,8 @@ function nodeOptions(command: Command, relayHelp: string): void {
     .option('--relay <route>', relayHelp)
     .option('--relay-name <name>', 'the name to register (needs a credential with relay=NAME)')
     .option(...AUTHORITY_OPTION)
-    .option(...REFRESH_LEAD_OPTION);
+    .option(...REFRESH_LEAD_OPTION)
+    .option(...MAX_STALENESS_OPTION);
 }
 
 type NodeStartOptions = NodeOptions & UpstreamOptions & RenewalOptions & { listen: string };
