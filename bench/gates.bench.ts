@@ -4,7 +4,9 @@
  * compiled policies evaluated) next to cedar-wasm's statefulIsAuthorized deciding the same Cedar
  * request on the same (pre-parsed) policies — cedar-wasm alone, without lock 1 or schema
  * validation; and gate 1 over a 50-tool catalog (uncached, and as cached) next to 50 cedar-wasm
- * listTool calls. Run: node --import tsx bench/run.ts
+ * listTool calls. Gate 2 is measured with one chain calling again and again, and with 6 chains
+ * (sibling sub-agents) taking turns, which must cost the same: nothing the gates or the engine
+ * cache per chain may hold only the last one. Run: node --import tsx bench/run.ts
  */
 import { createRequire } from 'node:module';
 import {
@@ -29,6 +31,8 @@ const cedar = createRequire(import.meta.url)('@cedar-policy/cedar-wasm/nodejs') 
 };
 
 const TOOLS = 50;
+/** Sibling sub-agents whose chains take turns in the "6 chains" row. */
+const CHAINS = 6;
 const NOW = GATE_NOW + 30;
 
 /** 50 tools on 5 servers, each taking the same 5 arguments. */
@@ -107,9 +111,10 @@ export async function gateBenchmarks(): Promise<TableRow[]> {
   const w = await gateWorld({
     root: ['tools=*', 'human=true', 'label.environments=prod,staging', 'label.teams=support'],
     linkTools: `issue_refund,${tools.map((t) => t.name).join(',')}`,
-    subAgents: 1,
+    subAgents: CHAINS,
   });
-  const chain = w.subAgents[0]!.chain;
+  const chains = w.subAgents.map((s) => s.chain);
+  const chain = chains[0]!;
   const text = policies(100);
   const schema = mandateCedarSchema({ tools });
   const bundle: ActiveBundle = {
@@ -144,6 +149,12 @@ export async function gateBenchmarks(): Promise<TableRow[]> {
     },
   }));
   const decisions = calls.map((c) => gate.decide(chain, c, { nowSeconds: NOW }));
+  for (const other of chains)
+    for (let k = 0; k < calls.length; k++)
+      check(
+        gate.decide(other, calls[k]!, { nowSeconds: NOW }).decision === decisions[k]!.decision,
+        `every sibling chain is decided alike on call ${k}`,
+      );
   check(
     decisions.some((d) => d.decision === 'allow') && decisions.some((d) => d.decision !== 'allow'),
     'calls mix allow and deny',
@@ -197,10 +208,19 @@ export async function gateBenchmarks(): Promise<TableRow[]> {
 
   let i = 0;
   let j = 0;
+  let m = 0;
   const gate2 = await group('gate-2')
     .add('gate', () => gate.decide(chain, calls[i++ & 7]!, { nowSeconds: NOW }), {
       label: 'gate 2: chain re-check + ajv + bundle, 100 policies, 5 args',
     })
+    .add(
+      'turns',
+      () => {
+        const k = m++;
+        return gate.decide(chains[k % CHAINS]!, calls[k & 7]!, { nowSeconds: NOW });
+      },
+      { label: `gate 2, as above, ${CHAINS} chains taking turns` },
+    )
     .add('cedar', () => cedar.statefulIsAuthorized(cedarCalls[j++ & 7]!), {
       label: 'cedar-wasm statefulIsAuthorized alone, same request',
     })
@@ -223,6 +243,7 @@ export async function gateBenchmarks(): Promise<TableRow[]> {
     .run();
   return [
     row(gate2, 'gate', { baseline: 'cedar', target: '< 2 µs median' }),
+    row(gate2, 'turns', { baseline: 'gate', target: 'same as one chain (×1.0)' }),
     row(gate1, 'list', { baseline: 'cedar' }),
     row(gate1, 'cached', { baseline: 'cedar' }),
   ];

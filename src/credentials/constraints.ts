@@ -621,6 +621,21 @@ export function checkConstraintsNarrower(child: Constraints, parent: Constraints
 // Evaluation (runs on every tool call: no allocation on success for constraints from this module)
 
 /**
+ * Which requests {@link checkRequest} must look at for this constraint, decided once per
+ * constraint so that a caller may skip the rest (authorize's per-chain plan): `null` when it
+ * passes every request (a valid infrastructure or label constraint), the tool's name when it is
+ * a valid `TOOL#ARG` constraint (it passes every call of another tool), `undefined` when every
+ * request must be checked. Only a deeply frozen constraint (from this module) is ever skipped: a
+ * caller's mutable object could change between the plan and the call.
+ */
+export function requestScope(name: string, constraint: Constraint): string | null | undefined {
+  if (!isDeeplyFrozen(constraint) || compiledOf(constraint).kind === 'malformed') return undefined;
+  const scope = name.indexOf(SCOPE);
+  if (scope >= 0) return name.slice(0, scope);
+  return notACallConstraint(name) ? null : undefined;
+}
+
+/**
  * Does the request satisfy this one constraint? `tools` reads `request.action`; `TOOL#ARG`
  * applies only to calls of TOOL and reads ARG; an infrastructure name is not evaluated; a window
  * reads `request.nowSeconds` (denied unless unix seconds); any other name reads

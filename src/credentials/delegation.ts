@@ -40,6 +40,7 @@ import {
   constraintsFromAttributes,
   constraintsToAttributes,
   formatConstraint,
+  requestScope,
   TOOLS_ATTRIBUTE,
   type AuthorizationRequest,
   type Constraint,
@@ -76,6 +77,8 @@ export interface VerifiedLink {
 }
 
 const issued = Symbol('VerifiedChain');
+// Set by VerifiedChain's static block: a chain's authorization plan, built on first use.
+let planOf: (chain: VerifiedChain) => AuthorizationPlan;
 
 /**
  * A root credential from a trusted authority plus delegation links, every one checked (see
@@ -105,11 +108,23 @@ export class VerifiedChain {
   }
 
   get notBefore(): number {
-    return Math.max(this.root.createdAt, ...this.links.map((l) => l.notBefore));
+    this.#notBefore ??= Math.max(this.root.createdAt, ...this.links.map((l) => l.notBefore));
+    return this.#notBefore;
   }
 
   get expiresAt(): number {
-    return Math.min(this.root.expiresAt, ...this.links.map((l) => l.expiresAt));
+    this.#expiresAt ??= Math.min(this.root.expiresAt, ...this.links.map((l) => l.expiresAt));
+    return this.#expiresAt;
+  }
+
+  // Computed once: a chain's parts never change after verification, and authorize reads these
+  // on every call.
+  #notBefore: number | undefined;
+  #expiresAt: number | undefined;
+  #plan: AuthorizationPlan | undefined;
+
+  static {
+    planOf = (chain) => (chain.#plan ??= buildPlan(chain.levels));
   }
 
   /** Remaining delegation depth below the actor. */
@@ -584,22 +599,17 @@ export function authorize(
   request: AuthorizationRequest,
   options: { readonly denySet?: DenySet } = {},
 ): Decision {
-  const steps = chain.steps;
-  const deny = (link: number, constraint: string | null, reason: string): Decision => ({
-    decision: 'deny',
-    actor: chain.actor,
-    chain: steps,
-    failed: { link, constraint, reason },
-  });
   if (!isUnixSeconds(request.nowSeconds))
-    return deny(0, null, `the time \`${String(request.nowSeconds)}\` is not unix seconds`);
-  if (request.nowSeconds < chain.notBefore) return deny(0, null, 'the chain is not valid yet');
-  if (request.nowSeconds >= chain.expiresAt) return deny(0, null, 'the chain has expired');
+    return denied(chain, 0, null, `the time \`${String(request.nowSeconds)}\` is not unix seconds`);
+  if (request.nowSeconds < chain.notBefore)
+    return denied(chain, 0, null, 'the chain is not valid yet');
+  if (request.nowSeconds >= chain.expiresAt) return denied(chain, 0, null, 'the chain has expired');
   if (options.denySet !== undefined) {
     try {
       options.denySet.assertNoneRevoked(chain.revocationSubjects, request.nowSeconds);
     } catch (error) {
-      return deny(
+      return denied(
+        chain,
         0,
         null,
         error instanceof MandateError
@@ -608,18 +618,61 @@ export function authorize(
       );
     }
   }
-  const levels = chain.levels;
+  const plan = planOf(chain);
+  if (!plan.granted)
+    return denied(chain, 0, TOOLS_ATTRIBUTE, 'no credential or link grants any tool');
+  // Every constraint of every level, in order, except those checkRequest passes for any request
+  // (left out of the plan) or for any call of another tool (skipped here).
+  const checks = plan.checks;
+  const action = request.action;
+  for (let i = 0; i < checks.length; i++) {
+    const entry = checks[i]!;
+    if (entry.tool !== undefined && entry.tool !== action) continue;
+    const check = checkRequest(entry.name, entry.constraint, request);
+    if (!check.ok) return denied(chain, entry.level, entry.name, check.reason);
+  }
+  return { decision: 'allow', actor: chain.actor, chain: chain.steps };
+}
+
+function denied(
+  chain: VerifiedChain,
+  link: number,
+  constraint: string | null,
+  reason: string,
+): Decision {
+  return {
+    decision: 'deny',
+    actor: chain.actor,
+    chain: chain.steps,
+    failed: { link, constraint, reason },
+  };
+}
+
+/** What authorize evaluates for one chain, worked out once (see requestScope). */
+interface AuthorizationPlan {
+  /** Some level carries `tools`. */
+  readonly granted: boolean;
+  readonly checks: readonly {
+    readonly level: number;
+    readonly name: string;
+    readonly constraint: Constraint;
+    /** Checked only for calls of this tool; `undefined`: for every call. */
+    readonly tool: string | undefined;
+  }[];
+}
+
+function buildPlan(levels: readonly Constraints[]): AuthorizationPlan {
   let granted = false;
-  for (let index = 0; index < levels.length && !granted; index++)
-    granted = levels[index]!.has(TOOLS_ATTRIBUTE);
-  if (!granted) return deny(0, TOOLS_ATTRIBUTE, 'no credential or link grants any tool');
-  for (let index = 0; index < levels.length; index++) {
-    for (const [name, constraint] of levels[index]!) {
-      const check = checkRequest(name, constraint, request);
-      if (!check.ok) return deny(index, name, check.reason);
+  const checks: AuthorizationPlan['checks'][number][] = [];
+  for (let level = 0; level < levels.length; level++) {
+    for (const [name, constraint] of levels[level]!) {
+      if (name === TOOLS_ATTRIBUTE) granted = true;
+      const scope = requestScope(name, constraint);
+      if (scope === null) continue;
+      checks.push(Object.freeze({ level, name, constraint, tool: scope }));
     }
   }
-  return { decision: 'allow', actor: chain.actor, chain: steps };
+  return Object.freeze({ granted, checks: Object.freeze(checks) });
 }
 
 function buildSteps(chain: VerifiedChain): ChainStep[] {

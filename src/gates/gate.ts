@@ -150,6 +150,9 @@ export class Gate {
   readonly #listCacheSize: number;
   readonly #listCacheSeconds: number;
   readonly #chainArgs = new ChainArgumentsView();
+  /** Gate-2 answers rendered from the engine's frozen decisions, for `#renderedFor` only. */
+  readonly #rendered = new Map<PolicyDecision, GateDecision>();
+  #renderedFor: ActiveBundle | undefined;
   readonly #callContext = new Map<string, CedarValue>();
   readonly #request: { -readonly [K in keyof PolicyRequest]: PolicyRequest[K] } = {
     principal: LIST_TOOL,
@@ -327,53 +330,91 @@ export class Gate {
     context.set('args', EMPTY_RECORD);
     if (decision === undefined)
       return deny('policy', 'ERR_GATE_POLICY_ERROR', 'the policy evaluation failed', bundle.hash);
-    if (decision.errors.length > 0)
-      return {
-        decision: 'deny',
-        lock: 'policy',
-        code: 'ERR_GATE_POLICY_ERROR',
-        // An error of no policy (id '') is the request's: it does not conform to the schema.
-        reasons: decision.errors.map((e) =>
-          e.policy === ''
-            ? `the request ${e.message}`
-            : `policy \`${policyName(bundle, e.policy)}\` failed: ${e.message}`,
-        ),
-        policies: decision.errors
-          .filter((e) => e.policy !== '')
-          .map((e) => policyName(bundle, e.policy)),
-        bundle: bundle.hash,
-      };
-    if (decision.decision === 'deny')
-      return {
-        decision: 'deny',
-        lock: 'policy',
-        code: 'ERR_GATE_POLICY_DENIED',
-        reasons: [
-          decision.policies.length === 0
-            ? 'no policy permits this call'
-            : `forbidden by ${decision.policies.map((p) => `\`${policyName(bundle, p)}\``).join(', ')}`,
-        ],
-        policies: namesOf(bundle, decision.policies),
-        bundle: bundle.hash,
-      };
-    const prompt = approvalPrompt(bundle, decision.policies);
-    if (prompt !== undefined && !approval.granted)
-      return {
-        decision: 'approval_required',
-        lock: 'approval',
-        reasons: [prompt.reason],
-        policies: namesOf(bundle, decision.policies),
-        bundle: bundle.hash,
-        approval: prompt,
-      };
+    // The engine's usual decisions (one determining policy, or none) are frozen objects built
+    // with the policy set: what gate 2 makes of one under this bundle is the same every time,
+    // so it is rendered once. The decision itself was computed for this call.
+    if (approval === NOT_GRANTED && Object.isFrozen(decision)) {
+      if (this.#renderedFor !== bundle) {
+        this.#rendered.clear();
+        this.#renderedFor = bundle;
+      }
+      let rendered = this.#rendered.get(decision);
+      if (rendered === undefined) {
+        rendered = deepFreeze(render(bundle, decision, approval));
+        if (this.#rendered.size >= MAX_RENDERED) this.#rendered.clear();
+        this.#rendered.set(decision, rendered);
+      }
+      return rendered;
+    }
+    return render(bundle, decision, approval);
+  }
+}
+
+/** Gate 2's answer for the bundle's decision (lock 2, and the approval it may ask for). */
+function render(
+  bundle: ActiveBundle,
+  decision: PolicyDecision,
+  approval: ApprovalState,
+): GateDecision {
+  if (decision.errors.length > 0)
     return {
-      decision: 'allow',
-      lock: null,
-      reasons: NO_STRINGS,
+      decision: 'deny',
+      lock: 'policy',
+      code: 'ERR_GATE_POLICY_ERROR',
+      // An error of no policy (id '') is the request's: it does not conform to the schema.
+      reasons: decision.errors.map((e) =>
+        e.policy === ''
+          ? `the request ${e.message}`
+          : `policy \`${policyName(bundle, e.policy)}\` failed: ${e.message}`,
+      ),
+      policies: decision.errors
+        .filter((e) => e.policy !== '')
+        .map((e) => policyName(bundle, e.policy)),
+      bundle: bundle.hash,
+    };
+  if (decision.decision === 'deny')
+    return {
+      decision: 'deny',
+      lock: 'policy',
+      code: 'ERR_GATE_POLICY_DENIED',
+      reasons: [
+        decision.policies.length === 0
+          ? 'no policy permits this call'
+          : `forbidden by ${decision.policies.map((p) => `\`${policyName(bundle, p)}\``).join(', ')}`,
+      ],
       policies: namesOf(bundle, decision.policies),
       bundle: bundle.hash,
     };
+  const prompt = approvalPrompt(bundle, decision.policies);
+  if (prompt !== undefined && !approval.granted)
+    return {
+      decision: 'approval_required',
+      lock: 'approval',
+      reasons: [prompt.reason],
+      policies: namesOf(bundle, decision.policies),
+      bundle: bundle.hash,
+      approval: prompt,
+    };
+  return {
+    decision: 'allow',
+    lock: null,
+    reasons: NO_STRINGS,
+    policies: namesOf(bundle, decision.policies),
+    bundle: bundle.hash,
+  };
+}
+
+/** Rendered decisions a gate keeps for its current bundle (they are at most one per policy, plus the default deny). */
+const MAX_RENDERED = 4096;
+
+function deepFreeze(decision: GateDecision): GateDecision {
+  Object.freeze(decision.reasons);
+  Object.freeze(decision.policies);
+  if (decision.approval !== undefined) {
+    Object.freeze(decision.approval.policies);
+    Object.freeze(decision.approval);
   }
+  return Object.freeze(decision);
 }
 
 const NO_TOOLS: readonly ToolDescriptor[] = Object.freeze([]);
