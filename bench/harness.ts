@@ -109,8 +109,15 @@ async function warmUp(entry: Entry, warmupMs: number, batchMs: number): Promise<
     size *= 2;
     elapsed = await timeBatch(entry, size);
   }
-  while (performance.now() < deadline) elapsed = await timeBatch(entry, size);
-  entry.batchSize = Math.max(1, Math.round((size * batchMs) / Math.max(elapsed, 1e-3)));
+  // Size from the median of the warm-up batches, not the last one: a last batch that a GC or
+  // another process interrupted would give the row tiny batches, whose medians leave such
+  // interruptions out and so flatter it against rows timed in full-length batches.
+  const samples = [elapsed];
+  while (performance.now() < deadline || samples.length < 5)
+    samples.push(await timeBatch(entry, size));
+  samples.sort((a, b) => a - b);
+  const typical = samples[samples.length >> 1]!;
+  entry.batchSize = Math.max(1, Math.round((size * batchMs) / Math.max(typical, 1e-3)));
 }
 
 export function group(name: string): BenchGroup {
