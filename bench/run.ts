@@ -1,9 +1,10 @@
 /**
  * `npm run bench`: every hot path next to its floor, measured in this run (ratios per round, see
- * harness.ts). `--markdown` also prints the tables for the README. MANDATE_BENCH_QUICK=1 is a
- * smoke run whose numbers mean nothing.
+ * harness.ts). `--markdown` also prints the tables for the README; `--only NAME[,NAME…]` runs
+ * only those sections (names below). MANDATE_BENCH_QUICK=1 is a smoke run whose numbers mean
+ * nothing.
  */
-import { markdownTable, printTable } from './harness.js';
+import { markdownTable, printTable, type TableRow } from './harness.js';
 import { identityBenchmarks } from './identity.bench.js';
 import { credentialBenchmarks } from './credentials.bench.js';
 import { channelBenchmarks } from './channel.bench.js';
@@ -12,33 +13,52 @@ import { busBenchmarks } from './bus.bench.js';
 import { policyBenchmarks } from './policy.bench.js';
 import { gateBenchmarks } from './gates.bench.js';
 
-console.log('# crypto floors\n');
-await import('./crypto.bench.js');
-console.log('\n# identities\n');
-const rows = await identityBenchmarks();
-printTable(rows);
-if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(rows)}`);
-console.log('\n# credentials\n');
-const credentialRows = await credentialBenchmarks();
-printTable(credentialRows);
-if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(credentialRows)}`);
-console.log('\n# secure channels\n');
-const channelRows = await channelBenchmarks();
-printTable(channelRows);
-if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(channelRows)}`);
-console.log('\n# audit log\n');
-const auditRows = await auditBenchmarks();
-printTable(auditRows);
-if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(auditRows)}`);
-console.log('\n# policy decisions\n');
-const policyRows = await policyBenchmarks();
-printTable(policyRows);
-if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(policyRows)}`);
-console.log('\n# gates\n');
-const gateRows = await gateBenchmarks();
-printTable(gateRows);
-if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(gateRows)}`);
-console.log('\n# revocation to enforcement on a running node\n');
-const busRows = await busBenchmarks();
-printTable(busRows);
-if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(busRows)}`);
+interface Section {
+  readonly name: string;
+  readonly title: string;
+  /** Rows to print, or `undefined` when the section prints its own tables. */
+  readonly run: () => Promise<readonly TableRow[] | undefined>;
+}
+
+const sections: readonly Section[] = [
+  {
+    name: 'crypto',
+    title: 'crypto floors',
+    run: async () => {
+      await import('./crypto.bench.js');
+      return undefined;
+    },
+  },
+  { name: 'identities', title: 'identities', run: identityBenchmarks },
+  { name: 'credentials', title: 'credentials', run: credentialBenchmarks },
+  { name: 'channels', title: 'secure channels', run: () => channelBenchmarks() },
+  { name: 'audit', title: 'audit log', run: auditBenchmarks },
+  { name: 'policy', title: 'policy decisions', run: policyBenchmarks },
+  { name: 'gates', title: 'gates', run: gateBenchmarks },
+  {
+    name: 'bus',
+    title: 'revocation to enforcement on a running node',
+    run: () => busBenchmarks(),
+  },
+];
+
+const onlyAt = process.argv.indexOf('--only');
+const only =
+  onlyAt < 0 ? undefined : new Set((process.argv[onlyAt + 1] ?? '').split(',').filter(Boolean));
+const unknown = [...(only ?? [])].filter((name) => !sections.some((s) => s.name === name));
+if (only !== undefined && (only.size === 0 || unknown.length > 0)) {
+  console.error(
+    `--only takes section names from: ${sections.map((s) => s.name).join(', ')}${unknown.length > 0 ? ` (unknown: ${unknown.join(', ')})` : ''}`,
+  );
+  process.exit(2);
+}
+let first = true;
+for (const section of sections) {
+  if (only !== undefined && !only.has(section.name)) continue;
+  console.log(`${first ? '' : '\n'}# ${section.title}\n`);
+  first = false;
+  const rows = await section.run();
+  if (rows === undefined) continue;
+  printTable(rows);
+  if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(rows)}`);
+}
