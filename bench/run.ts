@@ -10,6 +10,7 @@ import { channelBenchmarks } from './channel.bench.js';
 import { busBenchmarks } from './bus.bench.js';
 import { policyBenchmarks } from './policy.bench.js';
 import { gateBenchmarks } from './gates.bench.js';
+import { auditBenchmarks } from './audit.bench.js';
 
 console.log('# crypto floors\n');
 await import('./crypto.bench.js');
@@ -37,3 +38,7 @@ console.log('\n# revocation to enforcement on a running node\n');
 const busRows = await busBenchmarks();
 printTable(busRows);
 if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(busRows)}`);
+console.log('\n# audit log\n');
+const auditRows = await auditBenchmarks();
+printTable(auditRows);
+if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(auditRows)}`);

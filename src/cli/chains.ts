@@ -12,16 +12,13 @@ import {
   decodeCredential,
   parseConstraint,
   type Constraint,
+  type DecodedChain,
   type VerifiedChain,
 } from '../credentials/index.js';
 import { encodeConstraintValue, RESERVED_PREFIX } from '../credentials/internal.js';
 import { BUDGET_ATTRIBUTE_PREFIX } from '../gates/index.js';
-import {
-  verifyChangeHistory,
-  type Identifier,
-  type KnownIdentity,
-  type VerifiedIdentity,
-} from '../identity/index.js';
+import { historyIdentifier } from '../identity/internal.js';
+import { type Identifier, type KnownIdentity, type VerifiedIdentity } from '../identity/index.js';
 import type { Home } from './home.js';
 import type { CliContext } from './context.js';
 import { readBytesArgument } from './input.js';
@@ -117,12 +114,14 @@ export function writeOrPrint(
 export async function verification(
   home: Home,
   nowSeconds: number,
-  chain: Uint8Array,
+  chain: Uint8Array | DecodedChain,
   forIdentity?: Identifier,
 ) {
   const knownIdentities = new Map<Identifier, VerifiedIdentity>();
-  for (const history of decodeChain(chain).histories) {
-    const { identifier } = verifyChangeHistory(history);
+  const decoded = chain instanceof Uint8Array ? decodeChain(chain) : chain;
+  for (const history of decoded.histories) {
+    // The claimed identifier only selects the stored copy; verifyChain verifies what it carries.
+    const identifier = historyIdentifier(history);
     // Only absence falls back to the history the chain carries: a stored history that fails to
     // verify is an error, never silently replaced by what the presenter brought.
     const local = await home.identities.find(identifier);
@@ -137,17 +136,26 @@ export async function verification(
 
 /** A file holding a chain, or a bare credential whose subject's history this home knows. */
 export async function readChain(home: Home, file: string): Promise<Uint8Array> {
+  return (await loadChain(home, file)).bytes;
+}
+
+/** {@link readChain}, with the chain decoded once for the callers that read it further. */
+export async function loadChain(
+  home: Home,
+  file: string,
+): Promise<{ readonly bytes: Uint8Array; readonly decoded: DecodedChain }> {
   const bytes = readBytesArgument(file, 'chain');
   try {
-    decodeChain(bytes);
-    return bytes;
+    return { bytes, decoded: decodeChain(bytes) };
   } catch (chainError) {
+    let chain: Uint8Array;
     try {
       const credential = decodeCredential(bytes);
-      return chainFromCredential(bytes, (await home.identities.get(credential.subject)).identity);
+      chain = chainFromCredential(bytes, (await home.identities.get(credential.subject)).identity);
     } catch {
       throw chainError;
     }
+    return { bytes: chain, decoded: decodeChain(chain) };
   }
 }
 

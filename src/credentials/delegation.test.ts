@@ -562,6 +562,29 @@ describe('delegation chains', () => {
     ).toBe('ERR_IDENTITY_HISTORY_FORK');
   });
 
+  it('takes a carried history byte-identical to a known verified one as that identity, and verifies any other', async () => {
+    const w = await world();
+    const c1bytes = await delegate(w.vault, w.alice.issuer, w.verify(w.chain0), {
+      nowSeconds: NOW,
+      subject: w.bob.identity,
+      constraints: new Map(),
+    });
+    const first = w.verify(c1bytes);
+    const known = new Map(first.identities);
+    const again = verifyChain(c1bytes, {
+      nowSeconds: NOW,
+      authorities: w.authorities,
+      knownIdentities: known,
+    });
+    for (const [id, identity] of again.identities) expect(identity).toBe(known.get(id));
+    // Without them, every history is verified afresh (new objects, same identifiers).
+    const fresh = verifyChain(c1bytes, { nowSeconds: NOW, authorities: w.authorities });
+    for (const [id, identity] of fresh.identities) {
+      expect(identity).not.toBe(known.get(id));
+      expect(identity.identifier).toBe(id);
+    }
+  });
+
   // Issue 8, vulnerability 3: a scoped constraint on a dotted tool name was silently skipped.
   it('applies a scoped constraint to a tool whose name holds dots, slashes and colons', async () => {
     const w = await world([

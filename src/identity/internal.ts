@@ -9,7 +9,7 @@ export {
   encodeVersionedData,
 } from './codec.js';
 export type { DecodedSignature } from './codec.js';
-export { verifyChangeSignature } from './verify-change-history.js';
+export { historyIdentifier, verifyChangeSignature } from './verify-change-history.js';
 export {
   attestPurposeKey,
   decodePurposeKeyAttestation,

@@ -42,6 +42,15 @@ export interface VerifyChangeHistoryOptions {
  * const { identifier, changes } = identity; // verified: safe to store and compare
  * ```
  */
+/**
+ * The identifier a change history claims (`I` + hex SHA-256 of its first change's data), read
+ * without verifying anything: for looking up a stored copy before verification, never as proof.
+ */
+export function historyIdentifier(bytes: Uint8Array): Identifier {
+  const encoded = decodeChangeHistoryEnvelope(bytes, MAX_CHANGE_HISTORY_BYTES, MAX_CHANGES);
+  return `I${toHex(sha256(encoded[0]!.data))}`;
+}
+
 export function verifyChangeHistory(
   bytes: Uint8Array,
   options: VerifyChangeHistoryOptions = {},

@@ -12,6 +12,10 @@ import {
   TRUST_ANCHORS_MIGRATION_SQL,
 } from './sqlite-trust-anchor-repository.js';
 import {
+  AUDIT_LOG_MIGRATION_SQL,
+  SqliteAuditLogRepository,
+} from './sqlite-audit-log-repository.js';
+import {
   AUTHORITY_MIGRATION_SQL,
   SqliteAuthorityRepository,
 } from './sqlite-authority-repository.js';
@@ -36,6 +40,7 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   { version: 7, name: 'trust_anchor_scope', sql: TRUST_ANCHOR_SCOPE_MIGRATION_SQL },
   { version: 8, name: 'policy_bundles', sql: POLICY_BUNDLES_MIGRATION_SQL },
   { version: 9, name: 'gates', sql: GATES_MIGRATION_SQL },
+  { version: 10, name: 'audit_log', sql: AUDIT_LOG_MIGRATION_SQL },
 ];
 
 /** The embedded default: one SQLite file for identities, sealed keys and credentials state. */
@@ -49,6 +54,7 @@ export interface SqliteStore {
   readonly policyBundles: SqlitePolicyBundleRepository;
   readonly approvals: SqliteApprovalRepository;
   readonly budgets: SqliteBudgetRepository;
+  readonly auditLog: SqliteAuditLogRepository;
   close(): void;
 }
 
@@ -84,6 +90,7 @@ export function openSqliteStore(path: string): SqliteStore {
     policyBundles: new SqlitePolicyBundleRepository(database),
     approvals: new SqliteApprovalRepository(database),
     budgets: new SqliteBudgetRepository(database),
+    auditLog: new SqliteAuditLogRepository(database),
     close: () => {
       database.close();
     },

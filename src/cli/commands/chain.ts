@@ -6,7 +6,7 @@ import type { Home } from '../home.js';
 import type { CliContext } from '../context.js';
 import { EXIT_CODES, formatFields } from '../output.js';
 import { collect } from '../parse.js';
-import { chainSummary, readChain, verification } from '../chains.js';
+import { chainSummary, loadChain, verification } from '../chains.js';
 
 interface ChainCheckOptions {
   action: string;
@@ -49,11 +49,11 @@ export async function runChainVerify(
 ): Promise<void> {
   const home = await ctx.openHome();
   try {
-    const bytes = await readChain(home, file);
+    const { bytes, decoded } = await loadChain(home, file);
     const presenter =
       opts.presenter === undefined ? undefined : await resolveIdentifier(home, opts.presenter);
     const chain = new ChainVerifier(
-      await verification(home, ctx.clock.nowSeconds(), bytes, presenter),
+      await verification(home, ctx.clock.nowSeconds(), decoded, presenter),
     ).verify(bytes, {
       nowSeconds: ctx.clock.nowSeconds(),
       ...(presenter === undefined ? {} : { presenter }),
@@ -84,11 +84,11 @@ export async function runChainCheck(
   try {
     const now = ctx.clock.nowSeconds();
     const denySet = await home.denySet(now);
-    const bytes = await readChain(home, file);
+    const { bytes, decoded } = await loadChain(home, file);
     const presenter =
       opts.presenter === undefined ? undefined : await resolveIdentifier(home, opts.presenter);
     const chain = new ChainVerifier({
-      ...(await verification(home, now, bytes, presenter)),
+      ...(await verification(home, now, decoded, presenter)),
       denySet,
     }).verify(bytes, {
       nowSeconds: now,

@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import {
   chainFromCredential,
   credentialRevocationId,
-  decodeChain,
   decodeCredential,
 } from '../../credentials/index.js';
 import type { CliContext } from '../context.js';
@@ -13,7 +12,7 @@ import {
   checkOutputFile,
   DEFAULT_AUTHORITY,
   parseConstraints,
-  readChain,
+  loadChain,
   writeOrPrint,
 } from '../chains.js';
 import { runChainVerify } from './chain.js';
@@ -115,7 +114,7 @@ export async function runCredentialIssue(
 export async function runCredentialShow(ctx: CliContext, file: string): Promise<void> {
   const home = await ctx.openHome();
   try {
-    const decoded = decodeChain(await readChain(home, file));
+    const { decoded } = await loadChain(home, file);
     const root = decodeCredential(decoded.root);
     const revocationId = credentialRevocationId(root);
     const attributes = Object.fromEntries(

@@ -7,7 +7,7 @@ import { collect, parseDuration } from '../parse.js';
 import {
   chainSummary,
   parseConstraints,
-  readChain,
+  loadChain,
   verification,
   writeOrPrint,
 } from '../chains.js';
@@ -49,12 +49,12 @@ export async function runDelegate(ctx: CliContext, opts: DelegateOptions): Promi
   const home = await ctx.openHome();
   try {
     const now = ctx.clock.nowSeconds();
-    const parent = await readChain(home, opts.chain);
+    const parent = await loadChain(home, opts.chain);
     const from = await home.identities.get(opts.from);
     // The delegator holds the chain: an authority trusted for it alone counts here. What
     // this home knows is read once and serves both verifications below.
-    const known = await verification(home, now, parent, from.identity.identifier);
-    const chain = verifyChain(parent, { nowSeconds: now, ...known });
+    const known = await verification(home, now, parent.decoded, from.identity.identifier);
+    const chain = verifyChain(parent.bytes, { nowSeconds: now, ...known });
     const subject = (await home.identities.get(opts.to)).identity;
     const { verified, keyId } = await home.identities.purposeKey(from, Purpose.credentials);
     const longer = await delegate(
@@ -75,7 +75,9 @@ export async function runDelegate(ctx: CliContext, opts: DelegateOptions): Promi
       },
     );
     // The longer chain is checked like any verifier would, deny-set included: delegating
-    // to a revoked identity fails here instead of producing a chain that never verifies.
+    // to a revoked identity fails here instead of producing a chain that never verifies. The
+    // histories verified above are handed on, so only the new link's signature and the
+    // subject's history are verified again.
     const extended = verifyChain(longer, {
       nowSeconds: now,
       ...known,

@@ -1,0 +1,242 @@
+import { invalid, unavailable } from '../core/internal.js';
+import { signCheckpoint, type NoteSigner } from './checkpoint.js';
+import {
+  combineSubtreeNodes,
+  CompactRange,
+  consistencyProofRanges,
+  EMPTY_TREE_ROOT,
+  hashLeaf,
+  inclusionProofRanges,
+  subtreeNodes,
+  type MerkleNodeId,
+  type SubtreeRange,
+} from './merkle.js';
+import {
+  MAX_AUDIT_RECORD_BYTES,
+  type AuditLogEntry,
+  type AuditLogRepository,
+  type StoredMerkleNode,
+} from './repository.js';
+
+/** Options of {@link AuditLog.open}. */
+export interface AuditLogOptions {
+  readonly repository: AuditLogRepository;
+  /** The log's origin line in its checkpoints, e.g. `example.com/mandate/audit`. */
+  readonly origin: string;
+  /** Most records one commit takes (default 4096); the rest wait for the next commit. */
+  readonly maxBatchRecords?: number;
+}
+
+interface Pending {
+  readonly entry: AuditLogEntry;
+  readonly resolve: (index: number) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * The append-only Merkle log of audit records (RFC 9162 §2.1 hashing) with group commit: every
+ * `append` made while a commit is being prepared joins one repository transaction, and each
+ * caller's promise resolves with its record's index only after that transaction committed — an
+ * acknowledged record survives a crash of the process.
+ *
+ * One `AuditLog` writes a log at a time; a second writer (another process) makes appends fail
+ * with `ERR_AUDIT_LOG_CONFLICT` instead of forking the log.
+ *
+ * @example
+ * ```ts
+ * const log = await AuditLog.open({ repository, origin: 'example.com/audit' });
+ * const index = await log.append(recordBytes);
+ * const note = await log.checkpoint([noteSignerFromVault(vault, key, 'example.com/audit')]);
+ * const proof = await log.inclusionProof(index, log.size);
+ * ```
+ */
+export class AuditLog {
+  readonly #repository: AuditLogRepository;
+  readonly #origin: string;
+  readonly #maxBatch: number;
+  #range: CompactRange;
+  #pending: Pending[] = [];
+  #scheduled = false;
+  #committing: Promise<void> | undefined;
+  #closed = false;
+
+  private constructor(options: AuditLogOptions, range: CompactRange) {
+    this.#repository = options.repository;
+    this.#origin = options.origin;
+    this.#maxBatch = options.maxBatchRecords ?? 4096;
+    this.#range = range;
+  }
+
+  /** Opens the log its repository holds (empty or not): reads the size and the compact range. */
+  static async open(options: AuditLogOptions): Promise<AuditLog> {
+    const max = options.maxBatchRecords ?? 4096;
+    if (!Number.isSafeInteger(max) || max < 1 || max > 100_000) {
+      throw invalid('ERR_ARGUMENT_INVALID', '`maxBatchRecords` must be 1 to 100000');
+    }
+    const size = await options.repository.size();
+    const nodes = size === 0 ? [] : subtreeNodes({ start: 0, end: size });
+    const hashes = await options.repository.readNodes(nodes);
+    return new AuditLog(options, CompactRange.fromNodes(size, hashes));
+  }
+
+  /** The origin line of this log's checkpoints. */
+  get origin(): string {
+    return this.#origin;
+  }
+
+  /** Committed entries. */
+  get size(): number {
+    return this.#range.size;
+  }
+
+  /** The root of the committed entries (the empty tree's root when there are none). */
+  root(): Uint8Array {
+    return this.#range.root();
+  }
+
+  /**
+   * Appends one record and resolves with its index once the commit that carries it is durable.
+   * Records appended together (in one tick, or while a commit runs) share one transaction.
+   * Throws `ERR_AUDIT_RECORD_TOO_LARGE` over 1 MiB, `ERR_AUDIT_LOG_CLOSED` after `close`.
+   */
+  append(record: Uint8Array): Promise<number> {
+    if (this.#closed) {
+      return Promise.reject(unavailable('ERR_AUDIT_LOG_CLOSED', 'the audit log is closed'));
+    }
+    if (!(record instanceof Uint8Array) || record.byteLength > MAX_AUDIT_RECORD_BYTES) {
+      return Promise.reject(
+        invalid(
+          'ERR_AUDIT_RECORD_TOO_LARGE',
+          `an audit record is at most ${MAX_AUDIT_RECORD_BYTES} bytes`,
+        ),
+      );
+    }
+    const entry = { record: record.slice(), leafHash: hashLeaf(record) };
+    return new Promise<number>((resolve, reject) => {
+      this.#pending.push({ entry, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#committing !== undefined || this.#pending.length === 0) return;
+    this.#scheduled = true;
+    // A microtask: it runs after every task already queued — the callers the last commit woke,
+    // and the rest of the current tick's appends — so they join this commit, and a lone append
+    // waits for no event-loop turn.
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      this.#committing = this.#commit().finally(() => {
+        this.#committing = undefined;
+        this.#schedule();
+      });
+    });
+  }
+
+  async #commit(): Promise<void> {
+    const batch = this.#pending.splice(0, this.#maxBatch);
+    const next = this.#range.clone();
+    const nodes: StoredMerkleNode[] = [];
+    for (const p of batch) {
+      next.append(p.entry.leafHash, (node, hash) => nodes.push({ ...node, hash }));
+    }
+    const from = this.#range.size;
+    try {
+      await this.#repository.append(
+        from,
+        batch.map((p) => p.entry),
+        nodes,
+      );
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+      return;
+    }
+    this.#range = next;
+    batch.forEach((p, i) => {
+      p.resolve(from + i);
+    });
+  }
+
+  /** Waits for every append made so far to commit (or fail). */
+  async flush(): Promise<void> {
+    while (this.#pending.length > 0 || this.#committing !== undefined || this.#scheduled) {
+      await (this.#committing ?? new Promise((resolve) => setImmediate(resolve)));
+    }
+  }
+
+  /** Refuses new appends and waits for the pending ones. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.flush();
+  }
+
+  #checkSize(treeSize: number): void {
+    if (!Number.isSafeInteger(treeSize) || treeSize < 0 || treeSize > this.size) {
+      throw invalid(
+        'ERR_ARGUMENT_INVALID',
+        `tree size ${treeSize} is not between 0 and the log's ${this.size}`,
+      );
+    }
+  }
+
+  async #hashRanges(ranges: readonly SubtreeRange[]): Promise<Uint8Array[]> {
+    const perRange = ranges.map((r) => subtreeNodes(r));
+    const ids: MerkleNodeId[] = perRange.flat();
+    const hashes = await this.#repository.readNodes(ids);
+    let at = 0;
+    return perRange.map((nodes) => {
+      const slice = hashes.slice(at, at + nodes.length);
+      at += nodes.length;
+      return combineSubtreeNodes(slice);
+    });
+  }
+
+  /** The root of the first `treeSize` entries (O(log n) node reads). */
+  async rootAt(treeSize: number): Promise<Uint8Array> {
+    this.#checkSize(treeSize);
+    if (treeSize === 0) return EMPTY_TREE_ROOT;
+    const [root] = await this.#hashRanges([{ start: 0, end: treeSize }]);
+    return root!;
+  }
+
+  /** The inclusion proof of entry `index` in the tree of `treeSize` entries (RFC 9162 §2.1.3.1). */
+  async inclusionProof(index: number, treeSize: number = this.size): Promise<Uint8Array[]> {
+    this.#checkSize(treeSize);
+    return this.#hashRanges(inclusionProofRanges(index, treeSize));
+  }
+
+  /** The consistency proof from the tree of `firstSize` to `secondSize` entries (§2.1.4.1). */
+  async consistencyProof(firstSize: number, secondSize: number = this.size): Promise<Uint8Array[]> {
+    this.#checkSize(secondSize);
+    return this.#hashRanges(consistencyProofRanges(firstSize, secondSize));
+  }
+
+  /** Entries `[from, to)` as stored (at most 10,000 at once). */
+  readEntries(from: number, to: number): Promise<AuditLogEntry[]> {
+    return this.#repository.readEntries(from, to);
+  }
+
+  /**
+   * Signs a checkpoint of the committed log (its size and root) with every signer, stores it,
+   * and returns the signed note. A log signs only checkpoints of its own append-only history, so
+   * any two are consistent.
+   */
+  async checkpoint(
+    signers: readonly NoteSigner[],
+    extensions: readonly string[] = [],
+  ): Promise<string> {
+    const treeSize = this.size;
+    const rootHash = this.root();
+    const note = await signCheckpoint(
+      { origin: this.#origin, treeSize, rootHash, extensions },
+      signers,
+    );
+    await this.#repository.putCheckpoint({ treeSize, note });
+    return note;
+  }
+
+  /** The latest stored checkpoint's note, if any. */
+  async latestCheckpoint(): Promise<string | undefined> {
+    return (await this.#repository.latestCheckpoint())?.note;
+  }
+}
