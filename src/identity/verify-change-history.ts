@@ -27,6 +27,15 @@ export interface VerifyChangeHistoryOptions {
 }
 
 /**
+ * The identifier a change history claims (`I` + hex SHA-256 of its first change's data), read
+ * without verifying anything: for looking up a stored copy before verification, never as proof.
+ */
+export function historyIdentifier(bytes: Uint8Array): Identifier {
+  const encoded = decodeChangeHistoryEnvelope(bytes, MAX_CHANGE_HISTORY_BYTES, MAX_CHANGES);
+  return `I${toHex(sha256(encoded[0]!.data))}`;
+}
+
+/**
  * bytes → VerifiedIdentity, following Ockam's `identity_verification.rs`: for each change, the
  * VersionedData is version 1 / data type 1; versions and `attestations_valid_from` never go back;
  * `previous_change` links to the hash of the change before (null on the first); the change is
@@ -42,15 +51,6 @@ export interface VerifyChangeHistoryOptions {
  * const { identifier, changes } = identity; // verified: safe to store and compare
  * ```
  */
-/**
- * The identifier a change history claims (`I` + hex SHA-256 of its first change's data), read
- * without verifying anything: for looking up a stored copy before verification, never as proof.
- */
-export function historyIdentifier(bytes: Uint8Array): Identifier {
-  const encoded = decodeChangeHistoryEnvelope(bytes, MAX_CHANGE_HISTORY_BYTES, MAX_CHANGES);
-  return `I${toHex(sha256(encoded[0]!.data))}`;
-}
-
 export function verifyChangeHistory(
   bytes: Uint8Array,
   options: VerifyChangeHistoryOptions = {},
