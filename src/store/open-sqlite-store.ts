@@ -16,6 +16,10 @@ import {
   SqliteAuditLogRepository,
 } from './sqlite-audit-log-repository.js';
 import {
+  AUDIT_TRAIL_MIGRATION_SQL,
+  SqliteAuditTrailRepository,
+} from './sqlite-audit-trail-repository.js';
+import {
   AUTHORITY_MIGRATION_SQL,
   SqliteAuthorityRepository,
 } from './sqlite-authority-repository.js';
@@ -41,6 +45,7 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   { version: 8, name: 'policy_bundles', sql: POLICY_BUNDLES_MIGRATION_SQL },
   { version: 9, name: 'gates', sql: GATES_MIGRATION_SQL },
   { version: 10, name: 'audit_log', sql: AUDIT_LOG_MIGRATION_SQL },
+  { version: 11, name: 'audit_trail', sql: AUDIT_TRAIL_MIGRATION_SQL },
 ];
 
 /** The embedded default: one SQLite file for identities, sealed keys and credentials state. */
@@ -55,6 +60,7 @@ export interface SqliteStore {
   readonly approvals: SqliteApprovalRepository;
   readonly budgets: SqliteBudgetRepository;
   readonly auditLog: SqliteAuditLogRepository;
+  readonly auditTrail: SqliteAuditTrailRepository;
   close(): void;
 }
 
@@ -91,6 +97,7 @@ export function openSqliteStore(path: string): SqliteStore {
     approvals: new SqliteApprovalRepository(database),
     budgets: new SqliteBudgetRepository(database),
     auditLog: new SqliteAuditLogRepository(database),
+    auditTrail: new SqliteAuditTrailRepository(database),
     close: () => {
       database.close();
     },
