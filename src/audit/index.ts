@@ -113,3 +113,25 @@ export type {
 } from './verify-records.js';
 export { MemoryAuditTrailRepository } from './trail-repository.js';
 export type { AuditTrailRepository, AgentHead, Escalation } from './trail-repository.js';
+export {
+  formatExportLine,
+  parseExportLine,
+  parseExport,
+  MAX_EXPORT_LINE_BYTES,
+} from './export.js';
+export type { ExportLine, ParsedExport } from './export.js';
+export { verifyTrail, verifyTrailExport, TrailProblemCode } from './verify-trail.js';
+export type {
+  TrailPosition,
+  TrailProblem,
+  TrailSummary,
+  TrailVerification,
+  VerifyTrailOptions,
+  VerifyTrailExportOptions,
+} from './verify-trail.js';
+export {
+  REVOCATION_RECORD_TYPE,
+  signRevocationRecord,
+  verifyRevocationRecord,
+} from './revocation-record.js';
+export type { RevocationRecord } from './revocation-record.js';
