@@ -71,7 +71,8 @@ export function jsonDigest(value: unknown): string {
 
 /** The bytes a record's signature covers: JCS of the record without `signature`. */
 export function recordSigningBytes(record: object): Uint8Array {
-  const { signature: _omitted, ...body } = record as { signature?: unknown };
+  const body: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(record)) if (key !== 'signature') body[key] = value;
   return utf8.encode(canonicalizeJson(body));
 }
 
@@ -88,7 +89,12 @@ function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function exactKeys(o: Json, required: readonly string[], optional: readonly string[], what: string) {
+function exactKeys(
+  o: Json,
+  required: readonly string[],
+  optional: readonly string[],
+  what: string,
+) {
   for (const k of required) if (!Object.hasOwn(o, k)) fail(`${what} has no \`${k}\``);
   for (const k of Object.keys(o))
     if (!required.includes(k) && !optional.includes(k))
@@ -252,7 +258,12 @@ function approval(v: unknown): DecisionApproval | null {
   );
   const shown = v.shown;
   if (!isObject(shown)) fail('`approval.shown` must be an object');
-  exactKeys(shown, ['tool', 'arguments', 'reason', 'policies', 'bundleHash'], [], '`approval.shown`');
+  exactKeys(
+    shown,
+    ['tool', 'arguments', 'reason', 'policies', 'bundleHash'],
+    [],
+    '`approval.shown`',
+  );
   return {
     id: text(v.id, 'approval.id'),
     approver: identifier(v.approver, 'approval.approver'),
@@ -267,7 +278,11 @@ function approval(v: unknown): DecisionApproval | null {
       bundleHash: text(shown.bundleHash, 'approval.shown.bundleHash'),
     },
     signed: text(v.signed, 'approval.signed', MAX_AUDIT_RECORD_BYTES),
-    signatureKeyType: oneOf(v.signatureKeyType, ['ed25519', 'p256'] as const, 'approval.signatureKeyType'),
+    signatureKeyType: oneOf(
+      v.signatureKeyType,
+      ['ed25519', 'p256'] as const,
+      'approval.signatureKeyType',
+    ),
     signature: hexText(v.signature, 'approval.signature', 128),
     attestation: hexText(v.attestation, 'approval.attestation', MAX_BLOB_BYTES * 2),
     approverChain: hexText(v.approverChain, 'approval.approverChain', MAX_BLOB_BYTES * 2),
@@ -362,7 +377,17 @@ function outcome(o: Json): OutcomeRecord {
 function lease(o: Json): LeaseRecord {
   exactKeys(
     o,
-    ['type', 'invocation', 'agent', 'lease', 'resource', 'event', 'at', 'expiresAt', ...ENFORCER_KEYS],
+    [
+      'type',
+      'invocation',
+      'agent',
+      'lease',
+      'resource',
+      'event',
+      'at',
+      'expiresAt',
+      ...ENFORCER_KEYS,
+    ],
     [],
     'a lease',
   );

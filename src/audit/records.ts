@@ -224,8 +224,4 @@ export interface TraceRecord extends EnforcerSigned {
 
 /** Any audit record. */
 export type AuditRecord =
-  | InvocationRecord
-  | DecisionRecord
-  | OutcomeRecord
-  | LeaseRecord
-  | TraceRecord;
+  InvocationRecord | DecisionRecord | OutcomeRecord | LeaseRecord | TraceRecord;

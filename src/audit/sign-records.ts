@@ -91,7 +91,9 @@ async function signRecord<R extends AuditRecord>(
 
 function reportOf(report: InvocationToSign['report']): InvocationReport | undefined {
   if (report === undefined) return undefined;
-  if (!Array.isArray(report.inputs) || report.inputs.length > MAX_RECORD_LIST_ITEMS)
+  const given: unknown = report.inputs;
+  const inputs: readonly InputToReport[] = report.inputs;
+  if (!Array.isArray(given) || given.length > MAX_RECORD_LIST_ITEMS)
     throw invalid('ERR_ARGUMENT_INVALID', `a report holds at most ${MAX_RECORD_LIST_ITEMS} inputs`);
   if (typeof report.reasoning !== 'string' || report.reasoning.length > MAX_RECORD_TEXT_CHARS)
     throw invalid(
@@ -99,7 +101,7 @@ function reportOf(report: InvocationToSign['report']): InvocationReport | undefi
       `the reasoning is at most ${MAX_RECORD_TEXT_CHARS} characters`,
     );
   return {
-    inputs: report.inputs.map((input) => {
+    inputs: inputs.map((input) => {
       const digest = jsonDigest(input.value);
       return input.disclose === true
         ? { name: input.name, digest, value: input.value }
@@ -272,4 +274,3 @@ export class EnforcerSigner {
     return this.#sign<TraceRecord>({ type: TRACE_RECORD_TYPE, ...body }, body.recordedAt);
   }
 }
-

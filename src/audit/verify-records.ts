@@ -25,7 +25,6 @@ import {
 } from './record-codec.js';
 import {
   INVOCATION_RECORD_TYPE,
-  type AuditRecord,
   type DecisionRecord,
   type InvocationRecord,
   type LeaseRecord,
@@ -72,7 +71,8 @@ export class VerifiedInvocation {
     /** The agent's credential key as it verified. */
     readonly signer: CredentialKeySignature,
   ) {
-    if (token !== issued) throw new TypeError('VerifiedInvocation is created by verifyInvocation only');
+    if (token !== issued)
+      throw new TypeError('VerifiedInvocation is created by verifyInvocation only');
   }
 
   get agent(): Identifier {
@@ -120,7 +120,10 @@ export function verifyInvocation(
     );
   const signer = verifyCredentialKeySignature(
     recordSigningBytes(record),
-    { keyType: record.signature.keyType, bytes: fromBase64Url(record.signature.value, 'signature') },
+    {
+      keyType: record.signature.keyType,
+      bytes: fromBase64Url(record.signature.value, 'signature'),
+    },
     fromBase64Url(record.attestation, 'attestation'),
     {
       nowSeconds: now,
@@ -246,7 +249,10 @@ function checkApproval(
   same('bundleHash', approval.shown.bundleHash);
   same('tool', approval.shown.tool);
   same('agent', record.agent);
-  if (toHex(sha256(new TextEncoder().encode(approval.shown.arguments))) !== signedFields.argumentsDigest)
+  if (
+    toHex(sha256(new TextEncoder().encode(approval.shown.arguments))) !==
+    signedFields.argumentsDigest
+  )
     approvalInvalid('the arguments shown are not those signed');
   if (invocation !== undefined) same('argumentsDigest', invocation.record.argumentsDigest);
 }
@@ -263,7 +269,7 @@ export function verifyEnforcerRecord(
   bytes: Uint8Array,
   options: VerifyEnforcerRecordOptions,
 ): VerifiedEnforcerRecord {
-  const record = parseAuditRecord(bytes) as AuditRecord;
+  const record = parseAuditRecord(bytes);
   if (record.type === INVOCATION_RECORD_TYPE)
     throw invalid('ERR_AUDIT_RECORD_TYPE', 'an invocation is signed by its agent, not an enforcer');
   const identity = options.enforcers.get(record.enforcer);
@@ -274,7 +280,10 @@ export function verifyEnforcerRecord(
     );
   const signer = verifyCredentialKeySignature(
     recordSigningBytes(record),
-    { keyType: record.signature.keyType, bytes: fromBase64Url(record.signature.value, 'signature') },
+    {
+      keyType: record.signature.keyType,
+      bytes: fromBase64Url(record.signature.value, 'signature'),
+    },
     fromBase64Url(record.attestation, 'attestation'),
     {
       nowSeconds: options.nowSeconds ?? recordTime(record),

@@ -44,7 +44,10 @@ export interface EnforcementPointOptions {
   /** How far an invocation's `issuedAt` may be from the clock, either way (default 300 s). */
   readonly windowSeconds?: number;
   /** Whether a call's arguments go into its decision record (default: never, only the digest). */
-  readonly discloseArguments?: (call: { readonly tool: string; readonly server: string | null }) => boolean;
+  readonly discloseArguments?: (call: {
+    readonly tool: string;
+    readonly server: string | null;
+  }) => boolean;
 }
 
 /** What {@link EnforcementPoint.submit} returns once both records are durable. */
@@ -146,8 +149,7 @@ export class EnforcementPoint {
     const stored = await this.#options.trail.head(agent);
     if (stored === undefined) return null;
     // Another task may have moved it meanwhile; the in-memory head wins.
-    if (!this.#heads.has(agent))
-      this.#heads.set(agent, { hash: stored.hash, index: stored.index });
+    if (!this.#heads.has(agent)) this.#heads.set(agent, { hash: stored.hash, index: stored.index });
     return this.#heads.get(agent)!.hash;
   }
 
@@ -222,10 +224,12 @@ export class EnforcementPoint {
           throw error;
         },
       );
-      appending.catch(() => undefined).finally(() => {
-        this.#inFlight.delete(invocation.hash);
-        this.#afterAppend();
-      });
+      appending
+        .catch(() => undefined)
+        .finally(() => {
+          this.#inFlight.delete(invocation.hash);
+          this.#afterAppend();
+        });
       return { appended: appending };
     });
     try {
@@ -255,13 +259,8 @@ export class EnforcementPoint {
     if (decision.decision === 'allow' && decision.approval?.id !== undefined)
       used = await o.enforcement.approvals?.get(decision.approval.id);
     else if (decision.code === 'ERR_APPROVAL_DENIED') {
-      const escalated = await o.trail.findEscalation(
-        record.agent,
-        callKey,
-        record.argumentsDigest,
-      );
-      if (escalated !== undefined)
-        used = await o.enforcement.approvals?.get(escalated.approval);
+      const escalated = await o.trail.findEscalation(record.agent, callKey, record.argumentsDigest);
+      if (escalated !== undefined) used = await o.enforcement.approvals?.get(escalated.approval);
     }
     const approval = used === undefined ? null : approvalOf(used);
     const escalation =

@@ -122,7 +122,7 @@ export class SqliteAuditTrailRepository implements AuditTrailRepository {
       checkTrailNumber(expiresAt, 'expiresAt');
       checkTrailNumber(nowSeconds, 'nowSeconds');
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
     return this.#database.write(
       () => this.#claim.run(agent, nonce, expiresAt, nowSeconds).changes === 1,
@@ -133,7 +133,7 @@ export class SqliteAuditTrailRepository implements AuditTrailRepository {
     try {
       checkTrailNumber(nowSeconds, 'nowSeconds');
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
     return this.#database.write(() => this.#prune.run(nowSeconds).changes);
   }
@@ -156,7 +156,7 @@ export class SqliteAuditTrailRepository implements AuditTrailRepository {
         checkTrailNumber(h.index, 'index');
       }
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
     return this.#database.write(() => {
       this.#putHeads.immediate(heads, indexedSize);
@@ -177,7 +177,7 @@ export class SqliteAuditTrailRepository implements AuditTrailRepository {
       checkTrailNumber(e.index, 'index');
       checkTrailNumber(e.createdAt, 'createdAt');
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
     return this.#database.write(() => {
       this.#putEscalation.run(

@@ -86,7 +86,14 @@ describe('golden audit records', () => {
           .credentialPublicKey,
       ),
     };
-    for (const name of ['invocation', 'nextInvocation', 'decision', 'outcome', 'lease', 'trace'] as const) {
+    for (const name of [
+      'invocation',
+      'nextInvocation',
+      'decision',
+      'outcome',
+      'lease',
+      'trace',
+    ] as const) {
       const text = golden[name].text;
       expect(Buffer.from(nobleSha256(bytesOf(text))).toString('hex')).toBe(golden[name].hash);
       const parsed = JSON.parse(text) as Record<string, unknown> & {
@@ -128,7 +135,7 @@ function tamper(value: unknown): unknown {
     }
     return `${value}x`;
   }
-  if (Array.isArray(value)) return [...value, 'extra'];
+  if (Array.isArray(value)) return [...(value as unknown[]), 'extra'];
   if (typeof value === 'object') {
     const o = value as Record<string, unknown>;
     const [k] = Object.keys(o).sort();
@@ -149,7 +156,10 @@ describe('tampering', () => {
   it('of any invocation field (and nested report field) fails verification', () => {
     for (const source of [golden.invocation.text, golden.nextInvocation.text]) {
       for (const [key, text] of tamperedTexts(source)) {
-        expect(codeOf(() => invocationOf(text)), key).not.toBe('no error');
+        expect(
+          codeOf(() => invocationOf(text)),
+          key,
+        ).not.toBe('no error');
       }
     }
   });
@@ -199,7 +209,7 @@ describe('tampering', () => {
       codeOf(() => verifyEnforcerRecord(bytesOf(golden.decision.text), { enforcers: new Map() })),
     ).toBe('ERR_AUDIT_SIGNER_UNTRUSTED');
     const record = JSON.parse(golden.invocation.text) as Record<string, unknown>;
-    const { signature: _s, ...unsigned } = record;
+    const unsigned = Object.fromEntries(Object.entries(record).filter(([k]) => k !== 'signature'));
     expect(codeOf(() => invocationOf(canonicalizeJson(unsigned)))).toBe(
       'ERR_AUDIT_SIGNATURE_MISSING',
     );

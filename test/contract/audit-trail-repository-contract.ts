@@ -8,8 +8,8 @@ export interface AuditTrailFixture {
   readonly close?: () => void;
 }
 
-const A = `I${'a'.repeat(64)}` as Identifier;
-const B = `I${'b'.repeat(64)}` as Identifier;
+const A: Identifier = `I${'a'.repeat(64)}`;
+const B: Identifier = `I${'b'.repeat(64)}`;
 const h = (c: string): string => c.repeat(64);
 
 async function codeOf(work: () => Promise<unknown>): Promise<string> {
@@ -36,10 +36,7 @@ function escalation(over: Partial<Escalation> = {}): Escalation {
 }
 
 /** The contract every AuditTrailRepository passes (memory, SQLite). */
-export function runAuditTrailRepositoryContract(
-  name: string,
-  make: () => AuditTrailFixture,
-): void {
+export function runAuditTrailRepositoryContract(name: string, make: () => AuditTrailFixture): void {
   describe(`AuditTrailRepository contract: ${name}`, () => {
     let fixture: AuditTrailFixture;
     const repo = (): AuditTrailRepository => {

@@ -11,11 +11,7 @@ import { ed25519KeyPairFromSeed, signEd25519 } from '../../src/crypto/index.js';
 import { verifyChangeHistory, type Identifier } from '../../src/identity/index.js';
 import type { CredentialIssuer } from '../../src/credentials/index.js';
 import type { SigningVault } from '../../src/credentials/internal.js';
-import {
-  EnforcerSigner,
-  InvocationSigner,
-  type SignedRecord,
-} from '../../src/audit/index.js';
+import { EnforcerSigner, InvocationSigner, type SignedRecord } from '../../src/audit/index.js';
 import { SigningKeyType } from '../../src/vault/index.js';
 
 interface GoldenIdentity {
