@@ -113,12 +113,7 @@ export type {
 } from './verify-records.js';
 export { MemoryAuditTrailRepository } from './trail-repository.js';
 export type { AuditTrailRepository, AgentHead, Escalation } from './trail-repository.js';
-export {
-  formatExportLine,
-  parseExportLine,
-  parseExport,
-  MAX_EXPORT_LINE_BYTES,
-} from './export.js';
+export { formatExportLine, parseExportLine, parseExport, MAX_EXPORT_LINE_BYTES } from './export.js';
 export type { ExportLine, ParsedExport } from './export.js';
 export { verifyTrail, verifyTrailExport, TrailProblemCode } from './verify-trail.js';
 export type {
@@ -135,3 +130,6 @@ export {
   verifyRevocationRecord,
 } from './revocation-record.js';
 export type { RevocationRecord } from './revocation-record.js';
+export { delegationPath } from './chain-path.js';
+export { emitTrailSpans, GenAiAttribute, GenAiOperation, MandateAttribute } from './otel.js';
+export type { TrailSpansOptions, TrailSpansResult } from './otel.js';

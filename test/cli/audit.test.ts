@@ -170,7 +170,9 @@ async function world(options: { readonly lateCall?: boolean } = {}): Promise<Wor
 }
 
 const lines = (file: string): string[] => readFileSync(file, 'utf8').trimEnd().split('\n');
-const writeLines = (file: string, list: readonly string[]): void => { writeFileSync(file, `${list.join('\n')}\n`); };
+const writeLines = (file: string, list: readonly string[]): void => {
+  writeFileSync(file, `${list.join('\n')}\n`);
+};
 
 interface Problem {
   code: string;
@@ -226,6 +228,39 @@ describe('mandate audit', () => {
     // A second checkpoint of an unchanged log signs nothing new.
     const again = await w.h.ok<{ signed: boolean }>('audit', 'checkpoint');
     expect(again.signed).toBe(false);
+  });
+
+  it('writes the trail as OpenTelemetry GenAI spans through the SDK', async () => {
+    const out = await w.h.ok<{ spans: number }>(
+      'audit',
+      'export',
+      '--out',
+      w.h.path('again.jsonl'),
+      '--spans',
+      w.h.path('spans.jsonl'),
+    );
+    expect(out.spans).toBe(7); // one invoke_agent, six execute_tool
+    const spans = lines(w.h.path('spans.jsonl')).map(
+      (l) =>
+        JSON.parse(l) as {
+          name: string;
+          parentSpanId: string | null;
+          spanId: string;
+          attributes: Record<string, unknown>;
+          status: { code: string };
+        },
+    );
+    const agent = spans.find((s) => s.name.startsWith('invoke_agent '))!;
+    const tools = spans.filter((s) => s.name.startsWith('execute_tool '));
+    expect(tools).toHaveLength(6);
+    for (const t of tools) expect(t.parentSpanId).toBe(agent.spanId);
+    const denied = tools.find((t) => t.attributes['mandate.decision'] === 'deny')!;
+    expect(denied.status.code).toBe('ERROR');
+    expect(denied.attributes['error.type']).toBe('ERR_POLICY_DENIED');
+    expect(denied.attributes['gen_ai.tool.call.id']).toBe(w.invocations[3]);
+    expect(readFileSync(w.h.path('again.jsonl'), 'utf8')).toBe(
+      readFileSync(w.h.path('log.jsonl'), 'utf8'),
+    );
   });
 
   it('locates an edited line exactly, by its signature', async () => {

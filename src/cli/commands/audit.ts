@@ -1,9 +1,18 @@
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import type { Command } from 'commander';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import { invalid, notFound } from '../../core/internal.js';
 import {
   AuditLog,
   auditRecordHash,
+  delegationPath,
+  emitTrailSpans,
+  fromBase64Url,
   parseCheckpoint,
   parseNote,
   formatExportLine,
@@ -23,8 +32,6 @@ import {
   type NoteVerifierKey,
   type TrailVerification,
 } from '../../audit/index.js';
-import { decodeChain, decodeCredential } from '../../credentials/index.js';
-import { toHex } from '../../encoding/index.js';
 import { Purpose, type Identifier, type VerifiedIdentity } from '../../identity/index.js';
 import type { CliContext } from '../context.js';
 import type { Home } from '../home.js';
@@ -57,8 +64,14 @@ export function registerAuditCommands(program: Command, context: () => CliContex
     .command('export')
     .requiredOption('--out <file>', 'where to write the JSON lines (one record per line)')
     .option('--traces', 'write the decision traces (evaluation cases) instead of the records')
+    .option(
+      '--spans <file>',
+      'also write the trail as OpenTelemetry GenAI spans (JSON lines, through the OTel SDK)',
+    )
     .description('every record of this home, one JCS JSON object per line, in log order')
-    .action((opts: { out: string; traces?: boolean }) => runAuditExport(context(), opts));
+    .action((opts: { out: string; traces?: boolean; spans?: string }) =>
+      runAuditExport(context(), opts),
+    );
   audit
     .command('checkpoint')
     .option('--out <file>', 'also write the signed checkpoint there')
@@ -196,9 +209,10 @@ function writeLines(file: string, lines: Iterable<string>): number {
 /** `audit export --out FILE [--traces]`. */
 export async function runAuditExport(
   ctx: CliContext,
-  opts: { out: string; traces?: boolean },
+  opts: { out: string; traces?: boolean; spans?: string },
 ): Promise<void> {
   checkOutputFile(opts.out);
+  checkOutputFile(opts.spans);
   const home = await ctx.openHome();
   try {
     const entries = await homeEntries(home);
@@ -218,10 +232,44 @@ export async function runAuditExport(
       opts.out,
       entries.map((e) => formatExportLine(e.index, e.record)),
     );
-    ctx.out.result({ out: opts.out, records: n }, () => `wrote ${n} records to ${opts.out}`);
+    const spans = opts.spans === undefined ? undefined : writeSpans(opts.spans, entries);
+    ctx.out.result(
+      { out: opts.out, records: n, ...(spans === undefined ? {} : { spans }) },
+      () =>
+        `wrote ${n} records to ${opts.out}${spans === undefined ? '' : `, ${spans} spans to ${opts.spans}`}`,
+    );
   } finally {
     home.close();
   }
+}
+
+/**
+ * The trail as GenAI spans, through the OpenTelemetry SDK (configured here, for this command
+ * only): a tracer provider whose in-memory exporter collects the finished spans, written as JSON
+ * lines (trace and span ids, parent, name, kind, times as [s, ns], attributes, status).
+ */
+function writeSpans(file: string, entries: readonly LogEntryLine[]): number {
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  emitTrailSpans(entries, { tracer: provider.getTracer('mandate') });
+  const spans = exporter.getFinishedSpans();
+  writeLines(
+    file,
+    spans.map((s) =>
+      JSON.stringify({
+        traceId: s.spanContext().traceId,
+        spanId: s.spanContext().spanId,
+        parentSpanId: s.parentSpanContext?.spanId ?? null,
+        name: s.name,
+        kind: SpanKind[s.kind],
+        startTime: s.startTime,
+        endTime: s.endTime,
+        attributes: s.attributes,
+        status: { code: SpanStatusCode[s.status.code], message: s.status.message ?? null },
+      }),
+    ),
+  );
+  return spans.length;
 }
 
 /** `audit checkpoint [--out FILE]`. */
@@ -425,6 +473,14 @@ interface Trail {
 
 const decoder = new TextDecoder('utf-8', { fatal: false });
 
+function chainPathOf(chain: string): string[] {
+  try {
+    return delegationPath(fromBase64Url(chain, 'chain')) ?? [];
+  } catch {
+    return [];
+  }
+}
+
 /** Reads records for display (verification is `audit verify`'s): unparseable ones are skipped. */
 function readTrail(entries: readonly LogEntryLine[]): Trail {
   const calls: Call[] = [];
@@ -449,7 +505,7 @@ function readTrail(entries: readonly LogEntryLine[]): Trail {
           hash,
           index: e.index,
           agent: str('agent'),
-          path: chainPath(str('chain')),
+          path: chainPathOf(str('chain')),
           tool: str('tool'),
           server: typeof record.server === 'string' ? record.server : null,
           argumentsDigest: str('argumentsDigest'),
@@ -509,17 +565,6 @@ function readTrail(entries: readonly LogEntryLine[]): Trail {
     }
   }
   return { calls, byHash, traces };
-}
-
-/** human → agent → sub-agent: the root credential's subject and each link's subject. */
-function chainPath(chain: string): string[] {
-  try {
-    const decoded = decodeChain(new Uint8Array(Buffer.from(chain, 'base64url')));
-    const root = decodeCredential(decoded.root);
-    return [root.subject, ...decoded.links.map((l) => `I${toHex(l.subject)}`)];
-  } catch {
-    return [];
-  }
 }
 
 /** Decision traces as evaluation cases: the inputs, the call, the policies, the human's answer. */
