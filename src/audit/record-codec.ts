@@ -69,6 +69,50 @@ export function jsonDigest(value: unknown): string {
   return toHex(sha256(utf8.encode(canonicalizeJson(value))));
 }
 
+// Long strings repeat from record to record (an agent's chain and attestation): their JCS text
+// is kept, keyed by the string itself.
+const longStrings = new Map<string, string>();
+const LONG_STRING_CHARS = 256;
+const LONG_STRINGS_KEPT = 256;
+
+function canonicalMember(key: string, value: unknown): string {
+  if (typeof value === 'string' && value.length >= LONG_STRING_CHARS) {
+    let text = longStrings.get(value);
+    if (text === undefined) {
+      text = canonicalizeJson(value);
+      if (longStrings.size >= LONG_STRINGS_KEPT) longStrings.clear();
+      longStrings.set(value, text);
+    }
+    return `${canonicalizeJson(key)}:${text}`;
+  }
+  return `${canonicalizeJson(key)}:${canonicalizeJson(value)}`;
+}
+
+/**
+ * A record's JCS text without and with its `signature` member, built member by member: JCS
+ * sorts an object's members by name (UTF-16 code units, RFC 8785 §3.2.3), so the signed text
+ * is the record's text minus one member, and both come from one pass.
+ */
+export function encodeSignedRecord(
+  body: object,
+  signature: (signingBytes: Uint8Array) => Promise<{ keyType: 'ed25519' | 'p256'; value: string }>,
+): Promise<{
+  readonly text: string;
+  readonly signature: { keyType: 'ed25519' | 'p256'; value: string };
+}> {
+  const entries = Object.entries(body).filter(([key]) => key !== 'signature');
+  entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const members = entries.map(([key, value]) => canonicalMember(key, value));
+  const signing = `{${members.join(',')}}`;
+  return signature(utf8.encode(signing)).then((sig) => {
+    const at = entries.findIndex(([key]) => key > 'signature');
+    const member = canonicalMember('signature', sig);
+    const all = [...members];
+    all.splice(at === -1 ? all.length : at, 0, member);
+    return { text: `{${all.join(',')}}`, signature: sig };
+  });
+}
+
 /** The bytes a record's signature covers: JCS of the record without `signature`. */
 export function recordSigningBytes(record: object): Uint8Array {
   const body: Record<string, unknown> = {};
@@ -471,6 +515,14 @@ export function parseAuditRecord(bytes: Uint8Array): AuditRecord {
     fail('not I-JSON');
   }
   if (canonical !== textForm) fail('not in JCS (RFC 8785) form');
+  return checkAuditRecord(value);
+}
+
+/**
+ * Checks a record value as {@link parseAuditRecord} does after decoding (types, bounds, members)
+ * and returns it as a typed record. For records this process builds before signing them.
+ */
+export function checkAuditRecord(value: unknown): AuditRecord {
   if (!isObject(value)) fail('not an object');
   if (!Object.hasOwn(value, 'signature'))
     throw unauthorized('ERR_AUDIT_SIGNATURE_MISSING', 'the audit record is not signed');

@@ -13,12 +13,11 @@ import {
 } from '../credentials/internal.js';
 import {
   auditRecordHash,
-  encodeAuditRecord,
+  checkAuditRecord,
+  encodeSignedRecord,
   jsonDigest,
   MAX_RECORD_LIST_ITEMS,
   MAX_RECORD_TEXT_CHARS,
-  parseAuditRecord,
-  recordSigningBytes,
   toBase64Url,
 } from './record-codec.js';
 import {
@@ -78,14 +77,15 @@ async function signRecord<R extends AuditRecord>(
   key: VerifiedPurposeKey,
   body: Omit<R, 'signature'>,
 ): Promise<SignedRecord<R>> {
-  const signature = await signWithCredentialKey(vault, issuer, key, recordSigningBytes(body));
-  const record = {
-    ...body,
-    signature: { keyType: signature.keyType, value: toBase64Url(signature.bytes) },
-  } as unknown as R;
-  const bytes = encodeAuditRecord(record);
-  // Read back what was written: a value the strict reader would refuse is never signed into the log.
-  parseAuditRecord(bytes);
+  const { text, signature } = await encodeSignedRecord(body, async (signingBytes) => {
+    const sig = await signWithCredentialKey(vault, issuer, key, signingBytes);
+    return { keyType: sig.keyType, value: toBase64Url(sig.bytes) };
+  });
+  const record = { ...body, signature } as unknown as R;
+  // What the strict reader would refuse is never written to the log (the same checks as
+  // parseAuditRecord's, on the value: the text is its JCS by construction).
+  checkAuditRecord(record);
+  const bytes = new TextEncoder().encode(text);
   return { bytes, record, hash: auditRecordHash(bytes) };
 }
 
@@ -156,10 +156,17 @@ function signInvocationWithKey(
   return signRecord(vault, issuer, key, body);
 }
 
-// credentialSigningKey reuses a key already verified when it is this very attestation and `now`
-// lies in its window, so a signer checks the attestation once, not per record.
-function withKey(issuer: CredentialIssuer, key: VerifiedPurposeKey | undefined): CredentialIssuer {
-  return key === undefined ? issuer : { ...issuer, verifiedKey: key };
+// A signer checks its key once (credentialSigningKey: the attestation, the purpose, the rotation
+// rule, the vault holding it) and reuses it while `now` lies in the attestation's window — the
+// same rule credentialSigningKey applies to `issuer.verifiedKey`.
+async function keyAt(
+  vault: SigningVault,
+  issuer: CredentialIssuer,
+  key: VerifiedPurposeKey | undefined,
+  now: number,
+): Promise<VerifiedPurposeKey> {
+  if (key !== undefined && key.createdAt <= now + 60 && now < key.expiresAt) return key;
+  return credentialSigningKey(vault, issuer, now);
 }
 
 /**
@@ -191,11 +198,7 @@ export class InvocationSigner {
   /** Signs the next invocation of this agent's chain (`previous` is set by the signer). */
   sign(invocation: Omit<InvocationToSign, 'previous'>): Promise<SignedRecord<InvocationRecord>> {
     const next = this.#tail.then(async () => {
-      const verified = await credentialSigningKey(
-        this.#vault,
-        withKey(this.#issuer, this.#key),
-        invocation.nowSeconds,
-      );
+      const verified = await keyAt(this.#vault, this.#issuer, this.#key, invocation.nowSeconds);
       this.#key = verified;
       const signed = await signInvocationWithKey(this.#vault, this.#issuer, verified, {
         ...invocation,
@@ -230,7 +233,7 @@ export class EnforcerSigner {
   }
 
   async #keyAt(now: number): Promise<VerifiedPurposeKey> {
-    this.#key = await credentialSigningKey(this.#vault, withKey(this.#issuer, this.#key), now);
+    this.#key = await keyAt(this.#vault, this.#issuer, this.#key, now);
     return this.#key;
   }
 
