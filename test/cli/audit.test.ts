@@ -460,6 +460,25 @@ describe('mandate audit', () => {
     expect(p.message).toMatch(/revoked at \d+ \(line 18\)/);
   }, 60_000);
 
+  it('`mandate revoke` logs a signed revocation record that verification then counts', async () => {
+    const g = await world();
+    await g.h.ok('revoke', 'dana', '--reason', 'left the company');
+    await g.h.ok('audit', 'checkpoint');
+    const ok = await g.h.ok<{ ok: boolean; summary: { revocations: number } }>('audit', 'verify');
+    expect(ok.ok).toBe(true);
+    expect(ok.summary.revocations).toBe(2);
+    await g.h.ok('audit', 'export', '--out', g.h.path('log.jsonl'));
+    const last = JSON.parse(lines(g.h.path('log.jsonl')).at(-1)!) as {
+      record: { type: string; kind: string; reason: string; sequence: number };
+    };
+    expect(last.record).toMatchObject({
+      type: 'mandate/revocation/v1',
+      kind: 'identity',
+      reason: 'left the company',
+      sequence: 1,
+    });
+  }, 60_000);
+
   it('shows and queries the trail: who, for whom, what, the decision and why, inclusion', async () => {
     const shown = await w.h.ok<{
       call: { agent: string; onBehalfOf: string[]; tool: string; decision: { decision: string } };
