@@ -393,7 +393,7 @@ describe('mandate audit', () => {
     expect(p.position.line).toBe(3);
   });
 
-  it('refuses a forged or re-signed checkpoint and an older checkpoint of another history', async () => {
+  it('refuses a forged checkpoint, one signed by another key, and a forged older one (--from)', async () => {
     const note = readFileSync(w.h.path('cp.txt'), 'utf8');
     const [origin, size, root, ...rest] = note.split('\n');
     const forgedRoot = `${root![0] === 'A' ? 'B' : 'A'}${root!.slice(1)}`;
@@ -459,6 +459,43 @@ describe('mandate audit', () => {
     expect(p.position.line).toBe(19);
     expect(p.message).toMatch(/revoked at \d+ \(line 18\)/);
   }, 60_000);
+
+  it('exports decision traces as evaluation cases (--traces)', async () => {
+    // The golden records (an escalated call, its trace, the retried call) in a home's log.
+    const golden = JSON.parse(
+      readFileSync(new URL('../../docs/spec/vectors/audit-records.json', import.meta.url), 'utf8'),
+    ) as Record<string, { text: string; hash: string }>;
+    const h = new Home();
+    const home = await openHome(h.dir, { clock: new ManualClock(NOW) });
+    try {
+      const log = await AuditLog.open({ repository: home.store.auditLog, origin: 'test/traces' });
+      for (const k of ['invocation', 'decision', 'nextInvocation', 'escalation', 'trace'])
+        await log.append(new TextEncoder().encode(golden[k]!.text));
+      await log.close();
+    } finally {
+      home.close();
+    }
+    const out = await h.ok<{ traces: number }>(
+      'audit',
+      'export',
+      '--out',
+      h.path('t.jsonl'),
+      '--traces',
+    );
+    expect(out.traces).toBe(1);
+    const [c] = lines(h.path('t.jsonl')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const trace = JSON.parse(golden.trace!.text) as Record<string, unknown>;
+    const escalated = JSON.parse(golden.nextInvocation!.text) as Record<string, unknown>;
+    expect(c).toMatchObject({
+      id: golden.trace!.hash,
+      agent: trace.agent,
+      chainHash: trace.chainHash,
+      policies: trace.policies,
+      expected: (trace.resolution as { decision: string }).decision,
+      call: { tool: escalated.tool, argumentsDigest: escalated.argumentsDigest },
+    });
+    expect(c!.reasoning).toBe((trace.report as { reasoning: string } | null)?.reasoning ?? null);
+  });
 
   it('`mandate revoke` logs a signed revocation record that verification then counts', async () => {
     const g = await world();

@@ -1,11 +1,6 @@
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import type { Command } from 'commander';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  SimpleSpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
 import { invalid, notFound } from '../../core/internal.js';
 import {
   AuditLog,
@@ -278,7 +273,7 @@ export async function runAuditExport(
       opts.out,
       entries.map((e) => formatExportLine(e.index, e.record)),
     );
-    const spans = opts.spans === undefined ? undefined : writeSpans(opts.spans, entries);
+    const spans = opts.spans === undefined ? undefined : await writeSpans(opts.spans, entries);
     ctx.out.result(
       { out: opts.out, records: n, ...(spans === undefined ? {} : { spans }) },
       () =>
@@ -294,7 +289,10 @@ export async function runAuditExport(
  * only): a tracer provider whose in-memory exporter collects the finished spans, written as JSON
  * lines (trace and span ids, parent, name, kind, times as [s, ns], attributes, status).
  */
-function writeSpans(file: string, entries: readonly LogEntryLine[]): number {
+async function writeSpans(file: string, entries: readonly LogEntryLine[]): Promise<number> {
+  // Loaded only when spans are asked for: the SDK is no part of the CLI's start-up.
+  const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } =
+    await import('@opentelemetry/sdk-trace-base');
   const exporter = new InMemorySpanExporter();
   const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
   emitTrailSpans(entries, { tracer: provider.getTracer('mandate') });
