@@ -201,9 +201,18 @@ function signature(v: unknown): RecordSignature {
   return { keyType, value: v.value as string };
 }
 
+// Chains and attestations repeat from record to record: a string checked once as canonical
+// base64url of at most MAX_BLOB_BYTES is not decoded again (the check is a function of the string).
+const checkedBlobs = new Set<string>();
+
 function blob(v: unknown, what: string): string {
+  if (typeof v === 'string' && checkedBlobs.has(v)) return v;
   const t = text(v, what, Math.ceil((MAX_BLOB_BYTES * 4) / 3) + 4);
   fromBase64Url(t, what);
+  if (t.length >= LONG_STRING_CHARS) {
+    if (checkedBlobs.size >= LONG_STRINGS_KEPT) checkedBlobs.clear();
+    checkedBlobs.add(t);
+  }
   return t;
 }
 
