@@ -222,6 +222,11 @@ function checkApproval(
       presenter: approval.approver,
     });
     if (chain.links.length > 0) approvalInvalid('the approver acted through a delegation');
+    // The gates' rule (gates/request.ts rootIsHuman), which this layer cannot import: a trusted
+    // authority marked the approver's own credential `human=true`.
+    const human = chain.rootConstraints.get('human');
+    if (human?.kind !== 'set' || human.values.length !== 1 || human.values[0] !== 'true')
+      approvalInvalid('the approver is not marked `human=true` by a trusted authority');
     const identity = chain.identities.get(approval.approver);
     if (identity === undefined) approvalInvalid('the approver chain carries no history');
     verifyCredentialKeySignature(

@@ -70,6 +70,8 @@ const DEFAULT_WINDOW_SECONDS = 300;
 const REINDEX_BATCH = 10_000;
 /** Persist heads at least every this many accepted invocations, even under steady load. */
 const PERSIST_EVERY = 4096;
+/** Forget expired nonces every this many accepted invocations. */
+const PRUNE_EVERY = 4096;
 
 interface Head {
   hash: RecordHash;
@@ -97,6 +99,7 @@ export class EnforcementPoint {
   /** Log size when each in-flight invocation's append was issued (its index is at least that). */
   readonly #inFlight = new Map<RecordHash, number>();
   #sinceLastPersist = 0;
+  #sinceLastPrune = 0;
   #persisting: Promise<void> | undefined;
 
   private constructor(options: EnforcementPointOptions) {
@@ -205,6 +208,11 @@ export class EnforcementPoint {
           'ERR_AUDIT_NONCE_REPLAYED',
           `nonce \`${record.nonce}\` of \`${record.agent}\` was already used`,
         );
+      if (++this.#sinceLastPrune >= PRUNE_EVERY) {
+        this.#sinceLastPrune = 0;
+        // Housekeeping off the answer's path; a failure leaves expired rows for the next round.
+        void o.trail.pruneNonces(nowSeconds).catch(() => undefined);
+      }
       const previous = this.#heads.get(record.agent);
       this.#heads.set(record.agent, { hash: invocation.hash, index: -1 });
       this.#inFlight.set(invocation.hash, o.log.size);

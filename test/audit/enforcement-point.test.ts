@@ -18,6 +18,7 @@ import {
   verifyEnforcerRecord,
   verifyInvocation,
   type AuditRecord,
+  type DecisionRecord,
   type AuditTrailRepository,
   type SignedRecord,
   type InvocationRecord,
@@ -32,7 +33,8 @@ import {
 import { EnforcementPoint } from '../../src/node/enforcement-point.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/open-sqlite-store.js';
 import { isMandateError } from '../../src/core/index.js';
-import { canonicalizeJson } from '../../src/encoding/index.js';
+import { canonicalizeJson, toHex } from '../../src/encoding/index.js';
+import { credentialSigningKey, signWithCredentialKey } from '../../src/credentials/internal.js';
 import { GATE_NOW, HeldBundleSource, bundleOf, gateWorld } from '../helpers/gate-world.js';
 
 const NOW = GATE_NOW + 20;
@@ -329,6 +331,42 @@ describe('EnforcementPoint', () => {
         ),
       ),
     ).toBe('ERR_AUDIT_APPROVAL_INVALID');
+    // An enforcer that records an approval by a non-human (here: the robot signing the same text)
+    // is caught offline.
+    const robotSigned = approval.signed.replace(
+      s.w.approver.identity.identifier,
+      s.w.robot.identity.identifier,
+    );
+    const robotKey = await credentialSigningKey(s.w.vault, s.w.robot.issuer, NOW + 5);
+    const robotSignature = await signWithCredentialKey(
+      s.w.vault,
+      s.w.robot.issuer,
+      robotKey,
+      new TextEncoder().encode(robotSigned),
+    );
+    const body = Object.fromEntries(
+      Object.entries(allowed.decisionRecord.record).filter(
+        ([k]) => !['type', 'signature', 'enforcer', 'attestation'].includes(k),
+      ),
+    ) as Omit<DecisionRecord, 'type' | 'signature' | 'enforcer' | 'attestation'>;
+    const forged = await s.signer.signDecision({
+      ...body,
+      approval: {
+        ...approval,
+        approver: s.w.robot.identity.identifier,
+        signed: robotSigned,
+        signature: toHex(robotSignature.bytes),
+        attestation: toHex(s.w.robot.issuer.credentialKeyAttestation),
+        approverChain: toHex(s.w.robotChain.bytes),
+      },
+    });
+    expect(() =>
+      verifyEnforcerRecord(forged.bytes, {
+        enforcers: s.enforcers,
+        invocation,
+        authorities: s.w.authorities,
+      }),
+    ).toThrow(/not marked `human=true`/);
     const trace = allowed.trace!.record.record;
     expect(trace).toMatchObject({
       escalation: first.hash,
