@@ -11,6 +11,7 @@ import { busBenchmarks } from './bus.bench.js';
 import { policyBenchmarks } from './policy.bench.js';
 import { gateBenchmarks } from './gates.bench.js';
 import { auditBenchmarks } from './audit.bench.js';
+import { trailBenchmarks } from './trail.bench.js';
 
 console.log('# crypto floors\n');
 await import('./crypto.bench.js');
@@ -42,3 +43,7 @@ console.log('\n# audit log\n');
 const auditRows = await auditBenchmarks();
 printTable(auditRows);
 if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(auditRows)}`);
+console.log('\n# audit trail verification\n');
+const trailRows = await trailBenchmarks();
+printTable(trailRows);
+if (process.argv.includes('--markdown')) console.log(`\n${markdownTable(trailRows)}`);

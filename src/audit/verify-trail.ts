@@ -14,14 +14,10 @@ import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import { ChainVerifier } from '../credentials/index.js';
 import type { NoteVerifierKey, VerifiedCheckpoint } from './checkpoint.js';
 import { parseExport } from './export.js';
-import { auditRecordHash, jsonDigest, parseAuditRecord } from './record-codec.js';
+import { auditRecordHash, jsonDigest } from './record-codec.js';
 import { DECISION_RECORD_TYPE, INVOCATION_RECORD_TYPE, TRACE_RECORD_TYPE } from './records.js';
 import { REVOCATION_RECORD_TYPE, verifyRevocationRecord } from './revocation-record.js';
-import {
-  verifyEnforcerRecord,
-  verifyInvocation,
-  type VerifiedInvocation,
-} from './verify-records.js';
+import { verifyEnforcerRecord, verifyInvocation } from './verify-records.js';
 import { LogProblemCode, verifyLog, type LogEntryLine, type LogPosition } from './verify-log.js';
 
 /**
@@ -127,9 +123,6 @@ export function verifyTrailExport(options: VerifyTrailExportOptions): TrailVerif
   });
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-/** Verified invocations kept whole for the records that follow them (decisions come soon after). */
-const RECENT_INVOCATIONS = 4096;
 /** Chains kept verified: a chain's signatures are checked once, its times on every record. */
 const CHAIN_CACHE = 10_000;
 
@@ -235,7 +228,6 @@ function checkRecords(options: VerifyTrailOptions, count: number): Checked {
   const heads = new Map<Identifier, string>();
   const nonces = new Map<Identifier, Set<string>>();
   const invocations = new Map<string, InvocationSeen>();
-  const recent = new Map<string, VerifiedInvocation>();
   const revoked = new Map<string, RevocationSeen>();
   // No deny-set here: revocations are checked against the log's own history, at each time.
   const chains = new ChainVerifier({
@@ -252,15 +244,15 @@ function checkRecords(options: VerifyTrailOptions, count: number): Checked {
     const hash = entry.id ?? auditRecordHash(entry.record);
     const position: TrailPosition = { line: line + 1, index: entry.index, id: hash };
     try {
-      const type = recordType(entry.record);
-      if (type === REVOCATION_RECORD_TYPE) {
+      const kind = kindOf(entry.record);
+      if (kind === 'revocation') {
         const r = verifyRevocationRecord(entry.record, options.authorities);
         signatures++;
         revocations++;
         if (!revoked.has(r.id)) revoked.set(r.id, { revokedAt: r.revokedAt, line: line + 1 });
         continue;
       }
-      if (type === INVOCATION_RECORD_TYPE) {
+      if (kind === 'invocation') {
         const verified = verifyInvocation(entry.record, {
           authorities: options.authorities,
           chains,
@@ -293,57 +285,43 @@ function checkRecords(options: VerifyTrailOptions, count: number): Checked {
           );
         seen.add(record.nonce);
         heads.set(agent, hash);
-        invocations.set(hash, {
-          agent,
-          argumentsDigest: record.argumentsDigest,
-          line: line + 1,
-        });
-        recent.set(hash, verified);
-        if (recent.size > RECENT_INVOCATIONS) recent.delete(recent.keys().next().value!);
+        invocations.set(hash, { agent, argumentsDigest: record.argumentsDigest, line: line + 1 });
         continue;
       }
-      // A record the enforcement point signed: the invocation it names must be earlier in the log.
-      const named = namedInvocation(entry.record);
-      const seen = named === null ? undefined : invocations.get(named);
-      if (named !== null && seen === undefined)
-        throw new Problem(
-          TrailProblemCode.invocationUnknown,
-          `the record names invocation ${short(named)}, which is not earlier in the log`,
-        );
-      const invocation = named === null ? undefined : recent.get(named);
-      const verified = verifyEnforcerRecord(entry.record, {
+      // A record the enforcement point signed; its binding to the invocation it names (earlier
+      // in the log) is checked here, from what the invocation's verification kept.
+      const { record: r } = verifyEnforcerRecord(entry.record, {
         enforcers: options.enforcers,
         authorities: options.authorities,
-        ...(invocation === undefined ? {} : { invocation }),
       });
       signatures++;
-      // An old invocation (out of the recent window): the binding checked here.
-      if (seen !== undefined && invocation === undefined) {
-        if (verified.record.agent !== seen.agent)
+      const named = r.type === TRACE_RECORD_TYPE ? [r.resolvedBy, r.escalation] : [r.invocation];
+      for (const invocation of named) {
+        if (invocation === null) continue;
+        const seen = invocations.get(invocation);
+        if (seen === undefined)
+          throw new Problem(
+            TrailProblemCode.invocationUnknown,
+            `the record names invocation ${short(invocation)}, which is not earlier in the log`,
+          );
+        if (r.agent !== seen.agent)
           throw new Problem(
             'ERR_AUDIT_RECORD_MISMATCH',
             `the record's agent is not its invocation's (line ${seen.line})`,
           );
-        const r = verified.record;
-        if (
-          r.type === DECISION_RECORD_TYPE &&
-          Object.hasOwn(r, 'arguments') &&
-          jsonDigest(r.arguments) !== seen.argumentsDigest
-        )
+        if (r.type !== DECISION_RECORD_TYPE) continue;
+        if (Object.hasOwn(r, 'arguments') && jsonDigest(r.arguments) !== seen.argumentsDigest)
           throw new Problem(
             'ERR_AUDIT_RECORD_MISMATCH',
-            'the disclosed arguments do not match the invocation digest',
+            `the disclosed arguments do not match the digest the agent signed (line ${seen.line})`,
+          );
+        if (r.approval !== null && approvedDigest(r.approval.signed) !== seen.argumentsDigest)
+          throw new Problem(
+            'ERR_AUDIT_APPROVAL_INVALID',
+            `the human approved other arguments than the agent signed (line ${seen.line})`,
           );
       }
-      if (
-        verified.record.type === TRACE_RECORD_TYPE &&
-        !invocations.has(verified.record.escalation)
-      )
-        throw new Problem(
-          TrailProblemCode.invocationUnknown,
-          `the trace names escalated invocation ${short(verified.record.escalation)}, which is not earlier in the log`,
-        );
-      if (verified.record.type === DECISION_RECORD_TYPE) decisions++;
+      if (r.type === DECISION_RECORD_TYPE) decisions++;
     } catch (error) {
       if (error instanceof Problem)
         return {
@@ -382,27 +360,34 @@ function checkRecords(options: VerifyTrailOptions, count: number): Checked {
 
 const short = (hash: string | null): string => (hash === null ? 'none' : `${hash.slice(0, 12)}…`);
 
-/** The `type` of a record's bytes (a JSON object), or a typed malformed-record error. */
-function recordType(bytes: Uint8Array): unknown {
-  try {
-    const value: unknown = JSON.parse(strictUtf8.decode(bytes));
-    if (typeof value === 'object' && value !== null && !Array.isArray(value))
-      return (value as { type?: unknown }).type;
-  } catch {
-    // reported below
-  }
-  throw new Problem(TrailProblemCode.recordMalformed, 'the record is not a JSON object');
+const utf8 = new TextEncoder();
+const INVOCATION_SUFFIX = utf8.encode(`"type":"${INVOCATION_RECORD_TYPE}"}`);
+const REVOCATION_SUFFIX = utf8.encode(`"type":"${REVOCATION_RECORD_TYPE}"}`);
+
+function endsWith(bytes: Uint8Array, suffix: Uint8Array): boolean {
+  if (bytes.length < suffix.length) return false;
+  const at = bytes.length - suffix.length;
+  for (let i = 0; i < suffix.length; i++) if (bytes[at + i] !== suffix[i]) return false;
+  return true;
 }
 
-/** The invocation an enforcer-signed record hangs off (a trace: the one its answer decided). */
-function namedInvocation(bytes: Uint8Array): string | null {
-  const record = parseAuditRecord(bytes);
-  switch (record.type) {
-    case INVOCATION_RECORD_TYPE:
-      return record.previous;
-    case TRACE_RECORD_TYPE:
-      return record.resolvedBy;
-    default:
-      return record.invocation;
+/**
+ * Which verifier a record goes to, without parsing it: in JCS, `type` is the last member of
+ * every record type (no other member sorts after it), so the bytes end with it. A record that
+ * is not what its ending says is refused by the strict verifier it goes to (unknown members,
+ * another type, not JCS), so this only picks the verifier.
+ */
+function kindOf(bytes: Uint8Array): 'invocation' | 'revocation' | 'enforcer' {
+  if (endsWith(bytes, INVOCATION_SUFFIX)) return 'invocation';
+  if (endsWith(bytes, REVOCATION_SUFFIX)) return 'revocation';
+  return 'enforcer';
+}
+
+/** The `argumentsDigest` an approval's signed text binds (undefined when it has none). */
+function approvedDigest(signed: string): unknown {
+  try {
+    return (JSON.parse(signed) as { argumentsDigest?: unknown }).argumentsDigest;
+  } catch {
+    return undefined;
   }
 }
