@@ -15,6 +15,7 @@ import Database from 'better-sqlite3';
 import {
   AuditLog,
   CompactRange,
+  MemoryAuditLogRepository,
   consistencyProofRanges,
   hashChildren,
   hashLeaf,
@@ -271,7 +272,12 @@ export async function signedRecordRows(): Promise<TableRow[]> {
   const gateKey = ed25519KeyPairFromSeed(new Uint8Array(32).fill(2));
   const message = new Uint8Array(300).fill(0x61);
   let n = 0;
-  const oneCall = async (): Promise<number> => {
+  // The same calls into a log held in memory: what the signing costs without the disk.
+  const memoryLog = await AuditLog.open({
+    repository: new MemoryAuditLogRepository(),
+    origin: 'bench/records',
+  });
+  const oneCall = async (target: AuditLog = log): Promise<number> => {
     const args = { order: `o-${n++}`, amount: 40 };
     const invocation: SignedRecord<InvocationRecord> = await invocations.sign({
       chain,
@@ -280,7 +286,7 @@ export async function signedRecordRows(): Promise<TableRow[]> {
       args,
       nowSeconds: now,
     });
-    const appended = log.append(invocation.bytes);
+    const appended = target.append(invocation.bytes);
     const decision = await enforcer.signDecision({
       invocation: invocation.hash,
       agent: invocation.record.agent,
@@ -294,7 +300,7 @@ export async function signedRecordRows(): Promise<TableRow[]> {
       approval: null,
       decidedAt: now,
     });
-    await log.append(decision.bytes);
+    await target.append(decision.bytes);
     return appended;
   };
   const rows: TableRow[] = [];
@@ -323,9 +329,16 @@ export async function signedRecordRows(): Promise<TableRow[]> {
           { label: `raw floor: ${size} × 2 Ed25519 signatures (libsodium, SHA-256 digest)` },
         )
         .add(
+          'memory',
+          async () => {
+            await Promise.all(Array.from({ length: size }, () => oneCall(memoryLog)));
+          },
+          { label: `the same ${size} calls into a log in memory (no disk)` },
+        )
+        .add(
           'records',
           async () => {
-            await Promise.all(Array.from({ length: size }, oneCall));
+            await Promise.all(Array.from({ length: size }, () => oneCall()));
           },
           {
             label: `${size} concurrent calls: invocation signed + decision countersigned + both appended`,
@@ -341,6 +354,14 @@ export async function signedRecordRows(): Promise<TableRow[]> {
         baselineUsPerOp: floor.usPerOp / size,
         ratio: results.ratio('records', 'floor'),
         target: `${Math.round((1e6 * size) / records.usPerOp).toLocaleString('en-US')} calls/s (≥ 0.5× the floor's rate)`,
+      });
+      const memory = results.get('memory');
+      rows.push({
+        what: `the same, batch ${size}, into a log in memory (signing and encoding only), per call`,
+        usPerOp: memory.usPerOp / size,
+        baseline: 'the two Ed25519 signatures alone, per call',
+        baselineUsPerOp: floor.usPerOp / size,
+        ratio: results.ratio('memory', 'floor'),
       });
     }
   } finally {

@@ -128,13 +128,26 @@ export async function signInvocation(
   return signInvocationWithKey(vault, issuer, key, invocation);
 }
 
+// Nonces come from the CSPRNG 256 at a time (one getrandom call instead of one per invocation);
+// each is used once and the pool is never reused.
+let noncePool: Uint8Array = new Uint8Array(0);
+let noncePoolAt = 0;
+function freshNonce(): Uint8Array {
+  if (noncePoolAt + 16 > noncePool.length) {
+    noncePool = randomBytes(16 * 256);
+    noncePoolAt = 0;
+  }
+  noncePoolAt += 16;
+  return noncePool.slice(noncePoolAt - 16, noncePoolAt);
+}
+
 function signInvocationWithKey(
   vault: SigningVault,
   issuer: CredentialIssuer,
   key: VerifiedPurposeKey,
   invocation: InvocationToSign,
 ): Promise<SignedRecord<InvocationRecord>> {
-  const nonce = invocation.nonce ?? randomBytes(16);
+  const nonce = invocation.nonce ?? freshNonce();
   if (!(nonce instanceof Uint8Array) || nonce.length !== 16)
     throw invalid('ERR_ARGUMENT_INVALID', 'a nonce is 16 bytes');
   if (!(invocation.chain instanceof Uint8Array))
