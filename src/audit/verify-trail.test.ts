@@ -52,6 +52,7 @@ async function checkpointOf(list: readonly Uint8Array[]): Promise<string> {
 }
 
 const text = records.map((r, i) => formatExportLine(i, r)).join('\n') + '\n';
+const lines = text.trimEnd().split('\n');
 
 describe('verifyTrail', () => {
   it('verifies the golden trail and counts what it checked', async () => {
@@ -94,7 +95,6 @@ describe('verifyTrail', () => {
 
   it('never verifies a trail with one line edited, deleted, duplicated, moved or dropped', async () => {
     const checkpoint = await checkpointOf(records);
-    const lines = text.trimEnd().split('\n');
     fc.assert(
       fc.property(
         fc.constantFrom('edit', 'delete', 'duplicate', 'swap', 'truncate'),
@@ -174,6 +174,25 @@ describe('verifyTrail', () => {
       position: { line: 5, index: 4 },
       cause: 'ERR_AUDIT_SIGNATURE_INVALID',
     });
+  });
+
+  it('never throws on arbitrary text or on lines built around arbitrary records', async () => {
+    const checkpoint = await checkpointOf(records);
+    const options = { checkpoint, verifiers, authorities, enforcers: authorities };
+    fc.assert(
+      fc.property(fc.string({ maxLength: 300 }), fc.json({ maxDepth: 3 }), (junk, value) => {
+        const record = JSON.stringify(value);
+        for (const text of [
+          junk,
+          `{"index":0,"record":${record}}\n`,
+          `${lines[0]}\n{"index":1,"record":${record}}\n`,
+        ]) {
+          const r = verifyTrailExport({ ...options, text });
+          expect(typeof r.ok).toBe('boolean');
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('checks consistency with an older checkpoint, and reports a malformed line without throwing', async () => {

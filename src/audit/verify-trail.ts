@@ -15,9 +15,15 @@ import { ChainVerifier } from '../credentials/index.js';
 import type { NoteVerifierKey, VerifiedCheckpoint } from './checkpoint.js';
 import { parseExport } from './export.js';
 import { auditRecordHash, jsonDigest } from './record-codec.js';
-import { DECISION_RECORD_TYPE, INVOCATION_RECORD_TYPE, TRACE_RECORD_TYPE } from './records.js';
+import {
+  DECISION_RECORD_TYPE,
+  INVOCATION_RECORD_TYPE,
+  LEASE_RECORD_TYPE,
+  OUTCOME_RECORD_TYPE,
+  TRACE_RECORD_TYPE,
+} from './records.js';
 import { REVOCATION_RECORD_TYPE, verifyRevocationRecord } from './revocation-record.js';
-import { verifyEnforcerRecord, verifyInvocation } from './verify-records.js';
+import { verifyEnforcerRecord, verifyInvocation, type EnforcerRecord } from './verify-records.js';
 import { LogProblemCode, verifyLog, type LogEntryLine, type LogPosition } from './verify-log.js';
 
 /**
@@ -295,6 +301,22 @@ function checkRecords(options: VerifyTrailOptions, count: number): Checked {
         authorities: options.authorities,
       });
       signatures++;
+      // The enforcement point (and a decision's approver) as revoked then.
+      const time = recordTime(r);
+      const enforcerRevoked = revoked.get(r.enforcer);
+      if (enforcerRevoked !== undefined && enforcerRevoked.revokedAt <= time)
+        throw new Problem(
+          'ERR_REVOKED',
+          `the enforcement point \`${r.enforcer}\` was revoked at ${enforcerRevoked.revokedAt} (line ${enforcerRevoked.line}), before it signed at ${time}`,
+        );
+      if (r.type === DECISION_RECORD_TYPE && r.approval !== null) {
+        const approverRevoked = revoked.get(r.approval.approver);
+        if (approverRevoked !== undefined && approverRevoked.revokedAt <= r.approval.answeredAt)
+          throw new Problem(
+            'ERR_REVOKED',
+            `the approver \`${r.approval.approver}\` was revoked at ${approverRevoked.revokedAt} (line ${approverRevoked.line}), before answering at ${r.approval.answeredAt}`,
+          );
+      }
       const named = r.type === TRACE_RECORD_TYPE ? [r.resolvedBy, r.escalation] : [r.invocation];
       for (const invocation of named) {
         if (invocation === null) continue;
@@ -381,6 +403,20 @@ function kindOf(bytes: Uint8Array): 'invocation' | 'revocation' | 'enforcer' {
   if (endsWith(bytes, INVOCATION_SUFFIX)) return 'invocation';
   if (endsWith(bytes, REVOCATION_SUFFIX)) return 'revocation';
   return 'enforcer';
+}
+
+/** When the enforcement point signed a record: its own time member. */
+function recordTime(r: EnforcerRecord): number {
+  switch (r.type) {
+    case DECISION_RECORD_TYPE:
+      return r.decidedAt;
+    case OUTCOME_RECORD_TYPE:
+      return r.completedAt;
+    case LEASE_RECORD_TYPE:
+      return r.at;
+    default:
+      return r.recordedAt;
+  }
 }
 
 /** The `argumentsDigest` an approval's signed text binds (undefined when it has none). */

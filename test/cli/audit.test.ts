@@ -54,7 +54,9 @@ interface World {
 }
 
 /** A home with a trail: 6 calls by the agent (decision + outcome each), then its revocation. */
-async function world(options: { readonly lateCall?: boolean } = {}): Promise<World> {
+async function world(
+  options: { readonly lateCall?: boolean; readonly revoke?: 'agent' | 'gateway' } = {},
+): Promise<World> {
   const h = new Home();
   await h.ok('authority', 'init');
   for (const name of ['dana', 'agent', 'gateway']) await h.ok('identity', 'create', '--name', name);
@@ -94,7 +96,8 @@ async function world(options: { readonly lateCall?: boolean } = {}): Promise<Wor
       };
     };
     const agent = await issuer('agent');
-    const gateway = new EnforcerSigner(home.vault, await issuer('gateway'));
+    const gatewayIssuer = await issuer('gateway');
+    const gateway = new EnforcerSigner(home.vault, gatewayIssuer);
     const authority = await issuer('authority');
     const chain = readBytesArgument(h.path('agent.chain'), 'chain');
     const log = await AuditLog.open({
@@ -152,7 +155,7 @@ async function world(options: { readonly lateCall?: boolean } = {}): Promise<Wor
         authority,
         {
           kind: 'identity',
-          id: agent.identity.identifier,
+          id: (options.revoke === 'gateway' ? gatewayIssuer : agent).identity.identifier,
           revokedAt: NOW + 60,
           expiresAt: NOW + 86_400,
           reason: 'compromised',
@@ -496,6 +499,22 @@ describe('mandate audit', () => {
     });
     expect(c!.reasoning).toBe((trace.report as { reasoning: string } | null)?.reasoning ?? null);
   });
+
+  it('checks the enforcement point as revoked then: a decision signed after its revocation fails', async () => {
+    const g = await world({ lateCall: true, revoke: 'gateway' });
+    await g.h.ok('audit', 'checkpoint', '--out', g.h.path('cp.txt'));
+    await g.h.ok('audit', 'export', '--out', g.h.path('log.jsonl'));
+    const p = await verifyFails(
+      g.h,
+      '--log',
+      g.h.path('log.jsonl'),
+      '--checkpoint',
+      g.h.path('cp.txt'),
+    );
+    expect(p.code).toBe('ERR_REVOKED');
+    expect(p.position.line).toBe(20); // the late invocation (line 19) verifies; its decision does not
+    expect(p.message).toMatch(/enforcement point .* was revoked/);
+  }, 60_000);
 
   it('`mandate revoke` logs a signed revocation record that verification then counts', async () => {
     const g = await world();
