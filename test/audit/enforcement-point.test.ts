@@ -6,6 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import {
   AuditLog,
   auditRecordHash,
@@ -444,5 +445,106 @@ describe('EnforcementPoint', () => {
       error: 'ERR_UPSTREAM',
       resultDigest: null,
     });
+  });
+
+  it('any interleaving of agents, replays and stale sends keeps one linear chain per agent (property)', async () => {
+    const s = await setup();
+    const ops = fc.array(
+      fc.record({
+        agent: fc.nat(s.agents.length - 1),
+        kind: fc.constantFrom('send', 'send', 'send', 'replay', 'stale', 'burst'),
+      }),
+      { minLength: 1, maxLength: 12 },
+    );
+    await fc.assert(
+      fc.asyncProperty(ops, async (plan) => {
+        const log = await AuditLog.open({
+          repository: new MemoryAuditLogRepository(),
+          origin: 'example.com/audit/property',
+        });
+        const point = await EnforcementPoint.open({
+          enforcement: {
+            gate: new Gate({
+              catalog: s.w.catalog,
+              bundles: new HeldBundleSource(bundleOf()),
+              denySet: s.w.denySet,
+            }),
+            bundles: new HeldBundleSource(bundleOf()),
+            denySet: s.w.denySet,
+            authorities: s.w.authorities,
+          },
+          chains: s.w.verifier,
+          authorities: s.w.authorities,
+          log,
+          trail: new MemoryAuditTrailRepository(),
+          signer: s.signer,
+        });
+        const signers = s.agents.map((a) => new InvocationSigner(s.w.vault, a.party.issuer));
+        const lastSent = new Map<number, Uint8Array>();
+        let accepted = 0;
+        let n = 0;
+        const send = async (k: number, at = NOW): Promise<string> => {
+          const args = readOrder(`o-${n++}`);
+          const signed = await signers[k]!.sign({
+            chain: s.agents[k]!.chain,
+            tool: 'read_orders',
+            args,
+            nowSeconds: at,
+          });
+          lastSent.set(k, signed.bytes);
+          return codeOf(() => point.submit(signed.bytes, args, NOW));
+        };
+        const pending: Promise<string>[] = [];
+        for (const op of plan) {
+          if (op.kind === 'send') pending.push(send(op.agent));
+          else if (op.kind === 'burst') for (let i = 0; i < 3; i++) pending.push(send(op.agent));
+          else if (op.kind === 'stale') {
+            // Signed far from the clock: refused; the agent's signer moved on, so later sends of
+            // this agent no longer follow the head and are refused too until it resyncs.
+            const code = await send(op.agent, NOW + 1000);
+            expect(code).toBe('ERR_AUDIT_INVOCATION_STALE');
+            signers[op.agent] = new InvocationSigner(
+              s.w.vault,
+              s.agents[op.agent]!.party.issuer,
+              await point.head(s.agents[op.agent]!.party.identity.identifier),
+            );
+          } else {
+            const bytes = lastSent.get(op.agent);
+            await Promise.all(pending);
+            if (bytes !== undefined) {
+              const args = JSON.parse(new TextDecoder().decode(bytes)) as {
+                argumentsDigest: string;
+              };
+              expect(args.argumentsDigest).toMatch(/^[0-9a-f]{64}$/);
+              const code = await codeOf(() => point.submit(bytes, {}, NOW));
+              expect(code).not.toBe('no error');
+            }
+          }
+        }
+        const codes = await Promise.all(pending);
+        for (const c of codes) {
+          if (c === 'no error') accepted++;
+          else expect(c).toBe('ERR_AUDIT_AGENT_CHAIN_MISMATCH');
+        }
+        expect(log.size).toBe(2 * accepted);
+        const entries = await log.readEntries(0, log.size);
+        const last = new Map<string, string | null>();
+        const logged = new Set<string>();
+        let decisions = 0;
+        for (const e of entries) {
+          const r = parseAuditRecord(e.record);
+          if (r.type === 'mandate/invocation/v1') {
+            expect(r.previous).toBe(last.get(r.agent) ?? null);
+            last.set(r.agent, auditRecordHash(e.record));
+            logged.add(auditRecordHash(e.record));
+          } else if (r.type === 'mandate/decision/v1') {
+            expect(logged.has(r.invocation)).toBe(true);
+            decisions++;
+          }
+        }
+        expect([logged.size, decisions]).toEqual([accepted, accepted]);
+      }),
+      { numRuns: 15 },
+    );
   });
 });
