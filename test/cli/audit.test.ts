@@ -535,6 +535,33 @@ describe('mandate audit', () => {
     });
   }, 60_000);
 
+  it('answers typed errors: no checkpoint yet, no such record, a bad query', async () => {
+    const h = new Home();
+    await h.ok('authority', 'init');
+    let r = await h.run('audit', 'verify');
+    expect(r.code).toBe(6);
+    expect(r.stderr).toMatch(/^error\[ERR_AUDIT_CHECKPOINT_NOT_FOUND\]: /);
+    r = await h.run('audit', 'show', 'abcdef0123');
+    expect(r.code).toBe(6);
+    expect(r.stderr).toMatch(/^error\[ERR_AUDIT_RECORD_NOT_FOUND\]: /);
+    r = await h.run('audit', 'show', 'not-hex');
+    expect(r.stderr).toMatch(/^error\[ERR_ARGUMENT_INVALID\]: /);
+    r = await h.run('audit', 'query', '--decision', 'maybe');
+    expect(r.stderr).toMatch(/^error\[ERR_ARGUMENT_INVALID\]: /);
+    r = await h.run(
+      'audit',
+      'verify',
+      '--log',
+      h.path('missing.jsonl'),
+      '--checkpoint',
+      h.path('x'),
+    );
+    expect(r.stderr).toMatch(/^error\[ERR_FILE_NOT_FOUND\]: /);
+    // An empty log checkpoints at size 0 and verifies.
+    expect(await h.ok('audit', 'checkpoint')).toMatchObject({ treeSize: 0, signed: true });
+    expect(await h.ok('audit', 'verify')).toMatchObject({ ok: true, records: 0 });
+  });
+
   it('shows and queries the trail: who, for whom, what, the decision and why, inclusion', async () => {
     const shown = await w.h.ok<{
       call: { agent: string; onBehalfOf: string[]; tool: string; decision: { decision: string } };
