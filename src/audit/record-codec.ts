@@ -72,8 +72,20 @@ export function jsonDigest(value: unknown): string {
 // Long strings repeat from record to record (an agent's chain and attestation): their JCS text
 // is kept, keyed by the string itself.
 const longStrings = new Map<string, string>();
-const LONG_STRING_CHARS = 256;
+const LONG_STRING_CHARS = 128;
 const LONG_STRINGS_KEPT = 256;
+
+// Member names are the records' own few: their JCS text is kept.
+const memberNames = new Map<string, string>();
+
+function canonicalName(key: string): string {
+  let text = memberNames.get(key);
+  if (text === undefined) {
+    text = canonicalizeJson(key);
+    if (memberNames.size < 256) memberNames.set(key, text);
+  }
+  return text;
+}
 
 function canonicalMember(key: string, value: unknown): string {
   if (typeof value === 'string' && value.length >= LONG_STRING_CHARS) {
@@ -83,9 +95,9 @@ function canonicalMember(key: string, value: unknown): string {
       if (longStrings.size >= LONG_STRINGS_KEPT) longStrings.clear();
       longStrings.set(value, text);
     }
-    return `${canonicalizeJson(key)}:${text}`;
+    return `${canonicalName(key)}:${text}`;
   }
-  return `${canonicalizeJson(key)}:${canonicalizeJson(value)}`;
+  return `${canonicalName(key)}:${canonicalizeJson(value)}`;
 }
 
 /**
