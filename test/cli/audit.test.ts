@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
 import { ManualClock } from '../../src/core/index.js';
 import {
   AuditLog,
@@ -533,6 +534,26 @@ describe('mandate audit', () => {
       reason: 'left the company',
       sequence: 1,
     });
+  }, 60_000);
+
+  it('finds a row edited in the database (its guard trigger dropped) at its line', async () => {
+    const g = await world();
+    await g.h.ok('audit', 'checkpoint');
+    const db = new Database(join(g.h.dir, 'mandate.db'));
+    try {
+      db.exec('DROP TRIGGER audit_log_entries_no_update');
+      const row = db.prepare('SELECT record FROM audit_log_entries WHERE idx = 4').get() as {
+        record: Buffer;
+      };
+      const edited = row.record.toString('utf8').replace('"amount":20', '"amount":2000');
+      expect(edited).not.toBe(row.record.toString('utf8'));
+      db.prepare('UPDATE audit_log_entries SET record = ? WHERE idx = 4').run(Buffer.from(edited));
+    } finally {
+      db.close();
+    }
+    const p = await verifyFails(g.h);
+    expect(p.code).toBe('ERR_AUDIT_RECORD_EDITED');
+    expect(p.position).toMatchObject({ line: 5, index: 4 });
   }, 60_000);
 
   it('answers typed errors: no checkpoint yet, no such record, a bad query', async () => {
