@@ -91,6 +91,7 @@ export type {
 } from './records.js';
 export {
   parseAuditRecord,
+  readAuditRecord,
   encodeAuditRecord,
   auditRecordHash,
   jsonDigest,
@@ -110,6 +111,7 @@ export type {
   VerifyInvocationOptions,
   VerifyEnforcerRecordOptions,
   EnforcerRecord,
+  VerifiedKeyCache,
 } from './verify-records.js';
 export { MemoryAuditTrailRepository } from './trail-repository.js';
 export type { AuditTrailRepository, AgentHead, Escalation } from './trail-repository.js';

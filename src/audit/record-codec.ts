@@ -519,6 +519,30 @@ function trace(o: Json): TraceRecord {
  * signature (see verifyInvocation, verifyEnforcerRecord).
  */
 export function parseAuditRecord(bytes: Uint8Array): AuditRecord {
+  return readAuditRecord(bytes).record;
+}
+
+/**
+ * {@link parseAuditRecord}, plus the bytes its signature covers, cut from the text itself: the
+ * text is JCS, `signature` is never its first member (`agent` always sorts before it) and what
+ * follows it at the top level holds no unescaped quote-comma sequence, so the last occurrence of
+ * `,"signature":{…}` is the member.
+ */
+export function readAuditRecord(bytes: Uint8Array): {
+  readonly record: AuditRecord;
+  readonly signingBytes: Uint8Array;
+} {
+  const { record, text } = decodeAuditRecord(bytes);
+  const member = `,"signature":${canonicalizeJson(record.signature)}`;
+  const at = text.lastIndexOf(member);
+  if (at === -1) fail('the signature member is not where JCS puts it');
+  return {
+    record,
+    signingBytes: utf8.encode(text.slice(0, at) + text.slice(at + member.length)),
+  };
+}
+
+function decodeAuditRecord(bytes: Uint8Array): { record: AuditRecord; text: string } {
   if (!(bytes instanceof Uint8Array) || bytes.byteLength > MAX_AUDIT_RECORD_BYTES)
     fail(`a record is at most ${MAX_AUDIT_RECORD_BYTES} bytes`);
   let textForm: string;
@@ -536,7 +560,7 @@ export function parseAuditRecord(bytes: Uint8Array): AuditRecord {
     fail('not I-JSON');
   }
   if (canonical !== textForm) fail('not in JCS (RFC 8785) form');
-  return checkAuditRecord(value);
+  return { record: checkAuditRecord(value), text: textForm };
 }
 
 /**

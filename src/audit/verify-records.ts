@@ -16,13 +16,10 @@ import {
   verifyCredentialKeySignature,
   type CredentialKeySignature,
 } from '../credentials/internal.js';
-import {
-  auditRecordHash,
-  fromBase64Url,
-  jsonDigest,
-  parseAuditRecord,
-  recordSigningBytes,
-} from './record-codec.js';
+import { auditRecordHash, fromBase64Url, jsonDigest, readAuditRecord } from './record-codec.js';
+import { verifyChangeSignature } from '../identity/internal.js';
+import { Purpose, type VerifiedPurposeKey } from '../identity/index.js';
+import type { ErrorCode } from '../core/index.js';
 import {
   INVOCATION_RECORD_TYPE,
   type DecisionRecord,
@@ -34,6 +31,76 @@ import {
 } from './records.js';
 
 const issued = Symbol('verified');
+
+/**
+ * Credential keys already verified, for a verifier that checks many records of the same signers:
+ * keyed by signer, the length of the history the key was verified against, and the attestation.
+ * Pass one `Map` (empty at first) to every call; it holds at most 10,000 keys.
+ */
+export type VerifiedKeyCache = Map<string, VerifiedPurposeKey>;
+
+const MAX_CACHED_KEYS = 10_000;
+
+/**
+ * verifyCredentialKeySignature with a cache: a key verified before (same signer, same history
+ * length, same attestation) is reused while `now` lies in its window and it was not under a
+ * rotation grace window — the rule credentialSigningKey applies to a signer's reused key — so a
+ * record costs one signature check instead of two.
+ */
+function verifyRecordSignature(
+  signingBytes: Uint8Array,
+  signature: { readonly keyType: 'ed25519' | 'p256'; readonly value: string },
+  attestationText: string,
+  signer: VerifiedIdentity,
+  options: {
+    readonly nowSeconds: number;
+    readonly rotationGraceSeconds?: number | undefined;
+    readonly keys?: VerifiedKeyCache | undefined;
+  },
+  codes: { readonly untrusted: ErrorCode; readonly signature: ErrorCode },
+  what: string,
+): CredentialKeySignature {
+  const decoded = {
+    keyType: signature.keyType,
+    bytes: fromBase64Url(signature.value, 'signature'),
+  };
+  const cacheKey = `${signer.identifier}:${signer.changes.length}:${attestationText}`;
+  const now = options.nowSeconds;
+  const cached = options.keys?.get(cacheKey);
+  if (
+    cached?.key.purpose === Purpose.credentials &&
+    !cached.inRotationGrace &&
+    cached.createdAt <= now + 60 &&
+    now < cached.expiresAt
+  ) {
+    const hash = sha256(signingBytes);
+    if (!verifyChangeSignature(cached.key.signingKey, hash, decoded))
+      throw unauthorized(
+        codes.signature,
+        `${what} signature does not verify under the credential key of \`${signer.identifier}\``,
+      );
+    return { issuer: signer.identifier, issuerKey: cached, hash };
+  }
+  const verified = verifyCredentialKeySignature(
+    signingBytes,
+    decoded,
+    fromBase64Url(attestationText, 'attestation'),
+    {
+      nowSeconds: now,
+      authorities: new Map([[signer.identifier, signer]]),
+      ...(options.rotationGraceSeconds === undefined
+        ? {}
+        : { rotationGraceSeconds: options.rotationGraceSeconds }),
+    },
+    codes,
+    what,
+  );
+  if (options.keys !== undefined) {
+    if (options.keys.size >= MAX_CACHED_KEYS) options.keys.clear();
+    options.keys.set(cacheKey, verified.issuerKey);
+  }
+  return verified;
+}
 
 /** Options of {@link verifyInvocation}. */
 export interface VerifyInvocationOptions {
@@ -52,6 +119,8 @@ export interface VerifyInvocationOptions {
    * default the record's own `issuedAt` (an offline verifier checks the chain as it stood then).
    */
   readonly nowSeconds?: number;
+  /** Credential keys verified by earlier calls (see {@link VerifiedKeyCache}). */
+  readonly keys?: VerifiedKeyCache;
 }
 
 /** An invocation whose signature and chain verified (only {@link verifyInvocation} makes one). */
@@ -92,7 +161,7 @@ export function verifyInvocation(
   bytes: Uint8Array,
   options: VerifyInvocationOptions,
 ): VerifiedInvocation {
-  const record = parseAuditRecord(bytes);
+  const { record, signingBytes } = readAuditRecord(bytes);
   if (record.type !== INVOCATION_RECORD_TYPE)
     throw invalid('ERR_AUDIT_RECORD_TYPE', `expected an invocation record, got \`${record.type}\``);
   const now = options.nowSeconds ?? record.issuedAt;
@@ -118,19 +187,15 @@ export function verifyInvocation(
       'ERR_AUDIT_SIGNER_MISMATCH',
       `the chain does not carry the history of \`${record.agent}\``,
     );
-  const signer = verifyCredentialKeySignature(
-    recordSigningBytes(record),
-    {
-      keyType: record.signature.keyType,
-      bytes: fromBase64Url(record.signature.value, 'signature'),
-    },
-    fromBase64Url(record.attestation, 'attestation'),
+  const signer = verifyRecordSignature(
+    signingBytes,
+    record.signature,
+    record.attestation,
+    identity,
     {
       nowSeconds: now,
-      authorities: new Map([[record.agent, identity]]),
-      ...(options.rotationGraceSeconds === undefined
-        ? {}
-        : { rotationGraceSeconds: options.rotationGraceSeconds }),
+      rotationGraceSeconds: options.rotationGraceSeconds,
+      keys: options.keys,
     },
     { untrusted: 'ERR_AUDIT_SIGNER_MISMATCH', signature: 'ERR_AUDIT_SIGNATURE_INVALID' },
     'invocation',
@@ -168,6 +233,8 @@ export interface VerifyEnforcerRecordOptions {
   /** The time the enforcer's key must be valid at; by default the record's own time. */
   readonly nowSeconds?: number;
   readonly rotationGraceSeconds?: number;
+  /** Credential keys verified by earlier calls (see {@link VerifiedKeyCache}). */
+  readonly keys?: VerifiedKeyCache;
 }
 
 /** A record the enforcement point signed, verified (only {@link verifyEnforcerRecord} makes one). */
@@ -274,7 +341,7 @@ export function verifyEnforcerRecord(
   bytes: Uint8Array,
   options: VerifyEnforcerRecordOptions,
 ): VerifiedEnforcerRecord {
-  const record = parseAuditRecord(bytes);
+  const { record, signingBytes } = readAuditRecord(bytes);
   if (record.type === INVOCATION_RECORD_TYPE)
     throw invalid('ERR_AUDIT_RECORD_TYPE', 'an invocation is signed by its agent, not an enforcer');
   const identity = options.enforcers.get(record.enforcer);
@@ -283,19 +350,15 @@ export function verifyEnforcerRecord(
       'ERR_AUDIT_SIGNER_UNTRUSTED',
       `\`${record.enforcer}\` is not a trusted enforcement point`,
     );
-  const signer = verifyCredentialKeySignature(
-    recordSigningBytes(record),
-    {
-      keyType: record.signature.keyType,
-      bytes: fromBase64Url(record.signature.value, 'signature'),
-    },
-    fromBase64Url(record.attestation, 'attestation'),
+  const signer = verifyRecordSignature(
+    signingBytes,
+    record.signature,
+    record.attestation,
+    identity,
     {
       nowSeconds: options.nowSeconds ?? recordTime(record),
-      authorities: new Map([[record.enforcer, identity]]),
-      ...(options.rotationGraceSeconds === undefined
-        ? {}
-        : { rotationGraceSeconds: options.rotationGraceSeconds }),
+      rotationGraceSeconds: options.rotationGraceSeconds,
+      keys: options.keys,
     },
     { untrusted: 'ERR_AUDIT_SIGNER_MISMATCH', signature: 'ERR_AUDIT_SIGNATURE_INVALID' },
     record.type.slice('mandate/'.length, -'/v1'.length),

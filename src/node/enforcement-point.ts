@@ -23,6 +23,7 @@ import {
   type SignedRecord,
   type TraceRecord,
   type VerifiedInvocation,
+  type VerifiedKeyCache,
 } from '../audit/index.js';
 import { toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
@@ -98,6 +99,8 @@ export class EnforcementPoint {
   readonly #serial = new Map<Identifier, Promise<unknown>>();
   /** Log size when each in-flight invocation's append was issued (its index is at least that). */
   readonly #inFlight = new Map<RecordHash, number>();
+  /** The agents' credential keys, checked once per attestation (not per invocation). */
+  readonly #keys: VerifiedKeyCache = new Map();
   #sinceLastPersist = 0;
   #sinceLastPrune = 0;
   #persisting: Promise<void> | undefined;
@@ -181,6 +184,7 @@ export class EnforcementPoint {
       authorities: o.authorities,
       chains: o.chains,
       nowSeconds,
+      keys: this.#keys,
     });
     const record = invocation.record;
     if (Math.abs(nowSeconds - record.issuedAt) > this.#window)

@@ -9,10 +9,13 @@ import {
   auditRecordHash,
   jsonDigest,
   parseAuditRecord,
+  readAuditRecord,
+  recordSigningBytes,
   signInvocation,
   verifyEnforcerRecord,
   verifyInvocation,
   type VerifiedInvocation,
+  type VerifiedKeyCache,
 } from '../../src/audit/index.js';
 import { isMandateError } from '../../src/core/index.js';
 import { canonicalizeJson, fromHex } from '../../src/encoding/index.js';
@@ -73,6 +76,53 @@ describe('golden audit records', () => {
       });
       expect(verified.hash).toBe(golden[name].hash);
     }
+  });
+
+  it('cut their signing bytes from the text exactly as JCS of the record without `signature`', () => {
+    for (const name of [
+      'invocation',
+      'nextInvocation',
+      'decision',
+      'escalation',
+      'outcome',
+      'lease',
+      'trace',
+    ] as const) {
+      const { record, signingBytes } = readAuditRecord(bytesOf(golden[name].text));
+      expect(new TextDecoder().decode(signingBytes)).toBe(
+        new TextDecoder().decode(recordSigningBytes(record)),
+      );
+    }
+  });
+
+  it('verify the same through a key cache (one signature check per record), and fail the same', () => {
+    const keys: VerifiedKeyCache = new Map();
+    for (let round = 0; round < 2; round++) {
+      const first = verifyInvocation(bytesOf(golden.invocation.text), { authorities, keys });
+      verifyEnforcerRecord(bytesOf(golden.decision.text), { enforcers, invocation: first, keys });
+    }
+    expect(keys.size).toBe(2);
+    for (const [key, text] of tamperedTexts(golden.invocation.text))
+      expect(
+        codeOf(() => verifyInvocation(bytesOf(text), { authorities, keys })),
+        key,
+      ).not.toBe('no error');
+    const record = JSON.parse(golden.decision.text) as { signature: { value: string } };
+    const flipped = record.signature.value.startsWith('A') ? 'B' : 'A';
+    record.signature.value = flipped + record.signature.value.slice(1);
+    expect(
+      codeOf(() => verifyEnforcerRecord(bytesOf(canonicalizeJson(record)), { enforcers, keys })),
+    ).not.toBe('no error');
+    // Outside the cached key's window the full check runs again (and fails the same way).
+    expect(
+      codeOf(() =>
+        verifyInvocation(bytesOf(golden.invocation.text), {
+          authorities,
+          keys,
+          nowSeconds: delegationGolden.chains[2]!.expiresAt,
+        }),
+      ),
+    ).toBe('ERR_DELEGATION_EXPIRED');
   });
 
   it('check out with independent code: noble SHA-256 and Ed25519 over JSON without `signature`', () => {
