@@ -15,6 +15,7 @@ import Database from 'better-sqlite3';
 import {
   AuditLog,
   CompactRange,
+  MemoryAuditLogRepository,
   consistencyProofRanges,
   hashChildren,
   hashLeaf,
@@ -24,7 +25,20 @@ import {
   verifyInclusion,
   type StoredMerkleNode,
 } from '../src/audit/index.js';
-import { randomUnit } from '../src/crypto/index.js';
+import {
+  EnforcerSigner,
+  InvocationSigner,
+  type SignedRecord,
+  type InvocationRecord,
+} from '../src/audit/index.js';
+import { ed25519KeyPairFromSeed, randomUnit, sha256, signEd25519 } from '../src/crypto/index.js';
+import { MemoryVault } from '../src/vault/index.js';
+import { Identities, MemoryIdentityRepository, Purpose } from '../src/identity/index.js';
+import {
+  chainFromCredential,
+  issueCredential,
+  type CredentialIssuer,
+} from '../src/credentials/index.js';
 import { openSqliteStore } from '../src/store/open-sqlite-store.js';
 import { group, type TableRow } from './harness.js';
 
@@ -213,7 +227,151 @@ async function proofRows(): Promise<TableRow[]> {
   ];
 }
 
+/**
+ * Durable signed records: per call, the agent signs its invocation (JCS, SHA-256, Ed25519 through
+ * its vault), the enforcement point countersigns a decision naming it, and both are appended to
+ * the SQLite log; a batch of concurrent calls shares one group commit. Floor: the two Ed25519
+ * signatures alone (libsodium, over a 32-byte digest), per call.
+ */
+export async function signedRecordRows(): Promise<TableRow[]> {
+  const now = Math.floor(Date.now() / 1000);
+  const vault = new MemoryVault();
+  const identities = new Identities({
+    vault,
+    repository: new MemoryIdentityRepository(),
+    clock: { nowSeconds: () => now },
+  });
+  const party = async (name: string) => {
+    const local = await identities.create({ name });
+    const { verified, keyId } = await identities.purposeKey(name, Purpose.credentials);
+    const issuer: CredentialIssuer = {
+      identity: local.identity,
+      credentialKeyId: keyId,
+      credentialKeyAttestation: verified.attestation,
+    };
+    return { identity: local.identity, issuer };
+  };
+  const authority = await party('authority');
+  const agent = await party('agent');
+  const chain = chainFromCredential(
+    await issueCredential(
+      vault,
+      authority.issuer,
+      agent.identity,
+      new Map([['tools', new TextEncoder().encode('issue_refund')]]),
+      { nowSeconds: now, ttlSeconds: 3600 },
+    ),
+    agent.identity,
+  );
+  const invocations = new InvocationSigner(vault, agent.issuer);
+  const enforcer = new EnforcerSigner(vault, authority.issuer);
+  const dir = mkdtempSync(join(tmpdir(), 'mandate-bench-records-'));
+  const store = openSqliteStore(join(dir, 'mandate.db'));
+  const log = await AuditLog.open({ repository: store.auditLog, origin: 'bench/records' });
+  const agentKey = ed25519KeyPairFromSeed(new Uint8Array(32).fill(1));
+  const gateKey = ed25519KeyPairFromSeed(new Uint8Array(32).fill(2));
+  const message = new Uint8Array(300).fill(0x61);
+  let n = 0;
+  // The same calls into a log held in memory: what the signing costs without the disk.
+  const memoryLog = await AuditLog.open({
+    repository: new MemoryAuditLogRepository(),
+    origin: 'bench/records',
+  });
+  const oneCall = async (target: AuditLog = log): Promise<number> => {
+    const args = { order: `o-${n++}`, amount: 40 };
+    const invocation: SignedRecord<InvocationRecord> = await invocations.sign({
+      chain,
+      tool: 'issue_refund',
+      server: 'orders',
+      args,
+      nowSeconds: now,
+    });
+    const appended = target.append(invocation.bytes);
+    const decision = await enforcer.signDecision({
+      invocation: invocation.hash,
+      agent: invocation.record.agent,
+      decision: 'allow',
+      lock: null,
+      code: null,
+      reasons: [],
+      policies: ['small-refunds'],
+      bundle: 'b'.repeat(64),
+      escalation: null,
+      approval: null,
+      decidedAt: now,
+    });
+    await target.append(decision.bytes);
+    return appended;
+  };
+  const rows: TableRow[] = [];
+  let recordBytes = 0;
+  try {
+    {
+      const sample = await invocations.sign({
+        chain,
+        tool: 'issue_refund',
+        args: {},
+        nowSeconds: now,
+      });
+      recordBytes = sample.bytes.length;
+    }
+    for (const size of BATCHES) {
+      const results = await group(`audit-signed-records-${size}`)
+        .add(
+          'floor',
+          () => {
+            for (let i = 0; i < size; i++) {
+              message[0] = i;
+              signEd25519(agentKey.secretKey, sha256(message));
+              signEd25519(gateKey.secretKey, sha256(message));
+            }
+          },
+          { label: `raw floor: ${size} × 2 Ed25519 signatures (libsodium, SHA-256 digest)` },
+        )
+        .add(
+          'memory',
+          async () => {
+            await Promise.all(Array.from({ length: size }, () => oneCall(memoryLog)));
+          },
+          { label: `the same ${size} calls into a log in memory (no disk)` },
+        )
+        .add(
+          'records',
+          async () => {
+            await Promise.all(Array.from({ length: size }, () => oneCall()));
+          },
+          {
+            label: `${size} concurrent calls: invocation signed + decision countersigned + both appended`,
+          },
+        )
+        .run();
+      const records = results.get('records');
+      const floor = results.get('floor');
+      rows.push({
+        what: `durable signed invocation + decision, batch ${size}, per call (invocation ${recordBytes} B with its chain)`,
+        usPerOp: records.usPerOp / size,
+        baseline: 'the two Ed25519 signatures alone, per call',
+        baselineUsPerOp: floor.usPerOp / size,
+        ratio: results.ratio('records', 'floor'),
+        target: `${Math.round((1e6 * size) / records.usPerOp).toLocaleString('en-US')} calls/s (≥ 0.5× the floor's rate)`,
+      });
+      const memory = results.get('memory');
+      rows.push({
+        what: `the same, batch ${size}, into a log in memory (signing and encoding only), per call`,
+        usPerOp: memory.usPerOp / size,
+        baseline: 'the two Ed25519 signatures alone, per call',
+        baselineUsPerOp: floor.usPerOp / size,
+        ratio: results.ratio('memory', 'floor'),
+      });
+    }
+  } finally {
+    await log.close();
+    store.close();
+  }
+  return rows;
+}
+
 /** Every audit-log row of the performance table. */
 export async function auditBenchmarks(): Promise<TableRow[]> {
-  return [...(await appendRows()), ...(await proofRows())];
+  return [...(await appendRows()), ...(await signedRecordRows()), ...(await proofRows())];
 }

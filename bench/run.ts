@@ -12,6 +12,7 @@ import { auditBenchmarks } from './audit.bench.js';
 import { busBenchmarks } from './bus.bench.js';
 import { policyBenchmarks } from './policy.bench.js';
 import { gateBenchmarks } from './gates.bench.js';
+import { trailBenchmarks } from './trail.bench.js';
 
 interface Section {
   readonly name: string;
@@ -40,6 +41,7 @@ const sections: readonly Section[] = [
     title: 'revocation to enforcement on a running node',
     run: () => busBenchmarks(),
   },
+  { name: 'trail', title: 'audit trail verification', run: trailBenchmarks },
 ];
 
 const onlyAt = process.argv.indexOf('--only');

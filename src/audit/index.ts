@@ -64,3 +64,74 @@ export type {
   VerifyLogOptions,
   VerifyStoredLogOptions,
 } from './verify-log.js';
+export {
+  INVOCATION_RECORD_TYPE,
+  DECISION_RECORD_TYPE,
+  OUTCOME_RECORD_TYPE,
+  LEASE_RECORD_TYPE,
+  TRACE_RECORD_TYPE,
+  AUDIT_RECORD_TYPES,
+} from './records.js';
+export type {
+  AuditRecord,
+  AuditRecordType,
+  RecordHash,
+  RecordSignature,
+  ReportedInput,
+  InvocationReport,
+  InvocationRecord,
+  DecisionRecord,
+  DecisionEscalation,
+  DecisionApproval,
+  EnforcerSigned,
+  OutcomeRecord,
+  LeaseRecord,
+  TraceRecord,
+  TraceResolution,
+} from './records.js';
+export {
+  parseAuditRecord,
+  readAuditRecord,
+  encodeAuditRecord,
+  auditRecordHash,
+  jsonDigest,
+  recordSigningBytes,
+  toBase64Url,
+  fromBase64Url,
+} from './record-codec.js';
+export { signInvocation, InvocationSigner, EnforcerSigner } from './sign-records.js';
+export type { SignedRecord, InvocationToSign, InputToReport } from './sign-records.js';
+export {
+  verifyInvocation,
+  verifyEnforcerRecord,
+  VerifiedInvocation,
+  VerifiedEnforcerRecord,
+} from './verify-records.js';
+export type {
+  VerifyInvocationOptions,
+  VerifyEnforcerRecordOptions,
+  EnforcerRecord,
+  VerifiedKeyCache,
+} from './verify-records.js';
+export { MemoryAuditTrailRepository } from './trail-repository.js';
+export type { AuditTrailRepository, AgentHead, Escalation } from './trail-repository.js';
+export { formatExportLine, parseExportLine, parseExport, MAX_EXPORT_LINE_BYTES } from './export.js';
+export type { ExportLine, ParsedExport } from './export.js';
+export { verifyTrail, verifyTrailExport, TrailProblemCode } from './verify-trail.js';
+export type {
+  TrailPosition,
+  TrailProblem,
+  TrailSummary,
+  TrailVerification,
+  VerifyTrailOptions,
+  VerifyTrailExportOptions,
+} from './verify-trail.js';
+export {
+  REVOCATION_RECORD_TYPE,
+  signRevocationRecord,
+  verifyRevocationRecord,
+} from './revocation-record.js';
+export type { RevocationRecord } from './revocation-record.js';
+export { delegationPath } from './chain-path.js';
+export { emitTrailSpans, GenAiAttribute, GenAiOperation, MandateAttribute } from './otel.js';
+export type { TrailSpansOptions, TrailSpansResult } from './otel.js';

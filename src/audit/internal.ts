@@ -6,3 +6,4 @@ export {
   checkRange,
   entryNotFound,
 } from './repository-checks.js';
+export { checkTrailKey, checkTrailNumber } from './trail-repository.js';

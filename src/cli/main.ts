@@ -17,6 +17,7 @@ import { registerTrustCommands } from './commands/trust.js';
 import { registerGateCommands } from './commands/gate.js';
 import { registerApprovalCommands } from './commands/approvals.js';
 import { registerPolicyCommands } from './commands/policy.js';
+import { registerAuditCommands } from './commands/audit.js';
 import { invalid } from '../core/internal.js';
 import { ManualClock, systemClock, type Clock } from '../core/index.js';
 import type { CliContext } from './context.js';
@@ -90,6 +91,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerGateCommands(program, context);
   registerApprovalCommands(program, context);
   registerPolicyCommands(program, context);
+  registerAuditCommands(program, context);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

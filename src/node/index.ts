@@ -44,3 +44,9 @@ export { BusBundleSource } from './bus-bundle-source.js';
 export type { BusBundleSourceOptions } from './bus-bundle-source.js';
 export { AuthorityBus } from './authority-bus.js';
 export type { AuthorityBusOptions } from './authority-bus.js';
+export { EnforcementPoint } from './enforcement-point.js';
+export type {
+  EnforcementPointOptions,
+  EnforcedInvocation,
+  CallOutcome,
+} from './enforcement-point.js';

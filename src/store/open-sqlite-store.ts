@@ -16,6 +16,10 @@ import {
   SqliteAuditLogRepository,
 } from './sqlite-audit-log-repository.js';
 import {
+  AUDIT_TRAIL_MIGRATION_SQL,
+  SqliteAuditTrailRepository,
+} from './sqlite-audit-trail-repository.js';
+import {
   AUTHORITY_MIGRATION_SQL,
   SqliteAuthorityRepository,
 } from './sqlite-authority-repository.js';
@@ -41,6 +45,7 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   { version: 8, name: 'policy_bundles', sql: POLICY_BUNDLES_MIGRATION_SQL },
   { version: 9, name: 'gates', sql: GATES_MIGRATION_SQL },
   { version: 10, name: 'audit_log', sql: AUDIT_LOG_MIGRATION_SQL },
+  { version: 11, name: 'audit_trail', sql: AUDIT_TRAIL_MIGRATION_SQL },
 ];
 
 /** The embedded default: one SQLite file for identities, sealed keys and credentials state. */
@@ -51,10 +56,11 @@ export interface SqliteStore {
   readonly denySet: SqliteDenySetRepository;
   readonly trustAnchors: SqliteTrustAnchorRepository;
   readonly authority: SqliteAuthorityRepository;
-  readonly auditLog: SqliteAuditLogRepository;
   readonly policyBundles: SqlitePolicyBundleRepository;
   readonly approvals: SqliteApprovalRepository;
   readonly budgets: SqliteBudgetRepository;
+  readonly auditLog: SqliteAuditLogRepository;
+  readonly auditTrail: SqliteAuditTrailRepository;
   close(): void;
 }
 
@@ -87,10 +93,11 @@ export function openSqliteStore(path: string): SqliteStore {
     denySet: new SqliteDenySetRepository(database),
     trustAnchors: new SqliteTrustAnchorRepository(database),
     authority: new SqliteAuthorityRepository(database),
-    auditLog: new SqliteAuditLogRepository(database),
     policyBundles: new SqlitePolicyBundleRepository(database),
     approvals: new SqliteApprovalRepository(database),
     budgets: new SqliteBudgetRepository(database),
+    auditLog: new SqliteAuditLogRepository(database),
+    auditTrail: new SqliteAuditTrailRepository(database),
     close: () => {
       database.close();
     },

@@ -10,7 +10,21 @@ import {
   mandateCedarSchema,
   type GateDecision,
 } from '../../gates/index.js';
-import { StoreBundleSource } from '../../node/index.js';
+import { EnforcementPoint, StoreBundleSource } from '../../node/index.js';
+import {
+  AuditLog,
+  EnforcerSigner,
+  InvocationSigner,
+  fromBase64Url,
+  parseAuditRecord,
+  type InvocationRecord,
+} from '../../audit/index.js';
+import { Purpose } from '../../identity/index.js';
+import type { CredentialIssuer } from '../../credentials/index.js';
+import { homeAuditOrigin } from './audit.js';
+import { DEFAULT_AUTHORITY, checkOutputFile } from '../chains.js';
+import { readBytesArgument } from '../input.js';
+import { writeFileSync } from 'node:fs';
 import type { CliContext } from '../context.js';
 import type { Home } from '../home.js';
 import { EXIT_CODES, formatFields } from '../output.js';
@@ -59,22 +73,101 @@ export function registerGateCommands(program: Command, context: () => CliContext
     });
   gate
     .command('call')
-    .requiredOption('--chain <file>', 'the delegation chain presented')
-    .requiredOption('--presenter <identity>', 'who presents it: the chain must end with it')
+    .option('--chain <file>', 'the delegation chain presented (not with --invocation)')
+    .option('--presenter <identity>', 'who presents it: the chain must end with it')
     .requiredOption('--catalog <file>', 'the tool catalog (JSON)')
-    .requiredOption('--tool <name>', 'the tool called')
+    .option('--tool <name>', 'the tool called (with --invocation: the one it names)')
     .option('--server <name>', 'its server (needed when several servers offer the tool)')
     .requiredOption('--args <json>', 'the arguments: a JSON object')
+    .option(
+      '--invocation <file>',
+      'a signed invocation (mandate gate sign): verified, checked for replay and recorded with the decision in the audit log',
+    )
+    .option(
+      '--as <name>',
+      'with --invocation: the identity that countersigns the decision',
+      DEFAULT_AUTHORITY,
+    )
     .description(
       'gate 2: may this call run? exit 0 allow, 5 deny, 12 waits for a human approval (mandate approvals)',
     )
-    .action((opts: GateCommonOptions & GateCallOptions) => runGateCall(context(), opts));
+    .action((opts: Partial<GateCommonOptions> & GateCallOptions) => runGateCall(context(), opts));
+  gate
+    .command('sign')
+    .requiredOption('--as <name>', 'the agent: a local identity, the actor of the chain')
+    .requiredOption('--chain <file>', 'its delegation chain')
+    .requiredOption('--tool <name>', 'the tool it calls')
+    .option('--server <name>', "the tool's server")
+    .requiredOption(
+      '--args <json>',
+      'the arguments: a JSON object (only their digest is signed in)',
+    )
+    .option(
+      '--previous <hash>',
+      "the agent's last invocation record hash (default: this home's audit trail head for it)",
+    )
+    .requiredOption('--out <file>', 'where the signed invocation record goes')
+    .description(
+      'sign an invocation as an agent (docs/spec/audit.md, "Records"), for `gate call --invocation`',
+    )
+    .action((opts: GateSignOptions) => runGateSign(context(), opts));
 }
 
-interface GateCallOptions {
+interface GateSignOptions {
+  as: string;
+  chain: string;
   tool: string;
   server?: string;
   args: string;
+  previous?: string;
+  out: string;
+}
+
+async function issuerOf(home: Home, name: string): Promise<CredentialIssuer> {
+  const known = await home.identities.get(name);
+  const { verified, keyId } = await home.identities.purposeKey(known, Purpose.credentials);
+  return {
+    identity: known.identity,
+    credentialKeyId: keyId,
+    credentialKeyAttestation: verified.attestation,
+    verifiedKey: verified,
+  };
+}
+
+/** `gate sign`: an agent signs one invocation with its credential key. */
+export async function runGateSign(ctx: CliContext, opts: GateSignOptions): Promise<void> {
+  const args = parseArgs(opts.args);
+  checkOutputFile(opts.out);
+  const home = await ctx.openHome();
+  try {
+    const issuer = await issuerOf(home, opts.as);
+    const chain = await readChain(home, opts.chain);
+    const previous =
+      opts.previous ?? (await home.store.auditTrail.head(issuer.identity.identifier))?.hash ?? null;
+    const signer = new InvocationSigner(home.vault, issuer, previous);
+    const signed = await signer.sign({
+      chain,
+      tool: opts.tool,
+      ...(opts.server === undefined ? {} : { server: opts.server }),
+      args,
+      nowSeconds: ctx.clock.nowSeconds(),
+    });
+    writeFileSync(opts.out, signed.bytes, { mode: 0o644 });
+    ctx.out.result(
+      { invocation: signed.hash, agent: signed.record.agent, previous, out: opts.out },
+      () => `signed invocation ${signed.hash} of ${signed.record.agent} → ${opts.out}`,
+    );
+  } finally {
+    home.close();
+  }
+}
+
+interface GateCallOptions {
+  tool?: string;
+  server?: string;
+  args: string;
+  invocation?: string;
+  as?: string;
 }
 
 async function resolveIdentifier(home: Home, ref: string): Promise<Identifier> {
@@ -194,10 +287,21 @@ function safeCurrent(bundles: StoreBundleSource) {
 /** `gate call`: gate 2 for one call, with approvals and budgets on this home's store. */
 export async function runGateCall(
   ctx: CliContext,
-  opts: GateCommonOptions & GateCallOptions,
+  opts: Partial<GateCommonOptions> & GateCallOptions,
 ): Promise<void> {
   const args = parseArgs(opts.args);
-  await withGate(ctx, opts, async ({ home, chain, gate, bundles, denySet, now }) => {
+  if (opts.invocation !== undefined) {
+    await runSignedGateCall(ctx, opts, opts.invocation, args);
+    return;
+  }
+  if (opts.chain === undefined || opts.presenter === undefined || opts.tool === undefined)
+    throw invalid(
+      'ERR_ARGUMENT_INVALID',
+      '`gate call` needs `--chain`, `--presenter` and `--tool`, or a signed `--invocation`',
+    );
+  const common = { chain: opts.chain, presenter: opts.presenter, catalog: opts.catalog! };
+  const tool = opts.tool;
+  await withGate(ctx, common, async ({ home, chain, gate, bundles, denySet, now }) => {
     const decision: GateDecision =
       chain instanceof MandateError
         ? {
@@ -219,16 +323,96 @@ export async function runGateCall(
             },
             chain,
             {
-              tool: opts.tool,
+              tool,
               args,
               ...(opts.server === undefined ? {} : { server: opts.server }),
             },
             now,
           );
-    ctx.out.result(decisionJson(decision), () => humanDecision(decision, opts.tool));
+    ctx.out.result(decisionJson(decision), () => humanDecision(decision, tool));
     if (decision.decision === 'deny') ctx.out.exitCode = EXIT_CODES.forbidden;
     if (decision.decision === 'approval_required') ctx.out.exitCode = APPROVAL_REQUIRED_EXIT_CODE;
   });
+}
+
+/**
+ * `gate call --invocation FILE`: the enforcement point on this home — the signed invocation
+ * verified (signature, chain, window, nonce, the agent's chain head), gate 2, and the invocation
+ * with the decision countersigned by `--as` appended to the home's audit log before the answer.
+ * A refused invocation is an error (nothing logged), not a decision.
+ */
+async function runSignedGateCall(
+  ctx: CliContext,
+  opts: GateCallOptions & { catalog?: string },
+  file: string,
+  args: unknown,
+): Promise<void> {
+  const bytes = readBytesArgument(file, 'invocation');
+  const parsed = parseAuditRecord(bytes);
+  if (parsed.type !== 'mandate/invocation/v1')
+    throw invalid('ERR_AUDIT_RECORD_TYPE', `\`${file}\` is not an invocation record`);
+  const record: InvocationRecord = parsed;
+  if (
+    (opts.tool !== undefined && opts.tool !== record.tool) ||
+    (opts.server !== undefined && opts.server !== record.server)
+  )
+    throw invalid('ERR_AUDIT_RECORD_MISMATCH', 'the invocation names another tool or server');
+  const catalog = readCatalog(opts.catalog!);
+  const home = await ctx.openHome();
+  try {
+    const now = ctx.clock.nowSeconds();
+    const chainBytes = fromBase64Url(record.chain, 'chain');
+    const checks = await verification(home, now, chainBytes, record.agent);
+    const bundles = await StoreBundleSource.start({
+      repository: home.store.policyBundles,
+      authorities: () => home.trustedAuthorities(),
+      maxStalenessSeconds: CLI_BUNDLE_STALENESS_SECONDS,
+      clock: ctx.clock,
+    });
+    const authority = await home.identities.get(DEFAULT_AUTHORITY);
+    const log = await AuditLog.open({
+      repository: home.store.auditLog,
+      origin: homeAuditOrigin(authority.identity.identifier),
+    });
+    try {
+      const gate = new Gate({ catalog, bundles, denySet: checks.denySet });
+      const point = await EnforcementPoint.open({
+        enforcement: {
+          gate,
+          bundles,
+          approvals: home.store.approvals,
+          budgets: home.store.budgets,
+          denySet: checks.denySet,
+          authorities: checks.authorities,
+        },
+        chains: new ChainVerifier(checks),
+        authorities: checks.authorities,
+        log,
+        trail: home.store.auditTrail,
+        signer: new EnforcerSigner(home.vault, await issuerOf(home, opts.as ?? DEFAULT_AUTHORITY)),
+      });
+      const result = await point.submit(bytes, args, now);
+      await point.flush();
+      const decision = result.decision;
+      ctx.out.result(
+        {
+          ...decisionJson(decision),
+          invocation: result.invocation.hash,
+          record: result.decisionRecord.hash,
+          logIndex: result.decisionIndex,
+        },
+        () =>
+          `${humanDecision(decision, record.tool)}\nrecorded: invocation ${result.invocation.hash} at ${result.invocationIndex}, decision at ${result.decisionIndex}`,
+      );
+      if (decision.decision === 'deny') ctx.out.exitCode = EXIT_CODES.forbidden;
+      if (decision.decision === 'approval_required') ctx.out.exitCode = APPROVAL_REQUIRED_EXIT_CODE;
+    } finally {
+      await log.close();
+      await bundles.stop();
+    }
+  } finally {
+    home.close();
+  }
 }
 
 function decisionJson(d: GateDecision) {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { invalid } from '../../core/internal.js';
 import { isIdentifier } from '../../identity/index.js';
 import type { CliContext } from '../context.js';
+import { logRevocations } from './audit.js';
 
 /** Revoked identities stay on the deny-set this long (they have no expiry of their own). */
 const IDENTITY_REVOCATION_SECONDS = 10 * 365 * 86_400;
@@ -58,6 +59,8 @@ export async function runRevoke(
       ],
       now,
     );
+    // The revocation goes into the audit log too, so an offline verifier knows it from then on.
+    if (update.entries.length > 0) await logRevocations(home, update, now, ctx.out);
     // Recorded even when this home has never seen it (a chain from elsewhere may carry it),
     // but said plainly, so a mistyped id is noticed.
     if (identity && known === false)

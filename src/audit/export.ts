@@ -1,0 +1,106 @@
+/**
+ * The export format of an audit log: one line per entry, in log order, each line the JCS
+ * (RFC 8785) object `{"index":N,"record":R}` where `R` is the entry's bytes verbatim (a record is
+ * itself a JCS object). JCS sorts `index` before `record`, so a line is exactly the bytes
+ * `{"index":` ‖ decimal N ‖ `,"record":` ‖ R ‖ `}`: the reader slices R out of the line instead of
+ * re-encoding it, and the leaf hash is over the bytes the log holds (sign bytes, keep bytes).
+ */
+import { invalid } from '../core/internal.js';
+import { canonicalizeJson } from '../encoding/index.js';
+import { auditRecordHash } from './record-codec.js';
+import type { LogEntryLine } from './verify-log.js';
+import { MAX_AUDIT_RECORD_BYTES } from './repository.js';
+
+const PREFIX = '{"index":';
+const MIDDLE = ',"record":';
+/** Bound on one export line, in bytes: a record at its bound and the envelope. */
+export const MAX_EXPORT_LINE_BYTES = MAX_AUDIT_RECORD_BYTES + 64;
+/** Bound on a record's JSON nesting. */
+const MAX_RECORD_DEPTH = 32;
+const INDEX_RE = /^(?:0|[1-9]\d{0,15})$/;
+const utf8 = new TextEncoder();
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** One export line for the entry at `index` (its record must be a JCS JSON object). */
+export function formatExportLine(index: number, record: Uint8Array): string {
+  if (!Number.isSafeInteger(index) || index < 0)
+    throw invalid('ERR_ARGUMENT_INVALID', 'a log index is a non-negative safe integer');
+  const parsed = canonicalRecord(record);
+  if (parsed === undefined)
+    throw invalid(
+      'ERR_AUDIT_ENTRY_MALFORMED',
+      `entry ${index} is not a canonical (JCS) JSON object and cannot be exported as a line`,
+    );
+  return `${PREFIX}${index}${MIDDLE}${parsed.text}}`;
+}
+
+/** The record's text and value when it is a canonical JSON object, else undefined. */
+function canonicalRecord(
+  record: Uint8Array,
+): { readonly text: string; readonly value: object } | undefined {
+  let text: string;
+  try {
+    text = strictUtf8.decode(record);
+  } catch {
+    return undefined;
+  }
+  if (!text.startsWith('{')) return undefined;
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+    return canonicalizeJson(value, MAX_RECORD_DEPTH) === text ? { text, value } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A line parsed: the entry (index, record bytes, and its record hash as `id`). */
+export type ExportLine =
+  | { readonly ok: true; readonly entry: LogEntryLine }
+  | { readonly ok: false; readonly message: string };
+
+/**
+ * Parses one export line (without its newline). Never throws: a line that is not exactly
+ * `{"index":N,"record":{…}}` (N in canonical decimal) is `{ ok: false }` with the reason. The
+ * record's own form is not checked here (see verifyTrail).
+ */
+export function parseExportLine(line: string): ExportLine {
+  const bad = (message: string): ExportLine => ({ ok: false, message });
+  if (typeof line !== 'string') return bad('a line is text');
+  if (line.length > MAX_EXPORT_LINE_BYTES) return bad('the line is too long');
+  if (!line.startsWith(PREFIX) || !line.endsWith('}'))
+    return bad('a line is the JCS object {"index":N,"record":{…}}');
+  const middle = line.indexOf(MIDDLE, PREFIX.length);
+  if (middle < 0) return bad('a line is the JCS object {"index":N,"record":{…}}');
+  const indexText = line.slice(PREFIX.length, middle);
+  if (!INDEX_RE.test(indexText) || !Number.isSafeInteger(Number(indexText)))
+    return bad('the index is not a non-negative integer in canonical form');
+  const text = line.slice(middle + MIDDLE.length, -1);
+  // Only the envelope is checked here: whether the record is a well-formed record is the record
+  // layer's to say (verifyTrail reports it at the line), and the Merkle root covers its bytes.
+  if (!text.startsWith('{') || !text.endsWith('}')) return bad('the record is not a JSON object');
+  const record = utf8.encode(text);
+  if (record.byteLength > MAX_AUDIT_RECORD_BYTES) return bad('the record is too large');
+  return { ok: true, entry: { index: Number(indexText), record, id: auditRecordHash(record) } };
+}
+
+/** A parsed export file: entries, or the first line that is not one (1-based). */
+export type ParsedExport =
+  | { readonly ok: true; readonly entries: readonly LogEntryLine[] }
+  | { readonly ok: false; readonly line: number; readonly message: string };
+
+/**
+ * Splits an export file into lines and parses each. One final newline is allowed (and expected);
+ * an empty line elsewhere, or a carriage return, is a malformed line.
+ */
+export function parseExport(text: string): ParsedExport {
+  if (text === '') return { ok: true, entries: [] };
+  const lines = text.endsWith('\n') ? text.slice(0, -1).split('\n') : text.split('\n');
+  const entries: LogEntryLine[] = [];
+  for (const [i, line] of lines.entries()) {
+    const parsed = parseExportLine(line);
+    if (!parsed.ok) return { ok: false, line: i + 1, message: parsed.message };
+    entries.push(parsed.entry);
+  }
+  return { ok: true, entries };
+}

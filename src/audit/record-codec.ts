@@ -1,0 +1,587 @@
+// Strict reading and writing of audit records (docs/spec/audit.md, "Records"): the entry bytes are
+// the record's JCS text exactly; every member is checked for type and bound; unknown members are
+// refused. What a signature covers is JCS of the record without its `signature` member.
+import { invalid, unauthorized } from '../core/internal.js';
+import { canonicalizeJson, hasControlCharacters, toHex } from '../encoding/index.js';
+import { sha256 } from '../crypto/index.js';
+import type { Identifier } from '../identity/index.js';
+import {
+  AUDIT_RECORD_TYPES,
+  DECISION_RECORD_TYPE,
+  INVOCATION_RECORD_TYPE,
+  LEASE_RECORD_TYPE,
+  OUTCOME_RECORD_TYPE,
+  TRACE_RECORD_TYPE,
+  type AuditRecord,
+  type DecisionApproval,
+  type DecisionRecord,
+  type InvocationRecord,
+  type InvocationReport,
+  type LeaseRecord,
+  type OutcomeRecord,
+  type RecordHash,
+  type RecordSignature,
+  type TraceRecord,
+} from './records.js';
+import { MAX_AUDIT_RECORD_BYTES } from './repository.js';
+
+const MALFORMED = 'ERR_AUDIT_RECORD_MALFORMED';
+/** Bound on a tool, server, lock, code, lease id or resource name (characters). */
+export const MAX_RECORD_NAME_CHARS = 256;
+/** Bound on one reason or the agent's reasoning (characters). */
+export const MAX_RECORD_TEXT_CHARS = 16_384;
+/** Bound on list members (reasons, policies, leases, reported inputs). */
+export const MAX_RECORD_LIST_ITEMS = 256;
+/** Bound on a delegation chain or attestation carried in a record (bytes, before base64url). */
+const MAX_BLOB_BYTES = 256 * 1024;
+
+const utf8 = new TextEncoder();
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function fail(why: string): never {
+  throw invalid(MALFORMED, `audit record: ${why}`);
+}
+
+/** base64url without padding (RFC 4648 §5). */
+export function toBase64Url(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+/** Strict base64url without padding: the canonical spelling of its bytes only. */
+export function fromBase64Url(text: string, what: string, maxBytes = MAX_BLOB_BYTES): Uint8Array {
+  if (typeof text !== 'string' || !BASE64URL.test(text) || text.length % 4 === 1)
+    fail(`\`${what}\` is not base64url`);
+  if ((text.length * 3) / 4 > maxBytes + 3) fail(`\`${what}\` is over ${maxBytes} bytes`);
+  const bytes = new Uint8Array(Buffer.from(text, 'base64url'));
+  if (toBase64Url(bytes) !== text) fail(`\`${what}\` is not canonical base64url`);
+  return bytes;
+}
+
+/** Hex SHA-256 of a record's exact bytes. */
+export function auditRecordHash(bytes: Uint8Array): RecordHash {
+  return toHex(sha256(bytes));
+}
+
+/** Hex SHA-256 of the JCS text of a JSON value (arguments, results, reported inputs). */
+export function jsonDigest(value: unknown): string {
+  return toHex(sha256(utf8.encode(canonicalizeJson(value))));
+}
+
+// Long strings repeat from record to record (an agent's chain and attestation): their JCS text
+// is kept, keyed by the string itself.
+const longStrings = new Map<string, string>();
+const LONG_STRING_CHARS = 128;
+const LONG_STRINGS_KEPT = 256;
+
+// Member names are the records' own few: their JCS text is kept.
+const memberNames = new Map<string, string>();
+
+function canonicalName(key: string): string {
+  let text = memberNames.get(key);
+  if (text === undefined) {
+    text = canonicalizeJson(key);
+    if (memberNames.size < 256) memberNames.set(key, text);
+  }
+  return text;
+}
+
+function canonicalMember(key: string, value: unknown): string {
+  if (typeof value === 'string' && value.length >= LONG_STRING_CHARS) {
+    let text = longStrings.get(value);
+    if (text === undefined) {
+      text = canonicalizeJson(value);
+      if (longStrings.size >= LONG_STRINGS_KEPT) longStrings.clear();
+      longStrings.set(value, text);
+    }
+    return `${canonicalName(key)}:${text}`;
+  }
+  return `${canonicalName(key)}:${canonicalizeJson(value)}`;
+}
+
+/**
+ * A record's JCS text without and with its `signature` member, built member by member: JCS
+ * sorts an object's members by name (UTF-16 code units, RFC 8785 §3.2.3), so the signed text
+ * is the record's text minus one member, and both come from one pass.
+ */
+export function encodeSignedRecord(
+  body: object,
+  signature: (signingBytes: Uint8Array) => Promise<{ keyType: 'ed25519' | 'p256'; value: string }>,
+): Promise<{
+  readonly text: string;
+  readonly signature: { keyType: 'ed25519' | 'p256'; value: string };
+}> {
+  const entries = Object.entries(body).filter(([key]) => key !== 'signature');
+  entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const members = entries.map(([key, value]) => canonicalMember(key, value));
+  const signing = `{${members.join(',')}}`;
+  return signature(utf8.encode(signing)).then((sig) => {
+    const at = entries.findIndex(([key]) => key > 'signature');
+    const member = canonicalMember('signature', sig);
+    const all = [...members];
+    all.splice(at === -1 ? all.length : at, 0, member);
+    return { text: `{${all.join(',')}}`, signature: sig };
+  });
+}
+
+/** The bytes a record's signature covers: JCS of the record without `signature`. */
+export function recordSigningBytes(record: object): Uint8Array {
+  const body: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(record)) if (key !== 'signature') body[key] = value;
+  return utf8.encode(canonicalizeJson(body));
+}
+
+/** A record's entry bytes: its JCS text. */
+export function encodeAuditRecord(record: AuditRecord): Uint8Array {
+  return utf8.encode(canonicalizeJson(record));
+}
+
+// ---- member checks ----
+
+type Json = Record<string, unknown>;
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function exactKeys(
+  o: Json,
+  required: readonly string[],
+  optional: readonly string[],
+  what: string,
+) {
+  for (const k of required) if (!Object.hasOwn(o, k)) fail(`${what} has no \`${k}\``);
+  for (const k of Object.keys(o))
+    if (!required.includes(k) && !optional.includes(k))
+      fail(`${what} has an unknown member \`${k.slice(0, 64)}\``);
+}
+
+function text(v: unknown, what: string, max = MAX_RECORD_NAME_CHARS, empty = false): string {
+  if (typeof v !== 'string' || v.length > max || (!empty && v.length === 0))
+    fail(`\`${what}\` must be a string of ${empty ? 0 : 1} to ${max} characters`);
+  if (max <= MAX_RECORD_NAME_CHARS && hasControlCharacters(v))
+    fail(`\`${what}\` holds a control character`);
+  return v;
+}
+
+function nullableText(v: unknown, what: string): string | null {
+  return v === null ? null : text(v, what);
+}
+
+function seconds(v: unknown, what: string): number {
+  if (!Number.isSafeInteger(v) || (v as number) < 0) fail(`\`${what}\` must be Unix seconds`);
+  return v as number;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const HEX32 = /^[0-9a-f]{32}$/;
+const HEX = /^(?:[0-9a-f]{2})*$/;
+
+function hash(v: unknown, what: string): string {
+  if (typeof v !== 'string' || !HEX64.test(v)) fail(`\`${what}\` must be 64 lower-case hex digits`);
+  return v;
+}
+
+function nullableHash(v: unknown, what: string): string | null {
+  return v === null ? null : hash(v, what);
+}
+
+function identifier(v: unknown, what: string): Identifier {
+  if (typeof v !== 'string' || !/^I[0-9a-f]{64}$/.test(v)) fail(`\`${what}\` is not an identifier`);
+  return v as Identifier;
+}
+
+function oneOf<T extends string>(v: unknown, values: readonly T[], what: string): T {
+  if (typeof v !== 'string' || !(values as readonly string[]).includes(v))
+    fail(`\`${what}\` must be one of ${values.join(', ')}`);
+  return v as T;
+}
+
+function list<T>(v: unknown, what: string, item: (x: unknown, w: string) => T): T[] {
+  if (!Array.isArray(v) || v.length > MAX_RECORD_LIST_ITEMS)
+    fail(`\`${what}\` must be a list of at most ${MAX_RECORD_LIST_ITEMS}`);
+  return v.map((x, i) => item(x, `${what}[${i}]`));
+}
+
+function signature(v: unknown): RecordSignature {
+  if (!isObject(v)) fail('`signature` must be an object');
+  exactKeys(v, ['keyType', 'value'], [], '`signature`');
+  const keyType = oneOf(v.keyType, ['ed25519', 'p256'] as const, 'signature.keyType');
+  const bytes = fromBase64Url(text(v.value, 'signature.value', 128), 'signature.value', 64);
+  if (bytes.length !== 64) fail('`signature.value` must be 64 bytes');
+  return { keyType, value: v.value as string };
+}
+
+// Chains and attestations repeat from record to record: a string checked once as canonical
+// base64url of at most MAX_BLOB_BYTES is not decoded again (the check is a function of the string).
+const checkedBlobs = new Set<string>();
+
+function blob(v: unknown, what: string): string {
+  if (typeof v === 'string' && checkedBlobs.has(v)) return v;
+  const t = text(v, what, Math.ceil((MAX_BLOB_BYTES * 4) / 3) + 4);
+  fromBase64Url(t, what);
+  if (t.length >= LONG_STRING_CHARS) {
+    if (checkedBlobs.size >= LONG_STRINGS_KEPT) checkedBlobs.clear();
+    checkedBlobs.add(t);
+  }
+  return t;
+}
+
+function report(v: unknown): InvocationReport {
+  if (!isObject(v)) fail('`report` must be an object');
+  exactKeys(v, ['inputs', 'reasoning'], [], '`report`');
+  const inputs = list(v.inputs, 'report.inputs', (x, w) => {
+    if (!isObject(x)) fail(`\`${w}\` must be an object`);
+    exactKeys(x, ['name', 'digest'], ['value'], `\`${w}\``);
+    const name = text(x.name, `${w}.name`);
+    const digest = hash(x.digest, `${w}.digest`);
+    if (!Object.hasOwn(x, 'value')) return { name, digest };
+    if (jsonDigest(x.value) !== digest) fail(`\`${w}.value\` does not match its digest`);
+    return { name, digest, value: x.value };
+  });
+  return { inputs, reasoning: text(v.reasoning, 'report.reasoning', MAX_RECORD_TEXT_CHARS, true) };
+}
+
+function strings(v: unknown, what: string, max = MAX_RECORD_NAME_CHARS): string[] {
+  return list(v, what, (x, w) => text(x, w, max, max > MAX_RECORD_NAME_CHARS));
+}
+
+function enforcer(o: Json) {
+  return {
+    enforcer: identifier(o.enforcer, 'enforcer'),
+    attestation: blob(o.attestation, 'attestation'),
+    signature: signature(o.signature),
+  };
+}
+
+const ENFORCER_KEYS = ['enforcer', 'attestation', 'signature'] as const;
+
+function invocation(o: Json): InvocationRecord {
+  exactKeys(
+    o,
+    [
+      'type',
+      'agent',
+      'chain',
+      'tool',
+      'server',
+      'argumentsDigest',
+      'nonce',
+      'issuedAt',
+      'previous',
+      'attestation',
+      'signature',
+    ],
+    ['report'],
+    'an invocation',
+  );
+  if (typeof o.nonce !== 'string' || !HEX32.test(o.nonce))
+    fail('`nonce` must be 32 lower-case hex digits');
+  const record: InvocationRecord = {
+    type: INVOCATION_RECORD_TYPE,
+    agent: identifier(o.agent, 'agent'),
+    chain: blob(o.chain, 'chain'),
+    tool: text(o.tool, 'tool'),
+    server: nullableText(o.server, 'server'),
+    argumentsDigest: hash(o.argumentsDigest, 'argumentsDigest'),
+    nonce: o.nonce,
+    issuedAt: seconds(o.issuedAt, 'issuedAt'),
+    previous: nullableHash(o.previous, 'previous'),
+    attestation: blob(o.attestation, 'attestation'),
+    signature: signature(o.signature),
+  };
+  return Object.hasOwn(o, 'report') ? { ...record, report: report(o.report) } : record;
+}
+
+function hexText(v: unknown, what: string, maxChars: number): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > maxChars || !HEX.test(v))
+    fail(`\`${what}\` must be lower-case hex`);
+  return v;
+}
+
+function approval(v: unknown): DecisionApproval | null {
+  if (v === null) return null;
+  if (!isObject(v)) fail('`approval` must be an object or null');
+  exactKeys(
+    v,
+    [
+      'id',
+      'approver',
+      'decision',
+      'reason',
+      'answeredAt',
+      'shown',
+      'signed',
+      'signatureKeyType',
+      'signature',
+      'attestation',
+      'approverChain',
+    ],
+    [],
+    '`approval`',
+  );
+  const shown = v.shown;
+  if (!isObject(shown)) fail('`approval.shown` must be an object');
+  exactKeys(
+    shown,
+    ['tool', 'arguments', 'reason', 'policies', 'bundleHash'],
+    [],
+    '`approval.shown`',
+  );
+  return {
+    id: text(v.id, 'approval.id'),
+    approver: identifier(v.approver, 'approval.approver'),
+    decision: oneOf(v.decision, ['approve', 'deny'] as const, 'approval.decision'),
+    reason: text(v.reason, 'approval.reason', MAX_RECORD_TEXT_CHARS),
+    answeredAt: seconds(v.answeredAt, 'approval.answeredAt'),
+    shown: {
+      tool: text(shown.tool, 'approval.shown.tool'),
+      arguments: text(shown.arguments, 'approval.shown.arguments', MAX_AUDIT_RECORD_BYTES, true),
+      reason: text(shown.reason, 'approval.shown.reason', MAX_RECORD_TEXT_CHARS, true),
+      policies: strings(shown.policies, 'approval.shown.policies'),
+      bundleHash: text(shown.bundleHash, 'approval.shown.bundleHash'),
+    },
+    signed: text(v.signed, 'approval.signed', MAX_AUDIT_RECORD_BYTES),
+    signatureKeyType: oneOf(
+      v.signatureKeyType,
+      ['ed25519', 'p256'] as const,
+      'approval.signatureKeyType',
+    ),
+    signature: hexText(v.signature, 'approval.signature', 128),
+    attestation: hexText(v.attestation, 'approval.attestation', MAX_BLOB_BYTES * 2),
+    approverChain: hexText(v.approverChain, 'approval.approverChain', MAX_BLOB_BYTES * 2),
+  };
+}
+
+function decision(o: Json): DecisionRecord {
+  exactKeys(
+    o,
+    [
+      'type',
+      'invocation',
+      'agent',
+      'decision',
+      'lock',
+      'code',
+      'reasons',
+      'policies',
+      'bundle',
+      'escalation',
+      'approval',
+      'decidedAt',
+      ...ENFORCER_KEYS,
+    ],
+    ['arguments'],
+    'a decision',
+  );
+  let escalation: DecisionRecord['escalation'] = null;
+  if (o.escalation !== null) {
+    const e = o.escalation;
+    if (!isObject(e)) fail('`escalation` must be an object or null');
+    exactKeys(e, ['id', 'reason', 'policies'], [], '`escalation`');
+    escalation = {
+      id: text(e.id, 'escalation.id'),
+      reason: text(e.reason, 'escalation.reason', MAX_RECORD_TEXT_CHARS, true),
+      policies: strings(e.policies, 'escalation.policies'),
+    };
+  }
+  const record: DecisionRecord = {
+    type: DECISION_RECORD_TYPE,
+    invocation: hash(o.invocation, 'invocation'),
+    agent: identifier(o.agent, 'agent'),
+    decision: oneOf(o.decision, ['allow', 'deny', 'approval_required'] as const, 'decision'),
+    lock: nullableText(o.lock, 'lock'),
+    code: nullableText(o.code, 'code'),
+    reasons: strings(o.reasons, 'reasons', MAX_RECORD_TEXT_CHARS),
+    policies: strings(o.policies, 'policies'),
+    bundle: nullableText(o.bundle, 'bundle'),
+    escalation,
+    approval: approval(o.approval),
+    decidedAt: seconds(o.decidedAt, 'decidedAt'),
+    ...enforcer(o),
+  };
+  return Object.hasOwn(o, 'arguments') ? { ...record, arguments: o.arguments } : record;
+}
+
+function outcome(o: Json): OutcomeRecord {
+  exactKeys(
+    o,
+    [
+      'type',
+      'invocation',
+      'agent',
+      'status',
+      'resultDigest',
+      'error',
+      'leases',
+      'completedAt',
+      ...ENFORCER_KEYS,
+    ],
+    [],
+    'an outcome',
+  );
+  const status = oneOf(o.status, ['ok', 'error'] as const, 'status');
+  const resultDigest = nullableHash(o.resultDigest, 'resultDigest');
+  const error = nullableText(o.error, 'error');
+  if ((status === 'ok') !== (error === null) || (status === 'error' && resultDigest !== null))
+    fail('an `ok` outcome has no `error`, an `error` outcome has an `error` and no `resultDigest`');
+  return {
+    type: OUTCOME_RECORD_TYPE,
+    invocation: hash(o.invocation, 'invocation'),
+    agent: identifier(o.agent, 'agent'),
+    status,
+    resultDigest,
+    error,
+    leases: strings(o.leases, 'leases'),
+    completedAt: seconds(o.completedAt, 'completedAt'),
+    ...enforcer(o),
+  };
+}
+
+function lease(o: Json): LeaseRecord {
+  exactKeys(
+    o,
+    [
+      'type',
+      'invocation',
+      'agent',
+      'lease',
+      'resource',
+      'event',
+      'at',
+      'expiresAt',
+      ...ENFORCER_KEYS,
+    ],
+    [],
+    'a lease',
+  );
+  return {
+    type: LEASE_RECORD_TYPE,
+    invocation: nullableHash(o.invocation, 'invocation'),
+    agent: identifier(o.agent, 'agent'),
+    lease: text(o.lease, 'lease'),
+    resource: text(o.resource, 'resource'),
+    event: oneOf(o.event, ['granted', 'renewed', 'revoked', 'expired'] as const, 'event'),
+    at: seconds(o.at, 'at'),
+    expiresAt: o.expiresAt === null ? null : seconds(o.expiresAt, 'expiresAt'),
+    ...enforcer(o),
+  };
+}
+
+function trace(o: Json): TraceRecord {
+  exactKeys(
+    o,
+    [
+      'type',
+      'escalation',
+      'resolvedBy',
+      'agent',
+      'chainHash',
+      'approval',
+      'policies',
+      'report',
+      'resolution',
+      'recordedAt',
+      ...ENFORCER_KEYS,
+    ],
+    [],
+    'a trace',
+  );
+  const r = o.resolution;
+  if (!isObject(r)) fail('`resolution` must be an object');
+  exactKeys(r, ['decision', 'approver', 'reason', 'answeredAt'], [], '`resolution`');
+  return {
+    type: TRACE_RECORD_TYPE,
+    escalation: hash(o.escalation, 'escalation'),
+    resolvedBy: hash(o.resolvedBy, 'resolvedBy'),
+    agent: identifier(o.agent, 'agent'),
+    chainHash: hash(o.chainHash, 'chainHash'),
+    approval: text(o.approval, 'approval'),
+    policies: strings(o.policies, 'policies'),
+    report: o.report === null ? null : report(o.report),
+    resolution: {
+      decision: oneOf(r.decision, ['approve', 'deny'] as const, 'resolution.decision'),
+      approver: identifier(r.approver, 'resolution.approver'),
+      reason: text(r.reason, 'resolution.reason', MAX_RECORD_TEXT_CHARS),
+      answeredAt: seconds(r.answeredAt, 'resolution.answeredAt'),
+    },
+    recordedAt: seconds(o.recordedAt, 'recordedAt'),
+    ...enforcer(o),
+  };
+}
+
+/**
+ * Reads one audit record from its entry bytes, strictly: UTF-8, at most 1 MiB, JSON whose JCS
+ * text is exactly these bytes (no other spelling, no duplicate member), a known `type`, every
+ * member present, typed and bounded, none unknown. A record without `signature` is
+ * `ERR_AUDIT_SIGNATURE_MISSING`; anything else wrong is `ERR_AUDIT_RECORD_MALFORMED`. Checks no
+ * signature (see verifyInvocation, verifyEnforcerRecord).
+ */
+export function parseAuditRecord(bytes: Uint8Array): AuditRecord {
+  return readAuditRecord(bytes).record;
+}
+
+/**
+ * {@link parseAuditRecord}, plus the bytes its signature covers, cut from the text itself: the
+ * text is JCS, `signature` is never its first member (`agent` always sorts before it) and what
+ * follows it at the top level holds no unescaped quote-comma sequence, so the last occurrence of
+ * `,"signature":{…}` is the member.
+ */
+export function readAuditRecord(bytes: Uint8Array): {
+  readonly record: AuditRecord;
+  readonly signingBytes: Uint8Array;
+} {
+  const { record, text } = decodeAuditRecord(bytes);
+  const member = `,"signature":${canonicalizeJson(record.signature)}`;
+  const at = text.lastIndexOf(member);
+  if (at === -1) fail('the signature member is not where JCS puts it');
+  return {
+    record,
+    signingBytes: utf8.encode(text.slice(0, at) + text.slice(at + member.length)),
+  };
+}
+
+function decodeAuditRecord(bytes: Uint8Array): { record: AuditRecord; text: string } {
+  if (!(bytes instanceof Uint8Array) || bytes.byteLength > MAX_AUDIT_RECORD_BYTES)
+    fail(`a record is at most ${MAX_AUDIT_RECORD_BYTES} bytes`);
+  let textForm: string;
+  let value: unknown;
+  try {
+    textForm = strictUtf8.decode(bytes);
+    value = JSON.parse(textForm);
+  } catch {
+    fail('not UTF-8 JSON');
+  }
+  let canonical: string;
+  try {
+    canonical = canonicalizeJson(value);
+  } catch {
+    fail('not I-JSON');
+  }
+  if (canonical !== textForm) fail('not in JCS (RFC 8785) form');
+  return { record: checkAuditRecord(value), text: textForm };
+}
+
+/**
+ * Checks a record value as {@link parseAuditRecord} does after decoding (types, bounds, members)
+ * and returns it as a typed record. For records this process builds before signing them.
+ */
+export function checkAuditRecord(value: unknown): AuditRecord {
+  if (!isObject(value)) fail('not an object');
+  if (!Object.hasOwn(value, 'signature'))
+    throw unauthorized('ERR_AUDIT_SIGNATURE_MISSING', 'the audit record is not signed');
+  const type = oneOf(value.type, AUDIT_RECORD_TYPES, 'type');
+  switch (type) {
+    case INVOCATION_RECORD_TYPE:
+      return invocation(value);
+    case DECISION_RECORD_TYPE:
+      return decision(value);
+    case OUTCOME_RECORD_TYPE:
+      return outcome(value);
+    case LEASE_RECORD_TYPE:
+      return lease(value);
+    case TRACE_RECORD_TYPE:
+      return trace(value);
+  }
+}

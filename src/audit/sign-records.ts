@@ -1,0 +1,292 @@
+// Signing audit records with a credential purpose key (the key credentials and attestations use):
+// the agent signs its invocation, the enforcement point its decision, outcome, lease and trace
+// records. docs/spec/audit.md, "Records".
+import { invalid } from '../core/internal.js';
+import { toHex } from '../encoding/index.js';
+import { randomBytes } from '../crypto/index.js';
+import type { VerifiedPurposeKey } from '../identity/index.js';
+import type { CredentialIssuer } from '../credentials/index.js';
+import {
+  credentialSigningKey,
+  signWithCredentialKey,
+  type SigningVault,
+} from '../credentials/internal.js';
+import {
+  auditRecordHash,
+  checkAuditRecord,
+  encodeSignedRecord,
+  jsonDigest,
+  MAX_RECORD_LIST_ITEMS,
+  MAX_RECORD_TEXT_CHARS,
+  toBase64Url,
+} from './record-codec.js';
+import {
+  DECISION_RECORD_TYPE,
+  INVOCATION_RECORD_TYPE,
+  LEASE_RECORD_TYPE,
+  OUTCOME_RECORD_TYPE,
+  TRACE_RECORD_TYPE,
+  type AuditRecord,
+  type DecisionRecord,
+  type InvocationRecord,
+  type InvocationReport,
+  type LeaseRecord,
+  type OutcomeRecord,
+  type RecordHash,
+  type TraceRecord,
+} from './records.js';
+
+/** A record as signed: its entry bytes, the parsed record, and its hash. */
+export interface SignedRecord<R extends AuditRecord = AuditRecord> {
+  readonly bytes: Uint8Array;
+  readonly record: R;
+  readonly hash: RecordHash;
+}
+
+/** One input the agent received, as given to {@link signInvocation}. */
+export interface InputToReport {
+  readonly name: string;
+  readonly value: unknown;
+  /** Put the value itself in the record (default: only its digest). */
+  readonly disclose?: boolean;
+}
+
+/** What {@link signInvocation} signs. */
+export interface InvocationToSign {
+  /** The delegation chain bytes the agent presents (its actor is the signer). */
+  readonly chain: Uint8Array;
+  readonly tool: string;
+  readonly server?: string;
+  /** The call's JSON arguments: only their digest is in the record. */
+  readonly args: unknown;
+  readonly nowSeconds: number;
+  /** The hash of this agent's previous invocation record (none: its first). */
+  readonly previous?: RecordHash | null;
+  /** Inputs and reasoning the agent reports (e.g. with a call it expects to escalate). */
+  readonly report?: {
+    readonly inputs: readonly InputToReport[];
+    readonly reasoning: string;
+  };
+  /** 16 bytes; default fresh random bytes. Fixed only for golden vectors. */
+  readonly nonce?: Uint8Array;
+}
+
+async function signRecord<R extends AuditRecord>(
+  vault: SigningVault,
+  issuer: CredentialIssuer,
+  key: VerifiedPurposeKey,
+  body: Omit<R, 'signature'>,
+): Promise<SignedRecord<R>> {
+  const { text, signature } = await encodeSignedRecord(body, async (signingBytes) => {
+    const sig = await signWithCredentialKey(vault, issuer, key, signingBytes);
+    return { keyType: sig.keyType, value: toBase64Url(sig.bytes) };
+  });
+  const record = { ...body, signature } as unknown as R;
+  // What the strict reader would refuse is never written to the log (the same checks as
+  // parseAuditRecord's, on the value: the text is its JCS by construction).
+  checkAuditRecord(record);
+  const bytes = new TextEncoder().encode(text);
+  return { bytes, record, hash: auditRecordHash(bytes) };
+}
+
+function reportOf(report: InvocationToSign['report']): InvocationReport | undefined {
+  if (report === undefined) return undefined;
+  const given: unknown = report.inputs;
+  const inputs: readonly InputToReport[] = report.inputs;
+  if (!Array.isArray(given) || given.length > MAX_RECORD_LIST_ITEMS)
+    throw invalid('ERR_ARGUMENT_INVALID', `a report holds at most ${MAX_RECORD_LIST_ITEMS} inputs`);
+  if (typeof report.reasoning !== 'string' || report.reasoning.length > MAX_RECORD_TEXT_CHARS)
+    throw invalid(
+      'ERR_ARGUMENT_INVALID',
+      `the reasoning is at most ${MAX_RECORD_TEXT_CHARS} characters`,
+    );
+  return {
+    inputs: inputs.map((input) => {
+      const digest = jsonDigest(input.value);
+      return input.disclose === true
+        ? { name: input.name, digest, value: input.value }
+        : { name: input.name, digest };
+    }),
+    reasoning: report.reasoning,
+  };
+}
+
+/**
+ * The agent signs an invocation before sending it: its chain verbatim, the tool, the arguments'
+ * digest, a fresh nonce, the time and the previous invocation's hash, with its credential purpose
+ * key (in `vault`, attested by `issuer.credentialKeyAttestation`). To keep one agent's chain
+ * linear under concurrency use {@link InvocationSigner}. Errors: the issuer's key as for issuing
+ * (`ERR_PURPOSE_KEY_*`, `ERR_CREDENTIAL_SIGNATURE_INVALID`), `ERR_AUDIT_RECORD_MALFORMED` for a
+ * value outside the record's bounds (a tool name over 256 characters, …).
+ */
+export async function signInvocation(
+  vault: SigningVault,
+  issuer: CredentialIssuer,
+  invocation: InvocationToSign,
+): Promise<SignedRecord<InvocationRecord>> {
+  const key = await credentialSigningKey(vault, issuer, invocation.nowSeconds);
+  return signInvocationWithKey(vault, issuer, key, invocation);
+}
+
+// Nonces come from the CSPRNG 256 at a time (one getrandom call instead of one per invocation);
+// each is used once and the pool is never reused.
+let noncePool: Uint8Array = new Uint8Array(0);
+let noncePoolAt = 0;
+function freshNonce(): Uint8Array {
+  if (noncePoolAt + 16 > noncePool.length) {
+    noncePool = randomBytes(16 * 256);
+    noncePoolAt = 0;
+  }
+  noncePoolAt += 16;
+  return noncePool.slice(noncePoolAt - 16, noncePoolAt);
+}
+
+function signInvocationWithKey(
+  vault: SigningVault,
+  issuer: CredentialIssuer,
+  key: VerifiedPurposeKey,
+  invocation: InvocationToSign,
+): Promise<SignedRecord<InvocationRecord>> {
+  const nonce = invocation.nonce ?? freshNonce();
+  if (!(nonce instanceof Uint8Array) || nonce.length !== 16)
+    throw invalid('ERR_ARGUMENT_INVALID', 'a nonce is 16 bytes');
+  if (!(invocation.chain instanceof Uint8Array))
+    throw invalid('ERR_ARGUMENT_INVALID', '`chain` must be bytes');
+  const report = reportOf(invocation.report);
+  const body: Omit<InvocationRecord, 'signature'> = {
+    type: INVOCATION_RECORD_TYPE,
+    agent: issuer.identity.identifier,
+    chain: toBase64Url(invocation.chain),
+    tool: invocation.tool,
+    server: invocation.server ?? null,
+    argumentsDigest: jsonDigest(invocation.args),
+    nonce: toHex(nonce),
+    issuedAt: invocation.nowSeconds,
+    previous: invocation.previous ?? null,
+    ...(report === undefined ? {} : { report }),
+    attestation: toBase64Url(issuer.credentialKeyAttestation),
+  };
+  return signRecord(vault, issuer, key, body);
+}
+
+// A signer checks its key once (credentialSigningKey: the attestation, the purpose, the rotation
+// rule, the vault holding it) and reuses it while `now` lies in the attestation's window — the
+// same rule credentialSigningKey applies to `issuer.verifiedKey`.
+async function keyAt(
+  vault: SigningVault,
+  issuer: CredentialIssuer,
+  key: VerifiedPurposeKey | undefined,
+  now: number,
+): Promise<VerifiedPurposeKey> {
+  if (key !== undefined && key.createdAt <= now + 60 && now < key.expiresAt) return key;
+  return credentialSigningKey(vault, issuer, now);
+}
+
+/**
+ * An agent's invocation signer that keeps its hash chain: each `sign` names the invocation signed
+ * just before it as `previous`, in call order, even when calls overlap — the agent's invocations
+ * form one linear chain. The credential key is checked once per attestation window (not per call).
+ * Send the records in the order `sign` resolves them; an enforcement point accepts only the
+ * successor of the head it holds.
+ */
+export class InvocationSigner {
+  readonly #vault: SigningVault;
+  readonly #issuer: CredentialIssuer;
+  #key: VerifiedPurposeKey | undefined;
+  #head: RecordHash | null;
+  #tail: Promise<unknown> = Promise.resolve();
+
+  /** `previous`: the head to continue from (the hash of this agent's last logged invocation). */
+  constructor(vault: SigningVault, issuer: CredentialIssuer, previous: RecordHash | null = null) {
+    this.#vault = vault;
+    this.#issuer = issuer;
+    this.#head = previous;
+  }
+
+  /** The hash of the last invocation signed (`null` before the first). */
+  get head(): RecordHash | null {
+    return this.#head;
+  }
+
+  /** Signs the next invocation of this agent's chain (`previous` is set by the signer). */
+  sign(invocation: Omit<InvocationToSign, 'previous'>): Promise<SignedRecord<InvocationRecord>> {
+    const next = this.#tail.then(async () => {
+      const verified = await keyAt(this.#vault, this.#issuer, this.#key, invocation.nowSeconds);
+      this.#key = verified;
+      const signed = await signInvocationWithKey(this.#vault, this.#issuer, verified, {
+        ...invocation,
+        previous: this.#head,
+      });
+      this.#head = signed.hash;
+      return signed;
+    });
+    // A failed signing leaves the head where it was; the next call continues from it.
+    this.#tail = next.catch(() => undefined);
+    return next;
+  }
+}
+
+/**
+ * The enforcement point's signer: its identity's credential key (checked once per attestation
+ * window), for decision, outcome, lease and trace records.
+ */
+export class EnforcerSigner {
+  readonly #vault: SigningVault;
+  readonly #issuer: CredentialIssuer;
+  #key: VerifiedPurposeKey | undefined;
+
+  constructor(vault: SigningVault, issuer: CredentialIssuer) {
+    this.#vault = vault;
+    this.#issuer = issuer;
+  }
+
+  /** The enforcement point's identifier. */
+  get identifier(): string {
+    return this.#issuer.identity.identifier;
+  }
+
+  async #keyAt(now: number): Promise<VerifiedPurposeKey> {
+    this.#key = await keyAt(this.#vault, this.#issuer, this.#key, now);
+    return this.#key;
+  }
+
+  async #sign<R extends AuditRecord>(
+    body: Omit<R, 'signature' | 'enforcer' | 'attestation'>,
+    now: number,
+  ): Promise<SignedRecord<R>> {
+    const key = await this.#keyAt(now);
+    return signRecord<R>(this.#vault, this.#issuer, key, {
+      ...body,
+      enforcer: this.#issuer.identity.identifier,
+      attestation: toBase64Url(this.#issuer.credentialKeyAttestation),
+    } as unknown as Omit<R, 'signature'>);
+  }
+
+  /** Signs a decision record (`decidedAt` is its time). */
+  signDecision(
+    body: Omit<DecisionRecord, 'type' | 'signature' | 'enforcer' | 'attestation'>,
+  ): Promise<SignedRecord<DecisionRecord>> {
+    return this.#sign<DecisionRecord>({ type: DECISION_RECORD_TYPE, ...body }, body.decidedAt);
+  }
+
+  /** Signs an outcome record (`completedAt` is its time). */
+  signOutcome(
+    body: Omit<OutcomeRecord, 'type' | 'signature' | 'enforcer' | 'attestation'>,
+  ): Promise<SignedRecord<OutcomeRecord>> {
+    return this.#sign<OutcomeRecord>({ type: OUTCOME_RECORD_TYPE, ...body }, body.completedAt);
+  }
+
+  /** Signs a lease reference record (`at` is its time). */
+  signLease(
+    body: Omit<LeaseRecord, 'type' | 'signature' | 'enforcer' | 'attestation'>,
+  ): Promise<SignedRecord<LeaseRecord>> {
+    return this.#sign<LeaseRecord>({ type: LEASE_RECORD_TYPE, ...body }, body.at);
+  }
+
+  /** Signs a decision trace record (`recordedAt` is its time). */
+  signTrace(
+    body: Omit<TraceRecord, 'type' | 'signature' | 'enforcer' | 'attestation'>,
+  ): Promise<SignedRecord<TraceRecord>> {
+    return this.#sign<TraceRecord>({ type: TRACE_RECORD_TYPE, ...body }, body.recordedAt);
+  }
+}

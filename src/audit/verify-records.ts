@@ -1,0 +1,383 @@
+// Verifying audit records (docs/spec/audit.md, "Records"): the agent's signature on an invocation
+// (under the credential key its chain's actor attested, the chain valid at the chosen time), the
+// enforcement point's on the records it signs, and how a decision binds its invocation and the
+// human approval it used. Pure and synchronous.
+import { invalid, unauthorized } from '../core/internal.js';
+import { fromHex, toHex } from '../encoding/index.js';
+import { sha256 } from '../crypto/index.js';
+import type { Identifier, VerifiedIdentity } from '../identity/index.js';
+import {
+  verifyChain,
+  type ChainVerifier,
+  type DenySet,
+  type VerifiedChain,
+} from '../credentials/index.js';
+import {
+  verifyCredentialKeySignature,
+  type CredentialKeySignature,
+} from '../credentials/internal.js';
+import { auditRecordHash, fromBase64Url, jsonDigest, readAuditRecord } from './record-codec.js';
+import { verifyChangeSignature } from '../identity/internal.js';
+import { Purpose, type VerifiedPurposeKey } from '../identity/index.js';
+import type { ErrorCode } from '../core/index.js';
+import {
+  INVOCATION_RECORD_TYPE,
+  type DecisionRecord,
+  type InvocationRecord,
+  type LeaseRecord,
+  type OutcomeRecord,
+  type RecordHash,
+  type TraceRecord,
+} from './records.js';
+
+const issued = Symbol('verified');
+
+/**
+ * Credential keys already verified, for a verifier that checks many records of the same signers:
+ * keyed by signer, the length of the history the key was verified against, and the attestation.
+ * Pass one `Map` (empty at first) to every call; it holds at most 10,000 keys.
+ */
+export type VerifiedKeyCache = Map<string, VerifiedPurposeKey>;
+
+const MAX_CACHED_KEYS = 10_000;
+
+/**
+ * verifyCredentialKeySignature with a cache: a key verified before (same signer, same history
+ * length, same attestation) is reused while `now` lies in its window and it was not under a
+ * rotation grace window — the rule credentialSigningKey applies to a signer's reused key — so a
+ * record costs one signature check instead of two.
+ */
+function verifyRecordSignature(
+  signingBytes: Uint8Array,
+  signature: { readonly keyType: 'ed25519' | 'p256'; readonly value: string },
+  attestationText: string,
+  signer: VerifiedIdentity,
+  options: {
+    readonly nowSeconds: number;
+    readonly rotationGraceSeconds?: number | undefined;
+    readonly keys?: VerifiedKeyCache | undefined;
+  },
+  codes: { readonly untrusted: ErrorCode; readonly signature: ErrorCode },
+  what: string,
+): CredentialKeySignature {
+  const decoded = {
+    keyType: signature.keyType,
+    bytes: fromBase64Url(signature.value, 'signature'),
+  };
+  const cacheKey = `${signer.identifier}:${signer.changes.length}:${attestationText}`;
+  const now = options.nowSeconds;
+  const cached = options.keys?.get(cacheKey);
+  if (
+    cached?.key.purpose === Purpose.credentials &&
+    !cached.inRotationGrace &&
+    cached.createdAt <= now + 60 &&
+    now < cached.expiresAt
+  ) {
+    const hash = sha256(signingBytes);
+    if (!verifyChangeSignature(cached.key.signingKey, hash, decoded))
+      throw unauthorized(
+        codes.signature,
+        `${what} signature does not verify under the credential key of \`${signer.identifier}\``,
+      );
+    return { issuer: signer.identifier, issuerKey: cached, hash };
+  }
+  const verified = verifyCredentialKeySignature(
+    signingBytes,
+    decoded,
+    fromBase64Url(attestationText, 'attestation'),
+    {
+      nowSeconds: now,
+      authorities: new Map([[signer.identifier, signer]]),
+      ...(options.rotationGraceSeconds === undefined
+        ? {}
+        : { rotationGraceSeconds: options.rotationGraceSeconds }),
+    },
+    codes,
+    what,
+  );
+  if (options.keys !== undefined) {
+    if (options.keys.size >= MAX_CACHED_KEYS) options.keys.clear();
+    options.keys.set(cacheKey, verified.issuerKey);
+  }
+  return verified;
+}
+
+/** Options of {@link verifyInvocation}. */
+export interface VerifyInvocationOptions {
+  /** The trusted authorities the chain's root credential must come from. */
+  readonly authorities: ReadonlyMap<Identifier, VerifiedIdentity>;
+  /**
+   * Verify the chain through this cache instead (an enforcement point's; it carries its own
+   * authorities and deny-set, which must be the same as `authorities`).
+   */
+  readonly chains?: ChainVerifier;
+  readonly denySet?: DenySet;
+  readonly knownIdentities?: ReadonlyMap<Identifier, VerifiedIdentity>;
+  readonly rotationGraceSeconds?: number;
+  /**
+   * The time the chain and the agent's key must be valid at: an enforcement point's clock; by
+   * default the record's own `issuedAt` (an offline verifier checks the chain as it stood then).
+   */
+  readonly nowSeconds?: number;
+  /** Credential keys verified by earlier calls (see {@link VerifiedKeyCache}). */
+  readonly keys?: VerifiedKeyCache;
+}
+
+/** An invocation whose signature and chain verified (only {@link verifyInvocation} makes one). */
+export class VerifiedInvocation {
+  /** @internal use verifyInvocation */
+  constructor(
+    token: typeof issued,
+    /** The entry bytes as received. */
+    readonly bytes: Uint8Array,
+    readonly record: InvocationRecord,
+    /** Hex SHA-256 of `bytes`. */
+    readonly hash: RecordHash,
+    /** The agent's delegation chain, verified at the chosen time. */
+    readonly chain: VerifiedChain,
+    /** The chain bytes (decoded from the record). */
+    readonly chainBytes: Uint8Array,
+    /** The agent's credential key as it verified. */
+    readonly signer: CredentialKeySignature,
+  ) {
+    if (token !== issued)
+      throw new TypeError('VerifiedInvocation is created by verifyInvocation only');
+  }
+
+  get agent(): Identifier {
+    return this.record.agent;
+  }
+}
+
+/**
+ * Verifies an invocation record from its entry bytes: strictly parsed (`ERR_AUDIT_RECORD_MALFORMED`,
+ * `ERR_AUDIT_SIGNATURE_MISSING`, `ERR_AUDIT_RECORD_TYPE`), its chain verified at `nowSeconds` (or
+ * the record's `issuedAt`) with the record's `agent` as the presenter (chain errors as
+ * verifyChain's), the attestation's subject the agent (`ERR_AUDIT_SIGNER_MISMATCH`), the attestation
+ * valid then (`ERR_PURPOSE_KEY_*`), and the signature over the record without `signature`
+ * (`ERR_AUDIT_SIGNATURE_INVALID`).
+ */
+export function verifyInvocation(
+  bytes: Uint8Array,
+  options: VerifyInvocationOptions,
+): VerifiedInvocation {
+  const { record, signingBytes } = readAuditRecord(bytes);
+  if (record.type !== INVOCATION_RECORD_TYPE)
+    throw invalid('ERR_AUDIT_RECORD_TYPE', `expected an invocation record, got \`${record.type}\``);
+  const now = options.nowSeconds ?? record.issuedAt;
+  const chainBytes = fromBase64Url(record.chain, 'chain');
+  const chain =
+    options.chains !== undefined
+      ? options.chains.verify(chainBytes, { nowSeconds: now, presenter: record.agent })
+      : verifyChain(chainBytes, {
+          nowSeconds: now,
+          authorities: options.authorities,
+          presenter: record.agent,
+          ...(options.denySet === undefined ? {} : { denySet: options.denySet }),
+          ...(options.knownIdentities === undefined
+            ? {}
+            : { knownIdentities: options.knownIdentities }),
+          ...(options.rotationGraceSeconds === undefined
+            ? {}
+            : { rotationGraceSeconds: options.rotationGraceSeconds }),
+        });
+  const identity = chain.identities.get(record.agent);
+  if (identity === undefined)
+    throw unauthorized(
+      'ERR_AUDIT_SIGNER_MISMATCH',
+      `the chain does not carry the history of \`${record.agent}\``,
+    );
+  const signer = verifyRecordSignature(
+    signingBytes,
+    record.signature,
+    record.attestation,
+    identity,
+    {
+      nowSeconds: now,
+      rotationGraceSeconds: options.rotationGraceSeconds,
+      keys: options.keys,
+    },
+    { untrusted: 'ERR_AUDIT_SIGNER_MISMATCH', signature: 'ERR_AUDIT_SIGNATURE_INVALID' },
+    'invocation',
+  );
+  return new VerifiedInvocation(
+    issued,
+    bytes,
+    record,
+    auditRecordHash(bytes),
+    chain,
+    chainBytes,
+    signer,
+  );
+}
+
+/** A record the enforcement point signs. */
+export type EnforcerRecord = DecisionRecord | OutcomeRecord | LeaseRecord | TraceRecord;
+
+/** Options of {@link verifyEnforcerRecord}. */
+export interface VerifyEnforcerRecordOptions {
+  /** The enforcement points trusted to sign records, by identifier, with their verified histories. */
+  readonly enforcers: ReadonlyMap<Identifier, VerifiedIdentity>;
+  /**
+   * The invocation the record is about, already verified: a decision, outcome or lease must name
+   * its hash and agent, a trace its agent (`ERR_AUDIT_RECORD_MISMATCH`); a decision's disclosed
+   * arguments must match its digest.
+   */
+  readonly invocation?: VerifiedInvocation;
+  /**
+   * Authorities for the approver's credential: needed to check a decision's approval (the
+   * approver's chain and signature). Without them a decision carrying an approval fails
+   * (`ERR_AUDIT_APPROVAL_INVALID`).
+   */
+  readonly authorities?: ReadonlyMap<Identifier, VerifiedIdentity>;
+  /** The time the enforcer's key must be valid at; by default the record's own time. */
+  readonly nowSeconds?: number;
+  readonly rotationGraceSeconds?: number;
+  /** Credential keys verified by earlier calls (see {@link VerifiedKeyCache}). */
+  readonly keys?: VerifiedKeyCache;
+}
+
+/** A record the enforcement point signed, verified (only {@link verifyEnforcerRecord} makes one). */
+export class VerifiedEnforcerRecord<R extends EnforcerRecord = EnforcerRecord> {
+  /** @internal use verifyEnforcerRecord */
+  constructor(
+    token: typeof issued,
+    readonly bytes: Uint8Array,
+    readonly record: R,
+    readonly hash: RecordHash,
+    readonly signer: CredentialKeySignature,
+  ) {
+    if (token !== issued)
+      throw new TypeError('VerifiedEnforcerRecord is created by verifyEnforcerRecord only');
+  }
+}
+
+function recordTime(record: EnforcerRecord): number {
+  switch (record.type) {
+    case 'mandate/decision/v1':
+      return record.decidedAt;
+    case 'mandate/outcome/v1':
+      return record.completedAt;
+    case 'mandate/lease/v1':
+      return record.at;
+    case 'mandate/trace/v1':
+      return record.recordedAt;
+  }
+}
+
+function mismatch(what: string): never {
+  throw invalid('ERR_AUDIT_RECORD_MISMATCH', what);
+}
+
+function approvalInvalid(what: string): never {
+  throw unauthorized('ERR_AUDIT_APPROVAL_INVALID', `the decision's approval: ${what}`);
+}
+
+function checkApproval(
+  record: DecisionRecord,
+  invocation: VerifiedInvocation | undefined,
+  options: VerifyEnforcerRecordOptions,
+): void {
+  const approval = record.approval;
+  if (approval === null) return;
+  if (options.authorities === undefined) approvalInvalid('no authorities to check the approver');
+  let signedFields: Record<string, unknown>;
+  try {
+    const chain = verifyChain(fromHex(approval.approverChain), {
+      nowSeconds: approval.answeredAt,
+      authorities: options.authorities,
+      presenter: approval.approver,
+    });
+    if (chain.links.length > 0) approvalInvalid('the approver acted through a delegation');
+    // The gates' rule (gates/request.ts rootIsHuman), which this layer cannot import: a trusted
+    // authority marked the approver's own credential `human=true`.
+    const human = chain.rootConstraints.get('human');
+    if (human?.kind !== 'set' || human.values.length !== 1 || human.values[0] !== 'true')
+      approvalInvalid('the approver is not marked `human=true` by a trusted authority');
+    const identity = chain.identities.get(approval.approver);
+    if (identity === undefined) approvalInvalid('the approver chain carries no history');
+    verifyCredentialKeySignature(
+      new TextEncoder().encode(approval.signed),
+      { keyType: approval.signatureKeyType, bytes: fromHex(approval.signature) },
+      fromHex(approval.attestation),
+      { nowSeconds: approval.answeredAt, authorities: new Map([[approval.approver, identity]]) },
+      { untrusted: 'ERR_AUDIT_APPROVAL_INVALID', signature: 'ERR_AUDIT_APPROVAL_INVALID' },
+      'approval',
+    );
+    signedFields = JSON.parse(approval.signed) as Record<string, unknown>;
+  } catch (error) {
+    if (error instanceof Error && 'code' in error && error.code === 'ERR_AUDIT_APPROVAL_INVALID')
+      throw error;
+    approvalInvalid(error instanceof Error ? error.message : 'it does not verify');
+  }
+  const same = (key: string, value: unknown): void => {
+    if (signedFields[key] !== value) approvalInvalid(`the signed \`${key}\` differs`);
+  };
+  same('id', approval.id);
+  same('approver', approval.approver);
+  same('decision', approval.decision);
+  same('reason', approval.reason);
+  same('answeredAt', approval.answeredAt);
+  same('bundleHash', approval.shown.bundleHash);
+  same('tool', approval.shown.tool);
+  same('agent', record.agent);
+  if (
+    toHex(sha256(new TextEncoder().encode(approval.shown.arguments))) !==
+    signedFields.argumentsDigest
+  )
+    approvalInvalid('the arguments shown are not those signed');
+  if (invocation !== undefined) same('argumentsDigest', invocation.record.argumentsDigest);
+}
+
+/**
+ * Verifies a record the enforcement point signed (decision, outcome, lease, trace): strictly
+ * parsed, its `enforcer` trusted (`ERR_AUDIT_SIGNER_UNTRUSTED`) and the subject of its attestation
+ * (`ERR_AUDIT_SIGNER_MISMATCH`), the attestation valid at the record's time (`ERR_PURPOSE_KEY_*`),
+ * the signature (`ERR_AUDIT_SIGNATURE_INVALID`); with `invocation`, the binding to it
+ * (`ERR_AUDIT_RECORD_MISMATCH`); for a decision with an approval, the human's chain and signature
+ * and that the signed text is this approval (`ERR_AUDIT_APPROVAL_INVALID`).
+ */
+export function verifyEnforcerRecord(
+  bytes: Uint8Array,
+  options: VerifyEnforcerRecordOptions,
+): VerifiedEnforcerRecord {
+  const { record, signingBytes } = readAuditRecord(bytes);
+  if (record.type === INVOCATION_RECORD_TYPE)
+    throw invalid('ERR_AUDIT_RECORD_TYPE', 'an invocation is signed by its agent, not an enforcer');
+  const identity = options.enforcers.get(record.enforcer);
+  if (identity === undefined)
+    throw unauthorized(
+      'ERR_AUDIT_SIGNER_UNTRUSTED',
+      `\`${record.enforcer}\` is not a trusted enforcement point`,
+    );
+  const signer = verifyRecordSignature(
+    signingBytes,
+    record.signature,
+    record.attestation,
+    identity,
+    {
+      nowSeconds: options.nowSeconds ?? recordTime(record),
+      rotationGraceSeconds: options.rotationGraceSeconds,
+      keys: options.keys,
+    },
+    { untrusted: 'ERR_AUDIT_SIGNER_MISMATCH', signature: 'ERR_AUDIT_SIGNATURE_INVALID' },
+    record.type.slice('mandate/'.length, -'/v1'.length),
+  );
+  const invocation = options.invocation;
+  if (invocation !== undefined) {
+    if (record.agent !== invocation.agent)
+      mismatch(`the record's agent is not the invocation's \`${invocation.agent}\``);
+    const named = record.type === 'mandate/trace/v1' ? record.resolvedBy : record.invocation;
+    if (named !== invocation.hash) mismatch('the record names another invocation');
+  }
+  if (record.type === 'mandate/decision/v1') {
+    if (
+      Object.hasOwn(record, 'arguments') &&
+      invocation !== undefined &&
+      jsonDigest(record.arguments) !== invocation.record.argumentsDigest
+    )
+      mismatch('the disclosed arguments do not match the invocation digest');
+    checkApproval(record, invocation, options);
+  }
+  return new VerifiedEnforcerRecord(issued, bytes, record, auditRecordHash(bytes), signer);
+}

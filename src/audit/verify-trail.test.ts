@@ -1,0 +1,239 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { ed25519KeyPairFromSeed, signEd25519 } from '../crypto/index.js';
+import { goldenParty } from '../../test/vectors/audit-records-golden.js';
+import {
+  formatNoteVerifierKey,
+  noteVerifierKey,
+  signCheckpoint,
+  type NoteSigner,
+} from './checkpoint.js';
+import { formatExportLine, parseExport } from './export.js';
+import { CompactRange, hashLeaf } from './merkle.js';
+import { verifyTrail, verifyTrailExport } from './verify-trail.js';
+
+// verifyTrail over A2's golden records (an invocation, its decision, outcome and lease, the next
+// invocation, its escalation and the decision trace): every single-line tamper is caught.
+
+const golden = JSON.parse(
+  readFileSync(new URL('../../docs/spec/vectors/audit-records.json', import.meta.url), 'utf8'),
+) as Record<string, { text: string }>;
+const ORDER = [
+  'invocation',
+  'decision',
+  'outcome',
+  'lease',
+  'nextInvocation',
+  'escalation',
+  'trace',
+];
+const utf8 = new TextEncoder();
+const records = ORDER.map((k) => utf8.encode(golden[k]!.text));
+const authority = goldenParty('authority');
+const authorities = new Map([[authority.identity.identifier, authority.identity]]);
+const ORIGIN = 'mandate.example/audit/trail-test';
+const pair = ed25519KeyPairFromSeed(new Uint8Array(32).fill(7));
+const signer: NoteSigner = {
+  name: ORIGIN,
+  keyId: noteVerifierKey(ORIGIN, pair.publicKey).keyId,
+  publicKey: pair.publicKey,
+  sign: (m) => Promise.resolve(signEd25519(pair.secretKey, m)),
+};
+const verifiers = [noteVerifierKey(ORIGIN, pair.publicKey)];
+
+async function checkpointOf(list: readonly Uint8Array[]): Promise<string> {
+  const range = new CompactRange();
+  for (const r of list) range.append(hashLeaf(r));
+  return signCheckpoint(
+    { origin: ORIGIN, treeSize: list.length, rootHash: range.root(), extensions: [] },
+    [signer],
+  );
+}
+
+const text = records.map((r, i) => formatExportLine(i, r)).join('\n') + '\n';
+const lines = text.trimEnd().split('\n');
+
+describe('verifyTrail', () => {
+  it('verifies the golden trail and counts what it checked', async () => {
+    const checkpoint = await checkpointOf(records);
+    const result = verifyTrailExport({
+      text,
+      checkpoint,
+      verifiers,
+      authorities,
+      enforcers: authorities,
+    });
+    expect(result.ok, JSON.stringify(result)).toBe(true);
+    if (!result.ok) return;
+    expect(result.summary).toMatchObject({ records: 7, invocations: 2, decisions: 2, agents: 1 });
+    expect(formatNoteVerifierKey(verifiers[0]!)).toMatch(/^mandate\.example\/audit\/trail-test\+/);
+  });
+
+  it('reports an untrusted enforcer and an unknown authority at the line', async () => {
+    const checkpoint = await checkpointOf(records);
+    const noEnforcer = verifyTrailExport({
+      text,
+      checkpoint,
+      verifiers,
+      authorities,
+      enforcers: new Map(),
+    });
+    expect(noEnforcer.ok ? undefined : noEnforcer.problem).toMatchObject({
+      code: 'ERR_AUDIT_SIGNER_UNTRUSTED',
+      position: { line: 2, index: 1 },
+    });
+    const noAuthority = verifyTrailExport({
+      text,
+      checkpoint,
+      verifiers,
+      authorities: new Map(),
+      enforcers: authorities,
+    });
+    expect(noAuthority.ok ? undefined : noAuthority.problem.position.line).toBe(1);
+  });
+
+  it('never verifies a trail with one line edited, deleted, duplicated, moved or dropped', async () => {
+    const checkpoint = await checkpointOf(records);
+    fc.assert(
+      fc.property(
+        fc.constantFrom('edit', 'delete', 'duplicate', 'swap', 'truncate'),
+        fc.nat(lines.length - 1),
+        fc.nat(lines.length - 1),
+        fc.nat(400),
+        (kind, at, other, offset) => {
+          const tampered = [...lines];
+          switch (kind) {
+            case 'edit': {
+              // Flip one character inside the record to another that keeps the line JSON-ish.
+              const line = tampered[at]!;
+              const start = line.indexOf(',"record":') + 11;
+              const i = start + (offset % (line.length - start - 2));
+              const c = line[i]!;
+              const swap = /[0-9]/.test(c)
+                ? String((Number(c) + 1) % 10)
+                : /[a-z]/.test(c)
+                  ? c === 'z'
+                    ? 'a'
+                    : String.fromCharCode(c.charCodeAt(0) + 1)
+                  : c;
+              if (swap === c) return;
+              tampered[at] = line.slice(0, i) + swap + line.slice(i + 1);
+              break;
+            }
+            case 'delete':
+              tampered.splice(at, 1);
+              break;
+            case 'duplicate':
+              tampered.splice(at, 0, tampered[at]!);
+              break;
+            case 'swap':
+              if (at === other) return;
+              [tampered[at], tampered[other]] = [tampered[other]!, tampered[at]!];
+              break;
+            case 'truncate':
+              tampered.length = at;
+              break;
+          }
+          const result = verifyTrailExport({
+            text: tampered.join('\n') + '\n',
+            checkpoint,
+            verifiers,
+            authorities,
+            enforcers: authorities,
+          });
+          expect(result.ok).toBe(false);
+          if (result.ok) return;
+          // Every report names where: a line, or the index range the checkpoint covers.
+          const p = result.problem.position;
+          expect(p.line !== undefined || p.index !== undefined).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('locates an edited record to its line even when only the newest checkpoint covers it', async () => {
+    const checkpoint = await checkpointOf(records);
+    const parsed = parseExport(text);
+    if (!parsed.ok) throw new Error('golden export does not parse');
+    const edited = [...parsed.entries];
+    const bytes = new TextDecoder()
+      .decode(edited[4]!.record)
+      .replace('"issue_refund"', '"issue_refunc"');
+    edited[4] = { index: 4, record: utf8.encode(bytes) };
+    const result = verifyTrail({
+      entries: edited,
+      checkpoint,
+      verifiers,
+      authorities,
+      enforcers: authorities,
+    });
+    expect(result.ok ? undefined : result.problem).toMatchObject({
+      code: 'ERR_AUDIT_RECORD_EDITED',
+      position: { line: 5, index: 4 },
+      cause: 'ERR_AUDIT_SIGNATURE_INVALID',
+    });
+  });
+
+  it('never throws on arbitrary text or on lines built around arbitrary records', async () => {
+    const checkpoint = await checkpointOf(records);
+    const options = { checkpoint, verifiers, authorities, enforcers: authorities };
+    fc.assert(
+      fc.property(fc.string({ maxLength: 300 }), fc.json({ maxDepth: 3 }), (junk, value) => {
+        const record = JSON.stringify(value);
+        for (const text of [
+          junk,
+          `{"index":0,"record":${record}}\n`,
+          `${lines[0]}\n{"index":1,"record":${record}}\n`,
+        ]) {
+          const r = verifyTrailExport({ ...options, text });
+          expect(typeof r.ok).toBe('boolean');
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('checks consistency with an older checkpoint, and reports a malformed line without throwing', async () => {
+    const older = await checkpointOf(records.slice(0, 4));
+    const newer = await checkpointOf(records);
+    const ok = verifyTrailExport({
+      text,
+      checkpoint: newer,
+      from: older,
+      verifiers,
+      authorities,
+      enforcers: authorities,
+    });
+    expect(ok.ok).toBe(true);
+    // An "older" checkpoint of another history (its records in another order).
+    const forked = await checkpointOf([records[1]!, records[0]!, records[2]!, records[3]!]);
+    const bad = verifyTrailExport({
+      text,
+      checkpoint: newer,
+      from: forked,
+      verifiers,
+      authorities,
+      enforcers: authorities,
+    });
+    expect(bad.ok ? undefined : bad.problem.code).toBe('ERR_AUDIT_CHECKPOINT_INCONSISTENT');
+    for (const junk of [
+      '',
+      'x',
+      '{"index":0}',
+      '{"index":"0","record":{}}',
+      '\u2028',
+      '{"index":0,"record":[1]}',
+    ]) {
+      const r = verifyTrailExport({
+        text: `${junk}\n`,
+        checkpoint: newer,
+        verifiers,
+        authorities,
+        enforcers: authorities,
+      });
+      expect(r.ok).toBe(false);
+    }
+  });
+});

@@ -1,0 +1,429 @@
+/**
+ * Offline verification of an audit trail: the log (every entry against signed checkpoints, via
+ * {@link verifyLog}) and every record in it — its signature, the delegation chain as it stood at
+ * the record's own time (expiry, and the revocations the log held before it), the per-agent
+ * links, nonces, and the records that hang off an invocation. Nothing but the entries, the
+ * checkpoints and the trusted identities is consulted: no network, no store.
+ *
+ * Problems are reported, not thrown: the first one in log order, with a typed code and its
+ * position (1-based line, log index, record hash). Where the log alone locates an edit only to a
+ * range between two checkpoints, the records' own signatures locate it to one line.
+ */
+import { isMandateError, type ErrorCode } from '../core/index.js';
+import type { Identifier, VerifiedIdentity } from '../identity/index.js';
+import { ChainVerifier } from '../credentials/index.js';
+import type { NoteVerifierKey, VerifiedCheckpoint } from './checkpoint.js';
+import { parseExport } from './export.js';
+import { auditRecordHash, jsonDigest } from './record-codec.js';
+import {
+  DECISION_RECORD_TYPE,
+  INVOCATION_RECORD_TYPE,
+  LEASE_RECORD_TYPE,
+  OUTCOME_RECORD_TYPE,
+  TRACE_RECORD_TYPE,
+} from './records.js';
+import { REVOCATION_RECORD_TYPE, verifyRevocationRecord } from './revocation-record.js';
+import { verifyEnforcerRecord, verifyInvocation, type EnforcerRecord } from './verify-records.js';
+import { LogProblemCode, verifyLog, type LogEntryLine, type LogPosition } from './verify-log.js';
+
+/**
+ * Codes a trail verification reports besides the log's ({@link LogProblemCode}) and those the
+ * record verifiers throw (`ERR_AUDIT_SIGNATURE_INVALID`, `ERR_AUDIT_SIGNER_UNTRUSTED`,
+ * `ERR_AUDIT_RECORD_MISMATCH`, `ERR_AUDIT_APPROVAL_INVALID`, a chain's `ERR_DELEGATION_EXPIRED`,
+ * `ERR_REVOKED`, …), which are reported as thrown.
+ */
+export const TrailProblemCode = {
+  /** A record is not a well-formed record of a known type. */
+  recordMalformed: 'ERR_AUDIT_RECORD_MALFORMED',
+  /** An invocation's `previous` is not the hash of the same agent's previous invocation. */
+  agentChainMismatch: 'ERR_AUDIT_AGENT_CHAIN_MISMATCH',
+  /** An agent's nonce appears twice. */
+  nonceReplayed: 'ERR_AUDIT_NONCE_REPLAYED',
+  /** A decision, outcome, lease or trace names an invocation not earlier in the log. */
+  invocationUnknown: 'ERR_AUDIT_INVOCATION_UNKNOWN',
+} as const;
+
+/** Where a trail problem is (as {@link LogPosition}), with the record's hash as `id`. */
+export type TrailPosition = LogPosition;
+
+/** The first problem found in a trail. */
+export interface TrailProblem {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly position: TrailPosition;
+  /** The code of what a wrapping report found (e.g. `ERR_AUDIT_SIGNATURE_INVALID` under `ERR_AUDIT_RECORD_EDITED`). */
+  readonly cause?: ErrorCode;
+}
+
+/** Counts of what a successful verification checked. */
+export interface TrailSummary {
+  readonly records: number;
+  readonly invocations: number;
+  readonly decisions: number;
+  readonly agents: number;
+  readonly revocations: number;
+  /** Signatures verified (records, chains are counted once per distinct chain). */
+  readonly signatures: number;
+}
+
+/** The outcome of {@link verifyTrail}. */
+export type TrailVerification =
+  | {
+      readonly ok: true;
+      /** The verified checkpoint the trail was checked against. */
+      readonly checkpoint: VerifiedCheckpoint;
+      /** Entries past that checkpoint (checked, but covered by no log signature). */
+      readonly uncovered: number;
+      readonly summary: TrailSummary;
+    }
+  | { readonly ok: false; readonly problem: TrailProblem };
+
+/** Options of {@link verifyTrail}. */
+export interface VerifyTrailOptions {
+  /** The log's entries in log order (an export parsed by {@link parseExport}, or the store's). */
+  readonly entries: readonly LogEntryLine[];
+  /** The newest signed checkpoint. */
+  readonly checkpoint: string | Uint8Array;
+  /** An older signed checkpoint the newer must extend (its tree a prefix). */
+  readonly from?: string | Uint8Array;
+  /** The log's trusted note keys. */
+  readonly verifiers: readonly NoteVerifierKey[];
+  /** The origin the checkpoints must name. */
+  readonly origin?: string;
+  /** Trusted authorities: the roots of chains, and the signers of revocation records. */
+  readonly authorities: ReadonlyMap<Identifier, VerifiedIdentity>;
+  /** Trusted enforcement points: the signers of decision, outcome, lease and trace records. */
+  readonly enforcers: ReadonlyMap<Identifier, VerifiedIdentity>;
+  /** Histories the verifier knows (newer than those chains carry); see VerifyChainOptions. */
+  readonly knownIdentities?: ReadonlyMap<Identifier, VerifiedIdentity>;
+}
+
+/** Options of {@link verifyTrailExport}: {@link VerifyTrailOptions} with the export's text. */
+export type VerifyTrailExportOptions = Omit<VerifyTrailOptions, 'entries'> & {
+  /** The export file's text (`{"index":N,"record":{…}}` lines). */
+  readonly text: string;
+};
+
+/** Parses an export file's text, then {@link verifyTrail}. Never throws on bad data. */
+export function verifyTrailExport(options: VerifyTrailExportOptions): TrailVerification {
+  const parsed = parseExport(options.text);
+  if (!parsed.ok) {
+    return {
+      ok: false,
+      problem: {
+        code: LogProblemCode.entryMalformed,
+        message: `line ${parsed.line}: ${parsed.message}`,
+        position: { line: parsed.line },
+      },
+    };
+  }
+  return verifyTrail({
+    checkpoint: options.checkpoint,
+    verifiers: options.verifiers,
+    authorities: options.authorities,
+    enforcers: options.enforcers,
+    entries: parsed.entries,
+    ...(options.from === undefined ? {} : { from: options.from }),
+    ...(options.origin === undefined ? {} : { origin: options.origin }),
+    ...(options.knownIdentities === undefined ? {} : { knownIdentities: options.knownIdentities }),
+  });
+}
+
+/** Chains kept verified: a chain's signatures are checked once, its times on every record. */
+const CHAIN_CACHE = 10_000;
+
+/** A record check's failure, turned into a {@link TrailProblem} at the record's position. */
+class Problem extends Error {
+  constructor(
+    readonly problemCode: ErrorCode,
+    message: string,
+    readonly causeCode?: ErrorCode,
+  ) {
+    super(message);
+  }
+}
+
+interface InvocationSeen {
+  readonly agent: Identifier;
+  readonly argumentsDigest: string;
+  readonly line: number;
+}
+
+/** Revocations the log holds, by revoked id: the earliest entry, with where it appeared. */
+interface RevocationSeen {
+  readonly revokedAt: number;
+  readonly line: number;
+}
+
+/**
+ * Verifies a trail: the log (checkpoint signatures, their consistency, index order, length and
+ * Merkle roots — {@link verifyLog}), then each record in log order. Reports the first problem;
+ * never throws on bad data. An edit the checkpoints locate only to a range is located to the
+ * first record in it whose own checks fail.
+ */
+export function verifyTrail(options: VerifyTrailOptions): TrailVerification {
+  const { entries } = options;
+  const checkpoints =
+    options.from === undefined ? [options.checkpoint] : [options.checkpoint, options.from];
+  const log = verifyLog({
+    entries,
+    checkpoints,
+    verifiers: options.verifiers,
+    ...(options.origin === undefined ? {} : { origin: options.origin }),
+  });
+  if (!log.ok) {
+    const { problem } = log;
+    // The checkpoints locate an edit to [index, until): the record checks find the line.
+    if (problem.code === LogProblemCode.recordEdited && problem.position.index !== undefined) {
+      const until = problem.position.until ?? problem.position.index + 1;
+      const located = checkRecords(options, until);
+      if (!located.ok) {
+        const p = located.problem;
+        const line = p.position.line;
+        if (line !== undefined && line - 1 >= problem.position.index && line - 1 < until)
+          return {
+            ok: false,
+            problem: {
+              code: LogProblemCode.recordEdited,
+              message: `line ${line} was changed after it was logged: ${p.message}`,
+              position: { ...p.position, until: line },
+              cause: p.code,
+            },
+          };
+      }
+    }
+    // A log shorter than its checkpoint: if the records show an invocation missing in the middle
+    // (lines deleted and the rest renumbered: an agent's link or a decision names it), that is
+    // where the deletion is.
+    if (problem.code === LogProblemCode.logTruncated) {
+      const located = checkRecords(options, entries.length);
+      if (
+        !located.ok &&
+        (located.problem.code === TrailProblemCode.agentChainMismatch ||
+          located.problem.code === TrailProblemCode.invocationUnknown)
+      )
+        return {
+          ok: false,
+          problem: {
+            code: LogProblemCode.recordDeleted,
+            message: `a record is missing before line ${located.problem.position.line ?? '?'}: ${located.problem.message}`,
+            position: located.problem.position,
+            cause: located.problem.code,
+          },
+        };
+    }
+    return { ok: false, problem };
+  }
+  const checked = checkRecords(options, entries.length);
+  if (!checked.ok) return checked;
+  return {
+    ok: true,
+    checkpoint: log.checkpoint,
+    uncovered: log.uncovered,
+    summary: checked.summary,
+  };
+}
+
+type Checked =
+  | { readonly ok: true; readonly summary: TrailSummary }
+  | { readonly ok: false; readonly problem: TrailProblem };
+
+/** The record checks over the first `count` entries (assumed in index order). */
+function checkRecords(options: VerifyTrailOptions, count: number): Checked {
+  const { entries } = options;
+  const heads = new Map<Identifier, string>();
+  const nonces = new Map<Identifier, Set<string>>();
+  const invocations = new Map<string, InvocationSeen>();
+  const revoked = new Map<string, RevocationSeen>();
+  // No deny-set here: revocations are checked against the log's own history, at each time.
+  const chains = new ChainVerifier({
+    authorities: options.authorities,
+    cacheSize: CHAIN_CACHE,
+    maxCacheAgeSeconds: Number.MAX_SAFE_INTEGER,
+    ...(options.knownIdentities === undefined ? {} : { knownIdentities: options.knownIdentities }),
+  });
+  let decisions = 0;
+  let revocations = 0;
+  let signatures = 0;
+  for (let line = 0; line < count && line < entries.length; line++) {
+    const entry = entries[line]!;
+    const hash = entry.id ?? auditRecordHash(entry.record);
+    const position: TrailPosition = { line: line + 1, index: entry.index, id: hash };
+    try {
+      const kind = kindOf(entry.record);
+      if (kind === 'revocation') {
+        const r = verifyRevocationRecord(entry.record, options.authorities);
+        signatures++;
+        revocations++;
+        if (!revoked.has(r.id)) revoked.set(r.id, { revokedAt: r.revokedAt, line: line + 1 });
+        continue;
+      }
+      if (kind === 'invocation') {
+        const verified = verifyInvocation(entry.record, {
+          authorities: options.authorities,
+          chains,
+        });
+        signatures++;
+        const { record } = verified;
+        const agent = record.agent;
+        for (const id of verified.chain.revocationSubjects) {
+          const r = revoked.get(id);
+          if (r !== undefined && r.revokedAt <= record.issuedAt)
+            throw new Problem(
+              'ERR_REVOKED',
+              `\`${id}\` in the chain was revoked at ${r.revokedAt} (line ${r.line}), before the agent signed at ${record.issuedAt}`,
+            );
+        }
+        const expected = heads.get(agent) ?? null;
+        if (record.previous !== expected)
+          throw new Problem(
+            TrailProblemCode.agentChainMismatch,
+            record.previous !== null && invocations.has(record.previous)
+              ? `the agent's invocation names ${short(record.previous)} as its previous, but ${short(expected)} came after that one`
+              : `the agent's invocation names ${short(record.previous)} as its previous, which the log does not hold before it (expected ${short(expected)})`,
+          );
+        let seen = nonces.get(agent);
+        if (seen === undefined) nonces.set(agent, (seen = new Set()));
+        if (seen.has(record.nonce))
+          throw new Problem(
+            TrailProblemCode.nonceReplayed,
+            `the agent used nonce \`${record.nonce}\` before`,
+          );
+        seen.add(record.nonce);
+        heads.set(agent, hash);
+        invocations.set(hash, { agent, argumentsDigest: record.argumentsDigest, line: line + 1 });
+        continue;
+      }
+      // A record the enforcement point signed; its binding to the invocation it names (earlier
+      // in the log) is checked here, from what the invocation's verification kept.
+      const { record: r } = verifyEnforcerRecord(entry.record, {
+        enforcers: options.enforcers,
+        authorities: options.authorities,
+      });
+      signatures++;
+      // The enforcement point (and a decision's approver) as revoked then.
+      const time = recordTime(r);
+      const enforcerRevoked = revoked.get(r.enforcer);
+      if (enforcerRevoked !== undefined && enforcerRevoked.revokedAt <= time)
+        throw new Problem(
+          'ERR_REVOKED',
+          `the enforcement point \`${r.enforcer}\` was revoked at ${enforcerRevoked.revokedAt} (line ${enforcerRevoked.line}), before it signed at ${time}`,
+        );
+      if (r.type === DECISION_RECORD_TYPE && r.approval !== null) {
+        const approverRevoked = revoked.get(r.approval.approver);
+        if (approverRevoked !== undefined && approverRevoked.revokedAt <= r.approval.answeredAt)
+          throw new Problem(
+            'ERR_REVOKED',
+            `the approver \`${r.approval.approver}\` was revoked at ${approverRevoked.revokedAt} (line ${approverRevoked.line}), before answering at ${r.approval.answeredAt}`,
+          );
+      }
+      const named = r.type === TRACE_RECORD_TYPE ? [r.resolvedBy, r.escalation] : [r.invocation];
+      for (const invocation of named) {
+        if (invocation === null) continue;
+        const seen = invocations.get(invocation);
+        if (seen === undefined)
+          throw new Problem(
+            TrailProblemCode.invocationUnknown,
+            `the record names invocation ${short(invocation)}, which is not earlier in the log`,
+          );
+        if (r.agent !== seen.agent)
+          throw new Problem(
+            'ERR_AUDIT_RECORD_MISMATCH',
+            `the record's agent is not its invocation's (line ${seen.line})`,
+          );
+        if (r.type !== DECISION_RECORD_TYPE) continue;
+        if (Object.hasOwn(r, 'arguments') && jsonDigest(r.arguments) !== seen.argumentsDigest)
+          throw new Problem(
+            'ERR_AUDIT_RECORD_MISMATCH',
+            `the disclosed arguments do not match the digest the agent signed (line ${seen.line})`,
+          );
+        if (r.approval !== null && approvedDigest(r.approval.signed) !== seen.argumentsDigest)
+          throw new Problem(
+            'ERR_AUDIT_APPROVAL_INVALID',
+            `the human approved other arguments than the agent signed (line ${seen.line})`,
+          );
+      }
+      if (r.type === DECISION_RECORD_TYPE) decisions++;
+    } catch (error) {
+      if (error instanceof Problem)
+        return {
+          ok: false,
+          problem: {
+            code: error.problemCode,
+            message: error.message,
+            position,
+            ...(error.causeCode === undefined ? {} : { cause: error.causeCode }),
+          },
+        };
+      if (isMandateError(error))
+        return { ok: false, problem: { code: error.code, message: error.message, position } };
+      return {
+        ok: false,
+        problem: {
+          code: TrailProblemCode.recordMalformed,
+          message: 'the record could not be checked',
+          position,
+        },
+      };
+    }
+  }
+  return {
+    ok: true,
+    summary: {
+      records: Math.min(count, entries.length),
+      invocations: invocations.size,
+      decisions,
+      agents: heads.size,
+      revocations,
+      signatures,
+    },
+  };
+}
+
+const short = (hash: string | null): string => (hash === null ? 'none' : `${hash.slice(0, 12)}…`);
+
+const utf8 = new TextEncoder();
+const INVOCATION_SUFFIX = utf8.encode(`"type":"${INVOCATION_RECORD_TYPE}"}`);
+const REVOCATION_SUFFIX = utf8.encode(`"type":"${REVOCATION_RECORD_TYPE}"}`);
+
+function endsWith(bytes: Uint8Array, suffix: Uint8Array): boolean {
+  if (bytes.length < suffix.length) return false;
+  const at = bytes.length - suffix.length;
+  for (let i = 0; i < suffix.length; i++) if (bytes[at + i] !== suffix[i]) return false;
+  return true;
+}
+
+/**
+ * Which verifier a record goes to, without parsing it: in JCS, `type` is the last member of
+ * every record type (no other member sorts after it), so the bytes end with it. A record that
+ * is not what its ending says is refused by the strict verifier it goes to (unknown members,
+ * another type, not JCS), so this only picks the verifier.
+ */
+function kindOf(bytes: Uint8Array): 'invocation' | 'revocation' | 'enforcer' {
+  if (endsWith(bytes, INVOCATION_SUFFIX)) return 'invocation';
+  if (endsWith(bytes, REVOCATION_SUFFIX)) return 'revocation';
+  return 'enforcer';
+}
+
+/** When the enforcement point signed a record: its own time member. */
+function recordTime(r: EnforcerRecord): number {
+  switch (r.type) {
+    case DECISION_RECORD_TYPE:
+      return r.decidedAt;
+    case OUTCOME_RECORD_TYPE:
+      return r.completedAt;
+    case LEASE_RECORD_TYPE:
+      return r.at;
+    default:
+      return r.recordedAt;
+  }
+}
+
+/** The `argumentsDigest` an approval's signed text binds (undefined when it has none). */
+function approvedDigest(signed: string): unknown {
+  try {
+    return (JSON.parse(signed) as { argumentsDigest?: unknown }).argumentsDigest;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,823 @@
+import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import type { Command } from 'commander';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { invalid, notFound } from '../../core/internal.js';
+import {
+  AuditLog,
+  auditRecordHash,
+  delegationPath,
+  emitTrailSpans,
+  fromBase64Url,
+  parseCheckpoint,
+  parseNote,
+  formatExportLine,
+  formatNoteVerifierKey,
+  hashLeaf,
+  MAX_AUDIT_READ_ENTRIES,
+  MAX_NOTE_BYTES,
+  noteSignerFromVault,
+  noteVerifierKey,
+  signRevocationRecord,
+  parseExport,
+  parseNoteVerifierKey,
+  verifyCheckpoint,
+  verifyInclusion,
+  verifyTrail,
+  verifyTrailExport,
+  type LogEntryLine,
+  type NoteVerifierKey,
+  type TrailVerification,
+} from '../../audit/index.js';
+import { Purpose, type Identifier, type VerifiedIdentity } from '../../identity/index.js';
+import type { CliContext } from '../context.js';
+import type { Home } from '../home.js';
+import { formatFields, type Output } from '../output.js';
+import type { DenySetUpdate } from '../../credentials/index.js';
+import { checkOutputFile, DEFAULT_AUTHORITY } from '../chains.js';
+import { readTextArgument } from '../input.js';
+import { collect } from '../parse.js';
+
+/**
+ * `audit verify` answers a verification that failed (the report on stdout) with this exit code:
+ * not 0, and apart from the error kinds' codes (the command itself did not fail). Documented in
+ * docs/errors.md.
+ */
+export const AUDIT_VERIFICATION_FAILED_EXIT_CODE = 13;
+/** Bound on an export file read by `verify`, `show` and `query`. */
+const MAX_EXPORT_FILE_BYTES = 512 * 1024 * 1024;
+/** Local identities trusted as enforcement points when none is named. */
+const MAX_DEFAULT_ENFORCERS = 10_000;
+
+/** The origin line of a home's log: the log is named after the authority that signs it. */
+export function homeAuditOrigin(authority: Identifier): string {
+  return `mandate/audit/${authority}`;
+}
+
+export function registerAuditCommands(program: Command, context: () => CliContext): void {
+  const audit = program
+    .command('audit')
+    .description('the signed audit trail: export, checkpoint, verify offline, read');
+  audit
+    .command('export')
+    .requiredOption('--out <file>', 'where to write the JSON lines (one record per line)')
+    .option('--traces', 'write the decision traces (evaluation cases) instead of the records')
+    .option(
+      '--spans <file>',
+      'also write the trail as OpenTelemetry GenAI spans (JSON lines, through the OTel SDK)',
+    )
+    .description('every record of this home, one JCS JSON object per line, in log order')
+    .action((opts: { out: string; traces?: boolean; spans?: string }) =>
+      runAuditExport(context(), opts),
+    );
+  audit
+    .command('checkpoint')
+    .option('--out <file>', 'also write the signed checkpoint there')
+    .option('--authority <name>', 'the identity whose credential key signs', DEFAULT_AUTHORITY)
+    .description("sign a checkpoint of this home's log if it grew; print the latest")
+    .action((opts: { out?: string; authority: string }) => runAuditCheckpoint(context(), opts));
+  audit
+    .command('verify')
+    .option('--log <file>', "an exported log (default: this home's own log)")
+    .option('--checkpoint <file>', "the signed checkpoint (default: this home's latest)")
+    .option('--from <file>', 'an older signed checkpoint the log must extend')
+    .option(
+      '--key <vkey>',
+      'a trusted checkpoint key NAME+KEYID+KEY (repeatable; default: the authority’s)',
+      collect,
+    )
+    .option(
+      '--authority <name>',
+      "the authority whose key signs this home's log",
+      DEFAULT_AUTHORITY,
+    )
+    .option(
+      '--enforcer <identity>',
+      'a trusted enforcement point (repeatable; default: every local identity)',
+      collect,
+    )
+    .description('check the whole trail offline: signatures, chains then, links, Merkle root')
+    .action((opts: VerifyOptions) => runAuditVerify(context(), opts));
+  audit
+    .command('show')
+    .argument('<id>', 'a record hash (or a unique prefix of at least 8 hex digits)')
+    .option('--log <file>', "an exported log (default: this home's own log)")
+    .description('one record, readably, with its invocation, decision and outcome')
+    .action((id: string, opts: { log?: string }) => runAuditShow(context(), id, opts));
+  audit
+    .command('query')
+    .option('--agent <id>', 'only this acting agent (identifier or local name)')
+    .option('--tool <name>', 'only this tool')
+    .option('--since <time>', 'only calls made at or after (unix seconds or ISO 8601)')
+    .option('--decision <d>', 'only this decision: allow, deny or approval_required')
+    .option('--log <file>', "an exported log (default: this home's own log)")
+    .option('--limit <n>', 'at most this many calls, oldest first (default 100)')
+    .description('the calls of the trail: who acted, for whom, what, the decision and why')
+    .action((opts: QueryOptions) => runAuditQuery(context(), opts));
+}
+
+interface VerifyOptions {
+  log?: string;
+  checkpoint?: string;
+  from?: string;
+  key?: string[];
+  authority: string;
+  enforcer?: string[];
+}
+
+interface QueryOptions {
+  agent?: string;
+  tool?: string;
+  since?: string;
+  decision?: string;
+  log?: string;
+  limit?: string;
+}
+
+/** Every entry of the home's log, in order. */
+async function homeEntries(home: Home): Promise<LogEntryLine[]> {
+  const repository = home.store.auditLog;
+  const size = await repository.size();
+  const out: LogEntryLine[] = [];
+  for (let from = 0; from < size; from += MAX_AUDIT_READ_ENTRIES) {
+    const to = Math.min(size, from + MAX_AUDIT_READ_ENTRIES);
+    for (const [k, e] of (await repository.readEntries(from, to)).entries())
+      out.push({ index: from + k, record: e.record });
+  }
+  return out;
+}
+
+function readExportText(file: string): string {
+  if (!existsSync(file)) throw notFound('ERR_FILE_NOT_FOUND', `no such file \`${file}\``);
+  if (statSync(file).size > MAX_EXPORT_FILE_BYTES)
+    throw invalid(
+      'ERR_INPUT_TOO_LARGE',
+      `\`${file}\` is larger than ${MAX_EXPORT_FILE_BYTES} bytes`,
+    );
+  return readFileSync(file, 'utf8');
+}
+
+function readExportFile(file: string): LogEntryLine[] {
+  const parsed = parseExport(readExportText(file));
+  if (!parsed.ok)
+    throw invalid(
+      'ERR_AUDIT_ENTRY_MALFORMED',
+      `\`${file}\` line ${parsed.line}: ${parsed.message}`,
+    );
+  return [...parsed.entries];
+}
+
+/** The authority's checkpoint signer (its credential key, through the vault) and the log origin. */
+async function logSigner(home: Home, authority: string) {
+  const known = await home.identities.get(authority);
+  const { keyId } = await home.identities.purposeKey(known, Purpose.credentials);
+  const key = await home.vault.getSigningKey(keyId);
+  const origin = homeAuditOrigin(known.identity.identifier);
+  return { origin, signer: noteSignerFromVault(home.vault, key, origin) };
+}
+
+/** The checkpoint key of the home's log, as a verifier holds it. */
+async function logVerifierKey(home: Home, authority: string): Promise<NoteVerifierKey> {
+  const known = await home.identities.get(authority);
+  const { keyId } = await home.identities.purposeKey(known, Purpose.credentials);
+  const key = await home.vault.getSigningKey(keyId);
+  return noteVerifierKey(homeAuditOrigin(known.identity.identifier), key.publicKey);
+}
+
+function writeLines(file: string, lines: Iterable<string>): number {
+  const fd = openSync(file, 'w', 0o644);
+  let n = 0;
+  try {
+    let buffer = '';
+    for (const line of lines) {
+      buffer += `${line}\n`;
+      n++;
+      if (buffer.length > 1 << 20) {
+        writeSync(fd, buffer);
+        buffer = '';
+      }
+    }
+    if (buffer !== '') writeSync(fd, buffer);
+  } finally {
+    closeSync(fd);
+  }
+  return n;
+}
+
+/**
+ * Appends each new deny-set entry of `update` to the home's audit log as a revocation record
+ * signed by the home's authority, so `audit verify` checks later records against it. A home
+ * without an authority identity logs nothing (a note says so): its revocations come from
+ * elsewhere and are the issuing authority's to log.
+ */
+export async function logRevocations(
+  home: Home,
+  update: DenySetUpdate,
+  nowSeconds: number,
+  out: Output,
+): Promise<void> {
+  const known = await home.identities.find(DEFAULT_AUTHORITY);
+  if (known?.primaryKeyId == null) {
+    out.note('note: no local authority identity: the revocation is not in the audit log');
+    return;
+  }
+  const { verified, keyId } = await home.identities.purposeKey(known, Purpose.credentials);
+  const issuer = {
+    identity: known.identity,
+    credentialKeyId: keyId,
+    credentialKeyAttestation: verified.attestation,
+    verifiedKey: verified,
+  };
+  const log = await AuditLog.open({
+    repository: home.store.auditLog,
+    origin: homeAuditOrigin(known.identity.identifier),
+  });
+  try {
+    for (const [k, entry] of update.entries.entries())
+      await log.append(
+        await signRevocationRecord(
+          home.vault,
+          issuer,
+          entry,
+          update.fromSequence + k + 1,
+          nowSeconds,
+        ),
+      );
+  } finally {
+    await log.close();
+  }
+}
+
+/** `audit export --out FILE [--traces]`. */
+export async function runAuditExport(
+  ctx: CliContext,
+  opts: { out: string; traces?: boolean; spans?: string },
+): Promise<void> {
+  checkOutputFile(opts.out);
+  checkOutputFile(opts.spans);
+  const home = await ctx.openHome();
+  try {
+    const entries = await homeEntries(home);
+    if (opts.traces === true) {
+      const cases = evaluationCases(readTrail(entries));
+      const n = writeLines(
+        opts.out,
+        cases.map((c) => JSON.stringify(c)),
+      );
+      ctx.out.result(
+        { out: opts.out, traces: n },
+        () => `wrote ${n} decision traces to ${opts.out}`,
+      );
+      return;
+    }
+    const n = writeLines(
+      opts.out,
+      entries.map((e) => formatExportLine(e.index, e.record)),
+    );
+    const spans = opts.spans === undefined ? undefined : await writeSpans(opts.spans, entries);
+    ctx.out.result(
+      { out: opts.out, records: n, ...(spans === undefined ? {} : { spans }) },
+      () =>
+        `wrote ${n} records to ${opts.out}${spans === undefined ? '' : `, ${spans} spans to ${opts.spans}`}`,
+    );
+  } finally {
+    home.close();
+  }
+}
+
+/**
+ * The trail as GenAI spans, through the OpenTelemetry SDK (configured here, for this command
+ * only): a tracer provider whose in-memory exporter collects the finished spans, written as JSON
+ * lines (trace and span ids, parent, name, kind, times as [s, ns], attributes, status).
+ */
+async function writeSpans(file: string, entries: readonly LogEntryLine[]): Promise<number> {
+  // Loaded only when spans are asked for: the SDK is no part of the CLI's start-up.
+  const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } =
+    await import('@opentelemetry/sdk-trace-base');
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  emitTrailSpans(entries, { tracer: provider.getTracer('mandate') });
+  const spans = exporter.getFinishedSpans();
+  writeLines(
+    file,
+    spans.map((s) =>
+      JSON.stringify({
+        traceId: s.spanContext().traceId,
+        spanId: s.spanContext().spanId,
+        parentSpanId: s.parentSpanContext?.spanId ?? null,
+        name: s.name,
+        kind: SpanKind[s.kind],
+        startTime: s.startTime,
+        endTime: s.endTime,
+        attributes: s.attributes,
+        status: { code: SpanStatusCode[s.status.code], message: s.status.message ?? null },
+      }),
+    ),
+  );
+  return spans.length;
+}
+
+/** `audit checkpoint [--out FILE]`. */
+export async function runAuditCheckpoint(
+  ctx: CliContext,
+  opts: { out?: string; authority: string },
+): Promise<void> {
+  checkOutputFile(opts.out);
+  const home = await ctx.openHome();
+  try {
+    const { origin, signer } = await logSigner(home, opts.authority);
+    const log = await AuditLog.open({ repository: home.store.auditLog, origin });
+    const latest = await home.store.auditLog.latestCheckpoint();
+    let signed = false;
+    let note = latest?.note;
+    if (latest === undefined || latest.treeSize < log.size) {
+      note = await log.checkpoint([signer]);
+      signed = true;
+    }
+    const key = formatNoteVerifierKey({
+      name: signer.name,
+      keyId: signer.keyId,
+      publicKey: signer.publicKey,
+    });
+    if (opts.out !== undefined) writeLines(opts.out, [note!.slice(0, -1)]);
+    ctx.out.note(
+      signed
+        ? `signed a checkpoint of ${log.size} records`
+        : 'the log has not grown since the latest checkpoint',
+    );
+    ctx.out.note(`checkpoint key: ${key}`);
+    ctx.out.result({ treeSize: log.size, signed, key, checkpoint: note }, () => note!.trimEnd());
+  } finally {
+    home.close();
+  }
+}
+
+function readCheckpointFile(file: string, what: string): string {
+  return readTextArgument(file, what, MAX_NOTE_BYTES);
+}
+
+/** `audit verify [--log FILE] [--checkpoint FILE] [--from FILE]`. */
+export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Promise<void> {
+  const home = await ctx.openHome();
+  let result: TrailVerification;
+  let records: number;
+  try {
+    const entries = opts.log === undefined ? await homeEntries(home) : undefined;
+    const text = opts.log === undefined ? undefined : readExportText(opts.log);
+    records =
+      entries?.length ?? (text === '' ? 0 : (text ?? '').replace(/\n$/, '').split('\n').length);
+    const checkpoint =
+      opts.checkpoint !== undefined
+        ? readCheckpointFile(opts.checkpoint, 'checkpoint')
+        : (await home.store.auditLog.latestCheckpoint())?.note;
+    if (checkpoint === undefined)
+      throw notFound(
+        'ERR_AUDIT_CHECKPOINT_NOT_FOUND',
+        'this home has no checkpoint yet: run `mandate audit checkpoint` (or give `--checkpoint`)',
+      );
+    const verifiers =
+      opts.key !== undefined && opts.key.length > 0
+        ? opts.key.map((k) => parseNoteVerifierKey(k))
+        : [await logVerifierKey(home, opts.authority)];
+    const authorities = await home.trustedAuthorities();
+    const enforcers = await enforcersOf(home, opts.enforcer);
+    const common = {
+      checkpoint,
+      ...(opts.from === undefined
+        ? {}
+        : { from: readCheckpointFile(opts.from, 'older checkpoint') }),
+      verifiers,
+      authorities,
+      enforcers,
+    };
+    // A malformed line of a file is a failed verification (with its line), not a usage error.
+    result =
+      entries !== undefined
+        ? verifyTrail({ ...common, entries })
+        : verifyTrailExport({ ...common, text: text! });
+  } finally {
+    home.close();
+  }
+  if (result.ok) {
+    const s = result.summary;
+    ctx.out.result(
+      {
+        ok: true,
+        records,
+        treeSize: result.checkpoint.treeSize,
+        origin: result.checkpoint.origin,
+        uncovered: result.uncovered,
+        summary: s,
+      },
+      () =>
+        [
+          `ok: ${records} records verified against the checkpoint of size ${result.checkpoint.treeSize}`,
+          formatFields([
+            ['origin', result.checkpoint.origin],
+            ['invocations', s.invocations],
+            ['decisions', s.decisions],
+            ['agents', s.agents],
+            ['revocations', s.revocations],
+            ['signatures', s.signatures],
+            ...(result.uncovered === 0
+              ? []
+              : ([['uncovered', `${result.uncovered} records after the checkpoint`]] as const)),
+          ]),
+        ].join('\n'),
+    );
+    if (result.uncovered > 0)
+      ctx.out.note(
+        `note: ${result.uncovered} records are past the checkpoint (run \`mandate audit checkpoint\`)`,
+      );
+    return;
+  }
+  const p = result.problem;
+  const where = [
+    p.position.line === undefined ? undefined : `line ${p.position.line}`,
+    p.position.index === undefined ? undefined : `index ${p.position.index}`,
+    p.position.until === undefined || p.position.until === (p.position.index ?? 0) + 1
+      ? undefined
+      : `until ${p.position.until}`,
+    p.position.id === undefined ? undefined : `record ${p.position.id}`,
+    p.position.checkpoint === undefined ? undefined : `checkpoint ${p.position.checkpoint}`,
+  ].filter((x) => x !== undefined);
+  ctx.out.exitCode = AUDIT_VERIFICATION_FAILED_EXIT_CODE;
+  ctx.out.note(
+    `verification failed: ${p.code}${where.length === 0 ? '' : ` at ${where.join(', ')}`}`,
+  );
+  ctx.out.result({ ok: false, records, problem: p }, () =>
+    [
+      `FAILED: ${p.code}`,
+      formatFields([
+        ['where', where.join(', ') || '(the checkpoints)'],
+        ['why', p.message],
+        ...(p.cause === undefined ? [] : ([['cause', p.cause]] as const)),
+      ]),
+    ].join('\n'),
+  );
+}
+
+/** Trusted enforcement points: those named, or every identity this home holds the keys of. */
+async function enforcersOf(
+  home: Home,
+  names: readonly string[] | undefined,
+): Promise<Map<Identifier, VerifiedIdentity>> {
+  const out = new Map<Identifier, VerifiedIdentity>();
+  if (names !== undefined && names.length > 0) {
+    for (const name of names) {
+      const known = await home.identities.get(name);
+      out.set(known.identity.identifier, known.identity);
+    }
+    return out;
+  }
+  for (const known of await home.identities.list({ limit: MAX_DEFAULT_ENFORCERS }))
+    if (known.primaryKeyId !== null) out.set(known.identity.identifier, known.identity);
+  return out;
+}
+
+// --- reading the trail -----------------------------------------------------------------------
+
+/** One call as the trail tells it: the invocation and what hangs off it. */
+interface Call {
+  readonly hash: string;
+  readonly index: number;
+  readonly agent: string;
+  /** The chain as a path: the root credential's issuer (the authority), its subject, each link's subject. */
+  readonly path: readonly string[];
+  readonly tool: string;
+  readonly server: string | null;
+  readonly argumentsDigest: string;
+  readonly issuedAt: number;
+  decision?: {
+    readonly hash: string;
+    readonly index: number;
+    readonly decision: string;
+    readonly lock: string | null;
+    readonly code: string | null;
+    readonly reasons: readonly string[];
+    readonly policies: readonly string[];
+    readonly bundle: string | null;
+    readonly approval: { approver: string; decision: string; reason: string } | null;
+    readonly escalation: { id: string; reason: string } | null;
+    readonly arguments?: unknown;
+  };
+  outcome?: {
+    readonly hash: string;
+    readonly status: string;
+    readonly error: string | null;
+    readonly leases: readonly string[];
+  };
+  report?: unknown;
+}
+
+interface Trail {
+  readonly calls: Call[];
+  readonly byHash: Map<string, { index: number; record: Record<string, unknown> }>;
+  readonly traces: Record<string, unknown>[];
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: false });
+
+function chainPathOf(chain: string): string[] {
+  try {
+    return delegationPath(fromBase64Url(chain, 'chain')) ?? [];
+  } catch {
+    return [];
+  }
+}
+
+/** Reads records for display (verification is `audit verify`'s): unparseable ones are skipped. */
+function readTrail(entries: readonly LogEntryLine[]): Trail {
+  const calls: Call[] = [];
+  const callByHash = new Map<string, Call>();
+  const byHash = new Map<string, { index: number; record: Record<string, unknown> }>();
+  const traces: Record<string, unknown>[] = [];
+  for (const e of entries) {
+    let record: Record<string, unknown>;
+    try {
+      const value: unknown = JSON.parse(decoder.decode(e.record));
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) continue;
+      record = value as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    const hash = e.id ?? auditRecordHash(e.record);
+    byHash.set(hash, { index: e.index, record });
+    const str = (k: string): string => (typeof record[k] === 'string' ? record[k] : '');
+    switch (record.type) {
+      case 'mandate/invocation/v1': {
+        const call: Call = {
+          hash,
+          index: e.index,
+          agent: str('agent'),
+          path: chainPathOf(str('chain')),
+          tool: str('tool'),
+          server: typeof record.server === 'string' ? record.server : null,
+          argumentsDigest: str('argumentsDigest'),
+          issuedAt: typeof record.issuedAt === 'number' ? record.issuedAt : 0,
+          ...(record.report === undefined ? {} : { report: record.report }),
+        };
+        calls.push(call);
+        callByHash.set(hash, call);
+        break;
+      }
+      case 'mandate/decision/v1': {
+        const call = callByHash.get(str('invocation'));
+        if (call === undefined) break;
+        const approval = record.approval as Record<string, unknown> | null;
+        const escalation = record.escalation as Record<string, unknown> | null;
+        call.decision = {
+          hash,
+          index: e.index,
+          decision: str('decision'),
+          lock: typeof record.lock === 'string' ? record.lock : null,
+          code: typeof record.code === 'string' ? record.code : null,
+          reasons: Array.isArray(record.reasons) ? (record.reasons as string[]) : [],
+          policies: Array.isArray(record.policies) ? (record.policies as string[]) : [],
+          bundle: typeof record.bundle === 'string' ? record.bundle : null,
+          approval:
+            approval === null || typeof approval !== 'object'
+              ? null
+              : {
+                  approver: String(approval.approver),
+                  decision: String(approval.decision),
+                  reason: String(approval.reason),
+                },
+          escalation:
+            escalation === null || typeof escalation !== 'object'
+              ? null
+              : { id: String(escalation.id), reason: String(escalation.reason) },
+          ...(Object.hasOwn(record, 'arguments') ? { arguments: record.arguments } : {}),
+        };
+        break;
+      }
+      case 'mandate/outcome/v1': {
+        const call = callByHash.get(str('invocation'));
+        if (call === undefined) break;
+        call.outcome = {
+          hash,
+          status: str('status'),
+          error: typeof record.error === 'string' ? record.error : null,
+          leases: Array.isArray(record.leases) ? (record.leases as string[]) : [],
+        };
+        break;
+      }
+      case 'mandate/trace/v1':
+        traces.push({ ...record, hash });
+        break;
+      default:
+        break;
+    }
+  }
+  return { calls, byHash, traces };
+}
+
+/** Decision traces as evaluation cases: the inputs, the call, the policies, the human's answer. */
+function evaluationCases(trail: Trail): Record<string, unknown>[] {
+  return trail.traces.map((t) => {
+    const escalated = trail.byHash.get(String(t.escalation))?.record;
+    return {
+      id: t.hash,
+      agent: t.agent,
+      chainHash: t.chainHash,
+      approval: t.approval,
+      call:
+        escalated === undefined
+          ? null
+          : {
+              tool: escalated.tool,
+              server: escalated.server,
+              argumentsDigest: escalated.argumentsDigest,
+              issuedAt: escalated.issuedAt,
+            },
+      inputs: (t.report as { inputs?: unknown } | null)?.inputs ?? [],
+      reasoning: (t.report as { reasoning?: unknown } | null)?.reasoning ?? null,
+      policies: t.policies,
+      expected: (t.resolution as { decision?: unknown } | undefined)?.decision,
+      resolution: t.resolution,
+    };
+  });
+}
+
+/**
+ * Whether the record is in the latest checkpoint: its inclusion proof, from the store, against the
+ * root the checkpoint signs (the signature checked with the authority's key when it has one).
+ */
+async function inclusionStatus(
+  home: Home | undefined,
+  authority: string,
+  index: number,
+  record: Uint8Array,
+): Promise<string> {
+  if (home === undefined) return 'not checked (an exported log: run `mandate audit verify --log`)';
+  const latest = await home.store.auditLog.latestCheckpoint();
+  if (latest === undefined || index >= latest.treeSize) return 'not yet in a signed checkpoint';
+  let signature = 'its signature verified';
+  let root: Uint8Array;
+  try {
+    root = verifyCheckpoint(latest.note, [await logVerifierKey(home, authority)]).rootHash;
+  } catch {
+    signature = 'its signature NOT verified';
+    root = parseCheckpoint(parseNote(latest.note).text).rootHash;
+  }
+  const log = await AuditLog.open({ repository: home.store.auditLog, origin: 'mandate/audit' });
+  const proof = await log.inclusionProof(index, latest.treeSize);
+  try {
+    verifyInclusion(index, latest.treeSize, hashLeaf(record), proof, root);
+    return `included in the checkpoint of size ${latest.treeSize}, ${signature} (proof of ${proof.length} hashes)`;
+  } catch {
+    return `NOT included in the checkpoint of size ${latest.treeSize}`;
+  }
+}
+
+function callJson(c: Call) {
+  return {
+    invocation: c.hash,
+    index: c.index,
+    agent: c.agent,
+    onBehalfOf: c.path,
+    tool: c.tool,
+    server: c.server,
+    argumentsDigest: c.argumentsDigest,
+    issuedAt: c.issuedAt,
+    decision: c.decision ?? null,
+    outcome: c.outcome ?? null,
+  };
+}
+
+function humanCall(c: Call): string {
+  const d = c.decision;
+  return [
+    `${new Date(c.issuedAt * 1000).toISOString()}  ${c.tool}  ${d?.decision ?? 'no decision'}`,
+    formatFields([
+      ['invocation', c.hash],
+      ['agent', c.agent],
+      ['on behalf of', c.path.length === 0 ? '(chain unreadable)' : c.path.join(' → ')],
+      ...(c.server === null ? [] : ([['server', c.server]] as const)),
+      ['arguments', `sha256 ${c.argumentsDigest}`],
+      ...(d === undefined
+        ? []
+        : ([
+            ['decision', `${d.decision}${d.lock === null ? '' : ` (lock: ${d.lock})`}`],
+            ['why', d.reasons.join('; ') || '-'],
+            ['policies', d.policies.join(', ') || '-'],
+            ['bundle', d.bundle ?? '-'],
+            ...(d.approval === null
+              ? []
+              : ([
+                  [
+                    'approved by',
+                    `${d.approval.approver} (${d.approval.decision}): ${d.approval.reason}`,
+                  ],
+                ] as const)),
+          ] as const)),
+      ...(c.outcome === undefined
+        ? []
+        : ([
+            [
+              'outcome',
+              `${c.outcome.status}${c.outcome.error === null ? '' : ` ${c.outcome.error}`}${c.outcome.leases.length === 0 ? '' : ` (leases ${c.outcome.leases.join(', ')})`}`,
+            ],
+          ] as const)),
+    ]),
+  ].join('\n');
+}
+
+/** `audit show ID`. */
+export async function runAuditShow(
+  ctx: CliContext,
+  id: string,
+  opts: { log?: string },
+): Promise<void> {
+  if (!/^[0-9a-f]{8,64}$/.test(id))
+    throw invalid('ERR_ARGUMENT_INVALID', 'a record id is 8 to 64 lowercase hex digits (its hash)');
+  const home = await ctx.openHome();
+  try {
+    const entries = opts.log === undefined ? await homeEntries(home) : readExportFile(opts.log);
+    const trail = readTrail(entries);
+    const matches = [...trail.byHash.keys()].filter((h) => h.startsWith(id));
+    if (matches.length === 0) throw notFound('ERR_AUDIT_RECORD_NOT_FOUND', `no record \`${id}\``);
+    if (matches.length > 1)
+      throw invalid(
+        'ERR_ARGUMENT_INVALID',
+        `\`${id}\` names ${matches.length} records: give more digits`,
+      );
+    const hash = matches[0]!;
+    const found = trail.byHash.get(hash)!;
+    // The call the record belongs to (the invocation itself, or the one it names).
+    const named =
+      found.record.type === 'mandate/trace/v1' ? found.record.resolvedBy : found.record.invocation;
+    const call = trail.calls.find((c) => c.hash === hash || c.hash === named);
+    const entry = entries.find((e) => e.index === found.index)!;
+    const inclusion = await inclusionStatus(
+      opts.log === undefined ? home : undefined,
+      DEFAULT_AUTHORITY,
+      found.index,
+      entry.record,
+    );
+    ctx.out.result(
+      {
+        id: hash,
+        index: found.index,
+        type: found.record.type,
+        record: found.record,
+        call: call === undefined ? null : callJson(call),
+        inclusion,
+      },
+      () =>
+        [
+          `${String(found.record.type)}  ${hash}  (log index ${found.index})`,
+          call === undefined ? '' : humanCall(call),
+          formatFields([['inclusion', inclusion]]),
+        ]
+          .filter((s) => s !== '')
+          .join('\n'),
+    );
+  } finally {
+    home.close();
+  }
+}
+
+function parseSince(text: string): number {
+  if (/^\d{1,12}$/.test(text)) return Number(text);
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms))
+    throw invalid(
+      'ERR_ARGUMENT_INVALID',
+      `\`--since\` is unix seconds or an ISO 8601 time, not \`${text}\``,
+    );
+  return Math.floor(ms / 1000);
+}
+
+/** `audit query`. */
+export async function runAuditQuery(ctx: CliContext, opts: QueryOptions): Promise<void> {
+  const since = opts.since === undefined ? undefined : parseSince(opts.since);
+  if (
+    opts.decision !== undefined &&
+    !['allow', 'deny', 'approval_required'].includes(opts.decision)
+  )
+    throw invalid('ERR_ARGUMENT_INVALID', '`--decision` is allow, deny or approval_required');
+  const limit = opts.limit === undefined ? 100 : Number(opts.limit);
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 100_000)
+    throw invalid('ERR_ARGUMENT_INVALID', '`--limit` is an integer from 1 to 100000');
+  const home = await ctx.openHome();
+  try {
+    let agent = opts.agent;
+    if (agent !== undefined && !/^I[0-9a-f]{64}$/.test(agent))
+      agent = (await home.identities.get(agent)).identity.identifier;
+    const entries = opts.log === undefined ? await homeEntries(home) : readExportFile(opts.log);
+    const calls = readTrail(entries)
+      .calls.filter(
+        (c) =>
+          (agent === undefined || c.agent === agent) &&
+          (opts.tool === undefined || c.tool === opts.tool) &&
+          (since === undefined || c.issuedAt >= since) &&
+          (opts.decision === undefined || c.decision?.decision === opts.decision),
+      )
+      .slice(0, limit);
+    ctx.out.result({ calls: calls.map(callJson) }, () =>
+      calls.length === 0 ? 'no calls match' : calls.map(humanCall).join('\n\n'),
+    );
+  } finally {
+    home.close();
+  }
+}

@@ -1,0 +1,150 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseAuditRecord } from '../../src/audit/index.js';
+import { json, run, type Run } from '../helpers/cli.js';
+import { CATALOG, POLICIES } from '../helpers/gate-world.js';
+
+// `mandate gate sign` (an agent signs an invocation) and `mandate gate call --invocation` (the
+// home as the enforcement point: verified, replay-checked, recorded with the countersigned
+// decision in the home's audit log), end to end in process.
+
+const NOW = 1_800_000_000;
+
+afterEach(() => {
+  delete process.env.MANDATE_NOW_SECONDS;
+});
+
+class Home {
+  readonly dir = mkdtempSync(join(tmpdir(), 'mandate-cli-gate-audit-'));
+  path(name: string): string {
+    return join(this.dir, name);
+  }
+  run(...argv: string[]): Promise<Run> {
+    return run('--home', this.dir, '--json', ...argv);
+  }
+  async ok<T = Record<string, unknown>>(...argv: string[]): Promise<T> {
+    const r = await this.run(...argv);
+    expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(0);
+    return json(r) as T;
+  }
+}
+
+async function world(): Promise<Home> {
+  process.env.MANDATE_NOW_SECONDS = String(NOW);
+  const h = new Home();
+  await h.ok('authority', 'init');
+  for (const name of ['dana', 'agent']) await h.ok('identity', 'create', '--name', name);
+  await h.ok(
+    'credential',
+    'issue',
+    '--to',
+    'dana',
+    '--attr',
+    'tools=read_orders,issue_refund',
+    '--attr',
+    'human=true',
+    '--out',
+    h.path('dana.chain'),
+  );
+  await h.ok(
+    'delegate',
+    '--chain',
+    h.path('dana.chain'),
+    '--from',
+    'dana',
+    '--to',
+    'agent',
+    '--constraint',
+    'tools=read_orders,issue_refund',
+    '--purpose',
+    'support shift',
+    '--out',
+    h.path('agent.chain'),
+  );
+  writeFileSync(h.path('catalog.json'), JSON.stringify({ tools: CATALOG }));
+  writeFileSync(h.path('policies.cedar'), POLICIES);
+  const printed = await h.ok<{ schema: string }>(
+    'gate',
+    'schema',
+    '--catalog',
+    h.path('catalog.json'),
+  );
+  writeFileSync(h.path('schema.cedarschema'), printed.schema);
+  await h.ok(
+    'policy',
+    'publish',
+    h.path('policies.cedar'),
+    '--schema',
+    h.path('schema.cedarschema'),
+  );
+  return h;
+}
+
+const sign = (h: Home, out: string, args: unknown, tool = 'read_orders') =>
+  h.ok<{ invocation: string; previous: string | null }>(
+    'gate',
+    'sign',
+    '--as',
+    'agent',
+    '--chain',
+    h.path('agent.chain'),
+    '--tool',
+    tool,
+    '--server',
+    'orders',
+    '--args',
+    JSON.stringify(args),
+    '--out',
+    h.path(out),
+  );
+
+const callSigned = (h: Home, file: string, args: unknown) =>
+  h.run(
+    'gate',
+    'call',
+    '--catalog',
+    h.path('catalog.json'),
+    '--invocation',
+    h.path(file),
+    '--args',
+    JSON.stringify(args),
+  );
+
+describe('mandate gate sign / gate call --invocation', () => {
+  it('records the signed invocation and the countersigned decision; refuses a replay', async () => {
+    const h = await world();
+    const args = { order: 'o-1' };
+    const first = await sign(h, 'one.json', args);
+    expect(first.previous).toBeNull();
+    const record = parseAuditRecord(readFileSync(h.path('one.json')));
+    expect(record.type).toBe('mandate/invocation/v1');
+    const allowed = await callSigned(h, 'one.json', args);
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expect(json(allowed)).toMatchObject({
+      decision: 'allow',
+      invocation: first.invocation,
+      logIndex: 1,
+    });
+    // The same file again: no longer the successor of the agent's head.
+    const replay = await callSigned(h, 'one.json', args);
+    expect(replay.code).not.toBe(0);
+    expect(replay.stderr).toContain('ERR_AUDIT_AGENT_CHAIN_MISMATCH');
+    // The next one chains on the home's head; a deny is recorded too (exit 5).
+    const second = await sign(h, 'two.json', { order: 'o-2', amount: 5000 }, 'issue_refund');
+    expect(second.previous).toBe(first.invocation);
+    const denied = await callSigned(h, 'two.json', { order: 'o-2', amount: 5000 });
+    expect(denied.code).toBe(5);
+    expect(json(denied)).toMatchObject({ decision: 'deny', logIndex: 3 });
+    // Arguments other than those signed: refused, nothing recorded.
+    const third = await sign(h, 'three.json', args);
+    const other = await callSigned(h, 'three.json', { order: 'o-9' });
+    expect(other.stderr).toContain('ERR_AUDIT_RECORD_MISMATCH');
+    expect(third.previous).toBe(second.invocation);
+    // The home's trail verifies offline (mandate audit, issue 11's reader).
+    await h.ok('audit', 'checkpoint');
+    const verified = await h.run('audit', 'verify');
+    expect(verified.code, verified.stderr + verified.stdout).toBe(0);
+  });
+});
