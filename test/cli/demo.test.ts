@@ -110,10 +110,13 @@ describe('mandate demo', () => {
     expect(out).toMatch(
       /\n9\. the authority publishes policy bundle version 1 \(6 Cedar policies, signed\) over 4 tools: crm\/orders\.lookup, crm\/orders\.refund, files\/files\.read, files\/files\.delete\n/,
     );
+    expect(out).toMatch(
+      /\n10\. human-ava \(human=true, refund budget 300 for her whole grant\) delegates to support-agent \(refunds ≤ 200, ticket files\), which delegates to 6 sub-agents: refunds ≤ 100,/,
+    );
     expect(out).toMatch(/ sees: crm\/orders\.lookup, crm\/orders\.refund, files\/files\.read\n/);
     expect(out).toMatch(/\n11\. .*: 6000\/6000 allowed in \d+\.\d\d s \(\d+ calls\/s\)\n/);
     expect(out).toMatch(
-      /a refund of 300 \(delegated ≤ 100\) +→ deny, lock chain ERR_GATE_CHAIN_DENIED: chain level 1 \(`orders\.refund#amount`\)/,
+      /a refund of 150 \(delegated ≤ 100\) +→ deny, lock chain ERR_GATE_CHAIN_DENIED: chain level 2 \(`orders\.refund#amount`\)/,
     );
     expect(out).toMatch(/files\.delete \(never granted\) +→ deny, lock chain .*\(`tools`\)/);
     expect(out).toMatch(
@@ -141,11 +144,12 @@ describe('mandate demo', () => {
     expect(out).toMatch(
       / {4}a copy with line (\d+) edited \(the approver's reason: "charged twice" → "charged once"\) → FAILED: ERR_AUDIT_RECORD_EDITED \(ERR_AUDIT_SIGNATURE_INVALID\) at line \1\n/,
     );
-    expect(out).toMatch(/ {6}on behalf of {3}authority → human-ava → agent-\d+\n/);
+    expect(out).toMatch(/ {6}on behalf of {3}authority → human-ava → support-agent → agent-\d+\n/);
     expect(out).toMatch(
       / {6}constraints {4}root credential \(authority → human-ava\): human=true, .*mandate\.budget:orders\.refund#amount<=300, orders\.refund#amount<=500, /,
     );
-    expect(out).toMatch(/ {21}link 1 \(human-ava → agent-\d+\): orders\.refund#amount<=100, /);
+    expect(out).toMatch(/ {21}link 1 \(human-ava → support-agent\): orders\.refund#amount<=200, /);
+    expect(out).toMatch(/ {21}link 2 \(support-agent → agent-\d+\): orders\.refund#amount<=100, /);
     expect(out).toMatch(/ {6}policy {9}allow by large-refunds; bundle [0-9a-f]{64} /);
     expect(out).toMatch(
       / {6}approved by {4}human-ava \(I[0-9a-f]{12}…\), the human at the root of the chain: "customer verified by phone: charged twice"/,
@@ -281,14 +285,16 @@ function checkAudit(a: AuditSummary, g: GateSummary): void {
     policies: ['large-refunds'],
     bundle: g.bundle.hash,
   });
-  expect(x.path).toHaveLength(3);
+  // authority → human → support agent → sub-agent (the acting agent).
+  expect(x.path).toHaveLength(4);
   expect(x.path.at(-1)).toBe(x.agent);
   expect(x.decidedBy).toBe(x.path[0]);
-  expect(x.pathNames.slice(0, 2)).toEqual(['authority', 'human-ava']);
-  expect(x.pathNames[2]).toMatch(/^agent-\d+$/);
+  expect(x.pathNames.slice(0, 3)).toEqual(['authority', 'human-ava', 'support-agent']);
+  expect(x.pathNames[3]).toMatch(/^agent-\d+$/);
   expect(x.constraints.map((l) => [l.grantedBy, l.grantedTo])).toEqual([
     [x.path[0], x.path[1]],
     [x.path[1], x.path[2]],
+    [x.path[2], x.path[3]],
   ]);
   expect(x.constraints[0]!.constraints).toEqual(
     expect.arrayContaining([
@@ -297,7 +303,8 @@ function checkAudit(a: AuditSummary, g: GateSummary): void {
       'mandate.budget:orders.refund#amount<=300',
     ]),
   );
-  expect(x.constraints[1]!.constraints).toContain('orders.refund#amount<=100');
+  expect(x.constraints[1]!.constraints).toContain('orders.refund#amount<=200');
+  expect(x.constraints[2]!.constraints).toContain('orders.refund#amount<=100');
   expect(x.approval).toMatchObject({
     id: g.audit.refund.approval,
     approver: g.approval.approvedBy,
@@ -321,7 +328,7 @@ function checkGates(g: GateSummary): void {
   const chain = { decision: 'deny', lock: 'chain', code: 'ERR_GATE_CHAIN_DENIED' };
   expect(g.injected.refundAboveLimit).toMatchObject(chain);
   expect(g.injected.refundAboveLimit.reason).toBe(
-    'chain level 1 (`orders.refund#amount`): `orders.refund#amount` value `300` is outside `<=100`',
+    'chain level 2 (`orders.refund#amount`): `orders.refund#amount` value `150` is outside `<=100`',
   );
   expect(g.injected.toolOutsideGrant).toMatchObject(chain);
   expect(g.injected.toolOutsideGrant.reason).toMatch(
@@ -329,7 +336,7 @@ function checkGates(g: GateSummary): void {
   );
   expect(g.injected.pathOutsideSubtree).toMatchObject(chain);
   expect(g.injected.pathOutsideSubtree.reason).toBe(
-    'chain level 1 (`files.read#path`): `files.read#path` value `/tickets/9921/customer-export.csv` is outside `=/tickets/4471/**`',
+    'chain level 2 (`files.read#path`): `files.read#path` value `/tickets/9921/customer-export.csv` is outside `=/tickets/4471/**`',
   );
   expect(g.injected.stagingRefund).toEqual({
     decision: 'deny',

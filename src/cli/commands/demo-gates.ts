@@ -125,6 +125,8 @@ forbid(principal, action == Action::"callTool", resource == Tool::"crm/orders.re
 /** The root grant's cumulative refund budget, and each sub-agent's per-call cap. */
 const REFUND_BUDGET = 300;
 const DELEGATED_REFUND_CAP = 100;
+/** The support agent's per-call refund cap (between the human's and the sub-agents'). */
+const SUPPORT_REFUND_CAP = 200;
 /** Sub-agents the human delegates to (the last one for staging only). */
 const SUB_AGENTS = 6;
 /** Gate-2 calls of the swarm's routine work (lookups and ticket reads). */
@@ -288,12 +290,29 @@ export async function runGateScenario(
       presenter: human.identifier,
     });
     const humanIssuer = await issuerOf(home, human);
+    // She delegates to a support agent, which delegates narrower to the swarm's sub-agents.
+    const support = (await home.identities.create({ name: 'support-agent' })).identity;
+    const supportChain = verifier.verify(
+      await delegate(home.vault, humanIssuer, humanChain, {
+        nowSeconds: now,
+        subject: support,
+        constraints: constraints(
+          'tools=orders.lookup,orders.refund,files.read',
+          `orders.refund#amount<=${SUPPORT_REFUND_CAP}`,
+          'files.read#path=/tickets/**',
+        ),
+        purpose: 'support shift',
+        ttlSeconds: 3600,
+      }),
+      { nowSeconds: now, presenter: support.identifier },
+    );
+    const supportIssuer = await issuerOf(home, support);
     const subIds = agents.slice(-SUB_AGENTS);
     const subs: VerifiedChain[] = [];
     for (const [i, id] of subIds.entries()) {
       const identity = (await home.identities.get(id)).identity;
       const staging = i === subIds.length - 1;
-      const bytes = await delegate(home.vault, humanIssuer, humanChain, {
+      const bytes = await delegate(home.vault, supportIssuer, supportChain, {
         nowSeconds: now,
         subject: identity,
         constraints: constraints(
@@ -310,7 +329,7 @@ export async function runGateScenario(
     const staging = subs.at(-1)!;
     const workers = subs.slice(0, -1);
     say(
-      `10. human-ava (human=true, refund budget ${REFUND_BUDGET} for her whole grant) delegates to ${subs.length} sub-agents: refunds ≤ ${DELEGATED_REFUND_CAP}, files under /tickets/4471/ (one for staging only)`,
+      `10. human-ava (human=true, refund budget ${REFUND_BUDGET} for her whole grant) delegates to support-agent (refunds ≤ ${SUPPORT_REFUND_CAP}, ticket files), which delegates to ${subs.length} sub-agents: refunds ≤ ${DELEGATED_REFUND_CAP}, files under /tickets/4471/ (one for staging only)`,
     );
 
     const bundles = await StoreBundleSource.start({
@@ -443,7 +462,7 @@ export async function runGateScenario(
         say('12. prompt-injected calls, each refused with its lock and reason');
         const injectedRefund = await audited(workers[1]!, 'orders.refund', {
           order: '4471',
-          amount: 300,
+          amount: 150,
           region: 'eu-west-1',
         });
         const outsideGrant = await audited(workers[1]!, 'files.delete', { path: '/tickets/4471' });
@@ -458,7 +477,7 @@ export async function runGateScenario(
         const line = (what: string, d: GateDecision) => {
           say(`    ${what.padEnd(38)} → ${show(d)}`);
         };
-        line(`a refund of 300 (delegated ≤ ${DELEGATED_REFUND_CAP})`, injectedRefund);
+        line(`a refund of 150 (delegated ≤ ${DELEGATED_REFUND_CAP})`, injectedRefund);
         line('files.delete (never granted)', outsideGrant);
         line("read another customer's ticket file", outsidePath);
         line('a refund by the staging-only sub-agent', stagingRefund);
