@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -33,6 +33,7 @@ describe('mandate demo', () => {
         expiredCutOff: number;
       };
       gates: GateSummary;
+      audit: AuditSummary;
     };
     expect(summary.agents).toBe(40);
     expect(summary.rotations.count).toBe(4);
@@ -65,6 +66,40 @@ describe('mandate demo', () => {
     });
     expect(summary.channels.bytesRelayed).toBeGreaterThan(0);
     checkGates(summary.gates);
+    checkAudit(summary.audit, summary.gates);
+    // The exported files verify with the CLI too (and the edited copy fails there at its line).
+    const demoHome = join(home, 'demo');
+    const { trail, checkpoint, tampered } = summary.audit.files;
+    for (const f of [trail, checkpoint, tampered]) expect(existsSync(f)).toBe(true);
+    const ok = await run(
+      '--home',
+      demoHome,
+      '--json',
+      'audit',
+      'verify',
+      '--log',
+      trail,
+      '--checkpoint',
+      checkpoint,
+    );
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(json(ok)).toMatchObject({ ok: true, records: summary.audit.counts.records });
+    const bad = await run(
+      '--home',
+      demoHome,
+      '--json',
+      'audit',
+      'verify',
+      '--log',
+      tampered,
+      '--checkpoint',
+      checkpoint,
+    );
+    expect(bad.code).toBe(13);
+    expect(json(bad)).toMatchObject({
+      ok: false,
+      problem: { code: 'ERR_AUDIT_RECORD_EDITED', position: { line: summary.audit.tamper.line } },
+    });
   });
 
   it('prints the gates part: gate 1, gate 2 with a rate, each denial with its lock, the approval, the budget, the revocation', async () => {
@@ -75,10 +110,13 @@ describe('mandate demo', () => {
     expect(out).toMatch(
       /\n9\. the authority publishes policy bundle version 1 \(6 Cedar policies, signed\) over 4 tools: crm\/orders\.lookup, crm\/orders\.refund, files\/files\.read, files\/files\.delete\n/,
     );
+    expect(out).toMatch(
+      /\n10\. human-ava \(human=true, refund budget 300 for her whole grant\) delegates to support-agent \(refunds ≤ 200, ticket files\), which delegates to 6 sub-agents: refunds ≤ 100,/,
+    );
     expect(out).toMatch(/ sees: crm\/orders\.lookup, crm\/orders\.refund, files\/files\.read\n/);
     expect(out).toMatch(/\n11\. .*: 6000\/6000 allowed in \d+\.\d\d s \(\d+ calls\/s\)\n/);
     expect(out).toMatch(
-      /a refund of 300 \(delegated ≤ 100\) +→ deny, lock chain ERR_GATE_CHAIN_DENIED: chain level 1 \(`orders\.refund#amount`\)/,
+      /a refund of 150 \(delegated ≤ 100\) +→ deny, lock chain ERR_GATE_CHAIN_DENIED: chain level 2 \(`orders\.refund#amount`\)/,
     );
     expect(out).toMatch(/files\.delete \(never granted\) +→ deny, lock chain .*\(`tools`\)/);
     expect(out).toMatch(
@@ -94,7 +132,27 @@ describe('mandate demo', () => {
       /\n14\. 5 sibling sub-agents refund 40 each: 5 refunds, 300 of 300 spent .*the next → deny, lock budget ERR_GATE_BUDGET_EXHAUSTED/,
     );
     expect(out).toMatch(
-      /\n15\. revoking sub-agent I[0-9a-f]{11}… mid-run: its call before → allow; the very next → deny, lock chain ERR_GATE_CHAIN_DENIED: .*ERR_REVOKED.*; a sibling → allow\n/,
+      /\n15\. revoking sub-agent I[0-9a-f]{11}… mid-run \(revocation record at log index \d+\): its call before → allow; the very next, signed → refused by the enforcement point: ERR_REVOKED identity `I[0-9a-f]{64}` is revoked; a sibling → allow\n/,
+    );
+    expect(out).toMatch(
+      / {4}300 of them also signed by their agents and recorded through the enforcement point \(invocation \+ countersigned decision, durable\): \d+\.\d\d s \(\d+ recorded calls\/s\)\n/,
+    );
+    // 16: the trail verified offline, an edited copy caught at its line, the auditor's answer.
+    expect(out).toMatch(
+      /\n16\. the run's audit trail, verified offline: the authority signs a checkpoint of 632 records; exported to .*audit-trail\.jsonl\n {4}verified with nothing but the files and the trusted identities → ok: 632 records \(315 signed invocations, 315 countersigned decisions, 6 agents, 1 revocation\), 632 signatures and the Merkle root in \d+\.\d\d s\n/,
+    );
+    expect(out).toMatch(
+      / {4}a copy with line (\d+) edited \(the approver's reason: "charged twice" → "charged once"\) → FAILED: ERR_AUDIT_RECORD_EDITED \(ERR_AUDIT_SIGNATURE_INVALID\) at line \1\n/,
+    );
+    expect(out).toMatch(/ {6}on behalf of {3}authority → human-ava → support-agent → agent-\d+\n/);
+    expect(out).toMatch(
+      / {6}constraints {4}root credential \(authority → human-ava\): human=true, .*mandate\.budget:orders\.refund#amount<=300, orders\.refund#amount<=500, /,
+    );
+    expect(out).toMatch(/ {21}link 1 \(human-ava → support-agent\): orders\.refund#amount<=200, /);
+    expect(out).toMatch(/ {21}link 2 \(support-agent → agent-\d+\): orders\.refund#amount<=100, /);
+    expect(out).toMatch(/ {6}policy {9}allow by large-refunds; bundle [0-9a-f]{64} /);
+    expect(out).toMatch(
+      / {6}approved by {4}human-ava \(I[0-9a-f]{12}…\), the human at the root of the chain: "customer verified by phone: charged twice"/,
     );
     expect(r.stdout).toMatch(
       /\ngates: +bundle v1 \(6 Cedar policies\) over 3 visible tools; 6000 gate-2 calls/,
@@ -129,7 +187,133 @@ interface GateSummary {
     answeredAgain: string;
   };
   budget: { limit: number; spent: number; refunds: number; agents: number; next: Denial };
-  revocation: { revoked: string; before: string; nextCall: Denial; siblingStillAllowed: boolean };
+  revocation: {
+    revoked: string;
+    before: string;
+    nextCall: Denial;
+    siblingStillAllowed: boolean;
+    recordIndex: number;
+  };
+  audit: {
+    calls: number;
+    records: number;
+    sample: { count: number; seconds: number; perSecond: number };
+    refund: { invocation: string; approval: string };
+  };
+}
+
+interface AuditSummary {
+  files: { trail: string; checkpoint: string; tampered: string };
+  checkpointTreeSize: number;
+  verified: boolean;
+  counts: {
+    records: number;
+    invocations: number;
+    decisions: number;
+    agents: number;
+    revocations: number;
+    signatures: number;
+  };
+  tamper: {
+    line: number;
+    detected: boolean;
+    code: string | null;
+    cause: string | null;
+    reportedLine: number | null;
+  };
+  answer: {
+    invocation: string;
+    lines: { invocation: number; decision: number };
+    tool: string;
+    server: string | null;
+    arguments: unknown;
+    agent: string;
+    path: string[];
+    pathNames: string[];
+    constraints: { grantedBy: string; grantedTo: string; constraints: string[] }[];
+    decision: string;
+    policies: string[];
+    bundle: string | null;
+    decidedBy: string;
+    approval: {
+      id: string;
+      approver: string;
+      approverName: string | null;
+      approverIsChainRoot: boolean;
+      reason: string;
+      shown: string;
+    };
+  };
+}
+
+function checkAudit(a: AuditSummary, g: GateSummary): void {
+  // Every showcase call and the sample: 300 + 4 injected + 3 for the approval + 6 refunds
+  // (the last refused by the budget) + the revoked agent's call before + its sibling's after.
+  expect(g.audit.calls).toBe(315);
+  expect(g.audit.sample).toMatchObject({ count: 300 });
+  expect(g.audit.sample.perSecond).toBeGreaterThan(0);
+  // An invocation and a decision each, the approved refund's trace, the revocation record.
+  expect(g.audit.records).toBe(2 * 315 + 2);
+  expect(g.revocation.recordIndex).toBeGreaterThan(0);
+  expect(a.verified).toBe(true);
+  expect(a.checkpointTreeSize).toBe(g.audit.records);
+  expect(a.counts).toEqual({
+    records: g.audit.records,
+    invocations: 315,
+    decisions: 315,
+    agents: 6,
+    revocations: 1,
+    signatures: g.audit.records,
+  });
+  // The edited copy: caught at exactly the edited line (the refund's decision), by its signature.
+  expect(a.tamper).toEqual({
+    line: a.answer.lines.decision,
+    detected: true,
+    code: 'ERR_AUDIT_RECORD_EDITED',
+    cause: 'ERR_AUDIT_SIGNATURE_INVALID',
+    reportedLine: a.answer.lines.decision,
+  });
+  // The answer, read from the verified export.
+  const x = a.answer;
+  expect(x.invocation).toBe(g.audit.refund.invocation);
+  expect(x.lines.decision).toBeGreaterThan(x.lines.invocation);
+  expect(x).toMatchObject({
+    tool: 'orders.refund',
+    server: 'crm',
+    arguments: { order: '4471', amount: 100, region: 'eu-west-1' },
+    decision: 'allow',
+    policies: ['large-refunds'],
+    bundle: g.bundle.hash,
+  });
+  // authority → human → support agent → sub-agent (the acting agent).
+  expect(x.path).toHaveLength(4);
+  expect(x.path.at(-1)).toBe(x.agent);
+  expect(x.decidedBy).toBe(x.path[0]);
+  expect(x.pathNames.slice(0, 3)).toEqual(['authority', 'human-ava', 'support-agent']);
+  expect(x.pathNames[3]).toMatch(/^agent-\d+$/);
+  expect(x.constraints.map((l) => [l.grantedBy, l.grantedTo])).toEqual([
+    [x.path[0], x.path[1]],
+    [x.path[1], x.path[2]],
+    [x.path[2], x.path[3]],
+  ]);
+  expect(x.constraints[0]!.constraints).toEqual(
+    expect.arrayContaining([
+      'human=true',
+      'orders.refund#amount<=500',
+      'mandate.budget:orders.refund#amount<=300',
+    ]),
+  );
+  expect(x.constraints[1]!.constraints).toContain('orders.refund#amount<=200');
+  expect(x.constraints[2]!.constraints).toContain('orders.refund#amount<=100');
+  expect(x.approval).toMatchObject({
+    id: g.audit.refund.approval,
+    approver: g.approval.approvedBy,
+    approverName: 'human-ava',
+    approverIsChainRoot: true,
+    reason: 'customer verified by phone: charged twice',
+    shown: 'a refund above 50 needs a person',
+  });
+  expect(x.approval.approver).toBe(x.path[1]);
 }
 
 function checkGates(g: GateSummary): void {
@@ -144,7 +328,7 @@ function checkGates(g: GateSummary): void {
   const chain = { decision: 'deny', lock: 'chain', code: 'ERR_GATE_CHAIN_DENIED' };
   expect(g.injected.refundAboveLimit).toMatchObject(chain);
   expect(g.injected.refundAboveLimit.reason).toBe(
-    'chain level 1 (`orders.refund#amount`): `orders.refund#amount` value `300` is outside `<=100`',
+    'chain level 2 (`orders.refund#amount`): `orders.refund#amount` value `150` is outside `<=100`',
   );
   expect(g.injected.toolOutsideGrant).toMatchObject(chain);
   expect(g.injected.toolOutsideGrant.reason).toMatch(
@@ -152,7 +336,7 @@ function checkGates(g: GateSummary): void {
   );
   expect(g.injected.pathOutsideSubtree).toMatchObject(chain);
   expect(g.injected.pathOutsideSubtree.reason).toBe(
-    'chain level 1 (`files.read#path`): `files.read#path` value `/tickets/9921/customer-export.csv` is outside `=/tickets/4471/**`',
+    'chain level 2 (`files.read#path`): `files.read#path` value `/tickets/9921/customer-export.csv` is outside `=/tickets/4471/**`',
   );
   expect(g.injected.stagingRefund).toEqual({
     decision: 'deny',
@@ -178,12 +362,15 @@ function checkGates(g: GateSummary): void {
     code: 'ERR_GATE_BUDGET_EXHAUSTED',
   });
   expect(g.budget.next.reason).toContain('has 0 left, the call asks 40');
-  // The revocation: allowed just before, denied on the very next call; a sibling unaffected.
+  // The revocation: allowed just before; the very next signed call refused by the enforcement
+  // point (the chain is revoked: nothing logged); a sibling unaffected.
   expect(g.revocation).toMatchObject({ before: 'allow', siblingStillAllowed: true });
-  expect(g.revocation.nextCall).toMatchObject(chain);
-  expect(g.revocation.nextCall.reason).toContain(
-    `ERR_REVOKED: identity \`${g.revocation.revoked}\``,
-  );
+  expect(g.revocation.nextCall).toEqual({
+    decision: 'refused',
+    lock: null,
+    code: 'ERR_REVOKED',
+    reason: `identity \`${g.revocation.revoked}\` is revoked`,
+  });
   // npm start stays fast: the gates part takes a few seconds at most even on a loaded machine.
   expect(g.seconds).toBeLessThan(15);
 }

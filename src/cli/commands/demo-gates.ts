@@ -23,8 +23,16 @@ import {
   type GateDecision,
   type ToolDescriptor,
 } from '../../gates/index.js';
-import { StoreBundleSource } from '../../node/index.js';
+import { EnforcementPoint, StoreBundleSource, type EnforcedInvocation } from '../../node/index.js';
+import {
+  AuditLog,
+  EnforcerSigner,
+  InvocationSigner,
+  signRevocationRecord,
+  type RecordHash,
+} from '../../audit/index.js';
 import type { Home } from '../home.js';
+import { homeAuditOrigin } from './audit.js';
 
 /** The support desk's tools: two on the CRM server, two on the file server. */
 export const DEMO_CATALOG: readonly ToolDescriptor[] = [
@@ -117,14 +125,18 @@ forbid(principal, action == Action::"callTool", resource == Tool::"crm/orders.re
 /** The root grant's cumulative refund budget, and each sub-agent's per-call cap. */
 const REFUND_BUDGET = 300;
 const DELEGATED_REFUND_CAP = 100;
+/** The support agent's per-call refund cap (between the human's and the sub-agents'). */
+const SUPPORT_REFUND_CAP = 200;
 /** Sub-agents the human delegates to (the last one for staging only). */
 const SUB_AGENTS = 6;
 /** Gate-2 calls of the swarm's routine work (lookups and ticket reads). */
 const ROUTINE_CALLS = 6000;
+/** Of those, how many are also signed by their agent and recorded through the enforcement point. */
+const RECORDED_SAMPLE = 300;
 
-/** One refusal as the demo shows it. */
+/** One refusal as the demo shows it (`refused`: the enforcement point refused the invocation). */
 export interface DemoDenial {
-  readonly decision: GateDecision['decision'];
+  readonly decision: GateDecision['decision'] | 'refused';
   readonly lock: string | null;
   readonly code: string | null;
   readonly reason: string;
@@ -170,6 +182,23 @@ export interface GateScenarioSummary {
     readonly before: string;
     readonly nextCall: DemoDenial;
     readonly siblingStillAllowed: boolean;
+    /** The log index of the revocation record (signed by the authority). */
+    readonly recordIndex: number;
+  };
+  /** What went through the enforcement point into the home's audit log. */
+  readonly audit: {
+    /** Signed invocations recorded with their countersigned decisions. */
+    readonly calls: number;
+    /** Records in the log at the end of the scenario (invocations, decisions, traces, revocations). */
+    readonly records: number;
+    /** The sample of routine calls: signed by their agents, recorded, as fast as the log takes them. */
+    readonly sample: {
+      readonly count: number;
+      readonly seconds: number;
+      readonly perSecond: number;
+    };
+    /** "Refund X": the approved refund's invocation record hash and its approval id. */
+    readonly refund: { readonly invocation: RecordHash; readonly approval: string };
   };
 }
 
@@ -261,12 +290,29 @@ export async function runGateScenario(
       presenter: human.identifier,
     });
     const humanIssuer = await issuerOf(home, human);
+    // She delegates to a support agent, which delegates narrower to the swarm's sub-agents.
+    const support = (await home.identities.create({ name: 'support-agent' })).identity;
+    const supportChain = verifier.verify(
+      await delegate(home.vault, humanIssuer, humanChain, {
+        nowSeconds: now,
+        subject: support,
+        constraints: constraints(
+          'tools=orders.lookup,orders.refund,files.read',
+          `orders.refund#amount<=${SUPPORT_REFUND_CAP}`,
+          'files.read#path=/tickets/**',
+        ),
+        purpose: 'support shift',
+        ttlSeconds: 3600,
+      }),
+      { nowSeconds: now, presenter: support.identifier },
+    );
+    const supportIssuer = await issuerOf(home, support);
     const subIds = agents.slice(-SUB_AGENTS);
     const subs: VerifiedChain[] = [];
     for (const [i, id] of subIds.entries()) {
       const identity = (await home.identities.get(id)).identity;
       const staging = i === subIds.length - 1;
-      const bytes = await delegate(home.vault, humanIssuer, humanChain, {
+      const bytes = await delegate(home.vault, supportIssuer, supportChain, {
         nowSeconds: now,
         subject: identity,
         constraints: constraints(
@@ -283,7 +329,7 @@ export async function runGateScenario(
     const staging = subs.at(-1)!;
     const workers = subs.slice(0, -1);
     say(
-      `10. human-ava (human=true, refund budget ${REFUND_BUDGET} for her whole grant) delegates to ${subs.length} sub-agents: refunds ≤ ${DELEGATED_REFUND_CAP}, files under /tickets/4471/ (one for staging only)`,
+      `10. human-ava (human=true, refund budget ${REFUND_BUDGET} for her whole grant) delegates to support-agent (refunds ≤ ${SUPPORT_REFUND_CAP}, ticket files), which delegates to ${subs.length} sub-agents: refunds ≤ ${DELEGATED_REFUND_CAP}, files under /tickets/4471/ (one for staging only)`,
     );
 
     const bundles = await StoreBundleSource.start({
@@ -305,182 +351,300 @@ export async function runGateScenario(
       const call = (chain: VerifiedChain, tool: string, args: Record<string, unknown>) =>
         enforceCall(enforcement, chain, { tool, args }, now);
 
-      // Gate 1: what a sub-agent may even see.
-      const toolsListed = gate.listTools(subs[0]!, now).map((t) => `${t.server}/${t.name}`);
-      say(`    gate 1 — ${subs[0]!.actor.slice(0, 12)}… sees: ${toolsListed.join(', ')}`);
-
-      // 11. The swarm's routine calls through gate 2.
-      let allowed = 0;
-      const t = process.hrtime.bigint();
-      for (let i = 0; i < ROUTINE_CALLS; i++) {
-        const chain = subs[i % subs.length]!;
-        const decision =
-          i % 2 === 0
-            ? await call(chain, 'orders.lookup', { order: `4471-${i % 17}` })
-            : await call(chain, 'files.read', { path: `/tickets/4471/message-${i % 23}.txt` });
-        if (decision.decision === 'allow') allowed++;
-      }
-      const seconds = Number(process.hrtime.bigint() - t) / 1e9;
-      const perSecond = Math.round(ROUTINE_CALLS / seconds);
-      say(
-        `11. the swarm's tool calls pass gate 2 (chain, arguments, policies): ${allowed}/${ROUTINE_CALLS} allowed in ${seconds.toFixed(2)} s (${perSecond} calls/s)`,
-      );
-      if (allowed !== ROUTINE_CALLS) throw new Error('a routine call was refused');
-
-      // 12. Calls a prompt injection talked a sub-agent into; a refund policy forbids.
-      say('12. prompt-injected calls, each refused with its lock and reason');
-      const injectedRefund = await call(workers[1]!, 'orders.refund', {
-        order: '4471',
-        amount: 300,
-        region: 'eu-west-1',
+      // The enforcement point: each showcase call signed by the acting agent, verified, decided,
+      // and recorded with the decision the authority countersigns, in the home's audit log.
+      const log = await AuditLog.open({
+        repository: home.store.auditLog,
+        origin: homeAuditOrigin(authorityId),
       });
-      const outsideGrant = await call(workers[1]!, 'files.delete', { path: '/tickets/4471' });
-      const outsidePath = await call(workers[1]!, 'files.read', {
-        path: '/tickets/9921/customer-export.csv',
-      });
-      const stagingRefund = await call(staging, 'orders.refund', {
-        order: '4471',
-        amount: 20,
-        region: 'eu-west-1',
-      });
-      const line = (what: string, d: GateDecision) => {
-        say(`    ${what.padEnd(38)} → ${show(d)}`);
-      };
-      line(`a refund of 300 (delegated ≤ ${DELEGATED_REFUND_CAP})`, injectedRefund);
-      line('files.delete (never granted)', outsideGrant);
-      line("read another customer's ticket file", outsidePath);
-      line('a refund by the staging-only sub-agent', stagingRefund);
-      for (const d of [injectedRefund, outsideGrant, outsidePath, stagingRefund])
-        if (d.decision !== 'deny') throw new Error('an injected call was not denied');
-
-      // 13. A large refund waits for a person, passes once when she approves, never twice.
-      const large = { order: '4471', amount: 100, region: 'eu-west-1' };
-      const asked = await call(workers[0]!, 'orders.refund', large);
-      const id = asked.approval?.id;
-      if (asked.decision !== 'approval_required' || id === undefined)
-        throw new Error('the large refund did not ask for an approval');
-      say(`13. refund of 100 → ${show(asked)} (request ${id})`);
-      const reason = 'customer verified by phone: charged twice';
-      const answered = await answerApproval(home.store.approvals, {
-        id,
-        decision: 'approve',
-        reason,
-        approver: humanChain,
-        signer: { ...humanIssuer },
-        vault: home.vault,
-        nowSeconds: now,
-      });
-      say(`    human-ava approves (signed): "${answered.answer?.reason ?? ''}"`);
-      const passed = await call(workers[0]!, 'orders.refund', large);
-      say(`    the same call again → ${show(passed)}, approval ${passed.approval?.id ?? '-'}`);
-      const replay = await call(workers[0]!, 'orders.refund', large);
-      say(
-        `    replayed → ${replay.decision}${replay.approval?.id === undefined ? '' : ` (a new request ${replay.approval.id}: the approval was used)`}`,
-      );
-      let answeredAgain = 'ACCEPTED';
       try {
-        await answerApproval(home.store.approvals, {
+        const authorityIssuer = await issuerOf(home, authorityKnown.identity);
+        const point = await EnforcementPoint.open({
+          enforcement,
+          chains: verifier,
+          authorities,
+          log,
+          trail: home.store.auditTrail,
+          signer: new EnforcerSigner(home.vault, authorityIssuer),
+          // Refunds' arguments go into their decision records: the trail says which refund it was.
+          discloseArguments: (c) => c.tool === 'orders.refund',
+        });
+        const signers = new Map<Identifier, InvocationSigner>();
+        const signerOf = async (chain: VerifiedChain): Promise<InvocationSigner> => {
+          let signer = signers.get(chain.actor);
+          if (signer === undefined) {
+            const identity = (await home.identities.get(chain.actor)).identity;
+            signer = new InvocationSigner(
+              home.vault,
+              await issuerOf(home, identity),
+              await point.head(chain.actor),
+            );
+            signers.set(chain.actor, signer);
+          }
+          return signer;
+        };
+        const serverOf = new Map(tools.map((t) => [t.name, t.server]));
+        let recorded = 0;
+        /**
+         * Signs the call as its agent and submits it: resolves once submitted (in the agent's
+         * order), with `recorded` resolving once both records are durable.
+         */
+        const submit = async (
+          chain: VerifiedChain,
+          tool: string,
+          args: Record<string, unknown>,
+        ): Promise<{ recorded: Promise<EnforcedInvocation> }> => {
+          const server = serverOf.get(tool);
+          const signed = await (
+            await signerOf(chain)
+          ).sign({
+            chain: chain.bytes,
+            tool,
+            ...(server === undefined ? {} : { server }),
+            args,
+            nowSeconds: now,
+          });
+          return {
+            recorded: point.submit(signed.bytes, args, now).then((r) => {
+              recorded++;
+              return r;
+            }),
+          };
+        };
+        const audited = async (chain: VerifiedChain, tool: string, args: Record<string, unknown>) =>
+          (await (await submit(chain, tool, args)).recorded).decision;
+
+        // Gate 1: what a sub-agent may even see.
+        const toolsListed = gate.listTools(subs[0]!, now).map((t) => `${t.server}/${t.name}`);
+        say(`    gate 1 — ${subs[0]!.actor.slice(0, 12)}… sees: ${toolsListed.join(', ')}`);
+
+        // 11. The swarm's routine calls through gate 2.
+        let allowed = 0;
+        const t = process.hrtime.bigint();
+        for (let i = 0; i < ROUTINE_CALLS; i++) {
+          const chain = subs[i % subs.length]!;
+          const decision =
+            i % 2 === 0
+              ? await call(chain, 'orders.lookup', { order: `4471-${i % 17}` })
+              : await call(chain, 'files.read', { path: `/tickets/4471/message-${i % 23}.txt` });
+          if (decision.decision === 'allow') allowed++;
+        }
+        const seconds = Number(process.hrtime.bigint() - t) / 1e9;
+        const perSecond = Math.round(ROUTINE_CALLS / seconds);
+        say(
+          `11. the swarm's tool calls pass gate 2 (chain, arguments, policies): ${allowed}/${ROUTINE_CALLS} allowed in ${seconds.toFixed(2)} s (${perSecond} calls/s)`,
+        );
+        if (allowed !== ROUTINE_CALLS) throw new Error('a routine call was refused');
+        // A sample of the same calls through the enforcement point: each agent signs its calls in
+        // order, the submissions overlap, and the log's group commit makes them durable together.
+        const ts = process.hrtime.bigint();
+        const submitted: Promise<EnforcedInvocation>[] = [];
+        for (let i = 0; i < RECORDED_SAMPLE; i++) {
+          const chain = subs[i % subs.length]!;
+          const { recorded: done } = await (i % 2 === 0
+            ? submit(chain, 'orders.lookup', { order: `4471-${i % 17}` })
+            : submit(chain, 'files.read', { path: `/tickets/4471/message-${i % 23}.txt` }));
+          done.catch(() => undefined); // awaited below; a rejection there stops the demo
+          submitted.push(done);
+        }
+        const sampleAllowed = (await Promise.all(submitted)).filter(
+          (r) => r.decision.decision === 'allow',
+        ).length;
+        const sampleSeconds = Number(process.hrtime.bigint() - ts) / 1e9;
+        const samplePerSecond = Math.round(RECORDED_SAMPLE / sampleSeconds);
+        if (sampleAllowed !== RECORDED_SAMPLE)
+          throw new Error('a recorded routine call was refused');
+        say(
+          `    ${RECORDED_SAMPLE} of them also signed by their agents and recorded through the enforcement point (invocation + countersigned decision, durable): ${sampleSeconds.toFixed(2)} s (${samplePerSecond} recorded calls/s)`,
+        );
+
+        // 12. Calls a prompt injection talked a sub-agent into; a refund policy forbids.
+        say('12. prompt-injected calls, each refused with its lock and reason');
+        const injectedRefund = await audited(workers[1]!, 'orders.refund', {
+          order: '4471',
+          amount: 150,
+          region: 'eu-west-1',
+        });
+        const outsideGrant = await audited(workers[1]!, 'files.delete', { path: '/tickets/4471' });
+        const outsidePath = await audited(workers[1]!, 'files.read', {
+          path: '/tickets/9921/customer-export.csv',
+        });
+        const stagingRefund = await audited(staging, 'orders.refund', {
+          order: '4471',
+          amount: 20,
+          region: 'eu-west-1',
+        });
+        const line = (what: string, d: GateDecision) => {
+          say(`    ${what.padEnd(38)} → ${show(d)}`);
+        };
+        line(`a refund of 150 (delegated ≤ ${DELEGATED_REFUND_CAP})`, injectedRefund);
+        line('files.delete (never granted)', outsideGrant);
+        line("read another customer's ticket file", outsidePath);
+        line('a refund by the staging-only sub-agent', stagingRefund);
+        for (const d of [injectedRefund, outsideGrant, outsidePath, stagingRefund])
+          if (d.decision !== 'deny') throw new Error('an injected call was not denied');
+
+        // 13. A large refund waits for a person, passes once when she approves, never twice.
+        const large = { order: '4471', amount: 100, region: 'eu-west-1' };
+        const asked = await audited(workers[0]!, 'orders.refund', large);
+        const id = asked.approval?.id;
+        if (asked.decision !== 'approval_required' || id === undefined)
+          throw new Error('the large refund did not ask for an approval');
+        say(`13. refund of 100 → ${show(asked)} (request ${id})`);
+        const reason = 'customer verified by phone: charged twice';
+        const answered = await answerApproval(home.store.approvals, {
           id,
           decision: 'approve',
           reason,
           approver: humanChain,
-          signer: humanIssuer,
+          signer: { ...humanIssuer },
           vault: home.vault,
           nowSeconds: now,
         });
-      } catch (error) {
-        if (!isMandateError(error)) throw error;
-        answeredAgain = error.code;
-      }
-      say(`    approving request ${id} again → ${answeredAgain}`);
-
-      // 14. Siblings share the root grant's refund budget; the one that would pass it is refused.
-      let refunds = 0;
-      const refunders = new Set<string>();
-      let next: GateDecision | undefined;
-      for (let i = 0; i < 20; i++) {
-        const chain = workers[i % workers.length]!;
-        const d = await call(chain, 'orders.refund', {
-          order: `44${70 + i}`,
-          amount: 40,
-          region: i % 2 === 0 ? 'eu-west-1' : 'eu-central-1',
-        });
-        if (d.decision !== 'allow') {
-          next = d;
-          break;
+        say(`    human-ava approves (signed): "${answered.answer?.reason ?? ''}"`);
+        const refundX = await (await submit(workers[0]!, 'orders.refund', large)).recorded;
+        const passed = refundX.decision;
+        say(`    the same call again → ${show(passed)}, approval ${passed.approval?.id ?? '-'}`);
+        const replay = await audited(workers[0]!, 'orders.refund', large);
+        say(
+          `    replayed → ${replay.decision}${replay.approval?.id === undefined ? '' : ` (a new request ${replay.approval.id}: the approval was used)`}`,
+        );
+        let answeredAgain = 'ACCEPTED';
+        try {
+          await answerApproval(home.store.approvals, {
+            id,
+            decision: 'approve',
+            reason,
+            approver: humanChain,
+            signer: humanIssuer,
+            vault: home.vault,
+            nowSeconds: now,
+          });
+        } catch (error) {
+          if (!isMandateError(error)) throw error;
+          answeredAgain = error.code;
         }
-        refunds++;
-        refunders.add(chain.actor);
-      }
-      if (next === undefined) throw new Error('the budget was never exhausted');
-      const spent = await home.store.budgets.spent(
-        `${humanChain.root.revocationId}:orders.refund#amount`,
-      );
-      say(
-        `14. ${refunders.size} sibling sub-agents refund 40 each: ${refunds} refunds, ${spent} of ${REFUND_BUDGET} spent (with the approved 100); the next → ${show(next)}`,
-      );
+        say(`    approving request ${id} again → ${answeredAgain}`);
 
-      // 15. Revocation mid-run: the very next call of the revoked sub-agent is denied.
-      const victim = workers[2]!;
-      const before = await call(victim, 'orders.lookup', { order: '4471' });
-      await home.denySetRepository.append(
-        [
-          {
-            kind: 'identity',
-            id: victim.actor,
-            revokedAt: now,
-            expiresAt: now + 10 * 365 * 86_400,
-            reason: 'demo: compromised by a prompt injection',
+        // 14. Siblings share the root grant's refund budget; the one that would pass it is refused.
+        let refunds = 0;
+        const refunders = new Set<string>();
+        let next: GateDecision | undefined;
+        for (let i = 0; i < 20; i++) {
+          const chain = workers[i % workers.length]!;
+          const d = await audited(chain, 'orders.refund', {
+            order: `44${70 + i}`,
+            amount: 40,
+            region: i % 2 === 0 ? 'eu-west-1' : 'eu-central-1',
+          });
+          if (d.decision !== 'allow') {
+            next = d;
+            break;
+          }
+          refunds++;
+          refunders.add(chain.actor);
+        }
+        if (next === undefined) throw new Error('the budget was never exhausted');
+        const spent = await home.store.budgets.spent(
+          `${humanChain.root.revocationId}:orders.refund#amount`,
+        );
+        say(
+          `14. ${refunders.size} sibling sub-agents refund 40 each: ${refunds} refunds, ${spent} of ${REFUND_BUDGET} spent (with the approved 100); the next → ${show(next)}`,
+        );
+
+        // 15. Revocation mid-run: the very next call of the revoked sub-agent is denied.
+        const victim = workers[2]!;
+        const before = await audited(victim, 'orders.lookup', { order: '4471' });
+        const revocation = await home.denySetRepository.append(
+          [
+            {
+              kind: 'identity',
+              id: victim.actor,
+              revokedAt: now,
+              expiresAt: now + 10 * 365 * 86_400,
+              reason: 'demo: compromised by a prompt injection',
+            },
+          ],
+          now,
+        );
+        // Into the audit log too, signed by the authority (as `mandate revoke` does): an offline
+        // verifier checks every later record against it.
+        let recordIndex = -1;
+        for (const [k, entry] of revocation.entries.entries())
+          recordIndex = await log.append(
+            await signRevocationRecord(
+              home.vault,
+              authorityIssuer,
+              entry,
+              revocation.fromSequence + k + 1,
+              now,
+            ),
+          );
+        await watcher.refresh();
+        // The agent signs its next call; the enforcement point refuses the revoked chain before
+        // gate 2 (nothing is logged for a refused invocation: the revocation record says why).
+        let after: DemoDenial;
+        try {
+          after = denial(await audited(victim, 'orders.lookup', { order: '4471' }));
+        } catch (error) {
+          if (!isMandateError(error)) throw error;
+          after = { decision: 'refused', lock: null, code: error.code, reason: error.message };
+        }
+        const sibling = await audited(workers[3]!, 'orders.lookup', { order: '4471' });
+        say(
+          `15. revoking sub-agent ${victim.actor.slice(0, 12)}… mid-run (revocation record at log index ${recordIndex}): its call before → ${before.decision}; the very next, signed → ${after.decision === 'refused' ? `refused by the enforcement point: ${after.code ?? ''} ${after.reason}` : `${after.decision}, lock ${after.lock ?? '-'} ${after.code ?? ''}: ${after.reason}`}; a sibling → ${sibling.decision}`,
+        );
+        await point.flush();
+
+        return {
+          seconds: Number(process.hrtime.bigint() - started) / 1e9,
+          bundle: {
+            version: bundle.version,
+            hash: bundle.hash,
+            policies: bundle.policySet.policies.length,
           },
-        ],
-        now,
-      );
-      await watcher.refresh();
-      const after = await call(victim, 'orders.lookup', { order: '4471' });
-      const sibling = await call(workers[3]!, 'orders.lookup', { order: '4471' });
-      say(
-        `15. revoking sub-agent ${victim.actor.slice(0, 12)}… mid-run: its call before → ${before.decision}; the very next → ${show(after)}; a sibling → ${sibling.decision}`,
-      );
-
-      return {
-        seconds: Number(process.hrtime.bigint() - started) / 1e9,
-        bundle: {
-          version: bundle.version,
-          hash: bundle.hash,
-          policies: bundle.policySet.policies.length,
-        },
-        subAgents: subs.length,
-        toolsListed,
-        calls: { count: ROUTINE_CALLS, allowed, seconds, perSecond },
-        injected: {
-          refundAboveLimit: denial(injectedRefund),
-          toolOutsideGrant: denial(outsideGrant),
-          pathOutsideSubtree: denial(outsidePath),
-          stagingRefund: denial(stagingRefund),
-        },
-        approval: {
-          id,
-          first: asked.decision,
-          approvedBy: answered.answer?.approver ?? '',
-          reason: answered.answer?.reason ?? '',
-          afterApproval: passed.decision,
-          replay: replay.decision,
-          answeredAgain,
-        },
-        budget: {
-          limit: REFUND_BUDGET,
-          spent,
-          refunds,
-          agents: refunders.size,
-          next: denial(next),
-        },
-        revocation: {
-          revoked: victim.actor,
-          before: before.decision,
-          nextCall: denial(after),
-          siblingStillAllowed: sibling.decision === 'allow',
-        },
-      };
+          subAgents: subs.length,
+          toolsListed,
+          calls: { count: ROUTINE_CALLS, allowed, seconds, perSecond },
+          injected: {
+            refundAboveLimit: denial(injectedRefund),
+            toolOutsideGrant: denial(outsideGrant),
+            pathOutsideSubtree: denial(outsidePath),
+            stagingRefund: denial(stagingRefund),
+          },
+          approval: {
+            id,
+            first: asked.decision,
+            approvedBy: answered.answer?.approver ?? '',
+            reason: answered.answer?.reason ?? '',
+            afterApproval: passed.decision,
+            replay: replay.decision,
+            answeredAgain,
+          },
+          budget: {
+            limit: REFUND_BUDGET,
+            spent,
+            refunds,
+            agents: refunders.size,
+            next: denial(next),
+          },
+          revocation: {
+            revoked: victim.actor,
+            before: before.decision,
+            nextCall: after,
+            siblingStillAllowed: sibling.decision === 'allow',
+            recordIndex,
+          },
+          audit: {
+            calls: recorded,
+            records: log.size,
+            sample: { count: RECORDED_SAMPLE, seconds: sampleSeconds, perSecond: samplePerSecond },
+            refund: { invocation: refundX.invocation.hash, approval: id },
+          },
+        };
+      } finally {
+        await log.close();
+      }
     } finally {
       await bundles.stop();
     }

@@ -12,6 +12,7 @@ import { withProgress } from '../progress.js';
 import { runCredentialScenario } from './demo-credentials.js';
 import { runChannelScenario } from './demo-channels.js';
 import { runGateScenario } from './demo-gates.js';
+import { runAuditScenario } from './demo-audit.js';
 import type { CliContext } from '../context.js';
 
 interface DemoOptions {
@@ -141,6 +142,7 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
           say,
         );
         const gates = await runGateScenario(home, created, ctx.clock, say);
+        const audit = await runAuditScenario(home, dir, gates.audit.refund, say);
 
         const summary = {
           home: dir,
@@ -168,6 +170,7 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
           credentials,
           channels,
           gates,
+          audit,
           example: { identifier: victim.identity.identifier, changeHistory: toHex(current) },
         };
         ctx.out.result(summary, () =>
@@ -206,12 +209,21 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
               ],
               [
                 'gates',
-                `bundle v${gates.bundle.version} (${gates.bundle.policies} Cedar policies) over ${gates.toolsListed.length} visible tools; ${gates.calls.count} gate-2 calls in ${gates.calls.seconds.toFixed(2)} s (${gates.calls.perSecond}/s); 4 injected calls denied (chain ×3, policy ×1); approval: ${gates.approval.first} → approved by a human → ${gates.approval.afterApproval} once, replay ${gates.approval.replay}; budget ${gates.budget.spent}/${gates.budget.limit} across ${gates.budget.agents} siblings, next ${gates.budget.next.code ?? gates.budget.next.decision}; revoked mid-run: next call ${gates.revocation.nextCall.decision} (${gates.revocation.nextCall.lock ?? '-'})`,
+                `bundle v${gates.bundle.version} (${gates.bundle.policies} Cedar policies) over ${gates.toolsListed.length} visible tools; ${gates.calls.count} gate-2 calls in ${gates.calls.seconds.toFixed(2)} s (${gates.calls.perSecond}/s); 4 injected calls denied (chain ×3, policy ×1); approval: ${gates.approval.first} → approved by a human → ${gates.approval.afterApproval} once, replay ${gates.approval.replay}; budget ${gates.budget.spent}/${gates.budget.limit} across ${gates.budget.agents} siblings, next ${gates.budget.next.code ?? gates.budget.next.decision}; revoked mid-run: next call ${gates.revocation.nextCall.decision} (${gates.revocation.nextCall.lock ?? gates.revocation.nextCall.code ?? '-'})`,
+              ],
+              [
+                'audit trail',
+                `${gates.audit.calls} calls signed by their agents and recorded with countersigned decisions (sample of ${gates.audit.sample.count} at ${gates.audit.sample.perSecond}/s); ${audit.counts.records} records verified offline from the export in ${audit.verifySeconds.toFixed(2)} s; an edited line caught at line ${audit.tamper.reportedLine ?? '?'} (${audit.tamper.code ?? 'NOT DETECTED'})`,
+              ],
+              [
+                'refund X',
+                `issued by ${audit.answer.pathNames.at(-1) ?? '?'} on behalf of ${audit.answer.pathNames.slice(0, -1).join(' → ')} (${audit.answer.constraints.at(-1)?.constraints.find((c) => c.startsWith(`${audit.answer.tool}#`)) ?? 'no cap'} delegated), by policy ${audit.answer.policies.join(', ')}, approved by ${audit.answer.approval.approverName ?? audit.answer.approval.approver}: "${audit.answer.approval.reason}"`,
               ],
               ['example agent', victim.identity.identifier],
             ]),
             '',
             `try: mandate --home ${dir} identity show agent-0`,
+            `     mandate --home ${dir} audit verify --log ${audit.files.trail} --checkpoint ${audit.files.checkpoint}`,
           ].join('\n'),
         );
       } finally {
