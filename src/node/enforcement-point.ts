@@ -192,6 +192,20 @@ export class EnforcementPoint {
         'ERR_AUDIT_INVOCATION_STALE',
         `the invocation was signed at ${record.issuedAt}, more than ${this.#window} s from now (${nowSeconds})`,
       );
+    // The offline verifier checks the chain and the agent's key at `issuedAt`: the gate checks
+    // them then too (as well as now, above), so a record it logs is one the verifier accepts.
+    if (record.issuedAt !== nowSeconds) {
+      o.chains.verify(invocation.chainBytes, {
+        nowSeconds: record.issuedAt,
+        presenter: record.agent,
+      });
+      const key = invocation.signer.issuerKey;
+      if (!(key.createdAt <= record.issuedAt + 60 && record.issuedAt < key.expiresAt))
+        throw unauthorized(
+          'ERR_AUDIT_INVOCATION_STALE',
+          `the agent's credential key was not valid at the invocation's time (${record.issuedAt})`,
+        );
+    }
     if (jsonDigest(args) !== record.argumentsDigest)
       throw invalid('ERR_AUDIT_RECORD_MISMATCH', 'the arguments are not those the agent signed');
     const { appended } = await this.#exclusive(record.agent, async () => {

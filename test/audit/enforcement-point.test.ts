@@ -199,6 +199,39 @@ describe('EnforcementPoint', () => {
     expect(s.log.size).toBe(2);
   });
 
+  it('refuses a forward-dated invocation whose chain is expired at its issuedAt (the verifier time)', async () => {
+    const s = await setup();
+    const agent = new InvocationSigner(s.w.vault, s.w.support.issuer);
+    const args = readOrder();
+    const expires = s.w.verifier.verify(s.w.supportChainBytes, {
+      nowSeconds: NOW,
+      presenter: s.w.support.issuer.identity.identifier,
+    }).expiresAt;
+    // Signed 250 s ahead of the gate's clock, inside the window, past the chain's expiry.
+    const ahead = await agent.sign({
+      chain: s.w.supportChainBytes,
+      tool: 'read_orders',
+      args,
+      nowSeconds: expires + 200,
+    });
+    expect(await codeOf(() => s.point.submit(ahead.bytes, args, expires - 50))).toBe(
+      'ERR_DELEGATION_EXPIRED',
+    );
+    expect(s.log.size).toBe(0);
+    // Inside the chain's validity at both times: logged, and it verifies at its issuedAt.
+    const fine = await new InvocationSigner(s.w.vault, s.w.support.issuer).sign({
+      chain: s.w.supportChainBytes,
+      tool: 'read_orders',
+      args,
+      nowSeconds: expires - 100,
+    });
+    await s.point.submit(fine.bytes, args, expires - 350);
+    const [first] = await s.log.readEntries(0, 1);
+    expect(verifyInvocation(first!.record, { authorities: s.w.authorities }).agent).toBe(
+      s.w.support.issuer.identity.identifier,
+    );
+  });
+
   it('keeps heads and nonces across a restart (SQLite), and rebuilds heads from the log alone', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'mandate-trail-')), 'mandate.db');
     const s = await setup({ path });
