@@ -176,6 +176,31 @@ describe('verifyTrail', () => {
     });
   });
 
+  it('blames the edited line, never an earlier authentic record that fails a semantic check', async () => {
+    const checkpoint = await checkpointOf(records);
+    const parsed = parseExport(text);
+    if (!parsed.ok) throw new Error('golden export does not parse');
+    const edited = [...parsed.entries];
+    const bytes = new TextDecoder()
+      .decode(edited[4]!.record)
+      .replace('"issue_refund"', '"issue_refunc"');
+    edited[4] = { index: 4, record: utf8.encode(bytes) };
+    // No trusted enforcer: the authentic decision on line 2 fails (untrusted signer), but it
+    // was not altered; the edit is on line 5.
+    const result = verifyTrail({
+      entries: edited,
+      checkpoint,
+      verifiers,
+      authorities,
+      enforcers: new Map(),
+    });
+    expect(result.ok ? undefined : result.problem).toMatchObject({
+      code: 'ERR_AUDIT_RECORD_EDITED',
+      position: { line: 5, index: 4 },
+      cause: 'ERR_AUDIT_SIGNATURE_INVALID',
+    });
+  });
+
   it('never throws on arbitrary text or on lines built around arbitrary records', async () => {
     const checkpoint = await checkpointOf(records);
     const options = { checkpoint, verifiers, authorities, enforcers: authorities };

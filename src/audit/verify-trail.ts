@@ -176,7 +176,9 @@ export function verifyTrail(options: VerifyTrailOptions): TrailVerification {
     // The checkpoints locate an edit to [index, until): the record checks find the line.
     if (problem.code === LogProblemCode.recordEdited && problem.position.index !== undefined) {
       const until = problem.position.until ?? problem.position.index + 1;
-      const located = checkRecords(options, until);
+      // Only evidence of alteration may name the line: an authentic record that fails a
+      // semantic check (a chain expired at its time) is not where the edit is.
+      const located = checkRecords(options, until, true);
       if (!located.ok) {
         const p = located.problem;
         const line = p.position.line;
@@ -228,8 +230,28 @@ type Checked =
   | { readonly ok: true; readonly summary: TrailSummary }
   | { readonly ok: false; readonly problem: TrailProblem };
 
-/** The record checks over the first `count` entries (assumed in index order). */
-function checkRecords(options: VerifyTrailOptions, count: number): Checked {
+/**
+ * Whether a record check's failure shows the record's bytes were altered (a signature or an
+ * encoding that does not match), as opposed to an authentic record failing a semantic check.
+ */
+function isAlteration(code: ErrorCode): boolean {
+  return (
+    code.endsWith('_SIGNATURE_INVALID') ||
+    code === 'ERR_AUDIT_SIGNATURE_MISSING' ||
+    code === TrailProblemCode.recordMalformed ||
+    code === 'ERR_AUDIT_RECORD_TYPE' ||
+    code.endsWith('_MALFORMED') ||
+    code === 'ERR_JCS_INVALID' ||
+    code === 'ERR_BASE64_INVALID'
+  );
+}
+
+/**
+ * The record checks over the first `count` entries (assumed in index order). With
+ * `alterationOnly`, failures that are not evidence of alteration ({@link isAlteration}) are
+ * skipped and the first altered record is reported.
+ */
+function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly = false): Checked {
   const { entries } = options;
   const heads = new Map<Identifier, string>();
   const nonces = new Map<Identifier, Set<string>>();
@@ -345,6 +367,15 @@ function checkRecords(options: VerifyTrailOptions, count: number): Checked {
       }
       if (r.type === DECISION_RECORD_TYPE) decisions++;
     } catch (error) {
+      if (alterationOnly) {
+        const code =
+          error instanceof Problem
+            ? error.problemCode
+            : isMandateError(error)
+              ? error.code
+              : TrailProblemCode.recordMalformed;
+        if (!isAlteration(code)) continue;
+      }
       if (error instanceof Problem)
         return {
           ok: false,
