@@ -201,6 +201,22 @@ describe('verifyTrail', () => {
     });
   });
 
+  it('refuses a second decision for an invocation, even under a checkpoint that covers it', async () => {
+    const list = [records[0]!, records[1]!, records[1]!, ...records.slice(2)];
+    const checkpoint = await checkpointOf(list);
+    const result = verifyTrail({
+      entries: list.map((record, index) => ({ index, record })),
+      checkpoint,
+      verifiers,
+      authorities,
+      enforcers: authorities,
+    });
+    expect(result.ok ? undefined : result.problem).toMatchObject({
+      code: 'ERR_AUDIT_DECISION_DUPLICATE',
+      position: { line: 3, index: 2 },
+    });
+  });
+
   it('never throws on arbitrary text or on lines built around arbitrary records', async () => {
     const checkpoint = await checkpointOf(records);
     const options = { checkpoint, verifiers, authorities, enforcers: authorities };

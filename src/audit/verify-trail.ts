@@ -41,6 +41,8 @@ export const TrailProblemCode = {
   nonceReplayed: 'ERR_AUDIT_NONCE_REPLAYED',
   /** A decision, outcome, lease or trace names an invocation not earlier in the log. */
   invocationUnknown: 'ERR_AUDIT_INVOCATION_UNKNOWN',
+  /** A second decision for an invocation already decided (the gate decides each once). */
+  decisionDuplicate: 'ERR_AUDIT_DECISION_DUPLICATE',
 } as const;
 
 /** Where a trail problem is (as {@link LogPosition}), with the record's hash as `id`. */
@@ -241,8 +243,7 @@ function isAlteration(code: ErrorCode): boolean {
     code === TrailProblemCode.recordMalformed ||
     code === 'ERR_AUDIT_RECORD_TYPE' ||
     code.endsWith('_MALFORMED') ||
-    code === 'ERR_JCS_INVALID' ||
-    code === 'ERR_BASE64_INVALID'
+    code === 'ERR_JCS_INVALID'
   );
 }
 
@@ -265,6 +266,7 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
     ...(options.knownIdentities === undefined ? {} : { knownIdentities: options.knownIdentities }),
   });
   let decisions = 0;
+  const decided = new Map<string, number>();
   let revocations = 0;
   let signatures = 0;
   for (let line = 0; line < count && line < entries.length; line++) {
@@ -354,6 +356,12 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
             `the record's agent is not its invocation's (line ${seen.line})`,
           );
         if (r.type !== DECISION_RECORD_TYPE) continue;
+        const earlier = decided.get(invocation);
+        if (earlier !== undefined)
+          throw new Problem(
+            TrailProblemCode.decisionDuplicate,
+            `the invocation (line ${seen.line}) was already decided on line ${earlier}`,
+          );
         if (Object.hasOwn(r, 'arguments') && jsonDigest(r.arguments) !== seen.argumentsDigest)
           throw new Problem(
             'ERR_AUDIT_RECORD_MISMATCH',
@@ -365,7 +373,10 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
             `the human approved other arguments than the agent signed (line ${seen.line})`,
           );
       }
-      if (r.type === DECISION_RECORD_TYPE) decisions++;
+      if (r.type === DECISION_RECORD_TYPE) {
+        decisions++;
+        decided.set(r.invocation, line + 1);
+      }
     } catch (error) {
       if (alterationOnly) {
         const code =

@@ -38,6 +38,17 @@ class Home {
   }
   run(...argv: string[]): Promise<Run> {
     process.env.MANDATE_NOW_SECONDS = String(NOW);
+    // The trail's decisions are countersigned by `gateway`, which the auditor names (the default
+    // trusts the authority only).
+    const named =
+      argv[0] === 'audit' && argv[1] === 'verify' && !argv.includes('--enforcer')
+        ? ['--enforcer', 'gateway']
+        : [];
+    return run('--home', this.dir, '--json', ...argv, ...named);
+  }
+  /** Without the default `--enforcer gateway`. */
+  raw(...argv: string[]): Promise<Run> {
+    process.env.MANDATE_NOW_SECONDS = String(NOW);
     return run('--home', this.dir, '--json', ...argv);
   }
   async ok<T = Record<string, unknown>>(...argv: string[]): Promise<T> {
@@ -536,6 +547,32 @@ describe('mandate audit', () => {
     });
   }, 60_000);
 
+  it('trusts only the authority as enforcer by default, and refuses uncovered records unless asked', async () => {
+    const g = await world();
+    await g.h.ok('audit', 'checkpoint');
+    // The gateway's decisions are not the authority's: by default they do not verify.
+    let r = await g.h.raw('audit', 'verify');
+    expect(r.code, r.stderr).toBe(13);
+    expect(json(r)).toMatchObject({
+      ok: false,
+      problem: { code: 'ERR_AUDIT_SIGNER_UNTRUSTED', position: { line: 2, index: 1 } },
+    });
+    // Named by the auditor, they do.
+    expect(await g.h.ok('audit', 'verify', '--enforcer', 'gateway')).toMatchObject({ ok: true });
+    // A record past the checkpoint: refused with a typed code, accepted with --allow-uncovered.
+    await g.h.ok('revoke', 'dana', '--reason', 'left the company');
+    r = await g.h.run('audit', 'verify');
+    expect(r.code, r.stderr).toBe(13);
+    expect(json(r)).toMatchObject({
+      ok: false,
+      problem: { code: 'ERR_AUDIT_RECORDS_UNCOVERED', position: { index: g.records } },
+    });
+    expect(await g.h.ok('audit', 'verify', '--allow-uncovered')).toMatchObject({
+      ok: true,
+      uncovered: 1,
+    });
+  }, 60_000);
+
   it('finds a row edited in the database (its guard trigger dropped) at its line', async () => {
     const g = await world();
     await g.h.ok('audit', 'checkpoint');
@@ -559,7 +596,7 @@ describe('mandate audit', () => {
   it('answers typed errors: no checkpoint yet, no such record, a bad query', async () => {
     const h = new Home();
     await h.ok('authority', 'init');
-    let r = await h.run('audit', 'verify');
+    let r = await h.raw('audit', 'verify');
     expect(r.code).toBe(6);
     expect(r.stderr).toMatch(/^error\[ERR_AUDIT_CHECKPOINT_NOT_FOUND\]: /);
     r = await h.run('audit', 'show', 'abcdef0123');
@@ -569,7 +606,7 @@ describe('mandate audit', () => {
     expect(r.stderr).toMatch(/^error\[ERR_ARGUMENT_INVALID\]: /);
     r = await h.run('audit', 'query', '--decision', 'maybe');
     expect(r.stderr).toMatch(/^error\[ERR_ARGUMENT_INVALID\]: /);
-    r = await h.run(
+    r = await h.raw(
       'audit',
       'verify',
       '--log',
@@ -580,7 +617,8 @@ describe('mandate audit', () => {
     expect(r.stderr).toMatch(/^error\[ERR_FILE_NOT_FOUND\]: /);
     // An empty log checkpoints at size 0 and verifies.
     expect(await h.ok('audit', 'checkpoint')).toMatchObject({ treeSize: 0, signed: true });
-    expect(await h.ok('audit', 'verify')).toMatchObject({ ok: true, records: 0 });
+    const empty = await h.raw('audit', 'verify');
+    expect(empty.code, empty.stderr).toBe(0);
   });
 
   it('shows and queries the trail: who, for whom, what, the decision and why, inclusion', async () => {

@@ -147,4 +147,73 @@ describe('mandate gate sign / gate call --invocation', () => {
     const verified = await h.run('audit', 'verify');
     expect(verified.code, verified.stderr + verified.stdout).toBe(0);
   });
+
+  it('refuses a countersigner that is a party to the call, logging nothing', async () => {
+    const h = await world();
+    const args = { order: 'o-1' };
+    await sign(h, 'one.json', args);
+    for (const as of ['agent', 'dana']) {
+      const r = await h.run(
+        'gate',
+        'call',
+        '--catalog',
+        h.path('catalog.json'),
+        '--invocation',
+        h.path('one.json'),
+        '--args',
+        JSON.stringify(args),
+        '--as',
+        as,
+      );
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain('ERR_AUDIT_ENFORCER_INVALID');
+    }
+    // The authority (the default) decides it: the log's first entries.
+    const allowed = await callSigned(h, 'one.json', args);
+    expect(json(allowed)).toMatchObject({ decision: 'allow', logIndex: 1 });
+  });
+
+  it('refuses a forward-dated invocation whose chain expires before its issuedAt', async () => {
+    const h = await world();
+    await h.ok(
+      'delegate',
+      '--chain',
+      h.path('dana.chain'),
+      '--from',
+      'dana',
+      '--to',
+      'agent',
+      '--constraint',
+      'tools=read_orders',
+      '--ttl',
+      '2m',
+      '--out',
+      h.path('short.chain'),
+    );
+    const args = { order: 'o-1' };
+    // The agent's clock is 250 s ahead: inside the gate's window, past the chain's 2 minutes.
+    process.env.MANDATE_NOW_SECONDS = String(NOW + 250);
+    await h.ok(
+      'gate',
+      'sign',
+      '--as',
+      'agent',
+      '--chain',
+      h.path('short.chain'),
+      '--tool',
+      'read_orders',
+      '--server',
+      'orders',
+      '--args',
+      JSON.stringify(args),
+      '--out',
+      h.path('ahead.json'),
+    );
+    process.env.MANDATE_NOW_SECONDS = String(NOW);
+    const r = await callSigned(h, 'ahead.json', args);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('ERR_DELEGATION_EXPIRED');
+    await h.ok('audit', 'checkpoint');
+    expect(await h.ok('audit', 'verify')).toMatchObject({ ok: true, records: 0 });
+  });
 });

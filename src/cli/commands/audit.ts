@@ -45,8 +45,8 @@ import { collect } from '../parse.js';
 export const AUDIT_VERIFICATION_FAILED_EXIT_CODE = 13;
 /** Bound on an export file read by `verify`, `show` and `query`. */
 const MAX_EXPORT_FILE_BYTES = 512 * 1024 * 1024;
-/** Local identities trusted as enforcement points when none is named. */
-const MAX_DEFAULT_ENFORCERS = 10_000;
+/** `audit verify`'s code for records past the checkpoint, unless `--allow-uncovered`. */
+const UNCOVERED_CODE = 'ERR_AUDIT_RECORDS_UNCOVERED';
 
 /** The origin line of a home's log: the log is named after the authority that signs it. */
 export function homeAuditOrigin(authority: Identifier): string {
@@ -92,8 +92,12 @@ export function registerAuditCommands(program: Command, context: () => CliContex
     )
     .option(
       '--enforcer <identity>',
-      'a trusted enforcement point (repeatable; default: every local identity)',
+      'a trusted enforcement point (repeatable; default: the authority only)',
       collect,
+    )
+    .option(
+      '--allow-uncovered',
+      'accept records past the checkpoint (checked, but no log signature covers them)',
     )
     .description('check the whole trail offline: signatures, chains then, links, Merkle root')
     .action((opts: VerifyOptions) => runAuditVerify(context(), opts));
@@ -122,6 +126,7 @@ interface VerifyOptions {
   key?: string[];
   authority: string;
   enforcer?: string[];
+  allowUncovered?: boolean;
 }
 
 interface QueryOptions {
@@ -379,7 +384,7 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
         ? opts.key.map((k) => parseNoteVerifierKey(k))
         : [await logVerifierKey(home, opts.authority)];
     const authorities = await home.trustedAuthorities();
-    const enforcers = await enforcersOf(home, opts.enforcer);
+    const enforcers = await enforcersOf(home, opts.enforcer, opts.authority);
     const common = {
       checkpoint,
       ...(opts.from === undefined
@@ -397,6 +402,15 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
   } finally {
     home.close();
   }
+  if (result.ok && result.uncovered > 0 && opts.allowUncovered !== true)
+    result = {
+      ok: false,
+      problem: {
+        code: UNCOVERED_CODE,
+        message: `${result.uncovered} records are past the checkpoint of size ${result.checkpoint.treeSize}: no log signature covers them (run \`mandate audit checkpoint\`, or accept them with \`--allow-uncovered\`)`,
+        position: { index: result.checkpoint.treeSize, line: result.checkpoint.treeSize + 1 },
+      },
+    };
   if (result.ok) {
     const s = result.summary;
     ctx.out.result(
@@ -456,10 +470,15 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
   );
 }
 
-/** Trusted enforcement points: those named, or every identity this home holds the keys of. */
+/**
+ * Trusted enforcement points: those named, or the home's authority (the identity `gate call`
+ * countersigns with by default) — never every local identity: an agent's key in this home must
+ * not make its own records pass as the gate's.
+ */
 async function enforcersOf(
   home: Home,
   names: readonly string[] | undefined,
+  authority: string,
 ): Promise<Map<Identifier, VerifiedIdentity>> {
   const out = new Map<Identifier, VerifiedIdentity>();
   if (names !== undefined && names.length > 0) {
@@ -469,8 +488,8 @@ async function enforcersOf(
     }
     return out;
   }
-  for (const known of await home.identities.list({ limit: MAX_DEFAULT_ENFORCERS }))
-    if (known.primaryKeyId !== null) out.set(known.identity.identifier, known.identity);
+  const known = await home.identities.get(authority);
+  out.set(known.identity.identifier, known.identity);
   return out;
 }
 

@@ -376,6 +376,17 @@ async function runSignedGateCall(
     });
     try {
       const gate = new Gate({ catalog, bundles, denySet: checks.denySet });
+      const chains = new ChainVerifier(checks);
+      const enforcer = await issuerOf(home, opts.as ?? DEFAULT_AUTHORITY);
+      // The countersigner must not be a party to the call: not the agent, nor anyone the
+      // chain delegates through below its authority (they would decide their own calls).
+      const chain = chains.verify(chainBytes, { nowSeconds: now, presenter: record.agent });
+      const parties = [chain.root.subject, ...chain.links.map((l) => l.subject)];
+      if (parties.includes(enforcer.identity.identifier))
+        throw invalid(
+          'ERR_AUDIT_ENFORCER_INVALID',
+          `\`${opts.as ?? DEFAULT_AUTHORITY}\` is in the invocation's chain: it cannot countersign its decision`,
+        );
       const point = await EnforcementPoint.open({
         enforcement: {
           gate,
@@ -385,11 +396,11 @@ async function runSignedGateCall(
           denySet: checks.denySet,
           authorities: checks.authorities,
         },
-        chains: new ChainVerifier(checks),
+        chains,
         authorities: checks.authorities,
         log,
         trail: home.store.auditTrail,
-        signer: new EnforcerSigner(home.vault, await issuerOf(home, opts.as ?? DEFAULT_AUTHORITY)),
+        signer: new EnforcerSigner(home.vault, enforcer),
       });
       const result = await point.submit(bytes, args, now);
       await point.flush();
