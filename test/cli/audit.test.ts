@@ -573,6 +573,68 @@ describe('mandate audit', () => {
     });
   }, 60_000);
 
+  it('query marks uncovered calls; a later decision never replaces the first one', async () => {
+    const g = await world();
+    await g.h.ok('audit', 'checkpoint');
+    const home = await openHome(g.h.dir, { clock: new ManualClock(NOW) });
+    try {
+      const known = await home.identities.get('gateway');
+      const { verified, keyId } = await home.identities.purposeKey(known, Purpose.credentials);
+      const gateway = new EnforcerSigner(home.vault, {
+        identity: known.identity,
+        credentialKeyId: keyId,
+        credentialKeyAttestation: verified.attestation,
+        verifiedKey: verified,
+      });
+      const authority = await home.identities.get('authority');
+      const log = await AuditLog.open({
+        repository: home.store.auditLog,
+        origin: homeAuditOrigin(authority.identity.identifier),
+      });
+      // A second decision for the first (allowed) call, past the checkpoint: a deny.
+      const first = (await home.store.auditLog.readEntries(0, 1))[0]!;
+      const agent = (JSON.parse(new TextDecoder().decode(first.record)) as { agent: string }).agent;
+      const forged = await gateway.signDecision({
+        invocation: g.invocations[0]!,
+        agent,
+        decision: 'deny',
+        lock: 'bundle',
+        code: 'ERR_POLICY_DENIED',
+        reasons: ['rewritten'],
+        policies: [],
+        bundle: 'ab'.repeat(32),
+        escalation: null,
+        approval: null,
+        decidedAt: NOW + 100,
+      });
+      await log.append(forged.bytes);
+      await log.close();
+    } finally {
+      home.close();
+    }
+    const q = await g.h.ok<{
+      calls: {
+        invocation: string;
+        covered: boolean | null;
+        decision: { decision: string };
+        extraDecisions?: string[];
+      }[];
+    }>('audit', 'query', '--limit', '1');
+    expect(q.calls[0]).toMatchObject({
+      invocation: g.invocations[0],
+      covered: true,
+      decision: { decision: 'allow' },
+    });
+    expect(q.calls[0]!.extraDecisions).toHaveLength(1);
+    // Covered, the second decision is a verification failure at its line.
+    await g.h.ok('audit', 'checkpoint');
+    const p = await verifyFails(g.h);
+    expect(p).toMatchObject({
+      code: 'ERR_AUDIT_DECISION_DUPLICATE',
+      position: { line: g.records + 1 },
+    });
+  }, 60_000);
+
   it('finds a row edited in the database (its guard trigger dropped) at its line', async () => {
     const g = await world();
     await g.h.ok('audit', 'checkpoint');

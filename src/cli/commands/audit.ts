@@ -526,6 +526,10 @@ interface Call {
     readonly leases: readonly string[];
   };
   report?: unknown;
+  /** Later decision records naming the same invocation (never shown as its decision). */
+  extraDecisions?: string[];
+  /** Whether the invocation is under the home's latest checkpoint (`null`: not known). */
+  covered?: boolean | null;
 }
 
 interface Trail {
@@ -544,8 +548,12 @@ function chainPathOf(chain: string): string[] {
   }
 }
 
-/** Reads records for display (verification is `audit verify`'s): unparseable ones are skipped. */
-function readTrail(entries: readonly LogEntryLine[]): Trail {
+/**
+ * Reads records for display (verification is `audit verify`'s): unparseable ones are skipped. A
+ * call's decision is the first that names it; later ones are listed as extra (a trail holding
+ * them does not verify). `coveredSize`: the latest checkpoint's tree size, when known.
+ */
+function readTrail(entries: readonly LogEntryLine[], coveredSize?: number): Trail {
   const calls: Call[] = [];
   const callByHash = new Map<string, Call>();
   const byHash = new Map<string, { index: number; record: Record<string, unknown> }>();
@@ -574,6 +582,7 @@ function readTrail(entries: readonly LogEntryLine[]): Trail {
           argumentsDigest: str('argumentsDigest'),
           issuedAt: typeof record.issuedAt === 'number' ? record.issuedAt : 0,
           ...(record.report === undefined ? {} : { report: record.report }),
+          covered: coveredSize === undefined ? null : e.index < coveredSize,
         };
         calls.push(call);
         callByHash.set(hash, call);
@@ -582,6 +591,10 @@ function readTrail(entries: readonly LogEntryLine[]): Trail {
       case 'mandate/decision/v1': {
         const call = callByHash.get(str('invocation'));
         if (call === undefined) break;
+        if (call.decision !== undefined) {
+          (call.extraDecisions ??= []).push(hash);
+          break;
+        }
         const approval = record.approval as Record<string, unknown> | null;
         const escalation = record.escalation as Record<string, unknown> | null;
         call.decision = {
@@ -700,6 +713,8 @@ function callJson(c: Call) {
     issuedAt: c.issuedAt,
     decision: c.decision ?? null,
     outcome: c.outcome ?? null,
+    covered: c.covered ?? null,
+    ...(c.extraDecisions === undefined ? {} : { extraDecisions: c.extraDecisions }),
   };
 }
 
@@ -713,6 +728,17 @@ function humanCall(c: Call): string {
       ['on behalf of', c.path.length === 0 ? '(chain unreadable)' : c.path.join(' → ')],
       ...(c.server === null ? [] : ([['server', c.server]] as const)),
       ['arguments', `sha256 ${c.argumentsDigest}`],
+      ...(c.covered === false
+        ? ([['checkpoint', 'UNCOVERED: past the latest signed checkpoint']] as const)
+        : []),
+      ...(c.extraDecisions === undefined
+        ? []
+        : ([
+            [
+              'WARNING',
+              `${c.extraDecisions.length} more decision record(s) for this call: ${c.extraDecisions.join(', ')} (run \`mandate audit verify\`)`,
+            ],
+          ] as const)),
       ...(d === undefined
         ? []
         : ([
@@ -741,6 +767,12 @@ function humanCall(c: Call): string {
   ].join('\n');
 }
 
+/** The home's latest checkpoint size for its own log; unknown (undefined) for an exported one. */
+async function coveredSizeOf(home: Home, log: string | undefined): Promise<number | undefined> {
+  if (log !== undefined) return undefined;
+  return (await home.store.auditLog.latestCheckpoint())?.treeSize ?? 0;
+}
+
 /** `audit show ID`. */
 export async function runAuditShow(
   ctx: CliContext,
@@ -752,7 +784,7 @@ export async function runAuditShow(
   const home = await ctx.openHome();
   try {
     const entries = opts.log === undefined ? await homeEntries(home) : readExportFile(opts.log);
-    const trail = readTrail(entries);
+    const trail = readTrail(entries, await coveredSizeOf(home, opts.log));
     const matches = [...trail.byHash.keys()].filter((h) => h.startsWith(id));
     if (matches.length === 0) throw notFound('ERR_AUDIT_RECORD_NOT_FOUND', `no record \`${id}\``);
     if (matches.length > 1)
@@ -824,7 +856,7 @@ export async function runAuditQuery(ctx: CliContext, opts: QueryOptions): Promis
     if (agent !== undefined && !/^I[0-9a-f]{64}$/.test(agent))
       agent = (await home.identities.get(agent)).identity.identifier;
     const entries = opts.log === undefined ? await homeEntries(home) : readExportFile(opts.log);
-    const calls = readTrail(entries)
+    const calls = readTrail(entries, await coveredSizeOf(home, opts.log))
       .calls.filter(
         (c) =>
           (agent === undefined || c.agent === agent) &&
