@@ -17,7 +17,7 @@ import {
   AUDIT_VERIFICATION_FAILED_EXIT_CODE,
 } from '../../src/cli/commands/audit.js';
 import { readBytesArgument } from '../../src/cli/input.js';
-import { Purpose } from '../../src/identity/index.js';
+import { Purpose, type Identifier } from '../../src/identity/index.js';
 import type { CredentialIssuer } from '../../src/credentials/index.js';
 import { json, run, type Run } from '../helpers/cli.js';
 
@@ -593,7 +593,8 @@ describe('mandate audit', () => {
       });
       // A second decision for the first (allowed) call, past the checkpoint: a deny.
       const first = (await home.store.auditLog.readEntries(0, 1))[0]!;
-      const agent = (JSON.parse(new TextDecoder().decode(first.record)) as { agent: string }).agent;
+      const agent = (JSON.parse(new TextDecoder().decode(first.record)) as { agent: Identifier })
+        .agent;
       const forged = await gateway.signDecision({
         invocation: g.invocations[0]!,
         agent,

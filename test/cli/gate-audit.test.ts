@@ -148,6 +148,50 @@ describe('mandate gate sign / gate call --invocation', () => {
     expect(verified.code, verified.stderr + verified.stdout).toBe(0);
   });
 
+  it('signs and logs a plain call (--chain --presenter) as the presenter; --invocation refuses --chain', async () => {
+    const h = await world();
+    const plain = (args: unknown) =>
+      h.run(
+        'gate',
+        'call',
+        '--chain',
+        h.path('agent.chain'),
+        '--presenter',
+        'agent',
+        '--catalog',
+        h.path('catalog.json'),
+        '--tool',
+        'read_orders',
+        '--args',
+        JSON.stringify(args),
+      );
+    const first = await plain({ order: 'o-1' });
+    expect(first.code, first.stderr).toBe(0);
+    expect(json(first)).toMatchObject({ decision: 'allow', logIndex: 1 });
+    const second = await plain({ order: 'o-2' });
+    expect(json(second)).toMatchObject({ decision: 'allow', logIndex: 3 });
+    await h.ok('audit', 'checkpoint');
+    expect(await h.ok('audit', 'verify')).toMatchObject({
+      ok: true,
+      summary: { invocations: 2, decisions: 2 },
+    });
+    // A signed invocation carries its chain and agent: --chain/--presenter are refused.
+    await sign(h, 'three.json', { order: 'o-3' });
+    const r = await h.run(
+      'gate',
+      'call',
+      '--catalog',
+      h.path('catalog.json'),
+      '--invocation',
+      h.path('three.json'),
+      '--chain',
+      h.path('agent.chain'),
+      '--args',
+      JSON.stringify({ order: 'o-3' }),
+    );
+    expect(r.stderr).toMatch(/^error\[ERR_ARGUMENT_INVALID\]/);
+  });
+
   it('refuses a countersigner that is a party to the call, logging nothing', async () => {
     const h = await world();
     const args = { order: 'o-1' };

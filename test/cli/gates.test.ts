@@ -171,12 +171,16 @@ describe('mandate gate and approvals', () => {
     // allow
     const allowed = await call(h, { order: 'o-1', amount: 150 });
     expect(allowed.code).toBe(0);
+    // Signed as the presenter and logged with its decision (issue 11): its record ids come back.
     expect(json(allowed)).toEqual({
       decision: 'allow',
       lock: null,
       reasons: [],
       policies: ['small-refunds'],
       bundle: published.hash,
+      invocation: expect.stringMatching(/^[0-9a-f]{64}$/) as unknown,
+      record: expect.stringMatching(/^[0-9a-f]{64}$/) as unknown,
+      logIndex: 1,
     });
     // lock 1: the agent's link caps a refund at 400
     const overLink = await call(h, { order: 'o-1', amount: 450 });

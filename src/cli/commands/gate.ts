@@ -3,13 +3,7 @@ import { invalid } from '../../core/internal.js';
 import { isMandateError, MandateError } from '../../core/index.js';
 import { ChainVerifier, type VerifiedChain } from '../../credentials/index.js';
 import { isIdentifier, parseIdentifier, type Identifier } from '../../identity/index.js';
-import {
-  Gate,
-  ToolCatalog,
-  enforceCall,
-  mandateCedarSchema,
-  type GateDecision,
-} from '../../gates/index.js';
+import { Gate, ToolCatalog, mandateCedarSchema, type GateDecision } from '../../gates/index.js';
 import { EnforcementPoint, StoreBundleSource } from '../../node/index.js';
 import {
   AuditLog,
@@ -291,7 +285,12 @@ export async function runGateCall(
 ): Promise<void> {
   const args = parseArgs(opts.args);
   if (opts.invocation !== undefined) {
-    await runSignedGateCall(ctx, opts, opts.invocation, args);
+    if (opts.chain !== undefined || opts.presenter !== undefined)
+      throw invalid(
+        'ERR_ARGUMENT_INVALID',
+        '`--invocation` carries its chain and agent: give neither `--chain` nor `--presenter`',
+      );
+    await runSignedGateCall(ctx, opts, readBytesArgument(opts.invocation, 'invocation'), args);
     return;
   }
   if (opts.chain === undefined || opts.presenter === undefined || opts.tool === undefined)
@@ -301,38 +300,36 @@ export async function runGateCall(
     );
   const common = { chain: opts.chain, presenter: opts.presenter, catalog: opts.catalog! };
   const tool = opts.tool;
-  await withGate(ctx, common, async ({ home, chain, gate, bundles, denySet, now }) => {
-    const decision: GateDecision =
-      chain instanceof MandateError
-        ? {
-            decision: 'deny',
-            lock: 'chain',
-            code: chain.code,
-            reasons: [chain.message],
-            policies: [],
-            bundle: null,
-          }
-        : await enforceCall(
-            {
-              gate,
-              bundles,
-              approvals: home.store.approvals,
-              budgets: home.store.budgets,
-              denySet,
-              authorities: await home.trustedAuthorities(),
-            },
-            chain,
-            {
-              tool,
-              args,
-              ...(opts.server === undefined ? {} : { server: opts.server }),
-            },
-            now,
-          );
-    ctx.out.result(decisionJson(decision), () => humanDecision(decision, tool));
-    if (decision.decision === 'deny') ctx.out.exitCode = EXIT_CODES.forbidden;
-    if (decision.decision === 'approval_required') ctx.out.exitCode = APPROVAL_REQUIRED_EXIT_CODE;
+  const presenter = opts.presenter;
+  // A chain that does not verify is refused here (a deny, nothing consumed, nothing logged);
+  // any other call goes through the enforcement point as an invocation signed by the presenter
+  // (a local identity whose key the vault holds), so it is logged with its decision.
+  const signed = await withGate(ctx, common, async ({ home, chain, now }) => {
+    if (chain instanceof MandateError) {
+      const decision: GateDecision = {
+        decision: 'deny',
+        lock: 'chain',
+        code: chain.code,
+        reasons: [chain.message],
+        policies: [],
+        bundle: null,
+      };
+      ctx.out.result(decisionJson(decision), () => humanDecision(decision, tool));
+      ctx.out.exitCode = EXIT_CODES.forbidden;
+      return undefined;
+    }
+    const issuer = await issuerOf(home, presenter);
+    const previous = (await home.store.auditTrail.head(issuer.identity.identifier))?.hash ?? null;
+    const invocation = await new InvocationSigner(home.vault, issuer, previous).sign({
+      chain: chain.bytes,
+      tool,
+      ...(opts.server === undefined ? {} : { server: opts.server }),
+      args,
+      nowSeconds: now,
+    });
+    return invocation.bytes;
   });
+  if (signed !== undefined) await runSignedGateCall(ctx, opts, signed, args);
 }
 
 /**
@@ -344,13 +341,12 @@ export async function runGateCall(
 async function runSignedGateCall(
   ctx: CliContext,
   opts: GateCallOptions & { catalog?: string },
-  file: string,
+  bytes: Uint8Array,
   args: unknown,
 ): Promise<void> {
-  const bytes = readBytesArgument(file, 'invocation');
   const parsed = parseAuditRecord(bytes);
   if (parsed.type !== 'mandate/invocation/v1')
-    throw invalid('ERR_AUDIT_RECORD_TYPE', `\`${file}\` is not an invocation record`);
+    throw invalid('ERR_AUDIT_RECORD_TYPE', 'the invocation is not an invocation record');
   const record: InvocationRecord = parsed;
   if (
     (opts.tool !== undefined && opts.tool !== record.tool) ||
