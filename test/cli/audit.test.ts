@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import { openHome } from '../../src/cli/home.js';
 import {
   homeAuditOrigin,
   AUDIT_VERIFICATION_FAILED_EXIT_CODE,
+  MAX_EXPORT_FILE_LINES,
 } from '../../src/cli/commands/audit.js';
 import { readBytesArgument } from '../../src/cli/input.js';
 import { Purpose, type Identifier } from '../../src/identity/index.js';
@@ -634,6 +636,28 @@ describe('mandate audit', () => {
       code: 'ERR_AUDIT_DECISION_DUPLICATE',
       position: { line: g.records + 1 },
     });
+  }, 60_000);
+
+  it('refuses a --log that is not a regular file or has too many lines, without reading it all', async () => {
+    const fifo = w.h.path('pipe.jsonl');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    for (const file of ['/dev/zero', fifo, w.h.dir]) {
+      for (const argv of [
+        ['verify', '--log', file, '--checkpoint', w.h.path('cp.txt')],
+        ['query', '--log', file],
+      ]) {
+        const r = await w.h.run('audit', ...argv);
+        expect(r.code, `${file}: ${r.stderr}`).not.toBe(0);
+        expect(r.stderr).toMatch(/^error\[ERR_FILE_NOT_REGULAR\]/);
+      }
+    }
+    // Short lines past the line bound: refused before any is parsed.
+    const many = w.h.path('many.jsonl');
+    writeFileSync(many, '{}\n'.repeat(MAX_EXPORT_FILE_LINES + 1));
+    const r = await w.h.run('audit', 'verify', '--log', many, '--checkpoint', w.h.path('cp.txt'));
+    expect(r.stderr).toMatch(/^error\[ERR_INPUT_TOO_LARGE\].*lines/);
+    const q = await w.h.run('audit', 'show', 'abcdef0123', '--log', many);
+    expect(q.stderr).toMatch(/^error\[ERR_INPUT_TOO_LARGE\].*lines/);
   }, 60_000);
 
   it('finds a row edited in the database (its guard trigger dropped) at its line', async () => {

@@ -1,4 +1,13 @@
-import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  existsSync,
+  fstatSync,
+  openSync,
+  readSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import type { Command } from 'commander';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { invalid, notFound } from '../../core/internal.js';
@@ -18,12 +27,11 @@ import {
   noteSignerFromVault,
   noteVerifierKey,
   signRevocationRecord,
-  parseExport,
+  parseExportLine,
   parseNoteVerifierKey,
   verifyCheckpoint,
   verifyInclusion,
   verifyTrail,
-  verifyTrailExport,
   type LogEntryLine,
   type NoteVerifierKey,
   type TrailVerification,
@@ -45,6 +53,8 @@ import { collect } from '../parse.js';
 export const AUDIT_VERIFICATION_FAILED_EXIT_CODE = 13;
 /** Bound on an export file read by `verify`, `show` and `query`. */
 const MAX_EXPORT_FILE_BYTES = 512 * 1024 * 1024;
+/** Bound on its lines (entries): each costs memory beyond its bytes, so short lines are bounded too. */
+export const MAX_EXPORT_FILE_LINES = 2_000_000;
 /** `audit verify`'s code for records past the checkpoint, unless `--allow-uncovered`. */
 const UNCOVERED_CODE = 'ERR_AUDIT_RECORDS_UNCOVERED';
 
@@ -151,24 +161,83 @@ async function homeEntries(home: Home): Promise<LogEntryLine[]> {
   return out;
 }
 
-function readExportText(file: string): string {
+/**
+ * An export file's bytes: a regular file only (a device, a pipe or a directory would be read
+ * without end: `ERR_FILE_NOT_REGULAR`; checked before opening, as opening a pipe blocks), at most
+ * `MAX_EXPORT_FILE_BYTES` (`ERR_INPUT_TOO_LARGE`), and no more than its size when opened.
+ */
+function readExportBytes(file: string): Buffer {
   if (!existsSync(file)) throw notFound('ERR_FILE_NOT_FOUND', `no such file \`${file}\``);
-  if (statSync(file).size > MAX_EXPORT_FILE_BYTES)
-    throw invalid(
-      'ERR_INPUT_TOO_LARGE',
-      `\`${file}\` is larger than ${MAX_EXPORT_FILE_BYTES} bytes`,
-    );
-  return readFileSync(file, 'utf8');
+  const notRegular = () => invalid('ERR_FILE_NOT_REGULAR', `\`${file}\` is not a regular file`);
+  if (!statSync(file).isFile()) throw notRegular();
+  const fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw notRegular();
+    if (stat.size > MAX_EXPORT_FILE_BYTES)
+      throw invalid(
+        'ERR_INPUT_TOO_LARGE',
+        `\`${file}\` is larger than ${MAX_EXPORT_FILE_BYTES} bytes`,
+      );
+    const bytes = Buffer.alloc(stat.size);
+    let at = 0;
+    while (at < bytes.length) {
+      const n = readSync(fd, bytes, at, bytes.length - at, at);
+      if (n === 0) break;
+      at += n;
+    }
+    return bytes.subarray(0, at);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Parses an export file line by line from its bytes (no copy of the whole text, no array of all
+ * lines): its entries, or the first malformed line. More than `MAX_EXPORT_FILE_LINES` lines is
+ * `ERR_INPUT_TOO_LARGE`, checked before anything is parsed.
+ */
+function parseExportFile(
+  file: string,
+):
+  | { readonly ok: true; readonly entries: LogEntryLine[] }
+  | {
+      readonly ok: false;
+      readonly line: number;
+      readonly lines: number;
+      readonly message: string;
+    } {
+  const bytes = readExportBytes(file);
+  let end = bytes.length;
+  if (end > 0 && bytes[end - 1] === 0x0a) end--;
+  let lines = bytes.length === 0 ? 0 : 1;
+  for (let at = bytes.indexOf(0x0a); at >= 0 && at < end; at = bytes.indexOf(0x0a, at + 1))
+    if (++lines > MAX_EXPORT_FILE_LINES)
+      throw invalid(
+        'ERR_INPUT_TOO_LARGE',
+        `\`${file}\` has more than ${MAX_EXPORT_FILE_LINES} lines`,
+      );
+  const entries: LogEntryLine[] = [];
+  let start = 0;
+  for (let line = 1; line <= lines; line++) {
+    let stop = bytes.indexOf(0x0a, start);
+    if (stop < 0 || stop > end) stop = end;
+    const parsed = parseExportLine(bytes.toString('utf8', start, stop));
+    if (!parsed.ok) return { ok: false, line, lines, message: parsed.message };
+    entries.push(parsed.entry);
+    start = stop + 1;
+  }
+  return { ok: true, entries };
 }
 
 function readExportFile(file: string): LogEntryLine[] {
-  const parsed = parseExport(readExportText(file));
+  const parsed = parseExportFile(file);
   if (!parsed.ok)
     throw invalid(
       'ERR_AUDIT_ENTRY_MALFORMED',
       `\`${file}\` line ${parsed.line}: ${parsed.message}`,
     );
-  return [...parsed.entries];
+  return parsed.entries;
 }
 
 /** The authority's checkpoint signer (its credential key, through the vault) and the log origin. */
@@ -366,10 +435,10 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
   let result: TrailVerification;
   let records: number;
   try {
-    const entries = opts.log === undefined ? await homeEntries(home) : undefined;
-    const text = opts.log === undefined ? undefined : readExportText(opts.log);
-    records =
-      entries?.length ?? (text === '' ? 0 : (text ?? '').replace(/\n$/, '').split('\n').length);
+    const parsed = opts.log === undefined ? undefined : parseExportFile(opts.log);
+    const entries =
+      parsed === undefined ? await homeEntries(home) : parsed.ok ? parsed.entries : undefined;
+    records = entries?.length ?? (parsed !== undefined && !parsed.ok ? parsed.lines : 0);
     const checkpoint =
       opts.checkpoint !== undefined
         ? readCheckpointFile(opts.checkpoint, 'checkpoint')
@@ -396,9 +465,16 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
     };
     // A malformed line of a file is a failed verification (with its line), not a usage error.
     result =
-      entries !== undefined
-        ? verifyTrail({ ...common, entries })
-        : verifyTrailExport({ ...common, text: text! });
+      parsed !== undefined && !parsed.ok
+        ? {
+            ok: false,
+            problem: {
+              code: 'ERR_AUDIT_ENTRY_MALFORMED',
+              message: `line ${parsed.line}: ${parsed.message}`,
+              position: { line: parsed.line },
+            },
+          }
+        : verifyTrail({ ...common, entries: entries! });
   } finally {
     home.close();
   }
