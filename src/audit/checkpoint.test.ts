@@ -218,6 +218,11 @@ describe('checkpoints', () => {
     expect(await codeOf(() => verifyCheckpoint(forged, [key]))).toBe(
       'ERR_CHECKPOINT_SIGNATURE_INVALID',
     );
+    // The same signature line twice: a note counts it once, a checkpoint is refused.
+    const sigLine = note.slice(note.lastIndexOf('\n\n') + 2);
+    expect(await codeOf(() => verifyCheckpoint(note + sigLine, [key]))).toBe(
+      'ERR_CHECKPOINT_MALFORMED',
+    );
     const p256 = await vault.generateSigningKey('p256');
     expect(await codeOf(() => noteSignerFromVault(vault, p256, 'x'))).toBe(
       'ERR_CHECKPOINT_KEY_UNSUPPORTED',

@@ -430,6 +430,13 @@ export function verifyCheckpoint(
   options: VerifyCheckpointOptions = {},
 ): VerifiedCheckpoint {
   const opened = openNote(note, verifiers);
+  // A note may repeat a signature (it counts once); a checkpoint, which one log signs, may not.
+  const { signatures } = parseNote(note);
+  const lines = new Set(
+    signatures.map((sig) => `${sig.name} ${sig.keyId} ${toHex(sig.signature)}`),
+  );
+  if (lines.size !== signatures.length)
+    throw invalid('ERR_CHECKPOINT_MALFORMED', 'the checkpoint repeats a signature line');
   const checkpoint = parseCheckpoint(opened.text);
   if (options.origin !== undefined && checkpoint.origin !== options.origin) {
     throw invalid(
