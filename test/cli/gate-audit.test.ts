@@ -192,6 +192,31 @@ describe('mandate gate sign / gate call --invocation', () => {
     expect(r.stderr).toMatch(/^error\[ERR_ARGUMENT_INVALID\]/);
   });
 
+  it('gate sign refuses a signer that is not the chain actor, and integers beyond 2^53 − 1', async () => {
+    const h = await world();
+    const signAs = (as: string, args: string) =>
+      h.run(
+        'gate',
+        'sign',
+        '--as',
+        as,
+        '--chain',
+        h.path('agent.chain'),
+        '--tool',
+        'read_orders',
+        '--args',
+        args,
+        '--out',
+        h.path('x.json'),
+      );
+    const dana = await signAs('dana', '{"order":"o-1"}');
+    expect(dana.stderr).toMatch(/^error\[ERR_CHAIN_PRESENTER_MISMATCH\]/);
+    const big = await signAs('agent', '{"order":"o-1","amount":9007199254740993}');
+    expect(big.stderr).toMatch(/^error\[ERR_GATE_ARGUMENTS_INVALID\]/);
+    const ok = await signAs('agent', '{"order":"o-1","amount":9007199254740991}');
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+
   it('refuses a countersigner that is a party to the call, logging nothing', async () => {
     const h = await world();
     const args = { order: 'o-1' };

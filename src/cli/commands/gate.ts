@@ -7,6 +7,7 @@ import { Gate, ToolCatalog, mandateCedarSchema, type GateDecision } from '../../
 import { EnforcementPoint, StoreBundleSource } from '../../node/index.js';
 import {
   AuditLog,
+  delegationPath,
   EnforcerSigner,
   InvocationSigner,
   fromBase64Url,
@@ -131,11 +132,18 @@ async function issuerOf(home: Home, name: string): Promise<CredentialIssuer> {
 /** `gate sign`: an agent signs one invocation with its credential key. */
 export async function runGateSign(ctx: CliContext, opts: GateSignOptions): Promise<void> {
   const args = parseArgs(opts.args);
+  refuseUnsafeIntegers(args);
   checkOutputFile(opts.out);
   const home = await ctx.openHome();
   try {
     const issuer = await issuerOf(home, opts.as);
     const chain = await readChain(home, opts.chain);
+    const actor = delegationPath(chain)?.at(-1);
+    if (actor !== issuer.identity.identifier)
+      throw invalid(
+        'ERR_CHAIN_PRESENTER_MISMATCH',
+        `\`${opts.as}\` is not the chain's last subject (its actor): it cannot sign a call under it`,
+      );
     const previous =
       opts.previous ?? (await home.store.auditTrail.head(issuer.identity.identifier))?.hash ?? null;
     const signer = new InvocationSigner(home.vault, issuer, previous);
@@ -192,6 +200,25 @@ function parseArgs(text: string): unknown {
   } catch (cause) {
     throw invalid('ERR_GATE_ARGUMENTS_INVALID', '`--args` is not JSON', cause);
   }
+}
+
+/**
+ * Integers beyond ±(2^53 − 1) lose precision in JSON.parse silently: the digest signed would be
+ * of other arguments than written. Refused (`ERR_GATE_ARGUMENTS_INVALID`).
+ */
+function refuseUnsafeIntegers(value: unknown, depth = 0): void {
+  if (depth > 64) return; // the gate bounds depth itself
+  if (typeof value === 'number') {
+    if (Number.isInteger(value) && !Number.isSafeInteger(value))
+      throw invalid(
+        'ERR_GATE_ARGUMENTS_INVALID',
+        '`--args` holds an integer beyond ±(2^53 − 1): its value would change; pass it as a string',
+      );
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+  for (const v of Array.isArray(value) ? value : Object.values(value))
+    refuseUnsafeIntegers(v, depth + 1);
 }
 
 /** The gate's view of one invocation: the verified chain, the deny-set and the home's bundle. */
