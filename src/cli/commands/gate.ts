@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { invalid } from '../../core/internal.js';
+import { forbidden, invalid } from '../../core/internal.js';
 import { isMandateError, MandateError } from '../../core/index.js';
 import { ChainVerifier, type VerifiedChain } from '../../credentials/index.js';
 import { isIdentifier, parseIdentifier, type Identifier } from '../../identity/index.js';
@@ -140,7 +140,7 @@ export async function runGateSign(ctx: CliContext, opts: GateSignOptions): Promi
     const chain = await readChain(home, opts.chain);
     const actor = delegationPath(chain)?.at(-1);
     if (actor !== issuer.identity.identifier)
-      throw invalid(
+      throw forbidden(
         'ERR_CHAIN_PRESENTER_MISMATCH',
         `\`${opts.as}\` is not the chain's last subject (its actor): it cannot sign a call under it`,
       );
