@@ -573,6 +573,19 @@ describe('mandate audit', () => {
       ok: true,
       uncovered: 1,
     });
+    // The older checkpoint given while the home holds a newer one: a note says so.
+    await g.h.ok('audit', 'checkpoint', '--out', g.h.path('old-cp.txt'));
+    await g.h.ok('revoke', 'agent', '--reason', 'retired');
+    await g.h.ok('audit', 'checkpoint');
+    r = await g.h.run(
+      'audit',
+      'verify',
+      '--checkpoint',
+      g.h.path('old-cp.txt'),
+      '--allow-uncovered',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/holds a newer checkpoint \(size \d+\) than the one given/);
   }, 60_000);
 
   it('query marks uncovered calls; a later decision never replaces the first one', async () => {

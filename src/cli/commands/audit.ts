@@ -197,9 +197,7 @@ function readExportBytes(file: string): Buffer {
  * lines): its entries, or the first malformed line. More than `MAX_EXPORT_FILE_LINES` lines is
  * `ERR_INPUT_TOO_LARGE`, checked before anything is parsed.
  */
-function parseExportFile(
-  file: string,
-):
+function parseExportFile(file: string):
   | { readonly ok: true; readonly entries: LogEntryLine[] }
   | {
       readonly ok: false;
@@ -448,6 +446,21 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
         'ERR_AUDIT_CHECKPOINT_NOT_FOUND',
         'this home has no checkpoint yet: run `mandate audit checkpoint` (or give `--checkpoint`)',
       );
+    if (opts.checkpoint !== undefined) {
+      // An older checkpoint given while the home holds a newer one: say so (the newer one covers
+      // more, and the given one may be a rollback).
+      const stored = await home.store.auditLog.latestCheckpoint();
+      let given: number | undefined;
+      try {
+        given = parseCheckpoint(parseNote(checkpoint).text).treeSize;
+      } catch {
+        given = undefined; // verification reports it
+      }
+      if (stored !== undefined && given !== undefined && stored.treeSize > given)
+        ctx.out.note(
+          `note: this home holds a newer checkpoint (size ${stored.treeSize}) than the one given (size ${given}): omit \`--checkpoint\` to verify against it, or give the older one as \`--from\``,
+        );
+    }
     const verifiers =
       opts.key !== undefined && opts.key.length > 0
         ? opts.key.map((k) => parseNoteVerifierKey(k))
