@@ -217,6 +217,23 @@ describe('verifyTrail', () => {
     });
   });
 
+  it('reports two authentic lines swapped and renumbered as reordered, at the first', async () => {
+    const checkpoint = await checkpointOf(records);
+    const swapped = [records[1]!, records[0]!, ...records.slice(2)];
+    const result = verifyTrail({
+      entries: swapped.map((record, index) => ({ index, record })),
+      checkpoint,
+      verifiers,
+      authorities,
+      enforcers: authorities,
+    });
+    expect(result.ok ? undefined : result.problem).toMatchObject({
+      code: 'ERR_AUDIT_RECORD_REORDERED',
+      position: { line: 1, index: 0 },
+      cause: 'ERR_AUDIT_INVOCATION_UNKNOWN',
+    });
+  });
+
   it('never throws on arbitrary text or on lines built around arbitrary records', async () => {
     const checkpoint = await checkpointOf(records);
     const options = { checkpoint, verifiers, authorities, enforcers: authorities };

@@ -194,6 +194,29 @@ export function verifyTrail(options: VerifyTrailOptions): TrailVerification {
               cause: p.code,
             },
           };
+      } else {
+        // No record in the range was altered, yet the root differs: authentic records moved
+        // (swapped and renumbered). An invocation or a link named before it is where.
+        const ordered = checkRecords(options, until);
+        const p = ordered.ok ? undefined : ordered.problem;
+        const line = p?.position.line;
+        if (
+          p !== undefined &&
+          line !== undefined &&
+          line - 1 >= problem.position.index &&
+          line - 1 < until &&
+          (p.code === TrailProblemCode.agentChainMismatch ||
+            p.code === TrailProblemCode.invocationUnknown)
+        )
+          return {
+            ok: false,
+            problem: {
+              code: LogProblemCode.recordReordered,
+              message: `line ${line} is out of order (the records are authentic but were moved and renumbered): ${p.message}`,
+              position: p.position,
+              cause: p.code,
+            },
+          };
       }
     }
     // A log shorter than its checkpoint: if the records show an invocation missing in the middle
