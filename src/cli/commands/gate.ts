@@ -69,7 +69,10 @@ export function registerGateCommands(program: Command, context: () => CliContext
   gate
     .command('call')
     .option('--chain <file>', 'the delegation chain presented (not with --invocation)')
-    .option('--presenter <identity>', 'who presents it: the chain must end with it')
+    .option(
+      '--presenter <identity>',
+      'who presents it: the chain must end with it; a local identity the call is signed as and logged under',
+    )
     .requiredOption('--catalog <file>', 'the tool catalog (JSON)')
     .option('--tool <name>', 'the tool called (with --invocation: the one it names)')
     .option('--server <name>', 'its server (needed when several servers offer the tool)')
@@ -80,7 +83,7 @@ export function registerGateCommands(program: Command, context: () => CliContext
     )
     .option(
       '--as <name>',
-      'with --invocation: the identity that countersigns the decision',
+      'the identity that countersigns the decision (not the agent nor anyone in its chain)',
       DEFAULT_AUTHORITY,
     )
     .description(
