@@ -23,7 +23,12 @@ import {
   TRACE_RECORD_TYPE,
 } from './records.js';
 import { REVOCATION_RECORD_TYPE, verifyRevocationRecord } from './revocation-record.js';
-import { verifyEnforcerRecord, verifyInvocation, type EnforcerRecord } from './verify-records.js';
+import {
+  verifyEnforcerRecord,
+  verifyInvocation,
+  type EnforcerRecord,
+  type VerifiedKeyCache,
+} from './verify-records.js';
 import { LogProblemCode, verifyLog, type LogEntryLine, type LogPosition } from './verify-log.js';
 
 /**
@@ -242,6 +247,10 @@ function checkRecords(options: VerifyTrailOptions, count: number): Checked {
     maxCacheAgeSeconds: Number.MAX_SAFE_INTEGER,
     ...(options.knownIdentities === undefined ? {} : { knownIdentities: options.knownIdentities }),
   });
+  // Each signer's credential key (its attestation) is verified once and reused at the later
+  // records' times while it stays in its window (verify-records.ts, VerifiedKeyCache): one
+  // signature check per record instead of two. Per run, nothing kept across calls.
+  const keys: VerifiedKeyCache = new Map();
   let decisions = 0;
   let revocations = 0;
   let signatures = 0;
@@ -262,6 +271,7 @@ function checkRecords(options: VerifyTrailOptions, count: number): Checked {
         const verified = verifyInvocation(entry.record, {
           authorities: options.authorities,
           chains,
+          keys,
         });
         signatures++;
         const { record } = verified;
@@ -299,6 +309,7 @@ function checkRecords(options: VerifyTrailOptions, count: number): Checked {
       const { record: r } = verifyEnforcerRecord(entry.record, {
         enforcers: options.enforcers,
         authorities: options.authorities,
+        keys,
       });
       signatures++;
       // The enforcement point (and a decision's approver) as revoked then.
