@@ -24,8 +24,8 @@ import {
 } from './records.js';
 import { REVOCATION_RECORD_TYPE, verifyRevocationRecord } from './revocation-record.js';
 import {
-  verifyEnforcerRecord,
-  verifyInvocation,
+  verifyEnforcerRecordHashed,
+  verifyInvocationHashed,
   type EnforcerRecord,
   type VerifiedKeyCache,
 } from './verify-records.js';
@@ -268,11 +268,11 @@ function checkRecords(options: VerifyTrailOptions, count: number): Checked {
         continue;
       }
       if (kind === 'invocation') {
-        const verified = verifyInvocation(entry.record, {
-          authorities: options.authorities,
-          chains,
-          keys,
-        });
+        const verified = verifyInvocationHashed(
+          entry.record,
+          { authorities: options.authorities, chains, keys },
+          hash,
+        );
         signatures++;
         const { record } = verified;
         const agent = record.agent;
@@ -306,11 +306,11 @@ function checkRecords(options: VerifyTrailOptions, count: number): Checked {
       }
       // A record the enforcement point signed; its binding to the invocation it names (earlier
       // in the log) is checked here, from what the invocation's verification kept.
-      const { record: r } = verifyEnforcerRecord(entry.record, {
-        enforcers: options.enforcers,
-        authorities: options.authorities,
-        keys,
-      });
+      const { record: r } = verifyEnforcerRecordHashed(
+        entry.record,
+        { enforcers: options.enforcers, authorities: options.authorities, keys },
+        hash,
+      );
       signatures++;
       // The enforcement point (and a decision's approver) as revoked then.
       const time = recordTime(r);
