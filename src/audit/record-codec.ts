@@ -187,8 +187,10 @@ function nullableHash(v: unknown, what: string): string | null {
   return v === null ? null : hash(v, what);
 }
 
+const IDENTIFIER = /^I[0-9a-f]{64}$/;
+
 function identifier(v: unknown, what: string): Identifier {
-  if (typeof v !== 'string' || !/^I[0-9a-f]{64}$/.test(v)) fail(`\`${what}\` is not an identifier`);
+  if (typeof v !== 'string' || !IDENTIFIER.test(v)) fail(`\`${what}\` is not an identifier`);
   return v as Identifier;
 }
 
