@@ -103,10 +103,10 @@ async function enforce(
       'this call needs a human approval, and this gate records none',
       first,
     );
-  const tool = options.gate.catalog.get(call.tool, call.server)!;
   const bundle = options.bundles.current();
-  if (bundle === undefined || bundle.hash !== first.bundle)
+  if (bundle === undefined || bundle.hash !== first.bundle || bundle.catalog === undefined)
     return denied('bundle', 'ERR_GATE_NO_BUNDLE', 'the bundle changed while deciding', first);
+  const tool = bundle.catalog.get(call.tool, call.server)!;
   const { text, digest } = argumentsDigest(call.args);
   const binding: ApprovalBinding = {
     agent: chain.actor,

@@ -1,6 +1,7 @@
 // The contract between the gates (src/gates) and where their policy bundle comes from (a store,
 // a bus subscription). Types only.
 import type { EvaluablePolicySet } from '../policy/index.js';
+import type { ToolCatalog } from './catalog.js';
 
 /** The bundle in force: verified (signature, trusted issuer, newer than the last) before it gets here. */
 export interface ActiveBundle {
@@ -14,6 +15,12 @@ export interface ActiveBundle {
   readonly createdAt: number;
   /** The bundle's policies, compiled. */
   readonly policySet: EvaluablePolicySet;
+  /**
+   * The tool catalog signed into the bundle (`policy publish --catalog`): the tools the gates
+   * list and decide under it. `undefined`: none is bound, and gates deny every `listTool` and
+   * `callTool` (`ERR_GATE_NO_CATALOG`) rather than trust a catalog given at call time.
+   */
+  readonly catalog?: ToolCatalog | undefined;
 }
 
 /**

@@ -148,8 +148,8 @@ describe('mandate gate and approvals', () => {
       'policy',
       'publish',
       h.path('policies.cedar'),
-      '--schema',
-      h.path('schema.cedarschema'),
+      '--catalog',
+      h.path('catalog.json'),
     );
     const tools = await h.ok<{ tools: { name: string }[]; bundle: string }>(
       'gate',
@@ -322,5 +322,129 @@ describe('mandate gate and approvals', () => {
     );
     expect(missing.stderr).toMatch(/^error\[ERR_APPROVAL_NOT_FOUND\]/);
     expect(missing.code).toBe(6);
+  });
+});
+
+// The outside attacker's commands (docs/threat-model.md, outside-attack holes of issue 10).
+describe('outside-attack holes of the gates', () => {
+  const gateCall = (h: Home, tool: string, args: string, ...more: string[]) =>
+    h.run(
+      'gate',
+      'call',
+      '--chain',
+      h.path('agent.chain'),
+      '--presenter',
+      'agent',
+      '--tool',
+      tool,
+      '--args',
+      args,
+      ...more,
+    );
+
+  it('F1, F3, F8: a hostile input schema is refused at catalog load, naming the tool', async () => {
+    const h = await world();
+    const hostile = {
+      async: { type: 'object', $async: true, properties: { amount: { type: 'integer' } } },
+      backreference: { type: 'object', properties: { s: { type: 'string', pattern: '(a)\\1' } } },
+      self: { type: 'object', $ref: '#' },
+    };
+    for (const [name, inputSchema] of Object.entries(hostile)) {
+      writeFileSync(
+        h.path(`${name}.json`),
+        JSON.stringify([...CATALOG, { name: `t_${name}`, server: 'evil', inputSchema }]),
+      );
+      const published = await h.run(
+        'policy',
+        'publish',
+        h.path('policies.cedar'),
+        '--catalog',
+        h.path(`${name}.json`),
+      );
+      expect(published.code).toBe(3);
+      expect(published.stderr).toMatch(/^error\[ERR_GATE_CATALOG_INVALID\].*`t_/);
+    }
+  });
+
+  it('F3: a catastrophic pattern runs in linear time at the gate', async () => {
+    const h = await world();
+    const tools = CATALOG.map((t) =>
+      t.name === 'read_orders'
+        ? {
+            ...t,
+            inputSchema: {
+              type: 'object',
+              properties: { order: { type: 'string', pattern: '^(a+)+$' } },
+              required: ['order'],
+            },
+          }
+        : t,
+    );
+    writeFileSync(h.path('catalog.json'), JSON.stringify(tools));
+    await h.ok('policy', 'publish', h.path('policies.cedar'), '--catalog', h.path('catalog.json'));
+    const started = Date.now();
+    const r = await gateCall(h, 'read_orders', JSON.stringify({ order: `${'a'.repeat(16_000)}!` }));
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(json(r)).toMatchObject({
+      decision: 'deny',
+      lock: 'schema',
+      code: 'ERR_GATE_ARGUMENTS_INVALID',
+    });
+  });
+
+  it('F2: the catalog is the signed bundle’s; a retyped or relabelled one at call time is denied', async () => {
+    const h = await world();
+    writeFileSync(
+      h.path('forbid.cedar'),
+      `${POLICIES}\n@id("no-big")\nforbid(principal, action == Action::"callTool", resource)\n  when { context.args has amount && context.args.amount > 100 };\n`,
+    );
+    await h.ok('policy', 'publish', h.path('forbid.cedar'), '--catalog', h.path('catalog.json'));
+    const args = JSON.stringify({ order: 'o-1', amount: 150 });
+    // Without --catalog: the bundle's catalog; the forbid fires.
+    expect(json(await gateCall(h, 'issue_refund', args))).toMatchObject({
+      decision: 'deny',
+      lock: 'policy',
+      policies: ['no-big'],
+    });
+    const retyped = CATALOG.map((t) =>
+      t.name === 'issue_refund'
+        ? {
+            ...t,
+            inputSchema: {
+              type: 'object',
+              properties: { order: { type: 'string' }, amount: { type: 'number' } },
+            },
+          }
+        : t,
+    );
+    const relabelled = CATALOG.map((t) =>
+      t.name === 'issue_refund' ? { ...t, server: 'sandbox' } : t,
+    );
+    for (const [name, tools] of [
+      ['retyped', retyped],
+      ['relabelled', relabelled],
+    ] as const) {
+      writeFileSync(h.path(`${name}.json`), JSON.stringify(tools));
+      const r = await gateCall(h, 'issue_refund', args, '--catalog', h.path(`${name}.json`));
+      expect(r.code).toBe(5);
+      expect(json(r)).toMatchObject({
+        decision: 'deny',
+        lock: 'bundle',
+        code: 'ERR_GATE_CATALOG_MISMATCH',
+      });
+    }
+    // A bundle published without a catalog lists and decides nothing.
+    const plain = await h.run(
+      'policy',
+      'publish',
+      h.path('policies.cedar'),
+      '--schema',
+      h.path('schema.cedarschema'),
+    );
+    expect(plain.code).toBe(0);
+    expect(json(await gateCall(h, 'read_orders', '{"order":"o-1"}'))).toMatchObject({
+      decision: 'deny',
+      code: 'ERR_GATE_NO_CATALOG',
+    });
   });
 });

@@ -31,7 +31,7 @@ const CLI_BUNDLE_STALENESS_SECONDS = 60;
 interface GateCommonOptions {
   chain: string;
   presenter: string;
-  catalog: string;
+  catalog?: string;
 }
 
 export function registerGateCommands(program: Command, context: () => CliContext): void {
@@ -42,11 +42,13 @@ export function registerGateCommands(program: Command, context: () => CliContext
     .command('tools')
     .requiredOption('--chain <file>', 'the delegation chain presented')
     .requiredOption('--presenter <identity>', 'who presents it: the chain must end with it')
-    .requiredOption(
+    .option(
       '--catalog <file>',
-      'the tool catalog: JSON [{name, server, description, inputSchema}]',
+      "optional: the tool catalog you expect (JSON [{name, server, description, inputSchema}]); it must be the bundle's",
     )
-    .description("gate 1: the catalog's tools this chain may see under this home's policy bundle")
+    .description(
+      "gate 1: the bundle catalog's tools this chain may see under this home's policy bundle",
+    )
     .action((opts: GateCommonOptions) => runGateTools(context(), opts));
   gate
     .command('schema')
@@ -61,7 +63,7 @@ export function registerGateCommands(program: Command, context: () => CliContext
     .command('call')
     .requiredOption('--chain <file>', 'the delegation chain presented')
     .requiredOption('--presenter <identity>', 'who presents it: the chain must end with it')
-    .requiredOption('--catalog <file>', 'the tool catalog (JSON)')
+    .option('--catalog <file>', "optional: the tool catalog you expect; it must be the bundle's")
     .requiredOption('--tool <name>', 'the tool called')
     .option('--server <name>', 'its server (needed when several servers offer the tool)')
     .requiredOption('--args <json>', 'the arguments: a JSON object')
@@ -120,7 +122,7 @@ async function withGate<T>(
     now: number;
   }) => Promise<T>,
 ): Promise<T> {
-  const catalog = readCatalog(opts.catalog);
+  const catalog = opts.catalog === undefined ? undefined : readCatalog(opts.catalog);
   const home = await ctx.openHome();
   try {
     const now = ctx.clock.nowSeconds();
@@ -143,7 +145,11 @@ async function withGate<T>(
       clock: ctx.clock,
     });
     try {
-      const gate = new Gate({ catalog, bundles, denySet: checks.denySet });
+      const gate = new Gate({
+        ...(catalog === undefined ? {} : { catalog }),
+        bundles,
+        denySet: checks.denySet,
+      });
       return await work({ home, chain, gate, bundles, denySet: checks.denySet, now });
     } finally {
       await bundles.stop();
@@ -169,6 +175,12 @@ export async function runGateTools(ctx: CliContext, opts: GateCommonOptions): Pr
     const bundle = safeCurrent(bundles);
     if (bundle === undefined)
       ctx.out.note('note: no policy bundle is in force on this home: no tool is shown');
+    else if (bundle.catalog === undefined)
+      ctx.out.note(
+        'note: the bundle in force binds no tool catalog (publish it with `--catalog`): no tool is shown',
+      );
+    else if (gate.catalog !== undefined && gate.catalog.digest !== bundle.catalog.digest)
+      ctx.out.note("note: `--catalog` is not the bundle's catalog: no tool is shown");
     ctx.out.result({ agent: chain.actor, bundle: bundle?.hash ?? null, tools }, () =>
       tools.length === 0
         ? `no tools for ${chain.actor}`
