@@ -392,6 +392,29 @@ describe('outside-attack holes of the gates', () => {
     });
   });
 
+  it('F4: a key given twice in --args is refused at every depth, not resolved', async () => {
+    const h = await world();
+    await h.ok('policy', 'publish', h.path('policies.cedar'), '--catalog', h.path('catalog.json'));
+    for (const args of [
+      '{"order":"o-1","amount":450,"amount":1}',
+      '{"order":"o-1","amount":1,"amount":450}',
+      '{"order":"o-1","amount":1,"note":"x","\\u006eote":"y"}',
+    ]) {
+      const r = await gateCall(h, 'issue_refund', args);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/^error\[ERR_GATE_ARGUMENTS_INVALID\].*twice/);
+    }
+    const nested = await gateCall(
+      h,
+      'deploy',
+      '{"service":"api","environment":"dev","region":"eu-west-1","tags":[],"x":{"a":1,"a":2}}',
+    );
+    expect(nested.stderr).toMatch(/^error\[ERR_GATE_ARGUMENTS_INVALID\]/);
+    expect(json(await gateCall(h, 'issue_refund', '{"order":"o-1","amount":10}'))).toMatchObject({
+      decision: 'allow',
+    });
+  });
+
   it('F2: the catalog is the signed bundle’s; a retyped or relabelled one at call time is denied', async () => {
     const h = await world();
     writeFileSync(

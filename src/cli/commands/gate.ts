@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { invalid } from '../../core/internal.js';
+import { parseJsonNoDuplicateKeys } from '../../encoding/index.js';
 import { isMandateError, MandateError } from '../../core/index.js';
 import { ChainVerifier, type VerifiedChain } from '../../credentials/index.js';
 import { isIdentifier, parseIdentifier, type Identifier } from '../../identity/index.js';
@@ -7,6 +7,7 @@ import {
   Gate,
   ToolCatalog,
   enforceCall,
+  parseToolArguments,
   mandateCedarSchema,
   type GateDecision,
 } from '../../gates/index.js';
@@ -23,8 +24,6 @@ import { readTextArgument } from '../input.js';
  */
 export const APPROVAL_REQUIRED_EXIT_CODE = 12;
 
-/** `--args` is bounded before it is parsed (the gate bounds its depth and size again). */
-const MAX_ARGS_CHARS = 256 * 1024;
 /** How long a one-shot command accepts the home's latest bundle without a newer read. */
 const CLI_BUNDLE_STALENESS_SECONDS = 60;
 
@@ -87,26 +86,14 @@ async function resolveIdentifier(home: Home, ref: string): Promise<Identifier> {
 
 function readCatalog(file: string): ToolCatalog {
   const text = readTextArgument(file, 'catalog');
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (cause) {
-    throw invalid('ERR_GATE_CATALOG_INVALID', `catalog \`${file}\` is not JSON`, cause);
-  }
+  // No key twice in one object: `"type":"integer","type":"number"` has no one meaning.
+  const value = parseJsonNoDuplicateKeys(text, 'ERR_GATE_CATALOG_INVALID', `catalog \`${file}\``);
   return ToolCatalog.fromJson(value);
 }
 
+/** `--args`: bounded, JSON, no key twice in one object (parseToolArguments). */
 function parseArgs(text: string): unknown {
-  if (text.length > MAX_ARGS_CHARS)
-    throw invalid(
-      'ERR_GATE_ARGUMENTS_TOO_LARGE',
-      `\`--args\` is longer than ${MAX_ARGS_CHARS} characters`,
-    );
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (cause) {
-    throw invalid('ERR_GATE_ARGUMENTS_INVALID', '`--args` is not JSON', cause);
-  }
+  return parseToolArguments(text);
 }
 
 /** The gate's view of one invocation: the verified chain, the deny-set and the home's bundle. */

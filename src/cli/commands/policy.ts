@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { parseJsonNoDuplicateKeys } from '../../encoding/index.js';
 import { invalid, notFound } from '../../core/internal.js';
 import { isMandateError } from '../../core/index.js';
 import { escapeControlCharacters } from '../../encoding/index.js';
@@ -153,12 +154,8 @@ function schemaOf(opts: SchemaOption): {
 /** The tools of a catalog file (JSON `[…]` or `{"tools": […]}`), checked as the gates check them. */
 function readCatalog(file: string) {
   const text = readTextArgument(file, 'catalog');
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (cause) {
-    throw invalid('ERR_GATE_CATALOG_INVALID', `catalog \`${file}\` is not JSON`, cause);
-  }
+  // No key twice in one object: `"type":"integer","type":"number"` has no one meaning.
+  const value = parseJsonNoDuplicateKeys(text, 'ERR_GATE_CATALOG_INVALID', `catalog \`${file}\``);
   return ToolCatalog.fromJson(value);
 }
 
