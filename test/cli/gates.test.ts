@@ -415,6 +415,66 @@ describe('outside-attack holes of the gates', () => {
     });
   });
 
+  it('F5: an authority trusted for one identity (ticket redeem) makes no chain or approver at the gates', async () => {
+    const h = await world();
+    await h.ok('policy', 'publish', h.path('policies.cedar'), '--catalog', h.path('catalog.json'));
+    await h.ok('identity', 'create', '--name', 'foreign');
+    const { ticket } = await h.ok<{ ticket: string }>(
+      'ticket',
+      'create',
+      '--authority',
+      'foreign',
+      '--attr',
+      'tools=read_orders,issue_refund',
+      '--attr',
+      'human=true',
+    );
+    await h.ok('ticket', 'redeem', ticket, '--name', 'member', '--out', h.path('member.chain'));
+    // The scoped anchor still serves the member's own verification …
+    expect(
+      await h.ok('chain', 'verify', h.path('member.chain'), '--presenter', 'member'),
+    ).toMatchObject({ valid: true });
+    // … but not this home's gates: the foreign authority is not a home-wide anchor.
+    const r = await h.run(
+      'gate',
+      'call',
+      '--chain',
+      h.path('member.chain'),
+      '--presenter',
+      'member',
+      '--tool',
+      'read_orders',
+      '--args',
+      '{"order":"o-1"}',
+    );
+    expect(r.code).toBe(5);
+    expect(json(r)).toMatchObject({
+      decision: 'deny',
+      lock: 'chain',
+      code: 'ERR_CREDENTIAL_UNTRUSTED_ISSUER',
+    });
+    // Nor may the member answer an approval.
+    const waiting = await gateCall(h, 'issue_refund', '{"order":"o-2","amount":300}');
+    expect(waiting.code).toBe(12);
+    const id = (json(waiting) as { approval: string }).approval;
+    const answer = await h.run(
+      'approvals',
+      'deny',
+      id,
+      '--as',
+      'member',
+      '--credential',
+      h.path('member.chain'),
+      '--reason',
+      'no',
+    );
+    expect(answer.code).not.toBe(0);
+    expect(answer.stderr).toMatch(/^error\[ERR_CREDENTIAL_UNTRUSTED_ISSUER\]/);
+    expect(
+      (await h.ok<{ approvals: { status: string }[] }>('approvals', 'list')).approvals[0],
+    ).toMatchObject({ status: 'pending' });
+  });
+
   it('F2: the catalog is the signed bundle’s; a retyped or relabelled one at call time is denied', async () => {
     const h = await world();
     writeFileSync(

@@ -115,7 +115,9 @@ async function withGate<T>(
     const now = ctx.clock.nowSeconds();
     const bytes = await readChain(home, opts.chain);
     const presenter = await resolveIdentifier(home, opts.presenter);
-    const checks = await verification(home, now, bytes, presenter);
+    // Only the home-wide trust anchors: an authority trusted for one identity (a scoped anchor,
+    // from `ticket redeem`) vouches for that identity's own channels, never at this home's gates.
+    const checks = await verification(home, now, bytes);
     // A chain that does not verify (expired, revoked, another presenter) is the chain lock's
     // refusal: `gate call` answers it as a decision, `gate tools` with an empty list.
     let chain: VerifiedChain | MandateError;
