@@ -162,6 +162,19 @@ describe('mandate policy validate', () => {
     );
   });
 
+  it('refuses hostile Cedar text with a typed error, and keeps working (outside-attack hole F7)', async () => {
+    const files = dir();
+    const home = dir();
+    const P = 'permit(principal, action, resource) when { ';
+    const hostile = {
+      'parens.cedar': `${P}${'('.repeat(20_000)}true${')'.repeat(20_000)} };`,
+      'ands.cedar': `${P}${Array<string>(5000).fill('true').join(' && ')} };`,
+    };
+    for (const [name, text] of Object.entries(hostile))
+      await fails(home, 'ERR_POLICY_TOO_COMPLEX', 3, 'policy', 'validate', file(files, name, text));
+    await ok(home, 'policy', 'validate', file(files, 'fine.cedar', `${P}true };`));
+  });
+
   it('refuses what does not parse, validate or compile, naming why', async () => {
     const files = dir();
     const home = dir();
