@@ -71,7 +71,7 @@ export function engine<T>(work: (cedar: CedarWasm) => T): T {
     return work(cedarWasm());
   } catch (cause) {
     loaded = undefined;
-    delete requireCjs.cache[requireCjs.resolve(CEDAR_WASM)];
+    Reflect.deleteProperty(requireCjs.cache, requireCjs.resolve(CEDAR_WASM));
     throw internal(
       'ERR_POLICY_ENGINE_FAILED',
       `the Cedar engine failed on this input (${cause instanceof Error ? cause.name : 'error'}): it was reloaded`,
