@@ -28,6 +28,12 @@ export interface EnforcementOptions {
   readonly callsPerMinute?: number;
   /** How long an approval request stays answerable and, once approved, usable (default 900 s). */
   readonly approvalTtlSeconds?: number;
+  /**
+   * Most pending, unexpired approval requests one agent may have (default 20): past it a call that
+   * needs a person is denied (`ERR_GATE_APPROVALS_PENDING_LIMIT`), so an agent cannot flood the
+   * humans' queue.
+   */
+  readonly maxPendingApprovals?: number;
   /** Checked for the approver when an approval is used. */
   readonly denySet?: DenySet;
   /**
@@ -38,6 +44,7 @@ export interface EnforcementOptions {
 }
 
 const DEFAULT_APPROVAL_TTL_SECONDS = 900;
+const DEFAULT_MAX_PENDING_APPROVALS = 20;
 
 function denied(
   lock: GateLock,
@@ -117,6 +124,14 @@ async function enforce(
   };
   const latest = await approvals.findOpen(binding, nowSeconds);
   if (latest === undefined) {
+    const cap = options.maxPendingApprovals ?? DEFAULT_MAX_PENDING_APPROVALS;
+    if ((await approvals.countPending(chain.actor, nowSeconds)) >= cap)
+      return denied(
+        'approval',
+        'ERR_GATE_APPROVALS_PENDING_LIMIT',
+        `this agent already has ${cap} approval requests waiting for a person`,
+        first,
+      );
     const record: ApprovalRecord = {
       ...binding,
       id: newApprovalId(),
