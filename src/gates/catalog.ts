@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import type { ToolDescriptor } from './types.js';
+import type { ToolDescriptor } from './tool-descriptor.js';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { isMandateError } from '../core/index.js';
 import { invalid } from '../core/internal.js';

@@ -33,11 +33,4 @@ export interface BundleSource {
   current(): ActiveBundle | undefined;
 }
 
-/** A tool as an MCP server lists it: name, server, description and the JSON Schema of its inputs. */
-export interface ToolDescriptor {
-  readonly name: string;
-  readonly server: string;
-  readonly description?: string;
-  /** A JSON Schema (draft 2020-12 keywords as ajv 8 knows them) of the argument object. */
-  readonly inputSchema: Readonly<Record<string, unknown>>;
-}
+export type { ToolDescriptor } from './tool-descriptor.js';
