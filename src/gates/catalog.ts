@@ -56,6 +56,9 @@ function ajv(): InstanceType<AjvClass> {
     validateSchema: true,
     // Patterns run on agent-supplied strings: a linear-time engine, never a backtracking one.
     code: { regExp: linearRegExp },
+    // No format is registered (a format is a regular expression or code of its own): `format`
+    // constrains nothing, silently, rather than ajv warning on stderr for each unknown one.
+    validateFormats: false,
   });
   return ajvInstance;
 }

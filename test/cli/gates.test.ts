@@ -482,6 +482,9 @@ describe('outside-attack holes of the gates', () => {
       `${POLICIES}\n@id("no-big")\nforbid(principal, action == Action::"callTool", resource)\n  when { context.args has amount && context.args.amount > 100 };\n`,
     );
     await h.ok('policy', 'publish', h.path('forbid.cedar'), '--catalog', h.path('catalog.json'));
+    const shown = await h.ok<{ catalog: { digest: string; tools: string[] } }>('policy', 'show');
+    expect(shown.catalog.tools).toContain('orders/issue_refund');
+    expect(shown.catalog.digest).toMatch(/^[0-9a-f]{64}$/);
     const args = JSON.stringify({ order: 'o-1', amount: 150 });
     // Without --catalog: the bundle's catalog; the forbid fires.
     expect(json(await gateCall(h, 'issue_refund', args))).toMatchObject({

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ToolCatalog } from '../../src/gates/index.js';
 import type { ToolDescriptor } from '../../src/gates/index.js';
 
@@ -63,6 +63,16 @@ describe('input schema safety', () => {
     ]).get('t')!;
     expect(t.validate({ s: 'x123-é' })).toBe(true);
     expect(t.validate({ s: '12-é' })).toBe(false);
+  });
+
+  it('F3: `format` runs no regular expression (none is registered) and warns nothing', () => {
+    const warn = vi.spyOn(console, 'warn');
+    const t = new ToolCatalog([
+      tool({ type: 'object', properties: { e: { type: 'string', format: 'email' } } }),
+    ]).get('t')!;
+    expect(t.validate({ e: `${'a'.repeat(10_000)}!` })).toBe(true);
+    expect(warn).not.toHaveBeenCalled();
+    warn.mockRestore();
   });
 
   it('F3: refuses patterns RE2 cannot express (backreferences, lookaround) at catalog load', () => {
