@@ -8,7 +8,7 @@ import { invalid } from '../core/internal.js';
 /** Deepest nesting of `(`, `[` and `{` in a policy set (of `(`, `[`, `{`, `<` in a schema). */
 export const MAX_CEDAR_NESTING = 32;
 /** Most operators in one policy (`&&`, `||`, comparisons, arithmetic, `.`, `!`, `in`, `if`, …). */
-export const MAX_POLICY_OPERATORS = 256;
+export const MAX_POLICY_OPERATORS = 1024;
 
 const WORD_OPERATORS = new Set(['in', 'has', 'like', 'is', 'if', 'then', 'else']);
 
