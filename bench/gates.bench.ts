@@ -117,14 +117,16 @@ export async function gateBenchmarks(): Promise<TableRow[]> {
   const chain = chains[0]!;
   const text = policies(100);
   const schema = mandateCedarSchema({ tools });
+  const toolCatalog = new ToolCatalog(tools);
+  // The bundle binds the catalog (docs/spec/policy.md §2): the gates decide over its tools.
   const bundle: ActiveBundle = {
     version: 1,
     hash: 'bench',
     issuer: w.authority.identity.identifier,
     createdAt: GATE_NOW,
     policySet: compilePolicySet({ policies: text, schema }),
+    catalog: toolCatalog,
   };
-  const toolCatalog = new ToolCatalog(tools);
   const gate = new Gate({
     catalog: toolCatalog,
     bundles: { current: () => bundle },

@@ -187,8 +187,10 @@ function nullableHash(v: unknown, what: string): string | null {
   return v === null ? null : hash(v, what);
 }
 
+const IDENTIFIER = /^I[0-9a-f]{64}$/;
+
 function identifier(v: unknown, what: string): Identifier {
-  if (typeof v !== 'string' || !/^I[0-9a-f]{64}$/.test(v)) fail(`\`${what}\` is not an identifier`);
+  if (typeof v !== 'string' || !IDENTIFIER.test(v)) fail(`\`${what}\` is not an identifier`);
   return v as Identifier;
 }
 
@@ -214,18 +216,30 @@ function signature(v: unknown): RecordSignature {
 }
 
 // Chains and attestations repeat from record to record: a string checked once as canonical
-// base64url of at most MAX_BLOB_BYTES is not decoded again (the check is a function of the string).
-const checkedBlobs = new Set<string>();
+// base64url of at most MAX_BLOB_BYTES is not decoded again (the check and the bytes are a
+// function of the string); its bytes are kept for blobBytes.
+const checkedBlobs = new Map<string, Uint8Array>();
+
+/**
+ * The bytes of a record's base64url member (a chain, an attestation), checked as fromBase64Url
+ * does: a long string seen before is not decoded again. A fresh copy each call.
+ */
+export function blobBytes(v: unknown, what: string): Uint8Array {
+  const known = typeof v === 'string' ? checkedBlobs.get(v) : undefined;
+  if (known !== undefined) return known.slice();
+  const t = text(v, what, Math.ceil((MAX_BLOB_BYTES * 4) / 3) + 4);
+  const bytes = fromBase64Url(t, what);
+  if (t.length >= LONG_STRING_CHARS) {
+    if (checkedBlobs.size >= LONG_STRINGS_KEPT) checkedBlobs.clear();
+    checkedBlobs.set(t, bytes.slice());
+  }
+  return bytes;
+}
 
 function blob(v: unknown, what: string): string {
   if (typeof v === 'string' && checkedBlobs.has(v)) return v;
-  const t = text(v, what, Math.ceil((MAX_BLOB_BYTES * 4) / 3) + 4);
-  fromBase64Url(t, what);
-  if (t.length >= LONG_STRING_CHARS) {
-    if (checkedBlobs.size >= LONG_STRINGS_KEPT) checkedBlobs.clear();
-    checkedBlobs.add(t);
-  }
-  return t;
+  blobBytes(v, what);
+  return v as string;
 }
 
 function report(v: unknown): InvocationReport {

@@ -16,7 +16,13 @@ import {
   verifyCredentialKeySignature,
   type CredentialKeySignature,
 } from '../credentials/internal.js';
-import { auditRecordHash, fromBase64Url, jsonDigest, readAuditRecord } from './record-codec.js';
+import {
+  auditRecordHash,
+  blobBytes,
+  fromBase64Url,
+  jsonDigest,
+  readAuditRecord,
+} from './record-codec.js';
 import { verifyChangeSignature } from '../identity/internal.js';
 import { Purpose, type VerifiedPurposeKey } from '../identity/index.js';
 import type { ErrorCode } from '../core/index.js';
@@ -161,11 +167,20 @@ export function verifyInvocation(
   bytes: Uint8Array,
   options: VerifyInvocationOptions,
 ): VerifiedInvocation {
+  return verifyInvocationHashed(bytes, options, auditRecordHash(bytes));
+}
+
+/** verifyInvocation for a caller that already took `hash`, the hex SHA-256 of `bytes`. */
+export function verifyInvocationHashed(
+  bytes: Uint8Array,
+  options: VerifyInvocationOptions,
+  hash: RecordHash,
+): VerifiedInvocation {
   const { record, signingBytes } = readAuditRecord(bytes);
   if (record.type !== INVOCATION_RECORD_TYPE)
     throw invalid('ERR_AUDIT_RECORD_TYPE', `expected an invocation record, got \`${record.type}\``);
   const now = options.nowSeconds ?? record.issuedAt;
-  const chainBytes = fromBase64Url(record.chain, 'chain');
+  const chainBytes = blobBytes(record.chain, 'chain');
   const chain =
     options.chains !== undefined
       ? options.chains.verify(chainBytes, { nowSeconds: now, presenter: record.agent })
@@ -200,15 +215,7 @@ export function verifyInvocation(
     { untrusted: 'ERR_AUDIT_SIGNER_MISMATCH', signature: 'ERR_AUDIT_SIGNATURE_INVALID' },
     'invocation',
   );
-  return new VerifiedInvocation(
-    issued,
-    bytes,
-    record,
-    auditRecordHash(bytes),
-    chain,
-    chainBytes,
-    signer,
-  );
+  return new VerifiedInvocation(issued, bytes, record, hash, chain, chainBytes, signer);
 }
 
 /** A record the enforcement point signs. */
@@ -341,6 +348,15 @@ export function verifyEnforcerRecord(
   bytes: Uint8Array,
   options: VerifyEnforcerRecordOptions,
 ): VerifiedEnforcerRecord {
+  return verifyEnforcerRecordHashed(bytes, options, auditRecordHash(bytes));
+}
+
+/** verifyEnforcerRecord for a caller that already took `hash`, the hex SHA-256 of `bytes`. */
+export function verifyEnforcerRecordHashed(
+  bytes: Uint8Array,
+  options: VerifyEnforcerRecordOptions,
+  hash: RecordHash,
+): VerifiedEnforcerRecord {
   const { record, signingBytes } = readAuditRecord(bytes);
   if (record.type === INVOCATION_RECORD_TYPE)
     throw invalid('ERR_AUDIT_RECORD_TYPE', 'an invocation is signed by its agent, not an enforcer');
@@ -379,5 +395,5 @@ export function verifyEnforcerRecord(
       mismatch('the disclosed arguments do not match the invocation digest');
     checkApproval(record, invocation, options);
   }
-  return new VerifiedEnforcerRecord(issued, bytes, record, auditRecordHash(bytes), signer);
+  return new VerifiedEnforcerRecord(issued, bytes, record, hash, signer);
 }

@@ -12,6 +12,11 @@ import {
 import { formatExportLine, parseExport } from './export.js';
 import { CompactRange, hashLeaf } from './merkle.js';
 import { verifyTrail, verifyTrailExport } from './verify-trail.js';
+import { encodeSignedRecord, toBase64Url } from './record-codec.js';
+import { sha256 } from '../crypto/index.js';
+import { fromHex } from '../encoding/index.js';
+import { decodePurposeKeyAttestation } from '../identity/internal.js';
+import { delegationGolden } from '../../test/vectors/audit-records-golden.js';
 
 // verifyTrail over A2's golden records (an invocation, its decision, outcome and lease, the next
 // invocation, its escalation and the decision trace): every single-line tamper is caught.
@@ -293,5 +298,41 @@ describe('verifyTrail', () => {
       });
       expect(r.ok).toBe(false);
     }
+  });
+  it('checks each record at its own time through the key cache: a key cached earlier does not carry past its window', async () => {
+    // The golden enforcer (the authority) signs by hand one more record at `at` (its signer
+    // would refuse an expired key): inside the attestation's window the trail verifies; past it,
+    // though the same key verified (and was cached) for the earlier records, it fails there.
+    const seed = ed25519KeyPairFromSeed(
+      fromHex(delegationGolden.identities.authority.credentialKeySeed),
+    );
+    const { expiresAt } = decodePurposeKeyAttestation(authority.issuer.credentialKeyAttestation);
+    // An outcome (a second decision for the invocation would be ERR_AUDIT_DECISION_DUPLICATE).
+    const outcome = JSON.parse(golden.outcome!.text) as Record<string, unknown>;
+    const trailWith = async (at: number) => {
+      const body: Record<string, unknown> = { ...outcome, completedAt: at };
+      delete body.signature;
+      const { text: signed } = await encodeSignedRecord(body, (bytes) =>
+        Promise.resolve({
+          keyType: 'ed25519' as const,
+          value: toBase64Url(signEd25519(seed.secretKey, sha256(bytes))),
+        }),
+      );
+      const list = [...records, utf8.encode(signed)];
+      return verifyTrailExport({
+        text: list.map((r, i) => formatExportLine(i, r)).join('\n') + '\n',
+        checkpoint: await checkpointOf(list),
+        verifiers,
+        authorities,
+        enforcers: authorities,
+      });
+    };
+    const inside = await trailWith(expiresAt);
+    expect(inside.ok, JSON.stringify(inside)).toBe(true);
+    const past = await trailWith(expiresAt + 1);
+    expect(past.ok ? undefined : past.problem).toMatchObject({
+      code: 'ERR_PURPOSE_KEY_EXPIRED',
+      position: { line: records.length + 1, index: records.length },
+    });
   });
 });

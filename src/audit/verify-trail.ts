@@ -23,7 +23,12 @@ import {
   TRACE_RECORD_TYPE,
 } from './records.js';
 import { REVOCATION_RECORD_TYPE, verifyRevocationRecord } from './revocation-record.js';
-import { verifyEnforcerRecord, verifyInvocation, type EnforcerRecord } from './verify-records.js';
+import {
+  verifyEnforcerRecordHashed,
+  verifyInvocationHashed,
+  type EnforcerRecord,
+  type VerifiedKeyCache,
+} from './verify-records.js';
 import { LogProblemCode, verifyLog, type LogEntryLine, type LogPosition } from './verify-log.js';
 
 /**
@@ -288,6 +293,10 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
     maxCacheAgeSeconds: Number.MAX_SAFE_INTEGER,
     ...(options.knownIdentities === undefined ? {} : { knownIdentities: options.knownIdentities }),
   });
+  // Each signer's credential key (its attestation) is verified once and reused at the later
+  // records' times while it stays in its window (verify-records.ts, VerifiedKeyCache): one
+  // signature check per record instead of two. Per run, nothing kept across calls.
+  const keys: VerifiedKeyCache = new Map();
   let decisions = 0;
   const decided = new Map<string, number>();
   let revocations = 0;
@@ -306,10 +315,11 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
         continue;
       }
       if (kind === 'invocation') {
-        const verified = verifyInvocation(entry.record, {
-          authorities: options.authorities,
-          chains,
-        });
+        const verified = verifyInvocationHashed(
+          entry.record,
+          { authorities: options.authorities, chains, keys },
+          hash,
+        );
         signatures++;
         const { record } = verified;
         const agent = record.agent;
@@ -343,10 +353,11 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
       }
       // A record the enforcement point signed; its binding to the invocation it names (earlier
       // in the log) is checked here, from what the invocation's verification kept.
-      const { record: r } = verifyEnforcerRecord(entry.record, {
-        enforcers: options.enforcers,
-        authorities: options.authorities,
-      });
+      const { record: r } = verifyEnforcerRecordHashed(
+        entry.record,
+        { enforcers: options.enforcers, authorities: options.authorities, keys },
+        hash,
+      );
       signatures++;
       // The enforcement point (and a decision's approver) as revoked then.
       const time = recordTime(r);

@@ -1,6 +1,7 @@
 export { toHex, fromHex, bytesEqual, concatBytes } from './hex.js';
 export { hasControlCharacters, escapeControlCharacters } from './text.js';
 export { canonicalizeJson } from './jcs.js';
+export { parseJsonNoDuplicateKeys } from './json-strict.js';
 export {
   decodeCbor,
   encodeCbor,

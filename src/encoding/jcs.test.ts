@@ -57,4 +57,18 @@ describe('canonicalizeJson (RFC 8785)', () => {
       { numRuns: 300, seed: 8785 },
     );
   });
+  it('property: strings (printable ASCII ones take a shortcut) are written as JSON.stringify writes them', () => {
+    const ascii = fc.string({
+      unit: fc.integer({ min: 0, max: 0x7f }).map((c) => String.fromCharCode(c)),
+    });
+    fc.assert(
+      fc.property(fc.oneof(ascii, fc.string({ unit: 'grapheme' })), (s) => {
+        expect(canonicalizeJson(s)).toBe(JSON.stringify(s));
+        expect(canonicalizeJson({ [s]: s })).toBe(`{${JSON.stringify(s)}:${JSON.stringify(s)}}`);
+      }),
+      { numRuns: 500, seed: 8785 },
+    );
+    for (const s of ['', 'a"b', 'a\\b', 'tab\there', '\u007f', 'base64url_-09AZaz'])
+      expect(canonicalizeJson(s)).toBe(JSON.stringify(s));
+  });
 });

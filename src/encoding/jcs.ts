@@ -26,7 +26,15 @@ function fail(why: string): never {
   throw invalid('ERR_JCS_INVALID', why);
 }
 
+// Printable ASCII without `"` and `\`: JSON.stringify writes such a string as it is, quoted, and
+// it holds no surrogate (the common case: names, hex, base64url).
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
 function writeString(text: string, parts: string[]): void {
+  if (PLAIN.test(text)) {
+    parts.push(`"${text}"`);
+    return;
+  }
   if (LONE_SURROGATE.test(text)) fail('a string holds a lone surrogate');
   parts.push(JSON.stringify(text));
 }

@@ -79,6 +79,8 @@ export interface ApprovalRepository {
   get(id: string): Promise<ApprovalRecord | undefined>;
   /** The newest request for exactly this binding that is pending, approved or denied and not expired (used ones are closed). */
   findOpen(binding: ApprovalBinding, nowSeconds: number): Promise<ApprovalRecord | undefined>;
+  /** How many requests of this agent are pending and not expired (the cap on an agent's asks). */
+  countPending(agent: string, nowSeconds: number): Promise<number>;
   /** Newest first, at most `limit` (default 100). */
   list(options?: {
     readonly status?: ApprovalStatus;
@@ -117,6 +119,13 @@ export class MemoryApprovalRepository implements ApprovalRepository {
         found = r;
     }
     return Promise.resolve(found);
+  }
+
+  countPending(agent: string, nowSeconds: number): Promise<number> {
+    let count = 0;
+    for (const r of this.#records.values())
+      if (r.agent === agent && r.status === 'pending' && nowSeconds < r.expiresAt) count++;
+    return Promise.resolve(count);
   }
 
   list(

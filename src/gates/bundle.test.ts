@@ -8,6 +8,7 @@ import type { CredentialIssuer } from '../credentials/index.js';
 import { parseCedarEntities, parseCedarRequest } from '../policy/index.js';
 import { encodeBundleContent, MAX_BUNDLE_BYTES, type BundleContent } from '../policy/internal.js';
 import { BUNDLE_DATA_TYPE, peekBundle, signBundle, verifyBundle } from './bundle.js';
+import { ToolCatalog } from './catalog.js';
 import { BUNDLE_T0, bundleWorld, TEST_POLICIES, TEST_SCHEMA } from '../../test/helpers/bundles.js';
 import { codeOf } from '../../test/helpers/errors.js';
 
@@ -284,3 +285,58 @@ function decodeOuter(bytes: Uint8Array): unknown[] {
   if (!Array.isArray(value)) throw new Error('not an array');
   return value;
 }
+
+describe('a bundle binds its tool catalog (outside-attack hole F2)', () => {
+  const tools = [
+    {
+      name: 'refund',
+      server: 'crm',
+      inputSchema: { type: 'object', properties: { amount: { type: 'integer' } } },
+    },
+  ];
+
+  it('signs the catalog in canonically; verifyBundle compiles it; a bundle without one has none', async () => {
+    const world = bundleWorld();
+    const authority = await world.authority('authority');
+    const catalog = new ToolCatalog(tools);
+    const bytes = await signBundle(
+      world.vault,
+      authority,
+      { policies: TEST_POLICIES, schema: TEST_SCHEMA, version: 1, catalog },
+      { nowSeconds: BUNDLE_T0 },
+    );
+    const bundle = verifyBundle(bytes, { nowSeconds: BUNDLE_T0, authorities: trusting(authority) });
+    expect(bundle.catalog?.digest).toBe(catalog.digest);
+    expect(bundle.catalog?.get('refund', 'crm')?.descriptor.inputSchema).toEqual(
+      tools[0]!.inputSchema,
+    );
+    const plain = verifyBundle(await world.sign(authority, 2), {
+      nowSeconds: BUNDLE_T0,
+      authorities: trusting(authority),
+    });
+    expect(plain.catalog).toBeUndefined();
+    // A catalog that is not canonical (or does not compile) is refused, even signed.
+    const content = {
+      issuer: authority.identity.identifier,
+      version: 3,
+      createdAt: BUNDLE_T0,
+      policies: TEST_POLICIES,
+      schema: TEST_SCHEMA,
+    };
+    const loose = await signRaw(world, authority, { ...content, catalog: JSON.stringify(tools) });
+    expect(
+      codeOf(() =>
+        verifyBundle(loose, { nowSeconds: BUNDLE_T0, authorities: trusting(authority) }),
+      ),
+    ).toBe('ERR_GATE_CATALOG_INVALID');
+    const hostile = await signRaw(world, authority, {
+      ...content,
+      catalog: '[{"inputSchema":{"$ref":"#","type":"object"},"name":"t","server":"s"}]',
+    });
+    expect(
+      codeOf(() =>
+        verifyBundle(hostile, { nowSeconds: BUNDLE_T0, authorities: trusting(authority) }),
+      ),
+    ).toBe('ERR_GATE_CATALOG_INVALID');
+  });
+});

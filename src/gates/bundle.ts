@@ -35,6 +35,7 @@ import {
   type BundleContent,
 } from '../policy/internal.js';
 import type { ActiveBundle } from './types.js';
+import { ToolCatalog } from './catalog.js';
 
 /**
  * Signed, versioned policy bundles (docs/spec/policy.md §2): an authority's policy set and
@@ -64,6 +65,12 @@ export interface BundleToSign {
   readonly schema: string;
   /** Monotonic per issuer, from 1: one more than the last published. */
   readonly version: number;
+  /**
+   * The tool catalog the gates enforce under this bundle, signed into it (its canonical JSON):
+   * gates take their tools from the bundle in force. Without one, gates decide no `listTool` or
+   * `callTool` under this bundle (`ERR_GATE_NO_CATALOG`).
+   */
+  readonly catalog?: ToolCatalog;
 }
 
 /**
@@ -97,6 +104,7 @@ export async function signBundle(
     createdAt: now,
     policies: bundle.policies,
     schema: bundle.schema,
+    ...(bundle.catalog === undefined ? {} : { catalog: bundle.catalog.canonical }),
   });
   compilePolicySet({ policies: bundle.policies, schema: bundle.schema });
   const key = await credentialSigningKey(vault, issuer, now);
@@ -154,6 +162,8 @@ export class VerifiedBundle implements ActiveBundle {
     readonly issuerKey: VerifiedPurposeKey,
     /** The SignedBundle bytes as received. */
     readonly bytes: Uint8Array,
+    /** The tool catalog signed into the bundle, compiled; `undefined` when none is bound. */
+    readonly catalog: ToolCatalog | undefined,
   ) {
     if (token !== verified) throw new TypeError('VerifiedBundle is created by verifyBundle only');
   }
@@ -215,7 +225,8 @@ function issuerOf(content: BundleContent): Identifier {
  *    (`ERR_BUNDLE_NOT_NEWER`);
  * 6. the policies compile against the bundle's own schema, validated strictly
  *    (`ERR_POLICY_SYNTAX`, `ERR_POLICY_SCHEMA_INVALID`, `ERR_POLICY_INVALID`,
- *    `ERR_POLICY_UNSUPPORTED`).
+ *    `ERR_POLICY_UNSUPPORTED`), and its catalog, when it has one, compiles as the gates compile
+ *    a catalog and is canonical (`ERR_GATE_CATALOG_INVALID`).
  *
  * The signature comes before anything the content asserts; compiling comes last, as the costly
  * step. Synchronous; the clock is a parameter.
@@ -267,6 +278,7 @@ export function verifyBundle(bytes: Uint8Array, options: VerifyBundleOptions): V
   }
   // 6.
   const policySet = compilePolicySet({ policies: content.policies, schema: content.schema });
+  const catalog = content.catalog === undefined ? undefined : catalogOf(content.catalog);
   return new VerifiedBundle(
     verified,
     content.version,
@@ -278,7 +290,22 @@ export function verifyBundle(bytes: Uint8Array, options: VerifyBundleOptions): V
     content.schema,
     issuerKey,
     bytes,
+    catalog,
   );
+}
+
+/** A bundle's catalog text → the compiled catalog; the text must be the catalog's canonical form. */
+function catalogOf(text: string): ToolCatalog {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw invalid('ERR_GATE_CATALOG_INVALID', "the bundle's catalog is not JSON", cause);
+  }
+  const catalog = ToolCatalog.fromJson(value);
+  if (catalog.canonical !== text)
+    throw invalid('ERR_GATE_CATALOG_INVALID', "the bundle's catalog is not in canonical form");
+  return catalog;
 }
 
 /**

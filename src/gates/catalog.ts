@@ -1,7 +1,10 @@
 import { createRequire } from 'node:module';
-import type { ToolDescriptor } from './types.js';
+import type { ToolDescriptor } from './tool-descriptor.js';
 import type { ErrorObject, ValidateFunction } from 'ajv';
+import { isMandateError } from '../core/index.js';
 import { invalid } from '../core/internal.js';
+import { sha256 } from '../crypto/index.js';
+import { canonicalizeJson, toHex } from '../encoding/index.js';
 import {
   entityKey,
   type CedarValue,
@@ -14,6 +17,7 @@ import {
   compileArgumentConverter,
   type ArgumentConverter,
 } from './request.js';
+import { checkInputSchema, linearRegExp } from './schema-safety.js';
 
 /** One catalog tool, prepared once: its validator, its argument converter, its Cedar entities. */
 export interface CatalogTool {
@@ -50,6 +54,11 @@ function ajv(): InstanceType<AjvClass> {
     // Tool servers write their own schemas: no remote `$ref` loading, no code from the schema.
     loadSchema: undefined,
     validateSchema: true,
+    // Patterns run on agent-supplied strings: a linear-time engine, never a backtracking one.
+    code: { regExp: linearRegExp },
+    // No format is registered (a format is a regular expression or code of its own): `format`
+    // constrains nothing, silently, rather than ajv warning on stderr for each unknown one.
+    validateFormats: false,
   });
   return ajvInstance;
 }
@@ -71,6 +80,13 @@ export class ToolCatalog {
   readonly #byServer = new Map<string, Map<string, CatalogTool>>();
   readonly #byName = new Map<string, CatalogTool | null>();
   readonly tools: readonly CatalogTool[];
+  /**
+   * The catalog as canonical JSON (RFC 8785) of `[{name, server, description?, inputSchema}]`,
+   * sorted by server then name: what `policy publish --catalog` signs into a bundle.
+   */
+  readonly canonical: string;
+  /** Hex SHA-256 of {@link ToolCatalog.canonical}: two catalogs are the same when their digests are. */
+  readonly digest: string;
 
   constructor(descriptors: readonly ToolDescriptor[]) {
     // Checked as unknown: a caller in plain JavaScript may pass anything.
@@ -95,6 +111,22 @@ export class ToolCatalog {
       tools.push(tool);
     }
     this.tools = Object.freeze(tools);
+    const sorted = [...descriptors].sort((a, b) =>
+      a.server === b.server ? compare(a.name, b.name) : compare(a.server, b.server),
+    );
+    try {
+      this.canonical = canonicalizeJson(
+        sorted.map((d) => ({
+          name: d.name,
+          server: d.server,
+          ...(d.description === undefined ? {} : { description: d.description }),
+          inputSchema: d.inputSchema,
+        })),
+      );
+    } catch (cause) {
+      throw invalid('ERR_GATE_CATALOG_INVALID', 'the catalog has no canonical JSON form', cause);
+    }
+    this.digest = toHex(sha256(new TextEncoder().encode(this.canonical)));
   }
 
   /** The tool, or `undefined` (unknown, or a name more than one server offers without `server`). */
@@ -113,6 +145,10 @@ export class ToolCatalog {
       throw invalid('ERR_GATE_CATALOG_INVALID', 'a catalog is an array of tools or {"tools":[…]}');
     return new ToolCatalog(list.map((entry, index) => parseDescriptor(entry, index)));
   }
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function parseDescriptor(entry: unknown, index: number): ToolDescriptor {
@@ -167,17 +203,23 @@ function compileTool(descriptor: ToolDescriptor): CatalogTool {
       'ERR_GATE_CATALOG_INVALID',
       `tool \`${name}\`: its input schema must have \`"type": "object"\``,
     );
+  checkInputSchema(name, descriptor.inputSchema);
   let validate: ValidateFunction;
   try {
     // A copy: ajv keeps the schema object, and the caller's could change later.
     validate = ajv().compile(JSON.parse(text));
   } catch (cause) {
+    if (isMandateError(cause))
+      throw invalid('ERR_GATE_CATALOG_INVALID', `tool \`${name}\`: ${cause.message}`, cause);
     throw invalid(
       'ERR_GATE_CATALOG_INVALID',
       `tool \`${name}\`: its input schema does not compile`,
       cause,
     );
   }
+  // ajv returns a Promise for an `$async` schema (refused above): only `true` is valid.
+  if ((validate as { $async?: unknown }).$async !== undefined)
+    throw invalid('ERR_GATE_CATALOG_INVALID', `tool \`${name}\`: its input schema is asynchronous`);
   const uid = toolUid(server, name);
   const serverUid: EntityUid = { type: 'Server', id: server };
   const attrs = new Map<string, CedarValue>([
@@ -192,7 +234,14 @@ function compileTool(descriptor: ToolDescriptor): CatalogTool {
     serverUid,
     resolvedTool: { uid, attrs, ancestors: new Set([entityKey(serverUid)]) },
     resolvedServer: { uid: serverUid, attrs: serverAttrs, ancestors: new Set() },
-    validate: (args) => validate(args),
+    validate: (args) => {
+      // Anything but `true` is invalid: a Promise, an exception (the stack), a truthy value.
+      try {
+        return (validate(args) as unknown) === true;
+      } catch {
+        return false;
+      }
+    },
     lastError: () => describeError(validate.errors?.[0]),
     convert: compileArgumentConverter(descriptor.inputSchema),
     entities: Object.freeze([

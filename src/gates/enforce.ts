@@ -28,6 +28,12 @@ export interface EnforcementOptions {
   readonly callsPerMinute?: number;
   /** How long an approval request stays answerable and, once approved, usable (default 900 s). */
   readonly approvalTtlSeconds?: number;
+  /**
+   * Most pending, unexpired approval requests one agent may have (default 20): past it a call that
+   * needs a person is denied (`ERR_GATE_APPROVALS_PENDING_LIMIT`), so an agent cannot flood the
+   * humans' queue.
+   */
+  readonly maxPendingApprovals?: number;
   /** Checked for the approver when an approval is used. */
   readonly denySet?: DenySet;
   /**
@@ -38,6 +44,7 @@ export interface EnforcementOptions {
 }
 
 const DEFAULT_APPROVAL_TTL_SECONDS = 900;
+const DEFAULT_MAX_PENDING_APPROVALS = 20;
 
 function denied(
   lock: GateLock,
@@ -103,10 +110,10 @@ async function enforce(
       'this call needs a human approval, and this gate records none',
       first,
     );
-  const tool = options.gate.catalog.get(call.tool, call.server)!;
   const bundle = options.bundles.current();
-  if (bundle === undefined || bundle.hash !== first.bundle)
+  if (bundle === undefined || bundle.hash !== first.bundle || bundle.catalog === undefined)
     return denied('bundle', 'ERR_GATE_NO_BUNDLE', 'the bundle changed while deciding', first);
+  const tool = bundle.catalog.get(call.tool, call.server)!;
   const { text, digest } = argumentsDigest(call.args);
   const binding: ApprovalBinding = {
     agent: chain.actor,
@@ -117,6 +124,14 @@ async function enforce(
   };
   const latest = await approvals.findOpen(binding, nowSeconds);
   if (latest === undefined) {
+    const cap = options.maxPendingApprovals ?? DEFAULT_MAX_PENDING_APPROVALS;
+    if ((await approvals.countPending(chain.actor, nowSeconds)) >= cap)
+      return denied(
+        'approval',
+        'ERR_GATE_APPROVALS_PENDING_LIMIT',
+        `this agent already has ${cap} approval requests waiting for a person`,
+        first,
+      );
     const record: ApprovalRecord = {
       ...binding,
       id: newApprovalId(),

@@ -16,7 +16,7 @@ import type {
   ResolvedEntity,
 } from '../policy/index.js';
 import { entityKey } from '../policy/index.js';
-import type { CatalogTool, ToolCatalog } from './catalog.js';
+import { ToolCatalog, type CatalogTool } from './catalog.js';
 import {
   agentViewOf,
   ChainArgumentsView,
@@ -71,7 +71,13 @@ export interface ApprovalState {
 
 /** Options of {@link Gate}. */
 export interface GateOptions {
-  readonly catalog: ToolCatalog;
+  /**
+   * Optional: the gates take their tools from the bundle in force (its signed catalog). When
+   * given, it must be that catalog (same digest), or every decision denies
+   * (`ERR_GATE_CATALOG_MISMATCH`): a catalog given at call time never changes a tool's argument
+   * types or server.
+   */
+  readonly catalog?: ToolCatalog;
   readonly bundles: BundleSource;
   /** The live deny-set; without it revocation is not checked (a gate should always have one). */
   readonly denySet?: DenySet;
@@ -141,11 +147,13 @@ interface ListEntry {
  * {@link enforceCall}'s.
  */
 export class Gate {
-  readonly #catalog: ToolCatalog;
+  readonly #catalog: ToolCatalog | undefined;
   readonly #bundles: BundleSource;
   readonly #denySet: DenySet | undefined;
   readonly #limits: ArgumentLimits;
-  readonly #entities: RequestEntities;
+  // The entities of the last catalog decided over (one bundle is in force for long stretches).
+  #entitiesCatalog: ToolCatalog | undefined;
+  #entities: RequestEntities | undefined;
   readonly #listCache = new Map<string, ListEntry>();
   readonly #listCacheSize: number;
   readonly #listCacheSeconds: number;
@@ -166,13 +174,42 @@ export class Gate {
     this.#bundles = options.bundles;
     this.#denySet = options.denySet;
     this.#limits = options.argumentLimits ?? DEFAULT_ARGUMENT_LIMITS;
-    this.#entities = new RequestEntities(options.catalog);
     this.#listCacheSize = options.listCacheSize ?? 10_000;
     this.#listCacheSeconds = options.listCacheSeconds ?? 60;
   }
 
-  get catalog(): ToolCatalog {
+  /** The catalog given at construction, if any (the tools decided over are the bundle's). */
+  get catalog(): ToolCatalog | undefined {
     return this.#catalog;
+  }
+
+  /** The bundle's catalog, or a deny: none bound, or not the one this gate was given. */
+  #catalogOf(bundle: ActiveBundle): ToolCatalog | GateDecision {
+    const bound = bundle.catalog;
+    if (bound === undefined)
+      return deny(
+        'bundle',
+        'ERR_GATE_NO_CATALOG',
+        'the bundle in force binds no tool catalog: publish it with `--catalog`',
+        bundle.hash,
+      );
+    const given = this.#catalog;
+    if (given !== undefined && given !== bound && given.digest !== bound.digest)
+      return deny(
+        'bundle',
+        'ERR_GATE_CATALOG_MISMATCH',
+        `the catalog given (${given.digest.slice(0, 12)}…) is not the bundle's (${bound.digest.slice(0, 12)}…)`,
+        bundle.hash,
+      );
+    return bound;
+  }
+
+  #entitiesOf(catalog: ToolCatalog): RequestEntities {
+    if (this.#entitiesCatalog !== catalog || this.#entities === undefined) {
+      this.#entities = new RequestEntities(catalog);
+      this.#entitiesCatalog = catalog;
+    }
+    return this.#entities;
   }
 
   /** The bundle in force, or a deny decision saying why there is none. */
@@ -192,7 +229,7 @@ export class Gate {
   }
 
   /**
-   * Gate 1: the catalog's tools this chain may see — those its `tools` grant names at every level
+   * Gate 1: the tools of the bundle's catalog this chain may see — those its `tools` grant names at every level
    * that carries one AND for which the bundle permits `listTool`. An expired or revoked chain,
    * or no bundle, sees none. Cached per (chain hash, bundle hash, deny-set sequence) for at most
    * `listCacheSeconds`.
@@ -201,6 +238,8 @@ export class Gate {
     if (!chainValid(chain, nowSeconds, this.#denySet)) return NO_TOOLS;
     const bundle = this.#bundle();
     if (!('policySet' in bundle)) return NO_TOOLS;
+    const catalog = this.#catalogOf(bundle);
+    if (!(catalog instanceof ToolCatalog)) return NO_TOOLS;
     const view = agentViewOf(chain);
     const key = `${view.chainHash}|${bundle.hash}|${this.#denySet?.sequence ?? -1}`;
     const cached = this.#listCache.get(key);
@@ -212,9 +251,9 @@ export class Gate {
       return cached.tools;
     const visible: ToolDescriptor[] = [];
     const context = new Map<string, CedarValue>([['now', nowSeconds]]);
-    for (const tool of this.#catalog.tools) {
+    for (const tool of catalog.tools) {
       if (!toolGranted(chain, tool.descriptor.name)) continue;
-      const decision = this.#evaluate(bundle, view, tool, LIST_TOOL, context);
+      const decision = this.#evaluate(bundle, catalog, view, tool, LIST_TOOL, context);
       if (decision !== undefined && decision.decision === 'allow') visible.push(tool.descriptor);
     }
     const tools = Object.freeze(visible);
@@ -229,6 +268,7 @@ export class Gate {
 
   #evaluate(
     bundle: ActiveBundle,
+    catalog: ToolCatalog,
     view: AgentView,
     tool: CatalogTool,
     action: EntityUid,
@@ -239,7 +279,7 @@ export class Gate {
     request.action = action;
     request.resource = tool.uid;
     request.context = context;
-    const entities = this.#entities;
+    const entities = this.#entitiesOf(catalog);
     entities.view = view;
     entities.tool = tool;
     try {
@@ -255,9 +295,10 @@ export class Gate {
 
   /**
    * Gate 2, for one call, in this order (the first refusal decides): the arguments' bounds; the
-   * chain (time, deny-set, the conjunction of its constraints: `authorize`); the tool (known to
-   * the catalog) and its arguments (its input schema, then their Cedar form); the bundle (one in
-   * force) and its policies (`callTool`; an evaluation error denies). An allow determined by a
+   * chain (time, deny-set, the conjunction of its constraints: `authorize`); the bundle (one in
+   * force, binding a catalog equal to the one this gate was given, if any); the tool (known to
+   * the bundle's catalog) and its arguments (its input schema, then their Cedar form); the
+   * bundle's policies (`callTool`; an evaluation error denies). An allow determined by a
    * `@approval("…")` permit is `approval_required` unless `approval.granted`.
    */
   decide(
@@ -293,7 +334,12 @@ export class Gate {
         `chain level ${delegated.failed.link}${delegated.failed.constraint === null ? '' : ` (\`${delegated.failed.constraint}\`)`}: ${delegated.failed.reason}`,
         null,
       );
-    const tool = this.#catalog.get(call.tool, call.server);
+    // The tools are the bundle's (its signed catalog): the bundle lock comes before the tool.
+    const bundle = this.#bundle();
+    if (!('policySet' in bundle)) return bundle;
+    const catalog = this.#catalogOf(bundle);
+    if (!(catalog instanceof ToolCatalog)) return catalog;
+    const tool = catalog.get(call.tool, call.server);
     if (tool === undefined)
       return deny(
         'schema',
@@ -310,8 +356,6 @@ export class Gate {
       return denyFrom('schema', error);
     }
     // Lock 2: what the organisation permits.
-    const bundle = this.#bundle();
-    if (!('policySet' in bundle)) return bundle;
     const approval = options.approval ?? NOT_GRANTED;
     // One context record per gate, re-filled per call: evaluation is synchronous and keeps nothing.
     const context = this.#callContext
@@ -326,7 +370,7 @@ export class Gate {
               ['approvers', approval.approvers],
             ]),
       );
-    const decision = this.#evaluate(bundle, agentViewOf(chain), tool, CALL_TOOL, context);
+    const decision = this.#evaluate(bundle, catalog, agentViewOf(chain), tool, CALL_TOOL, context);
     context.set('args', EMPTY_RECORD);
     if (decision === undefined)
       return deny('policy', 'ERR_GATE_POLICY_ERROR', 'the policy evaluation failed', bundle.hash);

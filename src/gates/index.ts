@@ -13,6 +13,7 @@ export type {
 export { enforceCall } from './enforce.js';
 export type { EnforcementOptions } from './enforce.js';
 export { ToolCatalog, toolUid } from './catalog.js';
+export { parseToolArguments, MAX_ARGUMENTS_TEXT_CHARS } from './arguments-text.js';
 export type { CatalogTool } from './catalog.js';
 export { MANDATE_CEDAR_SCHEMA, mandateCedarSchema, cedarTypeOfJsonSchema } from './schema.js';
 export type { MandateSchemaOptions } from './schema.js';

@@ -1,5 +1,5 @@
 import { invalid } from '../core/internal.js';
-import type { ToolDescriptor } from './types.js';
+import type { ToolDescriptor } from './tool-descriptor.js';
 
 /** Options of {@link mandateCedarSchema}. */
 export interface MandateSchemaOptions {

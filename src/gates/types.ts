@@ -1,6 +1,7 @@
 // The contract between the gates (src/gates) and where their policy bundle comes from (a store,
 // a bus subscription). Types only.
 import type { EvaluablePolicySet } from '../policy/index.js';
+import type { ToolCatalog } from './catalog.js';
 
 /** The bundle in force: verified (signature, trusted issuer, newer than the last) before it gets here. */
 export interface ActiveBundle {
@@ -14,6 +15,12 @@ export interface ActiveBundle {
   readonly createdAt: number;
   /** The bundle's policies, compiled. */
   readonly policySet: EvaluablePolicySet;
+  /**
+   * The tool catalog signed into the bundle (`policy publish --catalog`): the tools the gates
+   * list and decide under it. `undefined`: none is bound, and gates deny every `listTool` and
+   * `callTool` (`ERR_GATE_NO_CATALOG`) rather than trust a catalog given at call time.
+   */
+  readonly catalog?: ToolCatalog | undefined;
 }
 
 /**
@@ -26,11 +33,4 @@ export interface BundleSource {
   current(): ActiveBundle | undefined;
 }
 
-/** A tool as an MCP server lists it: name, server, description and the JSON Schema of its inputs. */
-export interface ToolDescriptor {
-  readonly name: string;
-  readonly server: string;
-  readonly description?: string;
-  /** A JSON Schema (draft 2020-12 keywords as ajv 8 knows them) of the argument object. */
-  readonly inputSchema: Readonly<Record<string, unknown>>;
-}
+export type { ToolDescriptor } from './tool-descriptor.js';

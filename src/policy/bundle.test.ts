@@ -10,15 +10,18 @@ import {
 } from './bundle.js';
 import { codeOf } from '../../test/helpers/errors.js';
 
-const content = fc.record({
-  issuer: fc
-    .uint8Array({ minLength: 32, maxLength: 32 })
-    .map((b) => `I${Buffer.from(b).toString('hex')}`),
-  version: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
-  createdAt: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
-  policies: fc.string({ unit: 'grapheme', maxLength: 200 }),
-  schema: fc.string({ unit: 'grapheme', maxLength: 200 }),
-});
+const content = fc
+  .record({
+    issuer: fc
+      .uint8Array({ minLength: 32, maxLength: 32 })
+      .map((b) => `I${Buffer.from(b).toString('hex')}`),
+    version: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+    createdAt: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    policies: fc.string({ unit: 'grapheme', maxLength: 200 }),
+    schema: fc.string({ unit: 'grapheme', maxLength: 200 }),
+    catalog: fc.option(fc.string({ unit: 'grapheme', maxLength: 200 }), { nil: undefined }),
+  })
+  .map(({ catalog, ...rest }) => (catalog === undefined ? rest : { ...rest, catalog }));
 
 describe('bundle content codec', () => {
   it('decodes what it encodes, field for field, and encodes it back to the same bytes', () => {
@@ -51,7 +54,9 @@ describe('bundle content codec', () => {
     expect(codeOf(decode([issuer, 0, 0, 'p', 's']))).toBe('ERR_BUNDLE_MALFORMED');
     expect(codeOf(decode([issuer.subarray(1), 1, 0, 'p', 's']))).toBe('ERR_BUNDLE_MALFORMED');
     expect(codeOf(decode([issuer, 1, 0, new Uint8Array([1]), 's']))).toBe('ERR_BUNDLE_MALFORMED');
-    expect(codeOf(decode([issuer, 1, 0, 'p', 's', 'extra']))).toBe('ERR_BUNDLE_MALFORMED');
+    // A sixth field is the catalog (text); a seventh, or a catalog that is not text, is refused.
+    expect(codeOf(decode([issuer, 1, 0, 'p', 's', 'c', 'extra']))).toBe('ERR_BUNDLE_MALFORMED');
+    expect(codeOf(decode([issuer, 1, 0, 'p', 's', 1]))).toBe('ERR_BUNDLE_MALFORMED');
     expect(codeOf(decode([issuer, 1, 0, 'p', ['nested']]))).toBe('ERR_BUNDLE_MALFORMED');
     expect(codeOf(decode([issuer, 1, 0, 'x'.repeat(MAX_BUNDLE_TEXT_BYTES + 1), 's']))).toBe(
       'ERR_BUNDLE_TOO_LARGE',

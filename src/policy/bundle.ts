@@ -14,12 +14,14 @@ import {
  * The content of a policy bundle (docs/spec/policy.md §2), in Mandate's minicbor conventions:
  *
  *   BundleContent = [ issuer: bstr32, version: uint, created_at: uint,
- *                     policies: tstr, schema: tstr ]
+ *                     policies: tstr, schema: tstr, ? catalog: tstr ]
  *
  * `issuer` is the signing authority's identifier bytes (SHA-256 of its first change), `version`
  * is monotonic per issuer (from 1), `created_at` unix seconds, `policies` the Cedar policy set
  * and `schema` the Cedar schema (human-readable format) the policies were validated against, both
- * as their author wrote them. The signed envelope around it (VersionedData, signature,
+ * as their author wrote them; `catalog`, when present, the tool catalog the gates enforce (canonical
+ * JSON, docs/spec/policy.md §2: the gates take their tools from it, so the call-time catalog
+ * cannot change a tool's argument types or server). The signed envelope around it (VersionedData, signature,
  * attestation) is the gates' (src/gates/bundle.ts): this layer knows no identities.
  */
 
@@ -44,6 +46,8 @@ export interface BundleContent {
   readonly policies: string;
   /** The Cedar schema the policies validate against, as written. */
   readonly schema: string;
+  /** The tool catalog the gates enforce, as canonical JSON text (absent: none is bound). */
+  readonly catalog?: string;
 }
 
 function checkText(text: unknown, what: string, code: `ERR_${string}`): string {
@@ -76,6 +80,7 @@ export function checkBundleContent(content: BundleContent): BundleContent {
     throw invalid('ERR_ARGUMENT_INVALID', '`createdAt` must be unix seconds');
   checkText(content.policies, 'policy set', 'ERR_ARGUMENT_INVALID');
   checkText(content.schema, 'schema', 'ERR_ARGUMENT_INVALID');
+  if (content.catalog !== undefined) checkText(content.catalog, 'catalog', 'ERR_ARGUMENT_INVALID');
   return content;
 }
 
@@ -88,6 +93,7 @@ export function encodeBundleContent(content: BundleContent): Uint8Array {
     c.createdAt,
     c.policies,
     c.schema,
+    ...(c.catalog === undefined ? [] : [c.catalog]),
   ]);
 }
 
@@ -108,7 +114,7 @@ export function decodeBundleContent(bytes: Uint8Array): BundleContent {
     MALFORMED,
     'bundle content',
     5,
-    5,
+    6,
   );
   const issuer = `I${toHex(expectBytes(fields[0], MALFORMED, 'bundle issuer', 32))}`;
   const version = expectUint(fields[1], MALFORMED, 'bundle version');
@@ -116,5 +122,7 @@ export function decodeBundleContent(bytes: Uint8Array): BundleContent {
   const createdAt = expectUint(fields[2], MALFORMED, 'bundle created_at');
   const policies = checkText(fields[3] satisfies CborValue | undefined, 'policy set', MALFORMED);
   const schema = checkText(fields[4] satisfies CborValue | undefined, 'schema', MALFORMED);
-  return { issuer, version, createdAt, policies, schema };
+  if (fields.length === 5) return { issuer, version, createdAt, policies, schema };
+  const catalog = checkText(fields[5] satisfies CborValue | undefined, 'catalog', MALFORMED);
+  return { issuer, version, createdAt, policies, schema, catalog };
 }

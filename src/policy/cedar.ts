@@ -2,7 +2,8 @@
 // check a schema, validate policies strictly against it. Loaded lazily, once, with
 // createRequire: the package's ESM build does not load on Node 20, its Node.js build does.
 import { createRequire } from 'node:module';
-import { invalid, unsupported } from '../core/internal.js';
+import { internal, invalid, unsupported } from '../core/internal.js';
+import { checkPolicyTextBounds, checkSchemaTextBounds } from './text-bounds.js';
 
 /** The JSON EST of one policy as cedar-wasm's `policyToJson` gives it (checked by compile.ts). */
 export interface PolicyEst {
@@ -49,12 +50,34 @@ interface CedarWasm {
 }
 
 let loaded: CedarWasm | undefined;
+const CEDAR_WASM = '@cedar-policy/cedar-wasm/nodejs';
+const requireCjs = createRequire(import.meta.url);
 
 /** cedar-wasm's Node.js build, loaded on first use. */
 export function cedarWasm(): CedarWasm {
   // The .d.ts of cedar-wasm types the module; this narrowed interface is what we rely on.
-  loaded ??= createRequire(import.meta.url)('@cedar-policy/cedar-wasm/nodejs') as CedarWasm;
+  loaded ??= requireCjs(CEDAR_WASM) as CedarWasm;
   return loaded;
+}
+
+/**
+ * One call into cedar-wasm. An exception from inside it (a stack overflow, a WebAssembly trap
+ * such as `memory access out of bounds`) is `ERR_POLICY_ENGINE_FAILED`, and the module is
+ * dropped: after a trap its memory may be corrupt (every later call fails), so the next call
+ * loads a fresh instance.
+ */
+export function engine<T>(work: (cedar: CedarWasm) => T): T {
+  try {
+    return work(cedarWasm());
+  } catch (cause) {
+    loaded = undefined;
+    Reflect.deleteProperty(requireCjs.cache, requireCjs.resolve(CEDAR_WASM));
+    throw internal(
+      'ERR_POLICY_ENGINE_FAILED',
+      `the Cedar engine failed on this input (${cause instanceof Error ? cause.name : 'error'}): it was reloaded`,
+      cause,
+    );
+  }
 }
 
 /** Policy texts longer than this are refused before they reach the parser. */
@@ -102,8 +125,8 @@ function checkTextSize(text: string, what: string, code: `ERR_${string}`): void 
  */
 export function parsePolicySet(text: string): ParsedPolicy[] {
   checkTextSize(text, 'policy set', 'ERR_POLICY_SYNTAX');
-  const cedar = cedarWasm();
-  const parts = cedar.policySetTextToParts(text);
+  checkPolicyTextBounds(text);
+  const parts = engine((cedar) => cedar.policySetTextToParts(text));
   if (parts.type === 'failure')
     throw invalid(
       'ERR_POLICY_SYNTAX',
@@ -119,7 +142,7 @@ export function parsePolicySet(text: string): ParsedPolicy[] {
   const ids = parts.policies.map((_, i) => `policy${i}`).sort();
   const parsed = parts.policies.map((policyText, index) => {
     const id = ids[index]!;
-    const answer = cedar.policyToJson(policyText);
+    const answer = engine((cedar) => cedar.policyToJson(policyText));
     if (answer.type === 'failure')
       throw invalid(
         'ERR_POLICY_SYNTAX',
@@ -136,7 +159,8 @@ export function parsePolicySet(text: string): ParsedPolicy[] {
  */
 export function parseSchema(schema: string): unknown {
   checkTextSize(schema, 'schema', 'ERR_POLICY_SCHEMA_INVALID');
-  const answer = cedarWasm().schemaToJsonWithResolvedTypes(schema);
+  checkSchemaTextBounds(schema);
+  const answer = engine((cedar) => cedar.schemaToJsonWithResolvedTypes(schema));
   if (answer.type === 'failure')
     throw invalid(
       'ERR_POLICY_SCHEMA_INVALID',
@@ -153,11 +177,13 @@ export function parseSchema(schema: string): unknown {
 export function validatePolicySet(text: string, schema: string): void {
   parsePolicySet(text);
   parseSchema(schema);
-  const answer = cedarWasm().validate({
-    validationSettings: { mode: 'strict' },
-    schema,
-    policies: { staticPolicies: text },
-  });
+  const answer = engine((cedar) =>
+    cedar.validate({
+      validationSettings: { mode: 'strict' },
+      schema,
+      policies: { staticPolicies: text },
+    }),
+  );
   if (answer.type === 'failure')
     throw invalid('ERR_POLICY_INVALID', `policy set does not validate: ${describe(answer.errors)}`);
   if (answer.validationErrors.length > 0) {

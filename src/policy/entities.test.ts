@@ -226,3 +226,26 @@ describe("Cedar's JSON forms", () => {
     );
   });
 });
+
+describe('Cedar JSON text with a key twice', () => {
+  it('is refused, at any depth, rather than read last-wins', () => {
+    const uid = '{"type":"Agent","id":"a"}';
+    expect(
+      codeOf(() => parseCedarEntities(`[{"uid":${uid},"attrs":{"n":1,"n":2},"parents":[]}]`)),
+    ).toBe('ERR_POLICY_INPUT_INVALID');
+    expect(
+      codeOf(() =>
+        parseCedarRequest(
+          `{"principal":${uid},"action":{"type":"Action","id":"x"},"resource":${uid},"context":{"r":{"a":1,"a":1}}}`,
+        ),
+      ),
+    ).toBe('ERR_POLICY_INPUT_INVALID');
+    expect(codeOf(() => parseCedarEntities('[{nope'))).toBe('ERR_POLICY_INPUT_INVALID');
+    expect(
+      parseCedarRequest(
+        `{"principal":${uid},"action":{"type":"Action","id":"x"},"resource":${uid},"context":{"r":{"a":1}}}`,
+      ).principal,
+    ).toEqual({ type: 'Agent', id: 'a' });
+    expect(parseCedarEntities(`[{"uid":${uid},"attrs":{"n":1},"parents":[]}]`)).toBeDefined();
+  });
+});

@@ -1,6 +1,7 @@
 // Entities and requests: an EntityStore (transitive ancestors computed once, cycles refused as
 // Cedar refuses them), and parsers of Cedar's own JSON forms for entities and requests.
 import { invalid } from '../core/internal.js';
+import { parseJsonNoDuplicateKeys } from '../encoding/index.js';
 import {
   DEFAULT_JSON_LIMITS,
   JsonBudget,
@@ -184,11 +185,14 @@ function parseJsonText(json: unknown, limits: CedarInputLimits, what: string): u
   if (typeof json !== 'string') return json;
   if (json.length > limits.maxTextLength)
     fail(`the ${what} JSON is longer than ${limits.maxTextLength} characters`);
-  try {
-    return JSON.parse(json) as unknown;
-  } catch (error) {
-    return fail(`the ${what} is not JSON: ${(error as Error).message.slice(0, 200)}`);
-  }
+  // Not JSON, or a key twice in one object (an attribute, a context field) has no one meaning: refused, as
+  // the gates refuse it in tool arguments (the depth bound leaves room for the wrappers).
+  return parseJsonNoDuplicateKeys(
+    json,
+    'ERR_POLICY_INPUT_INVALID',
+    `the ${what}`,
+    limits.maxDepth + 8,
+  );
 }
 
 /**

@@ -160,6 +160,15 @@ export class SqliteApprovalRepository implements ApprovalRepository {
     return Promise.resolve(row === undefined ? undefined : recordOf(row));
   }
 
+  countPending(agent: string, nowSeconds: number): Promise<number> {
+    const row = this.#database.db
+      .prepare<[string, number], { n: number }>(
+        `SELECT COUNT(*) AS n FROM approvals WHERE agent = ? AND status = 'pending' AND expires_at > ?`,
+      )
+      .get(agent, nowSeconds);
+    return Promise.resolve(row?.n ?? 0);
+  }
+
   list(
     options: { readonly status?: ApprovalStatus; readonly limit?: number } = {},
   ): Promise<ApprovalRecord[]> {

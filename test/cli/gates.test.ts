@@ -148,8 +148,8 @@ describe('mandate gate and approvals', () => {
       'policy',
       'publish',
       h.path('policies.cedar'),
-      '--schema',
-      h.path('schema.cedarschema'),
+      '--catalog',
+      h.path('catalog.json'),
     );
     const tools = await h.ok<{ tools: { name: string }[]; bundle: string }>(
       'gate',
@@ -326,5 +326,215 @@ describe('mandate gate and approvals', () => {
     );
     expect(missing.stderr).toMatch(/^error\[ERR_APPROVAL_NOT_FOUND\]/);
     expect(missing.code).toBe(6);
+  });
+});
+
+// The outside attacker's commands (docs/threat-model.md, outside-attack holes of issue 10).
+describe('outside-attack holes of the gates', () => {
+  const gateCall = (h: Home, tool: string, args: string, ...more: string[]) =>
+    h.run(
+      'gate',
+      'call',
+      '--chain',
+      h.path('agent.chain'),
+      '--presenter',
+      'agent',
+      '--tool',
+      tool,
+      '--args',
+      args,
+      ...more,
+    );
+
+  it('F1, F3, F8: a hostile input schema is refused at catalog load, naming the tool', async () => {
+    const h = await world();
+    const hostile = {
+      async: { type: 'object', $async: true, properties: { amount: { type: 'integer' } } },
+      backreference: { type: 'object', properties: { s: { type: 'string', pattern: '(a)\\1' } } },
+      self: { type: 'object', $ref: '#' },
+    };
+    for (const [name, inputSchema] of Object.entries(hostile)) {
+      writeFileSync(
+        h.path(`${name}.json`),
+        JSON.stringify([...CATALOG, { name: `t_${name}`, server: 'evil', inputSchema }]),
+      );
+      const published = await h.run(
+        'policy',
+        'publish',
+        h.path('policies.cedar'),
+        '--catalog',
+        h.path(`${name}.json`),
+      );
+      expect(published.code).toBe(3);
+      expect(published.stderr).toMatch(/^error\[ERR_GATE_CATALOG_INVALID\].*`t_/);
+    }
+  });
+
+  it('F3: a catastrophic pattern runs in linear time at the gate', async () => {
+    const h = await world();
+    const tools = CATALOG.map((t) =>
+      t.name === 'read_orders'
+        ? {
+            ...t,
+            inputSchema: {
+              type: 'object',
+              properties: { order: { type: 'string', pattern: '^(a+)+$' } },
+              required: ['order'],
+            },
+          }
+        : t,
+    );
+    writeFileSync(h.path('catalog.json'), JSON.stringify(tools));
+    await h.ok('policy', 'publish', h.path('policies.cedar'), '--catalog', h.path('catalog.json'));
+    const started = Date.now();
+    const r = await gateCall(h, 'read_orders', JSON.stringify({ order: `${'a'.repeat(16_000)}!` }));
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(json(r)).toMatchObject({
+      decision: 'deny',
+      lock: 'schema',
+      code: 'ERR_GATE_ARGUMENTS_INVALID',
+    });
+  });
+
+  it('F4: a key given twice in --args is refused at every depth, not resolved', async () => {
+    const h = await world();
+    await h.ok('policy', 'publish', h.path('policies.cedar'), '--catalog', h.path('catalog.json'));
+    for (const args of [
+      '{"order":"o-1","amount":450,"amount":1}',
+      '{"order":"o-1","amount":1,"amount":450}',
+      '{"order":"o-1","amount":1,"note":"x","\\u006eote":"y"}',
+    ]) {
+      const r = await gateCall(h, 'issue_refund', args);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/^error\[ERR_GATE_ARGUMENTS_INVALID\].*twice/);
+    }
+    const nested = await gateCall(
+      h,
+      'deploy',
+      '{"service":"api","environment":"dev","region":"eu-west-1","tags":[],"x":{"a":1,"a":2}}',
+    );
+    expect(nested.stderr).toMatch(/^error\[ERR_GATE_ARGUMENTS_INVALID\]/);
+    expect(json(await gateCall(h, 'issue_refund', '{"order":"o-1","amount":10}'))).toMatchObject({
+      decision: 'allow',
+    });
+  });
+
+  it('F5: an authority trusted for one identity (ticket redeem) makes no chain or approver at the gates', async () => {
+    const h = await world();
+    await h.ok('policy', 'publish', h.path('policies.cedar'), '--catalog', h.path('catalog.json'));
+    await h.ok('identity', 'create', '--name', 'foreign');
+    const { ticket } = await h.ok<{ ticket: string }>(
+      'ticket',
+      'create',
+      '--authority',
+      'foreign',
+      '--attr',
+      'tools=read_orders,issue_refund',
+      '--attr',
+      'human=true',
+    );
+    await h.ok('ticket', 'redeem', ticket, '--name', 'member', '--out', h.path('member.chain'));
+    // The scoped anchor still serves the member's own verification …
+    expect(
+      await h.ok('chain', 'verify', h.path('member.chain'), '--presenter', 'member'),
+    ).toMatchObject({ valid: true });
+    // … but not this home's gates: the foreign authority is not a home-wide anchor.
+    const r = await h.run(
+      'gate',
+      'call',
+      '--chain',
+      h.path('member.chain'),
+      '--presenter',
+      'member',
+      '--tool',
+      'read_orders',
+      '--args',
+      '{"order":"o-1"}',
+    );
+    expect(r.code).toBe(5);
+    expect(json(r)).toMatchObject({
+      decision: 'deny',
+      lock: 'chain',
+      code: 'ERR_CREDENTIAL_UNTRUSTED_ISSUER',
+    });
+    // Nor may the member answer an approval.
+    const waiting = await gateCall(h, 'issue_refund', '{"order":"o-2","amount":300}');
+    expect(waiting.code).toBe(12);
+    const id = (json(waiting) as { approval: string }).approval;
+    const answer = await h.run(
+      'approvals',
+      'deny',
+      id,
+      '--as',
+      'member',
+      '--credential',
+      h.path('member.chain'),
+      '--reason',
+      'no',
+    );
+    expect(answer.code).not.toBe(0);
+    expect(answer.stderr).toMatch(/^error\[ERR_CREDENTIAL_UNTRUSTED_ISSUER\]/);
+    expect(
+      (await h.ok<{ approvals: { status: string }[] }>('approvals', 'list')).approvals[0],
+    ).toMatchObject({ status: 'pending' });
+  });
+
+  it('F2: the catalog is the signed bundle’s; a retyped or relabelled one at call time is denied', async () => {
+    const h = await world();
+    writeFileSync(
+      h.path('forbid.cedar'),
+      `${POLICIES}\n@id("no-big")\nforbid(principal, action == Action::"callTool", resource)\n  when { context.args has amount && context.args.amount > 100 };\n`,
+    );
+    await h.ok('policy', 'publish', h.path('forbid.cedar'), '--catalog', h.path('catalog.json'));
+    const shown = await h.ok<{ catalog: { digest: string; tools: string[] } }>('policy', 'show');
+    expect(shown.catalog.tools).toContain('orders/issue_refund');
+    expect(shown.catalog.digest).toMatch(/^[0-9a-f]{64}$/);
+    const args = JSON.stringify({ order: 'o-1', amount: 150 });
+    // Without --catalog: the bundle's catalog; the forbid fires.
+    expect(json(await gateCall(h, 'issue_refund', args))).toMatchObject({
+      decision: 'deny',
+      lock: 'policy',
+      policies: ['no-big'],
+    });
+    const retyped = CATALOG.map((t) =>
+      t.name === 'issue_refund'
+        ? {
+            ...t,
+            inputSchema: {
+              type: 'object',
+              properties: { order: { type: 'string' }, amount: { type: 'number' } },
+            },
+          }
+        : t,
+    );
+    const relabelled = CATALOG.map((t) =>
+      t.name === 'issue_refund' ? { ...t, server: 'sandbox' } : t,
+    );
+    for (const [name, tools] of [
+      ['retyped', retyped],
+      ['relabelled', relabelled],
+    ] as const) {
+      writeFileSync(h.path(`${name}.json`), JSON.stringify(tools));
+      const r = await gateCall(h, 'issue_refund', args, '--catalog', h.path(`${name}.json`));
+      expect(r.code).toBe(5);
+      expect(json(r)).toMatchObject({
+        decision: 'deny',
+        lock: 'bundle',
+        code: 'ERR_GATE_CATALOG_MISMATCH',
+      });
+    }
+    // A bundle published without a catalog lists and decides nothing.
+    const plain = await h.run(
+      'policy',
+      'publish',
+      h.path('policies.cedar'),
+      '--schema',
+      h.path('schema.cedarschema'),
+    );
+    expect(plain.code).toBe(0);
+    expect(json(await gateCall(h, 'read_orders', '{"order":"o-1"}'))).toMatchObject({
+      decision: 'deny',
+      code: 'ERR_GATE_NO_CATALOG',
+    });
   });
 });

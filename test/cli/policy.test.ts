@@ -146,13 +146,33 @@ describe('mandate policy validate', () => {
     expect((await ok<{ schema: string }>(authority, 'policy', 'show')).schema).toBe(
       mandateCedarSchema({ tools: CATALOG }),
     );
-    // Policies that cannot apply to callTool need no arguments: no warning either.
-    await ok(
+    // Policies that cannot apply to callTool need no arguments: no schema warning; but without
+    // `--catalog` the bundle binds no tools, and the gates list none (outside-attack hole F2).
+    const listOnly = await run(
+      '--home',
       authority,
+      '--json',
       'policy',
       'publish',
       file(files, 'list.cedar', 'permit(principal, action == Action::"listTool", resource);\n'),
     );
+    expect(listOnly.code).toBe(0);
+    expect(listOnly.stderr).toBe(
+      'warning: published without `--catalog`: the bundle binds no tool catalog, so the gates list and call no tool under it (ERR_GATE_NO_CATALOG)\n',
+    );
+  });
+
+  it('refuses hostile Cedar text with a typed error, and keeps working (outside-attack hole F7)', async () => {
+    const files = dir();
+    const home = dir();
+    const P = 'permit(principal, action, resource) when { ';
+    const hostile = {
+      'parens.cedar': `${P}${'('.repeat(20_000)}true${')'.repeat(20_000)} };`,
+      'ands.cedar': `${P}${Array<string>(5000).fill('true').join(' && ')} };`,
+    };
+    for (const [name, text] of Object.entries(hostile))
+      await fails(home, 'ERR_POLICY_TOO_COMPLEX', 3, 'policy', 'validate', file(files, name, text));
+    await ok(home, 'policy', 'validate', file(files, 'fine.cedar', `${P}true };`));
   });
 
   it('refuses what does not parse, validate or compile, naming why', async () => {
@@ -311,7 +331,17 @@ describe('mandate policy publish | show | history', () => {
   it('refuses, on load, a bundle edited in the database', async () => {
     const { home, files } = await authorityHome();
     const mandate = file(files, 'mandate.cedarschema', MANDATE_CEDAR_SCHEMA);
-    await ok(home, 'policy', 'publish', file(files, 'p.cedar', POLICIES), '--schema', mandate);
+    const published = await run(
+      '--home',
+      home,
+      '--json',
+      'policy',
+      'publish',
+      file(files, 'p.cedar', POLICIES),
+      '--schema',
+      mandate,
+    );
+    expect(published.code).toBe(0);
     const db = new Database(join(home, 'mandate.db'));
     const { bytes } = db.prepare('SELECT bytes FROM policy_bundles WHERE version = 1').get() as {
       bytes: Buffer;

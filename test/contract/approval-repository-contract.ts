@@ -117,6 +117,20 @@ export function runApprovalRepositoryContract(
         expect((await r.get('a1'))?.status).toBe('denied');
       }));
 
+    it('counts the pending, unexpired requests of one agent', () =>
+      withRepo(async (r) => {
+        const other = `I${'f'.repeat(64)}` as const;
+        await r.create(approvalRecord({ id: 'p1' }));
+        await r.create(approvalRecord({ id: 'p2', expiresAt: NOW + 10 }));
+        await r.create(approvalRecord({ id: 'p3' }));
+        await r.create(approvalRecord({ id: 'q1', agent: other }));
+        await r.answer('p3', approvalAnswer('deny'), NOW + 5);
+        expect(await r.countPending(approvalRecord().agent, NOW + 5)).toBe(2);
+        expect(await r.countPending(approvalRecord().agent, NOW + 10)).toBe(1);
+        expect(await r.countPending(other, NOW + 5)).toBe(1);
+        expect(await r.countPending(`I${'0'.repeat(64)}`, NOW)).toBe(0);
+      }));
+
     it('lists newest first, by status, bounded', () =>
       withRepo(async (r) => {
         for (let i = 0; i < 5; i++)

@@ -67,6 +67,30 @@ async function setup(
 }
 
 describe('human approvals', () => {
+  it('caps the pending requests of one agent: it cannot flood the humans’ queue', async () => {
+    const s = await setup();
+    const sub = s.subAgents[0]!.chain;
+    const capped = { ...s.enforcement, maxPendingApprovals: 2 };
+    const ask = (order: string) =>
+      enforceCall(capped, sub, { tool: 'issue_refund', args: { order, amount: 300 } }, NOW);
+    const first = await ask('o-1');
+    expect(first.decision).toBe('approval_required');
+    expect((await ask('o-2')).decision).toBe('approval_required');
+    expect(await ask('o-3')).toMatchObject({
+      decision: 'deny',
+      lock: 'approval',
+      code: 'ERR_GATE_APPROVALS_PENDING_LIMIT',
+    });
+    // asking again for a recorded request is no new request
+    expect((await ask('o-1')).approval?.id).toBe(first.approval!.id);
+    // another agent has its own count; an answered request frees a place
+    expect((await s.refund(s.subAgents[1]!.chain, 300, NOW, 'o-9')).decision).toBe(
+      'approval_required',
+    );
+    await s.answer(first.approval!.id!, 'deny');
+    expect((await ask('o-3')).decision).toBe('approval_required');
+  });
+
   it('a call that needs a person waits, passes once after a human approves, and only with those arguments', async () => {
     const s = await setup();
     const sub = s.subAgents[0]!.chain;

@@ -257,6 +257,7 @@ describe('gate 2: callTool', () => {
     const s = await setup('permit(principal, action, resource);');
     const w = await gateWorld({ root: ['tools=*'] });
     const catalog = new ToolCatalog([...CATALOG, { ...CATALOG[1]!, server: 'mirror' }]);
+    s.bundles.bundle = { ...s.bundles.bundle!, catalog };
     const gate = new Gate({ catalog, bundles: s.bundles, denySet: w.denySet });
     const decide = (tool: string, server?: string) =>
       gate.decide(

@@ -119,18 +119,25 @@ forbid(principal, action == Action::"callTool", resource == Tool::"infra/deploy"
 
 export const SCHEMA = mandateCedarSchema({ tools: CATALOG });
 
-/** A bundle as a source hands it over, compiled from `policies` (validated against `schema` unless `null`). */
+/**
+ * A bundle as a source hands it over, compiled from `policies` (validated against `schema` unless
+ * `null`), binding `catalog` (the world's CATALOG by default; `null`: none).
+ */
 export function bundleOf(
   policies = POLICIES,
   version = 1,
   schema: string | null = SCHEMA,
+  catalog: ToolCatalog | null = new ToolCatalog(CATALOG),
 ): ActiveBundle {
   return {
     version,
-    hash: toHex(sha256(new TextEncoder().encode(`${version}\n${policies}`))),
+    hash: toHex(
+      sha256(new TextEncoder().encode(`${version}\n${policies}\n${catalog?.digest ?? ''}`)),
+    ),
     issuer: 'I00',
     createdAt: GATE_NOW,
     policySet: compilePolicySet(schema === null ? { policies } : { policies, schema }),
+    ...(catalog === null ? {} : { catalog }),
   };
 }
 

@@ -172,7 +172,8 @@ export async function runApprovalAnswer(
             human,
           );
     const approver = new ChainVerifier(
-      await verification(home, now, bytes, human.identifier),
+      // Home-wide trust anchors only: a scoped anchor never makes an approver.
+      await verification(home, now, bytes),
     ).verify(bytes, { nowSeconds: now, presenter: human.identifier });
     const { verified, keyId } = await home.identities.purposeKey(
       human.identifier,

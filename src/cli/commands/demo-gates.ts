@@ -234,7 +234,8 @@ export async function runGateScenario(
   const tools = DEMO_CATALOG;
   const catalog = new ToolCatalog(tools);
 
-  // 9. A signed policy bundle, validated against the Mandate schema with the catalog's arguments.
+  // 9. A signed policy bundle, validated against the Mandate schema with the catalog's arguments,
+  // binding the catalog: the gates take their tools from the bundle.
   const authorityKnown = await home.identities.get('authority');
   const authority = home.authority('authority');
   const authorityId = authorityKnown.identity.identifier;
@@ -246,6 +247,7 @@ export async function runGateScenario(
       policies: DEMO_POLICIES,
       schema: mandateCedarSchema({ tools }),
       version: (previous?.version ?? 0) + 1,
+      catalog,
     },
     { nowSeconds: now },
   );

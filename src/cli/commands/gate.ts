@@ -1,9 +1,16 @@
 import type { Command } from 'commander';
+import { parseJsonNoDuplicateKeys } from '../../encoding/index.js';
 import { forbidden, invalid } from '../../core/internal.js';
 import { isMandateError, MandateError } from '../../core/index.js';
 import { ChainVerifier, type VerifiedChain } from '../../credentials/index.js';
 import { isIdentifier, parseIdentifier, type Identifier } from '../../identity/index.js';
-import { Gate, ToolCatalog, mandateCedarSchema, type GateDecision } from '../../gates/index.js';
+import {
+  Gate,
+  ToolCatalog,
+  parseToolArguments,
+  mandateCedarSchema,
+  type GateDecision,
+} from '../../gates/index.js';
 import { EnforcementPoint, StoreBundleSource } from '../../node/index.js';
 import {
   AuditLog,
@@ -32,15 +39,13 @@ import { readTextArgument } from '../input.js';
  */
 export const APPROVAL_REQUIRED_EXIT_CODE = 12;
 
-/** `--args` is bounded before it is parsed (the gate bounds its depth and size again). */
-const MAX_ARGS_CHARS = 256 * 1024;
 /** How long a one-shot command accepts the home's latest bundle without a newer read. */
 const CLI_BUNDLE_STALENESS_SECONDS = 60;
 
 interface GateCommonOptions {
   chain: string;
   presenter: string;
-  catalog: string;
+  catalog?: string;
 }
 
 export function registerGateCommands(program: Command, context: () => CliContext): void {
@@ -51,11 +56,13 @@ export function registerGateCommands(program: Command, context: () => CliContext
     .command('tools')
     .requiredOption('--chain <file>', 'the delegation chain presented')
     .requiredOption('--presenter <identity>', 'who presents it: the chain must end with it')
-    .requiredOption(
+    .option(
       '--catalog <file>',
-      'the tool catalog: JSON [{name, server, description, inputSchema}]',
+      "optional: the tool catalog you expect (JSON [{name, server, description, inputSchema}]); it must be the bundle's",
     )
-    .description("gate 1: the catalog's tools this chain may see under this home's policy bundle")
+    .description(
+      "gate 1: the bundle catalog's tools this chain may see under this home's policy bundle",
+    )
     .action((opts: GateCommonOptions) => runGateTools(context(), opts));
   gate
     .command('schema')
@@ -73,7 +80,7 @@ export function registerGateCommands(program: Command, context: () => CliContext
       '--presenter <identity>',
       'who presents it: the chain must end with it; a local identity the call is signed as and logged under',
     )
-    .requiredOption('--catalog <file>', 'the tool catalog (JSON)')
+    .option('--catalog <file>', "optional: the tool catalog you expect; it must be the bundle's")
     .option('--tool <name>', 'the tool called (with --invocation: the one it names)')
     .option('--server <name>', 'its server (needed when several servers offer the tool)')
     .requiredOption('--args <json>', 'the arguments: a JSON object')
@@ -183,26 +190,14 @@ async function resolveIdentifier(home: Home, ref: string): Promise<Identifier> {
 
 function readCatalog(file: string): ToolCatalog {
   const text = readTextArgument(file, 'catalog');
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (cause) {
-    throw invalid('ERR_GATE_CATALOG_INVALID', `catalog \`${file}\` is not JSON`, cause);
-  }
+  // No key twice in one object: `"type":"integer","type":"number"` has no one meaning.
+  const value = parseJsonNoDuplicateKeys(text, 'ERR_GATE_CATALOG_INVALID', `catalog \`${file}\``);
   return ToolCatalog.fromJson(value);
 }
 
+/** `--args`: bounded, JSON, no key twice in one object (parseToolArguments). */
 function parseArgs(text: string): unknown {
-  if (text.length > MAX_ARGS_CHARS)
-    throw invalid(
-      'ERR_GATE_ARGUMENTS_TOO_LARGE',
-      `\`--args\` is longer than ${MAX_ARGS_CHARS} characters`,
-    );
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (cause) {
-    throw invalid('ERR_GATE_ARGUMENTS_INVALID', '`--args` is not JSON', cause);
-  }
+  return parseToolArguments(text);
 }
 
 /**
@@ -237,13 +232,15 @@ async function withGate<T>(
     now: number;
   }) => Promise<T>,
 ): Promise<T> {
-  const catalog = readCatalog(opts.catalog);
+  const catalog = opts.catalog === undefined ? undefined : readCatalog(opts.catalog);
   const home = await ctx.openHome();
   try {
     const now = ctx.clock.nowSeconds();
     const bytes = await readChain(home, opts.chain);
     const presenter = await resolveIdentifier(home, opts.presenter);
-    const checks = await verification(home, now, bytes, presenter);
+    // Only the home-wide trust anchors: an authority trusted for one identity (a scoped anchor,
+    // from `ticket redeem`) vouches for that identity's own channels, never at this home's gates.
+    const checks = await verification(home, now, bytes);
     // A chain that does not verify (expired, revoked, another presenter) is the chain lock's
     // refusal: `gate call` answers it as a decision, `gate tools` with an empty list.
     let chain: VerifiedChain | MandateError;
@@ -260,7 +257,11 @@ async function withGate<T>(
       clock: ctx.clock,
     });
     try {
-      const gate = new Gate({ catalog, bundles, denySet: checks.denySet });
+      const gate = new Gate({
+        ...(catalog === undefined ? {} : { catalog }),
+        bundles,
+        denySet: checks.denySet,
+      });
       return await work({ home, chain, gate, bundles, denySet: checks.denySet, now });
     } finally {
       await bundles.stop();
@@ -286,6 +287,12 @@ export async function runGateTools(ctx: CliContext, opts: GateCommonOptions): Pr
     const bundle = safeCurrent(bundles);
     if (bundle === undefined)
       ctx.out.note('note: no policy bundle is in force on this home: no tool is shown');
+    else if (bundle.catalog === undefined)
+      ctx.out.note(
+        'note: the bundle in force binds no tool catalog (publish it with `--catalog`): no tool is shown',
+      );
+    else if (gate.catalog !== undefined && gate.catalog.digest !== bundle.catalog.digest)
+      ctx.out.note("note: `--catalog` is not the bundle's catalog: no tool is shown");
     ctx.out.result({ agent: chain.actor, bundle: bundle?.hash ?? null, tools }, () =>
       tools.length === 0
         ? `no tools for ${chain.actor}`
@@ -328,7 +335,11 @@ export async function runGateCall(
       'ERR_ARGUMENT_INVALID',
       '`gate call` needs `--chain`, `--presenter` and `--tool`, or a signed `--invocation`',
     );
-  const common = { chain: opts.chain, presenter: opts.presenter, catalog: opts.catalog! };
+  const common = {
+    chain: opts.chain,
+    presenter: opts.presenter,
+    ...(opts.catalog === undefined ? {} : { catalog: opts.catalog }),
+  };
   const tool = opts.tool;
   const presenter = opts.presenter;
   // A chain that does not verify is refused here (a deny, nothing consumed, nothing logged);
@@ -383,12 +394,14 @@ async function runSignedGateCall(
     (opts.server !== undefined && opts.server !== record.server)
   )
     throw invalid('ERR_AUDIT_RECORD_MISMATCH', 'the invocation names another tool or server');
-  const catalog = readCatalog(opts.catalog!);
+  const catalog = opts.catalog === undefined ? undefined : readCatalog(opts.catalog);
   const home = await ctx.openHome();
   try {
     const now = ctx.clock.nowSeconds();
     const chainBytes = fromBase64Url(record.chain, 'chain');
-    const checks = await verification(home, now, chainBytes, record.agent);
+    // Home-wide trust anchors only, as for every gate decision (a scoped anchor vouches for one
+    // identity's own channels, never at this home's gates).
+    const checks = await verification(home, now, chainBytes);
     const bundles = await StoreBundleSource.start({
       repository: home.store.policyBundles,
       authorities: () => home.trustedAuthorities(),
@@ -401,7 +414,11 @@ async function runSignedGateCall(
       origin: homeAuditOrigin(authority.identity.identifier),
     });
     try {
-      const gate = new Gate({ catalog, bundles, denySet: checks.denySet });
+      const gate = new Gate({
+        ...(catalog === undefined ? {} : { catalog }),
+        bundles,
+        denySet: checks.denySet,
+      });
       const chains = new ChainVerifier(checks);
       const enforcer = await issuerOf(home, opts.as ?? DEFAULT_AUTHORITY);
       // The countersigner must not be a party to the call: not the agent, nor anyone the

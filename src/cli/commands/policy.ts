@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { parseJsonNoDuplicateKeys } from '../../encoding/index.js';
 import { invalid, notFound } from '../../core/internal.js';
 import { isMandateError } from '../../core/index.js';
 import { escapeControlCharacters } from '../../encoding/index.js';
@@ -125,7 +126,12 @@ export function registerPolicyCommands(program: Command, context: () => CliConte
  * with the catalog's tool arguments (`mandateCedarSchema`); else the Mandate schema, which
  * declares no tool arguments (`default` is then true).
  */
-function schemaOf(opts: SchemaOption): { text: string; name: string; default: boolean } {
+function schemaOf(opts: SchemaOption): {
+  text: string;
+  name: string;
+  default: boolean;
+  catalog?: ToolCatalog;
+} {
   if (opts.schema !== undefined && opts.catalog !== undefined)
     throw invalid(
       'ERR_ARGUMENT_INVALID',
@@ -133,25 +139,24 @@ function schemaOf(opts: SchemaOption): { text: string; name: string; default: bo
     );
   if (opts.schema !== undefined)
     return { text: readTextArgument(opts.schema, 'schema'), name: opts.schema, default: false };
-  if (opts.catalog !== undefined)
+  if (opts.catalog !== undefined) {
+    const catalog = readCatalog(opts.catalog);
     return {
-      text: mandateCedarSchema({ tools: readCatalog(opts.catalog) }),
+      text: mandateCedarSchema({ tools: catalog.tools.map((t) => t.descriptor) }),
       name: `mandate + catalog ${opts.catalog}`,
       default: false,
+      catalog,
     };
+  }
   return { text: MANDATE_CEDAR_SCHEMA, name: 'mandate', default: true };
 }
 
 /** The tools of a catalog file (JSON `[…]` or `{"tools": […]}`), checked as the gates check them. */
 function readCatalog(file: string) {
   const text = readTextArgument(file, 'catalog');
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (cause) {
-    throw invalid('ERR_GATE_CATALOG_INVALID', `catalog \`${file}\` is not JSON`, cause);
-  }
-  return ToolCatalog.fromJson(value).tools.map((t) => t.descriptor);
+  // No key twice in one object: `"type":"integer","type":"number"` has no one meaning.
+  const value = parseJsonNoDuplicateKeys(text, 'ERR_GATE_CATALOG_INVALID', `catalog \`${file}\``);
+  return ToolCatalog.fromJson(value);
 }
 
 /**
@@ -234,7 +239,12 @@ export async function runPolicyPublish(
         credentialKeyAttestation: verified.attestation,
         verifiedKey: verified,
       },
-      { policies, schema: schema.text, version: (previous?.version ?? 0) + 1 },
+      {
+        policies,
+        schema: schema.text,
+        version: (previous?.version ?? 0) + 1,
+        ...(schema.catalog === undefined ? {} : { catalog: schema.catalog }),
+      },
       { nowSeconds: now },
     );
     // As every process of this home will verify it: an authority this home does not trust, or
@@ -244,6 +254,10 @@ export async function runPolicyPublish(
       ctx.out.note(
         'warning: published with the default Mandate schema, which declares no tool arguments: every `callTool` with arguments will be denied (the request does not conform); publish with `--catalog FILE.json` (or `--schema FILE`)',
       );
+    if (bundle.catalog === undefined)
+      ctx.out.note(
+        'warning: published without `--catalog`: the bundle binds no tool catalog, so the gates list and call no tool under it (ERR_GATE_NO_CATALOG)',
+      );
     ctx.out.result(
       {
         version: bundle.version,
@@ -252,6 +266,7 @@ export async function runPolicyPublish(
         createdAt: bundle.createdAt,
         schema: schema.name,
         policies: bundle.policySet.policies.length,
+        catalog: bundle.catalog?.digest ?? null,
       },
       () => `published policy bundle version ${bundle.version}\nhash: ${bundle.hash}`,
     );
@@ -319,6 +334,15 @@ export async function runPolicyShow(ctx: CliContext, versionText?: string): Prom
         policies: policySummary(bundle.policySet),
         text: bundle.policies,
         schema: bundle.schema,
+        catalog:
+          bundle.catalog === undefined
+            ? null
+            : {
+                digest: bundle.catalog.digest,
+                tools: bundle.catalog.tools.map(
+                  (t) => `${t.descriptor.server}/${t.descriptor.name}`,
+                ),
+              },
       },
       () =>
         [
@@ -328,6 +352,12 @@ export async function runPolicyShow(ctx: CliContext, versionText?: string): Prom
             ['issuer', bundle.issuer],
             ['created', new Date(bundle.createdAt * 1000).toISOString()],
             ['policies', bundle.policySet.policies.length],
+            [
+              'catalog',
+              bundle.catalog === undefined
+                ? 'none (the gates list and call no tool)'
+                : `${bundle.catalog.tools.length} tools, ${bundle.catalog.digest}`,
+            ],
           ]),
           ...humanPolicies(bundle.policySet),
           '',
