@@ -246,11 +246,24 @@ describe('deny-sets and bundles reach a node on another home over the bus', () =
       join(a.dir, 'policies.cedar'),
       'permit(principal, action == Action::"listTool", resource);\n',
     );
+    writeFileSync(
+      join(a.dir, 'catalog.json'),
+      JSON.stringify([
+        {
+          name: 'read_orders',
+          server: 'crm',
+          description: 'read',
+          inputSchema: { type: 'object' },
+        },
+      ]),
+    );
     const published = await ok<{ version: number; hash: string }>(
       a.home,
       'policy',
       'publish',
       join(a.dir, 'policies.cedar'),
+      '--catalog',
+      join(a.dir, 'catalog.json'),
     );
     const publishedAt = Date.now();
     await nodeB.waitFor(
