@@ -20,7 +20,7 @@ import {
 import { sha256 } from '../crypto/index.js';
 import { toHex } from '../encoding/index.js';
 import { delegationPath } from './chain-path.js';
-import { fromBase64Url, parseAuditRecord } from './record-codec.js';
+import { auditRecordHash, fromBase64Url, parseAuditRecord } from './record-codec.js';
 import type { DecisionRecord, InvocationRecord, OutcomeRecord } from './records.js';
 import type { LogEntryLine } from './verify-log.js';
 
@@ -115,7 +115,7 @@ export function emitTrailSpans(
       skipped++;
       continue;
     }
-    const hash = entry.id ?? toHex(sha256(entry.record));
+    const hash = entry.id ?? auditRecordHash(entry.record);
     if (record.type === 'mandate/invocation/v1') {
       const call: Call = { index: entry.index, hash, invocation: record };
       calls.push(call);

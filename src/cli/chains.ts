@@ -5,7 +5,7 @@
 import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { invalid } from '../core/internal.js';
-import { toHex } from '../encoding/index.js';
+import { parseJsonNoDuplicateKeys, toHex } from '../encoding/index.js';
 import {
   chainFromCredential,
   decodeChain,
@@ -16,12 +16,12 @@ import {
   type VerifiedChain,
 } from '../credentials/index.js';
 import { encodeConstraintValue, RESERVED_PREFIX } from '../credentials/internal.js';
-import { BUDGET_ATTRIBUTE_PREFIX } from '../gates/index.js';
+import { BUDGET_ATTRIBUTE_PREFIX, ToolCatalog } from '../gates/index.js';
 import { historyIdentifier } from '../identity/internal.js';
 import { type Identifier, type KnownIdentity, type VerifiedIdentity } from '../identity/index.js';
 import type { Home } from './home.js';
 import type { CliContext } from './context.js';
-import { readBytesArgument } from './input.js';
+import { readBytesArgument, readTextArgument } from './input.js';
 
 export const DEFAULT_AUTHORITY = 'authority';
 
@@ -174,4 +174,12 @@ export function requireLocal(known: KnownIdentity, ref: string): string {
   if (known.primaryKeyId === null)
     throw invalid('ERR_IDENTITY_NOT_LOCAL', `identity \`${ref}\` has no key in this vault`);
   return known.primaryKeyId;
+}
+
+/** The tools of a catalog file (JSON `[…]` or `{"tools": […]}`), checked as the gates check them. */
+export function readCatalog(file: string): ToolCatalog {
+  const text = readTextArgument(file, 'catalog');
+  // No key twice in one object: `"type":"integer","type":"number"` has no one meaning.
+  const value = parseJsonNoDuplicateKeys(text, 'ERR_GATE_CATALOG_INVALID', `catalog \`${file}\``);
+  return ToolCatalog.fromJson(value);
 }

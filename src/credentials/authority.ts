@@ -503,9 +503,10 @@ function exceedsGrantor(
         reason: 'an enroller passes on reserved attributes only exactly as it holds them',
       };
   }
-  const ordinary = (source: Constraints): Constraints =>
-    new Map([...source].filter(([name]) => !name.startsWith(RESERVED_PREFIX)));
-  const check = checkWithin(ordinary(constraints), ordinary(constraintsFromAttributes(held)));
+  const check = checkWithin(
+    withoutReserved(constraints),
+    withoutReserved(constraintsFromAttributes(held)),
+  );
   return check.ok ? undefined : check;
 }
 

@@ -24,6 +24,7 @@ import {
   type TraceRecord,
   type VerifiedInvocation,
   type VerifiedKeyCache,
+  auditRecordHash,
 } from '../audit/index.js';
 import { toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
@@ -138,7 +139,7 @@ export class EnforcementPoint {
         if (record.type === 'mandate/invocation/v1')
           heads.set(record.agent, {
             agent: record.agent,
-            hash: toHex(sha256(entry.record)),
+            hash: auditRecordHash(entry.record),
             index: from + i,
           });
       });

@@ -11,6 +11,7 @@ import { answerApproval, type ApprovalRecord, type ApprovalStatus } from '../../
 import type { CliContext } from '../context.js';
 import type { Home } from '../home.js';
 import { formatFields } from '../output.js';
+import { parsePositiveInteger } from '../parse.js';
 import { DEFAULT_AUTHORITY, readChain, verification } from '../chains.js';
 
 /** How long the credential the home's authority issues for one answer lives. */
@@ -62,8 +63,8 @@ export async function runApprovalsList(
 ): Promise<void> {
   if (opts.status !== undefined && !STATUSES.includes(opts.status as ApprovalStatus))
     throw invalid('ERR_ARGUMENT_INVALID', `\`--status\` is one of ${STATUSES.join(', ')}`);
-  const limit = opts.limit === undefined ? 100 : Number(opts.limit);
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000)
+  const limit = opts.limit === undefined ? 100 : parsePositiveInteger(opts.limit, '--limit');
+  if (limit > 10_000)
     throw invalid('ERR_ARGUMENT_INVALID', '`--limit` is an integer from 1 to 10000');
   const home = await ctx.openHome();
   try {

@@ -1,12 +1,10 @@
 import type { Command } from 'commander';
-import { parseJsonNoDuplicateKeys } from '../../encoding/index.js';
 import { forbidden, invalid } from '../../core/internal.js';
 import { isMandateError, MandateError } from '../../core/index.js';
 import { ChainVerifier, type VerifiedChain } from '../../credentials/index.js';
 import { isIdentifier, parseIdentifier, type Identifier } from '../../identity/index.js';
 import {
   Gate,
-  ToolCatalog,
   parseToolArguments,
   mandateCedarSchema,
   type GateDecision,
@@ -30,8 +28,7 @@ import { writeFileSync } from 'node:fs';
 import type { CliContext } from '../context.js';
 import type { Home } from '../home.js';
 import { EXIT_CODES, formatFields } from '../output.js';
-import { readChain, verification } from '../chains.js';
-import { readTextArgument } from '../input.js';
+import { readCatalog, readChain, verification } from '../chains.js';
 
 /**
  * `gate call` exits with this code when the call waits for a human approval: not 0 (it must not
@@ -186,13 +183,6 @@ async function resolveIdentifier(home: Home, ref: string): Promise<Identifier> {
   if (isIdentifier(ref)) return ref;
   if (/^[0-9a-f]{64}$/.test(ref)) return parseIdentifier(`I${ref}`);
   return (await home.identities.get(ref)).identity.identifier;
-}
-
-function readCatalog(file: string): ToolCatalog {
-  const text = readTextArgument(file, 'catalog');
-  // No key twice in one object: `"type":"integer","type":"number"` has no one meaning.
-  const value = parseJsonNoDuplicateKeys(text, 'ERR_GATE_CATALOG_INVALID', `catalog \`${file}\``);
-  return ToolCatalog.fromJson(value);
 }
 
 /** `--args`: bounded, JSON, no key twice in one object (parseToolArguments). */

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { parseJsonNoDuplicateKeys } from '../../encoding/index.js';
 import { invalid, notFound } from '../../core/internal.js';
 import { isMandateError } from '../../core/index.js';
 import { escapeControlCharacters } from '../../encoding/index.js';
@@ -26,7 +25,13 @@ import type { Home } from '../home.js';
 import { EXIT_CODES, formatFields } from '../output.js';
 import { parsePositiveInteger } from '../parse.js';
 import { readBytesArgument, readTextArgument } from '../input.js';
-import { checkOutputFile, DEFAULT_AUTHORITY, requireLocal, writeOrPrint } from '../chains.js';
+import {
+  checkOutputFile,
+  DEFAULT_AUTHORITY,
+  readCatalog,
+  requireLocal,
+  writeOrPrint,
+} from '../chains.js';
 
 /** Cedar entities and request lists may be larger than the CLI's usual inputs. */
 const MAX_CEDAR_JSON_BYTES = 16 * 1024 * 1024;
@@ -149,14 +154,6 @@ function schemaOf(opts: SchemaOption): {
     };
   }
   return { text: MANDATE_CEDAR_SCHEMA, name: 'mandate', default: true };
-}
-
-/** The tools of a catalog file (JSON `[…]` or `{"tools": […]}`), checked as the gates check them. */
-function readCatalog(file: string) {
-  const text = readTextArgument(file, 'catalog');
-  // No key twice in one object: `"type":"integer","type":"number"` has no one meaning.
-  const value = parseJsonNoDuplicateKeys(text, 'ERR_GATE_CATALOG_INVALID', `catalog \`${file}\``);
-  return ToolCatalog.fromJson(value);
 }
 
 /**
