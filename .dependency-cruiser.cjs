@@ -25,6 +25,7 @@ const layers = {
     'policy',
     'gates',
     'audit',
+    'broker',
   ],
   bus: ['core', 'encoding', 'policy', 'credentials'],
   node: null,
