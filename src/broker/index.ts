@@ -6,8 +6,10 @@ export type {
   IssuedLease,
   JwtLeaseValue,
   Lease,
+  LeaseAuditSink,
   LeaseContext,
   LeaseProvider,
   PostgresLeaseValue,
   SecretInfo,
+  SecretReader,
 } from './types.js';

@@ -79,8 +79,13 @@ export interface IssuedLease<Value> {
 export interface LeaseProvider<Value = unknown> {
   readonly kind: LeaseKind;
   issue(context: LeaseContext): Promise<IssuedLease<Value>>;
-  /** Moves the provider's own end (a role's `VALID UNTIL`) to `expiresAt`; a no-op where none. */
-  renew(lease: Lease, expiresAt: number): Promise<void>;
+  /**
+   * Extends the lease to `context.expiresAt` at the provider: moves a role's `VALID UNTIL`, or
+   * issues a fresh value where the old one cannot be extended (a JWT's `exp` is signed in, so a
+   * renewal mints a new token). Returns the new value, or `undefined` when the holder keeps using
+   * the one it has. `context.leaseId` is `lease.id`; `context.chain` is the renewer's chain.
+   */
+  renew(lease: Lease, context: LeaseContext): Promise<IssuedLease<Value> | undefined>;
   /** Ends the lease at the provider (drop the role and its sessions, deny the jti, unbind). */
   revoke(lease: Lease): Promise<void>;
   /**
@@ -112,4 +117,26 @@ export interface SecretInfo {
   /** Unix seconds. */
   readonly createdAt: number;
   readonly updatedAt: number;
+}
+
+/**
+ * Reads a secret's current value from the sealed store, for the providers that inject it (the
+ * proxy) or sign with it. The caller wipes the bytes (`wipe` from the crypto layer) as soon as it
+ * has used them. Throws `ERR_SECRET_NOT_FOUND` for an unknown name.
+ */
+export interface SecretReader {
+  read(name: string): Promise<Uint8Array>;
+}
+
+/**
+ * Where the broker's lease events go: the audit log, as lease records signed by the broker's
+ * identity (`audit` LeaseRecord: ids and names, never a value). Resolves once durable.
+ */
+export interface LeaseAuditSink {
+  record(event: {
+    readonly lease: Lease;
+    readonly event: 'granted' | 'renewed' | 'used' | 'revoked' | 'expired';
+    /** Unix seconds. */
+    readonly at: number;
+  }): Promise<void>;
 }
