@@ -476,7 +476,7 @@ function lease(o: Json): LeaseRecord {
     agent: identifier(o.agent, 'agent'),
     lease: text(o.lease, 'lease'),
     resource: text(o.resource, 'resource'),
-    event: oneOf(o.event, ['granted', 'renewed', 'revoked', 'expired'] as const, 'event'),
+    event: oneOf(o.event, ['granted', 'renewed', 'used', 'revoked', 'expired'] as const, 'event'),
     at: seconds(o.at, 'at'),
     expiresAt: o.expiresAt === null ? null : seconds(o.expiresAt, 'expiresAt'),
     ...enforcer(o),

@@ -185,9 +185,9 @@ export interface LeaseRecord extends EnforcerSigned {
   readonly lease: string;
   /** The secret's name or reference (`vault:stripe/refunds`), never its value. */
   readonly resource: string;
-  readonly event: 'granted' | 'renewed' | 'revoked' | 'expired';
+  readonly event: 'granted' | 'renewed' | 'used' | 'revoked' | 'expired';
   readonly at: number;
-  /** When the lease ends; `null` for `revoked`/`expired`. */
+  /** When the lease ends; `null` for `revoked`/`expired`. `used`: a proxied request it served. */
   readonly expiresAt: number | null;
 }
 

@@ -13,3 +13,23 @@ export type {
   SecretInfo,
   SecretReader,
 } from './types.js';
+export { SecretStore, checkSecretName, sealedSecretAad, MAX_SECRET_BYTES } from './secret-store.js';
+export type { SecretRepository, SealedSecretRecord, SecretStoreOptions } from './secret-store.js';
+export {
+  Broker,
+  checkLeaseId,
+  checkLeaseRequest,
+  newLeaseId,
+  DEFAULT_LEASE_LIMITS,
+  DEFAULT_LEASE_TTL_SECONDS,
+} from './broker.js';
+export type {
+  BrokerOptions,
+  CheckedLeaseRequest,
+  GrantedLease,
+  LeaseDecider,
+  LeaseLimits,
+  LeaseRepository,
+  LeaseRequest,
+  RenewedLease,
+} from './broker.js';

@@ -115,6 +115,13 @@ const ACTION_NAME = TOOLS_ATTRIBUTE;
 /** Which names a relay registration reads (channel/relay.ts). */
 export const RELAY_ATTRIBUTE = 'relay';
 /**
+ * What the broker may lease to the chain's actor (gates/lease-decision.ts): a set of
+ * `KIND/RESOURCE` names (`jwt/payments-api`, `postgres/readonly`, `proxy/stripe`) or `*`.
+ */
+export const SECRETS_ATTRIBUTE = 'secrets';
+/** The scopes a leased JWT may carry (gates/lease-decision.ts): a set of scope names or `*`. */
+export const SECRET_SCOPES_ATTRIBUTE = 'secret_scopes';
+/**
  * Attribute names that are capabilities of the infrastructure, never constraints on a tool call:
  * Mandate's relay registration, and the names Ockam's authority writes (research/ockam.md §3).
  * checkRequest does not evaluate them, so `relay=bob` neither needs nor is satisfied by an
@@ -126,6 +133,9 @@ export const INFRASTRUCTURE_ATTRIBUTES: readonly string[] = Object.freeze([
   // `human=true`: the authority marks a member as a person (gates: a `Human` delegator, an
   // approver); a fact about the subject, not a constraint on its calls.
   'human',
+  // Gate 3: what the broker may lease (docs/spec/broker.md §2), read by the lease decision only.
+  SECRETS_ATTRIBUTE,
+  SECRET_SCOPES_ATTRIBUTE,
   'ockam-relay',
   'ockam-role',
   'project_id',

@@ -8,6 +8,8 @@ export {
   checkRequest,
   TOOLS_ATTRIBUTE,
   LABEL_PREFIX,
+  SECRETS_ATTRIBUTE,
+  SECRET_SCOPES_ATTRIBUTE,
 } from './constraints.js';
 export { RESERVED_PREFIX } from './delegation.js';
 export {

@@ -26,6 +26,7 @@ import {
   type ArgumentLimits,
 } from './request.js';
 import type { ActiveBundle, BundleSource, ToolDescriptor } from './types.js';
+import { checkLeaseChain, evaluateLease, type LeaseAsk } from './lease-decision.js';
 
 /** Which lock refused (or, for `approval_required`, which lock waits). */
 export type GateLock = 'chain' | 'schema' | 'policy' | 'bundle' | 'approval' | 'budget' | 'rate';
@@ -391,6 +392,24 @@ export class Gate {
       return rendered;
     }
     return render(bundle, decision, approval);
+  }
+
+  /**
+   * Gate 3 (docs/spec/broker.md §2): may the chain's actor lease `ask`? Lock 1 is the chain
+   * (window, deny-set, the `secrets` and `secret_scopes` grants: lease-decision.ts), lock 2 the
+   * bundle's `leaseSecret` for `Secret::"KIND/RESOURCE"`; the first refusal decides, and any
+   * error denies. Needs no tool catalog.
+   */
+  decideLease(
+    chain: VerifiedChain,
+    ask: LeaseAsk,
+    options: { readonly nowSeconds: number },
+  ): GateDecision {
+    const refused = checkLeaseChain(chain, ask, options.nowSeconds, this.#denySet);
+    if (refused !== undefined) return refused;
+    const bundle = this.#bundle();
+    if (!('policySet' in bundle)) return bundle;
+    return evaluateLease(bundle, chain, ask, options.nowSeconds);
   }
 }
 

@@ -10,6 +10,8 @@ export type {
   ApprovalPrompt,
   ApprovalState,
 } from './gate.js';
+export { leaseSecretName } from './lease-decision.js';
+export type { LeaseAsk } from './lease-decision.js';
 export { enforceCall } from './enforce.js';
 export type { EnforcementOptions } from './enforce.js';
 export { ToolCatalog, toolUid } from './catalog.js';

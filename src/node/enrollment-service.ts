@@ -21,13 +21,9 @@ import {
   type RedeemRequest,
   type VerifiedCredential,
 } from '../credentials/index.js';
-import {
-  channelPeerOf,
-  SecureChannelLocalInfo,
-  type SecureChannel,
-  type VerifiedPeer,
-} from '../channel/index.js';
-import { localAddress, type Envelope, type MessageContext, type Router } from '../routing/index.js';
+import { channelPeerOf, type SecureChannel, type VerifiedPeer } from '../channel/index.js';
+import type { Envelope, MessageContext, Router } from '../routing/index.js';
+import { requestOverChannel } from './channel-request.js';
 
 /**
  * Redeeming enrollment tickets, and renewing members' credentials, over secure channels
@@ -386,8 +382,6 @@ export interface IssuedCredential {
 /** What a redemption returns: the member's first credential. */
 export type RedeemedTicket = IssuedCredential;
 
-let nextClient = 1;
-
 const timeoutError = (timeoutMs: number): MandateError =>
   timeout('ERR_ENROLLMENT_TIMEOUT', `the authority did not answer within ${timeoutMs} ms`);
 
@@ -454,46 +448,18 @@ export async function fetchCredentialOverChannel(
 }
 
 /** Sends one request to the service through `channel`; resolves with the answer's payload. */
-async function request(
+function request(
   router: Router,
   channel: Pick<SecureChannel, 'address' | 'allow'>,
   payload: Uint8Array,
   options: { readonly timeoutMs: number; readonly serviceAddress: string | undefined },
 ): Promise<Uint8Array> {
-  const service = localAddress(options.serviceAddress ?? ENROLLMENT_SERVICE_ADDRESS);
-  const client = `enroll-client-${nextClient++}`;
-  let answer: ((payload: Uint8Array) => void) | undefined;
-  router.registerWorker(client, {
-    handleMessage: (ctx, envelope) => {
-      // Only an answer through this very channel counts (the worker is open to no connection,
-      // so anything else would be a local sender).
-      const info = ctx.localInfo;
-      if (!(info instanceof SecureChannelLocalInfo) || info.channelAddress !== channel.address)
-        return;
-      answer?.(envelope.payload);
-      answer = undefined;
-    },
+  return requestOverChannel(router, channel, payload, {
+    service: options.serviceAddress ?? ENROLLMENT_SERVICE_ADDRESS,
+    timeoutMs: options.timeoutMs,
+    clientPrefix: 'enroll-client',
+    timeoutError: () => timeoutError(options.timeoutMs),
   });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    channel.allow(client);
-    const answered = new Promise<Uint8Array>((resolve, reject) => {
-      answer = resolve;
-      timer = setTimeout(() => {
-        reject(timeoutError(options.timeoutMs));
-      }, options.timeoutMs);
-    });
-    await router.send({
-      onwardRoute: [localAddress(channel.address), service],
-      returnRoute: [localAddress(client)],
-      payload,
-    });
-    return await answered;
-  } finally {
-    clearTimeout(timer);
-    answer = undefined;
-    router.unregisterWorker(client);
-  }
 }
 
 /** The answer's credential, verified; the authority's refusal or a protocol error otherwise. */

@@ -50,3 +50,24 @@ export type {
   EnforcedInvocation,
   CallOutcome,
 } from './enforcement-point.js';
+export {
+  BrokerService,
+  BROKER_SERVICE_ADDRESS,
+  DEFAULT_BROKER_TIMEOUT_MS,
+  leaseSummaryOf,
+  requestLeaseOverChannel,
+  renewLeaseOverChannel,
+  revokeLeaseOverChannel,
+} from './broker-service.js';
+export type {
+  BrokerClientOptions,
+  BrokerServiceEvent,
+  BrokerServiceOptions,
+  LeaseAnswer,
+  LeaseSummary,
+  LeaseValueFields,
+} from './broker-service.js';
+export { BrokerTimers, DEFAULT_BROKER_TICK_MS } from './broker-timers.js';
+export type { BrokerTimersOptions } from './broker-timers.js';
+export { AuditLogLeaseSink, leaseRecordBody } from './lease-audit-sink.js';
+export type { AuditLogLeaseSinkOptions } from './lease-audit-sink.js';

@@ -32,6 +32,12 @@ import {
   POLICY_BUNDLES_MIGRATION_SQL,
   SqlitePolicyBundleRepository,
 } from './sqlite-policy-bundle-repository.js';
+import {
+  BROKER_LEASES_MIGRATION_SQL,
+  BROKER_SECRETS_MIGRATION_SQL,
+  SqliteLeaseRepository,
+  SqliteSecretRepository,
+} from './sqlite-broker-repositories.js';
 
 /** Every migration of the embedded store, in order; a version number is never reused. */
 export const SQLITE_MIGRATIONS: readonly Migration[] = [
@@ -46,6 +52,8 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   { version: 9, name: 'gates', sql: GATES_MIGRATION_SQL },
   { version: 10, name: 'audit_log', sql: AUDIT_LOG_MIGRATION_SQL },
   { version: 11, name: 'audit_trail', sql: AUDIT_TRAIL_MIGRATION_SQL },
+  { version: 12, name: 'broker_secrets', sql: BROKER_SECRETS_MIGRATION_SQL },
+  { version: 13, name: 'broker_leases', sql: BROKER_LEASES_MIGRATION_SQL },
 ];
 
 /** The embedded default: one SQLite file for identities, sealed keys and credentials state. */
@@ -61,6 +69,8 @@ export interface SqliteStore {
   readonly budgets: SqliteBudgetRepository;
   readonly auditLog: SqliteAuditLogRepository;
   readonly auditTrail: SqliteAuditTrailRepository;
+  readonly brokerSecrets: SqliteSecretRepository;
+  readonly brokerLeases: SqliteLeaseRepository;
   close(): void;
 }
 
@@ -98,6 +108,8 @@ export function openSqliteStore(path: string): SqliteStore {
     budgets: new SqliteBudgetRepository(database),
     auditLog: new SqliteAuditLogRepository(database),
     auditTrail: new SqliteAuditTrailRepository(database),
+    brokerSecrets: new SqliteSecretRepository(database),
+    brokerLeases: new SqliteLeaseRepository(database),
     close: () => {
       database.close();
     },

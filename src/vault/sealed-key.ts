@@ -1,16 +1,8 @@
-import {
-  AEAD_NONCE_BYTES,
-  AeadAlgorithm,
-  aeadDecrypt,
-  aeadEncrypt,
-  randomBytes,
-  wipe,
-  type SecretBytes,
-  type SecureArena,
-} from '../crypto/index.js';
+import { wipe, type SecretBytes, type SecureArena } from '../crypto/index.js';
 import { concatBytes, encodeCbor } from '../encoding/index.js';
 import type { SealedKeyRecord } from './types.js';
 import { unsealFailed } from './vault-errors.js';
+import { openBlob, sealBlob, SEALED_BLOB_VERSION } from './sealed-blob.js';
 
 /**
  * Sealed key format, version 1:
@@ -23,9 +15,8 @@ import { unsealFailed } from './vault-errors.js';
  * secret is libsodium's 64-byte Ed25519 `seed ‖ public key`, P-256 PKCS#8 DER, or the 32-byte
  * X25519 scalar. A random 96-bit nonce per seal is safe far beyond any plausible key count.
  */
-export const SEALED_KEY_VERSION = 0x01;
+export const SEALED_KEY_VERSION = SEALED_BLOB_VERSION;
 const AAD_LABEL = 'mandate/vault/sealed-key';
-const HEADER_BYTES = 1 + AEAD_NONCE_BYTES;
 
 export type SealedKeyFields = Omit<SealedKeyRecord, 'sealed'>;
 
@@ -108,24 +99,12 @@ export function sealKey(
   fields: SealedKeyFields,
   secret: SecretBytes,
 ): SealedKeyRecord {
-  const nonce = randomBytes(AEAD_NONCE_BYTES);
-  const body = aeadEncrypt(
-    AeadAlgorithm.aes256gcm,
-    kek.expose(),
-    nonce,
-    secret.expose(),
-    sealedKeyAad(fields),
-  );
-  const sealed = new Uint8Array(HEADER_BYTES + body.byteLength);
-  sealed[0] = SEALED_KEY_VERSION;
-  sealed.set(nonce, 1);
-  sealed.set(body, HEADER_BYTES);
   return {
     keyId: fields.keyId,
     purpose: fields.purpose,
     keyType: fields.keyType,
     publicKey: fields.publicKey.slice(),
-    sealed,
+    sealed: sealBlob(kek, secret.expose(), sealedKeyAad(fields)),
   };
 }
 
@@ -141,26 +120,17 @@ export function unsealKey(
   record: SealedKeyRecord,
   expectedSecretBytes: number | undefined,
 ): SecretBytes {
-  const { sealed } = record;
-  if (sealed.byteLength < HEADER_BYTES || sealed[0] !== SEALED_KEY_VERSION)
-    throw unsealFailed(keyId);
-  let plaintext: Uint8Array;
-  try {
-    plaintext = aeadDecrypt(
-      AeadAlgorithm.aes256gcm,
-      kek.expose(),
-      sealed.subarray(1, HEADER_BYTES),
-      sealed.subarray(HEADER_BYTES),
-      sealedKeyAad({
-        keyId,
-        purpose: record.purpose,
-        keyType: record.keyType,
-        publicKey: record.publicKey,
-      }),
-    );
-  } catch (cause) {
-    throw unsealFailed(keyId, cause);
-  }
+  const plaintext = openBlob(
+    kek,
+    record.sealed,
+    sealedKeyAad({
+      keyId,
+      purpose: record.purpose,
+      keyType: record.keyType,
+      publicKey: record.publicKey,
+    }),
+  );
+  if (plaintext === undefined) throw unsealFailed(keyId);
   try {
     if (
       plaintext.byteLength === 0 ||
@@ -179,20 +149,8 @@ export function unsealKey(
  * KEK verifiers has its KEK checked before anything is sealed under it.
  */
 export function sealedKeyOpens(kek: SecretBytes, record: SealedKeyRecord): boolean {
-  const { sealed } = record;
-  if (sealed.byteLength < HEADER_BYTES || sealed[0] !== SEALED_KEY_VERSION) return false;
-  try {
-    wipe(
-      aeadDecrypt(
-        AeadAlgorithm.aes256gcm,
-        kek.expose(),
-        sealed.subarray(1, HEADER_BYTES),
-        sealed.subarray(HEADER_BYTES),
-        sealedKeyAad(record),
-      ),
-    );
-    return true;
-  } catch {
-    return false;
-  }
+  const plaintext = openBlob(kek, record.sealed, sealedKeyAad(record));
+  if (plaintext === undefined) return false;
+  wipe(plaintext);
+  return true;
 }
