@@ -179,7 +179,7 @@ export async function gateWorld(options: GateWorldOptions = {}) {
       credentialKeyId: keyId,
       credentialKeyAttestation: verified.attestation,
     };
-    return { identity: local.identity, issuer };
+    return { identity: local.identity, issuer, primaryKeyId: local.primaryKeyId };
   };
   const authority = await make('authority');
   const dana = await make('dana');
@@ -255,6 +255,7 @@ export async function gateWorld(options: GateWorldOptions = {}) {
   const catalog = new ToolCatalog(CATALOG);
   return {
     vault,
+    identities,
     authority,
     dana,
     support,
