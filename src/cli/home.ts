@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { systemClock, type Clock, type Logger } from '../core/index.js';
 import { Identities } from '../identity/index.js';
 import { openKek, SoftwareVault } from '../vault/index.js';
+import { SecretStore } from '../broker/index.js';
 import { openSqliteStore, type SqliteStore } from '../store/index.js';
 import { DenySetWatcher, provisionIdentities, type ProvisionOptions } from '../node/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
@@ -58,6 +59,8 @@ export interface Home {
     readonly clock?: Clock;
     readonly pollIntervalMs?: number;
   }): Promise<DenySetWatcher>;
+  /** The broker's sealed secret store (values sealed under this home's KEK). */
+  readonly secrets: SecretStore;
   /** The authority service for a local authority identity (name or identifier). */
   authority(ref: string, route?: string): Authority;
   /** Bulk creation on worker threads (see provisionIdentities). */
@@ -98,6 +101,11 @@ export async function openHome(
         return out;
       },
       denySetRepository: store.denySet,
+      secrets: new SecretStore({
+        repository: store.brokerSecrets,
+        kek,
+        clock: options.clock ?? systemClock,
+      }),
       denySet: async (nowSeconds) =>
         // The local repository is the source of truth: a snapshot taken now is fresh.
         DenySet.fromSnapshot(await store.denySet.snapshot(nowSeconds), {

@@ -18,6 +18,9 @@ import { registerGateCommands } from './commands/gate.js';
 import { registerApprovalCommands } from './commands/approvals.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerAuditCommands } from './commands/audit.js';
+import { registerSecretCommands } from './commands/secret.js';
+import { registerLeaseCommands } from './commands/lease.js';
+import { registerBrokerCommands } from './commands/broker.js';
 import { invalid } from '../core/internal.js';
 import { ManualClock, systemClock, type Clock } from '../core/index.js';
 import type { CliContext } from './context.js';
@@ -92,6 +95,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerApprovalCommands(program, context);
   registerPolicyCommands(program, context);
   registerAuditCommands(program, context);
+  registerSecretCommands(program, context);
+  registerLeaseCommands(program, context);
+  registerBrokerCommands(program, context);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

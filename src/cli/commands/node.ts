@@ -263,13 +263,18 @@ const echoWorker: Worker = {
  * clean stop on SIGINT or SIGTERM. `serve` adds the node's own
  * services and returns how to stop them; `expose` is what the upstream registration opens.
  */
-async function runNode(
+export async function runNode(
   ctx: CliContext,
   opts: NodeOptions & UpstreamOptions & RenewalOptions & { listen: string },
   role: {
     readonly deliverTo?: readonly string[];
     readonly expose?: readonly string[];
-    serve(router: Router, listener: SecureChannelListener, logger: Logger): () => void;
+    serve(
+      router: Router,
+      listener: SecureChannelListener,
+      logger: Logger,
+      node: NodeServices,
+    ): (() => void | Promise<void>) | Promise<() => void | Promise<void>>;
   },
 ): Promise<void> {
   const upstream = upstreamRelay(opts);
@@ -305,13 +310,17 @@ async function runNode(
     );
     renewer?.onRenewed((payload) => listener.refreshCredentials(payload));
     router.allowFromAnyConnection(API);
-    const stopServices = role.serve(router, listener, logger);
+    const stopServices = await role.serve(router, listener, logger, {
+      home,
+      denySet: options().verify.denySet ?? watcher.denySet,
+      bus,
+    });
     logger.info('listening', await listenTcp(transport, opts.listen));
     const registration = upstream.start(router, transport, options, logger, role.expose);
     const signal = await untilSignal();
     logger.info('stopping', { signal });
     registration?.stop();
-    stopServices();
+    await stopServices();
     await listener.close();
   } finally {
     // Also when starting failed after the first fetch (e.g. the port is taken).
@@ -323,8 +332,17 @@ async function runNode(
   }
 }
 
+/** What a node's services may use besides the router and listener (`serve`'s last argument). */
+export interface NodeServices {
+  readonly home: Home;
+  /** The deny-set peers are checked against: the home's live one, or the authority's with `--authority`. */
+  readonly denySet: DenySet;
+  /** The authority's bus with `--authority` (its `bundles` are the gates' bundle source). */
+  readonly bus: AuthorityBus | undefined;
+}
+
 /** The options `node start` and `relay start` share (`--listen` aside). */
-function nodeOptions(command: Command, relayHelp: string): void {
+export function nodeOptions(command: Command, relayHelp: string): void {
   command
     .requiredOption('--identity <name>', 'the local identity of this node')
     .option('--credential <file>', 'a credential to present (repeatable)', collect)
@@ -335,7 +353,7 @@ function nodeOptions(command: Command, relayHelp: string): void {
     .option(...MAX_STALENESS_OPTION);
 }
 
-type NodeStartOptions = NodeOptions & UpstreamOptions & RenewalOptions & { listen: string };
+export type NodeStartOptions = NodeOptions & UpstreamOptions & RenewalOptions & { listen: string };
 
 export function registerNodeCommands(program: Command, context: () => CliContext): void {
   const relayStart = program

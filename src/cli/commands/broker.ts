@@ -1,0 +1,109 @@
+import type { Command } from 'commander';
+import type { Logger } from '../../core/index.js';
+import { unavailable } from '../../core/internal.js';
+import { Gate, type BundleSource } from '../../gates/index.js';
+import { Broker, type LeaseProvider } from '../../broker/index.js';
+import { BrokerService, BrokerTimers, StoreBundleSource } from '../../node/index.js';
+import type { CliContext } from '../context.js';
+import type { Home } from '../home.js';
+import { parseTcpPeer } from '../../routing/internal.js';
+import { brokerAuditSink } from './lease.js';
+import { nodeOptions, runNode, type NodeStartOptions } from './node.js';
+
+/** How stale the home's bundle view may get before every lease is refused (as `gate` commands). */
+const BUNDLE_STALENESS_SECONDS = 60;
+
+type BrokerStartOptions = NodeStartOptions & { postgres?: string; http?: string };
+
+export function registerBrokerCommands(program: Command, context: () => CliContext): void {
+  const start = program
+    .command('broker')
+    .description('gate 3: a broker that leases short-lived, scoped secrets over secure channels')
+    .command('start')
+    .description('run a broker node until SIGINT or SIGTERM (logs on stderr)')
+    .requiredOption('--listen <host:port>', 'where to listen, e.g. 127.0.0.1:4300')
+    .option('--postgres <url>', 'the admin connection for PostgreSQL role leases')
+    .option('--http <host:port>', 'serve the JWKS and the token-exchange endpoint here');
+  nodeOptions(start, 'register at the relay node at this route');
+  start.action((opts: BrokerStartOptions) => runBrokerStart(context(), opts));
+}
+
+/** What `broker start` composes around the Broker: its providers and their servers. */
+interface BrokerParts {
+  readonly providers: readonly LeaseProvider[];
+  close(): Promise<void>;
+}
+
+/**
+ * The lease providers of this broker, by kind. Each kind is served only when its provider is
+ * configured here; a request for any other kind is refused with `ERR_LEASE_KIND_UNAVAILABLE`.
+ *
+ * Integration point (issue 12): the JWT provider (`JwtLeaseProvider`, src/broker/jwt.ts) with
+ * `--http` (`startBrokerHttp`, src/node/broker-http.ts), the PostgreSQL provider
+ * (`PostgresRoleProvider`, src/broker/postgres.ts) with `--postgres`, and the injecting proxy
+ * (`ProxyLeaseProvider`, src/broker/injection.ts) are composed here once they are merged. Until
+ * then, asking for one of them is refused at start rather than accepted and ignored.
+ */
+function brokerParts(opts: BrokerStartOptions, _home: Home, _logger: Logger): Promise<BrokerParts> {
+  if (opts.postgres !== undefined)
+    throw unavailable(
+      'ERR_BROKER_PROVIDER_UNAVAILABLE',
+      '`--postgres`: this build has no PostgreSQL lease provider yet',
+    );
+  if (opts.http !== undefined) {
+    parseTcpPeer(opts.http);
+    throw unavailable(
+      'ERR_BROKER_PROVIDER_UNAVAILABLE',
+      '`--http`: this build has no JWT lease provider and token-exchange endpoint yet',
+    );
+  }
+  return Promise.resolve({ providers: [], close: () => Promise.resolve() });
+}
+
+/**
+ * `broker start`: a node whose channel listener (`api`, credential holders of this home's trust
+ * anchors) delivers to the `broker` service. Leases are decided by `Gate.decideLease` over the
+ * home's policy bundles (or the authority's with `--authority`) and the peers' deny-set, stored
+ * in the home, audited in the home's audit log signed by `--identity`; the deny-set hook, expiry
+ * and pending provider revocations run on the broker's timers, and orphans are reaped at start.
+ */
+export async function runBrokerStart(ctx: CliContext, opts: BrokerStartOptions): Promise<void> {
+  await runNode(ctx, opts, {
+    deliverTo: ['broker'],
+    expose: [],
+    serve: async (router, _listener, logger, node) => {
+      const { home, denySet, bus } = node;
+      const parts = await brokerParts(opts, home, logger);
+      let store: StoreBundleSource | undefined;
+      const bundles: BundleSource =
+        bus?.bundles ??
+        (store = await StoreBundleSource.start({
+          repository: home.store.policyBundles,
+          authorities: () => home.trustedAuthorities(),
+          maxStalenessSeconds: BUNDLE_STALENESS_SECONDS,
+          clock: ctx.clock,
+          logger,
+        }));
+      const gate = new Gate({ bundles, denySet });
+      const sink = await brokerAuditSink(home, opts.identity);
+      const broker = new Broker({
+        leases: home.store.brokerLeases,
+        decide: (chain, ask, o) => gate.decideLease(chain, ask, o),
+        providers: parts.providers,
+        audit: sink,
+        clock: ctx.clock,
+        logger,
+      });
+      const service = new BrokerService(router, { broker, logger });
+      const timers = await BrokerTimers.start({ broker, denySet, logger });
+      logger.info('broker: serving', { kinds: broker.kinds.join(',') || 'none' });
+      return async () => {
+        await service.close();
+        await timers.stop();
+        await parts.close();
+        await sink.close();
+        await store?.stop();
+      };
+    },
+  });
+}
