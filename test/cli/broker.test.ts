@@ -1,0 +1,275 @@
+import { spawn } from 'node:child_process';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openSqliteStore } from '../../src/store/index.js';
+import { AuditLog, parseAuditRecord } from '../../src/audit/index.js';
+import { LeaseKind, LeaseState, newLeaseId } from '../../src/broker/index.js';
+import { authorityHome, failsJson, okJson, run } from '../helpers/cli.js';
+import { freePort, killChildren, startMandate } from '../helpers/processes.js';
+import { repoRoot } from '../helpers/vectors.js';
+
+// `mandate secret`, `mandate lease` and `mandate broker start` as a user runs them.
+
+afterEach(async () => {
+  await killChildren();
+});
+
+/** `mandate --home HOME --json ARGV…` as a child process with `input` on its stdin. */
+function withStdin(
+  home: string,
+  input: string,
+  ...argv: string[]
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'bin.ts'), '--home', home, '--json', ...argv],
+    { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdin.end(input);
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
+describe('mandate secret', () => {
+  it('puts from stdin and from a private file, refuses a file others can read, never prints a value', async () => {
+    const { home, dir } = await authorityHome('mandate-secret', []);
+    const value = `sk_live_${Date.now().toString(36)}_stdin`;
+    const put = await withStdin(home, `${value}\n`, 'secret', 'put', 'stripe/refunds');
+    expect(put.code, put.stderr).toBe(0);
+    expect(JSON.parse(put.stdout)).toMatchObject({ name: 'stripe/refunds', version: 1 });
+    expect(put.stdout + put.stderr).not.toContain(value);
+
+    const loose = join(dir, 'loose.txt');
+    writeFileSync(loose, 'sk_live_loose');
+    chmodSync(loose, 0o644);
+    await failsJson(
+      home,
+      'ERR_SECRET_FILE_INSECURE',
+      5,
+      'secret',
+      'rotate',
+      'stripe/refunds',
+      '--from-file',
+      loose,
+    );
+    const tight = join(dir, 'tight.txt');
+    writeFileSync(tight, 'sk_live_rotated', { mode: 0o600 });
+    expect(
+      await okJson(home, 'secret', 'rotate', 'stripe/refunds', '--from-file', tight),
+    ).toMatchObject({
+      version: 2,
+    });
+    await failsJson(
+      home,
+      'ERR_SECRET_EXISTS',
+      9,
+      'secret',
+      'put',
+      'stripe/refunds',
+      '--from-file',
+      tight,
+    );
+    await failsJson(
+      home,
+      'ERR_SECRET_NAME_INVALID',
+      3,
+      'secret',
+      'put',
+      '../x',
+      '--from-file',
+      tight,
+    );
+    await failsJson(
+      home,
+      'ERR_SECRET_NOT_FOUND',
+      6,
+      'secret',
+      'rotate',
+      'nope',
+      '--from-file',
+      tight,
+    );
+    const list = await okJson<{ secrets: unknown[] }>(home, 'secret', 'list');
+    expect(list.secrets).toEqual([
+      {
+        name: 'stripe/refunds',
+        version: 2,
+        createdAt: expect.any(Number) as unknown,
+        updatedAt: expect.any(Number) as unknown,
+      },
+    ]);
+    const human = await run('--home', home, 'secret', 'list');
+    expect(human.stdout).toContain('stripe/refunds  version 2');
+    expect(human.stdout).not.toContain('sk_live');
+
+    // Sealed at rest: neither value is in the database files.
+    const store = openSqliteStore(join(home, 'mandate.db'));
+    store.database.db.pragma('wal_checkpoint(TRUNCATE)');
+    store.close();
+    const raw = readFileSync(join(home, 'mandate.db')).toString('latin1');
+    expect(raw).not.toContain(value);
+    expect(raw).not.toContain('sk_live_rotated');
+
+    expect(await okJson(home, 'secret', 'remove', 'stripe/refunds')).toEqual({
+      removed: 'stripe/refunds',
+    });
+    await failsJson(home, 'ERR_SECRET_NOT_FOUND', 6, 'secret', 'remove', 'stripe/refunds');
+  });
+
+  it('refuses an empty value', async () => {
+    const { home } = await authorityHome('mandate-secret-empty', []);
+    const put = await withStdin(home, '\n', 'secret', 'put', 'empty');
+    expect(put.code).toBe(3);
+    expect(put.stderr).toMatch(/^error\[ERR_SECRET_VALUE_INVALID\]/);
+  });
+});
+
+describe('mandate lease list and revoke (the broker home)', () => {
+  it('lists leases and revokes one, signing the record with the broker identity', async () => {
+    const { home } = await authorityHome('mandate-lease', ['broker']);
+    const id = newLeaseId();
+    const now = Math.floor(Date.now() / 1000);
+    const holder = `I${'ab'.repeat(32)}` as const;
+    const store = openSqliteStore(join(home, 'mandate.db'));
+    await store.brokerLeases.insert({
+      id,
+      kind: LeaseKind.jwt,
+      holder,
+      chainIds: [holder, '0123456789abcdef0123456789abcdef'],
+      resource: 'payments-api',
+      scope: ['refunds'],
+      createdAt: now,
+      expiresAt: now + 300,
+      maxExpiresAt: now + 3600,
+      renewals: 0,
+      state: LeaseState.active,
+      handle: 'jti-1',
+    });
+    store.close();
+    const listed = await okJson<{ leases: { id: string; state: string }[] }>(home, 'lease', 'list');
+    expect(listed.leases.map((l) => [l.id, l.state])).toEqual([[id, 'active']]);
+    const revoked = await okJson<{ lease: { state: string; endReason: string } }>(
+      home,
+      'lease',
+      'revoke',
+      id,
+      '--identity',
+      'broker',
+      '--reason',
+      'compromised',
+    );
+    expect(revoked.lease).toMatchObject({ state: 'revoked', endReason: 'compromised' });
+    // Idempotent.
+    expect(
+      (
+        await okJson<{ lease: { state: string } }>(
+          home,
+          'lease',
+          'revoke',
+          id,
+          '--identity',
+          'broker',
+        )
+      ).lease.state,
+    ).toBe('revoked');
+    await failsJson(
+      home,
+      'ERR_LEASE_ID_INVALID',
+      3,
+      'lease',
+      'revoke',
+      'lease_x',
+      '--identity',
+      'broker',
+    );
+    await failsJson(
+      home,
+      'ERR_LEASE_NOT_FOUND',
+      6,
+      'lease',
+      'revoke',
+      newLeaseId(),
+      '--identity',
+      'broker',
+    );
+    expect(
+      (await okJson<{ leases: unknown[] }>(home, 'lease', 'list', '--state', 'active')).leases,
+    ).toEqual([]);
+
+    // One lease record in the audit log, by the broker, naming the lease and never a value; the
+    // provider's part is pending for the running broker.
+    const after = openSqliteStore(join(home, 'mandate.db'));
+    try {
+      const log = await AuditLog.open({ repository: after.auditLog, origin: 'x' });
+      const records = (await log.readEntries(0, log.size)).map((e) => parseAuditRecord(e.record));
+      const leaseRecords = records.filter((r) => r.type === 'mandate/lease/v1');
+      expect(leaseRecords).toHaveLength(1);
+      expect(leaseRecords[0]).toMatchObject({
+        lease: id,
+        event: 'revoked',
+        agent: holder,
+        resource: 'jwt/payments-api',
+        expiresAt: null,
+      });
+      expect((await after.brokerLeases.pending(10)).map((l) => l.id)).toEqual([id]);
+    } finally {
+      after.close();
+    }
+  });
+});
+
+describe('mandate broker start', () => {
+  it('serves the broker over a secure channel; a kind without a provider is a typed refusal', async () => {
+    const { home, issue } = await authorityHome('mandate-broker', ['broker', 'agent']);
+    const brokerCred = await issue('broker', 'tools=read_orders');
+    const agentCred = await issue('agent', 'secrets=jwt/payments-api');
+    const port = await freePort();
+    const node = startMandate(
+      home,
+      'broker',
+      'start',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--identity',
+      'broker',
+      '--credential',
+      brokerCred,
+    );
+    await node.waitFor(/broker: serving/);
+    const r = await run(
+      '--home',
+      home,
+      '--json',
+      'lease',
+      'jwt',
+      '--broker',
+      `/ip4/127.0.0.1/tcp/${port}`,
+      '--audience',
+      'payments-api',
+      '--identity',
+      'agent',
+      '--credential',
+      agentCred,
+    );
+    expect(r.stderr).toMatch(/^error\[ERR_LEASE_KIND_UNAVAILABLE\]/m);
+    expect(r.code).toBe(10);
+    expect(await node.stop('SIGTERM')).toBe(0);
+    await failsJson(
+      home,
+      'ERR_BROKER_PROVIDER_UNAVAILABLE',
+      10,
+      'broker',
+      'start',
+      '--listen',
+      '127.0.0.1:0',
+      '--identity',
+      'broker',
+      '--postgres',
+      'postgres://127.0.0.1/test',
+    );
+  });
+});
