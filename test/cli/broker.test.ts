@@ -66,7 +66,7 @@ describe('mandate secret', () => {
     await failsJson(
       home,
       'ERR_SECRET_EXISTS',
-      9,
+      7,
       'secret',
       'put',
       'stripe/refunds',
