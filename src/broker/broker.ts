@@ -170,7 +170,7 @@ export interface CheckedLeaseRequest {
 export function checkLeaseRequest(request: LeaseRequest): CheckedLeaseRequest {
   const bad = (what: string): MandateError => invalid('ERR_LEASE_REQUEST_INVALID', what);
   if (!KINDS.has(request.kind))
-    throw bad(`lease kind \`${String(request.kind)}\` is not one of jwt, postgres, proxy`);
+    throw bad(`lease kind \`${request.kind}\` is not one of jwt, postgres, proxy`);
   const { resource } = request;
   if (
     typeof resource !== 'string' ||
@@ -181,7 +181,7 @@ export function checkLeaseRequest(request: LeaseRequest): CheckedLeaseRequest {
     throw bad(
       `a lease resource is 1–${MAX_RESOURCE_CHARS} of \`A-Z a-z 0-9 _ . : @ / -\`, not starting with \`@\` or \`/\``,
     );
-  const scope = request.scope ?? [];
+  const scope: readonly unknown[] = request.scope ?? [];
   if (
     !Array.isArray(scope) ||
     scope.length > MAX_SCOPES ||
@@ -190,11 +190,12 @@ export function checkLeaseRequest(request: LeaseRequest): CheckedLeaseRequest {
     throw bad(
       `at most ${MAX_SCOPES} scopes, each 1–128 printable ASCII characters without spaces, \`"\` or \`\\\``,
     );
-  if (new Set(scope).size !== scope.length) throw bad('a scope is listed twice');
+  const scopes = scope as readonly string[];
+  if (new Set(scopes).size !== scopes.length) throw bad('a scope is listed twice');
   const ttl = request.ttlSeconds;
   if (ttl !== undefined && (!Number.isSafeInteger(ttl) || ttl < 1))
     throw bad('`ttlSeconds` must be a positive integer');
-  return { kind: request.kind, resource, scope: Object.freeze([...scope]), ttlSeconds: ttl };
+  return { kind: request.kind, resource, scope: Object.freeze([...scopes]), ttlSeconds: ttl };
 }
 
 /**

@@ -19,7 +19,6 @@ import type {
 } from '../policy/index.js';
 import { agentViewOf } from './request.js';
 import type { ActiveBundle } from './types.js';
-import type { GateDecision } from './gate.js';
 
 /** What an agent asks the broker for, as the decision reads it. */
 export interface LeaseAsk {
@@ -39,6 +38,19 @@ export function leaseSecretName(ask: Pick<LeaseAsk, 'kind' | 'resource'>): strin
   return `${ask.kind}/${ask.resource}`;
 }
 
+/**
+ * A lease decision: gate 2's `GateDecision` shape (gate.ts) without an approval — a lease never
+ * waits for a person.
+ */
+export interface LeaseDecision {
+  readonly decision: 'allow' | 'deny';
+  readonly lock: 'chain' | 'bundle' | 'policy' | null;
+  readonly reasons: readonly string[];
+  readonly policies: readonly string[];
+  readonly bundle: string | null;
+  readonly code?: `ERR_${string}`;
+}
+
 const LEASE_SECRET: EntityUid = Object.freeze({ type: 'Action', id: 'leaseSecret' });
 const NO_STRINGS: readonly string[] = Object.freeze([]);
 const NO_ARGS: ReadonlyMap<string, string> = new Map();
@@ -48,7 +60,7 @@ function deny(
   code: `ERR_${string}`,
   reason: string,
   bundle: string | null,
-): GateDecision {
+): LeaseDecision {
   return { decision: 'deny', lock, code, reasons: [reason], policies: NO_STRINGS, bundle };
 }
 
@@ -72,7 +84,7 @@ export function checkLeaseChain(
   ask: LeaseAsk,
   nowSeconds: number,
   denySet: DenySet | undefined,
-): GateDecision | undefined {
+): LeaseDecision | undefined {
   if (!Number.isSafeInteger(nowSeconds) || nowSeconds < chain.notBefore)
     return deny('chain', 'ERR_GATE_CHAIN_DENIED', 'the chain is not valid yet', null);
   if (nowSeconds >= chain.expiresAt)
@@ -170,7 +182,7 @@ export function evaluateLease(
   chain: VerifiedChain,
   ask: LeaseAsk,
   nowSeconds: number,
-): GateDecision {
+): LeaseDecision {
   const name = leaseSecretName(ask);
   const view = agentViewOf(chain);
   const uid: EntityUid = { type: 'Secret', id: name };

@@ -171,7 +171,7 @@ function stringArray(text: string, id: string): readonly string[] {
   }
   if (!Array.isArray(parsed) || !parsed.every((v) => typeof v === 'string'))
     throw internal('ERR_STORE_CORRUPT', `lease \`${id}\` has a malformed list`);
-  return Object.freeze(parsed as string[]);
+  return Object.freeze(parsed);
 }
 
 function leaseOf(row: LeaseRow): Lease {
@@ -215,7 +215,7 @@ export class SqliteLeaseRepository implements LeaseRepository {
   async insert(lease: Lease): Promise<void> {
     const db = this.#database.db;
     const ids = new Set([...lease.chainIds, lease.holder]);
-    await this.#database.write(() =>
+    await this.#database.write(() => {
       db.transaction(() => {
         db.prepare(
           `INSERT INTO broker_leases (id, kind, holder, resource, scope, created_at, expires_at,
@@ -238,8 +238,8 @@ export class SqliteLeaseRepository implements LeaseRepository {
           'INSERT OR IGNORE INTO broker_lease_ids (revocation_id, lease) VALUES (?, ?)',
         );
         for (const id of ids) add.run(id, lease.id);
-      })(),
-    );
+      })();
+    });
   }
 
   get(id: string): Promise<Lease | undefined> {
@@ -361,8 +361,8 @@ export class SqliteLeaseRepository implements LeaseRepository {
 
   async providerDone(id: string): Promise<void> {
     const db = this.#database.db;
-    await this.#database.write(() =>
-      db.prepare('UPDATE broker_leases SET provider_done = 1 WHERE id = ?').run(id),
-    );
+    await this.#database.write(() => {
+      db.prepare('UPDATE broker_leases SET provider_done = 1 WHERE id = ?').run(id);
+    });
   }
 }

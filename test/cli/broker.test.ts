@@ -28,10 +28,18 @@ function withStdin(
   );
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
   child.stdin.end(input);
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
+  return new Promise((resolve) =>
+    child.once('exit', (code) => {
+      resolve({ code, stdout, stderr });
+    }),
+  );
 }
 
 describe('mandate secret', () => {

@@ -1,11 +1,9 @@
 import type { Command } from 'commander';
-import type { Logger } from '../../core/index.js';
 import { unavailable } from '../../core/internal.js';
 import { Gate, type BundleSource } from '../../gates/index.js';
 import { Broker, type LeaseProvider } from '../../broker/index.js';
 import { BrokerService, BrokerTimers, StoreBundleSource } from '../../node/index.js';
 import type { CliContext } from '../context.js';
-import type { Home } from '../home.js';
 import { parseTcpPeer } from '../../routing/internal.js';
 import { brokerAuditSink } from './lease.js';
 import { nodeOptions, runNode, type NodeStartOptions } from './node.js';
@@ -44,7 +42,7 @@ interface BrokerParts {
  * (`ProxyLeaseProvider`, src/broker/injection.ts) are composed here once they are merged. Until
  * then, asking for one of them is refused at start rather than accepted and ignored.
  */
-function brokerParts(opts: BrokerStartOptions, _home: Home, _logger: Logger): Promise<BrokerParts> {
+function brokerParts(opts: BrokerStartOptions): Promise<BrokerParts> {
   if (opts.postgres !== undefined)
     throw unavailable(
       'ERR_BROKER_PROVIDER_UNAVAILABLE',
@@ -73,7 +71,7 @@ export async function runBrokerStart(ctx: CliContext, opts: BrokerStartOptions):
     expose: [],
     serve: async (router, _listener, logger, node) => {
       const { home, denySet, bus } = node;
-      const parts = await brokerParts(opts, home, logger);
+      const parts = await brokerParts(opts);
       let store: StoreBundleSource | undefined;
       const bundles: BundleSource =
         bus?.bundles ??

@@ -40,8 +40,10 @@ interface HolderOptions {
 const iso = (seconds: number): string => new Date(seconds * 1000).toISOString();
 
 function holderOptions(command: Command, required: boolean): Command {
-  const add = required ? command.requiredOption.bind(command) : command.option.bind(command);
-  add('--broker <route>', 'the broker node, e.g. /ip4/127.0.0.1/tcp/4300 (its `broker` service)');
+  const broker = '--broker <route>';
+  const brokerHelp = 'the broker node, e.g. /ip4/127.0.0.1/tcp/4300 (its `broker` service)';
+  if (required) command.requiredOption(broker, brokerHelp);
+  else command.option(broker, brokerHelp);
   command.requiredOption(
     '--identity <name>',
     required

@@ -2,12 +2,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../core/index.js';
-import { randomBytes, SecureArena, wipe } from '../crypto/index.js';
-import { openSqliteStore, type SqliteStore } from '../store/index.js';
-import { openBlob } from '../vault/internal.js';
-import { sealedKeyAad } from '../vault/sealed-key.js';
-import { SecretStore, sealedSecretAad } from './index.js';
+import { ManualClock } from '../../src/core/index.js';
+import { randomBytes, SecureArena, wipe } from '../../src/crypto/index.js';
+import { openSqliteStore, type SqliteStore } from '../../src/store/index.js';
+import { openBlob } from '../../src/vault/internal.js';
+import { sealedKeyAad } from '../../src/vault/sealed-key.js';
+import { SecretStore, sealedSecretAad } from '../../src/broker/index.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {

@@ -2,11 +2,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { isMandateError } from '../core/index.js';
-import { LeaseKind, LeaseState, type Lease } from './index.js';
-import { brokerWorld } from '../../test/helpers/broker-world.js';
-import { GATE_NOW } from '../../test/helpers/gate-world.js';
-import { revoke as denyRevoke } from '../../test/helpers/deny-set.js';
+import { isMandateError } from '../../src/core/index.js';
+import { LeaseKind, LeaseState, type Lease } from '../../src/broker/index.js';
+import { brokerWorld } from '../helpers/broker-world.js';
+import { GATE_NOW } from '../helpers/gate-world.js';
+import { revoke as denyRevoke } from '../helpers/deny-set.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
