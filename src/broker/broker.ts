@@ -131,7 +131,9 @@ export interface BrokerOptions {
   readonly logger?: Logger;
 }
 
+/** A lease's TTL when the request names none (capped by the chain and the kind). */
 export const DEFAULT_LEASE_TTL_SECONDS = 300;
+/** Every kind's bounds unless the broker is given others. */
 export const DEFAULT_LEASE_LIMITS: LeaseLimits = Object.freeze({
   maxTtlSeconds: 3600,
   maxLifetimeSeconds: 86_400,

@@ -50,7 +50,9 @@ import { requestOverChannel } from './channel-request.js';
  * The value (a token, a login) is in the answer to a grant, and to a renewal that minted a new
  * one; it is never logged. A refusal carries a stable code and a message without secrets.
  */
+/** The broker service's local address on its node. */
 export const BROKER_SERVICE_ADDRESS = 'broker';
+/** How long the agent's side waits for the broker's answer, by default. */
 export const DEFAULT_BROKER_TIMEOUT_MS = 10_000;
 
 const VERSION = 1;
