@@ -12,6 +12,7 @@ import {
 import { openSecureChannel, withCredentials } from '../../channel/index.js';
 import {
   AuditLogLeaseSink,
+  leaseSummaryOf,
   renewLeaseOverChannel,
   requestLeaseOverChannel,
   revokeLeaseOverChannel,
@@ -115,16 +116,8 @@ export function registerLeaseCommands(program: Command, context: () => CliContex
 
 function leaseJson(lease: Lease) {
   return {
-    id: lease.id,
-    kind: lease.kind,
+    ...leaseSummaryOf(lease),
     holder: lease.holder,
-    resource: lease.resource,
-    scope: lease.scope,
-    createdAt: lease.createdAt,
-    expiresAt: lease.expiresAt,
-    maxExpiresAt: lease.maxExpiresAt,
-    renewals: lease.renewals,
-    state: lease.state,
     endedAt: lease.endedAt ?? null,
     endReason: lease.endReason ?? null,
   };

@@ -44,39 +44,43 @@ function infoJson(info: SecretInfo) {
 }
 
 /** `secret put NAME [--from-file FILE]`. */
-export async function runSecretPut(
+export function runSecretPut(
   ctx: CliContext,
   name: string,
   opts: { fromFile?: string },
 ): Promise<void> {
-  checkSecretName(name);
-  const value = readSecretValue(opts.fromFile);
-  try {
-    const home = await ctx.openHome();
-    try {
-      const info = await home.secrets.put(name, value);
-      ctx.out.result(infoJson(info), () => `stored secret ${info.name} (version ${info.version})`);
-    } finally {
-      home.close();
-    }
-  } finally {
-    wipe(value);
-  }
+  return storeSecret(ctx, name, opts, 'put');
 }
 
 /** `secret rotate NAME [--from-file FILE]`. */
-export async function runSecretRotate(
+export function runSecretRotate(
   ctx: CliContext,
   name: string,
   opts: { fromFile?: string },
+): Promise<void> {
+  return storeSecret(ctx, name, opts, 'rotate');
+}
+
+/** Reads the value (wiped however this ends), then puts or rotates it. */
+async function storeSecret(
+  ctx: CliContext,
+  name: string,
+  opts: { fromFile?: string },
+  verb: 'put' | 'rotate',
 ): Promise<void> {
   checkSecretName(name);
   const value = readSecretValue(opts.fromFile);
   try {
     const home = await ctx.openHome();
     try {
-      const info = await home.secrets.rotate(name, value);
-      ctx.out.result(infoJson(info), () => `rotated secret ${info.name} (version ${info.version})`);
+      const info = await (verb === 'put'
+        ? home.secrets.put(name, value)
+        : home.secrets.rotate(name, value));
+      ctx.out.result(
+        infoJson(info),
+        () =>
+          `${verb === 'put' ? 'stored' : 'rotated'} secret ${info.name} (version ${info.version})`,
+      );
     } finally {
       home.close();
     }
