@@ -296,7 +296,10 @@ export async function verifyExchangeProof(
 ): Promise<VerifiedExchangeProof> {
   const now = options.nowSeconds;
   if (typeof proof !== 'string' || proof.length > MAX_EXCHANGE_PROOF_CHARS)
-    throw invalid(MALFORMED, `a proof is a string of at most ${MAX_EXCHANGE_PROOF_CHARS} characters`);
+    throw invalid(
+      MALFORMED,
+      `a proof is a string of at most ${MAX_EXCHANGE_PROOF_CHARS} characters`,
+    );
   const parts = proof.split('.');
   if (parts.length !== 3)
     throw invalid(MALFORMED, 'a proof is a JWS compact serialization (three parts)');

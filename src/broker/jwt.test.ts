@@ -89,9 +89,9 @@ describe('JwtLeaseProvider', () => {
         provider.issue({ ...context, expiresAt: context.nowSeconds + provider.maxTtlSeconds + 1 }),
       ),
     ).toBe('ERR_JWT_LIFETIME_INVALID');
-    expect(
-      await codeOfAsync(() => provider.issue({ ...context, holder: w.billing.id })),
-    ).toBe('ERR_JWT_HOLDER_MISMATCH');
+    expect(await codeOfAsync(() => provider.issue({ ...context, holder: w.billing.id }))).toBe(
+      'ERR_JWT_HOLDER_MISMATCH',
+    );
   });
 
   it("publishes kid as the key's RFC 7638 thumbprint (as jose computes it)", async () => {
@@ -120,7 +120,9 @@ describe('JwtLeaseProvider', () => {
     const w = await brokerJwtWorld();
     const now = JWT_NOW + 1;
     const grant = (chain = w.payerChain, audience = PAYMENTS, scope = ['payments:read']) =>
-      codeOf(() => checkJwtGrant(chain, audience, scope, now));
+      codeOf(() => {
+        checkJwtGrant(chain, audience, scope, now);
+      });
     expect(grant()).toBe('accepted');
     expect(grant(w.payerChain, PAYMENTS, ['payments:read', 'payments:refund'])).toBe('accepted');
     // The root allows payments:write; the planner's link took it away.
@@ -169,7 +171,10 @@ describe('JwtLeaseProvider', () => {
       handle: issued.handle,
     };
     w.clock.advance(60);
-    const renewed = await provider.renew(lease, w.contextOf(w.payerChain, PAYMENTS, ['payments:read'], 120));
+    const renewed = await provider.renew(
+      lease,
+      w.contextOf(w.payerChain, PAYMENTS, ['payments:read'], 120),
+    );
     expect(renewed.handle).toBe(issued.handle);
     const jwks = createLocalJWKSet(provider.jwks() as { keys: JWK[] });
     const { payload } = await jwtVerify(renewed.value.token, jwks, {

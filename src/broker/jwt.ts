@@ -157,7 +157,8 @@ function thumbprint(canonical: string): string {
 export function actorClaimOf(chain: VerifiedChain): ActorClaim | undefined {
   let act: ActorClaim | undefined;
   // links[i].issuer delegated to links[i].subject; links[0].issuer is the root subject.
-  for (const link of chain.links) act = act === undefined ? { sub: link.issuer } : { sub: link.issuer, act };
+  for (const link of chain.links)
+    act = act === undefined ? { sub: link.issuer } : { sub: link.issuer, act };
   return act;
 }
 

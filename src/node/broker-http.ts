@@ -101,37 +101,43 @@ const TOKEN_PARAMETERS = new Set([
   'actor_token_type',
 ]);
 
-/** The OAuth error a Mandate error becomes at the token endpoint (docs/spec/broker-jwt.md §4.5). */
-export function oauthErrorOf(error: unknown): { status: 400 | 500 | 503; error: OAuthError } {
+/**
+ * The OAuth error a Mandate error becomes at the token endpoint (docs/spec/broker-jwt.md §4.5).
+ * `phase` is where it was raised: reading the request, verifying the proof (`subject_token`:
+ * anything it carries that does not hold is `invalid_grant`), or deciding and issuing the lease.
+ */
+export function oauthErrorOf(
+  error: unknown,
+  phase: 'request' | 'proof' | 'exchange',
+): { status: 400 | 413 | 500 | 503; error: OAuthError } {
   if (!isMandateError(error)) return { status: 500, error: 'server_error' };
   const code = error.code;
+  if (code === 'ERR_TOKEN_EXCHANGE_TOO_LARGE') return { status: 413, error: 'invalid_request' };
   if (code === 'ERR_TOKEN_EXCHANGE_GRANT_UNSUPPORTED')
     return { status: 400, error: 'unsupported_grant_type' };
   if (code === 'ERR_JWT_AUDIENCE_INVALID') return { status: 400, error: 'invalid_target' };
   if (code === 'ERR_JWT_SCOPE_INVALID' || code === 'ERR_JWT_SCOPE_NOT_GRANTED')
     return { status: 400, error: 'invalid_scope' };
+  if (
+    code === 'ERR_TOKEN_EXCHANGE_REQUEST_INVALID' ||
+    code === 'ERR_TOKEN_EXCHANGE_PROOF_MALFORMED'
+  )
+    return { status: 400, error: 'invalid_request' };
   switch (error.kind) {
-    case ErrorKind.invalid:
-    case ErrorKind.unsupported:
-      return code.startsWith('ERR_TOKEN_EXCHANGE_PROOF') ||
-        code === 'ERR_TOKEN_EXCHANGE_REQUEST_INVALID' ||
-        code === 'ERR_TOKEN_EXCHANGE_TOO_LARGE'
-        ? { status: 400, error: 'invalid_request' }
-        : // What the proof carried (chain, attestation) does not verify.
-          { status: 400, error: 'invalid_grant' };
-    case ErrorKind.unauthorized:
-    case ErrorKind.conflict:
-      return { status: 400, error: 'invalid_grant' };
-    case ErrorKind.forbidden:
-    case ErrorKind.notFound:
-      // Authenticated, but this chain may not have this token (policy, lease decision).
-      return { status: 400, error: 'invalid_target' };
     case ErrorKind.exhausted:
     case ErrorKind.unavailable:
     case ErrorKind.timeout:
       return { status: 503, error: 'temporarily_unavailable' };
-    default:
+    case ErrorKind.internal:
       return { status: 500, error: 'server_error' };
+    default:
+      if (phase === 'request') return { status: 400, error: 'invalid_request' };
+      // The proof, its chain or its signature does not hold (expired, revoked, replayed, …).
+      if (phase === 'proof') return { status: 400, error: 'invalid_grant' };
+      // Authenticated, but the broker will not lease this token (policy, lease decision).
+      return error.kind === ErrorKind.unauthorized
+        ? { status: 400, error: 'invalid_grant' }
+        : { status: 400, error: 'invalid_target' };
   }
 }
 
@@ -195,8 +201,12 @@ export async function startBrokerHttp(options: BrokerHttpOptions): Promise<Broke
     });
   });
 
-  const fail = (c: Context, error: unknown): Response => {
-    const { status, error: code } = oauthErrorOf(error);
+  const fail = (
+    c: Context,
+    error: unknown,
+    phase: 'request' | 'proof' | 'exchange' = 'request',
+  ): Response => {
+    const { status, error: code } = oauthErrorOf(error, phase);
     const description = describe(error);
     logger.info('token exchange refused', {
       error: code,
@@ -221,6 +231,7 @@ export async function startBrokerHttp(options: BrokerHttpOptions): Promise<Broke
         ),
     }),
     async (c) => {
+      let phase: 'request' | 'proof' | 'exchange' = 'request';
       try {
         const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
         if (type !== 'application/x-www-form-urlencoded')
@@ -252,7 +263,9 @@ export async function startBrokerHttp(options: BrokerHttpOptions): Promise<Broke
           throw invalid(REQUEST_INVALID, `\`requested_token_type\` must be \`${JWT_TOKEN_TYPE}\``);
         const audience = required(form, 'audience');
         const scope = parseScopeText(form.get('scope') ?? '');
+        phase = 'proof';
         const verified = await options.verifyProof(proof, { tokenEndpoint, audience, scope });
+        phase = 'exchange';
         const lease = await options.exchange(verified.chain, { audience, scope });
         noStore(c);
         return c.json({
@@ -265,7 +278,7 @@ export async function startBrokerHttp(options: BrokerHttpOptions): Promise<Broke
           mandate_lease_id: lease.leaseId,
         });
       } catch (error) {
-        return fail(c, error);
+        return fail(c, error, phase);
       }
     },
   );
@@ -275,7 +288,9 @@ export async function startBrokerHttp(options: BrokerHttpOptions): Promise<Broke
   server.headersTimeout = 5_000;
   server.maxHeadersCount = 64;
   await new Promise<void>((resolve, reject) => {
-    const onError = (error: Error): void => reject(error);
+    const onError = (error: Error): void => {
+      reject(error);
+    };
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);
@@ -295,11 +310,17 @@ export async function startBrokerHttp(options: BrokerHttpOptions): Promise<Broke
     address: { host: bound.address, port: bound.port },
     close() {
       closing ??= new Promise<void>((resolve, reject) => {
-        server.close((error) => (error === undefined ? resolve() : reject(error)));
-        server.closeIdleConnections();
-        // Connections still busy get until the request timeout; then they are cut.
-        const cut = setTimeout(() => server.closeAllConnections(), 2_000);
+        // Requests in progress get two seconds to finish; then their connections are cut.
+        const cut = setTimeout(() => {
+          server.closeAllConnections();
+        }, 2_000);
         cut.unref();
+        server.close((error) => {
+          clearTimeout(cut);
+          if (error === undefined) resolve();
+          else reject(error);
+        });
+        server.closeIdleConnections();
       });
       return closing;
     },
