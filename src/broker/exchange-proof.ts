@@ -285,8 +285,8 @@ export function parseScopeText(text: string): string[] {
  * nonce store's `since` (`ERR_TOKEN_EXCHANGE_PROOF_EXPIRED`); the chain, with the signer as
  * presenter, against the trusted authorities and the deny-set (verifyChain's errors:
  * `ERR_DELEGATION_*`, `ERR_CHAIN_*`, `ERR_REVOKED`, …); the signature under the signer's attested
- * credential key (`ERR_TOKEN_EXCHANGE_PROOF_SIGNER_MISMATCH`, `ERR_PURPOSE_KEY_*`,
- * `ERR_TOKEN_EXCHANGE_PROOF_SIGNATURE_INVALID`); and last the nonce
+ * credential key (`ERR_TOKEN_EXCHANGE_SIGNER_MISMATCH`, `ERR_PURPOSE_KEY_*`,
+ * `ERR_TOKEN_EXCHANGE_SIGNATURE_INVALID`); and last the nonce
  * (`ERR_TOKEN_EXCHANGE_PROOF_REPLAYED`, `ERR_TOKEN_EXCHANGE_BUSY`).
  */
 export async function verifyExchangeProof(
@@ -364,7 +364,7 @@ export async function verifyExchangeProof(
   const identity = chain.identities.get(claims.iss);
   if (identity === undefined)
     throw unauthorized(
-      'ERR_TOKEN_EXCHANGE_PROOF_SIGNER_MISMATCH',
+      'ERR_TOKEN_EXCHANGE_SIGNER_MISMATCH',
       `the chain does not carry the history of \`${claims.iss}\``,
     );
   verifyCredentialKeySignature(
@@ -379,8 +379,8 @@ export async function verifyExchangeProof(
         : { rotationGraceSeconds: options.rotationGraceSeconds }),
     },
     {
-      untrusted: 'ERR_TOKEN_EXCHANGE_PROOF_SIGNER_MISMATCH',
-      signature: 'ERR_TOKEN_EXCHANGE_PROOF_SIGNATURE_INVALID',
+      untrusted: 'ERR_TOKEN_EXCHANGE_SIGNER_MISMATCH',
+      signature: 'ERR_TOKEN_EXCHANGE_SIGNATURE_INVALID',
     },
     'token-exchange proof',
   );

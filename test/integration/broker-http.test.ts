@@ -219,7 +219,7 @@ describe('broker HTTP: JWKS and token exchange', () => {
     expectRefused(
       await exchange(http, request(`${h}.${p}.${sig.toString('base64url')}`)),
       'invalid_grant',
-      'ERR_TOKEN_EXCHANGE_PROOF_SIGNATURE_INVALID',
+      'ERR_TOKEN_EXCHANGE_SIGNATURE_INVALID',
     );
     // The billing agent signs a proof carrying the payer's chain: the presenter check refuses.
     const stolen = await proofFor(w, http.tokenEndpoint, { agent: w.billing });
