@@ -155,11 +155,29 @@ function thumbprint(canonical: string): string {
  * without links.
  */
 export function actorClaimOf(chain: VerifiedChain): ActorClaim | undefined {
+  if (actorClaims.has(chain)) return actorClaims.get(chain);
   let act: ActorClaim | undefined;
   // links[i].issuer delegated to links[i].subject; links[0].issuer is the root subject.
   for (const link of chain.links)
     act = act === undefined ? { sub: link.issuer } : { sub: link.issuer, act };
+  actorClaims.set(chain, act);
   return act;
+}
+
+// A chain's links never change after verification: its `act` claim is built once.
+const actorClaims = new WeakMap<VerifiedChain, ActorClaim | undefined>();
+
+// Token ids come from the CSPRNG 256 at a time (one getrandom call instead of one per token);
+// each is used once and the pool is never reused.
+let idPool: Uint8Array = new Uint8Array(0);
+let idPoolAt = 0;
+function freshTokenId(): string {
+  if (idPoolAt + 16 > idPool.length) {
+    idPool = randomBytes(16 * 256);
+    idPoolAt = 0;
+  }
+  idPoolAt += 16;
+  return `jti_${toHex(idPool.subarray(idPoolAt - 16, idPoolAt))}`;
 }
 
 function checkAudience(audience: string): void {
@@ -275,7 +293,7 @@ export class JwtLeaseProvider implements LeaseProvider<JwtLeaseValue> {
   }
 
   async issue(context: LeaseContext): Promise<IssuedLease<JwtLeaseValue>> {
-    const jti = `jti_${toHex(randomBytes(16))}`;
+    const jti = freshTokenId();
     return { handle: jti, value: { token: await this.#mint(context, jti) } };
   }
 
