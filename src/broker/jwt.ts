@@ -24,15 +24,18 @@ import {
  * scope value). See {@link checkJwtGrant}.
  */
 export const JWT_LEASE_TOOL = 'broker/jwt';
-/** The argument names a chain's scoped constraints read for a JWT lease. */
+/** The argument a chain's `broker/jwt#audience` constraint reads: the token's audience. */
 export const JWT_AUDIENCE_ARGUMENT = 'audience';
+/** The argument a chain's `broker/jwt#scope` constraint reads: one requested scope value. */
 export const JWT_SCOPE_ARGUMENT = 'scope';
 
 /** Longest lease the provider signs unless told otherwise: 15 minutes. */
 export const DEFAULT_JWT_MAX_TTL_SECONDS = 900;
-/** Bounds on what goes into a token (a relying party's headers stay small). */
+/** Longest audience a token names (a relying party's headers stay small). */
 export const MAX_JWT_AUDIENCE_CHARS = 256;
+/** Most scope values one token carries. */
 export const MAX_JWT_SCOPE_VALUES = 32;
+/** Longest scope value. */
 export const MAX_JWT_SCOPE_VALUE_CHARS = 128;
 
 /** A public JWK as the JWKS serves it (RFC 7517 §4, RFC 8037 §2, RFC 7518 §6.2.1). */

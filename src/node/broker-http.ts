@@ -24,8 +24,11 @@ import {
   type VerifiedExchangeProof,
 } from '../broker/index.js';
 
+/** RFC 8693 §2.1 `grant_type` of a token exchange. */
 export const TOKEN_EXCHANGE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+/** RFC 8693 §3 token type of a JWT: the `issued_token_type` of every answer. */
 export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+/** RFC 8693 §3 access-token type: accepted as `requested_token_type` (the JWT is one). */
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 /** The paths the broker serves. */
 export const BrokerHttpPath = {
