@@ -72,6 +72,21 @@ describe('JwtLeaseProvider', () => {
     });
   }
 
+  it('P-256 tokens in low-S form verify with jose, token after token', async () => {
+    const w = await brokerJwtWorld();
+    const provider = w.provider('p256');
+    const jwks = createLocalJWKSet(provider.jwks() as { keys: JWK[] });
+    for (let i = 0; i < 24; i++) {
+      const { value } = await provider.issue(
+        w.contextOf(w.payerChain, PAYMENTS, ['payments:read']),
+      );
+      const s = Buffer.from(value.token.split('.')[2]!, 'base64url').subarray(32);
+      // s ≤ (n − 1) / 2: the vault's low-S form, which ES256 verifiers accept.
+      expect(s[0]! <= 0x7f).toBe(true);
+      await expect(jwtVerify(value.token, jwks, { currentDate: at })).resolves.toBeDefined();
+    }
+  });
+
   it('caps a lease at the chain: a token never outlives the chain', async () => {
     const w = await brokerJwtWorld();
     const provider = w.provider('ed25519');

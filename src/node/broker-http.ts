@@ -138,9 +138,9 @@ export function oauthErrorOf(
       // The proof, its chain or its signature does not hold (expired, revoked, replayed, …).
       if (phase === 'proof') return { status: 400, error: 'invalid_grant' };
       // Authenticated, but the broker will not lease this token (policy, lease decision).
-      return error.kind === ErrorKind.unauthorized
-        ? { status: 400, error: 'invalid_grant' }
-        : { status: 400, error: 'invalid_target' };
+      if (error.kind === ErrorKind.unauthorized) return { status: 400, error: 'invalid_grant' };
+      if (error.kind === ErrorKind.invalid) return { status: 400, error: 'invalid_request' };
+      return { status: 400, error: 'invalid_target' };
   }
 }
 

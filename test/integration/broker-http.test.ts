@@ -353,6 +353,39 @@ describe('broker HTTP: JWKS and token exchange', () => {
     expect(String(answer.body.error_description)).toMatch(/^ERR_TOKEN_EXCHANGE_TOO_LARGE:/);
   });
 
+  it('refuses an oversized body sent without a length (chunked)', async () => {
+    const w = await brokerJwtWorld();
+    const { http } = await serve(w);
+    const chunk = new TextEncoder().encode('x'.repeat(16 * 1024));
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < 8) controller.enqueue(chunk);
+        else controller.close();
+      },
+    });
+    const response = await fetch(http.tokenEndpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+      duplex: 'half',
+    });
+    expect(response.status).toBe(413);
+  });
+
+  it('fails to start on a port in use', async () => {
+    const w = await brokerJwtWorld();
+    const { http, provider } = await serve(w);
+    await expect(
+      startBrokerHttp({
+        listen: { port: http.address.port },
+        jwt: provider,
+        verifyProof: () => Promise.reject(new Error('unused')),
+        exchange: () => Promise.reject(new Error('unused')),
+      }),
+    ).rejects.toMatchObject({ code: 'EADDRINUSE' });
+  });
+
   it('closes cleanly: close() resolves and the port refuses connections', async () => {
     const w = await brokerJwtWorld();
     const { http } = await serve(w);
