@@ -13,3 +13,44 @@ export type {
   SecretInfo,
   SecretReader,
 } from './types.js';
+export {
+  JwtLeaseProvider,
+  JWT_LEASE_TOOL,
+  JWT_AUDIENCE_ARGUMENT,
+  JWT_SCOPE_ARGUMENT,
+  DEFAULT_JWT_MAX_TTL_SECONDS,
+  MAX_JWT_AUDIENCE_CHARS,
+  MAX_JWT_SCOPE_VALUES,
+  MAX_JWT_SCOPE_VALUE_CHARS,
+  actorClaimOf,
+  checkJwtGrant,
+  checkJwtScope,
+  publicJwkOf,
+} from './jwt.js';
+export type {
+  ActorClaim,
+  Jwks,
+  JwtLeaseClaims,
+  JwtLeaseProviderOptions,
+  PublicJwk,
+  RevokedJti,
+} from './jwt.js';
+export {
+  CHAIN_PROOF_TOKEN_TYPE,
+  CHAIN_PROOF_JWS_TYPE,
+  ChainProofAlg,
+  DEFAULT_EXCHANGE_PROOF_TTL_SECONDS,
+  MAX_EXCHANGE_PROOF_CHARS,
+  MAX_EXCHANGE_PROOF_TTL_SECONDS,
+  MemoryProofNonceStore,
+  parseScopeText,
+  signExchangeProof,
+  verifyExchangeProof,
+} from './exchange-proof.js';
+export type {
+  ExchangeProofRequest,
+  ExchangeProofToSign,
+  ProofNonceStore,
+  VerifiedExchangeProof,
+  VerifyExchangeProofOptions,
+} from './exchange-proof.js';

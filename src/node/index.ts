@@ -50,3 +50,13 @@ export type {
   EnforcedInvocation,
   CallOutcome,
 } from './enforcement-point.js';
+export {
+  startBrokerHttp,
+  oauthErrorOf,
+  BrokerHttpPath,
+  TOKEN_EXCHANGE_GRANT_TYPE,
+  JWT_TOKEN_TYPE,
+  ACCESS_TOKEN_TYPE,
+  MAX_TOKEN_REQUEST_BYTES,
+} from './broker-http.js';
+export type { BrokerHttp, BrokerHttpOptions, TokenExchangeRequest } from './broker-http.js';
