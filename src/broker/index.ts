@@ -13,3 +13,30 @@ export type {
   SecretInfo,
   SecretReader,
 } from './types.js';
+export {
+  bindingMatches,
+  checkProxyRequest,
+  MAX_PROXY_HEADER_BYTES,
+  MAX_PROXY_HEADERS,
+  MAX_PROXY_PATH_CHARS,
+  MIN_INJECTED_SECRET_BYTES,
+  parseInjectionBinding,
+  ProxyLeaseProvider,
+  rewriteRequest,
+  SCRUB_MARKER,
+  Scrubber,
+  ScrubStream,
+  secretForms,
+} from './injection.js';
+export type {
+  ActiveInjection,
+  Injection,
+  InjectionBinding,
+  InjectionBindingConfig,
+  InjectionScheme,
+  ProxyLeaseProviderOptions,
+  ProxyLeaseValue,
+  ProxyRequest,
+  RewrittenRequest,
+  UpstreamRequest,
+} from './injection.js';

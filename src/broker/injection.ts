@@ -43,7 +43,8 @@ export const MAX_PROXY_HEADER_BYTES = 32 * 1024;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Printable ASCII without spaces: placeholders (they must survive any header or URL). */
 const PLACEHOLDER = /^[\x21-\x7e]+$/;
-const HOSTNAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+const HOSTNAME =
+  /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const IPV6 = /^\[[0-9a-f:.]+\]$/;
 
 export type InjectionScheme = 'http' | 'https';
@@ -164,7 +165,7 @@ export function parseInjectionBinding(config: unknown): InjectionBinding {
     ...parsed,
     scheme,
     header: checkedHeader,
-    placeholder: placeholder as string | undefined,
+    placeholder: placeholder,
     placeholderInBody: inBody,
   };
 }
@@ -427,7 +428,10 @@ export function secretForms(secret: Uint8Array): Uint8Array[] {
     const char = String.fromCharCode(byte);
     upper += UNRESERVED.test(char) ? char : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
-  forms.push(upper, upper.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()));
+  forms.push(
+    upper,
+    upper.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
+  );
   const distinct = new Map<string, Uint8Array>();
   distinct.set(`raw`, Uint8Array.from(secret));
   for (const form of forms)

@@ -50,3 +50,14 @@ export type {
   EnforcedInvocation,
   CallOutcome,
 } from './enforcement-point.js';
+export {
+  EgressProxyService,
+  EGRESS_SERVICE_ADDRESS,
+  startLocalEgressProxy,
+} from './egress-proxy.js';
+export type {
+  EgressEvent,
+  EgressProxyServiceOptions,
+  LocalEgressProxy,
+  LocalEgressProxyOptions,
+} from './egress-proxy.js';
