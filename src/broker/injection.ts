@@ -5,7 +5,7 @@
 // provider that says which holder may use which binding until when. The I/O (the channel
 // service, the upstream client, the agent's local HTTP proxy) is in node/egress-proxy.ts.
 import { systemClock, type Clock } from '../core/index.js';
-import { forbidden, invalid } from '../core/internal.js';
+import { forbidden, invalid, notFound } from '../core/internal.js';
 import { wipe } from '../crypto/index.js';
 import type { Identifier } from '../identity/index.js';
 import {
@@ -746,7 +746,7 @@ export class ProxyLeaseProvider implements LeaseProvider<ProxyLeaseValue> {
   #binding(resource: string): InjectionBinding {
     const binding = this.#bindings.get(resource);
     if (binding === undefined)
-      throw forbidden(
+      throw notFound(
         'ERR_PROXY_BINDING_NOT_FOUND',
         `no injection binding is configured for the secret \`${printable(resource)}\``,
       );
