@@ -34,9 +34,11 @@ const MAX_HOST_CHARS = 255;
 const MAX_FORMAT_CHARS = 1024;
 const MIN_PLACEHOLDER_CHARS = 8;
 const MAX_PLACEHOLDER_CHARS = 256;
-/** Bounds of a request as the proxy accepts it (the wire protocol has the same). */
+/** Bounds of a request as the proxy accepts it (the wire protocol has the same): the path. */
 export const MAX_PROXY_PATH_CHARS = 8 * 1024;
+/** How many headers a proxied request may have. */
 export const MAX_PROXY_HEADERS = 128;
+/** How many bytes of headers (names, values, 4 per pair) a proxied request may have. */
 export const MAX_PROXY_HEADER_BYTES = 32 * 1024;
 
 /** RFC 9110 §5.6.2 token: header names and methods. */
@@ -47,6 +49,7 @@ const HOSTNAME =
   /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const IPV6 = /^\[[0-9a-f:.]+\]$/;
 
+/** How the broker reaches an upstream. */
 export type InjectionScheme = 'http' | 'https';
 
 /**
