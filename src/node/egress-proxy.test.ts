@@ -2,6 +2,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SCRUB_MARKER, secretForms } from '../broker/index.js';
 import { encodeCbor } from '../encoding/index.js';
 import { localAddress } from '../routing/index.js';
+import { decodeEgressMessage, EgressOp } from './egress-protocol.js';
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++)
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  expect(condition()).toBe(true);
+}
 import {
   agentRequests,
   egressWorld,
@@ -281,6 +288,34 @@ describe('the egress proxy', () => {
     ).toBe(true);
   });
 
+  it('refuses chunks out of order and oversized bodies, through the channel', async () => {
+    const { billing, world, payments } = await setup();
+    await billing.lease('payments');
+    const answers: string[] = [];
+    billing.router.registerWorker('raw', {
+      handleMessage: (_ctx, envelope) => {
+        const message = decodeEgressMessage(envelope.payload);
+        answers.push(message.op === EgressOp.refused ? message.code : String(message.op));
+      },
+    });
+    billing.channel.allow('raw');
+    const send = (value: unknown[]) =>
+      billing.router.send({
+        onwardRoute: [localAddress(billing.channel.address), localAddress('egress')],
+        returnRoute: [localAddress('raw')],
+        payload: encodeCbor(value as never),
+      });
+    const a = new Uint8Array(16).fill(1);
+    const b = new Uint8Array(16).fill(2);
+    await send([1, 0, a, 'POST', payments.host, '/', [], 2]);
+    await send([1, 1, a, 1, new Uint8Array(3)]);
+    await send([1, 0, b, 'POST', payments.host, '/', [], 1000]);
+    await until(() => answers.length === 2);
+    expect(answers).toEqual(['ERR_PROXY_MALFORMED', 'ERR_PROXY_BODY_TOO_LARGE']);
+    expect(payments.hits).toEqual([]);
+    expect(world.audit.events).toEqual([]);
+  });
+
   it('refuses messages that did not come through a secure channel, and malformed ones', async () => {
     const { world } = await setup();
     const answers: Uint8Array[] = [];
@@ -299,7 +334,7 @@ describe('the egress proxy', () => {
         returnRoute: [localAddress('local-sender')],
         payload,
       });
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await until(() => answers.length === 2);
     expect(world.events.map((e) => (e.type === 'refused' ? e.reason : e.type))).toEqual([
       'ERR_PROXY_FORBIDDEN',
       'ERR_PROXY_MALFORMED',
