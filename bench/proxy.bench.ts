@@ -10,14 +10,20 @@
  * broker's.
  */
 import { Agent, request } from 'node:http';
-import { agentRequests, egressWorld, upstreamServer } from '../test/helpers/egress-world.js';
+import { agentRequests, leasedUpstream } from '../test/helpers/egress-world.js';
 import { group, row, type TableRow } from './harness.js';
 
 const SECRET = 'sk_live_bench_0123456789abcdef';
 
-function get(agent: Agent, port: number, path: string): Promise<number> {
+/** GET through `agent` to `port`; resolves with the body's length, rejects unless 200. */
+function get(
+  agent: Agent,
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, agent, headers }, (res) => {
       let bytes = 0;
       res.on('data', (chunk: Buffer) => (bytes += chunk.length));
       res.on('end', () => {
@@ -34,65 +40,34 @@ function get(agent: Agent, port: number, path: string): Promise<number> {
 export async function proxyBenchmarks(): Promise<TableRow[]> {
   const small = 'a'.repeat(1024);
   const large = 'b'.repeat(256 * 1024);
-  const upstream = await upstreamServer((hit) =>
+  const { upstream, agent, close } = await leasedUpstream(SECRET, (hit) =>
     hit.headers['authorization'] === `Bearer ${SECRET}` ||
     hit.headers['authorization'] === 'Bearer direct'
       ? new Response(hit.path === '/large' ? large : small)
       : new Response('no', { status: 401 }),
   );
-  const world = await egressWorld({
-    secrets: { payments: SECRET },
-    bindings: [
-      {
-        secret: 'payments',
-        host: upstream.host,
-        scheme: 'http',
-        header: { name: 'authorization', format: 'Bearer {secret}' },
-      },
-    ],
-  });
-  const agent = await world.agent('billing');
-  await agent.lease('payments', 3_600);
   // The agent is a child process in the tests; here the client is in process, to time requests.
   const check = await agentRequests(agent.proxy.port, [{ url: `http://${upstream.host}/small` }]);
   if (check.responses[0]?.status !== 200) throw new Error('the bench proxy does not inject');
   const upstreamPort = Number(upstream.host.split(':')[1]);
   const direct = new Agent({ keepAlive: true, maxSockets: 1 });
   const viaProxy = new Agent({ keepAlive: true, maxSockets: 1 });
-  const directGet = (path: string): Promise<number> =>
-    new Promise((resolve, reject) => {
-      const req = request(
-        {
-          host: '127.0.0.1',
-          port: upstreamPort,
-          path,
-          agent: direct,
-          headers: { authorization: 'Bearer direct' },
-        },
-        (res) => {
-          let bytes = 0;
-          res.on('data', (chunk: Buffer) => (bytes += chunk.length));
-          res.on('end', () => {
-            resolve(bytes);
-          });
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end();
-    });
+  const directGet = (path: string) =>
+    get(direct, upstreamPort, path, { authorization: 'Bearer direct' });
+  const proxyGet = (path: string) =>
+    get(viaProxy, agent.proxy.port, `http://${upstream.host}${path}`);
   try {
     const results = await group('proxy')
       .add('direct-small', () => directGet('/small'), {
         label: 'direct request, 1 KiB answer (keep-alive)',
       })
-      .add('proxy-small', () => get(viaProxy, agent.proxy.port, `http://${upstream.host}/small`), {
+      .add('proxy-small', () => proxyGet('/small'), {
         label: 'through the egress proxy, 1 KiB answer',
       })
       .add('direct-large', () => directGet('/large'), {
         label: 'direct request, 256 KiB answer (keep-alive)',
       })
-      .add('proxy-large', () => get(viaProxy, agent.proxy.port, `http://${upstream.host}/large`), {
+      .add('proxy-large', () => proxyGet('/large'), {
         label: 'through the egress proxy, 256 KiB answer (scrubbed)',
       })
       .run({ rounds: 5, roundMs: 800, warmupMs: 300, batchMs: 100 });
@@ -105,7 +80,6 @@ export async function proxyBenchmarks(): Promise<TableRow[]> {
   } finally {
     direct.destroy();
     viaProxy.destroy();
-    await world.close();
-    await upstream.close();
+    await close();
   }
 }

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ManualClock } from '../core/index.js';
-import { notFound } from '../core/internal.js';
 import {
   bindingMatches,
   parseInjectionBinding,
@@ -13,28 +12,15 @@ import {
   type InjectionBindingConfig,
   type ProxyRequest,
 } from './injection.js';
-import { LeaseState, type Lease, type LeaseContext, type SecretReader } from './types.js';
+import { LeaseState, type Lease, type LeaseContext } from './types.js';
 import { codeOf } from '../../test/helpers/errors.js';
 import { gateWorld, GATE_NOW } from '../../test/helpers/gate-world.js';
+import { MapSecretReader } from '../../test/helpers/egress-world.js';
 
 const SECRET = 'sk_live_4242424242abcdef';
 const enc = (text: string) => new TextEncoder().encode(text);
 const dec = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 const latin1 = (bytes: Uint8Array) => Buffer.from(bytes).toString('latin1');
-
-/** The sealed store's reading side over a map; records every value it hands out. */
-class MapSecretReader implements SecretReader {
-  readonly handedOut: Uint8Array[] = [];
-  constructor(readonly values: Map<string, string>) {}
-  read(name: string): Promise<Uint8Array> {
-    const value = this.values.get(name);
-    if (value === undefined)
-      return Promise.reject(notFound('ERR_SECRET_NOT_FOUND', `no secret \`${name}\``));
-    const bytes = enc(value);
-    this.handedOut.push(bytes);
-    return Promise.resolve(bytes);
-  }
-}
 
 const HEADER: InjectionBindingConfig = {
   secret: 'payments',

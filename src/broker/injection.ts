@@ -7,6 +7,7 @@
 import { systemClock, type Clock } from '../core/index.js';
 import { forbidden, invalid, notFound } from '../core/internal.js';
 import { wipe } from '../crypto/index.js';
+import { bytesEqual, concatBytes } from '../encoding/index.js';
 import type { Identifier } from '../identity/index.js';
 import {
   LeaseKind,
@@ -381,19 +382,7 @@ function replaceAll(haystack: Uint8Array, needle: Uint8Array, by: Uint8Array): U
     at = h.indexOf(needle, from);
   }
   parts.push(haystack.subarray(from));
-  return concat(parts);
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return concatBytes(...parts);
 }
 
 /** A user value for an error message: printable, bounded. */
@@ -442,7 +431,7 @@ export function secretForms(secret: Uint8Array): Uint8Array[] {
   // The raw secret may equal one of its text forms (an all-unreserved secret is its own URL form).
   const unique: Uint8Array[] = [];
   for (const bytes of distinct.values())
-    if (!unique.some((u) => bytesEqualPlain(u, bytes))) unique.push(bytes);
+    if (!unique.some((u) => bytesEqual(u, bytes))) unique.push(bytes);
   return unique;
 }
 
@@ -458,12 +447,6 @@ function base64(bytes: Uint8Array): string {
     out += c === undefined ? '=' : B64[c & 63]!;
   }
   return out;
-}
-
-function bytesEqualPlain(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /**
@@ -526,11 +509,14 @@ export class Scrubber {
       const partial = final ? -1 : this.#earliestPartial(data, pos);
       if (partial >= 0 && (best < 0 || partial <= best)) {
         parts.push(data.subarray(pos, partial));
-        return { out: replaced ? concat(parts) : data.subarray(0, partial), keepFrom: partial };
+        return {
+          out: replaced ? concatBytes(...parts) : data.subarray(0, partial),
+          keepFrom: partial,
+        };
       }
       if (best < 0) {
         parts.push(data.subarray(pos));
-        return { out: replaced ? concat(parts) : data, keepFrom: data.length };
+        return { out: replaced ? concatBytes(...parts) : data, keepFrom: data.length };
       }
       parts.push(data.subarray(pos, best), this.#marker);
       replaced = true;
@@ -576,7 +562,7 @@ export class ScrubStream {
 
   /** Scrubbed bytes that are final now (possibly empty). */
   push(chunk: Uint8Array): Uint8Array {
-    const data = this.#carry.length === 0 ? chunk : concat([this.#carry, chunk]);
+    const data = this.#carry.length === 0 ? chunk : concatBytes(this.#carry, chunk);
     const { out, keepFrom } = this.#scrubber.scan(data, false);
     this.#carry = Uint8Array.from(data.subarray(keepFrom));
     return out;

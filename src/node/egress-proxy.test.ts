@@ -12,6 +12,7 @@ async function until(condition: () => boolean): Promise<void> {
 import {
   agentRequests,
   egressWorld,
+  leasedUpstream,
   upstreamServer,
   type UpstreamHit,
 } from '../../test/helpers/egress-world.js';
@@ -216,29 +217,15 @@ describe('the egress proxy', () => {
   });
 
   it('scrubs a secret cut across chunks of a large streamed response', async () => {
-    const big = await upstreamServer(() => {
+    const { upstream, agent, close } = await leasedUpstream(PAYMENTS, () => {
       // The secret lands on and around every 64 KiB boundary the proxy's chunks may have.
       const parts: string[] = [];
       for (let i = 0; i < 12; i++) parts.push('x'.repeat(65_536 - 10 + (i % 5)), PAYMENTS);
       return new Response(parts.join(''), { headers: { 'content-type': 'text/plain' } });
     });
-    cleanups.push(big.close);
-    const world = await egressWorld({
-      secrets: { payments: PAYMENTS },
-      bindings: [
-        {
-          secret: 'payments',
-          host: big.host,
-          scheme: 'http',
-          header: { name: 'x-key', format: '{secret}' },
-        },
-      ],
-    });
-    cleanups.push(world.close);
-    const agent = await world.agent('billing');
-    await agent.lease('payments');
+    cleanups.push(close);
     const { responses, raw } = await agentRequests(agent.proxy.port, [
-      { url: `http://${big.host}/big` },
+      { url: `http://${upstream.host}/big` },
     ]);
     const body = responses[0]!.body;
     expect(responses[0]!.status).toBe(200);
@@ -248,27 +235,17 @@ describe('the egress proxy', () => {
   });
 
   it('refuses a compressed answer (it could not be scrubbed)', async () => {
-    const gz = await upstreamServer(
+    const { upstream, agent, close } = await leasedUpstream(
+      PAYMENTS,
       () => new Response('not really gzip', { headers: { 'content-encoding': 'gzip' } }),
     );
-    cleanups.push(gz.close);
-    const world = await egressWorld({
-      secrets: { payments: PAYMENTS },
-      bindings: [
-        {
-          secret: 'payments',
-          host: gz.host,
-          scheme: 'http',
-          header: { name: 'x-key', format: '{secret}' },
-        },
-      ],
-    });
-    cleanups.push(world.close);
-    const agent = await world.agent('billing');
-    await agent.lease('payments');
-    const { responses } = await agentRequests(agent.proxy.port, [{ url: `http://${gz.host}/` }]);
+    cleanups.push(close);
+    const { responses } = await agentRequests(agent.proxy.port, [
+      { url: `http://${upstream.host}/` },
+    ]);
     expect(responses[0]!.status).toBe(502);
     expect(responses[0]!.headers['x-mandate-error']).toBe('ERR_PROXY_RESPONSE_ENCODED');
+    expect(upstream.hits).toHaveLength(1);
   });
 
   it('answers 502 when the upstream is down, 413 for an oversized body', async () => {

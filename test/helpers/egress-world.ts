@@ -322,3 +322,32 @@ export async function egressWorld(options: {
   };
   return { clock, reader, provider, audit, events, service, agent, close, brokerRouter };
 }
+
+/**
+ * One upstream bound to the secret `payments` (as `authorization: Bearer {secret}`), and the
+ * agent `billing` holding a lease on it.
+ */
+export async function leasedUpstream(
+  secret: string,
+  answer: (hit: UpstreamHit) => Response | Promise<Response>,
+) {
+  const upstream = await upstreamServer(answer);
+  const world = await egressWorld({
+    secrets: { payments: secret },
+    bindings: [
+      {
+        secret: 'payments',
+        host: upstream.host,
+        scheme: 'http',
+        header: { name: 'authorization', format: 'Bearer {secret}' },
+      },
+    ],
+  });
+  const agent = await world.agent('billing');
+  await agent.lease('payments', 3_600);
+  const close = async (): Promise<void> => {
+    await world.close();
+    await upstream.close();
+  };
+  return { upstream, world, agent, close };
+}

@@ -1,20 +1,13 @@
 import type { Command } from 'commander';
 
 import { invalid } from '../../core/internal.js';
-import { openSecureChannel } from '../../channel/index.js';
-import { Router, TcpTransport } from '../../routing/index.js';
 import { parseTcpPeer } from '../../routing/internal.js';
-import { startLocalEgressProxy, type DenySetWatcher } from '../../node/index.js';
+import { startLocalEgressProxy } from '../../node/index.js';
 import type { CliContext } from '../context.js';
-import {
-  channelOptions,
-  connectRoute,
-  toListener,
-  untilSignal,
-  type NodeOptions,
-} from '../node-runtime.js';
+import { untilSignal, type NodeOptions } from '../node-runtime.js';
 import { stderrLogger } from '../logging.js';
 import { collect } from '../parse.js';
+import { withOpenChannel } from './channel.js';
 
 type ProxyOptions = NodeOptions & { broker: string; listen: string };
 
@@ -46,6 +39,7 @@ export function registerProxyCommands(program: Command, context: () => CliContex
     .action((opts: ProxyOptions) => runProxy(context(), opts));
 }
 
+/** Runs until SIGINT or SIGTERM; the home's deny-set stays live, as in `channel open`. */
 export async function runProxy(ctx: CliContext, opts: ProxyOptions): Promise<void> {
   const { host, port } = parseTcpPeer(opts.listen);
   // Whoever reaches the proxy acts with the identity's leases: never beyond this machine.
@@ -54,37 +48,15 @@ export async function runProxy(ctx: CliContext, opts: ProxyOptions): Promise<voi
       'ERR_ARGUMENT_INVALID',
       `\`--listen\` must be a loopback address, not \`${host}\``,
     );
-  const logger = stderrLogger();
-  const home = await ctx.openHome();
-  const router = new Router();
-  let watcher: DenySetWatcher | undefined;
-  try {
-    watcher = await home.watchDenySet({ logger });
-    const { options } = await channelOptions(ctx, home, opts, logger, watcher.denySet);
-    const transport = new TcpTransport(router, { logger });
-    const channel = await openSecureChannel(
-      router,
-      toListener(connectRoute(transport, opts.broker)),
-      options,
-    );
+  await withOpenChannel(ctx, opts.broker, opts, async ({ channel, router }) => {
+    const logger = stderrLogger();
+    const proxy = await startLocalEgressProxy({ router, channel, listen: { host, port }, logger });
     try {
-      const proxy = await startLocalEgressProxy({
-        router,
-        channel,
-        listen: { host, port },
-        logger,
-      });
       logger.info('proxy: listening', { url: proxy.url, broker: channel.peer.identifier });
       ctx.out.result({ url: proxy.url, broker: channel.peer.identifier }, () => proxy.url);
-      const signal = await untilSignal();
-      logger.info('stopping', { signal });
-      await proxy.close();
+      logger.info('stopping', { signal: await untilSignal() });
     } finally {
-      await channel.close();
+      await proxy.close();
     }
-  } finally {
-    await router.close();
-    await watcher?.stop();
-    home.close();
-  }
+  });
 }
