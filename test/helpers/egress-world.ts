@@ -3,22 +3,14 @@ import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { ManualClock, systemClock } from '../../src/core/index.js';
 import { notFound } from '../../src/core/internal.js';
-import { MemoryVault } from '../../src/vault/index.js';
-import {
-  Identities,
-  MemoryIdentityRepository,
-  Purpose,
-  type Identifier,
-  type VerifiedIdentity,
-} from '../../src/identity/index.js';
 import {
   ChainVerifier,
   chainFromCredential,
   constraintsToAttributes,
   issueCredential,
   parseConstraint,
-  type CredentialIssuer,
 } from '../../src/credentials/index.js';
+import { channelWorld } from './channel-world.js';
 import {
   openSecureChannel,
   prepareChannelIdentity,
@@ -198,22 +190,8 @@ export async function egressWorld(options: {
   const now = systemClock.nowSeconds();
   /** The broker's clock for lease expiry (the channels use the system clock). */
   const clock = new ManualClock(now);
-  const vault = new MemoryVault();
-  const identities = new Identities({
-    vault,
-    repository: new MemoryIdentityRepository(),
-    clock: systemClock,
-  });
-  const authorityLocal = await identities.create({ name: 'authority' });
-  const authorityKey = await identities.purposeKey('authority', Purpose.credentials);
-  const issuer: CredentialIssuer = {
-    identity: authorityLocal.identity,
-    credentialKeyId: authorityKey.keyId,
-    credentialKeyAttestation: authorityKey.verified.attestation,
-  };
-  const authorities = new Map<Identifier, VerifiedIdentity>([
-    [authorityLocal.identity.identifier, authorityLocal.identity],
-  ]);
+  // The authority and its issuer (the identities' clock is fixed at `now`: nothing here rotates).
+  const { vault, identities, authority: issuer, authorities } = await channelWorld(now);
   const verifier = new ChainVerifier({ authorities });
   const network = new MemoryNetwork();
 
