@@ -1,3 +1,8 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SCRUB_MARKER, secretForms } from '../broker/index.js';
 import { encodeCbor } from '../encoding/index.js';
@@ -13,6 +18,7 @@ import {
   agentRequests,
   egressWorld,
   leasedUpstream,
+  type AgentResponse,
   upstreamServer,
   type UpstreamHit,
 } from '../../test/helpers/egress-world.js';
@@ -232,6 +238,70 @@ describe('the egress proxy', () => {
     expect(body.split(SCRUB_MARKER)).toHaveLength(13);
     expect(body.replaceAll(SCRUB_MARKER, '').replaceAll('x', '')).toBe('');
     assertNoSecret(raw, PAYMENTS);
+  });
+
+  it('reaches an https upstream, its certificate verified against the configured CA', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mandate-egress-tls-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const keyFile = join(dir, 'key.pem');
+    const certFile = join(dir, 'cert.pem');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=upstream',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
+    const cert = readFileSync(certFile, 'utf8');
+    const upstream = await upstreamServer(
+      (hit) => new Response(hit.headers['authorization'] === `Bearer ${PAYMENTS}` ? 'ok' : 'no'),
+      { key: readFileSync(keyFile, 'utf8'), cert },
+    );
+    cleanups.push(upstream.close);
+    const binding = {
+      secret: 'payments',
+      host: upstream.host,
+      scheme: 'https' as const,
+      header: { name: 'authorization', format: 'Bearer {secret}' },
+    };
+    const results: AgentResponse[] = [];
+    // With the CA the certificate verifies; without it (an impostor's view) nothing is sent.
+    for (const service of [{ upstreamCa: cert }, {}]) {
+      const world = await egressWorld({
+        secrets: { payments: PAYMENTS },
+        bindings: [binding],
+        service,
+      });
+      cleanups.push(world.close);
+      const agent = await world.agent('billing');
+      await agent.lease('payments');
+      const { responses } = await agentRequests(agent.proxy.port, [
+        { url: `http://${upstream.host}/v1/tls` },
+      ]);
+      results.push(responses[0]!);
+    }
+    expect(results.map((r) => [r.status, r.body.slice(0, 2)])).toEqual([
+      [200, 'ok'],
+      [502, '{"'],
+    ]);
+    expect(results[1]!.headers['x-mandate-error']).toBe('ERR_PROXY_UPSTREAM_FAILED');
+    expect(upstream.hits).toHaveLength(1);
   });
 
   it('refuses a compressed answer (it could not be scrubbed)', async () => {

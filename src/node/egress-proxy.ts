@@ -1,6 +1,6 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import {
   isMandateError,
@@ -458,7 +458,8 @@ function sendUpstream(
       upstream.scheme === 'https'
         ? httpsRequest({
             ...options,
-            servername: upstream.hostname,
+            // SNI names hosts, never addresses (RFC 6066 §3); the certificate is checked either way.
+            ...(isIP(upstream.hostname) === 0 ? { servername: upstream.hostname } : {}),
             ...(ca === undefined ? {} : { ca }),
           })
         : httpRequest(options);

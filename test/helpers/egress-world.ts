@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { ManualClock, systemClock } from '../../src/core/index.js';
@@ -62,6 +63,8 @@ export interface UpstreamHit {
 /** A local upstream HTTP server (hono on node): records every request and answers with `answer`. */
 export async function upstreamServer(
   answer: (hit: UpstreamHit) => Response | Promise<Response>,
+  /** Serve HTTPS with this key and certificate (PEM). */
+  tls?: { readonly key: string; readonly cert: string },
 ): Promise<{ host: string; hits: UpstreamHit[]; close: () => Promise<void> }> {
   const hits: UpstreamHit[] = [];
   const server = await new Promise<ServerType>((resolve) => {
@@ -69,6 +72,7 @@ export async function upstreamServer(
       {
         hostname: '127.0.0.1',
         port: 0,
+        ...(tls === undefined ? {} : { createServer: createHttpsServer, serverOptions: tls }),
         fetch: async (request) => {
           const url = new URL(request.url);
           const headers: Record<string, string> = {};
