@@ -492,21 +492,26 @@ export class Scrubber {
   scan(data: Uint8Array, final: boolean): { out: Uint8Array; keepFrom: number } {
     const view = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const parts: Uint8Array[] = [];
+    // Each pattern's next occurrence at or after `pos` (-1: none left; searched again only once
+    // `pos` passes it), and where the tail of `data` could begin a pattern: linear in `data`.
+    const next = this.#patterns.map(() => -2);
+    const partials = final ? [] : this.#partialStarts(data);
     let pos = 0;
     let replaced = false;
     for (;;) {
       let best = -1;
       let bestLength = 0;
-      for (const pattern of this.#patterns) {
-        const at = view.indexOf(pattern, pos);
+      this.#patterns.forEach((pattern, i) => {
+        if (next[i]! !== -1 && next[i]! < pos) next[i] = view.indexOf(pattern, pos);
+        const at = next[i]!;
         if (at >= 0 && (best < 0 || at < best || (at === best && pattern.length > bestLength))) {
           best = at;
           bestLength = pattern.length;
         }
-      }
+      });
       // A pattern that starts at or before the earliest full match and runs past the end of
       // what we have could still win there: wait for more bytes.
-      const partial = final ? -1 : this.#earliestPartial(data, pos);
+      const partial = partials.find((q) => q >= pos) ?? -1;
       if (partial >= 0 && (best < 0 || partial <= best)) {
         parts.push(data.subarray(pos, partial));
         return {
@@ -524,26 +529,20 @@ export class Scrubber {
     }
   }
 
-  /** The first position ≥ `from` where the rest of `data` is a proper prefix of a pattern. */
-  #earliestPartial(data: Uint8Array, from: number): number {
-    let earliest = -1;
-    for (const pattern of this.#patterns) {
-      const start = Math.max(from, data.length - pattern.length + 1);
-      for (let q = start; q < data.length; q++) {
-        if (earliest >= 0 && q >= earliest) break;
+  /** The positions, ascending, where the rest of `data` is a proper prefix of a pattern. */
+  #partialStarts(data: Uint8Array): number[] {
+    const starts = new Set<number>();
+    for (const pattern of this.#patterns)
+      for (let q = Math.max(0, data.length - pattern.length + 1); q < data.length; q++) {
         let prefix = true;
         for (let j = 0; q + j < data.length; j++)
           if (data[q + j] !== pattern[j]) {
             prefix = false;
             break;
           }
-        if (prefix) {
-          earliest = q;
-          break;
-        }
+        if (prefix) starts.add(q);
       }
-    }
-    return earliest;
+    return [...starts].sort((x, y) => x - y);
   }
 
   wipe(): void {
