@@ -14,6 +14,7 @@ import { policyBenchmarks } from './policy.bench.js';
 import { gateBenchmarks } from './gates.bench.js';
 import { trailBenchmarks } from './trail.bench.js';
 import { brokerBenchmarks } from './broker.bench.js';
+import { proxyBenchmarks } from './proxy.bench.js';
 
 interface Section {
   readonly name: string;
@@ -44,6 +45,7 @@ const sections: readonly Section[] = [
   },
   { name: 'trail', title: 'audit trail verification', run: trailBenchmarks },
   { name: 'broker', title: 'broker: JWT leases', run: brokerBenchmarks },
+  { name: 'proxy', title: 'credential-injecting egress proxy', run: proxyBenchmarks },
 ];
 
 const onlyAt = process.argv.indexOf('--only');

@@ -54,3 +54,30 @@ export type {
   VerifiedExchangeProof,
   VerifyExchangeProofOptions,
 } from './exchange-proof.js';
+export {
+  bindingMatches,
+  checkProxyRequest,
+  MAX_PROXY_HEADER_BYTES,
+  MAX_PROXY_HEADERS,
+  MAX_PROXY_PATH_CHARS,
+  MIN_INJECTED_SECRET_BYTES,
+  parseInjectionBinding,
+  ProxyLeaseProvider,
+  rewriteRequest,
+  SCRUB_MARKER,
+  Scrubber,
+  ScrubStream,
+  secretForms,
+} from './injection.js';
+export type {
+  ActiveInjection,
+  Injection,
+  InjectionBinding,
+  InjectionBindingConfig,
+  InjectionScheme,
+  ProxyLeaseProviderOptions,
+  ProxyLeaseValue,
+  ProxyRequest,
+  RewrittenRequest,
+  UpstreamRequest,
+} from './injection.js';

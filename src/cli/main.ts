@@ -19,6 +19,7 @@ import { registerApprovalCommands } from './commands/approvals.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerBrokerJwksCommand } from './commands/broker-jwks.js';
+import { registerProxyCommands } from './commands/proxy.js';
 import { invalid } from '../core/internal.js';
 import { ManualClock, systemClock, type Clock } from '../core/index.js';
 import type { CliContext } from './context.js';
@@ -94,6 +95,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerPolicyCommands(program, context);
   registerAuditCommands(program, context);
   registerBrokerJwksCommand(program, context);
+  registerProxyCommands(program, context);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -60,3 +60,14 @@ export {
   MAX_TOKEN_REQUEST_BYTES,
 } from './broker-http.js';
 export type { BrokerHttp, BrokerHttpOptions, TokenExchangeRequest } from './broker-http.js';
+export {
+  EgressProxyService,
+  EGRESS_SERVICE_ADDRESS,
+  startLocalEgressProxy,
+} from './egress-proxy.js';
+export type {
+  EgressEvent,
+  EgressProxyServiceOptions,
+  LocalEgressProxy,
+  LocalEgressProxyOptions,
+} from './egress-proxy.js';
