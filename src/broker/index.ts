@@ -13,3 +13,10 @@ export type {
   SecretInfo,
   SecretReader,
 } from './types.js';
+export {
+  PostgresRoleProvider,
+  READONLY_ROLE_TEMPLATE,
+  SequencePrivilege,
+  TablePrivilege,
+} from './postgres.js';
+export type { PostgresRoleProviderOptions, RoleGrant, RoleTemplate } from './postgres.js';

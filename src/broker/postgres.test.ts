@@ -3,7 +3,11 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../test/helpers/processes.js';
 import { leaseFixtures } from '../../test/support/postgres-leases.js';
-import { PostgresRoleProvider, type PostgresRoleProviderOptions } from './postgres.js';
+import {
+  PostgresRoleProvider,
+  type PostgresRoleProviderOptions,
+  type RoleTemplate,
+} from './postgres.js';
 
 let fixtures: Awaited<ReturnType<typeof leaseFixtures>>;
 beforeAll(async () => {
@@ -25,8 +29,8 @@ function make(options: Partial<PostgresRoleProviderOptions> = {}): PostgresRoleP
 }
 
 /** Templates as a config file would give them: unchecked JSON. */
-const templatesFrom = (json: string): PostgresRoleProviderOptions['templates'] =>
-  JSON.parse(json) as PostgresRoleProviderOptions['templates'];
+const templatesFrom = (json: string): Record<string, RoleTemplate> =>
+  JSON.parse(json) as Record<string, RoleTemplate>;
 
 function refusesTemplates(json: string): void {
   expect(() => make({ templates: templatesFrom(json) })).toThrow(

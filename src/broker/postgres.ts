@@ -18,7 +18,7 @@ import {
 import { systemClock, type Clock } from '../core/index.js';
 import { invalid, internal, notFound, unavailable, forbidden } from '../core/internal.js';
 import { randomBytes } from '../crypto/index.js';
-import { hasControlCharacters } from '../encoding/index.js';
+import { escapeControlCharacters, hasControlCharacters } from '../encoding/index.js';
 import { SCRAM_SALT_BYTES, scramSha256Verifier } from './scram-verifier.js';
 import type {
   IssuedLease,
@@ -269,7 +269,7 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
     );
     const before = this.#clock.nowSeconds() - this.#reapGraceSeconds;
     let dropped = 0;
-    let failure: unknown;
+    let failure: Error | undefined;
     for (const { rolname, comment } of rows) {
       if (live.has(rolname)) continue;
       const hex = this.#handleRe.exec(rolname)?.[1];
@@ -280,7 +280,8 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
       try {
         if (await this.#dropRole(rolname)) dropped++;
       } catch (error) {
-        failure ??= error;
+        // Keep reaping the others; the first failure is reported once all were tried.
+        failure ??= error instanceof Error ? error : describeFailure(error, []);
       }
     }
     if (failure !== undefined) throw failure;
@@ -383,8 +384,12 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
     const client = await this.#connect();
     let broken = false;
     try {
-      const result = await client.query<Row>(text, values.length === 0 ? undefined : [...values]);
-      return result.rows;
+      const result: unknown = await client.query<Row>(
+        text,
+        values.length === 0 ? undefined : [...values],
+      );
+      // A multi-statement string answers one result per statement; their rows are not wanted.
+      return Array.isArray(result) ? [] : (result as { rows: Row[] }).rows;
     } catch (error) {
       if (error instanceof DatabaseError && error.code === tolerated) return undefined;
       broken = !(error instanceof DatabaseError);
@@ -549,7 +554,7 @@ function parseIdentifier(value: unknown, where: string): string {
 /** A user value for a message: bounded, control characters escaped. */
 function printable(value: string): string {
   const short = value.length > 64 ? `${value.slice(0, 64)}…` : value;
-  return short.replace(/[\u0000-\u001f\u007f`]/g, '?');
+  return escapeControlCharacters(short).replaceAll('`', "'");
 }
 
 // --- errors ------------------------------------------------------------------------------------
