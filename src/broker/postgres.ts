@@ -298,19 +298,20 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
   /** Whether the role existed (and is now gone). */
   async #dropRole(role: string): Promise<boolean> {
     const id = escapeIdentifier(role);
-    const exists = await this.#query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
-    if (exists.length === 0) return false;
-    // No new logins, then end the sessions it has (waiting for each to exit, so that DROP OWNED
-    // finds no temporary object still held), then drop its grants and the role. A role gone
-    // half-way (a concurrent revoke: the expiry timer and an explicit one) counts as dropped.
+    // First, committed on its own so that no login can start from here on: NOLOGIN. A missing
+    // role (never made, or a concurrent revoke — the expiry timer and an explicit one — got
+    // there first) counts as revoked.
     if ((await this.#run(`ALTER ROLE ${id} NOLOGIN`, [], [], UNDEFINED_OBJECT)) === undefined)
       return false;
-    await this.#query(
-      'SELECT pg_terminate_backend(pid, $2) FROM pg_stat_activity WHERE usename = $1',
-      [role, TERMINATE_TIMEOUT_MS],
-    );
+    // Then, in one transaction: end its sessions (waiting for each to exit, so that DROP OWNED
+    // finds no temporary object still held), drop its grants and default privileges in this
+    // database, and the role. (One simple-protocol string takes no bind parameters: the role
+    // name, already checked against the handle's shape, is quoted as a literal.)
     const dropped = await this.#run(
-      `DROP OWNED BY ${id};\nDROP ROLE IF EXISTS ${id}`,
+      `SELECT pg_terminate_backend(pid, ${TERMINATE_TIMEOUT_MS}) FROM pg_stat_activity
+         WHERE usename = ${escapeLiteral(role)};
+       DROP OWNED BY ${id};
+       DROP ROLE IF EXISTS ${id}`,
       [],
       [],
       UNDEFINED_OBJECT,
