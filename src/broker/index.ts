@@ -13,10 +13,11 @@ export type {
   SecretInfo,
   SecretReader,
 } from './types.js';
-export {
-  PostgresRoleProvider,
-  READONLY_ROLE_TEMPLATE,
+export { PostgresRoleProvider } from './postgres.js';
+export type {
+  PostgresRoleProviderOptions,
+  RoleGrant,
+  RoleTemplate,
   SequencePrivilege,
   TablePrivilege,
 } from './postgres.js';
-export type { PostgresRoleProviderOptions, RoleGrant, RoleTemplate } from './postgres.js';

@@ -86,6 +86,7 @@ export const READONLY_ROLE_TEMPLATE: RoleTemplate = {
   ],
 };
 
+/** How a {@link PostgresRoleProvider} reaches PostgreSQL and what its leases may do. */
 export interface PostgresRoleProviderOptions {
   /**
    * The admin connection (`postgres://user:password@host:port/database`): a role with
