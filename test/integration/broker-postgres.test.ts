@@ -167,6 +167,22 @@ describe.skipIf(clusterSkip)('PostgresRoleProvider on a scram-sha-256 cluster', 
     });
   });
 
+  it('a restarted broker renews and revokes the leases the old one issued', async () => {
+    const before = new PostgresRoleProvider({ connectionString: cluster.connectionString });
+    const issued = fixtures.context('readonly');
+    const { handle, value } = await before.issue(issued);
+    await before.close();
+    const after = new PostgresRoleProvider({ connectionString: cluster.connectionString });
+    const lease = fixtures.lease(issued, handle);
+    await after.renew(lease, { ...issued, expiresAt: issued.expiresAt + 60 });
+    const session = await login(value);
+    session.on('error', () => undefined);
+    await after.revoke(lease);
+    await expect(session.query('SELECT 1')).rejects.toThrow();
+    await expect(login(value)).rejects.toMatchObject({ code: '28P01' });
+    await after.close();
+  });
+
   it('a lease issued to end a second from now stops working by itself', async () => {
     const now = nowSeconds();
     const issued = fixtures.context('readonly', { now, expiresAt: now + 1 });

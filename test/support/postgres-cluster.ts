@@ -163,6 +163,18 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
       }
     }
     let stopped = false;
+    const stop = (): void => {
+      if (stopped) return;
+      stopped = true;
+      process.off('exit', stop);
+      try {
+        run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    };
+    // A test file that dies before its afterAll still leaves no server running.
+    process.once('exit', stop);
     return {
       connectionString: `postgres://postgres:${superuserPassword}@127.0.0.1:${port}/postgres`,
       host: '127.0.0.1',
@@ -171,13 +183,7 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
       superuserPassword,
       logFile,
       stop() {
-        if (stopped) return Promise.resolve();
-        stopped = true;
-        try {
-          run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
-        } finally {
-          rmSync(dir, { recursive: true, force: true });
-        }
+        stop();
         return Promise.resolve();
       },
     };
