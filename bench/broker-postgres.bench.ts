@@ -73,51 +73,53 @@ export async function postgresBenchmarks(): Promise<TableRow[] | undefined> {
     };
   };
   const validUntil = pg.escapeLiteral(new Date(Date.now() + 600_000).toISOString());
+  const lease = async (): Promise<void> => {
+    const issued = context();
+    const { handle } = await provider.issue(issued);
+    await provider.revoke({
+      id: issued.leaseId,
+      kind: 'postgres',
+      holder: issued.holder,
+      chainIds: [],
+      resource: issued.resource,
+      scope: [],
+      createdAt: issued.nowSeconds,
+      expiresAt: issued.expiresAt,
+      maxExpiresAt: issued.expiresAt,
+      renewals: 0,
+      state: 'active',
+      handle,
+    });
+  };
+  const bare = async (): Promise<void> => {
+    const role = pg.escapeIdentifier(`${PREFIX}bare_${toHex(randomBytes(8))}`);
+    await pool.query(
+      `CREATE ROLE ${role} LOGIN PASSWORD ${pg.escapeLiteral(verifier)} VALID UNTIL ${validUntil}`,
+    );
+    await pool.query(`DROP ROLE ${role}`);
+  };
+  const atOnce = (fn: () => Promise<void>) => () =>
+    Promise.all(Array.from({ length: POOL_SIZE }, fn));
   try {
     const results = await group('postgres role leases')
-      .add(
-        'lease',
-        async () => {
-          const issued = context();
-          const { handle } = await provider.issue(issued);
-          await provider.revoke({
-            id: issued.leaseId,
-            kind: 'postgres',
-            holder: issued.holder,
-            chainIds: [],
-            resource: issued.resource,
-            scope: [],
-            createdAt: issued.nowSeconds,
-            expiresAt: issued.expiresAt,
-            maxExpiresAt: issued.expiresAt,
-            renewals: 0,
-            state: 'active',
-            handle,
-          });
-        },
-        { label: 'role lease: issue + revoke (readonly template)' },
-      )
-      .add(
-        'bare',
-        async () => {
-          const role = pg.escapeIdentifier(`${PREFIX}bare_${toHex(randomBytes(8))}`);
-          await pool.query(
-            `CREATE ROLE ${role} LOGIN PASSWORD ${pg.escapeLiteral(verifier)} VALID UNTIL ${validUntil}`,
-          );
-          await pool.query(`DROP ROLE ${role}`);
-        },
-        { label: 'bare CREATE ROLE + DROP ROLE' },
-      )
+      .add('lease', lease, { label: 'role lease: issue + revoke (readonly template)' })
+      .add('bare', bare, { label: 'bare CREATE ROLE + DROP ROLE' })
+      .add('lease-parallel', atOnce(lease), {
+        label: `${POOL_SIZE} role leases at once (pool of ${POOL_SIZE})`,
+      })
+      .add('bare-parallel', atOnce(bare), {
+        label: `${POOL_SIZE} bare CREATE + DROP ROLE at once`,
+      })
       .add('scram', () => scramSha256Verifier('password', randomBytes(16)), {
         label: 'SCRAM-SHA-256 verifier (PBKDF2, 4096 iterations)',
       })
       .run();
-    const lease = results.get('lease');
     console.log(
-      `PostgreSQL role leases: ${Math.round(lease.opsPerSecond)} per second (issue + revoke, one at a time)`,
+      `PostgreSQL role leases per second (issue + revoke): ${Math.round(results.get('lease').opsPerSecond)} one at a time, ${Math.round(POOL_SIZE * results.get('lease-parallel').opsPerSecond)} with ${POOL_SIZE} at once\n`,
     );
     return [
       row(results, 'lease', { baseline: 'bare' }),
+      row(results, 'lease-parallel', { baseline: 'bare-parallel' }),
       row(results, 'scram', { baseline: 'bare' }),
     ];
   } finally {

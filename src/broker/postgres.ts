@@ -213,6 +213,7 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
     const verifier = await scramSha256Verifier(password, randomBytes(SCRAM_SALT_BYTES));
     const id = escapeIdentifier(role);
     const statements = [
+      GRANT_LOCK,
       `CREATE ROLE ${id} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS` +
         (template.connectionLimit === undefined
           ? ''
@@ -311,6 +312,7 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
     const dropped = await this.#run(
       `SELECT pg_terminate_backend(pid, ${TERMINATE_TIMEOUT_MS}) FROM pg_stat_activity
          WHERE usename = ${escapeLiteral(role)};
+       ${GRANT_LOCK};
        DROP OWNED BY ${id};
        DROP ROLE IF EXISTS ${id}`,
       [],
@@ -409,6 +411,16 @@ interface Target {
 }
 
 const UNDEFINED_OBJECT = '42704';
+
+/**
+ * Taken first by every transaction that grants or revokes (issue, and the drop of revoke), held
+ * until it commits. GRANT and REVOKE rewrite the object's ACL in place — the database's row in
+ * `pg_database`, the schema's in `pg_namespace`, each table's in `pg_class` — and two
+ * transactions rewriting the same row fail with "tuple concurrently updated" (XX000): leases
+ * issued at once, by this broker or another on the same database, would fail. The key is
+ * `'mandate'` in ASCII; advisory locks are per database, as the rows that conflict are.
+ */
+const GRANT_LOCK = 'SELECT pg_advisory_xact_lock(30792318992196709)';
 
 function checkExpiry(expiresAt: number): void {
   if (!Number.isSafeInteger(expiresAt) || expiresAt < 0 || expiresAt > 253_402_300_799)

@@ -167,6 +167,18 @@ describe.skipIf(clusterSkip)('PostgresRoleProvider on a scram-sha-256 cluster', 
     });
   });
 
+  it('issues and revokes leases at once (grants on the same objects do not collide)', async () => {
+    const contexts = Array.from({ length: 8 }, () => fixtures.context('writer'));
+    const issued = await Promise.all(contexts.map((c) => provider.issue(c)));
+    await Promise.all(
+      issued.map(async ({ value }) => (await login(value)).query('SELECT count(*) FROM items')),
+    );
+    await Promise.all(
+      issued.map(({ handle }, i) => provider.revoke(fixtures.lease(contexts[i]!, handle))),
+    );
+    for (const { handle } of issued) expect(await roleExists(handle)).toBe(false);
+  });
+
   it('a restarted broker renews and revokes the leases the old one issued', async () => {
     const before = new PostgresRoleProvider({ connectionString: cluster.connectionString });
     const issued = fixtures.context('readonly');
