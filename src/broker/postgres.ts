@@ -15,7 +15,7 @@ import {
   type PoolClient,
   type QueryResultRow,
 } from 'pg';
-import { systemClock, type Clock } from '../core/index.js';
+import { ErrorKind, isMandateError, MandateError, systemClock, type Clock } from '../core/index.js';
 import { invalid, internal, notFound, unavailable, forbidden } from '../core/internal.js';
 import { randomBytes } from '../crypto/index.js';
 import { escapeControlCharacters, hasControlCharacters } from '../encoding/index.js';
@@ -226,7 +226,18 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
     ];
     // One simple-protocol query: PostgreSQL runs a multi-statement string as one implicit
     // transaction, so the role appears with every grant or not at all, in one round trip.
-    await this.#run(statements.join(';\n'), [], [verifier, password]);
+    try {
+      await this.#run(statements.join(';\n'), [], true);
+    } catch (error) {
+      // The server's text is withheld for this statement: say at least which template failed.
+      if (isMandateError(error) && error.kind !== ErrorKind.unavailable)
+        throw new MandateError(
+          error.code,
+          error.kind,
+          `${error.message} while creating a role from template \`${context.resource}\``,
+        );
+      throw error;
+    }
     return {
       handle: role,
       value: {
@@ -246,7 +257,7 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
     const done = await this.#run(
       `ALTER ROLE ${escapeIdentifier(role)} VALID UNTIL ${validUntil(context.expiresAt)}`,
       [],
-      [],
+      false,
       UNDEFINED_OBJECT,
     );
     if (done === undefined)
@@ -283,7 +294,7 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
         if (await this.#dropRole(rolname)) dropped++;
       } catch (error) {
         // Keep reaping the others; the first failure is reported once all were tried.
-        failure ??= error instanceof Error ? error : describeFailure(error, []);
+        failure ??= error instanceof Error ? error : describeFailure(error, false);
       }
     }
     if (failure !== undefined) throw failure;
@@ -303,7 +314,7 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
     // First, committed on its own so that no login can start from here on: NOLOGIN. A missing
     // role (never made, or a concurrent revoke — the expiry timer and an explicit one — got
     // there first) counts as revoked.
-    if ((await this.#run(`ALTER ROLE ${id} NOLOGIN`, [], [], UNDEFINED_OBJECT)) === undefined)
+    if ((await this.#run(`ALTER ROLE ${id} NOLOGIN`, [], false, UNDEFINED_OBJECT)) === undefined)
       return false;
     // Then, in one transaction: end its sessions (waiting for each to exit, so that DROP OWNED
     // finds no temporary object still held), drop its grants and default privileges in this
@@ -316,7 +327,7 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
        DROP OWNED BY ${id};
        DROP ROLE IF EXISTS ${id}`,
       [],
-      [],
+      false,
       UNDEFINED_OBJECT,
     );
     return dropped !== undefined;
@@ -352,7 +363,7 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
       );
       return { database: result.rows[0]!.database, host: client.host, port: client.port };
     } catch (error) {
-      throw describeFailure(error, []);
+      throw describeFailure(error, false);
     } finally {
       client.release();
     }
@@ -362,7 +373,7 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
     try {
       return await this.#pool.connect();
     } catch (error) {
-      throw describeFailure(error, []);
+      throw describeFailure(error, false);
     }
   }
 
@@ -376,13 +387,13 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
   /**
    * Runs `text` on a pooled connection; `undefined` when the server answers the SQLSTATE
    * `tolerated`. Other errors become MandateErrors whose message names the SQLSTATE and, unless
-   * the statement holds one of `secrets`, the server's message; the server's error object is
-   * never attached (its fields may quote the statement).
+   * the statement holds a secret, the server's message; the server's error object is never
+   * attached (its fields may quote the statement).
    */
   async #run<Row extends QueryResultRow = QueryResultRow>(
     text: string,
     values: readonly unknown[] = [],
-    secrets: readonly string[] = [],
+    holdsSecret = false,
     tolerated?: string,
   ): Promise<Row[] | undefined> {
     const client = await this.#connect();
@@ -397,7 +408,7 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
     } catch (error) {
       if (error instanceof DatabaseError && error.code === tolerated) return undefined;
       broken = !(error instanceof DatabaseError);
-      throw describeFailure(error, secrets);
+      throw describeFailure(error, holdsSecret);
     } finally {
       client.release(broken);
     }
@@ -584,14 +595,12 @@ function isUnavailableState(code: string): boolean {
   );
 }
 
-function describeFailure(error: unknown, secrets: readonly string[]): Error {
+function describeFailure(error: unknown, holdsSecret: boolean): Error {
   if (error instanceof DatabaseError) {
     const code = error.code ?? 'XX000';
-    let detail = error.message;
-    for (const secret of secrets) detail = detail.replaceAll(secret, '[redacted]');
     // A statement holding a secret gets no server text at all: a syntax error quotes the
     // statement near the fault, which might be the secret itself.
-    const text = secrets.length > 0 ? '' : `: ${printable(detail)}`;
+    const text = holdsSecret ? '' : `: ${printable(error.message)}`;
     if (isUnavailableState(code))
       return unavailable(
         'ERR_PG_UNAVAILABLE',

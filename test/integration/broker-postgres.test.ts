@@ -239,6 +239,7 @@ describe.skipIf(clusterSkip)('PostgresRoleProvider on a scram-sha-256 cluster', 
     await expect(failure).rejects.toMatchObject({
       code: 'ERR_PG_OBJECT_NOT_FOUND',
       kind: 'not_found',
+      message: expect.stringContaining('template `missing`') as unknown,
     });
     expect(await roleExists(provider.roleName(issued.leaseId))).toBe(false);
   });
