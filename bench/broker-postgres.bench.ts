@@ -9,7 +9,6 @@
  * when the server cannot be reached.
  *   node --import tsx bench/run.ts --only postgres
  */
-import { connect } from 'node:net';
 import pg from 'pg';
 import { PostgresRoleProvider } from '../src/broker/index.js';
 import type { LeaseContext } from '../src/broker/index.js';
@@ -17,6 +16,7 @@ import { scramSha256Verifier } from '../src/broker/scram-verifier.js';
 import { randomBytes } from '../src/crypto/index.js';
 import { toHex } from '../src/encoding/index.js';
 import { gateWorld } from '../test/helpers/gate-world.js';
+import { sharedPostgresUnavailable } from '../test/support/postgres-cluster.js';
 import { group, row, type TableRow } from './harness.js';
 
 const URL_TEXT =
@@ -24,28 +24,8 @@ const URL_TEXT =
 const PREFIX = 'mandate_bench_';
 const POOL_SIZE = 4;
 
-function reachable(url: string): Promise<string | undefined> {
-  const { hostname, port } = new URL(url);
-  const at = { host: hostname, port: Number(port === '' ? 5432 : port) };
-  return new Promise((resolve) => {
-    const socket = connect(at);
-    socket.setTimeout(2000);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(undefined);
-    });
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(`nothing answers on ${at.host}:${at.port}`);
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => {
-      resolve(`nothing answers on ${at.host}:${at.port} (${error.code ?? error.message})`);
-    });
-  });
-}
-
 export async function postgresBenchmarks(): Promise<TableRow[] | undefined> {
-  const unreachable = await reachable(URL_TEXT);
+  const unreachable = await sharedPostgresUnavailable(URL_TEXT);
   if (unreachable !== undefined) {
     console.log(`skipped: ${unreachable} (set MANDATE_BENCH_POSTGRES_URL)`);
     return undefined;
