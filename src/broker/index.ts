@@ -81,3 +81,11 @@ export type {
   RewrittenRequest,
   UpstreamRequest,
 } from './injection.js';
+export { PostgresRoleProvider } from './postgres.js';
+export type {
+  PostgresRoleProviderOptions,
+  RoleGrant,
+  RoleTemplate,
+  SequencePrivilege,
+  TablePrivilege,
+} from './postgres.js';

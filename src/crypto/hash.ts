@@ -1,4 +1,4 @@
-import { createHmac, hash, hkdfSync } from 'node:crypto';
+import { createHmac, hash, hkdfSync, pbkdf2 } from 'node:crypto';
 import { asBuffer, sodium } from './sodium.js';
 
 // Measured here: libsodium's portable SHA-256 wins below ~160 bytes (no object, no call
@@ -29,4 +29,22 @@ export function hkdfSha256(
   length: number,
 ): Uint8Array {
   return new Uint8Array(hkdfSync('sha256', ikm, salt, info, length));
+}
+
+/**
+ * PBKDF2-HMAC-SHA-256 (RFC 8018 §5.2), on libuv's thread pool: for SCRAM-SHA-256 verifiers
+ * (RFC 7677), where the iteration count is the server's (PostgreSQL: 4096).
+ */
+export function pbkdf2Sha256(
+  password: Uint8Array,
+  salt: Uint8Array,
+  iterations: number,
+  length: number,
+): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    pbkdf2(password, salt, iterations, length, 'sha256', (error, key) => {
+      if (error === null) resolve(new Uint8Array(key.buffer, key.byteOffset, key.byteLength));
+      else reject(error);
+    });
+  });
 }
