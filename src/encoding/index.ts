@@ -1,4 +1,4 @@
-export { toHex, fromHex, bytesEqual, concatBytes } from './hex.js';
+export { toHex, fromHex, bytesEqual, bytesEndWith, concatBytes } from './hex.js';
 export { hasControlCharacters, escapeControlCharacters } from './text.js';
 export { canonicalizeJson } from './jcs.js';
 export { parseJsonNoDuplicateKeys } from './json-strict.js';

@@ -50,3 +50,5 @@ export type {
   EnforcedInvocation,
   CallOutcome,
 } from './enforcement-point.js';
+export { RevocationRecorder } from './revocation-recorder.js';
+export type { RevocationRecorderOptions } from './revocation-recorder.js';
