@@ -9,7 +9,7 @@ import {
   toBase64Url,
   toHex,
 } from '../encoding/index.js';
-import { sha256 } from '../crypto/index.js';
+import { jcsSha256, sha256 } from '../crypto/index.js';
 import type { Identifier } from '../identity/index.js';
 import {
   AUDIT_RECORD_TYPES,
@@ -64,9 +64,12 @@ export function auditRecordHash(bytes: Uint8Array): RecordHash {
   return toHex(sha256(bytes));
 }
 
-/** Hex SHA-256 of the JCS text of a JSON value (arguments, results, reported inputs). */
+/**
+ * Hex SHA-256 of the JCS text of a JSON value (arguments, results, reported inputs): crypto's
+ * `jcsSha256`, the digest approvals bind too (gates' `argumentsDigest`).
+ */
 export function jsonDigest(value: unknown): string {
-  return toHex(sha256(utf8.encode(canonicalizeJson(value))));
+  return jcsSha256(value).digest;
 }
 
 // Long strings repeat from record to record (an agent's chain and attestation): their JCS text
