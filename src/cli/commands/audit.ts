@@ -1,13 +1,4 @@
-import {
-  closeSync,
-  constants as fsConstants,
-  existsSync,
-  fstatSync,
-  openSync,
-  readSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import type { Command } from 'commander';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { invalid, notFound } from '../../core/internal.js';
@@ -42,7 +33,7 @@ import type { Home } from '../home.js';
 import { formatFields, type Output } from '../output.js';
 import type { DenySetUpdate } from '../../credentials/index.js';
 import { checkOutputFile, DEFAULT_AUTHORITY } from '../chains.js';
-import { readTextArgument } from '../input.js';
+import { readInput, readTextArgument } from '../input.js';
 import { collect } from '../parse.js';
 
 /**
@@ -162,37 +153,6 @@ async function homeEntries(home: Home): Promise<LogEntryLine[]> {
 }
 
 /**
- * An export file's bytes: a regular file only (a device, a pipe or a directory would be read
- * without end: `ERR_FILE_NOT_REGULAR`; checked before opening, as opening a pipe blocks), at most
- * `MAX_EXPORT_FILE_BYTES` (`ERR_INPUT_TOO_LARGE`), and no more than its size when opened.
- */
-function readExportBytes(file: string): Buffer {
-  if (!existsSync(file)) throw notFound('ERR_FILE_NOT_FOUND', `no such file \`${file}\``);
-  const notRegular = () => invalid('ERR_FILE_NOT_REGULAR', `\`${file}\` is not a regular file`);
-  if (!statSync(file).isFile()) throw notRegular();
-  const fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-  try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) throw notRegular();
-    if (stat.size > MAX_EXPORT_FILE_BYTES)
-      throw invalid(
-        'ERR_INPUT_TOO_LARGE',
-        `\`${file}\` is larger than ${MAX_EXPORT_FILE_BYTES} bytes`,
-      );
-    const bytes = Buffer.alloc(stat.size);
-    let at = 0;
-    while (at < bytes.length) {
-      const n = readSync(fd, bytes, at, bytes.length - at, at);
-      if (n === 0) break;
-      at += n;
-    }
-    return bytes.subarray(0, at);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
  * Parses an export file line by line from its bytes (no copy of the whole text, no array of all
  * lines): its entries, or the first malformed line. More than `MAX_EXPORT_FILE_LINES` lines is
  * `ERR_INPUT_TOO_LARGE`, checked before anything is parsed.
@@ -205,7 +165,10 @@ function parseExportFile(file: string):
       readonly lines: number;
       readonly message: string;
     } {
-  const bytes = readExportBytes(file);
+  const bytes = readInput(file, 'the log', MAX_EXPORT_FILE_BYTES, {
+    stdin: false,
+    notRegular: 'ERR_FILE_NOT_REGULAR',
+  });
   let end = bytes.length;
   if (end > 0 && bytes[end - 1] === 0x0a) end--;
   let lines = bytes.length === 0 ? 0 : 1;
