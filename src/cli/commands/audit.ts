@@ -24,6 +24,7 @@ import {
   verifyInclusion,
   verifyTrail,
   type LogEntryLine,
+  type NoteSigner,
   type NoteVerifierKey,
   type TrailVerification,
 } from '../../audit/index.js';
@@ -201,21 +202,24 @@ function readExportFile(file: string): LogEntryLine[] {
   return parsed.entries;
 }
 
-/** The authority's checkpoint signer (its credential key, through the vault) and the log origin. */
-async function logSigner(home: Home, authority: string) {
+/**
+ * The checkpoint key of the home's log, named after `authority` (an identity of this home): the
+ * log's origin, the signer (the authority's credential key, through the vault: `signer()`, as
+ * only an Ed25519 key can sign notes) and the verifier key an auditor holds.
+ */
+export async function homeLogKey(
+  home: Home,
+  authority: string,
+): Promise<{ origin: string; signer: () => NoteSigner; verifier: NoteVerifierKey }> {
   const known = await home.identities.get(authority);
   const { keyId } = await home.identities.purposeKey(known, Purpose.credentials);
   const key = await home.vault.getSigningKey(keyId);
   const origin = homeAuditOrigin(known.identity.identifier);
-  return { origin, signer: noteSignerFromVault(home.vault, key, origin) };
-}
-
-/** The checkpoint key of the home's log, as a verifier holds it. */
-async function logVerifierKey(home: Home, authority: string): Promise<NoteVerifierKey> {
-  const known = await home.identities.get(authority);
-  const { keyId } = await home.identities.purposeKey(known, Purpose.credentials);
-  const key = await home.vault.getSigningKey(keyId);
-  return noteVerifierKey(homeAuditOrigin(known.identity.identifier), key.publicKey);
+  return {
+    origin,
+    signer: () => noteSignerFromVault(home.vault, key, origin),
+    verifier: noteVerifierKey(origin, key.publicKey),
+  };
 }
 
 function writeLines(file: string, lines: Iterable<string>): number {
@@ -359,7 +363,9 @@ export async function runAuditCheckpoint(
   checkOutputFile(opts.out);
   const home = await ctx.openHome();
   try {
-    const { origin, signer } = await logSigner(home, opts.authority);
+    const logKey = await homeLogKey(home, opts.authority);
+    const { origin } = logKey;
+    const signer = logKey.signer();
     const log = await AuditLog.open({ repository: home.store.auditLog, origin });
     const latest = await home.store.auditLog.latestCheckpoint();
     let signed = false;
@@ -427,7 +433,7 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
     const verifiers =
       opts.key !== undefined && opts.key.length > 0
         ? opts.key.map((k) => parseNoteVerifierKey(k))
-        : [await logVerifierKey(home, opts.authority)];
+        : [(await homeLogKey(home, opts.authority)).verifier];
     const authorities = await home.trustedAuthorities();
     const enforcers = await enforcersOf(home, opts.enforcer, opts.authority);
     const common = {
@@ -738,7 +744,7 @@ async function inclusionStatus(
   let signature = 'its signature verified';
   let root: Uint8Array;
   try {
-    root = verifyCheckpoint(latest.note, [await logVerifierKey(home, authority)]).rootHash;
+    root = verifyCheckpoint(latest.note, [(await homeLogKey(home, authority)).verifier]).rootHash;
   } catch {
     signature = 'its signature NOT verified';
     root = parseCheckpoint(parseNote(latest.note).text).rootHash;
