@@ -27,6 +27,10 @@ import {
   type NoteSigner,
   type NoteVerifierKey,
   type TrailVerification,
+  DECISION_RECORD_TYPE,
+  INVOCATION_RECORD_TYPE,
+  OUTCOME_RECORD_TYPE,
+  TRACE_RECORD_TYPE,
 } from '../../audit/index.js';
 import { Purpose, type Identifier, type VerifiedIdentity } from '../../identity/index.js';
 import type { CliContext } from '../context.js';
@@ -629,7 +633,7 @@ function readTrail(entries: readonly LogEntryLine[], coveredSize?: number): Trai
     byHash.set(hash, { index: e.index, record });
     const str = (k: string): string => (typeof record[k] === 'string' ? record[k] : '');
     switch (record.type) {
-      case 'mandate/invocation/v1': {
+      case INVOCATION_RECORD_TYPE: {
         const call: Call = {
           hash,
           index: e.index,
@@ -646,7 +650,7 @@ function readTrail(entries: readonly LogEntryLine[], coveredSize?: number): Trai
         callByHash.set(hash, call);
         break;
       }
-      case 'mandate/decision/v1': {
+      case DECISION_RECORD_TYPE: {
         const call = callByHash.get(str('invocation'));
         if (call === undefined) break;
         if (call.decision !== undefined) {
@@ -680,7 +684,7 @@ function readTrail(entries: readonly LogEntryLine[], coveredSize?: number): Trai
         };
         break;
       }
-      case 'mandate/outcome/v1': {
+      case OUTCOME_RECORD_TYPE: {
         const call = callByHash.get(str('invocation'));
         if (call === undefined) break;
         call.outcome = {
@@ -691,7 +695,7 @@ function readTrail(entries: readonly LogEntryLine[], coveredSize?: number): Trai
         };
         break;
       }
-      case 'mandate/trace/v1':
+      case TRACE_RECORD_TYPE:
         traces.push({ ...record, hash });
         break;
       default:
@@ -854,7 +858,7 @@ export async function runAuditShow(
     const found = trail.byHash.get(hash)!;
     // The call the record belongs to (the invocation itself, or the one it names).
     const named =
-      found.record.type === 'mandate/trace/v1' ? found.record.resolvedBy : found.record.invocation;
+      found.record.type === TRACE_RECORD_TYPE ? found.record.resolvedBy : found.record.invocation;
     const call = trail.calls.find((c) => c.hash === hash || c.hash === named);
     const entry = entries.find((e) => e.index === found.index)!;
     const inclusion = await inclusionStatus(

@@ -12,6 +12,8 @@ import {
   type InvocationRecord,
   type RecordHash,
   type TrailSummary,
+  DECISION_RECORD_TYPE,
+  INVOCATION_RECORD_TYPE,
 } from '../../audit/index.js';
 import {
   ChainVerifier,
@@ -280,10 +282,10 @@ async function answerFromExport(
     } catch {
       continue; // a revocation record
     }
-    if (record.type === 'mandate/invocation/v1')
+    if (record.type === INVOCATION_RECORD_TYPE)
       invocations.set(entry.id!, { bytes: entry.record, line: i + 1 });
     else if (
-      record.type === 'mandate/decision/v1' &&
+      record.type === DECISION_RECORD_TYPE &&
       record.decision === 'allow' &&
       record.approval?.id === approvalId
     )

@@ -18,6 +18,7 @@ import {
   fromBase64Url,
   parseAuditRecord,
   type InvocationRecord,
+  INVOCATION_RECORD_TYPE,
 } from '../../audit/index.js';
 import { Purpose } from '../../identity/index.js';
 import type { CredentialIssuer } from '../../credentials/index.js';
@@ -376,7 +377,7 @@ async function runSignedGateCall(
   args: unknown,
 ): Promise<void> {
   const parsed = parseAuditRecord(bytes);
-  if (parsed.type !== 'mandate/invocation/v1')
+  if (parsed.type !== INVOCATION_RECORD_TYPE)
     throw invalid('ERR_AUDIT_RECORD_TYPE', 'the invocation is not an invocation record');
   const record: InvocationRecord = parsed;
   if (
