@@ -8,6 +8,7 @@
  * A verifier checks a chain at a record's time against the revocation records earlier in the log
  * whose `revokedAt` is not after that time.
  */
+import type { SigningVault } from '../vault/index.js';
 import { invalid, unauthorized } from '../core/internal.js';
 import { canonicalizeJson } from '../encoding/index.js';
 import type { CredentialIssuer, DenyEntry } from '../credentials/index.js';
@@ -16,7 +17,6 @@ import {
   parseDenyEntry,
   signWithCredentialKey,
   verifyCredentialKeySignature,
-  type SigningVault,
 } from '../credentials/internal.js';
 import { isIdentifier, type Identifier, type VerifiedIdentity } from '../identity/index.js';
 import { fromBase64Url, recordSigningBytes, toBase64Url } from './record-codec.js';

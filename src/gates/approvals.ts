@@ -8,6 +8,7 @@ import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import {
   verifyChain,
   type CredentialIssuer,
+  type CredentialKeyVault,
   type DenySet,
   type VerifiedChain,
 } from '../credentials/index.js';
@@ -220,8 +221,8 @@ export interface AnswerApprovalOptions {
   readonly approver: VerifiedChain;
   /** The approver's credential key, as for issuing. */
   readonly signer: CredentialIssuer;
-  /** The vault holding the approver's credential key (a `SigningVault`). */
-  readonly vault: Parameters<typeof signWithCredentialKey>[0];
+  /** The vault holding the approver's credential key (a `SigningVault` will do). */
+  readonly vault: CredentialKeyVault;
   readonly nowSeconds: number;
 }
 

@@ -1,7 +1,7 @@
 import { isMandateError, systemClock, type Clock, type Logger } from '../core/index.js';
+import type { SigningVault } from '../vault/index.js';
 import { silentLogger } from '../core/internal.js';
 import type { CredentialIssuer, DenyEntry } from '../credentials/index.js';
-import type { SigningVault } from '../credentials/internal.js';
 import type { Identifier } from '../identity/index.js';
 import {
   REVOCATION_RECORD_TYPE,
