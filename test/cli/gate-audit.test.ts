@@ -205,6 +205,41 @@ describe('mandate gate sign / gate call --invocation', () => {
     expect(ok.code, ok.stderr).toBe(0);
   });
 
+  it('gate call refuses integers beyond 2^53 − 1 in --args as gate sign does, logging nothing', async () => {
+    const h = await world();
+    const big = '{"order":"o-1","amount":-9007199254740993}';
+    const plain = await h.run(
+      'gate',
+      'call',
+      '--chain',
+      h.path('agent.chain'),
+      '--presenter',
+      'agent',
+      '--catalog',
+      h.path('catalog.json'),
+      '--tool',
+      'read_orders',
+      '--args',
+      big,
+    );
+    expect(plain.stderr).toMatch(/^error\[ERR_GATE_ARGUMENTS_INVALID\]/);
+    await sign(h, 'one.json', { order: 'o-1', amount: 9007199254740991 });
+    const signed = await h.run(
+      'gate',
+      'call',
+      '--catalog',
+      h.path('catalog.json'),
+      '--invocation',
+      h.path('one.json'),
+      '--args',
+      '{"order":"o-1","amount":9007199254740992}',
+    );
+    expect(signed.stderr).toMatch(/^error\[ERR_GATE_ARGUMENTS_INVALID\]/);
+    const exported = h.path('log.jsonl');
+    await h.ok('audit', 'export', '--out', exported);
+    expect(readFileSync(exported, 'utf8')).toBe('');
+  });
+
   it('refuses a countersigner that is a party to the call, logging nothing', async () => {
     const h = await world();
     const args = { order: 'o-1' };
