@@ -14,8 +14,8 @@ import {
   credentialSigningKey,
   signWithCredentialKey,
   verifyCredentialKeySignature,
-  type SigningVault,
 } from '../credentials/internal.js';
+import type { SigningVault } from '../vault/index.js';
 import { checkJwtScope } from './jwt.js';
 
 /** RFC 8693 `subject_token_type` of the proof. */

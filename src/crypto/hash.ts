@@ -1,4 +1,6 @@
 import { createHmac, hash, hkdfSync, pbkdf2 } from 'node:crypto';
+
+import { canonicalizeJson, toHex } from '../encoding/index.js';
 import { asBuffer, sodium } from './sodium.js';
 
 // Measured here: libsodium's portable SHA-256 wins below ~160 bytes (no object, no call
@@ -15,6 +17,19 @@ export function sha256(data: Uint8Array): Uint8Array {
     return new Uint8Array(out.buffer, out.byteOffset, SHA256_BYTES);
   }
   return new Uint8Array(hash('sha256', data, 'buffer'));
+}
+
+const utf8 = new TextEncoder();
+
+/**
+ * A JSON value's JCS text (RFC 8785) and the lower-case hex SHA-256 of its UTF-8 bytes: the one
+ * digest of JSON that approvals bind (gates' `argumentsDigest`) and audit records name
+ * (`argumentsDigest`, `resultDigest`, reported inputs: audit's `jsonDigest`), so an approval and
+ * the invocation it answers agree on the arguments byte for byte.
+ */
+export function jcsSha256(value: unknown): { readonly text: string; readonly digest: string } {
+  const text = canonicalizeJson(value);
+  return { text, digest: toHex(sha256(utf8.encode(text))) };
 }
 
 export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {

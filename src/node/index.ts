@@ -71,3 +71,5 @@ export type {
   LocalEgressProxy,
   LocalEgressProxyOptions,
 } from './egress-proxy.js';
+export { RevocationRecorder } from './revocation-recorder.js';
+export type { RevocationRecorderOptions } from './revocation-recorder.js';
