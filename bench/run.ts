@@ -13,6 +13,9 @@ import { busBenchmarks } from './bus.bench.js';
 import { policyBenchmarks } from './policy.bench.js';
 import { gateBenchmarks } from './gates.bench.js';
 import { trailBenchmarks } from './trail.bench.js';
+import { brokerBenchmarks } from './broker.bench.js';
+import { proxyBenchmarks } from './proxy.bench.js';
+import { postgresBenchmarks } from './broker-postgres.bench.js';
 
 interface Section {
   readonly name: string;
@@ -42,6 +45,9 @@ const sections: readonly Section[] = [
     run: () => busBenchmarks(),
   },
   { name: 'trail', title: 'audit trail verification', run: trailBenchmarks },
+  { name: 'broker', title: 'broker: JWT leases', run: brokerBenchmarks },
+  { name: 'proxy', title: 'credential-injecting egress proxy', run: proxyBenchmarks },
+  { name: 'postgres', title: 'PostgreSQL role leases', run: postgresBenchmarks },
 ];
 
 const onlyAt = process.argv.indexOf('--only');

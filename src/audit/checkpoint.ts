@@ -14,7 +14,14 @@
  */
 import { invalid, unauthorized, unsupported } from '../core/internal.js';
 import { sha256, verifyEd25519 } from '../crypto/index.js';
-import { bytesEqual, concatBytes, hasControlCharacters, toHex } from '../encoding/index.js';
+import {
+  bytesEqual,
+  concatBytes,
+  decodeBase64Strict,
+  hasControlCharacters,
+  toBase64,
+  toHex,
+} from '../encoding/index.js';
 import type { SigningKeyHandle, SigningVault } from '../vault/index.js';
 import { MERKLE_HASH_BYTES } from './merkle.js';
 
@@ -95,7 +102,7 @@ const hex8 = (keyId: number): string => keyId.toString(16).padStart(8, '0');
 export function formatNoteVerifierKey(key: NoteVerifierKey): string {
   const keyId = noteKeyId(key.name, key.publicKey);
   const encoded = concatBytes(Uint8Array.of(NOTE_SIGNATURE_TYPE_ED25519), key.publicKey);
-  return `${key.name}+${hex8(keyId)}+${Buffer.from(encoded).toString('base64')}`;
+  return `${key.name}+${hex8(keyId)}+${toBase64(encoded)}`;
 }
 
 /**
@@ -129,12 +136,7 @@ export function parseNoteVerifierKey(text: string): NoteVerifierKey {
 }
 
 /** Strict standard base64 (RFC 4648 §4, padded): only the canonical encoding of its bytes. */
-function decodeBase64(text: string): Uint8Array | undefined {
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) return undefined;
-  const bytes = Buffer.from(text, 'base64');
-  if (bytes.toString('base64') !== text) return undefined;
-  return new Uint8Array(bytes);
-}
+const decodeBase64 = (text: string): Uint8Array | undefined => decodeBase64Strict(text, 'base64');
 
 // --- signers -----------------------------------------------------------------------------------
 
@@ -214,7 +216,7 @@ export async function signNote(text: string, signers: readonly NoteSigner[]): Pr
     }
     const id = new Uint8Array(4);
     new DataView(id.buffer).setUint32(0, signer.keyId >>> 0, false);
-    lines += `${EM_DASH_PREFIX}${signer.name} ${Buffer.from(concatBytes(id, signature)).toString('base64')}\n`;
+    lines += `${EM_DASH_PREFIX}${signer.name} ${toBase64(concatBytes(id, signature))}\n`;
   }
   const note = `${text}\n${lines}`;
   if (utf8.encode(note).byteLength > MAX_NOTE_BYTES) {
@@ -371,7 +373,7 @@ export function formatCheckpoint(checkpoint: Checkpoint): string {
   return [
     checkpoint.origin,
     String(checkpoint.treeSize),
-    Buffer.from(checkpoint.rootHash).toString('base64'),
+    toBase64(checkpoint.rootHash),
     ...checkpoint.extensions,
     '',
   ].join('\n');

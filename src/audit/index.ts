@@ -128,6 +128,7 @@ export type {
 } from './verify-trail.js';
 export {
   REVOCATION_RECORD_TYPE,
+  signAppliedRevocationRecord,
   signRevocationRecord,
   verifyRevocationRecord,
 } from './revocation-record.js';

@@ -9,6 +9,7 @@
  * configured. The spans are derived from records, after the fact (their times are the records'),
  * and never carry arguments, results or secrets: digests and ids only.
  */
+import { DECISION_RECORD_TYPE, INVOCATION_RECORD_TYPE, OUTCOME_RECORD_TYPE } from './records.js';
 import {
   context,
   SpanKind,
@@ -116,15 +117,15 @@ export function emitTrailSpans(
       continue;
     }
     const hash = entry.id ?? auditRecordHash(entry.record);
-    if (record.type === 'mandate/invocation/v1') {
+    if (record.type === INVOCATION_RECORD_TYPE) {
       const call: Call = { index: entry.index, hash, invocation: record };
       calls.push(call);
       byHash.set(hash, call);
-    } else if (record.type === 'mandate/decision/v1') {
+    } else if (record.type === DECISION_RECORD_TYPE) {
       const call = byHash.get(record.invocation);
       if (call === undefined) skipped++;
       else call.decision = { hash, record };
-    } else if (record.type === 'mandate/outcome/v1') {
+    } else if (record.type === OUTCOME_RECORD_TYPE) {
       const call = byHash.get(record.invocation);
       if (call === undefined) skipped++;
       else call.outcome = record;

@@ -2,8 +2,14 @@
 // the record's JCS text exactly; every member is checked for type and bound; unknown members are
 // refused. What a signature covers is JCS of the record without its `signature` member.
 import { invalid, unauthorized } from '../core/internal.js';
-import { canonicalizeJson, hasControlCharacters, toHex } from '../encoding/index.js';
-import { sha256 } from '../crypto/index.js';
+import {
+  canonicalizeJson,
+  decodeBase64Strict,
+  hasControlCharacters,
+  toBase64Url,
+  toHex,
+} from '../encoding/index.js';
+import { jcsSha256, sha256 } from '../crypto/index.js';
 import type { Identifier } from '../identity/index.js';
 import {
   AUDIT_RECORD_TYPES,
@@ -42,20 +48,14 @@ function fail(why: string): never {
   throw invalid(MALFORMED, `audit record: ${why}`);
 }
 
-/** base64url without padding (RFC 4648 §5). */
-export function toBase64Url(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
-}
-
-const BASE64URL = /^[A-Za-z0-9_-]*$/;
+export { toBase64Url };
 
 /** Strict base64url without padding: the canonical spelling of its bytes only. */
 export function fromBase64Url(text: string, what: string, maxBytes = MAX_BLOB_BYTES): Uint8Array {
-  if (typeof text !== 'string' || !BASE64URL.test(text) || text.length % 4 === 1)
-    fail(`\`${what}\` is not base64url`);
+  if (typeof text !== 'string') fail(`\`${what}\` is not base64url`);
   if ((text.length * 3) / 4 > maxBytes + 3) fail(`\`${what}\` is over ${maxBytes} bytes`);
-  const bytes = new Uint8Array(Buffer.from(text, 'base64url'));
-  if (toBase64Url(bytes) !== text) fail(`\`${what}\` is not canonical base64url`);
+  const bytes = decodeBase64Strict(text, 'base64url');
+  if (bytes === undefined) fail(`\`${what}\` is not canonical base64url (unpadded)`);
   return bytes;
 }
 
@@ -64,9 +64,12 @@ export function auditRecordHash(bytes: Uint8Array): RecordHash {
   return toHex(sha256(bytes));
 }
 
-/** Hex SHA-256 of the JCS text of a JSON value (arguments, results, reported inputs). */
+/**
+ * Hex SHA-256 of the JCS text of a JSON value (arguments, results, reported inputs): crypto's
+ * `jcsSha256`, the digest approvals bind too (gates' `argumentsDigest`).
+ */
 export function jsonDigest(value: unknown): string {
-  return toHex(sha256(utf8.encode(canonicalizeJson(value))));
+  return jcsSha256(value).digest;
 }
 
 // Long strings repeat from record to record (an agent's chain and attestation): their JCS text

@@ -1,16 +1,13 @@
 // Signing audit records with a credential purpose key (the key credentials and attestations use):
 // the agent signs its invocation, the enforcement point its decision, outcome, lease and trace
 // records. docs/spec/audit.md, "Records".
+import type { SigningVault } from '../vault/index.js';
 import { invalid } from '../core/internal.js';
 import { toHex } from '../encoding/index.js';
 import { randomBytes } from '../crypto/index.js';
 import type { VerifiedPurposeKey } from '../identity/index.js';
 import type { CredentialIssuer } from '../credentials/index.js';
-import {
-  credentialSigningKey,
-  signWithCredentialKey,
-  type SigningVault,
-} from '../credentials/internal.js';
+import { credentialSigningKey, signWithCredentialKey } from '../credentials/internal.js';
 import {
   auditRecordHash,
   checkAuditRecord,

@@ -27,7 +27,11 @@ import { verifyChangeSignature } from '../identity/internal.js';
 import { Purpose, type VerifiedPurposeKey } from '../identity/index.js';
 import type { ErrorCode } from '../core/index.js';
 import {
+  DECISION_RECORD_TYPE,
   INVOCATION_RECORD_TYPE,
+  LEASE_RECORD_TYPE,
+  OUTCOME_RECORD_TYPE,
+  TRACE_RECORD_TYPE,
   type DecisionRecord,
   type InvocationRecord,
   type LeaseRecord,
@@ -261,13 +265,13 @@ export class VerifiedEnforcerRecord<R extends EnforcerRecord = EnforcerRecord> {
 
 function recordTime(record: EnforcerRecord): number {
   switch (record.type) {
-    case 'mandate/decision/v1':
+    case DECISION_RECORD_TYPE:
       return record.decidedAt;
-    case 'mandate/outcome/v1':
+    case OUTCOME_RECORD_TYPE:
       return record.completedAt;
-    case 'mandate/lease/v1':
+    case LEASE_RECORD_TYPE:
       return record.at;
-    case 'mandate/trace/v1':
+    case TRACE_RECORD_TYPE:
       return record.recordedAt;
   }
 }
@@ -383,10 +387,10 @@ export function verifyEnforcerRecordHashed(
   if (invocation !== undefined) {
     if (record.agent !== invocation.agent)
       mismatch(`the record's agent is not the invocation's \`${invocation.agent}\``);
-    const named = record.type === 'mandate/trace/v1' ? record.resolvedBy : record.invocation;
+    const named = record.type === TRACE_RECORD_TYPE ? record.resolvedBy : record.invocation;
     if (named !== invocation.hash) mismatch('the record names another invocation');
   }
-  if (record.type === 'mandate/decision/v1') {
+  if (record.type === DECISION_RECORD_TYPE) {
     if (
       Object.hasOwn(record, 'arguments') &&
       invocation !== undefined &&

@@ -12,6 +12,7 @@
 import { isMandateError, type ErrorCode } from '../core/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import { ChainVerifier } from '../credentials/index.js';
+import { bytesEndWith } from '../encoding/index.js';
 import type { NoteVerifierKey, VerifiedCheckpoint } from './checkpoint.js';
 import { parseExport } from './export.js';
 import { auditRecordHash, jsonDigest } from './record-codec.js';
@@ -308,9 +309,18 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
     try {
       const kind = kindOf(entry.record);
       if (kind === 'revocation') {
-        const r = verifyRevocationRecord(entry.record, options.authorities);
+        const r = verifyRevocationRecord(entry.record, options.authorities, options.enforcers);
         signatures++;
         revocations++;
+        // One an enforcement point logged: that point as revoked when it applied the entry.
+        if (r.enforcer !== undefined && r.appliedAt !== undefined) {
+          const by = revoked.get(r.enforcer);
+          if (by !== undefined && by.revokedAt <= r.appliedAt)
+            throw new Problem(
+              'ERR_REVOKED',
+              `the enforcement point \`${r.enforcer}\` was revoked at ${by.revokedAt} (line ${by.line}), before it signed at ${r.appliedAt}`,
+            );
+        }
         if (!revoked.has(r.id)) revoked.set(r.id, { revokedAt: r.revokedAt, line: line + 1 });
         continue;
       }
@@ -462,13 +472,6 @@ const utf8 = new TextEncoder();
 const INVOCATION_SUFFIX = utf8.encode(`"type":"${INVOCATION_RECORD_TYPE}"}`);
 const REVOCATION_SUFFIX = utf8.encode(`"type":"${REVOCATION_RECORD_TYPE}"}`);
 
-function endsWith(bytes: Uint8Array, suffix: Uint8Array): boolean {
-  if (bytes.length < suffix.length) return false;
-  const at = bytes.length - suffix.length;
-  for (let i = 0; i < suffix.length; i++) if (bytes[at + i] !== suffix[i]) return false;
-  return true;
-}
-
 /**
  * Which verifier a record goes to, without parsing it: in JCS, `type` is the last member of
  * every record type (no other member sorts after it), so the bytes end with it. A record that
@@ -476,8 +479,8 @@ function endsWith(bytes: Uint8Array, suffix: Uint8Array): boolean {
  * another type, not JCS), so this only picks the verifier.
  */
 function kindOf(bytes: Uint8Array): 'invocation' | 'revocation' | 'enforcer' {
-  if (endsWith(bytes, INVOCATION_SUFFIX)) return 'invocation';
-  if (endsWith(bytes, REVOCATION_SUFFIX)) return 'revocation';
+  if (bytesEndWith(bytes, INVOCATION_SUFFIX)) return 'invocation';
+  if (bytesEndWith(bytes, REVOCATION_SUFFIX)) return 'revocation';
   return 'enforcer';
 }
 

@@ -33,3 +33,79 @@ export type {
   LeaseRequest,
   RenewedLease,
 } from './broker.js';
+export {
+  JwtLeaseProvider,
+  JWT_LEASE_TOOL,
+  JWT_AUDIENCE_ARGUMENT,
+  JWT_SCOPE_ARGUMENT,
+  DEFAULT_JWT_MAX_TTL_SECONDS,
+  MAX_JWT_AUDIENCE_CHARS,
+  MAX_JWT_SCOPE_VALUES,
+  MAX_JWT_SCOPE_VALUE_CHARS,
+  actorClaimOf,
+  checkJwtGrant,
+  checkJwtScope,
+  publicJwkOf,
+} from './jwt.js';
+export type {
+  ActorClaim,
+  Jwks,
+  JwtLeaseClaims,
+  JwtLeaseProviderOptions,
+  PublicJwk,
+  RevokedJti,
+} from './jwt.js';
+export {
+  CHAIN_PROOF_TOKEN_TYPE,
+  CHAIN_PROOF_JWS_TYPE,
+  ChainProofAlg,
+  DEFAULT_EXCHANGE_PROOF_TTL_SECONDS,
+  MAX_EXCHANGE_PROOF_CHARS,
+  MAX_EXCHANGE_PROOF_TTL_SECONDS,
+  MemoryProofNonceStore,
+  parseScopeText,
+  signExchangeProof,
+  verifyExchangeProof,
+} from './exchange-proof.js';
+export type {
+  ExchangeProofRequest,
+  ExchangeProofToSign,
+  ProofNonceStore,
+  VerifiedExchangeProof,
+  VerifyExchangeProofOptions,
+} from './exchange-proof.js';
+export {
+  bindingMatches,
+  checkProxyRequest,
+  MAX_PROXY_HEADER_BYTES,
+  MAX_PROXY_HEADERS,
+  MAX_PROXY_PATH_CHARS,
+  MIN_INJECTED_SECRET_BYTES,
+  parseInjectionBinding,
+  ProxyLeaseProvider,
+  rewriteRequest,
+  SCRUB_MARKER,
+  Scrubber,
+  ScrubStream,
+  secretForms,
+} from './injection.js';
+export type {
+  ActiveInjection,
+  Injection,
+  InjectionBinding,
+  InjectionBindingConfig,
+  InjectionScheme,
+  ProxyLeaseProviderOptions,
+  ProxyLeaseValue,
+  ProxyRequest,
+  RewrittenRequest,
+  UpstreamRequest,
+} from './injection.js';
+export { PostgresRoleProvider } from './postgres.js';
+export type {
+  PostgresRoleProviderOptions,
+  RoleGrant,
+  RoleTemplate,
+  SequencePrivilege,
+  TablePrivilege,
+} from './postgres.js';

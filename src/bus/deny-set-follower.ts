@@ -1,6 +1,6 @@
 import { silentLogger } from '../core/internal.js';
 import { isMandateError, type Logger, type MandateError } from '../core/index.js';
-import type { DenySet } from '../credentials/index.js';
+import type { DenyEntry, DenySet } from '../credentials/index.js';
 import { BusTopic, type BusMessage, type BusSubscriber, type BusSubscription } from './types.js';
 
 /**
@@ -8,6 +8,20 @@ import { BusTopic, type BusMessage, type BusSubscriber, type BusSubscription } f
  */
 export interface DenySetFollowerOptions {
   readonly logger?: Logger;
+  /**
+   * Called after a snapshot or update with entries was applied to the set, with those entries and
+   * each one's sequence number (for a snapshot's entries, the snapshot's sequence: the entry was
+   * at or before it). A snapshot repeats entries delivered before: a listener that records them
+   * (an enforcement point's audit log) must keep each once. Called synchronously, never awaited;
+   * a throw is logged and ignored (the set is already updated).
+   */
+  readonly onApplied?: (entries: readonly SequencedDenyEntry[]) => void;
+}
+
+/** A deny-set entry with the sequence number the authority gave it. */
+export interface SequencedDenyEntry {
+  readonly entry: DenyEntry;
+  readonly sequence: number;
 }
 
 /**
@@ -26,6 +40,7 @@ export class DenySetFollower {
   readonly denySet: DenySet;
   readonly #subscriber: BusSubscriber;
   readonly #logger: Logger;
+  readonly #onApplied: DenySetFollowerOptions['onApplied'];
   #subscription: BusSubscription | undefined;
   #stopped = false;
   #fresh: (() => void) | undefined;
@@ -36,6 +51,7 @@ export class DenySetFollower {
     this.denySet = denySet;
     this.#subscriber = subscriber;
     this.#logger = options.logger ?? silentLogger;
+    this.#onApplied = options.onApplied;
     this.ready = new Promise((resolve) => {
       this.#fresh = resolve;
     });
@@ -91,6 +107,7 @@ export class DenySetFollower {
     }
     if (set.sequence !== before)
       this.#logger.info('deny-set: updated', { from: before, to: set.sequence });
+    if (message.type !== 'heartbeat') this.#notify(message);
     // A snapshot of a bus that never heard from its publisher (issuedAt 0) does not make it fresh.
     const issuedAt =
       message.type === 'snapshot'
@@ -101,5 +118,27 @@ export class DenySetFollower {
     if (issuedAt === 0) return;
     this.#fresh?.();
     this.#fresh = undefined;
+  }
+
+  #notify(message: Exclude<BusMessage<'deny-set'>, { type: 'heartbeat' }>): void {
+    if (this.#onApplied === undefined) return;
+    const entries: SequencedDenyEntry[] =
+      message.type === 'snapshot'
+        ? message.snapshot.entries.map((entry) => ({
+            entry,
+            sequence: message.snapshot.sequence,
+          }))
+        : message.update.entries.map((entry, k) => ({
+            entry,
+            sequence: message.update.fromSequence + k + 1,
+          }));
+    if (entries.length === 0) return;
+    try {
+      this.#onApplied(entries);
+    } catch (error) {
+      this.#logger.warn('deny-set: a listener failed', {
+        reason: isMandateError(error) ? error.code : 'error',
+      });
+    }
   }
 }

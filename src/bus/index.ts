@@ -21,7 +21,7 @@ export type {
 export { InProcessBus, DEFAULT_MAX_QUEUED, DEFAULT_RETAINED_SEQUENCES } from './in-process-bus.js';
 export type { InProcessBusOptions } from './in-process-bus.js';
 export { DenySetFollower } from './deny-set-follower.js';
-export type { DenySetFollowerOptions } from './deny-set-follower.js';
+export type { DenySetFollowerOptions, SequencedDenyEntry } from './deny-set-follower.js';
 export { encodeBusMessage, decodeBusMessage, MAX_BUS_MESSAGE_BYTES } from './codec.js';
 export type { DecodedBusMessage } from './codec.js';
 export { MAX_BUNDLE_BYTES } from './topics.js';

@@ -1,4 +1,13 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  existsSync,
+  fstatSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+} from 'node:fs';
 import { invalid, notFound } from '../core/internal.js';
 import { fromHex } from '../encoding/index.js';
 
@@ -42,20 +51,56 @@ export function readTextArgument(
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-function readInput(arg: string, what: string, maxBytes: number): Buffer {
-  let raw: Buffer;
-  if (arg === '-') {
-    raw = readFileSync(0);
-  } else if (existsSync(arg) && statSync(arg).isFile()) {
-    if (statSync(arg).size > maxBytes)
-      throw invalid('ERR_INPUT_TOO_LARGE', `\`${arg}\` is larger than ${maxBytes} bytes`);
-    raw = readFileSync(arg);
-  } else if (existsSync(arg)) {
-    throw invalid('ERR_ARGUMENT_INVALID', `\`${arg}\` is not a file (a directory?)`);
-  } else {
-    throw notFound('ERR_FILE_NOT_FOUND', `no such file \`${arg}\``);
+/** Options of {@link readInput}. */
+export interface ReadInputOptions {
+  /** Whether `-` reads stdin (default true); otherwise `-` is a file name like any other. */
+  readonly stdin?: boolean;
+  /**
+   * The code for a path that is not a regular file (a directory, a FIFO, a device): default
+   * `ERR_ARGUMENT_INVALID`; `ERR_FILE_NOT_REGULAR` where the command documents it.
+   */
+  readonly notRegular?: 'ERR_ARGUMENT_INVALID' | 'ERR_FILE_NOT_REGULAR';
+}
+
+/**
+ * The bytes of `arg`: stdin for `-` (unless `stdin: false`), else a regular file of at most
+ * `maxBytes` (`ERR_INPUT_TOO_LARGE`), checked before it is opened (opening a FIFO would block)
+ * and again once open (it opens without blocking), and read no further than its size then.
+ * A missing file is `ERR_FILE_NOT_FOUND`.
+ */
+export function readInput(
+  arg: string,
+  what: string,
+  maxBytes: number,
+  options: ReadInputOptions = {},
+): Buffer {
+  if (arg === '-' && options.stdin !== false) {
+    const raw = readFileSync(0);
+    if (raw.length > maxBytes)
+      throw invalid('ERR_INPUT_TOO_LARGE', `${what} is larger than ${maxBytes} bytes`);
+    return raw;
   }
-  if (raw.length > maxBytes)
-    throw invalid('ERR_INPUT_TOO_LARGE', `${what} is larger than ${maxBytes} bytes`);
-  return raw;
+  if (!existsSync(arg)) throw notFound('ERR_FILE_NOT_FOUND', `no such file \`${arg}\``);
+  const notRegular = () =>
+    options.notRegular === 'ERR_FILE_NOT_REGULAR'
+      ? invalid('ERR_FILE_NOT_REGULAR', `\`${arg}\` is not a regular file`)
+      : invalid('ERR_ARGUMENT_INVALID', `\`${arg}\` is not a file (a directory?)`);
+  if (!statSync(arg).isFile()) throw notRegular();
+  const fd = openSync(arg, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw notRegular();
+    if (stat.size > maxBytes)
+      throw invalid('ERR_INPUT_TOO_LARGE', `\`${arg}\` is larger than ${maxBytes} bytes`);
+    const bytes = Buffer.alloc(stat.size);
+    let at = 0;
+    while (at < bytes.length) {
+      const n = readSync(fd, bytes, at, bytes.length - at, at);
+      if (n === 0) break;
+      at += n;
+    }
+    return bytes.subarray(0, at);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -21,6 +21,8 @@ import { registerAuditCommands } from './commands/audit.js';
 import { registerSecretCommands } from './commands/secret.js';
 import { registerLeaseCommands } from './commands/lease.js';
 import { registerBrokerCommands } from './commands/broker.js';
+import { registerBrokerJwksCommand } from './commands/broker-jwks.js';
+import { registerProxyCommands } from './commands/proxy.js';
 import { invalid } from '../core/internal.js';
 import { ManualClock, systemClock, type Clock } from '../core/index.js';
 import type { CliContext } from './context.js';
@@ -98,6 +100,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerSecretCommands(program, context);
   registerLeaseCommands(program, context);
   registerBrokerCommands(program, context);
+  registerBrokerJwksCommand(program, context);
+  registerProxyCommands(program, context);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

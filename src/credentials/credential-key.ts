@@ -24,6 +24,13 @@ import {
  * key's attestation travels with them, so a verifier needs only the issuer's change history.
  */
 
+/**
+ * What the credential-key signing functions need of a vault: the key's public half (checked
+ * against the attestation) and a signature by it. Any `SigningVault` is one; the layers that sign
+ * through these functions but may not depend on the vault layer (gates) name this type.
+ */
+export type CredentialKeyVault = Pick<SigningVault, 'getSigningKey' | 'sign'>;
+
 /** What an identity needs to issue: itself, its credential key in a vault, and its attestation. */
 export interface CredentialIssuer {
   readonly identity: VerifiedIdentity;
@@ -43,7 +50,7 @@ export interface CredentialIssuer {
  * `credentialKeyId` (a vault holding another key fails here rather than at every verifier).
  */
 export async function credentialSigningKey(
-  vault: SigningVault,
+  vault: CredentialKeyVault,
   issuer: CredentialIssuer,
   nowSeconds: number,
 ): Promise<VerifiedPurposeKey> {
@@ -84,7 +91,7 @@ export async function credentialSigningKey(
 
 /** Signs SHA-256(`data`) with a key {@link credentialSigningKey} returned. */
 export async function signWithCredentialKey(
-  vault: SigningVault,
+  vault: CredentialKeyVault,
   issuer: CredentialIssuer,
   key: VerifiedPurposeKey,
   data: Uint8Array,

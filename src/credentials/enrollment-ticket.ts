@@ -5,7 +5,9 @@ import {
   expectArray,
   expectBytes,
   expectUint,
+  decodeBase64Strict,
   hasControlCharacters,
+  toBase64Url,
 } from '../encoding/index.js';
 import { MAX_CHANGE_HISTORY_BYTES } from '../identity/internal.js';
 import { verifyChangeHistory, type VerifiedIdentity } from '../identity/index.js';
@@ -32,7 +34,6 @@ export const MAX_ENROLLMENT_TICKET_CHARS =
   ENROLLMENT_TICKET_PREFIX.length + Math.ceil((MAX_TICKET_BYTES * 4) / 3);
 
 const MALFORMED = 'ERR_TICKET_MALFORMED';
-const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 /**
  * What an enrollment ticket carries: the authority, the route to it, the one-time code and the expiry.
@@ -81,7 +82,7 @@ export function formatEnrollmentTicket(fields: EnrollmentTicketFields): string {
     fields.code,
     fields.expiresAt,
   ]);
-  return ENROLLMENT_TICKET_PREFIX + Buffer.from(payload).toString('base64url');
+  return ENROLLMENT_TICKET_PREFIX + toBase64Url(payload);
 }
 
 /**
@@ -135,11 +136,8 @@ function checkRoute(route: string, code: 'ERR_TICKET_MALFORMED' | 'ERR_ARGUMENT_
 
 /** Strict base64url: the URL-safe alphabet, no padding, and the one canonical encoding. */
 function decodeBase64url(text: string): Uint8Array {
-  if (!BASE64URL.test(text) || text.length % 4 === 1)
-    throw invalid(MALFORMED, 'an enrollment ticket is not valid base64url');
-  const bytes = Buffer.from(text, 'base64url');
-  // Node ignores leftover bits; re-encoding catches a last character with non-zero spare bits.
-  if (bytes.toString('base64url') !== text)
-    throw invalid(MALFORMED, 'an enrollment ticket is not canonical base64url');
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const bytes = decodeBase64Strict(text, 'base64url');
+  if (bytes === undefined)
+    throw invalid(MALFORMED, 'an enrollment ticket is not canonical base64url (unpadded)');
+  return bytes;
 }

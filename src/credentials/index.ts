@@ -17,6 +17,7 @@ export type {
   DecodedCredential,
 } from './credential.js';
 export type { RevocationId } from './revocation-id.js';
+export type { CredentialKeyVault } from './credential-key.js';
 export {
   parseConstraint,
   formatConstraint,

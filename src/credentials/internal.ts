@@ -25,6 +25,3 @@ export {
   verifyCredentialKeySignature,
 } from './credential-key.js';
 export type { CredentialKeySignature, CredentialKeySignatureOptions } from './credential-key.js';
-// The vault handle the signing functions above take, for the layers that sign through them
-// (gates) without a dependency on the vault layer of their own.
-export type { SigningVault } from '../vault/index.js';

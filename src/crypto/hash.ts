@@ -1,4 +1,6 @@
-import { createHmac, hash, hkdfSync } from 'node:crypto';
+import { createHmac, hash, hkdfSync, pbkdf2 } from 'node:crypto';
+
+import { canonicalizeJson, toHex } from '../encoding/index.js';
 import { asBuffer, sodium } from './sodium.js';
 
 // Measured here: libsodium's portable SHA-256 wins below ~160 bytes (no object, no call
@@ -17,6 +19,19 @@ export function sha256(data: Uint8Array): Uint8Array {
   return new Uint8Array(hash('sha256', data, 'buffer'));
 }
 
+const utf8 = new TextEncoder();
+
+/**
+ * A JSON value's JCS text (RFC 8785) and the lower-case hex SHA-256 of its UTF-8 bytes: the one
+ * digest of JSON that approvals bind (gates' `argumentsDigest`) and audit records name
+ * (`argumentsDigest`, `resultDigest`, reported inputs: audit's `jsonDigest`), so an approval and
+ * the invocation it answers agree on the arguments byte for byte.
+ */
+export function jcsSha256(value: unknown): { readonly text: string; readonly digest: string } {
+  const text = canonicalizeJson(value);
+  return { text, digest: toHex(sha256(utf8.encode(text))) };
+}
+
 export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
   return new Uint8Array(createHmac('sha256', key).update(data).digest());
 }
@@ -29,4 +44,22 @@ export function hkdfSha256(
   length: number,
 ): Uint8Array {
   return new Uint8Array(hkdfSync('sha256', ikm, salt, info, length));
+}
+
+/**
+ * PBKDF2-HMAC-SHA-256 (RFC 8018 §5.2), on libuv's thread pool: for SCRAM-SHA-256 verifiers
+ * (RFC 7677), where the iteration count is the server's (PostgreSQL: 4096).
+ */
+export function pbkdf2Sha256(
+  password: Uint8Array,
+  salt: Uint8Array,
+  iterations: number,
+  length: number,
+): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    pbkdf2(password, salt, iterations, length, 'sha256', (error, key) => {
+      if (error === null) resolve(new Uint8Array(key.buffer, key.byteOffset, key.byteLength));
+      else reject(error);
+    });
+  });
 }

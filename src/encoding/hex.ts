@@ -21,6 +21,14 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** Do `bytes` end with `suffix`? */
+export function bytesEndWith(bytes: Uint8Array, suffix: Uint8Array): boolean {
+  if (bytes.byteLength < suffix.byteLength) return false;
+  const at = bytes.byteLength - suffix.byteLength;
+  for (let i = 0; i < suffix.byteLength; i++) if (bytes[at + i] !== suffix[i]) return false;
+  return true;
+}
+
 export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
   let length = 0;
   for (const p of parts) length += p.byteLength;

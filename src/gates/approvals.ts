@@ -3,11 +3,12 @@
 import { isMandateError } from '../core/index.js';
 import { conflict, forbidden, invalid, notFound, unauthorized } from '../core/internal.js';
 import { canonicalizeJson, fromHex, hasControlCharacters, toHex } from '../encoding/index.js';
-import { randomBytes, sha256 } from '../crypto/index.js';
+import { jcsSha256, randomBytes } from '../crypto/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import {
   verifyChain,
   type CredentialIssuer,
+  type CredentialKeyVault,
   type DenySet,
   type VerifiedChain,
 } from '../credentials/index.js';
@@ -169,10 +170,12 @@ export function sameBinding(a: ApprovalBinding, b: ApprovalBinding): boolean {
   );
 }
 
-/** The arguments' JCS text and its SHA-256 (hex): what an approval binds. */
+/**
+ * The arguments' JCS text and its SHA-256 (hex): what an approval binds — crypto's `jcsSha256`,
+ * the same digest an invocation record names (audit's `jsonDigest`).
+ */
 export function argumentsDigest(args: unknown): { readonly text: string; readonly digest: string } {
-  const text = canonicalizeJson(args);
-  return { text, digest: toHex(sha256(new TextEncoder().encode(text))) };
+  return jcsSha256(args);
 }
 
 /** A new approval request's id: 16 random bytes, hex. */
@@ -218,8 +221,8 @@ export interface AnswerApprovalOptions {
   readonly approver: VerifiedChain;
   /** The approver's credential key, as for issuing. */
   readonly signer: CredentialIssuer;
-  /** The vault holding the approver's credential key (a `SigningVault`). */
-  readonly vault: Parameters<typeof signWithCredentialKey>[0];
+  /** The vault holding the approver's credential key (a `SigningVault` will do). */
+  readonly vault: CredentialKeyVault;
   readonly nowSeconds: number;
 }
 

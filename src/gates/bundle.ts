@@ -20,12 +20,11 @@ import {
   encodeVersionedData,
   type DecodedSignature,
 } from '../identity/internal.js';
-import type { CredentialIssuer } from '../credentials/index.js';
+import type { CredentialIssuer, CredentialKeyVault } from '../credentials/index.js';
 import {
   credentialSigningKey,
   signWithCredentialKey,
   verifyCredentialKeySignature,
-  type SigningVault,
 } from '../credentials/internal.js';
 import { compilePolicySet, type CompiledPolicySet } from '../policy/index.js';
 import {
@@ -92,7 +91,7 @@ export interface BundleToSign {
  * ```
  */
 export async function signBundle(
-  vault: SigningVault,
+  vault: CredentialKeyVault,
   issuer: CredentialIssuer,
   bundle: BundleToSign,
   options: { readonly nowSeconds: number },

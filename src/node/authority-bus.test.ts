@@ -81,10 +81,15 @@ describe('AuthorityBus', () => {
         bus.heartbeat(BusTopic.bundles, nowSeconds());
       }
     }, 200);
+    // What the node's enforcement point would log (RevocationRecorder): every applied entry.
+    const applied: { id: string; sequence: number }[] = [];
     const follow = await AuthorityBus.start({
       router: nodeRouter,
       random: () => 0.5,
       maxStalenessSeconds: 1,
+      onDenyEntries: (entries) => {
+        for (const { entry, sequence } of entries) applied.push({ id: entry.id, sequence });
+      },
       authorities: () => Promise.resolve(new Map()),
       silenceTimeoutMs: 500,
       retryInitialMs: 50,
@@ -131,6 +136,7 @@ describe('AuthorityBus', () => {
       issuedAt: nowSeconds(),
     });
     await until(() => follow.denySet.isRevoked(revoked));
+    expect(applied).toEqual([{ id: revoked, sequence: 1 }]);
     await until(() => codeOf(() => follow.bundles.current()) === 'accepted');
     expect(
       codeOf(() => {

@@ -2,7 +2,7 @@ import { systemClock, type Clock, type Logger } from '../core/index.js';
 import { silentLogger, unavailable } from '../core/internal.js';
 import { DenySet } from '../credentials/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
-import { DenySetFollower } from '../bus/index.js';
+import { DenySetFollower, type DenySetFollowerOptions } from '../bus/index.js';
 import type { Router } from '../routing/index.js';
 import { BusBundleSource } from './bus-bundle-source.js';
 import {
@@ -34,6 +34,11 @@ export interface AuthorityBusOptions {
   readonly denySet?: DenySet;
   /** The authorities whose bundles are accepted (on a home: `trustedAuthorities()`). */
   readonly authorities: () => Promise<ReadonlyMap<Identifier, VerifiedIdentity>>;
+  /**
+   * Called with the entries each deny-set delivery applied (`DenySetFollower`'s `onApplied`): an
+   * enforcement point logs them with a `RevocationRecorder`.
+   */
+  readonly onDenyEntries?: DenySetFollowerOptions['onApplied'];
   /** Default 10 000. */
   readonly startTimeoutMs?: number;
   /** ChannelBusSubscriber's silence timeout and backoff, for tests. */
@@ -74,7 +79,10 @@ export class AuthorityBus {
       ...(options.retryInitialMs === undefined ? {} : { retryInitialMs: options.retryInitialMs }),
       ...(options.retryMaxMs === undefined ? {} : { retryMaxMs: options.retryMaxMs }),
     });
-    this.#follower = new DenySetFollower(this.subscriber, this.denySet, { logger });
+    this.#follower = new DenySetFollower(this.subscriber, this.denySet, {
+      logger,
+      ...(options.onDenyEntries === undefined ? {} : { onApplied: options.onDenyEntries }),
+    });
     this.bundles = new BusBundleSource({
       subscriber: this.subscriber,
       authorities: options.authorities,

@@ -25,6 +25,7 @@ import {
   type VerifiedInvocation,
   type VerifiedKeyCache,
   auditRecordHash,
+  INVOCATION_RECORD_TYPE,
 } from '../audit/index.js';
 import { toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
@@ -136,7 +137,7 @@ export class EnforcementPoint {
         } catch {
           return; // other record types (written by other parts) carry no agent head
         }
-        if (record.type === 'mandate/invocation/v1')
+        if (record.type === INVOCATION_RECORD_TYPE)
           heads.set(record.agent, {
             agent: record.agent,
             hash: auditRecordHash(entry.record),
@@ -355,7 +356,7 @@ export class EnforcementPoint {
       escalationHash = escalated.invocation;
       const [entry] = await o.log.readEntries(escalated.index, escalated.index + 1);
       const original = entry === undefined ? undefined : parseAuditRecord(entry.record);
-      if (original?.type === 'mandate/invocation/v1') report = original.report ?? null;
+      if (original?.type === INVOCATION_RECORD_TYPE) report = original.report ?? null;
     }
     const record = await o.signer.signTrace({
       escalation: escalationHash,

@@ -71,3 +71,26 @@ export { BrokerTimers, DEFAULT_BROKER_TICK_MS } from './broker-timers.js';
 export type { BrokerTimersOptions } from './broker-timers.js';
 export { AuditLogLeaseSink, leaseRecordBody } from './lease-audit-sink.js';
 export type { AuditLogLeaseSinkOptions } from './lease-audit-sink.js';
+export {
+  startBrokerHttp,
+  oauthErrorOf,
+  BrokerHttpPath,
+  TOKEN_EXCHANGE_GRANT_TYPE,
+  JWT_TOKEN_TYPE,
+  ACCESS_TOKEN_TYPE,
+  MAX_TOKEN_REQUEST_BYTES,
+} from './broker-http.js';
+export type { BrokerHttp, BrokerHttpOptions, TokenExchangeRequest } from './broker-http.js';
+export {
+  EgressProxyService,
+  EGRESS_SERVICE_ADDRESS,
+  startLocalEgressProxy,
+} from './egress-proxy.js';
+export type {
+  EgressEvent,
+  EgressProxyServiceOptions,
+  LocalEgressProxy,
+  LocalEgressProxyOptions,
+} from './egress-proxy.js';
+export { RevocationRecorder } from './revocation-recorder.js';
+export type { RevocationRecorderOptions } from './revocation-recorder.js';

@@ -100,6 +100,23 @@ const callSigned = (h: Home, file: string, args: unknown) =>
     JSON.stringify(args),
   );
 
+/** `gate call --chain --presenter`: the CLI signs as the presenter. */
+const callPlain = (h: Home, args: unknown) =>
+  h.run(
+    'gate',
+    'call',
+    '--chain',
+    h.path('agent.chain'),
+    '--presenter',
+    'agent',
+    '--catalog',
+    h.path('catalog.json'),
+    '--tool',
+    'read_orders',
+    '--args',
+    JSON.stringify(args),
+  );
+
 describe('mandate gate sign / gate call --invocation', () => {
   it('records the signed invocation and the countersigned decision; refuses a replay', async () => {
     const h = await world();
@@ -138,21 +155,7 @@ describe('mandate gate sign / gate call --invocation', () => {
 
   it('signs and logs a plain call (--chain --presenter) as the presenter; --invocation refuses --chain', async () => {
     const h = await world();
-    const plain = (args: unknown) =>
-      h.run(
-        'gate',
-        'call',
-        '--chain',
-        h.path('agent.chain'),
-        '--presenter',
-        'agent',
-        '--catalog',
-        h.path('catalog.json'),
-        '--tool',
-        'read_orders',
-        '--args',
-        JSON.stringify(args),
-      );
+    const plain = (args: unknown) => callPlain(h, args);
     const first = await plain({ order: 'o-1' });
     expect(first.code, first.stderr).toBe(0);
     expect(json(first)).toMatchObject({ decision: 'allow', logIndex: 1 });
@@ -203,6 +206,19 @@ describe('mandate gate sign / gate call --invocation', () => {
     expect(big.stderr).toMatch(/^error\[ERR_GATE_ARGUMENTS_INVALID\]/);
     const ok = await signAs('agent', '{"order":"o-1","amount":9007199254740991}');
     expect(ok.code, ok.stderr).toBe(0);
+  });
+
+  it('gate call refuses integers beyond 2^53 − 1 in --args as gate sign does, logging nothing', async () => {
+    const h = await world();
+    // 2^53 itself is unsafe: 2^53 + 1 would read as it.
+    const plain = await callPlain(h, { order: 'o-1', amount: -9007199254740992 });
+    expect(plain.stderr).toMatch(/^error\[ERR_GATE_ARGUMENTS_INVALID\]/);
+    await sign(h, 'one.json', { order: 'o-1', amount: 9007199254740991 });
+    const signed = await callSigned(h, 'one.json', { order: 'o-1', amount: 9007199254740992 });
+    expect(signed.stderr).toMatch(/^error\[ERR_GATE_ARGUMENTS_INVALID\]/);
+    const exported = h.path('log.jsonl');
+    await h.ok('audit', 'export', '--out', exported);
+    expect(readFileSync(exported, 'utf8')).toBe('');
   });
 
   it('refuses a countersigner that is a party to the call, logging nothing', async () => {

@@ -5,12 +5,12 @@
 //   npx tsx -e "import('./test/vectors/audit-records-golden.ts').then(async (m) => process.stdout.write(JSON.stringify(await m.buildAuditRecordVectors(), null, 2) + '\n'))" > docs/spec/vectors/audit-records.json
 //
 // and review the diff: a changed byte is a wire-format change.
+import type { SigningVault } from '../../src/vault/index.js';
 import { readFileSync } from 'node:fs';
 import { fromHex, toHex } from '../../src/encoding/index.js';
 import { ed25519KeyPairFromSeed, signEd25519 } from '../../src/crypto/index.js';
 import { verifyChangeHistory, type Identifier } from '../../src/identity/index.js';
 import type { CredentialIssuer } from '../../src/credentials/index.js';
-import type { SigningVault } from '../../src/credentials/internal.js';
 import { EnforcerSigner, InvocationSigner, type SignedRecord } from '../../src/audit/index.js';
 import { SigningKeyType } from '../../src/vault/index.js';
 

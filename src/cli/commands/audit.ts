@@ -1,13 +1,4 @@
-import {
-  closeSync,
-  constants as fsConstants,
-  existsSync,
-  fstatSync,
-  openSync,
-  readSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import type { Command } from 'commander';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { invalid, notFound } from '../../core/internal.js';
@@ -33,8 +24,13 @@ import {
   verifyInclusion,
   verifyTrail,
   type LogEntryLine,
+  type NoteSigner,
   type NoteVerifierKey,
   type TrailVerification,
+  DECISION_RECORD_TYPE,
+  INVOCATION_RECORD_TYPE,
+  OUTCOME_RECORD_TYPE,
+  TRACE_RECORD_TYPE,
 } from '../../audit/index.js';
 import { Purpose, type Identifier, type VerifiedIdentity } from '../../identity/index.js';
 import type { CliContext } from '../context.js';
@@ -42,7 +38,7 @@ import type { Home } from '../home.js';
 import { formatFields, type Output } from '../output.js';
 import type { DenySetUpdate } from '../../credentials/index.js';
 import { checkOutputFile, DEFAULT_AUTHORITY } from '../chains.js';
-import { readTextArgument } from '../input.js';
+import { readInput, readTextArgument } from '../input.js';
 import { collect } from '../parse.js';
 
 /**
@@ -162,37 +158,6 @@ async function homeEntries(home: Home): Promise<LogEntryLine[]> {
 }
 
 /**
- * An export file's bytes: a regular file only (a device, a pipe or a directory would be read
- * without end: `ERR_FILE_NOT_REGULAR`; checked before opening, as opening a pipe blocks), at most
- * `MAX_EXPORT_FILE_BYTES` (`ERR_INPUT_TOO_LARGE`), and no more than its size when opened.
- */
-function readExportBytes(file: string): Buffer {
-  if (!existsSync(file)) throw notFound('ERR_FILE_NOT_FOUND', `no such file \`${file}\``);
-  const notRegular = () => invalid('ERR_FILE_NOT_REGULAR', `\`${file}\` is not a regular file`);
-  if (!statSync(file).isFile()) throw notRegular();
-  const fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-  try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) throw notRegular();
-    if (stat.size > MAX_EXPORT_FILE_BYTES)
-      throw invalid(
-        'ERR_INPUT_TOO_LARGE',
-        `\`${file}\` is larger than ${MAX_EXPORT_FILE_BYTES} bytes`,
-      );
-    const bytes = Buffer.alloc(stat.size);
-    let at = 0;
-    while (at < bytes.length) {
-      const n = readSync(fd, bytes, at, bytes.length - at, at);
-      if (n === 0) break;
-      at += n;
-    }
-    return bytes.subarray(0, at);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
  * Parses an export file line by line from its bytes (no copy of the whole text, no array of all
  * lines): its entries, or the first malformed line. More than `MAX_EXPORT_FILE_LINES` lines is
  * `ERR_INPUT_TOO_LARGE`, checked before anything is parsed.
@@ -205,7 +170,10 @@ function parseExportFile(file: string):
       readonly lines: number;
       readonly message: string;
     } {
-  const bytes = readExportBytes(file);
+  const bytes = readInput(file, 'the log', MAX_EXPORT_FILE_BYTES, {
+    stdin: false,
+    notRegular: 'ERR_FILE_NOT_REGULAR',
+  });
   let end = bytes.length;
   if (end > 0 && bytes[end - 1] === 0x0a) end--;
   let lines = bytes.length === 0 ? 0 : 1;
@@ -238,21 +206,24 @@ function readExportFile(file: string): LogEntryLine[] {
   return parsed.entries;
 }
 
-/** The authority's checkpoint signer (its credential key, through the vault) and the log origin. */
-async function logSigner(home: Home, authority: string) {
+/**
+ * The checkpoint key of the home's log, named after `authority` (an identity of this home): the
+ * log's origin, the signer (the authority's credential key, through the vault: `signer()`, as
+ * only an Ed25519 key can sign notes) and the verifier key an auditor holds.
+ */
+export async function homeLogKey(
+  home: Home,
+  authority: string,
+): Promise<{ origin: string; signer: () => NoteSigner; verifier: NoteVerifierKey }> {
   const known = await home.identities.get(authority);
   const { keyId } = await home.identities.purposeKey(known, Purpose.credentials);
   const key = await home.vault.getSigningKey(keyId);
   const origin = homeAuditOrigin(known.identity.identifier);
-  return { origin, signer: noteSignerFromVault(home.vault, key, origin) };
-}
-
-/** The checkpoint key of the home's log, as a verifier holds it. */
-async function logVerifierKey(home: Home, authority: string): Promise<NoteVerifierKey> {
-  const known = await home.identities.get(authority);
-  const { keyId } = await home.identities.purposeKey(known, Purpose.credentials);
-  const key = await home.vault.getSigningKey(keyId);
-  return noteVerifierKey(homeAuditOrigin(known.identity.identifier), key.publicKey);
+  return {
+    origin,
+    signer: () => noteSignerFromVault(home.vault, key, origin),
+    verifier: noteVerifierKey(origin, key.publicKey),
+  };
 }
 
 function writeLines(file: string, lines: Iterable<string>): number {
@@ -396,7 +367,9 @@ export async function runAuditCheckpoint(
   checkOutputFile(opts.out);
   const home = await ctx.openHome();
   try {
-    const { origin, signer } = await logSigner(home, opts.authority);
+    const logKey = await homeLogKey(home, opts.authority);
+    const { origin } = logKey;
+    const signer = logKey.signer();
     const log = await AuditLog.open({ repository: home.store.auditLog, origin });
     const latest = await home.store.auditLog.latestCheckpoint();
     let signed = false;
@@ -464,7 +437,7 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
     const verifiers =
       opts.key !== undefined && opts.key.length > 0
         ? opts.key.map((k) => parseNoteVerifierKey(k))
-        : [await logVerifierKey(home, opts.authority)];
+        : [(await homeLogKey(home, opts.authority)).verifier];
     const authorities = await home.trustedAuthorities();
     const enforcers = await enforcersOf(home, opts.enforcer, opts.authority);
     const common = {
@@ -660,7 +633,7 @@ function readTrail(entries: readonly LogEntryLine[], coveredSize?: number): Trai
     byHash.set(hash, { index: e.index, record });
     const str = (k: string): string => (typeof record[k] === 'string' ? record[k] : '');
     switch (record.type) {
-      case 'mandate/invocation/v1': {
+      case INVOCATION_RECORD_TYPE: {
         const call: Call = {
           hash,
           index: e.index,
@@ -677,7 +650,7 @@ function readTrail(entries: readonly LogEntryLine[], coveredSize?: number): Trai
         callByHash.set(hash, call);
         break;
       }
-      case 'mandate/decision/v1': {
+      case DECISION_RECORD_TYPE: {
         const call = callByHash.get(str('invocation'));
         if (call === undefined) break;
         if (call.decision !== undefined) {
@@ -711,7 +684,7 @@ function readTrail(entries: readonly LogEntryLine[], coveredSize?: number): Trai
         };
         break;
       }
-      case 'mandate/outcome/v1': {
+      case OUTCOME_RECORD_TYPE: {
         const call = callByHash.get(str('invocation'));
         if (call === undefined) break;
         call.outcome = {
@@ -722,7 +695,7 @@ function readTrail(entries: readonly LogEntryLine[], coveredSize?: number): Trai
         };
         break;
       }
-      case 'mandate/trace/v1':
+      case TRACE_RECORD_TYPE:
         traces.push({ ...record, hash });
         break;
       default:
@@ -775,7 +748,7 @@ async function inclusionStatus(
   let signature = 'its signature verified';
   let root: Uint8Array;
   try {
-    root = verifyCheckpoint(latest.note, [await logVerifierKey(home, authority)]).rootHash;
+    root = verifyCheckpoint(latest.note, [(await homeLogKey(home, authority)).verifier]).rootHash;
   } catch {
     signature = 'its signature NOT verified';
     root = parseCheckpoint(parseNote(latest.note).text).rootHash;
@@ -885,7 +858,7 @@ export async function runAuditShow(
     const found = trail.byHash.get(hash)!;
     // The call the record belongs to (the invocation itself, or the one it names).
     const named =
-      found.record.type === 'mandate/trace/v1' ? found.record.resolvedBy : found.record.invocation;
+      found.record.type === TRACE_RECORD_TYPE ? found.record.resolvedBy : found.record.invocation;
     const call = trail.calls.find((c) => c.hash === hash || c.hash === named);
     const entry = entries.find((e) => e.index === found.index)!;
     const inclusion = await inclusionStatus(

@@ -43,7 +43,7 @@ export function registerChannelCommands(program: Command, context: () => CliCont
 }
 
 /** An open secure channel to a route, and what opening it took. */
-interface OpenedChannel {
+export interface OpenedChannel {
   readonly channel: SecureChannel;
   readonly router: Router;
   readonly handshakeMs: number;
@@ -54,7 +54,7 @@ interface OpenedChannel {
  * deny-set is live, as a node's is: a revocation made while `use` runs stops it. The channel is
  * closed, and the router, watcher and home released, however `use` ends.
  */
-async function withOpenChannel<T>(
+export async function withOpenChannel<T>(
   ctx: CliContext,
   routeText: string,
   opts: NodeOptions,

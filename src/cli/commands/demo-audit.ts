@@ -4,8 +4,6 @@ import {
   AuditLog,
   formatExportLine,
   MAX_AUDIT_READ_ENTRIES,
-  noteSignerFromVault,
-  noteVerifierKey,
   parseAuditRecord,
   parseExport,
   verifyInvocation,
@@ -14,6 +12,8 @@ import {
   type InvocationRecord,
   type RecordHash,
   type TrailSummary,
+  DECISION_RECORD_TYPE,
+  INVOCATION_RECORD_TYPE,
 } from '../../audit/index.js';
 import {
   ChainVerifier,
@@ -22,10 +22,10 @@ import {
   type Constraints,
   type VerifiedChain,
 } from '../../credentials/index.js';
-import { Purpose, type Identifier } from '../../identity/index.js';
+import type { Identifier } from '../../identity/index.js';
 import type { Home } from '../home.js';
 import { DEFAULT_AUTHORITY } from '../chains.js';
-import { homeAuditOrigin } from './audit.js';
+import { homeLogKey } from './audit.js';
 
 /** One level of the chain, as the answer shows it: who was granted what on the tool. */
 export interface DemoChainLevel {
@@ -109,16 +109,15 @@ export async function runAuditScenario(
 ): Promise<AuditScenarioSummary> {
   const started = process.hrtime.bigint();
   const authority = await home.identities.get(DEFAULT_AUTHORITY);
-  const { keyId } = await home.identities.purposeKey(authority, Purpose.credentials);
-  const key = await home.vault.getSigningKey(keyId);
-  const origin = homeAuditOrigin(authority.identity.identifier);
+  const logKey = await homeLogKey(home, DEFAULT_AUTHORITY);
+  const { origin } = logKey;
 
   // The checkpoint, signed by the authority, and the export (`mandate audit checkpoint|export`).
   const log = await AuditLog.open({ repository: home.store.auditLog, origin });
   let note: string;
   let treeSize: number;
   try {
-    note = await log.checkpoint([noteSignerFromVault(home.vault, key, origin)]);
+    note = await log.checkpoint([logKey.signer()]);
     treeSize = log.size;
   } finally {
     await log.close();
@@ -140,7 +139,7 @@ export async function runAuditScenario(
   // Offline: the two files, and the identities the verifier trusts (the authority: roots of
   // chains, revocations, checkpoint key; and the enforcement point it runs).
   const trusted = {
-    verifiers: [noteVerifierKey(origin, key.publicKey)],
+    verifiers: [logKey.verifier],
     authorities: await home.trustedAuthorities(),
     enforcers: new Map([[authority.identity.identifier, authority.identity]]),
   };
@@ -283,10 +282,10 @@ async function answerFromExport(
     } catch {
       continue; // a revocation record
     }
-    if (record.type === 'mandate/invocation/v1')
+    if (record.type === INVOCATION_RECORD_TYPE)
       invocations.set(entry.id!, { bytes: entry.record, line: i + 1 });
     else if (
-      record.type === 'mandate/decision/v1' &&
+      record.type === DECISION_RECORD_TYPE &&
       record.decision === 'allow' &&
       record.approval?.id === approvalId
     )

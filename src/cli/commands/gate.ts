@@ -18,6 +18,7 @@ import {
   fromBase64Url,
   parseAuditRecord,
   type InvocationRecord,
+  INVOCATION_RECORD_TYPE,
 } from '../../audit/index.js';
 import { Purpose } from '../../identity/index.js';
 import type { CredentialIssuer } from '../../credentials/index.js';
@@ -139,7 +140,6 @@ export async function issuerOf(home: Home, name: string): Promise<CredentialIssu
 /** `gate sign`: an agent signs one invocation with its credential key. */
 export async function runGateSign(ctx: CliContext, opts: GateSignOptions): Promise<void> {
   const args = parseArgs(opts.args);
-  refuseUnsafeIntegers(args);
   checkOutputFile(opts.out);
   const home = await ctx.openHome();
   try {
@@ -185,9 +185,14 @@ async function resolveIdentifier(home: Home, ref: string): Promise<Identifier> {
   return (await home.identities.get(ref)).identity.identifier;
 }
 
-/** `--args`: bounded, JSON, no key twice in one object (parseToolArguments). */
+/**
+ * `--args`, for `gate sign` and `gate call` alike: bounded, JSON, no key twice in one object
+ * (parseToolArguments), and no integer beyond ±(2^53 − 1) (refuseUnsafeIntegers).
+ */
 function parseArgs(text: string): unknown {
-  return parseToolArguments(text);
+  const args = parseToolArguments(text);
+  refuseUnsafeIntegers(args);
+  return args;
 }
 
 /**
@@ -376,7 +381,7 @@ async function runSignedGateCall(
   args: unknown,
 ): Promise<void> {
   const parsed = parseAuditRecord(bytes);
-  if (parsed.type !== 'mandate/invocation/v1')
+  if (parsed.type !== INVOCATION_RECORD_TYPE)
     throw invalid('ERR_AUDIT_RECORD_TYPE', 'the invocation is not an invocation record');
   const record: InvocationRecord = parsed;
   if (
