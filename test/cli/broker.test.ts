@@ -8,6 +8,12 @@ import { LeaseKind, LeaseState, newLeaseId } from '../../src/broker/index.js';
 import { authorityHome, failsJson, okJson, run } from '../helpers/cli.js';
 import { freePort, killChildren, startMandate } from '../helpers/processes.js';
 import { repoRoot } from '../helpers/vectors.js';
+import pg from 'pg';
+import {
+  SHARED_POSTGRES_URL,
+  sharedPostgresUnavailable,
+  skipUnless,
+} from '../support/postgres-cluster.js';
 
 // `mandate secret`, `mandate lease` and `mandate broker start` as a user runs them.
 
@@ -276,8 +282,93 @@ describe('mandate broker start', () => {
       '127.0.0.1:0',
       '--identity',
       'broker',
-      '--postgres',
-      'postgres://127.0.0.1/test',
+      '--http',
+      '127.0.0.1:4399',
     );
+  });
+});
+
+const sharedSkip = skipUnless(
+  await sharedPostgresUnavailable(),
+  'the broker start --postgres test',
+);
+
+describe.skipIf(sharedSkip)('mandate broker start --postgres', () => {
+  it('leases a PostgreSQL login over a secure channel; an operator revocation drops it', async () => {
+    const { home, dir, issue } = await authorityHome('mandate-broker-pg', ['broker', 'agent']);
+    const brokerCred = await issue('broker', 'tools=read_orders');
+    const agentCred = await issue('agent', 'secrets=postgres/readonly');
+    const policies = join(dir, 'leases.cedar');
+    writeFileSync(
+      policies,
+      '@id("readonly-db")\npermit(principal, action == Action::"leaseSecret", resource == Secret::"postgres/readonly");\n',
+    );
+    expect((await run('--home', home, 'policy', 'publish', policies)).code).toBe(0);
+    const port = await freePort();
+    const node = startMandate(
+      home,
+      'broker',
+      'start',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--identity',
+      'broker',
+      '--credential',
+      brokerCred,
+      '--postgres',
+      SHARED_POSTGRES_URL,
+    );
+    await node.waitFor(/broker: serving/);
+    const leased = await okJson<{
+      leaseId: string;
+      user: string;
+      password: string;
+      database: string;
+    }>(
+      home,
+      'lease',
+      'postgres',
+      '--broker',
+      `/ip4/127.0.0.1/tcp/${port}`,
+      '--template',
+      'readonly',
+      '--identity',
+      'agent',
+      '--credential',
+      agentCred,
+    );
+    expect(leased.leaseId).toMatch(/^lease_/);
+    const url = new URL(SHARED_POSTGRES_URL);
+    const login = async (): Promise<string> => {
+      const client = new pg.Client({
+        host: url.hostname,
+        port: Number(url.port === '' ? 5432 : url.port),
+        user: leased.user,
+        password: leased.password,
+        database: leased.database,
+      });
+      try {
+        await client.connect();
+        const r = await client.query<{ u: string }>('SELECT current_user AS u');
+        return r.rows[0]!.u;
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    };
+    expect(await login()).toBe(leased.user);
+    // The value is not in the broker's log.
+    expect(node.stderr()).not.toContain(leased.password);
+    await okJson(home, 'lease', 'revoke', leased.leaseId, '--identity', 'broker');
+    // The running broker tells the provider (its pending pass runs every second): the role goes.
+    let gone = false;
+    for (let i = 0; i < 100 && !gone; i++) {
+      gone = await login().then(
+        () => false,
+        () => true,
+      );
+      if (!gone) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(gone).toBe(true);
+    expect(await node.stop('SIGTERM')).toBe(0);
   });
 });

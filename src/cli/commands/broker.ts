@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { unavailable } from '../../core/internal.js';
 import { Gate, type BundleSource } from '../../gates/index.js';
-import { Broker, type LeaseProvider } from '../../broker/index.js';
+import type { Clock } from '../../core/index.js';
+import { Broker, PostgresRoleProvider, type LeaseProvider } from '../../broker/index.js';
 import { BrokerService, BrokerTimers, StoreBundleSource } from '../../node/index.js';
 import type { CliContext } from '../context.js';
 import { parseTcpPeer } from '../../routing/internal.js';
@@ -36,26 +37,33 @@ interface BrokerParts {
  * The lease providers of this broker, by kind. Each kind is served only when its provider is
  * configured here; a request for any other kind is refused with `ERR_LEASE_KIND_UNAVAILABLE`.
  *
- * Integration point (issue 12): the JWT provider (`JwtLeaseProvider`, src/broker/jwt.ts) with
- * `--http` (`startBrokerHttp`, src/node/broker-http.ts), the PostgreSQL provider
- * (`PostgresRoleProvider`, src/broker/postgres.ts) with `--postgres`, and the injecting proxy
- * (`ProxyLeaseProvider`, src/broker/injection.ts) are composed here once they are merged. Until
- * then, asking for one of them is refused at start rather than accepted and ignored.
+ * - `--postgres URL`: `PostgresRoleProvider` (docs/spec/broker-postgres.md) over that admin
+ *   connection, with the built-in `readonly` template.
+ * - Integration point (issue 12): the JWT provider (`JwtLeaseProvider`) with `--http`
+ *   (`startBrokerHttp`: the JWKS and the token exchange) and the injecting proxy
+ *   (`ProxyLeaseProvider`, `EgressProxyService`) are composed here at integration. Until then
+ *   `--http` is refused at start rather than accepted and ignored.
  */
-function brokerParts(opts: BrokerStartOptions): Promise<BrokerParts> {
-  if (opts.postgres !== undefined)
-    throw unavailable(
-      'ERR_BROKER_PROVIDER_UNAVAILABLE',
-      '`--postgres`: this build has no PostgreSQL lease provider yet',
-    );
+function brokerParts(opts: BrokerStartOptions, clock: Clock): Promise<BrokerParts> {
   if (opts.http !== undefined) {
     parseTcpPeer(opts.http);
     throw unavailable(
       'ERR_BROKER_PROVIDER_UNAVAILABLE',
-      '`--http`: this build has no JWT lease provider and token-exchange endpoint yet',
+      '`--http`: the JWT provider and token-exchange endpoint are not composed into `broker start` yet',
     );
   }
-  return Promise.resolve({ providers: [], close: () => Promise.resolve() });
+  const providers: LeaseProvider[] = [];
+  let postgres: PostgresRoleProvider | undefined;
+  if (opts.postgres !== undefined) {
+    postgres = new PostgresRoleProvider({ connectionString: opts.postgres, clock });
+    providers.push(postgres);
+  }
+  return Promise.resolve({
+    providers,
+    close: async () => {
+      await postgres?.close();
+    },
+  });
 }
 
 /**
@@ -71,7 +79,7 @@ export async function runBrokerStart(ctx: CliContext, opts: BrokerStartOptions):
     expose: [],
     serve: async (router, _listener, logger, node) => {
       const { home, denySet, bus } = node;
-      const parts = await brokerParts(opts);
+      const parts = await brokerParts(opts, ctx.clock);
       let store: StoreBundleSource | undefined;
       const bundles: BundleSource =
         bus?.bundles ??
