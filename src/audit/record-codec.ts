@@ -100,6 +100,50 @@ function canonicalMember(key: string, value: unknown): string {
   return `${canonicalName(key)}:${canonicalizeJson(value)}`;
 }
 
+type SignatureValue = { keyType: 'ed25519' | 'p256'; value: string };
+
+/**
+ * A record's JCS text without its `signature` member, built member by member (JCS sorts an
+ * object's members by name, UTF-16 code units, RFC 8785 §3.2.3), and where the member goes.
+ */
+export interface UnsignedText {
+  readonly members: readonly string[];
+  /** How many members sort before `signature`. */
+  readonly at: number;
+  readonly signingBytes: Uint8Array;
+}
+
+/** The signing text of a record body (its members, JCS-sorted, without `signature`). */
+export function unsignedText(body: object): UnsignedText {
+  const entries = Object.entries(body).filter(([key]) => key !== 'signature');
+  entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const members = entries.map(([key, value]) => canonicalMember(key, value));
+  const at = entries.findIndex(([key]) => key > 'signature');
+  const signing = `{${members.join(',')}}`;
+  return { members, at: at === -1 ? members.length : at, signingBytes: utf8.encode(signing) };
+}
+
+// The signed text is the signing text with one member spliced in: its bytes are cut from the
+// signing bytes (encoded once) around the member's bytes.
+export function signedBytes(unsigned: UnsignedText, signature: SignatureValue): Uint8Array {
+  const { members, at, signingBytes } = unsigned;
+  const last = at === members.length;
+  // The member goes before the (few, short) members that sort after `signature`: its byte
+  // offset counts back from the end, past those members, their commas and the closing brace.
+  const after = last ? 0 : Buffer.byteLength(members.slice(at).join(','), 'utf8');
+  const member = utf8.encode(
+    last
+      ? `,${canonicalMember('signature', signature)}`
+      : `${canonicalMember('signature', signature)},`,
+  );
+  const offset = signingBytes.length - 1 - after;
+  const bytes = new Uint8Array(signingBytes.length + member.length);
+  bytes.set(signingBytes.subarray(0, offset), 0);
+  bytes.set(member, offset);
+  bytes.set(signingBytes.subarray(offset), offset + member.length);
+  return bytes;
+}
+
 /**
  * A record's JCS text without and with its `signature` member, built member by member: JCS
  * sorts an object's members by name (UTF-16 code units, RFC 8785 §3.2.3), so the signed text
@@ -107,21 +151,12 @@ function canonicalMember(key: string, value: unknown): string {
  */
 export function encodeSignedRecord(
   body: object,
-  signature: (signingBytes: Uint8Array) => Promise<{ keyType: 'ed25519' | 'p256'; value: string }>,
-): Promise<{
-  readonly text: string;
-  readonly signature: { keyType: 'ed25519' | 'p256'; value: string };
-}> {
-  const entries = Object.entries(body).filter(([key]) => key !== 'signature');
-  entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const members = entries.map(([key, value]) => canonicalMember(key, value));
-  const signing = `{${members.join(',')}}`;
-  return signature(utf8.encode(signing)).then((sig) => {
-    const at = entries.findIndex(([key]) => key > 'signature');
-    const member = canonicalMember('signature', sig);
-    const all = [...members];
-    all.splice(at === -1 ? all.length : at, 0, member);
-    return { text: `{${all.join(',')}}`, signature: sig };
+  signature: (signingBytes: Uint8Array) => Promise<SignatureValue>,
+): Promise<{ readonly text: string; readonly bytes: Uint8Array; readonly signature: SignatureValue }> {
+  const unsigned = unsignedText(body);
+  return signature(unsigned.signingBytes).then((sig) => {
+    const bytes = signedBytes(unsigned, sig);
+    return { text: strictUtf8.decode(bytes), bytes, signature: sig };
   });
 }
 
