@@ -152,7 +152,11 @@ export function signedBytes(unsigned: UnsignedText, signature: SignatureValue): 
 export function encodeSignedRecord(
   body: object,
   signature: (signingBytes: Uint8Array) => Promise<SignatureValue>,
-): Promise<{ readonly text: string; readonly bytes: Uint8Array; readonly signature: SignatureValue }> {
+): Promise<{
+  readonly text: string;
+  readonly bytes: Uint8Array;
+  readonly signature: SignatureValue;
+}> {
   const unsigned = unsignedText(body);
   return signature(unsigned.signingBytes).then((sig) => {
     const bytes = signedBytes(unsigned, sig);

@@ -290,7 +290,7 @@ export class InvocationSigner {
             return Promise.resolve(signed);
           }
         } catch (error) {
-          return Promise.reject(error);
+          return Promise.reject(error instanceof Error ? error : new Error(String(error)));
         }
       }
     }
@@ -349,7 +349,7 @@ export class EnforcerSigner {
         const signed = signRecordNow<R>(this.#vault, this.#issuer, key, full);
         if (signed !== undefined) return Promise.resolve(signed);
       } catch (error) {
-        return Promise.reject(error);
+        return Promise.reject(error instanceof Error ? error : new Error(String(error)));
       }
     }
     return keyAt(this.#vault, this.#issuer, this.#key, now).then((verified) => {
