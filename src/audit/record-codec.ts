@@ -75,6 +75,9 @@ const longStrings = new Map<string, string>();
 const LONG_STRING_CHARS = 128;
 const LONG_STRINGS_KEPT = 256;
 
+/** canonicalizeJson's default depth bound (64) for a record, less the record's own level. */
+const MEMBER_MAX_DEPTH = 63;
+
 // Member names are the records' own few: their JCS text is kept.
 const memberNames = new Map<string, string>();
 
@@ -97,7 +100,8 @@ function canonicalMember(key: string, value: unknown): string {
     }
     return `${canonicalName(key)}:${text}`;
   }
-  return `${canonicalName(key)}:${canonicalizeJson(value)}`;
+  // A member sits one level below the record: canonicalizeJson's depth bound, counted from it.
+  return `${canonicalName(key)}:${canonicalizeJson(value, MEMBER_MAX_DEPTH)}`;
 }
 
 type SignatureValue = { keyType: 'ed25519' | 'p256'; value: string };
@@ -589,10 +593,28 @@ export function readAuditRecord(bytes: Uint8Array): {
   const member = `,"signature":${canonicalizeJson(record.signature)}`;
   const at = text.lastIndexOf(member);
   if (at === -1) fail('the signature member is not where JCS puts it');
-  return {
-    record,
-    signingBytes: utf8.encode(text.slice(0, at) + text.slice(at + member.length)),
-  };
+  // The member is ASCII: cut its bytes out of the entry bytes (the UTF-8 offset of `at` is `at`
+  // when the text is ASCII, as nearly every record is).
+  const offset =
+    text.length === bytes.length ? at : Buffer.byteLength(text.slice(0, at), 'utf8');
+  const signingBytes = new Uint8Array(bytes.length - member.length);
+  signingBytes.set(bytes.subarray(0, offset), 0);
+  signingBytes.set(bytes.subarray(offset + member.length), offset);
+  return { record, signingBytes };
+}
+
+/**
+ * canonicalizeJson of a parsed record: a top-level object is written member by member, so the
+ * long strings records repeat (a chain, an attestation) come from the cache canonicalMember
+ * keeps instead of being escaped again. The same text (JCS of an object is its members' JCS,
+ * sorted by name, in braces); anything else goes to canonicalizeJson.
+ */
+function canonicalRecordText(value: unknown): string {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return canonicalizeJson(value);
+  const keys = Object.keys(value).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const members = keys.map((key) => canonicalMember(key, (value as Json)[key]));
+  return `{${members.join(',')}}`;
 }
 
 function decodeAuditRecord(bytes: Uint8Array): { record: AuditRecord; text: string } {
@@ -608,7 +630,7 @@ function decodeAuditRecord(bytes: Uint8Array): { record: AuditRecord; text: stri
   }
   let canonical: string;
   try {
-    canonical = canonicalizeJson(value);
+    canonical = canonicalRecordText(value);
   } catch {
     fail('not I-JSON');
   }
