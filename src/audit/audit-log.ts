@@ -129,10 +129,10 @@ export class AuditLog {
   #schedule(): void {
     if (this.#scheduled || this.#committing !== undefined || this.#pending.length === 0) return;
     this.#scheduled = true;
-    // At the end of this event-loop turn: every append issued by this turn's code and its
-    // microtasks (an agent's invocation, then the enforcement point's decision after an await
-    // chain) joins one commit; then the callers the last commit woke, with theirs.
-    setImmediate(() => {
+    // A microtask: it runs after every task already queued — the callers the last commit woke,
+    // and the rest of the current tick's appends — so they join this commit, and a lone append
+    // waits for no event-loop turn.
+    queueMicrotask(() => {
       this.#scheduled = false;
       this.#committing = this.#commit().finally(() => {
         this.#committing = undefined;
