@@ -595,8 +595,7 @@ export function readAuditRecord(bytes: Uint8Array): {
   if (at === -1) fail('the signature member is not where JCS puts it');
   // The member is ASCII: cut its bytes out of the entry bytes (the UTF-8 offset of `at` is `at`
   // when the text is ASCII, as nearly every record is).
-  const offset =
-    text.length === bytes.length ? at : Buffer.byteLength(text.slice(0, at), 'utf8');
+  const offset = text.length === bytes.length ? at : Buffer.byteLength(text.slice(0, at), 'utf8');
   const signingBytes = new Uint8Array(bytes.length - member.length);
   signingBytes.set(bytes.subarray(0, offset), 0);
   signingBytes.set(bytes.subarray(offset + member.length), offset);
