@@ -348,7 +348,7 @@ export async function signedRecordRows(): Promise<TableRow[]> {
       const records = results.get('records');
       const floor = results.get('floor');
       rows.push({
-        what: `durable signed invocation + decision, batch ${size}, per call (invocation ${recordBytes} B with its chain)`,
+        what: `durable signed records, batch ${size}, per call: agent-signed invocation (${recordBytes} B with its chain) + countersigned decision + both appended (no gate verification)`,
         usPerOp: records.usPerOp / size,
         baseline: 'the two Ed25519 signatures alone, per call',
         baselineUsPerOp: floor.usPerOp / size,

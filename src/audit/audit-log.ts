@@ -1,4 +1,5 @@
-import { invalid, unavailable } from '../core/internal.js';
+import { isMandateError } from '../core/index.js';
+import { conflict, invalid, unavailable } from '../core/internal.js';
 import { signCheckpoint, type NoteSigner } from './checkpoint.js';
 import {
   combineSubtreeNodes,
@@ -27,6 +28,9 @@ export interface AuditLogOptions {
   readonly maxBatchRecords?: number;
 }
 
+/** Conflicts with other writers one commit absorbs (re-reading the log each time). */
+export const MAX_CONFLICT_RETRIES = 16;
+
 interface Pending {
   readonly entry: AuditLogEntry;
   readonly resolve: (index: number) => void;
@@ -39,8 +43,12 @@ interface Pending {
  * caller's promise resolves with its record's index only after that transaction committed — an
  * acknowledged record survives a crash of the process.
  *
- * One `AuditLog` writes a log at a time; a second writer (another process) makes appends fail
- * with `ERR_AUDIT_LOG_CONFLICT` instead of forking the log.
+ * Several writers may share one log (e.g. `mandate revoke` in another process while a gate runs):
+ * the repository refuses an append prepared for a stale size (`ERR_AUDIT_LOG_CONFLICT`, nothing
+ * written), and the writer then reads the log's current size and compact range again and
+ * retries the batch at the new end — the log never forks, and no append is lost. A writer gives
+ * up (the appends fail with `ERR_AUDIT_LOG_CONFLICT`) only after {@link MAX_CONFLICT_RETRIES}
+ * conflicts in a row, or if the stored log is shorter than what it committed.
  *
  * @example
  * ```ts
@@ -84,7 +92,7 @@ export class AuditLog {
     return this.#origin;
   }
 
-  /** Committed entries. */
+  /** Committed entries (as far as this writer knows: another writer may have added more). */
   get size(): number {
     return this.#range.size;
   }
@@ -135,26 +143,53 @@ export class AuditLog {
 
   async #commit(): Promise<void> {
     const batch = this.#pending.splice(0, this.#maxBatch);
-    const next = this.#range.clone();
-    const nodes: StoredMerkleNode[] = [];
-    for (const p of batch) {
-      next.append(p.entry.leafHash, (node, hash) => nodes.push({ ...node, hash }));
-    }
-    const from = this.#range.size;
-    try {
-      await this.#repository.append(
-        from,
-        batch.map((p) => p.entry),
-        nodes,
-      );
-    } catch (error) {
-      for (const p of batch) p.reject(error);
+    const entries = batch.map((p) => p.entry);
+    for (let conflicts = 0; ; conflicts++) {
+      const next = this.#range.clone();
+      const nodes: StoredMerkleNode[] = [];
+      for (const entry of entries) {
+        next.append(entry.leafHash, (node, hash) => nodes.push({ ...node, hash }));
+      }
+      const from = this.#range.size;
+      try {
+        await this.#repository.append(from, entries, nodes);
+      } catch (error) {
+        // Another writer appended since this one last looked: catch up, retry at the new end.
+        let failure: unknown = error;
+        if (
+          isMandateError(error) &&
+          error.code === 'ERR_AUDIT_LOG_CONFLICT' &&
+          conflicts < MAX_CONFLICT_RETRIES
+        ) {
+          try {
+            await this.#resync();
+            continue;
+          } catch (resyncError) {
+            failure = resyncError;
+          }
+        }
+        for (const p of batch) p.reject(failure);
+        return;
+      }
+      this.#range = next;
+      batch.forEach((p, i) => {
+        p.resolve(from + i);
+      });
       return;
     }
-    this.#range = next;
-    batch.forEach((p, i) => {
-      p.resolve(from + i);
-    });
+  }
+
+  /** Reads the stored log's size and compact range again (after another writer appended). */
+  async #resync(): Promise<void> {
+    const size = await this.#repository.size();
+    if (size < this.#range.size)
+      throw conflict(
+        'ERR_AUDIT_LOG_CONFLICT',
+        `the stored audit log holds ${size} entries, fewer than the ${this.#range.size} this writer committed`,
+      );
+    const hashes =
+      size === 0 ? [] : await this.#repository.readNodes(subtreeNodes({ start: 0, end: size }));
+    this.#range = CompactRange.fromNodes(size, hashes);
   }
 
   /** Waits for every append made so far to commit (or fail). */

@@ -78,6 +78,9 @@ const longStrings = new Map<string, string>();
 const LONG_STRING_CHARS = 128;
 const LONG_STRINGS_KEPT = 256;
 
+/** canonicalizeJson's default depth bound (64) for a record, less the record's own level. */
+const MEMBER_MAX_DEPTH = 63;
+
 // Member names are the records' own few: their JCS text is kept.
 const memberNames = new Map<string, string>();
 
@@ -100,7 +103,52 @@ function canonicalMember(key: string, value: unknown): string {
     }
     return `${canonicalName(key)}:${text}`;
   }
-  return `${canonicalName(key)}:${canonicalizeJson(value)}`;
+  // A member sits one level below the record: canonicalizeJson's depth bound, counted from it.
+  return `${canonicalName(key)}:${canonicalizeJson(value, MEMBER_MAX_DEPTH)}`;
+}
+
+type SignatureValue = { keyType: 'ed25519' | 'p256'; value: string };
+
+/**
+ * A record's JCS text without its `signature` member, built member by member (JCS sorts an
+ * object's members by name, UTF-16 code units, RFC 8785 §3.2.3), and where the member goes.
+ */
+export interface UnsignedText {
+  readonly members: readonly string[];
+  /** How many members sort before `signature`. */
+  readonly at: number;
+  readonly signingBytes: Uint8Array;
+}
+
+/** The signing text of a record body (its members, JCS-sorted, without `signature`). */
+export function unsignedText(body: object): UnsignedText {
+  const entries = Object.entries(body).filter(([key]) => key !== 'signature');
+  entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const members = entries.map(([key, value]) => canonicalMember(key, value));
+  const at = entries.findIndex(([key]) => key > 'signature');
+  const signing = `{${members.join(',')}}`;
+  return { members, at: at === -1 ? members.length : at, signingBytes: utf8.encode(signing) };
+}
+
+// The signed text is the signing text with one member spliced in: its bytes are cut from the
+// signing bytes (encoded once) around the member's bytes.
+export function signedBytes(unsigned: UnsignedText, signature: SignatureValue): Uint8Array {
+  const { members, at, signingBytes } = unsigned;
+  const last = at === members.length;
+  // The member goes before the (few, short) members that sort after `signature`: its byte
+  // offset counts back from the end, past those members, their commas and the closing brace.
+  const after = last ? 0 : Buffer.byteLength(members.slice(at).join(','), 'utf8');
+  const member = utf8.encode(
+    last
+      ? `,${canonicalMember('signature', signature)}`
+      : `${canonicalMember('signature', signature)},`,
+  );
+  const offset = signingBytes.length - 1 - after;
+  const bytes = new Uint8Array(signingBytes.length + member.length);
+  bytes.set(signingBytes.subarray(0, offset), 0);
+  bytes.set(member, offset);
+  bytes.set(signingBytes.subarray(offset), offset + member.length);
+  return bytes;
 }
 
 /**
@@ -110,21 +158,16 @@ function canonicalMember(key: string, value: unknown): string {
  */
 export function encodeSignedRecord(
   body: object,
-  signature: (signingBytes: Uint8Array) => Promise<{ keyType: 'ed25519' | 'p256'; value: string }>,
+  signature: (signingBytes: Uint8Array) => Promise<SignatureValue>,
 ): Promise<{
   readonly text: string;
-  readonly signature: { keyType: 'ed25519' | 'p256'; value: string };
+  readonly bytes: Uint8Array;
+  readonly signature: SignatureValue;
 }> {
-  const entries = Object.entries(body).filter(([key]) => key !== 'signature');
-  entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const members = entries.map(([key, value]) => canonicalMember(key, value));
-  const signing = `{${members.join(',')}}`;
-  return signature(utf8.encode(signing)).then((sig) => {
-    const at = entries.findIndex(([key]) => key > 'signature');
-    const member = canonicalMember('signature', sig);
-    const all = [...members];
-    all.splice(at === -1 ? all.length : at, 0, member);
-    return { text: `{${all.join(',')}}`, signature: sig };
+  const unsigned = unsignedText(body);
+  return signature(unsigned.signingBytes).then((sig) => {
+    const bytes = signedBytes(unsigned, sig);
+    return { text: strictUtf8.decode(bytes), bytes, signature: sig };
   });
 }
 
@@ -553,10 +596,27 @@ export function readAuditRecord(bytes: Uint8Array): {
   const member = `,"signature":${canonicalizeJson(record.signature)}`;
   const at = text.lastIndexOf(member);
   if (at === -1) fail('the signature member is not where JCS puts it');
-  return {
-    record,
-    signingBytes: utf8.encode(text.slice(0, at) + text.slice(at + member.length)),
-  };
+  // The member is ASCII: cut its bytes out of the entry bytes (the UTF-8 offset of `at` is `at`
+  // when the text is ASCII, as nearly every record is).
+  const offset = text.length === bytes.length ? at : Buffer.byteLength(text.slice(0, at), 'utf8');
+  const signingBytes = new Uint8Array(bytes.length - member.length);
+  signingBytes.set(bytes.subarray(0, offset), 0);
+  signingBytes.set(bytes.subarray(offset + member.length), offset);
+  return { record, signingBytes };
+}
+
+/**
+ * canonicalizeJson of a parsed record: a top-level object is written member by member, so the
+ * long strings records repeat (a chain, an attestation) come from the cache canonicalMember
+ * keeps instead of being escaped again. The same text (JCS of an object is its members' JCS,
+ * sorted by name, in braces); anything else goes to canonicalizeJson.
+ */
+function canonicalRecordText(value: unknown): string {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return canonicalizeJson(value);
+  const keys = Object.keys(value).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const members = keys.map((key) => canonicalMember(key, (value as Json)[key]));
+  return `{${members.join(',')}}`;
 }
 
 function decodeAuditRecord(bytes: Uint8Array): { record: AuditRecord; text: string } {
@@ -572,7 +632,7 @@ function decodeAuditRecord(bytes: Uint8Array): { record: AuditRecord; text: stri
   }
   let canonical: string;
   try {
-    canonical = canonicalizeJson(value);
+    canonical = canonicalRecordText(value);
   } catch {
     fail('not I-JSON');
   }

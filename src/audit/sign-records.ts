@@ -4,18 +4,20 @@
 import type { SigningVault } from '../vault/index.js';
 import { invalid } from '../core/internal.js';
 import { toHex } from '../encoding/index.js';
-import { randomBytes } from '../crypto/index.js';
-import type { VerifiedPurposeKey } from '../identity/index.js';
+import { randomBytes, sha256 } from '../crypto/index.js';
+import { Purpose, type VerifiedPurposeKey } from '../identity/index.js';
 import type { CredentialIssuer } from '../credentials/index.js';
 import { credentialSigningKey, signWithCredentialKey } from '../credentials/internal.js';
 import {
   auditRecordHash,
   checkAuditRecord,
-  encodeSignedRecord,
   jsonDigest,
   MAX_RECORD_LIST_ITEMS,
   MAX_RECORD_TEXT_CHARS,
+  signedBytes,
   toBase64Url,
+  unsignedText,
+  type UnsignedText,
 } from './record-codec.js';
 import {
   DECISION_RECORD_TYPE,
@@ -68,22 +70,70 @@ export interface InvocationToSign {
   readonly nonce?: Uint8Array;
 }
 
+function signedRecord<R extends AuditRecord>(
+  body: Omit<R, 'signature'>,
+  unsigned: UnsignedText,
+  signature: { keyType: 'ed25519' | 'p256'; value: string },
+): SignedRecord<R> {
+  const record = { ...body, signature } as unknown as R;
+  // What the strict reader would refuse is never written to the log (the same checks as
+  // parseAuditRecord's, on the value: the bytes are its JCS by construction).
+  checkAuditRecord(record);
+  const bytes = signedBytes(unsigned, signature);
+  return { bytes, record, hash: auditRecordHash(bytes) };
+}
+
+/**
+ * Signs a record now, without a promise, when the vault can (`signNow`: the key is in memory);
+ * `undefined` otherwise (then {@link signRecord}). What signWithCredentialKey signs: SHA-256 of
+ * the record's JCS text without `signature`, with the credential key.
+ */
+function signRecordNow<R extends AuditRecord>(
+  vault: SigningVault,
+  issuer: CredentialIssuer,
+  key: VerifiedPurposeKey,
+  body: Omit<R, 'signature'>,
+): SignedRecord<R> | undefined {
+  if (vault.signNow === undefined) return undefined;
+  if (key.key.purpose !== Purpose.credentials)
+    throw invalid('ERR_PURPOSE_KEY_WRONG_PURPOSE', 'the issuer key is not a credential key');
+  const unsigned = unsignedText(body);
+  const raw = vault.signNow(issuer.credentialKeyId, sha256(unsigned.signingBytes));
+  if (raw === undefined) return undefined;
+  return signedRecord(body, unsigned, {
+    keyType: key.key.signingKey.keyType,
+    value: toBase64Url(raw),
+  });
+}
+
 async function signRecord<R extends AuditRecord>(
   vault: SigningVault,
   issuer: CredentialIssuer,
   key: VerifiedPurposeKey,
   body: Omit<R, 'signature'>,
 ): Promise<SignedRecord<R>> {
-  const { text, signature } = await encodeSignedRecord(body, async (signingBytes) => {
-    const sig = await signWithCredentialKey(vault, issuer, key, signingBytes);
-    return { keyType: sig.keyType, value: toBase64Url(sig.bytes) };
-  });
-  const record = { ...body, signature } as unknown as R;
-  // What the strict reader would refuse is never written to the log (the same checks as
-  // parseAuditRecord's, on the value: the text is its JCS by construction).
-  checkAuditRecord(record);
-  const bytes = new TextEncoder().encode(text);
-  return { bytes, record, hash: auditRecordHash(bytes) };
+  const now = signRecordNow(vault, issuer, key, body);
+  if (now !== undefined) return now;
+  const unsigned = unsignedText(body);
+  const sig = await signWithCredentialKey(vault, issuer, key, unsigned.signingBytes);
+  return signedRecord(body, unsigned, { keyType: sig.keyType, value: toBase64Url(sig.bytes) });
+}
+
+// An agent presents the same chain, and a signer the same attestation, call after call: their
+// base64url text is kept (by the bytes object, checked equal to a copy), so every record carries
+// the same string — and the codec's caches of long strings find it without hashing it again.
+const blobTexts = new WeakMap<Uint8Array, { readonly copy: Uint8Array; readonly text: string }>();
+
+function blobText(bytes: Uint8Array): string {
+  const known = blobTexts.get(bytes);
+  if (
+    known !== undefined &&
+    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).equals(known.copy)
+  )
+    return known.text;
+  const text = toBase64Url(bytes);
+  if (bytes.length >= 96) blobTexts.set(bytes, { copy: bytes.slice(), text });
+  return text;
 }
 
 function reportOf(report: InvocationToSign['report']): InvocationReport | undefined {
@@ -138,22 +188,20 @@ function freshNonce(): Uint8Array {
   return noncePool.slice(noncePoolAt - 16, noncePoolAt);
 }
 
-function signInvocationWithKey(
-  vault: SigningVault,
+function invocationBody(
   issuer: CredentialIssuer,
-  key: VerifiedPurposeKey,
   invocation: InvocationToSign,
-): Promise<SignedRecord<InvocationRecord>> {
+): Omit<InvocationRecord, 'signature'> {
   const nonce = invocation.nonce ?? freshNonce();
   if (!(nonce instanceof Uint8Array) || nonce.length !== 16)
     throw invalid('ERR_ARGUMENT_INVALID', 'a nonce is 16 bytes');
   if (!(invocation.chain instanceof Uint8Array))
     throw invalid('ERR_ARGUMENT_INVALID', '`chain` must be bytes');
   const report = reportOf(invocation.report);
-  const body: Omit<InvocationRecord, 'signature'> = {
+  return {
     type: INVOCATION_RECORD_TYPE,
     agent: issuer.identity.identifier,
-    chain: toBase64Url(invocation.chain),
+    chain: blobText(invocation.chain),
     tool: invocation.tool,
     server: invocation.server ?? null,
     argumentsDigest: jsonDigest(invocation.args),
@@ -161,22 +209,36 @@ function signInvocationWithKey(
     issuedAt: invocation.nowSeconds,
     previous: invocation.previous ?? null,
     ...(report === undefined ? {} : { report }),
-    attestation: toBase64Url(issuer.credentialKeyAttestation),
+    attestation: blobText(issuer.credentialKeyAttestation),
   };
-  return signRecord(vault, issuer, key, body);
+}
+
+function signInvocationWithKey(
+  vault: SigningVault,
+  issuer: CredentialIssuer,
+  key: VerifiedPurposeKey,
+  invocation: InvocationToSign,
+): Promise<SignedRecord<InvocationRecord>> {
+  return signRecord(vault, issuer, key, invocationBody(issuer, invocation));
 }
 
 // A signer checks its key once (credentialSigningKey: the attestation, the purpose, the rotation
 // rule, the vault holding it) and reuses it while `now` lies in the attestation's window — the
 // same rule credentialSigningKey applies to `issuer.verifiedKey`.
+function reusableKey(
+  key: VerifiedPurposeKey | undefined,
+  now: number,
+): VerifiedPurposeKey | undefined {
+  return key !== undefined && key.createdAt <= now + 60 && now < key.expiresAt ? key : undefined;
+}
+
 async function keyAt(
   vault: SigningVault,
   issuer: CredentialIssuer,
   key: VerifiedPurposeKey | undefined,
   now: number,
 ): Promise<VerifiedPurposeKey> {
-  if (key !== undefined && key.createdAt <= now + 60 && now < key.expiresAt) return key;
-  return credentialSigningKey(vault, issuer, now);
+  return reusableKey(key, now) ?? credentialSigningKey(vault, issuer, now);
 }
 
 /**
@@ -192,6 +254,8 @@ export class InvocationSigner {
   #key: VerifiedPurposeKey | undefined;
   #head: RecordHash | null;
   #tail: Promise<unknown> = Promise.resolve();
+  /** Signings queued on `#tail` and not yet settled. */
+  #busy = 0;
 
   /** `previous`: the head to continue from (the hash of this agent's last logged invocation). */
   constructor(vault: SigningVault, issuer: CredentialIssuer, previous: RecordHash | null = null) {
@@ -207,6 +271,27 @@ export class InvocationSigner {
 
   /** Signs the next invocation of this agent's chain (`previous` is set by the signer). */
   sign(invocation: Omit<InvocationToSign, 'previous'>): Promise<SignedRecord<InvocationRecord>> {
+    // Nothing in flight, the key checked and in memory: sign now, no promise chain.
+    if (this.#busy === 0) {
+      const key = reusableKey(this.#key, invocation.nowSeconds);
+      if (key !== undefined) {
+        try {
+          const signed = signRecordNow(
+            this.#vault,
+            this.#issuer,
+            key,
+            invocationBody(this.#issuer, { ...invocation, previous: this.#head }),
+          );
+          if (signed !== undefined) {
+            this.#head = signed.hash;
+            return Promise.resolve(signed);
+          }
+        } catch (error) {
+          return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+        }
+      }
+    }
+    this.#busy++;
     const next = this.#tail.then(async () => {
       const verified = await keyAt(this.#vault, this.#issuer, this.#key, invocation.nowSeconds);
       this.#key = verified;
@@ -218,7 +303,10 @@ export class InvocationSigner {
       return signed;
     });
     // A failed signing leaves the head where it was; the next call continues from it.
-    this.#tail = next.catch(() => undefined);
+    const done = (): void => {
+      this.#busy--;
+    };
+    this.#tail = next.then(done, done);
     return next;
   }
 }
@@ -242,21 +330,29 @@ export class EnforcerSigner {
     return this.#issuer.identity.identifier;
   }
 
-  async #keyAt(now: number): Promise<VerifiedPurposeKey> {
-    this.#key = await keyAt(this.#vault, this.#issuer, this.#key, now);
-    return this.#key;
-  }
-
-  async #sign<R extends AuditRecord>(
+  #sign<R extends AuditRecord>(
     body: Omit<R, 'signature' | 'enforcer' | 'attestation'>,
     now: number,
   ): Promise<SignedRecord<R>> {
-    const key = await this.#keyAt(now);
-    return signRecord<R>(this.#vault, this.#issuer, key, {
+    const full = {
       ...body,
       enforcer: this.#issuer.identity.identifier,
-      attestation: toBase64Url(this.#issuer.credentialKeyAttestation),
-    } as unknown as Omit<R, 'signature'>);
+      attestation: blobText(this.#issuer.credentialKeyAttestation),
+    } as unknown as Omit<R, 'signature'>;
+    // The key checked and in memory: sign now, no promise chain.
+    const key = reusableKey(this.#key, now);
+    if (key !== undefined) {
+      try {
+        const signed = signRecordNow<R>(this.#vault, this.#issuer, key, full);
+        if (signed !== undefined) return Promise.resolve(signed);
+      } catch (error) {
+        return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    }
+    return keyAt(this.#vault, this.#issuer, this.#key, now).then((verified) => {
+      this.#key = verified;
+      return signRecord<R>(this.#vault, this.#issuer, verified, full);
+    });
   }
 
   /** Signs a decision record (`decidedAt` is its time). */

@@ -59,6 +59,10 @@ export class MemoryVault
     return this.#signingEntry(keyId).sign(message);
   }
 
+  signNow(keyId: string, message: Uint8Array): Uint8Array {
+    return this.#signingEntry(keyId).sign(message);
+  }
+
   async deleteSigningKey(keyId: string): Promise<void> {
     this.#deleteEntry(keyId, 'signing');
   }

@@ -113,6 +113,14 @@ export class SoftwareVault
     return entry.sign(message);
   }
 
+  /** `sign` when the key is loaded now (no await); `undefined` on a miss. */
+  signNow(keyId: string, message: Uint8Array): Uint8Array | undefined {
+    const entry = this.#cached(keyId);
+    if (entry === undefined || entry.secret.destroyed) return undefined;
+    if (entry.purpose !== 'signing') throw wrongPurpose(keyId, 'signing');
+    return entry.sign(message);
+  }
+
   async deleteSigningKey(keyId: string): Promise<void> {
     await this.#delete(keyId, 'signing');
   }

@@ -28,6 +28,12 @@ export interface SigningVault {
   getSigningKey(keyId: string): Promise<SigningKeyHandle>;
   /** Ed25519 signs `message`; P-256 signs SHA-256(`message`) and returns raw r ‖ s. */
   sign(keyId: string, message: Uint8Array): Promise<Uint8Array>;
+  /**
+   * Optional: `sign` done now, for a vault that holds the key in memory at this moment; returns
+   * `undefined` when it cannot (then call `sign`). Hot paths (audit records) use it to sign
+   * without a promise per signature.
+   */
+  signNow?(keyId: string, message: Uint8Array): Uint8Array | undefined;
   /** Destroys the secret (wiped in memory, removed at rest). Idempotent. */
   deleteSigningKey(keyId: string): Promise<void>;
 }

@@ -131,6 +131,30 @@ export function runVaultContract(name: string, factory: () => Promise<VaultFixtu
       );
 
       it(
+        'signNow, where the vault has it, signs as sign does (or answers undefined)',
+        withVault(async (vault) => {
+          if (vault.signNow === undefined) return;
+          const handle = await vault.generateSigningKey(SigningKeyType.ed25519);
+          await vault.sign(handle.keyId, PROBE);
+          const now = vault.signNow(handle.keyId, PROBE);
+          // Ed25519 is deterministic: a key in memory signs now exactly what `sign` signs.
+          if (now !== undefined) expect(now).toEqual(await vault.sign(handle.keyId, PROBE));
+          const p256 = await vault.generateSigningKey(SigningKeyType.p256);
+          const signature = vault.signNow(p256.keyId, PROBE);
+          if (signature !== undefined)
+            expect(verifyP256(p256.publicKey, PROBE, signature)).toBe(true);
+          // An unknown key: `undefined` (load it through `sign`) or the vault's not-found error.
+          let unknown: unknown;
+          try {
+            unknown = vault.signNow(`${handle.keyId.slice(0, -1)}x`, PROBE);
+          } catch (error) {
+            unknown = (error as { code?: string }).code;
+          }
+          expect([undefined, 'ERR_VAULT_KEY_NOT_FOUND']).toContain(unknown);
+        }),
+      );
+
+      it(
         'signs with P-256 (ECDSA-SHA-256, raw r ‖ s) so that node:crypto verifies',
         withVault(async (vault) => {
           const handle = await vault.generateSigningKey(SigningKeyType.p256);
