@@ -18,6 +18,7 @@ import { registerGateCommands } from './commands/gate.js';
 import { registerApprovalCommands } from './commands/approvals.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerAuditCommands } from './commands/audit.js';
+import { registerGatewayCommands } from './commands/gateway.js';
 import { invalid } from '../core/internal.js';
 import { ManualClock, systemClock, type Clock } from '../core/index.js';
 import type { CliContext } from './context.js';
@@ -92,6 +93,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerApprovalCommands(program, context);
   registerPolicyCommands(program, context);
   registerAuditCommands(program, context);
+  registerGatewayCommands(program, context);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

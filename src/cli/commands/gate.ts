@@ -125,7 +125,7 @@ interface GateSignOptions {
   out: string;
 }
 
-async function issuerOf(home: Home, name: string): Promise<CredentialIssuer> {
+export async function issuerOf(home: Home, name: string): Promise<CredentialIssuer> {
   const known = await home.identities.get(name);
   const { verified, keyId } = await home.identities.purposeKey(known, Purpose.credentials);
   return {
