@@ -46,6 +46,126 @@ export interface SessionNotice {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * A secure-channel frame carries at most 65,535 bytes (one Noise message), so a JSON-RPC message
+ * travels in frames: a 9-byte head — version 1, the sender's message number (u32), the frame's
+ * index and the message's frame count (u16 each, big-endian) — and up to this many bytes of it.
+ */
+export const FRAME_CHUNK_BYTES = 60_000;
+const FRAME_HEAD_BYTES = 9;
+const FRAME_VERSION = 1;
+/** Messages being reassembled at once per session; past it the oldest is dropped. */
+const MAX_PARTIAL_MESSAGES = 8;
+
+type RpcError = { code: number; message: string; id: unknown };
+
+/** The frames of one message. */
+function framesOf(bytes: Uint8Array, messageNo: number): Uint8Array[] {
+  const count = Math.max(1, Math.ceil(bytes.byteLength / FRAME_CHUNK_BYTES));
+  const frames: Uint8Array[] = [];
+  for (let index = 0; index < count; index++) {
+    const chunk = bytes.subarray(index * FRAME_CHUNK_BYTES, (index + 1) * FRAME_CHUNK_BYTES);
+    const frame = new Uint8Array(FRAME_HEAD_BYTES + chunk.byteLength);
+    const view = new DataView(frame.buffer);
+    view.setUint8(0, FRAME_VERSION);
+    view.setUint32(1, messageNo >>> 0);
+    view.setUint16(5, index);
+    view.setUint16(7, count);
+    frame.set(chunk, FRAME_HEAD_BYTES);
+    frames.push(frame);
+  }
+  return frames;
+}
+
+interface Partial {
+  readonly parts: (Uint8Array | undefined)[];
+  received: number;
+}
+
+/** Puts a peer's frames back together, bounded in size and in messages pending. */
+class Reassembler {
+  readonly #max: number;
+  readonly #partials = new Map<number, Partial>();
+  /** Messages refused whole (too large): their later frames are ignored. */
+  readonly #refused = new Set<number>();
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  push(frame: Uint8Array): { message: Uint8Array } | { error: RpcError } | undefined {
+    if (frame.byteLength < FRAME_HEAD_BYTES || frame[0] !== FRAME_VERSION)
+      return { error: malformedFrame() };
+    const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+    const messageNo = view.getUint32(1);
+    const index = view.getUint16(5);
+    const count = view.getUint16(7);
+    const chunk = frame.subarray(FRAME_HEAD_BYTES);
+    if (this.#refused.has(messageNo)) return undefined;
+    if (count === 0 || index >= count || chunk.byteLength > FRAME_CHUNK_BYTES)
+      return { error: malformedFrame() };
+    if ((count - 1) * FRAME_CHUNK_BYTES >= this.#max) {
+      this.#refused.add(messageNo);
+      if (this.#refused.size > 64) this.#refused.delete(this.#refused.values().next().value!);
+      this.#partials.delete(messageNo);
+      return { error: tooLargeError(this.#max) };
+    }
+    if (count === 1) return { message: chunk };
+    let partial = this.#partials.get(messageNo);
+    if (partial === undefined) {
+      if (this.#partials.size >= MAX_PARTIAL_MESSAGES)
+        this.#partials.delete(this.#partials.keys().next().value!);
+      partial = { parts: new Array<Uint8Array | undefined>(count), received: 0 };
+      this.#partials.set(messageNo, partial);
+    }
+    if (partial.parts.length !== count || partial.parts[index] !== undefined) {
+      this.#partials.delete(messageNo);
+      return { error: malformedFrame() };
+    }
+    partial.parts[index] = chunk.slice();
+    partial.received++;
+    if (partial.received < count) return undefined;
+    this.#partials.delete(messageNo);
+    const parts = partial.parts as Uint8Array[];
+    const total = parts.reduce((n, p) => n + p.byteLength, 0);
+    const message = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) {
+      message.set(p, at);
+      at += p.byteLength;
+    }
+    return { message };
+  }
+}
+
+function malformedFrame(): RpcError {
+  return {
+    code: RpcErrorCode.ParseError,
+    message: 'ERR_MCP_MESSAGE_MALFORMED: not a Mandate MCP frame',
+    id: null,
+  };
+}
+
+function tooLargeError(max: number): RpcError {
+  return {
+    code: MESSAGE_TOO_LARGE_RPC_CODE,
+    message: `ERR_MCP_MESSAGE_TOO_LARGE: a message is at most ${max} bytes`,
+    id: null,
+  };
+}
+
+/** Sends one message's frames along a route, in order. */
+async function sendFrames(
+  router: Router,
+  onwardRoute: Route,
+  returnRoute: Route,
+  bytes: Uint8Array,
+  messageNo: number,
+): Promise<void> {
+  for (const payload of framesOf(bytes, messageNo))
+    await router.send({ onwardRoute, returnRoute, payload });
+}
+
 function checkLimit(maxMessageBytes: number | undefined): number {
   const max = maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   if (!Number.isSafeInteger(max) || max < 1024 || max > MAX_MESSAGE_BYTES_LIMIT)
@@ -60,15 +180,8 @@ function checkLimit(maxMessageBytes: number | undefined): number {
 function decodeMessage(
   bytes: Uint8Array,
   max: number,
-): { message: JSONRPCMessage } | { error: { code: number; message: string; id: unknown } } {
-  if (bytes.byteLength > max)
-    return {
-      error: {
-        code: MESSAGE_TOO_LARGE_RPC_CODE,
-        message: `ERR_MCP_MESSAGE_TOO_LARGE: a message is at most ${max} bytes`,
-        id: null,
-      },
-    };
+): { message: JSONRPCMessage } | { error: RpcError } {
+  if (bytes.byteLength > max) return { error: tooLargeError(max) };
   let value: unknown;
   try {
     value = parseJsonNoDuplicateKeys(
@@ -125,6 +238,8 @@ export class ChannelServerTransport implements Transport {
   readonly #currentPeer: () => VerifiedPeer | undefined;
   readonly #initialPeer: VerifiedPeer;
   readonly #onGone: () => void;
+  readonly #frames: Reassembler;
+  #messageNo = 0;
   #closed = false;
   /** Messages dropped or answered with an error (too large, malformed). */
   refused = 0;
@@ -146,6 +261,7 @@ export class ChannelServerTransport implements Transport {
     this.#initialPeer = parts.peer;
     this.#currentPeer = parts.currentPeer;
     this.#onGone = parts.onGone;
+    this.#frames = new Reassembler(parts.maxMessageBytes);
     this.sessionId = parts.channelAddress;
   }
 
@@ -167,10 +283,12 @@ export class ChannelServerTransport implements Transport {
     return Promise.resolve();
   }
 
-  /** A message from the channel (the listener's worker hands it over). */
-  deliver(bytes: Uint8Array): void {
+  /** A frame from the channel (the listener's worker hands it over). */
+  deliver(frame: Uint8Array): void {
     if (this.#closed) return;
-    const decoded = decodeMessage(bytes, this.#max);
+    const assembled = this.#frames.push(frame);
+    if (assembled === undefined) return;
+    const decoded = 'error' in assembled ? assembled : decodeMessage(assembled.message, this.#max);
     if ('error' in decoded) {
       this.refused++;
       const { id, ...error } = decoded.error;
@@ -204,11 +322,13 @@ export class ChannelServerTransport implements Transport {
         }),
       );
     }
-    await this.#router.send({
-      onwardRoute: this.#returnRoute,
-      returnRoute: [localAddress(this.#ownAddress)],
+    await sendFrames(
+      this.#router,
+      this.#returnRoute,
+      [localAddress(this.#ownAddress)],
       payload,
-    });
+      this.#messageNo++,
+    );
   }
 
   close(): Promise<void> {
@@ -361,6 +481,8 @@ export class ChannelClientTransport implements Transport {
   #tail: Promise<unknown> = Promise.resolve();
   #closed = false;
   #session: SessionNotice | undefined;
+  readonly #frames: Reassembler;
+  #messageNo = 0;
   #onSession: ((notice: SessionNotice) => void) | undefined;
 
   constructor(router: Router, channel: SecureChannel, options: ChannelClientTransportOptions = {}) {
@@ -369,6 +491,7 @@ export class ChannelClientTransport implements Transport {
     this.#options = options;
     this.#remote = options.remoteAddress ?? MCP_SERVICE_ADDRESS;
     this.#max = checkLimit(options.maxMessageBytes);
+    this.#frames = new Reassembler(this.#max);
   }
 
   /** The gateway's last session notice (undefined before `start` resolved). */
@@ -417,9 +540,11 @@ export class ChannelClientTransport implements Transport {
     }
   }
 
-  #receive(bytes: Uint8Array): void {
+  #receive(frame: Uint8Array): void {
     if (this.#closed) return;
-    const decoded = decodeMessage(bytes, this.#max);
+    const assembled = this.#frames.push(frame);
+    if (assembled === undefined) return;
+    const decoded = 'error' in assembled ? assembled : decodeMessage(assembled.message, this.#max);
     if ('error' in decoded) {
       this.onerror?.(invalid('ERR_MCP_MESSAGE_MALFORMED', decoded.error.message));
       return;
@@ -484,11 +609,13 @@ export class ChannelClientTransport implements Transport {
   async #sendRaw(message: JSONRPCMessage): Promise<void> {
     const payload = encoder.encode(JSON.stringify(message));
     if (payload.byteLength > this.#max) throw tooLarge(this.#max);
-    await this.#router.send({
-      onwardRoute: [localAddress(this.#channel.address), localAddress(this.#remote)],
-      returnRoute: [localAddress(this.#worker)],
+    await sendFrames(
+      this.#router,
+      [localAddress(this.#channel.address), localAddress(this.#remote)],
+      [localAddress(this.#worker)],
       payload,
-    });
+      this.#messageNo++,
+    );
   }
 
   async close(): Promise<void> {

@@ -77,10 +77,10 @@ export interface GatewayConfig {
   readonly restart: RestartConfig;
 }
 
-/** Largest JSON-RPC message a channel carries by default (an envelope holds 256 KiB). */
-export const DEFAULT_MAX_MESSAGE_BYTES = 192 * 1024;
-/** Hard bound of `maxMessageBytes`: what one routing envelope can carry, less the framing. */
-export const MAX_MESSAGE_BYTES_LIMIT = 240 * 1024;
+/** Largest JSON-RPC message through a channel by default (sent in frames of 60,000 bytes). */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+/** Hard bound of `maxMessageBytes`. */
+export const MAX_MESSAGE_BYTES_LIMIT = 16 * 1024 * 1024;
 export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 const MAX_CONFIG_CHARS = 1024 * 1024;
 

@@ -3,6 +3,7 @@
 // temporary folder behind an McpGateway, a policy bundle binding the gateway's catalog, and
 // agents connecting with the SDK Client over secure channels on an in-memory network.
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +51,7 @@ import {
   parseGatewayConfig,
   type ChannelClientTransport,
 } from '../../src/mcp/index.js';
+import { encodeConstraintValue } from '../../src/credentials/internal.js';
 import { freshDenySet } from './deny-set.js';
 import { HeldBundleSource } from './gate-world.js';
 
@@ -57,6 +59,10 @@ const require = createRequire(import.meta.url);
 /** The reference filesystem MCP server's entry (run with `process.execPath`). */
 export const FILESYSTEM_SERVER =
   require.resolve('@modelcontextprotocol/server-filesystem/dist/index.js');
+/** test/support/mcp-test-server.mjs: `faults` (echo, hang, crash, garbage) or `shop` (refund). */
+export const TEST_SERVER = fileURLToPath(
+  new URL('../support/mcp-test-server.mjs', import.meta.url),
+);
 
 /** Policies over the filesystem server: read tools listed and callable, writes forbidden. */
 export const FS_POLICIES = `
@@ -76,6 +82,8 @@ export interface McpWorldOptions {
   /** Extra `mcpServers` entries (with `fs`, unless `fs` is given as `null`). */
   readonly servers?: Record<string, unknown>;
   readonly mandate?: Record<string, unknown>;
+  /** A budget on the root grant: `refund#amount` summed over every agent under it. */
+  readonly refundBudget?: number;
 }
 
 export async function mcpWorld(options: McpWorldOptions = {}) {
@@ -105,17 +113,26 @@ export async function mcpWorld(options: McpWorldOptions = {}) {
   const denySet = freshDenySet(now, 3600);
   const verifier = new ChainVerifier({ authorities, denySet });
   const constraints = (...texts: string[]) => new Map(texts.map((t) => parseConstraint(t)));
+  const rootAttributes = constraintsToAttributes(
+    constraints(
+      'tools=read_text_file,list_directory,write_file,list_allowed_directories,echo,hang,crash,garbage,refund,refunds_done',
+      'human=true',
+    ),
+  );
+  if (options.refundBudget !== undefined)
+    rootAttributes.set(
+      'mandate.budget:refund#amount',
+      encodeConstraintValue({ kind: 'max', limit: options.refundBudget }),
+    );
   const rootCredential = await issueCredential(
     vault,
     authority.issuer,
     dana.identity,
-    constraintsToAttributes(
-      constraints(
-        'tools=read_text_file,list_directory,write_file,list_allowed_directories,refund,read_orders',
-        'human=true',
-      ),
-    ),
-    { nowSeconds: now, ttlSeconds: 3600 },
+    rootAttributes,
+    {
+      nowSeconds: now,
+      ttlSeconds: 3600,
+    },
   );
   const danaChainBytes = chainFromCredential(rootCredential, dana.identity);
   const danaChain = verifier.verify(danaChainBytes, {
@@ -262,6 +279,7 @@ export async function mcpWorld(options: McpWorldOptions = {}) {
   };
   return {
     dir,
+    network,
     clock,
     now,
     vault,

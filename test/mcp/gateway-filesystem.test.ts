@@ -2,6 +2,7 @@
 // secure channel: gate 1 filters the tool list, gate 2 decides each call with its arguments,
 // every call is signed, countersigned and logged, and the trail verifies offline.
 import { afterEach, describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -51,6 +52,15 @@ describe('MCP gateway over a secure channel, in front of server-filesystem', () 
     })) as CallToolResult;
     expect(ok.isError).not.toBe(true);
     expect(textOf(ok)).toBe('hello from a');
+
+    // A result larger than one channel frame (60,000 bytes) arrives whole.
+    const big = 'abcdefghij'.repeat(30_000);
+    writeFileSync(join(w.dir, 'allowed', 'big.txt'), big);
+    const large = (await client.callTool({
+      name: 'read_text_file',
+      arguments: { path: join(w.dir, 'allowed', 'big.txt') },
+    })) as CallToolResult;
+    expect(textOf(large)).toBe(big);
 
     // Another folder: the chain's path constraint refuses; the upstream never sees it.
     const other = (await client.callTool({
