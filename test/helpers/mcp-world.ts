@@ -59,10 +59,13 @@ const require = createRequire(import.meta.url);
 /** The reference filesystem MCP server's entry (run with `process.execPath`). */
 export const FILESYSTEM_SERVER =
   require.resolve('@modelcontextprotocol/server-filesystem/dist/index.js');
-/** test/support/mcp-test-server.mjs: `faults` (echo, hang, crash, garbage) or `shop` (refund). */
-export const TEST_SERVER = fileURLToPath(
-  new URL('../support/mcp-test-server.mjs', import.meta.url),
-);
+/** test/support/mcp-test-server.ts: `faults` (echo, hang, crash, garbage) or `shop` (refund). */
+export const TEST_SERVER = fileURLToPath(new URL('../support/mcp-test-server.ts', import.meta.url));
+/** How to run {@link TEST_SERVER}: `command`, and `args` to put before its mode. */
+export const TEST_SERVER_COMMAND = {
+  command: process.execPath,
+  args: ['--import', 'tsx', TEST_SERVER],
+};
 
 /** Policies over the filesystem server: read tools listed and callable, writes forbidden. */
 export const FS_POLICIES = `

@@ -19,7 +19,7 @@ import {
   SESSION_NOTIFICATION,
   type GatewayDecisionMeta,
 } from '../../src/mcp/index.js';
-import { FS_POLICIES, mcpWorld, TEST_SERVER } from '../helpers/mcp-world.js';
+import { FS_POLICIES, mcpWorld, TEST_SERVER_COMMAND } from '../helpers/mcp-world.js';
 
 type World = Awaited<ReturnType<typeof mcpWorld>>;
 const worlds: World[] = [];
@@ -36,8 +36,8 @@ async function world(): Promise<World> {
   const w = await mcpWorld({
     servers: {
       faults: {
-        command: process.execPath,
-        args: [TEST_SERVER, 'faults'],
+        command: TEST_SERVER_COMMAND.command,
+        args: [...TEST_SERVER_COMMAND.args, 'faults'],
         mandate: { timeoutMs: 1500 },
       },
     },
@@ -111,12 +111,16 @@ describe('MCP gateway faults', () => {
     await sendRaw(frame(utf8('{"jsonrpc":"2.0","id":4,"id":5,"method":"ping"}'), 4));
     await sendRaw(utf8('{"jsonrpc":"2.0","id":6,"method":"ping"}'));
     await expect.poll(() => replies.length).toBe(5);
-    expect(replies).toEqual([
-      { jsonrpc: '2.0', id: null, error: expect.objectContaining({ code: -32700 }) },
-      { jsonrpc: '2.0', id: 2, error: expect.objectContaining({ code: -32600 }) },
-      { jsonrpc: '2.0', id: null, error: expect.objectContaining({ code: -32010 }) },
-      { jsonrpc: '2.0', id: null, error: expect.objectContaining({ code: -32700 }) },
-      { jsonrpc: '2.0', id: null, error: expect.objectContaining({ code: -32700 }) },
+    const codes = replies.map((r) => {
+      const reply = r as { id: unknown; error?: { code?: number } };
+      return [reply.id, reply.error?.code];
+    });
+    expect(codes).toEqual([
+      [null, -32700],
+      [2, -32600],
+      [null, -32010],
+      [null, -32700],
+      [null, -32700],
     ]);
     // The rest of the refused message is ignored; the same session still works: it asks for its
     // session notice and gets it.

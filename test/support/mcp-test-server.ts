@@ -1,4 +1,4 @@
-// A small MCP server over stdio for the gateway tests, written against the wire protocol (newline-
+// A small MCP server over stdio (run with `node --import tsx`) for the gateway tests, written against the wire protocol (newline-
 // delimited JSON-RPC) so it can misbehave on purpose. `node mcp-test-server.mjs faults` offers
 // `echo`, `hang` (never answers), `crash` (exits mid-call) and `garbage` (writes a non-JSON line,
 // then a reply that is not a tool result); `node mcp-test-server.mjs shop` offers `refund`
@@ -6,7 +6,7 @@
 import { createInterface } from 'node:readline';
 
 const mode = process.argv[2] ?? 'faults';
-const object = (properties, required) => ({
+const object = (properties: Record<string, unknown>, required: string[]) => ({
   type: 'object',
   properties,
   required,
@@ -40,14 +40,24 @@ const tools =
         { name: 'garbage', description: 'answers garbage', inputSchema: object({}, []) },
       ];
 
-const refunds = [];
-const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
-const text = (value) => ({ content: [{ type: 'text', text: value }] });
+interface Message {
+  readonly id?: number | string;
+  readonly method?: string;
+  readonly params?: {
+    readonly protocolVersion?: string;
+    readonly name?: string;
+    readonly arguments?: Record<string, unknown>;
+  };
+}
+
+const refunds: string[] = [];
+const send = (message: unknown) => process.stdout.write(`${JSON.stringify(message)}\n`);
+const text = (value: unknown) => ({ content: [{ type: 'text', text: String(value) }] });
 
 createInterface({ input: process.stdin }).on('line', (line) => {
-  let message;
+  let message: Message;
   try {
-    message = JSON.parse(line);
+    message = JSON.parse(line) as Message;
   } catch {
     return;
   }
@@ -58,7 +68,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       jsonrpc: '2.0',
       id,
       result: {
-        protocolVersion: params.protocolVersion,
+        protocolVersion: params?.protocolVersion,
         capabilities: { tools: {} },
         serverInfo: { name: `test-${mode}`, version: '1' },
       },
@@ -66,10 +76,10 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   } else if (method === 'tools/list') {
     send({ jsonrpc: '2.0', id, result: { tools } });
   } else if (method === 'tools/call') {
-    const args = params.arguments ?? {};
-    switch (params.name) {
+    const args = params?.arguments ?? {};
+    switch (params?.name) {
       case 'echo':
-        send({ jsonrpc: '2.0', id, result: text(args.text) });
+        send({ jsonrpc: '2.0', id, result: text(args['text']) });
         break;
       case 'hang':
         break;
@@ -81,8 +91,12 @@ createInterface({ input: process.stdin }).on('line', (line) => {
         send({ jsonrpc: '2.0', id, result: { content: 'not a list' } });
         break;
       case 'refund':
-        refunds.push(`${args.order}:${args.amount}`);
-        send({ jsonrpc: '2.0', id, result: text(`refunded ${args.amount} on ${args.order}`) });
+        refunds.push(`${String(args['order'])}:${String(args['amount'])}`);
+        send({
+          jsonrpc: '2.0',
+          id,
+          result: text(`refunded ${String(args['amount'])} on ${String(args['order'])}`),
+        });
         break;
       case 'refunds_done':
         send({ jsonrpc: '2.0', id, result: text(refunds.join(',')) });
@@ -91,7 +105,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
         send({
           jsonrpc: '2.0',
           id,
-          error: { code: -32602, message: `unknown tool ${params.name}` },
+          error: { code: -32602, message: `unknown tool ${String(params?.name)}` },
         });
     }
   } else if (method === 'ping') {
