@@ -202,6 +202,12 @@ function keyOf(error: ErrorObject): string {
 }
 
 function describe(error: ErrorObject): string {
+  // A name refused by `propertyNames` (its inner error carries the name).
+  const name = (error as { propertyName?: unknown }).propertyName;
+  if (typeof name === 'string') {
+    const parent = keyOf({ ...error, keyword: 'pattern', params: {} });
+    return `\`${parent === '(top level)' ? name : `${parent}.${name}`}\` is not a valid name`;
+  }
   const key = keyOf(error);
   switch (error.keyword) {
     case 'additionalProperties':
