@@ -28,6 +28,7 @@ export interface HttpUpstreamConfig {
   readonly mandate: UpstreamMandateConfig;
 }
 
+/** One upstream MCP server of the configuration. */
 export type UpstreamConfig = StdioUpstreamConfig | HttpUpstreamConfig;
 
 /**
@@ -81,6 +82,7 @@ export interface GatewayConfig {
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
 /** Hard bound of `maxMessageBytes`. */
 export const MAX_MESSAGE_BYTES_LIMIT = 16 * 1024 * 1024;
+/** A tool call's timeout when neither the upstream nor the gateway sets one. */
 export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 const MAX_CONFIG_CHARS = 1024 * 1024;
 

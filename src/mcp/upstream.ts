@@ -55,6 +55,7 @@ const MAX_TOOLS_PER_UPSTREAM = 1000;
 const MAX_LIST_PAGES = 32;
 const CONNECT_TIMEOUT_MS = 20_000;
 
+/** `idle` before `start`, `up` serving, `down` waiting for a restart, `closed` for good. */
 export type UpstreamState = 'idle' | 'starting' | 'up' | 'down' | 'closed';
 
 /**
