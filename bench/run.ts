@@ -13,6 +13,7 @@ import { busBenchmarks } from './bus.bench.js';
 import { policyBenchmarks } from './policy.bench.js';
 import { gateBenchmarks } from './gates.bench.js';
 import { trailBenchmarks } from './trail.bench.js';
+import { mcpBenchmarks } from './mcp.bench.js';
 
 interface Section {
   readonly name: string;
@@ -42,6 +43,7 @@ const sections: readonly Section[] = [
     run: () => busBenchmarks(),
   },
   { name: 'trail', title: 'audit trail verification', run: trailBenchmarks },
+  { name: 'mcp', title: 'MCP gateway: added latency per tools/call', run: mcpBenchmarks },
 ];
 
 const onlyAt = process.argv.indexOf('--only');
