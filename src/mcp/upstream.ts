@@ -254,6 +254,9 @@ export class Upstream {
         },
       );
     } catch (error) {
+      // The SDK reports an abort as a timeout (McpError RequestTimeout): tell them apart here.
+      if (options.signal?.aborted === true)
+        throw unavailable('ERR_MCP_CALL_CANCELLED', 'the call was cancelled', error);
       throw upstreamFailure(this.name, error, timeoutMs);
     }
     return result as CallToolResult;
@@ -291,8 +294,6 @@ function upstreamFailure(name: string, error: unknown, timeoutMs: number): Error
       error,
     );
   }
-  if (error instanceof Error && error.name === 'AbortError')
-    return unavailable('ERR_MCP_CALL_CANCELLED', 'the call was cancelled', error);
   // A reply that the result schema refuses (zod), or anything else unexpected.
   return invalid(
     'ERR_MCP_UPSTREAM_INVALID',

@@ -231,4 +231,32 @@ describe('MCP gateway faults', () => {
       'ok',
     ]);
   });
+
+  it('a client that disconnects mid-call: the upstream call is cancelled and logged, other sessions go on', async () => {
+    const w = await world();
+    const a = await w.agent('a', FAULT_GRANTS);
+    const b = await w.agent('b', FAULT_GRANTS);
+    const { client, transport } = await w.connect(a);
+    const { client: other } = await w.connect(b);
+    const pending = client
+      .callTool({ name: 'hang', arguments: {} })
+      .catch((error: unknown) => error);
+    // Wait until the gateway has decided and forwarded it (the decision is logged), then leave.
+    await expect.poll(() => w.log.size).toBe(2);
+    const sessions = w.mcp.sessionCount;
+    await transport.close();
+    await expect.poll(() => w.mcp.sessionCount).toBe(sessions - 1);
+    expect(await pending).toBeInstanceOf(Error);
+    await w.point.flush();
+    await expect
+      .poll(async () => {
+        const records = (await w.log.readEntries(0, w.log.size)).map(
+          (e) => JSON.parse(new TextDecoder().decode(e.record)) as Record<string, unknown>,
+        );
+        return records.find((r) => r['type'] === 'mandate/outcome/v1')?.['error'];
+      })
+      .toBe('ERR_MCP_CALL_CANCELLED');
+    const echoed = await other.callTool({ name: 'echo', arguments: { text: 'unaffected' } });
+    expect(echoed.content).toEqual([{ type: 'text', text: 'unaffected' }]);
+  });
 });
