@@ -16,6 +16,7 @@ import { trailBenchmarks } from './trail.bench.js';
 import { brokerBenchmarks } from './broker.bench.js';
 import { proxyBenchmarks } from './proxy.bench.js';
 import { postgresBenchmarks } from './broker-postgres.bench.js';
+import { mcpBenchmarks } from './mcp.bench.js';
 
 interface Section {
   readonly name: string;
@@ -48,6 +49,7 @@ const sections: readonly Section[] = [
   { name: 'broker', title: 'broker: JWT leases', run: brokerBenchmarks },
   { name: 'proxy', title: 'credential-injecting egress proxy', run: proxyBenchmarks },
   { name: 'postgres', title: 'PostgreSQL role leases', run: postgresBenchmarks },
+  { name: 'mcp', title: 'MCP gateway: added latency per tools/call', run: mcpBenchmarks },
 ];
 
 const onlyAt = process.argv.indexOf('--only');

@@ -23,6 +23,7 @@ import { registerLeaseCommands } from './commands/lease.js';
 import { registerBrokerCommands } from './commands/broker.js';
 import { registerBrokerJwksCommand } from './commands/broker-jwks.js';
 import { registerProxyCommands } from './commands/proxy.js';
+import { registerGatewayCommands } from './commands/gateway.js';
 import { invalid } from '../core/internal.js';
 import { ManualClock, systemClock, type Clock } from '../core/index.js';
 import type { CliContext } from './context.js';
@@ -102,6 +103,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerBrokerCommands(program, context);
   registerBrokerJwksCommand(program, context);
   registerProxyCommands(program, context);
+  registerGatewayCommands(program, context);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

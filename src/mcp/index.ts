@@ -1,0 +1,39 @@
+// The public API of `mandate/mcp`: the MCP gateway (gates 1 and 2 in front of real MCP servers,
+// every call signed, decided and logged), its configuration, and MCP over a Mandate secure
+// channel (the SDK transports for both ends). docs/spec/mcp.md.
+export {
+  parseGatewayConfig,
+  parseGatewayConfigText,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_CALL_TIMEOUT_MS,
+} from './config.js';
+export type {
+  GatewayConfig,
+  UpstreamConfig,
+  StdioUpstreamConfig,
+  HttpUpstreamConfig,
+  UpstreamMandateConfig,
+  UpstreamLeaseConfig,
+  RestartConfig,
+} from './config.js';
+export { Upstream } from './upstream.js';
+export type { UpstreamTool, UpstreamOptions, UpstreamState } from './upstream.js';
+export { mergeUpstreamTools, catalogOf } from './catalog.js';
+export type { MergedTools } from './catalog.js';
+export {
+  ChannelClientTransport,
+  ChannelServerTransport,
+  McpChannelListener,
+  connectMcpChannel,
+  MCP_SERVICE_ADDRESS,
+  INVOCATION_META_KEY,
+  SESSION_NOTIFICATION,
+} from './channel-transport.js';
+export type {
+  ChannelClientTransportOptions,
+  McpChannelListenerOptions,
+  InvocationSigning,
+  SessionNotice,
+} from './channel-transport.js';
+export { McpGateway, DECISION_META_KEY } from './gateway.js';
+export type { McpGatewayOptions, GatewayDecisionMeta } from './gateway.js';

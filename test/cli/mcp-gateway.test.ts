@@ -1,0 +1,187 @@
+// `mandate gateway start` and `mandate mcp connect` as child processes: an unmodified MCP client
+// (the SDK's Client over StdioClientTransport) launches `mandate mcp connect`, which forwards over
+// a secure channel (TCP) to the gateway in front of the reference filesystem server. The home's
+// audit trail of the session verifies offline (`mandate audit verify`).
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { json, run, type Run } from '../helpers/cli.js';
+import { freePort, killChildren, startMandate } from '../helpers/processes.js';
+import { repoRoot } from '../helpers/vectors.js';
+import { FILESYSTEM_SERVER, FS_POLICIES } from '../helpers/mcp-world.js';
+import { DECISION_META_KEY, type GatewayDecisionMeta } from '../../src/mcp/index.js';
+
+const clients: Client[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.close().catch(() => undefined);
+  await killChildren();
+});
+
+class Home {
+  readonly dir = mkdtempSync(join(tmpdir(), 'mandate-cli-mcp-'));
+  path(name: string): string {
+    return join(this.dir, name);
+  }
+  run(...argv: string[]): Promise<Run> {
+    return run('--home', this.dir, '--json', ...argv);
+  }
+  async ok<T = Record<string, unknown>>(...argv: string[]): Promise<T> {
+    const r = await this.run(...argv);
+    expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(0);
+    return json(r) as T;
+  }
+}
+
+const metaOf = (result: CallToolResult): GatewayDecisionMeta | undefined =>
+  result._meta?.[DECISION_META_KEY] as GatewayDecisionMeta | undefined;
+
+describe('mandate gateway start / mandate mcp connect', () => {
+  it('an unmodified MCP client works through `mcp connect`; the trail verifies offline', async () => {
+    const h = new Home();
+    const files = mkdtempSync(join(tmpdir(), 'mandate-cli-mcp-files-'));
+    mkdirSync(join(files, 'allowed'));
+    mkdirSync(join(files, 'secret'));
+    writeFileSync(join(files, 'allowed', 'a.txt'), 'hello from a');
+    writeFileSync(join(files, 'secret', 'key.txt'), 'the secret');
+    await h.ok('authority', 'init');
+    for (const name of ['dana', 'agent', 'gateway'])
+      await h.ok('identity', 'create', '--name', name);
+    await h.ok(
+      'credential',
+      'issue',
+      '--to',
+      'dana',
+      '--attr',
+      'tools=read_text_file,list_directory,write_file,list_allowed_directories',
+      '--attr',
+      'human=true',
+      '--out',
+      h.path('dana.chain'),
+    );
+    await h.ok(
+      'credential',
+      'issue',
+      '--to',
+      'gateway',
+      '--attr',
+      'role=gateway',
+      '--out',
+      h.path('gateway.chain'),
+    );
+    await h.ok(
+      'delegate',
+      '--chain',
+      h.path('dana.chain'),
+      '--from',
+      'dana',
+      '--to',
+      'agent',
+      '--constraint',
+      'tools=read_text_file,list_directory,write_file,list_allowed_directories',
+      '--constraint',
+      `read_text_file#path=${files}/allowed/**`,
+      '--purpose',
+      'read the allowed folder',
+      '--out',
+      h.path('agent.chain'),
+    );
+    writeFileSync(
+      h.path('gateway.json'),
+      JSON.stringify({
+        mcpServers: { fs: { command: process.execPath, args: [FILESYSTEM_SERVER, files] } },
+      }),
+    );
+    // The operator signs the upstreams' catalog into the bundle.
+    const catalog = await h.ok<{ tools: unknown[] }>(
+      'gateway',
+      'catalog',
+      '--config',
+      h.path('gateway.json'),
+    );
+    expect(catalog.tools.length).toBeGreaterThan(5);
+    writeFileSync(h.path('catalog.json'), JSON.stringify(catalog));
+    writeFileSync(h.path('policies.cedar'), FS_POLICIES);
+    await h.ok('policy', 'publish', h.path('policies.cedar'), '--catalog', h.path('catalog.json'));
+
+    const port = await freePort();
+    const gateway = startMandate(
+      h.dir,
+      'gateway',
+      'start',
+      '--config',
+      h.path('gateway.json'),
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--identity',
+      'gateway',
+      '--credential',
+      h.path('gateway.chain'),
+    );
+    await gateway.waitFor(/gateway listening/);
+
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [
+        '--import',
+        'tsx',
+        join(repoRoot, 'src', 'cli', 'bin.ts'),
+        '--home',
+        h.dir,
+        'mcp',
+        'connect',
+        `/ip4/127.0.0.1/tcp/${port}`,
+        '--identity',
+        'agent',
+        '--credential',
+        h.path('agent.chain'),
+      ],
+      cwd: repoRoot,
+      stderr: 'pipe',
+    });
+    let connectLog = '';
+    transport.stderr?.on('data', (chunk: Buffer) => {
+      connectLog += chunk.toString();
+    });
+    const client = new Client({ name: 'unmodified-client', version: '1' });
+    clients.push(client);
+    await client.connect(transport);
+    const { tools } = await client.listTools();
+    expect(tools.map((t) => t.name).sort(), connectLog).toEqual([
+      'list_allowed_directories',
+      'list_directory',
+      'read_text_file',
+    ]);
+    const ok = (await client.callTool({
+      name: 'read_text_file',
+      arguments: { path: join(files, 'allowed', 'a.txt') },
+    })) as CallToolResult;
+    expect(ok.isError, JSON.stringify(ok)).not.toBe(true);
+    expect(ok.content).toEqual([{ type: 'text', text: 'hello from a' }]);
+    const denied = (await client.callTool({
+      name: 'read_text_file',
+      arguments: { path: join(files, 'secret', 'key.txt') },
+    })) as CallToolResult;
+    expect(metaOf(denied)).toMatchObject({ decision: 'deny', code: 'ERR_GATE_CHAIN_DENIED' });
+    const write = (await client.callTool({
+      name: 'write_file',
+      arguments: { path: join(files, 'allowed', 'b.txt'), content: 'x' },
+    })) as CallToolResult;
+    expect(metaOf(write)).toMatchObject({ decision: 'deny', code: 'ERR_GATE_POLICY_DENIED' });
+    await client.close();
+    expect(await gateway.stop('SIGTERM')).toBe(0);
+
+    // Three calls: three invocations, three countersigned decisions, one outcome.
+    await h.ok('audit', 'checkpoint');
+    const verified = await h.ok<{ ok: boolean; records: number }>(
+      'audit',
+      'verify',
+      '--enforcer',
+      'gateway',
+    );
+    expect(verified).toMatchObject({ ok: true, records: 7 });
+  });
+});

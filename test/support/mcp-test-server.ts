@@ -1,0 +1,116 @@
+// A small MCP server over stdio (run with `node --import tsx`) for the gateway tests, written against the wire protocol (newline-
+// delimited JSON-RPC) so it can misbehave on purpose. `node mcp-test-server.mjs faults` offers
+// `echo`, `hang` (never answers), `crash` (exits mid-call) and `garbage` (writes a non-JSON line,
+// then a reply that is not a tool result); `node mcp-test-server.mjs shop` offers `refund`
+// (order, amount) and `read_orders`, and counts the refunds it executed (`refunds_done`).
+import { createInterface } from 'node:readline';
+
+const mode = process.argv[2] ?? 'faults';
+const object = (properties: Record<string, unknown>, required: string[]) => ({
+  type: 'object',
+  properties,
+  required,
+  additionalProperties: false,
+});
+const tools =
+  mode === 'shop'
+    ? [
+        {
+          name: 'refund',
+          description: 'refund an order',
+          inputSchema: object(
+            { order: { type: 'string' }, amount: { type: 'integer', minimum: 0 } },
+            ['order', 'amount'],
+          ),
+        },
+        {
+          name: 'refunds_done',
+          description: 'the refunds executed so far',
+          inputSchema: object({}, []),
+        },
+      ]
+    : [
+        {
+          name: 'echo',
+          description: 'echo a text',
+          inputSchema: object({ text: { type: 'string' } }, ['text']),
+        },
+        { name: 'hang', description: 'never answers', inputSchema: object({}, []) },
+        { name: 'crash', description: 'exits mid-call', inputSchema: object({}, []) },
+        { name: 'garbage', description: 'answers garbage', inputSchema: object({}, []) },
+      ];
+
+interface Message {
+  readonly id?: number | string;
+  readonly method?: string;
+  readonly params?: {
+    readonly protocolVersion?: string;
+    readonly name?: string;
+    readonly arguments?: Record<string, unknown>;
+  };
+}
+
+const refunds: string[] = [];
+const send = (message: unknown) => process.stdout.write(`${JSON.stringify(message)}\n`);
+const text = (value: unknown) => ({ content: [{ type: 'text', text: String(value) }] });
+
+createInterface({ input: process.stdin }).on('line', (line) => {
+  let message: Message;
+  try {
+    message = JSON.parse(line) as Message;
+  } catch {
+    return;
+  }
+  const { id, method, params } = message;
+  if (id === undefined) return; // notifications
+  if (method === 'initialize') {
+    send({
+      jsonrpc: '2.0',
+      id,
+      result: {
+        protocolVersion: params?.protocolVersion,
+        capabilities: { tools: {} },
+        serverInfo: { name: `test-${mode}`, version: '1' },
+      },
+    });
+  } else if (method === 'tools/list') {
+    send({ jsonrpc: '2.0', id, result: { tools } });
+  } else if (method === 'tools/call') {
+    const args = params?.arguments ?? {};
+    switch (params?.name) {
+      case 'echo':
+        send({ jsonrpc: '2.0', id, result: text(args['text']) });
+        break;
+      case 'hang':
+        break;
+      case 'crash':
+        process.exit(3);
+        break;
+      case 'garbage':
+        process.stdout.write('this is not json\n');
+        send({ jsonrpc: '2.0', id, result: { content: 'not a list' } });
+        break;
+      case 'refund':
+        refunds.push(`${String(args['order'])}:${String(args['amount'])}`);
+        send({
+          jsonrpc: '2.0',
+          id,
+          result: text(`refunded ${String(args['amount'])} on ${String(args['order'])}`),
+        });
+        break;
+      case 'refunds_done':
+        send({ jsonrpc: '2.0', id, result: text(refunds.join(',')) });
+        break;
+      default:
+        send({
+          jsonrpc: '2.0',
+          id,
+          error: { code: -32602, message: `unknown tool ${String(params?.name)}` },
+        });
+    }
+  } else if (method === 'ping') {
+    send({ jsonrpc: '2.0', id, result: {} });
+  } else {
+    send({ jsonrpc: '2.0', id, error: { code: -32601, message: 'method not found' } });
+  }
+});
