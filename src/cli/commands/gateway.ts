@@ -184,7 +184,7 @@ export async function runGatewayStart(ctx: CliContext, opts: GatewayStartOptions
       ...options,
       // Any verified identity may open a session: the gateway decides per message from the
       // chains that still stand (a call after a revocation is refused, not silently dropped).
-      verify: { ...options.verify, trustPolicy: TrustPolicies.anyIdentity() },
+      verify: { ...options.verify, denySet, trustPolicy: TrustPolicies.anyIdentity() },
       deliverTo: [mcp.address],
       onEvent: (event) => {
         if (event.type === 'closed') mcp.channelClosed(event.address);
