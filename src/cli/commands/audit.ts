@@ -1,7 +1,8 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { Command } from 'commander';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { invalid, notFound } from '../../core/internal.js';
+import { isMandateError } from '../../core/index.js';
+import { conflict, invalid, notFound } from '../../core/internal.js';
 import {
   AuditLog,
   auditRecordHash,
@@ -23,7 +24,9 @@ import {
   verifyCheckpoint,
   verifyInclusion,
   verifyTrail,
+  rootFromLeafHashes,
   type LogEntryLine,
+  type VerifiedCheckpoint,
   type NoteSigner,
   type NoteVerifierKey,
   type TrailVerification,
@@ -32,6 +35,7 @@ import {
   OUTCOME_RECORD_TYPE,
   TRACE_RECORD_TYPE,
 } from '../../audit/index.js';
+import { bytesEqual } from '../../encoding/index.js';
 import { Purpose, type Identifier, type VerifiedIdentity } from '../../identity/index.js';
 import type { CliContext } from '../context.js';
 import type { Home } from '../home.js';
@@ -97,6 +101,10 @@ export function registerAuditCommands(program: Command, context: () => CliContex
       DEFAULT_AUTHORITY,
     )
     .option(
+      '--origin <origin>',
+      "the log's origin its checkpoints and keys must name (default: this home's log)",
+    )
+    .option(
       '--enforcer <identity>',
       'a trusted enforcement point (repeatable; default: the authority only)',
       collect,
@@ -131,6 +139,7 @@ interface VerifyOptions {
   from?: string;
   key?: string[];
   authority: string;
+  origin?: string;
   enforcer?: string[];
   allowUncovered?: boolean;
 }
@@ -374,9 +383,24 @@ export async function runAuditCheckpoint(
     const latest = await home.store.auditLog.latestCheckpoint();
     let signed = false;
     let note = latest?.note;
-    if (latest === undefined || latest.treeSize < log.size) {
-      note = await log.checkpoint([signer]);
-      signed = true;
+    try {
+      if (latest !== undefined && latest.treeSize > log.size)
+        throw conflict(
+          'ERR_AUDIT_CHECKPOINT_INCONSISTENT',
+          `the log holds ${log.size} entries, fewer than the checkpoint of size ${latest.treeSize} it signed before: the stored log was altered`,
+        );
+      if (latest === undefined || latest.treeSize < log.size) {
+        // Refuses a tree that does not extend the newest stored checkpoint (a tampered store).
+        note = await log.checkpoint([signer]);
+        signed = true;
+      }
+    } catch (error) {
+      if (!isMandateError(error, 'ERR_AUDIT_CHECKPOINT_INCONSISTENT')) throw error;
+      // A trail that no longer verifies: the verification exit code, like `audit verify`.
+      ctx.out.exitCode = AUDIT_VERIFICATION_FAILED_EXIT_CODE;
+      ctx.out.note(`error[${error.code}]: ${error.message}`);
+      if (ctx.out.json) ctx.out.result({ error: error.toJSON(), signed: false }, () => '');
+      return;
     }
     const key = formatNoteVerifierKey({
       name: signer.name,
@@ -434,17 +458,36 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
           `note: this home holds a newer checkpoint (size ${stored.treeSize}) than the one given (size ${given}): omit \`--checkpoint\` to verify against it, or give the older one as \`--from\``,
         );
     }
+    const keys = opts.key ?? [];
+    // The log's origin (the home's, or `--origin`): every checkpoint must name it, and a key the
+    // auditor gives must be named after it (C2SP: a log's note key is named by its origin), so a
+    // note of another log, signed by that log's key, does not pass for this one.
+    const origin = opts.origin ?? (await homeLogKey(home, opts.authority)).origin;
     const verifiers =
-      opts.key !== undefined && opts.key.length > 0
-        ? opts.key.map((k) => parseNoteVerifierKey(k))
+      keys.length > 0
+        ? keys.map((k) => parseNoteVerifierKey(k))
         : [(await homeLogKey(home, opts.authority)).verifier];
+    for (const v of verifiers)
+      if (v.name !== origin)
+        throw invalid(
+          'ERR_CHECKPOINT_KEY_ORIGIN_MISMATCH',
+          `the checkpoint key \`${v.name}\` is not named after the log's origin \`${origin}\` (give \`--origin\` for another log)`,
+        );
     const authorities = await home.trustedAuthorities();
     const enforcers = await enforcersOf(home, opts.enforcer, opts.authority);
+    // The home's own log: every checkpoint it stores must agree with it (a store rewritten after
+    // a checkpoint, then checkpointed again, forks: ERR_AUDIT_CHECKPOINT_INCONSISTENT).
+    const stored =
+      opts.log === undefined
+        ? (await home.store.auditLog.listCheckpoints()).map((c) => c.note)
+        : [];
     const common = {
       checkpoint,
       ...(opts.from === undefined
         ? {}
         : { from: readCheckpointFile(opts.from, 'older checkpoint') }),
+      ...(stored.length === 0 ? {} : { moreCheckpoints: stored }),
+      origin,
       verifiers,
       authorities,
       enforcers,
@@ -590,7 +633,10 @@ interface Call {
   report?: unknown;
   /** Later decision records naming the same invocation (never shown as its decision). */
   extraDecisions?: string[];
-  /** Whether the invocation is under the home's latest checkpoint (`null`: not known). */
+  /**
+   * Whether the invocation is included under the home's latest checkpoint, verified (signature
+   * and inclusion); `null`: not known (an exported log).
+   */
   covered?: boolean | null;
 }
 
@@ -613,9 +659,9 @@ function chainPathOf(chain: string): string[] {
 /**
  * Reads records for display (verification is `audit verify`'s): unparseable ones are skipped. A
  * call's decision is the first that names it; later ones are listed as extra (a trail holding
- * them does not verify). `coveredSize`: the latest checkpoint's tree size, when known.
+ * them does not verify). Coverage is set afterwards, for the calls shown ({@link markCoverage}).
  */
-function readTrail(entries: readonly LogEntryLine[], coveredSize?: number): Trail {
+function readTrail(entries: readonly LogEntryLine[]): Trail {
   const calls: Call[] = [];
   const callByHash = new Map<string, Call>();
   const byHash = new Map<string, { index: number; record: Record<string, unknown> }>();
@@ -644,7 +690,6 @@ function readTrail(entries: readonly LogEntryLine[], coveredSize?: number): Trai
           argumentsDigest: str('argumentsDigest'),
           issuedAt: typeof record.issuedAt === 'number' ? record.issuedAt : 0,
           ...(record.report === undefined ? {} : { report: record.report }),
-          covered: coveredSize === undefined ? null : e.index < coveredSize,
         };
         calls.push(call);
         callByHash.set(hash, call);
@@ -829,10 +874,72 @@ function humanCall(c: Call): string {
   ].join('\n');
 }
 
-/** The home's latest checkpoint size for its own log; unknown (undefined) for an exported one. */
-async function coveredSizeOf(home: Home, log: string | undefined): Promise<number | undefined> {
-  if (log !== undefined) return undefined;
-  return (await home.store.auditLog.latestCheckpoint())?.treeSize ?? 0;
+/** Whether an entry of the home's log is covered: included under a verified checkpoint. */
+type Coverage = (index: number, record: Uint8Array) => Promise<boolean>;
+
+/**
+ * Coverage by the home's latest checkpoint: its signature verified with the authority's key (and
+ * its origin the home's), and the entry included under its root. When the entries' root at the
+ * checkpoint's size is the signed one, every entry below that size is included; otherwise (the
+ * store was altered) each entry asked about is checked by its inclusion proof from the store.
+ */
+async function homeCoverage(
+  home: Home,
+  authority: string,
+  entries: readonly LogEntryLine[],
+): Promise<Coverage> {
+  const none: Coverage = () => Promise.resolve(false);
+  const latest = await home.store.auditLog.latestCheckpoint();
+  if (latest === undefined) return none;
+  let checkpoint: VerifiedCheckpoint;
+  try {
+    const key = await homeLogKey(home, authority);
+    checkpoint = verifyCheckpoint(latest.note, [key.verifier], { origin: key.origin });
+  } catch (error) {
+    if (!isMandateError(error)) throw error;
+    return none;
+  }
+  const size = checkpoint.treeSize;
+  if (
+    size <= entries.length &&
+    bytesEqual(
+      rootFromLeafHashes(entries.slice(0, size).map((e) => hashLeaf(e.record))),
+      checkpoint.rootHash,
+    )
+  )
+    return (index) => Promise.resolve(index < size);
+  const log = await AuditLog.open({ repository: home.store.auditLog, origin: checkpoint.origin });
+  return async (index, record) => {
+    if (index >= size || size > log.size) return false;
+    try {
+      verifyInclusion(
+        index,
+        size,
+        hashLeaf(record),
+        await log.inclusionProof(index, size),
+        checkpoint.rootHash,
+      );
+      return true;
+    } catch (error) {
+      if (!isMandateError(error)) throw error;
+      return false;
+    }
+  };
+}
+
+/** Sets `covered` on the calls shown: by the home's coverage, or `null` for an exported log. */
+async function markCoverage(
+  calls: readonly Call[],
+  entries: readonly LogEntryLine[],
+  coverage: Coverage | undefined,
+): Promise<void> {
+  for (const call of calls) {
+    const entry = entries[call.index];
+    call.covered =
+      coverage === undefined || entry?.index !== call.index
+        ? null
+        : await coverage(call.index, entry.record);
+  }
 }
 
 /** `audit show ID`. */
@@ -846,7 +953,7 @@ export async function runAuditShow(
   const home = await ctx.openHome();
   try {
     const entries = opts.log === undefined ? await homeEntries(home) : readExportFile(opts.log);
-    const trail = readTrail(entries, await coveredSizeOf(home, opts.log));
+    const trail = readTrail(entries);
     const matches = [...trail.byHash.keys()].filter((h) => h.startsWith(id));
     if (matches.length === 0) throw notFound('ERR_AUDIT_RECORD_NOT_FOUND', `no record \`${id}\``);
     if (matches.length > 1)
@@ -860,6 +967,12 @@ export async function runAuditShow(
     const named =
       found.record.type === TRACE_RECORD_TYPE ? found.record.resolvedBy : found.record.invocation;
     const call = trail.calls.find((c) => c.hash === hash || c.hash === named);
+    if (call !== undefined)
+      await markCoverage(
+        [call],
+        entries,
+        opts.log === undefined ? await homeCoverage(home, DEFAULT_AUTHORITY, entries) : undefined,
+      );
     const entry = entries.find((e) => e.index === found.index)!;
     const inclusion = await inclusionStatus(
       opts.log === undefined ? home : undefined,
@@ -918,7 +1031,7 @@ export async function runAuditQuery(ctx: CliContext, opts: QueryOptions): Promis
     if (agent !== undefined && !/^I[0-9a-f]{64}$/.test(agent))
       agent = (await home.identities.get(agent)).identity.identifier;
     const entries = opts.log === undefined ? await homeEntries(home) : readExportFile(opts.log);
-    const calls = readTrail(entries, await coveredSizeOf(home, opts.log))
+    const calls = readTrail(entries)
       .calls.filter(
         (c) =>
           (agent === undefined || c.agent === agent) &&
@@ -927,6 +1040,11 @@ export async function runAuditQuery(ctx: CliContext, opts: QueryOptions): Promis
           (opts.decision === undefined || c.decision?.decision === opts.decision),
       )
       .slice(0, limit);
+    await markCoverage(
+      calls,
+      entries,
+      opts.log === undefined ? await homeCoverage(home, DEFAULT_AUTHORITY, entries) : undefined,
+    );
     ctx.out.result({ calls: calls.map(callJson) }, () =>
       calls.length === 0 ? 'no calls match' : calls.map(humanCall).join('\n\n'),
     );
