@@ -1,4 +1,5 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
@@ -19,6 +20,7 @@ import {
 } from '../../src/cli/commands/audit.js';
 import { DEFAULT_AUTHORITY } from '../../src/cli/chains.js';
 import { authorityHome, json, run } from '../helpers/cli.js';
+import { repoRoot } from '../helpers/vectors.js';
 import { seedNoteSigner } from '../vectors/audit-golden.js';
 
 // Findings of the outside attack on the audit trail (issue 11, attack11 F3, F7, F8): a store
@@ -247,4 +249,48 @@ describe('audit show|query: covered means included and verified (F8)', () => {
     expect(q.calls.map((c) => c.covered)).toStrictEqual([true, false]);
     expect(q.calls[1]!.invocation).toBe(id);
   }, 60_000);
+});
+
+describe('audit verify --log: a crafted large file fails fast (F5)', () => {
+  it('stops at line 2 of 1,999,999 repeated lines, in a process with a 96 MB heap', async () => {
+    const h = await revocations(1);
+    expect((await cli(h.home, 'audit', 'checkpoint')).code).toBe(0);
+    const file = join(h.dir, 'flood.jsonl');
+    const fd = openSync(file, 'w');
+    try {
+      const block = '{"index":0,"record":{}}\n'.repeat(100_000);
+      for (let i = 0; i < 19; i++) writeSync(fd, block);
+      writeSync(fd, '{"index":0,"record":{}}\n'.repeat(99_999));
+    } finally {
+      closeSync(fd);
+    }
+    // The whole file parsed (as before) takes over a gigabyte: with 96 MB it would die.
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--max-old-space-size=96',
+        '--import',
+        'tsx',
+        join(repoRoot, 'src', 'cli', 'bin.ts'),
+        '--home',
+        h.home,
+        '--json',
+        'audit',
+        'verify',
+        '--log',
+        file,
+      ],
+      {
+        cwd: repoRoot,
+        encoding: 'utf8',
+        env: { ...process.env, MANDATE_NOW_SECONDS: String(NOW) },
+      },
+    );
+    expect(r.status, r.stderr).toBe(AUDIT_VERIFICATION_FAILED_EXIT_CODE);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      ok: false,
+      records: 2,
+      problem: { code: 'ERR_AUDIT_RECORD_DUPLICATED', position: { line: 2, index: 0 } },
+    });
+  }, 120_000);
 });

@@ -1,4 +1,13 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  existsSync,
+  fstatSync,
+  openSync,
+  readSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import type { Command } from 'commander';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { isMandateError } from '../../core/index.js';
@@ -21,6 +30,9 @@ import {
   signRevocationRecord,
   parseExportLine,
   parseNoteVerifierKey,
+  ExportScanner,
+  MAX_EXPORT_LINE_BYTES,
+  type ExportScan,
   verifyCheckpoint,
   verifyInclusion,
   verifyTrail,
@@ -42,7 +54,7 @@ import type { Home } from '../home.js';
 import { formatFields, type Output } from '../output.js';
 import type { DenySetUpdate } from '../../credentials/index.js';
 import { checkOutputFile, DEFAULT_AUTHORITY } from '../chains.js';
-import { readInput, readTextArgument } from '../input.js';
+import { readTextArgument } from '../input.js';
 import { collect } from '../parse.js';
 
 /**
@@ -166,53 +178,137 @@ async function homeEntries(home: Home): Promise<LogEntryLine[]> {
   return out;
 }
 
+/** Bytes read from an export file at a time. */
+const EXPORT_CHUNK_BYTES = 1 << 20;
+
+/** Opens an export file: a regular file (`ERR_FILE_NOT_REGULAR`) of at most 512 MiB. */
+function openExportFile(file: string): { fd: number; size: number } {
+  if (!existsSync(file)) throw notFound('ERR_FILE_NOT_FOUND', `no such file \`${file}\``);
+  const notRegular = () => invalid('ERR_FILE_NOT_REGULAR', `\`${file}\` is not a regular file`);
+  if (!statSync(file).isFile()) throw notRegular();
+  const fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw notRegular();
+    if (stat.size > MAX_EXPORT_FILE_BYTES)
+      throw invalid(
+        'ERR_INPUT_TOO_LARGE',
+        `\`${file}\` is larger than ${MAX_EXPORT_FILE_BYTES} bytes`,
+      );
+    return { fd, size: stat.size };
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+}
+
 /**
- * Parses an export file line by line from its bytes (no copy of the whole text, no array of all
- * lines): its entries, or the first malformed line. More than `MAX_EXPORT_FILE_LINES` lines is
- * `ERR_INPUT_TOO_LARGE`, checked before anything is parsed.
+ * The lines of an export file (without their newlines), read in 1 MiB chunks: the file is never
+ * held whole, and a line is held only up to the line bound (a longer one is `null`, without its
+ * bytes). More than `MAX_EXPORT_FILE_LINES` lines is `ERR_INPUT_TOO_LARGE`, counted (newlines
+ * only) before any line is given out. Stopping early closes the file.
  */
-function parseExportFile(file: string):
-  | { readonly ok: true; readonly entries: LogEntryLine[] }
-  | {
-      readonly ok: false;
-      readonly line: number;
-      readonly lines: number;
-      readonly message: string;
-    } {
-  const bytes = readInput(file, 'the log', MAX_EXPORT_FILE_BYTES, {
-    stdin: false,
-    notRegular: 'ERR_FILE_NOT_REGULAR',
-  });
-  let end = bytes.length;
-  if (end > 0 && bytes[end - 1] === 0x0a) end--;
-  let lines = bytes.length === 0 ? 0 : 1;
-  for (let at = bytes.indexOf(0x0a); at >= 0 && at < end; at = bytes.indexOf(0x0a, at + 1))
-    if (++lines > MAX_EXPORT_FILE_LINES)
+function* exportFileLines(file: string): Generator<string | null, void, undefined> {
+  const { fd } = openExportFile(file);
+  try {
+    const chunk = Buffer.alloc(EXPORT_CHUNK_BYTES);
+    let lines = 0;
+    let last = 0x0a;
+    for (let at = 0; ;) {
+      const n = readSync(fd, chunk, 0, chunk.length, at);
+      if (n === 0) break;
+      at += n;
+      const bytes = chunk.subarray(0, n);
+      for (let nl = bytes.indexOf(0x0a); nl >= 0; nl = bytes.indexOf(0x0a, nl + 1)) lines++;
+      last = bytes[n - 1]!;
+    }
+    if (last !== 0x0a) lines++;
+    if (lines > MAX_EXPORT_FILE_LINES)
       throw invalid(
         'ERR_INPUT_TOO_LARGE',
         `\`${file}\` has more than ${MAX_EXPORT_FILE_LINES} lines`,
       );
-  const entries: LogEntryLine[] = [];
-  let start = 0;
-  for (let line = 1; line <= lines; line++) {
-    let stop = bytes.indexOf(0x0a, start);
-    if (stop < 0 || stop > end) stop = end;
-    const parsed = parseExportLine(bytes.toString('utf8', start, stop));
-    if (!parsed.ok) return { ok: false, line, lines, message: parsed.message };
-    entries.push(parsed.entry);
-    start = stop + 1;
+    let carry: Buffer[] = [];
+    let carried = 0;
+    let tooLong = false;
+    const take = (piece: Buffer): void => {
+      if (tooLong) return;
+      if (carried + piece.length > MAX_EXPORT_LINE_BYTES) {
+        tooLong = true;
+        carry = [];
+        return;
+      }
+      carry.push(Buffer.from(piece));
+      carried += piece.length;
+    };
+    const line = (): string | null => {
+      const text = tooLong ? null : Buffer.concat(carry, carried).toString('utf8');
+      carry = [];
+      carried = 0;
+      tooLong = false;
+      return text;
+    };
+    for (let at = 0; ;) {
+      const n = readSync(fd, chunk, 0, chunk.length, at);
+      if (n === 0) break;
+      at += n;
+      const bytes = chunk.subarray(0, n);
+      let start = 0;
+      for (let nl = bytes.indexOf(0x0a); nl >= 0; nl = bytes.indexOf(0x0a, start)) {
+        take(bytes.subarray(start, nl));
+        start = nl + 1;
+        yield line();
+      }
+      take(bytes.subarray(start));
+    }
+    if (carried > 0 || tooLong) yield line();
+  } finally {
+    closeSync(fd);
   }
-  return { ok: true, entries };
 }
 
+/**
+ * `audit verify`'s reading of an export file: line by line, stopping at the first structural
+ * problem (a malformed line, an index out of sequence: {@link ExportScanner}) before any record
+ * is verified; the file is never held whole.
+ */
+function scanExportFile(file: string): { readonly scan: ExportScan; readonly lines: number } {
+  const scanner = new ExportScanner();
+  for (const text of exportFileLines(file)) {
+    if (text === null) {
+      const line = scanner.lines + 1;
+      return {
+        scan: {
+          ok: false,
+          problem: {
+            code: 'ERR_AUDIT_ENTRY_MALFORMED',
+            message: `line ${line}: the line is too long`,
+            position: { line },
+          },
+        },
+        lines: line,
+      };
+    }
+    if (scanner.push(text)) break;
+  }
+  return { scan: scanner.end(), lines: scanner.lines };
+}
+
+/** Every entry of an export file (for reading: `show`, `query`); a malformed line is an error. */
 function readExportFile(file: string): LogEntryLine[] {
-  const parsed = parseExportFile(file);
-  if (!parsed.ok)
-    throw invalid(
-      'ERR_AUDIT_ENTRY_MALFORMED',
-      `\`${file}\` line ${parsed.line}: ${parsed.message}`,
-    );
-  return parsed.entries;
+  const entries: LogEntryLine[] = [];
+  let line = 0;
+  for (const text of exportFileLines(file)) {
+    line++;
+    const parsed =
+      text === null
+        ? ({ ok: false, message: 'the line is too long' } as const)
+        : parseExportLine(text);
+    if (!parsed.ok)
+      throw invalid('ERR_AUDIT_ENTRY_MALFORMED', `\`${file}\` line ${line}: ${parsed.message}`);
+    entries.push(parsed.entry);
+  }
+  return entries;
 }
 
 /**
@@ -430,10 +526,16 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
   let result: TrailVerification;
   let records: number;
   try {
-    const parsed = opts.log === undefined ? undefined : parseExportFile(opts.log);
+    // A file is read line by line and stops at its first structural problem (reported as the
+    // verification's result, before any signature is checked).
+    const scanned = opts.log === undefined ? undefined : scanExportFile(opts.log);
     const entries =
-      parsed === undefined ? await homeEntries(home) : parsed.ok ? parsed.entries : undefined;
-    records = entries?.length ?? (parsed !== undefined && !parsed.ok ? parsed.lines : 0);
+      scanned === undefined
+        ? await homeEntries(home)
+        : scanned.scan.ok
+          ? scanned.scan.entries
+          : undefined;
+    records = entries?.length ?? scanned?.lines ?? 0;
     const checkpoint =
       opts.checkpoint !== undefined
         ? readCheckpointFile(opts.checkpoint, 'checkpoint')
@@ -494,15 +596,8 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
     };
     // A malformed line of a file is a failed verification (with its line), not a usage error.
     result =
-      parsed !== undefined && !parsed.ok
-        ? {
-            ok: false,
-            problem: {
-              code: 'ERR_AUDIT_ENTRY_MALFORMED',
-              message: `line ${parsed.line}: ${parsed.message}`,
-              position: { line: parsed.line },
-            },
-          }
+      scanned !== undefined && !scanned.scan.ok
+        ? { ok: false, problem: scanned.scan.problem }
         : verifyTrail({ ...common, entries: entries! });
   } finally {
     home.close();
