@@ -11,7 +11,9 @@ import {
   hashLeaf,
   rootFromLeafHashes,
   signCheckpoint,
+  signRevocationRecord,
 } from '../../src/audit/index.js';
+import { Purpose } from '../../src/identity/index.js';
 import { openHome } from '../../src/cli/home.js';
 import {
   AUDIT_VERIFICATION_FAILED_EXIT_CODE,
@@ -293,4 +295,50 @@ describe('audit verify --log: a crafted large file fails fast (F5)', () => {
       problem: { code: 'ERR_AUDIT_RECORD_DUPLICATED', position: { line: 2, index: 0 } },
     });
   }, 120_000);
+});
+
+describe('audit verify --log: an authentic record of a fork, substituted (F4)', () => {
+  it('is reported at the line it replaced, proved by the home store', async () => {
+    const h = await revocations(6);
+    expect((await cli(h.home, 'audit', 'checkpoint')).code).toBe(0);
+    const file = join(h.dir, 'log.jsonl');
+    expect((await cli(h.home, 'audit', 'export', '--out', file)).code).toBe(0);
+    // A revocation record the authority really signed, but that the log never held.
+    const home = await openHome(h.home, { clock: new ManualClock(NOW) });
+    let fork: Uint8Array;
+    try {
+      const known = await home.identities.get('authority');
+      const { verified, keyId } = await home.identities.purposeKey(known, Purpose.credentials);
+      const target = await home.identities.get(h.names.at(-1)!);
+      fork = await signRevocationRecord(
+        home.vault,
+        {
+          identity: known.identity,
+          credentialKeyId: keyId,
+          credentialKeyAttestation: verified.attestation,
+          verifiedKey: verified,
+        },
+        {
+          kind: 'identity',
+          id: target.identity.identifier,
+          revokedAt: NOW,
+          expiresAt: NOW + 86_400,
+          reason: 'fork',
+        },
+        3,
+        NOW,
+      );
+    } finally {
+      home.close();
+    }
+    const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+    lines[2] = `{"index":2,"record":${new TextDecoder().decode(fork)}}`;
+    writeFileSync(join(h.dir, 'fork.jsonl'), `${lines.join('\n')}\n`);
+    const r = await cli(h.home, 'audit', 'verify', '--log', join(h.dir, 'fork.jsonl'));
+    expect(r.code, r.stdout).toBe(AUDIT_VERIFICATION_FAILED_EXIT_CODE);
+    expect(json(r)).toMatchObject({
+      ok: false,
+      problem: { code: 'ERR_AUDIT_RECORD_EDITED', position: { line: 3, index: 2 } },
+    });
+  }, 60_000);
 });

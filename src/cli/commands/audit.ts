@@ -36,7 +36,9 @@ import {
   verifyCheckpoint,
   verifyInclusion,
   verifyTrail,
+  verifyConsistency,
   rootFromLeafHashes,
+  type TrailProblem,
   type LogEntryLine,
   type VerifiedCheckpoint,
   type NoteSigner,
@@ -599,6 +601,20 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
       scanned !== undefined && !scanned.scan.ok
         ? { ok: false, problem: scanned.scan.problem }
         : verifyTrail({ ...common, entries: entries! });
+    // A file of the home's own log: where the checkpoints locate a departure only to a range
+    // (or the records only to the first one that contradicts it), the store's proofs give the
+    // first line that departs.
+    if (!result.ok && entries !== undefined && opts.log !== undefined) {
+      const located = await locateInStore(
+        home,
+        entries,
+        checkpoint,
+        verifiers,
+        origin,
+        result.problem,
+      );
+      if (located !== undefined) result = { ok: false, problem: located };
+    }
   } finally {
     home.close();
   }
@@ -668,6 +684,92 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
       ]),
     ].join('\n'),
   );
+}
+
+/** Problems derived from a root that does not match, which the store may locate better. */
+const LOCATABLE: readonly string[] = [
+  'ERR_AUDIT_RECORD_EDITED',
+  'ERR_AUDIT_RECORD_REORDERED',
+  'ERR_AUDIT_RECORD_DELETED',
+];
+
+/**
+ * The first line of an exported file that departs from the log, when the home's store holds that
+ * log and proves it: the file's first `i` entries are a prefix of the checkpoint's tree (a
+ * consistency proof from the store, against the file's own root of those entries) and the tree
+ * holds another entry at index `i` (an inclusion proof of the store's leaf). Both proofs are
+ * checked against the verified checkpoint, so a store that was altered proves nothing and the
+ * report stays as it was. Used when it is closer than the report (a range, or a later line), or
+ * when the report calls "moved" a record the log never held.
+ */
+async function locateInStore(
+  home: Home,
+  entries: readonly LogEntryLine[],
+  note: string,
+  verifiers: readonly NoteVerifierKey[],
+  origin: string,
+  problem: TrailProblem,
+): Promise<TrailProblem | undefined> {
+  if (!LOCATABLE.includes(problem.code) || problem.position.line === undefined) return undefined;
+  const exact =
+    problem.position.until === undefined ||
+    problem.position.until <= (problem.position.index ?? 0) + 1;
+  let checkpoint: VerifiedCheckpoint;
+  try {
+    checkpoint = verifyCheckpoint(note, verifiers, { origin });
+  } catch (error) {
+    if (!isMandateError(error)) throw error;
+    return undefined;
+  }
+  const size = checkpoint.treeSize;
+  const repository = home.store.auditLog;
+  if (entries.length < size || (await repository.size()) < size) return undefined;
+  const fileLeaves = entries.slice(0, size).map((e) => hashLeaf(e.record));
+  const storeLeaves: Uint8Array[] = [];
+  for (let from = 0; from < size; from += MAX_AUDIT_READ_ENTRIES) {
+    const to = Math.min(size, from + MAX_AUDIT_READ_ENTRIES);
+    const ids = Array.from({ length: to - from }, (_, k) => ({ level: 0, index: from + k }));
+    storeLeaves.push(...(await repository.readNodes(ids)));
+  }
+  const i = fileLeaves.findIndex((leaf, k) => !bytesEqual(leaf, storeLeaves[k]!));
+  if (i < 0 || (exact && i + 1 > problem.position.line)) return undefined;
+  try {
+    const log = await AuditLog.open({ repository, origin: checkpoint.origin });
+    verifyInclusion(
+      i,
+      size,
+      storeLeaves[i]!,
+      await log.inclusionProof(i, size),
+      checkpoint.rootHash,
+    );
+    verifyConsistency(
+      i,
+      size,
+      rootFromLeafHashes(fileLeaves.slice(0, i)),
+      checkpoint.rootHash,
+      await log.consistencyProof(i, size),
+    );
+  } catch (error) {
+    if (!isMandateError(error)) throw error;
+    return undefined;
+  }
+  const leaf = fileLeaves[i]!;
+  const moved = storeLeaves.some((l) => bytesEqual(l, leaf));
+  // At the line reported, the report stands, unless it calls moved a record the log never held
+  // (an authentic record of a fork, substituted).
+  if (
+    exact &&
+    i + 1 === problem.position.line &&
+    (moved || problem.code !== 'ERR_AUDIT_RECORD_REORDERED')
+  )
+    return undefined;
+  const e = entries[i]!;
+  return {
+    code: moved ? 'ERR_AUDIT_RECORD_REORDERED' : 'ERR_AUDIT_RECORD_EDITED',
+    message: `line ${i + 1} departs from the log: ${moved ? 'it holds an entry the log holds at another index' : `the log holds another entry at index ${i}`} (the home's store proves it under the checkpoint of size ${size}: the lines before it are the log's, entry ${i} is not this one)`,
+    position: { line: i + 1, index: i, ...(e.id === undefined ? {} : { id: e.id }) },
+    cause: problem.code,
+  };
 }
 
 /**
