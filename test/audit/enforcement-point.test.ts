@@ -347,8 +347,14 @@ describe('EnforcementPoint', () => {
       approver: s.w.approver.identity.identifier,
       decision: 'approve',
       reason: 'carrier confirmed the loss',
-      shown: { tool: 'orders/issue_refund', arguments: canonicalizeJson(args) },
+      shown: {
+        tool: 'orders/issue_refund',
+        argumentsDigest: retry.record.argumentsDigest,
+      },
     });
+    // Disclosure is off for this tool: the record keeps what was shown as its digest only.
+    expect(Object.hasOwn(approval.shown, 'arguments')).toBe(false);
+    expect(new TextDecoder().decode(allowed.decisionRecord.bytes)).not.toContain('o-4471');
     const invocation = verifyInvocation(retry.bytes, { authorities: s.w.authorities });
     verifyEnforcerRecord(allowed.decisionRecord.bytes, {
       enforcers: s.enforcers,

@@ -1033,7 +1033,9 @@ function humanCall(c: Call): string {
       ...(c.server === null ? [] : ([['server', c.server]] as const)),
       ['arguments', `sha256 ${c.argumentsDigest}`],
       ...(c.covered === false
-        ? ([['checkpoint', 'UNCOVERED: past the latest signed checkpoint']] as const)
+        ? ([
+            ['checkpoint', 'UNCOVERED: not included under the latest verified checkpoint'],
+          ] as const)
         : []),
       ...(c.extraDecisions === undefined
         ? []
