@@ -1,6 +1,6 @@
-import { isMandateError } from '../core/index.js';
+import { isMandateError, type MandateError } from '../core/index.js';
 import { conflict, invalid, unavailable } from '../core/internal.js';
-import { signCheckpoint, type NoteSigner } from './checkpoint.js';
+import { parseCheckpoint, parseNote, signCheckpoint, type NoteSigner } from './checkpoint.js';
 import {
   combineSubtreeNodes,
   CompactRange,
@@ -9,6 +9,7 @@ import {
   hashLeaf,
   inclusionProofRanges,
   subtreeNodes,
+  verifyConsistency,
   type MerkleNodeId,
   type SubtreeRange,
 } from './merkle.js';
@@ -254,7 +255,11 @@ export class AuditLog {
   /**
    * Signs a checkpoint of the committed log (its size and root) with every signer, stores it,
    * and returns the signed note. A log signs only checkpoints of its own append-only history, so
-   * any two are consistent.
+   * any two are consistent — and it checks that before signing: the tree must extend the newest
+   * checkpoint stored (a consistency proof from the stored hashes, verified against that
+   * checkpoint's root), else `ERR_AUDIT_CHECKPOINT_INCONSISTENT` (kind conflict) and nothing is
+   * signed. A store whose rows were deleted and appended again (its guard triggers dropped) thus
+   * never gets a second, contradicting signature.
    */
   async checkpoint(
     signers: readonly NoteSigner[],
@@ -262,12 +267,43 @@ export class AuditLog {
   ): Promise<string> {
     const treeSize = this.size;
     const rootHash = this.root();
+    await this.#checkExtendsLatest(treeSize, rootHash);
     const note = await signCheckpoint(
       { origin: this.#origin, treeSize, rootHash, extensions },
       signers,
     );
     await this.#repository.putCheckpoint({ treeSize, note });
     return note;
+  }
+
+  /** Throws unless the tree of `treeSize` with `rootHash` is consistent with the newest stored checkpoint. */
+  async #checkExtendsLatest(treeSize: number, rootHash: Uint8Array): Promise<void> {
+    const latest = await this.#repository.latestCheckpoint();
+    if (latest === undefined) return;
+    const inconsistent = (why: string): MandateError =>
+      conflict(
+        'ERR_AUDIT_CHECKPOINT_INCONSISTENT',
+        `the log of ${treeSize} entries does not extend the checkpoint of size ${latest.treeSize} it signed before (${why}): the stored log was altered; nothing signed`,
+      );
+    let signed;
+    try {
+      // The stored note's own root (its signature is the auditor's to check): what this log
+      // committed to, whatever the rows say now.
+      signed = parseCheckpoint(parseNote(latest.note).text);
+    } catch {
+      throw inconsistent('the stored checkpoint is malformed');
+    }
+    const [first, second, firstRoot, secondRoot] =
+      signed.treeSize <= treeSize
+        ? [signed.treeSize, treeSize, signed.rootHash, rootHash]
+        : [treeSize, signed.treeSize, rootHash, signed.rootHash];
+    try {
+      const proof = await this.#hashRanges(consistencyProofRanges(first, second));
+      verifyConsistency(first, second, firstRoot, secondRoot, proof);
+    } catch (error) {
+      if (!isMandateError(error)) throw error;
+      throw inconsistent('no consistency proof');
+    }
   }
 
   /** The latest stored checkpoint's note, if any. */

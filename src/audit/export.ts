@@ -6,9 +6,14 @@
  * re-encoding it, and the leaf hash is over the bytes the log holds (sign bytes, keep bytes).
  */
 import { invalid } from '../core/internal.js';
-import { canonicalizeJson } from '../encoding/index.js';
+import { bytesEqual, canonicalizeJson } from '../encoding/index.js';
 import { auditRecordHash } from './record-codec.js';
-import type { LogEntryLine } from './verify-log.js';
+import {
+  LogProblemCode,
+  type LogEntryLine,
+  type LogPosition,
+  type LogProblem,
+} from './verify-log.js';
 import { MAX_AUDIT_RECORD_BYTES } from './repository.js';
 
 const PREFIX = '{"index":';
@@ -103,4 +108,117 @@ export function parseExport(text: string): ParsedExport {
     entries.push(parsed.entry);
   }
   return { ok: true, entries };
+}
+
+/** What {@link ExportScanner} found: the entries to verify, or the first structural problem. */
+export type ExportScan =
+  | { readonly ok: true; readonly entries: readonly LogEntryLine[] }
+  | { readonly ok: false; readonly problem: LogProblem };
+
+const INDEX_PREFIX_RE = /^\{"index":(0|[1-9]\d{0,15}),"record":/;
+
+/**
+ * Reads an export one line at a time and stops at the first structural problem, before any
+ * record is verified and without keeping what follows it: a malformed line, or the first line
+ * whose index departs from 0, 1, 2, … — a line repeating an earlier entry
+ * (`ERR_AUDIT_RECORD_DUPLICATED`), a later entry where an earlier one belongs (the rest of the
+ * file is scanned for the missing index only, by its envelope: `ERR_AUDIT_RECORD_REORDERED` when
+ * it comes later, else `ERR_AUDIT_RECORD_DELETED`). The codes, messages and positions are
+ * {@link verifyLog}'s. Only an insertion (a different record claiming an earlier line's index)
+ * needs every entry (verifyLog tells which of the two is inserted from the roots): from there on
+ * the entries are kept.
+ *
+ * @example
+ * ```ts
+ * const scanner = new ExportScanner();
+ * for (const line of lines) if (scanner.push(line)) break;
+ * const scan = scanner.end();
+ * ```
+ */
+export class ExportScanner {
+  readonly #entries: LogEntryLine[] = [];
+  #lines = 0;
+  #mode: 'sequence' | 'seek' | 'keep' = 'sequence';
+  #problem: LogProblem | undefined;
+  /** In `seek` mode: the missing index and the departing line's position. */
+  #sought: { readonly index: number; readonly position: LogPosition } | undefined;
+
+  /** Lines read so far. */
+  get lines(): number {
+    return this.#lines;
+  }
+
+  /** Entries parsed and kept (and hashed) so far. */
+  get parsed(): number {
+    return this.#entries.length;
+  }
+
+  /** Feeds the next line (without its newline); true when the scan is decided (stop reading). */
+  push(line: string): boolean {
+    if (this.#problem !== undefined) return true;
+    const n = ++this.#lines;
+    if (this.#mode === 'seek') {
+      const m = INDEX_PREFIX_RE.exec(line.slice(0, 32));
+      if (m !== null && Number(m[1]) === this.#sought!.index) {
+        const { index, position } = this.#sought!;
+        this.#problem = {
+          code: LogProblemCode.recordReordered,
+          message: `line ${position.line} holds entry ${String(position.index)} where entry ${index} belongs`,
+          position: { ...position, index },
+        };
+      }
+      return this.#problem !== undefined;
+    }
+    const parsed = parseExportLine(line);
+    if (!parsed.ok) {
+      this.#problem = {
+        code: LogProblemCode.entryMalformed,
+        message: `line ${n}: ${parsed.message}`,
+        position: { line: n },
+      };
+      return true;
+    }
+    const e = parsed.entry;
+    const expected = this.#entries.length;
+    if (this.#mode === 'keep' || e.index === expected) {
+      this.#entries.push(e);
+      return false;
+    }
+    const position: LogPosition = {
+      line: n,
+      index: e.index,
+      ...(e.id === undefined ? {} : { id: e.id }),
+    };
+    if (e.index < expected) {
+      const earlier = this.#entries[e.index]!;
+      if (bytesEqual(earlier.record, e.record)) {
+        this.#problem = {
+          code: LogProblemCode.recordDuplicated,
+          message: `line ${n} repeats entry ${e.index} (line ${e.index + 1})`,
+          position,
+        };
+        return true;
+      }
+      this.#mode = 'keep';
+      this.#entries.push(e);
+      return false;
+    }
+    this.#mode = 'seek';
+    this.#sought = { index: expected, position };
+    return false;
+  }
+
+  /** After the last line (or a decided scan): the entries, or the problem. */
+  end(): ExportScan {
+    if (this.#problem === undefined && this.#mode === 'seek') {
+      const { index, position } = this.#sought!;
+      this.#problem = {
+        code: LogProblemCode.recordDeleted,
+        message: `entry ${index} is missing before line ${String(position.line)}`,
+        position: { ...position, index },
+      };
+    }
+    if (this.#problem !== undefined) return { ok: false, problem: this.#problem };
+    return { ok: true, entries: this.#entries };
+  }
 }

@@ -117,6 +117,8 @@ export { MemoryAuditTrailRepository } from './trail-repository.js';
 export type { AuditTrailRepository, AgentHead, Escalation } from './trail-repository.js';
 export { formatExportLine, parseExportLine, parseExport, MAX_EXPORT_LINE_BYTES } from './export.js';
 export type { ExportLine, ParsedExport } from './export.js';
+export { ExportScanner } from './export.js';
+export type { ExportScan } from './export.js';
 export { verifyTrail, verifyTrailExport, TrailProblemCode } from './verify-trail.js';
 export type {
   TrailPosition,

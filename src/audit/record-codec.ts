@@ -383,12 +383,16 @@ function approval(v: unknown): DecisionApproval | null {
   );
   const shown = v.shown;
   if (!isObject(shown)) fail('`approval.shown` must be an object');
+  // `argumentsDigest` (always written now) or the disclosed `arguments` (records written before
+  // the digest was added carry only the text): at least one.
   exactKeys(
     shown,
-    ['tool', 'arguments', 'reason', 'policies', 'bundleHash'],
-    [],
+    ['tool', 'reason', 'policies', 'bundleHash'],
+    ['argumentsDigest', 'arguments'],
     '`approval.shown`',
   );
+  if (shown.argumentsDigest === undefined && shown.arguments === undefined)
+    fail('`approval.shown` must carry `argumentsDigest` or `arguments`');
   return {
     id: text(v.id, 'approval.id'),
     approver: identifier(v.approver, 'approval.approver'),
@@ -397,7 +401,19 @@ function approval(v: unknown): DecisionApproval | null {
     answeredAt: seconds(v.answeredAt, 'approval.answeredAt'),
     shown: {
       tool: text(shown.tool, 'approval.shown.tool'),
-      arguments: text(shown.arguments, 'approval.shown.arguments', MAX_AUDIT_RECORD_BYTES, true),
+      ...(shown.argumentsDigest === undefined
+        ? {}
+        : { argumentsDigest: hash(shown.argumentsDigest, 'approval.shown.argumentsDigest') }),
+      ...(shown.arguments === undefined
+        ? {}
+        : {
+            arguments: text(
+              shown.arguments,
+              'approval.shown.arguments',
+              MAX_AUDIT_RECORD_BYTES,
+              true,
+            ),
+          }),
       reason: text(shown.reason, 'approval.shown.reason', MAX_RECORD_TEXT_CHARS, true),
       policies: strings(shown.policies, 'approval.shown.policies'),
       bundleHash: text(shown.bundleHash, 'approval.shown.bundleHash'),

@@ -104,11 +104,18 @@ export interface DecisionApproval {
   readonly decision: 'approve' | 'deny';
   readonly reason: string;
   readonly answeredAt: number;
-  /** What the human was shown. */
+  /**
+   * What the human was shown: the tool, the arguments (their JCS text is what is displayed, so
+   * its digest is `argumentsDigest`, the one the human's signature binds), the `@approval` text,
+   * the policies and the bundle. The arguments' text itself only when the enforcement point
+   * discloses the tool's arguments (`discloseArguments`); otherwise only their digest is kept.
+   */
   readonly shown: {
     readonly tool: string;
-    /** The arguments' JCS text. */
-    readonly arguments: string;
+    /** Hex SHA-256 of the arguments' JCS text (absent only in records written before it was added). */
+    readonly argumentsDigest?: string;
+    /** The arguments' JCS text, only when disclosed. */
+    readonly arguments?: string;
     /** The `@approval` text. */
     readonly reason: string;
     readonly policies: readonly string[];

@@ -332,10 +332,18 @@ function checkApproval(
   same('bundleHash', approval.shown.bundleHash);
   same('tool', approval.shown.tool);
   same('agent', record.agent);
+  // What was shown: the arguments' digest (and their text, when disclosed, must have it).
+  const shownArguments = approval.shown.arguments;
+  const shownDigest =
+    shownArguments === undefined
+      ? approval.shown.argumentsDigest
+      : toHex(sha256(new TextEncoder().encode(shownArguments)));
   if (
-    toHex(sha256(new TextEncoder().encode(approval.shown.arguments))) !==
-    signedFields.argumentsDigest
+    approval.shown.argumentsDigest !== undefined &&
+    approval.shown.argumentsDigest !== shownDigest
   )
+    approvalInvalid('the arguments shown do not have the digest recorded');
+  if (shownDigest !== signedFields.argumentsDigest)
     approvalInvalid('the arguments shown are not those signed');
   if (invocation !== undefined) same('argumentsDigest', invocation.record.argumentsDigest);
 }

@@ -94,6 +94,12 @@ export interface VerifyTrailOptions {
   readonly checkpoint: string | Uint8Array;
   /** An older signed checkpoint the newer must extend (its tree a prefix). */
   readonly from?: string | Uint8Array;
+  /**
+   * More signed checkpoints of the log (e.g. every one the log's store holds): each must verify
+   * and agree with the others and the entries, like `from` (in reports, their positions follow
+   * `checkpoint` (0) and `from` (1, when given)).
+   */
+  readonly moreCheckpoints?: readonly (string | Uint8Array)[];
   /** The log's trusted note keys. */
   readonly verifiers: readonly NoteVerifierKey[];
   /** The origin the checkpoints must name. */
@@ -132,6 +138,7 @@ export function verifyTrailExport(options: VerifyTrailExportOptions): TrailVerif
     enforcers: options.enforcers,
     entries: parsed.entries,
     ...(options.from === undefined ? {} : { from: options.from }),
+    ...(options.moreCheckpoints === undefined ? {} : { moreCheckpoints: options.moreCheckpoints }),
     ...(options.origin === undefined ? {} : { origin: options.origin }),
     ...(options.knownIdentities === undefined ? {} : { knownIdentities: options.knownIdentities }),
   });
@@ -171,8 +178,12 @@ interface RevocationSeen {
  */
 export function verifyTrail(options: VerifyTrailOptions): TrailVerification {
   const { entries } = options;
-  const checkpoints =
-    options.from === undefined ? [options.checkpoint] : [options.checkpoint, options.from];
+  // Positions: 0 the checkpoint, 1 `from` (when given), then `moreCheckpoints`.
+  const checkpoints = [
+    options.checkpoint,
+    ...(options.from === undefined ? [] : [options.from]),
+    ...(options.moreCheckpoints ?? []),
+  ];
   const log = verifyLog({
     entries,
     checkpoints,

@@ -290,7 +290,8 @@ export class EnforcementPoint {
       const escalated = await o.trail.findEscalation(record.agent, callKey, record.argumentsDigest);
       if (escalated !== undefined) used = await o.enforcement.approvals?.get(escalated.approval);
     }
-    const approval = used === undefined ? null : approvalOf(used);
+    const disclose = o.discloseArguments?.({ tool: record.tool, server: record.server }) === true;
+    const approval = used === undefined ? null : approvalOf(used, disclose);
     const escalation =
       decision.decision === 'approval_required' && decision.approval?.id !== undefined
         ? {
@@ -299,7 +300,6 @@ export class EnforcementPoint {
             policies: decision.approval.policies,
           }
         : null;
-    const disclose = o.discloseArguments?.({ tool: record.tool, server: record.server }) === true;
     const decisionRecord = await o.signer.signDecision({
       invocation: invocation.hash,
       agent: record.agent,
@@ -446,7 +446,8 @@ export class EnforcementPoint {
   }
 }
 
-function approvalOf(used: ApprovalRecord): DecisionApproval | null {
+/** The approval a decision carries: the arguments shown as their digest, their text only if disclosed. */
+function approvalOf(used: ApprovalRecord, disclose: boolean): DecisionApproval | null {
   const a = used.answer;
   if (a === undefined) return null;
   return {
@@ -457,7 +458,8 @@ function approvalOf(used: ApprovalRecord): DecisionApproval | null {
     answeredAt: a.answeredAt,
     shown: {
       tool: used.tool,
-      arguments: used.arguments,
+      argumentsDigest: used.argumentsDigest,
+      ...(disclose ? { arguments: used.arguments } : {}),
       reason: used.reason,
       policies: used.policies,
       bundleHash: used.bundleHash,

@@ -347,8 +347,14 @@ describe('EnforcementPoint', () => {
       approver: s.w.approver.identity.identifier,
       decision: 'approve',
       reason: 'carrier confirmed the loss',
-      shown: { tool: 'orders/issue_refund', arguments: canonicalizeJson(args) },
+      shown: {
+        tool: 'orders/issue_refund',
+        argumentsDigest: retry.record.argumentsDigest,
+      },
     });
+    // Disclosure is off for this tool: the record keeps what was shown as its digest only.
+    expect(Object.hasOwn(approval.shown, 'arguments')).toBe(false);
+    expect(new TextDecoder().decode(allowed.decisionRecord.bytes)).not.toContain('o-4471');
     const invocation = verifyInvocation(retry.bytes, { authorities: s.w.authorities });
     verifyEnforcerRecord(allowed.decisionRecord.bytes, {
       enforcers: s.enforcers,
@@ -401,6 +407,31 @@ describe('EnforcementPoint', () => {
         authorities: s.w.authorities,
       }),
     ).toThrow(/not marked `human=true`/);
+    // What was shown: the disclosed text with its digest verifies; other text, or another
+    // digest than the signed one, does not.
+    type Shown = NonNullable<DecisionRecord['approval']>['shown'];
+    const reshown = async (shown: Shown) =>
+      (await s.signer.signDecision({ ...body, approval: { ...approval, shown } })).bytes;
+    const verifies = (bytes: Uint8Array) =>
+      verifyEnforcerRecord(bytes, {
+        enforcers: s.enforcers,
+        invocation,
+        authorities: s.w.authorities,
+      });
+    verifies(await reshown({ ...approval.shown, arguments: canonicalizeJson(args) }));
+    // A record written before `argumentsDigest` existed: the text only.
+    const withoutDigest = Object.fromEntries(
+      Object.entries(approval.shown).filter(([k]) => k !== 'argumentsDigest'),
+    ) as Shown;
+    verifies(await reshown({ ...withoutDigest, arguments: canonicalizeJson(args) }));
+    for (const shown of [
+      { ...approval.shown, arguments: canonicalizeJson({ ...args, amount: 5 }) },
+      { ...withoutDigest, arguments: canonicalizeJson({ ...args, amount: 5 }) },
+      { ...approval.shown, argumentsDigest: 'ab'.repeat(32) },
+    ]) {
+      const bytes = await reshown(shown);
+      expect(() => verifies(bytes)).toThrow(/arguments shown/);
+    }
     const trace = allowed.trace!.record.record;
     expect(trace).toMatchObject({
       escalation: first.hash,

@@ -1,6 +1,8 @@
 // A child process for test/integration/audit-crash.test.ts: appends audit records to the SQLite
 // log at argv[2] in a burst (32 concurrent writers, group commit), prints `ack INDEX RUN N` for
-// every acknowledged append and signs a checkpoint now and then, until it is killed.
+// every acknowledged append and signs a checkpoint now and then, until it is killed. The first
+// record is checkpointed before any ack is printed, so a kill at any point after the first ack
+// leaves at least one stored checkpoint to verify against.
 import { AuditLog } from '../../src/audit/index.js';
 import { fromHex } from '../../src/encoding/index.js';
 import { openSqliteStore } from '../../src/store/open-sqlite-store.js';
@@ -14,6 +16,13 @@ process.stdout.write(`ready ${log.size}\n`);
 
 let next = 0;
 let acked = 0;
+{
+  const n = next++;
+  const index = await log.append(new TextEncoder().encode(`{"run":${run},"n":${n}}`));
+  await log.checkpoint([signer]);
+  acked++;
+  process.stdout.write(`ack ${index} ${run} ${n}\n`);
+}
 async function writer(): Promise<void> {
   for (;;) {
     const n = next++;

@@ -1,7 +1,17 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  existsSync,
+  fstatSync,
+  openSync,
+  readSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import type { Command } from 'commander';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { invalid, notFound } from '../../core/internal.js';
+import { isMandateError } from '../../core/index.js';
+import { conflict, invalid, notFound } from '../../core/internal.js';
 import {
   AuditLog,
   auditRecordHash,
@@ -20,10 +30,17 @@ import {
   signRevocationRecord,
   parseExportLine,
   parseNoteVerifierKey,
+  ExportScanner,
+  MAX_EXPORT_LINE_BYTES,
+  type ExportScan,
   verifyCheckpoint,
   verifyInclusion,
   verifyTrail,
+  verifyConsistency,
+  rootFromLeafHashes,
+  type TrailProblem,
   type LogEntryLine,
+  type VerifiedCheckpoint,
   type NoteSigner,
   type NoteVerifierKey,
   type TrailVerification,
@@ -32,13 +49,14 @@ import {
   OUTCOME_RECORD_TYPE,
   TRACE_RECORD_TYPE,
 } from '../../audit/index.js';
+import { bytesEqual } from '../../encoding/index.js';
 import { Purpose, type Identifier, type VerifiedIdentity } from '../../identity/index.js';
 import type { CliContext } from '../context.js';
 import type { Home } from '../home.js';
 import { formatFields, type Output } from '../output.js';
 import type { DenySetUpdate } from '../../credentials/index.js';
 import { checkOutputFile, DEFAULT_AUTHORITY } from '../chains.js';
-import { readInput, readTextArgument } from '../input.js';
+import { readTextArgument } from '../input.js';
 import { collect } from '../parse.js';
 
 /**
@@ -97,6 +115,10 @@ export function registerAuditCommands(program: Command, context: () => CliContex
       DEFAULT_AUTHORITY,
     )
     .option(
+      '--origin <origin>',
+      "the log's origin its checkpoints and keys must name (default: this home's log)",
+    )
+    .option(
       '--enforcer <identity>',
       'a trusted enforcement point (repeatable; default: the authority only)',
       collect,
@@ -131,6 +153,7 @@ interface VerifyOptions {
   from?: string;
   key?: string[];
   authority: string;
+  origin?: string;
   enforcer?: string[];
   allowUncovered?: boolean;
 }
@@ -157,53 +180,137 @@ async function homeEntries(home: Home): Promise<LogEntryLine[]> {
   return out;
 }
 
+/** Bytes read from an export file at a time. */
+const EXPORT_CHUNK_BYTES = 1 << 20;
+
+/** Opens an export file: a regular file (`ERR_FILE_NOT_REGULAR`) of at most 512 MiB. */
+function openExportFile(file: string): { fd: number; size: number } {
+  if (!existsSync(file)) throw notFound('ERR_FILE_NOT_FOUND', `no such file \`${file}\``);
+  const notRegular = () => invalid('ERR_FILE_NOT_REGULAR', `\`${file}\` is not a regular file`);
+  if (!statSync(file).isFile()) throw notRegular();
+  const fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw notRegular();
+    if (stat.size > MAX_EXPORT_FILE_BYTES)
+      throw invalid(
+        'ERR_INPUT_TOO_LARGE',
+        `\`${file}\` is larger than ${MAX_EXPORT_FILE_BYTES} bytes`,
+      );
+    return { fd, size: stat.size };
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+}
+
 /**
- * Parses an export file line by line from its bytes (no copy of the whole text, no array of all
- * lines): its entries, or the first malformed line. More than `MAX_EXPORT_FILE_LINES` lines is
- * `ERR_INPUT_TOO_LARGE`, checked before anything is parsed.
+ * The lines of an export file (without their newlines), read in 1 MiB chunks: the file is never
+ * held whole, and a line is held only up to the line bound (a longer one is `null`, without its
+ * bytes). More than `MAX_EXPORT_FILE_LINES` lines is `ERR_INPUT_TOO_LARGE`, counted (newlines
+ * only) before any line is given out. Stopping early closes the file.
  */
-function parseExportFile(file: string):
-  | { readonly ok: true; readonly entries: LogEntryLine[] }
-  | {
-      readonly ok: false;
-      readonly line: number;
-      readonly lines: number;
-      readonly message: string;
-    } {
-  const bytes = readInput(file, 'the log', MAX_EXPORT_FILE_BYTES, {
-    stdin: false,
-    notRegular: 'ERR_FILE_NOT_REGULAR',
-  });
-  let end = bytes.length;
-  if (end > 0 && bytes[end - 1] === 0x0a) end--;
-  let lines = bytes.length === 0 ? 0 : 1;
-  for (let at = bytes.indexOf(0x0a); at >= 0 && at < end; at = bytes.indexOf(0x0a, at + 1))
-    if (++lines > MAX_EXPORT_FILE_LINES)
+function* exportFileLines(file: string): Generator<string | null, void, undefined> {
+  const { fd } = openExportFile(file);
+  try {
+    const chunk = Buffer.alloc(EXPORT_CHUNK_BYTES);
+    let lines = 0;
+    let last = 0x0a;
+    for (let at = 0; ;) {
+      const n = readSync(fd, chunk, 0, chunk.length, at);
+      if (n === 0) break;
+      at += n;
+      const bytes = chunk.subarray(0, n);
+      for (let nl = bytes.indexOf(0x0a); nl >= 0; nl = bytes.indexOf(0x0a, nl + 1)) lines++;
+      last = bytes[n - 1]!;
+    }
+    if (last !== 0x0a) lines++;
+    if (lines > MAX_EXPORT_FILE_LINES)
       throw invalid(
         'ERR_INPUT_TOO_LARGE',
         `\`${file}\` has more than ${MAX_EXPORT_FILE_LINES} lines`,
       );
-  const entries: LogEntryLine[] = [];
-  let start = 0;
-  for (let line = 1; line <= lines; line++) {
-    let stop = bytes.indexOf(0x0a, start);
-    if (stop < 0 || stop > end) stop = end;
-    const parsed = parseExportLine(bytes.toString('utf8', start, stop));
-    if (!parsed.ok) return { ok: false, line, lines, message: parsed.message };
-    entries.push(parsed.entry);
-    start = stop + 1;
+    let carry: Buffer[] = [];
+    let carried = 0;
+    let tooLong = false;
+    const take = (piece: Buffer): void => {
+      if (tooLong) return;
+      if (carried + piece.length > MAX_EXPORT_LINE_BYTES) {
+        tooLong = true;
+        carry = [];
+        return;
+      }
+      carry.push(Buffer.from(piece));
+      carried += piece.length;
+    };
+    const line = (): string | null => {
+      const text = tooLong ? null : Buffer.concat(carry, carried).toString('utf8');
+      carry = [];
+      carried = 0;
+      tooLong = false;
+      return text;
+    };
+    for (let at = 0; ;) {
+      const n = readSync(fd, chunk, 0, chunk.length, at);
+      if (n === 0) break;
+      at += n;
+      const bytes = chunk.subarray(0, n);
+      let start = 0;
+      for (let nl = bytes.indexOf(0x0a); nl >= 0; nl = bytes.indexOf(0x0a, start)) {
+        take(bytes.subarray(start, nl));
+        start = nl + 1;
+        yield line();
+      }
+      take(bytes.subarray(start));
+    }
+    if (carried > 0 || tooLong) yield line();
+  } finally {
+    closeSync(fd);
   }
-  return { ok: true, entries };
 }
 
+/**
+ * `audit verify`'s reading of an export file: line by line, stopping at the first structural
+ * problem (a malformed line, an index out of sequence: {@link ExportScanner}) before any record
+ * is verified; the file is never held whole.
+ */
+function scanExportFile(file: string): { readonly scan: ExportScan; readonly lines: number } {
+  const scanner = new ExportScanner();
+  for (const text of exportFileLines(file)) {
+    if (text === null) {
+      const line = scanner.lines + 1;
+      return {
+        scan: {
+          ok: false,
+          problem: {
+            code: 'ERR_AUDIT_ENTRY_MALFORMED',
+            message: `line ${line}: the line is too long`,
+            position: { line },
+          },
+        },
+        lines: line,
+      };
+    }
+    if (scanner.push(text)) break;
+  }
+  return { scan: scanner.end(), lines: scanner.lines };
+}
+
+/** Every entry of an export file (for reading: `show`, `query`); a malformed line is an error. */
 function readExportFile(file: string): LogEntryLine[] {
-  const parsed = parseExportFile(file);
-  if (!parsed.ok)
-    throw invalid(
-      'ERR_AUDIT_ENTRY_MALFORMED',
-      `\`${file}\` line ${parsed.line}: ${parsed.message}`,
-    );
-  return parsed.entries;
+  const entries: LogEntryLine[] = [];
+  let line = 0;
+  for (const text of exportFileLines(file)) {
+    line++;
+    const parsed =
+      text === null
+        ? ({ ok: false, message: 'the line is too long' } as const)
+        : parseExportLine(text);
+    if (!parsed.ok)
+      throw invalid('ERR_AUDIT_ENTRY_MALFORMED', `\`${file}\` line ${line}: ${parsed.message}`);
+    entries.push(parsed.entry);
+  }
+  return entries;
 }
 
 /**
@@ -374,9 +481,24 @@ export async function runAuditCheckpoint(
     const latest = await home.store.auditLog.latestCheckpoint();
     let signed = false;
     let note = latest?.note;
-    if (latest === undefined || latest.treeSize < log.size) {
-      note = await log.checkpoint([signer]);
-      signed = true;
+    try {
+      if (latest !== undefined && latest.treeSize > log.size)
+        throw conflict(
+          'ERR_AUDIT_CHECKPOINT_INCONSISTENT',
+          `the log holds ${log.size} entries, fewer than the checkpoint of size ${latest.treeSize} it signed before: the stored log was altered`,
+        );
+      if (latest === undefined || latest.treeSize < log.size) {
+        // Refuses a tree that does not extend the newest stored checkpoint (a tampered store).
+        note = await log.checkpoint([signer]);
+        signed = true;
+      }
+    } catch (error) {
+      if (!isMandateError(error, 'ERR_AUDIT_CHECKPOINT_INCONSISTENT')) throw error;
+      // A trail that no longer verifies: the verification exit code, like `audit verify`.
+      ctx.out.exitCode = AUDIT_VERIFICATION_FAILED_EXIT_CODE;
+      ctx.out.note(`error[${error.code}]: ${error.message}`);
+      if (ctx.out.json) ctx.out.result({ error: error.toJSON(), signed: false }, () => '');
+      return;
     }
     const key = formatNoteVerifierKey({
       name: signer.name,
@@ -406,10 +528,16 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
   let result: TrailVerification;
   let records: number;
   try {
-    const parsed = opts.log === undefined ? undefined : parseExportFile(opts.log);
+    // A file is read line by line and stops at its first structural problem (reported as the
+    // verification's result, before any signature is checked).
+    const scanned = opts.log === undefined ? undefined : scanExportFile(opts.log);
     const entries =
-      parsed === undefined ? await homeEntries(home) : parsed.ok ? parsed.entries : undefined;
-    records = entries?.length ?? (parsed !== undefined && !parsed.ok ? parsed.lines : 0);
+      scanned === undefined
+        ? await homeEntries(home)
+        : scanned.scan.ok
+          ? scanned.scan.entries
+          : undefined;
+    records = entries?.length ?? scanned?.lines ?? 0;
     const checkpoint =
       opts.checkpoint !== undefined
         ? readCheckpointFile(opts.checkpoint, 'checkpoint')
@@ -434,33 +562,59 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
           `note: this home holds a newer checkpoint (size ${stored.treeSize}) than the one given (size ${given}): omit \`--checkpoint\` to verify against it, or give the older one as \`--from\``,
         );
     }
+    const keys = opts.key ?? [];
+    // The log's origin (the home's, or `--origin`): every checkpoint must name it, and a key the
+    // auditor gives must be named after it (C2SP: a log's note key is named by its origin), so a
+    // note of another log, signed by that log's key, does not pass for this one.
+    const origin = opts.origin ?? (await homeLogKey(home, opts.authority)).origin;
     const verifiers =
-      opts.key !== undefined && opts.key.length > 0
-        ? opts.key.map((k) => parseNoteVerifierKey(k))
+      keys.length > 0
+        ? keys.map((k) => parseNoteVerifierKey(k))
         : [(await homeLogKey(home, opts.authority)).verifier];
+    for (const v of verifiers)
+      if (v.name !== origin)
+        throw invalid(
+          'ERR_CHECKPOINT_KEY_ORIGIN_MISMATCH',
+          `the checkpoint key \`${v.name}\` is not named after the log's origin \`${origin}\` (give \`--origin\` for another log)`,
+        );
     const authorities = await home.trustedAuthorities();
     const enforcers = await enforcersOf(home, opts.enforcer, opts.authority);
+    // The home's own log: every checkpoint it stores must agree with it (a store rewritten after
+    // a checkpoint, then checkpointed again, forks: ERR_AUDIT_CHECKPOINT_INCONSISTENT).
+    const stored =
+      opts.log === undefined
+        ? (await home.store.auditLog.listCheckpoints()).map((c) => c.note)
+        : [];
     const common = {
       checkpoint,
       ...(opts.from === undefined
         ? {}
         : { from: readCheckpointFile(opts.from, 'older checkpoint') }),
+      ...(stored.length === 0 ? {} : { moreCheckpoints: stored }),
+      origin,
       verifiers,
       authorities,
       enforcers,
     };
     // A malformed line of a file is a failed verification (with its line), not a usage error.
     result =
-      parsed !== undefined && !parsed.ok
-        ? {
-            ok: false,
-            problem: {
-              code: 'ERR_AUDIT_ENTRY_MALFORMED',
-              message: `line ${parsed.line}: ${parsed.message}`,
-              position: { line: parsed.line },
-            },
-          }
+      scanned !== undefined && !scanned.scan.ok
+        ? { ok: false, problem: scanned.scan.problem }
         : verifyTrail({ ...common, entries: entries! });
+    // A file of the home's own log: where the checkpoints locate a departure only to a range
+    // (or the records only to the first one that contradicts it), the store's proofs give the
+    // first line that departs.
+    if (!result.ok && entries !== undefined && opts.log !== undefined) {
+      const located = await locateInStore(
+        home,
+        entries,
+        checkpoint,
+        verifiers,
+        origin,
+        result.problem,
+      );
+      if (located !== undefined) result = { ok: false, problem: located };
+    }
   } finally {
     home.close();
   }
@@ -532,6 +686,92 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
   );
 }
 
+/** Problems derived from a root that does not match, which the store may locate better. */
+const LOCATABLE: readonly string[] = [
+  'ERR_AUDIT_RECORD_EDITED',
+  'ERR_AUDIT_RECORD_REORDERED',
+  'ERR_AUDIT_RECORD_DELETED',
+];
+
+/**
+ * The first line of an exported file that departs from the log, when the home's store holds that
+ * log and proves it: the file's first `i` entries are a prefix of the checkpoint's tree (a
+ * consistency proof from the store, against the file's own root of those entries) and the tree
+ * holds another entry at index `i` (an inclusion proof of the store's leaf). Both proofs are
+ * checked against the verified checkpoint, so a store that was altered proves nothing and the
+ * report stays as it was. Used when it is closer than the report (a range, or a later line), or
+ * when the report calls "moved" a record the log never held.
+ */
+async function locateInStore(
+  home: Home,
+  entries: readonly LogEntryLine[],
+  note: string,
+  verifiers: readonly NoteVerifierKey[],
+  origin: string,
+  problem: TrailProblem,
+): Promise<TrailProblem | undefined> {
+  if (!LOCATABLE.includes(problem.code) || problem.position.line === undefined) return undefined;
+  const exact =
+    problem.position.until === undefined ||
+    problem.position.until <= (problem.position.index ?? 0) + 1;
+  let checkpoint: VerifiedCheckpoint;
+  try {
+    checkpoint = verifyCheckpoint(note, verifiers, { origin });
+  } catch (error) {
+    if (!isMandateError(error)) throw error;
+    return undefined;
+  }
+  const size = checkpoint.treeSize;
+  const repository = home.store.auditLog;
+  if (entries.length < size || (await repository.size()) < size) return undefined;
+  const fileLeaves = entries.slice(0, size).map((e) => hashLeaf(e.record));
+  const storeLeaves: Uint8Array[] = [];
+  for (let from = 0; from < size; from += MAX_AUDIT_READ_ENTRIES) {
+    const to = Math.min(size, from + MAX_AUDIT_READ_ENTRIES);
+    const ids = Array.from({ length: to - from }, (_, k) => ({ level: 0, index: from + k }));
+    storeLeaves.push(...(await repository.readNodes(ids)));
+  }
+  const i = fileLeaves.findIndex((leaf, k) => !bytesEqual(leaf, storeLeaves[k]!));
+  if (i < 0 || (exact && i + 1 > problem.position.line)) return undefined;
+  try {
+    const log = await AuditLog.open({ repository, origin: checkpoint.origin });
+    verifyInclusion(
+      i,
+      size,
+      storeLeaves[i]!,
+      await log.inclusionProof(i, size),
+      checkpoint.rootHash,
+    );
+    verifyConsistency(
+      i,
+      size,
+      rootFromLeafHashes(fileLeaves.slice(0, i)),
+      checkpoint.rootHash,
+      await log.consistencyProof(i, size),
+    );
+  } catch (error) {
+    if (!isMandateError(error)) throw error;
+    return undefined;
+  }
+  const leaf = fileLeaves[i]!;
+  const moved = storeLeaves.some((l) => bytesEqual(l, leaf));
+  // At the line reported, the report stands, unless it calls moved a record the log never held
+  // (an authentic record of a fork, substituted).
+  if (
+    exact &&
+    i + 1 === problem.position.line &&
+    (moved || problem.code !== 'ERR_AUDIT_RECORD_REORDERED')
+  )
+    return undefined;
+  const e = entries[i]!;
+  return {
+    code: moved ? 'ERR_AUDIT_RECORD_REORDERED' : 'ERR_AUDIT_RECORD_EDITED',
+    message: `line ${i + 1} departs from the log: ${moved ? 'it holds an entry the log holds at another index' : `the log holds another entry at index ${i}`} (the home's store proves it under the checkpoint of size ${size}: the lines before it are the log's, entry ${i} is not this one)`,
+    position: { line: i + 1, index: i, ...(e.id === undefined ? {} : { id: e.id }) },
+    cause: problem.code,
+  };
+}
+
 /**
  * Trusted enforcement points: those named, or the home's authority (the identity `gate call`
  * countersigns with by default) — never every local identity: an agent's key in this home must
@@ -590,7 +830,10 @@ interface Call {
   report?: unknown;
   /** Later decision records naming the same invocation (never shown as its decision). */
   extraDecisions?: string[];
-  /** Whether the invocation is under the home's latest checkpoint (`null`: not known). */
+  /**
+   * Whether the invocation is included under the home's latest checkpoint, verified (signature
+   * and inclusion); `null`: not known (an exported log).
+   */
   covered?: boolean | null;
 }
 
@@ -613,9 +856,9 @@ function chainPathOf(chain: string): string[] {
 /**
  * Reads records for display (verification is `audit verify`'s): unparseable ones are skipped. A
  * call's decision is the first that names it; later ones are listed as extra (a trail holding
- * them does not verify). `coveredSize`: the latest checkpoint's tree size, when known.
+ * them does not verify). Coverage is set afterwards, for the calls shown ({@link markCoverage}).
  */
-function readTrail(entries: readonly LogEntryLine[], coveredSize?: number): Trail {
+function readTrail(entries: readonly LogEntryLine[]): Trail {
   const calls: Call[] = [];
   const callByHash = new Map<string, Call>();
   const byHash = new Map<string, { index: number; record: Record<string, unknown> }>();
@@ -644,7 +887,6 @@ function readTrail(entries: readonly LogEntryLine[], coveredSize?: number): Trai
           argumentsDigest: str('argumentsDigest'),
           issuedAt: typeof record.issuedAt === 'number' ? record.issuedAt : 0,
           ...(record.report === undefined ? {} : { report: record.report }),
-          covered: coveredSize === undefined ? null : e.index < coveredSize,
         };
         calls.push(call);
         callByHash.set(hash, call);
@@ -791,7 +1033,9 @@ function humanCall(c: Call): string {
       ...(c.server === null ? [] : ([['server', c.server]] as const)),
       ['arguments', `sha256 ${c.argumentsDigest}`],
       ...(c.covered === false
-        ? ([['checkpoint', 'UNCOVERED: past the latest signed checkpoint']] as const)
+        ? ([
+            ['checkpoint', 'UNCOVERED: not included under the latest verified checkpoint'],
+          ] as const)
         : []),
       ...(c.extraDecisions === undefined
         ? []
@@ -829,10 +1073,72 @@ function humanCall(c: Call): string {
   ].join('\n');
 }
 
-/** The home's latest checkpoint size for its own log; unknown (undefined) for an exported one. */
-async function coveredSizeOf(home: Home, log: string | undefined): Promise<number | undefined> {
-  if (log !== undefined) return undefined;
-  return (await home.store.auditLog.latestCheckpoint())?.treeSize ?? 0;
+/** Whether an entry of the home's log is covered: included under a verified checkpoint. */
+type Coverage = (index: number, record: Uint8Array) => Promise<boolean>;
+
+/**
+ * Coverage by the home's latest checkpoint: its signature verified with the authority's key (and
+ * its origin the home's), and the entry included under its root. When the entries' root at the
+ * checkpoint's size is the signed one, every entry below that size is included; otherwise (the
+ * store was altered) each entry asked about is checked by its inclusion proof from the store.
+ */
+async function homeCoverage(
+  home: Home,
+  authority: string,
+  entries: readonly LogEntryLine[],
+): Promise<Coverage> {
+  const none: Coverage = () => Promise.resolve(false);
+  const latest = await home.store.auditLog.latestCheckpoint();
+  if (latest === undefined) return none;
+  let checkpoint: VerifiedCheckpoint;
+  try {
+    const key = await homeLogKey(home, authority);
+    checkpoint = verifyCheckpoint(latest.note, [key.verifier], { origin: key.origin });
+  } catch (error) {
+    if (!isMandateError(error)) throw error;
+    return none;
+  }
+  const size = checkpoint.treeSize;
+  if (
+    size <= entries.length &&
+    bytesEqual(
+      rootFromLeafHashes(entries.slice(0, size).map((e) => hashLeaf(e.record))),
+      checkpoint.rootHash,
+    )
+  )
+    return (index) => Promise.resolve(index < size);
+  const log = await AuditLog.open({ repository: home.store.auditLog, origin: checkpoint.origin });
+  return async (index, record) => {
+    if (index >= size || size > log.size) return false;
+    try {
+      verifyInclusion(
+        index,
+        size,
+        hashLeaf(record),
+        await log.inclusionProof(index, size),
+        checkpoint.rootHash,
+      );
+      return true;
+    } catch (error) {
+      if (!isMandateError(error)) throw error;
+      return false;
+    }
+  };
+}
+
+/** Sets `covered` on the calls shown: by the home's coverage, or `null` for an exported log. */
+async function markCoverage(
+  calls: readonly Call[],
+  entries: readonly LogEntryLine[],
+  coverage: Coverage | undefined,
+): Promise<void> {
+  for (const call of calls) {
+    const entry = entries[call.index];
+    call.covered =
+      coverage === undefined || entry?.index !== call.index
+        ? null
+        : await coverage(call.index, entry.record);
+  }
 }
 
 /** `audit show ID`. */
@@ -846,7 +1152,7 @@ export async function runAuditShow(
   const home = await ctx.openHome();
   try {
     const entries = opts.log === undefined ? await homeEntries(home) : readExportFile(opts.log);
-    const trail = readTrail(entries, await coveredSizeOf(home, opts.log));
+    const trail = readTrail(entries);
     const matches = [...trail.byHash.keys()].filter((h) => h.startsWith(id));
     if (matches.length === 0) throw notFound('ERR_AUDIT_RECORD_NOT_FOUND', `no record \`${id}\``);
     if (matches.length > 1)
@@ -860,6 +1166,12 @@ export async function runAuditShow(
     const named =
       found.record.type === TRACE_RECORD_TYPE ? found.record.resolvedBy : found.record.invocation;
     const call = trail.calls.find((c) => c.hash === hash || c.hash === named);
+    if (call !== undefined)
+      await markCoverage(
+        [call],
+        entries,
+        opts.log === undefined ? await homeCoverage(home, DEFAULT_AUTHORITY, entries) : undefined,
+      );
     const entry = entries.find((e) => e.index === found.index)!;
     const inclusion = await inclusionStatus(
       opts.log === undefined ? home : undefined,
@@ -918,7 +1230,7 @@ export async function runAuditQuery(ctx: CliContext, opts: QueryOptions): Promis
     if (agent !== undefined && !/^I[0-9a-f]{64}$/.test(agent))
       agent = (await home.identities.get(agent)).identity.identifier;
     const entries = opts.log === undefined ? await homeEntries(home) : readExportFile(opts.log);
-    const calls = readTrail(entries, await coveredSizeOf(home, opts.log))
+    const calls = readTrail(entries)
       .calls.filter(
         (c) =>
           (agent === undefined || c.agent === agent) &&
@@ -927,6 +1239,11 @@ export async function runAuditQuery(ctx: CliContext, opts: QueryOptions): Promis
           (opts.decision === undefined || c.decision?.decision === opts.decision),
       )
       .slice(0, limit);
+    await markCoverage(
+      calls,
+      entries,
+      opts.log === undefined ? await homeCoverage(home, DEFAULT_AUTHORITY, entries) : undefined,
+    );
     ctx.out.result({ calls: calls.map(callJson) }, () =>
       calls.length === 0 ? 'no calls match' : calls.map(humanCall).join('\n\n'),
     );
