@@ -8,6 +8,7 @@
 // verifier (scram-verifier.ts), and no error built here carries a statement or a server message
 // that could echo one.
 import {
+  Client,
   DatabaseError,
   escapeIdentifier,
   escapeLiteral,
@@ -16,7 +17,15 @@ import {
   type QueryResultRow,
 } from 'pg';
 import { ErrorKind, isMandateError, MandateError, systemClock, type Clock } from '../core/index.js';
-import { invalid, internal, notFound, unavailable, forbidden } from '../core/internal.js';
+import {
+  conflict,
+  invalid,
+  internal,
+  notFound,
+  unavailable,
+  forbidden,
+  timeout,
+} from '../core/internal.js';
 import { randomBytes } from '../crypto/index.js';
 import { escapeControlCharacters, hasControlCharacters } from '../encoding/index.js';
 import { SCRAM_SALT_BYTES, scramSha256Verifier } from './scram-verifier.js';
@@ -98,9 +107,22 @@ export interface PostgresRoleProviderOptions {
   /**
    * The first part of every leased role's name (`mandate_lease_` by default): lower-case letters,
    * digits and `_`, at most 31 characters. The reaper drops roles with this prefix that it made,
-   * so brokers sharing a server each need their own.
+   * and whose comment names this broker (`brokerId`).
    */
   readonly rolePrefix?: string;
+  /**
+   * Who this broker is (its identifier; `mandate` by default): written into every role's comment,
+   * and the reaper drops only roles whose comment names it, so brokers sharing a server never
+   * reap each other's live roles. 1 to 200 printable ASCII characters without spaces.
+   */
+  readonly brokerId?: string;
+  /**
+   * The admin connections' `lock_timeout` (default 5 000 ms): no grant or revocation waits longer
+   * than this for a lock (`ERR_PG_TIMEOUT`).
+   */
+  readonly lockTimeoutMs?: number;
+  /** The admin connections' `statement_timeout` (default 30 000 ms; `ERR_PG_TIMEOUT`). */
+  readonly statementTimeoutMs?: number;
   /** For the reaper's grace period. */
   readonly clock?: Clock;
   /** Admin connections kept open (default 4). */
@@ -116,6 +138,11 @@ export interface PostgresRoleProviderOptions {
 export const DEFAULT_ROLE_PREFIX = 'mandate_lease_';
 const DEFAULT_POOL_SIZE = 4;
 const DEFAULT_REAP_GRACE_SECONDS = 60;
+export const DEFAULT_BROKER_ID = 'mandate';
+export const DEFAULT_LOCK_TIMEOUT_MS = 5_000;
+export const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
+/** The broker's own schema: no `USAGE` for PUBLIC, so no leased role can lock what is in it. */
+export const BROKER_SCHEMA = 'mandate_broker';
 const CONNECT_TIMEOUT_MS = 10_000;
 /** How long revoke waits for each terminated session to end (`pg_terminate_backend`'s timeout). */
 const TERMINATE_TIMEOUT_MS = 5_000;
@@ -126,8 +153,10 @@ const PASSWORD_BYTES = 32;
 const LEASE_ID_RE = /^lease_([0-9a-f]{32})$/;
 const PREFIX_RE = /^[a-z_][a-z0-9_]{0,30}$/;
 const TEMPLATE_NAME_RE = /^[a-z][a-z0-9_-]{0,62}$/;
-/** The comment on every role a lease made: the reaper's mark and the role's age. */
-const COMMENT_RE = /^mandate lease (lease_[0-9a-f]{32}) created ([0-9]{1,12})$/;
+const BROKER_ID_RE = /^[\x21-\x7e]{1,200}$/;
+/** The comment on every role a lease made: the reaper's mark, the role's age and its broker. */
+const COMMENT_RE =
+  /^mandate lease (lease_[0-9a-f]{32}) created ([0-9]{1,12}) by ([\x21-\x7e]{1,200})$/;
 
 const TEMPLATE_INVALID = 'ERR_LEASE_PG_TEMPLATE_INVALID';
 const OPTIONS_INVALID = 'ERR_LEASE_PG_OPTIONS_INVALID';
@@ -147,6 +176,9 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
   readonly #clock: Clock;
   readonly #reapGraceSeconds: number;
   readonly #handleRe: RegExp;
+  readonly #brokerId: string;
+  readonly #connectionString: string;
+  readonly #timeouts: { readonly lock: number; readonly statement: number };
   #target: Promise<Target> | undefined;
   #closed = false;
 
@@ -165,22 +197,56 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
     const grace = options.reapGraceSeconds ?? DEFAULT_REAP_GRACE_SECONDS;
     if (!Number.isSafeInteger(grace) || grace < 0)
       throw invalid(OPTIONS_INVALID, 'the reap grace period must be a whole number of seconds');
+    const brokerId = options.brokerId ?? DEFAULT_BROKER_ID;
+    if (typeof brokerId !== 'string' || !BROKER_ID_RE.test(brokerId))
+      throw invalid(
+        OPTIONS_INVALID,
+        'the broker id must be 1 to 200 printable ASCII characters without spaces',
+      );
+    const lock = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+    const statement = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+    for (const [what, ms] of [
+      ['lock', lock],
+      ['statement', statement],
+    ] as const)
+      if (!Number.isSafeInteger(ms) || ms < 1 || ms > 3_600_000)
+        throw invalid(
+          OPTIONS_INVALID,
+          `the ${what} timeout must be a whole number of milliseconds from 1 to 3600000`,
+        );
+    this.#brokerId = brokerId;
+    this.#connectionString = options.connectionString;
+    this.#timeouts = { lock, statement };
     this.rolePrefix = prefix;
     this.#handleRe = new RegExp(`^${prefix}([0-9a-f]{32})$`);
     this.#templates = parseTemplates(options.templates ?? {});
     this.#clock = options.clock ?? systemClock;
     this.#reapGraceSeconds = grace;
     this.#pool = new Pool({
-      connectionString: options.connectionString,
+      ...this.#clientConfig(options.connectionString),
       max: poolSize,
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       idleTimeoutMillis: 10_000,
       allowExitOnIdle: true,
-      application_name: 'mandate-broker',
     });
     // An idle connection the server closes (restart, admin shutdown) is dropped from the pool and
     // replaced on next use; without a listener the pool's 'error' event would end the process.
     this.#pool.on('error', () => undefined);
+  }
+
+  /**
+   * Every admin connection's settings: the server ends a statement that waits on a lock past
+   * `lock_timeout` or runs past `statement_timeout`, and the client gives up a little later if the
+   * server does not answer at all, so no provider call waits forever.
+   */
+  #clientConfig(connectionString: string) {
+    return {
+      connectionString,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      application_name: 'mandate-broker',
+      lock_timeout: this.#timeouts.lock,
+      statement_timeout: this.#timeouts.statement,
+      query_timeout: this.#timeouts.statement + CONNECT_TIMEOUT_MS,
+    };
   }
 
   /** The names of the templates this provider knows (with `readonly`). */
@@ -220,7 +286,7 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
           : ` CONNECTION LIMIT ${template.connectionLimit}`) +
         ` PASSWORD ${escapeLiteral(verifier)} VALID UNTIL ${validUntil(context.expiresAt)}`,
       `COMMENT ON ROLE ${id} IS ${escapeLiteral(
-        `mandate lease ${context.leaseId} created ${context.nowSeconds}`,
+        `mandate lease ${context.leaseId} created ${context.nowSeconds} by ${this.#brokerId}`,
       )}`,
       ...template.grants.flatMap((grant) => grantStatements(grant, id, target.database)),
     ];
@@ -287,8 +353,10 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
       if (live.has(rolname)) continue;
       const hex = this.#handleRe.exec(rolname)?.[1];
       const mark = comment === null ? null : COMMENT_RE.exec(comment);
-      // Only roles this provider made: the name's shape and the comment naming the same lease.
+      // Only roles this broker made: the name's shape, the comment naming the same lease and this
+      // broker (another broker on the same server, even with the same prefix, keeps its roles).
       if (hex === undefined || mark === null || mark[1] !== `lease_${hex}`) continue;
+      if (mark[3] !== this.#brokerId) continue;
       if (Number(mark[2]) > before) continue;
       try {
         if (await this.#dropRole(rolname)) dropped++;
@@ -308,29 +376,83 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
     await this.#pool.end();
   }
 
-  /** Whether the role existed (and is now gone). */
+  /**
+   * Whether the role existed (and is now gone). A role that owns objects in other databases (a
+   * large object made over a connection to `postgres`, which PUBLIC may CONNECT to) cannot be
+   * dropped from here: those are dropped in each database the role's dependencies name, then the
+   * role. If that fails too the role stays, NOLOGIN with no session left, and the revocation
+   * fails with `ERR_LEASE_PG_ROLE_RESIDUE` (the broker retries it with backoff).
+   */
   async #dropRole(role: string): Promise<boolean> {
+    await this.#targetOnce();
     const id = escapeIdentifier(role);
     // First, committed on its own so that no login can start from here on: NOLOGIN. A missing
     // role (never made, or a concurrent revoke — the expiry timer and an explicit one — got
     // there first) counts as revoked.
     if ((await this.#run(`ALTER ROLE ${id} NOLOGIN`, [], false, UNDEFINED_OBJECT)) === undefined)
       return false;
-    // Then, in one transaction: end its sessions (waiting for each to exit, so that DROP OWNED
-    // finds no temporary object still held), drop its grants and default privileges in this
-    // database, and the role. (One simple-protocol string takes no bind parameters: the role
-    // name, already checked against the handle's shape, is quoted as a literal.)
-    const dropped = await this.#run(
-      `SELECT pg_terminate_backend(pid, ${TERMINATE_TIMEOUT_MS}) FROM pg_stat_activity
-         WHERE usename = ${escapeLiteral(role)};
+    // Then, in one transaction: end its sessions in every database (waiting for each to exit, so
+    // that DROP OWNED finds no temporary object still held), drop its grants and default
+    // privileges in this database, and the role. (One simple-protocol string takes no bind
+    // parameters: the role name, already checked against the handle's shape, is quoted as a
+    // literal.)
+    const drop = `${terminateSessions(role)};
        ${GRANT_LOCK};
        DROP OWNED BY ${id};
-       DROP ROLE IF EXISTS ${id}`,
-      [],
-      false,
-      UNDEFINED_OBJECT,
+       DROP ROLE IF EXISTS ${id}`;
+    const first = await this.#attempt(drop, [UNDEFINED_OBJECT, DEPENDENT_OBJECTS]);
+    if (first !== DEPENDENT_OBJECTS) return first !== UNDEFINED_OBJECT;
+    const residue = await this.#dropOwnedElsewhere(role);
+    const second = await this.#attempt(drop, [UNDEFINED_OBJECT, DEPENDENT_OBJECTS]);
+    if (second !== DEPENDENT_OBJECTS) return second !== UNDEFINED_OBJECT;
+    throw conflict(
+      ROLE_RESIDUE,
+      `role \`${role}\` still owns objects${residue.length === 0 ? '' : ` in ${residue.map((d) => `\`${printable(d)}\``).join(', ')}`} and cannot be dropped yet; it can no longer log in and has no session`,
     );
-    return dropped !== undefined;
+  }
+
+  /**
+   * `DROP OWNED BY` the role in every other database where `pg_shdepend` says it owns or was
+   * granted something, over an admin connection to that database. Returns the databases where
+   * that failed (not reachable, not allowing connections, a privilege missing).
+   */
+  async #dropOwnedElsewhere(role: string): Promise<string[]> {
+    const rows = await this.#query<{ datname: string }>(
+      `SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid
+         WHERE s.refclassid = 'pg_authid'::regclass
+           AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1)
+           AND d.datname <> current_database()`,
+      [role],
+    );
+    const failed: string[] = [];
+    for (const { datname } of rows) {
+      let url: URL;
+      try {
+        url = new URL(this.#connectionString);
+        url.pathname = `/${encodeURIComponent(datname)}`;
+      } catch {
+        failed.push(datname);
+        continue;
+      }
+      const client = new Client(this.#clientConfig(url.toString()));
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        await client.query(`${terminateSessions(role)}; DROP OWNED BY ${escapeIdentifier(role)}`);
+      } catch {
+        failed.push(datname);
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    }
+    return failed;
+  }
+
+  /** Runs `text`; the SQLSTATE when the server answered one of `tolerated`, else `undefined`. */
+  async #attempt(text: string, tolerated: readonly string[]): Promise<string | undefined> {
+    let state: string | undefined;
+    await this.#run(text, [], false, tolerated, (code) => (state = code));
+    return state;
   }
 
   #checkHandle(handle: string): string {
@@ -361,8 +483,10 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
       const result = await client.query<{ database: string }>(
         'SELECT current_database() AS database',
       );
+      await ensureLockTable(client);
       return { database: result.rows[0]!.database, host: client.host, port: client.port };
     } catch (error) {
+      if (isMandateError(error)) throw error;
       throw describeFailure(error, false);
     } finally {
       client.release();
@@ -394,7 +518,8 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
     text: string,
     values: readonly unknown[] = [],
     holdsSecret = false,
-    tolerated?: string,
+    tolerated?: string | readonly string[],
+    onTolerated?: (sqlstate: string) => void,
   ): Promise<Row[] | undefined> {
     const client = await this.#connect();
     let broken = false;
@@ -406,7 +531,14 @@ export class PostgresRoleProvider implements LeaseProvider<PostgresLeaseValue> {
       // A multi-statement string answers one result per statement; their rows are not wanted.
       return Array.isArray(result) ? [] : (result as { rows: Row[] }).rows;
     } catch (error) {
-      if (error instanceof DatabaseError && error.code === tolerated) return undefined;
+      if (
+        error instanceof DatabaseError &&
+        error.code !== undefined &&
+        (typeof tolerated === 'string' ? error.code === tolerated : tolerated?.includes(error.code))
+      ) {
+        onTolerated?.(error.code);
+        return undefined;
+      }
       broken = !(error instanceof DatabaseError);
       throw describeFailure(error, holdsSecret);
     } finally {
@@ -422,16 +554,68 @@ interface Target {
 }
 
 const UNDEFINED_OBJECT = '42704';
+/** `dependent_objects_still_exist`: DROP ROLE of a role that owns objects in another database. */
+const DEPENDENT_OBJECTS = '2BP01';
+const ROLE_RESIDUE = 'ERR_LEASE_PG_ROLE_RESIDUE';
+const LOCK_TABLE = `${escapeIdentifier(BROKER_SCHEMA)}.grant_lock`;
 
 /**
  * Taken first by every transaction that grants or revokes (issue, and the drop of revoke), held
  * until it commits. GRANT and REVOKE rewrite the object's ACL in place — the database's row in
  * `pg_database`, the schema's in `pg_namespace`, each table's in `pg_class` — and two
  * transactions rewriting the same row fail with "tuple concurrently updated" (XX000): leases
- * issued at once, by this broker or another on the same database, would fail. The key is
- * `'mandate'` in ASCII; advisory locks are per database, as the rows that conflict are.
+ * issued at once, by this broker or another on the same database, would fail.
+ *
+ * The lock is a table lock in the broker's own schema, which PUBLIC has no `USAGE` on: a leased
+ * role cannot name the table, so cannot take it and hold it (an advisory lock, which any role may
+ * take, let one leased role freeze every revocation). EXCLUSIVE conflicts with itself but not
+ * with the ACCESS SHARE that size functions take by OID without a privilege.
  */
-const GRANT_LOCK = 'SELECT pg_advisory_xact_lock(30792318992196709)';
+const GRANT_LOCK = `LOCK TABLE ${LOCK_TABLE} IN EXCLUSIVE MODE`;
+
+/** Ends the role's sessions in every database of the server (pg_stat_activity is cluster-wide). */
+function terminateSessions(role: string): string {
+  return `SELECT pg_terminate_backend(pid, ${TERMINATE_TIMEOUT_MS}) FROM pg_stat_activity
+         WHERE usename = ${escapeLiteral(role)}`;
+}
+
+/**
+ * Makes the lock table's schema and table when missing, takes PUBLIC's privileges on both away
+ * (idempotent), and refuses to go on if PUBLIC still has \`USAGE\` on the schema.
+ */
+async function ensureLockTable(client: PoolClient): Promise<void> {
+  const schema = escapeIdentifier(BROKER_SCHEMA);
+  const present = await client.query<{ present: boolean }>(
+    `SELECT to_regclass($1) IS NOT NULL AS present`,
+    [`${BROKER_SCHEMA}.grant_lock`],
+  );
+  if (present.rows[0]?.present !== true) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await client.query(
+          `CREATE SCHEMA IF NOT EXISTS ${schema};
+           REVOKE ALL ON SCHEMA ${schema} FROM PUBLIC;
+           CREATE TABLE IF NOT EXISTS ${LOCK_TABLE} ();
+           REVOKE ALL ON TABLE ${LOCK_TABLE} FROM PUBLIC`,
+        );
+        break;
+      } catch (error) {
+        // Two brokers creating it at once: one loses the race on the catalog's unique index.
+        if (attempt === 0 && error instanceof DatabaseError && error.code === '23505') continue;
+        throw error;
+      }
+    }
+  }
+  const open = await client.query<{ open: boolean }>(
+    `SELECT has_schema_privilege('public', $1, 'USAGE') AS open`,
+    [BROKER_SCHEMA],
+  );
+  if (open.rows[0]?.open === true)
+    throw forbidden(
+      'ERR_PG_PRIVILEGE_MISSING',
+      `schema \`${BROKER_SCHEMA}\` grants USAGE to PUBLIC, so leased roles could take the broker's lock: revoke it`,
+    );
+}
 
 function checkExpiry(expiresAt: number): void {
   if (!Number.isSafeInteger(expiresAt) || expiresAt < 0 || expiresAt > 253_402_300_799)
@@ -573,6 +757,8 @@ function parseIdentifier(value: unknown, where: string): string {
       TEMPLATE_INVALID,
       `${where} needs a schema name of 1 to 63 bytes without control characters`,
     );
+  if (value === BROKER_SCHEMA)
+    throw invalid(TEMPLATE_INVALID, `${where} names the broker's own schema \`${BROKER_SCHEMA}\``);
   return value;
 }
 
@@ -606,6 +792,11 @@ function describeFailure(error: unknown, holdsSecret: boolean): Error {
         'ERR_PG_UNAVAILABLE',
         `postgresql cannot be used${text} (sqlstate ${code})`,
       );
+    if (code === '55P03' || code === '57014')
+      return timeout(
+        'ERR_PG_TIMEOUT',
+        `postgresql gave up waiting${text} (sqlstate ${code}, lock_timeout or statement_timeout)`,
+      );
     if (code === '42501')
       return forbidden(
         'ERR_PG_PRIVILEGE_MISSING',
@@ -621,6 +812,8 @@ function describeFailure(error: unknown, holdsSecret: boolean): Error {
       `postgresql refused a statement${text} (sqlstate ${code})`,
     );
   }
+  if (error instanceof Error && error.message === 'Query read timeout')
+    return timeout('ERR_PG_TIMEOUT', 'postgresql did not answer in time');
   // Not from the server: the connection failed, timed out or dropped. Node's system errors carry
   // a code (ECONNREFUSED); pg's own messages name the connection, never the connection string.
   const code =

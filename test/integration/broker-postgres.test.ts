@@ -130,7 +130,9 @@ describe.skipIf(clusterSkip)('PostgresRoleProvider on a scram-sha-256 cluster', 
     ).rows[0]!;
     expect(row.rolpassword).toMatch(/^SCRAM-SHA-256\$4096:/);
     expect(row.until).toBe(String(issued.expiresAt));
-    expect(row.comment).toBe(`mandate lease ${issued.leaseId} created ${issued.nowSeconds}`);
+    expect(row.comment).toBe(
+      `mandate lease ${issued.leaseId} created ${issued.nowSeconds} by mandate`,
+    );
     const log = readFileSync(cluster.logFile, 'utf8');
     expect(log).toContain(`CREATE ROLE "${handle}"`);
     expect(log).not.toContain(value.password);
