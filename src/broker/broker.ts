@@ -12,6 +12,7 @@ import {
   invalid,
   notFound,
   silentLogger,
+  timeout,
   unavailable,
 } from '../core/internal.js';
 import { randomBytes } from '../crypto/index.js';
@@ -129,7 +130,17 @@ export interface BrokerOptions {
   readonly limits?: Partial<Record<LeaseKind, Partial<LeaseLimits>>>;
   readonly clock?: Clock;
   readonly logger?: Logger;
+  /**
+   * How long the broker waits for one provider revocation (default 60 000 ms) before leaving it
+   * pending (`ERR_BROKER_PROVIDER_TIMEOUT`): a stuck call never holds up the others or the timers.
+   */
+  readonly providerTimeoutMs?: number;
 }
+
+/** How long one provider revocation is waited for, by default. */
+export const DEFAULT_PROVIDER_TIMEOUT_MS = 60_000;
+/** The longest wait between two attempts at a revocation a provider keeps failing. */
+export const MAX_PROVIDER_RETRY_SECONDS = 300;
 
 /** A lease's TTL when the request names none (capped by the chain and the kind). */
 export const DEFAULT_LEASE_TTL_SECONDS = 300;
@@ -228,6 +239,14 @@ export class Broker {
   readonly #limits: Partial<Record<LeaseKind, Partial<LeaseLimits>>>;
   readonly #clock: Clock;
   readonly #logger: Logger;
+  readonly #providerTimeoutMs: number;
+  /** Provider revocations still running, by lease id: never a second call for the same lease. */
+  readonly #revoking = new Set<string>();
+  /** Failed provider revocations: how many times, the last code and when to try again. */
+  readonly #retries = new Map<
+    string,
+    { readonly failures: number; readonly code: string; readonly at: number }
+  >();
 
   constructor(options: BrokerOptions) {
     this.#leases = options.leases;
@@ -244,6 +263,9 @@ export class Broker {
     this.#limits = options.limits ?? {};
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
+    this.#providerTimeoutMs = options.providerTimeoutMs ?? DEFAULT_PROVIDER_TIMEOUT_MS;
+    if (!Number.isSafeInteger(this.#providerTimeoutMs) || this.#providerTimeoutMs < 1)
+      throw invalid('ERR_ARGUMENT_INVALID', '`providerTimeoutMs` must be a positive integer');
   }
 
   /** The kinds this broker has a provider for. */
@@ -507,12 +529,19 @@ export class Broker {
 
   /**
    * Tells the providers about ended leases they have not heard of (a failed call, a crash, an
-   * ending by another process). Kinds without a provider here stay pending. Returns how many
-   * were completed.
+   * ending by another process). Kinds without a provider here stay pending; a lease whose
+   * revocation failed is tried again after 1, 2, 4, … seconds, at most
+   * {@link MAX_PROVIDER_RETRY_SECONDS} apart. Returns how many were completed.
    */
   async finishPending(): Promise<number> {
     const pending = await this.#leases.pending(BATCH);
-    return this.#tell(pending.filter((lease) => this.#providers.has(lease.kind)));
+    const now = this.#clock.nowSeconds();
+    return this.#tell(
+      pending.filter(
+        (lease) =>
+          this.#providers.has(lease.kind) && (this.#retries.get(lease.id)?.at ?? now) <= now,
+      ),
+    );
   }
 
   /**
@@ -568,27 +597,67 @@ export class Broker {
     await this.#tell(ended);
   }
 
-  /** Tells each lease's provider it ended; failures stay pending for `finishPending`. */
+  /**
+   * Tells each lease's provider it ended; failures stay pending for `finishPending`. Each call is
+   * waited for at most `providerTimeoutMs`: one that takes longer stays pending and finishes (and
+   * is recorded) in the background, and is not started again while it runs.
+   */
   async #tell(ended: readonly Lease[]): Promise<number> {
     let done = 0;
     await Promise.all(
       ended.map(async (lease) => {
         const provider = this.#providers.get(lease.kind);
-        if (provider === undefined) return;
+        if (provider === undefined || this.#revoking.has(lease.id)) return;
+        this.#revoking.add(lease.id);
+        const call = provider
+          .revoke(lease)
+          .then(async () => {
+            await this.#leases.providerDone(lease.id);
+            if (this.#retries.delete(lease.id))
+              this.#logger.info('broker: provider revocation finished', { lease: lease.id });
+          })
+          .finally(() => this.#revoking.delete(lease.id));
+        let timer: NodeJS.Timeout | undefined;
         try {
-          await provider.revoke(lease);
-          await this.#leases.providerDone(lease.id);
+          await Promise.race([
+            call,
+            new Promise<never>((_, reject) => {
+              timer = setTimeout(() => {
+                reject(
+                  timeout(
+                    'ERR_BROKER_PROVIDER_TIMEOUT',
+                    `the \`${lease.kind}\` provider did not revoke lease \`${lease.id}\` within ${this.#providerTimeoutMs} ms`,
+                  ),
+                );
+              }, this.#providerTimeoutMs);
+              timer.unref?.();
+            }),
+          ]);
           done++;
         } catch (error) {
-          this.#logger.warn('broker: provider revocation failed, will retry', {
-            lease: lease.id,
-            kind: lease.kind,
-            reason: isMandateError(error) ? error.code : 'error',
-          });
+          // A call that timed out may still fail later: that rejection is handled here.
+          call.catch(() => undefined);
+          this.#failed(lease, isMandateError(error) ? error.code : 'error');
+        } finally {
+          clearTimeout(timer);
         }
       }),
     );
     return done;
+  }
+
+  /** Schedules the next attempt (exponential backoff); logs the first failure and a new code. */
+  #failed(lease: Lease, code: string): void {
+    const before = this.#retries.get(lease.id);
+    const failures = (before?.failures ?? 0) + 1;
+    const delay = Math.min(2 ** (failures - 1), MAX_PROVIDER_RETRY_SECONDS);
+    this.#retries.set(lease.id, { failures, code, at: this.#clock.nowSeconds() + delay });
+    if (before?.code === code) return;
+    this.#logger.warn('broker: provider revocation failed, will retry with backoff', {
+      lease: lease.id,
+      kind: lease.kind,
+      reason: code,
+    });
   }
 }
 

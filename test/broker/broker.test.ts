@@ -297,9 +297,63 @@ describe('Broker revocation and expiry', () => {
     expect(w.provider.live.has(lease.handle)).toBe(true);
     expect(await broker.finishPending()).toBe(0);
     w.provider.failRevoke = false;
+    // The next attempt waits out its backoff (1 s after the first failure).
+    expect(await broker.finishPending()).toBe(0);
+    w.clock.advance(1);
     expect(await broker.finishPending()).toBe(1);
     expect(w.provider.live.has(lease.handle)).toBe(false);
     expect(await broker.finishPending()).toBe(0);
+  });
+
+  it('a revocation the provider keeps failing is retried with exponential backoff, logged once', async () => {
+    const w = await world();
+    const warnings: string[] = [];
+    const logger = {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (message: string) => void warnings.push(message),
+      error: () => undefined,
+    };
+    const { broker } = w.open({ logger });
+    const { lease } = await broker.lease(w.supportChain, payments);
+    w.provider.failRevoke = true;
+    await broker.revoke(lease.id);
+    // The timers' pass every second for ten seconds: attempts at 1, 3 and 7 s only.
+    for (let second = 1; second <= 10; second++) {
+      w.clock.advance(1);
+      await broker.finishPending();
+    }
+    expect(w.provider.revokeCalls).toBe(4);
+    expect(warnings.filter((m) => m.includes('provider revocation failed'))).toHaveLength(1);
+    // Never more than MAX_PROVIDER_RETRY_SECONDS apart.
+    for (let i = 0; i < 12; i++) {
+      w.clock.advance(300);
+      await broker.finishPending();
+    }
+    expect(w.provider.revokeCalls).toBe(4 + 12);
+  });
+
+  it('one stuck provider call holds up neither expiry nor the other revocations', async () => {
+    const w = await world();
+    const { broker } = w.open({ providerTimeoutMs: 20 });
+    const stuck = (await broker.lease(w.supportChain, payments)).lease;
+    const other = (await broker.lease(w.supportChain, payments)).lease;
+    w.provider.hang.add(stuck.handle);
+    // Both end in the store and the pass returns, though one provider call never answers.
+    const ended = await broker.expireDue(other.expiresAt);
+    expect(ended.map((l) => l.id).sort()).toEqual([stuck.id, other.id].sort());
+    expect((await broker.get(stuck.id)).state).toBe(LeaseState.expired);
+    expect(w.provider.revoked).toEqual([other.id]);
+    // While the call runs, later passes do not start another one for the same lease.
+    w.clock.advance(3600);
+    expect(await broker.finishPending()).toBe(0);
+    expect(w.provider.revokeCalls).toBe(2);
+    // When it finally answers, it is recorded as done.
+    w.provider.release();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(w.provider.revoked).toEqual([other.id, stuck.id]);
+    const { store } = w.open();
+    expect(await store.brokerLeases.pending(10)).toEqual([]);
   });
 
   it('survives a restart: leases persist, and expiry and revocation still happen', async () => {

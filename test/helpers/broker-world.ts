@@ -45,6 +45,11 @@ export class RecordingProvider implements LeaseProvider<{ readonly token: string
   /** Handles it holds (issued and not revoked), as a real provider would find them. */
   readonly live = new Set<string>();
   failRevoke = false;
+  /** Every revoke call, failed or not. */
+  revokeCalls = 0;
+  /** Handles whose revoke hangs until `release()`: a provider call stuck on a server lock. */
+  readonly hang = new Set<string>();
+  readonly #held: (() => void)[] = [];
 
   constructor(readonly kind: LeaseKind = LeaseKind.jwt) {}
 
@@ -63,7 +68,22 @@ export class RecordingProvider implements LeaseProvider<{ readonly token: string
     });
   }
 
+  /** Lets every hanging revoke finish. */
+  release(): void {
+    this.hang.clear();
+    for (const finish of this.#held.splice(0)) finish();
+  }
+
   revoke(lease: Lease): Promise<void> {
+    this.revokeCalls++;
+    if (this.hang.has(lease.handle))
+      return new Promise((resolve) =>
+        this.#held.push(() => {
+          this.revoked.push(lease.id);
+          this.live.delete(lease.handle);
+          resolve();
+        }),
+      );
     if (this.failRevoke) return Promise.reject(new Error('provider down'));
     this.revoked.push(lease.id);
     this.live.delete(lease.handle);
