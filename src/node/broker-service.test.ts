@@ -189,6 +189,32 @@ describe('BrokerService', () => {
     ).rejects.toMatchObject({ code: 'ERR_BROKER_PEER_MISMATCH' });
   });
 
+  it('a lease whose answer cannot be delivered is revoked at once and audited as revoked', async () => {
+    const s = await setup();
+    const { broker } = s.open();
+    s.start(broker);
+    const support = await s.agent(s.support, [s.supportChainBytes]);
+    let release!: () => void;
+    s.provider.issueGate = new Promise((resolve) => (release = resolve));
+    // The requester gives up (its provider call is stuck) and goes away; the grant comes later.
+    await expect(
+      requestLeaseOverChannel(support.router, support.channel, payments, {
+        broker: s.brokerId.identity.identifier,
+        timeoutMs: 50,
+      }),
+    ).rejects.toMatchObject({ code: 'ERR_BROKER_TIMEOUT' });
+    await support.channel.close();
+    release();
+    await until(async () => (await broker.list()).some((l) => l.state === LeaseState.revoked));
+    const [lease] = await broker.list();
+    expect(lease).toMatchObject({ state: LeaseState.revoked, endReason: 'answer-lost' });
+    expect(s.provider.live.has(lease!.handle)).toBe(false);
+    expect(s.sink.events.map((e) => [e.event, e.lease.id])).toEqual([
+      ['granted', lease!.id],
+      ['revoked', lease!.id],
+    ]);
+  });
+
   it('refuses malformed requests and messages outside a channel', async () => {
     const s = await setup();
     const { broker } = s.open();

@@ -364,6 +364,7 @@ export class BrokerService {
     if (this.#closed) return;
     const peer = channelPeerOf(ctx);
     let answer: Answer;
+    let op: number | undefined;
     try {
       if (peer === undefined)
         throw forbidden('ERR_BROKER_NO_CHAIN', 'the broker answers through a secure channel only');
@@ -373,6 +374,7 @@ export class BrokerService {
       } catch (cause) {
         throw invalid(MALFORMED, 'the request is outside the broker protocol', cause);
       }
+      op = request.op;
       answer = await this.#serve(peer, request);
     } catch (error) {
       const code =
@@ -395,6 +397,23 @@ export class BrokerService {
       await ctx.reply(encodeAnswer(answer));
     } catch (error) {
       this.#logger.warn('broker: answer lost', {
+        reason: isMandateError(error) ? error.code : 'error',
+      });
+      // A lease nobody received (the requester gave up waiting, its channel closed) would stay
+      // live with no holder: it is revoked at once, and audited as revoked.
+      // (A lost renewal leaves the lease as it was: the holder still has its value.)
+      if (op === Op.lease && answer.op === Op.answer)
+        await this.#revokeUndelivered(answer.lease.id);
+    }
+  }
+
+  async #revokeUndelivered(id: string): Promise<void> {
+    try {
+      await this.#broker.revoke(id, 'answer-lost');
+      this.#logger.warn('broker: undelivered lease revoked', { lease: id });
+    } catch (error) {
+      this.#logger.error('broker: undelivered lease not revoked', {
+        lease: id,
         reason: isMandateError(error) ? error.code : 'error',
       });
     }

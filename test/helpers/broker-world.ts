@@ -53,11 +53,15 @@ export class RecordingProvider implements LeaseProvider<{ readonly token: string
 
   constructor(readonly kind: LeaseKind = LeaseKind.jwt) {}
 
-  issue(context: LeaseContext): Promise<IssuedLease<{ readonly token: string }>> {
+  /** When set, `issue` waits for it: a provider slower than the requester's patience. */
+  issueGate: Promise<void> | undefined;
+
+  async issue(context: LeaseContext): Promise<IssuedLease<{ readonly token: string }>> {
+    if (this.issueGate !== undefined) await this.issueGate;
     this.issued.push(context);
     const handle = `h-${context.leaseId}`;
     this.live.add(handle);
-    return Promise.resolve({ handle, value: { token: `tok-${toHex(randomBytes(8))}` } });
+    return { handle, value: { token: `tok-${toHex(randomBytes(8))}` } };
   }
 
   renew(lease: Lease): Promise<IssuedLease<{ readonly token: string }> | undefined> {
