@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../../src/store/index.js';
 import { AuditLog, parseAuditRecord } from '../../src/audit/index.js';
 import { LeaseKind, LeaseState, newLeaseId } from '../../src/broker/index.js';
-import { authorityHome, failsJson, okJson, run } from '../helpers/cli.js';
+import { authorityHome, expectErrorStdout, failsJson, okJson, run } from '../helpers/cli.js';
 import { freePort, killChildren, startMandate } from '../helpers/processes.js';
 import { repoRoot } from '../helpers/vectors.js';
 import pg from 'pg';
@@ -370,5 +370,118 @@ describe.skipIf(sharedSkip)('mandate broker start --postgres', () => {
     }
     expect(gone).toBe(true);
     expect(await node.stop('SIGTERM')).toBe(0);
+  });
+
+  it('takes the admin URL from --postgres-file or MANDATE_POSTGRES_URL, with --postgres-role-prefix; roles name the broker', async () => {
+    const { home, dir, issue } = await authorityHome('mandate-broker-pg2', ['broker', 'agent']);
+    const brokerCred = await issue('broker', 'tools=read_orders');
+    const agentCred = await issue('agent', 'secrets=postgres/readonly');
+    const policies = join(dir, 'leases.cedar');
+    writeFileSync(
+      policies,
+      '@id("readonly-db")\npermit(principal, action == Action::"leaseSecret", resource == Secret::"postgres/readonly");\n',
+    );
+    expect((await run('--home', home, 'policy', 'publish', policies)).code).toBe(0);
+    const file = join(dir, 'pg.url');
+    writeFileSync(file, `${SHARED_POSTGRES_URL}\n`, { mode: 0o600 });
+    const identifier = (await okJson<{ identifier: string }>(home, 'identity', 'show', 'broker'))
+      .identifier;
+    const admin = new pg.Client({ connectionString: SHARED_POSTGRES_URL });
+    await admin.connect();
+    try {
+      for (const [how, prefix] of [
+        ['file', 'mandate_cli_file_'],
+        ['env', 'mandate_cli_env_'],
+      ] as const) {
+        const port = await freePort();
+        const argv = [
+          'broker',
+          'start',
+          '--listen',
+          `127.0.0.1:${port}`,
+          '--identity',
+          'broker',
+          '--credential',
+          brokerCred,
+          '--postgres-role-prefix',
+          prefix,
+        ];
+        if (how === 'file') argv.push('--postgres-file', file);
+        else process.env.MANDATE_POSTGRES_URL = SHARED_POSTGRES_URL;
+        const node = startMandate(home, ...argv);
+        delete process.env.MANDATE_POSTGRES_URL;
+        await node.waitFor(/broker: serving/);
+        expect(node.stderr()).not.toMatch(/holds a password/);
+        const leased = await okJson<{ leaseId: string; user: string }>(
+          home,
+          'lease',
+          'postgres',
+          '--broker',
+          `/ip4/127.0.0.1/tcp/${port}`,
+          '--template',
+          'readonly',
+          '--identity',
+          'agent',
+          '--credential',
+          agentCred,
+        );
+        expect(leased.user.startsWith(prefix)).toBe(true);
+        const comment = await admin.query<{ comment: string }>(
+          `SELECT shobj_description(oid, 'pg_authid') AS comment FROM pg_roles WHERE rolname = $1`,
+          [leased.user],
+        );
+        expect(comment.rows[0]!.comment.endsWith(` by ${identifier}`)).toBe(true);
+        await okJson(home, 'lease', 'revoke', leased.leaseId, '--identity', 'broker');
+        expect(await node.stop('SIGTERM')).toBe(0);
+      }
+    } finally {
+      await admin.end();
+    }
+  });
+});
+
+describe('mandate broker start: the PostgreSQL admin connection stays out of argv', () => {
+  it('refuses a --postgres-file others can read, and --postgres with --postgres-file', async () => {
+    const { home, dir } = await authorityHome('mandate-broker-pgfile', ['broker']);
+    const file = join(dir, 'pg.url');
+    writeFileSync(file, 'postgres://postgres:pw@127.0.0.1:1/test\n');
+    chmodSync(file, 0o644);
+    const args = ['--home', home, '--json', 'broker', 'start', '--listen', '127.0.0.1:0'];
+    const insecure = await run(...args, '--identity', 'broker', '--postgres-file', file);
+    expect(insecure.code).not.toBe(0);
+    expectErrorStdout(insecure, 'ERR_SECRET_FILE_INSECURE');
+    const both = await run(
+      ...args,
+      '--identity',
+      'broker',
+      '--postgres-file',
+      file,
+      '--postgres',
+      'postgres://postgres@127.0.0.1:1/test',
+    );
+    expectErrorStdout(both, 'ERR_ARGUMENT_INVALID');
+  });
+
+  it('warns on stderr when the --postgres URL holds a password, not when it does not', async () => {
+    const { home } = await authorityHome('mandate-broker-pgwarn', ['broker']);
+    // A listen address that fails after the options are read: the node never starts.
+    const args = ['--home', home, '--json', 'broker', 'start', '--listen', 'nowhere'];
+    const withPassword = await run(
+      ...args,
+      '--identity',
+      'broker',
+      '--postgres',
+      'postgres://postgres:hunter2@127.0.0.1:1/test',
+    );
+    expect(withPassword.stderr).toMatch(/--postgres.* holds a password/);
+    expect(withPassword.stderr).not.toContain('hunter2');
+    const without = await run(
+      ...args,
+      '--identity',
+      'broker',
+      '--postgres',
+      'postgres://postgres@127.0.0.1:1/test',
+    );
+    expect(without.stderr).not.toMatch(/holds a password/);
   });
 });

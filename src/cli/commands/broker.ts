@@ -8,11 +8,19 @@ import type { CliContext } from '../context.js';
 import { parseTcpPeer } from '../../routing/internal.js';
 import { brokerAuditSink } from './lease.js';
 import { nodeOptions, runNode, type NodeStartOptions } from './node.js';
+import { POSTGRES_URL_ENV, postgresAdminUrl } from './broker-postgres.js';
 
 /** How stale the home's bundle view may get before every lease is refused (as `gate` commands). */
 const BUNDLE_STALENESS_SECONDS = 60;
 
-type BrokerStartOptions = NodeStartOptions & { postgres?: string; http?: string };
+type BrokerStartOptions = NodeStartOptions & {
+  postgres?: string;
+  http?: string;
+  postgresFile?: string;
+  postgresRolePrefix?: string;
+  /** The broker's identifier, named in its PostgreSQL roles' comments (set at start). */
+  brokerId?: string;
+};
 
 export function registerBrokerCommands(program: Command, context: () => CliContext): void {
   const start = program
@@ -21,7 +29,18 @@ export function registerBrokerCommands(program: Command, context: () => CliConte
     .command('start')
     .description('run a broker node until SIGINT or SIGTERM (logs on stderr)')
     .requiredOption('--listen <host:port>', 'where to listen, e.g. 127.0.0.1:4300')
-    .option('--postgres <url>', 'the admin connection for PostgreSQL role leases')
+    .option(
+      '--postgres <url>',
+      `the admin connection for PostgreSQL role leases (other local users can read a password given here in the process list: prefer --postgres-file or ${POSTGRES_URL_ENV})`,
+    )
+    .option(
+      '--postgres-file <file>',
+      'read the PostgreSQL admin connection string from this file (mode 0600)',
+    )
+    .option(
+      '--postgres-role-prefix <prefix>',
+      'the first part of leased role names (default mandate_lease_)',
+    )
     .option('--http <host:port>', 'serve the JWKS and the token-exchange endpoint here');
   nodeOptions(start, 'register at the relay node at this route');
   start.action((opts: BrokerStartOptions) => runBrokerStart(context(), opts));
@@ -55,7 +74,12 @@ function brokerParts(opts: BrokerStartOptions, clock: Clock): Promise<BrokerPart
   const providers: LeaseProvider[] = [];
   let postgres: PostgresRoleProvider | undefined;
   if (opts.postgres !== undefined) {
-    postgres = new PostgresRoleProvider({ connectionString: opts.postgres, clock });
+    postgres = new PostgresRoleProvider({
+      connectionString: opts.postgres,
+      clock,
+      ...(opts.brokerId === undefined ? {} : { brokerId: opts.brokerId }),
+      ...(opts.postgresRolePrefix === undefined ? {} : { rolePrefix: opts.postgresRolePrefix }),
+    });
     providers.push(postgres);
   }
   return Promise.resolve({
@@ -74,12 +98,24 @@ function brokerParts(opts: BrokerStartOptions, clock: Clock): Promise<BrokerPart
  * and pending provider revocations run on the broker's timers, and orphans are reaped at start.
  */
 export async function runBrokerStart(ctx: CliContext, opts: BrokerStartOptions): Promise<void> {
+  // Resolved before the node starts: a bad file fails at once, and the argv warning comes first.
+  const postgres = postgresAdminUrl(opts, process.env, (line) => {
+    process.stderr.write(`${line}\n`);
+  });
   await runNode(ctx, opts, {
     deliverTo: ['broker'],
     expose: [],
     serve: async (router, _listener, logger, node) => {
       const { home, denySet, bus } = node;
-      const parts = await brokerParts(opts, ctx.clock);
+      const brokerId = (await home.identities.find(opts.identity))?.identity.identifier;
+      const parts = await brokerParts(
+        {
+          ...opts,
+          ...(postgres === undefined ? {} : { postgres }),
+          ...(brokerId === undefined ? {} : { brokerId }),
+        },
+        ctx.clock,
+      );
       let store: StoreBundleSource | undefined;
       const bundles: BundleSource =
         bus?.bundles ??
