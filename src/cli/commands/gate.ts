@@ -404,10 +404,6 @@ async function runSignedGateCall(
       clock: ctx.clock,
     });
     const authority = await home.identities.get(DEFAULT_AUTHORITY);
-    const log = await AuditLog.open({
-      repository: home.store.auditLog,
-      origin: homeAuditOrigin(authority.identity.identifier),
-    });
     try {
       const gate = new Gate({
         ...(catalog === undefined ? {} : { catalog }),
@@ -425,23 +421,40 @@ async function runSignedGateCall(
           'ERR_AUDIT_ENFORCER_INVALID',
           `\`${opts.as ?? DEFAULT_AUTHORITY}\` is in the invocation's chain: it cannot countersign its decision`,
         );
-      const point = await EnforcementPoint.open({
-        enforcement: {
-          gate,
-          bundles,
-          approvals: home.store.approvals,
-          budgets: home.store.budgets,
-          denySet: checks.denySet,
-          authorities: checks.authorities,
-        },
-        chains,
-        authorities: checks.authorities,
-        log,
-        trail: home.store.auditTrail,
-        signer: new EnforcerSigner(home.vault, enforcer),
+      // One SQLite transaction from reading the log's end to the commit: the nonce claimed, the
+      // approval consumed, the budget spent, the invocation, its countersigned decision (and
+      // trace) appended, and the agent's head stored — all committed together, or, on any error
+      // (or a crash), none of it. The write lock it holds serialises `gate call` processes on
+      // this home, so each reads the agent heads and the log's end as the last one left them
+      // (docs/spec/audit.md, "Side effects and the log").
+      const result = await home.store.database.transaction(async () => {
+        const log = await AuditLog.open({
+          repository: home.store.auditLog,
+          origin: homeAuditOrigin(authority.identity.identifier),
+        });
+        try {
+          const point = await EnforcementPoint.open({
+            enforcement: {
+              gate,
+              bundles,
+              approvals: home.store.approvals,
+              budgets: home.store.budgets,
+              denySet: checks.denySet,
+              authorities: checks.authorities,
+            },
+            chains,
+            authorities: checks.authorities,
+            log,
+            trail: home.store.auditTrail,
+            signer: new EnforcerSigner(home.vault, enforcer),
+          });
+          const submitted = await point.submit(bytes, args, now);
+          await point.flush();
+          return submitted;
+        } finally {
+          await log.close();
+        }
       });
-      const result = await point.submit(bytes, args, now);
-      await point.flush();
       const decision = result.decision;
       ctx.out.result(
         {
@@ -456,7 +469,6 @@ async function runSignedGateCall(
       if (decision.decision === 'deny') ctx.out.exitCode = EXIT_CODES.forbidden;
       if (decision.decision === 'approval_required') ctx.out.exitCode = APPROVAL_REQUIRED_EXIT_CODE;
     } finally {
-      await log.close();
       await bundles.stop();
     }
   } finally {
