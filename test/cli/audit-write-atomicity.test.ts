@@ -318,6 +318,20 @@ describe('gate call: approvals and budgets commit with the logged decision, or n
     expect(await verifyHome(h)).toMatchObject({ ok: true });
   });
 
+  it('one agent calling from four processes at once: each call is chained on the last and logged', async () => {
+    const h = await gateHome(2000);
+    const amounts = [11, 12, 13, 14];
+    const runs = await Promise.all(amounts.map((a) => h.spawn(...callArgs(h, 'g1', a))));
+    runs.forEach((r, i) => {
+      expectNoStack(r, String(amounts[i]));
+      expect(r.code, r.stderr).toBe(0);
+    });
+    const b = await books(h);
+    expect(b.allowedAgents).toEqual(['g1', 'g1', 'g1', 'g1']);
+    expect(b.spent).toBe(11 + 12 + 13 + 14);
+    expect(await verifyHome(h)).toMatchObject({ ok: true });
+  }, 120_000);
+
   it('five approved calls in five processes at once: approvals used and budget spent match the log', async () => {
     // 210 + 220 + 230 + 240 + 250 = 1150 > 700: some calls must be refused by the budget.
     const h = await gateHome(700);
