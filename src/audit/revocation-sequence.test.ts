@@ -3,8 +3,8 @@ import type { Identifier } from '../identity/index.js';
 import type { RevocationRecord } from './revocation-record.js';
 import { RevocationSequences } from './revocation-sequence.js';
 
-const A = `I${'a'.repeat(64)}` as Identifier;
-const B = `I${'b'.repeat(64)}` as Identifier;
+const A: Identifier = `I${'a'.repeat(64)}`;
+const B: Identifier = `I${'b'.repeat(64)}`;
 
 function record(
   authority: Identifier,

@@ -59,13 +59,17 @@ class Home {
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     return new Promise((resolve, reject) => {
       child.once('error', reject);
-      child.once('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+      child.once('exit', (code) => {
+        resolve({ code: code ?? -1, stdout, stderr });
+      });
     });
   }
   /** Runs `work` over the home's store, opened beside the CLI's. */
   withStore<T>(work: (store: ReturnType<typeof openSqliteStore>) => T | Promise<T>): Promise<T> {
     const store = openSqliteStore(this.path('mandate.db'));
-    return Promise.resolve(work(store)).finally(() => store.close());
+    return Promise.resolve(work(store)).finally(() => {
+      store.close();
+    });
   }
   /** Every record in the home's log, as JSON. */
   records(): Promise<LoggedRecord[]> {
