@@ -119,7 +119,7 @@ export function oauthErrorOf(
   if (code === 'ERR_TOKEN_EXCHANGE_GRANT_UNSUPPORTED')
     return { status: 400, error: 'unsupported_grant_type' };
   if (code === 'ERR_JWT_AUDIENCE_INVALID') return { status: 400, error: 'invalid_target' };
-  if (code === 'ERR_JWT_SCOPE_INVALID' || code === 'ERR_JWT_SCOPE_NOT_GRANTED')
+  if (code === 'ERR_JWT_SCOPE_INVALID' || code === 'ERR_LEASE_DENIED')
     return { status: 400, error: 'invalid_scope' };
   if (
     code === 'ERR_TOKEN_EXCHANGE_REQUEST_INVALID' ||
