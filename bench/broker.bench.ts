@@ -1,5 +1,5 @@
 /**
- * JWT leases (token exchange, docs/spec/broker-jwt.md) against their signing floor, measured in
+ * JWT leases (token exchange, docs/spec/broker.md §4) against their signing floor, measured in
  * the same run: `JwtLeaseProvider.issue` for a 3-link chain (audience and scope syntax checked —
  * the grant is the broker's decision, not the provider's —, claims with nested `act`, the JWS
  * built and signed through the vault) next to one raw Ed25519

@@ -1,4 +1,4 @@
-// Token exchange's lease kind (docs/spec/broker-jwt.md): the broker mints a JWT (RFC 7519) for an
+// Token exchange's lease kind (docs/spec/broker.md §4): the broker mints a JWT (RFC 7519) for an
 // audience, signed in its vault with an Ed25519 (`EdDSA`, RFC 8037) or P-256 (`ES256`, RFC 7518
 // §3.4) key whose public half it serves as a JWKS (RFC 7517). The JWS compact serialization
 // (RFC 7515 §7.1) is built here so the private key never leaves the vault.
@@ -137,7 +137,7 @@ function thumbprint(canonical: string): string {
 }
 
 /**
- * The `act` claim of a chain (RFC 8693 §4.1, docs/spec/broker-jwt.md §4.2): the actor is `sub`;
+ * The `act` claim of a chain (RFC 8693 §4.1, docs/spec/broker.md §4.2): the actor is `sub`;
  * its delegator is the outermost `act`, that delegator's delegator nested inside, and so on to
  * the root credential's subject, the least recent, most deeply nested. `undefined` for a chain
  * without links.
