@@ -1,11 +1,18 @@
 /**
- * JWT leases (token exchange, docs/spec/broker-jwt.md) against their signing floor, measured in
- * the same run: `JwtLeaseProvider.issue` for a 3-link chain (the chain's scope grant checked,
- * claims with nested `act`, the JWS built and signed through the vault) next to one raw Ed25519
+ * JWT leases (token exchange, docs/spec/broker.md §4) against their signing floor, measured in
+ * the same run: `JwtLeaseProvider.issue` for a 3-link chain (audience and scope syntax checked —
+ * the grant is the broker's decision, not the provider's —, claims with nested `act`, the JWS
+ * built and signed through the vault) next to one raw Ed25519
  * signature over a message of the token's size (libsodium, no vault); the same with a P-256 key
  * next to one raw P-256 signature; and a whole exchange without HTTP (the agent's proof verified
  * — its chain from the verifier's cache, the attestation and the proof signature — and the token
- * minted), for scale. Target: a lease at least half the floor's rate (ratio ≤ 2). Run:
+ * minted), for scale. Target: a lease at least half the floor's rate (ratio ≤ 2).
+ *
+ * Revoke-by-identity: an agent holds 100 leases (50 JWT, 50 proxy, through the Broker over
+ * SQLite, decided by the gate); the time from `revokeMatching([agent])` — and from the deny-set
+ * hook's pass `revokeDenied` (scan of the active leases, then the same) — until all 100 are dead
+ * at their providers (every `jti` on the JWT revocation list, no injection left), the median of
+ * several rounds, next to granting those 100 leases. Run:
  * node --import tsx bench/run.ts --only broker
  */
 import {
@@ -21,7 +28,17 @@ import {
   verifyExchangeProof,
   type ProofNonceStore,
 } from '../src/broker/index.js';
+import { MemoryVault } from '../src/vault/index.js';
+import {
+  JwtLeaseProvider,
+  LeaseKind,
+  ProxyLeaseProvider,
+  type Broker,
+} from '../src/broker/index.js';
+import type { VerifiedChain } from '../src/credentials/index.js';
 import { brokerJwtWorld, JWT_NOW, PAYMENTS } from '../test/helpers/broker-jwt-world.js';
+import { brokerWorld } from '../test/helpers/broker-world.js';
+import { MapSecretReader } from '../test/helpers/egress-world.js';
 import { group, row, type TableRow } from './harness.js';
 
 function check(condition: boolean, what: string): void {
@@ -98,5 +115,97 @@ export async function brokerBenchmarks(): Promise<readonly TableRow[]> {
     row(results, 'jwt', { baseline: 'floor', target: '≤ 2 (≥ 0.5× the floor rate)' }),
     row(results, 'jwt-p256', { baseline: 'floor-p256', target: '≤ 2' }),
     row(results, 'exchange', { baseline: 'floor' }),
+    ...(await revokeByIdentity()),
   ];
+}
+
+const LEASES = 100;
+const ROUNDS = 12;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** Revoke-by-identity latency for an agent holding {@link LEASES} leases (see the file comment). */
+async function revokeByIdentity(): Promise<TableRow[]> {
+  const w = await brokerWorld();
+  try {
+    const vault = new MemoryVault();
+    const jwt = new JwtLeaseProvider({
+      vault,
+      key: await vault.generateSigningKey('ed25519'),
+      issuer: 'mandate:broker:bench',
+      clock: w.clock,
+    });
+    const host = 'api.stripe.example';
+    const proxy = new ProxyLeaseProvider({
+      secrets: new MapSecretReader(new Map([['stripe', 'sk_live_bench_0123456789']])),
+      bindings: [
+        { secret: 'stripe', host, header: { name: 'authorization', format: 'Bearer {secret}' } },
+      ],
+      clock: w.clock,
+    });
+    const { broker } = w.open({ providers: [jwt, proxy] });
+    const chain: VerifiedChain = w.supportChain;
+    const agent = w.support.identity.identifier;
+    const grant = async (b: Broker): Promise<string[]> => {
+      const handles: string[] = [];
+      for (let i = 0; i < LEASES; i++) {
+        const granted = await b.lease(
+          chain,
+          i % 2 === 0
+            ? { kind: LeaseKind.jwt, resource: 'payments-api', scope: ['refunds'] }
+            : { kind: LeaseKind.proxy, resource: 'stripe' },
+        );
+        if (granted.lease.kind === LeaseKind.jwt) handles.push(granted.lease.handle);
+      }
+      check(proxy.injectionsFor(agent, host).length === LEASES / 2, 'the proxy leases inject');
+      return handles;
+    };
+    const dead = (jtis: readonly string[]): boolean => {
+      const listed = new Set(jwt.revokedJtis().map((r) => r.jti));
+      return jtis.every((j) => listed.has(j)) && proxy.injectionsFor(agent, host).length === 0;
+    };
+    const grants: number[] = [];
+    const byId: number[] = [];
+    const byDenySet: number[] = [];
+    for (let round = 0; round < 2 * ROUNDS; round++) {
+      let t = process.hrtime.bigint();
+      const jtis = await grant(broker);
+      grants.push(Number(process.hrtime.bigint() - t) / 1e3);
+      t = process.hrtime.bigint();
+      const ended =
+        round % 2 === 0
+          ? await broker.revokeMatching([agent])
+          : await broker.revokeDenied((id) => id === agent);
+      const us = Number(process.hrtime.bigint() - t) / 1e3;
+      check(ended.length === LEASES && dead(jtis), 'all 100 leases are dead at their providers');
+      (round % 2 === 0 ? byId : byDenySet).push(us);
+    }
+    const granting = median(grants);
+    const line = (what: string, us: number): TableRow => ({
+      what,
+      usPerOp: us,
+      baseline: `granting the ${LEASES} leases`,
+      baselineUsPerOp: granting,
+      ratio: us / granting,
+    });
+    return [
+      {
+        what: `granting ${LEASES} leases to one agent (50 JWT + 50 proxy, decided, stored, audited)`,
+        usPerOp: granting,
+      },
+      line(
+        `revokeMatching(agent): all ${LEASES} dead at the providers (median of ${ROUNDS})`,
+        median(byId),
+      ),
+      line(
+        `deny-set pass (revokeDenied: scan + revoke): all ${LEASES} dead (median of ${ROUNDS})`,
+        median(byDenySet),
+      ),
+    ];
+  } finally {
+    w.cleanup();
+  }
 }

@@ -46,7 +46,7 @@ const sections: readonly Section[] = [
     run: () => busBenchmarks(),
   },
   { name: 'trail', title: 'audit trail verification', run: trailBenchmarks },
-  { name: 'broker', title: 'broker: JWT leases', run: brokerBenchmarks },
+  { name: 'broker', title: 'broker: JWT leases, revoke-by-identity', run: brokerBenchmarks },
   { name: 'proxy', title: 'credential-injecting egress proxy', run: proxyBenchmarks },
   { name: 'postgres', title: 'PostgreSQL role leases', run: postgresBenchmarks },
   { name: 'mcp', title: 'MCP gateway: added latency per tools/call', run: mcpBenchmarks },

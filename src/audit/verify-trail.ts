@@ -24,6 +24,7 @@ import {
   TRACE_RECORD_TYPE,
 } from './records.js';
 import { REVOCATION_RECORD_TYPE, verifyRevocationRecord } from './revocation-record.js';
+import { RevocationSequences } from './revocation-sequence.js';
 import {
   verifyEnforcerRecordHashed,
   verifyInvocationHashed,
@@ -313,6 +314,8 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
   const decided = new Map<string, number>();
   let revocations = 0;
   let signatures = 0;
+  // The authority's deny-set sequence numbers: reused (at once) or with a gap (after the loop).
+  const sequences = new RevocationSequences();
   for (let line = 0; line < count && line < entries.length; line++) {
     const entry = entries[line]!;
     const hash = entry.id ?? auditRecordHash(entry.record);
@@ -333,6 +336,8 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
             );
         }
         if (!revoked.has(r.id)) revoked.set(r.id, { revokedAt: r.revokedAt, line: line + 1 });
+        const reused = sequences.add(r, position);
+        if (reused !== undefined) throw new Problem(reused.code, reused.message);
         continue;
       }
       if (kind === 'invocation') {
@@ -464,6 +469,9 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
       };
     }
   }
+  const gap = alterationOnly ? undefined : sequences.firstGap();
+  if (gap !== undefined)
+    return { ok: false, problem: { code: gap.code, message: gap.message, position: gap.at } };
   return {
     ok: true,
     summary: {

@@ -149,6 +149,13 @@ export const DEFAULT_LEASE_LIMITS: LeaseLimits = Object.freeze({
   maxTtlSeconds: 3600,
   maxLifetimeSeconds: 86_400,
 });
+/**
+ * Per-kind defaults over {@link DEFAULT_LEASE_LIMITS}: a bearer JWT lasts at most 15 minutes per
+ * grant or renewal (relying parties check the revocation list only now and then; `exp` is the
+ * backstop). The broker's `limits` override them; they are the only TTL bounds of a lease.
+ */
+export const DEFAULT_KIND_LIMITS: Readonly<Partial<Record<LeaseKind, Partial<LeaseLimits>>>> =
+  Object.freeze({ [LeaseKind.jwt]: Object.freeze({ maxTtlSeconds: 900 }) });
 /** How many leases one `expireDue` or `finishPending` pass handles at most. */
 const BATCH = 1000;
 const MAX_SCOPES = 32;
@@ -274,7 +281,7 @@ export class Broker {
   }
 
   limitsOf(kind: LeaseKind): LeaseLimits {
-    return { ...DEFAULT_LEASE_LIMITS, ...this.#limits[kind] };
+    return { ...DEFAULT_LEASE_LIMITS, ...DEFAULT_KIND_LIMITS[kind], ...this.#limits[kind] };
   }
 
   #provider(kind: LeaseKind): LeaseProvider {

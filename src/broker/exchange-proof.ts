@@ -1,4 +1,4 @@
-// The agent's proof in an RFC 8693 token exchange (`subject_token`, docs/spec/broker-jwt.md §4.4):
+// The agent's proof in an RFC 8693 token exchange (`subject_token`, docs/spec/broker.md §4.4):
 // a JWS compact serialization signed with the agent's credential purpose key, the way the agent
 // signs its invocations (audit sign-records.ts): over SHA-256 of the signed bytes, the key's
 // attestation carried, the chain carried verbatim. The broker verifies it with the machinery

@@ -21,6 +21,7 @@ export {
   checkLeaseRequest,
   newLeaseId,
   DEFAULT_LEASE_LIMITS,
+  DEFAULT_KIND_LIMITS,
   DEFAULT_LEASE_TTL_SECONDS,
 } from './broker.js';
 export type {
@@ -35,15 +36,11 @@ export type {
 } from './broker.js';
 export {
   JwtLeaseProvider,
-  JWT_LEASE_TOOL,
-  JWT_AUDIENCE_ARGUMENT,
-  JWT_SCOPE_ARGUMENT,
-  DEFAULT_JWT_MAX_TTL_SECONDS,
   MAX_JWT_AUDIENCE_CHARS,
   MAX_JWT_SCOPE_VALUES,
   MAX_JWT_SCOPE_VALUE_CHARS,
   actorClaimOf,
-  checkJwtGrant,
+  checkJwtAudience,
   checkJwtScope,
   publicJwkOf,
 } from './jwt.js';

@@ -1,4 +1,4 @@
-// Token exchange's lease kind (docs/spec/broker-jwt.md): the broker mints a JWT (RFC 7519) for an
+// Token exchange's lease kind (docs/spec/broker.md §4): the broker mints a JWT (RFC 7519) for an
 // audience, signed in its vault with an Ed25519 (`EdDSA`, RFC 8037) or P-256 (`ES256`, RFC 7518
 // §3.4) key whose public half it serves as a JWKS (RFC 7517). The JWS compact serialization
 // (RFC 7515 §7.1) is built here so the private key never leaves the vault.
@@ -7,7 +7,7 @@ import { systemClock, type Clock } from '../core/index.js';
 import { randomBytes, sha256 } from '../crypto/index.js';
 import { toHex } from '../encoding/index.js';
 import type { SigningKeyHandle, SigningVault } from '../vault/index.js';
-import { authorize, type VerifiedChain } from '../credentials/index.js';
+import type { VerifiedChain } from '../credentials/index.js';
 import type { Identifier } from '../identity/index.js';
 import {
   LeaseKind,
@@ -18,19 +18,6 @@ import {
   type LeaseProvider,
 } from './types.js';
 
-/**
- * The tool name a chain grants to allow JWT leases (`tools=broker/jwt`), and whose scoped
- * constraints narrow them: `broker/jwt#audience=…` (the audiences) and `broker/jwt#scope=…` (each
- * scope value). See {@link checkJwtGrant}.
- */
-export const JWT_LEASE_TOOL = 'broker/jwt';
-/** The argument a chain's `broker/jwt#audience` constraint reads: the token's audience. */
-export const JWT_AUDIENCE_ARGUMENT = 'audience';
-/** The argument a chain's `broker/jwt#scope` constraint reads: one requested scope value. */
-export const JWT_SCOPE_ARGUMENT = 'scope';
-
-/** Longest lease the provider signs unless told otherwise: 15 minutes. */
-export const DEFAULT_JWT_MAX_TTL_SECONDS = 900;
 /** Longest audience a token names (a relying party's headers stay small). */
 export const MAX_JWT_AUDIENCE_CHARS = 256;
 /** Most scope values one token carries. */
@@ -99,8 +86,6 @@ export interface JwtLeaseProviderOptions {
   /** The `iss` claim: the broker's URL (its JWKS is at `ISSUER/.well-known/jwks.json`). */
   readonly issuer: string;
   readonly clock?: Clock;
-  /** The longest lease signed (default 900 s); the broker caps its JWT leases with it too. */
-  readonly maxTtlSeconds?: number;
 }
 
 const utf8 = new TextEncoder();
@@ -152,7 +137,7 @@ function thumbprint(canonical: string): string {
 }
 
 /**
- * The `act` claim of a chain (RFC 8693 §4.1, docs/spec/broker-jwt.md §4.2): the actor is `sub`;
+ * The `act` claim of a chain (RFC 8693 §4.1, docs/spec/broker.md §4.2): the actor is `sub`;
  * its delegator is the outermost `act`, that delegator's delegator nested inside, and so on to
  * the root credential's subject, the least recent, most deeply nested. `undefined` for a chain
  * without links.
@@ -183,7 +168,8 @@ function freshTokenId(): string {
   return `jti_${toHex(idPool.subarray(idPoolAt - 16, idPoolAt))}`;
 }
 
-function checkAudience(audience: string): void {
+/** An audience is 1 to 256 printable ASCII characters without spaces (`ERR_JWT_AUDIENCE_INVALID`). */
+export function checkJwtAudience(audience: string): void {
   if (
     typeof audience !== 'string' ||
     audience.length === 0 ||
@@ -219,48 +205,20 @@ export function checkJwtScope(scope: readonly string[]): void {
 }
 
 /**
- * May this chain have a JWT for `audience` with `scope`? The chain's constraints decide, evaluated
- * as for a call of the tool {@link JWT_LEASE_TOOL} (delegation.ts `authorize`: the conjunction of
- * every level, deny by default): some level grants `broker/jwt` and every level's `tools` accepts
- * it; each scope value is a call with arguments `audience` and `scope`, so `broker/jwt#audience=…`
- * and `broker/jwt#scope=…` narrow them. With no scope, one call with `audience` alone: a chain
- * that constrains `broker/jwt#scope` then refuses (ask for a scope it allows). Throws
- * `ERR_JWT_AUDIENCE_INVALID` / `ERR_JWT_SCOPE_INVALID` for malformed values and
- * `ERR_JWT_SCOPE_NOT_GRANTED` (naming the level and constraint) when the chain does not allow it.
- */
-export function checkJwtGrant(
-  chain: VerifiedChain,
-  audience: string,
-  scope: readonly string[],
-  nowSeconds: number,
-): void {
-  checkAudience(audience);
-  checkJwtScope(scope);
-  const calls = scope.length === 0 ? [undefined] : scope;
-  for (const value of calls) {
-    const args = new Map([[JWT_AUDIENCE_ARGUMENT, audience]]);
-    if (value !== undefined) args.set(JWT_SCOPE_ARGUMENT, value);
-    const decision = authorize(chain, { action: JWT_LEASE_TOOL, args, nowSeconds });
-    if (decision.decision === 'deny') {
-      const { link, constraint, reason } = decision.failed;
-      throw forbidden(
-        'ERR_JWT_SCOPE_NOT_GRANTED',
-        `the chain does not allow a token for \`${audience}\`${value === undefined ? '' : ` with scope \`${value}\``}: level ${link}${constraint === null ? '' : ` \`${constraint}\``}: ${reason}`,
-      );
-    }
-  }
-}
-
-/**
  * Mints lease tokens: JWTs signed in the broker's vault, with `sub` the agent, nested `act` for
  * its chain, `aud` the lease's resource, `scope` the lease's scope, `exp` the lease's end and
  * `jti` the lease handle (kept across renewals, so revoking the handle revokes every token of the
  * lease). Keeps the list of revoked handles relying parties fetch.
+ *
+ * Whether a chain may have a token is the broker's decision alone (`Gate.decideLease`: the chain's
+ * `secrets` / `secret_scopes` grants for `jwt/AUDIENCE` and the bundle's `leaseSecret`), as is how
+ * long it lasts (the broker's `limits.jwt`). The provider checks only the token's syntax
+ * (audience, scope) and its invariants: `exp` after now and never after the chain's expiry, and
+ * the holder is the chain's actor.
  */
 export class JwtLeaseProvider implements LeaseProvider<JwtLeaseValue> {
   readonly kind = LeaseKind.jwt;
   readonly issuer: string;
-  readonly maxTtlSeconds: number;
   /** The signing key's id in the JWKS (its RFC 7638 thumbprint). */
   readonly kid: string;
   readonly #vault: SigningVault;
@@ -275,15 +233,11 @@ export class JwtLeaseProvider implements LeaseProvider<JwtLeaseValue> {
     const issuer: unknown = options.issuer;
     if (typeof issuer !== 'string' || issuer.length === 0 || issuer.length > 512)
       throw invalid('ERR_ARGUMENT_INVALID', '`issuer` must be a non-empty string (the broker URL)');
-    const ttl = options.maxTtlSeconds ?? DEFAULT_JWT_MAX_TTL_SECONDS;
-    if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > 86_400)
-      throw invalid('ERR_ARGUMENT_INVALID', '`maxTtlSeconds` must be 1 to 86400');
     this.#jwk = publicJwkOf(options.key);
     this.#vault = options.vault;
     this.#key = options.key;
     this.#clock = options.clock ?? systemClock;
     this.issuer = issuer;
-    this.maxTtlSeconds = ttl;
     this.kid = this.#jwk.kid;
     this.#header = base64Url(
       utf8.encode(JSON.stringify({ alg: this.#jwk.alg, kid: this.kid, typ: 'JWT' })),
@@ -342,19 +296,19 @@ export class JwtLeaseProvider implements LeaseProvider<JwtLeaseValue> {
       !Number.isSafeInteger(now) ||
       !Number.isSafeInteger(exp) ||
       exp <= now ||
-      exp - now > this.maxTtlSeconds ||
       exp > context.chain.expiresAt
     )
       throw invalid(
         'ERR_JWT_LIFETIME_INVALID',
-        `a token's \`exp\` (${exp}) must be after now (${now}), at most ${this.maxTtlSeconds} s away and not after the chain's expiry (${context.chain.expiresAt})`,
+        `a token's \`exp\` (${exp}) must be after now (${now}) and not after the chain's expiry (${context.chain.expiresAt})`,
       );
     if (context.holder !== context.chain.actor)
       throw forbidden(
         'ERR_JWT_HOLDER_MISMATCH',
         `the lease holder \`${context.holder}\` is not the chain's actor \`${context.chain.actor}\``,
       );
-    checkJwtGrant(context.chain, context.resource, context.scope, now);
+    checkJwtAudience(context.resource);
+    checkJwtScope(context.scope);
     const act = actorClaimOf(context.chain);
     const claims: JwtLeaseClaims = {
       iss: this.issuer,

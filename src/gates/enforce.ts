@@ -212,55 +212,71 @@ async function spendAndCount(
   stage.lock = 'budget';
   const spent: BudgetDeclaration[] = [];
   const amounts: number[] = [];
+  // Each spent budget is refunded at most once (the list shrinks as it goes), however often called.
   const refundAll = async (): Promise<void> => {
-    for (let i = 0; i < spent.length; i++) await budgets!.refund(spent[i]!.key, amounts[i]!);
+    while (spent.length > 0) {
+      await budgets!.refund(spent.at(-1)!.key, amounts.at(-1)!);
+      spent.pop();
+      amounts.pop();
+    }
   };
-  for (const budget of declared) {
-    if (budgets === undefined)
-      return denied(
-        'budget',
-        'ERR_GATE_BUDGET_UNAVAILABLE',
-        'a budget is declared, and this gate has no counters',
-        decision,
-      );
-    const value = (call.args as Record<string, unknown>)[budget.argument];
-    if (!Number.isSafeInteger(value) || (value as number) < 0) {
-      await refundAll();
-      return denied(
-        'budget',
-        'ERR_GATE_BUDGET_ARGUMENT',
-        `argument \`${budget.argument}\` of \`${budget.tool}\` must be a non-negative integer: a budget counts it`,
-        decision,
-      );
-    }
-    const result = await budgets.spend(budget.key, value as number, budget.limit);
-    if (!result.ok) {
-      await refundAll();
-      return denied(
-        'budget',
-        'ERR_GATE_BUDGET_EXHAUSTED',
-        `the budget \`${budget.tool}#${budget.argument}<=${budget.limit}\` of this root grant has ${budget.limit - result.total} left, the call asks ${String(value)}`,
-        decision,
-      );
-    }
-    spent.push(budget);
-    amounts.push(value as number);
+  try {
+    return await spendAll();
+  } catch (error) {
+    // A store error after some budgets were spent: give them back before the call is denied (a
+    // deny consumes nothing). A refund that fails too leaves the original error to report.
+    await refundAll().catch(() => undefined);
+    throw error;
   }
-  if (approval !== undefined) {
-    stage.lock = 'approval';
-    if (!(await options.approvals!.consume(approval.id, nowSeconds))) {
-      await refundAll();
-      return denied(
-        'approval',
-        'ERR_APPROVAL_CLOSED',
-        `approval \`${approval.id}\` was used or expired`,
-        decision,
-      );
+
+  async function spendAll(): Promise<GateDecision> {
+    for (const budget of declared) {
+      if (budgets === undefined)
+        return denied(
+          'budget',
+          'ERR_GATE_BUDGET_UNAVAILABLE',
+          'a budget is declared, and this gate has no counters',
+          decision,
+        );
+      const value = (call.args as Record<string, unknown>)[budget.argument];
+      if (!Number.isSafeInteger(value) || (value as number) < 0) {
+        await refundAll();
+        return denied(
+          'budget',
+          'ERR_GATE_BUDGET_ARGUMENT',
+          `argument \`${budget.argument}\` of \`${budget.tool}\` must be a non-negative integer: a budget counts it`,
+          decision,
+        );
+      }
+      const result = await budgets.spend(budget.key, value as number, budget.limit);
+      if (!result.ok) {
+        await refundAll();
+        return denied(
+          'budget',
+          'ERR_GATE_BUDGET_EXHAUSTED',
+          `the budget \`${budget.tool}#${budget.argument}<=${budget.limit}\` of this root grant has ${budget.limit - result.total} left, the call asks ${String(value)}`,
+          decision,
+        );
+      }
+      spent.push(budget);
+      amounts.push(value as number);
     }
-    return {
-      ...decision,
-      approval: { reason: approval.reason, policies: approval.policies, id: approval.id },
-    };
+    if (approval !== undefined) {
+      stage.lock = 'approval';
+      if (!(await options.approvals!.consume(approval.id, nowSeconds))) {
+        await refundAll();
+        return denied(
+          'approval',
+          'ERR_APPROVAL_CLOSED',
+          `approval \`${approval.id}\` was used or expired`,
+          decision,
+        );
+      }
+      return {
+        ...decision,
+        approval: { reason: approval.reason, policies: approval.policies, id: approval.id },
+      };
+    }
+    return decision;
   }
-  return decision;
 }

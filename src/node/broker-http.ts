@@ -1,4 +1,4 @@
-// The broker's HTTP side (docs/spec/broker-jwt.md §4.5): the JWKS relying parties verify lease
+// The broker's HTTP side (docs/spec/broker.md §4.5): the JWKS relying parties verify lease
 // tokens with, the RFC 8693 token-exchange endpoint, and the list of revoked token ids.
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -105,7 +105,7 @@ const TOKEN_PARAMETERS = new Set([
 ]);
 
 /**
- * The OAuth error a Mandate error becomes at the token endpoint (docs/spec/broker-jwt.md §4.5).
+ * The OAuth error a Mandate error becomes at the token endpoint (docs/spec/broker.md §4.5).
  * `phase` is where it was raised: reading the request, verifying the proof (`subject_token`:
  * anything it carries that does not hold is `invalid_grant`), or deciding and issuing the lease.
  */
@@ -119,7 +119,7 @@ export function oauthErrorOf(
   if (code === 'ERR_TOKEN_EXCHANGE_GRANT_UNSUPPORTED')
     return { status: 400, error: 'unsupported_grant_type' };
   if (code === 'ERR_JWT_AUDIENCE_INVALID') return { status: 400, error: 'invalid_target' };
-  if (code === 'ERR_JWT_SCOPE_INVALID' || code === 'ERR_JWT_SCOPE_NOT_GRANTED')
+  if (code === 'ERR_JWT_SCOPE_INVALID' || code === 'ERR_LEASE_DENIED')
     return { status: 400, error: 'invalid_scope' };
   if (
     code === 'ERR_TOKEN_EXCHANGE_REQUEST_INVALID' ||

@@ -319,6 +319,13 @@ export class EnforcementPoint {
     if (used?.answer !== undefined && approval !== null) {
       traceAppended = this.#trace(invocation, used, nowSeconds);
     }
+    // Every append is awaited before any failure is thrown: one that fails after another already
+    // failed must not go unhandled (it would end the process with a stack trace).
+    await Promise.allSettled([
+      appended,
+      decisionAppended,
+      ...(traceAppended ? [traceAppended] : []),
+    ]);
     const invocationIndex = await appended;
     const decisionIndex = await decisionAppended;
     if (escalation !== null)

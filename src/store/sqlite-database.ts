@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { SerialScope, unavailable, unsupported } from '../core/internal.js';
+import { conflict, SerialScope, unavailable, unsupported } from '../core/internal.js';
 
 export interface Migration {
   readonly version: number;
@@ -77,7 +77,13 @@ export class SqliteDatabase {
    */
   transaction<T>(work: () => Promise<T>): Promise<T> {
     return this.#scope.transaction(work, {
-      begin: () => this.db.exec('BEGIN IMMEDIATE'),
+      begin: () => {
+        try {
+          this.db.exec('BEGIN IMMEDIATE');
+        } catch (error) {
+          throw busyError(error);
+        }
+      },
       commit: () => this.db.exec('COMMIT'),
       rollback: () => {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
@@ -87,10 +93,34 @@ export class SqliteDatabase {
 
   /** A single write: joins the current transaction, or waits for the lock and autocommits. */
   write<T>(statement: () => T): Promise<T> {
-    return this.#scope.write(statement);
+    return this.#scope.write(() => {
+      try {
+        return statement();
+      } catch (error) {
+        throw busyError(error);
+      }
+    });
   }
 
   close(): void {
     if (this.db.open) this.db.close();
   }
+}
+
+/**
+ * Another process held SQLite's write lock past `busy_timeout` (5 s): a typed conflict (nothing
+ * of this statement or transaction was written), anything else unchanged.
+ */
+function busyError(error: unknown): unknown {
+  if (
+    error instanceof Error &&
+    'code' in error &&
+    typeof error.code === 'string' &&
+    (error.code === 'SQLITE_BUSY' || error.code.startsWith('SQLITE_BUSY_'))
+  )
+    return conflict(
+      'ERR_STORE_BUSY',
+      'another process kept the database busy for more than 5 s; nothing was written, try again',
+    );
+  return error;
 }

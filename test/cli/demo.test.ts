@@ -34,6 +34,19 @@ describe('mandate demo', () => {
       };
       gates: GateSummary;
       audit: AuditSummary;
+      broker: {
+        tokens: Record<'billing' | 'support', { audience: string; scope: string }>;
+        injectedCalls: number;
+        secretSeenByAgents: boolean;
+        revocation: {
+          leasesRevoked: number;
+          jtiListed: boolean;
+          proxyAfter: number;
+          postgres: string;
+        };
+        leaseRecords: number;
+        verifiedRecords: number;
+      };
     };
     expect(summary.agents).toBe(40);
     expect(summary.rotations.count).toBe(4);
@@ -67,6 +80,26 @@ describe('mandate demo', () => {
     expect(summary.channels.bytesRelayed).toBeGreaterThan(0);
     checkGates(summary.gates);
     checkAudit(summary.audit, summary.gates);
+    // 17: the broker. Each agent its own token; injection without the agents seeing a secret;
+    // the compromised agent's leases (2, or 3 with the PostgreSQL login) die at once.
+    const b = summary.broker;
+    expect(b.tokens).toEqual({
+      billing: { audience: 'payments', scope: 'charges' },
+      support: { audience: 'payments', scope: 'refunds' },
+    });
+    expect(b.injectedCalls).toBe(2);
+    expect(b.secretSeenByAgents).toBe(false);
+    expect(b.revocation.jtiListed).toBe(true);
+    expect(b.revocation.proxyAfter).not.toBe(200);
+    if (b.revocation.postgres === 'login failed') expect(b.revocation.leasesRevoked).toBe(3);
+    else {
+      expect(b.revocation.postgres).toMatch(/^skipped: /);
+      expect(b.revocation.leasesRevoked).toBe(2);
+    }
+    // granted ×4 + used ×3 + granted ×2 (+1 postgres) + revoked ×2 (+1): every lease event.
+    expect(b.leaseRecords).toBe(b.revocation.leasesRevoked === 3 ? 13 : 11);
+    // The whole log verifies: step 16's records, the lease records and the revocation.
+    expect(b.verifiedRecords).toBe(summary.audit.counts.records + b.leaseRecords + 1);
     // The exported files verify with the CLI too (and the edited copy fails there at its line).
     const demoHome = join(home, 'demo');
     const { trail, checkpoint, tampered } = summary.audit.files;
@@ -100,7 +133,7 @@ describe('mandate demo', () => {
       ok: false,
       problem: { code: 'ERR_AUDIT_RECORD_EDITED', position: { line: summary.audit.tamper.line } },
     });
-  });
+  }, 120_000);
 
   it('prints the gates part: gate 1, gate 2 with a rate, each denial with its lock, the approval, the budget, the revocation', async () => {
     const home = mkdtempSync(join(tmpdir(), 'mandate-demo-'));
@@ -157,7 +190,21 @@ describe('mandate demo', () => {
     expect(r.stdout).toMatch(
       /\ngates: +bundle v1 \(6 Cedar policies\) over 3 visible tools; 6000 gate-2 calls/,
     );
-  });
+    // 17: the broker.
+    expect(out).toMatch(
+      /\n17\. the broker \(gate 3\): 2 upstream secrets sealed in the store \(payments-upstream, refunds-upstream\)/,
+    );
+    expect(out).toMatch(/ {4}support-refunds-agent asks for scope charges → ERR_LEASE_DENIED/);
+    expect(out).toMatch(
+      /through the injecting proxy over their secure channels: 2\/2 accepted by the upstream \(it checks the real secret\); bytes the agents received that held a secret: none/,
+    );
+    expect(out).toMatch(
+      /compromised-agent revoked: [23] leases ended in \d+\.\d ms; its token's jti is on the broker's \/revoked list \(yes\): relying parties refuse it at their next check of \/revoked, or at exp at the latest; its proxied call → (refused|[45]\d\d); (its database login fails \(role dropped, sessions ended\)|PostgreSQL part skipped: .+)\n/,
+    );
+    expect(out).toMatch(
+      /lease records \(granted, used, revoked\) in the audit log, by lease id, never a value; the whole log \(\d+ records\) checkpointed again and verified → ok\n/,
+    );
+  }, 120_000);
 });
 
 interface Denial {

@@ -327,6 +327,22 @@ describe('budgets and rate limits', () => {
     expect((await s.refund(sub, 100)).lock).toBe('budget');
   });
 
+  it('a store error after the budget was spent gives the budget back (a deny consumes nothing)', async () => {
+    const s = await setup({ budget: 350 });
+    const sub = s.subAgents[0]!.chain;
+    const id = (await s.refund(sub, 300)).approval!.id!;
+    await s.answer(id, 'approve');
+    const consume = s.approvals.consume.bind(s.approvals);
+    s.approvals.consume = () => Promise.reject(new Error('the store went away'));
+    expect(await s.refund(sub, 300)).toMatchObject({
+      decision: 'deny',
+      code: 'ERR_GATE_STORE_FAILED',
+    });
+    s.approvals.consume = consume;
+    // The 300 were refunded: the same approved call now fits the 350.
+    expect(await s.refund(sub, 300)).toMatchObject({ decision: 'allow', approval: { id } });
+  });
+
   it('limits calls per minute per agent', async () => {
     const s = await setup({ callsPerMinute: 2 });
     const [a, b] = s.subAgents.map((x) => x.chain);

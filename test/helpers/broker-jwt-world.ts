@@ -1,5 +1,5 @@
 // A world for token exchange: an authority; dana (root credential granting JWT leases for two
-// audiences and three scopes); a 3-link chain dana → planner → billing → payer that narrows the
+// audiences and three scopes: `secrets=jwt/AUDIENCE`, `secret_scopes=…`, as the broker decides); a 3-link chain dana → planner → billing → payer that narrows the
 // scopes; broker keys (Ed25519 and P-256) in the broker's own vault; a chain verifier with a
 // live deny-set; and a JwtLeaseProvider per key.
 import { ManualClock } from '../../src/core/index.js';
@@ -61,9 +61,9 @@ export async function brokerJwtWorld(options: { readonly agentKeyType?: SigningK
     dana.identity,
     constraintsToAttributes(
       constraints(
-        'tools=broker/jwt,read_orders',
-        `broker/jwt#audience=${PAYMENTS},${LEDGER}`,
-        'broker/jwt#scope=payments:read,payments:refund,payments:write',
+        'tools=read_orders',
+        `secrets=jwt/${PAYMENTS},jwt/${LEDGER}`,
+        'secret_scopes=payments:read,payments:refund,payments:write',
       ),
     ),
     { nowSeconds: JWT_NOW, ttlSeconds: 3600 },
@@ -73,7 +73,7 @@ export async function brokerJwtWorld(options: { readonly agentKeyType?: SigningK
   const plannerBytes = await delegate(vault, dana.issuer, danaChain, {
     nowSeconds: JWT_NOW,
     subject: planner.identity,
-    constraints: constraints('broker/jwt#scope=payments:read,payments:refund'),
+    constraints: constraints('secret_scopes=payments:read,payments:refund'),
     purpose: 'plan refunds',
     ttlSeconds: 1800,
   });
@@ -81,7 +81,7 @@ export async function brokerJwtWorld(options: { readonly agentKeyType?: SigningK
   const billingBytes = await delegate(vault, planner.issuer, plannerChain, {
     nowSeconds: JWT_NOW,
     subject: billing.identity,
-    constraints: constraints(`broker/jwt#audience=${PAYMENTS}`),
+    constraints: constraints(`secrets=jwt/${PAYMENTS}`),
     purpose: 'billing run',
     ttlSeconds: 1200,
   });
@@ -89,7 +89,7 @@ export async function brokerJwtWorld(options: { readonly agentKeyType?: SigningK
   const payerBytes = await delegate(vault, billing.issuer, billingChain, {
     nowSeconds: JWT_NOW,
     subject: payer.identity,
-    constraints: constraints('tools=broker/jwt'),
+    constraints: constraints(`secrets=jwt/${PAYMENTS}`),
     purpose: 'pay invoice 4471',
     ttlSeconds: 600,
   });

@@ -5,6 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { isMandateError } from '../../src/core/index.js';
+import { forbidden } from '../../src/core/internal.js';
+import { checkLeaseChain } from '../../src/gates/lease-decision.js';
 import {
   CHAIN_PROOF_TOKEN_TYPE,
   MemoryProofNonceStore,
@@ -29,7 +31,10 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-/** A broker HTTP server whose `exchange` leases straight from `provider` (no Broker class yet). */
+/**
+ * A broker HTTP server whose `exchange` decides with the broker's chain lock (`checkLeaseChain`
+ * for `jwt/AUDIENCE`, as `Gate.decideLease` does, without a bundle) and leases from `provider`.
+ */
 async function serve(w: World, keyType: SigningKeyType = 'ed25519') {
   const nonces = new MemoryProofNonceStore({ nowSeconds: w.clock.nowSeconds() });
   // The provider's issuer is the server's URL, known once it listens.
@@ -47,6 +52,13 @@ async function serve(w: World, keyType: SigningKeyType = 'ed25519') {
         nowSeconds: w.clock.nowSeconds(),
       }),
     exchange: async (chain, request) => {
+      const denied = checkLeaseChain(
+        chain,
+        { kind: 'jwt', resource: request.audience, scope: request.scope },
+        w.clock.nowSeconds(),
+        undefined,
+      );
+      if (denied !== undefined) throw forbidden('ERR_LEASE_DENIED', denied.reasons.join('; '));
       const context = w.contextOf(chain, request.audience, request.scope);
       const issued = await held.provider!.issue(context);
       leased.push(context.leaseId);
@@ -256,7 +268,7 @@ describe('broker HTTP: JWKS and token exchange', () => {
     expectRefused(
       await exchange(http, request(write, { scope: 'payments:write' })),
       'invalid_scope',
-      'ERR_JWT_SCOPE_NOT_GRANTED',
+      'ERR_LEASE_DENIED',
     );
   });
 

@@ -27,7 +27,6 @@ import {
   MAX_NOTE_BYTES,
   noteSignerFromVault,
   noteVerifierKey,
-  signRevocationRecord,
   parseExportLine,
   parseNoteVerifierKey,
   ExportScanner,
@@ -53,8 +52,7 @@ import { bytesEqual } from '../../encoding/index.js';
 import { Purpose, type Identifier, type VerifiedIdentity } from '../../identity/index.js';
 import type { CliContext } from '../context.js';
 import type { Home } from '../home.js';
-import { formatFields, type Output } from '../output.js';
-import type { DenySetUpdate } from '../../credentials/index.js';
+import { formatFields } from '../output.js';
 import { checkOutputFile, DEFAULT_AUTHORITY } from '../chains.js';
 import { readTextArgument } from '../input.js';
 import { collect } from '../parse.js';
@@ -351,50 +349,6 @@ function writeLines(file: string, lines: Iterable<string>): number {
     closeSync(fd);
   }
   return n;
-}
-
-/**
- * Appends each new deny-set entry of `update` to the home's audit log as a revocation record
- * signed by the home's authority, so `audit verify` checks later records against it. A home
- * without an authority identity logs nothing (a note says so): its revocations come from
- * elsewhere and are the issuing authority's to log.
- */
-export async function logRevocations(
-  home: Home,
-  update: DenySetUpdate,
-  nowSeconds: number,
-  out: Output,
-): Promise<void> {
-  const known = await home.identities.find(DEFAULT_AUTHORITY);
-  if (known?.primaryKeyId == null) {
-    out.note('note: no local authority identity: the revocation is not in the audit log');
-    return;
-  }
-  const { verified, keyId } = await home.identities.purposeKey(known, Purpose.credentials);
-  const issuer = {
-    identity: known.identity,
-    credentialKeyId: keyId,
-    credentialKeyAttestation: verified.attestation,
-    verifiedKey: verified,
-  };
-  const log = await AuditLog.open({
-    repository: home.store.auditLog,
-    origin: homeAuditOrigin(known.identity.identifier),
-  });
-  try {
-    for (const [k, entry] of update.entries.entries())
-      await log.append(
-        await signRevocationRecord(
-          home.vault,
-          issuer,
-          entry,
-          update.fromSequence + k + 1,
-          nowSeconds,
-        ),
-      );
-  } finally {
-    await log.close();
-  }
 }
 
 /** `audit export --out FILE [--traces]`. */

@@ -13,6 +13,7 @@ import { runCredentialScenario } from './demo-credentials.js';
 import { runChannelScenario } from './demo-channels.js';
 import { runGateScenario } from './demo-gates.js';
 import { runAuditScenario } from './demo-audit.js';
+import { runBrokerScenario } from './demo-broker.js';
 import type { CliContext } from '../context.js';
 
 interface DemoOptions {
@@ -143,6 +144,7 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
         );
         const gates = await runGateScenario(home, created, ctx.clock, say);
         const audit = await runAuditScenario(home, dir, gates.audit.refund, say);
+        const broker = await runBrokerScenario(home, ctx.clock, say);
 
         const summary = {
           home: dir,
@@ -171,6 +173,7 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
           channels,
           gates,
           audit,
+          broker,
           example: { identifier: victim.identity.identifier, changeHistory: toHex(current) },
         };
         ctx.out.result(summary, () =>
@@ -218,6 +221,10 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
               [
                 'refund X',
                 `issued by ${audit.answer.pathNames.at(-1) ?? '?'} on behalf of ${audit.answer.pathNames.slice(0, -1).join(' → ')} (${audit.answer.constraints.at(-1)?.constraints.find((c) => c.startsWith(`${audit.answer.tool}#`)) ?? 'no cap'} delegated), by policy ${audit.answer.policies.join(', ')}, approved by ${audit.answer.approval.approverName ?? audit.answer.approval.approver}: "${audit.answer.approval.reason}"`,
+              ],
+              [
+                'secrets and leases',
+                `${broker.injectedCalls} upstream calls with injected secrets, secret seen by agents: ${broker.secretSeenByAgents ? 'YES' : 'no'}; compromised agent revoked: ${broker.revocation.leasesRevoked} leases ended at once, jti on /revoked: ${broker.revocation.jtiListed ? 'yes' : 'NO'}, PostgreSQL: ${broker.revocation.postgres}; ${broker.leaseRecords} lease records, log verified (${broker.verifiedRecords} records)`,
               ],
               ['example agent', victim.identity.identifier],
             ]),

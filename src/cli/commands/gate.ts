@@ -340,7 +340,7 @@ export async function runGateCall(
   // A chain that does not verify is refused here (a deny, nothing consumed, nothing logged);
   // any other call goes through the enforcement point as an invocation signed by the presenter
   // (a local identity whose key the vault holds), so it is logged with its decision.
-  const signed = await withGate(ctx, common, async ({ home, chain, now }) => {
+  const signed = await withGate(ctx, common, ({ chain }) => {
     if (chain instanceof MandateError) {
       const decision: GateDecision = {
         decision: 'deny',
@@ -352,20 +352,37 @@ export async function runGateCall(
       };
       ctx.out.result(decisionJson(decision), () => humanDecision(decision, tool));
       ctx.out.exitCode = EXIT_CODES.forbidden;
-      return undefined;
+      return Promise.resolve(undefined);
     }
-    const issuer = await issuerOf(home, presenter);
-    const previous = (await home.store.auditTrail.head(issuer.identity.identifier))?.hash ?? null;
-    const invocation = await new InvocationSigner(home.vault, issuer, previous).sign({
-      chain: chain.bytes,
+    // Signed later, inside the enforcement point's transaction, on the agent's head as it then
+    // stands: concurrent calls of one agent each chain on the previous one instead of racing.
+    const plain: PlainInvocation = {
+      chainBytes: chain.bytes,
+      agent: chain.actor,
       tool,
-      ...(opts.server === undefined ? {} : { server: opts.server }),
-      args,
-      nowSeconds: now,
-    });
-    return invocation.bytes;
+      sign: async (h, previous, nowSeconds) => {
+        const issuer = await issuerOf(h, presenter);
+        const invocation = await new InvocationSigner(h.vault, issuer, previous).sign({
+          chain: chain.bytes,
+          tool,
+          ...(opts.server === undefined ? {} : { server: opts.server }),
+          args,
+          nowSeconds,
+        });
+        return invocation.bytes;
+      },
+    };
+    return Promise.resolve(plain);
   });
   if (signed !== undefined) await runSignedGateCall(ctx, opts, signed, args);
+}
+
+/** A plain `gate call`: the invocation the CLI signs as the presenter once it holds the lock. */
+interface PlainInvocation {
+  readonly chainBytes: Uint8Array;
+  readonly agent: Identifier;
+  readonly tool: string;
+  sign(home: Home, previous: string | null, nowSeconds: number): Promise<Uint8Array>;
 }
 
 /**
@@ -377,23 +394,30 @@ export async function runGateCall(
 async function runSignedGateCall(
   ctx: CliContext,
   opts: GateCallOptions & { catalog?: string },
-  bytes: Uint8Array,
+  invocation: Uint8Array | PlainInvocation,
   args: unknown,
 ): Promise<void> {
-  const parsed = parseAuditRecord(bytes);
-  if (parsed.type !== INVOCATION_RECORD_TYPE)
-    throw invalid('ERR_AUDIT_RECORD_TYPE', 'the invocation is not an invocation record');
-  const record: InvocationRecord = parsed;
-  if (
-    (opts.tool !== undefined && opts.tool !== record.tool) ||
-    (opts.server !== undefined && opts.server !== record.server)
-  )
-    throw invalid('ERR_AUDIT_RECORD_MISMATCH', 'the invocation names another tool or server');
+  let record: Pick<InvocationRecord, 'agent' | 'tool'> & { chain?: string };
+  let chainBytes: Uint8Array;
+  if (invocation instanceof Uint8Array) {
+    const parsed = parseAuditRecord(invocation);
+    if (parsed.type !== INVOCATION_RECORD_TYPE)
+      throw invalid('ERR_AUDIT_RECORD_TYPE', 'the invocation is not an invocation record');
+    if (
+      (opts.tool !== undefined && opts.tool !== parsed.tool) ||
+      (opts.server !== undefined && opts.server !== parsed.server)
+    )
+      throw invalid('ERR_AUDIT_RECORD_MISMATCH', 'the invocation names another tool or server');
+    record = parsed;
+    chainBytes = fromBase64Url(parsed.chain, 'chain');
+  } else {
+    record = { agent: invocation.agent, tool: invocation.tool };
+    chainBytes = invocation.chainBytes;
+  }
   const catalog = opts.catalog === undefined ? undefined : readCatalog(opts.catalog);
   const home = await ctx.openHome();
   try {
     const now = ctx.clock.nowSeconds();
-    const chainBytes = fromBase64Url(record.chain, 'chain');
     // Home-wide trust anchors only, as for every gate decision (a scoped anchor vouches for one
     // identity's own channels, never at this home's gates).
     const checks = await verification(home, now, chainBytes);
@@ -404,10 +428,6 @@ async function runSignedGateCall(
       clock: ctx.clock,
     });
     const authority = await home.identities.get(DEFAULT_AUTHORITY);
-    const log = await AuditLog.open({
-      repository: home.store.auditLog,
-      origin: homeAuditOrigin(authority.identity.identifier),
-    });
     try {
       const gate = new Gate({
         ...(catalog === undefined ? {} : { catalog }),
@@ -425,23 +445,44 @@ async function runSignedGateCall(
           'ERR_AUDIT_ENFORCER_INVALID',
           `\`${opts.as ?? DEFAULT_AUTHORITY}\` is in the invocation's chain: it cannot countersign its decision`,
         );
-      const point = await EnforcementPoint.open({
-        enforcement: {
-          gate,
-          bundles,
-          approvals: home.store.approvals,
-          budgets: home.store.budgets,
-          denySet: checks.denySet,
-          authorities: checks.authorities,
-        },
-        chains,
-        authorities: checks.authorities,
-        log,
-        trail: home.store.auditTrail,
-        signer: new EnforcerSigner(home.vault, enforcer),
+      // One SQLite transaction from reading the log's end to the commit: the nonce claimed, the
+      // approval consumed, the budget spent, the invocation, its countersigned decision (and
+      // trace) appended, and the agent's head stored — all committed together, or, on any error
+      // (or a crash), none of it. The write lock it holds serialises `gate call` processes on
+      // this home, so each reads the agent heads and the log's end as the last one left them
+      // (docs/spec/audit.md, "Side effects and the log").
+      const result = await home.store.database.transaction(async () => {
+        const log = await AuditLog.open({
+          repository: home.store.auditLog,
+          origin: homeAuditOrigin(authority.identity.identifier),
+        });
+        try {
+          const point = await EnforcementPoint.open({
+            enforcement: {
+              gate,
+              bundles,
+              approvals: home.store.approvals,
+              budgets: home.store.budgets,
+              denySet: checks.denySet,
+              authorities: checks.authorities,
+            },
+            chains,
+            authorities: checks.authorities,
+            log,
+            trail: home.store.auditTrail,
+            signer: new EnforcerSigner(home.vault, enforcer),
+          });
+          const bytes =
+            invocation instanceof Uint8Array
+              ? invocation
+              : await invocation.sign(home, await point.head(record.agent), now);
+          const submitted = await point.submit(bytes, args, now);
+          await point.flush();
+          return submitted;
+        } finally {
+          await log.close();
+        }
       });
-      const result = await point.submit(bytes, args, now);
-      await point.flush();
       const decision = result.decision;
       ctx.out.result(
         {
@@ -456,7 +497,6 @@ async function runSignedGateCall(
       if (decision.decision === 'deny') ctx.out.exitCode = EXIT_CODES.forbidden;
       if (decision.decision === 'approval_required') ctx.out.exitCode = APPROVAL_REQUIRED_EXIT_CODE;
     } finally {
-      await log.close();
       await bundles.stop();
     }
   } finally {

@@ -84,6 +84,18 @@ export function registerLeaseCommands(program: Command, context: () => CliContex
   ).action((opts: HolderOptions & { template: string; ttl?: string }) =>
     runLeasePostgres(context(), opts),
   );
+  holderOptions(
+    lease
+      .command('proxy')
+      .description(
+        "lease injection of a secret by the broker's egress proxy (prints the host and placeholder, never the secret)",
+      )
+      .requiredOption('--secret <name>', 'the secret (its binding names the upstream host)')
+      .option('--ttl <duration>', "the lease's lifetime (default the broker's, 5m)"),
+    true,
+  ).action((opts: HolderOptions & { secret: string; ttl?: string }) =>
+    runLeaseProxy(context(), opts),
+  );
   lease
     .command('list')
     .description("the leases in this (the broker's) home, newest first; never a value")
@@ -206,6 +218,38 @@ export async function runLeaseJwt(
   ctx.out.result(
     { leaseId: answer.lease.id, token, expiresAt: answer.lease.expiresAt },
     () => `${token}\nlease ${answer.lease.id}, expires ${iso(answer.lease.expiresAt)}`,
+  );
+}
+
+/**
+ * `lease proxy`: `{"leaseId","host","scheme","header"?,"placeholder"?,"expiresAt"}`. The value is
+ * where to send requests (through `mandate proxy`) and, for a placeholder binding, the token to
+ * put where the secret would go: never the secret.
+ */
+export async function runLeaseProxy(
+  ctx: CliContext,
+  opts: HolderOptions & { secret: string; ttl?: string },
+): Promise<void> {
+  const answer = await lease(ctx, opts, {
+    kind: LeaseKind.proxy,
+    resource: opts.secret,
+    ...ttlOf(opts.ttl),
+  });
+  const v = answer.value ?? {};
+  const { host, scheme, header, placeholder } = v;
+  if (typeof host !== 'string' || typeof scheme !== 'string')
+    throw invalid('ERR_BROKER_MALFORMED', 'the broker answered a proxy lease without a host');
+  ctx.out.result(
+    {
+      leaseId: answer.lease.id,
+      host,
+      scheme,
+      ...(typeof header === 'string' ? { header } : {}),
+      ...(typeof placeholder === 'string' ? { placeholder } : {}),
+      expiresAt: answer.lease.expiresAt,
+    },
+    () =>
+      `${scheme}://${host}${typeof placeholder === 'string' ? `\nplaceholder ${placeholder}` : ''}\nlease ${answer.lease.id}, expires ${iso(answer.lease.expiresAt)}`,
   );
 }
 

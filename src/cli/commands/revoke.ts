@@ -1,8 +1,12 @@
 import type { Command } from 'commander';
-import { invalid } from '../../core/internal.js';
-import { isIdentifier } from '../../identity/index.js';
+import { internal, invalid } from '../../core/internal.js';
+import { AuditLog, signRevocationRecord } from '../../audit/index.js';
+import type { CredentialIssuer, DenyEntry } from '../../credentials/index.js';
+import { isIdentifier, Purpose } from '../../identity/index.js';
+import { DEFAULT_AUTHORITY } from '../chains.js';
 import type { CliContext } from '../context.js';
-import { logRevocations } from './audit.js';
+import type { Home } from '../home.js';
+import { homeAuditOrigin } from './audit.js';
 
 /** Revoked identities stay on the deny-set this long (they have no expiry of their own). */
 const IDENTITY_REVOCATION_SECONDS = 10 * 365 * 86_400;
@@ -47,20 +51,19 @@ export async function runRevoke(
       identity = true;
     }
     const known = identity ? (await home.identities.find(id)) !== undefined : undefined;
-    const update = await home.denySetRepository.append(
-      [
-        {
-          kind: identity ? 'identity' : 'revocation-id',
-          id,
-          revokedAt: now,
-          expiresAt: now + (identity ? IDENTITY_REVOCATION_SECONDS : LINK_REVOCATION_SECONDS),
-          ...(opts.reason === undefined ? {} : { reason: opts.reason }),
-        },
-      ],
-      now,
-    );
-    // The revocation goes into the audit log too, so an offline verifier knows it from then on.
-    if (update.entries.length > 0) await logRevocations(home, update, now, ctx.out);
+    const entry: DenyEntry = {
+      kind: identity ? 'identity' : 'revocation-id',
+      id,
+      revokedAt: now,
+      expiresAt: now + (identity ? IDENTITY_REVOCATION_SECONDS : LINK_REVOCATION_SECONDS),
+      ...(opts.reason === undefined ? {} : { reason: opts.reason }),
+    };
+    const authority = await revocationSigner(home);
+    if (authority === undefined)
+      ctx.out.note('note: no local authority identity: the revocation is not in the audit log');
+    const { sequence, added, logIndex } = await recordRevocation(home, authority, entry, now);
+    if (!added)
+      ctx.out.note(`note: \`${id}\` was already on this home's deny-set: nothing new was recorded`);
     // Recorded even when this home has never seen it (a chain from elsewhere may carry it),
     // but said plainly, so a mistyped id is noticed.
     if (identity && known === false)
@@ -72,11 +75,71 @@ export async function runRevoke(
         revoked: id,
         kind: identity ? 'identity' : 'revocation-id',
         known,
-        sequence: update.toSequence,
+        sequence,
+        ...(logIndex === undefined ? {} : { logIndex }),
       },
-      () => `revoked ${id} (deny-set sequence ${update.toSequence})`,
+      () =>
+        `revoked ${id} (deny-set sequence ${sequence}${logIndex === undefined ? '' : `, audit log index ${logIndex}`})`,
     );
   } finally {
     home.close();
   }
+}
+
+/** The home's authority as the signer of revocation records; none on a home without one. */
+async function revocationSigner(home: Home): Promise<CredentialIssuer | undefined> {
+  const known = await home.identities.find(DEFAULT_AUTHORITY);
+  if (known?.primaryKeyId == null) return undefined;
+  const { verified, keyId } = await home.identities.purposeKey(known, Purpose.credentials);
+  return {
+    identity: known.identity,
+    credentialKeyId: keyId,
+    credentialKeyAttestation: verified.attestation,
+    verifiedKey: verified,
+  };
+}
+
+/**
+ * Puts `entry` on the deny-set and its signed revocation record in the audit log, both or
+ * neither: one SQLite transaction (the deny-set and the log are in the home's one database) holds
+ * the write lock from reading the next sequence number to the commit. The record is signed for
+ * that number before anything is written, so a signer that fails (a credential key not valid at
+ * `now`, a vault error) leaves no row; an append that fails rolls the row back. Under the lock no
+ * other process can take the number or move the log's end, so concurrent revocations are logged
+ * in deny-set order with no gap (`audit verify` checks: ERR_AUDIT_REVOCATION_MISSING). An entry
+ * already on the deny-set (by id) adds nothing and logs nothing (docs/spec/audit.md).
+ */
+async function recordRevocation(
+  home: Home,
+  authority: CredentialIssuer | undefined,
+  entry: DenyEntry,
+  now: number,
+): Promise<{ sequence: number; added: boolean; logIndex?: number }> {
+  return home.store.database.transaction(async () => {
+    const from = await home.denySetRepository.currentSequence();
+    const record =
+      authority === undefined
+        ? undefined
+        : await signRevocationRecord(home.vault, authority, entry, from + 1, now);
+    const update = await home.denySetRepository.append([entry], now);
+    if (update.entries.length === 0) return { sequence: update.toSequence, added: false };
+    if (update.fromSequence !== from)
+      throw internal(
+        'ERR_STORE_CORRUPT',
+        `the deny-set moved from sequence ${from} to ${update.fromSequence} inside one transaction`,
+      );
+    if (authority === undefined || record === undefined)
+      return { sequence: update.toSequence, added: true };
+    // Opened under the lock: the log's end it reads is the end this append extends.
+    const log = await AuditLog.open({
+      repository: home.store.auditLog,
+      origin: homeAuditOrigin(authority.identity.identifier),
+    });
+    try {
+      const logIndex = await log.append(record);
+      return { sequence: update.toSequence, added: true, logIndex };
+    } finally {
+      await log.close();
+    }
+  });
 }
