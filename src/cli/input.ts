@@ -4,7 +4,6 @@ import {
   existsSync,
   fstatSync,
   openSync,
-  readFileSync,
   readSync,
   statSync,
 } from 'node:fs';
@@ -75,8 +74,8 @@ export function readInput(
   options: ReadInputOptions = {},
 ): Buffer {
   if (arg === '-' && options.stdin !== false) {
-    const raw = readFileSync(0);
-    if (raw.length > maxBytes)
+    const raw = readStdin(maxBytes);
+    if (raw === undefined)
       throw invalid('ERR_INPUT_TOO_LARGE', `${what} is larger than ${maxBytes} bytes`);
     return raw;
   }
@@ -103,4 +102,40 @@ export function readInput(
   } finally {
     closeSync(fd);
   }
+}
+
+const STDIN_CHUNK = 64 * 1024;
+const STDIN_RETRY_MS = 5;
+
+/**
+ * Reads stdin to its end, synchronously, or `undefined` once it holds more than `maxBytes`
+ * (without reading the rest). stdin may be a pipe in non-blocking mode (libuv sets it once
+ * anything touches `process.stdin`), where a read before the writer has written fails with
+ * `EAGAIN`: that waits a few milliseconds and reads again rather than failing
+ * (`readFileSync(0)` throws there).
+ */
+function readStdin(maxBytes: number): Buffer | undefined {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    const chunk = Buffer.allocUnsafe(STDIN_CHUNK);
+    let n: number;
+    try {
+      n = readSync(0, chunk, 0, chunk.length, null);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN' || code === 'EWOULDBLOCK') {
+        Atomics.wait(pause, 0, 0, STDIN_RETRY_MS);
+        continue;
+      }
+      if (code === 'EOF') break;
+      throw error;
+    }
+    if (n === 0) break;
+    total += n;
+    if (total > maxBytes) return undefined;
+    chunks.push(chunk.subarray(0, n));
+  }
+  return Buffer.concat(chunks, total);
 }

@@ -366,6 +366,7 @@ export async function runBrokerScenario(
           })),
           verify: {
             authorities,
+            denySet,
             knownIdentities: new Map([[brokerLocal.identity.identifier, brokerLocal.identity]]),
             trustPolicy: TrustPolicies.identifier(brokerLocal.identity.identifier),
           },
