@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { systemClock, type Clock, type Logger } from '../core/index.js';
-import { Identities } from '../identity/index.js';
+import { Identities, Purpose } from '../identity/index.js';
 import { openKek, SoftwareVault } from '../vault/index.js';
 import { SecretStore } from '../broker/index.js';
 import { openSqliteStore, type SqliteStore } from '../store/index.js';
@@ -10,6 +10,7 @@ import {
   Authority,
   DenySet,
   trustedIdentifiers,
+  type CredentialIssuer,
   type DenySetRepository,
   type TrustAnchorRepository,
 } from '../credentials/index.js';
@@ -145,4 +146,24 @@ export async function openHome(
     store.close();
     throw error;
   }
+}
+
+/**
+ * A home identity as a credential issuer: its credential purpose key's id and attestation,
+ * verified now (so the signer does not verify it again). `who` is a name or identifier the
+ * home knows, or an identity it holds the keys of.
+ */
+export async function credentialIssuerOf(
+  home: Home,
+  who: string | VerifiedIdentity,
+): Promise<CredentialIssuer> {
+  const ref = typeof who === 'string' ? who : who.identifier;
+  const known = await home.identities.get(ref);
+  const { verified, keyId } = await home.identities.purposeKey(known, Purpose.credentials);
+  return {
+    identity: known.identity,
+    credentialKeyId: keyId,
+    credentialKeyAttestation: verified.attestation,
+    verifiedKey: verified,
+  };
 }

@@ -12,7 +12,6 @@ import {
   parseConstraint,
   type VerifiedChain,
 } from '../../credentials/index.js';
-import { Purpose, type VerifiedIdentity } from '../../identity/index.js';
 import { Gate, mandateCedarSchema, signBundle, ToolCatalog } from '../../gates/index.js';
 import {
   Broker,
@@ -41,7 +40,7 @@ import {
   signRevocationRecord,
   verifyTrailExport,
 } from '../../audit/index.js';
-import type { Home } from '../home.js';
+import { credentialIssuerOf, type Home } from '../home.js';
 import { DEFAULT_AUTHORITY } from '../chains.js';
 import { homeLogKey } from './audit.js';
 import { brokerIssuerOf } from './broker.js';
@@ -196,7 +195,7 @@ export async function runBrokerScenario(
   const previous = await home.store.policyBundles.latestBundle();
   const bundleBytes = await signBundle(
     home.vault,
-    await issuerOf(home, authorityKnown.identity),
+    await credentialIssuerOf(home, authorityKnown.identity),
     {
       policies: `${DEMO_POLICIES}${LEASE_POLICIES}`,
       schema: mandateCedarSchema({ tools: DEMO_CATALOG }),
@@ -491,7 +490,7 @@ export async function runBrokerScenario(
     let leaseRecords = 0;
     let verifiedRecords = 0;
     try {
-      const authorityIssuer = await issuerOf(home, authorityKnown.identity);
+      const authorityIssuer = await credentialIssuerOf(home, authorityKnown.identity);
       for (const [k, entry] of revocation.entries.entries())
         await log.append(
           await signRevocationRecord(
@@ -565,17 +564,4 @@ function isLeaseRecord(record: Uint8Array): boolean {
   } catch {
     return false;
   }
-}
-
-async function issuerOf(home: Home, identity: VerifiedIdentity) {
-  const { verified, keyId } = await home.identities.purposeKey(
-    identity.identifier,
-    Purpose.credentials,
-  );
-  return {
-    identity,
-    credentialKeyId: keyId,
-    credentialKeyAttestation: verified.attestation,
-    verifiedKey: verified,
-  };
 }

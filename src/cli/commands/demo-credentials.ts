@@ -11,11 +11,10 @@ import {
   TRUST_SCOPE_ALL,
   verifyCredential,
   type Constraint,
-  type CredentialIssuer,
   type VerifiedChain,
 } from '../../credentials/index.js';
-import { Purpose, type Identifier, type VerifiedIdentity } from '../../identity/index.js';
-import type { Home } from '../home.js';
+import { type Identifier } from '../../identity/index.js';
+import { credentialIssuerOf, type Home } from '../home.js';
 import { withProgress } from '../progress.js';
 
 const constraints = (...texts: string[]): Map<string, Constraint> =>
@@ -142,7 +141,7 @@ export async function runCredentialScenario(
   const support = (await home.identities.get(agents[0]!)).identity;
   const supportChain = await delegate(
     home.vault,
-    await issuerOf(home, human),
+    await credentialIssuerOf(home, human),
     verifier.verify(humanChain, { nowSeconds: now }),
     {
       nowSeconds: now,
@@ -152,7 +151,7 @@ export async function runCredentialScenario(
       ttlSeconds: 1800,
     },
   );
-  const supportIssuer = await issuerOf(home, support);
+  const supportIssuer = await credentialIssuerOf(home, support);
   const subChains: VerifiedChain[] = [];
   for (const sub of subAgents) {
     const identity = (await home.identities.get(sub)).identity;
@@ -249,14 +248,6 @@ export async function runCredentialScenario(
     decisions: { allowed, denied, injectedCallDenied },
     revocation: { revoked: supportLink.revocationId, subAgentsDeniedAfter, humanStillAllowed },
   };
-}
-
-async function issuerOf(home: Home, identity: VerifiedIdentity): Promise<CredentialIssuer> {
-  const { verified, keyId } = await home.identities.purposeKey(
-    identity.identifier,
-    Purpose.credentials,
-  );
-  return { identity, credentialKeyId: keyId, credentialKeyAttestation: verified.attestation };
 }
 
 function elapsed(start: bigint): number {

@@ -7,10 +7,9 @@ import {
   delegate,
   parseConstraint,
   type Constraint,
-  type CredentialIssuer,
   type VerifiedChain,
 } from '../../credentials/index.js';
-import { Purpose, type Identifier, type VerifiedIdentity } from '../../identity/index.js';
+import type { Identifier } from '../../identity/index.js';
 import {
   Gate,
   ToolCatalog,
@@ -31,7 +30,7 @@ import {
   signRevocationRecord,
   type RecordHash,
 } from '../../audit/index.js';
-import type { Home } from '../home.js';
+import { credentialIssuerOf, type Home } from '../home.js';
 import { homeAuditOrigin } from './audit.js';
 
 /** The support desk's tools: two on the CRM server, two on the file server. */
@@ -242,7 +241,7 @@ export async function runGateScenario(
   const previous = await home.store.policyBundles.latestBundle();
   const bundleBytes = await signBundle(
     home.vault,
-    await issuerOf(home, authorityKnown.identity),
+    await credentialIssuerOf(home, authorityKnown.identity),
     {
       policies: DEMO_POLICIES,
       schema: mandateCedarSchema({ tools }),
@@ -291,7 +290,7 @@ export async function runGateScenario(
       nowSeconds: now,
       presenter: human.identifier,
     });
-    const humanIssuer = await issuerOf(home, human);
+    const humanIssuer = await credentialIssuerOf(home, human);
     // She delegates to a support agent, which delegates narrower to the swarm's sub-agents.
     const support = (await home.identities.create({ name: 'support-agent' })).identity;
     const supportChain = verifier.verify(
@@ -308,7 +307,7 @@ export async function runGateScenario(
       }),
       { nowSeconds: now, presenter: support.identifier },
     );
-    const supportIssuer = await issuerOf(home, support);
+    const supportIssuer = await credentialIssuerOf(home, support);
     const subIds = agents.slice(-SUB_AGENTS);
     const subs: VerifiedChain[] = [];
     for (const [i, id] of subIds.entries()) {
@@ -360,7 +359,7 @@ export async function runGateScenario(
         origin: homeAuditOrigin(authorityId),
       });
       try {
-        const authorityIssuer = await issuerOf(home, authorityKnown.identity);
+        const authorityIssuer = await credentialIssuerOf(home, authorityKnown.identity);
         const point = await EnforcementPoint.open({
           enforcement,
           chains: verifier,
@@ -378,7 +377,7 @@ export async function runGateScenario(
             const identity = (await home.identities.get(chain.actor)).identity;
             signer = new InvocationSigner(
               home.vault,
-              await issuerOf(home, identity),
+              await credentialIssuerOf(home, identity),
               await point.head(chain.actor),
             );
             signers.set(chain.actor, signer);
@@ -653,17 +652,4 @@ export async function runGateScenario(
   } finally {
     await watcher.stop();
   }
-}
-
-async function issuerOf(home: Home, identity: VerifiedIdentity): Promise<CredentialIssuer> {
-  const { verified, keyId } = await home.identities.purposeKey(
-    identity.identifier,
-    Purpose.credentials,
-  );
-  return {
-    identity,
-    credentialKeyId: keyId,
-    credentialKeyAttestation: verified.attestation,
-    verifiedKey: verified,
-  };
 }

@@ -20,14 +20,12 @@ import {
   type InvocationRecord,
   INVOCATION_RECORD_TYPE,
 } from '../../audit/index.js';
-import { Purpose } from '../../identity/index.js';
-import type { CredentialIssuer } from '../../credentials/index.js';
 import { homeAuditOrigin } from './audit.js';
 import { DEFAULT_AUTHORITY, checkOutputFile } from '../chains.js';
 import { readBytesArgument } from '../input.js';
 import { writeFileSync } from 'node:fs';
 import type { CliContext } from '../context.js';
-import type { Home } from '../home.js';
+import { credentialIssuerOf, type Home } from '../home.js';
 import { EXIT_CODES, formatFields } from '../output.js';
 import { readCatalog, readChain, verification } from '../chains.js';
 
@@ -126,24 +124,13 @@ interface GateSignOptions {
   out: string;
 }
 
-export async function issuerOf(home: Home, name: string): Promise<CredentialIssuer> {
-  const known = await home.identities.get(name);
-  const { verified, keyId } = await home.identities.purposeKey(known, Purpose.credentials);
-  return {
-    identity: known.identity,
-    credentialKeyId: keyId,
-    credentialKeyAttestation: verified.attestation,
-    verifiedKey: verified,
-  };
-}
-
 /** `gate sign`: an agent signs one invocation with its credential key. */
 export async function runGateSign(ctx: CliContext, opts: GateSignOptions): Promise<void> {
   const args = parseArgs(opts.args);
   checkOutputFile(opts.out);
   const home = await ctx.openHome();
   try {
-    const issuer = await issuerOf(home, opts.as);
+    const issuer = await credentialIssuerOf(home, opts.as);
     const chain = await readChain(home, opts.chain);
     const actor = delegationPath(chain)?.at(-1);
     if (actor !== issuer.identity.identifier)
@@ -361,7 +348,7 @@ export async function runGateCall(
       agent: chain.actor,
       tool,
       sign: async (h, previous, nowSeconds) => {
-        const issuer = await issuerOf(h, presenter);
+        const issuer = await credentialIssuerOf(h, presenter);
         const invocation = await new InvocationSigner(h.vault, issuer, previous).sign({
           chain: chain.bytes,
           tool,
@@ -435,7 +422,7 @@ async function runSignedGateCall(
         denySet: checks.denySet,
       });
       const chains = new ChainVerifier(checks);
-      const enforcer = await issuerOf(home, opts.as ?? DEFAULT_AUTHORITY);
+      const enforcer = await credentialIssuerOf(home, opts.as ?? DEFAULT_AUTHORITY);
       // The countersigner must not be a party to the call: not the agent, nor anyone the
       // chain delegates through below its authority (they would decide their own calls).
       const chain = chains.verify(chainBytes, { nowSeconds: now, presenter: record.agent });

@@ -1,3 +1,4 @@
+import { credentialIssuerOf } from '../home.js';
 import type { Command } from 'commander';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
@@ -39,7 +40,6 @@ import {
   untilSignal,
 } from '../node-runtime.js';
 import { homeAuditOrigin } from './audit.js';
-import { issuerOf } from './gate.js';
 
 /** How long the gateway's bundle source may go without reading the store before it fails closed. */
 const GATEWAY_BUNDLE_STALENESS_SECONDS = 10;
@@ -158,7 +158,7 @@ export async function runGatewayStart(ctx: CliContext, opts: GatewayStartOptions
       authorities,
       log,
       trail: home.store.auditTrail,
-      signer: new EnforcerSigner(home.vault, await issuerOf(home, identity)),
+      signer: new EnforcerSigner(home.vault, await credentialIssuerOf(home, identity)),
     });
     gateway = await McpGateway.start({ config, gate, point, bundles, clock: ctx.clock, logger });
     const started = gateway;
@@ -267,7 +267,7 @@ export async function runMcpConnect(
       {
         signing: {
           vault: home.vault,
-          issuer: await issuerOf(home, opts.identity),
+          issuer: await credentialIssuerOf(home, opts.identity),
           chain,
           clock: ctx.clock,
         },

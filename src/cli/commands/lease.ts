@@ -22,12 +22,11 @@ import {
 import { Router, TcpTransport, type Route } from '../../routing/index.js';
 import { localAddress } from '../../routing/index.js';
 import type { CliContext } from '../context.js';
-import type { Home } from '../home.js';
+import { credentialIssuerOf, type Home } from '../home.js';
 import { channelOptions, connectRoute, parseDialRoute } from '../node-runtime.js';
 import { readBytesArgument } from '../input.js';
 import { stderrLogger } from '../logging.js';
 import { collect, parseDuration, parsePositiveInteger } from '../parse.js';
-import { issuerOf } from './gate.js';
 import { homeAuditOrigin } from './audit.js';
 import { DEFAULT_AUTHORITY } from '../chains.js';
 
@@ -391,7 +390,7 @@ export async function runLeaseRevoke(
  * home's audit log (whose origin names the home's authority when it has one).
  */
 export async function brokerAuditSink(home: Home, identity: string): Promise<AuditLogLeaseSink> {
-  const issuer = await issuerOf(home, identity);
+  const issuer = await credentialIssuerOf(home, identity);
   const authority = await home.identities.find(DEFAULT_AUTHORITY);
   return new AuditLogLeaseSink({
     log: {
