@@ -3,6 +3,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SCRUB_MARKER, secretForms } from '../broker/index.js';
 import { encodeCbor } from '../encoding/index.js';
@@ -316,6 +318,66 @@ describe('the egress proxy', () => {
     expect(responses[0]!.status).toBe(502);
     expect(responses[0]!.headers['x-mandate-error']).toBe('ERR_PROXY_RESPONSE_ENCODED');
     expect(upstream.hits).toHaveLength(1);
+  });
+
+  it('refuses a compressed transfer coding (Node leaves `gzip, chunked` bodies compressed)', async () => {
+    // A raw upstream: the framework upstream would not frame `gzip, chunked` itself.
+    const gz = gzipSync(Buffer.from(PAYMENTS));
+    const raw = createNetServer((socket) => {
+      socket.once('data', () => {
+        socket.end(
+          Buffer.concat([
+            Buffer.from(
+              `HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\nconnection: close\r\n\r\n${gz.length.toString(16)}\r\n`,
+            ),
+            gz,
+            Buffer.from('\r\n0\r\n\r\n'),
+          ]),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) =>
+          raw.close(() => {
+            resolve();
+          }),
+        ),
+    );
+    const host = `127.0.0.1:${String((raw.address() as AddressInfo).port)}`;
+    const world = await egressWorld({
+      secrets: { payments: PAYMENTS },
+      bindings: [
+        {
+          secret: 'payments',
+          host,
+          scheme: 'http',
+          header: { name: 'authorization', format: 'Bearer {secret}' },
+        },
+      ],
+    });
+    cleanups.push(world.close);
+    const agent = await world.agent('billing');
+    await agent.lease('payments', 3_600);
+    const { responses } = await agentRequests(agent.proxy.port, [{ url: `http://${host}/` }]);
+    expect(responses[0]!.status).toBe(502);
+    expect(responses[0]!.headers['x-mandate-error']).toBe('ERR_PROXY_RESPONSE_ENCODED');
+  });
+
+  it('drops an answer header whose name carries the secret', async () => {
+    const name = `x-${PAYMENTS}`;
+    const { upstream, agent, close } = await leasedUpstream(
+      PAYMENTS,
+      () => new Response('ok', { headers: { [name]: '1', 'x-kept': 'yes' } }),
+    );
+    cleanups.push(close);
+    const { responses } = await agentRequests(agent.proxy.port, [
+      { url: `http://${upstream.host}/` },
+    ]);
+    expect(responses[0]!.status).toBe(200);
+    expect(responses[0]!.headers['x-kept']).toBe('yes');
+    expect(Object.keys(responses[0]!.headers).join(' ')).not.toContain(name.slice(2));
   });
 
   it('answers 502 when the upstream is down, 413 for an oversized body', async () => {

@@ -331,12 +331,16 @@ export class EgressProxyService {
   ): Promise<number | undefined> {
     const response = await sendUpstream(upstream, this.#timeoutMs, this.#options.upstreamCa);
     const encoding = response.headers['content-encoding'];
-    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
-      // Compressed bytes could carry the secret past the scrub.
+    if (
+      (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') ||
+      !onlyChunked(response.headers['transfer-encoding'])
+    ) {
+      // Compressed bytes (a content coding, or a transfer coding such as `gzip, chunked`, which
+      // Node's parser leaves in the body) could carry the secret past the scrub.
       response.destroy();
       throw unsupported(
         'ERR_PROXY_RESPONSE_ENCODED',
-        'the upstream answered with a content encoding',
+        'the upstream answered with a content or transfer coding other than identity or chunked',
       );
     }
     const headers: [string, string][] = [];
@@ -344,6 +348,8 @@ export class EgressProxyService {
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const name = raw[i]!;
       if (RESPONSE_HOP_BY_HOP.has(name.toLowerCase())) continue;
+      // A header whose name carries the secret is dropped: a name cannot hold the marker.
+      if (scrubber.scrubText(name) !== name) continue;
       headers.push([name, scrubber.scrubText(raw[i + 1]!)]);
     }
     await ctx.reply(
@@ -747,4 +753,10 @@ function errorResponse(code: string, status: number, message: string): Response 
     status,
     headers: { 'content-type': 'application/json', 'x-mandate-error': code },
   });
+}
+
+/** Whether a response's `Transfer-Encoding` is absent or only `chunked` (the one coding Node undoes). */
+function onlyChunked(value: string | undefined): boolean {
+  if (value === undefined) return true;
+  return value.split(',').every((coding) => coding.trim().toLowerCase() === 'chunked');
 }
