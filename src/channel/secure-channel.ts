@@ -205,6 +205,7 @@ class ChannelEnd {
   /** Cancels the watch on the connection the channel runs over. */
   readonly #unwatch: () => void;
   #closed = false;
+  readonly #closeListeners = new Set<() => void>();
   #dropped = 0;
   readonly #settled: {
     resolve: (end: ChannelEnd) => void;
@@ -662,6 +663,27 @@ class ChannelEnd {
     }
     this.#settled.reject(unavailable('ERR_CHANNEL_CLOSED', 'the secure channel closed'));
     this.#onGone(this);
+    const listeners = [...this.#closeListeners];
+    this.#closeListeners.clear();
+    for (const listener of listeners) {
+      try {
+        listener();
+      } catch (error) {
+        this.#logger.warn('channel: a close listener failed', { error: reasonOf(error) });
+      }
+    }
+  }
+
+  /** Calls `listener` once when this end closes (at once, in a microtask, if it has). */
+  onClose(listener: () => void): () => void {
+    if (this.#closed) {
+      queueMicrotask(listener);
+      return () => undefined;
+    }
+    this.#closeListeners.add(listener);
+    return () => {
+      this.#closeListeners.delete(listener);
+    };
   }
 }
 
@@ -683,6 +705,11 @@ export interface SecureChannel {
   refreshCredentials(identityPayload?: Uint8Array): Promise<void>;
   /** Tells the peer and removes both workers. */
   close(): Promise<void>;
+  /**
+   * Calls `listener` once when the channel closes, whoever closed it (this side, the peer, its
+   * connection, a revocation); at once if it is closed already. Returns a function that removes it.
+   */
+  onClose(listener: () => void): () => void;
 }
 
 function publicChannel(end: ChannelEnd, peer: VerifiedPeer): SecureChannel {
@@ -699,6 +726,7 @@ function publicChannel(end: ChannelEnd, peer: VerifiedPeer): SecureChannel {
       end.allow(workerAddress);
     },
     close: () => end.close(),
+    onClose: (listener) => end.onClose(listener),
   };
 }
 
