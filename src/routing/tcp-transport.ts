@@ -23,7 +23,10 @@ export interface TcpTransportOptions {
   readonly maxQueuedFrames?: number;
   /** Close a connection without traffic for this long (default 300 000; 0 never). */
   readonly idleTimeoutMs?: number;
-  /** Close a connection whose setup (connect and version byte) takes longer (default 10 000). */
+  /**
+   * Close a connection whose setup takes longer (default 10 000): connect and the peer's version
+   * byte, and for an incoming connection also the peer's first whole frame.
+   */
   readonly handshakeTimeoutMs?: number;
   /**
    * Open connections, incoming and outgoing, at most (default 4096). An incoming socket beyond it
@@ -31,11 +34,17 @@ export interface TcpTransportOptions {
    */
   readonly maxConnections?: number;
   /**
-   * Incoming connections still in setup (the peer's version byte not yet read) at most
-   * (default 256); an incoming socket beyond it is destroyed at once. With `handshakeTimeoutMs`
-   * this bounds what a flood of half-open connections can hold.
+   * Incoming connections still in setup (the peer's version byte or first frame not yet read) at
+   * most (default 256); an incoming socket beyond it is destroyed at once. With
+   * `handshakeTimeoutMs` this bounds what a flood of half-open connections can hold.
    */
   readonly maxPendingConnections?: number;
+  /**
+   * Incoming connections from one remote IP address at most (default 1024, a quarter of
+   * `maxConnections`' default): one host cannot take every slot. Beyond it an incoming socket
+   * is destroyed at once.
+   */
+  readonly maxConnectionsPerAddress?: number;
   readonly logger?: Logger;
   /** Told once per connection when it closes; `error` says why, undefined for a clean close. */
   readonly onConnectionClosed?: (connectionId: string, error: MandateError | undefined) => void;
@@ -92,14 +101,18 @@ class TcpConnection {
   #waitingDrain = false;
   #buffer: Buffer = Buffer.alloc(0);
   #handshakeTimer: NodeJS.Timeout | undefined;
+  /** For an incoming connection: whether the peer's first whole frame arrived (setup's end). */
+  #framed: boolean;
 
   constructor(
     readonly socket: Socket,
+    readonly incoming: boolean,
     router: Router,
     readonly options: Required<Omit<TcpTransportOptions, 'onConnectionClosed'>> &
       Pick<TcpTransportOptions, 'onConnectionClosed'>,
     readonly onGone: (connection: TcpConnection) => void,
   ) {
+    this.#framed = !incoming;
     this.handle = router.attachConnection('tcp', { send: (e) => this.send(e) });
     this.closed = new Promise((resolve) =>
       socket.once('close', () => {
@@ -144,9 +157,13 @@ class TcpConnection {
     return this.handle.id;
   }
 
-  /** Past setup: the peer's version byte was read and the connection is not closed. */
+  /**
+   * Past setup and not closed: the peer's version byte was read and, for an incoming connection,
+   * its first whole frame (a socket that only sent the version byte is still in setup, and times
+   * out with it, instead of holding a slot until the idle timeout).
+   */
   get established(): boolean {
-    return this.#state === 'open';
+    return this.#state === 'open' && this.#framed;
   }
 
   async send(envelope: Envelope): Promise<void> {
@@ -243,7 +260,7 @@ class TcpConnection {
       }
       data = data.subarray(1);
       this.#state = 'open';
-      clearTimeout(this.#handshakeTimer);
+      if (this.#framed) clearTimeout(this.#handshakeTimer);
       if (this.options.idleTimeoutMs > 0) this.socket.setTimeout(this.options.idleTimeoutMs);
       this.#pump();
     }
@@ -276,6 +293,10 @@ class TcpConnection {
         // A peer that sends garbage is not worth keeping: close rather than resynchronise.
         this.fail(error instanceof MandateError ? error : closedError(error));
         return;
+      }
+      if (!this.#framed) {
+        this.#framed = true;
+        clearTimeout(this.#handshakeTimer);
       }
       this.handle.receive(envelope);
     }
@@ -325,8 +346,10 @@ export class TcpTransport implements Transport {
   readonly #options: TcpConnection['options'];
   readonly #servers = new Set<Server>();
   readonly #connections = new Set<TcpConnection>();
-  /** Incoming connections whose peer had not sent its version byte when last looked at. */
+  /** Incoming connections still in setup when last looked at (see TcpConnection.established). */
   readonly #pending = new Set<TcpConnection>();
+  /** Incoming connections per remote IP address. */
+  readonly #perAddress = new Map<string, number>();
   readonly #outgoing = new Map<string, TcpConnection>();
   #refused = 0;
   #closed = false;
@@ -343,6 +366,10 @@ export class TcpTransport implements Transport {
         options.maxPendingConnections ?? 256,
         'maxPendingConnections',
       ),
+      maxConnectionsPerAddress: positiveInteger(
+        options.maxConnectionsPerAddress ?? 1024,
+        'maxConnectionsPerAddress',
+      ),
       logger: options.logger ?? silentLogger,
       ...(options.onConnectionClosed === undefined
         ? {}
@@ -356,7 +383,10 @@ export class TcpTransport implements Transport {
     return this.#connections.size;
   }
 
-  /** Incoming sockets destroyed on arrival: `maxConnections` or `maxPendingConnections` reached. */
+  /**
+   * Incoming sockets destroyed on arrival: `maxConnections`, `maxPendingConnections` or
+   * `maxConnectionsPerAddress` reached.
+   */
   get refusedConnections(): number {
     return this.#refused;
   }
@@ -418,14 +448,23 @@ export class TcpTransport implements Transport {
       // when they close): at most maxPendingConnections checks, only when the bound is reached.
       for (const c of this.#pending) if (c.established) this.#pending.delete(c);
     }
+    const from = socket.remoteAddress ?? '';
     const refusal =
       this.#connections.size >= this.#options.maxConnections
         ? 'max_connections'
         : this.#pending.size >= this.#options.maxPendingConnections
           ? 'max_pending_connections'
-          : undefined;
+          : (this.#perAddress.get(from) ?? 0) >= this.#options.maxConnectionsPerAddress
+            ? 'max_connections_per_address'
+            : undefined;
     if (refusal === undefined) {
-      this.#adopt(socket, true);
+      this.#perAddress.set(from, (this.#perAddress.get(from) ?? 0) + 1);
+      const connection = this.#adopt(socket, true);
+      void connection.closed.then(() => {
+        const left = (this.#perAddress.get(from) ?? 1) - 1;
+        if (left <= 0) this.#perAddress.delete(from);
+        else this.#perAddress.set(from, left);
+      });
       return;
     }
     socket.destroy();
@@ -439,7 +478,7 @@ export class TcpTransport implements Transport {
   }
 
   #adopt(socket: Socket, incoming: boolean): TcpConnection {
-    const connection = new TcpConnection(socket, this.#router, this.#options, (gone) => {
+    const connection = new TcpConnection(socket, incoming, this.#router, this.#options, (gone) => {
       this.#connections.delete(gone);
       this.#pending.delete(gone);
       for (const [peer, c] of this.#outgoing) if (c === gone) this.#outgoing.delete(peer);

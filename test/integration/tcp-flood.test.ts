@@ -109,7 +109,11 @@ interface RawPeer {
 }
 
 /** An attacker's socket: connects, reads whatever comes, writes only what the test says. */
-function rawPeer(port: number, onEvent: () => void = () => undefined): RawPeer {
+function rawPeer(
+  port: number,
+  onEvent: () => void = () => undefined,
+  localAddressToUse?: string,
+): RawPeer {
   const socket = new Socket();
   let received = 0;
   socket.on('error', () => undefined);
@@ -129,7 +133,11 @@ function rawPeer(port: number, onEvent: () => void = () => undefined): RawPeer {
       resolve();
     }),
   );
-  socket.connect(port, '127.0.0.1');
+  socket.connect({
+    port,
+    host: '127.0.0.1',
+    ...(localAddressToUse === undefined ? {} : { localAddress: localAddressToUse }),
+  });
   cleanups.push(async () => {
     socket.destroy();
     await closed;
@@ -179,6 +187,46 @@ describe('tcp transport under a half-open flood', () => {
     expect(server.echo.received.map((e) => str(e.payload))).toEqual(texts);
   });
 
+  it('keeps a socket that sent only the version byte in setup: it times out, it never holds a slot', async () => {
+    // Found by an outside attack: 4,200 sockets that each sent the byte 01 held every one of the
+    // 4,096 slots until the 5-minute idle timeout, and no agent could connect.
+    const server = await echoServer({ maxPendingConnections: 4, handshakeTimeoutMs: 300 });
+    const versionOnly = Array.from({ length: 4 }, () => rawPeer(server.listener.port));
+    await Promise.all(versionOnly.map((peer) => peer.connected));
+    for (const peer of versionOnly) peer.socket.write(Uint8Array.of(1));
+    await until(() => versionOnly.every((peer) => peer.received() > 0), 'the version bytes');
+    // Still pending: one more socket is refused at once.
+    const extra = rawPeer(server.listener.port);
+    await extra.closed;
+    expect(extra.received()).toBe(0);
+    expect(server.transport.refusedConnections).toBe(1);
+    // Then the setup timeout closes them, and honest peers (a frame right after the byte) pass.
+    await Promise.all(versionOnly.map((peer) => peer.closed));
+    expect(server.closed).toEqual(Array.from({ length: 4 }, () => 'ERR_TRANSPORT_TIMEOUT'));
+    const texts = Array.from({ length: 6 }, (_, i) => `honest ${i}`);
+    for (const text of texts) expect(await honestEcho(server.listener, text)).toBe(text);
+    // Past their first frame, they left setup: six connections, more than the pending bound.
+    expect(server.transport.connectionCount).toBe(6);
+  });
+
+  it('holds at most maxConnectionsPerAddress connections from one address', async () => {
+    const server = await echoServer({ maxConnectionsPerAddress: 2 });
+    for (const text of ['one', 'two']) expect(await honestEcho(server.listener, text)).toBe(text);
+    const third = rawPeer(server.listener.port);
+    await third.closed;
+    expect(third.received()).toBe(0);
+    expect(server.transport.refusedConnections).toBe(1);
+    // Another address (all of 127.0.0.0/8 is loopback on Linux) still gets in.
+    const elsewhere = rawPeer(server.listener.port, undefined, '127.0.0.2');
+    await until(() => elsewhere.received() > 0, 'the other address to be adopted');
+    expect(server.transport.connectionCount).toBe(3);
+    // A slot freed by a close is free again.
+    elsewhere.socket.destroy();
+    await until(() => server.transport.connectionCount === 2, 'the close');
+    const again = rawPeer(server.listener.port, undefined, '127.0.0.2');
+    await until(() => again.received() > 0, 'the freed slot');
+  });
+
   it('refuses incoming sockets beyond maxConnections and throws on connect beyond it', async () => {
     const server = await echoServer({ maxConnections: 3 });
     for (const text of ['one', 'two', 'three']) {
@@ -222,6 +270,7 @@ describe('tcp transport under a half-open flood', () => {
       { maxConnections: 0 },
       { maxPendingConnections: -1 },
       { maxConnections: 1.5 },
+      { maxConnectionsPerAddress: 0 },
     ]) {
       expect(() => new TcpTransport(new Router(), options)).toThrow(
         expect.objectContaining({ code: 'ERR_ARGUMENT_INVALID' }),
