@@ -30,13 +30,17 @@ export interface TcpTransportOptions {
   readonly handshakeTimeoutMs?: number;
   /**
    * Open connections, incoming and outgoing, at most (default 4096). An incoming socket beyond it
-   * is destroyed at once; `connect` beyond it throws `ERR_TRANSPORT_CONNECTION_LIMIT`.
+   * takes the place of the oldest incoming connection still in setup, or is destroyed at once
+   * when there is none; `connect` beyond it throws `ERR_TRANSPORT_CONNECTION_LIMIT`.
    */
   readonly maxConnections?: number;
   /**
    * Incoming connections still in setup (the peer's version byte or first frame not yet read) at
-   * most (default 256); an incoming socket beyond it is destroyed at once. With
-   * `handshakeTimeoutMs` this bounds what a flood of half-open connections can hold.
+   * most (default 256), and a quarter of that from one remote address. Beyond the per-address
+   * bound an incoming socket is destroyed at once; beyond the total (or `maxConnections`), the
+   * oldest connection still in setup is closed to make room (`ERR_TRANSPORT_EVICTED`). With
+   * `handshakeTimeoutMs` this bounds what a flood of half-open connections can hold, and keeps it
+   * from locking newcomers out.
    */
   readonly maxPendingConnections?: number;
   /**
@@ -104,6 +108,9 @@ class TcpConnection {
   /** For an incoming connection: whether the peer's first whole frame arrived (setup's end). */
   #framed: boolean;
 
+  /** The peer's IP address (for the per-address bounds). */
+  readonly remote: string;
+
   constructor(
     readonly socket: Socket,
     readonly incoming: boolean,
@@ -113,6 +120,7 @@ class TcpConnection {
     readonly onGone: (connection: TcpConnection) => void,
   ) {
     this.#framed = !incoming;
+    this.remote = socket.remoteAddress ?? '';
     this.handle = router.attachConnection('tcp', { send: (e) => this.send(e) });
     this.closed = new Promise((resolve) =>
       socket.once('close', () => {
@@ -305,7 +313,7 @@ class TcpConnection {
   }
 
   /** Closes the connection once; pending sends are rejected (timeouts and unreachable as such). */
-  fail(error: MandateError | undefined): void {
+  fail(error: MandateError | undefined, quiet = false): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     clearTimeout(this.#handshakeTimer);
@@ -318,7 +326,7 @@ class TcpConnection {
     this.#queue = [];
     this.#inFlight.clear();
     this.socket.destroy();
-    if (error !== undefined) {
+    if (error !== undefined && !quiet) {
       this.options.logger.warn('routing: tcp connection closed', {
         connection: this.id,
         code: error.code,
@@ -352,6 +360,7 @@ export class TcpTransport implements Transport {
   readonly #perAddress = new Map<string, number>();
   readonly #outgoing = new Map<string, TcpConnection>();
   #refused = 0;
+  #evicted = 0;
   #closed = false;
 
   constructor(router: Router, options: TcpTransportOptions = {}) {
@@ -389,6 +398,11 @@ export class TcpTransport implements Transport {
    */
   get refusedConnections(): number {
     return this.#refused;
+  }
+
+  /** Incoming connections closed while still in setup to make room for a newer one. */
+  get evictedConnections(): number {
+    return this.#evicted;
   }
 
   /** Listens on `host` (default 127.0.0.1) and `port` (default 0: any free port). */
@@ -443,20 +457,17 @@ export class TcpTransport implements Transport {
    * written, so a flood of sockets holds no more than the bounds' worth of connections and timers.
    */
   #admit(socket: Socket): void {
-    if (this.#pending.size >= this.#options.maxPendingConnections) {
-      // Connections leave the pending set lazily, here, once past the version byte (and at once
-      // when they close): at most maxPendingConnections checks, only when the bound is reached.
-      for (const c of this.#pending) if (c.established) this.#pending.delete(c);
-    }
     const from = socket.remoteAddress ?? '';
-    const refusal =
-      this.#connections.size >= this.#options.maxConnections
-        ? 'max_connections'
-        : this.#pending.size >= this.#options.maxPendingConnections
-          ? 'max_pending_connections'
-          : (this.#perAddress.get(from) ?? 0) >= this.#options.maxConnectionsPerAddress
-            ? 'max_connections_per_address'
-            : undefined;
+    const o = this.#options;
+    let refusal: string | undefined;
+    if ((this.#perAddress.get(from) ?? 0) >= o.maxConnectionsPerAddress)
+      refusal = 'max_connections_per_address';
+    else if (
+      this.#pending.size >= o.maxPendingConnections ||
+      this.#connections.size >= o.maxConnections
+    ) {
+      if (!this.#makeRoom()) refusal = 'max_connections';
+    }
     if (refusal === undefined) {
       this.#perAddress.set(from, (this.#perAddress.get(from) ?? 0) + 1);
       const connection = this.#adopt(socket, true);
@@ -475,6 +486,56 @@ export class TcpTransport implements Transport {
         refused: this.#refused,
       });
     }
+  }
+
+  /**
+   * When the bounds are full, makes room for one more incoming connection, or says there is
+   * none (every connection is past setup). First drops the connections that left setup from the
+   * pending set (lazily, here: at most maxPendingConnections checks, only when full); then, if
+   * still full, closes the oldest connection in setup from the remote address that has the most
+   * in setup — a flood's own sockets go first, and an honest peer, whose setup takes
+   * milliseconds, gets in.
+   */
+  #makeRoom(): boolean {
+    const byAddress = new Map<string, { count: number; oldest: TcpConnection }>();
+    for (const c of this.#pending) {
+      if (c.established) {
+        this.#pending.delete(c);
+        continue;
+      }
+      const seen = byAddress.get(c.remote);
+      if (seen === undefined) byAddress.set(c.remote, { count: 1, oldest: c });
+      else seen.count++;
+    }
+    if (
+      this.#pending.size < this.#options.maxPendingConnections &&
+      this.#connections.size < this.#options.maxConnections
+    )
+      return true;
+    let most: { count: number; oldest: TcpConnection } | undefined;
+    for (const entry of byAddress.values())
+      if (most === undefined || entry.count > most.count) most = entry;
+    if (most === undefined) return false;
+    this.#evict(most.oldest);
+    return true;
+  }
+
+  /** Closes a connection still in setup to make room for a newer one (counted, logged rarely). */
+  #evict(connection: TcpConnection): void {
+    this.#pending.delete(connection);
+    this.#evicted++;
+    if (this.#evicted % REFUSAL_LOG_EVERY === 1)
+      this.#options.logger.warn('routing: tcp connection in setup evicted for a newer one', {
+        evicted: this.#evicted,
+      });
+    connection.fail(
+      transportError(
+        'ERR_TRANSPORT_EVICTED',
+        ErrorKind.exhausted,
+        'tcp connection still in setup was closed to make room for a newer one',
+      ),
+      true,
+    );
   }
 
   #adopt(socket: Socket, incoming: boolean): TcpConnection {
