@@ -281,6 +281,22 @@ describe('StaticKeyManager', () => {
     expect(rotated).toEqual([NOW + 7 * HOUR, NOW + 10 * HOUR]);
   });
 
+  it('a rotation the identity can no longer attest past the current key fails and keeps it', async () => {
+    const w = await world();
+    const until = w.server.identity.latestChange.attestationsValidUntil;
+    w.clock.set(until - 3 * DAY);
+    const keys = await w.manager({ ttlSeconds: 2 * DAY, rotateBeforeSeconds: DAY });
+    w.clock.set(until - 1.5 * DAY);
+    expect(await keys.rotateIfDue()).toBe(true);
+    // Cut short by the identity's window, still later than the key it replaces.
+    expect(keys.current().expiresAt).toBe(until);
+    const last = keys.current();
+    w.clock.set(until - 0.5 * DAY);
+    await expect(keys.rotateIfDue()).rejects.toMatchObject({ code: 'ERR_PURPOSE_KEY_EXPIRED' });
+    expect(keys.current()).toBe(last);
+    expect(keys.rotations).toBe(1);
+  });
+
   it('refuses a margin that is not inside the attestation lifetime', async () => {
     const w = await world();
     for (const options of [
@@ -291,6 +307,11 @@ describe('StaticKeyManager', () => {
     ]) {
       await expect(w.manager(options)).rejects.toMatchObject({ code: 'ERR_ARGUMENT_INVALID' });
     }
+    // Without a margin, half the lifetime (rounded down), at most half a day.
+    const short = await w.manager({ ttlSeconds: 7 });
+    expect(short.dueAt).toBe(NOW + 7 - 3);
+    const long = await w.manager({ ttlSeconds: 10 * DAY });
+    expect(long.dueAt).toBe(NOW + 10 * DAY - DEFAULT_ROTATE_BEFORE_SECONDS);
   });
 });
 

@@ -45,7 +45,7 @@ export interface StaticKeyManagerOptions {
   readonly clock?: Clock;
   /** How long each key's attestation is valid; default a day. */
   readonly ttlSeconds?: number;
-  /** Replace the key once less than this is left of its attestation; default half a day. */
+  /** Replace the key once less than this is left of its attestation; default half a day (at most half of `ttlSeconds`). */
   readonly rotateBeforeSeconds?: number;
   /** After a failed rotation, try again after this long; default 60 000. */
   readonly retryMs?: number;
@@ -116,7 +116,8 @@ export class StaticKeyManager implements StaticKeySource {
       throw invalid('ERR_ARGUMENT_INVALID', '`ttlSeconds` must be an integer of at least 2');
     }
     const rotateBeforeSeconds =
-      options.rotateBeforeSeconds ?? Math.min(DEFAULT_ROTATE_BEFORE_SECONDS, ttlSeconds / 2);
+      options.rotateBeforeSeconds ??
+      Math.min(DEFAULT_ROTATE_BEFORE_SECONDS, Math.floor(ttlSeconds / 2));
     if (
       !Number.isSafeInteger(rotateBeforeSeconds) ||
       rotateBeforeSeconds < 1 ||
