@@ -101,6 +101,23 @@ export interface AuditScenarioSummary {
  * identities); an edited copy fails at its line; and the question an auditor asks about the
  * approved refund is answered from the verified export alone.
  */
+/** The home's audit log's first `size` entries as export lines (`mandate audit export`). */
+export async function exportLogLines(
+  home: Home,
+  size: number,
+  each?: (record: Uint8Array) => void,
+): Promise<string[]> {
+  const lines: string[] = [];
+  for (let from = 0; from < size; from += MAX_AUDIT_READ_ENTRIES) {
+    const to = Math.min(size, from + MAX_AUDIT_READ_ENTRIES);
+    for (const [k, e] of (await home.store.auditLog.readEntries(from, to)).entries()) {
+      lines.push(formatExportLine(from + k, e.record));
+      each?.(e.record);
+    }
+  }
+  return lines;
+}
+
 export async function runAuditScenario(
   home: Home,
   dir: string,
@@ -122,12 +139,7 @@ export async function runAuditScenario(
   } finally {
     await log.close();
   }
-  const lines: string[] = [];
-  for (let from = 0; from < treeSize; from += MAX_AUDIT_READ_ENTRIES) {
-    const to = Math.min(treeSize, from + MAX_AUDIT_READ_ENTRIES);
-    for (const [k, e] of (await home.store.auditLog.readEntries(from, to)).entries())
-      lines.push(formatExportLine(from + k, e.record));
-  }
+  const lines = await exportLogLines(home, treeSize);
   const files = {
     trail: join(dir, 'audit-trail.jsonl'),
     checkpoint: join(dir, 'audit-checkpoint.txt'),

@@ -33,9 +33,7 @@ import {
 import { localAddress, MemoryNetwork, MemoryTransport, Router } from '../../routing/index.js';
 import {
   AuditLog,
-  formatExportLine,
   LEASE_RECORD_TYPE,
-  MAX_AUDIT_READ_ENTRIES,
   parseAuditRecord,
   signRevocationRecord,
   verifyTrailExport,
@@ -43,6 +41,7 @@ import {
 import { credentialIssuerOf, type Home } from '../home.js';
 import { DEFAULT_AUTHORITY } from '../chains.js';
 import { homeLogKey } from './audit.js';
+import { exportLogLines } from './demo-audit.js';
 import { brokerIssuerOf } from './broker.js';
 import { homeBrokerJwtKey } from './broker-jwks.js';
 import { brokerAuditSink } from './lease.js';
@@ -51,7 +50,8 @@ import { DEMO_CATALOG, DEMO_POLICIES } from './demo-gates.js';
 /** The shared server the demo tries for its PostgreSQL part (skipped when nothing answers). */
 const DEMO_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
-const LEASE_POLICIES = `
+/** The leaseSecret permits step 17 adds to the bundle (kept by the later bundles). */
+export const LEASE_POLICIES = `
 @id("lease-payment-tokens")
 permit(principal, action == Action::"leaseSecret", resource == Secret::"jwt/payments");
 
@@ -502,14 +502,9 @@ export async function runBrokerScenario(
           ),
         );
       const note = await log.checkpoint([logKey.signer()]);
-      const lines: string[] = [];
-      for (let from = 0; from < log.size; from += MAX_AUDIT_READ_ENTRIES) {
-        const to = Math.min(log.size, from + MAX_AUDIT_READ_ENTRIES);
-        for (const [k, e] of (await home.store.auditLog.readEntries(from, to)).entries()) {
-          lines.push(formatExportLine(from + k, e.record));
-          if (isLeaseRecord(e.record)) leaseRecords++;
-        }
-      }
+      const lines = await exportLogLines(home, log.size, (record) => {
+        if (isLeaseRecord(record)) leaseRecords++;
+      });
       const verdict = verifyTrailExport({
         text: `${lines.join('\n')}\n`,
         checkpoint: note,
