@@ -6,6 +6,7 @@ import {
   MAX_AUDIT_READ_ENTRIES,
   parseAuditRecord,
   parseExport,
+  signRevocationRecord,
   verifyInvocation,
   verifyTrailExport,
   type DecisionRecord,
@@ -20,6 +21,8 @@ import {
   constraintsFromAttributes,
   formatConstraint,
   type Constraints,
+  type CredentialIssuer,
+  type DenySetUpdate,
   type VerifiedChain,
 } from '../../credentials/index.js';
 import type { Identifier } from '../../identity/index.js';
@@ -116,6 +119,32 @@ export async function exportLogLines(
     }
   }
   return lines;
+}
+
+/**
+ * Appends a deny-set update's entries to the log as revocation records signed by the authority
+ * (as `mandate revoke` does), so an offline verifier checks every later record against them.
+ * Returns the last record's index (-1 for none).
+ */
+export async function recordRevocations(
+  home: Home,
+  log: AuditLog,
+  authority: CredentialIssuer,
+  revocation: DenySetUpdate,
+  nowSeconds: number,
+): Promise<number> {
+  let index = -1;
+  for (const [k, entry] of revocation.entries.entries())
+    index = await log.append(
+      await signRevocationRecord(
+        home.vault,
+        authority,
+        entry,
+        revocation.fromSequence + k + 1,
+        nowSeconds,
+      ),
+    );
+  return index;
 }
 
 export async function runAuditScenario(

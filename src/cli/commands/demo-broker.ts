@@ -35,13 +35,12 @@ import {
   AuditLog,
   LEASE_RECORD_TYPE,
   parseAuditRecord,
-  signRevocationRecord,
   verifyTrailExport,
 } from '../../audit/index.js';
 import { credentialIssuerOf, type Home } from '../home.js';
 import { DEFAULT_AUTHORITY } from '../chains.js';
 import { homeLogKey } from './audit.js';
-import { exportLogLines } from './demo-audit.js';
+import { exportLogLines, recordRevocations } from './demo-audit.js';
 import { brokerIssuerOf } from './broker.js';
 import { homeBrokerJwtKey } from './broker-jwks.js';
 import { brokerAuditSink } from './lease.js';
@@ -491,16 +490,7 @@ export async function runBrokerScenario(
     let verifiedRecords = 0;
     try {
       const authorityIssuer = await credentialIssuerOf(home, authorityKnown.identity);
-      for (const [k, entry] of revocation.entries.entries())
-        await log.append(
-          await signRevocationRecord(
-            home.vault,
-            authorityIssuer,
-            entry,
-            revocation.fromSequence + k + 1,
-            at,
-          ),
-        );
+      await recordRevocations(home, log, authorityIssuer, revocation, at);
       const note = await log.checkpoint([logKey.signer()]);
       const lines = await exportLogLines(home, log.size, (record) => {
         if (isLeaseRecord(record)) leaseRecords++;

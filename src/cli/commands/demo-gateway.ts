@@ -32,12 +32,7 @@ import {
   Router,
   type Envelope,
 } from '../../routing/index.js';
-import {
-  AuditLog,
-  EnforcerSigner,
-  signRevocationRecord,
-  verifyTrailExport,
-} from '../../audit/index.js';
+import { AuditLog, EnforcerSigner, verifyTrailExport } from '../../audit/index.js';
 import {
   connectMcpChannel,
   DECISION_META_KEY,
@@ -50,7 +45,7 @@ import { filesystemServerCommand, refundServerCommand } from '../../mcp/internal
 import { credentialIssuerOf, type Home } from '../home.js';
 import { DEFAULT_AUTHORITY } from '../chains.js';
 import { homeLogKey } from './audit.js';
-import { exportLogLines } from './demo-audit.js';
+import { exportLogLines, recordRevocations } from './demo-audit.js';
 import { DEMO_CATALOG, DEMO_POLICIES } from './demo-gates.js';
 import { LEASE_POLICIES } from './demo-broker.js';
 
@@ -563,16 +558,7 @@ export async function runGatewayScenario(
       ],
       now,
     );
-    for (const [k, entry] of revocation.entries.entries())
-      await log.append(
-        await signRevocationRecord(
-          home.vault,
-          authorityIssuer,
-          entry,
-          revocation.fromSequence + k + 1,
-          now,
-        ),
-      );
+    await recordRevocations(home, log, authorityIssuer, revocation, now);
     await watcher.refresh();
     const after = await call(victim, 'list_refunds', {});
     gateway.refresh();
