@@ -58,7 +58,7 @@ describe('mandate gateway start with a leased upstream', () => {
     const h = async (...argv: string[]): Promise<Record<string, unknown>> => {
       const r: Run = await run('--home', dir, '--json', ...argv);
       expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(0);
-      return json(r) as Record<string, unknown>;
+      return json(r);
     };
     await h('authority', 'init');
     for (const name of ['dana', 'agent', 'gateway']) await h('identity', 'create', '--name', name);
