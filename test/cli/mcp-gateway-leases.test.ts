@@ -4,7 +4,6 @@
 // gets the credential (it checks it), the agent sees it redacted, `mandate lease list` shows the
 // agent's lease, `mandate lease revoke` from another process denies the next call, and the trail
 // (lease records included) verifies offline.
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +13,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { json, run, type Run } from '../helpers/cli.js';
-import { freePort, killChildren, startMandate } from '../helpers/processes.js';
+import { freePort, killChildren, startMandate, withStdin } from '../helpers/processes.js';
 import { repoRoot } from '../helpers/vectors.js';
 import { TEST_SERVER_COMMAND } from '../helpers/mcp-world.js';
 import { DECISION_META_KEY, type GatewayDecisionMeta } from '../../src/mcp/index.js';
@@ -37,15 +36,6 @@ afterEach(async () => {
 
 const bin = ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'bin.ts')];
 
-function withStdin(home: string, input: string, ...argv: string[]): Promise<number | null> {
-  const child = spawn(process.execPath, [...bin, '--home', home, '--json', ...argv], {
-    cwd: repoRoot,
-    stdio: ['pipe', 'ignore', 'ignore'],
-  });
-  child.stdin.end(input);
-  return new Promise((resolve) => child.once('exit', resolve));
-}
-
 const textOf = (result: unknown) =>
   ((result as CallToolResult).content[0] as { text: string }).text;
 const metaOf = (result: unknown) =>
@@ -62,7 +52,7 @@ describe('mandate gateway start with a leased upstream', () => {
     };
     await h('authority', 'init');
     for (const name of ['dana', 'agent', 'gateway']) await h('identity', 'create', '--name', name);
-    expect(await withStdin(dir, `${SECRET}\n`, 'secret', 'put', 'pay-key')).toBe(0);
+    expect((await withStdin(dir, `${SECRET}\n`, 'secret', 'put', 'pay-key')).code).toBe(0);
     await h(
       'credential',
       'issue',

@@ -25,6 +25,8 @@ permit(principal, action in [Action::"listTool", Action::"callTool"], resource i
 permit(principal, action == Action::"leaseSecret", resource);
 `;
 const TOOLS = 'tools=s_whoami,s_leak,s_leak_error,h_whoami,h_leak,h_leak_error';
+/** A delegation that may call the tools and lease both secrets. */
+const LEASING = [TOOLS, 'secrets=proxy/pay-key,proxy/web-key'];
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -58,6 +60,13 @@ async function world(leases: { idleMs?: number; maxAgentUpstreams?: number } = {
   return { w, http };
 }
 
+/** Agents a and b (both may lease both secrets), connected. */
+async function twoAgents(w: Awaited<ReturnType<typeof world>>['w']) {
+  const a = await w.agent('a', LEASING);
+  const b = await w.agent('b', LEASING);
+  return { a, b, ca: (await w.connect(a)).client, cb: (await w.connect(b)).client };
+}
+
 const textOf = (result: unknown) =>
   ((result as CallToolResult).content[0] as { text: string }).text;
 const metaOf = (result: unknown) =>
@@ -84,10 +93,7 @@ function alive(pid: number): boolean {
 describe('MCP gateway, gate 3: upstream credentials leased per agent', () => {
   it('two agents get their own leases and connections; the upstreams get the credential, the agents never', async () => {
     const { w, http } = await world();
-    const a = await w.agent('a', [TOOLS, 'secrets=proxy/pay-key,proxy/web-key']);
-    const b = await w.agent('b', [TOOLS, 'secrets=proxy/pay-key,proxy/web-key']);
-    const ca = (await w.connect(a)).client;
-    const cb = (await w.connect(b)).client;
+    const { a, b, ca, cb } = await twoAgents(w);
     expect((await ca.listTools()).tools.map((t) => t.name).sort()).toEqual([
       'h_leak',
       'h_leak_error',
@@ -183,10 +189,7 @@ describe('MCP gateway, gate 3: upstream credentials leased per agent', () => {
 
   it('a revoked lease: the agent’s process and session are closed, its next call is denied, the one after gets a new lease', async () => {
     const { w, http } = await world();
-    const a = await w.agent('a', [TOOLS, 'secrets=proxy/pay-key,proxy/web-key']);
-    const b = await w.agent('b', [TOOLS, 'secrets=proxy/pay-key,proxy/web-key']);
-    const ca = (await w.connect(a)).client;
-    const cb = (await w.connect(b)).client;
+    const { a, b, ca, cb } = await twoAgents(w);
     await call(ca, 's_whoami');
     await call(ca, 'h_whoami');
     await call(cb, 's_whoami');
@@ -227,12 +230,9 @@ describe('MCP gateway, gate 3: upstream credentials leased per agent', () => {
     await expect.poll(() => alive(bPid)).toBe(false);
   });
 
-  it('renews a lease near its end on the same connection; idle connections are closed and their lease revoked; the cap evicts the idlest', async () => {
+  it('renews a lease near its end on the same connection; at the cap the idlest connection is closed and its lease revoked', async () => {
     const { w } = await world({ maxAgentUpstreams: 2 });
-    const a = await w.agent('a', [TOOLS, 'secrets=proxy/pay-key,proxy/web-key']);
-    const b = await w.agent('b', [TOOLS, 'secrets=proxy/pay-key,proxy/web-key']);
-    const ca = (await w.connect(a)).client;
-    const cb = (await w.connect(b)).client;
+    const { a, ca, cb } = await twoAgents(w);
     const first = textOf(await call(ca, 's_whoami'));
     const lease = w.gateway.agentUpstreams[0]!.lease;
     // 30 s before its end (default TTL 300 s, renewed within 60 s of it).
@@ -258,8 +258,7 @@ describe('MCP gateway, gate 3: upstream credentials leased per agent', () => {
 
   it('closes an agent upstream that sat idle and revokes its lease', async () => {
     const { w } = await world({ idleMs: 1 });
-    const a = await w.agent('a', [TOOLS, 'secrets=proxy/pay-key,proxy/web-key']);
-    const ca = (await w.connect(a)).client;
+    const ca = (await w.connect(await w.agent('a', LEASING))).client;
     await call(ca, 's_whoami');
     const held = w.gateway.agentUpstreams[0]!;
     const pid = held.upstream.pid!;
