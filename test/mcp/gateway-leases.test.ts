@@ -8,6 +8,12 @@ import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import { emitTrailSpans, GenAiAttribute, MandateAttribute } from '../../src/audit/index.js';
 import { DECISION_META_KEY, type GatewayDecisionMeta } from '../../src/mcp/index.js';
 import { mcpWorld, TEST_SERVER_COMMAND } from '../helpers/mcp-world.js';
 import { leasedHttpServer } from '../support/mcp-http-leased-server.js';
@@ -157,6 +163,29 @@ describe('MCP gateway, gate 3: upstream credentials leased per agent', () => {
       Buffer.concat((await w.log.readEntries(0, w.log.size)).map((e) => e.record)),
     );
     for (const secret of [STDIO_KEY, HTTP_KEY]) expect(everything).not.toContain(secret);
+
+    // The OpenTelemetry export names each call's lease (`mandate.lease.ids`).
+    const exporter = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({
+      spanProcessors: [new SimpleSpanProcessor(exporter)],
+    });
+    const entries = await w.log.readEntries(0, w.log.size);
+    emitTrailSpans(
+      entries.map((e, index) => ({ index, record: e.record })),
+      {
+        tracer: provider.getTracer('test'),
+      },
+    );
+    const whoamiSpan = exporter
+      .getFinishedSpans()
+      .find(
+        (span) =>
+          span.name === 'execute_tool s_whoami' &&
+          span.attributes[GenAiAttribute.agentId] === a.identity.identifier,
+      );
+    expect(whoamiSpan?.attributes[MandateAttribute.leases]).toEqual([
+      held.find((h) => h.agent === a.identity.identifier && h.upstream.name === 'pay')!.lease.id,
+    ]);
   });
 
   it('an agent whose chain grants no `secrets` is denied the lease (logged), and nothing is started for it', async () => {
