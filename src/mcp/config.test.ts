@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { isMandateError } from '../core/index.js';
+import { silentLogger } from '../core/internal.js';
 import { parseGatewayConfig, parseGatewayConfigText } from './config.js';
 import { mergeUpstreamTools } from './catalog.js';
-import { Upstream, type UpstreamTool } from './upstream.js';
+import type { UpstreamTool } from './upstream.js';
+import { leasedUpstreamConfig } from './leases.js';
 
 function refusal(work: () => unknown): { code: string; message: string } {
   try {
@@ -127,8 +129,11 @@ describe('mergeUpstreamTools', () => {
   });
 });
 
-describe('Upstream with a lease (gate 3)', () => {
-  it('does not start without a broker: ERR_MCP_LEASE_UNAVAILABLE', async () => {
+describe('an upstream with a lease (gate 3)', () => {
+  const secret = new TextEncoder().encode('sk_live_0123456789');
+  const reader = { read: () => Promise.resolve(Uint8Array.from(secret)) };
+
+  it('is refused without a broker: ERR_MCP_LEASE_UNAVAILABLE', async () => {
     const config = parseGatewayConfig({
       mcpServers: {
         pay: {
@@ -137,11 +142,59 @@ describe('Upstream with a lease (gate 3)', () => {
         },
       },
     });
-    const upstream = new Upstream(config.upstreams[0]!, {
-      restart: config.restart,
-      random: () => 0.5,
+    await expect(
+      leasedUpstreamConfig(config.upstreams[0]!, undefined, silentLogger),
+    ).rejects.toMatchObject({ code: 'ERR_MCP_LEASE_UNAVAILABLE' });
+  });
+
+  it('gets the templated secret as its environment variable or header (replacing one configured)', async () => {
+    const config = parseGatewayConfig({
+      mcpServers: {
+        pay: { command: 'x', env: { A: '1' }, mandate: { lease: { secret: 's', env: 'KEY' } } },
+        web: {
+          url: 'http://a.example/mcp',
+          headers: { authorization: 'operator', 'X-Team': 't' },
+          mandate: { lease: { secret: 's', header: 'Authorization', template: 'Bearer {}' } },
+        },
+      },
     });
-    await expect(upstream.start()).rejects.toMatchObject({ code: 'ERR_MCP_LEASE_UNAVAILABLE' });
-    expect(upstream.state).toBe('idle');
+    const [pay, web] = config.upstreams;
+    const stdio = (await leasedUpstreamConfig(pay!, reader, silentLogger)).config;
+    expect(stdio.kind === 'stdio' && stdio.env).toEqual({ A: '1', KEY: 'sk_live_0123456789' });
+    const http = (await leasedUpstreamConfig(web!, reader, silentLogger)).config;
+    expect(http.kind === 'http' && http.headers).toEqual({
+      'X-Team': 't',
+      Authorization: 'Bearer sk_live_0123456789',
+    });
+    // The configuration itself never holds the value.
+    expect(JSON.stringify(config.upstreams.map((u) => ({ ...u, url: null })))).not.toContain(
+      'sk_live',
+    );
+  });
+
+  it('refuses a template without exactly one `{}`, and a secret unfit to inject', async () => {
+    const r = refusal(() =>
+      parseGatewayConfig({
+        mcpServers: {
+          web: {
+            url: 'http://a.example/mcp',
+            mandate: { lease: { secret: 's', header: 'Authorization', template: 'Bearer' } },
+          },
+        },
+      }),
+    );
+    expect(r.code).toBe('ERR_MCP_CONFIG_INVALID');
+    expect(r.message).toMatch(/lease\.template/);
+    const config = parseGatewayConfig({
+      mcpServers: { pay: { command: 'x', mandate: { lease: { secret: 's', env: 'KEY' } } } },
+    });
+    for (const bad of ['short', 'line\nbreak-in-it'])
+      await expect(
+        leasedUpstreamConfig(
+          config.upstreams[0]!,
+          { read: () => Promise.resolve(new TextEncoder().encode(bad)) },
+          silentLogger,
+        ),
+      ).rejects.toMatchObject({ code: 'ERR_PROXY_SECRET_UNFIT' });
   });
 });

@@ -289,6 +289,11 @@ function upstreamOf(
 ): UpstreamConfig {
   const m = (server['mandate'] as Record<string, unknown> | undefined) ?? {};
   const lease = m['lease'] as UpstreamLeaseConfig | undefined;
+  if (lease?.template !== undefined && lease.template.split('{}').length !== 2)
+    throw invalid(
+      'ERR_MCP_CONFIG_INVALID',
+      `\`mcpServers.${name}.mandate.lease.template\` must hold \`{}\` (where the secret goes) exactly once`,
+    );
   const mandate: UpstreamMandateConfig = {
     prefix: (m['prefix'] as string | undefined) ?? '',
     timeoutMs: (m['timeoutMs'] as number | undefined) ?? callTimeoutMs,

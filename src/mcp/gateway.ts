@@ -16,7 +16,7 @@ import { bytesEqual } from '../encoding/index.js';
 import type { VerifiedChain } from '../credentials/index.js';
 import type { BundleSource, Gate, GateDecision, ToolDescriptor } from '../gates/index.js';
 import { fromBase64Url, parseAuditRecord, type VerifiedInvocation } from '../audit/index.js';
-import type { EnforcementPoint } from '../node/index.js';
+import type { CallOutcome, EnforcementPoint } from '../node/index.js';
 import { randomUnit } from '../crypto/index.js';
 import type { GatewayConfig } from './config.js';
 import {
@@ -27,6 +27,15 @@ import {
 } from './channel-transport.js';
 import { catalogOf, mergeUpstreamTools, sameTool, type MergedTools } from './catalog.js';
 import { brief, Upstream, type UpstreamTool } from './upstream.js';
+import {
+  AgentUpstreams,
+  leasedUpstreamConfig,
+  scrubText,
+  scrubValue,
+  type AgentUpstream,
+  type GatewayLeaseOptions,
+} from './leases.js';
+import type { UpstreamConfig } from './config.js';
 import type { ToolCatalog } from '../gates/index.js';
 
 /** Where a tool error carries the gateway's decision (code, lock, approval id; never policies). */
@@ -47,6 +56,11 @@ export interface McpGatewayOptions {
   readonly refreshIntervalMs?: number;
   /** Start even when an upstream cannot be reached yet (it is retried with backoff); default false. */
   readonly tolerateDownUpstreams?: boolean;
+  /**
+   * Gate 3: the broker and the sealed store that supply the credentials of the upstreams that set
+   * `mandate.lease`, per agent. Without it such an upstream is refused (`ERR_MCP_LEASE_UNAVAILABLE`).
+   */
+  readonly leases?: GatewayLeaseOptions;
 }
 
 /** What the gateway's `mcp` decision meta holds. */
@@ -78,20 +92,35 @@ export class McpGateway {
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #sessions = new Set<Session>();
+  /** Gate 3: the agents' own connections to the leased upstreams. */
+  readonly #agents: AgentUpstreams | undefined;
   #merged: MergedTools = { byName: new Map(), descriptors: [] };
   #mergeError: Error | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
-  private constructor(options: McpGatewayOptions) {
+  private constructor(
+    options: McpGatewayOptions,
+    upstreams: readonly { readonly config: UpstreamConfig; readonly logger?: Logger }[],
+  ) {
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
-    this.#upstreams = options.config.upstreams.map(
-      (config) =>
+    this.#agents =
+      options.leases === undefined
+        ? undefined
+        : new AgentUpstreams({
+            ...options.leases,
+            restart: options.config.restart,
+            random: randomUnit,
+            clock: this.#clock,
+            logger: this.#logger,
+          });
+    this.#upstreams = upstreams.map(
+      ({ config, logger }) =>
         new Upstream(config, {
           restart: options.config.restart,
-          logger: this.#logger,
+          logger: logger ?? this.#logger,
           random: randomUnit,
           onToolsChanged: () => {
             this.#remerge();
@@ -103,7 +132,15 @@ export class McpGateway {
 
   /** Connects every upstream and merges their tool lists. */
   static async start(options: McpGatewayOptions): Promise<McpGateway> {
-    const gateway = new McpGateway(options);
+    const logger = options.logger ?? silentLogger;
+    // A leased upstream's own connection (its tools, the drift check; never a call) carries the
+    // secret as the operator configured it; the agents' calls go through their own connections.
+    const upstreams = await Promise.all(
+      options.config.upstreams.map((config) =>
+        leasedUpstreamConfig(config, options.leases?.secrets, logger),
+      ),
+    );
+    const gateway = new McpGateway(options, upstreams);
     try {
       const started = await Promise.allSettled(gateway.#upstreams.map((u) => u.start()));
       const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
@@ -118,6 +155,7 @@ export class McpGateway {
     if (every > 0) {
       gateway.#timer = setInterval(() => {
         gateway.refresh();
+        gateway.#agents?.sweep().catch(() => undefined);
       }, every);
       gateway.#timer.unref();
     }
@@ -130,6 +168,16 @@ export class McpGateway {
 
   get sessionCount(): number {
     return this.#sessions.size;
+  }
+
+  /** Gate 3: the agents' own connections to the leased upstreams, with their leases. */
+  get agentUpstreams(): readonly AgentUpstream[] {
+    return this.#agents?.list() ?? [];
+  }
+
+  /** Closes the agent upstreams whose lease ended or that sat idle (runs on the refresh timer). */
+  async sweepLeases(): Promise<void> {
+    await this.#agents?.sweep();
   }
 
   /**
@@ -336,6 +384,15 @@ export class McpGateway {
       );
     }
     const serving = this.#upstreams.find((u) => u.name === upstream.server);
+    if (serving?.config.mandate.lease !== undefined)
+      return this.#callLeased(
+        serving.config,
+        bundleTool.descriptor,
+        upstream,
+        args,
+        invocation,
+        signal,
+      );
     let result: CallToolResult;
     try {
       if (serving === undefined) throw new Error('no upstream');
@@ -349,10 +406,76 @@ export class McpGateway {
     return { result };
   }
 
-  async #outcome(
+  /**
+   * Gate 3: the call goes through the agent's own connection to the upstream, whose credential a
+   * lease decided with the agent's chain supplies; the answer and errors are scrubbed of it, and
+   * the outcome names the lease.
+   */
+  async #callLeased(
+    config: UpstreamConfig,
+    signed: ToolDescriptor,
+    tool: UpstreamTool,
+    args: Record<string, unknown>,
     invocation: VerifiedInvocation,
-    outcome: { result: unknown } | { error: string },
-  ): Promise<void> {
+    signal: AbortSignal,
+  ): Promise<{ result: CallToolResult }> {
+    const agents = this.#agents;
+    let held: AgentUpstream;
+    try {
+      if (agents === undefined) throw new Error('no broker');
+      held = await agents.acquire(invocation.chain, config);
+    } catch (error) {
+      const code = isMandateError(error) ? error.code : 'ERR_MCP_LEASE_UNAVAILABLE';
+      this.#logger.warn('mcp lease refused', {
+        agent: invocation.agent,
+        upstream: config.name,
+        reason: code,
+        ...(isMandateError(error) ? { detail: error.message } : {}),
+      });
+      await this.#outcome(invocation, { error: code });
+      if (code !== 'ERR_LEASE_DENIED')
+        return failed(
+          code,
+          isMandateError(error) ? error.message : 'no credential for this upstream',
+          invocation.hash,
+        );
+      return {
+        result: errorResult(
+          `denied (ERR_LEASE_DENIED): the broker refuses this agent the credential of \`${config.name}\``,
+          { decision: 'deny', code, lock: 'lease', invocation: invocation.hash },
+        ),
+      };
+    }
+    const leases = [held.lease.id];
+    try {
+      // The agent's connection must serve the tool as the bundle signed it, too.
+      const own = held.upstream.tools.find((t) => t.upstreamName === tool.upstreamName);
+      if (own === undefined || !sameTool(signed, own)) {
+        await this.#outcome(invocation, { error: 'ERR_MCP_TOOL_UNAVAILABLE', leases });
+        return failed(
+          'ERR_MCP_TOOL_UNAVAILABLE',
+          'no upstream serves this tool as the policy bundle signed it',
+          invocation.hash,
+        );
+      }
+      const answer = await held.upstream.callTool(tool.upstreamName, args, { signal });
+      const result = scrubValue(held.scrubber, answer) as CallToolResult;
+      await this.#outcome(invocation, { result, leases });
+      return { result };
+    } catch (error) {
+      const code = isMandateError(error) ? error.code : 'ERR_MCP_UPSTREAM_INVALID';
+      await this.#outcome(invocation, { error: code, leases });
+      return failed(
+        code,
+        scrubText(held.scrubber, isMandateError(error) ? error.message : brief(error)),
+        invocation.hash,
+      );
+    } finally {
+      agents.release(held);
+    }
+  }
+
+  async #outcome(invocation: VerifiedInvocation, outcome: CallOutcome): Promise<void> {
     try {
       await this.#options.point.recordOutcome(invocation, outcome, this.#clock.nowSeconds());
     } catch (error) {
@@ -368,6 +491,7 @@ export class McpGateway {
     this.#closed = true;
     clearInterval(this.#timer);
     await Promise.all([...this.#sessions].map((s) => s.server.close().catch(() => undefined)));
+    await this.#agents?.close();
     await Promise.all(this.#upstreams.map((u) => u.close()));
   }
 }

@@ -35,5 +35,7 @@ export type {
   InvocationSigning,
   SessionNotice,
 } from './channel-transport.js';
+export { GatewayLeaseProvider, leasedUpstreamConfig } from './leases.js';
+export type { AgentUpstream, GatewayLeaseOptions, GatewayLeaseValue } from './leases.js';
 export { McpGateway, DECISION_META_KEY } from './gateway.js';
 export type { McpGatewayOptions, GatewayDecisionMeta } from './gateway.js';

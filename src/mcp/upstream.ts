@@ -107,18 +107,11 @@ export class Upstream {
   }
 
   /**
-   * Connects and lists the tools. Rejects on the first failure (`ERR_MCP_UPSTREAM_UNAVAILABLE`,
-   * `ERR_MCP_LEASE_UNAVAILABLE` when a lease is configured: gate 3 is not wired into this gateway
-   * yet); later failures of a stdio server are restarted.
+   * Connects and lists the tools. Rejects on the first failure (`ERR_MCP_UPSTREAM_UNAVAILABLE`);
+   * later failures of a stdio server are restarted. A leased upstream (`mandate.lease`) is given
+   * its credential in `config` by the gateway (leases.ts `withCredential`).
    */
   start(): Promise<void> {
-    if (this.config.mandate.lease !== undefined)
-      return Promise.reject(
-        unavailable(
-          'ERR_MCP_LEASE_UNAVAILABLE',
-          `upstream \`${this.name}\` takes its credentials from a broker lease (\`mandate.lease\`), and this gateway has no broker yet`,
-        ),
-      );
     this.#starting ??= this.#connect().finally(() => {
       this.#starting = undefined;
     });
@@ -269,6 +262,10 @@ export class Upstream {
     this.#timer = undefined;
     const client = this.#client;
     this.#client = undefined;
+    // An HTTP session is ended at the server too (DELETE), not just dropped.
+    const transport = client?.transport;
+    if (transport instanceof StreamableHTTPClientTransport)
+      await transport.terminateSession().catch(() => undefined);
     await client?.close().catch(() => undefined);
   }
 }

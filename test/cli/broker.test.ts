@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -6,8 +5,7 @@ import { openSqliteStore } from '../../src/store/index.js';
 import { AuditLog, parseAuditRecord } from '../../src/audit/index.js';
 import { LeaseKind, LeaseState, newLeaseId } from '../../src/broker/index.js';
 import { authorityHome, expectErrorStdout, failsJson, okJson, run } from '../helpers/cli.js';
-import { freePort, killChildren, startMandate } from '../helpers/processes.js';
-import { repoRoot } from '../helpers/vectors.js';
+import { freePort, killChildren, startMandate, withStdin } from '../helpers/processes.js';
 import pg from 'pg';
 import {
   SHARED_POSTGRES_URL,
@@ -20,33 +18,6 @@ import {
 afterEach(async () => {
   await killChildren();
 });
-
-/** `mandate --home HOME --json ARGV…` as a child process with `input` on its stdin. */
-function withStdin(
-  home: string,
-  input: string,
-  ...argv: string[]
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'bin.ts'), '--home', home, '--json', ...argv],
-    { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => {
-    stdout += c.toString();
-  });
-  child.stderr.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  child.stdin.end(input);
-  return new Promise((resolve) =>
-    child.once('exit', (code) => {
-      resolve({ code, stdout, stderr });
-    }),
-  );
-}
 
 describe('mandate secret', () => {
   it('puts from stdin and from a private file, refuses a file others can read, never prints a value', async () => {

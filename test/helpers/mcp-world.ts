@@ -58,6 +58,21 @@ import {
   type ChannelClientTransport,
 } from '../../src/mcp/index.js';
 import { encodeConstraintValue } from '../../src/credentials/internal.js';
+import { Broker, type SecretReader } from '../../src/broker/index.js';
+import { GatewayLeaseProvider } from '../../src/mcp/index.js';
+import { leaseRecordBody } from '../../src/node/index.js';
+import { openSqliteStore } from '../../src/store/index.js';
+
+/** A secret store in memory (a fresh copy per read: the reader wipes it). */
+function secretReader(secrets: Readonly<Record<string, string>>): SecretReader {
+  return {
+    read: (name) => {
+      const value = secrets[name];
+      if (value === undefined) return Promise.reject(new Error(`no secret ${name}`));
+      return Promise.resolve(new TextEncoder().encode(value));
+    },
+  };
+}
 import { freshDenySet } from './deny-set.js';
 import { HeldBundleSource } from './gate-world.js';
 
@@ -93,6 +108,17 @@ export interface McpWorldOptions {
   readonly mandate?: Record<string, unknown>;
   /** A budget on the root grant: `refund#amount` summed over every agent under it. */
   readonly refundBudget?: number;
+  /** More constraints on dana's root credential (e.g. `secrets=proxy/billing`). */
+  readonly rootGrants?: readonly string[];
+  /**
+   * Gate 3: a broker in the gateway (SQLite lease store in the world's folder, `proxy` leases of
+   * these secrets, lease records in the gateway's audit log).
+   */
+  readonly leases?: {
+    readonly secrets: Readonly<Record<string, string>>;
+    readonly idleMs?: number;
+    readonly maxAgentUpstreams?: number;
+  };
 }
 
 export async function mcpWorld(options: McpWorldOptions = {}) {
@@ -122,12 +148,12 @@ export async function mcpWorld(options: McpWorldOptions = {}) {
   const denySet = freshDenySet(now, 3600);
   const verifier = new ChainVerifier({ authorities, denySet });
   const constraints = (...texts: string[]) => new Map(texts.map((t) => parseConstraint(t)));
-  const rootAttributes = constraintsToAttributes(
-    constraints(
-      'tools=read_text_file,list_directory,write_file,list_allowed_directories,echo,hang,crash,garbage,refund,refunds_done,remote_shout',
-      'human=true',
-    ),
-  );
+  const rootTexts = [
+    'tools=read_text_file,list_directory,write_file,list_allowed_directories,echo,hang,crash,garbage,refund,refunds_done,remote_shout',
+    'human=true',
+    ...(options.rootGrants ?? []),
+  ];
+  const rootAttributes = constraintsToAttributes(constraints(...rootTexts));
   if (options.refundBudget !== undefined)
     rootAttributes.set(
       'mandate.budget:refund#amount',
@@ -148,10 +174,27 @@ export async function mcpWorld(options: McpWorldOptions = {}) {
     nowSeconds: now,
     presenter: dana.identity.identifier,
   });
-  /** An agent dana delegated to, with `grants` (default: fs tools, reads under `allowed/`). */
-  const agent = async (name: string, grants?: readonly string[]) => {
+  // A second root credential of dana's without `rootGrants` (no `secrets` to narrow).
+  const plainChain = verifier.verify(
+    chainFromCredential(
+      await issueCredential(
+        vault,
+        authority.issuer,
+        dana.identity,
+        constraintsToAttributes(constraints(...rootTexts.filter((t) => !t.startsWith('secret')))),
+        { nowSeconds: now, ttlSeconds: 3600 },
+      ),
+      dana.identity,
+    ),
+    { nowSeconds: now, presenter: dana.identity.identifier },
+  );
+  /**
+   * An agent dana delegated to, with `grants` (default: fs tools, reads under `allowed/`), under
+   * her root credential (or, with `plain`, the one without `rootGrants`).
+   */
+  const agent = async (name: string, grants?: readonly string[], under?: 'plain') => {
     const party = await make(name);
-    const chain = await delegate(vault, dana.issuer, danaChain, {
+    const chain = await delegate(vault, dana.issuer, under === 'plain' ? plainChain : danaChain, {
       nowSeconds: now,
       subject: party.identity,
       constraints: constraints(
@@ -187,6 +230,21 @@ export async function mcpWorld(options: McpWorldOptions = {}) {
     trail: new MemoryAuditTrailRepository(),
     signer: new EnforcerSigner(vault, gatewayParty.issuer),
   });
+  const store = options.leases === undefined ? undefined : openSqliteStore(join(dir, 'mandate.db'));
+  const broker =
+    store === undefined || options.leases === undefined
+      ? undefined
+      : new Broker({
+          leases: store.brokerLeases,
+          decide: (chain, ask, o) => gate.decideLease(chain, ask, o),
+          providers: [new GatewayLeaseProvider({ secrets: secretReader(options.leases.secrets) })],
+          audit: {
+            record: async (event) => {
+              await point.recordLease(leaseRecordBody(event));
+            },
+          },
+          clock,
+        });
   const gateway = await McpGateway.start({
     config,
     gate,
@@ -194,6 +252,18 @@ export async function mcpWorld(options: McpWorldOptions = {}) {
     bundles,
     clock,
     refreshIntervalMs: 0,
+    ...(broker === undefined || options.leases === undefined
+      ? {}
+      : {
+          leases: {
+            broker,
+            secrets: secretReader(options.leases.secrets),
+            ...(options.leases.idleMs === undefined ? {} : { idleMs: options.leases.idleMs }),
+            ...(options.leases.maxAgentUpstreams === undefined
+              ? {}
+              : { maxAgentUpstreams: options.leases.maxAgentUpstreams }),
+          },
+        }),
   });
   let version = 0;
   /** Signs (here: holds) a bundle of `policies` over `catalog` (default: the gateway's now). */
@@ -293,6 +363,7 @@ export async function mcpWorld(options: McpWorldOptions = {}) {
     await gateway.close();
     await gwTransport.close();
     await log.close();
+    store?.close();
   };
   return {
     dir,
@@ -316,6 +387,7 @@ export async function mcpWorld(options: McpWorldOptions = {}) {
     point,
     gate,
     gateway,
+    broker,
     bundles,
     mcp,
     listener,

@@ -88,3 +88,30 @@ export function startMandate(home: string, ...argv: string[]): Started {
     exited: exit,
   };
 }
+
+/** `mandate --home HOME --json ARGV…` as a child process with `input` on its stdin. */
+export function withStdin(
+  home: string,
+  input: string,
+  ...argv: string[]
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'bin.ts'), '--home', home, '--json', ...argv],
+    { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  child.stdin.end(input);
+  return new Promise((resolve) =>
+    child.once('exit', (code) => {
+      resolve({ code, stdout, stderr });
+    }),
+  );
+}

@@ -2,7 +2,11 @@
 // delimited JSON-RPC) so it can misbehave on purpose. `node mcp-test-server.mjs faults` offers
 // `echo`, `hang` (never answers), `crash` (exits mid-call) and `garbage` (writes a non-JSON line,
 // then a reply that is not a tool result); `node mcp-test-server.mjs shop` offers `refund`
-// (order, amount) and `read_orders`, and counts the refunds it executed (`refunds_done`).
+// (order, amount) and `read_orders`, and counts the refunds it executed (`refunds_done`);
+// `node mcp-test-server.mjs leased` (gate 3) takes its credential from `UPSTREAM_KEY` and checks
+// it against `EXPECT_KEY_SHA256` on every call (a JSON-RPC error otherwise): `whoami` answers its
+// pid and the credential's digest, `leak` echoes the credential, `leak_error` fails with it.
+import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 
 const mode = process.argv[2] ?? 'faults';
@@ -12,33 +16,42 @@ const object = (properties: Record<string, unknown>, required: string[]) => ({
   required,
   additionalProperties: false,
 });
+const leasedTools = [
+  { name: 'whoami', description: 'pid and credential digest', inputSchema: object({}, []) },
+  { name: 'leak', description: 'echoes its credential', inputSchema: object({}, []) },
+  { name: 'leak_error', description: 'fails with its credential', inputSchema: object({}, []) },
+];
+const credential = process.env['UPSTREAM_KEY'] ?? '';
+const digest = createHash('sha256').update(credential).digest('hex');
 const tools =
-  mode === 'shop'
-    ? [
-        {
-          name: 'refund',
-          description: 'refund an order',
-          inputSchema: object(
-            { order: { type: 'string' }, amount: { type: 'integer', minimum: 0 } },
-            ['order', 'amount'],
-          ),
-        },
-        {
-          name: 'refunds_done',
-          description: 'the refunds executed so far',
-          inputSchema: object({}, []),
-        },
-      ]
-    : [
-        {
-          name: 'echo',
-          description: 'echo a text',
-          inputSchema: object({ text: { type: 'string' } }, ['text']),
-        },
-        { name: 'hang', description: 'never answers', inputSchema: object({}, []) },
-        { name: 'crash', description: 'exits mid-call', inputSchema: object({}, []) },
-        { name: 'garbage', description: 'answers garbage', inputSchema: object({}, []) },
-      ];
+  mode === 'leased'
+    ? leasedTools
+    : mode === 'shop'
+      ? [
+          {
+            name: 'refund',
+            description: 'refund an order',
+            inputSchema: object(
+              { order: { type: 'string' }, amount: { type: 'integer', minimum: 0 } },
+              ['order', 'amount'],
+            ),
+          },
+          {
+            name: 'refunds_done',
+            description: 'the refunds executed so far',
+            inputSchema: object({}, []),
+          },
+        ]
+      : [
+          {
+            name: 'echo',
+            description: 'echo a text',
+            inputSchema: object({ text: { type: 'string' } }, ['text']),
+          },
+          { name: 'hang', description: 'never answers', inputSchema: object({}, []) },
+          { name: 'crash', description: 'exits mid-call', inputSchema: object({}, []) },
+          { name: 'garbage', description: 'answers garbage', inputSchema: object({}, []) },
+        ];
 
 interface Message {
   readonly id?: number | string;
@@ -77,7 +90,28 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     send({ jsonrpc: '2.0', id, result: { tools } });
   } else if (method === 'tools/call') {
     const args = params?.arguments ?? {};
+    if (mode === 'leased' && digest !== process.env['EXPECT_KEY_SHA256']) {
+      send({
+        jsonrpc: '2.0',
+        id,
+        error: { code: -32001, message: 'unauthorized: bad credential' },
+      });
+      return;
+    }
     switch (params?.name) {
+      case 'whoami':
+        send({ jsonrpc: '2.0', id, result: text(`pid=${process.pid} credential=${digest}`) });
+        break;
+      case 'leak':
+        send({
+          jsonrpc: '2.0',
+          id,
+          result: { ...text(`my key is ${credential}`), structuredContent: { key: credential } },
+        });
+        break;
+      case 'leak_error':
+        send({ jsonrpc: '2.0', id, error: { code: -32603, message: `rejected ${credential}` } });
+        break;
       case 'echo':
         send({ jsonrpc: '2.0', id, result: text(args['text']) });
         break;

@@ -15,9 +15,18 @@ import {
 import { Router, TcpTransport } from '../../routing/index.js';
 import { Gate } from '../../gates/index.js';
 import { AuditLog, EnforcerSigner } from '../../audit/index.js';
-import { EnforcementPoint, StoreBundleSource, type DenySetWatcher } from '../../node/index.js';
+import { Broker } from '../../broker/index.js';
+import {
+  BrokerTimers,
+  EnforcementPoint,
+  leaseRecordBody,
+  StoreBundleSource,
+  type DenySetWatcher,
+} from '../../node/index.js';
 import {
   connectMcpChannel,
+  GatewayLeaseProvider,
+  leasedUpstreamConfig,
   mergeUpstreamTools,
   catalogOf,
   McpChannelListener,
@@ -95,20 +104,34 @@ interface GatewayStartOptions {
   credential?: string[];
 }
 
-/** `gateway catalog`: the upstreams' merged catalog as `{"tools":[…]}`. */
+/**
+ * `gateway catalog`: the upstreams' merged catalog as `{"tools":[…]}`. A leased upstream is
+ * listed with its secret from this home's sealed store (the operator's own connection).
+ */
 export async function runGatewayCatalog(ctx: CliContext, opts: { config: string }): Promise<void> {
   const config = readConfig(opts.config);
   const logger = stderrLogger();
-  const upstreams = config.upstreams.map(
-    (u) => new Upstream(u, { restart: config.restart, logger, random: randomUnit }),
-  );
+  const leased = config.upstreams.some((u) => u.mandate.lease !== undefined);
+  const home = leased ? await ctx.openHome() : undefined;
+  let upstreams: Upstream[] = [];
   try {
+    upstreams = (
+      await Promise.all(config.upstreams.map((u) => leasedUpstreamConfig(u, home?.secrets, logger)))
+    ).map(
+      (u) =>
+        new Upstream(u.config, {
+          restart: config.restart,
+          logger: u.logger ?? logger,
+          random: randomUnit,
+        }),
+    );
     await Promise.all(upstreams.map((u) => u.start()));
     const catalog = catalogOf(mergeUpstreamTools(upstreams.map((u) => u.tools)));
     const tools = catalog.tools.map((t) => t.descriptor);
     ctx.out.result({ tools }, () => JSON.stringify({ tools }, null, 2));
   } finally {
     await Promise.all(upstreams.map((u) => u.close()));
+    home?.close();
   }
 }
 
@@ -128,6 +151,7 @@ export async function runGatewayStart(ctx: CliContext, opts: GatewayStartOptions
   let bundles: StoreBundleSource | undefined;
   let log: AuditLog | undefined;
   let gateway: McpGateway | undefined;
+  let timers: BrokerTimers | undefined;
   try {
     watcher = await home.watchDenySet({ logger });
     const live = watcher;
@@ -163,7 +187,36 @@ export async function runGatewayStart(ctx: CliContext, opts: GatewayStartOptions
       // A revocation committed on this home before a call is seen by that call, not a poll later.
       catchUp: () => live.catchUp(),
     });
-    gateway = await McpGateway.start({ config, gate, point, bundles, clock: ctx.clock, logger });
+    // Gate 3: upstreams with `mandate.lease` get their credentials from a broker on this home —
+    // `proxy` leases decided with each agent's own chain, stored with the home's leases (so
+    // `mandate lease list|revoke` see them), recorded in the audit log by the gateway's identity,
+    // ended by the deny-set cascade and expiry on the broker's timers.
+    let broker: Broker | undefined;
+    if (config.upstreams.some((u) => u.mandate.lease !== undefined)) {
+      const recorder = point;
+      broker = new Broker({
+        leases: home.store.brokerLeases,
+        decide: (chain, ask, o) => gate.decideLease(chain, ask, o),
+        providers: [new GatewayLeaseProvider({ secrets: home.secrets })],
+        audit: {
+          record: async (event) => {
+            await recorder.recordLease(leaseRecordBody(event));
+          },
+        },
+        clock: ctx.clock,
+        logger,
+      });
+      timers = await BrokerTimers.start({ broker, denySet, logger });
+    }
+    gateway = await McpGateway.start({
+      config,
+      gate,
+      point,
+      bundles,
+      clock: ctx.clock,
+      logger,
+      ...(broker === undefined ? {} : { leases: { broker, secrets: home.secrets } }),
+    });
     const started = gateway;
     const mcp = new McpChannelListener(router, {
       maxMessageBytes: config.maxMessageBytes,
@@ -205,6 +258,7 @@ export async function runGatewayStart(ctx: CliContext, opts: GatewayStartOptions
     await mcp.close();
   } finally {
     await gateway?.close();
+    await timers?.stop();
     await router.close();
     await log?.close();
     await bundles?.stop();
