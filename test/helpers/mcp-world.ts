@@ -49,8 +49,11 @@ import {
   McpChannelListener,
   McpGateway,
   parseGatewayConfig,
+  type ApprovalSigner,
   type ChannelClientTransport,
+  type McpGatewayOptions,
 } from '../../src/mcp/index.js';
+import type { Tracer } from '@opentelemetry/api';
 import { encodeConstraintValue } from '../../src/credentials/internal.js';
 import { freshDenySet } from './deny-set.js';
 import { HeldBundleSource } from './gate-world.js';
@@ -87,6 +90,8 @@ export interface McpWorldOptions {
   readonly mandate?: Record<string, unknown>;
   /** A budget on the root grant: `refund#amount` summed over every agent under it. */
   readonly refundBudget?: number;
+  /** More options of the gateway (elicitation, tracing). */
+  readonly gateway?: Pick<McpGatewayOptions, 'tracer' | 'approvalTimeoutMs' | 'showArguments'>;
 }
 
 export async function mcpWorld(options: McpWorldOptions = {}) {
@@ -188,6 +193,7 @@ export async function mcpWorld(options: McpWorldOptions = {}) {
     bundles,
     clock,
     refreshIntervalMs: 0,
+    ...options.gateway,
   });
   let version = 0;
   /** Signs (here: holds) a bundle of `policies` over `catalog` (default: the gateway's now). */
@@ -239,7 +245,15 @@ export async function mcpWorld(options: McpWorldOptions = {}) {
   /** Connects an agent with the SDK Client over a secure channel (signing its calls). */
   const connect = async (
     party: Awaited<ReturnType<typeof agent>>,
-    connectOptions: { sign?: boolean; chain?: Uint8Array } = {},
+    connectOptions: {
+      sign?: boolean;
+      chain?: Uint8Array;
+      /** Answers the gateway's approval elicitations as a human. */
+      approver?: ApprovalSigner;
+      /** The client to connect (default: a plain SDK Client, no elicitation). */
+      client?: Client;
+      tracer?: Tracer;
+    } = {},
   ): Promise<{ client: Client; transport: ChannelClientTransport }> => {
     const router = new Router();
     const transport = new MemoryTransport(router, network);
@@ -262,11 +276,15 @@ export async function mcpWorld(options: McpWorldOptions = {}) {
         },
         clock,
       },
-      connectOptions.sign === false
-        ? {}
-        : { signing: { vault, issuer: party.issuer, chain, clock } },
+      {
+        ...(connectOptions.sign === false
+          ? {}
+          : { signing: { vault, issuer: party.issuer, chain, clock } }),
+        ...(connectOptions.approver === undefined ? {} : { approver: connectOptions.approver }),
+        ...(connectOptions.tracer === undefined ? {} : { tracer: connectOptions.tracer }),
+      },
     );
-    const client = new Client({ name: 'test-agent', version: '1' });
+    const client = connectOptions.client ?? new Client({ name: 'test-agent', version: '1' });
     await client.connect(mcpTransport);
     cleanups.push(() => client.close());
     return { client, transport: mcpTransport };
