@@ -389,6 +389,7 @@ export class McpGateway {
     span.setAttributes(
       decisionAttributes(enforced.invocation, enforced.decisionRecord.hash, decision),
     );
+    if (upstream !== undefined) span.setAttribute(MandateAttribute.server, upstream.server);
     if (decision.decision === 'deny')
       return denied(
         decision,
