@@ -4,7 +4,7 @@
 // in the upstream request's `_meta`, so the upstream's span is the gateway's child. A malformed
 // trace context from an agent is ignored: the gateway's span starts a trace of its own.
 import { afterEach, describe, expect, it } from 'vitest';
-import { ROOT_CONTEXT, SpanKind, trace, type Span, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, trace, type Tracer } from '@opentelemetry/api';
 import {
   BasicTracerProvider,
   InMemorySpanExporter,
