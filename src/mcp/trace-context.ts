@@ -13,8 +13,9 @@ import {
   type Span,
 } from '@opentelemetry/api';
 
-/** The `_meta` keys. */
+/** The `_meta` key of the W3C `traceparent`. */
 export const TRACEPARENT_META_KEY = 'traceparent';
+/** The `_meta` key of the W3C `tracestate`. */
 export const TRACESTATE_META_KEY = 'tracestate';
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
