@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { ManualClock } from '../../src/core/index.js';
 import { MemoryVault } from '../../src/vault/index.js';
 import { Identities, MemoryIdentityRepository, Purpose } from '../../src/identity/index.js';
@@ -49,8 +50,10 @@ import {
   McpChannelListener,
   McpGateway,
   parseGatewayConfig,
+  DECISION_META_KEY,
   type ApprovalSigner,
   type ChannelClientTransport,
+  type GatewayDecisionMeta,
   type McpGatewayOptions,
 } from '../../src/mcp/index.js';
 import type { Tracer } from '@opentelemetry/api';
@@ -82,6 +85,31 @@ permit(principal, action == Action::"listTool", resource == Tool::"fs/write_file
 @id("no-writes")
 forbid(principal, action, resource == Tool::"fs/write_file");
 `;
+
+/** Policies over the refund server: small refunds allowed, large ones wait for a person. */
+export const SHOP_POLICIES = `
+@id("shop-list")
+permit(principal, action == Action::"listTool", resource in Server::"shop");
+
+@id("refund-small")
+permit(principal, action == Action::"callTool", resource == Tool::"shop/refund")
+  when { context.args has amount && context.args.amount <= 100 };
+
+@id("refund-large")
+@approval("refunds above 100 need a person")
+permit(principal, action == Action::"callTool", resource == Tool::"shop/refund")
+  when { context.args has amount && context.args.amount > 100 };
+
+@id("refunds-done")
+permit(principal, action == Action::"callTool", resource == Tool::"shop/refunds_done");
+`;
+
+/** The gateway's decision in a tool result's `_meta`. */
+export const metaOf = (result: unknown): GatewayDecisionMeta | undefined =>
+  (result as CallToolResult)._meta?.[DECISION_META_KEY] as GatewayDecisionMeta | undefined;
+/** A tool result's text. */
+export const textOf = (result: unknown): string =>
+  (result as CallToolResult).content.map((c) => (c.type === 'text' ? c.text : '')).join('');
 
 export interface McpWorldOptions {
   readonly policies?: string;
