@@ -188,7 +188,7 @@ const MAX_REASON_CHARS = 1024;
 
 /** The text a human's decision signs: every field of the binding, the request and the answer, in JCS. */
 export function approvalSignedText(
-  record: ApprovalRecord,
+  record: ApprovalToSign,
   answer: Pick<ApprovalAnswer, 'approver' | 'decision' | 'reason' | 'answeredAt'>,
 ): string {
   return canonicalizeJson({
@@ -208,9 +208,24 @@ export function approvalSignedText(
   });
 }
 
-/** Options of {@link answerApproval}. */
-export interface AnswerApprovalOptions {
-  readonly id: string;
+/**
+ * What a human's decision signs besides the answer: the request's id, its binding, the bundle's
+ * hash and the request's expiry (the fields {@link approvalSignedText} covers).
+ */
+export type ApprovalToSign = Pick<
+  ApprovalRecord,
+  | 'id'
+  | 'agent'
+  | 'chainHash'
+  | 'tool'
+  | 'argumentsDigest'
+  | 'bundleVersion'
+  | 'bundleHash'
+  | 'expiresAt'
+>;
+
+/** Options of {@link signApprovalAnswer}: who answers, and how. */
+export interface SignApprovalOptions {
   readonly decision: 'approve' | 'deny';
   /** Why: kept in the record (1–1024 characters, no control characters). */
   readonly reason: string;
@@ -226,19 +241,54 @@ export interface AnswerApprovalOptions {
   readonly nowSeconds: number;
 }
 
+/** Options of {@link answerApproval}. */
+export interface AnswerApprovalOptions extends SignApprovalOptions {
+  readonly id: string;
+}
+
 /**
- * A human answers an approval request: checks that the approver is a human (its own credential,
- * marked `human=true` by a trusted authority, not a delegation), that it is not the requesting
- * agent, that the request is pending and unexpired; signs the decision with the approver's
- * credential key; records it. Errors: `ERR_APPROVAL_NOT_FOUND`, `ERR_APPROVAL_NOT_HUMAN`,
- * `ERR_APPROVAL_SELF`, `ERR_APPROVAL_CLOSED`, `ERR_APPROVAL_REASON_INVALID`.
+ * Signs a human's answer to an approval request without touching any store (the request may live
+ * in a gateway elsewhere, shown through MCP elicitation): checks the reason, that the approver is
+ * a human (its own credential, marked `human=true` by a trusted authority, not a delegation), that
+ * it signs with its own key and is not the requesting agent; signs {@link approvalSignedText} with
+ * the approver's credential key. Errors: `ERR_APPROVAL_REASON_INVALID`, `ERR_APPROVAL_NOT_HUMAN`,
+ * `ERR_APPROVAL_SELF`. Whoever records it checks it again ({@link verifyApprovalAnswer}).
  */
-export async function answerApproval(
-  repository: ApprovalRepository,
-  options: AnswerApprovalOptions,
-): Promise<ApprovalRecord> {
+export async function signApprovalAnswer(
+  request: ApprovalToSign,
+  options: SignApprovalOptions,
+): Promise<ApprovalAnswer> {
   const { approver, signer, nowSeconds } = options;
-  const reason = options.reason;
+  checkAnswerer(options);
+  if (request.agent === approver.actor)
+    throw forbidden('ERR_APPROVAL_SELF', 'an agent cannot answer its own approval request');
+  const fields = {
+    approver: approver.actor,
+    decision: options.decision,
+    reason: options.reason,
+    answeredAt: nowSeconds,
+  } as const;
+  const signed = approvalSignedText(request, fields);
+  const key = await credentialSigningKey(options.vault, signer, nowSeconds);
+  const signature = await signWithCredentialKey(
+    options.vault,
+    signer,
+    key,
+    new TextEncoder().encode(signed),
+  );
+  return {
+    ...fields,
+    signed,
+    signatureKeyType: signature.keyType,
+    signature: toHex(signature.bytes),
+    attestation: toHex(signer.credentialKeyAttestation),
+    approverChain: toHex(approver.bytes),
+  };
+}
+
+/** The checks on who answers and what they say, before anything is looked up or signed. */
+function checkAnswerer(options: SignApprovalOptions): void {
+  const { approver, signer, reason } = options;
   if (
     typeof reason !== 'string' ||
     reason.trim() === '' ||
@@ -258,44 +308,83 @@ export async function answerApproval(
     );
   if (approver.actor !== signer.identity.identifier)
     throw forbidden('ERR_APPROVAL_NOT_HUMAN', 'the signing identity is not the credential subject');
+}
+
+/**
+ * A human answers an approval request: checks that the approver is a human (its own credential,
+ * marked `human=true` by a trusted authority, not a delegation), that it is not the requesting
+ * agent, that the request is pending and unexpired; signs the decision with the approver's
+ * credential key; records it. Errors: `ERR_APPROVAL_NOT_FOUND`, `ERR_APPROVAL_NOT_HUMAN`,
+ * `ERR_APPROVAL_SELF`, `ERR_APPROVAL_CLOSED`, `ERR_APPROVAL_REASON_INVALID`.
+ */
+export async function answerApproval(
+  repository: ApprovalRepository,
+  options: AnswerApprovalOptions,
+): Promise<ApprovalRecord> {
+  const { nowSeconds } = options;
+  checkAnswerer(options);
   const record = await repository.get(options.id);
   if (record === undefined)
     throw notFound('ERR_APPROVAL_NOT_FOUND', `no approval request \`${options.id}\``);
-  if (record.agent === approver.actor)
+  if (record.agent === options.approver.actor)
     throw forbidden('ERR_APPROVAL_SELF', 'an agent cannot answer its own approval request');
+  assertOpen(record, nowSeconds);
+  const answer = await signApprovalAnswer(record, options);
+  return storeAnswer(repository, record, answer, nowSeconds);
+}
+
+function assertOpen(record: ApprovalRecord, nowSeconds: number): void {
   if (record.status !== 'pending' || nowSeconds >= record.expiresAt)
     throw conflict(
       'ERR_APPROVAL_CLOSED',
       `approval \`${record.id}\` is ${nowSeconds >= record.expiresAt && record.status === 'pending' ? 'expired' : record.status}`,
     );
-  const fields = {
-    approver: approver.actor,
-    decision: options.decision,
-    reason,
-    answeredAt: nowSeconds,
-  } as const;
-  const signed = approvalSignedText(record, fields);
-  const key = await credentialSigningKey(options.vault, signer, nowSeconds);
-  const signature = await signWithCredentialKey(
-    options.vault,
-    signer,
-    key,
-    new TextEncoder().encode(signed),
-  );
-  const answer: ApprovalAnswer = {
-    ...fields,
-    signed,
-    signatureKeyType: signature.keyType,
-    signature: toHex(signature.bytes),
-    attestation: toHex(signer.credentialKeyAttestation),
-    approverChain: toHex(approver.bytes),
-  };
+}
+
+async function storeAnswer(
+  repository: ApprovalRepository,
+  record: ApprovalRecord,
+  answer: ApprovalAnswer,
+  nowSeconds: number,
+): Promise<ApprovalRecord> {
   if (!(await repository.answer(record.id, answer, nowSeconds)))
     throw conflict(
       'ERR_APPROVAL_CLOSED',
       `approval \`${record.id}\` was answered or expired meanwhile`,
     );
-  return { ...record, status: options.decision === 'approve' ? 'approved' : 'denied', answer };
+  return { ...record, status: answer.decision === 'approve' ? 'approved' : 'denied', answer };
+}
+
+/** How far in the future (seconds) a signed answer's `answeredAt` may lie: clocks differ a little. */
+const ANSWER_CLOCK_SKEW_SECONDS = 60;
+
+/**
+ * Records an answer signed elsewhere ({@link signApprovalAnswer}, e.g. by the person behind an MCP
+ * client through elicitation): the request must be pending and unexpired, the answer not from
+ * the requesting agent (`ERR_APPROVAL_SELF`), not from the future, and it must verify exactly as
+ * an answer does when it is used ({@link verifyApprovalAnswer}: a human of a trusted authority,
+ * signed over this very request and binding). Nothing is stored unless all of that holds.
+ */
+export async function recordApprovalAnswer(
+  repository: ApprovalRepository,
+  id: string,
+  answer: ApprovalAnswer,
+  nowSeconds: number,
+  options: VerifyApprovalOptions,
+): Promise<ApprovalRecord> {
+  const record = await repository.get(id);
+  if (record === undefined)
+    throw notFound('ERR_APPROVAL_NOT_FOUND', `no approval request \`${id}\``);
+  if (record.agent === answer.approver)
+    throw forbidden('ERR_APPROVAL_SELF', 'an agent cannot answer its own approval request');
+  assertOpen(record, nowSeconds);
+  if (
+    !Number.isSafeInteger(answer.answeredAt) ||
+    answer.answeredAt > nowSeconds + ANSWER_CLOCK_SKEW_SECONDS
+  )
+    throw unauthorized('ERR_APPROVAL_SIGNATURE_INVALID', 'the answer is dated in the future');
+  verifyApprovalAnswer({ ...record, answer }, nowSeconds, options);
+  return storeAnswer(repository, record, answer, nowSeconds);
 }
 
 /** Options of {@link verifyApprovalAnswer}: whom the gate trusts, and its live deny-set. */

@@ -33,6 +33,8 @@ export type { AgentView, ArgumentConverter, ArgumentLimits } from './request.js'
 export {
   MemoryApprovalRepository,
   answerApproval,
+  signApprovalAnswer,
+  recordApprovalAnswer,
   verifyApprovalAnswer,
   argumentsDigest,
   approvalSignedText,
@@ -44,6 +46,8 @@ export type {
   ApprovalAnswer,
   ApprovalStatus,
   AnswerApprovalOptions,
+  SignApprovalOptions,
+  ApprovalToSign,
   VerifyApprovalOptions,
 } from './approvals.js';
 export { MemoryBudgetRepository, budgetsOf, BUDGET_ATTRIBUTE_PREFIX } from './budgets.js';

@@ -21,15 +21,38 @@ import {
   type VerifiedPeer,
 } from '../channel/index.js';
 import { localAddress, type Route, type Router } from '../routing/index.js';
-import { InvocationSigner, toBase64Url, type RecordHash } from '../audit/index.js';
+import {
+  GenAiAttribute,
+  InvocationSigner,
+  jsonDigest,
+  MandateAttribute,
+  toBase64Url,
+  type RecordHash,
+} from '../audit/index.js';
+import { SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
+import { sha256 } from '../crypto/index.js';
+import { toHex } from '../encoding/index.js';
 import type { CredentialIssuer } from '../credentials/index.js';
 import type { SigningVault } from '../vault/index.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES_LIMIT } from './config.js';
+import {
+  APPROVAL_ANSWER_META_KEY,
+  APPROVAL_REQUEST_META_KEY,
+  APPROVAL_REQUESTED_SCHEMA,
+  APPROVER_CAPABILITY,
+  approvalElicitationMessage,
+  parseElicitedApproval,
+  type ApprovalSigner,
+  type ElicitedApproval,
+} from './approval-elicitation.js';
+import { parentContextOf, withTraceContext } from './trace-context.js';
 
 /** The local address of the gateway's MCP worker behind its channel listener. */
 export const MCP_SERVICE_ADDRESS = 'mcp';
 /** Where a `tools/call` carries its signed invocation (base64url of the record bytes). */
 export const INVOCATION_META_KEY = 'io.mandate/invocation';
+/** Where a tool error carries the gateway's decision (code, lock, approval id; never policies). */
+export const DECISION_META_KEY = 'io.mandate/decision';
 /** The gateway's first message on a session, and again whenever the agent's head moved elsewhere. */
 export const SESSION_NOTIFICATION = 'notifications/mandate/session';
 /** JSON-RPC error code of a message over the size bound (implementation-defined server error range). */
@@ -219,6 +242,15 @@ function isRequest(message: JSONRPCMessage): message is JSONRPCMessage & {
   params?: Record<string, unknown>;
 } {
   return 'method' in message && 'id' in message;
+}
+
+/** An answer (result or error) to a request with an id. */
+function isResponse(message: JSONRPCMessage): message is JSONRPCMessage & { id: string | number } {
+  return (
+    !('method' in message) &&
+    'id' in message &&
+    (typeof message.id === 'string' || typeof message.id === 'number')
+  );
 }
 
 /**
@@ -457,6 +489,26 @@ export interface ChannelClientTransportOptions {
   readonly sessionTimeoutMs?: number;
   /** Close the secure channel with the transport (default true). */
   readonly ownsChannel?: boolean;
+  /**
+   * A human who answers the gateway's approval elicitations (needs `signing`): the transport
+   * declares the `io.mandate/approver` capability, shows the client the request as it will be
+   * signed, and signs the person's accept (approve) or decline (deny); the call is then sent once
+   * more, and goes through (or is denied) on that signed answer.
+   */
+  readonly approver?: ApprovalSigner;
+  /** Where the `tools/call` client spans go (default the global tracer `mandate`: off unless configured). */
+  readonly tracer?: Tracer;
+}
+
+/** A `tools/call` this transport sent and has no answer for yet. */
+interface PendingCall {
+  /** As the client sent it (before signing and trace context). */
+  readonly message: JSONRPCMessage & { params?: Record<string, unknown> };
+  readonly name: string;
+  readonly argumentsDigest: string;
+  readonly span: Span;
+  /** Sent again after a person answered through elicitation (once at most). */
+  resent: boolean;
 }
 
 let nextClient = 1;
@@ -484,6 +536,10 @@ export class ChannelClientTransport implements Transport {
   readonly #frames: Reassembler;
   #messageNo = 0;
   #onSession: ((notice: SessionNotice) => void) | undefined;
+  readonly #calls = new Map<string | number, PendingCall>();
+  /** The gateway's approval elicitations shown to the client, by request id. */
+  readonly #elicited = new Map<string | number, ElicitedApproval>();
+  readonly #tracer: Tracer;
 
   constructor(router: Router, channel: SecureChannel, options: ChannelClientTransportOptions = {}) {
     this.#router = router;
@@ -492,6 +548,7 @@ export class ChannelClientTransport implements Transport {
     this.#remote = options.remoteAddress ?? MCP_SERVICE_ADDRESS;
     this.#max = checkLimit(options.maxMessageBytes);
     this.#frames = new Reassembler(this.#max);
+    this.#tracer = options.tracer ?? trace.getTracer('mandate');
   }
 
   /** The gateway's last session notice (undefined before `start` resolved). */
@@ -565,45 +622,229 @@ export class ChannelClientTransport implements Transport {
       this.#onSession = undefined;
       return;
     }
+    if (isRequest(message) && message.method === 'elicitation/create') {
+      const shown = this.#approvalElicitation(message);
+      if (shown !== undefined) this.onmessage?.(shown);
+      return;
+    }
+    if (isResponse(message) && this.#answered(message)) return;
     this.onmessage?.(message);
+  }
+
+  /**
+   * An elicitation from the gateway: one asking for an approval, with an approver here, is shown
+   * as the approver will sign it (the text rebuilt from the request, after checking that it names
+   * this agent and a call it has in flight with those very arguments); anything else passes.
+   * Returns the message to give the client, or undefined when answered here (refused).
+   */
+  #approvalElicitation(
+    message: JSONRPCMessage & { id: string | number; params?: Record<string, unknown> },
+  ): JSONRPCMessage | undefined {
+    const approver = this.#options.approver;
+    const meta = message.params?.['_meta'] as Record<string, unknown> | undefined;
+    if (approver === undefined || meta?.[APPROVAL_REQUEST_META_KEY] === undefined) return message;
+    const request = parseElicitedApproval(meta[APPROVAL_REQUEST_META_KEY]);
+    const agent = this.#options.signing?.issuer.identity.identifier;
+    const refusal =
+      request === undefined
+        ? 'the request is malformed'
+        : request.agent !== agent
+          ? 'it names another agent'
+          : request.arguments !== undefined &&
+              toHex(sha256(encoder.encode(request.arguments))) !== request.argumentsDigest
+            ? 'the arguments shown are not those of the digest'
+            : ![...this.#calls.values()].some(
+                  (c) => c.name === request.name && c.argumentsDigest === request.argumentsDigest,
+                )
+              ? 'it names no call this agent has in flight'
+              : undefined;
+    if (request === undefined || refusal !== undefined) {
+      // Not shown, not signed: the gateway hears a cancel and the approval stays out of band.
+      this.onerror?.(invalid('ERR_MCP_APPROVAL_UNSIGNED', `approval not shown: ${refusal ?? ''}`));
+      void this.#sendRaw({ jsonrpc: '2.0', id: message.id, result: { action: 'cancel' } }).catch(
+        () => undefined,
+      );
+      return undefined;
+    }
+    this.#elicited.set(message.id, request);
+    return {
+      ...message,
+      params: {
+        ...message.params,
+        mode: 'form',
+        message: approvalElicitationMessage(request),
+        requestedSchema: APPROVAL_REQUESTED_SCHEMA,
+      },
+    };
+  }
+
+  /**
+   * An answer to one of this transport's calls. When the gateway recorded a person's signed
+   * answer through elicitation, the call is sent once more (signed anew) and this answer is not
+   * delivered: the client gets the outcome of the call with the approval. Returns true when
+   * handled here.
+   */
+  #answered(message: JSONRPCMessage & { id: string | number }): boolean {
+    const call = this.#calls.get(message.id);
+    if (call === undefined) return false;
+    const result = 'result' in message ? (message.result as Record<string, unknown>) : undefined;
+    const decision = (result?.['_meta'] as Record<string, unknown> | undefined)?.[
+      DECISION_META_KEY
+    ] as { elicitation?: { answer?: unknown } } | undefined;
+    const answer = decision?.elicitation?.answer;
+    if (
+      !call.resent &&
+      this.#options.signing !== undefined &&
+      (answer === 'approve' || answer === 'deny')
+    ) {
+      call.resent = true;
+      this.#sendCall(call).catch(() => {
+        this.#finish(message.id, result);
+        this.onmessage?.(message);
+      });
+      return true;
+    }
+    this.#finish(message.id, result);
+    return false;
+  }
+
+  /** Ends a call's span with its result. */
+  #finish(id: string | number, result: Record<string, unknown> | undefined): void {
+    const call = this.#calls.get(id);
+    if (call === undefined) return;
+    this.#calls.delete(id);
+    const meta = (result?.['_meta'] as Record<string, unknown> | undefined)?.[DECISION_META_KEY] as
+      { decision?: unknown; code?: unknown } | undefined;
+    if (typeof meta?.decision === 'string')
+      call.span.setAttribute(MandateAttribute.decision, meta.decision);
+    if (result === undefined || result['isError'] === true) {
+      const code = typeof meta?.code === 'string' ? meta.code : 'error';
+      call.span.setAttribute(GenAiAttribute.errorType, code);
+      call.span.setStatus({ code: SpanStatusCode.ERROR, message: code });
+    }
+    call.span.end();
   }
 
   send(message: JSONRPCMessage): Promise<void> {
     if (this.#closed)
       return Promise.reject(unavailable('ERR_CHANNEL_CLOSED', 'the session closed'));
-    const signing = this.#options.signing;
-    let prepared: Promise<JSONRPCMessage> = Promise.resolve(message);
-    if (signing !== undefined && isRequest(message) && message.method === 'tools/call') {
-      const signer = this.#signer;
-      if (signer === undefined)
-        return Promise.reject(unavailable('ERR_MCP_SESSION_TIMEOUT', 'the session is not open'));
+    if (isRequest(message) && message.method === 'tools/call') {
       const params = message.params ?? {};
-      const tool = params['name'];
-      const args = params['arguments'] ?? {};
-      if (typeof tool !== 'string')
+      const name = params['name'];
+      if (typeof name !== 'string')
         return Promise.reject(invalid('ERR_ARGUMENT_INVALID', '`tools/call` needs a tool name'));
-      prepared = signer
-        .sign({
-          chain: signing.chain,
-          tool,
-          args,
-          nowSeconds: (signing.clock ?? systemClock).nowSeconds(),
-        })
-        .then((signed) => {
-          const meta = (params['_meta'] ?? {}) as Record<string, unknown>;
-          return {
-            ...message,
-            params: {
-              ...params,
-              _meta: { ...meta, [INVOCATION_META_KEY]: toBase64Url(signed.bytes) },
-            },
-          };
-        });
+      let digest: string;
+      try {
+        digest = jsonDigest(params['arguments'] ?? {});
+      } catch (error) {
+        return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+      }
+      const span = this.#tracer.startSpan(
+        `tools/call ${name}`,
+        {
+          kind: SpanKind.CLIENT,
+          attributes: {
+            'mcp.method.name': 'tools/call',
+            [GenAiAttribute.operationName]: 'execute_tool',
+            [GenAiAttribute.toolName]: name,
+            [MandateAttribute.argumentsDigest]: digest,
+            ...(this.#options.signing === undefined
+              ? {}
+              : { [GenAiAttribute.agentId]: this.#options.signing.issuer.identity.identifier }),
+          },
+        },
+        parentContextOf(params['_meta']),
+      );
+      const call: PendingCall = { message, name, argumentsDigest: digest, span, resent: false };
+      this.#calls.set(message.id, call);
+      return this.#sendCall(call).catch((error: unknown) => {
+        this.#finish(message.id, undefined);
+        throw error;
+      });
     }
-    // In signing order: the gateway accepts an agent's invocations only as a chain.
+    if (isResponse(message) && this.#elicited.has(message.id))
+      return this.#answerElicitation(message);
+    if (isRequest(message) && message.method === 'initialize' && this.#options.approver)
+      return this.#enqueue(Promise.resolve(declareApprover(message)));
+    return this.#enqueue(Promise.resolve(message));
+  }
+
+  /** Signs a call (when signing) with its span's trace context, and sends it in signing order. */
+  #sendCall(call: PendingCall): Promise<void> {
+    const message = call.message;
+    const params = message.params ?? {};
+    const meta = withTraceContext(
+      params['_meta'] as Record<string, unknown> | undefined,
+      call.span,
+    );
+    const traced = {
+      ...message,
+      params: { ...params, ...(meta === undefined ? {} : { _meta: meta }) },
+    };
+    const signing = this.#options.signing;
+    if (signing === undefined) return this.#enqueue(Promise.resolve(traced));
+    const signer = this.#signer;
+    if (signer === undefined)
+      return Promise.reject(unavailable('ERR_MCP_SESSION_TIMEOUT', 'the session is not open'));
+    const prepared = signer
+      .sign({
+        chain: signing.chain,
+        tool: call.name,
+        args: params['arguments'] ?? {},
+        nowSeconds: (signing.clock ?? systemClock).nowSeconds(),
+      })
+      .then((signed) => {
+        call.span.setAttribute(MandateAttribute.invocation, signed.hash);
+        call.span.setAttribute(GenAiAttribute.toolCallId, signed.hash);
+        return {
+          ...traced,
+          params: {
+            ...traced.params,
+            _meta: { ...meta, [INVOCATION_META_KEY]: toBase64Url(signed.bytes) },
+          },
+        };
+      });
+    return this.#enqueue(prepared);
+  }
+
+  /** In signing order: the gateway accepts an agent's invocations only as a chain. */
+  #enqueue(prepared: Promise<JSONRPCMessage>): Promise<void> {
     const sent = this.#tail.then(() => prepared).then((m) => this.#sendRaw(m));
     this.#tail = sent.catch(() => undefined);
     return sent;
+  }
+
+  /**
+   * The client's answer to an approval elicitation: accept (approve) or decline (deny) is signed
+   * by the approver, with the form's reason; a cancel goes back unsigned (the approval stays
+   * open, out of band). Whatever the client put in the result's `_meta` is replaced.
+   */
+  async #answerElicitation(message: JSONRPCMessage & { id: string | number }): Promise<void> {
+    const request = this.#elicited.get(message.id)!;
+    this.#elicited.delete(message.id);
+    const result = 'result' in message ? (message.result as Record<string, unknown>) : undefined;
+    const action = result?.['action'];
+    if (result === undefined || (action !== 'accept' && action !== 'decline'))
+      return this.#enqueue(Promise.resolve(message));
+    const rest = { ...result };
+    delete rest['_meta'];
+    const content = result['content'] as Record<string, unknown> | undefined;
+    const given = content?.['reason'];
+    const decision = action === 'accept' ? 'approve' : 'deny';
+    const reason =
+      typeof given === 'string' && given.trim() !== ''
+        ? given
+        : `${decision === 'approve' ? 'approved' : 'denied'} through MCP elicitation`;
+    let answered: Record<string, unknown> = rest;
+    try {
+      const answer = await this.#options.approver!.sign(request, decision, reason);
+      answered = { ...rest, _meta: { [APPROVAL_ANSWER_META_KEY]: { ...answer } } };
+    } catch (error) {
+      // Not signed (e.g. the approver is no human the authority marked): the gateway gets an
+      // unsigned answer, which approves nothing; the approval stays open out of band.
+      this.onerror?.(error instanceof Error ? error : new Error(String(error)));
+    }
+    return this.#enqueue(Promise.resolve({ ...message, result: answered } as JSONRPCMessage));
   }
 
   async #sendRaw(message: JSONRPCMessage): Promise<void> {
@@ -622,9 +863,30 @@ export class ChannelClientTransport implements Transport {
     if (this.#closed) return;
     this.#closed = true;
     this.#router.unregisterWorker(this.#worker);
+    for (const id of [...this.#calls.keys()]) this.#finish(id, undefined);
+    this.#elicited.clear();
     if (this.#options.ownsChannel !== false) await this.#channel.close().catch(() => undefined);
     this.onclose?.();
   }
+}
+
+/** The client's `initialize` with the approver capability added to what it declares. */
+function declareApprover(
+  message: JSONRPCMessage & { params?: Record<string, unknown> },
+): JSONRPCMessage {
+  const params = message.params ?? {};
+  const capabilities = (params['capabilities'] ?? {}) as Record<string, unknown>;
+  const experimental = (capabilities['experimental'] ?? {}) as Record<string, unknown>;
+  return {
+    ...message,
+    params: {
+      ...params,
+      capabilities: {
+        ...capabilities,
+        experimental: { ...experimental, [APPROVER_CAPABILITY]: {} },
+      },
+    },
+  };
 }
 
 /**

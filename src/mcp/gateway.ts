@@ -5,7 +5,9 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import {
   CallToolRequestSchema,
+  ErrorCode,
   ListToolsRequestSchema,
+  McpError,
   type CallToolResult,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
@@ -15,11 +17,26 @@ import { silentLogger } from '../core/internal.js';
 import { bytesEqual } from '../encoding/index.js';
 import type { VerifiedChain } from '../credentials/index.js';
 import type { BundleSource, Gate, GateDecision, ToolDescriptor } from '../gates/index.js';
-import { fromBase64Url, parseAuditRecord, type VerifiedInvocation } from '../audit/index.js';
+import {
+  fromBase64Url,
+  GenAiAttribute,
+  MandateAttribute,
+  parseAuditRecord,
+  type VerifiedInvocation,
+} from '../audit/index.js';
+import {
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Span,
+  type Tracer,
+} from '@opentelemetry/api';
 import type { CallOutcome, EnforcementPoint } from '../node/index.js';
 import { randomUnit } from '../crypto/index.js';
 import type { GatewayConfig } from './config.js';
 import {
+  DECISION_META_KEY,
   INVOCATION_META_KEY,
   SESSION_NOTIFICATION,
   type ChannelServerTransport,
@@ -37,9 +54,21 @@ import {
 } from './leases.js';
 import type { UpstreamConfig } from './config.js';
 import type { ToolCatalog } from '../gates/index.js';
+import {
+  APPROVAL_ANSWER_META_KEY,
+  APPROVAL_REQUEST_META_KEY,
+  APPROVAL_REQUESTED_SCHEMA,
+  APPROVER_CAPABILITY,
+  approvalElicitationMessage,
+  parseApprovalAnswer,
+  type ElicitedApproval,
+} from './approval-elicitation.js';
+import { parentContextOf, withTraceContext } from './trace-context.js';
 
-/** Where a tool error carries the gateway's decision (code, lock, approval id; never policies). */
-export const DECISION_META_KEY = 'io.mandate/decision';
+export { DECISION_META_KEY };
+
+/** How long the gateway waits for a person's answer through elicitation (default). */
+const DEFAULT_APPROVAL_TIMEOUT_MS = 120_000;
 
 /** Options of {@link McpGateway.start}. */
 export interface McpGatewayOptions {
@@ -61,6 +90,28 @@ export interface McpGatewayOptions {
    * `mandate.lease`, per agent. Without it such an upstream is refused (`ERR_MCP_LEASE_UNAVAILABLE`).
    */
   readonly leases?: GatewayLeaseOptions;
+  /**
+   * How long a call waits for a person's answer through MCP elicitation (default 120 s, never
+   * past the approval's expiry); then the approval stays open, out of band.
+   */
+  readonly approvalTimeoutMs?: number;
+  /**
+   * Whether an approval elicitation shows a call's arguments (default: yes); otherwise only their
+   * digest, which is what the person signs either way.
+   */
+  readonly showArguments?: (call: { readonly tool: string; readonly server: string }) => boolean;
+  /** Where the gateway's per-call spans go (default the global tracer `mandate`: off unless configured). */
+  readonly tracer?: Tracer;
+}
+
+/** How an approval the gateway asked for through elicitation ended. */
+export interface ElicitationOutcome {
+  /** The person's action, or `timeout` / `failed` when no answer came. */
+  readonly action: 'accept' | 'decline' | 'cancel' | 'timeout' | 'failed';
+  /** The signed answer recorded: the agent's transport sends the call again. */
+  readonly answer?: 'approve' | 'deny';
+  /** Why an answer was not recorded (`ERR_MCP_APPROVAL_UNSIGNED`, `ERR_APPROVAL_NOT_HUMAN`, …). */
+  readonly code?: string;
 }
 
 /** What the gateway's `mcp` decision meta holds. */
@@ -70,6 +121,8 @@ export interface GatewayDecisionMeta {
   readonly lock?: string | null;
   readonly approval?: string;
   readonly invocation?: string;
+  /** Present when the gateway asked a person through MCP elicitation. */
+  readonly elicitation?: ElicitationOutcome;
 }
 
 interface Session {
@@ -94,6 +147,7 @@ export class McpGateway {
   readonly #sessions = new Set<Session>();
   /** Gate 3: the agents' own connections to the leased upstreams. */
   readonly #agents: AgentUpstreams | undefined;
+  readonly #tracer: Tracer;
   #merged: MergedTools = { byName: new Map(), descriptors: [] };
   #mergeError: Error | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -116,6 +170,7 @@ export class McpGateway {
             clock: this.#clock,
             logger: this.#logger,
           });
+    this.#tracer = options.tracer ?? trace.getTracer('mandate');
     this.#upstreams = upstreams.map(
       ({ config, logger }) =>
         new Upstream(config, {
@@ -270,15 +325,40 @@ export class McpGateway {
       };
     });
     server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
-      const result = await this.#call(
-        session,
-        request.params.name,
-        request.params.arguments ?? {},
-        request.params._meta,
-        extra.signal,
+      const name = request.params.name;
+      // The agent's trace context parents this span when it is well-formed; it is used for
+      // nothing else (a malformed one starts a new trace).
+      const span = this.#tracer.startSpan(
+        `tools/call ${name}`,
+        {
+          kind: SpanKind.SERVER,
+          attributes: {
+            'mcp.method.name': 'tools/call',
+            [GenAiAttribute.operationName]: 'execute_tool',
+            [GenAiAttribute.toolName]: name,
+            [GenAiAttribute.toolType]: 'function',
+            [GenAiAttribute.agentId]: agent,
+          },
+        },
+        parentContextOf(request.params._meta),
       );
-      if (result.refusedHead === true) await sendNotice().catch(() => undefined);
-      return result.result;
+      try {
+        const result = await this.#call(
+          session,
+          name,
+          request.params.arguments ?? {},
+          request.params._meta,
+          extra.signal,
+          span,
+        );
+        if (result.refusedHead === true) await sendNotice().catch(() => undefined);
+        endSpan(span, result.result);
+        return result.result;
+      } catch (error) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: 'failed' });
+        span.end();
+        throw error;
+      }
     });
     server.onclose = () => {
       this.#sessions.delete(session);
@@ -293,6 +373,7 @@ export class McpGateway {
     args: Record<string, unknown>,
     meta: Record<string, unknown> | undefined,
     signal: AbortSignal,
+    span: Span,
   ): Promise<{ result: CallToolResult; refusedHead?: boolean }> {
     const o = this.#options;
     const peer = session.transport.peer;
@@ -353,6 +434,10 @@ export class McpGateway {
     }
     const decision = enforced.decision;
     const invocation = enforced.invocation;
+    span.setAttributes(
+      decisionAttributes(enforced.invocation, enforced.decisionRecord.hash, decision),
+    );
+    if (upstream !== undefined) span.setAttribute(MandateAttribute.server, upstream.server);
     if (decision.decision === 'deny')
       return denied(
         decision,
@@ -361,12 +446,18 @@ export class McpGateway {
       );
     if (decision.decision === 'approval_required') {
       const id = decision.approval?.id;
+      if (id === undefined)
+        return denied(decision, invocation.hash, 'approval required, and none can be recorded');
+      const outOfBand = `approval required: a person answers with \`mandate approvals approve ${id}\`, then call again with the same arguments`;
+      const elicited = await this.#elicitApproval(session, id, name, signal);
+      if (elicited === undefined) return denied(decision, invocation.hash, outOfBand);
       return denied(
         decision,
         invocation.hash,
-        id === undefined
-          ? 'approval required, and none can be recorded'
-          : `approval required: a person answers with \`mandate approvals approve ${id}\`, then call again with the same arguments`,
+        elicited.answer !== undefined
+          ? `a person answered (${elicited.answer}) through elicitation: the agent's transport sends the call again`
+          : `${outOfBand} (elicitation: ${elicited.action}${elicited.code === undefined ? '' : `, ${elicited.code}`})`,
+        elicited,
       );
     }
     // Allowed by the bundle's catalog: the upstream must still serve that very tool.
@@ -396,7 +487,13 @@ export class McpGateway {
     let result: CallToolResult;
     try {
       if (serving === undefined) throw new Error('no upstream');
-      result = await serving.callTool(upstream.upstreamName, args, { signal });
+      // The upstream's span is a child of this call's span: the gateway's own trace context,
+      // never the agent's `_meta`.
+      const traceMeta = withTraceContext(undefined, span);
+      result = await serving.callTool(upstream.upstreamName, args, {
+        signal,
+        ...(traceMeta === undefined ? {} : { meta: traceMeta }),
+      });
     } catch (error) {
       const code = isMandateError(error) ? error.code : 'ERR_MCP_UPSTREAM_INVALID';
       await this.#outcome(invocation, { error: code });
@@ -404,6 +501,84 @@ export class McpGateway {
     }
     await this.#outcome(invocation, { result });
     return { result };
+  }
+
+  /**
+   * Asks the person behind the session's client to answer approval `id` through MCP elicitation,
+   * when the client declares both elicitation and an approver (`io.mandate/approver`); undefined
+   * when it does not (the approval stays out of band). An answer counts only as a human's signed
+   * answer, recorded after the same checks as one given out of band.
+   */
+  async #elicitApproval(
+    session: Session,
+    id: string,
+    name: string,
+    signal: AbortSignal,
+  ): Promise<ElicitationOutcome | undefined> {
+    const capabilities = session.server.getClientCapabilities();
+    if (
+      capabilities?.elicitation?.form === undefined ||
+      capabilities.experimental?.[APPROVER_CAPABILITY] === undefined
+    )
+      return undefined;
+    const point = this.#options.point;
+    const record = await point.approvalRequest(id).catch(() => undefined);
+    const now = this.#clock.nowSeconds();
+    if (record?.status !== 'pending' || now >= record.expiresAt) return undefined;
+    const server = record.tool.endsWith(`/${name}`)
+      ? record.tool.slice(0, record.tool.length - name.length - 1)
+      : record.tool;
+    const show = this.#options.showArguments?.({ tool: name, server }) ?? true;
+    const request: ElicitedApproval = {
+      id: record.id,
+      agent: record.agent,
+      chainHash: record.chainHash,
+      tool: record.tool,
+      argumentsDigest: record.argumentsDigest,
+      bundleVersion: record.bundleVersion,
+      bundleHash: record.bundleHash,
+      expiresAt: record.expiresAt,
+      name,
+      server,
+      reason: record.reason,
+      ...(show ? { arguments: record.arguments } : {}),
+    };
+    const timeout = Math.max(
+      1,
+      Math.min(
+        this.#options.approvalTimeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS,
+        (record.expiresAt - now) * 1000,
+      ),
+    );
+    let result;
+    try {
+      result = await session.server.elicitInput(
+        {
+          mode: 'form',
+          message: approvalElicitationMessage(request),
+          requestedSchema: APPROVAL_REQUESTED_SCHEMA,
+          _meta: { [APPROVAL_REQUEST_META_KEY]: { ...request } },
+        },
+        { timeout, signal },
+      );
+    } catch (error) {
+      const timedOut =
+        error instanceof McpError && error.code === (ErrorCode.RequestTimeout as number);
+      return { action: timedOut && !signal.aborted ? 'timeout' : 'failed' };
+    }
+    if (result.action === 'cancel') return { action: 'cancel' };
+    const answer = parseApprovalAnswer(result._meta?.[APPROVAL_ANSWER_META_KEY]);
+    if (answer === undefined) return { action: result.action, code: 'ERR_MCP_APPROVAL_UNSIGNED' };
+    if (answer.decision !== (result.action === 'accept' ? 'approve' : 'deny'))
+      return { action: result.action, code: 'ERR_APPROVAL_SIGNATURE_INVALID' };
+    try {
+      await point.recordApprovalAnswer(id, answer, this.#clock.nowSeconds());
+    } catch (error) {
+      const code = isMandateError(error) ? error.code : 'ERR_APPROVAL_SIGNATURE_INVALID';
+      this.#logger.warn('mcp elicited approval refused', { approval: id, reason: code });
+      return { action: result.action, code };
+    }
+    return { action: result.action, answer: answer.decision };
   }
 
   /**
@@ -530,6 +705,7 @@ function denied(
   decision: GateDecision,
   invocation: string,
   text: string,
+  elicitation?: ElicitationOutcome,
 ): { result: CallToolResult } {
   const code = codeOf(decision);
   return {
@@ -539,8 +715,48 @@ function denied(
       lock: decision.lock,
       ...(decision.approval?.id === undefined ? {} : { approval: decision.approval.id }),
       invocation,
+      ...(elicitation === undefined ? {} : { elicitation }),
     }),
   };
+}
+
+/** The decision's attributes on the call's span (docs/spec/audit.md, "OpenTelemetry"). */
+function decisionAttributes(
+  invocation: VerifiedInvocation,
+  decisionRecord: string,
+  decision: GateDecision,
+): Attributes {
+  const r = invocation.record;
+  return {
+    [GenAiAttribute.toolCallId]: invocation.hash,
+    [MandateAttribute.invocation]: invocation.hash,
+    [MandateAttribute.decisionRecord]: decisionRecord,
+    [MandateAttribute.argumentsDigest]: r.argumentsDigest,
+    ...(r.server === null ? {} : { [MandateAttribute.server]: r.server }),
+    [MandateAttribute.decision]: decision.decision,
+    [MandateAttribute.reasons]: [...decision.reasons],
+    [MandateAttribute.policies]: [...decision.policies],
+    ...(decision.lock === null ? {} : { [MandateAttribute.lock]: decision.lock }),
+    ...(decision.code === undefined || decision.code === null
+      ? {}
+      : { [MandateAttribute.code]: decision.code }),
+    ...(decision.bundle === null ? {} : { [MandateAttribute.bundleHash]: decision.bundle }),
+    ...(decision.approval?.id === undefined ? {} : { 'mandate.approval.id': decision.approval.id }),
+  };
+}
+
+/** Ends a call's span: an error result is an ERROR status naming its code; a call waiting for a person is not. */
+function endSpan(span: Span, result: CallToolResult): void {
+  const meta = result._meta?.[DECISION_META_KEY] as GatewayDecisionMeta | undefined;
+  if (meta !== undefined) {
+    if (meta.decision === 'refused' || meta.decision === 'failed')
+      span.setAttribute(MandateAttribute.decision, meta.decision);
+    if (meta.decision !== 'approval_required') {
+      span.setAttribute(GenAiAttribute.errorType, meta.code);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: meta.code });
+    }
+  } else span.setAttribute(MandateAttribute.outcome, result.isError === true ? 'error' : 'ok');
+  span.end();
 }
 
 /** A decision's code: a deny's own, `ERR_MCP_APPROVAL_REQUIRED` for a call waiting for a person. */

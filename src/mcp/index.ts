@@ -29,6 +29,24 @@ export {
   INVOCATION_META_KEY,
   SESSION_NOTIFICATION,
 } from './channel-transport.js';
+export {
+  approvalSigner,
+  approvalElicitationMessage,
+  APPROVAL_REQUEST_META_KEY,
+  APPROVAL_ANSWER_META_KEY,
+  APPROVER_CAPABILITY,
+} from './approval-elicitation.js';
+export type {
+  ApprovalSigner,
+  ApprovalSignerOptions,
+  ElicitedApproval,
+} from './approval-elicitation.js';
+export {
+  traceContextOf,
+  withTraceContext,
+  TRACEPARENT_META_KEY,
+  TRACESTATE_META_KEY,
+} from './trace-context.js';
 export type {
   ChannelClientTransportOptions,
   McpChannelListenerOptions,
@@ -38,4 +56,4 @@ export type {
 export { GatewayLeaseProvider, leasedUpstreamConfig } from './leases.js';
 export type { AgentUpstream, GatewayLeaseOptions, GatewayLeaseValue } from './leases.js';
 export { McpGateway, DECISION_META_KEY } from './gateway.js';
-export type { McpGatewayOptions, GatewayDecisionMeta } from './gateway.js';
+export type { McpGatewayOptions, GatewayDecisionMeta, ElicitationOutcome } from './gateway.js';

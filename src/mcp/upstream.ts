@@ -227,7 +227,12 @@ export class Upstream {
   async callTool(
     upstreamName: string,
     args: Record<string, unknown>,
-    options: { readonly signal?: AbortSignal; readonly timeoutMs?: number } = {},
+    options: {
+      readonly signal?: AbortSignal;
+      readonly timeoutMs?: number;
+      /** The request's `_meta` (the gateway's trace context: `traceparent`, `tracestate`). */
+      readonly meta?: Record<string, unknown>;
+    } = {},
   ): Promise<CallToolResult> {
     const client = this.#client;
     if (client === undefined || this.#state !== 'up')
@@ -239,7 +244,14 @@ export class Upstream {
     let result: unknown;
     try {
       result = await client.request(
-        { method: 'tools/call', params: { name: upstreamName, arguments: args } },
+        {
+          method: 'tools/call',
+          params: {
+            name: upstreamName,
+            arguments: args,
+            ...(options.meta === undefined ? {} : { _meta: options.meta }),
+          },
+        },
         CallToolResultSchema,
         {
           timeout: timeoutMs,

@@ -1,11 +1,16 @@
 // The enforcement point: gate 2 (`enforceCall`) behind signed invocations, with every invocation
 // and its countersigned decision in the audit log before the decision is returned
 // (docs/spec/audit.md, "Enforcement point").
-import { conflict, invalid, unauthorized } from '../core/internal.js';
+import { conflict, invalid, unauthorized, unavailable } from '../core/internal.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import type { ChainVerifier } from '../credentials/index.js';
-import { enforceCall, type EnforcementOptions, type GateDecision } from '../gates/index.js';
-import type { ApprovalRecord } from '../gates/index.js';
+import {
+  enforceCall,
+  recordApprovalAnswer,
+  type EnforcementOptions,
+  type GateDecision,
+} from '../gates/index.js';
+import type { ApprovalAnswer, ApprovalRecord } from '../gates/index.js';
 import {
   jsonDigest,
   parseAuditRecord,
@@ -413,6 +418,34 @@ export class EnforcementPoint {
       completedAt: nowSeconds,
     });
     return { record, index: await this.#options.log.append(record.bytes) };
+  }
+
+  /** An approval request of this point's gate (undefined without one, or without an approval store). */
+  approvalRequest(id: string): Promise<ApprovalRecord | undefined> {
+    return this.#options.enforcement.approvals?.get(id) ?? Promise.resolve(undefined);
+  }
+
+  /**
+   * Records a person's answer to one of this point's approval requests that was signed elsewhere
+   * (MCP elicitation through the agent's client): checked as `recordApprovalAnswer` does, against
+   * the same authorities and deny-set as an answer given out of band, before it is stored. The
+   * agent then calls again; the answer is verified once more when it is used.
+   */
+  async recordApprovalAnswer(
+    id: string,
+    answer: ApprovalAnswer,
+    nowSeconds: number,
+  ): Promise<ApprovalRecord> {
+    const e = this.#options.enforcement;
+    if (e.approvals === undefined || e.authorities === undefined)
+      throw unavailable(
+        'ERR_GATE_APPROVAL_UNAVAILABLE',
+        'this enforcement point records no approvals or knows no authorities',
+      );
+    return recordApprovalAnswer(e.approvals, id, answer, nowSeconds, {
+      authorities: e.authorities,
+      ...(e.denySet === undefined ? {} : { denySet: e.denySet }),
+    });
   }
 
   /** Logs a lease event by reference (ids and names, never a secret). Resolves once durable. */

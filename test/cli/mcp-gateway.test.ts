@@ -8,11 +8,15 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import {
+  ElicitRequestSchema,
+  type CallToolResult,
+  type ElicitRequest,
+} from '@modelcontextprotocol/sdk/types.js';
 import { json, run, type Run } from '../helpers/cli.js';
 import { freePort, killChildren, startMandate } from '../helpers/processes.js';
 import { repoRoot } from '../helpers/vectors.js';
-import { FILESYSTEM_SERVER, FS_POLICIES } from '../helpers/mcp-world.js';
+import { FILESYSTEM_SERVER, FS_POLICIES, TEST_SERVER_COMMAND } from '../helpers/mcp-world.js';
 import { DECISION_META_KEY, type GatewayDecisionMeta } from '../../src/mcp/index.js';
 
 const clients: Client[] = [];
@@ -184,4 +188,147 @@ describe('mandate gateway start / mandate mcp connect', () => {
     );
     expect(verified).toMatchObject({ ok: true, records: 7 });
   });
+
+  it("`mcp connect --approver`: the client's elicitation asks the person, whose signed approval lets the call through", async () => {
+    const h = new Home();
+    await h.ok('authority', 'init');
+    for (const name of ['dana', 'agent', 'gateway'])
+      await h.ok('identity', 'create', '--name', name);
+    await h.ok(
+      'credential',
+      'issue',
+      '--to',
+      'dana',
+      '--attr',
+      'tools=refund,refunds_done',
+      '--attr',
+      'human=true',
+      '--out',
+      h.path('dana.chain'),
+    );
+    await h.ok(
+      'credential',
+      'issue',
+      '--to',
+      'gateway',
+      '--attr',
+      'role=gateway',
+      '--out',
+      h.path('gateway.chain'),
+    );
+    await h.ok(
+      'delegate',
+      '--chain',
+      h.path('dana.chain'),
+      '--from',
+      'dana',
+      '--to',
+      'agent',
+      '--constraint',
+      'tools=refund,refunds_done',
+      '--purpose',
+      'refunds',
+      '--out',
+      h.path('agent.chain'),
+    );
+    writeFileSync(
+      h.path('gateway.json'),
+      JSON.stringify({
+        mcpServers: {
+          shop: {
+            command: TEST_SERVER_COMMAND.command,
+            args: [...TEST_SERVER_COMMAND.args, 'shop'],
+          },
+        },
+      }),
+    );
+    const catalog = await h.ok('gateway', 'catalog', '--config', h.path('gateway.json'));
+    writeFileSync(h.path('catalog.json'), JSON.stringify(catalog));
+    writeFileSync(
+      h.path('policies.cedar'),
+      `@id("list") permit(principal, action == Action::"listTool", resource in Server::"shop");
+@id("small") permit(principal, action == Action::"callTool", resource == Tool::"shop/refund")
+  when { context.args has amount && context.args.amount <= 100 };
+@id("large") @approval("refunds above 100 need a person")
+permit(principal, action == Action::"callTool", resource == Tool::"shop/refund")
+  when { context.args has amount && context.args.amount > 100 };`,
+    );
+    await h.ok('policy', 'publish', h.path('policies.cedar'), '--catalog', h.path('catalog.json'));
+    const port = await freePort();
+    const gateway = startMandate(
+      h.dir,
+      'gateway',
+      'start',
+      '--config',
+      h.path('gateway.json'),
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--identity',
+      'gateway',
+      '--credential',
+      h.path('gateway.chain'),
+    );
+    await gateway.waitFor(/gateway listening/);
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [
+        '--import',
+        'tsx',
+        join(repoRoot, 'src', 'cli', 'bin.ts'),
+        '--home',
+        h.dir,
+        'mcp',
+        'connect',
+        `/ip4/127.0.0.1/tcp/${port}`,
+        '--identity',
+        'agent',
+        '--credential',
+        h.path('agent.chain'),
+        '--approver',
+        'dana',
+      ],
+      cwd: repoRoot,
+      stderr: 'pipe',
+    });
+    let connectLog = '';
+    transport.stderr?.on('data', (chunk: Buffer) => {
+      connectLog += chunk.toString();
+    });
+    const client = new Client({ name: 'ide', version: '1' }, { capabilities: { elicitation: {} } });
+    const shown: ElicitRequest[] = [];
+    client.setRequestHandler(ElicitRequestSchema, (request) => {
+      shown.push(request);
+      return { action: 'accept', content: { reason: 'customer called' } };
+    });
+    clients.push(client);
+    await client.connect(transport);
+    const result = (await client.callTool(
+      { name: 'refund', arguments: { order: 'o-1', amount: 300 } },
+      undefined,
+      { timeout: 120_000 },
+    )) as CallToolResult;
+    expect(result.content, connectLog).toEqual([{ type: 'text', text: 'refunded 300 on o-1' }]);
+    expect(shown).toHaveLength(1);
+    expect(shown[0]!.params.message).toContain('arguments: {"amount":300,"order":"o-1"}');
+    expect(shown[0]!.params.message).toContain('why: refunds above 100 need a person');
+    await client.close();
+    expect(await gateway.stop('SIGTERM')).toBe(0);
+    const approvals = await h.ok<{ approvals: { status: string; answer: { reason: string } }[] }>(
+      'approvals',
+      'list',
+    );
+    expect(approvals.approvals).toMatchObject([
+      { status: 'used', answer: { reason: 'customer called' } },
+    ]);
+    // Escalation and the approved call: two invocations, two decisions (one with dana's approval),
+    // the decision trace, one outcome; all verify offline.
+    await h.ok('audit', 'checkpoint');
+    const verified = await h.ok<{ ok: boolean; records: number }>(
+      'audit',
+      'verify',
+      '--enforcer',
+      'gateway',
+    );
+    expect(verified).toMatchObject({ ok: true, records: 6 });
+  }, 180_000);
 });

@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { ManualClock } from '../../src/core/index.js';
 import { MemoryVault } from '../../src/vault/index.js';
 import { Identities, MemoryIdentityRepository, Purpose } from '../../src/identity/index.js';
@@ -55,8 +56,13 @@ import {
   McpChannelListener,
   McpGateway,
   parseGatewayConfig,
+  DECISION_META_KEY,
+  type ApprovalSigner,
   type ChannelClientTransport,
+  type GatewayDecisionMeta,
+  type McpGatewayOptions,
 } from '../../src/mcp/index.js';
+import type { Tracer } from '@opentelemetry/api';
 import { encodeConstraintValue } from '../../src/credentials/internal.js';
 import { Broker, type SecretReader } from '../../src/broker/index.js';
 import { GatewayLeaseProvider } from '../../src/mcp/index.js';
@@ -101,6 +107,31 @@ permit(principal, action == Action::"listTool", resource == Tool::"fs/write_file
 forbid(principal, action, resource == Tool::"fs/write_file");
 `;
 
+/** Policies over the refund server: small refunds allowed, large ones wait for a person. */
+export const SHOP_POLICIES = `
+@id("shop-list")
+permit(principal, action == Action::"listTool", resource in Server::"shop");
+
+@id("refund-small")
+permit(principal, action == Action::"callTool", resource == Tool::"shop/refund")
+  when { context.args has amount && context.args.amount <= 100 };
+
+@id("refund-large")
+@approval("refunds above 100 need a person")
+permit(principal, action == Action::"callTool", resource == Tool::"shop/refund")
+  when { context.args has amount && context.args.amount > 100 };
+
+@id("refunds-done")
+permit(principal, action == Action::"callTool", resource == Tool::"shop/refunds_done");
+`;
+
+/** The gateway's decision in a tool result's `_meta`. */
+export const metaOf = (result: unknown): GatewayDecisionMeta | undefined =>
+  (result as CallToolResult)._meta?.[DECISION_META_KEY] as GatewayDecisionMeta | undefined;
+/** A tool result's text. */
+export const textOf = (result: unknown): string =>
+  (result as CallToolResult).content.map((c) => (c.type === 'text' ? c.text : '')).join('');
+
 export interface McpWorldOptions {
   readonly policies?: string;
   /** Extra `mcpServers` entries (with `fs`, unless `fs` is given as `null`). */
@@ -119,6 +150,8 @@ export interface McpWorldOptions {
     readonly idleMs?: number;
     readonly maxAgentUpstreams?: number;
   };
+  /** More options of the gateway (elicitation, tracing). */
+  readonly gateway?: Pick<McpGatewayOptions, 'tracer' | 'approvalTimeoutMs' | 'showArguments'>;
 }
 
 export async function mcpWorld(options: McpWorldOptions = {}) {
@@ -264,6 +297,7 @@ export async function mcpWorld(options: McpWorldOptions = {}) {
               : { maxAgentUpstreams: options.leases.maxAgentUpstreams }),
           },
         }),
+    ...options.gateway,
   });
   let version = 0;
   /** Signs (here: holds) a bundle of `policies` over `catalog` (default: the gateway's now). */
@@ -320,6 +354,11 @@ export async function mcpWorld(options: McpWorldOptions = {}) {
       chain?: Uint8Array;
       /** The route to the gateway's channel listener (default: straight to it, `[gateway, api]`). */
       route?: (transport: MemoryTransport) => Route;
+      /** Answers the gateway's approval elicitations as a human. */
+      approver?: ApprovalSigner;
+      /** The client to connect (default: a plain SDK Client, no elicitation). */
+      client?: Client;
+      tracer?: Tracer;
     } = {},
   ): Promise<{ client: Client; transport: ChannelClientTransport }> => {
     const router = new Router();
@@ -346,11 +385,15 @@ export async function mcpWorld(options: McpWorldOptions = {}) {
         },
         clock,
       },
-      connectOptions.sign === false
-        ? {}
-        : { signing: { vault, issuer: party.issuer, chain, clock } },
+      {
+        ...(connectOptions.sign === false
+          ? {}
+          : { signing: { vault, issuer: party.issuer, chain, clock } }),
+        ...(connectOptions.approver === undefined ? {} : { approver: connectOptions.approver }),
+        ...(connectOptions.tracer === undefined ? {} : { tracer: connectOptions.tracer }),
+      },
     );
-    const client = new Client({ name: 'test-agent', version: '1' });
+    const client = connectOptions.client ?? new Client({ name: 'test-agent', version: '1' });
     await client.connect(mcpTransport);
     cleanups.push(() => client.close());
     return { client, transport: mcpTransport };

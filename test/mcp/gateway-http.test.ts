@@ -2,75 +2,16 @@
 // next to the stdio filesystem server, behind one gateway: its tools merged into the catalog
 // (with a prefix), listed and called through the gates; a new bundle that changes what a session
 // may see sends it `notifications/tools/list_changed`.
-import { createServer, type Server as HttpServer } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import {
-  CallToolRequestSchema,
-  ListToolsRequestSchema,
-  ToolListChangedNotificationSchema,
-} from '@modelcontextprotocol/sdk/types.js';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { DECISION_META_KEY, type GatewayDecisionMeta } from '../../src/mcp/index.js';
 import { FS_POLICIES, mcpWorld } from '../helpers/mcp-world.js';
+import { httpUpstream } from '../helpers/mcp-http-upstream.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-/** A stateless streamable-HTTP MCP server with one tool, `shout`. */
-async function httpUpstream(): Promise<string> {
-  const http: HttpServer = createServer((req, res) => {
-    // eslint-disable-next-line @typescript-eslint/no-deprecated -- a test server with a JSON Schema tool, no zod
-    const server = new Server({ name: 'http-test', version: '1' }, { capabilities: { tools: {} } });
-    server.setRequestHandler(ListToolsRequestSchema, () => ({
-      tools: [
-        {
-          name: 'shout',
-          description: 'upper-case a text',
-          inputSchema: {
-            type: 'object',
-            properties: { text: { type: 'string', maxLength: 100 } },
-            required: ['text'],
-          },
-        },
-      ],
-    }));
-    server.setRequestHandler(CallToolRequestSchema, (request) => ({
-      content: [{ type: 'text', text: String(request.params.arguments?.['text']).toUpperCase() }],
-    }));
-    // Stateless (no session ids): the SDK's documented `sessionIdGenerator: undefined`, which its
-    // option type does not admit under exactOptionalPropertyTypes.
-    const stateless = { sessionIdGenerator: undefined } as unknown as ConstructorParameters<
-      typeof StreamableHTTPServerTransport
-    >[0];
-    const transport = new StreamableHTTPServerTransport(stateless);
-    res.on('close', () => {
-      void transport.close();
-      void server.close();
-    });
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      void server
-        .connect(transport)
-        .then(() =>
-          transport.handleRequest(
-            req,
-            res,
-            text === '' ? undefined : (JSON.parse(text) as unknown),
-          ),
-        );
-    });
-  });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => new Promise((resolve) => http.close(resolve)));
-  const address = http.address();
-  if (address === null || typeof address === 'string') throw new Error('no address');
-  return `http://127.0.0.1:${address.port}/mcp`;
-}
 
 const HTTP_POLICIES = `${FS_POLICIES}
 @id("remote")
@@ -79,7 +20,8 @@ permit(principal, action, resource == Tool::"remote/remote_shout");
 
 describe('MCP gateway with a streamable-HTTP upstream', () => {
   it('merges, lists and calls its tools (prefixed); a new bundle shrinks the list and says so', async () => {
-    const url = await httpUpstream();
+    const { url, close } = await httpUpstream();
+    cleanups.push(close);
     const w = await mcpWorld({
       servers: { remote: { url, mandate: { prefix: 'remote_' } } },
       policies: HTTP_POLICIES,

@@ -2,38 +2,20 @@
 // the root grant shared by sibling sub-agents, and a human approval above a threshold, bound to
 // the call's argument digest and used once.
 import { afterEach, describe, expect, it } from 'vitest';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { answerApproval } from '../../src/gates/index.js';
-import { DECISION_META_KEY, type GatewayDecisionMeta } from '../../src/mcp/index.js';
-import { mcpWorld, TEST_SERVER_COMMAND } from '../helpers/mcp-world.js';
+import {
+  mcpWorld,
+  metaOf,
+  SHOP_POLICIES,
+  TEST_SERVER_COMMAND,
+  textOf,
+} from '../helpers/mcp-world.js';
 
 type World = Awaited<ReturnType<typeof mcpWorld>>;
 const worlds: World[] = [];
 afterEach(async () => {
   for (const w of worlds.splice(0)) await w.close();
 });
-
-const SHOP_POLICIES = `
-@id("shop-list")
-permit(principal, action == Action::"listTool", resource in Server::"shop");
-
-@id("refund-small")
-permit(principal, action == Action::"callTool", resource == Tool::"shop/refund")
-  when { context.args has amount && context.args.amount <= 100 };
-
-@id("refund-large")
-@approval("refunds above 100 need a person")
-permit(principal, action == Action::"callTool", resource == Tool::"shop/refund")
-  when { context.args has amount && context.args.amount > 100 };
-
-@id("refunds-done")
-permit(principal, action == Action::"callTool", resource == Tool::"shop/refunds_done");
-`;
-
-const metaOf = (result: unknown): GatewayDecisionMeta | undefined =>
-  (result as CallToolResult)._meta?.[DECISION_META_KEY] as GatewayDecisionMeta | undefined;
-const textOf = (result: unknown): string =>
-  (result as CallToolResult).content.map((c) => (c.type === 'text' ? c.text : '')).join('');
 
 describe('MCP gateway in front of a refund server', () => {
   it('bounds from the chain, a budget shared by siblings, an approval bound to the exact call', async () => {

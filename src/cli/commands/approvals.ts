@@ -5,6 +5,7 @@ import {
   ChainVerifier,
   chainFromCredential,
   type CredentialIssuer,
+  type VerifiedChain,
 } from '../../credentials/index.js';
 import { Purpose, type Identifier } from '../../identity/index.js';
 import { answerApproval, type ApprovalRecord, type ApprovalStatus } from '../../gates/index.js';
@@ -151,6 +152,44 @@ async function memberCredential(
   }
 }
 
+/**
+ * A human who answers approvals: its own credential — given, or issued now by this home's
+ * authority from the membership record that says `human=true` — verified like any chain against
+ * the home-wide trust anchors (a scoped anchor never makes an approver), and its credential key.
+ * `answerApproval` / `signApprovalAnswer` refuse it unless its subject is marked human and it
+ * carries no delegation.
+ */
+export async function humanApprover(
+  home: Home,
+  name: string,
+  now: number,
+  opts: { readonly credential?: string; readonly authority: string },
+): Promise<{ approver: VerifiedChain; signer: CredentialIssuer }> {
+  const human = (await home.identities.get(name)).identity;
+  const bytes =
+    opts.credential !== undefined
+      ? await readChain(home, opts.credential)
+      : chainFromCredential(
+          await memberCredential(home, opts.authority, human.identifier, now),
+          human,
+        );
+  const approver = new ChainVerifier(await verification(home, now, bytes)).verify(bytes, {
+    nowSeconds: now,
+    presenter: human.identifier,
+  });
+  const { verified, keyId } = await home.identities.purposeKey(
+    human.identifier,
+    Purpose.credentials,
+  );
+  const signer: CredentialIssuer = {
+    identity: human,
+    credentialKeyId: keyId,
+    credentialKeyAttestation: verified.attestation,
+    verifiedKey: verified,
+  };
+  return { approver, signer };
+}
+
 /** `approvals approve|deny ID --as NAME --reason TEXT`. */
 export async function runApprovalAnswer(
   ctx: CliContext,
@@ -161,31 +200,7 @@ export async function runApprovalAnswer(
   const home = await ctx.openHome();
   try {
     const now = ctx.clock.nowSeconds();
-    const human = (await home.identities.get(opts.as)).identity;
-    // The human's own credential: given, or issued now by this home's authority from the
-    // membership record that says `human=true`. Either way it is verified like any chain, and
-    // answerApproval refuses it unless its subject is marked human and it carries no delegation.
-    const bytes =
-      opts.credential !== undefined
-        ? await readChain(home, opts.credential)
-        : chainFromCredential(
-            await memberCredential(home, opts.authority, human.identifier, now),
-            human,
-          );
-    const approver = new ChainVerifier(
-      // Home-wide trust anchors only: a scoped anchor never makes an approver.
-      await verification(home, now, bytes),
-    ).verify(bytes, { nowSeconds: now, presenter: human.identifier });
-    const { verified, keyId } = await home.identities.purposeKey(
-      human.identifier,
-      Purpose.credentials,
-    );
-    const signer: CredentialIssuer = {
-      identity: human,
-      credentialKeyId: keyId,
-      credentialKeyAttestation: verified.attestation,
-      verifiedKey: verified,
-    };
+    const { approver, signer } = await humanApprover(home, opts.as, now, opts);
     const record = await answerApproval(home.store.approvals, {
       id,
       decision,

@@ -24,6 +24,7 @@ import {
   type DenySetWatcher,
 } from '../../node/index.js';
 import {
+  approvalSigner,
   connectMcpChannel,
   GatewayLeaseProvider,
   leasedUpstreamConfig,
@@ -49,6 +50,7 @@ import {
   untilSignal,
 } from '../node-runtime.js';
 import { homeAuditOrigin } from './audit.js';
+import { humanApprover } from './approvals.js';
 
 /** How long the gateway's bundle source may go without reading the store before it fails closed. */
 const GATEWAY_BUNDLE_STALENESS_SECONDS = 10;
@@ -91,6 +93,15 @@ export function registerGatewayCommands(program: Command, context: () => CliCont
       '--gateway <identifier>',
       'accept only this gateway identity (default: any credential holder of a trusted authority)',
     )
+    .option(
+      '--approver <identity>',
+      "a local human identity (human=true) who answers the gateway's approval requests through the client's MCP elicitation, signed with its key",
+    )
+    .option(
+      '--approver-credential <file>',
+      "the approver's own credential; without it, this home's authority issues one at each answer",
+    )
+    .option('--authority <name>', 'the authority that vouches for the approver', DEFAULT_AUTHORITY)
     .description(
       'a stdio MCP server for an unmodified MCP client: forwards to the gateway over a secure channel, signing every tool call',
     )
@@ -271,6 +282,9 @@ interface McpConnectOptions {
   identity: string;
   credential: string;
   gateway?: string;
+  approver?: string;
+  approverCredential?: string;
+  authority: string;
 }
 
 /**
@@ -304,6 +318,17 @@ export async function runMcpConnect(
       nowSeconds: ctx.clock.nowSeconds(),
     });
     const denySet = await home.denySet(ctx.clock.nowSeconds());
+    // The approver is checked now (a human of a trusted authority), and its credential is
+    // fetched again at every answer (an issued one lives minutes).
+    const approverName = opts.approver;
+    const approverOptions = {
+      authority: opts.authority,
+      ...(opts.approverCredential === undefined ? {} : { credential: opts.approverCredential }),
+    };
+    const approver =
+      approverName === undefined
+        ? undefined
+        : await humanApprover(home, approverName, ctx.clock.nowSeconds(), approverOptions);
     const transport = new TcpTransport(router, { logger });
     const upstream = await connectMcpChannel(
       router,
@@ -328,6 +353,18 @@ export async function runMcpConnect(
           chain,
           clock: ctx.clock,
         },
+        ...(approver === undefined || approverName === undefined
+          ? {}
+          : {
+              approver: approvalSigner({
+                approver: async () =>
+                  (await humanApprover(home, approverName, ctx.clock.nowSeconds(), approverOptions))
+                    .approver,
+                signer: approver.signer,
+                vault: home.vault,
+                clock: ctx.clock,
+              }),
+            }),
       },
     );
     const stdio = new StdioServerTransport();
