@@ -18,8 +18,10 @@ import {
   SecureChannelLocalInfo,
   type SecureChannel,
   type SecureChannelOptions,
+  type TrustPolicy,
   type VerifiedPeer,
 } from '../channel/index.js';
+import { decodeConstraintValue } from '../credentials/internal.js';
 import { localAddress, type Route, type Router } from '../routing/index.js';
 import { InvocationSigner, toBase64Url, type RecordHash } from '../audit/index.js';
 import type { CredentialIssuer } from '../credentials/index.js';
@@ -30,10 +32,36 @@ import { DEFAULT_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES_LIMIT } from './config.js'
 export const MCP_SERVICE_ADDRESS = 'mcp';
 /** Where a `tools/call` carries its signed invocation (base64url of the record bytes). */
 export const INVOCATION_META_KEY = 'io.mandate/invocation';
+/** Where a tool result carries the gateway's decision (and the invocation's hash once logged). */
+export const DECISION_META_KEY = 'io.mandate/decision';
 /** The gateway's first message on a session, and again whenever the agent's head moved elsewhere. */
 export const SESSION_NOTIFICATION = 'notifications/mandate/session';
 /** JSON-RPC error code of a message over the size bound (implementation-defined server error range). */
 export const MESSAGE_TOO_LARGE_RPC_CODE = -32010;
+
+/** The credential attribute that marks its subject as a gateway: `role=gateway`. */
+export const GATEWAY_ROLE_ATTRIBUTE = 'role';
+export const GATEWAY_ROLE = 'gateway';
+
+/**
+ * The agent's default trust in a gateway: a peer holding a credential from a trusted authority
+ * whose `role` attribute names `gateway` (`credential issue --to gateway --attr role=gateway`).
+ * Membership alone is not enough: any member could otherwise stand in for the gateway and read
+ * the agent's calls. A delegated chain never counts (only the authority writes the role).
+ */
+export function gatewayTrustPolicy(): TrustPolicy {
+  return (peer) =>
+    peer.credentials.some((credential) => {
+      const value = credential.attributes.get(GATEWAY_ROLE_ATTRIBUTE);
+      if (value === undefined) return false;
+      try {
+        const constraint = decodeConstraintValue(value);
+        return constraint.kind === 'set' && constraint.values.includes(GATEWAY_ROLE);
+      } catch {
+        return false;
+      }
+    });
+}
 
 /** The parameters of {@link SESSION_NOTIFICATION}. */
 export interface SessionNotice {
@@ -279,6 +307,11 @@ export class ChannelServerTransport implements Transport {
     return this.#closed;
   }
 
+  /** The largest message this session carries (an answer over it is refused: -32010). */
+  get maxMessageBytes(): number {
+    return this.#max;
+  }
+
   start(): Promise<void> {
     return Promise.resolve();
   }
@@ -461,6 +494,14 @@ export interface ChannelClientTransportOptions {
 
 let nextClient = 1;
 
+/** A signed `tools/call` on its way: the message as the client gave it, its invocation. */
+interface PendingCall {
+  readonly message: JSONRPCMessage;
+  readonly hash: RecordHash;
+  readonly previous: RecordHash | null;
+  readonly retried: boolean;
+}
+
 /**
  * The agent's end: an SDK `Transport` over an open secure channel to a gateway. `start` waits for
  * the gateway's session notice (the agent's invocation head). Each outgoing `tools/call` gets an
@@ -484,6 +525,8 @@ export class ChannelClientTransport implements Transport {
   readonly #frames: Reassembler;
   #messageNo = 0;
   #onSession: ((notice: SessionNotice) => void) | undefined;
+  /** Signed `tools/call`s awaiting their answer, by request id. */
+  readonly #pending = new Map<string | number, PendingCall>();
 
   constructor(router: Router, channel: SecureChannel, options: ChannelClientTransportOptions = {}) {
     this.#router = router;
@@ -565,10 +608,51 @@ export class ChannelClientTransport implements Transport {
       this.#onSession = undefined;
       return;
     }
+    if (!this.#settle(message)) return;
     this.onmessage?.(message);
   }
 
+  /**
+   * An answer to a signed call: the head stays on its invocation only when the gateway says it
+   * was logged; a call refused because another session moved the head is signed again on the
+   * head the gateway names and sent once more. False when the answer is not for the caller.
+   */
+  #settle(message: JSONRPCMessage): boolean {
+    if (!('id' in message) || 'method' in message || message.id === undefined) return true;
+    const pending = this.#pending.get(message.id);
+    if (pending === undefined) return true;
+    this.#pending.delete(message.id);
+    const result = 'result' in message ? message.result : undefined;
+    const decision = result?._meta?.[DECISION_META_KEY];
+    const meta = typeof decision === 'object' && decision !== null ? decision : {};
+    const logged = 'invocation' in meta && meta.invocation === pending.hash;
+    const signing = this.#options.signing;
+    if (logged || signing === undefined) return true;
+    const head = 'head' in meta ? meta.head : undefined;
+    if (
+      !pending.retried &&
+      'code' in meta &&
+      meta.code === 'ERR_AUDIT_AGENT_CHAIN_MISMATCH' &&
+      (head === null || typeof head === 'string')
+    ) {
+      if (this.#signer?.head !== head)
+        this.#signer = new InvocationSigner(signing.vault, signing.issuer, head);
+      this.#send(pending.message, true).catch(() => {
+        this.onmessage?.(message);
+      });
+      return false;
+    }
+    // Not logged: the next invocation follows the one before it, unless others were signed since.
+    if (this.#signer?.head === pending.hash)
+      this.#signer = new InvocationSigner(signing.vault, signing.issuer, pending.previous);
+    return true;
+  }
+
   send(message: JSONRPCMessage): Promise<void> {
+    return this.#send(message, false);
+  }
+
+  #send(message: JSONRPCMessage, retried: boolean): Promise<void> {
     if (this.#closed)
       return Promise.reject(unavailable('ERR_CHANNEL_CLOSED', 'the session closed'));
     const signing = this.#options.signing;
@@ -590,6 +674,12 @@ export class ChannelClientTransport implements Transport {
           nowSeconds: (signing.clock ?? systemClock).nowSeconds(),
         })
         .then((signed) => {
+          this.#pending.set(message.id, {
+            message,
+            hash: signed.hash,
+            previous: signed.record.previous,
+            retried,
+          });
           const meta = (params['_meta'] ?? {}) as Record<string, unknown>;
           return {
             ...message,
