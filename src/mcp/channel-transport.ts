@@ -41,6 +41,7 @@ export const MESSAGE_TOO_LARGE_RPC_CODE = -32010;
 
 /** The credential attribute that marks its subject as a gateway: `role=gateway`. */
 export const GATEWAY_ROLE_ATTRIBUTE = 'role';
+/** The value of {@link GATEWAY_ROLE_ATTRIBUTE} an agent's default trust requires of its gateway. */
 export const GATEWAY_ROLE = 'gateway';
 
 /**
