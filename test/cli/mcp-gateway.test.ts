@@ -35,6 +35,49 @@ class Home {
     expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(0);
     return json(r) as T;
   }
+  /** A gateway config over the filesystem server on `files`; its catalog signed into the bundle. */
+  async publishFsCatalog(files: string): Promise<{ tools: unknown[] }> {
+    writeFileSync(
+      this.path('gateway.json'),
+      JSON.stringify({
+        mcpServers: { fs: { command: process.execPath, args: [FILESYSTEM_SERVER, files] } },
+      }),
+    );
+    // The operator signs the upstreams' catalog into the bundle.
+    const catalog = await this.ok<{ tools: unknown[] }>(
+      'gateway',
+      'catalog',
+      '--config',
+      this.path('gateway.json'),
+    );
+    writeFileSync(this.path('catalog.json'), JSON.stringify(catalog));
+    writeFileSync(this.path('policies.cedar'), FS_POLICIES);
+    await this.ok(
+      'policy',
+      'publish',
+      this.path('policies.cedar'),
+      '--catalog',
+      this.path('catalog.json'),
+    );
+    return catalog;
+  }
+  /** `gateway start` on this home as `gateway`, presenting the credential file `credential`. */
+  startGateway(port: number, credential: string, ...more: string[]) {
+    return startMandate(
+      this.dir,
+      'gateway',
+      'start',
+      '--config',
+      this.path('gateway.json'),
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--identity',
+      'gateway',
+      '--credential',
+      this.path(credential),
+      ...more,
+    );
+  }
 }
 
 const metaOf = (result: CallToolResult): GatewayDecisionMeta | undefined =>
@@ -90,38 +133,11 @@ describe('mandate gateway start / mandate mcp connect', () => {
       '--out',
       h.path('agent.chain'),
     );
-    writeFileSync(
-      h.path('gateway.json'),
-      JSON.stringify({
-        mcpServers: { fs: { command: process.execPath, args: [FILESYSTEM_SERVER, files] } },
-      }),
-    );
-    // The operator signs the upstreams' catalog into the bundle.
-    const catalog = await h.ok<{ tools: unknown[] }>(
-      'gateway',
-      'catalog',
-      '--config',
-      h.path('gateway.json'),
-    );
+    const catalog = await h.publishFsCatalog(files);
     expect(catalog.tools.length).toBeGreaterThan(5);
-    writeFileSync(h.path('catalog.json'), JSON.stringify(catalog));
-    writeFileSync(h.path('policies.cedar'), FS_POLICIES);
-    await h.ok('policy', 'publish', h.path('policies.cedar'), '--catalog', h.path('catalog.json'));
 
     const port = await freePort();
-    const gateway = startMandate(
-      h.dir,
-      'gateway',
-      'start',
-      '--config',
-      h.path('gateway.json'),
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--identity',
-      'gateway',
-      '--credential',
-      h.path('gateway.chain'),
-    );
+    const gateway = h.startGateway(port, 'gateway.chain');
     await gateway.waitFor(/gateway listening/);
 
     const transport = new StdioClientTransport({
@@ -184,7 +200,7 @@ describe('mandate gateway start / mandate mcp connect', () => {
       'gateway',
     );
     expect(verified).toMatchObject({ ok: true, records: 7 });
-  });
+  }, 120_000);
 
   it('attack 13: `mcp connect` trusts only a `role=gateway` credential (or `--gateway`), answers a batch or `id: null`; the gateway checkpoints its log; a link cannot say `human=true`', async () => {
     const h = new Home();
@@ -263,33 +279,11 @@ describe('mandate gateway start / mandate mcp connect', () => {
       '--out',
       h.path('gateway.chain'),
     );
-    writeFileSync(
-      h.path('gateway.json'),
-      JSON.stringify({
-        mcpServers: { fs: { command: process.execPath, args: [FILESYSTEM_SERVER, files] } },
-      }),
-    );
-    const catalog = await h.ok('gateway', 'catalog', '--config', h.path('gateway.json'));
-    writeFileSync(h.path('catalog.json'), JSON.stringify(catalog));
-    writeFileSync(h.path('policies.cedar'), FS_POLICIES);
-    await h.ok('policy', 'publish', h.path('policies.cedar'), '--catalog', h.path('catalog.json'));
+    await h.publishFsCatalog(files);
     const port = await freePort();
     const route = `/ip4/127.0.0.1/tcp/${port}`;
     const gatewayAs = (credential: string, ...more: string[]) =>
-      startMandate(
-        h.dir,
-        'gateway',
-        'start',
-        '--config',
-        h.path('gateway.json'),
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--identity',
-        'gateway',
-        '--credential',
-        h.path(credential),
-        ...more,
-      );
+      h.startGateway(port, credential, ...more);
     const connect = (...more: string[]) =>
       startMandate(
         h.dir,
