@@ -121,6 +121,8 @@ export const RELAY_ATTRIBUTE = 'relay';
 export const SECRETS_ATTRIBUTE = 'secrets';
 /** The scopes a leased JWT may carry (gates/lease-decision.ts): a set of scope names or `*`. */
 export const SECRET_SCOPES_ATTRIBUTE = 'secret_scopes';
+/** The attribute by which an authority marks a member as a person: only its credential writes it. */
+export const HUMAN_ATTRIBUTE = 'human';
 /**
  * Attribute names that are capabilities of the infrastructure, never constraints on a tool call:
  * Mandate's relay registration, and the names Ockam's authority writes (research/ockam.md §3).
@@ -132,7 +134,7 @@ export const INFRASTRUCTURE_ATTRIBUTES: readonly string[] = Object.freeze([
   RELAY_ATTRIBUTE,
   // `human=true`: the authority marks a member as a person (gates: a `Human` delegator, an
   // approver); a fact about the subject, not a constraint on its calls.
-  'human',
+  HUMAN_ATTRIBUTE,
   // Gate 3: what the broker may lease (docs/spec/broker.md §2), read by the lease decision only.
   SECRETS_ATTRIBUTE,
   SECRET_SCOPES_ATTRIBUTE,

@@ -40,6 +40,7 @@ import {
   constraintsFromAttributes,
   constraintsToAttributes,
   formatConstraint,
+  HUMAN_ATTRIBUTE,
   requestScope,
   TOOLS_ATTRIBUTE,
   type AuthorizationRequest,
@@ -488,6 +489,13 @@ export async function delegate(
   for (const name of options.constraints.keys()) {
     if (name.startsWith(RESERVED_PREFIX))
       throw invalid('ERR_DELEGATION_MALFORMED', `\`${name}\` is a reserved name`);
+    // Only the authority marks a person (approvers, `Human` delegators): a link that says
+    // `human=true` would mark an agent one, even if nothing it checks reads it.
+    if (name === HUMAN_ATTRIBUTE)
+      throw forbidden(
+        'ERR_DELEGATION_HUMAN',
+        '`human` is written by the authority only (`credential issue --attr human=true`): a link cannot mark its subject a person',
+      );
   }
   const narrower = checkConstraintsNarrower(options.constraints, chain.effectiveConstraints);
   if (!narrower.ok) {

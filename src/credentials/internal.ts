@@ -10,6 +10,7 @@ export {
   LABEL_PREFIX,
   SECRETS_ATTRIBUTE,
   SECRET_SCOPES_ATTRIBUTE,
+  HUMAN_ATTRIBUTE,
 } from './constraints.js';
 export { RESERVED_PREFIX } from './delegation.js';
 export {

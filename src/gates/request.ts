@@ -3,7 +3,7 @@
 // derived from a tool once per catalog; a call adds only its arguments.
 import { invalid } from '../core/internal.js';
 import type { Constraint, Constraints, VerifiedChain } from '../credentials/index.js';
-import { LABEL_PREFIX, TOOLS_ATTRIBUTE } from '../credentials/internal.js';
+import { HUMAN_ATTRIBUTE, LABEL_PREFIX, TOOLS_ATTRIBUTE } from '../credentials/internal.js';
 import { toHex } from '../encoding/index.js';
 import {
   entityKey,
@@ -290,7 +290,7 @@ export function chainArguments(
 // --- the chain → Agent ------------------------------------------------------------------------
 
 /** The credential attribute by which an authority marks a root credential's subject as a person. */
-export const HUMAN_ATTRIBUTE = 'human';
+export { HUMAN_ATTRIBUTE };
 
 /** Whether the chain's root credential marks its subject `human=true`. */
 export function rootIsHuman(chain: VerifiedChain): boolean {

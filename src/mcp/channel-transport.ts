@@ -18,8 +18,10 @@ import {
   SecureChannelLocalInfo,
   type SecureChannel,
   type SecureChannelOptions,
+  type TrustPolicy,
   type VerifiedPeer,
 } from '../channel/index.js';
+import { decodeConstraintValue } from '../credentials/internal.js';
 import { localAddress, type Route, type Router } from '../routing/index.js';
 import {
   GenAiAttribute,
@@ -51,12 +53,37 @@ import { parentContextOf, withTraceContext } from './trace-context.js';
 export const MCP_SERVICE_ADDRESS = 'mcp';
 /** Where a `tools/call` carries its signed invocation (base64url of the record bytes). */
 export const INVOCATION_META_KEY = 'io.mandate/invocation';
-/** Where a tool error carries the gateway's decision (code, lock, approval id; never policies). */
+/** Where a tool result carries the gateway's decision (and the invocation's hash once logged). */
 export const DECISION_META_KEY = 'io.mandate/decision';
 /** The gateway's first message on a session, and again whenever the agent's head moved elsewhere. */
 export const SESSION_NOTIFICATION = 'notifications/mandate/session';
 /** JSON-RPC error code of a message over the size bound (implementation-defined server error range). */
 export const MESSAGE_TOO_LARGE_RPC_CODE = -32010;
+
+/** The credential attribute that marks its subject as a gateway: `role=gateway`. */
+export const GATEWAY_ROLE_ATTRIBUTE = 'role';
+/** The value of {@link GATEWAY_ROLE_ATTRIBUTE} an agent's default trust requires of its gateway. */
+export const GATEWAY_ROLE = 'gateway';
+
+/**
+ * The agent's default trust in a gateway: a peer holding a credential from a trusted authority
+ * whose `role` attribute names `gateway` (`credential issue --to gateway --attr role=gateway`).
+ * Membership alone is not enough: any member could otherwise stand in for the gateway and read
+ * the agent's calls. A delegated chain never counts (only the authority writes the role).
+ */
+export function gatewayTrustPolicy(): TrustPolicy {
+  return (peer) =>
+    peer.credentials.some((credential) => {
+      const value = credential.attributes.get(GATEWAY_ROLE_ATTRIBUTE);
+      if (value === undefined) return false;
+      try {
+        const constraint = decodeConstraintValue(value);
+        return constraint.kind === 'set' && constraint.values.includes(GATEWAY_ROLE);
+      } catch {
+        return false;
+      }
+    });
+}
 
 /** The parameters of {@link SESSION_NOTIFICATION}. */
 export interface SessionNotice {
@@ -311,6 +338,11 @@ export class ChannelServerTransport implements Transport {
     return this.#closed;
   }
 
+  /** The largest message this session carries (an answer over it is refused: -32010). */
+  get maxMessageBytes(): number {
+    return this.#max;
+  }
+
   start(): Promise<void> {
     return Promise.resolve();
   }
@@ -509,6 +541,11 @@ interface PendingCall {
   readonly span: Span;
   /** Sent again after a person answered through elicitation (once at most). */
   resent: boolean;
+  /** Its invocation, once signed, and the head it followed. */
+  hash?: RecordHash;
+  previous?: RecordHash | null;
+  /** Signed again on the head the gateway named, after another session moved it (once at most). */
+  retried: boolean;
 }
 
 let nextClient = 1;
@@ -690,7 +727,33 @@ export class ChannelClientTransport implements Transport {
     const result = 'result' in message ? (message.result as Record<string, unknown>) : undefined;
     const decision = (result?.['_meta'] as Record<string, unknown> | undefined)?.[
       DECISION_META_KEY
-    ] as { elicitation?: { answer?: unknown } } | undefined;
+    ] as
+      | { elicitation?: { answer?: unknown }; invocation?: unknown; code?: unknown; head?: unknown }
+      | undefined;
+    const signing = this.#options.signing;
+    // The head stays on the call's invocation only when the gateway says it was logged; a call
+    // refused because another session moved the head is signed again on the head the gateway
+    // names and sent once more.
+    if (signing !== undefined && call.hash !== undefined && decision?.invocation !== call.hash) {
+      const head = decision?.head;
+      if (
+        !call.retried &&
+        decision?.code === 'ERR_AUDIT_AGENT_CHAIN_MISMATCH' &&
+        (head === null || typeof head === 'string')
+      ) {
+        call.retried = true;
+        if (this.#signer?.head !== head)
+          this.#signer = new InvocationSigner(signing.vault, signing.issuer, head);
+        this.#sendCall(call).catch(() => {
+          this.#finish(message.id, result);
+          this.onmessage?.(message);
+        });
+        return true;
+      }
+      // Not logged: the next invocation follows the one before it, unless others were signed since.
+      if (this.#signer?.head === call.hash)
+        this.#signer = new InvocationSigner(signing.vault, signing.issuer, call.previous ?? null);
+    }
     const answer = decision?.elicitation?.answer;
     if (
       !call.resent &&
@@ -755,7 +818,14 @@ export class ChannelClientTransport implements Transport {
         },
         parentContextOf(params['_meta']),
       );
-      const call: PendingCall = { message, name, argumentsDigest: digest, span, resent: false };
+      const call: PendingCall = {
+        message,
+        name,
+        argumentsDigest: digest,
+        span,
+        resent: false,
+        retried: false,
+      };
       this.#calls.set(message.id, call);
       return this.#sendCall(call).catch((error: unknown) => {
         this.#finish(message.id, undefined);
@@ -794,6 +864,8 @@ export class ChannelClientTransport implements Transport {
         nowSeconds: (signing.clock ?? systemClock).nowSeconds(),
       })
       .then((signed) => {
+        call.hash = signed.hash;
+        call.previous = signed.record.previous;
         call.span.setAttribute(MandateAttribute.invocation, signed.hash);
         call.span.setAttribute(GenAiAttribute.toolCallId, signed.hash);
         return {

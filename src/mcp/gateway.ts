@@ -9,6 +9,8 @@ import {
   ListToolsRequestSchema,
   McpError,
   type CallToolResult,
+  type JSONRPCMessage,
+  type RequestId,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Clock, Logger } from '../core/index.js';
@@ -65,10 +67,14 @@ import {
 } from './approval-elicitation.js';
 import { parentContextOf, withTraceContext } from './trace-context.js';
 
+/** Where a tool error carries the gateway's decision (code, lock, approval id; never policies). */
 export { DECISION_META_KEY };
 
 /** How long the gateway waits for a person's answer through elicitation (default). */
 const DEFAULT_APPROVAL_TIMEOUT_MS = 120_000;
+
+/** The `_meta` keys only the gateway writes: an upstream's are dropped before they reach the agent. */
+const MANDATE_META_PREFIX = 'io.mandate/';
 
 /** Options of {@link McpGateway.start}. */
 export interface McpGatewayOptions {
@@ -120,9 +126,12 @@ export interface GatewayDecisionMeta {
   readonly code: string;
   readonly lock?: string | null;
   readonly approval?: string;
+  /** The invocation's hash when it was logged (an allowed call carries it too, code `OK`). */
   readonly invocation?: string;
   /** Present when the gateway asked a person through MCP elicitation. */
   readonly elicitation?: ElicitationOutcome;
+  /** With `ERR_AUDIT_AGENT_CHAIN_MISMATCH`: the agent's logged head, to sign the retry on. */
+  readonly head?: string | null;
 }
 
 interface Session {
@@ -349,6 +358,7 @@ export class McpGateway {
           request.params.arguments ?? {},
           request.params._meta,
           extra.signal,
+          extra.requestId,
           span,
         );
         if (result.refusedHead === true) await sendNotice().catch(() => undefined);
@@ -365,6 +375,13 @@ export class McpGateway {
     };
     this.#sessions.add(session);
     await server.connect(transport);
+    // Params the SDK's schemas refuse get -32602 and one clean line, never the schema's dump.
+    const dispatch = transport.onmessage;
+    transport.onmessage = (message, extra) => {
+      const invalidParams = paramsProblem(message);
+      if (invalidParams === undefined) dispatch?.(message, extra);
+      else void transport.send(invalidParams).catch(() => undefined);
+    };
   }
 
   async #call(
@@ -373,6 +390,7 @@ export class McpGateway {
     args: Record<string, unknown>,
     meta: Record<string, unknown> | undefined,
     signal: AbortSignal,
+    requestId: RequestId,
     span: Span,
   ): Promise<{ result: CallToolResult; refusedHead?: boolean }> {
     const o = this.#options;
@@ -427,9 +445,13 @@ export class McpGateway {
       enforced = await o.point.submit(bytes, args, now);
     } catch (error) {
       const code = isMandateError(error) ? error.code : 'ERR_MCP_INVOCATION_REFUSED';
+      if (code !== 'ERR_AUDIT_AGENT_CHAIN_MISMATCH')
+        return refused(code, 'the invocation was refused');
+      // The head is public in the log: the client signs its retry on it.
+      const head = await o.point.head(peer.identifier).catch(() => undefined);
       return {
-        ...refused(code, 'the invocation was refused'),
-        refusedHead: code === 'ERR_AUDIT_AGENT_CHAIN_MISMATCH',
+        ...refused(code, 'the invocation does not follow the agent’s last logged one', head),
+        refusedHead: true,
       };
     }
     const decision = enforced.decision;
@@ -476,14 +498,12 @@ export class McpGateway {
     }
     const serving = this.#upstreams.find((u) => u.name === upstream.server);
     if (serving?.config.mandate.lease !== undefined)
-      return this.#callLeased(
-        serving.config,
-        bundleTool.descriptor,
-        upstream,
-        args,
-        invocation,
+      return this.#callLeased(serving.config, bundleTool.descriptor, upstream, args, invocation, {
         signal,
-      );
+        requestId,
+        maxBytes: session.transport.maxMessageBytes,
+        span,
+      });
     let result: CallToolResult;
     try {
       if (serving === undefined) throw new Error('no upstream');
@@ -499,8 +519,23 @@ export class McpGateway {
       await this.#outcome(invocation, { error: code });
       return failed(code, isMandateError(error) ? error.message : brief(error), invocation.hash);
     }
+    // The agent gets the upstream's result under the gateway's own `io.mandate/*` meta only; one
+    // too large for the channel is logged and answered as the error the agent gets.
+    const answer = withDecision(result, {
+      decision: 'allow',
+      code: 'OK',
+      invocation: invocation.hash,
+    });
+    if (!fits(requestId, answer, session.transport.maxMessageBytes)) {
+      await this.#outcome(invocation, { error: 'ERR_MCP_MESSAGE_TOO_LARGE' });
+      return failed(
+        'ERR_MCP_MESSAGE_TOO_LARGE',
+        `the result exceeds the channel's ${session.transport.maxMessageBytes} bytes`,
+        invocation.hash,
+      );
+    }
     await this.#outcome(invocation, { result });
-    return { result };
+    return { result: answer };
   }
 
   /**
@@ -592,7 +627,12 @@ export class McpGateway {
     tool: UpstreamTool,
     args: Record<string, unknown>,
     invocation: VerifiedInvocation,
-    signal: AbortSignal,
+    call: {
+      readonly signal: AbortSignal;
+      readonly requestId: RequestId;
+      readonly maxBytes: number;
+      readonly span: Span;
+    },
   ): Promise<{ result: CallToolResult }> {
     const agents = this.#agents;
     let held: AgentUpstream;
@@ -633,10 +673,27 @@ export class McpGateway {
           invocation.hash,
         );
       }
-      const answer = await held.upstream.callTool(tool.upstreamName, args, { signal });
-      const result = scrubValue(held.scrubber, answer) as CallToolResult;
+      const traceMeta = withTraceContext(undefined, call.span);
+      const raw = await held.upstream.callTool(tool.upstreamName, args, {
+        signal: call.signal,
+        ...(traceMeta === undefined ? {} : { meta: traceMeta }),
+      });
+      const result = scrubValue(held.scrubber, raw) as CallToolResult;
+      const answer = withDecision(result, {
+        decision: 'allow',
+        code: 'OK',
+        invocation: invocation.hash,
+      });
+      if (!fits(call.requestId, answer, call.maxBytes)) {
+        await this.#outcome(invocation, { error: 'ERR_MCP_MESSAGE_TOO_LARGE', leases });
+        return failed(
+          'ERR_MCP_MESSAGE_TOO_LARGE',
+          `the result exceeds the channel's ${call.maxBytes} bytes`,
+          invocation.hash,
+        );
+      }
       await this.#outcome(invocation, { result, leases });
-      return { result };
+      return { result: answer };
     } catch (error) {
       const code = isMandateError(error) ? error.code : 'ERR_MCP_UPSTREAM_INVALID';
       await this.#outcome(invocation, { error: code, leases });
@@ -696,8 +753,55 @@ function errorResult(text: string, meta: GatewayDecisionMeta): CallToolResult {
 }
 
 /** Refused before any decision (nothing logged): a bad or replayed invocation, a revoked session. */
-function refused(code: string, reason: string): { result: CallToolResult } {
-  return { result: errorResult(`refused (${code}): ${reason}`, { decision: 'refused', code }) };
+function refused(code: string, reason: string, head?: string | null): { result: CallToolResult } {
+  return {
+    result: errorResult(`refused (${code}): ${reason}`, {
+      decision: 'refused',
+      code,
+      ...(head === undefined ? {} : { head }),
+    }),
+  };
+}
+
+/** An upstream's result with its `io.mandate/*` meta dropped and the gateway's decision added. */
+function withDecision(result: CallToolResult, meta: GatewayDecisionMeta): CallToolResult {
+  const own = Object.entries(result._meta ?? {}).filter(
+    ([key]) => !key.startsWith(MANDATE_META_PREFIX),
+  );
+  return { ...result, _meta: { ...Object.fromEntries(own), [DECISION_META_KEY]: { ...meta } } };
+}
+
+/** Whether the answer to request `id` carrying `result` fits in one channel message. */
+function fits(id: RequestId, result: CallToolResult, max: number): boolean {
+  const text = JSON.stringify({ result, jsonrpc: '2.0', id });
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: count exactly only near the bound.
+  return text.length * 3 <= max || Buffer.byteLength(text, 'utf8') <= max;
+}
+
+/**
+ * The JSON-RPC error for a `tools/call` or `tools/list` request whose params the SDK's schemas
+ * refuse (`arguments` that is not an object, a name that is not a string), else undefined.
+ */
+function paramsProblem(message: JSONRPCMessage): JSONRPCMessage | undefined {
+  if (!('method' in message) || !('id' in message)) return undefined;
+  const schema =
+    message.method === 'tools/call'
+      ? CallToolRequestSchema
+      : message.method === 'tools/list'
+        ? ListToolsRequestSchema
+        : undefined;
+  if (schema === undefined || schema.safeParse(message).success) return undefined;
+  return {
+    jsonrpc: '2.0',
+    id: message.id,
+    error: {
+      code: ErrorCode.InvalidParams,
+      message:
+        message.method === 'tools/call'
+          ? 'ERR_MCP_PARAMS_INVALID: `tools/call` takes `name` (a string) and `arguments` (an object)'
+          : 'ERR_MCP_PARAMS_INVALID: `tools/list` takes an optional `cursor` (a string)',
+    },
+  };
 }
 
 /** Decided (logged) and not allowed: the reason code and the lock, never the policies. */

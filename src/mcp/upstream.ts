@@ -12,6 +12,7 @@ import {
   CallToolResultSchema,
   ErrorCode as RpcErrorCode,
   McpError,
+  ResultSchema,
   ToolListChangedNotificationSchema,
   type CallToolResult,
   type Tool,
@@ -252,7 +253,8 @@ export class Upstream {
             ...(options.meta === undefined ? {} : { _meta: options.meta }),
           },
         },
-        CallToolResultSchema,
+        // Read loosely, checked below: the SDK's tool-result schema defaults a missing `content`.
+        ResultSchema,
         {
           timeout: timeoutMs,
           ...(options.signal === undefined ? {} : { signal: options.signal }),
@@ -264,7 +266,20 @@ export class Upstream {
         throw unavailable('ERR_MCP_CALL_CANCELLED', 'the call was cancelled', error);
       throw upstreamFailure(this.name, error, timeoutMs);
     }
-    return result as CallToolResult;
+    // A tool result names its `content` (MCP 2025-06-18): `{"foo":1}` is not one, and is not
+    // forwarded as `{"content":[],"foo":1}`.
+    const parsed = CallToolResultSchema.safeParse(result);
+    if (
+      typeof result !== 'object' ||
+      result === null ||
+      !Array.isArray((result as { content?: unknown }).content) ||
+      !parsed.success
+    )
+      throw invalid(
+        'ERR_MCP_UPSTREAM_INVALID',
+        `upstream \`${this.name}\` answered with something that is not a tool result`,
+      );
+    return parsed.data;
   }
 
   /** Stops the upstream (a stdio server is terminated) and any restart. */

@@ -2,6 +2,7 @@
 // (the SDK's Client over StdioClientTransport) launches `mandate mcp connect`, which forwards over
 // a secure channel (TCP) to the gateway in front of the reference filesystem server. The home's
 // audit trail of the session verifies offline (`mandate audit verify`).
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import {
   type CallToolResult,
   type ElicitRequest,
 } from '@modelcontextprotocol/sdk/types.js';
-import { json, run, type Run } from '../helpers/cli.js';
+import { expectErrorStdout, json, run, type Run } from '../helpers/cli.js';
 import { freePort, killChildren, startMandate } from '../helpers/processes.js';
 import { repoRoot } from '../helpers/vectors.js';
 import { FILESYSTEM_SERVER, FS_POLICIES, TEST_SERVER_COMMAND } from '../helpers/mcp-world.js';
@@ -37,6 +38,49 @@ class Home {
     const r = await this.run(...argv);
     expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(0);
     return json(r) as T;
+  }
+  /** A gateway config over the filesystem server on `files`; its catalog signed into the bundle. */
+  async publishFsCatalog(files: string): Promise<{ tools: unknown[] }> {
+    writeFileSync(
+      this.path('gateway.json'),
+      JSON.stringify({
+        mcpServers: { fs: { command: process.execPath, args: [FILESYSTEM_SERVER, files] } },
+      }),
+    );
+    // The operator signs the upstreams' catalog into the bundle.
+    const catalog = await this.ok<{ tools: unknown[] }>(
+      'gateway',
+      'catalog',
+      '--config',
+      this.path('gateway.json'),
+    );
+    writeFileSync(this.path('catalog.json'), JSON.stringify(catalog));
+    writeFileSync(this.path('policies.cedar'), FS_POLICIES);
+    await this.ok(
+      'policy',
+      'publish',
+      this.path('policies.cedar'),
+      '--catalog',
+      this.path('catalog.json'),
+    );
+    return catalog;
+  }
+  /** `gateway start` on this home as `gateway`, presenting the credential file `credential`. */
+  startGateway(port: number, credential: string, ...more: string[]) {
+    return startMandate(
+      this.dir,
+      'gateway',
+      'start',
+      '--config',
+      this.path('gateway.json'),
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--identity',
+      'gateway',
+      '--credential',
+      this.path(credential),
+      ...more,
+    );
   }
 }
 
@@ -93,38 +137,11 @@ describe('mandate gateway start / mandate mcp connect', () => {
       '--out',
       h.path('agent.chain'),
     );
-    writeFileSync(
-      h.path('gateway.json'),
-      JSON.stringify({
-        mcpServers: { fs: { command: process.execPath, args: [FILESYSTEM_SERVER, files] } },
-      }),
-    );
-    // The operator signs the upstreams' catalog into the bundle.
-    const catalog = await h.ok<{ tools: unknown[] }>(
-      'gateway',
-      'catalog',
-      '--config',
-      h.path('gateway.json'),
-    );
+    const catalog = await h.publishFsCatalog(files);
     expect(catalog.tools.length).toBeGreaterThan(5);
-    writeFileSync(h.path('catalog.json'), JSON.stringify(catalog));
-    writeFileSync(h.path('policies.cedar'), FS_POLICIES);
-    await h.ok('policy', 'publish', h.path('policies.cedar'), '--catalog', h.path('catalog.json'));
 
     const port = await freePort();
-    const gateway = startMandate(
-      h.dir,
-      'gateway',
-      'start',
-      '--config',
-      h.path('gateway.json'),
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--identity',
-      'gateway',
-      '--credential',
-      h.path('gateway.chain'),
-    );
+    const gateway = h.startGateway(port, 'gateway.chain');
     await gateway.waitFor(/gateway listening/);
 
     const transport = new StdioClientTransport({
@@ -187,7 +204,178 @@ describe('mandate gateway start / mandate mcp connect', () => {
       'gateway',
     );
     expect(verified).toMatchObject({ ok: true, records: 7 });
-  });
+  }, 120_000);
+
+  it('attack 13: `mcp connect` trusts only a `role=gateway` credential (or `--gateway`), answers a batch or `id: null`; the gateway checkpoints its log; a link cannot say `human=true`', async () => {
+    const h = new Home();
+    const files = mkdtempSync(join(tmpdir(), 'mandate-cli-mcp-files-'));
+    mkdirSync(join(files, 'allowed'));
+    writeFileSync(join(files, 'allowed', 'a.txt'), 'hello from a');
+    await h.ok('authority', 'init');
+    const ids: Record<string, string> = {};
+    for (const name of ['dana', 'agent', 'gateway'])
+      ids[name] = (
+        await h.ok<{ identifier: string }>('identity', 'create', '--name', name)
+      ).identifier;
+    const tools = 'tools=read_text_file,list_allowed_directories';
+    await h.ok(
+      'credential',
+      'issue',
+      '--to',
+      'dana',
+      '--attr',
+      tools,
+      '--attr',
+      'human=true',
+      '--out',
+      h.path('dana.chain'),
+    );
+    // Finding 8a: only the authority writes `human=true`.
+    const human = await h.run(
+      'delegate',
+      '--chain',
+      h.path('dana.chain'),
+      '--from',
+      'dana',
+      '--to',
+      'agent',
+      '--constraint',
+      'human=true',
+      '--out',
+      h.path('x.chain'),
+    );
+    expect(human.code).not.toBe(0);
+    expectErrorStdout(human, 'ERR_DELEGATION_HUMAN');
+    expect(human.stdout).toContain('ERR_DELEGATION_HUMAN');
+    await h.ok(
+      'delegate',
+      '--chain',
+      h.path('dana.chain'),
+      '--from',
+      'dana',
+      '--to',
+      'agent',
+      '--constraint',
+      tools,
+      '--constraint',
+      `read_text_file#path=${files}/allowed/**`,
+      '--out',
+      h.path('agent.chain'),
+    );
+    // A member's credential without the role, and the gateway's with it.
+    await h.ok(
+      'credential',
+      'issue',
+      '--to',
+      'gateway',
+      '--attr',
+      'label.team=ops',
+      '--out',
+      h.path('member.chain'),
+    );
+    await h.ok(
+      'credential',
+      'issue',
+      '--to',
+      'gateway',
+      '--attr',
+      'role=gateway',
+      '--out',
+      h.path('gateway.chain'),
+    );
+    await h.publishFsCatalog(files);
+    const port = await freePort();
+    const route = `/ip4/127.0.0.1/tcp/${port}`;
+    const gatewayAs = (credential: string, ...more: string[]) =>
+      h.startGateway(port, credential, ...more);
+    const connect = (...more: string[]) =>
+      startMandate(
+        h.dir,
+        'mcp',
+        'connect',
+        route,
+        '--identity',
+        'agent',
+        '--credential',
+        h.path('agent.chain'),
+        ...more,
+      );
+
+    // Finding 3: a member that is not a gateway is refused by default, accepted when named.
+    const member = gatewayAs('member.chain');
+    await member.waitFor(/gateway listening/);
+    const refused = connect();
+    expect(await refused.exited).not.toBe(0);
+    expect(refused.stderr()).not.toContain('mcp connected');
+    const named = connect('--gateway', ids['gateway']!);
+    await named.waitFor(/mcp connected/);
+    await named.exited;
+    expect(await member.stop('SIGTERM')).toBe(0);
+
+    // Finding 8c: the gateway signs checkpoints while its log grows.
+    const gateway = gatewayAs('gateway.chain', '--checkpoint-interval', '1s');
+    await gateway.waitFor(/gateway listening/);
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(repoRoot, 'src', 'cli', 'bin.ts'),
+        '--home',
+        h.dir,
+        'mcp',
+        'connect',
+        route,
+        '--identity',
+        'agent',
+        '--credential',
+        h.path('agent.chain'),
+      ],
+      { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    await expect.poll(() => err, { timeout: 30_000 }).toContain('mcp connected');
+    // Finding 7: a batch, `id: null` and a line that is not JSON are answered, not dropped.
+    child.stdin.write('[{"jsonrpc":"2.0","id":1,"method":"ping"}]\n');
+    child.stdin.write('{"jsonrpc":"2.0","id":null,"method":"ping"}\n');
+    child.stdin.write('not json\n');
+    child.stdin.write(
+      `${JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'read_text_file', arguments: { path: join(files, 'allowed', 'a.txt') } } })}\n`,
+    );
+    const lines = () =>
+      out
+        .split('\n')
+        .filter((l) => l !== '')
+        .map(
+          (l) =>
+            JSON.parse(l) as { id?: unknown; error?: { code?: number }; result?: CallToolResult },
+        );
+    await expect.poll(() => lines().length, { timeout: 30_000 }).toBe(4);
+    const answers = lines();
+    expect(
+      answers
+        .filter((a) => a.id === null)
+        .map((a) => a.error?.code)
+        .sort(),
+    ).toEqual([-32700, -32600, -32600].sort());
+    expect(answers.find((a) => a.id === 7)?.result?.content).toEqual([
+      { type: 'text', text: 'hello from a' },
+    ]);
+    await gateway.waitFor(/audit checkpoint signed/);
+    child.stdin.end();
+    expect(await gateway.stop('SIGTERM')).toBe(0);
+    // No `audit checkpoint` here: the gateway's own checkpoint covers every record.
+    const verified = await h.ok<{ ok: boolean; records: number }>(
+      'audit',
+      'verify',
+      '--enforcer',
+      'gateway',
+    );
+    expect(verified).toMatchObject({ ok: true, records: 3 });
+  }, 180_000);
 
   it("`mcp connect --approver`: the client's elicitation asks the person, whose signed approval lets the call through", async () => {
     const h = new Home();

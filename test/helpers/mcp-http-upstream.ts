@@ -71,6 +71,11 @@ export async function httpUpstream(
   if (address === null || typeof address === 'string') throw new Error('no address');
   return {
     url: `http://127.0.0.1:${address.port}/mcp`,
-    close: () => new Promise((resolve) => http.close(() => { resolve(); })),
+    close: () =>
+      new Promise((resolve) =>
+        http.close(() => {
+          resolve();
+        }),
+      ),
   };
 }

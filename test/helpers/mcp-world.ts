@@ -182,7 +182,7 @@ export async function mcpWorld(options: McpWorldOptions = {}) {
   const verifier = new ChainVerifier({ authorities, denySet });
   const constraints = (...texts: string[]) => new Map(texts.map((t) => parseConstraint(t)));
   const rootTexts = [
-    'tools=read_text_file,list_directory,write_file,list_allowed_directories,echo,hang,crash,garbage,refund,refunds_done,remote_shout',
+    'tools=read_text_file,list_directory,write_file,list_allowed_directories,echo,hang,crash,garbage,no_content,huge,spoof,refund,refunds_done,remote_shout',
     'human=true',
     ...(options.rootGrants ?? []),
   ];

@@ -28,6 +28,7 @@ import {
   connectMcpChannel,
   GatewayLeaseProvider,
   leasedUpstreamConfig,
+  gatewayTrustPolicy,
   mergeUpstreamTools,
   catalogOf,
   McpChannelListener,
@@ -49,11 +50,15 @@ import {
   toListener,
   untilSignal,
 } from '../node-runtime.js';
-import { homeAuditOrigin } from './audit.js';
+import { homeAuditOrigin, homeLogKey } from './audit.js';
 import { humanApprover } from './approvals.js';
+import type { Home } from '../home.js';
+import { parseDuration } from '../parse.js';
 
 /** How long the gateway's bundle source may go without reading the store before it fails closed. */
 const GATEWAY_BUNDLE_STALENESS_SECONDS = 10;
+/** How often the gateway signs a checkpoint of its log while the log grows (and once on stop). */
+const GATEWAY_CHECKPOINT_INTERVAL = '10s';
 
 function readConfig(file: string): GatewayConfig {
   return parseGatewayConfigText(readTextArgument(file, 'gateway configuration'));
@@ -71,7 +76,16 @@ export function registerGatewayCommands(program: Command, context: () => CliCont
       '--identity <name>',
       'the local identity of the gateway: its channels and its countersignatures (default: the config’s `mandate.identity`)',
     )
-    .option('--credential <file>', 'a credential to present to agents (repeatable)', collect)
+    .option(
+      '--credential <file>',
+      'a credential to present to agents, with `role=gateway` (repeatable)',
+      collect,
+    )
+    .option(
+      '--checkpoint-interval <duration>',
+      'sign a checkpoint of the audit log this often while it grows, and on stop',
+      GATEWAY_CHECKPOINT_INTERVAL,
+    )
     .description('run the gateway until SIGINT or SIGTERM (logs on stderr)')
     .action((opts: GatewayStartOptions) => runGatewayStart(context(), opts));
   gateway
@@ -91,7 +105,7 @@ export function registerGatewayCommands(program: Command, context: () => CliCont
     .requiredOption('--credential <file>', 'its delegation chain (or root credential)')
     .option(
       '--gateway <identifier>',
-      'accept only this gateway identity (default: any credential holder of a trusted authority)',
+      'accept only this gateway identity (default: a holder of a credential with `role=gateway` from a trusted authority)',
     )
     .option(
       '--approver <identity>',
@@ -113,6 +127,44 @@ interface GatewayStartOptions {
   listen?: string;
   identity?: string;
   credential?: string[];
+  checkpointInterval: string;
+}
+
+/**
+ * Signs a checkpoint of the home's log (as `mandate audit checkpoint` does, with the authority's
+ * key) every `everyMs` when it grew, and once more from `stop`: records past the latest
+ * checkpoint are the only ones an export can drop unnoticed, so the gateway keeps that window
+ * short. A failure is logged, never fatal (the log itself is durable).
+ */
+function checkpointWhileGrowing(
+  home: Home,
+  log: AuditLog,
+  everyMs: number,
+  logger: Logger,
+): { stop(): Promise<void> } {
+  let running: Promise<void> = Promise.resolve();
+  const sign = (): Promise<void> =>
+    (running = running.then(async () => {
+      try {
+        const latest = await home.store.auditLog.latestCheckpoint();
+        if (log.size <= (latest?.treeSize ?? 0)) return;
+        const { signer } = await homeLogKey(home, DEFAULT_AUTHORITY);
+        await log.checkpoint([signer()]);
+        logger.info('audit checkpoint signed', { treeSize: log.size });
+      } catch (error) {
+        logger.warn('audit checkpoint not signed', {
+          reason: isMandateError(error) ? error.code : 'error',
+        });
+      }
+    }));
+  const timer = setInterval(() => void sign(), everyMs);
+  timer.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await sign();
+    },
+  };
 }
 
 /**
@@ -155,9 +207,15 @@ export async function runGatewayStart(ctx: CliContext, opts: GatewayStartOptions
     throw invalid('ERR_ARGUMENT_INVALID', 'give `--listen` or the config’s `mandate.listen`');
   if (identity === undefined)
     throw invalid('ERR_ARGUMENT_INVALID', 'give `--identity` or the config’s `mandate.identity`');
+  // setInterval holds at most 2^31 - 1 ms (about 24 days).
+  const checkpointEveryMs = Math.min(
+    parseDuration(opts.checkpointInterval, '--checkpoint-interval') * 1000,
+    2 ** 31 - 1,
+  );
   const logger = stderrLogger();
   const home = await ctx.openHome();
   const router = new Router({ logger });
+  let checkpoints: { stop(): Promise<void> } | undefined;
   let watcher: DenySetWatcher | undefined;
   let bundles: StoreBundleSource | undefined;
   let log: AuditLog | undefined;
@@ -181,6 +239,7 @@ export async function runGatewayStart(ctx: CliContext, opts: GatewayStartOptions
       repository: home.store.auditLog,
       origin: homeAuditOrigin(authority.identity.identifier),
     });
+    checkpoints = checkpointWhileGrowing(home, log, checkpointEveryMs, logger);
     const point = await EnforcementPoint.open({
       enforcement: {
         gate,
@@ -271,6 +330,7 @@ export async function runGatewayStart(ctx: CliContext, opts: GatewayStartOptions
     await gateway?.close();
     await timers?.stop();
     await router.close();
+    await checkpoints?.stop();
     await log?.close();
     await bundles?.stop();
     await watcher?.stop();
@@ -339,7 +399,7 @@ export async function runMcpConnect(
           authorities,
           trustPolicy:
             opts.gateway === undefined
-              ? TrustPolicies.credentialHolder()
+              ? gatewayTrustPolicy()
               : TrustPolicies.identifier(opts.gateway as `I${string}`),
           denySet,
         },
@@ -378,6 +438,28 @@ export async function runMcpConnect(
     };
     upstream.onerror = (error) => {
       logger.warn('mcp gateway message refused', { reason: error.message });
+    };
+    // A line the SDK cannot read as one JSON-RPC message (a batch, `id: null`, not JSON) gets an
+    // error, not silence: the client would wait for an answer that never comes.
+    stdio.onerror = (error) => {
+      const notJson = error instanceof SyntaxError;
+      if (!notJson && error.name !== 'ZodError') {
+        logger.warn('mcp client stream failed', { reason: 'error' });
+        return;
+      }
+      void stdio
+        .send({
+          jsonrpc: '2.0',
+          id: null,
+          error: notJson
+            ? { code: -32700, message: 'ERR_MCP_MESSAGE_MALFORMED: not JSON' }
+            : {
+                code: -32600,
+                message:
+                  'ERR_MCP_MESSAGE_MALFORMED: not one JSON-RPC 2.0 message (a batch, or an `id` that is not a string or a number)',
+              },
+        } as unknown as JSONRPCMessage)
+        .catch(() => undefined);
     };
     stdio.onmessage = (message: JSONRPCMessage) => {
       upstream.send(message).catch((error: unknown) => {
