@@ -852,7 +852,8 @@ function decisionAttributes(
 /** Ends a call's span: an error result is an ERROR status naming its code; a call waiting for a person is not. */
 function endSpan(span: Span, result: CallToolResult): void {
   const meta = result._meta?.[DECISION_META_KEY] as GatewayDecisionMeta | undefined;
-  if (meta !== undefined) {
+  // An allowed call's result carries its decision meta too: what the upstream answered is its outcome.
+  if (meta !== undefined && meta.decision !== 'allow') {
     if (meta.decision === 'refused' || meta.decision === 'failed')
       span.setAttribute(MandateAttribute.decision, meta.decision);
     if (meta.decision !== 'approval_required') {
