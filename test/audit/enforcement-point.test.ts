@@ -277,14 +277,20 @@ describe('EnforcementPoint', () => {
     });
     const again = await s.open(path);
     expect(await again.point.head(s.w.support.identity.identifier)).toBe(sent[2]!.hash);
-    const replay = await signInvocation(s.w.vault, s.w.support.issuer, {
-      chain: s.w.supportChainBytes,
-      tool: 'read_orders',
-      args,
-      nowSeconds: NOW + 5,
-      previous: sent[2]!.hash,
-      nonce: Buffer.from(sent[1]!.record.nonce, 'hex'),
-    });
+    const signAfter = (previous: string, nowSeconds: number, nonce?: Uint8Array) =>
+      signInvocation(s.w.vault, s.w.support.issuer, {
+        chain: s.w.supportChainBytes,
+        tool: 'read_orders',
+        args,
+        nowSeconds,
+        previous,
+        ...(nonce === undefined ? {} : { nonce }),
+      });
+    const replay = await signAfter(
+      sent[2]!.hash,
+      NOW + 5,
+      Buffer.from(sent[1]!.record.nonce, 'hex'),
+    );
     expect(
       await codeOf(() => again.point.submit(replay.bytes, args, NOW + 5, s.w.supportChainBytes)),
     ).toBe('ERR_AUDIT_NONCE_REPLAYED');
@@ -292,26 +298,14 @@ describe('EnforcementPoint', () => {
     // chain record (its position is stored), nor one after a trail index rebuilt from the log.
     const chainRecords = async (log: AuditLog) =>
       (await s.records(log)).filter((r) => r.type === CHAIN_RECORD_TYPE).length;
-    const next = await signInvocation(s.w.vault, s.w.support.issuer, {
-      chain: s.w.supportChainBytes,
-      tool: 'read_orders',
-      args,
-      nowSeconds: NOW + 6,
-      previous: sent[2]!.hash,
-    });
+    const next = await signAfter(sent[2]!.hash, NOW + 6);
     await again.point.submit(next.bytes, args, NOW + 6, s.w.supportChainBytes);
     expect(await chainRecords(again.log)).toBe(1);
     await again.point.flush();
     // A trail index that lost everything (a crash before any head was stored): rebuilt from the log.
     const rebuilt = await s.open(path, new MemoryAuditTrailRepository());
     expect(await rebuilt.point.head(s.w.support.identity.identifier)).toBe(next.hash);
-    const last = await signInvocation(s.w.vault, s.w.support.issuer, {
-      chain: s.w.supportChainBytes,
-      tool: 'read_orders',
-      args,
-      nowSeconds: NOW + 7,
-      previous: next.hash,
-    });
+    const last = await signAfter(next.hash, NOW + 7);
     await rebuilt.point.submit(last.bytes, args, NOW + 7, s.w.supportChainBytes);
     expect(await chainRecords(rebuilt.log)).toBe(1);
   });

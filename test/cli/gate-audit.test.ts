@@ -88,8 +88,17 @@ const sign = (h: Home, out: string, args: unknown, tool = 'read_orders') =>
     h.path(out),
   );
 
-/** `gate call --invocation`: the invocation names its chain by hash; `--chain` gives that chain. */
-const callSigned = (h: Home, file: string, args: unknown, chain = 'agent.chain') =>
+/**
+ * `gate call --invocation`: the invocation names its chain by hash; `--chain` gives that chain
+ * (`null`: none), `more` any further flags.
+ */
+const callSigned = (
+  h: Home,
+  file: string,
+  args: unknown,
+  chain: string | null = 'agent.chain',
+  ...more: string[]
+) =>
   h.run(
     'gate',
     'call',
@@ -97,10 +106,10 @@ const callSigned = (h: Home, file: string, args: unknown, chain = 'agent.chain')
     h.path('catalog.json'),
     '--invocation',
     h.path(file),
-    '--chain',
-    h.path(chain),
+    ...(chain === null ? [] : ['--chain', h.path(chain)]),
     '--args',
     JSON.stringify(args),
+    ...more,
   );
 
 /** `gate call --chain --presenter`: the CLI signs as the presenter. */
@@ -176,21 +185,14 @@ describe('mandate gate sign / gate call --invocation', () => {
     // A signed invocation names its agent (--presenter refused) and its chain by hash: without
     // --chain, or with another chain, it is refused and nothing is logged.
     await sign(h, 'three.json', { order: 'o-3' });
-    const call = (...more: string[]) =>
-      h.run(
-        'gate',
-        'call',
-        '--catalog',
-        h.path('catalog.json'),
-        '--invocation',
-        h.path('three.json'),
-        '--args',
-        JSON.stringify({ order: 'o-3' }),
-        ...more,
-      );
-    expect((await call()).stderr).toMatch(/^error\[ERR_ARGUMENT_INVALID\].*--chain/);
-    expect((await call('--presenter', 'agent')).stderr).toMatch(/^error\[ERR_ARGUMENT_INVALID\]/);
-    expect((await call('--chain', h.path('dana.chain'))).stderr).toMatch(
+    const args = { order: 'o-3' };
+    expect((await callSigned(h, 'three.json', args, null)).stderr).toMatch(
+      /^error\[ERR_ARGUMENT_INVALID\].*--chain/,
+    );
+    expect(
+      (await callSigned(h, 'three.json', args, 'agent.chain', '--presenter', 'agent')).stderr,
+    ).toMatch(/^error\[ERR_ARGUMENT_INVALID\]/);
+    expect((await callSigned(h, 'three.json', args, 'dana.chain')).stderr).toMatch(
       /^error\[ERR_AUDIT_CHAIN_MISMATCH\]/,
     );
     const q = await h.ok<{ calls: { onBehalfOf: string[] }[] }>('audit', 'query');
