@@ -66,6 +66,9 @@ export type {
 } from './verify-log.js';
 export {
   INVOCATION_RECORD_TYPE,
+  CHAIN_REF_INVOCATION_RECORD_TYPE,
+  CHAIN_RECORD_TYPE,
+  isInvocationRecord,
   DECISION_RECORD_TYPE,
   OUTCOME_RECORD_TYPE,
   LEASE_RECORD_TYPE,
@@ -80,6 +83,9 @@ export type {
   ReportedInput,
   InvocationReport,
   InvocationRecord,
+  VerbatimInvocationRecord,
+  ChainRefInvocationRecord,
+  ChainRecord,
   DecisionRecord,
   DecisionEscalation,
   DecisionApproval,
@@ -94,6 +100,7 @@ export {
   readAuditRecord,
   encodeAuditRecord,
   auditRecordHash,
+  chainHashOf,
   jsonDigest,
   recordSigningBytes,
   toBase64Url,
@@ -114,7 +121,12 @@ export type {
   VerifiedKeyCache,
 } from './verify-records.js';
 export { MemoryAuditTrailRepository } from './trail-repository.js';
-export type { AuditTrailRepository, AgentHead, Escalation } from './trail-repository.js';
+export type {
+  AuditTrailRepository,
+  AgentHead,
+  Escalation,
+  LoggedChain,
+} from './trail-repository.js';
 export { formatExportLine, parseExportLine, parseExport, MAX_EXPORT_LINE_BYTES } from './export.js';
 export type { ExportLine, ParsedExport } from './export.js';
 export { ExportScanner } from './export.js';

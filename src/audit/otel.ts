@@ -9,7 +9,13 @@
  * configured. The spans are derived from records, after the fact (their times are the records'),
  * and never carry arguments, results or secrets: digests and ids only.
  */
-import { DECISION_RECORD_TYPE, INVOCATION_RECORD_TYPE, OUTCOME_RECORD_TYPE } from './records.js';
+import {
+  CHAIN_RECORD_TYPE,
+  DECISION_RECORD_TYPE,
+  INVOCATION_RECORD_TYPE,
+  OUTCOME_RECORD_TYPE,
+  isInvocationRecord,
+} from './records.js';
 import {
   context,
   SpanKind,
@@ -18,10 +24,8 @@ import {
   type Attributes,
   type Tracer,
 } from '@opentelemetry/api';
-import { sha256 } from '../crypto/index.js';
-import { toHex } from '../encoding/index.js';
 import { delegationPath } from './chain-path.js';
-import { auditRecordHash, fromBase64Url, parseAuditRecord } from './record-codec.js';
+import { auditRecordHash, blobBytes, chainHashOf, parseAuditRecord } from './record-codec.js';
 import type { DecisionRecord, InvocationRecord, OutcomeRecord } from './records.js';
 import type { LogEntryLine } from './verify-log.js';
 
@@ -86,6 +90,9 @@ interface Call {
   readonly index: number;
   readonly hash: string;
   readonly invocation: InvocationRecord;
+  readonly chainHash: string;
+  /** The chain (from the record, or from the log's chain record; none if the log lacks it). */
+  readonly chainBytes: Uint8Array | undefined;
   decision?: { readonly hash: string; readonly record: DecisionRecord };
   outcome?: OutcomeRecord;
 }
@@ -107,6 +114,8 @@ export function emitTrailSpans(
   const tracer = options.tracer ?? trace.getTracer('mandate');
   const calls: Call[] = [];
   const byHash = new Map<string, Call>();
+  // The chains the log's chain records hold, by hash, for invocations that name theirs by hash.
+  const chainTexts = new Map<string, string>();
   let skipped = 0;
   for (const entry of entries) {
     let record;
@@ -117,8 +126,16 @@ export function emitTrailSpans(
       continue;
     }
     const hash = entry.id ?? auditRecordHash(entry.record);
-    if (record.type === INVOCATION_RECORD_TYPE) {
-      const call: Call = { index: entry.index, hash, invocation: record };
+    if (record.type === CHAIN_RECORD_TYPE) {
+      if (!chainTexts.has(record.chainHash)) chainTexts.set(record.chainHash, record.chain);
+      skipped++; // no span of its own: its hash and path go on its invocations' spans
+    } else if (isInvocationRecord(record)) {
+      const chain =
+        record.type === INVOCATION_RECORD_TYPE ? record.chain : chainTexts.get(record.chainHash);
+      const chainBytes = chain === undefined ? undefined : blobBytes(chain, 'chain');
+      const chainHash =
+        record.type === INVOCATION_RECORD_TYPE ? chainHashOf(chainBytes!) : record.chainHash;
+      const call: Call = { index: entry.index, hash, invocation: record, chainHash, chainBytes };
       calls.push(call);
       byHash.set(hash, call);
     } else if (record.type === DECISION_RECORD_TYPE) {
@@ -134,7 +151,7 @@ export function emitTrailSpans(
   // One agent span per (agent, chain), over its calls in log order.
   const groups = new Map<string, Call[]>();
   for (const call of calls) {
-    const key = `${call.invocation.agent} ${call.invocation.chain}`;
+    const key = `${call.invocation.agent} ${call.chainHash}`;
     const group = groups.get(key);
     if (group === undefined) groups.set(key, [call]);
     else group.push(call);
@@ -142,9 +159,8 @@ export function emitTrailSpans(
   let toolSpans = 0;
   for (const group of groups.values()) {
     const first = group[0]!.invocation;
-    const chainBytes = fromBase64Url(first.chain, 'chain');
-    const chainHash = toHex(sha256(chainBytes));
-    const path = delegationPath(chainBytes);
+    const { chainHash, chainBytes } = group[0]!;
+    const path = chainBytes === undefined ? undefined : delegationPath(chainBytes);
     const end = Math.max(...group.map(endOf));
     const agentAttributes: Attributes = {
       [GenAiAttribute.operationName]: GenAiOperation.invokeAgent,

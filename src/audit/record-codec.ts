@@ -13,12 +13,15 @@ import { jcsSha256, sha256 } from '../crypto/index.js';
 import type { Identifier } from '../identity/index.js';
 import {
   AUDIT_RECORD_TYPES,
+  CHAIN_RECORD_TYPE,
+  CHAIN_REF_INVOCATION_RECORD_TYPE,
   DECISION_RECORD_TYPE,
   INVOCATION_RECORD_TYPE,
   LEASE_RECORD_TYPE,
   OUTCOME_RECORD_TYPE,
   TRACE_RECORD_TYPE,
   type AuditRecord,
+  type ChainRecord,
   type DecisionApproval,
   type DecisionRecord,
   type InvocationRecord,
@@ -57,6 +60,31 @@ export function fromBase64Url(text: string, what: string, maxBytes = MAX_BLOB_BY
   const bytes = decodeBase64Strict(text, 'base64url');
   if (bytes === undefined) fail(`\`${what}\` is not canonical base64url (unpadded)`);
   return bytes;
+}
+
+// An agent presents the same chain call after call: its hex SHA-256 is kept by the bytes object.
+const chainHashes = new WeakMap<Uint8Array, { readonly copy: Uint8Array; readonly text: string }>();
+
+/** Hex SHA-256 of a delegation chain's bytes: what a `mandate/invocation/v2` record names. */
+export function chainHashOf(chain: Uint8Array): string {
+  return keptText(chainHashes, chain, (bytes) => toHex(sha256(bytes)));
+}
+
+/** `make(bytes)`, kept by the bytes object (checked equal to a copy) for bytes of 96 or more. */
+export function keptText(
+  kept: WeakMap<Uint8Array, { readonly copy: Uint8Array; readonly text: string }>,
+  bytes: Uint8Array,
+  make: (bytes: Uint8Array) => string,
+): string {
+  const known = kept.get(bytes);
+  if (
+    known !== undefined &&
+    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).equals(known.copy)
+  )
+    return known.text;
+  const text = make(bytes);
+  if (bytes.length >= 96) kept.set(bytes, { copy: bytes.slice(), text });
+  return text;
 }
 
 /** Hex SHA-256 of a record's exact bytes. */
@@ -317,31 +345,27 @@ function enforcer(o: Json) {
 
 const ENFORCER_KEYS = ['enforcer', 'attestation', 'signature'] as const;
 
+const INVOCATION_KEYS = [
+  'type',
+  'agent',
+  'tool',
+  'server',
+  'argumentsDigest',
+  'nonce',
+  'issuedAt',
+  'previous',
+  'attestation',
+  'signature',
+] as const;
+
 function invocation(o: Json): InvocationRecord {
-  exactKeys(
-    o,
-    [
-      'type',
-      'agent',
-      'chain',
-      'tool',
-      'server',
-      'argumentsDigest',
-      'nonce',
-      'issuedAt',
-      'previous',
-      'attestation',
-      'signature',
-    ],
-    ['report'],
-    'an invocation',
-  );
+  // v1 carries the chain verbatim, v2 names it by hash: otherwise the same members.
+  const verbatim = o.type === INVOCATION_RECORD_TYPE;
+  exactKeys(o, [...INVOCATION_KEYS, verbatim ? 'chain' : 'chainHash'], ['report'], 'an invocation');
   if (typeof o.nonce !== 'string' || !HEX32.test(o.nonce))
     fail('`nonce` must be 32 lower-case hex digits');
-  const record: InvocationRecord = {
-    type: INVOCATION_RECORD_TYPE,
+  const members = {
     agent: identifier(o.agent, 'agent'),
-    chain: blob(o.chain, 'chain'),
     tool: text(o.tool, 'tool'),
     server: nullableText(o.server, 'server'),
     argumentsDigest: hash(o.argumentsDigest, 'argumentsDigest'),
@@ -350,8 +374,27 @@ function invocation(o: Json): InvocationRecord {
     previous: nullableHash(o.previous, 'previous'),
     attestation: blob(o.attestation, 'attestation'),
     signature: signature(o.signature),
+    ...(Object.hasOwn(o, 'report') ? { report: report(o.report) } : {}),
   };
-  return Object.hasOwn(o, 'report') ? { ...record, report: report(o.report) } : record;
+  return verbatim
+    ? { type: INVOCATION_RECORD_TYPE, chain: blob(o.chain, 'chain'), ...members }
+    : {
+        type: CHAIN_REF_INVOCATION_RECORD_TYPE,
+        chainHash: hash(o.chainHash, 'chainHash'),
+        ...members,
+      };
+}
+
+function chainRecord(o: Json): ChainRecord {
+  exactKeys(o, ['type', 'chain', 'chainHash', 'loggedAt', ...ENFORCER_KEYS], [], 'a chain record');
+  // Whether `chainHash` is the chain's hash is the verifier's check (ERR_AUDIT_CHAIN_MISMATCH).
+  return {
+    type: CHAIN_RECORD_TYPE,
+    chain: blob(o.chain, 'chain'),
+    chainHash: hash(o.chainHash, 'chainHash'),
+    loggedAt: seconds(o.loggedAt, 'loggedAt'),
+    ...enforcer(o),
+  };
 }
 
 function hexText(v: unknown, what: string, maxChars: number): string {
@@ -667,7 +710,10 @@ export function checkAuditRecord(value: unknown): AuditRecord {
   const type = oneOf(value.type, AUDIT_RECORD_TYPES, 'type');
   switch (type) {
     case INVOCATION_RECORD_TYPE:
+    case CHAIN_REF_INVOCATION_RECORD_TYPE:
       return invocation(value);
+    case CHAIN_RECORD_TYPE:
+      return chainRecord(value);
     case DECISION_RECORD_TYPE:
       return decision(value);
     case OUTCOME_RECORD_TYPE:

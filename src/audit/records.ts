@@ -5,8 +5,15 @@
 // in ./sign-records.ts and ./verify-records.ts.
 import type { Identifier } from '../identity/index.js';
 
-/** The `type` of an invocation record. */
+/** The `type` of an invocation record that carries its delegation chain verbatim (the first form). */
 export const INVOCATION_RECORD_TYPE = 'mandate/invocation/v1';
+/**
+ * The `type` of an invocation record that names its delegation chain by hash (`chainHash`); the
+ * chain itself is in a chain record earlier in the log.
+ */
+export const CHAIN_REF_INVOCATION_RECORD_TYPE = 'mandate/invocation/v2';
+/** The `type` of a chain record: a delegation chain logged once, before the first invocation naming it. */
+export const CHAIN_RECORD_TYPE = 'mandate/chain/v1';
 /** The `type` of a decision record. */
 export const DECISION_RECORD_TYPE = 'mandate/decision/v1';
 /** The `type` of an outcome record. */
@@ -19,6 +26,8 @@ export const TRACE_RECORD_TYPE = 'mandate/trace/v1';
 /** Every record type, in the order the spec lists them. */
 export const AUDIT_RECORD_TYPES = [
   INVOCATION_RECORD_TYPE,
+  CHAIN_REF_INVOCATION_RECORD_TYPE,
+  CHAIN_RECORD_TYPE,
   DECISION_RECORD_TYPE,
   OUTCOME_RECORD_TYPE,
   LEASE_RECORD_TYPE,
@@ -57,16 +66,10 @@ export interface InvocationReport {
   readonly reasoning: string;
 }
 
-/**
- * An agent's signed request to call a tool (`mandate/invocation/v1`), signed by the agent's
- * credential purpose key.
- */
-export interface InvocationRecord {
-  readonly type: typeof INVOCATION_RECORD_TYPE;
+/** The members both invocation forms share. */
+interface InvocationMembers {
   /** The acting agent: the chain's actor and the subject of `attestation`. */
   readonly agent: Identifier;
-  /** The delegation chain verbatim, base64url (no padding): every record verifies alone. */
-  readonly chain: string;
   readonly tool: string;
   /** The tool's server, `null` when the call did not name one. */
   readonly server: string | null;
@@ -83,6 +86,35 @@ export interface InvocationRecord {
   /** The agent's credential-key attestation, base64url. */
   readonly attestation: string;
   readonly signature: RecordSignature;
+}
+
+/**
+ * An agent's signed request to call a tool carrying its chain verbatim (`mandate/invocation/v1`),
+ * signed by the agent's credential purpose key: the record verifies alone.
+ */
+export interface VerbatimInvocationRecord extends InvocationMembers {
+  readonly type: typeof INVOCATION_RECORD_TYPE;
+  /** The delegation chain verbatim, base64url (no padding). */
+  readonly chain: string;
+}
+
+/**
+ * An agent's signed request to call a tool naming its chain by hash (`mandate/invocation/v2`),
+ * signed by the agent's credential purpose key: the signature binds the chain through its hash,
+ * and the chain itself is in a {@link ChainRecord} earlier in the log.
+ */
+export interface ChainRefInvocationRecord extends InvocationMembers {
+  readonly type: typeof CHAIN_REF_INVOCATION_RECORD_TYPE;
+  /** Hex SHA-256 of the delegation chain bytes. */
+  readonly chainHash: string;
+}
+
+/** An invocation record, of either form. */
+export type InvocationRecord = VerbatimInvocationRecord | ChainRefInvocationRecord;
+
+/** Whether a record is an invocation (either form). */
+export function isInvocationRecord(record: AuditRecord): record is InvocationRecord {
+  return record.type === INVOCATION_RECORD_TYPE || record.type === CHAIN_REF_INVOCATION_RECORD_TYPE;
 }
 
 /** The gate's escalation when a call needs a person (`approval_required`). */
@@ -229,6 +261,19 @@ export interface TraceRecord extends EnforcerSigned {
   readonly recordedAt: number;
 }
 
+/**
+ * A delegation chain as the enforcement point logged it (`mandate/chain/v1`), once per distinct
+ * chain and before the first invocation naming it by hash.
+ */
+export interface ChainRecord extends EnforcerSigned {
+  readonly type: typeof CHAIN_RECORD_TYPE;
+  /** The chain bytes, base64url (no padding). */
+  readonly chain: string;
+  /** Hex SHA-256 of the chain bytes: what invocations name. */
+  readonly chainHash: string;
+  readonly loggedAt: number;
+}
+
 /** Any audit record. */
 export type AuditRecord =
-  InvocationRecord | DecisionRecord | OutcomeRecord | LeaseRecord | TraceRecord;
+  InvocationRecord | DecisionRecord | OutcomeRecord | LeaseRecord | TraceRecord | ChainRecord;

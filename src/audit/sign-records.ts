@@ -10,7 +10,9 @@ import type { CredentialIssuer } from '../credentials/index.js';
 import { credentialSigningKey, signWithCredentialKey } from '../credentials/internal.js';
 import {
   auditRecordHash,
+  chainHashOf,
   checkAuditRecord,
+  keptText,
   jsonDigest,
   MAX_RECORD_LIST_ITEMS,
   MAX_RECORD_TEXT_CHARS,
@@ -20,12 +22,15 @@ import {
   type UnsignedText,
 } from './record-codec.js';
 import {
+  CHAIN_RECORD_TYPE,
+  CHAIN_REF_INVOCATION_RECORD_TYPE,
   DECISION_RECORD_TYPE,
   INVOCATION_RECORD_TYPE,
   LEASE_RECORD_TYPE,
   OUTCOME_RECORD_TYPE,
   TRACE_RECORD_TYPE,
   type AuditRecord,
+  type ChainRecord,
   type DecisionRecord,
   type InvocationRecord,
   type InvocationReport,
@@ -68,6 +73,12 @@ export interface InvocationToSign {
   };
   /** 16 bytes; default fresh random bytes. Fixed only for golden vectors. */
   readonly nonce?: Uint8Array;
+  /**
+   * `hash` (default): the record names the chain by its SHA-256 (`mandate/invocation/v2`), and
+   * the enforcement point, which gets the chain beside the record, logs it once in a chain
+   * record; `verbatim`: the record carries the chain itself (`mandate/invocation/v1`).
+   */
+  readonly chainForm?: 'hash' | 'verbatim';
 }
 
 function signedRecord<R extends AuditRecord>(
@@ -125,15 +136,7 @@ async function signRecord<R extends AuditRecord>(
 const blobTexts = new WeakMap<Uint8Array, { readonly copy: Uint8Array; readonly text: string }>();
 
 function blobText(bytes: Uint8Array): string {
-  const known = blobTexts.get(bytes);
-  if (
-    known !== undefined &&
-    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).equals(known.copy)
-  )
-    return known.text;
-  const text = toBase64Url(bytes);
-  if (bytes.length >= 96) blobTexts.set(bytes, { copy: bytes.slice(), text });
-  return text;
+  return keptText(blobTexts, bytes, toBase64Url);
 }
 
 function reportOf(report: InvocationToSign['report']): InvocationReport | undefined {
@@ -198,10 +201,14 @@ function invocationBody(
   if (!(invocation.chain instanceof Uint8Array))
     throw invalid('ERR_ARGUMENT_INVALID', '`chain` must be bytes');
   const report = reportOf(invocation.report);
+  const form = invocation.chainForm ?? 'hash';
+  if (form !== 'hash' && form !== 'verbatim')
+    throw invalid('ERR_ARGUMENT_INVALID', '`chainForm` must be `hash` or `verbatim`');
   return {
-    type: INVOCATION_RECORD_TYPE,
+    ...(form === 'hash'
+      ? { type: CHAIN_REF_INVOCATION_RECORD_TYPE, chainHash: chainHashOf(invocation.chain) }
+      : { type: INVOCATION_RECORD_TYPE, chain: blobText(invocation.chain) }),
     agent: issuer.identity.identifier,
-    chain: blobText(invocation.chain),
     tool: invocation.tool,
     server: invocation.server ?? null,
     argumentsDigest: jsonDigest(invocation.args),
@@ -353,6 +360,24 @@ export class EnforcerSigner {
       this.#key = verified;
       return signRecord<R>(this.#vault, this.#issuer, verified, full);
     });
+  }
+
+  /**
+   * Signs a chain record for `chain` (`loggedAt` is its time): what an enforcement point logs
+   * once per distinct chain, before the first invocation naming it by hash.
+   */
+  signChain(chain: Uint8Array, loggedAt: number): Promise<SignedRecord<ChainRecord>> {
+    if (!(chain instanceof Uint8Array))
+      return Promise.reject(invalid('ERR_ARGUMENT_INVALID', '`chain` must be bytes'));
+    return this.#sign<ChainRecord>(
+      {
+        type: CHAIN_RECORD_TYPE,
+        chain: blobText(chain),
+        chainHash: chainHashOf(chain),
+        loggedAt,
+      },
+      loggedAt,
+    );
   }
 
   /** Signs a decision record (`decidedAt` is its time). */

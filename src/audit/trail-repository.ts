@@ -9,6 +9,12 @@ export interface AgentHead {
   readonly index: number;
 }
 
+/** A chain record in the log: the chain's hex SHA-256 and the record's log index. */
+export interface LoggedChain {
+  readonly hash: string;
+  readonly index: number;
+}
+
 /**
  * An escalated invocation (decision `approval_required`), found again when its approval is used
  * or denied: by the approval id, or by the call (agent, server/tool and arguments digest).
@@ -65,6 +71,10 @@ export interface AuditTrailRepository {
     call: string,
     argumentsDigest: string,
   ): Promise<Escalation | undefined>;
+  /** Where the log holds the chain record of a chain (its hex SHA-256), if it does. */
+  loggedChain(hash: string): Promise<LoggedChain | undefined>;
+  /** Stores where chain records are (the first stored per chain wins), in one transaction. */
+  putLoggedChains(chains: readonly LoggedChain[]): Promise<void>;
 }
 
 const MAX_KEY_CHARS = 1024;
@@ -94,6 +104,7 @@ export class MemoryAuditTrailRepository implements AuditTrailRepository {
   readonly #nonces = new Map<string, number>();
   readonly #heads = new Map<Identifier, AgentHead>();
   readonly #escalations = new Map<string, Escalation>();
+  readonly #chains = new Map<string, LoggedChain>();
   #indexed = 0;
 
   claimNonce(
@@ -182,5 +193,19 @@ export class MemoryAuditTrailRepository implements AuditTrailRepository {
         if (found === undefined || e.index > found.index) found = e;
     }
     return Promise.resolve(found);
+  }
+
+  loggedChain(hash: string): Promise<LoggedChain | undefined> {
+    return Promise.resolve(this.#chains.get(hash));
+  }
+
+  putLoggedChains(chains: readonly LoggedChain[]): Promise<void> {
+    return attempt(() => {
+      for (const c of chains) {
+        checkTrailKey(c.hash, 'hash');
+        checkTrailNumber(c.index, 'index');
+      }
+      for (const c of chains) if (!this.#chains.has(c.hash)) this.#chains.set(c.hash, { ...c });
+    });
   }
 }

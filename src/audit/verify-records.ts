@@ -2,7 +2,7 @@
 // (under the credential key its chain's actor attested, the chain valid at the chosen time), the
 // enforcement point's on the records it signs, and how a decision binds its invocation and the
 // human approval it used. Pure and synchronous.
-import { invalid, unauthorized } from '../core/internal.js';
+import { invalid, notFound, unauthorized } from '../core/internal.js';
 import { fromHex, toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
@@ -19,6 +19,7 @@ import {
 import {
   auditRecordHash,
   blobBytes,
+  chainHashOf,
   fromBase64Url,
   jsonDigest,
   readAuditRecord,
@@ -27,17 +28,20 @@ import { verifyChangeSignature } from '../identity/internal.js';
 import { Purpose, type VerifiedPurposeKey } from '../identity/index.js';
 import type { ErrorCode } from '../core/index.js';
 import {
+  CHAIN_RECORD_TYPE,
   DECISION_RECORD_TYPE,
   INVOCATION_RECORD_TYPE,
   LEASE_RECORD_TYPE,
   OUTCOME_RECORD_TYPE,
   TRACE_RECORD_TYPE,
+  type ChainRecord,
   type DecisionRecord,
   type InvocationRecord,
   type LeaseRecord,
   type OutcomeRecord,
   type RecordHash,
   type TraceRecord,
+  isInvocationRecord,
 } from './records.js';
 
 const issued = Symbol('verified');
@@ -131,6 +135,41 @@ export interface VerifyInvocationOptions {
   readonly nowSeconds?: number;
   /** Credential keys verified by earlier calls (see {@link VerifiedKeyCache}). */
   readonly keys?: VerifiedKeyCache;
+  /**
+   * For an invocation naming its chain by hash (`mandate/invocation/v2`): the chain the agent
+   * presents beside it (a gate's channel, a CLI flag); it must have the named hash
+   * (`ERR_AUDIT_CHAIN_MISMATCH`). Ignored for an invocation carrying its chain.
+   */
+  readonly chain?: Uint8Array;
+  /**
+   * Chains already checked against their hashes, by hex SHA-256 (an offline verifier's, from the
+   * log's chain records): looked up before `chain`, no hash taken again.
+   */
+  readonly loggedChains?: ReadonlyMap<string, Uint8Array>;
+}
+
+/**
+ * The chain bytes an invocation stands on, and their hex SHA-256 when known without hashing: a
+ * v1 record's own, a logged chain, or the one presented beside a v2 record (checked).
+ */
+function invocationChain(
+  record: InvocationRecord,
+  options: VerifyInvocationOptions,
+): { readonly bytes: Uint8Array; readonly hash?: string } {
+  if (record.type === INVOCATION_RECORD_TYPE) return { bytes: blobBytes(record.chain, 'chain') };
+  const logged = options.loggedChains?.get(record.chainHash);
+  if (logged !== undefined) return { bytes: logged, hash: record.chainHash };
+  if (options.chain === undefined)
+    throw notFound(
+      'ERR_AUDIT_CHAIN_UNKNOWN',
+      `the invocation names chain ${record.chainHash.slice(0, 12)}…, which was not given (nor logged before it)`,
+    );
+  if (!(options.chain instanceof Uint8Array) || toHex(sha256(options.chain)) !== record.chainHash)
+    throw invalid(
+      'ERR_AUDIT_CHAIN_MISMATCH',
+      `the chain given is not the one the invocation names (${record.chainHash.slice(0, 12)}…)`,
+    );
+  return { bytes: options.chain, hash: record.chainHash };
 }
 
 /** An invocation whose signature and chain verified (only {@link verifyInvocation} makes one). */
@@ -157,6 +196,13 @@ export class VerifiedInvocation {
   get agent(): Identifier {
     return this.record.agent;
   }
+
+  /** Hex SHA-256 of the chain bytes (what a `mandate/invocation/v2` record names). */
+  get chainHash(): string {
+    return this.record.type === INVOCATION_RECORD_TYPE
+      ? chainHashOf(this.chainBytes)
+      : this.record.chainHash;
+  }
 }
 
 /**
@@ -181,13 +227,17 @@ export function verifyInvocationHashed(
   hash: RecordHash,
 ): VerifiedInvocation {
   const { record, signingBytes } = readAuditRecord(bytes);
-  if (record.type !== INVOCATION_RECORD_TYPE)
+  if (!isInvocationRecord(record))
     throw invalid('ERR_AUDIT_RECORD_TYPE', `expected an invocation record, got \`${record.type}\``);
   const now = options.nowSeconds ?? record.issuedAt;
-  const chainBytes = blobBytes(record.chain, 'chain');
+  const { bytes: chainBytes, hash: chainHash } = invocationChain(record, options);
   const chain =
     options.chains !== undefined
-      ? options.chains.verify(chainBytes, { nowSeconds: now, presenter: record.agent })
+      ? options.chains.verify(chainBytes, {
+          nowSeconds: now,
+          presenter: record.agent,
+          ...(chainHash === undefined ? {} : { hash: chainHash }),
+        })
       : verifyChain(chainBytes, {
           nowSeconds: now,
           authorities: options.authorities,
@@ -223,7 +273,17 @@ export function verifyInvocationHashed(
 }
 
 /** A record the enforcement point signs. */
-export type EnforcerRecord = DecisionRecord | OutcomeRecord | LeaseRecord | TraceRecord;
+export type EnforcerRecord =
+  DecisionRecord | OutcomeRecord | LeaseRecord | TraceRecord | ChainRecord;
+
+/** A chain record's `chainHash` must be its chain's (`ERR_AUDIT_CHAIN_MISMATCH`). */
+function checkChainRecord(record: ChainRecord): void {
+  if (toHex(sha256(blobBytes(record.chain, 'chain'))) !== record.chainHash)
+    throw invalid(
+      'ERR_AUDIT_CHAIN_MISMATCH',
+      `the chain record's \`chainHash\` is not the hash of its chain`,
+    );
+}
 
 /** Options of {@link verifyEnforcerRecord}. */
 export interface VerifyEnforcerRecordOptions {
@@ -273,6 +333,8 @@ function recordTime(record: EnforcerRecord): number {
       return record.at;
     case TRACE_RECORD_TYPE:
       return record.recordedAt;
+    case CHAIN_RECORD_TYPE:
+      return record.loggedAt;
   }
 }
 
@@ -370,7 +432,7 @@ export function verifyEnforcerRecordHashed(
   hash: RecordHash,
 ): VerifiedEnforcerRecord {
   const { record, signingBytes } = readAuditRecord(bytes);
-  if (record.type === INVOCATION_RECORD_TYPE)
+  if (isInvocationRecord(record))
     throw invalid('ERR_AUDIT_RECORD_TYPE', 'an invocation is signed by its agent, not an enforcer');
   const identity = options.enforcers.get(record.enforcer);
   if (identity === undefined)
@@ -392,7 +454,11 @@ export function verifyEnforcerRecordHashed(
     record.type.slice('mandate/'.length, -'/v1'.length),
   );
   const invocation = options.invocation;
-  if (invocation !== undefined) {
+  if (record.type === CHAIN_RECORD_TYPE) {
+    checkChainRecord(record);
+    if (invocation !== undefined && invocation.chainHash !== record.chainHash)
+      mismatch('the invocation names another chain');
+  } else if (invocation !== undefined) {
     if (record.agent !== invocation.agent)
       mismatch(`the record's agent is not the invocation's \`${invocation.agent}\``);
     const named = record.type === TRACE_RECORD_TYPE ? record.resolvedBy : record.invocation;

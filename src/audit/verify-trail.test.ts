@@ -16,10 +16,13 @@ import { encodeSignedRecord, toBase64Url } from './record-codec.js';
 import { sha256 } from '../crypto/index.js';
 import { fromHex } from '../encoding/index.js';
 import { decodePurposeKeyAttestation } from '../identity/internal.js';
-import { delegationGolden } from '../../test/vectors/audit-records-golden.js';
+import { delegationGolden, RECORDS_AT } from '../../test/vectors/audit-records-golden.js';
+import { EnforcerSigner } from './sign-records.js';
+import { canonicalizeJson } from '../encoding/index.js';
 
 // verifyTrail over A2's golden records (an invocation, its decision, outcome and lease, the next
-// invocation, its escalation and the decision trace): every single-line tamper is caught.
+// invocation, its escalation and the decision trace, a chain record and an invocation naming its
+// chain by hash): every single-line tamper is caught.
 
 const golden = JSON.parse(
   readFileSync(new URL('../../docs/spec/vectors/audit-records.json', import.meta.url), 'utf8'),
@@ -32,6 +35,9 @@ const ORDER = [
   'nextInvocation',
   'escalation',
   'trace',
+  // The chain by hash: its chain record, then the invocation naming it (mandate/invocation/v2).
+  'chainRecord',
+  'invocationByHash',
 ];
 const utf8 = new TextEncoder();
 const records = ORDER.map((k) => utf8.encode(golden[k]!.text));
@@ -71,7 +77,13 @@ describe('verifyTrail', () => {
     });
     expect(result.ok, JSON.stringify(result)).toBe(true);
     if (!result.ok) return;
-    expect(result.summary).toMatchObject({ records: 7, invocations: 2, decisions: 2, agents: 1 });
+    expect(result.summary).toMatchObject({
+      records: 9,
+      invocations: 3,
+      decisions: 2,
+      agents: 1,
+      chains: 1,
+    });
     expect(formatNoteVerifierKey(verifiers[0]!)).toMatch(/^mandate\.example\/audit\/trail-test\+/);
   });
 
@@ -156,6 +168,69 @@ describe('verifyTrail', () => {
       ),
       { numRuns: 300 },
     );
+  });
+
+  it('reports a chain record deleted, moved after its invocation, altered or logged twice, at its line', async () => {
+    const at = ORDER.indexOf('chainRecord');
+    const verify = async (list: readonly Uint8Array[], against = list) =>
+      verifyTrail({
+        entries: list.map((record, index) => ({ index, record })),
+        checkpoint: await checkpointOf(against),
+        verifiers,
+        authorities,
+        enforcers: authorities,
+      });
+    const problemOf = (r: Awaited<ReturnType<typeof verify>>) => (r.ok ? undefined : r.problem);
+    // Deleted and the rest renumbered, against the log's checkpoint: the invocation naming it.
+    const deleted = records.filter((_, i) => i !== at);
+    expect(problemOf(await verify(deleted, records))).toMatchObject({
+      code: 'ERR_AUDIT_RECORD_DELETED',
+      cause: 'ERR_AUDIT_CHAIN_UNKNOWN',
+      position: { line: at + 1 },
+    });
+    // Even under a checkpoint that covers the log without it (a log written so): the invocation.
+    expect(problemOf(await verify(deleted))).toMatchObject({
+      code: 'ERR_AUDIT_CHAIN_UNKNOWN',
+      position: { line: at + 1 },
+    });
+    // Moved after the invocation naming it, under a checkpoint covering that order.
+    const moved = [...records.slice(0, at), records[at + 1]!, records[at]!];
+    expect(problemOf(await verify(moved))).toMatchObject({
+      code: 'ERR_AUDIT_CHAIN_UNKNOWN',
+      position: { line: at + 1 },
+    });
+    // Its chain swapped for another (the signature no longer verifies).
+    const record = JSON.parse(golden.chainRecord!.text) as Record<string, unknown>;
+    const bobChain = Buffer.from(fromHex(delegationGolden.chains[1]!.bytes)).toString('base64url');
+    const altered = [...records];
+    altered[at] = utf8.encode(canonicalizeJson({ ...record, chain: bobChain }));
+    expect(problemOf(await verify(altered, records))).toMatchObject({
+      code: 'ERR_AUDIT_RECORD_EDITED',
+      position: { line: at + 1 },
+    });
+    // Re-signed by the enforcer with a hash that is not its chain's: a typed mismatch.
+    const signer = new EnforcerSigner(authority.vault, authority.issuer);
+    const body: Record<string, unknown> = { ...record, chain: bobChain };
+    delete body.signature;
+    const { bytes: forged } = await encodeSignedRecord(body, async (bytes) => ({
+      keyType: 'ed25519' as const,
+      value: toBase64Url(await authority.vault.sign('k', sha256(bytes))),
+    }));
+    const mismatched: Uint8Array[] = [...records];
+    mismatched[at] = forged;
+    expect(problemOf(await verify(mismatched))).toMatchObject({
+      code: 'ERR_AUDIT_CHAIN_MISMATCH',
+      position: { line: at + 1 },
+    });
+    // A second chain record for the same chain, later in a log that covers it.
+    const again = await signer.signChain(
+      fromHex(delegationGolden.chains[2]!.bytes),
+      RECORDS_AT + 60,
+    );
+    expect(problemOf(await verify([...records, again.bytes]))).toMatchObject({
+      code: 'ERR_AUDIT_CHAIN_DUPLICATE',
+      position: { line: records.length + 1 },
+    });
   });
 
   it('locates an edited record to its line even when only the newest checkpoint covers it', async () => {

@@ -15,8 +15,10 @@ import { ChainVerifier } from '../credentials/index.js';
 import { bytesEndWith } from '../encoding/index.js';
 import type { NoteVerifierKey, VerifiedCheckpoint } from './checkpoint.js';
 import { parseExport } from './export.js';
-import { auditRecordHash, jsonDigest } from './record-codec.js';
+import { auditRecordHash, blobBytes, jsonDigest } from './record-codec.js';
 import {
+  CHAIN_RECORD_TYPE,
+  CHAIN_REF_INVOCATION_RECORD_TYPE,
   DECISION_RECORD_TYPE,
   INVOCATION_RECORD_TYPE,
   LEASE_RECORD_TYPE,
@@ -50,6 +52,10 @@ export const TrailProblemCode = {
   invocationUnknown: 'ERR_AUDIT_INVOCATION_UNKNOWN',
   /** A second decision for an invocation already decided (the gate decides each once). */
   decisionDuplicate: 'ERR_AUDIT_DECISION_DUPLICATE',
+  /** An invocation names a chain by hash that no chain record earlier in the log holds. */
+  chainUnknown: 'ERR_AUDIT_CHAIN_UNKNOWN',
+  /** A second chain record for a chain already logged. */
+  chainDuplicate: 'ERR_AUDIT_CHAIN_DUPLICATE',
 } as const;
 
 /** Where a trail problem is (as {@link LogPosition}), with the record's hash as `id`. */
@@ -71,6 +77,8 @@ export interface TrailSummary {
   readonly decisions: number;
   readonly agents: number;
   readonly revocations: number;
+  /** Chain records (each distinct chain named by hash is logged once). */
+  readonly chains: number;
   /** Signatures verified (records, chains are counted once per distinct chain). */
   readonly signatures: number;
 }
@@ -223,8 +231,7 @@ export function verifyTrail(options: VerifyTrailOptions): TrailVerification {
           line !== undefined &&
           line - 1 >= problem.position.index &&
           line - 1 < until &&
-          (p.code === TrailProblemCode.agentChainMismatch ||
-            p.code === TrailProblemCode.invocationUnknown)
+          locatesMove(p.code)
         )
           return {
             ok: false,
@@ -242,11 +249,7 @@ export function verifyTrail(options: VerifyTrailOptions): TrailVerification {
     // where the deletion is.
     if (problem.code === LogProblemCode.logTruncated) {
       const located = checkRecords(options, entries.length);
-      if (
-        !located.ok &&
-        (located.problem.code === TrailProblemCode.agentChainMismatch ||
-          located.problem.code === TrailProblemCode.invocationUnknown)
-      )
+      if (!located.ok && locatesMove(located.problem.code))
         return {
           ok: false,
           problem: {
@@ -269,6 +272,18 @@ export function verifyTrail(options: VerifyTrailOptions): TrailVerification {
   };
 }
 
+/**
+ * Codes by which an authentic record shows that one it names (an invocation, its agent's
+ * previous one, a chain record) is missing before it: where a deletion or a move is.
+ */
+function locatesMove(code: ErrorCode): boolean {
+  return (
+    code === TrailProblemCode.agentChainMismatch ||
+    code === TrailProblemCode.invocationUnknown ||
+    code === TrailProblemCode.chainUnknown
+  );
+}
+
 type Checked =
   | { readonly ok: true; readonly summary: TrailSummary }
   | { readonly ok: false; readonly problem: TrailProblem };
@@ -283,6 +298,7 @@ function isAlteration(code: ErrorCode): boolean {
     code === 'ERR_AUDIT_SIGNATURE_MISSING' ||
     code === TrailProblemCode.recordMalformed ||
     code === 'ERR_AUDIT_RECORD_TYPE' ||
+    code === 'ERR_AUDIT_CHAIN_MISMATCH' ||
     code.endsWith('_MALFORMED') ||
     code === 'ERR_JCS_INVALID'
   );
@@ -299,6 +315,9 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
   const nonces = new Map<Identifier, Set<string>>();
   const invocations = new Map<string, InvocationSeen>();
   const revoked = new Map<string, RevocationSeen>();
+  // The chains the log's chain records hold, by hash (checked against it once, on their line).
+  const loggedChains = new Map<string, Uint8Array>();
+  const chainLines = new Map<string, number>();
   // No deny-set here: revocations are checked against the log's own history, at each time.
   const chains = new ChainVerifier({
     authorities: options.authorities,
@@ -341,11 +360,21 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
         continue;
       }
       if (kind === 'invocation') {
-        const verified = verifyInvocationHashed(
-          entry.record,
-          { authorities: options.authorities, chains, keys },
-          hash,
-        );
+        let verified;
+        try {
+          verified = verifyInvocationHashed(
+            entry.record,
+            { authorities: options.authorities, chains, keys, loggedChains },
+            hash,
+          );
+        } catch (error) {
+          if (isMandateError(error) && error.code === TrailProblemCode.chainUnknown)
+            throw new Problem(
+              TrailProblemCode.chainUnknown,
+              'the invocation names its chain by a hash no chain record earlier in the log holds (deleted, moved after it, or altered)',
+            );
+          throw error;
+        }
         signatures++;
         const { record } = verified;
         const agent = record.agent;
@@ -400,6 +429,17 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
             'ERR_REVOKED',
             `the approver \`${r.approval.approver}\` was revoked at ${approverRevoked.revokedAt} (line ${approverRevoked.line}), before answering at ${r.approval.answeredAt}`,
           );
+      }
+      if (r.type === CHAIN_RECORD_TYPE) {
+        const earlier = chainLines.get(r.chainHash);
+        if (earlier !== undefined)
+          throw new Problem(
+            TrailProblemCode.chainDuplicate,
+            `chain ${short(r.chainHash)} was already logged on line ${earlier}`,
+          );
+        loggedChains.set(r.chainHash, blobBytes(r.chain, 'chain'));
+        chainLines.set(r.chainHash, line + 1);
+        continue;
       }
       const named = r.type === TRACE_RECORD_TYPE ? [r.resolvedBy, r.escalation] : [r.invocation];
       for (const invocation of named) {
@@ -480,6 +520,7 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
       decisions,
       agents: heads.size,
       revocations,
+      chains: chainLines.size,
       signatures,
     },
   };
@@ -489,6 +530,7 @@ const short = (hash: string | null): string => (hash === null ? 'none' : `${hash
 
 const utf8 = new TextEncoder();
 const INVOCATION_SUFFIX = utf8.encode(`"type":"${INVOCATION_RECORD_TYPE}"}`);
+const CHAIN_REF_INVOCATION_SUFFIX = utf8.encode(`"type":"${CHAIN_REF_INVOCATION_RECORD_TYPE}"}`);
 const REVOCATION_SUFFIX = utf8.encode(`"type":"${REVOCATION_RECORD_TYPE}"}`);
 
 /**
@@ -498,7 +540,8 @@ const REVOCATION_SUFFIX = utf8.encode(`"type":"${REVOCATION_RECORD_TYPE}"}`);
  * another type, not JCS), so this only picks the verifier.
  */
 function kindOf(bytes: Uint8Array): 'invocation' | 'revocation' | 'enforcer' {
-  if (bytesEndWith(bytes, INVOCATION_SUFFIX)) return 'invocation';
+  if (bytesEndWith(bytes, CHAIN_REF_INVOCATION_SUFFIX) || bytesEndWith(bytes, INVOCATION_SUFFIX))
+    return 'invocation';
   if (bytesEndWith(bytes, REVOCATION_SUFFIX)) return 'revocation';
   return 'enforcer';
 }
@@ -512,6 +555,8 @@ function recordTime(r: EnforcerRecord): number {
       return r.completedAt;
     case LEASE_RECORD_TYPE:
       return r.at;
+    case CHAIN_RECORD_TYPE:
+      return r.loggedAt;
     default:
       return r.recordedAt;
   }

@@ -45,12 +45,20 @@ export class ChainVerifier {
     this.#maxAge = options.maxCacheAgeSeconds ?? 300;
   }
 
+  /**
+   * `hash`: the hex SHA-256 of `bytes` when the caller holds it already (an audit verifier that
+   * checked it against a logged chain record): the cache key without hashing the chain again.
+   */
   verify(
     bytes: Uint8Array,
-    options: { readonly nowSeconds: number; readonly presenter?: Identifier },
+    options: {
+      readonly nowSeconds: number;
+      readonly presenter?: Identifier;
+      readonly hash?: string;
+    },
   ): VerifiedChain {
     const now = checkUnixSeconds(options.nowSeconds);
-    const key = toHex(sha256(bytes));
+    const key = options.hash ?? toHex(sha256(bytes));
     const entry = this.#cache.get(key);
     if (entry !== undefined && now - entry.verifiedAt <= this.#maxAge && now >= entry.verifiedAt) {
       const { chain } = entry;

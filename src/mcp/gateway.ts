@@ -20,8 +20,11 @@ import { bytesEqual } from '../encoding/index.js';
 import type { VerifiedChain } from '../credentials/index.js';
 import type { BundleSource, Gate, GateDecision, ToolDescriptor } from '../gates/index.js';
 import {
+  chainHashOf,
   fromBase64Url,
   GenAiAttribute,
+  INVOCATION_RECORD_TYPE,
+  isInvocationRecord,
   MandateAttribute,
   parseAuditRecord,
   type VerifiedInvocation,
@@ -417,7 +420,7 @@ export class McpGateway {
         'the invocation is malformed',
       );
     }
-    if (record.type !== 'mandate/invocation/v1')
+    if (!isInvocationRecord(record))
       return refused('ERR_MCP_INVOCATION_MISMATCH', 'the invocation is not an invocation record');
     // The invocation must be this call, by this channel's identity, under a chain this channel presents.
     if (record.tool !== name || record.agent !== peer.identifier)
@@ -425,13 +428,19 @@ export class McpGateway {
         'ERR_MCP_INVOCATION_MISMATCH',
         'the invocation names another tool or another agent than this session',
       );
-    let chainBytes: Uint8Array;
-    try {
-      chainBytes = fromBase64Url(record.chain, 'chain');
-    } catch {
-      return refused('ERR_MCP_INVOCATION_MISMATCH', 'the invocation is malformed');
-    }
-    if (!peer.chains.some((c) => bytesEqual(c.bytes, chainBytes)))
+    // A v1 invocation carries its chain; a v2 names it by hash: either way, one of the chains
+    // this channel presents (whose bytes go to the enforcement point with a v2).
+    let presented: Uint8Array | undefined;
+    if (record.type === INVOCATION_RECORD_TYPE) {
+      let chainBytes: Uint8Array;
+      try {
+        chainBytes = fromBase64Url(record.chain, 'chain');
+      } catch {
+        return refused('ERR_MCP_INVOCATION_MISMATCH', 'the invocation is malformed');
+      }
+      presented = peer.chains.find((c) => bytesEqual(c.bytes, chainBytes))?.bytes;
+    } else presented = peer.chains.find((c) => chainHashOf(c.bytes) === record.chainHash)?.bytes;
+    if (presented === undefined)
       return refused(
         'ERR_MCP_CHAIN_MISMATCH',
         'the invocation carries a chain this channel does not present (or no longer: expired or revoked)',
@@ -442,7 +451,7 @@ export class McpGateway {
     const now = this.#clock.nowSeconds();
     let enforced;
     try {
-      enforced = await o.point.submit(bytes, args, now);
+      enforced = await o.point.submit(bytes, args, now, presented);
     } catch (error) {
       const code = isMandateError(error) ? error.code : 'ERR_MCP_INVOCATION_REFUSED';
       if (code !== 'ERR_AUDIT_AGENT_CHAIN_MISMATCH')

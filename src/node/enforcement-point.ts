@@ -30,10 +30,11 @@ import {
   type VerifiedInvocation,
   type VerifiedKeyCache,
   auditRecordHash,
-  INVOCATION_RECORD_TYPE,
+  CHAIN_RECORD_TYPE,
+  CHAIN_REF_INVOCATION_RECORD_TYPE,
+  isInvocationRecord,
+  type LoggedChain,
 } from '../audit/index.js';
-import { toHex } from '../encoding/index.js';
-import { sha256 } from '../crypto/index.js';
 
 /** Options of {@link EnforcementPoint.open}. */
 export interface EnforcementPointOptions {
@@ -115,6 +116,8 @@ export class EnforcementPoint {
   readonly #inFlight = new Map<RecordHash, number>();
   /** The agents' credential keys, checked once per attestation (not per invocation). */
   readonly #keys: VerifiedKeyCache = new Map();
+  /** Chains (by hex SHA-256) whose chain record is in the log (`true`) or being appended. */
+  readonly #chains = new Map<string, true | Promise<void>>();
   #sinceLastPersist = 0;
   #sinceLastPrune = 0;
   #persisting: Promise<void> | undefined;
@@ -139,6 +142,7 @@ export class EnforcementPoint {
     let from = await trail.indexedSize();
     if (from > size) from = size;
     const heads = new Map<Identifier, AgentHead>();
+    const chains: LoggedChain[] = [];
     while (from < size) {
       const to = Math.min(size, from + REINDEX_BATCH);
       const entries = await log.readEntries(from, to);
@@ -149,15 +153,19 @@ export class EnforcementPoint {
         } catch {
           return; // other record types (written by other parts) carry no agent head
         }
-        if (record.type === INVOCATION_RECORD_TYPE)
+        if (isInvocationRecord(record))
           heads.set(record.agent, {
             agent: record.agent,
             hash: auditRecordHash(entry.record),
             index: from + i,
           });
+        else if (record.type === CHAIN_RECORD_TYPE)
+          chains.push({ hash: record.chainHash, index: from + i });
       });
       from = to;
     }
+    // Chain records first: the indexed size must not pass one whose position is not stored.
+    if (chains.length > 0) await trail.putLoggedChains(chains);
     await trail.putHeads([...heads.values()], size);
     for (const h of heads.values()) this.#heads.set(h.agent, { hash: h.hash, index: h.index });
   }
@@ -191,8 +199,17 @@ export class EnforcementPoint {
    * record and chain errors as verifyInvocation's, `ERR_AUDIT_RECORD_MISMATCH` (the arguments are
    * not those signed), `ERR_AUDIT_INVOCATION_STALE`, `ERR_AUDIT_AGENT_CHAIN_MISMATCH`,
    * `ERR_AUDIT_NONCE_REPLAYED`. Execute the tool only on `decision.decision === 'allow'`.
+   *
+   * `chain`: the chain the agent presents (its channel's, a CLI flag), required for an invocation
+   * that names its chain by hash (`ERR_AUDIT_CHAIN_UNKNOWN` without it, `ERR_AUDIT_CHAIN_MISMATCH`
+   * for another chain); the first such invocation of a chain logs a chain record before it.
    */
-  async submit(bytes: Uint8Array, args: unknown, nowSeconds: number): Promise<EnforcedInvocation> {
+  async submit(
+    bytes: Uint8Array,
+    args: unknown,
+    nowSeconds: number,
+    chain?: Uint8Array,
+  ): Promise<EnforcedInvocation> {
     const o = this.#options;
     await o.catchUp?.();
     const invocation = verifyInvocation(bytes, {
@@ -200,6 +217,7 @@ export class EnforcementPoint {
       chains: o.chains,
       nowSeconds,
       keys: this.#keys,
+      ...(chain === undefined ? {} : { chain }),
     });
     const record = invocation.record;
     if (Math.abs(nowSeconds - record.issuedAt) > this.#window)
@@ -213,6 +231,7 @@ export class EnforcementPoint {
       o.chains.verify(invocation.chainBytes, {
         nowSeconds: record.issuedAt,
         presenter: record.agent,
+        hash: invocation.chainHash,
       });
       const key = invocation.signer.issuerKey;
       if (!(key.createdAt <= record.issuedAt + 60 && record.issuedAt < key.expiresAt))
@@ -246,6 +265,10 @@ export class EnforcementPoint {
         // Housekeeping off the answer's path; a failure leaves expired rows for the next round.
         void o.trail.pruneNonces(nowSeconds).catch(() => undefined);
       }
+      // The chain record goes in before the first invocation naming the chain (a refusal above
+      // logs nothing; a failure here logs no invocation).
+      if (record.type === CHAIN_REF_INVOCATION_RECORD_TYPE)
+        await this.#logChain(record.chainHash, invocation.chainBytes, nowSeconds);
       const previous = this.#heads.get(record.agent);
       this.#heads.set(record.agent, { hash: invocation.hash, index: -1 });
       this.#inFlight.set(invocation.hash, o.log.size);
@@ -376,13 +399,13 @@ export class EnforcementPoint {
       escalationHash = escalated.invocation;
       const [entry] = await o.log.readEntries(escalated.index, escalated.index + 1);
       const original = entry === undefined ? undefined : parseAuditRecord(entry.record);
-      if (original?.type === INVOCATION_RECORD_TYPE) report = original.report ?? null;
+      if (original !== undefined && isInvocationRecord(original)) report = original.report ?? null;
     }
     const record = await o.signer.signTrace({
       escalation: escalationHash,
       resolvedBy: resolvedBy.hash,
       agent: resolvedBy.agent,
-      chainHash: toHex(sha256(resolvedBy.chainBytes)),
+      chainHash: resolvedBy.chainHash,
       approval: used.id,
       policies: used.policies,
       report: report ?? null,
@@ -454,6 +477,45 @@ export class EnforcementPoint {
   ): Promise<{ readonly record: SignedRecord<LeaseRecord>; readonly index: number }> {
     const record = await this.#options.signer.signLease(lease);
     return { record, index: await this.#options.log.append(record.bytes) };
+  }
+
+  /**
+   * Makes sure the log holds a chain record for the chain `hash` names: known, stored (an earlier
+   * run or process), or signed and appended now — once, however many calls ask at a time. Its
+   * position is stored once durable; until then it counts as in flight, so the stored indexed
+   * size stays below it and a crash before the store rereads it on open.
+   */
+  #logChain(hash: string, chain: Uint8Array, nowSeconds: number): Promise<void> {
+    const known = this.#chains.get(hash);
+    if (known === true) return Promise.resolve();
+    if (known !== undefined) return known;
+    const o = this.#options;
+    const logging = (async () => {
+      if ((await o.trail.loggedChain(hash)) !== undefined) return;
+      const signed = await o.signer.signChain(chain, nowSeconds);
+      this.#inFlight.set(signed.hash, o.log.size);
+      let index: number;
+      try {
+        index = await o.log.append(signed.bytes);
+      } catch (error) {
+        this.#inFlight.delete(signed.hash);
+        throw error;
+      }
+      // Not stored: it stays in flight (the heads' indexed size stays below it; reopening reads
+      // it again), and the invocation goes ahead — the record is in the log.
+      await o.trail.putLoggedChains([{ hash, index }]).then(
+        () => this.#inFlight.delete(signed.hash),
+        () => undefined,
+      );
+    })();
+    this.#chains.set(hash, logging);
+    logging.then(
+      () => this.#chains.set(hash, true),
+      () => {
+        if (this.#chains.get(hash) === logging) this.#chains.delete(hash);
+      },
+    );
+    return logging;
   }
 
   #afterAppend(): void {

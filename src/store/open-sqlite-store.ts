@@ -16,6 +16,7 @@ import {
   SqliteAuditLogRepository,
 } from './sqlite-audit-log-repository.js';
 import {
+  AUDIT_CHAINS_MIGRATION_SQL,
   AUDIT_TRAIL_MIGRATION_SQL,
   SqliteAuditTrailRepository,
 } from './sqlite-audit-trail-repository.js';
@@ -54,6 +55,7 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   { version: 11, name: 'audit_trail', sql: AUDIT_TRAIL_MIGRATION_SQL },
   { version: 12, name: 'broker_secrets', sql: BROKER_SECRETS_MIGRATION_SQL },
   { version: 13, name: 'broker_leases', sql: BROKER_LEASES_MIGRATION_SQL },
+  { version: 14, name: 'audit_chains', sql: AUDIT_CHAINS_MIGRATION_SQL },
 ];
 
 /** The embedded default: one SQLite file for identities, sealed keys and credentials state. */

@@ -1,6 +1,6 @@
 import type { Statement, Transaction } from 'better-sqlite3';
 import type { Identifier } from '../identity/index.js';
-import type { AgentHead, AuditTrailRepository, Escalation } from '../audit/index.js';
+import type { AgentHead, AuditTrailRepository, Escalation, LoggedChain } from '../audit/index.js';
 import { checkTrailKey, checkTrailNumber } from '../audit/internal.js';
 import type { SqliteDatabase } from './sqlite-database.js';
 
@@ -35,6 +35,16 @@ export const AUDIT_TRAIL_MIGRATION_SQL = `
     created_at INTEGER NOT NULL
   ) STRICT;
   CREATE INDEX audit_escalations_call ON audit_escalations (agent, call, arguments_digest, idx);`;
+
+/**
+ * Migration 14: where the audit log holds each chain record (docs/spec/audit.md, "Chain"), so an
+ * enforcement point logs each chain once across restarts and processes.
+ */
+export const AUDIT_CHAINS_MIGRATION_SQL = `
+  CREATE TABLE audit_chains (
+    hash TEXT PRIMARY KEY,
+    idx INTEGER NOT NULL CHECK (idx >= 0)
+  ) STRICT;`;
 
 interface EscalationRow {
   approval: string;
@@ -73,6 +83,8 @@ export class SqliteAuditTrailRepository implements AuditTrailRepository {
   readonly #putEscalation: Statement<[string, string, string, string, string, number, number]>;
   readonly #escalation: Statement<[string], EscalationRow>;
   readonly #findEscalation: Statement<[string, string, string], EscalationRow>;
+  readonly #chain: Statement<[string], { hash: string; idx: number }>;
+  readonly #putChains: Transaction<(chains: readonly LoggedChain[]) => void>;
 
   constructor(database: SqliteDatabase) {
     this.#database = database;
@@ -108,6 +120,13 @@ export class SqliteAuditTrailRepository implements AuditTrailRepository {
       `SELECT * FROM audit_escalations WHERE agent = ? AND call = ? AND arguments_digest = ?
        ORDER BY idx DESC LIMIT 1`,
     );
+    this.#chain = db.prepare('SELECT hash, idx FROM audit_chains WHERE hash = ?');
+    const putChain = db.prepare<[string, number]>(
+      'INSERT INTO audit_chains (hash, idx) VALUES (?, ?) ON CONFLICT (hash) DO NOTHING',
+    );
+    this.#putChains = db.transaction((chains) => {
+      for (const c of chains) putChain.run(c.hash, c.index);
+    });
   }
 
   claimNonce(
@@ -204,5 +223,26 @@ export class SqliteAuditTrailRepository implements AuditTrailRepository {
     return this.#database.write(() =>
       escalationOf(this.#findEscalation.get(agent, call, argumentsDigest)),
     );
+  }
+
+  loggedChain(hash: string): Promise<LoggedChain | undefined> {
+    return this.#database.write(() => {
+      const row = this.#chain.get(hash);
+      return row === undefined ? undefined : { hash: row.hash, index: row.idx };
+    });
+  }
+
+  putLoggedChains(chains: readonly LoggedChain[]): Promise<void> {
+    try {
+      for (const c of chains) {
+        checkTrailKey(c.hash, 'hash');
+        checkTrailNumber(c.index, 'index');
+      }
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    return this.#database.write(() => {
+      this.#putChains.immediate(chains);
+    });
   }
 }

@@ -10,6 +10,9 @@ import fc from 'fast-check';
 import {
   AuditLog,
   auditRecordHash,
+  CHAIN_RECORD_TYPE,
+  CHAIN_REF_INVOCATION_RECORD_TYPE,
+  chainHashOf,
   EnforcerSigner,
   InvocationSigner,
   MemoryAuditLogRepository,
@@ -115,14 +118,23 @@ describe('EnforcementPoint', () => {
       args,
       nowSeconds: NOW,
     });
-    const result = await s.point.submit(signed.bytes, args, NOW);
+    const result = await s.point.submit(signed.bytes, args, NOW, s.w.supportChainBytes);
     expect(result.decision.decision).toBe('allow');
-    expect([result.invocationIndex, result.decisionIndex]).toEqual([0, 1]);
-    expect(s.log.size).toBe(2);
-    const [first, second] = await s.log.readEntries(0, 2);
+    // The chain's record first (its first invocation by hash), then the invocation and decision.
+    expect([result.invocationIndex, result.decisionIndex]).toEqual([1, 2]);
+    expect(s.log.size).toBe(3);
+    const [chained, first, second] = await s.log.readEntries(0, 3);
+    const chainRecord = verifyEnforcerRecord(chained!.record, { enforcers: s.enforcers });
+    expect(chainRecord.record).toMatchObject({
+      type: 'mandate/chain/v1',
+      chainHash: chainHashOf(s.w.supportChainBytes),
+    });
     expect(first!.record).toEqual(signed.bytes);
     expect(second!.record).toEqual(result.decisionRecord.bytes);
-    const invocation = verifyInvocation(first!.record, { authorities: s.w.authorities });
+    const invocation = verifyInvocation(first!.record, {
+      authorities: s.w.authorities,
+      chain: s.w.supportChainBytes,
+    });
     const decision = verifyEnforcerRecord(second!.record, { enforcers: s.enforcers, invocation });
     expect(decision.record).toMatchObject({
       type: 'mandate/decision/v1',
@@ -138,7 +150,12 @@ describe('EnforcementPoint', () => {
       args: { order: 'o-2', amount: 5000 },
       nowSeconds: NOW,
     });
-    const denied = await s.point.submit(deny.bytes, { order: 'o-2', amount: 5000 }, NOW);
+    const denied = await s.point.submit(
+      deny.bytes,
+      { order: 'o-2', amount: 5000 },
+      NOW,
+      s.w.supportChainBytes,
+    );
     expect(denied.decision.decision).toBe('deny');
     expect(denied.decisionRecord.record).not.toHaveProperty('arguments');
     expect(denied.invocation.record.previous).toBe(signed.hash);
@@ -155,18 +172,20 @@ describe('EnforcementPoint', () => {
     const record = JSON.parse(new TextDecoder().decode(good.bytes)) as Record<string, unknown>;
     const unsigned = Object.fromEntries(Object.entries(record).filter(([k]) => k !== 'signature'));
     const enc = (v: unknown) => new TextEncoder().encode(canonicalizeJson(v));
-    expect(await codeOf(() => s.point.submit(enc(unsigned), args, NOW))).toBe(
-      'ERR_AUDIT_SIGNATURE_MISSING',
-    );
     expect(
-      await codeOf(() => s.point.submit(enc({ ...record, tool: 'issue_refund' }), args, NOW)),
+      await codeOf(() => s.point.submit(enc(unsigned), args, NOW, s.w.supportChainBytes)),
+    ).toBe('ERR_AUDIT_SIGNATURE_MISSING');
+    expect(
+      await codeOf(() =>
+        s.point.submit(enc({ ...record, tool: 'issue_refund' }), args, NOW, s.w.supportChainBytes),
+      ),
     ).toBe('ERR_AUDIT_SIGNATURE_INVALID');
-    expect(await codeOf(() => s.point.submit(good.bytes, readOrder('o-9'), NOW))).toBe(
-      'ERR_AUDIT_RECORD_MISMATCH',
-    );
-    expect(await codeOf(() => s.point.submit(good.bytes, args, NOW + 301))).toBe(
-      'ERR_AUDIT_INVOCATION_STALE',
-    );
+    expect(
+      await codeOf(() => s.point.submit(good.bytes, readOrder('o-9'), NOW, s.w.supportChainBytes)),
+    ).toBe('ERR_AUDIT_RECORD_MISMATCH');
+    expect(
+      await codeOf(() => s.point.submit(good.bytes, args, NOW + 301, s.w.supportChainBytes)),
+    ).toBe('ERR_AUDIT_INVOCATION_STALE');
     // Another agent's chain under support's signature.
     const sub = s.w.subAgents[0]!;
     const foreign = await signInvocation(s.w.vault, s.w.support.issuer, {
@@ -175,15 +194,15 @@ describe('EnforcementPoint', () => {
       args,
       nowSeconds: NOW,
     });
-    expect(await codeOf(() => s.point.submit(foreign.bytes, args, NOW))).toBe(
+    expect(await codeOf(() => s.point.submit(foreign.bytes, args, NOW, sub.bytes))).toBe(
       'ERR_CHAIN_PRESENTER_MISMATCH',
     );
     expect(s.log.size).toBe(0);
-    await s.point.submit(good.bytes, args, NOW);
+    await s.point.submit(good.bytes, args, NOW, s.w.supportChainBytes);
     // The same bytes again: no longer the successor of the agent's head.
-    expect(await codeOf(() => s.point.submit(good.bytes, args, NOW + 1))).toBe(
-      'ERR_AUDIT_AGENT_CHAIN_MISMATCH',
-    );
+    expect(
+      await codeOf(() => s.point.submit(good.bytes, args, NOW + 1, s.w.supportChainBytes)),
+    ).toBe('ERR_AUDIT_AGENT_CHAIN_MISMATCH');
     // The same nonce on a correctly chained invocation: a replay.
     const replay = await signInvocation(s.w.vault, s.w.support.issuer, {
       chain: s.w.supportChainBytes,
@@ -193,10 +212,10 @@ describe('EnforcementPoint', () => {
       previous: good.hash,
       nonce: Buffer.from(good.record.nonce, 'hex'),
     });
-    expect(await codeOf(() => s.point.submit(replay.bytes, args, NOW + 2))).toBe(
-      'ERR_AUDIT_NONCE_REPLAYED',
-    );
-    expect(s.log.size).toBe(2);
+    expect(
+      await codeOf(() => s.point.submit(replay.bytes, args, NOW + 2, s.w.supportChainBytes)),
+    ).toBe('ERR_AUDIT_NONCE_REPLAYED');
+    expect(s.log.size).toBe(3);
   });
 
   it('refuses a forward-dated invocation whose chain is expired at its issuedAt (the verifier time)', async () => {
@@ -214,9 +233,9 @@ describe('EnforcementPoint', () => {
       args,
       nowSeconds: expires + 200,
     });
-    expect(await codeOf(() => s.point.submit(ahead.bytes, args, expires - 50))).toBe(
-      'ERR_DELEGATION_EXPIRED',
-    );
+    expect(
+      await codeOf(() => s.point.submit(ahead.bytes, args, expires - 50, s.w.supportChainBytes)),
+    ).toBe('ERR_DELEGATION_EXPIRED');
     expect(s.log.size).toBe(0);
     // Inside the chain's validity at both times: logged, and it verifies at its issuedAt.
     const fine = await new InvocationSigner(s.w.vault, s.w.support.issuer).sign({
@@ -225,11 +244,14 @@ describe('EnforcementPoint', () => {
       args,
       nowSeconds: expires - 100,
     });
-    await s.point.submit(fine.bytes, args, expires - 350);
-    const [first] = await s.log.readEntries(0, 1);
-    expect(verifyInvocation(first!.record, { authorities: s.w.authorities }).agent).toBe(
-      s.w.support.issuer.identity.identifier,
-    );
+    await s.point.submit(fine.bytes, args, expires - 350, s.w.supportChainBytes);
+    const [, first] = await s.log.readEntries(0, 2);
+    expect(
+      verifyInvocation(first!.record, {
+        authorities: s.w.authorities,
+        chain: s.w.supportChainBytes,
+      }).agent,
+    ).toBe(s.w.support.issuer.identity.identifier);
   });
 
   it('keeps heads and nonces across a restart (SQLite), and rebuilds heads from the log alone', async () => {
@@ -246,7 +268,7 @@ describe('EnforcementPoint', () => {
         nowSeconds: NOW + i,
       });
       sent.push(signed);
-      await s.point.submit(signed.bytes, args, NOW + i);
+      await s.point.submit(signed.bytes, args, NOW + i, s.w.supportChainBytes);
     }
     await s.point.flush();
     await s.log.close();
@@ -255,20 +277,37 @@ describe('EnforcementPoint', () => {
     });
     const again = await s.open(path);
     expect(await again.point.head(s.w.support.identity.identifier)).toBe(sent[2]!.hash);
-    const replay = await signInvocation(s.w.vault, s.w.support.issuer, {
-      chain: s.w.supportChainBytes,
-      tool: 'read_orders',
-      args,
-      nowSeconds: NOW + 5,
-      previous: sent[2]!.hash,
-      nonce: Buffer.from(sent[1]!.record.nonce, 'hex'),
-    });
-    expect(await codeOf(() => again.point.submit(replay.bytes, args, NOW + 5))).toBe(
-      'ERR_AUDIT_NONCE_REPLAYED',
+    const signAfter = (previous: string, nowSeconds: number, nonce?: Uint8Array) =>
+      signInvocation(s.w.vault, s.w.support.issuer, {
+        chain: s.w.supportChainBytes,
+        tool: 'read_orders',
+        args,
+        nowSeconds,
+        previous,
+        ...(nonce === undefined ? {} : { nonce }),
+      });
+    const replay = await signAfter(
+      sent[2]!.hash,
+      NOW + 5,
+      Buffer.from(sent[1]!.record.nonce, 'hex'),
     );
+    expect(
+      await codeOf(() => again.point.submit(replay.bytes, args, NOW + 5, s.w.supportChainBytes)),
+    ).toBe('ERR_AUDIT_NONCE_REPLAYED');
+    // The chain was logged once, before the first call; a call after the restart logs no second
+    // chain record (its position is stored), nor one after a trail index rebuilt from the log.
+    const chainRecords = async (log: AuditLog) =>
+      (await s.records(log)).filter((r) => r.type === CHAIN_RECORD_TYPE).length;
+    const next = await signAfter(sent[2]!.hash, NOW + 6);
+    await again.point.submit(next.bytes, args, NOW + 6, s.w.supportChainBytes);
+    expect(await chainRecords(again.log)).toBe(1);
+    await again.point.flush();
     // A trail index that lost everything (a crash before any head was stored): rebuilt from the log.
     const rebuilt = await s.open(path, new MemoryAuditTrailRepository());
-    expect(await rebuilt.point.head(s.w.support.identity.identifier)).toBe(sent[2]!.hash);
+    expect(await rebuilt.point.head(s.w.support.identity.identifier)).toBe(next.hash);
+    const last = await signAfter(next.hash, NOW + 7);
+    await rebuilt.point.submit(last.bytes, args, NOW + 7, s.w.supportChainBytes);
+    expect(await chainRecords(rebuilt.log)).toBe(1);
   });
 
   it('keeps every agent chain linear under a concurrent burst', async () => {
@@ -280,18 +319,24 @@ describe('EnforcementPoint', () => {
         const args = readOrder(`o-${i}`);
         return signer
           .sign({ chain, tool: 'read_orders', server: 'orders', args, nowSeconds: NOW })
-          .then((signed) => s.point.submit(signed.bytes, args, NOW));
+          .then((signed) => s.point.submit(signed.bytes, args, NOW, chain));
       });
     });
     const results = await Promise.all(work);
     expect(results.every((r) => r.decision.decision === 'allow')).toBe(true);
     const records = await s.records(s.log);
-    expect(records).toHaveLength(2 * perAgent * s.agents.length);
+    // Each agent's chain logged once, before the first invocation naming it.
+    expect(records).toHaveLength((2 * perAgent + 1) * s.agents.length);
     const hashes = (await s.log.readEntries(0, s.log.size)).map((e) => auditRecordHash(e.record));
     const last = new Map<string, string | null>();
     const seen = new Set<string>();
+    const chains = new Set<string>();
     records.forEach((r, i) => {
-      if (r.type === 'mandate/invocation/v1') {
+      if (r.type === CHAIN_RECORD_TYPE) {
+        expect(chains.has(r.chainHash)).toBe(false);
+        chains.add(r.chainHash);
+      } else if (r.type === CHAIN_REF_INVOCATION_RECORD_TYPE) {
+        expect(chains.has(r.chainHash)).toBe(true);
         expect(r.previous).toBe(last.get(r.agent) ?? null);
         last.set(r.agent, hashes[i]!);
         seen.add(hashes[i]!);
@@ -326,7 +371,7 @@ describe('EnforcementPoint', () => {
           : {}),
       });
     const first = await ask(NOW, true);
-    const escalated = await s.point.submit(first.bytes, args, NOW);
+    const escalated = await s.point.submit(first.bytes, args, NOW, s.w.supportChainBytes);
     expect(escalated.decision.decision).toBe('approval_required');
     const id = escalated.decisionRecord.record.escalation!.id;
     await answerApproval(s.approvals, {
@@ -339,7 +384,7 @@ describe('EnforcementPoint', () => {
       nowSeconds: NOW + 5,
     });
     const retry = await ask(NOW + 10, false);
-    const allowed = await s.point.submit(retry.bytes, args, NOW + 10);
+    const allowed = await s.point.submit(retry.bytes, args, NOW + 10, s.w.supportChainBytes);
     expect(allowed.decision.decision).toBe('allow');
     const approval = allowed.decisionRecord.record.approval!;
     expect(approval).toMatchObject({
@@ -355,7 +400,10 @@ describe('EnforcementPoint', () => {
     // Disclosure is off for this tool: the record keeps what was shown as its digest only.
     expect(Object.hasOwn(approval.shown, 'arguments')).toBe(false);
     expect(new TextDecoder().decode(allowed.decisionRecord.bytes)).not.toContain('o-4471');
-    const invocation = verifyInvocation(retry.bytes, { authorities: s.w.authorities });
+    const invocation = verifyInvocation(retry.bytes, {
+      authorities: s.w.authorities,
+      chain: s.w.supportChainBytes,
+    });
     verifyEnforcerRecord(allowed.decisionRecord.bytes, {
       enforcers: s.enforcers,
       invocation,
@@ -452,7 +500,12 @@ describe('EnforcementPoint', () => {
         args: other,
         nowSeconds,
       });
-    const e2 = await s.point.submit((await ask2(NOW + 20)).bytes, other, NOW + 20);
+    const e2 = await s.point.submit(
+      (await ask2(NOW + 20)).bytes,
+      other,
+      NOW + 20,
+      s.w.supportChainBytes,
+    );
     await answerApproval(s.approvals, {
       id: e2.decisionRecord.record.escalation!.id,
       decision: 'deny',
@@ -462,7 +515,12 @@ describe('EnforcementPoint', () => {
       vault: s.w.vault,
       nowSeconds: NOW + 25,
     });
-    const d2 = await s.point.submit((await ask2(NOW + 30)).bytes, other, NOW + 30);
+    const d2 = await s.point.submit(
+      (await ask2(NOW + 30)).bytes,
+      other,
+      NOW + 30,
+      s.w.supportChainBytes,
+    );
     expect(d2.decision.code).toBe('ERR_APPROVAL_DENIED');
     expect(d2.decisionRecord.record.approval?.decision).toBe('deny');
     expect(d2.trace?.record.record.resolution.decision).toBe('deny');
@@ -477,7 +535,7 @@ describe('EnforcementPoint', () => {
       args,
       nowSeconds: NOW,
     });
-    const result = await s.point.submit(signed.bytes, args, NOW);
+    const result = await s.point.submit(signed.bytes, args, NOW, s.w.supportChainBytes);
     const lease = await s.point.recordLease({
       invocation: result.invocation.hash,
       agent: result.invocation.agent,
@@ -502,7 +560,7 @@ describe('EnforcementPoint', () => {
         enforcers: s.enforcers,
         invocation: result.invocation,
       });
-    expect([lease.index, outcome.index, failed.index]).toEqual([2, 3, 4]);
+    expect([lease.index, outcome.index, failed.index]).toEqual([3, 4, 5]);
     expect(outcome.record.record.resultDigest).toMatch(/^[0-9a-f]{64}$/);
     expect(failed.record.record).toMatchObject({
       status: 'error',
@@ -556,7 +614,7 @@ describe('EnforcementPoint', () => {
             nowSeconds: at,
           });
           lastSent.set(k, signed.bytes);
-          return codeOf(() => point.submit(signed.bytes, args, NOW));
+          return codeOf(() => point.submit(signed.bytes, args, NOW, s.agents[k]!.chain));
         };
         const pending: Promise<string>[] = [];
         for (const op of plan) {
@@ -580,7 +638,9 @@ describe('EnforcementPoint', () => {
                 argumentsDigest: string;
               };
               expect(args.argumentsDigest).toMatch(/^[0-9a-f]{64}$/);
-              const code = await codeOf(() => point.submit(bytes, {}, NOW));
+              const code = await codeOf(() =>
+                point.submit(bytes, {}, NOW, s.agents[op.agent]!.chain),
+              );
               expect(code).not.toBe('no error');
             }
           }
@@ -590,14 +650,18 @@ describe('EnforcementPoint', () => {
           if (c === 'no error') accepted++;
           else expect(c).toBe('ERR_AUDIT_AGENT_CHAIN_MISMATCH');
         }
-        expect(log.size).toBe(2 * accepted);
         const entries = await log.readEntries(0, log.size);
         const last = new Map<string, string | null>();
         const logged = new Set<string>();
+        const chains = new Set<string>();
         let decisions = 0;
         for (const e of entries) {
           const r = parseAuditRecord(e.record);
-          if (r.type === 'mandate/invocation/v1') {
+          if (r.type === CHAIN_RECORD_TYPE) {
+            expect(chains.has(r.chainHash)).toBe(false);
+            chains.add(r.chainHash);
+          } else if (r.type === CHAIN_REF_INVOCATION_RECORD_TYPE) {
+            expect(chains.has(r.chainHash)).toBe(true);
             expect(r.previous).toBe(last.get(r.agent) ?? null);
             last.set(r.agent, auditRecordHash(e.record));
             logged.add(auditRecordHash(e.record));
@@ -607,6 +671,7 @@ describe('EnforcementPoint', () => {
           }
         }
         expect([logged.size, decisions]).toEqual([accepted, accepted]);
+        expect(log.size).toBe(2 * accepted + chains.size);
       }),
       { numRuns: 15 },
     );

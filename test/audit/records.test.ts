@@ -11,6 +11,10 @@ import {
   parseAuditRecord,
   readAuditRecord,
   recordSigningBytes,
+  CHAIN_RECORD_TYPE,
+  CHAIN_REF_INVOCATION_RECORD_TYPE,
+  chainHashOf,
+  INVOCATION_RECORD_TYPE,
   signInvocation,
   verifyEnforcerRecord,
   verifyInvocation,
@@ -87,6 +91,8 @@ describe('golden audit records', () => {
       'outcome',
       'lease',
       'trace',
+      'chainRecord',
+      'invocationByHash',
     ] as const) {
       const { record, signingBytes } = readAuditRecord(bytesOf(golden[name].text));
       expect(new TextDecoder().decode(signingBytes)).toBe(
@@ -295,6 +301,64 @@ describe('tampering', () => {
   });
 });
 
+describe('an invocation naming its chain by hash (mandate/invocation/v2) and its chain record', () => {
+  const chain = fromHex(delegationGolden.chains[2]!.bytes);
+  const bobChain = fromHex(delegationGolden.chains[1]!.bytes);
+  const byHash = bytesOf(golden.invocationByHash.text);
+
+  it('verifies with the chain given or logged, binds it by hash, and needs it', () => {
+    const verified = verifyInvocation(byHash, { authorities, chain });
+    expect(verified.record.type).toBe(CHAIN_REF_INVOCATION_RECORD_TYPE);
+    expect(verified.hash).toBe(golden.invocationByHash.hash);
+    expect(verified.chainHash).toBe(chainHashOf(chain));
+    expect(verified.record.previous).toBe(golden.nextInvocation.hash);
+    expect(verified.chain.actor).toBe(golden.agent);
+    const logged = new Map([[chainHashOf(chain), chain]]);
+    expect(verifyInvocation(byHash, { authorities, loggedChains: logged }).hash).toBe(
+      verified.hash,
+    );
+    expect(codeOf(() => verifyInvocation(byHash, { authorities }))).toBe('ERR_AUDIT_CHAIN_UNKNOWN');
+    expect(codeOf(() => verifyInvocation(byHash, { authorities, chain: bobChain }))).toBe(
+      'ERR_AUDIT_CHAIN_MISMATCH',
+    );
+    // The old form carries its chain and ignores one given beside it.
+    const first = verifyInvocation(bytesOf(golden.invocation.text), {
+      authorities,
+      chain: bobChain,
+    });
+    expect(first.record.type).toBe(INVOCATION_RECORD_TYPE);
+    expect(first.chainHash).toBe(verified.chainHash);
+  });
+
+  it('its chain record verifies as the enforcement point signed it, for the invocations naming it', () => {
+    const invocation = verifyInvocation(byHash, { authorities, chain });
+    const record = verifyEnforcerRecord(bytesOf(golden.chainRecord.text), {
+      enforcers,
+      invocation,
+    });
+    expect(record.record.type).toBe(CHAIN_RECORD_TYPE);
+    expect(record.hash).toBe(golden.chainRecord.hash);
+    expect(record.record.type === CHAIN_RECORD_TYPE && record.record.chainHash).toBe(
+      invocation.chainHash,
+    );
+    const bobInvocation = invocationOf(golden.invocation.text);
+    expect(bobInvocation.chainHash).toBe(invocation.chainHash);
+  });
+
+  it('any field of either changed fails verification', () => {
+    for (const [key, text] of tamperedTexts(golden.invocationByHash.text))
+      expect(
+        codeOf(() => verifyInvocation(bytesOf(text), { authorities, chain })),
+        key,
+      ).not.toBe('no error');
+    for (const [key, text] of tamperedTexts(golden.chainRecord.text))
+      expect(
+        codeOf(() => verifyEnforcerRecord(bytesOf(text), { enforcers })),
+        key,
+      ).not.toBe('no error');
+  });
+});
+
 describe('signInvocation', () => {
   it('signs a fresh nonce each time; arguments only as their digest; the signer is the chain actor', async () => {
     const carol = goldenParty('carol');
@@ -311,7 +375,8 @@ describe('signInvocation', () => {
     expect(new TextDecoder().decode(a.bytes)).not.toContain('never in the record');
     expect(a.record.server).toBeNull();
     expect(auditRecordHash(a.bytes)).toBe(a.hash);
-    expect(verifyInvocation(a.bytes, { authorities }).agent).toBe(carol.identity.identifier);
+    expect(a.record.type).toBe(CHAIN_REF_INVOCATION_RECORD_TYPE);
+    expect(verifyInvocation(a.bytes, { authorities, chain }).agent).toBe(carol.identity.identifier);
     // bob's chain presented with carol's signature: the chain's actor is not the record's agent.
     const bobChain = fromHex(delegationGolden.chains[1]!.bytes);
     const wrong = await signInvocation(carol.vault, carol.issuer, {
@@ -320,7 +385,7 @@ describe('signInvocation', () => {
       args: {},
       nowSeconds: RECORDS_AT,
     });
-    expect(codeOf(() => verifyInvocation(wrong.bytes, { authorities }))).toBe(
+    expect(codeOf(() => verifyInvocation(wrong.bytes, { authorities, chain: bobChain }))).toBe(
       'ERR_CHAIN_PRESENTER_MISMATCH',
     );
   });

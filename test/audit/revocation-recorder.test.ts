@@ -91,8 +91,8 @@ describe('RevocationRecorder', () => {
     const call = (nowSeconds: number) =>
       agent.sign({ chain: sub.bytes, tool: 'read_orders', server: 'orders', args, nowSeconds });
     const first = await call(NOW);
-    expect((await point.submit(first.bytes, args, NOW)).decision.decision).toBe('allow');
-    expect(log.size).toBe(3);
+    expect((await point.submit(first.bytes, args, NOW, sub.bytes)).decision.decision).toBe('allow');
+    expect(log.size).toBe(4);
 
     // The authority revokes the agent; the update reaches the node: enforced and logged.
     const revocation: DenyEntry = {
@@ -110,8 +110,8 @@ describe('RevocationRecorder', () => {
     });
     await settle();
     await Promise.all(recorded);
-    expect(log.size).toBe(4);
-    const [logged] = await log.readEntries(3, 4);
+    expect(log.size).toBe(5);
+    const [logged] = await log.readEntries(4, 5);
     const record = verifyRevocationRecord(
       logged!.record,
       w.authorities,
@@ -144,10 +144,10 @@ describe('RevocationRecorder', () => {
     );
     // The gate refuses the agent from now on (nothing logged).
     const second = await call(NOW + 6);
-    await expect(point.submit(second.bytes, args, NOW + 6)).rejects.toMatchObject({
+    await expect(point.submit(second.bytes, args, NOW + 6, sub.bytes)).rejects.toMatchObject({
       code: 'ERR_REVOKED',
     });
-    expect(log.size).toBe(4);
+    expect(log.size).toBe(5);
 
     // A snapshot replayed (a reconnection), then a restart over the same log with a fresh set:
     // nothing is logged twice.
@@ -168,7 +168,7 @@ describe('RevocationRecorder', () => {
     await restarted.ready;
     await Promise.all(recorded);
     restarted.stop();
-    expect(log.size).toBe(4);
+    expect(log.size).toBe(5);
     const revocations = (await log.readEntries(0, log.size)).filter((e) =>
       decoder.decode(e.record).endsWith(REVOCATION_TYPE),
     );
@@ -207,7 +207,7 @@ describe('RevocationRecorder', () => {
     const late = verifyTrail({ ...(await trail()), enforcers });
     expect(late).toMatchObject({
       ok: false,
-      problem: { code: 'ERR_REVOKED', position: { line: 5 } },
+      problem: { code: 'ERR_REVOKED', position: { line: 6 } },
     });
   });
 

@@ -88,7 +88,17 @@ const sign = (h: Home, out: string, args: unknown, tool = 'read_orders') =>
     h.path(out),
   );
 
-const callSigned = (h: Home, file: string, args: unknown) =>
+/**
+ * `gate call --invocation`: the invocation names its chain by hash; `--chain` gives that chain
+ * (`null`: none), `more` any further flags.
+ */
+const callSigned = (
+  h: Home,
+  file: string,
+  args: unknown,
+  chain: string | null = 'agent.chain',
+  ...more: string[]
+) =>
   h.run(
     'gate',
     'call',
@@ -96,8 +106,10 @@ const callSigned = (h: Home, file: string, args: unknown) =>
     h.path('catalog.json'),
     '--invocation',
     h.path(file),
+    ...(chain === null ? [] : ['--chain', h.path(chain)]),
     '--args',
     JSON.stringify(args),
+    ...more,
   );
 
 /** `gate call --chain --presenter`: the CLI signs as the presenter. */
@@ -124,13 +136,14 @@ describe('mandate gate sign / gate call --invocation', () => {
     const first = await sign(h, 'one.json', args);
     expect(first.previous).toBeNull();
     const record = parseAuditRecord(readFileSync(h.path('one.json')));
-    expect(record.type).toBe('mandate/invocation/v1');
+    expect(record.type).toBe('mandate/invocation/v2');
     const allowed = await callSigned(h, 'one.json', args);
     expect(allowed.code, allowed.stderr).toBe(0);
+    // The chain's record first (index 0), then the invocation and its decision.
     expect(json(allowed)).toMatchObject({
       decision: 'allow',
       invocation: first.invocation,
-      logIndex: 1,
+      logIndex: 2,
     });
     // The same file again: no longer the successor of the agent's head.
     const replay = await callSigned(h, 'one.json', args);
@@ -141,7 +154,7 @@ describe('mandate gate sign / gate call --invocation', () => {
     expect(second.previous).toBe(first.invocation);
     const denied = await callSigned(h, 'two.json', { order: 'o-2', amount: 5000 });
     expect(denied.code).toBe(5);
-    expect(json(denied)).toMatchObject({ decision: 'deny', logIndex: 3 });
+    expect(json(denied)).toMatchObject({ decision: 'deny', logIndex: 4 });
     // Arguments other than those signed: refused, nothing recorded.
     const third = await sign(h, 'three.json', args);
     const other = await callSigned(h, 'three.json', { order: 'o-9' });
@@ -151,36 +164,41 @@ describe('mandate gate sign / gate call --invocation', () => {
     await h.ok('audit', 'checkpoint');
     const verified = await h.run('audit', 'verify');
     expect(verified.code, verified.stderr + verified.stdout).toBe(0);
+    expect(JSON.parse(verified.stdout)).toMatchObject({
+      summary: { invocations: 2, decisions: 2, chains: 1 },
+    });
   });
 
-  it('signs and logs a plain call (--chain --presenter) as the presenter; --invocation refuses --chain', async () => {
+  it('signs and logs a plain call (--chain --presenter) as the presenter; --invocation needs its own chain', async () => {
     const h = await world();
     const plain = (args: unknown) => callPlain(h, args);
     const first = await plain({ order: 'o-1' });
     expect(first.code, first.stderr).toBe(0);
-    expect(json(first)).toMatchObject({ decision: 'allow', logIndex: 1 });
+    expect(json(first)).toMatchObject({ decision: 'allow', logIndex: 2 });
     const second = await plain({ order: 'o-2' });
-    expect(json(second)).toMatchObject({ decision: 'allow', logIndex: 3 });
+    expect(json(second)).toMatchObject({ decision: 'allow', logIndex: 4 });
     await h.ok('audit', 'checkpoint');
     expect(await h.ok('audit', 'verify')).toMatchObject({
       ok: true,
-      summary: { invocations: 2, decisions: 2 },
+      summary: { invocations: 2, decisions: 2, chains: 1 },
     });
-    // A signed invocation carries its chain and agent: --chain/--presenter are refused.
+    // A signed invocation names its agent (--presenter refused) and its chain by hash: without
+    // --chain, or with another chain, it is refused and nothing is logged.
     await sign(h, 'three.json', { order: 'o-3' });
-    const r = await h.run(
-      'gate',
-      'call',
-      '--catalog',
-      h.path('catalog.json'),
-      '--invocation',
-      h.path('three.json'),
-      '--chain',
-      h.path('agent.chain'),
-      '--args',
-      JSON.stringify({ order: 'o-3' }),
+    const args = { order: 'o-3' };
+    expect((await callSigned(h, 'three.json', args, null)).stderr).toMatch(
+      /^error\[ERR_ARGUMENT_INVALID\].*--chain/,
     );
-    expect(r.stderr).toMatch(/^error\[ERR_ARGUMENT_INVALID\]/);
+    expect(
+      (await callSigned(h, 'three.json', args, 'agent.chain', '--presenter', 'agent')).stderr,
+    ).toMatch(/^error\[ERR_ARGUMENT_INVALID\]/);
+    expect((await callSigned(h, 'three.json', args, 'dana.chain')).stderr).toMatch(
+      /^error\[ERR_AUDIT_CHAIN_MISMATCH\]/,
+    );
+    const q = await h.ok<{ calls: { onBehalfOf: string[] }[] }>('audit', 'query');
+    expect(q.calls).toHaveLength(2);
+    // The reader takes each call's chain (its path) from the log's chain record.
+    expect(q.calls[0]!.onBehalfOf.length).toBeGreaterThan(1);
   });
 
   it('gate sign refuses a signer that is not the chain actor, and integers beyond 2^53 − 1', async () => {
@@ -233,6 +251,8 @@ describe('mandate gate sign / gate call --invocation', () => {
         h.path('catalog.json'),
         '--invocation',
         h.path('one.json'),
+        '--chain',
+        h.path('agent.chain'),
         '--args',
         JSON.stringify(args),
         '--as',
@@ -243,7 +263,7 @@ describe('mandate gate sign / gate call --invocation', () => {
     }
     // The authority (the default) decides it: the log's first entries.
     const allowed = await callSigned(h, 'one.json', args);
-    expect(json(allowed)).toMatchObject({ decision: 'allow', logIndex: 1 });
+    expect(json(allowed)).toMatchObject({ decision: 'allow', logIndex: 2 });
   });
 
   it('refuses a forward-dated invocation whose chain expires before its issuedAt', async () => {
@@ -283,7 +303,7 @@ describe('mandate gate sign / gate call --invocation', () => {
       h.path('ahead.json'),
     );
     process.env.MANDATE_NOW_SECONDS = String(NOW);
-    const r = await callSigned(h, 'ahead.json', args);
+    const r = await callSigned(h, 'ahead.json', args, 'short.chain');
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('ERR_DELEGATION_EXPIRED');
     await h.ok('audit', 'checkpoint');

@@ -180,7 +180,7 @@ describe('mandate gate and approvals', () => {
       bundle: published.hash,
       invocation: expect.stringMatching(/^[0-9a-f]{64}$/) as unknown,
       record: expect.stringMatching(/^[0-9a-f]{64}$/) as unknown,
-      logIndex: 1,
+      logIndex: 2, // after the chain record (index 0) and the invocation
     });
     // lock 1: the agent's link caps a refund at 400
     const overLink = await call(h, { order: 'o-1', amount: 450 });

@@ -102,6 +102,27 @@ export function runAuditTrailRepositoryContract(name: string, make: () => AuditT
       expect(await r.escalation('none')).toBeUndefined();
     });
 
+    it('stores where chain records are, first-wins, in one batch', async () => {
+      const r = repo();
+      expect(await r.loggedChain(h('c'))).toBeUndefined();
+      await r.putLoggedChains([
+        { hash: h('c'), index: 3 },
+        { hash: h('e'), index: 8 },
+      ]);
+      await r.putLoggedChains([{ hash: h('c'), index: 11 }]);
+      expect(await r.loggedChain(h('c'))).toEqual({ hash: h('c'), index: 3 });
+      expect(await r.loggedChain(h('e'))).toEqual({ hash: h('e'), index: 8 });
+      expect(
+        await codeOf(() =>
+          r.putLoggedChains([
+            { hash: h('f'), index: 1 },
+            { hash: h('a'), index: -1 },
+          ]),
+        ),
+      ).toBe('ERR_ARGUMENT_INVALID');
+      expect(await r.loggedChain(h('f'))).toBeUndefined();
+    });
+
     it('refuses bad input with a typed error and stores nothing', async () => {
       const r = repo();
       expect(await codeOf(() => r.claimNonce(A, '', 10, 0))).toBe('ERR_ARGUMENT_INVALID');

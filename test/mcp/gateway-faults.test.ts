@@ -242,7 +242,8 @@ describe('MCP gateway faults', () => {
       .callTool({ name: 'hang', arguments: {} })
       .catch((error: unknown) => error);
     // Wait until the gateway has decided and forwarded it (the decision is logged), then leave.
-    await expect.poll(() => w.log.size).toBe(2);
+    // (the chain record, the invocation naming it by hash, the decision)
+    await expect.poll(() => w.log.size).toBe(3);
     const sessions = w.mcp.sessionCount;
     await transport.close();
     await expect.poll(() => w.mcp.sessionCount).toBe(sessions - 1);

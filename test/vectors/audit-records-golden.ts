@@ -90,6 +90,7 @@ export async function buildAuditRecordVectors() {
     args: GOLDEN_ARGS,
     nowSeconds: RECORDS_AT,
     nonce: new Uint8Array(16).fill(1),
+    chainForm: 'verbatim',
   });
   const second = await agent.sign({
     chain,
@@ -98,6 +99,7 @@ export async function buildAuditRecordVectors() {
     args: { ...GOLDEN_ARGS, amount: 900 },
     nowSeconds: RECORDS_AT + 5,
     nonce: new Uint8Array(16).fill(2),
+    chainForm: 'verbatim',
     report: {
       inputs: [
         { name: 'user_message', value: 'refund my whole order, it never came', disclose: true },
@@ -172,9 +174,20 @@ export async function buildAuditRecordVectors() {
     },
     recordedAt: RECORDS_AT + 40,
   });
+  // The chain by hash: the enforcement point's chain record, then carol's third invocation
+  // (chained on the second) naming the chain by its SHA-256.
+  const chainRecord = await signer.signChain(chain, RECORDS_AT + 50);
+  const byHash = await agent.sign({
+    chain,
+    tool: 'issue_refund',
+    server: 'orders',
+    args: GOLDEN_ARGS,
+    nowSeconds: RECORDS_AT + 50,
+    nonce: new Uint8Array(16).fill(3),
+  });
   return {
     about:
-      'Mandate audit record golden vectors (docs/spec/audit.md, "Records"): the identities, chain (chains[2]: authority → alice → bob → carol) and times of docs/spec/vectors/delegation-chain.json, fixed nonces; carol signs the invocations, the authority (as the enforcement point) the rest. `text` is the exact entry bytes (UTF-8), `hash` hex SHA-256 of them. Rebuilt byte for byte by test/audit/records.test.ts. Test keys only.',
+      'Mandate audit record golden vectors (docs/spec/audit.md, "Records"): the identities, chain (chains[2]: authority → alice → bob → carol) and times of docs/spec/vectors/delegation-chain.json, fixed nonces; carol signs the invocations (`invocation` and `nextInvocation` carry the chain verbatim, mandate/invocation/v1; `invocationByHash` names it by hash, mandate/invocation/v2, after `chainRecord`, signed by the enforcement point), the authority (as the enforcement point) the rest. `text` is the exact entry bytes (UTF-8), `hash` hex SHA-256 of them. Rebuilt byte for byte by test/audit/records.test.ts. Test keys only.',
     agent: carol.identity.identifier,
     enforcer: enforcer.identity.identifier,
     at: RECORDS_AT,
@@ -186,5 +199,7 @@ export async function buildAuditRecordVectors() {
     outcome: show(outcome),
     lease: show(lease),
     trace: show(trace),
+    chainRecord: show(chainRecord),
+    invocationByHash: show(byHash),
   };
 }

@@ -44,6 +44,8 @@ import {
   type NoteVerifierKey,
   type TrailVerification,
   DECISION_RECORD_TYPE,
+  CHAIN_RECORD_TYPE,
+  CHAIN_REF_INVOCATION_RECORD_TYPE,
   INVOCATION_RECORD_TYPE,
   OUTCOME_RECORD_TYPE,
   TRACE_RECORD_TYPE,
@@ -817,6 +819,8 @@ function readTrail(entries: readonly LogEntryLine[]): Trail {
   const callByHash = new Map<string, Call>();
   const byHash = new Map<string, { index: number; record: Record<string, unknown> }>();
   const traces: Record<string, unknown>[] = [];
+  // Chains logged once by hash (chain records), for the invocations that name theirs by hash.
+  const chainTexts = new Map<string, string>();
   for (const e of entries) {
     let record: Record<string, unknown>;
     try {
@@ -830,12 +834,20 @@ function readTrail(entries: readonly LogEntryLine[]): Trail {
     byHash.set(hash, { index: e.index, record });
     const str = (k: string): string => (typeof record[k] === 'string' ? record[k] : '');
     switch (record.type) {
-      case INVOCATION_RECORD_TYPE: {
+      case CHAIN_RECORD_TYPE:
+        if (!chainTexts.has(str('chainHash'))) chainTexts.set(str('chainHash'), str('chain'));
+        break;
+      case INVOCATION_RECORD_TYPE:
+      case CHAIN_REF_INVOCATION_RECORD_TYPE: {
         const call: Call = {
           hash,
           index: e.index,
           agent: str('agent'),
-          path: chainPathOf(str('chain')),
+          path: chainPathOf(
+            record.type === INVOCATION_RECORD_TYPE
+              ? str('chain')
+              : (chainTexts.get(str('chainHash')) ?? ''),
+          ),
           tool: str('tool'),
           server: typeof record.server === 'string' ? record.server : null,
           argumentsDigest: str('argumentsDigest'),

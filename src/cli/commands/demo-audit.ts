@@ -14,7 +14,10 @@ import {
   type RecordHash,
   type TrailSummary,
   DECISION_RECORD_TYPE,
-  INVOCATION_RECORD_TYPE,
+  CHAIN_RECORD_TYPE,
+  CHAIN_REF_INVOCATION_RECORD_TYPE,
+  fromBase64Url,
+  isInvocationRecord,
 } from '../../audit/index.js';
 import {
   ChainVerifier,
@@ -316,6 +319,7 @@ async function answerFromExport(
   if (!parsed.ok) throw new Error(`the export does not parse at line ${parsed.line}`);
   let decision: { record: DecisionRecord; line: number } | undefined;
   const invocations = new Map<RecordHash, { bytes: Uint8Array; line: number }>();
+  const chains = new Map<string, string>();
   for (const [i, entry] of parsed.entries.entries()) {
     let record;
     try {
@@ -323,8 +327,10 @@ async function answerFromExport(
     } catch {
       continue; // a revocation record
     }
-    if (record.type === INVOCATION_RECORD_TYPE)
+    if (isInvocationRecord(record))
       invocations.set(entry.id!, { bytes: entry.record, line: i + 1 });
+    else if (record.type === CHAIN_RECORD_TYPE && !chains.has(record.chainHash))
+      chains.set(record.chainHash, record.chain);
     else if (
       record.type === DECISION_RECORD_TYPE &&
       record.decision === 'allow' &&
@@ -336,9 +342,14 @@ async function answerFromExport(
   const d = decision.record;
   const invoked = invocations.get(d.invocation);
   if (invoked === undefined) throw new Error('the decision names no invocation of the export');
+  // A v2 invocation's chain is the log's chain record of its hash (verifyInvocation checks it).
+  const named = parseAuditRecord(invoked.bytes);
+  const logged =
+    named.type === CHAIN_REF_INVOCATION_RECORD_TYPE ? chains.get(named.chainHash) : undefined;
   const verified = verifyInvocation(invoked.bytes, {
     authorities,
     chains: new ChainVerifier({ authorities }),
+    ...(logged === undefined ? {} : { chain: fromBase64Url(logged, 'chain') }),
   });
   const record: InvocationRecord = verified.record;
   const chain = verified.chain;

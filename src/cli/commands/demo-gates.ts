@@ -401,7 +401,7 @@ export async function runGateScenario(
             nowSeconds: now,
           });
           return {
-            recorded: point.submit(signed.bytes, args, now).then((r) => {
+            recorded: point.submit(signed.bytes, args, now, chain.bytes).then((r) => {
               recorded++;
               return r;
             }),

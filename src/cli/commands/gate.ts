@@ -18,7 +18,9 @@ import {
   fromBase64Url,
   parseAuditRecord,
   type InvocationRecord,
+  chainHashOf,
   INVOCATION_RECORD_TYPE,
+  isInvocationRecord,
 } from '../../audit/index.js';
 import { homeAuditOrigin } from './audit.js';
 import { DEFAULT_AUTHORITY, checkOutputFile } from '../chains.js';
@@ -71,7 +73,10 @@ export function registerGateCommands(program: Command, context: () => CliContext
     });
   gate
     .command('call')
-    .option('--chain <file>', 'the delegation chain presented (not with --invocation)')
+    .option(
+      '--chain <file>',
+      'the delegation chain presented (with --invocation: the chain it names by hash)',
+    )
     .option(
       '--presenter <identity>',
       'who presents it: the chain must end with it; a local identity the call is signed as and logged under',
@@ -304,12 +309,18 @@ export async function runGateCall(
 ): Promise<void> {
   const args = parseArgs(opts.args);
   if (opts.invocation !== undefined) {
-    if (opts.chain !== undefined || opts.presenter !== undefined)
+    if (opts.presenter !== undefined)
       throw invalid(
         'ERR_ARGUMENT_INVALID',
-        '`--invocation` carries its chain and agent: give neither `--chain` nor `--presenter`',
+        '`--invocation` names its agent: give no `--presenter`',
       );
-    await runSignedGateCall(ctx, opts, readBytesArgument(opts.invocation, 'invocation'), args);
+    await runSignedGateCall(
+      ctx,
+      opts,
+      readBytesArgument(opts.invocation, 'invocation'),
+      args,
+      opts.chain,
+    );
     return;
   }
   if (opts.chain === undefined || opts.presenter === undefined || opts.tool === undefined)
@@ -383,28 +394,45 @@ async function runSignedGateCall(
   opts: GateCallOptions & { catalog?: string },
   invocation: Uint8Array | PlainInvocation,
   args: unknown,
+  chainFile?: string,
 ): Promise<void> {
-  let record: Pick<InvocationRecord, 'agent' | 'tool'> & { chain?: string };
-  let chainBytes: Uint8Array;
+  let record: Pick<InvocationRecord, 'agent' | 'tool'>;
+  let parsed: InvocationRecord | undefined;
   if (invocation instanceof Uint8Array) {
-    const parsed = parseAuditRecord(invocation);
-    if (parsed.type !== INVOCATION_RECORD_TYPE)
+    const read = parseAuditRecord(invocation);
+    if (!isInvocationRecord(read))
       throw invalid('ERR_AUDIT_RECORD_TYPE', 'the invocation is not an invocation record');
     if (
-      (opts.tool !== undefined && opts.tool !== parsed.tool) ||
-      (opts.server !== undefined && opts.server !== parsed.server)
+      (opts.tool !== undefined && opts.tool !== read.tool) ||
+      (opts.server !== undefined && opts.server !== read.server)
     )
       throw invalid('ERR_AUDIT_RECORD_MISMATCH', 'the invocation names another tool or server');
-    record = parsed;
-    chainBytes = fromBase64Url(parsed.chain, 'chain');
-  } else {
-    record = { agent: invocation.agent, tool: invocation.tool };
-    chainBytes = invocation.chainBytes;
-  }
+    if (read.type === INVOCATION_RECORD_TYPE && chainFile !== undefined)
+      throw invalid('ERR_ARGUMENT_INVALID', 'the invocation carries its chain: give no `--chain`');
+    if (read.type !== INVOCATION_RECORD_TYPE && chainFile === undefined)
+      throw invalid(
+        'ERR_ARGUMENT_INVALID',
+        'the invocation names its chain by hash: give that chain with `--chain`',
+      );
+    record = read;
+    parsed = read;
+  } else record = { agent: invocation.agent, tool: invocation.tool };
   const catalog = opts.catalog === undefined ? undefined : readCatalog(opts.catalog);
   const home = await ctx.openHome();
   try {
     const now = ctx.clock.nowSeconds();
+    let chainBytes: Uint8Array;
+    if (parsed === undefined) chainBytes = (invocation as PlainInvocation).chainBytes;
+    else if (parsed.type === INVOCATION_RECORD_TYPE)
+      chainBytes = fromBase64Url(parsed.chain, 'chain');
+    else {
+      chainBytes = await readChain(home, chainFile!);
+      if (chainHashOf(chainBytes) !== parsed.chainHash)
+        throw invalid(
+          'ERR_AUDIT_CHAIN_MISMATCH',
+          '`--chain` is not the chain the invocation names by hash',
+        );
+    }
     // Home-wide trust anchors only, as for every gate decision (a scoped anchor vouches for one
     // identity's own channels, never at this home's gates).
     const checks = await verification(home, now, chainBytes);
@@ -463,7 +491,7 @@ async function runSignedGateCall(
             invocation instanceof Uint8Array
               ? invocation
               : await invocation.sign(home, await point.head(record.agent), now);
-          const submitted = await point.submit(bytes, args, now);
+          const submitted = await point.submit(bytes, args, now, chainBytes);
           await point.flush();
           return submitted;
         } finally {
