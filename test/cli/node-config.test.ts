@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { authorityHome, expectErrorStdout, json, okJson, run } from '../helpers/cli.js';
+import { authorityHome, brokerHome, expectErrorStdout, json, okJson, run } from '../helpers/cli.js';
 import { freePort, killChildren, startMandate } from '../helpers/processes.js';
 
 // The node's config (--config FILE < MANDATE_* < flags), its health and readiness endpoints, and
@@ -59,31 +59,11 @@ describe('node config and lifecycle', () => {
   });
 
   it('broker start from a config file and the environment: ready per part; SIGTERM mid-work loses no acknowledged lease', async () => {
-    const { home, dir, issue } = await authorityHome('mandate-node-stop', ['broker', 'agent']);
-    const brokerCred = await issue('broker', 'tools=read_orders');
-    const agentCred = join(dir, 'agent.cred');
-    const issued = await run(
-      '--home',
-      home,
-      'credential',
-      'issue',
-      '--to',
-      'agent',
-      '--attr',
-      `secrets=jwt/${AUDIENCE}`,
-      '--attr',
-      'secret_scopes=refunds',
-      '--out',
-      agentCred,
+    const { home, dir, brokerCred, agentCred } = await brokerHome(
+      'mandate-node-stop',
+      [`secrets=jwt/${AUDIENCE}`, 'secret_scopes=refunds'],
+      `jwt/${AUDIENCE}`,
     );
-    expect(issued.code, issued.stderr).toBe(0);
-    const policies = join(dir, 'leases.cedar');
-    writeFileSync(
-      policies,
-      `@id("leases")\npermit(principal, action == Action::"leaseSecret", resource == Secret::"jwt/${AUDIENCE}");\n`,
-    );
-    expect((await run('--home', home, 'policy', 'publish', policies)).code).toBe(0);
-
     const port = await freePort();
     const healthPort = await freePort();
     const config = join(dir, 'broker.json');
