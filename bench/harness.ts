@@ -192,6 +192,11 @@ export interface TableRow {
   readonly baselineUsPerOp?: number;
   readonly ratio?: number;
   readonly target?: string;
+  /**
+   * What the two figures measure when it is not µs per operation (e.g. `KiB`): printed after
+   * each of them. The ratio is still this row's figure over its baseline's.
+   */
+  readonly unit?: string;
 }
 
 /** A row for `id`, compared with `baseline` of the same group when one is named. */
@@ -230,11 +235,12 @@ function formatNumber(value: number): string {
 }
 
 function cells(r: TableRow): string[] {
+  const unit = r.unit === undefined ? '' : ` ${r.unit}`;
   return [
     r.what,
-    formatNumber(r.usPerOp),
+    `${formatNumber(r.usPerOp)}${unit}`,
     r.baseline ?? '',
-    r.baselineUsPerOp === undefined ? '' : formatNumber(r.baselineUsPerOp),
+    r.baselineUsPerOp === undefined ? '' : `${formatNumber(r.baselineUsPerOp)}${unit}`,
     r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}×`,
     r.target ?? '',
   ];

@@ -49,7 +49,11 @@ const sections: readonly Section[] = [
   { name: 'broker', title: 'broker: JWT leases, revoke-by-identity', run: brokerBenchmarks },
   { name: 'proxy', title: 'credential-injecting egress proxy', run: proxyBenchmarks },
   { name: 'postgres', title: 'PostgreSQL role leases', run: postgresBenchmarks },
-  { name: 'mcp', title: 'MCP gateway: added latency per tools/call', run: mcpBenchmarks },
+  {
+    name: 'mcp',
+    title: 'MCP gateway: latency per tools/call, throughput, memory per agent',
+    run: mcpBenchmarks,
+  },
 ];
 
 const onlyAt = process.argv.indexOf('--only');

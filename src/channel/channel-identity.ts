@@ -37,7 +37,8 @@ export interface ChannelIdentity {
  * identity's primary key, and the identity payload presenting it with the given credentials and
  * chains. The key lives only in this process's memory — Noise needs a synchronous DH, and the
  * vault's secure-channel operations are asynchronous handles — so its attestation is short-lived
- * (a day by default) and every run attests a new one.
+ * (a day by default) and every run attests a new one. A process that runs longer takes its keys
+ * from a `StaticKeyManager`, which rotates and re-attests them while it runs.
  */
 export async function prepareChannelIdentity(
   vault: SigningVault,

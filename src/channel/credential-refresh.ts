@@ -8,6 +8,7 @@ import {
   payloadExpiresAt,
   reasonOf,
   verifyPeer,
+  withAttestation,
   type VerifiedPeer,
   type VerifyPeerOptions,
 } from './identity-payload.js';
@@ -52,6 +53,12 @@ export interface CredentialRefreshInputs {
   readonly verify: Omit<VerifyPeerOptions, 'remoteStaticKey' | 'nowSeconds'>;
   /** This side's identity payload as presented in the handshake. */
   readonly ownPayload: Uint8Array;
+  /**
+   * With a `StaticKeySource`: the attestation of the key this end took at its handshake. Every
+   * payload it presents carries this one, whatever key the payload given attests (a source
+   * rotates its key; this channel keeps the one its handshake used).
+   */
+  readonly ownAttestation?: Uint8Array | undefined;
   /** Sends a refresh frame sealing `payload`, or undefined while the channel is not open. */
   readonly sender: () => ((payload: Uint8Array) => Promise<void>) | undefined;
   /** The peer as last verified, or undefined before the channel is established. */
@@ -97,6 +104,7 @@ export class CredentialRefresh {
         ...verify,
         knownIdentities: new Map([[peer.identifier, newest]]),
         remoteStaticKey: key.x25519,
+        established: peer,
         nowSeconds: this.#in.clock.nowSeconds(),
       });
       if (next.identifier !== peer.identifier) {
@@ -132,7 +140,9 @@ export class CredentialRefresh {
         'refreshCredentials needs a payload when the channel has no `credentialRefresh.renew`',
       );
     }
-    const bytes = payload ?? (await renew!());
+    const given = payload ?? (await renew!());
+    const attestation = this.#in.ownAttestation;
+    const bytes = attestation === undefined ? given : withAttestation(given, attestation);
     // Checks that it decodes before the peer has to.
     payloadExpiresAt(bytes);
     const send = this.#in.sender();

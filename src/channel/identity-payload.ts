@@ -119,6 +119,17 @@ export function withCredentials(
 }
 
 /**
+ * The same identity, credentials and chains presenting another secure-channel key attestation:
+ * what a channel end whose static key comes from a `StaticKeySource` presents (the attestation
+ * of the key it took). Decodes, does not verify.
+ */
+export function withAttestation(identityPayload: Uint8Array, attestation: Uint8Array): Uint8Array {
+  const payload = decodeIdentityPayload(identityPayload);
+  if (bytesEqual(payload.secureChannelAttestation, attestation)) return identityPayload;
+  return encodeIdentityPayload({ ...payload, secureChannelAttestation: attestation });
+}
+
+/**
  * When the first credential or chain of an encoded payload expires (Infinity when it carries
  * none): the time by which its owner must present fresh ones. Decodes, does not verify — it is
  * for a payload of one's own.
@@ -207,6 +218,14 @@ export interface VerifyPeerOptions {
    * policy are checked every time.
    */
   readonly cache?: VerifiedPeerCache;
+  /**
+   * A credential refresh only: the peer as the channel's handshake verified it. A payload that
+   * presents the very attestation bytes the channel was opened under, for the same history, keeps
+   * the key as the handshake judged it — its `expires_at` is not held against the channel (the
+   * static key is not used after the handshake); any other attestation, or a newer history, is
+   * verified in full. The cache is not used.
+   */
+  readonly established?: Pick<VerifiedPeer, 'identity' | 'channelKey'>;
 }
 
 interface CachedPeer {
@@ -314,7 +333,7 @@ export class VerifiedPeerCache {
 export function verifyPeer(payloadBytes: Uint8Array, options: VerifyPeerOptions): VerifiedPeer {
   try {
     checkUnixSeconds(options.nowSeconds);
-    const cache = options.cache;
+    const cache = options.established === undefined ? options.cache : undefined;
     const key = cache === undefined ? '' : toHex(sha256(payloadBytes));
     let peer = cache?.lookup(key, options);
     if (peer === undefined) {
@@ -361,10 +380,16 @@ function verifyPresented(payloadBytes: Uint8Array, options: VerifyPeerOptions): 
   if (options.denySet?.isRevoked(identity.identifier) === true) {
     throw forbidden('ERR_REVOKED', `identity \`${identity.identifier}\` is revoked`);
   }
-  const channelKey = verifyPurposeKeyAttestation(identity, payload.secureChannelAttestation, {
-    nowSeconds: options.nowSeconds,
-    expectedPurpose: Purpose.secureChannel,
-  });
+  const established = options.established;
+  const channelKey =
+    established !== undefined &&
+    bytesEqual(payload.secureChannelAttestation, established.channelKey.attestation) &&
+    bytesEqual(identity.latestChangeHash, established.identity.latestChangeHash)
+      ? established.channelKey
+      : verifyPurposeKeyAttestation(identity, payload.secureChannelAttestation, {
+          nowSeconds: options.nowSeconds,
+          expectedPurpose: Purpose.secureChannel,
+        });
   if (
     channelKey.key.purpose !== Purpose.secureChannel ||
     !bytesEqual(channelKey.key.x25519, options.remoteStaticKey)

@@ -35,3 +35,9 @@ export type {
 } from './relay.js';
 export { prepareChannelIdentity } from './channel-identity.js';
 export type { ChannelIdentity, ChannelIdentityOptions } from './channel-identity.js';
+export { StaticKeyManager } from './static-key-manager.js';
+export type {
+  AttestedStaticKey,
+  StaticKeySource,
+  StaticKeyManagerOptions,
+} from './static-key-manager.js';

@@ -29,10 +29,12 @@ import {
   peerExpiresAt,
   reasonOf,
   revalidatePeer,
+  withAttestation,
   type VerifiedPeer,
   type VerifyPeerOptions,
 } from './identity-payload.js';
 import type { NoiseKeyPair, NoiseStaticKey } from './noise.js';
+import type { StaticKeySource } from './static-key-manager.js';
 import type { ChannelDecryptor, ChannelEncryptor } from './transport-cipher.js';
 
 /**
@@ -108,8 +110,13 @@ export type SecureChannelEvent =
  * {@link SecureChannelListener}): this side's key and payload, and how the peer is verified.
  */
 export interface SecureChannelOptions {
-  /** This side's secure-channel static key (its attested X25519 purpose key). */
-  readonly staticKey: NoiseStaticKey;
+  /**
+   * This side's secure-channel static key (its attested X25519 purpose key), or a source of
+   * rotating ones (a `StaticKeyManager`): each channel end then takes the source's current key
+   * when its handshake starts, keeps it for its life, and presents `identityPayload` — and every
+   * later refresh — with that key's attestation in place of the one the payload carries.
+   */
+  readonly staticKey: NoiseStaticKey | StaticKeySource;
   /** This side's encoded identity payload (encodeIdentityPayload). */
   readonly identityPayload: Uint8Array;
   /** How the peer is judged; the static key comes from the handshake, the time from `clock`. */
@@ -173,6 +180,42 @@ const sealedFrame = (
 
 const NO_BYTES = new Uint8Array(0);
 
+const isKeySource = (key: NoiseStaticKey | StaticKeySource): key is StaticKeySource =>
+  'current' in key;
+
+/**
+ * The key a channel end starts with and the payload presenting it: the options' own, or the
+ * source's current key with its attestation put in the payload.
+ */
+function ownKey(options: SecureChannelOptions): {
+  staticKey: NoiseStaticKey;
+  identityPayload: Uint8Array;
+  attestation: Uint8Array | undefined;
+} {
+  const key = options.staticKey;
+  if (!isKeySource(key)) {
+    return { staticKey: key, identityPayload: options.identityPayload, attestation: undefined };
+  }
+  const { staticKey, attestation } = key.current();
+  // Handshakes in a row present the same payload with the same key: decode and encode it once.
+  let last = presented.get(key);
+  if (last?.given !== options.identityPayload || last.attestation !== attestation) {
+    last = {
+      given: options.identityPayload,
+      attestation,
+      payload: withAttestation(options.identityPayload, attestation),
+    };
+    presented.set(key, last);
+  }
+  return { staticKey, identityPayload: last.payload, attestation };
+}
+
+/** Per key source, the payload its current key was last put in (see ownKey). */
+const presented = new WeakMap<
+  StaticKeySource,
+  { given: Uint8Array; attestation: Uint8Array; payload: Uint8Array }
+>();
+
 /**
  * One end of a channel, in every state: handshaking, established, closed. It owns the
  * decryptor worker (handshake messages and frames from the network) and, once established,
@@ -205,6 +248,7 @@ class ChannelEnd {
   /** Cancels the watch on the connection the channel runs over. */
   readonly #unwatch: () => void;
   #closed = false;
+  readonly #closeListeners = new Set<() => void>();
   #dropped = 0;
   readonly #settled: {
     resolve: (end: ChannelEnd) => void;
@@ -230,10 +274,11 @@ class ChannelEnd {
     this.#allowed = allowed;
     this.#settled = settled;
     this.#onGone = onGone;
+    const own = ownKey(options);
     this.#handshake = new ChannelHandshake({
       initiator,
-      staticKey: options.staticKey,
-      identityPayload: options.identityPayload,
+      staticKey: own.staticKey,
+      identityPayload: own.identityPayload,
       generateEphemeral: options.generateEphemeral ?? generateX25519KeyPair,
       verify: { ...options.verify, nowSeconds: this.#clock.nowSeconds() },
     });
@@ -250,7 +295,8 @@ class ChannelEnd {
       logger: this.#logger,
       options: options.credentialRefresh,
       verify: options.verify,
-      ownPayload: options.identityPayload,
+      ownPayload: own.identityPayload,
+      ownAttestation: own.attestation,
       sender: () => {
         const encryptor = this.#encryptor;
         if (this.#closed || encryptor === undefined) return undefined;
@@ -662,6 +708,27 @@ class ChannelEnd {
     }
     this.#settled.reject(unavailable('ERR_CHANNEL_CLOSED', 'the secure channel closed'));
     this.#onGone(this);
+    const listeners = [...this.#closeListeners];
+    this.#closeListeners.clear();
+    for (const listener of listeners) {
+      try {
+        listener();
+      } catch (error) {
+        this.#logger.warn('channel: a close listener failed', { error: reasonOf(error) });
+      }
+    }
+  }
+
+  /** Calls `listener` once when this end closes (at once, in a microtask, if it has). */
+  onClose(listener: () => void): () => void {
+    if (this.#closed) {
+      queueMicrotask(listener);
+      return () => undefined;
+    }
+    this.#closeListeners.add(listener);
+    return () => {
+      this.#closeListeners.delete(listener);
+    };
   }
 }
 
@@ -683,6 +750,11 @@ export interface SecureChannel {
   refreshCredentials(identityPayload?: Uint8Array): Promise<void>;
   /** Tells the peer and removes both workers. */
   close(): Promise<void>;
+  /**
+   * Calls `listener` once when the channel closes, whoever closed it (this side, the peer, its
+   * connection, a revocation); at once if it is closed already. Returns a function that removes it.
+   */
+  onClose(listener: () => void): () => void;
 }
 
 function publicChannel(end: ChannelEnd, peer: VerifiedPeer): SecureChannel {
@@ -699,6 +771,7 @@ function publicChannel(end: ChannelEnd, peer: VerifiedPeer): SecureChannel {
       end.allow(workerAddress);
     },
     close: () => end.close(),
+    onClose: (listener) => end.onClose(listener),
   };
 }
 
@@ -859,7 +932,9 @@ export class SecureChannelListener {
 
   /**
    * New credentials for this listener: handshakes from now on present `identityPayload` (which
-   * must attest the same secure-channel key), and every established channel gets it in-band.
+   * must attest the same secure-channel key, unless the static key comes from a source: each
+   * channel then presents its own key's attestation), and every established channel gets it
+   * in-band.
    * Resolves once each has been sent; a channel that closed meanwhile is skipped.
    */
   async refreshCredentials(identityPayload: Uint8Array): Promise<void> {

@@ -102,6 +102,37 @@ describe('DenySetWatcher', () => {
     expect(set.sequence).toBe(2);
   });
 
+  it('catches up at once on demand: a revocation committed before catchUp() is in the set after it', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'mandate-watch-')), 'mandate.db');
+    const ours = openSqliteStore(path);
+    const theirs = openSqliteStore(path); // `mandate revoke`, another process on the same home
+    cleanups.push(() => {
+      ours.close();
+    });
+    cleanups.push(() => {
+      theirs.close();
+    });
+    const now = systemClock.nowSeconds();
+    // A poll interval no test waits for: only catchUp() can bring the revocation in.
+    const watcher = await watch({
+      repository: ours.denySet,
+      maxStalenessSeconds: 7_200,
+      pollIntervalMs: 3_600_000,
+    });
+    const set = watcher.denySet;
+    await watcher.catchUp(); // nothing new: no change
+    expect(set.sequence).toBe(0);
+    await theirs.denySet.append([revoked(1, now + 3600)], now);
+    expect(set.isRevoked(identity(1))).toBe(false);
+    await watcher.catchUp();
+    expect(set.isRevoked(identity(1))).toBe(true);
+    expect(set.sequence).toBe(1);
+    // Many calls at once, each after a second revocation: all see it.
+    await theirs.denySet.append([revoked(2, now + 3600)], now);
+    await Promise.all(Array.from({ length: 8 }, () => watcher.catchUp()));
+    expect(set.isRevoked(identity(2))).toBe(true);
+  });
+
   it('fails closed once polls have failed for longer than the bound, and recovers', async () => {
     const clock = new ManualClock(NOW);
     const memory = new MemoryDenySetRepository();

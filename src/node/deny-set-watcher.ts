@@ -11,7 +11,8 @@ export const DEFAULT_DENY_SET_POLL_MS = 1_000;
  */
 export interface DenySetWatcherOptions {
   /** The durable list to follow: on one home, its SQLite repository (written by `revoke`). */
-  readonly repository: Pick<DenySetRepository, 'snapshot' | 'updatesSince'>;
+  readonly repository: Pick<DenySetRepository, 'snapshot' | 'updatesSince'> &
+    Partial<Pick<DenySetRepository, 'currentSequence'>>;
   /**
    * How long the view may go without a successful poll before every check fails closed
    * (ERR_DENY_SET_STALE): the bound on how late a revocation can be missed when the store cannot
@@ -74,6 +75,30 @@ export class DenySetWatcher {
   /** Polls now (and resolves once applied); polls run one at a time. For tests and scenarios. */
   refresh(): Promise<void> {
     return this.#poller.refresh();
+  }
+
+  /**
+   * Brings the set up to the repository's sequence before a decision that must see every
+   * revocation committed so far (the enforcement point calls it per call): one cheap read of the
+   * sequence, and a poll only when it moved. A repository without `currentSequence` polls.
+   * Never rejects: a failed read leaves the set as it is (its staleness bound still holds).
+   */
+  async catchUp(): Promise<void> {
+    const current = this.#repository.currentSequence;
+    if (current === undefined) {
+      await this.#poller.refresh();
+      return;
+    }
+    let target: number;
+    try {
+      target = await current.call(this.#repository);
+    } catch {
+      await this.#poller.refresh(); // which logs the failure once
+      return;
+    }
+    // A poll already in flight may have read before `target` was committed: poll again then.
+    for (let attempt = 0; attempt < 3 && this.denySet.sequence < target; attempt++)
+      await this.#poller.refresh();
   }
 
   /** Stops polling and waits for a poll in flight: no timer is left behind. */

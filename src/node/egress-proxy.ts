@@ -63,6 +63,7 @@ export const DEFAULT_EGRESS_MAX_REQUEST_BYTES = 1024 * 1024;
 export const DEFAULT_EGRESS_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_EGRESS_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_PENDING = 64;
+const DEFAULT_MAX_PENDING_PER_HOLDER = 16;
 
 /** Response headers that describe the hop, not the content (RFC 9110 §7.6.1), or that scrubbing changes. */
 const RESPONSE_HOP_BY_HOP = new Set([
@@ -115,6 +116,8 @@ export interface EgressProxyServiceOptions {
   readonly upstreamTimeoutMs?: number;
   /** Default 64: requests being received or forwarded at once. */
   readonly maxPendingRequests?: number;
+  /** Default 16: of those, how many one identity may have, so one agent cannot starve the rest. */
+  readonly maxPendingRequestsPerHolder?: number;
   /** Trust anchors for `https` upstreams (PEM), in addition to Node's; for tests and private CAs. */
   readonly upstreamCa?: string;
   readonly clock?: Clock;
@@ -146,8 +149,10 @@ export class EgressProxyService {
   readonly #maxResponse: number;
   readonly #timeoutMs: number;
   readonly #maxPending: number;
+  readonly #maxPendingPerHolder: number;
   readonly #receiving = new Map<string, Receiving>();
-  readonly #inFlight = new Set<Promise<void>>();
+  /** Requests being forwarded, and whose. */
+  readonly #inFlight = new Map<Promise<void>, Identifier>();
   #closed = false;
 
   constructor(router: Router, options: EgressProxyServiceOptions) {
@@ -160,6 +165,10 @@ export class EgressProxyService {
     this.#maxResponse = options.maxResponseBodyBytes ?? DEFAULT_EGRESS_MAX_RESPONSE_BYTES;
     this.#timeoutMs = options.upstreamTimeoutMs ?? DEFAULT_EGRESS_TIMEOUT_MS;
     this.#maxPending = options.maxPendingRequests ?? DEFAULT_MAX_PENDING;
+    this.#maxPendingPerHolder = Math.min(
+      this.#maxPending,
+      options.maxPendingRequestsPerHolder ?? DEFAULT_MAX_PENDING_PER_HOLDER,
+    );
     router.registerWorker(this.address, {
       handleMessage: (ctx, envelope) => {
         this.#handle(ctx, envelope.payload);
@@ -188,7 +197,10 @@ export class EgressProxyService {
         this.#drop(key, ctx, peer, 'ERR_PROXY_MALFORMED');
         return;
       }
-      if (this.#receiving.size + this.#inFlight.size >= this.#maxPending) {
+      if (
+        this.#receiving.size + this.#inFlight.size >= this.#maxPending ||
+        this.#pendingOf(peer.identifier) >= this.#maxPendingPerHolder
+      ) {
         this.#refuse(ctx, peer, message.id, 'ERR_PROXY_BUSY');
         return;
       }
@@ -230,6 +242,15 @@ export class EgressProxyService {
     this.#start(receiving.ctx, peer, receiving.head, Buffer.concat(receiving.parts));
   }
 
+  /** The requests `holder` has being received or forwarded. */
+  #pendingOf(holder: Identifier): number {
+    let count = 0;
+    for (const receiving of this.#receiving.values())
+      if (receiving.peer.identifier === holder) count++;
+    for (const whose of this.#inFlight.values()) if (whose === holder) count++;
+    return count;
+  }
+
   #drop(key: string, ctx: MessageContext, peer: VerifiedPeer, code: ErrorCode): void {
     const receiving = this.#receiving.get(key);
     this.#receiving.delete(key);
@@ -247,7 +268,7 @@ export class EgressProxyService {
     const forwarded = this.#forward(ctx, peer, head, body).catch((error: unknown) => {
       this.#logger.error('egress: unexpected failure', { reason: detailOf(error) });
     });
-    this.#inFlight.add(forwarded);
+    this.#inFlight.set(forwarded, peer.identifier);
     void forwarded.finally(() => this.#inFlight.delete(forwarded));
   }
 
@@ -420,7 +441,7 @@ export class EgressProxyService {
     this.#router.unregisterWorker(this.address);
     for (const receiving of this.#receiving.values()) clearTimeout(receiving.timer);
     this.#receiving.clear();
-    await Promise.allSettled([...this.#inFlight]);
+    await Promise.allSettled([...this.#inFlight.keys()]);
   }
 }
 
@@ -496,7 +517,13 @@ export interface LocalEgressProxyOptions {
   /** The router the channel lives on. */
   readonly router: Router;
   /** A secure channel to the broker node (opened with its identifier as the trust policy). */
-  readonly channel: Pick<SecureChannel, 'address' | 'allow'>;
+  readonly channel: EgressChannel;
+  /**
+   * Opens a new channel to the broker once `channel` (or the last one this opened) has closed —
+   * the broker restarted, the connection broke. Without it, requests after a close are answered
+   * 502 `ERR_PROXY_CHANNEL_CLOSED`.
+   */
+  readonly reopen?: () => Promise<EgressChannel>;
   /** Where the agent's process reaches the proxy; loopback (port 0: any free port). */
   readonly listen: { readonly host: string; readonly port: number };
   /** The egress service's address at the broker; default `egress`. */
@@ -508,6 +535,9 @@ export interface LocalEgressProxyOptions {
   readonly logger?: Logger;
 }
 
+/** What the agent-side proxy needs of its secure channel to the broker. */
+export type EgressChannel = Pick<SecureChannel, 'address' | 'allow' | 'onClose'>;
+
 /** A running agent-side proxy. */
 export interface LocalEgressProxy {
   readonly host: string;
@@ -518,10 +548,13 @@ export interface LocalEgressProxy {
 }
 
 interface Waiting {
+  /** The encryptor address of the channel the request went over: answers count from it only. */
+  readonly via: string;
   head(status: number, headers: EgressHeaders): void;
   chunk(index: number, bytes: Uint8Array): void;
   end(chunks: number): void;
   refused(code: string): void;
+  closed(): void;
 }
 
 let nextClient = 1;
@@ -531,7 +564,9 @@ let nextClient = 1;
  * agent speaks plain HTTP to it, the broker speaks TLS to an `https` upstream). Each request goes
  * over `channel` to the broker's egress service; a refusal becomes an HTTP error with a JSON body
  * `{ "error": { "code", "message" } }` and an `x-mandate-error` header (403 for a host outside
- * the agent's leases, 413, 502, 504, …).
+ * the agent's leases, 413, 502, 504, …). When the channel closes (the broker stopped, or closed
+ * it on a revocation), the requests waiting on it are answered 502 `ERR_PROXY_CHANNEL_CLOSED` at
+ * once, and the next request opens a new one through `reopen` when it is given.
  */
 export async function startLocalEgressProxy(
   options: LocalEgressProxyOptions,
@@ -546,9 +581,7 @@ export async function startLocalEgressProxy(
   router.registerWorker(client, {
     handleMessage: (ctx, envelope) => {
       const info = ctx.localInfo;
-      // Only answers through this very channel count.
-      if (!(info instanceof SecureChannelLocalInfo) || info.channelAddress !== channel.address)
-        return;
+      if (!(info instanceof SecureChannelLocalInfo)) return;
       let message: EgressMessage;
       try {
         message = decodeEgressMessage(envelope.payload);
@@ -557,7 +590,8 @@ export async function startLocalEgressProxy(
         return;
       }
       const w = waiting.get(toHex(message.id));
-      if (w === undefined) return;
+      // Only answers through the very channel the request went over count.
+      if (w === undefined || info.channelAddress !== w.via) return;
       switch (message.op) {
         case EgressOp.response: {
           w.head(message.status, message.headers);
@@ -582,11 +616,46 @@ export async function startLocalEgressProxy(
       }
     },
   });
-  channel.allow(client);
+  let current: EgressChannel | undefined;
+  let opening: Promise<EgressChannel> | undefined;
+  let closed = false;
+  const unwatch = new Set<() => void>();
+  const adopt = (opened: EgressChannel): void => {
+    current = opened;
+    opened.allow(client);
+    const stop = opened.onClose(() => {
+      unwatch.delete(stop);
+      if (current === opened) current = undefined;
+      if (!closed) logger.warn('egress proxy: the channel to the broker closed');
+      for (const w of [...waiting.values()]) if (w.via === opened.address) w.closed();
+    });
+    unwatch.add(stop);
+  };
+  adopt(channel);
+  /** The channel to send a new request over: the current one, or a new one through `reopen`. */
+  const channelNow = async (): Promise<EgressChannel | undefined> => {
+    if (current !== undefined) return current;
+    const reopen = options.reopen;
+    if (reopen === undefined || closed) return undefined;
+    opening ??= reopen().then(
+      (opened) => {
+        opening = undefined;
+        if (closed) return opened;
+        adopt(opened);
+        logger.info('egress proxy: the channel to the broker is open again');
+        return opened;
+      },
+      (error: unknown) => {
+        opening = undefined;
+        throw error;
+      },
+    );
+    return opening;
+  };
 
-  const send = (payload: Uint8Array): Promise<void> =>
+  const send = (via: string, payload: Uint8Array): Promise<void> =>
     router.send({
-      onwardRoute: [localAddress(channel.address), service],
+      onwardRoute: [localAddress(via), service],
       returnRoute: [localAddress(client)],
       payload,
     });
@@ -606,6 +675,20 @@ export async function startLocalEgressProxy(
         413,
         `the request body exceeds ${maxRequest} bytes`,
       );
+    let via: EgressChannel | undefined;
+    try {
+      via = await channelNow();
+    } catch (error) {
+      logger.warn('egress proxy: the broker cannot be reached', { reason: detailOf(error) });
+      return errorResponse('ERR_PROXY_FAILED', 502, 'the broker cannot be reached');
+    }
+    if (via === undefined)
+      return errorResponse(
+        'ERR_PROXY_CHANNEL_CLOSED',
+        502,
+        'the secure channel to the broker is closed',
+      );
+    const address = via.address;
     const id = randomBytes(EGRESS_ID_BYTES);
     const key = toHex(id);
     return new Promise<Response>((resolve) => {
@@ -616,11 +699,13 @@ export async function startLocalEgressProxy(
         clearTimeout(timer);
         waiting.delete(key);
       };
-      const fail = (code: string): void => {
+      const fail = (code: string, message?: string): void => {
         finish();
         if (controller === undefined) {
           const status = EGRESS_REFUSALS.get(code)?.[2] ?? 502;
-          resolve(errorResponse(code, status, `the broker refused the request (${code})`));
+          resolve(
+            errorResponse(code, status, message ?? `the broker refused the request (${code})`),
+          );
         } else {
           controller.error(new Error(code));
         }
@@ -632,6 +717,7 @@ export async function startLocalEgressProxy(
         }, timeoutMs);
       };
       waiting.set(key, {
+        via: address,
         head: (status, headers) => {
           if (controller !== undefined) {
             fail('ERR_PROXY_MALFORMED');
@@ -681,6 +767,12 @@ export async function startLocalEgressProxy(
         refused: (code) => {
           fail(EGRESS_REFUSALS.has(code) ? code : 'ERR_PROXY_MALFORMED');
         },
+        closed: () => {
+          fail(
+            'ERR_PROXY_CHANNEL_CLOSED',
+            'the secure channel to the broker closed during the request',
+          );
+        },
       });
       arm();
       const chunks = chunksOf(body);
@@ -689,6 +781,7 @@ export async function startLocalEgressProxy(
       void (async () => {
         try {
           await send(
+            address,
             encodeEgressMessage({
               op: EgressOp.request,
               id,
@@ -700,7 +793,7 @@ export async function startLocalEgressProxy(
             }),
           );
           for (const [index, bytes] of chunks.entries())
-            await send(encodeEgressMessage({ op: EgressOp.chunk, id, index, bytes }));
+            await send(address, encodeEgressMessage({ op: EgressOp.chunk, id, index, bytes }));
         } catch (error) {
           logger.warn('egress proxy: the channel failed', { reason: detailOf(error) });
           fail('ERR_PROXY_FAILED');
@@ -724,8 +817,10 @@ export async function startLocalEgressProxy(
     port: address.port,
     url: `http://${options.listen.host}:${String(address.port)}`,
     close: async () => {
+      closed = true;
+      for (const stop of [...unwatch]) stop();
       router.unregisterWorker(client);
-      for (const w of waiting.values()) w.refused('ERR_PROXY_FAILED');
+      for (const w of [...waiting.values()]) w.refused('ERR_PROXY_FAILED');
       await new Promise<void>((resolve) => {
         server.close(() => {
           resolve();

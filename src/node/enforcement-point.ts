@@ -51,6 +51,13 @@ export interface EnforcementPointOptions {
     readonly tool: string;
     readonly server: string | null;
   }) => boolean;
+  /**
+   * Called before each invocation is verified, to bring the deny-set the chains are checked
+   * against up to the revocations committed so far (`DenySetWatcher.catchUp` for a long-running
+   * process on one home): a call made after `mandate revoke` returned is refused, not allowed
+   * until the next poll (and then fail `audit verify`, its revocation record being earlier).
+   */
+  readonly catchUp?: () => Promise<void>;
 }
 
 /** What {@link EnforcementPoint.submit} returns once both records are durable. */
@@ -182,6 +189,7 @@ export class EnforcementPoint {
    */
   async submit(bytes: Uint8Array, args: unknown, nowSeconds: number): Promise<EnforcedInvocation> {
     const o = this.#options;
+    await o.catchUp?.();
     const invocation = verifyInvocation(bytes, {
       authorities: o.authorities,
       chains: o.chains,

@@ -5,11 +5,10 @@ import { decodeChain, decodeCredential, type DenySet } from '../credentials/inde
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import {
   openSecureChannel,
-  prepareChannelIdentity,
+  StaticKeyManager,
   TrustPolicies,
   VerifiedPeerCache,
   withCredentials,
-  type NoiseStaticKey,
   type SecureChannelOptions,
 } from '../channel/index.js';
 import { fetchCredentialOverChannel, type IssuedCredential } from './enrollment-service.js';
@@ -114,8 +113,8 @@ export interface CredentialRenewerOptions {
   readonly route: string;
   /** This node's identity: a member of the authority, the subject of what it fetches. */
   readonly identity: VerifiedIdentity;
-  /** This node's secure-channel key and identity payload (with the `--credential` files). */
-  readonly staticKey: NoiseStaticKey;
+  /** This node's secure-channel key(s) and identity payload (with the `--credential` files). */
+  readonly staticKey: SecureChannelOptions['staticKey'];
   readonly identityPayload: Uint8Array;
   /** The `--credential` files' credentials, presented too until they are due. */
   readonly fileCredentials: readonly Uint8Array[];
@@ -401,8 +400,9 @@ export interface HomeChannelOptions {
 }
 
 /**
- * This process's side of secure channels: the home's identity, a fresh X25519 key attested by
- * its primary key for this run (the key lives only in memory), and the given credentials. Peers
+ * This process's side of secure channels: the home's identity, X25519 keys attested by its
+ * primary key and rotated while the process runs (a `StaticKeyManager`; the keys live only in
+ * memory), and the given credentials. Peers
  * must hold a credential from one of this home's trust anchors, and nothing of them may be on
  * `denySet` — the home's live deny-set (`home.watchDenySet`), checked at the handshake and again
  * on every delivery.
@@ -427,17 +427,20 @@ export async function homeChannelOptions(
   const credentials = opts.credentialChains.map((chain) => decodeChain(chain).root);
   // Peers are verified against the home-wide anchors only, never those of one enrollment.
   const authorities = await home.trustedAuthorities();
-  const prepared = await prepareChannelIdentity(home.vault, {
+  // Rotated while the process runs (its timer is unref'd): new handshakes always present a
+  // valid attestation, however long a node runs.
+  const staticKeys = await StaticKeyManager.start(home.vault, {
     identity: known.identity,
     primaryKeyId: known.primaryKeyId,
-    credentials,
-    nowSeconds: clock.nowSeconds(),
+    clock,
+    logger,
   });
   return {
     identity: known.identity,
     credentials,
     options: {
-      ...prepared,
+      staticKey: staticKeys,
+      identityPayload: staticKeys.identityPayload(credentials),
       verify: {
         authorities,
         trustPolicy: TrustPolicies.credentialHolder(),

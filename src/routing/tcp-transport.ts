@@ -23,19 +23,32 @@ export interface TcpTransportOptions {
   readonly maxQueuedFrames?: number;
   /** Close a connection without traffic for this long (default 300 000; 0 never). */
   readonly idleTimeoutMs?: number;
-  /** Close a connection whose setup (connect and version byte) takes longer (default 10 000). */
+  /**
+   * Close a connection whose setup takes longer (default 10 000): connect and the peer's version
+   * byte, and for an incoming connection also the peer's first whole frame.
+   */
   readonly handshakeTimeoutMs?: number;
   /**
    * Open connections, incoming and outgoing, at most (default 4096). An incoming socket beyond it
-   * is destroyed at once; `connect` beyond it throws `ERR_TRANSPORT_CONNECTION_LIMIT`.
+   * takes the place of the oldest incoming connection still in setup, or is destroyed at once
+   * when there is none; `connect` beyond it throws `ERR_TRANSPORT_CONNECTION_LIMIT`.
    */
   readonly maxConnections?: number;
   /**
-   * Incoming connections still in setup (the peer's version byte not yet read) at most
-   * (default 256); an incoming socket beyond it is destroyed at once. With `handshakeTimeoutMs`
-   * this bounds what a flood of half-open connections can hold.
+   * Incoming connections still in setup (the peer's version byte or first frame not yet read) at
+   * most (default 256), and a quarter of that from one remote address. Beyond the per-address
+   * bound an incoming socket is destroyed at once; beyond the total (or `maxConnections`), the
+   * oldest connection still in setup is closed to make room (`ERR_TRANSPORT_EVICTED`). With
+   * `handshakeTimeoutMs` this bounds what a flood of half-open connections can hold, and keeps it
+   * from locking newcomers out.
    */
   readonly maxPendingConnections?: number;
+  /**
+   * Incoming connections from one remote IP address at most (default 1024, a quarter of
+   * `maxConnections`' default): one host cannot take every slot. Beyond it an incoming socket
+   * is destroyed at once.
+   */
+  readonly maxConnectionsPerAddress?: number;
   readonly logger?: Logger;
   /** Told once per connection when it closes; `error` says why, undefined for a clean close. */
   readonly onConnectionClosed?: (connectionId: string, error: MandateError | undefined) => void;
@@ -92,14 +105,22 @@ class TcpConnection {
   #waitingDrain = false;
   #buffer: Buffer = Buffer.alloc(0);
   #handshakeTimer: NodeJS.Timeout | undefined;
+  /** For an incoming connection: whether the peer's first whole frame arrived (setup's end). */
+  #framed: boolean;
+
+  /** The peer's IP address (for the per-address bounds). */
+  readonly remote: string;
 
   constructor(
     readonly socket: Socket,
+    readonly incoming: boolean,
     router: Router,
     readonly options: Required<Omit<TcpTransportOptions, 'onConnectionClosed'>> &
       Pick<TcpTransportOptions, 'onConnectionClosed'>,
     readonly onGone: (connection: TcpConnection) => void,
   ) {
+    this.#framed = !incoming;
+    this.remote = socket.remoteAddress ?? '';
     this.handle = router.attachConnection('tcp', { send: (e) => this.send(e) });
     this.closed = new Promise((resolve) =>
       socket.once('close', () => {
@@ -144,9 +165,13 @@ class TcpConnection {
     return this.handle.id;
   }
 
-  /** Past setup: the peer's version byte was read and the connection is not closed. */
+  /**
+   * Past setup and not closed: the peer's version byte was read and, for an incoming connection,
+   * its first whole frame (a socket that only sent the version byte is still in setup, and times
+   * out with it, instead of holding a slot until the idle timeout).
+   */
   get established(): boolean {
-    return this.#state === 'open';
+    return this.#state === 'open' && this.#framed;
   }
 
   async send(envelope: Envelope): Promise<void> {
@@ -243,7 +268,7 @@ class TcpConnection {
       }
       data = data.subarray(1);
       this.#state = 'open';
-      clearTimeout(this.#handshakeTimer);
+      if (this.#framed) clearTimeout(this.#handshakeTimer);
       if (this.options.idleTimeoutMs > 0) this.socket.setTimeout(this.options.idleTimeoutMs);
       this.#pump();
     }
@@ -277,6 +302,10 @@ class TcpConnection {
         this.fail(error instanceof MandateError ? error : closedError(error));
         return;
       }
+      if (!this.#framed) {
+        this.#framed = true;
+        clearTimeout(this.#handshakeTimer);
+      }
       this.handle.receive(envelope);
     }
     // A view keeps its whole chunk alive: none is kept once every byte has been read.
@@ -284,7 +313,7 @@ class TcpConnection {
   }
 
   /** Closes the connection once; pending sends are rejected (timeouts and unreachable as such). */
-  fail(error: MandateError | undefined): void {
+  fail(error: MandateError | undefined, quiet = false): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     clearTimeout(this.#handshakeTimer);
@@ -297,7 +326,7 @@ class TcpConnection {
     this.#queue = [];
     this.#inFlight.clear();
     this.socket.destroy();
-    if (error !== undefined) {
+    if (error !== undefined && !quiet) {
       this.options.logger.warn('routing: tcp connection closed', {
         connection: this.id,
         code: error.code,
@@ -325,10 +354,13 @@ export class TcpTransport implements Transport {
   readonly #options: TcpConnection['options'];
   readonly #servers = new Set<Server>();
   readonly #connections = new Set<TcpConnection>();
-  /** Incoming connections whose peer had not sent its version byte when last looked at. */
+  /** Incoming connections still in setup when last looked at (see TcpConnection.established). */
   readonly #pending = new Set<TcpConnection>();
+  /** Incoming connections per remote IP address. */
+  readonly #perAddress = new Map<string, number>();
   readonly #outgoing = new Map<string, TcpConnection>();
   #refused = 0;
+  #evicted = 0;
   #closed = false;
 
   constructor(router: Router, options: TcpTransportOptions = {}) {
@@ -343,6 +375,10 @@ export class TcpTransport implements Transport {
         options.maxPendingConnections ?? 256,
         'maxPendingConnections',
       ),
+      maxConnectionsPerAddress: positiveInteger(
+        options.maxConnectionsPerAddress ?? 1024,
+        'maxConnectionsPerAddress',
+      ),
       logger: options.logger ?? silentLogger,
       ...(options.onConnectionClosed === undefined
         ? {}
@@ -356,9 +392,17 @@ export class TcpTransport implements Transport {
     return this.#connections.size;
   }
 
-  /** Incoming sockets destroyed on arrival: `maxConnections` or `maxPendingConnections` reached. */
+  /**
+   * Incoming sockets destroyed on arrival: `maxConnections`, `maxPendingConnections` or
+   * `maxConnectionsPerAddress` reached.
+   */
   get refusedConnections(): number {
     return this.#refused;
+  }
+
+  /** Incoming connections closed while still in setup to make room for a newer one. */
+  get evictedConnections(): number {
+    return this.#evicted;
   }
 
   /** Listens on `host` (default 127.0.0.1) and `port` (default 0: any free port). */
@@ -413,19 +457,25 @@ export class TcpTransport implements Transport {
    * written, so a flood of sockets holds no more than the bounds' worth of connections and timers.
    */
   #admit(socket: Socket): void {
-    if (this.#pending.size >= this.#options.maxPendingConnections) {
-      // Connections leave the pending set lazily, here, once past the version byte (and at once
-      // when they close): at most maxPendingConnections checks, only when the bound is reached.
-      for (const c of this.#pending) if (c.established) this.#pending.delete(c);
+    const from = socket.remoteAddress ?? '';
+    const o = this.#options;
+    let refusal: string | undefined;
+    if ((this.#perAddress.get(from) ?? 0) >= o.maxConnectionsPerAddress)
+      refusal = 'max_connections_per_address';
+    else if (
+      this.#pending.size >= o.maxPendingConnections ||
+      this.#connections.size >= o.maxConnections
+    ) {
+      if (!this.#makeRoom()) refusal = 'max_connections';
     }
-    const refusal =
-      this.#connections.size >= this.#options.maxConnections
-        ? 'max_connections'
-        : this.#pending.size >= this.#options.maxPendingConnections
-          ? 'max_pending_connections'
-          : undefined;
     if (refusal === undefined) {
-      this.#adopt(socket, true);
+      this.#perAddress.set(from, (this.#perAddress.get(from) ?? 0) + 1);
+      const connection = this.#adopt(socket, true);
+      void connection.closed.then(() => {
+        const left = (this.#perAddress.get(from) ?? 1) - 1;
+        if (left <= 0) this.#perAddress.delete(from);
+        else this.#perAddress.set(from, left);
+      });
       return;
     }
     socket.destroy();
@@ -438,8 +488,58 @@ export class TcpTransport implements Transport {
     }
   }
 
+  /**
+   * When the bounds are full, makes room for one more incoming connection, or says there is
+   * none (every connection is past setup). First drops the connections that left setup from the
+   * pending set (lazily, here: at most maxPendingConnections checks, only when full); then, if
+   * still full, closes the oldest connection in setup from the remote address that has the most
+   * in setup — a flood's own sockets go first, and an honest peer, whose setup takes
+   * milliseconds, gets in.
+   */
+  #makeRoom(): boolean {
+    const byAddress = new Map<string, { count: number; oldest: TcpConnection }>();
+    for (const c of this.#pending) {
+      if (c.established) {
+        this.#pending.delete(c);
+        continue;
+      }
+      const seen = byAddress.get(c.remote);
+      if (seen === undefined) byAddress.set(c.remote, { count: 1, oldest: c });
+      else seen.count++;
+    }
+    if (
+      this.#pending.size < this.#options.maxPendingConnections &&
+      this.#connections.size < this.#options.maxConnections
+    )
+      return true;
+    let most: { count: number; oldest: TcpConnection } | undefined;
+    for (const entry of byAddress.values())
+      if (most === undefined || entry.count > most.count) most = entry;
+    if (most === undefined) return false;
+    this.#evict(most.oldest);
+    return true;
+  }
+
+  /** Closes a connection still in setup to make room for a newer one (counted, logged rarely). */
+  #evict(connection: TcpConnection): void {
+    this.#pending.delete(connection);
+    this.#evicted++;
+    if (this.#evicted % REFUSAL_LOG_EVERY === 1)
+      this.#options.logger.warn('routing: tcp connection in setup evicted for a newer one', {
+        evicted: this.#evicted,
+      });
+    connection.fail(
+      transportError(
+        'ERR_TRANSPORT_EVICTED',
+        ErrorKind.exhausted,
+        'tcp connection still in setup was closed to make room for a newer one',
+      ),
+      true,
+    );
+  }
+
   #adopt(socket: Socket, incoming: boolean): TcpConnection {
-    const connection = new TcpConnection(socket, this.#router, this.#options, (gone) => {
+    const connection = new TcpConnection(socket, incoming, this.#router, this.#options, (gone) => {
       this.#connections.delete(gone);
       this.#pending.delete(gone);
       for (const [peer, c] of this.#outgoing) if (c === gone) this.#outgoing.delete(peer);

@@ -56,7 +56,7 @@ describe('mandate proxy', () => {
     cleanups.push(() => router.close());
     const transport = new TcpTransport(router);
     const listening = await transport.listen({ host: '127.0.0.1', port: 0 });
-    const listener = new SecureChannelListener(router, {
+    const listenerOptions = {
       ...(await prepareChannelIdentity(h.vault, {
         identity: broker.identity,
         primaryKeyId: broker.primaryKeyId!,
@@ -65,7 +65,8 @@ describe('mandate proxy', () => {
       })),
       verify: { authorities, trustPolicy: TrustPolicies.credentialHolder() },
       deliverTo: ['egress'],
-    });
+    };
+    let listener = new SecureChannelListener(router, listenerOptions);
     cleanups.push(() => listener.close());
     router.allowFromAnyConnection('api');
     const provider = new ProxyLeaseProvider({
@@ -123,8 +124,18 @@ describe('mandate proxy', () => {
     expect(upstream.hits.map((hit) => hit.headers['authorization'])).toEqual([`Bearer ${SECRET}`]);
     expect(audit.events.map((e) => e.event)).toEqual(['used']);
     expect(proxy.stderr()).not.toContain(SECRET);
+
+    // The broker's listener restarts: its channels close, and the proxy — still running — opens
+    // a new one for the next request.
+    await listener.close();
+    listener = new SecureChannelListener(router, listenerOptions);
+    router.allowFromAnyConnection('api');
+    await proxy.waitFor(/the channel to the broker closed/, 10_000);
+    const again = await agentRequests(port, [{ url: `http://${upstream.host}/v1/balance` }]);
+    expect(again.responses.map((r) => r.status)).toEqual([200]);
+    expect(proxy.stderr()).toMatch(/the channel to the broker is open again/);
     expect(await proxy.stop('SIGTERM')).toBe(0);
-  }, 30_000);
+  }, 45_000);
 
   it('listens on loopback only', async () => {
     const { home } = await authorityHome('mandate-proxy-listen', ['billing']);

@@ -204,7 +204,7 @@ export async function egressWorld(options: {
   brokerTransport.listen('broker');
   cleanups.push(() => brokerTransport.close());
   const brokerLocal = await identities.create({ name: 'broker' });
-  const listener = new SecureChannelListener(brokerRouter, {
+  const listenerOptions = {
     ...(await prepareChannelIdentity(vault, {
       identity: brokerLocal.identity,
       primaryKeyId: brokerLocal.primaryKeyId,
@@ -212,9 +212,16 @@ export async function egressWorld(options: {
     })),
     verify: { authorities, trustPolicy: TrustPolicies.anyIdentity() },
     deliverTo: ['egress'],
-  });
+  };
+  let listener = new SecureChannelListener(brokerRouter, listenerOptions);
   brokerRouter.allowFromAnyConnection('api');
   cleanups.push(() => listener.close());
+  /** The broker's listener stops (closing every channel, telling the agents) and starts again. */
+  const restartListener = async (): Promise<void> => {
+    await listener.close();
+    listener = new SecureChannelListener(brokerRouter, listenerOptions);
+    brokerRouter.allowFromAnyConnection('api');
+  };
   const reader = new MapSecretReader(new Map(Object.entries(options.secrets)));
   const provider = new ProxyLeaseProvider({ secrets: reader, bindings: options.bindings, clock });
   const audit = new RecordingAuditSink();
@@ -230,7 +237,7 @@ export async function egressWorld(options: {
   let leases = 0;
 
   /** An agent: identity, credential, channel to the broker, and its local proxy. */
-  const agent = async (name: string) => {
+  const agent = async (name: string, agentOptions: { readonly reopen?: boolean } = {}) => {
     const local = await identities.create({ name });
     const credential = await issueCredential(
       vault,
@@ -246,29 +253,34 @@ export async function egressWorld(options: {
     const router = new Router();
     const transport = new MemoryTransport(router, network);
     cleanups.push(() => transport.close());
-    const connection = transport.connect('broker');
-    const channel = await openSecureChannel(
-      router,
-      [localAddress(connection), localAddress('api')],
-      {
-        ...(await prepareChannelIdentity(vault, {
-          identity: local.identity,
-          primaryKeyId: local.primaryKeyId,
-          credentials: [credential],
-          nowSeconds: now,
-        })),
-        verify: {
-          authorities,
-          knownIdentities: new Map([[brokerLocal.identity.identifier, brokerLocal.identity]]),
-          trustPolicy: TrustPolicies.identifier(brokerLocal.identity.identifier),
+    const channelIdentity = await prepareChannelIdentity(vault, {
+      identity: local.identity,
+      primaryKeyId: local.primaryKeyId,
+      credentials: [credential],
+      nowSeconds: now,
+    });
+    const open = async () => {
+      const opened = await openSecureChannel(
+        router,
+        [localAddress(transport.connect('broker')), localAddress('api')],
+        {
+          ...channelIdentity,
+          verify: {
+            authorities,
+            knownIdentities: new Map([[brokerLocal.identity.identifier, brokerLocal.identity]]),
+            trustPolicy: TrustPolicies.identifier(brokerLocal.identity.identifier),
+          },
+          handshakeTimeoutMs: 5_000,
         },
-        handshakeTimeoutMs: 5_000,
-      },
-    );
-    cleanups.push(() => channel.close());
+      );
+      cleanups.push(() => opened.close());
+      return opened;
+    };
+    const channel = await open();
     const proxy = await startLocalEgressProxy({
       router,
       channel,
+      ...(agentOptions.reopen === true ? { reopen: open } : {}),
       listen: { host: '127.0.0.1', port: 0 },
       timeoutMs: 10_000,
     });
@@ -302,7 +314,18 @@ export async function egressWorld(options: {
   const close = async (): Promise<void> => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   };
-  return { clock, reader, provider, audit, events, service, agent, close, brokerRouter };
+  return {
+    clock,
+    reader,
+    provider,
+    audit,
+    events,
+    service,
+    agent,
+    close,
+    brokerRouter,
+    restartListener,
+  };
 }
 
 /**

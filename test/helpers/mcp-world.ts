@@ -25,7 +25,13 @@ import {
   SecureChannelListener,
   TrustPolicies,
 } from '../../src/channel/index.js';
-import { localAddress, MemoryNetwork, MemoryTransport, Router } from '../../src/routing/index.js';
+import {
+  localAddress,
+  MemoryNetwork,
+  MemoryTransport,
+  Router,
+  type Route,
+} from '../../src/routing/index.js';
 import {
   Gate,
   MemoryApprovalRepository,
@@ -239,7 +245,12 @@ export async function mcpWorld(options: McpWorldOptions = {}) {
   /** Connects an agent with the SDK Client over a secure channel (signing its calls). */
   const connect = async (
     party: Awaited<ReturnType<typeof agent>>,
-    connectOptions: { sign?: boolean; chain?: Uint8Array } = {},
+    connectOptions: {
+      sign?: boolean;
+      chain?: Uint8Array;
+      /** The route to the gateway's channel listener (default: straight to it, `[gateway, api]`). */
+      route?: (transport: MemoryTransport) => Route;
+    } = {},
   ): Promise<{ client: Client; transport: ChannelClientTransport }> => {
     const router = new Router();
     const transport = new MemoryTransport(router, network);
@@ -253,7 +264,10 @@ export async function mcpWorld(options: McpWorldOptions = {}) {
     });
     const mcpTransport = await connectMcpChannel(
       router,
-      [localAddress(transport.connect('gateway')), localAddress('api')],
+      connectOptions.route?.(transport) ?? [
+        localAddress(transport.connect('gateway')),
+        localAddress('api'),
+      ],
       {
         ...me,
         verify: {
@@ -290,6 +304,8 @@ export async function mcpWorld(options: McpWorldOptions = {}) {
     dana,
     danaChain,
     gatewayParty,
+    gwRouter,
+    gwTransport,
     authorities,
     denySet,
     verifier,

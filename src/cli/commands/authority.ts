@@ -5,11 +5,7 @@ import { isMandateError } from '../../core/index.js';
 import { toHex } from '../../encoding/index.js';
 import { Authority, DenySet, TRUST_SCOPE_ALL } from '../../credentials/index.js';
 import type { Identifier } from '../../identity/index.js';
-import {
-  prepareChannelIdentity,
-  SecureChannelListener,
-  TrustPolicies,
-} from '../../channel/index.js';
+import { StaticKeyManager, SecureChannelListener, TrustPolicies } from '../../channel/index.js';
 import { Router, TcpTransport } from '../../routing/index.js';
 import {
   BUS_SERVICE_ADDRESS,
@@ -118,11 +114,12 @@ export async function runAuthorityStart(
       );
     });
     const primaryKeyId = requireLocal(known, opts.name);
-    // The channel key lives in this process only, attested for this run (a day).
-    const prepared = await prepareChannelIdentity(home.vault, {
+    // The channel key lives in this process only, attested for a day and rotated every half day.
+    const staticKeys = await StaticKeyManager.start(home.vault, {
       identity: known.identity,
       primaryKeyId,
-      nowSeconds: ctx.clock.nowSeconds(),
+      clock: ctx.clock,
+      logger,
     });
     const transport = new TcpTransport(router, { logger });
     // Revocations made in this home after the start reach the bus within a poll (200 ms), and
@@ -148,7 +145,8 @@ export async function runAuthorityStart(
     // A revoked identity fails the handshake, and an open channel of one closes. Members'
     // nodes subscribe to the bus service through the same listener.
     const listener = new SecureChannelListener(router, {
-      ...prepared,
+      staticKey: staticKeys,
+      identityPayload: staticKeys.identityPayload(),
       verify: { authorities: new Map(), trustPolicy: TrustPolicies.anyIdentity(), denySet },
       deliverTo: [ENROLLMENT_SERVICE_ADDRESS, BUS_SERVICE_ADDRESS],
       clock: ctx.clock,

@@ -47,6 +47,8 @@ export interface OpenedChannel {
   readonly channel: SecureChannel;
   readonly router: Router;
   readonly handshakeMs: number;
+  /** Opens another channel to the same route with the same options (closed with the first). */
+  readonly reopen: () => Promise<SecureChannel>;
 }
 
 /**
@@ -68,14 +70,22 @@ export async function withOpenChannel<T>(
     watcher = await home.watchDenySet({ logger });
     const { options } = await channelOptions(ctx, home, opts, logger, watcher.denySet);
     const transport = new TcpTransport(router, { logger });
-    const route = toListener(connectRoute(transport, routeText));
+    const open = (): Promise<SecureChannel> =>
+      openSecureChannel(router, toListener(connectRoute(transport, routeText)), options);
     const opened = Date.now();
-    const channel = await openSecureChannel(router, route, options);
+    const channel = await open();
     const handshakeMs = Date.now() - opened;
+    const others = new Set<SecureChannel>();
+    const reopen = async (): Promise<SecureChannel> => {
+      const next = await open();
+      others.add(next);
+      next.onClose(() => others.delete(next));
+      return next;
+    };
     try {
-      return await use({ channel, router, handshakeMs });
+      return await use({ channel, router, handshakeMs, reopen });
     } finally {
-      await channel.close();
+      await Promise.all([channel, ...others].map((c) => c.close()));
     }
   } finally {
     await router.close();

@@ -6,6 +6,7 @@ import {
   MAX_AUDIT_READ_ENTRIES,
   parseAuditRecord,
   parseExport,
+  signRevocationRecord,
   verifyInvocation,
   verifyTrailExport,
   type DecisionRecord,
@@ -20,6 +21,8 @@ import {
   constraintsFromAttributes,
   formatConstraint,
   type Constraints,
+  type CredentialIssuer,
+  type DenySetUpdate,
   type VerifiedChain,
 } from '../../credentials/index.js';
 import type { Identifier } from '../../identity/index.js';
@@ -101,6 +104,49 @@ export interface AuditScenarioSummary {
  * identities); an edited copy fails at its line; and the question an auditor asks about the
  * approved refund is answered from the verified export alone.
  */
+/** The home's audit log's first `size` entries as export lines (`mandate audit export`). */
+export async function exportLogLines(
+  home: Home,
+  size: number,
+  each?: (record: Uint8Array) => void,
+): Promise<string[]> {
+  const lines: string[] = [];
+  for (let from = 0; from < size; from += MAX_AUDIT_READ_ENTRIES) {
+    const to = Math.min(size, from + MAX_AUDIT_READ_ENTRIES);
+    for (const [k, e] of (await home.store.auditLog.readEntries(from, to)).entries()) {
+      lines.push(formatExportLine(from + k, e.record));
+      each?.(e.record);
+    }
+  }
+  return lines;
+}
+
+/**
+ * Appends a deny-set update's entries to the log as revocation records signed by the authority
+ * (as `mandate revoke` does), so an offline verifier checks every later record against them.
+ * Returns the last record's index (-1 for none).
+ */
+export async function recordRevocations(
+  home: Home,
+  log: AuditLog,
+  authority: CredentialIssuer,
+  revocation: DenySetUpdate,
+  nowSeconds: number,
+): Promise<number> {
+  let index = -1;
+  for (const [k, entry] of revocation.entries.entries())
+    index = await log.append(
+      await signRevocationRecord(
+        home.vault,
+        authority,
+        entry,
+        revocation.fromSequence + k + 1,
+        nowSeconds,
+      ),
+    );
+  return index;
+}
+
 export async function runAuditScenario(
   home: Home,
   dir: string,
@@ -122,12 +168,7 @@ export async function runAuditScenario(
   } finally {
     await log.close();
   }
-  const lines: string[] = [];
-  for (let from = 0; from < treeSize; from += MAX_AUDIT_READ_ENTRIES) {
-    const to = Math.min(treeSize, from + MAX_AUDIT_READ_ENTRIES);
-    for (const [k, e] of (await home.store.auditLog.readEntries(from, to)).entries())
-      lines.push(formatExportLine(from + k, e.record));
-  }
+  const lines = await exportLogLines(home, treeSize);
   const files = {
     trail: join(dir, 'audit-trail.jsonl'),
     checkpoint: join(dir, 'audit-checkpoint.txt'),

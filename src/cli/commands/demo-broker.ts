@@ -33,16 +33,14 @@ import {
 import { localAddress, MemoryNetwork, MemoryTransport, Router } from '../../routing/index.js';
 import {
   AuditLog,
-  formatExportLine,
   LEASE_RECORD_TYPE,
-  MAX_AUDIT_READ_ENTRIES,
   parseAuditRecord,
-  signRevocationRecord,
   verifyTrailExport,
 } from '../../audit/index.js';
 import { credentialIssuerOf, type Home } from '../home.js';
 import { DEFAULT_AUTHORITY } from '../chains.js';
 import { homeLogKey } from './audit.js';
+import { exportLogLines, recordRevocations } from './demo-audit.js';
 import { brokerIssuerOf } from './broker.js';
 import { homeBrokerJwtKey } from './broker-jwks.js';
 import { brokerAuditSink } from './lease.js';
@@ -51,7 +49,8 @@ import { DEMO_CATALOG, DEMO_POLICIES } from './demo-gates.js';
 /** The shared server the demo tries for its PostgreSQL part (skipped when nothing answers). */
 const DEMO_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
-const LEASE_POLICIES = `
+/** The leaseSecret permits step 17 adds to the bundle (kept by the later bundles). */
+export const LEASE_POLICIES = `
 @id("lease-payment-tokens")
 permit(principal, action == Action::"leaseSecret", resource == Secret::"jwt/payments");
 
@@ -491,25 +490,11 @@ export async function runBrokerScenario(
     let verifiedRecords = 0;
     try {
       const authorityIssuer = await credentialIssuerOf(home, authorityKnown.identity);
-      for (const [k, entry] of revocation.entries.entries())
-        await log.append(
-          await signRevocationRecord(
-            home.vault,
-            authorityIssuer,
-            entry,
-            revocation.fromSequence + k + 1,
-            at,
-          ),
-        );
+      await recordRevocations(home, log, authorityIssuer, revocation, at);
       const note = await log.checkpoint([logKey.signer()]);
-      const lines: string[] = [];
-      for (let from = 0; from < log.size; from += MAX_AUDIT_READ_ENTRIES) {
-        const to = Math.min(log.size, from + MAX_AUDIT_READ_ENTRIES);
-        for (const [k, e] of (await home.store.auditLog.readEntries(from, to)).entries()) {
-          lines.push(formatExportLine(from + k, e.record));
-          if (isLeaseRecord(e.record)) leaseRecords++;
-        }
-      }
+      const lines = await exportLogLines(home, log.size, (record) => {
+        if (isLeaseRecord(record)) leaseRecords++;
+      });
       const verdict = verifyTrailExport({
         text: `${lines.join('\n')}\n`,
         checkpoint: note,

@@ -23,15 +23,10 @@ import {
   type ToolDescriptor,
 } from '../../gates/index.js';
 import { EnforcementPoint, StoreBundleSource, type EnforcedInvocation } from '../../node/index.js';
-import {
-  AuditLog,
-  EnforcerSigner,
-  InvocationSigner,
-  signRevocationRecord,
-  type RecordHash,
-} from '../../audit/index.js';
+import { AuditLog, EnforcerSigner, InvocationSigner, type RecordHash } from '../../audit/index.js';
 import { credentialIssuerOf, type Home } from '../home.js';
 import { homeAuditOrigin } from './audit.js';
+import { recordRevocations } from './demo-audit.js';
 
 /** The support desk's tools: two on the CRM server, two on the file server. */
 export const DEMO_CATALOG: readonly ToolDescriptor[] = [
@@ -570,17 +565,7 @@ export async function runGateScenario(
         );
         // Into the audit log too, signed by the authority (as `mandate revoke` does): an offline
         // verifier checks every later record against it.
-        let recordIndex = -1;
-        for (const [k, entry] of revocation.entries.entries())
-          recordIndex = await log.append(
-            await signRevocationRecord(
-              home.vault,
-              authorityIssuer,
-              entry,
-              revocation.fromSequence + k + 1,
-              now,
-            ),
-          );
+        const recordIndex = await recordRevocations(home, log, authorityIssuer, revocation, now);
         await watcher.refresh();
         // The agent signs its next call; the enforcement point refuses the revoked chain before
         // gate 2 (nothing is logged for a refused invocation: the revocation record says why).

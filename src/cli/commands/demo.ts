@@ -14,6 +14,7 @@ import { runChannelScenario } from './demo-channels.js';
 import { runGateScenario } from './demo-gates.js';
 import { runAuditScenario } from './demo-audit.js';
 import { runBrokerScenario } from './demo-broker.js';
+import { runGatewayScenario } from './demo-gateway.js';
 import type { CliContext } from '../context.js';
 
 interface DemoOptions {
@@ -145,6 +146,7 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
         const gates = await runGateScenario(home, created, ctx.clock, say);
         const audit = await runAuditScenario(home, dir, gates.audit.refund, say);
         const broker = await runBrokerScenario(home, ctx.clock, say);
+        const gateway = await runGatewayScenario(home, dir, ctx.clock, say);
 
         const summary = {
           home: dir,
@@ -174,6 +176,7 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
           gates,
           audit,
           broker,
+          gateway,
           example: { identifier: victim.identity.identifier, changeHistory: toHex(current) },
         };
         ctx.out.result(summary, () =>
@@ -225,6 +228,16 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
               [
                 'secrets and leases',
                 `${broker.injectedCalls} upstream calls with injected secrets, secret seen by agents: ${broker.secretSeenByAgents ? 'YES' : 'no'}; compromised agent revoked: ${broker.revocation.leasesRevoked} leases ended at once, jti on /revoked: ${broker.revocation.jtiListed ? 'yes' : 'NO'}, PostgreSQL: ${broker.revocation.postgres}; ${broker.leaseRecords} lease records, log verified (${broker.verifiedRecords} records)`,
+              ],
+              [
+                'MCP gateway',
+                `${gateway.agents} agents through a relay to ${gateway.upstreams.length} real MCP servers (${gateway.upstreams.join(', ')}): ${gateway.calls} calls (${Object.entries(
+                  gateway.decisions,
+                )
+                  .map(([what, n]) => `${what} ×${n}`)
+                  .join(
+                    ', ',
+                  )}); ${gateway.refunds.executed} refunds executed, budget ${gateway.refunds.spent}/${gateway.refunds.limit}; revoked mid-run: next call ${gateway.revocation.nextCall}, tools ${gateway.revocation.toolsBefore} → ${gateway.revocation.toolsAfter}; log verified (${gateway.audit.verifiedRecords} records)`,
               ],
               ['example agent', victim.identity.identifier],
             ]),

@@ -130,6 +130,7 @@ export async function runGatewayStart(ctx: CliContext, opts: GatewayStartOptions
   let gateway: McpGateway | undefined;
   try {
     watcher = await home.watchDenySet({ logger });
+    const live = watcher;
     const denySet = watcher.denySet;
     const authorities = await home.trustedAuthorities();
     bundles = await StoreBundleSource.start({
@@ -159,6 +160,8 @@ export async function runGatewayStart(ctx: CliContext, opts: GatewayStartOptions
       log,
       trail: home.store.auditTrail,
       signer: new EnforcerSigner(home.vault, await credentialIssuerOf(home, identity)),
+      // A revocation committed on this home before a call is seen by that call, not a poll later.
+      catchUp: () => live.catchUp(),
     });
     gateway = await McpGateway.start({ config, gate, point, bundles, clock: ctx.clock, logger });
     const started = gateway;

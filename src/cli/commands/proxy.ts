@@ -48,9 +48,15 @@ export async function runProxy(ctx: CliContext, opts: ProxyOptions): Promise<voi
       'ERR_ARGUMENT_INVALID',
       `\`--listen\` must be a loopback address, not \`${host}\``,
     );
-  await withOpenChannel(ctx, opts.broker, opts, async ({ channel, router }) => {
+  await withOpenChannel(ctx, opts.broker, opts, async ({ channel, router, reopen }) => {
     const logger = stderrLogger();
-    const proxy = await startLocalEgressProxy({ router, channel, listen: { host, port }, logger });
+    const proxy = await startLocalEgressProxy({
+      router,
+      channel,
+      reopen,
+      listen: { host, port },
+      logger,
+    });
     try {
       logger.info('proxy: listening', { url: proxy.url, broker: channel.peer.identifier });
       ctx.out.result({ url: proxy.url, broker: channel.peer.identifier }, () => proxy.url);
