@@ -94,3 +94,18 @@ export type {
 } from './egress-proxy.js';
 export { RevocationRecorder } from './revocation-recorder.js';
 export type { RevocationRecorderOptions } from './revocation-recorder.js';
+export {
+  loadNodeConfig,
+  envNameOf,
+  NODE_CONFIG_SCHEMA,
+  NodeServiceName,
+  ConfigSource,
+} from './config.js';
+export type { NodeConfig, NodeConfigLayers } from './config.js';
+export { startNode } from './node.js';
+export type { StartNodeOptions, RunningNode } from './node.js';
+export type { NodeServiceContext, RunningService } from './service.js';
+export type { BrokerNodeOptions } from './broker-node.js';
+export { LifecycleState } from './lifecycle.js';
+export type { NodeHealth, PartHealth } from './lifecycle.js';
+export { HealthPath } from './health-http.js';

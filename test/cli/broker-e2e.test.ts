@@ -11,7 +11,7 @@ import { CHAIN_PROOF_TOKEN_TYPE } from '../../src/broker/index.js';
 import { openHome } from '../../src/cli/home.js';
 import { readBytesArgument } from '../../src/cli/input.js';
 import { brokerIssuerOf } from '../../src/cli/commands/broker.js';
-import { authorityHome, okJson, run } from '../helpers/cli.js';
+import { brokerHome, okJson, run } from '../helpers/cli.js';
 import { freePort, killChildren, startMandate, type Started } from '../helpers/processes.js';
 import { agentRequests, upstreamServer } from '../helpers/egress-world.js';
 import { repoRoot } from '../helpers/vectors.js';
@@ -43,32 +43,6 @@ function withStdin(home: string, input: string, ...argv: string[]): Promise<numb
   );
   child.stdin.end(input);
   return new Promise((resolve) => child.once('exit', resolve));
-}
-
-/** A home with a broker and an agent, a policy permitting `permits`, and the agent's credential. */
-async function brokerHome(prefix: string, agentAttrs: readonly string[], permits: string) {
-  const { home, dir, issue } = await authorityHome(prefix, ['broker', 'agent']);
-  const brokerCred = await issue('broker', 'tools=read_orders');
-  const agentCred = join(dir, 'agent.cred');
-  const r = await run(
-    '--home',
-    home,
-    'credential',
-    'issue',
-    '--to',
-    'agent',
-    ...agentAttrs.flatMap((a) => ['--attr', a]),
-    '--out',
-    agentCred,
-  );
-  expect(r.code, r.stderr).toBe(0);
-  const policies = join(dir, 'leases.cedar');
-  writeFileSync(
-    policies,
-    `@id("leases")\npermit(principal, action == Action::"leaseSecret", resource == Secret::"${permits}");\n`,
-  );
-  expect((await run('--home', home, 'policy', 'publish', policies)).code).toBe(0);
-  return { home, dir, brokerCred, agentCred };
 }
 
 async function startBroker(

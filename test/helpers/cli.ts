@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, vi } from 'vitest';
@@ -118,4 +118,30 @@ export async function authorityHome(prefix: string, names: readonly string[]) {
     return out;
   };
   return { home, dir, issue };
+}
+
+/** A home with a broker and an agent, a policy permitting `permits`, and the agent's credential. */
+export async function brokerHome(prefix: string, agentAttrs: readonly string[], permits: string) {
+  const { home, dir, issue } = await authorityHome(prefix, ['broker', 'agent']);
+  const brokerCred = await issue('broker', 'tools=read_orders');
+  const agentCred = join(dir, 'agent.cred');
+  const r = await run(
+    '--home',
+    home,
+    'credential',
+    'issue',
+    '--to',
+    'agent',
+    ...agentAttrs.flatMap((a) => ['--attr', a]),
+    '--out',
+    agentCred,
+  );
+  expect(r.code, r.stderr).toBe(0);
+  const policies = join(dir, 'leases.cedar');
+  writeFileSync(
+    policies,
+    `@id("leases")\npermit(principal, action == Action::"leaseSecret", resource == Secret::"${permits}");\n`,
+  );
+  expect((await run('--home', home, 'policy', 'publish', policies)).code).toBe(0);
+  return { home, dir, brokerCred, agentCred };
 }

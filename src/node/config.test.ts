@@ -1,0 +1,165 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { isMandateError } from '../core/index.js';
+import { envNameOf, loadNodeConfig, type NodeConfigLayers } from './config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'mandate-node-config-'));
+let files = 0;
+function file(value: unknown): string {
+  const path = join(dir, `config-${files++}.json`);
+  writeFileSync(path, typeof value === 'string' ? value : JSON.stringify(value));
+  return path;
+}
+
+/** The code and message of what `loadNodeConfig(layers)` throws. */
+function refusal(layers: NodeConfigLayers): { code: string; message: string } {
+  try {
+    loadNodeConfig(layers);
+  } catch (error) {
+    if (isMandateError(error)) return { code: error.code, message: error.message };
+    throw error;
+  }
+  throw new Error('accepted');
+}
+
+const base = { identity: 'bob', listen: '127.0.0.1:4000' };
+
+describe('loadNodeConfig', () => {
+  it('fills the defaults of the schema', () => {
+    expect(loadNodeConfig({ flags: base })).toEqual({
+      ...base,
+      credentials: [],
+      services: ['echo'],
+      broker: {},
+      shutdownTimeoutMs: 10_000,
+    });
+    const withAuthority = loadNodeConfig({
+      flags: { ...base, authority: { route: '/ip4/127.0.0.1/tcp/4200' } },
+    });
+    expect(withAuthority.authority).toEqual({
+      route: '/ip4/127.0.0.1/tcp/4200',
+      refreshLeadSeconds: 60,
+      maxStalenessSeconds: 10,
+    });
+  });
+
+  it('layers defaults < file < environment < flags, key by key', () => {
+    const config = loadNodeConfig({
+      file: file({
+        identity: 'from-file',
+        listen: '127.0.0.1:1',
+        services: ['relay', 'echo'],
+        authority: { route: '/ip4/127.0.0.1/tcp/1', refreshLeadSeconds: 30 },
+      }),
+      env: {
+        MANDATE_LISTEN: '127.0.0.1:2',
+        MANDATE_AUTHORITY_MAX_STALENESS_SECONDS: '7',
+        MANDATE_CREDENTIALS: 'a.cred, b.cred',
+        MANDATE_HOME: '/not/a/node/key',
+      },
+      flags: { listen: '127.0.0.1:3', authority: { refreshLeadSeconds: 20 } },
+    });
+    expect(config.identity).toBe('from-file');
+    expect(config.listen).toBe('127.0.0.1:3');
+    expect(config.services).toEqual(['relay', 'echo']);
+    expect(config.credentials).toEqual(['a.cred', 'b.cred']);
+    expect(config.authority).toEqual({
+      route: '/ip4/127.0.0.1/tcp/1',
+      refreshLeadSeconds: 20,
+      maxStalenessSeconds: 7,
+    });
+  });
+
+  it('the highest layer that sets a key wins (property)', () => {
+    const seconds = fc.option(fc.integer({ min: 1, max: 86_400 }), { nil: undefined });
+    fc.assert(
+      fc.property(seconds, seconds, seconds, (inFile, inEnv, inFlags) => {
+        const config = loadNodeConfig({
+          file: file({ ...base, ...(inFile === undefined ? {} : { shutdownTimeoutMs: inFile }) }),
+          env: inEnv === undefined ? {} : { MANDATE_SHUTDOWN_TIMEOUT_MS: String(inEnv) },
+          flags: inFlags === undefined ? {} : { shutdownTimeoutMs: inFlags },
+        });
+        expect(config.shutdownTimeoutMs).toBe(inFlags ?? inEnv ?? inFile ?? 10_000);
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  it('refuses unknown keys, naming the key and where it came from', () => {
+    const unknown = refusal({ file: file({ ...base, lisen: 'x' }) });
+    expect(unknown.code).toBe('ERR_NODE_CONFIG_INVALID');
+    expect(unknown.message).toContain('`lisen` (from the config file) is not a known key');
+    const nested = refusal({
+      file: file({ ...base, authority: { route: '/ip4/1.2.3.4/tcp/1', ttl: 1 } }),
+    });
+    expect(nested.message).toContain('`authority.ttl`');
+  });
+
+  it('refuses values of the wrong type or range, naming the key', () => {
+    const wrongType = refusal({ file: file({ ...base, shutdownTimeoutMs: '10s' }) });
+    expect(wrongType).toMatchObject({ code: 'ERR_NODE_CONFIG_INVALID' });
+    expect(wrongType.message).toContain('`shutdownTimeoutMs`');
+    const service = refusal({ file: file({ ...base, services: ['echo', 'gateway'] }) });
+    expect(service.message).toContain('`services`');
+    const env = refusal({ flags: base, env: { MANDATE_SHUTDOWN_TIMEOUT_MS: 'soon' } });
+    expect(env.code).toBe('ERR_NODE_CONFIG_INVALID');
+    expect(env.message).toContain('MANDATE_SHUTDOWN_TIMEOUT_MS');
+    const route = refusal({
+      flags: base,
+      env: { MANDATE_RELAY_ROUTE: 'nowhere', MANDATE_RELAY_NAME: 'b' },
+    });
+    expect(route.message).toContain('`relay.route` (from MANDATE_RELAY_ROUTE)');
+  });
+
+  it('refuses what the flags got wrong as an argument, naming the flag', () => {
+    const lead = refusal({
+      flags: { ...base, authority: { refreshLeadSeconds: 6 } },
+      flagNames: { 'authority.route': '--authority' },
+    });
+    expect(lead.code).toBe('ERR_ARGUMENT_INVALID');
+    expect(lead.message).toContain('`--authority` is required');
+    const listen = refusal({
+      flags: { ...base, listen: 'nohost' },
+      flagNames: { listen: '--listen' },
+    });
+    expect(listen).toMatchObject({ code: 'ERR_ARGUMENT_INVALID' });
+    expect(listen.message).toContain('`--listen`');
+  });
+
+  it('requires the identity and the listen address', () => {
+    expect(refusal({ flags: { listen: '127.0.0.1:1' } }).message).toContain(
+      '`identity` is required',
+    );
+    expect(refusal({ file: file({ identity: 'bob' }) }).message).toContain('`listen`');
+  });
+
+  it('serves health on loopback only', () => {
+    expect(
+      loadNodeConfig({ flags: { ...base, health: { listen: '127.0.0.1:0' } } }).health,
+    ).toEqual({
+      listen: '127.0.0.1:0',
+    });
+    const open = refusal({ file: file({ ...base, health: { listen: '0.0.0.0:9000' } }) });
+    expect(open.message).toContain('`health.listen`');
+  });
+
+  it('refuses a missing, non-JSON, duplicate-key or non-object file', () => {
+    expect(refusal({ file: join(dir, 'absent.json') }).code).toBe('ERR_NODE_CONFIG_NOT_FOUND');
+    expect(refusal({ file: file('{"identity": ') }).code).toBe('ERR_NODE_CONFIG_INVALID');
+    expect(refusal({ file: file('{"identity": "a", "identity": "b"}') }).code).toBe(
+      'ERR_NODE_CONFIG_INVALID',
+    );
+    expect(refusal({ file: file([base]) }).code).toBe('ERR_NODE_CONFIG_INVALID');
+  });
+
+  it('names environment variables after the keys', () => {
+    expect(envNameOf('authority.refreshLeadSeconds')).toBe(
+      'MANDATE_AUTHORITY_REFRESH_LEAD_SECONDS',
+    );
+    expect(envNameOf('health.listen')).toBe('MANDATE_HEALTH_LISTEN');
+    expect(envNameOf('shutdownTimeoutMs')).toBe('MANDATE_SHUTDOWN_TIMEOUT_MS');
+  });
+});

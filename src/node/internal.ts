@@ -1,0 +1,20 @@
+// Shared with the CLI, not part of the package's API (package.json does not export this file):
+// see docs/architecture.md, "Public API and internal barrels".
+export {
+  openHome,
+  credentialIssuerOf,
+  LIVE_DENY_SET_STALENESS_SECONDS,
+  PASSPHRASE_ENV,
+} from './home.js';
+export type { Home } from './home.js';
+export {
+  API,
+  ECHO,
+  connectRoute,
+  homeChannelOptions,
+  listenTcp,
+  parseDialRoute,
+  toListener,
+  untilSignal,
+} from './node-runtime.js';
+export { brokerIssuerOf } from './broker-node.js';

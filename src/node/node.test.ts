@@ -1,0 +1,149 @@
+import { mkdtempSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../core/index.js';
+import { silentLogger } from '../core/internal.js';
+import { loadNodeConfig } from './config.js';
+import { openHome, type Home } from './home.js';
+import { startNode, type StartNodeOptions } from './node.js';
+
+// startNode in this process, on a real home and real sockets (port 0).
+
+const dir = mkdtempSync(join(tmpdir(), 'mandate-node-'));
+
+beforeAll(async () => {
+  const home = await openHome(dir);
+  try {
+    await home.identities.create({ name: 'bob' });
+  } finally {
+    home.close();
+  }
+});
+
+/** startNode's options, counting the homes opened and closed. */
+function options(): StartNodeOptions & {
+  readonly opened: () => number;
+  readonly closed: () => number;
+} {
+  let opened = 0;
+  let closed = 0;
+  return {
+    openHome: async () => {
+      const home: Home = await openHome(dir);
+      opened++;
+      return {
+        ...home,
+        close: () => {
+          closed++;
+          home.close();
+        },
+      };
+    },
+    readCredential: () => {
+      throw new Error('no credentials in these tests');
+    },
+    clock: systemClock,
+    logger: silentLogger,
+    opened: () => opened,
+    closed: () => closed,
+  };
+}
+
+const config = (extra: Record<string, unknown> = {}) =>
+  loadNodeConfig({
+    flags: { identity: 'bob', listen: '127.0.0.1:0', health: { listen: '127.0.0.1:0' }, ...extra },
+  });
+
+async function getJson(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const r = await fetch(url);
+  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+}
+
+describe('startNode', () => {
+  it('serves /healthz and /readyz per part while running, and stops every part', async () => {
+    const opts = options();
+    const node = await startNode(config(), opts);
+    expect(node.listening.address).toMatch(/^127\.0\.0\.1:\d+$/);
+    const url = node.healthUrl!;
+    const live = await getJson(`${url}/healthz`);
+    expect(live).toEqual({
+      status: 200,
+      body: {
+        status: 'ok',
+        state: 'running',
+        parts: [
+          'home',
+          'deny-set',
+          'router',
+          'channel-identity',
+          'listener',
+          'echo',
+          'relay-registration',
+          'health',
+        ],
+      },
+    });
+    const ready = await getJson(`${url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(ready.body).toMatchObject({ ready: true, state: 'running' });
+    expect(
+      Object.values(ready.body.parts as object).every((p: { ready: boolean }) => p.ready),
+    ).toBe(true);
+    expect((await fetch(`${url}/admin`)).status).toBe(404);
+    await node.stop();
+    expect(opts.closed()).toBe(1);
+    expect(node.health().state).toBe('stopped');
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+  });
+
+  it('is not ready while its relay registration is not made', async () => {
+    const port = await takenPort();
+    try {
+      const node = await startNode(
+        config({ relay: { route: `/ip4/127.0.0.1/tcp/${port.number}`, name: 'bob' } }),
+        options(),
+      );
+      try {
+        const ready = await getJson(`${node.healthUrl!}/readyz`);
+        expect(ready.status).toBe(503);
+        expect(ready.body).toMatchObject({
+          ready: false,
+          parts: { echo: { ready: true }, 'relay-registration': { ready: false } },
+        });
+      } finally {
+        await node.stop();
+      }
+    } finally {
+      port.server.close();
+    }
+  });
+
+  it('a part that cannot start stops those that did: a taken port, an unknown identity', async () => {
+    const port = await takenPort();
+    try {
+      const opts = options();
+      await expect(
+        startNode(config({ listen: `127.0.0.1:${port.number}` }), opts),
+      ).rejects.toThrow();
+      expect([opts.opened(), opts.closed()]).toEqual([1, 1]);
+    } finally {
+      port.server.close();
+    }
+    const opts = options();
+    await expect(startNode(config({ identity: 'nobody' }), opts)).rejects.toMatchObject({
+      code: 'ERR_IDENTITY_NOT_FOUND',
+    });
+    expect([opts.opened(), opts.closed()]).toEqual([1, 1]);
+  });
+});
+
+/** A port held by a plain TCP server that accepts and says nothing. */
+async function takenPort(): Promise<{ server: Server; number: number }> {
+  const server = createServer((socket) => socket.on('error', () => undefined));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return { server, number: address.port };
+}
