@@ -94,3 +94,5 @@ export type {
 } from './egress-proxy.js';
 export { RevocationRecorder } from './revocation-recorder.js';
 export type { RevocationRecorderOptions } from './revocation-recorder.js';
+export { readAuditTrail } from './audit-trail-view.js';
+export type { AuditTrailView, TrailCall } from './audit-trail-view.js';
