@@ -96,3 +96,21 @@ export { RevocationRecorder } from './revocation-recorder.js';
 export type { RevocationRecorderOptions } from './revocation-recorder.js';
 export { readAuditTrail } from './audit-trail-view.js';
 export type { AuditTrailView, TrailCall } from './audit-trail-view.js';
+export {
+  AdminAuth,
+  adminLoginText,
+  signAdminChallenge,
+  ADMIN_LOGIN_SIGNED_TYPE,
+  ADMIN_CHALLENGE_TTL_SECONDS,
+  DEFAULT_LOGIN_TOKEN_TTL_SECONDS,
+  DEFAULT_ADMIN_SESSION_TTL_SECONDS,
+} from './admin-auth.js';
+export type { AdminAuthOptions, AdminChallengeAnswer, AdminSession } from './admin-auth.js';
+export {
+  createAdminApp,
+  startAdminHttp,
+  AdminPath,
+  ADMIN_SESSION_COOKIE,
+  ADMIN_CSRF_HEADER,
+} from './admin-http.js';
+export type { AdminApp, AdminAppOptions, AdminDataSources, AdminHttp } from './admin-http.js';

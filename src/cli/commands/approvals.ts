@@ -160,40 +160,14 @@ export async function runApprovalAnswer(
 ): Promise<void> {
   const home = await ctx.openHome();
   try {
-    const now = ctx.clock.nowSeconds();
-    const human = (await home.identities.get(opts.as)).identity;
-    // The human's own credential: given, or issued now by this home's authority from the
-    // membership record that says `human=true`. Either way it is verified like any chain, and
-    // answerApproval refuses it unless its subject is marked human and it carries no delegation.
-    const bytes =
-      opts.credential !== undefined
-        ? await readChain(home, opts.credential)
-        : chainFromCredential(
-            await memberCredential(home, opts.authority, human.identifier, now),
-            human,
-          );
-    const approver = new ChainVerifier(
-      // Home-wide trust anchors only: a scoped anchor never makes an approver.
-      await verification(home, now, bytes),
-    ).verify(bytes, { nowSeconds: now, presenter: human.identifier });
-    const { verified, keyId } = await home.identities.purposeKey(
-      human.identifier,
-      Purpose.credentials,
-    );
-    const signer: CredentialIssuer = {
-      identity: human,
-      credentialKeyId: keyId,
-      credentialKeyAttestation: verified.attestation,
-      verifiedKey: verified,
-    };
-    const record = await answerApproval(home.store.approvals, {
+    const record = await answerApprovalAs(home, {
       id,
       decision,
       reason: opts.reason,
-      approver,
-      signer,
-      vault: home.vault,
-      nowSeconds: now,
+      as: opts.as,
+      authority: opts.authority,
+      nowSeconds: ctx.clock.nowSeconds(),
+      ...(opts.credential === undefined ? {} : { credential: opts.credential }),
     });
     ctx.out.result(
       approvalJson(record),
@@ -202,4 +176,58 @@ export async function runApprovalAnswer(
   } finally {
     home.close();
   }
+}
+
+/**
+ * A human of this home answers an approval request: the one code path of `approvals approve|deny`
+ * and the dashboard. `as` names the human (a local identity); its credential is `credential` (a
+ * file) or issued now by this home's authority from the membership record that says `human=true`.
+ */
+export async function answerApprovalAs(
+  home: Home,
+  options: {
+    readonly id: string;
+    readonly decision: 'approve' | 'deny';
+    readonly reason: string;
+    readonly as: string;
+    readonly authority: string;
+    readonly credential?: string;
+    readonly nowSeconds: number;
+  },
+): Promise<ApprovalRecord> {
+  const now = options.nowSeconds;
+  const human = (await home.identities.get(options.as)).identity;
+  // The human's own credential: given, or issued now by this home's authority from the
+  // membership record that says `human=true`. Either way it is verified like any chain, and
+  // answerApproval refuses it unless its subject is marked human and it carries no delegation.
+  const bytes =
+    options.credential !== undefined
+      ? await readChain(home, options.credential)
+      : chainFromCredential(
+          await memberCredential(home, options.authority, human.identifier, now),
+          human,
+        );
+  const approver = new ChainVerifier(
+    // Home-wide trust anchors only: a scoped anchor never makes an approver.
+    await verification(home, now, bytes),
+  ).verify(bytes, { nowSeconds: now, presenter: human.identifier });
+  const { verified, keyId } = await home.identities.purposeKey(
+    human.identifier,
+    Purpose.credentials,
+  );
+  const signer: CredentialIssuer = {
+    identity: human,
+    credentialKeyId: keyId,
+    credentialKeyAttestation: verified.attestation,
+    verifiedKey: verified,
+  };
+  return answerApproval(home.store.approvals, {
+    id: options.id,
+    decision: options.decision,
+    reason: options.reason,
+    approver,
+    signer,
+    vault: home.vault,
+    nowSeconds: now,
+  });
 }
