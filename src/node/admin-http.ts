@@ -3,14 +3,11 @@
 // answers as the operator; a live stream of decisions. Loopback by default and never
 // unauthenticated (admin-auth.ts); cookie sessions are CSRF-checked on every state change.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
 import { join, relative, sep } from 'node:path';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { setCookie, deleteCookie } from 'hono/cookie';
 import { streamSSE } from 'hono/streaming';
-import { createAdaptorServer } from '@hono/node-server';
 import {
   ErrorKind,
   isMandateError,
@@ -36,10 +33,10 @@ import {
   DECISION_RECORD_TYPE,
   INVOCATION_RECORD_TYPE,
   type AuditLogRepository,
-  type LogEntryLine,
   type NoteVerifierKey,
 } from '../audit/index.js';
-import { readAuditTrail, type TrailCall } from './audit-trail-view.js';
+import { readAuditTrail, readLogEntries, type TrailCall } from './audit-trail-view.js';
+import { listenHttp } from './http-listen.js';
 import type { AdminAuth, AdminSession } from './admin-auth.js';
 
 /** The paths of the admin API. */
@@ -210,17 +207,6 @@ function integerParam(value: string | undefined, name: string, min: number, max:
   if (!/^\d{1,16}$/.test(value) || Number(value) < min || Number(value) > max)
     throw invalid('ERR_ADMIN_REQUEST_INVALID', `\`${name}\` is an integer from ${min} to ${max}`);
   return Number(value);
-}
-
-async function readAllEntries(repository: AuditLogRepository): Promise<LogEntryLine[]> {
-  const size = await repository.size();
-  const out: LogEntryLine[] = [];
-  for (let from = 0; from < size; from += MAX_AUDIT_READ_ENTRIES) {
-    const to = Math.min(size, from + MAX_AUDIT_READ_ENTRIES);
-    for (const [k, e] of (await repository.readEntries(from, to)).entries())
-      out.push({ index: from + k, record: e.record });
-  }
-  return out;
 }
 
 /** One decision as the live stream sends it. */
@@ -569,7 +555,7 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
       data.members(),
       data.names(),
       revokedIdentities(),
-      readAllEntries(data.auditLog),
+      readLogEntries(data.auditLog),
     ]);
     const nodes = new Map<string, { id: string; name: string | null; human: boolean }>();
     const edges = new Map<string, { from: string; to: string; calls: number }>();
@@ -631,7 +617,7 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
     const tool = q('tool') ?? '';
     if (agent.length > 256 || tool.length > 256)
       throw invalid('ERR_ADMIN_REQUEST_INVALID', '`agent` and `tool` are at most 256 characters');
-    const [entries, names] = await Promise.all([readAllEntries(data.auditLog), data.names()]);
+    const [entries, names] = await Promise.all([readLogEntries(data.auditLog), data.names()]);
     const matches = readAuditTrail(entries)
       .calls.filter(
         (call) =>
@@ -846,45 +832,19 @@ export async function startAdminHttp(
   const host = options.listen?.host ?? '127.0.0.1';
   const port = options.listen?.port ?? 0;
   const app = createAdminApp(options);
-  const server = createAdaptorServer({ fetch: app.fetch, hostname: host, port }) as Server;
-  server.headersTimeout = 5_000;
-  server.maxHeadersCount = 64;
-  await new Promise<void>((resolve, reject) => {
-    const onError = (error: Error): void => {
-      reject(error);
-    };
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-  const bound = server.address() as AddressInfo;
-  const hostText = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
-  const url = `http://${hostText}:${bound.port}`;
-  const loopback = bound.address === '127.0.0.1' || bound.address === '::1';
-  app.setOrigins(loopback ? [url, `http://localhost:${bound.port}`] : [url]);
+  const listening = await listenHttp(app.fetch, host, port, 1_000);
+  const { url, address } = listening;
+  const loopback = address.host === '127.0.0.1' || address.host === '::1';
+  app.setOrigins(loopback ? [url, `http://localhost:${address.port}`] : [url]);
   (options.logger ?? silentLogger).info('admin api listening', { url });
-  let closing: Promise<void> | undefined;
   return {
     url,
-    address: { host: bound.address, port: bound.port },
+    address,
     loginUrl: () => `${url}/#token=${options.auth.issueLoginToken()}`,
     close() {
-      closing ??= new Promise<void>((resolve, reject) => {
-        app.close();
-        const cut = setTimeout(() => {
-          server.closeAllConnections();
-        }, 1_000);
-        cut.unref();
-        server.close((error) => {
-          clearTimeout(cut);
-          if (error === undefined) resolve();
-          else reject(error);
-        });
-        server.closeIdleConnections();
-      });
-      return closing;
+      // The live streams end first, or the server would wait for them.
+      app.close();
+      return listening.close();
     },
   };
 }

@@ -9,6 +9,8 @@ import {
   INVOCATION_RECORD_TYPE,
   OUTCOME_RECORD_TYPE,
   TRACE_RECORD_TYPE,
+  MAX_AUDIT_READ_ENTRIES,
+  type AuditLogRepository,
   type LogEntryLine,
 } from '../audit/index.js';
 
@@ -161,4 +163,16 @@ export function readAuditTrail(entries: readonly LogEntryLine[]): AuditTrailView
     }
   }
   return { calls, byHash, traces };
+}
+
+/** Every entry of a stored log, in order, read in pages of {@link MAX_AUDIT_READ_ENTRIES}. */
+export async function readLogEntries(repository: AuditLogRepository): Promise<LogEntryLine[]> {
+  const size = await repository.size();
+  const out: LogEntryLine[] = [];
+  for (let from = 0; from < size; from += MAX_AUDIT_READ_ENTRIES) {
+    const to = Math.min(size, from + MAX_AUDIT_READ_ENTRIES);
+    for (const [k, e] of (await repository.readEntries(from, to)).entries())
+      out.push({ index: from + k, record: e.record });
+  }
+  return out;
 }

@@ -1,10 +1,8 @@
 // The broker's HTTP side (docs/spec/broker.md §4.5): the JWKS relying parties verify lease
 // tokens with, the RFC 8693 token-exchange endpoint, and the list of revoked token ids.
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { createAdaptorServer } from '@hono/node-server';
+import { listenHttp } from './http-listen.js';
 import {
   ErrorKind,
   isMandateError,
@@ -286,46 +284,10 @@ export async function startBrokerHttp(options: BrokerHttpOptions): Promise<Broke
     },
   );
 
-  const server = createAdaptorServer({ fetch: app.fetch, hostname: host, port }) as Server;
-  server.requestTimeout = 10_000;
-  server.headersTimeout = 5_000;
-  server.maxHeadersCount = 64;
-  await new Promise<void>((resolve, reject) => {
-    const onError = (error: Error): void => {
-      reject(error);
-    };
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-  const bound = server.address() as AddressInfo;
-  const hostText = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
-  const url = `http://${hostText}:${bound.port}`;
+  // Requests in progress get two seconds to finish on close; then their connections are cut.
+  const listening = await listenHttp(app.fetch, host, port, 2_000);
+  const url = listening.url;
   if (tokenEndpoint === '') tokenEndpoint = `${url}${BrokerHttpPath.token}`;
   logger.info('broker http listening', { url });
-
-  let closing: Promise<void> | undefined;
-  return {
-    url,
-    tokenEndpoint,
-    address: { host: bound.address, port: bound.port },
-    close() {
-      closing ??= new Promise<void>((resolve, reject) => {
-        // Requests in progress get two seconds to finish; then their connections are cut.
-        const cut = setTimeout(() => {
-          server.closeAllConnections();
-        }, 2_000);
-        cut.unref();
-        server.close((error) => {
-          clearTimeout(cut);
-          if (error === undefined) resolve();
-          else reject(error);
-        });
-        server.closeIdleConnections();
-      });
-      return closing;
-    },
-  };
+  return { url, tokenEndpoint, address: listening.address, close: () => listening.close() };
 }

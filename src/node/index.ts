@@ -94,7 +94,7 @@ export type {
 } from './egress-proxy.js';
 export { RevocationRecorder } from './revocation-recorder.js';
 export type { RevocationRecorderOptions } from './revocation-recorder.js';
-export { readAuditTrail } from './audit-trail-view.js';
+export { readAuditTrail, readLogEntries } from './audit-trail-view.js';
 export type { AuditTrailView, TrailCall } from './audit-trail-view.js';
 export {
   AdminAuth,

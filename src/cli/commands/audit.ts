@@ -50,7 +50,12 @@ import { formatFields } from '../output.js';
 import { checkOutputFile, DEFAULT_AUTHORITY } from '../chains.js';
 import { readTextArgument } from '../input.js';
 import { collect } from '../parse.js';
-import { readAuditTrail, type AuditTrailView, type TrailCall } from '../../node/index.js';
+import {
+  readAuditTrail,
+  readLogEntries,
+  type AuditTrailView,
+  type TrailCall,
+} from '../../node/index.js';
 
 /**
  * `audit verify` answers a verification that failed (the report on stdout) with this exit code:
@@ -161,17 +166,7 @@ interface QueryOptions {
 }
 
 /** Every entry of the home's log, in order. */
-async function homeEntries(home: Home): Promise<LogEntryLine[]> {
-  const repository = home.store.auditLog;
-  const size = await repository.size();
-  const out: LogEntryLine[] = [];
-  for (let from = 0; from < size; from += MAX_AUDIT_READ_ENTRIES) {
-    const to = Math.min(size, from + MAX_AUDIT_READ_ENTRIES);
-    for (const [k, e] of (await repository.readEntries(from, to)).entries())
-      out.push({ index: from + k, record: e.record });
-  }
-  return out;
-}
+const homeEntries = (home: Home): Promise<LogEntryLine[]> => readLogEntries(home.store.auditLog);
 
 /** Bytes read from an export file at a time. */
 const EXPORT_CHUNK_BYTES = 1 << 20;
