@@ -49,7 +49,7 @@ try {
   const files = packed.files.map((f) => f.path);
   console.log(`pack-check: ${packed.filename}, ${files.length} files, ${packed.size} bytes`);
   const unwanted = files.filter(
-    (f) => /\.test\.|\.map$/.test(f) || /^(src|test|bench|scripts|\.ci)\//.test(f),
+    (f) => /\.test\.|\.map$/.test(f) || /^(src|test|bench|scripts|dashboard|\.ci)\//.test(f),
   );
   if (unwanted.length > 0)
     fail(`the tarball holds files users do not need: ${unwanted.join(', ')}`);
@@ -59,9 +59,13 @@ try {
     'package.json',
     'dist/index.js',
     'dist/index.d.ts',
+    // The dashboard `mandate dashboard` serves, built by Vite (its hashed assets beside it).
+    'dist/dashboard/index.html',
   ]) {
     if (!files.includes(needed)) fail(`the tarball lacks ${needed}`);
   }
+  if (!files.some((f) => /^dist\/dashboard\/assets\/index-[\w-]+\.js$/.test(f)))
+    fail('the tarball lacks the dashboard script');
 
   // 2. An empty project that installs it.
   const app = join(work, 'app');

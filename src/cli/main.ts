@@ -24,6 +24,7 @@ import { registerBrokerCommands } from './commands/broker.js';
 import { registerBrokerJwksCommand } from './commands/broker-jwks.js';
 import { registerProxyCommands } from './commands/proxy.js';
 import { registerGatewayCommands } from './commands/gateway.js';
+import { registerDashboardCommand } from './commands/dashboard.js';
 import { invalid } from '../core/internal.js';
 import { ManualClock, systemClock, type Clock } from '../core/index.js';
 import type { CliContext } from './context.js';
@@ -104,6 +105,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerBrokerJwksCommand(program, context);
   registerProxyCommands(program, context);
   registerGatewayCommands(program, context);
+  registerDashboardCommand(program, context);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

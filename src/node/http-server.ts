@@ -1,4 +1,4 @@
-// The node's HTTP servers (the broker's token side, health and readiness): a Hono app on
+// The node's HTTP servers (the broker's token side, health and readiness, the admin API): a Hono app on
 // @hono/node-server with bounded request and header times, and a close that lets requests in
 // progress finish for a moment before their connections are cut.
 import type { AddressInfo } from 'node:net';
@@ -6,7 +6,7 @@ import type { Server } from 'node:http';
 import type { Hono } from 'hono';
 import { createAdaptorServer } from '@hono/node-server';
 
-/** How long requests in progress may take once a close has begun. */
+/** How long requests in progress may take once a close has begun (default). */
 const CLOSE_GRACE_MS = 2_000;
 
 /** A listening HTTP server. */
@@ -18,13 +18,18 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-/** Serves `app` at `host:port` (port 0: any free port); rejects when it cannot bind. */
+/**
+ * Serves `app` at `host:port` (port 0: any free port); rejects when it cannot bind. `graceMs` is
+ * what requests in progress get to finish on close (default 2 s).
+ */
 export async function serveHttp(
-  app: Hono,
+  app: Pick<Hono, 'fetch'> | { readonly fetch: (request: Request) => Response | Promise<Response> },
   listen: { readonly host: string; readonly port: number },
+  options: { readonly graceMs?: number } = {},
 ): Promise<HttpServer> {
   const { host, port } = listen;
   const server = createAdaptorServer({ fetch: app.fetch, hostname: host, port }) as Server;
+  // Bounds receiving a request (not answering it: a live stream may stay open).
   server.requestTimeout = 10_000;
   server.headersTimeout = 5_000;
   server.maxHeadersCount = 64;
@@ -48,7 +53,7 @@ export async function serveHttp(
       closing ??= new Promise<void>((resolve, reject) => {
         const cut = setTimeout(() => {
           server.closeAllConnections();
-        }, CLOSE_GRACE_MS);
+        }, options.graceMs ?? CLOSE_GRACE_MS);
         cut.unref();
         server.close((error) => {
           clearTimeout(cut);

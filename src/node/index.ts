@@ -109,3 +109,23 @@ export type { BrokerNodeOptions } from './broker-node.js';
 export { LifecycleState } from './lifecycle.js';
 export type { NodeHealth, PartHealth } from './lifecycle.js';
 export { HealthPath } from './health-http.js';
+export { readAuditTrail, readLogEntries } from './audit-trail-view.js';
+export type { AuditTrailView, TrailCall } from './audit-trail-view.js';
+export {
+  AdminAuth,
+  adminLoginText,
+  signAdminChallenge,
+  ADMIN_LOGIN_SIGNED_TYPE,
+  ADMIN_CHALLENGE_TTL_SECONDS,
+  DEFAULT_LOGIN_TOKEN_TTL_SECONDS,
+  DEFAULT_ADMIN_SESSION_TTL_SECONDS,
+} from './admin-auth.js';
+export type { AdminAuthOptions, AdminChallengeAnswer, AdminSession } from './admin-auth.js';
+export {
+  createAdminApp,
+  startAdminHttp,
+  AdminPath,
+  ADMIN_SESSION_COOKIE,
+  ADMIN_CSRF_HEADER,
+} from './admin-http.js';
+export type { AdminApp, AdminAppOptions, AdminDataSources, AdminHttp } from './admin-http.js';

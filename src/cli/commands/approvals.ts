@@ -199,16 +199,14 @@ export async function runApprovalAnswer(
 ): Promise<void> {
   const home = await ctx.openHome();
   try {
-    const now = ctx.clock.nowSeconds();
-    const { approver, signer } = await humanApprover(home, opts.as, now, opts);
-    const record = await answerApproval(home.store.approvals, {
+    const record = await answerApprovalAs(home, {
       id,
       decision,
       reason: opts.reason,
-      approver,
-      signer,
-      vault: home.vault,
-      nowSeconds: now,
+      as: opts.as,
+      authority: opts.authority,
+      nowSeconds: ctx.clock.nowSeconds(),
+      ...(opts.credential === undefined ? {} : { credential: opts.credential }),
     });
     ctx.out.result(
       approvalJson(record),
@@ -217,4 +215,34 @@ export async function runApprovalAnswer(
   } finally {
     home.close();
   }
+}
+
+/**
+ * A human of this home answers an approval request: the one code path of `approvals approve|deny`
+ * and the dashboard. `as` names the human (a local identity); its credential is `credential` (a
+ * file) or issued now by this home's authority from the membership record that says `human=true`.
+ */
+export async function answerApprovalAs(
+  home: Home,
+  options: {
+    readonly id: string;
+    readonly decision: 'approve' | 'deny';
+    readonly reason: string;
+    readonly as: string;
+    readonly authority: string;
+    readonly credential?: string;
+    readonly nowSeconds: number;
+  },
+): Promise<ApprovalRecord> {
+  const now = options.nowSeconds;
+  const { approver, signer } = await humanApprover(home, options.as, now, options);
+  return answerApproval(home.store.approvals, {
+    id: options.id,
+    decision: options.decision,
+    reason: options.reason,
+    approver,
+    signer,
+    vault: home.vault,
+    nowSeconds: now,
+  });
 }

@@ -14,10 +14,7 @@ import { isMandateError } from '../../core/index.js';
 import { conflict, invalid, notFound } from '../../core/internal.js';
 import {
   AuditLog,
-  auditRecordHash,
-  delegationPath,
   emitTrailSpans,
-  fromBase64Url,
   parseCheckpoint,
   parseNote,
   formatExportLine,
@@ -43,11 +40,6 @@ import {
   type NoteSigner,
   type NoteVerifierKey,
   type TrailVerification,
-  DECISION_RECORD_TYPE,
-  CHAIN_RECORD_TYPE,
-  CHAIN_REF_INVOCATION_RECORD_TYPE,
-  INVOCATION_RECORD_TYPE,
-  OUTCOME_RECORD_TYPE,
   TRACE_RECORD_TYPE,
 } from '../../audit/index.js';
 import { bytesEqual } from '../../encoding/index.js';
@@ -58,6 +50,12 @@ import { formatFields } from '../output.js';
 import { checkOutputFile, DEFAULT_AUTHORITY } from '../chains.js';
 import { readTextArgument } from '../input.js';
 import { collect } from '../parse.js';
+import {
+  readAuditTrail,
+  readLogEntries,
+  type AuditTrailView,
+  type TrailCall,
+} from '../../node/index.js';
 
 /**
  * `audit verify` answers a verification that failed (the report on stdout) with this exit code:
@@ -168,17 +166,7 @@ interface QueryOptions {
 }
 
 /** Every entry of the home's log, in order. */
-async function homeEntries(home: Home): Promise<LogEntryLine[]> {
-  const repository = home.store.auditLog;
-  const size = await repository.size();
-  const out: LogEntryLine[] = [];
-  for (let from = 0; from < size; from += MAX_AUDIT_READ_ENTRIES) {
-    const to = Math.min(size, from + MAX_AUDIT_READ_ENTRIES);
-    for (const [k, e] of (await repository.readEntries(from, to)).entries())
-      out.push({ index: from + k, record: e.record });
-  }
-  return out;
-}
+const homeEntries = (home: Home): Promise<LogEntryLine[]> => readLogEntries(home.store.auditLog);
 
 /** Bytes read from an export file at a time. */
 const EXPORT_CHUNK_BYTES = 1 << 20;
@@ -364,7 +352,7 @@ export async function runAuditExport(
   try {
     const entries = await homeEntries(home);
     if (opts.traces === true) {
-      const cases = evaluationCases(readTrail(entries));
+      const cases = evaluationCases(readAuditTrail(entries));
       const n = writeLines(
         opts.out,
         cases.map((c) => JSON.stringify(c)),
@@ -753,168 +741,8 @@ async function enforcersOf(
 
 // --- reading the trail -----------------------------------------------------------------------
 
-/** One call as the trail tells it: the invocation and what hangs off it. */
-interface Call {
-  readonly hash: string;
-  readonly index: number;
-  readonly agent: string;
-  /** The chain as a path: the root credential's issuer (the authority), its subject, each link's subject. */
-  readonly path: readonly string[];
-  readonly tool: string;
-  readonly server: string | null;
-  readonly argumentsDigest: string;
-  readonly issuedAt: number;
-  decision?: {
-    readonly hash: string;
-    readonly index: number;
-    readonly decision: string;
-    readonly lock: string | null;
-    readonly code: string | null;
-    readonly reasons: readonly string[];
-    readonly policies: readonly string[];
-    readonly bundle: string | null;
-    readonly approval: { approver: string; decision: string; reason: string } | null;
-    readonly escalation: { id: string; reason: string } | null;
-    readonly arguments?: unknown;
-  };
-  outcome?: {
-    readonly hash: string;
-    readonly status: string;
-    readonly error: string | null;
-    readonly leases: readonly string[];
-  };
-  report?: unknown;
-  /** Later decision records naming the same invocation (never shown as its decision). */
-  extraDecisions?: string[];
-  /**
-   * Whether the invocation is included under the home's latest checkpoint, verified (signature
-   * and inclusion); `null`: not known (an exported log).
-   */
-  covered?: boolean | null;
-}
-
-interface Trail {
-  readonly calls: Call[];
-  readonly byHash: Map<string, { index: number; record: Record<string, unknown> }>;
-  readonly traces: Record<string, unknown>[];
-}
-
-const decoder = new TextDecoder('utf-8', { fatal: false });
-
-function chainPathOf(chain: string): string[] {
-  try {
-    return delegationPath(fromBase64Url(chain, 'chain')) ?? [];
-  } catch {
-    return [];
-  }
-}
-
-/**
- * Reads records for display (verification is `audit verify`'s): unparseable ones are skipped. A
- * call's decision is the first that names it; later ones are listed as extra (a trail holding
- * them does not verify). Coverage is set afterwards, for the calls shown ({@link markCoverage}).
- */
-function readTrail(entries: readonly LogEntryLine[]): Trail {
-  const calls: Call[] = [];
-  const callByHash = new Map<string, Call>();
-  const byHash = new Map<string, { index: number; record: Record<string, unknown> }>();
-  const traces: Record<string, unknown>[] = [];
-  // Chains logged once by hash (chain records), for the invocations that name theirs by hash.
-  const chainTexts = new Map<string, string>();
-  for (const e of entries) {
-    let record: Record<string, unknown>;
-    try {
-      const value: unknown = JSON.parse(decoder.decode(e.record));
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) continue;
-      record = value as Record<string, unknown>;
-    } catch {
-      continue;
-    }
-    const hash = e.id ?? auditRecordHash(e.record);
-    byHash.set(hash, { index: e.index, record });
-    const str = (k: string): string => (typeof record[k] === 'string' ? record[k] : '');
-    switch (record.type) {
-      case CHAIN_RECORD_TYPE:
-        if (!chainTexts.has(str('chainHash'))) chainTexts.set(str('chainHash'), str('chain'));
-        break;
-      case INVOCATION_RECORD_TYPE:
-      case CHAIN_REF_INVOCATION_RECORD_TYPE: {
-        const call: Call = {
-          hash,
-          index: e.index,
-          agent: str('agent'),
-          path: chainPathOf(
-            record.type === INVOCATION_RECORD_TYPE
-              ? str('chain')
-              : (chainTexts.get(str('chainHash')) ?? ''),
-          ),
-          tool: str('tool'),
-          server: typeof record.server === 'string' ? record.server : null,
-          argumentsDigest: str('argumentsDigest'),
-          issuedAt: typeof record.issuedAt === 'number' ? record.issuedAt : 0,
-          ...(record.report === undefined ? {} : { report: record.report }),
-        };
-        calls.push(call);
-        callByHash.set(hash, call);
-        break;
-      }
-      case DECISION_RECORD_TYPE: {
-        const call = callByHash.get(str('invocation'));
-        if (call === undefined) break;
-        if (call.decision !== undefined) {
-          (call.extraDecisions ??= []).push(hash);
-          break;
-        }
-        const approval = record.approval as Record<string, unknown> | null;
-        const escalation = record.escalation as Record<string, unknown> | null;
-        call.decision = {
-          hash,
-          index: e.index,
-          decision: str('decision'),
-          lock: typeof record.lock === 'string' ? record.lock : null,
-          code: typeof record.code === 'string' ? record.code : null,
-          reasons: Array.isArray(record.reasons) ? (record.reasons as string[]) : [],
-          policies: Array.isArray(record.policies) ? (record.policies as string[]) : [],
-          bundle: typeof record.bundle === 'string' ? record.bundle : null,
-          approval:
-            approval === null || typeof approval !== 'object'
-              ? null
-              : {
-                  approver: String(approval.approver),
-                  decision: String(approval.decision),
-                  reason: String(approval.reason),
-                },
-          escalation:
-            escalation === null || typeof escalation !== 'object'
-              ? null
-              : { id: String(escalation.id), reason: String(escalation.reason) },
-          ...(Object.hasOwn(record, 'arguments') ? { arguments: record.arguments } : {}),
-        };
-        break;
-      }
-      case OUTCOME_RECORD_TYPE: {
-        const call = callByHash.get(str('invocation'));
-        if (call === undefined) break;
-        call.outcome = {
-          hash,
-          status: str('status'),
-          error: typeof record.error === 'string' ? record.error : null,
-          leases: Array.isArray(record.leases) ? (record.leases as string[]) : [],
-        };
-        break;
-      }
-      case TRACE_RECORD_TYPE:
-        traces.push({ ...record, hash });
-        break;
-      default:
-        break;
-    }
-  }
-  return { calls, byHash, traces };
-}
-
 /** Decision traces as evaluation cases: the inputs, the call, the policies, the human's answer. */
-function evaluationCases(trail: Trail): Record<string, unknown>[] {
+function evaluationCases(trail: AuditTrailView): Record<string, unknown>[] {
   return trail.traces.map((t) => {
     const escalated = trail.byHash.get(String(t.escalation))?.record;
     return {
@@ -971,7 +799,7 @@ async function inclusionStatus(
   }
 }
 
-function callJson(c: Call) {
+function callJson(c: TrailCall) {
   return {
     invocation: c.hash,
     index: c.index,
@@ -988,7 +816,7 @@ function callJson(c: Call) {
   };
 }
 
-function humanCall(c: Call): string {
+function humanCall(c: TrailCall): string {
   const d = c.decision;
   return [
     `${new Date(c.issuedAt * 1000).toISOString()}  ${c.tool}  ${d?.decision ?? 'no decision'}`,
@@ -1094,7 +922,7 @@ async function homeCoverage(
 
 /** Sets `covered` on the calls shown: by the home's coverage, or `null` for an exported log. */
 async function markCoverage(
-  calls: readonly Call[],
+  calls: readonly TrailCall[],
   entries: readonly LogEntryLine[],
   coverage: Coverage | undefined,
 ): Promise<void> {
@@ -1118,7 +946,7 @@ export async function runAuditShow(
   const home = await ctx.openHome();
   try {
     const entries = opts.log === undefined ? await homeEntries(home) : readExportFile(opts.log);
-    const trail = readTrail(entries);
+    const trail = readAuditTrail(entries);
     const matches = [...trail.byHash.keys()].filter((h) => h.startsWith(id));
     if (matches.length === 0) throw notFound('ERR_AUDIT_RECORD_NOT_FOUND', `no record \`${id}\``);
     if (matches.length > 1)
@@ -1196,7 +1024,7 @@ export async function runAuditQuery(ctx: CliContext, opts: QueryOptions): Promis
     if (agent !== undefined && !/^I[0-9a-f]{64}$/.test(agent))
       agent = (await home.identities.get(agent)).identity.identifier;
     const entries = opts.log === undefined ? await homeEntries(home) : readExportFile(opts.log);
-    const calls = readTrail(entries)
+    const calls = readAuditTrail(entries)
       .calls.filter(
         (c) =>
           (agent === undefined || c.agent === agent) &&

@@ -1,0 +1,401 @@
+import { request as httpRequest } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock, type LogFields } from '../../src/core/index.js';
+import { openHome, credentialIssuerOf, type Home } from '../../src/cli/home.js';
+import { startHomeDashboard } from '../../src/cli/commands/dashboard.js';
+import { homeLogKey } from '../../src/cli/commands/audit.js';
+import { signAdminChallenge, type AdminHttp } from '../../src/node/index.js';
+import {
+  hashLeaf,
+  verifyCheckpoint,
+  verifyInclusion,
+  type AuditLogRepository,
+} from '../../src/audit/index.js';
+import { decodeBase64Strict } from '../../src/encoding/index.js';
+import { verifyApprovalAnswer, type ApprovalRecord } from '../../src/gates/index.js';
+import { DASHBOARD_NOW, dashboardWorld, type DashboardHome } from '../helpers/dashboard-world.js';
+
+// The admin API over a real home (made through the CLI, with a real audit log): its refusals
+// (no session, a reused login token, a cross-origin or CSRF-less state change, a foreign Host,
+// a forged challenge answer) and each endpoint's data, checked against the home itself.
+
+let h: DashboardHome;
+let approvalId: string;
+let home: Home;
+let http: AdminHttp;
+const logged: { message: string; fields: string }[] = [];
+const clock = new ManualClock(DASHBOARD_NOW);
+
+beforeAll(async () => {
+  ({ h, approval: approvalId } = await dashboardWorld());
+  home = await openHome(h.dir, { clock });
+  const record = (message: string, fields?: LogFields) => {
+    logged.push({ message, fields: JSON.stringify(fields ?? {}) });
+  };
+  ({ http } = await startHomeDashboard(home, {
+    as: 'approver',
+    authority: 'authority',
+    clock,
+    logger: { debug: record, info: record, warn: record, error: record },
+    streamPollMs: 50,
+  }));
+}, 60_000);
+
+afterAll(async () => {
+  await http.close();
+  home.close();
+  delete process.env.MANDATE_NOW_SECONDS;
+});
+
+const tokenOf = (url: string) => new URL(url).hash.replace(/^#token=/, '');
+
+async function login(): Promise<{ cookie: string; csrf: string }> {
+  const token = tokenOf(http.loginUrl());
+  const r = await fetch(`${http.url}/api/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', origin: http.url },
+    body: JSON.stringify({ token }),
+  });
+  expect(r.status).toBe(200);
+  const setCookie = r.headers.get('set-cookie') ?? '';
+  expect(setCookie).toMatch(/HttpOnly/);
+  expect(setCookie).toMatch(/SameSite=Strict/);
+  const body = (await r.json()) as { csrf: string; operator: string };
+  return { cookie: setCookie.split(';')[0]!, csrf: body.csrf };
+}
+
+async function get<T>(path: string, cookie: string): Promise<T> {
+  const r = await fetch(`${http.url}${path}`, { headers: { cookie } });
+  expect(r.status, path).toBe(200);
+  return (await r.json()) as T;
+}
+
+const errorCode = async (r: Response) =>
+  ((await r.json()) as { error: { code: string } }).error.code;
+
+describe('admin API authentication', () => {
+  it('refuses every view without a session', async () => {
+    for (const path of [
+      '/api/agents',
+      '/api/graph',
+      '/api/audit',
+      '/api/approvals',
+      '/api/leases',
+      '/api/events',
+      '/api/session',
+    ]) {
+      const r = await fetch(`${http.url}${path}`);
+      expect(r.status, path).toBe(401);
+      expect(await errorCode(r)).toBe('ERR_ADMIN_UNAUTHENTICATED');
+    }
+    const forged = await fetch(`${http.url}/api/agents`, {
+      headers: { cookie: 'mandate_admin=forged' },
+    });
+    expect(forged.status).toBe(401);
+  });
+
+  it('takes a login token once, binds the session to the operator, and never logs the token', async () => {
+    const token = tokenOf(http.loginUrl());
+    const post = () =>
+      fetch(`${http.url}/api/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token }),
+      });
+    const first = await post();
+    expect(first.status).toBe(200);
+    const operator = (await home.identities.get('approver')).identity.identifier;
+    expect(((await first.json()) as { operator: string }).operator).toBe(operator);
+    const again = await post();
+    expect(again.status).toBe(401);
+    expect(await errorCode(again)).toBe('ERR_ADMIN_LOGIN_INVALID');
+    const cookie = (first.headers.get('set-cookie') ?? '').split(';')[0]!;
+    expect(logged.some((l) => l.message === 'admin login')).toBe(true);
+    for (const l of logged) {
+      expect(l.fields).not.toContain(token);
+      expect(l.fields).not.toContain(cookie.split('=')[1]!);
+    }
+  });
+
+  it('refuses an expired login token', async () => {
+    const token = tokenOf(http.loginUrl());
+    clock.advance(16 * 60);
+    try {
+      const r = await fetch(`${http.url}/api/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token }),
+      });
+      expect(await errorCode(r)).toBe('ERR_ADMIN_LOGIN_INVALID');
+    } finally {
+      clock.advance(-16 * 60);
+    }
+  });
+
+  it('refuses a cross-origin or CSRF-less state change, a form body, and a foreign Host', async () => {
+    const { cookie, csrf } = await login();
+    const answer = (
+      headers: Record<string, string>,
+      body = JSON.stringify({ decision: 'approve', reason: 'ok' }),
+    ) =>
+      fetch(`${http.url}/api/approvals/${approvalId}`, {
+        method: 'POST',
+        headers: { cookie, ...headers },
+        body,
+      });
+    const crossSite = await answer({
+      'content-type': 'application/json',
+      'x-mandate-csrf': csrf,
+      origin: 'http://evil.example',
+    });
+    expect(crossSite.status).toBe(403);
+    expect(await errorCode(crossSite)).toBe('ERR_ADMIN_ORIGIN_REFUSED');
+    const noCsrf = await answer({ 'content-type': 'application/json', origin: http.url });
+    expect(noCsrf.status).toBe(403);
+    expect(await errorCode(noCsrf)).toBe('ERR_ADMIN_CSRF');
+    const wrongCsrf = await answer({
+      'content-type': 'application/json',
+      'x-mandate-csrf': 'x'.repeat(43),
+    });
+    expect(await errorCode(wrongCsrf)).toBe('ERR_ADMIN_CSRF');
+    const form = await answer(
+      { 'content-type': 'application/x-www-form-urlencoded', 'x-mandate-csrf': csrf },
+      'decision=approve&reason=ok',
+    );
+    expect(await errorCode(form)).toBe('ERR_ADMIN_REQUEST_INVALID');
+    // Nothing was answered.
+    expect((await home.store.approvals.get(approvalId))?.status).toBe('pending');
+    const status = await new Promise<number>((resolve, reject) => {
+      const url = new URL(http.url);
+      const req = httpRequest(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: '/api/agents',
+          headers: { host: 'rebound.example:80', cookie },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(403);
+  });
+
+  it('a script logs in by signing a challenge with the operator credential key; a forged or replayed answer is refused', async () => {
+    const challenge = async () =>
+      ((await (await fetch(`${http.url}/api/challenge`)).json()) as { challenge: string })
+        .challenge;
+    const send = (answer: unknown) =>
+      fetch(`${http.url}/api/challenge`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(answer),
+      });
+    const sign = async (who: string, c: string, origin = http.url) =>
+      signAdminChallenge({
+        challenge: c,
+        origin,
+        signer: await credentialIssuerOf(home, who),
+        vault: home.vault,
+        nowSeconds: clock.nowSeconds(),
+      });
+    const operator = (await home.identities.get('approver')).identity.identifier;
+    // Another identity's key, claiming to be the operator.
+    const other = await sign('agent', await challenge());
+    const claimed = await send({ ...other, identifier: operator });
+    expect(claimed.status).toBe(401);
+    expect(await errorCode(claimed)).toBe('ERR_ADMIN_CHALLENGE_INVALID');
+    // The operator's answer with one signature byte flipped.
+    const good = await sign('approver', await challenge());
+    const flipped = good.signature.slice(0, -2) + (good.signature.endsWith('00') ? '01' : '00');
+    expect(await errorCode(await send({ ...good, signature: flipped }))).toBe(
+      'ERR_ADMIN_CHALLENGE_INVALID',
+    );
+    // Signed for another API's origin.
+    const elsewhere = await sign('approver', await challenge(), 'http://127.0.0.1:1');
+    expect(await errorCode(await send(elsewhere))).toBe('ERR_ADMIN_CHALLENGE_INVALID');
+    // A challenge this API never issued.
+    expect(await errorCode(await send(await sign('approver', 'A'.repeat(43))))).toBe(
+      'ERR_ADMIN_CHALLENGE_INVALID',
+    );
+    // The real one: a bearer token; its challenge cannot be used twice.
+    const fresh = await sign('approver', await challenge());
+    const ok = await send(fresh);
+    expect(ok.status).toBe(200);
+    const { token } = (await ok.json()) as { token: string };
+    const agents = await fetch(`${http.url}/api/agents`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(agents.status).toBe(200);
+    expect(await errorCode(await send(fresh))).toBe('ERR_ADMIN_CHALLENGE_INVALID');
+  });
+});
+
+describe('admin API data', () => {
+  it('agents: the members with their attributes', async () => {
+    const { cookie } = await login();
+    const { agents } = await get<{
+      agents: { name: string; attributes: Record<string, string>; human: boolean }[];
+    }>('/api/agents', cookie);
+    const dana = agents.find((a) => a.name === 'dana');
+    expect(dana).toMatchObject({ human: true, attributes: { tools: '=issue_refund,read_orders' } });
+    expect(agents.map((a) => a.name).sort()).toEqual(['approver', 'dana']);
+  });
+
+  it('graph: dana → agent → sub, the revoked branch marked', async () => {
+    const { cookie } = await login();
+    const graph = await get<{
+      nodes: { id: string; name: string; revoked: boolean; inRevokedBranch: boolean }[];
+      edges: { from: string; to: string; revoked: boolean }[];
+    }>('/api/graph', cookie);
+    const id = async (name: string) => (await home.identities.get(name)).identity.identifier;
+    const [dana, agent, sub] = [await id('dana'), await id('agent'), await id('sub')];
+    expect(graph.edges).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ from: dana, to: agent, revoked: false }),
+        expect.objectContaining({ from: agent, to: sub, revoked: true }),
+      ]),
+    );
+    expect(graph.nodes.find((n) => n.id === sub)).toMatchObject({
+      name: 'sub',
+      revoked: true,
+      inRevokedBranch: true,
+    });
+    expect(graph.nodes.find((n) => n.id === agent)).toMatchObject({
+      revoked: false,
+      inRevokedBranch: false,
+    });
+  });
+
+  it('audit: search with paging; each call with its chain, decision, approval and proofs that verify against the signed checkpoint', async () => {
+    const { cookie } = await login();
+    const all = await get<{ total: number; calls: unknown[] }>('/api/audit', cookie);
+    expect(all.total).toBe(4);
+    const denied = await get<{
+      total: number;
+      calls: { decision: { decision: string; lock: string } }[];
+    }>('/api/audit?decision=deny', cookie);
+    expect(denied.total).toBe(1);
+    expect(denied.calls[0]!.decision).toMatchObject({ decision: 'deny', lock: 'chain' });
+    const paged = await get<{ total: number; calls: unknown[] }>(
+      '/api/audit?tool=issue_refund&limit=2&offset=2',
+      cookie,
+    );
+    expect([paged.total, paged.calls.length]).toEqual([3, 1]);
+    expect((await get<{ total: number }>('/api/audit?agent=sub', cookie)).total).toBe(1);
+    expect(
+      (await get<{ total: number }>(`/api/audit?since=${DASHBOARD_NOW + 1}`, cookie)).total,
+    ).toBe(0);
+    const bad = await fetch(`${http.url}/api/audit?limit=100000`, { headers: { cookie } });
+    expect(await errorCode(bad)).toBe('ERR_ADMIN_REQUEST_INVALID');
+
+    const page = await get<{
+      checkpoint: { treeSize: number; note: string };
+      calls: {
+        path: string[];
+        decision: { decision: string; escalation: { id: string } | null };
+        approval: ApprovalRecord | null;
+        proofs: Record<
+          'invocation' | 'decision',
+          { index: number; treeSize: number; record: string; hashes: string[] } | null
+        >;
+      }[];
+    }>('/api/audit?decision=approval_required', cookie);
+    const call = page.calls[0]!;
+    expect(call.approval?.id).toBe(approvalId);
+    expect(call.path).toHaveLength(2);
+    const key = await homeLogKey(home, 'authority');
+    const checkpoint = verifyCheckpoint(page.checkpoint.note, [key.verifier], {
+      origin: key.origin,
+    });
+    const repository: AuditLogRepository = home.store.auditLog;
+    for (const proof of [call.proofs.invocation!, call.proofs.decision!]) {
+      const record = decodeBase64Strict(proof.record, 'base64')!;
+      const [stored] = await repository.readEntries(proof.index, proof.index + 1);
+      expect(record).toEqual(stored!.record);
+      verifyInclusion(
+        proof.index,
+        checkpoint.treeSize,
+        hashLeaf(record),
+        proof.hashes.map((x) => decodeBase64Strict(x, 'base64')!),
+        checkpoint.rootHash,
+      );
+    }
+  });
+
+  it('live stream: the decisions of the log, then each new one as it is appended', async () => {
+    const { cookie } = await login();
+    const controller = new AbortController();
+    const r = await fetch(`${http.url}/api/events`, {
+      headers: { cookie },
+      signal: controller.signal,
+    });
+    expect(r.headers.get('content-type')).toMatch(/text\/event-stream/);
+    const reader = r.body!.getReader();
+    let text = '';
+    const until = async (done: (t: string) => boolean) => {
+      while (!done(text)) {
+        const chunk = await reader.read();
+        if (chunk.done) break;
+        text += new TextDecoder().decode(chunk.value as Uint8Array);
+      }
+    };
+    await until((t) => (t.match(/event: decision/g) ?? []).length >= 4);
+    expect(text).toContain('"decision":"deny"');
+    expect(text).toContain('"tool":"read_orders"');
+    // A new call through the CLI (another writer of the log) streams in.
+    expect((await h.call('agent', 'read_orders', { order: 'o-9' })).code).toBe(0);
+    await until((t) => (t.match(/event: decision/g) ?? []).length >= 5);
+    controller.abort();
+  });
+
+  it('approvals: approve as the operator — the same signed record the CLI makes — and the waiting call goes through', async () => {
+    const { cookie, csrf } = await login();
+    const { approvals } = await get<{ approvals: { id: string; status: string }[] }>(
+      '/api/approvals?status=pending',
+      cookie,
+    );
+    expect(approvals.map((a) => a.id)).toEqual([approvalId]);
+    const r = await fetch(`${http.url}/api/approvals/${approvalId}`, {
+      method: 'POST',
+      headers: {
+        cookie,
+        'content-type': 'application/json',
+        'x-mandate-csrf': csrf,
+        origin: http.url,
+      },
+      body: JSON.stringify({ decision: 'approve', reason: 'customer verified by phone' }),
+    });
+    expect(r.status).toBe(200);
+    const answered = (await r.json()) as ApprovalRecord;
+    expect(answered.status).toBe('approved');
+    const stored = (await home.store.approvals.get(approvalId))!;
+    expect(stored.answer).toEqual(answered.answer);
+    const approver = (await home.identities.get('approver')).identity.identifier;
+    expect(
+      verifyApprovalAnswer(stored, DASHBOARD_NOW, { authorities: await home.trustedAuthorities() })
+        .approver,
+    ).toBe(approver);
+    const again = await fetch(`${http.url}/api/approvals/${approvalId}`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/json', 'x-mandate-csrf': csrf },
+      body: JSON.stringify({ decision: 'deny', reason: 'too late' }),
+    });
+    expect(again.status).toBe(409);
+    expect(await errorCode(again)).toBe('ERR_APPROVAL_CLOSED');
+    const through = await h.call('agent', 'issue_refund', { order: 'o-2', amount: 300 });
+    expect(through.code).toBe(0);
+  });
+
+  it('leases: the list with expiry (none in this home), bad filters refused', async () => {
+    const { cookie } = await login();
+    const leases = await get<{ now: number; leases: unknown[] }>('/api/leases', cookie);
+    expect(leases).toEqual({ now: DASHBOARD_NOW, leases: [] });
+    const bad = await fetch(`${http.url}/api/leases?state=nope`, { headers: { cookie } });
+    expect(await errorCode(bad)).toBe('ERR_ADMIN_REQUEST_INVALID');
+  });
+});
