@@ -31,6 +31,7 @@ import {
   parseCheckpoint,
   parseNote,
   DECISION_RECORD_TYPE,
+  CHAIN_REF_INVOCATION_RECORD_TYPE,
   INVOCATION_RECORD_TYPE,
   type AuditLogRepository,
   type NoteVerifierKey,
@@ -307,7 +308,10 @@ class DecisionFeed {
       return undefined;
     }
     const hash = (): string => auditHashOf(bytes);
-    if (record.type === INVOCATION_RECORD_TYPE) {
+    if (
+      record.type === INVOCATION_RECORD_TYPE ||
+      record.type === CHAIN_REF_INVOCATION_RECORD_TYPE
+    ) {
       this.#invocations.set(hash(), {
         tool: typeof record.tool === 'string' ? record.tool : '?',
         issuedAt: typeof record.issuedAt === 'number' ? record.issuedAt : 0,

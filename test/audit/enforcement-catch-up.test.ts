@@ -78,7 +78,7 @@ async function world(catchUp: boolean) {
       args,
       nowSeconds: NOW,
     });
-    return point.submit(signed.bytes, args, NOW);
+    return point.submit(signed.bytes, args, NOW, sub.bytes);
   };
   const revoke = () =>
     revoker.denySet.append(

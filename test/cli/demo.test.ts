@@ -174,7 +174,7 @@ describe('mandate demo', () => {
     );
     // 16: the trail verified offline, an edited copy caught at its line, the auditor's answer.
     expect(out).toMatch(
-      /\n16\. the run's audit trail, verified offline: the authority signs a checkpoint of 632 records; exported to .*audit-trail\.jsonl\n {4}verified with nothing but the files and the trusted identities → ok: 632 records \(315 signed invocations, 315 countersigned decisions, 6 agents, 1 revocation\), 632 signatures and the Merkle root in \d+\.\d\d s\n/,
+      /\n16\. the run's audit trail, verified offline: the authority signs a checkpoint of 638 records; exported to .*audit-trail\.jsonl\n {4}verified with nothing but the files and the trusted identities → ok: 638 records \(315 signed invocations, 315 countersigned decisions, 6 agents, 1 revocation\), 638 signatures and the Merkle root in \d+\.\d\d s\n/,
     );
     expect(out).toMatch(
       / {4}a copy with line (\d+) edited \(the approver's reason: "charged twice" → "charged once"\) → FAILED: ERR_AUDIT_RECORD_EDITED \(ERR_AUDIT_SIGNATURE_INVALID\) at line \1\n/,
@@ -226,7 +226,8 @@ describe('mandate demo', () => {
     expect(out).toMatch(
       /\n {4}63 calls through the gateway: allow ×56, deny ERR_GATE_BUDGET_EXHAUSTED ×1, deny ERR_GATE_CHAIN_DENIED ×4, deny ERR_GATE_POLICY_DENIED ×1, refused ERR_MCP_CHAIN_MISMATCH ×1\n/,
     );
-    expect(out).toMatch(/plaintext seen: no; 181 records .* verified → ok\n/);
+    // 8 agents' chain records come first, then each call's invocation, decision and outcome.
+    expect(out).toMatch(/plaintext seen: no; 189 records .* verified → ok\n/);
     expect(out).toMatch(
       /lease records \(granted, used, revoked\) in the audit log, by lease id, never a value; the whole log \(\d+ records\) checkpointed again and verified → ok\n/,
     );
@@ -313,8 +314,8 @@ function checkGateway(g: GatewaySummary, recordsBefore: number): void {
   expect(g.relay.plaintextSeen).toBe(false);
   expect(g.writtenFile).toBe(false);
   // Allowed: invocation, decision, outcome; denied: invocation, decision; refused: nothing; and
-  // the revocation record. The whole log verifies with them.
-  expect(g.audit.records).toBe(3 * 56 + 2 * 6 + 1);
+  // the revocation record, and the 8 agents' chain records. The whole log verifies with them.
+  expect(g.audit.records).toBe(3 * 56 + 2 * 6 + 1 + 8);
   expect(g.audit.verifiedRecords).toBe(recordsBefore + g.audit.records);
 }
 
@@ -410,8 +411,9 @@ function checkAudit(a: AuditSummary, g: GateSummary): void {
   expect(g.audit.calls).toBe(315);
   expect(g.audit.sample).toMatchObject({ count: 300 });
   expect(g.audit.sample.perSecond).toBeGreaterThan(0);
-  // An invocation and a decision each, the approved refund's trace, the revocation record.
-  expect(g.audit.records).toBe(2 * 315 + 2);
+  // An invocation and a decision each, the approved refund's trace, the revocation record, and
+  // one chain record per agent (its invocations name that chain by hash).
+  expect(g.audit.records).toBe(2 * 315 + 2 + 6);
   expect(g.revocation.recordIndex).toBeGreaterThan(0);
   expect(a.verified).toBe(true);
   expect(a.checkpointTreeSize).toBe(g.audit.records);
@@ -420,6 +422,7 @@ function checkAudit(a: AuditSummary, g: GateSummary): void {
     invocations: 315,
     decisions: 315,
     agents: 6,
+    chains: 6,
     revocations: 1,
     signatures: g.audit.records,
   });

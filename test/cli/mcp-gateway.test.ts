@@ -195,7 +195,7 @@ describe('mandate gateway start / mandate mcp connect', () => {
     await client.close();
     expect(await gateway.stop('SIGTERM')).toBe(0);
 
-    // Three calls: three invocations, three countersigned decisions, one outcome.
+    // Three calls: the chain logged once, three invocations, three countersigned decisions, one outcome.
     await h.ok('audit', 'checkpoint');
     const verified = await h.ok<{ ok: boolean; records: number }>(
       'audit',
@@ -203,7 +203,7 @@ describe('mandate gateway start / mandate mcp connect', () => {
       '--enforcer',
       'gateway',
     );
-    expect(verified).toMatchObject({ ok: true, records: 7 });
+    expect(verified).toMatchObject({ ok: true, records: 8 });
   }, 120_000);
 
   it('attack 13: `mcp connect` trusts only a `role=gateway` credential (or `--gateway`), answers a batch or `id: null`; the gateway checkpoints its log; a link cannot say `human=true`', async () => {
@@ -374,7 +374,7 @@ describe('mandate gateway start / mandate mcp connect', () => {
       '--enforcer',
       'gateway',
     );
-    expect(verified).toMatchObject({ ok: true, records: 3 });
+    expect(verified).toMatchObject({ ok: true, records: 4 });
   }, 180_000);
 
   it("`mcp connect --approver`: the client's elicitation asks the person, whose signed approval lets the call through", async () => {
@@ -508,7 +508,7 @@ permit(principal, action == Action::"callTool", resource == Tool::"shop/refund")
     expect(approvals.approvals).toMatchObject([
       { status: 'used', answer: { reason: 'customer called' } },
     ]);
-    // Escalation and the approved call: two invocations, two decisions (one with dana's approval),
+    // Escalation and the approved call: the chain logged once, two invocations, two decisions (one with dana's approval),
     // the decision trace, one outcome; all verify offline.
     await h.ok('audit', 'checkpoint');
     const verified = await h.ok<{ ok: boolean; records: number }>(
@@ -517,6 +517,6 @@ permit(principal, action == Action::"callTool", resource == Tool::"shop/refund")
       '--enforcer',
       'gateway',
     );
-    expect(verified).toMatchObject({ ok: true, records: 6 });
+    expect(verified).toMatchObject({ ok: true, records: 7 });
   }, 180_000);
 });

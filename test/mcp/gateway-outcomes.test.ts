@@ -71,7 +71,11 @@ describe('MCP gateway: the logged outcome is what the agent got', () => {
       'ok',
     ]);
     // The allowed call's meta names its logged invocation.
-    expect(all.filter((r) => r['type'] === 'mandate/invocation/v1')).toHaveLength(3);
+    expect(
+      all.filter(
+        (r) => r['type'] === 'mandate/invocation/v1' || r['type'] === 'mandate/invocation/v2',
+      ),
+    ).toHaveLength(3);
     expect(typeof allowed?.invocation).toBe('string');
   });
 
@@ -105,7 +109,9 @@ describe('MCP gateway: the logged outcome is what the agent got', () => {
     const all = await records(w);
     expect(outcomesOf(all)).toEqual(Array.from({ length: 6 }, () => 'ok'));
     // One chain of invocations, no gap: each follows the one logged before it.
-    const invocations = all.filter((r) => r['type'] === 'mandate/invocation/v1');
+    const invocations = all.filter(
+      (r) => r['type'] === 'mandate/invocation/v1' || r['type'] === 'mandate/invocation/v2',
+    );
     expect(invocations).toHaveLength(6);
   });
 

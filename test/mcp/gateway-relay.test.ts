@@ -165,10 +165,11 @@ describe('MCP gateway through relays', () => {
     // Both calls decided and logged as over a direct connection.
     await w.point.flush();
     expect((await recordsOf(w)).map((rec) => rec['type'])).toEqual([
-      'mandate/invocation/v1',
+      'mandate/chain/v1',
+      'mandate/invocation/v2',
       'mandate/decision/v1',
       'mandate/outcome/v1',
-      'mandate/invocation/v1',
+      'mandate/invocation/v2',
       'mandate/decision/v1',
     ]);
   });
@@ -189,9 +190,9 @@ describe('MCP gateway through relays', () => {
       .callTool({ name: 'hang', arguments: {} })
       .then(() => 'answered')
       .catch((error: unknown) => error);
-    // Decided and forwarded (invocation and decision logged after echo's three records), then the
-    // relay goes down.
-    await expect.poll(() => w.log.size).toBe(5);
+    // Decided and forwarded (invocation and decision logged after the chain record and echo's
+    // three records), then the relay goes down.
+    await expect.poll(() => w.log.size).toBe(6);
     await r1.drop();
     expect(await pending).toBeInstanceOf(Error);
     await expect.poll(() => w.mcp.sessionCount).toBe(1);
@@ -214,7 +215,7 @@ describe('MCP gateway through relays', () => {
     );
     await w.point.flush();
     const invocations = (await recordsOf(w)).filter(
-      (rec) => rec['type'] === 'mandate/invocation/v1' && rec['agent'] === a.identity.identifier,
+      (rec) => rec['type'] === 'mandate/invocation/v2' && rec['agent'] === a.identity.identifier,
     );
     expect(invocations.map((rec) => rec['tool'])).toEqual(['echo', 'hang', 'echo']);
   });

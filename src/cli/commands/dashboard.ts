@@ -44,8 +44,10 @@ export function registerDashboardCommand(program: Command, context: () => CliCon
  * source, the one `npm run build` wrote; `undefined` when it is not built.
  */
 export function builtDashboardDir(): string | undefined {
-  for (const relative of ['../../dashboard/', '../../../dist/dashboard/']) {
-    const dir = fileURLToPath(new URL(relative, import.meta.url));
+  // From dist/cli/commands: dist/dashboard; from src/cli/commands: the checkout's dist/dashboard.
+  const twoUp = new URL('../../', import.meta.url);
+  for (const url of [new URL('dashboard/', twoUp), new URL('../dist/dashboard/', twoUp)]) {
+    const dir = fileURLToPath(url);
     if (existsSync(`${dir}index.html`)) return dir;
   }
   return undefined;

@@ -123,7 +123,10 @@ const constraints = (...texts: string[]) => new Map(texts.map((t) => parseConstr
 
 function outcomeOf(result: CallToolResult): Outcome {
   const meta = result._meta?.[DECISION_META_KEY] as GatewayDecisionMeta | undefined;
-  if (meta === undefined) return result.isError === true ? 'failed' : 'allow';
+  // An allowed call carries the gateway's decision too (code `OK`); what counts is whether the
+  // upstream's answer was an error.
+  if (meta === undefined || meta.decision === 'allow')
+    return result.isError === true ? 'failed' : 'allow';
   return `${meta.decision} ${meta.code}`;
 }
 
