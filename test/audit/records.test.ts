@@ -290,6 +290,47 @@ describe('tampering', () => {
     expect(codeOf(() => invocationOf(canonicalizeJson(bob)))).toBe('ERR_AUDIT_SIGNER_MISMATCH');
   });
 
+  it('a signature value is accepted exactly when it is canonical base64url of 64 bytes (property)', () => {
+    const record = JSON.parse(golden.invocation.text) as Record<string, unknown>;
+    const given = record.signature as { keyType: string; value: string };
+    const alphabet = Array.from(
+      'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/ ',
+    );
+    const value = fc.oneof(
+      // Near misses: a valid value with one character changed, cut or added.
+      fc
+        .tuple(fc.nat(90), fc.constantFrom(...alphabet), fc.constantFrom('set', 'cut', 'add'))
+        .map(([at, c, how]) => {
+          const i = at % given.value.length;
+          const v = given.value;
+          return how === 'set'
+            ? v.slice(0, i) + c + v.slice(i + 1)
+            : how === 'cut'
+              ? v.slice(0, i) + v.slice(i + 1)
+              : v.slice(0, i) + c + v.slice(i);
+        }),
+      // Every possible last character (its spare bits must be zero).
+      fc.constantFrom(...alphabet).map((c) => given.value.slice(0, 85) + c),
+      fc
+        .uint8Array({ minLength: 62, maxLength: 66 })
+        .map((b) => Buffer.from(b).toString('base64url')),
+      fc.string({ unit: fc.constantFrom(...alphabet), minLength: 84, maxLength: 88 }),
+    );
+    fc.assert(
+      fc.property(value, (v) => {
+        const decoded = Buffer.from(v, 'base64url');
+        const canonical64 =
+          /^[A-Za-z0-9_-]*$/.test(v) &&
+          decoded.length === 64 &&
+          decoded.toString('base64url') === v;
+        const text = canonicalizeJson({ ...record, signature: { ...given, value: v } });
+        const code = codeOf(() => parseAuditRecord(bytesOf(text)));
+        expect(code).toBe(canonical64 ? 'no error' : 'ERR_AUDIT_RECORD_MALFORMED');
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   it('a chain not valid at the record time fails; the same record verifies at its own time', () => {
     const expired = delegationGolden.chains[2]!.expiresAt;
     expect(
