@@ -17,7 +17,7 @@ import { runBrokerScenario } from './demo-broker.js';
 import { runGatewayScenario } from './demo-gateway.js';
 import type { CliContext } from '../context.js';
 
-interface DemoOptions {
+export interface DemoOptions {
   agents: string;
   rotate: string;
 }
@@ -34,222 +34,231 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
     .option('--agents <n>', 'agent identities to provision', '5000')
     .option('--rotate <n>', 'how many of them rotate their primary key', '250')
     .action(async (opts: DemoOptions) => {
-      const ctx = context();
-      const agents = Number(opts.agents);
-      const rotations = Number(opts.rotate);
-      if (!Number.isSafeInteger(agents) || agents < 2)
-        throw invalid('ERR_ARGUMENT_INVALID', '`--agents` must be an integer of at least 2');
-      if (!Number.isSafeInteger(rotations) || rotations < 1 || rotations > agents)
-        throw invalid('ERR_ARGUMENT_INVALID', '`--rotate` must be between 1 and `--agents`');
-      const dir = join(ctx.homeDir, 'demo');
-      rmSync(dir, { recursive: true, force: true });
-      const say = (text: string): void => {
-        if (!ctx.out.json) ctx.out.note(text);
-      };
-      const showProgress = !ctx.out.json;
-      say(`Mandate demo — embedded default (SQLite + sealed software vault) in ${dir}\n`);
-      const home = await openHome(dir);
-      try {
-        // 1. Provisioning.
-        say(
-          `1. provisioning ${agents} agents on ${availableParallelism()} worker threads: primary key, change history, credential and secure-channel purpose keys`,
-        );
-        let t = process.hrtime.bigint();
-        // Worker threads, one per core: each seals its keys under the vault's KEK, this thread
-        // writes every batch in one transaction.
-        const created = await withProgress('   agents', agents, showProgress, (update) =>
-          home.provision({ count: agents, namePrefix: 'agent-', onProgress: update }),
-        );
-        const provisionSeconds = elapsed(t);
+      await runDemo(context(), demoOptions(opts));
+    });
+}
 
-        // 2. Rotation.
-        const step = Math.floor(agents / rotations);
-        const toRotate = await Promise.all(
-          created
-            .filter((_, i) => i % step === 0)
-            .slice(0, rotations)
-            .map((identifier) => home.identities.get(identifier)),
-        );
-        const before = new Map<Identifier, Uint8Array>(
-          toRotate.map((a) => [a.identity.identifier, a.identity.changeHistory]),
-        );
-        say(
-          `2. rotating the primary key of ${toRotate.length} agents (the old secret is destroyed, the identifier stays)`,
-        );
-        t = process.hrtime.bigint();
-        await withProgress('   rotations', toRotate.length, showProgress, async (update) => {
-          let done = 0;
-          for (const agent of toRotate) {
-            const rotated = await home.identities.rotate(agent.identity.identifier);
-            if (rotated.identity.identifier !== agent.identity.identifier)
-              throw new Error('rotation changed an identifier');
-            update(++done);
-          }
-        });
-        const rotateSeconds = elapsed(t);
+/** The demo's flags, checked: agents to provision and how many of them rotate. */
+export function demoOptions(opts: DemoOptions): { agents: number; rotations: number } {
+  const agents = Number(opts.agents);
+  const rotations = Number(opts.rotate);
+  if (!Number.isSafeInteger(agents) || agents < 2)
+    throw invalid('ERR_ARGUMENT_INVALID', '`--agents` must be an integer of at least 2');
+  if (!Number.isSafeInteger(rotations) || rotations < 1 || rotations > agents)
+    throw invalid('ERR_ARGUMENT_INVALID', '`--rotate` must be between 1 and `--agents`');
+  return { agents, rotations };
+}
 
-        // 3. Verification of everything, from the stored bytes.
-        say(`3. verifying every stored change history and purpose-key attestation`);
-        t = process.hrtime.bigint();
-        let verified = 0;
-        let rotatedSeen = 0;
-        let attestations = 0;
-        await withProgress('   verified', agents, showProgress, async (update) => {
-          for (let offset = 0; offset < agents; offset += 1000) {
-            for (const known of await home.identities.list({ limit: 1000, offset })) {
-              if (known.identity.changes.length > 1) rotatedSeen++;
-              for (const purpose of [Purpose.credentials, Purpose.secureChannel]) {
-                await home.identities.purposeKey(known, purpose);
-                attestations++;
-              }
-              update(++verified);
-            }
-          }
-        });
-        const verifySeconds = elapsed(t);
-        if (verified !== agents || rotatedSeen !== toRotate.length)
-          throw new Error('verification count mismatch');
+/**
+ * Runs the swarm scenario in `<home>/demo` (recreated) and prints its steps and summary; returns
+ * that folder, a home holding the run's identities, credentials and audit log.
+ */
+export async function runDemo(
+  ctx: CliContext,
+  { agents, rotations }: { agents: number; rotations: number },
+): Promise<string> {
+  const dir = join(ctx.homeDir, 'demo');
+  rmSync(dir, { recursive: true, force: true });
+  const say = (text: string): void => {
+    if (!ctx.out.json) ctx.out.note(text);
+  };
+  const showProgress = !ctx.out.json;
+  say(`Mandate demo — embedded default (SQLite + sealed software vault) in ${dir}\n`);
+  const home = await openHome(dir);
+  try {
+    // 1. Provisioning.
+    say(
+      `1. provisioning ${agents} agents on ${availableParallelism()} worker threads: primary key, change history, credential and secure-channel purpose keys`,
+    );
+    let t = process.hrtime.bigint();
+    // Worker threads, one per core: each seals its keys under the vault's KEK, this thread
+    // writes every batch in one transaction.
+    const created = await withProgress('   agents', agents, showProgress, (update) =>
+      home.provision({ count: agents, namePrefix: 'agent-', onProgress: update }),
+    );
+    const provisionSeconds = elapsed(t);
 
-        // 4. Attacks that must fail.
-        say('4. attacks that must be refused');
-        const victim = toRotate[0]!;
-        const current = (await home.identities.get(victim.identity.identifier)).identity
-          .changeHistory;
-        const tampered = current.slice();
-        tampered[tampered.length - 5]! ^= 0x01;
-        const tamperCode = errorCode(() => verifyChangeHistory(tampered));
-        const rollbackCode = await errorCodeAsync(() =>
-          home.identities.import(before.get(victim.identity.identifier)!),
-        );
-        const other = { identifier: created[1]! };
-        const spliceCode = errorCode(() =>
-          verifyChangeHistory(current, { expectedIdentifier: other.identifier }),
-        );
-        say(`   flipped bit in a signature        → ${tamperCode}`);
-        say(`   rollback to the pre-rotation history → ${rollbackCode}`);
-        say(`   history presented as another agent → ${spliceCode}`);
-
-        const credentials = await runCredentialScenario(
-          home,
-          created,
-          ctx.clock,
-          say,
-          showProgress,
-        );
-        const channels = await runChannelScenario(
-          home,
-          home.authority('authority'),
-          created,
-          ctx.clock.nowSeconds(),
-          say,
-        );
-        const gates = await runGateScenario(home, created, ctx.clock, say);
-        const audit = await runAuditScenario(home, dir, gates.audit.refund, say);
-        const broker = await runBrokerScenario(home, ctx.clock, say);
-        const gateway = await runGatewayScenario(home, dir, ctx.clock, say);
-
-        const summary = {
-          home: dir,
-          agents,
-          provisioning: {
-            seconds: provisionSeconds,
-            perSecond: Math.round(agents / provisionSeconds),
-          },
-          rotations: {
-            count: toRotate.length,
-            seconds: rotateSeconds,
-            perSecond: Math.round(toRotate.length / rotateSeconds),
-          },
-          verification: {
-            histories: verified,
-            attestations,
-            seconds: verifySeconds,
-            perSecond: Math.round(verified / verifySeconds),
-          },
-          attacks: {
-            tamperedSignature: tamperCode,
-            rollback: rollbackCode,
-            wrongIdentifier: spliceCode,
-          },
-          credentials,
-          channels,
-          gates,
-          audit,
-          broker,
-          gateway,
-          example: { identifier: victim.identity.identifier, changeHistory: toHex(current) },
-        };
-        ctx.out.result(summary, () =>
-          [
-            '',
-            'summary',
-            formatFields([
-              [
-                'agents provisioned',
-                `${agents} in ${provisionSeconds.toFixed(2)} s (${summary.provisioning.perSecond}/s, durable in SQLite)`,
-              ],
-              [
-                'keys rotated',
-                `${toRotate.length} in ${rotateSeconds.toFixed(2)} s (${summary.rotations.perSecond}/s)`,
-              ],
-              [
-                'verified',
-                `${verified} histories + ${attestations} attestations in ${verifySeconds.toFixed(2)} s (${summary.verification.perSecond} agents/s)`,
-              ],
-              ['attacks refused', `3 of 3`],
-              [
-                'agents enrolled',
-                `${credentials.enrolled} with one-time tickets in ${credentials.enrollSeconds.toFixed(2)} s (${Math.round(credentials.enrolled / credentials.enrollSeconds)}/s); ${credentials.credentialsVerified} credentials verified in ${credentials.verifySeconds.toFixed(2)} s`,
-              ],
-              [
-                'delegation',
-                `human → support agent → ${credentials.subAgents} sub-agents: ${credentials.decisions.allowed} reads allowed, ${credentials.decisions.denied} refunds denied, injected call denied (${credentials.decisions.injectedCallDenied})`,
-              ],
-              [
-                'revocation',
-                `${credentials.revocation.subAgentsDeniedAfter}/${credentials.subAgents} sub-agents denied at once; human unaffected: ${credentials.revocation.humanStillAllowed ? 'yes' : 'no'}`,
-              ],
-              [
-                'secure channels',
-                `${channels.channels} through a relay (${channels.handshakesPerSecond} handshakes/s, identities and credentials verified), ${channels.echoed} echoed end to end, ${channels.bytesRelayed} bytes relayed, plaintext seen by the relay: ${channels.plaintextSeenByRelay ? 'YES' : 'no'}, tampered frame ${channels.tamperedFrameDropped ? 'detected' : 'NOT detected'}; after expiry ${channels.refreshedStillAnswered} refreshed in-band still answered, ${channels.expiredCutOff} expired cut off`,
-              ],
-              [
-                'gates',
-                `bundle v${gates.bundle.version} (${gates.bundle.policies} Cedar policies) over ${gates.toolsListed.length} visible tools; ${gates.calls.count} gate-2 calls in ${gates.calls.seconds.toFixed(2)} s (${gates.calls.perSecond}/s); 4 injected calls denied (chain ×3, policy ×1); approval: ${gates.approval.first} → approved by a human → ${gates.approval.afterApproval} once, replay ${gates.approval.replay}; budget ${gates.budget.spent}/${gates.budget.limit} across ${gates.budget.agents} siblings, next ${gates.budget.next.code ?? gates.budget.next.decision}; revoked mid-run: next call ${gates.revocation.nextCall.decision} (${gates.revocation.nextCall.lock ?? gates.revocation.nextCall.code ?? '-'})`,
-              ],
-              [
-                'audit trail',
-                `${gates.audit.calls} calls signed by their agents and recorded with countersigned decisions (sample of ${gates.audit.sample.count} at ${gates.audit.sample.perSecond}/s); ${audit.counts.records} records verified offline from the export in ${audit.verifySeconds.toFixed(2)} s; an edited line caught at line ${audit.tamper.reportedLine ?? '?'} (${audit.tamper.code ?? 'NOT DETECTED'})`,
-              ],
-              [
-                'refund X',
-                `issued by ${audit.answer.pathNames.at(-1) ?? '?'} on behalf of ${audit.answer.pathNames.slice(0, -1).join(' → ')} (${audit.answer.constraints.at(-1)?.constraints.find((c) => c.startsWith(`${audit.answer.tool}#`)) ?? 'no cap'} delegated), by policy ${audit.answer.policies.join(', ')}, approved by ${audit.answer.approval.approverName ?? audit.answer.approval.approver}: "${audit.answer.approval.reason}"`,
-              ],
-              [
-                'secrets and leases',
-                `${broker.injectedCalls} upstream calls with injected secrets, secret seen by agents: ${broker.secretSeenByAgents ? 'YES' : 'no'}; compromised agent revoked: ${broker.revocation.leasesRevoked} leases ended at once, jti on /revoked: ${broker.revocation.jtiListed ? 'yes' : 'NO'}, PostgreSQL: ${broker.revocation.postgres}; ${broker.leaseRecords} lease records, log verified (${broker.verifiedRecords} records)`,
-              ],
-              [
-                'MCP gateway',
-                `${gateway.agents} agents through a relay to ${gateway.upstreams.length} real MCP servers (${gateway.upstreams.join(', ')}): ${gateway.calls} calls (${Object.entries(
-                  gateway.decisions,
-                )
-                  .map(([what, n]) => `${what} ×${n}`)
-                  .join(
-                    ', ',
-                  )}); ${gateway.refunds.executed} refunds executed, budget ${gateway.refunds.spent}/${gateway.refunds.limit}; revoked mid-run: next call ${gateway.revocation.nextCall}, tools ${gateway.revocation.toolsBefore} → ${gateway.revocation.toolsAfter}; log verified (${gateway.audit.verifiedRecords} records)`,
-              ],
-              ['example agent', victim.identity.identifier],
-            ]),
-            '',
-            `try: mandate --home ${dir} identity show agent-0`,
-            `     mandate --home ${dir} audit verify --log ${audit.files.trail} --checkpoint ${audit.files.checkpoint}`,
-          ].join('\n'),
-        );
-      } finally {
-        home.close();
+    // 2. Rotation.
+    const step = Math.floor(agents / rotations);
+    const toRotate = await Promise.all(
+      created
+        .filter((_, i) => i % step === 0)
+        .slice(0, rotations)
+        .map((identifier) => home.identities.get(identifier)),
+    );
+    const before = new Map<Identifier, Uint8Array>(
+      toRotate.map((a) => [a.identity.identifier, a.identity.changeHistory]),
+    );
+    say(
+      `2. rotating the primary key of ${toRotate.length} agents (the old secret is destroyed, the identifier stays)`,
+    );
+    t = process.hrtime.bigint();
+    await withProgress('   rotations', toRotate.length, showProgress, async (update) => {
+      let done = 0;
+      for (const agent of toRotate) {
+        const rotated = await home.identities.rotate(agent.identity.identifier);
+        if (rotated.identity.identifier !== agent.identity.identifier)
+          throw new Error('rotation changed an identifier');
+        update(++done);
       }
     });
+    const rotateSeconds = elapsed(t);
+
+    // 3. Verification of everything, from the stored bytes.
+    say(`3. verifying every stored change history and purpose-key attestation`);
+    t = process.hrtime.bigint();
+    let verified = 0;
+    let rotatedSeen = 0;
+    let attestations = 0;
+    await withProgress('   verified', agents, showProgress, async (update) => {
+      for (let offset = 0; offset < agents; offset += 1000) {
+        for (const known of await home.identities.list({ limit: 1000, offset })) {
+          if (known.identity.changes.length > 1) rotatedSeen++;
+          for (const purpose of [Purpose.credentials, Purpose.secureChannel]) {
+            await home.identities.purposeKey(known, purpose);
+            attestations++;
+          }
+          update(++verified);
+        }
+      }
+    });
+    const verifySeconds = elapsed(t);
+    if (verified !== agents || rotatedSeen !== toRotate.length)
+      throw new Error('verification count mismatch');
+
+    // 4. Attacks that must fail.
+    say('4. attacks that must be refused');
+    const victim = toRotate[0]!;
+    const current = (await home.identities.get(victim.identity.identifier)).identity.changeHistory;
+    const tampered = current.slice();
+    tampered[tampered.length - 5]! ^= 0x01;
+    const tamperCode = errorCode(() => verifyChangeHistory(tampered));
+    const rollbackCode = await errorCodeAsync(() =>
+      home.identities.import(before.get(victim.identity.identifier)!),
+    );
+    const other = { identifier: created[1]! };
+    const spliceCode = errorCode(() =>
+      verifyChangeHistory(current, { expectedIdentifier: other.identifier }),
+    );
+    say(`   flipped bit in a signature        → ${tamperCode}`);
+    say(`   rollback to the pre-rotation history → ${rollbackCode}`);
+    say(`   history presented as another agent → ${spliceCode}`);
+
+    const credentials = await runCredentialScenario(home, created, ctx.clock, say, showProgress);
+    const channels = await runChannelScenario(
+      home,
+      home.authority('authority'),
+      created,
+      ctx.clock.nowSeconds(),
+      say,
+    );
+    const gates = await runGateScenario(home, created, ctx.clock, say);
+    const audit = await runAuditScenario(home, dir, gates.audit.refund, say);
+    const broker = await runBrokerScenario(home, ctx.clock, say);
+    const gateway = await runGatewayScenario(home, dir, ctx.clock, say);
+
+    const summary = {
+      home: dir,
+      agents,
+      provisioning: {
+        seconds: provisionSeconds,
+        perSecond: Math.round(agents / provisionSeconds),
+      },
+      rotations: {
+        count: toRotate.length,
+        seconds: rotateSeconds,
+        perSecond: Math.round(toRotate.length / rotateSeconds),
+      },
+      verification: {
+        histories: verified,
+        attestations,
+        seconds: verifySeconds,
+        perSecond: Math.round(verified / verifySeconds),
+      },
+      attacks: {
+        tamperedSignature: tamperCode,
+        rollback: rollbackCode,
+        wrongIdentifier: spliceCode,
+      },
+      credentials,
+      channels,
+      gates,
+      audit,
+      broker,
+      gateway,
+      example: { identifier: victim.identity.identifier, changeHistory: toHex(current) },
+    };
+    ctx.out.result(summary, () =>
+      [
+        '',
+        'summary',
+        formatFields([
+          [
+            'agents provisioned',
+            `${agents} in ${provisionSeconds.toFixed(2)} s (${summary.provisioning.perSecond}/s, durable in SQLite)`,
+          ],
+          [
+            'keys rotated',
+            `${toRotate.length} in ${rotateSeconds.toFixed(2)} s (${summary.rotations.perSecond}/s)`,
+          ],
+          [
+            'verified',
+            `${verified} histories + ${attestations} attestations in ${verifySeconds.toFixed(2)} s (${summary.verification.perSecond} agents/s)`,
+          ],
+          ['attacks refused', `3 of 3`],
+          [
+            'agents enrolled',
+            `${credentials.enrolled} with one-time tickets in ${credentials.enrollSeconds.toFixed(2)} s (${Math.round(credentials.enrolled / credentials.enrollSeconds)}/s); ${credentials.credentialsVerified} credentials verified in ${credentials.verifySeconds.toFixed(2)} s`,
+          ],
+          [
+            'delegation',
+            `human → support agent → ${credentials.subAgents} sub-agents: ${credentials.decisions.allowed} reads allowed, ${credentials.decisions.denied} refunds denied, injected call denied (${credentials.decisions.injectedCallDenied})`,
+          ],
+          [
+            'revocation',
+            `${credentials.revocation.subAgentsDeniedAfter}/${credentials.subAgents} sub-agents denied at once; human unaffected: ${credentials.revocation.humanStillAllowed ? 'yes' : 'no'}`,
+          ],
+          [
+            'secure channels',
+            `${channels.channels} through a relay (${channels.handshakesPerSecond} handshakes/s, identities and credentials verified), ${channels.echoed} echoed end to end, ${channels.bytesRelayed} bytes relayed, plaintext seen by the relay: ${channels.plaintextSeenByRelay ? 'YES' : 'no'}, tampered frame ${channels.tamperedFrameDropped ? 'detected' : 'NOT detected'}; after expiry ${channels.refreshedStillAnswered} refreshed in-band still answered, ${channels.expiredCutOff} expired cut off`,
+          ],
+          [
+            'gates',
+            `bundle v${gates.bundle.version} (${gates.bundle.policies} Cedar policies) over ${gates.toolsListed.length} visible tools; ${gates.calls.count} gate-2 calls in ${gates.calls.seconds.toFixed(2)} s (${gates.calls.perSecond}/s); 4 injected calls denied (chain ×3, policy ×1); approval: ${gates.approval.first} → approved by a human → ${gates.approval.afterApproval} once, replay ${gates.approval.replay}; budget ${gates.budget.spent}/${gates.budget.limit} across ${gates.budget.agents} siblings, next ${gates.budget.next.code ?? gates.budget.next.decision}; revoked mid-run: next call ${gates.revocation.nextCall.decision} (${gates.revocation.nextCall.lock ?? gates.revocation.nextCall.code ?? '-'})`,
+          ],
+          [
+            'audit trail',
+            `${gates.audit.calls} calls signed by their agents and recorded with countersigned decisions (sample of ${gates.audit.sample.count} at ${gates.audit.sample.perSecond}/s); ${audit.counts.records} records verified offline from the export in ${audit.verifySeconds.toFixed(2)} s; an edited line caught at line ${audit.tamper.reportedLine ?? '?'} (${audit.tamper.code ?? 'NOT DETECTED'})`,
+          ],
+          [
+            'refund X',
+            `issued by ${audit.answer.pathNames.at(-1) ?? '?'} on behalf of ${audit.answer.pathNames.slice(0, -1).join(' → ')} (${audit.answer.constraints.at(-1)?.constraints.find((c) => c.startsWith(`${audit.answer.tool}#`)) ?? 'no cap'} delegated), by policy ${audit.answer.policies.join(', ')}, approved by ${audit.answer.approval.approverName ?? audit.answer.approval.approver}: "${audit.answer.approval.reason}"`,
+          ],
+          [
+            'secrets and leases',
+            `${broker.injectedCalls} upstream calls with injected secrets, secret seen by agents: ${broker.secretSeenByAgents ? 'YES' : 'no'}; compromised agent revoked: ${broker.revocation.leasesRevoked} leases ended at once, jti on /revoked: ${broker.revocation.jtiListed ? 'yes' : 'NO'}, PostgreSQL: ${broker.revocation.postgres}; ${broker.leaseRecords} lease records, log verified (${broker.verifiedRecords} records)`,
+          ],
+          [
+            'MCP gateway',
+            `${gateway.agents} agents through a relay to ${gateway.upstreams.length} real MCP servers (${gateway.upstreams.join(', ')}): ${gateway.calls} calls (${Object.entries(
+              gateway.decisions,
+            )
+              .map(([what, n]) => `${what} ×${n}`)
+              .join(
+                ', ',
+              )}); ${gateway.refunds.executed} refunds executed, budget ${gateway.refunds.spent}/${gateway.refunds.limit}; revoked mid-run: next call ${gateway.revocation.nextCall}, tools ${gateway.revocation.toolsBefore} → ${gateway.revocation.toolsAfter}; log verified (${gateway.audit.verifiedRecords} records)`,
+          ],
+          ['example agent', victim.identity.identifier],
+        ]),
+        '',
+        `try: mandate --home ${dir} identity show agent-0`,
+        `     mandate --home ${dir} audit verify --log ${audit.files.trail} --checkpoint ${audit.files.checkpoint}`,
+      ].join('\n'),
+    );
+  } finally {
+    home.close();
+  }
+  return dir;
 }
 
 function elapsed(start: bigint): number {
