@@ -17,6 +17,8 @@ export const NodeServiceName = {
   relay: 'relay',
   /** Gate 3: leased secrets over secure channels (docs/spec/broker.md). */
   broker: 'broker',
+  /** Enrollment, credential renewal, and the deny-set and bundles for members (`authority start`). */
+  authority: 'authority',
 } as const;
 /** One of {@link NodeServiceName}. */
 export type NodeServiceName = (typeof NodeServiceName)[keyof typeof NodeServiceName];
@@ -46,6 +48,8 @@ export interface NodeConfig {
     readonly postgresRolePrefix?: string;
     readonly proxyBindings?: string;
   };
+  /** The authority service's options (with `authority` among the services). */
+  readonly authorityService?: { readonly credentialTtlSeconds?: number };
   /** Serve `/healthz` and `/readyz` over HTTP at `host:port` (loopback only). */
   readonly health?: { readonly listen: string };
   /** How long a stop (SIGINT, SIGTERM) may take before the node gives up waiting. */
@@ -97,6 +101,11 @@ export const NODE_CONFIG_SCHEMA = {
         postgresRolePrefix: text,
         proxyBindings: text,
       },
+    },
+    authorityService: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { credentialTtlSeconds: { ...seconds, maximum: 86_400 } },
     },
     health: {
       type: 'object',

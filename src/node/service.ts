@@ -1,5 +1,5 @@
 // What a node service is given and gives back (src/node/node.ts composes them).
-import type { Clock, Logger } from '../core/index.js';
+import type { Clock, LogFields, Logger } from '../core/index.js';
 import type { DenySet } from '../credentials/index.js';
 import type { Router } from '../routing/index.js';
 import type { SecureChannelListener } from '../channel/index.js';
@@ -26,4 +26,6 @@ export interface NodeServiceContext {
 export interface RunningService {
   stop(): void | Promise<void>;
   health?(): PartHealth;
+  /** What the node's `listening` line names of this service (e.g. the authority's identifier). */
+  readonly listening?: LogFields;
 }

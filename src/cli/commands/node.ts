@@ -47,6 +47,7 @@ const FLAG_NAMES: Readonly<Record<string, string>> = {
   'broker.postgresFile': '--postgres-file',
   'broker.postgresRolePrefix': '--postgres-role-prefix',
   'broker.proxyBindings': '--proxy-bindings',
+  'authorityService.credentialTtlSeconds': '--credential-ttl',
 };
 
 /** `value` without its undefined keys, or undefined when none is left. */
