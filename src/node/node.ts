@@ -37,6 +37,7 @@ import { startHealthHttp } from './health-http.js';
 import type { NodeServiceContext, RunningService } from './service.js';
 import { brokerAddresses, startBroker, type BrokerNodeOptions } from './broker-node.js';
 import { AUTHORITY_SERVICE_ADDRESSES, startAuthority } from './authority-node.js';
+import { GATEWAY_SERVICE_ADDRESSES, startGateway } from './gateway-node.js';
 
 /**
  * The channel options of a long-running node. With `authority.route` (`--authority ROUTE`) the node fetches a fresh credential from the authority at ROUTE before it starts (in
@@ -269,6 +270,13 @@ function serviceDefinition(name: NodeServiceName, options: StartNodeOptions): Se
         admitsAnyIdentity: true,
         start: startAuthority,
       };
+    case NodeServiceName.gateway:
+      return {
+        deliverTo: GATEWAY_SERVICE_ADDRESSES,
+        throughRelay: false,
+        admitsAnyIdentity: true,
+        start: startGateway,
+      };
   }
 }
 
@@ -386,6 +394,7 @@ export async function startNode(
     );
     const channelOptionsNow = channels.options;
     const deliverTo = [...new Set(definitions.flatMap((d) => d.definition.deliverTo))];
+    const closed: ((channelAddress: string) => void)[] = [];
     const listener = await lifecycle.start(
       'listener',
       () => {
@@ -393,7 +402,14 @@ export async function startNode(
         const verify = anyIdentity
           ? { ...opts.verify, trustPolicy: TrustPolicies.anyIdentity() }
           : opts.verify;
-        return new SecureChannelListener(router, { ...opts, verify, deliverTo });
+        return new SecureChannelListener(router, {
+          ...opts,
+          verify,
+          deliverTo,
+          onEvent: (event) => {
+            if (event.type === 'closed') for (const handler of closed) handler(event.address);
+          },
+        });
       },
       (l) => l.close(),
     );
@@ -406,6 +422,9 @@ export async function startNode(
       listener,
       denySet: channelOptionsNow().verify.denySet ?? watcher.denySet,
       bus: channels.bus,
+      // With `authority`, `denySet` is the authority's, followed over its bus.
+      catchUpDenySet: () => (channels.bus === undefined ? watcher.catchUp() : Promise.resolve()),
+      onChannelClosed: (handler) => closed.push(handler),
       clock,
       logger,
     };

@@ -18,6 +18,10 @@ export interface NodeServiceContext {
   readonly denySet: DenySet;
   /** The authority's bus with `authority` (its `bundles` are the gates' bundle source). */
   readonly bus: AuthorityBus | undefined;
+  /** Resolves once a revocation committed on this home before the call is in `denySet`. */
+  catchUpDenySet(): Promise<void>;
+  /** `handler` learns each channel of the listener that closes (by its local encryptor address). */
+  onChannelClosed(handler: (channelAddress: string) => void): void;
   readonly clock: Clock;
   readonly logger: Logger;
 }
