@@ -23,7 +23,8 @@ import type { Home } from './home.js';
 import type { CliContext } from './context.js';
 import { readBytesArgument, readTextArgument } from './input.js';
 
-export const DEFAULT_AUTHORITY = 'authority';
+// The authority's local name is the node's convention (src/node/home-audit.ts).
+export { DEFAULT_AUTHORITY } from '../node/internal.js';
 
 export function parseConstraints(list: readonly string[] | undefined): Map<string, Constraint> {
   const out = new Map<string, Constraint>();

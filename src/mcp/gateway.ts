@@ -37,7 +37,9 @@ import {
   type Span,
   type Tracer,
 } from '@opentelemetry/api';
-import type { CallOutcome, EnforcementPoint } from '../node/index.js';
+// Through node's internal barrel, not its index: the index reaches the node's gateway service,
+// which composes this gateway (an import cycle).
+import type { CallOutcome, EnforcementPoint } from '../node/internal.js';
 import { randomUnit } from '../crypto/index.js';
 import type { GatewayConfig } from './config.js';
 import {

@@ -102,7 +102,7 @@ describe('loadNodeConfig', () => {
     const wrongType = refusal({ file: file({ ...base, shutdownTimeoutMs: '10s' }) });
     expect(wrongType).toMatchObject({ code: 'ERR_NODE_CONFIG_INVALID' });
     expect(wrongType.message).toContain('`shutdownTimeoutMs`');
-    const service = refusal({ file: file({ ...base, services: ['echo', 'gateway'] }) });
+    const service = refusal({ file: file({ ...base, services: ['echo', 'teleporter'] }) });
     expect(service.message).toContain('`services`');
     const env = refusal({ flags: base, env: { MANDATE_SHUTDOWN_TIMEOUT_MS: 'soon' } });
     expect(env.code).toBe('ERR_NODE_CONFIG_INVALID');

@@ -17,6 +17,10 @@ export const NodeServiceName = {
   relay: 'relay',
   /** Gate 3: leased secrets over secure channels (docs/spec/broker.md). */
   broker: 'broker',
+  /** Enrollment, credential renewal, and the deny-set and bundles for members (`authority start`). */
+  authority: 'authority',
+  /** The MCP gateway: gates 1 and 2 in front of MCP servers (docs/spec/mcp.md; `gateway start`). */
+  gateway: 'gateway',
 } as const;
 /** One of {@link NodeServiceName}. */
 export type NodeServiceName = (typeof NodeServiceName)[keyof typeof NodeServiceName];
@@ -46,6 +50,10 @@ export interface NodeConfig {
     readonly postgresRolePrefix?: string;
     readonly proxyBindings?: string;
   };
+  /** The authority service's options (with `authority` among the services). */
+  readonly authorityService?: { readonly credentialTtlSeconds?: number };
+  /** The gateway service's options (with `gateway` among the services: `config` is required). */
+  readonly gateway?: { readonly config: string; readonly checkpointIntervalSeconds: number };
   /** Serve `/healthz` and `/readyz` over HTTP at `host:port` (loopback only). */
   readonly health?: { readonly listen: string };
   /** How long a stop (SIGINT, SIGTERM) may take before the node gives up waiting. */
@@ -97,6 +105,17 @@ export const NODE_CONFIG_SCHEMA = {
         postgresRolePrefix: text,
         proxyBindings: text,
       },
+    },
+    authorityService: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { credentialTtlSeconds: { ...seconds, maximum: 86_400 } },
+    },
+    gateway: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['config'],
+      properties: { config: text, checkpointIntervalSeconds: { ...seconds, default: 10 } },
     },
     health: {
       type: 'object',
@@ -342,6 +361,8 @@ function checkValues(
   check('broker.http', config.broker.http, parseListenAddress);
   check('relay.route', config.relay?.route, parseDialRoute);
   check('authority.route', config.authority?.route, parseDialRoute);
+  if (config.services.includes(NodeServiceName.gateway) && config.gateway === undefined)
+    throw refuse(stack, flagNames, 'gateway.config', 'is required with the `gateway` service');
 }
 
 /** Health and readiness are for the machine's own supervisor: loopback only. */

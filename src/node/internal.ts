@@ -18,3 +18,5 @@ export {
   untilSignal,
 } from './node-runtime.js';
 export { brokerIssuerOf } from './broker-node.js';
+export { DEFAULT_AUTHORITY, homeAuditOrigin, homeLogKey } from './home-audit.js';
+export type { CallOutcome, EnforcementPoint } from './enforcement-point.js';

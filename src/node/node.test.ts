@@ -137,6 +137,25 @@ describe('startNode', () => {
     });
     expect([opts.opened(), opts.closed()]).toEqual([1, 1]);
   });
+
+  it('runs the authority service, whose listener admits any identity; refuses it beside a service for credential holders', async () => {
+    const node = await startNode(config({ services: ['authority'] }), options());
+    try {
+      const ready = await getJson(`${node.healthUrl!}/readyz`);
+      expect(ready.body).toMatchObject({ ready: true, parts: { authority: { ready: true } } });
+    } finally {
+      await node.stop();
+    }
+    const opts = options();
+    await expect(
+      startNode(config({ services: ['authority', 'echo'] }), opts),
+    ).rejects.toMatchObject({
+      code: 'ERR_NODE_CONFIG_INVALID',
+      message: expect.stringContaining('`services`') as string,
+    });
+    // Refused before anything started.
+    expect(opts.opened()).toBe(0);
+  });
 });
 
 /** A port held by a plain TCP server that accepts and says nothing. */

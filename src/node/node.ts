@@ -2,7 +2,8 @@
 // the deny-set, takes its side of secure channels (renewed from its authority), listens, runs the
 // configured services behind one secure-channel listener, keeps its upstream relay registration,
 // and serves health and readiness; each as a part of one Lifecycle, stopped in reverse.
-import type { Clock, Logger } from '../core/index.js';
+import type { Clock, LogFields, Logger } from '../core/index.js';
+import { invalid } from '../core/internal.js';
 import { DenySet } from '../credentials/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import { randomUnit } from '../crypto/index.js';
@@ -35,6 +36,8 @@ import { Lifecycle, type NodeHealth, type PartHealth } from './lifecycle.js';
 import { startHealthHttp } from './health-http.js';
 import type { NodeServiceContext, RunningService } from './service.js';
 import { brokerAddresses, startBroker, type BrokerNodeOptions } from './broker-node.js';
+import { AUTHORITY_SERVICE_ADDRESSES, startAuthority } from './authority-node.js';
+import { GATEWAY_SERVICE_ADDRESSES, startGateway } from './gateway-node.js';
 
 /**
  * The channel options of a long-running node. With `authority.route` (`--authority ROUTE`) the node fetches a fresh credential from the authority at ROUTE before it starts (in
@@ -211,6 +214,12 @@ interface ServiceDefinition {
    * services all say no opens nothing to its relay connection (registerRelay's `expose: []`).
    */
   readonly throughRelay: boolean;
+  /**
+   * Whether the service's peers need no credential: the listener then admits any identity that
+   * proves itself, and the service decides per message. Services the listener delivers to must
+   * agree on it (see {@link listenerAdmitsAnyIdentity}).
+   */
+  readonly admitsAnyIdentity?: boolean;
   start(ctx: NodeServiceContext): RunningService | Promise<RunningService>;
 }
 
@@ -254,7 +263,43 @@ function serviceDefinition(name: NodeServiceName, options: StartNodeOptions): Se
         throughRelay: false,
         start: (ctx) => startBroker(ctx, options.broker),
       };
+    case NodeServiceName.authority:
+      return {
+        deliverTo: AUTHORITY_SERVICE_ADDRESSES,
+        throughRelay: false,
+        admitsAnyIdentity: true,
+        start: startAuthority,
+      };
+    case NodeServiceName.gateway:
+      return {
+        deliverTo: GATEWAY_SERVICE_ADDRESSES,
+        throughRelay: false,
+        admitsAnyIdentity: true,
+        start: startGateway,
+      };
   }
+}
+
+/**
+ * Whether the node's listener admits any identity that proves itself (its services' peers need no
+ * credential) rather than credential holders only. One listener has one admission: services the
+ * listener delivers to that disagree are refused before anything starts (`ERR_NODE_CONFIG_INVALID`
+ * naming `services`), so that a service open to anyone never opens the others to anyone.
+ */
+function listenerAdmitsAnyIdentity(
+  definitions: readonly { name: NodeServiceName; definition: ServiceDefinition }[],
+): boolean {
+  const listened = definitions.filter((d) => d.definition.deliverTo.length > 0);
+  const open = listened.filter((d) => d.definition.admitsAnyIdentity === true);
+  if (open.length > 0 && open.length < listened.length)
+    throw invalid(
+      'ERR_NODE_CONFIG_INVALID',
+      `node config: \`services\` cannot hold ${open.map((d) => `\`${d.name}\``).join(', ')} (open to any identity) with ${listened
+        .filter((d) => d.definition.admitsAnyIdentity !== true)
+        .map((d) => `\`${d.name}\``)
+        .join(', ')} (credential holders only) behind one listener: run them as two nodes`,
+    );
+  return open.length > 0;
 }
 
 /** What {@link startNode} needs besides its config. */
@@ -301,6 +346,7 @@ export async function startNode(
     name,
     definition: serviceDefinition(name, options),
   }));
+  const anyIdentity = listenerAdmitsAnyIdentity(definitions);
   const credentialChains = config.credentials.map((file) => options.readCredential(file));
   const lifecycle = new Lifecycle({ logger });
   const upstream = upstreamRelay(config.relay);
@@ -348,9 +394,23 @@ export async function startNode(
     );
     const channelOptionsNow = channels.options;
     const deliverTo = [...new Set(definitions.flatMap((d) => d.definition.deliverTo))];
+    const closed: ((channelAddress: string) => void)[] = [];
     const listener = await lifecycle.start(
       'listener',
-      () => new SecureChannelListener(router, { ...channelOptionsNow(), deliverTo }),
+      () => {
+        const opts = channelOptionsNow();
+        const verify = anyIdentity
+          ? { ...opts.verify, trustPolicy: TrustPolicies.anyIdentity() }
+          : opts.verify;
+        return new SecureChannelListener(router, {
+          ...opts,
+          verify,
+          deliverTo,
+          onEvent: (event) => {
+            if (event.type === 'closed') for (const handler of closed) handler(event.address);
+          },
+        });
+      },
       (l) => l.close(),
     );
     channels.renewer?.onRenewed((payload) => listener.refreshCredentials(payload));
@@ -362,18 +422,24 @@ export async function startNode(
       listener,
       denySet: channelOptionsNow().verify.denySet ?? watcher.denySet,
       bus: channels.bus,
+      // With `authority`, `denySet` is the authority's, followed over its bus.
+      catchUpDenySet: () => (channels.bus === undefined ? watcher.catchUp() : Promise.resolve()),
+      onChannelClosed: (handler) => closed.push(handler),
       clock,
       logger,
     };
-    for (const { name, definition } of definitions)
-      await lifecycle.start(
+    const serviceFields: LogFields[] = [];
+    for (const { name, definition } of definitions) {
+      const service = await lifecycle.start(
         name,
         () => definition.start(context),
         (s) => s.stop(),
         (s) => s.health?.() ?? { ready: true },
       );
+      if (service.listening !== undefined) serviceFields.push(service.listening);
+    }
     const listening = await listenTcp(transport, config.listen);
-    logger.info('listening', listening);
+    logger.info('listening', Object.assign({ ...listening }, ...serviceFields) as LogFields);
     const expose = definitions.some((d) => d.definition.throughRelay) ? undefined : [];
     let registered: PartHealth = { ready: false, reason: 'not registered yet' };
     await lifecycle.start(

@@ -1,5 +1,5 @@
 // What a node service is given and gives back (src/node/node.ts composes them).
-import type { Clock, Logger } from '../core/index.js';
+import type { Clock, LogFields, Logger } from '../core/index.js';
 import type { DenySet } from '../credentials/index.js';
 import type { Router } from '../routing/index.js';
 import type { SecureChannelListener } from '../channel/index.js';
@@ -18,6 +18,10 @@ export interface NodeServiceContext {
   readonly denySet: DenySet;
   /** The authority's bus with `authority` (its `bundles` are the gates' bundle source). */
   readonly bus: AuthorityBus | undefined;
+  /** Resolves once a revocation committed on this home before the call is in `denySet`. */
+  catchUpDenySet(): Promise<void>;
+  /** `handler` learns each channel of the listener that closes (by its local encryptor address). */
+  onChannelClosed(handler: (channelAddress: string) => void): void;
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -26,4 +30,6 @@ export interface NodeServiceContext {
 export interface RunningService {
   stop(): void | Promise<void>;
   health?(): PartHealth;
+  /** What the node's `listening` line names of this service (e.g. the authority's identifier). */
+  readonly listening?: LogFields;
 }

@@ -1,9 +1,11 @@
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { authorityHome, brokerHome, expectErrorStdout, json, okJson, run } from '../helpers/cli.js';
 import { freePort, killChildren, startMandate } from '../helpers/processes.js';
+import { FILESYSTEM_SERVER } from '../helpers/mcp-world.js';
 
 // The node's config (--config FILE < MANDATE_* < flags), its health and readiness endpoints, and
 // a clean stop on SIGTERM in the middle of work: every lease the broker acknowledged is in the
@@ -130,5 +132,90 @@ describe('node config and lifecycle', () => {
     const listed = await okJson<{ leases: { id: string; state: string }[] }>(home, 'lease', 'list');
     const stored = new Map(listed.leases.map((l) => [l.id, l.state]));
     for (const id of acknowledged) expect(stored.get(id), id).toBe('active');
+  }, 120_000);
+
+  it('node start --config composes the authority and the gateway behind one listener; a bad key of their sections is refused naming it, before anything is bound', async () => {
+    const { home, dir } = await authorityHome('mandate-node-services', []);
+    // `authority init` again reuses the authority and says who it is.
+    const authority = (await okJson<{ identifier: string }>(home, 'authority', 'init')).identifier;
+    expect(authority).toBeDefined();
+    const gatewayFile = join(dir, 'gateway.json');
+    writeFileSync(
+      gatewayFile,
+      JSON.stringify({
+        mcpServers: { fs: { command: process.execPath, args: [FILESYSTEM_SERVER, dir] } },
+      }),
+    );
+    const port = await freePort();
+    const healthPort = await freePort();
+    const base = {
+      identity: 'authority',
+      listen: `127.0.0.1:${port}`,
+      services: ['authority', 'gateway'],
+      gateway: { config: gatewayFile, checkpointIntervalSeconds: 1 },
+      authorityService: { credentialTtlSeconds: 600 },
+      health: { listen: `127.0.0.1:${healthPort}` },
+    };
+    const refused = async (config: Record<string, unknown>, message: string) => {
+      const file = join(dir, 'bad.json');
+      writeFileSync(file, JSON.stringify(config));
+      const bad = await run('--home', home, '--json', 'node', 'start', '--config', file);
+      expectErrorStdout(bad, 'ERR_NODE_CONFIG_INVALID');
+      expect(bad.stderr).toContain(message);
+      // Nothing was bound: the port is free.
+      const probe = createServer();
+      await new Promise<void>((resolve) => probe.listen(port, '127.0.0.1', resolve));
+      await new Promise<void>((resolve) => {
+        probe.close(() => {
+          resolve();
+        });
+      });
+    };
+    await refused(
+      { ...base, gateway: { config: gatewayFile, checkpointInterval: 1 } },
+      '`gateway.checkpointInterval` (from the config file) is not a known key',
+    );
+    await refused(
+      { ...base, authorityService: { credentialTtl: 600 } },
+      '`authorityService.credentialTtl` (from the config file) is not a known key',
+    );
+    await refused({ ...base, gateway: undefined }, '`gateway.config` is required');
+    // One listener, one admission: the gateway (any identity) cannot sit beside an echo service.
+    await refused({ ...base, services: ['gateway', 'echo'] }, '`services`');
+
+    const configFile = join(dir, 'node.json');
+    writeFileSync(configFile, JSON.stringify(base));
+    const node = startMandate(home, 'node', 'start', '--config', configFile);
+    await node.waitFor(/info listening /);
+    expect(node.stderr()).toContain(
+      `route=/ip4/127.0.0.1/tcp/${port} authority=${authority} credentialTtlSeconds=600 upstreams=fs`,
+    );
+    await node.waitFor(/info health /);
+    const ready = await fetch(`http://127.0.0.1:${healthPort}/readyz`);
+    const body = (await ready.json()) as {
+      ready: boolean;
+      parts: Record<string, { ready: boolean }>;
+    };
+    expect(ready.status).toBe(200);
+    expect(body.parts).toMatchObject({ authority: { ready: true }, gateway: { ready: true } });
+
+    // The authority's enrollment answers through the shared listener.
+    const { ticket } = await okJson<{ ticket: string }>(
+      home,
+      'ticket',
+      'create',
+      '--attr',
+      'role=client',
+      '--route',
+      `/ip4/127.0.0.1/tcp/${port}`,
+    );
+    const other = mkdtempSync(join(tmpdir(), 'mandate-node-services-b-'));
+    await okJson(other, 'identity', 'create', '--name', 'bob');
+    await okJson(other, 'ticket', 'redeem', ticket, '--identity', 'bob');
+    await node.waitFor(/enrollment: enrolled/);
+
+    node.child.kill('SIGTERM');
+    expect(await node.exited).toBe(0);
+    expect(node.stderr()).toMatch(/info stopped/);
   }, 120_000);
 });

@@ -22,8 +22,6 @@ import {
   hashLeaf,
   MAX_AUDIT_READ_ENTRIES,
   MAX_NOTE_BYTES,
-  noteSignerFromVault,
-  noteVerifierKey,
   parseExportLine,
   parseNoteVerifierKey,
   ExportScanner,
@@ -37,19 +35,19 @@ import {
   type TrailProblem,
   type LogEntryLine,
   type VerifiedCheckpoint,
-  type NoteSigner,
   type NoteVerifierKey,
   type TrailVerification,
   TRACE_RECORD_TYPE,
 } from '../../audit/index.js';
 import { bytesEqual } from '../../encoding/index.js';
-import { Purpose, type Identifier, type VerifiedIdentity } from '../../identity/index.js';
+import { type Identifier, type VerifiedIdentity } from '../../identity/index.js';
 import type { CliContext } from '../context.js';
 import type { Home } from '../home.js';
 import { formatFields } from '../output.js';
 import { checkOutputFile, DEFAULT_AUTHORITY } from '../chains.js';
 import { readTextArgument } from '../input.js';
 import { collect } from '../parse.js';
+import { homeAuditOrigin, homeLogKey } from '../../node/internal.js';
 import {
   readAuditTrail,
   readLogEntries,
@@ -70,10 +68,8 @@ export const MAX_EXPORT_FILE_LINES = 2_000_000;
 /** `audit verify`'s code for records past the checkpoint, unless `--allow-uncovered`. */
 const UNCOVERED_CODE = 'ERR_AUDIT_RECORDS_UNCOVERED';
 
-/** The origin line of a home's log: the log is named after the authority that signs it. */
-export function homeAuditOrigin(authority: Identifier): string {
-  return `mandate/audit/${authority}`;
-}
+// The home's log name and checkpoint key are the node's (src/node/home-audit.ts).
+export { homeAuditOrigin, homeLogKey };
 
 export function registerAuditCommands(program: Command, context: () => CliContext): void {
   const audit = program
@@ -299,26 +295,6 @@ function readExportFile(file: string): LogEntryLine[] {
     entries.push(parsed.entry);
   }
   return entries;
-}
-
-/**
- * The checkpoint key of the home's log, named after `authority` (an identity of this home): the
- * log's origin, the signer (the authority's credential key, through the vault: `signer()`, as
- * only an Ed25519 key can sign notes) and the verifier key an auditor holds.
- */
-export async function homeLogKey(
-  home: Home,
-  authority: string,
-): Promise<{ origin: string; signer: () => NoteSigner; verifier: NoteVerifierKey }> {
-  const known = await home.identities.get(authority);
-  const { keyId } = await home.identities.purposeKey(known, Purpose.credentials);
-  const key = await home.vault.getSigningKey(keyId);
-  const origin = homeAuditOrigin(known.identity.identifier);
-  return {
-    origin,
-    signer: () => noteSignerFromVault(home.vault, key, origin),
-    verifier: noteVerifierKey(origin, key.publicKey),
-  };
 }
 
 function writeLines(file: string, lines: Iterable<string>): number {

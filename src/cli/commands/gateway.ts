@@ -6,33 +6,17 @@ import type { Logger } from '../../core/index.js';
 import { isMandateError } from '../../core/index.js';
 import { invalid } from '../../core/internal.js';
 import { randomUnit } from '../../crypto/index.js';
-import { ChainVerifier, decodeChain } from '../../credentials/index.js';
-import {
-  prepareChannelIdentity,
-  SecureChannelListener,
-  TrustPolicies,
-} from '../../channel/index.js';
+import { decodeChain } from '../../credentials/index.js';
+import { prepareChannelIdentity, TrustPolicies } from '../../channel/index.js';
 import { Router, TcpTransport } from '../../routing/index.js';
-import { Gate } from '../../gates/index.js';
-import { AuditLog, EnforcerSigner } from '../../audit/index.js';
-import { Broker } from '../../broker/index.js';
-import {
-  BrokerTimers,
-  EnforcementPoint,
-  leaseRecordBody,
-  StoreBundleSource,
-  type DenySetWatcher,
-} from '../../node/index.js';
+import { NodeServiceName } from '../../node/index.js';
 import {
   approvalSigner,
   connectMcpChannel,
-  GatewayLeaseProvider,
   leasedUpstreamConfig,
   gatewayTrustPolicy,
   mergeUpstreamTools,
   catalogOf,
-  McpChannelListener,
-  McpGateway,
   parseGatewayConfigText,
   Upstream,
   type GatewayConfig,
@@ -41,24 +25,13 @@ import type { CliContext } from '../context.js';
 import { readBytesArgument, readTextArgument } from '../input.js';
 import { stderrLogger } from '../logging.js';
 import { DEFAULT_AUTHORITY } from '../chains.js';
-import { collect } from '../parse.js';
-import {
-  API,
-  channelOptions,
-  connectRoute,
-  listenTcp,
-  toListener,
-  untilSignal,
-} from '../node-runtime.js';
-import { homeAuditOrigin, homeLogKey } from './audit.js';
+import { collect, parseDuration } from '../parse.js';
+import { connectRoute, toListener } from '../node-runtime.js';
 import { humanApprover } from './approvals.js';
-import type { Home } from '../home.js';
-import { parseDuration } from '../parse.js';
+import { given, nodeConfigOf, runNode } from './node.js';
 
-/** How long the gateway's bundle source may go without reading the store before it fails closed. */
-const GATEWAY_BUNDLE_STALENESS_SECONDS = 10;
-/** How often the gateway signs a checkpoint of its log while the log grows (and once on stop). */
-const GATEWAY_CHECKPOINT_INTERVAL = '10s';
+// `gateway start` composes a node with the `gateway` service (src/node/gateway-node.ts);
+// `gateway catalog` and `mcp connect` are clients.
 
 function readConfig(file: string): GatewayConfig {
   return parseGatewayConfigText(readTextArgument(file, 'gateway configuration'));
@@ -83,8 +56,7 @@ export function registerGatewayCommands(program: Command, context: () => CliCont
     )
     .option(
       '--checkpoint-interval <duration>',
-      'sign a checkpoint of the audit log this often while it grows, and on stop',
-      GATEWAY_CHECKPOINT_INTERVAL,
+      'sign a checkpoint of the audit log this often while it grows, and on stop (default 10s)',
     )
     .description('run the gateway until SIGINT or SIGTERM (logs on stderr)')
     .action((opts: GatewayStartOptions) => runGatewayStart(context(), opts));
@@ -127,44 +99,7 @@ interface GatewayStartOptions {
   listen?: string;
   identity?: string;
   credential?: string[];
-  checkpointInterval: string;
-}
-
-/**
- * Signs a checkpoint of the home's log (as `mandate audit checkpoint` does, with the authority's
- * key) every `everyMs` when it grew, and once more from `stop`: records past the latest
- * checkpoint are the only ones an export can drop unnoticed, so the gateway keeps that window
- * short. A failure is logged, never fatal (the log itself is durable).
- */
-function checkpointWhileGrowing(
-  home: Home,
-  log: AuditLog,
-  everyMs: number,
-  logger: Logger,
-): { stop(): Promise<void> } {
-  let running: Promise<void> = Promise.resolve();
-  const sign = (): Promise<void> =>
-    (running = running.then(async () => {
-      try {
-        const latest = await home.store.auditLog.latestCheckpoint();
-        if (log.size <= (latest?.treeSize ?? 0)) return;
-        const { signer } = await homeLogKey(home, DEFAULT_AUTHORITY);
-        await log.checkpoint([signer()]);
-        logger.info('audit checkpoint signed', { treeSize: log.size });
-      } catch (error) {
-        logger.warn('audit checkpoint not signed', {
-          reason: isMandateError(error) ? error.code : 'error',
-        });
-      }
-    }));
-  const timer = setInterval(() => void sign(), everyMs);
-  timer.unref();
-  return {
-    stop: async () => {
-      clearInterval(timer);
-      await sign();
-    },
-  };
+  checkpointInterval?: string;
 }
 
 /**
@@ -198,144 +133,36 @@ export async function runGatewayCatalog(ctx: CliContext, opts: { config: string 
   }
 }
 
-/** `gateway start`: the gateway on this home, until SIGINT or SIGTERM. */
+/**
+ * `gateway start`: a node with the `gateway` service (src/node/gateway-node.ts) on this home, until
+ * SIGINT or SIGTERM. `--listen` and `--identity` default to the configuration's `mandate.listen`
+ * and `mandate.identity`.
+ */
 export async function runGatewayStart(ctx: CliContext, opts: GatewayStartOptions): Promise<void> {
-  const config = readConfig(opts.config);
-  const listen = opts.listen ?? config.listen;
-  const identity = opts.identity ?? config.identity;
+  const gatewayConfig = readConfig(opts.config);
+  const listen = opts.listen ?? gatewayConfig.listen;
+  const identity = opts.identity ?? gatewayConfig.identity;
   if (listen === undefined)
     throw invalid('ERR_ARGUMENT_INVALID', 'give `--listen` or the config’s `mandate.listen`');
   if (identity === undefined)
     throw invalid('ERR_ARGUMENT_INVALID', 'give `--identity` or the config’s `mandate.identity`');
-  // setInterval holds at most 2^31 - 1 ms (about 24 days).
-  const checkpointEveryMs = Math.min(
-    parseDuration(opts.checkpointInterval, '--checkpoint-interval') * 1000,
-    2 ** 31 - 1,
+  const config = nodeConfigOf(
+    { listen, identity, ...(opts.credential === undefined ? {} : { credential: opts.credential }) },
+    {
+      services: [NodeServiceName.gateway],
+      gateway: given({
+        config: opts.config,
+        checkpointIntervalSeconds:
+          opts.checkpointInterval === undefined
+            ? undefined
+            : parseDuration(opts.checkpointInterval, '--checkpoint-interval'),
+      }),
+    },
   );
-  const logger = stderrLogger();
-  const home = await ctx.openHome();
-  const router = new Router({ logger });
-  let checkpoints: { stop(): Promise<void> } | undefined;
-  let watcher: DenySetWatcher | undefined;
-  let bundles: StoreBundleSource | undefined;
-  let log: AuditLog | undefined;
-  let gateway: McpGateway | undefined;
-  let timers: BrokerTimers | undefined;
-  try {
-    watcher = await home.watchDenySet({ logger });
-    const live = watcher;
-    const denySet = watcher.denySet;
-    const authorities = await home.trustedAuthorities();
-    bundles = await StoreBundleSource.start({
-      repository: home.store.policyBundles,
-      authorities: () => home.trustedAuthorities(),
-      maxStalenessSeconds: GATEWAY_BUNDLE_STALENESS_SECONDS,
-      clock: ctx.clock,
-      logger,
-    });
-    const gate = new Gate({ bundles, denySet });
-    const authority = await home.identities.get(DEFAULT_AUTHORITY);
-    log = await AuditLog.open({
-      repository: home.store.auditLog,
-      origin: homeAuditOrigin(authority.identity.identifier),
-    });
-    checkpoints = checkpointWhileGrowing(home, log, checkpointEveryMs, logger);
-    const point = await EnforcementPoint.open({
-      enforcement: {
-        gate,
-        bundles,
-        approvals: home.store.approvals,
-        budgets: home.store.budgets,
-        denySet,
-        authorities,
-      },
-      chains: new ChainVerifier({ authorities, denySet }),
-      authorities,
-      log,
-      trail: home.store.auditTrail,
-      signer: new EnforcerSigner(home.vault, await credentialIssuerOf(home, identity)),
-      // A revocation committed on this home before a call is seen by that call, not a poll later.
-      catchUp: () => live.catchUp(),
-    });
-    // Gate 3: upstreams with `mandate.lease` get their credentials from a broker on this home —
-    // `proxy` leases decided with each agent's own chain, stored with the home's leases (so
-    // `mandate lease list|revoke` see them), recorded in the audit log by the gateway's identity,
-    // ended by the deny-set cascade and expiry on the broker's timers.
-    let broker: Broker | undefined;
-    if (config.upstreams.some((u) => u.mandate.lease !== undefined)) {
-      const recorder = point;
-      broker = new Broker({
-        leases: home.store.brokerLeases,
-        decide: (chain, ask, o) => gate.decideLease(chain, ask, o),
-        providers: [new GatewayLeaseProvider({ secrets: home.secrets })],
-        audit: {
-          record: async (event) => {
-            await recorder.recordLease(leaseRecordBody(event));
-          },
-        },
-        clock: ctx.clock,
-        logger,
-      });
-      timers = await BrokerTimers.start({ broker, denySet, logger });
-    }
-    gateway = await McpGateway.start({
-      config,
-      gate,
-      point,
-      bundles,
-      clock: ctx.clock,
-      logger,
-      ...(broker === undefined ? {} : { leases: { broker, secrets: home.secrets } }),
-    });
-    const started = gateway;
-    const mcp = new McpChannelListener(router, {
-      maxMessageBytes: config.maxMessageBytes,
-      logger,
-      onSession: (session) => {
-        started.connect(session).catch((error: unknown) => {
-          logger.warn('mcp session failed', {
-            reason: isMandateError(error) ? error.code : 'error',
-          });
-        });
-      },
-    });
-    const { options } = await channelOptions(
-      ctx,
-      home,
-      { identity, ...(opts.credential === undefined ? {} : { credential: opts.credential }) },
-      logger,
-      denySet,
-    );
-    const listener = new SecureChannelListener(router, {
-      ...options,
-      // Any verified identity may open a session: the gateway decides per message from the
-      // chains that still stand (a call after a revocation is refused, not silently dropped).
-      verify: { ...options.verify, denySet, trustPolicy: TrustPolicies.anyIdentity() },
-      deliverTo: [mcp.address],
-      onEvent: (event) => {
-        if (event.type === 'closed') mcp.channelClosed(event.address);
-      },
-    });
-    router.allowFromAnyConnection(API);
-    const transport = new TcpTransport(router, { logger });
-    logger.info('gateway listening', {
-      ...(await listenTcp(transport, listen)),
-      upstreams: gateway.upstreams.map((u) => u.name).join(','),
-    });
-    const signal = await untilSignal();
-    logger.info('stopping', { signal });
-    await listener.close();
-    await mcp.close();
-  } finally {
-    await gateway?.close();
-    await timers?.stop();
-    await router.close();
-    await checkpoints?.stop();
-    await log?.close();
-    await bundles?.stop();
-    await watcher?.stop();
-    home.close();
-  }
+  const upstreams = gatewayConfig.upstreams.map((u) => u.name).join(',');
+  await runNode(ctx, config, {}, (node, logger) => {
+    logger.info('gateway listening', { ...node.listening, upstreams });
+  });
 }
 
 interface McpConnectOptions {

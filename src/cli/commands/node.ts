@@ -4,8 +4,10 @@ import {
   NodeServiceName,
   startNode,
   type NodeConfig,
+  type RunningNode,
   type StartNodeOptions,
 } from '../../node/index.js';
+import type { Logger } from '../../core/index.js';
 import { untilSignal } from '../../node/internal.js';
 import type { CliContext } from '../context.js';
 import { readBytesArgument } from '../input.js';
@@ -47,6 +49,9 @@ const FLAG_NAMES: Readonly<Record<string, string>> = {
   'broker.postgresFile': '--postgres-file',
   'broker.postgresRolePrefix': '--postgres-role-prefix',
   'broker.proxyBindings': '--proxy-bindings',
+  'authorityService.credentialTtlSeconds': '--credential-ttl',
+  'gateway.config': '--config',
+  'gateway.checkpointIntervalSeconds': '--checkpoint-interval',
 };
 
 /** `value` without its undefined keys, or undefined when none is left. */
@@ -99,6 +104,7 @@ export async function runNode(
   ctx: CliContext,
   config: NodeConfig,
   options: Partial<Pick<StartNodeOptions, 'broker'>> = {},
+  onStarted?: (node: RunningNode, logger: Logger) => void,
 ): Promise<void> {
   const logger = stderrLogger();
   const node = await startNode(config, {
@@ -108,6 +114,7 @@ export async function runNode(
     clock: ctx.clock,
     logger,
   });
+  onStarted?.(node, logger);
   const signal = await untilSignal();
   logger.info('stopping', { signal });
   await node.stop();
