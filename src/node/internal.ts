@@ -18,3 +18,5 @@ export {
   untilSignal,
 } from './node-runtime.js';
 export { brokerIssuerOf } from './broker-node.js';
+export { builtDashboardDir, dashboardLoginUrl, startHomeAdmin } from './admin-node.js';
+export type { HomeAdmin } from './admin-node.js';

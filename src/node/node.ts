@@ -35,6 +35,7 @@ import { Lifecycle, type NodeHealth, type PartHealth } from './lifecycle.js';
 import { startHealthHttp } from './health-http.js';
 import type { NodeServiceContext, RunningService } from './service.js';
 import { brokerAddresses, startBroker, type BrokerNodeOptions } from './broker-node.js';
+import { startAdmin, type AdminNodeOptions } from './admin-node.js';
 
 /**
  * The channel options of a long-running node. With `authority.route` (`--authority ROUTE`) the node fetches a fresh credential from the authority at ROUTE before it starts (in
@@ -254,6 +255,9 @@ function serviceDefinition(name: NodeServiceName, options: StartNodeOptions): Se
         throughRelay: false,
         start: (ctx) => startBroker(ctx, options.broker),
       };
+    case NodeServiceName.admin:
+      // HTTP at `admin.listen`, nothing on the channel listener.
+      return { deliverTo: [], throughRelay: false, start: (ctx) => startAdmin(ctx, options.admin) };
   }
 }
 
@@ -265,6 +269,8 @@ export interface StartNodeOptions {
   readCredential(file: string): Uint8Array;
   /** With `broker` among the services: what the broker needs from outside the config. */
   readonly broker?: BrokerNodeOptions;
+  /** With `admin` among the services: what the admin service needs from outside the config. */
+  readonly admin?: AdminNodeOptions;
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -275,6 +281,8 @@ export interface RunningNode {
   readonly listening: { readonly address: string; readonly route: string | undefined };
   /** The health server's URL, with `health.listen`. */
   readonly healthUrl: string | undefined;
+  /** With `admin`: the dashboard's address carrying a fresh one-time login token. */
+  dashboardUrl(): string | undefined;
   /** The node and each of its parts. */
   health(): NodeHealth;
   /**
@@ -365,12 +373,15 @@ export async function startNode(
       clock,
       logger,
     };
+    const services: RunningService[] = [];
     for (const { name, definition } of definitions)
-      await lifecycle.start(
-        name,
-        () => definition.start(context),
-        (s) => s.stop(),
-        (s) => s.health?.() ?? { ready: true },
+      services.push(
+        await lifecycle.start(
+          name,
+          () => definition.start(context),
+          (s) => s.stop(),
+          (s) => s.health?.() ?? { ready: true },
+        ),
       );
     const listening = await listenTcp(transport, config.listen);
     logger.info('listening', listening);
@@ -402,6 +413,7 @@ export async function startNode(
     return {
       listening,
       healthUrl,
+      dashboardUrl: () => services.find((s) => s.dashboardUrl !== undefined)?.dashboardUrl?.(),
       health: () => lifecycle.health(),
       stop: () => lifecycle.stop(config.shutdownTimeoutMs),
     };

@@ -26,4 +26,6 @@ export interface NodeServiceContext {
 export interface RunningService {
   stop(): void | Promise<void>;
   health?(): PartHealth;
+  /** The admin service's dashboard address, with a fresh one-time login token. */
+  dashboardUrl?(): string;
 }
