@@ -4,7 +4,7 @@ import { LIVE_DENY_SET_STALENESS_SECONDS } from '../home.js';
 import { isMandateError } from '../../core/index.js';
 import { toHex } from '../../encoding/index.js';
 import { Authority, DenySet, TRUST_SCOPE_ALL } from '../../credentials/index.js';
-import type { Identifier } from '../../identity/index.js';
+import type { Identifier, VerifiedIdentity } from '../../identity/index.js';
 import { StaticKeyManager, SecureChannelListener, TrustPolicies } from '../../channel/index.js';
 import { Router, TcpTransport } from '../../routing/index.js';
 import {
@@ -50,35 +50,46 @@ export function registerAuthorityCommands(program: Command, context: () => CliCo
     );
 }
 
+/**
+ * The authority identity `name` of an open home, created when the home has none by that name,
+ * and trusted as an issuer for every scope (again, harmlessly, when it already is): the one-time
+ * set-up of `authority init` and `up`.
+ */
+export async function ensureAuthority(
+  home: Home,
+  name: string,
+  nowSeconds: number,
+): Promise<{ readonly identity: VerifiedIdentity; readonly created: boolean }> {
+  let identity: VerifiedIdentity;
+  let created = false;
+  try {
+    identity = (await home.identities.get(name)).identity;
+  } catch {
+    identity = (await home.identities.create({ name })).identity;
+    created = true;
+  }
+  await home.trustAnchors.addTrustAnchor({
+    identifier: identity.identifier,
+    scope: TRUST_SCOPE_ALL,
+    addedAt: nowSeconds,
+  });
+  return { identity, created };
+}
+
 /** `authority init`: create (or reuse) the authority identity and trust it as an issuer. */
 export async function runAuthorityInit(ctx: CliContext, opts: { name: string }): Promise<void> {
   const home = await ctx.openHome();
   try {
-    let known;
-    try {
-      known = await home.identities.get(opts.name);
-    } catch {
-      const created = await home.identities.create({ name: opts.name });
-      known = {
-        identity: created.identity,
-        name: created.name,
-        primaryKeyId: created.primaryKeyId,
-      };
-    }
-    await home.trustAnchors.addTrustAnchor({
-      identifier: known.identity.identifier,
-      scope: TRUST_SCOPE_ALL,
-      addedAt: ctx.clock.nowSeconds(),
-    });
+    const { identity } = await ensureAuthority(home, opts.name, ctx.clock.nowSeconds());
     ctx.out.result(
       {
-        identifier: known.identity.identifier,
+        identifier: identity.identifier,
         name: opts.name,
-        changeHistory: toHex(known.identity.changeHistory),
+        changeHistory: toHex(identity.changeHistory),
       },
       () =>
         formatFields([
-          ['authority', known.identity.identifier],
+          ['authority', identity.identifier],
           ['name', opts.name],
         ]),
     );
