@@ -93,6 +93,17 @@ describe('mandate up', () => {
     await expect(fetch(`${url}/api/session`)).rejects.toThrow();
   });
 
+  it('composes the broker only when the config gives it a section', async () => {
+    const dir = freshDir('mandate-up-broker');
+    const config = join(dir, 'node.json');
+    writeFileSync(config, JSON.stringify({ broker: { http: '127.0.0.1:0' } }));
+    const r = await up(join(dir, 'home'), '--exit', '--config', config);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(DASHBOARD_LINE);
+    expect(r.stderr).toMatch(/ up services=relay,echo,broker,admin /);
+    expect(r.stderr).toMatch(/broker: serving kinds=jwt /);
+  });
+
   it('refuses an invalid config naming the key, before the home is made or a port bound', async () => {
     const dir = freshDir('mandate-up-config');
     const home = join(dir, 'home');
