@@ -21,8 +21,8 @@ export interface HttpServer {
 
 /**
  * Serves `app` at `host:port` (port 0: any free port); rejects when it cannot bind, with the
- * transport's typed listen errors. `graceMs` is
- * what requests in progress get to finish on close (default 2 s).
+ * transport's typed listen errors. `graceMs` is what requests in progress get to finish on close
+ * (default 2 s).
  */
 export async function serveHttp(
   app: Pick<Hono, 'fetch'> | { readonly fetch: (request: Request) => Response | Promise<Response> },
