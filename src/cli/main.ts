@@ -25,6 +25,7 @@ import { registerBrokerJwksCommand } from './commands/broker-jwks.js';
 import { registerProxyCommands } from './commands/proxy.js';
 import { registerGatewayCommands } from './commands/gateway.js';
 import { registerDashboardCommand } from './commands/dashboard.js';
+import { registerUpCommand } from './commands/up.js';
 import { invalid } from '../core/internal.js';
 import { ManualClock, systemClock, type Clock } from '../core/index.js';
 import type { CliContext } from './context.js';
@@ -106,6 +107,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerProxyCommands(program, context);
   registerGatewayCommands(program, context);
   registerDashboardCommand(program, context);
+  registerUpCommand(program, context);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

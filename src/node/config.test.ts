@@ -34,6 +34,7 @@ describe('loadNodeConfig', () => {
       credentials: [],
       services: ['echo'],
       broker: {},
+      admin: { listen: '127.0.0.1:0', as: 'authority', authority: 'authority' },
       shutdownTimeoutMs: 10_000,
     });
     const withAuthority = loadNodeConfig({
@@ -144,6 +145,30 @@ describe('loadNodeConfig', () => {
     });
     const open = refusal({ file: file({ ...base, health: { listen: '0.0.0.0:9000' } }) });
     expect(open.message).toContain('`health.listen`');
+  });
+
+  it('takes the admin service options from every layer, and refuses a bad address naming it', () => {
+    const config = loadNodeConfig({
+      defaults: { identity: 'authority', listen: '127.0.0.1:0', admin: { as: 'ops' } },
+      file: file({ services: ['admin'], admin: { authority: 'root' } }),
+      env: { MANDATE_ADMIN_LISTEN: '127.0.0.1:8080' },
+    });
+    expect(config.identity).toBe('authority');
+    expect(config.admin).toEqual({ listen: '127.0.0.1:8080', as: 'ops', authority: 'root' });
+    const bad = refusal({ flags: base, env: { MANDATE_ADMIN_LISTEN: 'anywhere' } });
+    expect(bad.code).toBe('ERR_NODE_CONFIG_INVALID');
+    expect(bad.message).toContain('`admin.listen` (from MANDATE_ADMIN_LISTEN)');
+    const flag = refusal({
+      flags: { ...base, admin: { listen: 'anywhere' } },
+      flagNames: { 'admin.listen': '--listen' },
+    });
+    expect(flag).toMatchObject({ code: 'ERR_ARGUMENT_INVALID' });
+    expect(flag.message).toContain('`--listen`');
+    // A command's defaults are the lowest layer: the file wins over them.
+    expect(
+      loadNodeConfig({ defaults: { identity: 'up', listen: '127.0.0.1:0' }, file: file(base) })
+        .identity,
+    ).toBe('bob');
   });
 
   it('refuses a missing, non-JSON, duplicate-key or non-object file', () => {

@@ -21,6 +21,8 @@ export const NodeServiceName = {
   authority: 'authority',
   /** The MCP gateway: gates 1 and 2 in front of MCP servers (docs/spec/mcp.md; `gateway start`). */
   gateway: 'gateway',
+  /** The admin HTTP API and the dashboard (docs/spec/admin.md), at `admin.listen`. */
+  admin: 'admin',
 } as const;
 /** One of {@link NodeServiceName}. */
 export type NodeServiceName = (typeof NodeServiceName)[keyof typeof NodeServiceName];
@@ -54,6 +56,12 @@ export interface NodeConfig {
   readonly authorityService?: { readonly credentialTtlSeconds?: number };
   /** The gateway service's options (with `gateway` among the services: `config` is required). */
   readonly gateway?: { readonly config: string; readonly checkpointIntervalSeconds: number };
+  /**
+   * The admin service's options (with `admin` among the services): where it listens (loopback
+   * unless another address is named), the operator its sessions are bound to, and the authority
+   * whose key signs the home's log checkpoints.
+   */
+  readonly admin: { readonly listen: string; readonly as: string; readonly authority: string };
   /** Serve `/healthz` and `/readyz` over HTTP at `host:port` (loopback only). */
   readonly health?: { readonly listen: string };
   /** How long a stop (SIGINT, SIGTERM) may take before the node gives up waiting. */
@@ -117,6 +125,16 @@ export const NODE_CONFIG_SCHEMA = {
       required: ['config'],
       properties: { config: text, checkpointIntervalSeconds: { ...seconds, default: 10 } },
     },
+    admin: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        listen: { ...text, default: '127.0.0.1:0' },
+        as: { ...text, default: 'authority' },
+        authority: { ...text, default: 'authority' },
+      },
+    },
     health: {
       type: 'object',
       additionalProperties: false,
@@ -142,6 +160,8 @@ export type ConfigSource = (typeof ConfigSource)[keyof typeof ConfigSource];
 
 /** The layers {@link loadNodeConfig} merges over the schema's defaults. */
 export interface NodeConfigLayers {
+  /** A command's own defaults (`mandate up`'s identity and address), over the schema's, under the rest. */
+  readonly defaults?: Readonly<Record<string, unknown>>;
   /** A JSON config file (keys as in {@link NodeConfig}; unknown keys are refused). */
   readonly file?: string;
   /** The environment (`process.env`): only the `MANDATE_*` names of docs/spec/node.md are read. */
@@ -172,7 +192,7 @@ export function loadNodeConfig(layers: NodeConfigLayers): NodeConfig {
     stack.push({ source: ConfigSource.environment, values: fromEnvironment(layers.env) });
   if (layers.flags !== undefined)
     stack.push({ source: ConfigSource.flags, values: structuredClone({ ...layers.flags }) });
-  const merged: Record<string, unknown> = {};
+  const merged: Record<string, unknown> = structuredClone({ ...layers.defaults });
   for (const layer of stack) mergeInto(merged, layer.values);
   const flagNames = layers.flagNames ?? {};
   const validator = validatorOf();
@@ -359,6 +379,7 @@ function checkValues(
     if (!LOOPBACK.has(host)) throw new Error('not loopback');
   });
   check('broker.http', config.broker.http, parseListenAddress);
+  check('admin.listen', config.admin.listen, parseListenAddress);
   check('relay.route', config.relay?.route, parseDialRoute);
   check('authority.route', config.authority?.route, parseDialRoute);
   if (config.services.includes(NodeServiceName.gateway) && config.gateway === undefined)

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { Hono } from 'hono';
 import { createAdaptorServer } from '@hono/node-server';
+import { listenError } from '../routing/internal.js';
 
 /** How long requests in progress may take once a close has begun (default). */
 const CLOSE_GRACE_MS = 2_000;
@@ -19,8 +20,9 @@ export interface HttpServer {
 }
 
 /**
- * Serves `app` at `host:port` (port 0: any free port); rejects when it cannot bind. `graceMs` is
- * what requests in progress get to finish on close (default 2 s).
+ * Serves `app` at `host:port` (port 0: any free port); rejects when it cannot bind, with the
+ * transport's typed listen errors. `graceMs` is what requests in progress get to finish on close
+ * (default 2 s).
  */
 export async function serveHttp(
   app: Pick<Hono, 'fetch'> | { readonly fetch: (request: Request) => Response | Promise<Response> },
@@ -34,8 +36,9 @@ export async function serveHttp(
   server.headersTimeout = 5_000;
   server.maxHeadersCount = 64;
   await new Promise<void>((resolve, reject) => {
-    const onError = (error: Error): void => {
-      reject(error);
+    // A taken port is `ERR_TRANSPORT_ADDRESS_IN_USE`, as for the node's TCP listener.
+    const onError = (error: NodeJS.ErrnoException): void => {
+      reject(listenError(host, port, error));
     };
     server.once('error', onError);
     server.listen(port, host, () => {

@@ -106,6 +106,7 @@ export { startNode } from './node.js';
 export type { StartNodeOptions, RunningNode } from './node.js';
 export type { NodeServiceContext, RunningService } from './service.js';
 export type { BrokerNodeOptions } from './broker-node.js';
+export type { AdminNodeOptions, AdminApprovalAnswer } from './admin-node.js';
 export { LifecycleState } from './lifecycle.js';
 export type { NodeHealth, PartHealth } from './lifecycle.js';
 export { HealthPath } from './health-http.js';

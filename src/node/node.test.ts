@@ -8,6 +8,9 @@ import { silentLogger } from '../core/internal.js';
 import { loadNodeConfig } from './config.js';
 import { openHome, type Home } from './home.js';
 import { startNode, type StartNodeOptions } from './node.js';
+import type { AdminNodeOptions } from './admin-node.js';
+import { Purpose } from '../identity/index.js';
+import { noteVerifierKey } from '../audit/index.js';
 
 // startNode in this process, on a real home and real sockets (port 0).
 
@@ -155,6 +158,48 @@ describe('startNode', () => {
     });
     // Refused before anything started.
     expect(opts.opened()).toBe(0);
+  });
+
+  it('serves the admin API with `admin`: a login link; refused without its options or on a taken port', async () => {
+    // The checkpoint key of `authority` (the CLI's is the same key under the home's origin).
+    const admin: AdminNodeOptions = {
+      logKey: async (home, authority) => {
+        const known = await home.identities.get(authority);
+        const { keyId } = await home.identities.purposeKey(known, Purpose.credentials);
+        return noteVerifierKey('test/log', (await home.vault.getSigningKey(keyId)).publicKey);
+      },
+      answerApproval: () => Promise.reject(new Error('no approvals in this test')),
+    };
+    const withAdmin = (extra: Record<string, unknown> = {}) =>
+      config({ services: ['admin'], admin: { as: 'bob', authority: 'bob', ...extra } });
+    const node = await startNode(withAdmin(), { ...options(), admin });
+    const link = node.dashboardUrl()!;
+    expect(link).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/#token=[\w-]+&key=test%2Flog%2B/);
+    // A fresh one-time token each time.
+    expect(node.dashboardUrl()).not.toBe(link);
+    const origin = new URL(link).origin;
+    expect((await fetch(`${origin}/api/agents`)).status).toBe(401);
+    expect(Object.keys(node.health().parts)).toContain('admin');
+    await node.stop();
+    await expect(fetch(`${origin}/api/agents`)).rejects.toThrow();
+
+    const echo = await startNode(config(), options());
+    expect(echo.dashboardUrl()).toBeUndefined();
+    await echo.stop();
+
+    await expect(startNode(withAdmin(), options())).rejects.toMatchObject({
+      code: 'ERR_NODE_CONFIG_INVALID',
+    });
+    const port = await takenPort();
+    try {
+      const opts = { ...options(), admin };
+      await expect(
+        startNode(withAdmin({ listen: `127.0.0.1:${port.number}` }), opts),
+      ).rejects.toMatchObject({ code: 'ERR_TRANSPORT_ADDRESS_IN_USE' });
+      expect([opts.opened(), opts.closed()]).toEqual([1, 1]);
+    } finally {
+      port.server.close();
+    }
   });
 });
 

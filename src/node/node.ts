@@ -38,6 +38,7 @@ import type { NodeServiceContext, RunningService } from './service.js';
 import { brokerAddresses, startBroker, type BrokerNodeOptions } from './broker-node.js';
 import { AUTHORITY_SERVICE_ADDRESSES, startAuthority } from './authority-node.js';
 import { GATEWAY_SERVICE_ADDRESSES, startGateway } from './gateway-node.js';
+import { startAdmin, type AdminNodeOptions } from './admin-node.js';
 
 /**
  * The channel options of a long-running node. With `authority.route` (`--authority ROUTE`) the node fetches a fresh credential from the authority at ROUTE before it starts (in
@@ -277,6 +278,9 @@ function serviceDefinition(name: NodeServiceName, options: StartNodeOptions): Se
         admitsAnyIdentity: true,
         start: startGateway,
       };
+    case NodeServiceName.admin:
+      // HTTP at `admin.listen`, nothing on the channel listener.
+      return { deliverTo: [], throughRelay: false, start: (ctx) => startAdmin(ctx, options.admin) };
   }
 }
 
@@ -310,6 +314,8 @@ export interface StartNodeOptions {
   readCredential(file: string): Uint8Array;
   /** With `broker` among the services: what the broker needs from outside the config. */
   readonly broker?: BrokerNodeOptions;
+  /** With `admin` among the services: what the admin service needs from outside the config. */
+  readonly admin?: AdminNodeOptions;
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -320,6 +326,8 @@ export interface RunningNode {
   readonly listening: { readonly address: string; readonly route: string | undefined };
   /** The health server's URL, with `health.listen`. */
   readonly healthUrl: string | undefined;
+  /** With `admin`: the dashboard's address carrying a fresh one-time login token. */
+  dashboardUrl(): string | undefined;
   /** The node and each of its parts. */
   health(): NodeHealth;
   /**
@@ -429,6 +437,7 @@ export async function startNode(
       logger,
     };
     const serviceFields: LogFields[] = [];
+    const services: RunningService[] = [];
     for (const { name, definition } of definitions) {
       const service = await lifecycle.start(
         name,
@@ -436,6 +445,7 @@ export async function startNode(
         (s) => s.stop(),
         (s) => s.health?.() ?? { ready: true },
       );
+      services.push(service);
       if (service.listening !== undefined) serviceFields.push(service.listening);
     }
     const listening = await listenTcp(transport, config.listen);
@@ -468,6 +478,7 @@ export async function startNode(
     return {
       listening,
       healthUrl,
+      dashboardUrl: () => services.find((s) => s.dashboardUrl !== undefined)?.dashboardUrl?.(),
       health: () => lifecycle.health(),
       stop: () => lifecycle.stop(config.shutdownTimeoutMs),
     };

@@ -32,4 +32,6 @@ export interface RunningService {
   health?(): PartHealth;
   /** What the node's `listening` line names of this service (e.g. the authority's identifier). */
   readonly listening?: LogFields;
+  /** The admin service's dashboard address, with a fresh one-time login token. */
+  dashboardUrl?(): string;
 }

@@ -568,7 +568,11 @@ export class TcpTransport implements Transport {
 }
 
 /** Why a listen failed, named: the port taken, an address not of this machine, a privileged port. */
-function listenError(host: string, port: number, error: NodeJS.ErrnoException): MandateError {
+export function listenError(
+  host: string,
+  port: number,
+  error: NodeJS.ErrnoException,
+): MandateError {
   const where = `\`${host}:${String(port)}\``;
   switch (error.code) {
     case 'EADDRINUSE':

@@ -33,6 +33,8 @@ export interface Started {
   readonly child: ChildProcess;
   /** Everything the child wrote to stderr so far (its log). */
   readonly stderr: () => string;
+  /** Everything the child wrote to stdout so far. */
+  readonly stdout: () => string;
   /** Resolves once the log matches; rejects if the child exits first or after `timeoutMs`. */
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
   /** Sends `signal` and resolves with the exit code. */
@@ -50,6 +52,7 @@ export function startMandate(home: string, ...argv: string[]): Started {
   );
   children.push(child);
   let err = '';
+  let out = '';
   const waiters: (() => void)[] = [];
   const wake = (): void => {
     for (const w of waiters.splice(0)) w();
@@ -58,12 +61,15 @@ export function startMandate(home: string, ...argv: string[]): Started {
     err += chunk.toString();
     wake();
   });
-  child.stdout?.resume();
+  child.stdout?.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
   const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
   child.once('exit', wake);
   return {
     child,
     stderr: () => err,
+    stdout: () => out,
     // Generous by default: a child starts tsx and a node on a noisy 2-core machine.
     waitFor: (pattern, timeoutMs = 30_000) =>
       new Promise<void>((resolve, reject) => {

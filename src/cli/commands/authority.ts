@@ -3,7 +3,9 @@ import { notFound } from '../../core/internal.js';
 import { isMandateError } from '../../core/index.js';
 import { toHex } from '../../encoding/index.js';
 import { TRUST_SCOPE_ALL } from '../../credentials/index.js';
+import type { VerifiedIdentity } from '../../identity/index.js';
 import { NodeServiceName } from '../../node/index.js';
+import type { Home } from '../home.js';
 import type { CliContext } from '../context.js';
 import { formatFields } from '../output.js';
 import { parseDuration } from '../parse.js';
@@ -36,35 +38,46 @@ export function registerAuthorityCommands(program: Command, context: () => CliCo
     );
 }
 
+/**
+ * The authority identity `name` of an open home, created when the home has none by that name,
+ * and trusted as an issuer for every scope (again, harmlessly, when it already is): the one-time
+ * set-up of `authority init` and `up`.
+ */
+export async function ensureAuthority(
+  home: Home,
+  name: string,
+  nowSeconds: number,
+): Promise<{ readonly identity: VerifiedIdentity; readonly created: boolean }> {
+  let identity: VerifiedIdentity;
+  let created = false;
+  try {
+    identity = (await home.identities.get(name)).identity;
+  } catch {
+    identity = (await home.identities.create({ name })).identity;
+    created = true;
+  }
+  await home.trustAnchors.addTrustAnchor({
+    identifier: identity.identifier,
+    scope: TRUST_SCOPE_ALL,
+    addedAt: nowSeconds,
+  });
+  return { identity, created };
+}
+
 /** `authority init`: create (or reuse) the authority identity and trust it as an issuer. */
 export async function runAuthorityInit(ctx: CliContext, opts: { name: string }): Promise<void> {
   const home = await ctx.openHome();
   try {
-    let known;
-    try {
-      known = await home.identities.get(opts.name);
-    } catch {
-      const created = await home.identities.create({ name: opts.name });
-      known = {
-        identity: created.identity,
-        name: created.name,
-        primaryKeyId: created.primaryKeyId,
-      };
-    }
-    await home.trustAnchors.addTrustAnchor({
-      identifier: known.identity.identifier,
-      scope: TRUST_SCOPE_ALL,
-      addedAt: ctx.clock.nowSeconds(),
-    });
+    const { identity } = await ensureAuthority(home, opts.name, ctx.clock.nowSeconds());
     ctx.out.result(
       {
-        identifier: known.identity.identifier,
+        identifier: identity.identifier,
         name: opts.name,
-        changeHistory: toHex(known.identity.changeHistory),
+        changeHistory: toHex(identity.changeHistory),
       },
       () =>
         formatFields([
-          ['authority', known.identity.identifier],
+          ['authority', identity.identifier],
           ['name', opts.name],
         ]),
     );

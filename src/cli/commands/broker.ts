@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { invalid } from '../../core/internal.js';
 import { parseJsonNoDuplicateKeys } from '../../encoding/index.js';
-import { NodeServiceName } from '../../node/index.js';
+import { NodeServiceName, type BrokerNodeOptions, type NodeConfig } from '../../node/index.js';
 import type { CliContext } from '../context.js';
 import { readTextArgument } from '../input.js';
 import { homeBrokerJwtKey } from './broker-jwks.js';
@@ -81,6 +81,20 @@ export async function runBrokerStart(ctx: CliContext, opts: BrokerStartOptions):
       proxyBindings: opts.proxyBindings,
     }),
   });
+  await runNode(ctx, config, { broker: brokerNodeOptions(config, postgresFromFlags, warn) });
+}
+
+/**
+ * What the broker service takes from the CLI for `config`: the PostgreSQL admin connection
+ * (`postgresFromFlags`, the flags' or MANDATE_POSTGRES_URL's, else `broker.postgresFile`), the
+ * proxy bindings read from `broker.proxyBindings`; the token key and audit sink follow this
+ * home's conventions (`broker jwks`, `lease`).
+ */
+export function brokerNodeOptions(
+  config: NodeConfig,
+  postgresFromFlags: string | undefined,
+  warn: (line: string) => void,
+): BrokerNodeOptions {
   // Else `broker.postgresFile` of the config file (below the environment in precedence).
   const postgres =
     postgresFromFlags ??
@@ -91,12 +105,10 @@ export async function runBrokerStart(ctx: CliContext, opts: BrokerStartOptions):
     config.broker.proxyBindings === undefined
       ? undefined
       : readBindings(config.broker.proxyBindings);
-  await runNode(ctx, config, {
-    broker: {
-      jwtKey: (home) => homeBrokerJwtKey(home),
-      auditSink: (home, identity) => brokerAuditSink(home, identity),
-      ...(postgres === undefined ? {} : { postgresUrl: postgres }),
-      ...(bindings === undefined ? {} : { proxyBindings: bindings }),
-    },
-  });
+  return {
+    jwtKey: (home) => homeBrokerJwtKey(home),
+    auditSink: (home, identity) => brokerAuditSink(home, identity),
+    ...(postgres === undefined ? {} : { postgresUrl: postgres }),
+    ...(bindings === undefined ? {} : { proxyBindings: bindings }),
+  };
 }

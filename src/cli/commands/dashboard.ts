@@ -1,23 +1,43 @@
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { Clock, Logger } from '../../core/index.js';
-import { invalid } from '../../core/internal.js';
-import { formatNoteVerifierKey } from '../../audit/index.js';
-import { AdminAuth, startAdminHttp, type AdminHttp } from '../../node/index.js';
+import {
+  loadNodeConfig,
+  NodeServiceName,
+  startNode,
+  type AdminNodeOptions,
+  type NodeConfig,
+  type RunningNode,
+} from '../../node/index.js';
+import {
+  builtDashboardDir,
+  startHomeAdmin,
+  untilSignal,
+  type HomeAdmin,
+} from '../../node/internal.js';
 import type { CliContext } from '../context.js';
 import type { Home } from '../home.js';
+import { readBytesArgument } from '../input.js';
 import { stderrLogger } from '../logging.js';
-import { untilSignal } from '../node-runtime.js';
 import { DEFAULT_AUTHORITY } from '../chains.js';
 import { homeLogKey } from './audit.js';
 import { answerApprovalAs } from './approvals.js';
+
+// `dashboard`: parse the flags, load the node's config (an `admin` node: docs/spec/node.md),
+// start the node, print its login link, wait for SIGINT or SIGTERM, stop it. The admin service
+// itself is src/node/admin-node.ts.
 
 interface DashboardOptions {
   listen: string;
   as: string;
   authority: string;
 }
+
+/** How the admin keys are spelled on `dashboard`'s command line, for errors that name them. */
+const FLAG_NAMES: Readonly<Record<string, string>> = {
+  'admin.listen': '--listen',
+  'admin.as': '--as',
+  'admin.authority': '--authority',
+};
 
 export function registerDashboardCommand(program: Command, context: () => CliContext): void {
   program
@@ -40,25 +60,26 @@ export function registerDashboardCommand(program: Command, context: () => CliCon
 }
 
 /**
- * The built dashboard: `dist/dashboard` beside the compiled CLI, or, when the CLI runs from
- * source, the one `npm run build` wrote; `undefined` when it is not built.
+ * What the node's admin service takes from the CLI: the home's checkpoint key (`audit`
+ * commands') and the approval answer of `approvals approve|deny`.
  */
-export function builtDashboardDir(): string | undefined {
-  // From dist/cli/commands: dist/dashboard; from src/cli/commands: the checkout's dist/dashboard.
-  const twoUp = new URL('../../', import.meta.url);
-  for (const url of [new URL('dashboard/', twoUp), new URL('../dist/dashboard/', twoUp)]) {
-    const dir = fileURLToPath(url);
-    if (existsSync(`${dir}index.html`)) return dir;
-  }
-  return undefined;
+export function adminNodeOptions(): AdminNodeOptions {
+  return {
+    logKey: async (home, authority) => (await homeLogKey(home, authority)).verifier,
+    answerApproval: (home, answer) =>
+      answerApprovalAs(home, {
+        id: answer.id,
+        decision: answer.decision,
+        reason: answer.reason,
+        as: answer.operator,
+        authority: answer.authority,
+        nowSeconds: answer.nowSeconds,
+      }),
+  };
 }
 
-/**
- * The admin API and dashboard over a home's data (what `mandate up` will host too): members,
- * trail and proofs from the store, approvals answered through `approvals approve|deny`'s code
- * path as the operator `as`.
- */
-export async function startHomeDashboard(
+/** The admin API and dashboard over an open home (the admin service's own, for tests). */
+export function startHomeDashboard(
   home: Home,
   options: {
     readonly listen?: { readonly host?: string; readonly port?: number };
@@ -69,87 +90,56 @@ export async function startHomeDashboard(
     readonly dashboardDir?: string;
     readonly streamPollMs?: number;
   },
-): Promise<{ readonly http: AdminHttp; readonly logKey: string }> {
-  const operator = (await home.identities.get(options.as)).identity;
-  const key = await homeLogKey(home, options.authority);
-  const dashboardDir = options.dashboardDir ?? builtDashboardDir();
-  const http = await startAdminHttp({
-    auth: new AdminAuth({ operator, clock: options.clock }),
-    clock: options.clock,
-    logger: options.logger,
-    ...(options.listen === undefined ? {} : { listen: options.listen }),
-    ...(dashboardDir === undefined ? {} : { dashboardDir }),
-    ...(options.streamPollMs === undefined ? {} : { streamPollMs: options.streamPollMs }),
-    data: {
-      auditLog: home.store.auditLog,
-      logKey: key.verifier,
-      members: () => home.store.authority.listMembers(),
-      names: async () => {
-        const out = new Map<string, string>();
-        for (let offset = 0; ; offset += 1000) {
-          const page = await home.store.identities.listIdentities({ limit: 1000, offset });
-          for (const row of page) if (row.name !== null) out.set(row.identifier, row.name);
-          if (page.length < 1000) return out;
-        }
-      },
-      denySet: (now) => home.store.denySet.snapshot(now),
-      approvals: home.store.approvals,
-      leases: home.store.brokerLeases,
-      answerApproval: (request) =>
-        answerApprovalAs(home, {
-          id: request.id,
-          decision: request.decision,
-          reason: request.reason,
-          as: request.operator,
-          authority: options.authority,
-          nowSeconds: options.clock.nowSeconds(),
-        }),
-    },
+): Promise<HomeAdmin> {
+  return startHomeAdmin(home, { ...adminNodeOptions(), ...options });
+}
+
+/**
+ * Starts `config`'s node with the CLI's home, credentials and admin options, and prints its
+ * dashboard link: one line on stdout, whatever --json says (a launcher reads it).
+ */
+export async function startNodeWithDashboard(
+  ctx: CliContext,
+  config: NodeConfig,
+  logger: Logger,
+  options: {
+    readonly openHome?: () => Promise<Home>;
+    readonly broker?: Parameters<typeof startNode>[1]['broker'];
+  } = {},
+): Promise<RunningNode> {
+  const node = await startNode(config, {
+    openHome: options.openHome ?? (() => ctx.openHome()),
+    readCredential: (file) => readBytesArgument(file, 'credential'),
+    admin: adminNodeOptions(),
+    ...(options.broker === undefined ? {} : { broker: options.broker }),
+    clock: ctx.clock,
+    logger,
   });
-  return { http, logKey: formatNoteVerifierKey(key.verifier) };
-}
-
-/** The address a person opens: a fresh one-time token, and the log key to pin, in the fragment. */
-export function dashboardLoginUrl(http: AdminHttp, logKey: string): string {
-  return `${http.loginUrl()}&key=${encodeURIComponent(logKey)}`;
-}
-
-/** `HOST:PORT` (IPv6 in brackets); port 0 picks a free one. */
-export function parseListen(text: string): { host: string; port: number } {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text);
-  const port = Number(match?.[3]);
-  if (match === null || port > 65_535)
-    throw invalid(
-      'ERR_ARGUMENT_INVALID',
-      `\`--listen\` is HOST:PORT, not \`${text.slice(0, 100)}\``,
-    );
-  return { host: match[1] ?? match[2]!, port };
-}
-
-/** `dashboard`. */
-export async function runDashboard(ctx: CliContext, opts: DashboardOptions): Promise<void> {
-  const listen = parseListen(opts.listen);
-  const logger = stderrLogger();
-  const home = await ctx.openHome();
-  try {
-    const { http, logKey } = await startHomeDashboard(home, {
-      listen,
-      as: opts.as,
-      authority: opts.authority,
-      clock: ctx.clock,
-      logger,
-    });
-    try {
-      if (builtDashboardDir() === undefined)
-        ctx.out.note('note: the dashboard is not built (`npm run build`): serving the API only');
-      // One line on stdout, whatever --json says: a launcher reads it.
-      process.stdout.write(`dashboard: ${dashboardLoginUrl(http, logKey)}\n`);
-      const signal = await untilSignal();
-      logger.info('dashboard stopping', { signal });
-    } finally {
-      await http.close();
-    }
-  } finally {
-    home.close();
+  const url = node.dashboardUrl();
+  if (url !== undefined) {
+    if (builtDashboardDir() === undefined)
+      ctx.out.note('note: the dashboard is not built (`npm run build`): serving the API only');
+    process.stdout.write(`dashboard: ${url}\n`);
   }
+  return node;
+}
+
+/** `dashboard`: a node with the `admin` service only, as `--authority`, until a signal. */
+export async function runDashboard(ctx: CliContext, opts: DashboardOptions): Promise<void> {
+  const config = loadNodeConfig({
+    env: process.env,
+    flags: {
+      // The node's own channel side: the authority, on a loopback port of its own.
+      identity: opts.authority,
+      listen: '127.0.0.1:0',
+      services: [NodeServiceName.admin],
+      admin: { listen: opts.listen, as: opts.as, authority: opts.authority },
+    },
+    flagNames: FLAG_NAMES,
+  });
+  const logger = stderrLogger();
+  const node = await startNodeWithDashboard(ctx, config, logger);
+  const signal = await untilSignal();
+  logger.info('dashboard stopping', { signal });
+  await node.stop();
 }

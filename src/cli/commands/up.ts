@@ -1,0 +1,113 @@
+import type { Command } from 'commander';
+import { loadNodeConfig, NodeServiceName, type NodeConfig } from '../../node/index.js';
+import { untilSignal } from '../../node/internal.js';
+import { invalid } from '../../core/internal.js';
+import type { CliContext } from '../context.js';
+import type { Home } from '../home.js';
+import { stderrLogger } from '../logging.js';
+import { DEFAULT_AUTHORITY } from '../chains.js';
+import { ensureAuthority } from './authority.js';
+import { startNodeWithDashboard } from './dashboard.js';
+
+// `up`: everything on one machine — the one-time set-up of a fresh home, then one node composing
+// the services below from one config (docs/spec/node.md §5), its dashboard address on stdout.
+
+/**
+ * The services `up` composes, in start order (stopped in reverse). A service the node gains is
+ * one more name here (and, if it runs only when configured, one entry in {@link WHEN_CONFIGURED}).
+ */
+export const UP_SERVICES: readonly NodeServiceName[] = [
+  NodeServiceName.authority,
+  NodeServiceName.relay,
+  NodeServiceName.gateway,
+  NodeServiceName.admin,
+];
+
+/** The services of {@link UP_SERVICES} that run only when their config section is given. */
+const WHEN_CONFIGURED: Partial<Record<NodeServiceName, (config: NodeConfig) => boolean>> = {
+  [NodeServiceName.gateway]: (config) => config.gateway !== undefined,
+};
+
+/** `up`'s defaults, under the config file: the authority it sets up, on a free loopback port. */
+const UP_DEFAULTS = {
+  identity: DEFAULT_AUTHORITY,
+  listen: '127.0.0.1:0',
+} as const;
+
+interface UpOptions {
+  config?: string;
+  listen?: string;
+  exit?: boolean;
+}
+
+export function registerUpCommand(program: Command, context: () => CliContext): void {
+  program
+    .command('up')
+    .description(
+      'set up this home on first use (an authority) and run one node with the authority, relay and admin services (and the MCP gateway when the config has a `gateway` section) until SIGINT or SIGTERM; prints `dashboard: URL` with a one-time login token (logs on stderr)',
+    )
+    .option('--config <file>', 'a JSON node config (see docs/spec/node.md); flags win over it')
+    .option(
+      '--listen <host:port>',
+      'where the node listens for secure channels (default 127.0.0.1:0, a free port)',
+    )
+    .option('--exit', 'stop the node right after printing the dashboard address')
+    .action((opts: UpOptions) => runUp(context(), opts));
+}
+
+/** The services `up` runs under `config`: {@link UP_SERVICES}, less those not configured. */
+export function upServices(config: NodeConfig): NodeServiceName[] {
+  return UP_SERVICES.filter((name) => WHEN_CONFIGURED[name]?.(config) ?? true);
+}
+
+/** `up`. */
+export async function runUp(ctx: CliContext, opts: UpOptions): Promise<void> {
+  // The whole config first: a bad one is refused before the home is touched or a port bound.
+  const loaded = loadNodeConfig({
+    defaults: UP_DEFAULTS,
+    ...(opts.config === undefined ? {} : { file: opts.config }),
+    env: process.env,
+    flags: {
+      ...(opts.listen === undefined ? {} : { listen: opts.listen }),
+      // Those that always run; the config's sections add the others (upServices).
+      services: UP_SERVICES.filter((name) => WHEN_CONFIGURED[name] === undefined),
+    },
+    flagNames: { listen: '--listen' },
+  });
+  // One listener admits one way (docs/spec/node.md §2): the authority's and the gateway's peers
+  // are any identity that proves itself, the broker's only credential holders, so the broker
+  // cannot join this node yet.
+  if (Object.keys(loaded.broker).length > 0)
+    throw invalid(
+      'ERR_NODE_CONFIG_INVALID',
+      "node config: `broker` is not run by `up` (its listener admits credential holders only, the authority's any identity): run the broker as a node of its own, `mandate broker start --config FILE`",
+    );
+  const config: NodeConfig = { ...loaded, services: upServices(loaded) };
+  const logger = stderrLogger();
+  // The one-time set-up, in the node's own open of the home: on a fresh home, the authority
+  // (`authority init`'s); on a home set up before, nothing changes.
+  const openHome = async (): Promise<Home> => {
+    const home = await ctx.openHome();
+    try {
+      const name = config.admin.authority;
+      const { identity, created } = await ensureAuthority(home, name, ctx.clock.nowSeconds());
+      if (created)
+        logger.info('up: created the authority', { name, identifier: identity.identifier });
+    } catch (error) {
+      home.close();
+      throw error;
+    }
+    return home;
+  };
+  const node = await startNodeWithDashboard(ctx, config, logger, {
+    openHome,
+  });
+  logger.info('up', {
+    services: config.services.join(','),
+    listening: node.listening.address,
+  });
+  if (opts.exit === true) logger.info('stopping', { reason: '--exit' });
+  else logger.info('stopping', { signal: await untilSignal() });
+  await node.stop();
+  logger.info('stopped');
+}

@@ -1,0 +1,170 @@
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { expectErrorStdout, type Run } from '../helpers/cli.js';
+import { freePort, killChildren, startMandate, withStdin } from '../helpers/processes.js';
+import { FILESYSTEM_SERVER } from '../helpers/mcp-world.js';
+
+// `mandate up` as a real process: the one-time set-up of a fresh home and its reuse, the one
+// dashboard line on stdout, the admin API it serves (refused without a session, the printed
+// token accepted once), a clean stop on SIGTERM, and what it refuses before binding anything.
+
+afterEach(killChildren);
+
+const DASHBOARD_LINE = /^dashboard: (http:\/\/127\.0\.0\.1:(\d+))\/#token=([\w-]+)&key=(\S+)\n$/;
+
+const freshDir = (prefix: string) => mkdtempSync(join(tmpdir(), `${prefix}-`));
+
+/** `mandate --home HOME --json up ARGV…`, to its exit. */
+async function up(home: string, ...argv: string[]): Promise<Run> {
+  const r = await withStdin(home, '', 'up', ...argv);
+  return { ...r, code: r.code ?? -1 };
+}
+
+async function holdPort(): Promise<{ server: Server; port: number }> {
+  const port = await freePort();
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return { server, port };
+}
+
+describe('mandate up', () => {
+  it('sets up a fresh home, prints one dashboard line, exits 0 with --exit; a second run reuses the home', async () => {
+    const home = join(freshDir('mandate-up'), 'home');
+    const first = await up(home, '--exit');
+    expect(first.code, first.stderr).toBe(0);
+    const line = DASHBOARD_LINE.exec(first.stdout);
+    expect(line, first.stdout).not.toBeNull();
+    expect(first.stderr).toMatch(
+      /up: created the authority name=authority identifier=I[0-9a-f]{64}/,
+    );
+    expect(first.stderr).toMatch(/ up services=authority,relay,admin /);
+    expect(first.stderr).toMatch(/ stopped\n/);
+    expect(existsSync(join(home, 'mandate.db'))).toBe(true);
+
+    const second = await up(home, '--exit');
+    expect(second.code, second.stderr).toBe(0);
+    const again = DASHBOARD_LINE.exec(second.stdout);
+    expect(again, second.stdout).not.toBeNull();
+    expect(second.stderr).not.toContain('created the authority');
+    // The same authority signs the log's checkpoints: the home was reused, not set up again.
+    expect(again![4]).toBe(line![4]);
+    // A fresh one-time token per start.
+    expect(again![3]).not.toBe(line![3]);
+  });
+
+  it('serves the admin API until SIGTERM: no session refused, the printed token accepted once', async () => {
+    const home = join(freshDir('mandate-up-serve'), 'home');
+    const node = startMandate(home, 'up');
+    await node.waitFor(/ up services=/, 60_000);
+    await vi.waitFor(
+      () => {
+        expect(node.stdout()).toMatch(DASHBOARD_LINE);
+      },
+      { timeout: 5_000 },
+    );
+    expect(node.stdout().split('\n')).toHaveLength(2); // one line and its newline
+    const [, url, , token] = DASHBOARD_LINE.exec(node.stdout())!;
+
+    const anonymous = await fetch(`${url}/api/agents`);
+    expect(anonymous.status).toBe(401);
+
+    const login = () =>
+      fetch(`${url}/api/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: url! },
+        body: JSON.stringify({ token }),
+      });
+    const accepted = await login();
+    expect(accepted.status).toBe(200);
+    const cookie = (accepted.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const agents = await fetch(`${url}/api/agents`, { headers: { cookie } });
+    expect(agents.status).toBe(200);
+    const reused = await login();
+    expect(reused.status).toBe(401);
+    expect(((await reused.json()) as { error: { code: string } }).error.code).toBe(
+      'ERR_ADMIN_LOGIN_INVALID',
+    );
+
+    expect(await node.stop('SIGTERM')).toBe(0);
+    expect(node.stderr()).toMatch(/stopping signal=SIGTERM/);
+    expect(node.stderr()).toMatch(/ stopped\n/);
+    await expect(fetch(`${url}/api/session`)).rejects.toThrow();
+  });
+
+  it('composes the MCP gateway only when the config gives it a section; refuses a broker section', async () => {
+    const dir = freshDir('mandate-up-gateway');
+    const gatewayFile = join(dir, 'gateway.json');
+    writeFileSync(
+      gatewayFile,
+      JSON.stringify({
+        mcpServers: { fs: { command: process.execPath, args: [FILESYSTEM_SERVER, dir] } },
+      }),
+    );
+    const config = join(dir, 'node.json');
+    writeFileSync(config, JSON.stringify({ gateway: { config: gatewayFile } }));
+    const r = await up(join(dir, 'home'), '--exit', '--config', config);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(DASHBOARD_LINE);
+    expect(r.stderr).toMatch(/ up services=authority,relay,gateway,admin /);
+    expect(r.stderr).toMatch(/ upstreams=fs/);
+
+    // The broker's listener admits credential holders only: not beside the authority.
+    const brokerConfig = join(dir, 'broker.json');
+    writeFileSync(brokerConfig, JSON.stringify({ broker: { http: '127.0.0.1:0' } }));
+    const refused = await up(join(dir, 'home-2'), '--exit', '--config', brokerConfig);
+    expect(refused.code).not.toBe(0);
+    expectErrorStdout(refused, 'ERR_NODE_CONFIG_INVALID');
+    expect(refused.stdout + refused.stderr).toContain('`broker` is not run by `up`');
+    expect(existsSync(join(dir, 'home-2'))).toBe(false);
+  });
+
+  it('refuses an invalid config naming the key, before the home is made or a port bound', async () => {
+    const dir = freshDir('mandate-up-config');
+    const home = join(dir, 'home');
+    const { server, port } = await holdPort();
+    server.close();
+    const config = join(dir, 'node.json');
+    writeFileSync(config, JSON.stringify({ listen: `127.0.0.1:${port}`, admin: { lisen: 'x' } }));
+    const unknown = await up(home, '--exit', '--config', config);
+    expect(unknown.code).toBe(3);
+    expectErrorStdout(unknown, 'ERR_NODE_CONFIG_INVALID');
+    expect(unknown.stderr).toContain('`admin.lisen` (from the config file) is not a known key');
+    writeFileSync(config, JSON.stringify({ admin: { listen: 'anywhere' } }));
+    const address = await up(home, '--exit', '--config', config);
+    expect(address.code).toBe(3);
+    expect(address.stderr).toContain('`admin.listen` (from the config file) is not a valid value');
+    const flag = await up(home, '--exit', '--listen', 'nowhere');
+    expect(flag.code).toBe(3);
+    expectErrorStdout(flag, 'ERR_ARGUMENT_INVALID');
+    expect(flag.stderr).toContain('`--listen`');
+    // Nothing was made or bound.
+    expect(existsSync(home)).toBe(false);
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(port, '127.0.0.1', resolve));
+    probe.close();
+  });
+
+  it('refuses a taken port, for the channel listener and for the admin API', async () => {
+    const dir = freshDir('mandate-up-port');
+    const home = join(dir, 'home');
+    const { server, port } = await holdPort();
+    try {
+      const channel = await up(home, '--exit', '--listen', `127.0.0.1:${port}`);
+      expect(channel.code).toBe(7);
+      expectErrorStdout(channel, 'ERR_TRANSPORT_ADDRESS_IN_USE');
+      expect(channel.stderr).toContain(`\`127.0.0.1:${port}\``);
+      const config = join(dir, 'node.json');
+      writeFileSync(config, JSON.stringify({ admin: { listen: `127.0.0.1:${port}` } }));
+      const admin = await up(home, '--exit', '--config', config);
+      expect(admin.code).toBe(7);
+      expectErrorStdout(admin, 'ERR_TRANSPORT_ADDRESS_IN_USE');
+      // No dashboard line for a node that did not start.
+      expect(admin.stdout).not.toContain('dashboard:');
+    } finally {
+      server.close();
+    }
+  });
+});
