@@ -94,6 +94,44 @@ describe('mandate up', () => {
     await expect(fetch(`${url}/api/session`)).rejects.toThrow();
   });
 
+  it('--demo runs the swarm scenario, then serves its home: the dashboard shows its members and signed trail', async () => {
+    const home = join(freshDir('mandate-up-demo'), 'home');
+    const node = startMandate(home, 'up', '--demo', '--agents', '12', '--rotate', '2');
+    await node.waitFor(/ up home=\S+\/demo services=authority,relay,admin /, 120_000);
+    await vi.waitFor(
+      () => {
+        expect(node.stdout()).toMatch(/\ndashboard: /);
+      },
+      { timeout: 5_000 },
+    );
+    const out = node.stdout();
+    // The scenario's summary, then the dashboard line, last.
+    expect(out).toMatch(/\nsummary\nagents provisioned: 12 /);
+    const lastLine = `${out.trimEnd().split('\n').at(-1)!}\n`;
+    const [, url, , token] = DASHBOARD_LINE.exec(lastLine)!;
+    const login = await fetch(`${url}/api/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: url! },
+      body: JSON.stringify({ token }),
+    });
+    expect(login.status).toBe(200);
+    const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const get = async <T>(path: string): Promise<T> => {
+      const r = await fetch(`${url}${path}`, { headers: { cookie } });
+      expect(r.status, path).toBe(200);
+      return (await r.json()) as T;
+    };
+    // The demo's members (enrolled by the authority, delegated to) and its trail of calls.
+    const { agents } = await get<{ agents: { name: string | null; revoked: boolean }[] }>(
+      '/api/agents',
+    );
+    expect(agents.map((a) => a.name)).toContain('agent-0');
+    expect(agents.some((a) => a.revoked)).toBe(true);
+    const denied = await get<{ total: number }>('/api/audit?decision=deny&limit=5');
+    expect(denied.total).toBeGreaterThan(0);
+    expect(await node.stop('SIGTERM')).toBe(0);
+  });
+
   it('composes the MCP gateway only when the config gives it a section; refuses a broker section', async () => {
     const dir = freshDir('mandate-up-gateway');
     const gatewayFile = join(dir, 'gateway.json');

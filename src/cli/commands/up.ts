@@ -3,11 +3,12 @@ import { loadNodeConfig, NodeServiceName, type NodeConfig } from '../../node/ind
 import { untilSignal } from '../../node/internal.js';
 import { invalid } from '../../core/internal.js';
 import type { CliContext } from '../context.js';
-import type { Home } from '../home.js';
+import { openHome as openHomeAt, type Home } from '../home.js';
 import { stderrLogger } from '../logging.js';
 import { DEFAULT_AUTHORITY } from '../chains.js';
 import { ensureAuthority } from './authority.js';
 import { startNodeWithDashboard } from './dashboard.js';
+import { demoOptions, runDemo } from './demo.js';
 
 // `up`: everything on one machine — the one-time set-up of a fresh home, then one node composing
 // the services below from one config (docs/spec/node.md §5), its dashboard address on stdout.
@@ -38,6 +39,9 @@ interface UpOptions {
   config?: string;
   listen?: string;
   exit?: boolean;
+  demo?: boolean;
+  agents: string;
+  rotate: string;
 }
 
 export function registerUpCommand(program: Command, context: () => CliContext): void {
@@ -52,6 +56,12 @@ export function registerUpCommand(program: Command, context: () => CliContext): 
       'where the node listens for secure channels (default 127.0.0.1:0, a free port)',
     )
     .option('--exit', 'stop the node right after printing the dashboard address')
+    .option(
+      '--demo',
+      'first run the swarm scenario (`mandate demo`) in <home>/demo, then serve that home: its agents, delegation chains and signed trail on the dashboard',
+    )
+    .option('--agents <n>', 'with --demo: agent identities to provision', '5000')
+    .option('--rotate <n>', 'with --demo: how many of them rotate their primary key', '250')
     .action((opts: UpOptions) => runUp(context(), opts));
 }
 
@@ -83,11 +93,17 @@ export async function runUp(ctx: CliContext, opts: UpOptions): Promise<void> {
       "node config: `broker` is not run by `up` (its listener admits credential holders only, the authority's any identity): run the broker as a node of its own, `mandate broker start --config FILE`",
     );
   const config: NodeConfig = { ...loaded, services: upServices(loaded) };
+  // With --demo: the scenario first, in <home>/demo (its checks throw on any failure), and the
+  // node then serves that home.
+  const demo = opts.demo === true ? demoOptions(opts) : undefined;
+  const demoHome = demo === undefined ? undefined : await runDemo(ctx, demo);
   const logger = stderrLogger();
   // The one-time set-up, in the node's own open of the home: on a fresh home, the authority
   // (`authority init`'s); on a home set up before, nothing changes.
   const openHome = async (): Promise<Home> => {
-    const home = await ctx.openHome();
+    const home = await (demoHome === undefined
+      ? ctx.openHome()
+      : openHomeAt(demoHome, { clock: ctx.clock }));
     try {
       const name = config.admin.authority;
       const { identity, created } = await ensureAuthority(home, name, ctx.clock.nowSeconds());
@@ -103,6 +119,7 @@ export async function runUp(ctx: CliContext, opts: UpOptions): Promise<void> {
     openHome,
   });
   logger.info('up', {
+    ...(demoHome === undefined ? {} : { home: demoHome }),
     services: config.services.join(','),
     listening: node.listening.address,
   });
