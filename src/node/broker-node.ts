@@ -3,7 +3,7 @@
 // proxy bindings, the timers, and the HTTP side with `broker.http`.
 import type { Clock, Logger } from '../core/index.js';
 import { invalid } from '../core/internal.js';
-import { Gate, type BundleSource } from '../gates/index.js';
+import { Gate } from '../gates/index.js';
 import { ChainVerifier, type DenySet } from '../credentials/index.js';
 import type { SigningKeyHandle } from '../vault/index.js';
 import {
@@ -22,7 +22,7 @@ import { parseListenAddress } from './node-runtime.js';
 import { BrokerService } from './broker-service.js';
 import { BrokerTimers } from './broker-timers.js';
 import { EgressProxyService, EGRESS_SERVICE_ADDRESS } from './egress-proxy.js';
-import { StoreBundleSource } from './store-bundle-source.js';
+import { nodeBundleSource } from './store-bundle-source.js';
 import { startBrokerHttp, type BrokerHttp } from './broker-http.js';
 import type { Home } from './home.js';
 import type { NodeServiceContext, RunningService } from './service.js';
@@ -218,7 +218,7 @@ export async function startBroker(
       ? {}
       : { postgresRolePrefix: config.broker.postgresRolePrefix }),
   };
-  const { home, denySet, bus, clock } = node;
+  const { home, denySet, clock } = node;
   const brokerId = (await home.identities.find(opts.identity))?.identity.identifier;
   const parts = await brokerParts(
     home,
@@ -239,19 +239,9 @@ export async function startBroker(
     }
   };
   try {
-    let bundles: BundleSource;
-    if (bus !== undefined) bundles = bus.bundles;
-    else {
-      const store = await StoreBundleSource.start({
-        repository: home.store.policyBundles,
-        authorities: () => home.trustedAuthorities(),
-        maxStalenessSeconds: BUNDLE_STALENESS_SECONDS,
-        clock,
-        logger,
-      });
-      stops.push(() => store.stop());
-      bundles = store;
-    }
+    const followed = await nodeBundleSource(node, BUNDLE_STALENESS_SECONDS);
+    stops.push(() => followed.stop());
+    const bundles = followed.bundles;
     const gate = new Gate({ bundles, denySet });
     const sink = await options.auditSink(home, opts.identity);
     stops.push(() => sink.close());

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { isMandateError, type Logger } from '../core/index.js';
 import { invalid, notFound } from '../core/internal.js';
 import { ChainVerifier } from '../credentials/index.js';
-import { Gate, type BundleSource } from '../gates/index.js';
+import { Gate } from '../gates/index.js';
 import { AuditLog, EnforcerSigner } from '../audit/index.js';
 import { Broker } from '../broker/index.js';
 import {
@@ -23,7 +23,7 @@ import { credentialIssuerOf, type Home } from './home.js';
 import { DEFAULT_AUTHORITY, homeAuditOrigin, homeLogKey } from './home-audit.js';
 import { leaseRecordBody } from './lease-audit-sink.js';
 import type { PartHealth } from './lifecycle.js';
-import { StoreBundleSource } from './store-bundle-source.js';
+import { nodeBundleSource } from './store-bundle-source.js';
 import type { NodeServiceContext, RunningService } from './service.js';
 
 /** How long the gateway's bundle source may go without reading the store before it fails closed. */
@@ -119,7 +119,7 @@ function checkpointWhileGrowing(
  * checkpoint and closes the log.
  */
 export async function startGateway(node: NodeServiceContext): Promise<RunningService> {
-  const { config, home, router, denySet, bus, clock, logger } = node;
+  const { config, home, router, denySet, clock, logger } = node;
   const file = config.gateway?.config;
   if (file === undefined)
     throw invalid(
@@ -145,19 +145,9 @@ export async function startGateway(node: NodeServiceContext): Promise<RunningSer
   let gateway: McpGateway;
   try {
     const authorities = await home.trustedAuthorities();
-    let bundles: BundleSource;
-    if (bus !== undefined) bundles = bus.bundles;
-    else {
-      const store = await StoreBundleSource.start({
-        repository: home.store.policyBundles,
-        authorities: () => home.trustedAuthorities(),
-        maxStalenessSeconds: GATEWAY_BUNDLE_STALENESS_SECONDS,
-        clock,
-        logger,
-      });
-      stops.push(() => store.stop());
-      bundles = store;
-    }
+    const followed = await nodeBundleSource(node, GATEWAY_BUNDLE_STALENESS_SECONDS);
+    stops.push(() => followed.stop());
+    const bundles = followed.bundles;
     const gate = new Gate({ bundles, denySet });
     const authority = await home.identities.get(DEFAULT_AUTHORITY);
     const log = await AuditLog.open({

@@ -9,6 +9,7 @@ import {
   type VerifiedBundle,
 } from '../gates/index.js';
 import { checkPollInterval, Poller } from './poller.js';
+import type { NodeServiceContext } from './service.js';
 
 /** How often a source asks the repository for a newer bundle, by default. */
 export const DEFAULT_BUNDLE_POLL_MS = 1_000;
@@ -199,4 +200,25 @@ export class StoreBundleSource implements BundleSource {
 function checkSeconds(value: number, name: string): void {
   if (!Number.isSafeInteger(value) || value < 0)
     throw invalid('ERR_ARGUMENT_INVALID', `\`${name}\` must be a non-negative integer`);
+}
+
+/**
+ * The policy bundles a node service's gate follows: the authority's bus when the node follows
+ * one, otherwise the home's stored bundles, polled (stale past `maxStalenessSeconds`); `stop`
+ * ends the polling (nothing to end for the bus, which the node owns).
+ */
+export async function nodeBundleSource(
+  node: Pick<NodeServiceContext, 'home' | 'bus' | 'clock' | 'logger'>,
+  maxStalenessSeconds: number,
+): Promise<{ readonly bundles: BundleSource; stop(): Promise<void> }> {
+  if (node.bus !== undefined) return { bundles: node.bus.bundles, stop: () => Promise.resolve() };
+  const { home } = node;
+  const store = await StoreBundleSource.start({
+    repository: home.store.policyBundles,
+    authorities: () => home.trustedAuthorities(),
+    maxStalenessSeconds,
+    clock: node.clock,
+    logger: node.logger,
+  });
+  return { bundles: store, stop: () => store.stop() };
 }
