@@ -106,6 +106,54 @@ const contains = (haystack: Uint8Array, needle: Uint8Array): boolean =>
   Buffer.from(haystack).includes(Buffer.from(needle));
 
 describe('secure channel over memory routing', () => {
+  it('admit: a listener open to any identity delivers to a restricted worker only from peers its policy admits', async () => {
+    const w = await world();
+    const bob = await w.party('bob', true);
+    const member = await w.party('member', true);
+    const stranger = await w.party('stranger', false);
+    const network = new MemoryNetwork();
+    const b = node(network, 'bob');
+    const events: SecureChannelEvent[] = [];
+    const listener = new SecureChannelListener(
+      b.router,
+      bob.options(TrustPolicies.anyIdentity(), {
+        deliverTo: ['enroll', 'members'],
+        admit: new Map([['members', TrustPolicies.credentialHolder()]]),
+        onEvent: (e) => events.push(e),
+      }),
+    );
+    cleanups.push(() => listener.close());
+    b.router.allowFromAnyConnection('api');
+    const enroll = recorder();
+    const members = recorder();
+    b.router.registerWorker('enroll', enroll);
+    b.router.registerWorker('members', members);
+    const sendAs = async (party: typeof member, name: string) => {
+      const a = node(network, name);
+      const channel = await openSecureChannel(
+        a.router,
+        [localAddress(a.transport.connect('bob')), localAddress('api')],
+        party.options(TrustPolicies.identifier(bob.identity.identifier)),
+      );
+      cleanups.push(() => channel.close());
+      for (const to of ['enroll', 'members'])
+        await a.router.send({
+          onwardRoute: [localAddress(channel.address), localAddress(to)],
+          returnRoute: [],
+          payload: bytes(`${name} to ${to}`),
+        });
+      await settle();
+    };
+    await sendAs(stranger, 'stranger');
+    // The stranger (no credential) reaches the open worker, not the restricted one.
+    expect(enroll.seen.map((x) => str(x.envelope.payload))).toEqual(['stranger to enroll']);
+    expect(members.seen).toEqual([]);
+    expect(events.at(-1)).toMatchObject({ type: 'dropped', reason: 'not_admitted' });
+    await sendAs(member, 'member');
+    expect(members.seen.map((x) => str(x.envelope.payload))).toEqual(['member to members']);
+    expect(enroll.seen).toHaveLength(2);
+  });
+
   it('echoes through the channel; the worker sees the verified peer; closed workers get nothing', async () => {
     const w = await world();
     const alice = await w.party('alice', true);

@@ -30,6 +30,7 @@ import {
   reasonOf,
   revalidatePeer,
   withAttestation,
+  type TrustPolicy,
   type VerifiedPeer,
   type VerifyPeerOptions,
 } from './identity-payload.js';
@@ -126,6 +127,14 @@ export interface SecureChannelOptions {
   readonly handshakeTimeoutMs?: number;
   /** Local workers the channel may deliver to; deny by default (see also `allow`). */
   readonly deliverTo?: readonly string[];
+  /**
+   * Per local worker, a policy the peer must also meet for a message to reach that worker:
+   * checked on every message against the peer as it stands then (its live credentials), the
+   * message dropped (`not_admitted`) otherwise. For a listener whose own trust policy admits
+   * more peers than some of its workers may hear from (a node hosting an enrollment service,
+   * open to any identity, beside services for credential holders only).
+   */
+  readonly admit?: ReadonlyMap<string, TrustPolicy>;
   readonly logger?: Logger;
   readonly onEvent?: (event: SecureChannelEvent) => void;
   /** Renew this side's credentials in-band before they expire; off by default. */
@@ -668,6 +677,11 @@ class ChannelEnd {
     }
     const peer = this.#currentPeer();
     if (peer === undefined) return;
+    const admit = this.#options.admit?.get(next.value);
+    if (admit !== undefined && !admit(peer)) {
+      this.#drop('not_admitted');
+      return;
+    }
     try {
       await this.#router.send(
         {

@@ -3,7 +3,6 @@
 // configured services behind one secure-channel listener, keeps its upstream relay registration,
 // and serves health and readiness; each as a part of one Lifecycle, stopped in reverse.
 import type { Clock, LogFields, Logger } from '../core/index.js';
-import { invalid } from '../core/internal.js';
 import { DenySet } from '../credentials/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import { randomUnit } from '../crypto/index.js';
@@ -218,7 +217,8 @@ interface ServiceDefinition {
   /**
    * Whether the service's peers need no credential: the listener then admits any identity that
    * proves itself, and the service decides per message. Services the listener delivers to must
-   * agree on it (see {@link listenerAdmitsAnyIdentity}).
+   * that do not are reached only by the peers the node's trust policy admits (see
+   * {@link listenerAdmission}).
    */
   readonly admitsAnyIdentity?: boolean;
   start(ctx: NodeServiceContext): RunningService | Promise<RunningService>;
@@ -285,25 +285,24 @@ function serviceDefinition(name: NodeServiceName, options: StartNodeOptions): Se
 }
 
 /**
- * Whether the node's listener admits any identity that proves itself (its services' peers need no
- * credential) rather than credential holders only. One listener has one admission: services the
- * listener delivers to that disagree are refused before anything starts (`ERR_NODE_CONFIG_INVALID`
- * naming `services`), so that a service open to anyone never opens the others to anyone.
+ * How the node's listener admits peers. When some service is open to any identity that proves
+ * itself (its peers need no credential: enrollment, the gateway deciding per message), the
+ * listener admits any identity, and the addresses of the other services it delivers to (for
+ * credential holders only) are `restricted`: a message reaches them only from a peer that the
+ * node's own trust policy admits (the listener's `admit`), so that a service open to anyone never
+ * opens the others to anyone.
  */
-function listenerAdmitsAnyIdentity(
+function listenerAdmission(
   definitions: readonly { name: NodeServiceName; definition: ServiceDefinition }[],
-): boolean {
+): { readonly anyIdentity: boolean; readonly restricted: readonly string[] } {
   const listened = definitions.filter((d) => d.definition.deliverTo.length > 0);
-  const open = listened.filter((d) => d.definition.admitsAnyIdentity === true);
-  if (open.length > 0 && open.length < listened.length)
-    throw invalid(
-      'ERR_NODE_CONFIG_INVALID',
-      `node config: \`services\` cannot hold ${open.map((d) => `\`${d.name}\``).join(', ')} (open to any identity) with ${listened
+  const anyIdentity = listened.some((d) => d.definition.admitsAnyIdentity === true);
+  const restricted = anyIdentity
+    ? listened
         .filter((d) => d.definition.admitsAnyIdentity !== true)
-        .map((d) => `\`${d.name}\``)
-        .join(', ')} (credential holders only) behind one listener: run them as two nodes`,
-    );
-  return open.length > 0;
+        .flatMap((d) => d.definition.deliverTo)
+    : [];
+  return { anyIdentity, restricted };
 }
 
 /** What {@link startNode} needs besides its config. */
@@ -354,7 +353,7 @@ export async function startNode(
     name,
     definition: serviceDefinition(name, options),
   }));
-  const anyIdentity = listenerAdmitsAnyIdentity(definitions);
+  const admission = listenerAdmission(definitions);
   const credentialChains = config.credentials.map((file) => options.readCredential(file));
   const lifecycle = new Lifecycle({ logger });
   const upstream = upstreamRelay(config.relay);
@@ -407,13 +406,14 @@ export async function startNode(
       'listener',
       () => {
         const opts = channelOptionsNow();
-        const verify = anyIdentity
+        const verify = admission.anyIdentity
           ? { ...opts.verify, trustPolicy: TrustPolicies.anyIdentity() }
           : opts.verify;
         return new SecureChannelListener(router, {
           ...opts,
           verify,
           deliverTo,
+          admit: new Map(admission.restricted.map((a) => [a, opts.verify.trustPolicy])),
           onEvent: (event) => {
             if (event.type === 'closed') for (const handler of closed) handler(event.address);
           },

@@ -132,7 +132,7 @@ describe('mandate up', () => {
     expect(await node.stop('SIGTERM')).toBe(0);
   });
 
-  it('composes the MCP gateway only when the config gives it a section; refuses a broker section', async () => {
+  it('composes the broker and the MCP gateway only when the config gives them a section', async () => {
     const dir = freshDir('mandate-up-gateway');
     const gatewayFile = join(dir, 'gateway.json');
     writeFileSync(
@@ -149,14 +149,13 @@ describe('mandate up', () => {
     expect(r.stderr).toMatch(/ up services=authority,relay,gateway,admin /);
     expect(r.stderr).toMatch(/ upstreams=fs/);
 
-    // The broker's listener admits credential holders only: not beside the authority.
+    // The broker joins when configured, behind the same listener (for credential holders only).
     const brokerConfig = join(dir, 'broker.json');
     writeFileSync(brokerConfig, JSON.stringify({ broker: { http: '127.0.0.1:0' } }));
-    const refused = await up(join(dir, 'home-2'), '--exit', '--config', brokerConfig);
-    expect(refused.code).not.toBe(0);
-    expectErrorStdout(refused, 'ERR_NODE_CONFIG_INVALID');
-    expect(refused.stdout + refused.stderr).toContain('`broker` is not run by `up`');
-    expect(existsSync(join(dir, 'home-2'))).toBe(false);
+    const withBroker = await up(join(dir, 'home-2'), '--exit', '--config', brokerConfig);
+    expect(withBroker.code, withBroker.stderr).toBe(0);
+    expect(withBroker.stderr).toMatch(/ up services=authority,relay,broker,admin /);
+    expect(withBroker.stderr).toMatch(/broker: serving kinds=jwt /);
   });
 
   it('refuses an invalid config naming the key, before the home is made or a port bound', async () => {

@@ -1,12 +1,18 @@
 import type { Command } from 'commander';
-import { loadNodeConfig, NodeServiceName, type NodeConfig } from '../../node/index.js';
+import {
+  loadNodeConfig,
+  NodeServiceName,
+  type BrokerNodeOptions,
+  type NodeConfig,
+} from '../../node/index.js';
 import { untilSignal } from '../../node/internal.js';
-import { invalid } from '../../core/internal.js';
 import type { CliContext } from '../context.js';
 import { openHome as openHomeAt, type Home } from '../home.js';
 import { stderrLogger } from '../logging.js';
 import { DEFAULT_AUTHORITY } from '../chains.js';
 import { ensureAuthority } from './authority.js';
+import { brokerNodeOptions } from './broker.js';
+import { postgresAdminUrl } from './broker-postgres.js';
 import { startNodeWithDashboard } from './dashboard.js';
 import { demoOptions, runDemo } from './demo.js';
 
@@ -20,12 +26,14 @@ import { demoOptions, runDemo } from './demo.js';
 export const UP_SERVICES: readonly NodeServiceName[] = [
   NodeServiceName.authority,
   NodeServiceName.relay,
+  NodeServiceName.broker,
   NodeServiceName.gateway,
   NodeServiceName.admin,
 ];
 
 /** The services of {@link UP_SERVICES} that run only when their config section is given. */
 const WHEN_CONFIGURED: Partial<Record<NodeServiceName, (config: NodeConfig) => boolean>> = {
+  [NodeServiceName.broker]: (config) => Object.keys(config.broker).length > 0,
   [NodeServiceName.gateway]: (config) => config.gateway !== undefined,
 };
 
@@ -48,7 +56,7 @@ export function registerUpCommand(program: Command, context: () => CliContext): 
   program
     .command('up')
     .description(
-      'set up this home on first use (an authority) and run one node with the authority, relay and admin services (and the MCP gateway when the config has a `gateway` section) until SIGINT or SIGTERM; prints `dashboard: URL` with a one-time login token (logs on stderr)',
+      'set up this home on first use (an authority) and run one node with the authority, relay and admin services (and the broker and the MCP gateway when the config has their sections) until SIGINT or SIGTERM; prints `dashboard: URL` with a one-time login token (logs on stderr)',
     )
     .option('--config <file>', 'a JSON node config (see docs/spec/node.md); flags win over it')
     .option(
@@ -84,19 +92,17 @@ export async function runUp(ctx: CliContext, opts: UpOptions): Promise<void> {
     },
     flagNames: { listen: '--listen' },
   });
-  // One listener admits one way (docs/spec/node.md §2): the authority's and the gateway's peers
-  // are any identity that proves itself, the broker's only credential holders, so the broker
-  // cannot join this node yet.
-  if (Object.keys(loaded.broker).length > 0)
-    throw invalid(
-      'ERR_NODE_CONFIG_INVALID',
-      "node config: `broker` is not run by `up` (its listener admits credential holders only, the authority's any identity): run the broker as a node of its own, `mandate broker start --config FILE`",
-    );
   const config: NodeConfig = { ...loaded, services: upServices(loaded) };
   // With --demo: the scenario first, in <home>/demo (its checks throw on any failure), and the
   // node then serves that home.
   const demo = opts.demo === true ? demoOptions(opts) : undefined;
   const demoHome = demo === undefined ? undefined : await runDemo(ctx, demo);
+  const warn = (line: string): void => {
+    process.stderr.write(`${line}\n`);
+  };
+  const broker: BrokerNodeOptions | undefined = config.services.includes(NodeServiceName.broker)
+    ? brokerNodeOptions(config, postgresAdminUrl({}, process.env, warn), warn)
+    : undefined;
   const logger = stderrLogger();
   // The one-time set-up, in the node's own open of the home: on a fresh home, the authority
   // (`authority init`'s); on a home set up before, nothing changes.
@@ -117,6 +123,7 @@ export async function runUp(ctx: CliContext, opts: UpOptions): Promise<void> {
   };
   const node = await startNodeWithDashboard(ctx, config, logger, {
     openHome,
+    ...(broker === undefined ? {} : { broker }),
   });
   logger.info('up', {
     ...(demoHome === undefined ? {} : { home: demoHome }),
