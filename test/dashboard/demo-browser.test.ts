@@ -1,6 +1,6 @@
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { skipUnless } from '../support/postgres-cluster.js';
@@ -20,7 +20,7 @@ import {
 
 const skip = skipUnless(chromiumUnavailable(), 'the dashboard demo browser test');
 
-let home: string;
+let home: string | undefined;
 let browser: Browser | undefined;
 let page: Page;
 let url: string;
@@ -58,6 +58,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await killChildren();
+  if (home !== undefined) rmSync(dirname(home), { recursive: true, force: true });
 });
 
 describe.skipIf(skip)('the dashboard over `mandate up --demo` in Chromium', () => {
@@ -96,7 +97,7 @@ describe.skipIf(skip)('the dashboard over `mandate up --demo` in Chromium', () =
     // No reload or navigation from here on: the page must update itself.
     const loadsBefore = loads;
     const revoke = await withStdin(
-      join(home, 'demo'),
+      join(home!, 'demo'),
       '',
       'revoke',
       target!,
