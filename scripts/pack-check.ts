@@ -49,7 +49,8 @@ try {
   const files = packed.files.map((f) => f.path);
   console.log(`pack-check: ${packed.filename}, ${files.length} files, ${packed.size} bytes`);
   const unwanted = files.filter(
-    (f) => /\.test\.|\.map$/.test(f) || /^(src|test|bench|scripts|dashboard|\.ci)\//.test(f),
+    (f) =>
+      /\.test\.|\.map$/.test(f) || /^(src|test|bench|scripts|dashboard|\.ci|docs\/img)\//.test(f),
   );
   if (unwanted.length > 0)
     fail(`the tarball holds files users do not need: ${unwanted.join(', ')}`);

@@ -7,6 +7,8 @@ import './style.css';
 import { verifyCheckpointNote, verifyInclusion, type InclusionProof } from './verify.js';
 
 const KEY_STORAGE = 'mandate.logKey';
+/** How often the agents or the graph, while shown, are fetched again. */
+const REFRESH_MS = 3_000;
 let csrf = '';
 
 async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
@@ -92,15 +94,24 @@ interface GraphEdge {
   revoked: boolean;
 }
 
-/** A layered drawing: each node one column right of its deepest delegator. */
+/**
+ * A layered drawing: each node one column right of its deepest delegator; in each column the
+ * nodes on a chain come first, so the chains stay in view above the members that delegate nothing.
+ */
 function Graph({ graph }: { graph: { nodes: GraphNode[]; edges: GraphEdge[] } }) {
   const depth = new Map<string, number>(graph.nodes.map((n) => [n.id, 0]));
   for (let round = 0; round < graph.nodes.length; round++)
     for (const e of graph.edges)
       depth.set(e.to, Math.max(depth.get(e.to) ?? 0, (depth.get(e.from) ?? 0) + 1));
+  const linked = new Set(graph.edges.flatMap((e) => [e.from, e.to]));
+  const ordered = [
+    ...graph.nodes.filter((n) => linked.has(n.id)),
+    ...graph.nodes.filter((n) => !linked.has(n.id)),
+  ];
   const columns = new Map<number, GraphNode[]>();
-  for (const n of graph.nodes)
+  for (const n of ordered)
     columns.set(depth.get(n.id)!, [...(columns.get(depth.get(n.id)!) ?? []), n]);
+  const nameOf = new Map(graph.nodes.map((n) => [n.id, n.name ?? n.id]));
   const at = new Map<string, { x: number; y: number }>();
   for (const [d, nodes] of columns)
     nodes.forEach((n, i) => at.set(n.id, { x: 90 + d * 220, y: 50 + i * 70 }));
@@ -128,6 +139,8 @@ function Graph({ graph }: { graph: { nodes: GraphNode[]; edges: GraphEdge[] } })
           <line
             key={`${e.from}>${e.to}`}
             data-testid="graph-edge"
+            data-from={nameOf.get(e.from)}
+            data-to={nameOf.get(e.to)}
             data-revoked={String(e.revoked)}
             x1={a.x + 70}
             y1={a.y}
@@ -592,14 +605,29 @@ function App() {
       }
     })();
   }, []);
+  // The agents and the graph shown are fetched again every few seconds: a revocation made
+  // anywhere (`mandate revoke`, another node) shows without a reload.
   useEffect(() => {
-    if (state !== 'in') return;
-    if (tab === 'graph')
-      void api<{ nodes: GraphNode[]; edges: GraphEdge[] }>('/api/graph').then(setGraph);
-    if (tab === 'agents')
-      void api<{ agents: Agent[] }>('/api/agents').then((r) => {
-        setAgents(r.agents);
-      });
+    if (state !== 'in' || (tab !== 'graph' && tab !== 'agents')) return;
+    let busy = false;
+    const refresh = async () => {
+      if (busy || document.visibilityState === 'hidden') return;
+      busy = true;
+      try {
+        if (tab === 'graph')
+          setGraph(await api<{ nodes: GraphNode[]; edges: GraphEdge[] }>('/api/graph'));
+        else setAgents((await api<{ agents: Agent[] }>('/api/agents')).agents);
+      } catch {
+        // The last view stays; the next tick asks again.
+      } finally {
+        busy = false;
+      }
+    };
+    void refresh();
+    const timer = setInterval(() => void refresh(), REFRESH_MS);
+    return () => {
+      clearInterval(timer);
+    };
   }, [tab, state]);
   if (state === 'loading') return <p>loading…</p>;
   if (state === 'out')

@@ -1,26 +1,26 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { skipUnless } from '../support/postgres-cluster.js';
 import { repoRoot } from '../helpers/vectors.js';
 import { json } from '../helpers/cli.js';
 import { DASHBOARD_NOW, dashboardWorld, type DashboardHome } from '../helpers/dashboard-world.js';
+import {
+  ARTIFACTS,
+  buildDashboard,
+  chromiumUnavailable,
+  DASHBOARD_LINE_RE,
+  launchChromium,
+} from './chromium.js';
 
 // The dashboard end to end in Debian's Chromium (playwright-core, never a browser download):
 // `mandate dashboard` prints its login link; the page logs in with it, shows the agents, the
 // delegation graph with the revoked branch, searches the audit log and verifies each inclusion
 // proof in the browser (and shows a tampered one failing), and approves the waiting call.
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = skipUnless(
-  existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is absent`,
-  'the dashboard browser test',
-);
-/** Screenshots, kept for people to look at (not compared). */
-const ARTIFACTS = join(tmpdir(), 'mandate-dashboard-artifacts');
+const skip = skipUnless(chromiumUnavailable(), 'the dashboard browser test');
 
 let h: DashboardHome;
 let approvalId: string;
@@ -30,10 +30,7 @@ let url: string;
 
 beforeAll(async () => {
   if (skip) return;
-  if (!existsSync(join(repoRoot, 'dist', 'dashboard', 'index.html'))) {
-    const { build } = await import('vite');
-    await build({ configFile: join(repoRoot, 'dashboard', 'vite.config.ts'), logLevel: 'warn' });
-  }
+  await buildDashboard();
   ({ h, approval: approvalId } = await dashboardWorld());
   child = spawn(
     process.execPath,
@@ -59,18 +56,14 @@ beforeAll(async () => {
     child!.stderr!.on('data', (c: Buffer) => (err += c.toString()));
     child!.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
-      const line = /^dashboard: (http:\/\/127\.0\.0\.1:\d+\/#token=[\w-]+&key=\S+)\n/m.exec(out);
+      const line = DASHBOARD_LINE_RE.exec(out);
       if (line !== null) resolve(line[1]!);
     });
     child!.once('exit', (code) => {
       reject(new Error(`exited ${String(code)}: ${err}`));
     });
   });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: process.getuid?.() === 0 ? ['--no-sandbox'] : [],
-  });
+  browser = await launchChromium();
   mkdirSync(ARTIFACTS, { recursive: true });
 }, 120_000);
 
