@@ -99,6 +99,41 @@ describe('parseGatewayConfig', () => {
     }
   });
 
+  it('refuses a value spawn or fetch would refuse by quoting it (a NUL, a control character in a header), naming only its key', () => {
+    const secret = 'Bearer SUPERSECRET';
+    const cases: [unknown, RegExp][] = [
+      [
+        { mcpServers: { r: { url: 'http://a', headers: { Authorization: `${secret}\u0000x` } } } },
+        /`mcpServers\.r\.headers\.Authorization` holds a character a header value cannot/,
+      ],
+      [
+        { mcpServers: { r: { url: 'http://a', headers: { Authorization: `${secret}\nx` } } } },
+        /`mcpServers\.r\.headers\.Authorization` holds a character/,
+      ],
+      [
+        { mcpServers: { fs: { command: 'x', env: { TOKEN: `${secret}\u0000` } } } },
+        /`mcpServers\.fs\.env\.TOKEN` holds a NUL character/,
+      ],
+      [
+        { mcpServers: { fs: { command: 'x', args: ['--token', `${secret}\u0000`] } } },
+        /`mcpServers\.fs\.args\.1` holds a NUL character/,
+      ],
+      [{ mcpServers: { fs: { command: 'x\u0000' } } }, /`mcpServers\.fs\.command` holds a NUL/],
+    ];
+    for (const [value, message] of cases) {
+      const r = refusal(() => parseGatewayConfig(value));
+      expect(r.code).toBe('ERR_MCP_CONFIG_INVALID');
+      expect(r.message).toMatch(message);
+      expect(r.message).not.toContain('SUPERSECRET');
+    }
+    // A header value with a tab, spaces and Latin-1 text is fine.
+    expect(() =>
+      parseGatewayConfig({
+        mcpServers: { r: { url: 'http://a', headers: { 'X-Note': 'a\tb c é' } } },
+      }),
+    ).not.toThrow();
+  });
+
   it('refuses text that is not JSON or names a key twice', () => {
     expect(refusal(() => parseGatewayConfigText('{')).code).toBe('ERR_MCP_CONFIG_INVALID');
     expect(

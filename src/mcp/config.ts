@@ -114,10 +114,16 @@ const upstreamMandateSchema = {
   },
 };
 
-const stringMap = (keyPattern: string) => ({
+// Values that reach a process or a request as they are: no NUL in what spawn takes (Node would
+// refuse it with an error quoting the value, which may be a secret), no control character but tab
+// in a header value (fetch's Headers refuses those, quoting the value too). Refused here, by key.
+const NO_NUL = '^[^\\u0000]*$';
+const HEADER_VALUE = '^[\\t\\u0020-\\u007e\\u0080-\\u00ff]*$';
+
+const stringMap = (keyPattern: string, valuePattern: string) => ({
   type: 'object',
   propertyNames: { pattern: keyPattern },
-  additionalProperties: { type: 'string', maxLength: 32_768 },
+  additionalProperties: { type: 'string', maxLength: 32_768, pattern: valuePattern },
   maxProperties: 256,
 });
 
@@ -128,12 +134,16 @@ const serverSchema = {
   additionalProperties: false,
   properties: {
     type: { enum: ['stdio', 'http', 'streamable-http', 'streamableHttp'] },
-    command: { type: 'string', minLength: 1, maxLength: 4096 },
-    args: { type: 'array', items: { type: 'string', maxLength: 32_768 }, maxItems: 256 },
-    env: stringMap(ENV_NAME),
-    cwd: { type: 'string', minLength: 1, maxLength: 4096 },
+    command: { type: 'string', minLength: 1, maxLength: 4096, pattern: NO_NUL },
+    args: {
+      type: 'array',
+      items: { type: 'string', maxLength: 32_768, pattern: NO_NUL },
+      maxItems: 256,
+    },
+    env: stringMap(ENV_NAME, NO_NUL),
+    cwd: { type: 'string', minLength: 1, maxLength: 4096, pattern: NO_NUL },
     url: { type: 'string', minLength: 1, maxLength: 4096 },
-    headers: stringMap(HEADER_NAME),
+    headers: stringMap(HEADER_NAME, HEADER_VALUE),
     mandate: upstreamMandateSchema,
   },
   oneOf: [{ required: ['command'] }, { required: ['url'] }],
@@ -220,6 +230,13 @@ function describe(error: ErrorObject): string {
       return `\`${key}\` is not a valid name`;
     case 'oneOf':
       return `\`${key}\` needs exactly one of \`command\` (a stdio server) or \`url\` (an HTTP server)`;
+    case 'pattern':
+      // Never the value (it may be a secret), nor the pattern: what is wrong with it.
+      return error.schemaPath.includes('/headers/')
+        ? `\`${key}\` holds a character a header value cannot (a control character such as NUL, CR or LF)`
+        : (error.params as { pattern?: unknown }).pattern === NO_NUL
+          ? `\`${key}\` holds a NUL character`
+          : `\`${key}\` ${error.message ?? 'is invalid'}`;
     default:
       return `\`${key}\` ${error.message ?? 'is invalid'}`;
   }
