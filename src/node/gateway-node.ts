@@ -24,6 +24,7 @@ import { DEFAULT_AUTHORITY, homeAuditOrigin, homeLogKey } from './home-audit.js'
 import { leaseRecordBody } from './lease-audit-sink.js';
 import type { PartHealth } from './lifecycle.js';
 import { nodeBundleSource } from './store-bundle-source.js';
+import { lockEnforcement } from './enforcement-lock.js';
 import type { NodeServiceContext, RunningService } from './service.js';
 
 /** How long the gateway's bundle source may go without reading the store before it fails closed. */
@@ -130,7 +131,13 @@ export async function startGateway(node: NodeServiceContext): Promise<RunningSer
   const everyMs =
     (config.gateway?.checkpointIntervalSeconds ?? DEFAULT_GATEWAY_CHECKPOINT_INTERVAL_SECONDS) *
     1000;
-  const stops: (() => void | Promise<void>)[] = [];
+  // One enforcement point per home (node/enforcement-lock.ts): taken before anything opens.
+  const lock = lockEnforcement(home.dir);
+  const stops: (() => void | Promise<void>)[] = [
+    () => {
+      lock.release();
+    },
+  ];
   const stopAll = async (): Promise<void> => {
     for (const stop of stops.splice(0).reverse()) {
       try {

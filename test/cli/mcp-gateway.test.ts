@@ -143,6 +143,10 @@ describe('mandate gateway start / mandate mcp connect', () => {
     const port = await freePort();
     const gateway = h.startGateway(port, 'gateway.chain');
     await gateway.waitFor(/gateway listening/);
+    // One enforcement point per home: a second gateway on it would fork the agents' chains.
+    const second = h.startGateway(await freePort(), 'gateway.chain');
+    expect(await second.exited).not.toBe(0);
+    expect(second.stderr()).toContain('ERR_HOME_ENFORCEMENT_BUSY');
 
     const transport = new StdioClientTransport({
       command: process.execPath,

@@ -10,6 +10,7 @@ import {
   type GateDecision,
 } from '../../gates/index.js';
 import { EnforcementPoint, StoreBundleSource } from '../../node/index.js';
+import { assertNoEnforcementLock } from '../../node/internal.js';
 import {
   AuditLog,
   delegationPath,
@@ -466,6 +467,8 @@ async function runSignedGateCall(
       // (or a crash), none of it. The write lock it holds serialises `gate call` processes on
       // this home, so each reads the agent heads and the log's end as the last one left them
       // (docs/spec/audit.md, "Side effects and the log").
+      // Not beside a running gateway on this home (its agent heads are in its memory).
+      assertNoEnforcementLock(home.dir);
       const result = await home.store.database.transaction(async () => {
         const log = await AuditLog.open({
           repository: home.store.auditLog,

@@ -1,0 +1,110 @@
+// One enforcement point per home at a time. An enforcement point keeps each agent's logged head
+// (the hash of its last invocation) in memory and accepts only that head's successor; two points
+// over one home's log — two gateways, or `gate call` beside a running gateway — would each accept
+// a successor of the same head, and the log would hold a forked agent chain that `audit verify`
+// then reports as tampering. A lock file in the home, naming the holding process, keeps out a
+// second one while the first runs; a lock left by a process that is gone is taken over.
+import { closeSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { conflict } from '../core/internal.js';
+
+/** The lock file, in the home's folder. */
+export const ENFORCEMENT_LOCK_FILE = 'enforcement.lock';
+
+/** A held enforcement lock. */
+export interface EnforcementLock {
+  /** Gives the lock up (idempotent; leaves a lock another process took over alone). */
+  release(): void;
+}
+
+/**
+ * Takes the home's enforcement lock for this process, or throws `ERR_HOME_ENFORCEMENT_BUSY`
+ * naming the process that holds it (another process alive, or this one through another
+ * enforcement point).
+ */
+export function lockEnforcement(homeDir: string): EnforcementLock {
+  const path = join(homeDir, ENFORCEMENT_LOCK_FILE);
+  // The lock appears whole: written to a file of this process's own, then linked into place
+  // (which fails when one is there), so no reader ever sees it half written.
+  const own = `${path}.${process.pid}.${Date.now()}`;
+  const fd = openSync(own, 'wx', 0o600);
+  try {
+    writeSync(fd, `${process.pid}\n`);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        linkSync(own, path);
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        const holder = holderOf(path);
+        if (attempt >= 2 || (holder !== undefined && (holder === process.pid || alive(holder))))
+          throw busy(homeDir, holder);
+        // Left by a process that is gone: taken over, if it still names that process now.
+        if (holderOf(path) === holder) removeQuietly(path);
+      }
+    }
+  } finally {
+    removeQuietly(own);
+  }
+  let released = false;
+  return {
+    release: () => {
+      if (released) return;
+      released = true;
+      if (holderOf(path) === process.pid) removeQuietly(path);
+    },
+  };
+}
+
+function busy(homeDir: string, holder: number | undefined) {
+  return conflict(
+    'ERR_HOME_ENFORCEMENT_BUSY',
+    `another enforcement point (a gateway, or \`gate call\`) is running on the home ${homeDir}${holder === undefined ? '' : ` in process ${holder}`}: one at a time, so that each agent's invocations stay one chain in the log; stop it first (if no such process runs, remove ${join(homeDir, ENFORCEMENT_LOCK_FILE)})`,
+  );
+}
+
+/** The process id a lock file names, undefined when it names none (gone, unreadable). */
+function holderOf(path: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const pid = Number(text.trim());
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists, owned by another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Gone already.
+  }
+}
+
+/**
+ * Throws `ERR_HOME_ENFORCEMENT_BUSY` when a running enforcement point (another live process, or
+ * this one) holds the home's lock: what a one-off enforcement (`gate call`, whose whole decision
+ * is one SQLite transaction reading the stored heads) checks instead of taking the lock, so that
+ * such calls still run side by side while a gateway's calls would fork.
+ */
+export function assertNoEnforcementLock(homeDir: string): void {
+  const holder = holderOf(join(homeDir, ENFORCEMENT_LOCK_FILE));
+  if (holder !== undefined && (holder === process.pid || alive(holder)))
+    throw busy(homeDir, holder);
+}
