@@ -111,10 +111,13 @@ export async function runUp(ctx: CliContext, opts: UpOptions): Promise<void> {
       ? ctx.openHome()
       : openHomeAt(demoHome, { clock: ctx.clock }));
     try {
-      const name = config.admin.authority;
-      const { identity, created } = await ensureAuthority(home, name, ctx.clock.nowSeconds());
-      if (created)
-        logger.info('up: created the authority', { name, identifier: identity.identifier });
+      // The node acts as the authority (`identity`); the admin service's checkpoint signer
+      // (`admin.authority`) is set up too when the config names another.
+      for (const name of new Set([config.identity, config.admin.authority])) {
+        const { identity, created } = await ensureAuthority(home, name, ctx.clock.nowSeconds());
+        if (created)
+          logger.info('up: created the authority', { name, identifier: identity.identifier });
+      }
     } catch (error) {
       home.close();
       throw error;
