@@ -1,4 +1,6 @@
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
+import { forbidden } from '../core/internal.js';
 import { systemClock, type Clock, type Logger } from '../core/index.js';
 import { Identities, Purpose } from '../identity/index.js';
 import { openKek, SoftwareVault } from '../vault/index.js';
@@ -74,6 +76,7 @@ export async function openHome(
   dir: string,
   options: { readonly clock?: Clock; readonly passphrase?: string | undefined } = {},
 ): Promise<Home> {
+  assertHomeNotShared(dir);
   const store = openSqliteStore(join(dir, 'mandate.db'));
   try {
     const kek = await openKek({
@@ -167,4 +170,32 @@ export async function credentialIssuerOf(
     credentialKeyAttestation: verified.attestation,
     verifiedKey: verified,
   };
+}
+
+/**
+ * Refuses a home another local user could change: its folder writable by everyone, or its
+ * database writable by everyone or owned by another user (but root). Whoever can write them
+ * controls the home's trust anchors, identities, approvals and log; the vault's key file has its
+ * own, stricter check (`ERR_VAULT_KEY_FILE_INSECURE`). A home that does not exist yet is created
+ * private (0700, its files 0600).
+ */
+function assertHomeNotShared(dir: string): void {
+  const uid = process.getuid?.();
+  const check = (path: string, what: string, ownerToo: boolean): void => {
+    let stat;
+    try {
+      stat = statSync(path);
+    } catch {
+      return; // not there yet: created private
+    }
+    const worldWritable = (stat.mode & 0o002) !== 0;
+    const foreign = ownerToo && uid !== undefined && stat.uid !== uid && stat.uid !== 0;
+    if (worldWritable || foreign)
+      throw forbidden(
+        'ERR_HOME_INSECURE',
+        `the home's ${what} \`${path}\` ${worldWritable ? `is writable by every user (mode ${(stat.mode & 0o777).toString(8).padStart(4, '0')})` : 'belongs to another user'}: anyone who can write it controls this home's identities, trust and log; make it yours and not world-writable (chmod o-w)`,
+      );
+  };
+  check(dir, 'folder', false);
+  check(join(dir, 'mandate.db'), 'database', true);
 }
