@@ -17,7 +17,7 @@ import {
   type MandateError,
 } from '../core/index.js';
 import { forbidden, invalid, silentLogger, unauthorized } from '../core/internal.js';
-import { toBase64 } from '../encoding/index.js';
+import { parseJsonNoDuplicateKeys, toBase64 } from '../encoding/index.js';
 import type { Identifier } from '../identity/index.js';
 import { formatConstraint, type DenySetSnapshot, type Member } from '../credentials/index.js';
 import { decodeConstraintValue } from '../credentials/internal.js';
@@ -38,7 +38,7 @@ import {
 } from '../audit/index.js';
 import { readAuditTrail, readLogEntries, type TrailCall } from './audit-trail-view.js';
 import { serveHttp } from './http-server.js';
-import type { AdminAuth, AdminSession } from './admin-auth.js';
+import type { AdminAuth, AdminChallengeAnswer, AdminSession } from './admin-auth.js';
 
 /** The paths of the admin API. */
 export const AdminPath = {
@@ -428,20 +428,35 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
       throw forbidden('ERR_ADMIN_ORIGIN_REFUSED', 'a cross-origin request is refused');
   };
 
-  const readJson = async (c: Context): Promise<Record<string, unknown>> => {
+  /**
+   * The body as a JSON object holding only `keys` (each at most once): a duplicate key could be
+   * read one way here and another elsewhere, and an unknown one (`approver`, `as`) would be
+   * silently ignored, so both are refused.
+   */
+  const readJson = async <K extends string>(
+    c: Context,
+    keys: readonly K[],
+  ): Promise<Partial<Record<K, unknown>>> => {
     const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
     // JSON only: a cross-site form cannot send it without a CORS preflight, which is never granted.
     if (type !== 'application/json')
       throw invalid('ERR_ADMIN_REQUEST_INVALID', 'the body is `application/json`');
-    let value: unknown;
-    try {
-      value = JSON.parse(await c.req.text());
-    } catch (error) {
-      throw invalid('ERR_ADMIN_REQUEST_INVALID', 'the body is not JSON', error);
-    }
+    const value = parseJsonNoDuplicateKeys(
+      await c.req.text(),
+      'ERR_ADMIN_REQUEST_INVALID',
+      'the body',
+      8,
+    );
     if (typeof value !== 'object' || value === null || Array.isArray(value))
       throw invalid('ERR_ADMIN_REQUEST_INVALID', 'the body is a JSON object');
-    return value as Record<string, unknown>;
+    const allowed: readonly string[] = keys;
+    for (const key of Object.keys(value))
+      if (!allowed.includes(key))
+        throw invalid(
+          'ERR_ADMIN_REQUEST_INVALID',
+          `the body has an unknown key \`${JSON.stringify(key).slice(1, -1).slice(0, 64)}\` (it takes ${keys.map((k) => `\`${k}\``).join(', ')})`,
+        );
+    return value;
   };
 
   const limitBody = bodyLimit({
@@ -466,7 +481,7 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
 
   app.post(AdminPath.login, limitBody, async (c) => {
     checkOrigin(c.req.header('origin'));
-    const body = await readJson(c);
+    const body = await readJson(c, ['token']);
     const [token, session] = auth.redeemLoginToken(body.token);
     startSession(c, token, session, 'token');
     return c.json({ operator: session.operator, expiresAt: session.expiresAt, csrf: session.csrf });
@@ -478,7 +493,13 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
   });
   app.post(AdminPath.challenge, limitBody, async (c) => {
     checkOrigin(c.req.header('origin'));
-    const body = await readJson(c);
+    const body = await readJson<keyof AdminChallengeAnswer>(c, [
+      'challenge',
+      'identifier',
+      'keyType',
+      'signature',
+      'attestation',
+    ]);
     // The origin signed must be this API's as bound: an answer made for another API is refused.
     const [token, session] = auth.redeemChallenge(body, origins[0] ?? '');
     startSession(c, token, session, 'challenge');
@@ -694,7 +715,7 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
     const id = c.req.param('id');
     if (!/^[0-9a-f]{32}$/.test(id))
       throw invalid('ERR_ADMIN_REQUEST_INVALID', 'an approval id is 32 lowercase hex digits');
-    const body = await readJson(c);
+    const body = await readJson(c, ['decision', 'reason']);
     if (body.decision !== 'approve' && body.decision !== 'deny')
       throw invalid('ERR_ADMIN_REQUEST_INVALID', '`decision` is `approve` or `deny`');
     if (typeof body.reason !== 'string')

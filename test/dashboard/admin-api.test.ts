@@ -185,6 +185,58 @@ describe('admin API authentication', () => {
     expect(status).toBe(403);
   });
 
+  it('refuses a body naming a key twice or a key the endpoint does not take', async () => {
+    const { cookie, csrf } = await login();
+    const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+      fetch(`${http.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: http.url, ...headers },
+        body,
+      });
+    const answer = (body: string) =>
+      post(`/api/approvals/${approvalId}`, body, { cookie, 'x-mandate-csrf': csrf });
+    for (const body of [
+      // JavaScript keeps the last: this would approve.
+      '{"decision":"deny","reason":"x","decision":"approve"}',
+      '{"decision":"deny","reason":"x","\\u0064ecision":"approve"}',
+      '{"decision":"approve","reason":"x","approver":"dana"}',
+      '{"decision":"approve","reason":"x","as":"dana"}',
+      '{"decision":"approve","reason":"x","__proto__":{}}',
+    ]) {
+      const r = await answer(body);
+      expect(r.status, body).toBe(400);
+      expect(await errorCode(r), body).toBe('ERR_ADMIN_REQUEST_INVALID');
+    }
+    expect((await home.store.approvals.get(approvalId))?.status).toBe('pending');
+
+    const token = tokenOf(http.loginUrl());
+    for (const body of [
+      JSON.stringify({ token, as: 'dana' }),
+      `{"token":"x","token":${JSON.stringify(token)}}`,
+    ]) {
+      const r = await post('/api/login', body);
+      expect(r.status, body).toBe(400);
+      expect(await errorCode(r), body).toBe('ERR_ADMIN_REQUEST_INVALID');
+    }
+    // Refused before the token was looked at: it still logs in once.
+    expect((await post('/api/login', JSON.stringify({ token }))).status).toBe(200);
+
+    const { challenge } = (await (await fetch(`${http.url}/api/challenge`)).json()) as {
+      challenge: string;
+    };
+    const signed = await signAdminChallenge({
+      challenge,
+      origin: http.url,
+      signer: await credentialIssuerOf(home, 'approver'),
+      vault: home.vault,
+      nowSeconds: clock.nowSeconds(),
+    });
+    const extra = await post('/api/challenge', JSON.stringify({ ...signed, operator: 'x' }));
+    expect(extra.status).toBe(400);
+    expect(await errorCode(extra)).toBe('ERR_ADMIN_REQUEST_INVALID');
+    expect((await post('/api/challenge', JSON.stringify(signed))).status).toBe(200);
+  });
+
   it('a script logs in by signing a challenge with the operator credential key; a forged or replayed answer is refused', async () => {
     const challenge = async () =>
       ((await (await fetch(`${http.url}/api/challenge`)).json()) as { challenge: string })
