@@ -285,6 +285,59 @@ describe('admin API authentication', () => {
     expect(agents.status).toBe(200);
     expect(await errorCode(await send(fresh))).toBe('ERR_ADMIN_CHALLENGE_INVALID');
   });
+
+  it('a refused challenge answer reads the same whatever the cause (no probing for the operator); the cause goes to the local log only', async () => {
+    const challenge = async () =>
+      ((await (await fetch(`${http.url}/api/challenge`)).json()) as { challenge: string })
+        .challenge;
+    const refusal = async (answer: unknown) => {
+      const r = await fetch(`${http.url}/api/challenge`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(answer),
+      });
+      expect(r.status).toBe(401);
+      return ((await r.json()) as { error: unknown }).error;
+    };
+    const sign = async (who: string, c: string) =>
+      signAdminChallenge({
+        challenge: c,
+        origin: http.url,
+        signer: await credentialIssuerOf(home, who),
+        vault: home.vault,
+        nowSeconds: clock.nowSeconds(),
+      });
+    const operator = (await home.identities.get('approver')).identity.identifier;
+    const from = logged.length;
+    const agentAnswer = await sign('agent', await challenge());
+    const refusals = [
+      // Not the operator: a valid answer by another identity.
+      await refusal(agentAnswer),
+      // The operator's identifier, someone else's signature.
+      await refusal({ ...(await sign('agent', await challenge())), identifier: operator }),
+      // Unknown challenge; malformed answer.
+      await refusal(await sign('approver', 'A'.repeat(43))),
+      await refusal({ ...(await sign('approver', await challenge())), keyType: 'rsa' }),
+    ];
+    expect(refusals[0]).toEqual({
+      code: 'ERR_ADMIN_CHALLENGE_INVALID',
+      kind: 'unauthorized',
+      message: 'the challenge answer does not verify',
+    });
+    for (const r of refusals) expect(r).toEqual(refusals[0]);
+    // The local log says why, and holds no challenge or signature.
+    const reasons = logged
+      .slice(from)
+      .filter((l) => l.message === 'admin challenge refused')
+      .map((l) => l.fields);
+    expect(reasons).toHaveLength(4);
+    expect(reasons[0]).toContain('not the operator');
+    expect(reasons[1]).toContain('signature');
+    for (const fields of logged.slice(from).map((l) => l.fields)) {
+      expect(fields).not.toContain(agentAnswer.challenge);
+      expect(fields).not.toContain(agentAnswer.signature);
+    }
+  });
 });
 
 describe('admin API data', () => {
