@@ -108,6 +108,8 @@ export class AdminAuth {
   readonly #loginTokens = new Map<string, number>();
   readonly #challenges = new Map<string, number>();
   readonly #sessions = new Map<string, AdminSession>();
+  /** Each live session's digest, to tell whether a session an open stream holds still lives. */
+  readonly #digests = new WeakMap<AdminSession, string>();
 
   constructor(options: AdminAuthOptions) {
     this.operator = options.operator;
@@ -230,7 +232,9 @@ export class AdminAuth {
       expiresAt: now + this.#sessionTtl,
       csrf: newToken(),
     };
-    this.#sessions.set(digestOf(token), session);
+    const digest = digestOf(token);
+    this.#sessions.set(digest, session);
+    this.#digests.set(session, digest);
     return [token, session];
   }
 
@@ -240,6 +244,16 @@ export class AdminAuth {
     const session = this.#sessions.get(digestOf(token));
     if (session === undefined || session.expiresAt <= this.#clock.nowSeconds()) return undefined;
     return session;
+  }
+
+  /** Whether `session` (as {@link session} gave it) is still live: not ended, not expired. */
+  isLive(session: AdminSession): boolean {
+    const digest = this.#digests.get(session);
+    return (
+      digest !== undefined &&
+      this.#sessions.get(digest) === session &&
+      session.expiresAt > this.#clock.nowSeconds()
+    );
   }
 
   /** Ends a session (logout). */

@@ -531,6 +531,9 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
     await next();
   });
 
+  // The open live streams by the session they were opened on (a logout ends its session's).
+  const streams = new Map<AdminSession, Set<() => void>>();
+
   app.get(AdminPath.session, (c) => {
     const session = sessionOf(c);
     return c.json({ operator: session.operator, expiresAt: session.expiresAt, csrf: session.csrf });
@@ -542,6 +545,8 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
         ? authorization.slice(7)
         : cookieOf(c.req.header('cookie'));
     if (token !== undefined) auth.endSession(token);
+    // The session's open streams end now, not at their next event.
+    for (const end of [...(streams.get(sessionOf(c)) ?? [])]) end();
     deleteCookie(c, ADMIN_SESSION_COOKIE, { path: '/' });
     return c.json({ ok: true });
   });
@@ -763,48 +768,58 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
     });
   });
 
-  const streams = new Set<() => void>();
   app.get(AdminPath.events, (c) => {
+    const session = sessionOf(c);
     if (feed.listeners >= MAX_STREAMS)
       throw invalid('ERR_ADMIN_REQUEST_INVALID', `at most ${MAX_STREAMS} live streams at once`);
+    const queue: DecisionEvent[] = [];
+    let wake: (() => void) | undefined;
+    let open = true;
+    const end = () => {
+      open = false;
+      wake?.();
+    };
+    const own = streams.get(session) ?? new Set();
+    streams.set(session, own);
+    own.add(end);
+    // A stream lives no longer than its session: a logout ends it at once (`end`), and an
+    // expired or ended session is looked for before anything is sent.
+    const live = () => open && auth.isLive(session);
     return streamSSE(c, async (stream) => {
-      const queue: DecisionEvent[] = [];
-      let wake: (() => void) | undefined;
-      const unsubscribe = await feed.subscribe((event) => {
-        queue.push(event);
-        wake?.();
-      });
-      let open = true;
-      const end = () => {
-        open = false;
-        wake?.();
-      };
-      streams.add(end);
       stream.onAbort(end);
       try {
-        while (open) {
-          while (queue.length > 0) {
-            const event = queue.shift()!;
-            await stream.writeSSE({
-              event: 'decision',
-              id: String(event.index),
-              data: JSON.stringify(event),
+        const unsubscribe = await feed.subscribe((event) => {
+          queue.push(event);
+          wake?.();
+        });
+        try {
+          while (live()) {
+            const event = queue.shift();
+            if (event !== undefined) {
+              await stream.writeSSE({
+                event: 'decision',
+                id: String(event.index),
+                data: JSON.stringify(event),
+              });
+              continue;
+            }
+            // A comment line every 15 s keeps proxies from closing an idle stream.
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, 15_000);
+              wake = () => {
+                clearTimeout(timer);
+                resolve();
+              };
             });
+            wake = undefined;
+            if (queue.length === 0 && live()) await stream.write(': keep-alive\n\n');
           }
-          // A comment line every 15 s keeps proxies from closing an idle stream.
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, 15_000);
-            wake = () => {
-              clearTimeout(timer);
-              resolve();
-            };
-          });
-          wake = undefined;
-          if (open && queue.length === 0) await stream.write(': keep-alive\n\n');
+        } finally {
+          unsubscribe();
         }
       } finally {
-        unsubscribe();
-        streams.delete(end);
+        own.delete(end);
+        if (own.size === 0) streams.delete(session);
       }
     });
   });
@@ -829,7 +844,7 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
       origins = [...list];
     },
     close() {
-      for (const end of [...streams]) end();
+      for (const own of [...streams.values()]) for (const end of [...own]) end();
       feed.stop();
     },
   };

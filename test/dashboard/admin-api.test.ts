@@ -458,6 +458,83 @@ describe('admin API data', () => {
     controller.abort();
   });
 
+  /** An open `/api/events` stream and what it has sent so far. */
+  async function openStream(auth: Record<string, string>) {
+    const controller = new AbortController();
+    const r = await fetch(`${http.url}/api/events`, { headers: auth, signal: controller.signal });
+    expect(r.status).toBe(200);
+    const reader = r.body!.getReader();
+    const s = {
+      text: '',
+      ended: false,
+      close: () => {
+        controller.abort();
+      },
+    };
+    /** Reads until `done(text)` or the stream ends; a stream still open after `guardMs` is a failure. */
+    const until = async (done: (t: string) => boolean, guardMs = 10_000) => {
+      let cancelled = false;
+      const deadline = setTimeout(() => {
+        cancelled = true;
+        void reader.cancel();
+      }, guardMs);
+      try {
+        while (!s.ended && !cancelled && !done(s.text)) {
+          const chunk = await reader.read();
+          if (chunk.done) s.ended = !cancelled;
+          else s.text += new TextDecoder().decode(chunk.value as Uint8Array);
+        }
+      } finally {
+        clearTimeout(deadline);
+      }
+    };
+    return Object.assign(s, { until });
+  }
+  const ids = (text: string) => [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+
+  it('live stream: a logout ends the session’s open streams at once', async () => {
+    const { cookie, csrf } = await login();
+    const other = await login();
+    const stream = await openStream({ cookie });
+    const bystander = await openStream({ cookie: other.cookie });
+    try {
+      await stream.until((t) => t.includes('event: decision'));
+      await bystander.until((t) => t.includes('event: decision'));
+      const out = await fetch(`${http.url}/api/logout`, {
+        method: 'POST',
+        headers: { cookie, 'x-mandate-csrf': csrf, origin: http.url },
+      });
+      expect(out.status).toBe(200);
+      // The stream closes by itself (the guard's cancel leaves `ended` false).
+      await stream.until(() => false);
+      expect(stream.ended).toBe(true);
+      // Another session's stream stays open.
+      expect(bystander.ended).toBe(false);
+      const again = await fetch(`${http.url}/api/events`, { headers: { cookie } });
+      expect(await errorCode(again)).toBe('ERR_ADMIN_UNAUTHENTICATED');
+    } finally {
+      stream.close();
+      bystander.close();
+    }
+  });
+
+  it('live stream: a session that expires sends no further decision and its stream ends', async () => {
+    const { cookie } = await login();
+    const stream = await openStream({ cookie });
+    await stream.until((t) => t.includes('event: decision'));
+    const size = await home.store.auditLog.size();
+    clock.advance(13 * 3600); // past the session's 12 hours
+    try {
+      expect((await h.call('agent', 'read_orders', { order: 'o-10' })).code).toBe(0);
+      await stream.until(() => false);
+      expect(stream.ended).toBe(true);
+      expect(ids(stream.text).filter((i) => i >= size)).toEqual([]);
+    } finally {
+      clock.advance(-13 * 3600);
+      stream.close();
+    }
+  });
+
   it('approvals: approve as the operator — the same signed record the CLI makes — and the waiting call goes through', async () => {
     const { cookie, csrf } = await login();
     const { approvals } = await get<{ approvals: { id: string; status: string }[] }>(
