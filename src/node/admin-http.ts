@@ -65,6 +65,8 @@ const MAX_ADMIN_BODY_BYTES = 32 * 1024;
 const MAX_AUDIT_PAGE = 200;
 /** Most live streams at once. */
 const MAX_STREAMS = 32;
+/** Most live streams of one session at once: no session takes every slot. */
+const MAX_STREAMS_PER_SESSION = 4;
 /** Decisions sent when a stream opens, from the end of the log. */
 const STREAM_BACKLOG_ENTRIES = 200;
 
@@ -244,10 +246,6 @@ class DecisionFeed {
     this.#repository = repository;
     this.#pollMs = pollMs;
     this.#logger = logger;
-  }
-
-  get listeners(): number {
-    return this.#listeners.size;
   }
 
   /** The decisions among the last entries, then every new one, to `listener` until unsubscribed. */
@@ -533,6 +531,7 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
 
   // The open live streams by the session they were opened on (a logout ends its session's).
   const streams = new Map<AdminSession, Set<() => void>>();
+  let streamCount = 0;
 
   app.get(AdminPath.session, (c) => {
     const session = sessionOf(c);
@@ -770,8 +769,14 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
 
   app.get(AdminPath.events, (c) => {
     const session = sessionOf(c);
-    if (feed.listeners >= MAX_STREAMS)
+    // Counted as each is opened (not once subscribed, after an await): concurrent opens see it.
+    if (streamCount >= MAX_STREAMS)
       throw invalid('ERR_ADMIN_REQUEST_INVALID', `at most ${MAX_STREAMS} live streams at once`);
+    if ((streams.get(session)?.size ?? 0) >= MAX_STREAMS_PER_SESSION)
+      throw invalid(
+        'ERR_ADMIN_REQUEST_INVALID',
+        `at most ${MAX_STREAMS_PER_SESSION} live streams per session at once`,
+      );
     const queue: DecisionEvent[] = [];
     let wake: (() => void) | undefined;
     let open = true;
@@ -782,12 +787,13 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
     const own = streams.get(session) ?? new Set();
     streams.set(session, own);
     own.add(end);
+    streamCount++;
     // A stream lives no longer than its session: a logout ends it at once (`end`), and an
     // expired or ended session is looked for before anything is sent.
     const live = () => open && auth.isLive(session);
     return streamSSE(c, async (stream) => {
-      stream.onAbort(end);
       try {
+        stream.onAbort(end);
         const unsubscribe = await feed.subscribe((event) => {
           queue.push(event);
           wake?.();
@@ -819,6 +825,7 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
         }
       } finally {
         own.delete(end);
+        streamCount--;
         if (own.size === 0) streams.delete(session);
       }
     });

@@ -535,6 +535,31 @@ describe('admin API data', () => {
     }
   });
 
+  it('live stream: at most 4 open streams per session (beside the 32 in all), so one session cannot take every slot', async () => {
+    const { cookie } = await login();
+    const controllers = Array.from({ length: 5 }, () => new AbortController());
+    try {
+      // Asked for at once: the count is taken as each is opened, not once its backlog is read.
+      const answers = await Promise.all(
+        controllers.map((controller) =>
+          fetch(`${http.url}/api/events`, { headers: { cookie }, signal: controller.signal }),
+        ),
+      );
+      expect(answers.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 400]);
+      const refused = answers.find((r) => r.status === 400)!;
+      expect(((await refused.json()) as { error: unknown }).error).toEqual({
+        code: 'ERR_ADMIN_REQUEST_INVALID',
+        kind: 'invalid',
+        message: 'at most 4 live streams per session at once',
+      });
+      // Another session still opens one.
+      const other = await openStream({ cookie: (await login()).cookie });
+      other.close();
+    } finally {
+      for (const controller of controllers) controller.abort();
+    }
+  });
+
   it('approvals: approve as the operator — the same signed record the CLI makes — and the waiting call goes through', async () => {
     const { cookie, csrf } = await login();
     const { approvals } = await get<{ approvals: { id: string; status: string }[] }>(
