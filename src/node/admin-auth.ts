@@ -3,8 +3,8 @@
 // does) exchanged for a session bound to the operator's identity; a script proves it holds the
 // operator's credential key by signing a server challenge. Tokens, challenges and sessions are
 // kept only as SHA-256 digests: a heap dump or a log line holds nothing that logs in.
-import { isMandateError, systemClock, type Clock } from '../core/index.js';
-import { invalid, unauthorized } from '../core/internal.js';
+import { isMandateError, systemClock, type Clock, type Logger } from '../core/index.js';
+import { invalid, silentLogger, unauthorized } from '../core/internal.js';
 import { randomBytes, sha256 } from '../crypto/index.js';
 import { canonicalizeJson, fromHex, toBase64Url, toHex } from '../encoding/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
@@ -87,6 +87,8 @@ export interface AdminAuthOptions {
   /** The identity sessions are bound to and whose credential key answers challenges. */
   readonly operator: VerifiedIdentity;
   readonly clock?: Clock;
+  /** Where a refused challenge answer's cause goes (the caller is told only that it failed). */
+  readonly logger?: Logger;
   readonly loginTokenTtlSeconds?: number;
   readonly sessionTtlSeconds?: number;
 }
@@ -99,16 +101,20 @@ export interface AdminAuthOptions {
 export class AdminAuth {
   readonly operator: VerifiedIdentity;
   readonly #clock: Clock;
+  readonly #logger: Logger;
   readonly #tokenTtl: number;
   readonly #sessionTtl: number;
   /** digest → expiry. */
   readonly #loginTokens = new Map<string, number>();
   readonly #challenges = new Map<string, number>();
   readonly #sessions = new Map<string, AdminSession>();
+  /** Each live session's digest, to tell whether a session an open stream holds still lives. */
+  readonly #digests = new WeakMap<AdminSession, string>();
 
   constructor(options: AdminAuthOptions) {
     this.operator = options.operator;
     this.#clock = options.clock ?? systemClock;
+    this.#logger = options.logger ?? silentLogger;
     this.#tokenTtl = options.loginTokenTtlSeconds ?? DEFAULT_LOGIN_TOKEN_TTL_SECONDS;
     this.#sessionTtl = options.sessionTtlSeconds ?? DEFAULT_ADMIN_SESSION_TTL_SECONDS;
     for (const [name, value] of [
@@ -165,13 +171,19 @@ export class AdminAuth {
   /**
    * Checks an answer to a challenge this API issued (once, unexpired), signed for `origin` by the
    * operator's attested credential key; a session on success, `ERR_ADMIN_CHALLENGE_INVALID`
-   * otherwise (the cause kept for the log).
+   * otherwise, one message whatever the cause: a caller told "not the operator" apart from "bad
+   * signature" could probe which identifier is the operator. The cause goes to the local log.
    */
   redeemChallenge(answer: unknown, origin: string): [string, AdminSession] {
     const refuse = (why: string, cause?: unknown): never => {
+      // Never the challenge, the signature or the attestation: only why, and the check's code.
+      this.#logger.warn('admin challenge refused', {
+        reason: why,
+        ...(isMandateError(cause) ? { code: cause.code } : {}),
+      });
       throw unauthorized(
         'ERR_ADMIN_CHALLENGE_INVALID',
-        `the challenge answer does not verify (${why})`,
+        'the challenge answer does not verify',
         cause,
       );
     };
@@ -220,7 +232,9 @@ export class AdminAuth {
       expiresAt: now + this.#sessionTtl,
       csrf: newToken(),
     };
-    this.#sessions.set(digestOf(token), session);
+    const digest = digestOf(token);
+    this.#sessions.set(digest, session);
+    this.#digests.set(session, digest);
     return [token, session];
   }
 
@@ -230,6 +244,16 @@ export class AdminAuth {
     const session = this.#sessions.get(digestOf(token));
     if (session === undefined || session.expiresAt <= this.#clock.nowSeconds()) return undefined;
     return session;
+  }
+
+  /** Whether `session` (as {@link session} gave it) is still live: not ended, not expired. */
+  isLive(session: AdminSession): boolean {
+    const digest = this.#digests.get(session);
+    return (
+      digest !== undefined &&
+      this.#sessions.get(digest) === session &&
+      session.expiresAt > this.#clock.nowSeconds()
+    );
   }
 
   /** Ends a session (logout). */

@@ -17,7 +17,7 @@ import {
   type MandateError,
 } from '../core/index.js';
 import { forbidden, invalid, silentLogger, unauthorized } from '../core/internal.js';
-import { toBase64 } from '../encoding/index.js';
+import { parseJsonNoDuplicateKeys, toBase64 } from '../encoding/index.js';
 import type { Identifier } from '../identity/index.js';
 import { formatConstraint, type DenySetSnapshot, type Member } from '../credentials/index.js';
 import { decodeConstraintValue } from '../credentials/internal.js';
@@ -38,7 +38,7 @@ import {
 } from '../audit/index.js';
 import { readAuditTrail, readLogEntries, type TrailCall } from './audit-trail-view.js';
 import { serveHttp } from './http-server.js';
-import type { AdminAuth, AdminSession } from './admin-auth.js';
+import type { AdminAuth, AdminChallengeAnswer, AdminSession } from './admin-auth.js';
 
 /** The paths of the admin API. */
 export const AdminPath = {
@@ -65,6 +65,8 @@ const MAX_ADMIN_BODY_BYTES = 32 * 1024;
 const MAX_AUDIT_PAGE = 200;
 /** Most live streams at once. */
 const MAX_STREAMS = 32;
+/** Most live streams of one session at once: no session takes every slot. */
+const MAX_STREAMS_PER_SESSION = 4;
 /** Decisions sent when a stream opens, from the end of the log. */
 const STREAM_BACKLOG_ENTRIES = 200;
 
@@ -246,10 +248,6 @@ class DecisionFeed {
     this.#logger = logger;
   }
 
-  get listeners(): number {
-    return this.#listeners.size;
-  }
-
   /** The decisions among the last entries, then every new one, to `listener` until unsubscribed. */
   async subscribe(listener: (event: DecisionEvent) => void): Promise<() => void> {
     const size = await this.#repository.size();
@@ -428,20 +426,35 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
       throw forbidden('ERR_ADMIN_ORIGIN_REFUSED', 'a cross-origin request is refused');
   };
 
-  const readJson = async (c: Context): Promise<Record<string, unknown>> => {
+  /**
+   * The body as a JSON object holding only `keys` (each at most once): a duplicate key could be
+   * read one way here and another elsewhere, and an unknown one (`approver`, `as`) would be
+   * silently ignored, so both are refused.
+   */
+  const readJson = async <K extends string>(
+    c: Context,
+    keys: readonly K[],
+  ): Promise<Partial<Record<K, unknown>>> => {
     const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
     // JSON only: a cross-site form cannot send it without a CORS preflight, which is never granted.
     if (type !== 'application/json')
       throw invalid('ERR_ADMIN_REQUEST_INVALID', 'the body is `application/json`');
-    let value: unknown;
-    try {
-      value = JSON.parse(await c.req.text());
-    } catch (error) {
-      throw invalid('ERR_ADMIN_REQUEST_INVALID', 'the body is not JSON', error);
-    }
+    const value = parseJsonNoDuplicateKeys(
+      await c.req.text(),
+      'ERR_ADMIN_REQUEST_INVALID',
+      'the body',
+      8,
+    );
     if (typeof value !== 'object' || value === null || Array.isArray(value))
       throw invalid('ERR_ADMIN_REQUEST_INVALID', 'the body is a JSON object');
-    return value as Record<string, unknown>;
+    const allowed: readonly string[] = keys;
+    for (const key of Object.keys(value))
+      if (!allowed.includes(key))
+        throw invalid(
+          'ERR_ADMIN_REQUEST_INVALID',
+          `the body has an unknown key \`${JSON.stringify(key).slice(1, -1).slice(0, 64)}\` (it takes ${keys.map((k) => `\`${k}\``).join(', ')})`,
+        );
+    return value;
   };
 
   const limitBody = bodyLimit({
@@ -466,7 +479,7 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
 
   app.post(AdminPath.login, limitBody, async (c) => {
     checkOrigin(c.req.header('origin'));
-    const body = await readJson(c);
+    const body = await readJson(c, ['token']);
     const [token, session] = auth.redeemLoginToken(body.token);
     startSession(c, token, session, 'token');
     return c.json({ operator: session.operator, expiresAt: session.expiresAt, csrf: session.csrf });
@@ -478,7 +491,13 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
   });
   app.post(AdminPath.challenge, limitBody, async (c) => {
     checkOrigin(c.req.header('origin'));
-    const body = await readJson(c);
+    const body = await readJson<keyof AdminChallengeAnswer>(c, [
+      'challenge',
+      'identifier',
+      'keyType',
+      'signature',
+      'attestation',
+    ]);
     // The origin signed must be this API's as bound: an answer made for another API is refused.
     const [token, session] = auth.redeemChallenge(body, origins[0] ?? '');
     startSession(c, token, session, 'challenge');
@@ -510,6 +529,10 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
     await next();
   });
 
+  // The open live streams by the session they were opened on (a logout ends its session's).
+  const streams = new Map<AdminSession, Set<() => void>>();
+  let streamCount = 0;
+
   app.get(AdminPath.session, (c) => {
     const session = sessionOf(c);
     return c.json({ operator: session.operator, expiresAt: session.expiresAt, csrf: session.csrf });
@@ -521,6 +544,8 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
         ? authorization.slice(7)
         : cookieOf(c.req.header('cookie'));
     if (token !== undefined) auth.endSession(token);
+    // The session's open streams end now, not at their next event.
+    for (const end of [...(streams.get(sessionOf(c)) ?? [])]) end();
     deleteCookie(c, ADMIN_SESSION_COOKIE, { path: '/' });
     return c.json({ ok: true });
   });
@@ -694,7 +719,7 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
     const id = c.req.param('id');
     if (!/^[0-9a-f]{32}$/.test(id))
       throw invalid('ERR_ADMIN_REQUEST_INVALID', 'an approval id is 32 lowercase hex digits');
-    const body = await readJson(c);
+    const body = await readJson(c, ['decision', 'reason']);
     if (body.decision !== 'approve' && body.decision !== 'deny')
       throw invalid('ERR_ADMIN_REQUEST_INVALID', '`decision` is `approve` or `deny`');
     if (typeof body.reason !== 'string')
@@ -742,48 +767,66 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
     });
   });
 
-  const streams = new Set<() => void>();
   app.get(AdminPath.events, (c) => {
-    if (feed.listeners >= MAX_STREAMS)
+    const session = sessionOf(c);
+    // Counted as each is opened (not once subscribed, after an await): concurrent opens see it.
+    if (streamCount >= MAX_STREAMS)
       throw invalid('ERR_ADMIN_REQUEST_INVALID', `at most ${MAX_STREAMS} live streams at once`);
+    if ((streams.get(session)?.size ?? 0) >= MAX_STREAMS_PER_SESSION)
+      throw invalid(
+        'ERR_ADMIN_REQUEST_INVALID',
+        `at most ${MAX_STREAMS_PER_SESSION} live streams per session at once`,
+      );
+    const queue: DecisionEvent[] = [];
+    let wake: (() => void) | undefined;
+    let open = true;
+    const end = () => {
+      open = false;
+      wake?.();
+    };
+    const own = streams.get(session) ?? new Set();
+    streams.set(session, own);
+    own.add(end);
+    streamCount++;
+    // A stream lives no longer than its session: a logout ends it at once (`end`), and an
+    // expired or ended session is looked for before anything is sent.
+    const live = () => open && auth.isLive(session);
     return streamSSE(c, async (stream) => {
-      const queue: DecisionEvent[] = [];
-      let wake: (() => void) | undefined;
-      const unsubscribe = await feed.subscribe((event) => {
-        queue.push(event);
-        wake?.();
-      });
-      let open = true;
-      const end = () => {
-        open = false;
-        wake?.();
-      };
-      streams.add(end);
-      stream.onAbort(end);
       try {
-        while (open) {
-          while (queue.length > 0) {
-            const event = queue.shift()!;
-            await stream.writeSSE({
-              event: 'decision',
-              id: String(event.index),
-              data: JSON.stringify(event),
+        stream.onAbort(end);
+        const unsubscribe = await feed.subscribe((event) => {
+          queue.push(event);
+          wake?.();
+        });
+        try {
+          while (live()) {
+            const event = queue.shift();
+            if (event !== undefined) {
+              await stream.writeSSE({
+                event: 'decision',
+                id: String(event.index),
+                data: JSON.stringify(event),
+              });
+              continue;
+            }
+            // A comment line every 15 s keeps proxies from closing an idle stream.
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, 15_000);
+              wake = () => {
+                clearTimeout(timer);
+                resolve();
+              };
             });
+            wake = undefined;
+            if (queue.length === 0 && live()) await stream.write(': keep-alive\n\n');
           }
-          // A comment line every 15 s keeps proxies from closing an idle stream.
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, 15_000);
-            wake = () => {
-              clearTimeout(timer);
-              resolve();
-            };
-          });
-          wake = undefined;
-          if (open && queue.length === 0) await stream.write(': keep-alive\n\n');
+        } finally {
+          unsubscribe();
         }
       } finally {
-        unsubscribe();
-        streams.delete(end);
+        own.delete(end);
+        streamCount--;
+        if (own.size === 0) streams.delete(session);
       }
     });
   });
@@ -808,7 +851,7 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
       origins = [...list];
     },
     close() {
-      for (const end of [...streams]) end();
+      for (const own of [...streams.values()]) for (const end of [...own]) end();
       feed.stop();
     },
   };

@@ -75,7 +75,7 @@ export async function startHomeAdmin(
   const key = await options.logKey(home, options.authority);
   const dashboardDir = options.dashboardDir ?? builtDashboardDir();
   const http = await startAdminHttp({
-    auth: new AdminAuth({ operator, clock: options.clock }),
+    auth: new AdminAuth({ operator, clock: options.clock, logger: options.logger }),
     clock: options.clock,
     logger: options.logger,
     ...(options.listen === undefined ? {} : { listen: options.listen }),

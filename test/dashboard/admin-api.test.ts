@@ -185,6 +185,58 @@ describe('admin API authentication', () => {
     expect(status).toBe(403);
   });
 
+  it('refuses a body naming a key twice or a key the endpoint does not take', async () => {
+    const { cookie, csrf } = await login();
+    const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+      fetch(`${http.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: http.url, ...headers },
+        body,
+      });
+    const answer = (body: string) =>
+      post(`/api/approvals/${approvalId}`, body, { cookie, 'x-mandate-csrf': csrf });
+    for (const body of [
+      // JavaScript keeps the last: this would approve.
+      '{"decision":"deny","reason":"x","decision":"approve"}',
+      '{"decision":"deny","reason":"x","\\u0064ecision":"approve"}',
+      '{"decision":"approve","reason":"x","approver":"dana"}',
+      '{"decision":"approve","reason":"x","as":"dana"}',
+      '{"decision":"approve","reason":"x","__proto__":{}}',
+    ]) {
+      const r = await answer(body);
+      expect(r.status, body).toBe(400);
+      expect(await errorCode(r), body).toBe('ERR_ADMIN_REQUEST_INVALID');
+    }
+    expect((await home.store.approvals.get(approvalId))?.status).toBe('pending');
+
+    const token = tokenOf(http.loginUrl());
+    for (const body of [
+      JSON.stringify({ token, as: 'dana' }),
+      `{"token":"x","token":${JSON.stringify(token)}}`,
+    ]) {
+      const r = await post('/api/login', body);
+      expect(r.status, body).toBe(400);
+      expect(await errorCode(r), body).toBe('ERR_ADMIN_REQUEST_INVALID');
+    }
+    // Refused before the token was looked at: it still logs in once.
+    expect((await post('/api/login', JSON.stringify({ token }))).status).toBe(200);
+
+    const { challenge } = (await (await fetch(`${http.url}/api/challenge`)).json()) as {
+      challenge: string;
+    };
+    const signed = await signAdminChallenge({
+      challenge,
+      origin: http.url,
+      signer: await credentialIssuerOf(home, 'approver'),
+      vault: home.vault,
+      nowSeconds: clock.nowSeconds(),
+    });
+    const extra = await post('/api/challenge', JSON.stringify({ ...signed, operator: 'x' }));
+    expect(extra.status).toBe(400);
+    expect(await errorCode(extra)).toBe('ERR_ADMIN_REQUEST_INVALID');
+    expect((await post('/api/challenge', JSON.stringify(signed))).status).toBe(200);
+  });
+
   it('a script logs in by signing a challenge with the operator credential key; a forged or replayed answer is refused', async () => {
     const challenge = async () =>
       ((await (await fetch(`${http.url}/api/challenge`)).json()) as { challenge: string })
@@ -232,6 +284,59 @@ describe('admin API authentication', () => {
     });
     expect(agents.status).toBe(200);
     expect(await errorCode(await send(fresh))).toBe('ERR_ADMIN_CHALLENGE_INVALID');
+  });
+
+  it('a refused challenge answer reads the same whatever the cause (no probing for the operator); the cause goes to the local log only', async () => {
+    const challenge = async () =>
+      ((await (await fetch(`${http.url}/api/challenge`)).json()) as { challenge: string })
+        .challenge;
+    const refusal = async (answer: unknown) => {
+      const r = await fetch(`${http.url}/api/challenge`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(answer),
+      });
+      expect(r.status).toBe(401);
+      return ((await r.json()) as { error: unknown }).error;
+    };
+    const sign = async (who: string, c: string) =>
+      signAdminChallenge({
+        challenge: c,
+        origin: http.url,
+        signer: await credentialIssuerOf(home, who),
+        vault: home.vault,
+        nowSeconds: clock.nowSeconds(),
+      });
+    const operator = (await home.identities.get('approver')).identity.identifier;
+    const from = logged.length;
+    const agentAnswer = await sign('agent', await challenge());
+    const refusals = [
+      // Not the operator: a valid answer by another identity.
+      await refusal(agentAnswer),
+      // The operator's identifier, someone else's signature.
+      await refusal({ ...(await sign('agent', await challenge())), identifier: operator }),
+      // Unknown challenge; malformed answer.
+      await refusal(await sign('approver', 'A'.repeat(43))),
+      await refusal({ ...(await sign('approver', await challenge())), keyType: 'rsa' }),
+    ];
+    expect(refusals[0]).toEqual({
+      code: 'ERR_ADMIN_CHALLENGE_INVALID',
+      kind: 'unauthorized',
+      message: 'the challenge answer does not verify',
+    });
+    for (const r of refusals) expect(r).toEqual(refusals[0]);
+    // The local log says why, and holds no challenge or signature.
+    const reasons = logged
+      .slice(from)
+      .filter((l) => l.message === 'admin challenge refused')
+      .map((l) => l.fields);
+    expect(reasons).toHaveLength(4);
+    expect(reasons[0]).toContain('not the operator');
+    expect(reasons[1]).toContain('signature');
+    for (const fields of logged.slice(from).map((l) => l.fields)) {
+      expect(fields).not.toContain(agentAnswer.challenge);
+      expect(fields).not.toContain(agentAnswer.signature);
+    }
   });
 });
 
@@ -351,6 +456,108 @@ describe('admin API data', () => {
     expect((await h.call('agent', 'read_orders', { order: 'o-9' })).code).toBe(0);
     await until((t) => (t.match(/event: decision/g) ?? []).length >= 5);
     controller.abort();
+  });
+
+  /** An open `/api/events` stream and what it has sent so far. */
+  async function openStream(auth: Record<string, string>) {
+    const controller = new AbortController();
+    const r = await fetch(`${http.url}/api/events`, { headers: auth, signal: controller.signal });
+    expect(r.status).toBe(200);
+    const reader = r.body!.getReader();
+    const s = {
+      text: '',
+      ended: false,
+      close: () => {
+        controller.abort();
+      },
+    };
+    /** Reads until `done(text)` or the stream ends; a stream still open after `guardMs` is a failure. */
+    const until = async (done: (t: string) => boolean, guardMs = 10_000) => {
+      let cancelled = false;
+      const deadline = setTimeout(() => {
+        cancelled = true;
+        void reader.cancel();
+      }, guardMs);
+      try {
+        while (!s.ended && !cancelled && !done(s.text)) {
+          const chunk = await reader.read();
+          if (chunk.done) s.ended = !cancelled;
+          else s.text += new TextDecoder().decode(chunk.value as Uint8Array);
+        }
+      } finally {
+        clearTimeout(deadline);
+      }
+    };
+    return Object.assign(s, { until });
+  }
+  const ids = (text: string) => [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+
+  it('live stream: a logout ends the session’s open streams at once', async () => {
+    const { cookie, csrf } = await login();
+    const other = await login();
+    const stream = await openStream({ cookie });
+    const bystander = await openStream({ cookie: other.cookie });
+    try {
+      await stream.until((t) => t.includes('event: decision'));
+      await bystander.until((t) => t.includes('event: decision'));
+      const out = await fetch(`${http.url}/api/logout`, {
+        method: 'POST',
+        headers: { cookie, 'x-mandate-csrf': csrf, origin: http.url },
+      });
+      expect(out.status).toBe(200);
+      // The stream closes by itself (the guard's cancel leaves `ended` false).
+      await stream.until(() => false);
+      expect(stream.ended).toBe(true);
+      // Another session's stream stays open.
+      expect(bystander.ended).toBe(false);
+      const again = await fetch(`${http.url}/api/events`, { headers: { cookie } });
+      expect(await errorCode(again)).toBe('ERR_ADMIN_UNAUTHENTICATED');
+    } finally {
+      stream.close();
+      bystander.close();
+    }
+  });
+
+  it('live stream: a session that expires sends no further decision and its stream ends', async () => {
+    const { cookie } = await login();
+    const stream = await openStream({ cookie });
+    await stream.until((t) => t.includes('event: decision'));
+    const size = await home.store.auditLog.size();
+    clock.advance(13 * 3600); // past the session's 12 hours
+    try {
+      expect((await h.call('agent', 'read_orders', { order: 'o-10' })).code).toBe(0);
+      await stream.until(() => false);
+      expect(stream.ended).toBe(true);
+      expect(ids(stream.text).filter((i) => i >= size)).toEqual([]);
+    } finally {
+      clock.advance(-13 * 3600);
+      stream.close();
+    }
+  });
+
+  it('live stream: at most 4 open streams per session (beside the 32 in all), so one session cannot take every slot', async () => {
+    const { cookie } = await login();
+    const controllers = Array.from({ length: 5 }, () => new AbortController());
+    try {
+      // Asked for at once: the count is taken as each is opened, not once its backlog is read.
+      const answers = await Promise.all(
+        controllers.map((controller) =>
+          fetch(`${http.url}/api/events`, { headers: { cookie }, signal: controller.signal }),
+        ),
+      );
+      expect(answers.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 400]);
+      const refused = answers.find((r) => r.status === 400)!;
+      expect(((await refused.json()) as { error: unknown }).error).toEqual({
+        code: 'ERR_ADMIN_REQUEST_INVALID',
+        kind: 'invalid',
+        message: 'at most 4 live streams per session at once',
+      });
+      // Another session still opens one.
+      const other = await openStream({ cookie: (await login()).cookie });
+      other.close();
+    } finally {
+      for (const controller of controllers) controller.abort();
+    }
   });
 
   it('approvals: approve as the operator — the same signed record the CLI makes — and the waiting call goes through', async () => {
