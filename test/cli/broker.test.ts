@@ -305,6 +305,9 @@ describe.skipIf(sharedSkip)('mandate broker start --postgres', () => {
         password: leased.password,
         database: leased.database,
       });
+      // The broker may end this session (a revocation terminates the role's sessions): the
+      // client's 'error' event must not go unheard (it would fail the whole run).
+      client.on('error', () => undefined);
       try {
         await client.connect();
         const r = await client.query<{ u: string }>('SELECT current_user AS u');

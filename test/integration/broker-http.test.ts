@@ -395,7 +395,7 @@ describe('broker HTTP: JWKS and token exchange', () => {
         verifyProof: () => Promise.reject(new Error('unused')),
         exchange: () => Promise.reject(new Error('unused')),
       }),
-    ).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    ).rejects.toMatchObject({ code: 'ERR_TRANSPORT_ADDRESS_IN_USE' });
   });
 
   it('closes cleanly: close() resolves and the port refuses connections', async () => {
