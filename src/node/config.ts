@@ -191,8 +191,8 @@ export function loadNodeConfig(layers: NodeConfigLayers): NodeConfig {
   if (layers.env !== undefined)
     stack.push({ source: ConfigSource.environment, values: fromEnvironment(layers.env) });
   if (layers.flags !== undefined)
-    stack.push({ source: ConfigSource.flags, values: structuredClone({ ...layers.flags }) });
-  const merged: Record<string, unknown> = structuredClone({ ...layers.defaults });
+    stack.push({ source: ConfigSource.flags, values: ownCopyOf(layers.flags) });
+  const merged = ownCopyOf(layers.defaults ?? {});
   for (const layer of stack) mergeInto(merged, layer.values);
   const flagNames = layers.flagNames ?? {};
   const validator = validatorOf();
@@ -288,14 +288,43 @@ function readConfigFile(file: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+// Every layer is merged by own keys only, each set with defineProperty: a key such as `__proto__`,
+// `constructor` or `toString` (from a file, say) is an ordinary key that the schema then refuses
+// as unknown, never a way to reach or replace a prototype (`target['__proto__'] = …` would
+// set the target's prototype, and merging into `target['__proto__']` would pollute
+// Object.prototype for the whole process).
+
 /** Objects merge key by key; anything else (arrays included) replaces. */
 function mergeInto(target: Record<string, unknown>, source: Record<string, unknown>): void {
-  for (const [key, value] of Object.entries(source)) {
+  for (const key of Object.keys(source)) {
+    const value = source[key];
     if (value === undefined) continue;
-    const current = target[key];
+    const current = Object.hasOwn(target, key) ? target[key] : undefined;
     if (isPlainObject(value) && isPlainObject(current)) mergeInto(current, value);
-    else target[key] = isPlainObject(value) ? structuredClone(value) : value;
+    else setOwn(target, key, copyOf(value));
   }
+}
+
+/** A deep copy of a JSON-like value, by own keys only (see above). */
+function copyOf(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(copyOf);
+  return isPlainObject(value) ? ownCopyOf(value) : value;
+}
+
+function ownCopyOf(value: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) setOwn(out, key, copyOf(value[key]));
+  return out;
+}
+
+/** `target[key] = value` as an own data property, whatever `key` is. */
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, {
+    value,
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  });
 }
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
@@ -305,22 +334,22 @@ function setPath(target: Record<string, unknown>, key: string, value: unknown): 
   const parts = key.split('.');
   let at = target;
   for (const part of parts.slice(0, -1)) {
-    const next = at[part];
+    const next = Object.hasOwn(at, part) ? at[part] : undefined;
     if (isPlainObject(next)) at = next;
     else {
       const created: Record<string, unknown> = {};
-      at[part] = created;
+      setOwn(at, part, created);
       at = created;
     }
   }
-  at[parts[parts.length - 1]!] = value;
+  setOwn(at, parts[parts.length - 1]!, value);
 }
 
 /** Whether `values` sets `key`, something under it, or an object holding it. */
 function sets(values: Record<string, unknown>, key: string): boolean {
   let at: unknown = values;
   for (const part of key.split('.')) {
-    if (!isPlainObject(at) || !(part in at)) return false;
+    if (!isPlainObject(at) || !Object.hasOwn(at, part)) return false;
     at = at[part];
   }
   return true;
@@ -346,7 +375,7 @@ function refuse(
   problem: string,
 ): Error {
   const source = sourceOf(stack, key);
-  const flag = flagNames[key];
+  const flag = Object.hasOwn(flagNames, key) ? flagNames[key] : undefined;
   if (source === ConfigSource.flags)
     return invalid('ERR_ARGUMENT_INVALID', `\`${flag ?? key}\` ${problem}`);
   const from =

@@ -60,6 +60,32 @@ describe('node config and lifecycle', () => {
     expect(flag.stderr).toContain('`--listen`');
   });
 
+  it('node start and up refuse a `__proto__` or `constructor` key in --config as unknown, polluting nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mandate-node-config-proto-'));
+    const home = join(dir, 'home');
+    const cases = [
+      ['{"__proto__":{"admin":{"listen":"0.0.0.0:0"}}}', '__proto__'],
+      ['{"__proto__":{"x":1}}', '__proto__'],
+      ['{"constructor":{}}', 'constructor'],
+      ['{"toString":"x"}', 'toString'],
+    ] as const;
+    for (const [text, key] of cases) {
+      const config = join(dir, 'node.json');
+      writeFileSync(config, text);
+      for (const command of [
+        ['node', 'start', '--identity', 'bob', '--listen', '127.0.0.1:0'],
+        ['up'],
+      ]) {
+        const r = await run('--home', home, '--json', ...command, '--config', config);
+        expect(r.code, text).toBe(3);
+        expectErrorStdout(r, 'ERR_NODE_CONFIG_INVALID', text);
+        expect(r.stderr).toContain(`\`${key}\` (from the config file) is not a known key`);
+      }
+    }
+    expect(({} as Record<string, unknown>)['x']).toBeUndefined();
+    expect(({} as Record<string, unknown>)['admin']).toBeUndefined();
+  });
+
   it('broker start from a config file and the environment: ready per part; SIGTERM mid-work loses no acknowledged lease', async () => {
     const { home, dir, brokerCred, agentCred } = await brokerHome(
       'mandate-node-stop',
