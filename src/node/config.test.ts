@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -171,13 +172,21 @@ describe('loadNodeConfig', () => {
     ).toBe('bob');
   });
 
-  it('refuses a missing, non-JSON, duplicate-key or non-object file', () => {
+  it('refuses a missing, non-regular, over-size, non-JSON, duplicate-key or non-object file', () => {
     expect(refusal({ file: join(dir, 'absent.json') }).code).toBe('ERR_NODE_CONFIG_NOT_FOUND');
     expect(refusal({ file: file('{"identity": ') }).code).toBe('ERR_NODE_CONFIG_INVALID');
     expect(refusal({ file: file('{"identity": "a", "identity": "b"}') }).code).toBe(
       'ERR_NODE_CONFIG_INVALID',
     );
     expect(refusal({ file: file([base]) }).code).toBe('ERR_NODE_CONFIG_INVALID');
+    const fifo = join(dir, 'config.pipe');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    for (const path of ['/dev/zero', fifo, dir]) {
+      const device = refusal({ file: path, flags: base });
+      expect(device.code).toBe('ERR_NODE_CONFIG_INVALID');
+      expect(device.message).toBe(`config file \`${path}\` is not a regular file`);
+    }
+    expect(refusal({ file: file(' '.repeat(64 * 1024 + 1)) }).message).toContain('is larger than');
     for (const top of ['null', '"x"', '[]', '1', 'true'])
       expect(refusal({ file: file(top), flags: base }).message).toContain(
         'must hold a JSON object',

@@ -1,13 +1,13 @@
 // The node's configuration (docs/spec/node.md): one JSON Schema with defaults, validated by ajv,
 // filled from four layers — defaults < config file < MANDATE_* environment < command-line flags —
 // and refused, naming the key and where it came from, before anything is opened or bound.
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { ErrorCode } from '../core/index.js';
 import { invalid, notFound } from '../core/internal.js';
 import { parseJsonNoDuplicateKeys } from '../encoding/index.js';
 import { parseDialRoute, parseListenAddress } from './node-runtime.js';
+import { readRegularFile, type RegularFileRead } from './regular-file.js';
 
 /** The services a node can compose (`services` in the config). */
 export const NodeServiceName = {
@@ -264,19 +264,25 @@ function fromEnvironment(
 }
 
 function readConfigFile(file: string): Record<string, unknown> {
-  let bytes: Buffer;
+  let read: RegularFileRead;
   try {
-    bytes = readFileSync(file);
+    read = readRegularFile(file, MAX_CONFIG_BYTES);
   } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'ENOENT')
-      throw notFound('ERR_NODE_CONFIG_NOT_FOUND', `no config file \`${file}\``);
     throw invalid('ERR_NODE_CONFIG_INVALID', `config file \`${file}\` cannot be read`, cause);
   }
-  if (bytes.length > MAX_CONFIG_BYTES)
-    throw invalid(
-      'ERR_NODE_CONFIG_INVALID',
-      `config file \`${file}\` is larger than ${MAX_CONFIG_BYTES} bytes`,
-    );
+  if ('refused' in read)
+    switch (read.refused) {
+      case 'missing':
+        throw notFound('ERR_NODE_CONFIG_NOT_FOUND', `no config file \`${file}\``);
+      case 'not_regular':
+        throw invalid('ERR_NODE_CONFIG_INVALID', `config file \`${file}\` is not a regular file`);
+      case 'too_large':
+        throw invalid(
+          'ERR_NODE_CONFIG_INVALID',
+          `config file \`${file}\` is larger than ${MAX_CONFIG_BYTES} bytes`,
+        );
+    }
+  const bytes = read.bytes;
   const value = parseJsonNoDuplicateKeys(
     bytes.toString('utf8'),
     'ERR_NODE_CONFIG_INVALID',

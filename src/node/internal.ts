@@ -22,3 +22,5 @@ export { DEFAULT_AUTHORITY, homeAuditOrigin, homeLogKey } from './home-audit.js'
 export type { CallOutcome, EnforcementPoint } from './enforcement-point.js';
 export { builtDashboardDir, dashboardLoginUrl, startHomeAdmin } from './admin-node.js';
 export type { HomeAdmin } from './admin-node.js';
+export { readRegularFile } from './regular-file.js';
+export type { RegularFileRead } from './regular-file.js';

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -84,6 +85,19 @@ describe('node config and lifecycle', () => {
     }
     expect(({} as Record<string, unknown>)['x']).toBeUndefined();
     expect(({} as Record<string, unknown>)['admin']).toBeUndefined();
+  });
+
+  it('node start and up refuse a --config that is not a regular file, without reading or waiting on it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mandate-node-config-device-'));
+    const fifo = join(dir, 'node.pipe');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    for (const path of ['/dev/zero', fifo, dir])
+      for (const command of [['node', 'start'], ['up']]) {
+        const r = await run('--home', join(dir, 'home'), '--json', ...command, '--config', path);
+        expect(r.code, path).toBe(3);
+        expectErrorStdout(r, 'ERR_NODE_CONFIG_INVALID', path);
+        expect(r.stderr).toContain(`config file \`${path}\` is not a regular file`);
+      }
   });
 
   it('broker start from a config file and the environment: ready per part; SIGTERM mid-work loses no acknowledged lease', async () => {
@@ -207,6 +221,23 @@ describe('node config and lifecycle', () => {
       '`authorityService.credentialTtl` (from the config file) is not a known key',
     );
     await refused({ ...base, gateway: undefined }, '`gateway.config` is required');
+    // A gateway configuration that is not a regular file is refused, never read without end.
+    const fifo = join(dir, 'gateway.pipe');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    for (const path of ['/dev/zero', fifo])
+      await refused(
+        { ...base, gateway: { config: path } },
+        `gateway configuration \`${path}\` (\`gateway.config\`) is not a regular file`,
+      );
+    process.env['MANDATE_GATEWAY_CONFIG'] = '/dev/zero';
+    try {
+      await refused(
+        { ...base, gateway: undefined },
+        'gateway configuration `/dev/zero` (`gateway.config`) is not a regular file',
+      );
+    } finally {
+      delete process.env['MANDATE_GATEWAY_CONFIG'];
+    }
 
     const configFile = join(dir, 'node.json');
     writeFileSync(configFile, JSON.stringify(base));
