@@ -172,6 +172,29 @@ describe('loadNodeConfig', () => {
     ).toBe('bob');
   });
 
+  it('serves the admin API on loopback only, refusing a wildcard or outward address from every layer', () => {
+    for (const listen of ['127.0.0.1:0', '127.0.0.1:8080', 'localhost:8080', '::1:0'])
+      expect(loadNodeConfig({ flags: { ...base, admin: { listen } } }).admin.listen).toBe(listen);
+    for (const listen of ['0.0.0.0:0', '0.0.0.0:8080', '0:8080', '[::]:8080', '10.0.0.1:8080']) {
+      const fromFile = refusal({ file: file({ ...base, admin: { listen } }) });
+      expect(fromFile.code).toBe('ERR_NODE_CONFIG_INVALID');
+      expect(fromFile.message).toContain(
+        `\`admin.listen\` (from the config file) must be on loopback (127.0.0.1, ::1, localhost), not \`${listen}\``,
+      );
+      const fromEnv = refusal({ flags: base, env: { MANDATE_ADMIN_LISTEN: listen } });
+      expect(fromEnv.code).toBe('ERR_NODE_CONFIG_INVALID');
+      expect(fromEnv.message).toContain(
+        '`admin.listen` (from MANDATE_ADMIN_LISTEN) must be on loopback',
+      );
+      const fromFlag = refusal({
+        flags: { ...base, admin: { listen } },
+        flagNames: { 'admin.listen': '--listen' },
+      });
+      expect(fromFlag.code).toBe('ERR_ARGUMENT_INVALID');
+      expect(fromFlag.message).toContain('`--listen` must be on loopback');
+    }
+  });
+
   it('refuses a missing, non-regular, over-size, non-JSON, duplicate-key or non-object file', () => {
     expect(refusal({ file: join(dir, 'absent.json') }).code).toBe('ERR_NODE_CONFIG_NOT_FOUND');
     expect(refusal({ file: file('{"identity": ') }).code).toBe('ERR_NODE_CONFIG_INVALID');

@@ -58,8 +58,8 @@ export interface NodeConfig {
   readonly gateway?: { readonly config: string; readonly checkpointIntervalSeconds: number };
   /**
    * The admin service's options (with `admin` among the services): where it listens (loopback
-   * unless another address is named), the operator its sessions are bound to, and the authority
-   * whose key signs the home's log checkpoints.
+   * only), the operator its sessions are bound to, and the authority whose key signs the home's
+   * log checkpoints.
    */
   readonly admin: { readonly listen: string; readonly as: string; readonly authority: string };
   /** Serve `/healthz` and `/readyz` over HTTP at `host:port` (loopback only). */
@@ -408,20 +408,32 @@ function checkValues(
       throw refuse(stack, flagNames, key, `is not a valid value: \`${value}\``);
     }
   };
+  const onLoopback = (key: string, value: string | undefined) => {
+    check(key, value, parseListenAddress);
+    if (value !== undefined && !LOOPBACK.has(parseListenAddress(value).host))
+      throw refuse(
+        stack,
+        flagNames,
+        key,
+        `must be on loopback (${[...LOOPBACK].join(', ')}), not \`${value}\``,
+      );
+  };
   check('listen', config.listen, parseListenAddress);
-  check('health.listen', config.health?.listen, (value) => {
-    const { host } = parseListenAddress(value);
-    if (!LOOPBACK.has(host)) throw new Error('not loopback');
-  });
+  onLoopback('health.listen', config.health?.listen);
   check('broker.http', config.broker.http, parseListenAddress);
-  check('admin.listen', config.admin.listen, parseListenAddress);
+  onLoopback('admin.listen', config.admin.listen);
   check('relay.route', config.relay?.route, parseDialRoute);
   check('authority.route', config.authority?.route, parseDialRoute);
   if (config.services.includes(NodeServiceName.gateway) && config.gateway === undefined)
     throw refuse(stack, flagNames, 'gateway.config', 'is required with the `gateway` service');
 }
 
-/** Health and readiness are for the machine's own supervisor: loopback only. */
+/**
+ * Loopback only: health and readiness are for the machine's own supervisor, and the admin API
+ * (its login endpoints over plain HTTP; the dashboard, whose Host check accepts only the bound
+ * address) for the machine's own operator — reached from elsewhere through an SSH tunnel or a
+ * TLS proxy of one's own, never by binding a wildcard or outward address.
+ */
 const LOOPBACK: ReadonlySet<string> = new Set(['127.0.0.1', '::1', 'localhost']);
 
 type AjvClass = new (options: Record<string, unknown>) => {

@@ -100,6 +100,28 @@ describe('node config and lifecycle', () => {
       }
   });
 
+  it('dashboard, up and node start refuse an admin.listen off loopback, before anything is bound', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mandate-node-config-admin-'));
+    const home = join(dir, 'home');
+    for (const listen of ['0.0.0.0:0', '0:0', '[::]:0']) {
+      const flag = await run('--home', home, '--json', 'dashboard', '--listen', listen);
+      expect(flag.code, listen).toBe(3);
+      expectErrorStdout(flag, 'ERR_ARGUMENT_INVALID', listen);
+      expect(flag.stderr).toContain('`--listen` must be on loopback');
+      const config = join(dir, 'node.json');
+      writeFileSync(config, JSON.stringify({ admin: { listen } }));
+      for (const command of [
+        ['up'],
+        ['node', 'start', '--identity', 'bob', '--listen', '127.0.0.1:0'],
+      ]) {
+        const r = await run('--home', home, '--json', ...command, '--config', config);
+        expect(r.code, listen).toBe(3);
+        expectErrorStdout(r, 'ERR_NODE_CONFIG_INVALID', listen);
+        expect(r.stderr).toContain('`admin.listen` (from the config file) must be on loopback');
+      }
+    }
+  });
+
   it('broker start from a config file and the environment: ready per part; SIGTERM mid-work loses no acknowledged lease', async () => {
     const { home, dir, brokerCred, agentCred } = await brokerHome(
       'mandate-node-stop',
