@@ -1,14 +1,7 @@
-import {
-  closeSync,
-  constants as fsConstants,
-  existsSync,
-  fstatSync,
-  openSync,
-  readSync,
-  statSync,
-} from 'node:fs';
+import { existsSync, readSync } from 'node:fs';
 import { invalid, notFound } from '../core/internal.js';
 import { fromHex } from '../encoding/index.js';
+import { readRegularFile } from '../node/internal.js';
 
 const MAX_INPUT_BYTES = 1024 * 1024;
 const HEX_TEXT_RE = /^\s*(?:[0-9a-fA-F]{2})+\s*$/;
@@ -63,8 +56,8 @@ export interface ReadInputOptions {
 
 /**
  * The bytes of `arg`: stdin for `-` (unless `stdin: false`), else a regular file of at most
- * `maxBytes` (`ERR_INPUT_TOO_LARGE`), checked before it is opened (opening a FIFO would block)
- * and again once open (it opens without blocking), and read no further than its size then.
+ * `maxBytes` (`ERR_INPUT_TOO_LARGE`), read by the node's `readRegularFile` (the one check for a
+ * named file: a device or a FIFO is refused, never read without end or waited on).
  * A missing file is `ERR_FILE_NOT_FOUND`.
  */
 export function readInput(
@@ -79,28 +72,17 @@ export function readInput(
       throw invalid('ERR_INPUT_TOO_LARGE', `${what} is larger than ${maxBytes} bytes`);
     return raw;
   }
-  if (!existsSync(arg)) throw notFound('ERR_FILE_NOT_FOUND', `no such file \`${arg}\``);
-  const notRegular = () =>
-    options.notRegular === 'ERR_FILE_NOT_REGULAR'
-      ? invalid('ERR_FILE_NOT_REGULAR', `\`${arg}\` is not a regular file`)
-      : invalid('ERR_ARGUMENT_INVALID', `\`${arg}\` is not a file (a directory?)`);
-  if (!statSync(arg).isFile()) throw notRegular();
-  const fd = openSync(arg, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-  try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) throw notRegular();
-    if (stat.size > maxBytes)
+  const read = readRegularFile(arg, maxBytes);
+  if (!('refused' in read)) return read.bytes;
+  switch (read.refused) {
+    case 'missing':
+      throw notFound('ERR_FILE_NOT_FOUND', `no such file \`${arg}\``);
+    case 'not_regular':
+      throw options.notRegular === 'ERR_FILE_NOT_REGULAR'
+        ? invalid('ERR_FILE_NOT_REGULAR', `\`${arg}\` is not a regular file`)
+        : invalid('ERR_ARGUMENT_INVALID', `\`${arg}\` is not a file (a directory?)`);
+    case 'too_large':
       throw invalid('ERR_INPUT_TOO_LARGE', `\`${arg}\` is larger than ${maxBytes} bytes`);
-    const bytes = Buffer.alloc(stat.size);
-    let at = 0;
-    while (at < bytes.length) {
-      const n = readSync(fd, bytes, at, bytes.length - at, at);
-      if (n === 0) break;
-      at += n;
-    }
-    return bytes.subarray(0, at);
-  } finally {
-    closeSync(fd);
   }
 }
 

@@ -1,13 +1,13 @@
 // The node's configuration (docs/spec/node.md): one JSON Schema with defaults, validated by ajv,
 // filled from four layers — defaults < config file < MANDATE_* environment < command-line flags —
 // and refused, naming the key and where it came from, before anything is opened or bound.
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { ErrorCode } from '../core/index.js';
 import { invalid, notFound } from '../core/internal.js';
 import { parseJsonNoDuplicateKeys } from '../encoding/index.js';
 import { parseDialRoute, parseListenAddress } from './node-runtime.js';
+import { readRegularFile, type RegularFileRead } from './regular-file.js';
 
 /** The services a node can compose (`services` in the config). */
 export const NodeServiceName = {
@@ -58,8 +58,8 @@ export interface NodeConfig {
   readonly gateway?: { readonly config: string; readonly checkpointIntervalSeconds: number };
   /**
    * The admin service's options (with `admin` among the services): where it listens (loopback
-   * unless another address is named), the operator its sessions are bound to, and the authority
-   * whose key signs the home's log checkpoints.
+   * only), the operator its sessions are bound to, and the authority whose key signs the home's
+   * log checkpoints.
    */
   readonly admin: { readonly listen: string; readonly as: string; readonly authority: string };
   /** Serve `/healthz` and `/readyz` over HTTP at `host:port` (loopback only). */
@@ -191,8 +191,8 @@ export function loadNodeConfig(layers: NodeConfigLayers): NodeConfig {
   if (layers.env !== undefined)
     stack.push({ source: ConfigSource.environment, values: fromEnvironment(layers.env) });
   if (layers.flags !== undefined)
-    stack.push({ source: ConfigSource.flags, values: structuredClone({ ...layers.flags }) });
-  const merged: Record<string, unknown> = structuredClone({ ...layers.defaults });
+    stack.push({ source: ConfigSource.flags, values: ownCopyOf(layers.flags) });
+  const merged = ownCopyOf(layers.defaults ?? {});
   for (const layer of stack) mergeInto(merged, layer.values);
   const flagNames = layers.flagNames ?? {};
   const validator = validatorOf();
@@ -264,19 +264,25 @@ function fromEnvironment(
 }
 
 function readConfigFile(file: string): Record<string, unknown> {
-  let bytes: Buffer;
+  let read: RegularFileRead;
   try {
-    bytes = readFileSync(file);
+    read = readRegularFile(file, MAX_CONFIG_BYTES);
   } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'ENOENT')
-      throw notFound('ERR_NODE_CONFIG_NOT_FOUND', `no config file \`${file}\``);
     throw invalid('ERR_NODE_CONFIG_INVALID', `config file \`${file}\` cannot be read`, cause);
   }
-  if (bytes.length > MAX_CONFIG_BYTES)
-    throw invalid(
-      'ERR_NODE_CONFIG_INVALID',
-      `config file \`${file}\` is larger than ${MAX_CONFIG_BYTES} bytes`,
-    );
+  if ('refused' in read)
+    switch (read.refused) {
+      case 'missing':
+        throw notFound('ERR_NODE_CONFIG_NOT_FOUND', `no config file \`${file}\``);
+      case 'not_regular':
+        throw invalid('ERR_NODE_CONFIG_INVALID', `config file \`${file}\` is not a regular file`);
+      case 'too_large':
+        throw invalid(
+          'ERR_NODE_CONFIG_INVALID',
+          `config file \`${file}\` is larger than ${MAX_CONFIG_BYTES} bytes`,
+        );
+    }
+  const bytes = read.bytes;
   const value = parseJsonNoDuplicateKeys(
     bytes.toString('utf8'),
     'ERR_NODE_CONFIG_INVALID',
@@ -288,14 +294,43 @@ function readConfigFile(file: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+// Every layer is merged by own keys only, each set with defineProperty: a key such as `__proto__`,
+// `constructor` or `toString` (from a file, say) is an ordinary key that the schema then refuses
+// as unknown, never a way to reach or replace a prototype (`target['__proto__'] = …` would
+// set the target's prototype, and merging into `target['__proto__']` would pollute
+// Object.prototype for the whole process).
+
 /** Objects merge key by key; anything else (arrays included) replaces. */
 function mergeInto(target: Record<string, unknown>, source: Record<string, unknown>): void {
-  for (const [key, value] of Object.entries(source)) {
+  for (const key of Object.keys(source)) {
+    const value = source[key];
     if (value === undefined) continue;
-    const current = target[key];
+    const current = Object.hasOwn(target, key) ? target[key] : undefined;
     if (isPlainObject(value) && isPlainObject(current)) mergeInto(current, value);
-    else target[key] = isPlainObject(value) ? structuredClone(value) : value;
+    else setOwn(target, key, copyOf(value));
   }
+}
+
+/** A deep copy of a JSON-like value, by own keys only (see above). */
+function copyOf(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(copyOf);
+  return isPlainObject(value) ? ownCopyOf(value) : value;
+}
+
+function ownCopyOf(value: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) setOwn(out, key, copyOf(value[key]));
+  return out;
+}
+
+/** `target[key] = value` as an own data property, whatever `key` is. */
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, {
+    value,
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  });
 }
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
@@ -305,22 +340,22 @@ function setPath(target: Record<string, unknown>, key: string, value: unknown): 
   const parts = key.split('.');
   let at = target;
   for (const part of parts.slice(0, -1)) {
-    const next = at[part];
+    const next = Object.hasOwn(at, part) ? at[part] : undefined;
     if (isPlainObject(next)) at = next;
     else {
       const created: Record<string, unknown> = {};
-      at[part] = created;
+      setOwn(at, part, created);
       at = created;
     }
   }
-  at[parts[parts.length - 1]!] = value;
+  setOwn(at, parts[parts.length - 1]!, value);
 }
 
 /** Whether `values` sets `key`, something under it, or an object holding it. */
 function sets(values: Record<string, unknown>, key: string): boolean {
   let at: unknown = values;
   for (const part of key.split('.')) {
-    if (!isPlainObject(at) || !(part in at)) return false;
+    if (!isPlainObject(at) || !Object.hasOwn(at, part)) return false;
     at = at[part];
   }
   return true;
@@ -346,7 +381,7 @@ function refuse(
   problem: string,
 ): Error {
   const source = sourceOf(stack, key);
-  const flag = flagNames[key];
+  const flag = Object.hasOwn(flagNames, key) ? flagNames[key] : undefined;
   if (source === ConfigSource.flags)
     return invalid('ERR_ARGUMENT_INVALID', `\`${flag ?? key}\` ${problem}`);
   const from =
@@ -373,20 +408,32 @@ function checkValues(
       throw refuse(stack, flagNames, key, `is not a valid value: \`${value}\``);
     }
   };
+  const onLoopback = (key: string, value: string | undefined) => {
+    check(key, value, parseListenAddress);
+    if (value !== undefined && !LOOPBACK.has(parseListenAddress(value).host))
+      throw refuse(
+        stack,
+        flagNames,
+        key,
+        `must be on loopback (${[...LOOPBACK].join(', ')}), not \`${value}\``,
+      );
+  };
   check('listen', config.listen, parseListenAddress);
-  check('health.listen', config.health?.listen, (value) => {
-    const { host } = parseListenAddress(value);
-    if (!LOOPBACK.has(host)) throw new Error('not loopback');
-  });
+  onLoopback('health.listen', config.health?.listen);
   check('broker.http', config.broker.http, parseListenAddress);
-  check('admin.listen', config.admin.listen, parseListenAddress);
+  onLoopback('admin.listen', config.admin.listen);
   check('relay.route', config.relay?.route, parseDialRoute);
   check('authority.route', config.authority?.route, parseDialRoute);
   if (config.services.includes(NodeServiceName.gateway) && config.gateway === undefined)
     throw refuse(stack, flagNames, 'gateway.config', 'is required with the `gateway` service');
 }
 
-/** Health and readiness are for the machine's own supervisor: loopback only. */
+/**
+ * Loopback only: health and readiness are for the machine's own supervisor, and the admin API
+ * (its login endpoints over plain HTTP; the dashboard, whose Host check accepts only the bound
+ * address) for the machine's own operator — reached from elsewhere through an SSH tunnel or a
+ * TLS proxy of one's own, never by binding a wildcard or outward address.
+ */
 const LOOPBACK: ReadonlySet<string> = new Set(['127.0.0.1', '::1', 'localhost']);
 
 type AjvClass = new (options: Record<string, unknown>) => {

@@ -2,7 +2,6 @@
 // upstreams of its `mcpServers` file, gates 1 and 2 over the node's policy bundles and deny-set,
 // the enforcement point countersigning every decision into the home's audit log (checkpointed
 // while it grows), gate 3 for leased upstreams, and the MCP worker behind the node's listener.
-import { readFileSync } from 'node:fs';
 import { isMandateError, type Logger } from '../core/index.js';
 import { invalid, notFound } from '../core/internal.js';
 import { ChainVerifier } from '../credentials/index.js';
@@ -23,6 +22,7 @@ import { credentialIssuerOf, type Home } from './home.js';
 import { DEFAULT_AUTHORITY, homeAuditOrigin, homeLogKey } from './home-audit.js';
 import { leaseRecordBody } from './lease-audit-sink.js';
 import type { PartHealth } from './lifecycle.js';
+import { readRegularFile, type RegularFileRead } from './regular-file.js';
 import { nodeBundleSource } from './store-bundle-source.js';
 import { lockEnforcement } from './enforcement-lock.js';
 import type { NodeServiceContext, RunningService } from './service.js';
@@ -44,22 +44,31 @@ export const GATEWAY_SERVICE_ADDRESSES: readonly string[] = [MCP_SERVICE_ADDRESS
  * file is `ERR_NODE_CONFIG_NOT_FOUND`; one that does not parse, `ERR_MCP_CONFIG_INVALID`.
  */
 export function readGatewayConfigFile(file: string): GatewayConfig {
-  let bytes: Buffer;
+  let read: RegularFileRead;
   try {
-    bytes = readFileSync(file);
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'ENOENT')
-      throw notFound(
-        'ERR_NODE_CONFIG_NOT_FOUND',
-        `no gateway configuration \`${file}\` (\`gateway.config\`)`,
-      );
+    read = readRegularFile(file, MAX_GATEWAY_CONFIG_BYTES);
+  } catch {
     throw invalid('ERR_NODE_CONFIG_INVALID', `gateway configuration \`${file}\` cannot be read`);
   }
-  if (bytes.length > MAX_GATEWAY_CONFIG_BYTES)
-    throw invalid(
-      'ERR_MCP_CONFIG_INVALID',
-      `gateway configuration \`${file}\` is larger than ${MAX_GATEWAY_CONFIG_BYTES} bytes`,
-    );
+  if ('refused' in read)
+    switch (read.refused) {
+      case 'missing':
+        throw notFound(
+          'ERR_NODE_CONFIG_NOT_FOUND',
+          `no gateway configuration \`${file}\` (\`gateway.config\`)`,
+        );
+      case 'not_regular':
+        throw invalid(
+          'ERR_NODE_CONFIG_INVALID',
+          `gateway configuration \`${file}\` (\`gateway.config\`) is not a regular file`,
+        );
+      case 'too_large':
+        throw invalid(
+          'ERR_MCP_CONFIG_INVALID',
+          `gateway configuration \`${file}\` is larger than ${MAX_GATEWAY_CONFIG_BYTES} bytes`,
+        );
+    }
+  const bytes = read.bytes;
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);

@@ -23,3 +23,5 @@ export type { CallOutcome, EnforcementPoint } from './enforcement-point.js';
 export { assertNoEnforcementLock, lockEnforcement } from './enforcement-lock.js';
 export { builtDashboardDir, dashboardLoginUrl, startHomeAdmin } from './admin-node.js';
 export type { HomeAdmin } from './admin-node.js';
+export { readRegularFile } from './regular-file.js';
+export type { RegularFileRead } from './regular-file.js';

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -58,6 +59,67 @@ describe('node config and lifecycle', () => {
     );
     expectErrorStdout(flag, 'ERR_ARGUMENT_INVALID');
     expect(flag.stderr).toContain('`--listen`');
+  });
+
+  it('node start and up refuse a `__proto__` or `constructor` key in --config as unknown, polluting nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mandate-node-config-proto-'));
+    const home = join(dir, 'home');
+    const cases = [
+      ['{"__proto__":{"admin":{"listen":"0.0.0.0:0"}}}', '__proto__'],
+      ['{"__proto__":{"x":1}}', '__proto__'],
+      ['{"constructor":{}}', 'constructor'],
+      ['{"toString":"x"}', 'toString'],
+    ] as const;
+    for (const [text, key] of cases) {
+      const config = join(dir, 'node.json');
+      writeFileSync(config, text);
+      for (const command of [
+        ['node', 'start', '--identity', 'bob', '--listen', '127.0.0.1:0'],
+        ['up'],
+      ]) {
+        const r = await run('--home', home, '--json', ...command, '--config', config);
+        expect(r.code, text).toBe(3);
+        expectErrorStdout(r, 'ERR_NODE_CONFIG_INVALID', text);
+        expect(r.stderr).toContain(`\`${key}\` (from the config file) is not a known key`);
+      }
+    }
+    expect(({} as Record<string, unknown>)['x']).toBeUndefined();
+    expect(({} as Record<string, unknown>)['admin']).toBeUndefined();
+  });
+
+  it('node start and up refuse a --config that is not a regular file, without reading or waiting on it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mandate-node-config-device-'));
+    const fifo = join(dir, 'node.pipe');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    for (const path of ['/dev/zero', fifo, dir])
+      for (const command of [['node', 'start'], ['up']]) {
+        const r = await run('--home', join(dir, 'home'), '--json', ...command, '--config', path);
+        expect(r.code, path).toBe(3);
+        expectErrorStdout(r, 'ERR_NODE_CONFIG_INVALID', path);
+        expect(r.stderr).toContain(`config file \`${path}\` is not a regular file`);
+      }
+  });
+
+  it('dashboard, up and node start refuse an admin.listen off loopback, before anything is bound', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mandate-node-config-admin-'));
+    const home = join(dir, 'home');
+    for (const listen of ['0.0.0.0:0', '0:0', '[::]:0']) {
+      const flag = await run('--home', home, '--json', 'dashboard', '--listen', listen);
+      expect(flag.code, listen).toBe(3);
+      expectErrorStdout(flag, 'ERR_ARGUMENT_INVALID', listen);
+      expect(flag.stderr).toContain('`--listen` must be on loopback');
+      const config = join(dir, 'node.json');
+      writeFileSync(config, JSON.stringify({ admin: { listen } }));
+      for (const command of [
+        ['up'],
+        ['node', 'start', '--identity', 'bob', '--listen', '127.0.0.1:0'],
+      ]) {
+        const r = await run('--home', home, '--json', ...command, '--config', config);
+        expect(r.code, listen).toBe(3);
+        expectErrorStdout(r, 'ERR_NODE_CONFIG_INVALID', listen);
+        expect(r.stderr).toContain('`admin.listen` (from the config file) must be on loopback');
+      }
+    }
   });
 
   it('broker start from a config file and the environment: ready per part; SIGTERM mid-work loses no acknowledged lease', async () => {
@@ -181,6 +243,23 @@ describe('node config and lifecycle', () => {
       '`authorityService.credentialTtl` (from the config file) is not a known key',
     );
     await refused({ ...base, gateway: undefined }, '`gateway.config` is required');
+    // A gateway configuration that is not a regular file is refused, never read without end.
+    const fifo = join(dir, 'gateway.pipe');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    for (const path of ['/dev/zero', fifo])
+      await refused(
+        { ...base, gateway: { config: path } },
+        `gateway configuration \`${path}\` (\`gateway.config\`) is not a regular file`,
+      );
+    process.env['MANDATE_GATEWAY_CONFIG'] = '/dev/zero';
+    try {
+      await refused(
+        { ...base, gateway: undefined },
+        'gateway configuration `/dev/zero` (`gateway.config`) is not a regular file',
+      );
+    } finally {
+      delete process.env['MANDATE_GATEWAY_CONFIG'];
+    }
 
     const configFile = join(dir, 'node.json');
     writeFileSync(configFile, JSON.stringify(base));

@@ -42,7 +42,11 @@ const FLAG_NAMES: Readonly<Record<string, string>> = {
 export function registerDashboardCommand(program: Command, context: () => CliContext): void {
   program
     .command('dashboard')
-    .option('--listen <host:port>', 'where to serve the admin API and dashboard', '127.0.0.1:0')
+    .option(
+      '--listen <host:port>',
+      'where to serve the admin API and dashboard (loopback only)',
+      '127.0.0.1:0',
+    )
     .option(
       '--as <identity>',
       'the operator: a local identity; sessions are bound to it and approvals are signed with its credential key (a human the authority marked human=true can answer them)',
