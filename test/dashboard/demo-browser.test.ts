@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { skipUnless } from '../support/postgres-cluster.js';
 import { killChildren, startMandate, withStdin } from '../helpers/processes.js';
@@ -41,8 +41,16 @@ beforeAll(async () => {
   const up = startMandate(home, 'up', '--demo', '--agents', '12', '--rotate', '2');
   // The scenario first (minutes on a loaded 2-core machine), then the node.
   await up.waitFor(/ up home=\S+\/demo services=authority,relay,admin /, 240_000);
-  const line = DASHBOARD_LINE_RE.exec(up.stdout());
-  if (line === null) throw new Error(`no dashboard line on stdout:\n${up.stdout()}`);
+  // stdout and stderr are two pipes: the dashboard line, printed before that log line, may
+  // still be on its way.
+  const line = await vi.waitFor(
+    () => {
+      const found = DASHBOARD_LINE_RE.exec(up.stdout());
+      if (found === null) throw new Error(`no dashboard line on stdout:\n${up.stdout()}`);
+      return found;
+    },
+    { timeout: 10_000 },
+  );
   url = line[1]!;
   browser = await launchChromium();
   mkdirSync(ARTIFACTS, { recursive: true });
