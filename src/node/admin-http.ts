@@ -518,6 +518,15 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
     const session = auth.session(token);
     if (session === undefined)
       throw unauthorized('ERR_ADMIN_UNAUTHENTICATED', 'log in first (a session is required)');
+    // An operator revoked since it logged in: its session ends, with its open streams.
+    if ((await revokedIdentities()).has(session.operator)) {
+      if (token !== undefined) auth.endSession(token);
+      for (const end of [...(streams.get(session) ?? [])]) end();
+      throw forbidden(
+        'ERR_REVOKED',
+        'the operator of this session is revoked: the session is over',
+      );
+    }
     if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
       checkOrigin(c.req.header('origin'));
       // A bearer token is never sent by a browser on its own; a cookie is, so it needs the echo.

@@ -605,4 +605,20 @@ describe('admin API data', () => {
     const bad = await fetch(`${http.url}/api/leases?state=nope`, { headers: { cookie } });
     expect(await errorCode(bad)).toBe('ERR_ADMIN_REQUEST_INVALID');
   });
+
+  // Last in the file: it revokes the operator.
+  it('the operator revoked: its session ends at its next request, and its open streams with it', async () => {
+    const { cookie } = await login();
+    const stream = await openStream({ cookie });
+    await stream.until((t) => t.includes('event: decision'));
+    await h.ok('revoke', 'approver');
+    const refused = await fetch(`${http.url}/api/agents`, { headers: { cookie } });
+    expect(refused.status).toBe(403);
+    expect(await errorCode(refused)).toBe('ERR_REVOKED');
+    await stream.until(() => false);
+    expect(stream.ended).toBe(true);
+    // The session is over: the next request is not even authenticated.
+    const after = await fetch(`${http.url}/api/agents`, { headers: { cookie } });
+    expect(after.status).toBe(401);
+  });
 });
