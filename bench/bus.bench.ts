@@ -32,14 +32,10 @@ import {
 } from '../src/store/sqlite-deny-set-repository.js';
 import { channelWorld } from '../test/helpers/channel-world.js';
 import type { TableRow } from './harness.js';
+import { percentile } from '../src/core/internal.js';
 
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-function percentile(values: readonly number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 export async function busBenchmarks(
   samples = process.env.MANDATE_BENCH_QUICK === '1' ? 5 : 60,

@@ -16,3 +16,4 @@ export { isUnixSeconds, checkUnixSeconds } from './time.js';
 export { silentLogger } from './logger.js';
 export { SerialScope } from './serial-scope.js';
 export { MAX_TIMER_MS, withJitter } from './backoff.js';
+export { percentile } from './stats.js';

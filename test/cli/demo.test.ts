@@ -149,7 +149,9 @@ describe('mandate demo', () => {
       /\n10\. human-ava \(human=true, refund budget 300 for her whole grant\) delegates to support-agent \(refunds ≤ 200, ticket files\), which delegates to 6 sub-agents: refunds ≤ 100,/,
     );
     expect(out).toMatch(/ sees: crm\/orders\.lookup, crm\/orders\.refund, files\/files\.read\n/);
-    expect(out).toMatch(/\n11\. .*: 6000\/6000 allowed in \d+\.\d\d s \(\d+ calls\/s\)\n/);
+    expect(out).toMatch(
+      /\n11\. .*: 6000\/6000 allowed in \d+\.\d\d s \(\d+ calls\/s; per decision p50 \d+ µs, p99 \d+ µs\)\n/,
+    );
     expect(out).toMatch(
       /a refund of 150 \(delegated ≤ 100\) +→ deny, lock chain ERR_GATE_CHAIN_DENIED: chain level 2 \(`orders\.refund#amount`\)/,
     );
@@ -331,7 +333,14 @@ interface GateSummary {
   bundle: { version: number; hash: string; policies: number };
   subAgents: number;
   toolsListed: string[];
-  calls: { count: number; allowed: number; seconds: number; perSecond: number };
+  calls: {
+    count: number;
+    allowed: number;
+    seconds: number;
+    perSecond: number;
+    p50Micros: number;
+    p99Micros: number;
+  };
   injected: Record<
     'refundAboveLimit' | 'toolOutsideGrant' | 'pathOutsideSubtree' | 'stagingRefund',
     Denial
@@ -485,6 +494,8 @@ function checkGates(g: GateSummary): void {
   expect(g.toolsListed).toEqual(['crm/orders.lookup', 'crm/orders.refund', 'files/files.read']);
   expect(g.calls).toMatchObject({ count: 6000, allowed: 6000 });
   expect(g.calls.perSecond).toBeGreaterThan(0);
+  expect(g.calls.p50Micros).toBeGreaterThan(0);
+  expect(g.calls.p99Micros).toBeGreaterThanOrEqual(g.calls.p50Micros);
   // Each injected call: denied, by the lock and for the reason the scenario means.
   const chain = { decision: 'deny', lock: 'chain', code: 'ERR_GATE_CHAIN_DENIED' };
   expect(g.injected.refundAboveLimit).toMatchObject(chain);

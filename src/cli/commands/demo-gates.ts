@@ -1,5 +1,6 @@
 import type { Clock } from '../../core/index.js';
 import { isMandateError } from '../../core/index.js';
+import { percentile } from '../../core/internal.js';
 import {
   ChainVerifier,
   chainFromCredential,
@@ -148,6 +149,9 @@ export interface GateScenarioSummary {
     readonly allowed: number;
     readonly seconds: number;
     readonly perSecond: number;
+    /** Each decision's time, median and 99th percentile (nearest rank), in microseconds. */
+    readonly p50Micros: number;
+    readonly p99Micros: number;
   };
   readonly injected: {
     readonly refundAboveLimit: DemoDenial;
@@ -416,19 +420,24 @@ export async function runGateScenario(
 
         // 11. The swarm's routine calls through gate 2.
         let allowed = 0;
+        const latencies: number[] = [];
         const t = process.hrtime.bigint();
         for (let i = 0; i < ROUTINE_CALLS; i++) {
           const chain = subs[i % subs.length]!;
+          const started = process.hrtime.bigint();
           const decision =
             i % 2 === 0
               ? await call(chain, 'orders.lookup', { order: `4471-${i % 17}` })
               : await call(chain, 'files.read', { path: `/tickets/4471/message-${i % 23}.txt` });
+          latencies.push(Number(process.hrtime.bigint() - started) / 1e3);
           if (decision.decision === 'allow') allowed++;
         }
         const seconds = Number(process.hrtime.bigint() - t) / 1e9;
         const perSecond = Math.round(ROUTINE_CALLS / seconds);
+        const p50Micros = Math.round(percentile(latencies, 50));
+        const p99Micros = Math.round(percentile(latencies, 99));
         say(
-          `11. the swarm's tool calls pass gate 2 (chain, arguments, policies): ${allowed}/${ROUTINE_CALLS} allowed in ${seconds.toFixed(2)} s (${perSecond} calls/s)`,
+          `11. the swarm's tool calls pass gate 2 (chain, arguments, policies): ${allowed}/${ROUTINE_CALLS} allowed in ${seconds.toFixed(2)} s (${perSecond} calls/s; per decision p50 ${p50Micros} µs, p99 ${p99Micros} µs)`,
         );
         if (allowed !== ROUTINE_CALLS) throw new Error('a routine call was refused');
         // A sample of the same calls through the enforcement point: each agent signs its calls in
@@ -591,7 +600,7 @@ export async function runGateScenario(
           },
           subAgents: subs.length,
           toolsListed,
-          calls: { count: ROUTINE_CALLS, allowed, seconds, perSecond },
+          calls: { count: ROUTINE_CALLS, allowed, seconds, perSecond, p50Micros, p99Micros },
           injected: {
             refundAboveLimit: denial(injectedRefund),
             toolOutsideGrant: denial(outsideGrant),

@@ -224,7 +224,7 @@ export async function runDemo(
           ],
           [
             'gates',
-            `bundle v${gates.bundle.version} (${gates.bundle.policies} Cedar policies) over ${gates.toolsListed.length} visible tools; ${gates.calls.count} gate-2 calls in ${gates.calls.seconds.toFixed(2)} s (${gates.calls.perSecond}/s); 4 injected calls denied (chain ×3, policy ×1); approval: ${gates.approval.first} → approved by a human → ${gates.approval.afterApproval} once, replay ${gates.approval.replay}; budget ${gates.budget.spent}/${gates.budget.limit} across ${gates.budget.agents} siblings, next ${gates.budget.next.code ?? gates.budget.next.decision}; revoked mid-run: next call ${gates.revocation.nextCall.decision} (${gates.revocation.nextCall.lock ?? gates.revocation.nextCall.code ?? '-'})`,
+            `bundle v${gates.bundle.version} (${gates.bundle.policies} Cedar policies) over ${gates.toolsListed.length} visible tools; ${gates.calls.count} gate-2 calls in ${gates.calls.seconds.toFixed(2)} s (${gates.calls.perSecond}/s, p50 ${gates.calls.p50Micros} µs, p99 ${gates.calls.p99Micros} µs); 4 injected calls denied (chain ×3, policy ×1); approval: ${gates.approval.first} → approved by a human → ${gates.approval.afterApproval} once, replay ${gates.approval.replay}; budget ${gates.budget.spent}/${gates.budget.limit} across ${gates.budget.agents} siblings, next ${gates.budget.next.code ?? gates.budget.next.decision}; revoked mid-run: next call ${gates.revocation.nextCall.decision} (${gates.revocation.nextCall.lock ?? gates.revocation.nextCall.code ?? '-'})`,
           ],
           [
             'audit trail',
