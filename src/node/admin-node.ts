@@ -126,11 +126,9 @@ export async function startAdmin(
       'node config: `services` names `admin`, but the node was started without its options',
     );
   const { config, home, clock, logger } = node;
-  const { host, port } = parseListenAddress(config.admin.listen);
   const admin = await startHomeAdmin(home, {
     ...options,
-    // `[::1]:PORT` binds `::1`.
-    listen: { host: host.replace(/^\[(.*)\]$/, '$1'), port },
+    listen: parseListenAddress(config.admin.listen),
     as: config.admin.as,
     authority: config.admin.authority,
     clock,

@@ -10,7 +10,7 @@ import { BundleFeed, DenySetFeed } from './bus-feeds.js';
 import { BUS_SERVICE_ADDRESS, BusService } from './bus-service.js';
 import { ENROLLMENT_SERVICE_ADDRESS, EnrollmentService } from './enrollment-service.js';
 import type { Home } from './home.js';
-import type { NodeServiceContext, RunningService } from './service.js';
+import { ServiceParts, type NodeServiceContext, type RunningService } from './service.js';
 
 /** The listener addresses of the authority service. */
 export const AUTHORITY_SERVICE_ADDRESSES: readonly string[] = [
@@ -69,22 +69,10 @@ export async function startAuthority(node: NodeServiceContext): Promise<RunningS
     config.authorityService?.credentialTtlSeconds,
   );
   const bus = new InProcessBus({ logger });
-  const stops: (() => void | Promise<void>)[] = [
-    () => {
-      bus.close();
-    },
-  ];
-  const stopAll = async (): Promise<void> => {
-    for (const stop of stops.splice(0).reverse()) {
-      try {
-        await stop();
-      } catch (error) {
-        logger.warn('authority: stopping a part failed', {
-          error: error instanceof Error ? error.message : String(error),
-        });
-      }
-    }
-  };
+  const parts = new ServiceParts('authority', logger);
+  parts.add(() => {
+    bus.close();
+  });
   try {
     const denySetFeed = await DenySetFeed.start({
       repository: home.denySetRepository,
@@ -92,14 +80,14 @@ export async function startAuthority(node: NodeServiceContext): Promise<RunningS
       clock,
       logger,
     });
-    stops.push(() => denySetFeed.stop());
+    parts.add(() => denySetFeed.stop());
     const bundleFeed = await BundleFeed.start({
       repository: home.store.policyBundles,
       bus,
       clock,
       logger,
     });
-    stops.push(() => bundleFeed.stop());
+    parts.add(() => bundleFeed.stop());
     const enrollment = new EnrollmentService(router, {
       authority,
       identities: home.identities,
@@ -107,7 +95,7 @@ export async function startAuthority(node: NodeServiceContext): Promise<RunningS
       clock,
       logger,
     });
-    stops.push(() => enrollment.close());
+    parts.add(() => enrollment.close());
     const busService = new BusService(router, {
       bus,
       logger,
@@ -121,15 +109,15 @@ export async function startAuthority(node: NodeServiceContext): Promise<RunningS
       },
     });
     // Closed first: no new subscription while the redemption in flight finishes.
-    stops.push(() => {
+    parts.add(() => {
       busService.close();
     });
   } catch (error) {
-    await stopAll();
+    await parts.stopAll();
     throw error;
   }
   return {
-    stop: stopAll,
+    stop: parts.stopAll,
     listening: {
       authority: identifier,
       credentialTtlSeconds: authority.policy.defaultCredentialTtlSeconds,

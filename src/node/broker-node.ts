@@ -25,7 +25,7 @@ import { EgressProxyService, EGRESS_SERVICE_ADDRESS } from './egress-proxy.js';
 import { nodeBundleSource } from './store-bundle-source.js';
 import { startBrokerHttp, type BrokerHttp } from './broker-http.js';
 import type { Home } from './home.js';
-import type { NodeServiceContext, RunningService } from './service.js';
+import { ServiceParts, type NodeServiceContext, type RunningService } from './service.js';
 
 /** How stale the home's bundle view may get before every lease is refused (as `gate` commands). */
 const BUNDLE_STALENESS_SECONDS = 60;
@@ -225,26 +225,15 @@ export async function startBroker(
     { ...opts, ...(brokerId === undefined ? {} : { brokerId }) },
     clock,
   );
-  const stops: (() => Promise<void>)[] = [() => parts.close()];
-  // Stops what started so far, last first; also when a later part fails to start.
-  const stopAll = async (): Promise<void> => {
-    for (const stop of stops.splice(0).reverse()) {
-      try {
-        await stop();
-      } catch (error) {
-        logger.warn('broker: stopping a part failed', {
-          error: error instanceof Error ? error.message : String(error),
-        });
-      }
-    }
-  };
+  const started = new ServiceParts('broker', logger);
+  started.add(() => parts.close());
   try {
     const followed = await nodeBundleSource(node, BUNDLE_STALENESS_SECONDS);
-    stops.push(() => followed.stop());
+    started.add(() => followed.stop());
     const bundles = followed.bundles;
     const gate = new Gate({ bundles, denySet });
     const sink = await options.auditSink(home, opts.identity);
-    stops.push(() => sink.close());
+    started.add(() => sink.close());
     const broker = new Broker({
       leases: home.store.brokerLeases,
       decide: (chain, ask, o) => gate.decideLease(chain, ask, o),
@@ -255,7 +244,7 @@ export async function startBroker(
     });
     await restoreProviders(home, parts, clock.nowSeconds(), logger);
     const service = new BrokerService(router, { broker, logger });
-    stops.push(() => service.close());
+    started.add(() => service.close());
     if (parts.proxy !== undefined) {
       const egress = new EgressProxyService(router, {
         provider: parts.proxy,
@@ -269,10 +258,10 @@ export async function startBroker(
         clock,
         logger,
       });
-      stops.push(() => egress.close());
+      started.add(() => egress.close());
     }
     const timers = await BrokerTimers.start({ broker, denySet, logger });
-    stops.push(() => timers.stop());
+    started.add(() => timers.stop());
     if (config.broker.http !== undefined) {
       const http = await startHttp(
         home,
@@ -283,13 +272,13 @@ export async function startBroker(
         clock,
         logger,
       );
-      stops.push(() => http.close());
+      started.add(() => http.close());
       logger.info('broker: http', { url: http.url, tokenEndpoint: http.tokenEndpoint });
     }
     logger.info('broker: serving', { kinds: broker.kinds.join(','), issuer: parts.jwt.issuer });
   } catch (error) {
-    await stopAll();
+    await started.stopAll();
     throw error;
   }
-  return { stop: stopAll };
+  return { stop: started.stopAll };
 }

@@ -173,7 +173,14 @@ describe('loadNodeConfig', () => {
   });
 
   it('serves the admin API on loopback only, refusing a wildcard or outward address from every layer', () => {
-    for (const listen of ['127.0.0.1:0', '127.0.0.1:8080', 'localhost:8080', '::1:0'])
+    for (const listen of [
+      '127.0.0.1:0',
+      '127.0.0.1:8080',
+      'localhost:8080',
+      '::1:0',
+      '[::1]:0',
+      '[::1]:8080',
+    ])
       expect(loadNodeConfig({ flags: { ...base, admin: { listen } } }).admin.listen).toBe(listen);
     for (const listen of ['0.0.0.0:0', '0.0.0.0:8080', '0:8080', '[::]:8080', '10.0.0.1:8080']) {
       const fromFile = refusal({ file: file({ ...base, admin: { listen } }) });

@@ -3,7 +3,8 @@
 // (docs/spec/audit.md, "Enforcement point").
 import { conflict, invalid, unauthorized, unavailable } from '../core/internal.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
-import type { ChainVerifier } from '../credentials/index.js';
+import type { ChainVerifier, DenySet } from '../credentials/index.js';
+import type { Home } from './home.js';
 import {
   enforceCall,
   recordApprovalAnswer,
@@ -580,4 +581,32 @@ function approvalOf(used: ApprovalRecord, disclose: boolean): DecisionApproval |
     attestation: a.attestation,
     approverChain: a.approverChain,
   };
+}
+
+/**
+ * An enforcement point over a home: gate 2 with the home's approval and budget stores, the home's
+ * audit trail, countersigned by `signer` — what the gateway, `gate call` and the demo share; the
+ * rest of {@link EnforcementPointOptions} as given.
+ */
+export function openHomeEnforcementPoint(
+  home: Home,
+  options: Omit<EnforcementPointOptions, 'enforcement' | 'trail'> & {
+    readonly gate: EnforcementOptions['gate'];
+    readonly bundles: EnforcementOptions['bundles'];
+    readonly denySet: DenySet;
+  },
+): Promise<EnforcementPoint> {
+  const { gate, bundles, denySet, ...rest } = options;
+  return EnforcementPoint.open({
+    ...rest,
+    enforcement: {
+      gate,
+      bundles,
+      approvals: home.store.approvals,
+      budgets: home.store.budgets,
+      denySet,
+      authorities: options.authorities,
+    },
+    trail: home.store.auditTrail,
+  });
 }

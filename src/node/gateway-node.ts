@@ -17,7 +17,7 @@ import {
   type GatewayConfig,
 } from '../mcp/index.js';
 import { BrokerTimers } from './broker-timers.js';
-import { EnforcementPoint } from './enforcement-point.js';
+import { openHomeEnforcementPoint } from './enforcement-point.js';
 import { credentialIssuerOf, type Home } from './home.js';
 import { DEFAULT_AUTHORITY, homeAuditOrigin, homeLogKey } from './home-audit.js';
 import { leaseRecordBody } from './lease-audit-sink.js';
@@ -25,7 +25,7 @@ import type { PartHealth } from './lifecycle.js';
 import { readRegularFile, type RegularFileRead } from './regular-file.js';
 import { nodeBundleSource } from './store-bundle-source.js';
 import { lockEnforcement } from './enforcement-lock.js';
-import type { NodeServiceContext, RunningService } from './service.js';
+import { ServiceParts, type NodeServiceContext, type RunningService } from './service.js';
 
 /** How long the gateway's bundle source may go without reading the store before it fails closed. */
 const GATEWAY_BUNDLE_STALENESS_SECONDS = 10;
@@ -142,27 +142,15 @@ export async function startGateway(node: NodeServiceContext): Promise<RunningSer
     1000;
   // One enforcement point per home (node/enforcement-lock.ts): taken before anything opens.
   const lock = lockEnforcement(home.dir);
-  const stops: (() => void | Promise<void>)[] = [
-    () => {
-      lock.release();
-    },
-  ];
-  const stopAll = async (): Promise<void> => {
-    for (const stop of stops.splice(0).reverse()) {
-      try {
-        await stop();
-      } catch (error) {
-        logger.warn('gateway: stopping a part failed', {
-          error: error instanceof Error ? error.message : String(error),
-        });
-      }
-    }
-  };
+  const parts = new ServiceParts('gateway', logger);
+  parts.add(() => {
+    lock.release();
+  });
   let gateway: McpGateway;
   try {
     const authorities = await home.trustedAuthorities();
     const followed = await nodeBundleSource(node, GATEWAY_BUNDLE_STALENESS_SECONDS);
-    stops.push(() => followed.stop());
+    parts.add(() => followed.stop());
     const bundles = followed.bundles;
     const gate = new Gate({ bundles, denySet });
     const authority = await home.identities.get(DEFAULT_AUTHORITY);
@@ -170,22 +158,16 @@ export async function startGateway(node: NodeServiceContext): Promise<RunningSer
       repository: home.store.auditLog,
       origin: homeAuditOrigin(authority.identity.identifier),
     });
-    stops.push(() => log.close());
+    parts.add(() => log.close());
     const checkpoints = checkpointWhileGrowing(home, log, everyMs, logger);
-    stops.push(() => checkpoints.stop());
-    const point = await EnforcementPoint.open({
-      enforcement: {
-        gate,
-        bundles,
-        approvals: home.store.approvals,
-        budgets: home.store.budgets,
-        denySet,
-        authorities,
-      },
+    parts.add(() => checkpoints.stop());
+    const point = await openHomeEnforcementPoint(home, {
+      gate,
+      bundles,
+      denySet,
       chains: new ChainVerifier({ authorities, denySet }),
       authorities,
       log,
-      trail: home.store.auditTrail,
       signer: new EnforcerSigner(home.vault, await credentialIssuerOf(home, config.identity)),
       catchUp: () => node.catchUpDenySet(),
     });
@@ -204,7 +186,7 @@ export async function startGateway(node: NodeServiceContext): Promise<RunningSer
         logger,
       });
       const timers = await BrokerTimers.start({ broker, denySet, logger });
-      stops.push(() => timers.stop());
+      parts.add(() => timers.stop());
     }
     gateway = await McpGateway.start({
       config: gatewayConfig,
@@ -216,7 +198,7 @@ export async function startGateway(node: NodeServiceContext): Promise<RunningSer
       ...(broker === undefined ? {} : { leases: { broker, secrets: home.secrets } }),
     });
     const started = gateway;
-    stops.push(() => started.close());
+    parts.add(() => started.close());
     const mcp = new McpChannelListener(router, {
       maxMessageBytes: gatewayConfig.maxMessageBytes,
       logger,
@@ -231,14 +213,14 @@ export async function startGateway(node: NodeServiceContext): Promise<RunningSer
     node.onChannelClosed((address) => {
       mcp.channelClosed(address);
     });
-    stops.push(() => mcp.close());
+    parts.add(() => mcp.close());
   } catch (error) {
-    await stopAll();
+    await parts.stopAll();
     throw error;
   }
   const upstreams = gateway.upstreams;
   return {
-    stop: stopAll,
+    stop: parts.stopAll,
     health: (): PartHealth => {
       const down = upstreams.filter((u) => u.state !== 'up').map((u) => u.name);
       return down.length === 0

@@ -20,6 +20,7 @@ export {
 export { brokerIssuerOf } from './broker-node.js';
 export { DEFAULT_AUTHORITY, homeAuditOrigin, homeLogKey } from './home-audit.js';
 export type { CallOutcome, EnforcementPoint } from './enforcement-point.js';
+export { openHomeEnforcementPoint } from './enforcement-point.js';
 export { assertNoEnforcementLock, lockEnforcement } from './enforcement-lock.js';
 export { builtDashboardDir, dashboardLoginUrl, startHomeAdmin } from './admin-node.js';
 export type { HomeAdmin } from './admin-node.js';

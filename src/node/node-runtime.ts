@@ -66,10 +66,16 @@ export async function listenTcp(
   return { address, route };
 }
 
-/** `host:port` to listen at; port 0 asks for any free port. */
+/**
+ * `host:port` to listen at; port 0 asks for any free port. An IPv6 host may be bracketed
+ * (`[::1]:4000`); the host returned is bare (`::1`), as `listen` takes it.
+ */
 export function parseListenAddress(text: string): { host: string; port: number } {
-  if (text.endsWith(':0') && text.length > 2) return { host: text.slice(0, -2), port: 0 };
-  return parseTcpPeer(text);
+  const { host, port } =
+    text.endsWith(':0') && text.length > 2
+      ? { host: text.slice(0, -2), port: 0 }
+      : parseTcpPeer(text);
+  return { host: host.replace(/^\[(.*)\]$/, '$1'), port };
 }
 
 /** Route text whose first hop is a TCP address (`/ip4/…/tcp/…` or `/dnsaddr/…/tcp/…`). */

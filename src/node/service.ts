@@ -35,3 +35,37 @@ export interface RunningService {
   /** The admin service's dashboard address, with a fresh one-time login token. */
   dashboardUrl?(): string;
 }
+
+/**
+ * The parts a service started, stopped last first — by its `stop`, and when a later part fails
+ * to start. A part whose stop fails is logged (`<service>: stopping a part failed`); the others
+ * still stop.
+ */
+export class ServiceParts {
+  readonly #stops: (() => void | Promise<void>)[] = [];
+  readonly #service: string;
+  readonly #logger: Logger;
+
+  constructor(service: string, logger: Logger) {
+    this.#service = service;
+    this.#logger = logger;
+  }
+
+  /** Adds a started part, by how to stop it. */
+  add(stop: () => void | Promise<void>): void {
+    this.#stops.push(stop);
+  }
+
+  /** Stops every part added so far, last first (idempotent: each once). */
+  readonly stopAll = async (): Promise<void> => {
+    for (const stop of this.#stops.splice(0).reverse()) {
+      try {
+        await stop();
+      } catch (error) {
+        this.#logger.warn(`${this.#service}: stopping a part failed`, {
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    }
+  };
+}

@@ -15,7 +15,8 @@ import {
 } from '../../credentials/index.js';
 import type { VerifiedIdentity } from '../../identity/index.js';
 import { Gate, mandateCedarSchema, signBundle, ToolCatalog } from '../../gates/index.js';
-import { EnforcementPoint, StoreBundleSource } from '../../node/index.js';
+import { StoreBundleSource } from '../../node/index.js';
+import { openHomeEnforcementPoint } from '../../node/internal.js';
 import {
   openSecureChannel,
   prepareChannelIdentity,
@@ -195,19 +196,13 @@ export async function runGatewayScenario(
     const log = await AuditLog.open({ repository: home.store.auditLog, origin: logKey.origin });
     cleanups.push(() => log.close());
     const recordsBefore = log.size;
-    const point = await EnforcementPoint.open({
-      enforcement: {
-        gate,
-        bundles,
-        approvals: home.store.approvals,
-        budgets: home.store.budgets,
-        denySet,
-        authorities,
-      },
+    const point = await openHomeEnforcementPoint(home, {
+      gate,
+      bundles,
+      denySet,
       chains: verifier,
       authorities,
       log,
-      trail: home.store.auditTrail,
       signer: new EnforcerSigner(home.vault, await credentialIssuerOf(home, gatewayLocal.identity)),
     });
     const gateway = await McpGateway.start({

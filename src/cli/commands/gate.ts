@@ -9,8 +9,8 @@ import {
   mandateCedarSchema,
   type GateDecision,
 } from '../../gates/index.js';
-import { EnforcementPoint, StoreBundleSource } from '../../node/index.js';
-import { assertNoEnforcementLock } from '../../node/internal.js';
+import { StoreBundleSource } from '../../node/index.js';
+import { assertNoEnforcementLock, openHomeEnforcementPoint } from '../../node/internal.js';
 import {
   AuditLog,
   delegationPath,
@@ -475,19 +475,13 @@ async function runSignedGateCall(
           origin: homeAuditOrigin(authority.identity.identifier),
         });
         try {
-          const point = await EnforcementPoint.open({
-            enforcement: {
-              gate,
-              bundles,
-              approvals: home.store.approvals,
-              budgets: home.store.budgets,
-              denySet: checks.denySet,
-              authorities: checks.authorities,
-            },
+          const point = await openHomeEnforcementPoint(home, {
+            gate,
+            bundles,
+            denySet: checks.denySet,
             chains,
             authorities: checks.authorities,
             log,
-            trail: home.store.auditTrail,
             signer: new EnforcerSigner(home.vault, enforcer),
           });
           const bytes =
