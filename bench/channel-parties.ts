@@ -18,9 +18,28 @@ export type PartyCommand =
       readonly relay?: { readonly port: number; readonly name: string };
     }
   | { readonly type: 'relay'; readonly keys: WorldKeys }
+  /**
+   * A peer to compare the channel with: a plain TCP server, or with `tls` a Node TLS 1.3 server,
+   * whose every connection counts the bytes it reads and writes one ack byte per `ackEvery`
+   * messages of `messageBytes`, the flow control of the channel traffic without a channel.
+   */
+  | {
+      readonly type: 'peer-receiver';
+      readonly messageBytes: number;
+      readonly ackEvery: number;
+      readonly tls?: PeerTls;
+    }
   /** With `memory`, two full collections run after the CPU time is read and before the heap is. */
   | { readonly type: 'usage'; readonly memory: boolean }
   | { readonly type: 'stop' };
+
+/** A TLS server's settings: its key and certificate (PEM) and the one suite it offers. */
+export interface PeerTls {
+  readonly key: string;
+  readonly cert: string;
+  /** Node's `ciphers` string: TLS 1.3 suites are named there too (Node has no `ciphersuites`). */
+  readonly ciphers: string;
+}
 
 export interface PartyUsage {
   /** User + system CPU time of the whole process so far, µs. */
@@ -89,7 +108,10 @@ export class PartyProcess {
 
   /** Starts the role; resolves with the port it listens on (a receiver behind a relay: the relay's). */
   async start(
-    command: Extract<PartyCommand, { type: 'receiver' } | { type: 'relay' }>,
+    command: Extract<
+      PartyCommand,
+      { type: 'receiver' } | { type: 'relay' } | { type: 'peer-receiver' }
+    >,
   ): Promise<number> {
     const reply = await this.request(command);
     if (reply.type !== 'ready') throw new Error(`party answered ${reply.type}, not ready`);

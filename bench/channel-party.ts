@@ -8,10 +8,15 @@
  *   name (a channel to the relay node, `registerRelay`), reachable only through the relay. The
  *   sink answers every `ackEvery` messages of MESSAGE_BYTES through the channel.
  * - `relay`: a router with a TCP transport, a SecureChannelListener and a RelayService.
+ * - `peer-receiver`: no Mandate at all, the peers the channel is compared with: a Node TLS 1.3
+ *   server (`node:tls`) or a plain TCP server (`node:net`) whose connections count the bytes they
+ *   read and write one ack byte per `ackEvery` messages, the channel sink's flow control.
  *
  * Commands and answers travel over the IPC channel (structured clone); the benchmark traffic
  * goes over TCP only.
  */
+import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import {
   openSecureChannel,
   registerRelay,
@@ -21,7 +26,7 @@ import {
 } from '../src/channel/index.js';
 import { localAddress, Router, TcpTransport } from '../src/routing/index.js';
 import { authoritiesFrom, benchChannelOptions, type WorldKeys } from './channel-world.js';
-import { findGc, type PartyCommand, type PartyReply } from './channel-parties.js';
+import { findGc, type PartyCommand, type PartyReply, type PeerTls } from './channel-parties.js';
 
 const gc = findGc();
 const ACK = Uint8Array.of(1);
@@ -31,6 +36,8 @@ let tcp: TcpTransport | undefined;
 let listener: SecureChannelListener | undefined;
 let relayService: RelayService | undefined;
 let toRelay: SecureChannel | undefined;
+let peerServer: Server | undefined;
+const peerSockets = new Set<Socket>();
 
 function reply(message: PartyReply): void {
   process.send?.(message);
@@ -86,6 +93,54 @@ async function startRelay(keys: WorldKeys): Promise<PartyReply> {
   return { type: 'ready', port };
 }
 
+async function startPeerReceiver(
+  messageBytes: number,
+  ackEvery: number,
+  tls: PeerTls | undefined,
+): Promise<PartyReply> {
+  const bytesPerAck = messageBytes * ackEvery;
+  const serve = (socket: Socket): void => {
+    peerSockets.add(socket);
+    socket.setNoDelay(true);
+    // Counted over the connection's life: the sender's rounds are whole multiples of an ack.
+    let received = 0;
+    let acks = 0;
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.byteLength;
+      const due = Math.floor(received / bytesPerAck);
+      if (due > acks) {
+        socket.write(new Uint8Array(due - acks));
+        acks = due;
+      }
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => peerSockets.delete(socket));
+  };
+  const server =
+    tls === undefined
+      ? createTcpServer(serve)
+      : createTlsServer(
+          {
+            key: tls.key,
+            cert: tls.cert,
+            minVersion: 'TLSv1.3',
+            maxVersion: 'TLSv1.3',
+            ciphers: tls.ciphers,
+          },
+          serve,
+        );
+  peerServer = server;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      if (address === null || typeof address === 'string') reject(new Error('no TCP address'));
+      else resolve(address.port);
+    });
+  });
+  return { type: 'ready', port };
+}
+
 /** CPU time first: the collections a memory reading forces must not count as traffic work. */
 function usage(memory: boolean): PartyReply {
   const cpu = process.cpuUsage();
@@ -105,6 +160,14 @@ function usage(memory: boolean): PartyReply {
 }
 
 async function stop(): Promise<void> {
+  for (const socket of peerSockets) socket.destroy();
+  const server = peerServer;
+  if (server !== undefined)
+    await new Promise<void>((resolve) => {
+      server.close(() => {
+        resolve();
+      });
+    });
   relayService?.close();
   await toRelay?.close();
   await listener?.close();
@@ -121,6 +184,9 @@ async function handle(command: PartyCommand): Promise<void> {
         return;
       case 'relay':
         reply(await startRelay(command.keys));
+        return;
+      case 'peer-receiver':
+        reply(await startPeerReceiver(command.messageBytes, command.ackEvery, command.tls));
         return;
       case 'usage':
         reply(usage(command.memory));
