@@ -4,9 +4,9 @@
  *   node --import tsx bench/run.ts --only aead [--markdown]
  *
  * Each path runs at several message sizes inside one group, so every round times all of them
- * moments apart; a straight line fitted through a path's sizes in each round gives its fixed cost
- * per message (the intercept) and its cost per KiB (the slope), and the ratios of intercepts are
- * taken inside each round before the median, as harness.ts does for ratios of times.
+ * moments apart; the line through a path's smallest and largest size in each round gives its fixed
+ * cost per message (the intercept) and its cost per KiB (the slope), and the ratios of intercepts
+ * are taken inside each round before the median, as harness.ts does for ratios of times.
  *
  * Messages have the channel's shape: an envelope head of 24 bytes and the payload as two pieces,
  * sealed after 9 bytes of headroom (frame type and nonce), as secure-channel.ts does. The floors
