@@ -17,6 +17,7 @@ import { brokerBenchmarks } from './broker.bench.js';
 import { proxyBenchmarks } from './proxy.bench.js';
 import { postgresBenchmarks } from './broker-postgres.bench.js';
 import { mcpBenchmarks } from './mcp.bench.js';
+import { aeadBenchmarks } from './aead.bench.js';
 
 interface Section {
   readonly name: string;
@@ -33,6 +34,11 @@ const sections: readonly Section[] = [
       await import('./crypto.bench.js');
       return undefined;
     },
+  },
+  {
+    name: 'aead',
+    title: 'AEAD per message: node:crypto AES-256-GCM against libsodium ChaCha20-Poly1305',
+    run: aeadBenchmarks,
   },
   { name: 'identities', title: 'identities', run: identityBenchmarks },
   { name: 'credentials', title: 'credentials', run: credentialBenchmarks },
