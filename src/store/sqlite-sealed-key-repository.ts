@@ -29,6 +29,16 @@ export const VAULT_KEK_MIGRATION_SQL = `CREATE TABLE vault_kek (
   verifier BLOB NOT NULL
 ) STRICT;`;
 
+/**
+ * Migration 15 changes no table: it marks a database whose `vault_keys.sealed` and
+ * `broker_secrets.sealed` may hold version-2 blobs (XChaCha20-Poly1305, vault/sealed-blob.ts).
+ * Version-1 rows stay as they are and keep opening; a Mandate from before version 2 would not
+ * open the new rows, and this entry makes it refuse the whole file at open
+ * (`ERR_STORE_SCHEMA_NEWER`) instead.
+ */
+export const SEALED_BLOB_V2_MIGRATION_SQL =
+  '-- vault_keys.sealed and broker_secrets.sealed: version 2';
+
 export interface SqliteSealedKeyRepositoryOptions {
   /**
    * Runs a write under the connection's write lock (`SqliteDatabase.write`). better-sqlite3 has
