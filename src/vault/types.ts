@@ -100,6 +100,11 @@ export interface SealedKeyRecord {
 /** Storage for sealed keys; implemented in `store/` (SQLite) and in memory for tests. */
 export interface SealedKeyRepository {
   putKey(record: SealedKeyRecord): Promise<void>;
+  /**
+   * Optional: `putKey` of every record, all or none (bulk provisioning writes a batch's keys with
+   * it: SQLite inserts many rows per statement). A key id already stored is `ERR_VAULT_KEY_EXISTS`.
+   */
+  putKeys?(records: readonly SealedKeyRecord[]): Promise<void>;
   getKey(keyId: string): Promise<SealedKeyRecord | undefined>;
   deleteKey(keyId: string): Promise<void>;
 }
