@@ -48,7 +48,7 @@ export interface SoftwareVaultOptions {
 }
 
 /**
- * A vault whose signing and X25519 keys are sealed at rest (AES-256-GCM under a KEK, format in
+ * A vault whose signing and X25519 keys are sealed at rest (XChaCha20-Poly1305 under a KEK, format in
  * sealed-key.ts) and unsealed lazily into guarded memory on first use. Unsealed keys sit in an
  * LRU cache bounded by `cacheKeys`, so a node serving many agents keeps a bounded amount of
  * locked memory; an evicted key is wiped and unsealed again when next needed. Ephemeral

@@ -93,7 +93,7 @@ export interface SealedKeyRecord {
   readonly purpose: 'signing' | 'x25519';
   readonly keyType: SigningKeyType | 'x25519';
   readonly publicKey: Uint8Array;
-  /** version ‖ nonce ‖ AES-256-GCM(KEK, secret, aad = the fields above). */
+  /** A sealed blob (sealed-blob.ts) of the secret, its AAD the fields above. */
   readonly sealed: Uint8Array;
 }
 
