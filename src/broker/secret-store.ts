@@ -75,7 +75,7 @@ export interface SecretStoreOptions {
 
 /**
  * The broker's sealed secret store (docs/spec/broker.md §1): each value is sealed under the
- * vault's key-encryption key (`sealBlob`, AES-256-GCM, the sealed-secret AAD) before it reaches
+ * vault's key-encryption key (`sealBlob`, XChaCha20-Poly1305, the sealed-secret AAD) before it reaches
  * the repository, and opened only by `read`, for a provider that injects or signs with it. Values
  * never appear in errors, logs, listings or audit records; `list` and every answer carry names,
  * versions and dates only. The store never keeps a value in clear: `put` and `rotate` seal the

@@ -1,6 +1,6 @@
 export { sha256, hmacSha256, hkdfSha256, jcsSha256, pbkdf2Sha256, SHA256_BYTES } from './hash.js';
 
-export { randomBytes, randomUnit } from './random.js';
+export { randomBytes, randomFill, randomUnit } from './random.js';
 export { constantTimeEqual, wipe } from './constant-time.js';
 export {
   generateEd25519KeyPair,
@@ -41,4 +41,11 @@ export {
   AEAD_NONCE_BYTES,
   AEAD_TAG_BYTES,
 } from './aead.js';
+export {
+  xchacha20poly1305EncryptInto,
+  xchacha20poly1305Decrypt,
+  XCHACHA20POLY1305_KEY_BYTES,
+  XCHACHA20POLY1305_NONCE_BYTES,
+  XCHACHA20POLY1305_TAG_BYTES,
+} from './xchacha20poly1305.js';
 export { SecureArena, SecretBytes } from './secure-memory.js';

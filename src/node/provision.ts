@@ -196,7 +196,8 @@ async function store(
   created: Identifier[],
 ): Promise<void> {
   await target.identities.transaction(async () => {
-    for (const key of result.keys) await target.vaultKeys.putKey(key);
+    if (target.vaultKeys.putKeys !== undefined) await target.vaultKeys.putKeys(result.keys);
+    else for (const key of result.keys) await target.vaultKeys.putKey(key);
     for (const [i, { identity, purposeKeys }] of result.identities.entries()) {
       const name = namePrefix === undefined ? null : `${namePrefix}${start + i}`;
       if (name !== null && (await target.identities.getIdentityByName(name)) !== undefined) {

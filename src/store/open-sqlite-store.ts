@@ -1,6 +1,7 @@
 import { SqliteDatabase, type Migration } from './sqlite-database.js';
 import { IDENTITIES_MIGRATION, SqliteIdentityRepository } from './sqlite-identity-repository.js';
 import {
+  SEALED_BLOB_V2_MIGRATION_SQL,
   SqliteSealedKeyRepository,
   VAULT_KEK_MIGRATION_SQL,
   VAULT_KEYS_MIGRATION_SQL,
@@ -56,6 +57,7 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   { version: 12, name: 'broker_secrets', sql: BROKER_SECRETS_MIGRATION_SQL },
   { version: 13, name: 'broker_leases', sql: BROKER_LEASES_MIGRATION_SQL },
   { version: 14, name: 'audit_chains', sql: AUDIT_CHAINS_MIGRATION_SQL },
+  { version: 15, name: 'sealed_blob_v2', sql: SEALED_BLOB_V2_MIGRATION_SQL },
 ];
 
 /** The embedded default: one SQLite file for identities, sealed keys and credentials state. */

@@ -29,6 +29,16 @@ export const VAULT_KEK_MIGRATION_SQL = `CREATE TABLE vault_kek (
   verifier BLOB NOT NULL
 ) STRICT;`;
 
+/**
+ * Migration 15 changes no table: it marks a database whose `vault_keys.sealed` and
+ * `broker_secrets.sealed` may hold version-2 blobs (XChaCha20-Poly1305, vault/sealed-blob.ts).
+ * Version-1 rows stay as they are and keep opening; a Mandate from before version 2 would not
+ * open the new rows, and this entry makes it refuse the whole file at open
+ * (`ERR_STORE_SCHEMA_NEWER`) instead.
+ */
+export const SEALED_BLOB_V2_MIGRATION_SQL =
+  '-- vault_keys.sealed and broker_secrets.sealed: version 2';
+
 export interface SqliteSealedKeyRepositoryOptions {
   /**
    * Runs a write under the connection's write lock (`SqliteDatabase.write`). better-sqlite3 has
@@ -39,6 +49,9 @@ export interface SqliteSealedKeyRepositoryOptions {
   readonly write?: <T>(statement: () => T) => Promise<T>;
 }
 
+/** Rows per statement of `putKeys` (5 parameters each, far below SQLite's limit of 32,766). */
+const ROWS_PER_INSERT = 50;
+
 const writeAtOnce = <T>(statement: () => T): Promise<T> => Promise.resolve(statement());
 
 /**
@@ -46,7 +59,9 @@ const writeAtOnce = <T>(statement: () => T): Promise<T> => Promise.resolve(state
  * statements are prepared once, when the repository is made.
  */
 export class SqliteSealedKeyRepository implements SealedKeyRepository, KekVerifierRepository {
+  readonly #db: Database;
   readonly #insert: Statement<[string, string, string, Uint8Array, Uint8Array]>;
+  readonly #insertMany: Statement;
   readonly #select: Statement<[string]>;
   readonly #selectAny: Statement<[]>;
   readonly #delete: Statement<[string]>;
@@ -56,8 +71,15 @@ export class SqliteSealedKeyRepository implements SealedKeyRepository, KekVerifi
 
   constructor(db: Database, options: SqliteSealedKeyRepositoryOptions = {}) {
     this.#write = options.write ?? writeAtOnce;
+    this.#db = db;
     this.#insert = db.prepare(
       'INSERT INTO vault_keys (key_id, purpose, key_type, public_key, sealed) VALUES (?, ?, ?, ?, ?)',
+    );
+    this.#insertMany = db.prepare(
+      `INSERT INTO vault_keys (key_id, purpose, key_type, public_key, sealed) VALUES ${Array.from(
+        { length: ROWS_PER_INSERT },
+        () => '(?, ?, ?, ?, ?)',
+      ).join(', ')}`,
     );
     this.#select = db.prepare(
       'SELECT key_id, purpose, key_type, public_key, sealed FROM vault_keys WHERE key_id = ?',
@@ -86,6 +108,50 @@ export class SqliteSealedKeyRepository implements SealedKeyRepository, KekVerifi
     } catch (error) {
       if (isPrimaryKeyViolation(error))
         throw conflict('ERR_VAULT_KEY_EXISTS', `key \`${record.keyId}\` already exists`);
+      throw error;
+    }
+  }
+
+  /**
+   * Every record in one SQLite transaction (a savepoint inside the caller's), `ROWS_PER_INSERT`
+   * rows per statement: measured about half the cost per row of one statement per key.
+   */
+  async putKeys(records: readonly SealedKeyRecord[]): Promise<void> {
+    const insertAll = this.#db.transaction(() => {
+      let at = 0;
+      const values: unknown[] = new Array<unknown>(ROWS_PER_INSERT * 5);
+      for (; at + ROWS_PER_INSERT <= records.length; at += ROWS_PER_INSERT) {
+        for (let i = 0; i < ROWS_PER_INSERT; i++) {
+          const record = records[at + i]!;
+          values[i * 5] = record.keyId;
+          values[i * 5 + 1] = record.purpose;
+          values[i * 5 + 2] = record.keyType;
+          values[i * 5 + 3] = record.publicKey;
+          values[i * 5 + 4] = record.sealed;
+        }
+        this.#insertMany.run(values);
+      }
+      for (const record of records.slice(at)) {
+        this.#insert.run(
+          record.keyId,
+          record.purpose,
+          record.keyType,
+          record.publicKey,
+          record.sealed,
+        );
+      }
+    });
+    try {
+      await this.#write(() => {
+        insertAll();
+      });
+    } catch (error) {
+      if (isPrimaryKeyViolation(error)) {
+        throw conflict(
+          'ERR_VAULT_KEY_EXISTS',
+          `one of ${records.length} keys written together already exists`,
+        );
+      }
       throw error;
     }
   }

@@ -2,20 +2,20 @@ import { wipe, type SecretBytes, type SecureArena } from '../crypto/index.js';
 import { concatBytes, encodeCbor } from '../encoding/index.js';
 import type { SealedKeyRecord } from './types.js';
 import { unsealFailed } from './vault-errors.js';
-import { openBlob, sealBlob, SEALED_BLOB_VERSION } from './sealed-blob.js';
+import { openBlob, sealBlob } from './sealed-blob.js';
 
 /**
- * Sealed key format, version 1:
+ * Sealed key format: a sealed blob (sealed-blob.ts; written as version 2, XChaCha20-Poly1305
+ * under the KEK; version 1, AES-256-GCM, still opens) of the secret, with
  *
- *   sealed = 0x01 ‖ nonce (12 random bytes) ‖ AES-256-GCM(KEK, nonce, secret, aad) ‖ tag (16)
- *   aad    = CBOR ["mandate/vault/sealed-key", 1, keyId, purpose, keyType, publicKey]
+ *   aad = CBOR ["mandate/vault/sealed-key", 1, keyId, purpose, keyType, publicKey]
  *
- * The AAD binds the blob to its record, so a blob copied into another record (or a record whose
- * metadata was edited) fails authentication instead of yielding a key under the wrong id. The
- * secret is libsodium's 64-byte Ed25519 `seed ‖ public key`, P-256 PKCS#8 DER, or the 32-byte
- * X25519 scalar. A random 96-bit nonce per seal is safe far beyond any plausible key count.
+ * (the 1 is the version of this AAD, unchanged by the blob's version). The AAD binds the blob to
+ * its record, so a blob copied into another record (or a record whose metadata was edited) fails
+ * authentication instead of yielding a key under the wrong id. The secret is libsodium's 64-byte
+ * Ed25519 `seed ‖ public key`, P-256 PKCS#8 DER, or the 32-byte X25519 scalar.
  */
-export const SEALED_KEY_VERSION = SEALED_BLOB_VERSION;
+export const SEALED_KEY_VERSION = 1;
 const AAD_LABEL = 'mandate/vault/sealed-key';
 
 export type SealedKeyFields = Omit<SealedKeyRecord, 'sealed'>;

@@ -124,11 +124,11 @@ describe('SoftwareVault persistence', () => {
       keyType: 'ed25519',
       publicKey: handle.publicKey,
     });
-    // 1 version + 12 nonce + 64 secret + 16 tag.
-    expect(record.sealed.byteLength).toBe(93);
-    expect(record.sealed[0]).toBe(0x01);
+    // 1 version + 24 nonce + 64 secret + 16 tag (sealed-blob.ts, version 2).
+    expect(record.sealed.byteLength).toBe(105);
+    expect(record.sealed[0]).toBe(0x02);
     const x = await vault.generateX25519Key();
-    expect((await repository.record(x.keyId)).sealed.byteLength).toBe(1 + 12 + 32 + 16);
+    expect((await repository.record(x.keyId)).sealed.byteLength).toBe(1 + 24 + 32 + 16);
   });
 
   it('refuses a wrong KEK with ERR_VAULT_UNSEAL_FAILED, never a garbage key', async () => {
@@ -269,6 +269,44 @@ describe('SoftwareVault cache', () => {
     await vault.generateSigningKey(SigningKeyType.ed25519); // evicts b, not a
     await vault.sign(a.keyId, MESSAGE);
     expect(repository.reads).toBe(0);
+  });
+
+  it('evicts exactly as a reference LRU over any sequence of creations and uses', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 4 }),
+        fc.array(fc.option(fc.nat(), { nil: undefined }), { maxLength: 60 }),
+        async (cacheKeys, steps) => {
+          const repository = new ObservedRepository();
+          const vault = new SoftwareVault({ repository, kek: newKek(), arena, cacheKeys });
+          const keys: string[] = [];
+          const model: string[] = []; // least recently used first
+          let misses = 0;
+          const touch = (keyId: string): void => {
+            const at = model.indexOf(keyId);
+            if (at >= 0) model.splice(at, 1);
+            model.push(keyId);
+            if (model.length > cacheKeys) model.shift();
+          };
+          for (const step of steps) {
+            if (step === undefined || keys.length === 0) {
+              const handle = await vault.generateSigningKey(SigningKeyType.ed25519);
+              keys.push(handle.keyId);
+              touch(handle.keyId);
+            } else {
+              const keyId = keys[step % keys.length]!;
+              if (!model.includes(keyId)) misses++;
+              await vault.sign(keyId, MESSAGE);
+              touch(keyId);
+            }
+          }
+          expect(repository.reads).toBe(misses);
+          expect(vault.cachedKeys).toBe(model.length);
+          vault.destroy();
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it('shares one read and one unseal among concurrent first uses', async () => {

@@ -48,7 +48,7 @@ export interface SoftwareVaultOptions {
 }
 
 /**
- * A vault whose signing and X25519 keys are sealed at rest (AES-256-GCM under a KEK, format in
+ * A vault whose signing and X25519 keys are sealed at rest (XChaCha20-Poly1305 under a KEK, format in
  * sealed-key.ts) and unsealed lazily into guarded memory on first use. Unsealed keys sit in an
  * LRU cache bounded by `cacheKeys`, so a node serving many agents keeps a bounded amount of
  * locked memory; an evicted key is wiped and unsealed again when next needed. Ephemeral
@@ -67,6 +67,14 @@ export class SoftwareVault
   readonly #cacheKeys: number;
   /** Insertion order is recency order: a hit moves the key to the end, eviction takes the front. */
   readonly #cache = new Map<string, KeyEntry>();
+  /**
+   * Where eviction resumes: one live iterator over `#cache`. A Map iterator visits entries added
+   * after it was made and skips deleted ones, and everything before its position has been evicted
+   * or moved to the end, so its next entry is always the least recently used. A fresh
+   * `entries()` per eviction would scan the deleted slots that LRU churn leaves at the front of
+   * the table (measured: about 7 µs per provisioned agent at 16,384 cached keys).
+   */
+  #evictor: MapIterator<[string, KeyEntry]> | undefined;
   readonly #loading = new Map<string, Promise<KeyEntry>>();
 
   constructor(options: SoftwareVaultOptions) {
@@ -153,6 +161,7 @@ export class SoftwareVault
   destroy(): void {
     for (const entry of this.#cache.values()) entry.destroy();
     this.#cache.clear();
+    this.#evictor = undefined;
     this.secrets.destroyAll();
   }
 
@@ -195,8 +204,12 @@ export class SoftwareVault
     this.#cache.delete(entry.keyId);
     this.#cache.set(entry.keyId, entry);
     while (this.#cache.size > this.#cacheKeys) {
-      const oldest = this.#cache.entries().next();
-      if (oldest.done === true) break;
+      let oldest = this.#evictor?.next();
+      if (oldest === undefined || oldest.done === true) {
+        this.#evictor = this.#cache.entries();
+        oldest = this.#evictor.next();
+        if (oldest.done === true) break;
+      }
       this.#cache.delete(oldest.value[0]);
       oldest.value[1].destroy();
     }

@@ -93,13 +93,18 @@ export interface SealedKeyRecord {
   readonly purpose: 'signing' | 'x25519';
   readonly keyType: SigningKeyType | 'x25519';
   readonly publicKey: Uint8Array;
-  /** version ‖ nonce ‖ AES-256-GCM(KEK, secret, aad = the fields above). */
+  /** A sealed blob (sealed-blob.ts) of the secret, its AAD the fields above. */
   readonly sealed: Uint8Array;
 }
 
 /** Storage for sealed keys; implemented in `store/` (SQLite) and in memory for tests. */
 export interface SealedKeyRepository {
   putKey(record: SealedKeyRecord): Promise<void>;
+  /**
+   * Optional: `putKey` of every record, all or none (bulk provisioning writes a batch's keys with
+   * it: SQLite inserts many rows per statement). A key id already stored is `ERR_VAULT_KEY_EXISTS`.
+   */
+  putKeys?(records: readonly SealedKeyRecord[]): Promise<void>;
   getKey(keyId: string): Promise<SealedKeyRecord | undefined>;
   deleteKey(keyId: string): Promise<void>;
 }
