@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FramePool } from './frame-pool.js';
+import { FramePool, MAX_FREE_PER_CLASS } from './frame-pool.js';
 
 describe('frame pool', () => {
   it('reuses a buffer once it is given back, for any frame of its size class', () => {
@@ -34,10 +34,10 @@ describe('frame pool', () => {
 
   it('keeps a bounded number of free buffers per size class', () => {
     const pool = new FramePool();
-    const taken = Array.from({ length: 20 }, () => pool.take(10_000));
+    const taken = Array.from({ length: MAX_FREE_PER_CLASS + 5 }, () => pool.take(10_000));
     for (const frame of taken) pool.give(frame);
-    const again = Array.from({ length: 20 }, () => pool.take(10_000));
+    const again = Array.from({ length: MAX_FREE_PER_CLASS + 5 }, () => pool.take(10_000));
     const reused = again.filter((f) => taken.some((t) => t.buffer === f.buffer)).length;
-    expect(reused).toBe(4);
+    expect(reused).toBe(MAX_FREE_PER_CLASS);
   });
 });

@@ -6,10 +6,11 @@
  * external memory. Buffers below MIN_POOLED_BYTES come from Buffer's own pool instead.
  *
  * Capacities are powers of two; each class keeps at most MAX_FREE_PER_CLASS buffers, so the pool
- * holds at most a few times the largest frame. Only buffers the pool made come back into it.
+ * holds at most MAX_FREE_PER_CLASS of each size. Only buffers the pool made come back into it.
  */
 const MIN_POOLED_BYTES = 4096;
-const MAX_FREE_PER_CLASS = 4;
+/** Free buffers kept per size class: a connection's send window of frames, and some to spare. */
+export const MAX_FREE_PER_CLASS = 16;
 
 export class FramePool {
   readonly #free = new Map<number, ArrayBuffer[]>();

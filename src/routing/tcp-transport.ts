@@ -13,14 +13,29 @@ import type { ConnectionHandle, Router, Transport } from './router.js';
  */
 export const TCP_PROTOCOL_VERSION = 1;
 
+/** Default send window of a connection (TcpTransportOptions.sendWindowBytes). */
+export const DEFAULT_SEND_WINDOW_BYTES = 64 * 1024;
+
+/** How long a closing transport waits for accepted frames to reach the OS before it drops them. */
+const CLOSE_FLUSH_MS = 1_000;
+
 /**
  * Options of {@link TcpTransport}: frame and queue bounds, timeouts.
  */
 export interface TcpTransportOptions {
   /** Largest frame body accepted or sent (default MAX_ENVELOPE_BYTES, 272 KiB). */
   readonly maxFrameBytes?: number;
-  /** Frames a connection holds while the socket is busy (default 1024); more is backpressure. */
+  /**
+   * Frames a connection holds, queued or being written, at most (default 1024): a send beyond it
+   * fails at once with `ERR_TRANSPORT_BACKPRESSURE`.
+   */
   readonly maxQueuedFrames?: number;
+  /**
+   * The send window (default 65 536, 64 KiB): a send resolves at once while the bytes queued
+   * and being written on its connection stay within it, else once writes have made room. Frames
+   * sent while a write is in flight go out together in the next (one `writev`).
+   */
+  readonly sendWindowBytes?: number;
   /** Close a connection without traffic for this long (default 300 000; 0 never). */
   readonly idleTimeoutMs?: number;
   /**
@@ -74,8 +89,8 @@ const transportError = (
 const closedError = (cause?: unknown): MandateError =>
   transportError('ERR_TRANSPORT_CLOSED', ErrorKind.unavailable, 'tcp connection is closed', cause);
 
-interface PendingFrame {
-  readonly frame: Uint8Array;
+/** A sender waiting for room in a connection's send window. */
+interface Waiter {
   readonly resolve: () => void;
   readonly reject: (error: MandateError) => void;
 }
@@ -100,9 +115,18 @@ class TcpConnection {
   readonly handle: ConnectionHandle;
   readonly closed: Promise<void>;
   #state: 'handshake' | 'open' | 'closed' = 'handshake';
-  #queue: PendingFrame[] = [];
-  readonly #inFlight = new Set<PendingFrame>();
-  #waitingDrain = false;
+  /** Frames accepted and not yet handed to the socket, oldest first. */
+  #queue: Uint8Array[] = [];
+  /** Their bytes. */
+  #queuedBytes = 0;
+  /** Frames of the one write in flight (a writev of a whole batch), back to the pool once written. */
+  #writing: Uint8Array[] | undefined;
+  /** Their bytes. */
+  #writingBytes = 0;
+  /** Senders waiting for room in the window, in the order they sent. */
+  #waiters: Waiter[] = [];
+  /** Told once nothing is queued or being written (a graceful close waits for it). */
+  #idle: (() => void) | undefined;
   #buffer: Buffer = Buffer.alloc(0);
   #handshakeTimer: NodeJS.Timeout | undefined;
   /** For an incoming connection: whether the peer's first whole frame arrived (setup's end). */
@@ -174,58 +198,127 @@ class TcpConnection {
     return this.#state === 'open' && this.#framed;
   }
 
-  async send(envelope: Envelope): Promise<void> {
-    if (this.#state === 'closed') throw closedError();
+  /**
+   * Queues the envelope's frame behind every frame sent before it and resolves once the frame is
+   * within the connection's send window (docs/spec/routing.md, "Send window"): at once while the
+   * bytes queued and being written stay within `sendWindowBytes`, else when writes have made room
+   * (senders resume in the order they sent). While the connection is still in setup nothing is
+   * within the window: a send to a peer that never answers waits for it and fails with it. A
+   * frame is never reordered behind a later one, and every accepted frame is written unless the
+   * connection fails.
+   */
+  send(envelope: Envelope): Promise<void> {
+    if (this.#state === 'closed') return Promise.reject(closedError());
     // The envelope is encoded after 4 bytes of room for the frame's length, into a buffer of the
     // frame pool: the payload is copied once, and the buffer is reused once the socket has it.
-    const frame = encodeEnvelope(envelope, { headroom: 4, allocate: takeFrame });
+    let frame: Uint8Array;
+    try {
+      frame = encodeEnvelope(envelope, { headroom: 4, allocate: takeFrame });
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const length = frame.byteLength - 4;
     if (length > this.options.maxFrameBytes) {
       framePool.give(frame);
-      throw invalid(
-        'ERR_FRAME_TOO_LARGE',
-        `frame is ${length} bytes, at most ${this.options.maxFrameBytes} allowed`,
+      return Promise.reject(
+        invalid(
+          'ERR_FRAME_TOO_LARGE',
+          `frame is ${length} bytes, at most ${this.options.maxFrameBytes} allowed`,
+        ),
       );
     }
-    if (this.#queue.length >= this.options.maxQueuedFrames) {
+    if (this.#queue.length + (this.#writing?.length ?? 0) >= this.options.maxQueuedFrames) {
       framePool.give(frame);
-      throw transportError(
-        'ERR_TRANSPORT_BACKPRESSURE',
-        ErrorKind.exhausted,
-        `tcp send queue is full (${this.options.maxQueuedFrames} frames)`,
+      return Promise.reject(
+        transportError(
+          'ERR_TRANSPORT_BACKPRESSURE',
+          ErrorKind.exhausted,
+          `tcp send queue is full (${this.options.maxQueuedFrames} frames)`,
+        ),
       );
     }
     frame[0] = length >>> 24;
     frame[1] = (length >>> 16) & 0xff;
     frame[2] = (length >>> 8) & 0xff;
     frame[3] = length & 0xff;
-    await new Promise<void>((resolve, reject) => {
-      this.#queue.push({ frame, resolve, reject });
-      this.#pump();
+    this.#queue.push(frame);
+    this.#queuedBytes += frame.byteLength;
+    this.#flush();
+    if (this.#waiters.length === 0 && this.#hasRoom()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.#waiters.push({ resolve, reject });
     });
-    // Written: the kernel has its own copy. (A frame whose write failed is left to the collector:
-    // the socket may still hold it while it closes.)
-    framePool.give(frame);
   }
 
-  #pump(): void {
-    while (this.#state === 'open' && !this.#waitingDrain) {
-      const item = this.#queue.shift();
-      if (item === undefined) return;
-      this.#inFlight.add(item);
-      const ready = this.socket.write(item.frame, (error) => {
-        if (!this.#inFlight.delete(item)) return;
-        if (error) item.reject(closedError(error));
-        else item.resolve();
-      });
-      if (!ready) {
-        this.#waitingDrain = true;
-        this.socket.once('drain', () => {
-          this.#waitingDrain = false;
-          this.#pump();
-        });
-      }
+  /** Open, and the bytes queued and being written within the window. */
+  #hasRoom(): boolean {
+    return (
+      this.#state === 'open' &&
+      this.#queuedBytes + this.#writingBytes <= this.options.sendWindowBytes
+    );
+  }
+
+  /**
+   * Hands every queued frame to the socket in one write (corked: one `writev`), unless a write
+   * is still in flight: frames sent meanwhile wait and go together in the next one, so a busy
+   * connection makes one system call per batch rather than per frame.
+   */
+  #flush(): void {
+    if (this.#state !== 'open' || this.#writing !== undefined) return;
+    if (this.#queue.length === 0) {
+      const idle = this.#idle;
+      this.#idle = undefined;
+      idle?.();
+      return;
     }
+    const batch = this.#queue;
+    this.#writing = batch;
+    this.#writingBytes = this.#queuedBytes;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    const last = batch.length - 1;
+    const done = (error?: Error | null): void => {
+      if (this.#writing !== batch) return;
+      this.#writing = undefined;
+      this.#writingBytes = 0;
+      if (error) {
+        this.fail(closedError(error));
+        return;
+      }
+      // Written: the kernel has its own copy. (A batch whose write failed is left to the
+      // collector: the socket may still hold it while it closes.)
+      for (const frame of batch) framePool.give(frame);
+      this.#release();
+      this.#flush();
+    };
+    if (last === 0) this.socket.write(batch[0]!, done);
+    else {
+      this.socket.cork();
+      for (let i = 0; i < last; i++) this.socket.write(batch[i]!);
+      this.socket.write(batch[last]!, done);
+      this.socket.uncork();
+    }
+  }
+
+  /** Lets waiting senders on, oldest first, while there is room. */
+  #release(): void {
+    while (this.#waiters.length > 0 && this.#hasRoom()) this.#waiters.shift()!.resolve();
+  }
+
+  /**
+   * Resolves once every queued frame has been handed to the OS (at once when none waits, or when
+   * the connection is not open: frames queued in setup are never written), or it has closed.
+   */
+  whenWritten(): Promise<void> {
+    if (this.#state !== 'open' || (this.#queue.length === 0 && this.#writing === undefined))
+      return Promise.resolve();
+    return new Promise((resolve) => {
+      const before = this.#idle;
+      this.#idle = () => {
+        before?.();
+        resolve();
+      };
+    });
   }
 
   /**
@@ -270,7 +363,8 @@ class TcpConnection {
       this.#state = 'open';
       if (this.#framed) clearTimeout(this.#handshakeTimer);
       if (this.options.idleTimeoutMs > 0) this.socket.setTimeout(this.options.idleTimeoutMs);
-      this.#pump();
+      this.#flush();
+      this.#release();
     }
     let at = 0;
     while (this.#state === 'open') {
@@ -322,10 +416,17 @@ class TcpConnection {
       error?.code === 'ERR_TRANSPORT_TIMEOUT' || error?.code === 'ERR_TRANSPORT_UNREACHABLE'
         ? error
         : closedError(error);
-    for (const item of [...this.#queue, ...this.#inFlight]) item.reject(pending);
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const waiter of waiters) waiter.reject(pending);
     this.#queue = [];
-    this.#inFlight.clear();
+    this.#queuedBytes = 0;
+    this.#writing = undefined;
+    this.#writingBytes = 0;
     this.socket.destroy();
+    const idle = this.#idle;
+    this.#idle = undefined;
+    idle?.();
     if (error !== undefined && !quiet) {
       this.options.logger.warn('routing: tcp connection closed', {
         connection: this.id,
@@ -368,6 +469,10 @@ export class TcpTransport implements Transport {
     this.#options = {
       maxFrameBytes: options.maxFrameBytes ?? MAX_ENVELOPE_BYTES,
       maxQueuedFrames: options.maxQueuedFrames ?? 1024,
+      sendWindowBytes: positiveInteger(
+        options.sendWindowBytes ?? DEFAULT_SEND_WINDOW_BYTES,
+        'sendWindowBytes',
+      ),
       idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
       maxConnections: positiveInteger(options.maxConnections ?? 4096, 'maxConnections'),
@@ -549,11 +654,27 @@ export class TcpTransport implements Transport {
     return connection;
   }
 
-  /** Stops listening, closes every connection (pending sends: ERR_TRANSPORT_CLOSED) and waits. */
+  /**
+   * Stops listening, closes every connection and waits. Frames queued on an open connection are
+   * handed to the OS first (for at most a second); sends to a connection still in setup, and
+   * any left waiting, fail with ERR_TRANSPORT_CLOSED.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     const connections = [...this.#connections];
-    for (const connection of connections) connection.fail(undefined);
+    await Promise.all(
+      connections.map(async (connection) => {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          connection.whenWritten(),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, CLOSE_FLUSH_MS);
+          }),
+        ]);
+        clearTimeout(timer);
+        connection.fail(undefined);
+      }),
+    );
     const servers = [...this.#servers].map(
       (server) =>
         new Promise<void>((resolve) => {

@@ -2,6 +2,7 @@ import { createServer, Socket, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { collector } from '../helpers/collector.js';
 import type { MandateError } from '../../src/core/index.js';
+import { decodeEnvelope } from '../../src/routing/internal.js';
 import {
   localAddress,
   Router,
@@ -259,5 +260,108 @@ describe('tcp transport', () => {
       new DataView(e.payload.buffer, e.payload.byteOffset).getUint32(0),
     );
     expect(order).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+  });
+
+  /**
+   * A peer that writes the version byte and then reads nothing until `resume`; the index at the
+   * start of each frame's payload is collected in the order frames arrive.
+   */
+  async function stalledPeer() {
+    let connected: (socket: Socket) => void = () => undefined;
+    const socket = new Promise<Socket>((resolve) => {
+      connected = resolve;
+    });
+    const { port } = await rawServer((s) => {
+      s.pause();
+      s.write(Uint8Array.of(1));
+      connected(s);
+    });
+    const frames: number[] = [];
+    const resume = async (): Promise<void> => {
+      const s = await socket;
+      let pending = Buffer.alloc(0);
+      let versionRead = false;
+      s.on('data', (chunk: Buffer) => {
+        pending = Buffer.concat([pending, chunk]);
+        if (!versionRead && pending.length > 0) {
+          versionRead = true;
+          pending = pending.subarray(1);
+        }
+        while (pending.length >= 4 && pending.length >= 4 + pending.readUInt32BE(0)) {
+          const body = pending.subarray(4, 4 + pending.readUInt32BE(0));
+          const { payload } = decodeEnvelope(new Uint8Array(body));
+          frames.push(new DataView(payload.buffer, payload.byteOffset).getUint32(0));
+          pending = pending.subarray(4 + body.length);
+        }
+      });
+      s.resume();
+    };
+    return { port, resume, frames };
+  }
+
+  const indexed = (i: number, size: number): Uint8Array => {
+    const payload = new Uint8Array(size);
+    new DataView(payload.buffer).setUint32(0, i);
+    return payload;
+  };
+
+  it('holds senders at the send window while the peer reads nothing, then lets them on in order', async () => {
+    const peer = await stalledPeer();
+    const a = tcpNode({ sendWindowBytes: 64 * 1024, maxQueuedFrames: 10_000 });
+    const total = 2000;
+    let resolved = 0;
+    const order: number[] = [];
+    // One sender after another, as a channel end sends: each waits for its send.
+    const sending = (async () => {
+      for (let i = 0; i < total; i++) {
+        await a.router.send({
+          onwardRoute: [tcp(`127.0.0.1:${peer.port}`), localAddress('sink')],
+          returnRoute: [],
+          payload: indexed(i, 16 * 1024),
+        });
+        order.push(i);
+        resolved++;
+      }
+    })();
+    // The kernel's buffers fill, then the window: the sender stops well short of the end.
+    let before = -1;
+    while (resolved !== before) {
+      before = resolved;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(resolved).toBeLessThan(total);
+    await peer.resume();
+    await sending;
+    expect(order).toEqual(Array.from({ length: total }, (_, i) => i));
+    while (peer.frames.length < total) await new Promise((r) => setTimeout(r, 10));
+    expect(peer.frames).toEqual(Array.from({ length: total }, (_, i) => i));
+  });
+
+  it('a send within the window resolves before its frame is written, and a clean close still writes it', async () => {
+    const b = tcpNode();
+    const sink = collector();
+    b.router.registerWorker('sink', sink);
+    b.router.allowFromAnyConnection('sink');
+    const listener = await b.transport.listen();
+    const a = tcpNode({ sendWindowBytes: 1024 * 1024 });
+    const route = [listener.address, localAddress('sink')];
+    await a.router.send({ onwardRoute: route, returnRoute: [], payload: indexed(0, 8) });
+    // A burst in one tick: every send resolves at once (all within the window)...
+    const burst = Array.from({ length: 50 }, (_, i) =>
+      a.router.send({ onwardRoute: route, returnRoute: [], payload: indexed(i + 1, 8 * 1024) }),
+    );
+    await Promise.all(burst);
+    // ...and the transport's close hands every accepted frame to the OS before it closes.
+    await a.transport.close();
+    await sink.waitFor(51);
+    expect(
+      sink.received.map((e) => new DataView(e.payload.buffer, e.payload.byteOffset).getUint32(0)),
+    ).toEqual(Array.from({ length: 51 }, (_, i) => i));
+  });
+
+  it('refuses a send window that is not a positive integer', () => {
+    expect(() => new TcpTransport(new Router(), { sendWindowBytes: 0 })).toThrow(
+      expect.objectContaining({ code: 'ERR_ARGUMENT_INVALID' }) as Error,
+    );
   });
 });
