@@ -215,7 +215,7 @@ class TcpConnection {
     try {
       frame = encodeEnvelope(envelope, { headroom: 4, allocate: takeFrame });
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(error instanceof Error ? error : closedError(error));
     }
     const length = frame.byteLength - 4;
     if (length > this.options.maxFrameBytes) {
