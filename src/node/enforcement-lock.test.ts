@@ -5,8 +5,11 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   assertNoEnforcementLock,
+  assertNoNodeLock,
   ENFORCEMENT_LOCK_FILE,
   lockEnforcement,
+  lockNodeHome,
+  NODE_LOCK_FILE,
 } from './enforcement-lock.js';
 
 const home = () => mkdtempSync(join(tmpdir(), 'mandate-enforcement-lock-'));
@@ -79,6 +82,31 @@ describe('the enforcement lock', () => {
     lockEnforcement(dir).release();
     writeFileSync(join(dir, ENFORCEMENT_LOCK_FILE), 'not a pid');
     lockEnforcement(dir).release();
+  });
+
+  it('the node lock is the same kind of lock, of its own: one whole node per home', () => {
+    const dir = home();
+    const node = lockNodeHome(dir);
+    expect(readFileSync(join(dir, NODE_LOCK_FILE), 'utf8')).toBe(`${process.pid}\n`);
+    expect(codeOf(() => lockNodeHome(dir))).toBe('ERR_HOME_LOCKED');
+    expect(
+      codeOf(() => {
+        assertNoNodeLock(dir);
+      }),
+    ).toBe('ERR_HOME_LOCKED');
+    // Independent of the enforcement lock: a node may run the home's one enforcement point.
+    const enforcement = lockEnforcement(dir);
+    enforcement.release();
+    node.release();
+    expect(existsSync(join(dir, NODE_LOCK_FILE))).toBe(false);
+    expect(
+      codeOf(() => {
+        assertNoNodeLock(dir);
+      }),
+    ).toBe('no error');
+    // Left by a process that is gone: taken over.
+    writeFileSync(join(dir, NODE_LOCK_FILE), `${spawnSync(process.execPath, ['-e', '0']).pid}\n`);
+    lockNodeHome(dir).release();
   });
 });
 

@@ -4,6 +4,10 @@
 // a successor of the same head, and the log would hold a forked agent chain that `audit verify`
 // then reports as tampering. A lock file in the home, naming the holding process, keeps out a
 // second one while the first runs; a lock left by a process that is gone is taken over.
+//
+// The same kind of lock, `node.lock`, keeps one whole node (`mandate up`) per home: two would run
+// two authorities, relays and brokers over one database (and `up --demo` would rewrite the demo
+// home under the node serving it). The node commands that run single services check it.
 import { closeSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { conflict } from '../core/internal.js';
@@ -11,8 +15,38 @@ import { conflict } from '../core/internal.js';
 /** The lock file, in the home's folder. */
 export const ENFORCEMENT_LOCK_FILE = 'enforcement.lock';
 
-/** A held enforcement lock. */
-export interface EnforcementLock {
+/** The whole node's lock file (`mandate up`), in the home's folder. */
+export const NODE_LOCK_FILE = 'node.lock';
+
+/** One kind of home lock: its file and the error naming a holder. */
+interface LockKind {
+  readonly file: string;
+  busy(homeDir: string, holder: number | undefined): Error;
+}
+
+const ENFORCEMENT: LockKind = {
+  file: ENFORCEMENT_LOCK_FILE,
+  busy: (homeDir, holder) =>
+    conflict(
+      'ERR_HOME_ENFORCEMENT_BUSY',
+      `another enforcement point (a gateway, or \`gate call\`) is running on the home ${homeDir}${heldBy(holder)}: one at a time, so that each agent's invocations stay one chain in the log; stop it first (if no such process runs, remove ${join(homeDir, ENFORCEMENT_LOCK_FILE)})`,
+    ),
+};
+
+const NODE: LockKind = {
+  file: NODE_LOCK_FILE,
+  busy: (homeDir, holder) =>
+    conflict(
+      'ERR_HOME_LOCKED',
+      `a node (\`mandate up\`) is running on the home ${homeDir}${heldBy(holder)}: one node per home; stop it first, or use another --home (if no such process runs, remove ${join(homeDir, NODE_LOCK_FILE)})`,
+    ),
+};
+
+const heldBy = (holder: number | undefined): string =>
+  holder === undefined ? '' : ` in process ${holder}`;
+
+/** A held home lock. */
+export interface HomeLock {
   /** Gives the lock up (idempotent; leaves a lock another process took over alone). */
   release(): void;
 }
@@ -22,8 +56,28 @@ export interface EnforcementLock {
  * naming the process that holds it (another process alive, or this one through another
  * enforcement point).
  */
-export function lockEnforcement(homeDir: string): EnforcementLock {
-  const path = join(homeDir, ENFORCEMENT_LOCK_FILE);
+export function lockEnforcement(homeDir: string): HomeLock {
+  return lockHome(homeDir, ENFORCEMENT);
+}
+
+/**
+ * Takes the home's node lock for this process (a whole node, `mandate up`), or throws
+ * `ERR_HOME_LOCKED` naming the process that holds it.
+ */
+export function lockNodeHome(homeDir: string): HomeLock {
+  return lockHome(homeDir, NODE);
+}
+
+/**
+ * Throws `ERR_HOME_LOCKED` when a whole node (another live process, or this one) holds the
+ * home: what the commands that run one service over a home check before they start.
+ */
+export function assertNoNodeLock(homeDir: string): void {
+  assertFree(homeDir, NODE);
+}
+
+function lockHome(homeDir: string, kind: LockKind): HomeLock {
+  const path = join(homeDir, kind.file);
   // The lock appears whole: written to a file of this process's own, then linked into place
   // (which fails when one is there), so no reader ever sees it half written.
   const own = `${path}.${process.pid}.${Date.now()}`;
@@ -42,7 +96,7 @@ export function lockEnforcement(homeDir: string): EnforcementLock {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         const holder = holderOf(path);
         if (attempt >= 2 || (holder !== undefined && (holder === process.pid || alive(holder))))
-          throw busy(homeDir, holder);
+          throw kind.busy(homeDir, holder);
         // Left by a process that is gone: taken over, if it still names that process now.
         if (holderOf(path) === holder) removeQuietly(path);
       }
@@ -58,13 +112,6 @@ export function lockEnforcement(homeDir: string): EnforcementLock {
       if (holderOf(path) === process.pid) removeQuietly(path);
     },
   };
-}
-
-function busy(homeDir: string, holder: number | undefined) {
-  return conflict(
-    'ERR_HOME_ENFORCEMENT_BUSY',
-    `another enforcement point (a gateway, or \`gate call\`) is running on the home ${homeDir}${holder === undefined ? '' : ` in process ${holder}`}: one at a time, so that each agent's invocations stay one chain in the log; stop it first (if no such process runs, remove ${join(homeDir, ENFORCEMENT_LOCK_FILE)})`,
-  );
 }
 
 /** The process id a lock file names, undefined when it names none (gone, unreadable). */
@@ -104,7 +151,11 @@ function removeQuietly(path: string): void {
  * such calls still run side by side while a gateway's calls would fork.
  */
 export function assertNoEnforcementLock(homeDir: string): void {
-  const holder = holderOf(join(homeDir, ENFORCEMENT_LOCK_FILE));
+  assertFree(homeDir, ENFORCEMENT);
+}
+
+function assertFree(homeDir: string, kind: LockKind): void {
+  const holder = holderOf(join(homeDir, kind.file));
   if (holder !== undefined && (holder === process.pid || alive(holder)))
-    throw busy(homeDir, holder);
+    throw kind.busy(homeDir, holder);
 }

@@ -21,7 +21,12 @@ export { brokerIssuerOf } from './broker-node.js';
 export { DEFAULT_AUTHORITY, homeAuditOrigin, homeLogKey } from './home-audit.js';
 export type { CallOutcome, EnforcementPoint } from './enforcement-point.js';
 export { openHomeEnforcementPoint } from './enforcement-point.js';
-export { assertNoEnforcementLock, lockEnforcement } from './enforcement-lock.js';
+export {
+  assertNoEnforcementLock,
+  assertNoNodeLock,
+  lockEnforcement,
+  lockNodeHome,
+} from './enforcement-lock.js';
 export { builtDashboardDir, dashboardLoginUrl, startHomeAdmin } from './admin-node.js';
 export type { HomeAdmin } from './admin-node.js';
 export { readRegularFile } from './regular-file.js';

@@ -204,4 +204,24 @@ describe('mandate up', () => {
       server.close();
     }
   });
+
+  it('one node per home: a second `up`, or a single-service node, on a home a node serves is refused', async () => {
+    const home = join(freshDir('mandate-up-lock'), 'home');
+    const node = startMandate(home, 'up');
+    await node.waitFor(/ up services=/, 60_000);
+    const second = await up(home, '--exit');
+    expect(second.code).not.toBe(0);
+    expectErrorStdout(second, 'ERR_HOME_LOCKED');
+    expect(second.stderr).toContain('one node per home');
+    expect(second.stdout).not.toContain('dashboard:');
+    const relay = await withStdin(home, '', 'relay', 'start', '--listen', '127.0.0.1:0', '--identity', 'authority');
+    expect(relay.code).not.toBe(0);
+    expectErrorStdout({ ...relay, code: relay.code ?? -1 }, 'ERR_HOME_LOCKED');
+    expect(relay.stderr).toContain('one node per home');
+    expect(await node.stop('SIGTERM')).toBe(0);
+    // Released with the node: the home serves again.
+    const again = await up(home, '--exit');
+    expect(again.code, again.stderr).toBe(0);
+    expect(existsSync(join(home, 'node.lock'))).toBe(false);
+  });
 });

@@ -9,6 +9,7 @@ import {
   type RunningNode,
 } from '../../node/index.js';
 import {
+  assertNoNodeLock,
   builtDashboardDir,
   startHomeAdmin,
   untilSignal,
@@ -141,6 +142,7 @@ export async function runDashboard(ctx: CliContext, opts: DashboardOptions): Pro
     },
     flagNames: FLAG_NAMES,
   });
+  assertNoNodeLock(ctx.homeDir);
   const logger = stderrLogger();
   const node = await startNodeWithDashboard(ctx, config, logger);
   const signal = await untilSignal();

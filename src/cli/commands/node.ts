@@ -8,7 +8,7 @@ import {
   type StartNodeOptions,
 } from '../../node/index.js';
 import type { Logger } from '../../core/index.js';
-import { untilSignal } from '../../node/internal.js';
+import { assertNoNodeLock, untilSignal } from '../../node/internal.js';
 import type { CliContext } from '../context.js';
 import { readBytesArgument } from '../input.js';
 import { stderrLogger } from '../logging.js';
@@ -106,6 +106,8 @@ export async function runNode(
   options: Partial<Pick<StartNodeOptions, 'broker'>> = {},
   onStarted?: (node: RunningNode, logger: Logger) => void,
 ): Promise<void> {
+  // One service over a home a whole node (`mandate up`) serves would run beside its own.
+  assertNoNodeLock(ctx.homeDir);
   const logger = stderrLogger();
   const node = await startNode(config, {
     ...options,

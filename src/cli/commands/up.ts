@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
+import { mkdirSync } from 'node:fs';
 import {
   loadNodeConfig,
   NodeServiceName,
   type BrokerNodeOptions,
   type NodeConfig,
 } from '../../node/index.js';
-import { untilSignal } from '../../node/internal.js';
+import { lockNodeHome, untilSignal } from '../../node/internal.js';
 import type { CliContext } from '../context.js';
 import { openHome as openHomeAt, type Home } from '../home.js';
 import { stderrLogger } from '../logging.js';
@@ -93,6 +94,17 @@ export async function runUp(ctx: CliContext, opts: UpOptions): Promise<void> {
     flagNames: { listen: '--listen' },
   });
   const config: NodeConfig = { ...loaded, services: upServices(loaded) };
+  // One node per home, taken before anything is written (the demo's home lies inside it).
+  mkdirSync(ctx.homeDir, { recursive: true, mode: 0o700 });
+  const lock = lockNodeHome(ctx.homeDir);
+  try {
+    await serve(ctx, opts, config);
+  } finally {
+    lock.release();
+  }
+}
+
+async function serve(ctx: CliContext, opts: UpOptions, config: NodeConfig): Promise<void> {
   // With --demo: the scenario first, in <home>/demo (its checks throw on any failure), and the
   // node then serves that home.
   const demo = opts.demo === true ? demoOptions(opts) : undefined;
