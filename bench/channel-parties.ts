@@ -115,10 +115,7 @@ export class PartyProcess {
   async start(
     command: Extract<
       PartyCommand,
-      | { type: 'receiver' }
-      | { type: 'relay' }
-      | { type: 'peer-receiver' }
-      | { type: 'forwarder' }
+      { type: 'receiver' } | { type: 'relay' } | { type: 'peer-receiver' } | { type: 'forwarder' }
     >,
   ): Promise<number> {
     const reply = await this.request(command);
