@@ -29,6 +29,11 @@ export type PartyCommand =
       readonly ackEvery: number;
       readonly tls?: PeerTls;
     }
+  /**
+   * The floor of any relay hop: a TCP server whose every connection gets a connection of its own
+   * to 127.0.0.1:`targetPort`, the two joined both ways with `socket.pipe` (no parsing at all).
+   */
+  | { readonly type: 'forwarder'; readonly targetPort: number }
   /** With `memory`, two full collections run after the CPU time is read and before the heap is. */
   | { readonly type: 'usage'; readonly memory: boolean }
   | { readonly type: 'stop' };
@@ -110,7 +115,7 @@ export class PartyProcess {
   async start(
     command: Extract<
       PartyCommand,
-      { type: 'receiver' } | { type: 'relay' } | { type: 'peer-receiver' }
+      { type: 'receiver' } | { type: 'relay' } | { type: 'peer-receiver' } | { type: 'forwarder' }
     >,
   ): Promise<number> {
     const reply = await this.request(command);

@@ -11,11 +11,19 @@
  * - `peer-receiver`: no Mandate at all, the peers the channel is compared with: a Node TLS 1.3
  *   server (`node:tls`) or a plain TCP server (`node:net`) whose connections count the bytes they
  *   read and write one ack byte per `ackEvery` messages, the channel sink's flow control.
+ * - `forwarder`: no Mandate either, the floor of any relay hop: a TCP server that connects each
+ *   connection onward to a given port and pipes bytes both ways (`socket.pipe`), so each frame
+ *   costs the kernel's loopback read and write plus Node's socket machinery and nothing else.
  *
  * Commands and answers travel over the IPC channel (structured clone); the benchmark traffic
  * goes over TCP only.
  */
-import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import {
+  connect as connectTcp,
+  createServer as createTcpServer,
+  type Server,
+  type Socket,
+} from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import {
   openSecureChannel,
@@ -129,8 +137,40 @@ async function startPeerReceiver(
           },
           serve,
         );
+  return { type: 'ready', port: await listenOnLoopback(server) };
+}
+
+/**
+ * Joins every accepted connection to a new connection to 127.0.0.1:`targetPort` with `pipe` both
+ * ways; either side ending or failing ends both. Nagle is off on both, as on the peers and the
+ * TCP transport, so the one-byte acks are not held back.
+ */
+async function startForwarder(targetPort: number): Promise<PartyReply> {
+  const forward = (inbound: Socket): void => {
+    const outbound = connectTcp({ host: '127.0.0.1', port: targetPort });
+    for (const socket of [inbound, outbound]) {
+      peerSockets.add(socket);
+      socket.setNoDelay(true);
+      socket.on('error', () => {
+        inbound.destroy();
+        outbound.destroy();
+      });
+      socket.on('close', () => {
+        peerSockets.delete(socket);
+        inbound.destroy();
+        outbound.destroy();
+      });
+    }
+    inbound.pipe(outbound);
+    outbound.pipe(inbound);
+  };
+  return { type: 'ready', port: await listenOnLoopback(createTcpServer(forward)) };
+}
+
+/** Listens on an ephemeral loopback port; the server is closed at `stop`. */
+function listenOnLoopback(server: Server): Promise<number> {
   peerServer = server;
-  const port = await new Promise<number>((resolve, reject) => {
+  return new Promise<number>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
@@ -138,7 +178,6 @@ async function startPeerReceiver(
       else resolve(address.port);
     });
   });
-  return { type: 'ready', port };
 }
 
 /** CPU time first: the collections a memory reading forces must not count as traffic work. */
@@ -187,6 +226,9 @@ async function handle(command: PartyCommand): Promise<void> {
         return;
       case 'peer-receiver':
         reply(await startPeerReceiver(command.messageBytes, command.ackEvery, command.tls));
+        return;
+      case 'forwarder':
+        reply(await startForwarder(command.targetPort));
         return;
       case 'usage':
         reply(usage(command.memory));

@@ -12,7 +12,10 @@
  *   message (relayed against direct) is the cost of a relay hop;
  * - the peers a user would otherwise pick, in the same rounds and the same shape (16 KiB writes
  *   from this process, the same window and acks, the receiver a process of its own): Node's TLS
- *   1.3 with TLS_AES_256_GCM_SHA384, and plain TCP. TLS needs a certificate: a throwaway
+ *   1.3 with TLS_AES_256_GCM_SHA384, and plain TCP; and plain TCP through a bare forwarder process
+ *   (two sockets joined with `socket.pipe`, no parsing), the floor of any relay hop on this
+ *   machine: the kernel's loopback read and write of each frame plus Node's socket machinery,
+ *   against which the Mandate relay's CPU per message is set. TLS needs a certificate: a throwaway
  *   self-signed P-256 one is made at the start of the traffic part with the `openssl` command
  *   (`openssl req -x509`) in a temporary directory, removed at once, the way the egress proxy's
  *   https test makes its own. Why the CLI: node:crypto cannot issue an X.509 certificate, a
@@ -313,13 +316,14 @@ const RELAY_NAME = 'bob';
 /** The one TLS 1.3 suite the TLS peer offers and accepts: AES-256-GCM, as the channel's. */
 const TLS_SUITE = 'TLS_AES_256_GCM_SHA384';
 
-type Traffic = 'raw' | 'direct' | 'relayed' | 'tls' | 'tcp';
+type Traffic = 'raw' | 'direct' | 'relayed' | 'tls' | 'tcp' | 'tcp-relayed';
 
 interface TrafficRound {
   /** Wall time per message (per encryption for `raw`), µs. */
   readonly usPerMessage: number;
   /** CPU time per message of each party that carried the traffic, µs. */
   readonly senderCpuUs: number;
+  /** The hop's process: the Mandate relay (`relayed`) or the bare forwarder (`tcp-relayed`). */
   readonly relayCpuUs: number;
   readonly receiverCpuUs: number;
 }
@@ -387,7 +391,10 @@ function selfSignedCertificate(): { readonly key: string; readonly cert: string 
  * - `tls`: one Node TLS 1.3 connection (TLS_AES_256_GCM_SHA384, checked with `getCipher()`) to a
  *   TLS server in another process, each message one `write` of 16 KiB (one TLS record), the
  *   server writing one ack byte per ACK_EVERY messages;
- * - `tcp`: the same over a plain TCP connection.
+ * - `tcp`: the same over a plain TCP connection;
+ * - `tcp-relayed`: the same plain TCP traffic to the same TCP server through a bare forwarder
+ *   process, which joins the sender's connection and its own to the server with `socket.pipe`
+ *   both ways and parses nothing: what any relay hop costs at least, here.
  *
  * The TLS and TCP sender writes without waiting for each write (Node queues them, as a TLS user's
  * code does); the window bounds what is queued, as it bounds the channel's. Rounds rotate all of
@@ -396,7 +403,9 @@ function selfSignedCertificate(): { readonly key: string; readonly cert: string 
  *
  * Throughput is the sender's wall time per message (the ends run in parallel, so the slower one
  * sets the pace). CPU is user + system time of each process that carried the traffic, GC threads
- * included, per message; relayed ÷ direct is what one relay hop costs in CPU.
+ * included, per message; relayed ÷ direct is what one relay hop costs in CPU, tcp-relayed ÷ tcp
+ * what a hop that only moves bytes costs, and the Mandate relay's CPU ÷ the forwarder's how far
+ * the relay is from that floor.
  */
 async function trafficBenchmarks(): Promise<TableRow[]> {
   const quick = process.env.MANDATE_BENCH_QUICK === '1';
@@ -410,6 +419,7 @@ async function trafficBenchmarks(): Promise<TableRow[]> {
   const relayed = PartyProcess.start();
   const tlsPeer = PartyProcess.start();
   const tcpPeer = PartyProcess.start();
+  const forwarder = PartyProcess.start();
   const router = new Router();
   const tcp = new TcpTransport(router);
   const channels: SecureChannel[] = [];
@@ -433,7 +443,10 @@ async function trafficBenchmarks(): Promise<TableRow[]> {
       tlsPeer.start({ ...peer, tls: { ...certificate, ciphers: TLS_SUITE } }),
       tcpPeer.start(peer),
     ]);
-    await relayed.start(receiver(relayPort));
+    const [forwarderPort] = await Promise.all([
+      forwarder.start({ type: 'forwarder', targetPort: tcpPort }),
+      relayed.start(receiver(relayPort)),
+    ]);
 
     let acked = 0;
     let waiting: { resolve: () => void; reject: (error: Error) => void } | undefined;
@@ -506,6 +519,10 @@ async function trafficBenchmarks(): Promise<TableRow[]> {
         `the TLS peer negotiated ${toTls.getProtocol() ?? 'nothing'} ${negotiated.name}, not TLSv1.3 ${TLS_SUITE}`,
       );
     const toTcp = await connectPeer(connectTcp({ host: '127.0.0.1', port: tcpPort }), 'connect');
+    const toForwarder = await connectPeer(
+      connectTcp({ host: '127.0.0.1', port: forwarderPort }),
+      'connect',
+    );
 
     const payload = randomBytes(MESSAGE_BYTES);
     const arrival = (): Promise<void> =>
@@ -553,12 +570,16 @@ async function trafficBenchmarks(): Promise<TableRow[]> {
       socket.write(payload);
       return undefined;
     };
-    const senders = {
+    const senders: Record<
+      Exclude<Traffic, 'raw'>,
+      { send: () => Promise<void> | undefined; far: PartyProcess; hop?: PartyProcess }
+    > = {
       direct: { send: overChannel(toDirect), far: direct },
-      relayed: { send: overChannel(toRelayed), far: relayed },
+      relayed: { send: overChannel(toRelayed), far: relayed, hop: relay },
       tls: { send: overSocket(toTls), far: tlsPeer },
       tcp: { send: overSocket(toTcp), far: tcpPeer },
-    } as const;
+      'tcp-relayed': { send: overSocket(toForwarder), far: tcpPeer, hop: forwarder },
+    };
     const rawKey = randomBytes(AEAD_KEY_BYTES);
     const rawNonce = new Uint8Array(AEAD_NONCE_BYTES);
     let rawSink = 0;
@@ -579,9 +600,9 @@ async function trafficBenchmarks(): Promise<TableRow[]> {
           receiverCpuUs: 0,
         };
       }
-      const { send, far } = senders[traffic];
+      const { send, far, hop } = senders[traffic];
       const usage = (): Promise<[PartyUsage, PartyUsage | undefined]> =>
-        Promise.all([far.usage(), traffic === 'relayed' ? relay.usage() : undefined]);
+        Promise.all([far.usage(), hop?.usage()]);
       const [farBefore, relayBefore] = await usage();
       const cpu = cpuNowUs();
       const ms = await stream(send, n);
@@ -598,7 +619,7 @@ async function trafficBenchmarks(): Promise<TableRow[]> {
       };
     };
 
-    const order: Traffic[] = ['raw', 'direct', 'relayed', 'tls', 'tcp'];
+    const order: Traffic[] = ['raw', 'direct', 'relayed', 'tls', 'tcp', 'tcp-relayed'];
     for (const traffic of order) await run(traffic, Math.min(count, 512));
     const results = new Map<Traffic, TrafficRound[]>(order.map((t) => [t, []]));
     for (let round = 0; round < rounds; round++) {
@@ -619,6 +640,7 @@ async function trafficBenchmarks(): Promise<TableRow[]> {
       relay.stop(),
       tlsPeer.stop(),
       tcpPeer.stop(),
+      forwarder.stop(),
     ]);
   }
 }
@@ -640,11 +662,25 @@ function trafficRows(results: ReadonlyMap<Traffic, readonly TrafficRound[]>): Ta
   const relayedUs = med('relayed', wall);
   const tlsUs = med('tls', wall);
   const tcpUs = med('tcp', wall);
+  const tcpRelayedUs = med('tcp-relayed', wall);
   const directRatio = wallRatio('direct', 'raw');
   const relayedRatio = wallRatio('relayed', 'direct');
   const tlsRatio = wallRatio('direct', 'tls');
   const hopRatio = median(perRound('relayed', 'direct', (x, y) => cpu(x) / cpu(y)));
   const relayShare = median(rounds('relayed').map((r) => r.relayCpuUs / cpu(r)));
+  const floorHopRatio = median(perRound('tcp-relayed', 'tcp', (x, y) => cpu(x) / cpu(y)));
+  const forwarderShare = median(rounds('tcp-relayed').map((r) => r.relayCpuUs / cpu(r)));
+  const relayOverForwarder = median(
+    perRound('relayed', 'tcp-relayed', (x, y) => x.relayCpuUs / y.relayCpuUs),
+  );
+  // The Mandate hop if its relay cost what the forwarder does: same sender and receiver, the
+  // relay's CPU swapped for the forwarder's of the same round.
+  const hopAtFloor = median(
+    rounds('relayed').map((r, i) => {
+      const forwarderUs = rounds('tcp-relayed')[i]!.relayCpuUs;
+      return (r.senderCpuUs + forwarderUs + r.receiverCpuUs) / cpu(rounds('direct')[i]!);
+    }),
+  );
   const us = (t: Traffic, f: (r: TrafficRound) => number): string => med(t, f).toFixed(0);
   const cpuParts = (t: Traffic): string =>
     `CPU sender ${us(t, (r) => r.senderCpuUs)} + receiver ${us(t, (r) => r.receiverCpuUs)} µs`;
@@ -697,6 +733,21 @@ function trafficRows(results: ReadonlyMap<Traffic, readonly TrafficRound[]>): Ta
       baselineUsPerOp: tlsUs,
       ratio: wallRatio('tcp', 'tls'),
       target: 'peer',
+    },
+    {
+      what: `plain TCP through a bare forwarder process (socket.pipe) (${mbps(tcpRelayedUs)} MB/s): CPU per message sender ${us('tcp-relayed', (r) => r.senderCpuUs)} + forwarder ${us('tcp-relayed', (r) => r.relayCpuUs)} + receiver ${us('tcp-relayed', (r) => r.receiverCpuUs)} µs (forwarder ${pct(forwarderShare)})`,
+      usPerOp: med('tcp-relayed', cpu),
+      baseline: 'CPU per message, plain TCP direct',
+      baselineUsPerOp: med('tcp', cpu),
+      ratio: floorHopRatio,
+      target: 'floor of any hop',
+    },
+    {
+      what: `CPU per message of the Mandate relay process against the bare forwarder's (the Mandate hop with the forwarder's CPU in the relay's place: ${hopAtFloor.toFixed(2)}× direct)`,
+      usPerOp: med('relayed', (r) => r.relayCpuUs),
+      baseline: 'CPU per message of the bare forwarder',
+      baselineUsPerOp: med('tcp-relayed', (r) => r.relayCpuUs),
+      ratio: relayOverForwarder,
     },
     {
       what: `Mandate channel bytes/s against TLS 1.3's (${(1 / tlsRatio).toFixed(2)}× TLS's)`,
