@@ -214,7 +214,16 @@ describe('mandate up', () => {
     expectErrorStdout(second, 'ERR_HOME_LOCKED');
     expect(second.stderr).toContain('one node per home');
     expect(second.stdout).not.toContain('dashboard:');
-    const relay = await withStdin(home, '', 'relay', 'start', '--listen', '127.0.0.1:0', '--identity', 'authority');
+    const relay = await withStdin(
+      home,
+      '',
+      'relay',
+      'start',
+      '--listen',
+      '127.0.0.1:0',
+      '--identity',
+      'authority',
+    );
     expect(relay.code).not.toBe(0);
     expectErrorStdout({ ...relay, code: relay.code ?? -1 }, 'ERR_HOME_LOCKED');
     expect(relay.stderr).toContain('one node per home');
