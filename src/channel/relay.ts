@@ -57,6 +57,9 @@ export const DEFAULT_RELAY_TIMEOUT_MS = 10_000;
 const VERSION = 1;
 const Op = { register: 0, bind: 1, registered: 2, bound: 3, refused: 4 } as const;
 const SECRET_BYTES = 32;
+/** Frames a forwarder holds before the connections feeding it stop reading (Router maxQueued). */
+const FORWARD_QUEUE = 64;
+
 /** `forward_to_` plus the name stays within the 128 characters of a `/relay/NAME` segment. */
 const MAX_NAME_LENGTH = 128 - RELAY_PREFIX.length;
 const NAME = /^[A-Za-z0-9._-]+$/;
@@ -308,9 +311,12 @@ export class RelayService {
     registration.connection = connection;
     if (first) {
       const address = relayAddress(name);
-      this.#router.registerWorker(address, {
-        handleMessage: (c, e) => this.#forward(name, c, e),
-      });
+      this.#router.registerWorker(
+        address,
+        { handleMessage: (c, e) => this.#forward(name, c, e) },
+        // A sender faster than the connection it is forwarded to waits in TCP, not here.
+        { maxQueued: FORWARD_QUEUE },
+      );
       this.#router.allowFromAnyConnection(address);
     }
     this.#logger.info('relay: bound', { name, connection });

@@ -145,12 +145,17 @@ export interface SecureChannelOptions {
 
 let nextChannel = 1;
 
+/** Frames a decryptor holds before the connections feeding it stop reading. */
+const DECRYPTOR_QUEUE = 64;
+
 /** Registers the two workers of a channel end under a fresh `sc-N`; returns N's name. */
 function registerPair(router: Router, decryptor: Worker, encryptor: Worker): string {
   for (;;) {
     const name = `sc-${nextChannel++}`;
     try {
-      router.registerWorker(`${name}-dec`, decryptor);
+      // Frames from the network wait here at most DECRYPTOR_QUEUE deep; then the connection
+      // stops reading until they are opened (Router maxQueued).
+      router.registerWorker(`${name}-dec`, decryptor, { maxQueued: DECRYPTOR_QUEUE });
     } catch (error) {
       if (isMandateError(error, 'ERR_WORKER_EXISTS')) continue;
       throw error;

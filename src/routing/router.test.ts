@@ -303,3 +303,64 @@ describe('faulty memory transport (test kit)', () => {
     expect(createSeededPrng(0)()).not.toBe(createSeededPrng(1)());
   });
 });
+
+describe('a worker with a bounded mailbox (maxQueued)', () => {
+  it('asks the connection to stop reading when full, and lets it on at half', async () => {
+    const router = new Router();
+    const gate: (() => void)[] = [];
+    const handled: number[] = [];
+    router.registerWorker(
+      'slow',
+      {
+        async handleMessage(_ctx, envelope) {
+          await new Promise<void>((resolve) => gate.push(resolve));
+          handled.push(envelope.payload[0]!);
+        },
+      },
+      { maxQueued: 4 },
+    );
+    router.allowFromAnyConnection('slow');
+    const connection = router.attachConnection('test', { send: () => Promise.resolve() });
+    const arrive = (i: number) =>
+      connection.receive({
+        onwardRoute: [localAddress('slow')],
+        returnRoute: [],
+        payload: Uint8Array.of(i),
+      });
+    // The first is taken off the queue at once (the worker is busy with it); three more fit.
+    expect(arrive(0)).toBeUndefined();
+    await Promise.resolve();
+    await Promise.resolve();
+    expect([arrive(1), arrive(2), arrive(3)]).toEqual([undefined, undefined, undefined]);
+    const held = arrive(4);
+    expect(held).toBeInstanceOf(Promise);
+    let resumed = false;
+    void (held as Promise<void>).then(() => {
+      resumed = true;
+    });
+    // One handled: the queue is at 3 of 4, above half: still held.
+    gate.shift()!();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(resumed).toBe(false);
+    // Down to half: the connection may read again; nothing was lost or reordered.
+    gate.shift()!();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(resumed).toBe(true);
+    while (handled.length < 5) {
+      gate.shift()?.();
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    expect(handled).toEqual([0, 1, 2, 3, 4]);
+    // Held again when full; a worker going away lets its connections on.
+    const again = arrive(5);
+    expect(again).toBeUndefined();
+    for (let i = 6; i < 9; i++) void arrive(i);
+    const heldAgain = arrive(9);
+    expect(heldAgain).toBeInstanceOf(Promise);
+    router.unregisterWorker('slow');
+    await heldAgain;
+    expectCode(() => {
+      router.registerWorker('bad', { handleMessage: () => undefined }, { maxQueued: 0 });
+    }, 'ERR_ARGUMENT_INVALID');
+  });
+});

@@ -56,8 +56,12 @@ export interface ConnectionEndpoint {
 export interface ConnectionHandle {
   /** The connection's id, also the local address replies to the peer go to. */
   readonly id: string;
-  /** Hands an envelope received on the connection to the router (flow control applies). */
-  receive(envelope: Envelope): void;
+  /**
+   * Hands an envelope received on the connection to the router (flow control applies). A
+   * promise back means the worker it went to has a full mailbox (`maxQueued`): the connection
+   * should read nothing more until the promise resolves.
+   */
+  receive(envelope: Envelope): void | Promise<void>;
   /** Removes the connection from the router. */
   detach(): void;
 }
@@ -102,12 +106,26 @@ export interface RouterOptions {
   readonly onDrop?: (event: DropEvent) => void;
 }
 
+/** Options of {@link Router.registerWorker}. */
+export interface RegisterWorkerOptions {
+  /**
+   * Messages queued for the worker at most before a connection that brings one more is asked to
+   * stop reading until the queue is down to half (default: no bound). For workers that hand
+   * network traffic on (a relay's forwarder, a channel's decryptor): a fast sender then meets
+   * TCP's own flow control instead of filling this node's memory. Local sends are never held.
+   */
+  readonly maxQueued?: number;
+}
+
 interface Mailbox {
   readonly worker: Worker;
   /** This worker's own address, as the return route of what it sends. */
   readonly self: Address;
   readonly queue: Delivery[];
   running: boolean;
+  readonly maxQueued: number | undefined;
+  /** Connections waiting for the queue to come down (see RegisterWorkerOptions.maxQueued). */
+  readonly held: (() => void)[];
 }
 
 /**
@@ -152,6 +170,11 @@ class Delivery implements MessageContext {
   }
 }
 
+/** Lets the connections held by a full mailbox read again. */
+function releaseHeld(mailbox: Mailbox): void {
+  for (const resume of mailbox.held.splice(0)) resume();
+}
+
 /**
  * A node-local message bus (research/ockam.md §4.3). Workers register under local addresses;
  * `send` delivers to the worker the first onward address names, or hands the envelope to the
@@ -183,15 +206,27 @@ export class Router {
     return this.#dropped;
   }
 
-  registerWorker(address: string, worker: Worker): void {
+  registerWorker(address: string, worker: Worker, options: RegisterWorkerOptions = {}): void {
     const self = localAddress(address);
     if (this.#mailboxes.has(address) || this.#connections.has(address)) {
       throw conflict('ERR_WORKER_EXISTS', `a worker is already registered at \`${address}\``);
     }
-    this.#mailboxes.set(address, { worker, self, queue: [], running: false });
+    const { maxQueued } = options;
+    if (maxQueued !== undefined && (!Number.isSafeInteger(maxQueued) || maxQueued < 1))
+      throw invalid('ERR_ARGUMENT_INVALID', '`maxQueued` must be a positive integer');
+    this.#mailboxes.set(address, {
+      worker,
+      self,
+      queue: [],
+      running: false,
+      maxQueued,
+      held: [],
+    });
   }
 
   unregisterWorker(address: string): void {
+    const mailbox = this.#mailboxes.get(address);
+    if (mailbox !== undefined) releaseHeld(mailbox);
     this.#mailboxes.delete(address);
     this.#allowedFrom.delete(address);
     this.#allowedFromAny.delete(address);
@@ -228,9 +263,7 @@ export class Router {
     this.#connections.set(id, endpoint);
     return {
       id,
-      receive: (envelope) => {
-        this.#receive(self, envelope);
-      },
+      receive: (envelope) => this.#receive(self, envelope),
       detach: () => {
         this.#connections.delete(id);
         for (const set of this.#allowedFrom.values()) set.delete(id);
@@ -290,7 +323,7 @@ export class Router {
   }
 
   /** `from`: the connection's own local address (its id), validated once when it attached. */
-  #receive(from: Address, arrived: Envelope): void {
+  #receive(from: Address, arrived: Envelope): Promise<void> | undefined {
     const connectionId = from.value;
     const next = arrived.onwardRoute[0];
     if (next === undefined) {
@@ -321,8 +354,11 @@ export class Router {
       returnRoute: prependAddress(from, arrived.returnRoute),
       payload: arrived.payload,
     };
-    if (mailbox !== undefined) this.#enqueue(mailbox, address, connectionId, envelope);
-    else if (connection !== undefined) {
+    if (mailbox !== undefined) {
+      this.#enqueue(mailbox, address, connectionId, envelope);
+      if (mailbox.maxQueued !== undefined && mailbox.queue.length >= mailbox.maxQueued)
+        return new Promise((resolve) => mailbox.held.push(resolve));
+    } else if (connection !== undefined) {
       connection.send(envelope).catch((error: unknown) => {
         this.#logger.warn('routing: forwarding between connections failed', {
           connection: connectionId,
@@ -330,6 +366,7 @@ export class Router {
         });
       });
     }
+    return undefined;
   }
 
   #drop(reason: DropReason, connectionId: string, address: string | undefined): void {
@@ -356,6 +393,8 @@ export class Router {
     // Yield first so a send never runs the worker inside the sender's call stack.
     await Promise.resolve();
     for (let item = mailbox.queue.shift(); item !== undefined; item = mailbox.queue.shift()) {
+      if (mailbox.held.length > 0 && mailbox.queue.length <= (mailbox.maxQueued ?? 0) / 2)
+        releaseHeld(mailbox);
       try {
         await item.handOver(mailbox.worker);
       } catch (error) {

@@ -127,6 +127,8 @@ class TcpConnection {
   #waiters: Waiter[] = [];
   /** Told once nothing is queued or being written (a graceful close waits for it). */
   #idle: (() => void) | undefined;
+  /** Workers with full mailboxes this connection fed: it reads nothing more until they drain. */
+  #holds = 0;
   #buffer: Buffer = Buffer.alloc(0);
   #handshakeTimer: NodeJS.Timeout | undefined;
   /** For an incoming connection: whether the peer's first whole frame arrived (setup's end). */
@@ -400,10 +402,23 @@ class TcpConnection {
         this.#framed = true;
         clearTimeout(this.#handshakeTimer);
       }
-      this.handle.receive(envelope);
+      const held = this.handle.receive(envelope);
+      if (held !== undefined) this.#holdUntil(held);
     }
     // A view keeps its whole chunk alive: none is kept once every byte has been read.
     this.#buffer = at === data.length ? Buffer.alloc(0) : data.subarray(at);
+  }
+
+  /**
+   * Reads nothing more (the rest of the chunk at hand is still delivered) until `drained`: a
+   * worker this connection feeds has its mailbox full (RegisterWorkerOptions.maxQueued), and the
+   * peer is left to TCP's flow control.
+   */
+  #holdUntil(drained: Promise<void>): void {
+    if (this.#holds++ === 0) this.socket.pause();
+    void drained.then(() => {
+      if (--this.#holds === 0 && this.#state !== 'closed') this.socket.resume();
+    });
   }
 
   /** Closes the connection once; pending sends are rejected (timeouts and unreachable as such). */

@@ -364,4 +364,33 @@ describe('tcp transport', () => {
       expect.objectContaining({ code: 'ERR_ARGUMENT_INVALID' }) as Error,
     );
   });
+
+  it('a slow worker with a bounded mailbox holds the connection, and loses or reorders nothing', async () => {
+    const b = tcpNode();
+    const order: number[] = [];
+    b.router.registerWorker(
+      'slow',
+      {
+        async handleMessage(_ctx, envelope) {
+          await new Promise((r) => setImmediate(r));
+          order.push(
+            new DataView(envelope.payload.buffer, envelope.payload.byteOffset).getUint32(0),
+          );
+        },
+      },
+      { maxQueued: 8 },
+    );
+    b.router.allowFromAnyConnection('slow');
+    const listener = await b.transport.listen();
+    const a = tcpNode({ maxQueuedFrames: 10_000 });
+    const total = 600;
+    for (let i = 0; i < total; i++)
+      await a.router.send({
+        onwardRoute: [listener.address, localAddress('slow')],
+        returnRoute: [],
+        payload: indexed(i, 4 * 1024),
+      });
+    while (order.length < total) await new Promise((r) => setTimeout(r, 10));
+    expect(order).toEqual(Array.from({ length: total }, (_, i) => i));
+  });
 });
