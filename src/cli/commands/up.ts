@@ -96,7 +96,7 @@ export async function runUp(ctx: CliContext, opts: UpOptions): Promise<void> {
   // With --demo: the scenario first, in <home>/demo (its checks throw on any failure), and the
   // node then serves that home.
   const demo = opts.demo === true ? demoOptions(opts) : undefined;
-  const demoHome = demo === undefined ? undefined : await runDemo(ctx, demo);
+  const demoHome = demo === undefined ? undefined : (await runDemo(ctx, demo)).home;
   const warn = (line: string): void => {
     process.stderr.write(`${line}\n`);
   };
