@@ -4,7 +4,9 @@ import {
   NodeServiceName,
   type BrokerNodeOptions,
   type NodeConfig,
+  type RunningNode,
 } from '../../node/index.js';
+import type { Logger } from '../../core/index.js';
 import { untilSignal } from '../../node/internal.js';
 import type { CliContext } from '../context.js';
 import { openHome as openHomeAt, type Home } from '../home.js';
@@ -43,7 +45,7 @@ const UP_DEFAULTS = {
   listen: '127.0.0.1:0',
 } as const;
 
-interface UpOptions {
+export interface UpOptions {
   config?: string;
   listen?: string;
   exit?: boolean;
@@ -78,8 +80,23 @@ export function upServices(config: NodeConfig): NodeServiceName[] {
   return UP_SERVICES.filter((name) => WHEN_CONFIGURED[name]?.(config) ?? true);
 }
 
-/** `up`. */
+/** `up`: {@link startUp}, then until a signal (or at once with `--exit`), then stops. */
 export async function runUp(ctx: CliContext, opts: UpOptions): Promise<void> {
+  const { node, logger } = await startUp(ctx, opts);
+  if (opts.exit === true) logger.info('stopping', { reason: '--exit' });
+  else logger.info('stopping', { signal: await untilSignal() });
+  await node.stop();
+  logger.info('stopped');
+}
+
+/**
+ * What `up` does before it waits: the config, the scenario with `--demo`, the one-time set-up
+ * and the node with every service and its dashboard line. The caller stops the node.
+ */
+export async function startUp(
+  ctx: CliContext,
+  opts: UpOptions,
+): Promise<{ node: RunningNode; logger: Logger }> {
   // The whole config first: a bad one is refused before the home is touched or a port bound.
   const loaded = loadNodeConfig({
     defaults: UP_DEFAULTS,
@@ -133,8 +150,5 @@ export async function runUp(ctx: CliContext, opts: UpOptions): Promise<void> {
     services: config.services.join(','),
     listening: node.listening.address,
   });
-  if (opts.exit === true) logger.info('stopping', { reason: '--exit' });
-  else logger.info('stopping', { signal: await untilSignal() });
-  await node.stop();
-  logger.info('stopped');
+  return { node, logger };
 }
