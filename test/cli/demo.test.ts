@@ -238,7 +238,7 @@ describe('mandate demo', () => {
     );
     // The summary line: both mid-run revocations, commit to refusal.
     expect(out).toMatch(
-      /\n\s*revocation → enforcement:?\s+\d+\.\d\d ms at the enforcement point, \d+\.\d\d ms through the MCP gateway \(from the revocation's commit to the refusal of the revoked agent's very next call\)\n/,
+      /\n\s*revocation latency:?\s+\d+\.\d\d ms at the enforcement point, \d+\.\d\d ms through the MCP gateway \(from the revocation's commit to the refusal of the revoked agent's very next call\)\n/,
     );
     expect(out).toMatch(
       /\n {4}63 calls through the gateway: allow ×56, deny ERR_GATE_BUDGET_EXHAUSTED ×1, deny ERR_GATE_CHAIN_DENIED ×4, deny ERR_GATE_POLICY_DENIED ×1, refused ERR_MCP_CHAIN_MISMATCH ×1\n/,

@@ -266,7 +266,7 @@ async function runDemoScenario(
               )}); ${gateway.refunds.executed} refunds executed, budget ${gateway.refunds.spent}/${gateway.refunds.limit}; revoked mid-run: next call ${gateway.revocation.nextCall}, tools ${gateway.revocation.toolsBefore} → ${gateway.revocation.toolsAfter}; log verified (${gateway.audit.verifiedRecords} records)`,
           ],
           [
-            'revocation → enforcement',
+            'revocation latency',
             `${gates.revocation.latencyMs.toFixed(2)} ms at the enforcement point, ${gateway.revocation.latencyMs.toFixed(2)} ms through the MCP gateway (from the revocation's commit to the refusal of the revoked agent's very next call)`,
           ],
           ['example agent', victim.identity.identifier],
