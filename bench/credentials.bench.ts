@@ -3,16 +3,10 @@
  *   node --import tsx bench/run.ts
  * The floor of a verification is its Ed25519 verifications, each with the SHA-256 of the bytes it
  * signs (the data sizes of the real objects). The floor of enrolling an agent is the identity
- * floor of identity.bench.ts plus the credential's signature and the redeemer-history check.
+ * floor of identity.bench.ts plus the credential's signature and the redeemer-history check
+ * (both from floors.ts).
  */
-import {
-  generateEd25519KeyPairInto,
-  generateX25519KeyPairInto,
-  randomBytes,
-  sha256,
-  signEd25519,
-  verifyEd25519,
-} from '../src/crypto/index.js';
+import { randomBytes, sha256 } from '../src/crypto/index.js';
 import { toHex } from '../src/encoding/index.js';
 import { decodePurposeKeyAttestation } from '../src/identity/internal.js';
 import {
@@ -46,6 +40,7 @@ import {
   type CredentialIssuer,
   type DenyEntry,
 } from '../src/credentials/index.js';
+import { floorOf, identityCreationFloor, redemptionFloor, type Signed } from './floors.js';
 import { group, median, type TableRow } from './harness.js';
 
 const NOW = 1_800_000_000;
@@ -57,28 +52,8 @@ const ENROLL_PER_CALL = 100;
 const constraints = (...texts: string[]): Map<string, Constraint> =>
   new Map(texts.map((t) => parseConstraint(t)));
 
-/** What one Ed25519 check costs at its floor: SHA-256 of the signed bytes, then the verify. */
-interface Signed {
-  readonly publicKey: Uint8Array;
-  readonly data: Uint8Array;
-  readonly signature: Uint8Array;
-}
-
 function check(condition: boolean, what: string): void {
   if (!condition) throw new Error(`benchmark setup: ${what}`);
-}
-
-function floorOf(signed: readonly Signed[]): () => boolean {
-  for (const s of signed)
-    check(verifyEd25519(s.publicKey, sha256(s.data), s.signature), 'a floor signature fails');
-  return () => {
-    let ok = true;
-    for (let i = 0; i < signed.length; i++) {
-      const s = signed[i]!;
-      ok = verifyEd25519(s.publicKey, sha256(s.data), s.signature) && ok;
-    }
-    return ok;
-  };
 }
 
 /** The attestation's signature, under the attesting identity's primary key. */
@@ -391,26 +366,18 @@ export async function credentialBenchmarks(): Promise<TableRow[]> {
 
   // --- 4. enrolling agents: identity + ticket redemption ---------------------------------------
   {
-    const pk = new Uint8Array(32);
-    const sk = new Uint8Array(64);
-    const xpk = new Uint8Array(32);
-    const xsk = new Uint8Array(32);
-    const changeData = randomBytes(110);
-    const credentialData = decodeCredential(w.root).data;
-    const history = historySigned(w.alice.identity.changeHistory)[0]!;
+    // The identity (identity.bench.ts's floor), then the redemption: the redeemer's 1-change
+    // history checked, the credential signed.
+    const identity = identityCreationFloor(1);
+    const redemption = redemptionFloor(
+      historySigned(w.alice.identity.changeHistory)[0]!,
+      decodeCredential(w.root).data,
+    );
     const floor = (): boolean => {
       let ok = true;
       for (let i = 0; i < ENROLL_PER_CALL; i++) {
-        // The identity (identity.bench.ts): 2 Ed25519 + 1 X25519 keygen, 3 signs, 3 SHA-256.
-        generateEd25519KeyPairInto(pk, sk);
-        signEd25519(sk, sha256(changeData));
-        generateEd25519KeyPairInto(pk, sk);
-        generateX25519KeyPairInto(xpk, xsk);
-        signEd25519(sk, sha256(changeData));
-        signEd25519(sk, sha256(changeData));
-        // The redemption: the redeemer's 1-change history, then the credential's signature.
-        ok = verifyEd25519(history.publicKey, sha256(history.data), history.signature) && ok;
-        signEd25519(sk, sha256(credentialData));
+        identity();
+        ok = redemption() && ok;
       }
       return ok;
     };

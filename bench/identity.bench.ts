@@ -9,15 +9,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  generateEd25519KeyPairInto,
-  generateX25519KeyPairInto,
-  randomBytes,
-  SecureArena,
-  sha256,
-  signEd25519,
-  verifyEd25519,
-} from '../src/crypto/index.js';
+import { randomBytes, SecureArena, verifyEd25519 } from '../src/crypto/index.js';
 import {
   Identities,
   MemoryIdentityRepository,
@@ -27,6 +19,7 @@ import { createIdentity, rotateIdentity } from '../src/identity/create-identity.
 import { MemoryVault, SoftwareVault } from '../src/vault/index.js';
 import { openSqliteStore } from '../src/store/index.js';
 import { IdentityProvisioner } from '../src/node/index.js';
+import { identityCreationFloor } from './floors.js';
 import { group, median, type TableRow } from './harness.js';
 
 const PER_CALL = 100;
@@ -37,21 +30,7 @@ export async function identityBenchmarks(): Promise<TableRow[]> {
 
   // --- creation -----------------------------------------------------------------------------
   {
-    const pk = new Uint8Array(32);
-    const sk = new Uint8Array(64);
-    const xpk = new Uint8Array(32);
-    const xsk = new Uint8Array(32);
-    const data = randomBytes(110);
-    const floor = (): void => {
-      for (let i = 0; i < PER_CALL; i++) {
-        generateEd25519KeyPairInto(pk, sk);
-        signEd25519(sk, sha256(data));
-        generateEd25519KeyPairInto(pk, sk);
-        generateX25519KeyPairInto(xpk, xsk);
-        signEd25519(sk, sha256(data));
-        signEd25519(sk, sha256(data));
-      }
-    };
+    const floor = identityCreationFloor(PER_CALL);
     const memory = new Identities({
       vault: new MemoryVault(),
       repository: new MemoryIdentityRepository(),

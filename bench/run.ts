@@ -18,6 +18,7 @@ import { proxyBenchmarks } from './proxy.bench.js';
 import { postgresBenchmarks } from './broker-postgres.bench.js';
 import { mcpBenchmarks } from './mcp.bench.js';
 import { aeadBenchmarks } from './aead.bench.js';
+import { upBenchmarks } from './up.bench.js';
 
 interface Section {
   readonly name: string;
@@ -59,6 +60,12 @@ const sections: readonly Section[] = [
     name: 'mcp',
     title: 'MCP gateway: latency per tools/call, throughput, memory per agent',
     run: mcpBenchmarks,
+  },
+  {
+    name: 'up',
+    title:
+      '`mandate up --demo`: the scenario per phase against its floors, end to end; node memory with 1,000 channels',
+    run: upBenchmarks,
   },
 ];
 

@@ -48,8 +48,19 @@ describe('mandate demo', () => {
         verifiedRecords: number;
       };
       gateway: GatewaySummary;
+      revocationToEnforcement: { enforcementPointMs: number; gatewayMs: number };
     };
     expect(summary.agents).toBe(40);
+    // Revocation to enforcement, both mid-run revocations: each a measured duration (its size is
+    // the benchmarks' business), and the same figures the parts report.
+    const latencies = summary.revocationToEnforcement;
+    expect(Object.keys(latencies).sort()).toEqual(['enforcementPointMs', 'gatewayMs']);
+    for (const ms of Object.values(latencies)) {
+      expect(Number.isFinite(ms)).toBe(true);
+      expect(ms).toBeGreaterThanOrEqual(0);
+    }
+    expect(latencies.enforcementPointMs).toBe(summary.gates.revocation.latencyMs);
+    expect(latencies.gatewayMs).toBe(summary.gateway.revocation.latencyMs);
     expect(summary.rotations.count).toBe(4);
     expect(summary.verification).toMatchObject({ histories: 40, attestations: 80 });
     expect(summary.attacks).toEqual({
@@ -169,7 +180,7 @@ describe('mandate demo', () => {
       /\n14\. 5 sibling sub-agents refund 40 each: 5 refunds, 300 of 300 spent .*the next → deny, lock budget ERR_GATE_BUDGET_EXHAUSTED/,
     );
     expect(out).toMatch(
-      /\n15\. revoking sub-agent I[0-9a-f]{11}… mid-run \(revocation record at log index \d+\): its call before → allow; the very next, signed → refused by the enforcement point: ERR_REVOKED identity `I[0-9a-f]{64}` is revoked; a sibling → allow\n/,
+      /\n15\. revoking sub-agent I[0-9a-f]{11}… mid-run \(revocation record at log index \d+\): its call before → allow; the very next, signed → refused by the enforcement point: ERR_REVOKED identity `I[0-9a-f]{64}` is revoked; a sibling → allow; \d+\.\d\d ms from the revocation's commit to that refusal\n/,
     );
     expect(out).toMatch(
       / {4}300 of them also signed by their agents and recorded through the enforcement point \(invocation \+ countersigned decision, durable\): \d+\.\d\d s \(\d+ recorded calls\/s\)\n/,
@@ -223,7 +234,11 @@ describe('mandate demo', () => {
       /5 refunds of 60 by 5 sibling refunders \(each ≤ 100\): 300 of the 300 budget spent, the next → deny ERR_GATE_BUDGET_EXHAUSTED; the desk's ledger holds 5 refunds\n/,
     );
     expect(out).toMatch(
-      /revoking swarm-refunder-5's link mid-run: its call before → allow; the very next → refused ERR_MCP_CHAIN_MISMATCH; its tool list 4 → 0 \(tools\/list_changed sent\); a sibling → allow\n/,
+      /revoking swarm-refunder-5's link mid-run: its call before → allow; the very next → refused ERR_MCP_CHAIN_MISMATCH; its tool list 4 → 0 \(tools\/list_changed sent\); a sibling → allow; \d+\.\d\d ms from the revocation's commit to that refusal\n/,
+    );
+    // The summary line: both mid-run revocations, commit to refusal.
+    expect(out).toMatch(
+      /\n\s*revocation latency:?\s+\d+\.\d\d ms at the enforcement point, \d+\.\d\d ms through the MCP gateway \(from the revocation's commit to the refusal of the revoked agent's very next call\)\n/,
     );
     expect(out).toMatch(
       /\n {4}63 calls through the gateway: allow ×56, deny ERR_GATE_BUDGET_EXHAUSTED ×1, deny ERR_GATE_CHAIN_DENIED ×4, deny ERR_GATE_POLICY_DENIED ×1, refused ERR_MCP_CHAIN_MISMATCH ×1\n/,
@@ -252,6 +267,7 @@ interface GatewaySummary {
     toolsAfter: number;
     listChanged: boolean;
     sibling: string;
+    latencyMs: number;
   };
   decisions: Record<string, number>;
   calls: number;
@@ -302,6 +318,7 @@ function checkGateway(g: GatewaySummary, recordsBefore: number): void {
     toolsAfter: 0,
     listChanged: true,
     sibling: 'allow',
+    latencyMs: expect.any(Number) as number,
   });
   // 48 reads + the injected letter + 5 refunds + the revoked agent's call before + a sibling's.
   expect(g.decisions).toEqual({
@@ -361,6 +378,7 @@ interface GateSummary {
     nextCall: Denial;
     siblingStillAllowed: boolean;
     recordIndex: number;
+    latencyMs: number;
   };
   audit: {
     calls: number;

@@ -28,6 +28,8 @@ import { invalid } from '../../core/internal.js';
 export interface ChannelScenarioSummary {
   readonly channels: number;
   readonly handshakesPerSecond: number;
+  /** How long the `channels` concurrent handshakes through the relay took, all together. */
+  readonly handshakeSeconds: number;
   readonly echoed: number;
   readonly bytesRelayed: number;
   readonly plaintextSeenByRelay: boolean;
@@ -260,6 +262,7 @@ export async function runChannelScenario(
     return {
       channels: channels.length,
       handshakesPerSecond: Math.round(channels.length / seconds),
+      handshakeSeconds: seconds,
       echoed: echoedBefore,
       bytesRelayed,
       plaintextSeenByRelay,

@@ -182,6 +182,13 @@ export interface GateScenarioSummary {
     readonly siblingStillAllowed: boolean;
     /** The log index of the revocation record (signed by the authority). */
     readonly recordIndex: number;
+    /**
+     * Revocation-to-enforcement latency: milliseconds from the deny-set entry being committed to
+     * the refusal of the revoked agent's very next call being in its hands — the authority's
+     * signed revocation record, the enforcement point's deny-set catching up, and that call
+     * (signed, submitted, refused). Enforcement is synchronous: the next call is the one refused.
+     */
+    readonly latencyMs: number;
   };
   /** What went through the enforcement point into the home's audit log. */
   readonly audit: {
@@ -572,6 +579,7 @@ export async function runGateScenario(
           ],
           now,
         );
+        const committed = process.hrtime.bigint();
         // Into the audit log too, signed by the authority (as `mandate revoke` does): an offline
         // verifier checks every later record against it.
         const recordIndex = await recordRevocations(home, log, authorityIssuer, revocation, now);
@@ -585,9 +593,10 @@ export async function runGateScenario(
           if (!isMandateError(error)) throw error;
           after = { decision: 'refused', lock: null, code: error.code, reason: error.message };
         }
+        const latencyMs = Number(process.hrtime.bigint() - committed) / 1e6;
         const sibling = await audited(workers[3]!, 'orders.lookup', { order: '4471' });
         say(
-          `15. revoking sub-agent ${victim.actor.slice(0, 12)}… mid-run (revocation record at log index ${recordIndex}): its call before → ${before.decision}; the very next, signed → ${after.decision === 'refused' ? `refused by the enforcement point: ${after.code ?? ''} ${after.reason}` : `${after.decision}, lock ${after.lock ?? '-'} ${after.code ?? ''}: ${after.reason}`}; a sibling → ${sibling.decision}`,
+          `15. revoking sub-agent ${victim.actor.slice(0, 12)}… mid-run (revocation record at log index ${recordIndex}): its call before → ${before.decision}; the very next, signed → ${after.decision === 'refused' ? `refused by the enforcement point: ${after.code ?? ''} ${after.reason}` : `${after.decision}, lock ${after.lock ?? '-'} ${after.code ?? ''}: ${after.reason}`}; a sibling → ${sibling.decision}; ${latencyMs.toFixed(2)} ms from the revocation's commit to that refusal`,
         );
         await point.flush();
 
@@ -629,6 +638,7 @@ export async function runGateScenario(
             nextCall: after,
             siblingStillAllowed: sibling.decision === 'allow',
             recordIndex,
+            latencyMs,
           },
           audit: {
             calls: recorded,

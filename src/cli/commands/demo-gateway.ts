@@ -111,6 +111,13 @@ export interface GatewayScenarioSummary {
     readonly toolsAfter: number;
     readonly listChanged: boolean;
     readonly sibling: Outcome;
+    /**
+     * Revocation-to-enforcement latency: milliseconds from the deny-set entry being committed to
+     * the refusal of the revoked agent's very next call reaching the agent — the authority's
+     * signed revocation record, the gateway's deny-set catching up, and that call through the
+     * relay and the secure channel. Enforcement is synchronous: the next call is the one refused.
+     */
+    readonly latencyMs: number;
   };
   /** Calls by outcome (`allow`, `deny ERR_…`, `refused ERR_…`). */
   readonly decisions: Readonly<Record<string, number>>;
@@ -556,15 +563,17 @@ export async function runGatewayScenario(
       ],
       now,
     );
+    const committed = process.hrtime.bigint();
     await recordRevocations(home, log, authorityIssuer, revocation, now);
     await watcher.refresh();
     const after = await call(victim, 'list_refunds', {});
+    const latencyMs = Number(process.hrtime.bigint() - committed) / 1e6;
     gateway.refresh();
     for (let i = 0; i < 100 && !listChanged; i++) await new Promise((r) => setTimeout(r, 10));
     const toolsAfter = (await listed(victim)).length;
     const sibling = await call(refunders[0]!, 'list_refunds', {});
     say(
-      `    revoking ${victim.name}'s link mid-run: its call before → ${before.outcome}; the very next → ${after.outcome}; its tool list ${toolsBefore} → ${toolsAfter} (tools/list_changed ${listChanged ? 'sent' : 'NOT sent'}); a sibling → ${sibling.outcome}`,
+      `    revoking ${victim.name}'s link mid-run: its call before → ${before.outcome}; the very next → ${after.outcome}; its tool list ${toolsBefore} → ${toolsAfter} (tools/list_changed ${listChanged ? 'sent' : 'NOT sent'}); a sibling → ${sibling.outcome}; ${latencyMs.toFixed(2)} ms from the revocation's commit to that refusal`,
     );
     if (!after.outcome.startsWith('refused ') || toolsAfter !== 0 || sibling.outcome !== 'allow')
       throw new Error('the revocation did not hold');
@@ -625,6 +634,7 @@ export async function runGatewayScenario(
         toolsAfter,
         listChanged,
         sibling: sibling.outcome,
+        latencyMs,
       },
       decisions: counted,
       calls,

@@ -49,14 +49,25 @@ export function demoOptions(opts: DemoOptions): { agents: number; rotations: num
   return { agents, rotations };
 }
 
+/** What {@link runDemo} prints as its summary (with `--json`, as is). */
+export type DemoSummary = Awaited<ReturnType<typeof runDemoScenario>>;
+
 /**
  * Runs the swarm scenario in `<home>/demo` (recreated) and prints its steps and summary; returns
- * that folder, a home holding the run's identities, credentials and audit log.
+ * the summary, whose `home` is that folder: a home holding the run's identities, credentials and
+ * audit log.
  */
 export async function runDemo(
   ctx: CliContext,
+  options: { agents: number; rotations: number },
+): Promise<DemoSummary> {
+  return runDemoScenario(ctx, options);
+}
+
+async function runDemoScenario(
+  ctx: CliContext,
   { agents, rotations }: { agents: number; rotations: number },
-): Promise<string> {
+) {
   const dir = join(ctx.homeDir, 'demo');
   rmSync(dir, { recursive: true, force: true });
   const say = (text: string): void => {
@@ -186,6 +197,12 @@ export async function runDemo(
       audit,
       broker,
       gateway,
+      // Both revocations made mid-run, each from its commit to the refusal of the revoked agent's
+      // very next call (synchronous enforcement: that call is the one refused).
+      revocationToEnforcement: {
+        enforcementPointMs: gates.revocation.latencyMs,
+        gatewayMs: gateway.revocation.latencyMs,
+      },
       example: { identifier: victim.identity.identifier, changeHistory: toHex(current) },
     };
     ctx.out.result(summary, () =>
@@ -248,6 +265,10 @@ export async function runDemo(
                 ', ',
               )}); ${gateway.refunds.executed} refunds executed, budget ${gateway.refunds.spent}/${gateway.refunds.limit}; revoked mid-run: next call ${gateway.revocation.nextCall}, tools ${gateway.revocation.toolsBefore} → ${gateway.revocation.toolsAfter}; log verified (${gateway.audit.verifiedRecords} records)`,
           ],
+          [
+            'revocation latency',
+            `${gates.revocation.latencyMs.toFixed(2)} ms at the enforcement point, ${gateway.revocation.latencyMs.toFixed(2)} ms through the MCP gateway (from the revocation's commit to the refusal of the revoked agent's very next call)`,
+          ],
           ['example agent', victim.identity.identifier],
         ]),
         '',
@@ -255,10 +276,10 @@ export async function runDemo(
         `     mandate --home ${dir} audit verify --log ${audit.files.trail} --checkpoint ${audit.files.checkpoint}`,
       ].join('\n'),
     );
+    return summary;
   } finally {
     home.close();
   }
-  return dir;
 }
 
 function elapsed(start: bigint): number {

@@ -5,7 +5,9 @@ import {
   NodeServiceName,
   type BrokerNodeOptions,
   type NodeConfig,
+  type RunningNode,
 } from '../../node/index.js';
+import type { Logger } from '../../core/index.js';
 import { lockNodeHome, untilSignal } from '../../node/internal.js';
 import type { CliContext } from '../context.js';
 import { openHome as openHomeAt, type Home } from '../home.js';
@@ -44,7 +46,7 @@ const UP_DEFAULTS = {
   listen: '127.0.0.1:0',
 } as const;
 
-interface UpOptions {
+export interface UpOptions {
   config?: string;
   listen?: string;
   exit?: boolean;
@@ -79,8 +81,23 @@ export function upServices(config: NodeConfig): NodeServiceName[] {
   return UP_SERVICES.filter((name) => WHEN_CONFIGURED[name]?.(config) ?? true);
 }
 
-/** `up`. */
+/** `up`: {@link startUp}, then until a signal (or at once with `--exit`), then stops. */
 export async function runUp(ctx: CliContext, opts: UpOptions): Promise<void> {
+  const { node, logger } = await startUp(ctx, opts);
+  if (opts.exit === true) logger.info('stopping', { reason: '--exit' });
+  else logger.info('stopping', { signal: await untilSignal() });
+  await node.stop();
+  logger.info('stopped');
+}
+
+/**
+ * What `up` does before it waits: the config, the scenario with `--demo`, the one-time set-up
+ * and the node with every service and its dashboard line. The caller stops the node.
+ */
+export async function startUp(
+  ctx: CliContext,
+  opts: UpOptions,
+): Promise<{ node: RunningNode; logger: Logger }> {
   // The whole config first: a bad one is refused before the home is touched or a port bound.
   const loaded = loadNodeConfig({
     defaults: UP_DEFAULTS,
@@ -94,21 +111,45 @@ export async function runUp(ctx: CliContext, opts: UpOptions): Promise<void> {
     flagNames: { listen: '--listen' },
   });
   const config: NodeConfig = { ...loaded, services: upServices(loaded) };
-  // One node per home, taken before anything is written (the demo's home lies inside it).
+  // One node per home, taken before anything is written (the demo's home lies inside it), and
+  // held until the node has stopped.
   mkdirSync(ctx.homeDir, { recursive: true, mode: 0o700 });
   const lock = lockNodeHome(ctx.homeDir);
+  let started: { node: RunningNode; logger: Logger };
   try {
-    await serve(ctx, opts, config);
-  } finally {
+    started = await serve(ctx, opts, config);
+  } catch (error) {
     lock.release();
+    throw error;
   }
+  const { node, logger } = started;
+  return {
+    logger,
+    node: {
+      listening: node.listening,
+      healthUrl: node.healthUrl,
+      dashboardUrl: () => node.dashboardUrl(),
+      health: () => node.health(),
+      stop: async () => {
+        try {
+          await node.stop();
+        } finally {
+          lock.release();
+        }
+      },
+    },
+  };
 }
 
-async function serve(ctx: CliContext, opts: UpOptions, config: NodeConfig): Promise<void> {
+async function serve(
+  ctx: CliContext,
+  opts: UpOptions,
+  config: NodeConfig,
+): Promise<{ node: RunningNode; logger: Logger }> {
   // With --demo: the scenario first, in <home>/demo (its checks throw on any failure), and the
   // node then serves that home.
   const demo = opts.demo === true ? demoOptions(opts) : undefined;
-  const demoHome = demo === undefined ? undefined : await runDemo(ctx, demo);
+  const demoHome = demo === undefined ? undefined : (await runDemo(ctx, demo)).home;
   const warn = (line: string): void => {
     process.stderr.write(`${line}\n`);
   };
@@ -145,8 +186,5 @@ async function serve(ctx: CliContext, opts: UpOptions, config: NodeConfig): Prom
     services: config.services.join(','),
     listening: node.listening.address,
   });
-  if (opts.exit === true) logger.info('stopping', { reason: '--exit' });
-  else logger.info('stopping', { signal: await untilSignal() });
-  await node.stop();
-  logger.info('stopped');
+  return { node, logger };
 }
