@@ -546,7 +546,7 @@ function tapConnections(router: Router): Uint8Array[] {
       id: handle.id,
       receive: (envelope) => {
         frames.push(encodeEnvelope(envelope));
-        handle.receive(envelope);
+        return handle.receive(envelope);
       },
       detach: () => {
         handle.detach();
