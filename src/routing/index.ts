@@ -13,6 +13,7 @@ export type {
   ConnectionEndpoint,
   ConnectionHandle,
   DropEvent,
+  RegisterWorkerOptions,
   RouterOptions,
   SendOptions,
 } from './router.js';
