@@ -27,6 +27,7 @@ export {
   lockEnforcement,
   lockNodeHome,
 } from './enforcement-lock.js';
+export type { HomeLock } from './enforcement-lock.js';
 export { builtDashboardDir, dashboardLoginUrl, startHomeAdmin } from './admin-node.js';
 export type { HomeAdmin } from './admin-node.js';
 export { readRegularFile } from './regular-file.js';

@@ -129,6 +129,16 @@ describe('mandate up', () => {
     expect(agents.some((a) => a.revoked)).toBe(true);
     const denied = await get<{ total: number }>('/api/audit?decision=deny&limit=5');
     expect(denied.total).toBeGreaterThan(0);
+    // The home it serves is held as well: a node on it, or the scenario run again (which starts
+    // from an empty folder), is refused while it runs, and nothing of it is lost.
+    const direct = await up(join(home, 'demo'), '--exit');
+    expect(direct.code).not.toBe(0);
+    expect(direct.stderr).toContain('ERR_HOME_LOCKED');
+    const rerun = await withStdin(home, '', 'demo', '--agents', '12', '--rotate', '2');
+    expect(rerun.code).not.toBe(0);
+    expect(rerun.stderr).toContain('ERR_HOME_LOCKED');
+    expect(existsSync(join(home, 'demo', 'mandate.db'))).toBe(true);
+    expect((await get<{ agents: unknown[] }>('/api/agents')).agents.length).toBe(agents.length);
     expect(await node.stop('SIGTERM')).toBe(0);
   });
 

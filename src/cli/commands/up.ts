@@ -8,7 +8,7 @@ import {
   type RunningNode,
 } from '../../node/index.js';
 import type { Logger } from '../../core/index.js';
-import { lockNodeHome, untilSignal } from '../../node/internal.js';
+import { lockNodeHome, untilSignal, type HomeLock } from '../../node/internal.js';
 import type { CliContext } from '../context.js';
 import { openHome as openHomeAt, type Home } from '../home.js';
 import { stderrLogger } from '../logging.js';
@@ -112,14 +112,17 @@ export async function startUp(
   });
   const config: NodeConfig = { ...loaded, services: upServices(loaded) };
   // One node per home, taken before anything is written (the demo's home lies inside it), and
-  // held until the node has stopped.
+  // held until the node has stopped; with --demo the home it serves is held too, once made.
   mkdirSync(ctx.homeDir, { recursive: true, mode: 0o700 });
-  const lock = lockNodeHome(ctx.homeDir);
+  const locks: HomeLock[] = [lockNodeHome(ctx.homeDir)];
+  const release = (): void => {
+    for (const lock of locks.splice(0).reverse()) lock.release();
+  };
   let started: { node: RunningNode; logger: Logger };
   try {
-    started = await serve(ctx, opts, config);
+    started = await serve(ctx, opts, config, (dir) => locks.push(lockNodeHome(dir)));
   } catch (error) {
-    lock.release();
+    release();
     throw error;
   }
   const { node, logger } = started;
@@ -134,7 +137,7 @@ export async function startUp(
         try {
           await node.stop();
         } finally {
-          lock.release();
+          release();
         }
       },
     },
@@ -145,11 +148,13 @@ async function serve(
   ctx: CliContext,
   opts: UpOptions,
   config: NodeConfig,
+  hold: (homeDir: string) => void,
 ): Promise<{ node: RunningNode; logger: Logger }> {
   // With --demo: the scenario first, in <home>/demo (its checks throw on any failure), and the
   // node then serves that home.
   const demo = opts.demo === true ? demoOptions(opts) : undefined;
   const demoHome = demo === undefined ? undefined : (await runDemo(ctx, demo)).home;
+  if (demoHome !== undefined) hold(demoHome);
   const warn = (line: string): void => {
     process.stderr.write(`${line}\n`);
   };
