@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -26,7 +26,7 @@ describe('the enforcement lock', () => {
   it('is held by one enforcement point at a time, and taken again once released', () => {
     const dir = home();
     const lock = lockEnforcement(dir);
-    expect(readFile(dir)).toBe(`${process.pid}\n`);
+    expect(readFile(dir)).toMatch(new RegExp(`^${process.pid} [0-9]+\\n$`));
     // A second one in this process, or a one-off call beside it: refused.
     expect(codeOf(() => lockEnforcement(dir))).toBe('ERR_HOME_ENFORCEMENT_BUSY');
     expect(
@@ -74,7 +74,7 @@ describe('the enforcement lock', () => {
     }
     // Its holder is gone: the lock is stale, and taken over.
     const lock = lockEnforcement(dir);
-    expect(readFile(dir)).toBe(`${process.pid}\n`);
+    expect(readFile(dir)).toMatch(new RegExp(`^${process.pid} [0-9]+\\n$`));
     lock.release();
     // A lock naming a process that exited long ago, or naming none: taken over too.
     const gone = spawnSync(process.execPath, ['-e', '0']).pid;
@@ -87,7 +87,9 @@ describe('the enforcement lock', () => {
   it('the node lock is the same kind of lock, of its own: one whole node per home', () => {
     const dir = home();
     const node = lockNodeHome(dir);
-    expect(readFileSync(join(dir, NODE_LOCK_FILE), 'utf8')).toBe(`${process.pid}\n`);
+    expect(readFileSync(join(dir, NODE_LOCK_FILE), 'utf8')).toMatch(
+      new RegExp(`^${process.pid} [0-9]+\\n$`),
+    );
     expect(codeOf(() => lockNodeHome(dir))).toBe('ERR_HOME_LOCKED');
     expect(
       codeOf(() => {
@@ -108,7 +110,48 @@ describe('the enforcement lock', () => {
     writeFileSync(join(dir, NODE_LOCK_FILE), `${spawnSync(process.execPath, ['-e', '0']).pid}\n`);
     lockNodeHome(dir).release();
   });
+
+  it('names its holder by pid and start time: a reused pid, its own pid after a restart in a container, or a FIFO do not lock a home out', async () => {
+    const dir = home();
+    const path = join(dir, NODE_LOCK_FILE);
+    // This process's own pid with another start time: a container's pid 1 killed and started
+    // again. Stale: taken over.
+    writeFileSync(path, `${process.pid} 1\n`);
+    lockNodeHome(dir).release();
+    // The old form (a pid alone) naming this process: it cannot have written that. Stale.
+    writeFileSync(path, `${process.pid}\n`);
+    lockNodeHome(dir).release();
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], {
+      stdio: 'ignore',
+    });
+    try {
+      // A live process whose start time is not the one recorded: its pid was reused. Stale.
+      writeFileSync(path, `${child.pid!} 1\n`);
+      lockNodeHome(dir).release();
+      // The live process itself, as it would write it: held.
+      const start = readFileSync(`/proc/${child.pid!}/stat`, 'utf8').split(') ')[1]!.split(' ')[19];
+      writeFileSync(path, `${child.pid!} ${start}\n`);
+      expect(codeOf(() => lockNodeHome(dir))).toBe('ERR_HOME_LOCKED');
+    } finally {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    }
+    // A FIFO in the lock's place is never opened (it would block): removed and taken over.
+    removeQuietly(path);
+    expect(spawnSync('mkfifo', [path]).status).toBe(0);
+    lockNodeHome(dir).release();
+    expect(existsSync(path)).toBe(false);
+  });
 });
+
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Not there.
+  }
+}
 
 function readFile(dir: string): string {
   return readFileSync(join(dir, ENFORCEMENT_LOCK_FILE), 'utf8');

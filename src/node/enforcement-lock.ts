@@ -8,7 +8,15 @@
 // The same kind of lock, `node.lock`, keeps one whole node (`mandate up`) per home: two would run
 // two authorities, relays and brokers over one database (and `up --demo` would rewrite the demo
 // home under the node serving it). The node commands that run single services check it.
-import { closeSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  linkSync,
+  openSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { conflict } from '../core/internal.js';
 
@@ -83,7 +91,7 @@ function lockHome(homeDir: string, kind: LockKind): HomeLock {
   const own = `${path}.${process.pid}.${Date.now()}`;
   const fd = openSync(own, 'wx', 0o600);
   try {
-    writeSync(fd, `${process.pid}\n`);
+    writeSync(fd, `${OWN.pid} ${OWN.start ?? ''}\n`);
   } finally {
     closeSync(fd);
   }
@@ -95,10 +103,10 @@ function lockHome(homeDir: string, kind: LockKind): HomeLock {
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         const holder = holderOf(path);
-        if (attempt >= 2 || (holder !== undefined && (holder === process.pid || alive(holder))))
-          throw kind.busy(homeDir, holder);
+        if (attempt >= 2 || (holder !== undefined && running(holder)))
+          throw kind.busy(homeDir, holder?.pid);
         // Left by a process that is gone: taken over, if it still names that process now.
-        if (holderOf(path) === holder) removeQuietly(path);
+        if (sameHolder(holderOf(path), holder)) removeQuietly(path);
       }
     }
   } finally {
@@ -109,21 +117,66 @@ function lockHome(homeDir: string, kind: LockKind): HomeLock {
     release: () => {
       if (released) return;
       released = true;
-      if (holderOf(path) === process.pid) removeQuietly(path);
+      if (sameHolder(holderOf(path), OWN)) removeQuietly(path);
     },
   };
 }
 
-/** The process id a lock file names, undefined when it names none (gone, unreadable). */
-function holderOf(path: string): number | undefined {
+/** A lock's holder: a process id and, where the system tells it, that process's start time. */
+interface Holder {
+  readonly pid: number;
+  readonly start: string | undefined;
+}
+
+/**
+ * The start time of process `pid` (Linux: field 22 of /proc/PID/stat, clock ticks since boot),
+ * undefined where there is none to read. With the pid it names one process: a pid reused by
+ * another process, or this process's own pid in a container restarted after a kill (pid 1 again),
+ * is not the holder.
+ */
+function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const field = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return field !== undefined && /^[0-9]+$/.test(field) ? field : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const OWN: Holder = { pid: process.pid, start: startTimeOf(process.pid) };
+
+/**
+ * The holder a lock file names, undefined when it names none (gone, unreadable, not a regular
+ * file: a FIFO is never opened, it would block).
+ */
+function holderOf(path: string): Holder | undefined {
   let text: string;
   try {
+    if (!statSync(path).isFile()) return undefined;
     text = readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
-  const pid = Number(text.trim());
-  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+  const match = /^([1-9][0-9]{0,9})(?: ([0-9]+))?\n?$/.exec(text);
+  if (match === null) return undefined;
+  const pid = Number(match[1]);
+  return Number.isSafeInteger(pid) ? { pid, start: match[2] } : undefined;
+}
+
+/** The same holder, or both none (a lock that names nobody). */
+const sameHolder = (a: Holder | undefined, b: Holder | undefined): boolean =>
+  a === undefined || b === undefined ? a === b : a.pid === b.pid && a.start === b.start;
+
+/**
+ * Whether the holder still runs: this process when the lock names it (pid and start time), or
+ * another live process with that pid and, where both are known, that start time.
+ */
+function running(holder: Holder): boolean {
+  if (holder.pid === OWN.pid) return holder.start === OWN.start;
+  if (!alive(holder.pid)) return false;
+  const start = startTimeOf(holder.pid);
+  return holder.start === undefined || start === undefined || start === holder.start;
 }
 
 function alive(pid: number): boolean {
@@ -156,6 +209,5 @@ export function assertNoEnforcementLock(homeDir: string): void {
 
 function assertFree(homeDir: string, kind: LockKind): void {
   const holder = holderOf(join(homeDir, kind.file));
-  if (holder !== undefined && (holder === process.pid || alive(holder)))
-    throw kind.busy(homeDir, holder);
+  if (holder !== undefined && running(holder)) throw kind.busy(homeDir, holder.pid);
 }
