@@ -368,8 +368,18 @@ class TcpConnection {
       this.#flush();
       this.#release();
     }
+    this.#readFrames(data, assembled);
+  }
+
+  /**
+   * Delivers the whole frames of `data` (after `assembled`, a frame put together from earlier
+   * bytes) and keeps the rest for the next chunk; stops early while held (see #holdUntil), the
+   * unread frames kept for when it resumes.
+   */
+  #readFrames(data: Buffer, first: Uint8Array | undefined): void {
+    let assembled = first;
     let at = 0;
-    while (this.#state === 'open') {
+    while (this.#state === 'open' && this.#holds === 0) {
       let body: Uint8Array;
       if (assembled !== undefined) {
         body = assembled;
@@ -410,14 +420,21 @@ class TcpConnection {
   }
 
   /**
-   * Reads nothing more (the rest of the chunk at hand is still delivered) until `drained`: a
-   * worker this connection feeds has its mailbox full (RegisterWorkerOptions.maxQueued), and the
-   * peer is left to TCP's flow control.
+   * Reads nothing more until `drained` — not even the rest of the chunk at hand, kept for later —
+   * a worker this connection feeds has its mailbox full (RegisterWorkerOptions.maxQueued): one
+   * connection adds at most one message beyond a full mailbox, and the peer is left to TCP's flow
+   * control.
    */
   #holdUntil(drained: Promise<void>): void {
     if (this.#holds++ === 0) this.socket.pause();
     void drained.then(() => {
-      if (--this.#holds === 0 && this.#state !== 'closed') this.socket.resume();
+      if (--this.#holds !== 0) return;
+      if (this.#state !== 'closed') {
+        const rest = this.#buffer;
+        this.#buffer = Buffer.alloc(0);
+        this.#readFrames(rest, undefined);
+      }
+      if (this.#holds === 0 && this.#state !== 'closed') this.socket.resume();
     });
   }
 
