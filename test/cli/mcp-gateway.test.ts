@@ -8,88 +8,29 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import {
   ElicitRequestSchema,
   type CallToolResult,
   type ElicitRequest,
 } from '@modelcontextprotocol/sdk/types.js';
-import { expectErrorStdout, json, run, type Run } from '../helpers/cli.js';
+import { expectErrorStdout } from '../helpers/cli.js';
 import { freePort, killChildren, startMandate } from '../helpers/processes.js';
 import { repoRoot } from '../helpers/vectors.js';
-import { FILESYSTEM_SERVER, FS_POLICIES, TEST_SERVER_COMMAND } from '../helpers/mcp-world.js';
+import { TEST_SERVER_COMMAND } from '../helpers/mcp-world.js';
+import { CliHome, closeMcpClients, connectMcpCli } from '../helpers/mcp-cli.js';
 import { DECISION_META_KEY, type GatewayDecisionMeta } from '../../src/mcp/index.js';
 
-const clients: Client[] = [];
 afterEach(async () => {
-  for (const c of clients.splice(0)) await c.close().catch(() => undefined);
+  await closeMcpClients();
   await killChildren();
 });
-
-class Home {
-  readonly dir = mkdtempSync(join(tmpdir(), 'mandate-cli-mcp-'));
-  path(name: string): string {
-    return join(this.dir, name);
-  }
-  run(...argv: string[]): Promise<Run> {
-    return run('--home', this.dir, '--json', ...argv);
-  }
-  async ok<T = Record<string, unknown>>(...argv: string[]): Promise<T> {
-    const r = await this.run(...argv);
-    expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(0);
-    return json(r) as T;
-  }
-  /** A gateway config over the filesystem server on `files`; its catalog signed into the bundle. */
-  async publishFsCatalog(files: string): Promise<{ tools: unknown[] }> {
-    writeFileSync(
-      this.path('gateway.json'),
-      JSON.stringify({
-        mcpServers: { fs: { command: process.execPath, args: [FILESYSTEM_SERVER, files] } },
-      }),
-    );
-    // The operator signs the upstreams' catalog into the bundle.
-    const catalog = await this.ok<{ tools: unknown[] }>(
-      'gateway',
-      'catalog',
-      '--config',
-      this.path('gateway.json'),
-    );
-    writeFileSync(this.path('catalog.json'), JSON.stringify(catalog));
-    writeFileSync(this.path('policies.cedar'), FS_POLICIES);
-    await this.ok(
-      'policy',
-      'publish',
-      this.path('policies.cedar'),
-      '--catalog',
-      this.path('catalog.json'),
-    );
-    return catalog;
-  }
-  /** `gateway start` on this home as `gateway`, presenting the credential file `credential`. */
-  startGateway(port: number, credential: string, ...more: string[]) {
-    return startMandate(
-      this.dir,
-      'gateway',
-      'start',
-      '--config',
-      this.path('gateway.json'),
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--identity',
-      'gateway',
-      '--credential',
-      this.path(credential),
-      ...more,
-    );
-  }
-}
 
 const metaOf = (result: CallToolResult): GatewayDecisionMeta | undefined =>
   result._meta?.[DECISION_META_KEY] as GatewayDecisionMeta | undefined;
 
 describe('mandate gateway start / mandate mcp connect', () => {
   it('an unmodified MCP client works through `mcp connect`; the trail verifies offline', async () => {
-    const h = new Home();
+    const h = new CliHome();
     const files = mkdtempSync(join(tmpdir(), 'mandate-cli-mcp-files-'));
     mkdirSync(join(files, 'allowed'));
     mkdirSync(join(files, 'secret'));
@@ -148,34 +89,14 @@ describe('mandate gateway start / mandate mcp connect', () => {
     expect(await second.exited).not.toBe(0);
     expect(second.stderr()).toContain('ERR_HOME_ENFORCEMENT_BUSY');
 
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [
-        '--import',
-        'tsx',
-        join(repoRoot, 'src', 'cli', 'bin.ts'),
-        '--home',
-        h.dir,
-        'mcp',
-        'connect',
-        `/ip4/127.0.0.1/tcp/${port}`,
-        '--identity',
-        'agent',
-        '--credential',
-        h.path('agent.chain'),
-      ],
-      cwd: repoRoot,
-      stderr: 'pipe',
-    });
-    let connectLog = '';
-    transport.stderr?.on('data', (chunk: Buffer) => {
-      connectLog += chunk.toString();
-    });
-    const client = new Client({ name: 'unmodified-client', version: '1' });
-    clients.push(client);
-    await client.connect(transport);
+    const { client, log: connectLog } = await connectMcpCli(h.dir, `/ip4/127.0.0.1/tcp/${port}`, [
+      '--identity',
+      'agent',
+      '--credential',
+      h.path('agent.chain'),
+    ]);
     const { tools } = await client.listTools();
-    expect(tools.map((t) => t.name).sort(), connectLog).toEqual([
+    expect(tools.map((t) => t.name).sort(), connectLog()).toEqual([
       'list_allowed_directories',
       'list_directory',
       'read_text_file',
@@ -211,7 +132,7 @@ describe('mandate gateway start / mandate mcp connect', () => {
   }, 120_000);
 
   it('attack 13: `mcp connect` trusts only a `role=gateway` credential (or `--gateway`), answers a batch or `id: null`; the gateway checkpoints its log; a link cannot say `human=true`', async () => {
-    const h = new Home();
+    const h = new CliHome();
     const files = mkdtempSync(join(tmpdir(), 'mandate-cli-mcp-files-'));
     mkdirSync(join(files, 'allowed'));
     writeFileSync(join(files, 'allowed', 'a.txt'), 'hello from a');
@@ -382,7 +303,7 @@ describe('mandate gateway start / mandate mcp connect', () => {
   }, 180_000);
 
   it("`mcp connect --approver`: the client's elicitation asks the person, whose signed approval lets the call through", async () => {
-    const h = new Home();
+    const h = new CliHome();
     await h.ok('authority', 'init');
     for (const name of ['dana', 'agent', 'gateway'])
       await h.ok('identity', 'create', '--name', name);
@@ -461,45 +382,24 @@ permit(principal, action == Action::"callTool", resource == Tool::"shop/refund")
       h.path('gateway.chain'),
     );
     await gateway.waitFor(/gateway listening/);
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [
-        '--import',
-        'tsx',
-        join(repoRoot, 'src', 'cli', 'bin.ts'),
-        '--home',
-        h.dir,
-        'mcp',
-        'connect',
-        `/ip4/127.0.0.1/tcp/${port}`,
-        '--identity',
-        'agent',
-        '--credential',
-        h.path('agent.chain'),
-        '--approver',
-        'dana',
-      ],
-      cwd: repoRoot,
-      stderr: 'pipe',
-    });
-    let connectLog = '';
-    transport.stderr?.on('data', (chunk: Buffer) => {
-      connectLog += chunk.toString();
-    });
     const client = new Client({ name: 'ide', version: '1' }, { capabilities: { elicitation: {} } });
     const shown: ElicitRequest[] = [];
     client.setRequestHandler(ElicitRequestSchema, (request) => {
       shown.push(request);
       return { action: 'accept', content: { reason: 'customer called' } };
     });
-    clients.push(client);
-    await client.connect(transport);
+    const { log: connectLog } = await connectMcpCli(
+      h.dir,
+      `/ip4/127.0.0.1/tcp/${port}`,
+      ['--identity', 'agent', '--credential', h.path('agent.chain'), '--approver', 'dana'],
+      client,
+    );
     const result = (await client.callTool(
       { name: 'refund', arguments: { order: 'o-1', amount: 300 } },
       undefined,
       { timeout: 120_000 },
     )) as CallToolResult;
-    expect(result.content, connectLog).toEqual([{ type: 'text', text: 'refunded 300 on o-1' }]);
+    expect(result.content, connectLog()).toEqual([{ type: 'text', text: 'refunded 300 on o-1' }]);
     expect(shown).toHaveLength(1);
     expect(shown[0]!.params.message).toContain('arguments: {"amount":300,"order":"o-1"}');
     expect(shown[0]!.params.message).toContain('why: refunds above 100 need a person');
