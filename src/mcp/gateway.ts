@@ -166,6 +166,8 @@ export class McpGateway {
   #mergeError: Error | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
+  /** Calls between their arrival and their answer: `close` waits for them to finish logging. */
+  readonly #inFlight = new Set<Promise<unknown>>();
 
   private constructor(
     options: McpGatewayOptions,
@@ -356,16 +358,18 @@ export class McpGateway {
         },
         parentContextOf(request.params._meta),
       );
+      const call = this.#call(
+        session,
+        name,
+        request.params.arguments ?? {},
+        request.params._meta,
+        extra.signal,
+        extra.requestId,
+        span,
+      );
+      this.#inFlight.add(call);
       try {
-        const result = await this.#call(
-          session,
-          name,
-          request.params.arguments ?? {},
-          request.params._meta,
-          extra.signal,
-          extra.requestId,
-          span,
-        );
+        const result = await call;
         if (result.refusedHead === true) await sendNotice().catch(() => undefined);
         endSpan(span, result.result);
         return result.result;
@@ -373,6 +377,8 @@ export class McpGateway {
         span.setStatus({ code: SpanStatusCode.ERROR, message: 'failed' });
         span.end();
         throw error;
+      } finally {
+        this.#inFlight.delete(call);
       }
     });
     server.onclose = () => {
@@ -734,6 +740,9 @@ export class McpGateway {
     this.#closed = true;
     clearInterval(this.#timer);
     await Promise.all([...this.#sessions].map((s) => s.server.close().catch(() => undefined)));
+    // Closed sessions cancel their calls; each still logs its outcome before it settles, and the
+    // log is closed (its last checkpoint signed) only after them.
+    await Promise.allSettled([...this.#inFlight]);
     await this.#agents?.close();
     await Promise.all(this.#upstreams.map((u) => u.close()));
   }
