@@ -27,7 +27,9 @@ import { repoRoot } from '../helpers/vectors.js';
 const DOCUMENTS = ['README.md', 'docs/tutorial.md'];
 const SKIP_MARK = '<!-- not run by test/docs/readme-blocks.test.ts';
 /** Per document: enough for the tutorial on a loaded 2-core machine; then the group is killed. */
-const RUN_TIMEOUT_MS = 150_000;
+// The tutorial alone takes 90–100 s on a quiet 2-core machine (it starts and stops a dozen
+// nodes); 150 s was once too little while other test files ran beside it.
+const RUN_TIMEOUT_MS = 240_000;
 const bin = join(repoRoot, 'dist', 'cli', 'bin.js');
 
 interface Block {
