@@ -16,23 +16,17 @@
  *   (two sockets joined with `socket.pipe`, no parsing), the floor of any relay hop on this
  *   machine: the kernel's loopback read and write of each frame plus Node's socket machinery,
  *   against which the Mandate relay's CPU per message is set. TLS needs a certificate: a throwaway
- *   self-signed P-256 one is made at the start of the traffic part with the `openssl` command
- *   (`openssl req -x509`) in a temporary directory, removed at once, the way the egress proxy's
- *   https test makes its own. Why the CLI: node:crypto cannot issue an X.509 certificate, a
- *   hand-written DER encoder would be more code to trust than a tool the tests already rely on,
- *   and a certificate checked into the repository would expire. Without `openssl` on PATH the
- *   traffic part stops at once with a message saying so. The certificate only matters to the
+ *   self-signed P-256 one is made at the start of the traffic part by the `openssl` command
+ *   (test/support/self-signed-certificate.ts, which the egress proxy's https test uses too: a
+ *   certificate checked into the repository would expire). Without `openssl` on PATH the traffic
+ *   part stops at once with a message saying so. The certificate only matters to the
  *   handshake, which is outside the timing;
  * - memory: 1,000 channels through one relay to one responder, both in processes of their own.
  *
  * Run alone: `node --import tsx bench/channel.bench.ts [handshake] [traffic] [memory] [--markdown]`.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { connect as connectTcp, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { connect as connectTls } from 'node:tls';
 import { pathToFileURL } from 'node:url';
@@ -64,6 +58,7 @@ import { localAddress, Router, TcpTransport, type Route } from '../src/routing/i
 import { PartyProcess, type PartyUsage } from './channel-parties.js';
 import { BENCH_NOW, benchChannelOptions, benchWorld, worldKeys } from './channel-world.js';
 import { group, markdownTable, median, printTable, type TableRow } from './harness.js';
+import { selfSignedCertificate } from '../test/support/self-signed-certificate.js';
 
 interface NoiseHandshakePeer {
   initialise(prologue: Uint8Array, remoteStatic?: Uint8Array): void;
@@ -334,53 +329,6 @@ const cpuNowUs = (): number => {
 };
 
 /**
- * A throwaway self-signed certificate for 127.0.0.1 (P-256), made with the openssl command in a
- * temporary directory that is removed before this returns.
- */
-function selfSignedCertificate(): { readonly key: string; readonly cert: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'mandate-bench-tls-'));
-  try {
-    const keyFile = join(dir, 'key.pem');
-    const certFile = join(dir, 'cert.pem');
-    try {
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:P-256',
-          '-nodes',
-          '-keyout',
-          keyFile,
-          '-out',
-          certFile,
-          '-days',
-          '1',
-          '-subj',
-          '/CN=127.0.0.1',
-          '-addext',
-          'subjectAltName=IP:127.0.0.1',
-        ],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
-      );
-    } catch (error) {
-      const missing = error instanceof Error && 'code' in error && error.code === 'ENOENT';
-      throw new Error(
-        missing
-          ? 'the TLS peer of the traffic benchmark needs the `openssl` command to make its certificate, and it is not on PATH: install OpenSSL, or leave the traffic part out'
-          : `openssl could not make the TLS peer's certificate: ${error instanceof Error ? error.message : String(error)}`,
-      );
-    }
-    return { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(certFile, 'utf8') };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/**
  * One direction, 16 KiB messages from this process, 1,024 per round (160 in a quick run), at
  * most WINDOW (64) unacknowledged, the receiver acknowledging every ACK_EVERY (16), over:
  *
@@ -412,7 +360,7 @@ async function trafficBenchmarks(): Promise<TableRow[]> {
   // Short rounds, many of them: each ratio pairs measurements taken moments apart.
   const rounds = quick ? 1 : 11;
   const count = quick ? 160 : 1024;
-  const certificate = selfSignedCertificate();
+  const certificate = selfSignedCertificate('127.0.0.1');
   const world = await benchWorld();
   const direct = PartyProcess.start();
   const relay = PartyProcess.start();

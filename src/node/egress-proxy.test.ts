@@ -1,11 +1,7 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
+import { selfSignedCertificate } from '../../test/support/self-signed-certificate.js';
 import { SCRUB_MARKER, secretForms } from '../broker/index.js';
 import { encodeCbor } from '../encoding/index.js';
 import { localAddress } from '../routing/index.js';
@@ -243,37 +239,10 @@ describe('the egress proxy', () => {
   });
 
   it('reaches an https upstream, its certificate verified against the configured CA', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mandate-egress-tls-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const keyFile = join(dir, 'key.pem');
-    const certFile = join(dir, 'cert.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=upstream',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
-    const cert = readFileSync(certFile, 'utf8');
+    const { key, cert } = selfSignedCertificate('upstream');
     const upstream = await upstreamServer(
       (hit) => new Response(hit.headers['authorization'] === `Bearer ${PAYMENTS}` ? 'ok' : 'no'),
-      { key: readFileSync(keyFile, 'utf8'), cert },
+      { key, cert },
     );
     cleanups.push(upstream.close);
     const binding = {
