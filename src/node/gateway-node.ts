@@ -24,7 +24,7 @@ import { leaseRecordBody } from './lease-audit-sink.js';
 import type { PartHealth } from './lifecycle.js';
 import { readRegularFile, type RegularFileRead } from './regular-file.js';
 import { nodeBundleSource } from './store-bundle-source.js';
-import { lockEnforcement } from './enforcement-lock.js';
+import { lockEnforcement } from './home-lock.js';
 import { ServiceParts, type NodeServiceContext, type RunningService } from './service.js';
 
 /** How long the gateway's bundle source may go without reading the store before it fails closed. */
@@ -140,7 +140,7 @@ export async function startGateway(node: NodeServiceContext): Promise<RunningSer
   const everyMs =
     (config.gateway?.checkpointIntervalSeconds ?? DEFAULT_GATEWAY_CHECKPOINT_INTERVAL_SECONDS) *
     1000;
-  // One enforcement point per home (node/enforcement-lock.ts): taken before anything opens.
+  // One enforcement point per home (node/home-lock.ts): taken before anything opens.
   const lock = lockEnforcement(home.dir);
   const parts = new ServiceParts('gateway', logger);
   parts.add(() => {

@@ -26,8 +26,8 @@ export {
   assertNoNodeLock,
   lockEnforcement,
   lockNodeHome,
-} from './enforcement-lock.js';
-export type { HomeLock } from './enforcement-lock.js';
+} from './home-lock.js';
+export type { HomeLock } from './home-lock.js';
 export { builtDashboardDir, dashboardLoginUrl, startHomeAdmin } from './admin-node.js';
 export type { HomeAdmin } from './admin-node.js';
 export { readRegularFile } from './regular-file.js';

@@ -1,13 +1,15 @@
-// One enforcement point per home at a time. An enforcement point keeps each agent's logged head
-// (the hash of its last invocation) in memory and accepts only that head's successor; two points
-// over one home's log — two gateways, or `gate call` beside a running gateway — would each accept
-// a successor of the same head, and the log would hold a forked agent chain that `audit verify`
-// then reports as tampering. A lock file in the home, naming the holding process, keeps out a
-// second one while the first runs; a lock left by a process that is gone is taken over.
+// Lock files in a home, each naming the process that holds it (pid and start time); a lock left
+// by a process that is gone is taken over. Two kinds:
 //
-// The same kind of lock, `node.lock`, keeps one whole node (`mandate up`) per home: two would run
-// two authorities, relays and brokers over one database (and `up --demo` would rewrite the demo
-// home under the node serving it). The node commands that run single services check it.
+// `enforcement.lock`: one enforcement point per home at a time. An enforcement point keeps each
+// agent's logged head (the hash of its last invocation) in memory and accepts only that head's
+// successor; two points over one home's log — two gateways, or `gate call` beside a running
+// gateway — would each accept a successor of the same head, and the log would hold a forked
+// agent chain that `audit verify` then reports as tampering.
+//
+// `node.lock`: one whole node (`mandate up`) per home. Two would run two authorities, relays and
+// brokers over one database (and `up --demo` would rewrite the demo home under the node serving
+// it). The node commands that run single services check it.
 import {
   closeSync,
   linkSync,

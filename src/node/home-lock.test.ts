@@ -10,9 +10,9 @@ import {
   lockEnforcement,
   lockNodeHome,
   NODE_LOCK_FILE,
-} from './enforcement-lock.js';
+} from './home-lock.js';
 
-const home = () => mkdtempSync(join(tmpdir(), 'mandate-enforcement-lock-'));
+const home = () => mkdtempSync(join(tmpdir(), 'mandate-home-lock-'));
 const codeOf = (work: () => unknown): string => {
   try {
     work();
