@@ -80,3 +80,41 @@ function textLine(json: string): string {
   const text = `${String(time)} ${String(level)} ${String(msg)}${rest === '' ? '' : ` ${rest}`}`;
   return `${escapeControlCharacters(text)}\n`;
 }
+
+/**
+ * `logger`, whose debug and info lines can be held back for a while (`quiet(true)`) and are
+ * counted meanwhile; warnings and errors always pass. `quiet(false)` logs how many were held.
+ * `mandate up --demo` quiets its node while the swarm works through it: thousands of enrollments
+ * and a checkpoint a second would bury the scenario's own lines.
+ */
+export function quietableLogger(logger: Logger): { logger: Logger; quiet(on: boolean): void } {
+  let quiet = false;
+  let held = 0;
+  const unlessQuiet =
+    (log: Logger['info']): Logger['info'] =>
+    (message, fields) => {
+      if (quiet) held++;
+      else log(message, fields);
+    };
+  return {
+    logger: {
+      debug: unlessQuiet((message, fields) => {
+        logger.debug(message, fields);
+      }),
+      info: unlessQuiet((message, fields) => {
+        logger.info(message, fields);
+      }),
+      warn: (message, fields) => {
+        logger.warn(message, fields);
+      },
+      error: (message, fields) => {
+        logger.error(message, fields);
+      },
+    },
+    quiet(on) {
+      if (quiet && !on && held > 0) logger.info('log lines held back while quiet', { lines: held });
+      quiet = on;
+      held = 0;
+    },
+  };
+}

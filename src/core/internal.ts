@@ -17,3 +17,4 @@ export { silentLogger } from './logger.js';
 export { SerialScope } from './serial-scope.js';
 export { MAX_TIMER_MS, withJitter } from './backoff.js';
 export { percentile } from './stats.js';
+export { startSiblingWorker } from './worker.js';

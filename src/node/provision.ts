@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
-import { conflict, internal, invalid } from '../core/internal.js';
+import type { Worker } from 'node:worker_threads';
+import { conflict, internal, invalid, startSiblingWorker } from '../core/internal.js';
 import { MandateError } from '../core/index.js';
 import { wipe, type SecretBytes } from '../crypto/index.js';
 import type { Identifier, IdentityRepository } from '../identity/index.js';
@@ -255,20 +255,8 @@ async function stopWorker(worker: Worker): Promise<void> {
   clearTimeout(timer);
 }
 
-/**
- * Built code runs the compiled worker next to this file. Under a TypeScript loader (tests,
- * benchmarks) this file is `.ts` and workers do not inherit the loader on Node 20, so the worker
- * registers tsx itself before importing the `.ts` worker.
- */
 function startWorker(): Worker {
-  const here = import.meta.url;
-  if (!here.endsWith('.ts')) return new Worker(new URL('./provision-worker.js', here));
-  const workerUrl = new URL('./provision-worker.ts', here).href;
-  const tsx = import.meta.resolve('tsx/esm/api');
-  return new Worker(
-    `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(workerUrl)}); })`,
-    { eval: true },
-  );
+  return startSiblingWorker(import.meta.url, 'provision-worker');
 }
 
 function checkCount(count: number): void {

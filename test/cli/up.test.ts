@@ -94,10 +94,10 @@ describe('mandate up', () => {
     await expect(fetch(`${url}/api/session`)).rejects.toThrow();
   });
 
-  it('--demo runs the swarm scenario, then serves its home: the dashboard shows its members and signed trail', async () => {
+  it('--demo runs the swarm scenario, then through the node it serves: the dashboard shows its members and signed trail', async () => {
     const home = join(freshDir('mandate-up-demo'), 'home');
     const node = startMandate(home, 'up', '--demo', '--agents', '12', '--rotate', '2');
-    await node.waitFor(/ up home=\S+\/demo services=authority,relay,admin /, 120_000);
+    await node.waitFor(/ up home=\S+\/demo services=authority,relay,gateway,admin /, 120_000);
     await vi.waitFor(
       () => {
         expect(node.stdout()).toMatch(/\ndashboard: /);
@@ -107,6 +107,18 @@ describe('mandate up', () => {
     const out = node.stdout();
     // The scenario's summary, then the dashboard line, last.
     expect(out).toMatch(/\nsummary\nagents provisioned: 12 /);
+    // Step 19 went through the node's own services: 12 agents and the human enrolled at its
+    // authority service, their calls decided by its gateway, the revoked agent refused there.
+    expect(out).toMatch(/\nthrough the node: +13 tickets redeemed at its authority service /);
+    expect(out).toMatch(
+      /\nnode gates: .*injected refund deny ERR_GATE_CHAIN_DENIED, injected read deny ERR_GATE_CHAIN_DENIED; 3 refunds within the cap executed; live-agent-0 revoked mid-run: next call refused ERR_REVOKED /,
+    );
+    expect(out).toMatch(
+      /\nnode trail: +\d+ records written by the node; the whole log \(\d+ records\) verified offline/,
+    );
+    expect(node.stderr()).toMatch(
+      /19\. the swarm through the node at \/ip4\/127\.0\.0\.1\/tcp\/\d+/,
+    );
     const lastLine = `${out.trimEnd().split('\n').at(-1)!}\n`;
     const [, url, , token] = DASHBOARD_LINE.exec(lastLine)!;
     const login = await fetch(`${url}/api/login`, {
@@ -140,7 +152,7 @@ describe('mandate up', () => {
     expect(existsSync(join(home, 'demo', 'mandate.db'))).toBe(true);
     expect((await get<{ agents: unknown[] }>('/api/agents')).agents.length).toBe(agents.length);
     expect(await node.stop('SIGTERM')).toBe(0);
-  });
+  }, 240_000);
 
   it('composes the broker and the MCP gateway only when the config gives them a section', async () => {
     const dir = freshDir('mandate-up-gateway');

@@ -697,7 +697,7 @@ async function locateInStore(
  * countersigns with by default) — never every local identity: an agent's key in this home must
  * not make its own records pass as the gate's.
  */
-async function enforcersOf(
+export async function enforcersOf(
   home: Home,
   names: readonly string[] | undefined,
   authority: string,

@@ -110,6 +110,8 @@ export async function startNodeWithDashboard(
   options: {
     readonly openHome?: () => Promise<Home>;
     readonly broker?: Parameters<typeof startNode>[1]['broker'];
+    /** Print the `dashboard: URL` line now (default); else the caller does: {@link announceDashboard}. */
+    readonly announce?: boolean;
   } = {},
 ): Promise<RunningNode> {
   const node = await startNode(config, {
@@ -120,13 +122,17 @@ export async function startNodeWithDashboard(
     clock: ctx.clock,
     logger,
   });
-  const url = node.dashboardUrl();
-  if (url !== undefined) {
-    if (builtDashboardDir() === undefined)
-      ctx.out.note('note: the dashboard is not built (`npm run build`): serving the API only');
-    process.stdout.write(`dashboard: ${url}\n`);
-  }
+  if (options.announce !== false) announceDashboard(ctx, node);
   return node;
+}
+
+/** Prints `dashboard: URL` (a fresh one-time login token) on stdout, if the node serves one. */
+export function announceDashboard(ctx: CliContext, node: RunningNode): void {
+  const url = node.dashboardUrl();
+  if (url === undefined) return;
+  if (builtDashboardDir() === undefined)
+    ctx.out.note('note: the dashboard is not built (`npm run build`): serving the API only');
+  process.stdout.write(`dashboard: ${url}\n`);
 }
 
 /** `dashboard`: a node with the `admin` service only, as `--authority`, until a signal. */

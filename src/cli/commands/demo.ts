@@ -17,6 +17,7 @@ import { runAuditScenario } from './demo-audit.js';
 import { runBrokerScenario } from './demo-broker.js';
 import { runGatewayScenario } from './demo-gateway.js';
 import type { CliContext } from '../context.js';
+import type { NodeSwarmSummary } from './demo-node.js';
 
 export interface DemoOptions {
   agents: string;
@@ -50,8 +51,14 @@ export function demoOptions(opts: DemoOptions): { agents: number; rotations: num
   return { agents, rotations };
 }
 
-/** What {@link runDemo} prints as its summary (with `--json`, as is). */
-export type DemoSummary = Awaited<ReturnType<typeof runDemoScenario>>;
+/** What the in-process scenario returns (its steps are printed as they run). */
+export type ScenarioSummary = Awaited<ReturnType<typeof runDemoScenario>>;
+
+/**
+ * What {@link printDemoSummary} prints (with `--json`, as is): the scenario's summary, and with
+ * `mandate up --demo` what the swarm did through the running node (`node`).
+ */
+export type DemoSummary = ScenarioSummary & { readonly node?: NodeSwarmSummary };
 
 /**
  * Runs the swarm scenario in `<home>/demo` (recreated) and prints its steps and summary; returns
@@ -62,10 +69,16 @@ export async function runDemo(
   ctx: CliContext,
   options: { agents: number; rotations: number },
 ): Promise<DemoSummary> {
-  return runDemoScenario(ctx, options);
+  const summary = await runDemoScenario(ctx, options);
+  printDemoSummary(ctx, summary);
+  return summary;
 }
 
-async function runDemoScenario(
+/**
+ * Runs the scenario in `<home>/demo` (recreated), its steps printed as they run (on stderr), and
+ * returns its summary unprinted: `mandate up --demo` adds the node's part before printing it.
+ */
+export async function runDemoScenario(
   ctx: CliContext,
   { agents, rotations }: { agents: number; rotations: number },
 ) {
@@ -208,77 +221,6 @@ async function runDemoScenario(
       },
       example: { identifier: victim.identity.identifier, changeHistory: toHex(current) },
     };
-    ctx.out.result(summary, () =>
-      [
-        '',
-        'summary',
-        formatFields([
-          [
-            'agents provisioned',
-            `${agents} in ${provisionSeconds.toFixed(2)} s (${summary.provisioning.perSecond}/s, durable in SQLite)`,
-          ],
-          [
-            'keys rotated',
-            `${toRotate.length} in ${rotateSeconds.toFixed(2)} s (${summary.rotations.perSecond}/s)`,
-          ],
-          [
-            'verified',
-            `${verified} histories + ${attestations} attestations in ${verifySeconds.toFixed(2)} s (${summary.verification.perSecond} agents/s)`,
-          ],
-          ['attacks refused', `3 of 3`],
-          [
-            'agents enrolled',
-            `${credentials.enrolled} with one-time tickets in ${credentials.enrollSeconds.toFixed(2)} s (${Math.round(credentials.enrolled / credentials.enrollSeconds)}/s); ${credentials.credentialsVerified} credentials verified in ${credentials.verifySeconds.toFixed(2)} s`,
-          ],
-          [
-            'delegation',
-            `human → support agent → ${credentials.subAgents} sub-agents: ${credentials.decisions.allowed} reads allowed, ${credentials.decisions.denied} refunds denied, injected call denied (${credentials.decisions.injectedCallDenied})`,
-          ],
-          [
-            'revocation',
-            `${credentials.revocation.subAgentsDeniedAfter}/${credentials.subAgents} sub-agents denied at once; human unaffected: ${credentials.revocation.humanStillAllowed ? 'yes' : 'no'}`,
-          ],
-          [
-            'secure channels',
-            `${channels.channels} through a relay (${channels.handshakesPerSecond} handshakes/s, identities and credentials verified), ${channels.echoed} echoed end to end, ${channels.bytesRelayed} bytes relayed, plaintext seen by the relay: ${channels.plaintextSeenByRelay ? 'YES' : 'no'}, tampered frame ${channels.tamperedFrameDropped ? 'detected' : 'NOT detected'}; after expiry ${channels.refreshedStillAnswered} refreshed in-band still answered, ${channels.expiredCutOff} expired cut off`,
-          ],
-          [
-            'gates',
-            `bundle v${gates.bundle.version} (${gates.bundle.policies} Cedar policies) over ${gates.toolsListed.length} visible tools; ${gates.calls.count} gate-2 calls in ${gates.calls.seconds.toFixed(2)} s (${gates.calls.perSecond}/s, p50 ${gates.calls.p50Micros} µs, p99 ${gates.calls.p99Micros} µs); 4 injected calls denied (chain ×3, policy ×1); approval: ${gates.approval.first} → approved by a human → ${gates.approval.afterApproval} once, replay ${gates.approval.replay}; budget ${gates.budget.spent}/${gates.budget.limit} across ${gates.budget.agents} siblings, next ${gates.budget.next.code ?? gates.budget.next.decision}; revoked mid-run: next call ${gates.revocation.nextCall.decision} (${gates.revocation.nextCall.lock ?? gates.revocation.nextCall.code ?? '-'})`,
-          ],
-          [
-            'audit trail',
-            `${gates.audit.calls} calls signed by their agents and recorded with countersigned decisions (sample of ${gates.audit.sample.count} at ${gates.audit.sample.perSecond}/s); ${audit.counts.records} records verified offline from the export in ${audit.verifySeconds.toFixed(2)} s; an edited line caught at line ${audit.tamper.reportedLine ?? '?'} (${audit.tamper.code ?? 'NOT DETECTED'})`,
-          ],
-          [
-            'refund X',
-            `issued by ${audit.answer.pathNames.at(-1) ?? '?'} on behalf of ${audit.answer.pathNames.slice(0, -1).join(' → ')} (${audit.answer.constraints.at(-1)?.constraints.find((c) => c.startsWith(`${audit.answer.tool}#`)) ?? 'no cap'} delegated), by policy ${audit.answer.policies.join(', ')}, approved by ${audit.answer.approval.approverName ?? audit.answer.approval.approver}: "${audit.answer.approval.reason}"`,
-          ],
-          [
-            'secrets and leases',
-            `${broker.injectedCalls} upstream calls with injected secrets, secret seen by agents: ${broker.secretSeenByAgents ? 'YES' : 'no'}; compromised agent revoked: ${broker.revocation.leasesRevoked} leases ended at once, jti on /revoked: ${broker.revocation.jtiListed ? 'yes' : 'NO'}, PostgreSQL: ${broker.revocation.postgres}; ${broker.leaseRecords} lease records, log verified (${broker.verifiedRecords} records)`,
-          ],
-          [
-            'MCP gateway',
-            `${gateway.agents} agents through a relay to ${gateway.upstreams.length} real MCP servers (${gateway.upstreams.join(', ')}): ${gateway.calls} calls (${Object.entries(
-              gateway.decisions,
-            )
-              .map(([what, n]) => `${what} ×${n}`)
-              .join(
-                ', ',
-              )}); ${gateway.refunds.executed} refunds executed, budget ${gateway.refunds.spent}/${gateway.refunds.limit}; revoked mid-run: next call ${gateway.revocation.nextCall}, tools ${gateway.revocation.toolsBefore} → ${gateway.revocation.toolsAfter}; log verified (${gateway.audit.verifiedRecords} records)`,
-          ],
-          [
-            'revocation latency',
-            `${gates.revocation.latencyMs.toFixed(2)} ms at the enforcement point, ${gateway.revocation.latencyMs.toFixed(2)} ms through the MCP gateway (from the revocation's commit to the refusal of the revoked agent's very next call)`,
-          ],
-          ['example agent', victim.identity.identifier],
-        ]),
-        '',
-        `try: mandate --home ${dir} identity show agent-0`,
-        `     mandate --home ${dir} audit verify --log ${audit.files.trail} --checkpoint ${audit.files.checkpoint}`,
-      ].join('\n'),
-    );
     return summary;
   } finally {
     home.close();
@@ -307,4 +249,114 @@ async function errorCodeAsync(fn: () => Promise<unknown>): Promise<string> {
     throw error;
   }
   throw new Error('an attack was accepted');
+}
+
+/** The demo's summary on stdout (with `--json`, the whole summary as JSON). */
+export function printDemoSummary(ctx: CliContext, summary: DemoSummary): void {
+  const { agents, credentials, channels, gates, audit, broker, gateway } = summary;
+  const provisionSeconds = summary.provisioning.seconds;
+  const rotateSeconds = summary.rotations.seconds;
+  const verifySeconds = summary.verification.seconds;
+  const verified = summary.verification.histories;
+  const attestations = summary.verification.attestations;
+  const rotated = summary.rotations.count;
+  const dir = summary.home;
+  ctx.out.result(summary, () =>
+    [
+      '',
+      'summary',
+      formatFields([
+        [
+          'agents provisioned',
+          `${agents} in ${provisionSeconds.toFixed(2)} s (${summary.provisioning.perSecond}/s, durable in SQLite)`,
+        ],
+        [
+          'keys rotated',
+          `${rotated} in ${rotateSeconds.toFixed(2)} s (${summary.rotations.perSecond}/s)`,
+        ],
+        [
+          'verified',
+          `${verified} histories + ${attestations} attestations in ${verifySeconds.toFixed(2)} s (${summary.verification.perSecond} agents/s)`,
+        ],
+        ['attacks refused', `3 of 3`],
+        [
+          'agents enrolled',
+          `${credentials.enrolled} with one-time tickets in ${credentials.enrollSeconds.toFixed(2)} s (${Math.round(credentials.enrolled / credentials.enrollSeconds)}/s); ${credentials.credentialsVerified} credentials verified in ${credentials.verifySeconds.toFixed(2)} s`,
+        ],
+        [
+          'delegation',
+          `human → support agent → ${credentials.subAgents} sub-agents: ${credentials.decisions.allowed} reads allowed, ${credentials.decisions.denied} refunds denied, injected call denied (${credentials.decisions.injectedCallDenied})`,
+        ],
+        [
+          'revocation',
+          `${credentials.revocation.subAgentsDeniedAfter}/${credentials.subAgents} sub-agents denied at once; human unaffected: ${credentials.revocation.humanStillAllowed ? 'yes' : 'no'}`,
+        ],
+        [
+          'secure channels',
+          `${channels.channels} through a relay (${channels.handshakesPerSecond} handshakes/s, identities and credentials verified), ${channels.echoed} echoed end to end, ${channels.bytesRelayed} bytes relayed, plaintext seen by the relay: ${channels.plaintextSeenByRelay ? 'YES' : 'no'}, tampered frame ${channels.tamperedFrameDropped ? 'detected' : 'NOT detected'}; after expiry ${channels.refreshedStillAnswered} refreshed in-band still answered, ${channels.expiredCutOff} expired cut off`,
+        ],
+        [
+          'gates',
+          `bundle v${gates.bundle.version} (${gates.bundle.policies} Cedar policies) over ${gates.toolsListed.length} visible tools; ${gates.calls.count} gate-2 calls in ${gates.calls.seconds.toFixed(2)} s (${gates.calls.perSecond}/s, p50 ${gates.calls.p50Micros} µs, p99 ${gates.calls.p99Micros} µs); 4 injected calls denied (chain ×3, policy ×1); approval: ${gates.approval.first} → approved by a human → ${gates.approval.afterApproval} once, replay ${gates.approval.replay}; budget ${gates.budget.spent}/${gates.budget.limit} across ${gates.budget.agents} siblings, next ${gates.budget.next.code ?? gates.budget.next.decision}; revoked mid-run: next call ${gates.revocation.nextCall.decision} (${gates.revocation.nextCall.lock ?? gates.revocation.nextCall.code ?? '-'})`,
+        ],
+        [
+          'audit trail',
+          `${gates.audit.calls} calls signed by their agents and recorded with countersigned decisions (sample of ${gates.audit.sample.count} at ${gates.audit.sample.perSecond}/s); ${audit.counts.records} records verified offline from the export in ${audit.verifySeconds.toFixed(2)} s; an edited line caught at line ${audit.tamper.reportedLine ?? '?'} (${audit.tamper.code ?? 'NOT DETECTED'})`,
+        ],
+        [
+          'refund X',
+          `issued by ${audit.answer.pathNames.at(-1) ?? '?'} on behalf of ${audit.answer.pathNames.slice(0, -1).join(' → ')} (${audit.answer.constraints.at(-1)?.constraints.find((c) => c.startsWith(`${audit.answer.tool}#`)) ?? 'no cap'} delegated), by policy ${audit.answer.policies.join(', ')}, approved by ${audit.answer.approval.approverName ?? audit.answer.approval.approver}: "${audit.answer.approval.reason}"`,
+        ],
+        [
+          'secrets and leases',
+          `${broker.injectedCalls} upstream calls with injected secrets, secret seen by agents: ${broker.secretSeenByAgents ? 'YES' : 'no'}; compromised agent revoked: ${broker.revocation.leasesRevoked} leases ended at once, jti on /revoked: ${broker.revocation.jtiListed ? 'yes' : 'NO'}, PostgreSQL: ${broker.revocation.postgres}; ${broker.leaseRecords} lease records, log verified (${broker.verifiedRecords} records)`,
+        ],
+        [
+          'MCP gateway',
+          `${gateway.agents} agents through a relay to ${gateway.upstreams.length} real MCP servers (${gateway.upstreams.join(', ')}): ${gateway.calls} calls (${Object.entries(
+            gateway.decisions,
+          )
+            .map(([what, n]) => `${what} ×${n}`)
+            .join(
+              ', ',
+            )}); ${gateway.refunds.executed} refunds executed, budget ${gateway.refunds.spent}/${gateway.refunds.limit}; revoked mid-run: next call ${gateway.revocation.nextCall}, tools ${gateway.revocation.toolsBefore} → ${gateway.revocation.toolsAfter}; log verified (${gateway.audit.verifiedRecords} records)`,
+        ],
+        [
+          'revocation latency',
+          `${gates.revocation.latencyMs.toFixed(2)} ms at the enforcement point, ${gateway.revocation.latencyMs.toFixed(2)} ms through the MCP gateway (from the revocation's commit to the refusal of the revoked agent's very next call)`,
+        ],
+        ...(summary.node === undefined ? [] : nodeSwarmRows(summary.node)),
+        ['example agent', summary.example.identifier],
+      ]),
+      '',
+      `try: mandate --home ${dir} identity show agent-0`,
+      `     mandate --home ${dir} audit verify --log ${audit.files.trail} --checkpoint ${audit.files.checkpoint}`,
+    ].join('\n'),
+  );
+}
+
+/** The summary's rows for the swarm through the running node (`mandate up --demo`). */
+function nodeSwarmRows(node: NodeSwarmSummary): [string, string][] {
+  return [
+    [
+      'through the node',
+      `${node.enrollment.count} tickets redeemed at its authority service in ${node.enrollment.seconds.toFixed(2)} s (${node.enrollment.perSecond}/s); ${node.handshakes.count} secure channels to it (mean handshake ${node.handshakes.meanMs.toFixed(1)} ms); human-lee → ${node.agents} agents → ${node.subAgents} sub-agents`,
+    ],
+    [
+      'node decisions',
+      `${node.calls.count} tool calls through its MCP gateway in ${node.calls.seconds.toFixed(2)} s (${node.calls.perSecond}/s, p50 ${node.calls.p50Ms.toFixed(1)} ms, p99 ${node.calls.p99Ms.toFixed(1)} ms); ${Object.entries(
+        node.decisions,
+      )
+        .map(([what, n]) => `${what} ×${n}`)
+        .join(', ')}`,
+    ],
+    [
+      'node gates',
+      `injected refund ${node.injected.refund}, injected read ${node.injected.read}; ${node.refunds.executed} refunds within the cap executed; live-agent-0 revoked mid-run: next call ${node.revocation.nextCall} (${node.revocation.latencyMs.toFixed(2)} ms after the commit), its sub-agent ${node.revocation.subAgentNextCall}`,
+    ],
+    [
+      'node trail',
+      `${node.audit.records} records written by the node; the whole log (${node.audit.verifiedRecords} records) verified offline`,
+    ],
+  ];
 }

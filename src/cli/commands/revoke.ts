@@ -51,13 +51,7 @@ export async function runRevoke(
       identity = true;
     }
     const known = identity ? (await home.identities.find(id)) !== undefined : undefined;
-    const entry: DenyEntry = {
-      kind: identity ? 'identity' : 'revocation-id',
-      id,
-      revokedAt: now,
-      expiresAt: now + (identity ? IDENTITY_REVOCATION_SECONDS : LINK_REVOCATION_SECONDS),
-      ...(opts.reason === undefined ? {} : { reason: opts.reason }),
-    };
+    const entry = denyEntry(identity ? 'identity' : 'revocation-id', id, now, opts.reason);
     const authority = await revocationSigner(home);
     if (authority === undefined)
       ctx.out.note('note: no local authority identity: the revocation is not in the audit log');
@@ -86,8 +80,27 @@ export async function runRevoke(
   }
 }
 
+/**
+ * The deny-set entry `revoke` makes for `id` at `now`: an identity stays revoked for good (ten
+ * years), a credential or link until after it must have expired anyway.
+ */
+export function denyEntry(
+  kind: DenyEntry['kind'],
+  id: string,
+  now: number,
+  reason?: string,
+): DenyEntry {
+  return {
+    kind,
+    id,
+    revokedAt: now,
+    expiresAt: now + (kind === 'identity' ? IDENTITY_REVOCATION_SECONDS : LINK_REVOCATION_SECONDS),
+    ...(reason === undefined ? {} : { reason }),
+  };
+}
+
 /** The home's authority as the signer of revocation records; none on a home without one. */
-async function revocationSigner(home: Home): Promise<CredentialIssuer | undefined> {
+export async function revocationSigner(home: Home): Promise<CredentialIssuer | undefined> {
   const known = await home.identities.find(DEFAULT_AUTHORITY);
   if (known?.primaryKeyId == null) return undefined;
   const { verified, keyId } = await home.identities.purposeKey(known, Purpose.credentials);
@@ -109,7 +122,7 @@ async function revocationSigner(home: Home): Promise<CredentialIssuer | undefine
  * in deny-set order with no gap (`audit verify` checks: ERR_AUDIT_REVOCATION_MISSING). An entry
  * already on the deny-set (by id) adds nothing and logs nothing (docs/spec/audit.md).
  */
-async function recordRevocation(
+export async function recordRevocation(
   home: Home,
   authority: CredentialIssuer | undefined,
   entry: DenyEntry,

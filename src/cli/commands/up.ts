@@ -11,13 +11,14 @@ import type { Logger } from '../../core/index.js';
 import { lockNodeHome, untilSignal, type HomeLock } from '../../node/internal.js';
 import type { CliContext } from '../context.js';
 import { openHome as openHomeAt, type Home } from '../home.js';
-import { stderrLogger } from '../logging.js';
+import { quietableLogger, stderrLogger } from '../logging.js';
 import { DEFAULT_AUTHORITY } from '../chains.js';
 import { ensureAuthority } from './authority.js';
 import { brokerNodeOptions } from './broker.js';
 import { postgresAdminUrl } from './broker-postgres.js';
-import { startNodeWithDashboard } from './dashboard.js';
-import { demoOptions, runDemo } from './demo.js';
+import { announceDashboard, startNodeWithDashboard } from './dashboard.js';
+import { demoOptions, printDemoSummary, runDemoScenario } from './demo.js';
+import { runNodeSwarm, writeNodeGatewayConfig, type NodeSwarmSummary } from './demo-node.js';
 
 // `up`: everything on one machine — the one-time set-up of a fresh home, then one node composing
 // the services below from one config (docs/spec/node.md §5), its dashboard address on stdout.
@@ -69,11 +70,24 @@ export function registerUpCommand(program: Command, context: () => CliContext): 
     .option('--exit', 'stop the node right after printing the dashboard address')
     .option(
       '--demo',
-      'first run the swarm scenario (`mandate demo`) in <home>/demo, then serve that home: its agents, delegation chains and signed trail on the dashboard',
+      "first run the swarm scenario (`mandate demo`) in <home>/demo, then serve that home with the MCP gateway in front of the scenario's servers while a swarm of --agents agents enrolls with tickets and calls tools through the node (step 19); its agents, delegation chains and signed trail on the dashboard",
     )
-    .option('--agents <n>', 'with --demo: agent identities to provision', '5000')
+    .option(
+      '--agents <n>',
+      'with --demo: agent identities to provision, and agents in the swarm through the node',
+      '5000',
+    )
     .option('--rotate <n>', 'with --demo: how many of them rotate their primary key', '250')
     .action((opts: UpOptions) => runUp(context(), opts));
+}
+
+/**
+ * `config` with the demo's gateway (`file`, written by {@link writeNodeGatewayConfig}) and the
+ * gateway among its services; it signs a checkpoint every second while its log grows.
+ */
+function withDemoGateway(config: NodeConfig, file: string): NodeConfig {
+  const gateway = { config: file, checkpointIntervalSeconds: 1 };
+  return { ...config, gateway, services: upServices({ ...config, gateway }) };
 }
 
 /** The services `up` runs under `config`: {@link UP_SERVICES}, less those not configured. */
@@ -147,14 +161,19 @@ export async function startUp(
 async function serve(
   ctx: CliContext,
   opts: UpOptions,
-  config: NodeConfig,
+  upConfig: NodeConfig,
   hold: (homeDir: string) => void,
 ): Promise<{ node: RunningNode; logger: Logger }> {
-  // With --demo: the scenario first, in <home>/demo (its checks throw on any failure), and the
-  // node then serves that home.
+  let config = upConfig;
+  // With --demo: the scenario first, in <home>/demo (its checks throw on any failure); the node
+  // then serves that home, its gateway in front of the scenario's MCP servers unless the config
+  // names its own, and the swarm works through it (step 19) before the summary is printed.
   const demo = opts.demo === true ? demoOptions(opts) : undefined;
-  const demoHome = demo === undefined ? undefined : (await runDemo(ctx, demo)).home;
+  const scenario = demo === undefined ? undefined : await runDemoScenario(ctx, demo);
+  const demoHome = scenario?.home;
   if (demoHome !== undefined) hold(demoHome);
+  const swarmGateway = demoHome !== undefined && config.gateway === undefined;
+  if (swarmGateway) config = withDemoGateway(config, writeNodeGatewayConfig(demoHome));
   const warn = (line: string): void => {
     process.stderr.write(`${line}\n`);
   };
@@ -162,6 +181,8 @@ async function serve(
     ? brokerNodeOptions(config, postgresAdminUrl({}, process.env, warn), warn)
     : undefined;
   const logger = stderrLogger();
+  // The node's own lines: held back while the swarm works through it (step 19), counted.
+  const nodeLog = quietableLogger(logger);
   // The one-time set-up, in the node's own open of the home: on a fresh home, the authority
   // (`authority init`'s); on a home set up before, nothing changes.
   const openHome = async (): Promise<Home> => {
@@ -182,10 +203,43 @@ async function serve(
     }
     return home;
   };
-  const node = await startNodeWithDashboard(ctx, config, logger, {
+  const node = await startNodeWithDashboard(ctx, config, nodeLog.logger, {
     openHome,
     ...(broker === undefined ? {} : { broker }),
+    announce: false,
   });
+  try {
+    if (scenario !== undefined && demo !== undefined) {
+      const route = node.listening.route;
+      const say = (text: string): void => {
+        if (!ctx.out.json) ctx.out.note(text);
+      };
+      let swarm: NodeSwarmSummary | undefined;
+      if (swarmGateway && route !== undefined) {
+        nodeLog.quiet(true);
+        try {
+          swarm = await runNodeSwarm({
+            demoDir: scenario.home,
+            route,
+            agents: demo.agents,
+            clock: ctx.clock,
+            say,
+            showProgress: !ctx.out.json,
+          });
+        } finally {
+          nodeLog.quiet(false);
+        }
+      } else
+        say(
+          '19. skipped: the config names its own gateway (or a wildcard listen address), so the swarm does not run through the node',
+        );
+      printDemoSummary(ctx, swarm === undefined ? scenario : { ...scenario, node: swarm });
+    }
+    announceDashboard(ctx, node);
+  } catch (error) {
+    await node.stop().catch(() => undefined);
+    throw error;
+  }
   logger.info('up', {
     ...(demoHome === undefined ? {} : { home: demoHome }),
     services: config.services.join(','),

@@ -1,0 +1,461 @@
+// The swarm of `mandate up --demo`'s step 19, in a worker thread of its own: its agents live in a
+// home of their own and reach the node only over TCP and secure channels (demo-node.ts starts it
+// and acts as the operator). Sharing nothing with the node but the loopback connection, the
+// swarm's side of every handshake, signature and MCP message runs on the second core.
+import { parentPort, workerData } from 'node:worker_threads';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { isMandateError, systemClock } from '../../core/index.js';
+import { percentile } from '../../core/internal.js';
+import {
+  ChainVerifier,
+  chainFromCredential,
+  delegate,
+  parseEnrollmentTicket,
+  type VerifiedChain,
+} from '../../credentials/index.js';
+import type { VerifiedIdentity } from '../../identity/index.js';
+import { openSecureChannel, prepareChannelIdentity, TrustPolicies } from '../../channel/index.js';
+import { Router, TcpTransport } from '../../routing/index.js';
+import { connectMcpChannel } from '../../mcp/index.js';
+import { redeemTicketOverChannel } from '../../node/index.js';
+import { connectRoute, toListener } from '../node-runtime.js';
+import { credentialIssuerOf, openHome } from '../home.js';
+import {
+  constraints,
+  gatewayFiles,
+  INJECTION_MARK,
+  outcomeOf,
+  READS_PER_AGENT,
+  textOf,
+  type Outcome,
+} from './demo-gateway.js';
+
+/** What the operator (demo-node.ts) hands the swarm. */
+export interface SwarmInput {
+  readonly demoDir: string;
+  readonly route: string;
+  /** One-time tickets the operator made: the human's, then one per agent. */
+  readonly humanTicket: string;
+  readonly agentTickets: readonly string[];
+  readonly subAgents: number;
+  readonly refunds: number;
+  readonly refundAmount: number;
+  readonly refundCap: number;
+}
+
+/** What the swarm saw of the node. */
+export interface SwarmResult {
+  readonly agents: number;
+  readonly subAgents: number;
+  readonly enrollment: { readonly count: number; readonly seconds: number };
+  readonly handshakes: { readonly count: number; readonly meanMs: number };
+  readonly calls: {
+    readonly count: number;
+    readonly seconds: number;
+    readonly p50Ms: number;
+    readonly p99Ms: number;
+  };
+  readonly toolsListed: readonly string[];
+  readonly decisions: Readonly<Record<string, number>>;
+  readonly injected: { readonly refund: Outcome; readonly read: Outcome };
+  readonly refunds: { readonly executed: number };
+  readonly revocation: {
+    readonly before: Outcome;
+    readonly nextCall: Outcome;
+    readonly subAgentNextCall: Outcome;
+    readonly latencyMs: number;
+  };
+}
+
+/** Swarm → operator. */
+export type SwarmMessage =
+  | { readonly type: 'say'; readonly text: string }
+  | {
+      readonly type: 'progress';
+      readonly label: string;
+      readonly done: number;
+      readonly total: number;
+    }
+  | { readonly type: 'revoke'; readonly identifier: string }
+  | { readonly type: 'done'; readonly result: SwarmResult }
+  | { readonly type: 'failed'; readonly message: string };
+
+/** Operator → swarm: the revocation is committed (at this wall-clock time, in ms). */
+export type OperatorMessage =
+  | { readonly type: 'revoked'; readonly atMs: number }
+  | { readonly type: 'revoke-failed'; readonly message: string };
+
+/** Enrollments (one secure channel each) in flight at once. */
+const ENROLL_CONCURRENCY = 16;
+/** Agents with an MCP session open through the node at once. */
+const CALL_CONCURRENCY = 32;
+/** The delegations' lifetime. */
+const DELEGATION_TTL_SECONDS = 3600;
+
+interface Agent {
+  readonly name: string;
+  readonly identity: VerifiedIdentity;
+  readonly primaryKeyId: string;
+  chain?: VerifiedChain;
+}
+
+interface Session {
+  readonly agent: Agent;
+  readonly client: Client;
+}
+
+/** Wall-clock milliseconds, comparable across threads. */
+const wallMs = (): number => performance.timeOrigin + performance.now();
+const seconds = (from: bigint): number => Number(process.hrtime.bigint() - from) / 1e9;
+
+/** Runs `work` over `items`, `concurrency` at a time; resolves once all are done. */
+async function pool<T>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T, index: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      await work(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+}
+
+const port = parentPort;
+if (port === null) throw new Error('demo-swarm-worker runs only as a worker thread');
+const post = (message: SwarmMessage): void => {
+  port.postMessage(message);
+};
+const say = (text: string): void => {
+  post({ type: 'say', text });
+};
+/** The operator's answer to the one revocation the swarm asks for. */
+let revoked: ((message: OperatorMessage) => void) | undefined;
+port.on('message', (message: OperatorMessage) => {
+  revoked?.(message);
+});
+
+// Its last message sent, the thread lets go of its port and ends on its own.
+runSwarm(workerData as SwarmInput).then(
+  (result) => {
+    post({ type: 'done', result });
+    port.close();
+  },
+  (error: unknown) => {
+    post({
+      type: 'failed',
+      message: isMandateError(error)
+        ? `${error.code}: ${error.message}`
+        : error instanceof Error
+          ? error.message
+          : String(error),
+    });
+    port.close();
+  },
+);
+
+async function runSwarm(input: SwarmInput): Promise<SwarmResult> {
+  const clock = systemClock;
+  const now = clock.nowSeconds();
+  const { route } = input;
+  const files = gatewayFiles(input.demoDir);
+  const cleanups: (() => Promise<unknown>)[] = [];
+  try {
+    // The swarm's own home: its identities and keys never touch the node's.
+    const swarmDir = join(input.demoDir, 'swarm');
+    rmSync(swarmDir, { recursive: true, force: true });
+    const swarm = await openHome(swarmDir, { clock });
+    cleanups.push(() => {
+      swarm.close();
+      return Promise.resolve();
+    });
+    const human = await swarm.identities.create({ name: 'human-lee' });
+    const count = input.agentTickets.length;
+    await swarm.provision({ count, namePrefix: 'live-agent-' });
+    if (input.subAgents > 0)
+      await swarm.provision({ count: input.subAgents, namePrefix: 'live-sub-' });
+    const local = async (name: string): Promise<Agent> => {
+      const known = await swarm.identities.get(name);
+      return { name, identity: known.identity, primaryKeyId: known.primaryKeyId! };
+    };
+    const humanAgent: Agent = {
+      name: 'human-lee',
+      identity: human.identity,
+      primaryKeyId: human.primaryKeyId,
+    };
+    const agents = await Promise.all(
+      Array.from({ length: count }, (_, i) => local(`live-agent-${i}`)),
+    );
+    const subs = await Promise.all(
+      Array.from({ length: input.subAgents }, (_, i) => local(`live-sub-${i}`)),
+    );
+
+    const router = new Router();
+    cleanups.push(() => router.close());
+    const transport = new TcpTransport(router);
+    cleanups.push(() => transport.close());
+    // The ticket brings the authority: the only identity the swarm's channels to the node trust.
+    const authority = parseEnrollmentTicket(input.humanTicket).authority;
+    const authorityId = authority.identifier;
+    const authorities = new Map([[authorityId, authority]]);
+    const denySet = await swarm.denySet(now);
+    const channelIdentity = (who: Agent, chains?: readonly Uint8Array[]) =>
+      prepareChannelIdentity(swarm.vault, {
+        identity: who.identity,
+        primaryKeyId: who.primaryKeyId,
+        ...(chains === undefined ? {} : { chains }),
+        nowSeconds: clock.nowSeconds(),
+      });
+    let handshakes = 0;
+    let handshakeSeconds = 0;
+
+    // Enrollment at the node's authority service, one secure channel per redemption.
+    const redeem = async (who: Agent, text: string): Promise<Uint8Array> => {
+      const ticket = parseEnrollmentTicket(text);
+      const t0 = process.hrtime.bigint();
+      const channel = await openSecureChannel(router, toListener(connectRoute(transport, route)), {
+        ...(await channelIdentity(who)),
+        verify: {
+          authorities,
+          knownIdentities: authorities,
+          trustPolicy: TrustPolicies.identifier(authorityId),
+          denySet,
+        },
+        clock,
+      });
+      handshakes++;
+      handshakeSeconds += seconds(t0);
+      try {
+        const redeemed = await redeemTicketOverChannel(router, channel, ticket.code, {
+          authority: ticket.authority,
+          subject: who.identity,
+          clock,
+        });
+        return redeemed.credential;
+      } finally {
+        await channel.close();
+      }
+    };
+    let t = process.hrtime.bigint();
+    const humanCredential = await redeem(humanAgent, input.humanTicket);
+    let enrolledCount = 0;
+    await pool(agents, ENROLL_CONCURRENCY, async (agent, i) => {
+      await redeem(agent, input.agentTickets[i]!);
+      post({ type: 'progress', label: 'enrolled', done: ++enrolledCount, total: count });
+    });
+    const enrollSeconds = seconds(t);
+    const enrolled = count + 1;
+    say(
+      `    ${enrolled} one-time tickets redeemed at the node's authority service in ${enrollSeconds.toFixed(2)} s (${Math.round(enrolled / enrollSeconds)}/s), each over its own secure channel`,
+    );
+
+    // Delegation, agent side: human-lee → every agent (reads of the tickets, refunds ≤ the cap)
+    // → a sub-agent for some of them (reads only).
+    const verifier = new ChainVerifier({ authorities, denySet });
+    const verify = (bytes: Uint8Array, who: Agent): VerifiedChain =>
+      verifier.verify(bytes, { nowSeconds: now, presenter: who.identity.identifier });
+    const humanChain = verify(chainFromCredential(humanCredential, human.identity), humanAgent);
+    const humanIssuer = await credentialIssuerOf(swarm, human.identity);
+    for (const agent of agents)
+      agent.chain = verify(
+        await delegate(swarm.vault, humanIssuer, humanChain, {
+          nowSeconds: now,
+          subject: agent.identity,
+          constraints: constraints(
+            'tools=read_text_file,list_directory,refund',
+            `read_text_file#path=${files.tickets}/**`,
+            `list_directory#path=${files.tickets}`,
+            `refund#amount<=${input.refundCap}`,
+          ),
+          purpose: 'the live swarm: resolve complaint #4471',
+          ttlSeconds: DELEGATION_TTL_SECONDS,
+        }),
+        agent,
+      );
+    for (const [i, sub] of subs.entries()) {
+      const parent = agents[i]!;
+      sub.chain = verify(
+        await delegate(
+          swarm.vault,
+          await credentialIssuerOf(swarm, parent.identity),
+          parent.chain!,
+          {
+            nowSeconds: now,
+            subject: sub.identity,
+            constraints: constraints(
+              'tools=read_text_file',
+              `read_text_file#path=${files.tickets}/**`,
+            ),
+            purpose: 'read the ticket for my agent',
+            ttlSeconds: DELEGATION_TTL_SECONDS,
+          },
+        ),
+        sub,
+      );
+    }
+    say(
+      `    delegation: human-lee → ${agents.length} agents (reads of tickets/, refunds ≤ ${input.refundCap}) → ${subs.length} sub-agents (reads only), each link signed by its issuer`,
+    );
+
+    // A session through the node's gateway: the agent's own secure channel, the SDK Client over
+    // it, every tools/call signed with the agent's key.
+    const connect = async (who: Agent): Promise<Session> => {
+      const chain = who.chain!.bytes;
+      const prepared = await channelIdentity(who, [chain]);
+      const issuer = await credentialIssuerOf(swarm, who.identity);
+      const t0 = process.hrtime.bigint();
+      const mcp = await connectMcpChannel(
+        router,
+        toListener(connectRoute(transport, route)),
+        {
+          ...prepared,
+          verify: { authorities, trustPolicy: TrustPolicies.identifier(authorityId), denySet },
+          clock,
+        },
+        { signing: { vault: swarm.vault, issuer, chain, clock } },
+      );
+      handshakes++;
+      handshakeSeconds += seconds(t0);
+      const client = new Client({ name: who.name, version: '1' });
+      await client.connect(mcp);
+      return { agent: who, client };
+    };
+    const decisions: Record<string, number> = {};
+    const latencies: number[] = [];
+    const call = async (
+      s: Session,
+      name: string,
+      args: Record<string, unknown>,
+    ): Promise<{ outcome: Outcome; result: CallToolResult }> => {
+      const t0 = process.hrtime.bigint();
+      const result = (await s.client.callTool({ name, arguments: args })) as CallToolResult;
+      latencies.push(seconds(t0) * 1000);
+      const outcome = outcomeOf(result);
+      decisions[outcome] = (decisions[outcome] ?? 0) + 1;
+      return { outcome, result };
+    };
+    const read = (s: Session, i: number) =>
+      call(s, 'read_text_file', {
+        path: join(files.tickets, `message-${(i % READS_PER_AGENT) + 1}.txt`),
+      });
+
+    // The one revoked: an agent with a sub-agent, its session kept open through the run.
+    const victim = await connect(agents[0]!);
+    cleanups.push(() => victim.client.close());
+    const victimSub = subs[0] === undefined ? undefined : await connect(subs[0]);
+    if (victimSub !== undefined) cleanups.push(() => victimSub.client.close());
+    const toolsListed = (await victim.client.listTools()).tools.map((x) => x.name).sort();
+    const before = await read(victim, 0);
+    if (before.outcome !== 'allow') throw new Error(`the node refused a read: ${before.outcome}`);
+
+    // After a revocation the node refuses the revoked agent's call, or has already closed its
+    // channel (its listener follows the deny-set too): either way nothing of it gets through.
+    const afterRevocation = async (s: Session): Promise<Outcome> => {
+      try {
+        return (await read(s, 1)).outcome;
+      } catch (error) {
+        const outcome = `closed by the node (${error instanceof Error ? error.message : 'error'})`;
+        decisions[outcome] = (decisions[outcome] ?? 0) + 1;
+        return outcome;
+      }
+    };
+
+    // The operator revokes the victim (`mandate revoke` on the node's home) when asked; its very
+    // next call, and its sub-agent's, go to the node right after the commit.
+    const revoke = async () => {
+      const answer = new Promise<OperatorMessage>((resolve) => {
+        revoked = resolve;
+      });
+      post({ type: 'revoke', identifier: agents[0]!.identity.identifier });
+      const message = await answer;
+      if (message.type === 'revoke-failed') throw new Error(message.message);
+      const next = await afterRevocation(victim);
+      const latencyMs = wallMs() - message.atMs;
+      const sub = victimSub === undefined ? undefined : await afterRevocation(victimSub);
+      return { nextCall: next, subAgentNextCall: sub ?? 'no sub-agent', latencyMs };
+    };
+
+    // The routine work: every other agent and sub-agent opens its session and reads two of the
+    // ticket's files; the victim is revoked halfway through, calls still in flight.
+    const routine = [...agents.slice(1), ...subs.slice(1)];
+    const half = Math.floor(routine.length / 2);
+    let revocation: ReturnType<typeof revoke> | undefined;
+    let done = 0;
+    t = process.hrtime.bigint();
+    await pool(routine, CALL_CONCURRENCY, async (who) => {
+      const s = await connect(who);
+      try {
+        for (let k = 0; k < 2; k++) {
+          const r = await read(s, done + k);
+          if (r.outcome !== 'allow')
+            throw new Error(`the node refused ${who.name}'s read: ${r.outcome}`);
+        }
+      } finally {
+        await s.client.close();
+      }
+      post({ type: 'progress', label: 'calls', done: ++done, total: routine.length });
+      if (done === half) revocation = revoke();
+    });
+    const callSeconds = seconds(t);
+    const routineCalls = routine.length * 2;
+    const latenciesRoutine = latencies.slice();
+    const revokedResult = await (revocation ?? revoke());
+
+    // A prompt injection, and refunds within the cap, by agents still standing.
+    const injectedBy = await connect(agents[1] ?? agents[0]!);
+    cleanups.push(() => injectedBy.client.close());
+    const letter = await call(injectedBy, 'read_text_file', { path: files.injection });
+    if (!textOf(letter.result).includes(INJECTION_MARK))
+      throw new Error('the injected ticket was not read');
+    const injectedRefund = await call(injectedBy, 'refund', { order: '7731', amount: 900 });
+    const injectedRead = await call(injectedBy, 'read_text_file', {
+      path: `${files.tickets}/../../private/payroll.csv`,
+    });
+    if (textOf(injectedRead.result).includes('salary'))
+      throw new Error('a denied read leaked the file');
+    let executed = 0;
+    for (let i = 0; i < input.refunds; i++) {
+      const s = i === 0 ? injectedBy : await connect(agents[(i + 1) % agents.length]!);
+      const r = await call(s, 'refund', {
+        order: `55${10 + i}`,
+        amount: input.refundAmount,
+        reason: 'charged twice',
+      });
+      if (s !== injectedBy) await s.client.close();
+      if (r.outcome === 'allow') executed++;
+    }
+    say(
+      `    ${routineCalls} reads through the node's MCP gateway in ${callSeconds.toFixed(2)} s (${Math.round(routineCalls / callSeconds)} calls/s, p50 ${percentile(latenciesRoutine, 50).toFixed(1)} ms, p99 ${percentile(latenciesRoutine, 99).toFixed(1)} ms per call with ${CALL_CONCURRENCY} agents at once: signed by the agent, decided and countersigned by the node, logged, read by the real server); gate 1 lists ${toolsListed.join(', ')}`,
+    );
+    return {
+      agents: agents.length,
+      subAgents: subs.length,
+      enrollment: { count: enrolled, seconds: enrollSeconds },
+      handshakes: {
+        count: handshakes,
+        meanMs: (handshakeSeconds * 1000) / Math.max(handshakes, 1),
+      },
+      calls: {
+        count: routineCalls,
+        seconds: callSeconds,
+        p50Ms: percentile(latenciesRoutine, 50),
+        p99Ms: percentile(latenciesRoutine, 99),
+      },
+      toolsListed,
+      decisions: Object.fromEntries(
+        Object.entries(decisions).sort(([a], [b]) => a.localeCompare(b)),
+      ),
+      injected: { refund: injectedRefund.outcome, read: injectedRead.outcome },
+      refunds: { executed },
+      revocation: { before: before.outcome, ...revokedResult },
+    };
+  } finally {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+  }
+}
