@@ -4,6 +4,7 @@
  * credentials.bench.ts and up.bench.ts take them from here, so a floor means the same thing in
  * every table.
  */
+import { hashChildren, hashLeaf } from '../src/audit/index.js';
 import {
   generateEd25519KeyPairInto,
   generateX25519KeyPairInto,
@@ -22,6 +23,13 @@ export interface Signed {
 
 /** The bytes an agent's first change signs, about (identity.bench.ts's measure). */
 export const CHANGE_DATA_BYTES = 110;
+
+/**
+ * An audit record's bytes, at the least: the demo's invocation, decision, outcome and lease
+ * records are 700–910 bytes (chain records about 2,900), so a floor over 700 bytes is below
+ * every one of them.
+ */
+export const RECORD_BYTES = 700;
 
 /**
  * The floor of checking `signed`: for each, SHA-256 of its data and one Ed25519 verify. Throws
@@ -87,5 +95,56 @@ export function redemptionFloor(history: Signed, credentialData: Uint8Array): ()
     const ok = check();
     signEd25519(sk, sha256(credentialData));
     return ok;
+  };
+}
+
+/** The floor of signing `dataBytes` of data as Mandate signs: SHA-256 of the data, then one Ed25519 signature over the digest. */
+export function signFloor(dataBytes: number): () => Uint8Array {
+  const pk = new Uint8Array(32);
+  const sk = new Uint8Array(64);
+  generateEd25519KeyPairInto(pk, sk);
+  const data = randomBytes(dataBytes);
+  return () => signEd25519(sk, sha256(data));
+}
+
+/**
+ * The floor of one audit record signed and appended to the log: {@link signFloor} over its
+ * `recordBytes`, its Merkle leaf hash, and one interior node hash (a tree of n entries has n − 1
+ * nodes, and the log keeps every completed one: RFC 9162 §2.1.1). The SQLite write is not in it.
+ */
+export function loggedRecordFloor(recordBytes: number): () => Uint8Array {
+  const sign = signFloor(recordBytes);
+  const record = randomBytes(recordBytes);
+  const sibling = sha256(record);
+  return () => {
+    sign();
+    return hashChildren(sibling, hashLeaf(record));
+  };
+}
+
+/**
+ * The floor of rotating an agent's primary key (Identities.rotate, create-identity.ts's
+ * rotateIdentity): one Ed25519 keygen (the new primary key); the new change's SHA-256, signed by
+ * the new key and by the old one; the two purpose keys re-attested under the new change (SHA-256
+ * and a signature each) — 1 keygen, 3 SHA-256 and 4 signatures of about {@link CHANGE_DATA_BYTES}.
+ * What the code checks besides (the stored history when it reads it, the vault's two signatures,
+ * the new history in full: 6 Ed25519 verifies) is its own caution, and unsealing and sealing keys
+ * and the SQLite write are not crypto of the rotation itself: neither is in the floor.
+ */
+export function rotationFloor(): () => void {
+  const oldPk = new Uint8Array(32);
+  const oldSk = new Uint8Array(64);
+  generateEd25519KeyPairInto(oldPk, oldSk);
+  const pk = new Uint8Array(32);
+  const sk = new Uint8Array(64);
+  const change = randomBytes(CHANGE_DATA_BYTES);
+  const attestation = randomBytes(CHANGE_DATA_BYTES);
+  return () => {
+    generateEd25519KeyPairInto(pk, sk);
+    const changeHash = sha256(change);
+    signEd25519(sk, changeHash);
+    signEd25519(oldSk, changeHash);
+    signEd25519(sk, sha256(attestation));
+    signEd25519(sk, sha256(attestation));
   };
 }

@@ -4,12 +4,16 @@
  * - the swarm scenario (`runDemo`, what `up --demo` runs first) in this process with
  *   MANDATE_BENCH_UP_AGENTS agents (default 5,000; 200 with MANDATE_BENCH_QUICK=1) into a
  *   temporary home; each phase the summary times, per item, next to that phase's floor measured
- *   right after it in this run with the floors the other benchmarks use (floors.ts: identity
- *   creation, ticket redemption, Ed25519 checks; channel.bench.ts's handshake section for the
- *   handshake's crypto). A phase no benchmark has a floor for says so. The scenario runs once
- *   (5,000 agents take tens of seconds), so a phase's ratio is its one run over the floor's
- *   median of rounds, not a same-round ratio: on a shared machine it moves by tens of percent;
- * - the whole run end to end against the sum of the floors of the phases that have one;
+ *   right after it in this run: the crypto the phase's work must do at the least, counted from the
+ *   scenario's summary (where it does not say, from the step's code, checked against what it does
+ *   say) and priced with floors.ts's floors (identity creation, rotation, ticket redemption,
+ *   Ed25519 signatures and checks, audit records signed and logged) and channel.bench.ts's
+ *   handshake crypto. The gate-2 decisions of step 11 do no crypto or IO: their floor is
+ *   `Gate.decide` alone over the same bundle, chains and calls. The scenario runs once (5,000
+ *   agents take tens of seconds), so a phase's ratio is its one run over the floor's median of
+ *   rounds, not a same-round ratio: on a shared machine it moves by tens of percent;
+ * - the whole run end to end against the sum of the phases' floors (the steps without a row —
+ *   attacks, delegation, bundles, approvals, budgets, revocations — have none);
  * - the node's memory: `startUp` (what `mandate up` runs) over the demo home in a process of its
  *   own (up-node.ts), then 1,000 secure channels (100 in quick mode) opened to its listener from
  *   this process over loopback TCP, one connection each, by as many of the demo's agents (their
@@ -37,6 +41,14 @@ import {
 import { localAddress, Router, TcpTransport } from '../src/routing/index.js';
 import { openHome } from '../src/cli/home.js';
 import { runDemo, type DemoSummary } from '../src/cli/commands/demo.js';
+import {
+  CHAIN_RECORD_TYPE,
+  fromBase64Url,
+  MAX_AUDIT_READ_ENTRIES,
+  parseAuditRecord,
+} from '../src/audit/index.js';
+import { ChainVerifier, DenySet, type VerifiedChain } from '../src/credentials/index.js';
+import { Gate, verifyBundle, type GateDecision, type ToolCall } from '../src/gates/index.js';
 import type { CliContext } from '../src/cli/context.js';
 import { DEFAULT_AUTHORITY } from '../src/node/internal.js';
 import type { PartyUsage } from './channel-parties.js';
@@ -45,8 +57,12 @@ import {
   CHANGE_DATA_BYTES,
   floorOf,
   identityCreationFloor,
+  loggedRecordFloor,
+  RECORD_BYTES,
   redemptionFloor,
+  rotationFloor,
   signedSample,
+  signFloor,
 } from './floors.js';
 import { group, type TableRow } from './harness.js';
 import type { UpNodeCommand, UpNodeReply } from './up-node.js';
@@ -92,22 +108,50 @@ function silentContext(homeDir: string): CliContext {
   };
 }
 
-/** One phase: its items, its time, and its floor per item (µs) when a benchmark has one. */
+/** One phase: its items, its time, and its floor per item (µs). */
 interface Phase {
   readonly what: string;
   readonly items: number;
   readonly seconds: number;
-  readonly floor?: { readonly label: string; readonly usPerItem: number };
+  readonly floor: { readonly label: string; readonly usPerItem: number };
+}
+
+/** The floors' units as timed in this run, µs each. */
+interface Units {
+  /** One agent identity created (identityCreationFloor). */
+  readonly identity: number;
+  /** 1 Ed25519 verify + SHA-256 of about CHANGE_DATA_BYTES (a change, an attestation, a credential). */
+  readonly verify: number;
+  /** SHA-256 of CREDENTIAL_DATA_BYTES + 1 Ed25519 sign (a credential, a link, a token, a bundle). */
+  readonly sign: number;
+  /** An audit record signed and appended (loggedRecordFloor). */
+  readonly record: number;
+  /** An audit record verified: SHA-256 of RECORD_BYTES + 1 Ed25519 verify. */
+  readonly recordVerify: number;
+  /** A secure-channel handshake's crypto, both sides (channel.bench.ts). */
+  readonly handshake: number;
+}
+
+/** One term of a floor: how many of a unit, its µs, what they are. */
+type Term = readonly [count: number, usEach: number, what: string];
+
+function sumOf(terms: readonly Term[]): { readonly us: number; readonly label: string } {
+  const counted = terms.filter(([count]) => count > 0);
+  return {
+    us: counted.reduce((sum, [count, us]) => sum + count * us, 0),
+    label: counted.map(([count, , what]) => `${count.toLocaleString('en-US')} ${what}`).join(' + '),
+  };
 }
 
 async function phaseRows(s: DemoSummary, totalSeconds: number): Promise<TableRow[]> {
   // The floors, timed right after the scenario (the harness's rounds).
-  const verify = floorOf([signedSample(CHANGE_DATA_BYTES)]);
   const floors = await group('up-floors')
     .add('identity', identityCreationFloor(PER_CALL), {
       label: 'raw floor: 2 Ed25519 + 1 X25519 keygen, 3 signs, 3 SHA-256',
     })
-    .add('verify', verify, { label: 'raw floor: 1 Ed25519 verify + 1 SHA-256' })
+    .add('verify', floorOf([signedSample(CHANGE_DATA_BYTES)]), {
+      label: 'raw floor: 1 Ed25519 verify + 1 SHA-256',
+    })
     .add(
       'redeem',
       redemptionFloor(signedSample(CHANGE_DATA_BYTES), randomBytes(CREDENTIAL_DATA_BYTES)),
@@ -116,32 +160,64 @@ async function phaseRows(s: DemoSummary, totalSeconds: number): Promise<TableRow
           'raw floor: 1 Ed25519 verify (redeemer history) + 1 sign (credential), with their SHA-256',
       },
     )
+    .add('rotation', rotationFloor(), {
+      label:
+        'raw floor: 1 Ed25519 keygen, 3 SHA-256, 4 signs (the change by the new and the old key, 2 re-attestations)',
+    })
+    .add('sign', signFloor(CREDENTIAL_DATA_BYTES), { label: '1 SHA-256 + 1 Ed25519 sign' })
+    .add('record', loggedRecordFloor(RECORD_BYTES), {
+      label: 'a record signed and logged: SHA-256, 1 Ed25519 sign, leaf + node hash',
+    })
+    .add('recordVerify', floorOf([signedSample(RECORD_BYTES)]), {
+      label: 'a record verified: SHA-256 + 1 Ed25519 verify',
+    })
+    .add('decide', await gateDecisionFloor(s), {
+      label: 'Gate.decide alone: same bundle, chains and calls (the step does no crypto or IO)',
+    })
     .run();
-  const identityUs = floors.get('identity').usPerOp / PER_CALL;
-  const verifyUs = floors.get('verify').usPerOp;
-  const redeemUs = floors.get('redeem').usPerOp;
+  const us = (id: string): number => floors.get(id).usPerOp;
   // channel.bench.ts's handshake section, whose full-handshake row carries the crypto floor.
   const handshake = (await channelBenchmarks(['handshake'])).find((r) =>
     r.what.startsWith('ChannelHandshake XX, both sides'),
   );
   if (handshake?.baselineUsPerOp === undefined)
     throw new Error('channel.bench.ts no longer reports the full handshake against its floor');
+  const units: Units = {
+    identity: us('identity') / PER_CALL,
+    verify: us('verify'),
+    sign: us('sign'),
+    record: us('record'),
+    recordVerify: us('recordVerify'),
+    handshake: handshake.baselineUsPerOp,
+  };
 
   // Every Ed25519 check of step 3: each history's change signatures (a rotation adds two) and
   // each agent's two purpose-key attestations.
   const step3Checks =
     s.verification.histories + 2 * s.rotations.count + s.verification.attestations;
+  // Step 11's sample through the enforcement point: per call the agent's invocation signed and
+  // verified and the decision countersigned, both logged; per sub-agent, at its first call, its
+  // chain record and its credential key's attestation (its chain was verified at step 10, by the
+  // verifier the enforcement point uses: no chain signature is checked again).
+  const sample = s.gates.audit.sample.count;
+  const recordedUs =
+    (2 * sample + s.gates.subAgents) * units.record +
+    sample * units.recordVerify +
+    s.gates.subAgents * units.verify;
+  const broker = sumOf(brokerTerms(s, units));
+  const gateway = sumOf(gatewayTerms(s, units));
   const phases: Phase[] = [
     {
       what: `1. provision an agent (${s.agents.toLocaleString('en-US')}, worker threads, sealed vault + SQLite)`,
       items: s.agents,
       seconds: s.provisioning.seconds,
-      floor: { label: floors.get('identity').label, usPerItem: identityUs },
+      floor: { label: floors.get('identity').label, usPerItem: units.identity },
     },
     {
       what: `2. rotate an agent's primary key (${s.rotations.count})`,
       items: s.rotations.count,
       seconds: s.rotations.seconds,
+      floor: { label: floors.get('rotation').label, usPerItem: us('rotation') },
     },
     {
       what: '3. verify an agent from stored bytes (history + 2 attestations)',
@@ -149,59 +225,69 @@ async function phaseRows(s: DemoSummary, totalSeconds: number): Promise<TableRow
       seconds: s.verification.seconds,
       floor: {
         label: `${(step3Checks / s.verification.histories).toFixed(2)} × (1 Ed25519 verify + 1 SHA-256)`,
-        usPerItem: (step3Checks * verifyUs) / s.verification.histories,
+        usPerItem: (step3Checks * units.verify) / s.verification.histories,
       },
     },
     {
       what: '5. enroll an agent with a one-time ticket (redeem, credential issued)',
       items: s.credentials.enrolled,
       seconds: s.credentials.enrollSeconds,
-      floor: { label: floors.get('redeem').label, usPerItem: redeemUs },
+      floor: { label: floors.get('redeem').label, usPerItem: us('redeem') },
     },
     {
       what: '5. verify an enrolled agent’s credential',
       items: s.credentials.credentialsVerified,
       seconds: s.credentials.verifySeconds,
-      floor: { label: '2 × (1 Ed25519 verify + 1 SHA-256)', usPerItem: 2 * verifyUs },
+      floor: { label: '2 × (1 Ed25519 verify + 1 SHA-256)', usPerItem: 2 * units.verify },
     },
     {
       what: `8. secure-channel handshake through a relay (${s.channels.channels} at once, in memory)`,
       items: s.channels.channels,
       seconds: s.channels.handshakeSeconds,
-      floor: {
-        label: handshake.baseline ?? 'handshake crypto',
-        usPerItem: handshake.baselineUsPerOp,
-      },
+      floor: { label: handshake.baseline ?? 'handshake crypto', usPerItem: units.handshake },
     },
     {
-      what: `11. gate-2 decision (${s.gates.calls.count.toLocaleString('en-US')} calls)`,
+      what: `11. gate-2 decision (${s.gates.calls.count.toLocaleString('en-US')} calls; median ${s.gates.calls.p50Micros} µs)`,
       items: s.gates.calls.count,
       seconds: s.gates.calls.seconds,
+      floor: { label: floors.get('decide').label, usPerItem: us('decide') },
     },
     {
       what: '12. call signed, enforced and recorded (invocation + countersigned decision)',
-      items: s.gates.audit.sample.count,
+      items: sample,
       seconds: s.gates.audit.sample.seconds,
+      floor: {
+        label: `per call 2 records signed and logged + 1 verified (SHA-256 + Ed25519 each); per sub-agent (${s.gates.subAgents}) its chain record + 1 attestation check`,
+        usPerItem: recordedUs / sample,
+      },
     },
     {
       what: `16. verify an exported audit record offline (${s.audit.counts.records.toLocaleString('en-US')})`,
       items: s.audit.counts.records,
       seconds: s.audit.verifySeconds,
       floor: {
-        label: `${(s.audit.counts.signatures / s.audit.counts.records).toFixed(2)} × (1 Ed25519 verify + 1 SHA-256)`,
-        usPerItem: (s.audit.counts.signatures * verifyUs) / s.audit.counts.records,
+        label: `${(s.audit.counts.signatures / s.audit.counts.records).toFixed(2)} × (1 Ed25519 verify + SHA-256 of a ≥ ${RECORD_BYTES}-byte record)`,
+        usPerItem: (s.audit.counts.signatures * units.recordVerify) / s.audit.counts.records,
       },
     },
-    { what: '17. the broker step, whole', items: 1, seconds: s.broker.seconds },
+    {
+      what: '17. the broker step, whole',
+      items: 1,
+      seconds: s.broker.seconds,
+      floor: { label: `its crypto: ${broker.label}`, usPerItem: broker.us },
+    },
     {
       what: `18. the MCP gateway step, per call (${s.gateway.calls} calls, servers started)`,
       items: s.gateway.calls,
       seconds: s.gateway.seconds,
+      floor: {
+        label: `the step's crypto ÷ ${s.gateway.calls} calls: ${gateway.label}`,
+        usPerItem: gateway.us / s.gateway.calls,
+      },
     },
   ];
   const rows: TableRow[] = phases.map((p) => {
     const usPerOp = (p.seconds * 1e6) / p.items;
-    if (p.floor === undefined) return { what: p.what, usPerOp, baseline: 'no floor' };
     return {
       what: p.what,
       usPerOp,
@@ -210,19 +296,169 @@ async function phaseRows(s: DemoSummary, totalSeconds: number): Promise<TableRow
       ratio: usPerOp / p.floor.usPerItem,
     };
   });
-  const floorSeconds = phases.reduce(
-    (sum, p) => sum + (p.floor === undefined ? 0 : (p.floor.usPerItem * p.items) / 1e6),
-    0,
-  );
+  const floorSeconds = phases.reduce((sum, p) => sum + (p.floor.usPerItem * p.items) / 1e6, 0);
+  // The steps without a row (the attacks, delegation, the bundle, approvals, budgets, the
+  // revocations, the channels' traffic…) take the rest of the scenario's time, and have no floor.
+  const rowSeconds = phases.reduce((sum, p) => sum + p.seconds, 0);
   rows.push({
-    what: `the whole scenario, end to end (${s.agents.toLocaleString('en-US')} agents; revocation → enforcement ${s.revocationToEnforcement.enforcementPointMs.toFixed(1)} ms at the enforcement point, ${s.revocationToEnforcement.gatewayMs.toFixed(1)} ms through the gateway)`,
+    what: `the whole scenario, end to end (${s.agents.toLocaleString('en-US')} agents, ${rowSeconds.toFixed(2)} s of it in the rows above; revocation → enforcement ${s.revocationToEnforcement.enforcementPointMs.toFixed(1)} ms at the enforcement point, ${s.revocationToEnforcement.gatewayMs.toFixed(1)} ms through the gateway)`,
     usPerOp: totalSeconds,
-    baseline: 'sum of the floors of the phases that have one',
+    baseline: 'sum of the floors above',
     baselineUsPerOp: floorSeconds,
     ratio: totalSeconds / floorSeconds,
     unit: 's',
   });
   return rows;
+}
+
+/** The broker step's agents (demo-broker.ts: billing, support-refunds, compromised). */
+const BROKER_AGENTS = 3;
+
+/**
+ * Step 17's floor, whole: the crypto its work must do (demo-broker.ts). Its agents' and the
+ * broker's identities created; each agent's credential issued and its chain verified (the
+ * credential and the agent's history, the authority's credential-key attestation once); the bundle
+ * with the leaseSecret permits signed, and verified by the bundle source; a JWT signed per agent;
+ * a secure-channel handshake per agent (to the broker's egress service); every lease event and the
+ * revocation signed into the log; a checkpoint signed; and the whole log verified record by record
+ * (as step 16 counts it), with the checkpoint. HTTP, the PostgreSQL role (its login's SCRAM is
+ * PostgreSQL's and pg's) and the sealed secrets' AEAD are not in it.
+ */
+function brokerTerms(s: DemoSummary, u: Units): Term[] {
+  const b = s.broker;
+  // The counts above not in the summary are checked against what is: the lease records are each
+  // agent's JWT and proxy lease and the PostgreSQL role (when the server answered) granted, a use
+  // per proxied call (the two injections, the compromised agent's call before its revocation) and
+  // each lease revoked.
+  const postgres = b.revocation.postgres.startsWith('skipped') ? 0 : 1;
+  const leaseRecords =
+    2 * BROKER_AGENTS + postgres + b.injectedCalls + 1 + b.revocation.leasesRevoked;
+  if (b.leaseRecords !== leaseRecords)
+    throw new Error(
+      `the broker step logged ${b.leaseRecords} lease records where its floor counts ${leaseRecords}: demo-broker.ts changed, count its floor again`,
+    );
+  return [
+    // The agents and the broker's own identity.
+    [BROKER_AGENTS + 1, u.identity, 'identities'],
+    [BROKER_AGENTS, u.handshake, 'handshakes'],
+    // A credential and a JWT per agent; the bundle; the checkpoint.
+    [2 * BROKER_AGENTS + 2, u.sign, 'signs (credentials, JWTs, bundle, checkpoint)'],
+    // A credential and a history per agent's chain; the authority's attestation; the bundle; the
+    // checkpoint.
+    [2 * BROKER_AGENTS + 3, u.verify, 'verifies (chains, bundle, checkpoint)'],
+    [b.verifiedRecords - s.audit.checkpointTreeSize, u.record, 'records signed and logged'],
+    [b.verifiedRecords, u.recordVerify, 'records verified'],
+  ];
+}
+
+/**
+ * Step 18's floor, whole (demo-gateway.ts): the gateway's, the relay's, the human's and each
+ * agent's identity created; the relay's, the gateway's and the human's credentials issued and each
+ * agent's link delegated; the chains verified (the human's credential and history, each link and
+ * agent history, the authority's and the human's credential-key attestations once) and each
+ * agent's key attestation checked once by the enforcement point; the bundle with the upstreams'
+ * catalog signed, and verified by the bundle source; a handshake for the gateway's registration at
+ * the relay and one per agent (end to end, through the relay); per call the agent's signed
+ * invocation (a refused call's too), verified, its countersigned decision and, when it ran, its
+ * outcome, all logged with a chain record per agent and the revocation; a checkpoint signed; and
+ * the whole log verified record by record (as step 16 counts it), with the checkpoint. The MCP
+ * round trips and the upstream servers' processes are not in it.
+ */
+function gatewayTerms(s: DemoSummary, u: Units): Term[] {
+  const g = s.gateway;
+  const outcomes = (prefix: string): number =>
+    Object.entries(g.decisions).reduce(
+      (sum, [what, n]) => sum + (what.startsWith(prefix) ? n : 0),
+      0,
+    );
+  // A refused call is signed and never logged; a denied one is logged with its decision.
+  const refused = outcomes('refused ');
+  const invocations = g.calls - refused;
+  const ran = invocations - outcomes('deny ');
+  const records = 2 * invocations + ran + g.agents + 1;
+  if (g.audit.records !== records)
+    throw new Error(
+      `the gateway step logged ${g.audit.records} records where its floor counts ${records}: demo-gateway.ts changed, count its floor again`,
+    );
+  return [
+    // The agents, the gateway, the relay, the human.
+    [g.agents + 3, u.identity, 'identities'],
+    // The agents' channels and the gateway's registration.
+    [g.agents + 1, u.handshake, 'handshakes'],
+    // 3 credentials (relay, gateway, human), a link per agent, the bundle, the checkpoint.
+    [
+      g.agents + 5 + refused,
+      u.sign,
+      'signs (credentials, links, bundle, checkpoint, refused calls)',
+    ],
+    // Per agent its link, its history and its key's attestation; the human's credential and
+    // history; the authority's and the human's attestations; the bundle; the checkpoint.
+    [3 * g.agents + 6, u.verify, 'verifies (chains, key attestations, bundle, checkpoint)'],
+    [g.audit.records, u.record, 'records signed and logged'],
+    [invocations + g.audit.verifiedRecords, u.recordVerify, 'records verified'],
+  ];
+}
+
+/**
+ * Step 11's work alone: gate 2 deciding the scenario's routine calls (`Gate.decide`, what
+ * enforceCall runs first; a lookup or a read has no budget, rate limit or approval after it), over
+ * the bundle the step published, the chains of its sub-agents (from the chain records the
+ * enforcement point logged for them) and the same calls in the same order. The step has no crypto or IO of its own: the chains were
+ * verified at step 10, and nothing is signed or stored for these calls.
+ */
+async function gateDecisionFloor(s: DemoSummary): Promise<() => GateDecision> {
+  const now = systemClock.nowSeconds();
+  const home = await openHome(s.home, { clock: systemClock });
+  try {
+    const authorities = await home.trustedAuthorities();
+    const stored = await home.store.policyBundles.getBundle(s.gates.bundle.version);
+    if (stored === undefined) throw new Error('the gates step’s bundle is not in the demo home');
+    const bundle = verifyBundle(stored.bytes, { nowSeconds: now, authorities });
+    const denySet = new DenySet({ maxStalenessSeconds: 600 });
+    denySet.markFresh(0, now);
+    const gate = new Gate({ bundles: { current: () => bundle }, denySet });
+    const verifier = new ChainVerifier({ authorities, denySet });
+    // demo-gates.ts's routine call i.
+    const routine = (i: number): ToolCall =>
+      i % 2 === 0
+        ? { tool: 'orders.lookup', args: { order: `4471-${i % 17}` } }
+        : { tool: 'files.read', args: { path: `/tickets/4471/message-${i % 23}.txt` } };
+    const allowed = (chain: VerifiedChain, call: ToolCall): boolean =>
+      gate.decide(chain, call, { nowSeconds: now }).decision === 'allow';
+    // The sub-agents' chains: those logged by the end of the gates step that both kinds of call
+    // pass (in the order of their first calls, which is the step's).
+    const chains: VerifiedChain[] = [];
+    for (let from = 0; from < s.gates.audit.records; from += MAX_AUDIT_READ_ENTRIES) {
+      const to = Math.min(s.gates.audit.records, from + MAX_AUDIT_READ_ENTRIES);
+      for (const entry of await home.store.auditLog.readEntries(from, to)) {
+        let record;
+        try {
+          record = parseAuditRecord(entry.record);
+        } catch {
+          continue; // a revocation record (another record family)
+        }
+        if (record.type !== CHAIN_RECORD_TYPE) continue;
+        const chain = verifier.verify(fromBase64Url(record.chain, 'chain'), { nowSeconds: now });
+        if (allowed(chain, routine(0)) && allowed(chain, routine(1))) chains.push(chain);
+      }
+    }
+    if (chains.length !== s.gates.subAgents)
+      throw new Error(`found ${chains.length} of the gates step's ${s.gates.subAgents} chains`);
+    const calls = Array.from({ length: s.gates.calls.count }, (_, i) => ({
+      chain: chains[i % chains.length]!,
+      call: routine(i),
+    }));
+    if (!calls.every((c) => allowed(c.chain, c.call)))
+      throw new Error('a routine call is refused outside the scenario');
+    let next = 0;
+    return () => {
+      const c = calls[next]!;
+      next = (next + 1) % calls.length;
+      return gate.decide(c.chain, c.call, { nowSeconds: now });
+    };
+  } finally {
+    home.close();
+  }
 }
 
 /** The node process (up-node.ts), driven one request at a time. */
