@@ -5,6 +5,7 @@ import {
   NodeServiceName,
   startNode,
   type AdminNodeOptions,
+  type AdminRateLimits,
   type NodeConfig,
   type RunningNode,
 } from '../../node/index.js';
@@ -94,6 +95,7 @@ export function startHomeDashboard(
     readonly logger: Logger;
     readonly dashboardDir?: string;
     readonly streamPollMs?: number;
+    readonly rateLimits?: Partial<AdminRateLimits>;
   },
 ): Promise<HomeAdmin> {
   return startHomeAdmin(home, { ...adminNodeOptions(), ...options });
