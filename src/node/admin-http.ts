@@ -38,7 +38,12 @@ import {
 } from '../audit/index.js';
 import { readAuditTrail, readLogEntries, type TrailCall } from './audit-trail-view.js';
 import { serveHttp } from './http-server.js';
-import type { AdminAuth, AdminChallengeAnswer, AdminSession } from './admin-auth.js';
+import {
+  AdminRateLimitedError,
+  type AdminAuth,
+  type AdminChallengeAnswer,
+  type AdminSession,
+} from './admin-auth.js';
 
 /** The paths of the admin API. */
 export const AdminPath = {
@@ -355,7 +360,8 @@ class DecisionFeed {
  *   `/api/log-key`, `/api/approvals?status`, `/api/leases?state`, `/api/events` (SSE);
  * - `POST /api/approvals/:id {decision, reason}`: the operator's signed answer.
  * Every `/api/*` but login and challenge needs a session (cookie or `Authorization: Bearer`);
- * a cookie session's POST needs the `X-Mandate-CSRF` header and a same-origin `Origin`.
+ * a cookie session's POST needs the `X-Mandate-CSRF` header and a same-origin `Origin`. Login
+ * and challenge are rate-limited by `auth` (429 `ERR_ADMIN_RATE_LIMITED` with `Retry-After`).
  */
 export function createAdminApp(options: AdminAppOptions): AdminApp {
   const { data, auth } = options;
@@ -390,6 +396,8 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
         ? { code: 'ERR_INTERNAL', kind: 'internal', message: 'internal error' }
         : known.toJSON();
     c.header('Cache-Control', 'no-store');
+    if (known instanceof AdminRateLimitedError)
+      c.header('Retry-After', String(known.retryAfterSeconds));
     return c.json({ error: body }, status);
   };
   app.onError((error, c) => fail(c, error));

@@ -8,7 +8,7 @@ import { invalid } from '../core/internal.js';
 import type { Identifier } from '../identity/index.js';
 import type { ApprovalRecord } from '../gates/index.js';
 import { formatNoteVerifierKey, type NoteVerifierKey } from '../audit/index.js';
-import { AdminAuth } from './admin-auth.js';
+import { AdminAuth, type AdminRateLimits } from './admin-auth.js';
 import { startAdminHttp, type AdminHttp } from './admin-http.js';
 import type { Home } from './home.js';
 import { parseListenAddress } from './node-runtime.js';
@@ -35,6 +35,8 @@ export interface AdminNodeOptions {
   readonly dashboardDir?: string;
   /** How often the live stream looks for appended records (default 500 ms). */
   readonly streamPollMs?: number;
+  /** Limits on the login endpoints (default `DEFAULT_ADMIN_RATE_LIMITS`, each one not given). */
+  readonly rateLimits?: Partial<AdminRateLimits>;
 }
 
 /**
@@ -75,7 +77,12 @@ export async function startHomeAdmin(
   const key = await options.logKey(home, options.authority);
   const dashboardDir = options.dashboardDir ?? builtDashboardDir();
   const http = await startAdminHttp({
-    auth: new AdminAuth({ operator, clock: options.clock, logger: options.logger }),
+    auth: new AdminAuth({
+      operator,
+      clock: options.clock,
+      logger: options.logger,
+      ...(options.rateLimits === undefined ? {} : { rateLimits: options.rateLimits }),
+    }),
     clock: options.clock,
     logger: options.logger,
     ...(options.listen === undefined ? {} : { listen: options.listen }),

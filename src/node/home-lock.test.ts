@@ -1,15 +1,26 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  assertHomeNotServed,
   assertNoEnforcementLock,
-  assertNoNodeLock,
   ENFORCEMENT_LOCK_FILE,
   lockEnforcement,
   lockNodeHome,
   NODE_LOCK_FILE,
+  registerServiceNode,
+  SERVICE_NODES_DIR,
 } from './home-lock.js';
 
 const home = () => mkdtempSync(join(tmpdir(), 'mandate-home-lock-'));
@@ -93,7 +104,7 @@ describe('the enforcement lock', () => {
     expect(codeOf(() => lockNodeHome(dir))).toBe('ERR_HOME_LOCKED');
     expect(
       codeOf(() => {
-        assertNoNodeLock(dir);
+        assertHomeNotServed(dir);
       }),
     ).toBe('ERR_HOME_LOCKED');
     // Independent of the enforcement lock: a node may run the home's one enforcement point.
@@ -103,7 +114,7 @@ describe('the enforcement lock', () => {
     expect(existsSync(join(dir, NODE_LOCK_FILE))).toBe(false);
     expect(
       codeOf(() => {
-        assertNoNodeLock(dir);
+        assertHomeNotServed(dir);
       }),
     ).toBe('no error');
     // Left by a process that is gone: taken over.
@@ -143,6 +154,173 @@ describe('the enforcement lock', () => {
     lockNodeHome(dir).release();
     expect(existsSync(path)).toBe(false);
   });
+});
+
+describe('single-service nodes and the whole node (`up`)', () => {
+  const registrations = (dir: string) => readdirSync(join(dir, SERVICE_NODES_DIR));
+  const refusal = (work: () => unknown): Error & { code?: string } => {
+    try {
+      work();
+    } catch (error) {
+      return error as Error & { code?: string };
+    }
+    throw new Error('not refused');
+  };
+
+  it('several single-service nodes share a home; `up` is refused while any of them runs, and takes the home once all have stopped', () => {
+    const dir = home();
+    const relay = registerServiceNode(dir);
+    const member = registerServiceNode(dir);
+    expect(registrations(dir)).toHaveLength(2);
+    for (const name of registrations(dir))
+      expect(readFileSync(join(dir, SERVICE_NODES_DIR, name), 'utf8')).toMatch(
+        new RegExp(`^${process.pid} [0-9]+\\n$`),
+      );
+    const refused = refusal(() => lockNodeHome(dir));
+    expect(refused.code).toBe('ERR_HOME_LOCKED');
+    expect(refused.message).toContain('a single-service node');
+    expect(refused.message).toContain(`in process ${process.pid}`);
+    // Refused whole: no node lock is left behind.
+    expect(existsSync(join(dir, NODE_LOCK_FILE))).toBe(false);
+    expect(
+      refusal(() => {
+        assertHomeNotServed(dir);
+      }).code,
+    ).toBe('ERR_HOME_LOCKED');
+    relay.release();
+    expect(codeOf(() => lockNodeHome(dir))).toBe('ERR_HOME_LOCKED');
+    member.release();
+    member.release();
+    expect(registrations(dir)).toEqual([]);
+    const node = lockNodeHome(dir);
+    // And the reverse: a single-service node on a home `up` holds is refused, registering nothing.
+    const late = refusal(() => registerServiceNode(dir));
+    expect(late.code).toBe('ERR_HOME_LOCKED');
+    expect(late.message).toContain('one node per home');
+    expect(registrations(dir)).toEqual([]);
+    node.release();
+    registerServiceNode(dir).release();
+  });
+
+  it('makes a missing home folder private', () => {
+    const dir = join(home(), 'fresh');
+    registerServiceNode(dir).release();
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(statSync(join(dir, SERVICE_NODES_DIR)).mode & 0o777).toBe(0o700);
+  });
+
+  it('ignores and removes registrations left by processes that are gone, or naming nobody; a live one of another process refuses `up`', async () => {
+    const dir = home();
+    const folder = join(dir, SERVICE_NODES_DIR);
+    mkdirSync(folder);
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid;
+    writeFileSync(join(folder, 'gone'), `${gone}\n`);
+    writeFileSync(join(folder, 'restarted'), `${process.pid} 1\n`);
+    writeFileSync(join(folder, 'garbage'), 'not a pid');
+    mkdirSync(join(folder, 'a-folder'));
+    expect(spawnSync('mkfifo', [join(folder, 'a-fifo')]).status).toBe(0);
+    lockNodeHome(dir).release();
+    expect(registrations(dir)).toEqual(['a-folder']);
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], {
+      stdio: 'ignore',
+    });
+    try {
+      const start = readFileSync(`/proc/${child.pid!}/stat`, 'utf8').split(') ')[1]!.split(' ')[19];
+      writeFileSync(join(folder, 'live'), `${child.pid!} ${start}\n`);
+      expect(refusal(() => lockNodeHome(dir)).message).toContain(`in process ${child.pid!}`);
+      // A live pid with another start time: reused by another process, stale.
+      writeFileSync(join(folder, 'live'), `${child.pid!} 1\n`);
+      lockNodeHome(dir).release();
+    } finally {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+
+  it('an `up` and a single-service node starting at the same moment never both run', async () => {
+    // Each makes its own mark first and then looks for the other's (`up` links node.lock, then
+    // reads the registrations; a single-service node renames its registration in, then reads
+    // node.lock): whichever looks second sees the other. Two processes try, round after round,
+    // at the same instant of a shared schedule, and hold what they got for a while. Each records
+    // the span it held the home on the machine's monotonic clock, which all processes share,
+    // taken inside the span it actually held it: two spans that overlap are two nodes running.
+    const dir = home();
+    const script = `
+      import { createInterface } from 'node:readline';
+      import { lockNodeHome, registerServiceNode } from ${JSON.stringify(join(import.meta.dirname, 'home-lock.ts'))};
+      const [dir, role, rounds, periodMs] = process.argv.slice(1);
+      const lines = createInterface({ input: process.stdin });
+      console.log('ready');
+      const t0 = Number(await new Promise((resolve) => lines.once('line', resolve)));
+      lines.close();
+      const spans = [];
+      let refused = 0;
+      for (let r = 0; r < Number(rounds); r++) {
+        const at = t0 + r * Number(periodMs);
+        while (Date.now() < at);
+        let held;
+        try {
+          held = role === 'up' ? lockNodeHome(dir) : registerServiceNode(dir);
+        } catch (error) {
+          if (error.code !== 'ERR_HOME_LOCKED') throw error;
+          refused++;
+          continue;
+        }
+        const from = process.hrtime.bigint();
+        while (Date.now() < at + Number(periodMs) / 2);
+        spans.push([String(from), String(process.hrtime.bigint())]);
+        held.release();
+      }
+      console.log(JSON.stringify({ spans, refused }));
+    `;
+    const rounds = 60;
+    const run = (role: string) => {
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', '--input-type=module', '-e', script, dir, role, `${rounds}`, '20'],
+        { stdio: ['pipe', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      const ready = new Promise<void>((resolve) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.startsWith('ready\n')) resolve();
+        });
+      });
+      const done = new Promise<{ spans: [bigint, bigint][]; refused: number }>((resolve, reject) =>
+        child.once('exit', (code) => {
+          if (code !== 0) {
+            reject(new Error(`${role} exited ${String(code)}`));
+            return;
+          }
+          const got = JSON.parse(out.split('\n')[1]!) as { spans: string[][]; refused: number };
+          resolve({
+            spans: got.spans.map(([from, to]) => [BigInt(from!), BigInt(to!)]),
+            refused: got.refused,
+          });
+        }),
+      );
+      return { child, ready, done };
+    };
+    const up = run('up');
+    const single = run('single');
+    await Promise.all([up.ready, single.ready]);
+    const t0 = `${Date.now() + 200}\n`;
+    up.child.stdin.end(t0);
+    single.child.stdin.end(t0);
+    const [ups, singles] = await Promise.all([up.done, single.done]);
+    expect(ups.spans.length + ups.refused).toBe(rounds);
+    expect(singles.spans.length + singles.refused).toBe(rounds);
+    const overlapping = ups.spans.filter(([from, to]) =>
+      singles.spans.some(([otherFrom, otherTo]) => from < otherTo && otherFrom < to),
+    );
+    expect(overlapping).toEqual([]);
+    // Not by refusing everything: whichever comes first in a round gets the home.
+    expect(ups.spans.length + singles.spans.length).toBeGreaterThan(0);
+    expect(existsSync(join(dir, NODE_LOCK_FILE))).toBe(false);
+    expect(registrations(dir)).toEqual([]);
+  }, 60_000);
 });
 
 function removeQuietly(path: string): void {

@@ -9,12 +9,19 @@
 //
 // `node.lock`: one whole node (`mandate up`) per home. Two would run two authorities, relays and
 // brokers over one database (and `up --demo` would rewrite the demo home under the node serving
-// it). The node commands that run single services check it.
+// it). A whole node holds its home alone, so a node that runs single services (`node start`,
+// `relay start`, …) refuses a home `up` holds, and `up` refuses a home such a node runs on: each
+// of those registers itself with a file of its own under `service-nodes/`, naming its process
+// the same way. Single-service nodes do not refuse one another (a relay and a member node may
+// share a home).
 import {
   closeSync,
   linkSync,
+  mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
+  renameSync,
   statSync,
   unlinkSync,
   writeSync,
@@ -27,6 +34,9 @@ export const ENFORCEMENT_LOCK_FILE = 'enforcement.lock';
 
 /** The whole node's lock file (`mandate up`), in the home's folder. */
 export const NODE_LOCK_FILE = 'node.lock';
+
+/** The folder, in the home's, where each running single-service node has a file naming it. */
+export const SERVICE_NODES_DIR = 'service-nodes';
 
 /** One kind of home lock: its file and the error naming a holder. */
 interface LockKind {
@@ -55,6 +65,12 @@ const NODE: LockKind = {
 const heldBy = (holder: number | undefined): string =>
   holder === undefined ? '' : ` in process ${holder}`;
 
+const serviceNodeBusy = (homeDir: string, holder: Holder, file: string): Error =>
+  conflict(
+    'ERR_HOME_LOCKED',
+    `a single-service node (\`node start\`, \`relay start\`, \`authority start\`, \`broker start\`, \`gateway start\` or \`dashboard\`) is running on the home ${homeDir}${heldBy(holder.pid)}: \`up\` holds a home alone, and \`mandate demo\` recreates it; stop it first, or use another --home (if no such process runs, remove ${file})`,
+  );
+
 /** A held home lock. */
 export interface HomeLock {
   /** Gives the lock up (idempotent; leaves a lock another process took over alone). */
@@ -72,18 +88,98 @@ export function lockEnforcement(homeDir: string): HomeLock {
 
 /**
  * Takes the home's node lock for this process (a whole node, `mandate up`), or throws
- * `ERR_HOME_LOCKED` naming the process that holds it.
+ * `ERR_HOME_LOCKED` naming the process that holds it, or a single-service node running there.
  */
 export function lockNodeHome(homeDir: string): HomeLock {
-  return lockHome(homeDir, NODE);
+  const lock = lockHome(homeDir, NODE);
+  // The lock first, then the registrations (registerServiceNode does the reverse): of an `up`
+  // and a single-service node starting at once, whichever looks second sees the other, so they
+  // never both run (both may refuse).
+  const serviceNode = liveServiceNode(homeDir);
+  if (serviceNode !== undefined) {
+    lock.release();
+    throw serviceNodeBusy(homeDir, serviceNode.holder, serviceNode.path);
+  }
+  return lock;
+}
+
+/** Registrations this process has made: with its pid and the time, a name of its own. */
+let registrations = 0;
+
+/**
+ * Registers this process as a single-service node on the home (`node start`, `relay start`, …)
+ * until released, so that a whole node (`up`) is refused there meanwhile; throws
+ * `ERR_HOME_LOCKED` when a whole node holds the home already. Any number may be registered at
+ * once. Creates the home's folder (0700) when it is not there yet.
+ */
+export function registerServiceNode(homeDir: string): HomeLock {
+  const dir = join(homeDir, SERVICE_NODES_DIR);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const name = `${process.pid}.${Date.now()}.${++registrations}`;
+  const path = join(dir, name);
+  // Written beside the folder, then renamed in: a reader never sees it half written.
+  const own = join(homeDir, `${SERVICE_NODES_DIR}.${name}`);
+  writeOwnHolder(own);
+  try {
+    renameSync(own, path);
+  } catch (error) {
+    removeQuietly(own);
+    throw error;
+  }
+  const registration: HomeLock = {
+    release: () => {
+      removeQuietly(path);
+    },
+  };
+  try {
+    assertFree(homeDir, NODE);
+  } catch (error) {
+    registration.release();
+    throw error;
+  }
+  return registration;
 }
 
 /**
- * Throws `ERR_HOME_LOCKED` when a whole node (another live process, or this one) holds the
- * home: what the commands that run one service over a home check before they start.
+ * Throws `ERR_HOME_LOCKED` when a node serves the home: a whole node (another live process, or
+ * this one), or a single-service node. What `mandate demo` checks before it recreates a home.
  */
-export function assertNoNodeLock(homeDir: string): void {
+export function assertHomeNotServed(homeDir: string): void {
   assertFree(homeDir, NODE);
+  const serviceNode = liveServiceNode(homeDir);
+  if (serviceNode !== undefined)
+    throw serviceNodeBusy(homeDir, serviceNode.holder, serviceNode.path);
+}
+
+/**
+ * A registered single-service node of the home that still runs, if any. Registrations left by
+ * processes that are gone (or naming nobody) are removed on the way.
+ */
+function liveServiceNode(homeDir: string): { holder: Holder; path: string } | undefined {
+  const dir = join(homeDir, SERVICE_NODES_DIR);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return undefined; // no folder: none ever registered
+  }
+  for (const name of names) {
+    const path = join(dir, name);
+    const holder = holderOf(path);
+    if (holder !== undefined && running(holder)) return { holder, path };
+    removeQuietly(path);
+  }
+  return undefined;
+}
+
+/** A new file at `path` naming this process (pid and start time), as a lock or registration holds it. */
+function writeOwnHolder(path: string): void {
+  const fd = openSync(path, 'wx', 0o600);
+  try {
+    writeSync(fd, OWN.start === undefined ? `${OWN.pid}\n` : `${OWN.pid} ${OWN.start}\n`);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function lockHome(homeDir: string, kind: LockKind): HomeLock {
@@ -91,12 +187,7 @@ function lockHome(homeDir: string, kind: LockKind): HomeLock {
   // The lock appears whole: written to a file of this process's own, then linked into place
   // (which fails when one is there), so no reader ever sees it half written.
   const own = `${path}.${process.pid}.${Date.now()}`;
-  const fd = openSync(own, 'wx', 0o600);
-  try {
-    writeSync(fd, `${OWN.pid} ${OWN.start ?? ''}\n`);
-  } finally {
-    closeSync(fd);
-  }
+  writeOwnHolder(own);
   try {
     for (let attempt = 0; ; attempt++) {
       try {

@@ -120,8 +120,14 @@ export {
   ADMIN_CHALLENGE_TTL_SECONDS,
   DEFAULT_LOGIN_TOKEN_TTL_SECONDS,
   DEFAULT_ADMIN_SESSION_TTL_SECONDS,
+  DEFAULT_ADMIN_RATE_LIMITS,
 } from './admin-auth.js';
-export type { AdminAuthOptions, AdminChallengeAnswer, AdminSession } from './admin-auth.js';
+export type {
+  AdminAuthOptions,
+  AdminChallengeAnswer,
+  AdminRateLimits,
+  AdminSession,
+} from './admin-auth.js';
 export {
   createAdminApp,
   startAdminHttp,

@@ -22,10 +22,11 @@ export { DEFAULT_AUTHORITY, homeAuditOrigin, homeLogKey } from './home-audit.js'
 export type { CallOutcome, EnforcementPoint } from './enforcement-point.js';
 export { openHomeEnforcementPoint } from './enforcement-point.js';
 export {
+  assertHomeNotServed,
   assertNoEnforcementLock,
-  assertNoNodeLock,
   lockEnforcement,
   lockNodeHome,
+  registerServiceNode,
 } from './home-lock.js';
 export type { HomeLock } from './home-lock.js';
 export { builtDashboardDir, dashboardLoginUrl, startHomeAdmin } from './admin-node.js';

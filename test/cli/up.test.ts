@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -254,5 +254,30 @@ describe('mandate up', () => {
     const again = await up(home, '--exit');
     expect(again.code, again.stderr).toBe(0);
     expect(existsSync(join(home, 'node.lock'))).toBe(false);
+  });
+
+  it('a single-service node started first on a home refuses `up` there while it runs (F7)', async () => {
+    const home = join(freshDir('mandate-up-after'), 'home');
+    expect((await withStdin(home, '', 'identity', 'create', '--name', 'relay')).code).toBe(0);
+    const relay = startMandate(
+      home,
+      'relay',
+      'start',
+      '--listen',
+      '127.0.0.1:0',
+      '--identity',
+      'relay',
+    );
+    await relay.waitFor(/listening/);
+    const refused = await up(home, '--exit');
+    expect(refused.code).toBe(7);
+    expectErrorStdout(refused, 'ERR_HOME_LOCKED');
+    expect(refused.stderr).toContain('a single-service node');
+    expect(refused.stderr).toContain(`in process ${relay.child.pid!}`);
+    expect(refused.stdout).not.toContain('dashboard:');
+    expect(existsSync(join(home, 'node.lock'))).toBe(false);
+    // Its registration goes when it stops: the home is free for `up` again.
+    expect(await relay.stop('SIGTERM')).toBe(0);
+    expect(readdirSync(join(home, 'service-nodes'))).toEqual([]);
   });
 });

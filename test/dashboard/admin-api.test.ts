@@ -340,6 +340,97 @@ describe('admin API authentication', () => {
   });
 });
 
+describe('admin API rate limits', () => {
+  it('a flood of challenges and bad logins gets 429 with Retry-After; the operator who asked before it still logs in', async () => {
+    const limited = await startHomeDashboard(home, {
+      as: 'approver',
+      authority: 'authority',
+      clock,
+      logger: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
+      rateLimits: {
+        challengeBurst: 3,
+        challengesPerSecond: 1,
+        refusedLoginBurst: 2,
+        refusedLoginsPerSecond: 1,
+      },
+    });
+    try {
+      const url = limited.http.url;
+      const askChallenge = () => fetch(`${url}/api/challenge`);
+      const post = (path: string, body: unknown) =>
+        fetch(`${url}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+      // The operator asks first (and holds a login link), then the flood comes.
+      const token = tokenOf(limited.http.loginUrl());
+      const { challenge } = (await (await askChallenge()).json()) as { challenge: string };
+      const statuses: number[] = [];
+      let refused: Response | undefined;
+      for (let i = 0; i < 20; i++) {
+        const r = await askChallenge();
+        statuses.push(r.status);
+        if (r.status === 429) refused = r;
+        else await r.body?.cancel();
+      }
+      expect(statuses.filter((s) => s === 200)).toHaveLength(2);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(18);
+      expect(refused?.headers.get('retry-after')).toBe('1');
+      expect(refused?.headers.get('cache-control')).toBe('no-store');
+      expect(((await refused!.json()) as { error: unknown }).error).toEqual({
+        code: 'ERR_ADMIN_RATE_LIMITED',
+        kind: 'exhausted',
+        message: 'too many challenges: try again in 1 s',
+      });
+      const junk: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        junk.push(await errorCode(await post('/api/login', { token: `guess-${i}` })));
+        junk.push(
+          await errorCode(
+            await post('/api/challenge', {
+              challenge: `guess-${i}`,
+              identifier: 'I00',
+              keyType: 'ed25519',
+              signature: '00',
+              attestation: '00',
+            }),
+          ),
+        );
+      }
+      expect(junk.slice(0, 2)).toEqual(['ERR_ADMIN_LOGIN_INVALID', 'ERR_ADMIN_CHALLENGE_INVALID']);
+      expect(new Set(junk.slice(2))).toEqual(new Set(['ERR_ADMIN_RATE_LIMITED']));
+      // Every limit spent, the operator's answer and its login token still go through.
+      const signed = await signAdminChallenge({
+        challenge,
+        origin: url,
+        signer: await credentialIssuerOf(home, 'approver'),
+        vault: home.vault,
+        nowSeconds: clock.nowSeconds(),
+      });
+      const answered = await post('/api/challenge', signed);
+      expect(answered.status).toBe(200);
+      const bearer = ((await answered.json()) as { token: string }).token;
+      const agents = await fetch(`${url}/api/agents`, {
+        headers: { authorization: `Bearer ${bearer}` },
+      });
+      expect(agents.status).toBe(200);
+      expect((await post('/api/login', { token })).status).toBe(200);
+      expect((await askChallenge()).status).toBe(429);
+      // A second later the limit lets one more through.
+      clock.advance(1);
+      try {
+        expect((await askChallenge()).status).toBe(200);
+        expect((await askChallenge()).status).toBe(429);
+      } finally {
+        clock.advance(-1);
+      }
+    } finally {
+      await limited.http.close();
+    }
+  });
+});
+
 describe('admin API data', () => {
   it('agents: the members with their attributes', async () => {
     const { cookie } = await login();

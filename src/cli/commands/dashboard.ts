@@ -5,12 +5,13 @@ import {
   NodeServiceName,
   startNode,
   type AdminNodeOptions,
+  type AdminRateLimits,
   type NodeConfig,
   type RunningNode,
 } from '../../node/index.js';
 import {
-  assertNoNodeLock,
   builtDashboardDir,
+  registerServiceNode,
   startHomeAdmin,
   untilSignal,
   type HomeAdmin,
@@ -94,6 +95,7 @@ export function startHomeDashboard(
     readonly logger: Logger;
     readonly dashboardDir?: string;
     readonly streamPollMs?: number;
+    readonly rateLimits?: Partial<AdminRateLimits>;
   },
 ): Promise<HomeAdmin> {
   return startHomeAdmin(home, { ...adminNodeOptions(), ...options });
@@ -148,10 +150,15 @@ export async function runDashboard(ctx: CliContext, opts: DashboardOptions): Pro
     },
     flagNames: FLAG_NAMES,
   });
-  assertNoNodeLock(ctx.homeDir);
-  const logger = stderrLogger();
-  const node = await startNodeWithDashboard(ctx, config, logger);
-  const signal = await untilSignal();
-  logger.info('dashboard stopping', { signal });
-  await node.stop();
+  // A single-service node: refused on a home `up` serves, and registered so `up` refuses it.
+  const registration = registerServiceNode(ctx.homeDir);
+  try {
+    const logger = stderrLogger();
+    const node = await startNodeWithDashboard(ctx, config, logger);
+    const signal = await untilSignal();
+    logger.info('dashboard stopping', { signal });
+    await node.stop();
+  } finally {
+    registration.release();
+  }
 }

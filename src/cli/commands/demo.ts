@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { invalid } from '../../core/internal.js';
 import { isMandateError } from '../../core/index.js';
-import { assertNoNodeLock } from '../../node/internal.js';
+import { assertHomeNotServed } from '../../node/internal.js';
 import { toHex } from '../../encoding/index.js';
 import { Purpose, verifyChangeHistory, type Identifier } from '../../identity/index.js';
 import { openHome } from '../home.js';
@@ -83,8 +83,9 @@ export async function runDemoScenario(
   { agents, rotations }: { agents: number; rotations: number },
 ) {
   const dir = join(ctx.homeDir, 'demo');
-  // The scenario starts from an empty folder: never the one a node (`up --demo`) is serving.
-  assertNoNodeLock(dir);
+  // The scenario starts from an empty folder: never the one a node (`up --demo`, or one started
+  // on it with --home) is serving.
+  assertHomeNotServed(dir);
   rmSync(dir, { recursive: true, force: true });
   const say = (text: string): void => {
     if (!ctx.out.json) ctx.out.note(text);

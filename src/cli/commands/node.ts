@@ -8,7 +8,7 @@ import {
   type StartNodeOptions,
 } from '../../node/index.js';
 import type { Logger } from '../../core/index.js';
-import { assertNoNodeLock, untilSignal } from '../../node/internal.js';
+import { registerServiceNode, untilSignal } from '../../node/internal.js';
 import type { CliContext } from '../context.js';
 import { readBytesArgument } from '../input.js';
 import { stderrLogger } from '../logging.js';
@@ -106,21 +106,26 @@ export async function runNode(
   options: Partial<Pick<StartNodeOptions, 'broker'>> = {},
   onStarted?: (node: RunningNode, logger: Logger) => void,
 ): Promise<void> {
-  // One service over a home a whole node (`mandate up`) serves would run beside its own.
-  assertNoNodeLock(ctx.homeDir);
-  const logger = stderrLogger();
-  const node = await startNode(config, {
-    ...options,
-    openHome: () => ctx.openHome(),
-    readCredential: (file) => readBytesArgument(file, 'credential'),
-    clock: ctx.clock,
-    logger,
-  });
-  onStarted?.(node, logger);
-  const signal = await untilSignal();
-  logger.info('stopping', { signal });
-  await node.stop();
-  logger.info('stopped');
+  // Refused on a home a whole node (`mandate up`) serves, which would run its own services
+  // beside these; and registered until stopped, so that an `up` started later is refused too.
+  const registration = registerServiceNode(ctx.homeDir);
+  try {
+    const logger = stderrLogger();
+    const node = await startNode(config, {
+      ...options,
+      openHome: () => ctx.openHome(),
+      readCredential: (file) => readBytesArgument(file, 'credential'),
+      clock: ctx.clock,
+      logger,
+    });
+    onStarted?.(node, logger);
+    const signal = await untilSignal();
+    logger.info('stopping', { signal });
+    await node.stop();
+    logger.info('stopped');
+  } finally {
+    registration.release();
+  }
 }
 
 /** The options `node start`, `relay start` and `broker start` share. */
