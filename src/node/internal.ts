@@ -16,6 +16,7 @@ export {
   parseDialRoute,
   toListener,
   untilSignal,
+  watchSignals,
 } from './node-runtime.js';
 export { brokerIssuerOf } from './broker-node.js';
 export { DEFAULT_AUTHORITY, homeAuditOrigin, homeLogKey } from './home-audit.js';

@@ -33,15 +33,28 @@ export const API = 'api';
 
 /** Resolves on the first SIGINT or SIGTERM. */
 export function untilSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const on = (signal: string): void => {
+  return watchSignals().signal;
+}
+
+/**
+ * `signal` resolves on the first SIGINT or SIGTERM after this call; `dispose()` stops listening
+ * (the process's default handling of those signals returns once no listener is left).
+ */
+export function watchSignals(): { readonly signal: Promise<string>; dispose(): void } {
+  let dispose = (): void => undefined;
+  const signal = new Promise<string>((resolve) => {
+    const on = (name: string): void => {
+      dispose();
+      resolve(name);
+    };
+    dispose = () => {
       process.off('SIGINT', on);
       process.off('SIGTERM', on);
-      resolve(signal);
     };
     process.on('SIGINT', on);
     process.on('SIGTERM', on);
   });
+  return { signal, dispose };
 }
 
 /**

@@ -154,6 +154,35 @@ describe('mandate up', () => {
     expect(await node.stop('SIGTERM')).toBe(0);
   }, 240_000);
 
+  it('--demo stopped by SIGINT in the middle of step 19: the swarm and the node stop cleanly, the log verifies, the home is free', async () => {
+    const home = join(freshDir('mandate-up-demo-sigint'), 'home');
+    const node = startMandate(home, 'up', '--demo', '--agents', '300', '--rotate', '2');
+    // Step 19 takes seconds with 300 agents (each enrolls, then opens its own MCP session).
+    await node.waitFor(/19\. the swarm through the node at /, 180_000);
+    expect(await node.stop('SIGINT')).toBe(0);
+    const stderr = node.stderr();
+    expect(stderr).toContain('step 19 interrupted by SIGINT: stopping the node');
+    expect(stderr).toMatch(/stopping signal=SIGINT/);
+    expect(stderr).toMatch(/ stopped\n/);
+    // No summary and no dashboard line: the run did not finish.
+    expect(node.stdout()).not.toMatch(/^dashboard: /m);
+    // What the node logged up to the signal, checkpointed as it stopped, verifies.
+    const verify = await withStdin(
+      join(home, 'demo'),
+      '',
+      'audit',
+      'verify',
+      '--enforcer',
+      'authority',
+      '--enforcer',
+      'mcp-gateway',
+    );
+    expect(verify.code, verify.stderr).toBe(0);
+    // Both homes are free again.
+    const again = await up(home, '--exit');
+    expect(again.code, again.stderr).toBe(0);
+  }, 240_000);
+
   it('composes the broker and the MCP gateway only when the config gives them a section', async () => {
     const dir = freshDir('mandate-up-gateway');
     const gatewayFile = join(dir, 'gateway.json');

@@ -69,6 +69,13 @@ export interface NodeSwarmSummary extends Omit<SwarmResult, 'enrollment' | 'call
   readonly audit: { readonly records: number; readonly verifiedRecords: number };
 }
 
+/** Step 19 stopped by a signal (`signal`) before it finished: not a failure of the node. */
+export class SwarmInterrupted extends Error {
+  constructor(readonly signal: string) {
+    super(`step 19 interrupted by ${signal}`);
+  }
+}
+
 /** A check of step 19 that did not hold: the node (or the swarm) did not do what it must. */
 const failed = (message: string) => internal('ERR_DEMO_CHECK_FAILED', `step 19: ${message}`);
 
@@ -92,6 +99,8 @@ export async function runNodeSwarm(options: {
   readonly clock: Clock;
   readonly say: (text: string) => void;
   readonly showProgress: boolean;
+  /** Resolves to stop the swarm early (a signal): the step then rejects with `interrupted`. */
+  readonly interrupt?: Promise<string>;
 }): Promise<NodeSwarmSummary> {
   const { demoDir, route, clock, say, showProgress } = options;
   const started = process.hrtime.bigint();
@@ -151,7 +160,12 @@ export async function runNodeSwarm(options: {
       );
       return performance.timeOrigin + performance.now();
     };
-    const result = await runSwarmWorker(input, { say, showProgress, revoke });
+    const result = await runSwarmWorker(input, {
+      say,
+      showProgress,
+      revoke,
+      ...(options.interrupt === undefined ? {} : { interrupt: options.interrupt }),
+    });
 
     const line = (what: string, outcome: Outcome) => {
       say(`    ${what.padEnd(52)} → ${outcome}`);
@@ -236,12 +250,17 @@ async function runSwarmWorker(
     readonly say: (text: string) => void;
     readonly showProgress: boolean;
     readonly revoke: (identifier: string) => Promise<number>;
+    readonly interrupt?: Promise<string>;
   },
 ): Promise<SwarmResult> {
   const worker = startSiblingWorker(import.meta.url, 'demo-swarm-worker', { workerData: input });
   const bars = new Map<string, Progress>();
+  let interrupted = false;
   try {
     return await new Promise<SwarmResult>((resolve, reject) => {
+      void host.interrupt?.then((signal) => {
+        reject(new SwarmInterrupted(signal));
+      });
       worker.on('error', reject);
       worker.on('exit', (code) => {
         reject(failed(`the swarm's thread exited (${code}) before it finished`));
@@ -283,12 +302,16 @@ async function runSwarmWorker(
         }
       });
     });
+  } catch (error) {
+    interrupted = error instanceof SwarmInterrupted;
+    throw error;
   } finally {
     for (const bar of bars.values()) bar.stop();
     // A thread that finished ends by itself (its profile, with --cpu-prof, written); one that
     // failed or hangs is ended.
     const exited = new Promise((resolve) => worker.once('exit', resolve));
     const timer = setTimeout(() => void worker.terminate(), WORKER_EXIT_MS);
+    if (interrupted) void worker.terminate();
     await exited;
     clearTimeout(timer);
   }

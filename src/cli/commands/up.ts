@@ -8,7 +8,7 @@ import {
   type RunningNode,
 } from '../../node/index.js';
 import type { Logger } from '../../core/index.js';
-import { lockNodeHome, untilSignal, type HomeLock } from '../../node/internal.js';
+import { lockNodeHome, untilSignal, watchSignals, type HomeLock } from '../../node/internal.js';
 import type { CliContext } from '../context.js';
 import { openHome as openHomeAt, type Home } from '../home.js';
 import { quietableLogger, stderrLogger } from '../logging.js';
@@ -18,7 +18,12 @@ import { brokerNodeOptions } from './broker.js';
 import { postgresAdminUrl } from './broker-postgres.js';
 import { announceDashboard, startNodeWithDashboard } from './dashboard.js';
 import { demoOptions, printDemoSummary, runDemoScenario } from './demo.js';
-import { runNodeSwarm, writeNodeGatewayConfig, type NodeSwarmSummary } from './demo-node.js';
+import {
+  runNodeSwarm,
+  SwarmInterrupted,
+  writeNodeGatewayConfig,
+  type NodeSwarmSummary,
+} from './demo-node.js';
 
 // `up`: everything on one machine — the one-time set-up of a fresh home, then one node composing
 // the services below from one config (docs/spec/node.md §5), its dashboard address on stdout.
@@ -97,21 +102,27 @@ export function upServices(config: NodeConfig): NodeServiceName[] {
 
 /** `up`: {@link startUp}, then until a signal (or at once with `--exit`), then stops. */
 export async function runUp(ctx: CliContext, opts: UpOptions): Promise<void> {
-  const { node, logger } = await startUp(ctx, opts);
-  if (opts.exit === true) logger.info('stopping', { reason: '--exit' });
+  const { node, logger, interrupted } = await startUp(ctx, opts);
+  if (interrupted !== undefined) logger.info('stopping', { signal: interrupted });
+  else if (opts.exit === true) logger.info('stopping', { reason: '--exit' });
   else logger.info('stopping', { signal: await untilSignal() });
   await node.stop();
   logger.info('stopped');
 }
 
+/** What {@link startUp} started; `interrupted` names the signal that cut `--demo`'s step 19 short. */
+export interface StartedUp {
+  readonly node: RunningNode;
+  readonly logger: Logger;
+  readonly interrupted?: string;
+}
+
 /**
  * What `up` does before it waits: the config, the scenario with `--demo`, the one-time set-up
- * and the node with every service and its dashboard line. The caller stops the node.
+ * and the node with every service and its dashboard line. The caller stops the node (at once
+ * when `interrupted`: no dashboard line was printed).
  */
-export async function startUp(
-  ctx: CliContext,
-  opts: UpOptions,
-): Promise<{ node: RunningNode; logger: Logger }> {
+export async function startUp(ctx: CliContext, opts: UpOptions): Promise<StartedUp> {
   // The whole config first: a bad one is refused before the home is touched or a port bound.
   const loaded = loadNodeConfig({
     defaults: UP_DEFAULTS,
@@ -132,16 +143,17 @@ export async function startUp(
   const release = (): void => {
     for (const lock of locks.splice(0).reverse()) lock.release();
   };
-  let started: { node: RunningNode; logger: Logger };
+  let started: StartedUp;
   try {
     started = await serve(ctx, opts, config, (dir) => locks.push(lockNodeHome(dir)));
   } catch (error) {
     release();
     throw error;
   }
-  const { node, logger } = started;
+  const { node, logger, interrupted } = started;
   return {
     logger,
+    ...(interrupted === undefined ? {} : { interrupted }),
     node: {
       listening: node.listening,
       healthUrl: node.healthUrl,
@@ -163,7 +175,7 @@ async function serve(
   opts: UpOptions,
   upConfig: NodeConfig,
   hold: (homeDir: string) => void,
-): Promise<{ node: RunningNode; logger: Logger }> {
+): Promise<StartedUp> {
   let config = upConfig;
   // With --demo: the scenario first, in <home>/demo (its checks throw on any failure); the node
   // then serves that home, its gateway in front of the scenario's MCP servers unless the config
@@ -217,6 +229,8 @@ async function serve(
       let swarm: NodeSwarmSummary | undefined;
       if (swarmGateway && route !== undefined) {
         nodeLog.quiet(true);
+        // The node runs from here: a signal stops the swarm and then the node, cleanly.
+        const signals = watchSignals();
         try {
           swarm = await runNodeSwarm({
             demoDir: scenario.home,
@@ -225,8 +239,14 @@ async function serve(
             clock: ctx.clock,
             say,
             showProgress: !ctx.out.json,
+            interrupt: signals.signal,
           });
+        } catch (error) {
+          if (!(error instanceof SwarmInterrupted)) throw error;
+          say(`    step 19 interrupted by ${error.signal}: stopping the node`);
+          return { node, logger, interrupted: error.signal };
         } finally {
+          signals.dispose();
           nodeLog.quiet(false);
         }
       } else
