@@ -97,7 +97,10 @@ describe('mandate up', () => {
   it('--demo runs the swarm scenario, then through the node it serves: the dashboard shows its members and signed trail', async () => {
     const home = join(freshDir('mandate-up-demo'), 'home');
     const node = startMandate(home, 'up', '--demo', '--agents', '12', '--rotate', '2');
-    await node.waitFor(/ up home=\S+\/demo services=authority,relay,gateway,admin /, 120_000);
+    await node.waitFor(
+      / up home=\S+\/demo services=authority,relay,broker,gateway,admin /,
+      120_000,
+    );
     await vi.waitFor(
       () => {
         expect(node.stdout()).toMatch(/\ndashboard: /);
@@ -111,7 +114,7 @@ describe('mandate up', () => {
     // authority service, their calls decided by its gateway, the revoked agent refused there.
     expect(out).toMatch(/\nthrough the node: +13 tickets redeemed at its authority service /);
     expect(out).toMatch(
-      /\nnode gates: .*injected refund deny ERR_GATE_CHAIN_DENIED, injected read deny ERR_GATE_CHAIN_DENIED; 3 refunds within the cap executed; live-agent-0 revoked mid-run: next call refused ERR_REVOKED /,
+      /\nnode gates: .*injected refund deny ERR_GATE_CHAIN_DENIED, injected read deny ERR_GATE_CHAIN_DENIED; 3 refunds within the cap executed; 12 JWT leases from its broker .*; live-agent-0 revoked mid-run: next call (refused ERR_REVOKED|closed by the node) .*, its lease revoked \d+ ms after the commit/,
     );
     expect(out).toMatch(
       /\nnode trail: +\d+ records written by the node; the whole log \(\d+ records\) verified offline/,

@@ -40,7 +40,7 @@ beforeAll(async () => {
   home = join(mkdtempSync(join(tmpdir(), 'mandate-dashboard-demo-')), 'home');
   const up = startMandate(home, 'up', '--demo', '--agents', '12', '--rotate', '2');
   // The scenario first (minutes on a loaded 2-core machine), then the node.
-  await up.waitFor(/ up home=\S+\/demo services=authority,relay,gateway,admin /, 240_000);
+  await up.waitFor(/ up home=\S+\/demo services=authority,relay,broker,gateway,admin /, 240_000);
   // stdout and stderr are two pipes: the dashboard line, printed before that log line, may
   // still be on its way.
   const line = await vi.waitFor(

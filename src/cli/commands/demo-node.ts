@@ -5,7 +5,8 @@ import { internal, startSiblingWorker } from '../../core/internal.js';
 import { constraintsToAttributes } from '../../credentials/index.js';
 import { AuditLog, verifyTrailExport } from '../../audit/index.js';
 import { filesystemServerCommand, refundServerCommand } from '../../mcp/internal.js';
-import { openHome } from '../home.js';
+import { openHome, type Home } from '../home.js';
+import { LeaseState } from '../../broker/index.js';
 import { DEFAULT_AUTHORITY } from '../chains.js';
 import { startProgress, type Progress } from '../progress.js';
 import { enforcersOf, homeLogKey } from './audit.js';
@@ -37,6 +38,16 @@ const MAX_SUB_AGENTS = 50;
 const REFUNDS = 3;
 const REFUND_AMOUNT = 60;
 const REFUND_CAP = 100;
+/** Agents that lease a JWT from the node's broker, at most (besides the one revoked). */
+const MAX_LEASES = 100;
+/** Their audience: step 17's bundle policy `lease-payment-tokens` permits `jwt/payments`. */
+const LEASE_AUDIENCE = 'payments';
+/** The one scope the human may pass on (`secret_scopes`), and the agents ask for. */
+const LEASE_SCOPE = 'refunds';
+/** How long the revoked agent's lease may take to end at the broker (its timers tick each second). */
+const LEASE_END_TIMEOUT_MS = 10_000;
+/** How often the operator looks at that lease meanwhile. */
+const LEASE_POLL_MS = 10;
 /** How long the swarm's thread may take to end once it has answered. */
 const WORKER_EXIT_MS = 5_000;
 /** How long a live ticket may wait for its redemption. */
@@ -59,7 +70,14 @@ export function writeNodeGatewayConfig(demoDir: string): string {
   return file;
 }
 
-export interface NodeSwarmSummary extends Omit<SwarmResult, 'enrollment' | 'calls' | 'refunds'> {
+export interface NodeSwarmSummary extends Omit<
+  SwarmResult,
+  'enrollment' | 'calls' | 'refunds' | 'revocation'
+> {
+  readonly revocation: SwarmResult['revocation'] & {
+    /** From the revocation's commit until its lease was seen ended in the node's home (polled). */
+    readonly leaseEndedMs: number;
+  };
   readonly seconds: number;
   /** Tickets redeemed at the node's authority service, each over its own secure channel. */
   readonly enrollment: SwarmResult['enrollment'] & { readonly perSecond: number };
@@ -67,6 +85,23 @@ export interface NodeSwarmSummary extends Omit<SwarmResult, 'enrollment' | 'call
   readonly calls: SwarmResult['calls'] & { readonly perSecond: number };
   readonly refunds: { readonly executed: number; readonly ledger: number };
   readonly audit: { readonly records: number; readonly verifiedRecords: number };
+}
+
+/** Wall-clock milliseconds, comparable across threads. */
+const wallMs = (): number => performance.timeOrigin + performance.now();
+
+/**
+ * Polls the node's home until lease `id` is no longer active; resolves with the wall-clock time
+ * it was first seen ended, or undefined after {@link LEASE_END_TIMEOUT_MS}.
+ */
+async function leaseEnded(home: Home, id: string): Promise<number | undefined> {
+  const deadline = wallMs() + LEASE_END_TIMEOUT_MS;
+  while (wallMs() < deadline) {
+    const lease = await home.store.brokerLeases.get(id);
+    if (lease !== undefined && lease.state !== LeaseState.active) return wallMs();
+    await new Promise((resolve) => setTimeout(resolve, LEASE_POLL_MS));
+  }
+  return undefined;
 }
 
 /** Step 19 stopped by a signal (`signal`) before it finished: not a failure of the node. */
@@ -125,6 +160,8 @@ export async function runNodeSwarm(options: {
           'tools=read_text_file,list_directory,refund,list_refunds',
           `read_text_file#path=${files.scratch}/**`,
           'refund#amount<=500',
+          `secrets=jwt/${LEASE_AUDIENCE}`,
+          `secret_scopes=${LEASE_SCOPE}`,
         ),
       ),
       ttlSeconds: TICKET_TTL_SECONDS,
@@ -148,8 +185,12 @@ export async function runNodeSwarm(options: {
       refunds: REFUNDS,
       refundAmount: REFUND_AMOUNT,
       refundCap: REFUND_CAP,
+      leases: Math.min(MAX_LEASES, options.agents),
+      leaseAudience: LEASE_AUDIENCE,
+      leaseScope: LEASE_SCOPE,
     };
     // `mandate revoke IDENTIFIER` on the node's home, when the swarm is halfway.
+    let revokedAtMs: number | undefined;
     const revoke = async (identifier: string): Promise<number> => {
       const at = clock.nowSeconds();
       await recordRevocation(
@@ -158,7 +199,8 @@ export async function runNodeSwarm(options: {
         denyEntry('identity', identifier, at, 'demo: revoked mid-run'),
         at,
       );
-      return performance.timeOrigin + performance.now();
+      revokedAtMs = wallMs();
+      return revokedAtMs;
     };
     const result = await runSwarmWorker(input, {
       say,
@@ -167,6 +209,10 @@ export async function runNodeSwarm(options: {
       ...(options.interrupt === undefined ? {} : { interrupt: options.interrupt }),
     });
 
+    // The revoked agent's lease, in the node's home (`mandate lease list`): ended by the
+    // revocation's cascade at the broker, without anyone asking.
+    const leaseEnd = await leaseEnded(operator, result.revocation.leaseId);
+    const leaseEndedMs = leaseEnd === undefined ? undefined : leaseEnd - (revokedAtMs ?? leaseEnd);
     const line = (what: string, outcome: Outcome) => {
       say(`    ${what.padEnd(52)} → ${outcome}`);
     };
@@ -180,6 +226,12 @@ export async function runNodeSwarm(options: {
     line('live-agent-0 before the revocation', result.revocation.before);
     line('live-agent-0 revoked mid-run: its next call', result.revocation.nextCall);
     line("its sub-agent's next call (the cascade)", result.revocation.subAgentNextCall);
+    line(
+      "its JWT lease from the node's broker",
+      leaseEndedMs === undefined
+        ? 'STILL ACTIVE'
+        : `revoked ${leaseEndedMs.toFixed(0)} ms after the commit`,
+    );
     if (!result.injected.refund.startsWith('deny ') || !result.injected.read.startsWith('deny '))
       throw failed('the node did not deny the injected calls');
     const stopped = (outcome: Outcome) =>
@@ -189,6 +241,7 @@ export async function runNodeSwarm(options: {
       (result.subAgents > 0 && !stopped(result.revocation.subAgentNextCall))
     )
       throw failed('the revocation did not hold at the node');
+    if (leaseEndedMs === undefined) throw failed("the revoked agent's lease did not end");
     if (result.refunds.executed !== REFUNDS || ledger.length !== REFUNDS)
       throw failed('the refunds within the cap were not all executed');
 
@@ -232,6 +285,7 @@ export async function runNodeSwarm(options: {
         perSecond: Math.round(result.calls.count / result.calls.seconds),
       },
       refunds: { executed: result.refunds.executed, ledger: ledger.length },
+      revocation: { ...result.revocation, leaseEndedMs },
       audit: { records, verifiedRecords: verdict.summary.records },
     };
   } finally {

@@ -20,7 +20,8 @@ import type { VerifiedIdentity } from '../../identity/index.js';
 import { openSecureChannel, prepareChannelIdentity, TrustPolicies } from '../../channel/index.js';
 import { Router, TcpTransport } from '../../routing/index.js';
 import { connectMcpChannel } from '../../mcp/index.js';
-import { redeemTicketOverChannel } from '../../node/index.js';
+import { redeemTicketOverChannel, requestLeaseOverChannel } from '../../node/index.js';
+import { LeaseKind } from '../../broker/index.js';
 import { connectRoute, toListener } from '../node-runtime.js';
 import { credentialIssuerOf, openHome } from '../home.js';
 import {
@@ -44,6 +45,12 @@ export interface SwarmInput {
   readonly refunds: number;
   readonly refundAmount: number;
   readonly refundCap: number;
+  /** Agents (every so many of the routine ones) that lease a JWT from the node's broker. */
+  readonly leases: number;
+  /** The audience of those JWTs (a bundle policy permits `Secret::"jwt/AUDIENCE"`). */
+  readonly leaseAudience: string;
+  /** The scope they ask for (the human's `secret_scopes`). */
+  readonly leaseScope: string;
 }
 
 /** What the swarm saw of the node. */
@@ -62,7 +69,11 @@ export interface SwarmResult {
   readonly decisions: Readonly<Record<string, number>>;
   readonly injected: { readonly refund: Outcome; readonly read: Outcome };
   readonly refunds: { readonly executed: number };
+  /** JWT leases the node's broker gave, each over the agent's own secure channel. */
+  readonly leases: { readonly count: number; readonly seconds: number };
   readonly revocation: {
+    /** The revoked agent's lease, taken before the revocation (the operator checks it ended). */
+    readonly leaseId: string;
     readonly before: Outcome;
     readonly nextCall: Outcome;
     readonly subAgentNextCall: Outcome;
@@ -272,6 +283,8 @@ async function runSwarm(input: SwarmInput): Promise<SwarmResult> {
             `read_text_file#path=${files.tickets}/**`,
             `list_directory#path=${files.tickets}`,
             `refund#amount<=${input.refundCap}`,
+            `secrets=jwt/${input.leaseAudience}`,
+            `secret_scopes=${input.leaseScope}`,
           ),
           purpose: 'the live swarm: resolve complaint #4471',
           ttlSeconds: DELEGATION_TTL_SECONDS,
@@ -300,7 +313,7 @@ async function runSwarm(input: SwarmInput): Promise<SwarmResult> {
       );
     }
     say(
-      `    delegation: human-lee → ${agents.length} agents (reads of tickets/, refunds ≤ ${input.refundCap}) → ${subs.length} sub-agents (reads only), each link signed by its issuer`,
+      `    delegation: human-lee → ${agents.length} agents (reads of tickets/, refunds ≤ ${input.refundCap}, JWTs for ${input.leaseAudience}) → ${subs.length} sub-agents (reads only), each link signed by its issuer`,
     );
 
     // A session through the node's gateway: the agent's own secure channel, the SDK Client over
@@ -345,6 +358,32 @@ async function runSwarm(input: SwarmInput): Promise<SwarmResult> {
         path: join(files.tickets, `message-${(i % READS_PER_AGENT) + 1}.txt`),
       });
 
+    // A JWT lease from the node's broker (gate 3): the agent's own secure channel, presenting its
+    // chain; the broker decides under the bundle and hands back a short-lived token.
+    let leaseSeconds = 0;
+    const lease = async (who: Agent): Promise<string> => {
+      const t0 = process.hrtime.bigint();
+      const channel = await openSecureChannel(router, toListener(connectRoute(transport, route)), {
+        ...(await channelIdentity(who, [who.chain!.bytes])),
+        verify: { authorities, trustPolicy: TrustPolicies.identifier(authorityId), denySet },
+        clock,
+      });
+      handshakes++;
+      try {
+        const answer = await requestLeaseOverChannel(router, channel, {
+          kind: LeaseKind.jwt,
+          resource: input.leaseAudience,
+          scope: [input.leaseScope],
+        });
+        if (typeof answer.value?.['token'] !== 'string')
+          throw new Error('the broker answered a JWT lease without a token');
+        return answer.lease.id;
+      } finally {
+        await channel.close();
+        leaseSeconds += seconds(t0);
+      }
+    };
+
     // The one revoked: an agent with a sub-agent, its session kept open through the run.
     const victim = await connect(agents[0]!);
     cleanups.push(() => victim.client.close());
@@ -353,6 +392,7 @@ async function runSwarm(input: SwarmInput): Promise<SwarmResult> {
     const toolsListed = (await victim.client.listTools()).tools.map((x) => x.name).sort();
     const before = await read(victim, 0);
     if (before.outcome !== 'allow') throw new Error(`the node refused a read: ${before.outcome}`);
+    const victimLease = await lease(agents[0]!);
 
     // After a revocation the node refuses the revoked agent's call, or has already closed its
     // channel (its listener follows the deny-set too): either way nothing of it gets through.
@@ -385,10 +425,17 @@ async function runSwarm(input: SwarmInput): Promise<SwarmResult> {
     // ticket's files; the victim is revoked halfway through, calls still in flight.
     const routine = [...agents.slice(1), ...subs.slice(1)];
     const half = Math.floor(routine.length / 2);
+    // Leases by agents only, spread over the run.
+    const leaseEvery = Math.max(1, Math.floor((agents.length - 1) / Math.max(input.leases, 1)));
+    let leased = 0;
     let revocation: ReturnType<typeof revoke> | undefined;
     let done = 0;
     t = process.hrtime.bigint();
-    await pool(routine, CALL_CONCURRENCY, async (who) => {
+    await pool(routine, CALL_CONCURRENCY, async (who, i) => {
+      if (i < agents.length - 1 && i % leaseEvery === 0 && leased < input.leases) {
+        leased++;
+        await lease(who);
+      }
       const s = await connect(who);
       try {
         for (let k = 0; k < 2; k++) {
@@ -453,7 +500,8 @@ async function runSwarm(input: SwarmInput): Promise<SwarmResult> {
       ),
       injected: { refund: injectedRefund.outcome, read: injectedRead.outcome },
       refunds: { executed },
-      revocation: { before: before.outcome, ...revokedResult },
+      leases: { count: leased + 1, seconds: leaseSeconds },
+      revocation: { leaseId: victimLease, before: before.outcome, ...revokedResult },
     };
   } finally {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);

@@ -353,7 +353,7 @@ function nodeSwarmRows(node: NodeSwarmSummary): [string, string][] {
     ],
     [
       'node gates',
-      `injected refund ${node.injected.refund}, injected read ${node.injected.read}; ${node.refunds.executed} refunds within the cap executed; live-agent-0 revoked mid-run: next call ${node.revocation.nextCall} (${node.revocation.latencyMs.toFixed(2)} ms after the commit), its sub-agent ${node.revocation.subAgentNextCall}`,
+      `injected refund ${node.injected.refund}, injected read ${node.injected.read}; ${node.refunds.executed} refunds within the cap executed; ${node.leases.count} JWT leases from its broker (${((1000 * node.leases.seconds) / node.leases.count).toFixed(1)} ms each, with its own channel); live-agent-0 revoked mid-run: next call ${node.revocation.nextCall} (${node.revocation.latencyMs.toFixed(2)} ms after the commit), its sub-agent ${node.revocation.subAgentNextCall}, its lease revoked ${node.revocation.leaseEndedMs.toFixed(0)} ms after the commit`,
     ],
     [
       'node trail',

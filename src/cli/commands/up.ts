@@ -87,12 +87,15 @@ export function registerUpCommand(program: Command, context: () => CliContext): 
 }
 
 /**
- * `config` with the demo's gateway (`file`, written by {@link writeNodeGatewayConfig}) and the
- * gateway among its services; it signs a checkpoint every second while its log grows.
+ * `config` with the demo's gateway (`file`, written by {@link writeNodeGatewayConfig}; it signs
+ * a checkpoint every second while its log grows) and, unless the config has a broker section, a
+ * broker whose JWKS is served on a free loopback port; both among its services.
  */
-function withDemoGateway(config: NodeConfig, file: string): NodeConfig {
+function withDemoServices(config: NodeConfig, file: string): NodeConfig {
   const gateway = { config: file, checkpointIntervalSeconds: 1 };
-  return { ...config, gateway, services: upServices({ ...config, gateway }) };
+  const broker = Object.keys(config.broker).length > 0 ? config.broker : { http: '127.0.0.1:0' };
+  const withBoth = { ...config, gateway, broker };
+  return { ...withBoth, services: upServices(withBoth) };
 }
 
 /** The services `up` runs under `config`: {@link UP_SERVICES}, less those not configured. */
@@ -185,7 +188,7 @@ async function serve(
   const demoHome = scenario?.home;
   if (demoHome !== undefined) hold(demoHome);
   const swarmGateway = demoHome !== undefined && config.gateway === undefined;
-  if (swarmGateway) config = withDemoGateway(config, writeNodeGatewayConfig(demoHome));
+  if (swarmGateway) config = withDemoServices(config, writeNodeGatewayConfig(demoHome));
   const warn = (line: string): void => {
     process.stderr.write(`${line}\n`);
   };
