@@ -189,9 +189,10 @@ export async function runNodeSwarm(options: {
       leaseAudience: LEASE_AUDIENCE,
       leaseScope: LEASE_SCOPE,
     };
-    // `mandate revoke IDENTIFIER` on the node's home, when the swarm is halfway.
-    let revokedAtMs: number | undefined;
-    const revoke = async (identifier: string): Promise<number> => {
+    // `mandate revoke IDENTIFIER` on the node's home, when the swarm is halfway; from its commit
+    // the operator watches the agent's lease (`mandate lease list`) until the broker ends it.
+    let leaseEndedMs: Promise<number | undefined> = Promise.resolve(undefined);
+    const revoke = async (identifier: string, leaseId: string): Promise<number> => {
       const at = clock.nowSeconds();
       await recordRevocation(
         operator,
@@ -199,8 +200,13 @@ export async function runNodeSwarm(options: {
         denyEntry('identity', identifier, at, 'demo: revoked mid-run'),
         at,
       );
-      revokedAtMs = wallMs();
-      return revokedAtMs;
+      const committed = wallMs();
+      // (Never left rejected: an interrupted step closes the home under it.)
+      leaseEndedMs = leaseEnded(operator, leaseId).then(
+        (ended) => (ended === undefined ? undefined : ended - committed),
+        () => undefined,
+      );
+      return committed;
     };
     const result = await runSwarmWorker(input, {
       say,
@@ -209,10 +215,8 @@ export async function runNodeSwarm(options: {
       ...(options.interrupt === undefined ? {} : { interrupt: options.interrupt }),
     });
 
-    // The revoked agent's lease, in the node's home (`mandate lease list`): ended by the
-    // revocation's cascade at the broker, without anyone asking.
-    const leaseEnd = await leaseEnded(operator, result.revocation.leaseId);
-    const leaseEndedMs = leaseEnd === undefined ? undefined : leaseEnd - (revokedAtMs ?? leaseEnd);
+    // The revoked agent's lease, ended by the revocation's cascade at the broker unasked.
+    const leaseEndMs = await leaseEndedMs;
     const line = (what: string, outcome: Outcome) => {
       say(`    ${what.padEnd(52)} → ${outcome}`);
     };
@@ -228,9 +232,9 @@ export async function runNodeSwarm(options: {
     line("its sub-agent's next call (the cascade)", result.revocation.subAgentNextCall);
     line(
       "its JWT lease from the node's broker",
-      leaseEndedMs === undefined
+      leaseEndMs === undefined
         ? 'STILL ACTIVE'
-        : `revoked ${leaseEndedMs.toFixed(0)} ms after the commit`,
+        : `revoked ${leaseEndMs.toFixed(0)} ms after the commit`,
     );
     if (!result.injected.refund.startsWith('deny ') || !result.injected.read.startsWith('deny '))
       throw failed('the node did not deny the injected calls');
@@ -241,7 +245,7 @@ export async function runNodeSwarm(options: {
       (result.subAgents > 0 && !stopped(result.revocation.subAgentNextCall))
     )
       throw failed('the revocation did not hold at the node');
-    if (leaseEndedMs === undefined) throw failed("the revoked agent's lease did not end");
+    if (leaseEndMs === undefined) throw failed("the revoked agent's lease did not end");
     if (result.refunds.executed !== REFUNDS || ledger.length !== REFUNDS)
       throw failed('the refunds within the cap were not all executed');
 
@@ -285,7 +289,7 @@ export async function runNodeSwarm(options: {
         perSecond: Math.round(result.calls.count / result.calls.seconds),
       },
       refunds: { executed: result.refunds.executed, ledger: ledger.length },
-      revocation: { ...result.revocation, leaseEndedMs },
+      revocation: { ...result.revocation, leaseEndedMs: leaseEndMs },
       audit: { records, verifiedRecords: verdict.summary.records },
     };
   } finally {
@@ -303,7 +307,7 @@ async function runSwarmWorker(
   host: {
     readonly say: (text: string) => void;
     readonly showProgress: boolean;
-    readonly revoke: (identifier: string) => Promise<number>;
+    readonly revoke: (identifier: string, leaseId: string) => Promise<number>;
     readonly interrupt?: Promise<string>;
   },
 ): Promise<SwarmResult> {
@@ -335,7 +339,7 @@ async function runSwarmWorker(
             break;
           }
           case 'revoke':
-            host.revoke(message.identifier).then(
+            host.revoke(message.identifier, message.leaseId).then(
               (atMs) => {
                 worker.postMessage({ type: 'revoked', atMs } satisfies OperatorMessage);
               },

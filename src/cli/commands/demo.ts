@@ -341,7 +341,7 @@ function nodeSwarmRows(node: NodeSwarmSummary): [string, string][] {
   return [
     [
       'through the node',
-      `${node.enrollment.count} tickets redeemed at its authority service in ${node.enrollment.seconds.toFixed(2)} s (${node.enrollment.perSecond}/s); ${node.handshakes.count} secure channels to it (mean handshake ${node.handshakes.meanMs.toFixed(1)} ms); human-lee → ${node.agents} agents → ${node.subAgents} sub-agents`,
+      `${node.enrollment.count} tickets redeemed at its authority service in ${node.enrollment.seconds.toFixed(2)} s (${node.enrollment.perSecond}/s); ${node.handshakes.count} secure channels to it (${node.handshakes.perSecond} handshakes/s, mean ${node.handshakes.meanMs.toFixed(1)} ms each); human-lee → ${node.agents} agents → ${node.subAgents} sub-agents`,
     ],
     [
       'node decisions',
