@@ -13,12 +13,13 @@ import { enforcersOf, homeLogKey } from './audit.js';
 import { exportLogLines } from './demo-audit.js';
 import { constraints, gatewayFiles, type Outcome } from './demo-gateway.js';
 import { denyEntry, recordRevocation, revocationSigner } from './revoke.js';
-import type {
-  OperatorMessage,
-  SwarmInput,
-  SwarmMessage,
-  SwarmResult,
-} from './demo-swarm-worker.js';
+import {
+  wallMs,
+  type OperatorMessage,
+  type SwarmInput,
+  type SwarmMessage,
+  type SwarmResult,
+} from './demo-swarm-protocol.js';
 
 // The last step of `mandate up --demo`: the swarm through the running node. Everything before it
 // runs the library in process; here the agents live in a home of their own (`<demo>/swarm`), in a
@@ -86,9 +87,6 @@ export interface NodeSwarmSummary extends Omit<
   readonly refunds: { readonly executed: number; readonly ledger: number };
   readonly audit: { readonly records: number; readonly verifiedRecords: number };
 }
-
-/** Wall-clock milliseconds, comparable across threads. */
-const wallMs = (): number => performance.timeOrigin + performance.now();
 
 /**
  * Polls the node's home until lease `id` is no longer active; resolves with the wall-clock time
