@@ -35,6 +35,9 @@ export const ENFORCEMENT_LOCK_FILE = 'enforcement.lock';
 /** The whole node's lock file (`mandate up`), in the home's folder. */
 export const NODE_LOCK_FILE = 'node.lock';
 
+/** The demo scenario's lock file (`mandate demo`, `mandate up --demo`), beside `<home>/demo`. */
+export const DEMO_LOCK_FILE = 'demo.lock';
+
 /** The folder, in the home's, where each running single-service node has a file naming it. */
 export const SERVICE_NODES_DIR = 'service-nodes';
 
@@ -59,6 +62,15 @@ const NODE: LockKind = {
     conflict(
       'ERR_HOME_LOCKED',
       `a node (\`mandate up\`) is running on the home ${homeDir}${heldBy(holder)}: one node per home; stop it first, or use another --home (if no such process runs, remove ${join(homeDir, NODE_LOCK_FILE)})`,
+    ),
+};
+
+const DEMO: LockKind = {
+  file: DEMO_LOCK_FILE,
+  busy: (homeDir, holder) =>
+    conflict(
+      'ERR_HOME_LOCKED',
+      `the demo scenario (\`mandate demo\` or \`mandate up --demo\`) is running in ${join(homeDir, 'demo')}${heldBy(holder)}: it recreates that folder, one run at a time; wait for it or stop it first (if no such process runs, remove ${join(homeDir, DEMO_LOCK_FILE)})`,
     ),
 };
 
@@ -101,6 +113,15 @@ export function lockNodeHome(homeDir: string): HomeLock {
     throw serviceNodeBusy(homeDir, serviceNode.holder, serviceNode.path);
   }
   return lock;
+}
+
+/**
+ * Takes the home's demo lock for this process (`mandate demo`, `up --demo`: the run that
+ * recreates `<home>/demo`, held for the whole run), or throws `ERR_HOME_LOCKED` naming the
+ * process that holds it. The lock lies beside the folder it guards, which the run wipes.
+ */
+export function lockDemo(homeDir: string): HomeLock {
+  return lockHome(homeDir, DEMO);
 }
 
 /** Registrations this process has made: with its pid and the time, a name of its own. */

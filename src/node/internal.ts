@@ -27,6 +27,7 @@ export {
   assertNoEnforcementLock,
   lockEnforcement,
   lockNodeHome,
+  lockDemo,
   registerServiceNode,
 } from './home-lock.js';
 export type { HomeLock } from './home-lock.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { expectErrorStdout, type Run } from '../helpers/cli.js';
-import { freePort, killChildren, startMandate, withStdin } from '../helpers/processes.js';
+import { freePort, killChildren, startMandate, withEnv, withStdin } from '../helpers/processes.js';
 import { FILESYSTEM_SERVER } from '../helpers/mcp-world.js';
 
 // `mandate up` as a real process: the one-time set-up of a fresh home and its reuse, the one
@@ -185,6 +185,45 @@ describe('mandate up', () => {
     const again = await up(home, '--exit');
     expect(again.code, again.stderr).toBe(0);
   }, 240_000);
+
+  it('one demo run per home: `mandate demo` is refused while `up --demo` runs its scenario, and the demo flags take decimal digits only', async () => {
+    const home = join(freshDir('mandate-up-demo-lock'), 'home');
+    const node = startMandate(home, 'up', '--demo', '--agents', '300', '--rotate', '2');
+    // The in-process scenario, before the node: the demo folder is being made.
+    await node.waitFor(/1\. provisioning 300 agents/, 120_000);
+    const rerun = await withStdin(home, '', 'demo', '--agents', '12', '--rotate', '2');
+    expect(rerun.code).toBe(7);
+    expect(rerun.stderr).toContain('ERR_HOME_LOCKED');
+    expect(rerun.stderr).toContain('the demo scenario');
+    // The run it would have wiped goes on to serve its home.
+    await node.waitFor(/ up home=\S+\/demo services=/, 180_000);
+    expect(await node.stop('SIGTERM'), node.stderr().slice(-1500)).toBe(0);
+    for (const bad of ['1e3', '0x10', '12.0'])
+      expectErrorStdout(
+        await up(home, '--demo', '--agents', bad, '--exit'),
+        'ERR_ARGUMENT_INVALID',
+      );
+  }, 240_000);
+
+  it('on a home set up before, a config naming another identity is refused, not made an authority', async () => {
+    const home = join(freshDir('mandate-up-typo'), 'home');
+    expect((await up(home, '--exit')).code).toBe(0);
+    const anchors = async () =>
+      JSON.parse((await withStdin(home, '', 'trust', 'list')).stdout) as unknown;
+    const before = await anchors();
+    for (const [key, env] of [
+      ['identity', { MANDATE_IDENTITY: 'typo-authorty' }],
+      ['admin.authority', { MANDATE_ADMIN_AUTHORITY: 'typo-authorty' }],
+    ] as const) {
+      const r = await withEnv(home, '', env, 'up', '--exit');
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toContain(`\`${key}\` names \`typo-authorty\`, which is not an authority`);
+    }
+    // An agent of the home is not made an authority either.
+    await withStdin(home, '', 'identity', 'create', '--name', 'agent-1');
+    expect((await withEnv(home, '', { MANDATE_IDENTITY: 'agent-1' }, 'up', '--exit')).code).toBe(3);
+    expect(await anchors()).toEqual(before);
+  }, 120_000);
 
   it('composes the broker and the MCP gateway only when the config gives them a section', async () => {
     const dir = freshDir('mandate-up-gateway');

@@ -101,10 +101,20 @@ export function withStdin(
   input: string,
   ...argv: string[]
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return withEnv(home, input, {}, ...argv);
+}
+
+/** {@link withStdin} with `env` added to this process's environment. */
+export function withEnv(
+  home: string,
+  input: string,
+  env: Readonly<Record<string, string>>,
+  ...argv: string[]
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'bin.ts'), '--home', home, '--json', ...argv],
-    { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] },
+    { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } },
   );
   let stdout = '';
   let stderr = '';

@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { invalid } from '../../core/internal.js';
 import { isMandateError } from '../../core/index.js';
-import { assertHomeNotServed } from '../../node/internal.js';
+import { assertHomeNotServed, lockDemo } from '../../node/internal.js';
 import { toHex } from '../../encoding/index.js';
 import { Purpose, verifyChangeHistory, type Identifier } from '../../identity/index.js';
 import { openHome } from '../home.js';
 import { formatFields } from '../output.js';
+import { parsePositiveInteger } from '../parse.js';
 import { withProgress } from '../progress.js';
 import { runCredentialScenario } from './demo-credentials.js';
 import { runChannelScenario } from './demo-channels.js';
@@ -42,11 +43,12 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
 
 /** The demo's flags, checked: agents to provision and how many of them rotate. */
 export function demoOptions(opts: DemoOptions): { agents: number; rotations: number } {
-  const agents = Number(opts.agents);
-  const rotations = Number(opts.rotate);
-  if (!Number.isSafeInteger(agents) || agents < 2)
+  // Decimal digits only: `1e3` or `0x10` is a typo, not 1,000 or 16 agents.
+  const agents = parsePositiveInteger(opts.agents, '--agents');
+  const rotations = parsePositiveInteger(opts.rotate, '--rotate');
+  if (agents < 2)
     throw invalid('ERR_ARGUMENT_INVALID', '`--agents` must be an integer of at least 2');
-  if (!Number.isSafeInteger(rotations) || rotations < 1 || rotations > agents)
+  if (rotations > agents)
     throw invalid('ERR_ARGUMENT_INVALID', '`--rotate` must be between 1 and `--agents`');
   return { agents, rotations };
 }
@@ -69,14 +71,22 @@ export async function runDemo(
   ctx: CliContext,
   options: { agents: number; rotations: number },
 ): Promise<DemoSummary> {
-  const summary = await runDemoScenario(ctx, options);
-  printDemoSummary(ctx, summary);
-  return summary;
+  // One run at a time recreates <home>/demo: held for the whole run (`up --demo` holds it too).
+  const lock = lockDemo(ctx.homeDir);
+  try {
+    const summary = await runDemoScenario(ctx, options);
+    printDemoSummary(ctx, summary);
+    return summary;
+  } finally {
+    lock.release();
+  }
 }
 
 /**
  * Runs the scenario in `<home>/demo` (recreated), its steps printed as they run (on stderr), and
  * returns its summary unprinted: `mandate up --demo` adds the node's part before printing it.
+ * The caller holds the home's demo lock (`lockDemo`) from before this call until it no longer
+ * needs the folder as the scenario left it.
  */
 export async function runDemoScenario(
   ctx: CliContext,
@@ -332,6 +342,9 @@ export function printDemoSummary(ctx: CliContext, summary: DemoSummary): void {
       '',
       `try: mandate --home ${dir} identity show agent-0`,
       `     mandate --home ${dir} audit verify --log ${audit.files.trail} --checkpoint ${audit.files.checkpoint}`,
+      // The home's whole log: step 18's gateway countersigned as `mcp-gateway`, the rest (and
+      // the node of `up --demo`) as the authority.
+      `     mandate --home ${dir} audit verify --enforcer authority --enforcer mcp-gateway`,
     ].join('\n'),
   );
 }

@@ -8,12 +8,19 @@ import {
   type RunningNode,
 } from '../../node/index.js';
 import type { Logger } from '../../core/index.js';
-import { lockNodeHome, untilSignal, watchSignals, type HomeLock } from '../../node/internal.js';
+import {
+  lockDemo,
+  lockNodeHome,
+  watchSignals,
+  type HomeLock,
+} from '../../node/internal.js';
 import type { CliContext } from '../context.js';
 import { openHome as openHomeAt, type Home } from '../home.js';
 import { quietableLogger, stderrLogger } from '../logging.js';
 import { DEFAULT_AUTHORITY } from '../chains.js';
 import { ensureAuthority } from './authority.js';
+import { TRUST_SCOPE_ALL } from '../../credentials/index.js';
+import { invalid } from '../../core/internal.js';
 import { brokerNodeOptions } from './broker.js';
 import { postgresAdminUrl } from './broker-postgres.js';
 import { announceDashboard, startNodeWithDashboard } from './dashboard.js';
@@ -105,10 +112,10 @@ export function upServices(config: NodeConfig): NodeServiceName[] {
 
 /** `up`: {@link startUp}, then until a signal (or at once with `--exit`), then stops. */
 export async function runUp(ctx: CliContext, opts: UpOptions): Promise<void> {
-  const { node, logger, interrupted } = await startUp(ctx, opts);
+  const { node, logger, interrupted, signal } = await startUp(ctx, opts);
   if (interrupted !== undefined) logger.info('stopping', { signal: interrupted });
   else if (opts.exit === true) logger.info('stopping', { reason: '--exit' });
-  else logger.info('stopping', { signal: await untilSignal() });
+  else logger.info('stopping', { signal: await signal });
   await node.stop();
   logger.info('stopped');
 }
@@ -118,6 +125,12 @@ export interface StartedUp {
   readonly node: RunningNode;
   readonly logger: Logger;
   readonly interrupted?: string;
+  /**
+   * The first SIGINT or SIGTERM since the node started: listened for from then on without a gap
+   * (a gap between two listeners lets a signal take its default action, killing the process
+   * with the node running). The listening ends with the node's `stop`.
+   */
+  readonly signal: Promise<string>;
 }
 
 /**
@@ -139,10 +152,20 @@ export async function startUp(ctx: CliContext, opts: UpOptions): Promise<Started
     flagNames: { listen: '--listen' },
   });
   const config: NodeConfig = { ...loaded, services: upServices(loaded) };
+  // The demo's flags too (serve reads them again).
+  if (opts.demo === true) demoOptions(opts);
   // One node per home, taken before anything is written (the demo's home lies inside it), and
   // held until the node has stopped; with --demo the home it serves is held too, once made.
   mkdirSync(ctx.homeDir, { recursive: true, mode: 0o700 });
   const locks: HomeLock[] = [lockNodeHome(ctx.homeDir)];
+  // With --demo, also the run that recreates <home>/demo, from before the scenario to the stop.
+  if (opts.demo === true)
+    try {
+      locks.push(lockDemo(ctx.homeDir));
+    } catch (error) {
+      locks[0]!.release();
+      throw error;
+    }
   const release = (): void => {
     for (const lock of locks.splice(0).reverse()) lock.release();
   };
@@ -153,9 +176,10 @@ export async function startUp(ctx: CliContext, opts: UpOptions): Promise<Started
     release();
     throw error;
   }
-  const { node, logger, interrupted } = started;
+  const { node, logger, interrupted, signal } = started;
   return {
     logger,
+    signal,
     ...(interrupted === undefined ? {} : { interrupted }),
     node: {
       listening: node.listening,
@@ -207,6 +231,13 @@ async function serve(
     try {
       // The node acts as the authority (`identity`); the admin service's checkpoint signer
       // (`admin.authority`) is set up too when the config names another.
+      if (await setUpBefore(home)) {
+        await assertAuthorities(home, [
+          ['identity', config.identity],
+          ['admin.authority', config.admin.authority],
+        ]);
+        return home;
+      }
       for (const name of new Set([config.identity, config.admin.authority])) {
         const { identity, created } = await ensureAuthority(home, name, ctx.clock.nowSeconds());
         if (created)
@@ -218,12 +249,41 @@ async function serve(
     }
     return home;
   };
-  const node = await startNodeWithDashboard(ctx, config, nodeLog.logger, {
-    openHome,
-    ...(broker === undefined ? {} : { broker }),
-    announce: false,
+  // From the node's start to its dashboard line, a signal is the caller's to act on: the node,
+  // once started, is stopped cleanly (its last checkpoint signed) rather than the process killed.
+  const signals = watchSignals();
+  let signalled: string | undefined;
+  void signals.signal.then((name) => {
+    signalled = name;
+  });
+  let node: RunningNode;
+  try {
+    node = await startNodeWithDashboard(ctx, config, nodeLog.logger, {
+      openHome,
+      ...(broker === undefined ? {} : { broker }),
+      announce: false,
+    });
+  } catch (error) {
+    signals.dispose();
+    throw error;
+  }
+  const started = (interrupted?: string): StartedUp => ({
+    // The node's stop ends the listening for signals too.
+    node: {
+      ...node,
+      dashboardUrl: () => node.dashboardUrl(),
+      health: () => node.health(),
+      stop: async () => {
+        signals.dispose();
+        await node.stop();
+      },
+    },
+    logger,
+    signal: signals.signal,
+    ...(interrupted === undefined ? {} : { interrupted }),
   });
   try {
+    if (signalled !== undefined) return started(signalled);
     if (scenario !== undefined && demo !== undefined) {
       const route = node.listening.route;
       const say = (text: string): void => {
@@ -232,8 +292,7 @@ async function serve(
       let swarm: NodeSwarmSummary | undefined;
       if (swarmGateway && route !== undefined) {
         nodeLog.quiet(true);
-        // The node runs from here: a signal stops the swarm and then the node, cleanly.
-        const signals = watchSignals();
+        // A signal stops the swarm, then the node.
         try {
           swarm = await runNodeSwarm({
             demoDir: scenario.home,
@@ -247,9 +306,8 @@ async function serve(
         } catch (error) {
           if (!(error instanceof SwarmInterrupted)) throw error;
           say(`    step 19 interrupted by ${error.signal}: stopping the node`);
-          return { node, logger, interrupted: error.signal };
+          return started(error.signal);
         } finally {
-          signals.dispose();
           nodeLog.quiet(false);
         }
       } else
@@ -258,8 +316,10 @@ async function serve(
         );
       printDemoSummary(ctx, swarm === undefined ? scenario : { ...scenario, node: swarm });
     }
+    if (signalled !== undefined) return started(signalled);
     announceDashboard(ctx, node);
   } catch (error) {
+    signals.dispose();
     await node.stop().catch(() => undefined);
     throw error;
   }
@@ -268,5 +328,34 @@ async function serve(
     services: config.services.join(','),
     listening: node.listening.address,
   });
-  return { node, logger };
+  return started();
+}
+
+/** Whether the home was set up before: it trusts an authority for every scope already. */
+async function setUpBefore(home: Home): Promise<boolean> {
+  return (await home.trustAnchors.listTrustAnchors()).some((a) => a.scope === TRUST_SCOPE_ALL);
+}
+
+/**
+ * On a home set up before, `up` changes nothing: each of `names` (`identity`, `admin.authority`)
+ * must be a local identity the home already trusts as an authority for every scope. A typo in
+ * `MANDATE_IDENTITY` must not quietly create, and trust, one more issuer (found by an outside
+ * attack); nor may it make an agent of the home an authority.
+ */
+async function assertAuthorities(
+  home: Home,
+  keys: readonly (readonly [key: string, name: string])[],
+): Promise<void> {
+  const anchors = await home.trustAnchors.listTrustAnchors();
+  const trusted = new Set<string>(
+    anchors.filter((a) => a.scope === TRUST_SCOPE_ALL).map((a) => a.identifier),
+  );
+  for (const [key, name] of keys) {
+    const known = await home.identities.find(name);
+    if (known?.primaryKeyId != null && trusted.has(known.identity.identifier)) continue;
+    throw invalid(
+      'ERR_NODE_CONFIG_INVALID',
+      `node config: \`${key}\` names \`${name}\`, which is not an authority of this home (one with its key here, trusted for every scope): the home was set up before, and \`up\` sets up only a fresh one; check the name, or make it one with \`mandate authority init --name ${name}\``,
+    );
+  }
 }
