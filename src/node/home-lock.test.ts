@@ -1,11 +1,14 @@
 import { spawn, spawnSync } from 'node:child_process';
 import {
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   statSync,
+  symlinkSync,
+  truncateSync,
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -236,6 +239,89 @@ describe('single-service nodes and the whole node (`up`)', () => {
       child.kill('SIGKILL');
       await exited;
     }
+  });
+
+  it('reads a lock or registration file no further than a holder could write, never through a symbolic link: huge files, links to them or to a FIFO name nobody and are removed (the links, not their targets)', () => {
+    const dir = home();
+    const folder = join(dir, SERVICE_NODES_DIR);
+    mkdirSync(folder);
+    const elsewhere = home();
+    // Sparse: 2.5 GB by their size, no bytes on disk. Read whole they took seconds and gigabytes.
+    const huge = join(elsewhere, 'huge');
+    writeFileSync(huge, '');
+    truncateSync(huge, 2_500_000_000);
+    const fifo = join(elsewhere, 'fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const peakKib = process.resourceUsage().maxRSS;
+    const lock = join(dir, NODE_LOCK_FILE);
+    writeFileSync(lock, '');
+    truncateSync(lock, 2_500_000_000);
+    writeFileSync(join(folder, 'huge'), '');
+    truncateSync(join(folder, 'huge'), 2_500_000_000);
+    symlinkSync(huge, join(folder, 'to-huge'));
+    symlinkSync(fifo, join(folder, 'to-fifo'));
+    lockNodeHome(dir).release();
+    expect(registrations(dir)).toEqual([]);
+    expect(existsSync(lock)).toBe(false);
+    // A link in the lock's place, to a huge file or a FIFO: the link is taken over, its target kept.
+    for (const target of [huge, fifo]) {
+      symlinkSync(target, lock);
+      lockNodeHome(dir).release();
+      expect(existsSync(lock)).toBe(false);
+      expect(existsSync(target)).toBe(true);
+    }
+    expect(statSync(huge).size).toBe(2_500_000_000);
+    // A link to a file naming this very process, as a live holder writes it: still not a holder.
+    const own = lockEnforcement(elsewhere);
+    symlinkSync(join(elsewhere, ENFORCEMENT_LOCK_FILE), join(dir, ENFORCEMENT_LOCK_FILE));
+    symlinkSync(join(elsewhere, ENFORCEMENT_LOCK_FILE), join(folder, 'to-live'));
+    lockEnforcement(dir).release();
+    lockNodeHome(dir).release();
+    expect(registrations(dir)).toEqual([]);
+    own.release();
+    // None of it was read whole: the process's peak memory did not grow by the files' size.
+    expect(process.resourceUsage().maxRSS - peakKib).toBeLessThan(256 * 1024);
+  });
+
+  it('refuses a home whose `service-nodes` is not a folder of its own: a file, a link to another folder, a FIFO', () => {
+    const kept: string[] = [];
+    const make = {
+      file: (path: string) => {
+        writeFileSync(path, `${process.pid}\n`);
+      },
+      'link to a folder': (path: string) => {
+        const other = home();
+        // Holding a live registration: `up` must not go by what such a link shows or hides.
+        registerServiceNode(other);
+        symlinkSync(join(other, SERVICE_NODES_DIR), path);
+        // Nor remove, as names of nobody, the files of a folder it names (it once did).
+        writeFileSync(join(other, SERVICE_NODES_DIR, 'notes.txt'), 'kept');
+        kept.push(join(other, SERVICE_NODES_DIR, 'notes.txt'));
+      },
+      FIFO: (path: string) => {
+        expect(spawnSync('mkfifo', [path]).status).toBe(0);
+      },
+    };
+    for (const [what, put] of Object.entries(make)) {
+      const dir = home();
+      const path = join(dir, SERVICE_NODES_DIR);
+      put(path);
+      const registering = refusal(() => registerServiceNode(dir));
+      expect(registering.code, what).toBe('ERR_HOME_INSECURE');
+      expect(registering.message, what).toContain(`\`${path}\``);
+      expect(refusal(() => lockNodeHome(dir)).code, what).toBe('ERR_HOME_INSECURE');
+      // Refused whole: no node lock left behind, and nothing registered or removed.
+      expect(existsSync(join(dir, NODE_LOCK_FILE)), what).toBe(false);
+      expect(
+        refusal(() => {
+          assertHomeNotServed(dir);
+        }).code,
+        what,
+      ).toBe('ERR_HOME_INSECURE');
+      expect(readdirSync(dir), what).toEqual([SERVICE_NODES_DIR]);
+      expect(lstatSync(path).isDirectory(), what).toBe(false);
+    }
+    expect(kept.map((file) => readFileSync(file, 'utf8'))).toEqual(['kept']);
   });
 
   it('an `up` and a single-service node starting at the same moment never both run', async () => {

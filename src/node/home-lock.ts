@@ -17,17 +17,19 @@
 import {
   closeSync,
   linkSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
   renameSync,
-  statSync,
   unlinkSync,
   writeSync,
+  type Stats,
 } from 'node:fs';
 import { join } from 'node:path';
-import { conflict } from '../core/internal.js';
+import { conflict, forbidden } from '../core/internal.js';
+import { readRegularFile } from './regular-file.js';
 
 /** The lock file, in the home's folder. */
 export const ENFORCEMENT_LOCK_FILE = 'enforcement.lock';
@@ -107,10 +109,13 @@ export function lockNodeHome(homeDir: string): HomeLock {
   // The lock first, then the registrations (registerServiceNode does the reverse): of an `up`
   // and a single-service node starting at once, whichever looks second sees the other, so they
   // never both run (both may refuse).
-  const serviceNode = liveServiceNode(homeDir);
-  if (serviceNode !== undefined) {
+  try {
+    const serviceNode = liveServiceNode(homeDir);
+    if (serviceNode !== undefined)
+      throw serviceNodeBusy(homeDir, serviceNode.holder, serviceNode.path);
+  } catch (error) {
     lock.release();
-    throw serviceNodeBusy(homeDir, serviceNode.holder, serviceNode.path);
+    throw error;
   }
   return lock;
 }
@@ -130,12 +135,21 @@ let registrations = 0;
 /**
  * Registers this process as a single-service node on the home (`node start`, `relay start`, …)
  * until released, so that a whole node (`up`) is refused there meanwhile; throws
- * `ERR_HOME_LOCKED` when a whole node holds the home already. Any number may be registered at
- * once. Creates the home's folder (0700) when it is not there yet.
+ * `ERR_HOME_LOCKED` when a whole node holds the home already, `ERR_HOME_INSECURE` when the
+ * home's `service-nodes` is there but not a folder. Any number may be registered at once.
+ * Creates the home's folder (0700) when it is not there yet.
  */
 export function registerServiceNode(homeDir: string): HomeLock {
+  mkdirSync(homeDir, { recursive: true, mode: 0o700 });
   const dir = join(homeDir, SERVICE_NODES_DIR);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  // Looked at even when made just now: what was there already must be a folder (a file made
+  // mkdir fail with EEXIST, a link to a folder elsewhere let it pass).
+  serviceNodesFolderIsThere(homeDir);
   const name = `${process.pid}.${Date.now()}.${++registrations}`;
   const path = join(dir, name);
   // Written beside the folder, then renamed in: a reader never sees it half written.
@@ -163,7 +177,8 @@ export function registerServiceNode(homeDir: string): HomeLock {
 
 /**
  * Throws `ERR_HOME_LOCKED` when a node serves the home: a whole node (another live process, or
- * this one), or a single-service node. What `mandate demo` checks before it recreates a home.
+ * this one), or a single-service node (`ERR_HOME_INSECURE` when the home's `service-nodes` is
+ * not a folder). What `mandate demo` checks before it recreates a home.
  */
 export function assertHomeNotServed(homeDir: string): void {
   assertFree(homeDir, NODE);
@@ -173,16 +188,52 @@ export function assertHomeNotServed(homeDir: string): void {
 }
 
 /**
- * A registered single-service node of the home that still runs, if any. Registrations left by
- * processes that are gone (or naming nobody) are removed on the way.
+ * Whether the home's `service-nodes` is there (false: none ever registered); throws
+ * `ERR_HOME_INSECURE` when it is there but not a folder. Looked at with lstat: a link to a folder
+ * elsewhere is refused too, since the registrations `up` goes by would then be whatever that
+ * folder holds (this home's hidden, or a folder too large to read), and what names no process
+ * there would be removed as stale: another folder's files.
+ */
+function serviceNodesFolderIsThere(homeDir: string): boolean {
+  const dir = join(homeDir, SERVICE_NODES_DIR);
+  let stat: Stats;
+  try {
+    stat = lstatSync(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+  if (stat.isDirectory()) return true;
+  throw forbidden(
+    'ERR_HOME_INSECURE',
+    `the home's \`${dir}\` is ${fileKind(stat)}, not a folder: single-service nodes register there so that \`up\` does not run beside them, and a home's registrations must be in the home; remove it (the next single-service node makes the folder again)`,
+  );
+}
+
+const fileKind = (stat: Stats): string =>
+  stat.isSymbolicLink()
+    ? 'a symbolic link'
+    : stat.isFile()
+      ? 'a file'
+      : stat.isFIFO()
+        ? 'a named pipe'
+        : 'a special file';
+
+/**
+ * A registered single-service node of the home that still runs, if any; throws
+ * `ERR_HOME_INSECURE` when `service-nodes` is not a folder. Registrations left by processes that
+ * are gone (or naming nobody, or not regular files) are removed on the way.
  */
 function liveServiceNode(homeDir: string): { holder: Holder; path: string } | undefined {
+  if (!serviceNodesFolderIsThere(homeDir)) return undefined;
   const dir = join(homeDir, SERVICE_NODES_DIR);
   let names: string[];
   try {
     names = readdirSync(dir);
-  } catch {
-    return undefined; // no folder: none ever registered
+  } catch (error) {
+    // Removed since: none registered. Anything else (unreadable) must not pass for none.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
   }
   for (const name of names) {
     const path = join(dir, name);
@@ -261,14 +312,22 @@ function startTimeOf(pid: number): string | undefined {
 const OWN: Holder = { pid: process.pid, start: startTimeOf(process.pid) };
 
 /**
- * The holder a lock file names, undefined when it names none (gone, unreadable, not a regular
- * file: a FIFO is never opened, it would block).
+ * A lock or registration file is `PID START\n`, at most 32 bytes: read no further than this, so a
+ * huge file in its place (or one that never ends, in /proc) costs nothing.
+ */
+const MAX_HOLDER_FILE_BYTES = 64;
+
+/**
+ * The holder a lock file names, undefined when it names none: gone, unreadable, too large, or
+ * not a regular file — a symbolic link is not followed (it may name a FIFO, a device, /proc,
+ * another process's lock), and a FIFO is never waited on.
  */
 function holderOf(path: string): Holder | undefined {
   let text: string;
   try {
-    if (!statSync(path).isFile()) return undefined;
-    text = readFileSync(path, 'utf8');
+    const read = readRegularFile(path, MAX_HOLDER_FILE_BYTES, { noFollow: true });
+    if (!('bytes' in read)) return undefined;
+    text = read.bytes.toString('utf8');
   } catch {
     return undefined;
   }

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -33,5 +33,28 @@ describe('readRegularFile', () => {
 
   it('bounds a regular file that reports no size (/proc)', () => {
     expect(readRegularFile('/proc/self/status', 4)).toEqual({ refused: 'too_large' });
+  });
+
+  it('with noFollow, refuses a symbolic link without opening what it names', () => {
+    const target = join(dir, 'target.txt');
+    writeFileSync(target, 'bytes');
+    const link = join(dir, 'link');
+    symlinkSync(target, link);
+    expect(readRegularFile(link, 10)).toEqual({ bytes: Buffer.from('bytes') });
+    expect(readRegularFile(link, 10, { noFollow: true })).toEqual({ refused: 'not_regular' });
+    expect(readRegularFile(target, 10, { noFollow: true })).toEqual({
+      bytes: Buffer.from('bytes'),
+    });
+    // A link to what would block or never end: refused as a link, its target never opened.
+    for (const to of ['/proc/self/pagemap', '/dev/zero']) {
+      const other = join(dir, `link-${to.replaceAll('/', '-')}`);
+      symlinkSync(to, other);
+      expect(readRegularFile(other, 10, { noFollow: true }), to).toEqual({
+        refused: 'not_regular',
+      });
+    }
+    const dangling = join(dir, 'dangling');
+    symlinkSync(join(dir, 'absent'), dangling);
+    expect(readRegularFile(dangling, 10, { noFollow: true })).toEqual({ refused: 'not_regular' });
   });
 });

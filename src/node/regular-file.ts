@@ -12,15 +12,28 @@ export type RegularFileRead =
  * without blocking (opening a named pipe for reading would wait for a writer), checked with
  * fstat on that descriptor (what is checked is what is read, even if the path is swapped), and
  * read from it to at most `maxBytes + 1` bytes, the one extra telling a file over the bound —
- * also one that grew after fstat or reports no size (`/proc`). Other failures (`EACCES`, …) are
- * thrown as they come.
+ * also one that grew after fstat or reports no size (`/proc`). With `noFollow`, a symbolic link
+ * at `path` is not followed but refused as `not_regular` (a file the process keeps in its own
+ * folder, where a link would be someone else's doing; O_NOFOLLOW, so no check comes before the
+ * open). Other failures (`EACCES`, …) are thrown as they come.
  */
-export function readRegularFile(path: string, maxBytes: number): RegularFileRead {
+export function readRegularFile(
+  path: string,
+  maxBytes: number,
+  options: { readonly noFollow?: boolean } = {},
+): RegularFileRead {
+  const noFollow = options.noFollow === true;
   let fd: number;
   try {
-    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    fd = openSync(
+      path,
+      fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | (noFollow ? fsConstants.O_NOFOLLOW : 0),
+    );
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { refused: 'missing' };
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { refused: 'missing' };
+    // Linux's answer to O_NOFOLLOW on a link.
+    if (noFollow && code === 'ELOOP') return { refused: 'not_regular' };
     throw error;
   }
   try {
