@@ -64,7 +64,7 @@ const sections: readonly Section[] = [
   {
     name: 'up',
     title:
-      '`mandate up --demo`: the scenario per phase against its floors, end to end; node memory with 1,000 channels',
+      '`mandate up --demo` (a child process, step 19 through the node included): per phase against its floors, end to end; node memory with 1,000 channels',
     run: upBenchmarks,
   },
 ];
