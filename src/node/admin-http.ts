@@ -36,7 +36,8 @@ import {
   type AuditLogRepository,
   type NoteVerifierKey,
 } from '../audit/index.js';
-import { readAuditTrail, readLogEntries, type TrailCall } from './audit-trail-view.js';
+import type { TrailCall } from './audit-trail-view.js';
+import { CachedAuditTrail, TrailCacheReset } from './audit-trail-cache.js';
 import { serveHttp } from './http-server.js';
 import {
   AdminRateLimitedError,
@@ -369,6 +370,9 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
   const logger = options.logger ?? silentLogger;
   const files = loadDashboard(options.dashboardDir);
   const feed = new DecisionFeed(data.auditLog, options.streamPollMs ?? 500, logger);
+  // The trail, parsed once and then only past what was parsed (audit-trail-cache.ts): the graph
+  // and the audit search read it on every request, and the page polls the graph.
+  const trail = new CachedAuditTrail(data.auditLog, logger);
   let origins: readonly string[] = [];
   const hosts = (): string[] => origins.map((o) => new URL(o).host);
 
@@ -597,11 +601,11 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
   });
 
   app.get(AdminPath.graph, async (c) => {
-    const [members, names, revoked, entries] = await Promise.all([
+    const [members, names, revoked, snapshot] = await Promise.all([
       data.members(),
       data.names(),
       revokedIdentities(),
-      readLogEntries(data.auditLog),
+      trail.read(),
     ]);
     const nodes = new Map<string, { id: string; name: string | null; human: boolean }>();
     const edges = new Map<string, { from: string; to: string; calls: number }>();
@@ -615,7 +619,7 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
       node(m.identifier, human === '=true' || human === 'true');
     }
     // Delegations as the trail shows them: each call's chain, root subject → … → acting agent.
-    for (const call of readAuditTrail(entries).calls) {
+    for (const call of snapshot.calls) {
       const path = call.path;
       path.forEach((id) => {
         node(id);
@@ -663,21 +667,45 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
     const tool = q('tool') ?? '';
     if (agent.length > 256 || tool.length > 256)
       throw invalid('ERR_ADMIN_REQUEST_INVALID', '`agent` and `tool` are at most 256 characters');
-    const [entries, names] = await Promise.all([readLogEntries(data.auditLog), data.names()]);
-    const matches = readAuditTrail(entries)
-      .calls.filter(
+    const names = await data.names();
+    const matching = (call: TrailCall) =>
+      (agent === '' || call.agent === agent || names.get(call.agent) === agent) &&
+      (tool === '' || call.tool === tool) &&
+      (decision === undefined || decision === '' || call.decision?.decision === decision) &&
+      (since === undefined || call.issuedAt >= since) &&
+      (until === undefined || call.issuedAt <= until);
+    // The page's records are read from the store now, never from the cache: they are the bytes
+    // the browser checks the proofs over, so a record tampered with in the store fails there as
+    // it is. One that differs from the record the cache parsed drops the cache, and the page is
+    // made again from the trail read afresh (once: a store that keeps changing under the read is
+    // served as read).
+    let matches: TrailCall[] = [];
+    let page: TrailCall[] = [];
+    let stored = new Map<number, Uint8Array>();
+    for (let attempt = 0; attempt < 2; attempt++) {
+      matches = (await trail.read()).calls.filter(matching).reverse();
+      // Copies: a later read may attach a decision or an outcome to a call meanwhile.
+      page = matches.slice(offset, offset + limit).map((call) => ({
+        ...call,
+        ...(call.extraDecisions === undefined ? {} : { extraDecisions: [...call.extraDecisions] }),
+      }));
+      stored = await readRecords(
+        page.flatMap((call) =>
+          call.decision === undefined ? [call.index] : [call.index, call.decision.index],
+        ),
+      );
+      const fresh = page.every(
         (call) =>
-          (agent === '' || call.agent === agent || names.get(call.agent) === agent) &&
-          (tool === '' || call.tool === tool) &&
-          (decision === undefined || decision === '' || call.decision?.decision === decision) &&
-          (since === undefined || call.issuedAt >= since) &&
-          (until === undefined || call.issuedAt <= until),
-      )
-      .reverse();
-    const page = matches.slice(offset, offset + limit);
-    const stored = await data.auditLog.latestCheckpoint();
+          auditHashOf(stored.get(call.index)!) === call.hash &&
+          (call.decision === undefined ||
+            auditHashOf(stored.get(call.decision.index)!) === call.decision.hash),
+      );
+      if (fresh) break;
+      trail.reset(TrailCacheReset.record);
+    }
+    const checkpoint = await data.auditLog.latestCheckpoint();
     const treeSize =
-      stored === undefined ? 0 : parseCheckpoint(parseNote(stored.note).text).treeSize;
+      checkpoint === undefined ? 0 : parseCheckpoint(parseNote(checkpoint.note).text).treeSize;
     const log = await AuditLog.open({ repository: data.auditLog, origin: data.logKey.name });
     const proofOf = async (index: number) => {
       if (index >= treeSize || treeSize > log.size) return null;
@@ -685,7 +713,7 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
       return {
         index,
         treeSize,
-        record: toBase64(entries[index]!.record),
+        record: toBase64(stored.get(index)!),
         hashes: hashes.map((h) => toBase64(h)),
       };
     };
@@ -695,17 +723,37 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
       total: matches.length,
       offset,
       limit,
-      checkpoint: stored === undefined ? null : { treeSize, note: stored.note },
+      checkpoint: checkpoint === undefined ? null : { treeSize, note: checkpoint.note },
       calls,
     });
+
+    /** The stored records at `indices`, read one by one (a page holds at most 400). */
+    async function readRecords(indices: readonly number[]) {
+      const out = new Map<number, Uint8Array>();
+      try {
+        for (const i of indices)
+          if (!out.has(i)) out.set(i, (await data.auditLog.readEntries(i, i + 1))[0]!.record);
+      } catch (error) {
+        // A record the trail holds is not in the store (deleted behind the log's back, or the
+        // store replaced): the next read starts over, and meets what a read of the store meets.
+        trail.reset(TrailCacheReset.error);
+        throw error;
+      }
+      return out;
+    }
 
     async function callView(call: TrailCall) {
       const escalation = call.decision?.escalation?.id;
       const approval = escalation === undefined ? undefined : await data.approvals.get(escalation);
-      const record = (i: number | undefined) =>
-        i === undefined
-          ? null
-          : (JSON.parse(new TextDecoder().decode(entries[i]!.record)) as unknown);
+      const record = (i: number | undefined): unknown => {
+        if (i === undefined) return null;
+        try {
+          return JSON.parse(new TextDecoder().decode(stored.get(i)));
+        } catch {
+          // Only when the store changed again under the second read: its proof tells the rest.
+          return null;
+        }
+      };
       return {
         ...call,
         pathNames: call.path.map((id) => names.get(id) ?? null),
