@@ -37,7 +37,7 @@ import {
   type NoteVerifierKey,
 } from '../audit/index.js';
 import type { TrailCall } from './audit-trail-view.js';
-import { CachedAuditTrail, TrailCacheReset } from './audit-trail-cache.js';
+import { CachedAuditTrail, TrailCacheReset, type AuditTrailSnapshot } from './audit-trail-cache.js';
 import { serveHttp } from './http-server.js';
 import {
   AdminRateLimitedError,
@@ -69,6 +69,9 @@ export const ADMIN_CSRF_HEADER = 'x-mandate-csrf';
 const MAX_ADMIN_BODY_BYTES = 32 * 1024;
 /** Most calls one audit page holds. */
 const MAX_AUDIT_PAGE = 200;
+/** Members one agents page holds: by default, and at most. */
+const DEFAULT_AGENTS_PAGE = 100;
+const MAX_AGENTS_PAGE = 1000;
 /** Most live streams at once. */
 const MAX_STREAMS = 32;
 /** Most live streams of one session at once: no session takes every slot. */
@@ -357,8 +360,9 @@ class DecisionFeed {
  * - `GET /api/challenge`, `POST /api/challenge {answer}`: a script's signed challenge → a bearer
  *   session token;
  * - `GET /api/session`, `POST /api/logout`;
- * - `GET /api/agents`, `/api/graph`, `/api/audit?agent&tool&decision&since&until&offset&limit`,
- *   `/api/log-key`, `/api/approvals?status`, `/api/leases?state`, `/api/events` (SSE);
+ * - `GET /api/agents?offset&limit`, `/api/graph`,
+ *   `/api/audit?agent&tool&decision&since&until&offset&limit`, `/api/log-key`,
+ *   `/api/approvals?status`, `/api/leases?state`, `/api/events` (SSE);
  * - `POST /api/approvals/:id {decision, reason}`: the operator's signed answer.
  * Every `/api/*` but login and challenge needs a session (cookie or `Authorization: Bearer`);
  * a cookie session's POST needs the `X-Mandate-CSRF` header and a same-origin `Origin`. Login
@@ -577,13 +581,19 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
   };
 
   app.get(AdminPath.agents, async (c) => {
+    const offset = integerParam(c.req.query('offset'), 'offset', 0, 10_000_000) ?? 0;
+    const limit =
+      integerParam(c.req.query('limit'), 'limit', 1, MAX_AGENTS_PAGE) ?? DEFAULT_AGENTS_PAGE;
     const [members, names, revoked] = await Promise.all([
       data.members(),
       data.names(),
       revokedIdentities(),
     ]);
     return c.json({
-      agents: members.map((m) => {
+      total: members.length,
+      offset,
+      limit,
+      agents: members.slice(offset, offset + limit).map((m) => {
         const attributes: Record<string, string> = {};
         for (const [name, bytes] of m.attributes) attributes[name] = attributeText(name, bytes);
         return {
@@ -600,6 +610,32 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
     });
   });
 
+  // The identities on the trail's chains and the delegation edges between them, kept while the
+  // trail is unchanged: each call's path, root subject → … → acting agent, one edge per hop,
+  // counted per call.
+  interface TrailGraph {
+    readonly version: number;
+    readonly ids: ReadonlySet<string>;
+    readonly edges: readonly { from: string; to: string; calls: number }[];
+  }
+  let trailGraph: TrailGraph | undefined;
+  const graphOf = (snapshot: AuditTrailSnapshot): TrailGraph => {
+    if (trailGraph?.version === snapshot.version) return trailGraph;
+    const ids = new Set<string>();
+    const edges = new Map<string, { from: string; to: string; calls: number }>();
+    for (const { path } of snapshot.calls) {
+      for (const id of path) ids.add(id);
+      for (let i = 1; i < path.length; i++) {
+        const key = `${path[i - 1]!}>${path[i]!}`;
+        const edge = edges.get(key);
+        if (edge === undefined) edges.set(key, { from: path[i - 1]!, to: path[i]!, calls: 1 });
+        else edge.calls++;
+      }
+    }
+    trailGraph = { version: snapshot.version, ids, edges: [...edges.values()] };
+    return trailGraph;
+  };
+
   app.get(AdminPath.graph, async (c) => {
     const [members, names, revoked, snapshot] = await Promise.all([
       data.members(),
@@ -607,46 +643,43 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
       revokedIdentities(),
       trail.read(),
     ]);
-    const nodes = new Map<string, { id: string; name: string | null; human: boolean }>();
-    const edges = new Map<string, { from: string; to: string; calls: number }>();
-    const node = (id: string, human = false) => {
-      const known = nodes.get(id);
-      if (known === undefined) nodes.set(id, { id, name: names.get(id) ?? null, human });
-      else if (human && !known.human) nodes.set(id, { ...known, human });
-    };
+    const { ids: onChains, edges } = graphOf(snapshot);
+    // The identities on a logged chain, then the revoked members on none; any other member is
+    // only counted (the agents view lists them all): a home of thousands of members would send,
+    // and draw, thousands of boxes.
+    const ids = new Set(onChains);
+    const human = new Set<string>();
+    let unlinkedMembers = 0;
     for (const m of members) {
-      const human = attributeText('human', m.attributes.get('human') ?? new Uint8Array());
-      node(m.identifier, human === '=true' || human === 'true');
-    }
-    // Delegations as the trail shows them: each call's chain, root subject → … → acting agent.
-    for (const call of snapshot.calls) {
-      const path = call.path;
-      path.forEach((id) => {
-        node(id);
-      });
-      for (let i = 1; i < path.length; i++) {
-        const key = `${path[i - 1]!}>${path[i]!}`;
-        const edge = edges.get(key);
-        edges.set(key, { from: path[i - 1]!, to: path[i]!, calls: (edge?.calls ?? 0) + 1 });
+      if (!ids.has(m.identifier) && !revoked.has(m.identifier)) {
+        unlinkedMembers++;
+        continue;
       }
+      ids.add(m.identifier);
+      const flag = m.attributes.get('human');
+      const text = flag === undefined ? '' : attributeText('human', flag);
+      if (text === '=true' || text === 'true') human.add(m.identifier);
     }
     // A revoked identity cuts its branch: it and everything delegated below it.
-    const cut = new Set<string>([...nodes.keys()].filter((id) => revoked.has(id)));
+    const cut = new Set<string>([...ids].filter((id) => revoked.has(id)));
     for (let changed = true; changed;) {
       changed = false;
-      for (const e of edges.values())
+      for (const e of edges)
         if (cut.has(e.from) && !cut.has(e.to)) {
           cut.add(e.to);
           changed = true;
         }
     }
     return c.json({
-      nodes: [...nodes.values()].map((n) => ({
-        ...n,
-        revoked: revoked.has(n.id),
-        inRevokedBranch: cut.has(n.id),
+      nodes: [...ids].map((id) => ({
+        id,
+        name: names.get(id) ?? null,
+        human: human.has(id),
+        revoked: revoked.has(id),
+        inRevokedBranch: cut.has(id),
       })),
-      edges: [...edges.values()].map((e) => ({ ...e, revoked: cut.has(e.to) })),
+      edges: edges.map((e) => ({ ...e, revoked: cut.has(e.to) })),
+      unlinkedMembers,
     });
   });
 

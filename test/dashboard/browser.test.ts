@@ -91,6 +91,9 @@ describe.skipIf(skip)('the dashboard in Chromium', () => {
     await page.locator('[data-testid=agent-row]', { hasText: 'dana' }).waitFor();
     expect(page.url()).not.toContain('token=');
     expect(await page.locator('[data-testid=agent-row]').count()).toBe(2);
+    expect(await page.locator('[data-testid=agents-range]').innerText()).toMatch(
+      /^members 1–2 of 2/,
+    );
 
     // A second browser cannot reuse the link.
     const other = await browser!.newPage();
