@@ -9,6 +9,8 @@ import { verifyCheckpointNote, verifyInclusion, type InclusionProof } from './ve
 const KEY_STORAGE = 'mandate.logKey';
 /** How often the agents or the graph, while shown, are fetched again. */
 const REFRESH_MS = 3_000;
+/** Members per agents page. */
+const AGENTS_PAGE = 100;
 let csrf = '';
 
 async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
@@ -41,6 +43,37 @@ interface Agent {
   attributes: Record<string, string>;
   human: boolean;
   revoked: boolean;
+}
+
+interface AgentsPage {
+  total: number;
+  offset: number;
+  agents: Agent[];
+}
+
+function AgentsPager({ page, onPage }: { page: AgentsPage; onPage: (offset: number) => void }) {
+  const { agents, offset, total } = page;
+  return (
+    <p data-testid="agents-range">
+      members {total === 0 ? 0 : offset + 1}–{offset + agents.length} of {total}{' '}
+      <button
+        disabled={offset === 0}
+        onClick={() => {
+          onPage(Math.max(0, offset - AGENTS_PAGE));
+        }}
+      >
+        previous
+      </button>{' '}
+      <button
+        disabled={offset + AGENTS_PAGE >= total}
+        onClick={() => {
+          onPage(offset + AGENTS_PAGE);
+        }}
+      >
+        next
+      </button>
+    </p>
+  );
 }
 
 function Agents({ agents }: { agents: Agent[] }) {
@@ -93,23 +126,32 @@ interface GraphEdge {
   calls: number;
   revoked: boolean;
 }
+interface GraphView {
+  nodes: GraphNode[];
+  edges: GraphEdge[];
+  /** Members on no logged chain and not revoked: not sent, only counted (see the agents view). */
+  unlinkedMembers: number;
+}
 
 /**
- * A layered drawing: each node one column right of its deepest delegator; in each column the
- * nodes on a chain come first, so the chains stay in view above the members that delegate nothing.
+ * A layered drawing of the identities on logged chains (and of revoked members on none): each
+ * node one column right of its deepest delegator (rounds until nothing moves: as many as the
+ * longest chain, not as many as the nodes); in each column in the order sent, chains first.
  */
-function Graph({ graph }: { graph: { nodes: GraphNode[]; edges: GraphEdge[] } }) {
+function Graph({ graph }: { graph: GraphView }) {
   const depth = new Map<string, number>(graph.nodes.map((n) => [n.id, 0]));
-  for (let round = 0; round < graph.nodes.length; round++)
-    for (const e of graph.edges)
-      depth.set(e.to, Math.max(depth.get(e.to) ?? 0, (depth.get(e.from) ?? 0) + 1));
-  const linked = new Set(graph.edges.flatMap((e) => [e.from, e.to]));
-  const ordered = [
-    ...graph.nodes.filter((n) => linked.has(n.id)),
-    ...graph.nodes.filter((n) => !linked.has(n.id)),
-  ];
+  for (let round = 0, moved = true; moved && round < graph.nodes.length; round++) {
+    moved = false;
+    for (const e of graph.edges) {
+      const d = (depth.get(e.from) ?? 0) + 1;
+      if (d > (depth.get(e.to) ?? 0)) {
+        depth.set(e.to, d);
+        moved = true;
+      }
+    }
+  }
   const columns = new Map<number, GraphNode[]>();
-  for (const n of ordered)
+  for (const n of graph.nodes)
     columns.set(depth.get(n.id)!, [...(columns.get(depth.get(n.id)!) ?? []), n]);
   const nameOf = new Map(graph.nodes.map((n) => [n.id, n.name ?? n.id]));
   const at = new Map<string, { x: number; y: number }>();
@@ -242,6 +284,7 @@ interface AuditCall {
   index: number;
   agent: string;
   path: string[];
+  pathNames: (string | null)[];
   tool: string;
   issuedAt: number;
   decision?: {
@@ -379,7 +422,9 @@ function Audit({ names, logKey }: { names: Names; logKey: { key: string; pinned:
                   </span>{' '}
                   {when(c.issuedAt)}
                 </div>
-                <div>chain: {c.path.map((id) => label(names, id)).join(' → ')}</div>
+                <div>
+                  chain: {c.path.map((id, i) => c.pathNames[i] ?? label(names, id)).join(' → ')}
+                </div>
                 {c.decision !== undefined && (
                   <div>
                     why:{' '}
@@ -572,8 +617,12 @@ function App() {
   const [state, setState] = useState<'loading' | 'out' | 'in'>('loading');
   const [operator, setOperator] = useState('');
   const [tab, setTab] = useState<Tab>('agents');
-  const [agents, setAgents] = useState<Agent[]>([]);
-  const [graph, setGraph] = useState<{ nodes: GraphNode[]; edges: GraphEdge[] } | null>(null);
+  const [agents, setAgents] = useState<AgentsPage>({ total: 0, offset: 0, agents: [] });
+  const [agentsOffset, setAgentsOffset] = useState(0);
+  const [graph, setGraph] = useState<GraphView | null>(null);
+  // Names seen in any view, for the labels of the others: the agents view holds one page, the
+  // graph only the identities on a chain.
+  const [names, setNames] = useState<Names>(new Map());
   const [logKey, setLogKey] = useState<{ key: string; pinned: boolean } | null>(null);
   const [error, setError] = useState('');
   useEffect(() => {
@@ -596,8 +645,8 @@ function App() {
             ? { key: pinned, pinned: true }
             : { key: (await api<{ key: string }>('/api/log-key')).key, pinned: false },
         );
-        setAgents((await api<{ agents: Agent[] }>('/api/agents')).agents);
-        setGraph(await api('/api/graph'));
+        setAgents(await api<AgentsPage>(agentsPath(0)));
+        setGraph(await api<GraphView>('/api/graph'));
         setState('in');
       } catch (e) {
         setError((e as Error).message);
@@ -614,9 +663,8 @@ function App() {
       if (busy || document.visibilityState === 'hidden') return;
       busy = true;
       try {
-        if (tab === 'graph')
-          setGraph(await api<{ nodes: GraphNode[]; edges: GraphEdge[] }>('/api/graph'));
-        else setAgents((await api<{ agents: Agent[] }>('/api/agents')).agents);
+        if (tab === 'graph') setGraph(await api<GraphView>('/api/graph'));
+        else setAgents(await api<AgentsPage>(agentsPath(agentsOffset)));
       } catch {
         // The last view stays; the next tick asks again.
       } finally {
@@ -628,7 +676,22 @@ function App() {
     return () => {
       clearInterval(timer);
     };
-  }, [tab, state]);
+  }, [tab, state, agentsOffset]);
+  useEffect(() => {
+    setNames((before) => {
+      const next = new Map(before);
+      let changed = false;
+      const see = (id: string, name: string | null) => {
+        if (name !== null && next.get(id) !== name) {
+          next.set(id, name);
+          changed = true;
+        }
+      };
+      for (const a of agents.agents) see(a.identifier, a.name);
+      for (const n of graph?.nodes ?? []) see(n.id, n.name);
+      return changed ? next : before;
+    });
+  }, [agents, graph]);
   if (state === 'loading') return <p>loading…</p>;
   if (state === 'out')
     return (
@@ -641,9 +704,6 @@ function App() {
         {error !== '' && <p class="error">{error}</p>}
       </main>
     );
-  const names = new Map<string, string>();
-  for (const a of agents) if (a.name !== null) names.set(a.identifier, a.name);
-  for (const n of graph?.nodes ?? []) if (n.name !== null) names.set(n.id, n.name);
   return (
     <main>
       <header>
@@ -666,7 +726,13 @@ function App() {
           operator {label(names, operator)}
         </span>
       </header>
-      {tab === 'agents' && <Agents agents={agents} />}
+      {tab === 'agents' && <AgentsPager page={agents} onPage={setAgentsOffset} />}
+      {tab === 'agents' && <Agents agents={agents.agents} />}
+      {tab === 'graph' && graph !== null && graph.unlinkedMembers > 0 && (
+        <p class="small" data-testid="graph-unlinked">
+          {graph.unlinkedMembers} members on no logged chain are not drawn (see agents).
+        </p>
+      )}
       {tab === 'graph' && graph !== null && <Graph graph={graph} />}
       {tab === 'live' && <Live names={names} />}
       {tab === 'audit' && logKey !== null && <Audit names={names} logKey={logKey} />}
@@ -675,5 +741,7 @@ function App() {
     </main>
   );
 }
+
+const agentsPath = (offset: number): string => `/api/agents?offset=${offset}&limit=${AGENTS_PAGE}`;
 
 render(<App />, document.getElementById('app')!);

@@ -36,7 +36,8 @@ import {
   type AuditLogRepository,
   type NoteVerifierKey,
 } from '../audit/index.js';
-import { readAuditTrail, readLogEntries, type TrailCall } from './audit-trail-view.js';
+import type { TrailCall } from './audit-trail-view.js';
+import { CachedAuditTrail, TrailCacheReset, type AuditTrailSnapshot } from './audit-trail-cache.js';
 import { serveHttp } from './http-server.js';
 import {
   AdminRateLimitedError,
@@ -68,6 +69,9 @@ export const ADMIN_CSRF_HEADER = 'x-mandate-csrf';
 const MAX_ADMIN_BODY_BYTES = 32 * 1024;
 /** Most calls one audit page holds. */
 const MAX_AUDIT_PAGE = 200;
+/** Members one agents page holds: by default, and at most. */
+const DEFAULT_AGENTS_PAGE = 100;
+const MAX_AGENTS_PAGE = 1000;
 /** Most live streams at once. */
 const MAX_STREAMS = 32;
 /** Most live streams of one session at once: no session takes every slot. */
@@ -356,8 +360,9 @@ class DecisionFeed {
  * - `GET /api/challenge`, `POST /api/challenge {answer}`: a script's signed challenge → a bearer
  *   session token;
  * - `GET /api/session`, `POST /api/logout`;
- * - `GET /api/agents`, `/api/graph`, `/api/audit?agent&tool&decision&since&until&offset&limit`,
- *   `/api/log-key`, `/api/approvals?status`, `/api/leases?state`, `/api/events` (SSE);
+ * - `GET /api/agents?offset&limit`, `/api/graph`,
+ *   `/api/audit?agent&tool&decision&since&until&offset&limit`, `/api/log-key`,
+ *   `/api/approvals?status`, `/api/leases?state`, `/api/events` (SSE);
  * - `POST /api/approvals/:id {decision, reason}`: the operator's signed answer.
  * Every `/api/*` but login and challenge needs a session (cookie or `Authorization: Bearer`);
  * a cookie session's POST needs the `X-Mandate-CSRF` header and a same-origin `Origin`. Login
@@ -369,6 +374,9 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
   const logger = options.logger ?? silentLogger;
   const files = loadDashboard(options.dashboardDir);
   const feed = new DecisionFeed(data.auditLog, options.streamPollMs ?? 500, logger);
+  // The trail, parsed once and then only past what was parsed (audit-trail-cache.ts): the graph
+  // and the audit search read it on every request, and the page polls the graph.
+  const trail = new CachedAuditTrail(data.auditLog, logger);
   let origins: readonly string[] = [];
   const hosts = (): string[] => origins.map((o) => new URL(o).host);
 
@@ -573,13 +581,19 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
   };
 
   app.get(AdminPath.agents, async (c) => {
+    const offset = integerParam(c.req.query('offset'), 'offset', 0, 10_000_000) ?? 0;
+    const limit =
+      integerParam(c.req.query('limit'), 'limit', 1, MAX_AGENTS_PAGE) ?? DEFAULT_AGENTS_PAGE;
     const [members, names, revoked] = await Promise.all([
       data.members(),
       data.names(),
       revokedIdentities(),
     ]);
     return c.json({
-      agents: members.map((m) => {
+      total: members.length,
+      offset,
+      limit,
+      agents: members.slice(offset, offset + limit).map((m) => {
         const attributes: Record<string, string> = {};
         for (const [name, bytes] of m.attributes) attributes[name] = attributeText(name, bytes);
         return {
@@ -596,53 +610,76 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
     });
   });
 
-  app.get(AdminPath.graph, async (c) => {
-    const [members, names, revoked, entries] = await Promise.all([
-      data.members(),
-      data.names(),
-      revokedIdentities(),
-      readLogEntries(data.auditLog),
-    ]);
-    const nodes = new Map<string, { id: string; name: string | null; human: boolean }>();
+  // The identities on the trail's chains and the delegation edges between them, kept while the
+  // trail is unchanged: each call's path, root subject → … → acting agent, one edge per hop,
+  // counted per call.
+  interface TrailGraph {
+    readonly version: number;
+    readonly ids: ReadonlySet<string>;
+    readonly edges: readonly { from: string; to: string; calls: number }[];
+  }
+  let trailGraph: TrailGraph | undefined;
+  const graphOf = (snapshot: AuditTrailSnapshot): TrailGraph => {
+    if (trailGraph?.version === snapshot.version) return trailGraph;
+    const ids = new Set<string>();
     const edges = new Map<string, { from: string; to: string; calls: number }>();
-    const node = (id: string, human = false) => {
-      const known = nodes.get(id);
-      if (known === undefined) nodes.set(id, { id, name: names.get(id) ?? null, human });
-      else if (human && !known.human) nodes.set(id, { ...known, human });
-    };
-    for (const m of members) {
-      const human = attributeText('human', m.attributes.get('human') ?? new Uint8Array());
-      node(m.identifier, human === '=true' || human === 'true');
-    }
-    // Delegations as the trail shows them: each call's chain, root subject → … → acting agent.
-    for (const call of readAuditTrail(entries).calls) {
-      const path = call.path;
-      path.forEach((id) => {
-        node(id);
-      });
+    for (const { path } of snapshot.calls) {
+      for (const id of path) ids.add(id);
       for (let i = 1; i < path.length; i++) {
         const key = `${path[i - 1]!}>${path[i]!}`;
         const edge = edges.get(key);
-        edges.set(key, { from: path[i - 1]!, to: path[i]!, calls: (edge?.calls ?? 0) + 1 });
+        if (edge === undefined) edges.set(key, { from: path[i - 1]!, to: path[i]!, calls: 1 });
+        else edge.calls++;
       }
     }
+    trailGraph = { version: snapshot.version, ids, edges: [...edges.values()] };
+    return trailGraph;
+  };
+
+  app.get(AdminPath.graph, async (c) => {
+    const [members, names, revoked, snapshot] = await Promise.all([
+      data.members(),
+      data.names(),
+      revokedIdentities(),
+      trail.read(),
+    ]);
+    const { ids: onChains, edges } = graphOf(snapshot);
+    // The identities on a logged chain, then the revoked members on none; any other member is
+    // only counted (the agents view lists them all): a home of thousands of members would send,
+    // and draw, thousands of boxes.
+    const ids = new Set(onChains);
+    const human = new Set<string>();
+    let unlinkedMembers = 0;
+    for (const m of members) {
+      if (!ids.has(m.identifier) && !revoked.has(m.identifier)) {
+        unlinkedMembers++;
+        continue;
+      }
+      ids.add(m.identifier);
+      const flag = m.attributes.get('human');
+      const text = flag === undefined ? '' : attributeText('human', flag);
+      if (text === '=true' || text === 'true') human.add(m.identifier);
+    }
     // A revoked identity cuts its branch: it and everything delegated below it.
-    const cut = new Set<string>([...nodes.keys()].filter((id) => revoked.has(id)));
+    const cut = new Set<string>([...ids].filter((id) => revoked.has(id)));
     for (let changed = true; changed;) {
       changed = false;
-      for (const e of edges.values())
+      for (const e of edges)
         if (cut.has(e.from) && !cut.has(e.to)) {
           cut.add(e.to);
           changed = true;
         }
     }
     return c.json({
-      nodes: [...nodes.values()].map((n) => ({
-        ...n,
-        revoked: revoked.has(n.id),
-        inRevokedBranch: cut.has(n.id),
+      nodes: [...ids].map((id) => ({
+        id,
+        name: names.get(id) ?? null,
+        human: human.has(id),
+        revoked: revoked.has(id),
+        inRevokedBranch: cut.has(id),
       })),
-      edges: [...edges.values()].map((e) => ({ ...e, revoked: cut.has(e.to) })),
+      edges: edges.map((e) => ({ ...e, revoked: cut.has(e.to) })),
+      unlinkedMembers,
     });
   });
 
@@ -663,21 +700,45 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
     const tool = q('tool') ?? '';
     if (agent.length > 256 || tool.length > 256)
       throw invalid('ERR_ADMIN_REQUEST_INVALID', '`agent` and `tool` are at most 256 characters');
-    const [entries, names] = await Promise.all([readLogEntries(data.auditLog), data.names()]);
-    const matches = readAuditTrail(entries)
-      .calls.filter(
+    const names = await data.names();
+    const matching = (call: TrailCall) =>
+      (agent === '' || call.agent === agent || names.get(call.agent) === agent) &&
+      (tool === '' || call.tool === tool) &&
+      (decision === undefined || decision === '' || call.decision?.decision === decision) &&
+      (since === undefined || call.issuedAt >= since) &&
+      (until === undefined || call.issuedAt <= until);
+    // The page's records are read from the store now, never from the cache: they are the bytes
+    // the browser checks the proofs over, so a record tampered with in the store fails there as
+    // it is. One that differs from the record the cache parsed drops the cache, and the page is
+    // made again from the trail read afresh (once: a store that keeps changing under the read is
+    // served as read).
+    let matches: TrailCall[] = [];
+    let page: TrailCall[] = [];
+    let stored = new Map<number, Uint8Array>();
+    for (let attempt = 0; attempt < 2; attempt++) {
+      matches = (await trail.read()).calls.filter(matching).reverse();
+      // Copies: a later read may attach a decision or an outcome to a call meanwhile.
+      page = matches.slice(offset, offset + limit).map((call) => ({
+        ...call,
+        ...(call.extraDecisions === undefined ? {} : { extraDecisions: [...call.extraDecisions] }),
+      }));
+      stored = await readRecords(
+        page.flatMap((call) =>
+          call.decision === undefined ? [call.index] : [call.index, call.decision.index],
+        ),
+      );
+      const fresh = page.every(
         (call) =>
-          (agent === '' || call.agent === agent || names.get(call.agent) === agent) &&
-          (tool === '' || call.tool === tool) &&
-          (decision === undefined || decision === '' || call.decision?.decision === decision) &&
-          (since === undefined || call.issuedAt >= since) &&
-          (until === undefined || call.issuedAt <= until),
-      )
-      .reverse();
-    const page = matches.slice(offset, offset + limit);
-    const stored = await data.auditLog.latestCheckpoint();
+          auditHashOf(stored.get(call.index)!) === call.hash &&
+          (call.decision === undefined ||
+            auditHashOf(stored.get(call.decision.index)!) === call.decision.hash),
+      );
+      if (fresh) break;
+      trail.reset(TrailCacheReset.record);
+    }
+    const checkpoint = await data.auditLog.latestCheckpoint();
     const treeSize =
-      stored === undefined ? 0 : parseCheckpoint(parseNote(stored.note).text).treeSize;
+      checkpoint === undefined ? 0 : parseCheckpoint(parseNote(checkpoint.note).text).treeSize;
     const log = await AuditLog.open({ repository: data.auditLog, origin: data.logKey.name });
     const proofOf = async (index: number) => {
       if (index >= treeSize || treeSize > log.size) return null;
@@ -685,7 +746,7 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
       return {
         index,
         treeSize,
-        record: toBase64(entries[index]!.record),
+        record: toBase64(stored.get(index)!),
         hashes: hashes.map((h) => toBase64(h)),
       };
     };
@@ -695,17 +756,37 @@ export function createAdminApp(options: AdminAppOptions): AdminApp {
       total: matches.length,
       offset,
       limit,
-      checkpoint: stored === undefined ? null : { treeSize, note: stored.note },
+      checkpoint: checkpoint === undefined ? null : { treeSize, note: checkpoint.note },
       calls,
     });
+
+    /** The stored records at `indices`, read one by one (a page holds at most 400). */
+    async function readRecords(indices: readonly number[]) {
+      const out = new Map<number, Uint8Array>();
+      try {
+        for (const i of indices)
+          if (!out.has(i)) out.set(i, (await data.auditLog.readEntries(i, i + 1))[0]!.record);
+      } catch (error) {
+        // A record the trail holds is not in the store (deleted behind the log's back, or the
+        // store replaced): the next read starts over, and meets what a read of the store meets.
+        trail.reset(TrailCacheReset.error);
+        throw error;
+      }
+      return out;
+    }
 
     async function callView(call: TrailCall) {
       const escalation = call.decision?.escalation?.id;
       const approval = escalation === undefined ? undefined : await data.approvals.get(escalation);
-      const record = (i: number | undefined) =>
-        i === undefined
-          ? null
-          : (JSON.parse(new TextDecoder().decode(entries[i]!.record)) as unknown);
+      const record = (i: number | undefined): unknown => {
+        if (i === undefined) return null;
+        try {
+          return JSON.parse(new TextDecoder().decode(stored.get(i)));
+        } catch {
+          // Only when the store changed again under the second read: its proof tells the rest.
+          return null;
+        }
+      };
       return {
         ...call,
         pathNames: call.path.map((id) => names.get(id) ?? null),

@@ -21,7 +21,7 @@ export interface TrailCall {
   readonly hash: string;
   readonly index: number;
   readonly agent: string;
-  /** The chain as a path: the root credential's issuer (the authority), its subject, each link's subject. */
+  /** The chain as a path: the root credential's subject, then each link's subject (the acting agent last). */
   readonly path: readonly string[];
   readonly tool: string;
   readonly server: string | null;
@@ -79,27 +79,55 @@ function chainPathOf(chain: string): string[] {
  * them does not verify). Coverage is set afterwards, for the calls shown ({@link markCoverage}).
  */
 export function readAuditTrail(entries: readonly LogEntryLine[]): AuditTrailView {
-  const calls: TrailCall[] = [];
-  const callByHash = new Map<string, TrailCall>();
-  const byHash = new Map<string, { index: number; record: Record<string, unknown> }>();
-  const traces: Record<string, unknown>[] = [];
+  const reader = new AuditTrailReader();
+  reader.add(entries);
+  return { calls: reader.calls, byHash: reader.byHash, traces: reader.traces };
+}
+
+/**
+ * {@link readAuditTrail} a batch at a time: entries added in log order, in any number of
+ * batches, make the same calls as one read of all of them (a decision or outcome attaches to the
+ * call read before it, whichever batch that was in). What a cache of a growing log appends to.
+ */
+export class AuditTrailReader {
+  readonly calls: TrailCall[] = [];
+  /** Every record by hash; empty with `keepRecords: false`. */
+  readonly byHash = new Map<string, { index: number; record: Record<string, unknown> }>();
+  /** The decision traces; empty with `keepRecords: false`. */
+  readonly traces: Record<string, unknown>[] = [];
+  readonly #keepRecords: boolean;
+  readonly #callByHash = new Map<string, TrailCall>();
   // Chains logged once by hash (chain records), for the invocations that name theirs by hash.
-  const chainTexts = new Map<string, string>();
-  for (const e of entries) {
+  readonly #chainTexts = new Map<string, string>();
+
+  /**
+   * `keepRecords: false` keeps only the calls and the chains they name, not `byHash` (every parsed
+   * record: most of the memory of a long log) nor `traces`.
+   */
+  constructor(options: { readonly keepRecords?: boolean } = {}) {
+    this.#keepRecords = options.keepRecords ?? true;
+  }
+
+  add(entries: Iterable<LogEntryLine>): void {
+    for (const e of entries) this.#read(e);
+  }
+
+  #read(e: LogEntryLine): void {
     let record: Record<string, unknown>;
     try {
       const value: unknown = JSON.parse(decoder.decode(e.record));
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) continue;
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
       record = value as Record<string, unknown>;
     } catch {
-      continue;
+      return;
     }
     const hash = e.id ?? auditRecordHash(e.record);
-    byHash.set(hash, { index: e.index, record });
+    if (this.#keepRecords) this.byHash.set(hash, { index: e.index, record });
     const str = (k: string): string => (typeof record[k] === 'string' ? record[k] : '');
     switch (record.type) {
       case CHAIN_RECORD_TYPE:
-        if (!chainTexts.has(str('chainHash'))) chainTexts.set(str('chainHash'), str('chain'));
+        if (!this.#chainTexts.has(str('chainHash')))
+          this.#chainTexts.set(str('chainHash'), str('chain'));
         break;
       case INVOCATION_RECORD_TYPE:
       case CHAIN_REF_INVOCATION_RECORD_TYPE: {
@@ -110,7 +138,7 @@ export function readAuditTrail(entries: readonly LogEntryLine[]): AuditTrailView
           path: chainPathOf(
             record.type === INVOCATION_RECORD_TYPE
               ? str('chain')
-              : (chainTexts.get(str('chainHash')) ?? ''),
+              : (this.#chainTexts.get(str('chainHash')) ?? ''),
           ),
           tool: str('tool'),
           server: typeof record.server === 'string' ? record.server : null,
@@ -118,12 +146,12 @@ export function readAuditTrail(entries: readonly LogEntryLine[]): AuditTrailView
           issuedAt: typeof record.issuedAt === 'number' ? record.issuedAt : 0,
           ...(record.report === undefined ? {} : { report: record.report }),
         };
-        calls.push(call);
-        callByHash.set(hash, call);
+        this.calls.push(call);
+        this.#callByHash.set(hash, call);
         break;
       }
       case DECISION_RECORD_TYPE: {
-        const call = callByHash.get(str('invocation'));
+        const call = this.#callByHash.get(str('invocation'));
         if (call === undefined) break;
         if (call.decision !== undefined) {
           (call.extraDecisions ??= []).push(hash);
@@ -157,7 +185,7 @@ export function readAuditTrail(entries: readonly LogEntryLine[]): AuditTrailView
         break;
       }
       case OUTCOME_RECORD_TYPE: {
-        const call = callByHash.get(str('invocation'));
+        const call = this.#callByHash.get(str('invocation'));
         if (call === undefined) break;
         call.outcome = {
           hash,
@@ -168,13 +196,12 @@ export function readAuditTrail(entries: readonly LogEntryLine[]): AuditTrailView
         break;
       }
       case TRACE_RECORD_TYPE:
-        traces.push({ ...record, hash });
+        if (this.#keepRecords) this.traces.push({ ...record, hash });
         break;
       default:
         break;
     }
   }
-  return { calls, byHash, traces };
 }
 
 /** Every entry of a stored log, in order, read in pages of {@link MAX_AUDIT_READ_ENTRIES}. */

@@ -442,14 +442,35 @@ describe('admin API data', () => {
     expect(agents.map((a) => a.name).sort()).toEqual(['approver', 'dana']);
   });
 
+  it('agents: in pages of `limit` from `offset`, with the total', async () => {
+    const { cookie } = await login();
+    const all = await get<{ total: number; offset: number; limit: number; agents: unknown[] }>(
+      '/api/agents',
+      cookie,
+    );
+    expect([all.total, all.offset, all.limit, all.agents.length]).toEqual([2, 0, 100, 2]);
+    const second = await get<typeof all>('/api/agents?offset=1&limit=1', cookie);
+    expect([second.total, second.offset, second.limit]).toEqual([2, 1, 1]);
+    expect(second.agents).toEqual([all.agents[1]]);
+    expect((await get<typeof all>('/api/agents?offset=5', cookie)).agents).toEqual([]);
+    for (const bad of ['limit=0', 'limit=1001', 'offset=-1', 'offset=x']) {
+      const r = await fetch(`${http.url}/api/agents?${bad}`, { headers: { cookie } });
+      expect(await errorCode(r), bad).toBe('ERR_ADMIN_REQUEST_INVALID');
+    }
+  });
+
   it('graph: dana → agent → sub, the revoked branch marked', async () => {
     const { cookie } = await login();
     const graph = await get<{
       nodes: { id: string; name: string; revoked: boolean; inRevokedBranch: boolean }[];
       edges: { from: string; to: string; revoked: boolean }[];
+      unlinkedMembers: number;
     }>('/api/graph', cookie);
     const id = async (name: string) => (await home.identities.get(name)).identity.identifier;
     const [dana, agent, sub] = [await id('dana'), await id('agent'), await id('sub')];
+    // The identities on a logged chain only: `approver`, a member on none, is counted, not sent.
+    expect(graph.nodes.map((n) => n.id).sort()).toEqual([dana, agent, sub].sort());
+    expect(graph.unlinkedMembers).toBe(1);
     expect(graph.edges).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ from: dana, to: agent, revoked: false }),

@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,7 +19,8 @@ import {
 // The dashboard end to end in Debian's Chromium (playwright-core, never a browser download):
 // `mandate dashboard` prints its login link; the page logs in with it, shows the agents, the
 // delegation graph with the revoked branch, searches the audit log and verifies each inclusion
-// proof in the browser (and shows a tampered one failing), and approves the waiting call.
+// proof in the browser (and shows a tampered one failing, whether changed on the way or edited in
+// the database while the server had the trail cached), and approves the waiting call.
 
 const skip = skipUnless(chromiumUnavailable(), 'the dashboard browser test');
 
@@ -89,6 +91,9 @@ describe.skipIf(skip)('the dashboard in Chromium', () => {
     await page.locator('[data-testid=agent-row]', { hasText: 'dana' }).waitFor();
     expect(page.url()).not.toContain('token=');
     expect(await page.locator('[data-testid=agent-row]').count()).toBe(2);
+    expect(await page.locator('[data-testid=agents-range]').innerText()).toMatch(
+      /^members 1–2 of 2/,
+    );
 
     // A second browser cannot reuse the link.
     const other = await browser!.newPage();
@@ -156,6 +161,37 @@ describe.skipIf(skip)('the dashboard in Chromium', () => {
     const through = await h.call('agent', 'issue_refund', { order: 'o-2', amount: 300 });
     expect(through.code).toBe(0);
     expect(json(through)).toMatchObject({ decision: 'allow', approval: approvalId });
+
+    // The denied call's decision record edited in SQLite (its guard trigger dropped) after the
+    // server read the trail: the page shows the record as stored, and its proof failing.
+    const db = new Database(join(h.dir, 'mandate.db'));
+    try {
+      const denied = (
+        db.prepare('SELECT idx, record FROM audit_log_entries ORDER BY idx').all() as {
+          idx: number;
+          record: Buffer;
+        }[]
+      )
+        .map((row) => ({ idx: row.idx, record: JSON.parse(row.record.toString('utf8')) as object }))
+        .filter(({ record }) => 'decision' in record && record.decision === 'deny');
+      expect(denied).toHaveLength(1);
+      db.exec('DROP TRIGGER audit_log_entries_no_update');
+      db.prepare('UPDATE audit_log_entries SET record = ? WHERE idx = ?').run(
+        Buffer.from(JSON.stringify({ ...denied[0]!.record, reasons: ['edited in the database'] })),
+        denied[0]!.idx,
+      );
+    } finally {
+      db.close();
+    }
+    await page.click('[data-testid=tab-audit]');
+    await page.selectOption('[data-testid=audit-search] select', 'deny');
+    await page.click('[data-testid=audit-search] button[type=submit]');
+    await expect
+      .poll(() => proofTexts(page), { timeout: 10_000 })
+      .toEqual(['FAILED: the proof does not lead to the checkpoint root']);
+    expect(await page.locator('[data-testid=audit-call]').innerText()).toContain(
+      'edited in the database',
+    );
     expect(problems).toEqual([]);
   }, 120_000);
 });
