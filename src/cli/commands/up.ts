@@ -8,12 +8,7 @@ import {
   type RunningNode,
 } from '../../node/index.js';
 import type { Logger } from '../../core/index.js';
-import {
-  lockDemo,
-  lockNodeHome,
-  watchSignals,
-  type HomeLock,
-} from '../../node/internal.js';
+import { lockDemo, lockNodeHome, watchSignals, type HomeLock } from '../../node/internal.js';
 import type { CliContext } from '../context.js';
 import { openHome as openHomeAt, type Home } from '../home.js';
 import { quietableLogger, stderrLogger } from '../logging.js';
