@@ -19,7 +19,7 @@ import {
 import { BrokerTimers } from './broker-timers.js';
 import { openHomeEnforcementPoint } from './enforcement-point.js';
 import { credentialIssuerOf, type Home } from './home.js';
-import { DEFAULT_AUTHORITY, homeAuditOrigin, homeLogKey } from './home-audit.js';
+import { checkpointHomeLog, DEFAULT_AUTHORITY, homeAuditOrigin } from './home-audit.js';
 import { leaseRecordBody } from './lease-audit-sink.js';
 import type { PartHealth } from './lifecycle.js';
 import { readRegularFile, type RegularFileRead } from './regular-file.js';
@@ -94,11 +94,8 @@ function checkpointWhileGrowing(
   const sign = (): Promise<void> =>
     (running = running.then(async () => {
       try {
-        const latest = await home.store.auditLog.latestCheckpoint();
-        if (log.size <= (latest?.treeSize ?? 0)) return;
-        const { signer } = await homeLogKey(home, DEFAULT_AUTHORITY);
-        await log.checkpoint([signer()]);
-        logger.info('audit checkpoint signed', { treeSize: log.size });
+        const treeSize = await checkpointHomeLog(home, log);
+        if (treeSize !== undefined) logger.info('audit checkpoint signed', { treeSize });
       } catch (error) {
         logger.warn('audit checkpoint not signed', {
           reason: isMandateError(error) ? error.code : 'error',

@@ -1,6 +1,7 @@
 // A home's audit log as the commands and the node's services name and sign it: the log is named
 // after the authority that signs its checkpoints (docs/spec/audit.md).
 import {
+  AuditLog,
   noteSignerFromVault,
   noteVerifierKey,
   type NoteSigner,
@@ -35,4 +36,23 @@ export async function homeLogKey(
     signer: () => noteSignerFromVault(home.vault, key, origin),
     verifier: noteVerifierKey(origin, key.publicKey),
   };
+}
+
+/**
+ * Signs a checkpoint of the home's log with its authority's key when the log holds more than the
+ * latest checkpoint covers (records past it are the only ones an export can drop unnoticed);
+ * returns the tree size signed, or undefined when there was nothing new. `log` is the caller's
+ * open writer, if it has one; else the log is opened for this and closed again.
+ */
+export async function checkpointHomeLog(home: Home, log?: AuditLog): Promise<number | undefined> {
+  const { origin, signer } = await homeLogKey(home, DEFAULT_AUTHORITY);
+  const own = log ?? (await AuditLog.open({ repository: home.store.auditLog, origin }));
+  try {
+    const latest = await home.store.auditLog.latestCheckpoint();
+    if (own.size <= (latest?.treeSize ?? 0)) return undefined;
+    await own.checkpoint([signer()]);
+    return own.size;
+  } finally {
+    if (log === undefined) await own.close();
+  }
 }

@@ -2,7 +2,7 @@
 // the deny-set, takes its side of secure channels (renewed from its authority), listens, runs the
 // configured services behind one secure-channel listener, keeps its upstream relay registration,
 // and serves health and readiness; each as a part of one Lifecycle, stopped in reverse.
-import type { Clock, LogFields, Logger } from '../core/index.js';
+import { isMandateError, type Clock, type LogFields, type Logger } from '../core/index.js';
 import { DenySet } from '../credentials/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import { randomUnit } from '../crypto/index.js';
@@ -32,6 +32,7 @@ import {
 } from './node-runtime.js';
 import { NodeServiceName, type NodeConfig } from './config.js';
 import { Lifecycle, type NodeHealth, type PartHealth } from './lifecycle.js';
+import { checkpointHomeLog } from './home-audit.js';
 import { startHealthHttp } from './health-http.js';
 import type { NodeServiceContext, RunningService } from './service.js';
 import { brokerAddresses, startBroker, type BrokerNodeOptions } from './broker-node.js';
@@ -436,6 +437,27 @@ export async function startNode(
       clock,
       logger,
     };
+    // The services that write the home's audit log (the gateway's decisions, the broker's leases)
+    // stop before this part, which then signs a last checkpoint over everything they wrote: the
+    // gateway's own checkpoint at its stop comes before the broker's last records.
+    if (
+      config.services.includes(NodeServiceName.gateway) ||
+      config.services.includes(NodeServiceName.broker)
+    )
+      await lifecycle.start(
+        'audit-checkpoint',
+        () => undefined,
+        async () => {
+          try {
+            const treeSize = await checkpointHomeLog(home);
+            if (treeSize !== undefined) logger.info('audit checkpoint signed', { treeSize });
+          } catch (error) {
+            logger.warn('audit checkpoint not signed', {
+              reason: isMandateError(error) ? error.code : 'error',
+            });
+          }
+        },
+      );
     const serviceFields: LogFields[] = [];
     const services: RunningService[] = [];
     for (const { name, definition } of definitions) {

@@ -107,5 +107,5 @@ describe('relay and node commands', () => {
     expect(bob.stderr()).toMatch(/stopping signal=SIGTERM/);
     expect(await relay.stop('SIGINT')).toBe(0);
     expect(relay.stderr()).toMatch(/stopping signal=SIGINT/);
-  }, 20_000);
+  }, 60_000);
 });

@@ -161,7 +161,10 @@ describe('mandate up', () => {
     const home = join(freshDir('mandate-up-demo-sigint'), 'home');
     const node = startMandate(home, 'up', '--demo', '--agents', '300', '--rotate', '2');
     // Step 19 takes seconds with 300 agents (each enrolls, then opens its own MCP session).
-    await node.waitFor(/19\. the swarm through the node at /, 180_000);
+    // Into the call pool, where leases are granted too: the broker's records come after the
+    // gateway's last checkpoint, and the node's own checkpoint at its stop must cover them.
+    await node.waitFor(/ delegation: human-lee → /, 180_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await node.stop('SIGINT')).toBe(0);
     const stderr = node.stderr();
     expect(stderr).toContain('step 19 interrupted by SIGINT: stopping the node');
@@ -195,6 +198,10 @@ describe('mandate up', () => {
     expect(rerun.code).toBe(7);
     expect(rerun.stderr).toContain('ERR_HOME_LOCKED');
     expect(rerun.stderr).toContain('the demo scenario');
+    // Nor may a node start on the folder the scenario is writing.
+    const beside = await up(join(home, 'demo'), '--exit');
+    expect(beside.code).toBe(7);
+    expect(beside.stderr).toContain('ERR_HOME_LOCKED');
     // The run it would have wiped goes on to serve its home.
     await node.waitFor(/ up home=\S+\/demo services=/, 180_000);
     expect(await node.stop('SIGTERM'), node.stderr().slice(-1500)).toBe(0);
@@ -219,10 +226,37 @@ describe('mandate up', () => {
       expect(r.code, r.stderr).toBe(3);
       expect(r.stderr).toContain(`\`${key}\` names \`typo-authorty\`, which is not an authority`);
     }
+    // On a fresh home, an identity it has already is not made an authority, and a refused
+    // set-up leaves no trust behind.
+    const fresh = join(freshDir('mandate-up-fresh'), 'home');
+    await withStdin(fresh, '', 'identity', 'create', '--name', 'agent-2');
+    const taken = await withEnv(fresh, '', { MANDATE_IDENTITY: 'agent-2' }, 'up', '--exit');
+    expect(taken.code, taken.stderr).toBe(3);
+    expect(taken.stderr).toContain('`identity` names `agent-2`, an identity this home has');
+    expect(JSON.parse((await withStdin(fresh, '', 'trust', 'list')).stdout)).toMatchObject({
+      anchors: [],
+    });
     // An agent of the home is not made an authority either.
     await withStdin(home, '', 'identity', 'create', '--name', 'agent-1');
     expect((await withEnv(home, '', { MANDATE_IDENTITY: 'agent-1' }, 'up', '--exit')).code).toBe(3);
     expect(await anchors()).toEqual(before);
+  }, 120_000);
+
+  it('signs a last checkpoint over everything in the log when it stops, after every service that writes it', async () => {
+    const dir = freshDir('mandate-up-checkpoint');
+    const home = join(dir, 'home');
+    const config = join(dir, 'node.json');
+    writeFileSync(config, JSON.stringify({ broker: { http: '127.0.0.1:0' } }));
+    const node = startMandate(home, 'up', '--config', config);
+    await node.waitFor(/ up services=authority,relay,broker,admin /, 60_000);
+    // A record the node did not write itself (as a lease or a late decision would come after the
+    // gateway's own last checkpoint): the revocation record of `mandate revoke` beside it.
+    const revoked = await withStdin(home, '', 'revoke', `I${'ab'.repeat(32)}`);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect(await node.stop('SIGTERM')).toBe(0);
+    expect(node.stderr()).toMatch(/audit checkpoint signed treeSize=1/);
+    const verify = await withStdin(home, '', 'audit', 'verify');
+    expect(verify.code, verify.stdout).toBe(0);
   }, 120_000);
 
   it('composes the broker and the MCP gateway only when the config gives them a section', async () => {

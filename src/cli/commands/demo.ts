@@ -1,10 +1,10 @@
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { invalid } from '../../core/internal.js';
 import { isMandateError } from '../../core/index.js';
-import { assertHomeNotServed, lockDemo } from '../../node/internal.js';
+import { assertHomeNotServed, lockDemo, lockNodeHome, type HomeLock } from '../../node/internal.js';
 import { toHex } from '../../encoding/index.js';
 import { Purpose, verifyChangeHistory, type Identifier } from '../../identity/index.js';
 import { openHome } from '../home.js';
@@ -54,7 +54,7 @@ export function demoOptions(opts: DemoOptions): { agents: number; rotations: num
 }
 
 /** What the in-process scenario returns (its steps are printed as they run). */
-export type ScenarioSummary = Awaited<ReturnType<typeof runDemoScenario>>;
+export type ScenarioSummary = Awaited<ReturnType<typeof scenarioIn>>;
 
 /**
  * What {@link printDemoSummary} prints (with `--json`, as is): the scenario's summary, and with
@@ -91,12 +91,30 @@ export async function runDemo(
 export async function runDemoScenario(
   ctx: CliContext,
   { agents, rotations }: { agents: number; rotations: number },
+  hold?: (lock: HomeLock) => void,
 ) {
   const dir = join(ctx.homeDir, 'demo');
   // The scenario starts from an empty folder: never the one a node (`up --demo`, or one started
   // on it with --home) is serving.
   assertHomeNotServed(dir);
   rmSync(dir, { recursive: true, force: true });
+  // And no node may start on it while the scenario writes it: its node lock, from the folder's
+  // making on — released at the end, or handed to `hold` (`up --demo` keeps it while it serves).
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const lock = lockNodeHome(dir);
+  if (hold !== undefined) hold(lock);
+  try {
+    return await scenarioIn(ctx, dir, { agents, rotations });
+  } finally {
+    if (hold === undefined) lock.release();
+  }
+}
+
+async function scenarioIn(
+  ctx: CliContext,
+  dir: string,
+  { agents, rotations }: { agents: number; rotations: number },
+) {
   const say = (text: string): void => {
     if (!ctx.out.json) ctx.out.note(text);
   };

@@ -166,7 +166,7 @@ export async function startUp(ctx: CliContext, opts: UpOptions): Promise<Started
   };
   let started: StartedUp;
   try {
-    started = await serve(ctx, opts, config, (dir) => locks.push(lockNodeHome(dir)));
+    started = await serve(ctx, opts, config, (lock) => locks.push(lock));
   } catch (error) {
     release();
     throw error;
@@ -196,16 +196,16 @@ async function serve(
   ctx: CliContext,
   opts: UpOptions,
   upConfig: NodeConfig,
-  hold: (homeDir: string) => void,
+  hold: (lock: HomeLock) => void,
 ): Promise<StartedUp> {
   let config = upConfig;
   // With --demo: the scenario first, in <home>/demo (its checks throw on any failure); the node
   // then serves that home, its gateway in front of the scenario's MCP servers unless the config
   // names its own, and the swarm works through it (step 19) before the summary is printed.
   const demo = opts.demo === true ? demoOptions(opts) : undefined;
-  const scenario = demo === undefined ? undefined : await runDemoScenario(ctx, demo);
+  // The demo home's node lock, taken as the scenario makes the folder, is held until the stop.
+  const scenario = demo === undefined ? undefined : await runDemoScenario(ctx, demo, hold);
   const demoHome = scenario?.home;
-  if (demoHome !== undefined) hold(demoHome);
   const swarmGateway = demoHome !== undefined && config.gateway === undefined;
   if (swarmGateway) config = withDemoServices(config, writeNodeGatewayConfig(demoHome));
   const warn = (line: string): void => {
@@ -226,13 +226,16 @@ async function serve(
     try {
       // The node acts as the authority (`identity`); the admin service's checkpoint signer
       // (`admin.authority`) is set up too when the config names another.
+      const keys = [
+        ['identity', config.identity],
+        ['admin.authority', config.admin.authority],
+      ] as const;
       if (await setUpBefore(home)) {
-        await assertAuthorities(home, [
-          ['identity', config.identity],
-          ['admin.authority', config.admin.authority],
-        ]);
+        await assertAuthorities(home, keys);
         return home;
       }
+      // Everything checked before anything is written: a refused set-up leaves no trust behind.
+      await assertFresh(home, keys);
       for (const name of new Set([config.identity, config.admin.authority])) {
         const { identity, created } = await ensureAuthority(home, name, ctx.clock.nowSeconds());
         if (created)
@@ -324,6 +327,30 @@ async function serve(
     listening: node.listening.address,
   });
   return started();
+}
+
+/**
+ * On a home not set up before, `up` makes each of `keys` a new authority identity: none of them
+ * may name an identity the home has already (an agent, a member, an imported history: trusting it
+ * for every scope would make it an issuer), and the home may trust no authority at all yet (a
+ * member's home trusts the authority it enrolled with, for that member only: `up` does not turn
+ * it into an authority of its own).
+ */
+async function assertFresh(
+  home: Home,
+  keys: readonly (readonly [key: string, name: string])[],
+): Promise<void> {
+  if ((await home.trustAnchors.listTrustAnchors()).length > 0)
+    throw invalid(
+      'ERR_NODE_CONFIG_INVALID',
+      `node config: this home trusts an authority for some identities only (a member's home, enrolled elsewhere): \`up\` sets up its authority (\`identity\`) only on a fresh home; use another --home`,
+    );
+  for (const [key, name] of keys)
+    if ((await home.identities.find(name)) !== undefined)
+      throw invalid(
+        'ERR_NODE_CONFIG_INVALID',
+        `node config: \`${key}\` names \`${name}\`, an identity this home has that is not its authority: \`up\` makes a new one only under a name not in use; check the name, or make it one first with \`mandate authority init --name ${name}\``,
+      );
 }
 
 /** Whether the home was set up before: it trusts an authority for every scope already. */
