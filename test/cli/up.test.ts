@@ -159,8 +159,8 @@ describe('mandate up', () => {
 
   it('--demo stopped by SIGINT in the middle of step 19: the swarm and the node stop cleanly, the log verifies, the home is free', async () => {
     const home = join(freshDir('mandate-up-demo-sigint'), 'home');
-    const node = startMandate(home, 'up', '--demo', '--agents', '300', '--rotate', '2');
-    // Step 19 takes seconds with 300 agents (each enrolls, then opens its own MCP session).
+    const node = startMandate(home, 'up', '--demo', '--agents', '150', '--rotate', '2');
+    // Step 19 takes seconds with 150 agents (each enrolls, then opens its own MCP session).
     // Into the call pool, where leases are granted too: the broker's records come after the
     // gateway's last checkpoint, and the node's own checkpoint at its stop must cover them.
     await node.waitFor(/ delegation: human-lee → /, 180_000);
@@ -191,9 +191,9 @@ describe('mandate up', () => {
 
   it('one demo run per home: `mandate demo` is refused while `up --demo` runs its scenario, and the demo flags take decimal digits only', async () => {
     const home = join(freshDir('mandate-up-demo-lock'), 'home');
-    const node = startMandate(home, 'up', '--demo', '--agents', '300', '--rotate', '2');
+    const node = startMandate(home, 'up', '--demo', '--agents', '40', '--rotate', '2');
     // The in-process scenario, before the node: the demo folder is being made.
-    await node.waitFor(/1\. provisioning 300 agents/, 120_000);
+    await node.waitFor(/1\. provisioning 40 agents/, 120_000);
     const rerun = await withStdin(home, '', 'demo', '--agents', '12', '--rotate', '2');
     expect(rerun.code).toBe(7);
     expect(rerun.stderr).toContain('ERR_HOME_LOCKED');
