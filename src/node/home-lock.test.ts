@@ -337,7 +337,7 @@ describe('single-service nodes and the whole node (`up`)', () => {
       import { lockNodeHome, registerServiceNode } from ${JSON.stringify(join(import.meta.dirname, 'home-lock.ts'))};
       const [dir, role, rounds, periodMs] = process.argv.slice(1);
       const lines = createInterface({ input: process.stdin });
-      console.log('ready');
+      process.stdout.write('ready\\n');
       const t0 = Number(await new Promise((resolve) => lines.once('line', resolve)));
       lines.close();
       const spans = [];
@@ -358,7 +358,7 @@ describe('single-service nodes and the whole node (`up`)', () => {
         spans.push([String(from), String(process.hrtime.bigint())]);
         held.release();
       }
-      console.log(JSON.stringify({ spans, refused }));
+      process.stdout.write(JSON.stringify({ spans, refused }) + '\\n');
     `;
     const rounds = 60;
     const run = (role: string) => {

@@ -110,9 +110,7 @@ export function lockNodeHome(homeDir: string): HomeLock {
   // and a single-service node starting at once, whichever looks second sees the other, so they
   // never both run (both may refuse).
   try {
-    const serviceNode = liveServiceNode(homeDir);
-    if (serviceNode !== undefined)
-      throw serviceNodeBusy(homeDir, serviceNode.holder, serviceNode.path);
+    assertNoServiceNode(homeDir);
   } catch (error) {
     lock.release();
     throw error;
@@ -182,6 +180,11 @@ export function registerServiceNode(homeDir: string): HomeLock {
  */
 export function assertHomeNotServed(homeDir: string): void {
   assertFree(homeDir, NODE);
+  assertNoServiceNode(homeDir);
+}
+
+/** Throws `ERR_HOME_LOCKED` naming a registered single-service node of the home that still runs. */
+function assertNoServiceNode(homeDir: string): void {
   const serviceNode = liveServiceNode(homeDir);
   if (serviceNode !== undefined)
     throw serviceNodeBusy(homeDir, serviceNode.holder, serviceNode.path);

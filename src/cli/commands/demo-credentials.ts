@@ -1,3 +1,4 @@
+import { secondsSince } from './demo-time.js';
 import type { Clock } from '../../core/index.js';
 import { isMandateError } from '../../core/index.js';
 import {
@@ -106,12 +107,12 @@ export async function runCredentialScenario(
       });
     }
   });
-  const enrollSeconds = elapsed(t);
+  const enrollSeconds = secondsSince(t);
 
   t = process.hrtime.bigint();
   for (const credential of credentials)
     verifyCredential(credential, { nowSeconds: now, authorities });
-  const verifySeconds = elapsed(t);
+  const verifySeconds = secondsSince(t);
   say(`   ${credentials.length} credentials verified`);
 
   // 6. Delegation: human → support agent → sub-agents, each link narrower.
@@ -248,8 +249,4 @@ export async function runCredentialScenario(
     decisions: { allowed, denied, injectedCallDenied },
     revocation: { revoked: supportLink.revocationId, subAgentsDeniedAfter, humanStillAllowed },
   };
-}
-
-function elapsed(start: bigint): number {
-  return Number(process.hrtime.bigint() - start) / 1e9;
 }

@@ -13,12 +13,12 @@ import { enforcersOf, homeLogKey } from './audit.js';
 import { exportLogLines } from './demo-audit.js';
 import { constraints, gatewayFiles, type Outcome } from './demo-gateway.js';
 import { denyEntry, recordRevocation, revocationSigner } from './revoke.js';
-import {
-  wallMs,
-  type OperatorMessage,
-  type SwarmInput,
-  type SwarmMessage,
-  type SwarmResult,
+import { secondsSince, wallMs } from './demo-time.js';
+import type {
+  OperatorMessage,
+  SwarmInput,
+  SwarmMessage,
+  SwarmResult,
 } from './demo-swarm-protocol.js';
 
 // The last step of `mandate up --demo`: the swarm through the running node. Everything before it
@@ -111,8 +111,6 @@ export class SwarmInterrupted extends Error {
 
 /** A check of step 19 that did not hold: the node (or the swarm) did not do what it must. */
 const failed = (message: string) => internal('ERR_DEMO_CHECK_FAILED', `step 19: ${message}`);
-
-const seconds = (from: bigint): number => Number(process.hrtime.bigint() - from) / 1e9;
 
 /**
  * Step 19 of `mandate up --demo`: `agents` agents (and a human who delegates to them) enroll at
@@ -273,7 +271,7 @@ export async function runNodeSwarm(options: {
     say(
       `    ${records} records the node wrote (signed invocations, countersigned decisions, outcomes, the revocation); the whole log (${verdict.summary.records} records) checkpointed by the operator and verified offline → ok`,
     );
-    const total = seconds(started);
+    const total = secondsSince(started);
     say(`    (step 19 took ${total.toFixed(2)} s)`);
     return {
       ...result,

@@ -75,6 +75,3 @@ export type SwarmMessage =
 export type OperatorMessage =
   | { readonly type: 'revoked'; readonly atMs: number }
   | { readonly type: 'revoke-failed'; readonly message: string };
-
-/** Wall-clock milliseconds, comparable across threads. */
-export const wallMs = (): number => performance.timeOrigin + performance.now();

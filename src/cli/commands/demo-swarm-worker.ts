@@ -24,13 +24,13 @@ import { redeemTicketOverChannel, requestLeaseOverChannel } from '../../node/ind
 import { LeaseKind } from '../../broker/index.js';
 import { connectRoute, toListener } from '../node-runtime.js';
 import { credentialIssuerOf, openHome } from '../home.js';
-import {
-  wallMs,
-  type OperatorMessage,
-  type SwarmInput,
-  type SwarmMessage,
-  type SwarmResult,
+import type {
+  OperatorMessage,
+  SwarmInput,
+  SwarmMessage,
+  SwarmResult,
 } from './demo-swarm-protocol.js';
+import { secondsSince, wallMs } from './demo-time.js';
 import {
   constraints,
   gatewayFiles,
@@ -54,13 +54,6 @@ interface Agent {
   readonly primaryKeyId: string;
   chain?: VerifiedChain;
 }
-
-interface Session {
-  readonly agent: Agent;
-  readonly client: Client;
-}
-
-const seconds = (from: bigint): number => Number(process.hrtime.bigint() - from) / 1e9;
 
 /** Runs `work` over `items`, `concurrency` at a time; resolves once all are done. */
 async function pool<T>(
@@ -176,10 +169,10 @@ async function runSwarm(input: SwarmInput): Promise<SwarmResult> {
       try {
         const channel = await open();
         handshakes++;
-        handshakeSeconds += seconds(t0);
+        handshakeSeconds += secondsSince(t0);
         return channel;
       } finally {
-        if (--inFlight === 0) busySeconds += seconds(busySince);
+        if (--inFlight === 0) busySeconds += secondsSince(busySince);
       }
     };
 
@@ -217,7 +210,7 @@ async function runSwarm(input: SwarmInput): Promise<SwarmResult> {
       await redeem(agent, input.agentTickets[i]!);
       post({ type: 'progress', label: 'enrolled', done: ++enrolledCount, total: count });
     });
-    const enrollSeconds = seconds(t);
+    const enrollSeconds = secondsSince(t);
     const enrolled = count + 1;
     say(
       `    ${enrolled} one-time tickets redeemed at the node's authority service in ${enrollSeconds.toFixed(2)} s (${Math.round(enrolled / enrollSeconds)}/s), each over its own secure channel`,
@@ -275,7 +268,7 @@ async function runSwarm(input: SwarmInput): Promise<SwarmResult> {
 
     // A session through the node's gateway: the agent's own secure channel, the SDK Client over
     // it, every tools/call signed with the agent's key.
-    const connect = async (who: Agent): Promise<Session> => {
+    const connect = async (who: Agent): Promise<Client> => {
       const chain = who.chain!.bytes;
       const prepared = await channelIdentity(who, [chain]);
       const issuer = await credentialIssuerOf(swarm, who.identity);
@@ -293,23 +286,23 @@ async function runSwarm(input: SwarmInput): Promise<SwarmResult> {
       );
       const client = new Client({ name: who.name, version: '1' });
       await client.connect(mcp);
-      return { agent: who, client };
+      return client;
     };
     const decisions: Record<string, number> = {};
     const latencies: number[] = [];
     const call = async (
-      s: Session,
+      s: Client,
       name: string,
       args: Record<string, unknown>,
     ): Promise<{ outcome: Outcome; result: CallToolResult }> => {
       const t0 = process.hrtime.bigint();
-      const result = (await s.client.callTool({ name, arguments: args })) as CallToolResult;
-      latencies.push(seconds(t0) * 1000);
+      const result = (await s.callTool({ name, arguments: args })) as CallToolResult;
+      latencies.push(secondsSince(t0) * 1000);
       const outcome = outcomeOf(result);
       decisions[outcome] = (decisions[outcome] ?? 0) + 1;
       return { outcome, result };
     };
-    const read = (s: Session, i: number) =>
+    const read = (s: Client, i: number) =>
       call(s, 'read_text_file', {
         path: join(files.tickets, `message-${(i % READS_PER_AGENT) + 1}.txt`),
       });
@@ -338,23 +331,23 @@ async function runSwarm(input: SwarmInput): Promise<SwarmResult> {
         return answer.lease.id;
       } finally {
         await channel.close();
-        leaseSeconds += seconds(t0);
+        leaseSeconds += secondsSince(t0);
       }
     };
 
     // The one revoked: an agent with a sub-agent, its session kept open through the run.
     const victim = await connect(agents[0]!);
-    cleanups.push(() => victim.client.close());
+    cleanups.push(() => victim.close());
     const victimSub = subs[0] === undefined ? undefined : await connect(subs[0]);
-    if (victimSub !== undefined) cleanups.push(() => victimSub.client.close());
-    const toolsListed = (await victim.client.listTools()).tools.map((x) => x.name).sort();
+    if (victimSub !== undefined) cleanups.push(() => victimSub.close());
+    const toolsListed = (await victim.listTools()).tools.map((x) => x.name).sort();
     const before = await read(victim, 0);
     if (before.outcome !== 'allow') throw new Error(`the node refused a read: ${before.outcome}`);
     const victimLease = await lease(agents[0]!);
 
     // After a revocation the node refuses the revoked agent's call, or has already closed its
     // channel (its listener follows the deny-set too): either way nothing of it gets through.
-    const afterRevocation = async (s: Session): Promise<Outcome> => {
+    const afterRevocation = async (s: Client): Promise<Outcome> => {
       try {
         return (await read(s, 1)).outcome;
       } catch (error) {
@@ -402,19 +395,19 @@ async function runSwarm(input: SwarmInput): Promise<SwarmResult> {
             throw new Error(`the node refused ${who.name}'s read: ${r.outcome}`);
         }
       } finally {
-        await s.client.close();
+        await s.close();
       }
       post({ type: 'progress', label: 'calls', done: ++done, total: routine.length });
       if (done === half) revocation = revoke();
     });
-    const callSeconds = seconds(t);
+    const callSeconds = secondsSince(t);
     const routineCalls = routine.length * 2;
     const latenciesRoutine = latencies.slice();
     const revokedResult = await (revocation ?? revoke());
 
     // A prompt injection, and refunds within the cap, by agents still standing.
     const injectedBy = await connect(agents[1] ?? agents[0]!);
-    cleanups.push(() => injectedBy.client.close());
+    cleanups.push(() => injectedBy.close());
     const letter = await call(injectedBy, 'read_text_file', { path: files.injection });
     if (!textOf(letter.result).includes(INJECTION_MARK))
       throw new Error('the injected ticket was not read');
@@ -432,7 +425,7 @@ async function runSwarm(input: SwarmInput): Promise<SwarmResult> {
         amount: input.refundAmount,
         reason: 'charged twice',
       });
-      if (s !== injectedBy) await s.client.close();
+      if (s !== injectedBy) await s.close();
       if (r.outcome === 'allow') executed++;
     }
     say(

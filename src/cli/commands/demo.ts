@@ -11,6 +11,7 @@ import { openHome } from '../home.js';
 import { formatFields } from '../output.js';
 import { parsePositiveInteger } from '../parse.js';
 import { withProgress } from '../progress.js';
+import { secondsSince } from './demo-time.js';
 import { runCredentialScenario } from './demo-credentials.js';
 import { runChannelScenario } from './demo-channels.js';
 import { runGateScenario } from './demo-gates.js';
@@ -41,8 +42,14 @@ export function registerDemoCommand(program: Command, context: () => CliContext)
     });
 }
 
-/** The demo's flags, checked: agents to provision and how many of them rotate. */
-export function demoOptions(opts: DemoOptions): { agents: number; rotations: number } {
+/** The demo's size: agents to provision and how many of them rotate. */
+export interface DemoScale {
+  readonly agents: number;
+  readonly rotations: number;
+}
+
+/** The demo's flags, checked. */
+export function demoOptions(opts: DemoOptions): DemoScale {
   // Decimal digits only: `1e3` or `0x10` is a typo, not 1,000 or 16 agents.
   const agents = parsePositiveInteger(opts.agents, '--agents');
   const rotations = parsePositiveInteger(opts.rotate, '--rotate');
@@ -67,10 +74,7 @@ export type DemoSummary = ScenarioSummary & { readonly node?: NodeSwarmSummary }
  * the summary, whose `home` is that folder: a home holding the run's identities, credentials and
  * audit log.
  */
-export async function runDemo(
-  ctx: CliContext,
-  options: { agents: number; rotations: number },
-): Promise<DemoSummary> {
+export async function runDemo(ctx: CliContext, options: DemoScale): Promise<DemoSummary> {
   // One run at a time recreates <home>/demo: held for the whole run (`up --demo` holds it too).
   const lock = lockDemo(ctx.homeDir);
   try {
@@ -90,7 +94,7 @@ export async function runDemo(
  */
 export async function runDemoScenario(
   ctx: CliContext,
-  { agents, rotations }: { agents: number; rotations: number },
+  { agents, rotations }: DemoScale,
   hold?: (lock: HomeLock) => void,
 ) {
   const dir = join(ctx.homeDir, 'demo');
@@ -110,11 +114,7 @@ export async function runDemoScenario(
   }
 }
 
-async function scenarioIn(
-  ctx: CliContext,
-  dir: string,
-  { agents, rotations }: { agents: number; rotations: number },
-) {
+async function scenarioIn(ctx: CliContext, dir: string, { agents, rotations }: DemoScale) {
   const say = (text: string): void => {
     if (!ctx.out.json) ctx.out.note(text);
   };
@@ -132,7 +132,7 @@ async function scenarioIn(
     const created = await withProgress('   agents', agents, showProgress, (update) =>
       home.provision({ count: agents, namePrefix: 'agent-', onProgress: update }),
     );
-    const provisionSeconds = elapsed(t);
+    const provisionSeconds = secondsSince(t);
 
     // 2. Rotation.
     const step = Math.floor(agents / rotations);
@@ -158,7 +158,7 @@ async function scenarioIn(
         update(++done);
       }
     });
-    const rotateSeconds = elapsed(t);
+    const rotateSeconds = secondsSince(t);
 
     // 3. Verification of everything, from the stored bytes.
     say(`3. verifying every stored change history and purpose-key attestation`);
@@ -178,7 +178,7 @@ async function scenarioIn(
         }
       }
     });
-    const verifySeconds = elapsed(t);
+    const verifySeconds = secondsSince(t);
     if (verified !== agents || rotatedSeen !== toRotate.length)
       throw new Error('verification count mismatch');
 
@@ -254,10 +254,6 @@ async function scenarioIn(
   } finally {
     home.close();
   }
-}
-
-function elapsed(start: bigint): number {
-  return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
 function errorCode(fn: () => unknown): string {

@@ -19,7 +19,7 @@ import { invalid } from '../../core/internal.js';
 import { brokerNodeOptions } from './broker.js';
 import { postgresAdminUrl } from './broker-postgres.js';
 import { announceDashboard, startNodeWithDashboard } from './dashboard.js';
-import { demoOptions, printDemoSummary, runDemoScenario } from './demo.js';
+import { demoOptions, printDemoSummary, runDemoScenario, type DemoScale } from './demo.js';
 import {
   runNodeSwarm,
   SwarmInterrupted,
@@ -147,14 +147,14 @@ export async function startUp(ctx: CliContext, opts: UpOptions): Promise<Started
     flagNames: { listen: '--listen' },
   });
   const config: NodeConfig = { ...loaded, services: upServices(loaded) };
-  // The demo's flags too (serve reads them again).
-  if (opts.demo === true) demoOptions(opts);
+  // The demo's flags too, before anything is touched.
+  const demo = opts.demo === true ? demoOptions(opts) : undefined;
   // One node per home, taken before anything is written (the demo's home lies inside it), and
   // held until the node has stopped; with --demo the home it serves is held too, once made.
   mkdirSync(ctx.homeDir, { recursive: true, mode: 0o700 });
   const locks: HomeLock[] = [lockNodeHome(ctx.homeDir)];
   // With --demo, also the run that recreates <home>/demo, from before the scenario to the stop.
-  if (opts.demo === true)
+  if (demo !== undefined)
     try {
       locks.push(lockDemo(ctx.homeDir));
     } catch (error) {
@@ -164,24 +164,26 @@ export async function startUp(ctx: CliContext, opts: UpOptions): Promise<Started
   const release = (): void => {
     for (const lock of locks.splice(0).reverse()) lock.release();
   };
-  let started: StartedUp;
+  let served: Served;
   try {
-    started = await serve(ctx, opts, config, (lock) => locks.push(lock));
+    served = await serve(ctx, demo, config, (lock) => locks.push(lock));
   } catch (error) {
     release();
     throw error;
   }
-  const { node, logger, interrupted, signal } = started;
+  const { node, logger, interrupted, signals } = served;
   return {
     logger,
-    signal,
+    signal: signals.signal,
     ...(interrupted === undefined ? {} : { interrupted }),
+    // Its stop ends the listening for signals, then releases the home's locks.
     node: {
       listening: node.listening,
       healthUrl: node.healthUrl,
       dashboardUrl: () => node.dashboardUrl(),
       health: () => node.health(),
       stop: async () => {
+        signals.dispose();
         try {
           await node.stop();
         } finally {
@@ -192,17 +194,24 @@ export async function startUp(ctx: CliContext, opts: UpOptions): Promise<Started
   };
 }
 
+/** What {@link serve} started: the node, and the signals listened for since its start. */
+interface Served {
+  readonly node: RunningNode;
+  readonly logger: Logger;
+  readonly signals: ReturnType<typeof watchSignals>;
+  readonly interrupted?: string;
+}
+
 async function serve(
   ctx: CliContext,
-  opts: UpOptions,
+  demo: DemoScale | undefined,
   upConfig: NodeConfig,
   hold: (lock: HomeLock) => void,
-): Promise<StartedUp> {
+): Promise<Served> {
   let config = upConfig;
   // With --demo: the scenario first, in <home>/demo (its checks throw on any failure); the node
   // then serves that home, its gateway in front of the scenario's MCP servers unless the config
   // names its own, and the swarm works through it (step 19) before the summary is printed.
-  const demo = opts.demo === true ? demoOptions(opts) : undefined;
   // The demo home's node lock, taken as the scenario makes the folder, is held until the stop.
   const scenario = demo === undefined ? undefined : await runDemoScenario(ctx, demo, hold);
   const demoHome = scenario?.home;
@@ -230,12 +239,17 @@ async function serve(
         ['identity', config.identity],
         ['admin.authority', config.admin.authority],
       ] as const;
-      if (await setUpBefore(home)) {
-        await assertAuthorities(home, keys);
+      const anchors = await home.trustAnchors.listTrustAnchors();
+      // Set up before: it trusts an authority for every scope already.
+      const authorities = new Set<string>(
+        anchors.filter((a) => a.scope === TRUST_SCOPE_ALL).map((a) => a.identifier),
+      );
+      if (authorities.size > 0) {
+        await assertAuthorities(home, authorities, keys);
         return home;
       }
       // Everything checked before anything is written: a refused set-up leaves no trust behind.
-      await assertFresh(home, keys);
+      await assertFresh(home, anchors.length, keys);
       for (const name of new Set([config.identity, config.admin.authority])) {
         const { identity, created } = await ensureAuthority(home, name, ctx.clock.nowSeconds());
         if (created)
@@ -265,19 +279,10 @@ async function serve(
     signals.dispose();
     throw error;
   }
-  const started = (interrupted?: string): StartedUp => ({
-    // The node's stop ends the listening for signals too.
-    node: {
-      ...node,
-      dashboardUrl: () => node.dashboardUrl(),
-      health: () => node.health(),
-      stop: async () => {
-        signals.dispose();
-        await node.stop();
-      },
-    },
+  const started = (interrupted?: string): Served => ({
+    node,
     logger,
-    signal: signals.signal,
+    signals,
     ...(interrupted === undefined ? {} : { interrupted }),
   });
   try {
@@ -338,9 +343,10 @@ async function serve(
  */
 async function assertFresh(
   home: Home,
+  anchors: number,
   keys: readonly (readonly [key: string, name: string])[],
 ): Promise<void> {
-  if ((await home.trustAnchors.listTrustAnchors()).length > 0)
+  if (anchors > 0)
     throw invalid(
       'ERR_NODE_CONFIG_INVALID',
       `node config: this home trusts an authority for some identities only (a member's home, enrolled elsewhere): \`up\` sets up its authority (\`identity\`) only on a fresh home; use another --home`,
@@ -353,28 +359,20 @@ async function assertFresh(
       );
 }
 
-/** Whether the home was set up before: it trusts an authority for every scope already. */
-async function setUpBefore(home: Home): Promise<boolean> {
-  return (await home.trustAnchors.listTrustAnchors()).some((a) => a.scope === TRUST_SCOPE_ALL);
-}
-
 /**
- * On a home set up before, `up` changes nothing: each of `names` (`identity`, `admin.authority`)
- * must be a local identity the home already trusts as an authority for every scope. A typo in
+ * On a home set up before, `up` changes nothing: each of `keys` (`identity`, `admin.authority`)
+ * must name a local identity among `authorities`, those the home trusts for every scope. A typo in
  * `MANDATE_IDENTITY` must not quietly create, and trust, one more issuer (found by an outside
  * attack); nor may it make an agent of the home an authority.
  */
 async function assertAuthorities(
   home: Home,
+  authorities: ReadonlySet<string>,
   keys: readonly (readonly [key: string, name: string])[],
 ): Promise<void> {
-  const anchors = await home.trustAnchors.listTrustAnchors();
-  const trusted = new Set<string>(
-    anchors.filter((a) => a.scope === TRUST_SCOPE_ALL).map((a) => a.identifier),
-  );
   for (const [key, name] of keys) {
     const known = await home.identities.find(name);
-    if (known?.primaryKeyId != null && trusted.has(known.identity.identifier)) continue;
+    if (known?.primaryKeyId != null && authorities.has(known.identity.identifier)) continue;
     throw invalid(
       'ERR_NODE_CONFIG_INVALID',
       `node config: \`${key}\` names \`${name}\`, which is not an authority of this home (one with its key here, trusted for every scope): the home was set up before, and \`up\` sets up only a fresh one; check the name, or make it one with \`mandate authority init --name ${name}\``,
