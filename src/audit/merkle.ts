@@ -25,21 +25,32 @@ const NODE_PREFIX = 0x01;
 /** The hash of the empty tree: SHA-256 of no bytes (RFC 9162 §2.1.1). */
 export const EMPTY_TREE_ROOT: Uint8Array = sha256(new Uint8Array(0));
 
+// The prefixed input is written into one reused buffer (hashing is synchronous, so no two uses
+// overlap): no allocation per leaf or node.
+let scratch = Buffer.allocUnsafeSlow(4096);
+
+function prefixed(prefix: number, length: number): Buffer {
+  if (scratch.length < length)
+    scratch = Buffer.allocUnsafeSlow(Math.max(length, 2 * scratch.length));
+  scratch[0] = prefix;
+  return scratch;
+}
+
 /** `SHA-256(0x00 ‖ data)`: the hash of one log entry (RFC 9162 §2.1.1). */
 export function hashLeaf(data: Uint8Array): Uint8Array {
-  const input = new Uint8Array(data.byteLength + 1);
-  input[0] = LEAF_PREFIX;
+  const length = data.byteLength + 1;
+  const input = prefixed(LEAF_PREFIX, length);
   input.set(data, 1);
-  return sha256(input);
+  return sha256(input.subarray(0, length));
 }
 
 /** `SHA-256(0x01 ‖ left ‖ right)`: the hash of an interior node (RFC 9162 §2.1.1). */
 export function hashChildren(left: Uint8Array, right: Uint8Array): Uint8Array {
-  const input = new Uint8Array(1 + left.byteLength + right.byteLength);
-  input[0] = NODE_PREFIX;
+  const length = 1 + left.byteLength + right.byteLength;
+  const input = prefixed(NODE_PREFIX, length);
   input.set(left, 1);
   input.set(right, 1 + left.byteLength);
-  return sha256(input);
+  return sha256(input.subarray(0, length));
 }
 
 /**

@@ -9,7 +9,7 @@ import {
   toBase64Url,
   toHex,
 } from '../encoding/index.js';
-import { jcsSha256, sha256 } from '../crypto/index.js';
+import { jcsSha256, sha256, sha256Hex } from '../crypto/index.js';
 import type { Identifier } from '../identity/index.js';
 import {
   AUDIT_RECORD_TYPES,
@@ -67,7 +67,7 @@ const chainHashes = new WeakMap<Uint8Array, { readonly copy: Uint8Array; readonl
 
 /** Hex SHA-256 of a delegation chain's bytes: what a `mandate/invocation/v2` record names. */
 export function chainHashOf(chain: Uint8Array): string {
-  return keptText(chainHashes, chain, (bytes) => toHex(sha256(bytes)));
+  return keptText(chainHashes, chain, sha256Hex);
 }
 
 /** `make(bytes)`, kept by the bytes object (checked equal to a copy) for bytes of 96 or more. */
@@ -89,7 +89,7 @@ export function keptText(
 
 /** Hex SHA-256 of a record's exact bytes. */
 export function auditRecordHash(bytes: Uint8Array): RecordHash {
-  return toHex(sha256(bytes));
+  return sha256Hex(bytes);
 }
 
 /**
@@ -138,51 +138,57 @@ function canonicalMember(key: string, value: unknown): string {
 type SignatureValue = { keyType: 'ed25519' | 'p256'; value: string };
 
 /**
- * A record's JCS text without its `signature` member, built member by member (JCS sorts an
- * object's members by name, UTF-16 code units, RFC 8785 §3.2.3), and where the member goes.
+ * A record's JCS text without its `signature` member, in the two parts that member goes
+ * between: JCS sorts an object's members by name (UTF-16 code units, RFC 8785 §3.2.3), so the
+ * signed text is the signing text with one member spliced in, and both come from one pass.
  */
 export interface UnsignedText {
-  readonly members: readonly string[];
-  /** How many members sort before `signature`. */
-  readonly at: number;
-  readonly signingBytes: Uint8Array;
+  /** The members that sort before `signature`, JCS, comma-separated. */
+  readonly before: string;
+  /** The members that sort after it (`''` when none). */
+  readonly after: string;
+  /** `{before,after}`: the text the signature covers (its UTF-8 bytes). */
+  readonly signingText: string;
 }
 
 /** The signing text of a record body (its members, JCS-sorted, without `signature`). */
 export function unsignedText(body: object): UnsignedText {
-  const entries = Object.entries(body).filter(([key]) => key !== 'signature');
-  entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const members = entries.map(([key, value]) => canonicalMember(key, value));
-  const at = entries.findIndex(([key]) => key > 'signature');
-  const signing = `{${members.join(',')}}`;
-  return { members, at: at === -1 ? members.length : at, signingBytes: utf8.encode(signing) };
+  // Object.keys(…).sort() compares UTF-16 code units, as JCS asks.
+  const keys = Object.keys(body).sort();
+  let before = '';
+  let after = '';
+  for (const key of keys) {
+    if (key === 'signature') continue;
+    const member = canonicalMember(key, (body as Json)[key]);
+    if (key < 'signature') before = before === '' ? member : `${before},${member}`;
+    else after = after === '' ? member : `${after},${member}`;
+  }
+  const signingText =
+    before === '' || after === '' ? `{${before}${after}}` : `{${before},${after}}`;
+  return { before, after, signingText };
 }
 
-// The signed text is the signing text with one member spliced in: its bytes are cut from the
-// signing bytes (encoded once) around the member's bytes.
+/** The `signature` member's JCS text (its key type and value are plain ASCII once checked). */
+function signatureMember(signature: SignatureValue): string {
+  return `"signature":${canonicalizeJson({ keyType: signature.keyType, value: signature.value })}`;
+}
+
+/** The signed record's JCS text: the signing text with the `signature` member in its place. */
+export function signedText(unsigned: UnsignedText, signature: SignatureValue): string {
+  const { before, after } = unsigned;
+  const member = signatureMember(signature);
+  const head = before === '' ? member : `${before},${member}`;
+  return after === '' ? `{${head}}` : `{${head},${after}}`;
+}
+
+/** {@link signedText}'s UTF-8 bytes. */
 export function signedBytes(unsigned: UnsignedText, signature: SignatureValue): Uint8Array {
-  const { members, at, signingBytes } = unsigned;
-  const last = at === members.length;
-  // The member goes before the (few, short) members that sort after `signature`: its byte
-  // offset counts back from the end, past those members, their commas and the closing brace.
-  const after = last ? 0 : Buffer.byteLength(members.slice(at).join(','), 'utf8');
-  const member = utf8.encode(
-    last
-      ? `,${canonicalMember('signature', signature)}`
-      : `${canonicalMember('signature', signature)},`,
-  );
-  const offset = signingBytes.length - 1 - after;
-  const bytes = new Uint8Array(signingBytes.length + member.length);
-  bytes.set(signingBytes.subarray(0, offset), 0);
-  bytes.set(member, offset);
-  bytes.set(signingBytes.subarray(offset), offset + member.length);
-  return bytes;
+  return utf8.encode(signedText(unsigned, signature));
 }
 
 /**
- * A record's JCS text without and with its `signature` member, built member by member: JCS
- * sorts an object's members by name (UTF-16 code units, RFC 8785 §3.2.3), so the signed text
- * is the record's text minus one member, and both come from one pass.
+ * A record's JCS text without and with its `signature` member, from one pass over its members
+ * (see {@link UnsignedText}); `signature` is given the signing text's UTF-8 bytes.
  */
 export function encodeSignedRecord(
   body: object,
@@ -193,9 +199,9 @@ export function encodeSignedRecord(
   readonly signature: SignatureValue;
 }> {
   const unsigned = unsignedText(body);
-  return signature(unsigned.signingBytes).then((sig) => {
-    const bytes = signedBytes(unsigned, sig);
-    return { text: strictUtf8.decode(bytes), bytes, signature: sig };
+  return signature(utf8.encode(unsigned.signingText)).then((sig) => {
+    const text = signedText(unsigned, sig);
+    return { text, bytes: utf8.encode(text), signature: sig };
   });
 }
 

@@ -1,6 +1,6 @@
 import { createHmac, hash, hkdfSync, pbkdf2 } from 'node:crypto';
 
-import { canonicalizeJson, toHex } from '../encoding/index.js';
+import { canonicalizeJson } from '../encoding/index.js';
 import { asBuffer, sodium } from './sodium.js';
 
 // Measured here: libsodium's portable SHA-256 wins below ~160 bytes (no object, no call
@@ -16,10 +16,25 @@ export function sha256(data: Uint8Array): Uint8Array {
     sodium.crypto_hash_sha256(out, asBuffer(data));
     return new Uint8Array(out.buffer, out.byteOffset, SHA256_BYTES);
   }
-  return new Uint8Array(hash('sha256', data, 'buffer'));
+  return digestBytes(hash('sha256', data, 'binary'));
 }
 
-const utf8 = new TextEncoder();
+// crypto.hash's 'buffer' output costs about 0.5 µs more per call than a 'binary' (latin1) string turned
+// into bytes (measured here, Node 20): the digest's 32 characters are its 32 bytes.
+function digestBytes(binary: string): Uint8Array {
+  const out = Buffer.from(binary, 'latin1');
+  return new Uint8Array(out.buffer, out.byteOffset, SHA256_BYTES);
+}
+
+/** SHA-256 of a string's UTF-8 bytes (without encoding them first). */
+export function sha256Utf8(text: string): Uint8Array {
+  return digestBytes(hash('sha256', text, 'binary'));
+}
+
+/** Lower-case hex SHA-256 of bytes, or of a string's UTF-8 bytes. */
+export function sha256Hex(data: Uint8Array | string): string {
+  return hash('sha256', data, 'hex');
+}
 
 /**
  * A JSON value's JCS text (RFC 8785) and the lower-case hex SHA-256 of its UTF-8 bytes: the one
@@ -29,7 +44,7 @@ const utf8 = new TextEncoder();
  */
 export function jcsSha256(value: unknown): { readonly text: string; readonly digest: string } {
   const text = canonicalizeJson(value);
-  return { text, digest: toHex(sha256(utf8.encode(text))) };
+  return { text, digest: sha256Hex(text) };
 }
 
 export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
