@@ -7,9 +7,8 @@ import {
   decodeBase64Strict,
   hasControlCharacters,
   toBase64Url,
-  toHex,
 } from '../encoding/index.js';
-import { jcsSha256, sha256, sha256Hex } from '../crypto/index.js';
+import { jcsSha256, sha256Hex } from '../crypto/index.js';
 import type { Identifier } from '../identity/index.js';
 import {
   AUDIT_RECORD_TYPES,
