@@ -1,5 +1,6 @@
 import { isMandateError, type MandateError } from '../core/index.js';
 import { conflict, invalid, unavailable } from '../core/internal.js';
+import { copyBytes } from '../encoding/index.js';
 import { parseCheckpoint, parseNote, signCheckpoint, type NoteSigner } from './checkpoint.js';
 import {
   combineSubtreeNodes,
@@ -120,7 +121,7 @@ export class AuditLog {
         ),
       );
     }
-    const entry = { record: record.slice(), leafHash: hashLeaf(record) };
+    const entry = { record: copyBytes(record), leafHash: hashLeaf(record) };
     return new Promise<number>((resolve, reject) => {
       this.#pending.push({ entry, resolve, reject });
       this.#schedule();
@@ -148,9 +149,10 @@ export class AuditLog {
     for (let conflicts = 0; ; conflicts++) {
       const next = this.#range.clone();
       const nodes: StoredMerkleNode[] = [];
-      for (const entry of entries) {
-        next.append(entry.leafHash, (node, hash) => nodes.push({ ...node, hash }));
-      }
+      const completed = (node: MerkleNodeId, hash: Uint8Array): void => {
+        nodes.push({ level: node.level, index: node.index, hash });
+      };
+      for (const entry of entries) next.append(entry.leafHash, completed);
       const from = this.#range.size;
       try {
         await this.#repository.append(from, entries, nodes);

@@ -1,4 +1,5 @@
 /* eslint-disable @typescript-eslint/require-await -- the interface is async for databases; here the work is synchronous and `async` only turns throws into rejections */
+import { copyBytes } from '../encoding/index.js';
 import { MERKLE_HASH_BYTES, type MerkleNodeId } from './merkle.js';
 import type {
   AuditLogEntry,
@@ -60,7 +61,7 @@ export class MemoryAuditLogRepository implements AuditLogRepository {
   ): Promise<void> {
     checkAppend(this.#records.length, fromIndex, entries, nodes);
     for (const entry of entries) {
-      this.#records.push(entry.record.slice());
+      this.#records.push(copyBytes(entry.record));
       this.#leaves.push(entry.leafHash);
     }
     // checkAppend made sure these are the nodes the entries complete: each level's column

@@ -7,6 +7,7 @@ import {
   decodeBase64Strict,
   hasControlCharacters,
   toBase64Url,
+  utf8Bytes,
 } from '../encoding/index.js';
 import { jcsSha256, sha256Hex } from '../crypto/index.js';
 import type { Identifier } from '../identity/index.js';
@@ -169,8 +170,16 @@ export function unsignedText(body: object): UnsignedText {
 
 /** The `signature` member's JCS text (its key type and value are plain ASCII once checked). */
 function signatureMember(signature: SignatureValue): string {
-  return `"signature":${canonicalizeJson({ keyType: signature.keyType, value: signature.value })}`;
+  const { keyType, value } = signature;
+  // Key types and base64url are plain ASCII, written as they are; anything else goes through JCS.
+  return (keyType === 'ed25519' || keyType === 'p256') &&
+    typeof value === 'string' &&
+    BASE64URL_TEXT.test(value)
+    ? `"signature":{"keyType":"${keyType}","value":"${value}"}`
+    : `"signature":${canonicalizeJson({ keyType, value })}`;
 }
+
+const BASE64URL_TEXT = /^[A-Za-z0-9_-]*$/;
 
 /** The signed record's JCS text: the signing text with the `signature` member in its place. */
 export function signedText(unsigned: UnsignedText, signature: SignatureValue): string {
@@ -182,7 +191,7 @@ export function signedText(unsigned: UnsignedText, signature: SignatureValue): s
 
 /** {@link signedText}'s UTF-8 bytes. */
 export function signedBytes(unsigned: UnsignedText, signature: SignatureValue): Uint8Array {
-  return utf8.encode(signedText(unsigned, signature));
+  return utf8Bytes(signedText(unsigned, signature));
 }
 
 /**
@@ -292,9 +301,12 @@ function list<T>(v: unknown, what: string, item: (x: unknown, w: string) => T): 
   return v.map((x, i) => item(x, `${what}[${i}]`));
 }
 
+const SIGNATURE_KEYS = ['keyType', 'value'] as const;
+const NO_KEYS = [] as const;
+
 function signature(v: unknown): RecordSignature {
   if (!isObject(v)) fail('`signature` must be an object');
-  exactKeys(v, ['keyType', 'value'], [], '`signature`');
+  exactKeys(v, SIGNATURE_KEYS, NO_KEYS, '`signature`');
   const keyType = oneOf(v.keyType, ['ed25519', 'p256'] as const, 'signature.keyType');
   // Canonical unpadded base64url of exactly 64 bytes, checked without decoding: 86 characters
   // of the alphabet, the last one's 4 spare bits zero (what fromBase64Url would accept).
@@ -349,14 +361,6 @@ function strings(v: unknown, what: string, max = MAX_RECORD_NAME_CHARS): string[
   return list(v, what, (x, w) => text(x, w, max, max > MAX_RECORD_NAME_CHARS));
 }
 
-function enforcer(o: Json) {
-  return {
-    enforcer: identifier(o.enforcer, 'enforcer'),
-    attestation: blob(o.attestation, 'attestation'),
-    signature: signature(o.signature),
-  };
-}
-
 const ENFORCER_KEYS = ['enforcer', 'attestation', 'signature'] as const;
 
 const INVOCATION_KEYS = [
@@ -372,42 +376,132 @@ const INVOCATION_KEYS = [
   'signature',
 ] as const;
 
+const DECISION_KEYS = [
+  'type',
+  'invocation',
+  'agent',
+  'decision',
+  'lock',
+  'code',
+  'reasons',
+  'policies',
+  'bundle',
+  'escalation',
+  'approval',
+  'decidedAt',
+  ...ENFORCER_KEYS,
+] as const;
+
+const DECISION_OPTIONAL_KEYS = ['arguments'] as const;
+
+const OUTCOME_KEYS = [
+  'type',
+  'invocation',
+  'agent',
+  'status',
+  'resultDigest',
+  'error',
+  'leases',
+  'completedAt',
+  ...ENFORCER_KEYS,
+] as const;
+
+const LEASE_KEYS = [
+  'type',
+  'invocation',
+  'agent',
+  'lease',
+  'resource',
+  'event',
+  'at',
+  'expiresAt',
+  ...ENFORCER_KEYS,
+] as const;
+
+const TRACE_KEYS = [
+  'type',
+  'escalation',
+  'resolvedBy',
+  'agent',
+  'chainHash',
+  'approval',
+  'policies',
+  'report',
+  'resolution',
+  'recordedAt',
+  ...ENFORCER_KEYS,
+] as const;
+
+const CHAIN_RECORD_KEYS = ['type', 'chain', 'chainHash', 'loggedAt', ...ENFORCER_KEYS] as const;
+
+const INVOCATION_OPTIONAL_KEYS = ['report'] as const;
+const VERBATIM_INVOCATION_KEYS = [...INVOCATION_KEYS, 'chain'] as const;
+const CHAIN_REF_INVOCATION_KEYS = [...INVOCATION_KEYS, 'chainHash'] as const;
+
 function invocation(o: Json): InvocationRecord {
-  // v1 carries the chain verbatim, v2 names it by hash: otherwise the same members.
+  // v1 carries the chain verbatim, v2 names it by hash: otherwise the same members. One plain
+  // literal per form (spreads into a literal made V8 build slow objects, measured).
   const verbatim = o.type === INVOCATION_RECORD_TYPE;
-  exactKeys(o, [...INVOCATION_KEYS, verbatim ? 'chain' : 'chainHash'], ['report'], 'an invocation');
+  exactKeys(
+    o,
+    verbatim ? VERBATIM_INVOCATION_KEYS : CHAIN_REF_INVOCATION_KEYS,
+    INVOCATION_OPTIONAL_KEYS,
+    'an invocation',
+  );
   if (typeof o.nonce !== 'string' || !HEX32.test(o.nonce))
     fail('`nonce` must be 32 lower-case hex digits');
-  const members = {
-    agent: identifier(o.agent, 'agent'),
-    tool: text(o.tool, 'tool'),
-    server: nullableText(o.server, 'server'),
-    argumentsDigest: hash(o.argumentsDigest, 'argumentsDigest'),
-    nonce: o.nonce,
-    issuedAt: seconds(o.issuedAt, 'issuedAt'),
-    previous: nullableHash(o.previous, 'previous'),
-    attestation: blob(o.attestation, 'attestation'),
-    signature: signature(o.signature),
-    ...(Object.hasOwn(o, 'report') ? { report: report(o.report) } : {}),
-  };
-  return verbatim
-    ? { type: INVOCATION_RECORD_TYPE, chain: blob(o.chain, 'chain'), ...members }
+  const agent = identifier(o.agent, 'agent');
+  const tool = text(o.tool, 'tool');
+  const server = nullableText(o.server, 'server');
+  const argumentsDigest = hash(o.argumentsDigest, 'argumentsDigest');
+  const nonce = o.nonce;
+  const issuedAt = seconds(o.issuedAt, 'issuedAt');
+  const previous = nullableHash(o.previous, 'previous');
+  const attestation = blob(o.attestation, 'attestation');
+  const sig = signature(o.signature);
+  const record: InvocationRecord = verbatim
+    ? {
+        type: INVOCATION_RECORD_TYPE,
+        chain: blob(o.chain, 'chain'),
+        agent,
+        tool,
+        server,
+        argumentsDigest,
+        nonce,
+        issuedAt,
+        previous,
+        attestation,
+        signature: sig,
+      }
     : {
         type: CHAIN_REF_INVOCATION_RECORD_TYPE,
         chainHash: hash(o.chainHash, 'chainHash'),
-        ...members,
+        agent,
+        tool,
+        server,
+        argumentsDigest,
+        nonce,
+        issuedAt,
+        previous,
+        attestation,
+        signature: sig,
       };
+  if (Object.hasOwn(o, 'report'))
+    (record as { report?: InvocationReport }).report = report(o.report);
+  return record;
 }
 
 function chainRecord(o: Json): ChainRecord {
-  exactKeys(o, ['type', 'chain', 'chainHash', 'loggedAt', ...ENFORCER_KEYS], [], 'a chain record');
+  exactKeys(o, CHAIN_RECORD_KEYS, NO_KEYS, 'a chain record');
   // Whether `chainHash` is the chain's hash is the verifier's check (ERR_AUDIT_CHAIN_MISMATCH).
   return {
     type: CHAIN_RECORD_TYPE,
     chain: blob(o.chain, 'chain'),
     chainHash: hash(o.chainHash, 'chainHash'),
     loggedAt: seconds(o.loggedAt, 'loggedAt'),
-    ...enforcer(o),
+    enforcer: identifier(o.enforcer, 'enforcer'),
+    attestation: blob(o.attestation, 'attestation'),
+    signature: signature(o.signature),
   };
 }
 
@@ -488,26 +582,7 @@ function approval(v: unknown): DecisionApproval | null {
 }
 
 function decision(o: Json): DecisionRecord {
-  exactKeys(
-    o,
-    [
-      'type',
-      'invocation',
-      'agent',
-      'decision',
-      'lock',
-      'code',
-      'reasons',
-      'policies',
-      'bundle',
-      'escalation',
-      'approval',
-      'decidedAt',
-      ...ENFORCER_KEYS,
-    ],
-    ['arguments'],
-    'a decision',
-  );
+  exactKeys(o, DECISION_KEYS, DECISION_OPTIONAL_KEYS, 'a decision');
   let escalation: DecisionRecord['escalation'] = null;
   if (o.escalation !== null) {
     const e = o.escalation;
@@ -532,28 +607,16 @@ function decision(o: Json): DecisionRecord {
     escalation,
     approval: approval(o.approval),
     decidedAt: seconds(o.decidedAt, 'decidedAt'),
-    ...enforcer(o),
+    enforcer: identifier(o.enforcer, 'enforcer'),
+    attestation: blob(o.attestation, 'attestation'),
+    signature: signature(o.signature),
   };
-  return Object.hasOwn(o, 'arguments') ? { ...record, arguments: o.arguments } : record;
+  if (Object.hasOwn(o, 'arguments')) (record as { arguments?: unknown }).arguments = o.arguments;
+  return record;
 }
 
 function outcome(o: Json): OutcomeRecord {
-  exactKeys(
-    o,
-    [
-      'type',
-      'invocation',
-      'agent',
-      'status',
-      'resultDigest',
-      'error',
-      'leases',
-      'completedAt',
-      ...ENFORCER_KEYS,
-    ],
-    [],
-    'an outcome',
-  );
+  exactKeys(o, OUTCOME_KEYS, NO_KEYS, 'an outcome');
   const status = oneOf(o.status, ['ok', 'error'] as const, 'status');
   const resultDigest = nullableHash(o.resultDigest, 'resultDigest');
   const error = nullableText(o.error, 'error');
@@ -568,27 +631,14 @@ function outcome(o: Json): OutcomeRecord {
     error,
     leases: strings(o.leases, 'leases'),
     completedAt: seconds(o.completedAt, 'completedAt'),
-    ...enforcer(o),
+    enforcer: identifier(o.enforcer, 'enforcer'),
+    attestation: blob(o.attestation, 'attestation'),
+    signature: signature(o.signature),
   };
 }
 
 function lease(o: Json): LeaseRecord {
-  exactKeys(
-    o,
-    [
-      'type',
-      'invocation',
-      'agent',
-      'lease',
-      'resource',
-      'event',
-      'at',
-      'expiresAt',
-      ...ENFORCER_KEYS,
-    ],
-    [],
-    'a lease',
-  );
+  exactKeys(o, LEASE_KEYS, NO_KEYS, 'a lease');
   return {
     type: LEASE_RECORD_TYPE,
     invocation: nullableHash(o.invocation, 'invocation'),
@@ -598,29 +648,14 @@ function lease(o: Json): LeaseRecord {
     event: oneOf(o.event, ['granted', 'renewed', 'used', 'revoked', 'expired'] as const, 'event'),
     at: seconds(o.at, 'at'),
     expiresAt: o.expiresAt === null ? null : seconds(o.expiresAt, 'expiresAt'),
-    ...enforcer(o),
+    enforcer: identifier(o.enforcer, 'enforcer'),
+    attestation: blob(o.attestation, 'attestation'),
+    signature: signature(o.signature),
   };
 }
 
 function trace(o: Json): TraceRecord {
-  exactKeys(
-    o,
-    [
-      'type',
-      'escalation',
-      'resolvedBy',
-      'agent',
-      'chainHash',
-      'approval',
-      'policies',
-      'report',
-      'resolution',
-      'recordedAt',
-      ...ENFORCER_KEYS,
-    ],
-    [],
-    'a trace',
-  );
+  exactKeys(o, TRACE_KEYS, NO_KEYS, 'a trace');
   const r = o.resolution;
   if (!isObject(r)) fail('`resolution` must be an object');
   exactKeys(r, ['decision', 'approver', 'reason', 'answeredAt'], [], '`resolution`');
@@ -640,7 +675,9 @@ function trace(o: Json): TraceRecord {
       answeredAt: seconds(r.answeredAt, 'resolution.answeredAt'),
     },
     recordedAt: seconds(o.recordedAt, 'recordedAt'),
-    ...enforcer(o),
+    enforcer: identifier(o.enforcer, 'enforcer'),
+    attestation: blob(o.attestation, 'attestation'),
+    signature: signature(o.signature),
   };
 }
 

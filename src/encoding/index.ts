@@ -1,5 +1,5 @@
 export { toHex, fromHex, bytesEqual, bytesEndWith, concatBytes } from './hex.js';
-export { hasControlCharacters, escapeControlCharacters } from './text.js';
+export { hasControlCharacters, escapeControlCharacters, utf8Bytes, copyBytes } from './text.js';
 export { canonicalizeJson } from './jcs.js';
 export { decodeBase64Strict, toBase64, toBase64Url } from './base64.js';
 export type { Base64Variant } from './base64.js';

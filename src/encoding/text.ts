@@ -25,3 +25,19 @@ export function escapeControlCharacters(text: string, keep = ''): string {
     keep.includes(c) ? c : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
 }
+
+/**
+ * The UTF-8 bytes of `text` (lone surrogates as U+FFFD, as TextEncoder writes them), copied into
+ * Node's shared buffer pool when short: no ArrayBuffer of their own, about half TextEncoder's
+ * cost for a record-sized text. Never transfer or reuse their `.buffer` (others share it).
+ */
+export function utf8Bytes(text: string): Uint8Array {
+  const bytes = Buffer.from(text, 'utf8');
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** A copy of `bytes`, in Node's shared buffer pool when short (see {@link utf8Bytes}). */
+export function copyBytes(bytes: Uint8Array): Uint8Array {
+  const copy = Buffer.from(bytes);
+  return new Uint8Array(copy.buffer, copy.byteOffset, copy.byteLength);
+}

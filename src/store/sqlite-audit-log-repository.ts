@@ -42,6 +42,8 @@ export const AUDIT_LOG_MIGRATION_SQL = `
   CREATE TRIGGER audit_log_entries_no_delete BEFORE DELETE ON audit_log_entries
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;`;
 
+const NO_NODES = new Uint8Array(0);
+
 interface EntryRow {
   idx: number;
   record: Buffer;
@@ -96,13 +98,18 @@ export class SqliteAuditLogRepository implements AuditLogRepository {
       // checkAppend made sure the nodes are those the entries complete, in order: entry j takes
       // as many as j has trailing 1 bits.
       let k = 0;
-      entries.forEach((entry, i) => {
+      for (let i = 0; i < entries.length; i++) {
         let count = 0;
         for (let j = from + i; j % 2 === 1; j = (j - 1) / 2) count++;
-        const own = nodes.slice(k, k + count).map((n) => n.hash);
+        const own =
+          count === 0
+            ? NO_NODES
+            : count === 1
+              ? nodes[k]!.hash
+              : concatBytes(...nodes.slice(k, k + count).map((n) => n.hash));
         k += count;
-        this.#insertEntry.run(from + i, entry.record, entry.leafHash, concatBytes(...own));
-      });
+        this.#insertEntry.run(from + i, entries[i]!.record, entries[i]!.leafHash, own);
+      }
     });
   }
 
