@@ -131,10 +131,10 @@ export class AuditLog {
   #schedule(): void {
     if (this.#scheduled || this.#committing !== undefined || this.#pending.length === 0) return;
     this.#scheduled = true;
-    // A microtask: it runs after every task already queued — the callers the last commit woke,
-    // and the rest of the current tick's appends — so they join this commit, and a lone append
-    // waits for no event-loop turn.
-    queueMicrotask(() => {
+    // setImmediate: the commit runs once this turn of the event loop has run its callbacks and
+    // every promise they settled — so what their continuations append (a gate's decision, signed
+    // after its invocation was appended) joins this commit instead of waiting for the next one.
+    setImmediate(() => {
       this.#scheduled = false;
       this.#committing = this.#commit().finally(() => {
         this.#committing = undefined;
