@@ -106,7 +106,7 @@ export class AuditLog {
 
   /**
    * Appends one record and resolves with its index once the commit that carries it is durable.
-   * Records appended together (in one tick, or while a commit runs) share one transaction.
+   * Records appended together (in one turn of the event loop, or while a commit runs) share one transaction.
    * Throws `ERR_AUDIT_RECORD_TOO_LARGE` over 1 MiB, `ERR_AUDIT_LOG_CLOSED` after `close`.
    */
   append(record: Uint8Array): Promise<number> {
