@@ -14,6 +14,7 @@ import {
 } from './sqlite-trust-anchor-repository.js';
 import {
   AUDIT_LOG_MIGRATION_SQL,
+  AUDIT_LOG_TEXTS_MIGRATION_SQL,
   SqliteAuditLogRepository,
 } from './sqlite-audit-log-repository.js';
 import {
@@ -58,6 +59,7 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
   { version: 13, name: 'broker_leases', sql: BROKER_LEASES_MIGRATION_SQL },
   { version: 14, name: 'audit_chains', sql: AUDIT_CHAINS_MIGRATION_SQL },
   { version: 15, name: 'sealed_blob_v2', sql: SEALED_BLOB_V2_MIGRATION_SQL },
+  { version: 16, name: 'audit_log_texts', sql: AUDIT_LOG_TEXTS_MIGRATION_SQL },
 ];
 
 /** The embedded default: one SQLite file for identities, sealed keys and credentials state. */

@@ -44,10 +44,54 @@ export const AUDIT_LOG_MIGRATION_SQL = `
 
 const NO_NODES = new Uint8Array(0);
 
+/**
+ * Migration 16: a record's long repeated text stored once. Nearly every record carries its
+ * signer's credential-key attestation (about 330 characters of base64url, the same for every
+ * record that signer signs: some 40% of a record); SQLite's cost of an append grows with the
+ * bytes written, so the value is kept once in `audit_log_texts` and an entry stores its record
+ * without it, with where it goes (`text_at`, a byte offset) and which it is (`text_id`). Reads
+ * put it back: the log's records, leaf hashes, proofs and exports are the records' exact bytes.
+ * An entry whose text is missing reads as its record without it — which no longer matches its
+ * leaf hash, so verification reports the entry as edited.
+ */
+export const AUDIT_LOG_TEXTS_MIGRATION_SQL = `
+  CREATE TABLE audit_log_texts (
+    id INTEGER PRIMARY KEY,
+    text BLOB NOT NULL UNIQUE CHECK (length(text) BETWEEN 64 AND 1048576)
+  ) STRICT;
+  ALTER TABLE audit_log_entries ADD COLUMN text_id INTEGER;
+  ALTER TABLE audit_log_entries ADD COLUMN text_at INTEGER CHECK (text_at >= 0);
+  CREATE TRIGGER audit_log_texts_no_update BEFORE UPDATE ON audit_log_texts
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+  CREATE TRIGGER audit_log_texts_no_delete BEFORE DELETE ON audit_log_texts
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;`;
+
+/** The member whose value is stored once: every record type's signer attestation. */
+const TEXT_MEMBER = Buffer.from('"attestation":"', 'latin1');
+const QUOTE = 0x22;
+/** Values shorter than this are left in the record. */
+const MIN_TEXT_BYTES = 64;
+/** Texts whose ids this process keeps (a map cleared when full) and recent ones checked first. */
+const KNOWN_TEXTS = 4096;
+const RECENT_TEXTS = 8;
+
+/** Where a record's attestation value is (its bytes between the quotes), if worth storing once. */
+function textOf(record: Uint8Array): { readonly at: number; readonly end: number } | undefined {
+  const bytes = Buffer.from(record.buffer, record.byteOffset, record.byteLength);
+  const member = bytes.indexOf(TEXT_MEMBER);
+  if (member === -1) return undefined;
+  const at = member + TEXT_MEMBER.length;
+  const end = bytes.indexOf(QUOTE, at);
+  if (end === -1 || end - at < MIN_TEXT_BYTES) return undefined;
+  return { at, end };
+}
+
 interface EntryRow {
   idx: number;
   record: Buffer;
   leaf_hash: Buffer;
+  text_at: number | null;
+  text: Buffer | null;
 }
 
 /**
@@ -59,7 +103,14 @@ interface EntryRow {
 export class SqliteAuditLogRepository implements AuditLogRepository {
   readonly #database: SqliteDatabase;
   readonly #size: Statement<[], { n: number | null }>;
-  readonly #insertEntry: Statement<[number, Uint8Array, Uint8Array, Uint8Array]>;
+  readonly #insertEntry: Statement<
+    [number, Uint8Array, Uint8Array, Uint8Array, number | null, number | null]
+  >;
+  readonly #textId: Statement<[Uint8Array], { id: number }>;
+  readonly #insertText: Statement<[Uint8Array], { id: number }>;
+  /** Text ids known committed, by the text (latin1), and the last few with their bytes. */
+  readonly #texts = new Map<string, number>();
+  readonly #recent: { readonly bytes: Buffer; readonly id: number }[] = [];
   readonly #entries: Statement<[number, number], EntryRow>;
   readonly #leaf: Statement<[number], { leaf_hash: Buffer }>;
   readonly #node: Statement<[number, number, number], { hash: Buffer }>;
@@ -67,7 +118,12 @@ export class SqliteAuditLogRepository implements AuditLogRepository {
   readonly #checkpoints: Statement<[], { tree_size: number; note: string }>;
   readonly #latest: Statement<[], { tree_size: number; note: string }>;
   readonly #append: Transaction<
-    (from: number, entries: readonly AuditLogEntry[], nodes: readonly StoredMerkleNode[]) => void
+    (
+      from: number,
+      entries: readonly AuditLogEntry[],
+      nodes: readonly StoredMerkleNode[],
+      added: Map<string, number>,
+    ) => void
   >;
 
   constructor(database: SqliteDatabase) {
@@ -75,10 +131,14 @@ export class SqliteAuditLogRepository implements AuditLogRepository {
     const db = database.db;
     this.#size = db.prepare('SELECT MAX(idx) + 1 AS n FROM audit_log_entries');
     this.#insertEntry = db.prepare(
-      'INSERT INTO audit_log_entries (idx, record, leaf_hash, nodes) VALUES (?, ?, ?, ?)',
+      'INSERT INTO audit_log_entries (idx, record, leaf_hash, nodes, text_id, text_at) VALUES (?, ?, ?, ?, ?, ?)',
     );
+    this.#textId = db.prepare('SELECT id FROM audit_log_texts WHERE text = ?');
+    this.#insertText = db.prepare('INSERT INTO audit_log_texts (text) VALUES (?) RETURNING id');
     this.#entries = db.prepare(
-      'SELECT idx, record, leaf_hash FROM audit_log_entries WHERE idx >= ? AND idx < ? ORDER BY idx',
+      `SELECT e.idx, e.record, e.leaf_hash, e.text_at, t.text
+         FROM audit_log_entries e LEFT JOIN audit_log_texts t ON t.id = e.text_id
+        WHERE e.idx >= ? AND e.idx < ? ORDER BY e.idx`,
     );
     this.#leaf = db.prepare('SELECT leaf_hash FROM audit_log_entries WHERE idx = ?');
     this.#node = db.prepare(
@@ -93,7 +153,7 @@ export class SqliteAuditLogRepository implements AuditLogRepository {
     this.#latest = db.prepare(
       'SELECT tree_size, note FROM audit_log_checkpoints ORDER BY tree_size DESC LIMIT 1',
     );
-    this.#append = db.transaction((from, entries, nodes) => {
+    this.#append = db.transaction((from, entries, nodes, added) => {
       checkAppend(this.#currentSize(), from, entries, nodes);
       // checkAppend made sure the nodes are those the entries complete, in order: entry j takes
       // as many as j has trailing 1 bits.
@@ -108,9 +168,42 @@ export class SqliteAuditLogRepository implements AuditLogRepository {
               ? nodes[k]!.hash
               : concatBytes(...nodes.slice(k, k + count).map((n) => n.hash));
         k += count;
-        this.#insertEntry.run(from + i, entries[i]!.record, entries[i]!.leafHash, own);
+        const { record, leafHash } = entries[i]!;
+        const text = textOf(record);
+        if (text === undefined) {
+          this.#insertEntry.run(from + i, record, leafHash, own, null, null);
+          continue;
+        }
+        const value = Buffer.from(record.buffer, record.byteOffset + text.at, text.end - text.at);
+        const stored = Buffer.allocUnsafe(record.byteLength - value.byteLength);
+        stored.set(record.subarray(0, text.at), 0);
+        stored.set(record.subarray(text.end), text.at);
+        const id = this.#textIdOf(value, added);
+        this.#insertEntry.run(from + i, stored, leafHash, own, id, text.at);
       }
     });
+  }
+
+  /**
+   * The id of a text (inserted if new). Ids this transaction inserted go to `added`: they are
+   * known only once it commits (a rolled-back insert's id may be another text's later).
+   */
+  #textIdOf(value: Buffer, added: Map<string, number>): number {
+    for (const known of this.#recent) if (known.bytes.equals(value)) return known.id;
+    const key = value.toString('latin1');
+    const known = this.#texts.get(key) ?? added.get(key);
+    if (known !== undefined) {
+      this.#remember(value, known);
+      return known;
+    }
+    const id = (this.#textId.get(value) ?? this.#insertText.get(value))!.id;
+    added.set(key, id);
+    return id;
+  }
+
+  #remember(value: Buffer, id: number): void {
+    if (this.#recent.length >= RECENT_TEXTS) this.#recent.shift();
+    this.#recent.push({ bytes: Buffer.from(value), id });
   }
 
   #currentSize(): number {
@@ -127,7 +220,11 @@ export class SqliteAuditLogRepository implements AuditLogRepository {
     nodes: readonly StoredMerkleNode[],
   ): Promise<void> {
     return this.#database.write(() => {
-      this.#append.immediate(fromIndex, entries, nodes);
+      const added = new Map<string, number>();
+      this.#append.immediate(fromIndex, entries, nodes, added);
+      // Committed: the texts it inserted are known from now on.
+      if (this.#texts.size + added.size > KNOWN_TEXTS) this.#texts.clear();
+      for (const [key, id] of added) this.#texts.set(key, id);
     });
   }
 
@@ -140,7 +237,7 @@ export class SqliteAuditLogRepository implements AuditLogRepository {
         if (rows[i]?.idx !== from + i) throw entryNotFound(from + i);
       }
       return rows.map((row) => ({
-        record: new Uint8Array(row.record),
+        record: recordOf(row),
         leafHash: new Uint8Array(row.leaf_hash),
       }));
     });
@@ -184,4 +281,15 @@ export class SqliteAuditLogRepository implements AuditLogRepository {
       this.#checkpoints.all().map((row) => ({ treeSize: row.tree_size, note: row.note })),
     );
   }
+}
+
+/** An entry's record as appended: the stored bytes with their text put back where it was. */
+function recordOf(row: EntryRow): Uint8Array {
+  const { record, text_at: at, text } = row;
+  if (at === null || text === null || at > record.byteLength) return new Uint8Array(record);
+  const out = new Uint8Array(record.byteLength + text.byteLength);
+  out.set(record.subarray(0, at), 0);
+  out.set(text, at);
+  out.set(record.subarray(at), at + text.byteLength);
+  return out;
 }

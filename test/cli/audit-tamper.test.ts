@@ -23,6 +23,7 @@ import {
 import { DEFAULT_AUTHORITY } from '../../src/cli/chains.js';
 import { authorityHome, json, run } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/vectors.js';
+import { editStoredRecord } from '../support/stored-audit-record.js';
 import { seedNoteSigner } from '../vectors/audit-golden.js';
 
 // Findings of the outside attack on the audit trail (issue 11, attack11 F3, F7, F8): a store
@@ -235,9 +236,11 @@ describe('audit show|query: covered means included and verified (F8)', () => {
     let edited = '';
     sqlite(h.home, (db) => {
       db.exec('DROP TRIGGER audit_log_entries_no_update');
-      edited = golden.nextInvocation!.text.replace(/"nonce":"0/, '"nonce":"f');
+      ({ after: edited } = editStoredRecord(db, 2, (text) => {
+        expect(text).toBe(golden.nextInvocation!.text);
+        return text.replace(/"nonce":"0/, '"nonce":"f');
+      }));
       expect(edited).not.toBe(golden.nextInvocation!.text);
-      db.prepare('UPDATE audit_log_entries SET record = ? WHERE idx = 2').run(Buffer.from(edited));
     });
     const id = auditRecordHash(new TextEncoder().encode(edited));
     const after = await cli(h.home, 'audit', 'show', id);

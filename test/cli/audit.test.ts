@@ -21,6 +21,7 @@ import {
 import { readBytesArgument } from '../../src/cli/input.js';
 import { Purpose, type Identifier } from '../../src/identity/index.js';
 import type { CredentialIssuer } from '../../src/credentials/index.js';
+import { editStoredRecord } from '../support/stored-audit-record.js';
 import { json, run, type Run } from '../helpers/cli.js';
 
 // `mandate audit export|checkpoint|verify|show|query` end to end, in process, over a home whose
@@ -680,12 +681,10 @@ describe('mandate audit', () => {
     const db = new Database(join(g.h.dir, 'mandate.db'));
     try {
       db.exec('DROP TRIGGER audit_log_entries_no_update');
-      const row = db.prepare('SELECT record FROM audit_log_entries WHERE idx = 4').get() as {
-        record: Buffer;
-      };
-      const edited = row.record.toString('utf8').replace('"amount":20', '"amount":2000');
-      expect(edited).not.toBe(row.record.toString('utf8'));
-      db.prepare('UPDATE audit_log_entries SET record = ? WHERE idx = 4').run(Buffer.from(edited));
+      const { before, after } = editStoredRecord(db, 4, (text) =>
+        text.replace('"amount":20', '"amount":2000'),
+      );
+      expect(after).not.toBe(before);
     } finally {
       db.close();
     }

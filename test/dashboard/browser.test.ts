@@ -8,6 +8,7 @@ import { skipUnless } from '../support/postgres-cluster.js';
 import { repoRoot } from '../helpers/vectors.js';
 import { json } from '../helpers/cli.js';
 import { DASHBOARD_NOW, dashboardWorld, type DashboardHome } from '../helpers/dashboard-world.js';
+import { editStoredRecord, storedRecordTexts } from '../support/stored-audit-record.js';
 import {
   ARTIFACTS,
   buildDashboard,
@@ -166,19 +167,13 @@ describe.skipIf(skip)('the dashboard in Chromium', () => {
     // server read the trail: the page shows the record as stored, and its proof failing.
     const db = new Database(join(h.dir, 'mandate.db'));
     try {
-      const denied = (
-        db.prepare('SELECT idx, record FROM audit_log_entries ORDER BY idx').all() as {
-          idx: number;
-          record: Buffer;
-        }[]
-      )
-        .map((row) => ({ idx: row.idx, record: JSON.parse(row.record.toString('utf8')) as object }))
+      const denied = storedRecordTexts(db)
+        .map((row) => ({ idx: row.idx, record: JSON.parse(row.text) as object }))
         .filter(({ record }) => 'decision' in record && record.decision === 'deny');
       expect(denied).toHaveLength(1);
       db.exec('DROP TRIGGER audit_log_entries_no_update');
-      db.prepare('UPDATE audit_log_entries SET record = ? WHERE idx = ?').run(
-        Buffer.from(JSON.stringify({ ...denied[0]!.record, reasons: ['edited in the database'] })),
-        denied[0]!.idx,
+      editStoredRecord(db, denied[0]!.idx, () =>
+        JSON.stringify({ ...denied[0]!.record, reasons: ['edited in the database'] }),
       );
     } finally {
       db.close();
