@@ -22,7 +22,10 @@ import {
   chainHashOf,
   fromBase64Url,
   jsonDigest,
-  readAuditRecord,
+  readSignedRecord,
+  signingBytesOf,
+  signingHashOf,
+  type SignedRecordRead,
 } from './record-codec.js';
 import { verifyChangeSignature } from '../identity/internal.js';
 import { Purpose, type VerifiedPurposeKey } from '../identity/index.js';
@@ -56,13 +59,35 @@ export type VerifiedKeyCache = Map<string, VerifiedPurposeKey>;
 const MAX_CACHED_KEYS = 10_000;
 
 /**
+ * A signer's last key cache key, `${identifier}:${history length}:${attestation}`: records of one
+ * signer carry the same attestation, so the key (and the hash a Map keeps in it) is built once,
+ * not per record (it is hundreds of characters long).
+ */
+const MAX_LAST_CACHE_KEYS = 1024;
+const lastCacheKeys = new Map<
+  string,
+  { readonly length: number; readonly attestation: string; readonly key: string }
+>();
+
+function keyCacheKey(signer: VerifiedIdentity, attestation: string): string {
+  const length = signer.changes.length;
+  const last = lastCacheKeys.get(signer.identifier);
+  if (last !== undefined && last.length === length && last.attestation === attestation)
+    return last.key;
+  const key = `${signer.identifier}:${length}:${attestation}`;
+  if (lastCacheKeys.size >= MAX_LAST_CACHE_KEYS) lastCacheKeys.clear();
+  lastCacheKeys.set(signer.identifier, { length, attestation, key });
+  return key;
+}
+
+/**
  * verifyCredentialKeySignature with a cache: a key verified before (same signer, same history
  * length, same attestation) is reused while `now` lies in its window and it was not under a
  * rotation grace window — the rule credentialSigningKey applies to a signer's reused key — so a
  * record costs one signature check instead of two.
  */
 function verifyRecordSignature(
-  signingBytes: Uint8Array,
+  signed: SignedRecordRead,
   signature: { readonly keyType: 'ed25519' | 'p256'; readonly value: string },
   attestationText: string,
   signer: VerifiedIdentity,
@@ -74,11 +99,14 @@ function verifyRecordSignature(
   codes: { readonly untrusted: ErrorCode; readonly signature: ErrorCode },
   what: string,
 ): CredentialKeySignature {
+  // The value is canonical base64url of 64 bytes, checked when the record was read (its
+  // SIGNATURE_64): decoding is all that is left of fromBase64Url (its bytes, not a copy).
+  const value = Buffer.from(signature.value, 'base64url');
   const decoded = {
     keyType: signature.keyType,
-    bytes: fromBase64Url(signature.value, 'signature'),
+    bytes: new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
   };
-  const cacheKey = `${signer.identifier}:${signer.changes.length}:${attestationText}`;
+  const cacheKey = keyCacheKey(signer, attestationText);
   const now = options.nowSeconds;
   const cached = options.keys?.get(cacheKey);
   if (
@@ -87,7 +115,7 @@ function verifyRecordSignature(
     cached.createdAt <= now + 60 &&
     now < cached.expiresAt
   ) {
-    const hash = sha256(signingBytes);
+    const hash = signingHashOf(signed);
     if (!verifyChangeSignature(cached.key.signingKey, hash, decoded))
       throw unauthorized(
         codes.signature,
@@ -96,7 +124,7 @@ function verifyRecordSignature(
     return { issuer: signer.identifier, issuerKey: cached, hash };
   }
   const verified = verifyCredentialKeySignature(
-    signingBytes,
+    signingBytesOf(signed),
     decoded,
     fromBase64Url(attestationText, 'attestation'),
     {
@@ -220,13 +248,18 @@ export function verifyInvocation(
   return verifyInvocationHashed(bytes, options, auditRecordHash(bytes));
 }
 
-/** verifyInvocation for a caller that already took `hash`, the hex SHA-256 of `bytes`. */
+/**
+ * verifyInvocation for a caller that already took `hash`, the hex SHA-256 of `bytes` (and, when
+ * it has it, `text`: the bytes' strict UTF-8 decoding, see readSignedRecord).
+ */
 export function verifyInvocationHashed(
   bytes: Uint8Array,
   options: VerifyInvocationOptions,
   hash: RecordHash,
+  text?: string,
 ): VerifiedInvocation {
-  const { record, signingBytes } = readAuditRecord(bytes);
+  const signed = readSignedRecord(bytes, text);
+  const record = signed.record;
   if (!isInvocationRecord(record))
     throw invalid('ERR_AUDIT_RECORD_TYPE', `expected an invocation record, got \`${record.type}\``);
   const now = options.nowSeconds ?? record.issuedAt;
@@ -257,7 +290,7 @@ export function verifyInvocationHashed(
       `the chain does not carry the history of \`${record.agent}\``,
     );
   const signer = verifyRecordSignature(
-    signingBytes,
+    signed,
     record.signature,
     record.attestation,
     identity,
@@ -431,7 +464,21 @@ export function verifyEnforcerRecordHashed(
   options: VerifyEnforcerRecordOptions,
   hash: RecordHash,
 ): VerifiedEnforcerRecord {
-  const { record, signingBytes } = readAuditRecord(bytes);
+  const { record, signer } = checkEnforcerRecord(bytes, options);
+  return new VerifiedEnforcerRecord(issued, bytes, record, hash, signer);
+}
+
+/**
+ * verifyEnforcerRecord's checks, for a caller that needs neither the record's hash nor a
+ * VerifiedEnforcerRecord (an offline trail verifier); `text` as in verifyInvocationHashed.
+ */
+export function checkEnforcerRecord(
+  bytes: Uint8Array,
+  options: VerifyEnforcerRecordOptions,
+  text?: string,
+): { readonly record: EnforcerRecord; readonly signer: CredentialKeySignature } {
+  const signed = readSignedRecord(bytes, text);
+  const record = signed.record;
   if (isInvocationRecord(record))
     throw invalid('ERR_AUDIT_RECORD_TYPE', 'an invocation is signed by its agent, not an enforcer');
   const identity = options.enforcers.get(record.enforcer);
@@ -441,7 +488,7 @@ export function verifyEnforcerRecordHashed(
       `\`${record.enforcer}\` is not a trusted enforcement point`,
     );
   const signer = verifyRecordSignature(
-    signingBytes,
+    signed,
     record.signature,
     record.attestation,
     identity,
@@ -473,5 +520,5 @@ export function verifyEnforcerRecordHashed(
       mismatch('the disclosed arguments do not match the invocation digest');
     checkApproval(record, invocation, options);
   }
-  return new VerifiedEnforcerRecord(issued, bytes, record, hash, signer);
+  return { record, signer };
 }
