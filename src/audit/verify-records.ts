@@ -80,6 +80,21 @@ function keyCacheKey(signer: VerifiedIdentity, attestation: string): string {
   return key;
 }
 
+// A record's signature is decoded into one reused buffer: it is only read by the verification
+// (synchronous), never kept.
+const signatureScratch = Buffer.allocUnsafeSlow(64);
+
+/**
+ * The bytes of a record's signature value. Its 86 characters were checked as canonical
+ * base64url of 64 bytes when the record was read (record-codec's SIGNATURE_64): decoding is all
+ * that is left of fromBase64Url, into the reused buffer. Anything else goes to fromBase64Url.
+ */
+function signatureBytes(value: string): Uint8Array {
+  if (value.length !== 86) return fromBase64Url(value, 'signature');
+  signatureScratch.write(value, 0, 'base64url');
+  return signatureScratch;
+}
+
 /**
  * verifyCredentialKeySignature with a cache: a key verified before (same signer, same history
  * length, same attestation) is reused while `now` lies in its window and it was not under a
@@ -99,13 +114,7 @@ function verifyRecordSignature(
   codes: { readonly untrusted: ErrorCode; readonly signature: ErrorCode },
   what: string,
 ): CredentialKeySignature {
-  // The value is canonical base64url of 64 bytes, checked when the record was read (its
-  // SIGNATURE_64): decoding is all that is left of fromBase64Url (its bytes, not a copy).
-  const value = Buffer.from(signature.value, 'base64url');
-  const decoded = {
-    keyType: signature.keyType,
-    bytes: new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
-  };
+  const decoded = { keyType: signature.keyType, bytes: signatureBytes(signature.value) };
   const cacheKey = keyCacheKey(signer, attestationText);
   const now = options.nowSeconds;
   const cached = options.keys?.get(cacheKey);
