@@ -818,10 +818,33 @@ function matchObject(value: Json, text: string, at: number, depth: number): numb
       i++;
     }
     previous = key;
-    i = matchString(key, text, i);
-    if (i === -1 || text.charCodeAt(i) !== 0x3a) return -1; // :
-    i = matchJcs(value[key], text, i + 1, depth + 1);
-    if (i === -1) return -1;
+    // `"key":`, then the value; a string or null (most members) without a call.
+    const end = i + 1 + key.length;
+    if (
+      text.charCodeAt(i) !== QUOTE ||
+      text.charCodeAt(end) !== QUOTE ||
+      text.charCodeAt(end + 1) !== 0x3a || // :
+      text.slice(i + 1, end) !== key
+    )
+      return -1;
+    i = end + 2;
+    const v = value[key];
+    if (typeof v === 'string') {
+      const close = i + 1 + v.length;
+      if (
+        text.charCodeAt(i) !== QUOTE ||
+        text.charCodeAt(close) !== QUOTE ||
+        text.slice(i + 1, close) !== v
+      )
+        return -1;
+      i = close + 1;
+    } else if (v === null) {
+      if (text.slice(i, i + 4) !== 'null') return -1;
+      i += 4;
+    } else {
+      i = matchJcs(v, text, i, depth + 1);
+      if (i === -1) return -1;
+    }
   }
   return text.charCodeAt(i) === 0x7d ? i + 1 : -1; // }
 }
