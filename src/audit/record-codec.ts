@@ -695,7 +695,17 @@ export function readSignedRecord(bytes: Uint8Array, text?: string): SignedRecord
   // before `value`. What canonicalizeJson(record.signature) writes.
   const { keyType, value } = record.signature;
   const member = `,"signature":{"keyType":"${keyType}","value":"${value}"}`;
-  const at = textForm.lastIndexOf(member);
+  // Its last occurrence. Where the JCS check walked to the member, it is there when the text
+  // holds exactly the member there and no `"signature":` after it (the member holds one comma,
+  // before `"value"`, so no occurrence begins inside it); else the text is searched.
+  const from = read.signatureFrom;
+  const at =
+    from !== -1 &&
+    read.signatureTo - from === member.length &&
+    textForm.slice(from, read.signatureTo) === member &&
+    textForm.indexOf('"signature":', read.signatureTo) === -1
+      ? from
+      : textForm.lastIndexOf(member);
   if (at === -1) fail('the signature member is not where JCS puts it');
   // The member is ASCII: its bytes are cut out of the entry bytes (the UTF-8 offset of `at` is
   // `at` when the text is ASCII, as nearly every record is).
@@ -742,6 +752,11 @@ function canonicalRecordText(value: unknown): string {
   return `{${members.join(',')}}`;
 }
 
+// Where the last isCanonicalText found its object's `signature` member, when not its first:
+// `text[from, to)` is `,"signature":` and the member's value (from is -1 when not found).
+let walkedSignatureFrom = -1;
+let walkedSignatureTo = -1;
+
 /** Nesting the fast check follows (a container deeper is left to canonicalRecordText). */
 const FAST_CHECK_DEPTH = 16;
 const QUOTE = 0x22;
@@ -757,6 +772,7 @@ const QUOTE = 0x22;
  * unsure. The text is compared piece by piece, in order, to the end.
  */
 export function isCanonicalText(value: unknown, text: string): boolean {
+  walkedSignatureFrom = -1;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   if (text.indexOf('\\') !== -1) return false;
   return matchJcs(value, text, 0, 0) === text.length;
@@ -811,6 +827,7 @@ function matchObject(value: Json, text: string, at: number, depth: number): numb
   let previous = '';
   for (let k = 0; k < keys.length; k++) {
     const key = keys[k]!;
+    const member = i;
     if (k > 0) {
       // JCS's order: strictly ascending UTF-16 code units (else unsure: integer-like names are
       // listed first by Object.keys).
@@ -845,6 +862,10 @@ function matchObject(value: Json, text: string, at: number, depth: number): numb
       i = matchJcs(v, text, i, depth + 1);
       if (i === -1) return -1;
     }
+    if (depth === 0 && k > 0 && key === 'signature') {
+      walkedSignatureFrom = member;
+      walkedSignatureTo = i;
+    }
   }
   return text.charCodeAt(i) === 0x7d ? i + 1 : -1; // }
 }
@@ -852,7 +873,7 @@ function matchObject(value: Json, text: string, at: number, depth: number): numb
 function decodeAuditRecord(
   bytes: Uint8Array,
   text?: string,
-): { record: AuditRecord; text: string } {
+): { record: AuditRecord; text: string; signatureFrom: number; signatureTo: number } {
   if (!(bytes instanceof Uint8Array) || bytes.byteLength > MAX_AUDIT_RECORD_BYTES)
     fail(`a record is at most ${MAX_AUDIT_RECORD_BYTES} bytes`);
   let textForm: string;
@@ -863,7 +884,12 @@ function decodeAuditRecord(
   } catch {
     fail('not UTF-8 JSON');
   }
-  if (!isCanonicalText(value, textForm)) {
+  let signatureFrom = -1;
+  let signatureTo = -1;
+  if (isCanonicalText(value, textForm)) {
+    signatureFrom = walkedSignatureFrom;
+    signatureTo = walkedSignatureTo;
+  } else {
     let canonical: string;
     try {
       canonical = canonicalRecordText(value);
@@ -872,7 +898,7 @@ function decodeAuditRecord(
     }
     if (canonical !== textForm) fail('not in JCS (RFC 8785) form');
   }
-  return { record: checkAuditRecord(value), text: textForm };
+  return { record: checkAuditRecord(value), text: textForm, signatureFrom, signatureTo };
 }
 
 /**
