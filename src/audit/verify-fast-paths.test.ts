@@ -19,7 +19,7 @@ import {
   signingBytesOf,
   signingHashOf,
 } from './record-codec.js';
-import { verifyTrail, verifyTrailExport } from './verify-trail.js';
+import { verifyTrail, verifyTrailExport, verifyTrailInOrder } from './verify-trail.js';
 
 const utf8 = new TextEncoder();
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -497,14 +497,38 @@ const signer: NoteSigner = {
 };
 const verifiers = [noteVerifierKey(ORIGIN, pair.publicKey)];
 
+async function checkpointOver(records: readonly Uint8Array[]): Promise<string> {
+  const range = new CompactRange();
+  for (const r of records) range.append(hashLeaf(r));
+  return signCheckpoint(
+    { origin: ORIGIN, treeSize: records.length, rootHash: range.root(), extensions: [] },
+    [signer],
+  );
+}
+
+/** A record's signature value with one character changed (still canonical: it fails to verify). */
+function forgeSignature(text: string, at: number): string {
+  const m = /"value":"([A-Za-z0-9_-]{86})"\}/.exec(text);
+  if (m === null) return text;
+  const i = m.index + 9 + (at % 85);
+  const c = text[i] === 'A' ? 'B' : 'A';
+  return text.slice(0, i) + c + text.slice(i + 1);
+}
+
+/** Up to three edits of the golden records: signatures forged, records edited (as above). */
+const trailEditsArb = fc.array(
+  fc.record({
+    line: fc.nat(goldenTexts.length - 1),
+    forge: fc.boolean(),
+    record: editArb,
+    at: fc.nat(),
+  }),
+  { maxLength: 3 },
+);
+
 describe('verifyTrailExport', () => {
   it("reports what verifyTrail reports over parseExport's entries, edit by edit", async () => {
-    const range = new CompactRange();
-    for (const t of goldenTexts) range.append(hashLeaf(utf8.encode(t)));
-    const checkpoint = await signCheckpoint(
-      { origin: ORIGIN, treeSize: goldenTexts.length, rootHash: range.root(), extensions: [] },
-      [signer],
-    );
+    const checkpoint = await checkpointOver(goldenTexts.map((t) => utf8.encode(t)));
     fc.assert(
       fc.property(exportEditArb, fc.boolean(), (e, trusted) => {
         const text = editExport(e);
@@ -516,7 +540,7 @@ describe('verifyTrailExport', () => {
         };
         const parsed = parseExport(text);
         const expected = parsed.ok
-          ? verifyTrail({ ...options, entries: parsed.entries })
+          ? verifyTrailInOrder({ ...options, entries: parsed.entries })
           : {
               ok: false,
               problem: {
@@ -532,5 +556,68 @@ describe('verifyTrailExport', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('reports a forged signature where it is, whatever else is wrong after it (signatures checked together)', async () => {
+    const golden = await checkpointOver(goldenTexts.map((t) => utf8.encode(t)));
+    await fc.assert(
+      fc.asyncProperty(
+        trailEditsArb,
+        fc.boolean(),
+        fc.boolean(),
+        async (edits, signed, trusted) => {
+          const texts = [...goldenTexts];
+          for (const e of edits)
+            texts[e.line] = e.forge
+              ? forgeSignature(texts[e.line]!, e.at)
+              : edit(texts[e.line]!, e.record);
+          const records = texts.map((t) => utf8.encode(t));
+          // Signed over the edited records, the log verifies and only the records' own checks
+          // can fail; over the golden ones, the edits are located within the edited range.
+          const checkpoint = signed ? await checkpointOver(records) : golden;
+          const options = {
+            checkpoint,
+            verifiers,
+            authorities,
+            enforcers: trusted ? authorities : new Map(),
+          };
+          const entries = records.map((record, index) => ({ index, record }));
+          const expected = verifyTrailInOrder({ ...options, entries });
+          const got = verifyTrail({ ...options, entries });
+          expect(got).toEqual(expected);
+          expect(JSON.stringify(got)).toBe(JSON.stringify(expected));
+          // The export of the same lines (an edit may leave a line that is not one).
+          const text = `${texts.map((t, i) => `{"index":${i},"record":${t}}`).join('\n')}\n`;
+          const parsed = parseExport(text);
+          const fromExport = verifyTrailExport({ ...options, text });
+          if (parsed.ok) {
+            const want = verifyTrailInOrder({ ...options, entries: parsed.entries });
+            expect(fromExport).toEqual(want);
+            expect(JSON.stringify(fromExport)).toBe(JSON.stringify(want));
+          } else expect(fromExport.ok).toBe(false);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('reports the first forged signature before a later record that fails another check', async () => {
+    const texts = [...goldenTexts];
+    texts[1] = forgeSignature(texts[1]!, 7); // the decision's signature
+    texts[4] = edit(texts[4]!, { kind: 'insert', at: 1, other: 0, char: ' ' }); // not JCS
+    const records = texts.map((t) => utf8.encode(t));
+    const options = {
+      checkpoint: await checkpointOver(records),
+      verifiers,
+      authorities,
+      enforcers: authorities,
+    };
+    const entries = records.map((record, index) => ({ index, record }));
+    const result = verifyTrail({ ...options, entries });
+    expect(result.ok ? undefined : result.problem).toMatchObject({
+      code: 'ERR_AUDIT_SIGNATURE_INVALID',
+      position: { line: 2, index: 1 },
+    });
+    expect(result).toEqual(verifyTrailInOrder({ ...options, entries }));
   });
 });

@@ -29,6 +29,7 @@ import { REVOCATION_RECORD_TYPE, verifyRevocationRecord } from './revocation-rec
 import { RevocationSequences } from './revocation-sequence.js';
 import {
   checkEnforcerRecord,
+  DeferredSignatures,
   verifyInvocationHashed,
   type EnforcerRecord,
   type VerifiedKeyCache,
@@ -164,6 +165,7 @@ function verifyParsed(
         : { knownIdentities: options.knownIdentities }),
     },
     parsed.texts,
+    true,
   );
 }
 
@@ -200,16 +202,28 @@ interface RevocationSeen {
  * first record in it whose own checks fail.
  */
 export function verifyTrail(options: VerifyTrailOptions): TrailVerification {
-  return verifyEntries(options, undefined);
+  return verifyEntries(options, undefined, true);
+}
+
+/**
+ * verifyTrail with each record's signature checked when the record is, not with the others
+ * after (DeferredSignatures): the same report; the reference the deferred checks are tested
+ * against. Not part of the package's API.
+ */
+export function verifyTrailInOrder(options: VerifyTrailOptions): TrailVerification {
+  return verifyEntries(options, undefined, false);
 }
 
 /**
  * verifyTrail, with the records' texts when the caller has them (`texts[i]` the strict UTF-8
- * decoding of `entries[i].record`, or undefined): they are not decoded again.
+ * decoding of `entries[i].record`, or undefined): they are not decoded again. With `defer`,
+ * record signatures under keys already verified are checked together after the records' other
+ * rules (DeferredSignatures), reported as if checked in order.
  */
 function verifyEntries(
   options: VerifyTrailOptions,
   texts: readonly (string | undefined)[] | undefined,
+  defer: boolean,
 ): TrailVerification {
   const { entries } = options;
   // Positions: 0 the checkpoint, 1 `from` (when given), then `moreCheckpoints`.
@@ -231,7 +245,7 @@ function verifyEntries(
       const until = problem.position.until ?? problem.position.index + 1;
       // Only evidence of alteration may name the line: an authentic record that fails a
       // semantic check (a chain expired at its time) is not where the edit is.
-      const located = checkRecords(options, texts, until, true);
+      const located = checkRecords(options, texts, defer, until, true);
       if (!located.ok) {
         const p = located.problem;
         const line = p.position.line;
@@ -248,7 +262,7 @@ function verifyEntries(
       } else {
         // No record in the range was altered, yet the root differs: authentic records moved
         // (swapped and renumbered). An invocation or a link named before it is where.
-        const ordered = checkRecords(options, texts, until);
+        const ordered = checkRecords(options, texts, defer, until);
         const p = ordered.ok ? undefined : ordered.problem;
         const line = p?.position.line;
         if (
@@ -273,7 +287,7 @@ function verifyEntries(
     // (lines deleted and the rest renumbered: an agent's link or a decision names it), that is
     // where the deletion is.
     if (problem.code === LogProblemCode.logTruncated) {
-      const located = checkRecords(options, texts, entries.length);
+      const located = checkRecords(options, texts, defer, entries.length);
       if (!located.ok && locatesMove(located.problem.code))
         return {
           ok: false,
@@ -287,7 +301,7 @@ function verifyEntries(
     }
     return { ok: false, problem };
   }
-  const checked = checkRecords(options, texts, entries.length);
+  const checked = checkRecords(options, texts, defer, entries.length);
   if (!checked.ok) return checked;
   return {
     ok: true,
@@ -337,6 +351,7 @@ function isAlteration(code: ErrorCode): boolean {
 function checkRecords(
   options: VerifyTrailOptions,
   texts: readonly (string | undefined)[] | undefined,
+  defer: boolean,
   count: number,
   alterationOnly = false,
 ): Checked {
@@ -368,8 +383,26 @@ function checkRecords(
   // The same options for every record.
   const invocationOptions = { authorities: options.authorities, chains, keys, loggedChains };
   const enforcerOptions = { enforcers: options.enforcers, authorities: options.authorities, keys };
+  // Signatures under keys already verified, checked after the other rules (see verifyEntries):
+  // before any problem is reported, and at the end, the ones left are checked in order, and the
+  // first that fails is the problem (its record came first, and would have stopped there).
+  const deferred = defer ? new DeferredSignatures() : undefined;
+  const unsettled = (): Checked | undefined => {
+    const failed = deferred?.settle();
+    if (failed === undefined) return undefined;
+    const at = entries[failed.line]!;
+    return {
+      ok: false,
+      problem: {
+        code: failed.error.code,
+        message: failed.error.message,
+        position: positionOf(failed.line, at, at.id ?? auditRecordHash(at.record)),
+      },
+    };
+  };
   for (let line = 0; line < count && line < entries.length; line++) {
     const entry = entries[line]!;
+    if (deferred !== undefined) deferred.line = line;
     const text = texts?.[line];
     // The record's hash (its given id, else its bytes' hex SHA-256) and its position are taken
     // when needed: an invocation's hash is what later records name, a position a problem's.
@@ -405,6 +438,7 @@ function checkRecords(
             invocationOptions,
             (hash ??= entry.id ?? auditRecordHash(entry.record)),
             text,
+            deferred,
           );
         } catch (error) {
           if (isMandateError(error) && error.code === TrailProblemCode.chainUnknown)
@@ -453,7 +487,7 @@ function checkRecords(
       }
       // A record the enforcement point signed; its binding to the invocation it names (earlier
       // in the log) is checked here, from what the invocation's verification kept.
-      const { record: r } = checkEnforcerRecord(entry.record, enforcerOptions, text);
+      const { record: r } = checkEnforcerRecord(entry.record, enforcerOptions, text, deferred);
       signatures++;
       // The enforcement point (and a decision's approver) as revoked then.
       const time = recordTime(r);
@@ -519,6 +553,8 @@ function checkRecords(
         decided.set(r.invocation, line + 1);
       }
     } catch (error) {
+      const earlier = unsettled();
+      if (earlier !== undefined) return earlier;
       if (alterationOnly) {
         const code =
           error instanceof Problem
@@ -555,6 +591,8 @@ function checkRecords(
       };
     }
   }
+  const earlier = unsettled();
+  if (earlier !== undefined) return earlier;
   const gap = alterationOnly ? undefined : sequences.firstGap();
   if (gap !== undefined)
     return { ok: false, problem: { code: gap.code, message: gap.message, position: gap.at } };
