@@ -70,10 +70,26 @@ export type ExportLine =
  * record's own form is not checked here (see verifyTrail).
  */
 export function parseExportLine(line: string): ExportLine {
-  const bad = (message: string): ExportLine => ({ ok: false, message });
+  const envelope = readEnvelope(line);
+  if (!envelope.ok) return envelope;
+  const record = utf8.encode(envelope.text);
+  if (record.byteLength > MAX_AUDIT_RECORD_BYTES)
+    return { ok: false, message: 'the record is too large' };
+  return { ok: true, entry: { index: envelope.index, record, id: auditRecordHash(record) } };
+}
+
+/** A line's envelope read: its index and its record's text, or why it is not a line. */
+type Envelope =
+  | { readonly ok: true; readonly index: number; readonly text: string }
+  | { readonly ok: false; readonly message: string };
+
+const bad = (message: string): Envelope => ({ ok: false, message });
+
+function readEnvelope(line: string): Envelope {
   if (typeof line !== 'string') return bad('a line is text');
   if (line.length > MAX_EXPORT_LINE_BYTES) return bad('the line is too long');
-  if (!line.startsWith(PREFIX) || !line.endsWith('}'))
+  // (Characters and slices compared: startsWith and endsWith cost more here, per line.)
+  if (line.slice(0, PREFIX.length) !== PREFIX || line.charCodeAt(line.length - 1) !== 0x7d)
     return bad('a line is the JCS object {"index":N,"record":{…}}');
   const middle = line.indexOf(MIDDLE, PREFIX.length);
   if (middle < 0) return bad('a line is the JCS object {"index":N,"record":{…}}');
@@ -83,10 +99,9 @@ export function parseExportLine(line: string): ExportLine {
   const text = line.slice(middle + MIDDLE.length, -1);
   // Only the envelope is checked here: whether the record is a well-formed record is the record
   // layer's to say (verifyTrail reports it at the line), and the Merkle root covers its bytes.
-  if (!text.startsWith('{') || !text.endsWith('}')) return bad('the record is not a JSON object');
-  const record = utf8.encode(text);
-  if (record.byteLength > MAX_AUDIT_RECORD_BYTES) return bad('the record is too large');
-  return { ok: true, entry: { index: Number(indexText), record, id: auditRecordHash(record) } };
+  if (text.charCodeAt(0) !== 0x7b || text.charCodeAt(text.length - 1) !== 0x7d)
+    return bad('the record is not a JSON object');
+  return { ok: true, index: Number(indexText), text };
 }
 
 /** A parsed export file: entries, or the first line that is not one (1-based). */
@@ -108,6 +123,99 @@ export function parseExport(text: string): ParsedExport {
     entries.push(parsed.entry);
   }
   return { ok: true, entries };
+}
+
+/**
+ * An entry {@link parseExportTexts} read: its id (the record's hash, as parseExportLine's) is
+ * taken when first asked for, which a verifier does only for an invocation or a problem.
+ */
+class ExportEntry implements LogEntryLine {
+  #id: string | undefined;
+
+  constructor(
+    readonly index: number,
+    readonly record: Uint8Array,
+  ) {}
+
+  get id(): string {
+    return (this.#id ??= auditRecordHash(this.record));
+  }
+}
+
+/**
+ * {@link parseExport}'s result with each record's text beside its entry (undefined where the
+ * text is not exactly its bytes' UTF-8 decoding: a lone surrogate, which encoding replaces).
+ */
+export type ParsedExportTexts =
+  | {
+      readonly ok: true;
+      readonly entries: readonly LogEntryLine[];
+      readonly texts: readonly (string | undefined)[];
+    }
+  | { readonly ok: false; readonly line: number; readonly message: string };
+
+// String.prototype.isWellFormed (Node 20; not in the ES2023 lib).
+const isWellFormed = (text: string): boolean =>
+  (text as unknown as { isWellFormed(): boolean }).isWellFormed();
+
+// An ASCII export is encoded into one buffer kept between calls (a fresh one of megabytes costs
+// more to allocate than to fill), up to this size; in use by one parse at a time.
+const KEPT_ENCODING_BYTES = 8 * 1024 * 1024;
+let keptEncoding: Uint8Array | undefined;
+let keptEncodingInUse = false;
+
+/**
+ * {@link parseExport} for a verifier that reads the records once (verifyTrailExport): the same
+ * entries, lines and messages, and the records' texts. When the file is ASCII (as exports nearly
+ * always are: JCS writes other characters as they are, but records rarely hold any), it is
+ * encoded at once and each record's bytes are a view of that encoding; else each record is
+ * encoded alone. `use` gets the result and must not keep the entries (their bytes are views of a
+ * buffer the next parse reuses; their ids are taken when read).
+ */
+export function withParsedExportTexts<T>(text: string, use: (parsed: ParsedExportTexts) => T): T {
+  if (text === '') return use({ ok: true, entries: [], texts: [] });
+  const body = text.endsWith('\n') ? text.slice(0, -1) : text;
+  const kept = !keptEncodingInUse && body.length <= KEPT_ENCODING_BYTES;
+  let buffer: Uint8Array;
+  if (kept) {
+    if (keptEncoding === undefined || keptEncoding.length < body.length)
+      keptEncoding = new Uint8Array(Math.min(KEPT_ENCODING_BYTES, Math.max(body.length, 65536)));
+    buffer = keptEncoding.subarray(0, body.length);
+    keptEncodingInUse = true;
+  } else buffer = new Uint8Array(body.length);
+  try {
+    // One byte per character fits: all of the text is written exactly when every character is
+    // one byte, i.e. the text is ASCII (then a character's offset is its byte's).
+    const { read, written } = utf8.encodeInto(body, buffer);
+    const ascii = read === body.length && written === body.length;
+    return use(parseLines(body, ascii ? buffer : undefined));
+  } finally {
+    if (kept) keptEncodingInUse = false;
+  }
+}
+
+function parseLines(body: string, encoded: Uint8Array | undefined): ParsedExportTexts {
+  const lines = body.split('\n');
+  const entries: LogEntryLine[] = [];
+  const texts: (string | undefined)[] = [];
+  let start = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const envelope = readEnvelope(line);
+    if (!envelope.ok) return { ok: false, line: i + 1, message: envelope.message };
+    const recordText = envelope.text;
+    // The record ends the line, before its last character (`}`).
+    const record =
+      encoded === undefined
+        ? utf8.encode(recordText)
+        : encoded.subarray(start + line.length - 1 - recordText.length, start + line.length - 1);
+    if (record.byteLength > MAX_AUDIT_RECORD_BYTES)
+      return { ok: false, line: i + 1, message: 'the record is too large' };
+    entries.push(new ExportEntry(envelope.index, record));
+    texts.push(encoded !== undefined || isWellFormed(recordText) ? recordText : undefined);
+    start += line.length + 1;
+  }
+  return { ok: true, entries, texts };
 }
 
 /** What {@link ExportScanner} found: the entries to verify, or the first structural problem. */

@@ -9,7 +9,7 @@ import {
   toBase64Url,
   utf8Bytes,
 } from '../encoding/index.js';
-import { jcsSha256, sha256Hex } from '../crypto/index.js';
+import { jcsSha256, sha256, sha256Hex } from '../crypto/index.js';
 import type { Identifier } from '../identity/index.js';
 import {
   AUDIT_RECORD_TYPES,
@@ -702,17 +702,77 @@ export function readAuditRecord(bytes: Uint8Array): {
   readonly record: AuditRecord;
   readonly signingBytes: Uint8Array;
 } {
-  const { record, text } = decodeAuditRecord(bytes);
-  const member = `,"signature":${canonicalizeJson(record.signature)}`;
-  const at = text.lastIndexOf(member);
+  const read = readSignedRecord(bytes);
+  return { record: read.record, signingBytes: signingBytesOf(read) };
+}
+
+/**
+ * A record read by {@link readSignedRecord}: the record, and where its `signature` member lies in
+ * its entry bytes (`bytes[offset, offset + length)`), which the signature does not cover.
+ */
+export interface SignedRecordRead {
+  readonly record: AuditRecord;
+  readonly bytes: Uint8Array;
+  readonly offset: number;
+  readonly length: number;
+}
+
+/**
+ * {@link readAuditRecord} without copying the signing bytes out: where the `signature` member
+ * is, for {@link signingBytesOf} or {@link signingHashOf}. `text`, when given, must be the
+ * strict UTF-8 decoding of `bytes` (a caller that encoded well-formed text into them): it is not
+ * decoded again.
+ */
+export function readSignedRecord(bytes: Uint8Array, text?: string): SignedRecordRead {
+  const read = decodeAuditRecord(bytes, text);
+  const record = read.record;
+  const textForm = read.text;
+  // The member's JCS text: its key type is `ed25519` or `p256` and its value canonical
+  // base64url (checkAuditRecord's `signature`), plain ASCII written as it is; `keyType` sorts
+  // before `value`. What canonicalizeJson(record.signature) writes.
+  const { keyType, value } = record.signature;
+  const member = `,"signature":{"keyType":"${keyType}","value":"${value}"}`;
+  // Its last occurrence. Where the JCS check walked to the member, it is there when the text
+  // holds exactly the member there and no `"signature":` after it (the member holds one comma,
+  // before `"value"`, so no occurrence begins inside it); else the text is searched.
+  const from = read.signatureFrom;
+  const at =
+    from !== -1 &&
+    read.signatureTo - from === member.length &&
+    textForm.slice(from, read.signatureTo) === member &&
+    textForm.indexOf('"signature":', read.signatureTo) === -1
+      ? from
+      : textForm.lastIndexOf(member);
   if (at === -1) fail('the signature member is not where JCS puts it');
-  // The member is ASCII: cut its bytes out of the entry bytes (the UTF-8 offset of `at` is `at`
-  // when the text is ASCII, as nearly every record is).
-  const offset = text.length === bytes.length ? at : Buffer.byteLength(text.slice(0, at), 'utf8');
-  const signingBytes = new Uint8Array(bytes.length - member.length);
+  // The member is ASCII: its bytes are cut out of the entry bytes (the UTF-8 offset of `at` is
+  // `at` when the text is ASCII, as nearly every record is).
+  const offset =
+    textForm.length === bytes.length ? at : Buffer.byteLength(textForm.slice(0, at), 'utf8');
+  return { record, bytes, offset, length: member.length };
+}
+
+/** The bytes a read record's signature covers: its entry bytes without the `signature` member. */
+export function signingBytesOf(read: SignedRecordRead): Uint8Array {
+  const { bytes, offset, length } = read;
+  const signingBytes = new Uint8Array(bytes.length - length);
   signingBytes.set(bytes.subarray(0, offset), 0);
-  signingBytes.set(bytes.subarray(offset + member.length), offset);
-  return { record, signingBytes };
+  signingBytes.set(bytes.subarray(offset + length), offset);
+  return signingBytes;
+}
+
+// The signing bytes are put together in one reused buffer to be hashed (hashing is synchronous:
+// no two uses overlap); records past its size get their own.
+const SCRATCH_BYTES = 16 * 1024;
+const scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
+
+/** SHA-256 of {@link signingBytesOf} (a fresh array), without copying them out. */
+export function signingHashOf(read: SignedRecordRead): Uint8Array {
+  const { bytes, offset, length } = read;
+  const size = bytes.length - length;
+  if (size > SCRATCH_BYTES) return sha256(signingBytesOf(read));
+  scratch.set(bytes.subarray(0, offset), 0);
+  scratch.set(bytes.subarray(offset + length), offset);
+  return sha256(scratch.subarray(0, size));
 }
 
 /**
@@ -729,25 +789,153 @@ function canonicalRecordText(value: unknown): string {
   return `{${members.join(',')}}`;
 }
 
-function decodeAuditRecord(bytes: Uint8Array): { record: AuditRecord; text: string } {
+// Where the last isCanonicalText found its object's `signature` member, when not its first:
+// `text[from, to)` is `,"signature":` and the member's value (from is -1 when not found).
+let walkedSignatureFrom = -1;
+let walkedSignatureTo = -1;
+
+/** Nesting the fast check follows (a container deeper is left to canonicalRecordText). */
+const FAST_CHECK_DEPTH = 16;
+const QUOTE = 0x22;
+
+/**
+ * Whether `text` is `canonicalRecordText(value)`, without writing it: true only when it is (and
+ * writing it would not throw); false when it is not or when unsure (then the writer decides).
+ * `text` must hold no backslash and no lone surrogate: then no string in `value` (member names
+ * included) holds a character JCS escapes (JSON writes `"`, `\` and controls only escaped) or a
+ * lone surrogate, so JCS writes each string as it is between quotes. Numbers are written as
+ * JSON.stringify writes finite ones (String does the same); an object's members in the order
+ * Object.keys gives, which must already be JCS's (strictly ascending UTF-16 code units), else
+ * unsure. The text is compared piece by piece, in order, to the end.
+ */
+export function isCanonicalText(value: unknown, text: string): boolean {
+  walkedSignatureFrom = -1;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  if (text.indexOf('\\') !== -1) return false;
+  return matchJcs(value, text, 0, 0) === text.length;
+}
+
+// String.prototype.startsWith is slower here than comparing a slice (measured, Node 20).
+
+/** The position after the string `s` written as JCS `"s"` at `at` in `text`; -1 when not. */
+function matchString(s: string, text: string, at: number): number {
+  if (text.charCodeAt(at) !== QUOTE) return -1;
+  const end = at + 1 + s.length;
+  return text.charCodeAt(end) === QUOTE && text.slice(at + 1, end) === s ? end + 1 : -1;
+}
+
+/** The position after `written` at `at` in `text`; -1 when it is not there. */
+function matchWritten(written: string, text: string, at: number): number {
+  return text.slice(at, at + written.length) === written ? at + written.length : -1;
+}
+
+/** The position after `value`'s JCS text when `text` holds it at `at`; -1 when not (or unsure). */
+function matchJcs(value: unknown, text: string, at: number, depth: number): number {
+  if (typeof value === 'string') return matchString(value, text, at);
+  if (typeof value === 'number')
+    return Number.isFinite(value) ? matchWritten(String(value), text, at) : -1;
+  if (value === null) return matchWritten('null', text, at);
+  if (value === true) return matchWritten('true', text, at);
+  if (value === false) return matchWritten('false', text, at);
+  if (typeof value !== 'object' || depth >= FAST_CHECK_DEPTH) return -1;
+  return Array.isArray(value)
+    ? matchArray(value as unknown[], text, at, depth)
+    : matchObject(value as Json, text, at, depth);
+}
+
+function matchArray(value: readonly unknown[], text: string, at: number, depth: number): number {
+  if (text.charCodeAt(at) !== 0x5b) return -1; // [
+  let i = at + 1;
+  for (let k = 0; k < value.length; k++) {
+    if (k > 0) {
+      if (text.charCodeAt(i) !== 0x2c) return -1; // ,
+      i++;
+    }
+    i = matchJcs(value[k], text, i, depth + 1);
+    if (i === -1) return -1;
+  }
+  return text.charCodeAt(i) === 0x5d ? i + 1 : -1; // ]
+}
+
+function matchObject(value: Json, text: string, at: number, depth: number): number {
+  if (Object.getPrototypeOf(value) !== Object.prototype || text.charCodeAt(at) !== 0x7b) return -1; // {
+  const keys = Object.keys(value);
+  let i = at + 1;
+  let previous = '';
+  for (let k = 0; k < keys.length; k++) {
+    const key = keys[k]!;
+    const member = i;
+    if (k > 0) {
+      // JCS's order: strictly ascending UTF-16 code units (else unsure: integer-like names are
+      // listed first by Object.keys).
+      if (!(previous < key) || text.charCodeAt(i) !== 0x2c) return -1; // ,
+      i++;
+    }
+    previous = key;
+    // `"key":`, then the value; a string or null (most members) without a call.
+    const end = i + 1 + key.length;
+    if (
+      text.charCodeAt(i) !== QUOTE ||
+      text.charCodeAt(end) !== QUOTE ||
+      text.charCodeAt(end + 1) !== 0x3a || // :
+      text.slice(i + 1, end) !== key
+    )
+      return -1;
+    i = end + 2;
+    const v = value[key];
+    if (typeof v === 'string') {
+      const close = i + 1 + v.length;
+      if (
+        text.charCodeAt(i) !== QUOTE ||
+        text.charCodeAt(close) !== QUOTE ||
+        text.slice(i + 1, close) !== v
+      )
+        return -1;
+      i = close + 1;
+    } else if (v === null) {
+      if (text.slice(i, i + 4) !== 'null') return -1;
+      i += 4;
+    } else {
+      i = matchJcs(v, text, i, depth + 1);
+      if (i === -1) return -1;
+    }
+    if (depth === 0 && k > 0 && key === 'signature') {
+      walkedSignatureFrom = member;
+      walkedSignatureTo = i;
+    }
+  }
+  return text.charCodeAt(i) === 0x7d ? i + 1 : -1; // }
+}
+
+function decodeAuditRecord(
+  bytes: Uint8Array,
+  text?: string,
+): { record: AuditRecord; text: string; signatureFrom: number; signatureTo: number } {
   if (!(bytes instanceof Uint8Array) || bytes.byteLength > MAX_AUDIT_RECORD_BYTES)
     fail(`a record is at most ${MAX_AUDIT_RECORD_BYTES} bytes`);
   let textForm: string;
   let value: unknown;
   try {
-    textForm = strictUtf8.decode(bytes);
+    textForm = text ?? strictUtf8.decode(bytes);
     value = JSON.parse(textForm);
   } catch {
     fail('not UTF-8 JSON');
   }
-  let canonical: string;
-  try {
-    canonical = canonicalRecordText(value);
-  } catch {
-    fail('not I-JSON');
+  let signatureFrom = -1;
+  let signatureTo = -1;
+  if (isCanonicalText(value, textForm)) {
+    signatureFrom = walkedSignatureFrom;
+    signatureTo = walkedSignatureTo;
+  } else {
+    let canonical: string;
+    try {
+      canonical = canonicalRecordText(value);
+    } catch {
+      fail('not I-JSON');
+    }
+    if (canonical !== textForm) fail('not in JCS (RFC 8785) form');
   }
-  if (canonical !== textForm) fail('not in JCS (RFC 8785) form');
-  return { record: checkAuditRecord(value), text: textForm };
+  return { record: checkAuditRecord(value), text: textForm, signatureFrom, signatureTo };
 }
 
 /**

@@ -185,8 +185,8 @@ export function verifyLog(options: VerifyLogOptions): LogVerification {
   };
 
   // 1. The indices: 0, 1, 2, … in order.
-  const present = new Set<number>();
-  for (const [line, e] of entries.entries()) {
+  for (let line = 0; line < entries.length; line++) {
+    const e = entries[line]!;
     if (!Number.isSafeInteger(e.index) || e.index < 0 || !(e.record instanceof Uint8Array)) {
       return fail(
         LogProblemCode.entryMalformed,
@@ -194,23 +194,22 @@ export function verifyLog(options: VerifyLogOptions): LogVerification {
         at(line),
       );
     }
-    present.add(e.index);
   }
-  const firstLine = new Map<number, number>();
+  // Every line before the first out of order holds its own index: entry k is on line k + 1.
   let expected = 0;
   const roots = (list: readonly LogEntryLine[]): boolean =>
     firstRootMismatch(
       list.map((e) => hashLeaf(e.record)),
       sorted,
     ) === undefined;
-  for (const [line, e] of entries.entries()) {
+  for (let line = 0; line < entries.length; line++) {
+    const e = entries[line]!;
     if (e.index === expected) {
-      firstLine.set(e.index, line);
       expected++;
       continue;
     }
     if (e.index < expected) {
-      const earlier = firstLine.get(e.index)!;
+      const earlier = e.index;
       if (bytesEqual(entries[earlier]!.record, e.record)) {
         return fail(
           LogProblemCode.recordDuplicated,
@@ -229,7 +228,7 @@ export function verifyLog(options: VerifyLogOptions): LogVerification {
         at(inserted),
       );
     }
-    if (present.has(expected)) {
+    if (entries.some((x) => x.index === expected)) {
       return fail(
         LogProblemCode.recordReordered,
         `line ${line + 1} holds entry ${e.index} where entry ${expected} belongs`,

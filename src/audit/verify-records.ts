@@ -3,6 +3,7 @@
 // enforcement point's on the records it signs, and how a decision binds its invocation and the
 // human approval it used. Pure and synchronous.
 import { invalid, notFound, unauthorized } from '../core/internal.js';
+import type { MandateError } from '../core/index.js';
 import { fromHex, toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
@@ -22,10 +23,13 @@ import {
   chainHashOf,
   fromBase64Url,
   jsonDigest,
-  readAuditRecord,
+  readSignedRecord,
+  signingBytesOf,
+  signingHashOf,
+  type SignedRecordRead,
 } from './record-codec.js';
-import { verifyChangeSignature } from '../identity/internal.js';
-import { Purpose, type VerifiedPurposeKey } from '../identity/index.js';
+import { verifyChangeSignature, type DecodedSignature } from '../identity/internal.js';
+import { Purpose, type PublicSigningKey, type VerifiedPurposeKey } from '../identity/index.js';
 import type { ErrorCode } from '../core/index.js';
 import {
   CHAIN_RECORD_TYPE,
@@ -56,13 +60,101 @@ export type VerifiedKeyCache = Map<string, VerifiedPurposeKey>;
 const MAX_CACHED_KEYS = 10_000;
 
 /**
+ * A signer's last key cache key, `${identifier}:${history length}:${attestation}`: records of one
+ * signer carry the same attestation, so the key (and the hash a Map keeps in it) is built once,
+ * not per record (it is hundreds of characters long).
+ */
+const MAX_LAST_CACHE_KEYS = 1024;
+const lastCacheKeys = new Map<
+  string,
+  { readonly length: number; readonly attestation: string; readonly key: string }
+>();
+
+function keyCacheKey(signer: VerifiedIdentity, attestation: string): string {
+  const length = signer.changes.length;
+  const last = lastCacheKeys.get(signer.identifier);
+  if (last !== undefined && last.length === length && last.attestation === attestation)
+    return last.key;
+  const key = `${signer.identifier}:${length}:${attestation}`;
+  if (lastCacheKeys.size >= MAX_LAST_CACHE_KEYS) lastCacheKeys.clear();
+  lastCacheKeys.set(signer.identifier, { length, attestation, key });
+  return key;
+}
+
+// A record's signature is decoded into one reused buffer: it is only read by the verification
+// (synchronous), never kept.
+const signatureScratch = Buffer.allocUnsafeSlow(64);
+
+/**
+ * The bytes of a record's signature value. Its 86 characters were checked as canonical
+ * base64url of 64 bytes when the record was read (record-codec's SIGNATURE_64): decoding is all
+ * that is left of fromBase64Url, into the reused buffer. Anything else goes to fromBase64Url.
+ */
+function signatureBytes(value: string): Uint8Array {
+  if (value.length !== 86) return fromBase64Url(value, 'signature');
+  signatureScratch.write(value, 0, 'base64url');
+  return signatureScratch;
+}
+
+/**
+ * Record signatures under cached keys, left to be checked together: an offline verifier that
+ * checks a whole log checks each record's other rules as it goes and the signatures in one run
+ * afterwards (the same Ed25519 work, without the other work between the verifications). Each
+ * check is kept with the line it belongs to (`line`, set by the caller before each record) and
+ * what its failure throws.
+ */
+export class DeferredSignatures {
+  /** The line the next checks belong to. */
+  line = 0;
+  readonly #checks: {
+    readonly line: number;
+    readonly key: PublicSigningKey;
+    readonly hash: Uint8Array;
+    readonly signature: DecodedSignature;
+    readonly code: ErrorCode;
+    readonly what: string;
+    readonly signer: Identifier;
+  }[] = [];
+
+  add(
+    key: PublicSigningKey,
+    hash: Uint8Array,
+    signature: DecodedSignature,
+    code: ErrorCode,
+    what: string,
+    signer: Identifier,
+  ): void {
+    this.#checks.push({ line: this.line, key, hash, signature, code, what, signer });
+  }
+
+  /**
+   * Checks the signatures left, in the order they came; the first that does not verify is
+   * returned with its line and the error verifyRecordSignature would have thrown for it. None
+   * is left after.
+   */
+  settle(): { readonly line: number; readonly error: MandateError } | undefined {
+    const checks = this.#checks.splice(0);
+    for (const c of checks)
+      if (!verifyChangeSignature(c.key, c.hash, c.signature))
+        return {
+          line: c.line,
+          error: unauthorized(
+            c.code,
+            `${c.what} signature does not verify under the credential key of \`${c.signer}\``,
+          ),
+        };
+    return undefined;
+  }
+}
+
+/**
  * verifyCredentialKeySignature with a cache: a key verified before (same signer, same history
  * length, same attestation) is reused while `now` lies in its window and it was not under a
  * rotation grace window — the rule credentialSigningKey applies to a signer's reused key — so a
  * record costs one signature check instead of two.
  */
 function verifyRecordSignature(
-  signingBytes: Uint8Array,
+  signed: SignedRecordRead,
   signature: { readonly keyType: 'ed25519' | 'p256'; readonly value: string },
   attestationText: string,
   signer: VerifiedIdentity,
@@ -73,12 +165,10 @@ function verifyRecordSignature(
   },
   codes: { readonly untrusted: ErrorCode; readonly signature: ErrorCode },
   what: string,
+  deferred: DeferredSignatures | undefined,
 ): CredentialKeySignature {
-  const decoded = {
-    keyType: signature.keyType,
-    bytes: fromBase64Url(signature.value, 'signature'),
-  };
-  const cacheKey = `${signer.identifier}:${signer.changes.length}:${attestationText}`;
+  const decoded = { keyType: signature.keyType, bytes: signatureBytes(signature.value) };
+  const cacheKey = keyCacheKey(signer, attestationText);
   const now = options.nowSeconds;
   const cached = options.keys?.get(cacheKey);
   if (
@@ -87,7 +177,21 @@ function verifyRecordSignature(
     cached.createdAt <= now + 60 &&
     now < cached.expiresAt
   ) {
-    const hash = sha256(signingBytes);
+    const hash = signingHashOf(signed);
+    if (deferred !== undefined) {
+      // Checked later, from its own copy of the signature (decoded into a reused Buffer, whose
+      // slice would be a view).
+      const bytes = new Uint8Array(decoded.bytes);
+      deferred.add(
+        cached.key.signingKey,
+        hash,
+        { keyType: decoded.keyType, bytes },
+        codes.signature,
+        what,
+        signer.identifier,
+      );
+      return { issuer: signer.identifier, issuerKey: cached, hash };
+    }
     if (!verifyChangeSignature(cached.key.signingKey, hash, decoded))
       throw unauthorized(
         codes.signature,
@@ -96,7 +200,7 @@ function verifyRecordSignature(
     return { issuer: signer.identifier, issuerKey: cached, hash };
   }
   const verified = verifyCredentialKeySignature(
-    signingBytes,
+    signingBytesOf(signed),
     decoded,
     fromBase64Url(attestationText, 'attestation'),
     {
@@ -115,6 +219,12 @@ function verifyRecordSignature(
   }
   return verified;
 }
+
+/** The codes a record's signer and signature are refused with. */
+const RECORD_SIGNATURE_CODES = {
+  untrusted: 'ERR_AUDIT_SIGNER_MISMATCH',
+  signature: 'ERR_AUDIT_SIGNATURE_INVALID',
+} as const;
 
 /** Options of {@link verifyInvocation}. */
 export interface VerifyInvocationOptions {
@@ -220,24 +330,32 @@ export function verifyInvocation(
   return verifyInvocationHashed(bytes, options, auditRecordHash(bytes));
 }
 
-/** verifyInvocation for a caller that already took `hash`, the hex SHA-256 of `bytes`. */
+/**
+ * verifyInvocation for a caller that already took `hash`, the hex SHA-256 of `bytes` (and, when
+ * it has it, `text`: the bytes' strict UTF-8 decoding, see readSignedRecord).
+ */
 export function verifyInvocationHashed(
   bytes: Uint8Array,
   options: VerifyInvocationOptions,
   hash: RecordHash,
+  text?: string,
+  deferred?: DeferredSignatures,
 ): VerifiedInvocation {
-  const { record, signingBytes } = readAuditRecord(bytes);
+  const signed = readSignedRecord(bytes, text);
+  const record = signed.record;
   if (!isInvocationRecord(record))
     throw invalid('ERR_AUDIT_RECORD_TYPE', `expected an invocation record, got \`${record.type}\``);
   const now = options.nowSeconds ?? record.issuedAt;
   const { bytes: chainBytes, hash: chainHash } = invocationChain(record, options);
   const chain =
     options.chains !== undefined
-      ? options.chains.verify(chainBytes, {
-          nowSeconds: now,
-          presenter: record.agent,
-          ...(chainHash === undefined ? {} : { hash: chainHash }),
-        })
+      ? options.chains.verify(
+          chainBytes,
+          // Built whole, not by spreading a conditional literal (V8 makes a slower object).
+          chainHash === undefined
+            ? { nowSeconds: now, presenter: record.agent }
+            : { nowSeconds: now, presenter: record.agent, hash: chainHash },
+        )
       : verifyChain(chainBytes, {
           nowSeconds: now,
           authorities: options.authorities,
@@ -257,7 +375,7 @@ export function verifyInvocationHashed(
       `the chain does not carry the history of \`${record.agent}\``,
     );
   const signer = verifyRecordSignature(
-    signingBytes,
+    signed,
     record.signature,
     record.attestation,
     identity,
@@ -266,8 +384,9 @@ export function verifyInvocationHashed(
       rotationGraceSeconds: options.rotationGraceSeconds,
       keys: options.keys,
     },
-    { untrusted: 'ERR_AUDIT_SIGNER_MISMATCH', signature: 'ERR_AUDIT_SIGNATURE_INVALID' },
+    RECORD_SIGNATURE_CODES,
     'invocation',
+    deferred,
   );
   return new VerifiedInvocation(issued, bytes, record, hash, chain, chainBytes, signer);
 }
@@ -431,7 +550,22 @@ export function verifyEnforcerRecordHashed(
   options: VerifyEnforcerRecordOptions,
   hash: RecordHash,
 ): VerifiedEnforcerRecord {
-  const { record, signingBytes } = readAuditRecord(bytes);
+  const { record, signer } = checkEnforcerRecord(bytes, options);
+  return new VerifiedEnforcerRecord(issued, bytes, record, hash, signer);
+}
+
+/**
+ * verifyEnforcerRecord's checks, for a caller that needs neither the record's hash nor a
+ * VerifiedEnforcerRecord (an offline trail verifier); `text` as in verifyInvocationHashed.
+ */
+export function checkEnforcerRecord(
+  bytes: Uint8Array,
+  options: VerifyEnforcerRecordOptions,
+  text?: string,
+  deferred?: DeferredSignatures,
+): { readonly record: EnforcerRecord; readonly signer: CredentialKeySignature } {
+  const signed = readSignedRecord(bytes, text);
+  const record = signed.record;
   if (isInvocationRecord(record))
     throw invalid('ERR_AUDIT_RECORD_TYPE', 'an invocation is signed by its agent, not an enforcer');
   const identity = options.enforcers.get(record.enforcer);
@@ -441,7 +575,7 @@ export function verifyEnforcerRecordHashed(
       `\`${record.enforcer}\` is not a trusted enforcement point`,
     );
   const signer = verifyRecordSignature(
-    signingBytes,
+    signed,
     record.signature,
     record.attestation,
     identity,
@@ -450,8 +584,9 @@ export function verifyEnforcerRecordHashed(
       rotationGraceSeconds: options.rotationGraceSeconds,
       keys: options.keys,
     },
-    { untrusted: 'ERR_AUDIT_SIGNER_MISMATCH', signature: 'ERR_AUDIT_SIGNATURE_INVALID' },
+    RECORD_SIGNATURE_CODES,
     record.type.slice('mandate/'.length, -'/v1'.length),
+    deferred,
   );
   const invocation = options.invocation;
   if (record.type === CHAIN_RECORD_TYPE) {
@@ -473,5 +608,5 @@ export function verifyEnforcerRecordHashed(
       mismatch('the disclosed arguments do not match the invocation digest');
     checkApproval(record, invocation, options);
   }
-  return new VerifiedEnforcerRecord(issued, bytes, record, hash, signer);
+  return { record, signer };
 }

@@ -14,7 +14,7 @@ import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import { ChainVerifier } from '../credentials/index.js';
 import { bytesEndWith } from '../encoding/index.js';
 import type { NoteVerifierKey, VerifiedCheckpoint } from './checkpoint.js';
-import { parseExport } from './export.js';
+import { withParsedExportTexts, type ParsedExportTexts } from './export.js';
 import { auditRecordHash, blobBytes, jsonDigest } from './record-codec.js';
 import {
   CHAIN_RECORD_TYPE,
@@ -28,7 +28,8 @@ import {
 import { REVOCATION_RECORD_TYPE, verifyRevocationRecord } from './revocation-record.js';
 import { RevocationSequences } from './revocation-sequence.js';
 import {
-  verifyEnforcerRecordHashed,
+  checkEnforcerRecord,
+  DeferredSignatures,
   verifyInvocationHashed,
   type EnforcerRecord,
   type VerifiedKeyCache,
@@ -129,7 +130,14 @@ export type VerifyTrailExportOptions = Omit<VerifyTrailOptions, 'entries'> & {
 
 /** Parses an export file's text, then {@link verifyTrail}. Never throws on bad data. */
 export function verifyTrailExport(options: VerifyTrailExportOptions): TrailVerification {
-  const parsed = parseExport(options.text);
+  // parseExport's entries, with the records' texts: each record is decoded and parsed once.
+  return withParsedExportTexts(options.text, (parsed) => verifyParsed(options, parsed));
+}
+
+function verifyParsed(
+  options: VerifyTrailExportOptions,
+  parsed: ParsedExportTexts,
+): TrailVerification {
   if (!parsed.ok) {
     return {
       ok: false,
@@ -140,17 +148,25 @@ export function verifyTrailExport(options: VerifyTrailExportOptions): TrailVerif
       },
     };
   }
-  return verifyTrail({
-    checkpoint: options.checkpoint,
-    verifiers: options.verifiers,
-    authorities: options.authorities,
-    enforcers: options.enforcers,
-    entries: parsed.entries,
-    ...(options.from === undefined ? {} : { from: options.from }),
-    ...(options.moreCheckpoints === undefined ? {} : { moreCheckpoints: options.moreCheckpoints }),
-    ...(options.origin === undefined ? {} : { origin: options.origin }),
-    ...(options.knownIdentities === undefined ? {} : { knownIdentities: options.knownIdentities }),
-  });
+  return verifyEntries(
+    {
+      checkpoint: options.checkpoint,
+      verifiers: options.verifiers,
+      authorities: options.authorities,
+      enforcers: options.enforcers,
+      entries: parsed.entries,
+      ...(options.from === undefined ? {} : { from: options.from }),
+      ...(options.moreCheckpoints === undefined
+        ? {}
+        : { moreCheckpoints: options.moreCheckpoints }),
+      ...(options.origin === undefined ? {} : { origin: options.origin }),
+      ...(options.knownIdentities === undefined
+        ? {}
+        : { knownIdentities: options.knownIdentities }),
+    },
+    parsed.texts,
+    true,
+  );
 }
 
 /** Chains kept verified: a chain's signatures are checked once, its times on every record. */
@@ -186,6 +202,29 @@ interface RevocationSeen {
  * first record in it whose own checks fail.
  */
 export function verifyTrail(options: VerifyTrailOptions): TrailVerification {
+  return verifyEntries(options, undefined, true);
+}
+
+/**
+ * verifyTrail with each record's signature checked when the record is, not with the others
+ * after (DeferredSignatures): the same report; the reference the deferred checks are tested
+ * against. Not part of the package's API.
+ */
+export function verifyTrailInOrder(options: VerifyTrailOptions): TrailVerification {
+  return verifyEntries(options, undefined, false);
+}
+
+/**
+ * verifyTrail, with the records' texts when the caller has them (`texts[i]` the strict UTF-8
+ * decoding of `entries[i].record`, or undefined): they are not decoded again. With `defer`,
+ * record signatures under keys already verified are checked together after the records' other
+ * rules (DeferredSignatures), reported as if checked in order.
+ */
+function verifyEntries(
+  options: VerifyTrailOptions,
+  texts: readonly (string | undefined)[] | undefined,
+  defer: boolean,
+): TrailVerification {
   const { entries } = options;
   // Positions: 0 the checkpoint, 1 `from` (when given), then `moreCheckpoints`.
   const checkpoints = [
@@ -206,7 +245,7 @@ export function verifyTrail(options: VerifyTrailOptions): TrailVerification {
       const until = problem.position.until ?? problem.position.index + 1;
       // Only evidence of alteration may name the line: an authentic record that fails a
       // semantic check (a chain expired at its time) is not where the edit is.
-      const located = checkRecords(options, until, true);
+      const located = checkRecords(options, texts, defer, until, true);
       if (!located.ok) {
         const p = located.problem;
         const line = p.position.line;
@@ -223,7 +262,7 @@ export function verifyTrail(options: VerifyTrailOptions): TrailVerification {
       } else {
         // No record in the range was altered, yet the root differs: authentic records moved
         // (swapped and renumbered). An invocation or a link named before it is where.
-        const ordered = checkRecords(options, until);
+        const ordered = checkRecords(options, texts, defer, until);
         const p = ordered.ok ? undefined : ordered.problem;
         const line = p?.position.line;
         if (
@@ -248,7 +287,7 @@ export function verifyTrail(options: VerifyTrailOptions): TrailVerification {
     // (lines deleted and the rest renumbered: an agent's link or a decision names it), that is
     // where the deletion is.
     if (problem.code === LogProblemCode.logTruncated) {
-      const located = checkRecords(options, entries.length);
+      const located = checkRecords(options, texts, defer, entries.length);
       if (!located.ok && locatesMove(located.problem.code))
         return {
           ok: false,
@@ -262,7 +301,7 @@ export function verifyTrail(options: VerifyTrailOptions): TrailVerification {
     }
     return { ok: false, problem };
   }
-  const checked = checkRecords(options, entries.length);
+  const checked = checkRecords(options, texts, defer, entries.length);
   if (!checked.ok) return checked;
   return {
     ok: true,
@@ -309,7 +348,13 @@ function isAlteration(code: ErrorCode): boolean {
  * `alterationOnly`, failures that are not evidence of alteration ({@link isAlteration}) are
  * skipped and the first altered record is reported.
  */
-function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly = false): Checked {
+function checkRecords(
+  options: VerifyTrailOptions,
+  texts: readonly (string | undefined)[] | undefined,
+  defer: boolean,
+  count: number,
+  alterationOnly = false,
+): Checked {
   const { entries } = options;
   const heads = new Map<Identifier, string>();
   const nonces = new Map<Identifier, Set<string>>();
@@ -335,10 +380,33 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
   let signatures = 0;
   // The authority's deny-set sequence numbers: reused (at once) or with a gap (after the loop).
   const sequences = new RevocationSequences();
+  // The same options for every record.
+  const invocationOptions = { authorities: options.authorities, chains, keys, loggedChains };
+  const enforcerOptions = { enforcers: options.enforcers, authorities: options.authorities, keys };
+  // Signatures under keys already verified, checked after the other rules (see verifyEntries):
+  // before any problem is reported, and at the end, the ones left are checked in order, and the
+  // first that fails is the problem (its record came first, and would have stopped there).
+  const deferred = defer ? new DeferredSignatures() : undefined;
+  const unsettled = (): Checked | undefined => {
+    const failed = deferred?.settle();
+    if (failed === undefined) return undefined;
+    const at = entries[failed.line]!;
+    return {
+      ok: false,
+      problem: {
+        code: failed.error.code,
+        message: failed.error.message,
+        position: positionOf(failed.line, at, at.id ?? auditRecordHash(at.record)),
+      },
+    };
+  };
   for (let line = 0; line < count && line < entries.length; line++) {
     const entry = entries[line]!;
-    const hash = entry.id ?? auditRecordHash(entry.record);
-    const position: TrailPosition = { line: line + 1, index: entry.index, id: hash };
+    if (deferred !== undefined) deferred.line = line;
+    const text = texts?.[line];
+    // The record's hash (its given id, else its bytes' hex SHA-256) and its position are taken
+    // when needed: an invocation's hash is what later records name, a position a problem's.
+    let hash: string | undefined;
     try {
       const kind = kindOf(entry.record);
       if (kind === 'revocation') {
@@ -355,7 +423,10 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
             );
         }
         if (!revoked.has(r.id)) revoked.set(r.id, { revokedAt: r.revokedAt, line: line + 1 });
-        const reused = sequences.add(r, position);
+        const reused = sequences.add(
+          r,
+          positionOf(line, entry, (hash ??= entry.id ?? auditRecordHash(entry.record))),
+        );
         if (reused !== undefined) throw new Problem(reused.code, reused.message);
         continue;
       }
@@ -364,8 +435,10 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
         try {
           verified = verifyInvocationHashed(
             entry.record,
-            { authorities: options.authorities, chains, keys, loggedChains },
-            hash,
+            invocationOptions,
+            (hash ??= entry.id ?? auditRecordHash(entry.record)),
+            text,
+            deferred,
           );
         } catch (error) {
           if (isMandateError(error) && error.code === TrailProblemCode.chainUnknown)
@@ -378,14 +451,16 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
         signatures++;
         const { record } = verified;
         const agent = record.agent;
-        for (const id of verified.chain.revocationSubjects) {
-          const r = revoked.get(id);
-          if (r !== undefined && r.revokedAt <= record.issuedAt)
-            throw new Problem(
-              'ERR_REVOKED',
-              `\`${id}\` in the chain was revoked at ${r.revokedAt} (line ${r.line}), before the agent signed at ${record.issuedAt}`,
-            );
-        }
+        // (Nothing to look up while the log has held no revocation.)
+        if (revoked.size > 0)
+          for (const id of verified.chain.revocationSubjects) {
+            const r = revoked.get(id);
+            if (r !== undefined && r.revokedAt <= record.issuedAt)
+              throw new Problem(
+                'ERR_REVOKED',
+                `\`${id}\` in the chain was revoked at ${r.revokedAt} (line ${r.line}), before the agent signed at ${record.issuedAt}`,
+              );
+          }
         const expected = heads.get(agent) ?? null;
         if (record.previous !== expected)
           throw new Problem(
@@ -402,28 +477,28 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
             `the agent used nonce \`${record.nonce}\` before`,
           );
         seen.add(record.nonce);
-        heads.set(agent, hash);
-        invocations.set(hash, { agent, argumentsDigest: record.argumentsDigest, line: line + 1 });
+        heads.set(agent, verified.hash);
+        invocations.set(verified.hash, {
+          agent,
+          argumentsDigest: record.argumentsDigest,
+          line: line + 1,
+        });
         continue;
       }
       // A record the enforcement point signed; its binding to the invocation it names (earlier
       // in the log) is checked here, from what the invocation's verification kept.
-      const { record: r } = verifyEnforcerRecordHashed(
-        entry.record,
-        { enforcers: options.enforcers, authorities: options.authorities, keys },
-        hash,
-      );
+      const { record: r } = checkEnforcerRecord(entry.record, enforcerOptions, text, deferred);
       signatures++;
       // The enforcement point (and a decision's approver) as revoked then.
       const time = recordTime(r);
-      const enforcerRevoked = revoked.get(r.enforcer);
+      const enforcerRevoked = revoked.size === 0 ? undefined : revoked.get(r.enforcer);
       if (enforcerRevoked !== undefined && enforcerRevoked.revokedAt <= time)
         throw new Problem(
           'ERR_REVOKED',
           `the enforcement point \`${r.enforcer}\` was revoked at ${enforcerRevoked.revokedAt} (line ${enforcerRevoked.line}), before it signed at ${time}`,
         );
       if (r.type === DECISION_RECORD_TYPE && r.approval !== null) {
-        const approverRevoked = revoked.get(r.approval.approver);
+        const approverRevoked = revoked.size === 0 ? undefined : revoked.get(r.approval.approver);
         if (approverRevoked !== undefined && approverRevoked.revokedAt <= r.approval.answeredAt)
           throw new Problem(
             'ERR_REVOKED',
@@ -478,6 +553,8 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
         decided.set(r.invocation, line + 1);
       }
     } catch (error) {
+      const earlier = unsettled();
+      if (earlier !== undefined) return earlier;
       if (alterationOnly) {
         const code =
           error instanceof Problem
@@ -487,6 +564,11 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
               : TrailProblemCode.recordMalformed;
         if (!isAlteration(code)) continue;
       }
+      const position = positionOf(
+        line,
+        entry,
+        (hash ??= entry.id ?? auditRecordHash(entry.record)),
+      );
       if (error instanceof Problem)
         return {
           ok: false,
@@ -509,6 +591,8 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
       };
     }
   }
+  const earlier = unsettled();
+  if (earlier !== undefined) return earlier;
   const gap = alterationOnly ? undefined : sequences.firstGap();
   if (gap !== undefined)
     return { ok: false, problem: { code: gap.code, message: gap.message, position: gap.at } };
@@ -524,6 +608,11 @@ function checkRecords(options: VerifyTrailOptions, count: number, alterationOnly
       signatures,
     },
   };
+}
+
+/** A record's position: its line (0-based here), log index and hash. */
+function positionOf(line: number, entry: LogEntryLine, hash: string): TrailPosition {
+  return { line: line + 1, index: entry.index, id: hash };
 }
 
 const short = (hash: string | null): string => (hash === null ? 'none' : `${hash.slice(0, 12)}…`);
