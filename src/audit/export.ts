@@ -158,40 +158,22 @@ export type ParsedExportTexts =
 const isWellFormed = (text: string): boolean =>
   (text as unknown as { isWellFormed(): boolean }).isWellFormed();
 
-// An ASCII export is encoded into one buffer kept between calls (a fresh one of megabytes costs
-// more to allocate than to fill), up to this size; in use by one parse at a time.
-const KEPT_ENCODING_BYTES = 8 * 1024 * 1024;
-let keptEncoding: Uint8Array | undefined;
-let keptEncodingInUse = false;
-
 /**
  * {@link parseExport} for a verifier that reads the records once (verifyTrailExport): the same
  * entries, lines and messages, and the records' texts. When the file is ASCII (as exports nearly
  * always are: JCS writes other characters as they are, but records rarely hold any), it is
  * encoded at once and each record's bytes are a view of that encoding; else each record is
- * encoded alone. `use` gets the result and must not keep the entries (their bytes are views of a
- * buffer the next parse reuses; their ids are taken when read).
+ * encoded alone. Entries' ids are taken when read.
  */
 export function withParsedExportTexts<T>(text: string, use: (parsed: ParsedExportTexts) => T): T {
   if (text === '') return use({ ok: true, entries: [], texts: [] });
   const body = text.endsWith('\n') ? text.slice(0, -1) : text;
-  const kept = !keptEncodingInUse && body.length <= KEPT_ENCODING_BYTES;
-  let buffer: Uint8Array;
-  if (kept) {
-    if (keptEncoding === undefined || keptEncoding.length < body.length)
-      keptEncoding = new Uint8Array(Math.min(KEPT_ENCODING_BYTES, Math.max(body.length, 65536)));
-    buffer = keptEncoding.subarray(0, body.length);
-    keptEncodingInUse = true;
-  } else buffer = new Uint8Array(body.length);
-  try {
-    // One byte per character fits: all of the text is written exactly when every character is
-    // one byte, i.e. the text is ASCII (then a character's offset is its byte's).
-    const { read, written } = utf8.encodeInto(body, buffer);
-    const ascii = read === body.length && written === body.length;
-    return use(parseLines(body, ascii ? buffer : undefined));
-  } finally {
-    if (kept) keptEncodingInUse = false;
-  }
+  const buffer = new Uint8Array(body.length);
+  // One byte per character fits: all of the text is written exactly when every character is
+  // one byte, i.e. the text is ASCII (then a character's offset is its byte's).
+  const { read, written } = utf8.encodeInto(body, buffer);
+  const ascii = read === body.length && written === body.length;
+  return use(parseLines(body, ascii ? buffer : undefined));
 }
 
 function parseLines(body: string, encoded: Uint8Array | undefined): ParsedExportTexts {
