@@ -1,4 +1,13 @@
-export { sha256, sha256Hex, sha256Utf8, hmacSha256, hkdfSha256, jcsSha256, pbkdf2Sha256, SHA256_BYTES } from './hash.js';
+export {
+  sha256,
+  sha256Hex,
+  sha256Utf8,
+  hmacSha256,
+  hkdfSha256,
+  jcsSha256,
+  pbkdf2Sha256,
+  SHA256_BYTES,
+} from './hash.js';
 
 export { randomBytes, randomFill, randomUnit } from './random.js';
 export { constantTimeEqual, wipe } from './constant-time.js';
