@@ -12,7 +12,6 @@
 import { isMandateError, type ErrorCode } from '../core/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import { ChainVerifier } from '../credentials/index.js';
-import { bytesEndWith } from '../encoding/index.js';
 import type { NoteVerifierKey, VerifiedCheckpoint } from './checkpoint.js';
 import { withParsedExportTexts, type ParsedExportTexts } from './export.js';
 import { auditRecordHash, blobBytes, jsonDigest } from './record-codec.js';
@@ -629,10 +628,18 @@ const REVOCATION_SUFFIX = utf8.encode(`"type":"${REVOCATION_RECORD_TYPE}"}`);
  * another type, not JCS), so this only picks the verifier.
  */
 function kindOf(bytes: Uint8Array): 'invocation' | 'revocation' | 'enforcer' {
-  if (bytesEndWith(bytes, CHAIN_REF_INVOCATION_SUFFIX) || bytesEndWith(bytes, INVOCATION_SUFFIX))
+  if (endsWith(bytes, CHAIN_REF_INVOCATION_SUFFIX) || endsWith(bytes, INVOCATION_SUFFIX))
     return 'invocation';
-  if (bytesEndWith(bytes, REVOCATION_SUFFIX)) return 'revocation';
+  if (endsWith(bytes, REVOCATION_SUFFIX)) return 'revocation';
   return 'enforcer';
+}
+
+/** bytesEndWith, compared from the last byte (the suffixes differ there, not where they begin). */
+function endsWith(bytes: Uint8Array, suffix: Uint8Array): boolean {
+  const at = bytes.byteLength - suffix.byteLength;
+  if (at < 0) return false;
+  for (let i = suffix.byteLength - 1; i >= 0; i--) if (bytes[at + i] !== suffix[i]) return false;
+  return true;
 }
 
 /** When the enforcement point signed a record: its own time member. */
