@@ -3,7 +3,6 @@
 // enforcement point's on the records it signs, and how a decision binds its invocation and the
 // human approval it used. Pure and synchronous.
 import { invalid, notFound, unauthorized } from '../core/internal.js';
-import type { MandateError } from '../core/index.js';
 import { fromHex, toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
@@ -149,10 +148,10 @@ export class DeferredSignatures {
 
   /**
    * Checks the signatures left, in the order they came; the first that does not verify is
-   * returned with its line and the error verifyRecordSignature would have thrown for it. None
-   * is left after.
+   * returned with its line and the error verifyRecordSignature would have thrown for it (what
+   * the verification threw, if it threw). None is left after.
    */
-  settle(): { readonly line: number; readonly error: MandateError } | undefined {
+  settle(): { readonly line: number; readonly error: unknown } | undefined {
     const count = this.#count;
     const refs = this.#refs.splice(0);
     this.#count = 0;
@@ -164,7 +163,13 @@ export class DeferredSignatures {
         keyType: refs[r + 1] as 'ed25519' | 'p256',
         bytes: this.#signatures.subarray(64 * i, 64 * i + 64),
       };
-      if (!verifyChangeSignature(key, hash, signature))
+      let verified: boolean;
+      try {
+        verified = verifyChangeSignature(key, hash, signature);
+      } catch (error) {
+        return { line: this.#lines[i]!, error };
+      }
+      if (!verified)
         return {
           line: this.#lines[i]!,
           error: unauthorized(

@@ -386,18 +386,24 @@ function checkRecords(
   // before any problem is reported, and at the end, the ones left are checked in order, and the
   // first that fails is the problem (its record came first, and would have stopped there).
   const deferred = defer ? new DeferredSignatures() : undefined;
+  // (What a verification throws is reported as the catch below reports it; it is never a
+  // MandateError with a code isAlteration would skip: Ed25519 and P-256 checks throw none.)
   const unsettled = (): Checked | undefined => {
     const failed = deferred?.settle();
     if (failed === undefined) return undefined;
     const at = entries[failed.line]!;
-    return {
-      ok: false,
-      problem: {
-        code: failed.error.code,
-        message: failed.error.message,
-        position: positionOf(failed.line, at, at.id ?? auditRecordHash(at.record)),
-      },
-    };
+    const position = positionOf(failed.line, at, at.id ?? auditRecordHash(at.record));
+    const { error } = failed;
+    return isMandateError(error)
+      ? { ok: false, problem: { code: error.code, message: error.message, position } }
+      : {
+          ok: false,
+          problem: {
+            code: TrailProblemCode.recordMalformed,
+            message: 'the record could not be checked',
+            position,
+          },
+        };
   };
   for (let line = 0; line < count && line < entries.length; line++) {
     const entry = entries[line]!;
