@@ -727,29 +727,34 @@ export function readSignedRecord(bytes: Uint8Array, text?: string): SignedRecord
   const read = decodeAuditRecord(bytes, text);
   const record = read.record;
   const textForm = read.text;
-  // The member's JCS text: its key type is `ed25519` or `p256` and its value canonical
-  // base64url (checkAuditRecord's `signature`), plain ASCII written as it is; `keyType` sorts
-  // before `value`. What canonicalizeJson(record.signature) writes.
+  // The member's JCS text, `,"signature":{"keyType":"K","value":"V"}`: its key type is
+  // `ed25519` or `p256` and its value canonical base64url (checkAuditRecord's `signature`),
+  // plain ASCII written as it is; `keyType` sorts before `value`. What
+  // `,"signature":${canonicalizeJson(record.signature)}` writes. Its last occurrence is cut.
   const { keyType, value } = record.signature;
-  const member = `,"signature":{"keyType":"${keyType}","value":"${value}"}`;
-  // Its last occurrence. Where the JCS check walked to the member, it is there when the text
-  // holds exactly the member there and no `"signature":` after it (the member holds one comma,
-  // before `"value"`, so no occurrence begins inside it); else the text is searched.
+  const length = SIGNATURE_MEMBER_CHARS + keyType.length + value.length;
+  // Where the JCS check walked to the member, the text there is `,"signature":` and the JCS of
+  // the member's value, the object checkAuditRecord read K and V from (exactly those two
+  // members): the member itself. It is the last occurrence when no `"signature":` follows (the
+  // member holds one comma, before `"value"`, so no occurrence begins inside it). Else the text
+  // is searched.
   const from = read.signatureFrom;
   const at =
     from !== -1 &&
-    read.signatureTo - from === member.length &&
-    textForm.slice(from, read.signatureTo) === member &&
+    read.signatureTo - from === length &&
     textForm.indexOf('"signature":', read.signatureTo) === -1
       ? from
-      : textForm.lastIndexOf(member);
+      : textForm.lastIndexOf(`,"signature":{"keyType":"${keyType}","value":"${value}"}`);
   if (at === -1) fail('the signature member is not where JCS puts it');
   // The member is ASCII: its bytes are cut out of the entry bytes (the UTF-8 offset of `at` is
   // `at` when the text is ASCII, as nearly every record is).
   const offset =
     textForm.length === bytes.length ? at : Buffer.byteLength(textForm.slice(0, at), 'utf8');
-  return { record, bytes, offset, length: member.length };
+  return { record, bytes, offset, length };
 }
+
+/** The characters of `,"signature":{"keyType":"","value":""}`: the member without K and V. */
+const SIGNATURE_MEMBER_CHARS = ',"signature":{"keyType":"","value":""}'.length;
 
 /** The bytes a read record's signature covers: its entry bytes without the `signature` member. */
 export function signingBytesOf(read: SignedRecordRead): Uint8Array {

@@ -140,11 +140,13 @@ function checkCheckpoints(
 }
 
 /**
- * Roots at each checkpoint size of the leaf hashes; the first checkpoint whose root differs, or
- * undefined when all match. Entries are hashed once, in one pass.
+ * Roots at each checkpoint size of the first `count` entries' leaf hashes; the first checkpoint
+ * whose root differs, or undefined when all match. Entries are hashed once, in one pass, each as
+ * it is appended (no list of hashes is kept: the young generation has less to copy).
  */
 function firstRootMismatch(
-  leafHashes: readonly Uint8Array[],
+  entries: readonly LogEntryLine[],
+  count: number,
   sorted: readonly (VerifiedCheckpoint & { at: number })[],
 ): number | undefined {
   const range = new CompactRange();
@@ -153,8 +155,8 @@ function firstRootMismatch(
     if (!bytesEqual(range.root(), sorted[c]!.rootHash)) return c;
     c++;
   }
-  for (let i = 0; i < leafHashes.length && c < sorted.length; i++) {
-    range.append(leafHashes[i]!);
+  for (let i = 0; i < count && c < sorted.length; i++) {
+    range.append(hashLeaf(entries[i]!.record));
     while (c < sorted.length && sorted[c]!.treeSize === range.size) {
       if (!bytesEqual(range.root(), sorted[c]!.rootHash)) return c;
       c++;
@@ -198,10 +200,7 @@ export function verifyLog(options: VerifyLogOptions): LogVerification {
   // Every line before the first out of order holds its own index: entry k is on line k + 1.
   let expected = 0;
   const roots = (list: readonly LogEntryLine[]): boolean =>
-    firstRootMismatch(
-      list.map((e) => hashLeaf(e.record)),
-      sorted,
-    ) === undefined;
+    firstRootMismatch(list, list.length, sorted) === undefined;
   for (let line = 0; line < entries.length; line++) {
     const e = entries[line]!;
     if (e.index === expected) {
@@ -257,10 +256,8 @@ export function verifyLog(options: VerifyLogOptions): LogVerification {
   }
 
   // 3. The roots.
-  const mismatch = firstRootMismatch(
-    entries.slice(0, newest.treeSize).map((e) => hashLeaf(e.record)),
-    sorted,
-  );
+  const covered = Math.min(entries.length, newest.treeSize);
+  const mismatch = firstRootMismatch(entries, covered, sorted);
   if (mismatch !== undefined) {
     const checkpoint = sorted[mismatch]!;
     const from = mismatch === 0 ? 0 : sorted[mismatch - 1]!.treeSize;
@@ -268,10 +265,7 @@ export function verifyLog(options: VerifyLogOptions): LogVerification {
     // checkpoints themselves disagree only if the newest matches (else an edit is likelier).
     if (
       mismatch < sorted.length - 1 &&
-      firstRootMismatch(
-        entries.slice(0, newest.treeSize).map((e) => hashLeaf(e.record)),
-        [newest],
-      ) === undefined
+      firstRootMismatch(entries, covered, [newest]) === undefined
     ) {
       return fail(
         LogProblemCode.checkpointInconsistent,

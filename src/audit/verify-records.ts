@@ -3,7 +3,6 @@
 // enforcement point's on the records it signs, and how a decision binds its invocation and the
 // human approval it used. Pure and synchronous.
 import { invalid, notFound, unauthorized } from '../core/internal.js';
-import type { MandateError } from '../core/index.js';
 import { fromHex, toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
@@ -101,48 +100,84 @@ function signatureBytes(value: string): Uint8Array {
  * checks a whole log checks each record's other rules as it goes and the signatures in one run
  * afterwards (the same Ed25519 work, without the other work between the verifications). Each
  * check is kept with the line it belongs to (`line`, set by the caller before each record) and
- * what its failure throws.
+ * what its failure throws. Hashes and signatures are kept in flat buffers and the rest as
+ * references to what outlives the run (keys, identifiers, constants): thousands of checks add
+ * no objects for the young generation's collections to copy.
  */
 export class DeferredSignatures {
   /** The line the next checks belong to. */
   line = 0;
-  readonly #checks: {
-    readonly line: number;
-    readonly key: PublicSigningKey;
-    readonly hash: Uint8Array;
-    readonly signature: DecodedSignature;
-    readonly code: ErrorCode;
-    readonly what: string;
-    readonly signer: Identifier;
-  }[] = [];
+  #count = 0;
+  #hashes = Buffer.allocUnsafeSlow(32 * 1024);
+  #signatures = Buffer.allocUnsafeSlow(64 * 1024);
+  #lines = new Int32Array(1024);
+  /** Per check: the key, the signature's key type, the error code, `what`, the signer. */
+  readonly #refs: unknown[] = [];
 
   add(
     key: PublicSigningKey,
     hash: Uint8Array,
-    signature: DecodedSignature,
+    keyType: 'ed25519' | 'p256',
+    signature: Uint8Array,
     code: ErrorCode,
     what: string,
     signer: Identifier,
   ): void {
-    this.#checks.push({ line: this.line, key, hash, signature, code, what, signer });
+    const n = this.#count;
+    if (n === this.#lines.length) this.#grow();
+    this.#hashes.set(hash, n * 32);
+    this.#signatures.set(signature, n * 64);
+    this.#lines[n] = this.line;
+    // The key type as a constant (the record's own string would be kept alive).
+    this.#refs.push(key, keyType === 'ed25519' ? 'ed25519' : 'p256', code, what, signer);
+    this.#count = n + 1;
+  }
+
+  #grow(): void {
+    const size = 2 * this.#lines.length;
+    const hashes = Buffer.allocUnsafeSlow(32 * size);
+    hashes.set(this.#hashes);
+    this.#hashes = hashes;
+    const signatures = Buffer.allocUnsafeSlow(64 * size);
+    signatures.set(this.#signatures);
+    this.#signatures = signatures;
+    const lines = new Int32Array(size);
+    lines.set(this.#lines);
+    this.#lines = lines;
   }
 
   /**
    * Checks the signatures left, in the order they came; the first that does not verify is
-   * returned with its line and the error verifyRecordSignature would have thrown for it. None
-   * is left after.
+   * returned with its line and the error verifyRecordSignature would have thrown for it (what
+   * the verification threw, if it threw). None is left after.
    */
-  settle(): { readonly line: number; readonly error: MandateError } | undefined {
-    const checks = this.#checks.splice(0);
-    for (const c of checks)
-      if (!verifyChangeSignature(c.key, c.hash, c.signature))
+  settle(): { readonly line: number; readonly error: unknown } | undefined {
+    const count = this.#count;
+    const refs = this.#refs.splice(0);
+    this.#count = 0;
+    for (let i = 0; i < count; i++) {
+      const r = 5 * i;
+      const key = refs[r] as PublicSigningKey;
+      const hash = this.#hashes.subarray(32 * i, 32 * i + 32);
+      const signature: DecodedSignature = {
+        keyType: refs[r + 1] as 'ed25519' | 'p256',
+        bytes: this.#signatures.subarray(64 * i, 64 * i + 64),
+      };
+      let verified: boolean;
+      try {
+        verified = verifyChangeSignature(key, hash, signature);
+      } catch (error) {
+        return { line: this.#lines[i]!, error };
+      }
+      if (!verified)
         return {
-          line: c.line,
+          line: this.#lines[i]!,
           error: unauthorized(
-            c.code,
-            `${c.what} signature does not verify under the credential key of \`${c.signer}\``,
+            refs[r + 2] as ErrorCode,
+            `${refs[r + 3] as string} signature does not verify under the credential key of \`${refs[r + 4] as string}\``,
           ),
         };
+    }
     return undefined;
   }
 }
@@ -179,13 +214,12 @@ function verifyRecordSignature(
   ) {
     const hash = signingHashOf(signed);
     if (deferred !== undefined) {
-      // Checked later, from its own copy of the signature (decoded into a reused Buffer, whose
-      // slice would be a view).
-      const bytes = new Uint8Array(decoded.bytes);
+      // Checked later (the hash and signature copied out).
       deferred.add(
         cached.key.signingKey,
         hash,
-        { keyType: decoded.keyType, bytes },
+        decoded.keyType,
+        decoded.bytes,
         codes.signature,
         what,
         signer.identifier,
@@ -218,6 +252,21 @@ function verifyRecordSignature(
     options.keys.set(cacheKey, verified.issuerKey);
   }
   return verified;
+}
+
+/** What an enforcer's record is called in messages: its type's name (`decision`, …). */
+const RECORD_WHAT = new Map<string, string>(
+  [
+    DECISION_RECORD_TYPE,
+    OUTCOME_RECORD_TYPE,
+    LEASE_RECORD_TYPE,
+    TRACE_RECORD_TYPE,
+    CHAIN_RECORD_TYPE,
+  ].map((type) => [type, type.slice('mandate/'.length, -'/v1'.length)]),
+);
+
+function recordWhat(type: string): string {
+  return RECORD_WHAT.get(type) ?? type.slice('mandate/'.length, -'/v1'.length);
 }
 
 /** The codes a record's signer and signature are refused with. */
@@ -585,7 +634,7 @@ export function checkEnforcerRecord(
       keys: options.keys,
     },
     RECORD_SIGNATURE_CODES,
-    record.type.slice('mandate/'.length, -'/v1'.length),
+    recordWhat(record.type),
     deferred,
   );
   const invocation = options.invocation;

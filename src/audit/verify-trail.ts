@@ -12,7 +12,6 @@
 import { isMandateError, type ErrorCode } from '../core/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import { ChainVerifier } from '../credentials/index.js';
-import { bytesEndWith } from '../encoding/index.js';
 import type { NoteVerifierKey, VerifiedCheckpoint } from './checkpoint.js';
 import { withParsedExportTexts, type ParsedExportTexts } from './export.js';
 import { auditRecordHash, blobBytes, jsonDigest } from './record-codec.js';
@@ -387,18 +386,24 @@ function checkRecords(
   // before any problem is reported, and at the end, the ones left are checked in order, and the
   // first that fails is the problem (its record came first, and would have stopped there).
   const deferred = defer ? new DeferredSignatures() : undefined;
+  // (What a verification throws is reported as the catch below reports it; it is never a
+  // MandateError with a code isAlteration would skip: Ed25519 and P-256 checks throw none.)
   const unsettled = (): Checked | undefined => {
     const failed = deferred?.settle();
     if (failed === undefined) return undefined;
     const at = entries[failed.line]!;
-    return {
-      ok: false,
-      problem: {
-        code: failed.error.code,
-        message: failed.error.message,
-        position: positionOf(failed.line, at, at.id ?? auditRecordHash(at.record)),
-      },
-    };
+    const position = positionOf(failed.line, at, at.id ?? auditRecordHash(at.record));
+    const { error } = failed;
+    return isMandateError(error)
+      ? { ok: false, problem: { code: error.code, message: error.message, position } }
+      : {
+          ok: false,
+          problem: {
+            code: TrailProblemCode.recordMalformed,
+            message: 'the record could not be checked',
+            position,
+          },
+        };
   };
   for (let line = 0; line < count && line < entries.length; line++) {
     const entry = entries[line]!;
@@ -629,10 +634,18 @@ const REVOCATION_SUFFIX = utf8.encode(`"type":"${REVOCATION_RECORD_TYPE}"}`);
  * another type, not JCS), so this only picks the verifier.
  */
 function kindOf(bytes: Uint8Array): 'invocation' | 'revocation' | 'enforcer' {
-  if (bytesEndWith(bytes, CHAIN_REF_INVOCATION_SUFFIX) || bytesEndWith(bytes, INVOCATION_SUFFIX))
+  if (endsWith(bytes, CHAIN_REF_INVOCATION_SUFFIX) || endsWith(bytes, INVOCATION_SUFFIX))
     return 'invocation';
-  if (bytesEndWith(bytes, REVOCATION_SUFFIX)) return 'revocation';
+  if (endsWith(bytes, REVOCATION_SUFFIX)) return 'revocation';
   return 'enforcer';
+}
+
+/** bytesEndWith, compared from the last byte (the suffixes differ there, not where they begin). */
+function endsWith(bytes: Uint8Array, suffix: Uint8Array): boolean {
+  const at = bytes.byteLength - suffix.byteLength;
+  if (at < 0) return false;
+  for (let i = suffix.byteLength - 1; i >= 0; i--) if (bytes[at + i] !== suffix[i]) return false;
+  return true;
 }
 
 /** When the enforcement point signed a record: its own time member. */
