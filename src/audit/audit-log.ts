@@ -106,7 +106,7 @@ export class AuditLog {
 
   /**
    * Appends one record and resolves with its index once the commit that carries it is durable.
-   * Records appended together (in one turn of the event loop, or while a commit runs) share one transaction.
+   * Records appended together (in one tick, or while a commit runs) share one transaction.
    * Throws `ERR_AUDIT_RECORD_TOO_LARGE` over 1 MiB, `ERR_AUDIT_LOG_CLOSED` after `close`.
    */
   append(record: Uint8Array): Promise<number> {
@@ -131,10 +131,12 @@ export class AuditLog {
   #schedule(): void {
     if (this.#scheduled || this.#committing !== undefined || this.#pending.length === 0) return;
     this.#scheduled = true;
-    // setImmediate: the commit runs once this turn of the event loop has run its callbacks and
-    // every promise they settled — so what their continuations append (a gate's decision, signed
-    // after its invocation was appended) joins this commit instead of waiting for the next one.
-    setImmediate(() => {
+    // A microtask: it runs after every task already queued — the callers the last commit woke,
+    // and the rest of the current tick's appends — so they join this commit, and a lone append
+    // waits for no event-loop turn. (A later point, setImmediate, was tried: it let a commit
+    // scheduled outside a caller's store transaction wait for that transaction while the
+    // transaction waited for the commit — a deadlock that held SQLite's write lock.)
+    queueMicrotask(() => {
       this.#scheduled = false;
       this.#committing = this.#commit().finally(() => {
         this.#committing = undefined;
