@@ -439,8 +439,8 @@ const VERBATIM_INVOCATION_KEYS = [...INVOCATION_KEYS, 'chain'] as const;
 const CHAIN_REF_INVOCATION_KEYS = [...INVOCATION_KEYS, 'chainHash'] as const;
 
 function invocation(o: Json): InvocationRecord {
-  // v1 carries the chain verbatim, v2 names it by hash: otherwise the same members. One plain
-  // literal per form (spreads into a literal made V8 build slow objects, measured).
+  // v1 carries the chain verbatim, v2 names it by hash: otherwise the same members, assigned
+  // onto the form's own (spreads into a literal made V8 build slow objects, measured).
   const verbatim = o.type === INVOCATION_RECORD_TYPE;
   exactKeys(
     o,
@@ -450,42 +450,29 @@ function invocation(o: Json): InvocationRecord {
   );
   if (typeof o.nonce !== 'string' || !HEX32.test(o.nonce))
     fail('`nonce` must be 32 lower-case hex digits');
-  const agent = identifier(o.agent, 'agent');
-  const tool = text(o.tool, 'tool');
-  const server = nullableText(o.server, 'server');
-  const argumentsDigest = hash(o.argumentsDigest, 'argumentsDigest');
-  const nonce = o.nonce;
-  const issuedAt = seconds(o.issuedAt, 'issuedAt');
-  const previous = nullableHash(o.previous, 'previous');
-  const attestation = blob(o.attestation, 'attestation');
-  const sig = signature(o.signature);
+  const members = {
+    agent: identifier(o.agent, 'agent'),
+    tool: text(o.tool, 'tool'),
+    server: nullableText(o.server, 'server'),
+    argumentsDigest: hash(o.argumentsDigest, 'argumentsDigest'),
+    nonce: o.nonce,
+    issuedAt: seconds(o.issuedAt, 'issuedAt'),
+    previous: nullableHash(o.previous, 'previous'),
+    attestation: blob(o.attestation, 'attestation'),
+    signature: signature(o.signature),
+  };
   const record: InvocationRecord = verbatim
-    ? {
-        type: INVOCATION_RECORD_TYPE,
-        chain: blob(o.chain, 'chain'),
-        agent,
-        tool,
-        server,
-        argumentsDigest,
-        nonce,
-        issuedAt,
-        previous,
-        attestation,
-        signature: sig,
-      }
-    : {
-        type: CHAIN_REF_INVOCATION_RECORD_TYPE,
-        chainHash: hash(o.chainHash, 'chainHash'),
-        agent,
-        tool,
-        server,
-        argumentsDigest,
-        nonce,
-        issuedAt,
-        previous,
-        attestation,
-        signature: sig,
-      };
+    ? Object.assign(
+        { type: INVOCATION_RECORD_TYPE, chain: blob(o.chain, 'chain') } as const,
+        members,
+      )
+    : Object.assign(
+        {
+          type: CHAIN_REF_INVOCATION_RECORD_TYPE,
+          chainHash: hash(o.chainHash, 'chainHash'),
+        } as const,
+        members,
+      );
   if (Object.hasOwn(o, 'report'))
     (record as { report?: InvocationReport }).report = report(o.report);
   return record;

@@ -590,17 +590,8 @@ export function verifyEnforcerRecord(
   bytes: Uint8Array,
   options: VerifyEnforcerRecordOptions,
 ): VerifiedEnforcerRecord {
-  return verifyEnforcerRecordHashed(bytes, options, auditRecordHash(bytes));
-}
-
-/** verifyEnforcerRecord for a caller that already took `hash`, the hex SHA-256 of `bytes`. */
-export function verifyEnforcerRecordHashed(
-  bytes: Uint8Array,
-  options: VerifyEnforcerRecordOptions,
-  hash: RecordHash,
-): VerifiedEnforcerRecord {
   const { record, signer } = checkEnforcerRecord(bytes, options);
-  return new VerifiedEnforcerRecord(issued, bytes, record, hash, signer);
+  return new VerifiedEnforcerRecord(issued, bytes, record, auditRecordHash(bytes), signer);
 }
 
 /**
