@@ -62,12 +62,16 @@ async function burstAndKill(path: string, run: number): Promise<Ack[]> {
       resolve();
     }),
   );
-  const deadline = Date.now() + 60_000;
-  while (acks.length === 0 && Date.now() < deadline && child.exitCode === null) await sleep(5);
-  if (acks.length === 0) throw new Error(`the writer acknowledged nothing; stderr:\n${stderr}`);
-  await sleep(Math.floor(randomUnit() * 400));
-  child.kill('SIGKILL');
-  await exited;
+  try {
+    const deadline = Date.now() + 60_000;
+    while (acks.length === 0 && Date.now() < deadline && child.exitCode === null) await sleep(5);
+    if (acks.length === 0) throw new Error(`the writer acknowledged nothing; stderr:\n${stderr}`);
+    await sleep(Math.floor(randomUnit() * 400));
+  } finally {
+    // Killed on every path: a writer left running would append until its memory runs out.
+    child.kill('SIGKILL');
+    await exited;
+  }
   expect(child.signalCode).toBe('SIGKILL');
   return acks;
 }
