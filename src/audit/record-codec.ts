@@ -325,7 +325,7 @@ const checkedBlobs = new Map<string, Uint8Array>();
  * does: a long string seen before is not decoded again. A fresh copy each call.
  */
 export function blobBytes(v: unknown, what: string): Uint8Array {
-  const known = typeof v === 'string' ? checkedBlobs.get(v) : undefined;
+  const known = typeof v === 'string' ? checkedBlob(v) : undefined;
   if (known !== undefined) return known.slice();
   const t = text(v, what, Math.ceil((MAX_BLOB_BYTES * 4) / 3) + 4);
   const bytes = fromBase64Url(t, what);
@@ -337,9 +337,40 @@ export function blobBytes(v: unknown, what: string): Uint8Array {
 }
 
 function blob(v: unknown, what: string): string {
-  if (typeof v === 'string' && checkedBlobs.has(v)) return v;
+  if (typeof v === 'string' && checkedBlob(v) !== undefined) return v;
   blobBytes(v, what);
   return v as string;
+}
+
+// In front of checkedBlobs, slots found without hashing the string: a record's chain or
+// attestation is a fresh string (JSON.parse makes one per record) hundreds of characters long,
+// which a Map lookup hashes whole. A few of its characters pick a slot, and a slot answers only
+// for the very string it holds (compared whole): as strict as the Map, which answers otherwise.
+const BLOB_SLOTS = 64;
+const blobSlots: ({ readonly text: string; readonly bytes: Uint8Array } | undefined)[] = Array.from(
+  { length: BLOB_SLOTS },
+  () => undefined,
+);
+
+/** A slot for a string of LONG_STRING_CHARS or more, from characters where such blobs differ. */
+function blobSlot(t: string): number {
+  const n = t.length;
+  // Near the start (an attestation's subject), the middle and the end (its signature).
+  return (
+    (t.charCodeAt(24) + 7 * t.charCodeAt(n >> 1) + 31 * t.charCodeAt(n - 2) + n) & (BLOB_SLOTS - 1)
+  );
+}
+
+/** The bytes kept for a string checked before (not a copy), if it was. */
+function checkedBlob(v: string): Uint8Array | undefined {
+  // (Only long strings are kept.)
+  if (v.length < LONG_STRING_CHARS) return undefined;
+  const at = blobSlot(v);
+  const slot = blobSlots[at];
+  if (slot !== undefined && slot.text === v) return slot.bytes;
+  const known = checkedBlobs.get(v);
+  if (known !== undefined) blobSlots[at] = { text: v, bytes: known };
+  return known;
 }
 
 function report(v: unknown): InvocationReport {
