@@ -273,8 +273,43 @@ const HEX32 = /^[0-9a-f]{32}$/;
 const HEX = /^(?:[0-9a-f]{2})*$/;
 const SIGNATURE_64 = /^[A-Za-z0-9_-]{85}[AQgw]$/;
 
+/**
+ * A slot among `SLOTS` for a string of 32 characters or more, from three of its characters
+ * (where hashes, identifiers, chains and attestations differ: near the start, the middle and
+ * the end). A slot holds one string, compared whole: finding a string there costs no hash of it.
+ */
+const SLOTS = 64;
+
+function slotOf(t: string): number {
+  const n = t.length;
+  return (t.charCodeAt(24) + 7 * t.charCodeAt(n >> 1) + 31 * t.charCodeAt(n - 2) + n) & (SLOTS - 1);
+}
+
+/**
+ * `pattern.test`, with the strings it accepted kept in slots ({@link slotOf}): records repeat
+ * identifiers and hashes (an agent, its chain's hash, a bundle), and a string equal to one it
+ * accepted is accepted again without running it.
+ */
+class Accepted {
+  readonly #slots: (string | undefined)[] = Array.from({ length: SLOTS }, () => undefined);
+
+  constructor(readonly pattern: RegExp) {}
+
+  test(v: string): boolean {
+    if (v.length < 32) return this.pattern.test(v);
+    const at = slotOf(v);
+    if (this.#slots[at] === v) return true;
+    if (!this.pattern.test(v)) return false;
+    this.#slots[at] = v;
+    return true;
+  }
+}
+
+const ACCEPTED_HEX64 = new Accepted(HEX64);
+
 function hash(v: unknown, what: string): string {
-  if (typeof v !== 'string' || !HEX64.test(v)) fail(`\`${what}\` must be 64 lower-case hex digits`);
+  if (typeof v !== 'string' || !ACCEPTED_HEX64.test(v))
+    fail(`\`${what}\` must be 64 lower-case hex digits`);
   return v;
 }
 
@@ -282,7 +317,7 @@ function nullableHash(v: unknown, what: string): string | null {
   return v === null ? null : hash(v, what);
 }
 
-const IDENTIFIER = /^I[0-9a-f]{64}$/;
+const IDENTIFIER = new Accepted(/^I[0-9a-f]{64}$/);
 
 function identifier(v: unknown, what: string): Identifier {
   if (typeof v !== 'string' || !IDENTIFIER.test(v)) fail(`\`${what}\` is not an identifier`);
@@ -325,7 +360,7 @@ const checkedBlobs = new Map<string, Uint8Array>();
  * does: a long string seen before is not decoded again. A fresh copy each call.
  */
 export function blobBytes(v: unknown, what: string): Uint8Array {
-  const known = typeof v === 'string' ? checkedBlobs.get(v) : undefined;
+  const known = typeof v === 'string' ? checkedBlob(v) : undefined;
   if (known !== undefined) return known.slice();
   const t = text(v, what, Math.ceil((MAX_BLOB_BYTES * 4) / 3) + 4);
   const bytes = fromBase64Url(t, what);
@@ -337,9 +372,30 @@ export function blobBytes(v: unknown, what: string): Uint8Array {
 }
 
 function blob(v: unknown, what: string): string {
-  if (typeof v === 'string' && checkedBlobs.has(v)) return v;
+  if (typeof v === 'string' && checkedBlob(v) !== undefined) return v;
   blobBytes(v, what);
   return v as string;
+}
+
+// In front of checkedBlobs, slots ({@link slotOf}): a record's chain or attestation is a fresh
+// string (JSON.parse makes one per record) hundreds of characters long, which a Map lookup
+// hashes whole. A slot answers only for the very string it holds (compared whole): as strict as
+// the Map, which answers otherwise.
+const blobSlots: ({ readonly text: string; readonly bytes: Uint8Array } | undefined)[] = Array.from(
+  { length: SLOTS },
+  () => undefined,
+);
+
+/** The bytes kept for a string checked before (not a copy), if it was. */
+function checkedBlob(v: string): Uint8Array | undefined {
+  // (Only long strings are kept.)
+  if (v.length < LONG_STRING_CHARS) return undefined;
+  const at = slotOf(v);
+  const slot = blobSlots[at];
+  if (slot !== undefined && slot.text === v) return slot.bytes;
+  const known = checkedBlobs.get(v);
+  if (known !== undefined) blobSlots[at] = { text: v, bytes: known };
+  return known;
 }
 
 function report(v: unknown): InvocationReport {

@@ -366,6 +366,48 @@ describe('readSignedRecord', () => {
     );
   });
 
+  it('refuses an attestation one character off one read before, wherever that character is', () => {
+    // Chains and attestations checked once are found again without decoding (by a few of their
+    // characters, then compared whole): a string that differs anywhere is checked afresh.
+    const text = golden.decision!.text;
+    readAuditRecord(utf8.encode(text));
+    const { attestation } = JSON.parse(text) as { attestation: string };
+    const at = text.indexOf(attestation);
+    for (let i = 0; i < attestation.length; i++) {
+      const edited = `${text.slice(0, at + i)}*${text.slice(at + i + 1)}`;
+      const error = attempt(() => readAuditRecord(utf8.encode(edited)));
+      expect(error.ok).toBe(false);
+      if (!error.ok)
+        expect(thrown(error.error)).toEqual({
+          code: 'ERR_AUDIT_RECORD_MALFORMED',
+          message: 'audit record: `attestation` is not canonical base64url (unpadded)',
+        });
+    }
+    expect(readAuditRecord(utf8.encode(text)).record).toEqual(JSON.parse(text));
+  });
+
+  it('refuses a hash or an identifier one character off one read before, wherever it is', () => {
+    // Hashes and identifiers accepted once are accepted again without the pattern when equal
+    // (found by a few of their characters, then compared whole): one that differs is checked.
+    const text = golden.decision!.text;
+    readAuditRecord(utf8.encode(text));
+    const { invocation, agent } = JSON.parse(text) as { invocation: string; agent: string };
+    for (const [value, message] of [
+      [invocation, 'audit record: `invocation` must be 64 lower-case hex digits'],
+      [agent, 'audit record: `agent` is not an identifier'],
+    ] as const) {
+      const at = text.indexOf(`"${value}"`) + 1;
+      for (let i = 0; i < value.length; i++) {
+        const edited = `${text.slice(0, at + i)}G${text.slice(at + i + 1)}`;
+        const error = attempt(() => readAuditRecord(utf8.encode(edited)));
+        expect(error.ok).toBe(false);
+        if (!error.ok)
+          expect(thrown(error.error)).toEqual({ code: 'ERR_AUDIT_RECORD_MALFORMED', message });
+      }
+    }
+    expect(readAuditRecord(utf8.encode(text)).record).toEqual(JSON.parse(text));
+  });
+
   it('hashes the signing bytes of a record past the reused buffer the same', () => {
     // A decision whose reasons make it larger than the 16 KiB hashing buffer.
     const value = JSON.parse(golden.decision!.text) as { reasons: string[] };

@@ -13,6 +13,7 @@ import {
   type VerifiedChain,
 } from '../credentials/index.js';
 import {
+  credentialKeyHoldsAt,
   verifyCredentialKeySignature,
   type CredentialKeySignature,
 } from '../credentials/internal.js';
@@ -206,12 +207,8 @@ function verifyRecordSignature(
   const cacheKey = keyCacheKey(signer, attestationText);
   const now = options.nowSeconds;
   const cached = options.keys?.get(cacheKey);
-  if (
-    cached?.key.purpose === Purpose.credentials &&
-    !cached.inRotationGrace &&
-    cached.createdAt <= now + 60 &&
-    now < cached.expiresAt
-  ) {
+  // (The purpose compared here too, for the type: credentialKeyHoldsAt checks it.)
+  if (cached?.key.purpose === Purpose.credentials && credentialKeyHoldsAt(cached, now)) {
     const hash = signingHashOf(signed);
     if (deferred !== undefined) {
       // Checked later (the hash and signature copied out).

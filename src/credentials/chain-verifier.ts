@@ -2,7 +2,8 @@ import { toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
 import { checkUnixSeconds, forbidden, unauthorized } from '../core/internal.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
-import { verifyChain, type VerifiedChain } from './delegation.js';
+import { VerifiedAttestations } from './credential-key.js';
+import { verifyChainWith, type VerifiedChain } from './delegation.js';
 import type { DenySet } from './deny-set.js';
 
 /**
@@ -38,6 +39,9 @@ export class ChainVerifier {
   readonly #cache = new Map<string, Entry>();
   readonly #cacheSize: number;
   readonly #maxAge: number;
+  // The authorities' attestations the chains' root credentials carry, each verified once while
+  // it holds (chains rooted at one authority carry the same one).
+  readonly #attestations = new VerifiedAttestations();
 
   constructor(options: ChainVerifierOptions) {
     this.#options = options;
@@ -77,18 +81,22 @@ export class ChainVerifier {
       this.#cache.set(key, entry);
       return chain;
     }
-    const chain = verifyChain(bytes, {
-      nowSeconds: now,
-      authorities: this.#options.authorities,
-      ...(options.presenter === undefined ? {} : { presenter: options.presenter }),
-      ...(this.#options.denySet === undefined ? {} : { denySet: this.#options.denySet }),
-      ...(this.#options.knownIdentities === undefined
-        ? {}
-        : { knownIdentities: this.#options.knownIdentities }),
-      ...(this.#options.rotationGraceSeconds === undefined
-        ? {}
-        : { rotationGraceSeconds: this.#options.rotationGraceSeconds }),
-    });
+    const chain = verifyChainWith(
+      bytes,
+      {
+        nowSeconds: now,
+        authorities: this.#options.authorities,
+        ...(options.presenter === undefined ? {} : { presenter: options.presenter }),
+        ...(this.#options.denySet === undefined ? {} : { denySet: this.#options.denySet }),
+        ...(this.#options.knownIdentities === undefined
+          ? {}
+          : { knownIdentities: this.#options.knownIdentities }),
+        ...(this.#options.rotationGraceSeconds === undefined
+          ? {}
+          : { rotationGraceSeconds: this.#options.rotationGraceSeconds }),
+      },
+      this.#attestations,
+    );
     this.#cache.delete(key);
     this.#cache.set(key, { chain, verifiedAt: now });
     if (this.#cache.size > this.#cacheSize) {

@@ -1,10 +1,11 @@
-import { invalid, unauthorized } from '../core/internal.js';
+import { invalid, isUnixSeconds, unauthorized } from '../core/internal.js';
 import type { ErrorCode } from '../core/index.js';
 import { bytesEqual, toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
 import type { SigningVault } from '../vault/index.js';
 import {
   decodePurposeKeyAttestation,
+  MAX_CLOCK_SKEW_SECONDS,
   type DecodedSignature,
   verifyChangeSignature,
 } from '../identity/internal.js';
@@ -125,7 +126,9 @@ export interface CredentialKeySignature {
  * Checks, in this order, that the attestation's subject is a trusted authority (`untrusted`),
  * that the attestation holds for it as a credential key (`ERR_PURPOSE_KEY_*`, including the
  * rotation rule), and that `signature` verifies over SHA-256(`data` as received) under that key
- * (`signature`). `what` names the artefact in messages (`credential`, `bundle`). Pure.
+ * (`signature`). `what` names the artefact in messages (`credential`, `bundle`). With
+ * `attestations`, an attestation verified before for the same identity is not verified again
+ * while it holds ({@link VerifiedAttestations}). Pure.
  */
 export function verifyCredentialKeySignature(
   data: Uint8Array,
@@ -134,21 +137,26 @@ export function verifyCredentialKeySignature(
   options: CredentialKeySignatureOptions,
   codes: { readonly untrusted: ErrorCode; readonly signature: ErrorCode },
   what: string,
+  attestations?: VerifiedAttestations,
 ): CredentialKeySignature {
   const issuer: Identifier = `I${toHex(decodePurposeKeyAttestation(attestation).subject)}`;
   const issuerIdentity = options.authorities.get(issuer);
   if (issuerIdentity === undefined) {
     throw unauthorized(codes.untrusted, `${what} issuer \`${issuer}\` is not a trusted authority`);
   }
-  const attestationOptions: VerifyPurposeKeyOptions =
-    options.rotationGraceSeconds === undefined
-      ? { nowSeconds: options.nowSeconds, expectedPurpose: Purpose.credentials }
-      : {
-          nowSeconds: options.nowSeconds,
-          expectedPurpose: Purpose.credentials,
-          rotationGraceSeconds: options.rotationGraceSeconds,
-        };
-  const issuerKey = verifyPurposeKeyAttestation(issuerIdentity, attestation, attestationOptions);
+  let issuerKey = attestations?.get(issuerIdentity, attestation, options.nowSeconds);
+  if (issuerKey === undefined) {
+    const attestationOptions: VerifyPurposeKeyOptions =
+      options.rotationGraceSeconds === undefined
+        ? { nowSeconds: options.nowSeconds, expectedPurpose: Purpose.credentials }
+        : {
+            nowSeconds: options.nowSeconds,
+            expectedPurpose: Purpose.credentials,
+            rotationGraceSeconds: options.rotationGraceSeconds,
+          };
+    issuerKey = verifyPurposeKeyAttestation(issuerIdentity, attestation, attestationOptions);
+    attestations?.add(issuerIdentity, attestation, issuerKey);
+  }
   if (issuerKey.key.purpose !== Purpose.credentials)
     throw invalid('ERR_PURPOSE_KEY_WRONG_PURPOSE', 'the issuer key is not a credential key');
   const hash = sha256(data);
@@ -159,4 +167,62 @@ export function verifyCredentialKeySignature(
     );
   }
   return { issuer, issuerKey, hash };
+}
+
+/**
+ * Whether a credential key that verifyPurposeKeyAttestation accepted holds at `nowSeconds` as
+ * it did then: a credential key under its identity's latest change (not a rotation grace
+ * window, which depends on the time and the grace allowed), with `nowSeconds` in the
+ * attestation's window as verifyPurposeKeyAttestation bounds it (created at most
+ * MAX_CLOCK_SKEW_SECONDS ahead, not expired). Everything else it checks is a function of the
+ * identity and the attestation's bytes. When false, verify the attestation again: that reports
+ * what fails, as it would have.
+ */
+export function credentialKeyHoldsAt(key: VerifiedPurposeKey, nowSeconds: number): boolean {
+  return (
+    key.key.purpose === Purpose.credentials &&
+    !key.inRotationGrace &&
+    key.createdAt <= nowSeconds + MAX_CLOCK_SKEW_SECONDS &&
+    nowSeconds < key.expiresAt
+  );
+}
+
+/** Attestations kept per identity (the oldest goes first). */
+const ATTESTATIONS_PER_IDENTITY = 8;
+
+/**
+ * Credential key attestations already verified, for a verifier that checks many credentials of
+ * the same issuers (a ChainVerifier: each chain's root credential carries its authority's
+ * attestation). Kept per identity object (a verified history; the trusted authorities' own
+ * copies) and by the attestation's exact bytes, only once verified: a verification that failed
+ * is never kept, and a kept one is reused only while it holds ({@link credentialKeyHoldsAt}).
+ */
+export class VerifiedAttestations {
+  readonly #byIdentity = new WeakMap<
+    VerifiedIdentity,
+    { readonly bytes: Uint8Array; readonly key: VerifiedPurposeKey }[]
+  >();
+
+  /** The key verified before from these very bytes for this identity, if it holds at `nowSeconds`. */
+  get(
+    identity: VerifiedIdentity,
+    attestation: Uint8Array,
+    nowSeconds: number,
+  ): VerifiedPurposeKey | undefined {
+    const kept = this.#byIdentity.get(identity);
+    // (A time that is not Unix seconds is refused by verifyPurposeKeyAttestation.)
+    if (kept === undefined || !isUnixSeconds(nowSeconds)) return undefined;
+    for (const { bytes, key } of kept)
+      if (bytesEqual(bytes, attestation))
+        return credentialKeyHoldsAt(key, nowSeconds) ? key : undefined;
+    return undefined;
+  }
+
+  /** Keeps `key`, verified from `attestation` for `identity` (a copy of the bytes). */
+  add(identity: VerifiedIdentity, attestation: Uint8Array, key: VerifiedPurposeKey): void {
+    let kept = this.#byIdentity.get(identity);
+    if (kept === undefined) this.#byIdentity.set(identity, (kept = []));
+    if (kept.length >= ATTESTATIONS_PER_IDENTITY) kept.shift();
+    kept.push({ bytes: attestation.slice(), key });
+  }
 }

@@ -11,7 +11,12 @@ import {
 } from '../identity/internal.js';
 import { createIdentity, rotateIdentity } from '../identity/create-identity.js';
 import { DEFAULT_ROTATION_GRACE_SECONDS } from '../identity/purpose-keys.js';
-import { Purpose, type Identifier, type VerifiedIdentity } from '../identity/index.js';
+import {
+  Purpose,
+  verifyChangeHistory,
+  type Identifier,
+  type VerifiedIdentity,
+} from '../identity/index.js';
 import {
   credentialRevocationId,
   DEFAULT_CREDENTIAL_TTL_SECONDS,
@@ -20,11 +25,13 @@ import {
   MAX_CREDENTIAL_BYTES,
   MAX_CREDENTIAL_TTL_SECONDS,
   verifyCredential,
+  verifyCredentialWith,
   type CredentialAttributes,
   type CredentialIssuer,
   type VerifyCredentialOptions,
 } from './credential.js';
 import { encodeCredentialAndPurposeKey } from './credential-codec.js';
+import { VerifiedAttestations } from './credential-key.js';
 import { revocationIdOf } from './revocation-id.js';
 import { codeOf, expectCode, thrown } from '../../test/helpers/errors.js';
 
@@ -823,3 +830,79 @@ function findBytes(haystack: Uint8Array, needle: readonly number[]): number {
   }
   throw new Error('not found');
 }
+
+/** The credential with its issuer's attestation replaced (its data and signature kept). */
+function withAttestation(credential: Uint8Array, attestation: Uint8Array): Uint8Array {
+  const decoded = decodeCredential(credential);
+  return encodeCredentialAndPurposeKey(decoded.data, decoded.signature, attestation);
+}
+
+/** The attestation with one bit of its last byte (its signature's) flipped. */
+function forged(attestation: Uint8Array): Uint8Array {
+  const bytes = attestation.slice();
+  bytes[bytes.length - 1]! ^= 0x01;
+  return bytes;
+}
+
+describe('verified attestations (VerifiedAttestations, as a ChainVerifier keeps them)', () => {
+  it('verifies an authority attestation once and reuses it while it holds', async () => {
+    const { vault, issuer, credential, options } = await setup();
+    const attestations = new VerifiedAttestations();
+    const first = verifyCredentialWith(credential, options, attestations);
+    // Another credential of the same issuer, later: the attestation verified before is reused.
+    const other = await issueCredential(
+      vault,
+      issuer,
+      (await createIdentity(vault, { nowSeconds: T0 })).identity,
+      ATTRIBUTES,
+      { nowSeconds: NOW + 50 },
+    );
+    const later = { nowSeconds: NOW + 60, authorities: options.authorities };
+    expect(verifyCredentialWith(other, later, attestations).issuerKey).toBe(first.issuerKey);
+    // Past the attestation's window it is checked again, and fails as it does without the cache.
+    const expired = { ...options, nowSeconds: T0 + ATTESTATION_TTL + 1 };
+    expect(codeOf(() => verifyCredentialWith(credential, expired, attestations))).toBe(
+      'ERR_PURPOSE_KEY_EXPIRED',
+    );
+    expect(codeOf(() => verifyCredential(credential, expired))).toBe('ERR_PURPOSE_KEY_EXPIRED');
+    // Kept per identity object: another verified copy of the issuer's history verifies afresh.
+    const copy = verifyChangeHistory(issuer.identity.changeHistory);
+    const again = verifyCredentialWith(
+      credential,
+      { ...options, authorities: trusting(copy) },
+      attestations,
+    );
+    expect(again.issuerKey).not.toBe(first.issuerKey);
+    expect(again.issuerKey.key).toEqual(first.issuerKey.key);
+  });
+
+  it('refuses a forged attestation for an issuer whose good one it holds, every time', async () => {
+    const { credential, options } = await setup();
+    const attestations = new VerifiedAttestations();
+    verifyCredentialWith(credential, options, attestations);
+    const bad = withAttestation(credential, forged(decodeCredential(credential).attestation));
+    const expected = codeOf(() => verifyCredential(bad, options));
+    expect(expected).toBe('ERR_PURPOSE_KEY_SIGNATURE_INVALID');
+    expect(codeOf(() => verifyCredentialWith(bad, options, attestations))).toBe(expected);
+    // A failure is not kept: refused again, and the good attestation still verifies.
+    expect(codeOf(() => verifyCredentialWith(bad, options, attestations))).toBe(expected);
+    expect(verifyCredentialWith(credential, options, attestations).issuer).toBe(
+      verifyCredential(credential, options).issuer,
+    );
+  });
+
+  it('refuses a forged attestation seen first, then verifies the good one', async () => {
+    const { credential, options } = await setup();
+    const attestations = new VerifiedAttestations();
+    const bad = withAttestation(credential, forged(decodeCredential(credential).attestation));
+    expect(codeOf(() => verifyCredentialWith(bad, options, attestations))).toBe(
+      'ERR_PURPOSE_KEY_SIGNATURE_INVALID',
+    );
+    expect(verifyCredentialWith(credential, options, attestations).subject).toBe(
+      options.subject?.identifier,
+    );
+    expect(codeOf(() => verifyCredentialWith(bad, options, attestations))).toBe(
+      'ERR_PURPOSE_KEY_SIGNATURE_INVALID',
+    );
+  });
+});

@@ -18,6 +18,7 @@ import {
   signWithCredentialKey,
   verifyCredentialKeySignature,
   type CredentialIssuer,
+  type VerifiedAttestations,
 } from './credential-key.js';
 
 export type { CredentialIssuer } from './credential-key.js';
@@ -201,6 +202,18 @@ export function verifyCredential(
   bytes: Uint8Array,
   options: VerifyCredentialOptions,
 ): VerifiedCredential {
+  return verifyCredentialWith(bytes, options, undefined);
+}
+
+/**
+ * {@link verifyCredential}, the issuer's attestation through `attestations` (a ChainVerifier's):
+ * one verified before for the same authority is not verified again while it holds.
+ */
+export function verifyCredentialWith(
+  bytes: Uint8Array,
+  options: VerifyCredentialOptions,
+  attestations: VerifiedAttestations | undefined,
+): VerifiedCredential {
   const now = checkUnixSeconds(options.nowSeconds);
   const skew = options.maxClockSkewSeconds ?? DEFAULT_MAX_CLOCK_SKEW_SECONDS;
   if (!Number.isSafeInteger(skew) || skew < 0)
@@ -217,6 +230,7 @@ export function verifyCredential(
     options,
     { untrusted: 'ERR_CREDENTIAL_UNTRUSTED_ISSUER', signature: 'ERR_CREDENTIAL_SIGNATURE_INVALID' },
     'credential',
+    attestations,
   );
 
   // 4. The subject, when the verifier knows who it should be.

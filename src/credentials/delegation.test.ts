@@ -19,7 +19,8 @@ import {
 } from './chain-codec.js';
 import { ChainVerifier } from './chain-verifier.js';
 import { constraintsToAttributes, parseConstraint, type Constraint } from './constraints.js';
-import { issueCredential, type CredentialIssuer } from './credential.js';
+import { decodeCredential, issueCredential, type CredentialIssuer } from './credential.js';
+import { encodeCredentialAndPurposeKey } from './credential-codec.js';
 import {
   authorize,
   chainFromCredential,
@@ -465,6 +466,37 @@ describe('delegation chains', () => {
     expect(codeOf(() => fresh.verify(w.chain0, { nowSeconds: NOW + 3600 }))).toMatch(
       /^ERR_(DELEGATION|CREDENTIAL)_EXPIRED$/,
     );
+  });
+
+  it('a ChainVerifier verifies an authority attestation once across chains, never a forged one', async () => {
+    const w = await world();
+    const verifier = new ChainVerifier({ authorities: w.authorities });
+    const first = verifier.verify(w.chain0, { nowSeconds: NOW + 1 });
+    const toBob = chainFromCredential(
+      await issueCredential(
+        w.vault,
+        w.authority.issuer,
+        w.bob.identity,
+        constraintsToAttributes(constraints('tools=read_orders')),
+        { nowSeconds: NOW, ttlSeconds: 3600 },
+      ),
+      w.bob.identity,
+    );
+    // Another chain rooted at the same authority: its attestation is the one verified before.
+    expect(verifier.verify(toBob, { nowSeconds: NOW + 2 }).root.issuerKey).toBe(
+      first.root.issuerKey,
+    );
+    // The same credential carrying the authority's attestation with its signature altered.
+    const decoded = decodeCredential(w.root);
+    const attestation = decoded.attestation.slice();
+    attestation[attestation.length - 1]! ^= 0x01;
+    const forged = chainFromCredential(
+      encodeCredentialAndPurposeKey(decoded.data, decoded.signature, attestation),
+      w.alice.identity,
+    );
+    const expected = codeOf(() => w.verify(forged));
+    expect(expected).toBe('ERR_PURPOSE_KEY_SIGNATURE_INVALID');
+    expect(codeOf(() => verifier.verify(forged, { nowSeconds: NOW + 3 }))).toBe(expected);
   });
 
   it('rejects any one-bit change of a chain (property)', async () => {

@@ -49,10 +49,11 @@ import {
 } from './constraints.js';
 import {
   decodeCredential,
-  verifyCredential,
+  verifyCredentialWith,
   type CredentialIssuer,
   type VerifiedCredential,
 } from './credential.js';
+import type { VerifiedAttestations } from './credential-key.js';
 import { revocationIdOf, type RevocationId } from './revocation-id.js';
 import type { DenySet } from './deny-set.js';
 
@@ -214,6 +215,18 @@ export interface VerifyChainOptions {
  * ```
  */
 export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): VerifiedChain {
+  return verifyChainWith(bytes, options, undefined);
+}
+
+/**
+ * {@link verifyChain}, the root credential's attestation through `attestations` (a
+ * ChainVerifier's: chains rooted at one authority carry the same attestation, verified once).
+ */
+export function verifyChainWith(
+  bytes: Uint8Array,
+  options: VerifyChainOptions,
+  attestations: VerifiedAttestations | undefined,
+): VerifiedChain {
   checkUnixSeconds(options.nowSeconds);
   const decoded = decodeChain(bytes);
   const identities = new Map<Identifier, VerifiedIdentity>();
@@ -244,17 +257,21 @@ export function verifyChain(bytes: Uint8Array, options: VerifyChainOptions): Ver
       "the chain lacks the change history of its root credential's subject",
     );
   }
-  const root = verifyCredential(decoded.root, {
-    nowSeconds: options.nowSeconds,
-    authorities: options.authorities,
-    subject: rootSubject,
-    ...(options.maxClockSkewSeconds === undefined
-      ? {}
-      : { maxClockSkewSeconds: options.maxClockSkewSeconds }),
-    ...(options.rotationGraceSeconds === undefined
-      ? {}
-      : { rotationGraceSeconds: options.rotationGraceSeconds }),
-  });
+  const root = verifyCredentialWith(
+    decoded.root,
+    {
+      nowSeconds: options.nowSeconds,
+      authorities: options.authorities,
+      subject: rootSubject,
+      ...(options.maxClockSkewSeconds === undefined
+        ? {}
+        : { maxClockSkewSeconds: options.maxClockSkewSeconds }),
+      ...(options.rotationGraceSeconds === undefined
+        ? {}
+        : { rotationGraceSeconds: options.rotationGraceSeconds }),
+    },
+    attestations,
+  );
   const rootAttributes = new Map(
     [...root.attributes].filter(([name]) => !name.startsWith(RESERVED_PREFIX)),
   );

@@ -21,6 +21,7 @@ export {
 } from './deny-set.js';
 export { checkTrustAnchor } from './trust-anchors.js';
 export {
+  credentialKeyHoldsAt,
   credentialSigningKey,
   signWithCredentialKey,
   verifyCredentialKeySignature,

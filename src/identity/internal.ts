@@ -14,6 +14,7 @@ export {
   attestPurposeKey,
   decodePurposeKeyAttestation,
   describePurposeKey,
+  MAX_CLOCK_SKEW_SECONDS,
 } from './purpose-keys.js';
 export type { DecodedPurposeKeyAttestation } from './purpose-keys.js';
 export { compareHistories, HistoryRelation, newerHistory } from './compare-histories.js';
