@@ -59,6 +59,33 @@ describe('the enforcement lock', () => {
     lockEnforcement(dir).release();
   });
 
+  it('a folder in a lock’s place is named as such, not as a running process; once removed the lock is taken', () => {
+    const dir = home();
+    for (const [file, lock, code] of [
+      [NODE_LOCK_FILE, lockNodeHome, 'ERR_HOME_LOCKED'],
+      [ENFORCEMENT_LOCK_FILE, lockEnforcement, 'ERR_HOME_ENFORCEMENT_BUSY'],
+    ] as const) {
+      const path = join(dir, file);
+      mkdirSync(path);
+      writeFileSync(join(path, 'inside'), 'x');
+      let refused: (Error & { code?: string }) | undefined;
+      try {
+        lock(dir);
+      } catch (error) {
+        refused = error as Error & { code?: string };
+      }
+      expect(refused?.code).toBe(code);
+      expect(refused?.message).toContain(`${path} is a folder, not a lock file`);
+      expect(refused?.message).not.toContain('running');
+      // Nothing else was touched, and no file of this process's own was left behind.
+      expect(readdirSync(path)).toEqual(['inside']);
+      expect(readdirSync(dir).filter((f) => f.startsWith(`${file}.`))).toEqual([]);
+      unlinkSync(join(path, 'inside'));
+      spawnSync('rmdir', [path]);
+      lock(dir).release();
+    }
+  });
+
   it('refuses while another live process holds it; takes over one left by a process that is gone', async () => {
     const dir = home();
     const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], {

@@ -28,6 +28,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { join } from 'node:path';
+import type { ErrorCode } from '../core/index.js';
 import { conflict, forbidden } from '../core/internal.js';
 import { readRegularFile } from './regular-file.js';
 
@@ -271,8 +272,11 @@ function lockHome(homeDir: string, kind: LockKind): HomeLock {
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         const holder = holderOf(path);
-        if (attempt >= 2 || (holder !== undefined && running(holder)))
+        if (attempt >= 2 || (holder !== undefined && running(holder))) {
+          // Naming nobody and not removable: a folder (or the like) in the lock's place.
+          if (holder === undefined) notALockFile(path, kind.busy(homeDir, undefined));
           throw kind.busy(homeDir, holder?.pid);
+        }
         // Left by a process that is gone: taken over, if it still names that process now.
         if (sameHolder(holderOf(path), holder)) removeQuietly(path);
       }
@@ -288,6 +292,29 @@ function lockHome(homeDir: string, kind: LockKind): HomeLock {
       if (sameHolder(holderOf(path), OWN)) removeQuietly(path);
     },
   };
+}
+
+/**
+ * Throws when `path`, in a lock's place, is not a file (a folder, say): no process holds it, so
+ * the busy message would mislead — `busy` gives the error's code.
+ */
+function notALockFile(path: string, busy: Error): void {
+  let stats: Stats;
+  try {
+    stats = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (stats.isFile()) return;
+  const what = stats.isDirectory()
+    ? 'a folder'
+    : stats.isSymbolicLink()
+      ? 'a symbolic link'
+      : 'not a regular file';
+  throw conflict(
+    (busy as Error & { code: ErrorCode }).code,
+    `${path} is ${what}, not a lock file: no process holds it, but nothing can take the lock while it is there; remove it (\`rm -r ${path}\`) and try again`,
+  );
 }
 
 /** A lock's holder: a process id and, where the system tells it, that process's start time. */
