@@ -239,6 +239,16 @@ describe('startNode', () => {
     await expect(startNode(withAdmin(), options())).rejects.toMatchObject({
       code: 'ERR_NODE_CONFIG_INVALID',
     });
+    // A name the home does not have (a typo in MANDATE_ADMIN_AS): the config's error, named.
+    for (const extra of [{ as: 'bobb' }, { authority: 'bobb' }]) {
+      const opts = { ...options(), admin };
+      const refused = await startNode(withAdmin(extra), opts).catch((error: unknown) => error);
+      expect(refused).toMatchObject({ code: 'ERR_NODE_CONFIG_INVALID' });
+      expect((refused as Error).message).toContain(
+        `\`admin.${Object.keys(extra)[0]}\` names \`bobb\``,
+      );
+      expect([opts.opened(), opts.closed()]).toEqual([1, 1]);
+    }
     const port = await takenPort();
     try {
       const opts = { ...options(), admin };
