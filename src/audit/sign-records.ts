@@ -3,7 +3,6 @@
 // records. docs/spec/audit.md, "Records".
 import type { SigningVault } from '../vault/index.js';
 import { invalid } from '../core/internal.js';
-import { toHex } from '../encoding/index.js';
 import { randomBytes, sha256Utf8 } from '../crypto/index.js';
 import { Purpose, type VerifiedPurposeKey } from '../identity/index.js';
 import type { CredentialIssuer } from '../credentials/index.js';
@@ -16,7 +15,9 @@ import {
   jsonDigest,
   MAX_RECORD_LIST_ITEMS,
   MAX_RECORD_TEXT_CHARS,
+  nonceText,
   signedBytes,
+  signatureText,
   toBase64Url,
   unsignedText,
   type UnsignedText,
@@ -118,7 +119,7 @@ function signRecordNow<R extends AuditRecord>(
   if (raw === undefined) return undefined;
   return signedRecord(body, unsigned, {
     keyType: key.key.signingKey.keyType,
-    value: toBase64Url(raw),
+    value: signatureText(raw),
   });
 }
 
@@ -132,7 +133,7 @@ async function signRecord<R extends AuditRecord>(
   if (now !== undefined) return now;
   const unsigned = unsignedText(body);
   const sig = await signWithCredentialKey(vault, issuer, key, utf8.encode(unsigned.signingText));
-  return signedRecord(body, unsigned, { keyType: sig.keyType, value: toBase64Url(sig.bytes) });
+  return signedRecord(body, unsigned, { keyType: sig.keyType, value: signatureText(sig.bytes) });
 }
 
 const utf8 = new TextEncoder();
@@ -221,7 +222,7 @@ function invocationBody(
     tool: invocation.tool,
     server: invocation.server ?? null,
     argumentsDigest: jsonDigest(invocation.args),
-    nonce: toHex(nonce),
+    nonce: nonceText(nonce),
     issuedAt: invocation.nowSeconds,
     previous,
     attestation: blobText(issuer.credentialKeyAttestation),
