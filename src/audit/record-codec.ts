@@ -191,10 +191,31 @@ export interface UnsignedText {
   readonly signingText: string;
 }
 
+// A writer builds records of a few shapes: the sorted member names of the last ones seen are
+// kept with their names in Object.keys order (member names are internalized strings: comparing
+// two lists is comparing pointers), so a body of a known shape is not sorted again.
+const SHAPES_KEPT = 16;
+const shapes: { readonly names: readonly string[]; readonly sorted: readonly string[] }[] = [];
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Object.keys(body), sorted by UTF-16 code units (as JCS asks, and as sort() compares). */
+function sortedNames(body: object): readonly string[] {
+  const names = Object.keys(body);
+  for (const shape of shapes) if (sameNames(shape.names, names)) return shape.sorted;
+  const sorted = names.slice().sort();
+  if (shapes.length >= SHAPES_KEPT) shapes.shift();
+  shapes.push({ names, sorted });
+  return sorted;
+}
+
 /** The signing text of a record body (its members, JCS-sorted, without `signature`). */
 export function unsignedText(body: object): UnsignedText {
-  // Object.keys(…).sort() compares UTF-16 code units, as JCS asks.
-  const keys = Object.keys(body).sort();
+  const keys = sortedNames(body);
   let before = '';
   let after = '';
   for (const key of keys) {
