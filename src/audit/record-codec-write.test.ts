@@ -2,8 +2,18 @@
 // record without and with `signature`, whatever the shape and member order of the body.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { readFileSync } from 'node:fs';
+import { isMandateError } from '../core/index.js';
+import { sha256Hex } from '../crypto/index.js';
 import { canonicalizeJson } from '../encoding/index.js';
-import { signedText, unsignedText } from './record-codec.js';
+import {
+  chainHashOf,
+  checkAuditRecord,
+  keptText,
+  signedText,
+  toBase64Url,
+  unsignedText,
+} from './record-codec.js';
 
 const NAMES = ['type', 'agent', 'zeta', 'signature', 'previous', '10', '2', 'a', 'é', 'Z', 'sig'];
 const value = fc.oneof(
@@ -46,5 +56,45 @@ describe('unsignedText and signedText', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('what the codec keeps between records', () => {
+  it('a kept text is the text of the bytes as they are now, not as they were', () => {
+    const bytes = new Uint8Array(200).fill(1);
+    const kept = new WeakMap<Uint8Array, { readonly copy: Uint8Array; readonly text: string }>();
+    expect(chainHashOf(bytes)).toBe(sha256Hex(bytes));
+    expect(keptText(kept, bytes, toBase64Url)).toBe(toBase64Url(bytes));
+    bytes[199] = 2;
+    expect(chainHashOf(bytes)).toBe(sha256Hex(bytes));
+    expect(keptText(kept, bytes, toBase64Url)).toBe(toBase64Url(bytes));
+  });
+
+  it('an identifier that passed does not let a malformed one pass after it', () => {
+    const golden = JSON.parse(
+      readFileSync(new URL('../../docs/spec/vectors/audit-records.json', import.meta.url), 'utf8'),
+    ) as { decision: { text: string } };
+    const record = JSON.parse(golden.decision.text) as Record<string, string>;
+    const code = (value: Record<string, unknown>): string => {
+      try {
+        checkAuditRecord(value);
+        return 'no error';
+      } catch (error) {
+        return isMandateError(error) ? error.code : 'other';
+      }
+    };
+    for (let round = 0; round < 3; round++) {
+      expect(code(record)).toBe('no error');
+      for (const wrong of [
+        record.agent!.toUpperCase(),
+        `${record.agent!}0`,
+        record.enforcer!.slice(0, -1),
+        `I${'0'.repeat(63)}`,
+        '',
+      ]) {
+        expect(code({ ...record, agent: wrong }), wrong).toBe('ERR_AUDIT_RECORD_MALFORMED');
+        expect(code({ ...record, enforcer: wrong }), wrong).toBe('ERR_AUDIT_RECORD_MALFORMED');
+      }
+    }
   });
 });

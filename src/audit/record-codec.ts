@@ -346,8 +346,20 @@ function nullableHash(v: unknown, what: string): string | null {
 
 const IDENTIFIER = /^I[0-9a-f]{64}$/;
 
+// The last identifiers that passed (strings do not change): the same few — an agent, an
+// enforcement point — recur in record after record, and comparing with them (by pointer, when
+// the very string comes again) costs less than the regex.
+// (Filled with a well-formed identifier to start with, so every entry is one.)
+const passedIdentifiers: string[] = new Array<string>(4).fill(`I${'0'.repeat(64)}`);
+let passedIdentifierAt = 0;
+
 function identifier(v: unknown, what: string): Identifier {
-  if (typeof v !== 'string' || !IDENTIFIER.test(v)) fail(`\`${what}\` is not an identifier`);
+  if (typeof v !== 'string') fail(`\`${what}\` is not an identifier`);
+  if (!passedIdentifiers.includes(v)) {
+    if (!IDENTIFIER.test(v)) fail(`\`${what}\` is not an identifier`);
+    passedIdentifiers[passedIdentifierAt] = v;
+    passedIdentifierAt = (passedIdentifierAt + 1) % passedIdentifiers.length;
+  }
   return v as Identifier;
 }
 
