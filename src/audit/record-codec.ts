@@ -103,11 +103,8 @@ export function keptText(
   make: (bytes: Uint8Array) => string,
 ): string {
   const known = kept.get(bytes);
-  if (
-    known !== undefined &&
-    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).equals(known.copy)
-  )
-    return known.text;
+  // Buffer.compare takes the Uint8Array itself: no Buffer view of it made.
+  if (known !== undefined && Buffer.compare(bytes, known.copy) === 0) return known.text;
   const text = make(bytes);
   if (bytes.length >= 96) kept.set(bytes, { copy: bytes.slice(), text });
   return text;
