@@ -59,6 +59,19 @@ describe('unsignedText and signedText', () => {
   });
 });
 
+const golden = JSON.parse(
+  readFileSync(new URL('../../docs/spec/vectors/audit-records.json', import.meta.url), 'utf8'),
+) as { decision: { text: string }; invocation: { text: string } };
+
+function code(value: Record<string, unknown>): string {
+  try {
+    checkAuditRecord(value);
+    return 'no error';
+  } catch (error) {
+    return isMandateError(error) ? error.code : 'other';
+  }
+}
+
 describe('what the codec keeps between records', () => {
   it('a kept text is the text of the bytes as they are now, not as they were', () => {
     const bytes = new Uint8Array(200).fill(1);
@@ -71,18 +84,7 @@ describe('what the codec keeps between records', () => {
   });
 
   it('an identifier that passed does not let a malformed one pass after it', () => {
-    const golden = JSON.parse(
-      readFileSync(new URL('../../docs/spec/vectors/audit-records.json', import.meta.url), 'utf8'),
-    ) as { decision: { text: string } };
     const record = JSON.parse(golden.decision.text) as Record<string, string>;
-    const code = (value: Record<string, unknown>): string => {
-      try {
-        checkAuditRecord(value);
-        return 'no error';
-      } catch (error) {
-        return isMandateError(error) ? error.code : 'other';
-      }
-    };
     for (let round = 0; round < 3; round++) {
       expect(code(record)).toBe('no error');
       for (const wrong of [
@@ -95,6 +97,22 @@ describe('what the codec keeps between records', () => {
         expect(code({ ...record, agent: wrong }), wrong).toBe('ERR_AUDIT_RECORD_MALFORMED');
         expect(code({ ...record, enforcer: wrong }), wrong).toBe('ERR_AUDIT_RECORD_MALFORMED');
       }
+    }
+  });
+
+  it('a name that passed does not let a malformed one pass after it', () => {
+    const record = JSON.parse(golden.invocation.text) as Record<string, unknown>;
+    const names = ['issue_refund', 'orders', 'x'.repeat(256), 'naïve — 顧客'];
+    for (let round = 0; round < 3; round++) {
+      for (const name of names) {
+        expect(code({ ...record, tool: name }), name).toBe('no error');
+        expect(code({ ...record, server: name }), name).toBe('no error');
+      }
+      for (const wrong of ['', 'x'.repeat(257), 'issue\u202erefund', 'orders\n', 7, null]) {
+        expect(code({ ...record, tool: wrong }), String(wrong)).toBe('ERR_AUDIT_RECORD_MALFORMED');
+      }
+      expect(code({ ...record, server: '' })).toBe('ERR_AUDIT_RECORD_MALFORMED');
+      expect(code({ ...record, server: null })).toBe('no error');
     }
   });
 });
