@@ -187,7 +187,9 @@ export async function signInvocation(
 }
 
 // Nonces come from the CSPRNG 256 at a time (one getrandom call instead of one per invocation);
-// each is used once and the pool is never reused.
+// each is used once and the pool is never reused. A nonce is a view of the pool, read once into
+// the record's hex (a copy of 16 bytes is an array on V8's heap, which toHex's Buffer view then
+// moved off it: 0.67 µs more per invocation, measured).
 let noncePool: Uint8Array = new Uint8Array(0);
 let noncePoolAt = 0;
 function freshNonce(): Uint8Array {
@@ -196,7 +198,7 @@ function freshNonce(): Uint8Array {
     noncePoolAt = 0;
   }
   noncePoolAt += 16;
-  return noncePool.slice(noncePoolAt - 16, noncePoolAt);
+  return noncePool.subarray(noncePoolAt - 16, noncePoolAt);
 }
 
 // No spread of conditional literals into one: V8 built a slow object from that (about 6 µs per
