@@ -31,6 +31,7 @@ import {
   importP256PrivateKey,
   randomBytes,
   sha256,
+  sha256Utf8,
   signEd25519,
   signEd25519Node,
   signP256,
@@ -557,6 +558,27 @@ describe('SHA-256, HMAC, HKDF', () => {
         expect(toHex(sha256(data))).toBe(reference(data));
       }),
     );
+  });
+
+  it('sha256Utf8 is SHA-256 of the text UTF-8-encoded (lone surrogates as U+FFFD), 32 bytes each', () => {
+    const encoder = new TextEncoder();
+    const seen: Uint8Array[] = [];
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 2000 }), (text) => {
+        const digest = sha256Utf8(text);
+        expect(digest.byteLength).toBe(32);
+        expect(toHex(digest)).toBe(toHex(sha256(encoder.encode(text))));
+        seen.push(digest);
+      }),
+    );
+    // Each digest is its own 32 bytes (views of a shared pool, none over another): clearing
+    // each in turn leaves every later one as it was.
+    const hexes = seen.map((d) => toHex(d));
+    seen.forEach((d, k) => {
+      expect(toHex(d)).toBe(hexes[k]);
+      d.fill(0);
+    });
+    expect(toHex(sha256Utf8('\ud800'))).toBe(toHex(sha256(encoder.encode('\ufffd'))));
   });
 
   it('HMAC-SHA-256 matches RFC 4231 test case 2', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { escapeControlCharacters, hasControlCharacters } from './text.js';
+import { copyBytes, escapeControlCharacters, hasControlCharacters, utf8Bytes } from './text.js';
 
 const CONTROLS = [
   ...Array.from({ length: 0x20 }, (_, i) => String.fromCharCode(i)),
@@ -48,5 +48,47 @@ describe('control characters in text', () => {
 
   it('keeps the characters it is told to keep', () => {
     expect(escapeControlCharacters('a\nb\rc\x1b', '\n')).toBe('a\nb\\u000dc\\u001b');
+  });
+});
+
+describe('utf8Bytes and copyBytes', () => {
+  const encoder = new TextEncoder();
+
+  it('write what TextEncoder writes, short and long, lone surrogates as U+FFFD', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 3000 }), (text) => {
+        expect(utf8Bytes(text)).toEqual(encoder.encode(text));
+      }),
+    );
+    for (const text of ['', 'x'.repeat(5000), '顧'.repeat(1400), '\ud800', 'a\udc00b'])
+      expect(utf8Bytes(text)).toEqual(encoder.encode(text));
+  });
+
+  it('give results that stay as written while thousands more are cut after them', () => {
+    const kept = Array.from({ length: 200 }, (_, i) => {
+      const text = `${i}:${'é'.repeat(i * 7)}`;
+      const bytes = utf8Bytes(text);
+      const copy = copyBytes(bytes);
+      return { text, bytes, copy };
+    });
+    for (let i = 0; i < 2000; i++) copyBytes(utf8Bytes('z'.repeat(i % 900)));
+    for (const { text, bytes, copy } of kept) {
+      expect(bytes).toEqual(encoder.encode(text));
+      expect(copy).toEqual(bytes);
+    }
+  });
+
+  it('copy: a change to the source (or the copy) does not reach the other', () => {
+    for (const length of [0, 1, 100, 4096, 4097, 20_000]) {
+      const source = Buffer.alloc(length, 7);
+      const copy = copyBytes(source);
+      expect(copy).toBeInstanceOf(Uint8Array);
+      expect(copy).toEqual(new Uint8Array(source));
+      if (length === 0) continue;
+      source[0] = 9;
+      expect(copy[0]).toBe(7);
+      copy[length - 1] = 5;
+      expect(source[length - 1]).toBe(length === 1 ? 9 : 7);
+    }
   });
 });

@@ -15,6 +15,7 @@ import {
   CHAIN_REF_INVOCATION_RECORD_TYPE,
   chainHashOf,
   INVOCATION_RECORD_TYPE,
+  InvocationSigner,
   signInvocation,
   verifyEnforcerRecord,
   verifyInvocation,
@@ -23,12 +24,14 @@ import {
 } from '../../src/audit/index.js';
 import { isMandateError } from '../../src/core/index.js';
 import { canonicalizeJson, fromHex } from '../../src/encoding/index.js';
+import { ed25519KeyPairFromSeed, signEd25519 } from '../../src/crypto/index.js';
 import {
   buildAuditRecordVectors,
   delegationGolden,
   GOLDEN_ARGS,
   goldenParty,
   RECORDS_AT,
+  SeedVault,
 } from '../vectors/audit-records-golden.js';
 
 const golden = JSON.parse(
@@ -429,6 +432,73 @@ describe('signInvocation', () => {
     expect(codeOf(() => verifyInvocation(wrong.bytes, { authorities, chain: bobChain }))).toBe(
       'ERR_CHAIN_PRESENTER_MISMATCH',
     );
+  });
+
+  it('checks what it signs as the reader does, whatever it wrote just before (digests, nonce, signature)', async () => {
+    const carol = goldenParty('carol');
+    const chain = fromHex(delegationGolden.chains[2]!.bytes);
+    // A vault that signs now, and ones whose signature is a byte too long or too short.
+    const seed = delegationGolden.identities.carol.credentialKeySeed;
+    const carolKey = ed25519KeyPairFromSeed(fromHex(seed));
+    class NowVault extends SeedVault {
+      constructor(readonly give: (message: Uint8Array) => Uint8Array) {
+        super(seed);
+      }
+      signNow(_keyId: string, message: Uint8Array): Uint8Array {
+        return this.give(message);
+      }
+    }
+    const good = new NowVault((m) => signEd25519(carolKey.secretKey, m));
+    const signer = new InvocationSigner(good, carol.issuer);
+    const first = await signer.sign({
+      chain,
+      tool: 'issue_refund',
+      args: {},
+      nowSeconds: RECORDS_AT,
+    });
+    const signed = await signer.sign({
+      chain,
+      tool: 'issue_refund',
+      args: { a: 1 },
+      nowSeconds: RECORDS_AT,
+    });
+    expect(signed.record.previous).toBe(first.hash);
+    expect(verifyInvocation(signed.bytes, { authorities, chain }).agent).toBe(
+      carol.identity.identifier,
+    );
+    // Each member the signer wrote just now, spelt wrong, is refused by the same check.
+    const record = JSON.parse(new TextDecoder().decode(signed.bytes)) as Record<string, unknown>;
+    const sig = record.signature as { keyType: string; value: string };
+    for (const [member, value] of [
+      ['argumentsDigest', signed.record.argumentsDigest.toUpperCase()],
+      ['argumentsDigest', `${signed.record.argumentsDigest}0`],
+      ['previous', first.hash.slice(1)],
+      ['nonce', signed.record.nonce.toUpperCase()],
+      ['nonce', `${signed.record.nonce}00`],
+      ['signature', { ...sig, value: `${sig.value.slice(0, 85)}B` }],
+      ['signature', { ...sig, value: sig.value.slice(1) }],
+    ] as const) {
+      const text = canonicalizeJson({ ...record, [member]: value });
+      expect(
+        codeOf(() => parseAuditRecord(bytesOf(text))),
+        member,
+      ).toBe('ERR_AUDIT_RECORD_MALFORMED');
+    }
+    for (const length of [63, 65]) {
+      const wrong = new NowVault(() => new Uint8Array(length).fill(1));
+      let code = 'no error';
+      try {
+        await new InvocationSigner(wrong, carol.issuer).sign({
+          chain,
+          tool: 'issue_refund',
+          args: {},
+          nowSeconds: RECORDS_AT,
+        });
+      } catch (error) {
+        code = isMandateError(error) ? error.code : 'other';
+      }
+      expect(code, `${length} bytes`).toBe('ERR_AUDIT_RECORD_MALFORMED');
+    }
   });
 
   it('refuses values outside the record bounds with a typed error', async () => {
