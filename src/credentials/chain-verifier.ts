@@ -28,6 +28,22 @@ export interface ChainVerifierOptions {
 interface Entry {
   readonly chain: VerifiedChain;
   readonly verifiedAt: number;
+  /** The last time the verification holds as it did at `verifiedAt` (see reusableUntil). */
+  readonly until: number;
+}
+
+/**
+ * Until when a chain verified at `at` verifies alike, as far as its keys go: while every issuer
+ * key's attestation is unexpired — and only at `at` itself when one was accepted under a
+ * rotation grace window, which closes at a time the result does not say (found by an outside
+ * attack: a chain verified in the window was reused after it closed). The chain's own expiry and
+ * the deny-set are checked on every call anyway.
+ */
+function reusableUntil(chain: VerifiedChain, at: number): number {
+  let until = chain.root.issuerKey.inRotationGrace ? at : chain.root.issuerKey.expiresAt;
+  for (const link of chain.links)
+    until = link.issuerKey.inRotationGrace ? at : Math.min(until, link.issuerKey.expiresAt);
+  return until;
 }
 
 /**
@@ -64,7 +80,12 @@ export class ChainVerifier {
     const now = checkUnixSeconds(options.nowSeconds);
     const key = options.hash ?? toHex(sha256(bytes));
     const entry = this.#cache.get(key);
-    if (entry !== undefined && now - entry.verifiedAt <= this.#maxAge && now >= entry.verifiedAt) {
+    if (
+      entry !== undefined &&
+      now >= entry.verifiedAt &&
+      now - entry.verifiedAt <= this.#maxAge &&
+      now <= entry.until
+    ) {
       const { chain } = entry;
       if (now >= chain.expiresAt) {
         this.#cache.delete(key);
@@ -98,7 +119,7 @@ export class ChainVerifier {
       this.#attestations,
     );
     this.#cache.delete(key);
-    this.#cache.set(key, { chain, verifiedAt: now });
+    this.#cache.set(key, { chain, verifiedAt: now, until: reusableUntil(chain, now) });
     if (this.#cache.size > this.#cacheSize) {
       const oldest = this.#cache.keys().next();
       if (oldest.done !== true) this.#cache.delete(oldest.value);

@@ -499,6 +499,53 @@ describe('delegation chains', () => {
     expect(codeOf(() => verifier.verify(forged, { nowSeconds: NOW + 3 }))).toBe(expected);
   });
 
+  it('a ChainVerifier does not reuse a chain verified under an authority’s rotation grace after the window closes', async () => {
+    const w = await world();
+    // The verifier knows the authority rotated (at NOW): its old attestation holds for the grace
+    // window (300 s) only.
+    const rotated = await w.identities.rotate('authority');
+    const authorities = new Map([[w.authority.identity.identifier, rotated.identity]]);
+    const fresh = () => new ChainVerifier({ authorities });
+    // No age bound, as an offline trail verifier sets it: only the keys' own times limit reuse.
+    const verifier = new ChainVerifier({
+      authorities,
+      maxCacheAgeSeconds: Number.MAX_SAFE_INTEGER,
+    });
+    expect(verifier.verify(w.chain0, { nowSeconds: NOW + 10 }).root.issuerKey.inRotationGrace).toBe(
+      true,
+    );
+    const later = NOW + 400;
+    expect(codeOf(() => fresh().verify(w.chain0, { nowSeconds: later }))).toBe(
+      'ERR_PURPOSE_KEY_STALE',
+    );
+    expect(codeOf(() => verifier.verify(w.chain0, { nowSeconds: later }))).toBe(
+      'ERR_PURPOSE_KEY_STALE',
+    );
+    // A chain under the authority's current key is reused, up to its keys' expiry.
+    const current = await w.identities.purposeKey('authority', Purpose.credentials);
+    const issuer: CredentialIssuer = {
+      identity: rotated.identity,
+      credentialKeyId: current.keyId,
+      credentialKeyAttestation: current.verified.attestation,
+    };
+    const chain = chainFromCredential(
+      await issueCredential(
+        w.vault,
+        issuer,
+        w.alice.identity,
+        constraintsToAttributes(constraints('tools=read_orders')),
+        {
+          nowSeconds: NOW,
+          ttlSeconds: 3600,
+        },
+      ),
+      w.alice.identity,
+    );
+    const first = verifier.verify(chain, { nowSeconds: NOW + 10 });
+    expect(first.root.issuerKey.inRotationGrace).toBe(false);
+    expect(verifier.verify(chain, { nowSeconds: later })).toBe(first);
+  });
+
   it('rejects any one-bit change of a chain (property)', async () => {
     const w = await world();
     const bytes = await delegate(w.vault, w.alice.issuer, w.verify(w.chain0), {
