@@ -116,6 +116,51 @@ describe('audit checkpoint and verify on a tampered store (F3)', () => {
   }, 60_000);
 });
 
+describe('audit verify on the home: the store’s own hashes and rows (attack of 2026-12-04)', () => {
+  it('reports a zeroed stored leaf hash, a zeroed stored subtree hash and a deleted row, each with its code and index', async () => {
+    const h = await revocations(8);
+    expect((await cli(h.home, 'audit', 'checkpoint')).code).toBe(0);
+    expect((await cli(h.home, 'audit', 'verify')).code).toBe(0);
+    const verify = async () => {
+      const r = await cli(h.home, 'audit', 'verify');
+      expect(r.code, r.stderr).toBe(AUDIT_VERIFICATION_FAILED_EXIT_CODE);
+      return (json(r) as { problem: { code: string; position: { index?: number } } }).problem;
+    };
+    const saved: { leaf?: Buffer; nodes?: Buffer } = {};
+    // Entry 5's stored leaf hash zeroed (its record untouched): proofs of it would fail.
+    sqlite(h.home, (db) => {
+      db.exec('DROP TRIGGER audit_log_entries_no_update');
+      db.exec('DROP TRIGGER audit_log_entries_no_delete');
+      saved.leaf = (
+        db.prepare('SELECT leaf_hash FROM audit_log_entries WHERE idx = 5').get() as {
+          leaf_hash: Buffer;
+        }
+      ).leaf_hash;
+      db.prepare('UPDATE audit_log_entries SET leaf_hash = zeroblob(32) WHERE idx = 5').run();
+    });
+    expect(await verify()).toMatchObject({
+      code: 'ERR_AUDIT_RECORD_EDITED',
+      position: { index: 5 },
+    });
+    // Put back; entry 7's stored subtree hashes (nodes 6–7, 4–7, 0–7) zeroed instead.
+    sqlite(h.home, (db) => {
+      db.prepare('UPDATE audit_log_entries SET leaf_hash = ? WHERE idx = 5').run(saved.leaf!);
+      db.prepare(
+        'UPDATE audit_log_entries SET nodes = zeroblob(length(nodes)) WHERE idx = 7',
+      ).run();
+    });
+    expect((await verify()).code).toBe('ERR_AUDIT_RECORD_EDITED');
+    // A row deleted: the deleted record, at its index (was ERR_AUDIT_ENTRY_NOT_FOUND, exit 6).
+    sqlite(h.home, (db) => {
+      db.prepare('DELETE FROM audit_log_entries WHERE idx = 2').run();
+    });
+    expect(await verify()).toMatchObject({
+      code: 'ERR_AUDIT_RECORD_DELETED',
+      position: { index: 2 },
+    });
+  }, 60_000);
+});
+
 describe('audit verify --key: the note origin and the key name (F7)', () => {
   it("refuses a key not named after the log's origin, and a note of another origin", async () => {
     const h = await revocations(3);

@@ -31,12 +31,14 @@ import {
   verifyInclusion,
   verifyTrail,
   verifyConsistency,
+  verifyStoredLog,
   rootFromLeafHashes,
   type TrailProblem,
   type LogEntryLine,
   type VerifiedCheckpoint,
   type NoteVerifierKey,
   type TrailVerification,
+  type LogVerification,
   TRACE_RECORD_TYPE,
 } from '../../audit/index.js';
 import { bytesEqual } from '../../encoding/index.js';
@@ -438,6 +440,19 @@ export async function runAuditCheckpoint(
   }
 }
 
+/** verifyStoredLog's failure as a trail verification's (a row it cannot find: deleted). */
+function storeVerification(store: LogVerification): TrailVerification {
+  if (!store.ok) return { ok: false, problem: store.problem };
+  return {
+    ok: false,
+    problem: {
+      code: 'ERR_AUDIT_RECORD_DELETED',
+      message: 'an entry is missing from the store',
+      position: {},
+    },
+  };
+}
+
 function readCheckpointFile(file: string, what: string): string {
   return readTextArgument(file, what, MAX_NOTE_BYTES);
 }
@@ -451,13 +466,20 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
     // A file is read line by line and stops at its first structural problem (reported as the
     // verification's result, before any signature is checked).
     const scanned = opts.log === undefined ? undefined : scanExportFile(opts.log);
+    // The home's own log: a row missing from the store is a deleted record, which the store's
+    // own check below locates (reading the entries stops at it).
+    let missingRow = false;
     const entries =
       scanned === undefined
-        ? await homeEntries(home)
+        ? await homeEntries(home).catch((error: unknown) => {
+            if (!isMandateError(error, 'ERR_AUDIT_ENTRY_NOT_FOUND')) throw error;
+            missingRow = true;
+            return undefined;
+          })
         : scanned.scan.ok
           ? scanned.scan.entries
           : undefined;
-    records = entries?.length ?? scanned?.lines ?? 0;
+    records = entries?.length ?? scanned?.lines ?? (await home.store.auditLog.size());
     const checkpoint =
       opts.checkpoint !== undefined
         ? readCheckpointFile(opts.checkpoint, 'checkpoint')
@@ -520,7 +542,17 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
     result =
       scanned !== undefined && !scanned.scan.ok
         ? { ok: false, problem: scanned.scan.problem }
-        : verifyTrail({ ...common, entries: entries! });
+        : missingRow
+          ? storeVerification(await verifyStoredLog(home.store.auditLog, { verifiers, origin }))
+          : verifyTrail({ ...common, entries: entries! });
+    // The home's own log, once its records verify: the store as well — each entry against its
+    // stored leaf hash and every stored subtree hash (what inclusion proofs are made of). (Found
+    // by an outside attack: zeroed stored hashes verified, and made authentic records look
+    // unproven in `audit show`.)
+    if (result.ok && opts.log === undefined) {
+      const store = await verifyStoredLog(home.store.auditLog, { verifiers, origin });
+      if (!store.ok) result = storeVerification(store);
+    }
     // A file of the home's own log: where the checkpoints locate a departure only to a range
     // (or the records only to the first one that contradicts it), the store's proofs give the
     // first line that departs.
