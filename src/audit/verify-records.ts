@@ -28,7 +28,11 @@ import {
   signingHashOf,
   type SignedRecordRead,
 } from './record-codec.js';
-import { verifyChangeSignature, type DecodedSignature } from '../identity/internal.js';
+import {
+  decodePurposeKeyAttestation,
+  verifyChangeSignature,
+  type DecodedSignature,
+} from '../identity/internal.js';
 import { Purpose, type PublicSigningKey, type VerifiedPurposeKey } from '../identity/index.js';
 import type { ErrorCode } from '../core/index.js';
 import {
@@ -180,6 +184,33 @@ export class DeferredSignatures {
         };
     }
     return undefined;
+  }
+}
+
+/**
+ * Whether a record's signature verifies under the key its own `attestation` names — whether that
+ * key is trusted, or valid at any time, is not asked: this is evidence only, for locating an
+ * edit. A signed member changed after signing (a time, an identity, a chain hash) or another
+ * signer's attestation put in fails it; a record as its signer made it passes, whatever else is
+ * wrong with it. A record not read this far (malformed, no attestation, another kind of key) is
+ * left to the full checks (true).
+ */
+export function signedAsItSays(bytes: Uint8Array, text?: string): boolean {
+  try {
+    const read = readSignedRecord(bytes, text);
+    const record = read.record as {
+      readonly attestation?: unknown;
+      readonly signature?: { readonly keyType: 'ed25519' | 'p256'; readonly value: string };
+    };
+    if (typeof record.attestation !== 'string' || record.signature === undefined) return true;
+    const { key } = decodePurposeKeyAttestation(fromBase64Url(record.attestation, 'attestation'));
+    if (key.purpose !== Purpose.credentials) return true;
+    return verifyChangeSignature(key.signingKey, signingHashOf(read), {
+      keyType: record.signature.keyType,
+      bytes: signatureBytes(record.signature.value),
+    });
+  } catch {
+    return true;
   }
 }
 

@@ -281,6 +281,41 @@ describe('verifyTrail', () => {
     });
   });
 
+  it('locates an edit that a semantic check meets first to its line: a time, the agent, another signer’s attestation', async () => {
+    const checkpoint = await checkpointOf(records);
+    const parsed = parseExport(text);
+    if (!parsed.ok) throw new Error('golden export does not parse');
+    const at = (line: number) =>
+      JSON.parse(new TextDecoder().decode(parsed.entries[line]!.record)) as Record<string, unknown>;
+    const decisionAttestation = at(1).attestation;
+    const edits: ((r: Record<string, unknown>) => void)[] = [
+      // Long after the chain expired (its check fails before the signature's).
+      (r) => (r.issuedAt = (r.issuedAt as number) + 10_000_000),
+      // Another identity as the agent (the chain does not carry its history).
+      (r) => (r.agent = authority.identity.identifier),
+      // The enforcement point's attestation in the agent's record.
+      (r) => (r.attestation = decisionAttestation),
+    ];
+    for (const edit of edits) {
+      const record = at(4);
+      edit(record);
+      const entries = [...parsed.entries];
+      entries[4] = { index: 4, record: utf8.encode(canonicalizeJson(record)) };
+      const result = verifyTrail({
+        entries,
+        checkpoint,
+        verifiers,
+        authorities,
+        enforcers: authorities,
+      });
+      expect(result.ok ? undefined : result.problem).toMatchObject({
+        code: 'ERR_AUDIT_RECORD_EDITED',
+        position: { line: 5, index: 4, until: 5 },
+        cause: 'ERR_AUDIT_SIGNATURE_INVALID',
+      });
+    }
+  });
+
   it('refuses a second decision for an invocation, even under a checkpoint that covers it', async () => {
     const list = [records[0]!, records[1]!, records[1]!, ...records.slice(2)];
     const checkpoint = await checkpointOf(list);

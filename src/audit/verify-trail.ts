@@ -29,6 +29,7 @@ import { RevocationSequences } from './revocation-sequence.js';
 import {
   checkEnforcerRecord,
   DeferredSignatures,
+  signedAsItSays,
   verifyInvocationHashed,
   type EnforcerRecord,
   type VerifiedKeyCache,
@@ -413,6 +414,16 @@ function checkRecords(
     // when needed: an invocation's hash is what later records name, a position a problem's.
     let hash: string | undefined;
     try {
+      // Locating an edit: a record whose signature does not verify under its own attestation's
+      // key was changed after it was signed — found before a semantic check (an edited time
+      // that expires the chain, another signer's attestation) stops at something that is not
+      // evidence of alteration. (Found by an outside attack: such edits were reported as a
+      // range of lines.)
+      if (alterationOnly && !signedAsItSays(entry.record, text))
+        throw new Problem(
+          'ERR_AUDIT_SIGNATURE_INVALID',
+          "the record's signature does not verify under the key its own attestation names: it was changed after it was signed",
+        );
       const kind = kindOf(entry.record);
       if (kind === 'revocation') {
         const r = verifyRevocationRecord(entry.record, options.authorities, options.enforcers);
