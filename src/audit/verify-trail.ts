@@ -276,7 +276,7 @@ function verifyEntries(
             ok: false,
             problem: {
               code: LogProblemCode.recordReordered,
-              message: `line ${line} is out of order (the records are authentic but were moved and renumbered): ${p.message}`,
+              message: `line ${line} is out of order: its signature is intact but it does not belong here (a record moved and renumbered, or one taken from another log): ${p.message}`,
               position: p.position,
               cause: p.code,
             },
