@@ -140,15 +140,15 @@ export class AuditLog {
     // waited for. (A later point, setImmediate, was tried: it let a commit scheduled outside a
     // caller's store transaction wait for that transaction while the transaction waited for the
     // commit — a deadlock that held SQLite's write lock.)
-    queueMicrotask(() =>
+    queueMicrotask(() => {
       queueMicrotask(() => {
         this.#scheduled = false;
         this.#committing = this.#commit().finally(() => {
           this.#committing = undefined;
           this.#schedule();
         });
-      }),
-    );
+      });
+    });
   }
 
   async #commit(): Promise<void> {
