@@ -284,6 +284,36 @@ export function verifyLog(options: VerifyLogOptions): LogVerification {
   return { ok: true, checkpoint: newest, uncovered: entries.length - newest.treeSize };
 }
 
+/**
+ * The stored hashes of `nodes`, or the problem when one is missing: a row whose stored subtree
+ * hashes were cut short (or emptied) reads as no node there — an edit of the store, reported as
+ * such rather than thrown (found by an outside attack).
+ */
+async function readStoredNodes(
+  repository: AuditLogRepository,
+  nodes: readonly MerkleNodeId[],
+): Promise<Uint8Array[] | LogVerification> {
+  try {
+    return await repository.readNodes(nodes);
+  } catch (error) {
+    if (!isMandateError(error, 'ERR_AUDIT_ENTRY_NOT_FOUND')) throw error;
+    for (const node of nodes) {
+      try {
+        await repository.readNodes([node]);
+      } catch (one) {
+        if (!isMandateError(one, 'ERR_AUDIT_ENTRY_NOT_FOUND')) throw one;
+        const span = 2 ** node.level;
+        return fail(
+          LogProblemCode.recordEdited,
+          `the stored hash of entries ${node.index * span}…${(node.index + 1) * span - 1} is missing from the store`,
+          { index: node.index * span, until: (node.index + 1) * span },
+        );
+      }
+    }
+    throw error;
+  }
+}
+
 /** Options of {@link verifyStoredLog}. */
 export interface VerifyStoredLogOptions {
   readonly verifiers: readonly NoteVerifierKey[];
@@ -370,7 +400,11 @@ export async function verifyStoredLog(
         c++;
       }
     }
-    const hashes = await repository.readNodes(completed.map((n) => n.node));
+    const hashes = await readStoredNodes(
+      repository,
+      completed.map((n) => n.node),
+    );
+    if (!Array.isArray(hashes)) return hashes;
     for (const [k, { node, hash }] of completed.entries()) {
       if (!bytesEqual(hashes[k]!, hash)) {
         const span = 2 ** node.level;
@@ -386,7 +420,8 @@ export async function verifyStoredLog(
   }
   // The compact range the log continues from must be the one just recomputed.
   const tops = size === 0 ? [] : subtreeNodes({ start: 0, end: size });
-  const topHashes = await repository.readNodes(tops);
+  const topHashes = await readStoredNodes(repository, tops);
+  if (!Array.isArray(topHashes)) return topHashes;
   if (!bytesEqual(CompactRange.fromNodes(size, topHashes).root(), range.root())) {
     return fail(
       LogProblemCode.recordEdited,

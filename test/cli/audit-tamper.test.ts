@@ -150,6 +150,15 @@ describe('audit verify on the home: the store’s own hashes and rows (attack of
       ).run();
     });
     expect((await verify()).code).toBe('ERR_AUDIT_RECORD_EDITED');
+    // Entry 3's stored subtree hashes emptied (too short to hold them): reported, not thrown
+    // (was ERR_AUDIT_ENTRY_NOT_FOUND, exit 6).
+    sqlite(h.home, (db) => {
+      db.prepare("UPDATE audit_log_entries SET nodes = x'' WHERE idx = 3").run();
+    });
+    expect(await verify()).toMatchObject({
+      code: 'ERR_AUDIT_RECORD_EDITED',
+      position: { index: 2, until: 4 },
+    });
     // A row deleted: the deleted record, at its index (was ERR_AUDIT_ENTRY_NOT_FOUND, exit 6).
     sqlite(h.home, (db) => {
       db.prepare('DELETE FROM audit_log_entries WHERE idx = 2').run();
