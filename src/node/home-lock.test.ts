@@ -19,6 +19,7 @@ import {
   assertHomeNotServed,
   assertNoEnforcementLock,
   ENFORCEMENT_LOCK_FILE,
+  lockDemo,
   lockEnforcement,
   lockNodeHome,
   NODE_LOCK_FILE,
@@ -237,6 +238,12 @@ describe('single-service nodes and the whole node (`up`)', () => {
     registerServiceNode(dir).release();
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     expect(statSync(join(dir, SERVICE_NODES_DIR)).mode & 0o777).toBe(0o700);
+    // The locks too (`mandate demo` on a home not made yet failed with ENOENT).
+    for (const lock of [lockNodeHome, lockDemo, lockEnforcement]) {
+      const fresh = join(home(), 'a', 'b');
+      lock(fresh).release();
+      expect(statSync(fresh).mode & 0o777).toBe(0o700);
+    }
   });
 
   it('ignores and removes registrations left by processes that are gone, or naming nobody; a live one of another process refuses `up`', async () => {

@@ -259,6 +259,9 @@ function writeOwnHolder(path: string): void {
 }
 
 function lockHome(homeDir: string, kind: LockKind): HomeLock {
+  // A home not made yet is made here (0700), as the commands that open it would: its lock is the
+  // first thing written there (`mandate demo` on a new home failed with ENOENT).
+  mkdirSync(homeDir, { recursive: true, mode: 0o700 });
   const path = join(homeDir, kind.file);
   // The lock appears whole: written to a file of this process's own, then linked into place
   // (which fails when one is there), so no reader ever sees it half written.
