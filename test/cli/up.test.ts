@@ -240,6 +240,22 @@ describe('mandate up', () => {
     await withStdin(home, '', 'identity', 'create', '--name', 'agent-1');
     expect((await withEnv(home, '', { MANDATE_IDENTITY: 'agent-1' }, 'up', '--exit')).code).toBe(3);
     expect(await anchors()).toEqual(before);
+    // An operator (admin.as) the home lacks: the config's error, on a set-up home and on a fresh
+    // one — where nothing is set up first (the second outside attack found the authority made).
+    const operator = { MANDATE_ADMIN_AS: 'typo-operator' };
+    const setUp = await withEnv(home, '', operator, 'up', '--exit');
+    expect(setUp.code, setUp.stderr).toBe(3);
+    expect(setUp.stderr).toMatch(/ERR_NODE_CONFIG_INVALID.*`admin\.as` names `typo-operator`/);
+    const untouched = join(freshDir('mandate-up-operator'), 'home');
+    const refused = await withEnv(untouched, '', operator, 'up', '--exit');
+    expect(refused.code, refused.stderr).toBe(3);
+    expect(refused.stderr).toMatch(/ERR_NODE_CONFIG_INVALID.*`admin\.as` names `typo-operator`/);
+    expect(JSON.parse((await withStdin(untouched, '', 'trust', 'list')).stdout)).toMatchObject({
+      anchors: [],
+    });
+    expect(
+      JSON.parse((await withStdin(untouched, '', 'identity', 'list')).stdout) as unknown,
+    ).toMatchObject({ total: 0, identities: [] });
   }, 120_000);
 
   it('signs a last checkpoint over everything in the log when it stops, after every service that writes it', async () => {
