@@ -170,6 +170,61 @@ describe('audit verify on the home: the store’s own hashes and rows (attack of
   }, 60_000);
 });
 
+describe('audit verify and checkpoint on a log cut short with its newer checkpoints (second attack)', () => {
+  it('are refused while the home’s trail index has read past the log’s end', async () => {
+    const h = await revocations(6);
+    expect((await cli(h.home, 'audit', 'checkpoint')).code).toBe(0);
+    // What an enforcement point records as it reads the log (its trail index: 6 entries read).
+    sqlite(h.home, (db) => {
+      db.prepare(
+        'INSERT INTO audit_trail_index (id, indexed_size) VALUES (1, 6) ON CONFLICT (id) DO UPDATE SET indexed_size = 6',
+      ).run();
+    });
+    expect((await cli(h.home, 'audit', 'verify')).code).toBe(0);
+    // Rolled back: the last two entries and the checkpoint that covered them deleted, an older
+    // checkpoint of the first four signed in its place (as `audit checkpoint` would have).
+    const home = await openHome(h.home, { clock: new ManualClock(NOW) });
+    let older: string;
+    try {
+      const key = await homeLogKey(home, DEFAULT_AUTHORITY);
+      const entries = await home.store.auditLog.readEntries(0, 4);
+      older = await signCheckpoint(
+        {
+          origin: key.origin,
+          treeSize: 4,
+          rootHash: rootFromLeafHashes(entries.map((e) => hashLeaf(e.record))),
+          extensions: [],
+        },
+        [key.signer()],
+      );
+    } finally {
+      home.close();
+    }
+    sqlite(h.home, (db) => {
+      db.exec('DROP TRIGGER audit_log_entries_no_delete');
+      db.prepare('DELETE FROM audit_log_entries WHERE idx >= 4').run();
+      db.prepare('DELETE FROM audit_log_checkpoints').run();
+      db.prepare(
+        'INSERT INTO audit_log_checkpoints (tree_size, note, created_at) VALUES (4, ?, 0)',
+      ).run(older);
+    });
+    const verify = await cli(h.home, 'audit', 'verify');
+    expect(verify.code, verify.stderr).toBe(AUDIT_VERIFICATION_FAILED_EXIT_CODE);
+    expect(json(verify)).toMatchObject({
+      ok: false,
+      problem: { code: 'ERR_AUDIT_LOG_TRUNCATED', position: { index: 4 } },
+    });
+    const checkpoint = await cli(h.home, 'audit', 'checkpoint');
+    expect(checkpoint.code, checkpoint.stderr).toBe(AUDIT_VERIFICATION_FAILED_EXIT_CODE);
+    expect(checkpoint.stderr).toMatch(/ERR_AUDIT_CHECKPOINT_INCONSISTENT.*cut off/);
+    // No checkpoint left at all: still the cut, not "run `audit checkpoint`".
+    sqlite(h.home, (db) => db.prepare('DELETE FROM audit_log_checkpoints').run());
+    expect(json(await cli(h.home, 'audit', 'verify'))).toMatchObject({
+      problem: { code: 'ERR_AUDIT_LOG_TRUNCATED' },
+    });
+  }, 60_000);
+});
+
 describe('audit verify --key: the note origin and the key name (F7)', () => {
   it("refuses a key not named after the log's origin, and a note of another origin", async () => {
     const h = await revocations(3);

@@ -32,6 +32,7 @@ import {
   verifyTrail,
   verifyConsistency,
   verifyStoredLog,
+  LogProblemCode,
   rootFromLeafHashes,
   type TrailProblem,
   type LogEntryLine,
@@ -409,6 +410,8 @@ export async function runAuditCheckpoint(
           'ERR_AUDIT_CHECKPOINT_INCONSISTENT',
           `the log holds ${log.size} entries, fewer than the checkpoint of size ${latest.treeSize} it signed before: the stored log was altered`,
         );
+      const cut = await cutOff(home, log.size);
+      if (cut !== undefined) throw conflict('ERR_AUDIT_CHECKPOINT_INCONSISTENT', cut);
       if (latest === undefined || latest.treeSize < log.size) {
         // Refuses a tree that does not extend the newest stored checkpoint (a tampered store).
         note = await log.checkpoint([signer]);
@@ -438,6 +441,20 @@ export async function runAuditCheckpoint(
   } finally {
     home.close();
   }
+}
+
+/**
+ * Why the home's log looks cut off, if it does: the home's trail index (what `audit query` and
+ * the enforcement points have read of the log, in the same store) has read more entries than the
+ * log holds. A log cut short together with the checkpoints that covered the rest verifies
+ * against the older ones; this catches such a rollback (found by an outside attack) unless the
+ * index was rolled back too — only a checkpoint kept elsewhere (`--from`) catches that.
+ */
+async function cutOff(home: Home, size: number): Promise<string | undefined> {
+  const indexed = await home.store.auditTrail.indexedSize();
+  return indexed > size
+    ? `the log holds ${size} entries, but this home has read ${indexed} of it (its trail index): entries were cut off the log, with any checkpoint that covered them`
+    : undefined;
 }
 
 /** verifyStoredLog's failure as a trail verification's (a row it cannot find: deleted). */
@@ -480,11 +497,14 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
           ? scanned.scan.entries
           : undefined;
     records = entries?.length ?? scanned?.lines ?? (await home.store.auditLog.size());
+    // The home's own log: cut short, with the checkpoints that covered the rest?
+    const cut =
+      opts.log === undefined ? await cutOff(home, await home.store.auditLog.size()) : undefined;
     const checkpoint =
       opts.checkpoint !== undefined
         ? readCheckpointFile(opts.checkpoint, 'checkpoint')
         : (await home.store.auditLog.latestCheckpoint())?.note;
-    if (checkpoint === undefined)
+    if (checkpoint === undefined && cut === undefined)
       throw notFound(
         'ERR_AUDIT_CHECKPOINT_NOT_FOUND',
         'this home has no checkpoint yet: run `mandate audit checkpoint` (or give `--checkpoint`)',
@@ -495,7 +515,7 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
       const stored = await home.store.auditLog.latestCheckpoint();
       let given: number | undefined;
       try {
-        given = parseCheckpoint(parseNote(checkpoint).text).treeSize;
+        given = parseCheckpoint(parseNote(checkpoint!).text).treeSize;
       } catch {
         given = undefined; // verification reports it
       }
@@ -527,8 +547,9 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
       opts.log === undefined
         ? (await home.store.auditLog.listCheckpoints()).map((c) => c.note)
         : [];
+    // (Read above whenever the log is not cut off: it is then what verifyTrail gets.)
     const common = {
-      checkpoint,
+      checkpoint: checkpoint!,
       ...(opts.from === undefined
         ? {}
         : { from: readCheckpointFile(opts.from, 'older checkpoint') }),
@@ -542,9 +563,18 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
     result =
       scanned !== undefined && !scanned.scan.ok
         ? { ok: false, problem: scanned.scan.problem }
-        : missingRow
-          ? storeVerification(await verifyStoredLog(home.store.auditLog, { verifiers, origin }))
-          : verifyTrail({ ...common, entries: entries! });
+        : cut !== undefined
+          ? {
+              ok: false,
+              problem: {
+                code: LogProblemCode.logTruncated,
+                message: cut,
+                position: { index: records },
+              },
+            }
+          : missingRow
+            ? storeVerification(await verifyStoredLog(home.store.auditLog, { verifiers, origin }))
+            : verifyTrail({ ...common, entries: entries! });
     // The home's own log, once its records verify: the store as well — each entry against its
     // stored leaf hash and every stored subtree hash (what inclusion proofs are made of). (Found
     // by an outside attack: zeroed stored hashes verified, and made authentic records look
@@ -560,7 +590,7 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
       const located = await locateInStore(
         home,
         entries,
-        checkpoint,
+        checkpoint!, // (a file: nothing is cut off, so it was read above)
         verifiers,
         origin,
         result.problem,
