@@ -42,6 +42,7 @@ export interface TrailCall {
   };
   outcome?: {
     readonly hash: string;
+    readonly index: number;
     readonly status: string;
     readonly error: string | null;
     readonly leases: readonly string[];
@@ -189,6 +190,7 @@ export class AuditTrailReader {
         if (call === undefined) break;
         call.outcome = {
           hash,
+          index: e.index,
           status: str('status'),
           error: typeof record.error === 'string' ? record.error : null,
           leases: Array.isArray(record.leases) ? (record.leases as string[]) : [],

@@ -362,6 +362,19 @@ describe('audit show|query: covered means included and verified (F8)', () => {
     };
     expect(q.calls.map((c) => c.covered)).toStrictEqual([true, false]);
     expect(q.calls[1]!.invocation).toBe(id);
+
+    // The first call's decision edited (its invocation intact): the call is not covered either —
+    // it read "included, its signature verified" beside the edited decision (second attack).
+    sqlite(h.home, (db) => {
+      editStoredRecord(db, 1, (text) => text.replace('"decision":"allow"', '"decision":"deny"'));
+    });
+    const q2 = json(await cli(h.home, 'audit', 'query')) as {
+      calls: { covered: boolean | null; decision: { decision: string } | null }[];
+    };
+    expect(q2.calls.map((c) => c.covered)).toStrictEqual([false, false]);
+    expect(
+      json(await cli(h.home, 'audit', 'show', golden.invocation!.hash)) as unknown,
+    ).toMatchObject({ call: { covered: false } });
   }, 60_000);
 });
 

@@ -958,18 +958,31 @@ async function homeCoverage(
   };
 }
 
-/** Sets `covered` on the calls shown: by the home's coverage, or `null` for an exported log. */
+/**
+ * Sets `covered` on the calls shown: by the home's coverage — of the invocation and of the
+ * decision and outcome shown with it (an edited decision under a covered invocation read as
+ * "included, verified": found by an outside attack) — or `null` for an exported log.
+ */
 async function markCoverage(
   calls: readonly TrailCall[],
   entries: readonly LogEntryLine[],
   coverage: Coverage | undefined,
 ): Promise<void> {
   for (const call of calls) {
-    const entry = entries[call.index];
-    call.covered =
-      coverage === undefined || entry?.index !== call.index
-        ? null
-        : await coverage(call.index, entry.record);
+    if (coverage === undefined || entries[call.index]?.index !== call.index) {
+      call.covered = null;
+      continue;
+    }
+    let covered = true;
+    for (const index of [call.index, call.decision?.index, call.outcome?.index]) {
+      if (index === undefined) continue;
+      const entry = entries[index];
+      if (entry?.index !== index || !(await coverage(index, entry.record))) {
+        covered = false;
+        break;
+      }
+    }
+    call.covered = covered;
   }
 }
 
