@@ -170,6 +170,30 @@ describe('audit verify on the home: the store’s own hashes and rows (attack of
   }, 60_000);
 });
 
+describe('audit verify on the home: rows moved with their stored hashes (second attack)', () => {
+  it('are located by the store’s own hashes, not only to the range between checkpoints', async () => {
+    const h = await revocations(8);
+    expect((await cli(h.home, 'audit', 'checkpoint')).code).toBe(0);
+    sqlite(h.home, (db) => {
+      db.exec('DROP TRIGGER audit_log_entries_no_delete');
+      db.exec(`
+        CREATE TEMP TABLE moved AS SELECT * FROM audit_log_entries WHERE idx IN (5, 6);
+        DELETE FROM audit_log_entries WHERE idx IN (5, 6);
+        INSERT INTO audit_log_entries SELECT 11 - idx, record, leaf_hash, nodes, text_id, text_at FROM moved;`);
+    });
+    const r = await cli(h.home, 'audit', 'verify');
+    expect(r.code, r.stderr).toBe(AUDIT_VERIFICATION_FAILED_EXIT_CODE);
+    const { problem } = json(r) as {
+      problem: { code: string; position: { index: number; until: number } };
+    };
+    expect(problem.code).toBe('ERR_AUDIT_RECORD_EDITED');
+    // Within the two moved rows' subtree (entries 4…7), not the checkpoint's whole range 0…8.
+    expect(problem.position.index).toBeGreaterThanOrEqual(4);
+    expect(problem.position.until).toBeLessThanOrEqual(8);
+    expect(problem.position.until - problem.position.index).toBeLessThan(8);
+  }, 60_000);
+});
+
 describe('audit verify and checkpoint on a log cut short with its newer checkpoints (second attack)', () => {
   it('are refused while the home’s trail index has read past the log’s end', async () => {
     const h = await revocations(6);

@@ -39,6 +39,7 @@ import {
   type VerifiedCheckpoint,
   type NoteVerifierKey,
   type TrailVerification,
+  type TrailPosition,
   type LogVerification,
   TRACE_RECORD_TYPE,
 } from '../../audit/index.js';
@@ -457,6 +458,21 @@ async function cutOff(home: Home, size: number): Promise<string | undefined> {
     : undefined;
 }
 
+/** How many entries a problem's position names (`[index, until)`; 1 for one, 0 for none). */
+function spanOf(p: TrailPosition): number {
+  if (p.index === undefined) return 0;
+  return (p.until ?? p.index + 1) - p.index;
+}
+
+/** Whether position `inner` lies inside `outer`. */
+function within(inner: TrailPosition, outer: TrailPosition): boolean {
+  if (inner.index === undefined || outer.index === undefined) return false;
+  return (
+    inner.index >= outer.index &&
+    (inner.until ?? inner.index + 1) <= (outer.until ?? outer.index + 1)
+  );
+}
+
 /** verifyStoredLog's failure as a trail verification's (a row it cannot find: deleted). */
 function storeVerification(store: LogVerification): TrailVerification {
   if (!store.ok) return { ok: false, problem: store.problem };
@@ -582,6 +598,17 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
     if (result.ok && opts.log === undefined) {
       const store = await verifyStoredLog(home.store.auditLog, { verifiers, origin });
       if (!store.ok) result = storeVerification(store);
+    } else if (!result.ok && opts.log === undefined && spanOf(result.problem.position) > 1) {
+      // An edit the records locate only to a range (rows moved with their stored hashes): the
+      // store's own hashes may name fewer entries inside it (second outside attack).
+      const store = await verifyStoredLog(home.store.auditLog, { verifiers, origin });
+      if (
+        !store.ok &&
+        store.problem.code === result.problem.code &&
+        within(store.problem.position, result.problem.position) &&
+        spanOf(store.problem.position) < spanOf(result.problem.position)
+      )
+        result = { ok: false, problem: store.problem };
     }
     // A file of the home's own log: where the checkpoints locate a departure only to a range
     // (or the records only to the first one that contradicts it), the store's proofs give the
