@@ -10,6 +10,7 @@ import {
   type NoteSigner,
 } from './checkpoint.js';
 import { formatExportLine, parseExport } from './export.js';
+import type { LogEntryLine } from './verify-log.js';
 import { CompactRange, hashLeaf } from './merkle.js';
 import { verifyTrail, verifyTrailExport } from './verify-trail.js';
 import { encodeSignedRecord, toBase64Url } from './record-codec.js';
@@ -64,6 +65,11 @@ async function checkpointOf(list: readonly Uint8Array[]): Promise<string> {
 
 const text = records.map((r, i) => formatExportLine(i, r)).join('\n') + '\n';
 const lines = text.trimEnd().split('\n');
+
+/** verifyTrail of `entries` against `checkpoint`, the golden authority trusted for both roles. */
+function verifyGolden(entries: readonly LogEntryLine[], checkpoint: string) {
+  return verifyTrail({ entries, checkpoint, verifiers, authorities, enforcers: authorities });
+}
 
 describe('verifyTrail', () => {
   it('verifies the golden trail and counts what it checked', async () => {
@@ -173,13 +179,10 @@ describe('verifyTrail', () => {
   it('reports a chain record deleted, moved after its invocation, altered or logged twice, at its line', async () => {
     const at = ORDER.indexOf('chainRecord');
     const verify = async (list: readonly Uint8Array[], against = list) =>
-      verifyTrail({
-        entries: list.map((record, index) => ({ index, record })),
-        checkpoint: await checkpointOf(against),
-        verifiers,
-        authorities,
-        enforcers: authorities,
-      });
+      verifyGolden(
+        list.map((record, index) => ({ index, record })),
+        await checkpointOf(against),
+      );
     const problemOf = (r: Awaited<ReturnType<typeof verify>>) => (r.ok ? undefined : r.problem);
     // Deleted and the rest renumbered, against the log's checkpoint: the invocation naming it.
     const deleted = records.filter((_, i) => i !== at);
@@ -242,13 +245,7 @@ describe('verifyTrail', () => {
       .decode(edited[4]!.record)
       .replace('"issue_refund"', '"issue_refunc"');
     edited[4] = { index: 4, record: utf8.encode(bytes) };
-    const result = verifyTrail({
-      entries: edited,
-      checkpoint,
-      verifiers,
-      authorities,
-      enforcers: authorities,
-    });
+    const result = verifyGolden(edited, checkpoint);
     expect(result.ok ? undefined : result.problem).toMatchObject({
       code: 'ERR_AUDIT_RECORD_EDITED',
       position: { line: 5, index: 4 },
@@ -301,13 +298,7 @@ describe('verifyTrail', () => {
       edit(record);
       const entries = [...parsed.entries];
       entries[4] = { index: 4, record: utf8.encode(canonicalizeJson(record)) };
-      const result = verifyTrail({
-        entries,
-        checkpoint,
-        verifiers,
-        authorities,
-        enforcers: authorities,
-      });
+      const result = verifyGolden(entries, checkpoint);
       expect(result.ok ? undefined : result.problem).toMatchObject({
         code: 'ERR_AUDIT_RECORD_EDITED',
         position: { line: 5, index: 4, until: 5 },
@@ -319,13 +310,10 @@ describe('verifyTrail', () => {
   it('refuses a second decision for an invocation, even under a checkpoint that covers it', async () => {
     const list = [records[0]!, records[1]!, records[1]!, ...records.slice(2)];
     const checkpoint = await checkpointOf(list);
-    const result = verifyTrail({
-      entries: list.map((record, index) => ({ index, record })),
+    const result = verifyGolden(
+      list.map((record, index) => ({ index, record })),
       checkpoint,
-      verifiers,
-      authorities,
-      enforcers: authorities,
-    });
+    );
     expect(result.ok ? undefined : result.problem).toMatchObject({
       code: 'ERR_AUDIT_DECISION_DUPLICATE',
       position: { line: 3, index: 2 },
@@ -335,13 +323,10 @@ describe('verifyTrail', () => {
   it('reports two authentic lines swapped and renumbered as reordered, at the first', async () => {
     const checkpoint = await checkpointOf(records);
     const swapped = [records[1]!, records[0]!, ...records.slice(2)];
-    const result = verifyTrail({
-      entries: swapped.map((record, index) => ({ index, record })),
+    const result = verifyGolden(
+      swapped.map((record, index) => ({ index, record })),
       checkpoint,
-      verifiers,
-      authorities,
-      enforcers: authorities,
-    });
+    );
     expect(result.ok ? undefined : result.problem).toMatchObject({
       code: 'ERR_AUDIT_RECORD_REORDERED',
       position: { line: 1, index: 0 },

@@ -2,7 +2,7 @@ import { toHex } from '../encoding/index.js';
 import { sha256 } from '../crypto/index.js';
 import { checkUnixSeconds, forbidden, unauthorized } from '../core/internal.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
-import { VerifiedAttestations } from './credential-key.js';
+import { credentialKeyHeldUntil, VerifiedAttestations } from './credential-key.js';
 import { verifyChainWith, type VerifiedChain } from './delegation.js';
 import type { DenySet } from './deny-set.js';
 
@@ -33,16 +33,14 @@ interface Entry {
 }
 
 /**
- * Until when a chain verified at `at` verifies alike, as far as its keys go: while every issuer
- * key's attestation is unexpired — and only at `at` itself when one was accepted under a
- * rotation grace window, which closes at a time the result does not say (found by an outside
- * attack: a chain verified in the window was reused after it closed). The chain's own expiry and
- * the deny-set are checked on every call anyway.
+ * Until when a chain verifies alike, as far as its keys go: while every issuer key holds as
+ * when verified ({@link credentialKeyHeldUntil}) — not at all, once verified, when one was
+ * accepted under a rotation grace window (found by an outside attack: a chain verified in the
+ * window was reused after it closed). Its own expiry and the deny-set are checked on every call.
  */
-function reusableUntil(chain: VerifiedChain, at: number): number {
-  let until = chain.root.issuerKey.inRotationGrace ? at : chain.root.issuerKey.expiresAt;
-  for (const link of chain.links)
-    until = link.issuerKey.inRotationGrace ? at : Math.min(until, link.issuerKey.expiresAt);
+function reusableUntil(chain: VerifiedChain): number {
+  let until = credentialKeyHeldUntil(chain.root.issuerKey);
+  for (const link of chain.links) until = Math.min(until, credentialKeyHeldUntil(link.issuerKey));
   return until;
 }
 
@@ -119,7 +117,7 @@ export class ChainVerifier {
       this.#attestations,
     );
     this.#cache.delete(key);
-    this.#cache.set(key, { chain, verifiedAt: now, until: reusableUntil(chain, now) });
+    this.#cache.set(key, { chain, verifiedAt: now, until: reusableUntil(chain) });
     if (this.#cache.size > this.#cacheSize) {
       const oldest = this.#cache.keys().next();
       if (oldest.done !== true) this.#cache.delete(oldest.value);

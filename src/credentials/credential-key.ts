@@ -181,10 +181,18 @@ export function verifyCredentialKeySignature(
 export function credentialKeyHoldsAt(key: VerifiedPurposeKey, nowSeconds: number): boolean {
   return (
     key.key.purpose === Purpose.credentials &&
-    !key.inRotationGrace &&
     key.createdAt <= nowSeconds + MAX_CLOCK_SKEW_SECONDS &&
-    nowSeconds < key.expiresAt
+    nowSeconds <= credentialKeyHeldUntil(key)
   );
+}
+
+/**
+ * The last time at which an accepted key holds as it did, from then on (the later half of
+ * {@link credentialKeyHoldsAt}): before its attestation expires — never, for a key accepted under
+ * a rotation grace window, whose end the result does not say.
+ */
+export function credentialKeyHeldUntil(key: VerifiedPurposeKey): number {
+  return key.inRotationGrace ? -Infinity : key.expiresAt - 1;
 }
 
 /** Attestations kept per identity (the oldest goes first). */

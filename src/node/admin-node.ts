@@ -11,7 +11,7 @@ import { formatNoteVerifierKey, type NoteVerifierKey } from '../audit/index.js';
 import { AdminAuth, type AdminRateLimits } from './admin-auth.js';
 import { startAdminHttp, type AdminHttp } from './admin-http.js';
 import type { Home } from './home.js';
-import { envNameOf } from './config.js';
+import { envNameOf, type NodeConfig } from './config.js';
 import { parseListenAddress } from './node-runtime.js';
 import type { NodeServiceContext, RunningService } from './service.js';
 
@@ -121,6 +121,28 @@ export function dashboardLoginUrl(admin: HomeAdmin): string {
 }
 
 /**
+ * Refuses an `admin.as` or `admin.authority` that names no identity of `home` — the config's
+ * mistake (a typo in MANDATE_ADMIN_AS, say), not a lookup that failed — unless it is among
+ * `made` (the identities a set-up about to run makes: `up` on a fresh home).
+ */
+export async function assertAdminIdentities(
+  home: Home,
+  config: Pick<NodeConfig, 'admin'>,
+  made: readonly string[] = [],
+): Promise<void> {
+  for (const [key, name] of [
+    ['admin.as', config.admin.as],
+    ['admin.authority', config.admin.authority],
+  ] as const) {
+    if (!made.includes(name) && (await home.identities.find(name)) === undefined)
+      throw invalid(
+        'ERR_NODE_CONFIG_INVALID',
+        `node config: \`${key}\` names \`${name}\`, which is no identity of this home (set by the config file, ${envNameOf(key)} or a flag); \`mandate identity list\` shows the names it has`,
+      );
+  }
+}
+
+/**
  * The admin service of a node: {@link startHomeAdmin} over the node's home at `admin.listen`, as
  * `admin.as`, with `admin.authority`'s checkpoint key; `dashboardUrl()` issues a login link.
  */
@@ -134,18 +156,7 @@ export async function startAdmin(
       'node config: `services` names `admin`, but the node was started without its options',
     );
   const { config, home, clock, logger } = node;
-  // A name the home does not know is the config's mistake (a typo in MANDATE_ADMIN_AS, say), not
-  // a lookup that failed.
-  for (const [key, name] of [
-    ['admin.as', config.admin.as],
-    ['admin.authority', config.admin.authority],
-  ] as const) {
-    if ((await home.identities.find(name)) === undefined)
-      throw invalid(
-        'ERR_NODE_CONFIG_INVALID',
-        `node config: \`${key}\` names \`${name}\`, which is no identity of this home (set by the config file, ${envNameOf(key)} or a flag); \`mandate identity list\` shows the names it has`,
-      );
-  }
+  await assertAdminIdentities(home, config);
   const admin = await startHomeAdmin(home, {
     ...options,
     listen: parseListenAddress(config.admin.listen),

@@ -31,7 +31,12 @@ export {
   registerServiceNode,
 } from './home-lock.js';
 export type { HomeLock } from './home-lock.js';
-export { builtDashboardDir, dashboardLoginUrl, startHomeAdmin } from './admin-node.js';
+export {
+  assertAdminIdentities,
+  builtDashboardDir,
+  dashboardLoginUrl,
+  startHomeAdmin,
+} from './admin-node.js';
 export type { HomeAdmin } from './admin-node.js';
 export { readRegularFile } from './regular-file.js';
 export type { RegularFileRead } from './regular-file.js';

@@ -575,6 +575,8 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
       authorities,
       enforcers,
     };
+    // The home's store: each entry against its stored leaf hash, every stored subtree hash.
+    const storeCheck = () => verifyStoredLog(home.store.auditLog, { verifiers, origin });
     // A malformed line of a file is a failed verification (with its line), not a usage error.
     result =
       scanned !== undefined && !scanned.scan.ok
@@ -589,19 +591,19 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
               },
             }
           : missingRow
-            ? storeVerification(await verifyStoredLog(home.store.auditLog, { verifiers, origin }))
+            ? storeVerification(await storeCheck())
             : verifyTrail({ ...common, entries: entries! });
     // The home's own log, once its records verify: the store as well — each entry against its
     // stored leaf hash and every stored subtree hash (what inclusion proofs are made of). (Found
     // by an outside attack: zeroed stored hashes verified, and made authentic records look
     // unproven in `audit show`.)
     if (result.ok && opts.log === undefined) {
-      const store = await verifyStoredLog(home.store.auditLog, { verifiers, origin });
+      const store = await storeCheck();
       if (!store.ok) result = storeVerification(store);
     } else if (!result.ok && opts.log === undefined && spanOf(result.problem.position) > 1) {
       // An edit the records locate only to a range (rows moved with their stored hashes): the
       // store's own hashes may name fewer entries inside it (second outside attack).
-      const store = await verifyStoredLog(home.store.auditLog, { verifiers, origin });
+      const store = await storeCheck();
       if (
         !store.ok &&
         store.problem.code === result.problem.code &&

@@ -8,7 +8,13 @@ import {
   type RunningNode,
 } from '../../node/index.js';
 import type { Logger } from '../../core/index.js';
-import { lockDemo, lockNodeHome, watchSignals, type HomeLock } from '../../node/internal.js';
+import {
+  assertAdminIdentities,
+  lockDemo,
+  lockNodeHome,
+  watchSignals,
+  type HomeLock,
+} from '../../node/internal.js';
 import type { CliContext } from '../context.js';
 import { openHome as openHomeAt, type Home } from '../home.js';
 import { quietableLogger, stderrLogger } from '../logging.js';
@@ -250,19 +256,10 @@ async function serve(
       }
       // Everything checked before anything is written: a refused set-up leaves no trust behind.
       await assertFresh(home, anchors.length, keys);
-      // The operator: one of the identities the set-up makes, or one the home has already (the
-      // admin service would refuse any other only after the set-up had written the authority).
-      const { as } = config.admin;
-      if (
-        config.services.includes('admin') &&
-        as !== config.identity &&
-        as !== config.admin.authority &&
-        (await home.identities.find(as)) === undefined
-      )
-        throw invalid(
-          'ERR_NODE_CONFIG_INVALID',
-          `node config: \`admin.as\` names \`${as}\`, which is no identity of this home (set by the config file, MANDATE_ADMIN_AS or a flag); on a fresh home \`up\` makes only \`identity\` (\`${config.identity}\`) and \`admin.authority\``,
-        );
+      // The operator: one the home has or the set-up makes (the admin service would refuse any
+      // other only after the set-up had written the authority).
+      if (config.services.includes('admin'))
+        await assertAdminIdentities(home, config, [config.identity, config.admin.authority]);
       for (const name of new Set([config.identity, config.admin.authority])) {
         const { identity, created } = await ensureAuthority(home, name, ctx.clock.nowSeconds());
         if (created)
