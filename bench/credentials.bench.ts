@@ -8,7 +8,6 @@
  */
 import { randomBytes, sha256 } from '../src/crypto/index.js';
 import { toHex } from '../src/encoding/index.js';
-import { decodePurposeKeyAttestation } from '../src/identity/internal.js';
 import {
   Identities,
   MemoryIdentityRepository,
@@ -40,7 +39,15 @@ import {
   type CredentialIssuer,
   type DenyEntry,
 } from '../src/credentials/index.js';
-import { floorOf, identityCreationFloor, redemptionFloor, type Signed } from './floors.js';
+import {
+  attestationSigned,
+  attestedKeySigned,
+  floorOf,
+  historySigned,
+  identityCreationFloor,
+  redemptionFloor,
+  type Signed,
+} from './floors.js';
 import { group, median, type TableRow } from './harness.js';
 
 const NOW = 1_800_000_000;
@@ -54,37 +61,6 @@ const constraints = (...texts: string[]): Map<string, Constraint> =>
 
 function check(condition: boolean, what: string): void {
   if (!condition) throw new Error(`benchmark setup: ${what}`);
-}
-
-/** The attestation's signature, under the attesting identity's primary key. */
-function attestationSigned(identity: VerifiedIdentity, attestation: Uint8Array): Signed {
-  const decoded = decodePurposeKeyAttestation(attestation);
-  const change = identity.changes.find((c) => toHex(c.changeHash) === toHex(decoded.changeHash));
-  check(change !== undefined, 'attestation names an unknown change');
-  return {
-    publicKey: change!.primaryPublicKey.bytes,
-    data: decoded.dataBytes,
-    signature: decoded.signature.bytes,
-  };
-}
-
-/** The signature a credential or link carries, under the attested credential key. */
-function attestedKeySigned(attestation: Uint8Array, data: Uint8Array, signature: Uint8Array) {
-  const key = decodePurposeKeyAttestation(attestation).key;
-  if (!('signingKey' in key))
-    throw new Error('benchmark setup: attestation is not of a signing key');
-  return { publicKey: key.signingKey.bytes, data, signature };
-}
-
-/** Each change's own signature (1-change histories: one each). */
-function historySigned(history: Uint8Array): Signed[] {
-  const identity = verifyChangeHistory(history);
-  check(identity.changes.length === 1, 'the benchmark assumes 1-change histories');
-  return identity.changes.map((c) => ({
-    publicKey: c.primaryPublicKey.bytes,
-    data: c.data,
-    signature: c.signature,
-  }));
 }
 
 async function world() {

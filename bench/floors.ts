@@ -13,6 +13,9 @@ import {
   signEd25519,
   verifyEd25519,
 } from '../src/crypto/index.js';
+import { toHex } from '../src/encoding/index.js';
+import { verifyChangeHistory, type VerifiedIdentity } from '../src/identity/index.js';
+import { decodePurposeKeyAttestation } from '../src/identity/internal.js';
 
 /** What one Ed25519 check costs at its floor: SHA-256 of the signed bytes, then the verify. */
 export interface Signed {
@@ -47,6 +50,42 @@ export function floorOf(signed: readonly Signed[]): () => boolean {
     }
     return ok;
   };
+}
+
+/** A purpose-key attestation's signature, under the attesting identity's primary key. */
+export function attestationSigned(identity: VerifiedIdentity, attestation: Uint8Array): Signed {
+  const decoded = decodePurposeKeyAttestation(attestation);
+  const change = identity.changes.find((c) => toHex(c.changeHash) === toHex(decoded.changeHash));
+  if (change === undefined) throw new Error('benchmark setup: attestation names an unknown change');
+  return {
+    publicKey: change.primaryPublicKey.bytes,
+    data: decoded.dataBytes,
+    signature: decoded.signature.bytes,
+  };
+}
+
+/** The signature over `data` (a credential's, a link's, an audit record's signing bytes) under the credential key `attestation` attests. */
+export function attestedKeySigned(
+  attestation: Uint8Array,
+  data: Uint8Array,
+  signature: Uint8Array,
+): Signed {
+  const key = decodePurposeKeyAttestation(attestation).key;
+  if (!('signingKey' in key))
+    throw new Error('benchmark setup: attestation is not of a signing key');
+  return { publicKey: key.signingKey.bytes, data, signature };
+}
+
+/** Each change's own signature in a 1-change history. */
+export function historySigned(history: Uint8Array): Signed[] {
+  const identity = verifyChangeHistory(history);
+  if (identity.changes.length !== 1)
+    throw new Error('benchmark setup: the benchmark assumes 1-change histories');
+  return identity.changes.map((c) => ({
+    publicKey: c.primaryPublicKey.bytes,
+    data: c.data,
+    signature: c.signature,
+  }));
 }
 
 /** `dataBytes` random bytes signed (over their SHA-256) by a fresh Ed25519 key: a floor's input. */
