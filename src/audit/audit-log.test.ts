@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isMandateError } from '../core/index.js';
+import { isMandateError, ManualClock } from '../core/index.js';
 import { MemoryVault } from '../vault/index.js';
 import { AuditLog } from './audit-log.js';
 import { noteSignerFromVault, noteVerifierKey, verifyCheckpoint } from './checkpoint.js';
@@ -64,9 +64,11 @@ describe('AuditLog', () => {
     const key = await vault.generateSigningKey('ed25519');
     const signer = noteSignerFromVault(vault, key, 'example.com/audit');
     const verifiers = [noteVerifierKey('example.com/audit', key.publicKey)];
+    const clock = new ManualClock(1_800_000_000);
     const log = await AuditLog.open({
       repository: new MemoryAuditLogRepository(),
       origin: 'example.com/audit',
+      clock,
     });
     expect(await log.latestCheckpoint()).toBeUndefined();
     const empty = verifyCheckpoint(await log.checkpoint([signer]), verifiers);
@@ -74,9 +76,19 @@ describe('AuditLog', () => {
     for (let i = 0; i < 21; i++) await log.append(enc(`e${i}`));
     const older = verifyCheckpoint(await log.checkpoint([signer]), verifiers);
     await Promise.all(Array.from({ length: 40 }, (_, i) => log.append(enc(`f${i}`))));
+    clock.advance(90);
     const newer = verifyCheckpoint(await log.checkpoint([signer], ['ext']), verifiers);
     expect(await log.latestCheckpoint()).toBe(newer.note);
-    expect([older.treeSize, newer.treeSize, newer.extensions]).toEqual([21, 61, ['ext']]);
+    // Dated by the log's clock (signed, first of the extension lines).
+    expect([older.treeSize, newer.treeSize, newer.extensions]).toEqual([
+      21,
+      61,
+      ['mandate-time 1800000090', 'ext'],
+    ]);
+    expect([older.time, newer.time]).toEqual([1_800_000_000, 1_800_000_090]);
+    await expect(log.checkpoint([signer], ['mandate-time 1'])).rejects.toMatchObject({
+      code: 'ERR_ARGUMENT_INVALID',
+    });
     verifyConsistency(0, 61, empty.rootHash, newer.rootHash, await log.consistencyProof(0, 61));
     verifyConsistency(21, 61, older.rootHash, newer.rootHash, await log.consistencyProof(21));
     verifyInclusion(7, 21, hashLeaf(enc('e7')), await log.inclusionProof(7, 21), older.rootHash);

@@ -1,7 +1,13 @@
-import { isMandateError, type MandateError } from '../core/index.js';
+import { isMandateError, systemClock, type Clock, type MandateError } from '../core/index.js';
 import { conflict, invalid, unavailable } from '../core/internal.js';
 import { copyBytes } from '../encoding/index.js';
-import { parseCheckpoint, parseNote, signCheckpoint, type NoteSigner } from './checkpoint.js';
+import {
+  CHECKPOINT_TIME_PREFIX,
+  parseCheckpoint,
+  parseNote,
+  signCheckpoint,
+  type NoteSigner,
+} from './checkpoint.js';
 import {
   combineSubtreeNodes,
   CompactRange,
@@ -28,6 +34,8 @@ export interface AuditLogOptions {
   readonly origin: string;
   /** Most records one commit takes (default 4096); the rest wait for the next commit. */
   readonly maxBatchRecords?: number;
+  /** What dates the checkpoints (default: the system clock). */
+  readonly clock?: Clock;
 }
 
 /** Conflicts with other writers one commit absorbs (re-reading the log each time). */
@@ -64,6 +72,7 @@ export class AuditLog {
   readonly #repository: AuditLogRepository;
   readonly #origin: string;
   readonly #maxBatch: number;
+  readonly #clock: Clock;
   #range: CompactRange;
   #pending: Pending[] = [];
   #scheduled = false;
@@ -74,6 +83,7 @@ export class AuditLog {
     this.#repository = options.repository;
     this.#origin = options.origin;
     this.#maxBatch = options.maxBatchRecords ?? 4096;
+    this.#clock = options.clock ?? systemClock;
     this.#range = range;
   }
 
@@ -270,6 +280,9 @@ export class AuditLog {
    * checkpoint's root), else `ERR_AUDIT_CHECKPOINT_INCONSISTENT` (kind conflict) and nothing is
    * signed. A store whose rows were deleted and appended again (its guard triggers dropped) thus
    * never gets a second, contradicting signature.
+   *
+   * The checkpoint is dated: its first extension line is `mandate-time ` and the clock's Unix
+   * seconds ({@link CHECKPOINT_TIME_PREFIX}); `extensions` follow it and may not date it again.
    */
   async checkpoint(
     signers: readonly NoteSigner[],
@@ -277,9 +290,12 @@ export class AuditLog {
   ): Promise<string> {
     const treeSize = this.size;
     const rootHash = this.root();
+    if (extensions.some((line) => line.startsWith(CHECKPOINT_TIME_PREFIX)))
+      throw invalid('ERR_ARGUMENT_INVALID', 'the log dates its checkpoints itself');
+    const dated = [`${CHECKPOINT_TIME_PREFIX}${this.#clock.nowSeconds()}`, ...extensions];
     await this.#checkExtendsLatest(treeSize, rootHash);
     const note = await signCheckpoint(
-      { origin: this.#origin, treeSize, rootHash, extensions },
+      { origin: this.#origin, treeSize, rootHash, extensions: dated },
       signers,
     );
     await this.#repository.putCheckpoint({ treeSize, note });

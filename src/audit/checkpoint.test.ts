@@ -250,12 +250,41 @@ describe('checkpoints', () => {
       `o\n1\n`,
       `o\n1\n${root}\next\n\n`,
       `o\x1b\n1\n${root}\n`,
+      // A time line: Unix seconds, decimal without leading zeros, at most one.
+      `o\n1\n${root}\nmandate-time \n`,
+      `o\n1\n${root}\nmandate-time 01\n`,
+      `o\n1\n${root}\nmandate-time 1.5\n`,
+      `o\n1\n${root}\nmandate-time -1\n`,
+      `o\n1\n${root}\nmandate-time 9007199254740992\n`,
+      `o\n1\n${root}\nmandate-time 1 \n`,
+      `o\n1\n${root}\nmandate-time 1\nmandate-time 1\n`,
     ];
     for (const t of bad)
       expect([t, await codeOf(() => parseCheckpoint(t))]).toEqual([t, 'ERR_CHECKPOINT_MALFORMED']);
     expect(await codeOf(() => formatCheckpoint({ ...checkpoint, extensions: [''] }))).toBe(
       'ERR_CHECKPOINT_MALFORMED',
     );
+    expect(
+      await codeOf(() => formatCheckpoint({ ...checkpoint, extensions: ['mandate-time x'] })),
+    ).toBe('ERR_CHECKPOINT_MALFORMED');
+    // Other extension lines stay opaque; a time line dates the verified checkpoint.
+    expect(parseCheckpoint(`o\n1\n${root}\nmandate-timex 01\n`).extensions).toEqual([
+      'mandate-timex 01',
+    ]);
+    const vault = new MemoryVault();
+    const handle = await vault.generateSigningKey('ed25519');
+    const dated = await signCheckpoint(
+      { ...checkpoint, extensions: ['ext one', 'mandate-time 1800000000'] },
+      [noteSignerFromVault(vault, handle, 'example.com/log')],
+    );
+    const key = noteVerifierKey('example.com/log', handle.publicKey);
+    expect(verifyCheckpoint(dated, [key]).time).toBe(1_800_000_000);
+    expect(
+      verifyCheckpoint(
+        await signCheckpoint(checkpoint, [noteSignerFromVault(vault, handle, 'example.com/log')]),
+        [key],
+      ).time,
+    ).toBeUndefined();
     expect(await codeOf(() => openNote('x'.repeat(MAX_NOTE_BYTES + 1), []))).toBe(
       'ERR_CHECKPOINT_TOO_LARGE',
     );

@@ -340,8 +340,33 @@ export interface Checkpoint {
   readonly extensions: readonly string[];
 }
 
+/**
+ * The extension line a checkpoint is dated with: `mandate-time ` and the Unix seconds at which
+ * it was signed (decimal, no leading zero). Signed with the rest, it is a time by which the
+ * records the checkpoint covers were in the log: an auditor judges their signers' keys by the
+ * histories as they stood then (docs/spec/audit.md, "Keys judged at the time the log vouches
+ * for"). At most one; optional (checkpoints without it are judged by the newest histories).
+ */
+export const CHECKPOINT_TIME_PREFIX = 'mandate-time ';
+
+/** The time a checkpoint's extension lines date it with ({@link CHECKPOINT_TIME_PREFIX}), if any. */
+export function checkpointTime(extensions: readonly string[]): number | undefined {
+  let time: number | undefined;
+  for (const line of extensions) {
+    if (!line.startsWith(CHECKPOINT_TIME_PREFIX)) continue;
+    const digits = line.slice(CHECKPOINT_TIME_PREFIX.length);
+    if (time !== undefined) malformed('a checkpoint has two time lines');
+    if (!/^(?:0|[1-9][0-9]{0,15})$/.test(digits) || !Number.isSafeInteger(Number(digits)))
+      malformed('a checkpoint time is Unix seconds: a decimal without leading zeros');
+    time = Number(digits);
+  }
+  return time;
+}
+
 /** A checkpoint whose note carried a verified signature of a trusted key. */
 export interface VerifiedCheckpoint extends Checkpoint {
+  /** The time its signer dated it with ({@link checkpointTime}), if it did. */
+  readonly time?: number;
   /** The signed note, as received. */
   readonly note: string;
   /** The trusted keys' signatures that verified. */
@@ -370,6 +395,7 @@ export function formatCheckpoint(checkpoint: Checkpoint): string {
     malformed('a checkpoint has too many extension lines');
   }
   for (const line of checkpoint.extensions) checkLine(line, 'extension line');
+  checkpointTime(checkpoint.extensions);
   return [
     checkpoint.origin,
     String(checkpoint.treeSize),
@@ -404,6 +430,7 @@ export function parseCheckpoint(text: string): Checkpoint {
     malformed('a checkpoint root hash is the base64 of 32 bytes');
   }
   for (const line of extensions) checkLine(line, 'extension line');
+  checkpointTime(extensions);
   return { origin, treeSize: Number(size), rootHash: rootHash!, extensions };
 }
 
@@ -446,8 +473,10 @@ export function verifyCheckpoint(
       `the checkpoint is of \`${checkpoint.origin}\`, not \`${options.origin}\``,
     );
   }
+  const time = checkpointTime(checkpoint.extensions);
   return {
     ...checkpoint,
+    ...(time === undefined ? {} : { time }),
     note: typeof note === 'string' ? note : strictUtf8.decode(note),
     signatures: opened.verified,
   };

@@ -35,6 +35,8 @@ export {
   MAX_NOTE_SIGNATURES,
   MAX_CHECKPOINT_EXTENSIONS,
   MAX_NOTE_NAME_BYTES,
+  CHECKPOINT_TIME_PREFIX,
+  checkpointTime,
 } from './checkpoint.js';
 export type {
   Checkpoint,

@@ -65,6 +65,8 @@ export type LogVerification =
       readonly checkpoint: VerifiedCheckpoint;
       /** Entries past that checkpoint: present, but covered by no signature. */
       readonly uncovered: number;
+      /** Every checkpoint given, verified and agreeing with the entries, by tree size. */
+      readonly checkpoints: readonly VerifiedCheckpoint[];
     }
   | { readonly ok: false; readonly problem: LogProblem };
 
@@ -281,7 +283,12 @@ export function verifyLog(options: VerifyLogOptions): LogVerification {
       { ...at(from), index: from, until: checkpoint.treeSize, checkpoint: checkpoint.at },
     );
   }
-  return { ok: true, checkpoint: newest, uncovered: entries.length - newest.treeSize };
+  return {
+    ok: true,
+    checkpoint: newest,
+    uncovered: entries.length - newest.treeSize,
+    checkpoints: sorted,
+  };
 }
 
 /**
@@ -432,5 +439,5 @@ export async function verifyStoredLog(
       },
     );
   }
-  return { ok: true, checkpoint: newest, uncovered: size - newest.treeSize };
+  return { ok: true, checkpoint: newest, uncovered: size - newest.treeSize, checkpoints: sorted };
 }

@@ -13,6 +13,7 @@ import { isMandateError, type ErrorCode } from '../core/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import { ChainVerifier } from '../credentials/index.js';
 import type { NoteVerifierKey, VerifiedCheckpoint } from './checkpoint.js';
+import { VouchedHistories } from './vouched-histories.js';
 import { withParsedExportTexts, type ParsedExportTexts } from './export.js';
 import { auditRecordHash, blobBytes, jsonDigest } from './record-codec.js';
 import {
@@ -301,7 +302,7 @@ function verifyEntries(
     }
     return { ok: false, problem };
   }
-  const checked = checkRecords(options, texts, defer, entries.length);
+  const checked = checkRecords(options, texts, defer, entries.length, false, log.checkpoints);
   if (!checked.ok) return checked;
   return {
     ok: true,
@@ -354,6 +355,7 @@ function checkRecords(
   defer: boolean,
   count: number,
   alterationOnly = false,
+  checkpoints?: readonly VerifiedCheckpoint[],
 ): Checked {
   const { entries } = options;
   const heads = new Map<Identifier, string>();
@@ -363,26 +365,35 @@ function checkRecords(
   // The chains the log's chain records hold, by hash (checked against it once, on their line).
   const loggedChains = new Map<string, Uint8Array>();
   const chainLines = new Map<string, number>();
-  // No deny-set here: revocations are checked against the log's own history, at each time.
-  const chains = new ChainVerifier({
-    authorities: options.authorities,
-    cacheSize: CHAIN_CACHE,
-    maxCacheAgeSeconds: Number.MAX_SAFE_INTEGER,
-    ...(options.knownIdentities === undefined ? {} : { knownIdentities: options.knownIdentities }),
-  });
   // Each signer's credential key (its attestation) is verified once and reused at the later
   // records' times while it stays in its window (verify-records.ts, VerifiedKeyCache): one
-  // signature check per record instead of two. Per run, nothing kept across calls.
+  // signature check per record instead of two. Per run, nothing kept across calls. (Keyed by
+  // the signer's history length too: a key is judged again under a longer history.)
   const keys: VerifiedKeyCache = new Map();
+  // Each record is judged by the trusted histories as they stood when a dated checkpoint
+  // vouches it was in the log (vouched-histories.ts); what verifying needs is made once per set.
+  const vouched = new VouchedHistories(checkpoints, options, (trusted) => {
+    // No deny-set here: revocations are checked against the log's own history, at each time.
+    const chains = new ChainVerifier({
+      authorities: trusted.authorities,
+      cacheSize: CHAIN_CACHE,
+      maxCacheAgeSeconds: Number.MAX_SAFE_INTEGER,
+      ...(trusted.knownIdentities === undefined
+        ? {}
+        : { knownIdentities: trusted.knownIdentities }),
+    });
+    return {
+      trusted,
+      invocationOptions: { authorities: trusted.authorities, chains, keys, loggedChains },
+      enforcerOptions: { enforcers: trusted.enforcers, authorities: trusted.authorities, keys },
+    };
+  });
   let decisions = 0;
   const decided = new Map<string, number>();
   let revocations = 0;
   let signatures = 0;
   // The authority's deny-set sequence numbers: reused (at once) or with a gap (after the loop).
   const sequences = new RevocationSequences();
-  // The same options for every record.
-  const invocationOptions = { authorities: options.authorities, chains, keys, loggedChains };
-  const enforcerOptions = { enforcers: options.enforcers, authorities: options.authorities, keys };
   // Signatures under keys already verified, checked after the other rules (see verifyEntries):
   // before any problem is reported, and at the end, the ones left are checked in order, and the
   // first that fails is the problem (its record came first, and would have stopped there).
@@ -409,6 +420,7 @@ function checkRecords(
   for (let line = 0; line < count && line < entries.length; line++) {
     const entry = entries[line]!;
     if (deferred !== undefined) deferred.line = line;
+    const { trusted, invocationOptions, enforcerOptions } = vouched.at(entry.index);
     const text = texts?.[line];
     // The record's hash (its given id, else its bytes' hex SHA-256) and its position are taken
     // when needed: an invocation's hash is what later records name, a position a problem's.
@@ -426,7 +438,7 @@ function checkRecords(
         );
       const kind = kindOf(entry.record);
       if (kind === 'revocation') {
-        const r = verifyRevocationRecord(entry.record, options.authorities, options.enforcers);
+        const r = verifyRevocationRecord(entry.record, trusted.authorities, trusted.enforcers);
         signatures++;
         revocations++;
         // One an enforcement point logged: that point as revoked when it applied the entry.

@@ -9,7 +9,11 @@ import {
   type EncodedChange,
 } from './codec.js';
 import { DataType, type Change, type Identifier } from './model.js';
-import { issueVerifiedIdentity, type VerifiedIdentity } from './verified-identity.js';
+import {
+  encodedChanges,
+  issueVerifiedIdentity,
+  type VerifiedIdentity,
+} from './verified-identity.js';
 import { verifyChangeHistory, verifyChangeSignature } from './verify-change-history.js';
 
 /** Ockam's default: attestations may be made for ten years after a change. */
@@ -148,22 +152,7 @@ export async function rotateIdentity(
         'the vault produced an invalid signature during rotation',
       );
     }
-    const existing: EncodedChange[] = current.changes.map((c) => ({
-      data: c.data,
-      signature: { keyType: c.primaryPublicKey.keyType, bytes: c.signature },
-      previousSignature: null,
-    }));
-    // Previous signatures were made by the key before each change.
-    for (let i = 1; i < current.changes.length; i++) {
-      const c = current.changes[i]!;
-      existing[i] = {
-        ...existing[i]!,
-        previousSignature: {
-          keyType: current.changes[i - 1]!.primaryPublicKey.keyType,
-          bytes: c.previousSignature!,
-        },
-      };
-    }
+    const existing = encodedChanges(current.changes);
     existing.push({ data, signature: sig, previousSignature: prevSig });
     const history = encodeChangeHistory(existing);
     const identity = verifyChangeHistory(history, { expectedIdentifier: current.identifier });

@@ -1,5 +1,6 @@
 import { toHex } from '../encoding/index.js';
 import type { SigningKeyType } from '../vault/index.js';
+import { encodeChangeHistory, type EncodedChange } from './codec.js';
 import type { Change, Identifier, PublicSigningKey } from './model.js';
 
 const issued = Symbol('VerifiedIdentity');
@@ -14,6 +15,8 @@ export class VerifiedIdentity {
   /** The change history exactly as received or created: what is stored and exported. */
   readonly changeHistory: Uint8Array;
   readonly changes: readonly Change[];
+  /** The shorter histories {@link asOf} gave, by their number of changes. */
+  #prefixes: Map<number, VerifiedIdentity> | undefined;
 
   /** @internal use verifyChangeHistory */
   constructor(
@@ -44,6 +47,34 @@ export class VerifiedIdentity {
 
   get keyType(): SigningKeyType {
     return this.latestChange.primaryPublicKey.keyType;
+  }
+
+  /**
+   * The history as it stood at `seconds` (Unix): its changes from the first up to, not
+   * including, the first one dated later (`attestationsValidFrom`, the time its maker gave it) —
+   * at least the first. A prefix of a verified history is verified (each change is checked
+   * against the ones before it). This object when every change is that old; otherwise the same
+   * object for the same prefix each time. For judging a signature made at a time a witness
+   * vouches for: a rotation dated after it cannot have revoked the key it was made with.
+   */
+  asOf(seconds: number): VerifiedIdentity {
+    let length = 1;
+    while (length < this.changes.length && this.changes[length]!.attestationsValidFrom <= seconds)
+      length++;
+    if (length === this.changes.length) return this;
+    this.#prefixes ??= new Map();
+    let prefix = this.#prefixes.get(length);
+    if (prefix === undefined) {
+      const changes = this.changes.slice(0, length);
+      prefix = new VerifiedIdentity(
+        issued,
+        this.identifier,
+        encodeChangeHistory(encodedChanges(changes)),
+        changes,
+      );
+      this.#prefixes.set(length, prefix);
+    }
+    return prefix;
   }
 
   /** A plain summary for display and `--json` output. */
@@ -79,6 +110,21 @@ export interface IdentitySummary {
     readonly attestationsValidFrom: number;
     readonly attestationsValidUntil: number;
   }[];
+}
+
+/**
+ * Verified changes as the history encodes them: each change's data and signature, and from the
+ * second on the signature of the key before it.
+ */
+export function encodedChanges(changes: readonly Change[]): EncodedChange[] {
+  return changes.map((c, i) => ({
+    data: c.data,
+    signature: { keyType: c.primaryPublicKey.keyType, bytes: c.signature },
+    previousSignature:
+      i === 0
+        ? null
+        : { keyType: changes[i - 1]!.primaryPublicKey.keyType, bytes: c.previousSignature! },
+  }));
 }
 
 /** @internal for this layer's constructors */

@@ -154,6 +154,7 @@ export async function startGateway(node: NodeServiceContext): Promise<RunningSer
     const log = await AuditLog.open({
       repository: home.store.auditLog,
       origin: homeAuditOrigin(authority.identity.identifier),
+      clock,
     });
     parts.add(() => log.close());
     const checkpoints = checkpointWhileGrowing(home, log, everyMs, logger);

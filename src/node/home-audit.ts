@@ -7,6 +7,7 @@ import {
   type NoteSigner,
   type NoteVerifierKey,
 } from '../audit/index.js';
+import { systemClock, type Clock } from '../core/index.js';
 import { Purpose, type Identifier } from '../identity/index.js';
 import type { Home } from './home.js';
 
@@ -42,11 +43,16 @@ export async function homeLogKey(
  * Signs a checkpoint of the home's log with its authority's key when the log holds more than the
  * latest checkpoint covers (records past it are the only ones an export can drop unnoticed);
  * returns the tree size signed, or undefined when there was nothing new. `log` is the caller's
- * open writer, if it has one; else the log is opened for this and closed again.
+ * open writer, if it has one; else the log is opened for this (its checkpoint dated by `clock`)
+ * and closed again.
  */
-export async function checkpointHomeLog(home: Home, log?: AuditLog): Promise<number | undefined> {
+export async function checkpointHomeLog(
+  home: Home,
+  log?: AuditLog,
+  clock: Clock = systemClock,
+): Promise<number | undefined> {
   const { origin, signer } = await homeLogKey(home, DEFAULT_AUTHORITY);
-  const own = log ?? (await AuditLog.open({ repository: home.store.auditLog, origin }));
+  const own = log ?? (await AuditLog.open({ repository: home.store.auditLog, origin, clock }));
   try {
     const latest = await home.store.auditLog.latestCheckpoint();
     if (own.size <= (latest?.treeSize ?? 0)) return undefined;

@@ -449,7 +449,7 @@ export async function startNode(
         () => undefined,
         async () => {
           try {
-            const treeSize = await checkpointHomeLog(home);
+            const treeSize = await checkpointHomeLog(home, undefined, clock);
             if (treeSize !== undefined) logger.info('audit checkpoint signed', { treeSize });
           } catch (error) {
             logger.warn('audit checkpoint not signed', {

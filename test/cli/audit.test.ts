@@ -590,6 +590,45 @@ describe('mandate audit', () => {
     expect(r.stderr).toMatch(/holds a newer checkpoint \(size \d+\) than the one given/);
   }, 60_000);
 
+  it('keeps verifying a trail after its signers rotate with revocation, by the dated checkpoint that covered it', async () => {
+    const g = await world();
+    // Dated by the home's clock (NOW): every record so far was in the log by then.
+    const cp = await g.h.ok<{ treeSize: number }>(
+      'audit',
+      'checkpoint',
+      '--out',
+      g.h.path('cp.txt'),
+    );
+    expect(readFileSync(g.h.path('cp.txt'), 'utf8')).toContain(`\nmandate-time ${NOW}\n`);
+    await g.h.ok('audit', 'export', '--out', g.h.path('log.jsonl'));
+    // Later, the gateway's and the agent's keys are revoked by rotations (key compromise).
+    process.env.MANDATE_NOW_SECONDS = String(NOW + 1000);
+    for (const name of ['gateway', 'agent']) {
+      const r = await run(
+        '--home',
+        g.h.dir,
+        '--json',
+        'identity',
+        'rotate',
+        name,
+        '--revoke-purpose-keys',
+      );
+      expect(r.code, r.stderr).toBe(0);
+    }
+    // The home's log and the export still verify: the records were logged before the rotations.
+    expect(await g.h.ok('audit', 'verify')).toMatchObject({ ok: true, records: cp.treeSize });
+    expect(
+      await g.h.ok(
+        'audit',
+        'verify',
+        '--log',
+        g.h.path('log.jsonl'),
+        '--checkpoint',
+        g.h.path('cp.txt'),
+      ),
+    ).toMatchObject({ ok: true });
+  }, 60_000);
+
   it('query marks uncovered calls; a later decision never replaces the first one', async () => {
     const g = await world();
     await g.h.ok('audit', 'checkpoint');

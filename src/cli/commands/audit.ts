@@ -401,7 +401,7 @@ export async function runAuditCheckpoint(
     const logKey = await homeLogKey(home, opts.authority);
     const { origin } = logKey;
     const signer = logKey.signer();
-    const log = await AuditLog.open({ repository: home.store.auditLog, origin });
+    const log = await AuditLog.open({ repository: home.store.auditLog, origin, clock: ctx.clock });
     const latest = await home.store.auditLog.latestCheckpoint();
     let signed = false;
     let note = latest?.note;
@@ -574,6 +574,10 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
       verifiers,
       authorities,
       enforcers,
+      // An agent's key is judged by its newest history the home knows, not only by the one its
+      // chain carries (a rotation that revoked it), as it stood when a dated checkpoint covered
+      // the record (docs/spec/audit.md, "Keys judged at the time the log vouches for").
+      knownIdentities: await homeHistories(home),
     };
     // The home's store: each entry against its stored leaf hash, every stored subtree hash.
     const storeCheck = () => verifyStoredLog(home.store.auditLog, { verifiers, origin });
@@ -788,6 +792,17 @@ async function locateInStore(
  * countersigns with by default) — never every local identity: an agent's key in this home must
  * not make its own records pass as the gate's.
  */
+/** Every identity history this home knows (its own and those it imported), by identifier. */
+async function homeHistories(home: Home): Promise<Map<Identifier, VerifiedIdentity>> {
+  const out = new Map<Identifier, VerifiedIdentity>();
+  const page = 1000;
+  const total = await home.identities.count();
+  for (let offset = 0; offset < total; offset += page)
+    for (const known of await home.identities.list({ limit: page, offset }))
+      out.set(known.identity.identifier, known.identity);
+  return out;
+}
+
 export async function enforcersOf(
   home: Home,
   names: readonly string[] | undefined,
