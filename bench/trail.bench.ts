@@ -12,6 +12,7 @@
  * one for the checkpoint — alone, over 32-byte digests (libsodium).
  */
 import {
+  CHECKPOINT_TIME_PREFIX,
   CompactRange,
   EnforcerSigner,
   formatExportLine,
@@ -117,7 +118,14 @@ export async function benchTrail() {
   for (const r of records) range.append(hashLeaf(r));
   const key = await vault.getSigningKey(authority.keyId);
   const checkpoint = await signCheckpoint(
-    { origin, treeSize: records.length, rootHash: range.root(), extensions: [] },
+    // Dated, as AuditLog.checkpoint dates every checkpoint: the records are judged by the
+    // histories as they stood then.
+    {
+      origin,
+      treeSize: records.length,
+      rootHash: range.root(),
+      extensions: [`${CHECKPOINT_TIME_PREFIX}${now + 1}`],
+    },
     [noteSignerFromVault(vault, key, origin)],
   );
   const text = `${records.map((r, i) => formatExportLine(i, r)).join('\n')}\n`;

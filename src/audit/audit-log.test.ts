@@ -92,6 +92,10 @@ describe('AuditLog', () => {
     verifyConsistency(0, 61, empty.rootHash, newer.rootHash, await log.consistencyProof(0, 61));
     verifyConsistency(21, 61, older.rootHash, newer.rootHash, await log.consistencyProof(21));
     verifyInclusion(7, 21, hashLeaf(enc('e7')), await log.inclusionProof(7, 21), older.rootHash);
+    // A clock set back: dated no earlier than the newest checkpoint.
+    clock.set(1_700_000_000);
+    await log.append(enc('g'));
+    expect(verifyCheckpoint(await log.checkpoint([signer]), verifiers).time).toBe(1_800_000_090);
   });
 
   it('refuses sizes beyond the log and bad options with typed errors', async () => {

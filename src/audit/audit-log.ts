@@ -3,6 +3,7 @@ import { conflict, invalid, unavailable } from '../core/internal.js';
 import { copyBytes } from '../encoding/index.js';
 import {
   CHECKPOINT_TIME_PREFIX,
+  checkpointTime,
   parseCheckpoint,
   parseNote,
   signCheckpoint,
@@ -292,7 +293,12 @@ export class AuditLog {
     const rootHash = this.root();
     if (extensions.some((line) => line.startsWith(CHECKPOINT_TIME_PREFIX)))
       throw invalid('ERR_ARGUMENT_INVALID', 'the log dates its checkpoints itself');
-    const dated = [`${CHECKPOINT_TIME_PREFIX}${this.#clock.nowSeconds()}`, ...extensions];
+    // Never dated before the newest checkpoint (a clock set back would vouch that records were
+    // logged earlier than that checkpoint says; verification refuses such a pair).
+    const dated = [
+      `${CHECKPOINT_TIME_PREFIX}${Math.max(this.#clock.nowSeconds(), await this.#latestTime())}`,
+      ...extensions,
+    ];
     await this.#checkExtendsLatest(treeSize, rootHash);
     const note = await signCheckpoint(
       { origin: this.#origin, treeSize, rootHash, extensions: dated },
@@ -300,6 +306,17 @@ export class AuditLog {
     );
     await this.#repository.putCheckpoint({ treeSize, note });
     return note;
+  }
+
+  /** The date of the newest stored checkpoint (0 when none, or undated, or unreadable). */
+  async #latestTime(): Promise<number> {
+    const latest = await this.#repository.latestCheckpoint();
+    if (latest === undefined) return 0;
+    try {
+      return checkpointTime(parseCheckpoint(parseNote(latest.note).text).extensions) ?? 0;
+    } catch {
+      return 0; // #checkExtendsLatest reports it
+    }
   }
 
   /** Throws unless the tree of `treeSize` with `rootHash` is consistent with the newest stored checkpoint. */

@@ -252,6 +252,7 @@ describe('checkpoints', () => {
       `o\x1b\n1\n${root}\n`,
       // A time line: Unix seconds, decimal without leading zeros, at most one.
       `o\n1\n${root}\nmandate-time \n`,
+      `o\n1\n${root}\nmandate-time\n`,
       `o\n1\n${root}\nmandate-time 01\n`,
       `o\n1\n${root}\nmandate-time 1.5\n`,
       `o\n1\n${root}\nmandate-time -1\n`,

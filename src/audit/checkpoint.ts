@@ -353,7 +353,9 @@ export const CHECKPOINT_TIME_PREFIX = 'mandate-time ';
 export function checkpointTime(extensions: readonly string[]): number | undefined {
   let time: number | undefined;
   for (const line of extensions) {
-    if (!line.startsWith(CHECKPOINT_TIME_PREFIX)) continue;
+    // (`mandate-time` alone is a time line without a time: malformed, not opaque.)
+    if (!line.startsWith(CHECKPOINT_TIME_PREFIX) && line !== CHECKPOINT_TIME_PREFIX.trimEnd())
+      continue;
     const digits = line.slice(CHECKPOINT_TIME_PREFIX.length);
     if (time !== undefined) malformed('a checkpoint has two time lines');
     if (!/^(?:0|[1-9][0-9]{0,15})$/.test(digits) || !Number.isSafeInteger(Number(digits)))

@@ -127,6 +127,24 @@ function checkCheckpoints(
   for (let i = 1; i < sorted.length; i++) {
     const a = sorted[i - 1]!;
     const b = sorted[i]!;
+    // Dated checkpoints of a larger tree are not dated earlier (a log dates each no earlier
+    // than the one before: AuditLog.checkpoint): an earlier date would vouch that records were
+    // logged before a rotation they came after.
+    if (
+      a.treeSize < b.treeSize &&
+      a.time !== undefined &&
+      b.time !== undefined &&
+      b.time < a.time
+    ) {
+      return {
+        ok: false,
+        result: fail(
+          LogProblemCode.checkpointInconsistent,
+          `the checkpoint of size ${b.treeSize} is dated ${b.time}, before the one of size ${a.treeSize} (${a.time})`,
+          { checkpoint: b.at },
+        ),
+      };
+    }
     if (a.treeSize === b.treeSize && !bytesEqual(a.rootHash, b.rootHash)) {
       return {
         ok: false,

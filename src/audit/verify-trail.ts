@@ -13,7 +13,7 @@ import { isMandateError, type ErrorCode } from '../core/index.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import { ChainVerifier } from '../credentials/index.js';
 import type { NoteVerifierKey, VerifiedCheckpoint } from './checkpoint.js';
-import { VouchedHistories } from './vouched-histories.js';
+import { VouchedHistories, type TrustedHistories } from './vouched-histories.js';
 import { withParsedExportTexts, type ParsedExportTexts } from './export.js';
 import { auditRecordHash, blobBytes, jsonDigest } from './record-codec.js';
 import {
@@ -34,6 +34,8 @@ import {
   verifyInvocationHashed,
   type EnforcerRecord,
   type VerifiedKeyCache,
+  type VerifyEnforcerRecordOptions,
+  type VerifyInvocationOptions,
 } from './verify-records.js';
 import { LogProblemCode, verifyLog, type LogEntryLine, type LogPosition } from './verify-log.js';
 
@@ -344,6 +346,13 @@ function isAlteration(code: ErrorCode): boolean {
   );
 }
 
+/** What records are checked with, for one set of trusted histories. */
+interface Judging {
+  readonly trusted: TrustedHistories;
+  readonly invocationOptions: VerifyInvocationOptions;
+  readonly enforcerOptions: VerifyEnforcerRecordOptions;
+}
+
 /**
  * The record checks over the first `count` entries (assumed in index order). With
  * `alterationOnly`, failures that are not evidence of alteration ({@link isAlteration}) are
@@ -372,7 +381,7 @@ function checkRecords(
   const keys: VerifiedKeyCache = new Map();
   // Each record is judged by the trusted histories as they stood when a dated checkpoint
   // vouches it was in the log (vouched-histories.ts); what verifying needs is made once per set.
-  const vouched = new VouchedHistories(checkpoints, options, (trusted) => {
+  const vouched = new VouchedHistories<Judging>(checkpoints, options, (trusted) => {
     // No deny-set here: revocations are checked against the log's own history, at each time.
     const chains = new ChainVerifier({
       authorities: trusted.authorities,
@@ -420,7 +429,18 @@ function checkRecords(
   for (let line = 0; line < count && line < entries.length; line++) {
     const entry = entries[line]!;
     if (deferred !== undefined) deferred.line = line;
-    const { trusted, invocationOptions, enforcerOptions } = vouched.at(entry.index);
+    // The histories the record is judged by: as they stood when the log held it (a dated
+    // checkpoint covers it), or at its own time if it claims a later one and a trusted history
+    // changed in between (checked again then; a time only adds changes that count).
+    const vouchedAt = vouched.vouchedAt(entry.index);
+    const judged = <R>(check: (as: Judging) => R, timeOf: (checked: R) => number): R => {
+      const first = check(vouched.at(vouchedAt));
+      if (vouchedAt === Infinity) return first;
+      const time = timeOf(first);
+      return time > vouchedAt && vouched.changedWithin(vouchedAt, time)
+        ? check(vouched.at(time))
+        : first;
+    };
     const text = texts?.[line];
     // The record's hash (its given id, else its bytes' hex SHA-256) and its position are taken
     // when needed: an invocation's hash is what later records name, a position a problem's.
@@ -438,7 +458,11 @@ function checkRecords(
         );
       const kind = kindOf(entry.record);
       if (kind === 'revocation') {
-        const r = verifyRevocationRecord(entry.record, trusted.authorities, trusted.enforcers);
+        const r = judged(
+          (as) =>
+            verifyRevocationRecord(entry.record, as.trusted.authorities, as.trusted.enforcers),
+          (record) => record.appliedAt ?? record.revokedAt,
+        );
         signatures++;
         revocations++;
         // One an enforcement point logged: that point as revoked when it applied the entry.
@@ -461,12 +485,10 @@ function checkRecords(
       if (kind === 'invocation') {
         let verified;
         try {
-          verified = verifyInvocationHashed(
-            entry.record,
-            invocationOptions,
-            (hash ??= entry.id ?? auditRecordHash(entry.record)),
-            text,
-            deferred,
+          const id = (hash ??= entry.id ?? auditRecordHash(entry.record));
+          verified = judged(
+            (as) => verifyInvocationHashed(entry.record, as.invocationOptions, id, text, deferred),
+            (invocation) => invocation.record.issuedAt,
           );
         } catch (error) {
           if (isMandateError(error) && error.code === TrailProblemCode.chainUnknown)
@@ -515,7 +537,10 @@ function checkRecords(
       }
       // A record the enforcement point signed; its binding to the invocation it names (earlier
       // in the log) is checked here, from what the invocation's verification kept.
-      const { record: r } = checkEnforcerRecord(entry.record, enforcerOptions, text, deferred);
+      const { record: r } = judged(
+        (as) => checkEnforcerRecord(entry.record, as.enforcerOptions, text, deferred),
+        (checked) => recordTime(checked.record),
+      );
       signatures++;
       // The enforcement point (and a decision's approver) as revoked then.
       const time = recordTime(r);

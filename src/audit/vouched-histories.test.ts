@@ -120,6 +120,7 @@ async function world() {
     return notes;
   };
   return {
+    stored,
     clock,
     identities,
     issuerOf,
@@ -229,6 +230,64 @@ describe('records judged by the histories as they stood when a dated checkpoint 
     });
     // Without the newer history the auditor cannot know of the rotation.
     expect((await w.verify()).ok).toBe(true);
+  });
+});
+
+describe('the time a record is judged at', () => {
+  it('a rotation seconds after the checkpoint that covered the records does not undo them', async () => {
+    const w = await world();
+    const first = await w.invocation();
+    await w.log.append(first.bytes);
+    await w.log.append((await w.decision(w.gate, first)).bytes);
+    await w.log.checkpoint([w.noteSigner]);
+    w.clock.advance(1);
+    const rotated = await w.identities.rotate('gateway', { revokeAllPurposeKeys: true });
+    const result = await w.verify({
+      enforcers: new Map([[rotated.identity.identifier, rotated.identity]]),
+    });
+    expect(result.ok, JSON.stringify(result)).toBe(true);
+  });
+
+  it('a record claiming a time after a rotation is judged then, even under an earlier checkpoint', async () => {
+    const w = await world();
+    const first = await w.invocation();
+    await w.log.append(first.bytes);
+    await w.log.checkpoint([w.noteSigner]);
+    // Signed with the old key, dated after the rotation below, logged under a checkpoint dated
+    // before it.
+    w.clock.set(T0 + 500);
+    const late = await w.decision(w.gate, first);
+    await w.log.append(late.bytes);
+    w.clock.set(T0 + 20);
+    await w.log.checkpoint([w.noteSigner]);
+    w.clock.set(T0 + 100);
+    const rotated = await w.identities.rotate('gateway', { revokeAllPurposeKeys: true });
+    const result = await w.verify({
+      enforcers: new Map([[rotated.identity.identifier, rotated.identity]]),
+    });
+    expect(result.ok ? undefined : result.problem).toMatchObject({
+      code: 'ERR_PURPOSE_KEY_REVOKED',
+      position: { line: 3 },
+    });
+  });
+
+  it('refuses checkpoints whose dates go back as the tree grows', async () => {
+    const w = await world();
+    await w.log.append((await w.invocation()).bytes);
+    await w.log.checkpoint([w.noteSigner]);
+    const [dated] = await w.stored();
+    await w.log.append((await w.invocation()).bytes);
+    const back = await signCheckpoint(
+      {
+        origin: ORIGIN,
+        treeSize: w.log.size,
+        rootHash: w.log.root(),
+        extensions: [`mandate-time ${T0 - 1}`],
+      },
+      [w.noteSigner],
+    );
+    const result = await w.verify({}, [dated!, back]);
+    expect(result.ok ? undefined : result.problem.code).toBe('ERR_AUDIT_CHECKPOINT_INCONSISTENT');
   });
 });
 

@@ -3,7 +3,6 @@
  * vouches for (docs/spec/audit.md, "Keys judged at the time the log vouches for").
  */
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
-import { MAX_CLOCK_SKEW_SECONDS } from '../identity/internal.js';
 import type { VerifiedCheckpoint } from './checkpoint.js';
 
 /** The identities a trail is verified with. */
@@ -16,25 +15,29 @@ export interface TrustedHistories {
 /**
  * For each entry of a verified log, the time by which it was in the log — the earliest time
  * among the dated checkpoints (`mandate-time`, signed) that cover it — and the trusted histories
- * as they stood then: each cut to the changes dated at most {@link MAX_CLOCK_SKEW_SECONDS} after
- * it (a rotation dated later was made after the record was logged, so it cannot have revoked or
- * retired the key the record was signed with; one dated earlier may have, and counts). An entry
- * no dated checkpoint covers is judged by the histories as given (the newest the auditor has).
+ * as they stood at a time: each cut to its changes dated at or before it (a rotation dated later
+ * was made after the record was logged, so it cannot have revoked or retired the key the record
+ * was signed with; one dated earlier may have, and counts). A record is judged at the later of
+ * that time and its own (a record claiming a time after the log held it is judged by what it
+ * claims). An entry no dated checkpoint covers is judged by the histories as given (the newest
+ * the auditor has).
  *
  * What a caller builds from a set of histories (`make`: chain verifiers, option objects) is made
- * once per distinct set — as many as there were rotations, not checkpoints.
+ * once per distinct set — as many as there were rotations, not checkpoints or records.
  */
 export class VouchedHistories<T> {
   readonly #sizes: number[] = [];
   /** `#times[k]`: the earliest time of the dated checkpoints `k…` (by tree size). */
   readonly #times: number[] = [];
+  /** The dates of every trusted history's changes after its first, ascending. */
+  readonly #changes: number[];
   readonly #trusted: TrustedHistories;
   readonly #make: (histories: TrustedHistories) => T;
   readonly #made = new Map<string, T>();
+  /** What was made for recent times. */
+  readonly #recent = new Map<number, T>();
   readonly #newest: T;
   #next = 0;
-  #lastSeconds = NaN;
-  #last: T | undefined;
 
   constructor(
     checkpoints: readonly VerifiedCheckpoint[] | undefined,
@@ -50,24 +53,45 @@ export class VouchedHistories<T> {
       this.#sizes[k] = dated[k]!.treeSize;
       this.#times[k] = earliest;
     }
+    this.#changes = [];
+    for (const map of [trusted.authorities, trusted.enforcers, trusted.knownIdentities])
+      for (const identity of map?.values() ?? [])
+        for (let i = 1; i < identity.changes.length; i++)
+          this.#changes.push(identity.changes[i]!.attestationsValidFrom);
+    this.#changes.sort((a, b) => a - b);
     this.#trusted = trusted;
     this.#make = make;
     this.#newest = make(trusted);
   }
 
   /**
-   * What `make` built from the histories entry `index` is judged by. Indices must be asked in
-   * increasing order (the log's).
+   * The time by which entry `index` was in the log, as the dated checkpoints covering it vouch
+   * (Infinity when none does). Indices must be asked in increasing order (the log's).
    */
-  at(index: number): T {
+  vouchedAt(index: number): number {
     const sizes = this.#sizes;
     while (this.#next < sizes.length && sizes[this.#next]! <= index) this.#next++;
-    if (this.#next === sizes.length) return this.#newest;
-    return this.#asOf(this.#times[this.#next]! + MAX_CLOCK_SKEW_SECONDS);
+    return this.#next === sizes.length ? Infinity : this.#times[this.#next]!;
   }
 
-  #asOf(seconds: number): T {
-    if (seconds === this.#lastSeconds) return this.#last!;
+  /** Whether a trusted history has a change dated after `from` and at or before `to`. */
+  changedWithin(from: number, to: number): boolean {
+    const changes = this.#changes;
+    let lo = 0;
+    let hi = changes.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (changes[mid]! <= from) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < changes.length && changes[lo]! <= to;
+  }
+
+  /** What `make` built from the trusted histories as they stood at `seconds` (Infinity: as given). */
+  at(seconds: number): T {
+    if (seconds === Infinity) return this.#newest;
+    let made = this.#recent.get(seconds);
+    if (made !== undefined) return made;
     const cut = (
       map: ReadonlyMap<Identifier, VerifiedIdentity> | undefined,
       lengths: number[],
@@ -86,7 +110,7 @@ export class VouchedHistories<T> {
     const enforcers = cut(this.#trusted.enforcers, lengths)!;
     const knownIdentities = cut(this.#trusted.knownIdentities, lengths);
     const key = lengths.join(',');
-    let made = this.#made.get(key);
+    made = this.#made.get(key);
     if (made === undefined) {
       made =
         authorities === this.#trusted.authorities &&
@@ -96,8 +120,11 @@ export class VouchedHistories<T> {
           : this.#make({ authorities, enforcers, knownIdentities });
       this.#made.set(key, made);
     }
-    this.#lastSeconds = seconds;
-    this.#last = made;
+    if (this.#recent.size >= RECENT_TIMES) this.#recent.clear();
+    this.#recent.set(seconds, made);
     return made;
   }
 }
+
+/** Times whose histories are kept at hand (cleared when full). */
+const RECENT_TIMES = 64;

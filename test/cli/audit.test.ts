@@ -627,6 +627,19 @@ describe('mandate audit', () => {
         g.h.path('cp.txt'),
       ),
     ).toMatchObject({ ok: true });
+    // Older checkpoints, repeatable (each must agree with the log).
+    expect(
+      await g.h.ok(
+        'audit',
+        'verify',
+        '--log',
+        g.h.path('log.jsonl'),
+        '--from',
+        g.h.path('cp.txt'),
+        '--from',
+        g.h.path('cp.txt'),
+      ),
+    ).toMatchObject({ ok: true });
   }, 60_000);
 
   it('query marks uncovered calls; a later decision never replaces the first one', async () => {

@@ -101,7 +101,11 @@ export function registerAuditCommands(program: Command, context: () => CliContex
     .command('verify')
     .option('--log <file>', "an exported log (default: this home's own log)")
     .option('--checkpoint <file>', "the signed checkpoint (default: this home's latest)")
-    .option('--from <file>', 'an older signed checkpoint the log must extend')
+    .option(
+      '--from <file>',
+      'an older signed checkpoint the log must extend (repeatable: each dated one vouches for the records it covers)',
+      collect,
+    )
     .option(
       '--key <vkey>',
       'a trusted checkpoint key NAME+KEYID+KEY (repeatable; default: the authority’s)',
@@ -148,7 +152,7 @@ export function registerAuditCommands(program: Command, context: () => CliContex
 interface VerifyOptions {
   log?: string;
   checkpoint?: string;
-  from?: string;
+  from?: string[];
   key?: string[];
   authority: string;
   origin?: string;
@@ -563,13 +567,15 @@ export async function runAuditVerify(ctx: CliContext, opts: VerifyOptions): Prom
       opts.log === undefined
         ? (await home.store.auditLog.listCheckpoints()).map((c) => c.note)
         : [];
+    // Older checkpoints the auditor gives (`--from`, repeatable): each must agree with the log.
+    const older = (opts.from ?? []).map((file) => readCheckpointFile(file, 'older checkpoint'));
     // (Read above whenever the log is not cut off: it is then what verifyTrail gets.)
     const common = {
       checkpoint: checkpoint!,
-      ...(opts.from === undefined
+      ...(older.length === 0 ? {} : { from: older[0]! }),
+      ...(older.length <= 1 && stored.length === 0
         ? {}
-        : { from: readCheckpointFile(opts.from, 'older checkpoint') }),
-      ...(stored.length === 0 ? {} : { moreCheckpoints: stored }),
+        : { moreCheckpoints: [...older.slice(1), ...stored] }),
       origin,
       verifiers,
       authorities,
