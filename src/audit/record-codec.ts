@@ -115,6 +115,14 @@ export function auditRecordHash(bytes: Uint8Array): RecordHash {
   return wroteDigest(sha256Hex(bytes));
 }
 
+/**
+ * Hex SHA-256 of a record's text's UTF-8 bytes: {@link auditRecordHash} of the bytes
+ * {@link signedBytes} writes for that text (a string, which no caller can change afterwards).
+ */
+export function auditRecordHashOfText(text: string): RecordHash {
+  return wroteDigest(sha256Hex(text));
+}
+
 // The digests auditRecordHash and jsonDigest write are 64 lower-case hex digits by
 // construction, as `hash` checks: kept among the accepted ones ({@link Accepted}), so that a
 // record this process builds, naming them (the arguments' digest, the previous invocation), finds
