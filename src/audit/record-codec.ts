@@ -115,6 +115,14 @@ export function auditRecordHash(bytes: Uint8Array): RecordHash {
   return wroteDigest(sha256Hex(bytes));
 }
 
+/**
+ * Hex SHA-256 of a record's text's UTF-8 bytes: {@link auditRecordHash} of the bytes
+ * {@link signedBytes} writes for that text (a string, which no caller can change afterwards).
+ */
+export function auditRecordHashOfText(text: string): RecordHash {
+  return wroteDigest(sha256Hex(text));
+}
+
 // The digests auditRecordHash and jsonDigest write are 64 lower-case hex digits by
 // construction, as `hash` checks: kept among the accepted ones ({@link Accepted}), so that a
 // record this process builds, naming them (the arguments' digest, the previous invocation), finds
@@ -154,6 +162,11 @@ function canonicalName(key: string): string {
 }
 
 function canonicalMember(key: string, value: unknown): string {
+  return `${canonicalName(key)}:${canonicalValue(value)}`;
+}
+
+/** A member's value as JCS text (see {@link canonicalMember}). */
+function canonicalValue(value: unknown): string {
   if (typeof value === 'string' && value.length >= LONG_STRING_CHARS) {
     let text = longStrings.get(value);
     if (text === undefined) {
@@ -161,10 +174,10 @@ function canonicalMember(key: string, value: unknown): string {
       if (longStrings.size >= LONG_STRINGS_KEPT) longStrings.clear();
       longStrings.set(value, text);
     }
-    return `${canonicalName(key)}:${text}`;
+    return text;
   }
   // A member sits one level below the record: canonicalizeJson's depth bound, counted from it.
-  return `${canonicalName(key)}:${canonicalizeJson(value, MEMBER_MAX_DEPTH)}`;
+  return canonicalizeJson(value, MEMBER_MAX_DEPTH);
 }
 
 type SignatureValue = { keyType: 'ed25519' | 'p256'; value: string };
@@ -185,9 +198,21 @@ export interface UnsignedText {
 
 // A writer builds records of a few shapes: the sorted member names of the last ones seen are
 // kept with their names in Object.keys order (member names are internalized strings: comparing
-// two lists is comparing pointers), so a body of a known shape is not sorted again.
+// two lists is comparing pointers), so a body of a known shape is not sorted again — and with
+// each name's JCS text and colon (`"name":`), and whether it sorts before `signature`.
 const SHAPES_KEPT = 16;
-const shapes: { readonly names: readonly string[]; readonly sorted: readonly string[] }[] = [];
+
+interface Shape {
+  readonly names: readonly string[];
+  /** The names but `signature`, sorted by UTF-16 code units (as JCS asks, and as sort() compares). */
+  readonly sorted: readonly string[];
+  /** `"name":` of each sorted name. */
+  readonly prefixes: readonly string[];
+  /** How many sorted names come before `signature`. */
+  readonly before: number;
+}
+
+const shapes: Shape[] = [];
 
 function sameNames(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
@@ -195,25 +220,30 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
-/** Object.keys(body), sorted by UTF-16 code units (as JCS asks, and as sort() compares). */
-function sortedNames(body: object): readonly string[] {
+/** The shape of Object.keys(body). */
+function shapeOf(body: object): Shape {
   const names = Object.keys(body);
-  for (const shape of shapes) if (sameNames(shape.names, names)) return shape.sorted;
-  const sorted = names.slice().sort();
+  for (const shape of shapes) if (sameNames(shape.names, names)) return shape;
+  const sorted = names.filter((name) => name !== 'signature').sort();
+  const shape: Shape = {
+    names,
+    sorted,
+    prefixes: sorted.map((name) => `${canonicalName(name)}:`),
+    before: sorted.filter((name) => name < 'signature').length,
+  };
   if (shapes.length >= SHAPES_KEPT) shapes.shift();
-  shapes.push({ names, sorted });
-  return sorted;
+  shapes.push(shape);
+  return shape;
 }
 
 /** The signing text of a record body (its members, JCS-sorted, without `signature`). */
 export function unsignedText(body: object): UnsignedText {
-  const keys = sortedNames(body);
+  const { sorted, prefixes, before: count } = shapeOf(body);
   let before = '';
   let after = '';
-  for (const key of keys) {
-    if (key === 'signature') continue;
-    const member = canonicalMember(key, (body as Json)[key]);
-    if (key < 'signature') before = before === '' ? member : `${before},${member}`;
+  for (let i = 0; i < sorted.length; i++) {
+    const member = prefixes[i]! + canonicalValue((body as Json)[sorted[i]!]);
+    if (i < count) before = before === '' ? member : `${before},${member}`;
     else after = after === '' ? member : `${after},${member}`;
   }
   const signingText =

@@ -9,6 +9,7 @@ import type { CredentialIssuer } from '../credentials/index.js';
 import { credentialSigningKey, signWithCredentialKey } from '../credentials/internal.js';
 import {
   auditRecordHash,
+  auditRecordHashOfText,
   chainHashOf,
   checkAuditRecord,
   keptText,
@@ -16,12 +17,13 @@ import {
   MAX_RECORD_LIST_ITEMS,
   MAX_RECORD_TEXT_CHARS,
   nonceText,
-  signedBytes,
+  signedText,
   signatureText,
   toBase64Url,
   unsignedText,
   type UnsignedText,
 } from './record-codec.js';
+import { utf8Bytes } from '../encoding/index.js';
 import {
   CHAIN_RECORD_TYPE,
   CHAIN_REF_INVOCATION_RECORD_TYPE,
@@ -43,11 +45,48 @@ import {
   type TraceRecord,
 } from './records.js';
 
-/** A record as signed: its entry bytes, the parsed record, and its hash. */
+/**
+ * A record as signed: its entry bytes, the parsed record, and its hash. (An enforcement point's
+ * records compute `hash` on its first read, from the text signed — the same value; read it as a
+ * property: an object spread of such a record does not copy it.)
+ */
 export interface SignedRecord<R extends AuditRecord = AuditRecord> {
   readonly bytes: Uint8Array;
   readonly record: R;
   readonly hash: RecordHash;
+}
+
+/**
+ * An enforcement point's signed record, its hash computed when first read (then kept): most of
+ * them (a decision, an outcome) are appended and returned without anyone reading it — one
+ * SHA-256 of the record saved per call (measured: about 0.9 µs per decision). The hash is of the
+ * signed text, a string: what the entry bytes were written from, whatever a caller does to
+ * `bytes` afterwards.
+ */
+class LazilyHashedRecord<R extends AuditRecord> implements SignedRecord<R> {
+  readonly bytes: Uint8Array;
+  readonly record: R;
+  #text: string | undefined;
+  #hash: RecordHash | undefined;
+
+  constructor(bytes: Uint8Array, record: R, text: string) {
+    this.bytes = bytes;
+    this.record = record;
+    this.#text = text;
+  }
+
+  get hash(): RecordHash {
+    if (this.#hash === undefined) {
+      this.#hash = auditRecordHashOfText(this.#text!);
+      this.#text = undefined;
+    }
+    return this.#hash;
+  }
+
+  /** As the plain object an invocation's signed record is: `{ bytes, record, hash }`. */
+  toJSON(): { bytes: Uint8Array; record: R; hash: RecordHash } {
+    return { bytes: this.bytes, record: this.record, hash: this.hash };
+  }
 }
 
 /** One input the agent received, as given to {@link signInvocation}. */
@@ -85,17 +124,21 @@ export interface InvocationToSign {
 }
 
 // `body` is the caller's fresh object: it becomes the record (its `signature` set), no copy.
+// `lazyHash`: the hash computed when first read (an enforcement point's records).
 function signedRecord<R extends AuditRecord>(
   body: Omit<R, 'signature'>,
   unsigned: UnsignedText,
   signature: { keyType: 'ed25519' | 'p256'; value: string },
+  lazyHash: boolean,
 ): SignedRecord<R> {
   const record = body as unknown as R;
   (record as { signature?: unknown }).signature = signature;
   // What the strict reader would refuse is never written to the log (the same checks as
   // parseAuditRecord's, on the value: the bytes are its JCS by construction).
   checkAuditRecord(record);
-  const bytes = signedBytes(unsigned, signature);
+  const text = signedText(unsigned, signature);
+  const bytes = utf8Bytes(text);
+  if (lazyHash) return new LazilyHashedRecord(bytes, record, text);
   return { bytes, record, hash: auditRecordHash(bytes) };
 }
 
@@ -110,6 +153,7 @@ function signRecordNow<R extends AuditRecord>(
   issuer: CredentialIssuer,
   key: VerifiedPurposeKey,
   body: Omit<R, 'signature'>,
+  lazyHash: boolean,
 ): SignedRecord<R> | undefined {
   if (vault.signNow === undefined) return undefined;
   if (key.key.purpose !== Purpose.credentials)
@@ -117,10 +161,12 @@ function signRecordNow<R extends AuditRecord>(
   const unsigned = unsignedText(body);
   const raw = vault.signNow(issuer.credentialKeyId, sha256Utf8(unsigned.signingText));
   if (raw === undefined) return undefined;
-  return signedRecord(body, unsigned, {
-    keyType: key.key.signingKey.keyType,
-    value: signatureText(raw),
-  });
+  return signedRecord(
+    body,
+    unsigned,
+    { keyType: key.key.signingKey.keyType, value: signatureText(raw) },
+    lazyHash,
+  );
 }
 
 async function signRecord<R extends AuditRecord>(
@@ -128,12 +174,18 @@ async function signRecord<R extends AuditRecord>(
   issuer: CredentialIssuer,
   key: VerifiedPurposeKey,
   body: Omit<R, 'signature'>,
+  lazyHash: boolean,
 ): Promise<SignedRecord<R>> {
-  const now = signRecordNow(vault, issuer, key, body);
+  const now = signRecordNow(vault, issuer, key, body, lazyHash);
   if (now !== undefined) return now;
   const unsigned = unsignedText(body);
   const sig = await signWithCredentialKey(vault, issuer, key, utf8.encode(unsigned.signingText));
-  return signedRecord(body, unsigned, { keyType: sig.keyType, value: signatureText(sig.bytes) });
+  return signedRecord(
+    body,
+    unsigned,
+    { keyType: sig.keyType, value: signatureText(sig.bytes) },
+    lazyHash,
+  );
 }
 
 const utf8 = new TextEncoder();
@@ -254,7 +306,7 @@ function signInvocationWithKey(
   invocation: Omit<InvocationToSign, 'previous'>,
   previous: RecordHash | null,
 ): Promise<SignedRecord<InvocationRecord>> {
-  return signRecord(vault, issuer, key, invocationBody(issuer, invocation, previous));
+  return signRecord(vault, issuer, key, invocationBody(issuer, invocation, previous), false);
 }
 
 // A signer checks its key once (credentialSigningKey: the attestation, the purpose, the rotation
@@ -316,6 +368,7 @@ export class InvocationSigner {
             this.#issuer,
             key,
             invocationBody(this.#issuer, invocation, this.#head),
+            false,
           );
           if (signed !== undefined) {
             this.#head = signed.hash;
@@ -384,7 +437,7 @@ export class EnforcerSigner {
     const key = reusableKey(this.#key, now);
     if (key !== undefined) {
       try {
-        const signed = signRecordNow<R>(this.#vault, this.#issuer, key, full);
+        const signed = signRecordNow<R>(this.#vault, this.#issuer, key, full, true);
         if (signed !== undefined) return Promise.resolve(signed);
       } catch (error) {
         return Promise.reject(error instanceof Error ? error : new Error(String(error)));
@@ -392,7 +445,7 @@ export class EnforcerSigner {
     }
     return keyAt(this.#vault, this.#issuer, this.#key, now).then((verified) => {
       this.#key = verified;
-      return signRecord<R>(this.#vault, this.#issuer, verified, full);
+      return signRecord<R>(this.#vault, this.#issuer, verified, full, true);
     });
   }
 

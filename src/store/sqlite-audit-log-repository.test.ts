@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AuditLog, hashLeaf } from '../audit/index.js';
+import { AuditLog, hashLeaf, MemoryAuditLogRepository } from '../audit/index.js';
 import { openSqliteStore } from './open-sqlite-store.js';
 
 const dirs: string[] = [];
@@ -53,6 +53,16 @@ describe('SQLite audit log: a signer attestation stored once (migration 16)', ()
     expect(read.map((e) => Buffer.from(e.leafHash).toString('hex'))).toEqual(
       records.map((r) => Buffer.from(hashLeaf(r)).toString('hex')),
     );
+    // One commit of 44 entries, inserted several rows per statement: the nodes each row carries
+    // give the tree a log in memory computes (read back by a writer opening the store).
+    const memory = await AuditLog.open({ repository: new MemoryAuditLogRepository(), origin: 't' });
+    await Promise.all(records.map((r) => memory.append(r)));
+    const reopened = await AuditLog.open({ repository: store.auditLog, origin: 'test' });
+    expect(Buffer.from(reopened.root()).toString('hex')).toBe(
+      Buffer.from(memory.root()).toString('hex'),
+    );
+    for (const index of [0, 15, 16, 17, 31, 32, 43])
+      expect(await reopened.inclusionProof(index)).toEqual(await memory.inclusionProof(index));
     await log.close();
     store.close();
   });

@@ -86,6 +86,11 @@ function textOf(record: Uint8Array): { readonly at: number; readonly end: number
   return { at, end };
 }
 
+/** One bound value of an entry row: idx, record, leaf_hash, nodes, text_id, text_at. */
+type EntryValue = number | Uint8Array | null;
+/** Entries inserted by one statement (6 values each: far below SQLite's bound on variables). */
+const INSERT_ROWS = 16;
+
 interface EntryRow {
   idx: number;
   record: Buffer;
@@ -103,9 +108,8 @@ interface EntryRow {
 export class SqliteAuditLogRepository implements AuditLogRepository {
   readonly #database: SqliteDatabase;
   readonly #size: Statement<[], { n: number | null }>;
-  readonly #insertEntry: Statement<
-    [number, Uint8Array, Uint8Array, Uint8Array, number | null, number | null]
-  >;
+  /** `#inserts[k - 1]` inserts k entries in one statement (prepared on first use). */
+  readonly #inserts: Statement<EntryValue[]>[] = [];
   readonly #textId: Statement<[Uint8Array], { id: number }>;
   readonly #insertText: Statement<[Uint8Array], { id: number }>;
   /** Text ids known committed, by the text (latin1), and the last few with their bytes. */
@@ -130,9 +134,6 @@ export class SqliteAuditLogRepository implements AuditLogRepository {
     this.#database = database;
     const db = database.db;
     this.#size = db.prepare('SELECT MAX(idx) + 1 AS n FROM audit_log_entries');
-    this.#insertEntry = db.prepare(
-      'INSERT INTO audit_log_entries (idx, record, leaf_hash, nodes, text_id, text_at) VALUES (?, ?, ?, ?, ?, ?)',
-    );
     this.#textId = db.prepare('SELECT id FROM audit_log_texts WHERE text = ?');
     this.#insertText = db.prepare('INSERT INTO audit_log_texts (text) VALUES (?) RETURNING id');
     this.#entries = db.prepare(
@@ -158,6 +159,10 @@ export class SqliteAuditLogRepository implements AuditLogRepository {
       // checkAppend made sure the nodes are those the entries complete, in order: entry j takes
       // as many as j has trailing 1 bits.
       let k = 0;
+      // The entries' values, six each, inserted INSERT_ROWS rows per statement: one
+      // statement step per row cost about 0.6 µs more per entry (measured, 32-entry commits).
+      const values: EntryValue[] = [];
+      let rows = 0;
       for (let i = 0; i < entries.length; i++) {
         let count = 0;
         for (let j = from + i; j % 2 === 1; j = (j - 1) / 2) count++;
@@ -171,17 +176,35 @@ export class SqliteAuditLogRepository implements AuditLogRepository {
         const { record, leafHash } = entries[i]!;
         const text = textOf(record);
         if (text === undefined) {
-          this.#insertEntry.run(from + i, record, leafHash, own, null, null);
-          continue;
+          values.push(from + i, record, leafHash, own, null, null);
+        } else {
+          const value = Buffer.from(record.buffer, record.byteOffset + text.at, text.end - text.at);
+          const stored = Buffer.allocUnsafe(record.byteLength - value.byteLength);
+          stored.set(record.subarray(0, text.at), 0);
+          stored.set(record.subarray(text.end), text.at);
+          const id = this.#textIdOf(value, added);
+          values.push(from + i, stored, leafHash, own, id, text.at);
         }
-        const value = Buffer.from(record.buffer, record.byteOffset + text.at, text.end - text.at);
-        const stored = Buffer.allocUnsafe(record.byteLength - value.byteLength);
-        stored.set(record.subarray(0, text.at), 0);
-        stored.set(record.subarray(text.end), text.at);
-        const id = this.#textIdOf(value, added);
-        this.#insertEntry.run(from + i, stored, leafHash, own, id, text.at);
+        if (++rows === INSERT_ROWS) {
+          this.#insertRows(rows).run(...values);
+          values.length = 0;
+          rows = 0;
+        }
       }
+      if (rows > 0) this.#insertRows(rows).run(...values);
     });
+  }
+
+  /** The statement inserting `rows` entries (1 to INSERT_ROWS), in index order. */
+  #insertRows(rows: number): Statement<EntryValue[]> {
+    let statement = this.#inserts[rows - 1];
+    if (statement === undefined) {
+      statement = this.#database.db.prepare<EntryValue[]>(
+        `INSERT INTO audit_log_entries (idx, record, leaf_hash, nodes, text_id, text_at) VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?)').join(', ')}`,
+      );
+      this.#inserts[rows - 1] = statement;
+    }
+    return statement;
   }
 
   /**

@@ -14,6 +14,7 @@ import {
   CHAIN_RECORD_TYPE,
   CHAIN_REF_INVOCATION_RECORD_TYPE,
   chainHashOf,
+  EnforcerSigner,
   INVOCATION_RECORD_TYPE,
   InvocationSigner,
   signInvocation,
@@ -516,5 +517,51 @@ describe('signInvocation', () => {
       code = isMandateError(error) ? error.code : 'other';
     }
     expect(code).toBe('ERR_AUDIT_RECORD_MALFORMED');
+  });
+});
+
+describe('EnforcerSigner', () => {
+  it("gives each record's hash when read: of the bytes as signed, whatever is done to them after", async () => {
+    const enforcer = goldenParty('authority');
+    const signer = new EnforcerSigner(enforcer.vault, enforcer.issuer);
+    const decide = (invocation: string) =>
+      signer.signDecision({
+        invocation,
+        agent: golden.agent,
+        decision: 'allow',
+        lock: null,
+        code: null,
+        reasons: [],
+        policies: ['small-refunds'],
+        bundle: 'b'.repeat(64),
+        escalation: null,
+        approval: null,
+        decidedAt: RECORDS_AT,
+      });
+    const read = await decide(golden.invocation.hash);
+    const expected = auditRecordHash(read.bytes);
+    expect(read.hash).toBe(expected);
+    expect(read.hash).toBe(expected);
+    // Bytes changed before the hash was first read: the hash is still the signed record's.
+    const changed = await decide(golden.invocation.hash);
+    const signedBytes = changed.bytes.slice();
+    changed.bytes[2] = changed.bytes[2]! ^ 1;
+    expect(changed.hash).toBe(auditRecordHash(signedBytes));
+    expect(changed.hash).toBe(expected);
+    // Serialized as a plain signed record: bytes, record and hash.
+    const json = JSON.parse(JSON.stringify(read)) as Record<string, unknown>;
+    expect(Object.keys(json).sort()).toEqual(['bytes', 'hash', 'record']);
+    expect(json['hash']).toBe(expected);
+    const outcome = await signer.signOutcome({
+      invocation: golden.invocation.hash,
+      agent: golden.agent,
+      status: 'ok',
+      resultDigest: jsonDigest({ refunded: 40 }),
+      error: null,
+      leases: [],
+      completedAt: RECORDS_AT,
+    });
+    expect(outcome.hash).toBe(auditRecordHash(outcome.bytes));
+    expect(verifyEnforcerRecord(outcome.bytes, { enforcers }).hash).toBe(outcome.hash);
   });
 });
