@@ -74,6 +74,17 @@ export class VouchedHistories<T> {
     return this.#next === sizes.length ? Infinity : this.#times[this.#next]!;
   }
 
+  /**
+   * For a record the log held by `vouchedAt` that claims the later time `time`: what `make` built
+   * for the histories at `time`, when a trusted history changed in between — the record is
+   * checked again with it; undefined when nothing changed (or the record claims no later time).
+   */
+  later(vouchedAt: number, time: number): T | undefined {
+    return vouchedAt !== Infinity && time > vouchedAt && this.changedWithin(vouchedAt, time)
+      ? this.at(time)
+      : undefined;
+  }
+
   /** Whether a trusted history has a change dated after `from` and at or before `to`. */
   changedWithin(from: number, to: number): boolean {
     const changes = this.#changes;
