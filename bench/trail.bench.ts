@@ -7,9 +7,11 @@
  * checkpoint. `verifyTrailExport` parses the export's text and checks the log
  * (Merkle root, checkpoint signature) and every record (signatures, chains at each record's time
  * through the chain cache, each signer's attestation once through a key cache, links, nonces).
- * The floor: the Ed25519 verifications the trail contains — one per record, one per distinct
- * chain's credential, one per distinct signer's key attestation (the agents' and the gateway's),
- * one for the checkpoint — alone, over 32-byte digests (libsodium).
+ * The floor: the trail's own signatures, each checked once as floors.ts checks every signature
+ * (SHA-256 of the bytes it signs, one Ed25519 verify, libsodium) — each record's, each signer's
+ * key attestation (the agents' and the gateway's), the authority's attestation the chains carry,
+ * each chain's credential and the agent history it carries — and the checkpoint's note signature.
+ * Printed beside it, the earlier floor: as many verifications of one signature over a digest.
  */
 import {
   CHECKPOINT_TIME_PREFIX,
