@@ -13,8 +13,8 @@ export interface TrustedHistories {
 }
 
 /**
- * For each entry of a verified log, the time by which it was in the log — the earliest time
- * among the dated checkpoints (`mandate-time`, signed) that cover it — and the trusted histories
+ * For each entry of a verified log, the time by which it was in the log — the second before the
+ * earliest date among the dated checkpoints (`mandate-time`, signed) that cover it — and the trusted histories
  * as they stood at a time: each cut to its changes dated at or before it (a rotation dated later
  * was made after the record was logged, so it cannot have revoked or retired the key the record
  * was signed with; one dated earlier may have, and counts). A record is judged at the later of
@@ -27,7 +27,7 @@ export interface TrustedHistories {
  */
 export class VouchedHistories<T> {
   readonly #sizes: number[] = [];
-  /** `#times[k]`: the earliest time of the dated checkpoints `k…` (by tree size). */
+  /** `#times[k]`: the second before the earliest time of the dated checkpoints `k…` (by tree size). */
   readonly #times: number[] = [];
   /** The dates of every trusted history's changes after its first, ascending. */
   readonly #changes: number[];
@@ -51,7 +51,9 @@ export class VouchedHistories<T> {
     for (let k = dated.length - 1; k >= 0; k--) {
       earliest = Math.min(earliest, dated[k]!.time!);
       this.#sizes[k] = dated[k]!.treeSize;
-      this.#times[k] = earliest;
+      // The second before it: a rotation dated in the checkpoint's own second is taken to follow
+      // it (a script that checkpoints, then rotates, usually lands both in one second).
+      this.#times[k] = earliest - 1;
     }
     this.#changes = [];
     for (const map of [trusted.authorities, trusted.enforcers, trusted.knownIdentities])
@@ -65,8 +67,8 @@ export class VouchedHistories<T> {
   }
 
   /**
-   * The time by which entry `index` was in the log, as the dated checkpoints covering it vouch
-   * (Infinity when none does). Indices must be asked in increasing order (the log's).
+   * The time by which entry `index` was in the log, as the dated checkpoints covering it vouch:
+   * the second before the earliest of their dates (Infinity when none covers it). Indices must be asked in increasing order (the log's).
    */
   vouchedAt(index: number): number {
     const sizes = this.#sizes;
@@ -80,8 +82,11 @@ export class VouchedHistories<T> {
    * checked again with it; undefined when nothing changed (or the record claims no later time).
    */
   later(vouchedAt: number, time: number): T | undefined {
-    return vouchedAt !== Infinity && time > vouchedAt && this.changedWithin(vouchedAt, time)
-      ? this.at(time)
+    // As for a checkpoint, the second before: a rotation in the record's own second is taken to
+    // follow it.
+    const before = time - 1;
+    return vouchedAt !== Infinity && before > vouchedAt && this.changedWithin(vouchedAt, before)
+      ? this.at(before)
       : undefined;
   }
 

@@ -1,7 +1,7 @@
 // The enforcement point: gate 2 (`enforceCall`) behind signed invocations, with every invocation
 // and its countersigned decision in the audit log before the decision is returned
 // (docs/spec/audit.md, "Enforcement point").
-import { conflict, invalid, unauthorized, unavailable } from '../core/internal.js';
+import { conflict, forbidden, invalid, unauthorized, unavailable } from '../core/internal.js';
 import type { Identifier, VerifiedIdentity } from '../identity/index.js';
 import type { ChainVerifier, DenySet } from '../credentials/index.js';
 import type { Home } from './home.js';
@@ -213,6 +213,13 @@ export class EnforcementPoint {
   ): Promise<EnforcedInvocation> {
     const o = this.#options;
     await o.catchUp?.();
+    // A revoked enforcement point countersigns nothing: its records would fail `audit verify`
+    // (found by an outside attack: `gate call --as` a revoked identity logged a decision).
+    if (o.enforcement.denySet?.isRevoked(o.signer.identifier) === true)
+      throw forbidden(
+        'ERR_REVOKED',
+        `the enforcement point \`${o.signer.identifier}\` is revoked: it countersigns no call`,
+      );
     const invocation = verifyInvocation(bytes, {
       authorities: o.authorities,
       chains: o.chains,

@@ -266,6 +266,33 @@ describe('mandate gate sign / gate call --invocation', () => {
     expect(json(allowed)).toMatchObject({ decision: 'allow', logIndex: 2 });
   });
 
+  it('a revoked enforcement point countersigns nothing (ERR_REVOKED, nothing logged)', async () => {
+    const h = await world();
+    await h.ok('identity', 'create', '--name', 'gw');
+    await h.ok('revoke', 'gw', '--reason', 'compromised');
+    const args = { order: 'o-1' };
+    await sign(h, 'one.json', args);
+    const before = await h.ok<{ records: number }>('audit', 'export', '--out', h.path('a.jsonl'));
+    const r = await h.run(
+      'gate',
+      'call',
+      '--catalog',
+      h.path('catalog.json'),
+      '--invocation',
+      h.path('one.json'),
+      '--chain',
+      h.path('agent.chain'),
+      '--args',
+      JSON.stringify(args),
+      '--as',
+      'gw',
+    );
+    expect(r.code, r.stderr).not.toBe(0);
+    expect(r.stderr).toMatch(/ERR_REVOKED.*enforcement point/);
+    const after = await h.ok<{ records: number }>('audit', 'export', '--out', h.path('b.jsonl'));
+    expect(after.records).toBe(before.records);
+  });
+
   it('refuses a forward-dated invocation whose chain expires before its issuedAt', async () => {
     const h = await world();
     await h.ok(
