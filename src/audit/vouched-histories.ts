@@ -14,20 +14,20 @@ export interface TrustedHistories {
 
 /**
  * For each entry of a verified log, the time by which it was in the log — the second before the
- * earliest date among the dated checkpoints (`mandate-time`, signed) that cover it — and the trusted histories
- * as they stood at a time: each cut to its changes dated at or before it (a rotation dated later
- * was made after the record was logged, so it cannot have revoked or retired the key the record
- * was signed with; one dated earlier may have, and counts). A record is judged at the later of
- * that time and its own (a record claiming a time after the log held it is judged by what it
- * claims). An entry no dated checkpoint covers is judged by the histories as given (the newest
- * the auditor has).
+ * earliest date among the dated checkpoints (`mandate-time`, signed) that cover it — and the
+ * trusted histories as they stood at a time: each cut to its changes dated at or before it (a
+ * rotation dated later, or in the checkpoint's own second, was made after the record was logged,
+ * so it cannot have revoked or retired the key the record was signed with; one dated earlier may
+ * have, and counts). A record claiming a later time than that is judged again at the second
+ * before its own time, when a trusted history changed in between ({@link later}). An entry no
+ * dated checkpoint covers is judged by the histories as given (the newest the auditor has).
  *
  * What a caller builds from a set of histories (`make`: chain verifiers, option objects) is made
  * once per distinct set — as many as there were rotations, not checkpoints or records.
  */
 export class VouchedHistories<T> {
   readonly #sizes: number[] = [];
-  /** `#times[k]`: the second before the earliest time of the dated checkpoints `k…` (by tree size). */
+  /** `#times[k]`: the second before the earliest date of the dated checkpoints `k…` (by size). */
   readonly #times: number[] = [];
   /** The dates of every trusted history's changes after its first, ascending. */
   readonly #changes: number[];
@@ -68,7 +68,8 @@ export class VouchedHistories<T> {
 
   /**
    * The time by which entry `index` was in the log, as the dated checkpoints covering it vouch:
-   * the second before the earliest of their dates (Infinity when none covers it). Indices must be asked in increasing order (the log's).
+   * the second before the earliest of their dates (Infinity when none covers it). Indices must
+   * be asked in increasing order (the log's).
    */
   vouchedAt(index: number): number {
     const sizes = this.#sizes;

@@ -793,11 +793,6 @@ async function locateInStore(
   };
 }
 
-/**
- * Trusted enforcement points: those named, or the home's authority (the identity `gate call`
- * countersigns with by default) — never every local identity: an agent's key in this home must
- * not make its own records pass as the gate's.
- */
 /** Every identity history this home knows (its own and those it imported), by identifier. */
 async function homeHistories(home: Home): Promise<Map<Identifier, VerifiedIdentity>> {
   const out = new Map<Identifier, VerifiedIdentity>();
@@ -809,6 +804,11 @@ async function homeHistories(home: Home): Promise<Map<Identifier, VerifiedIdenti
   return out;
 }
 
+/**
+ * Trusted enforcement points: those named, or the home's authority (the identity `gate call`
+ * countersigns with by default) — never every local identity: an agent's key in this home must
+ * not make its own records pass as the gate's.
+ */
 export async function enforcersOf(
   home: Home,
   names: readonly string[] | undefined,
