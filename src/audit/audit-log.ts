@@ -293,13 +293,13 @@ export class AuditLog {
     const rootHash = this.root();
     if (extensions.some((line) => line.startsWith(CHECKPOINT_TIME_PREFIX)))
       throw invalid('ERR_ARGUMENT_INVALID', 'the log dates its checkpoints itself');
+    const latestTime = await this.#checkExtendsLatest(treeSize, rootHash);
     // Never dated before the newest checkpoint (a clock set back would vouch that records were
     // logged earlier than that checkpoint says; verification refuses such a pair).
     const dated = [
-      `${CHECKPOINT_TIME_PREFIX}${Math.max(this.#clock.nowSeconds(), await this.#latestTime())}`,
+      `${CHECKPOINT_TIME_PREFIX}${Math.max(this.#clock.nowSeconds(), latestTime)}`,
       ...extensions,
     ];
-    await this.#checkExtendsLatest(treeSize, rootHash);
     const note = await signCheckpoint(
       { origin: this.#origin, treeSize, rootHash, extensions: dated },
       signers,
@@ -308,21 +308,13 @@ export class AuditLog {
     return note;
   }
 
-  /** The date of the newest stored checkpoint (0 when none, or undated, or unreadable). */
-  async #latestTime(): Promise<number> {
+  /**
+   * Throws unless the tree of `treeSize` with `rootHash` is consistent with the newest stored
+   * checkpoint; returns that checkpoint's date (0 when there is none, or it is undated).
+   */
+  async #checkExtendsLatest(treeSize: number, rootHash: Uint8Array): Promise<number> {
     const latest = await this.#repository.latestCheckpoint();
     if (latest === undefined) return 0;
-    try {
-      return checkpointTime(parseCheckpoint(parseNote(latest.note).text).extensions) ?? 0;
-    } catch {
-      return 0; // #checkExtendsLatest reports it
-    }
-  }
-
-  /** Throws unless the tree of `treeSize` with `rootHash` is consistent with the newest stored checkpoint. */
-  async #checkExtendsLatest(treeSize: number, rootHash: Uint8Array): Promise<void> {
-    const latest = await this.#repository.latestCheckpoint();
-    if (latest === undefined) return;
     const inconsistent = (why: string): MandateError =>
       conflict(
         'ERR_AUDIT_CHECKPOINT_INCONSISTENT',
@@ -347,6 +339,7 @@ export class AuditLog {
       if (!isMandateError(error)) throw error;
       throw inconsistent('no consistency proof');
     }
+    return checkpointTime(signed.extensions) ?? 0;
   }
 
   /** The latest stored checkpoint's note, if any. */

@@ -127,24 +127,6 @@ function checkCheckpoints(
   for (let i = 1; i < sorted.length; i++) {
     const a = sorted[i - 1]!;
     const b = sorted[i]!;
-    // Dated checkpoints of a larger tree are not dated earlier (a log dates each no earlier
-    // than the one before: AuditLog.checkpoint): an earlier date would vouch that records were
-    // logged before a rotation they came after.
-    if (
-      a.treeSize < b.treeSize &&
-      a.time !== undefined &&
-      b.time !== undefined &&
-      b.time < a.time
-    ) {
-      return {
-        ok: false,
-        result: fail(
-          LogProblemCode.checkpointInconsistent,
-          `the checkpoint of size ${b.treeSize} is dated ${b.time}, before the one of size ${a.treeSize} (${a.time})`,
-          { checkpoint: b.at },
-        ),
-      };
-    }
     if (a.treeSize === b.treeSize && !bytesEqual(a.rootHash, b.rootHash)) {
       return {
         ok: false,
@@ -155,6 +137,24 @@ function checkCheckpoints(
         ),
       };
     }
+  }
+  // A dated checkpoint of a larger tree is not dated earlier than any of a smaller tree (a log
+  // dates each no earlier than the one before: AuditLog.checkpoint) — undated ones between them
+  // notwithstanding: an earlier date would vouch that records were logged before a rotation they
+  // came after.
+  let latest: (VerifiedCheckpoint & { at: number }) | undefined;
+  for (const c of sorted) {
+    if (c.time === undefined) continue;
+    if (latest !== undefined && latest.treeSize < c.treeSize && c.time < latest.time!)
+      return {
+        ok: false,
+        result: fail(
+          LogProblemCode.checkpointInconsistent,
+          `the checkpoint of size ${c.treeSize} is dated ${c.time}, before the one of size ${latest.treeSize} (${latest.time})`,
+          { checkpoint: c.at },
+        ),
+      };
+    if (latest === undefined || c.time > latest.time!) latest = c;
   }
   return { ok: true, sorted };
 }

@@ -11,7 +11,14 @@ import {
 } from '../identity/index.js';
 import { MemoryVault } from '../vault/index.js';
 import { AuditLog } from './audit-log.js';
-import { noteSignerFromVault, noteVerifierKey, signCheckpoint } from './checkpoint.js';
+import {
+  checkpointTime,
+  noteSignerFromVault,
+  noteVerifierKey,
+  parseCheckpoint,
+  parseNote,
+  signCheckpoint,
+} from './checkpoint.js';
 import { MemoryAuditLogRepository } from './memory-audit-log-repository.js';
 import { EnforcerSigner, InvocationSigner } from './sign-records.js';
 import { verifyTrail, type VerifyTrailOptions } from './verify-trail.js';
@@ -103,16 +110,10 @@ async function world() {
   const undated = async () => {
     const notes: string[] = [];
     for (const note of await stored()) {
-      const body = note.slice(0, note.indexOf('\n\n') + 1).split('\n');
-      const [origin, size] = body;
+      const { extensions, ...body } = parseCheckpoint(parseNote(note).text);
       notes.push(
         await signCheckpoint(
-          {
-            origin: origin!,
-            treeSize: Number(size),
-            rootHash: await log.rootAt(Number(size)),
-            extensions: [],
-          },
+          { ...body, extensions: extensions.filter((l) => checkpointTime([l]) === undefined) },
           [noteSigner],
         ),
       );
@@ -276,18 +277,27 @@ describe('the time a record is judged at', () => {
     await w.log.append((await w.invocation()).bytes);
     await w.log.checkpoint([w.noteSigner]);
     const [dated] = await w.stored();
+    const [undatedFirst] = await w.undated();
     await w.log.append((await w.invocation()).bytes);
-    const back = await signCheckpoint(
-      {
-        origin: ORIGIN,
-        treeSize: w.log.size,
-        rootHash: w.log.root(),
-        extensions: [`mandate-time ${T0 - 1}`],
-      },
-      [w.noteSigner],
-    );
+    const at = async (extensions: string[]) =>
+      signCheckpoint({ origin: ORIGIN, treeSize: w.log.size, rootHash: w.log.root(), extensions }, [
+        w.noteSigner,
+      ]);
+    const back = await at([`mandate-time ${T0 - 1}`]);
     const result = await w.verify({}, [dated!, back]);
-    expect(result.ok ? undefined : result.problem.code).toBe('ERR_AUDIT_CHECKPOINT_INCONSISTENT');
+    expect(result.ok ? undefined : result.problem).toMatchObject({
+      code: 'ERR_AUDIT_CHECKPOINT_INCONSISTENT',
+      position: { checkpoint: 0 },
+    });
+    // An undated checkpoint between the two changes nothing.
+    await w.log.append((await w.invocation()).bytes);
+    const between = await at([]);
+    await w.log.append((await w.invocation()).bytes);
+    const after = await w.verify({}, [dated!, between, await at([`mandate-time ${T0 - 1}`])]);
+    expect(after.ok ? undefined : after.problem.code).toBe('ERR_AUDIT_CHECKPOINT_INCONSISTENT');
+    // Undated ones alone, and a later date, verify.
+    expect((await w.verify({}, [undatedFirst!, between])).ok).toBe(true);
+    expect((await w.verify({}, [dated!, between, await at([`mandate-time ${T0}`])])).ok).toBe(true);
   });
 });
 

@@ -627,19 +627,20 @@ describe('mandate audit', () => {
         g.h.path('cp.txt'),
       ),
     ).toMatchObject({ ok: true });
-    // Older checkpoints, repeatable (each must agree with the log).
-    expect(
-      await g.h.ok(
-        'audit',
-        'verify',
-        '--log',
-        g.h.path('log.jsonl'),
-        '--from',
-        g.h.path('cp.txt'),
-        '--from',
-        g.h.path('cp.txt'),
-      ),
-    ).toMatchObject({ ok: true });
+    // Older checkpoints, repeatable: each is checked (a second one altered fails, at its place).
+    const note = readFileSync(g.h.path('cp.txt'), 'utf8');
+    writeFileSync(
+      g.h.path('altered.txt'),
+      note.replace(`mandate-time ${NOW}`, `mandate-time ${NOW - 1}`),
+    );
+    const from = ['--log', g.h.path('log.jsonl'), '--from', g.h.path('cp.txt'), '--from'];
+    expect(await g.h.ok('audit', 'verify', ...from, g.h.path('cp.txt'))).toMatchObject({
+      ok: true,
+    });
+    expect(await verifyFails(g.h, ...from, g.h.path('altered.txt'))).toMatchObject({
+      code: 'ERR_CHECKPOINT_SIGNATURE_INVALID',
+      position: { checkpoint: 2 },
+    });
   }, 60_000);
 
   it('query marks uncovered calls; a later decision never replaces the first one', async () => {

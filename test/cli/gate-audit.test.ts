@@ -273,20 +273,7 @@ describe('mandate gate sign / gate call --invocation', () => {
     const args = { order: 'o-1' };
     await sign(h, 'one.json', args);
     const before = await h.ok<{ records: number }>('audit', 'export', '--out', h.path('a.jsonl'));
-    const r = await h.run(
-      'gate',
-      'call',
-      '--catalog',
-      h.path('catalog.json'),
-      '--invocation',
-      h.path('one.json'),
-      '--chain',
-      h.path('agent.chain'),
-      '--args',
-      JSON.stringify(args),
-      '--as',
-      'gw',
-    );
+    const r = await callSigned(h, 'one.json', args, 'agent.chain', '--as', 'gw');
     expect(r.code, r.stderr).not.toBe(0);
     expect(r.stderr).toMatch(/ERR_REVOKED.*enforcement point/);
     const after = await h.ok<{ records: number }>('audit', 'export', '--out', h.path('b.jsonl'));
